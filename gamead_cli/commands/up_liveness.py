@@ -47,7 +47,7 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
 
     registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                         timeout=settings.nats.request_timeout)
-    probe = HeartbeatProbe(settings.registry.ttl)
+    probe = HeartbeatProbe(settings.registry.ttl, every=settings.registry.heartbeat_interval)
     host = socket.gethostname()  # as this machine's children announce it in their entries
     def unhealthy(name: str) -> bool:
         child = scaler.supervisor.children.get(name)
@@ -80,13 +80,13 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
                 return
             if verdict.why not in told.setdefault(silent.pid, set()):
                 told[silent.pid].add(verdict.why)
-                error = (heartbeat_error(child.log_path, time.time() - silent.silent_for)
+                error = (heartbeat_error(child.log_path, time.time() - (silent.real or silent.silent_for))
                          if verdict.why == "answering" else None)
                 say(silent_line(silent, verdict, settings.registry.ttl, error))
             return
         told.pop(silent.pid, None)
         answered.pop(silent.pid, None)
-        say(silent_line(silent, verdict, settings.registry.ttl))
+        say(silent_line(silent, verdict, settings.registry.ttl, every=probe.every))
         try:
             os.kill(silent.pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
         except ProcessLookupError:
@@ -114,7 +114,7 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
 
             # a child that beat is serving: its start is over, a refusal (exit 5) of it now never ends the stack
             await run_probe(probe, registry.list, watched, replace, stop, settings.registry.heartbeat_interval,
-                            on_back=back, check=check, host=host,
+                            on_back=back, check=check, host=host, on_late=lambda s: say(late_line(s, probe)),
                             on_beat=lambda w: scaler.supervisor.seen_up(w.name, w.pid))
 
     return asyncio.create_task(probing(), name="gamead-up-probe")
@@ -192,16 +192,35 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
                                                stop, also=also), name="gamead-up-ready-watch")
 
 
-def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:
+def late_line(silent: Any, probe: Any) -> str:
+    """The console line of a child found silent past the bound at the first reading after ``gamead up`` itself was
+    not run for a while (``silent``: a :class:`~gamead_core.scaling.probe.Silent` of the probe's ``late``; ``probe``:
+    its :class:`~gamead_core.scaling.probe.HeartbeatProbe`): both figures, and the counted silence left before it
+    is judged (attack32a F10). Pure."""
+    from gamead_core.scaling.gaps import LATE, NOT_RUN
+
+    bound = probe.ttl + (0.0 if silent.beat_before else probe.start_grace)
+    what = "renewed its registry heartbeat" if silent.beat_before else "written a registry heartbeat since its start"
+    return (f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) has not {what} for {silent.real:.1f}s, but this "
+            f"watch itself did not run for {silent.gap:.1f}s ({NOT_RUN}), so all but {probe.every + LATE:g}s of that "
+            f"is not counted (registry.ttl {probe.ttl:g}s): judged if its silence goes on about "
+            f"{max(0.0, bound - silent.silent_for):.1f}s more; left running")
+
+
+def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None, every: float = 0.0) -> str:
     """The console line of a child silent past ``ttl`` (``registry.ttl``, s): alive (its liveness endpoint
     answered) but unable to write its heartbeat (``error``: its log's last heartbeat error, if known), killed
     (frozen, hung or wedged, and why) or left running (busy or starved of CPU), from the probe's
-    :class:`~gamead_core.scaling.probe.Silent` and :class:`~gamead_core.scaling.probe.Verdict`."""
+    :class:`~gamead_core.scaling.probe.Silent` and :class:`~gamead_core.scaling.probe.Verdict`. After a gap of the
+    probe (``silent.real``), the real silence and the part counted (``every``: the probe's interval, s). Pure."""
+    from gamead_core.scaling.gaps import LATE, counted_words
     from gamead_core.scaling.probe import BUSY_FACTOR
 
-    what = (f"has not renewed its registry heartbeat for {silent.silent_for:.1f}s (registry.ttl {ttl:g}s)"
+    real = silent.silent_for if silent.real is None else silent.real
+    seen = counted_words(real, silent.silent_for, silent.gap, every + LATE)
+    what = (f"has not renewed its registry heartbeat for {real:.1f}s{seen} (registry.ttl {ttl:g}s)"
             if silent.beat_before else
-            f"has written no registry heartbeat in the {silent.silent_for:.1f}s since its start")
+            f"has written no registry heartbeat in the {real:.1f}s since its start{seen}")
     who = f"{escape(silent.name)} (pid {silent.pid}) {what}"
     if verdict.why == "answering":
         why = f"its heartbeat failed: {escape(error)}" if error else "its log names no heartbeat error yet"

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from gamead_core.proc import CpuSample, cpu_sample
 from gamead_core.scaling.answers import Answer, ask, each_interval, liveness_client
+from gamead_core.scaling.gaps import LATE, NOT_RUN, counted_words, unseen
 from gamead_core.scaling.probe import BUSY_FACTOR, Silent, Verdict, judge
 
 #: Seconds between two questions to the server's ``/healthz``.
@@ -44,9 +45,6 @@ WATCH_EVERY = 1.0
 #: Seconds a (re)started server gets, beyond the bound, for its first answer: the time ``gamead up`` gives its first
 #: start to listen (``NATS_READY_TIMEOUT``); its monitoring listens before JetStream recovers its store.
 START_GRACE = 10.0
-#: Seconds between two readings past which the watch itself was not run (a reading takes :data:`WATCH_EVERY` plus
-#: at most :data:`~gamead_core.scaling.answers.ANSWER_TIMEOUT` s): a longer gap's excess is not counted as silence.
-LATE = 5.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ class NatsWatch:
         if life is None or life.pid != pid:  # its first reading: the watch saw nothing since its start either
             life = self._life = _Life(pid, started_at)
             last = started_at if last is None or last < started_at else last
-        gap = 0.0 if last is None else now - last
+        gap, skipped = (0.0 if last is None else now - last), unseen(last, now)
         if life.base is None or life.base[1] is None:
             life.base = (now, reading)
         if answered(answer):
@@ -105,8 +103,8 @@ class NatsWatch:
             life.unseen = life.gap = 0.0
             return note, False
         bound = self.ttl + (0.0 if life.answered else self.start_grace)
-        if gap > LATE:
-            life.unseen += gap - LATE
+        if skipped > 0:
+            life.unseen += skipped
             life.gap = max(life.gap, gap)
             life.base = (now, reading)  # its CPU is judged on what the watch saw
             if now - life.since > bound and not life.said:
@@ -140,9 +138,9 @@ def late_line(name: str, pid: int, silent_for: float, gap: float, ttl: float, le
     if stopped or idle, and if it uses CPU). Pure."""
     idle, busy = (max(0.0, x) for x in left)
     return (f"{name} (pid {pid}) has not answered /healthz for {silent_for:.1f}s, but this watch itself did not run "
-            f"for {gap:.1f}s (gamead up was not scheduled: an overloaded or suspended machine, or its event loop "
-            f"held), so all but {LATE:g}s of that is not counted (registry.ttl {ttl:g}s): killed if its silence goes "
-            f"on about {idle:.1f}s more while it is stopped or idle, {busy:.1f}s more while it uses CPU")
+            f"for {gap:.1f}s ({NOT_RUN}), so all but {LATE:g}s of that is not counted (registry.ttl {ttl:g}s): "
+            f"killed if its silence goes on about {idle:.1f}s more while it is stopped or idle, {busy:.1f}s more "
+            "while it uses CPU")
 
 
 def frozen_line(silent: Silent, verdict: Verdict, ttl: float, *, real: float | None = None, gap: float = 0.0) -> str:
@@ -151,10 +149,7 @@ def frozen_line(silent: Silent, verdict: Verdict, ttl: float, *, real: float | N
     since its last answer (s) when the watch did not see all of it (``silent.silent_for`` is the part it saw; ``gap``:
     the longest time it did not run). Pure."""
     since = "" if silent.beat_before else "; none since its start"
-    seen = ""
-    if real is not None and real - silent.silent_for > 0.05:
-        seen = (f", {silent.silent_for:.1f}s of it counted (this watch itself did not run for {gap:.1f}s, of which "
-                f"{LATE:g}s count: gamead up was not scheduled)")
+    seen = "" if real is None else counted_words(real, silent.silent_for, gap)
     who = (f"{silent.name} (pid {silent.pid}) does not answer /healthz for "
            f"{silent.silent_for if real is None else real:.1f}s{seen} (registry.ttl {ttl:g}s{since})")
     cpu = verdict.cpu_words(otherwise=f"state {verdict.state}")

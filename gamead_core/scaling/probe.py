@@ -45,6 +45,10 @@ hostname, same fork order, same pids). An entry counts for a process only if it 
 the process's own wall clock, on this machine) at or after the process was spawned (:attr:`Watched.
 started_wall`, less :data:`START_SKEW`), or once its ``heartbeatAt`` changes after the first reading (a dead
 process's entry never changes: this holds even if the wall clock stepped back between the two).
+
+Only silence the probe saw counts (attack32a F10, :mod:`gamead_core.scaling.gaps`: a gap between two readings
+past its interval plus ``LATE`` s is not counted; the first reading after it hands over, once, a child past the
+bound only with the gap, :attr:`HeartbeatProbe.late`, to be named, not killed; a kill line gives both figures).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from gamead_core.errors import error_text
 from gamead_core.proc import CpuSample, cpu_sample
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.scaling.answers import Answer
+from gamead_core.scaling.gaps import unseen
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,8 @@ class Silent:
     pid: int
     silent_for: float
     beat_before: bool  #: it had beaten since its start (False: it never wrote its first heartbeat)
+    real: float | None = None  #: its whole silence (s) when the watch did not see all of it (``silent_for``: seen)
+    gap: float = 0.0  #: then, the longest time (s) the watch itself did not run
 
 
 @dataclass(frozen=True)
@@ -160,17 +167,24 @@ class _Seen:
     renewed_at: float  #: monotonic: the last renewal seen (or the start, before the first one)
     beat_at: datetime | None = None  #: its entry's heartbeatAt at the last renewal seen
     stale: datetime | None = None  #: the heartbeatAt of an entry with its pid started before it (a predecessor's)
+    unseen: float = 0.0  #: seconds of its present silence the probe did not see (module docstring)
+    gap: float = 0.0  #: the longest of those gaps (s)
+    said: bool = False  #: its present silence was handed over in :attr:`HeartbeatProbe.late`
 
 
 class HeartbeatProbe:
     """Which watched worker processes stopped renewing their registry heartbeat for ``ttl`` seconds
-    (``registry.ttl``; ``start_grace`` more before their first beat)."""
+    (``registry.ttl``; ``start_grace`` more before their first beat); ``every``: the seconds between two readings
+    (``registry.heartbeat_interval``), for the gaps not counted (module docstring; None: every gap counts)."""
 
-    def __init__(self, ttl: float, *, start_grace: float = START_GRACE) -> None:
+    def __init__(self, ttl: float, *, start_grace: float = START_GRACE, every: float | None = None) -> None:
         self.ttl = ttl
         self.start_grace = start_grace
+        self.every = every
+        self.late: list[Silent] = []  #: by :meth:`observe`: silent past the bound only with its gaps (said once)
         self._seen: dict[str, _Seen] = {}
         self._blind = False
+        self._last: float | None = None  #: monotonic: the previous reading
 
     def blind(self) -> None:
         """The registry could not be read: the next :meth:`observe` starts every clock again."""
@@ -178,8 +192,10 @@ class HeartbeatProbe:
 
     def observe(self, workers: list[Watched], entries: Mapping[str, NodeInfo], now: float) -> list[Silent]:
         """Take one reading: ``workers`` that run now, ``entries`` the registry's worker entries by id, ``now``
-        monotonic seconds. Returns the workers silent past the bound (each until it is replaced)."""
+        monotonic seconds. Returns the workers silent past the bound (each until it is replaced), counting only the
+        silence it saw (module docstring: a gap since the previous reading, or a new process's start if later)."""
         blind, self._blind = self._blind, False
+        last, self._last, self.late = self._last, now, []
         current = {w.name for w in workers}
         for name in [n for n in self._seen if n not in current]:
             del self._seen[name]
@@ -189,16 +205,27 @@ class HeartbeatProbe:
             if seen is None or seen.pid != w.pid:
                 seen = self._seen[w.name] = _Seen(w.pid, w.started_at)
             elif blind:
-                seen.renewed_at = max(seen.renewed_at, now)
+                seen.renewed_at, seen.unseen, seen.gap = max(seen.renewed_at, now), 0.0, 0.0
+            since = None if last is None or blind or self.every is None else max(last, w.started_at)
+            if (skipped := unseen(since, now, self.every or 0.0)) > 0:
+                seen.unseen, seen.gap = seen.unseen + skipped, max(seen.gap, now - since)
             entry = entries.get(w.worker_id)
             if entry is not None and entry.pid == w.pid and entry.heartbeat_at != seen.beat_at:
                 if seen.beat_at is not None or _own(entry, w, seen):
                     seen.beat_at, seen.renewed_at = entry.heartbeat_at, now
+                    seen.unseen = seen.gap = 0.0
+                    seen.said = False
                 elif seen.stale is None:
                     seen.stale = entry.heartbeat_at  # a predecessor's, or ours if the clock stepped back: wait
             bound = self.ttl + (0.0 if seen.beat_at is not None else self.start_grace)
-            if now - seen.renewed_at > bound:
-                out.append(Silent(w.name, w.worker_id, w.pid, now - seen.renewed_at, seen.beat_at is not None))
+            real = now - seen.renewed_at
+            silent = Silent(w.name, w.worker_id, w.pid, real - seen.unseen, seen.beat_at is not None,
+                            real if seen.unseen > 0 else None, seen.gap)
+            if silent.silent_for > bound:
+                out.append(silent)
+            elif skipped > 0 and real > bound and not seen.said:
+                seen.said = True
+                self.late.append(silent)
         return out
 
     def beaten(self, name: str, pid: int) -> bool:
@@ -214,7 +241,7 @@ class HeartbeatProbe:
         seen = self._seen.get(name)
         if seen is None or seen.pid != pid or seen.beat_at is None:
             return True
-        return now - seen.renewed_at > self.ttl
+        return now - seen.renewed_at - seen.unseen > self.ttl
 
 
 def _own(entry: NodeInfo, w: Watched, seen: _Seen) -> bool:
@@ -239,6 +266,7 @@ async def run_probe(
     check: Callable[[Watched], Awaitable[Answer | None]] | None = None,
     host: str | None = None,
     on_beat: Callable[[Watched], None] | None = None,
+    on_late: Callable[[Silent], None] | None = None,
 ) -> None:
     """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, ``sample(pid)`` each worker of
     ``workers()`` (state, CPU time), ``check(worker)`` each one silent past the bound (its liveness endpoint,
@@ -247,7 +275,8 @@ async def run_probe(
     killed); ``on_back(worker, silent_for)`` once such a worker beats again after ``silent_for`` s. ``clock``:
     the observer's clock (s); ``host``: the machine whose entries count (default: this one's hostname, as its
     processes announce it); ``on_beat(worker)`` at each reading for each worker that has beaten since its start
-    (it is serving: ``gamead up`` ends its start, :meth:`gamead_core.supervisor.Supervisor.seen_up`). Never
+    (it is serving: ``gamead up`` ends its start, :meth:`gamead_core.supervisor.Supervisor.seen_up`);
+    ``on_late(silent)`` for each of :attr:`HeartbeatProbe.late` (silent past the bound only with a gap). Never
     raises (a failed read is logged and makes the probe :meth:`~HeartbeatProbe.blind`; a failed check counts as
     no answer; so is a failing hook)."""
     host = socket.gethostname() if host is None else host
@@ -267,12 +296,12 @@ async def run_probe(
             current = {w.pid: (now, s) for w in watched if (s := sample(w.pid)) is not None}
             silent_now = set()
             silents = probe.observe(watched, entries, now)
-            for w in watched if on_beat is not None else []:
-                if probe.beaten(w.name, w.pid):
-                    try:
-                        on_beat(w)
-                    except Exception:  # a failing hook is logged, never fatal
-                        log.exception("liveness probe: on_beat failed for %s", w.name)
+            for hook, w in [*((on_beat, w) for w in watched if on_beat and probe.beaten(w.name, w.pid)),
+                            *((on_late, s) for s in probe.late if on_late)]:
+                try:
+                    hook(w)  # type: ignore[arg-type]
+                except Exception:  # a failing hook is logged, never fatal
+                    log.exception("liveness probe: a hook failed for %s", w.name)
             answers = await _answers(check, [w for s in silents for w in watched if w.name == s.name])
             for silent in silents:
                 silent_now.add((silent.name, silent.pid))
