@@ -46,8 +46,8 @@ def _stripped(text: str, info: ValidationInfo | None) -> str:
     U+0080-U+009F; the bidi embedding/override/isolate controls U+202A-U+202E, U+2066-U+2069). Read with the
     :data:`STORED` context, only C0 controls and DEL are refused (the rule older records were written under)."""
     text = text.strip()
-    if text and text.isprintable() and not UNSHOWN_PRINTABLE.search(text):  # the common case: no control, format
-        return text  # character, whitespace but U+0020 (str.isprintable), filler or selector: no further scan
+    if text and text.isprintable() and (text.isascii() or not UNSHOWN_PRINTABLE.search(text)):  # the common case:
+        return text  # no control, format character, whitespace but U+0020, filler or selector: no further scan
     stored = info is not None and bool((info.context or {}).get("stored"))
     bad = _CONTROL.search(text) if stored else REFUSED.search(text)
     if bad is not None:
