@@ -78,7 +78,7 @@ def kept_line(differs: Sequence[str], command: str, *, lowering_on: bool, log: s
     if lowering_on:
         return (f"{head}, though queue.lower_limits is on: {what}. A count or size is never set below what its "
                 f"stream or bucket holds ({log} says which and why): let it drain or expire, then restart gamead up")
-    return (f"{head}: the live value{'s' if count != 1 else ''} of the limits the fleet shares stay (a start never "
+    return (f"{head}: the fleet's live value{'s stay' if count != 1 else ' stays'} (a start never "
             f"lowers one): {what}. To apply {'them' if count != 1 else 'it'}, stop this stack (Ctrl-C), then run: "
             f"{command}")
 
