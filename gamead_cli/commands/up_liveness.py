@@ -197,13 +197,12 @@ def late_line(silent: Any, probe: Any) -> str:
     not run for a while (``silent``: a :class:`~gamead_core.scaling.probe.Silent` of the probe's ``late``; ``probe``:
     its :class:`~gamead_core.scaling.probe.HeartbeatProbe`): both figures, and the counted silence left before it
     is judged (attack32a F10). Pure."""
-    from gamead_core.scaling.gaps import LATE, NOT_RUN
+    from gamead_core.scaling.gaps import LATE, not_run_words
 
     bound = probe.ttl + (0.0 if silent.beat_before else probe.start_grace)
     what = "renewed its registry heartbeat" if silent.beat_before else "written a registry heartbeat since its start"
-    return (f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) has not {what} for {silent.real:.1f}s, but this "
-            f"watch itself did not run for {silent.gap:.1f}s ({NOT_RUN}), so all but {probe.every + LATE:g}s of that "
-            f"is not counted (registry.ttl {probe.ttl:g}s): judged if its silence goes on about "
+    return (f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) has not {what} for {silent.real:.1f}s, "
+            f"{not_run_words(silent.gap, probe.every + LATE, probe.ttl)}: judged if its silence goes on about "
             f"{max(0.0, bound - silent.silent_for):.1f}s more; left running")
 
 

@@ -36,4 +36,11 @@ def counted_words(real: float, counted: float, gap: float, allowed: float = LATE
             "count: gamead up was not scheduled)")
 
 
-__all__ = ["LATE", "NOT_RUN", "counted_words", "unseen"]
+def not_run_words(gap: float, allowed: float, ttl: float) -> str:
+    """``but this watch itself did not run for 81.5s (…), so all but 5s of that is not counted (registry.ttl 10s)``:
+    the first reading after a gap of ``gap`` s, of which ``allowed`` s count (``ttl``: ``registry.ttl``, s). Pure."""
+    return (f"but this watch itself did not run for {gap:.1f}s ({NOT_RUN}), so all but {allowed:g}s of that is not "
+            f"counted (registry.ttl {ttl:g}s)")
+
+
+__all__ = ["LATE", "NOT_RUN", "counted_words", "not_run_words", "unseen"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from gamead_core.proc import CpuSample, cpu_sample
 from gamead_core.scaling.answers import Answer, ask, each_interval, liveness_client
-from gamead_core.scaling.gaps import LATE, NOT_RUN, counted_words, unseen
+from gamead_core.scaling.gaps import LATE, counted_words, not_run_words, unseen
 from gamead_core.scaling.probe import BUSY_FACTOR, Silent, Verdict, judge
 
 #: Seconds between two questions to the server's ``/healthz``.
@@ -137,8 +137,7 @@ def late_line(name: str, pid: int, silent_for: float, gap: float, ttl: float, le
     did not run for ``gap`` s (``ttl``: ``registry.ttl``; ``left``: the seconds of silence more before it is killed
     if stopped or idle, and if it uses CPU). Pure."""
     idle, busy = (max(0.0, x) for x in left)
-    return (f"{name} (pid {pid}) has not answered /healthz for {silent_for:.1f}s, but this watch itself did not run "
-            f"for {gap:.1f}s ({NOT_RUN}), so all but {LATE:g}s of that is not counted (registry.ttl {ttl:g}s): "
+    return (f"{name} (pid {pid}) has not answered /healthz for {silent_for:.1f}s, {not_run_words(gap, LATE, ttl)}: "
             f"killed if its silence goes on about {idle:.1f}s more while it is stopped or idle, {busy:.1f}s more "
             "while it uses CPU")
 
