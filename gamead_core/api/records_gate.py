@@ -54,13 +54,6 @@ def records_refusal(app: Any) -> RecordsFull | None:
                  "recordsBeforeLive": before, "refuseBelow": records.get("refuseBelow")})
 
 
-def check_records_room(app: Any) -> None:
-    """Raise :func:`records_refusal`'s :class:`RecordsFull`, if any; else nothing."""
-    refusal = records_refusal(app)
-    if refusal is not None:
-        raise refusal
-
-
 def token_deferred(scope: Scope, path: str) -> bool:
     """True for a ``POST /ads`` (``path``) while the gate refuses: the rate-limit middleware then leaves its token
     to the route (``scope["state"]["rate_quota"]``), so a refused submit spends none (review31 R2)."""
