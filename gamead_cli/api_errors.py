@@ -31,7 +31,7 @@ HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
 _MAX_FIELD_ERRORS = 5
 
 
-def _connect_cause(exc: Exception) -> str:
+def connect_cause(exc: Exception) -> str:
     text = str(exc).lower()
     if "refused" in text:
         return "connection refused"
@@ -60,7 +60,7 @@ def unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
     elif isinstance(exc, httpx.TimeoutException):
         cause = f"no answer within {timeout:g}s"
     elif isinstance(exc, httpx.ConnectError):
-        cause = _connect_cause(exc)
+        cause = connect_cause(exc)
     else:
         cause = error_text(exc)
     return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ import httpx
 from gamead_cli import retry
 from gamead_cli.api_errors import (
     HINT,
+    connect_cause,
     changes_nothing,
     error_from_response,
     from_gamead,
@@ -32,42 +33,11 @@ from gamead_cli.api_errors import (
     unreachable,
     unsendable,
 )
+from gamead_cli.ndjson_lines import ndjson_lines
 from gamead_core.errors import ApiClientError, ApiUnreachable
 
 if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
-
-
-#: longest line of an NDJSON stream from the API (a job document is a few KiB)
-MAX_STREAM_LINE_BYTES = 1024 * 1024
-
-
-def _ndjson_lines(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a newline-delimited byte stream, holding at most one line of
-    :data:`MAX_STREAM_LINE_BYTES`; raises :class:`ApiClientError` for a longer line or one that is not JSON."""
-    from gamead_cli.inputs import NotJson, strict_loads
-
-    def parse(line: bytes) -> dict[str, Any]:
-        try:
-            doc = strict_loads(line)
-        except NotJson as exc:
-            raise ApiClientError(f"the API answered {what} with a line that is not JSON ({exc})") from None
-        if not isinstance(doc, dict):
-            raise ApiClientError(f"the API answered {what} with a line that is not a JSON object")
-        return doc
-
-    buf = b""
-    for chunk in chunks:
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield parse(line)
-        if len(buf) > MAX_STREAM_LINE_BYTES:
-            raise ApiClientError(f"the API answered {what} with a line longer than "
-                                 f"{MAX_STREAM_LINE_BYTES // 1024} KiB: is --api a gamead API?")
-    if buf.strip():
-        yield parse(buf)
 
 
 class Unsent:
@@ -111,6 +81,10 @@ class ApiClient:
         #: the flags a printed next command needs to reach this API again (:func:`gamead_cli.options.reach_again`)
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
+        #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
+        #: ``refused(cause) -> bool`` at each connection that could not be made once it had answered (False: do not
+        #: wait to retry it), ``answered()`` at each answer
+        self.watch: Any = None
         self._lock = threading.Lock()
         self._cancelled = threading.Event()  #: set by :meth:`cancel_retries` (Ctrl-C): no more waits to retry
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  #: connected ones, for :meth:`abort`
@@ -174,8 +148,10 @@ class ApiClient:
             try:
                 response = self._http.request(method, path, **kw, extensions={"trace": unsent})
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
+                    else connect_cause(exc)
                 if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
-                        method, headers, sent=False)):
+                        method, headers, sent=False) and (self.watch is None or self.watch.refused(cause))):
                     continue
                 raise unreachable(self.api_url, exc, self.timeout) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -195,6 +171,8 @@ class ApiClient:
             except httpx.HTTPError as exc:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
+            if self.watch is not None:
+                self.watch.answered()
             status = response.status_code
             took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
             if status in retry.RETRY_STATUSES and self._wait_to_retry(
@@ -283,7 +261,7 @@ class ApiClient:
     def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
         """Send one request asking for newline-delimited JSON and yield each line as it arrives.
 
-        A line longer than :data:`MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON (say ``--api``
+        A line longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON (say ``--api``
         points at something else) raises :class:`ApiClientError`."""
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
         try:
@@ -295,7 +273,7 @@ class ApiClient:
                         raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
                                              f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
                     raise error
-                yield from _ndjson_lines(response.iter_bytes(), f"{method} {path}")
+                yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
         except (httpx.TimeoutException, httpx.NetworkError) as exc:
             raise unreachable(self.api_url, exc, self.timeout) from exc
         except httpx.RemoteProtocolError as exc:

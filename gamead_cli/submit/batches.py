@@ -9,6 +9,13 @@ from typing import Any
 
 #: Ads per ``POST /ads/batch`` request (the API takes up to ``api.batch_max``, 500 by default).
 BATCH_SIZE = 100
+#: per-ad detail of ``-o json`` (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for
+#: the first ITEMS_KEPT ads in input order; later ads are counted only (``itemsOmitted``): an endless stdin
+#: (``tail -f ads.ndjson | gamead submit --ndjson -``) must not grow the client's memory (attack27 F6: ~20 MB/s)
+ITEMS_KEPT = 10_000
+#: ``--wait`` follows the ads accepted among the first FOLLOWED_MAX ads in input order (an id kept for each, ~150
+#: bytes); those accepted later are counted in ``notFollowed``
+FOLLOWED_MAX = 100_000
 
 
 Item = tuple[int, Any]  #: (index, an ad or the GameadError that stands for an unreadable one)

@@ -16,8 +16,10 @@ from typing import Any
 
 from gamead_cli import retry
 from gamead_cli.client import ApiClient
-from gamead_cli.submit.batches import (
+from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for their readers
     BATCH_SIZE,
+    FOLLOWED_MAX,
+    ITEMS_KEPT,
     REJECTIONS_LISTED,
     SIZE_REFUSALS,
     Item,
@@ -31,28 +33,11 @@ from gamead_cli.submit.batches import (
 )
 from gamead_cli.stops import signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
+from gamead_cli.submit.outage import MARKS, Outage, pace
 from gamead_cli.submit.reading import Labeled
 from gamead_cli.submit.settling import MAYBE_KEPT
-from gamead_cli.submit.views import progress_bar
+from gamead_cli.submit.views import progress_bar, progress_info
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
-
-#: per-ad detail of ``-o json`` (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for
-#: the first ITEMS_KEPT ads in input order; later ads are counted only (``itemsOmitted``): an endless stdin
-#: (``tail -f ads.ndjson | gamead submit --ndjson -``) must not grow the client's memory (attack27 F6: ~20 MB/s)
-ITEMS_KEPT = 10_000
-#: ``--wait`` follows the ads accepted among the first FOLLOWED_MAX ads in input order (an id kept for each, ~150
-#: bytes); those accepted later are counted in ``notFollowed``
-FOLLOWED_MAX = 100_000
-
-
-def _pace(stop: threading.Event, at: float) -> bool:
-    """Wait until monotonic time ``at`` (in bounded steps: ``Event.wait`` overflows past ``TIMEOUT_MAX``);
-    True if ``stop`` was set meanwhile."""
-    while (delay := at - time.monotonic()) > 0:
-        if stop.wait(min(delay, 60.0)):
-            return True
-    return stop.is_set()
-
 
 def send_many(
     client: ApiClient,
@@ -88,7 +73,9 @@ def send_many(
     the ads newly queued a second; ``answeredPerSecond`` every ad the API answered (accepted, duplicate or
     refused) a second. Returns the summary so far and, with ``follow`` (``--wait``), the ids of the ads newly
     accepted among the first :data:`FOLLOWED_MAX` (in input order; ``notFollowed`` counts the others). If the API
-    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
+    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`; once it answered, an outage
+    pauses the sending and stops it past ``client.retry_for`` (:mod:`~gamead_cli.submit.outage`: ``outages``,
+    ``pausedSeconds``, ``stoppedByOutage``, ``refusedByOutage``, ``notSent``). Ctrl-C stops sending,
     lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
     With ``live`` (a stream: stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4),
     Ctrl-C sends the partial batch and names what was read ahead (``not_sent``), as a second Ctrl-C names those it
@@ -137,6 +124,8 @@ def send_many(
 
     with progress_bar() as progress:
         task = progress.add_task("submitting", total=total, info="")
+        outage = client.watch = Outage(client.api_url, client.retry_for, lambda mark, text: progress.console.print(
+            f"{mark} {text}", style=MARKS[mark], soft_wrap=True, highlight=False, markup=False))  # above the bar
 
         def one(chunk: list[Item], slot: bool = True) -> None:
             try:
@@ -147,6 +136,7 @@ def send_many(
                         reject(i, labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
                 raise
             finally:
+                outage.finished()
                 if slot:
                     slots.release()
 
@@ -230,10 +220,8 @@ def send_many(
                     for i, where, body in answers:
                         if i not in again:
                             settle(i, where, body)
-                    info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
-                            + (f", {maybe} may still be queued" if (maybe := counts["unsure"] + counts["unknown"])
-                               else ""))
-                progress.update(task, advance=len(answers) - len(again), info=info)
+                    said = progress_info(counts, rejected, outage.status())
+                progress.update(task, advance=len(answers) - len(again), info=said)
                 if not again:
                     return
                 answers = [a for a in answers if a[0] in again]
@@ -255,12 +243,19 @@ def send_many(
         try:
             for run in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: limit["size"]):
                 chunk = run
-                if rate > 0 and _pace(stop, start + chunk[-1][0] / rate):  # its last ad's turn
+                if rate > 0 and pace(stop, start + outage.paused + chunk[-1][0] / rate):  # its last ad's turn
+                    break
+                if outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
+                                                                                      outage.status()))):
+                    with lock:  # sending stops (the API away past client.retry_for); what a stream read is named
+                        for i, item in chunk + feed.rest() if feed else []:
+                            reject(i, labelled(i, item)[0], "not_sent", "not sent: the API was unreachable")
                     break
                 slots.acquire()
                 if stop.is_set():
                     slots.release()
                     break
+                outage.started()
                 with signals_held():  # a Ctrl-C lands before or after the hand-over, never inside it: the run
                     futures[pool.submit(one, run)], chunk = run, []  # could be sent twice (review30b F2)
                 sent, last = sent + len(run), labelled(*run[-1])[0]  # ads go in input order: 1 … last
@@ -277,6 +272,7 @@ def send_many(
                 for i, item in feed.rest() if feed else []:
                     reject(i, labelled(i, item)[0], "not_sent", f"not sent: read ahead when {stopped_by()} came")
             for k in range(0, len(held), limit["size"]):
+                outage.started()
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
                 sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]
         try:
@@ -293,7 +289,7 @@ def send_many(
             except KeyboardInterrupt:  # the requests in flight end now: the exit does not wait for them (F11)
                 pool.shutdown(wait=False, cancel_futures=True)
                 client.abort()
-        elapsed = time.monotonic() - start
+        elapsed, client.watch = time.monotonic() - start, None  # the lookups after it are not the run's
         with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
             for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
                 reject(i, labelled(i, item)[0], "not_sent", "not sent: interrupted (Ctrl-C) before its batch went out")
@@ -332,6 +328,7 @@ def send_many(
         "idempotencyKey": idempotency_key,
         # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
         "itemsOmitted": max(0, sent - ITEMS_KEPT),
+        **outage.summary(rejected.get("api_unreachable", 0)),  # the API away: when, the pause, the ads refused
     }
     if keep_items:
         summary["acceptedIds"] = [order[i] for i in kept if i < ITEMS_KEPT]
@@ -344,7 +341,8 @@ def send_many(
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
-        summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
-    elif stop.is_set() and total is not None and sent < total:  # a batch got no answer before any was accepted
+    elif stop.is_set() and total is not None and sent < total:  # no answer before any was accepted, or an outage
         summary["notSent"] = total - sent  # stopped there rather than wait on an API that answers nothing
+    if interrupted or unread or outage.stopped:
+        summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
     return summary, ids

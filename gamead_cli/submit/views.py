@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.formats import command_text
+from gamead_cli.formats import command_text, short_time
 from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
@@ -40,6 +40,14 @@ def progress_bar() -> Progress:
         console=console,
         disable=not console.is_terminal,
     )
+
+
+def progress_info(counts: Mapping[str, int], rejected: Mapping[str, int], outage: str = "") -> str:
+    """The progress bar's words: ``812 ok, 48 rejected, 3 may still be queued`` and ``outage``, what
+    :meth:`gamead_cli.submit.outage.Outage.status` says while the API is unreachable. Pure."""
+    maybe = counts["unsure"] + counts["unknown"]
+    return (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
+            + (f", {maybe} may still be queued" if maybe else "") + outage)
 
 
 def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
@@ -92,9 +100,14 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time, still unknown: they may "
                                            f"still be analysed; {_ranges(summary, 'maybeQueuedWhere')}; {settle})",
                                            style="yellow"))
+    if summary.get("outages"):
+        grid.add_row("API unreachable", Text(outage_text(summary), style="yellow"))
     if summary.get("notSent"):
-        grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: a batch got no answer before any ad was "
-                                      "accepted; none of these reached the API)", style="yellow"))
+        why = ("the API was still unreachable after client.retry_for" if summary.get("stoppedByOutage") else
+               "a batch got no answer before any ad was accepted")
+        grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: {why}; none of these reached the API"
+                                      + (f"; the input after {summary['lastSent']}" if summary.get("lastSent")
+                                         else "") + ")", style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
@@ -129,6 +142,22 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
                                          style="yellow"))
     panel = Panel(grid, title="submit summary", title_align="left", expand=False)
     return panel if look is None else Group(panel, look)
+
+
+def outage_text(summary: Mapping[str, Any]) -> str:
+    """The summary's ``API unreachable`` row: each outage (from, to, how long), how long the sending paused, the ads
+    it refused (rejected ``api_unreachable``: never queued) and whether any may be queued. Pure."""
+    spans = summary.get("outages") or []
+    when = "; ".join((f"{short_time(o.get('since'))}-{short_time(o['until'])} UTC" if o.get("until") else
+                      f"{short_time(o.get('since'))} UTC to the end") + f", {o.get('seconds') or 0:.1f} s "
+                     f"({o.get('cause')})" for o in spans[:5])
+    maybe, paused = summary.get("maybeQueued") or 0, summary.get("pausedSeconds") or 0
+    return (f"{len(spans)} time{'s' if len(spans) > 1 else ''}: {when}{' …' if len(spans) > 5 else ''}; sending "
+            + (f"paused {paused:.1f} s, then stopped; " if summary.get("stoppedByOutage") else
+               f"paused {paused:.1f} s (the run ended that much later, --rate kept); ")
+            + f"{summary.get('refusedByOutage') or 0} ads refused (rejected api_unreachable: never queued, safe to "
+            "resend); " + (f"{maybe} may be queued (a request went out and its answer never came: see that row)"
+                           if maybe else "none may be queued (every request sent was answered)"))
 
 
 def rejections_lines(summary: Mapping[str, Any]) -> list[str]:

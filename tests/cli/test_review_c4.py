@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gamead_cli.submit.sending import _pace
 from gamead_cli.main import app
+from gamead_cli.submit.outage import pace as _pace
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, ad, clean_env, start_api
 
@@ -223,13 +223,13 @@ def test_a_unicode_digit_is_refused_not_a_crash() -> None:
 
 
 def test_a_streamed_line_is_bounded_and_strict() -> None:
-    from gamead_cli.client import MAX_STREAM_LINE_BYTES, _ndjson_lines
+    from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
     from gamead_core.errors import ApiClientError
 
-    assert list(_ndjson_lines([b'{"a": 1}\n{"b"', b': 2}\n\n{"c": 3}'], "GET /x")) == [{"a": 1}, {"b": 2}, {"c": 3}]
+    assert list(ndjson_lines([b'{"a": 1}\n{"b"', b': 2}\n\n{"c": 3}'], "GET /x")) == [{"a": 1}, {"b": 2}, {"c": 3}]
     for chunks in ([b'{"a": NaN}\n'], [b"[1]\n"], [b"x" * 65536] * (MAX_STREAM_LINE_BYTES // 65536 + 2)):
         with pytest.raises(ApiClientError):
-            list(_ndjson_lines(chunks, "GET /x"))
+            list(ndjson_lines(chunks, "GET /x"))
 
 
 def test_an_ad_from_flags_whose_title_has_no_letters_and_no_description_is_refused() -> None:

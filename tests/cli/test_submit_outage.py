@@ -1,0 +1,112 @@
+"""fix33a (attack32c): ``gamead submit --count N --rate R`` across an API outage — the API stopped (SIGKILL: its port
+refuses) while the run sends, then started again on the same port, or not.
+
+Before: every batch refused by connection was retried for ``client.retry_for`` and then counted rejected, a
+backlog then went out unpaced, a 30 s run took 100 s, and nothing was said on stderr meanwhile. Now one line says
+when the outage began, what is done and until when, one line when the API answers again (or when the run stops: it
+was still unreachable after ``client.retry_for``), sending pauses meanwhile (the ``--rate`` schedule resumes where it
+paused), and the summary names the outage, the ads it refused and whether any may be queued.
+
+Real nats-server, a real API process stopped and started by its PID, a real ``gamead submit`` process."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import (
+    Proc,
+    clean_env,
+    gamead_argv,
+    killed_if_left,
+    start_api,
+    wait_for,
+)
+
+COUNT, RATE = 300, 30
+
+
+def _said(path: Path) -> str:
+    return " ".join(path.read_text().split())
+
+
+def _submitting(url: str, err: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """A paced ``gamead submit --count`` against ``url``, its stderr into ``err``, started once some of its ads are
+    queued."""
+    with err.open("w") as sink:
+        cli = subprocess.Popen(gamead_argv("submit", "--count", str(COUNT), "--rate", str(RATE), "--title", "Outage",
+                                           "--genre", "RPG", "--api", url, *args),
+                               env=clean_env(COLUMNS="400", **env), stdout=subprocess.PIPE, stderr=sink,
+                               stdin=subprocess.DEVNULL, text=True)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        wait_for(lambda: http.get("/ads", params={"limit": 20}).json()["count"] >= 20 or cli.poll() is not None,
+                 timeout=60, what="some ads of the run queued")
+    assert cli.poll() is None, _said(err)
+    return cli
+
+
+def test_a_run_across_an_api_restart_pauses_says_so_and_sends_every_ad(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """The API stopped, then started again on its port: stderr says when it went away, that sending paused and
+    until when it waits, then that it answers again; every ad is sent (none refused by the outage: the run waited
+    for it), and ``-o json`` names the outage (its span, the pause, the ads it refused, none) — before: silent,
+    the batches out at the time counted rejected ``api_unreachable`` after ``client.retry_for`` each."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    err = tmp_path / "submit.err"
+    cli = _submitting(url, err, "-o", "json", GAMEAD_CLIENT__RETRY_FOR="120")
+    with killed_if_left(cli):
+        api.kill()
+        wait_for(lambda: "is unreachable" in _said(err) or cli.poll() is not None, timeout=60,
+                 what="the line saying the API is unreachable")
+        said = _said(err)
+        assert "the API at " + url + " is unreachable (connection refused): sending paused" in said, said
+        assert "(client.retry_for 120 s)" in said and "The --rate schedule resumes where it paused" in said, said
+        again, _ = start_api(server.url, tmp_path, port=int(url.rsplit(":", 1)[1]))
+        procs.append(again)
+        out, _ = cli.communicate(timeout=180)
+    said = _said(err)
+    assert "✓ " in said and f"the API at {url} answers again after" in said, said
+    summary = json.loads(out)
+    assert summary["sent"] == COUNT and "notSent" not in summary, summary
+    assert summary["rejected"] == {} and summary["refusedByOutage"] == 0, summary  # none lost to the outage
+    # those whose request was out when the API died may be queued: the summary says so, and counts them
+    assert summary["accepted"] + summary["maybeQueued"] + summary["queuedFound"] + summary["notQueued"] == COUNT
+    assert cli.returncode == (1 if summary["maybeQueued"] or summary["notQueued"] else 0), (cli.returncode, said)
+    [outage] = summary["outages"]
+    assert outage["until"] is not None and outage["cause"] == "connection refused", summary
+    assert summary["stoppedByOutage"] is False and summary["pausedSeconds"] > 0, summary
+
+
+def test_a_run_whose_api_stays_away_stops_after_retry_for_and_names_what_was_not_sent(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """The API stopped for good: once ``client.retry_for`` (3 s here) has passed, a line says sending stopped and
+    why, and the summary names the outage, the ads it refused and those not sent (up to which ad); exit 1 — before:
+    silent, every later batch retried 3 s in turn and counted rejected, the run going on to its last ad."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    err = tmp_path / "submit.err"
+    cli = _submitting(url, err, GAMEAD_CLIENT__RETRY_FOR="3")
+    with killed_if_left(cli):
+        api.kill()
+        out, _ = cli.communicate(timeout=120)
+    said, text = _said(err), " ".join(out.split())
+    assert cli.returncode == 1, (cli.returncode, said, text)
+    assert "! " in said and "is unreachable (connection refused): sending paused" in said, said
+    assert ("✗ " in said and f"the API at {url} is still unreachable after" in said
+            and "sending stopped" in said and "GAMEAD_CLIENT__RETRY_FOR=S waits longer" in said), said
+    assert re.search(r"API unreachable 1 time: \d\d:\d\d:\d\d UTC to the end, [\d.]+ s \(connection refused\); "
+                     r"sending paused [\d.]+ s, then stopped; (\d+) ads refused \(rejected api_unreachable: never "
+                     r"queued, safe to resend\); none may be queued", text), text
+    assert "(stopped: the API was still unreachable after client.retry_for; none of these reached the API; " \
+           "the input after ad " in text, text
+    not_sent = re.search(r"not sent (\d+) \(stopped", text)
+    assert not_sent is not None and 0 < int(not_sent[1]) < COUNT, text
