@@ -60,6 +60,8 @@ def _phase_text(job: dict[str, Any]) -> str:
                 f"· still running {c.get('stillRunning', 0)}")
     if phase == "done":
         return "done"
+    if job.get("waiting"):  # an action that waits (a stuck lease: released once unchanged for its TTL)
+        return f"{ACTING.get(kind, kind)} · waiting: {job['waiting']}"
     outcomes = f" · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)}" if kind == "replay" else ""
     return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)}{outcomes} "
             f"· skipped {c.get('skipped', 0)}")
@@ -68,12 +70,16 @@ def _phase_text(job: dict[str, Any]) -> str:
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True) -> dict[str, Any]:
     """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130), or with ``detach``
     False is raised as it is (``dlq import``, one job per batch, says what the rest of its file became)."""
-    final = job
+    final, waiting = job, None
     try:
         with job_progress() as progress:
             task = progress.add_task(_phase_text(job), total=None, visible=not quiet)
             for final in _follow_lines(client, job["id"]):
                 counts = final.get("counts") or {}
+                if final.get("waiting") and final["waiting"] != waiting and not quiet:  # said once, bar or none
+                    progress.console.print(f"• waiting: {final['waiting']}", style="dim", soft_wrap=True,
+                                           highlight=False, markup=False)
+                waiting = final.get("waiting")
                 progress.update(task, description=_phase_text(final), total=counts.get("matched"),
                                 completed=counts.get("done", 0))
                 if final.get("state") not in ("queued", "running"):

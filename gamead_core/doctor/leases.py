@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from collections.abc import Iterable
 from typing import Any
 
 import nats.js.errors
@@ -48,7 +48,7 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
 from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one rule's (stuck_why)
-    AUTOSCALER_LEASE, CLOCK_SLACK, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
+    AUTOSCALER_LEASE, CLOCK_SLACK, TRUST_TTLS, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
 from gamead_core.worker.reaper import reaper_lease_ttl
 
 log = logging.getLogger(__name__)
@@ -102,17 +102,41 @@ def release_window(key: str, lease: Lease, settings: GameadSettings) -> float:
     return silent_after(lease, ttls.get(key, max(ttls.values())))
 
 
-async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str, revision: int) -> Lease | None:
+#: A wait of the repair: ``(seconds, what it waits for and until when)`` (a job's, which says it and keeps its lease).
+Wait = Callable[[float, str], Awaitable[None]]
+
+
+async def _sleep(seconds: float, _what: str) -> None:
+    await asyncio.sleep(seconds)
+
+
+def waiting_text(key: str, lease: Lease, window: float, release_at: float) -> str:
+    """What the repair of a stuck lease waits for, and until when (``release_at``: epoch seconds), as its job's
+    ``waiting`` says it (fix33a: a silent wait of 50-150 s at default settings). Pure."""
+    return (f"the {key} lease held by {lease.holder or '-'}: released at {utc_iso(release_at, 'seconds')} if it is "
+            f"still unchanged then — {window:.0f} s unchanged (its TTL, at most {TRUST_TTLS:g} of this node's) proves "
+            "no live holder renews it; a renewal meanwhile leaves it (healed)")
+
+
+async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str, revision: int,
+                        wait: Wait = _sleep) -> Lease | None:
     """The repair of ``lease_stuck``: release the lease of ``key`` (no holder, expired now) by compare-and-set at
     ``revision``, once this call has seen it keep that revision for longer than :func:`release_window` (it looks
-    again every sixth of it). Returns the lease released (its holder), or None when it changed meanwhile (renewed:
-    its holder lives; taken over), is missing or unreadable. Raises GameadError for NATS trouble."""
+    again every sixth of it, each look ``wait(seconds, waiting_text(…))``: a job says what it waits for and until
+    when). Not sooner, whatever else is known of the holder: a live holder counts itself leader until its own TTL
+    after its last renewal (:mod:`gamead_core.scaling.lease`), so a shorter silence cannot exclude one that missed a
+    renewal and renews in time (two leaders); and a registry entry gone is no proof either — a worker renews its
+    reaper lease whether or not its heartbeat is written (the registry, a memory store, full: ``registry_unwritable``,
+    the leases bucket, a file store, still taking writes), and ``gamead up``'s autoscaler keeps no entry. Returns the
+    lease released (its holder), or None when it changed meanwhile (renewed: its holder lives; taken over), is missing
+    or unreadable. Raises GameadError for NATS trouble."""
     with nats_boundary():
         try:
             kv = await js.key_value(names.LEASES_BUCKET)
         except nats.js.errors.NotFoundError:
             return None
         since: float | None = None
+        first_seen = 0.0  #: epoch seconds of the first get: the time the release is said for
         while True:
             try:
                 entry = await kv.get(key)
@@ -121,11 +145,12 @@ async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str
             lease = Lease.from_json(entry.value)
             if entry.revision != revision or lease is None:
                 return None
-            since = time.monotonic() if since is None else since  # from when the first get returned
+            if since is None:  # from when the first get returned
+                since, first_seen = time.monotonic(), time.time()
             window = release_window(key, lease, settings)
             if (left := since + window - time.monotonic()) < 0:
                 break
-            await asyncio.sleep(min(left + 0.05, window / 6))
+            await wait(min(left + 0.05, window / 6), waiting_text(key, lease, window, first_seen + window))
         now = time.time()
         try:
             await kv.update(key, replace(lease, holder="", renewed_at=now, expires_at=now).to_json(), last=revision)
@@ -204,4 +229,5 @@ class Leases:
                 actions.append(["lease_stuck", key, revision])
 
 
-__all__ = ["CLOCK_SLACK", "Leases", "lease_ttls", "release_stuck", "release_window", "stuck_text"]
+__all__ = ["CLOCK_SLACK", "Leases", "Wait", "lease_ttls", "release_stuck", "release_window", "stuck_text",
+           "waiting_text"]

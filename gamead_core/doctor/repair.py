@@ -54,7 +54,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import Doctor
-from gamead_core.doctor.leases import release_stuck
+from gamead_core.doctor.leases import Wait, release_stuck
 from gamead_core.errors import Conflict, NotFound, TopologyChanged
 from gamead_core.jobs.model import Mark
 from gamead_core.jobs.policy import mark_words
@@ -122,13 +122,17 @@ class RepairOps:
         log.info("repair planned", extra={"findings": found, "actions": len(diagnosis.actions)})
         return diagnosis.actions, found
 
-    async def act(self, item: list[Any], job_id: str) -> str:
+    async def act(self, item: list[Any], job_id: str, wait: Wait | None = None) -> str:
         """Take one action; returns the :class:`Mark` of what happened: ``MISMATCHED`` (not ``HEALED``) when the
         ad's record names another ad, ``UNREADABLE`` when its DLQ entry is not an entry (attack31b F3: both were
-        skipped as "healthy again", untrue)."""
+        skipped as "healthy again", untrue). ``wait`` (seconds, what for): how an action that must wait does
+        (``lease_stuck``: its job says it and keeps its lease meanwhile); None: a plain sleep."""
         code, key = item[0], item[1]
         try:
-            mark = await getattr(self, f"_{code}")(item, job_id)
+            if code == "lease_stuck":
+                mark = await self._lease_stuck(item, job_id, wait)
+            else:
+                mark = await getattr(self, f"_{code}")(item, job_id)
         except _Mismatch:
             mark = Mark.MISMATCHED
         log.info("repair %s %s: %s", code, key, mark_words(mark), extra={  # words, not the one-letter mark
@@ -168,8 +172,9 @@ class RepairOps:
         except NotFound:
             return Mark.HEALED
 
-    async def _lease_stuck(self, item: list[Any], job_id: str) -> str:
-        lease = await release_stuck(self.js, self.settings, item[1], item[2])  # unchanged for its own ttl (R5)
+    async def _lease_stuck(self, item: list[Any], job_id: str, wait: Wait | None = None) -> str:
+        lease = await release_stuck(self.js, self.settings, item[1], item[2],  # unchanged for its own ttl (R5)
+                                    **({"wait": wait} if wait else {}))
         if lease is None:
             return Mark.HEALED  # renewed (its holder lives) or taken over meanwhile
         log.warning("released the %s lease held by %s", item[1], lease.holder, extra={"job_id": job_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gamead_core.jobs.model import Job
@@ -14,8 +15,10 @@ class RepairActions(Protocol):
         """The repair actions for what the doctor finds now, and the count of each kind of problem it found."""
         ...
 
-    async def act(self, item: list[Any], job_id: str) -> str:
-        """Take one action (fenced); returns its ``Mark``."""
+    async def act(self, item: list[Any], job_id: str,
+                  wait: Callable[[float, str], Awaitable[None]] | None = None) -> str:
+        """Take one action (fenced); returns its ``Mark``. ``wait(seconds, what for)``: how an action that must
+        wait does (the job says what it waits for and keeps its lease meanwhile)."""
         ...
 
 

@@ -175,6 +175,9 @@ class Job(BaseModel):
     follow_until: Epoch | None = None
     findings: dict[str, Count] | None = Field(
         None, description="A repair: what the doctor found when the job started (count per kind of problem).")
+    waiting: str | None = Field(
+        None, description="What the action under way waits for and until when (a repair releasing a stuck lease "
+        "waits for it to stay unchanged for its TTL); None when it waits for nothing.")
 
     def wire(self) -> dict[str, Any]:
         """The JSON form (camelCase, UTC times ``…Z``)."""

@@ -190,9 +190,11 @@ class JobRun:
         job = self.job
         if job.kind == JobKind.REPAIR:
             try:
-                return await self.repairs.act(item, job.id)
+                return await self.repairs.act(item, job.id, self._wait)
             except Conflict:
                 return Mark.BUSY
+            finally:
+                job.waiting = None
         ops = self.ops
         try:
             if job.kind == JobKind.REPLAY:
@@ -294,6 +296,14 @@ class JobRun:
         self._last_flush = time.monotonic()
         if job.cancel_requested is not None and not job.state.terminal:
             raise CancelRequested(job.id)
+
+    async def _wait(self, seconds: float, what: str) -> None:
+        """An action's wait: ``what`` it waits for in the document (``waiting``, written at once: the progress says
+        it, not a silent wait, fix33a), the checkpoints (lease, cancel) kept going meanwhile."""
+        if what != self.job.waiting:
+            self.job.waiting = what
+            await self._retrying(lambda: self.checkpoint(force=True))
+        await self._sleep(seconds)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, keeping checkpoints (lease, cancel) going during long waits."""
