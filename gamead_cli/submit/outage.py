@@ -69,17 +69,23 @@ class Outage:
 
     def refused(self, cause: str) -> bool:
         """A connection could not be made (``cause``: ``connection refused``…): the outage begins if none is under
-        way. True while a request may still wait to retry (within :attr:`hold_for` of its start)."""
+        way (said once). True while a request may still wait to retry: within :attr:`hold_for` of the outage's
+        start."""
         with self._cond:
-            if self.since is None:
+            begun = self.since is None
+            if begun:
                 self.since, self._since_wall, self.cause = self._clock(), self._wall(), cause
                 self.spans.append({"since": iso_text(self._since_wall), "until": None, "seconds": None,
                                    "cause": cause})
-                self._say("!", self._begun_text())
-            return self._clock() < self.since + self.hold_for
+            retry = self._clock() < self.since + self.hold_for
+        if begun:  # said outside the lock: printing waits on the progress bar's own
+            self._say("!", self._begun_text())
+        return retry
 
     def answered(self) -> None:
-        """The API answered: the outage under way, if any, ends."""
+        """The API answered: the outage under way, if any, ends (said, unless it stopped the run)."""
+        if self.since is None:  # every answer comes here: no lock while the API answers
+            return
         with self._cond:
             if self.since is None:
                 return
@@ -87,9 +93,10 @@ class Outage:
             self.spans[-1].update(until=iso_text(self._wall()), seconds=round(seconds, 3))
             self.since = None
             self._cond.notify_all()
-            if not self.stopped:
-                self._say("✓", f"{clock_text(self._wall())} the API at {self.api_url} answers again after "
-                               f"{seconds:.1f} s unreachable: sending resumes where it paused")
+            said = not self.stopped
+        if said:
+            self._say("✓", f"{clock_text(self._wall())} the API at {self.api_url} answers again after "
+                           f"{seconds:.1f} s unreachable: sending resumes where it paused")
 
     # --- the sender ---------------------------------------------------------------------------------------
 
@@ -111,22 +118,22 @@ class Outage:
         :attr:`paused`. Returns at once when ``stop`` is set (Ctrl-C)."""
         began = self._clock()
         try:
-            with self._cond:
-                while self.since is not None and not stop.is_set():
+            while True:
+                with self._cond:
+                    if self.since is None or stop.is_set():
+                        return False
                     if self.out == 0:
                         if self._clock() < self.since + self.hold_for:
                             return False  # nothing out: the next batch goes, to try again
-                        self.stopped = True
-                        stop.set()
-                        self._say("✗", f"{clock_text(self._wall())} the API at {self.api_url} is still "
-                                       f"unreachable after {self._clock() - self.since:.0f} s ({self.cause}): "
-                                       "sending stopped, the ads not sent are named in the summary "
-                                       f"(client.retry_for {self.hold_for:g} s: GAMEAD_CLIENT__RETRY_FOR=S "
-                                       "waits longer)")
-                        return True
+                        self.stopped, waited = True, self._clock() - self.since
+                        break
                     self._cond.wait(LOOK_EVERY)
-                    tick()
-                return False
+                tick()
+            stop.set()
+            self._say("✗", f"{clock_text(self._wall())} the API at {self.api_url} is still unreachable after "
+                           f"{waited:.0f} s ({self.cause}): sending stopped, the summary says which ads were not "
+                           f"sent (client.retry_for {self.hold_for:g} s: GAMEAD_CLIENT__RETRY_FOR=S waits longer)")
+            return True
         finally:
             self.paused += self._clock() - began
 
