@@ -100,6 +100,8 @@ def job_view(job: dict[str, Any]) -> Any:
     grid.add_row("outcome", plain(job_summary(job)))
     if job.get("stopReason"):
         grid.add_row("stopped because", plain(job["stopReason"]))
+    if job.get("waiting"):  # an action that waits, and until when (a repair releasing a stuck lease)
+        grid.add_row("waiting", plain(job["waiting"]))
     reasons = job.get("skippedReasons") or {}
     if reasons:
         grid.add_row("skipped", plain("; ".join(f"{n} {why}" for why, n in reasons.items())))
