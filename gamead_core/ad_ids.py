@@ -5,7 +5,8 @@ The form every id takes is :mod:`gamead_core.ids`' rule (26 Crockford base32 cha
 from __future__ import annotations
 
 import os
-import time
+
+from gamead_core.clock import now_ns
 
 __all__ = ["new_ad_id", "new_ad_ids", "ulid_text", "ulid_texts"]
 
@@ -24,16 +25,16 @@ def ulid_text(value: int) -> str:
 
 
 def new_ad_id() -> str:
-    """A fresh, time-sortable id: a lower-case ULID (48 bits of Unix time in ms, then 80 random bits from
+    """A fresh, time-sortable id: a lower-case ULID (48 bits of Unix time in ms on nats-server's clock (:mod:`gamead_core.clock`), then 80 random bits from
     ``os.urandom``), 26 characters; the same form as ``str(ulid.ULID()).lower()`` at about a third of its
     CPU (it is on the path of every submitted ad)."""
-    return ulid_text((time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big"))
+    return ulid_text((now_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big"))
 
 
 def new_ad_ids(count: int) -> list[str]:
     """``count`` fresh ids as :func:`new_ad_id` makes them, with one clock read and one ``os.urandom`` call (a
     system call) for all: a batch's (:func:`ulid_texts`)."""
-    return ulid_texts(time.time_ns() // 1_000_000, os.urandom(10 * count))
+    return ulid_texts(now_ns() // 1_000_000, os.urandom(10 * count))
 
 
 def ulid_texts(ms: int, noise: bytes) -> list[str]:

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from gamead_core import clock
 from gamead_core.json_keys import only_drops_keys
 from gamead_core.names import DEFAULT_PRIORITY
 from gamead_core.safe_text import REFUSED, UNSHOWN_PRINTABLE, code_point, has_shown_char
@@ -286,8 +287,7 @@ def clip_text(text: str, limit: int) -> str:
 
 
 def clip_error(error_class: str, message: str) -> tuple[str, str]:
-    """``(error_class, message)`` cut to :data:`MAX_ERROR_CLASS` / :data:`MAX_ERROR_MESSAGE` characters
-    (:func:`clip_text`): what a DLQ entry the service writes holds. Pure."""
+    """``(error_class, message)`` cut to :data:`MAX_ERROR_CLASS` / :data:`MAX_ERROR_MESSAGE` chars: a DLQ entry's."""
     return clip_text(error_class, MAX_ERROR_CLASS), clip_text(message, MAX_ERROR_MESSAGE)
 
 
@@ -346,5 +346,5 @@ def utc_iso(epoch: float, timespec: str = "auto") -> str:
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware UTC (every timestamp gamead writes)."""
-    return datetime.now(timezone.utc)
+    """Now, aware UTC, on nats-server's clock (:mod:`gamead_core.clock`): every timestamp gamead writes."""
+    return clock.utcnow()

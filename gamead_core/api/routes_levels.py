@@ -14,7 +14,6 @@ ads first, then the pending ones, each oldest first; the counts are summed. The 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ import nats.js.errors
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.api.contract import error_responses
 from gamead_core.api.responses import json_response
 from gamead_core.errors import NotFound, QueueUnavailable
@@ -102,7 +101,7 @@ async def oldest(
     js = link.js
     if js is None:
         raise QueueUnavailable("the queue is unavailable; retry shortly")
-    now = time.time()
+    now = clock.now()
     items: list[dict[str, Any]] = []
     depths = []
     partitions = await queue_partitions(js, request.app.state.settings.queue.partitions)  # the queue's, not ours

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
+from gamead_core import clock
 from gamead_core.api.body import body_schema, no_body, read_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ValidationFailed
@@ -75,7 +75,7 @@ async def _document(request: Request) -> tuple[dict[str, Any], StoredOverride]:
     store = _store(request)
     state, lease, stored = await asyncio.gather(store.state(), store.lease(), store.read_override())
     autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
-    now = time.time()
+    now = clock.now()
     doc = status_document(state, lease, stored.override, now=now, settings=request.app.state.settings.autoscaler,
                           node_id=autoscaler.node_id if autoscaler else None, registered=_registered(request, now))
     doc["overrideRevision"] = stored.revision
@@ -105,7 +105,7 @@ def _expected(request: Request, read: StoredOverride) -> int:
 
 def _changed(stands: StoredOverride, what: str) -> Conflict:
     """409 ``conflict``: another operator changed the override first; names what stands (and its revision)."""
-    now = time.time()
+    now = clock.now()
     ov = active_override(stands.override, now)
     return Conflict(f"{what}: another operator changed the override first; {standing_text(stands, now)} stands",
                     details={"override": ov.wire(now) if ov else None, "overrideRevision": stands.revision})
@@ -126,7 +126,7 @@ async def set_override(request: Request) -> Response:
     in force at that revision, or null); else 409 ``conflict`` naming what stands."""
     body = await read_body(request, OverrideBody)
     settings = request.app.state.settings.autoscaler
-    now = time.time()
+    now = clock.now()
     principal = getattr(request.state, "principal", None)
     who = getattr(principal, "name", None) or (request.client.host if request.client else None)
     ov = Override(body.replicas, now + body.for_seconds, now, who)
@@ -179,7 +179,7 @@ async def clear_override(request: Request) -> Response:
     if stands.override is not None:
         raise _changed(stands, "override cleared, then set again before this answer" if cleared
                        else "no override to clear, then one was set before this answer")
-    removed = read.override.wire(time.time()) if cleared and read.override is not None else None
+    removed = read.override.wire(clock.now()) if cleared and read.override is not None else None
     return _json({"cleared": cleared, "removed": removed, "status": doc})
 
 

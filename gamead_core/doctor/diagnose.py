@@ -38,7 +38,7 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor import writable
 from gamead_core.doctor.checks import WorkMsg, records_to_read
@@ -100,7 +100,7 @@ class Doctor:
         started = time.monotonic()
         bytes_before = int(self.nc.stats.get("in_bytes", 0))
         budget = ReadBudget.of(ds.scan_time, ds.scan_limit)
-        report = Report(checked_at=utc_iso(time.time(), "milliseconds"), settle=settle)
+        report = Report(checked_at=utc_iso(clock.now(), "milliseconds"), settle=settle)
         stats = report.read
         found = {k.code: Finding(k) for k in KINDS}
         notes = {code: Note(code) for code in NOTES}
@@ -170,7 +170,7 @@ class Doctor:
             seen = await first_look(self.store, wanted, first, self.rules, work_whole=self._work_whole,
                                     concurrency=ds.concurrency, stats=stats, budget=budget)
         unread = UnreadableRecords(self.store, seen.unreadable, first, notes["unreadable_record"])  # attack31a F8
-        now, suspects = time.time(), seen.suspects
+        now, suspects = clock.now(), seen.suspects
 
         # 7. levels with stranded messages (and ack-pending deliveries nobody holds), 8. jobs whose lease expired
         infos: dict[tuple[int, int], Any] = {}
@@ -312,7 +312,7 @@ class Doctor:
                     again.unreadable_entries.add(ad_id)
                 if first.entries.get(ad_id, 0) > 1:
                     again.entries[ad_id] = sum((await self._dlq_counts(names.dlq_subject(ad_id), stats)).values())
-        confirmed = judge(again, time.time(), self.rules, work_whole=self._work_whole)
+        confirmed = judge(again, clock.now(), self.rules, work_whole=self._work_whole)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:
                 if not suspected(code, suspects[ad_id]):

@@ -39,7 +39,7 @@ from typing import Any
 import nats.js.errors
 from nats.js import JetStreamContext
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Finding, ReadStats
 from gamead_core.doctor.verdict import add
@@ -146,12 +146,12 @@ async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str
             if entry.revision != revision or lease is None:
                 return None
             if since is None:  # from when the first get returned
-                since, first_seen = time.monotonic(), time.time()
+                since, first_seen = time.monotonic(), clock.now()
             window = release_window(key, lease, settings)
             if (left := since + window - time.monotonic()) < 0:
                 break
             await wait(min(left + 0.05, window / 6), waiting_text(key, lease, window, first_seen + window))
-        now = time.time()
+        now = clock.now()
         try:
             await kv.update(key, replace(lease, holder="", renewed_at=now, expires_at=now).to_json(), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
@@ -200,7 +200,7 @@ class Leases:
 
     async def _judge(self, read: dict[str, tuple[Lease | None, int]], stats: ReadStats
                      ) -> dict[str, tuple[str, int]]:
-        now = time.time()
+        now = clock.now()
         live = [k for k, (lease, _) in read.items() if lease is not None and not lease.expired(now)]
         registered = await self._registered(stats) if live else None
         return {k: (text, rev) for k, (lease, rev) in read.items()

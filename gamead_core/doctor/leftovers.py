@@ -9,13 +9,12 @@ Reading errors never fail a run: a missing stream or bucket is the topology chec
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.checks import WorkMsg, stranded_reading
 from gamead_core.doctor.model import Finding, ReadStats
@@ -108,7 +107,7 @@ async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: flo
     except GameadError:  # the bucket went meanwhile: a topology finding of the next run
         return
     registered = await nodes.registered(stats) if nodes is not None else None
-    now = time.time()
+    now = clock.now()
     for job_id, first in job_ids.items():
         stats.api_calls += 1
         try:

@@ -23,14 +23,13 @@ seconds. Neither is repaired: the fix is a worker, or a restart with the right s
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.doctor.model import Finding, ReadStats
 from gamead_core.doctor.verdict import add
 from gamead_core.errors import GameadError
@@ -112,7 +111,7 @@ class Pullers:
         out: dict[int, str] = {}
         if why is None:
             return out
-        now = time.time()
+        now = clock.now()
         for p in parts:
             depths = []
             for level in names.LEVELS:

@@ -17,13 +17,13 @@ from 87 MB to 584 MB RSS (665 MB in the drill, 1.1 GB when each was a finding), 
 from __future__ import annotations
 
 import asyncio
-import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from gamead_core import clock
 from gamead_core.doctor.checks import Facts, Rules
 from gamead_core.doctor.model import ReadStats
 from gamead_core.doctor.read import ReadBudget
@@ -97,7 +97,7 @@ async def first_look(store: AdStore, ids: Iterable[str], look: Look, rules: Rule
     def on_facts(ad_id: str, facts: Facts | None) -> None:
         if facts is not None and facts.status == AdStatus.QUEUED and facts.retry_at is not None:
             out.retry_at.append(facts.retry_at.timestamp())
-        if codes := judge_one(look, ad_id, facts, time.time(), rules, work_whole=work_whole):
+        if codes := judge_one(look, ad_id, facts, clock.now(), rules, work_whole=work_whole):
             out.suspects[ad_id] = codes
 
     out.unreadable = await read_facts(store, ids, concurrency=concurrency, stats=stats, on_facts=on_facts,

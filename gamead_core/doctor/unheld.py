@@ -31,7 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Note, ReadStats
 from gamead_core.errors import GameadError
@@ -108,7 +108,7 @@ class Unheld:
             return
         held = await self._held(stats)
         if held is not None:
-            self._first, self._first_at = excess(pending, held, timed_retries(retry_at, time.time())), time.monotonic()
+            self._first, self._first_at = excess(pending, held, timed_retries(retry_at, clock.now())), time.monotonic()
 
     async def confirm(self, stats: ReadStats, note: Note) -> None:
         """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
@@ -130,7 +130,7 @@ class Unheld:
         held = await self._held(stats)
         if held is None:
             return
-        count = min(self._first, excess(pending, held, timed_retries(self._retry_at, time.time())))
+        count = min(self._first, excess(pending, held, timed_retries(self._retry_at, clock.now())))
         if count <= 0:
             return
         note.count = count

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from gamead_core import clock
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, QueueUnavailable, error_text
 from gamead_core.jobs.hooks import RepairActions
@@ -181,7 +182,7 @@ class JobRun:
             await self.checkpoint()
         if job.kind == JobKind.REPLAY:
             job.phase = JobPhase.FOLLOWING
-            job.follow_until = time.time() + self.service.settings.jobs.follow_timeout
+            job.follow_until = clock.now() + self.service.settings.jobs.follow_timeout
         else:
             job.phase = JobPhase.DONE
         await self.checkpoint(force=True)
@@ -254,7 +255,7 @@ class JobRun:
         while Mark.ACTED in work.text():
             await self._retrying(lambda: self._observe(None))
             await self.checkpoint()
-            if Mark.ACTED not in work.text() or time.time() >= until:
+            if Mark.ACTED not in work.text() or clock.now() >= until:
                 break
             await self._sleep(FOLLOW_POLL)
         job.phase = JobPhase.DONE
@@ -281,7 +282,7 @@ class JobRun:
             await store.save_work(job.id, self.work)
             job.counts, job.skipped_reasons = tally(job.kind, self.work.text())
         lease = self.service.lease  # leaseTtl too: a reader waits for it, not its own jobs.lease (fix32)
-        job.runner, job.lease_until, job.lease_ttl = self.service.node_id, time.time() + lease, lease
+        job.runner, job.lease_until, job.lease_ttl = self.service.node_id, clock.now() + lease, lease
         for _ in range(10):
             try:
                 self.revision = await store.update(job, self.revision)

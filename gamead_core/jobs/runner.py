@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from gamead_core import clock
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
@@ -113,7 +114,7 @@ class JobService:
         job = Job(
             id=new_job_id(), kind=kind, selection=selection, started_by=started_by, created_at=utcnow(),
             rate=rate, stop_on_failure_rate=stop_on_failure_rate, runner=self.node_id,
-            lease_until=time.time() + self.lease, lease_ttl=self.lease,
+            lease_until=clock.now() + self.lease, lease_ttl=self.lease,
             phase=JobPhase.ACTING if selection.mode == "entries" else JobPhase.SELECTING,
         )
         work: WorkList | None = None
@@ -223,7 +224,7 @@ class JobService:
     async def sweep(self) -> int:
         """Take over every unfinished job whose lease expired; returns how many this node took."""
         taken = 0
-        now = time.time()
+        now = clock.now()
         jobs = [j for j in await self.store.list(limit=1_000_000) if not j.state.terminal]
         self._seen = {j.id: self._seen[j.id] if self._seen.get(j.id, (None,))[0] == lease_key(j)
                       else (lease_key(j), time.monotonic(), written_ttl(j, now)) for j in jobs}
@@ -244,7 +245,7 @@ class JobService:
         """True if ``job`` (unfinished) has no live runner as this node sees it: its lease expired, lies further
         ahead than a runner writes it (:func:`lease_too_far`), or stood unchanged for longer than :func:`lease_window`;
         or its runner is this node, which does not run it."""
-        now = time.time()
+        now = clock.now()
         return not job.state.terminal and job.id not in self._runs and (
             job.runner == self.node_id or lease_too_far(job, now, self.lease)
             or self._silent(job, now))
@@ -262,7 +263,7 @@ class JobService:
     async def _take_over(self, job_id: str, stuck_at: int | None = None) -> int:
         store = self.store
         job, revision = await store.get(job_id)
-        now = time.time()
+        now = clock.now()
         stuck = stuck_at is not None and stuck_at == revision and not job.state.terminal
         if job.id in self._runs or not (stuck or self._silent(job, now)):
             return 0

@@ -51,7 +51,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import QueueSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.aging import LevelHead, delivery_key, head_key, pull_order
@@ -140,7 +140,7 @@ class AgingPuller:
         return self._heads
 
     async def _read_heads(self, levels: tuple[int, ...] | list[int]) -> None:
-        now, mono = time.time(), time.monotonic()
+        now, mono = clock.now(), time.monotonic()
         infos = await asyncio.gather(*(self._level_head(lvl, now) for lvl in levels))
         for level, head in zip(levels, infos):
             self._read_at[level], self._mono_read[level] = now, mono
@@ -196,7 +196,7 @@ class AgingPuller:
                     local.extend(await self._pull_backlog(free))
                 else:
                     noted = polls.loud()
-                    now, step = time.time(), self._qs.aging_step
+                    now, step = clock.now(), self._qs.aging_step
                     best = min(delivery_key(m, now, step) for m in local)
                     local.extend(await self._pull_beating(free, best if bar is None else min(bar, best), noted))
             return local

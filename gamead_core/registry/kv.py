@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,7 +19,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import RegistrySettings
 from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
@@ -103,9 +104,21 @@ class Registry:
         return kv
 
     async def put(self, info: NodeInfo) -> None:
+        """Write ``info`` as the node's entry, and take a sample of nats-server's clock from it
+        (:mod:`gamead_core.clock`): the put's round trip brackets the stamp the stored entry carries, read back
+        (one direct get; a read that fails only skips the sample). Raises the gamead error tree for NATS errors."""
         kv = await self.open()
         with self._boundary():
-            await kv.put(node_key(info.id), info.model_dump_json().encode())
+            sent = time.monotonic()
+            revision = await kv.put(node_key(info.id), info.model_dump_json().encode())
+            received = time.monotonic()
+        try:
+            stored = await self._js.get_msg(self.stream, seq=revision, direct=self._direct)
+        except Exception as exc:  # noqa: BLE001 - a missed sample keeps the last anchor
+            log.debug("clock sample skipped: %r", exc)
+            return
+        if stored.time is not None:
+            clock.CLOCK.note(sent, stored.time.timestamp(), received)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
         """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 
+from gamead_core import clock
 from gamead_core.models import utcnow
 from gamead_core.registry.health import node_state, percentiles
 from gamead_core.registry.wire import HeldAd, NodeInfo
@@ -73,7 +73,7 @@ class WorkerSelf:
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
     """The heartbeat of a worker, from what it says of itself (``now``: epoch seconds, default the clock).
     Processing and queue-wait percentiles cover the samples of the last ``RECENT_WINDOW`` seconds."""
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     cutoff = now - RECENT_WINDOW
     recent = [s for s in list(me.recent) if s[0] >= cutoff]
     info = NodeInfo(

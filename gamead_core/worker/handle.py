@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from nats.aio.msg import Msg
 from collections.abc import Awaitable, Callable
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import QueueUnavailable
 from gamead_core.ids import ID_LENGTH
@@ -125,7 +124,7 @@ class AdHandler:
 
     async def _handle(self, msg: Msg, meta: Msg.Metadata, ad_id: str, attempt: int) -> None:
         if self._gate.running == 0:  # idle time is not "no progress": a stuck check starts from here
-            self.stats.last_progress = time.time()
+            self.stats.last_progress = clock.now()
         seq = meta.sequence.stream
         key = (meta.stream, seq)  #: the held-ads key (gamead_core.worker.held)
         delivery = delivery_id(seq, attempt)

@@ -45,7 +45,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, NotFound
@@ -142,7 +142,7 @@ async def settle_stranded(
         return
     except NotAnAd as poison:  # never queued again nor made a record: removed, loudly (attack31a F3)
         await reported(js, raw_sample(stream, seq, raw.subject or "", raw.headers, raw.data, poison.reason,
-                                      poison.why, time.time()), poison, None, "deleting it (stranded)")
+                                      poison.why, clock.now()), poison, None, "deleting it (stranded)")
         await delete_if_present(js, stream, seq)
         report.removed += 1
         return
@@ -203,7 +203,7 @@ async def stranded(
     if not exact and (settings is None or store is None):
         return []
     out: list[int] = []
-    seq, now = 0, time.time()
+    seq, now = 0, clock.now()
     while len(out) < min(limit, count) and seq < delivered:
         with nats_boundary():
             raw = await peek_next(js, names.work_stream(partition), names.level_subject(level, partition), seq)

@@ -45,7 +45,6 @@ refused publish whose take-back failed) are not told apart: the ad runs; an API 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +52,7 @@ from typing import Any
 import nats.js.errors
 from nats.js import JetStreamContext
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.models import AdStatus
@@ -164,7 +163,7 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
     # than SAFETY): a record whose API publish may have left the duplicate window is never published again
     young: list[tuple[Outgoing, datetime]] = []
     for out, created in candidates:
-        if time.time() < created.timestamp() + window - SAFETY:
+        if clock.now() < created.timestamp() + window - SAFETY:
             young.append((out, created))
             continue
         report.too_old += 1
@@ -191,7 +190,7 @@ class _Death:
     land later (a create left in a stopped server's socket, applied when it resumes)."""
 
     node: NodeInfo
-    seen_at: float  #: time.time() when the reaper saw the death
+    seen_at: float  #: clock.now() when the reaper saw the death
     read_to: int | None = None  #: the last records' stream sequence read for it (None: its first read is to come)
     unanswered: list[Found] = field(default_factory=list)  #: found, publish unanswered: published again next tick
 
@@ -211,7 +210,7 @@ class Orphans:
     def died(self, node: NodeInfo) -> None:
         """``node`` (an API) died: settle its records from the next :meth:`settle` on."""
         origin = incarnation(node.id, node.pid, node.started_at)
-        self._watched.setdefault(origin, _Death(node, time.time()))
+        self._watched.setdefault(origin, _Death(node, clock.now()))
         while len(self._watched) > MAX_WATCHED:
             gone = next(iter(self._watched))
             log.warning("watching %d dead APIs at once: the records API %s may still land are left to gamead doctor",
@@ -222,13 +221,13 @@ class Orphans:
         failed read or publish is logged and tried again next round while the death is watched."""
         span, timeout = settings.queue.duplicate_window - SAFETY, settings.nats.request_timeout
         for origin, death in list(self._watched.items()):
-            if time.time() > death.seen_at + span:
+            if clock.now() > death.seen_at + span:
                 self._watched.pop(origin, None)
         found: dict[str, list[Found]] = {}
         later = {o: d.read_to for o, d in self._watched.items() if d.read_to is not None}
         for origin, death in list(self._watched.items()):
             if death.read_to is None:
-                since = max(death.node.started_at.timestamp(), time.time() - span)
+                since = max(death.node.started_at.timestamp(), clock.now() - span)
                 got = await self._guarded(death, _read(js, {origin: 0}, timeout,
                                                        start_time=datetime.fromtimestamp(since, UTC)))
                 if got is not None:

@@ -25,6 +25,7 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from gamead_core import clock
 from gamead_core.errors import error_text
 from gamead_core.log_throttle import Throttle
 from gamead_core.models import utc_iso
@@ -167,7 +168,7 @@ async def terminate(msg: Msg, poison: NotAnAd, js: JetStreamContext, metrics: Wo
     """Settle the poison delivery ``msg``: without a delivery limit it would come back for ever, so it is
     terminated (``term``, through ``shielded``) first, then :func:`reported`. Never raises (a ``term`` not sent
     brings it back after ``queue.ack_wait``, to be refused again)."""
-    last = sample(msg, poison.reason, poison.why, time.time())
+    last = sample(msg, poison.reason, poison.why, clock.now())
     try:
         await shielded(msg.term())
     except Exception as exc:  # noqa: BLE001 - it comes back after ack_wait and is refused again

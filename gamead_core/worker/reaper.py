@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -51,7 +50,7 @@ import orjson
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
@@ -137,7 +136,7 @@ async def recover(
     Raises :class:`~gamead_core.errors.GameadError` only for NATS failures reading or writing records;
     what was done before stays done, and a repeat finishes the rest.
     """
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     report = Recovery(node.id)
     ack_waits = AckWaits(nc, timeout=settings.nats.request_timeout)
     judged: dict[float, str] = {}  # the ack_waits the held ads were judged with, and where each came from

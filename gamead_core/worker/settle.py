@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.config import WorkerSettings
 from gamead_core.errors import Conflict, GameadError, NotFound
 from gamead_core.full_stores import DlqFull
@@ -141,7 +140,7 @@ class Settler:
             record = (await self._store.get(ad_id)).record
         except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
             return None
-        return waiting_since(record, published, time.time(), ack_wait=self._ack_wait(),
+        return waiting_since(record, published, clock.now(), ack_wait=self._ack_wait(),
                              task_timeout=self.settings.task_timeout, handed=handed)
 
     async def stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
@@ -206,7 +205,7 @@ class Settler:
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:
-        started, now = record.started_at, time.time()
+        started, now = record.started_at, clock.now()
         if started is not None:
             began = started.timestamp()  # once: an aware datetime's timestamp() asks its tzinfo each time
             processing_ms = (finished.timestamp() - began) * 1000
@@ -221,7 +220,7 @@ class Settler:
         only while the record is still this attempt's (:func:`owner`); counted only when written. ``marked=False``:
         ``current.record`` (a :meth:`started` record) was never written (the fast path); our storage failing, it is
         written then (``processing``, charged). A full DLQ gives the slot back (:meth:`_park`)."""
-        self.stats.last_progress, wcfg, attempt = time.time(), self.settings, current.record.attempts
+        self.stats.last_progress, wcfg, attempt = clock.now(), self.settings, current.record.attempts
         error = AdError(error_class=failure.error_class, message=failure.message, retryable=failure.retryable,
                         at=utcnow())
         owns = owner(delivery)

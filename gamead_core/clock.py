@@ -1,0 +1,116 @@
+"""One clock for every time gamead stamps for another node, or compares with one: nats-server's.
+
+Nodes' wall clocks disagree (NTP off, a VM resumed from suspend, a clock stepped by hand). A worker whose clock
+was 5 min behind was shown ``stuck`` while it beat every 2 s, served a P5 ad after every newer P1 ad (every age
+read 0), and as the reaper re-published ads whose messages existed (past the duplicate window: run twice); an API
+node 1 min ahead took a live runner's job; a scale override set through a node 10 min behind ended before it began
+(attack33a F1-F11). So every time gamead writes for others (``submittedAt``, ``startedAt``, ``retryAt``, heartbeats,
+lease and override expiries, an ad id's ULID time) or compares with a time another node or JetStream wrote (a
+message's stored timestamp, a heartbeat, a lease) is read here, not from the local wall clock.
+
+The reference is nats-server's clock, which stamps every stored message (``Nats-Time-Stamp``, by the stream's
+leader). A node samples it with each registry heartbeat (:meth:`gamead_core.registry.kv.Registry.put`): the put's
+round trip on the local monotonic clock brackets the stored message's timestamp, read back, so the offset is known
+within ± half the round trip, as NTP's on-wire exchange bounds it (RFC 5905 §8). Of the samples of the last
+:data:`KEEP` seconds, the one with the shortest round trip anchors the clock (NTP's clock filter, §10). Between
+samples the time is the anchor plus the local *monotonic* time since it, so a step of the local wall clock changes
+nothing. Before the first sample (a process not connected yet, the CLI, a unit test) it is the local wall clock.
+
+Only differences between nodes are corrected: a nats-server whose own clock is wrong makes every node agree on
+that wrong time, which is what ordering and expiry need.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Final
+
+#: Seconds a sample is kept for the clock filter; older ones are dropped, so a drifting clock is followed.
+KEEP: Final[float] = 300.0
+#: At most this many samples are kept (one per heartbeat: 2 s by default, so the last ~16 s at most of those).
+MOST: Final[int] = 8
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of nats-server's clock: ``server`` (Unix seconds, its stamp) taken between the monotonic times
+    ``sent`` and ``received`` of this process (seconds); ``wall`` the local wall clock at its middle."""
+
+    sent: float
+    server: float
+    received: float
+    wall: float
+
+    @property
+    def rtt(self) -> float:
+        return max(0.0, self.received - self.sent)
+
+    @property
+    def middle(self) -> float:
+        return (self.sent + self.received) / 2
+
+
+class ServerClock:
+    """nats-server's time as this process knows it. ``now()`` is Unix seconds; ``offset`` how far the local
+    wall clock is behind it (seconds, + when the local clock is behind; None before any sample)."""
+
+    def __init__(self) -> None:
+        self._samples: list[Sample] = []
+        self._anchor: Sample | None = None
+
+    def note(self, sent: float, server: float, received: float) -> None:
+        """Take a sample: ``server`` (Unix seconds) was stamped between this process's ``time.monotonic()``
+        readings ``sent`` and ``received``. Ignores a sample whose bracket is inverted or not finite."""
+        if not (sent <= received) or server != server or server in (float("inf"), float("-inf")):
+            return
+        wall = time.time() - (time.monotonic() - (sent + received) / 2)
+        sample = Sample(sent, server, received, wall)
+        self._samples = [s for s in self._samples if received - s.received <= KEEP][-(MOST - 1):] + [sample]
+        self._anchor = min(self._samples, key=lambda s: s.rtt)
+
+    def now(self) -> float:
+        """nats-server's time now, Unix seconds (the local wall clock before any sample)."""
+        anchor = self._anchor
+        if anchor is None:
+            return time.time()
+        return anchor.server + (time.monotonic() - anchor.middle)
+
+    @property
+    def offset(self) -> float | None:
+        """nats-server's clock minus this host's wall clock, seconds (+300: this host is 5 min behind); None
+        before any sample."""
+        anchor = self._anchor
+        return None if anchor is None else anchor.server - anchor.wall
+
+    @property
+    def error(self) -> float | None:
+        """The anchor's uncertainty, ± seconds (half its round trip); None before any sample."""
+        return None if self._anchor is None else self._anchor.rtt / 2
+
+    def forget(self) -> None:
+        """Drop every sample (back to the local wall clock). For tests."""
+        self._samples, self._anchor = [], None
+
+
+#: The process's clock: every module reads the time through :func:`now` / :func:`utcnow` / :func:`now_ns`.
+CLOCK: Final[ServerClock] = ServerClock()
+
+
+def now() -> float:
+    """nats-server's time now as this process knows it, Unix seconds (see the module docstring)."""
+    return CLOCK.now()
+
+
+def now_ns() -> int:
+    """:func:`now` in integer nanoseconds (for ULID times: milliseconds are taken from it)."""
+    return int(CLOCK.now() * 1e9)
+
+
+def utcnow() -> datetime:
+    """:func:`now` as an aware UTC datetime: what gamead stamps in records, jobs, audit entries."""
+    return datetime.fromtimestamp(CLOCK.now(), timezone.utc)
+
+
+__all__ = ["CLOCK", "KEEP", "MOST", "Sample", "ServerClock", "now", "now_ns", "utcnow"]

@@ -1,0 +1,85 @@
+"""The one clock every node stamps and compares with (gamead_core.clock): nats-server's, as a node samples it.
+
+attack33a: a worker 5 min behind was shown stuck, aged nothing and re-published ads as the reaper; an API 1 min
+ahead took a live job. These check the pure rule: an offset measured from a bracketed stamp, the shortest round
+trip anchoring, and a local wall-clock step changing nothing once anchored."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gamead_core import clock
+from gamead_core.clock import KEEP, ServerClock
+
+
+def test_before_any_sample_it_is_the_local_wall_clock() -> None:
+    c = ServerClock()
+    before = time.time()
+    assert before <= c.now() <= time.time()
+    assert c.offset is None and c.error is None
+
+
+def test_a_host_five_minutes_behind_reads_nats_servers_time() -> None:
+    c = ServerClock()
+    sent = time.monotonic()
+    server = time.time() + 300.0  # nats-server's stamp: 5 min ahead of this host
+    c.note(sent, server, sent + 0.002)
+    assert c.offset == pytest.approx(300.0, abs=0.05)
+    assert c.now() - time.time() == pytest.approx(300.0, abs=0.05)
+    assert c.error == pytest.approx(0.001)
+
+
+def test_the_shortest_round_trip_anchors_the_clock() -> None:
+    c = ServerClock()
+    t = time.monotonic()
+    # a slow round trip whose stamp came late in it (offset reads +0.4), then a quick exact one
+    c.note(t - 1.0, time.time() - 0.1, t - 0.2)
+    c.note(t - 0.001, time.time() + 10.0, t)
+    assert c.offset == pytest.approx(10.0, abs=0.05)
+    c.note(t - 0.5, time.time() + 11.0, t)  # slower than the anchor: not taken
+    assert c.offset == pytest.approx(10.0, abs=0.05)
+
+
+def test_old_samples_are_dropped_so_a_drifting_server_clock_is_followed() -> None:
+    c = ServerClock()
+    t = time.monotonic()
+    c.note(t - KEEP - 5.0, time.time() + 50.0, t - KEEP - 5.0 + 0.0001)
+    c.note(t - 0.01, time.time() + 20.0, t)  # slower round trip, but the older one is past KEEP
+    assert c.offset == pytest.approx(20.0, abs=0.05)
+
+
+def test_an_inverted_or_impossible_sample_is_ignored() -> None:
+    c = ServerClock()
+    t = time.monotonic()
+    c.note(t, time.time(), t - 1.0)
+    c.note(t, float("nan"), t)
+    c.note(t, float("inf"), t)
+    assert c.offset is None
+
+
+def test_a_local_wall_clock_step_changes_nothing_once_anchored(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = ServerClock()
+    t = time.monotonic()
+    c.note(t, time.time(), t)
+    before = c.now()
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600.0)  # the host's clock stepped back an hour
+    assert c.now() - before == pytest.approx(0.0, abs=0.5)
+
+
+def test_the_stamps_gamead_writes_follow_the_process_clock() -> None:
+    from ulid import ULID
+
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.models import utcnow
+
+    t = time.monotonic()
+    clock.CLOCK.note(t, time.time() + 600.0, t)
+    try:
+        assert utcnow().timestamp() - time.time() == pytest.approx(600.0, abs=1.0)
+        made = ULID.from_str(new_ad_id().upper()).timestamp
+        assert made - time.time() == pytest.approx(600.0, abs=1.0)
+    finally:
+        clock.CLOCK.forget()
