@@ -64,7 +64,7 @@ from gamead_core.worker.shield import Shield
 from gamead_core.worker.slots import SlotWatch
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
-from gamead_core.worker.unstarted import unstarted_since
+from gamead_core.worker.unstarted import unstarted_since, waited_since
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Worker:
         )
 
     def _unstarted(self) -> dict[int, float]:  # beat's and announcement's unstartedSince (.unstarted, .announce)
-        return unstarted_since(self._buffer, self._puller.unstarted() if self._puller else ())
+        return unstarted_since(self._puller.unstarted() if self._puller else (), known=self._buffer.waiting())
 
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:
         self._beat = worker_node_info(self.describe(), draining=draining)
@@ -271,7 +271,7 @@ class Worker:
             for msg in msgs:
                 self._held.hold_delivery(msg)
                 self._keepalive.hold(msg)
-                buffer.push(msg, delivery_key(msg, now, step))
+                buffer.push(msg, delivery_key(msg, now, step), waited_since(msg))
         fast = self.settings.worker.processing_mark_after > 0
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
         self._last_start = time.monotonic() if starting else self._last_start
