@@ -76,17 +76,23 @@ class PrefetchBuffer:
     """Buffered deliveries, best (lowest :func:`delivery_key`) first; ties in arrival order."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Msg]] = []
+        self._heap: list[tuple[float, int, Msg, object]] = []
         self._order = itertools.count()
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def __iter__(self) -> Iterator[Msg]:
-        return (m for _, _, m in self._heap)
+        return (entry[2] for entry in self._heap)
 
-    def push(self, msg: Msg, key: float) -> None:
-        heapq.heappush(self._heap, (key, next(self._order), msg))
+    def push(self, msg: Msg, key: float, since: object = None) -> None:
+        """Buffer ``msg`` under its aging ``key``, with ``since`` kept beside it for :meth:`waiting` (the worker's:
+        :func:`~gamead_core.worker.unstarted.waited_since`)."""
+        heapq.heappush(self._heap, (key, next(self._order), msg, since))
+
+    def waiting(self) -> Iterator[object]:
+        """The ``since`` of every buffered delivery (:meth:`push`), in no particular order."""
+        return (entry[3] for entry in self._heap)
 
     def best_key(self) -> float | None:
         """The key of the next ad :meth:`pop` returns; None when empty."""
@@ -111,7 +117,7 @@ class PrefetchBuffer:
         if n <= 0:
             return []
         self._heap.sort()
-        out = [m for _, _, m in reversed(self._heap[-n:])]
+        out = [entry[2] for entry in reversed(self._heap[-n:])]
         del self._heap[-n:]  # a sorted list is a heap
         return out
 

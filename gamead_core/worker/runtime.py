@@ -57,14 +57,14 @@ from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.linger import Linger
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
+from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.slots import SlotWatch
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
-from gamead_core.worker.unstarted import unstarted_since
+from gamead_core.worker.unstarted import unstarted_since, waited_since
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,6 @@ class Worker:
         self._handbacks = HandBacks(held=self._held, keepalive=self._keepalive, shielded=self._shielded,  # and the
                                     stats=self.stats, worker_id=self.id, announce=self._announce_held)  # no-room levels
         self._last_start = time.monotonic()  #: when the last step started ads (a buffer's stall is timed from it)
-        self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause, self._abort = StoragePause(self.stats), asyncio.Event()  # the abort cuts the drain short
         self._fence = Fence(BeatHealth(), settings.registry.ttl, settings.registry.heartbeat_interval, self.id)
@@ -185,7 +184,7 @@ class Worker:
         )
 
     def _unstarted(self) -> dict[int, float]:  # beat's and announcement's unstartedSince (.unstarted, .announce)
-        return unstarted_since(self._buffer, self._puller.unstarted() if self._puller else ())
+        return unstarted_since(self._puller.unstarted() if self._puller else (), known=self._buffer.waiting())
 
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:
         self._beat = worker_node_info(self.describe(), draining=draining)
@@ -235,7 +234,7 @@ class Worker:
                     if buffered >= free:  # the buffer fills the slots: only what beats the last it would start
                         msgs = await puller.pull(free, bar=buffer.bar_key(free))
                     else:
-                        extra = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
+                        extra = prefetch_depth(ws.prefetch, self.concurrency, self._slots.pace, ws.prefetch_wait)
                         # at least the free slots: a buffered ad (e.g. one a long poll brought beyond what a pull
                         # asked for) then competes with as many from the queue as there are slots, so an urgent ad
                         # waiting there starts before it (before: with no prefetch it took a slot of its own)
@@ -272,12 +271,12 @@ class Worker:
             for msg in msgs:
                 self._held.hold_delivery(msg)
                 self._keepalive.hold(msg)
-                buffer.push(msg, delivery_key(msg, now, step))
+                buffer.push(msg, delivery_key(msg, now, step), waited_since(msg))
         fast = self.settings.worker.processing_mark_after > 0
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
         self._last_start = time.monotonic() if starting else self._last_start
         ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
-        depth = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
+        depth = prefetch_depth(ws.prefetch, self.concurrency, self._slots.pace, ws.prefetch_wait)
         await self._hand_back(back := over_bound(buffer, depth), "beyond the buffer's bound")
         self._handbacks.after_step(back, room=len(starting) < free or len(buffer) < depth)  # long polls back?
         for msg in starting:
@@ -337,13 +336,12 @@ class Worker:
     # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
-        began = time.monotonic()
+        task = asyncio.current_task()
+        self._slots.took(task)  # its slot's pace: until it gives the slot back (gamead_core.worker.slots)
         try:
             await self._handler(msg)
-            self._slot_time = next_pace(self._slot_time, time.monotonic() - began)
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
-            task = asyncio.current_task()
             self._tasks.discard(task)  # type: ignore[arg-type] # before the loop wakes
             self._slots.ended(task)
             self.stats.in_flight = self._running()

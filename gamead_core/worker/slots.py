@@ -9,11 +9,19 @@
 * **Waiting** – one future, resolved by the ad that frees a slot, by the stop, or by a timeout (the prefetch
   buffer's stall), instead of ``asyncio.wait`` on every running task (a callback added to and removed from
   each of them per wait).
+* **Pace** – :attr:`SlotWatch.pace`, the recent mean seconds an ad holds its slot, from :meth:`SlotWatch.took` to
+  the slot given back (analysed, or ended), sizes the prefetch (:func:`~gamead_core.worker.prefetch.prefetch_depth`).
+  Not until the outcome is written (a KV round trip, while the slot analyses the next ad): counted in, at a backlog
+  it made the depth swing with the acks' delay, and each swing down handed buffered ads back (``nak``), every one
+  delivered, pulled and read again (~5-15 % of a burn-down's ads; session 33).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+
+from gamead_core.worker.prefetch import next_pace
 
 #: Analysed ads per slot whose outcome writes may await their acks while their slots analyse others. At a backlog
 #: a burn-down's writes are acknowledged a KV round trip (~1-2 ms) after they leave, while an analysis takes
@@ -27,13 +35,15 @@ class SlotWatch:
     :data:`WRITING_PER_SLOT` × ``concurrency``) analysed ads being written with their slots given back. One waiter
     at a time (the pull loop); :meth:`freed` may be called at any time, also with no waiter."""
 
-    __slots__ = ("concurrency", "writing", "settling", "_waiter")
+    __slots__ = ("concurrency", "writing", "settling", "_waiter", "pace", "_took")
 
     def __init__(self, concurrency: int, writing: int | None = None) -> None:
         self.concurrency = concurrency
         self.writing = concurrency * WRITING_PER_SLOT if writing is None else writing
         self.settling: set[object] = set()  #: ads analysed whose outcome is being written, slot given back
         self._waiter: asyncio.Future[bool] | None = None
+        self.pace: float | None = None  #: recent mean seconds an ad holds its slot (None before one gave it back)
+        self._took: dict[object, float] = {}  #: ad → time.monotonic() it took its slot (until it gives it back)
 
     def free(self, running: int, *, blocked: bool = False) -> int:
         """Analyses that may start now, with ``running`` ads in hand (their tasks, settling ones included);
@@ -45,14 +55,25 @@ class SlotWatch:
         being written already. True when its slot was given back."""
         if len(self.settling) < self.writing:
             self.settling.add(ad)
+            self._gave_back(ad)
             self.freed()
             return True
         return False
 
+    def took(self, ad: object) -> None:
+        """``ad`` took a slot now (its analysis starts): timed until it gives it back, for :attr:`pace`."""
+        self._took[ad] = time.monotonic()
+
     def ended(self, ad: object) -> None:
         """``ad`` is settled (or handed back): its slot is free."""
         self.settling.discard(ad)
+        self._gave_back(ad)
         self.freed()
+
+    def _gave_back(self, ad: object) -> None:
+        began = self._took.pop(ad, None)
+        if began is not None:
+            self.pace = next_pace(self.pace, time.monotonic() - began)
 
     def freed(self) -> None:
         """A slot freed (or the worker stops): wake the waiter, if any."""

@@ -19,7 +19,7 @@ from gamead_core.registry import NodeInfo
 from gamead_core.scaling.policy import Observation, ScalingPolicy
 from gamead_core.stats.unstarted import held_since, with_held
 from gamead_core.worker.prefetch import PrefetchBuffer
-from gamead_core.worker.unstarted import unstarted_since
+from gamead_core.worker.unstarted import unstarted_since, waited_since
 
 NOW = 1_800_000_000.0
 
@@ -147,3 +147,15 @@ def test_held_unstarted_ads_only_mark_a_level_late_and_the_reason_says_so() -> N
     decision = ScalingPolicy(AutoscalerSettings()).decide(observed)
     assert decision.desired == 4  # ceil(403 / 30 s / 4 ads/s): as with the held ad not late
     assert "(oldest p1 12.0s > 10s, held unstarted: adds no backlog) + 3 delivered" in decision.reason, decision.reason
+
+
+def test_the_buffer_keeps_each_ads_wait_from_its_push_and_says_the_same() -> None:
+    # session 33: taken once per ad as it is buffered (waited_since), not for every buffered ad at every announcement
+    buffer = PrefetchBuffer()
+    msgs = (_msg(5, 1, NOW - 3), _msg(5, 2, NOW - 9, delivered=2), _msg(2, 3, NOW - 1), _status("408"))
+    for m in msgs:
+        buffer.push(m, delivery_key(m, NOW, 10.0) if m.data else NOW, waited_since(m))
+    assert waited_since(msgs[0]) == (5, NOW - 3) and waited_since(msgs[1]) is None and waited_since(msgs[3]) is None
+    assert unstarted_since(known=buffer.waiting()) == unstarted_since(buffer) == {5: NOW - 3, 2: NOW - 1}
+    buffer.pop()
+    assert unstarted_since(known=buffer.waiting()) == unstarted_since(buffer)

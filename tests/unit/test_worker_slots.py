@@ -5,7 +5,11 @@ loop waits for a free slot on one future, woken by the ad that frees it, or by i
 from __future__ import annotations
 
 import asyncio
+import time
 
+import pytest
+
+from gamead_core.worker.prefetch import next_pace, prefetch_depth
 from gamead_core.worker.slots import WRITING_PER_SLOT, SlotWatch
 
 
@@ -51,3 +55,23 @@ def test_the_pull_loop_wakes_when_a_slot_frees_or_after_its_timeout() -> None:
         return woke, timed_out
 
     assert asyncio.run(main()) == (True, False)
+
+
+def test_a_slots_pace_ends_when_the_slot_is_given_back_not_when_the_outcome_is_written(monkeypatch) -> None:
+    # session 33: timed to the written outcome, a burn-down's pace swung with the KV acks' delay, the prefetch depth
+    # with it, and each swing down handed buffered ads back to be delivered, pulled and read again
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    slots = SlotWatch(1)
+    assert slots.pace is None  # nothing timed yet: no prefetch (prefetch_depth)
+    slots.took("a")
+    now[0] += 0.002  # analysed in 2 ms
+    assert slots.analysed("a")
+    now[0] += 0.050  # its outcome's write acknowledged 50 ms later
+    slots.ended("a")
+    assert slots.pace == pytest.approx(0.002)
+    assert prefetch_depth(32, 1, slots.pace, 0.05) == 25  # what the slot finishes in worker.prefetch_wait
+    slots.took("b")
+    now[0] += 0.012  # a failed attempt: its slot is held to the end
+    slots.ended("b")
+    assert slots.pace == pytest.approx(next_pace(0.002, 0.012))
