@@ -29,6 +29,7 @@ import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from gamead_core import clock
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
 from gamead_core.ids import new_worker_id
@@ -266,7 +267,7 @@ class Worker:
         buffer = self._buffer
         changed = bool(msgs)
         if msgs:
-            now = time.time()
+            now = clock.now()  # aging compares with the messages' stamps: nats-server's clock
             step = self.settings.queue.aging_step
             for msg in msgs:
                 self._held.hold_delivery(msg)
