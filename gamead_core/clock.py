@@ -10,11 +10,11 @@ message's stored timestamp, a heartbeat, a lease) is read here, not from the loc
 
 The reference is nats-server's clock, which stamps every stored message (``Nats-Time-Stamp``, by the stream's
 leader). A node samples it with each registry heartbeat (:meth:`gamead_core.registry.kv.Registry.put`): the put's
-round trip on the local monotonic clock brackets the stored message's timestamp, read back, so the offset is known
+round trip on the local clock (``CLOCK_BOOTTIME``: counts a suspend) brackets the stored message's timestamp, read back, so the offset is known
 within ± half the round trip, as NTP's on-wire exchange bounds it (RFC 5905 §8). Of the samples of the last
 :data:`KEEP` seconds, the one with the shortest round trip anchors the clock (NTP's clock filter, §10). Between
-samples the time is the anchor plus the local *monotonic* time since it, so a step of the local wall clock changes
-nothing. Before the first sample (a process not connected yet, the CLI, a unit test) it is the local wall clock.
+samples the time is the anchor plus the local boot-time clock since it, so a step of the local wall clock changes
+nothing; a sample that does not fit the anchor's bracket (nats-server's clock stepped, a suspend) replaces it. Before the first sample (a process not connected yet, the CLI, a unit test) it is the local wall clock.
 
 Only differences between nodes are corrected: a nats-server whose own clock is wrong makes every node agree on
 that wrong time, which is what ordering and expiry need.
@@ -31,12 +31,27 @@ from typing import Final
 KEEP: Final[float] = 300.0
 #: At most this many samples are kept (one per heartbeat: 2 s by default, so the last ~16 s at most of those).
 MOST: Final[int] = 8
+#: Seconds two samples may disagree beyond their brackets (the two clocks' drift between them) and still agree.
+SLACK: Final[float] = 0.05
+
+
+def _since_boot() -> float:
+    """The local clock the anchor runs on: ``CLOCK_BOOTTIME`` where the platform has it (Linux), which counts a
+    suspend, so a VM resumed after 10 min is not read 10 min behind (``time.monotonic`` stops while suspended:
+    review33 R3); ``time.monotonic`` elsewhere."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+if not hasattr(time, "CLOCK_BOOTTIME"):  # pragma: no cover - not Linux
+    _since_boot = time.monotonic  # noqa: F811
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One reading of nats-server's clock: ``server`` (Unix seconds, its stamp) taken between the monotonic times
-    ``sent`` and ``received`` of this process (seconds); ``wall`` the local wall clock at its middle."""
+    """One reading of nats-server's clock: ``server`` (Unix seconds, its stamp) taken between the local readings
+    ``sent`` and ``received`` (seconds of :func:`_since_boot`); ``wall`` the local wall clock at its middle. The
+    stamp was made at some local instant in the bracket, so nats-server's time minus the local one, ``base``, lies
+    in ``[server − received, server − sent]``."""
 
     sent: float
     server: float
@@ -48,8 +63,14 @@ class Sample:
         return max(0.0, self.received - self.sent)
 
     @property
-    def middle(self) -> float:
-        return (self.sent + self.received) / 2
+    def base(self) -> float:
+        """nats-server's time minus the local clock's, at the bracket's middle (± rtt/2)."""
+        return self.server - (self.sent + self.received) / 2
+
+    def agrees(self, other: Sample) -> bool:
+        """Do both brackets fit one relation between the clocks (within :data:`SLACK`)? Not: one of them stepped
+        (nats-server's clock set, a stream leader on another server with another clock, a suspend uncounted)."""
+        return abs(self.base - other.base) <= (self.rtt + other.rtt) / 2 + SLACK
 
 
 class ServerClock:
@@ -59,23 +80,27 @@ class ServerClock:
     def __init__(self) -> None:
         self._samples: list[Sample] = []
         self._anchor: Sample | None = None
+        self._base: float | None = None  #: the anchor's base: now() is one addition
 
     def note(self, sent: float, server: float, received: float) -> None:
-        """Take a sample: ``server`` (Unix seconds) was stamped between this process's ``time.monotonic()``
-        readings ``sent`` and ``received``. Ignores a sample whose bracket is inverted or not finite."""
+        """Take a sample: ``server`` (Unix seconds) was stamped between this process's local readings ``sent``
+        and ``received`` (:func:`local`). Ignores a sample whose bracket is inverted or not finite. A sample that
+        disagrees with the anchor (:meth:`Sample.agrees`) drops every older one: the relation changed, and the
+        newest reading is the one to follow, however slow its round trip."""
         if not (sent <= received) or server != server or server in (float("inf"), float("-inf")):
             return
-        wall = time.time() - (time.monotonic() - (sent + received) / 2)
-        sample = Sample(sent, server, received, wall)
-        self._samples = [s for s in self._samples if received - s.received <= KEEP][-(MOST - 1):] + [sample]
+        sample = Sample(sent, server, received, time.time() - (_since_boot() - (sent + received) / 2))
+        kept = [s for s in self._samples if received - s.received <= KEEP][-(MOST - 1):]
+        if self._anchor is not None and not sample.agrees(self._anchor):
+            kept = []
+        self._samples = [*kept, sample]
         self._anchor = min(self._samples, key=lambda s: s.rtt)
+        self._base = self._anchor.base
 
     def now(self) -> float:
         """nats-server's time now, Unix seconds (the local wall clock before any sample)."""
-        anchor = self._anchor
-        if anchor is None:
-            return time.time()
-        return anchor.server + (time.monotonic() - anchor.middle)
+        base = self._base
+        return time.time() if base is None else base + _since_boot()
 
     @property
     def offset(self) -> float | None:
@@ -91,7 +116,13 @@ class ServerClock:
 
     def forget(self) -> None:
         """Drop every sample (back to the local wall clock). For tests."""
-        self._samples, self._anchor = [], None
+        self._samples, self._anchor, self._base = [], None, None
+
+
+def local() -> float:
+    """The local reading a sample's bracket is taken on (seconds, any origin): call it just before sending the
+    write whose stamp is read back, and just after its acknowledgement, and pass both to :meth:`ServerClock.note`."""
+    return _since_boot()
 
 
 #: The process's clock: every module reads the time through :func:`now` / :func:`utcnow` / :func:`now_ns`.
@@ -113,4 +144,4 @@ def utcnow() -> datetime:
     return datetime.fromtimestamp(CLOCK.now(), timezone.utc)
 
 
-__all__ = ["CLOCK", "KEEP", "MOST", "Sample", "ServerClock", "now", "now_ns", "utcnow"]
+__all__ = ["CLOCK", "KEEP", "MOST", "SLACK", "Sample", "ServerClock", "local", "now", "now_ns", "utcnow"]

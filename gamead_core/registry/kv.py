@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -109,9 +108,9 @@ class Registry:
         (one direct get; a read that fails only skips the sample). Raises the gamead error tree for NATS errors."""
         kv = await self.open()
         with self._boundary():
-            sent = time.monotonic()
+            sent = clock.local()
             revision = await kv.put(node_key(info.id), info.model_dump_json().encode())
-            received = time.monotonic()
+            received = clock.local()
         try:
             stored = await self._js.get_msg(self.stream, seq=revision, direct=self._direct)
         except Exception as exc:  # noqa: BLE001 - a missed sample keeps the last anchor

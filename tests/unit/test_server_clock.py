@@ -23,7 +23,7 @@ def test_before_any_sample_it_is_the_local_wall_clock() -> None:
 
 def test_a_host_five_minutes_behind_reads_nats_servers_time() -> None:
     c = ServerClock()
-    sent = time.monotonic()
+    sent = clock.local()
     server = time.time() + 300.0  # nats-server's stamp: 5 min ahead of this host
     c.note(sent, server, sent + 0.002)
     assert c.offset == pytest.approx(300.0, abs=0.05)
@@ -33,18 +33,18 @@ def test_a_host_five_minutes_behind_reads_nats_servers_time() -> None:
 
 def test_the_shortest_round_trip_anchors_the_clock() -> None:
     c = ServerClock()
-    t = time.monotonic()
+    t = clock.local()
     # a slow round trip whose stamp came late in it (offset reads +0.4), then a quick exact one
     c.note(t - 1.0, time.time() - 0.1, t - 0.2)
     c.note(t - 0.001, time.time() + 10.0, t)
     assert c.offset == pytest.approx(10.0, abs=0.05)
-    c.note(t - 0.5, time.time() + 11.0, t)  # slower than the anchor: not taken
-    assert c.offset == pytest.approx(10.0, abs=0.05)
+    c.note(t - 0.5, time.time() + 10.0 - 0.25 + 0.1, t)  # slower, within its bracket: not the anchor
+    assert c.offset == pytest.approx(10.0, abs=0.05) and c.error == pytest.approx(0.0005)
 
 
 def test_old_samples_are_dropped_so_a_drifting_server_clock_is_followed() -> None:
     c = ServerClock()
-    t = time.monotonic()
+    t = clock.local()
     c.note(t - KEEP - 5.0, time.time() + 50.0, t - KEEP - 5.0 + 0.0001)
     c.note(t - 0.01, time.time() + 20.0, t)  # slower round trip, but the older one is past KEEP
     assert c.offset == pytest.approx(20.0, abs=0.05)
@@ -52,7 +52,7 @@ def test_old_samples_are_dropped_so_a_drifting_server_clock_is_followed() -> Non
 
 def test_an_inverted_or_impossible_sample_is_ignored() -> None:
     c = ServerClock()
-    t = time.monotonic()
+    t = clock.local()
     c.note(t, time.time(), t - 1.0)
     c.note(t, float("nan"), t)
     c.note(t, float("inf"), t)
@@ -61,7 +61,7 @@ def test_an_inverted_or_impossible_sample_is_ignored() -> None:
 
 def test_a_local_wall_clock_step_changes_nothing_once_anchored(monkeypatch: pytest.MonkeyPatch) -> None:
     c = ServerClock()
-    t = time.monotonic()
+    t = clock.local()
     c.note(t, time.time(), t)
     before = c.now()
     real = time.time
@@ -75,7 +75,7 @@ def test_the_stamps_gamead_writes_follow_the_process_clock() -> None:
     from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import utcnow
 
-    t = time.monotonic()
+    t = clock.local()
     clock.CLOCK.note(t, time.time() + 600.0, t)
     try:
         assert utcnow().timestamp() - time.time() == pytest.approx(600.0, abs=1.0)
@@ -83,3 +83,22 @@ def test_the_stamps_gamead_writes_follow_the_process_clock() -> None:
         assert made - time.time() == pytest.approx(600.0, abs=1.0)
     finally:
         clock.CLOCK.forget()
+
+
+def test_a_sample_that_does_not_fit_the_anchor_replaces_it_however_slow() -> None:
+    """review33 R3: after a suspend (or nats-server's clock set) the old quick anchor is wrong; the newest
+    reading that cannot be reconciled with it is followed at once, not after the old one ages out."""
+    c = ServerClock()
+    t = clock.local()
+    c.note(t - 0.0001, time.time(), t)  # a quick, exact anchor
+    c.note(t - 0.2, time.time() + 600.0, t)  # slow, but 600 s off: no bracket of the anchor's explains it
+    assert c.offset == pytest.approx(600.0, abs=0.3)
+    assert c.now() - time.time() == pytest.approx(600.0, abs=0.3)
+
+
+def test_a_slow_sample_within_the_brackets_keeps_the_quick_anchor() -> None:
+    c = ServerClock()
+    t = clock.local()
+    c.note(t - 0.0001, time.time() + 5.0, t)
+    c.note(t - 0.2, time.time() + 5.0 - 0.1 + 0.08, t)  # stamped 0.08 s past its bracket's middle: agrees
+    assert c.error == pytest.approx(0.00005)
