@@ -166,11 +166,11 @@ class Intake:
         return await self._submit_keyed(ad, idempotency_key, scope, legacy_key, refuse)
 
     async def _create(self, accepted: Accepted, payload: bytes) -> int:
-        """Create the record of a fresh ad (``payload``: its bytes); its revision. The ack is awaited here, not three calls down in
-        :meth:`AdStore.create` (each coroutine between an await and its task is resumed and suspended again on
-        every wait: issue 14.4); any answer but an ack (a lost compare-and-set, a key being written …) is
-        left to :meth:`AdStore.create`, which sorts them out. Raises what it raises, but its :class:`Conflict`
-        as :class:`QueueUnavailable` (an ambiguous create, withdrawn by the caller)."""
+        """Create the record of a fresh ad (``payload``: its bytes); its revision. The ack is awaited here, not
+        three calls down in :meth:`AdStore.create` (each coroutine between an await and its task is resumed and
+        suspended again on every wait: issue 14.4); any answer but an ack (a lost compare-and-set, a key being
+        written …) is left to :meth:`AdStore.create`, which sorts them out. Raises what it raises, but its
+        :class:`Conflict` as :class:`QueueUnavailable` (an ambiguous create, withdrawn by the caller)."""
         with nats_boundary():
             try:
                 return (await (await self._store.send_create(accepted.id, payload))).seq

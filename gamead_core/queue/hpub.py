@@ -8,13 +8,14 @@ encodes both, one ``bytearray.extend`` at a time; with :func:`gamead_core.queue.
 
 :func:`send` writes the same bytes (``HPUB <subject> <reply> <header bytes> <total bytes>``, ``NATS/1.0``, a
 ``name: value`` line each, an empty line, the payload) with one regular-expression match over all the header
-lines, and takes the same steps after: the guard's bound (``nats.max_pending_bytes``: :func:`~gamead_core.queue.
-liveness.admit`, with the message's exact size), nats-py's counters, its buffer and a kick of its flusher when
-none is queued. Anything else goes to ``nc.publish`` as before, which then answers as it always did (its errors
-included): a connection not connected (closed, draining, reconnecting: nats-py's own buffering rules), no guard on
-the connection, a flusher that is not running, a payload over the server's ``max_payload``, nats-py's own bound
-(``pending_size``) reached, a subject or reply holding whitespace, a header name that is not an HTTP token or a
-value that is not printable ASCII without surrounding spaces (nats-py strips and rewrites those).
+lines, and takes the same steps after: the guard's bound (``nats.max_pending_bytes``: the check of
+:func:`~gamead_core.queue.liveness.admit`, with the message's exact size), nats-py's counters, its buffer and a kick
+of its flusher when none is queued. Anything else goes to ``nc.publish`` as before, which then answers as it
+always did (its errors included): a connection not connected (closed, draining, reconnecting: nats-py's own
+buffering rules), no guard on the connection, a flusher that is not running, a payload over the server's
+``max_payload``, nats-py's own bound (``pending_size``) reached, a subject or reply holding whitespace, a header
+name that is not an HTTP token or a value that is not printable ASCII without surrounding spaces (nats-py strips
+and rewrites those).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import re
 
 from nats.aio.client import Client as NATS
 
-from gamead_core.queue.liveness import _ADMITTED, _LIMITS, admit
+from gamead_core.queue.liveness import (
+    _ADMITTED,
+    _LIMITS,
+    PublishRefused,
+    _refused,
+    unsent_bytes,
+)
 
 __all__ = ["send"]
 
@@ -44,8 +51,9 @@ async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict
     bound (nothing written), nats-py's errors (from ``nc.publish``, which every other case is handed to)."""
     lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
     max_pending = nc._max_pending_size  # noqa: SLF001 - nats-py's pending_size
-    if (nc._status is not _CONNECTED or len(payload) > nc._max_payload  # noqa: SLF001
-            or (flusher := nc._flusher_task) is None or flusher.done() or nc not in _LIMITS  # noqa: SLF001
+    if (nc._status != _CONNECTED or len(payload) > nc._max_payload  # noqa: SLF001
+            or (flusher := nc._flusher_task) is None or flusher.done()  # noqa: SLF001
+            or (limit := _LIMITS.get(nc)) is None
             or not subject or _NOT_SUBJECT.search(subject) or _NOT_SUBJECT.search(reply)
             or _PLAIN_LINES.fullmatch(lines) is None):
         await nc.publish(subject, payload, reply=reply, headers=headers)
@@ -57,8 +65,9 @@ async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict
     if max_pending > 0 and nc._pending_data_size + len(command) > max_pending:  # noqa: SLF001
         await nc.publish(subject, payload, reply=reply, headers=headers)  # nats-py's forced flush
         return
-    if _ADMITTED.get() is not nc:  # (a request's own publish was admitted with it)
-        admit(nc, len(command))
+    # the guard's check (liveness.admit), inline: a request's own publish was admitted with it
+    if _ADMITTED.get() is not nc and (waiting := unsent_bytes(nc)) + len(command) > limit:
+        raise _refused(nc, PublishRefused(waiting, limit, len(command)))
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(payload)
     nc._pending.append(command)  # noqa: SLF001
