@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -57,6 +56,7 @@ from nats.js import JetStreamContext
 from ulid import ULID
 
 from gamead_core import names
+from gamead_core.accepted import Accepted
 from gamead_core.ad_ids import new_ad_id, new_ad_ids
 from gamead_core.batch_writes import create_records, publish_messages
 from gamead_core.errors import (Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueUnavailable,
@@ -68,7 +68,7 @@ from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.atomic import AtomicBatches
 from gamead_core.queue.publish import Outgoing, not_stored, publish_ad_acked
 from gamead_core.store.ads import AdStore, decode, encode
-from gamead_core.store.queued_json import queued_records
+from gamead_core.store.queued_json import queued_record, queued_records, stamp_text
 from gamead_core.telemetry.metrics import ad_submitted
 from gamead_core.unsettled import Unsettled
 
@@ -91,12 +91,6 @@ def keyed_ad_id(scope: str, idempotency_key: str) -> str:
 def ad_fingerprint(ad: AdSubmission) -> str:
     """sha256 (hex) of the validated ad's canonical JSON: what a repeated key must carry again."""
     return hashlib.sha256(ad.model_dump_json().encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    record: AdRecord
-    duplicate: bool
 
 
 class Queued(NamedTuple):
@@ -144,12 +138,12 @@ class Intake:
         come within ``api.publish_timeout`` s), other :class:`QueueUnavailable` (NATS surely took nothing) (503).
         """
         if idempotency_key is None:  # the common path: the record, then the message, both awaited
-            ad_id = new_ad_id()
-            # validated, not model_construct() (its Python walk of 20 fields and defaults: ~30 µs, this ~9 µs)
-            record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
-            payload = encode(record)  # once: the message and the record carry the same bytes
+            ad_id, now = new_ad_id(), utcnow()
+            stamp = stamp_text(now)
+            payload = queued_record(ad_id, stamp, now, ad)  # once, for both writes; no AdRecord made (Accepted.fresh)
+            accepted = Accepted.fresh(ad_id, ad, now, stamp)
             try:
-                revision = await self._create(record, payload)
+                revision = await self._create(accepted, payload)
             except GameadError as exc:
                 if self._withdraw_if_ambiguous(ad_id, exc):
                     raise maybe_queued(ad_id, keyed=False) from exc
@@ -165,26 +159,27 @@ class Intake:
                     raise
                 raise maybe_queued(ad_id, keyed=False) from exc
             if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
-                return Accepted(record, duplicate=True)
+                accepted.duplicate = True
+                return accepted
             ad_submitted(ad.priority)
-            return Accepted(record, duplicate=False)
+            return accepted
         return await self._submit_keyed(ad, idempotency_key, scope, legacy_key, refuse)
 
-    async def _create(self, record: AdRecord, payload: bytes) -> int:
-        """Create the record of a fresh id; its revision. The ack is awaited here, not three calls down in
-        :meth:`AdStore.create` (each coroutine between an await and its task is resumed and suspended again on
-        every wait: issue 14.4); any answer but an ack (a lost compare-and-set, a key being written …) is
-        left to :meth:`AdStore.create`, which sorts them out. Raises what it raises, but its :class:`Conflict`
-        as :class:`QueueUnavailable` (an ambiguous create, withdrawn by the caller)."""
+    async def _create(self, accepted: Accepted, payload: bytes) -> int:
+        """Create the record of a fresh ad (``payload``: its bytes); its revision. The ack is awaited here, not
+        three calls down in :meth:`AdStore.create` (each coroutine between an await and its task is resumed and
+        suspended again on every wait: issue 14.4); any answer but an ack (a lost compare-and-set, a key being
+        written …) is left to :meth:`AdStore.create`, which sorts them out. Raises what it raises, but its
+        :class:`Conflict` as :class:`QueueUnavailable` (an ambiguous create, withdrawn by the caller)."""
         with nats_boundary():
             try:
-                return (await (await self._store.send_create(record, payload))).seq
+                return (await (await self._store.send_create(accepted.id, payload))).seq
             except nats.js.errors.APIError:
                 pass  # an error ack: not stored; AdStore.create retries or names the error
         try:
-            return await self._store.create(record, payload)
+            return await self._store.create(accepted.record, payload)
         except Conflict as exc:  # nobody else writes a fresh id: a try of ours won, its answer lost (withdrawn)
-            raise QueueUnavailable(f"the record of ad {record.id} may be stored: {exc.message}") from exc
+            raise QueueUnavailable(f"the record of ad {accepted.id} may be stored: {exc.message}") from exc
 
     def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> bool:
         """A record create of the fresh id ``ad_id`` failed with ``exc``: if its ack merely did not come (the

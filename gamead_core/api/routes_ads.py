@@ -22,7 +22,7 @@ from gamead_core.ids import (
     is_ad_id,
     normal_id,
 )
-from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, NewAd, iso_z
+from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, NewAd
 
 router = APIRouter()
 
@@ -52,15 +52,14 @@ async def submit(request: Request) -> Response:
         accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope, legacy_key=legacy,
                                                       refuse=refusal)  # a repeat is answered: it adds no record
         await take_token(request)
-    rec = accepted.record
     payload = {
-        "id": rec.id,
-        "status": rec.status.value,
-        "priority": rec.priority,
-        "submittedAt": iso_z(rec.submitted_at),
+        "id": accepted.id,
+        "status": accepted.status.value,
+        "priority": accepted.priority,
+        "submittedAt": accepted.submitted,  # iso_z of the time, as the record has it (no AdRecord made: Accepted)
         "duplicate": accepted.duplicate,
     }
-    return _json(payload, 202, {"Location": f"/ads/{rec.id}"})
+    return _json(payload, 202, {"Location": f"/ads/{accepted.id}"})
 
 
 @router.post(

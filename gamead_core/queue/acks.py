@@ -42,6 +42,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 
 from gamead_core import names
+from gamead_core.queue import hpub
 from gamead_core.queue.deadlines import expire_after, respite
 from gamead_core.queue.inline_sub import subscribe_inline
 
@@ -170,7 +171,7 @@ class _Acks:
         if len(waiting) > self._sweep_at or not self._next & _SWEEP_EVERY_MASK:
             self._sweep()
         try:
-            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            await hpub.send(self._nc, subject, payload, self._prefix + token, headers, self._loop)  # nc.publish's bytes
         except BaseException:
             waiting.pop(token, None)
             future.cancel()

@@ -188,11 +188,11 @@ class AdStore:
                                    encode(record) if payload is None else payload, headers=headers,
                                    timeout=self._timeout)
 
-    async def send_create(self, record: AdRecord, payload: bytes) -> asyncio.Future[Ack]:
-        """The create-only put of a fresh record (``payload``: its :func:`encode`) sent, the future of its ack
-        returned (:func:`publish_acked`; raises nats-py's errors): the submit path awaits it itself and calls
-        :meth:`create` for any answer but an ack."""
-        return await self._send(record, 0, payload)
+    async def send_create(self, ad_id: str, payload: bytes) -> asyncio.Future[Ack]:
+        """The create-only put of the fresh ``queued`` record of ``ad_id`` (``payload``: its :func:`encode` bytes) sent,
+        its ack's future returned (:func:`publish_acked`; raises nats-py's errors): the submit path awaits it."""
+        return await publish_acked(self.js, names.kv_subject(names.ADS_BUCKET, ad_id), payload,
+                                   headers=write_headers(0, None, origin=self.origin), timeout=self._timeout)
 
     async def _entry(self, kv: KeyValue, ad_id: str) -> KeyValue.Entry | None:
         """The live entry of ``ad_id`` as ``kv`` reads it; None if missing, deleted, purged or expired."""

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from gamead_core.models import AdRecord, AdStatus, AdSubmission
 from gamead_core.store.ads import encode
 
-__all__ = ["queued_records", "stamp_text"]
+__all__ = ["queued_record", "queued_records", "stamp_text"]
 
 #: (attribute, wire name) of every field of an ad, in the model's order (the order pydantic serialises them in)
 _AD_FIELDS = tuple((name, field.serialization_alias or field.alias or name)
@@ -83,3 +83,14 @@ def queued_records(ad_ids: list[str], when: datetime, ads: list[AdSubmission]) -
         except orjson.JSONEncodeError:
             out.append(_by_model(ad_id, when, ad))
     return out
+
+
+def queued_record(ad_id: str, stamp: str, when: datetime, ad: AdSubmission) -> bytes:
+    """One fresh ad's :func:`queued_records` bytes (a single ``POST /ads``): ``stamp`` is :func:`stamp_text` of
+    ``when``. Never raises for a valid ad."""
+    if _HAND:
+        try:
+            return _by_hand(ad_id, stamp, ad)
+        except orjson.JSONEncodeError:
+            pass
+    return _by_model(ad_id, when, ad)

@@ -1,5 +1,6 @@
 """A submit encodes its record once (issue 12 item 5: ``encode(record)`` ran twice per submit, once for the
-message and once for the record write). Real nats-server (a fresh one: nothing else writes to it)."""
+message and once for the record write; an un-keyed one builds its bytes by hand, ``queued_record``, issue 14.4),
+and answers the record it stored. Real nats-server (a fresh one: nothing else writes to it)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,21 @@ def test_one_encode_per_submit_keyed_or_not(fresh_nats: Callable[[], EmbeddedNat
         calls.append(record.id)
         return real(record)
 
+    def counting_by_hand(ad_id, *args):  # type: ignore[no-untyped-def]  # the un-keyed path's bytes (queued_json)
+        calls.append(ad_id)
+        return real_by_hand(ad_id, *args)
+
+    real_by_hand = intake_module.queued_record
     monkeypatch.setattr(intake_module, "encode", counting)
     monkeypatch.setattr(store_module, "encode", counting)
+    monkeypatch.setattr(intake_module, "queued_record", counting_by_hand)
 
     async def submit_two() -> tuple[str, str]:
         async with fresh_intake(server.url) as (_js, store, intake):
             plain = await intake.submit(AdSubmission.model_validate(ad("Encoded Once")))
             keyed = await intake.submit(AdSubmission.model_validate(ad("Keyed Once")), "key-1")
-            for ad_id in (plain.record.id, keyed.record.id):  # both written (before the answer) from one encoding
-                await store.get(ad_id)
+            for accepted in (plain, keyed):  # both written (before the answer) from one encoding
+                assert (await store.get(accepted.id)).record == accepted.record  # what is stored is what it said
             return plain.record.id, keyed.record.id
 
     plain_id, keyed_id = asyncio.run(submit_two())

@@ -1,0 +1,77 @@
+"""One message with headers put in nats-py's outgoing buffer the way ``Client.publish`` puts it, with less work.
+
+nats-py's ``publish`` (2.16) checks the subject and reply with a regular expression each, and then, for every
+header, strips the name, matches it against a regular expression, strips the value, replaces its line ends and
+encodes both, one ``bytearray.extend`` at a time; with :func:`gamead_core.queue.liveness.guard_writes`' wrapper
+(which sizes the message from its parts) about 4 of the ~7 µs each JetStream write of the submit path cost, and a
+``POST /ads`` makes two (its record, then its message; issue 14.4, ``benchmarks/bench_submit_profile.py``).
+
+:func:`send` writes the same bytes (``HPUB <subject> <reply> <header bytes> <total bytes>``, ``NATS/1.0``, a
+``name: value`` line each, an empty line, the payload) with one regular-expression match over all the header
+lines, and takes the same steps after: the guard's bound (``nats.max_pending_bytes``: the check of
+:func:`~gamead_core.queue.liveness.admit`, with the message's exact size), nats-py's counters, its buffer and a kick
+of its flusher when none is queued. Anything else goes to ``nc.publish`` as before, which then answers as it
+always did (its errors included): a connection not connected (closed, draining, reconnecting: nats-py's own
+buffering rules), no guard on the connection, a flusher that is not running, a payload over the server's
+``max_payload``, nats-py's own bound (``pending_size``) reached, a subject or reply holding whitespace, a header
+name that is not an HTTP token or a value that is not printable ASCII without surrounding spaces (nats-py strips
+and rewrites those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from nats.aio.client import Client as NATS
+
+from gamead_core.queue.liveness import (
+    _ADMITTED,
+    _LIMITS,
+    PublishRefused,
+    _refused,
+    unsent_bytes,
+)
+
+__all__ = ["send"]
+
+#: header lines nats-py writes unchanged: an HTTP token (its ``_HEADER_KEY_RE``), ``: ``, a value of printable ASCII
+#: that neither starts nor ends with a space (nats-py strips values, and turns CR and LF into spaces), CRLF
+_PLAIN_LINES = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [!-~](?:[ -~]*[!-~])?\r\n)+")
+#: what nats-py refuses in a subject (its ``_SUBJECT_INVALID_RE``)
+_NOT_SUBJECT = re.compile(r"[ \t\r\n]")
+_CONNECTED = NATS.CONNECTED
+
+
+async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict[str, str],
+               loop: asyncio.AbstractEventLoop) -> None:
+    """Publish ``payload`` to ``subject`` with ``reply`` and ``headers`` (at least one) on ``nc``: what
+    ``await nc.publish(subject, payload, reply=reply, headers=headers)`` does, the same bytes in the same buffer
+    (module doc). Raises what that raises: :class:`~gamead_core.queue.liveness.PublishRefused` over the guard's
+    bound (nothing written), nats-py's errors (from ``nc.publish``, which every other case is handed to)."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    max_pending = nc._max_pending_size  # noqa: SLF001 - nats-py's pending_size
+    if (nc._status != _CONNECTED or len(payload) > nc._max_payload  # noqa: SLF001
+            or (flusher := nc._flusher_task) is None or flusher.done()  # noqa: SLF001
+            or (limit := _LIMITS.get(nc)) is None
+            or not subject or _NOT_SUBJECT.search(subject) or _NOT_SUBJECT.search(reply)
+            or _PLAIN_LINES.fullmatch(lines) is None):
+        await nc.publish(subject, payload, reply=reply, headers=headers)
+        return
+    head = b"NATS/1.0\r\n%s\r\n" % lines.encode()
+    size = len(head)
+    command = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply.encode(), size, size + len(payload), head,
+                                                 payload)
+    if max_pending > 0 and nc._pending_data_size + len(command) > max_pending:  # noqa: SLF001
+        await nc.publish(subject, payload, reply=reply, headers=headers)  # nats-py's forced flush
+        return
+    # the guard's check (liveness.admit), inline: a request's own publish was admitted with it
+    if _ADMITTED.get() is not nc and (waiting := unsent_bytes(nc)) + len(command) > limit:
+        raise _refused(nc, PublishRefused(waiting, limit, len(command)))
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(payload)
+    nc._pending.append(command)  # noqa: SLF001
+    nc._pending_data_size += len(command)  # noqa: SLF001
+    queue = nc._flush_queue  # noqa: SLF001
+    if queue is not None and queue.empty():  # kick the flusher, as nats-py's _flush_pending does
+        queue.put_nowait(loop.create_future())
