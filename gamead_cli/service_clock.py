@@ -33,8 +33,15 @@ SAY_OVER: Final[float] = 5.0
 #: the service's clock as this process knows it (samples from the API's ``Date`` headers)
 SERVICE: Final[ServerClock] = ServerClock()
 
-_lock = threading.Lock()
-_state: dict[str, object] = {"said": False, "held": 0, "pending": None}
+class _Said:
+    """Whether the skew line was said (once per process), how many :func:`held` blocks run, the line they keep."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.said, self.held, self.pending = False, 0, None  # type: bool, int, str | None
+
+
+_SAID: Final[_Said] = _Said()
 
 
 def date_seconds(value: str | None) -> float | None:
@@ -59,7 +66,7 @@ def note(date: str | None, sent: float, received: float) -> None:
     if at is None:
         return
     SERVICE.note(sent, at, received)
-    if not _state["said"]:
+    if not _SAID.said:
         say_skew()
 
 
@@ -100,12 +107,12 @@ def say_skew() -> None:
     text = skew_text(SERVICE.offset)
     if text is None:
         return
-    with _lock:
-        if _state["said"]:
+    with _SAID.lock:
+        if _SAID.said:
             return
-        _state["said"] = True
-        if _state["held"]:
-            _state["pending"] = text
+        _SAID.said = True
+        if _SAID.held:
+            _SAID.pending = text
             return
     _print(text)
 
@@ -121,23 +128,23 @@ def _print(text: str) -> None:
 @contextlib.contextmanager
 def held() -> Iterator[None]:
     """Keep the skew line while the block runs (the full-screen dashboard); say it after, if it came."""
-    with _lock:
-        _state["held"] = int(_state["held"]) + 1  # type: ignore[call-overload]
+    with _SAID.lock:
+        _SAID.held += 1
     try:
         yield
     finally:
-        with _lock:
-            _state["held"] = int(_state["held"]) - 1  # type: ignore[call-overload]
-            text, _state["pending"] = _state["pending"], None
-        if isinstance(text, str):
+        with _SAID.lock:
+            _SAID.held -= 1
+            text, _SAID.pending = _SAID.pending, None
+        if text is not None:
             _print(text)
 
 
 def forget() -> None:
     """Back to no sample and nothing said (tests)."""
     SERVICE.forget()
-    with _lock:
-        _state.update(said=False, held=0, pending=None)
+    with _SAID.lock:
+        _SAID.said, _SAID.held, _SAID.pending = False, 0, None
 
 
 def service_time(ask: Callable[[], object]) -> datetime:
