@@ -11,13 +11,12 @@ Builds the errors, never raises them, and sends nothing (the client raises what 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from gamead_cli import retry
+from gamead_cli import retry, service_clock
 from gamead_cli.formats import took
 from gamead_core.errors import (
     ApiClientError,
@@ -136,7 +135,7 @@ def _without_retry_clause(message: str) -> str:
 def _try_again(value: str) -> str:
     """``try again in 2.0 s`` from a ``Retry-After`` value (seconds or an HTTP-date); ``try again later`` when it
     cannot be read."""
-    seconds = retry.retry_after_seconds(value, time.time())
+    seconds = retry.retry_after_seconds(value, service_clock.now())  # an HTTP-date is the service's time
     if seconds is None:
         return "try again later"
     return "try again now" if seconds == 0 else f"try again in {took(seconds)}"

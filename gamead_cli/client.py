@@ -17,12 +17,13 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import httpx
 
-from gamead_cli import retry
+from gamead_cli import retry, service_clock
 from gamead_cli.api_errors import (
     HINT,
     connect_cause,
@@ -34,7 +35,7 @@ from gamead_cli.api_errors import (
     unsendable,
 )
 from gamead_cli.ndjson_lines import ndjson_lines
-from gamead_core.errors import ApiClientError, ApiUnreachable
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
 
 if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
@@ -145,6 +146,7 @@ class ApiClient:
             if until is not None:
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
+            sent = time.monotonic()
             try:
                 response = self._http.request(method, path, **kw, extensions={"trace": unsent})
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -171,6 +173,7 @@ class ApiClient:
             except httpx.HTTPError as exc:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
+            service_clock.note(response.headers.get("date"), sent, time.monotonic())  # the service's time
             if self.watch is not None:
                 self.watch.answered()
             status = response.status_code
@@ -178,7 +181,7 @@ class ApiClient:
             if status in retry.RETRY_STATUSES and self._wait_to_retry(
                     attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,
                                                        keyed=keyed),
-                    retry.retry_after_seconds(response.headers.get("Retry-After"), time.time())):
+                    retry.retry_after_seconds(response.headers.get("Retry-After"), service_clock.now())):
                 continue
             break
         if response.is_error:
@@ -239,6 +242,21 @@ class ApiClient:
             self._verified = isinstance(body, dict) and isinstance(body.get("status"), str)
         return self._verified
 
+    def service_now(self) -> datetime:
+        """The service's time now (aware UTC), to resolve an age like ``--since 1h`` on (attack33a F10): known
+        from the ``Date`` of an earlier answer (:mod:`gamead_cli.service_clock`), else of a ``GET /healthz`` sent
+        first (a 503 while NATS is away carries one too). Raises :class:`ApiUnreachable` when the API cannot be
+        reached; an API that sends no ``Date`` leaves this machine's clock."""
+        def ask() -> None:
+            try:
+                self.send("GET", "/healthz")
+            except ApiUnreachable:
+                raise
+            except (ApiClientError, NotFound):  # answered (its Date noted) but not 200: the time is known
+                pass
+
+        return service_clock.service_time(ask)
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Send one request and return its decoded JSON body (``None`` for an empty body)."""
         response = self.send(method, path, **kw)
@@ -265,7 +283,9 @@ class ApiClient:
         points at something else) raises :class:`ApiClientError`."""
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
         try:
+            sent = time.monotonic()
             with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
+                service_clock.note(response.headers.get("date"), sent, time.monotonic())
                 if response.is_error:
                     response.read()
                     error = error_from_response(response)

@@ -122,7 +122,8 @@ def byte_size(n: int | float | None) -> str:
 
 def utc_when(value: Any, *, now: datetime | None = None) -> str:
     """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
-    when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime)."""
+    when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime); else the
+    age is on the service's clock (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time as future)."""
     if not value:
         return "-"
     try:
@@ -131,8 +132,35 @@ def utc_when(value: Any, *, now: datetime | None = None) -> str:
         return str(value)
     when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     text = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+    if now is None:
+        from gamead_cli.service_clock import utcnow
+
+        now = utcnow()
+    seconds = (now - when).total_seconds()
     return f"{text} ({ago(seconds)})" if seconds >= 0 else text
+
+
+def window_text(window: Mapping[str, Any], what: str = "dead") -> str:
+    """The absolute window a ``--since``/``--until`` stood for, as every verb that filters by time says it
+    (attack33a F10: ``--until 1h`` resolved on a clock 2 h fast purged fresh entries, and nothing showed the
+    cut-off): ``dead at or after 2026-12-04 01:46:12 UTC``, ``dead before …``, ``dead at or after … and before
+    …``; ``what`` first (``dead``; "" for none); "" when ``window`` has neither ``since`` nor ``until`` (ISO
+    times). Pure."""
+    since, until = (_utc_text(window.get(key)) for key in ("since", "until"))
+    words = " and ".join(part for part in (since and f"at or after {since}", until and f"before {until}") if part)
+    return f"{what} {words}".strip() if words else ""
+
+
+def _utc_text(value: Any) -> str:
+    """An ISO 8601 time → ``2026-12-04 01:46:12 UTC`` ("" for none; as given when unreadable). Pure."""
+    if not value:
+        return ""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 #: the zone of every time the CLI and the dashboard print (the API's times are UTC; nothing is converted)

@@ -23,8 +23,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.commands.dlq_filters import window_options
-from gamead_cli.formats import empty_text, plain, time_column
+from gamead_cli.commands.dlq_filters import on_service_clock, window_of, window_options
+from gamead_cli.formats import empty_text, plain, time_column, window_text
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit, print_command, stdout_console
 from gamead_cli.record_views import next_page_command
@@ -64,9 +64,9 @@ def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
         why = "a record is kept audit.max_age, 90 days by default"
         if not body.get("complete", True):
             why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit); older ones: the command below"
-        return empty_text("no audit records", flags, why)
+        return empty_text("no audit records", flags, f"{window_text(body, '')}; {why}" if window_text(body) else why)
     count = body.get("count", 0)
-    line = f"{count} record(s), newest first"
+    line = f"{count} record(s), newest first" + (f" · {window_text(body, '')}" if window_text(body) else "")
     if not body.get("complete", True):
         line += f" · read {body.get('scanned')} records, then stopped (audit.scan_limit)"
     if body.get("items") and stdout_console().width < 110:
@@ -110,13 +110,15 @@ def audit(
 ) -> None:
     job = normal_id(job) if job is not None else None  # a ULID in capitals is the same id
     _checked(actor, action, outcome, job)
-    raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job,
-           **window_options(since, until),
-           "limit": limit, "cursor": cursor or None}
+    window = window_options(since, until)  # checked before any request (bad usage, exit 2)
     with api_client(config, api) as client:
+        window = on_service_clock(client, window, since, until)  # --since 2h: 2 h before the service's now
+        raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job, **window,
+               "limit": limit, "cursor": cursor or None}
         body = client.request("GET", "/v1/audit", params={k: v for k, v in raw.items() if v is not None})
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/audit with unexpected data")
+    body = {**body, **window_of(window)}  # -o json names the window an age stood for (attack33a F10)
     flags = {"--actor": actor, "--action": action, "--outcome": outcome, "--job": job, "--since": since,
              "--until": until, "--cursor": cursor or None}
     emit(body, output, lambda b: audit_view(b, flags))

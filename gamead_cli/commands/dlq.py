@@ -35,19 +35,22 @@ from gamead_cli.commands.dlq_filters import (
     checked_ad_id,
     checked_job_id,
     filter_body,
+    on_service_clock,
     selection_body,
+    window_of,
 )
 from gamead_cli.commands.dlq_jobs import ACTED, count_ask_run, follow_job, job_progress
 from gamead_cli.commands.dlq_transfer import (
     checked_copy,
     entries_of,
+    export_failed,
     import_batches,
     import_entries,
     say_changed,
 )
 from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view
 from gamead_cli.exitcodes import OutputFailed
-from gamead_cli.formats import command_text, plain
+from gamead_cli.formats import command_text, plain, window_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import (
@@ -92,11 +95,11 @@ def list_(
     Example: gamead dlq list --error-class TaskTimeout --since 2h
     """
     flt = filter_body(error_class, message, priority, since, until)
-    params: dict[str, Any] = {**flt, "limit": limit, "cursor": cursor, "newest": newest}
-    if until_seq is not None:
-        params["untilSeq"] = until_seq
     with api_client(config, api) as client:
-        body = client.request("GET", "/v1/dlq", params=params)
+        flt = on_service_clock(client, flt, since, until)  # --since 2m: 2 min before the service's now
+        params: dict[str, Any] = {**flt, "limit": limit, "cursor": cursor, "newest": newest}
+        body = {**client.request("GET", "/v1/dlq", params={**params, **({} if until_seq is None else
+                                                                       {"untilSeq": until_seq})}), **window_of(flt)}
     flags = {"--error-class": error_class, "--message": message, "--priority": priority, "--since": since,
              "--until": until, "--cursor": cursor or None, "--until-seq": until_seq}
     emit(body, output, partial(list_view, flags=flags))
@@ -146,14 +149,15 @@ def replay(
 
     Example: gamead dlq replay --error-class TaskTimeout --rate 20 --stop-on-failure-rate 0.5
     """
-    selection = selection_body(ids, everything, filter_body(error_class, message, priority, since, until))
-    body: dict[str, Any] = {**selection}
-    if rate:
-        body["rate"] = rate
-    if stop_on_failure_rate is not None:
-        body["stopOnFailureRate"] = stop_on_failure_rate
+    flt = filter_body(error_class, message, priority, since, until)
+    selection_body(ids, everything, flt)  # which entries: said before any request (bad usage)
     with signals_interrupt(), api_client(config, api) as client:  # SIGTERM/SIGHUP as Ctrl-C (review30b F5)
-        count_ask_run(client, "/v1/dlq/replay", selection, body, "replayed", "Replay {n} dead-lettered ad(s)?",
+        selection = selection_body(ids, everything, on_service_clock(client, flt, since, until))
+        body: dict[str, Any] = {**selection, **({"rate": rate} if rate else {})}
+        if stop_on_failure_rate is not None:
+            body["stopOnFailureRate"] = stop_on_failure_rate
+        count_ask_run(client, "/v1/dlq/replay", selection, body, "replayed",
+                       "Replay {n} dead-lettered ad(s){window}?",
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
@@ -171,10 +175,12 @@ def purge(
 
     Example: gamead dlq purge --priority 5 --until 7d --yes
     """
-    selection = selection_body(ids, everything, filter_body(error_class, message, priority, since, until))
+    flt = filter_body(error_class, message, priority, since, until)
+    selection_body(ids, everything, flt)  # which entries: said before any request (bad usage)
     with signals_interrupt(), api_client(config, api) as client:
+        selection = selection_body(ids, everything, on_service_clock(client, flt, since, until))
         count_ask_run(client, "/v1/dlq/purge", selection, {**selection, "confirm": True}, "purged",
-                       "Purge {n} dead-lettered ad(s)? This cannot be undone",
+                       "Purge {n} dead-lettered ad(s){window}? This cannot be undone",
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
@@ -245,9 +251,9 @@ def export(
 
     Example: gamead dlq export dead.jsonl --since 1d
     """
-    params: dict[str, Any] = {**filter_body(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
+    flt = filter_body(error_class, message, priority, since, until)
     try:  # the file replaces FILE only once every page is written: a failure leaves an old FILE intact
-        pending = None if file == "-" else PendingFile(file, said=lambda: _export_failed(pending, written))
+        pending = None if file == "-" else PendingFile(file, said=lambda: export_failed(pending, written))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
     out = sys.stdout if pending is None else pending.file
@@ -256,6 +262,8 @@ def export(
     read, written = 0, [0]  # written: lines handed to FILE (a list: the failure's text reads it when it comes)
     try:
         with api_client(config, api) as client, job_progress() as progress:
+            flt = on_service_clock(client, flt, since, until)  # --since 1d: a day before the service's now
+            params: dict[str, Any] = {**flt, "limit": EXPORT_PAGE}
             task = progress.add_task("exporting", total=None)
             cursor = 0
             while True:
@@ -285,25 +293,17 @@ def export(
                 pending.drop_lines(once.dropped)
             pending.commit()
         except OSError as exc:  # not bad usage, exit 1
-            said = _export_failed(pending, written)
+            said = export_failed(pending, written)
             raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}{said}") from None
     kept = once.kept
     if once.changed:
         say_changed(once)
-    if file != "-":
-        note_line(f"exported {kept} entr{'y' if kept == 1 else 'ies'} to {file}")
+    window = window_text(flt)  # the absolute window an age stood for (attack33a F10)
+    if file != "-" or (window and kept):
+        note_line(f"exported {kept} entr{'y' if kept == 1 else 'ies'}{' ' + window if window else ''}"
+                  + (f" to {file}" if file != "-" else ""))
     elif kept == 0:  # stdout holds nothing: say why on stderr
-        note_line("no DLQ entries match: nothing exported")
-
-
-def _export_failed(pending: PendingFile | None, written: list[int]) -> str:
-    """What a failed export to FILE says after "cannot write FILE: why": a regular FILE is left as it was
-    ("nothing was exported"); a device or a FIFO (``tmp`` None) may have passed on the first lines already (attack27b
-    F9: ``dlq export /dev/stdout | head -c 100`` said "nothing was exported" after its reader had read some)."""
-    if pending is None or pending.tmp is not None or written[0] == 0:
-        return "; nothing was exported"
-    return (f"; the export was cut short: at most the first {written[0]} "
-            f"entr{'y' if written[0] == 1 else 'ies'} reached it")
+        note_line(f"no DLQ entries{' ' + window if window else ''} match: nothing exported")
 
 
 @app.command("import")

@@ -4,13 +4,17 @@ request, so that what the API would refuse is bad usage (exit 2)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gamead_cli.options import ad_id_arg, duration_seconds, job_id_arg
 from gamead_core.errors import GameadError
+
+if TYPE_CHECKING:
+    from gamead_cli.client import ApiClient
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
@@ -81,12 +85,22 @@ def error_class_option(value: str | None) -> str | None:
     return value
 
 
-def window_options(since: str | None, until: str | None) -> dict[str, str | None]:
-    """``--since``/``--until`` read by :func:`when_option`: ``{"since", "until"}`` (ISO, or None). A window that can
-    hold nothing (``--since`` not before ``--until``, e.g. ``--since 2h --until 3h``) is bad usage (exit 2)."""
-    now = datetime.now(timezone.utc)  # one instant for both: `--since 1d --until 1d` is empty, not a microsecond
-    start, end = when_option(since, "--since", now=now), when_option(until, "--until", now=now)
-    if start is not None and end is not None and datetime.fromisoformat(start) >= datetime.fromisoformat(end):
+def has_age(*values: str | None) -> bool:
+    """Is one of ``values`` an age (``2h``: resolved against a clock) rather than an ISO time? Pure."""
+    return any(value is not None and duration_seconds(value) is not None for value in values)
+
+
+def window_options(since: str | None, until: str | None, *, now: datetime | None = None) -> dict[str, str | None]:
+    """``--since``/``--until`` read by :func:`when_option` as of ``now`` (the service's time: an age like ``1h``
+    is resolved on it, :func:`on_service_clock`): ``{"since", "until"}`` (ISO, or None). A window that can hold
+    nothing (``--since`` not before ``--until``, e.g. ``--since 2h --until 3h``) is bad usage (exit 2). Without
+    ``now`` (the usage checked before any request, on this machine's clock) an ISO time and an age are not
+    compared: their order depends on the clock the age is resolved on."""
+    at = now or datetime.now(timezone.utc)  # one instant for both: `--since 1d --until 1d` is empty, not a microsecond
+    start, end = when_option(since, "--since", now=at), when_option(until, "--until", now=at)
+    mixed = now is None and has_age(since) != has_age(until)  # an age and an ISO time
+    if start is not None and end is not None and not mixed and \
+            datetime.fromisoformat(start) >= datetime.fromisoformat(end):
         raise typer.BadParameter(f"--since {since} is not before --until {until}: nothing can match; swap them, or "
                                  "drop one", param_hint="--since")
     return {"since": start, "until": end}
@@ -94,9 +108,29 @@ def window_options(since: str | None, until: str | None) -> dict[str, str | None
 
 def filter_body(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
+    """The ``filter`` of a DLQ request, every option checked before any request (bad usage: exit 2); an age
+    (``--since 1h``) resolved on this machine's clock until :func:`on_service_clock` resolves it again."""
     raw = {"errorClass": error_class_option(error_class), "message": message_option(message), "priority": priority,
            **window_options(since, until)}
     return {k: v for k, v in raw.items() if v is not None}
+
+
+def on_service_clock(client: ApiClient, flt: dict[str, Any], since: str | None, until: str | None) -> dict[str, Any]:
+    """``flt`` with its ages (``--since 2m``, ``--until 1h``) resolved on the service's clock
+    (:meth:`ApiClient.service_now`: the ``Date`` of the API's answers), not this machine's: a laptop 2 h fast
+    turned ``dlq purge --until 1h`` into "everything", entries dead minutes ago included (attack33a F10). ``flt``
+    as it is when neither is an age (no request made)."""
+    if not has_age(since, until):
+        return flt
+    window = window_options(since, until, now=client.service_now())
+    return {**{k: v for k, v in flt.items() if k not in ("since", "until")},
+            **{k: v for k, v in window.items() if v is not None}}
+
+
+def window_of(flt: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The resolved ``since``/``until`` of a filter (ISO times), for the ``-o json`` document of a verb that used
+    them; ``{}`` for none. Pure."""
+    return {k: flt[k] for k in ("since", "until") if (flt or {}).get(k)}
 
 
 def checked_ad_id(value: str) -> str:

@@ -14,8 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
+from gamead_cli.commands.dlq_filters import window_of
 from gamead_cli.commands.dlq_views import job_view, named_ids, none_matched_view, would_view
-from gamead_cli.formats import command_text
+from gamead_cli.formats import command_text, window_text
 from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
@@ -94,11 +95,12 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, d
 
 
 def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputFormat, detach: bool,
-             missing: list[str]) -> None:
+             missing: list[str], window: dict[str, Any]) -> None:
     """Start the job and follow it (or not: ``detach``); ``missing``: the given ids the count found no entry of,
-    named in the ``-o json`` document as ``notInDlqIds``. Exit 1 for a job that did not succeed, 4 (``not_found``)
-    for one over ids none of which was in the DLQ any more when it ran (replayed or purged since the count)."""
-    extra = {"notInDlqIds": missing} if missing else {}
+    named in the ``-o json`` document as ``notInDlqIds``; ``window``: the resolved ``since``/``until``, in it too.
+    Exit 1 for a job that did not succeed, 4 (``not_found``) for one over ids none of which was in the DLQ any
+    more when it ran (replayed or purged since the count)."""
+    extra = {**({"notInDlqIds": missing} if missing else {}), **window}
     job = client.request("POST", path, json=body)
     done_before_output(f"job {job.get('id')} WAS started ({job.get('kind')}): "
                        f"{follow_up('dlq', 'jobs', str(job.get('id')), again=client.again)}; do not start it again")
@@ -152,8 +154,11 @@ def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body:
                    question: str, *, dry_run: bool, yes: bool, output: OutputFormat, detach: bool) -> None:
     """The one course of a replay or a purge: count the ``selection`` (a dry run at ``path``); with ``dry_run``
     say what would be ``verb``; when the count read the whole DLQ and found nothing, say nothing was done (never
-    as a dry run); else ask ``question`` (``{n}``: the count) unless ``yes``, and run the job with ``body``."""
-    preview = _preview(client, path, selection)
+    as a dry run); else ask ``question`` (``{n}``: the count; ``{window}``: `` dead before 2026-12-04 01:46:12
+    UTC``, the window the filter's times stand for, or "") unless ``yes``, and run the job with ``body``. Each
+    answer names that window (attack33a F10: none did), ``-o json`` as ``since``/``until`` (ISO)."""
+    window = window_of(selection.get("filter"))
+    preview = {**_preview(client, path, selection), **window}
     if dry_run:
         emit(preview, output, lambda p: would_view(p, verb))
         return
@@ -163,8 +168,9 @@ def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body:
                            details={"notInDlq": preview.get("notInDlqIds") or preview.get("notInDlq")})
         emit({**preview, "dryRun": False}, output, lambda p: none_matched_view(p, verb))  # it was no dry run
         return
-    confirm(question.format(n=_how_many(preview)), yes, api=client.api_url)
+    said = window_text(window)
+    confirm(question.format(n=_how_many(preview), window=f" {said}" if said else ""), yes, api=client.api_url)
     missing = preview.get("notInDlqIds") or []
     if missing and output != OutputFormat.json:  # the job goes on for the others; -o json: the job's notInDlqIds
         note_line(f"{not_in_dlq_text(preview, len(selection['ids']))}: not {verb}")
-    _run_job(client, path, body, output, detach, missing)
+    _run_job(client, path, body, output, detach, missing, window)

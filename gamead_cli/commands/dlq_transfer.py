@@ -10,7 +10,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 from rich.text import Text
@@ -22,6 +22,9 @@ from gamead_cli.options import api_client
 from gamead_cli.output import note_line, stderr_console
 from gamead_cli.stops import signals_interrupt, stopped_by
 from gamead_core.errors import ApiClientError, GameadError
+
+if TYPE_CHECKING:
+    from gamead_cli.atomic import PendingFile
 
 IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses bodies over api.max_body_bytes)
 IMPORT_BATCH_ENTRIES = 500
@@ -270,3 +273,13 @@ def _cut_short(totals: dict[str, Any], done: int, batch: list[tuple[int, dict[st
     if unsent > 0:
         text += f"; the {unsent} line{'s' if unsent != 1 else ''} {where} {'were' if unsent != 1 else 'was'} not sent"
     return text + "; run the same command again: entries already imported are skipped (identical)"
+
+
+def export_failed(pending: PendingFile | None, written: list[int]) -> str:
+    """What a failed export to FILE says after "cannot write FILE: why": a regular FILE is left as it was
+    ("nothing was exported"); a device or a FIFO (``tmp`` None) may have passed on the first lines already (attack27b
+    F9: ``dlq export /dev/stdout | head -c 100`` said "nothing was exported" after its reader had read some)."""
+    if pending is None or pending.tmp is not None or written[0] == 0:
+        return "; nothing was exported"
+    return (f"; the export was cut short: at most the first {written[0]} "
+            f"entr{'y' if written[0] == 1 else 'ies'} reached it")

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import clip, empty_text, plain, replay_count, time_column, utc_when
+from gamead_cli.formats import clip, empty_text, plain, replay_count, time_column, utc_when, window_text
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -47,12 +47,15 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     if not body.get("items"):
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
-        empty = empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
+        said = window_text(body)  # the absolute window an age (--since 2m) stood for
+        empty = empty_text("no DLQ entries", flags, f"{said + '; ' if said else ''}{_in_dlq(body)} in the DLQ"
+                                                    f"{stopped}{more}")
         return Group(empty, bad) if bad is not None else empty
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
     of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
           else " (the matches before the cursor were not all counted: scan limit)")
-    said = plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}")
+    window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
+    said = plain(f"{body['count']} shown{of}{window} ({_in_dlq(body)} in the DLQ){more}{stopped}")
     return Group(entries_table(body), said, *([bad] if bad is not None else []))
 
 
@@ -118,16 +121,24 @@ def job_view(job: dict[str, Any]) -> Any:
 
 
 def would_view(preview: dict[str, Any], verb: str) -> Any:
-    """A dry run's answer: ``28 entries would be purged`` (``at least`` when the count stopped early)."""
+    """A dry run's answer: ``28 entries would be purged`` (``at least`` when the count stopped early), then the
+    window its ``since``/``until`` stand for: ``(dead before 2026-12-04 01:46:12 UTC)``."""
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
-    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{_not_in_dlq(preview)}")
+    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{_window(preview)}"
+                 f"{_not_in_dlq(preview)}")
 
 
 def none_matched_view(preview: dict[str, Any], verb: str) -> Any:
     """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``
-    (never the dry run's wording: nothing was asked, nothing was done)."""
-    return plain(f"no entries matched: nothing {verb}{_not_in_dlq(preview)}")
+    (never the dry run's wording: nothing was asked, nothing was done), then its window (:func:`would_view`)."""
+    return plain(f"no entries matched: nothing {verb}{_window(preview)}{_not_in_dlq(preview)}")
+
+
+def _window(body: dict[str, Any]) -> str:
+    """`` (dead before 2026-12-04 01:46:12 UTC)``: the window of a filter's ``since``/``until``; "" for none."""
+    said = window_text(body)
+    return f" ({said})" if said else ""
 
 
 def _not_in_dlq(preview: dict[str, Any]) -> str:

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console, RenderableType
 
-from gamead_cli import exitcodes
+from gamead_cli import exitcodes, service_clock
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from
 from gamead_cli.output import emit
@@ -184,8 +184,9 @@ def top(
         client.close()
         raise
     try:
-        _run(DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
-                          log_dir=log_dir))
+        with service_clock.held():  # the screen is the dashboard's: a clock skew is said once it gives it back
+            _run(DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
+                              log_dir=log_dir))
     finally:
         client.close()
         if recorder is not None:

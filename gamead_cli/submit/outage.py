@@ -23,6 +23,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from gamead_cli import service_clock
+
 #: the style of each mark of a line: begun, ended, the run stopped
 MARKS = {"!": "yellow", "✓": "green", "✗": "red"}
 #: seconds between two looks of a paused sender at the outage (an answer or a Ctrl-C ends the wait sooner)
@@ -51,10 +53,11 @@ def pace(stop: threading.Event, at: float) -> bool:
 class Outage:
     """The outages of one run against ``api_url``: ``hold`` (seconds, ``client.retry_for``) the longest pause,
     ``say(mark, text)`` prints a line (``!`` begun, ``✓`` ended, ``✗`` the run stopped). ``clock`` is monotonic,
-    ``wall`` epoch seconds (both injectable for tests)."""
+    ``wall`` epoch seconds, the service's clock (:mod:`gamead_cli.service_clock`: the times said match the
+    service's logs and records whatever this machine's clock says); both injectable for tests."""
 
     def __init__(self, api_url: str, hold: float, say: Callable[[str, str], None], *,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = service_clock.now) -> None:
         self.api_url, self.hold_for, self._say, self._clock, self._wall = api_url, hold, say, clock, wall
         self._cond = threading.Condition()
         self.since: float | None = None  #: monotonic start of the outage under way (None: the API answers)

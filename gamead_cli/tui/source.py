@@ -8,12 +8,12 @@ fixed ``{"stats", "workers", "dlq"}`` document so a screen can be pinned by a sn
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from gamead_cli import service_clock
 from gamead_cli.client import ApiClient
 from gamead_cli.tui.view import Snapshot
 from gamead_core.errors import ApiClientError, NotFound
@@ -123,7 +123,7 @@ class ApiSource:
         lists = [self._dict(self.client.request("GET", "/ads", params={"status": st, "priority": int(level),
                                                                        "limit": LEVEL_PAGE})).get("items") or []
                  for st in ("queued", "processing")]
-        return oldest_from_records(level, [*lists[0], *lists[1]], time.time(), limit)
+        return oldest_from_records(level, [*lists[0], *lists[1]], service_clock.now(), limit)  # ages: its clock
 
     def ad(self, ad_id: str) -> dict[str, Any]:
         """``GET /ads/{id}``: the ad's record, its analysis when done."""

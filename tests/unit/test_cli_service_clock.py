@@ -1,0 +1,82 @@
+"""The CLI's clock is the service's (attack33a F10): the ``Date`` of the API's answers sets it, ages are printed and
+resolved on it, a machine clock off by more than a few seconds is said once, and a time window is written out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+import typer
+
+from gamead_cli import service_clock
+from gamead_cli.commands.dlq_filters import window_options
+from gamead_cli.formats import utc_when, window_text
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    service_clock.forget()
+    yield
+    service_clock.forget()
+
+
+def _answer_dated(offset: float) -> None:
+    """An answer whose ``Date`` is this machine's time + ``offset`` seconds (a service that far ahead)."""
+    at = datetime.fromtimestamp(time.time() + offset, timezone.utc)
+    sent = time.monotonic()
+    service_clock.note(format_datetime(at, usegmt=True), sent, time.monotonic())
+
+
+def test_the_date_header_is_read_as_the_middle_of_its_second() -> None:
+    assert service_clock.date_seconds("Fri, 04 Dec 2026 02:46:12 GMT") == \
+        datetime(2026, 12, 4, 2, 46, 12, tzinfo=timezone.utc).timestamp() + 0.5
+    assert service_clock.date_seconds(None) is None
+    assert service_clock.date_seconds("yesterday") is None
+
+
+def test_ages_are_printed_on_the_service_clock(capsys: pytest.CaptureFixture[str]) -> None:
+    _answer_dated(-7200)  # this machine 2 h ahead of the service
+    assert abs(service_clock.now() - (time.time() - 7200)) < 2
+    ten_s_ago = (datetime.now(timezone.utc) - timedelta(hours=2, seconds=10)).isoformat()
+    shown = utc_when(ten_s_ago)
+    ago = shown.split("(")[1]  # ~10 s (the header's second: ± 1 s); before: (2h00m ago)
+    assert ago.endswith("s ago)") and "m" not in ago and "h" not in ago and float(ago.split("s")[0]) > 5, shown
+    assert "this machine's clock is 2h00m ahead of the service's" in capsys.readouterr().err
+
+
+def test_the_skew_is_said_once_rounded_and_not_within_a_few_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert service_clock.skew_text(3.0) is None and service_clock.skew_text(None) is None
+    assert "is 10m00s behind the service's" in str(service_clock.skew_text(599.4))
+    assert "is 2h00m ahead of the service's" in str(service_clock.skew_text(-7199.2))
+    _answer_dated(2.0)
+    assert capsys.readouterr().err == ""
+    _answer_dated(600)
+    _answer_dated(600)
+    assert capsys.readouterr().err.count("10m00s behind") == 1
+
+
+def test_the_dashboard_holds_the_line_until_it_gives_the_terminal_back(capsys: pytest.CaptureFixture[str]) -> None:
+    with service_clock.held():
+        _answer_dated(-600)
+        assert capsys.readouterr().err == ""
+    assert "10m00s ahead of the service's" in capsys.readouterr().err
+
+
+def test_a_window_is_written_out_in_utc() -> None:
+    assert window_text({"until": "2026-12-04T01:46:12.5+00:00"}) == "dead before 2026-12-04 01:46:12 UTC"
+    assert window_text({"since": "2026-12-04T01:00:00Z", "until": "2026-12-04T02:00:00Z"}, "") == \
+        "at or after 2026-12-04 01:00:00 UTC and before 2026-12-04 02:00:00 UTC"
+    assert window_text({}) == ""
+
+
+def test_an_age_and_an_iso_time_are_compared_on_the_service_clock_only() -> None:
+    # `--since <90 min ago> --until 1h`: in order on the clock the age is resolved on, whatever this one says
+    service_now = datetime.now(timezone.utc)
+    since = (service_now - timedelta(minutes=90)).isoformat()
+    window_options(since, "1h")  # the usage check on this machine's clock leaves the order to the service's
+    with pytest.raises(typer.BadParameter):
+        window_options(since, "2h", now=service_now)
+    assert window_options(since, "1h", now=service_now)["until"] == (service_now - timedelta(hours=1)).isoformat()
