@@ -35,6 +35,7 @@ from gamead_cli.api_errors import (
     unsendable,
 )
 from gamead_cli.ndjson_lines import ndjson_lines
+from gamead_core import clock
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class ApiClient:
             if until is not None:
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
-            sent = time.monotonic()
+            sent = clock.local()
             try:
                 response = self._http.request(method, path, **kw, extensions={"trace": unsent})
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -173,7 +174,7 @@ class ApiClient:
             except httpx.HTTPError as exc:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
-            service_clock.note(response.headers.get("date"), sent, time.monotonic())  # the service's time
+            service_clock.note(response.headers.get("date"), sent, clock.local())  # the service's time
             if self.watch is not None:
                 self.watch.answered()
             status = response.status_code
@@ -285,7 +286,7 @@ class ApiClient:
         try:
             sent = time.monotonic()
             with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
-                service_clock.note(response.headers.get("date"), sent, time.monotonic())
+                service_clock.note(response.headers.get("date"), sent, clock.local())
                 if response.is_error:
                     response.read()
                     error = error_from_response(response)

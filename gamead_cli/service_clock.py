@@ -4,9 +4,9 @@ prints (``3m05s ago``) is read here, not from this machine's wall clock.
 A laptop whose clock was 2 h fast turned ``gamead dlq purge --until 1h`` into "purge everything", entries dead
 minutes ago included (attack33a F10): the age was resolved on the laptop's clock. So the CLI learns the
 service's time from the ``Date`` header (RFC 9110 §6.6.1) of the API's answers: each answer's header, taken
-between this process's monotonic readings before the request and after the answer, is one sample of
+between this process's local clock readings (:func:`gamead_core.clock.local`) before the request and after the answer, is one sample of
 :class:`gamead_core.clock.ServerClock` (the clock filter of the nodes themselves: the shortest round trip
-anchors, the local monotonic clock runs between samples). The header has a 1 s resolution: the sample is the
+anchors, the local boot-time clock runs between samples). The header has a 1 s resolution: the sample is the
 middle of its second, so the time is known within ± (0.5 s + half the round trip); enough for ages of minutes.
 Before any answer it is the local wall clock (:meth:`ServerClock.now`). The API's header is written from the
 API host's clock (uvicorn's) or nats-server's: either way the service's side, which stamped the times compared.
@@ -60,7 +60,7 @@ def date_seconds(value: str | None) -> float | None:
 
 def note(date: str | None, sent: float, received: float) -> None:
     """Take the ``Date`` header ``date`` of an answer as a sample: the request left at ``sent`` and its answer
-    came at ``received`` (``time.monotonic()`` seconds of this process). An unreadable header is ignored. Says
+    came at ``received`` (:func:`gamead_core.clock.local` seconds). An unreadable header is ignored. Says
     the skew once (:func:`say_skew`) when it is over :data:`SAY_OVER`."""
     at = date_seconds(date)
     if at is None:

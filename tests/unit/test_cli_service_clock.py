@@ -11,6 +11,7 @@ from email.utils import format_datetime
 import pytest
 import typer
 
+from gamead_core import clock
 from gamead_cli import service_clock
 from gamead_cli.commands.dlq_filters import window_options
 from gamead_cli.formats import utc_when, window_text
@@ -26,8 +27,8 @@ def fresh() -> Iterator[None]:
 def _answer_dated(offset: float) -> None:
     """An answer whose ``Date`` is this machine's time + ``offset`` seconds (a service that far ahead)."""
     at = datetime.fromtimestamp(time.time() + offset, timezone.utc)
-    sent = time.monotonic()
-    service_clock.note(format_datetime(at, usegmt=True), sent, time.monotonic())
+    sent = clock.local()
+    service_clock.note(format_datetime(at, usegmt=True), sent, clock.local())
 
 
 def test_the_date_header_is_read_as_the_middle_of_its_second() -> None:
