@@ -67,8 +67,10 @@ def test_a_worker_five_minutes_behind_is_seen_alive_and_stamps_in_order(stack: t
             for ad_id in ids:
                 record = wait_terminal(http, ad_id)
                 assert record["status"] == "completed", record
-                # before: startedAt/completedAt 5 min before submittedAt (the worker's own clock)
-                assert _at(record, "submittedAt") <= _at(record, "startedAt") <= _at(record, "completedAt"), record
-                assert (_at(record, "startedAt") - _at(record, "submittedAt")).total_seconds() < 60, record
+                # before: startedAt/completedAt 5 min before submittedAt (the worker's own clock). Two nodes agree
+                # within their samples' errors (half a heartbeat put's round trip: well under 1 s on a loaded run)
+                waited = (_at(record, "startedAt") - _at(record, "submittedAt")).total_seconds()
+                assert -1.0 < waited < 60, record
+                assert _at(record, "startedAt") <= _at(record, "completedAt"), record
     finally:
         worker.stop()
