@@ -158,15 +158,15 @@ def test_the_reaper_judges_a_dead_apis_records_on_the_servers_clock_whatever_the
 ) -> None:
     """F4: the reaper on a worker 5 min behind judged a dead API's records young by its own clock and published
     again the messages of ads the API had published, past JetStream's duplicate window: stored twice, analysed
-    twice. Here an API publishes an ad whose record then ages past ``queue.duplicate_window`` (30 s) while the
+    twice. Here an API publishes an ad whose record then ages past ``queue.duplicate_window`` (35 s) while the
     only worker is busy, and is killed: the reaper leaves it alone (one message). Then an API whose host is 5 min
     ahead dies just after a submit: its read of the dead API's records started at the API's own ``startedAt``
     (5 min in the future: nothing read, F12's blind spot); now it finds the record (its message had landed)."""
     server = fresh_nats()
-    env = {**ENV, "GAMEAD_QUEUE__DUPLICATE_WINDOW": "30"}
+    env = {**ENV, "GAMEAD_QUEUE__DUPLICATE_WINDOW": "35"}
     api, url = start_api(server.url, tmp_path, **env)
     procs.append(api)
-    reaper = skewed_worker(server.url, tmp_path, "wreaper", -300.0, GAMEAD_QUEUE__DUPLICATE_WINDOW="30",
+    reaper = skewed_worker(server.url, tmp_path, "wreaper", -300.0, GAMEAD_QUEUE__DUPLICATE_WINDOW="35",
                            GAMEAD_WORKER__PREFETCH="0", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="120000",
                            GAMEAD_WORKER__TASK_TIMEOUT="300", GAMEAD_WORKER__DRAIN_TIMEOUT="1")
     procs.append(reaper)
@@ -175,7 +175,7 @@ def test_the_reaper_judges_a_dead_apis_records_on_the_servers_clock_whatever_the
         busy = http.post("/ads", json=ad("keeps the worker busy")).json()["id"]
         wait_for(lambda: http.get(f"/ads/{busy}").json()["status"] == "processing", timeout=20, what="busy")
         waiting = http.post("/ads", json=ad("published, then waits")).json()["id"]
-        wait_for(lambda: _age(http, waiting) > 32.0, timeout=50, what="its record past the duplicate window")
+        wait_for(lambda: _age(http, waiting) > 37.0, timeout=60, what="its record past the duplicate window")
         assert http.get(f"/ads/{waiting}").json()["status"] == "queued"
     api.kill()
     line = wait_for(lambda: re.search(REPORT, reaper.output()), timeout=30, what="the reaper's report on the API")
