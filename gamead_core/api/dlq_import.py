@@ -13,7 +13,9 @@ service writes itself, so an import can never put into the DLQ what no worker co
   embedding/override/isolate: :func:`gamead_core.safe_text.refused_char`), as ``title`` and the ad's texts;
 * ``traceparent`` a W3C trace context (``00-<32 hex>-<16 hex>-<2 hex>``);
 * every time (``submittedAt``, ``firstFailureAt``, ``lastFailureAt``, ``deadAt``) at most :data:`CLOCK_SKEW`
-  seconds in the future: an entry from the future (``9999-12-31``) would sort after every real one and never age.
+  seconds in the future on nats-server's clock (what every gamead node stamps with, :mod:`gamead_core.clock`, so
+  an export of the service's own DLQ always imports back): an entry from the future (``9999-12-31``) would sort
+  after every real one and never age.
 
 A failed rule is 422 ``validation_failed`` naming ``entries.N.<field>``; nothing is written.
 """
@@ -32,7 +34,8 @@ from gamead_core.models import (
 )
 from gamead_core.safe_text import code_point, refused_char
 
-#: How far in the future an imported time may be (seconds): the clocks of two environments may differ a little.
+#: How far in the future an imported time may be (seconds, on nats-server's clock): another environment's clock
+#: (its own nats-server's) may differ a little from this one's.
 CLOCK_SKEW: Final = 300.0
 #: an exception's class name, as the service records it (``type(exc).__name__``), optionally dotted
 ERROR_CLASS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.]*$"
@@ -97,10 +100,17 @@ class ImportedEntry(DlqEntry):
     @field_validator("submitted_at", "first_failure_at", "last_failure_at", "dead_at")
     @classmethod
     def _not_in_the_future(cls, value: datetime) -> datetime:
-        latest = utcnow() + timedelta(seconds=CLOCK_SKEW)
-        if value > latest:
-            raise ValueError(f"is in the future (after {latest.isoformat(timespec='seconds')}, now + "
-                             f"{CLOCK_SKEW:.0f} s of clock skew): no ad died then")
+        """Refused more than :data:`CLOCK_SKEW` s after now on nats-server's clock (``utcnow``, the clock every
+        gamead node stamps with: :mod:`gamead_core.clock`). The entry's writer may be at fault (another
+        environment's clock, an older gamead that stamped with its host's): the message says the time, the
+        API's now and the bound, and asserts nothing about the ad (attack33a F8)."""
+        now = utcnow()
+        if value > now + timedelta(seconds=CLOCK_SKEW):
+            ahead = (value - now).total_seconds()
+            raise ValueError(f"{value.isoformat(timespec='seconds')} is {ahead:.0f} s after the API's now "
+                             f"({now.isoformat(timespec='seconds')}, nats-server's clock), more than the "
+                             f"{CLOCK_SKEW:.0f} s allowed: the clock of whatever wrote this entry was ahead, or "
+                             "the time was edited; correct or remove that line")
         return value
 
     @field_validator("ad")

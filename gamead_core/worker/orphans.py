@@ -13,18 +13,21 @@ added per ad to the submit path or to the worker's handling of an ad:
 * **when**: the reaper (:func:`gamead_core.worker.reaper.run_reaper`) sees an API's registry entry expire (the
   node went silent: ``registry.ttl``) or come back as another incarnation (:func:`api_deaths`); a clean shutdown
   deletes its entry, settles its own writes and is not a death.
-* **what**: the records' stream is read, headers only, from the later of the API's start and
-  ``queue.duplicate_window`` − :data:`SAFETY` s ago (an ordered consumer from a start time: the records last
-  written since, one message per key; not the whole store). Each message with the dead incarnation's origin is
-  read (one get by sequence) and, if it is a fresh un-keyed ``queued`` record, its work message is published
-  exactly as the API would have: the same bytes, ``Nats-Msg-Id`` = the ad id, ``Gamead-Record-Revision``.
+* **what**: the records' stream is read, headers only, from ``queue.duplicate_window`` − :data:`SAFETY` s
+  ago on nats-server's clock (not from the API's ``startedAt``: its own host's clock stamps it) (an ordered
+  consumer from a start time: the records last written since, one message per key; not the whole store). Each
+  message with the dead incarnation's origin is read (one get by sequence) and, if it is a fresh un-keyed
+  ``queued`` record, its work message is published exactly as the API would have: the same bytes,
+  ``Nats-Msg-Id`` = the ad id, ``Gamead-Record-Revision``.
 * **never twice**: JetStream drops a message whose id it stored within the work stream's duplicate window, still
   in the stream or already consumed and acknowledged (measured on nats-server 2.15.1: a repeat after the ack is
   answered ``duplicate``, one after the window is stored). The API publishes after its create, so for a record
   written less than ``duplicate_window`` − :data:`SAFETY` s ago (checked just before publishing, the server's
-  time of the create against this host's clock) the API's own publish, if it landed, is still remembered: the
-  ad is queued again only if it never was. Older ones are left to ``gamead doctor`` (logged when the read
-  finds them; records written before the read's start are not read at all).
+  time of the create against this process's reading of the server's clock) the API's own publish, if it
+  landed, is still remembered: the ad is queued again only if it never was. Older ones are left to ``gamead
+  doctor`` (logged when the read finds them; records written before the read's start are not read at all).
+  Both ends are nats-server's clock (the create's stamp, :func:`gamead_core.clock.now`), never this host's:
+  SAFETY covers the sample's error.
 * **late**: a create the API sent before it died may land after its death was settled (an attacker's drill: the
   API's server stopped by SIGSTOP, the API killed, the server resumed 50 s later and applied an atomic batch of 30
   creates left in its socket; before, they stayed ``queued`` for ever, doctor ``no_message``). So each death is
@@ -64,8 +67,12 @@ from gamead_core.store.ads import decode
 
 log = logging.getLogger(__name__)
 
-#: seconds kept from the duplicate window: clock skew between this host and the server, and the time the publish
-#: takes (a record is re-published only while created less than ``duplicate_window - SAFETY`` s ago)
+#: seconds kept from the duplicate window (a record is re-published only while created less than
+#: ``duplicate_window - SAFETY`` s ago): the error of this process's sample of nats-server's clock (± half a
+#: registry put's round trip, :mod:`gamead_core.clock`), the time the publish takes after the check, and the
+#: server's own rounding of its window. Not the skew of this host's wall clock: every time compared here is
+#: nats-server's (a reaper 5 min behind re-published ads whose messages existed, attack33a F4; one 5 min ahead
+#: read nothing of a dead API, F12).
 SAFETY = 20.0
 
 
@@ -198,7 +205,7 @@ class _Death:
 class Orphans:
     """The dead APIs whose records are settled by the reaper: each is watched from its death for
     ``queue.duplicate_window`` − :data:`SAFETY` s (while a re-publish is still deduplicated). Its first read goes
-    back to the later of its start and that window; every later round reads only what the records' stream took
+    back that window (nats-server's clock); every later round reads only what the records' stream took
     since the last read, once for all the deaths watched (headers only), so a create of a dead API that lands
     after its death was settled is queued too. Work per round: the records written since the last round; memory:
     at most :data:`MAX_WATCHED` deaths. ``reports``: the reports made (tests)."""
@@ -226,8 +233,8 @@ class Orphans:
         found: dict[str, list[Found]] = {}
         later = {o: d.read_to for o, d in self._watched.items() if d.read_to is not None}
         for origin, death in list(self._watched.items()):
-            if death.read_to is None:
-                since = max(death.node.started_at.timestamp(), clock.now() - span)
+            if death.read_to is None:  # not from the API's startedAt: its own host's clock (ahead: read nothing)
+                since = clock.now() - span
                 got = await self._guarded(death, _read(js, {origin: 0}, timeout,
                                                        start_time=datetime.fromtimestamp(since, UTC)))
                 if got is not None:

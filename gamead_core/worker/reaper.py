@@ -227,16 +227,25 @@ async def adopt_predecessor(
     nc: NATS, store: AdStore, registry: Registry, settings: GameadSettings, me: NodeInfo
 ) -> Recovery | None:
     """At start-up: if our key still holds the entry of an earlier process with our id (it died without
-    deleting it), recover what it held. Returns None when there was nothing to adopt."""
+    deleting it), recover what it held. Then put ``me``, our first heartbeat, before any ad is pulled: the put
+    samples nats-server's clock (:meth:`Registry.put`, :mod:`gamead_core.clock`), so the first ads' ``startedAt``
+    and aging keys are on it, not on this host's clock (attack33a F2, F7: before, the heartbeats' first sample
+    raced the first pull); a failed put is logged, the heartbeats try again. Returns None when there was nothing
+    to adopt."""
     try:
         previous, _ = await registry.lookup(me.id)
     except GameadError as exc:
         log.warning("could not read the registry entry of a predecessor: %s", exc.message)
-        return None
-    if previous is None or previous.role != "worker" or same_incarnation(previous, me):
-        return None
-    log.info("adopting what the previous worker %s (pid %d) held", me.id, previous.pid)
-    return await recover(nc, store, previous, settings)
+        previous = None
+    adopted = None
+    if previous is not None and previous.role == "worker" and not same_incarnation(previous, me):
+        log.info("adopting what the previous worker %s (pid %d) held", me.id, previous.pid)
+        adopted = await recover(nc, store, previous, settings)
+    try:
+        await registry.put(me)
+    except GameadError as exc:
+        log.warning("first heartbeat not written (the heartbeats try again): %s", exc.message)
+    return adopted
 
 
 async def recover_exited(

@@ -172,7 +172,7 @@ class Worker:
                                               "failed": self.stats.failed, "handed_back": self.stats.handed_back})
 
     def describe(self) -> WorkerSelf:
-        """What this worker says of itself in its heartbeat (the registry needs nothing else of it)."""
+        """What this worker says of itself in its heartbeat: all the registry needs (times: gamead_core.clock)."""
         st = self.stats
         return WorkerSelf(
             id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
@@ -180,7 +180,7 @@ class Worker:
             last_progress=st.last_progress, recent=list(st.recent), holding=self.holding(),
             task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
             ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
-            metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
+            metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(clock.now())),
             cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
         )
 
@@ -267,7 +267,7 @@ class Worker:
         buffer = self._buffer
         changed = bool(msgs)
         if msgs:
-            now = clock.now()  # aging compares with the messages' stamps: nats-server's clock
+            now = clock.now()  # the stamps' clock (this host's aged every ad younger than its lag 0: attack33a F2)
             step = self.settings.queue.aging_step
             for msg in msgs:
                 self._held.hold_delivery(msg)
