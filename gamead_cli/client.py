@@ -26,6 +26,7 @@ from gamead_cli import retry
 from gamead_cli.api_errors import (
     HINT,
     connect_cause,
+    lost_kind,
     changes_nothing,
     error_from_response,
     from_gamead,
@@ -54,8 +55,7 @@ class Unsent:
         if event.endswith((".send_request_headers.failed", ".send_request_body.failed")):
             self.failed = True
         elif event == "connection.connect_tcp.complete" and self._opened is not None and info.get("return_value"):
-            if isinstance(sock := info["return_value"].get_extra_info("socket"), socket.socket):
-                self._opened(sock)
+            self._opened(info["return_value"].get_extra_info("socket"))
 
 
 class ApiClient:
@@ -81,6 +81,7 @@ class ApiClient:
         #: the flags a printed next command needs to reach this API again (:func:`gamead_cli.options.reach_again`)
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
+        self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
         #: ``refused(cause) -> bool`` at each connection that could not be made once it had answered (False: do not
         #: wait to retry it), ``answered()`` at each answer
@@ -131,12 +132,14 @@ class ApiClient:
         ``Idempotency-Key``; any request refused by the rate limiter or never connected; with
         ``whole_503_took_nothing``, a route whose own 503 means it stored nothing, when the 503 carries gamead's
         error body), honouring ``Retry-After``; with ``keyed``, a body that keys everything it may create (every
-        ad of a batch has its ``idempotencyKey``). A connection error before the API ever answered this client
-        fails at once (wrong URL, nothing running): waiting is for an API that was there and went away. Only
-        the last answer or error is raised: :class:`NoAnswer` when the request went out and no answer came
-        (it may have been carried out), :class:`ApiUnreachable` when it never reached the API. ``until`` (a
-        ``time.monotonic()`` value) bounds the whole request: no retry waits past it and each try's timeout is
-        cut to the seconds left (a lookup's time bound: review30b F4)."""
+        ad of a batch has its ``idempotencyKey``). A connection that cannot be made before the API ever answered
+        this client, nor was connected to, fails at once (wrong URL, nothing running): waiting is for an API that
+        was there and went away; a connection made and then lost (reset, closed without an answer, timed out)
+        shows it there. Only the last answer or error is raised: :class:`NoAnswer` when the request went out and
+        no answer came (it may have been carried out; its ``lost`` says how: ``timeout``, ``reset``, ``closed``),
+        :class:`ApiUnreachable` when it never reached the API. ``until`` (a ``time.monotonic()`` value) bounds the
+        whole request: no retry waits past it and each try's timeout is cut to the seconds left (a lookup's time
+        bound: review30b F4)."""
         deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until)
         headers = kw.get("headers")
         attempt = 0
@@ -150,12 +153,16 @@ class ApiClient:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
-                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
+                if self._wait_to_retry(attempt, deadline, (self._reached or self._connected) and retry.may_retry(
                         method, headers, sent=False) and (self.watch is None or self.watch.refused(cause))):
                     continue
                 raise unreachable(self.api_url, exc, self.timeout) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
+                # a connection made and then lost (reset, closed, no answer): resent where safe, whether or not
+                # the API had answered yet (attack33b F5: a keyed batch reset 0.13 s in was not); an answer that
+                # is not HTTP from an address that never answered is not a gamead API: not waited for
+                lost = self._reached or lost_kind(exc) is not None
+                if self._wait_to_retry(attempt, deadline, lost and retry.may_retry(
                         method, headers, keyed=keyed, sent=not unsent.failed)):
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
@@ -209,9 +216,13 @@ class ApiClient:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def _opened(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.add(sock)
+    def _opened(self, sock: object) -> None:
+        """A TCP connection to the API was made: something listens at :attr:`api_url` (a refusal from now on is
+        the API gone away, not a wrong URL: it may be waited for, attack33b F5)."""
+        self._connected = True
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.add(sock)
 
     def count_retry(self) -> None:
         """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
