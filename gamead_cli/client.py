@@ -272,23 +272,40 @@ class ApiClient:
     def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
         """Send one request asking for newline-delimited JSON and yield each line as it arrives.
 
-        A line longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON (say ``--api``
-        points at something else) raises :class:`ApiClientError`."""
+        Opening the stream follows :meth:`send`'s rule for a connection error (a ``GET`` is safe to send again):
+        a connection refused once the API had answered or been connected to, or one reset or closed before the
+        answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it); once the answer
+        began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
+        longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
+        (say ``--api`` points at something else) raises :class:`ApiClientError`."""
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
-        try:
-            with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
-                if response.is_error:
-                    response.read()
-                    error = error_from_response(response)
-                    if response.status_code in (404, 405) and not self._is_gamead_api():
-                        raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
-                                             f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
-                    raise error
-                yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
-        except (httpx.TimeoutException, httpx.NetworkError) as exc:
-            raise unreachable(self.api_url, exc, self.timeout) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — {HINT}") from exc
+        deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
+        while True:
+            attempt += 1
+            unsent = Unsent(self._opened)
+            try:
+                with self._http.stream(method, path, headers=headers, timeout=None, **kw,
+                                       extensions={"trace": unsent}) as response:
+                    begun = self._reached = True
+                    if response.is_error:
+                        response.read()
+                        error = error_from_response(response)
+                        if response.status_code in (404, 405) and not self._is_gamead_api():
+                            raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
+                                                 f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
+                        raise error
+                    yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
+                return
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if not begun and self._wait_to_retry(attempt, deadline, retry.may_retry(
+                        method, headers, sent=not connect) and (self._reached or self._connected if connect
+                                                               else self._reached or lost_kind(exc) is not None)):
+                    continue
+                if isinstance(exc, httpx.RemoteProtocolError):
+                    raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
+                                         f"{HINT}") from exc
+                raise unreachable(self.api_url, exc, self.timeout) from exc
 
     # --- ads ---------------------------------------------------------------------------------------
 
@@ -322,13 +339,8 @@ class ApiClient:
     ) -> dict[str, Any]:
         """``GET /ads`` → ``{"items": [record, …], "count": n, "total": n, "nextCursor": str | None}``; ``cursor``:
         a previous page's ``nextCursor``, to read on."""
-        params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        if status:
-            params["status"] = status
-        if priority is not None:
-            params["priority"] = priority
+        params = {k: v for k, v in {"limit": limit, "cursor": cursor or None, "status": status or None,
+                                    "priority": priority}.items() if v is not None}
         return self._expect_dict(self.request("GET", "/ads", params=params), "GET /ads")
 
     @staticmethod
