@@ -83,7 +83,7 @@ class ApiClient:
         self._reached = False  #: has the API answered this client yet?
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
-        #: ``refused(cause) -> bool`` at each connection that could not be made once it had answered (False: do not
+        #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
         #: wait to retry it), ``answered()`` at each answer
         self.watch: Any = None
         self._lock = threading.Lock()
