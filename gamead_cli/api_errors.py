@@ -72,17 +72,43 @@ def changes_nothing(method: str, kw: dict[str, Any]) -> bool:
     return method.upper() in ("GET", "HEAD", "OPTIONS") or (isinstance(body, dict) and body.get("dryRun") is True)
 
 
+def lost_kind(exc: Exception) -> str | None:
+    """How a connection that was made lost its request's answer: ``"timeout"`` (no answer within the timeout),
+    ``"reset"`` (reset by the API or something between: a proxy, a load balancer), ``"closed"`` (closed without
+    an answer); None when that is not what ``exc`` says (no connection came free; an answer that is not HTTP at
+    all, as from a port that is no web server). Pure."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return None
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    text = str(exc).lower()
+    if isinstance(exc, httpx.NetworkError):
+        return "reset" if "reset" in text else "closed"
+    if isinstance(exc, httpx.RemoteProtocolError) and ("disconnected" in text or "closed" in text):
+        return "closed"
+    return None
+
+
+#: what each :func:`lost_kind` says, in a line
+LOST_TEXT = {"timeout": "no answer within {timeout:g}s",
+             "reset": "connection reset before the answer came",  # by the API, or a proxy between
+             "closed": "connection closed without an answer"}
+
+
 def no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False,
               sent_whole: bool = True) -> ApiUnreachable:
     """The request went out and no answer came (read timeout, connection closed or reset while waiting): a write
     "may have been carried out" (:class:`NoAnswer`); a read (``reads``: :func:`changes_nothing`) changed nothing
     (attack26 F6). A request not ``sent_whole`` (the connection failed while its head or body was being written)
     cannot have been carried out, the API acting on a request only once it has it whole: :class:`ApiUnreachable`
-    saying "nothing was done", so a submit counts its ad rejected, not maybe queued (attack29b F2)."""
-    if isinstance(exc, httpx.TimeoutException):
-        cause = f"no answer within {timeout:g}s"
+    saying "nothing was done", so a submit counts its ad rejected, not maybe queued (attack29b F2). The
+    :class:`NoAnswer` carries ``lost`` (:func:`lost_kind`, ``garbled`` for an answer that is not HTTP) and
+    ``waited`` (``timeout``, seconds)."""
+    kind = lost_kind(exc)
+    if kind is not None:
+        cause = LOST_TEXT[kind].format(timeout=timeout) + ("" if kind == "timeout" else f": {error_text(exc)}")
     elif isinstance(exc, httpx.RemoteProtocolError):
-        cause = f"connection closed without an answer: {exc}"
+        cause = f"an answer that is not HTTP: {error_text(exc)}"
     else:
         cause = f"connection lost without an answer: {error_text(exc)}"
     if not sent_whole:
@@ -90,8 +116,11 @@ def no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False,
                               f"({cause}): nothing was done — is the API overloaded or stopped? (--api / "
                               "GAMEAD_API_URL names it)")
     outcome = "a read: nothing was changed" if reads else "it may have been carried out"
-    return NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): {outcome} — is the "
-                    "API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
+    error = NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): {outcome} — is the "
+                     "API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
+    error.lost = kind or "garbled"  # type: ignore[attr-defined]  # how: LOST_TEXT's kinds, or not HTTP
+    error.waited = timeout  # type: ignore[attr-defined]  # seconds the answer was waited for (a timeout's)
+    return error
 
 
 def _field_errors(details: Any) -> str:

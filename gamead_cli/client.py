@@ -24,40 +24,15 @@ from urllib.parse import quote
 import httpx
 
 from gamead_cli import retry, service_clock
-from gamead_cli.api_errors import (
-    HINT,
-    connect_cause,
-    changes_nothing,
-    error_from_response,
-    from_gamead,
-    no_answer,
-    unreachable,
-    unsendable,
-)
+from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, lost_kind,
+                                   no_answer, unreachable, unsendable)
 from gamead_cli.ndjson_lines import ndjson_lines
+from gamead_cli.unsent import Unsent
 from gamead_core import clock
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
 
 if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
-
-
-class Unsent:
-    """An httpx ``trace`` extension noting whether writing a request's head or body failed (httpcore goes on to
-    read an answer after a failed write, so the error raised is the read's: "disconnected without a response"),
-    and handing each socket it connects to ``opened`` (:meth:`ApiClient.abort` shuts them down)."""
-
-    failed = False
-
-    def __init__(self, opened: Any = None) -> None:
-        self._opened = opened
-
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event.endswith((".send_request_headers.failed", ".send_request_body.failed")):
-            self.failed = True
-        elif event == "connection.connect_tcp.complete" and self._opened is not None and info.get("return_value"):
-            if isinstance(sock := info["return_value"].get_extra_info("socket"), socket.socket):
-                self._opened(sock)
 
 
 class ApiClient:
@@ -83,8 +58,9 @@ class ApiClient:
         #: the flags a printed next command needs to reach this API again (:func:`gamead_cli.options.reach_again`)
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
+        self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
-        #: ``refused(cause) -> bool`` at each connection that could not be made once it had answered (False: do not
+        #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
         #: wait to retry it), ``answered()`` at each answer
         self.watch: Any = None
         self._lock = threading.Lock()
@@ -133,12 +109,14 @@ class ApiClient:
         ``Idempotency-Key``; any request refused by the rate limiter or never connected; with
         ``whole_503_took_nothing``, a route whose own 503 means it stored nothing, when the 503 carries gamead's
         error body), honouring ``Retry-After``; with ``keyed``, a body that keys everything it may create (every
-        ad of a batch has its ``idempotencyKey``). A connection error before the API ever answered this client
-        fails at once (wrong URL, nothing running): waiting is for an API that was there and went away. Only
-        the last answer or error is raised: :class:`NoAnswer` when the request went out and no answer came
-        (it may have been carried out), :class:`ApiUnreachable` when it never reached the API. ``until`` (a
-        ``time.monotonic()`` value) bounds the whole request: no retry waits past it and each try's timeout is
-        cut to the seconds left (a lookup's time bound: review30b F4)."""
+        ad of a batch has its ``idempotencyKey``). A connection that cannot be made before the API ever answered
+        this client, nor was connected to, fails at once (wrong URL, nothing running): waiting is for an API that
+        was there and went away; a connection made and then lost (reset, closed without an answer, timed out)
+        shows it there. Only the last answer or error is raised: :class:`NoAnswer` when the request went out and
+        no answer came (it may have been carried out; its ``lost`` says how: ``timeout``, ``reset``, ``closed``),
+        :class:`ApiUnreachable` when it never reached the API. ``until`` (a ``time.monotonic()`` value) bounds the
+        whole request: no retry waits past it and each try's timeout is cut to the seconds left (a lookup's time
+        bound: review30b F4)."""
         deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until)
         headers = kw.get("headers")
         attempt = 0
@@ -153,12 +131,16 @@ class ApiClient:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
-                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
+                if self._wait_to_retry(attempt, deadline, (self._reached or self._connected) and retry.may_retry(
                         method, headers, sent=False) and (self.watch is None or self.watch.refused(cause))):
                     continue
                 raise unreachable(self.api_url, exc, self.timeout) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
+                # a connection made and then lost (reset, closed, no answer): resent where safe, whether or not
+                # the API had answered yet (attack33b F5: a keyed batch reset 0.13 s in was not); an answer that
+                # is not HTTP from an address that never answered is not a gamead API: not waited for
+                lost = self._reached or lost_kind(exc) is not None
+                if self._wait_to_retry(attempt, deadline, lost and retry.may_retry(
                         method, headers, keyed=keyed, sent=not unsent.failed)):
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
@@ -213,9 +195,13 @@ class ApiClient:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def _opened(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.add(sock)
+    def _opened(self, sock: object) -> None:
+        """A TCP connection to the API was made: something listens at :attr:`api_url` (a refusal from now on is
+        the API gone away, not a wrong URL: it may be waited for, attack33b F5)."""
+        self._connected = True
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.add(sock)
 
     def count_retry(self) -> None:
         """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
@@ -280,25 +266,41 @@ class ApiClient:
     def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
         """Send one request asking for newline-delimited JSON and yield each line as it arrives.
 
-        A line longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON (say ``--api``
-        points at something else) raises :class:`ApiClientError`."""
+        Opening the stream follows :meth:`send`'s rule for a connection error (a ``GET`` is safe to send again):
+        a connection refused once the API had answered or been connected to, or one reset or closed before the
+        answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it); once the answer
+        began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
+        longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
+        (say ``--api`` points at something else) raises :class:`ApiClientError`."""
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
-        try:
-            sent = time.monotonic()
-            with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
-                service_clock.note(response.headers.get("date"), sent, clock.local())
-                if response.is_error:
-                    response.read()
-                    error = error_from_response(response)
-                    if response.status_code in (404, 405) and not self._is_gamead_api():
-                        raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
-                                             f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
-                    raise error
-                yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
-        except (httpx.TimeoutException, httpx.NetworkError) as exc:
-            raise unreachable(self.api_url, exc, self.timeout) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — {HINT}") from exc
+        deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
+        while True:
+            attempt += 1
+            unsent, sent = Unsent(self._opened), clock.local()
+            try:
+                with self._http.stream(method, path, headers=headers, timeout=None, **kw,
+                                       extensions={"trace": unsent}) as response:
+                    begun = self._reached = True
+                    service_clock.note(response.headers.get("date"), sent, clock.local())
+                    if response.is_error:
+                        response.read()
+                        error = error_from_response(response)
+                        if response.status_code in (404, 405) and not self._is_gamead_api():
+                            raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
+                                                 f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
+                        raise error
+                    yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
+                return
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if not begun and self._wait_to_retry(attempt, deadline, retry.may_retry(
+                        method, headers, sent=not connect) and (self._reached or self._connected if connect
+                                                               else self._reached or lost_kind(exc) is not None)):
+                    continue
+                if isinstance(exc, httpx.RemoteProtocolError):
+                    raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
+                                         f"{HINT}") from exc
+                raise unreachable(self.api_url, exc, self.timeout) from exc
 
     # --- ads ---------------------------------------------------------------------------------------
 
@@ -332,13 +334,8 @@ class ApiClient:
     ) -> dict[str, Any]:
         """``GET /ads`` → ``{"items": [record, …], "count": n, "total": n, "nextCursor": str | None}``; ``cursor``:
         a previous page's ``nextCursor``, to read on."""
-        params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        if status:
-            params["status"] = status
-        if priority is not None:
-            params["priority"] = priority
+        params = {k: v for k, v in {"limit": limit, "cursor": cursor or None, "status": status or None,
+                                    "priority": priority}.items() if v is not None}
         return self._expect_dict(self.request("GET", "/ads", params=params), "GET /ads")
 
     @staticmethod

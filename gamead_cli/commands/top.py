@@ -174,10 +174,11 @@ def top(
                                  "scripts")  # no parameter named: nothing the operator gave is wrong
     from gamead_cli.tui.app import DashboardApp  # Textual loads only for the full-screen UI
 
-    # A short timeout: a dead API shows the banner within a refresh or two instead of hanging the screen.
-    cs = settings.client
+    from gamead_cli.tui.app_refresh import live_timeout
+
+    cs = settings.client  # a short timeout: a dead API shows the banner within a refresh or two (a slow one: "slow")
     client = ApiClient(cs.api_url, token=cs.token.get_secret_value() if cs.token else None,
-                       timeout=min(cs.timeout, max(2.0, 2 * refresh)), max_connections=4)
+                       timeout=live_timeout(cs.timeout, refresh), max_connections=4)
     try:
         recorder = _recorder(record, record_max_mb)
     except typer.BadParameter:

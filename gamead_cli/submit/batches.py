@@ -89,3 +89,26 @@ def chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]
             chunk = []
     if chunk:
         yield chunk
+
+
+#: how a request's answer was lost (the ``lost`` of :func:`gamead_cli.api_errors.no_answer`), in words
+LOST_WORDS = {"timeout": "no answer in time", "reset": "connection reset before the answer came",
+              "closed": "connection closed without an answer", "garbled": "an answer that is not HTTP"}
+
+
+def stop_reason(errors: list[Any], outage: bool, retry_for: float, keyed: bool) -> str:
+    """Why ``gamead submit`` stopped sending before its input's end (``stoppedBecause``; attack33b F5: a run cut
+    after 20 of 400 ads said nowhere why): ``outage``, the API unreachable past ``retry_for`` seconds, else
+    the first of ``errors``, that of the batch that got no answer (:class:`~gamead_core.errors.NoAnswer`, its ``lost``:
+    ``timeout``, ``reset``…) or could not reach the API before any ad was accepted; ``keyed``: the run's ads carry
+    idempotency keys (such a batch was resent within ``retry_for``). Pure."""
+    if outage:
+        return "the API was still unreachable after client.retry_for"
+    lost = getattr(errors[0], "lost", None) if errors else None
+    if errors and lost is None:
+        return "a batch could not reach the API before any ad was accepted"
+    how = LOST_WORDS.get(lost or "timeout", str(lost))
+    if keyed:
+        return f"a batch got no answer before any ad was accepted ({how}; resent for client.retry_for: {retry_for:g} s)"
+    return (f"a batch got no answer before any ad was accepted ({how}; not resent: it may have been queued, and only "
+            "a batch with --idempotency-key is safe to send twice)")

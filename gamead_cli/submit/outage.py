@@ -1,7 +1,7 @@
 """The API going away and coming back during one bulk ``gamead submit`` (fix33a): what is done, and what is said.
 
 An outage begins at the first connection that cannot be made (refused, connect timeout) once the API had answered
-this run; it ends at the next answer of any kind. Meanwhile (:class:`Outage`):
+this run, or been connected to; it ends at the next answer of any kind. Meanwhile (:class:`Outage`):
 
 * sending pauses: no new batch goes out while one is out (the batches out retry, :mod:`gamead_cli.retry`; with none
   out, the next one goes to try again), and the ``--rate`` schedule waits with it, so it resumes where it paused —

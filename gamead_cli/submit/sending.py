@@ -30,6 +30,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
     rejection_text,
     reused_key_advice,
     reused_key_text,
+    stop_reason,
 )
 from gamead_cli.stops import signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
@@ -58,44 +59,43 @@ def send_many(
     An ad that is not a JSON object (a bad NDJSON line: a :class:`GameadError` in its place) is counted as rejected
     under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one, else ``ad N``,
     1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in input order (not in the order their
-    batches were answered) in the summary's ``rejections``, the others counted in ``rejectionsNotListed``. A batch the API refuses for its size alone (422 ``batch_too_large``: ``details.max``;
-    413 ``payload_too_large``) queued nothing: it is split (to the API's max, else in halves) and the parts resent,
-    and later batches use the smaller size — no ad is sent twice.
-    A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
+    batches were answered) in the summary's ``rejections``, the others counted in ``rejectionsNotListed``. A batch
+    the API refuses for its size alone (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued
+    nothing: it is split (to the API's max, else in halves), resent, and later batches use the smaller size. A
+    chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
     rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
     With ``keep_items`` (``-o json``) the summary also has ``items``: one per ad sent, in input order, ``{"where",
     "outcome", "id"}`` (outcome ``accepted``, ``duplicate`` — the first ad's id — or ``maybeQueued``) or ``{"where",
     "outcome": "rejected", "code", "message"}``, and ``acceptedIds``, the ids of the ads newly queued, in input
-    order (a script learns which ad became which id; ~150 bytes an ad held until the end, so only when asked).
-    Per-ad detail (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for the first
-    :data:`ITEMS_KEPT` ads in input order only; ``itemsOmitted`` counts the ads sent after them (counted in the
-    figures, not listed): memory stays bounded whatever the input (an endless stdin). ``acceptedPerSecond`` is
-    the ads newly queued a second; ``answeredPerSecond`` every ad the API answered (accepted, duplicate or
-    refused) a second. Returns the summary so far and, with ``follow`` (``--wait``), the ids of the ads newly
-    accepted among the first :data:`FOLLOWED_MAX` (in input order; ``notFollowed`` counts the others). If the API
-    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`; once it answered, an outage
-    pauses the sending and stops it past ``client.retry_for`` (:mod:`~gamead_cli.submit.outage`: ``outages``,
-    ``pausedSeconds``, ``stoppedByOutage``, ``refusedByOutage``, ``notSent``). Ctrl-C stops sending,
-    lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
-    With ``live`` (a stream: stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4),
-    Ctrl-C sends the partial batch and names what was read ahead (``not_sent``), as a second Ctrl-C names those it
-    cancelled.
+    order (~150 bytes an ad held until the end, so only when asked). Per-ad detail (``items``, ``acceptedIds``,
+    ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for the first :data:`ITEMS_KEPT` ads in input order only;
+    ``itemsOmitted`` counts the ads sent after them: memory stays bounded whatever the input (an endless stdin);
+    ``acceptedPerSecond``: ads newly queued a second; ``answeredPerSecond``: ads answered a second.
+    Returns the summary so far and, with ``follow`` (``--wait``), the ids of the ads newly accepted among the first
+    :data:`FOLLOWED_MAX` (input order; ``notFollowed`` counts the others). If the API cannot be reached before
+    any ad was accepted, stops and raises :class:`ApiUnreachable`; once it answered, an outage pauses the sending
+    and stops it past ``client.retry_for`` (:mod:`~gamead_cli.submit.outage`). Ctrl-C stops sending, lets the
+    requests in flight finish, and returns the summary so far with ``interrupted: true``.
+    With ``live`` (stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4), Ctrl-C
+    sends it and names what was read ahead (``not_sent``), as a second Ctrl-C names those it cancelled.
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
     (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
     as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``, whose ``KEY-N``
     per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`, their keys in
-    ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
-    The private ``_unsure`` (index → (where, id)) and ``_unknown`` (index → where) of the first ``MAYBE_KEPT``
-    such ads are for :func:`gamead_cli.submit.settling.settle`, which looks them up and removes them; an
-    interrupted run's ``lastSent`` is where the last ad sent came from (all before it were sent, none after)."""
+    ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice; how each such
+    batch's answer was lost in ``maybeQueuedLost``, its error's ``lost`` → ads). A run that stopped sending
+    before its input's end says why in ``stoppedBecause`` (:func:`stop_reason`). The private ``_unsure`` (index →
+    (where, id)) and ``_unknown`` (index → where) of the first ``MAYBE_KEPT`` such ads are for :func:`~gamead_cli.
+    submit.settling.settle`, which looks them up; an interrupted run's ``lastSent``: the last ad sent's place."""
     lock, stop, slots = threading.Lock(), threading.Event(), threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
     listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
     unsure: dict[int, tuple[str, str]] = {}  #: input index (< MAYBE_KEPT) → (where, adId) of an unanswered publish
     unknown: dict[int, str] = {}  #: input index (< MAYBE_KEPT) → where of an ad whose batch got no answer (no id)
     counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
-    fatal: list[ApiUnreachable] = []
+    fatal: list[ApiUnreachable] = []  #: a batch's error that stopped the sending: none was accepted before it
+    lost: Counter[str] = Counter()  #: how the answers of batches that got none were lost (no_answer) → ads
     sent = 0  # ads handed to the pool (lowered for those a second Ctrl-C cancelled)
     limit = {"size": max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))}  # ≥ 10 req/s paced
 
@@ -157,8 +157,7 @@ def send_many(
                 if isinstance(exc, ApiUnreachable):
                     with lock:
                         if counts["accepted"] + counts["duplicates"] == 0:
-                            if not isinstance(exc, NoAnswer):  # one that got no answer may be queued: counted
-                                fatal.append(exc)
+                            fatal.append(exc)  # raised at the end unless an ad may be queued (one NoAnswer)
                             stop.set()
                 return [(i, where, exc) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
@@ -172,6 +171,7 @@ def send_many(
                                                              and not isinstance(body, ApiUnreachable))
             if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
                 counts["unknown"] += 1
+                lost[getattr(body, "lost", "timeout")] += 1
                 if i < MAYBE_KEPT:
                     unknown[i] = where
                 done(i, where, "maybeQueued", None)
@@ -323,7 +323,7 @@ def send_many(
         "_unsure": unsure, "_unknown": unknown,  # for gamead_cli.submit.settling, which removes them
         # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
-        "maybeQueuedUnknown": counts["unknown"],
+        "maybeQueuedUnknown": counts["unknown"], "maybeQueuedLost": dict(lost),  # how: timeout, reset, closed
         "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT if idempotency_key],
         "idempotencyKey": idempotency_key,
         # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
@@ -341,8 +341,10 @@ def send_many(
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
-    elif stop.is_set() and total is not None and sent < total:  # no answer before any was accepted, or an outage
-        summary["notSent"] = total - sent  # stopped there rather than wait on an API that answers nothing
+    elif stop.is_set():  # no answer before any was accepted, or an outage: stopped there rather than wait on it
+        summary["stoppedBecause"] = stop_reason(fatal, outage.stopped, client.retry_for, bool(idempotency_key))
+        if total is not None and sent < total:
+            summary["notSent"] = total - sent
     if interrupted or unread or outage.stopped:
         summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
     return summary, ids

@@ -4,6 +4,7 @@ summary of many, and the rejected ads named one a line. Each returns what to pri
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
 from gamead_cli.stops import stopped_by
+from gamead_cli.submit.batches import LOST_WORDS
 
 
 def progress_bar() -> Progress:
@@ -97,14 +99,13 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
                       + (", or find those whose batch got no answer with the command below" if unknown else ""))
             if unknown:
                 look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
-        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time, still unknown: they may "
+        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} ({lost_text(summary)}, still unknown: they may "
                                            f"still be analysed; {_ranges(summary, 'maybeQueuedWhere')}; {settle})",
                                            style="yellow"))
     if summary.get("outages"):
         grid.add_row("API unreachable", Text(outage_text(summary), style="yellow"))
     if summary.get("notSent"):
-        why = ("the API was still unreachable after client.retry_for" if summary.get("stoppedByOutage") else
-               "a batch got no answer before any ad was accepted")
+        why = summary.get("stoppedBecause") or "a batch got no answer before any ad was accepted"
         grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: {why}; none of these reached the API"
                                       + (f"; the input after {summary['lastSent']}" if summary.get("lastSent")
                                          else "") + ")", style="yellow"))
@@ -158,6 +159,16 @@ def outage_text(summary: Mapping[str, Any]) -> str:
             + f"{summary.get('refusedByOutage') or 0} ads refused (rejected api_unreachable: never queued, safe to "
             "resend); " + (f"{maybe} may be queued (a request went out and its answer never came: see that row)"
                            if maybe else "none may be queued (every request sent was answered)"))
+
+
+def lost_text(summary: Mapping[str, Any]) -> str:
+    """How the answers of the "may be queued" ads were lost: ``no answer in time`` (their publish, or their
+    batch's answer, timed out) or, by ``maybeQueuedLost``, ``20 connection reset before the answer came, 5 no
+    answer in time`` (attack33b F5: a reset was called "no answer in time"). Pure."""
+    lost = Counter({LOST_WORDS.get(k, k): n for k, n in (summary.get("maybeQueuedLost") or {}).items() if n})
+    lost[LOST_WORDS["timeout"]] += (summary.get("maybeQueued") or 0) - sum(lost.values())  # publish timed out
+    ways = [(n, why) for why, n in lost.most_common() if n > 0]
+    return ways[0][1] if len(ways) == 1 else ", ".join(f"{n} {why}" for n, why in ways) or LOST_WORDS["timeout"]
 
 
 def rejections_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from textual import work
 from gamead_cli import exitcodes
 from gamead_cli.tui.source import fetch_snapshot
 from gamead_cli.tui.view import Snapshot
-from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,26 @@ log = logging.getLogger(__name__)
 DLQ_EVERY = 5
 
 
+#: how long the live dashboard waits for one answer, and the knob that changes it (README's `gamead top` row)
+LIVE_WAIT_TEXT = "2 × --refresh, at least 2 s, at most client.timeout: a larger --refresh waits longer"
+
+
+def live_timeout(client_timeout: float, refresh: float) -> float:
+    """Seconds the live dashboard waits for one answer: ``2 × refresh``, at least 2 s (a dead API shows the banner
+    within a refresh or two instead of hanging the screen), at most ``client_timeout``. Pure."""
+    return min(client_timeout, max(2.0, 2 * refresh))
+
+
 def describe_failure(exc: BaseException, refresh: float, attempts: int) -> str:
-    """The banner for a failed refresh: what failed and that we keep trying."""
+    """The banner for a failed refresh: what failed and that we keep trying. An API that got the request and did
+    not answer within the dashboard's wait is "slow", naming the wait and its knob, not "unreachable" (attack33b
+    F2: over a 2 s RTT link every answer took 2.0 s and the banner said "API unreachable" for ever)."""
     retry = f"retrying every {refresh:g}s (attempt {attempts})"
+    if isinstance(exc, NoAnswer) and getattr(exc, "lost", None) == "timeout":
+        waited = getattr(exc, "waited", None)
+        within = f"no answer within {waited:g} s" if isinstance(waited, (int, float)) else "no answer in time"
+        return (f"⚠ API slow — it got the request and gave {within}, the live dashboard's wait ({LIVE_WAIT_TEXT}) "
+                f"— {retry}")
     if isinstance(exc, ApiUnreachable):
         return f"⚠ API unreachable — {exc.message} — {retry}"
     if isinstance(exc, ApiClientError):

@@ -206,3 +206,55 @@ def test_which_requests_may_be_sent_again() -> None:
     assert not retry.may_retry("GET", None, status=500)
     assert retry.next_wait(1, None, 10, uniform=lambda lo, hi: hi) == retry.BACKOFF_BASE
     assert retry.next_wait(1, 3.0, 2.0) is None
+
+
+def _reset_first(answer: httpx.Response | None = None) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """The first request's connection is reset mid-request (before any answer of this API), the others answered."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
+        return answer or httpx.Response(200, json=ACCEPTED)
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_a_get_whose_connection_is_reset_before_the_api_ever_answered_is_resent() -> None:
+    """attack33b F5: a request safe to resend is resent after a reset even before the API had answered this client
+    (a connection reset shows something listens there: a proxy or load balancer restarting), not only after."""
+    transport, seen = _reset_first()
+    c = client(transport)
+    assert c.get_ad("a1")["id"] == "a1" and len(seen) == 2 and c.retried == 1
+
+
+def test_a_reset_is_named_a_reset_not_no_answer_in_time() -> None:
+    transport, seen = _reset_first()
+    with pytest.raises(NoAnswer) as caught:
+        client(transport).submit({"title": "t"})  # no key: it may have been carried out, never resent
+    assert len(seen) == 1 and getattr(caught.value, "lost", None) == "reset"
+    assert "gave no answer (connection reset before the answer came: [Errno 104]" in caught.value.message
+    assert "no answer within" not in caught.value.message
+
+
+def test_an_answer_that_is_not_http_from_an_api_that_never_answered_is_not_resent() -> None:
+    """A port that is no web server (a wrong --api) answers garbage: said at once, not retried for retry_for."""
+    seen: list[httpx.Request] = []
+
+    def garbage(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        raise httpx.RemoteProtocolError("illegal status line: bytearray(b'SSH-2.0-OpenSSH_9.6')", request=request)
+
+    with pytest.raises(ApiUnreachable):
+        client(httpx.MockTransport(garbage)).get_ad("a1")
+    assert len(seen) == 1
+
+
+def test_a_stream_whose_connection_is_reset_before_it_began_is_opened_again() -> None:
+    """``stream_ndjson`` (``dlq jobs --follow``, the dashboard's jobs) bypassed the retry rule: a reset before the
+    stream began ended it at once; a GET is safe to send again."""
+    transport, seen = _reset_first(httpx.Response(200, content=b'{"id": "j1", "state": "done"}\n'))
+    c = client(transport)
+    assert list(c.stream_ndjson("GET", "/v1/jobs/j1")) == [{"id": "j1", "state": "done"}]
+    assert len(seen) == 2 and c.retried == 1

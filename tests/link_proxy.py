@@ -1,0 +1,111 @@
+"""A TCP proxy a test puts between the CLI and the API, to make the link between them cut or slow (attack33b F5,
+F2) without touching either end.
+
+:class:`LinkProxy` forwards both ways; its first ``reset_first`` connections are reset (RST, ``SO_LINGER`` 0) as
+soon as the server's answer to them begins to come back — the request reached the server whole and was acted on,
+the client gets a reset instead of the answer, as when a proxy or a load balancer between restarts — and with
+``delay`` every byte of an answer is held that many seconds before it goes on (a long link). Threads only;
+stopped by :meth:`LinkProxy.stop`.
+"""
+
+from __future__ import annotations
+
+import queue
+import select
+import socket
+import struct
+import threading
+import time
+
+
+class LinkProxy:
+    """A proxy on ``127.0.0.1:<port>`` (:attr:`url`) to ``target`` (``host``, ``port``)."""
+
+    def __init__(self, target: tuple[str, int], *, reset_first: int = 0, delay: float = 0.0) -> None:
+        self.target, self.reset_first, self.delay = target, reset_first, delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self.accepted = 0  #: connections accepted so far
+        self.resets = 0  #: connections reset so far
+
+    def start(self) -> LinkProxy:
+        threading.Thread(target=self._accept, daemon=True, name="link-proxy-accept").start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            for s in self._socks:
+                s.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks += [client, upstream]
+                cut = self.accepted < self.reset_first
+                self.accepted += 1
+            threading.Thread(target=self._pump, args=(client, upstream, False, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True, cut), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, answer: bool, cut: bool) -> None:
+        """Forward ``src`` → ``dst``; an ``answer`` (``dst`` the client) is delayed, or with ``cut`` the client is
+        reset at its first byte."""
+        later: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
+        writer = None
+        if self.delay > 0 and answer and not cut:
+            writer = threading.Thread(target=self._later, args=(later, dst), daemon=True)
+            writer.start()
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([src], [], [], 0.05)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                if cut:
+                    with self._lock:
+                        self.resets += 1
+                    dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    dst.close()  # RST: the client gets "connection reset by peer", not this answer
+                    src.close()
+                    return
+                if writer is not None:
+                    later.put((time.monotonic() + self.delay, data))
+                else:
+                    dst.sendall(data)
+            except OSError:
+                break
+        if writer is not None:
+            later.put(None)
+            writer.join(timeout=self.delay + 5)
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _later(self, later: queue.Queue[tuple[float, bytes] | None], dst: socket.socket) -> None:
+        """Send each chunk of ``later`` once its time comes, in order."""
+        while (item := later.get()) is not None:
+            due, data = item
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
