@@ -44,8 +44,8 @@ from tests.support import (
 SKEWED = str(Path(__file__).resolve().parents[1] / "skewed_gamead.py")
 BEHIND = -600.0  #: the slow API node's host clock, seconds
 ENV = {"GAMEAD_REGISTRY__TTL": "4", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "1", "GAMEAD_RATELIMIT__ENABLED": "false",
-       "GAMEAD_AUTOSCALER__BACKEND": "none", "GAMEAD_AUTOSCALER__INTERVAL": "1",  # every API node competes: ttl 3 s
-       "GAMEAD_JOBS__LEASE": "3", "GAMEAD_JOBS__MAX_RESUMES": "0"}  # a job taken over ends: nothing runs
+       "GAMEAD_AUTOSCALER__BACKEND": "none", "GAMEAD_AUTOSCALER__INTERVAL": "2",  # every API node competes: ttl 6 s
+       "GAMEAD_JOBS__LEASE": "6", "GAMEAD_JOBS__MAX_RESUMES": "0"}  # a job taken over ends: nothing runs
 
 
 @dataclass
@@ -186,7 +186,7 @@ def test_an_override_for_5_min_set_through_a_node_10_min_behind_stands(stack: St
 def test_a_node_1_min_ahead_takes_neither_a_live_runners_job_nor_the_live_autoscaler_lease(stack: Stack) -> None:
     """F5: a node whose host clock is 1 min ahead took, at its start, a live runner's DLQ job ("its runner's lease
     expired") and the autoscaler lease of the live leader. Here the test is the job's live runner (renewing its
-    lease every 0.5 s, jobs.lease 3 s); the true node leads the autoscaler. The node ahead starts, samples
+    lease every 0.5 s, jobs.lease 6 s); the true node leads the autoscaler. The node ahead starts, samples
     nats-server's clock, and through several renewals of both leases takes neither."""
     leader = wait_for(lambda: (httpx.get(f"{stack.url}/v1/scale", timeout=10).json().get("leader") or {}).get("id"),
                       timeout=30, what="an autoscaler leader")
@@ -195,8 +195,8 @@ def test_a_node_1_min_ahead_takes_neither_a_live_runners_job_nor_the_live_autosc
         nc = await nats.connect(stack.nats.url)
         store = await JobStore.open(nc.jetstream())
         job = Job(id=new_job_id(), kind=JobKind.PURGE, state=JobState.RUNNING, selection=Selection(mode="all"),
-                  started_by="op", created_at=utcnow(), runner="liverunner", lease_until=time.time() + 3,
-                  lease_ttl=3, phase=JobPhase.ACTING)
+                  started_by="op", created_at=utcnow(), runner="liverunner", lease_until=time.time() + 6,
+                  lease_ttl=6, phase=JobPhase.ACTING)
         revision = await store.create(job)
         ahead: Proc | None = None
         try:
@@ -206,7 +206,7 @@ def test_a_node_1_min_ahead_takes_neither_a_live_runners_job_nor_the_live_autosc
                     job, revision = await store.get(job.id)
                     if job.runner != "liverunner":
                         return
-                    job.lease_until = time.time() + 3
+                    job.lease_until = time.time() + 6
                     revision = await store.update(job, revision)
                     await asyncio.sleep(0.5)
 
@@ -216,7 +216,7 @@ def test_a_node_1_min_ahead_takes_neither_a_live_runners_job_nor_the_live_autosc
             while stack.entry_of(ahead) is None and time.monotonic() < deadline:  # up, clock sampled
                 await renew(1)
             assert stack.entry_of(ahead) is not None, ahead.output()[-2000:]
-            await renew(12)  # 6 s: two of its sweeps' paces, six autoscaler lease renewals
+            await renew(12)  # 6 s: three of its sweeps (every 2 s), three autoscaler lease renewals
             job, _ = await store.get(job.id)
             holder = (httpx.get(f"{stack.url}/v1/scale", timeout=10).json().get("leader") or {}).get("id")
             return job, holder
