@@ -229,8 +229,15 @@ async def start_autoscaler(app: FastAPI) -> Callable[[], Awaitable[None]]:
     stop = asyncio.Event()
     beat = settings.registry.heartbeat_interval
 
-    async def run() -> None:  # the lease judged on nats-server's clock, not the host's (attack33a F5)
-        await sampled(within=2 * beat + settings.nats.request_timeout)
+    async def run() -> None:  # the lease judged on nats-server's clock, not the host's (attack33a F5): NATS
+        link_ready = getattr(app.state.link, "ready", None)  # reached, then the node's first heartbeat samples it
+        if link_ready is not None:
+            waits = [asyncio.ensure_future(link_ready.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+        if not stop.is_set():
+            await sampled(within=2 * beat + settings.nats.request_timeout)
         await autoscaler.run(stop)
 
     task = asyncio.create_task(run(), name="gamead-autoscaler")
