@@ -28,6 +28,7 @@ class BeatHealth:
     last_ok: float = field(default_factory=time.monotonic)
     failing: bool = False
     error: str | None = None  #: the last failed put's one line (None while puts succeed)
+    puts: int = 0  #: puts that succeeded (the first samples nats-server's clock: ``/readyz``'s ``clock`` check)
 
     def unwritten_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) since the last successful put while puts fail; 0 while they succeed."""
@@ -71,7 +72,7 @@ async def run_heartbeat(
             if failing:
                 log.info("heartbeat restored")
             failing = health.failing = False
-            health.last_ok, health.error = time.monotonic(), None
+            health.last_ok, health.error, health.puts = time.monotonic(), None, health.puts + 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down

@@ -343,7 +343,7 @@ class QueueSampler:
 def worker_load(node: Any) -> WorkerLoad:
     """What the per-worker rate uses of one worker's registry entry."""
     return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
-                      started_at=node.started_at.timestamp(), draining=node.state == "draining",
+                      started_at=server_started(node), draining=node.state == "draining",
                       cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None), samples=node.processing_ms.count)
 
 
