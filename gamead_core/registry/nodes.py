@@ -62,11 +62,17 @@ def uptime(started: float) -> float:
 
 
 def server_started(node: NodeInfo) -> float:
-    """When ``node``'s process started, epoch seconds on nats-server's clock: its beat's time less its
-    ``uptimeSeconds``; from an older node, its ``startedAt`` corrected by its offset (when it says it). Pure."""
-    if node.uptime_seconds is not None:
-        return node.heartbeat_at.timestamp() - node.uptime_seconds
-    return node.started_at.timestamp() + (node.clock_offset_seconds or 0.0)
+    """When ``node``'s process started, epoch seconds on nats-server's clock: its host-clock ``startedAt`` corrected
+    by its offset, or its beat's time less its ``uptimeSeconds`` when the two disagree by more than a beat (its
+    host clock was stepped since it started) or the offset is unknown (an older node: ``startedAt`` as it is). Not
+    always the latter: a worker's announcements (:mod:`gamead_core.worker.announce`) renew ``heartbeatAt`` and
+    keep the last beat's ``uptimeSeconds``, which then reads up to a beat short (a start up to a beat late). Pure."""
+    by_offset = node.started_at.timestamp() + (node.clock_offset_seconds or 0.0)
+    if node.uptime_seconds is None:
+        return by_offset
+    by_uptime = node.heartbeat_at.timestamp() - node.uptime_seconds
+    beat = (node.heartbeat_interval or 2.0) + 1.0
+    return by_offset if node.clock_offset_seconds is not None and -beat <= by_offset - by_uptime <= 1.0 else by_uptime
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,12 @@ def test_a_heartbeat_carries_its_offset_and_its_monotonic_uptime(clean_clock: No
     assert info.uptime_seconds == pytest.approx(12.0, abs=1.0)
     # the start on nats-server's clock: beat − uptime, not the host-clock startedAt (5 min earlier)
     assert server_started(info) == pytest.approx(time.time() + 300.0 - 12.0, abs=1.0)
+    # an announcement 2 s after the beat: a fresh heartbeatAt, the beat's uptime; the start does not move
+    later = info.model_copy(update={"heartbeat_at": info.heartbeat_at + timedelta(seconds=2)})
+    assert server_started(later) == pytest.approx(server_started(info), abs=0.1)
+    # the host clock stepped 5 min since the start (NTP fixed it): startedAt is of the old time, the uptime holds
+    stepped = info.model_copy(update={"clock_offset_seconds": 0.0})
+    assert server_started(stepped) == pytest.approx(time.time() + 300.0 - 12.0, abs=1.0)
     old = info.model_copy(update={"uptime_seconds": None})  # an older node: startedAt corrected by its offset
     assert server_started(old) == pytest.approx(started + 300.0, abs=0.5)
     older = old.model_copy(update={"clock_offset_seconds": None, "started_at": datetime.now(timezone.utc)
