@@ -76,6 +76,7 @@ def serve(
             timeout_graceful_shutdown=10,
             timeout_keep_alive=settings.api.keep_alive_timeout,
             server_header=False,
+            date_header=False,  # AcceptingServer writes Date from nats-server's clock (gamead_core.clock)
         )
     )
     app.state.stop_serving = lambda: setattr(server, "should_exit", True)  # credentials refused: see below

@@ -2,7 +2,9 @@
 
 A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone (while the
 registry cannot be read, its last entry is shown stuck). One whose heartbeat is 2.5 beats overdue is late; one
-whose entry expired is listed gone for 2 × registry.ttl (at least a minute): it may still hold ads. An API node
+whose entry expired is listed gone for 2 × registry.ttl (at least a minute): it may still hold ads. A node whose
+host clock is more than 1 s off nats-server's gets a line saying by how much (gamead corrects it; fix its NTP). UP
+is the node's own monotonic uptime. An API node
 that could not read the registry yet (just started, NATS away) says so in one red line, exit 3, rather than
 listing no node; -o json still prints the API's body (readAt null, error saying why) on stdout, exit 3 too.
 
@@ -31,6 +33,7 @@ from gamead_cli.options import (
 )
 from gamead_cli.output import emit
 from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
+from gamead_core.clock_offset import offset_words, past_limit
 from gamead_core.errors import ApiClientError, NatsUnreachable
 
 
@@ -39,6 +42,17 @@ def registry_note(error: Any) -> Text:
     ``error`` already starts with it (it says "registry: NATS did not answer in time"). Pure."""
     text = " ".join(str(error).split())
     return Text(text if text.lower().startswith("registry") else f"registry: {text}", style="yellow")
+
+
+def clock_notes(nodes: list[dict[str, Any]]) -> list[Text]:
+    """One line per node whose host clock is more than ``clock_offset.OFFSET_LIMIT`` off nats-server's (its entry's
+    ``clockOffsetSeconds``): ``wbehind: host clock 300.0 s behind nats-server's (corrected: …)``. Pure."""
+    out = []
+    for node in nodes:
+        offset = node.get("clockOffsetSeconds")
+        if isinstance(offset, (int, float)) and past_limit(float(offset)):
+            out.append(Text(f"{node.get('id')}: {offset_words(float(offset))}", style="yellow"))
+    return out
 
 
 def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
@@ -59,6 +73,7 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
             line.append(f" — {count} {word}", style=style)
     table = nodes_table(items, title=None)
     parts: list[RenderableType] = [table, Legend(table, NODES_LEGEND), line]
+    parts += clock_notes(live)
     scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in live if n.get("metricsUrl")]
     if scrape:  # one address a line: a URL cut across two lines cannot be pasted
         parts.append(Text("metrics (Prometheus):\n" + "\n".join(scrape), style="dim"))

@@ -23,7 +23,8 @@ LABELS = {"adId": "ad id", "firstFailureAt": "first failure", "lastFailureAt": "
           "heartbeatAt": "last heartbeat", "lastProgressAt": "last progress", "heartbeatAgeSeconds": "heartbeat",
           "uptimeSeconds": "up", "inFlight": "in flight", "processed": "completed ads", "failed": "failed attempts",
           "seq": "DLQ sequence", "sourceSeq": "work sequence", "traceparent": "trace", "callToAction": "call to action",
-          "targetAudience": "audience", "visualElements": "visuals", "workerId": "worker", "pid": "pid"}
+          "targetAudience": "audience", "visualElements": "visuals", "workerId": "worker", "pid": "pid",
+          "clockOffsetSeconds": "clock offset (+: host behind)", "clockErrorSeconds": "clock offset ±"}
 #: wire names of a number of seconds without ``Seconds`` in them (the node's settings)
 SECONDS = frozenset({"taskTimeout", "ackWait", "heartbeatInterval", "duration", "retryIn"})
 #: wire names of an age in seconds, shown as "… ago"

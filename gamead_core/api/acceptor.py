@@ -31,10 +31,12 @@ import logging
 import resource
 import socket
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
 
+from gamead_core import clock
 from gamead_core.api.conn_cap import make_room, say
 from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
 
@@ -144,7 +146,18 @@ class Acceptor:
 
 
 class AcceptingServer(uvicorn.Server):
-    """uvicorn's server whose listening sockets are served by an :class:`Acceptor` each (module docstring)."""
+    """uvicorn's server whose listening sockets are served by an :class:`Acceptor` each (module docstring), and
+    whose responses' ``Date`` header (RFC 9110 §6.6.1: the origin server's clock) is nats-server's time
+    (:mod:`gamead_core.clock`), not the host's: uvicorn's own (``date_header``, off in ``gamead serve``) reads the
+    host clock. Written once a second into the headers every response starts with, as uvicorn does: no cost per
+    request. The CLI reads it to resolve relative times on the service's clock."""
+
+    async def on_tick(self, counter: int) -> bool:
+        exit_now = await super().on_tick(counter)
+        if counter % 10 == 0:  # uvicorn's own once-a-second refresh of server_state.default_headers (0.1 s ticks)
+            date = formatdate(clock.now(), usegmt=True).encode()
+            self.server_state.default_headers = [(b"date", date), *self.config.encoded_headers]
+        return exit_now
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the lifespan's start-up; no server of uvloop's

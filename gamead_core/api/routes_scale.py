@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
 from gamead_core import clock
+from gamead_core.clock_offset import sampled
 from gamead_core.api.body import body_schema, no_body, read_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ValidationFailed
@@ -226,7 +227,20 @@ async def start_autoscaler(app: FastAPI) -> Callable[[], Awaitable[None]]:
     autoscaler = Autoscaler(settings.autoscaler, deps)
     app.state.autoscaler = autoscaler
     stop = asyncio.Event()
-    task = asyncio.create_task(autoscaler.run(stop), name="gamead-autoscaler")
+    beat = settings.registry.heartbeat_interval
+
+    async def run() -> None:  # the lease judged on nats-server's clock, not the host's (attack33a F5): NATS
+        link_ready = getattr(app.state.link, "ready", None)  # reached, then the node's first heartbeat samples it
+        if link_ready is not None:
+            waits = [asyncio.ensure_future(link_ready.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+        if not stop.is_set():
+            await sampled(within=2 * beat + settings.nats.request_timeout)
+        await autoscaler.run(stop)
+
+    task = asyncio.create_task(run(), name="gamead-autoscaler")
 
     async def stop_autoscaler() -> None:
         stop.set()

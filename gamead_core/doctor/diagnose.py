@@ -192,7 +192,7 @@ class Doctor:
             await unread.confirm(stats, found["record_unreadable"])
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
-            await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"])
+            await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"], found["clock_offset"])
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
                                    found["stranded"], actions)
             await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions, leases)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from gamead_core.clock_offset import OFFSET_LIMIT
+
 ItemKind = Literal["ad", "object", "job"]
 #: ``error``: a broken invariant of the ads or of what every node needs; ``warning``: the ads still flow, a
 #: promise of the README does not hold meanwhile (``redis_unwritable``: rate limits are per node, no cache)
@@ -116,6 +118,11 @@ KINDS: Final[tuple[Kind, ...]] = (
     _k("partitions_disagree", 4, "a running node's queue.partitions differs from the queue's (an API node takes no "
        "submit; a worker exits, and its restart is refused while the setting stays)", None,
        "a process's setting: restart it with the queue's queue.partitions (README: Partitions)", items="object"),
+    _k("clock_offset", 4, f"a running node's host clock differs from nats-server's by more than {OFFSET_LIMIT:g} s "
+       "(clock_offset.OFFSET_LIMIT): gamead corrects it (every time it stamps or compares is nats-server's), but the "
+       "host's own times are off: its logs' timestamps, its startedAt, anything else on it that reads the clock", None,
+       "nothing of gamead's to repair: fix the host's time (NTP: chronyc tracking / timedatectl); the detail says by "
+       "how much and which way", items="object", severity="warning"),
     _k("job_lease_expired", 4, "operator job still queued or running whose runner's lease expired longer than "
        "jobs.lease ago (no API node took it over), or with no live runner while its lease lasts: its runner's node "
        "is gone, or its leaseUntil lies further ahead than 10 × jobs.lease",

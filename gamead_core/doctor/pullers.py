@@ -11,6 +11,8 @@ every invariant held: no record or message was wrong, yet nothing would ever tak
   the queue's (a worker exits once it sees the change). A worker of an older version, whose entry does not say
   its setting, is taken to pull every partition.
 * ``partitions_disagree``: a registered node (API or worker) whose ``queue.partitions`` is not the queue's.
+* ``clock_offset`` (a warning, attack33a): a registered node whose heartbeat says its host clock is more than
+  :data:`~gamead_core.clock_offset.OFFSET_LIMIT` off nats-server's (corrected, but its host's NTP needs fixing).
 
 The doctor reads this only on a node that fits the queue (otherwise it reports ``topology_incompatible`` and
 stops), so the queue's partitions are the node's. Both are read twice (:meth:`Pullers.first` from the consumer
@@ -30,6 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
 from gamead_core import clock, names
+from gamead_core.clock_offset import offset_words, past_limit
 from gamead_core.doctor.model import Finding, ReadStats
 from gamead_core.doctor.verdict import add
 from gamead_core.errors import GameadError
@@ -84,6 +87,13 @@ def disagreeing(nodes: Sequence[NodeInfo], partitions: int) -> dict[str, str]:
             for n in nodes if n.partitions is not None and n.partitions != partitions}
 
 
+def clocks_off(nodes: Sequence[NodeInfo]) -> dict[str, str]:
+    """Node id → ``"worker on vm-3 (pid 41): host clock 300.0 s behind nats-server's (…)"``, for each entry of
+    ``nodes`` whose measured ``clockOffsetSeconds`` is past :data:`~gamead_core.clock_offset.OFFSET_LIMIT`. Pure."""
+    return {n.id: f"{n.role} on {n.host} (pid {n.pid}): {offset_words(n.clock_offset_seconds or 0.0)}"
+            for n in nodes if past_limit(n.clock_offset_seconds)}
+
+
 class Pullers:
     """The two checks over one doctor run: :meth:`first` after the stranded check filled the consumer infos,
     :meth:`confirm` in the second look (:attr:`suspect`: whether it is needed)."""
@@ -92,10 +102,11 @@ class Pullers:
         self._js, self._registry, self._partitions, self._step = js, registry, partitions, aging_step
         self._unpulled: dict[int, str] = {}
         self._disagree: dict[str, str] = {}
+        self._clocks: dict[str, str] = {}
 
     @property
     def suspect(self) -> bool:
-        return bool(self._unpulled or self._disagree)
+        return bool(self._unpulled or self._disagree or self._clocks)
 
     async def _nodes(self, stats: ReadStats) -> list[NodeInfo] | None:
         stats.api_calls += 1
@@ -134,10 +145,12 @@ class Pullers:
         waiting = [p for p, n in sorted(pending_by_partition(infos).items()) if n]
         self._unpulled = await self._unpulled_now(nodes, waiting, stats) if waiting else {}
         self._disagree = disagreeing(nodes, self._partitions)
+        self._clocks = clocks_off(nodes)
 
-    async def confirm(self, stats: ReadStats, unpulled_ads: Finding, partitions_disagree: Finding) -> None:
-        """The second reading: what it shows and the first did goes into the two findings (items: the work
-        streams, the node ids)."""
+    async def confirm(self, stats: ReadStats, unpulled_ads: Finding, partitions_disagree: Finding,
+                      clock_offset: Finding | None = None) -> None:
+        """The second reading: what it shows and the first did goes into the findings (items: the work streams,
+        the node ids)."""
         if not self.suspect:
             return
         nodes = await self._nodes(stats)
@@ -148,6 +161,9 @@ class Pullers:
         for node_id, why in disagreeing(nodes, self._partitions).items():
             if node_id in self._disagree:
                 add(partitions_disagree, node_id, why)
+        for node_id, why in clocks_off(nodes).items():
+            if node_id in self._clocks and clock_offset is not None:
+                add(clock_offset, node_id, why)
 
 
-__all__ = ["Pullers", "disagreeing", "late_text", "nobody_pulls", "pending_by_partition"]
+__all__ = ["Pullers", "clocks_off", "disagreeing", "late_text", "nobody_pulls", "pending_by_partition"]

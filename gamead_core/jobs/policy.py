@@ -61,8 +61,8 @@ def lease_expired(job: Job, now: float, *, unchanged_for: float = 0.0, lease: fl
     ``lease``, the silence window of :func:`lease_window`, seconds) its lease has not changed for ``unchanged_for``
     s > ``lease`` on the reader's own monotonic clock, whatever ``leaseUntil`` says: one that died with a
     ``leaseUntil`` an hour ahead (its clock ahead, a hand edit) keeps its job for that window, not the hour
-    (attack31b F2b; the rule of :func:`gamead_core.scaling.lease_rule.silent`). API nodes' clocks are assumed to
-    agree within a fraction of ``jobs.lease`` (NTP)."""
+    (attack31b F2b; the rule of :func:`gamead_core.scaling.lease_rule.silent`). Times are nats-server's, as each
+    API node samples it (:mod:`gamead_core.clock`): the hosts' own clocks need not agree."""
     if job.state.terminal:
         return False
     return job.lease_until < now or (lease is not None and unchanged_for > lease)

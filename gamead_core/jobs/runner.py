@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from gamead_core import clock
+from gamead_core.clock_offset import sampled
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
@@ -208,6 +209,9 @@ class JobService:
                 self.last_error = error_text(exc)
                 await asyncio.sleep(1.0)
         interval = min(5.0, max(0.2, self.lease / 3))
+        # leases are judged on nats-server's clock: not before this node sampled it (its first heartbeat), or a
+        # host 1 min ahead takes a live runner's job at its start (attack33a F5); without one, on the host's
+        await sampled(within=2 * self.settings.registry.heartbeat_interval + self.settings.nats.request_timeout)
         while True:
             try:
                 await self.sweep()

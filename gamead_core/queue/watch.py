@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from nats.js import JetStreamContext
 
+from gamead_core.clock import now as server_now
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, PartitionsChanged
 from gamead_core.models import utc_iso
@@ -54,11 +54,12 @@ RECENT_REPAIR_SECONDS = 600.0
 class TopologyWatch:
     """Checks the topology on a schedule (or at once after :meth:`poke`) and remembers what it found and did.
 
-    ``clock`` is wall time (seconds) for the timestamps shown; waiting uses the event loop's clock.
+    ``clock`` is wall time (seconds) for the timestamps shown, nats-server's (:mod:`gamead_core.clock`) as every
+    other time ``/v1/stats`` shows; waiting uses the event loop's clock.
     """
 
     def __init__(self, js: JetStreamContext, settings: GameadSettings, *, interval: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = server_now) -> None:
         self.js = js
         self.settings = settings
         self.interval = interval

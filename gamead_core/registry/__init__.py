@@ -31,6 +31,7 @@ from gamead_core.registry.nodes import (
     new_api_node_id,
     node_key,
     same_incarnation,
+    server_started,
     worker_node_info,
 )
 from gamead_core.registry.wire import HeldAd, NodeInfo, Percentiles, Role, State
@@ -55,6 +56,7 @@ __all__ = [
     "new_api_node_id",
     "node_key",
     "same_incarnation",
+    "server_started",
     "node_state",
     "percentiles",
     "run_heartbeat",

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from gamead_core.clock_offset import OffsetLog
 from gamead_core.errors import error_text
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
@@ -27,6 +28,7 @@ class BeatHealth:
     last_ok: float = field(default_factory=time.monotonic)
     failing: bool = False
     error: str | None = None  #: the last failed put's one line (None while puts succeed)
+    puts: int = 0  #: puts that succeeded (the first samples nats-server's clock: ``/readyz``'s ``clock`` check)
 
     def unwritten_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) since the last successful put while puts fail; 0 while they succeed."""
@@ -54,20 +56,23 @@ async def run_heartbeat(
     0: then the entry is left to expire (``registry.ttl``), so the reaper sees a death and finishes that work.
 
     Never raises: a failed beat is logged (once per outage) and retried at the next tick; ``health`` (when
-    given) says how the puts fare.
+    given) says how the puts fare. A host clock more than ``clock_offset.OFFSET_LIMIT`` off nats-server's is
+    logged once (a warning), and once when it is back (:class:`~gamead_core.clock_offset.OffsetLog`).
     """
     node_id: str | None = None
     failing = False
     health = health if health is not None else BeatHealth()
+    offset_log = OffsetLog()  # each put samples nats-server's clock: a host clock off by > 1 s is said once
     while not stop.is_set():
         try:
             info = snapshot()
             node_id = info.id
             await registry.put(info)
+            offset_log.note(node_id)
             if failing:
                 log.info("heartbeat restored")
             failing = health.failing = False
-            health.last_ok, health.error = time.monotonic(), None
+            health.last_ok, health.error, health.puts = time.monotonic(), None, health.puts + 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down

@@ -93,6 +93,13 @@ class NodeInfo(BaseModel):
     #: (gamead_core.stats.unstarted).
     #: Empty from an API node, an older worker, or one that holds none.
     unstarted_since: dict[int, datetime] = {}
+    #: nats-server's clock minus this node's host clock at the beat, seconds (+300: the host is 5 min behind;
+    #: gamead corrects it, :mod:`gamead_core.clock`); None before its first sample or from an older node
+    clock_offset_seconds: float | None = None
+    clock_error_seconds: float | None = None  #: the offset's uncertainty, ± seconds (half the sample's round trip)
+    #: seconds its process has run at the beat, on its own monotonic clock (``startedAt`` is its host clock's: an
+    #: incarnation stamp, off by the host's skew); None from an older node
+    uptime_seconds: float | None = None
 
 
 __all__ = ["HeldAd", "NodeInfo", "Percentiles", "Role", "State"]

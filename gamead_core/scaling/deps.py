@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from gamead_core.clock import now as server_now
 from gamead_core.config import GameadSettings, RegistrySettings
 from gamead_core.scaling.local import Scaler
 from gamead_core.stats.sampler import QueueSampler
@@ -48,7 +49,7 @@ class AutoscalerDeps:
     stream_replicas: int = 1
     request_timeout: float = 2.0
     on_decision: Callable[[dict[str, Any]], None] | None = None
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = server_now  #: epoch s on nats-server's clock: leases, decisions (attack33a F5)
     monotonic: Callable[[], float] = time.monotonic
 
     @classmethod

@@ -30,8 +30,9 @@ the loser gets ``KeyWrongLastSequenceError`` and stays a follower.
 
 A lease of another expires two ways, whichever comes first:
 
-* ``expiresAt``, wall-clock time, written by the holder: the nodes' clocks must agree to well within the TTL
-  (NTP does that; on one machine it is trivially true);
+* ``expiresAt``, written by the holder on nats-server's clock (:mod:`gamead_core.clock`), as every node reads
+  it: the hosts' own clocks need not agree (a node whose host was 5 min ahead took a live leader's lease at its
+  start, attack33a F5), only each node's sample of nats-server's clock, within its error (milliseconds);
 * on the follower's own monotonic clock: the lease it reads has kept the same KV revision for longer than
   :func:`~gamead_core.scaling.lease_rule.silent_after`: the holder's written ttl, at least the follower's own
   and at most :func:`~gamead_core.scaling.lease_rule.trust_cap` (10 of its own TTLs), so
@@ -59,6 +60,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
+from gamead_core.clock import now as server_now
 from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage
 from gamead_core.models import utc_iso
@@ -80,8 +82,9 @@ log = logging.getLogger(__name__)
 class LeaseKeeper:
     """Holds (or waits for) one lease in a KV bucket. Call :meth:`step` repeatedly, or :meth:`run`.
 
-    ``kv`` is a nats-py ``KeyValue`` of the leases bucket. ``clock`` is wall time (written into the
-    lease); ``monotonic`` bounds how long this process trusts a lease it could not renew.
+    ``kv`` is a nats-py ``KeyValue`` of the leases bucket. ``clock`` is wall time (written into the lease), by
+    default nats-server's (:mod:`gamead_core.clock`: a node 5 min ahead took a live leader's lease, attack33a F5);
+    ``monotonic`` bounds how long this process trusts a lease it could not renew.
     """
 
     def __init__(
@@ -91,7 +94,7 @@ class LeaseKeeper:
         ttl: float,
         *,
         key: str = AUTOSCALER_LEASE,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = server_now,
         monotonic: Callable[[], float] = time.monotonic,
         connected: Callable[[], bool] | None = None,
         acts: bool = True,

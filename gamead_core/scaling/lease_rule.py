@@ -2,8 +2,8 @@
 the lease it read; :class:`gamead_core.scaling.lease.LeaseKeeper` applies it against the bucket (its module
 docstring tells the whole rule, and where it comes from).
 
-A follower judges a lease expired two ways (attack31b F2): by the holder's wall-clock ``expiresAt`` (clocks must
-agree), and by its own monotonic clock: a lease that has not changed (the same KV revision) for longer than a TTL
+A follower judges a lease expired two ways (attack31b F2): by the holder's ``expiresAt`` (nats-server's time, as
+every node samples it: :mod:`gamead_core.clock`), and by its own monotonic clock: a lease that has not changed (the same KV revision) for longer than a TTL
 is expired whatever ``expiresAt`` says (:func:`silent`; a TTL: the holder's written one, at least the follower's
 own and at most 10 of them, :func:`trust_cap`), so a holder that died with ``expiresAt`` far ahead (a
 clock ahead, a hand edit, a bug) keeps nobody a follower for longer than that.

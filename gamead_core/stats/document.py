@@ -13,9 +13,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from gamead_core import names
+from gamead_core.clock_offset import measured
 from gamead_core.models import utc_iso
 from gamead_core.redact import redact_text, without_servers
 from gamead_core.registry import Percentiles, node_state
+from gamead_core.registry.nodes import server_started
 from gamead_core.stats.dlq_room import dlq_section
 from gamead_core.stats.rates import aging_horizon
 from gamead_core.telemetry.histogram import WINDOW
@@ -75,8 +77,9 @@ def _node_item(node: Any, state: str, now: float) -> dict[str, Any]:
     item = node.model_dump(mode="json")
     item["state"] = state
     item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
-    # how long its process runs (``processed``/``failed`` count since its start: a restart keeps the id)
-    item["uptimeSeconds"] = None if state == "gone" else round(max(0.0, now - node.started_at.timestamp()), 1)
+    # how long its process runs (``processed``/``failed`` count since its start: a restart keeps the id), from its
+    # own monotonic uptime at its beat (``startedAt`` is its host clock's: a host 5 min behind read 5 min more)
+    item["uptimeSeconds"] = None if state == "gone" else round(max(0.0, now - server_started(node)), 1)
     if state == "gone":  # its process no longer beats: the address it announced may be served by another
         item["metricsUrl"] = None  # (a restarted API reuses its port: attack26 F7)
     if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
@@ -159,6 +162,8 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
         "generatedAt": utc_iso(now),
         "sampledAt": utc_iso(last.t) if last else None,
         "node": sampler.node_id,
+        # this node's host clock against nats-server's (s, + = host behind; None before its first sample)
+        **dict(zip(("clockOffsetSeconds", "clockErrorSeconds"), measured())),
         "intervalSeconds": sampler.interval,
         "nats": _nats_info(sampler),
         "queue": {

@@ -160,7 +160,7 @@ class WorkerLoad:
 
     concurrency: int
     p50_ms: float | None
-    started_at: float  #: epoch seconds
+    started_at: float  #: epoch seconds, nats-server's clock (``registry.server_started``: not its host's startedAt)
     draining: bool = False
     cpu_per_ad_ms: float | None = None  #: the worker's process CPU per settled ad (``cpuPerAdMs``), ms
     samples: int | None = None  #: processing times behind ``p50_ms`` (its ``count``; None: not said, an older entry)

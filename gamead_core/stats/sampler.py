@@ -34,12 +34,13 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.clock import now as server_now
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
 from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
-from gamead_core.registry import NodeInfo, Percentiles, Registry
+from gamead_core.registry import NodeInfo, Percentiles, Registry, server_started
 from gamead_core.registry.gone import Gone, found_again, keep_seconds, remember_gone, vanished
 from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
@@ -109,7 +110,7 @@ class QueueSampler:
         registry: Registry | None = None,
         sections: bool = True,
         extras: Mapping[str, Callable[[], Any]] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = server_now,  # nats-server's time: ages, heartbeats (attack33a F1, F3)
     ) -> None:
         self.link = link
         self.settings = settings
@@ -138,8 +139,7 @@ class QueueSampler:
         self.dlq_bytes: int | None = None
         self.dlq_max: int | None = None  #: dlq.max_msgs as the stream has it (None: unlimited)
         self._dlq_size: int | None = None
-        self.records: dict[str, Any] | None = None
-        self.records_at: float | None = None  #: when (time.monotonic()) ``records`` was read
+        self.records, self.records_at = None, None  #: ``records``' reading (dict or None), when (time.monotonic())
         self.account: dict[str, Any] | None = None
         self.extra_values: dict[str, Any] = {k: None for k in self.extras}
         self.errors: list[str] = []
@@ -231,7 +231,7 @@ class QueueSampler:
             self.nodes_ok = True
             self.registry_nodes, self.registry_read_at = reading.nodes, now
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
-            fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
+            fresh = {k: server_started(n) >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
             retried = self._retried.update({**{k: (max(0, n.failed - n.dead), fresh[k]) for k, n in by_key.items()},
                                             **reading.lost_counter}, now)
@@ -343,7 +343,7 @@ class QueueSampler:
 def worker_load(node: Any) -> WorkerLoad:
     """What the per-worker rate uses of one worker's registry entry."""
     return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
-                      started_at=node.started_at.timestamp(), draining=node.state == "draining",
+                      started_at=server_started(node), draining=node.state == "draining",
                       cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None), samples=node.processing_ms.count)
 
 
