@@ -6,8 +6,15 @@ perhaps not. Left alone, a stored record without its message is a ``queued`` ad 
 ``gamead doctor`` ``no_message``; the cluster fail-over test found one). So each ambiguous write is finished
 here, tried again every :data:`RETRY_EVERY` s until NATS answers (for up to :data:`TRIES` rounds):
 
-* a record create without an answer: its delete marker is sent until acknowledged (the id is fresh and was
-  never published: nobody else writes it);
+* a record create without an answer: settled by :func:`~gamead_core.store.create_fence.withdraw_creates`, never
+  blindly: the key is read, and the create deleted only while it is exactly as this API wrote it (a delete marker
+  expecting its revision, or expecting the key empty: a create landing after it is then refused). A lost
+  compare-and-set is read again next round; a record written since by another is theirs (attack33b F1: an API
+  whose acks did not come was taken for dead by the reaper, which queued its records; workers analysed them, and
+  this settling then deleted the completed records, their clients told "not queued: safe to resend"): the reaper
+  re-puts a record by compare-and-set before it publishes its message (:mod:`gamead_core.worker.orphans`), so
+  exactly one of the two wins, whatever the timing; a record found so is logged as queued (``GET /ads/ID`` finds
+  it), not withdrawn. The interleavings: :mod:`gamead_core.store.create_fence`;
 * a record whose message JetStream refused (the stream full or missing, or a publish that never left the
   client), and whose take-back failed too (the records' stream failing over with the work stream's: the
   fail-over test found one ``no_message`` this way): its compare-and-set delete marker is sent until
@@ -47,6 +54,7 @@ from gamead_core.errors import GameadError, QueueFull, StorageFailed
 from gamead_core.log_throttle import Throttle
 from gamead_core.queue.publish import Outgoing, publish_ads
 from gamead_core.store.ads import AdStore
+from gamead_core.store.create_fence import OWNED, withdraw_creates
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,7 @@ class Unsettled:
         self._store = store
         self._timeout = timeout
         self._partitions = partitions
-        #: ad id → the revision a take-back deletes at (None: any), in arrival order
+        #: ad id → the revision a take-back deletes at (None: a create without an answer, read first), in order
         self._withdrawals: dict[str, int | None] = {}
         self._publishes: dict[str, _Publish] = {}
         self._tries: dict[str, int] = {}  # ad id → rounds tried so far (either kind)
@@ -99,7 +107,8 @@ class Unsettled:
         return len(self._withdrawals) >= MAX_WITHDRAWALS or self._publish_bytes >= MAX_PUBLISH_BYTES
 
     def record_maybe_created(self, ad_id: str) -> None:
-        """The create of ``ad_id``'s record got no answer: withdraw it (a delete marker, until acknowledged)."""
+        """The create of ``ad_id``'s record got no answer: withdraw it while it is still as this API wrote it (a
+        compare-and-set delete marker, until acknowledged), else leave it to whoever wrote it since (the module doc)."""
         self._withdraw(ad_id, None)
 
     def take_back(self, ad_id: str, revision: int) -> None:
@@ -190,8 +199,20 @@ class Unsettled:
         withdrawals = list(self._withdrawals.items())
         for start in range(0, len(withdrawals), CHUNK):
             chunk = withdrawals[start:start + CHUNK]
-            for (ad_id, _), answer in zip(chunk, await self._store.withdraw_many(chunk), strict=True):
+            backs = [(ad_id, revision) for ad_id, revision in chunk if revision is not None]
+            for (ad_id, _), answer in zip(backs, await self._store.withdraw_many(backs) if backs else [], strict=True):
                 self._tried(ad_id, answer is None, "record")
+            creates = [ad_id for ad_id, revision in chunk if revision is None]
+            owned = []
+            for ad_id, verdict in zip(creates, await withdraw_creates(self._store, creates) if creates else [],
+                                      strict=True):
+                self._tried(ad_id, not isinstance(verdict, GameadError), "record")
+                if verdict == OWNED:
+                    owned.append(ad_id)
+            if owned:
+                log.warning("%d ambiguous submit(s) of this API were queued by another meanwhile (the reaper, which "
+                            "took this API for dead while NATS did not answer it): not withdrawn, they run (GET "
+                            "/ads/ID finds them)", len(owned), extra={"ad_ids": owned[:100]})
             if self.held():
                 return
         ids = list(self._publishes)

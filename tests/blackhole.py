@@ -22,6 +22,7 @@ class BlackHole:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._black = threading.Event()
+        self._back = threading.Event()  #: the server→client direction alone is stalled (stall_back)
         self._stop = threading.Event()
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -34,9 +35,14 @@ class BlackHole:
         """From now on forward nothing and read nothing, keeping every connection open."""
         self._black.set()
 
+    def stall_back(self) -> None:
+        """From now on forward what the clients send, and nothing the server sends back (kept, unread)."""
+        self._back.set()
+
     def open_up(self) -> None:
-        """Forward again."""
+        """Forward again (both directions)."""
         self._black.clear()
+        self._back.clear()
 
     @property
     def black(self) -> bool:
@@ -62,17 +68,20 @@ class BlackHole:
                 continue
             with self._lock:
                 self._socks += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _held(self, back: bool) -> bool:
+        return self._black.is_set() or (back and self._back.is_set())
+
+    def _pump(self, src: socket.socket, dst: socket.socket, back: bool) -> None:
         while not self._stop.is_set():
-            if self._black.is_set():
+            if self._held(back):
                 self._stop.wait(0.05)
                 continue
             try:
                 ready, _, _ = select.select([src], [], [], 0.05)
-                if not ready or self._black.is_set():
+                if not ready or self._held(back):
                     continue
                 data = src.recv(65536)
                 if not data:

@@ -277,9 +277,9 @@ class AdStore:
         """Delete the records of fresh ids, pipelined (sent back to back, acks awaited together:
         :func:`publish_many`): the delete markers (ADR-8 ``KV-Operation: DEL``, with the final-record TTL) that
         settle a 503'd submit (:mod:`gamead_core.unsettled`). ``withdrawals``: ``(ad_id, revision)`` pairs;
-        ``revision`` None deletes whatever the revision (a create whose ack did not come: the id was never
-        published, so nobody else writes it, and NATS delivers one connection's messages in order, so the marker
-        lands after the create, if the create lands at all); an int deletes only a record still at that revision
+        ``revision`` None deletes whatever the revision (never a create whose ack did not come: the reaper may own
+        it by then, attack33b F1; :mod:`gamead_core.store.create_fence` reads it and deletes it by compare-and-set
+        only while it is as the API wrote it); an int deletes only a record still at that revision
         (one whose message JetStream refused: the record is taken back unless it changed since). The markers carry
         the final-record TTL (when the bucket names one), so refused submits under a full queue leave nothing
         that outlives a finished ad's record. One result per pair, in order: None once settled (deleted, or a

@@ -15,10 +15,20 @@ added per ad to the submit path or to the worker's handling of an ad:
   deletes its entry, settles its own writes and is not a death.
 * **what**: the records' stream is read, headers only, from ``queue.duplicate_window`` − :data:`SAFETY` s
   ago on nats-server's clock (not from the API's ``startedAt``: its own host's clock stamps it) (an ordered
-  consumer from a start time: the records last written since, one message per key; not the whole store). Each
-  message with the dead incarnation's origin is read (one get by sequence) and, if it is a fresh un-keyed
-  ``queued`` record, its work message is published exactly as the API would have: the same bytes,
-  ``Nats-Msg-Id`` = the ad id, ``Gamead-Record-Revision``.
+  consumer from a start time: the records last written since, one message per key; not the whole store). The key of each message with the dead incarnation's
+  origin is read (its last message) and, if it is still that create, a fresh un-keyed ``queued`` record, it is
+  first re-put unchanged by compare-and-set over that revision (no origin: no longer "as the API left it"), and
+  only if that write won is its work message published exactly as the API would have: the same bytes,
+  ``Nats-Msg-Id`` = the ad id, ``Gamead-Record-Revision`` naming the new revision. A lost compare-and-set (the
+  record deleted or written since: its API, alive after all, withdrew it; a worker has it) publishes nothing.
+* **fenced** (attack33b F1): an API whose acks stop coming (its NATS→API direction stalled) sends no heartbeat
+  and is taken for dead while alive; it settles its unanswered creates itself
+  (:mod:`gamead_core.store.create_fence`), deleting one only by compare-and-set over the revision it created. So
+  of the API's delete and this re-put exactly one wins: the API's first → nothing is published (the ad is 404 and
+  never analysed); the re-put first → the API's delete loses, it finds the record someone else's and leaves it
+  (the ad runs; before, it deleted the completed record: 800 analyses of 1,300 lost, their clients told "not
+  queued: safe to resend"). A re-put whose publish got no answer is published again next round (its key read
+  again: a re-put record without the origin is this reaper's; a changed one is left).
 * **never twice**: JetStream drops a message whose id it stored within the work stream's duplicate window, still
   in the stream or already consumed and acknowledged (measured on nats-server 2.15.1: a repeat after the ack is
   answered ``duplicate``, one after the window is stored). The API publishes after its create, so for a record
@@ -41,8 +51,9 @@ added per ad to the submit path or to the worker's handling of an ad:
 
 Limits: a death is seen only by a lease holder that saw the API alive (no worker running then: the doctor's);
 the dead API's writes settled in the background (a create unanswered in a NATS stall, told 503 and withdrawn; a
-refused publish whose take-back failed) are not told apart: the ad runs; an API cut off from NATS longer than
-``registry.ttl`` is taken for dead unless its entry is back before the publish (checked).
+refused publish whose take-back failed) are not told apart: whichever compare-and-set lands first rules (the
+re-put: the ad runs; the API's delete: nothing runs); an API cut off from NATS longer than ``registry.ttl`` is
+taken for dead unless its entry is back before the publish (checked).
 """
 
 from __future__ import annotations
@@ -57,13 +68,13 @@ from nats.js import JetStreamContext
 
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import GameadError, error_text
+from gamead_core.errors import Conflict, GameadError, error_text
 from gamead_core.models import AdStatus
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.publish import Outgoing, Published, publish_ads
 from gamead_core.queue.scan import read_stream
 from gamead_core.registry import NodeInfo, Registry, deaths, incarnation
-from gamead_core.store.ads import decode
+from gamead_core.store.ads import AdStore, decode
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +125,7 @@ class OrphanReport:
     republished: int = 0  #: messages stored now: the API had died before its publish
     already: int = 0  #: messages JetStream answered duplicate: the API's own publish had landed
     too_old: int = 0  #: created too long ago to re-publish safely: left to gamead doctor
+    changed: int = 0  #: re-put lost (deleted by its live API, or written since): nothing published
     failed: list[Found] = field(default_factory=list)  #: records whose publish got no answer: tried again
 
 
@@ -154,18 +166,23 @@ async def _read(js: JetStreamContext, wanted: dict[str, int], timeout: float, *,
 
 async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found: list[Found],
                        settings: GameadSettings) -> OrphanReport:
-    """Publish the work message of each record of ``found`` still exactly as the dead API created it (one get by
-    sequence each) and young enough for JetStream to drop a repeat (see the module doc)."""
+    """Publish the work message of each record of ``found`` still exactly as the dead API created it (its key's
+    last message read: one get each), re-put first by compare-and-set (a record this reaper re-put already, its
+    publish unanswered, is published as it is), and young enough for JetStream to drop a repeat (the module doc)."""
     report, stream, window = OrphanReport(origin), names.ADS_BUCKET_STREAM, settings.queue.duplicate_window
     candidates: list[tuple[Outgoing, datetime]] = []
-    for ad_id, seq, created in found:
+    creates: set[str] = set()  # still the API's create: re-put before the publish
+    for ad_id, _, created in found:
         with nats_boundary():
             try:
-                raw = await js.get_msg(stream, seq)
+                raw = await js.get_last_msg(stream, names.kv_subject(names.ADS_BUCKET, ad_id))
             except nats.js.errors.NotFoundError:
-                continue  # written since: no longer as the API left it
-        if raw.data and (level := _fresh(raw.data, ad_id)) is not None:
-            candidates.append((Outgoing(ad_id, level, raw.data, seq), created))
+                continue  # purged: nothing to queue
+        whose = (raw.headers or {}).get(names.HDR_ORIGIN)
+        if raw.data and raw.seq and whose in (origin, None) and (level := _fresh(raw.data, ad_id)) is not None:
+            candidates.append((Outgoing(ad_id, level, raw.data, raw.seq), created))
+            if whose == origin:
+                creates.add(ad_id)
     # the age is judged now, just before the publish, not before the reads (thousands of them can take longer
     # than SAFETY): a record whose API publish may have left the duplicate window is never published again
     young: list[tuple[Outgoing, datetime]] = []
@@ -177,6 +194,7 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
         log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
                     "queue again safely: gamead doctor will name it (no_message)", out.ad_id, dead.id,
                     extra={"ad_id": out.ad_id, "origin": origin})
+    young = await _put_again(js, young, creates, report, settings.nats.request_timeout)
     answers = await publish_ads(js, [out for out, _ in young], timeout=settings.nats.request_timeout,
                                 partitions=settings.queue.partitions) if young else []
     for (out, created), answer in zip(young, answers, strict=True):
@@ -189,6 +207,31 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
             log.info("ad %s queued again: API %s died between its record and its message", out.ad_id, dead.id,
                      extra={"ad_id": out.ad_id, "origin": origin})
     return report
+
+
+async def _put_again(js: JetStreamContext, young: list[tuple[Outgoing, datetime]], creates: set[str],
+                     report: OrphanReport, timeout: float) -> list[tuple[Outgoing, datetime]]:
+    """The records of ``young`` whose ids are in ``creates`` re-put unchanged by compare-and-set over the revision
+    read (pipelined: :meth:`AdStore.update_many`), each then named at its new revision; the others as they are. A
+    lost write (the record deleted by its live API, or written since) is counted in ``report.changed`` and left
+    out, an unanswered one goes to ``report.failed`` (its key read again next round) and is left out."""
+    todo = [out for out, _ in young if out.ad_id in creates]
+    if not todo:
+        return young
+    with nats_boundary():
+        answers = await AdStore(js._nc, js, timeout=timeout).update_many(
+            [(out.ad_id, out.payload, out.revision or 0) for out in todo])
+    written = dict(zip([out.ad_id for out in todo], answers, strict=True))
+    kept = []
+    for out, created in young:
+        answer = written.get(out.ad_id, out.revision)
+        if isinstance(answer, int):
+            kept.append((out._replace(revision=answer), created))
+        elif isinstance(answer, Conflict):
+            report.changed += 1
+        else:
+            report.failed.append((out.ad_id, out.revision or 0, created))
+    return kept
 
 
 @dataclass
@@ -290,14 +333,15 @@ class Orphans:
 
     def _report(self, report: OrphanReport, death: _Death, first: bool) -> None:
         self.reports.append(report)
-        if not first and not (report.republished or report.too_old or report.failed):
+        if not first and not (report.republished or report.too_old or report.failed or report.changed):
             return
         log.log(logging.WARNING if report.republished or report.too_old else logging.INFO,
                 "dead API %s: %d record(s) without a message queued again, %d had theirs, %d too old "
-                "(left to gamead doctor), %d unanswered%s", death.node.id, report.republished, report.already,
-                report.too_old, len(report.failed), "" if first else " (written after its death was settled)",
+                "(left to gamead doctor), %d unanswered, %d withdrawn or written since (not queued)%s", death.node.id,
+                report.republished, report.already, report.too_old, len(report.failed), report.changed,
+                "" if first else " (written after its death was settled)",
                 extra={"origin": report.origin, "republished": report.republished, "already": report.already,
-                       "too_old": report.too_old, "unanswered": len(report.failed)})
+                       "too_old": report.too_old, "unanswered": len(report.failed), "changed": report.changed})
 
 
 __all__ = ["MAX_WATCHED", "SAFETY", "OrphanReport", "Orphans", "api_deaths", "reach_warning", "reaper_reach"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import nats.js.errors
 from nats.aio.msg import Msg
 
 from gamead_core import names
@@ -124,20 +125,52 @@ def said_recreated(record: AdRecord, delivered: int, max_attempts: int | None, w
     record_recreated()
 
 
+async def not_written_yet(store: AdStore, msg: Msg, record: AdRecord) -> bool:
+    """True when the keyed ad ``record`` (``msg``'s body) has no record because its API has not written it yet, not
+    because it was dropped or deleted (attack33b F4: a keyed ad handed back from a prefetch buffer before its API's
+    create was charged an attempt and called "gone"). The keyed path writes the record after its message, so that
+    record is younger than the message; the full bucket (``records.max_bytes``, discard old) drops the oldest
+    records first, so while the records' stream holds one stored before the message, it cannot have been dropped;
+    a deleted, purged or expired record leaves a marker on its key. False for an un-keyed ad, or when a read fails
+    (the floor then applies, as before)."""
+    stored, stream = msg.metadata.timestamp, names.ADS_BUCKET_STREAM
+    if record.idempotency_key is None or stored is None:
+        return False
+    try:
+        try:
+            await store.js.get_last_msg(stream, names.kv_subject(names.ADS_BUCKET, record.id))
+            return False  # a marker, or the record written meanwhile
+        except nats.js.errors.NotFoundError:
+            pass  # nothing on the key
+        state = (await store.js.stream_info(stream)).state
+        first = await store.js.get_msg(stream, state.first_seq) if state.messages else None
+    except Exception:  # noqa: BLE001 - cannot tell: the floor applies
+        return False
+    return first is not None and first.time is not None and first.time < stored
+
+
 async def recreate(store: AdStore, msg: Msg, ad_id: str, max_attempts: int | None = None) -> None:
     """Create ``ad_id``'s record from ``msg`` (the message is the truth; nothing if one exists meanwhile). At a
     redelivery (``num_delivered`` > 1) the record existed and is gone (the full bucket dropped it,
     ``records.max_bytes``, or it was deleted): its ``attempts`` are floored and the assumed part named
     (:func:`floored`), else the budget would start again at every drop (attack31a F1), and it is said
-    (:func:`said_recreated`). Raises the store's errors, :class:`~gamead_core.worker.poison.NotAnAd` (a
-    ``ValueError``) for a body that is not ``ad_id``'s record as the API writes it: then nothing is created."""
+    (:func:`said_recreated`); unless it is a keyed ad whose record was never written yet (:func:`not_written_yet`):
+    then nothing is charged (an earlier delivery handed back unread is no attempt) and one INFO line says so. Raises
+    the store's errors, :class:`~gamead_core.worker.poison.NotAnAd` (a ``ValueError``) for a body that is not
+    ``ad_id``'s record as the API writes it: then nothing is created."""
     delivered = msg.metadata.num_delivered or 1
-    record = floored(message_record(msg.data, ad_id), delivered, max_attempts)
+    body = message_record(msg.data, ad_id)
+    unwritten = delivered > 1 and await not_written_yet(store, msg, body)
+    record = body if unwritten else floored(body, delivered, max_attempts)
     try:
         await store.create(record)
     except Conflict:
         return
-    if delivered > 1:
+    if unwritten:
+        log.info("ad %s: its record was not written yet at delivery %d (a keyed submit writes it after its message): "
+                 "created from its work message, no attempt charged", ad_id, delivered,
+                 extra={"ad_id": ad_id, "deliveries": delivered})
+    elif delivered > 1:
         said_recreated(record, delivered, max_attempts, "")
 
 
