@@ -15,7 +15,8 @@ always did (its errors included): a connection not connected (closed, draining, 
 buffering rules), no guard on the connection, a flusher that is not running, a payload over the server's
 ``max_payload``, nats-py's own bound (``pending_size``) reached, a subject or reply holding whitespace, a header
 name that is not an HTTP token or a value that is not printable ASCII without surrounding spaces (nats-py strips
-and rewrites those).
+and rewrites those), a name or value holding CR LF or ``: `` (checked per header: joined, ``a\r\nNats-Msg-Id: x``
+in one value would read as two headers), and a nats-py whose internals this reads are not there (an upgrade).
 """
 
 from __future__ import annotations
@@ -50,12 +51,17 @@ async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict
     (module doc). Raises what that raises: :class:`~gamead_core.queue.liveness.PublishRefused` over the guard's
     bound (nothing written), nats-py's errors (from ``nc.publish``, which every other case is handed to)."""
     lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-    max_pending = nc._max_pending_size  # noqa: SLF001 - nats-py's pending_size
-    if (nc._status != _CONNECTED or len(payload) > nc._max_payload  # noqa: SLF001
-            or (flusher := nc._flusher_task) is None or flusher.done()  # noqa: SLF001
-            or (limit := _LIMITS.get(nc)) is None
+    try:
+        max_pending = nc._max_pending_size  # noqa: SLF001 - nats-py's pending_size
+        plain = not (nc._status != _CONNECTED or len(payload) > nc._max_payload  # noqa: SLF001
+                     or (flusher := nc._flusher_task) is None or flusher.done())  # noqa: SLF001
+    except AttributeError:  # a nats-py whose internals moved (pyproject allows newer): its own publish
+        plain = False
+    # one line per header: a CR LF or ": " inside a name or value would read as two headers (review33 hpub F1)
+    if (not plain or (limit := _LIMITS.get(nc)) is None
             or not subject or _NOT_SUBJECT.search(subject) or _NOT_SUBJECT.search(reply)
-            or _PLAIN_LINES.fullmatch(lines) is None):
+            or _PLAIN_LINES.fullmatch(lines) is None
+            or lines.count("\r\n") != len(headers) or lines.count(": ") != len(headers)):
         await nc.publish(subject, payload, reply=reply, headers=headers)
         return
     head = b"NATS/1.0\r\n%s\r\n" % lines.encode()

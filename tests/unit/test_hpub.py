@@ -22,6 +22,10 @@ CASES = [
     # what nats-py rewrites: handed to it, so the same bytes still
     ("gamead.ads.p1", b"p", {"Padded": " v ", "Line": "a\r\nb", "Empty": "", " Name ": "v", "Accent": "é"}),
     ("gamead.ads.p1", b"p", {}),
+    # one unusual header alone (joined with plain ones it hid in the fallback they forced: review33 hpub F1/F3): a
+    # CR LF inside a value must not become a header line of its own (nats-py turns it into spaces)
+    ("gamead.ads.p1", b"p", {"Gamead-Origin": "api h 1\r\nNats-Msg-Id: evil"}),
+    ("gamead.ads.p1", b"p", {"Gamead-Origin": "api h 1", "Gamead-Ad-Id": "a: b"}),
 ]
 
 
@@ -61,6 +65,46 @@ def test_over_the_write_guards_bound_it_is_refused_unsent(nats_server: EmbeddedN
                 await hpub.send(nc, "gamead.ads.p1", b"x" * 300, "_INBOX.r.1", {"Nats-Msg-Id": "a"},
                                 asyncio.get_running_loop())
             assert len(nc._pending) == before
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_header_name_nats_py_refuses_is_refused_alike(nats_server: EmbeddedNats) -> None:
+    """A name holding CR LF and another header (``X: y\r\nNats-Expected-Last-Subject-Sequence``) is refused by
+    nats-py (BadHeaderError); written raw it would have set the compare-and-set header (review33 hpub F1)."""
+    async def run() -> None:
+        nc = await connect(NatsSettings(), nats_server.url, name="hpub-names")
+        try:
+            guard_writes(nc, 1 << 20)
+            bad = {"X: y\r\nNats-Expected-Last-Subject-Sequence": "1"}
+            with pytest.raises(Exception) as theirs:
+                await nc.publish("gamead.ads.p1", b"p", reply="_INBOX.r.1", headers=bad)
+            before = len(nc._pending)
+            with pytest.raises(type(theirs.value)):
+                await hpub.send(nc, "gamead.ads.p1", b"p", "_INBOX.r.1", bad, asyncio.get_running_loop())
+            assert len(nc._pending) == before
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_lone_write_is_delivered_without_another_publish_to_flush_it(nats_server: EmbeddedNats) -> None:
+    """The flusher is kicked as nats-py's own publish kicks it (its flush queue holds a request once the write is
+    in the buffer): without the kick a lone write waited 2.4 s, 7.6 s, then more than 10 s for some other
+    publish (review33 hpub F2)."""
+    async def run() -> None:
+        nc = await connect(NatsSettings(), nats_server.url, name="hpub-lone")
+        try:
+            guard_writes(nc, 1 << 20)
+            sub = await nc.subscribe("gamead.ads.p2")
+            await nc.flush()
+            await hpub.send(nc, "gamead.ads.p2", b"lone", "_INBOX.r.2", {"Nats-Msg-Id": "lone"},
+                            asyncio.get_running_loop())
+            assert nc._pending and not nc._flush_queue.empty()  # in the buffer, the flusher asked (no await since)
+            assert (await sub.next_msg(timeout=10)).data == b"lone"
         finally:
             await nc.close()
 
