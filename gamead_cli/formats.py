@@ -126,12 +126,10 @@ def utc_when(value: Any, *, now: datetime | None = None) -> str:
     age is on the service's clock (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time as future)."""
     if not value:
         return "-"
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+    when = _utc(value)
+    if when is None:
         return str(value)
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    text = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    text = when.strftime("%Y-%m-%d %H:%M:%S UTC")
     if now is None:
         from gamead_cli.service_clock import utcnow
 
@@ -151,16 +149,21 @@ def window_text(window: Mapping[str, Any], what: str = "dead") -> str:
     return f"{what} {words}".strip() if words else ""
 
 
+def _utc(value: Any) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (no offset = UTC); None when unreadable. Pure."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
 def _utc_text(value: Any) -> str:
     """An ISO 8601 time → ``2026-12-04 01:46:12 UTC`` ("" for none; as given when unreadable). Pure."""
     if not value:
         return ""
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = _utc(value)
+    return str(value) if when is None else when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 #: the zone of every time the CLI and the dashboard print (the API's times are UTC; nothing is converted)
