@@ -14,18 +14,52 @@ import socket
 import threading
 
 
-class BlackHole:
-    """A proxy on ``127.0.0.1:<port>`` (:attr:`url_port`) to ``target`` (``host``, ``port``)."""
+class Relay:
+    """A TCP relay on ``127.0.0.1:<port>`` to ``target`` (``host``, ``port``): accepts, connects each client to the
+    target and hands the pair to :meth:`_relay` (a pump thread per direction in the subclasses); :meth:`stop`
+    closes the listener and every socket. The base of :class:`BlackHole` and ``tests.link_proxy.LinkProxy``."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
-        self._black = threading.Event()
-        self._back = threading.Event()  #: the server→client direction alone is stalled (stall_back)
         self._stop = threading.Event()
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            for s in self._socks:
+                s.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks += [client, upstream]
+            self._relay(client, upstream)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class BlackHole(Relay):
+    """A proxy on ``127.0.0.1:<port>`` (:attr:`url_port`) to ``target`` (``host``, ``port``)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self._black = threading.Event()
+        self._back = threading.Event()  #: the server→client direction alone is stalled (stall_back)
 
     def start(self) -> BlackHole:
         threading.Thread(target=self._accept, daemon=True, name="blackhole-accept").start()
@@ -48,28 +82,9 @@ class BlackHole:
     def black(self) -> bool:
         return self._black.is_set()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        with self._lock:
-            for s in self._socks:
-                s.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._socks += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
     def _held(self, back: bool) -> bool:
         return self._black.is_set() or (back and self._back.is_set())

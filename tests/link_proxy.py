@@ -17,18 +17,16 @@ import struct
 import threading
 import time
 
+from tests.blackhole import Relay
 
-class LinkProxy:
+
+class LinkProxy(Relay):
     """A proxy on ``127.0.0.1:<port>`` (:attr:`url`) to ``target`` (``host``, ``port``)."""
 
     def __init__(self, target: tuple[str, int], *, reset_first: int = 0, delay: float = 0.0) -> None:
-        self.target, self.reset_first, self.delay = target, reset_first, delay
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
+        super().__init__(target)
+        self.reset_first, self.delay = reset_first, delay
         self.url = f"http://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
         self.accepted = 0  #: connections accepted so far
         self.resets = 0  #: connections reset so far
 
@@ -36,30 +34,12 @@ class LinkProxy:
         threading.Thread(target=self._accept, daemon=True, name="link-proxy-accept").start()
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._listener.close()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         with self._lock:
-            for s in self._socks:
-                s.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._socks += [client, upstream]
-                cut = self.accepted < self.reset_first
-                self.accepted += 1
-            threading.Thread(target=self._pump, args=(client, upstream, False, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True, cut), daemon=True).start()
+            cut = self.accepted < self.reset_first
+            self.accepted += 1
+        threading.Thread(target=self._pump, args=(client, upstream, False, False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, True, cut), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, answer: bool, cut: bool) -> None:
         """Forward ``src`` → ``dst``; an ``answer`` (``dst`` the client) is delayed, or with ``cut`` the client is
