@@ -149,14 +149,19 @@ class AcceptingServer(uvicorn.Server):
     """uvicorn's server whose listening sockets are served by an :class:`Acceptor` each (module docstring), and
     whose responses' ``Date`` header (RFC 9110 §6.6.1: the origin server's clock) is nats-server's time
     (:mod:`gamead_core.clock`), not the host's: uvicorn's own (``date_header``, off in ``gamead serve``) reads the
-    host clock. Written once a second into the headers every response starts with, as uvicorn does: no cost per
-    request. The CLI reads it to resolve relative times on the service's clock."""
+    host clock. Written into the headers every response starts with at the first tick (0.1 s) of each second: no
+    cost per request. The CLI reads it to resolve relative times on the service's clock."""
+
+    _second = -1  #: the second the Date header says
 
     async def on_tick(self, counter: int) -> bool:
         exit_now = await super().on_tick(counter)
-        if counter % 10 == 0:  # uvicorn's own once-a-second refresh of server_state.default_headers (0.1 s ticks)
-            date = formatdate(clock.now(), usegmt=True).encode()
-            self.server_state.default_headers = [(b"date", date), *self.config.encoded_headers]
+        # every tick (0.1 s), once the second changed: uvicorn's once a second let it lag up to 1 s, and a
+        # node paused for 8 s (SIGSTOP, a VM) answered with the pre-pause second until its next refresh (newcomer33 F1)
+        if (second := int(now := clock.now())) != self._second:
+            self._second = second
+            self.server_state.default_headers = [(b"date", formatdate(now, usegmt=True).encode()),
+                                                 *self.config.encoded_headers]
         return exit_now
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
