@@ -16,8 +16,20 @@ within ± half the round trip, as NTP's on-wire exchange bounds it (RFC 5905 §8
 samples the time is the anchor plus the local boot-time clock since it, so a step of the local wall clock changes
 nothing; a sample that does not fit the anchor's bracket (nats-server's clock stepped, a suspend) replaces it. Before the first sample (a process not connected yet, the CLI, a unit test) it is the local wall clock.
 
+A process that keeps no registry entry but holds or judges a lease (``gamead up``'s own autoscaler) samples from
+its lease writes instead (:func:`gamead_core.registry.kv.sample_stamp`, one helper for any KV put; review33 R8),
+and takes no live holder's lease by its expiry before its first sample.
+
 Only differences between nodes are corrected: a nats-server whose own clock is wrong makes every node agree on
-that wrong time, which is what ordering and expiry need.
+that wrong time, which is what ordering and expiry need. In a NATS cluster (``queue.replicas`` > 1) that holds
+for one server only: the reference is the clock of the registry stream's leader (the stamp read back), while
+every other stream's messages are stamped by *its* leader (the work streams' stamps that aging reads, the
+records' that the reaper's duplicate window and ``start_time`` reads use), which may be another server. So the
+cluster's servers must keep their clocks together as NTP does (milliseconds; well within the reaper's 20 s
+``SAFETY`` and the lease TTLs): gamead does not measure or correct a difference between servers (review33 R11).
+When the registry stream's leader moves (a peer restarted), every node's samples follow the new leader's clock:
+the first one that does not fit the anchor's bracket replaces it (:meth:`Sample.agrees`), so each node's time
+steps once by the two servers' difference (milliseconds with NTP; backwards if the new one is behind).
 """
 
 from __future__ import annotations
