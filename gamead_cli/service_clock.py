@@ -30,6 +30,11 @@ from gamead_core.clock import ServerClock
 #: header's 1 s resolution and a round trip make up to ~1.5 s of it noise)
 SAY_OVER: Final[float] = 5.0
 
+#: seconds a ``Date`` header's time may be off its second's middle (:func:`date_seconds`): each sample's bracket is
+#: widened by it, so two answers a second apart agree (:meth:`gamead_core.clock.Sample.agrees`) and do not
+#: replace the anchor at each sample
+DATE_UNCERTAINTY: Final[float] = 0.5
+
 #: the service's clock as this process knows it (samples from the API's ``Date`` headers)
 SERVICE: Final[ServerClock] = ServerClock()
 
@@ -65,7 +70,7 @@ def note(date: str | None, sent: float, received: float) -> None:
     at = date_seconds(date)
     if at is None:
         return
-    SERVICE.note(sent, at, received)
+    SERVICE.note(sent, at, received, uncertainty=DATE_UNCERTAINTY)
     if not _SAID.said:
         say_skew()
 

@@ -16,8 +16,20 @@ within ± half the round trip, as NTP's on-wire exchange bounds it (RFC 5905 §8
 samples the time is the anchor plus the local boot-time clock since it, so a step of the local wall clock changes
 nothing; a sample that does not fit the anchor's bracket (nats-server's clock stepped, a suspend) replaces it. Before the first sample (a process not connected yet, the CLI, a unit test) it is the local wall clock.
 
+A process that keeps no registry entry but holds or judges a lease (``gamead up``'s own autoscaler) samples from
+its lease writes instead (:func:`gamead_core.registry.kv.sample_stamp`, one helper for any KV put; review33 R8),
+and takes no live holder's lease by its expiry before its first sample.
+
 Only differences between nodes are corrected: a nats-server whose own clock is wrong makes every node agree on
-that wrong time, which is what ordering and expiry need.
+that wrong time, which is what ordering and expiry need. In a NATS cluster (``queue.replicas`` > 1) that holds
+for one server only: the reference is the clock of the registry stream's leader (the stamp read back), while
+every other stream's messages are stamped by *its* leader (the work streams' stamps that aging reads, the
+records' that the reaper's duplicate window and ``start_time`` reads use), which may be another server. So the
+cluster's servers must keep their clocks together as NTP does (milliseconds; well within the reaper's 20 s
+``SAFETY`` and the lease TTLs): gamead does not measure or correct a difference between servers (review33 R11).
+When the registry stream's leader moves (a peer restarted), every node's samples follow the new leader's clock:
+the first one that does not fit the anchor's bracket replaces it (:meth:`Sample.agrees`), so each node's time
+steps once by the two servers' difference (milliseconds with NTP; backwards if the new one is behind).
 """
 
 from __future__ import annotations
@@ -57,10 +69,19 @@ class Sample:
     server: float
     received: float
     wall: float
+    #: seconds the stamp itself may be off beyond the bracket (0 for a JetStream stamp, µs; 0.5 for an HTTP
+    #: ``Date`` header, whole seconds: gamead_cli.service_clock)
+    uncertainty: float = 0.0
 
     @property
     def rtt(self) -> float:
         return max(0.0, self.received - self.sent)
+
+    @property
+    def width(self) -> float:
+        """The bracket ``base`` lies in, seconds: the round trip widened by the stamp's :attr:`uncertainty` each
+        way."""
+        return self.rtt + 2 * self.uncertainty
 
     @property
     def base(self) -> float:
@@ -70,7 +91,7 @@ class Sample:
     def agrees(self, other: Sample) -> bool:
         """Do both brackets fit one relation between the clocks (within :data:`SLACK`)? Not: one of them stepped
         (nats-server's clock set, a stream leader on another server with another clock, a suspend uncounted)."""
-        return abs(self.base - other.base) <= (self.rtt + other.rtt) / 2 + SLACK
+        return abs(self.base - other.base) <= (self.width + other.width) / 2 + SLACK
 
 
 class ServerClock:
@@ -82,19 +103,22 @@ class ServerClock:
         self._anchor: Sample | None = None
         self._base: float | None = None  #: the anchor's base: now() is one addition
 
-    def note(self, sent: float, server: float, received: float) -> None:
+    def note(self, sent: float, server: float, received: float, uncertainty: float = 0.0) -> None:
         """Take a sample: ``server`` (Unix seconds) was stamped between this process's local readings ``sent``
-        and ``received`` (:func:`local`). Ignores a sample whose bracket is inverted or not finite. A sample that
-        disagrees with the anchor (:meth:`Sample.agrees`) drops every older one: the relation changed, and the
-        newest reading is the one to follow, however slow its round trip."""
+        and ``received`` (:func:`local`), within ± ``uncertainty`` seconds of its true time (a stamp of 1 s
+        resolution read at its second's middle: 0.5; it widens the bracket for :meth:`Sample.agrees` and
+        :attr:`error`). Ignores a sample whose bracket is inverted or not finite. A sample that disagrees with
+        the anchor (:meth:`Sample.agrees`) drops every older one: the relation changed, and the newest reading is
+        the one to follow, however slow its round trip."""
         if not (sent <= received) or server != server or server in (float("inf"), float("-inf")):
             return
-        sample = Sample(sent, server, received, time.time() - (_since_boot() - (sent + received) / 2))
+        sample = Sample(sent, server, received, time.time() - (_since_boot() - (sent + received) / 2),
+                        max(0.0, uncertainty))
         kept = [s for s in self._samples if received - s.received <= KEEP][-(MOST - 1):]
         if self._anchor is not None and not sample.agrees(self._anchor):
             kept = []
         self._samples = [*kept, sample]
-        self._anchor = min(self._samples, key=lambda s: s.rtt)
+        self._anchor = min(self._samples, key=lambda s: s.width)
         self._base = self._anchor.base
 
     def now(self) -> float:
@@ -111,8 +135,9 @@ class ServerClock:
 
     @property
     def error(self) -> float | None:
-        """The anchor's uncertainty, ± seconds (half its round trip); None before any sample."""
-        return None if self._anchor is None else self._anchor.rtt / 2
+        """The anchor's uncertainty, ± seconds (half its round trip, plus its stamp's own uncertainty); None
+        before any sample."""
+        return None if self._anchor is None else self._anchor.width / 2
 
     def forget(self) -> None:
         """Drop every sample (back to the local wall clock). For tests."""

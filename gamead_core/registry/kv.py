@@ -32,6 +32,25 @@ log = logging.getLogger(__name__)
 MAX_NODES = 4096
 
 
+async def sample_stamp(js: JetStreamContext, stream: str, revision: int, sent: float, received: float, *,
+                       direct: bool = False) -> bool:
+    """Sample nats-server's clock (:mod:`gamead_core.clock`) from any KV put a process makes anyway: ``revision``
+    is the put's stream sequence in ``stream``, ``sent``/``received`` the :func:`gamead_core.clock.local` readings
+    just before the put and just after its acknowledgement. Reads the stored message back (one get, ``direct`` if
+    the stream allows it) and notes its stamp. True if a sample was taken; never raises (a missed sample keeps the
+    last anchor). Used by :meth:`Registry.put` (heartbeats) and the lease keeper's writes (review33 R8: a process
+    that holds or judges a lease but keeps no registry entry, ``gamead up``'s autoscaler, samples there)."""
+    try:
+        stored = await js.get_msg(stream, seq=revision, direct=direct)
+    except Exception as exc:  # noqa: BLE001 - a missed sample keeps the last anchor
+        log.debug("clock sample skipped: %r", exc)
+        return False
+    if stored.time is None:
+        return False
+    clock.CLOCK.note(sent, stored.time.timestamp(), received)
+    return True
+
+
 def bucket_config(settings: RegistrySettings, replicas: int = 1) -> KeyValueConfig:
     return KeyValueConfig(
         bucket=names.REGISTRY_BUCKET,
@@ -111,13 +130,7 @@ class Registry:
             sent = clock.local()
             revision = await kv.put(node_key(info.id), info.model_dump_json().encode())
             received = clock.local()
-        try:
-            stored = await self._js.get_msg(self.stream, seq=revision, direct=self._direct)
-        except Exception as exc:  # noqa: BLE001 - a missed sample keeps the last anchor
-            log.debug("clock sample skipped: %r", exc)
-            return
-        if stored.time is not None:
-            clock.CLOCK.note(sent, stored.time.timestamp(), received)
+        await sample_stamp(self._js, self.stream, revision, sent, received, direct=self._direct)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
         """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a
@@ -225,4 +238,4 @@ def _decode(data: bytes) -> NodeInfo | None:
         return None
 
 
-__all__ = ["MAX_NODES", "Registry", "bucket_config"]
+__all__ = ["MAX_NODES", "Registry", "bucket_config", "sample_stamp"]

@@ -87,7 +87,8 @@ class WorkerSelf:
     processed: int
     failed: int
     last_error: str | None
-    last_progress: float  #: epoch seconds an ad last finished (for the stuck check)
+    #: epoch seconds (nats-server's clock) an ad last finished, for the stuck check; None: none yet (its start)
+    last_progress: float | None
     #: recent (finished_at epoch s, processing ms, queue-wait ms) samples, newest last
     recent: Sequence[tuple[float, float, float]]
     holding: list[HeldAd]
@@ -127,7 +128,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         last_error=me.last_error,
         processing_ms=percentiles(s[1] for s in recent),
         queue_wait_ms=percentiles(s[2] for s in recent),
-        last_progress_at=_at(me.last_progress),
+        last_progress_at=_at(now - uptime(me.started) if me.last_progress is None else me.last_progress),
         task_timeout=me.task_timeout,
         heartbeat_interval=me.heartbeat_interval,
         state="draining" if draining else "ok",

@@ -60,11 +60,13 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
+from gamead_core import clock as server_clock
 from gamead_core.clock import now as server_now
 from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
+from gamead_core.registry.kv import sample_stamp
 from gamead_core.scaling.lease_rule import (
     AUTOSCALER_LEASE,
     TTL_INTERVALS,
@@ -178,15 +180,22 @@ class LeaseKeeper:
                     # `sent`), so the silence never outlasts the holder's own deadline by the get's latency (R4)
                     quiet = self._unchanged_for(getattr(entry, "revision", None), sent, self._mono())
                     decision = lease_decision(now, current, self.me, self.ttl, self.acts, held, unchanged_for=quiet)
+                    unsampled = self._clock is server_now and server_clock.CLOCK.offset is None
+                    if unsampled and decision.action == "take" and current is not None and not (
+                            silent(current, quiet, self.ttl) or (self.acts and not current.acts)):
+                        # expiry judged on the host clock (no sample yet): only a silent holder is taken (R8)
+                        decision = LeaseDecision("follow", None, min(self.ttl / TTL_INTERVALS, 1.0))
                     if decision.write is None:
                         self._reached()
                         self.seen = current
                         self._held_until = -math.inf
                         return decision.check_in
+                    put_sent = server_clock.local()
                     if entry is None:
                         revision = await self.kv.create(self.key, decision.write.to_json())
                     else:
                         revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
+                    put_received = server_clock.local()
                 except nats.js.errors.KeyWrongLastSequenceError:
                     # Another candidate wrote first: it holds the lease now. Look again soon.
                     self._reached()
@@ -210,7 +219,17 @@ class LeaseKeeper:
         self._revision = revision
         self._unchanged_for(revision, sent)
         self._held_until = sent + self.ttl
+        if await self._sample(revision, put_sent, put_received) and unsampled:
+            return 0.0  # written on the host clock before the first sample: write it again on nats-server's now
         return decision.check_in
+
+    async def _sample(self, revision: int, sent: float, received: float) -> bool:
+        """Sample nats-server's clock from this write (:func:`gamead_core.registry.kv.sample_stamp`): a process
+        that keeps no registry entry (``gamead up``'s autoscaler) has no other sample (review33 R8)."""
+        js, stream = getattr(self.kv, "_js", None), getattr(self.kv, "_stream", None)
+        if js is None or not isinstance(stream, str) or not isinstance(revision, int):
+            return False
+        return await sample_stamp(js, stream, revision, sent, received, direct=bool(getattr(self.kv, "_direct", False)))
 
     def _unchanged_for(self, revision: int | None, now: float, seen_at: float | None = None) -> float:
         """Seconds (monotonic, ``now``) the lease has kept KV ``revision`` (None: no key), counted from when this

@@ -42,18 +42,13 @@ from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry, server_started
 from gamead_core.registry.gone import Gone, found_again, keep_seconds, remember_gone, vanished
+from gamead_core.stats.began import Began
 from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
 from gamead_core.stats.history import History
-from gamead_core.stats.rates import (
-    COUNTERS,
-    RATE_WINDOW,
-    MonotonicTotal,
-    WorkerLoad,
-    counter_rates,
-    per_worker_capacity,
-)
+from gamead_core.stats.rates import (COUNTERS, RATE_WINDOW, MonotonicTotal, WorkerLoad, counter_rates,
+                                     per_worker_capacity)
 from gamead_core.stats.reading import QueueReading, read_queue
 from gamead_core.stats.records_room import records_reading
 from gamead_core.stats.waiting_again import redeliveries
@@ -128,7 +123,7 @@ class QueueSampler:
         #: seconds the rates are over and divided by (``rates.windowSeconds``: ``RATE_WINDOW`` ± half an interval,
         #: less after a restart), or None
         self.rate_window: float | None = None
-        self.began = clock()
+        self.began = Began(clock)  #: when it began counting (nats-server's clock: review33 R6)
         self._submitted, self._completed, self._retried, self._dead = (MonotonicTotal() for _ in range(4))
         self.nodes_ok = False
         #: the registry's entries at its last read, and when (epoch s): None until this node first read it
@@ -231,7 +226,8 @@ class QueueSampler:
             self.nodes_ok = True
             self.registry_nodes, self.registry_read_at = reading.nodes, now
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
-            fresh = {k: server_started(n) >= self.began for k, n in by_key.items()}
+            began = self.began.at()  # None before this node's first clock sample: nothing is fresh yet
+            fresh = {k: began is not None and server_started(n) >= began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
             retried = self._retried.update({**{k: (max(0, n.failed - n.dead), fresh[k]) for k, n in by_key.items()},
                                             **reading.lost_counter}, now)

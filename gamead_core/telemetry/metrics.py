@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -34,6 +33,7 @@ from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR  # noqa: F40
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from gamead_core import clock
 from gamead_core.config import GameadSettings
 from gamead_core.telemetry import conn_metrics
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
@@ -198,7 +198,7 @@ class WorkerMetrics:
     def completed(self, priority: int, processing_s: float | None, wait_s: float | None,
                   now: float | None = None) -> None:
         """One ad completed; its processing and queue-wait seconds (None when unknown)."""
-        now = time.time() if now is None else now
+        now = clock.now() if now is None else now
         mark_span("completed")
         if processing_s is not None:
             self.processing.observe(max(0.0, processing_s), now)
@@ -261,7 +261,7 @@ class WorkerMetrics:
         """The heartbeat's ``latencyBuckets`` fields: ``processing`` and ``queue_wait`` counts of the window,
         ``queue_wait_by_level`` (level → counts) for the levels with an ad in the window only, and ``ranges``
         (series → ``[min, max]`` seconds observed in the window)."""
-        now = time.time() if now is None else now
+        now = clock.now() if now is None else now
         by_level = {p: c for p, h in sorted(self.queue_wait_by_level.items()) if any(c := h.counts(now))}
         series = {"processing": self.processing, "queueWait": self.queue_wait,
                   **{f"queueWait.{p}": self.queue_wait_by_level[p] for p in by_level}}

@@ -77,7 +77,10 @@ class WorkerStats:
     in_flight: int = 0
     last_error: str | None = None
     started: float = field(default_factory=time.time)
-    last_progress: float = field(default_factory=time.time)  #: when an ad last finished (stuck detection)
+    #: when an ad last finished, epoch s on nats-server's clock (stuck detection); None before the first one: the
+    #: heartbeat then says the start on nats-server's clock (a host-clock default read a worker 5 min behind,
+    #: holding prefetched ads before its first analysis, ``stuck``: clock33api's note)
+    last_progress: float | None = None
     #: recent (finished_at epoch s, processing ms, queue-wait ms) samples, newest last
     recent: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=512))
     cpu: CpuPerAd = field(default_factory=CpuPerAd)  #: CPU per settled ad (the heartbeat's ``cpuPerAdMs``)

@@ -12,6 +12,7 @@ import asyncio
 import email.utils
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -240,3 +241,40 @@ def test_a_node_1_min_ahead_takes_neither_a_live_runners_job_nor_the_live_autosc
     job, holder = asyncio.run(main())
     assert job.runner == "liverunner" and job.resumes == 0, job  # before: taken ("its runner's lease expired")
     assert holder == leader, holder  # before: the node ahead took the autoscaler lease at its start
+
+
+
+def test_an_api_5_min_ahead_counts_the_completions_of_a_worker_started_after_it(stack: Stack) -> None:
+    """review33 R6: the sampler's start was read on the API's host clock before its first clock sample, and kept:
+    for 5 min an API 5 min ahead took every worker started after it for one started before, and dropped what it had
+    completed when the API first read it (``completedPerSec`` 0 while 20 ads completed; the autoscaler's drain
+    figures too). The API is frozen (SIGSTOP) while the worker starts and completes them, so its first read of the
+    worker already carries the 20."""
+    api, url = stack.skewed_api("api-ahead-count", 300.0)
+    worker = None
+
+    def rates() -> dict[str, Any] | None:
+        stats = httpx.get(f"{url}/v1/stats", timeout=10).json()
+        return stats["rates"] if stats["nodes"].get("readAt") and stats["rates"]["completedPerSec"] is not None \
+            else None
+
+    try:
+        wait_for(rates, timeout=30, what="the API's first completion rate")
+        api.signal(signal.SIGSTOP)
+        try:
+            worker = stack.start_skewed("wcount", 0.0, "worker", "--id", "wcount", "--concurrency", "2")
+            wait_worker_ready(worker)
+            with httpx.Client(base_url=stack.url, timeout=10) as http:
+                for i in range(20):
+                    assert http.post("/ads", json=ad(f"counted {i}")).status_code == 202
+            wait_for(lambda: stack.nodes().get("wcount", {}).get("processed", 0) >= 20, timeout=60,
+                     what="the worker completing the 20 ads")
+        finally:
+            api.signal(signal.SIGCONT)
+        counted = wait_for(lambda: (r := rates()) is not None and r["completedPerSec"] * r["windowSeconds"] >= 19.5
+                           and r, timeout=20, what="the 20 completions counted by the API 5 min ahead")
+        assert counted["completedPerSec"] > 0, counted
+    finally:
+        for proc in (worker, api):
+            if proc is not None:
+                proc.stop()

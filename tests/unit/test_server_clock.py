@@ -102,3 +102,30 @@ def test_a_slow_sample_within_the_brackets_keeps_the_quick_anchor() -> None:
     c.note(t - 0.0001, time.time() + 5.0, t)
     c.note(t - 0.2, time.time() + 5.0 - 0.1 + 0.08, t)  # stamped 0.08 s past its bracket's middle: agrees
     assert c.error == pytest.approx(0.00005)
+
+
+def test_a_one_second_stamp_keeps_its_anchor_within_its_uncertainty() -> None:
+    """The CLI's samples come from the 1-s ``Date`` header, read at its second's middle: two answers can be 0.9 s
+    apart though neither clock moved. With the stamp's ± 0.5 s given, the second agrees with the anchor and the
+    anchor stays (without it every such answer replaced the anchor: the clock jumped by up to a second); the error
+    says the ± 0.5 s."""
+    c = ServerClock()
+    t = clock.local()
+    c.note(t - 0.001, time.time() + 0.45, t, uncertainty=0.5)  # quick; its second's middle 0.45 s late
+    c.note(t - 0.005, time.time() - 0.45, t, uncertainty=0.5)  # slower; 0.45 s early
+    assert c.now() - time.time() == pytest.approx(0.45, abs=0.05)
+    assert c.error is not None and c.error >= 0.5
+
+
+def test_the_cli_takes_the_date_header_as_a_half_second_stamp() -> None:
+    from email.utils import formatdate
+
+    from gamead_cli import service_clock
+
+    try:
+        t = clock.local()
+        service_clock.note(formatdate(time.time(), usegmt=True), t - 0.001, t)
+        error = service_clock.SERVICE.error
+        assert error is not None and error >= 0.5
+    finally:
+        service_clock.SERVICE.forget()
