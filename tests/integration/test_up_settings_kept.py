@@ -19,8 +19,13 @@ QUICK = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_LOG__LEVEL": "WARNING"}
 HEAD = "2 settings gamead up started with are not in force"
 
 
-def _readyz(url: str) -> dict[str, object]:
-    return dict(httpx.get(f"{url}/readyz", timeout=10).json())
+def _readyz(url: str, said: str = "") -> dict[str, object]:
+    """``/readyz`` of a stack that said it is ready; refused, the assertion shows what ``gamead up`` printed
+    (a loaded full run once saw it refused after "Press Ctrl-C": not reproduced alone)."""
+    try:
+        return dict(httpx.get(f"{url}/readyz", timeout=10).json())
+    except httpx.ConnectError as exc:
+        raise AssertionError(f"{url}/readyz refused ({exc}) after gamead up said it is ready:\n{said[-3000:]}") from exc
 
 
 @pytest.mark.timeout(600)  # three stack starts, each slow on a loaded machine
@@ -37,7 +42,7 @@ def test_a_restart_with_a_lower_ack_wait_says_it_is_not_in_force_and_the_command
                      **QUICK, **asked).start()
     try:
         output = lower.wait_ready()
-        body = _readyz(lower.url)
+        body = _readyz(lower.url, output)
     finally:
         lower.stop()
     assert body["status"] == "degraded", body  # what /readyz said already, and the console did not
@@ -59,7 +64,7 @@ def test_a_restart_with_a_lower_ack_wait_says_it_is_not_in_force_and_the_command
     applied.start()
     try:
         said = applied.wait_ready()
-        body = _readyz(applied.url)
+        body = _readyz(applied.url, said)
     finally:
         applied.stop()
     assert "not in force" not in said, said[-3000:]
