@@ -102,7 +102,7 @@ class BlackHole(Relay):
                 if not data:
                     break
                 dst.sendall(data)
-            except OSError:
+            except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
                 break
         for s in (src, dst):
             try:

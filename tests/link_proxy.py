@@ -68,7 +68,7 @@ class LinkProxy(Relay):
                     later.put((time.monotonic() + self.delay, data))
                 else:
                     dst.sendall(data)
-            except OSError:
+            except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
                 break
         if writer is not None:
             later.put(None)
