@@ -101,6 +101,8 @@ def job_view(job: dict[str, Any]) -> Any:
         shown.append(f" ({job['phase']})", style="dim")
     grid.add_row("state", shown)
     grid.add_row("outcome", plain(job_summary(job)))
+    if said := window_text((job.get("selection") or {}).get("filter") or {}):  # what --since 1h stood for (newcomer33 F3)
+        grid.add_row("window", plain(said))
     if job.get("stopReason"):
         grid.add_row("stopped because", plain(job["stopReason"]))
     if job.get("waiting"):  # an action that waits, and until when (a repair releasing a stuck lease)

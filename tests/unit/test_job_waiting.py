@@ -22,3 +22,13 @@ def test_the_progress_and_the_job_view_say_what_a_repair_waits_for() -> None:
     console = Console(width=400, record=True)
     console.print(job_view(JOB))
     assert f"waiting {WAITING}" in " ".join(console.export_text().split())
+
+
+def test_the_job_view_names_the_window_its_since_stood_for() -> None:
+    """newcomer33 F3: `dlq purge --since 1h --yes` (no dry run, no prompt) and `dlq jobs JOB` never said the absolute
+    window the age was resolved to; the job document has it."""
+    job = {**JOB, "kind": "purge", "state": "succeeded", "waiting": None,
+           "selection": {"mode": "filter", "filter": {"since": "2026-12-04T02:52:07Z", "until": None}}}
+    console = Console(width=400, record=True)
+    console.print(job_view(job))
+    assert "window dead at or after 2026-12-04 02:52:07 UTC" in " ".join(console.export_text().split())
