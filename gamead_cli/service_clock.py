@@ -90,11 +90,13 @@ def utcnow() -> datetime:
     return datetime.fromtimestamp(SERVICE.now(), timezone.utc)
 
 
-def skew_text(offset: float | None) -> str | None:
+def skew_text(offset: float | None, error: float | None = 0.0) -> str | None:
     """The line telling the operator this machine's clock differs from the service's by ``offset`` seconds
     (:attr:`ServerClock.offset`: + when this machine is behind): ``! this machine's clock is 2h00m ahead of the
-    service's: times are resolved on the service's clock``; None within :data:`SAY_OVER` (or unknown). Pure."""
-    if offset is None or abs(offset) <= SAY_OVER:
+    service's: times are resolved on the service's clock``; None unless it is past :data:`SAY_OVER` by more than
+    the sample's ``error`` (± s: an answer held 8 s by a paused API carries an old ``Date``; its long round trip
+    says so, and a right clock was called 5.0 s ahead: newcomer33 F1, F5), or unknown. Pure."""
+    if offset is None or abs(offset) - (error or 0.0) <= SAY_OVER:
         return None
     from gamead_cli.formats import age
 
@@ -109,7 +111,7 @@ def skew_text(offset: float | None) -> str | None:
 def say_skew() -> None:
     """Print :func:`skew_text` of the clock known now on stderr, once per process; while :func:`held` (a
     full-screen dashboard owns the terminal) it is kept, and said when the hold ends."""
-    text = skew_text(SERVICE.offset)
+    text = skew_text(SERVICE.offset, SERVICE.error)
     if text is None:
         return
     with _SAID.lock:

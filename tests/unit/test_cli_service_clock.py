@@ -50,6 +50,9 @@ def test_ages_are_printed_on_the_service_clock(capsys: pytest.CaptureFixture[str
 
 def test_the_skew_is_said_once_rounded_and_not_within_a_few_seconds(capsys: pytest.CaptureFixture[str]) -> None:
     assert service_clock.skew_text(3.0) is None and service_clock.skew_text(None) is None
+    # not past SAY_OVER by more than the sample's error: an answer a paused API held 8 s (±4.5 s) says nothing
+    assert service_clock.skew_text(-5.0, 4.5) is None and service_clock.skew_text(-6.0, 1.5) is None
+    assert "is 7.0s ahead of the service's" in str(service_clock.skew_text(-7.0, 1.5))
     assert "is 10m00s behind the service's" in str(service_clock.skew_text(599.4))
     assert "is 2h00m ahead of the service's" in str(service_clock.skew_text(-7199.2))
     _answer_dated(2.0)
