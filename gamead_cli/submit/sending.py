@@ -75,7 +75,7 @@ def send_many(
     :data:`FOLLOWED_MAX` (input order; ``notFollowed`` counts the others). If the API cannot be reached before
     any ad was accepted, stops and raises :class:`ApiUnreachable`; once it answered, an outage pauses the sending
     and stops it past ``client.retry_for`` (:mod:`~gamead_cli.submit.outage`). Ctrl-C stops sending, lets the
-    requests in flight finish, and returns the summary so far with ``interrupted: true``.
+    requests in flight finish, and returns the summary so far with ``interrupted: true``, ``notSent``.
     With ``live`` (stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4), Ctrl-C
     sends it and names what was read ahead (``not_sent``), as a second Ctrl-C names those it cancelled.
 
@@ -325,8 +325,7 @@ def send_many(
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
         "maybeQueuedUnknown": counts["unknown"], "maybeQueuedLost": dict(lost),  # how: timeout, reset, closed
         "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT if idempotency_key],
-        "idempotencyKey": idempotency_key,
-        # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
+        "idempotencyKey": idempotency_key,  # itemsOmitted: ads sent past the first ITEMS_KEPT (counted, not listed)
         "itemsOmitted": max(0, sent - ITEMS_KEPT),
         **outage.summary(rejected.get("api_unreachable", 0)),  # the API away: when, the pause, the ads refused
     }
@@ -341,8 +340,9 @@ def send_many(
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
-    elif stop.is_set():  # no answer before any was accepted, or an outage: stopped there rather than wait on it
-        summary["stoppedBecause"] = stop_reason(fatal, outage.stopped, client.retry_for, bool(idempotency_key))
+    if interrupted or (stop.is_set() and not unread):  # stopped before its input's end: why, Ctrl-C too
+        summary["stoppedBecause"] = stop_reason(fatal, outage.stopped, client.retry_for, bool(idempotency_key),
+                                                interrupted)
         if total is not None and sent < total:
             summary["notSent"] = total - sent
     if interrupted or unread or outage.stopped:
