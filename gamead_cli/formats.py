@@ -129,7 +129,7 @@ def utc_when(value: Any, *, now: datetime | None = None) -> str:
     when = _utc(value)
     if when is None:
         return str(value)
-    text = when.strftime("%Y-%m-%d %H:%M:%S UTC")
+    text = _stamp(when)
     if now is None:
         from gamead_cli.service_clock import utcnow
 
@@ -149,6 +149,12 @@ def window_text(window: Mapping[str, Any], what: str = "dead") -> str:
     return f"{what} {words}".strip() if words else ""
 
 
+def _stamp(when: datetime) -> str:
+    """An aware UTC datetime as ``2026-12-04 01:46:12 UTC``, the year always 4 digits (``strftime("%Y")`` wrote
+    the year 3 as ``3``: newcomer33 F6). Pure."""
+    return when.isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
+
+
 def _utc(value: Any) -> datetime | None:
     """An ISO 8601 time as an aware UTC datetime (no offset = UTC); None when unreadable. Pure."""
     try:
@@ -163,7 +169,7 @@ def _utc_text(value: Any) -> str:
     if not value:
         return ""
     when = _utc(value)
-    return str(value) if when is None else when.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value) if when is None else _stamp(when)
 
 
 #: the zone of every time the CLI and the dashboard print (the API's times are UTC; nothing is converted)

@@ -11,10 +11,10 @@ from email.utils import format_datetime
 import pytest
 import typer
 
-from gamead_core import clock
 from gamead_cli import service_clock
 from gamead_cli.commands.dlq_filters import window_options
 from gamead_cli.formats import utc_when, window_text
+from gamead_core import clock
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +84,9 @@ def test_an_age_and_an_iso_time_are_compared_on_the_service_clock_only() -> None
     with pytest.raises(typer.BadParameter):
         window_options(since, "2h", now=service_now)
     assert window_options(since, "1h", now=service_now)["until"] == (service_now - timedelta(hours=1)).isoformat()
+
+
+def test_a_window_far_back_writes_its_year_with_four_digits() -> None:
+    """newcomer33 F6: `strftime("%Y")` wrote the year 3 as `3-08-12`."""
+    assert window_text({"since": "0003-08-12T00:00:00Z"}) == "dead at or after 0003-08-12 00:00:00 UTC"
+    assert utc_when("0999-01-02T03:04:05Z").startswith("0999-01-02 03:04:05 UTC")
