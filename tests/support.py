@@ -949,3 +949,27 @@ async def until_ready(client: httpx.AsyncClient, timeout: float = 30.0) -> None:
     while (await client.get("/readyz")).status_code != 200:
         assert loop.time() < deadline, (await client.get("/readyz")).text
         await asyncio.sleep(0.1)
+
+
+def on_js(url: str, action: Callable[[Any], Any]) -> Any:
+    """``action(js)`` run on a NATS connection of the test's own to ``url`` (opened and closed around it)."""
+
+    async def go() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await action(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def reaper_lease_revision(url: str) -> int:
+    """The reaper lease's revision in the leases bucket (0 while there is none): it moves at each renewal."""
+    async def read(js: Any) -> int:
+        try:
+            return int((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).revision or 0)
+        except Exception:  # noqa: BLE001 - not there yet
+            return 0
+
+    return int(on_js(url, read))

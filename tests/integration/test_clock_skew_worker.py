@@ -5,7 +5,6 @@ stamps is nats-server's (gamead_core.clock), so the skew changes nothing a user 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats, free_port
@@ -22,6 +20,8 @@ from tests.support import (
     Proc,
     ad,
     clean_env,
+    on_js,
+    reaper_lease_revision,
     start_api,
     wait_api_ready,
     wait_for,
@@ -60,17 +60,6 @@ def _wait_ms(http: httpx.Client) -> dict[str, Any]:
     """``/v1/stats`` ``latency.queueWaitMs`` once the workers' beats report ``count`` samples (at least 1)."""
     return wait_for(lambda: (lambda w: w if w.get("count") else None)(
         http.get("/v1/stats").json()["latency"]["queueWaitMs"]), timeout=20, what="queue-wait samples")
-
-
-def _run(url: str, action: Callable[[Any], Any]) -> Any:
-    async def go() -> Any:
-        nc = await nats.connect(url)
-        try:
-            return await action(nc.jetstream())
-        finally:
-            await nc.close()
-
-    return asyncio.run(go())
 
 
 def test_a_worker_five_minutes_behind_ages_measures_waits_and_dates_its_dead_on_the_servers_clock(
@@ -143,16 +132,6 @@ def test_a_dlq_export_of_what_a_worker_ten_minutes_fast_wrote_imports_back(
 REPORT = r"dead API \S+: (\d+) record\(s\) without a message queued again, (\d+) had theirs"
 
 
-def _lease_revision(url: str) -> int:
-    async def read(js: Any) -> int:
-        try:
-            return int((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).revision or 0)
-        except Exception:  # noqa: BLE001 - not there yet
-            return 0
-
-    return int(_run(url, read))
-
-
 def test_the_reaper_judges_a_dead_apis_records_on_the_servers_clock_whatever_the_hosts_say(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -180,15 +159,15 @@ def test_the_reaper_judges_a_dead_apis_records_on_the_servers_clock_whatever_the
     api.kill()
     line = wait_for(lambda: re.search(REPORT, reaper.output()), timeout=30, what="the reaper's report on the API")
     assert line.group(1) == "0", line.group(0)  # before: 1, its second message stored
-    assert _run(server.url, _messages) == 2, "a work message published twice"  # the busy ad's, the waiting one's
+    assert on_js(server.url, _messages) == 2, "a work message published twice"  # the busy ad's, the waiting one's
 
     port = free_port()
     ahead = Proc("api-ahead", [sys.executable, SKEWED, "300", "serve", "--port", str(port)],
                  clean_env(GAMEAD_NATS__URL=server.url, **env), tmp_path / "api-ahead.log").start()
     procs.append(ahead)
     wait_api_ready(ahead, f"http://127.0.0.1:{port}")
-    seen = _lease_revision(server.url)
-    wait_for(lambda: _lease_revision(server.url) >= seen + 2, timeout=30, what="two reaper rounds seeing it alive")
+    seen = reaper_lease_revision(server.url)
+    wait_for(lambda: reaper_lease_revision(server.url) >= seen + 2, timeout=30, what="two reaper rounds seeing it alive")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         assert http.post("/ads", json=ad("through a fast API")).status_code == 202
     ahead.kill()

@@ -3,7 +3,6 @@ left (gamead_core.worker.orphans), with no operator action. Real nats-server, AP
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from collections.abc import Callable
@@ -11,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
-from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from tests.support import (
     Proc,
     ad,
     assert_doctor_clean,
     frozen,
+    on_js,
+    reaper_lease_revision,
     start_api,
     start_worker,
     wait_for,
@@ -35,19 +34,6 @@ WAITING = 100
 BOUND = 60.0
 
 
-def _run(url: str, action: Callable[[Any], Any]) -> Any:
-    """``action(js)`` on a connection of the test's own."""
-
-    async def go() -> Any:
-        nc = await nats.connect(url)
-        try:
-            return await action(nc.jetstream())
-        finally:
-            await nc.close()
-
-    return asyncio.run(go())
-
-
 def _records(url: str) -> dict[str, str]:
     """ad id → status of every record."""
     from gamead_core.store.ads import AdStore
@@ -56,17 +42,7 @@ def _records(url: str) -> dict[str, str]:
         store = await AdStore.open(js._nc, js)
         return {r.id: r.status.value for r in await store.scan(limit=1000)}
 
-    return dict(_run(url, read))
-
-
-def _lease_revision(url: str) -> int:
-    async def read(js: Any) -> int:
-        try:
-            return int((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).revision or 0)
-        except Exception:  # noqa: BLE001 - not there yet
-            return 0
-
-    return int(_run(url, read))
+    return dict(on_js(url, read))
 
 
 def _received_by(port: int) -> int:
@@ -100,8 +76,8 @@ def test_an_api_killed_between_its_records_and_their_messages_leaves_no_record_q
         first = http.post("/ads", json=ad("Before the kill"))
         assert first.status_code == 202, first.text
     # the reaper lease is held and renewed twice: the reaper has listed the registry with the API in it
-    held = wait_for(lambda: _lease_revision(server.url), timeout=30, what="the reaper lease taken")
-    wait_for(lambda: _lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+    held = wait_for(lambda: reaper_lease_revision(server.url), timeout=30, what="the reaper lease taken")
+    wait_for(lambda: reaper_lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
 
     answers: list[object] = []
 
@@ -166,7 +142,7 @@ def test_an_api_killed_between_its_records_and_their_messages_leaves_no_record_q
     seen: list[int] = []
 
     def one_per_ad() -> bool:
-        seen.append(_run(server.url, processed))
+        seen.append(on_js(server.url, processed))
         return seen[-1] == BATCH + WAITING + 1
 
     try:
@@ -199,15 +175,15 @@ def test_a_create_of_a_dead_api_that_lands_after_its_death_was_settled_is_queued
     procs.append(worker)
     with httpx.Client(base_url=url, timeout=30) as http:
         assert http.post("/ads", json=ad("Before the kill")).status_code == 202
-    held = wait_for(lambda: _lease_revision(server.url), timeout=30, what="the reaper lease taken")
-    wait_for(lambda: _lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+    held = wait_for(lambda: reaper_lease_revision(server.url), timeout=30, what="the reaper lease taken")
+    wait_for(lambda: reaper_lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
 
     async def api_origin(js: Any) -> tuple[str, str]:
         nodes = await Registry(js._nc, js, load_settings(None).registry).list()
         node = next(n for n in nodes if n.role == "api")
         return node.id, incarnation(node.id, node.pid, node.started_at)
 
-    api_id, origin = _run(server.url, api_origin)
+    api_id, origin = on_js(server.url, api_origin)
     api.kill()
     wait_for(lambda: f"dead API {api_id}: 0 record(s)" in worker.output(), timeout=60,
              what="the reaper's report of the API's death, settled with nothing to queue")
@@ -219,7 +195,7 @@ def test_a_create_of_a_dead_api_that_lands_after_its_death_was_settled_is_queued
         store.origin = origin  # exactly as the dead API's create, applied by a server that resumed
         return await store.create(record)
 
-    _run(server.url, land_late)
+    on_js(server.url, land_late)
     wait_for(lambda: _records(server.url).get(record.id) == "completed", timeout=BOUND,
              what="the dead API's late create, queued again by the reaper and completed")
     assert f"ad {record.id} queued again: API {api_id} died" in worker.output()

@@ -5,19 +5,24 @@ stalls the server→API direction only."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from tests.blackhole import BlackHole
-from tests.support import Proc, ad, start_api, start_worker, wait_for
+from tests.support import (
+    Proc,
+    ad,
+    on_js,
+    reaper_lease_revision,
+    start_api,
+    start_worker,
+    wait_for,
+)
 
 #: a short registry.ttl (the API taken for dead 2 s after its last heartbeat); no redelivery
 ENV = {"GAMEAD_REGISTRY__TTL": "2", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_QUEUE__ACK_WAIT": "30",
@@ -27,19 +32,6 @@ ENV = {"GAMEAD_REGISTRY__TTL": "2", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5"
 API_ENV = {**ENV, "GAMEAD_NATS__REQUEST_TIMEOUT": "8", "GAMEAD_API__PUBLISH_TIMEOUT": "8"}
 ADS = 12
 OWNED = "queued by another meanwhile"
-
-
-def _run(url: str, action: Callable[[Any], Any]) -> Any:
-    """``action(js)`` on a connection of the test's own, to the server directly."""
-
-    async def go() -> Any:
-        nc = await nats.connect(url)
-        try:
-            return await action(nc.jetstream())
-        finally:
-            await nc.close()
-
-    return asyncio.run(go())
 
 
 def _statuses(url: str, ids: list[str]) -> dict[str, str | None]:
@@ -57,17 +49,7 @@ def _statuses(url: str, ids: list[str]) -> dict[str, str | None]:
                 out[ad_id] = None
         return out
 
-    return dict(_run(url, read))
-
-
-def _lease_revision(url: str) -> int:
-    async def read(js: Any) -> int:
-        try:
-            return int((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).revision or 0)
-        except Exception:  # noqa: BLE001 - not there yet
-            return 0
-
-    return int(_run(url, read))
+    return dict(on_js(url, read))
 
 
 def _analyses(url: str) -> int:
@@ -80,7 +62,7 @@ def _analyses(url: str) -> int:
         nodes = await Registry(js._nc, js, load_settings(None).registry).list()
         return sum(n.processed for n in nodes if n.role == "worker")
 
-    return int(_run(url, read))
+    return int(on_js(url, read))
 
 
 @pytest.fixture
@@ -112,8 +94,8 @@ def test_ads_the_reaper_queued_for_an_api_whose_acks_stalled_are_never_deleted_b
     with httpx.Client(base_url=url, timeout=30) as http:
         assert http.post("/ads", json=ad("Before the stall")).status_code == 202
         # the reaper lease held and renewed twice: the reaper has seen the API alive in the registry
-        held = wait_for(lambda: _lease_revision(server.url), timeout=30, what="the reaper lease taken")
-        wait_for(lambda: _lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+        held = wait_for(lambda: reaper_lease_revision(server.url), timeout=30, what="the reaper lease taken")
+        wait_for(lambda: reaper_lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
         hole.stall_back()
         answer = http.post("/ads/batch", json={"ads": [ad(f"Stalled {i}") for i in range(ADS)]})
     assert answer.status_code == 200 and answer.json()["accepted"] == 0, answer.text[:500]
