@@ -973,3 +973,10 @@ def reaper_lease_revision(url: str) -> int:
             return 0
 
     return int(on_js(url, read))
+
+
+def reaper_rounds(url: str, rounds: int = 2, *, timeout: float = 30) -> None:
+    """Wait until the reaper lease is held and renewed ``rounds`` times more (each renewal a reaper round that
+    read the registry), e.g. so the reaper has seen an API alive before the test makes it silent."""
+    held = wait_for(lambda: reaper_lease_revision(url), timeout=timeout, what="the reaper lease taken")
+    wait_for(lambda: reaper_lease_revision(url) >= held + rounds, timeout=timeout, what=f"{rounds} reaper rounds")

@@ -18,7 +18,7 @@ from tests.support import (
     assert_doctor_clean,
     frozen,
     on_js,
-    reaper_lease_revision,
+    reaper_rounds,
     start_api,
     start_worker,
     wait_for,
@@ -76,8 +76,7 @@ def test_an_api_killed_between_its_records_and_their_messages_leaves_no_record_q
         first = http.post("/ads", json=ad("Before the kill"))
         assert first.status_code == 202, first.text
     # the reaper lease is held and renewed twice: the reaper has listed the registry with the API in it
-    held = wait_for(lambda: reaper_lease_revision(server.url), timeout=30, what="the reaper lease taken")
-    wait_for(lambda: reaper_lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+    reaper_rounds(server.url)
 
     answers: list[object] = []
 
@@ -175,8 +174,7 @@ def test_a_create_of_a_dead_api_that_lands_after_its_death_was_settled_is_queued
     procs.append(worker)
     with httpx.Client(base_url=url, timeout=30) as http:
         assert http.post("/ads", json=ad("Before the kill")).status_code == 202
-    held = wait_for(lambda: reaper_lease_revision(server.url), timeout=30, what="the reaper lease taken")
-    wait_for(lambda: reaper_lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+    reaper_rounds(server.url)
 
     async def api_origin(js: Any) -> tuple[str, str]:
         nodes = await Registry(js._nc, js, load_settings(None).registry).list()

@@ -4,7 +4,6 @@ config gamead cannot use is reported and never overwritten. Real nats-server, re
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import plan, read_topology, wanted_topology
-from tests.support import Proc, ad, assert_doctor_clean, doctor_report, start_api, start_worker, wait_for, wait_terminal
+from tests.support import (Proc, ad, assert_doctor_clean, doctor_report, on_js, start_api, start_worker, wait_for,
+                           wait_terminal)
 
 #: a topology check every 0.5 s; heartbeats rare, so that the check (which logs what it recreates) always finds a
 #: deleted registry bucket before a heartbeat does (the registry recreates its own bucket on the next put)
@@ -28,26 +28,13 @@ FAST = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "0.5", "GAMEAD_REGISTRY__HEARTBEA
 WANTED = wanted_topology(GameadSettings(registry={"heartbeat_interval": 30, "ttl": 90}))  # as FAST says
 
 
-def js_call(url: str, fn: Callable[[Any], Any]) -> Any:
-    """Run ``await fn(js)`` on a connection of the test's own (what an operator's ``nats`` CLI would do)."""
-
-    async def run() -> Any:
-        nc = await nats.connect(url)
-        try:
-            return await fn(nc.jetstream())
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
-
-
 def not_ok(url: str) -> dict[str, str]:
     """Objects that are not as gamead creates them: label → state."""
 
     async def check(js: Any) -> dict[str, str]:
         return {v.wanted.label: v.state for v in plan(WANTED, await read_topology(js)) if v.state != "ok"}
 
-    return js_call(url, check)  # type: ignore[no-any-return]
+    return on_js(url, check)  # type: ignore[no-any-return]
 
 
 def readyz(client: httpx.Client) -> tuple[int, dict[str, Any]] | None:
@@ -89,7 +76,7 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]) -> None:
     server, api, url = lane["nats"], lane["api"], lane["url"]
     assert not_ok(server.url) == {}
-    js_call(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
+    on_js(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
 
     wait_for(lambda: not_ok(server.url) == {}, timeout=15, what=f"all {len(WANTED)} objects recreated")
     # the registry and leases buckets are also recreated by their own users (a heartbeat, a lease renewal), which
@@ -120,7 +107,7 @@ def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]
 def test_a_deleted_level_consumer_comes_back_and_every_level_runs(lane: dict[str, Any]) -> None:
     """The issue's example: `nats consumer rm GAMEAD_ADS gamead-p3` stalled p1 and p3 (0 of 5 each in 30 s)."""
     server, url = lane["nats"], lane["url"]
-    js_call(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))
+    on_js(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))
     with httpx.Client(base_url=url, timeout=10) as client:
         ids = []
         for i in range(5):
@@ -148,7 +135,7 @@ def test_an_incompatible_consumer_is_reported_and_never_overwritten(lane: dict[s
             return False  # the watch recreated gamead's consumer in between: try again
         return True
 
-    wait_for(lambda: js_call(server.url, replace_with_push_consumer), what="a push consumer named gamead-p3")
+    wait_for(lambda: on_js(server.url, replace_with_push_consumer), what="a push consumer named gamead-p3")
     with httpx.Client(base_url=url, timeout=10) as client:
         ready = wait_for(lambda: (r := client.get("/readyz").json())["status"] == "degraded" and r,
                          timeout=10, what="/readyz degraded")
@@ -158,13 +145,13 @@ def test_an_incompatible_consumer_is_reported_and_never_overwritten(lane: dict[s
         assert [(p["object"], p["state"]) for p in problems] == [("consumer gamead-p3", "incompatible")]
         assert client.post("/ads", json=ad("Still accepted", 1)).status_code == 202  # not essential: serving
         wait_for(lambda: client.get("/v1/stats").json()["topology"]["checkedAt"] is not None, what="checks")
-    info = js_call(server.url, lambda js: js.consumer_info(names.ADS_STREAM, "gamead-p3"))
+    info = on_js(server.url, lambda js: js.consumer_info(names.ADS_STREAM, "gamead-p3"))
     assert info.config.deliver_subject == "somebody.else", "the watch never overwrote it"
     errors = [line for line in log_lines(api)[logged_before:]
               if line["level"] == "ERROR" and line.get("object_name") == "gamead-p3"
               and line["problem"] == "incompatible"]
     assert len(errors) == 1, "reported once, not on every check"
-    js_call(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))  # the operator's fix
+    on_js(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))  # the operator's fix
     wait_for(lambda: not_ok(server.url) == {}, timeout=10, what="gamead-p3 recreated as gamead's")
     with httpx.Client(base_url=url, timeout=10) as client:
         wait_for(lambda: client.get("/readyz").json()["status"] == "ready", what="ready again")
@@ -175,7 +162,7 @@ def test_an_api_facing_an_incompatible_work_stream_says_so_and_never_publishes_i
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
     server = fresh_nats()
-    js_call(server.url, lambda js: js.add_stream(StreamConfig(
+    on_js(server.url, lambda js: js.add_stream(StreamConfig(
         name=names.ADS_STREAM, subjects=[names.ADS_SUBJECT_WILDCARD], retention=RetentionPolicy.LIMITS)))
     api, url = start_api(server.url, tmp_path, ready=False)
     procs.append(api)
@@ -187,7 +174,7 @@ def test_an_api_facing_an_incompatible_work_stream_says_so_and_never_publishes_i
         assert "retention" in ready["checks"]["topology"]
         resp = client.post("/ads", json=ad("Refused"))
         assert resp.status_code == 503 and resp.json()["error"]["code"] == "topology_error"
-    info = js_call(server.url, lambda js: js.stream_info(names.ADS_STREAM))
+    info = on_js(server.url, lambda js: js.stream_info(names.ADS_STREAM))
     assert info.config.retention == RetentionPolicy.LIMITS and info.state.messages == 0
     startup = [line for line in log_lines(api) if line["level"] == "ERROR" and line.get("object_name") == names.ADS_STREAM]
     assert len(startup) == 1 and "retention" in startup[0]["message"]
