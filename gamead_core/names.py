@@ -168,6 +168,10 @@ HDR_RECORD_REVISION: Final[str] = "Gamead-Record-Revision"
 #: at>``, gamead_core.registry.incarnation). Gone with the next write of the key: whoever finds it, finds the record
 #: as that API created it (gamead_core.worker.orphans, when that API died).
 HDR_ORIGIN: Final[str] = "Gamead-Origin"
+#: On a record's delete marker an API wrote to withdraw an ad it answered 503 (gamead_core.store.create_fence,
+#: AdStore.withdraw_many): its incarnation, as HDR_ORIGIN. The client was told "not queued: safe to resend", so a
+#: message of that ad found later is an ad analysed without a record (gamead doctor: analysed_without_record).
+HDR_WITHDRAWN: Final[str] = "Gamead-Withdrawn"
 #: JetStream's per-message TTL header (seconds, ADR-43; nats-server >= 2.11): the final records' expiry.
 HDR_TTL: Final[str] = "Nats-TTL"
 #: On a delete marker the server wrote itself (a per-key TTL ran out, ADR-48): why (``MaxAge``, ``Remove``…).

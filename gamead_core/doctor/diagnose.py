@@ -70,6 +70,7 @@ from gamead_core.store.ads import AdStore
 _KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
 _MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
+_WHOLE = ("no_message", "message_without_record", "analysed_without_record")  #: codes a whole listing confirms
 
 
 async def _confirm_missing(js: JetStreamContext, w: Wanted, stats: ReadStats) -> bool:
@@ -151,7 +152,7 @@ class Doctor:
         final_keys: set[str] = set()
         other_keys: list[str] = []
         if names.ADS_BUCKET_STREAM not in absent:
-            await self._list_keys(final_keys, other_keys, budget, stats)
+            await self._list_keys(final_keys, other_keys, budget, stats, first.withdrawn)
         if names.DLQ_STREAM not in absent:
             first.entries = await self._dlq_counts(names.DLQ_SUBJECT_WILDCARD, stats)
         stats.dlq_entries = sum(first.entries.values())
@@ -192,7 +193,8 @@ class Doctor:
             await unread.confirm(stats, found["record_unreadable"])
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
-            await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"], found["clock_offset"])
+            await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"], found["clock_offset"],
+                                  found["unfenced_node"])
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
                                    found["stranded"], actions)
             await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions, leases)
@@ -247,10 +249,12 @@ class Doctor:
             return 0
 
     async def _list_keys(self, final_keys: set[str], other_keys: list[str], budget: ReadBudget,
-                         stats: ReadStats) -> None:
+                         stats: ReadStats, withdrawn: dict[str, str]) -> None:
         def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
             h = headers or {}
             if any(m in h for m in _MARKERS) or h.get(MSG_SIZE) == "0":
+                if names.HDR_WITHDRAWN in h:  # its API withdrew the ad: its client was told "not queued"
+                    withdrawn[subject[len(_KV_PREFIX):]] = h[names.HDR_WITHDRAWN]
                 return  # a delete, purge or expiry marker: no record
             stats.records += 1
             key = subject[len(_KV_PREFIX):]
@@ -279,8 +283,8 @@ class Doctor:
                            actions: list[list[Any]]) -> None:
         if not suspects:
             return
-        again = Look()
-        if any(c in ("no_message", "message_without_record") for codes in suspects.values() for c in codes):
+        again = Look(withdrawn=first.withdrawn)
+        if any(c in _WHOLE for codes in suspects.values() for c in codes):
             # "no message": only a whole listing again can say so (a replica answering the first one may
             # have lagged behind a publish)
             stops = len(budget.partial)

@@ -99,6 +99,12 @@ KINDS: Final[tuple[Kind, ...]] = (
        "otherwise left alone", None),
     _k("entry_without_record", 3, "DLQ entry of an ad that has no record",
        "the `dead` record is created from the entry (GET /ads/{id} then answers it)"),
+    _k("analysed_without_record", 1, "ad its API withdrew (its client was told 'not queued: safe to resend', GET "
+       "/ads/{id} 404) whose message waits in a work stream: a worker analyses it all the same, its record made "
+       "again from the message (a queuing that missed the fence: a reaper of a gamead before it, a hand-made "
+       "publish)", None, "which copy its client wants is the client's: if it resent the ad, remove this message "
+       "(nats stream rmm STREAM SEQ, the detail names the sequence) or the ad runs twice; if not, leave it: it "
+       "runs and GET /ads/{id} finds it"),
     _k("unreadable_dlq_entry", 3, "DLQ message that cannot be read as an entry (written by something other than "
        "gamead?), of an ad with no record: counted in the DLQ's size, shown by no listing", None,
        "there is nothing to make a record from: remove it with `gamead dlq purge ID --yes` (the detail names it)"),
@@ -123,6 +129,12 @@ KINDS: Final[tuple[Kind, ...]] = (
        "host's own times are off: its logs' timestamps, its startedAt, anything else on it that reads the clock", None,
        "nothing of gamead's to repair: fix the host's time (NTP: chronyc tracking / timedatectl); the detail says by "
        "how much and which way", items="object", severity="warning"),
+    _k("unfenced_node", 4, "a running node of a gamead before the create fence (its registry entry has no `fence`): "
+       "during a rolling upgrade its reaper queues a dead API's records again without compare-and-set, or its API "
+       "withdraws an unanswered create by a blind delete, so an ad may be analysed without a record "
+       "(analysed_without_record) or a completed record deleted", None,
+       "nothing of gamead's to repair: finish the upgrade (replace or stop each node named)", items="object",
+       severity="warning"),
     _k("job_lease_expired", 4, "operator job still queued or running whose runner's lease expired longer than "
        "jobs.lease ago (no API node took it over), or with no live runner while its lease lasts: its runner's node "
        "is gone, or its leaseUntil lies further ahead than 10 × jobs.lease",

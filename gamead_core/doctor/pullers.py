@@ -11,6 +11,10 @@ every invariant held: no record or message was wrong, yet nothing would ever tak
   the queue's (a worker exits once it sees the change). A worker of an older version, whose entry does not say
   its setting, is taken to pull every partition.
 * ``partitions_disagree``: a registered node (API or worker) whose ``queue.partitions`` is not the queue's.
+* ``unfenced_node`` (a warning, fix34b item 3): a registered node of a gamead before the create fence (its entry
+  has no ``fence``): during a rolling upgrade its reaper queues a dead API's records again without compare-and-set,
+  or its API withdraws an unanswered create with a blind delete, so an ad can be analysed without a record
+  (``analysed_without_record``) or its completed record deleted. Finish the upgrade (the finding names each node).
 * ``clock_offset`` (a warning, attack33a): a registered node whose heartbeat says its host clock is more than
   :data:`~gamead_core.clock_offset.OFFSET_LIMIT` off nats-server's (corrected, but its host's NTP needs fixing).
 
@@ -94,6 +98,17 @@ def clocks_off(nodes: Sequence[NodeInfo]) -> dict[str, str]:
             for n in nodes if past_limit(n.clock_offset_seconds)}
 
 
+def unfenced(nodes: Sequence[NodeInfo]) -> dict[str, str]:
+    """Node id → what it does without the create fence, for each entry of ``nodes`` (the registry's) that does not
+    say it keeps it (``fence`` None: a gamead before it; :data:`~gamead_core.registry.wire.CREATE_FENCE`). Pure."""
+    does = {"worker": "its reaper queues a dead API's records again without compare-and-set",
+            "api": "it withdraws a create it got no answer for by a blind delete"}
+    return {n.id: (f"{n.role} on {n.host} (pid {n.pid}), gamead {n.version[:40]}, keeps no create fence: "
+                   f"{does.get(n.role, 'it writes records without compare-and-set')}, so an ad may be analysed "
+                   "without a record or a completed record deleted: upgrade or stop it")
+            for n in nodes if n.fence is None and n.state != "gone"}
+
+
 class Pullers:
     """The two checks over one doctor run: :meth:`first` after the stranded check filled the consumer infos,
     :meth:`confirm` in the second look (:attr:`suspect`: whether it is needed)."""
@@ -103,10 +118,11 @@ class Pullers:
         self._unpulled: dict[int, str] = {}
         self._disagree: dict[str, str] = {}
         self._clocks: dict[str, str] = {}
+        self._unfenced: dict[str, str] = {}
 
     @property
     def suspect(self) -> bool:
-        return bool(self._unpulled or self._disagree or self._clocks)
+        return bool(self._unpulled or self._disagree or self._clocks or self._unfenced)
 
     async def _nodes(self, stats: ReadStats) -> list[NodeInfo] | None:
         stats.api_calls += 1
@@ -146,9 +162,10 @@ class Pullers:
         self._unpulled = await self._unpulled_now(nodes, waiting, stats) if waiting else {}
         self._disagree = disagreeing(nodes, self._partitions)
         self._clocks = clocks_off(nodes)
+        self._unfenced = unfenced(nodes)
 
     async def confirm(self, stats: ReadStats, unpulled_ads: Finding, partitions_disagree: Finding,
-                      clock_offset: Finding | None = None) -> None:
+                      clock_offset: Finding | None = None, unfenced_node: Finding | None = None) -> None:
         """The second reading: what it shows and the first did goes into the findings (items: the work streams,
         the node ids)."""
         if not self.suspect:
@@ -164,6 +181,9 @@ class Pullers:
         for node_id, why in clocks_off(nodes).items():
             if node_id in self._clocks and clock_offset is not None:
                 add(clock_offset, node_id, why)
+        for node_id, why in unfenced(nodes).items():
+            if node_id in self._unfenced and unfenced_node is not None:
+                add(unfenced_node, node_id, why)
 
 
-__all__ = ["Pullers", "clocks_off", "disagreeing", "late_text", "nobody_pulls", "pending_by_partition"]
+__all__ = ["Pullers", "clocks_off", "unfenced", "disagreeing", "late_text", "nobody_pulls", "pending_by_partition"]

@@ -38,6 +38,8 @@ class Look:
     entries: dict[str, int] = field(default_factory=dict)
     entry_seq: dict[str, int] = field(default_factory=dict)
     unreadable_entries: set[str] = field(default_factory=set)
+    #: ad id → the API that withdrew it (its key's delete marker's ``Gamead-Withdrawn``), from the key listing
+    withdrawn: dict[str, str] = field(default_factory=dict)
 
 
 def rules_of(settings: GameadSettings) -> Rules:
@@ -70,8 +72,8 @@ def judge_one(look: Look, ad_id: str, facts: Facts | None, now: float, rules: Ru
         codes = ["unreadable_dlq_entry" if c == "entry_without_record" else c for c in codes]
     if not work_whole:
         codes = [c for c in codes if c != "no_message"]
-    if facts is None and look.work.get(ad_id):
-        codes.append("message_without_record")
+    if facts is None and look.work.get(ad_id):  # withdrawn: its client was told "not queued" (fix34b item 2)
+        codes.append("analysed_without_record" if ad_id in look.withdrawn else "message_without_record")
     return codes
 
 
@@ -105,6 +107,10 @@ def detail_for(code: str, ad_id: str, look: Look) -> str | None:
     if code == "unreadable_dlq_entry":
         return (f"DLQ seq {look.entry_seq.get(ad_id, '?')} is not an entry: remove it with "
                 f"gamead dlq purge {ad_id} --yes")
+    if code == "analysed_without_record":
+        seqs = ", ".join(str(m.seq) for m in look.work.get(ad_id, [])[:5])
+        return (f"withdrawn by API {look.withdrawn.get(ad_id, '?')[:120]} (GET /ads/{ad_id} 404, its client told "
+                f"'not queued: safe to resend'), yet its message waits in its work stream (seq {seqs})")
     facts = look.records.get(ad_id)
     if code == "record_key_mismatch" and facts is not None:
         return (f"its record names ad {facts.id[:40]}: GET /ads/{ad_id} answers that ad; delete the key "

@@ -20,7 +20,7 @@ from gamead_core import clock
 from gamead_core.clock_offset import measured
 from gamead_core.models import utcnow
 from gamead_core.registry.health import node_state, percentiles
-from gamead_core.registry.wire import HeldAd, NodeInfo
+from gamead_core.registry.wire import CREATE_FENCE, HeldAd, NodeInfo
 from gamead_core.telemetry.histogram import LatencyBuckets
 
 #: Processing and queue-wait figures in a heartbeat cover the ads finished in this many seconds.
@@ -118,6 +118,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         host=socket.gethostname(),
         pid=os.getpid(),
         version=VERSION,
+        fence=CREATE_FENCE,
         started_at=_at(me.started),
         heartbeat_at=_at(now),
         concurrency=me.concurrency,
@@ -168,6 +169,7 @@ def api_node_info(
         host=socket.gethostname(),
         pid=os.getpid(),
         version=VERSION,
+        fence=CREATE_FENCE,
         started_at=_at(started),
         heartbeat_at=now,
         in_flight=in_flight,

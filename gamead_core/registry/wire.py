@@ -100,6 +100,14 @@ class NodeInfo(BaseModel):
     #: seconds its process has run at the beat, on its own monotonic clock (``startedAt`` is its host clock's: an
     #: incarnation stamp, off by the host's skew); None from an older node
     uptime_seconds: float | None = None
+    #: the create fence this node keeps (:data:`CREATE_FENCE`; attack33b F1): its API withdraws an unanswered create,
+    #: and its reaper queues a dead API's record again, only by compare-and-set. None from an older node, whose
+    #: reaper publishes without it and whose API deletes blind (gamead doctor: ``unfenced_node``)
+    fence: Count | None = None
 
 
-__all__ = ["HeldAd", "NodeInfo", "Percentiles", "Role", "State"]
+#: the create fence's version (gamead_core.store.create_fence, gamead_core.worker.orphan_reput) every heartbeat says
+CREATE_FENCE = 1
+
+
+__all__ = ["CREATE_FENCE", "HeldAd", "NodeInfo", "Percentiles", "Role", "State"]

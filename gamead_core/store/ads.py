@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -30,20 +29,17 @@ from nats.js.kv import KeyValue
 from gamead_core import names
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import STORED, AdRecord, AdStatus
-from gamead_core.queue.acks import Ack, publish_acked, publish_many
-from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
+from gamead_core.queue.acks import Ack, publish_acked
+from gamead_core.queue.connection import nats_boundary, translate
 from gamead_core.queue.direct_read import fell_back, hedged
+from gamead_core.store import cas
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
 from gamead_core.store.unreadable import decode_stored
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-#: How often a write answered "expected last sequence per subject temporarily unavailable" (10163: another
-#: write of the same key is being replicated) is retried, and the pause between tries (seconds).
-NOT_READY_RETRIES = 20
-NOT_READY_PAUSE = 0.025
+#: how often :meth:`AdStore.create` looks again at a key whose create lost to a write not applied yet, and the pause
+CREATE_TRIES, CREATE_PAUSE = 20, 0.025
 
 
 def encode(record: AdRecord) -> bytes:
@@ -67,35 +63,30 @@ def _bucket(js: JetStreamContext, *, direct: bool) -> KeyValue:
                     js=js, direct=direct)
 
 
-async def _retry_not_ready(write: Callable[[], Awaitable[T]]) -> T:
-    """Run ``write``, retrying while JetStream answers 10163 (a concurrent write of the key is in flight)."""
-    for _ in range(NOT_READY_RETRIES):
-        try:
-            return await write()
-        except nats.js.errors.APIError as exc:
-            if getattr(exc, "err_code", None) != JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY:
-                raise
-            await asyncio.sleep(NOT_READY_PAUSE)
-    return await write()
-
-
 #: statuses no record ever leaves: written with the bucket's per-key TTL (see gamead_core.store.retention)
 FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
-#: JetStream's "wrong last sequence" API errors: a compare-and-set put that lost
-_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
 def _lost(exc: BaseException) -> bool:
-    """True for JetStream's answer to a compare-and-set that lost (wrong last sequence: 10071/10164)."""
-    return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE
+    """True for JetStream's answer to a compare-and-set that lost, decided (:func:`gamead_core.store.cas.verdict`)."""
+    return cas.verdict(exc) == cas.LOST
+
+
+def _busy(exc: BaseException) -> QueueUnavailable:
+    """A compare-and-set still busy after :func:`gamead_core.store.cas.publish_cas` tried it again: not decided."""
+    return QueueUnavailable(f"another write of the record was still in flight after {cas.BUSY_TRIES} tries "
+                            f"({getattr(exc, 'description', None) or exc!r}): not decided, read it again")
 
 
 def write_headers(last: int | None, ttl: float | None, *, delete: bool = False,
                    origin: str | None = None) -> dict[str, str]:
     """The headers of a write to a record's key: the compare-and-set over revision ``last`` (None: none), the
     TTL in whole seconds (as nats-py's ``js.publish(msg_ttl=…)`` writes it), a delete marker (ADR-8), the
-    ``Gamead-Origin`` of a create (``origin``: :attr:`AdStore.origin`)."""
+    ``Gamead-Origin`` of a create (``origin``: :attr:`AdStore.origin`); on a delete marker ``origin`` is the API
+    withdrawing the ad (``Gamead-Withdrawn``: its client was told "not queued", read by ``gamead doctor``)."""
     headers = {names.HDR_KV_OPERATION: "DEL"} if delete else {names.HDR_ORIGIN: origin} if origin else {}
+    if delete and origin:
+        headers[names.HDR_WITHDRAWN] = origin
     if last is not None:
         headers[names.HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
     if ttl is not None:
@@ -108,8 +99,8 @@ def _translated(exc: BaseException) -> GameadError:
     ``raise … from exc`` would: the API reads the cause (a "no responders" from a stream electing its leader is
     not a missing stream: :func:`gamead_core.api.leaderless.leaderless`; ``queue.publish.not_stored``)."""
     if _lost(exc):
-        return Conflict(f"the record already exists ({exc.description})")
-    out = translate(exc)
+        return Conflict(f"the record already exists ({exc.description})")  # type: ignore[attr-defined]
+    out = _busy(exc) if cas.verdict(exc) == cas.BUSY else translate(exc)
     out = out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
     if out is not exc and out.__cause__ is None:
         out.__cause__ = exc
@@ -117,10 +108,12 @@ def _translated(exc: BaseException) -> GameadError:
 
 
 def _update_error(exc: BaseException) -> GameadError:
-    """A compare-and-set update's error as the gamead error tree: lost, or the key busy (10163), is
-    :class:`Conflict`."""
-    if _lost(exc) or getattr(exc, "err_code", None) == JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY:
+    """A compare-and-set update's error as the gamead error tree: lost is :class:`Conflict`; still busy
+    (:func:`gamead_core.store.cas.verdict`) is :class:`QueueUnavailable`, as an unanswered write."""
+    if _lost(exc):
         return Conflict(f"the record changed ({getattr(exc, 'description', None) or exc!r})")
+    if cas.verdict(exc) == cas.BUSY:
+        return _busy(exc)
     out = translate(exc)
     return out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
 
@@ -170,23 +163,19 @@ class AdStore:
 
     async def _put(self, record: AdRecord, last: int, payload: bytes | None = None) -> int:
         """One compare-and-set put of ``record`` (``payload``: its :func:`encode`, if the caller has it) over
-        revision ``last`` (0 = the key must be new), with the final-record TTL when it applies; returns the new
-        revision. Raises nats-py's ``KeyWrongLastSequenceError`` when it lost (JetStream's 10071/10164, as
-        ``kv.update`` does), the other ``APIError`` s of the ack, ``asyncio.TimeoutError`` after ``timeout``."""
-        try:
-            ack = await (await self._send(record, last, payload))
-        except nats.js.errors.APIError as exc:
-            if _lost(exc):
-                raise nats.js.errors.KeyWrongLastSequenceError(description=exc.description) from exc
-            raise
-        return ack.seq
-
-    async def _send(self, record: AdRecord, last: int, payload: bytes | None = None) -> asyncio.Future[Ack]:
-        """:meth:`_put` sent, its ack still to come (:func:`publish_acked`): for pipelining."""
+        revision ``last`` (0 = the key must be new), with the final-record TTL when it applies, a busy answer
+        tried again (:func:`gamead_core.store.cas.publish_cas`); returns the new revision. Raises nats-py's
+        ``KeyWrongLastSequenceError`` when it lost (decided, as ``kv.update`` does), :class:`QueueUnavailable` when
+        still busy, the other ``APIError`` s of the ack, ``asyncio.TimeoutError`` after ``timeout``."""
         headers = write_headers(last, self._ttl_of(record), origin=None if last else self.origin)
-        return await publish_acked(self.js, names.kv_subject(names.ADS_BUCKET, record.id),
-                                   encode(record) if payload is None else payload, headers=headers,
-                                   timeout=self._timeout)
+        [answer] = await cas.publish_cas(self.js, [(names.kv_subject(names.ADS_BUCKET, record.id),
+                                                    encode(record) if payload is None else payload, headers)],
+                                         timeout=self._timeout)
+        if isinstance(answer, Ack):
+            return answer.seq
+        if _lost(answer):
+            raise nats.js.errors.KeyWrongLastSequenceError(description=answer.description) from answer  # type: ignore
+        raise _busy(answer) if cas.verdict(answer) == cas.BUSY else answer
 
     async def send_create(self, ad_id: str, payload: bytes) -> asyncio.Future[Ack]:
         """The create-only put of the fresh ``queued`` record of ``ad_id`` (``payload``: its :func:`encode` bytes) sent,
@@ -229,9 +218,9 @@ class AdStore:
         deleted or purged is written again."""
         key = record.id
         with nats_boundary():
-            for _ in range(NOT_READY_RETRIES):
+            for _ in range(CREATE_TRIES):
                 try:
-                    return await _retry_not_ready(lambda: self._put(record, 0, payload))
+                    return await self._put(record, 0, payload)
                 except nats.js.errors.KeyWrongLastSequenceError as exc:
                     if await self._entry(self._leader, key) is not None:
                         raise Conflict(f"ad {key} already exists") from exc
@@ -241,7 +230,7 @@ class AdStore:
                             return await self._put(record, last, payload)
                         except nats.js.errors.KeyWrongLastSequenceError:
                             continue
-                    await asyncio.sleep(NOT_READY_PAUSE)  # the write that won is not applied yet: look again
+                    await asyncio.sleep(CREATE_PAUSE)  # the write that won is not applied yet: look again
             raise Conflict(f"ad {key} kept changing while being created")
 
     async def _tombstone(self, key: str) -> int | None:
@@ -255,12 +244,12 @@ class AdStore:
 
     async def create_many(self, records: list[AdRecord], payloads: list[bytes]) -> list[int | GameadError]:
         """Create fresh records (ids never used, e.g. new ULIDs) pipelined: every create-only put is sent before
-        any ack is awaited, the acks gathered with one deadline for all (:func:`publish_many`). One result per
+        any ack is awaited, the acks gathered with one deadline for all (:func:`cas.publish_cas`). One result per
         record, in order: its revision, or the gamead error it met (:class:`Conflict` if the id had a record,
         :class:`QueueUnavailable` for an ack that did not come within ``timeout``, :class:`StorageFailed` …).
         ``payloads``: the records' :func:`encode`. Never raises for one record. Unlike :meth:`create`, a key
         with a delete marker is not written over: fresh ids have none."""
-        answers = await publish_many(self.js, [
+        answers = await cas.publish_cas(self.js, [
             (names.kv_subject(names.ADS_BUCKET, r.id), p, write_headers(0, self._ttl_of(r), origin=self.origin))
             for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
@@ -269,13 +258,13 @@ class AdStore:
         """:meth:`create_many` for fresh ``queued`` records by id and encoded bytes (the batch path, no
         :class:`AdRecord`: :mod:`gamead_core.store.queued_json`): the same writes (no TTL), one header dict for all."""
         headers, prefix = write_headers(0, None, origin=self.origin), names.kv_prefix(names.ADS_BUCKET)
-        answers = await publish_many(
+        answers = await cas.publish_cas(
             self.js, [(prefix + i, p, headers) for i, p in zip(ad_ids, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
     async def withdraw_many(self, withdrawals: list[tuple[str, int | None]]) -> list[GameadError | None]:
         """Delete the records of fresh ids, pipelined (sent back to back, acks awaited together:
-        :func:`publish_many`): the delete markers (ADR-8 ``KV-Operation: DEL``, with the final-record TTL) that
+        :func:`cas.publish_cas`): the delete markers (ADR-8 ``KV-Operation: DEL``, with the final-record TTL) that
         settle a 503'd submit (:mod:`gamead_core.unsettled`). ``withdrawals``: ``(ad_id, revision)`` pairs;
         ``revision`` None deletes whatever the revision (never a create whose ack did not come: the reaper may own
         it by then, attack33b F1; :mod:`gamead_core.store.create_fence` reads it and deletes it by compare-and-set
@@ -286,9 +275,9 @@ class AdStore:
         compare-and-set that lost: the record changed, someone else owns it now), else the gamead error met.
         Raises a gamead error only if nothing could be sent (:func:`nats_boundary`)."""
         with nats_boundary():
-            answers = await publish_many(self.js, [
-                (names.kv_subject(names.ADS_BUCKET, ad_id), b"", write_headers(revision, self.final_ttl,
-                                                                                 delete=True))
+            answers = await cas.publish_cas(self.js, [
+                (names.kv_subject(names.ADS_BUCKET, ad_id), b"", write_headers(
+                    revision, self.final_ttl, delete=True, origin=self.origin or "api"))
                 for ad_id, revision in withdrawals], timeout=self._timeout)
         return [None if isinstance(a, Ack) or _lost(a) else _translated(a) for a in answers]
 
@@ -297,7 +286,7 @@ class AdStore:
         revision. Raises :class:`Conflict` if someone wrote it first."""
         with nats_boundary():
             try:
-                return await _retry_not_ready(lambda: self._put(record, revision))
+                return await self._put(record, revision)
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
 
@@ -307,13 +296,13 @@ class AdStore:
         ``writes`` (an ad id, its record's bytes as :func:`encode` writes them, and the revision it must still be
         at; ``final``: the records are final, so the final-record TTL applies) is published before any ack is
         awaited, the acks gathered on the connection's one reply subscription with one deadline for all
-        (:func:`publish_many`). One result per write, in order: the new revision, :class:`Conflict` when the
-        record changed since its revision (JetStream's wrong last sequence 10071/10164, or 10163: another write
-        of the key is being replicated; read it again and decide), or the gamead error of a write that failed
-        (:class:`QueueUnavailable` for an ack that did not come within ``timeout`` …). Never raises for one
-        write."""
+        (:func:`cas.publish_cas`). One result per write, in order: the new revision, :class:`Conflict` when the
+        record changed since its revision (lost: :func:`gamead_core.store.cas.verdict`; a busy answer is tried
+        again first: :func:`~gamead_core.store.cas.publish_cas`), or the gamead error of a write that failed or
+        stayed busy (:class:`QueueUnavailable` for an ack that did not come within ``timeout`` …). Never raises
+        for one write."""
         ttl = self.final_ttl if final else None
-        answers = await publish_many(self.js, [
+        answers = await cas.publish_cas(self.js, [
             (names.kv_subject(names.ADS_BUCKET, ad_id), payload, write_headers(revision, ttl))
             for ad_id, payload, revision in writes], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _update_error(a) for a in answers]

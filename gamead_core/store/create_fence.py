@@ -24,7 +24,9 @@ create-only put is refused (its own compare-and-set, sequence 0): nothing is cre
 key landing after the create → it loses, the next round reads the create and deletes it at its revision (or finds
 the reaper's re-put). A keyed submit is not settled here (its message goes first; a worker creates a record that
 is not written yet; the reaper never queues keyed records). A lost compare-and-set is not settled in the round: the
-next round reads again. Reads and markers pipelined: a read each (concurrent), the markers sent back to back.
+next round reads again; a busy one (another write of the key in flight) is tried again
+first (:func:`gamead_core.store.cas.publish_cas`). Reads and markers pipelined: a read each (concurrent), the
+markers sent back to back.
 """
 
 from __future__ import annotations
@@ -38,14 +40,13 @@ from nats.js.api import RawStreamMsg
 from gamead_core import names
 from gamead_core.errors import GameadError, QueueUnavailable
 from gamead_core.models import AdStatus
-from gamead_core.queue.acks import Ack, publish_many
+from gamead_core.queue.acks import Ack
 from gamead_core.queue.connection import JS_NO_MESSAGE_FOUND, nats_boundary, translate
+from gamead_core.store import cas
 from gamead_core.store.ads import AdStore, decode, write_headers
 
 WITHDRAWN: Final = "withdrawn"  #: the record is deleted (or never will be created): nothing runs, GET says 404
 OWNED: Final = "owned"  #: the record was written since by another (the reaper's re-put, a worker): the ad is queued
-#: JetStream's answers to a compare-and-set that lost: wrong last sequence (10071/10164), the key busy (10163)
-_LOST = frozenset({10071, 10164, 10163})
 
 
 def decide(last: RawStreamMsg | None, origin: str | None) -> int | str:
@@ -112,14 +113,16 @@ async def withdraw_creates(store: AdStore, ad_ids: list[str]) -> list[str | Game
     if not markers:
         return results
     with nats_boundary():
-        answers = await publish_many(store.js, [
-            (names.kv_subject(names.ADS_BUCKET, ad_id), b"", write_headers(revision, store.final_ttl, delete=True))
+        answers = await cas.publish_cas(store.js, [
+            (names.kv_subject(names.ADS_BUCKET, ad_id), b"", write_headers(revision, store.final_ttl, delete=True,
+                                                                        origin=store.origin or "api"))
             for _, ad_id, revision in markers], timeout=store.timeout)
     for (i, ad_id, revision), answer in zip(markers, answers, strict=True):
         if isinstance(answer, Ack):
             results[i] = WITHDRAWN
-        elif getattr(answer, "err_code", None) in _LOST:
-            results[i] = QueueUnavailable(f"the record of ad {ad_id} changed since revision {revision}: read again")
+        elif (why := cas.verdict(answer)) is not None:  # lost: changed since; busy: not decided after its tries
+            state = "changed since" if why == cas.LOST else "still busy at"
+            results[i] = QueueUnavailable(f"the record of ad {ad_id} {state} revision {revision}: read again")
         else:
             results[i] = _error(answer)
     return results

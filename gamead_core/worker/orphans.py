@@ -20,7 +20,8 @@ added per ad to the submit path or to the worker's handling of an ad:
   first re-put unchanged by compare-and-set over that revision (no origin: no longer "as the API left it"), and
   only if that write won is its work message published exactly as the API would have: the same bytes,
   ``Nats-Msg-Id`` = the ad id, ``Gamead-Record-Revision`` naming the new revision. A lost compare-and-set (the
-  record deleted or written since: its API, alive after all, withdrew it; a worker has it) publishes nothing.
+  record deleted or written since: its API, alive after all, withdrew it; a worker has it) publishes nothing,
+  unless the key, read again, holds a re-put (this reaper's own, landed late: :mod:`.orphan_reput`).
 * **fenced** (attack33b F1): an API whose acks stop coming (its NATS→API direction stalled) sends no heartbeat
   and is taken for dead while alive; it settles its unanswered creates itself
   (:mod:`gamead_core.store.create_fence`), deleting one only by compare-and-set over the revision it created. So
@@ -68,13 +69,12 @@ from nats.js import JetStreamContext
 
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import Conflict, GameadError, error_text
-from gamead_core.models import AdStatus
+from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.publish import Outgoing, Published, publish_ads
 from gamead_core.queue.scan import read_stream
 from gamead_core.registry import NodeInfo, Registry, deaths, incarnation
-from gamead_core.store.ads import AdStore, decode
+from gamead_core.worker.orphan_reput import fresh, put_again
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +129,6 @@ class OrphanReport:
     failed: list[Found] = field(default_factory=list)  #: records whose publish got no answer: tried again
 
 
-def _fresh(data: bytes, ad_id: str) -> int | None:
-    """The priority of ``data`` if it is ``ad_id``'s record as an un-keyed submit creates it, else None."""
-    try:
-        record = decode(data)
-    except ValueError:
-        return None
-    if (record.id != ad_id or record.status != AdStatus.QUEUED or record.attempts or record.idempotency_key
-            or record.replay_of is not None or record.job_id or record.delivery):
-        return None
-    return record.priority
-
-
 #: the most dead API incarnations watched at once (the oldest beyond it is dropped: its late records left to the doctor)
 MAX_WATCHED = 1000
 
@@ -179,7 +167,7 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
             except nats.js.errors.NotFoundError:
                 continue  # purged: nothing to queue
         whose = (raw.headers or {}).get(names.HDR_ORIGIN)
-        if raw.data and raw.seq and whose in (origin, None) and (level := _fresh(raw.data, ad_id)) is not None:
+        if raw.data and raw.seq and whose in (origin, None) and (level := fresh(raw.data, ad_id)) is not None:
             candidates.append((Outgoing(ad_id, level, raw.data, raw.seq), created))
             if whose == origin:
                 creates.add(ad_id)
@@ -194,7 +182,7 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
         log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
                     "queue again safely: gamead doctor will name it (no_message)", out.ad_id, dead.id,
                     extra={"ad_id": out.ad_id, "origin": origin})
-    young = await _put_again(js, young, creates, report, settings.nats.request_timeout)
+    young = await put_again(js, young, creates, report, settings.nats.request_timeout)
     answers = await publish_ads(js, [out for out, _ in young], timeout=settings.nats.request_timeout,
                                 partitions=settings.queue.partitions) if young else []
     for (out, created), answer in zip(young, answers, strict=True):
@@ -207,31 +195,6 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
             log.info("ad %s queued again: API %s died between its record and its message", out.ad_id, dead.id,
                      extra={"ad_id": out.ad_id, "origin": origin})
     return report
-
-
-async def _put_again(js: JetStreamContext, young: list[tuple[Outgoing, datetime]], creates: set[str],
-                     report: OrphanReport, timeout: float) -> list[tuple[Outgoing, datetime]]:
-    """The records of ``young`` whose ids are in ``creates`` re-put unchanged by compare-and-set over the revision
-    read (pipelined: :meth:`AdStore.update_many`), each then named at its new revision; the others as they are. A
-    lost write (the record deleted by its live API, or written since) is counted in ``report.changed`` and left
-    out, an unanswered one goes to ``report.failed`` (its key read again next round) and is left out."""
-    todo = [out for out, _ in young if out.ad_id in creates]
-    if not todo:
-        return young
-    with nats_boundary():
-        answers = await AdStore(js._nc, js, timeout=timeout).update_many(
-            [(out.ad_id, out.payload, out.revision or 0) for out in todo])
-    written = dict(zip([out.ad_id for out in todo], answers, strict=True))
-    kept = []
-    for out, created in young:
-        answer = written.get(out.ad_id, out.revision)
-        if isinstance(answer, int):
-            kept.append((out._replace(revision=answer), created))
-        elif isinstance(answer, Conflict):
-            report.changed += 1
-        else:
-            report.failed.append((out.ad_id, out.revision or 0, created))
-    return kept
 
 
 @dataclass
@@ -258,8 +221,17 @@ class Orphans:
         self.reports: list[OrphanReport] = []
 
     def died(self, node: NodeInfo) -> None:
-        """``node`` (an API) died: settle its records from the next :meth:`settle` on."""
+        """``node`` (an API) died: settle its records from the next :meth:`settle` on; unless it is a gamead before
+        the create fence (its entry has no ``fence``, a rolling upgrade): such an API, if alive after all, withdraws
+        its unanswered creates by a blind delete, which would delete a record queued here once analysed (attack33b
+        F1), so its records are left to ``gamead doctor`` (``no_message``), said once (fix34b item 3)."""
         origin = incarnation(node.id, node.pid, node.started_at)
+        if node.fence is None:
+            log.warning("API %s (gamead %s) died, or went silent; it keeps no create fence (an older gamead): its "
+                        "records without a message are not queued again, since its blind deletes could remove one "
+                        "once analysed; run gamead doctor --repair once it is gone for good, and finish the upgrade",
+                        node.id, node.version[:40], extra={"origin": origin})
+            return
         self._watched.setdefault(origin, _Death(node, clock.now()))
         while len(self._watched) > MAX_WATCHED:
             gone = next(iter(self._watched))

@@ -16,6 +16,7 @@ from gamead_cli.commands.workers import _view
 from gamead_cli.tui.view_header import summary_text
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo
+from gamead_core.registry.wire import CREATE_FENCE
 from tests.integration.test_node_views import clocked_sampler, scraped_workers, server, worker_entry
 
 __all__ = ["server"]  # the fixture, shared with test_node_views
@@ -28,7 +29,8 @@ def api_entry(node_id: str, *, age: float = 0.0, now: float | None = None) -> No
     now = time.time() if now is None else now
     return NodeInfo.model_validate({
         "id": node_id, "role": "api", "host": "h", "pid": 4343, "version": "0", "concurrency": 0, "inFlight": 0,
-        "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age, "metricsUrl": URL})
+        "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age, "metricsUrl": URL,
+        "fence": CREATE_FENCE})  # a node of this gamead (without it: an older one, the doctor's unfenced_node)
 
 
 def text(renderable: Any) -> str:

@@ -24,6 +24,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry
+from gamead_core.registry.wire import CREATE_FENCE
 from gamead_core.store.ads import AdStore, encode
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.reaper import recover_exited, run_reaper
@@ -70,7 +71,7 @@ async def _die_holding(url: str, settings: GameadSettings, worker_id: str, pid: 
                       ack_subject=m.reply) for m in msgs[:announce]]
     await Registry(nc, js, settings.registry).put(NodeInfo(
         id=worker_id, role="worker", host="h", pid=pid, version="t", started_at=now, heartbeat_at=now,
-        holding=holding, ack_wait=settings.queue.ack_wait))
+        holding=holding, ack_wait=settings.queue.ack_wait, fence=CREATE_FENCE))
     await nc.close()  # SIGKILL: no ack, no nak, no deletion of its entry
 
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from gamead_core.models import AdRecord, AdStatus, utcnow
 from gamead_core.registry import NodeInfo, api_incarnation, api_node_info, incarnation
 from gamead_core.store.ads import encode
-from gamead_core.worker.orphans import _fresh, api_deaths
+from gamead_core.worker.orphan_reput import fresh as _fresh
+from gamead_core.worker.orphans import api_deaths
 from tests.support import submission
 
 
@@ -74,3 +75,18 @@ def test_the_shutdown_line_promises_the_reaper_only_what_its_duplicate_window_le
     assert warning is not None and "registry.ttl (600s)" in warning and "gamead doctor --repair" in warning
     told = left_at_shutdown([0.0], reaper_reach(slow))
     assert "can queue none" in told and "gamead doctor --repair" in told
+
+
+def test_a_dead_api_of_a_gamead_before_the_fence_is_not_settled_here() -> None:
+    """Rolling upgrade (fix34b item 3): an API whose heartbeat says no ``fence`` (an older gamead, whose withdrawal
+    is a blind delete) is not watched, its records left to the doctor; one that says it is (figure: 1 watched of
+    the 2 deaths; before: both)."""
+    from gamead_core.worker.orphans import Orphans
+
+    now = time.time()
+    new, old = _api("api-new-1", now), _api("api-old-1", now).model_copy(update={"fence": None})
+    assert new.fence is not None
+    orphans = Orphans()
+    orphans.died(new)
+    orphans.died(old)
+    assert [d.node.id for d in orphans._watched.values()] == ["api-new-1"]

@@ -1,0 +1,34 @@
+"""How a compare-and-set refusal is read (gamead_core.store.cas.verdict, fix34b item 1), on nats-py's own error
+types as they reach gamead: an ack's ``APIError`` with JetStream's code, or ``kv.update``'s
+``KeyWrongLastSequenceError``, which folds 10071 and 10164 into one type without the code (nats-py 2.16)."""
+
+from __future__ import annotations
+
+import nats.js.errors
+
+from gamead_core.store import cas
+
+
+def _api(err_code: int, description: str) -> nats.js.errors.APIError:
+    return nats.js.errors.APIError(code=400, err_code=err_code, description=description)
+
+
+def test_a_numbered_wrong_last_sequence_is_lost_the_others_busy() -> None:
+    """Figures: nats-server's errors.json texts for 10071, 10164 and 10163."""
+    assert cas.verdict(_api(10071, "wrong last sequence: 7")) == cas.LOST
+    assert cas.verdict(_api(10164, "wrong last sequence")) == cas.BUSY
+    assert cas.verdict(_api(10163, "expected last sequence per subject temporarily unavailable")) == cas.BUSY
+    assert cas.verdict(cas.lost_at(9)) == cas.LOST
+
+
+def test_nats_py_kv_update_error_is_told_by_its_text() -> None:
+    """kv.update raises KeyWrongLastSequenceError(description=…) for both codes: the number in the text decides."""
+    lost = nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence: 12")
+    busy = nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
+    assert (cas.verdict(lost), cas.verdict(busy)) == (cas.LOST, cas.BUSY)
+
+
+def test_other_answers_are_no_compare_and_set_refusal() -> None:
+    assert cas.verdict(_api(10077, "maximum messages exceeded")) is None
+    assert cas.verdict(TimeoutError()) is None
+    assert cas.verdict(None) is None
