@@ -44,10 +44,10 @@ def fresh(data: bytes, ad_id: str) -> int | None:
     return record.priority
 
 
-async def re_put_since(js: JetStreamContext, ad_id: str) -> int | None:
-    """The revision of ``ad_id``'s record if its key's last message (read from the stream leader) is a re-put: a
-    fresh un-keyed ``queued`` record without ``Gamead-Origin``; else None (deleted, purged, written otherwise).
-    Raises a gamead error if the read fails."""
+async def re_put_since(js: JetStreamContext, ad_id: str) -> tuple[int, bytes] | None:
+    """The revision and bytes of ``ad_id``'s record if its key's last message (read from the stream leader) is a
+    re-put: a fresh un-keyed ``queued`` record without ``Gamead-Origin``; else None (deleted, purged, written
+    otherwise). Raises a gamead error if the read fails."""
     with nats_boundary():
         try:
             raw = await js.get_last_msg(names.ADS_BUCKET_STREAM, names.kv_subject(names.ADS_BUCKET, ad_id))
@@ -55,14 +55,15 @@ async def re_put_since(js: JetStreamContext, ad_id: str) -> int | None:
             return None
     if not raw.data or not raw.seq or (raw.headers or {}).get(names.HDR_ORIGIN) is not None:
         return None
-    return raw.seq if fresh(raw.data, ad_id) is not None else None
+    return (raw.seq, raw.data) if fresh(raw.data, ad_id) is not None else None
 
 
 async def put_again(js: JetStreamContext, young: list[tuple[Outgoing, datetime]], creates: set[str],
                     report: _Report, timeout: float) -> list[tuple[Outgoing, datetime]]:
     """The records of ``young`` whose ids are in ``creates`` re-put unchanged by compare-and-set over the revision
     read (pipelined: :meth:`AdStore.update_many`), each then named at its new revision; the others as they are. A
-    lost write is read again (the module doc): a re-put found there is kept at its revision; else it is counted in
+    lost write is read again (the module doc): a re-put found there is kept, at its revision and with its bytes (the
+    message carries the record as stored at the revision it names); else it is counted in
     ``report.changed`` and left out. An unanswered one, or a read again that failed, goes to ``report.failed``
     (its key read again next round) and is left out."""
     todo = [out for out, _ in young if out.ad_id in creates]
@@ -71,7 +72,8 @@ async def put_again(js: JetStreamContext, young: list[tuple[Outgoing, datetime]]
     with nats_boundary():
         answers = await AdStore(js._nc, js, timeout=timeout).update_many(
             [(out.ad_id, out.payload, out.revision or 0) for out in todo])
-    written: dict[str, int | GameadError | None] = dict(zip([out.ad_id for out in todo], answers, strict=True))
+    written: dict[str, int | tuple[int, bytes] | GameadError | None] = dict(
+        zip([out.ad_id for out in todo], answers, strict=True))
     for ad_id, answer in list(written.items()):
         if isinstance(answer, Conflict):
             try:
@@ -83,6 +85,8 @@ async def put_again(js: JetStreamContext, young: list[tuple[Outgoing, datetime]]
         answer = written.get(out.ad_id, out.revision)
         if isinstance(answer, int):
             kept.append((out._replace(revision=answer), created))
+        elif isinstance(answer, tuple):
+            kept.append((out._replace(revision=answer[0], payload=answer[1]), created))
         elif answer is None:
             report.changed += 1
         else:
