@@ -56,7 +56,7 @@ from gamead_core.worker.holder import holder_of
 from gamead_core.worker.hooks import Delivery, Hooks
 from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.poison import NotAnAd, check_ad_id
-from gamead_core.worker.records import NEWER_WAIT, LeftForNewer
+from gamead_core.worker.records import NEWER_WAIT, LeftForNewer, Withdrawn
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
@@ -235,6 +235,14 @@ class AdHandler:
             try:
                 await self._shielded(msg.nak(delay=NEWER_WAIT))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
+                pass
+        except Withdrawn as gone:  # its client was told "not queued": neither run nor made again (fix34b)
+            log.warning("ad %s: %s, yet a message of it was queued (a reaper of an older gamead, a hand-made "
+                        "publish): acknowledged without analysing it or making its record; GET /ads/%s stays 404",
+                        ad_id, gone, ad_id, extra={"ad_id": ad_id})
+            try:
+                await self._shielded(msg.ack())
+            except Exception:  # noqa: BLE001 - ack_wait brings it back, and it is dropped again
                 pass
         except NotAnAd as poison:  # not what the API publishes (gamead_core.worker.poison): nothing made from it
             await settle.not_an_ad(msg, poison)

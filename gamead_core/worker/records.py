@@ -44,6 +44,29 @@ NEWER_WAIT = 30.0
 _MAX_REVISION_DIGITS = 20
 
 
+class Withdrawn(Exception):
+    """A delivery of an ad its API withdrew: its key ends in a delete marker naming that API
+    (``Gamead-Withdrawn``), so its client was told "not queued: safe to resend" and ``GET /ads/{id}`` says 404.
+    Its record is not made again from the message and the ad is not run (the delivery is acknowledged): a queuing
+    that missed the create fence (a reaper of an older gamead, a hand-made publish) must not analyse it behind the
+    client's back, perhaps twice if the client resent it (fix34b; ``gamead doctor``: analysed_without_record)."""
+
+    def __init__(self, ad_id: str, origin: str) -> None:
+        super().__init__(f"its API {origin[:120]} withdrew it (its client was told 'not queued: safe to resend')")
+        self.ad_id, self.origin = ad_id, origin
+
+
+async def withdrawn_by(store: AdStore, ad_id: str) -> str | None:
+    """The API that withdrew ``ad_id`` if its key's last message (read from the stream leader) is its withdrawal
+    marker, else None (no marker of that kind, or the read failed: then the record is made as before)."""
+    try:
+        last = await store.js.get_last_msg(names.ADS_BUCKET_STREAM, names.kv_subject(names.ADS_BUCKET, ad_id))
+    except Exception:  # noqa: BLE001 - nothing on the key, or cannot tell: not withdrawn as far as we know
+        return None
+    headers = last.headers or {}
+    return headers.get(names.HDR_WITHDRAWN) if headers.get(names.HDR_KV_OPERATION) == "DEL" else None
+
+
 class LeftForNewer(Exception):
     """The record of ``ad_id`` (at ``revision``) was written by a newer gamead (an unknown status:
     :func:`gamead_core.store.unreadable.written_by_newer`): this worker must neither rebuild it nor run the ad; its
@@ -157,9 +180,11 @@ async def recreate(store: AdStore, msg: Msg, ad_id: str, max_attempts: int | Non
     (:func:`said_recreated`); unless it is a keyed ad whose record was never written yet (:func:`not_written_yet`):
     then nothing is charged (an earlier delivery handed back unread is no attempt) and one INFO line says so. Raises
     the store's errors, :class:`~gamead_core.worker.poison.NotAnAd` (a ``ValueError``) for a body that is not
-    ``ad_id``'s record as the API writes it: then nothing is created."""
+    ``ad_id``'s record as the API writes it, :class:`Withdrawn` for an ad its API withdrew: then nothing is created."""
     delivered = msg.metadata.num_delivered or 1
     body = message_record(msg.data, ad_id)
+    if (origin := await withdrawn_by(store, ad_id)) is not None:
+        raise Withdrawn(ad_id, origin)
     unwritten = delivered > 1 and await not_written_yet(store, msg, body)
     record = body if unwritten else floored(body, delivered, max_attempts)
     try:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import nats
 
+from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import diagnose
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import NotFound
 from gamead_core.models import AdRecord, AdStatus, utcnow
 from gamead_core.queue.publish import Outgoing, publish_ads
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore, encode
 from gamead_core.store.create_fence import WITHDRAWN, withdraw_creates
-from tests.support import submission
+from tests.support import start_worker, submission, wait_for
 
 ORIGIN = "api-gone:77@2026-01-01T00:00:00+00:00"
 
@@ -90,3 +93,49 @@ def test_a_node_of_a_gamead_before_the_fence_is_named(fresh_nats: Callable[[], E
     finding = asyncio.run(go())
     assert finding is not None and (finding.count, finding.items) == (1, ["worker-old"]), finding
     assert "compare-and-set" in finding.details["worker-old"], finding.details
+
+
+def test_a_worker_neither_runs_nor_remakes_a_withdrawn_ad(fresh_nats: Callable[[], EmbeddedNats], procs: list,
+                                                           tmp_path: Path) -> None:
+    """The same withdrawn ad and its message (naming the create's revision, as a reaper without the fence would),
+    now taken by a worker: it acknowledges the delivery without analysing the ad or making its record again, so
+    GET /ads/{id} stays the 404 its client was told. Figure: the work stream empty and still no record (before: the
+    record made again from the message and completed, the ad analysed behind its client's back)."""
+    server = fresh_nats()
+    settings = GameadSettings()
+
+    async def setup() -> str:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            store = await AdStore.open(nc, js)
+            store.origin = ORIGIN
+            record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                              ad=submission(title="Withdrawn, then queued"))
+            revision = await store.create(record, encode(record))
+            assert await withdraw_creates(store, [record.id]) == [WITHDRAWN]
+            await publish_ads(js, [Outgoing(record.id, record.priority, encode(record), revision)], timeout=5)
+            return record.id
+        finally:
+            await nc.close()
+
+    async def state(ad_id: str) -> tuple[int, str | None]:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            messages = int((await js.stream_info(names.ADS_STREAM)).state.messages)
+            try:
+                status: str | None = (await (await AdStore.open(nc, js)).get(ad_id, consistent=True)).record.status
+            except NotFound:
+                status = None
+            return messages, status
+        finally:
+            await nc.close()
+
+    ad_id = asyncio.run(setup())
+    worker = start_worker(server.url, tmp_path, ready=True)
+    procs.append(worker)
+    wait_for(lambda: asyncio.run(state(ad_id))[0] == 0, timeout=30, what="the worker to take the message")
+    assert asyncio.run(state(ad_id)) == (0, None)
+    wait_for(lambda: "acknowledged without analysing it" in worker.output(), timeout=10, what="the worker's line")
