@@ -9,9 +9,10 @@ A write carrying ``Nats-Expected-Last-Subject-Sequence: N`` (ADR-8) is refused i
 * **lost** (:data:`LOST`): 10071 ``wrong last sequence: {seq}``: the key's last write is ``seq``, not ``N``; someone
   else changed the record. Decided: the write never lands, and a writer that publishes nothing then is right;
 * **busy** (:data:`BUSY`): 10164 ``wrong last sequence`` (no number): on a replicated stream (R3) another write of
-  the same key was proposed and is not applied yet ("subject already in process": nats-server ≥ 2.11 answers this
-  instead of 10163), or 10163 ``expected last sequence per subject temporarily unavailable`` (nats-server < 2.11,
-  a stream leader not caught up). Not decided: the write in flight may yet change the key, or be dropped with a
+  the same key was proposed and is not applied yet ("subject already in process", since nats-server 2.11.0; 2.10
+  had no such check), or 10163 ``expected last sequence per subject temporarily unavailable`` (a stream leader not
+  caught up: in errors.json, answered by 2.11's pre-releases only, nats-server commits 469f834b2, 43e7a0279; kept
+  for a server that sends it). Not decided: the write in flight may yet change the key, or be dropped with a
   leader change, and nobody has compared this write with it. nats-py folds both into ``KeyWrongLastSequenceError``
   (its ``kv.update``, no ``err_code``): the description tells them apart.
 
@@ -40,8 +41,8 @@ from gamead_core.queue.acks import Ack, publish_many
 LOST: Final = "lost"  #: someone else changed the record: the write never lands (decided)
 BUSY: Final = "busy"  #: another write of the key is in flight: not decided (read again, try again)
 WRONG_LAST_SEQUENCE: Final = 10071  #: "wrong last sequence: {seq}": lost
-WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  #: "wrong last sequence": the key in process (nats-server >= 2.11)
-NOT_READY: Final = 10163  #: "expected last sequence per subject temporarily unavailable" (nats-server < 2.11)
+WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  #: "wrong last sequence": the key in process (nats-server >= 2.11.0)
+NOT_READY: Final = 10163  #: "expected last sequence per subject temporarily unavailable" (2.11 pre-releases)
 BUSY_TRIES = 8  #: how often a busy write is sent again
 BUSY_PAUSE = 0.025  #: seconds before the first re-read of a busy write's key (doubling each try)
 BUSY_PAUSE_MAX = 0.5  #: the longest pause between two tries (seconds)

@@ -1,7 +1,7 @@
 """A compare-and-set write of a record answered "busy" is not taken for one that lost (fix34b item 1, attack33b).
 
 On a replicated (R3) stream nats-server answers a write expecting a key's revision while another write of that key
-is proposed and not applied yet with 10164 "wrong last sequence" (no number; 10163 before nats-server 2.11): not
+is proposed and not applied yet with 10164 "wrong last sequence" (no number; since nats-server 2.11.0): not
 decided. Before, every writer of records took it for "lost" (10071 "wrong last sequence: N", decided), and the
 reaper's re-put so answered published nothing: the ad stayed ``queued`` without a work message until ``gamead doctor
 --repair``. Played out on the real three-node cluster (tests/cluster.py) and, for the reaper's lost re-put read
