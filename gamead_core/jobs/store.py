@@ -26,6 +26,7 @@ from gamead_core.ids import is_job_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.scan import read_stream
+from gamead_core.store.cas import retry_busy
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,14 @@ class JobStore:
         return Job.model_validate_json(entry.value), entry.revision or 0
 
     async def update(self, job: Job, revision: int) -> int:
-        """Compare-and-set: write ``job`` only if its stored revision is still ``revision``."""
+        """Compare-and-set: write ``job`` only if its stored revision is still ``revision``; :class:`Conflict` if
+        it lost. A busy answer (another write of the job in flight on a replicated bucket) is tried again first
+        (:func:`gamead_core.store.cas.retry_busy`; before fix34b it was a Conflict at once, and the runner's ten
+        quick re-reads could all meet it); one still busy after those tries is a Conflict, read again by callers."""
+        key, value = names.job_key(job.id), self._encode(job)
         with jobs_boundary():
             try:
-                return await self._kv.update(names.job_key(job.id), self._encode(job), last=revision)
+                return await retry_busy(lambda: self._kv.update(key, value, last=revision))
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise Conflict(f"job {job.id} changed since revision {revision}") from exc
 

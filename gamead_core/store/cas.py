@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, TypeVar
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -47,6 +47,7 @@ BUSY_TRIES = 8  #: how often a busy write is sent again
 BUSY_PAUSE = 0.025  #: seconds before the first re-read of a busy write's key (doubling each try)
 BUSY_PAUSE_MAX = 0.5  #: the longest pause between two tries (seconds)
 _NUMBERED = re.compile(r"wrong last sequence: \d+")
+T = TypeVar("T")
 
 
 def verdict(exc: object) -> str | None:
@@ -116,4 +117,22 @@ async def publish_cas(js: JetStreamContext, writes: Sequence[tuple[str, bytes, d
     return answers
 
 
-__all__ = ["BUSY", "LOST", "last_revision", "lost_at", "publish_cas", "verdict"]
+async def retry_busy(write: Callable[[], Awaitable[T]]) -> T:
+    """``await write()`` (one compare-and-set through nats-py, e.g. ``kv.update(key, value, last=rev)``), sent again
+    while it raises a :data:`BUSY` refusal, up to :data:`BUSY_TRIES` times with :func:`publish_cas`'s pauses; a
+    lost one (decided) and every other error raised at once, a still busy one raised after the last try. For the
+    compare-and-set writers of other buckets (operator jobs): a resend of a write whose rival landed is refused
+    10071, lost, so no re-read is needed to decide."""
+    pause = BUSY_PAUSE
+    for _ in range(BUSY_TRIES):
+        try:
+            return await write()
+        except nats.js.errors.APIError as exc:
+            if verdict(exc) != BUSY:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, BUSY_PAUSE_MAX)
+    return await write()
+
+
+__all__ = ["BUSY", "LOST", "last_revision", "lost_at", "publish_cas", "retry_busy", "verdict"]

@@ -32,3 +32,30 @@ def test_other_answers_are_no_compare_and_set_refusal() -> None:
     assert cas.verdict(_api(10077, "maximum messages exceeded")) is None
     assert cas.verdict(TimeoutError()) is None
     assert cas.verdict(None) is None
+
+
+def test_a_busy_write_is_sent_again_a_lost_one_never() -> None:
+    """retry_busy over the error nats-py's kv.update raises (the jobs bucket's writer). Figures: busy twice, then
+    stored → its revision after 3 sends; lost → raised after 1 send."""
+    import asyncio
+
+    async def run(answers: list[object]) -> tuple[object, int]:
+        sent = 0
+
+        async def write() -> int:
+            nonlocal sent
+            answer = answers[sent]
+            sent += 1
+            if isinstance(answer, BaseException):
+                raise answer
+            return int(answer)  # type: ignore[call-overload]
+
+        try:
+            return await cas.retry_busy(write), sent
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            return exc, sent
+
+    busy = nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
+    lost = nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence: 41")
+    assert asyncio.run(run([busy, busy, 42])) == (42, 3)
+    assert asyncio.run(run([lost, 42])) == (lost, 1)
