@@ -79,25 +79,32 @@ def cluster(nats_cluster: NatsCluster) -> NatsCluster:
 
 def test_a_write_of_a_key_another_write_has_in_flight_is_busy_not_lost(cluster: NatsCluster) -> None:
     """Five writes of one R3 record, each expecting its revision, sent back to back: one lands, the others are
-    answered while it is in flight (figure: 10164 "wrong last sequence", no number, on nats-server 2.15.1) and
+    answered while it is in flight (figure: 4 × 10164 "wrong last sequence", no number, on nats-server 2.15.1) and
     are told busy, not lost (before: lost); a write expecting that revision once the first is applied is lost
-    (10071 naming the new revision)."""
+    (10071 naming the new revision). A refusal that came after the first write applied (a loaded machine) is lost,
+    as it should be: up to 5 keys are tried until one shows a busy answer."""
 
-    async def game(js: Any, store: AdStore) -> tuple[list[Any], Any, int]:
-        record, revision = await _created(store)
-        subject = names.kv_subject(names.ADS_BUCKET, record.id)
-        answers = await publish_many(js, [(subject, encode(record), write_headers(revision, None))] * 5, timeout=5)
-        late = (await publish_many(js, [(subject, encode(record), write_headers(revision, None))], timeout=5))[0]
-        return answers, late, revision
+    async def game(js: Any, store: AdStore) -> list[tuple[list[Any], Any]]:
+        rounds = []
+        for _ in range(5):
+            record, revision = await _created(store)
+            subject = names.kv_subject(names.ADS_BUCKET, record.id)
+            write = (subject, encode(record), write_headers(revision, None))
+            answers = await publish_many(js, [write] * 5, timeout=5)
+            rounds.append((answers, (await publish_many(js, [write], timeout=5))[0]))
+            if any(cas.verdict(a) == cas.BUSY for a in answers):
+                break
+        return rounds
 
-    answers, late, revision = _play(cluster.servers, R3, game)
-    landed = [a for a in answers if isinstance(a, Ack)]
-    refused = [a for a in answers if not isinstance(a, Ack)]
-    assert len(landed) == 1 and refused, answers
-    assert all(cas.verdict(a) == cas.BUSY and not ads._lost(a) for a in refused), [
-        (getattr(a, "err_code", None), getattr(a, "description", None)) for a in refused]
-    assert cas.verdict(late) == cas.LOST and ads._lost(late), late
-    assert late.description == f"wrong last sequence: {landed[0].seq}", late.description
+    for answers, late in _play(cluster.servers, R3, game):
+        landed = [a for a in answers if isinstance(a, Ack)]
+        refused = [a for a in answers if not isinstance(a, Ack)]
+        assert len(landed) == 1 and len(refused) == 4, answers
+        assert all(cas.verdict(a) in (cas.BUSY, cas.LOST) for a in refused), answers
+        assert all(not ads._lost(a) for a in refused if a.err_code == 10164), answers
+        assert cas.verdict(late) == cas.LOST and ads._lost(late), late
+        assert late.description == f"wrong last sequence: {landed[0].seq}", late.description
+    assert any(cas.verdict(a) == cas.BUSY for a in answers), "no write met another in flight in 5 tries"
 
 
 def _hooked(js: Any, between: Callable[[], Any]) -> Any:
