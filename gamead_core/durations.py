@@ -18,6 +18,7 @@ from typing import Any, Final
 
 #: seconds per unit, by every name a unit is read under (lower case)
 UNITS: Final[dict[str, float]] = {
+    **dict.fromkeys(("y", "yr", "year", "years"), 365 * 86400.0),  # as the settings' bounds count one (10 years)
     **dict.fromkeys(("w", "wk", "week", "weeks"), 604800.0),
     **dict.fromkeys(("d", "day", "days"), 86400.0),
     **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
@@ -26,7 +27,7 @@ UNITS: Final[dict[str, float]] = {
     **dict.fromkeys(("ms", "msec", "millisecond", "milliseconds"), 0.001),
 }
 #: what a refusal names: the forms read
-FORMS: Final[str] = ("a number of seconds (90, 1.5) or amounts with units w, d, h, m, s, ms, largest first "
+FORMS: Final[str] = ("a number of seconds (90, 1.5) or amounts with units y, w, d, h, m, s, ms, largest first "
                      "(90s, 10m, 2h30m, 1d4h, 3m05s, 1.5h, 350 ms)")
 #: characters read at most: a longer text is no duration (and its digits could overflow a float)
 MOST: Final[int] = 64

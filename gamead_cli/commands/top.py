@@ -90,7 +90,7 @@ def _no_full_screen() -> str | None:
 def top(
     refresh: Annotated[
         str, typer.Option("--refresh", callback=duration_between(0.2, 60), metavar="DURATION",
-                          help="Time between two refreshes: seconds, or 500ms, 2s….")
+                          help="Time between two refreshes: seconds, or 500ms, 2s.")
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit (no full-screen UI).")] = False,
     readonly: Annotated[

@@ -50,7 +50,7 @@ from gamead_core.stats.history import History
 from gamead_core.stats.rates import COUNTERS, RATE_WINDOW, MonotonicTotal, counter_rates, per_worker_capacity
 from gamead_core.stats.reading import QueueReading, read_queue
 from gamead_core.stats.records_room import records_reading
-from gamead_core.stats.renewal import is_stale, renew_if_stale
+from gamead_core.stats.renewal import STALE_INTERVALS, is_stale, renew_if_stale
 from gamead_core.stats.waiting_again import redeliveries
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class QueueSampler:
         """The newest sample (None: none yet), for an answer that judges others by it: the registry read once if
         never, renewed if stale (this process stood still: :mod:`.renewal`). Never raises."""
         await self.read_registry_once()
-        await renew_if_stale(self, timeout=2 * self.settings.nats.request_timeout)
+        await renew_if_stale(self, timeout=STALE_INTERVALS * self.interval)  # then answered from memory
         return self.latest
 
     async def read_registry_once(self) -> None:
