@@ -55,8 +55,10 @@ async def healthz(request: Request) -> Response:
     silent = link.seconds_without_contact() if link is not None else 0.0
     if silent > limit and link is not None and link.nc is not None and link.nc.is_connected:
         # asked again before NATS is judged silent: the silence may be this process's own pause (SIGSTOP, a
-        # suspended VM: newcomer33 F4), in which its loop made no round trip; one answered now ends it
-        if await round_trip(link.nc.jetstream(timeout=request.app.state.settings.nats.request_timeout)):
+        # suspended VM: newcomer33 F4), in which its loop made no round trip; one answered now ends it. At most
+        # 1 s: a probe's own timeout (Kubernetes' default 1 s, gamead up's 2 s) must not pass while NATS is away
+        wait = min(request.app.state.settings.nats.request_timeout, 1.0)
+        if await round_trip(link.nc.jetstream(timeout=wait)):
             link.last_contact = time.monotonic()
         silent = link.seconds_without_contact()
     figures = link.connection_figures() if link is not None else None
