@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from gamead_core.config.section import HOUR, Section
+from gamead_core.config.section import HOUR, Seconds, Section
 
 
 class EmbeddedSettings(Section):
@@ -40,9 +40,9 @@ class ClientSettings(Section):
 
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
-    timeout: float = Field(
+    timeout: Seconds = Field(
         10.0, gt=0, le=HOUR, description="Seconds the CLI waits for one answer of the API. At most 1 hour (3600 s).")
-    retry_for: float = Field(
+    retry_for: Seconds = Field(
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
                     "connection, where that is safe (gamead_cli.retry); 0 never retries. At most 600 s.")
