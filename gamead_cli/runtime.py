@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, NatsUnreachable
+from gamead_core.stop_bound import arm
 
 log = logging.getLogger("gamead_cli.runtime")
 #: seconds between two lines of :func:`reach_nats` saying that NATS is still away
@@ -55,8 +56,12 @@ def _join_command(data_dir: Path, verb: str) -> str | None:
     return worker_command(gamead_program(), url, Path(config)).replace(" worker ", f" {verb} ", 1)
 
 
-def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | None = None) -> None:
+def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | None = None, *,
+                         bound: float | None = None, role: str = "worker") -> None:
     """SIGTERM, SIGINT and SIGHUP set ``stop``; a second SIGTERM/SIGINT calls ``on_second`` (e.g. skip the drain).
+    With ``bound`` (seconds), the first of them also arms :func:`gamead_core.stop_bound.arm`: the process ends
+    within ``bound`` s of it, saying what was cut, whatever its shutdown awaits (a parent-death SIGTERM is the
+    only signal a child of a killed parent gets: leak34).
 
     SIGHUP too: a closed terminal, and the kernel's SIGHUP + SIGCONT to a stopped process whose ``gamead up``
     died (its process group orphaned), must drain like a stop, not end the process mid-ad (the default
@@ -64,15 +69,20 @@ def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | No
     loop = asyncio.get_running_loop()
     seen = {"n": 0}
 
+    def first() -> None:
+        if bound is not None:
+            arm(bound, role, loop=loop)
+        stop.set()
+
     def handler() -> None:
         seen["n"] += 1
-        stop.set()
+        first()
         if seen["n"] > 1 and on_second is not None:
             on_second()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handler)
-    loop.add_signal_handler(signal.SIGHUP, stop.set)  # never "a second signal": it comes beside a SIGTERM
+    loop.add_signal_handler(signal.SIGHUP, first)  # never "a second signal": it comes beside a SIGTERM
 
 
 async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, started: Callable[[], bool]) -> None:

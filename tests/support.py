@@ -27,6 +27,7 @@ from gamead_core import names
 from gamead_core.embedded import PICKED_STARTS, free_port, terminate
 from gamead_core.models import AdSubmission
 from gamead_core.proc import die_with_parent, start_time
+from tests.dies_with_pytest import record
 
 T = TypeVar("T")
 
@@ -284,6 +285,7 @@ class Proc:
         server = ForkServer.get() if _forkable(self.argv, self.env) else None
         if server is not None:
             self.popen = server.start(self.argv[3:], self.env, self.log, cwd=self.cwd)
+            record(self.popen.pid)  # the fork server's child: ended by pytest's undertaker too
             return self
         dies_with_pytest = die_with_parent()
 

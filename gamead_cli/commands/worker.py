@@ -25,6 +25,7 @@ from gamead_core.fd_limit import low_nofile_words, raise_nofile
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
+from gamead_core.stop_bound import worker_bound
 from gamead_core.telemetry.tracing import check_tracing_env, setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
 
@@ -60,7 +61,7 @@ def worker(
 
     async def main() -> None:
         stop = asyncio.Event()
-        install_stop_signals(stop, runtime.hand_back_now)
+        install_stop_signals(stop, runtime.hand_back_now, bound=worker_bound(settings.worker.drain_timeout))
         # NATS first: a clear line while it is away, exit 3 after nats.give_up_after; a stop meanwhile ends it
         await run_until_stopped(reach_nats(settings, url, role="worker", stop=stop), stop, started=lambda: False)
         if stop.is_set():

@@ -38,6 +38,7 @@ import uvicorn
 
 from gamead_core import clock
 from gamead_core.api.conn_cap import make_room, say
+from gamead_core.stop_bound import API_BOUND, arm
 from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,13 @@ class AcceptingServer(uvicorn.Server):
     cost per request. The CLI reads it to resolve relative times on the service's clock."""
 
     _second = -1  #: the second the Date header says
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """uvicorn's (a first SIGTERM/SIGINT stops serving, a second SIGINT forces the exit), and the stop's bound
+        (:mod:`gamead_core.stop_bound`): ended within :data:`~gamead_core.stop_bound.API_BOUND` s however the
+        lifespan's shutdown waits on NATS."""
+        arm(API_BOUND, "serve")
+        super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
         exit_now = await super().on_tick(counter)

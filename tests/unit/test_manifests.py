@@ -23,6 +23,7 @@ import yaml
 
 from gamead_core.config import load_settings
 from gamead_core.config.autoscaler import AutoscalerSettings
+from gamead_core.stop_bound import API_BOUND, worker_bound
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 NAMESPACE = "gamead"
@@ -253,6 +254,10 @@ def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
     grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     drain = config_yaml()["worker"]["drain_timeout"]
     assert grace > drain, f"terminationGracePeriodSeconds {grace} must exceed worker.drain_timeout {drain}"
+    # its stop is cut at its bound (gamead_core.stop_bound), which must come before the kubelet's SIGKILL
+    assert grace > worker_bound(drain), f"terminationGracePeriodSeconds {grace} must exceed {worker_bound(drain)}"
+    api = find("Deployment", "gamead-api")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert api > API_BOUND, f"the API's terminationGracePeriodSeconds {api} must exceed its stop bound {API_BOUND}"
     assert grace == 40
     (c,) = containers(worker)
     assert c["command"] + c["args"] == ["gamead", "worker"]
