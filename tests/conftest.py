@@ -17,7 +17,7 @@ from gamead_core import collector
 from gamead_core.embedded import EmbeddedNats
 from tests.support import ForkServer, Proc, start_api, start_worker
 
-pytest_plugins = ["tests.redis_fixtures", "tests.cluster"]
+pytest_plugins = ["tests.redis_fixtures", "tests.cluster", "tests.timeline"]
 
 
 @pytest.fixture(scope="session", autouse=True)
