@@ -54,7 +54,7 @@ from gamead_core.worker.backoff import backoff_ceiling
 log = logging.getLogger(__name__)
 
 
-def restart_delay(recent_failures: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+def restart_delay(recent_failures: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Seconds to wait before restarting a child that has died ``recent_failures`` times in a row:
     ``min(cap, base·2^(n−1))``, 0 before any failure."""
     return backoff_ceiling(recent_failures, base=base, cap=cap)
@@ -144,7 +144,7 @@ class Supervisor:
     on_up: Callable[[Child], None] | None = None
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
-    restart_base: float = 0.5  #: s before a first restart in a row, doubled per failure up to 30 s (restart_delay)
+    restart_backoff: tuple[float, float] = (0.5, 30.0)  #: restart_delay's base and cap (embedded.restart_backoff_cap)
     _logs_checked_at: float = field(default=0.0, repr=False)
 
     @property
@@ -229,7 +229,7 @@ class Supervisor:
             self._spawn(child)
         except OSError as exc:
             child.failures += 1
-            delay = restart_delay(child.failures, base=self.restart_base)
+            delay = restart_delay(child.failures, *self.restart_backoff)
             child.restart_at = now + delay
             self._say(child, f"{child.name} could not be restarted ({type(exc).__name__}: {exc}); "
                              f"retrying in {delay:.1f}s")
@@ -281,7 +281,7 @@ class Supervisor:
             if child.restart_at is None:
                 ran = now - child.started_at
                 child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
-                delay = restart_delay(child.failures, base=self.restart_base)
+                delay = restart_delay(child.failures, *self.restart_backoff)
                 child.restart_at = now + delay
                 child.quiet_restart = code in self.refusal_codes and not restart_said(child.refusals + 1)
                 if code in self.refusal_codes:

@@ -224,6 +224,7 @@ def submit(
                 output=output,
                 batch_size=batch_size,
                 live=bulk_file and file == "-",  # a stream: a batch goes out when it pauses, not only when full
+                lookup_for=settings.client.lookup_for,
             )
     if code != exitcodes.OK:
         raise typer.Exit(code)

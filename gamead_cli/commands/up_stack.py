@@ -53,7 +53,8 @@ class UpStack:
                               refusal_codes=frozenset({exitcodes.CONFIG}),
                               explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path),
                               on_refused=lambda child, why: data.refused(child.name, child.refusals, why),
-                              on_up=lambda child: data.serving(child.name), exit_meanings=exit_meanings(settings))
+                              on_up=lambda child: data.serving(child.name), exit_meanings=exit_meanings(settings),
+                              restart_backoff=(Supervisor.restart_backoff[0], settings.embedded.restart_backoff_cap))
 
     def _state_file_again(self) -> None:
         """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with

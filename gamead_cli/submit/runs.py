@@ -18,7 +18,7 @@ from gamead_cli.submit.batches import BATCH_SIZE
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import interrupted_code
 from gamead_cli.submit.sending import send_many
-from gamead_cli.submit.settling import settle
+from gamead_cli.submit.settling import LOOKUP_SECONDS, settle
 from gamead_cli.submit.views import accepted_view, interrupted_line, rejections_lines, sent_note, summary_view
 from gamead_cli.submit.waiting import FAILED, wait_for_ad, wait_many
 from gamead_core.errors import GameadError, NoAnswer
@@ -79,10 +79,12 @@ def submit_bulk(
     output: OutputFormat,
     batch_size: int = BATCH_SIZE,
     live: bool = False,
+    lookup_for: float = LOOKUP_SECONDS,
 ) -> int:
     """Send ``ads`` (``count`` of them, if known) in batches, maybe await the analyses, print the summary;
     return the exit code. ``live``: ``ads`` come from a stream (stdin), sent as they arrive
-    (:func:`~gamead_cli.submit.sending.send_many`)."""
+    (:func:`~gamead_cli.submit.sending.send_many`). ``lookup_for``: the seconds the lookup of the "may be queued"
+    ads takes at most (``client.lookup_for``; :func:`~gamead_cli.submit.settling.settle`)."""
     summary, ids = send_many(
         client,
         ads,
@@ -95,7 +97,8 @@ def submit_bulk(
         follow=wait,
         live=live,
     )
-    settle(summary, client, look=not summary.get("interrupted"))  # which "may be queued" ads exist (F9)
+    # which "may be queued" ads exist (F9)
+    settle(summary, client, look=not summary.get("interrupted"), seconds=lookup_for)
     ids = ids + summary["queuedFoundIds"] if wait else ids
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))

@@ -16,11 +16,12 @@ from typing import Any
 
 from gamead_cli.client import ApiClient
 from gamead_cli.output import note_line
+from gamead_core.config import ClientSettings
 from gamead_core.errors import ApiUnreachable, GameadError, NotFound
 
-#: seconds all the lookups of one run take at most: none starts after, and each GET's retries and timeout are cut to
-#: the time left (those not settled by then stay "may be queued")
-LOOKUP_SECONDS = 30.0
+#: seconds all the lookups of one run take at most by default (``client.lookup_for``): none starts after, and each
+#: GET's retries and timeout are cut to the time left (those not settled by then stay "may be queued")
+LOOKUP_SECONDS: float = ClientSettings.model_fields["lookup_for"].default
 #: lookups in flight at once
 LOOKUP_CONCURRENCY = 8
 #: lookups in a row that failed (API down, 401, 429 throughout) after which the others are not tried
@@ -159,8 +160,9 @@ def _look(client: ApiClient, ids: dict[int, str], deadline: float, concurrency: 
     return set(found), set(missing), set(queued), failed
 
 
-def settle(summary: dict[str, Any], client: ApiClient, *, look: bool = True) -> None:
-    """Settle the summary's "may be queued" ads in place (:func:`look_up`, when ``look``), and name every group
+def settle(summary: dict[str, Any], client: ApiClient, *, look: bool = True, seconds: float = LOOKUP_SECONDS) -> None:
+    """Settle the summary's "may be queued" ads in place (:func:`look_up` within ``seconds``, ``client.lookup_for``,
+    when ``look``), and name every group
     by its ranges. Reads and removes the private ``_unsure`` (index → (where, id)) and ``_unknown`` (index → where:
     a batch with no answer at all, ids unknown) of :func:`gamead_cli.submit.sending.send_many`. Sets
     ``queuedFound`` / ``queuedFoundIds``, ``notQueued`` / ``notQueuedIds`` / ``notQueuedWhere``, and lowers
@@ -175,9 +177,9 @@ def settle(summary: dict[str, Any], client: ApiClient, *, look: bool = True) -> 
     failed: Counter[str] = Counter()
     if look and unsure:
         note_line(f"looking up the {len(unsure)} ad(s) whose publish got no answer in time (GET /ads/ID, at most "
-                  f"{LOOKUP_SECONDS:g} s) …")
+                  f"{seconds:g} s) …")
         try:
-            found, missing, failed = look_up(client, {i: ad_id for i, (_, ad_id) in unsure.items()})
+            found, missing, failed = look_up(client, {i: ad_id for i, (_, ad_id) in unsure.items()}, seconds=seconds)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM during the lookup (review30b F3: it was swallowed, the run
             summary["interrupted"] = True  # went on and exited 1): those stay "may be queued", the run interrupted
     if failed:  # review30b F4: an API down, 429 or 401 throughout read as "looked up: still unknown"

@@ -9,12 +9,14 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from gamead_core.config.section import HOUR, Seconds, Section
+from gamead_core.config.section import HOUR, MINUTES_10, Seconds, Section
 
 
 class EmbeddedSettings(Section):
     """``embedded:`` – the nats-server ``gamead up`` starts: data directory, port (0: a free one), fsync, and
-    the cores its Go runtime may run on at once (``GOMAXPROCS``; :func:`gamead_core.go_runtime.go_max_procs`)."""
+    the cores its Go runtime may run on at once (``GOMAXPROCS``; :func:`gamead_core.go_runtime.go_max_procs`);
+    and the longest back-off before ``gamead up`` restarts a child that died or was refused again
+    (:func:`gamead_core.supervisor.restart_delay`)."""
 
     data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
     nats_port: int = Field(
@@ -25,6 +27,11 @@ class EmbeddedSettings(Section):
         description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
                     "GOMAXPROCS in the environment, else half the usable cores (CPU affinity and a container's "
                     "CPU limit; at least 1): it shares them with the API and the workers. At most 1024.")
+    restart_backoff_cap: Seconds = Field(
+        30.0, ge=0.5, le=HOUR,
+        description="Most seconds `gamead up` waits before restarting a child (nats-server, the API, a worker) "
+                    "that died or was refused again: 0.5 s after a first death in a row, doubled at each one up "
+                    "to this; at least 0.5 s (the first back-off). At most 1 hour (3600 s).")
 
 
 class LogSettings(Section):
@@ -36,7 +43,8 @@ class LogSettings(Section):
 
 class ClientSettings(Section):
     """``client:`` – how the CLI talks to the API: URL, bearer token, the timeout of one answer and the time
-    it may spend sending a request again (seconds; see ``gamead_cli.retry``)."""
+    it may spend sending a request again (seconds; see ``gamead_cli.retry``), and the time a bulk submit spends
+    looking up its "may be queued" ads (``gamead_cli.submit.settling``)."""
 
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
@@ -46,6 +54,11 @@ class ClientSettings(Section):
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
                     "connection, where that is safe (gamead_cli.retry); 0 never retries. At most 600 s.")
+    lookup_for: Seconds = Field(
+        30.0, gt=0, le=MINUTES_10,
+        description="Seconds a bulk `gamead submit` spends at most looking up the ads whose publish got no answer "
+                    "(GET /ads/ID, before its summary; gamead_cli.submit.settling): none starts after, each GET's "
+                    "retries and timeout are cut to the time left. At most 600 s (10 min).")
 
     @field_validator("api_url")
     @classmethod

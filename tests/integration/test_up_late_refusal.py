@@ -27,8 +27,11 @@ def test_a_worker_up_for_a_while_that_exits_5_is_named_and_restarted_and_the_sta
     with back-off; nats-server and the API keep running. Refused again at its restart, the line counts the refusals
     in a row and gamead-up.json lists it as refused (review28 L2); its restarts are said after its first refusal only,
     and no line says a process refused at its start "died after its registry entry had expired" (attack28c F3)."""
-    # a worker looks at the streams every 3-6 × api.topology_check_interval: seconds, not 15-30
-    (tmp_path / "config.yaml").write_text("api: {topology_check_interval: 1}\nregistry: {heartbeat_interval: 0.5}\n")
+    # a worker looks at the streams every 3-6 × api.topology_check_interval: seconds, not 15-30. Its restarts in a
+    # row wait 0.5, 1, 2, 4, 4, 4 s (embedded.restart_backoff_cap 4; the default 30 made it 0.5 … 16 s, 31.5 s before
+    # the 6th refusal): 15.5 s, still past registry.ttl (10 s) from its clean stop to the 6th refusal (checked below)
+    (tmp_path / "config.yaml").write_text("api: {topology_check_interval: 1}\nregistry: {heartbeat_interval: 0.5}\n"
+                                          "embedded: {restart_backoff_cap: 4}\n")
     up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", **FAST).start()
     try:
         output = up.wait_ready()

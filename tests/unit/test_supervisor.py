@@ -436,7 +436,7 @@ def test_a_child_refused_in_a_row_is_not_said_restarted_at_every_retry(tmp_path:
 
     events: list[str] = []
     # back-offs of 0.05-0.8 s, not 0.5-8 s: the same restarts in a row, said or not, in 2 s of waiting instead of 15
-    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}), restart_base=0.05)
+    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}), restart_backoff=(0.05, 30.0))
     sup.settled = True
     worker = sup.start("worker-1", [sys.executable, "-c", "import sys; sys.exit(5)"], dict(os.environ),
                        tmp_path / "worker.log")
