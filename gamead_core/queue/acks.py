@@ -188,7 +188,7 @@ class _Acks:
         group = _Group(results, 1, loop.create_future())  # 1: the loop below, so no early wake while it sends
         waiting = self._waiting
         prefix = self._prefix
-        publish = self._nc.publish
+        nc, send = self._nc, hpub.send  # nc.publish's bytes, put in its buffer directly (hpub; session 34)
         tokens: list[str] = []
         try:
             for index, message in enumerate(messages):
@@ -201,7 +201,7 @@ class _Acks:
                 tokens.append(token)
                 group.left += 1
                 try:
-                    await publish(subject, payload, reply=prefix + token, headers=headers)
+                    await send(nc, subject, payload, prefix + token, headers, loop)
                 except (nats.errors.Error, asyncio.TimeoutError) as exc:
                     del waiting[token]
                     group.left -= 1

@@ -21,6 +21,7 @@ from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
                                 QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
 from gamead_core.queue.closed import note_nats_closed
+from gamead_core.queue.headers import install as fast_headers
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
 from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, note_closed, note_error
 from gamead_core.log_throttle import Throttle
@@ -28,8 +29,7 @@ from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
 
 log = logging.getLogger(__name__)
-#: seconds between two "nats connection error" lines of one client (the ones between are counted in the next)
-ERROR_LOG_EVERY = 5.0
+ERROR_LOG_EVERY = 5.0  #: s between two "nats connection error" lines of a client (those between: counted in the next)
 
 # JetStream API error codes, from nats-server's ``server/errors.json`` (the ``error_code`` field of an API
 # error; the same numbers appear in the NATS ADRs and the ``nats`` CLI).
@@ -190,6 +190,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             made.append(nc)
             guard_reader(nc, settings.stale_after)
             guard_writes(nc, settings.max_pending_bytes)
+            fast_headers(nc)  # nats-py's parse of received headers, cheaper (same result)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             from gamead_core.queue.probe import refused_credentials  # probe imports this module

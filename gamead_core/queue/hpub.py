@@ -17,6 +17,11 @@ buffering rules), no guard on the connection, a flusher that is not running, a p
 name that is not an HTTP token or a value that is not printable ASCII without surrounding spaces (nats-py strips
 and rewrites those), a name or value holding CR LF or ``: `` (checked per header: joined, ``a\r\nNats-Msg-Id: x``
 in one value would read as two headers), and a nats-py whose internals this reads are not there (an upgrade).
+
+:func:`ack_all` does the same for the ``ack`` of several deliveries at once (a settle round's, session 34): the bytes
+``await msg.ack()`` writes (``PUB <reply>  0``, no payload), each through the guard's bound, ``_ackd`` set, one kick
+of the flusher; each ~5 µs less than nats-py's ``publish`` behind the guard's wrapper. A delivery it does not take
+(acknowledged already, no reply, a full buffer, a connection not plainly connected) is left to ``msg.ack()``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 import re
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from gamead_core.queue.liveness import (
     _ADMITTED,
@@ -34,7 +40,7 @@ from gamead_core.queue.liveness import (
     unsent_bytes,
 )
 
-__all__ = ["send"]
+__all__ = ["ack_all", "send"]
 
 #: header lines nats-py writes unchanged: an HTTP token (its ``_HEADER_KEY_RE``), ``: ``, a value of printable ASCII
 #: that neither starts nor ends with a space (nats-py strips values, and turns CR and LF into spaces), CRLF
@@ -81,3 +87,39 @@ async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict
     queue = nc._flush_queue  # noqa: SLF001
     if queue is not None and queue.empty():  # kick the flusher, as nats-py's _flush_pending does
         queue.put_nowait(loop.create_future())
+
+
+def ack_all(nc: NATS | None, msgs: list[Msg]) -> list[Msg]:
+    """Put the ``ack`` of each of ``msgs`` (deliveries received on ``nc``) in ``nc``'s outgoing buffer, as
+    ``await msg.ack()`` does (module doc), and kick its flusher once. Returns those it left alone, in order, for the
+    caller to ``await msg.ack()`` each (nats-py's path, which raises what it raises: acknowledged already, no reply,
+    :class:`~gamead_core.queue.liveness.PublishRefused` over the guard's bound, a closed connection)."""
+    try:
+        max_pending = nc._max_pending_size  # noqa: SLF001
+        flusher = nc._flusher_task  # noqa: SLF001
+        plain = nc._status == _CONNECTED and flusher is not None and not flusher.done()  # noqa: SLF001
+    except AttributeError:  # a nats-py whose internals moved: its own ack
+        return msgs
+    if not plain or (limit := _LIMITS.get(nc)) is None:
+        return msgs
+    left: list[Msg] = []
+    pending = nc._pending  # noqa: SLF001
+    admitted = _ADMITTED.get() is nc
+    for msg in msgs:
+        reply = msg.reply
+        if not reply or getattr(msg, "_ackd", True) or msg._client is not nc or _NOT_SUBJECT.search(reply):  # noqa
+            left.append(msg)
+            continue
+        command = b"PUB %s  0\r\n\r\n" % reply.encode()
+        if ((max_pending > 0 and nc._pending_data_size + len(command) > max_pending)  # noqa: SLF001
+                or (not admitted and unsent_bytes(nc) + len(command) > limit)):
+            left.append(msg)
+            continue
+        nc.stats["out_msgs"] += 1
+        pending.append(command)
+        nc._pending_data_size += len(command)  # noqa: SLF001
+        msg._ackd = True  # noqa: SLF001 - as Msg.ack sets it
+    queue = nc._flush_queue  # noqa: SLF001
+    if len(left) < len(msgs) and queue is not None and queue.empty():
+        queue.put_nowait(asyncio.get_running_loop().create_future())
+    return left

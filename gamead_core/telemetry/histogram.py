@@ -76,13 +76,17 @@ class WindowedHistogram:
 
     def observe(self, value: float, now: float) -> None:
         """Count one ``value`` (seconds) finished at ``now`` (epoch seconds)."""
+        self.observe_in(bucket_index(value, self.bounds), value, now)
+
+    def observe_in(self, index: int, value: float, now: float) -> None:
+        """:meth:`observe` with the bucket of ``value`` found already (``index``: :func:`bucket_index`)."""
         second = int(now // _SLOT)
         i = second % self._slots
         if self._stamp[i] != second:
             self._ring[i] = [0] * (len(self.bounds) + 1)
             self._stamp[i] = second
             self._low[i], self._high[i] = math.inf, -math.inf
-        self._ring[i][bucket_index(value, self.bounds)] += 1
+        self._ring[i][index] += 1
         self._low[i] = min(self._low[i], value)
         self._high[i] = max(self._high[i], value)
 

@@ -30,12 +30,14 @@ def beat_head(doc: dict[str, Any]) -> bytes:
     return orjson.dumps({k: v for k, v in doc.items() if k not in FRESH})[:-1]
 
 
-def announcement(head: bytes, holding: list[dict[str, object]], in_flight: int, heartbeat_at: str,
+def announcement(head: bytes, holding: list[dict[str, object]] | bytes, in_flight: int, heartbeat_at: str,
                  unstarted_since: Mapping[int, float] | None = None) -> bytes:
-    """``head`` (:func:`beat_head`) completed with ``holding`` (the held ads' wire form), ``inFlight``,
+    """``head`` (:func:`beat_head`) completed with ``holding`` (the held ads' wire form, or its JSON already:
+    :meth:`~gamead_core.worker.held.HeldAds.wire_json`), ``inFlight``,
     ``unstartedSince`` (priority → epoch s, :func:`gamead_core.worker.unstarted.unstarted_since`; None: none held)
     and ``heartbeatAt`` (an ISO 8601 time, :func:`gamead_core.models.iso_z`)."""
     sep = b"," if len(head) > 1 else b""
     since = {str(level): utc_iso(at) for level, at in (unstarted_since or {}).items()}
+    held = holding if isinstance(holding, bytes) else orjson.dumps(holding)
     return b"%s%s\"holding\":%s,\"inFlight\":%d,\"unstartedSince\":%s,\"heartbeatAt\":%s}" % (
-        head, sep, orjson.dumps(holding), in_flight, orjson.dumps(since), orjson.dumps(heartbeat_at))
+        head, sep, held, in_flight, orjson.dumps(since), orjson.dumps(heartbeat_at))

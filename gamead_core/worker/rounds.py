@@ -35,6 +35,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from gamead_core.errors import GameadError
+from gamead_core.queue.hpub import ack_all
 from gamead_core.store.ads import AdStore
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,14 @@ class SettleRounds:
                 if not future.done():
                     future.cancel() if isinstance(exc, asyncio.CancelledError) else future.set_exception(exc)
             raise
-        for (msg, _, future), result in zip(batch, results, strict=True):
-            if isinstance(result, int):
-                self.written += 1
-                try:
-                    await msg.ack()  # into nats-py's pending buffer: the round's acks leave in one write
-                except Exception as exc:  # noqa: BLE001 - written: ack_wait redelivers it, found final, acked
-                    log.debug("ack after a settled write failed: %r", exc)
+        written = [msg for (msg, _, _), result in zip(batch, results, strict=True) if isinstance(result, int)]
+        self.written += len(written)
+        # into nats-py's pending buffer, all in this turn: the round's acks leave in one write (queue/hpub.ack_all)
+        for msg in ack_all(getattr(written[0], "_client", None), written) if written else ():  # its connection
+            try:
+                await msg.ack()  # what ack_all left to nats-py (e.g. a reconnecting connection: it says so)
+            except Exception as exc:  # noqa: BLE001 - written: ack_wait redelivers it, found final, acked
+                log.debug("ack after a settled write failed: %r", exc)
+        for (_, _, future), result in zip(batch, results, strict=True):
             if not future.done():  # its handler may have been cancelled (a shutdown): the round went on
                 future.set_result(result)

@@ -200,7 +200,7 @@ class Worker:
         if self._beat_doc is None or self._beat_doc[0] is not beat:
             self._beat_doc = (beat, beat_head(orjson.loads(beat.model_dump_json())))
         await self._registry.put_raw_nowait(beat.id, announcement(
-            self._beat_doc[1], self._held.wire(), self.stats.in_flight, iso_z(utcnow()), self._unstarted()))
+            self._beat_doc[1], self._held.wire_json(), self.stats.in_flight, iso_z(utcnow()), self._unstarted()))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the

@@ -1,0 +1,130 @@
+"""CPU of the small per-ad pieces of a worker's hot path, this tree against another, alternating (issue 14.2).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_worker_pieces.py --code /tmp/base --rounds 6
+
+A burn-down's CPU per ad (``bench_worker_drain.py``) moves by ±20 % between rounds on a shared machine, more than
+any one of these pieces weighs (1-3 µs each of ~300), so they are timed alone, each tree in a process of its own
+(``PYTHONPATH``), one after the other and the order swapped every round, on one real ``nats-server``; CPU time of
+the process (``time.process_time``), µs per call, medians of the rounds:
+
+* ``header parse``: the connection's parse of a work delivery's header block (:mod:`gamead_core.queue.headers`);
+* ``metrics.completed``: one completed ad's Prometheus series and heartbeat windows;
+* ``announcement``: the held-ads announcement's bytes with 40 deliveries held (per start step, ~0.3 per ad);
+* ``ack``: a settle round's ``ack`` of one delivery (4,000 put in the buffer without a turn of the loop);
+* ``KV write``: a settle round's compare-and-set publish of a 2.5 kB completed record (its bytes only).
+
+Nothing is sent but what the connection flushes on its own; the acks' reply subjects name no consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+N = 4000
+_RAW = (b"Nats-Msg-Id: 01jdsample0000000000000000\r\nGamead-Ad-Id: 01jdsample0000000000000000\r\n"
+        b"Gamead-Record-Revision: 123456\r\n\r\n")
+
+
+def _per(f: object, n: int = N) -> float:
+    t0 = time.process_time()
+    for _ in range(n):
+        f()  # type: ignore[operator]
+    return (time.process_time() - t0) / n * 1e6
+
+
+async def _pieces(url: str) -> dict[str, float]:
+    """The pieces of the tree this process imports (``PYTHONPATH``); µs of CPU per call."""
+    from nats.aio.msg import Msg
+
+    from gamead_core.config import NatsSettings
+    from gamead_core.queue import acks, hpub
+    from gamead_core.queue.connection import connect
+    from gamead_core.telemetry.metrics import WorkerMetrics
+    from gamead_core.worker.announce import announcement
+    from gamead_core.worker.held import HeldAds
+
+    out: dict[str, float] = {}
+    nc = await connect(NatsSettings(), url, name="bench-pieces")
+    out["header parse"] = _per(lambda: nc._parse_header_lines(_RAW))
+    m = WorkerMetrics(True)
+    out["metrics.completed"] = _per(lambda: m.completed(3, 0.0004, 1.5, 1764849000.5))
+    held = HeldAds()
+    for i in range(40):
+        held.hold(("GAMEAD_ADS", 100000 + i), f"01jd{i:022d}", f"{100000 + i}.1",
+                  f"$JS.ACK.GAMEAD_ADS.gamead-level-3.1.{100000 + i}.{50000 + i}.32.1764849000123456789.{1500 - i}",
+                  started=i % 3 == 0)
+    head = b'{"id":"w"' + b',"x":1' * 250
+    wire = getattr(held, "wire_json", held.wire)
+    out["announcement"] = _per(lambda: announcement(head, wire(), 4, "2026-12-04T10:30:00.123Z", {3: 1.0}))
+    msgs = [Msg(_client=nc, subject="x", data=b"",
+                reply=f"$JS.ACK.BENCHPIECES.c.1.{i}.{i}.1.1764849000123456789.{i}") for i in range(N)]
+    ack_all = getattr(hpub, "ack_all", None)
+    t0 = time.process_time()
+    if ack_all is not None:
+        ack_all(nc, msgs)
+    else:
+        for msg in msgs:
+            await msg.ack()
+    out["ack"] = (time.process_time() - t0) / N * 1e6
+    nc._pending.clear()
+    nc._pending_data_size = 0
+    direct = "hpub.send" in Path(acks.__file__).read_text().split("async def publish_many")[1][:1500]
+    payload, headers, loop, spent = b"x" * 2500, {"Nats-Expected-Last-Subject-Sequence": "123456"}, \
+        asyncio.get_running_loop(), 0.0
+    for _ in range(8):  # 500 at a time: under the write guard's bound
+        t0 = time.process_time()
+        for _ in range(500):
+            if direct:
+                await hpub.send(nc, "$KV.bench_pieces.x", payload, "_INBOX.bench.1", headers, loop)
+            else:
+                await nc.publish("$KV.bench_pieces.x", payload, reply="_INBOX.bench.1", headers=headers)
+        spent += time.process_time() - t0
+        nc._pending.clear()
+        nc._pending_data_size = 0
+    out["KV write"] = spent / 4000 * 1e6
+    await nc.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--code", required=True, help="the other source tree (PYTHONPATH), e.g. the code before")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # a NATS URL: time the pieces in this process
+    args = parser.parse_args()
+    if args.child:
+        print(" ".join(f"{k}={v:.3f}" for k, v in asyncio.run(_pieces(args.child)).items()))
+        return
+    sys.path.insert(0, str(ROOT))
+    from gamead_core.embedded import EmbeddedNats
+
+    trees = {"this tree": str(ROOT), f"--code {args.code}": args.code}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedNats(Path(tmp)).start()
+        try:
+            for r in range(args.rounds):
+                for name in list(trees)[:: 1 if r % 2 == 0 else -1]:
+                    done = subprocess.run([sys.executable, "-P", __file__, "--code", args.code, "--child", server.url],
+                                          capture_output=True, text=True, env={"PYTHONPATH": trees[name]}, check=True)
+                    runs[name].append({k.strip(): float(v) for k, v in re.findall(r"([^=]+?)=([\d.]+)", done.stdout)})
+        finally:
+            server.stop()
+    print(f"µs of CPU per call, medians of {args.rounds} rounds:")
+    for name, rows in runs.items():
+        print(f"  {name:<40} " + "  ".join(f"{k} {statistics.median(r[k] for r in rows):.2f}" for k in rows[0]))
+
+
+if __name__ == "__main__":
+    main()
