@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -159,14 +158,35 @@ def reach_again(api: str | None, config: Path | None, reached: str | None = None
             + (" (the password of --api was left out: *** stands for it)" if shown != url else ""))
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def duration_seconds(text: str | None) -> float | None:
-    """``30s`` / ``10m`` / ``2h`` / ``7d`` / ``1w`` / ``90`` (seconds) → seconds; None if it is not one. Pure."""
-    m = _DURATION.match(text or "")
-    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)] if m else None
+    """A duration as :func:`gamead_core.durations.parse_duration` reads it (``90``, ``30s``, ``2h30m``, ``1d4h``,
+    ``1.5h``…) → seconds; None if it is not one. Pure."""
+    from gamead_core.durations import parse_duration
+
+    try:
+        return parse_duration(text or "")
+    except ValueError:
+        return None
+
+
+def duration_between(low: float, high: float, *, zero: bool = False) -> Any:
+    """A Typer ``callback`` for an option in seconds (declared ``str``, metavar ``DURATION``): its text read by
+    :func:`gamead_core.durations.parse_duration` (``90``, ``1.5``, ``30s``, ``2m30s``…), then bounded as
+    :func:`bounded_float` bounds it. A text that is no duration is one ``Invalid value`` usage error (exit 2)
+    naming the forms read."""
+    from gamead_core.durations import parse_duration
+
+    bounded = bounded_float(low, high, zero=zero)
+
+    def check(value: str | float | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return bounded(parse_duration(str(value)))  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return check
 
 
 def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
@@ -190,9 +210,9 @@ def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
 
 #: ``gamead serve`` and ``gamead worker``: how long to wait for NATS at start before exit 3 (0: keep trying)
 GiveUpAfterOpt = Annotated[
-    float | None,
-    typer.Option("--give-up-after", callback=bounded_float(0, 7 * 86400),
-                 help="Seconds to wait for NATS at start, then exit 3; 0 = keep trying "
+    str | None,
+    typer.Option("--give-up-after", callback=duration_between(0, 7 * 86400), metavar="DURATION",
+                 help="How long to wait for NATS at start (seconds, or 30s, 2m…), then exit 3; 0 = keep trying "
                       "\\[nats.give_up_after, default 0].", show_default=False),
 ]
 

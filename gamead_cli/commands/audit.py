@@ -100,7 +100,7 @@ def audit(
                                                                    "succeeded, cancelled, interrupted.")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only the records of this job.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="At or after: ISO time (UTC if no offset) or age "
-                                                               "(2h, 7d).")] = None,
+                                                               "(2h, 2h30m, 7d).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before: ISO time (UTC if no offset) or age.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Records to show.")] = 20,
     cursor: Annotated[int, typer.Option("--cursor", min=0, max=MAX_CURSOR, help="Older than this (the nextCursor shown).")] = 0,

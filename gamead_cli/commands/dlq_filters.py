@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gamead_cli.options import ad_id_arg, duration_seconds, job_id_arg
+from gamead_core.durations import FORMS
 from gamead_core.errors import GameadError
 
 if TYPE_CHECKING:
@@ -18,12 +19,14 @@ if TYPE_CHECKING:
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
-    """``2h`` / ``30m`` / ``7d`` (ago) or an ISO-8601 time (no offset = UTC) → ISO-8601 UTC. Pure.
-    Raises :class:`GameadError` for anything else, or an age too far back to represent."""
+    """An age — a duration ago, as :func:`gamead_core.durations.parse_duration` reads it (``2h``, ``2h30m``,
+    ``1d4h``, ``90``), ``ago`` after it or not, as the CLI prints ages (``4m05s ago``) — or an ISO-8601 time (no
+    offset = UTC) → ISO-8601 UTC. Pure. Raises :class:`GameadError` for anything else (naming both forms), or an
+    age too far back to represent."""
     if value is None:
         return None
     now = now or datetime.now(timezone.utc)
-    if (ago := duration_seconds(value)) is not None:
+    if (ago := age_seconds(value)) is not None:
         try:
             return (now - timedelta(seconds=ago)).isoformat()
         except OverflowError:
@@ -33,7 +36,7 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
     try:
         return read_utc(value).isoformat()
     except ValueError as exc:
-        hint = " or an age like 2h, 7d" if "ISO-8601" in str(exc) else ""
+        hint = f"; or an age: {FORMS}" if "ISO-8601" in str(exc) else ""
         raise GameadError(f"cannot read time {value!r}: {exc}{hint}") from None
 
 
@@ -48,8 +51,10 @@ def when_option(value: str | None, flag: str, *, now: datetime | None = None) ->
 ErrorClassOpt = Annotated[str | None, typer.Option("--error-class", "-e", help="Only this error class.")]
 MessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="RE2 regex on the error message.")]
 PriorityOpt = Annotated[int | None, typer.Option("--priority", "-p", min=1, max=5, help="Only this priority.")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after: ISO time (UTC if no offset) or age (2h, 7d).")]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age (2h, 7d).")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after: ISO time (UTC if no offset) or "
+                                                              "age (2h, 2h30m, 1d4h).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age "
+                                                              "(2h, 2h30m, 1d4h).")]
 IdsArg = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Ad ids; or use --all / filters.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry in the DLQ.")]
 DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and return at once (follow it with "
@@ -85,9 +90,15 @@ def error_class_option(value: str | None) -> str | None:
     return value
 
 
+def age_seconds(value: str) -> float | None:
+    """The seconds of an age (``2h30m``, ``4m05s ago``: :func:`parse_when`), None if ``value`` is none. Pure."""
+    words = value.strip()
+    return duration_seconds(words[:-3] if words.lower().endswith("ago") else words)
+
+
 def has_age(*values: str | None) -> bool:
     """Is one of ``values`` an age (``2h``: resolved against a clock) rather than an ISO time? Pure."""
-    return any(value is not None and duration_seconds(value) is not None for value in values)
+    return any(value is not None and age_seconds(value) is not None for value in values)
 
 
 def window_options(since: str | None, until: str | None, *, now: datetime | None = None) -> dict[str, str | None]:

@@ -35,8 +35,8 @@ from gamead_cli.options import (
     YesOpt,
     api_client,
     api_named,
-    bounded_float,
     confirm,
+    duration_between,
 )
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
@@ -171,8 +171,9 @@ def doctor(
     yes: YesOpt = False,
     detach: Annotated[bool, typer.Option("--detach", help="With --repair: start the job and return at once "
                                                           "(follow it with `gamead dlq jobs JOB --follow`).")] = False,
-    settle: Annotated[float | None, typer.Option(callback=bounded_float(0, 10), help="Seconds between a finding and its second "
-                                                                     "check \\[doctor.settle].")] = None,
+    settle: Annotated[str | None, typer.Option(callback=duration_between(0, 10), metavar="DURATION",
+                                               help="Time between a finding and its second check: seconds, or "
+                                                    "500ms, 2s \\[doctor.settle].")] = None,
     sample: Annotated[int | None, typer.Option(min=1, max=1000, help="Ad ids shown per problem "
                                                                       "\\[doctor.sample].")] = None,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,

@@ -29,7 +29,7 @@ from gamead_cli.formats import (
     short_window,
     time_column,
 )
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
@@ -42,14 +42,18 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
 
 def parse_duration(value: str) -> float:
-    """``30s`` / ``10m`` / ``2h`` / ``1d`` / ``90`` (seconds) → seconds. Pure.
+    """``--for``: a duration read by :func:`gamead_core.durations.parse_duration` (``30s``, ``10m``, ``2h30m``,
+    ``1d4h``, ``90`` seconds…) → seconds. Pure.
 
-    Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else or outside (0, 7d].
+    Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else (naming the forms read) or outside
+    (0, 7d].
     """
-    seconds = duration_seconds(value)
-    if seconds is None:
-        raise typer.BadParameter(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)",
-                                 param_hint="--for")
+    from gamead_core.durations import parse_duration as read
+
+    try:
+        seconds = read(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--for") from None
     if not 0 < seconds <= MAX_OVERRIDE_SECONDS:
         raise typer.BadParameter(f"duration {value!r} must be more than 0 and at most 7d", param_hint="--for")
     return seconds
@@ -288,7 +292,7 @@ class _CountCommand(TyperCommand):
 @app.command("set", cls=_CountCommand)
 def set_override(
     replicas: Annotated[int, typer.Argument(metavar="REPLICAS", min=0, max=MAX_OVERRIDE_REPLICAS, help="Workers to hold (0 to 10000).")],
-    for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
+    for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h30m, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,

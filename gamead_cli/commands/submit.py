@@ -49,7 +49,7 @@ from gamead_cli import exitcodes
 from gamead_cli.ad_fields import with_overrides
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (
-    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, reach_again,
+    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, duration_between, reach_again,
 )
 from gamead_cli.stops import signals_interrupt
 from gamead_cli.submit.batches import BATCH_SIZE
@@ -129,8 +129,8 @@ def submit(
         typer.Option("--wait", "-w", help="Wait until analysed, then show the analysis (exit 6 if failed)."),
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", callback=bounded_float(0, MAX_WAIT_SECONDS),
-                            help="Seconds --wait waits before giving up (at most 7 days).")
+        str, typer.Option("--timeout", callback=duration_between(0, MAX_WAIT_SECONDS), metavar="DURATION",
+                          help="How long --wait waits before giving up: seconds, or 90s, 10m, 1h30m (at most 7d).")
     ] = 60.0,
     count: Annotated[
         int | None,

@@ -60,7 +60,8 @@ from rich.console import Console, RenderableType
 
 from gamead_cli import exitcodes, service_clock
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from
+from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from,
+                                duration_between)
 from gamead_cli.output import emit
 from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
@@ -88,7 +89,8 @@ def _no_full_screen() -> str | None:
 
 def top(
     refresh: Annotated[
-        float, typer.Option("--refresh", callback=bounded_float(0.2, 60), help="Seconds between two refreshes.")
+        str, typer.Option("--refresh", callback=duration_between(0.2, 60), metavar="DURATION",
+                          help="Time between two refreshes: seconds, or 500ms, 2s.")
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit (no full-screen UI).")] = False,
     readonly: Annotated[

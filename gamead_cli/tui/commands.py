@@ -53,8 +53,6 @@ BY_NAME = {c.name: c for c in COMMANDS}
 _CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
 #: what ``logs`` takes: a node id or a log file's name (``local-1``, ``worker-1``, ``api``), never a path
 _NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_DURATION = re.compile(r"^(\d{1,6})([smh]?)$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
@@ -70,11 +68,15 @@ class Command:
 
 
 def duration(text: str) -> int:
-    """``90`` / ``90s`` → 90, ``10m`` → 600, ``2h`` → 7200 (seconds, 1 … :data:`MAX_SCALE_SECONDS`)."""
-    m = _DURATION.match(text.strip().lower())
-    if not m:
-        raise CommandError(f"not a duration: {text[:20]!r} (say 90s, 10m or 2h)")
-    seconds = int(m.group(1)) * _UNIT[m.group(2)]
+    """``90`` / ``90s`` → 90, ``10m`` → 600, ``2h30m`` → 9000: read by
+    :func:`gamead_core.durations.parse_duration`, as ``gamead scale set --for`` reads it, to whole seconds (1 …
+    :data:`MAX_SCALE_SECONDS`)."""
+    from gamead_core.durations import parse_duration
+
+    try:
+        seconds = round(parse_duration(text))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if not 1 <= seconds <= MAX_SCALE_SECONDS:
         raise CommandError(f"a hold lasts 1s to {MAX_SCALE_SECONDS // 3600}h, not {text!r}")
     return seconds

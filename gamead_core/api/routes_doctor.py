@@ -22,6 +22,7 @@ from gamead_core.api.errors import JobsNotRunning
 from gamead_core.api.responses import json_response
 from gamead_core.api.routes_dlq import job_response
 from gamead_core.api.state import QueueLink
+from gamead_core.config.section import Seconds
 from gamead_core.doctor import redis_writes
 from gamead_core.doctor.diagnose import Doctor
 from gamead_core.doctor.model import Report
@@ -98,8 +99,9 @@ router = APIRouter(prefix="/v1/doctor", tags=["doctor"], lifespan=lifespan)
 @router.get("", summary="Check every invariant: what is broken, with counts and ad ids (operator)")
 async def get_doctor(
     request: Request,
-    settle: Annotated[float | None, Query(ge=0, le=10, description="Seconds before a finding is checked "
-                                                                   "again (default doctor.settle).")] = None,
+    settle: Annotated[Seconds | None, Query(ge=0, le=10, description="Seconds before a finding is checked again "
+                                                                     "(default doctor.settle): a number or a duration "
+                                                                     "(`500ms`, `2s`: README Durations).")] = None,
     sample: Annotated[int | None, Query(ge=1, le=1000, description="Ids shown per kind (default "
                                                                    "doctor.sample).")] = None,
 ) -> Response:

@@ -1,4 +1,5 @@
-"""Liveness and readiness probes (Kubernetes ``livenessProbe`` / ``readinessProbe``). Both answer from memory.
+"""Liveness and readiness probes (Kubernetes ``livenessProbe`` / ``readinessProbe``). Both answer from memory, but
+for the one round trip ``/healthz`` makes before it calls NATS silent (the silence may be this process's own pause).
 
 * ``GET /healthz`` — 200 ``{"status": "ok", "nats": {…}}`` while the process is alive, its NATS client's read
   loop runs and NATS answered a round trip (a JetStream API request) within ``api.nats_unhealthy_after``
@@ -37,6 +38,7 @@ from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import Health, Readiness
 from gamead_core.clock import CLOCK
 from gamead_core.queue.closed import closed_text
+from gamead_core.queue.liveness import round_trip
 from gamead_core.queue.refusal import lasting, refusal_text
 from gamead_core.redact import without_servers
 
@@ -51,6 +53,14 @@ async def healthz(request: Request) -> Response:
     link = getattr(request.app.state, "link", None)
     limit = request.app.state.settings.api.nats_unhealthy_after
     silent = link.seconds_without_contact() if link is not None else 0.0
+    if silent > limit and link is not None and link.nc is not None and link.nc.is_connected:
+        # asked again before NATS is judged silent: the silence may be this process's own pause (SIGSTOP, a
+        # suspended VM: newcomer33 F4), in which its loop made no round trip; one answered now ends it. At most
+        # 1 s: a probe's own timeout (Kubernetes' default 1 s, gamead up's 2 s) must not pass while NATS is away
+        wait = min(request.app.state.settings.nats.request_timeout, 1.0)
+        if await round_trip(link.nc.jetstream(timeout=wait)):
+            link.last_contact = time.monotonic()
+        silent = link.seconds_without_contact()
     figures = link.connection_figures() if link is not None else None
     dead = link is not None and link.reader_dead()
     refused = refusal_text(link.nc) if link is not None else None

@@ -30,5 +30,7 @@ def _app_registry(request: Request) -> CollectorRegistry:
 @router.get("/metrics", summary="Prometheus metrics of this API process (text exposition format)",
             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
+    if (sampler := getattr(request.app.state, "stats_sampler", None)) is not None:
+        await sampler.current()  # gamead_workers{state}: judged on a reading renewed after this process stood still
     body = generate_latest(API_REGISTRY) + generate_latest(_app_registry(request))
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -60,7 +60,7 @@ async def get_stats(
     a retry in its back-off is left out; README Glossary, "oldest age");
     `overHorizon`: past `agingHorizonSeconds`."""
     sampler = _sampler(request)
-    await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample
+    await sampler.current()  # read before judging: once if never (a fresh API), again after this process stood still
     return _json(sampler.stats(history))
 
 
@@ -71,7 +71,7 @@ async def get_workers(
     role: Annotated[Literal["api", "worker"] | None, Query(description="Only nodes of this role.")] = None,
 ) -> Response:
     sampler = _sampler(request)
-    await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample
+    await sampler.current()  # read before judging: once if never (a fresh API), again after this process stood still
     return _json(sampler.workers_payload(role))
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from gamead_core.config.addresses import redis_url_problem
-from gamead_core.config.section import HOUR, WEEK, Section
+from gamead_core.config.section import HOUR, WEEK, Seconds, Section
 
 
 class RedisSettings(Section):
@@ -19,15 +19,16 @@ class RedisSettings(Section):
     url: str | None = Field(
         None, description="redis://, rediss:// or unix:// URL of Redis 6+ or Valkey, as redis-py reads it (checked at "
         "load: gamead_core.config.addresses); unset = in-process fallbacks.")
-    socket_timeout: float = Field(
+    socket_timeout: Seconds = Field(
         0.25, gt=0, le=60, description="Seconds per Redis command before it counts as failed. At most 60 s.")
-    connect_timeout: float = Field(0.5, gt=0, le=60, description="Seconds to open a connection to Redis. At most 60 s.")
+    connect_timeout: Seconds = Field(0.5, gt=0, le=60,
+                                     description="Seconds to open a connection to Redis. At most 60 s.")
     max_connections: int = Field(
         64, ge=1, le=10_000, description="Connections one process keeps to Redis. At most 10,000 (Redis' default "
         "maxclients).")
     breaker_failures: int = Field(
         3, ge=1, le=1000, description="Consecutive failures that open the circuit breaker. At most 1000.")
-    breaker_reset: float = Field(
+    breaker_reset: Seconds = Field(
         5.0, ge=0.1, le=HOUR, description="Seconds the breaker stays open before a half-open probe; at least 0.1 s "
         "(each probe is a Redis round trip). At most 1 hour (3600 s).")
 
@@ -44,7 +45,7 @@ class RedisSettings(Section):
 class CacheSettings(Section):
     """``cache:`` – the cache of final ad records behind ``GET /ads/{id}`` (seconds an entry lives)."""
 
-    ttl: float = Field(
+    ttl: Seconds = Field(
         300.0, gt=0, le=WEEK, description="Seconds a terminal ad record stays cached in Redis. At most 7 days "
         "(604800 s).")
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gamead_core.config.section import DAY, HOUR, MINUTES_10, WEEK, Section
+from gamead_core.config.section import DAY, HOUR, MINUTES_10, WEEK, Seconds, Section
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS  #: workers an autoscaler may run or add at once
 
 
@@ -28,7 +28,7 @@ class KubernetesScalerSettings(Section):
         "~/.kube/config.",
     )
     context: str | None = Field(None, description="kubeconfig context; unset = the file's current-context.")
-    request_timeout: float = Field(
+    request_timeout: Seconds = Field(
         5.0, gt=0, le=MINUTES_10, description="Seconds one Kubernetes API call may take (connect + read). At most 10 "
         "minutes (600 s).")
 
@@ -37,23 +37,23 @@ class AutoscalerSettings(Section):
     backend: Literal["kubernetes", "local", "none"] = Field(
         "none", description="What sets the worker count: a Kubernetes Deployment, local processes, nothing."
     )
-    interval: float = Field(
+    interval: Seconds = Field(
         5.0, ge=0.2, le=HOUR, description="Seconds between two observations and decisions; at least 0.2 s (each round "
         "reads the queue and the registry and writes its state: less is a busy loop). At most 1 hour (3600 s).")
     min_replicas: int = Field(
         1, ge=0, le=MAX_OVERRIDE_REPLICAS, description="Fewest workers, whatever the load. At most 10,000.")
     max_replicas: int = Field(
         20, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Most workers, whatever the load. At most 10,000.")
-    target_drain_seconds: float = Field(
+    target_drain_seconds: Seconds = Field(
         30.0, gt=0, le=DAY, description="Size the pool to drain backlog plus in-flight ads within this many seconds. "
         "At most 1 day (86400 s).")
-    max_wait_seconds: float = Field(
+    max_wait_seconds: Seconds = Field(
         10.0, gt=0, le=DAY, description="Longest the oldest urgent ad may wait; past it, urgent work drains in this. "
         "At most 1 day (86400 s).")
     urgent_max_level: int = Field(
         2, ge=1, le=5, description="Levels 1..this count as urgent for max_wait_seconds. At most 5."
     )
-    scale_down_stabilization_seconds: float = Field(
+    scale_down_stabilization_seconds: Seconds = Field(
         300.0, ge=0, le=HOUR, description="Scale down only to the highest recommendation of this trailing window. At "
         "most 1 hour (3600 s, as Kubernetes' HPA).")
     scale_up_max_step: int = Field(
@@ -64,12 +64,12 @@ class AutoscalerSettings(Section):
         "most 10,000.")
     scale_down_max_step: int = Field(
         1, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Replicas one period may remove. At most 10,000.")
-    period_seconds: float = Field(
+    period_seconds: Seconds = Field(
         15.0, gt=0, le=HOUR, description="The period the step limits apply to. At most 1 hour (3600 s).")
     tolerance: float = Field(
         0.1, ge=0, lt=1, description="No change while |needed / current - 1| is within this fraction. At most just "
         "under 1.")
-    stale_after_seconds: float = Field(
+    stale_after_seconds: Seconds = Field(
         30.0, gt=0, le=DAY, description="Metrics older than this are not acted upon: the replica count is held. At "
         "most 1 day (86400 s).")
     initial_per_worker_rate: float | None = Field(
@@ -77,7 +77,7 @@ class AutoscalerSettings(Section):
         description="Ads/s one worker is assumed to complete until a rate is measured (unset: hold until then,"
                     " except 0 → 1 replica when there is work). At most 1,000,000.",
     )
-    max_age_seconds: float | None = Field(
+    max_age_seconds: Seconds | None = Field(
         None, gt=0, le=WEEK, description="Longest the oldest pending ad of any level may wait; past it, that level "
         "and the more urgent ones must drain within this many seconds (unset: only the urgent rule applies). At most "
         "7 days (604800 s).")

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from gamead_core.config.section import HOUR, MINUTES_10, Section
+from gamead_core.config.section import HOUR, MINUTES_10, Seconds, Section
 
 
 class EmbeddedSettings(Section):
@@ -27,7 +27,7 @@ class EmbeddedSettings(Section):
         description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
                     "GOMAXPROCS in the environment, else half the usable cores (CPU affinity and a container's "
                     "CPU limit; at least 1): it shares them with the API and the workers. At most 1024.")
-    restart_backoff_cap: float = Field(
+    restart_backoff_cap: Seconds = Field(
         30.0, ge=0.5, le=HOUR,
         description="Most seconds `gamead up` waits before restarting a child (nats-server, the API, a worker) "
                     "that died or was refused again: 0.5 s after a first death in a row, doubled at each one up "
@@ -48,13 +48,13 @@ class ClientSettings(Section):
 
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
-    timeout: float = Field(
+    timeout: Seconds = Field(
         10.0, gt=0, le=HOUR, description="Seconds the CLI waits for one answer of the API. At most 1 hour (3600 s).")
-    retry_for: float = Field(
+    retry_for: Seconds = Field(
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
                     "connection, where that is safe (gamead_cli.retry); 0 never retries. At most 600 s.")
-    lookup_for: float = Field(
+    lookup_for: Seconds = Field(
         30.0, gt=0, le=MINUTES_10,
         description="Seconds a bulk `gamead submit` spends at most looking up the ads whose publish got no answer "
                     "(GET /ads/ID, before its summary; gamead_cli.submit.settling): none starts after, each GET's "

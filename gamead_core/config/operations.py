@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
-from gamead_core.config.section import DAY, HOUR, MAX_COUNT, MINUTES_10, TIB, YEARS_10, Section
+from gamead_core.config.section import DAY, HOUR, MAX_COUNT, MINUTES_10, TIB, YEARS_10, Seconds, Section
 
 
 def _unlimited_or_a_mebibyte(value: int) -> int:
@@ -25,7 +25,7 @@ class DlqSettings(Section):
     """``dlq:`` – the dead-letter stream: how long and how many entries it keeps (seconds, messages; -1
     unlimited) and the default pace of a replay (entries per second)."""
 
-    max_age: float = Field(
+    max_age: Seconds = Field(
         14 * 86400, gt=0, le=YEARS_10, description="Seconds a dead-lettered ad is kept (default 14 days). At most 10 "
         "years (3650 days).")
     max_msgs: int = Field(
@@ -35,7 +35,7 @@ class DlqSettings(Section):
     scan_limit: int = Field(
         100_000, ge=10, le=10_000_000, description="Most entries one list or dry-run request reads; the answer says "
         "if it stopped. At most 10,000,000.")
-    scan_time: float = Field(
+    scan_time: Seconds = Field(
         2.0, gt=0, le=MINUTES_10, description="Most seconds one list or dry-run request spends reading. At most 10 "
         "minutes (600 s).")
 
@@ -43,16 +43,16 @@ class DlqSettings(Section):
 class JobSettings(Section):
     """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
 
-    retention: float = Field(
+    retention: Seconds = Field(
         7 * 86400, gt=0, le=YEARS_10, description="Seconds a job's document is kept after its last change. At most 10 "
         "years (3650 days).")
     max_bytes: BucketBytes = Field(
         256 * 1024**2, ge=-1, le=TIB, description="Most bytes the jobs bucket holds (-1 = unlimited). JetStream "
         "reserves it from the server's file store (max_file_store). At most 1 TiB.")
-    lease: float = Field(
+    lease: Seconds = Field(
         15.0, ge=1, le=HOUR, description="A job whose runner is silent this long is resumed elsewhere; at least 1 s "
         "(renewed every max(0.2 s, lease / 3): a shorter lease lapses between renewals). At most 1 hour (3600 s).")
-    follow_timeout: float = Field(
+    follow_timeout: Seconds = Field(
         60.0, ge=0, le=DAY, description="Seconds a replay job follows its replayed ads after the last replay. At most "
         "1 day (86400 s).")
     max_resumes: int = Field(
@@ -71,18 +71,18 @@ class JobSettings(Section):
 class DoctorSettings(Section):
     """``gamead doctor`` / ``GET /v1/doctor``: the check of every invariant (``gamead_core.doctor``)."""
 
-    scan_time: float = Field(
+    scan_time: Seconds = Field(
         60.0, gt=0, le=HOUR, description="Most seconds one doctor run spends reading; past it the answer is partial. "
         "At most 1 hour (3600 s).")
     scan_limit: int = Field(
         5_000_000, ge=100, le=100_000_000, description="Most messages one doctor run reads per stream; past it the "
         "answer is partial. At most 100,000,000.")
-    settle: float = Field(
+    settle: Seconds = Field(
         1.5, ge=0, le=60, description="Seconds before a finding is checked again (ads move while the doctor reads). "
         "At most 60 s.")
     sample: int = Field(20, ge=1, le=1000, description="Ad ids shown per kind of finding. At most 1000.")
     concurrency: int = Field(64, ge=1, le=1024, description="Record reads in flight. At most 1024.")
-    overdue_after: float = Field(
+    overdue_after: Seconds = Field(
         60.0, ge=0, le=DAY, description="Seconds an ad whose analysis budget is spent may wait, once due, for a "
         "worker to dead-letter it before the doctor reports it. At most 1 day (86400 s).")
 
@@ -90,7 +90,7 @@ class DoctorSettings(Section):
 class AuditSettings(Section):
     """The audit trail of operator actions: stream ``GAMEAD_AUDIT`` (limits retention, oldest dropped first)."""
 
-    max_age: float = Field(
+    max_age: Seconds = Field(
         90 * 86400, gt=0, le=YEARS_10, description="Seconds an audit record is kept (default 90 days). At most 10 "
         "years (3650 days).")
     max_msgs: int = Field(
@@ -110,7 +110,7 @@ class AuditSettings(Section):
         60, ge=1, le=100_000, description="Refused actions recorded per API node per node_refusals_window, all "
         "callers together (a caller rotating its address is a new caller each time); beyond that they are counted "
         "into one `refusals_suppressed` record per window. At most 100,000.")
-    node_refusals_window: float = Field(
+    node_refusals_window: Seconds = Field(
         60.0, ge=1, le=HOUR, description="Seconds of one node_refusals window. At least 1, at most 1 hour (3600 s).")
 
 
@@ -118,10 +118,10 @@ class RegistrySettings(Section):
     """``registry:`` – the KV bucket where every node says it is alive: heartbeat period and time to live
     (seconds). A node silent for ``ttl`` is gone from ``gamead workers`` and the autoscaler's count."""
 
-    heartbeat_interval: float = Field(
+    heartbeat_interval: Seconds = Field(
         2.0, ge=0.1, le=HOUR, description="Seconds between two heartbeats of a node; at least 0.1 s (each is a KV "
         "write, and the reaper runs every half of it). At most 1 hour (3600 s).")
-    ttl: float = Field(10.0, gt=0, le=DAY, description="A node silent this long disappears from the registry "
+    ttl: Seconds = Field(10.0, gt=0, le=DAY, description="A node silent this long disappears from the registry "
                        "(at least 2 × heartbeat_interval). At most 1 day (86400 s).")
 
     @model_validator(mode="after")
@@ -141,10 +141,10 @@ class RecordSettings(Section):
     """Retention of the ad-record KV bucket. Completed and failed records expire first (a per-key TTL,
     nats-server ≥ 2.11); everything else is bounded by the bucket's age and size limits."""
 
-    max_age: float = Field(
+    max_age: Seconds = Field(
         30 * 86400, gt=0, le=YEARS_10, description="Seconds any record is kept after its last write (default 30 "
         "days). At most 10 years (3650 days).")
-    completed_max_age: float = Field(
+    completed_max_age: Seconds = Field(
         7 * 86400, ge=1, le=YEARS_10, description="Seconds a completed or failed record is kept (default 7 days). At "
         "most 10 years (3650 days).")
     max_bytes: BucketBytes = Field(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from gamead_core.config.addresses import host_problem, nats_url_problem
-from gamead_core.config.section import DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, Section
+from gamead_core.config.section import DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, Seconds, Section
 from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern
 
 
@@ -21,7 +21,7 @@ class ApiSettings(Section):
     port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on. At most 65535.")
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=64 * MIB, description="Largest request body accepted. At most 64 MiB.")
-    publish_timeout: float = Field(
+    publish_timeout: Seconds = Field(
         2.0, gt=0, le=MINUTES_10, description="Seconds to wait for JetStream to ack a submit. At most 10 minutes (600 "
         "s).")
     list_scan_limit: int = Field(
@@ -39,26 +39,26 @@ class ApiSettings(Section):
         "1 MiB.")
     max_headers: int = Field(
         100, ge=8, le=10_000, description="Most header fields in one request; more → 431. At most 10,000.")
-    read_timeout: float = Field(
+    read_timeout: Seconds = Field(
         15.0, gt=0, le=HOUR, description="Seconds a client may take to send one whole request (line, headers, body), "
         "counted from the connection's opening or the request's first byte, without the time the server itself does "
         "not read (a pipelined request waiting for the one before it); slower → 408 and close. At most 1 hour "
         "(3600 s).")
-    keep_alive_timeout: float = Field(
+    keep_alive_timeout: Seconds = Field(
         5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests. At "
         "most 1 hour (3600 s).")
     max_connections: int | None = Field(
         None, ge=1, le=10_000_000, description="Most connections open at once; past it a new connection closes the one "
         "waiting longest for a request (none in flight), or is answered 503 `too_many_connections`. Unset: the open-"
         "files limit less 64 and `redis.max_connections` (at least 16). At most 10,000,000.")
-    nats_unhealthy_after: float = Field(
+    nats_unhealthy_after: Seconds = Field(
         60.0, ge=1, le=DAY, description="`/healthz` fails once NATS has not answered for this many seconds (restart "
         "me); at least 1 s (a connection's ordinary reconnect must not fail the probe). At most 1 day (86400 s).")
-    topology_check_interval: float = Field(
+    topology_check_interval: Seconds = Field(
         5.0, ge=0.1, le=HOUR, description="Seconds between two checks of the JetStream topology (missing objects "
         "recreated); at least 0.1 s (each check lists every stream and bucket: less is a busy loop of JetStream API "
         "calls). At most 1 hour (3600 s).")
-    storage_probe_interval: float = Field(
+    storage_probe_interval: Seconds = Field(
         5.0, ge=0.1, le=HOUR, description="Seconds between two probe writes that tell `/readyz` whether JetStream "
         "stores writes; at least 0.1 s (each probe is a KV write). At most 1 hour (3600 s).")
     # --- batch submit (POST /ads/batch) -------------------------------------------------------------
@@ -94,18 +94,18 @@ class NatsSettings(Section):
     tls_ca: str | None = Field(None, description="CA bundle to verify the server's certificate.")
     tls_cert: str | None = None
     tls_key: str | None = None
-    connect_timeout: float = Field(
+    connect_timeout: Seconds = Field(
         2.0, gt=0, le=MINUTES_10, description="Seconds to open a connection to a NATS server. At most 10 minutes "
         "(600 s).")
-    request_timeout: float = Field(
+    request_timeout: Seconds = Field(
         2.0, gt=0, le=MINUTES_10, description="Timeout of JetStream API calls. At most 10 minutes (600 s).")
-    ping_interval: float = Field(
+    ping_interval: Seconds = Field(
         10.0, ge=1, le=HOUR, description="Seconds between the client's PINGs; a connection whose server misses "
         "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s); at least 1 s. "
         "At most 1 hour (3600 s).")
     max_outstanding_pings: int = Field(
         3, ge=1, le=100, description="Unanswered PINGs that make a connection stale. At most 100.")
-    stale_after: float = Field(
+    stale_after: Seconds = Field(
         3.0, ge=2, le=MINUTES_10, description="Seconds the server a connection is on may leave gamead's PING (one a "
         "second) unanswered before the connection is left for another server of nats.url (a stopped, frozen or "
         "cut-off server); /readyz's nats check fails from half of it. At least 2 s: two PING rounds "
@@ -114,12 +114,12 @@ class NatsSettings(Section):
         4 * 1024 * 1024, ge=64 * 1024, le=GIB, description="Most bytes a process lets wait to be sent to NATS "
         "(nats-py's pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at "
         "once instead of buffering (NATS connected but not reading, e.g. stalled). At most 1 GiB.")
-    give_up_after: float = Field(
+    give_up_after: Seconds = Field(
         0.0, ge=0, le=7 * 86400, description="Seconds `gamead serve` and `gamead worker` try to reach NATS at start "
         "before they exit with code 3 (cannot reach); 0 = keep trying, with a WARNING line naming the URL, the error "
         "and the next attempt every few seconds. At most 7 days (604800 s).")
 
-    refused_exit_after: float = Field(
+    refused_exit_after: Seconds = Field(
         30.0, ge=0, le=DAY, description="Seconds `gamead worker` and `gamead serve` go on retrying once NATS refuses "
         "their credentials after they had connected (Authorization Violation: its token changed, e.g. a stack "
         "restarted on the same port) before they exit with code 5; a reconnect in between starts it again. "
@@ -151,13 +151,13 @@ class QueueSettings(Section):
     and duplicate window (seconds), its limits (messages, bytes; -1 unlimited), replicas, and how a worker
     polls (milliseconds it reuses queue heads, seconds between polls of an empty queue)."""
 
-    aging_step: float = Field(
+    aging_step: Seconds = Field(
         10.0, gt=0, le=WEEK, description="Seconds of waiting that lift an ad one priority level. At most 7 days "
         "(604800 s).")
-    ack_wait: float = Field(
+    ack_wait: Seconds = Field(
         30.0, ge=1, le=DAY, description="Seconds before an unacknowledged ad is redelivered; at least 1 s (a worker "
         "renews every ad it holds at a fraction of it: less is a busy loop of acks). At most 1 day (86400 s).")
-    duplicate_window: float = Field(
+    duplicate_window: Seconds = Field(
         120.0, ge=1, le=DAY, description="Window in which a repeated message id is dropped; at least 1 s (JetStream "
         "keeps it in whole seconds of message ids). At most 1 day (86400 s).")
     max_msgs: int = Field(
@@ -184,10 +184,10 @@ class QueueSettings(Section):
     head_cache_ms: int = Field(
         200, ge=0, le=60_000, description="How long a worker reuses its view of queue heads (0 = read them at every "
         "look; the looks themselves are paced by idle_poll). At most 60000 ms.")
-    idle_poll: float = Field(
+    idle_poll: Seconds = Field(
         0.5, ge=0.05, le=300, description="Longest a worker waits between polls of an empty queue; at least 0.05 s "
         "(each poll reads the queue heads: less is an idle worker busy-polling). At most 300 s.")
-    idle_wait: float = Field(
+    idle_wait: Seconds = Field(
         5.0, ge=0.5, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for an "
         "ad (one per level, answered the moment an ad arrives); then it looks at the queue again. At least 0.5 s: the "
         "long polls are re-sent every idle_wait (5 × partitions requests per idle_wait per idle worker). At most 300 "
@@ -262,16 +262,16 @@ class WorkerSettings(Section):
     attempt and the retry backoff ``min(cap, base·2^(n−1))`` with full jitter (seconds), fault injection."""
 
     concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once. At most 1024.")
-    drain_timeout: float = Field(
+    drain_timeout: Seconds = Field(
         25.0, ge=0, le=DAY, description="Seconds to finish in-flight ads on SIGTERM. At most 1 day (86400 s).")
     max_attempts: int = Field(
         5, ge=1, le=100,
         description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ. At most 100.",
     )
-    task_timeout: float = Field(
+    task_timeout: Seconds = Field(
         60.0, gt=0, le=DAY, description="Seconds one analysis may take; longer is a failed attempt. At most 1 day "
         "(86400 s).")
-    processing_mark_after: float = Field(
+    processing_mark_after: Seconds = Field(
         0.5, ge=0, le=HOUR, description="Seconds an analysis runs before its record is marked `processing` (one more "
         "KV write); shorter analyses go from queued to completed in one write (0 = mark every attempt before it "
         "starts). At most 1 hour (3600 s).")
@@ -281,7 +281,7 @@ class WorkerSettings(Section):
         "started) in a local buffer ordered by priority with aging; an urgent arrival still starts first, a "
         "buffered ad waits at most this many analyses of its worker. 0 = pull only for free slots. At most 1024.",
     )
-    prefetch_wait: float = Field(
+    prefetch_wait: Seconds = Field(
         0.05, ge=0, le=60, description="Seconds of analyses a worker prefetches: only as many ads as its slots finish "
         "in this time at their recent pace (none before it has timed an ad; at most `worker.prefetch`), so uniformly "
         "slow analyses are not hoarded while other workers idle; a worker whose slots all stay busy for 4 × this (at "
@@ -291,9 +291,9 @@ class WorkerSettings(Section):
         5.0, ge=0, le=100, description="Milliseconds an idle worker woken by an arriving ad waits for more to join "
         "it before pulling, only while ads reach it at least every this long (a trickle starts at once): fewer, "
         "fuller rounds of writes and acks at a steady flow. 0 = never wait. At most 100 ms.")
-    backoff_base: float = Field(
+    backoff_base: Seconds = Field(
         1.0, gt=0, le=DAY, description="First retry delay ceiling in seconds (full jitter). At most 1 day (86400 s).")
-    backoff_cap: float = Field(
+    backoff_cap: Seconds = Field(
         60.0, gt=0, le=DAY, description="Largest retry delay in seconds. At most 1 day (86400 s).")
     faults: FaultSettings = FaultSettings()
     metrics_port: int = Field(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
+
+from gamead_core.durations import parse_duration
 
 
 # --- Upper bounds of the settings -------------------------------------------------------------------------------
@@ -29,6 +31,26 @@ GIB = 1024**3
 TIB = 1024**4
 #: Messages a stream limit may say (-1 = unlimited): a billion ads.
 MAX_COUNT = 1_000_000_000
+
+
+def _seconds_value(value: Any) -> Any:
+    """A setting in seconds as given: a text with a unit read by :func:`gamead_core.durations.parse_duration`
+    (``30s``, ``2h30m``, ``14d``); anything else left to the field's own validation as before: a number, or a
+    text Python reads as one (a ``GAMEAD_*`` variable: ``"90"``, ``"1e3"``, ``"-1"`` refused by its bound,
+    ``"inf"`` by ``allow_inf_nan``), ``true`` refused by :class:`Section`. A text that is neither is refused
+    naming the forms read."""
+    if not isinstance(value, str):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return parse_duration(value)
+    return value
+
+
+#: A setting in seconds: a number, or a duration as the CLI prints and reads one (``queue.ack_wait: 30s``,
+#: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere
+Seconds = Annotated[float, BeforeValidator(_seconds_value)]
 
 
 def leaf_types(annotation: Any) -> list[Any]:

@@ -293,8 +293,8 @@ class Autoscaler:
         return delay
 
     async def _observe(self) -> Sample:
-        """The sampler's latest sample (our own sampler's first is taken now if none is yet); raises if none."""
-        sample = self.sampler.latest or (await self.sampler.sample() if self.deps.own_sampler else None)
+        """The sampler's latest sample, renewed if this process stood still (F4); our own's first taken now."""
+        sample = await self.sampler.current() or (await self.sampler.sample() if self.deps.own_sampler else None)
         reading = usable_reading(sample)
         assert sample is not None
         unreadable = tuple(lvl for lvl, _ in reading.unreadable)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from gamead_core.registry import NodeInfo, Percentiles
-from gamead_core.stats.rates import merge_percentiles
+from gamead_core.registry import NodeInfo, Percentiles, server_started
+from gamead_core.stats.rates import WorkerLoad, merge_percentiles
 from gamead_core.telemetry.histogram import (
     BUCKETS,
     bucket_quantile,
@@ -108,4 +109,12 @@ def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]
     return {level: p.p95 for level, p in fleet_level_wait(workers).items()}
 
 
-__all__ = ["bucket_estimate", "fleet_level_wait", "fleet_level_wait_p95", "fleet_percentiles"]
+def worker_load(node: Any) -> WorkerLoad:
+    """What the per-worker rate (:func:`gamead_core.stats.rates.per_worker_capacity`) uses of one worker's
+    registry entry."""
+    return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
+                      started_at=server_started(node), draining=node.state == "draining",
+                      cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None), samples=node.processing_ms.count)
+
+
+__all__ = ["bucket_estimate", "fleet_level_wait", "fleet_level_wait_p95", "fleet_percentiles", "worker_load"]

@@ -45,12 +45,12 @@ from gamead_core.registry.gone import Gone, found_again, keep_seconds, remember_
 from gamead_core.stats.began import Began
 from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
-from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
+from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles, worker_load
 from gamead_core.stats.history import History
-from gamead_core.stats.rates import (COUNTERS, RATE_WINDOW, MonotonicTotal, WorkerLoad, counter_rates,
-                                     per_worker_capacity)
+from gamead_core.stats.rates import COUNTERS, RATE_WINDOW, MonotonicTotal, counter_rates, per_worker_capacity
 from gamead_core.stats.reading import QueueReading, read_queue
 from gamead_core.stats.records_room import records_reading
+from gamead_core.stats.renewal import STALE_INTERVALS, is_stale, renew_if_stale
 from gamead_core.stats.waiting_again import redeliveries
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class QueueSampler:
         self.errors: list[str] = []
         self._ticks, self._failing = 0, False
         self._first_read: asyncio.Future[None] | None = None  #: read_registry_once's read in flight
+        self.renewing: asyncio.Future[Sample] | None = None  #: renew_if_stale's sample in flight
         self._one_at_a_time = asyncio.Lock()
 
     # --- sampling ----------------------------------------------------------------------------------
@@ -167,10 +168,13 @@ class QueueSampler:
             except asyncio.TimeoutError:
                 pass
 
-    async def sample(self) -> Sample:
-        """Take one sample now, append it to the ring and update the rates; one at a time, in order (review29 F7)."""
+    async def sample(self, only_if_stale: bool = False) -> Sample:
+        """Take one sample now, append it to the ring and update the rates; one at a time, in order (review29 F7).
+        ``only_if_stale``: none if a sample taken meanwhile is not stale (:func:`.renewal.is_stale`): the newest."""
         async with self._one_at_a_time:
             now = self.clock()
+            if only_if_stale and self.ring and not is_stale(self, now):
+                return self.ring[-1]
             self._ticks += 1
             if self.sections:
                 await self._sample_extras()
@@ -268,6 +272,13 @@ class QueueSampler:
         self.per_worker_basis = None if found is None else found.wire()
         return None if found is None else round(found.rate, 3)
 
+    async def current(self) -> Sample | None:
+        """The newest sample (None: none yet), for an answer that judges others by it: the registry read once if
+        never, renewed if stale (this process stood still: :mod:`.renewal`). Never raises."""
+        await self.read_registry_once()
+        await renew_if_stale(self, timeout=STALE_INTERVALS * self.interval)  # then answered from memory
+        return self.latest
+
     async def read_registry_once(self) -> None:
         """Read the registry now (within 2 × ``nats.request_timeout``: the listing's deadline and the bucket's opening)
         if no sample has, before a first answer about nodes (saying no node beat would be false); concurrent callers
@@ -334,13 +345,6 @@ class QueueSampler:
     def workers_payload(self, role: str | None = None) -> dict[str, Any]:
         """The ``/v1/workers`` document (:func:`gamead_core.stats.document.workers_document`)."""
         return workers_document(self, role)
-
-
-def worker_load(node: Any) -> WorkerLoad:
-    """What the per-worker rate uses of one worker's registry entry."""
-    return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
-                      started_at=server_started(node), draining=node.state == "draining",
-                      cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None), samples=node.processing_ms.count)
 
 
 __all__ = ["ACCOUNT_EVERY", "Link", "QueueSampler", "Sample", "worker_load"]

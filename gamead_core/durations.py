@@ -1,0 +1,74 @@
+"""The one reading of a duration a person writes, wherever gamead takes one: the CLI's options (``--since``/
+``--until`` ages, ``scale set --for``, ``--timeout``, ``--refresh``, ``--settle``, ``--give-up-after``), the
+dashboard's ``scale N for 10m`` and every setting in seconds (``queue.ack_wait: 30s``,
+``GAMEAD_DLQ__MAX_AGE=14d``: :data:`gamead_core.config.section.Seconds`). Pure, and no pydantic: the CLI
+reads its options with it before any settings are loaded.
+
+It takes every form gamead prints a duration in, so a figure copied from its output reads back as itself
+(``tests/unit/test_durations.py`` prints and reads each): ages ``0.4s``, ``12s``, ``3m05s``, ``2h10m``
+(:func:`gamead_cli.formats.age`), ``1d4h``, timings ``350 ms``, ``2.5 s``, spans ``5 min``. Before, each place had
+a parser of its own, and none read a compound: ``gamead dlq purge --since 2h30m`` was refused (fix34).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Final
+
+#: seconds per unit, by every name a unit is read under (lower case)
+UNITS: Final[dict[str, float]] = {
+    **dict.fromkeys(("y", "yr", "year", "years"), 365 * 86400.0),  # as the settings' bounds count one (10 years)
+    **dict.fromkeys(("w", "wk", "week", "weeks"), 604800.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("ms", "msec", "millisecond", "milliseconds"), 0.001),
+}
+#: what a refusal names: the forms read
+FORMS: Final[str] = ("a number of seconds (90, 1.5) or amounts with units y, w, d, h, m, s, ms, largest first "
+                     "(90s, 10m, 2h30m, 1d4h, 3m05s, 1.5h, 350 ms)")
+#: characters read at most: a longer text is no duration (and its digits could overflow a float)
+MOST: Final[int] = 64
+
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]+)\s*")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+
+
+def parse_duration(text: str) -> float:
+    """``text`` → seconds (a finite float ≥ 0). A bare number is seconds (``90``, ``1.5``); else one or more
+    amounts, each a number and a unit of :data:`UNITS`, largest unit first, each unit once, spaces between them
+    or not (``2h30m``, ``2h 30m``, ``1d4h``, ``3m05s``, ``1.5h``, ``350 ms``, ``5 min``); case and surrounding
+    spaces do not matter. Pure. Raises ``ValueError`` naming :data:`FORMS` for anything else (a sign, an
+    exponent, a unit twice or out of order: ``30m2h``, an empty text, more than :data:`MOST` characters)."""
+    words = text.strip().lower() if isinstance(text, str) else ""
+    if not words or len(words) > MOST:
+        raise ValueError(_refusal(text))
+    if _NUMBER.fullmatch(words):
+        return float(words)
+    total, at, last = 0.0, 0, math.inf
+    while at < len(words):
+        m = _PART.match(words, at)
+        unit = UNITS.get(m.group(2)) if m else None
+        if m is None or unit is None or unit >= last:  # not an amount, an unknown unit, a unit twice/out of order
+            raise ValueError(_refusal(text))
+        total, at, last = total + float(m.group(1)) * unit, m.end(), unit
+    return total
+
+
+def is_duration(text: str | None) -> bool:
+    """Does :func:`parse_duration` read ``text``? Pure."""
+    try:
+        parse_duration(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _refusal(text: Any) -> str:
+    shown = repr(text[:MOST]) + ("…" if len(text) > MOST else "") if isinstance(text, str) else repr(text)
+    return f"cannot read duration {shown}: use {FORMS}"
+
+
+__all__ = ["FORMS", "MOST", "UNITS", "is_duration", "parse_duration"]
