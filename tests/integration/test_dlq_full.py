@@ -65,7 +65,9 @@ def test_ads_the_full_dlq_refuses_give_their_slots_back_and_every_other_ad_is_an
         assert record["deadLetterError"]["errorClass"] == "PermanentError", record
         assert record["retryAt"], record
 
-        wait_for(lambda: "DLQ (stream GAMEAD_DLQ) is full" in (_workers(lane)["w1"].get("lastError") or ""),
+        # .get: the API's registry reading may predate w1's first beat by up to one sampler interval (its autoscaler
+        # reads the registry at start-up), so w1 may be missing from the first answer
+        wait_for(lambda: "DLQ (stream GAMEAD_DLQ) is full" in (_workers(lane).get("w1", {}).get("lastError") or ""),
                  timeout=20, what="the worker's last error to name the full DLQ")
         log = (tmp_path / "worker-w1.log").read_text(errors="replace")
         assert "the DLQ (stream GAMEAD_DLQ) is full" in log and "our storage is failing" not in log, log[-2000:]
