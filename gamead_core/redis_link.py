@@ -49,6 +49,7 @@ from gamead_core.errors import error_text
 from gamead_core.redact import redact_url, without_servers
 from gamead_core.redis_breaker import BreakerState, CircuitBreaker
 from gamead_core.redis_calls import HEALTH_BUCKET_KEY, HEALTH_CACHE_KEY, HEALTH_TTL_MS, TOKEN_BUCKET_LUA
+from gamead_core.redis_memory import full_for_writes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -217,7 +218,8 @@ class RedisLink:
         (one byte, :data:`HEALTH_TTL_MS` ms) and ``GET`` of :data:`HEALTH_CACHE_KEY`. None when all were done,
         else the first that failed and why (a full Valkey with ``noeviction`` or a read-only replica still
         answers ``PING`` and reads, an ACL user may be allowed ``SET`` but not scripts: only these calls prove
-        the node's cache and shared rate limits work). Never raises a Redis error; feeds nothing."""
+        the node's cache and shared rate limits work); then ``INFO memory``: full with ``noeviction`` after them is
+        ``out of memory`` too (:meth:`_room_left`). Never raises a Redis error; feeds nothing."""
         calls: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
             (RATE_LIMITS, lambda: self._health_bucket(keys=[HEALTH_BUCKET_KEY], args=[1000, 1, 0],
                                                       client=self.client)),
@@ -230,7 +232,21 @@ class RedisLink:
                     await call()
             except _FAILURES as exc:
                 return ProbeFailure(part, exc)
-        return None
+        return await self._room_left()
+
+    async def _room_left(self) -> ProbeFailure | None:
+        """After the check's writes: ``INFO memory`` says whether the next write is refused (full with
+        ``noeviction``: the check's own keys expiring let its writes pass at the edge, :mod:`gamead_core.redis_memory`),
+        as an ``out of memory`` failure of the cache. An ``INFO`` refused (an ACL user without it) tells nothing."""
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                info = await self.client.info("memory")
+        except ResponseError:  # NOPERM and other refusals of INFO alone: the writes were stored, that stands
+            return None
+        except _FAILURES as exc:
+            return ProbeFailure(CACHE, exc)
+        why = full_for_writes(info)
+        return None if why is None else ProbeFailure(CACHE, OutOfMemoryError(why))
 
     async def check(self) -> bool:
         """The health check: :meth:`write_probe` when the breaker lets it run (:meth:`CircuitBreaker.check_due`),

@@ -171,7 +171,8 @@ def jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
     for j in body["items"]:
         c = j.get("counts") or {}
         rows.append((plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase") or ""),
-                     f"{c.get('done', 0)}/{c.get('matched', 0)}", plain(job_summary(j)), plain(j.get("startedBy") or ""),
+                     f"{c.get('done', 0)}/{c['matched']}" if "matched" in c else "-",  # not selected: no 0/0
+                     plain(job_summary(j)), plain(j.get("startedBy") or ""),
                      plain(str(j.get("createdAt", ""))[5:19].replace("T", " "))))
     return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,
                        right=("DONE/MATCHED",))

@@ -90,7 +90,7 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     422: "`validation_failed` (details: each field path and why); `idempotency_key_reused`",
     429: "`rate_limited`: over the caller's token bucket; retry after `Retry-After` seconds",
     431: "`headers_too_large` / `too_many_headers`: over `api.max_header_bytes` / `api.max_headers`",
-    503: "`queue_unavailable`, `queue_full`, `records_full`, `dlq_full`, `jobs_full`, `storage_failed`, "
+    503: "`queue_unavailable`, `queue_full`, `records_full`, `dlq_full`, `jobs_full`, `jobs_busy`, `storage_failed`, "
          "`topology_missing`, `topology_error`, `topology_changed`, `audit_unavailable`, `stats_unavailable`: retry "
          "after `Retry-After` seconds",
     501: "`not_implemented`: a `Transfer-Encoding` naming a coding other than `chunked` (RFC 9112 §6.1)",

@@ -29,6 +29,7 @@ from gamead_core.errors import (
     TopologyMissing,
 )
 from gamead_core.ids import INVALID_KEY_CODE
+from gamead_core.jobs.busy import JobsBusy
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.times import check_window
@@ -57,6 +58,7 @@ STATUS_OF: dict[type[GameadError], int] = {
     IdempotencyKeyReused: 422,
     IdempotencyKeyExpired: 409,
     QueueFull: 503,
+    JobsBusy: 503,
     StorageFailed: 503,
     TopologyMissing: 503,
     QueueUnavailable: 503,

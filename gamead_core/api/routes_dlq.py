@@ -141,6 +141,7 @@ def _selection_filter(body: SelectionBody) -> DlqFilter:
 
 async def _selection(request: Request, body: SelectionBody) -> Selection:
     flt = _selection_filter(body)  # 422 before anything is stored
+    _jobs(request).room()  # 503 jobs_busy before any read for it: jobs.max_running (attack34a F2)
     fence = await _link(request).dlq.last_seq()
     if body.ids is not None:
         return Selection(mode="ids", ids=len(body.ids), fence=fence, limit=body.limit)
@@ -160,7 +161,8 @@ async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
         items, missing = await link.ops.resolve_ids(body.ids[: body.limit], fence=fence)
         return {"matched": len(items), "notInDlq": len(missing), "notInDlqIds": missing, "dryRun": True,
                 "complete": True, "scanned": len(items) + len(missing)}
-    items = await link.ops.select(flt, fence=fence, limit=body.limit, budget=budget)
+    async with request.app.state.dlq_scans.slot():  # 503 list_busy past dlq.scans
+        items = await link.ops.select(flt, fence=fence, limit=body.limit, budget=budget)
     return {"matched": len(items), "dryRun": True, "complete": not budget.exhausted, "scanned": budget.scanned}
 
 
@@ -237,8 +239,9 @@ async def list_dlq(
     re-dead-letters ads (their new entries are past the fence; attack27 F5)."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
-    page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
-                                         budget=_budget(request), count=count)
+    async with request.app.state.dlq_scans.slot():  # 503 list_busy past dlq.scans (a consumer each on nats-server)
+        page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
+                                             budget=_budget(request), count=count)
     return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
                   "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
                   "scanned": page.scanned, "complete": page.complete,

@@ -38,6 +38,10 @@ class DlqSettings(Section):
     scan_time: Seconds = Field(
         2.0, gt=0, le=MINUTES_10, description="Most seconds one list or dry-run request spends reading. At most 10 "
         "minutes (600 s).")
+    scans: int = Field(
+        4, ge=1, le=64, description="DLQ reads (`GET /v1/dlq` pages, dry runs, a purge's count) one API node runs at "
+        "once; as many again wait, more get 503 `list_busy` (each reads the DLQ with a consumer of its own on "
+        "nats-server: this bounds their memory there). At most 64.")
 
 
 class JobSettings(Section):
@@ -57,6 +61,10 @@ class JobSettings(Section):
         "1 day (86400 s).")
     max_resumes: int = Field(
         3, ge=0, le=100, description="Times a job is resumed after its runner died; then interrupted. At most 100.")
+    max_running: int = Field(
+        4, ge=1, le=256, description="Operator jobs (replay, purge, import, a doctor repair) one API node runs at "
+        "once, resumed ones included; past it a new one is refused, 503 `jobs_busy` with Retry-After (each job scans "
+        "the DLQ with a consumer of its own: this bounds their number on nats-server). At most 256.")
 
     @model_validator(mode="after")
     def _document_outlives_its_lease(self) -> JobSettings:

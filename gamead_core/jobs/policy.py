@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gamead_core.jobs.model import Job, JobKind, JobState, Mark
+from gamead_core.errors import GameadError, error_text
+from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Mark
 from gamead_core.scaling.lease_rule import CLOCK_SLACK, silence_window, stuck_why, trust_cap
 
 #: Replayed ads that must have finished (completed or dead again) before a failure rate is judged.
@@ -44,6 +45,19 @@ def tally(kind: JobKind, marks: str) -> tuple[dict[str, int], dict[str, int]]:
     if kind == JobKind.REPAIR:
         counts.update({name: seen[mark] for mark, name in Mark.REPAIRED.items()})
     return counts, skipped
+
+
+def failure_reason(phase: JobPhase, exc: BaseException) -> str:
+    """A failed job's ``stopReason`` for error ``exc`` met in ``phase``: a gamead error by its message, another by
+    its class and message; in ``selecting`` (no work list yet: nothing was done) ``could not select entries: <why>;
+    retry`` (attack34a F2: such a job said ``error: TimeoutError: nats: timeout`` and "replayed 0 of 0 matched"
+    while 1,500 entries matched), else ``error: <why>``. Pure."""
+    message = error_text(exc)
+    if not isinstance(exc, GameadError) and message != type(exc).__name__:
+        message = f"{type(exc).__name__}: {message}"
+    if phase == JobPhase.SELECTING:
+        return f"could not select entries: {message}; retry"
+    return f"error: {message}"
 
 
 def pace_delay(started: float, actions: int, rate: float | None, now: float) -> float:
@@ -152,6 +166,8 @@ def summary(job: Job) -> str:
     the job ended", not "still running"."""
     c = job.counts
     acted = job.kind.acted
+    if "matched" not in c and not job.chunks:  # no work list: its selection never ended (attack34a F2)
+        return unselected(job)
     if job.kind == JobKind.REPAIR:
         parts = [f"{c.get(acted, 0)} of {c.get('matched', 0)} repair actions taken"]
         parts += [f"{_REPAIR_WORDS[name]} {c[name]}" for name in Mark.REPAIRED.values() if c.get(name)]
@@ -172,6 +188,17 @@ def summary(job: Job) -> str:
     if job.selection.not_in_dlq:
         parts.append(f"ids not in the DLQ {job.selection.not_in_dlq}")
     return " · ".join(parts)
+
+
+def unselected(job: Job) -> str:
+    """The outcome of a job without a work list: ``selection failed: nothing was done`` (failed),
+    ``ended cancelled before its selection: nothing was done`` (cancelled, interrupted), ``selecting entries (none
+    acted on yet)`` (running); never "0 of 0 matched", which says its selection ran and found nothing. Pure."""
+    if job.state == JobState.FAILED:
+        return "selection failed: nothing was done"
+    if job.state.terminal:
+        return f"ended {job.state.value} before its selection: nothing was done"
+    return "selecting entries (none acted on yet)"
 
 
 def mark_words(mark: str) -> str:

@@ -20,7 +20,7 @@ from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, QueueUnavailable, error_text
 from gamead_core.jobs.hooks import RepairActions
 from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Mark
-from gamead_core.jobs.policy import failure_rate_exceeded, pace_delay, tally
+from gamead_core.jobs.policy import failure_rate_exceeded, failure_reason, pace_delay, tally
 from gamead_core.jobs.store import WorkList
 from gamead_core.models import STORED, DlqEntry, utcnow
 from gamead_core.queue.dlq import DlqFilter
@@ -79,7 +79,7 @@ class JobRun:
             if job.state == JobState.QUEUED:
                 job.state = JobState.RUNNING
             job.started_at = job.started_at or utcnow()
-            await self.checkpoint(force=True)
+            await self._retrying(lambda: self.checkpoint(force=True))
             if job.phase == JobPhase.SELECTING:
                 await self._select()
             if job.phase == JobPhase.ACTING:
@@ -97,17 +97,20 @@ class JobRun:
             await asyncio.shield(self._release())
             raise
         except Exception as exc:  # noqa: BLE001 - a job that cannot go on says why, and ends
-            log.exception("job failed", extra={"job_id": job.id})
-            message = error_text(exc)
-            if not isinstance(exc, GameadError):
-                message = f"{type(exc).__name__}: {message}"
-            await self._finish_quietly(JobState.FAILED, f"error: {message}")
+            reason = failure_reason(job.phase, exc)
+            expected = isinstance(exc, GameadError)  # NATS, a store: one line, no traceback (attack34a F2)
+            log.log(logging.WARNING if expected else logging.ERROR, "job failed: %s", reason, exc_info=not expected,
+                    extra={"job_id": job.id, "kind": job.kind.value, "phase": job.phase.value})
+            await self._finish_quietly(JobState.FAILED, reason)
 
     async def _finish_quietly(self, state: JobState, reason: str) -> None:
         try:
             await self._finish(state, reason)
         except LostLease:
             log.warning("job taken over by another node before it could end", extra={"job_id": self.job.id})
+        except GameadError as exc:  # expected (NATS away, a full bucket): one line; the lease expires and another
+            log.warning("job could not record its end: %s", error_text(exc),  # node resumes the job
+                        extra={"job_id": self.job.id, "error_code": exc.code})
         except Exception:  # noqa: BLE001 - the lease expires and another node resumes the job
             log.exception("job could not record its end", extra={"job_id": self.job.id})
 
@@ -121,7 +124,7 @@ class JobRun:
             self.work = WorkList.new(items)
             job.chunks = len(self.work.bounds)
             job.phase = JobPhase.ACTING
-            await self.checkpoint(force=True)
+            await self._retrying(lambda: self.checkpoint(force=True))
             return
         ops = self.ops
         if sel.mode == "ids":
@@ -135,7 +138,7 @@ class JobRun:
         self.work = WorkList.new([[ad_id, seq] for ad_id, seq in items])
         job.chunks = len(self.work.bounds)
         job.phase = JobPhase.ACTING
-        await self.checkpoint(force=True)
+        await self._retrying(lambda: self.checkpoint(force=True))
 
     async def _plan_repair(self) -> tuple[list[list[Any]], dict[str, int]]:
         """The doctor's check (up to ``doctor.scan_time``), keeping the job's lease and cancel check going
@@ -179,13 +182,13 @@ class JobRun:
                         f"ads that finished died again (over {job.stop_on_failure_rate:.0%}); {left} "
                         f"entr{'y' if left == 1 else 'ies'} left in the DLQ"))
                     break
-            await self.checkpoint()
+            await self._retrying(self.checkpoint)
         if job.kind == JobKind.REPLAY:
             job.phase = JobPhase.FOLLOWING
             job.follow_until = clock.now() + self.service.settings.jobs.follow_timeout
         else:
             job.phase = JobPhase.DONE
-        await self.checkpoint(force=True)
+        await self._retrying(lambda: self.checkpoint(force=True))
 
     async def _act_one(self, item: Any) -> str:
         job = self.job
@@ -254,7 +257,7 @@ class JobRun:
         until = job.follow_until or 0.0
         while Mark.ACTED in work.text():
             await self._retrying(lambda: self._observe(None))
-            await self.checkpoint()
+            await self._retrying(self.checkpoint)
             if Mark.ACTED not in work.text() or clock.now() >= until:
                 break
             await self._sleep(FOLLOW_POLL)

@@ -33,6 +33,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
 from gamead_core.ids import new_job_id
+from gamead_core.jobs.busy import JobsBusy
 from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
 from gamead_core.jobs.policy import (lease_expired, lease_key, lease_too_far, lease_window, resume_decision, tally,
@@ -58,6 +59,7 @@ class JobService:
         self.audit = audit  #: told when a job starts and ends
         self._store: JobStore | None = None
         self._runs: dict[str, asyncio.Task[None]] = {}
+        self._starting = 0  #: jobs being created here that hold a place under jobs.max_running (not in _runs yet)
         self._sweeper: asyncio.Task[None] | None = None
         self.last_error: str | None = "starting"
         #: job id → its lease as last seen (:func:`lease_key`), since when (monotonic s) and its written ttl then
@@ -98,6 +100,19 @@ class JobService:
     def running_here(self) -> list[str]:
         return list(self._runs)
 
+    def busy(self) -> int:
+        """Jobs that hold a place under ``jobs.max_running`` on this node: running, and being created."""
+        return len(self._runs) + self._starting
+
+    def room(self) -> None:
+        """Raise :class:`JobsBusy` (503 ``jobs_busy``) if this node already runs ``jobs.max_running`` jobs: what a
+        route asks before it does any work for a new job (the fence, a count), and :meth:`create` again."""
+        limit = self.settings.jobs.max_running
+        if self.busy() >= limit:
+            raise JobsBusy(f"this API node already runs {limit} operator jobs (jobs.max_running): no job was started; "
+                           "try again when one has ended (gamead dlq jobs lists them)",
+                           details={"running": self.busy(), "limit": limit, "setting": "jobs.max_running"})
+
     def reachable(self) -> bool:
         """Is NATS reachable right now? (The node's DLQ actions refuse while it is away.)"""
         try:
@@ -110,8 +125,20 @@ class JobService:
 
     async def create(self, kind: JobKind, selection: Selection, *, started_by: str, rate: float | None = None,
                      stop_on_failure_rate: float | None = None, items: list[Any] | None = None) -> Job:
-        """Store a new job (its work list first, if given) and start it here. Returns its document."""
+        """Store a new job (its work list first, if given) and start it here. Returns its document. Raises
+        :class:`JobsBusy` before anything is stored when this node runs ``jobs.max_running`` jobs already (every
+        kind: replay, purge, import, repair; attack34a F2)."""
         store = self.store
+        self.room()
+        self._starting += 1  # held from here, before the first await: N concurrent creates never pass the bound
+        try:
+            return await self._create(store, kind, selection, started_by=started_by, rate=rate,
+                                      stop_on_failure_rate=stop_on_failure_rate, items=items)
+        finally:
+            self._starting -= 1
+
+    async def _create(self, store: JobStore, kind: JobKind, selection: Selection, *, started_by: str,
+                      rate: float | None, stop_on_failure_rate: float | None, items: list[Any] | None) -> Job:
         job = Job(
             id=new_job_id(), kind=kind, selection=selection, started_by=started_by, created_at=utcnow(),
             rate=rate, stop_on_failure_rate=stop_on_failure_rate, runner=self.node_id,
@@ -273,6 +300,9 @@ class JobService:
             return 0
         previous = job.runner
         decision = resume_decision(job, self.settings.jobs.max_resumes)
+        if decision == JobState.RUNNING and self.busy() >= self.settings.jobs.max_running:
+            log.debug("job %s not resumed here: this node runs jobs.max_running jobs", job.id)
+            return 0  # another node, or this one once a job ends, resumes it (its lease stays expired)
         job.runner, job.lease_until, job.lease_ttl = self.node_id, now + self.lease, self.lease
         if decision == JobState.RUNNING:
             job.resumes += 1
@@ -285,10 +315,14 @@ class JobService:
             else:
                 job.stop_reason = (f"its runner stopped {job.resumes + 1} times (last {previous}); not resumed "
                                    f"again (jobs.max_resumes = {self.settings.jobs.max_resumes})")
+        held = decision == JobState.RUNNING
+        self._starting += held  # its place under jobs.max_running, held across the write as create() does
         try:
             revision = await store.update(job, revision)
         except Conflict:
             return 0  # another node was faster
+        finally:
+            self._starting -= held
         if decision != JobState.RUNNING:
             log.warning("job ended without its runner", extra={"job_id": job.id, "state": decision.value,
                                                                "previous_runner": previous})

@@ -20,7 +20,8 @@ async def read_stream(
 ) -> AsyncIterator[Msg]:
     """Yield the messages of ``stream`` on ``subject`` from ``start_seq`` (or the last ``tail`` sequences, or the
     first stored at or after ``start_time``, an aware datetime) to the end as it was when the call started; with
-    ``headers_only``, without their bodies. Stops early after ``timeout`` seconds without a message."""
+    ``headers_only``, without their bodies. Stops early after ``timeout`` seconds without a message. A NATS error
+    (its consumer not created in time, too) leaves as the gamead error (:func:`nats_boundary`)."""
     with nats_boundary():
         info = await js.stream_info(stream)
     last = info.state.last_seq
@@ -31,15 +32,16 @@ async def read_stream(
         start = max(start, last - tail + 1)
     if start > last:
         return
-    sub = await js.subscribe(
-        subject,
-        stream=stream,
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
-                              headers_only=headers_only or None) if start_time is None else
-        ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
-                       headers_only=headers_only or None),
-    )
+    with nats_boundary():  # its consumer's creation timing out is QueueUnavailable too, not nats-py's own error
+        sub = await js.subscribe(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
+            subject,
+            stream=stream,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
+                                  headers_only=headers_only or None) if start_time is None else
+            ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
+                           headers_only=headers_only or None),
+        )
     try:
         while True:
             try:
