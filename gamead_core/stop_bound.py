@@ -26,7 +26,7 @@ import time
 #: removal (each at most ``nats.request_timeout``), the NATS connection's drain (5 s) and close (2 s)
 WORKER_MARGIN = 12.0
 #: seconds ``gamead serve``'s stop may take: uvicorn's graceful shutdown (10 s) plus the lifespan's (leases,
-#: heartbeat, NATS drain); below manifests/api.yaml's terminationGracePeriodSeconds (30)
+#: heartbeat, NATS drain); with the 5 s preStop, below manifests/api.yaml's terminationGracePeriodSeconds (35)
 API_BOUND = 25.0
 #: exit code of a process whose stop was cut by its bound (the README's 1: an unexpected error, the line says why)
 CUT_EXIT = 1

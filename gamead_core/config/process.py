@@ -42,11 +42,12 @@ class ApiSettings(Section):
     read_timeout: Seconds = Field(
         15.0, gt=0, le=HOUR, description="Seconds a client may take to send one whole request (line, headers, body), "
         "counted from the connection's opening or the request's first byte, without the time the server itself does "
-        "not read (a pipelined request waiting for the one before it); slower → 408 and close. At most 1 hour "
-        "(3600 s).")
+        "not read (a pipelined request waiting for the one before it); slower → 408 and close. What is already in "
+        "the socket when it passes (the API stood still) is read first. At most 1 hour (3600 s).")
     keep_alive_timeout: Seconds = Field(
-        5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests. At "
-        "most 1 hour (3600 s).")
+        5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests; a "
+        "request already in the socket when it runs out (the API stood still) is read and answered. At most 1 hour "
+        "(3600 s).")
     max_connections: int | None = Field(
         None, ge=1, le=10_000_000, description="Most connections open at once; past it a new connection closes the one "
         "waiting longest for a request (none in flight), or is answered 503 `too_many_connections`. Unset: the open-"

@@ -256,8 +256,14 @@ def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
     assert grace > drain, f"terminationGracePeriodSeconds {grace} must exceed worker.drain_timeout {drain}"
     # its stop is cut at its bound (gamead_core.stop_bound), which must come before the kubelet's SIGKILL
     assert grace > worker_bound(drain), f"terminationGracePeriodSeconds {grace} must exceed {worker_bound(drain)}"
-    api = find("Deployment", "gamead-api")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert api > API_BOUND, f"the API's terminationGracePeriodSeconds {api} must exceed its stop bound {API_BOUND}"
+    api_pod = find("Deployment", "gamead-api")["spec"]["template"]["spec"]
+    api = api_pod["terminationGracePeriodSeconds"]
+    (api_c,) = api_pod["containers"]
+    # the grace period runs from the deletion: the preStop sleep first, then the stop (attack34b F2's preStop)
+    pre_stop = api_c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop >= 5, "the API keeps serving while the Service and load balancers drop it (README, graceful stop)"
+    assert api > pre_stop + API_BOUND, (f"the API's terminationGracePeriodSeconds {api} must exceed its preStop "
+                                        f"{pre_stop} s + its stop bound {API_BOUND}")
     assert grace == 40
     (c,) = containers(worker)
     assert c["command"] + c["args"] == ["gamead", "worker"]
