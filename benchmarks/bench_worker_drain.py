@@ -8,6 +8,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_worker_drain.py --code /tmp/main-src   # and a worker of another checkout
     .venv/bin/python benchmarks/bench_worker_drain.py --prefetch 0,4,8,16    # and the worker at each worker.prefetch
     .venv/bin/python benchmarks/bench_worker_drain.py --env GAMEAD_METRICS__ENABLED=false   # and under other settings
+    .venv/bin/python benchmarks/bench_worker_drain.py --port 43101     # nats-server on a port given to you
 
 One fresh ``nats-server`` with gamead's topology. Each round, per contender, ``--ads`` generated ads
 (``gamead_cli.generate``, their own priorities 1-5) are published to the work stream as ``POST /ads`` publishes
@@ -309,13 +310,15 @@ def main() -> None:
     parser.add_argument("--env", type=env_items, action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
                         help="also drain with the worker under these settings (repeatable: one worker each), e.g. "
                         "--env GAMEAD_METRICS__ENABLED=false: what a part of the machinery costs")
+    parser.add_argument("--port", type=int, default=0,
+                        help="the nats-server's loopback port (0: a free one), e.g. inside a range given to you")
     args = parser.parse_args()
     variants = {_label(env): env for env in [*args.prefetch, *args.env]}  # one worker per distinct setting
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "logs").mkdir()
         procs = Procs(root / "logs")
-        server = EmbeddedNats(root / "nats").start()
+        server = EmbeddedNats(root / "nats", port=args.port).start()
         # name → what it drains with; the order rotates every round (the bucket grows with every drain)
         contenders: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
             "gamead worker": lambda: drain_gamead(server.url, args.ads, procs, None),
