@@ -133,5 +133,8 @@ def test_one_formatter_prints_what_the_grammar_reads_as_itself_over_ten_years() 
             assert abs(back - seconds) <= unit * 0.5 + 1e-9 if seconds < 60 else 0 <= seconds - back < unit, printed
             assert format_duration(back, fine=fine) == printed, (seconds, printed, back)
     assert age(None) == age(float("nan")) == "-"
+    from gamead_cli.tui.view_figures import approx_ms, ms  # the dashboard's latencies, from a minute on
+
+    assert (ms(125_300), approx_ms(125_300), ms(31_030)) == ("2m05s", "≈2m10s", "31.03s")  # were 125.30s, ≈130s
     with pytest.raises(ValueError):
         format_duration(-1)
