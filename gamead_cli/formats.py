@@ -4,6 +4,7 @@ paste, empty lists, times (UTC), durations, windows of rates and byte sizes. Pur
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from rich.text import Text
 
 from gamead_cli.cell_text import cut_at
+from gamead_core.durations import format_duration
 from gamead_core.safe_text import shown
 
 
@@ -55,24 +57,19 @@ def short_datetime(value: Any) -> str:
     return str(value).replace("T", " ")[:19]
 
 
-def age(seconds: float | None) -> str:
-    """``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
-    if seconds is None:
+def age(seconds: float | None, *, fine: bool = False) -> str:
+    """``0.4s``… as :func:`gamead_core.durations.format_duration` prints a duration (``4.0s``, ``12s``, ``3m05s``,
+    ``2h10m``, ``1d4h``; ``fine``: ``350ms`` under a second); ``-`` for None, NaN or infinity, a negative one (a
+    clock behind) with its sign. Before (fix35d item 2) a day and 4 hours printed ``28h00m``, not ``1d4h``."""
+    if seconds is None or not math.isfinite(seconds):
         return "-"
-    s = float(seconds)
-    if s < 10:
-        return f"{s:.1f}s"
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{int(s // 60)}m{int(s % 60):02d}s"
-    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    return format_duration(seconds, fine=fine) if seconds >= 0 else f"-{format_duration(-seconds, fine=fine)}"
 
 
 def took(seconds: float) -> str:
-    """A duration as ``gamead doctor`` prints how long its check took: ``350 ms`` under a second, else ``2.5 s``
-    (one decimal). Pure."""
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    """How long something took or will wait (``gamead doctor``'s check, ``try again in …``, ``gave up after …``):
+    :func:`age`, fine (``350ms``, ``2.5s``, ``1m15s``; before fix35d ``350 ms``, ``75.0 s``). Pure."""
+    return age(seconds, fine=True)
 
 
 def span(seconds: float) -> str:

@@ -5,9 +5,11 @@ dashboard's ``scale N for 10m`` and every setting in seconds (``queue.ack_wait: 
 reads its options with it before any settings are loaded.
 
 It takes every form gamead prints a duration in, so a figure copied from its output reads back as itself
-(``tests/unit/test_durations.py`` prints and reads each): ages ``0.4s``, ``12s``, ``3m05s``, ``2h10m``
-(:func:`gamead_cli.formats.age`), ``1d4h``, timings ``350 ms``, ``2.5 s``, spans ``5 min``. Before, each place had
-a parser of its own, and none read a compound: ``gamead dlq purge --since 2h30m`` was refused (fix34).
+(``tests/unit/test_durations.py`` prints and reads each). Before, each place had a parser of its own, and none
+read a compound: ``gamead dlq purge --since 2h30m`` was refused (fix34). And :func:`format_duration` is the one
+way gamead prints one (ages, timings, waits: :func:`gamead_cli.formats.age`, ``took``): ``0.4s``, ``2.5s``,
+``12s``, ``3m05s``, ``2h10m``, ``1d4h``, each read back by :func:`parse_duration` as itself to what it shows.
+Before (fix35d item 2) ``age`` printed a day and 4 hours as ``28h00m`` and ``took`` ``350 ms``/``100800.0 s``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,30 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def format_duration(seconds: float, *, fine: bool = False) -> str:
+    """``seconds`` (≥ 0, finite) as gamead prints a duration, the largest units first: ``0.4s`` under 10 s
+    (``fine``: ``350ms`` under a second, for a timing such as a check's), ``12s`` (rounded), ``3m05s``,
+    ``2h10m``, ``1d4h`` (truncated to the last unit; ``3d``: no hours). Pure; :func:`parse_duration` reads each
+    back to within its last unit (a millisecond, a tenth, a second, a minute, an hour). Raises ``ValueError`` for
+    a negative or non-finite value (no duration)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise ValueError(f"not a duration: {seconds!r}")
+    s = float(seconds)
+    if fine and round(s * 1000) < 1000:  # a figure rounded up to the next unit is printed in that unit, so its
+        return f"{round(s * 1000)}ms"  # reading prints the same text again (0.9996 → 1.0s, never 1000ms)
+    if round(s, 1) < 10:
+        return f"{round(s, 1):.1f}s"
+    if round(s) < 60:
+        return f"{round(s)}s"
+    s = max(s, 60.0)
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    if s < 86400:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    days, hours = int(s // 86400), int(s % 86400 // 3600)
+    return f"{days}d{hours}h" if hours else f"{days}d"
+
+
 def is_duration(text: str | None) -> bool:
     """Does :func:`parse_duration` read ``text``? Pure."""
     try:
@@ -71,4 +97,4 @@ def _refusal(text: Any) -> str:
     return f"cannot read duration {shown}: use {FORMS}"
 
 
-__all__ = ["FORMS", "MOST", "UNITS", "is_duration", "parse_duration"]
+__all__ = ["FORMS", "MOST", "UNITS", "format_duration", "is_duration", "parse_duration"]

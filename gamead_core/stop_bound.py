@@ -12,15 +12,23 @@ was still running — each unfinished task's coroutine and where it waits, read 
 within 1 s — and ends the process with exit code 1 (``os._exit``: no more cleanup that could hang).
 
 The bounds (``worker_bound``, :data:`API_BOUND`) stay below the manifests' terminationGracePeriodSeconds, so a
-pod is never SIGKILLed for a shutdown that hangs: it says what hung first.
+pod is never SIGKILLed for a shutdown that hangs: it says what hung first. ``gamead up``'s (:func:`up_bound`) is
+the sum of its children's stop timeouts plus its own awaits, and its cut first SIGKILLs every child it recorded
+that still runs, naming each (``on_cut``): nothing it started outlives it.
+
+Within a stop, each await of its own has a deadline too (:func:`within`, fix35d item 3: the worker's ``_drain``,
+the API's lifespan shutdown, ``gamead up``'s watches): one step that hangs is cut and the stop goes on to the next
+(release the lease, remove the heartbeat, drain NATS), rather than spend the whole bound on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 #: seconds a worker's stop may take beyond ``worker.drain_timeout``: hand-back refunds, lease and heartbeat
 #: removal (each at most ``nats.request_timeout``), the NATS connection's drain (5 s) and close (2 s)
@@ -28,14 +36,45 @@ WORKER_MARGIN = 12.0
 #: seconds ``gamead serve``'s stop may take: uvicorn's graceful shutdown (10 s) plus the lifespan's (leases,
 #: heartbeat, NATS drain); with the 5 s preStop, below manifests/api.yaml's terminationGracePeriodSeconds (35)
 API_BOUND = 25.0
+#: seconds ``gamead up``'s stop may take beyond its children's stop timeouts (workers ``worker.drain_timeout`` +
+#: 5 s, the API 15 s, nats-server 10 s, each SIGKILLed past its own): the autoscaler's lease release, its watches'
+#: last readings, its NATS connection's close (5 s) (gamead_cli.commands.up_stack)
+UP_MARGIN = 10.0
 #: exit code of a process whose stop was cut by its bound (the README's 1: an unexpected error, the line says why)
 CUT_EXIT = 1
 _armed = threading.Lock()
 
 
+log = logging.getLogger(__name__)
+
+
 def worker_bound(drain_timeout: float) -> float:
     """Seconds a worker's stop may take, from its first stop signal: ``drain_timeout`` + :data:`WORKER_MARGIN`."""
     return drain_timeout + WORKER_MARGIN
+
+
+def up_bound(children: float) -> float:
+    """Seconds ``gamead up``'s stop may take, from its first stop signal: ``children`` (the sum of its children's
+    stop timeouts, s) + :data:`UP_MARGIN`."""
+    return children + UP_MARGIN
+
+
+async def within(step: Awaitable[object], seconds: float, what: str) -> bool:
+    """Await one step of a stop for at most ``seconds``: True if it ended (its error raised, as awaiting it would),
+    False if not, then it is cancelled and left (never awaited again: a step that swallows its cancellation must
+    not hold the stop) and a WARNING names ``what``. Cancelled itself, it cancels the step."""
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        log.warning("stopping: %s did not end within %g s; cut, the stop goes on", what, seconds)
+        return False
+    task.result()
+    return True
 
 
 def _ours(task: asyncio.Task[object]) -> bool:
@@ -80,10 +119,18 @@ def still_running(loop: asyncio.AbstractEventLoop | None, wait: float = 1.0) -> 
     return f"still running: {answer[0]}"
 
 
-def arm(bound: float, role: str, *, loop: asyncio.AbstractEventLoop | None = None) -> threading.Thread | None:
+def _nothing() -> None:
+    return None
+
+
+def arm(bound: float, role: str, *, loop: asyncio.AbstractEventLoop | None = None,
+        on_cut: Callable[[], tuple[str, Callable[[], object]]] | None = None) -> threading.Thread | None:
     """From now on this process has ``bound`` seconds to end: past them, one line on stderr naming ``role``, the
-    bound and what was still running (:func:`still_running`), then ``os._exit(CUT_EXIT)``. Arms once per process:
-    later calls (a second signal) return None and change nothing. Returns the daemon thread."""
+    bound and what was still running (:func:`still_running`), then ``os._exit(CUT_EXIT)``. ``on_cut``: called (in
+    the watch's thread) before the line, it gives words added to the line and an action run once the line is out,
+    just before the exit (``gamead up``: ``killing (SIGKILL) worker-1 (pid N)``, then that kill: done before the
+    line, it could let the stop end by itself first, without the line); an error of either is named or ignored.
+    Arms once per process: later calls (a second signal) return None and change nothing. Returns the thread."""
     if not _armed.acquire(blocking=False):
         return None
     began = time.monotonic()
@@ -99,16 +146,27 @@ def arm(bound: float, role: str, *, loop: asyncio.AbstractEventLoop | None = Non
         joined = [t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
         if joined:  # what interpreter exit waits for (it joins every such thread)
             what += f"; threads not daemon: {', '.join(joined[:5])}"
+        then: Callable[[], object] = _nothing
+        if on_cut is not None:
+            try:
+                words, then = on_cut()
+                what += f"; {words}"
+            except Exception as exc:  # noqa: BLE001 - the exit must come whatever the hook does
+                what += f"; its cut failed: {exc!r}"
         line = (f"gamead {role}: its stop did not end within its bound of {bound:g} s (after "
                 f"{time.monotonic() - began:.1f} s; {what}): exiting now, with code {CUT_EXIT}, what was left cut\n")
         said = threading.Thread(target=os.write, args=(2, line.encode("utf-8", "replace")), daemon=True)
         said.start()  # in a thread of its own: a stderr pipe nobody reads must not keep the process alive
         said.join(1.0)
-        os._exit(CUT_EXIT)
+        try:
+            then()
+        finally:
+            os._exit(CUT_EXIT)
 
     thread = threading.Thread(target=watch, name="gamead-stop-bound", daemon=True)
     thread.start()
     return thread
 
 
-__all__ = ["API_BOUND", "CUT_EXIT", "WORKER_MARGIN", "arm", "still_running", "worker_bound"]
+__all__ = ["API_BOUND", "CUT_EXIT", "UP_MARGIN", "WORKER_MARGIN", "arm", "still_running", "up_bound", "within",
+           "worker_bound"]

@@ -272,6 +272,7 @@ def up(
         # a second signal hurries the stop, never aborts it
         install_stop_handlers(lambda signum, frame: stack.hurry_workers())
         try:
+            stack.arm_stop()  # a stop begun before supervise (or after its end): bounded too (fix35d)
             stack.stop_all(settings.worker.drain_timeout)
         finally:
             claims.release_all()

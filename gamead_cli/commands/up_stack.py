@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from rich.markup import escape
 
@@ -15,6 +17,8 @@ from gamead_cli.commands.up_logs import child_error_line, last_log_line
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.proc import alive, start_time
+from gamead_core.scaling.local import STOP_GRACE
+from gamead_core.stop_bound import arm, up_bound
 from gamead_core.supervisor import Child, Supervisor
 from gamead_core.worker.faults import CRASH_EXIT_CODE
 
@@ -87,6 +91,33 @@ class UpStack:
                 except ProcessLookupError:
                     pass
         say("stopping now: workers hand their ads back")
+
+    def stop_bound(self) -> float:
+        """Seconds ``gamead up``'s whole stop may take from its first stop signal (:func:`gamead_core.stop_bound.
+        up_bound`): the workers' drain (``worker.drain_timeout`` + 5 s), the API's 15 s, nats-server's 10 s, each
+        SIGKILLed past its own, plus up's own awaits (10 s): 55 s with the default drain of 25 s."""
+        return up_bound(self.settings.worker.drain_timeout + STOP_GRACE + API_STOP_TIMEOUT + NATS_STOP_TIMEOUT)
+
+    def arm_stop(self) -> None:
+        """The stop has begun: past :meth:`stop_bound` s, :meth:`kill_left` and exit 1 with one line naming them
+        (:func:`gamead_core.stop_bound.arm`; once per process, later calls change nothing)."""
+        arm(self.stop_bound(), "up", on_cut=self.kill_left)  # named in the cut's line, then SIGKILLed
+
+    def kill_left(self) -> tuple[str, Callable[[], None]]:
+        """The cut of a stop past its bound (:func:`gamead_core.stop_bound.arm`'s ``on_cut``, from its thread): the
+        words naming every child this stack recorded that still runs (same PID *and* start time, never a process
+        that reused the number), ``killing (SIGKILL) worker-1 (pid N), api (pid M)``, and the action that SIGKILLs
+        them (one stopped by SIGSTOP dies by nothing else), run once the line is out."""
+        left = [(str(e["name"]), int(e["pid"])) for e in self.data.live()
+                if alive(e["pid"]) and start_time(e["pid"]) == e["start"]]
+
+        def kill() -> None:
+            for _, pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+        named = ", ".join(f"{name} (pid {pid})" for name, pid in left)
+        return (f"killing (SIGKILL) {named}" if left else "no child of it was left running"), kill
 
     def stop_all(self, drain_timeout: float) -> None:
         workers = [n for n in self.sup.children if n not in (API_CHILD, NATS_CHILD)]

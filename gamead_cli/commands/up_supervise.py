@@ -19,6 +19,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.shutdown import mark_ours
+from gamead_core.stop_bound import within
 
 T = TypeVar("T")
 
@@ -126,15 +127,19 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
                 await asyncio.wait_for(stop.wait(), 0.2)
             except asyncio.TimeoutError:
                 pass
-        say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry) …")
+        stack.arm_stop()  # past its bound: every child left SIGKILLed and named, exit 1 (fix35d)
+        say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry; all of it "
+            f"within {stack.stop_bound():g}s, SIGKILL past it) …")
+        # each with its own deadline (gamead_core.stop_bound.within): a reading hung on a stalled NATS is cut
+        step = settings.nats.request_timeout + 3
         if task is not None:
-            await task  # releases the lease
+            await within(task, step, "the autoscaler's stop")  # releases the lease (at most 2 s)
         if probe is not None:
-            await probe  # it ends with stop: draining workers are never probed
+            await within(probe, step, "the liveness probe's last reading")  # draining workers are never probed
         if watch is not None:
-            await watch  # it ends with stop: the stopping nats-server is never killed by it
-        await ready_watch  # it ends with stop: a stopping API is never said unready
-        await scaler.close()  # every worker drains, together with any scale-down still draining
+            await within(watch, step, "nats-server's watch")  # the stopping nats-server is never killed by it
+        await within(ready_watch, step, "the API's readiness watch")  # a stopping API is never said unready
+        await scaler.close()  # every worker drains (SIGKILL past drain_timeout + 5 s), with any scale-down
         if refusal is not None:
             raise refusal
     finally:

@@ -8,6 +8,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from gamead_core.durations import format_duration
+
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 
@@ -22,13 +24,15 @@ def rate(per_sec: float | None) -> str:
 
 
 def ms(value: float | None) -> str:
+    """A latency in ms: ``0.38ms``, ``6.6ms``, ``308ms``, ``31.03s``; from a minute on as every duration gamead
+    prints (:func:`gamead_core.durations.format_duration`: ``2m05s``, not ``125.30s``; fix35d item 2)."""
     if value is None:
         return "-"
     if value < 1:
         return f"{value:.2f}ms"
     if value < 1000:
         return f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms"
-    return f"{value / 1000:.2f}s"
+    return f"{value / 1000:.2f}s" if value < 60_000 else format_duration(value / 1000)
 
 
 def approx_ms(value: float | None, bucket: Any = None) -> str:
@@ -54,7 +58,7 @@ def _sig2(value: float, *, up: bool = False) -> str:
     """``0.38ms``, ``400ms``, ``31s``: ``value`` (ms, > 0) to 2 significant digits (rounded ``up``: a bound)."""
     digits = 1 - math.floor(math.log10(value))
     shown = math.ceil(round(value * 10**digits, 6)) / 10**digits if up else round(value, digits)
-    return f"{shown:g}ms" if shown < 1000 else f"{shown / 1000:g}s"
+    return f"{shown:g}ms" if shown < 1000 else f"{shown / 1000:g}s" if shown < 60_000 else format_duration(shown / 1000)
 
 
 def estimate_bucket(p: Any, name: str) -> Any:

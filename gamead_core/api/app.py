@@ -42,6 +42,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError
 from gamead_core.queue.refusal import serve_until_refused
 from gamead_core.redis_link import RedisLink
+from gamead_core.stop_bound import within
 from gamead_core.telemetry.http import HttpMetrics
 from gamead_core.telemetry.metrics import set_recording
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
@@ -106,12 +107,15 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
             yield
         finally:
             refusals.cancel()
-            await stop_autoscaler()  # releases the lease if this node held it
-            await link.settle_writes()  # the last round of ambiguous submits, before the heartbeat ends
-            await stop_observers()  # removes this node's registry entry (left to expire if writes are unsettled)
-            await link.stop()
+            # each step with its own deadline (fix35d, gamead_core.stop_bound.within): one that hangs on a stalled
+            # NATS or Valkey is cut and the next still runs, within the process's bound (API_BOUND)
+            step = 2 * settings.nats.request_timeout  # a write or two; the autoscaler waits 5 s, the last round 3 s
+            await within(stop_autoscaler(), 5 + step, "the autoscaler's stop")  # releases the lease if held here
+            await within(link.settle_writes(), 3 + step, "the last settle round")  # ambiguous submits, before the beat
+            await within(stop_observers(), step, "the observers' stop")  # removes this node's registry entry
+            await within(link.stop(), 8.0, "the NATS link's stop")  # its drain (5 s) and close (2 s)
             if redis is not None:
-                await redis.close()
+                await within(redis.close(), step, "the Valkey link's close")
             shutdown_tracing()  # flush the last spans (nothing when tracing is off)
 
     tracing = setup_tracing("api")

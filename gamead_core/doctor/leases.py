@@ -49,6 +49,7 @@ from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
 from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one rule's (stuck_why)
     AUTOSCALER_LEASE, CLOCK_SLACK, TRUST_TTLS, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
+from gamead_core.store.cas import StillBusy, retry_busy
 from gamead_core.worker.reaper import reaper_lease_ttl
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,9 @@ async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str
             await wait(min(left + 0.05, window / 6), waiting_text(key, lease, window, first_seen + window))
         now = clock.now()
         try:
-            await kv.update(key, replace(lease, holder="", renewed_at=now, expires_at=now).to_json(), last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
+            released = replace(lease, holder="", renewed_at=now, expires_at=now).to_json()
+            await retry_busy(lambda: kv.update(key, released, last=revision))  # busy: sent again (fix35d)
+        except (nats.js.errors.KeyWrongLastSequenceError, StillBusy):  # lost, or another write still in flight
             return None
     return lease
 

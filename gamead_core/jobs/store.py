@@ -26,7 +26,7 @@ from gamead_core.ids import is_job_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.scan import read_stream
-from gamead_core.store.cas import retry_busy
+from gamead_core.store.cas import StillBusy, create_key, retry_busy
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class JobStore:
         """Write a new job's document. Raises :class:`~gamead_core.full_stores.JobsFull` (503 ``jobs_full``) when
         the bucket is at ``jobs.max_bytes``, as every write here (attack31a F9: it answered ``queue_full``)."""
         with jobs_boundary():
-            return await self._kv.create(names.job_key(job.id), self._encode(job))
+            return await create_key(self._kv, names.job_key(job.id), self._encode(job))
 
     async def get(self, job_id: str) -> tuple[Job, int]:
         """The job and its revision; :class:`NotFound` (also for a string that is not a job id)."""
@@ -158,7 +158,7 @@ class JobStore:
         with jobs_boundary():
             try:
                 return await retry_busy(lambda: self._kv.update(key, value, last=revision))
-            except nats.js.errors.KeyWrongLastSequenceError as exc:
+            except (nats.js.errors.KeyWrongLastSequenceError, StillBusy) as exc:
                 raise Conflict(f"job {job.id} changed since revision {revision}") from exc
 
     async def save_work(self, job_id: str, work: WorkList) -> None:

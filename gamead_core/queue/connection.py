@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
                                 QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
+from gamead_core.queue.cas_answer import BUSY, LOST, still_busy, verdict
 from gamead_core.queue.closed import note_nats_closed
 from gamead_core.queue.headers import install as fast_headers
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
@@ -54,17 +55,12 @@ JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY = 10163  #: "expected last sequence per s
 JS_STREAM_WRONG_LAST_SEQUENCE_CONSTANT = 10164  #: "wrong last sequence"
 
 #: The ``{err}`` texts of 10077 that mean "this stream is at one of its limits" with ``discard: new``
-#: (nats-server ``server/store.go``: ErrMaxMsgs, ErrMaxBytes, ErrMaxMsgsPerSubject). Anything else under
-#: 10077 is a failed store write.
+#: (nats-server ``server/store.go``: ErrMaxMsgs, ErrMaxBytes, ErrMaxMsgsPerSubject); others: a failed store write.
 _LIMIT_ERRORS = ("maximum messages exceeded", "maximum bytes exceeded", "maximum messages per subject exceeded")
-_STORAGE_CODES = frozenset({
-    JS_ACCOUNT_RESOURCES_EXCEEDED, JS_INSUFFICIENT_RESOURCES, JS_MEMORY_RESOURCES_EXCEEDED,
-    JS_STORAGE_RESOURCES_EXCEEDED,
-})
+_STORAGE_CODES = frozenset({JS_ACCOUNT_RESOURCES_EXCEEDED, JS_INSUFFICIENT_RESOURCES, JS_MEMORY_RESOURCES_EXCEEDED,
+                            JS_STORAGE_RESOURCES_EXCEEDED})
 _MISSING_CODES = frozenset({JS_STREAM_NOT_FOUND, JS_CONSUMER_NOT_FOUND})
-_CONFLICT_CODES = frozenset({
-    JS_STREAM_WRONG_LAST_SEQUENCE, JS_STREAM_WRONG_LAST_SEQUENCE_CONSTANT, JS_STREAM_WRONG_LAST_MSG_ID,
-})
+_CONFLICT_CODES = frozenset({JS_STREAM_WRONG_LAST_MSG_ID})  #: and a lost compare-and-set (cas_answer.verdict)
 _GONE_CODES = frozenset({JS_NO_MESSAGE_FOUND, JS_SEQUENCE_NOT_FOUND})
 
 
@@ -218,7 +214,9 @@ def is_stream_limit(exc: BaseException) -> bool:
 def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
     """An error the JetStream API answered with (``{"code", "err_code", "description"}``)."""
     code = getattr(exc, "err_code", None)
-    if isinstance(exc, nats.js.errors.KeyWrongLastSequenceError) or code in _CONFLICT_CODES:
+    if (cas := verdict(exc)) == BUSY:  # another write of the key in flight: not decided, never a Conflict (fix35d)
+        return still_busy(exc, 1)
+    if cas == LOST or code in _CONFLICT_CODES:
         return Conflict(f"the record changed meanwhile: {_describe(exc)}")
     if isinstance(exc, (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError)) or code in _GONE_CODES:
         return NotFound("no such record or message")
@@ -256,7 +254,8 @@ def translate(exc: BaseException) -> Exception:
     ==========================================================  =============================================
     nats-py error                                               gamead error
     ==========================================================  =============================================
-    ``KeyWrongLastSequenceError``, API error 10071/10164/10070  :class:`Conflict` (a lost compare-and-set)
+    ``KeyWrongLastSequenceError`` lost, API error 10071/10070  :class:`Conflict` (a lost compare-and-set)
+    the same busy (no number), 10164, 10163                     :class:`StillBusy` (503: not decided)
     ``KeyNotFoundError``, ``KeyDeletedError``, 10037, 10043     :class:`NotFound`
     ``BucketNotFoundError``, 10059 stream / 10014 consumer      :class:`TopologyMissing` (503)
     10077 "maximum messages/bytes/… exceeded"                   :class:`QueueFull` (503 ``queue_full``)

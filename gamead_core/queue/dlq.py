@@ -37,6 +37,7 @@ from gamead_core.models import STORED, DlqEntry
 from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.dlq_filter import DlqFilter, ScanBudget
 from gamead_core.queue.scan import read_stream
+from gamead_core.store.cas import retry_busy
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class DeadLetters:
         payload = entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode()
         with dlq_boundary():
             try:
-                ack = await self._js.publish(subject, payload, headers=headers)
+                ack = await retry_busy(lambda: self._js.publish(subject, payload, headers=headers))  # busy: again
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     raise Conflict(f"the DLQ entry of ad {entry.ad_id} changed meanwhile") from exc

@@ -14,7 +14,10 @@ advice-only holder at once. A missing ``acts`` reads as true.
 
 Every write is a compare-and-set on the key's revision (``kv.create`` when the key is new,
 ``kv.update(last=revision)`` otherwise), so two candidates that race for an expired lease cannot both win:
-the loser gets ``KeyWrongLastSequenceError`` and stays a follower.
+the loser gets ``KeyWrongLastSequenceError`` (10071, lost) and stays a follower. A busy answer (10164: another
+write of the key in flight on an R3 bucket, not decided) is sent again (:func:`gamead_core.store.cas.retry_busy`,
+:func:`~gamead_core.store.cas.create_key`); one still busy is an unanswered step, as NATS away: the holder keeps its
+lease until its own deadline (before fix35d the leader gave its lease up on the first busy renewal).
 
 * :func:`lease_decision` is the pure rule: no lease → acquire; my lease → renew, keeping its ``acquiredAt``,
   while I held it without a break; my lease expired, or not renewed by my own deadline (the process was
@@ -78,6 +81,7 @@ from gamead_core.scaling.lease_rule import (
     silent_after,
 )
 from gamead_core.shutdown import last_write
+from gamead_core.store.cas import create_key, retry_busy
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +195,9 @@ class LeaseKeeper:
                         self._held_until = -math.inf
                         return decision.check_in
                     put_sent = server_clock.local()
-                    if entry is None:
-                        revision = await self.kv.create(self.key, decision.write.to_json())
-                    else:
-                        revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
+                    value = decision.write.to_json()  # a busy answer sent again; still busy: StillBusy (fix35d)
+                    revision = await (create_key(self.kv, self.key, value) if entry is None else
+                                      retry_busy(lambda: self.kv.update(self.key, value, last=entry.revision)))
                     put_received = server_clock.local()
                 except nats.js.errors.KeyWrongLastSequenceError:
                     # Another candidate wrote first: it holds the lease now. Look again soon.
@@ -277,8 +280,8 @@ class LeaseKeeper:
         self._held_until = -math.inf
         revision = self._revision
         try:
-            await last_write(lambda: self.kv.update(self.key, released.to_json(), last=revision), timeout=2.0,
-                             connected=self._connected())
+            await last_write(lambda: retry_busy(lambda: self.kv.update(self.key, released.to_json(), last=revision)),
+                             timeout=2.0, connected=self._connected())
             word = "released"  # a clean stop: never "lost", which reads like a fault (ops13 finding 5)
         except Exception as exc:  # noqa: BLE001 - it expires on its own anyway
             log.info("could not release the %s lease (it expires in %.1fs): %s", self.key, self.ttl, error_text(exc))

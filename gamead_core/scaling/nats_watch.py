@@ -194,7 +194,8 @@ async def _watch(watch: NatsWatch, target: Callable[[], tuple[int, float] | None
         if current is not None:
             answer = await check(url())
             now, reading = clock(), sample(current[0])
-            if target() == current:  # not restarted meanwhile
+            if target() == current and not stop.is_set():  # not restarted meanwhile; a stop begun: nothing said,
+                # nothing killed (the stop's own time is no stall of the watch's: fix35d)
                 note, kill_it = watch.observe(current[0], current[1], answer, reading, now)
                 if note is not None:
                     say(note)

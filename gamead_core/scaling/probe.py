@@ -16,9 +16,8 @@ Silent is not yet hung: on a machine overloaded with work (load 17 on 2 cores), 
 ``registry.ttl`` without a beat because it is starved of CPU. Before a kill, :func:`judge` (pure) looks at the
 process (:func:`gamead_core.proc.cpu_sample`): one stopped (SIGSTOP, state ``T``) or one asleep that used no CPU
 since the previous reading is frozen or hung and killed at once; one that kept using CPU, or is runnable (state
-``R``) and waits for a CPU, is busy or starved, and gets up
-to :data:`BUSY_FACTOR` × ``registry.ttl`` of silence before it is killed as wedged (a loop spinning without
-beating), so a worker's loop that never yields again is still replaced.
+``R``) and waits for a CPU, is busy or starved, and gets up to :data:`BUSY_FACTOR` × ``registry.ttl`` of silence
+before it is killed as wedged (a loop spinning without beating), so a loop that never yields again is replaced.
 
 Silence alone never kills (review26 F7): a heartbeat is a KV *write*, and writes can fail (JetStream's store at
 its limit, "insufficient resources") while the process serves and reads work. Before :func:`judge` looks at CPU,
@@ -48,12 +47,13 @@ process's entry never changes: this holds even if the wall clock stepped back be
 
 Only silence the probe saw counts (attack32a F10, :mod:`gamead_core.scaling.gaps`: a gap between two readings
 past its interval plus ``LATE`` s is not counted; the first reading after it hands over, once, a child past the
-bound only with the gap, :attr:`HeartbeatProbe.late`, to be named, not killed; a kill line gives both figures).
-"""
+bound only with the gap, :attr:`HeartbeatProbe.late`, to be named, not killed; a kill line gives both figures). A
+reading ended after the stop began is not observed: the stop's time is no stall of the probe's (fix35d). """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -286,6 +286,8 @@ async def run_probe(
         try:
             entries = {n.id if n.role == "worker" else api_key(n.pid, n.host): n
                        for n in await read() if n.role in ("worker", "api") and n.host == host}
+            if stop.is_set():  # a stop begun during the read: its time is no stall of the probe's (fix35d)
+                break
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the probe must outlive any one bad read
@@ -322,10 +324,8 @@ async def run_probe(
             for key in [k for k in waiting if k not in silent_now]:
                 del waiting[key]
             readings = current
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
 
 
 async def _answers(check: Callable[[Watched], Awaitable[Answer | None]] | None,

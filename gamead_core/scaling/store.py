@@ -31,6 +31,7 @@ from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 from gamead_core.scaling.reason import reason_kind
 from gamead_core.scaling.unusable import said_unusable, usable_time
+from gamead_core.store.cas import retry_busy
 
 STATE_KEY = "state"
 OVERRIDE_KEY = "override"
@@ -255,19 +256,22 @@ class ScaleStore:
     async def put_override(self, ov: Override, *, expected: int) -> int:
         """Write ``ov`` only if the key is still at revision ``expected`` (:meth:`read_override`); returns the new
         revision. Raises :class:`~gamead_core.errors.Conflict` if another operator changed it since (reviewer V10,
-        N7: the last of concurrent writers won silently), QueueUnavailable if NATS is away."""
+        N7: the last of concurrent writers won silently), QueueUnavailable if NATS is away or another write of the
+        key stayed in flight (a busy answer is sent again first: :func:`gamead_core.store.cas.retry_busy`; before
+        fix35d it was this Conflict at once)."""
         await self.open()
         with nats_boundary():
-            return int(await self._scaling.update(OVERRIDE_KEY, ov.to_json(), last=expected))
+            return int(await retry_busy(lambda: self._scaling.update(OVERRIDE_KEY, ov.to_json(), last=expected)))
 
     async def delete_override(self, *, expected: int) -> None:
         """Delete the override only if the key is still at revision ``expected`` (> 0). Raises
-        :class:`~gamead_core.errors.Conflict` if it changed since, QueueUnavailable if NATS is away."""
+        :class:`~gamead_core.errors.Conflict` if it changed since, QueueUnavailable if NATS is away (or still busy,
+        as :meth:`put_override`)."""
         if expected <= 0:
             raise ValueError("a delete names the revision it removes (without one it would remove any)")
         await self.open()
         with nats_boundary():
-            await self._scaling.delete(OVERRIDE_KEY, last=expected)
+            await retry_busy(lambda: self._scaling.delete(OVERRIDE_KEY, last=expected))
 
     async def clear_override(self, only: Override | None = None) -> bool:
         """Delete the override; with ``only``, just if it is still that one (the leader removing an expired

@@ -74,8 +74,7 @@ def _lost(exc: BaseException) -> bool:
 
 def _busy(exc: BaseException) -> QueueUnavailable:
     """A compare-and-set still busy after :func:`gamead_core.store.cas.publish_cas` tried it again: not decided."""
-    return QueueUnavailable(f"another write of the record was still in flight after {cas.BUSY_TRIES} tries "
-                            f"({getattr(exc, 'description', None) or exc!r}): not decided, read it again")
+    return cas.still_busy(exc, cas.BUSY_TRIES)
 
 
 def write_headers(last: int | None, ttl: float | None, *, delete: bool = False,

@@ -44,6 +44,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.registry.beat import BeatHealth
 from gamead_core.shutdown import close_connection
+from gamead_core.stop_bound import within
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
@@ -331,8 +332,8 @@ class Worker:
             pending = set(self._tasks)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        await self._shielded.wait()
+            await within(asyncio.gather(*pending, return_exceptions=True), 1.0, "the cancelled analyses")  # fix35d
+        await within(self._shielded.wait(), 2 * self.settings.nats.request_timeout, "the shielded settles (acks)")
 
     # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:

@@ -1,7 +1,8 @@
 """One key of the shared ``gamead_scaling`` bucket changed by compare-and-set, as every node may change it at once:
 the lost-attempt counter (:mod:`gamead_core.worker.lost_count`) and the poison trace
 (:mod:`gamead_core.worker.poison_trace`). A KV bucket's ``update(last=revision)`` is JetStream's optimistic
-concurrency (ADR-8): a loser reads again and retries, a bounded number of times."""
+concurrency (ADR-8): a loser reads again and retries, a bounded number of times; a busy answer (another write of
+the key in flight on R3, :mod:`gamead_core.queue.cas_answer`) is sent again first, and read again if still busy."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from nats.js.kv import KeyValue
 
 from gamead_core import names
 from gamead_core.errors import error_text
+from gamead_core.store.cas import StillBusy, create_key, retry_busy
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,11 @@ async def change_key(js: JetStreamContext, key: str, change: Callable[[bytes | N
             try:
                 entry = await kv.get(key)
             except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-                await kv.create(key, change(None))
+                await create_key(kv, key, change(None))
                 return True
-            await kv.update(key, change(entry.value), last=entry.revision)
+            await retry_busy(lambda: kv.update(key, change(entry.value), last=entry.revision))
             return True
-        except nats.js.errors.KeyWrongLastSequenceError:
+        except (nats.js.errors.KeyWrongLastSequenceError, StillBusy):
             continue  # another node changed it meanwhile: read it again
         except (nats.errors.Error, TimeoutError, OSError) as exc:
             log.warning("could not %s (%s): %s", what, key, error_text(exc))

@@ -170,7 +170,7 @@ def test_a_503_says_what_happened_and_the_wait_once(tmp_path: Path, api_without_
     result = gamead(*args, "--api", api_without_nats, cwd=tmp_path, GAMEAD_CLIENT__RETRY_FOR="0")
     line = red_line(result)
     assert result.returncode == exitcodes.UNREACHABLE, result.stderr
-    assert re.fullmatch(r"error: [^\[\];]+ \[queue_unavailable\]; try again in \d+(\.\d)? m?s", line), line
+    assert re.fullmatch(r"error: [^\[\];]+ \[queue_unavailable\]; try again in \d+(\.\d)?m?s", line), line
     assert "the queue" not in line and "Retry-After" not in line and "HTTP" not in line, line
     assert "NATS" in line, line
 
@@ -187,7 +187,7 @@ def test_give_up_after_prints_the_real_elapsed_time_and_counts_attempts_in_words
                     GAMEAD_NATS__CONNECT_TIMEOUT="0.5")
     assert result.returncode == exitcodes.UNREACHABLE, result.stderr
     line = red_line(result)
-    found = re.search(r"gave up after (\d+ ms|\d+\.\d s) and (\d+) attempts? \(nats\.give_up_after 0\.001 s\)$", line)
+    found = re.search(r"gave up after (\d+ms|\d+\.\ds) and (\d+) attempts? \(nats\.give_up_after 0\.001 s\)$", line)
     assert found, line
     attempts = int(found[2])
     assert found[0].count(" attempts ") == (attempts != 1), line  # "1 attempt", "2 attempts"

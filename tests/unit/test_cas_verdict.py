@@ -59,3 +59,27 @@ def test_a_busy_write_is_sent_again_a_lost_one_never() -> None:
     lost = nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence: 41")
     assert asyncio.run(run([busy, busy, 42])) == (42, 3)
     assert asyncio.run(run([lost, 42])) == (lost, 1)
+
+
+def test_a_write_still_busy_after_its_tries_is_not_decided_never_lost() -> None:
+    """retry_busy over a write answered busy on every send (a rival in flight the whole time): 9 sends, then
+    :class:`StillBusy` (a QueueUnavailable: read again later), not nats-py's KeyWrongLastSequenceError that every
+    caller reads as lost (figure, before fix35d: the 9th busy answer raised as is)."""
+    import asyncio
+
+    import pytest
+
+    from gamead_core.errors import QueueUnavailable
+
+    sent = 0
+
+    async def write() -> int:
+        nonlocal sent
+        sent += 1
+        raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
+
+    with pytest.raises(cas.StillBusy) as caught:
+        asyncio.run(cas.retry_busy(write))
+    assert sent == cas.BUSY_TRIES + 1 and isinstance(caught.value, QueueUnavailable)
+    assert not isinstance(caught.value, nats.js.errors.KeyWrongLastSequenceError)
+    assert isinstance(caught.value.__cause__, nats.js.errors.KeyWrongLastSequenceError)

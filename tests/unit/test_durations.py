@@ -110,3 +110,31 @@ def test_the_api_query_in_seconds_takes_a_duration() -> None:
     assert asyncio.run(status("11s"))[0] == 422
     code, text = asyncio.run(status("soon"))
     assert code == 422 and "2h30m" in text
+
+
+def test_one_formatter_prints_what_the_grammar_reads_as_itself_over_ten_years() -> None:
+    """fix35d item 2: ``age`` printed a day and 4 hours as ``28h00m`` (its own hours-and-minutes form past a day),
+    not the grammar's ``1d4h``; ``took`` ``75.0 s``. Now both are :func:`format_duration`. Over 0 s to 10 years
+    (every power-of-1.01 step, and each unit's edges): what it prints reads back within its last unit, and printing
+    that reading gives the same text (figure, before: age(100800) == "28h00m", its reading printed "1d4h")."""
+    from gamead_core.durations import format_duration
+
+    assert age(100_800) == "1d4h" and age(3 * 86400 + 17) == "3d" and took(75) == "1m15s" and took(0.35) == "350ms"
+    values, v = [0.0, 0.04, 0.5, 0.999, 9.95, 9.96, 59.4, 59.5, 3599.9, 86399.9, 86400.0], 0.001
+    while v < 3650 * 86400:
+        values.append(v)
+        v *= 1.01
+    for seconds in values:
+        for fine in (False, True):
+            printed = format_duration(seconds, fine=fine)
+            unit = (0.001 if fine and seconds < 1 else 0.1 if seconds < 10 else 1 if seconds < 3600 else 60
+                    if seconds < 86400 else 3600)
+            back = parse_duration(printed)
+            assert abs(back - seconds) <= unit * 0.5 + 1e-9 if seconds < 60 else 0 <= seconds - back < unit, printed
+            assert format_duration(back, fine=fine) == printed, (seconds, printed, back)
+    assert age(None) == age(float("nan")) == "-"
+    from gamead_cli.tui.view_figures import approx_ms, ms  # the dashboard's latencies, from a minute on
+
+    assert (ms(125_300), approx_ms(125_300), ms(31_030)) == ("2m05s", "≈2m10s", "31.03s")  # were 125.30s, ≈130s
+    with pytest.raises(ValueError):
+        format_duration(-1)

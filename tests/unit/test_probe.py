@@ -113,7 +113,7 @@ def test_run_probe_hands_over_the_verdict_and_says_when_a_waiting_worker_beats_a
 
     async def read() -> list[NodeInfo]:
         clock["n"] += 1
-        if clock["n"] >= len(beats) - 1:
+        if clock["n"] >= len(beats):  # a read past the last begins the stop: not observed (fix35d)
             stop.set()
         return list(entry(100, beats[min(clock["n"], len(beats) - 1)]).values())
 
@@ -155,9 +155,9 @@ async def _run(entries: list[list[NodeInfo]], check: object = None) -> tuple[lis
 
     async def read() -> list[NodeInfo]:
         clock["n"] += 1
-        if clock["n"] >= len(entries) - 1:
+        if clock["n"] >= len(entries):  # a read past the last begins the stop: not observed (fix35d)
             stop.set()
-        return entries[clock["n"]]
+        return entries[min(clock["n"], len(entries) - 1)]
 
     w = [Watched("api", api_key(100, "here"), 100, started_at=0.0)]
     await run_probe(HeartbeatProbe(ttl=2.5, start_grace=30), read, lambda: w, lambda s, v: seen.append(v), stop, 0,

@@ -70,7 +70,7 @@ def test_run_probe_says_the_gap_and_kills_a_stopped_worker_only_on_counted_silen
     """run_probe with stand-ins for the registry and /proc: a stopped (state T) worker's readings at 1 s, then 81 s
     (gamead up not run), then each second: ``on_late`` once at 81 s, no verdict before its counted silence passes
     the 10 s bound (at 86 s), then killed as stopped."""
-    times = [1.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0]
+    times = [1.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0, 87.0]  # the read at 87 s begins the stop: not observed
     n = {"i": -1}
     verdicts: list[tuple[float, str, bool]] = []
     lates: list[Silent] = []

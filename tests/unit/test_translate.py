@@ -19,6 +19,7 @@ from gamead_core.errors import (
     TopologyError,
     TopologyMissing,
 )
+from gamead_core.queue.cas_answer import StillBusy
 from gamead_core.queue.connection import is_stream_limit, nats_boundary, translate
 
 
@@ -30,7 +31,10 @@ CASES: list[tuple[BaseException, type[GameadError]]] = [
     # a lost compare-and-set
     (jse.KeyWrongLastSequenceError("wrong last sequence: 7"), Conflict),
     (api(jse.BadRequestError, 400, 10071, "wrong last sequence: 7"), Conflict),
-    (api(jse.BadRequestError, 400, 10164, "wrong last sequence"), Conflict),
+    # a busy compare-and-set: another write of the key in flight (R3), not decided: never a Conflict (fix35d item
+    # 1; figure: 10164 and nats-py's KeyWrongLastSequenceError without a number were Conflict: "changed meanwhile")
+    (api(jse.BadRequestError, 400, 10164, "wrong last sequence"), StillBusy),
+    (jse.KeyWrongLastSequenceError("wrong last sequence"), StillBusy),
     (api(jse.BadRequestError, 400, 10070, "wrong last msg ID: x"), Conflict),
     # a key or message that is not there
     (jse.KeyNotFoundError(), NotFound),
@@ -63,7 +67,7 @@ CASES: list[tuple[BaseException, type[GameadError]]] = [
     (api(jse.ServiceUnavailableError, 503, 10008, "JetStream system temporarily unavailable"), QueueUnavailable),
     (api(jse.ServerError, 500, 10118, "stream is offline"), QueueUnavailable),
     (api(jse.ServiceUnavailableError, 503, 10163, "expected last sequence per subject temporarily unavailable"),
-     QueueUnavailable),
+     StillBusy),
     (api(jse.ServiceUnavailableError, 503, 10077, "message too large"), QueueUnavailable),
     (jse.ServiceUnavailableError(), QueueUnavailable),
     (jse.APIError(), QueueUnavailable),
