@@ -38,9 +38,9 @@ def start_sweeper(loop: asyncio.AbstractEventLoop, server_state: Any, read_timeo
             deadline = getattr(conn, "_deadline", None)
             if deadline is not None and now >= deadline:
                 conn.read_timed_out()
-            if getattr(conn, "_watch", None) is not None or buffered(conn.transport):
+            if getattr(conn, "_watch", None) is not None or conn.transport.get_write_buffer_size():  # one call
                 conn.write_checked(ran)
-                if conn._watch is not None and not conn.transport.is_closing():
+                if conn._watch is not None:  # closing ones too: a close waits for their bytes
                     writers.append(conn)
         if max_unsent and writers:
             sizes = [(conn._watch.stalled, buffered(conn.transport)) for conn in writers]
