@@ -7,9 +7,9 @@ clients got resets and empty replies and the API's log said nothing for as long 
 
 * closes the :data:`ROOM_PER_FAILURE` connections waiting longest for a request
   (:func:`gamead_core.api.conn_cap.make_room`), and accepts again in the next loop turn, their descriptors free;
-* with none to close (every connection is serving a request), stops accepting for :data:`PAUSE_SECONDS` (a
-  level-triggered listener that cannot accept would otherwise spin a core): meanwhile new connections wait in the
-  kernel's listen backlog, they are not reset;
+* with none to close (none waits for a request: the line says how many serve one, write an answer not yet read,
+  or read a request or idle), stops accepting for :data:`PAUSE_SECONDS` (a level-triggered listener that cannot
+  accept would otherwise spin a core): meanwhile new connections wait in the kernel's listen backlog, not reset;
 * logs one WARNING line every few seconds at most, with the limit and the connections open.
 
 A network error of the new connection that Linux's accept(2) passes on as accept's own (``EPROTO``,
@@ -37,7 +37,7 @@ from typing import Any
 import uvicorn
 
 from gamead_core import clock
-from gamead_core.api.conn_cap import make_room, say
+from gamead_core.api.conn_cap import Holding, make_room, say
 from gamead_core.stop_bound import API_BOUND, arm
 from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
 
@@ -114,11 +114,14 @@ class Acceptor:
             while closed < ROOM_PER_FAILURE and make_room(self.server_state) is not None:
                 closed += 1
             limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-            say("accept_out_of_files", now, "accept failed: %s (open-files limit %d, %d connections open): %s",
-                exc.strerror or exc, limit, open_now,
-                f"closed the {closed} connection(s) waiting longest for a request to make room" if closed else
-                f"every connection is serving a request; new ones wait in the listen backlog (retried every "
-                f"{PAUSE_SECONDS:g}s)")
+            if closed:
+                say("accept_out_of_files", now, "accept failed: %s (open-files limit %d, %d connections open): closed "
+                    "the %d connection(s) waiting longest for a request to make room", exc.strerror or exc, limit,
+                    open_now, closed)
+            else:  # what holds them, counted only if the line is logged
+                say("accept_out_of_files", now, "accept failed: %s (open-files limit %d, %d connections open): none "
+                    "waits for a request (%s); new ones wait in the listen backlog (retried every %gs)",
+                    exc.strerror or exc, limit, open_now, Holding(self.server_state), PAUSE_SECONDS)
         else:
             say("accept_failed", now, "accept failed: %s (%d connections open); trying again in %gs",
                 exc.strerror or exc, open_now, PAUSE_SECONDS)

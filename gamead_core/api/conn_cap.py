@@ -9,9 +9,18 @@ client holding connections cannot keep a request out); here it is kept in O(1) p
 thousands of them:
 
 * a connection *waits* while it has not sent a complete request: none yet, a head or a body still arriving, or idle
-  after its answer (keep-alive); from the end of a request's last byte until its answer is complete it is *busy*;
-* past the bound, a new connection makes room by closing the connection waiting longest (since its opening, its
-  last answer or the first byte of its request), never a busy one;
+  after its answer (keep-alive); from the end of a request's last byte until its answer is complete it is *busy*,
+  and still while its answer's bytes wait in the transport for its client to read them (*writing*), unless the
+  client acknowledged none since the last sweep (*stalled*, :mod:`gamead_core.api.write_watch`): then it waits
+  again, from then on, until its bytes move or ``api.write_timeout`` aborts it (attack34a F1);
+* past the bound, a new connection makes room by cutting the connection waiting longest (since its opening, its
+  last answer, the first byte of its request or its answer's stall), never a busy one. It is aborted, with a reset
+  when bytes are unsent (:meth:`~gamead_core.api.refusal_order.InOrderRefusals._cut`), so its descriptor and
+  socket buffers are freed at once and it leaves the count then. Before (attack34a F1) it was closed: a close
+  waits until the transport has sent everything, so a client that did not read its answer kept the descriptor and
+  ~2.8 MB of kernel buffer for ever, out of the count; 64 of them at an open-files limit of 80 froze ``/healthz``.
+  Every other connection is counted from its transport's making until its ``connection_lost`` (its descriptor
+  closed), a close waiting for its buffer included; only a refused one lingering (below) is not;
 * if every other connection is busy, the new one is answered ``503 too_many_connections`` (JSON, ``Connection:
   close``, a lingering close of at most ``LINGER_SECONDS``). A refused connection is never closed for room nor
   counted against the bound while it lingers: before (review29 F2), the next new connection closed it (its client
@@ -21,7 +30,9 @@ thousands of them:
   has come (review29 F1: it was "waiting" from that byte, so a new connection closed it and the answer of the
   request in flight -- a POST /ads's 202 -- was lost);
 * each kind of event is one WARNING line at most every few seconds (:class:`gamead_core.log_throttle.Throttle`),
-  saying the bound, the connections open and how many such events the throttle left out.
+  saying the bound, the connections open, what holds them when none could be closed (:class:`Holding`: serving a
+  request, writing an answer not yet read, reading a request or idle) and how many such events the throttle left
+  out.
 
 When accept() itself fails (the open-files limit, not the bound, was reached: :mod:`gamead_core.api.acceptor`),
 :func:`make_room` frees the waiting connection longest idle as well.
@@ -35,6 +46,7 @@ from typing import Any
 
 from gamead_core.api.http_limits import BoundedHttpToolsProtocol
 from gamead_core.api.refusal_order import Refusal
+from gamead_core.api.write_watch import buffered
 from gamead_core import log_throttle
 from gamead_core.log_throttle import Throttle
 from gamead_core.telemetry.conn_metrics import CONNECTIONS_CLOSED_FOR_ROOM, CONNECTIONS_REFUSED, count, opened
@@ -70,12 +82,48 @@ class Waiting:
         self._conns.pop(conn, None)
 
     def longest(self) -> Any | None:
-        """Take out the connection waiting longest, or None if none waits."""
+        """Take out the connection waiting longest, or None if none waits (a closing one counts only while it holds
+        bytes of an answer: a close waits for them)."""
         while self._conns:
             conn, _ = self._conns.popitem(last=False)
-            if not conn.transport.is_closing():
+            if not conn.transport.is_closing() or buffered(conn.transport):
                 return conn
         return None
+
+
+def serving(conn: Any) -> bool:
+    """Whether a whole request of ``conn`` is unanswered (its handler acts on it): busy then, else waiting (none
+    sent, a head or a body still arriving, answered early, or idle after its answer). Asked at each event of a
+    request, pipelined ones included (review29b F2, F3: a trickling POST pipelined behind an answered GET counted
+    busy; an early answer whose body then came in too)."""
+    running = conn._running
+    return running is not None and not running.response_complete and not running.more_body
+
+
+class Holding:
+    """What holds the connections of ``server_state``, for a log line (formatted only if logged: O(connections))."""
+
+    def __init__(self, server_state: Any) -> None:
+        self.server_state = server_state
+
+    def counts(self) -> tuple[int, int, int]:
+        """``(serving, writing, other)``: connections serving a request, writing an answer its client has not read
+        yet, and reading a request or idle."""
+        busy = writing = 0
+        conns = list(self.server_state.connections)
+        for conn in conns:
+            if buffered(conn.transport):
+                writing += 1
+            elif serving(conn):
+                busy += 1
+        return busy, writing, len(conns) - busy - writing
+
+    def __str__(self) -> str:
+        busy, writing, other = self.counts()
+        conn = next(iter(self.server_state.connections), None)
+        timeout = f"{conn.limits.write_timeout:g}s" if conn is not None else "a while"
+        return (f"{busy} serving a request, {writing} writing an answer its client has not read (aborted after "
+                f"{timeout} without progress: api.write_timeout), {other} reading a request or idle")
 
 
 def waiting_of(server_state: Any) -> Waiting:
@@ -93,9 +141,9 @@ def say(kind: str, now: float, line: str, *args: Any) -> None:
 
 
 def make_room(server_state: Any, but: Any = None) -> Any | None:
-    """Close the connection of ``server_state`` waiting longest (not ``but``) and take it out of the server's
-    connections at once (its ``connection_lost`` comes a loop turn later); returns it, or None if every connection
-    is busy (then ``but``, if it was taken out, is put back first)."""
+    """Cut the connection of ``server_state`` waiting longest (not ``but``; aborted, its descriptor closed now) and
+    take it out of the server's connections at once (its ``connection_lost`` comes a loop turn later); returns it,
+    or None if every connection is busy (then ``but``, if it was taken out, is put back first)."""
     waiting = waiting_of(server_state)
     conn = waiting.longest()
     if conn is but and conn is not None:
@@ -103,7 +151,7 @@ def make_room(server_state: Any, but: Any = None) -> Any | None:
         waiting.goes_first(but)
     if conn is None:
         return None
-    conn.transport.close()
+    conn._cut()  # descriptor and socket buffers freed now, not once a client that does not read has read
     server_state.connections.discard(conn)
     count(CONNECTIONS_CLOSED_FOR_ROOM)
     return conn
@@ -127,10 +175,11 @@ class CappedConnections(BoundedHttpToolsProtocol):
                 "waiting longest for a request (%.1f s) to make room for a new one", cap,
                 self._idle_since - closed._idle_since)
             return
-        say("too_many_connections", self._idle_since, "api.max_connections (%d) reached with every other connection "
-            "serving a request: a new connection was answered 503 too_many_connections", cap)
-        self._answer(Refusal(503, "too_many_connections", f"the API has {cap} connections open, each serving a "
-                             f"request (api.max_connections): try again shortly"))
+        say("too_many_connections", self._idle_since, "api.max_connections (%d) reached with no other connection "
+            "waiting for a request (%s): a new connection was answered 503 too_many_connections", cap,
+            Holding(self.server_state))
+        self._answer(Refusal(503, "too_many_connections", f"the API has {cap} connections open, none of them "
+                             f"waiting for a request (api.max_connections): try again shortly"))
         count(CONNECTIONS_REFUSED)
         self._waiting.busy(self)  # lingers with its answer: not closed for room (a client would read no 503) ...
         self._waiting.refused.add(self)  # ... nor counted against the bound (then no newcomer is let in for it)
@@ -141,20 +190,20 @@ class CappedConnections(BoundedHttpToolsProtocol):
         opened(-1)
         super().connection_lost(exc)
 
-    def _serving(self) -> bool:
-        """Whether a whole request of this connection is unanswered (its handler acts on it): busy then, else
-        waiting (none sent, a head or a body still arriving, answered early, or idle after its answer). Asked at
-        each event of a request, pipelined ones included (review29b F2, F3: a trickling POST pipelined behind an
-        answered GET counted busy; an early answer whose body then came in too)."""
-        running = self._running
-        return running is not None and not running.response_complete and not running.more_body
-
     def _update(self) -> None:
-        if self._serving():
+        watch = self._watch
+        if watch is not None and watch.stalled:  # its client reads nothing: may be cut for room, from the stall on
+            if self not in self._waiting.refused:
+                self._idle_since = self.loop.time()
+                self._waiting.waits(self)
+        elif serving(self) or self.writing():
             self._waiting.busy(self)
         elif not self.transport.is_closing():
             self._idle_since = self.loop.time()
             self._waiting.waits(self)
+
+    def _writing_changed(self) -> None:
+        self._update()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

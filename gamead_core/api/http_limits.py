@@ -48,6 +48,7 @@ import httptools
 
 from gamead_core.api.http_sweep import start_sweeper
 from gamead_core.api.refusal_order import InOrderRefusals, Refusal
+from gamead_core.api.write_watch import TimedWrites
 from gamead_core.config import ApiSettings
 
 #: the batch routes (``api.batch_max_body_bytes``); here, so a worker's /metrics listener imports no Starlette
@@ -73,12 +74,15 @@ class HttpLimits:
     max_body: int = 64 * 1024  #: ``api.max_body_bytes``
     max_batch_body: int = 2 * 1024 * 1024  #: ``api.batch_max_body_bytes`` (the batch route's)
     max_connections: int = 0  #: ``api.max_connections`` in force (:mod:`gamead_core.api.conn_cap`); 0: unbounded
+    write_timeout: float = 30.0  #: ``api.write_timeout`` (:mod:`gamead_core.api.write_watch`)
+    max_unsent: int = 256 * 1024 * 1024  #: ``api.max_unsent_bytes``: answers' bytes all transports buffer at most
 
     @classmethod
     def from_settings(cls, api: ApiSettings, max_connections: int = 0) -> HttpLimits:
         """The limits of ``api``; ``max_connections``: the connection bound in force (0: none)."""
         return cls(api.max_request_line_bytes, api.max_header_bytes, api.max_headers, api.read_timeout,
-                   api.max_body_bytes, api.batch_max_body_bytes, max_connections)
+                   api.max_body_bytes, api.batch_max_body_bytes, max_connections, api.write_timeout,
+                   api.max_unsent_bytes)
 
     def body_cap(self, url: bytes) -> tuple[int, str]:
         """The body cap of a request target (bytes) and the setting it comes from."""
@@ -111,7 +115,7 @@ class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; httptools re-raises it as a parser error."""
 
 
-class BoundedHttpToolsProtocol(InOrderRefusals):
+class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
     """uvicorn's httptools protocol with bounded heads, a read timeout and JSON refusals (module docstring).
 
     Hot-path cost, measured by ``benchmarks/bench_http_limits.py``: a counter per header field, a clock read
@@ -141,7 +145,8 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline = self.loop.time() + self.limits.read_timeout
-        start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
+        start_sweeper(self.loop, self.server_state, self.limits.read_timeout, self.limits.write_timeout,
+                      self.limits.max_unsent)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline = self._read_left = None
@@ -151,7 +156,13 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         """The server stops (SIGTERM): a request whose body is still coming, not yet answered, is cut at once (its
         handler gets ``http.disconnect``: nothing was received whole, so nothing was done); uvicorn waited for it
         until ``timeout_graceful_shutdown`` (10 s), then cancelled its task with a traceback per connection
-        (attack29c F7: 136 slow bodies, 136 tracebacks and a 10 s drain). Other requests finish as before."""
+        (attack29c F7: 136 slow bodies, 136 tracebacks and a 10 s drain). So is an answer whose client acknowledged
+        nothing since the last sweep, at once or as soon as it stalls (:mod:`gamead_core.api.write_watch`; attack34a
+        F1: 4 never-reading readers, 4 tracebacks and the same 10 s). Other requests finish as before."""
+        self._stopping = True  # an answer that stalls from now on is cut at once (TimedWrites.write_checked)
+        if self._watch is not None and self._watch.stalled:  # its client reads nothing: its handler waits in
+            self._cut()  # drain(), which would hold the stop for the graceful 10 s and end in a traceback
+            return
         cycle = self.cycle  # the newest request: cut only if it is the one running (review29b F1: one queued behind
         # a whole POST waiting on its ack took that POST's 202 down with it)
         if cycle is not None and cycle is self._running and cycle.more_body and not cycle.response_started:

@@ -34,11 +34,9 @@ that waited to flush kept a non-reading client's socket and its unsent answers f
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import socket
 import struct
-import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -52,6 +50,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from gamead_core.api.write_watch import kernel_unsent
 from gamead_core.log_throttle import Throttle, say
 from gamead_core.telemetry.conn_metrics import refused_unread
 
@@ -69,11 +68,6 @@ HOLD_READ_TIMEOUTS = 4
 #: void, so whatever reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads
 #: what the client really got from here (a :class:`Refusal`)
 REFUSAL_SCOPE_KEY = "gamead.refusal"
-
-
-def _kernel_unsent(fd: int) -> int:
-    """Bytes of socket ``fd`` the kernel has not yet had acknowledged (``TIOCOUTQ``, Linux: its send queue)."""
-    return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +232,7 @@ class InOrderRefusals(HttpToolsProtocol):
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             try:
-                if self.transport.get_write_buffer_size() or _kernel_unsent(sock.fileno()):
+                if self.transport.get_write_buffer_size() or kernel_unsent(sock.fileno()):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except (OSError, AttributeError):  # already gone, or no TIOCOUTQ (not Linux): abort all the same
                 pass

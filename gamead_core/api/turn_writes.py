@@ -34,7 +34,7 @@ class OneWritePerTurn:
     """``transport`` (a connected :class:`asyncio.Transport`) whose :meth:`write` calls of one loop turn go out
     as one write, sent by a ``loop.call_soon`` callback (module doc). Not thread-safe, as the transport."""
 
-    __slots__ = ("_transport", "_loop", "_kept", "_size", "_eof", "before_close")
+    __slots__ = ("_transport", "_loop", "_kept", "_size", "_eof", "before_close", "sent")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -42,6 +42,8 @@ class OneWritePerTurn:
         self._kept: list[bytes] = []  #: this turn's writes, in order
         self._size = 0  #: their bytes
         self._eof = False  #: write_eof was called: nothing more can be sent
+        #: bytes handed to the transport so far (the write timeout's progress: :mod:`gamead_core.api.write_watch`)
+        self.sent = 0
         #: asked at :meth:`close`: True when the protocol takes the close over (a lingering close, which closes later)
         self.before_close: Callable[[], bool] | None = None
 
@@ -63,6 +65,7 @@ class OneWritePerTurn:
         kept, self._kept, self._size = self._kept, [], 0
         if kept and not self._eof and not self._transport.is_closing():
             self._transport.writelines(kept)  # one call, not joined: a large body is not copied again
+            self.sent += sum(map(len, kept))
 
     def close(self) -> None:
         if self.before_close is not None and self.before_close():
@@ -78,6 +81,10 @@ class OneWritePerTurn:
     def abort(self) -> None:
         self._kept, self._size = [], 0
         self._transport.abort()
+
+    def kept_size(self) -> int:
+        """Bytes of this turn's writes not yet handed to the transport."""
+        return self._size
 
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._size

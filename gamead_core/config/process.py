@@ -48,6 +48,15 @@ class ApiSettings(Section):
         5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests; a "
         "request already in the socket when it runs out (the API stood still) is read and answered. At most 1 hour "
         "(3600 s).")
+    write_timeout: Seconds = Field(
+        30.0, gt=0, le=HOUR, description="Seconds an answer may wait with no byte read by its client (acknowledged "
+        "by its TCP stack); then it is aborted (a reset) and logged. 30 s: far above a reader that reads at all (any "
+        "byte read starts it again), well below what a client that never reads may hold (its descriptor and up to a "
+        "few MB of socket buffer: attack34a F1). At most 1 hour (3600 s).")
+    max_unsent_bytes: int = Field(
+        256 * MIB, ge=MIB, le=64 * GIB, description="Most bytes of answers the API holds for clients that have not "
+        "read them yet, all connections together (an answer is written whole: a `GET /ads?limit=500` of 3 MB); past "
+        "it the answers whose clients read nothing for longest are aborted. At most 64 GiB.")
     max_connections: int | None = Field(
         None, ge=1, le=10_000_000, description="Most connections open at once; past it a new connection closes the one "
         "waiting longest for a request (none in flight), or is answered 503 `too_many_connections`. Unset: the open-"

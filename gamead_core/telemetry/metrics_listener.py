@@ -89,7 +89,9 @@ class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
         super().on_headers_complete()
 
     def _others(self) -> list[Any]:
-        return [c for c in self.connections if c is not self and not c.transport.is_closing()]
+        # a closing one still holding bytes of an answer keeps its descriptor (a close waits for them): counted
+        return [c for c in self.connections
+                if c is not self and (not c.transport.is_closing() or c.transport.get_write_buffer_size())]
 
     def _make_room(self, opened_by: float) -> None:
         """Close the oldest connections waiting for a request opened by ``opened_by`` (loop time, seconds)
@@ -100,7 +102,8 @@ class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
         waiting = sorted((c for c in others if (c.cycle is None or c.cycle.response_complete)
                           and _opened(c) <= opened_by), key=_opened)
         for conn in waiting[:len(others) + 1 - MAX_CONNECTIONS]:
-            conn.transport.close()
+            conn._cut()  # aborted: a close would keep the descriptor until a client that does not read had read
+            # (attack34a F1)
             # out of the count now, not at its connection_lost (a later loop turn): uvicorn's limit_concurrency
             # counts this set, and a scrape read in the same turn would be a 503
             self.connections.discard(conn)

@@ -148,7 +148,8 @@ def test_a_new_connection_is_answered_503_when_every_connection_is_serving_a_req
     with bounded_at_8(nats_server, tmp_path, **BUSY_ENV) as (proc, url):
         with every_slot_busy(nats_server, url, idle_sockets):
             pass
-        assert "api.max_connections (8) reached with every other connection serving a request" in proc.output()
+        assert "api.max_connections (8) reached with no other connection waiting for a request (8 serving a " \
+            "request, 0 writing" in proc.output()
 
 
 #: the API's publish deadlines, long enough for its requests to stay in flight while NATS is stopped
