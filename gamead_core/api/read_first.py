@@ -45,7 +45,7 @@ class ReadsBeforeClosing:
     cycle: Any
     _deadline: float | None
     timeout_keep_alive_task: asyncio.TimerHandle | None
-    _stopping: asyncio.TimerHandle | None = None  #: the graceful stop's decision, due after the grace
+    _stop_decision: asyncio.TimerHandle | None = None  #: the graceful stop's decision, due after the grace
 
     def timeout_keep_alive_handler(self) -> None:
         """uvicorn's keep-alive timer ran out: the connection is closed after the grace, unless bytes come in it
@@ -69,14 +69,14 @@ class ReadsBeforeClosing:
     def shutdown(self) -> None:
         """The server stops (SIGTERM): the connection's stop (the base's ``shutdown``) is decided after the grace,
         on what was read by then; called again meanwhile, nothing more."""
-        if self._stopping is None and not self.transport.is_closing():
-            self._stopping = self.loop.call_at(respite(self.loop), self._stop_after_reading)
+        if self._stop_decision is None and not self.transport.is_closing():
+            self._stop_decision = self.loop.call_at(respite(self.loop), self._stop_after_reading)
 
     def _stop_after_reading(self) -> None:
         if not self.transport.is_closing():
             super().shutdown()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._stopping is not None:
-            self._stopping.cancel()
+        if self._stop_decision is not None:
+            self._stop_decision.cancel()
         super().connection_lost(exc)  # type: ignore[misc]
