@@ -193,9 +193,12 @@ class JobStore:
     async def list(self, *, kind: JobKind | None = None, state: JobState | None = None,
                    limit: int = 50) -> list[Job]:
         """Jobs newest first (ids are ULIDs), filtered; reads every job document in the bucket (bounded by
-        ``jobs.retention``)."""
-        found: list[Job] = []
-        async for msg in read_stream(self._js, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS):
+        ``jobs.retention``), a job rewritten during the read at its last revision (fix35b: 2 of 3 running jobs
+        listed). Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when the read stalls (never a short list)."""
+        last: dict[str, Job | None] = {}  # by key: the last revision read (None: deleted or not a job)
+        async for msg in read_stream(self._js, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS,
+                                     follow=True):
+            last[msg.subject] = None
             if not msg.data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
                 continue
             try:
@@ -203,6 +206,7 @@ class JobStore:
             except ValidationError:
                 continue
             if (kind is None or job.kind == kind) and (state is None or job.state == state):
-                found.append(job)
+                last[msg.subject] = job
+        found = [job for job in last.values() if job is not None]
         found.sort(key=lambda j: j.id, reverse=True)
         return found[:limit]

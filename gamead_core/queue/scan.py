@@ -1,4 +1,19 @@
-"""Reading a stream in order, once, from a start sequence or time up to its current end (ordered consumer)."""
+"""Reading a stream in order, once, from a start sequence or time up to its end (ordered consumer).
+
+Two rules (fix35e), both so that a reader never takes part of a stream for all of it:
+
+- **A stall is an error.** ``timeout`` seconds without a message before the end is not the end: the reader asks
+  NATS whether messages it has not read are still there (the next one on its subject, or its consumer's
+  pending count) and, if so, raises :class:`ScanIncomplete` (NATS not answering: :class:`QueueUnavailable`).
+  Before, the read just stopped: a DLQ replay selected part of the DLQ and said ``succeeded``, ``GET /ads``
+  listed part of its window, the reaper missed records.
+- **A KV bucket is read to its end as it is when the read gets there** (``follow``). With one revision kept per
+  key, a key rewritten while the read runs gets a sequence past the end measured at the start and its old one is
+  removed: a read that stops at that end never sees the key (fix35b: ``GET /v1/jobs`` listed 2 of 3 running
+  jobs). With ``follow`` the read goes on past that end while messages are pending, at most ``follow`` messages
+  more (more than that: :class:`ScanIncomplete`, the bucket changes faster than it is read), so a key can come
+  twice, its older value first: the caller keeps the last one per key.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +22,45 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+
+#: messages a ``follow`` read may take past the end measured at its start, besides as many as it read before it
+FOLLOW_MIN = 1_000
+
+
+class ScanIncomplete(QueueUnavailable):
+    """A read of a whole stream stopped before the stream's end (:func:`read_stream`): no message came for its
+    timeout while NATS still held some it had not delivered (a stalled or overloaded server), or a KV bucket kept
+    changing faster than it was read. Nothing read is to be used as the whole: retry. 503 ``scan_incomplete``
+    with ``Retry-After``; ``details`` ``{"stream", "read"}``; the message names no server."""
+
+    code = "scan_incomplete"
+    client_message = None
+
+
+def follow_bound(span: int) -> int:
+    """How many messages a ``follow`` read of ``span`` sequences may read past its first end: ``span`` or
+    :data:`FOLLOW_MIN`, the larger (pure)."""
+    return max(FOLLOW_MIN, span)
 
 
 async def read_stream(
     js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None, tail: int | None = None,
-    timeout: float = 5.0, start_time: datetime | None = None, headers_only: bool = False,
+    timeout: float = 5.0, start_time: datetime | None = None, headers_only: bool = False, follow: bool = False,
 ) -> AsyncIterator[Msg]:
     """Yield the messages of ``stream`` on ``subject`` from ``start_seq`` (or the last ``tail`` sequences, or the
-    first stored at or after ``start_time``, an aware datetime) to the end as it was when the call started; with
-    ``headers_only``, without their bodies. Stops early after ``timeout`` seconds without a message. A NATS error
-    (its consumer not created in time, too) leaves as the gamead error (:func:`nats_boundary`)."""
+    first stored at or after ``start_time``, an aware datetime) to the end as it was when the call started (with
+    ``follow``, for a KV bucket: as it is when the read reaches it, the module doc); with ``headers_only``,
+    without their bodies. Raises :class:`ScanIncomplete` when ``timeout`` seconds pass without a message while
+    messages to read remain; a NATS error (its consumer not created in time, too) leaves as the gamead error
+    (:func:`nats_boundary`)."""
     with nats_boundary():
         info = await js.stream_info(stream)
     last = info.state.last_seq
@@ -32,6 +71,7 @@ async def read_stream(
         start = max(start, last - tail + 1)
     if start > last:
         return
+    extra = follow_bound(last - start + 1) if follow else 0
     with nats_boundary():  # its consumer's creation timing out is QueueUnavailable too, not nats-py's own error
         sub = await js.subscribe(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
             subject,
@@ -42,15 +82,44 @@ async def read_stream(
             ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
                            headers_only=headers_only or None),
         )
+    read, past = 0, 0  # messages read; of them, past the first end
+    at = start - 1 if start_time is None else None  # the last sequence read (None: not known)
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout=timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                if await _unread(js, sub, stream, subject, at, None if follow else last):
+                    raise ScanIncomplete(
+                        f"the read of stream {stream} stopped before its end: {read} messages read, then "
+                        f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",
+                        details={"stream": stream, "read": read}) from None
                 return
             yield msg
+            read += 1
             meta = msg.metadata
-            if meta.sequence.stream >= last or meta.num_pending == 0:
+            at = meta.sequence.stream
+            if meta.num_pending == 0 or (not follow and at >= last):
                 return
+            past += at > last
+            if past > extra:
+                raise ScanIncomplete(
+                    f"stream {stream} kept changing faster than it was read: {read} messages read, "
+                    f"{meta.num_pending} still pending; retry", details={"stream": stream, "read": read})
     finally:
         await unsubscribe_quietly(sub)
+
+
+async def _unread(js: JetStreamContext, sub: Subscription, stream: str, subject: str, at: int | None,
+                  end: int | None) -> bool:
+    """True if ``stream`` still holds a message on ``subject`` after sequence ``at`` (None: ask the consumer
+    ``sub`` how many it has pending) and not past ``end`` (None: anywhere). Raises the gamead error of a NATS
+    that does not answer (:func:`nats_boundary`)."""
+    with nats_boundary():
+        if at is None:
+            return (await sub.consumer_info()).num_pending > 0
+        try:
+            nxt = await js.get_msg(stream, seq=at + 1, subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            return False
+    return end is None or (nxt.seq or 0) <= end

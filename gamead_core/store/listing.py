@@ -17,15 +17,17 @@ record, written ``<submittedAt in µs since the epoch>-<id>``; the next page is 
 it. An ad submitted after the first page is newer than every cursor, so it never shows up on a later page, and
 none is skipped or repeated. What a page cannot see: a record older than the newest ``scan_limit`` records
 (the window slides as ads are written), one whose status moved into or out of the ``status`` filter between
-pages (it is listed or not by its status when its page is read), and one rewritten while its page is read from
-a place not yet read (its new revision lies past the window; an ad is never listed twice).
+pages (it is listed or not by its status when its page is read). A record rewritten while its page is read (an
+ad moving queued → processing → completed) is read at its last revision: the read goes on past the window's end
+(:func:`gamead_core.queue.scan.read_stream`, ``follow``), a key read twice counts once, its last revision wins
+(fix35e: before, one rewritten ahead of the read was missing from the page and its ``total``). A read that
+stalls is 503 ``scan_incomplete``, never a short page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-import time
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +36,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from gamead_core import names
-from gamead_core.errors import QueueUnavailable
 from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.scan import read_stream
@@ -100,54 +101,83 @@ async def records_page(
     cursor ``before`` (None: the newest), among the newest ``scan_limit`` records (bucket messages), ordered as
     the module docstring says; with how many were read and whether that was all of them, and the records that
     cannot be read as ad records (skipped, counted: :attr:`RecordsPage.unreadable`). Raises ``ValueError``
-    for a bad cursor, :class:`QueueUnavailable` when the read stalls (``timeout`` seconds without a message
-    before the window's end: a page of part of the window would be listed as the newest records), and the gamead
-    error of a failed read (``read_stream``'s NATS boundary)."""
+    for a bad cursor, :class:`~gamead_core.queue.scan.ScanIncomplete` when the read stalls (``timeout`` seconds
+    without a message before the end: a page of part of the window would be listed as the newest records), and
+    the gamead error of a failed read (``read_stream``'s NATS boundary)."""
     after_key = parse_cursor(before) if before is not None else None
     wanted = f'"{status.value}"'.encode() if status is not None else None
-    newest: list[tuple[Key, AdRecord]] = []  # a min-heap of the ``limit + 1`` newest (one more: is there more?)
-    seen = total = unreadable = 0
+    newest = _Newest(limit + 1)  # the ``limit + 1`` newest (one more: is there more?)
+    counted: set[str] = set()  # the keys counted in ``total``: a key read again (rewritten meanwhile) replaces
+    seen = unreadable = 0
     bad: list[str] = []
-    reached = False
     window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
-    heard = time.monotonic()  # when the read last got a message (or began: after the window's search)
     async with aclosing(read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
-                                    start_seq=window.start, timeout=timeout)) as reads:
-        async for msg in reads:
-            meta = msg.metadata
-            if meta.sequence.stream > window.last:
-                reached = True
-                break  # written after the window was measured: the next listing sees it
+                                    start_seq=window.start, timeout=timeout, follow=True)) as reads:
+        async for msg in reads:  # on past the window's end: a record rewritten meanwhile has its new revision there
             seen += 1
-            heard = time.monotonic()
-            reached = meta.sequence.stream == window.last or meta.num_pending == 0
             if seen % SCAN_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+            ad_id = msg.subject.removeprefix(names.kv_prefix(names.ADS_BUCKET))
             try:
                 record = _matching(msg, wanted, status, priority)
             except ValueError:  # not a record this gamead reads: skipped, counted and named (attack31a F8)
                 unreadable += 1
                 if len(bad) < UNREADABLE_NAMED:
-                    bad.append(msg.subject.removeprefix(names.kv_prefix(names.ADS_BUCKET)))
-                continue
+                    bad.append(ad_id)
+                record = None
+            if record is None and ad_id in counted:  # read before, rewritten since: its last revision wins
+                counted.discard(ad_id)
+                newest.unmatch(ad_id)
             if record is None:
                 continue
-            total += 1
+            counted.add(ad_id)
             key = record_key(record)
-            if after_key is not None and key >= after_key:
-                continue
-            if len(newest) <= limit:
-                heapq.heappush(newest, (key, record))
-            elif key > newest[0][0]:
-                heapq.heapreplace(newest, (key, record))
-    if not reached and time.monotonic() - heard >= timeout:  # (not a stream emptied meanwhile: that ends at once)
-        raise QueueUnavailable(f"the ad records stopped coming: {seen} of about {window.messages} read, then "
-                               f"{timeout:g} s without one")
-    ordered = sorted(newest, key=lambda entry: entry[0], reverse=True)
+            if after_key is None or key < after_key:
+                newest.put(key, record)
+    total = len(counted)
+    ordered = newest.ordered()
     more = len(ordered) > limit
     page = ordered[:limit]
     return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total,
                        scanned=seen, complete=window.whole, unreadable=unreadable, unreadable_ids=tuple(bad))
+
+
+class _Newest:
+    """The ``keep`` newest matching records of a read by key, a record read again (rewritten during the read)
+    replacing its revision kept. One that no longer matches stays in the heap, set aside (``stale``), and the heap
+    keeps one more for it: records pushed out meanwhile are not lost to the page or to "is there more"."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.heap: list[Key] = []
+        self.records: dict[str, AdRecord] = {}  # by id, of the keys in the heap
+        self.stale: set[str] = set()
+
+    def put(self, key: Key, record: AdRecord) -> None:
+        """Keep ``record`` (key ``key``) if it is among the newest; an earlier revision kept is replaced (its key is
+        the same: neither part ever changes for an ad)."""
+        if key[1] in self.records:
+            self.stale.discard(key[1])
+        else:
+            heapq.heappush(self.heap, key)
+        self.records[key[1]] = record
+        self._trim()
+
+    def unmatch(self, ad_id: str) -> None:
+        """The last revision of ``ad_id`` no longer matches (or is deleted): set it aside."""
+        if ad_id in self.records:
+            self.stale.add(ad_id)
+
+    def ordered(self) -> list[tuple[Key, AdRecord]]:
+        """The records kept and matching, newest first."""
+        return sorted(((key, self.records[key[1]]) for key in self.heap if key[1] not in self.stale),
+                      key=lambda entry: entry[0], reverse=True)
+
+    def _trim(self) -> None:
+        while len(self.heap) > self.keep + len(self.stale):
+            gone = heapq.heappop(self.heap)[1]
+            del self.records[gone]
+            self.stale.discard(gone)
 
 
 def _matching(msg: Msg, wanted: bytes | None, status: AdStatus | None, priority: int | None) -> AdRecord | None:

@@ -137,18 +137,26 @@ async def _read(js: JetStreamContext, wanted: dict[str, int], timeout: float, *,
                 start_time: datetime | None = None) -> tuple[dict[str, list[Found]], int | None]:
     """The records' stream read once, headers only, from ``start_seq`` or ``start_time`` to its end: per origin of
     ``wanted`` (origin → the last sequence already read for it), the creates carrying it past that sequence, and
-    the last sequence this read covered (None: it read nothing and learnt nothing new). Raises GameadError."""
-    stream, found, last = names.ADS_BUCKET_STREAM, {}, None  # type: ignore[var-annotated]
-    if start_time is not None:  # nothing at or after start_time is a read that times out: it covered the end
+    the last sequence this read covered (None: it read nothing and learnt nothing new). A record rewritten during
+    the read counts by its last revision (``read_stream``'s ``follow``: before, one rewritten ahead of the read
+    was not read at all). Raises GameadError (:class:`~gamead_core.queue.scan.ScanIncomplete`: the read stalled
+    before the end; the round is tried again, nothing read counts as covered)."""
+    stream, hits, last = names.ADS_BUCKET_STREAM, {}, None  # type: ignore[var-annotated]
+    if start_time is not None:  # nothing at or after start_time is a read that ends at once: it covered the end
         with nats_boundary():
             last = (await js.stream_info(stream)).state.last_seq
     async for msg in read_stream(js, stream, names.kv_prefix(names.ADS_BUCKET) + ">", headers_only=True,
-                                 start_seq=start_seq, start_time=start_time, timeout=timeout):
+                                 start_seq=start_seq, start_time=start_time, timeout=timeout, follow=True):
         seq = msg.metadata.sequence.stream
         last = seq if last is None else max(last, seq)
-        origin = (msg.headers or {}).get(names.HDR_ORIGIN)
+        origin, ad_id = (msg.headers or {}).get(names.HDR_ORIGIN), msg.subject.rsplit(".", 1)[-1]
         if origin is not None and seq > wanted.get(origin, seq):
-            found.setdefault(origin, []).append((msg.subject.rsplit(".", 1)[-1], seq, msg.metadata.timestamp))
+            hits[ad_id] = origin, (ad_id, seq, msg.metadata.timestamp)
+        else:  # (a revision read before, by a dead API, is not the record's last one)
+            hits.pop(ad_id, None)
+    found: dict[str, list[Found]] = {}
+    for origin, item in hits.values():
+        found.setdefault(origin, []).append(item)
     return found, last
 
 

@@ -1,0 +1,107 @@
+"""The job list (``GET /v1/jobs``) and the records' listing (``GET /ads``) show every job and ad at its last state
+while they are being rewritten (fix35e; fix35b saw ``GET /v1/jobs`` list 2 of 3 running jobs in a loaded run).
+
+Both read a KV bucket's stream (one revision per key) from its start to its end. A job (progress) or an ad
+(queued → processing → completed) rewritten while the read runs loses the revision not read yet and gets one past
+the end measured at the start: a read stopping there never saw it. Here on a real nats-server the newest
+:data:`K` of :data:`N` keys are rewritten once the read's consumer exists (the tail not yet pushed: flow control
+holds a push consumer far short of the ~3 MiB written). Figures before the fix (one run): jobs 2,968 of 3,000
+listed, 32 of the 40 rewritten missing; ads ``total`` 2,960 of 3,000, the 40 rewritten missing from the first page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.ids import new_job_id
+from gamead_core.jobs.model import Job, JobKind, JobState, Selection
+from gamead_core.jobs.store import JobStore
+from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.store.ads import AdStore
+from gamead_core.store.listing import records_page
+from tests.support import SAMPLE_AD
+
+N, K = 3_000, 40
+PAD = "p" * 900  #: ~1 KiB a key: the bucket's ~3 MiB are far more than nats-server pushes before flow control
+
+
+async def _when_read_begins(js: JetStreamContext, stream: str, rewrite: Callable[[], Awaitable[None]]) -> None:
+    """Once ``stream`` has a consumer (the read's: nothing else reads it here), ``rewrite``."""
+    deadline = time.monotonic() + 10
+    while (await js.stream_info(stream)).state.consumer_count == 0:
+        assert time.monotonic() < deadline, "the read never began"
+        await asyncio.sleep(0.002)
+    await rewrite()
+
+
+def _on_fresh_nats(server: EmbeddedNats, body: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        nc = await nats.connect(server.url)
+        try:
+            await ensure_topology(nc.jetstream(), GameadSettings())
+            return await body(nc)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def test_jobs_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    async def body(nc: Any) -> tuple[list[Job], list[str]]:
+        js = nc.jetstream()
+        store = await JobStore.open(js)
+        jobs, revisions = [], []
+        for _ in range(N):
+            job = Job(id=new_job_id(), kind=JobKind.PURGE, state=JobState.RUNNING, selection=Selection(mode="all"),
+                      started_by="op", created_at=utcnow(), runner="api-1", stop_reason=PAD)
+            revisions.append(await store.create(job))
+            jobs.append(job)
+
+        async def progress() -> None:
+            for job, rev in zip(jobs[-K:], revisions[-K:], strict=True):
+                await store.update(job.model_copy(update={"resumes": 1}), rev)
+
+        listed, _ = await asyncio.gather(store.list(state=JobState.RUNNING, limit=N),
+                                         _when_read_begins(js, names.kv_stream(names.JOBS_BUCKET), progress))
+        return listed, [job.id for job in jobs[-K:]]
+
+    listed, rewritten = _on_fresh_nats(fresh_nats(), body)
+    assert len(listed) == N, f"{len(listed)} of {N} running jobs listed (figure before the fix: 2,968)"
+    assert {job.id for job in listed if job.resumes == 1} == set(rewritten)  # at their last revision
+
+
+def test_ads_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    async def body(nc: Any) -> tuple[Any, list[str]]:
+        js = nc.jetstream()
+        store = await AdStore.open(nc, js)
+        ad = AdSubmission.model_validate({**SAMPLE_AD, "description": PAD})
+        records, revisions = [], []
+        for _ in range(N):
+            rec = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(), ad=ad)
+            revisions.append(await store.create(rec))
+            records.append(rec)
+
+        async def analyse() -> None:
+            for rec, rev in zip(records[-K:], revisions[-K:], strict=True):
+                await store.update(rec.model_copy(update={"status": AdStatus.PROCESSING}), rev)
+
+        page, _ = await asyncio.gather(records_page(js, limit=50, timeout=5.0),
+                                       _when_read_begins(js, names.ADS_BUCKET_STREAM, analyse))
+        return page, [rec.id for rec in records[-K:]]
+
+    page, rewritten = _on_fresh_nats(fresh_nats(), body)
+    assert page.total == N, f"total {page.total} of {N} ads (figure before the fix: 2,960)"
+    assert len(page.records) == 50 and page.next_cursor is not None
+    shown = {rec.id: rec.status for rec in page.records}
+    assert all(shown.get(ad_id) == AdStatus.PROCESSING for ad_id in rewritten), "a rewritten ad missing or stale"
