@@ -259,8 +259,8 @@ def _cut_short(totals: dict[str, Any], done: int, batch: list[tuple[int, dict[st
 
     skipped = f" (skipped {totals['skipped']})" if totals["skipped"] else ""
     ids = totals["jobs"]
-    jobs = (f" by job {ids[0]}" if len(ids) == 1 else f" by jobs {', '.join(ids)}" if len(ids) <= 3
-            else f" by {len(ids)} jobs ({ids[0]} … {ids[-1]})" if ids else "")
+    jobs = ("" if not ids else f" by job {ids[0]}" if len(ids) == 1  # none: newcomer35 F4 said "by jobs ;"
+            else f" by jobs {', '.join(ids)}" if len(ids) <= 3 else f" by {len(ids)} jobs ({ids[0]} … {ids[-1]})")
     text = f"; imported {totals['imported']} of {totals['lines']} lines{skipped}{jobs}"
     first, last = (batch[0][0], batch[-1][0]) if batch else (1, 0)
     unsent, where = totals["lines"] - done, f"after line {last}"

@@ -96,15 +96,17 @@ LOST_WORDS = {"timeout": "no answer in time", "reset": "connection reset before 
               "closed": "connection closed without an answer", "garbled": "an answer that is not HTTP"}
 
 
-def stop_reason(errors: list[Any], outage: bool, retry_for: float, keyed: bool, interrupted: bool = False) -> str:
+def stop_reason(errors: list[Any], outage: bool, retry_for: float, keyed: bool, interrupted: bool = False,
+                by: str = "Ctrl-C") -> str:
     """Why ``gamead submit`` stopped sending before its input's end (``stoppedBecause``; attack33b F5: a run cut
     after 20 of 400 ads said nowhere why): ``interrupted``, Ctrl-C (newcomer33 F7: said as a stop is), else
     ``outage``, the API unreachable past ``retry_for`` seconds, else
     the first of ``errors``, that of the batch that got no answer (:class:`~gamead_core.errors.NoAnswer`, its ``lost``:
     ``timeout``, ``reset``…) or could not reach the API before any ad was accepted; ``keyed``: the run's ads carry
-    idempotency keys (such a batch was resent within ``retry_for``). Pure."""
+    idempotency keys (such a batch was resent within ``retry_for``); ``by``: what interrupted it, as
+    :func:`gamead_cli.stops.stopped_by` says it (``SIGTERM``: newcomer35 F3, a SIGTERM said Ctrl-C here). Pure."""
     if interrupted:
-        return "interrupted (Ctrl-C)"
+        return f"interrupted ({by})"
     if outage:
         return "the API was still unreachable after client.retry_for"
     lost = getattr(errors[0], "lost", None) if errors else None

@@ -292,7 +292,7 @@ def send_many(
         elapsed, client.watch = time.monotonic() - start, None  # the lookups after it are not the run's
         with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
             for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
-                reject(i, labelled(i, item)[0], "not_sent", "not sent: interrupted (Ctrl-C) before its batch went out")
+                reject(i, labelled(i, item)[0], "not_sent", f"not sent: {stopped_by()} came before its batch went out")
                 sent -= 1  # counted in sent when handed to the pool; never sent
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
@@ -342,7 +342,7 @@ def send_many(
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
     if interrupted or (stop.is_set() and not unread):  # stopped before its input's end: why, Ctrl-C too
         summary["stoppedBecause"] = stop_reason(fatal, outage.stopped, client.retry_for, bool(idempotency_key),
-                                                interrupted)
+                                                interrupted, stopped_by())
         if total is not None and sent < total:
             summary["notSent"] = total - sent
     if interrupted or unread or outage.stopped:

@@ -135,7 +135,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.state.scans = ScanGate(settings.api.list_scans)
     #: reads of the DLQ (a page, a dry run, a purge's count): one ordered consumer each on nats-server, 200 at once
     #: took it from 33 to 392 MB (fix35b); the jobs' own scans are bounded by jobs.max_running
-    app.state.dlq_scans = ScanGate(settings.dlq.scans, "DLQ scans", "dlq.scans")
+    app.state.dlq_scans = ScanGate(settings.dlq.scans, "DLQ scan", "dlq.scans")
     install_error_handlers(app)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit

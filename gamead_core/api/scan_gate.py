@@ -16,10 +16,11 @@ from gamead_core.api.errors import ListBusy
 
 
 class ScanGate:
-    """``running`` scans at once, ``running`` more waiting; beyond that :class:`ListBusy` (503). ``what``: the
-    scans, as the refusal names them; ``setting``: the setting that bounds them."""
+    """``running`` scans at once, ``running`` more waiting; beyond that :class:`ListBusy` (503). ``what``: one
+    scan, as the refusal names it (singular: the count decides the plural);
+    ``setting``: the setting that bounds them."""
 
-    def __init__(self, running: int, what: str = "record scans", setting: str = "api.list_scans") -> None:
+    def __init__(self, running: int, what: str = "record scan", setting: str = "api.list_scans") -> None:
         self._slots = asyncio.Semaphore(running)
         self._running = running
         self._waiting = 0
@@ -30,7 +31,8 @@ class ScanGate:
         """Hold one scan slot for the block. Raises :class:`ListBusy` if every slot is taken and ``running``
         requests already wait for one."""
         if self._slots.locked() and self._waiting >= self._running:
-            raise ListBusy(f"this API node already runs {self._running} {self._what} ({self._setting}) with "
+            plural = "s" if self._running != 1 else ""  # "1 DLQ scans" before (newcomer35 F5)
+            raise ListBusy(f"this API node already runs {self._running} {self._what}{plural} ({self._setting}) with "
                            f"{self._waiting} waiting: try again shortly",
                            details={"running": self._running, "waiting": self._waiting})
         self._waiting += 1

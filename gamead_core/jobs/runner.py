@@ -109,7 +109,8 @@ class JobService:
         route asks before it does any work for a new job (the fence, a count), and :meth:`create` again."""
         limit = self.settings.jobs.max_running
         if self.busy() >= limit:
-            raise JobsBusy(f"this API node already runs {limit} operator jobs (jobs.max_running): no job was started; "
+            raise JobsBusy(f"this API node already runs {limit} operator job{'s' if limit != 1 else ''} "
+                           "(jobs.max_running): no job was started; "
                            "try again when one has ended (gamead dlq jobs lists them)",
                            details={"running": self.busy(), "limit": limit, "setting": "jobs.max_running"})
 
