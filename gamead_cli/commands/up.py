@@ -44,7 +44,7 @@ from gamead_cli.commands.up_console import (
     worker_command,
 )
 from gamead_cli.commands.up_drift import DriftNote
-from gamead_cli.commands.up_liveness import health_url, nats_argv
+from gamead_cli.commands.up_liveness import health_url, monitor_port, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
 from gamead_cli.commands.up_ready import wait_workers_registered, worker_line
 from gamead_cli.commands.up_signals import (
@@ -187,7 +187,7 @@ def up(
             embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always,
                                     gomaxprocs=settings.embedded.gomaxprocs, **nats_credentials(settings),
-                                    monitor_port=claims.pick("127.0.0.1", "its embedded nats-server's /healthz"))
+                                    monitor_port=monitor_port(settings.embedded.nats_monitor_port, claims))
             # its liveness watch (F4): js-enabled-only, never a walk of every stream (slow on a big store)
             nats_health = partial(health_url, embedded)
             go_procs, go_why = embedded.go_runtime(os.environ)

@@ -125,6 +125,18 @@ def health_url(embedded: Any) -> str:
     return f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
 
 
+def monitor_port(configured: int, claims: Any) -> int:
+    """The embedded nats-server's monitoring port at ``gamead up``'s start: ``embedded.nats_monitor_port`` claimed
+    for this stack (another running stack's reserved port: :class:`gamead_core.port_claims.PortReserved`, exit 5),
+    or with 0 a free one claimed (newcomer35 F1: it could not be chosen). A port some other process holds moves
+    to a free one at the start, said on the console (:func:`nats_argv`)."""
+    if not configured:
+        return claims.pick("127.0.0.1", "its embedded nats-server's /healthz")
+    claims.require(configured, "its embedded nats-server's /healthz", "the embedded nats-server's monitoring",
+                   "set embedded.nats_monitor_port to another port (0 = any free port)")
+    return configured
+
+
 def nats_argv(embedded: Any, claims: Any) -> list[str]:
     """The embedded nats-server's argv for a (re)start, its config written again: a monitoring port another
     process took meanwhile moves to a free one, said on the console (nats-server exits at once when it cannot

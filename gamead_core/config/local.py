@@ -21,6 +21,9 @@ class EmbeddedSettings(Section):
     data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
     nats_port: int = Field(
         0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port). At most 65535.")
+    nats_monitor_port: int = Field(
+        0, ge=0, le=65535, description="Loopback port of the embedded nats-server's HTTP monitoring (`/healthz`, "
+        "which `gamead up` watches; 0 = a free port, reserved like the others). At most 65535.")
     sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
     gomaxprocs: int = Field(
         0, ge=0, le=1024,

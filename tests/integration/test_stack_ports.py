@@ -58,3 +58,17 @@ def test_a_port_a_stopped_stack_keeps_for_a_restart_is_refused_to_another_stack(
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_the_embedded_nats_servers_monitoring_port_is_the_one_configured(tmp_path: Path) -> None:
+    """newcomer35 F1: ``gamead up`` watched its nats-server on a port the kernel picked (``watched on
+    http://127.0.0.1:11599/healthz``), which no setting could choose (a firewall's or another tool's range). Now
+    ``embedded.nats_monitor_port`` names it: the start line gives it and nats-server answers its ``/healthz`` there."""
+    port = free_port()
+    stack = up_stack(tmp_path, "--workers", "0", name="sM", GAMEAD_EMBEDDED__NATS_MONITOR_PORT=str(port)).start()
+    try:
+        said = " ".join(stack.wait_ready().split())
+        assert f"watched on http://127.0.0.1:{port}/healthz" in said, said[-2000:]
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        stack.stop()
