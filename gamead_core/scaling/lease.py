@@ -35,7 +35,9 @@ A lease of another expires two ways, whichever comes first:
 
 * ``expiresAt``, written by the holder on nats-server's clock (:mod:`gamead_core.clock`), as every node reads
   it: the hosts' own clocks need not agree (a node whose host was 5 min ahead took a live leader's lease at its
-  start, attack33a F5), only each node's sample of nats-server's clock, within its error (milliseconds);
+  start, attack33a F5), only each node's sample of nats-server's clock, within its error (milliseconds). A
+  keeper with no sample yet, whose write would be stamped on its host clock, first writes the lease free to take
+  one (a lease stamped 5 min behind was expired for every sampled reader, which took it at once: suite35);
 * on the follower's own monotonic clock: the lease it reads has kept the same KV revision for longer than
   :func:`~gamead_core.scaling.lease_rule.silent_after`: the holder's written ttl, at least the follower's own
   and at most :func:`~gamead_core.scaling.lease_rule.trust_cap` (10 of its own TTLs), so
@@ -128,6 +130,7 @@ class LeaseKeeper:
         #: (from, to) epoch seconds of the last lapse of this process's own lease that it re-acquired, or None
         self.lapse: tuple[float, float] | None = None
         self._outage = Outage()  # the bucket unreachable: its first failure, then a line a minute, then "again"
+        self._unsampleable = False  # a free lease written to sample the clock gave no sample: stamp the host clock
 
     @property
     def is_leader(self) -> bool:
@@ -194,8 +197,12 @@ class LeaseKeeper:
                         self.seen = current
                         self._held_until = -math.inf
                         return decision.check_in
+                    # before the first sample, a lease stamped on the host clock may be expired for every sampled
+                    # reader (a host 5 min behind): the first write frees the lease instead, to sample (R8)
+                    free = unsampled and not self._unsampleable and self._sampleable()
+                    write = Lease("", now, now, now, self.acts) if free else decision.write
                     put_sent = server_clock.local()
-                    value = decision.write.to_json()  # a busy answer sent again; still busy: StillBusy (fix35d)
+                    value = write.to_json()  # a busy answer sent again; still busy: StillBusy (fix35d)
                     revision = await (create_key(self.kv, self.key, value) if entry is None else
                                       retry_busy(lambda: self.kv.update(self.key, value, last=entry.revision)))
                     put_received = server_clock.local()
@@ -211,6 +218,13 @@ class LeaseKeeper:
                             error_text(exc))
             return min(self.ttl / TTL_INTERVALS, 1.0)
         self._reached()
+        if free:
+            self.seen, self._held_until = write, -math.inf
+            self._unchanged_for(revision, sent)
+            if await self._sample(revision, put_sent, put_received):
+                return await self._step()  # sampled: decide again at once, now on nats-server's clock
+            self._unsampleable = True
+            return min(self.ttl / TTL_INTERVALS, 0.25)
         if decision.action != "renew":
             self.term += 1
             if current is not None and current.holder == self.me:  # my own lease, after a lapse
@@ -225,6 +239,10 @@ class LeaseKeeper:
         if await self._sample(revision, put_sent, put_received) and unsampled:
             return 0.0  # written on the host clock before the first sample: write it again on nats-server's now
         return decision.check_in
+
+    def _sampleable(self) -> bool:
+        """Can a write to this bucket sample nats-server's clock (a nats-py ``KeyValue``, not a stand-in)?"""
+        return getattr(self.kv, "_js", None) is not None and isinstance(getattr(self.kv, "_stream", None), str)
 
     async def _sample(self, revision: int, sent: float, received: float) -> bool:
         """Sample nats-server's clock from this write (:func:`gamead_core.registry.kv.sample_stamp`): a process

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nats
+import nats.errors
 import nats.js.errors
 
 from gamead_core.embedded import EmbeddedNats
@@ -103,3 +104,39 @@ def test_a_keeper_5_min_ahead_does_not_take_a_live_leaders_lease(
             await nc.close()
 
     asyncio.run(run())
+
+
+def test_no_lease_a_keeper_5_min_behind_writes_is_already_expired_when_stored(
+        fresh_nats: Callable[[], EmbeddedNats], tmp_path: Path) -> None:
+    """Every lease the behind keeper writes lives past nats-server's stamp of its write, its first one too: written
+    before the keeper's first clock sample, on its host clock, it had expired 297 s before it was stored, so a rival
+    whose clock was sampled took it at once (1 run in 8 of the test above)."""
+    server = fresh_nats()
+    out = tmp_path / "first.log"
+
+    async def run() -> list[tuple[str, float, float]]:
+        nc = await nats.connect(server.url)
+        proc = None
+        try:
+            kv = await nc.jetstream(timeout=5).create_key_value(bucket="gamead_leases_r8c", history=1)
+            watcher = await kv.watch("autoscaler")
+            proc = _start(server, -300.0, "gamead_leases_r8c", "up-behind", out)
+            written: list[tuple[str, float, float]] = []  # (holder, expiresAt, nats-server's stamp of the write)
+            deadline = asyncio.get_running_loop().time() + 30
+            while sum(holder == "up-behind" for holder, _, _ in written) < 3:  # its first write and 2 renewals
+                assert asyncio.get_running_loop().time() < deadline, out.read_text()
+                try:
+                    entry = await watcher.updates(timeout=0.5)
+                except nats.errors.TimeoutError:
+                    continue
+                if entry is not None and (lease := Lease.from_json(entry.value)) is not None:
+                    written.append((lease.holder, lease.expires_at, entry.created.timestamp()))
+            await watcher.stop()
+            return written
+        finally:
+            if proc is not None:
+                _stop(proc)
+            await nc.close()
+
+    written = asyncio.run(run())
+    assert [w for w in written if w[0] and w[1] <= w[2]] == [], written

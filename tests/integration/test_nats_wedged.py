@@ -29,6 +29,10 @@ from tests.support import (
 )
 
 FENCED = "heartbeat not written for"
+#: the stack's NATS clients' PING interval (s): the worker says "disconnected from NATS" once
+#: ``nats.max_outstanding_pings`` (3) of them went unanswered, ~4 intervals: ~40 s at the default 10 s (the freeze of
+#: ``gamead up`` below lasted that long), ~12 s at 3, still past its watch's interval plus ``gaps.LATE`` (5 s)
+PING_INTERVAL = "3"
 
 
 @pytest.fixture
@@ -85,7 +89,7 @@ def test_a_worker_running_an_ad_when_nats_stops_answering_fences_itself_while_it
     assert worker.alive()
 
 
-@pytest.mark.timeout(400)  # a stack's start, ~40 s of pings unanswered, a NATS restart; loaded machine
+@pytest.mark.timeout(400)  # a stack's start, ~12 s of pings unanswered, a NATS restart; loaded machine
 def test_a_watch_that_did_not_run_says_so_with_true_figures_before_it_kills_nats(tmp_path: Path) -> None:
     """attack32a F10: ``gamead up`` itself not run (load 15) while nats-server answered nothing: its first line came
     at 81.5 s, a kill "past the 30s a busy server gets" that no reading had seen. Here gamead up and nats-server are
@@ -94,7 +98,7 @@ def test_a_watch_that_did_not_run_says_so_with_true_figures_before_it_kills_nats
     only then, one registry.ttl of silence it saw later, kills it, the line saying how much of the silence it saw."""
     (tmp_path / "config.yaml").write_text("registry: {ttl: 4, heartbeat_interval: 0.5}\n")
     up = up_stack(tmp_path, "--workers", "1", "--max-workers", "1", GAMEAD_WORKER__DRAIN_TIMEOUT="3",
-                  GAMEAD_LOG__LEVEL="WARNING").start()
+                  GAMEAD_LOG__LEVEL="WARNING", GAMEAD_NATS__PING_INTERVAL=PING_INTERVAL).start()
     try:
         up.wait_ready()
         assert up.popen is not None
