@@ -107,7 +107,7 @@ def test_422_fields_already_in_the_message_are_not_repeated() -> None:
 
 def test_503_says_the_wait_once() -> None:
     body = {"error": {"code": "queue_unavailable", "message": "queue down", "details": None}}
-    with pytest.raises(ApiClientError, match=r"^queue down \[queue_unavailable\]; try again in 2\.0 s$") as info:
+    with pytest.raises(ApiClientError, match=r"^queue down \[queue_unavailable\]; try again in 2\.0s$") as info:
         client_for(answering(503, body, headers={"Retry-After": "2"})).submit({})
     assert not isinstance(info.value, ApiUnreachable)
     assert info.value.code == "queue_unavailable"

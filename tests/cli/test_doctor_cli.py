@@ -41,10 +41,10 @@ def test_a_clean_quick_check_says_its_time_in_ms_and_no_settle_note() -> None:
              "findings": [], "notes": []}
     out = io.StringIO()
     Console(file=out, width=200, no_color=True).print(report_view(clean))
-    assert "UTC in 87 ms\n" in out.getvalue() and "seen twice" not in out.getvalue()
+    assert "UTC in 87ms\n" in out.getvalue() and "seen twice" not in out.getvalue()
     out = io.StringIO()
     Console(file=out, width=200, no_color=True).print(report_view(REPORT))
-    assert "UTC in 60.2 s (each finding seen twice, 1.5 s apart)" in out.getvalue()
+    assert "UTC in 1m00s (each finding seen twice, 1.5 s apart)" in out.getvalue()
 
 
 def test_the_report_names_every_figure_and_never_truncates_an_id() -> None:
