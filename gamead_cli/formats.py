@@ -117,10 +117,17 @@ def byte_size(n: int | float | None) -> str:
     return f"{value:.1f} {unit}"
 
 
+#: seconds after ``now`` a time may lie and still read as now (``0.0s ago``): the service's clock is known within
+#: ± (0.5 s + half a round trip) (:mod:`gamead_cli.service_clock`), so an entry dead a moment ago could read as in the
+#: future and lose its age (``dlq show`` right after the death: a fresh-clone run of test_review_c6)
+JUST_NOW = 1.5
+
+
 def utc_when(value: Any, *, now: datetime | None = None) -> str:
     """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
-    when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime); else the
-    age is on the service's clock (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time as future)."""
+    when the time can be read and is in the past, or within :data:`JUST_NOW` after now: ``0.0s ago``; ``-`` for
+    none). Pure given ``now`` (an aware datetime); else the age is on the service's clock
+    (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time as future)."""
     if not value:
         return "-"
     when = _utc(value)
@@ -132,6 +139,8 @@ def utc_when(value: Any, *, now: datetime | None = None) -> str:
 
         now = utcnow()
     seconds = (now - when).total_seconds()
+    if -JUST_NOW <= seconds < 0:  # within the service clock's error of now: it happened now, not in the future
+        seconds = 0.0
     return f"{text} ({ago(seconds)})" if seconds >= 0 else text
 
 

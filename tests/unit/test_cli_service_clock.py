@@ -90,3 +90,13 @@ def test_a_window_far_back_writes_its_year_with_four_digits() -> None:
     """newcomer33 F6: `strftime("%Y")` wrote the year 3 as `3-08-12`."""
     assert window_text({"since": "0003-08-12T00:00:00Z"}) == "dead at or after 0003-08-12 00:00:00 UTC"
     assert utc_when("0999-01-02T03:04:05Z").startswith("0999-01-02 03:04:05 UTC")
+
+
+def test_a_time_within_the_service_clocks_error_after_now_reads_as_now() -> None:
+    """A fresh-clone run of test_review_c6: `gamead dlq show` of an entry dead a moment before printed `dead at
+    2026-12-04 14:47:49 UTC` with no age, its time 0.x s after the CLI's estimate of the service's now (known
+    within ± 0.5 s + half a round trip). Within JUST_NOW (1.5 s) it reads `(0.0s ago)`; later, no age, as before."""
+    now = datetime(2026, 12, 4, 14, 47, 49, 100_000, tzinfo=timezone.utc)
+    assert utc_when("2026-12-04T14:47:49.400Z", now=now) == "2026-12-04 14:47:49 UTC (0.0s ago)"
+    assert utc_when("2026-12-04T14:47:55Z", now=now) == "2026-12-04 14:47:55 UTC"  # 5.9 s ahead: no age
+    assert utc_when("2026-12-04T14:47:39Z", now=now).endswith("(10s ago)")
