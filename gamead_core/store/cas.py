@@ -20,7 +20,7 @@ as unanswered (read again later: :class:`StillBusy`, a ``QueueUnavailable``), ne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats.js.errors
@@ -57,6 +57,15 @@ async def last_revision(js: JetStreamContext, subject: str) -> int:
         raise
 
 
+def _pauses() -> Iterator[float]:
+    """The pause (s) before each of the :data:`BUSY_TRIES` resends of a busy write, :func:`publish_cas`'s and
+    :func:`retry_busy`'s alike: :data:`BUSY_PAUSE`, doubling, at most :data:`BUSY_PAUSE_MAX`."""
+    pause = BUSY_PAUSE
+    for _ in range(BUSY_TRIES):
+        yield pause
+        pause = min(pause * 2, BUSY_PAUSE_MAX)
+
+
 def _expected(headers: dict[str, str]) -> int | None:
     value = headers.get(names.HDR_EXPECTED_LAST_SUBJECT_SEQ)
     return int(value) if value is not None else None
@@ -70,13 +79,11 @@ async def publish_cas(js: JetStreamContext, writes: Sequence[tuple[str, bytes, d
     lost on a re-read: :func:`lost_at`); a still busy one's 10164/10163 error; any other error as ``publish_many``
     gives it. ``timeout``: seconds each sending waits for its acks. Never raises for one write."""
     answers: list[Ack | BaseException] = list(await publish_many(js, writes, timeout=timeout))
-    pause = BUSY_PAUSE
-    for _ in range(BUSY_TRIES):
+    for pause in _pauses():
         busy = [i for i, answer in enumerate(answers) if not isinstance(answer, Ack) and verdict(answer) == BUSY]
         if not busy:
             break
         await asyncio.sleep(pause)
-        pause = min(pause * 2, BUSY_PAUSE_MAX)
         reads = await asyncio.gather(*(last_revision(js, writes[i][0]) for i in busy), return_exceptions=True)
         again = []
         for i, read in zip(busy, reads, strict=True):
@@ -100,17 +107,15 @@ async def retry_busy(write: Callable[[], Awaitable[T]]) -> T:
     answer. For the compare-and-set writers of other keys than records (leases, the scale override and holds, DLQ
     entries, operator jobs): a resend of a write whose rival landed is refused 10071, lost, so no re-read is needed
     to decide."""
-    pause = BUSY_PAUSE
-    for tried in range(1, BUSY_TRIES + 2):
+    for pause in (*_pauses(), None):
         try:
             return await write()
         except nats.js.errors.APIError as exc:
             if verdict(exc) != BUSY:
                 raise
-            if tried > BUSY_TRIES:
-                raise still_busy(exc, tried) from exc
+            if pause is None:
+                raise still_busy(exc, BUSY_TRIES + 1) from exc
         await asyncio.sleep(pause)
-        pause = min(pause * 2, BUSY_PAUSE_MAX)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
