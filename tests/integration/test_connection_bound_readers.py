@@ -121,14 +121,16 @@ def test_an_answer_its_client_never_reads_is_aborted_after_the_write_timeout(
 def test_answers_nobody_reads_are_bounded_in_bytes_all_together(
     nats_server: EmbeddedNats, tmp_path: Path, held: ExitStack
 ) -> None:
-    """Figure: 3 readers of 8 pipelined 1.2 MB pages at api.max_unsent_bytes 1 MiB (write timeout 120 s, out of
-    play): before, each kept its unsent megabytes (the ~1.2 MB answer's tail the kernel did not take) for ever."""
+    """Figure: 3 readers of a 6 MB page at api.max_unsent_bytes 1 MiB (write timeout 120 s, out of play): before,
+    each kept its unsent megabytes (the answer's tail the kernel did not take) for ever. A 6 MB answer leaves at
+    least 2 MB in the API whatever the kernel's send buffer (4 MiB at most, ``net.ipv4.tcp_wmem``); with 1.2 MB
+    pages the kernel sometimes took nearly all of each, the three tails stayed under the bound, and none was cut
+    (two fresh-clone runs)."""
     proc, url = start_api(nats_server.url, tmp_path, GAMEAD_API__MAX_UNSENT_BYTES=str(1 << 20),
                           GAMEAD_API__WRITE_TIMEOUT="120")
     try:
-        fill(url)
-        socks = [reader(url, held) for _ in range(3)]
-        # 24 scans of 1.2 MB pages first: 30 s was too short in a loaded fresh-clone run
+        fill(url, batches=5)
+        socks = [reader(url, held, HUGE_PAGE, 1) for _ in range(3)]
         wait_for(lambda: sum(reset(sock) for sock in socks) >= 2, timeout=90, what="2 of 3 readers cut")
         line = write_timeouts(proc, "write_budget")[0]
         assert "over api.max_unsent_bytes (1048576)" in line["message"] and line["bytes_left"] > 0, line
