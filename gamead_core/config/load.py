@@ -17,8 +17,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
 from gamead_core.config.env_names import refuse_unknown_variables
-from gamead_core.config.origin import origin
-from gamead_core.config.yaml_nodes import Part, key_part, walk
+from gamead_core.config.origin import file_lines, origin
+from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
@@ -27,6 +27,9 @@ CONFIG_ENV = "GAMEAD_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
 #: Largest config file read (bytes): a config is a few KiB; `--config /dev/zero` must not fill memory.
 MAX_CONFIG_BYTES = 1024 * 1024
+#: Most YAML nodes (keys, values, list items, at any depth) a config file may hold: a config holds hundreds, a long
+#: token list a few thousand; each one costs every reader of the file CPU.
+MAX_CONFIG_NODES = 50_000
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
@@ -58,6 +61,7 @@ def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_
 #: unknown top-level keys named in the error, and the characters shown of each (``--config /etc/shadow``
 #: printed every line of the file into the error, and so into logs)
 _SHOWN_KEYS, _SHOWN_KEY_CHARS = 3, 40
+_SHOWN_PROBLEMS = 10  # settings named in one refusal; the rest are counted
 
 
 def _clipped(text: str) -> str:
@@ -72,9 +76,14 @@ def duplicate_key(text: str) -> tuple[str, int, int] | None:
     are unique), so an operator's second ``queue:`` section would silently replace the first. Walks the
     composed nodes, not the values: aliases are visited once, so a small file cannot make it work long."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
     except (yaml.YAMLError, RecursionError):
         return None
+    return _repeated_key(root)
+
+
+def _repeated_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
+    """:func:`duplicate_key` of a composed document."""
     for where, node in walk(root):
         if isinstance(node, yaml.MappingNode):
             first: dict[tuple[str, str], int] = {}
@@ -94,13 +103,19 @@ def _dotted(path: tuple[Part, ...]) -> str:
     return out
 
 
-def _check_unique_keys(path: Path) -> None:
-    """Refuse a config file with a key written twice in one mapping (:func:`duplicate_key`)."""
+def _check_shape(path: Path) -> None:
+    """Refuse a config file holding more than ``MAX_CONFIG_NODES`` YAML nodes, or a key written twice in one mapping
+    (:func:`duplicate_key`). The count comes first: every later reader costs CPU per node (400,000 list items in
+    800 KB kept ``gamead config show`` busy past 2 minutes and 1 GB)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        if count_nodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+            raise ConfigError(f"config file {path} holds more than {MAX_CONFIG_NODES:,} YAML nodes (keys, values, "
+                              "list items): is it the right file?")
+        root = compose(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return  # the YAML source reads it next and says why it cannot
-    if (dup := duplicate_key(text)) is not None:
+    if (dup := _repeated_key(root)) is not None:
         key, line, again = dup
         raise ConfigError(f"config file {path}: key {key!r} is written twice (line {line} and line {again}); "
                           "keep one (YAML keys are unique; PyYAML would keep the last without a word)")
@@ -113,7 +128,7 @@ def _yaml_source(path: Path) -> YamlConfigSettingsSource:
     section (a typo would otherwise be ignored;
     unknown keys inside a section are refused by :class:`~gamead_core.config.section.Section`)."""
     check_file(path)
-    _check_unique_keys(path)
+    _check_shape(path)
     try:
         source = YamlConfigSettingsSource(GameadSettings, yaml_file=path, yaml_file_encoding="utf-8")
     except OSError as exc:
@@ -207,14 +222,24 @@ def _named_in(loc: tuple[str | int, ...], message: str) -> list[tuple[str, ...]]
 
 def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
              source: YamlConfigSettingsSource | None) -> ConfigError:
-    """One line naming every bad setting and where its value was written (the ``GAMEAD_*`` variable and its
-    value, the config file and line, or a flag), so the operator knows which one to fix."""
+    """One line naming the bad settings and where each value was written (the ``GAMEAD_*`` variable and its
+    value, the config file and line, or a flag), so the operator knows which one to fix: the first
+    ``_SHOWN_PROBLEMS`` of them, then how many more. The file's key lines are read once for all of them (a
+    file of 5,000 bad list items took minutes when each error composed the whole file again)."""
+    known: list[dict[tuple[str | int, ...], int]] = []
+
+    def lines() -> dict[tuple[str | int, ...], int]:
+        if not known and path is not None:
+            known.append(file_lines(path))
+        return known[0] if known else {}
+
     def where(loc: tuple[str | int, ...]) -> str:
         return origin(GameadSettings, loc, flags=init, env_flags=_ENV_ALIASES, file=path,
-                      file_data=source.yaml_data if source is not None else None)
+                      file_data=source.yaml_data if source is not None else None, lines=lines)
 
     problems, placed = [], False
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:_SHOWN_PROBLEMS]:
         loc = tuple(err["loc"])
         named, head, msg = _named_in(loc, err["msg"]), ".".join(str(p) for p in loc), err["msg"]
         if named:  # a rule across settings: where each one it names was set, after the rule
@@ -226,7 +251,8 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
         problems.append(text)
         placed = placed or bool(found)
     unplaced = f" (from {path})" if path and not placed else ""
-    return ConfigError(f"invalid configuration{unplaced}: {'; '.join(problems)}")
+    more = f"; and {len(errors) - _SHOWN_PROBLEMS} more" if len(errors) > _SHOWN_PROBLEMS else ""
+    return ConfigError(f"invalid configuration{unplaced}: {'; '.join(problems)}{more}")
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadSettings:

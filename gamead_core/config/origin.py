@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from gamead_core.config.section import leaf_types
-from gamead_core.config.yaml_nodes import walk
+from gamead_core.config.yaml_nodes import compose, walk
 from gamead_core.redact import redact_url
 
 ENV_PREFIX, ENV_DELIMITER = "GAMEAD_", "__"
@@ -85,7 +85,7 @@ def _env_var(loc: Sequence[str | int], environ: Mapping[str, str]) -> str | None
 def file_lines(path: Path) -> dict[tuple[str | int, ...], int]:
     """Key path → line (from 1) of every key in the YAML file ``path``; empty if it cannot be read."""
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        root = compose(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return {}
     out: dict[tuple[str | int, ...], int] = {}
@@ -102,13 +102,16 @@ def file_lines(path: Path) -> dict[tuple[str | int, ...], int]:
 
 def origin(model: type[BaseModel], loc: Sequence[str | int], *, flags: Mapping[str, Any],
            env_flags: Mapping[tuple[str, ...], str], file: Path | None, file_data: Mapping[str, Any] | None,
-           environ: Mapping[str, str] | None = None) -> str:
+           environ: Mapping[str, str] | None = None,
+           lines: Callable[[], Mapping[tuple[str | int, ...], int]] | None = None) -> str:
     """Where the value at ``loc`` (a pydantic error's location) was written, as a phrase for the error line;
     "" when it is none of them (a default, or a rule across several settings).
 
     ``flags``: the values given as flags (nested dicts); ``env_flags``: which of them came from a variable
     that is no ``GAMEAD_<SECTION>__<KEY>`` (``("client", "api_url")`` → ``GAMEAD_API_URL``); ``file`` and
-    ``file_data``: the config file and what it holds; ``environ`` (default ``os.environ``)."""
+    ``file_data``: the config file and what it holds; ``environ`` (default ``os.environ``); ``lines``: gives
+    :func:`file_lines` of ``file`` (default: reads the file again), so that a caller placing many errors reads
+    the file once, not once per error (each read composes the whole YAML file)."""
     environ = os.environ if environ is None else environ
     loc = tuple(loc)
     found, value = _walk(flags, loc)
@@ -125,7 +128,7 @@ def origin(model: type[BaseModel], loc: Sequence[str | int], *, flags: Mapping[s
             return f"{var}={_shown(environ[var])}"
         return var
     if file is not None and file_data is not None and _walk(file_data, loc)[0]:
-        line = file_lines(file).get(loc)
+        line = (lines() if lines is not None else file_lines(file)).get(loc)
         return f"config file {file}" + (f", line {line}" if line else "")
     return ""
 

@@ -15,6 +15,33 @@ import yaml
 Part = str | int
 
 
+#: PyYAML's libyaml-backed loader where it is installed (the wheels ship it): composing 1 MiB of YAML takes
+#: ~1.6 s of CPU with it against ~11.5 s in pure Python (400,000 list items); libyaml refuses nesting past 1,000.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def compose(text: str) -> yaml.Node | None:
+    """The node tree of the YAML ``text`` (None: an empty document), composed with libyaml where installed.
+    Raises ``yaml.YAMLError`` (not YAML, or nested too deeply) or ``RecursionError`` (the pure-Python loader)."""
+    return yaml.compose(text, Loader=_LOADER)
+
+
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
+
+
+def count_nodes(text: str, limit: int) -> int:
+    """How many nodes (keys, values, list items, aliases) the YAML ``text`` holds, read as a stream of parse
+    events and counted no further than ``limit + 1``: a file over ``limit`` is told without building its tree
+    (400,000 list items as nodes took ~230 MB). Raises ``yaml.YAMLError`` if ``text`` is not YAML before that."""
+    seen = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, _NODE_EVENTS):
+            seen += 1
+            if seen > limit:
+                break
+    return seen
+
+
 def key_part(key: yaml.Node) -> str:
     """A mapping key node as one step of a path: its text, or ``<tag>`` for a key that is no scalar."""
     return str(key.value) if isinstance(key, yaml.ScalarNode) else f"<{key.id}>"
@@ -37,4 +64,4 @@ def walk(root: yaml.Node | None) -> Iterator[tuple[tuple[Part, ...], yaml.Node]]
             stack.extend((item, (*where, i)) for i, item in enumerate(node.value))
 
 
-__all__ = ["Part", "key_part", "walk"]
+__all__ = ["Part", "compose", "count_nodes", "key_part", "walk"]
