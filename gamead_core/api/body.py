@@ -14,10 +14,11 @@ from gamead_core.api.errors import (
     AmbiguousField,
     InvalidJson,
     PayloadTooLarge,
+    MAX_DETAILS,
     ValidationFailed,
-    validation_details,
-    validation_message,
+    validation_failure,
 )
+from gamead_core.api.unknown_keys import trimmed
 from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import (
     has_repeat,
@@ -63,7 +64,8 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     try:
         value = model.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        errors = list(exc.errors(include_url=False))
+        many = exc.error_count() > MAX_DETAILS  # then an object with unknown keys by the thousand, perhaps
+        errors = [] if many else list(exc.errors(include_url=False))
     else:
         # No ambiguity check here: every body model forbids unknown fields, so a body giving a field under both its
         # names never validates (the second name is an extra field) and is refused on the error path below.
@@ -80,8 +82,23 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     refuse_spelled_twice(data, model)
     if not first.get("loc") and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         raise InvalidJson("the body must be a JSON object")
-    details = validation_details(errors)
-    raise ValidationFailed(validation_message(details), details=details)
+    omitted = 0
+    if many:
+        errors, omitted = _few_errors(data, model)
+    message, details = validation_failure(errors, omitted)
+    raise ValidationFailed(message, details=details)
+
+
+def _few_errors(data: Any, model: type[BaseModel]) -> tuple[list[dict[str, Any]], int]:
+    """pydantic's errors for a body ``data`` (decoded) that had more than ``MAX_DETAILS``, from validating it
+    again with the first few of its unknown top-level keys (:func:`trimmed`), and how many unknown keys were left
+    out: the same problems, named at the cost of a few."""
+    kept, omitted = trimmed(data, model) if isinstance(data, dict) else (data, 0)
+    try:
+        model.model_validate_json(orjson.dumps(kept), strict=True)
+    except ValidationError as exc:
+        return list(exc.errors(include_url=False)), omitted
+    return [], omitted  # not reached: the keys kept still include an unknown one
 
 
 def spelled_twice_error(data: Any, model: type[BaseModel], what: str = "the body") -> AmbiguousField | None:

@@ -49,12 +49,12 @@ from gamead_core.api.errors import (
     InvalidJson,
     PayloadTooLarge,
     ValidationFailed,
-    validation_details,
-    validation_message,
+    validation_failure,
 )
 from gamead_core.api.key_header import KeyHeader, header_key
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.records_gate import RecordsFull, records_refusal
+from gamead_core.api.unknown_keys import trimmed
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
@@ -84,11 +84,12 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
         if problem is not None:  # the header's rule and code (gamead_core.ids), so a key works on both paths
             return error(INVALID_KEY_CODE, f"{KEY_FIELD}: {problem}", {"field": KEY_FIELD})
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
+    item, omitted = trimmed(item, NewAd)  # 150,000 unknown keys: validated as 5, the rest counted
     try:
         return NewAd.model_validate(item, strict=True), key
     except ValidationError as exc:
-        details = validation_details(list(exc.errors(include_url=False)))
-        return error("validation_failed", validation_message(details), details)
+        message, details = validation_failure(list(exc.errors(include_url=False)), omitted)
+        return error("validation_failed", message, details)
 
 
 class _AllValid(BaseModel):
