@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gamead_core.errors import ConfigError
+from gamead_core.json_keys import has_repeat, repeat_message, repeats
 
 PREFIX = "GAMEAD_"
 
@@ -92,3 +93,15 @@ def refuse_unknown_variables(environ: Mapping[str, str], model: type[BaseModel])
         if len(unknown) > 1 else ""
     raise ConfigError(f"invalid configuration: environment variable {key[:60]} is no gamead setting{hint}{more}; "
                       "a setting is GAMEAD_<SECTION>__<KEY> (e.g. GAMEAD_WORKER__CONCURRENCY): unset it or fix it")
+
+def refuse_repeated_keys(environ: Mapping[str, str]) -> None:
+    """Raise :class:`ConfigError` naming the first ``GAMEAD_*`` variable holding JSON (a section or a list,
+    ``GAMEAD_API='{"port": 8080, "port": 9090}'``) whose objects name a key twice: pydantic-settings would keep the
+    last without a word, where the config file refuses the same (I-JSON, RFC 7493 §2.3; attack36 F6)."""
+    for key in sorted(environ):
+        value = environ[key]
+        if key.upper().startswith(PREFIX) and value.lstrip()[:1] in ("{", "[") and has_repeat(value):
+            repeat = next(repeats(value), None)
+            said = repeat_message(repeat) if repeat is not None else "a key appears twice in one object"
+            raise ConfigError(f"invalid configuration: environment variable {key[:60]}: {said}; keep one (the "
+                              "last would win without a word)")

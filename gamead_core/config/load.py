@@ -4,6 +4,7 @@ env and the flags, mask secrets."""
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
-from gamead_core.config.env_names import refuse_unknown_variables
+from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
 from gamead_core.config.origin import file_lines, origin
 from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
@@ -226,12 +227,9 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
     value, the config file and line, or a flag), so the operator knows which one to fix: the first
     ``_SHOWN_PROBLEMS`` of them, then how many more. The file's key lines are read once for all of them (a
     file of 5,000 bad list items took minutes when each error composed the whole file again)."""
-    known: list[dict[tuple[str | int, ...], int]] = []
-
+    @functools.cache
     def lines() -> dict[tuple[str | int, ...], int]:
-        if not known and path is not None:
-            known.append(file_lines(path))
-        return known[0] if known else {}
+        return file_lines(path) if path is not None else {}
 
     def where(loc: tuple[str | int, ...]) -> str:
         return origin(GameadSettings, loc, flags=init, env_flags=_ENV_ALIASES, file=path,
@@ -263,6 +261,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
     (the ``GAMEAD_*`` variable, the config file and line, or a flag).
     """
     refuse_unknown_variables(os.environ, GameadSettings)  # a mistyped GAMEAD_* section was silently ignored
+    refuse_repeated_keys(os.environ)  # so was the first of a key written twice in a section's JSON
     path = config_path(config)
     init = _deep_merge(_env_overrides(), _drop_none(overrides))
     source = _yaml_source(path) if path else None

@@ -52,3 +52,19 @@ def test_a_long_token_list_still_loads(tmp_path: Path) -> None:
     entries = [f"{{name: n{i}, token: t0k3n-{i:05d}, role: submitter}}" for i in range(3000)]
     path.write_text("auth:\n  tokens: [" + ",".join(entries) + "]\n")
     assert len(load_settings(path).auth.tokens) == 3000
+
+
+def test_a_key_written_twice_in_a_section_s_json_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack36 F6: ``GAMEAD_API='{"port": 8080, "port": 9090}'`` ran on 9090 without a word, where the config file
+    refuses ``api: {port: 8080, port: 9090}``."""
+    monkeypatch.setenv("GAMEAD_API", '{"port": 8080, "port": 9090}')
+    with pytest.raises(ConfigError, match=r'GAMEAD_API: the key "port" appears twice in one object'):
+        load_settings()
+
+
+def test_sixty_thousand_bad_tokens_in_a_variable_make_a_short_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack36 F6: ``GAMEAD_AUTH`` of 60,000 bad tokens gave one 5.9 MB error line."""
+    monkeypatch.setenv("GAMEAD_AUTH__TOKENS", "[" + ",".join(["1"] * 60_000) + "]")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).endswith("; and 59990 more") and len(str(caught.value)) < 3_000
