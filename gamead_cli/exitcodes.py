@@ -1,7 +1,7 @@
 """Exit codes of the ``gamead`` command. Scripts may rely on them.
 
 :data:`TABLE` is the one list of them; the README's exit-code table is checked against it by a test.
-The root group (``gamead_cli.main``) maps every failure to one of these; commands never call
+The root group (``gamead_cli.root``) maps every failure to one of these; commands never call
 ``sys.exit`` with a number of their own.
 """
 
@@ -17,8 +17,8 @@ NOT_FOUND = 4  #: the named ad / entry does not exist
 CONFIG = 5  #: the configuration is invalid (config file or GAMEAD_* variable)
 AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
 INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
-HUNG_UP = 129  #: SIGHUP during ``gamead submit`` (128 + 1), handled as Ctrl-C (:mod:`gamead_cli.stops`)
-TERMINATED = 143  #: SIGTERM during ``gamead submit`` (128 + 15), handled as Ctrl-C (:mod:`gamead_cli.stops`)
+HUNG_UP = 129  #: SIGHUP (128 + 1), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
+TERMINATED = 143  #: SIGTERM (128 + 15), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
 
 #: (code, meaning) in the order the README shows them.
 TABLE: tuple[tuple[int, str], ...] = (
@@ -61,11 +61,13 @@ TABLE: tuple[tuple[int, str], ...] = (
              "server refuses, `Authorization Violation`, at the start of `gamead worker` and `gamead serve`, "
              "or for `nats.refused_exit_after` seconds after they had connected)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
-    (HUNG_UP, "`gamead submit` hung up (SIGHUP: a terminal or SSH session closed): handled as Ctrl-C, the summary "
-              "says what was sent"),
+    (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C: `gamead submit`'s summary says "
+              "what was sent; a command still starting says `interrupted (SIGHUP) while gamead … was starting: "
+              "nothing was started` (or `sent`)"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
-    (TERMINATED, "`gamead submit` terminated (SIGTERM: `timeout`, a CI job cancelled, systemd): handled as Ctrl-C, "
-                 "the summary says what was sent"),
+    (TERMINATED, "terminated (SIGTERM: `timeout`, a CI job cancelled, systemd), handled as Ctrl-C: `gamead "
+                 "submit`'s summary says what was sent; a command still starting says `interrupted (SIGTERM) while "
+                 "gamead … was starting: nothing was started` (or `sent`)"),
 )
 
 

@@ -1,7 +1,7 @@
 """What a failed ``gamead`` command shows: one red ``error: …`` line on stderr, under ``-o json`` also one
 ``{"error": {"code", "message", "exitCode"}}`` document on stdout, and the exit code it returns
 (:mod:`gamead_cli.exitcodes`); a bug's traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``. The root group
-(:mod:`gamead_cli.main`) calls these for whatever a command raises."""
+(:mod:`gamead_cli.root`) calls these for whatever a command raises."""
 
 from __future__ import annotations
 

@@ -1,203 +1,46 @@
-"""The ``gamead`` command: one root app, one sub-app per noun, and the one place errors become exit codes.
-
-Two jobs live here and nowhere else (the root group, :class:`_GuardedGroup`, drawing on three modules):
-
-* **Fast start.** Every command is registered *lazily*: ``gamead --help`` lists them from the table of
-  :mod:`gamead_cli.command_table` and imports none of them; a command's module (and with it FastAPI, nats-py,
-  uvicorn, the Kubernetes client…) is imported only when that command runs or shows its own help. ``tests/cli``
-  pins which modules ``gamead --help`` and ``gamead ads list`` import.
-* **The error boundary.** Whatever a command raises ends as one red ``error: …`` line on stderr and the
-  exit code of :mod:`gamead_cli.exitcodes` (the README's table): a usage error (``click.UsageError``,
-  ``typer.BadParameter``, from parsing or from a command body) → 2; a :class:`GameadError` → its code; an
-  unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``; output that cannot be
-  written (stdout on a full disk, :mod:`gamead_cli.stdout_guard`) → 1 naming it, a closed pipe (``| head``) → quiet.
-  A command-line value that is not text in the locale's encoding (:mod:`gamead_cli.argv_text`) → 2 naming it.
-  Under ``-o json`` the same failure is also one ``{"error": {"code", "message", "exitCode"}}`` document on
-  stdout (when stdout can take it): :mod:`gamead_cli.failures`. Output never
-  crashes on an encoding that cannot show a character (``PYTHONIOENCODING=ascii``): it is replaced.
-"""
+"""The ``gamead`` entry point (the console script, ``python -m gamead_cli``): SIGTERM and SIGHUP handled as Ctrl-C
+from its first instant (:mod:`gamead_cli.first_signals`), then the command (:mod:`gamead_cli.root`, imported only
+after: with the command's own module it is the 1-3 s of a start on a loaded machine, newcomer35 F6). Nothing
+heavy is imported here; ``from gamead_cli.main import app`` still gives the root app (imported on first use)."""
 
 from __future__ import annotations
 
-import errno
-import os
 import sys
-from typing import Annotated, Any
-
-import typer
-from typer.core import TyperGroup
-
-from gamead_cli import exitcodes
-from gamead_cli.argv_text import ADVICE, holder_of, unencodable_flag
-from gamead_cli.command_table import COMMANDS, LazyCommand, load_command
-from gamead_cli.failures import (
-    DEBUG_ENV,
-    DEBUG_FLAG,
-    error_kinds,
-    error_line,
-    fail_with,
-    unexpected_failure,
-    usage_line,
-)
-from gamead_cli.stdout_guard import DONE, GuardedStdout, reader_gone, safe_streams, say_what_was_done, silence_stdout
-from gamead_core.errors import GameadError
-
-
-class _GuardedGroup(TyperGroup):
-    """The root group: lazy subcommands, and every failure turned into one red line and an exit code."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        for name, (_, _, short) in COMMANDS.items():
-            self.commands.setdefault(name, LazyCommand(name, short))
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        return list(self.commands)
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        """``gamead --help`` with Click's own formatter: Typer's rich one imports rich's markdown, syntax
-        (pygments) and traceback modules, ~110 ms of the ~250 ms the page took. A subcommand's ``--help``
-        keeps Typer's rich page (its module is loaded anyway)."""
-        super(TyperGroup, self).format_help(ctx, formatter)
-
-    def resolve_command(
-        self, ctx: Any, args: list[str]
-    ) -> tuple[str | None, Any, list[str]]:
-        name, command, rest = super().resolve_command(ctx, args)
-        if isinstance(command, LazyCommand) and name is not None:
-            command = self.commands[name] = load_command(name)
-        return name, command, rest
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            from gamead_cli.stops import interrupted_code
-
-            error_line("interrupted")
-            raise typer.Exit(interrupted_code()) from None
-
-    def main(  # type: ignore[override]
-        self,
-        args: Any = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        DEBUG_FLAG["debug"] = False
-        safe_streams()
-        sys.exit(self._run(args, prog_name or "gamead", complete_var, **extra))
-
-    def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
-        argv = list(sys.argv[1:] if args is None else args)
-        if (output := sys.modules.get("gamead_cli.output")) is not None:  # a runner calling main() again
-            output.JSON_PRINTED["done"] = False
-        real = sys.stdout
-        DONE["note"] = ""
-        sys.stdout = guard = GuardedStdout(real)  # type: ignore[assignment]
-        try:
-            return self._guarded(argv, args, prog_name, complete_var, **extra)
-        finally:
-            say_what_was_done(guard)  # click ends a command whose pipe closed with sys.exit(1): said here
-            if sys.stdout is guard:
-                sys.stdout = real
-            if guard.broken and real is not None:  # nothing more may reach it: the last flush would fail (exit 120)
-                silence_stdout(real)
-
-    def _guarded(self, argv: list[str], args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
-        try:
-            if (flag := unencodable_flag(self, argv, load_command)) is not None:  # nothing could send it
-                raise typer.BadParameter(f"not text in this locale's encoding: {ADVICE}", param_hint=flag)
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            sys.stdout.flush()  # the output is written before the exit code says it was
-        except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, but for a write already done
-            reader_gone()
-            return exitcodes.ERROR
-        except error_kinds("UsageError") as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
-                exc.show()  # type: ignore[attr-defined]
-                return exitcodes.USAGE
-            return fail_with(argv, usage_line(exc), "bad_usage", exitcodes.USAGE)
-        except error_kinds("ClickException") as exc:  # e.g. a FileError of a file parameter
-            code = getattr(exc, "exit_code", exitcodes.ERROR) or exitcodes.ERROR
-            kind = "bad_usage" if code == exitcodes.USAGE else "failed"
-            return fail_with(argv, exc.format_message(), kind, code)  # type: ignore[attr-defined]
-        except (typer.Abort, *error_kinds("Abort")):  # Ctrl-C / EOF at a confirmation prompt
-            return fail_with(argv, "aborted", "interrupted", exitcodes.INTERRUPTED)
-        except GameadError as exc:
-            return fail_with(argv, exc.message or type(exc).__name__, exc.code, exitcodes.exit_code_for(exc),
-                         exc.details)
-        except KeyboardInterrupt:
-            from gamead_cli.stops import interrupted_code
-
-            return fail_with(argv, "interrupted", "interrupted", interrupted_code())
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                return unexpected_failure(argv, exc)
-            reader_gone()  # a closed pipe found by a write of the command's own: the same
-            return exitcodes.ERROR
-        except UnicodeEncodeError as exc:  # a command-line value that is not text (PEP 383), met where it is sent
-            held = holder_of(argv, exc.object[exc.start:exc.end]) if isinstance(exc.object, str) else None
-            if held is None:
-                return unexpected_failure(argv, exc)
-            return fail_with(argv, f"{held} is not text in this locale's encoding: {ADVICE}", "bad_usage",
-                             exitcodes.USAGE)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one red line, not a traceback
-            return unexpected_failure(argv, exc)
-        return result if isinstance(result, int) and not isinstance(result, bool) else exitcodes.OK
-
-
-app = typer.Typer(
-    cls=_GuardedGroup,
-    name="gamead",
-    help="Control plane of the game ad analysis service: API, workers, queue, dashboard.\n\n"
-    "Example: gamead up, then in another terminal: gamead submit --title 'Sky Saga' --genre RPG --wait",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,  # --install-completion / --show-completion: on the root command only
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode="rich",
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            number = version("gamead")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-            number = "unknown"
-        typer.echo(f"gamead {number}")
-        raise typer.Exit(exitcodes.OK)
-
-
-@app.callback()
-def root(
-    version: Annotated[
-        bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")
-    ] = False,
-    debug: Annotated[
-        bool, typer.Option("--debug", help=f"Show the traceback of an unexpected error (or env {DEBUG_ENV}=1).")
-    ] = False,
-) -> None:
-    """Control plane of the game ad analysis service: API, workers, queue, dashboard."""
-    DEBUG_FLAG["debug"] = debug
-    if os.environ.get("GAMEAD_PARENT_PID"):  # started by `gamead up`: stop if it dies (gamead_core.proc)
-        from gamead_core.proc import watch_parent
-
-        watch_parent()
 
 
 def main() -> None:
     """Console-script entry point. Once the command has ended, a signal ends the process at once
-    (:func:`gamead_cli.stops.ended`): a Ctrl-C while the exit waits for a thread prints no traceback."""
+    (:func:`gamead_cli.stops.ended`): a Ctrl-C while the exit waits for a thread prints no traceback. A
+    SIGTERM, SIGHUP or Ctrl-C that comes before the error boundary exists (while its modules are imported) ends
+    the command as the boundary would have: one red line, exit 143 / 129 / 130."""
+    from gamead_cli import first_signals
+
+    first_signals.install()
     try:
+        try:
+            from gamead_cli.root import app
+        except KeyboardInterrupt:
+            sys.exit(_interrupted_while_importing())
         app()
     finally:
         from gamead_cli.stops import ended
 
         ended()
+
+
+def _interrupted_while_importing() -> int:
+    """One red line and the exit code of a command interrupted before its error boundary was imported."""
+    from gamead_cli.failures import fail_with
+    from gamead_cli.stops import interrupted_code, interrupted_line
+
+    argv = sys.argv[1:]
+    return fail_with(argv, interrupted_line(argv), "interrupted", interrupted_code())
+
+
+def __getattr__(name: str) -> object:
+    """``app`` (the root Typer app) for ``from gamead_cli.main import app``: imported on first use."""
+    if name == "app":
+        from gamead_cli.root import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -69,7 +69,7 @@ def note_line(message: str) -> None:
     stderr_console().print(Text(_one_line(message), style="dim"), soft_wrap=True)
 
 
-#: ``done`` once :func:`print_json` printed a document: the error boundary (``gamead_cli.main``) then adds none
+#: ``done`` once :func:`print_json` printed a document: the error boundary (``gamead_cli.root``) then adds none
 JSON_PRINTED = {"done": False}
 
 

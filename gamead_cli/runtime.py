@@ -66,6 +66,9 @@ def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | No
     SIGHUP too: a closed terminal, and the kernel's SIGHUP + SIGCONT to a stopped process whose ``gamead up``
     died (its process group orphaned), must drain like a stop, not end the process mid-ad (the default
     action of SIGHUP)."""
+    from gamead_cli import first_signals
+
+    first_signals.handed_over()  # a stop now drains: no longer "nothing was started"
     loop = asyncio.get_running_loop()
     seen = {"n": 0}
 

@@ -33,7 +33,7 @@ def safe_streams() -> None:
     handlers are ``strict`` (``PYTHONIOENCODING=ascii``) and, under the C/POSIX locale with UTF-8 mode off,
     ``surrogateescape``, which raises for any non-ASCII character too (attack30c F3: ``env -u LANG LC_ALL=C
     PYTHONUTF8=0 gamead ads list`` ended in "unexpected UnicodeEncodeError" at the first non-ASCII title);
-    both become :data:`REPLACE_HANDLER`. Set once, for every verb, by the root group (``gamead_cli.main``)."""
+    both become :data:`REPLACE_HANDLER`. Set once, for every verb, by the root group (``gamead_cli.root``)."""
     try:
         codecs.lookup_error(REPLACE_HANDLER)
     except LookupError:

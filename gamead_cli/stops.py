@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gamead_cli import exitcodes
+from gamead_cli import exitcodes, first_signals
 
-#: the signal that stopped the command (None: Ctrl-C, or not stopped)
-STOPPED: dict[str, int | None] = {"signal": None}
+#: the signal that stopped the command (None: Ctrl-C, or not stopped); the one dict of :mod:`gamead_cli.first_signals`
+STOPPED: dict[str, int | None] = first_signals.STOPPED
 _NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP", int(signal.SIGINT): "Ctrl-C"}
 
 
@@ -24,8 +24,10 @@ _NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP", int(sign
 def signals_interrupt() -> Iterator[None]:
     """Inside the block SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread, as Ctrl-C does,
     and are remembered (:func:`stopped_by`, :func:`interrupted_code`). Outside the main thread (a test runner's
-    thread) nothing changes: Python lets only the main thread set handlers."""
+    thread) nothing changes: Python lets only the main thread set handlers. The command is then no longer starting
+    (:func:`gamead_cli.first_signals.handed_over`): a stop says what it did, not "nothing was sent"."""
     STOPPED["signal"] = None
+    first_signals.handed_over()
 
     def handler(signum: int, _frame: Any) -> None:
         STOPPED["signal"] = signum
@@ -88,6 +90,12 @@ def ended() -> None:
 def stopped_by() -> str:
     """What interrupted the command, as a message says it: ``SIGTERM``, ``SIGHUP`` or ``Ctrl-C``."""
     return _NAMES.get(STOPPED["signal"] or int(signal.SIGINT), "a signal")
+
+
+def interrupted_line(argv: list[str]) -> str:
+    """The one line of a command a KeyboardInterrupt ended (Ctrl-C, or SIGTERM / SIGHUP raised as one): ``argv``,
+    the words after ``gamead`` (:func:`gamead_cli.first_signals.interrupted_words`)."""
+    return first_signals.interrupted_words(argv, stopped_by() if STOPPED["signal"] is not None else None)
 
 
 def interrupted_code() -> int:

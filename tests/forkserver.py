@@ -34,6 +34,7 @@ from typing import Any
 #: what ``serve``, ``worker`` and the operator commands import before doing anything (import errors ignored)
 PRELOAD = (
     "gamead_cli.main",
+    "gamead_cli.root",
     "gamead_cli.commands.serve",
     "gamead_cli.commands.worker",
     "gamead_cli.commands.dlq",

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from gamead_cli import first_signals
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import reach_nats, require_nats_url
 from gamead_core import collector
@@ -80,6 +81,7 @@ def serve(
         )
     )
     app.state.stop_serving = lambda: setattr(server, "should_exit", True)  # credentials refused: see below
+    first_signals.handed_over()  # SIGTERM, SIGHUP, Ctrl-C: the server's own handlers (AcceptingServer) from now on
     try:
         server.run(sockets=[listener])
     finally:

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from gamead_cli import first_signals
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: the signals that stop this run: :data:`_STOP_SIGNALS`, less SIGHUP under nohup (:func:`choose_stop_signals`)
 _stop_signals: list[int] = list(_STOP_SIGNALS)
@@ -52,5 +54,8 @@ def stop_signals() -> tuple[int, ...]:
 
 
 def install_stop_handlers(handler: Callable[[int, Any], None]) -> None:
+    """``handler`` for each of :func:`stop_signals`: from the first call on, ``gamead up`` has its own (before, the
+    start-up's of :mod:`gamead_cli.first_signals`, which it replaces)."""
+    first_signals.handed_over()
     for sig in _stop_signals:
         signal.signal(sig, handler)

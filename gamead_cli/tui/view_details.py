@@ -29,6 +29,9 @@ LABELS = {"adId": "ad id", "firstFailureAt": "first failure", "lastFailureAt": "
 SECONDS = frozenset({"taskTimeout", "ackWait", "heartbeatInterval", "duration", "retryIn"})
 #: wire names of an age in seconds, shown as "… ago"
 AGES = frozenset({"heartbeatAgeSeconds"})
+#: wire names of a measurement that is null until its first sample: a node's host clock against nats-server's, which
+#: its first heartbeat carries before any sample of it (gamead_core.clock). Shown as not measured, never as ``-``
+MEASURED = frozenset({"clockOffsetSeconds", "clockErrorSeconds"})
 
 
 def label(key: str) -> str:
@@ -45,7 +48,9 @@ def _number(value: float) -> str:
 
 def value_text(key: str, value: Any) -> str:
     """One scalar for people, by its wire name: a time (``…At``) in UTC with its age, seconds and milliseconds with
-    their unit, a flag as ``yes``/``no``, ``-`` for none."""
+    their unit, a flag as ``yes``/``no``, ``-`` for none (``not measured yet`` for one of :data:`MEASURED`)."""
+    if value is None and key in MEASURED:
+        return "not measured yet"
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):

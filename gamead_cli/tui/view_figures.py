@@ -100,27 +100,33 @@ def wait_verdict(p95_ms: float | None, horizon_s: float | None, estimate: Mappin
     return "unsure" if p95_ms > limit else "within"
 
 
-def series(values: Iterable[Any] | None) -> list[float]:
-    """A history series with gaps (None) as zeros, ready for a sparkline."""
-    return [float(v) if isinstance(v, (int, float)) else 0.0 for v in (values or [])]
+def series(values: Iterable[Any] | None) -> list[float | None]:
+    """A history series ready for a sparkline, its gaps (None: not measured, e.g. while NATS was away or before the
+    sampler's previous point) kept as None: :func:`spark` draws them blank, never as a zero."""
+    return [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in (values or [])]
 
 
-def spark(values: Sequence[float], width: int = 30, *, relative: bool = False) -> str:
+def spark(values: Sequence[float | None], width: int = 30, *, relative: bool = False) -> str:
     """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget). The
     lowest bar is 0 (``relative=False``) or the smallest value shown (``relative=True``: the smallest of all
-    ``values``, Textual's ``Sparkline`` scale: the shape of a series that moves little around a large value)."""
+    ``values``, Textual's ``Sparkline`` scale: the shape of a series that moves little around a large value). A
+    point not measured (None) is a blank cell, a bucket of them only too: before, a gap was drawn as a zero (the
+    lowest bar), a made-up figure (a p95 wait of 0 ms while NATS was away)."""
     if not values:
         return ""
     values = list(values)
-    low = min(values) if relative else 0.0  # of every value, as Textual's: a bucket shows its max above it
+    known = [v for v in values if v is not None]
+    low = (min(known) if known else 0.0) if relative else 0.0  # of every value, as Textual's: a bucket shows its max
     if len(values) > width:
         step = len(values) / width
-        values = [max(values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
-    top = max(values) - low
+        buckets = [values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)] for i in range(width)]
+        values = [max((v for v in bucket if v is not None), default=None) for bucket in buckets]
+    top = max((v for v in values if v is not None), default=low) - low
     if top <= 0:
-        return SPARK_CHARS[0] * len(values)
+        return "".join(" " if v is None else SPARK_CHARS[0] for v in values)
     half = 0.0 if relative else 0.5  # relative: rounded down, as Textual's
-    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int((v - low) / top * (len(SPARK_CHARS) - 1) + half))]
+    return "".join(" " if v is None else
+                   SPARK_CHARS[min(len(SPARK_CHARS) - 1, int((v - low) / top * (len(SPARK_CHARS) - 1) + half))]
                    for v in values)
 
 

@@ -25,7 +25,7 @@ class LevelRow:
     oldest: float | None
     horizon: float | None
     late: bool
-    history: list[float]
+    history: list[float | None]
     wait_p95: float | None = None  #: ms, queue wait of the level's ads over the last minute (fleet histogram)
     wait_estimate: Mapping[str, Any] | None = None  #: ``waitP95Estimate``: the bucket and range it lies in
 
@@ -137,7 +137,7 @@ class MetricRow:
     key: str
     label: str
     value: str
-    history: list[float]
+    history: list[float | None]
     note: str = ""
 
 

@@ -117,15 +117,15 @@ class SparkText(Widget):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self._history: tuple[float, ...] = ()
-        self._drawn: tuple[tuple[float, ...], int, str] = ((), 0, "")
+        self._history: tuple[float | None, ...] = ()
+        self._drawn: tuple[tuple[float | None, ...], int, str] = ((), 0, "")
 
     @property
-    def history(self) -> tuple[float, ...]:
+    def history(self) -> tuple[float | None, ...]:
         return self._history
 
     @history.setter
-    def history(self, values: Sequence[float]) -> None:
+    def history(self, values: Sequence[float | None]) -> None:
         values = tuple(values) if len(values) > 1 else ()  # one point has no shape: no full bar
         if values != self._history:
             self._history = values

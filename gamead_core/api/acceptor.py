@@ -27,10 +27,13 @@ is not overrun by sockets accepted meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from typing import Any
 
@@ -158,9 +161,31 @@ class AcceptingServer(uvicorn.Server):
 
     _second = -1  #: the second the Date header says
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, with SIGHUP too (a closed terminal, and the kernel's SIGHUP to a process group orphaned with a
+        stopped member): before, it had no handler in ``gamead serve`` at all, which it then left mid-request, where
+        a SIGTERM stops serving. One inherited as ignored (``nohup``) stays ignored. Once served, each signal that
+        stopped it takes its default action (the process ends by it, as uvicorn's own re-raise did), SIGINT its
+        handler before (Python's: one ``interrupted`` line, exit 130), whatever handled them before the start
+        (:mod:`gamead_cli.first_signals`). In the main thread only (elsewhere nothing is changed)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = [sig for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                 if sig == signal.SIGINT or signal.getsignal(sig) != signal.SIG_IGN]
+        before = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler if sig == signal.SIGINT else signal.SIG_DFL)
+        for sig in reversed(self._captured_signals):  # LIFO, as uvicorn's
+            signal.raise_signal(sig)
+
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """uvicorn's (a first SIGTERM/SIGINT stops serving, a second SIGINT forces the exit), and the stop's bound
-        (:mod:`gamead_core.stop_bound`): ended within :data:`~gamead_core.stop_bound.API_BOUND` s however the
+        """uvicorn's (a first SIGTERM/SIGINT/SIGHUP stops serving, a second SIGINT forces the exit), and the stop's
+        bound (:mod:`gamead_core.stop_bound`): ended within :data:`~gamead_core.stop_bound.API_BOUND` s however the
         lifespan's shutdown waits on NATS."""
         arm(API_BOUND, "serve")
         super().handle_exit(sig, frame)

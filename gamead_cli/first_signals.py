@@ -1,0 +1,88 @@
+"""SIGTERM and SIGHUP from a command's first instant (newcomer35 F6): before, ``gamead`` spent its first 1-3 s on a
+loaded machine importing typer, then the command's module (FastAPI, nats-py, uvicorn…), then reading its settings,
+with no handler of its own: a SIGTERM or SIGHUP then (a ``timeout``, systemd's stop, a closed SSH session, ``gamead
+up`` stopping while a child starts) ended ``gamead up``, ``worker``, ``serve`` or ``submit --count`` by the signal
+with no line. :func:`install`, the entry point's first call (:mod:`gamead_cli.main`, before any other import of
+the project), handles both as Ctrl-C is handled: a :class:`KeyboardInterrupt` in the main thread, which the error
+boundary (:mod:`gamead_cli.root`) ends with one red line and exit 128 + the signal's number (143, 129: the README's
+table), e.g. ``interrupted (SIGTERM) while gamead up was starting: nothing was started``.
+
+While the command starts (until :func:`command` has named it and, for a command of :data:`NOTHING_YET`, until it
+installs its own handlers: :func:`handed_over`) the line says what was not done yet; after, it is ``interrupted
+(SIGTERM)``, as for a Ctrl-C. A command that installs its own handlers replaces these (``gamead up`` drains, a
+worker hands back, ``serve`` stops serving, ``submit`` prints its summary); :func:`gamead_cli.stops.ended` sets the
+default action back once the command has ended.
+
+Left as they were: a signal inherited as ignored (``nohup``: ``gamead up`` still finds SIGHUP ignored and leaves
+it so), and SIGINT (Python's own Ctrl-C handler). The same signal a second time while the first is being acted on
+takes its default action (the process ends by it at once, as before this module); the other one is ignored then
+(a closed terminal's SIGHUP and a supervisor's SIGTERM come together). Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import signal
+
+#: the signal that stopped the command (None: Ctrl-C, or not stopped); :mod:`gamead_cli.stops` shares this dict
+STOPPED: dict[str, int | None] = {"signal": None}
+#: the signals this module handles: SIGTERM and SIGHUP, less one inherited as ignored
+_TAKEN: list[int] = []
+#: the command as far as it is known (:func:`command`), and whether it is still starting (:func:`handed_over`)
+PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
+#: what a command stopped before its own handlers exist has not done yet: until then it has started nothing
+#: (``up`` no process, ``serve`` no listener serving, ``worker`` took no ad) or sent nothing (``submit``). The
+#: other commands make no claim once their body runs (their first request may be out).
+NOTHING_YET = {"up": "nothing was started", "serve": "nothing was started", "worker": "nothing was started",
+               "submit": "nothing was sent"}
+
+
+def install() -> None:
+    """Handle SIGTERM and SIGHUP as Ctrl-C from now on (module docstring), each unless it is ignored now
+    (``nohup``, a launcher that ignores it). Call it first, in the main thread, from the entry point only (never
+    at import: a test runner importing the CLI keeps its own handlers)."""
+    STOPPED["signal"] = None
+    PHASE.update(command=None, starting=True, acting=None)
+    _TAKEN.clear()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _on_signal)
+            _TAKEN.append(int(sig))
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    """Raise :class:`KeyboardInterrupt` in the main thread, the signal remembered; a repeat of the one being acted
+    on takes its default action, the other one is ignored meanwhile (module docstring)."""
+    acting = PHASE["acting"]
+    if acting is None:
+        PHASE["acting"] = STOPPED["signal"] = signum
+        raise KeyboardInterrupt
+    if acting == signum:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def command(name: str | None) -> None:
+    """The command line names command ``name`` (``up``, ``dlq``…; called once it is resolved and imported, before
+    its body runs): from now on a command outside :data:`NOTHING_YET` is no longer starting."""
+    PHASE["command"] = name
+    if name not in NOTHING_YET:
+        PHASE["starting"] = False
+
+
+def handed_over() -> None:
+    """The command installs handlers of its own for these signals: it is no longer starting."""
+    PHASE["starting"] = False
+
+
+def interrupted_words(argv: list[str], signal_name: str | None) -> str:
+    """The line of a command a KeyboardInterrupt ended (``signal_name``: ``SIGTERM``, ``SIGHUP``, None for
+    Ctrl-C): ``interrupted (SIGTERM) while gamead up was starting: nothing was started`` while it starts, else
+    ``interrupted (SIGTERM)`` (``interrupted`` for Ctrl-C). ``argv``: the words after ``gamead``, for the command's
+    name before :func:`command` has it (its first word not an option). Pure but for :data:`PHASE`."""
+    head = f"interrupted ({signal_name})" if signal_name else "interrupted"
+    if not PHASE["starting"]:
+        return head
+    name = PHASE["command"] or next((w for w in argv if not w.startswith("-")), None)
+    if not isinstance(name, str) or not name.isidentifier():
+        return f"{head} while gamead was starting: nothing was done"
+    return f"{head} while gamead {name} was starting: {NOTHING_YET.get(name, 'nothing was done')}"
