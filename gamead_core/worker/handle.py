@@ -225,35 +225,43 @@ class AdHandler:
                 await self._shielded(msg.nak(delay=delay))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
                 pass
-        except LeftForNewer as newer:  # a newer gamead's record: neither rebuilt nor run here (review31 R10)
+        except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
+            await self.answer(msg, ad_id, exc)
+        finally:
+            await self._hooks.after_delivery(held)
+
+    async def answer(self, msg: Msg, ad_id: str, exc: Exception) -> None:
+        """What the handling of ``msg`` (ad ``ad_id``) does about ``exc``, raised after its delivery started (also
+        for the batch start's analysed ads, :mod:`.batch_start`): a newer gamead's record (put back for a newer
+        worker), a withdrawn ad (acknowledged, never run or made again), poison (terminated once), a reply NATS was
+        not sent (said), anything else (logged, counted in ``stats.last_error``). Never raises."""
+        if isinstance(exc, LeftForNewer):  # a newer gamead's record: neither rebuilt nor run here (review31 R10)
             self.stats.left_for_newer += 1
             left_for_newer("delivery")  # gamead_ads_left_for_newer_total on the worker's /metrics
             if self.stats.left_for_newer == 1:  # said once; the rest are counted (the worker's status, /metrics)
                 log.warning("ad %s: %s; this older worker leaves it (and any other such ad) to a newer worker, its "
-                            "delivery put back every %.0fs (README \"Upgrades\")", ad_id, newer, NEWER_WAIT,
+                            "delivery put back every %.0fs (README \"Upgrades\")", ad_id, exc, NEWER_WAIT,
                             extra={"ad_id": ad_id})
             try:
                 await self._shielded(msg.nak(delay=NEWER_WAIT))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
                 pass
-        except Withdrawn as gone:  # its client was told "not queued": neither run nor made again (fix34b)
+        elif isinstance(exc, Withdrawn):  # its client was told "not queued": neither run nor made again (fix34b)
             log.warning("ad %s: %s, yet a message of it was queued (a reaper of an older gamead, a hand-made "
                         "publish): acknowledged without analysing it or making its record; GET /ads/%s stays 404",
-                        ad_id, gone, ad_id, extra={"ad_id": ad_id})
+                        ad_id, exc, ad_id, extra={"ad_id": ad_id})
             try:
                 await self._shielded(msg.ack())
             except Exception:  # noqa: BLE001 - ack_wait brings it back, and it is dropped again
                 pass
-        except NotAnAd as poison:  # not what the API publishes (gamead_core.worker.poison): nothing made from it
-            await settle.not_an_ad(msg, poison)
-        except NOT_SENDING as exc:  # a reply (ack, nak, term) the connection could not send: not a bug
+        elif isinstance(exc, NotAnAd):  # not what the API publishes (gamead_core.worker.poison): nothing made from it
+            await self._settle.not_an_ad(msg, exc)
+        elif isinstance(exc, NOT_SENDING):  # a reply (ack, nak, term) the connection could not send: not a bug
             log.info("ad %s: a reply to NATS was not sent (%s); unless it was acknowledged, it comes back after "
                      "queue.ack_wait", ad_id, exc, extra={"ad_id": ad_id})
-        except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
+        else:
             self.stats.last_error = repr(exc)
-            log.exception("ad %s: unexpected error", ad_id, extra={"ad_id": ad_id})
-        finally:
-            await self._hooks.after_delivery(held)
+            log.error("ad %s: unexpected error", ad_id, exc_info=exc, extra={"ad_id": ad_id})
 
     async def _unmark(self, key: HeldKey) -> None:
         if self._held.unmark(key):

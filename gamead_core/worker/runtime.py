@@ -1,10 +1,10 @@
 """The worker process: pull ads with aging, analyse them, record the result, acknowledge.
 
 Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and, at a
-backlog, ``worker.prefetch`` more → start the best in aging order, one task per ad; the rest wait in the prefetch
-buffer, :mod:`.prefetch`) → hand the buffer back and drain on shutdown. Delivery is at-least-once; every record
-write is a compare-and-set, and a redelivered ad whose record is already final is acknowledged without being
-analysed again, so each ad completes exactly once.
+backlog, ``worker.prefetch`` more → start the best in aging order, a step's first deliveries in one task, others
+a task each (:mod:`.batch_start`); the rest wait in the prefetch buffer, :mod:`.prefetch`) → hand the buffer back
+and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad
+whose record is already final is acknowledged without being analysed again, so each ad completes exactly once.
 
 One ad: :class:`~gamead_core.worker.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside
 hooks (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware: keep-alive, time limit, faults); outcomes are
@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -44,12 +45,12 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.registry.beat import BeatHealth
 from gamead_core.shutdown import close_connection
-from gamead_core.stop_bound import within
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.drain import drain
 from gamead_core.worker.fence import Fence
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.handback import HandBacks, bound_broken, over_bound
@@ -59,6 +60,7 @@ from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.linger import Linger
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
+from gamead_core.worker.batch_start import BatchStart, batch_usable
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
@@ -81,14 +83,16 @@ class Worker:
         self.concurrency = settings.worker.concurrency
         self.stats = WorkerStats()
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  #: and the ads in them not ended (the slots count these):
+        self._in_hand = 0  #: one per handler's task, the batch start's own (gamead_core.worker.batch_start)
+        self._batch: BatchStart | None = None  #: first deliveries of a start step, in one task (.batch_start)
+        self._batch_ok = batch_usable(settings, len(hooks))
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._gate = SoloGate()
         self._slots = SlotWatch(self.concurrency)  #: free slots; wakes the pull loop when one frees
         self._nc: NATS | None = None
         self._puller: AgingPuller | None = None  #: its long polls' inboxes hold ads unstarted too (.unstarted)
-        self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
         self._beat_doc: tuple[NodeInfo, bytes] | None = None  #: the last beat and its announcements' head
@@ -133,8 +137,7 @@ class Worker:
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
             self._keepalive.seed((await ensure_topology(js, self.settings)).live_values("ack_wait"))  # the fleet's
             store = await AdStore.open(nc, js)
-            self._dlq = DeadLetters(js)
-            settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
+            settle = Settler(store, DeadLetters(js), self.settings.worker, worker_id=self.id, stats=self.stats,
                              pause=self._pause, shielded=self._shielded, ack_wait=lambda: self._keepalive.ack_wait,
                              metrics=self.metrics)
             registry = self._registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
@@ -143,6 +146,9 @@ class Worker:
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held,
                                       analysed=self._analysed, registry=registry)
+            self._batch = BatchStart(self._handler, held=self._held, keepalive=self._keepalive, slots=self._slots,
+                                  handoff=lambda msg: self._track(self._run_one(msg)), track=self._track,
+                                  ended=self._ended, running=self._running) if self._batch_ok else None
             await registry.open()
             # Before our first heartbeat overwrites it: what a dead process with our id still held.
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
@@ -161,7 +167,8 @@ class Worker:
                 finally:
                     await puller.stop()
                     await self._hand_back()
-                    await self._drain()
+                    await drain(self._tasks, self._abort, self.settings.worker.drain_timeout, self._shielded,
+                                self.settings.nats.request_timeout)  # in-flight ads get drain_timeout, then back
                     await asyncio.gather(reaper, return_exceptions=True)
                     changed = await watch_result(stale)  # raised below: never in place of the loop's error
                 if changed is not None:
@@ -222,7 +229,7 @@ class Worker:
                         await self._hand_back(why="its heartbeat cannot be written: its registry entry will expire")
                     await asyncio.wait({stopping}, timeout=pause)
                     continue
-                free = self._slots.free(len(self._tasks), blocked=self._gate.blocked)
+                free = self._slots.free(self._in_hand, blocked=self._gate.blocked)
                 if free <= 0:
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
@@ -291,10 +298,23 @@ class Worker:
             log.error("worker invariant broken: %s", broken, extra={"worker_id": self.id})
         if changed:
             await self._announce_held()
-        for msg in starting:
-            task = asyncio.create_task(self._run_one(msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        batch, single = self._batch.split(starting) if self._batch is not None else ([], starting)
+        for msg in single:  # each in its handler's task; first deliveries together in the batch start's (.batch_start)
+            self._track(self._run_one(msg), 1)
+        if batch:
+            self._track(self._batch.run(batch), len(batch))  # type: ignore[union-attr]
+
+    def _track(self, coro: Coroutine[Any, Any, None], ads: int = 0) -> None:  # a task the drain waits for
+        self._in_hand += ads  # the ads it takes in hand (the slots count them)
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _ended(self, key: HeldKey, slot: object = None) -> None:  # an ad ended (a batch's: slot = key)
+        self._held.pop(key)
+        self._in_hand -= 1
+        self._slots.ended(key if slot is None else slot)
+        self.stats.in_flight = self._running()
 
     async def _hand_back(self, msgs: list[Msg] | None = None, why: str = "shutting down") -> None:
         """``nak`` ``msgs`` at once (never started nor charged; their levels noted as without room, .handback), or the
@@ -303,7 +323,7 @@ class Worker:
 
     def _running(self, starting: int = 0) -> int:
         """Analyses running (``inFlight``): tasks (+ ``starting``) less those settling (analysed, slot given back)."""
-        return len(self._tasks) + starting - len(self._slots.settling)
+        return self._in_hand + starting - len(self._slots.settling)
 
     def _analysed(self, key: HeldKey) -> None:
         """The task's ad ``key`` was analysed: once its slot is given back it is not running, nor (its ``started``
@@ -318,23 +338,6 @@ class Worker:
                 "pull failed (retrying every second): %s", problem)
         self._pull_problem = problem
 
-    async def _drain(self) -> None:  # in-flight ads get drain_timeout to finish, the rest are handed back
-        if self._tasks:
-            log.info("draining", extra={"in_flight": len(self._tasks)})
-            abort = asyncio.ensure_future(self._abort.wait())
-            deadline = asyncio.get_running_loop().time() + self.settings.worker.drain_timeout
-            while self._tasks and not self._abort.is_set():
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                await asyncio.wait({abort, *self._tasks}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            abort.cancel()
-            pending = set(self._tasks)
-            for task in pending:
-                task.cancel()
-            await within(asyncio.gather(*pending, return_exceptions=True), 1.0, "the cancelled analyses")  # fix35d
-        await within(self._shielded.wait(), 2 * self.settings.nats.request_timeout, "the shielded settles (acks)")
-
     # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
@@ -343,7 +346,5 @@ class Worker:
         try:
             await self._handler(msg)
         finally:
-            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self._tasks.discard(task)  # type: ignore[arg-type] # before the loop wakes
-            self._slots.ended(task)
-            self.stats.in_flight = self._running()
+            self._ended((msg.metadata.stream, msg.metadata.sequence.stream), task)

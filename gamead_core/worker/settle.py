@@ -164,18 +164,22 @@ class Settler:
         (the record changed since it was read) reads the record again and finishes the ad unless it is final or a
         later delivery runs it (:func:`~gamead_core.worker.transitions.completing`), then acknowledges if final; one
         our storage failed is retried after the storage back-off (lease held) until it is taken."""
-        store = self._store
         now = utcnow()
-        started = current.record
-        first = await self.rounds.complete(msg, started.id, completed_bytes(started, now, analysis),
+        first = await self.rounds.complete(msg, current.record.id, completed_bytes(current.record, now, analysis),
                                            current.revision)
+        await self.completed(msg, current, analysis, delivery, now, first)
+
+    async def completed(self, msg: Msg, current: Versioned, analysis: Analysis, delivery: str, now: datetime,
+                        first: int | GameadError) -> None:
+        """:meth:`complete` once its round answered ``first`` (the new revision: counted, never waits; else the
+        error its write met: finished as the module doc says). Also the batch start's (:mod:`.batch_start`)."""
+        store, started = self._store, current.record
         if isinstance(first, int):  # written and acknowledged by the round
             self._pause.ok()
             self.stats.processed += 1
             self._sample(started, now)
             return
         done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
-
         finished = UnlessLanded(done, lambda rec: completing(rec, done, delivery))  # attempts: ours may be unwritten
 
         async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): unless final or taken
@@ -200,8 +204,7 @@ class Settler:
             return await self._settle_foreign(msg, started.id)
         self.stats.processed += 1
         self._sample(current.record, now)
-        # Not shielded (the hot path: one task fewer per ad): an ack is a publish nats-py puts in its pending
-        # buffer before its first await, so a cancellation cannot cut it in half; it is flushed regardless.
+        # Not shielded (one task fewer per ad): an ack is put in nats-py's buffer before its first await, whole
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:

@@ -109,6 +109,11 @@ class SoloGate:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def leave(self) -> None:
+        """An analysis that entered the open gate without its ``async with`` (the batch start: ``running += 1``
+        while not :attr:`blocked`, in the same turn) leaves it."""
+        self._leave()
+
     def _leave(self) -> None:
         self.running -= 1
         if self._waiters:
