@@ -10,7 +10,8 @@ gap and a node of it still absent ``registry.ttl`` after the first good read is 
 again by then (its heartbeat interval is shorter), so a live one is never taken for dead.
 
 Real nats-server, stopped and resumed by its recorded PID; nodes beat through gamead's own heartbeat loop. Figure
-before the fix: ``dead-1`` never named in the 20 s after the resume (``live-1`` not named either).
+before the fix: ``dead-1`` never named in the 20 s after the resume, 3 runs of 3 (``live-1`` not named either);
+``api-dead`` (an API) is judged the same way now.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tests.support import all_threads_stopped
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.5},
                                           "nats": {"request_timeout": 1.0}})
-NODES = ("live-1", "dead-1", "prior-1")
+NODES = ("live-1", "dead-1", "prior-1", "api-dead")  #: api-dead: an API node (no create fence: named, not settled)
 
 
 async def _until(what: Callable[[], object], timeout: float, why: str) -> None:
@@ -73,7 +74,7 @@ def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_name
 
             def snap(node: str = node) -> NodeInfo:
                 last_beat[node] = time.time()
-                return NodeInfo(id=node, role="worker", host="h", pid=4242, version="t", started_at=started,
+                return NodeInfo(id=node, role="api" if node.startswith("api") else "worker", host="h", pid=4242, version="t", started_at=started,
                                 heartbeat_at=utcnow(), holding=[], ack_wait=30)
 
             beat = asyncio.create_task(run_heartbeat(Registry(conn, conn.jetstream(), SETTINGS.registry), snap, 0.5,
@@ -94,6 +95,7 @@ def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_name
             os.kill(pid, signal.SIGSTOP)
             await _until(lambda: all_threads_stopped(pid), 10, "nats-server to stop")
             beats["dead-1"][1].cancel()  # dies during the stall: its entry expires meanwhile
+            beats["api-dead"][1].cancel()  # an API too: the records it left without a message are the reaper's
             # stopped until dead-1's entry is past registry.ttl, by a second: the reaper's reads and lease
             # renewals fail meanwhile, and at the resume every entry is due to expire (live-1's too)
             expiry = last_beat["dead-1"] + SETTINGS.registry.ttl + 1.0
@@ -101,6 +103,8 @@ def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_name
         finally:
             os.kill(pid, signal.SIGCONT)
         await _until(lambda: said("dead-1"), 20, "the reaper to name dead-1 (before the fix: never)")
+        await _until(lambda: any("API api-dead (gamead t) died" in r.getMessage() for r in caplog.records), 20,
+                     "the reaper to take api-dead for dead")
         stop.set()
         beats["live-1"][2].set()
         await asyncio.gather(reaper, beats["live-1"][1], return_exceptions=True)
@@ -109,7 +113,8 @@ def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_name
             await conn.close()
         await nc.close()
 
-    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"), \
+            caplog.at_level(logging.WARNING, logger="gamead_core.worker.orphans"):
         asyncio.run(main())
     assert not said("live-1"), [r.getMessage() for r in caplog.records]
     dead = [r.getMessage() for r in caplog.records if "worker dead-1 stopped answering" in r.getMessage()]
