@@ -133,8 +133,9 @@ class JobRun:
             items, missing = await self._retrying(lambda: ops.resolve_ids(ids, fence=sel.fence))
             sel.not_in_dlq = len(missing)
         else:
-            flt = DlqFilter.from_wire(sel.filter or {}) if sel.mode == "filter" else DlqFilter()
-            items = await self._retrying(lambda: ops.select(flt, fence=sel.fence, limit=sel.limit or 10_000))
+            flt, most = DlqFilter.from_wire(sel.filter or {}) if sel.mode == "filter" else DlqFilter(), sel.limit or 10_000
+            items = await self._retrying(lambda: ops.select(flt, fence=sel.fence, limit=most + 1))  # one past: said
+            sel.past_limit, items = len(items) > most, items[:most]
         self.work = WorkList.new([[ad_id, seq] for ad_id, seq in items])
         job.chunks = len(self.work.bounds)
         job.phase = JobPhase.ACTING

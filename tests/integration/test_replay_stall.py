@@ -38,15 +38,15 @@ BIG = AdSubmission(title="T" * 200, description="D" * 2000, genre="g" * 50, targ
 ENV = {"GAMEAD_JOBS__LEASE": "30", "GAMEAD_JOBS__FOLLOW_TIMEOUT": "0.5"}
 
 
-async def _fill(url: str) -> None:
-    """N dead ads, each with its record and its DLQ entry (as a worker's dead-lettering leaves them)."""
+async def _fill(url: str, n: int = N) -> None:
+    """``n`` dead ads, each with its record and its DLQ entry (as a worker's dead-lettering leaves them)."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream(timeout=30)
         await ensure_topology(js, GameadSettings())
         now = utcnow()
         sub = BIG
-        for i in range(N):
+        for i in range(n):
             record = AdRecord(id=new_ad_id(), status=AdStatus.DEAD, priority=3, submitted_at=now, ad=sub, attempts=3)
             entry = DlqEntry(ad_id=record.id, title=sub.title, priority=3, attempts=3, error_class="PermanentError",
                              error_message="made up for a test", retryable=False, first_failure_at=now,
@@ -117,3 +117,31 @@ def test_a_replay_all_whose_selection_stalls_replays_every_entry_and_says_so(
     assert waited
     assert job["state"] == "succeeded", job
     assert dlq["inDlq"] == 0, dlq
+
+
+def test_a_replay_past_its_limit_says_what_it_left(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc],
+                                                  tmp_path: Path) -> None:
+    """A replay of every entry with ``limit`` 5 over a DLQ of 8: it replays the oldest 5 and says that more matched
+    and were left in the DLQ. Figure before: ``replayed 5 of 5 matched · … · skipped 0``, the 3 others unsaid."""
+    from gamead_core.jobs.model import Job
+    from gamead_core.jobs.policy import summary
+
+    server = fresh_nats()
+    asyncio.run(_fill(server.url, 8))
+    api, url = start_api(server.url, tmp_path, **ENV)
+    procs.append(api)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        resp = http.post("/v1/dlq/replay", json={"all": True, "limit": 5})
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["id"]
+
+        def ended() -> dict | None:
+            job = http.get(f"/v1/jobs/{job_id}").json()
+            return job if job.get("state") in ("succeeded", "failed", "cancelled", "interrupted") else None
+
+        job = wait_for(ended, timeout=60, interval=0.2, what="the replay to end")
+        left = http.get("/v1/dlq", params={"limit": 1}).json()["inDlq"]
+    said = summary(Job.model_validate(job))  # what gamead dlq replay prints as the job's outcome
+    assert said.startswith("replayed 5 of 5 matched") and left == 3, (said, left)
+    assert said.endswith("more entries matched than the job's limit (5): left in the DLQ"), said
+    assert job["selection"]["pastLimit"] is True
