@@ -122,7 +122,9 @@ def test_a_replay_all_whose_selection_stalls_replays_every_entry_and_says_so(
 def test_a_replay_past_its_limit_says_what_it_left(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc],
                                                   tmp_path: Path) -> None:
     """A replay of every entry with ``limit`` 5 over a DLQ of 8: it replays the oldest 5 and says that more matched
-    and were left in the DLQ. Figure before: ``replayed 5 of 5 matched · … · skipped 0``, the 3 others unsaid."""
+    and were left in the DLQ, and so does its count (the dry run, what the CLI asks about). Figure before:
+    ``replayed 5 of 5 matched · … · skipped 0`` and ``5 entries would be replayed``, the 3 others unsaid."""
+    from gamead_cli.commands.dlq_views import would_view
     from gamead_core.jobs.model import Job
     from gamead_core.jobs.policy import summary
 
@@ -131,6 +133,7 @@ def test_a_replay_past_its_limit_says_what_it_left(fresh_nats: Callable[[], Embe
     api, url = start_api(server.url, tmp_path, **ENV)
     procs.append(api)
     with httpx.Client(base_url=url, timeout=30) as http:
+        preview = http.post("/v1/dlq/replay", json={"all": True, "limit": 5, "dryRun": True}).json()
         resp = http.post("/v1/dlq/replay", json={"all": True, "limit": 5})
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["id"]
@@ -145,3 +148,6 @@ def test_a_replay_past_its_limit_says_what_it_left(fresh_nats: Callable[[], Embe
     assert said.startswith("replayed 5 of 5 matched") and left == 3, (said, left)
     assert said.endswith("more entries matched than the job's limit (5): left in the DLQ"), said
     assert job["selection"]["pastLimit"] is True
+    assert (preview["matched"], preview["pastLimit"]) == (5, True), preview  # the count says it too, and the CLI:
+    assert str(would_view(preview, "replayed")) == (
+        "5 entries would be replayed (the job's limit: more entries match, left in the DLQ)")
