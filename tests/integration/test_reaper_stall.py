@@ -74,7 +74,8 @@ def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_name
 
             def snap(node: str = node) -> NodeInfo:
                 last_beat[node] = time.time()
-                return NodeInfo(id=node, role="api" if node.startswith("api") else "worker", host="h", pid=4242, version="t", started_at=started,
+                role = "api" if node.startswith("api") else "worker"
+                return NodeInfo(id=node, role=role, host="h", pid=4242, version="t", started_at=started,
                                 heartbeat_at=utcnow(), holding=[], ack_wait=30)
 
             beat = asyncio.create_task(run_heartbeat(Registry(conn, conn.jetstream(), SETTINGS.registry), snap, 0.5,
