@@ -127,7 +127,8 @@ def would_view(preview: dict[str, Any], verb: str) -> Any:
     window its ``since``/``until`` stand for: ``(dead before 2026-12-04 01:46:12 UTC)``."""
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
-    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{_window(preview)}"
+    past = " (the job's limit: more entries match, left in the DLQ)" if preview.get("pastLimit") else ""
+    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{past}{_window(preview)}"
                  f"{_not_in_dlq(preview)}")
 
 

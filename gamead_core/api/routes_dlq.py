@@ -152,7 +152,8 @@ async def _selection(request: Request, body: SelectionBody) -> Selection:
 
 async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
     """How many entries a job with this selection would act on now (a bounded read): ``{matched, dryRun,
-    complete, scanned}`` (+ ``notInDlq`` and ``notInDlqIds`` for ids: how many, and which, have no entry)."""
+    complete, scanned, pastLimit}`` (``pastLimit``: more than ``limit`` match, the job would leave the rest; +
+    ``notInDlq`` and ``notInDlqIds`` for ids: how many, and which, have no entry)."""
     link = _link(request)
     flt = _selection_filter(body)
     fence = await link.dlq.last_seq()
@@ -164,8 +165,9 @@ async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
         # its dlq.scan_time starts once it reads, not while it waits for a slot (attack35 F2: a count that waited
         # behind other jobs' scans read 2 of 196 entries and blamed dlq.scan_limit / dlq.scan_time)
         budget = _budget(request)
-        items = await link.ops.select(flt, fence=fence, limit=body.limit, budget=budget)
-    return {"matched": len(items), "dryRun": True, "complete": not budget.exhausted, "scanned": budget.scanned}
+        items = await link.ops.select(flt, fence=fence, limit=body.limit + 1, budget=budget)  # one past: said
+    return {"matched": min(len(items), body.limit), "dryRun": True, "complete": not budget.exhausted,
+            "scanned": budget.scanned, "pastLimit": len(items) > body.limit}
 
 
 def _id_items(body: SelectionBody) -> list[list[Any]] | None:

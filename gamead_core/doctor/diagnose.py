@@ -42,18 +42,19 @@ from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor import writable
 from gamead_core.doctor.checks import WorkMsg, records_to_read
+from gamead_core.doctor.keys import Keys, list_keys
 from gamead_core.doctor.leases import Leases
 from gamead_core.doctor.leftovers import confirm_jobs, confirm_stranded, expired_jobs, stranded_on
 from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
 from gamead_core.doctor.poison import BAD_ID, id_is_poison, note_terminated, note_unrecorded
-from gamead_core.doctor.read import MSG_SIZE, TTL, ReadBudget, list_messages, scan_headers, subject_counts
+from gamead_core.doctor.read import ReadBudget, list_messages, subject_counts
 from gamead_core.doctor.records import FirstLook, first_look, read_facts
 from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.unreadable import UnreadableRecords
 from gamead_core.doctor.verdict import (MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add, detail_for, judge,
-                                        rules_of, summary, suspected)
+                                        rules_of, summary, suspected, unsettled)
 from gamead_core.errors import TopologyMissing
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
@@ -67,9 +68,7 @@ from gamead_core.stats.dlq_room import dlq_full_detail
 from gamead_core.stats.records_room import room_detail
 from gamead_core.store.ads import AdStore
 
-_KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
-_MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
 _WHOLE = ("no_message", "message_without_record", "analysed_without_record")  #: codes a whole listing confirms
 
 
@@ -149,10 +148,9 @@ class Doctor:
                 stops = len(budget.partial)
                 work_last[p] = await self._list_work(first.work, unreadable, budget, stats, partition=p)
                 self._work_whole = self._work_whole and len(budget.partial) == stops
-        final_keys: set[str] = set()
-        other_keys: list[str] = []
-        if names.ADS_BUCKET_STREAM not in absent:
-            await self._list_keys(final_keys, other_keys, budget, stats, first.withdrawn)
+        keys = Keys()
+        if names.ADS_BUCKET_STREAM not in absent:  # each key by its last message (rewrites during the read: doctor36)
+            keys = await list_keys(self.js, budget, stats, first.withdrawn)
         if names.DLQ_STREAM not in absent:
             first.entries = await self._dlq_counts(names.DLQ_SUBJECT_WILDCARD, stats)
         stats.dlq_entries = sum(first.entries.values())
@@ -165,7 +163,8 @@ class Doctor:
             add(notes["unusable_shared_value"], item, detail)
 
         # 5. whole records where the rules need them, 6. the rules, each ad as its record arrives (none kept)
-        wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
+        wanted = records_to_read(keys.other, keys.final, first.work, first.entries)
+        del keys  # only the ids to read are kept
         seen = FirstLook()
         if names.ADS_BUCKET_STREAM not in absent:
             seen = await first_look(self.store, wanted, first, self.rules, work_whole=self._work_whole,
@@ -248,27 +247,6 @@ class Doctor:
         except TopologyMissing:
             return 0
 
-    async def _list_keys(self, final_keys: set[str], other_keys: list[str], budget: ReadBudget,
-                         stats: ReadStats, withdrawn: dict[str, str]) -> None:
-        def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
-            h = headers or {}
-            if any(m in h for m in _MARKERS) or h.get(MSG_SIZE) == "0":
-                if names.HDR_WITHDRAWN in h:  # its API withdrew the ad: its client was told "not queued"
-                    withdrawn[subject[len(_KV_PREFIX):]] = h[names.HDR_WITHDRAWN]
-                return  # a delete, purge or expiry marker: no record
-            stats.records += 1
-            key = subject[len(_KV_PREFIX):]
-            if TTL in h:
-                final_keys.add(key)
-            else:
-                other_keys.append(key)
-
-        try:
-            await scan_headers(self.js, names.ADS_BUCKET_STREAM, f"{_KV_PREFIX}>", on_msg=on_msg, budget=budget,
-                               stats=stats, what="records")
-        except TopologyMissing:
-            pass
-
     async def _dlq_counts(self, subjects: str, stats: ReadStats) -> dict[str, int]:
         try:
             counts = await subject_counts(self.nc, names.DLQ_STREAM, subjects,
@@ -316,6 +294,8 @@ class Doctor:
                     again.unreadable_entries.add(ad_id)
                 if first.entries.get(ad_id, 0) > 1:
                     again.entries[ad_id] = sum((await self._dlq_counts(names.dlq_subject(ad_id), stats)).values())
+        if (why := unsettled(suspects, again, work_whole=self._work_whole)) is not None:
+            budget.stop(why)  # said, not guessed: the report is partial (doctor36)
         confirmed = judge(again, clock.now(), self.rules, work_whole=self._work_whole)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:

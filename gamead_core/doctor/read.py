@@ -37,6 +37,7 @@ from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import TopologyMissing
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.scan import follow_bound
 
 #: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
 IDLE = 5.0
@@ -107,16 +108,22 @@ async def _span(js: JetStreamContext, stream: str, start_seq: int | None, stats:
 
 
 async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_msg: OnMessage, budget: ReadBudget,
-                       stats: ReadStats, what: str, start_seq: int | None = None) -> int:
+                       stats: ReadStats, what: str, start_seq: int | None = None, follow: bool = False) -> int:
     """Call ``on_msg(subject, headers, stream seq, time)`` for every message of ``stream`` on ``subject`` from
-    ``start_seq`` to the stream's end as it was when the call started (bodies are not read). Returns the last
-    sequence covered: the stream's last sequence at the start when it read everything, else the last one it
-    read (and ``budget.partial`` says why it stopped). Raises :class:`TopologyMissing` if the stream is missing."""
+    ``start_seq`` to the stream's end as it was when the call started (bodies are not read); with ``follow`` (a KV
+    bucket, one revision per key), to its end as it is when the read gets there, at most
+    :func:`~gamead_core.queue.scan.follow_bound` messages past the first end (more: ``budget.partial`` says the
+    bucket changed faster than it was read): a key rewritten ahead of the read moves past the first end and would
+    not be read at all (doctor36), so a key can come twice, its older value first (the caller keeps the last).
+    Returns the last sequence covered: the stream's last sequence at the start (with ``follow``, the last one
+    read) when it read everything, else the last one it read (and ``budget.partial`` says why it stopped). Raises
+    :class:`TopologyMissing` if the stream is missing."""
     info, start, last = await _span(js, stream, start_seq, stats)
     if start > last:
         return last
-    done = asyncio.Event()
-    state = {"read": 0, "seq": start - 1}
+    done, stops = asyncio.Event(), len(budget.partial)
+    state = {"read": 0, "seq": start - 1, "past": 0}
+    extra = follow_bound(last - start + 1) if follow else 0
 
     async def collect(msg: Msg) -> None:
         if done.is_set():
@@ -128,8 +135,13 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
         seq, at, pending = parsed
         state["read"] += 1
         state["seq"] = seq
+        state["past"] += seq > last
         on_msg(msg.subject, msg.headers, seq, at)
-        if seq >= last or pending == 0:
+        if pending == 0 or (seq >= last and not follow):
+            done.set()
+        elif state["past"] > extra:
+            budget.stop(f"{what}: the store changed faster than it was read ({state['past']} writes read past its "
+                        f"end at the start, {pending} more pending): what changed meanwhile is not judged")
             done.set()
         elif state["read"] >= budget.limit:
             budget.stop(f"{what}: read {state['read']} messages, the limit (doctor.scan_limit)")
@@ -160,7 +172,7 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
     finally:
         done.set()
         await unsubscribe_quietly(sub)
-    return last if state["seq"] >= last or not budget.partial else state["seq"]
+    return max(last, state["seq"]) if len(budget.partial) == stops else state["seq"]
 
 
 def _epoch(stamp: str | None) -> float:
@@ -201,7 +213,7 @@ async def list_messages(nc: NATS, js: JetStreamContext, stream: str, subject: st
 
 async def _list_direct(nc: NATS, stream: str, subject: str, start: int, last: int, *, on_msg: OnMessage,
                        budget: ReadBudget, stats: ReadStats, what: str, timeout: float) -> int:
-    inbox = nc.new_inbox()
+    inbox, stops = nc.new_inbox(), len(budget.partial)
     batch_done = asyncio.Event()
     state: dict[str, Any] = {"seq": start - 1, "read": 0, "status": None, "pending": None}
 
@@ -239,11 +251,15 @@ async def _list_direct(nc: NATS, stream: str, subject: str, start: int, last: in
             except asyncio.TimeoutError:
                 budget.stop(f"{what}: a batch of messages did not arrive within {timeout:g} s")
                 break
-            if state["status"] != "204" or state["pending"] == 0:
+            if state["status"] not in ("204", "404"):  # an error, not an end: the rest is not read (doctor36)
+                budget.stop(f"{what}: a batch was answered with status {state['status']} after {state['read']} "
+                            "messages")
+                break
+            if state["status"] == "404" or state["pending"] == 0:
                 break  # 404: nothing after this sequence
     finally:
         await unsubscribe_quietly(sub)
-    return last if not budget.partial or state["seq"] >= last else state["seq"]
+    return last if len(budget.partial) == stops or state["seq"] >= last else state["seq"]
 
 
 async def _list_walking(js: JetStreamContext, stream: str, subject: str, start: int, last: int, *,
@@ -273,7 +289,7 @@ async def _list_walking(js: JetStreamContext, stream: str, subject: str, start: 
             seq = raw.seq + 1
 
     await asyncio.gather(*(walk(lo, min(last, lo + span - 1)) for lo in range(start, last + 1, span)))
-    return last
+    return start - 1 if stopped else last  # stopped: its slices were read in part, so none of it is "covered"
 
 
 async def subject_counts(nc: NATS, stream: str, subjects: str, *, timeout: float, stats: ReadStats) -> dict[str, int]:

@@ -77,6 +77,25 @@ def judge_one(look: Look, ad_id: str, facts: Facts | None, now: float, rules: Ru
     return codes
 
 
+def unsettled(suspects: dict[str, list[str]], again: Look, *, work_whole: bool) -> str | None:
+    """Why some suspects of the first look were neither confirmed nor cleared by the second (``again``), for the
+    report's ``partial`` (doctor36: before, such a suspect was dropped without a word); None when every one was
+    settled. A suspect is unsettled when its record was not read again (the run's ``doctor.scan_time`` ran out,
+    or it could not be decoded), or when its ``no_message`` was not judged again because the second listing of
+    the work streams was cut short. Pure."""
+    unread = sum(ad_id not in again.records for ad_id in suspects)
+    no_msg = 0 if work_whole else sum("no_message" in codes for ad_id, codes in suspects.items()
+                                      if ad_id in again.records)
+    parts = []
+    if unread:
+        parts.append(f"{unread} suspect ad(s) whose record could not be read again")
+    if no_msg:
+        parts.append(f"{no_msg} ad(s) seen without a message whose work stream could not be listed whole again")
+    if not parts:
+        return None
+    return f"second look: {' and '.join(parts)}: neither reported nor cleared (run the doctor again)"
+
+
 def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
     """The repair actions of one confirmed finding (none for kinds the repair leaves alone)."""
     kind = KIND_BY_CODE[code]

@@ -137,6 +137,8 @@ class Selection(BaseModel):
     not_in_dlq: Count = Field(0, description="Given ids that had no entry at or below the fence.")
     fence: Count = 0
     limit: Count | None = None
+    past_limit: bool = Field(False, description="More entries matched than `limit`: the job acted on the first "
+                             "`limit` (oldest first), the rest stay in the DLQ.")
 
 
 class CancelRequest(BaseModel):

@@ -187,6 +187,8 @@ def summary(job: Job) -> str:
         parts.append(f"not done {c['remaining']}")
     if job.selection.not_in_dlq:
         parts.append(f"ids not in the DLQ {job.selection.not_in_dlq}")
+    if job.selection.past_limit:  # never "N of N matched" over part of what matched (doctor36)
+        parts.append(f"more entries matched than the job's limit ({job.selection.limit or 10_000:,}): left in the DLQ")
     return " · ".join(parts)
 
 

@@ -76,8 +76,7 @@ class JobRun:
         try:
             if self.work is None and job.chunks:
                 self.work = await self._retrying(lambda: self.service.store.load_work(job.id, job.chunks))
-            if job.state == JobState.QUEUED:
-                job.state = JobState.RUNNING
+            job.state = JobState.RUNNING if job.state == JobState.QUEUED else job.state
             job.started_at = job.started_at or utcnow()
             await self._retrying(lambda: self.checkpoint(force=True))
             if job.phase == JobPhase.SELECTING:
@@ -134,7 +133,9 @@ class JobRun:
             sel.not_in_dlq = len(missing)
         else:
             flt = DlqFilter.from_wire(sel.filter or {}) if sel.mode == "filter" else DlqFilter()
-            items = await self._retrying(lambda: ops.select(flt, fence=sel.fence, limit=sel.limit or 10_000))
+            most = sel.limit or 10_000  # one entry past it is read: a selection it cut says so (pastLimit)
+            items = await self._retrying(lambda: ops.select(flt, fence=sel.fence, limit=most + 1))
+            sel.past_limit, items = len(items) > most, items[:most]
         self.work = WorkList.new([[ad_id, seq] for ad_id, seq in items])
         job.chunks = len(self.work.bounds)
         job.phase = JobPhase.ACTING

@@ -41,7 +41,9 @@ between an ad's record and its work message; :mod:`gamead_core.worker.orphans` q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -67,7 +69,8 @@ from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.lost_count import count_lost
 from gamead_core.worker.mover import Sweeper
-from gamead_core.worker.orphans import Orphans, api_deaths
+from gamead_core.worker.orphans import Orphans
+from gamead_core.worker.reaper_view import RegistryView
 from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line, unregistered_line
 
 log = logging.getLogger(__name__)
@@ -292,15 +295,12 @@ async def run_reaper(
     """While holding the reaper lease, watch the registry and recover the ads of dead workers, queue the records
     dead API nodes left without a message (:mod:`gamead_core.worker.orphans`), and sweep the work stream for
     stranded messages with ``sweeper`` (every ``SWEEP_EVERY`` s unless given one; :mod:`gamead_core.worker.mover`).
-    A death is judged only between two good reads of one registry: none from the read after a failed one or
-    after the connection came back (a restarted nats-server's registry, a memory store, starts empty: every node
-    not yet beating again would look dead, review27 F2), and none while this process's own heartbeat
-    (``own_beat``) cannot be written (the registry refuses writes: every entry expires, the nodes live on).
-    Never raises."""
+    A death is judged between two good reads of one registry; after a failed round, a lost lease, a reconnection
+    (review27 F2) or while this process's own heartbeat (``own_beat``) is refused, the last good view is held over
+    and its nodes still absent ``registry.ttl`` after the gap are judged (:mod:`.reaper_view`). Never raises."""
     interval = settings.registry.heartbeat_interval
     keeper: LeaseKeeper | None = None
-    seen: dict[str, NodeInfo] = {}
-    apis: dict[str, NodeInfo] = {}
+    view = RegistryView(grace=settings.registry.ttl, keep=settings.queue.duplicate_window)  # across gaps (doctor36)
     sweeper, orphans = sweeper or Sweeper(), Orphans()
     reconnects = -1  #: the connection's reconnect count at the last good read (-1: none yet)
     while not stop.is_set():
@@ -315,9 +315,10 @@ async def run_reaper(
                 nodes = {n.id: n for n in everyone if n.role == "worker"}
                 now_apis = {n.id: n for n in everyone if n.role == "api"}
                 if nc.stats.get("reconnects", 0) != reconnects or (own_beat is not None and own_beat.failing):
-                    seen, apis = {}, {}  # no two good reads of one registry yet: judge nothing this round
+                    view.gap(time.monotonic())  # not comparable with the last good read: held over (reaper_view)
                 reconnects = nc.stats.get("reconnects", 0)
-                for dead in deaths(seen, nodes) + api_deaths(apis, now_apis):
+                judged = view.deaths({**nodes, **now_apis}, time.monotonic())
+                for dead in judged:
                     if dead.id not in nodes and dead.id not in now_apis:
                         _, deleted = await registry.lookup(dead.id)
                         if deleted:  # a clean shutdown: it handed its ads back (an API: settled its writes) itself
@@ -326,21 +327,22 @@ async def run_reaper(
                         orphans.died(dead)  # its records left without a message (gamead_core.worker.orphans)
                     else:
                         await recover(nc, store, dead, settings, silent=dead.id not in nodes)  # not a new pid
-                seen, apis = nodes, now_apis
+                view.read({**nodes, **now_apis}, judged, time.monotonic())
                 await orphans.settle(js, settings, registry)
                 await sweeper.tick(True, js, store, settings, me, reconnects=reconnects)  # DLQ healed after one
-            else:
-                seen, apis = {}, {}
+            else:  # a lease lost to a stall is a gap; one another node took: its reaper judges meanwhile
+                if keeper.seen is not None and keeper.seen.holder not in ("", me):
+                    view.forget()
+                else:
+                    view.gap(time.monotonic())
                 await sweeper.tick(False, js, store, settings, me)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one bad round
             log.warning("reaper: %s", error_text(exc))
-            reconnects = -1  # the next good read only starts the view again
-        try:
+            reconnects = -1  # the next good read is after a gap: the last view is held over it
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval / 2)
-        except asyncio.TimeoutError:
-            pass
     if keeper is not None:
         await keeper.release()
 

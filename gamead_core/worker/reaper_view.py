@@ -1,0 +1,81 @@
+"""What the reaper has seen of the registry, kept across a gap in its reading (:class:`RegistryView`; pure, no I/O).
+
+A death is judged between two good reads of one registry (:func:`gamead_core.worker.reaper.run_reaper`): a node
+listed by one and gone from the next (or back as another incarnation). Some reads cannot be compared with the
+one before: after a round that failed (nats-server stalled: the listing got no answer), a lease lost meanwhile (a
+stall outlasts the reaper lease too), a reconnection (a restarted nats-server's registry, a memory store, starts
+empty: every node not yet beating again would look dead, review27 F2), or while this node's own heartbeat is
+refused (the registry takes no writes: every entry expires). Before, such a gap dropped the view and the next good
+read only started a new one, so a node whose entry expired during the gap was in neither: never named, its held
+ads never handed back nor its records settled, a dead API's records without a message never queued (doctor36:
+``dead-1`` killed during a 3 s SIGSTOP of nats-server, never named).
+
+Now the last good view is *held over* the gap. A node of it listed again by a good read after the gap is alive (or,
+as another incarnation, dead: judged at once). One still absent :attr:`RegistryView.grace` seconds
+(``registry.ttl``) after the first good read that followed the gap is judged dead: every live node beats again
+within its heartbeat interval, shorter than the TTL, so a live one is never taken for dead. A gap longer than
+:attr:`RegistryView.keep` seconds (``queue.duplicate_window``) drops what was held over: by then JetStream has
+redelivered a dead worker's ads (``ack_wait``) and a dead API's records can no longer be queued again safely (the
+doctor names them), and the held-over entries may be long gone nodes another reaper settled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gamead_core.registry import NodeInfo, same_incarnation
+from gamead_core.registry import deaths as node_deaths
+
+
+@dataclass
+class RegistryView:
+    """The registry as the reaper last read it well. ``grace``: seconds a held-over node must stay absent after
+    a gap before it is judged dead (``registry.ttl``); ``keep``: the longest gap a view is held over
+    (``queue.duplicate_window``). Times are monotonic seconds, given by the caller."""
+
+    grace: float
+    keep: float
+    seen: dict[str, NodeInfo] = field(default_factory=dict)  #: every node of the last good read (workers, APIs)
+    held: dict[str, NodeInfo] = field(default_factory=dict)  #: nodes of the view before a gap, not seen since
+    good_at: float | None = None  #: when the last good read was made
+    gap_from: float | None = None  #: a gap is under way: when its view was last read well (None: no gap)
+    back_at: float | None = None  #: when the first good read after the gap was made
+
+    def gap(self, now: float) -> None:
+        """This round's read cannot be compared with the last one (module doc): hold the last view over."""
+        if self.gap_from is None and self.good_at is not None:
+            self.gap_from = self.good_at
+        self.held.update(self.seen)
+        self.seen, self.back_at = {}, None
+        if self.gap_from is not None and now - self.gap_from > self.keep:
+            self.held = {}
+
+    def deaths(self, now_seen: dict[str, NodeInfo], now: float) -> list[NodeInfo]:
+        """The nodes judged dead by this good read (``now_seen``: every node it listed, by id): those of the last
+        good read gone or back as another incarnation, and held-over ones back as another incarnation or absent
+        for ``grace`` since the gap ended. Changes nothing: :meth:`read` records the read once its deaths are
+        settled (a round that fails before leaves them to the next)."""
+        out = node_deaths(self.seen, now_seen, lambda node: True)
+        back_at = now if self.back_at is None else self.back_at
+        for node_id, old in self.held.items():
+            new = now_seen.get(node_id)
+            if (new is not None and not same_incarnation(old, new)) or (new is None and now - back_at >= self.grace):
+                out.append(old)
+        return out
+
+    def read(self, now_seen: dict[str, NodeInfo], judged: list[NodeInfo], now: float) -> None:
+        """A good read whose deaths (``judged``, from :meth:`deaths`) were settled: it is the view now."""
+        if self.held and self.back_at is None:
+            self.back_at = now
+        gone = {node.id for node in judged}
+        self.held = {i: n for i, n in self.held.items() if i not in now_seen and i not in gone}
+        self.seen, self.good_at, self.gap_from = dict(now_seen), now, None
+        if not self.held:
+            self.back_at = None
+
+    def forget(self) -> None:
+        """Nothing is known of the registry (this node does not lead, for good: its first view starts anew)."""
+        self.seen, self.held, self.good_at, self.gap_from, self.back_at = {}, {}, None, None, None
+
+
+__all__ = ["RegistryView"]

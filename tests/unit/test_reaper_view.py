@@ -1,0 +1,69 @@
+"""The reaper's view of the registry held over a gap in its reading (doctor36; ``gamead_core.worker.reaper_view``).
+Figures: registry.ttl 2 s (``grace``), duplicate window 120 s (``keep``); before, a gap dropped the view, so a node
+whose entry expired during it (``dead``) was never judged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gamead_core.registry import NodeInfo
+from gamead_core.worker.reaper_view import RegistryView
+
+T0 = datetime(2026, 12, 4, tzinfo=UTC)
+
+
+def _node(node_id: str, pid: int = 1) -> NodeInfo:
+    return NodeInfo(id=node_id, role="worker", host="h", pid=pid, version="t", started_at=T0, heartbeat_at=T0,
+                    holding=[], ack_wait=30)
+
+
+def _round(view: RegistryView, nodes: list[NodeInfo], now: float) -> list[str]:
+    """One good read: the ids judged dead, then the read recorded."""
+    listed = {n.id: n for n in nodes}
+    judged = view.deaths(listed, now)
+    view.read(listed, judged, now)
+    return [n.id for n in judged]
+
+
+def test_without_a_gap_a_node_gone_is_dead_at_once() -> None:
+    view = RegistryView(grace=2.0, keep=120.0)
+    assert _round(view, [_node("a"), _node("b")], 0.0) == []
+    assert _round(view, [_node("a")], 0.5) == ["b"]
+    assert _round(view, [_node("a")], 1.0) == []
+
+
+def test_a_node_gone_during_a_gap_is_judged_once_grace_after_it() -> None:
+    view = RegistryView(grace=2.0, keep=120.0)
+    _round(view, [_node("live"), _node("dead")], 0.0)
+    view.gap(1.0)  # reads failed, lease lost: no node listed meanwhile
+    view.gap(3.0)
+    assert _round(view, [], 5.0) == []  # first read after the gap: every entry expired, none judged
+    assert _round(view, [_node("live")], 5.5) == []  # live beats again
+    assert _round(view, [_node("live")], 6.9) == []
+    assert _round(view, [_node("live")], 7.0) == ["dead"]  # grace (2 s) after the first good read
+    assert _round(view, [_node("live")], 8.0) == []  # once
+
+
+def test_a_held_over_node_back_as_another_incarnation_is_dead_at_once() -> None:
+    view = RegistryView(grace=2.0, keep=120.0)
+    _round(view, [_node("w", pid=1)], 0.0)
+    view.gap(1.0)
+    assert _round(view, [_node("w", pid=2)], 2.0) == ["w"]
+    assert _round(view, [_node("w", pid=2)], 5.0) == []
+
+
+def test_a_gap_longer_than_keep_drops_the_view() -> None:
+    view = RegistryView(grace=2.0, keep=120.0)
+    _round(view, [_node("old")], 0.0)
+    view.gap(60.0)
+    view.gap(121.0)
+    assert _round(view, [], 130.0) == [] and _round(view, [], 200.0) == []
+
+
+def test_a_round_that_fails_after_its_deaths_were_found_leaves_them_to_the_next() -> None:
+    view = RegistryView(grace=2.0, keep=120.0)
+    _round(view, [_node("a"), _node("b")], 0.0)
+    assert [n.id for n in view.deaths({"a": _node("a")}, 0.5)] == ["b"]  # the round fails before view.read
+    view.gap(1.0)
+    assert _round(view, [_node("a")], 1.5) == []
+    assert _round(view, [_node("a")], 3.5) == ["b"]
