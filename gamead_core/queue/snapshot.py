@@ -11,15 +11,17 @@ of it (``follow``): a bucket written faster than records were read and decoded (
 
 So the read is in two steps, and only the first has to keep up with the writers:
 
-1. **The keys**, headers only (the bodies stay on the server; no decoding): an ordered consumer from the start
-   sequence to the first message after which nothing is pending (:func:`~gamead_core.queue.scan.read_stream`,
-   ``follow``). A key only ever moves forward (its rewrite takes a new, higher sequence), so when the consumer
-   delivers a message with nothing pending after it, every key then in the bucket at or past the start sequence
-   has been delivered at its current sequence or an older one: the key set as of that sequence.
+1. **The keys**, headers only (the bodies stay on the server; nothing decoded; a callback, not a task per
+   message): an ordered consumer from the start sequence to the first message after which nothing is pending
+   (:func:`read_keys`; 24,000 keys at 11-15k/s against 7-9k/s for ``read_stream`` on the same loaded box). A key
+   only ever moves forward (its rewrite takes a new, higher sequence), so when the consumer delivers a message
+   with nothing pending after it, every key then in the bucket at or past the start sequence has been delivered
+   at its current sequence or an older one: the key set as of that sequence.
 2. **The values**, by key: direct get ``multi_last`` with the keys themselves, :data:`MULTI_LAST_MAX` at a time
    (each request read at one instant by the server), in the order of their sequences. A key comes once, at its
    revision when its request is read (the one of step 1 or a later one); a key gone since (deleted, expired)
-   does not come, or comes as its delete marker.
+   does not come, or comes as its delete marker. A key a request left out (gone, a replica behind the leader,
+   an answer cut at the server's ``max_bytes``) is asked of the stream leader, one get, before it counts as gone.
 
 Memory: the keys (~50 bytes each) and one request's values (:data:`MULTI_LAST_MAX` records) at a time. A bucket
 without direct gets is read as before (values in stream order, ``follow``).
@@ -27,13 +29,17 @@ without direct gets is read as before (values in stream order, ``follow``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+import nats.js.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 from gamead_core.queue.direct_batch import (
     MULTI_LAST_MAX,
     BatchEnd,
@@ -41,21 +47,69 @@ from gamead_core.queue.direct_batch import (
     Entry,
     direct_batch,
 )
-from gamead_core.queue.scan import read_stream
+from gamead_core.queue.scan import (
+    ScanIncomplete,
+    follow_bound,
+    position,
+    read_stream,
+    still_unread,
+)
 
 
 async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None,
                     timeout: float = 5.0) -> dict[str, int]:
     """The keys (stream subjects) of ``stream`` on ``subject`` with a message at or after ``start_seq``, as of the
     first sequence after which nothing was pending (step 1 of the module doc), each with the sequence it was read
-    at, in stream order. Raises :class:`~gamead_core.queue.scan.ScanIncomplete` for a read that stalled or did
-    not reach the end within its bound, and the gamead error of a failed NATS request."""
+    at, in stream order.
+    Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when no message came for ``timeout`` seconds while
+    NATS held more, or when the keys kept moving past the end measured at the start for more than
+    :func:`~gamead_core.queue.scan.follow_bound` messages; the gamead error of a failed NATS request."""
+    with nats_boundary():
+        state = (await js.stream_info(stream)).state
+    last, start = state.last_seq, max(state.first_seq, start_seq or 1)
     keys: dict[str, int] = {}
-    async with aclosing(read_stream(js, stream, subject, start_seq=start_seq, timeout=timeout, headers_only=True,
-                                    follow=True)) as reads:
-        async for msg in reads:
-            keys.pop(msg.subject, None)  # read again (rewritten meanwhile): its place is its last sequence
-            keys[msg.subject] = msg.metadata.sequence.stream
+    if state.messages == 0 or start > last:
+        return keys
+    extra = follow_bound(last - start + 1)
+    at, read, past = start - 1, 0, 0  # the last sequence read; messages read; of them, past ``last``
+    done = asyncio.Event()
+
+    async def collect(msg: Msg) -> None:
+        nonlocal at, read, past
+        if done.is_set():
+            return
+        at, pending = position(msg)
+        keys.pop(msg.subject, None)  # read again (rewritten meanwhile): its place is its last sequence
+        keys[msg.subject] = at
+        read, past = read + 1, past + (at > last)
+        if pending == 0 or past > extra:
+            done.set()
+
+    with nats_boundary():
+        sub = await js.subscribe(subject, stream=stream, cb=collect, ordered_consumer=True,
+                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                       opt_start_seq=start, headers_only=True))
+    try:
+        seen = -1
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), timeout)
+            except asyncio.TimeoutError:
+                if read != seen:
+                    seen = read
+                    continue
+                if await still_unread(js, sub, stream, subject, at, None) and not done.is_set():
+                    raise ScanIncomplete(
+                        f"the read of stream {stream}'s keys stopped before its end: {read} read, then {timeout:g} s "
+                        "without one while NATS still held more; retry", details={"stream": stream, "read": read}
+                    ) from None
+                break  # nothing after the last one read: the end
+    finally:
+        done.set()
+        await unsubscribe_quietly(sub)
+    if past > extra:
+        raise ScanIncomplete(f"stream {stream}'s keys kept moving faster than they were read: {read} read; retry",
+                             details={"stream": stream, "read": read})
     return keys
 
 
@@ -66,10 +120,29 @@ async def read_values(js: JetStreamContext, stream: str, keys: list[str], *,
     :class:`~gamead_core.queue.direct_batch.DirectGetsOff` for a stream without direct gets and the gamead error
     of a failed read."""
     for i in range(0, len(keys), MULTI_LAST_MAX):
-        request: dict[str, Any] = {"multi_last": keys[i:i + MULTI_LAST_MAX]}
+        chunk = keys[i:i + MULTI_LAST_MAX]
+        unanswered = set(chunk)
+        request: dict[str, Any] = {"multi_last": chunk}
         async with aclosing(direct_batch(js._nc, stream, request, BatchEnd(), timeout=timeout)) as batch:
             async for entry in batch:
+                unanswered.discard(entry.subject)
                 yield entry
+        for subject in (s for s in chunk if s in unanswered):  # gone, or a replica behind, or a batch cut short
+            entry = await _from_leader(js, stream, subject)
+            if entry is not None:
+                yield entry
+
+
+async def _from_leader(js: JetStreamContext, stream: str, subject: str) -> Entry | None:
+    """The last message on ``subject`` as the stream leader has it (``STREAM.MSG.GET``), None if it has none: a
+    key a direct get left out, which a replica behind the leader answers so (README "Consistent record reads on a
+    cluster"), is only taken for gone once the leader says so."""
+    with nats_boundary():
+        try:
+            raw = await js.get_last_msg(stream, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+    return Entry(raw.subject or subject, raw.seq or 0, dict(raw.headers or {}), raw.data or b"")
 
 
 async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None,

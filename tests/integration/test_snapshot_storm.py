@@ -12,19 +12,24 @@ while the writer wrote 50,960-63,256 records during the read (4 runs; one read t
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import nats
+import pytest
 from nats.js.api import KeyValueConfig
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
-from gamead_core.queue.snapshot import read_snapshot
+from gamead_core.queue.scan import ScanIncomplete
+from gamead_core.queue.snapshot import read_keys, read_snapshot
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import encode
 from gamead_core.store.listing import records_page
@@ -136,3 +141,42 @@ def test_a_bucket_without_direct_gets_is_read_all_the_same(fresh_nats: Callable[
 
     subjects = asyncio.run(run())
     assert len(subjects) == len(set(subjects)) == 1_500
+
+
+def test_a_stall_while_the_keys_are_read_is_an_error(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """nats-server stopped (SIGSTOP) once the key read's consumer exists, resumed 7 s later (the read's timeout:
+    1 s; its probe's, nats-py's 5 s): the read raises, never hands back part of the keys as all of them. Figure
+    without its stall check (the timeout taken for the end): 0 of 4,000 keys returned, quietly (the stop came
+    before the first delivery)."""
+    server = fresh_nats()
+    assert server.proc is not None
+    pid = server.proc.pid
+
+    async def run() -> int:
+        nc = await nats.connect(server.url)
+        resume = threading.Timer(7.0, os.kill, (pid, signal.SIGCONT))
+        try:
+            js = nc.jetstream()
+            kv = await js.create_key_value(KeyValueConfig(bucket="STALL", history=1, direct=True))
+            for i in range(4_000):
+                await kv.put(f"k{i:05d}", b"v" * 1024)
+
+            async def stop_once_reading() -> None:
+                while (await js.stream_info("KV_STALL")).state.consumer_count == 0:
+                    await asyncio.sleep(0.001)
+                os.kill(pid, signal.SIGSTOP)
+                resume.start()
+
+            keys, _ = await asyncio.gather(read_keys(js, "KV_STALL", "$KV.STALL.>", timeout=1.0), stop_once_reading())
+            return len(keys)
+        finally:
+            resume.cancel()
+            os.kill(pid, signal.SIGCONT)
+            await nc.close()
+
+    with pytest.raises(QueueUnavailable) as failed:  # ScanIncomplete, or the probe itself unanswered
+        read = asyncio.run(run())
+        pytest.fail(f"the key read ended quietly after {read} of 4,000 keys")
+    if isinstance(failed.value, ScanIncomplete):
+        assert failed.value.code == "scan_incomplete" and failed.value.details["read"] < 4_000
+    assert failed.value.code in ("scan_incomplete", "queue_unavailable")
