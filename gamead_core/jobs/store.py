@@ -25,7 +25,7 @@ from gamead_core.full_stores import jobs_boundary
 from gamead_core.ids import is_job_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.scan import read_stream
+from gamead_core.queue.snapshot import read_snapshot
 from gamead_core.store.cas import StillBusy, create_key, retry_busy
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def jobs_kv_config(settings: JobSettings, replicas: int) -> KeyValueConfig:
         description="gamead operator jobs (DLQ replay, purge, import): documents and work lists",
         history=1,
         ttl=settings.retention,
+        direct=True,  # GET /v1/jobs reads the documents by key, 1,024 a direct get (gamead_core.queue.snapshot)
         max_bytes=settings.max_bytes,
         storage=StorageType.FILE,
         replicas=replicas,
@@ -193,11 +194,11 @@ class JobStore:
     async def list(self, *, kind: JobKind | None = None, state: JobState | None = None,
                    limit: int = 50) -> list[Job]:
         """Jobs newest first (ids are ULIDs), filtered; reads every job document in the bucket (bounded by
-        ``jobs.retention``), a job rewritten during the read at its last revision (fix35b: 2 of 3 running jobs
-        listed). Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when the read stalls (never a short list)."""
+        ``jobs.retention``) as of one sequence, each once, a job rewritten during the read at its revision when
+        read (:func:`~gamead_core.queue.snapshot.read_snapshot`; fix35b: 2 of 3 running jobs listed). Raises
+        :class:`~gamead_core.queue.scan.ScanIncomplete` when the read stalls (never a short list)."""
         last: dict[str, Job | None] = {}  # by key: the last revision read (None: deleted or not a job)
-        async for msg in read_stream(self._js, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS,
-                                     follow=True):
+        async for msg in read_snapshot(self._js, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS):
             last[msg.subject] = None
             if not msg.data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
                 continue

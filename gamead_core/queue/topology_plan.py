@@ -148,6 +148,7 @@ def kv_stream_config(kv: KeyValueConfig) -> StreamConfig:
         max_msgs_per_subject=kv.history,
         max_age=kv.ttl or None,
         max_bytes=kv.max_bytes,
+        allow_direct=kv.direct or None,  # turned on in place for a bucket made without (a STREAM_LIMITS field)
         discard=None,  # ADR-8 fixes these; nats-py's defaults are not what a bucket has
         duplicate_window=None,
     )

@@ -38,7 +38,8 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 from gamead_core.models import STORED, AdRecord, AdStatus
-from gamead_core.queue.scan import read_stream
+from gamead_core.queue.direct_batch import Entry
+from gamead_core.queue.snapshot import read_snapshot
 from gamead_core.store.window import newest_window
 
 SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
@@ -111,9 +112,9 @@ async def records_page(
     seen = unreadable = 0
     bad: list[str] = []
     window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
-    async with aclosing(read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
-                                    start_seq=window.start, timeout=timeout, follow=True)) as reads:
-        async for msg in reads:  # on past the window's end: a record rewritten meanwhile has its new revision there
+    async with aclosing(read_snapshot(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
+                                      start_seq=window.start, timeout=timeout)) as reads:
+        async for msg in reads:  # each record of the window once, at its revision when read (queue.snapshot)
             seen += 1
             if seen % SCAN_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -180,7 +181,8 @@ class _Newest:
             self.stale.discard(gone)
 
 
-def _matching(msg: Msg, wanted: bytes | None, status: AdStatus | None, priority: int | None) -> AdRecord | None:
+def _matching(msg: Msg | Entry, wanted: bytes | None, status: AdStatus | None,
+              priority: int | None) -> AdRecord | None:
     """The record in ``msg`` if it matches the filters (``wanted``: the status as JSON bytes, a quick test before
     decoding), else None (also for a delete or purge marker). Raises ``ValueError`` for a value that is not a
     record this gamead reads."""

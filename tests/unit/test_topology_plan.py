@@ -161,3 +161,13 @@ def test_a_bucket_ttl_cut_below_its_duplicate_window_cuts_the_window_too() -> No
     assert limit_values(target, have, ("max_age",)) == {"max_age": 4.0, "duplicate_window": 4.0}
     longer = StreamConfig(name="KV_r", subjects=["$KV.r.>"], max_age=60.0)
     assert limit_values(longer, have, ("max_age",)) == {"max_age": 60.0}  # a window within the age is kept
+
+
+def test_a_jobs_bucket_made_without_direct_gets_gets_them_in_place() -> None:
+    """``GET /v1/jobs`` reads the job documents by key, with direct gets (``gamead_core.queue.snapshot``): a jobs
+    bucket nats-py made before (``allow_direct`` off) is updated in place, not left off. Figure before: no
+    difference found (``kv_stream_config`` dropped ``direct``), so such a bucket was never updated."""
+    (jobs,) = [w for w in WANTED if w.name == names.JOBS_BUCKET]
+    have = replace(jobs.stream_config(), allow_direct=None)
+    diff = compare_stream(jobs.stream_config(), have)
+    assert diff.incompatible is None and diff.limits == ("allow_direct",)

@@ -1,0 +1,182 @@
+"""``GET /ads`` lists a window of 21,000 records whole while a writer rewrites them as fast as it can (attack35 F1;
+``gamead_core.queue.snapshot``).
+
+A writer thread (its own connection and event loop, like a worker fleet beside the API) rewrites records of the
+bucket round and round, 256 writes in flight, for as long as the listing runs; the listing reads every record
+(``scan_limit`` and ``limit`` 21,000). Figure before (HEAD e83dc32, the read chasing the rewrites with whole
+records, ``follow``): ScanIncomplete ("kept changing faster than it was read: 38697 messages read, 17856 still
+pending"; 38,311 / 18,037 in a second run). Now every record is listed exactly once, at one of its revisions,
+while the writer wrote 50,960-63,256 records during the read (4 runs; one read took 11.5 s on a loaded box).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import KeyValueConfig
+
+from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import QueueUnavailable
+from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+from gamead_core.queue.scan import ScanIncomplete
+from gamead_core.queue.snapshot import read_keys, read_snapshot
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.store.ads import encode
+from gamead_core.store.listing import records_page
+from tests.support import SAMPLE_AD
+
+N = 21_000  #: records in the bucket, all in the listing's window
+IN_FLIGHT = 256  #: the writer's publishes awaiting their ack at once
+PAD = "p" * 900  #: ~1.3 KiB a record
+
+
+def _records() -> list[tuple[str, bytes, bytes]]:
+    """Each record's subject and its two values (queued, processing): the writer flips between them."""
+    ad = AdSubmission.model_validate({**SAMPLE_AD, "description": PAD})
+    out = []
+    for _ in range(N):
+        rec = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(), ad=ad)
+        out.append((names.kv_subject(names.ADS_BUCKET, rec.id), encode(rec),
+                    encode(rec.model_copy(update={"status": AdStatus.PROCESSING}))))
+    return out
+
+
+async def _write_all(js: Any, records: list[tuple[str, bytes, bytes]], value: int) -> None:
+    for i in range(0, len(records), IN_FLIGHT):
+        await asyncio.gather(*(js.publish(subject, values[value])
+                               for subject, *values in records[i:i + IN_FLIGHT]))
+
+
+class _Writer(threading.Thread):
+    """Rewrites the records round and round, as fast as it can, until ``stop``; ``writes`` counts them."""
+
+    def __init__(self, url: str, records: list[tuple[str, bytes, bytes]]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.records = url, records
+        self.stop = threading.Event()
+        self.started = threading.Event()
+        self.writes = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # noqa: BLE001 - shown by the test
+            self.error = exc
+
+    async def _run(self) -> None:
+        nc = await nats.connect(self.url)
+        js = nc.jetstream()
+        value = 1
+        try:
+            while not self.stop.is_set():
+                for i in range(0, N, IN_FLIGHT):
+                    if self.stop.is_set():
+                        break
+                    await asyncio.gather(*(js.publish(subject, values[value])
+                                           for subject, *values in self.records[i:i + IN_FLIGHT]))
+                    self.writes += min(IN_FLIGHT, N - i)
+                    self.started.set()
+                value = 1 - value
+        finally:
+            await nc.close()
+
+
+def test_a_listing_during_a_write_storm_lists_every_record_once(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+    records = _records()
+    writer = _Writer(server.url, records)
+
+    async def run() -> tuple[Any, int]:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, GameadSettings())
+            await _write_all(js, records, 0)
+            writer.start()
+            assert await asyncio.to_thread(writer.started.wait, 30), "the writer never wrote"
+            before = writer.writes
+            page = await records_page(js, limit=N, scan_limit=N, timeout=10.0)
+            return page, writer.writes - before
+        finally:
+            writer.stop.set()
+            await asyncio.to_thread(writer.join, 30)
+            await nc.close()
+
+    page, written = asyncio.run(run())
+    assert writer.error is None, writer.error
+    ids = [rec.id for rec in page.records]
+    assert len(ids) == len(set(ids)), "a record listed twice"
+    assert page.total == N and set(ids) == {subject.rsplit(".", 1)[1] for subject, *_ in records}, \
+        f"{page.total} of {N} records listed"
+    assert written > N, f"the writer wrote {written} records during the read: not a storm"
+
+
+def test_a_bucket_without_direct_gets_is_read_all_the_same(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """A bucket nats-py made without ``allow_direct`` (a ``gamead_jobs`` of an older gamead, until its topology
+    check turns direct gets on) is read in stream order as before. Figure without the check: 503 no responders to
+    the first direct get (``DirectGetsOff``), ``GET /v1/jobs`` failing."""
+    server = fresh_nats()
+
+    async def run() -> list[str]:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            kv = await js.create_key_value(KeyValueConfig(bucket="OLD", history=1))
+            for i in range(1_500):
+                await kv.put(f"k{i:05d}", b"v")
+            return [msg.subject async for msg in read_snapshot(js, "KV_OLD", "$KV.OLD.>")]
+        finally:
+            await nc.close()
+
+    subjects = asyncio.run(run())
+    assert len(subjects) == len(set(subjects)) == 1_500
+
+
+def test_a_stall_while_the_keys_are_read_is_an_error(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """nats-server stopped (SIGSTOP) once the key read's consumer exists, resumed 7 s later (the read's timeout:
+    1 s; its probe's, nats-py's 5 s): the read raises, never hands back part of the keys as all of them. Figure
+    without its stall check (the timeout taken for the end): 0 of 4,000 keys returned, quietly (the stop came
+    before the first delivery)."""
+    server = fresh_nats()
+    assert server.proc is not None
+    pid = server.proc.pid
+
+    async def run() -> int:
+        nc = await nats.connect(server.url)
+        resume = threading.Timer(7.0, os.kill, (pid, signal.SIGCONT))
+        try:
+            js = nc.jetstream()
+            kv = await js.create_key_value(KeyValueConfig(bucket="STALL", history=1, direct=True))
+            for i in range(4_000):
+                await kv.put(f"k{i:05d}", b"v" * 1024)
+
+            async def stop_once_reading() -> None:
+                while (await js.stream_info("KV_STALL")).state.consumer_count == 0:
+                    await asyncio.sleep(0.001)
+                os.kill(pid, signal.SIGSTOP)
+                resume.start()
+
+            keys, _ = await asyncio.gather(read_keys(js, "KV_STALL", "$KV.STALL.>", timeout=1.0), stop_once_reading())
+            return len(keys)
+        finally:
+            resume.cancel()
+            os.kill(pid, signal.SIGCONT)
+            await nc.close()
+
+    with pytest.raises(QueueUnavailable) as failed:  # ScanIncomplete, or the probe itself unanswered
+        read = asyncio.run(run())
+        pytest.fail(f"the key read ended quietly after {read} of 4,000 keys")
+    if isinstance(failed.value, ScanIncomplete):
+        assert failed.value.code == "scan_incomplete" and failed.value.details["read"] < 4_000
+    assert failed.value.code in ("scan_incomplete", "queue_unavailable")
