@@ -75,19 +75,27 @@ def rewrite(source: Path) -> None:
         hook._write_pyc(_CONFIG[0].stash[hook.assertstate_key], code, stat, cache)
 
 
-def prewarm(config: pytest.Config, root: Path, cores: int) -> list[Path]:
-    """Compile :data:`PACKAGES` under ``root`` and rewrite the stale test modules on ``cores`` processes; returns
-    the modules rewritten."""
+def asked_for(path: Path, args: list[Path]) -> bool:
+    """True if ``path`` is one of ``args`` (files or directories, absolute) or lies under one. Pure."""
+    return any(path == arg or arg in path.parents for arg in args)
+
+
+def prewarm(config: pytest.Config, root: Path, cores: int, args: list[Path] | None = None) -> list[Path]:
+    """Compile :data:`PACKAGES` under ``root`` and rewrite the stale test modules on ``cores`` processes: of the
+    test files, those under ``args`` (the run's paths; None: all), so that a run of a few modules on a cold tree
+    does not rewrite the suite; conftest and plugin modules always. Returns the modules rewritten."""
     for package in PACKAGES:
         if (root / package).is_dir():
-            compileall.compile_dir(root / package, quiet=1, workers=cores)
+            compileall.compile_dir(root / package, quiet=2, workers=cores)  # an error is pytest's to report
     from _pytest.assertion.rewrite import AssertionRewritingHook
 
     hook = next((finder for finder in sys.meta_path if isinstance(finder, AssertionRewritingHook)), None)
     if hook is None:  # --assert=plain
         return []
     marked = set(getattr(hook, "_must_rewrite", ()))
-    stale = [path for path in rewritten_targets(root, config.getini("python_files"), marked) if not fresh(path)]
+    patterns = config.getini("python_files")
+    stale = [path for path in rewritten_targets(root, patterns, marked) if not fresh(path) and (
+        args is None or asked_for(path, args) or not any(fnmatch.fnmatch(path.name, p) for p in patterns))]
     _CONFIG[:] = [config]
     if len(stale) > 1 and cores > 1:
         with ProcessPoolExecutor(cores, mp_context=get_context("fork")) as pool:
@@ -102,4 +110,6 @@ def pytest_configure(config: pytest.Config) -> None:
     workers = getattr(config.option, "numprocesses", None)
     if sys.dont_write_bytecode or hasattr(config, "workerinput") or not workers:
         return  # no cache written anyway; an xdist worker; one process: its own imports do it
-    prewarm(config, Path(config.rootpath), max(1, min(os.cpu_count() or 1, 4)))
+    invoked = Path(config.invocation_params.dir)
+    args = [(invoked / arg.split("::", 1)[0]).resolve() for arg in config.args]
+    prewarm(config, Path(config.rootpath), max(1, min(os.cpu_count() or 1, 4)), args)

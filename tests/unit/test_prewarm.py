@@ -41,3 +41,15 @@ def test_a_stale_module_is_rewritten_once_and_pytest_reads_the_cache_back(tmp_pa
     assert prewarm.prewarm(request.config, tmp_path, cores=1) == []
     source.write_text(source.read_text() + "\n")  # changed: stale again
     assert not prewarm.fresh(source)
+
+
+def test_a_run_of_some_modules_rewrites_those_and_the_conftests_not_the_suite(tmp_path: Path,
+                                                                               request: pytest.FixtureRequest) -> None:
+    """Figure: ``pytest -n 2 tests/unit/test_one.py`` on a cold tree rewrote all 395 test modules (~15 CPU-s) for
+    one; now only the module asked for (and every conftest, which pytest loads whatever the paths)."""
+    _tree(tmp_path)
+    (tmp_path / "tests" / "test_other.py").write_text("def test_other():\n    assert True\n")
+    asked = tmp_path / "tests" / "unit"
+    stale = prewarm.prewarm(request.config, tmp_path, cores=1, args=[asked])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in stale) == ["tests/conftest.py", "tests/unit/test_one.py"]
+    assert not prewarm.fresh(tmp_path / "tests" / "test_other.py")
