@@ -21,15 +21,14 @@ import httpx
 
 from gamead_core.embedded import EmbeddedNats
 from tests.link_proxy import LinkProxy
-from tests.support import Proc, clean_env, gamead_argv, start_api
+from tests.support import Proc, clean_env, run_gamead, start_api
 
 COUNT = 400
 
 
 def _submit(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv("submit", "--count", str(COUNT), "--title", "Cut", "--genre", "RPG", "--api",
-                                      url, *args), env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="30"),
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return run_gamead("submit", "--count", str(COUNT), "--title", "Cut", "--genre", "RPG", "--api", url, *args,
+                      env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="30"), timeout=120)
 
 
 def _records(url: str) -> int:

@@ -138,8 +138,7 @@ def test_a_stray_gamead_up_exits_5_with_the_apis_message_once(p3: dict[str, Any]
     """The reviewer's finding 5: ``gamead up`` ends with the API's refusal, whole, "error:" once, exit 5."""
     before = work_streams(p3["nats"].url)
     up = up_stack(tmp_path, "--workers", "0", GAMEAD_NATS__URL=p3["nats"].url)
-    run = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=90, cwd=tmp_path,
-                         stdin=subprocess.DEVNULL)
+    run = run_gamead(*up.argv[3:], env=up.env, timeout=90, cwd=tmp_path)
     lines = [line for line in _red_lines(run) if line.startswith("error:")]  # up's progress lines aside
     assert run.returncode == 5, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
     assert len(lines) == 1 and (run.stdout + run.stderr).count("error:") == 1, run.stderr

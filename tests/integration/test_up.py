@@ -40,9 +40,9 @@ from tests.support import (
     ad,
     all_threads_stopped,
     clean_env,
-    gamead_argv,
     pid_alive,
     process_environ,
+    run_gamead,
     start_worker,
     up_stack,
     wait_for,
@@ -288,16 +288,16 @@ def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_
         assert "sync_interval" not in nats_config(first).read_text()  # the default: nats-server's own fsync
 
         # a second stack on the same data dir: refused at once, naming the dir and the PID holding it
-        same_dir = subprocess.run(gamead_argv("up", "--port", str(free_port()), "--data-dir", str(first.data_dir)),
-                                  env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        same_dir = run_gamead("up", "--port", str(free_port()), "--data-dir", str(first.data_dir), env=clean_env(),
+                              timeout=60, cwd=tmp_path)
         assert same_dir.returncode == 5  # the configuration cannot work, as a held port (stacks16 item 4; was 1)
         assert same_dir.stderr.strip() == (
             f"error: data dir {first.data_dir.resolve()} is in use by another `gamead up` (pid {first.pid}): "
             "stop it first, or give this one its own --data-dir")
         # a second stack on the same port: one red line naming the port and the stack that keeps it (reserved for
         # its restarts, stacks16 item 1), before it starts anything
-        same_port = subprocess.run(gamead_argv("up", "--port", str(first.port), "--data-dir", str(tmp_path / "other")),
-                                   env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        same_port = run_gamead("up", "--port", str(first.port), "--data-dir", str(tmp_path / "other"),
+                               env=clean_env(), timeout=60, cwd=tmp_path)
         assert same_port.returncode == 5 and "✓" not in same_port.stdout + same_port.stderr
         assert same_port.stderr.strip().splitlines() == [
             f"error: port {first.port} is reserved by another `gamead up` (pid {first.pid}, data dir "
@@ -364,7 +364,7 @@ def test_a_taken_nats_port_is_one_red_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         up = up_stack(tmp_path, "--workers", "0", GAMEAD_EMBEDDED__NATS_PORT=str(port))
-        result = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        result = run_gamead(*up.argv[3:], env=up.env, timeout=60, cwd=tmp_path)
     assert result.returncode == 5  # a setting that cannot work: as serve's api.port and worker.metrics_port
     assert result.stderr.strip().splitlines() == [
         f"error: port {port} on 127.0.0.1 is taken by another process (address already in use): "
@@ -387,7 +387,7 @@ def test_a_start_refused_at_once_removes_the_data_dir_it_created_never_one_that_
                 data_dir.mkdir()
                 (data_dir / "notes.txt").write_text("mine")
             up = up_stack(tmp_path, "--workers", "0", port=port, data_dir=data_dir)
-            result = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+            result = run_gamead(*up.argv[3:], env=up.env, timeout=60, cwd=tmp_path)
             assert result.returncode == 5 and f"port {port}" in result.stderr, result.stderr
     assert not (tmp_path / "new").exists()  # created by the refused start: gone, the parent it made too
     assert (tmp_path / "kept" / "notes.txt").read_text() == "mine"  # it existed: kept, with what was in it
