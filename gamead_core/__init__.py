@@ -10,10 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gamead_core.deferred import defer_unused
-
-defer_unused()  # aiohttp, which nats-py imports and gamead never uses, runs only if used (gamead_core.deferred)
-
 #: public name → the module that defines it
 _WHERE: dict[str, str] = {
     "GameadSettings": "gamead_core.config",

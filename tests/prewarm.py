@@ -112,4 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # no cache written anyway; an xdist worker; one process: its own imports do it
     invoked = Path(config.invocation_params.dir)
     args = [(invoked / arg.split("::", 1)[0]).resolve() for arg in config.args]
-    prewarm(config, Path(config.rootpath), max(1, min(os.cpu_count() or 1, 4)), args)
+    try:
+        prewarm(config, Path(config.rootpath), max(1, min(os.cpu_count() or 1, 4)), args)
+    except (ImportError, AttributeError, TypeError, ValueError, OSError) as exc:  # pytest's internals moved
+        config.issue_config_time_warning(pytest.PytestWarning(f"prewarm skipped: {exc!r}"), stacklevel=2)
