@@ -175,7 +175,7 @@ def _error_body(response: httpx.Response) -> dict[str, Any] | None:
     answer has none (a proxy's page, not JSON)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply (attack36 F5)
         return None
     err = body.get("error") if isinstance(body, dict) else None
     return err if isinstance(err, dict) else None

@@ -16,14 +16,15 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
 
 import httpx
 
-from gamead_cli import retry, service_clock
+from gamead_cli import answer_shapes, retry, service_clock
+from gamead_cli.ad_calls import AdCalls
+from gamead_cli.answers import ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, decode_json, read_whole
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, lost_kind,
                                    no_answer, unreachable, unsendable)
 from gamead_cli.ndjson_lines import ndjson_lines
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
 
 
-class ApiClient:
+class ApiClient(AdCalls):
     """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
 
     Thread-safe: ``submit --count`` shares one instance between its sender threads.
@@ -50,9 +51,11 @@ class ApiClient:
         max_connections: int = 32,
         transport: httpx.BaseTransport | None = None,
         retry_for: float = 0.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes  #: longest answer body read (:mod:`gamead_cli.answers`)
         self.retry_for = retry_for  #: seconds all the retries of one request may take (0: never retry)
         self.retried = 0  #: requests sent again so far (a 429, a 503 or a lost connection)
         #: the flags a printed next command needs to reach this API again (:func:`gamead_cli.options.reach_again`)
@@ -85,7 +88,7 @@ class ApiClient:
     def from_settings(cls, settings: ClientSettings, **kw: Any) -> ApiClient:
         token = settings.token.get_secret_value() if settings.token else None
         return cls(settings.api_url, token=token, timeout=settings.timeout,
-                   **{"retry_for": settings.retry_for, **kw})
+                   **{"retry_for": settings.retry_for, "max_answer_bytes": settings.max_answer_bytes, **kw})
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -116,7 +119,8 @@ class ApiClient:
         no answer came (it may have been carried out; its ``lost`` says how: ``timeout``, ``reset``, ``closed``),
         :class:`ApiUnreachable` when it never reached the API. ``until`` (a ``time.monotonic()`` value) bounds the
         whole request: no retry waits past it and each try's timeout is cut to the seconds left (a lookup's time
-        bound: review30b F4)."""
+        bound: review30b F4). Each answer is read whole within ``client.max_answer_bytes`` and :data:`ANSWER_TIMEOUTS`
+        × its timeout, else :class:`NoAnswer` (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
         deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until)
         headers = kw.get("headers")
         attempt = 0
@@ -125,9 +129,14 @@ class ApiClient:
             if until is not None:
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
-            sent = clock.local()
+            sent, started = clock.local(), time.monotonic()
             try:
-                response = self._http.request(method, path, **kw, extensions={"trace": unsent})
+                response = self._http.send(self._http.build_request(method, path, **kw, extensions={"trace": unsent}),
+                                           stream=True)
+                waited = ANSWER_TIMEOUTS * (t if isinstance(t := kw.get("timeout"), (int, float)) else self.timeout)
+                read_whole(response, url=self.api_url, what=f"{method} {path}", reads=changes_nothing(method, kw),
+                           limit=self.max_answer_bytes, deadline=min(started + waited, until or float("inf")),
+                           waited=waited)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
@@ -222,9 +231,13 @@ class ApiClient:
     def _is_gamead_api(self) -> bool:
         """True if ``GET /healthz`` at the base URL answers like a gamead API (checked once per client)."""
         if self._verified is None:
-            try:
-                body = self._http.get("/healthz").json()  # 200 ok, or 503 with a status while NATS is away
-            except (httpx.HTTPError, ValueError):
+            try:  # 200 ok, or 503 with a status while NATS is away; read as any answer is (bounded)
+                with self._http.stream("GET", "/healthz") as answer:
+                    waited = ANSWER_TIMEOUTS * self.timeout
+                    body = decode_json(read_whole(answer, url=self.api_url, what="GET /healthz", reads=True,
+                                                  limit=self.max_answer_bytes, deadline=time.monotonic() + waited,
+                                                  waited=waited), url=self.api_url, what="GET /healthz")
+            except (httpx.HTTPError, ValueError, ApiClientError):
                 body = None
             self._verified = isinstance(body, dict) and isinstance(body.get("status"), str)
         return self._verified
@@ -245,12 +258,14 @@ class ApiClient:
         return service_clock.service_time(ask)
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        """Send one request and return its decoded JSON body (``None`` for an empty body)."""
+        """Send one request and return its decoded JSON body (``None`` for an empty body), checked against what the
+        route answers (:func:`gamead_cli.answer_shapes.check`: one that does not fit is exit 3, attack36 F4)."""
         response = self.send(method, path, **kw)
         if not response.content:
             return None
         try:
-            return response.json()
+            return answer_shapes.check(self.api_url, method, path,
+                                       decode_json(response.content, url=self.api_url, what=f"{method} {path}"))
         except ValueError as exc:
             if not self._is_gamead_api():  # say a worker's metrics port: not an API at all (exit 3, not 1)
                 raise ApiUnreachable(
@@ -282,8 +297,10 @@ class ApiClient:
                                        extensions={"trace": unsent}) as response:
                     begun = self._reached = True
                     service_clock.note(response.headers.get("date"), sent, clock.local())
-                    if response.is_error:
-                        response.read()
+                    if response.is_error:  # read as any answer is: bounded (attack36 F3)
+                        read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
+                                   limit=self.max_answer_bytes, deadline=time.monotonic() + ANSWER_TIMEOUTS
+                                   * self.timeout, waited=ANSWER_TIMEOUTS * self.timeout)
                         error = error_from_response(response)
                         if response.status_code in (404, 405) and not self._is_gamead_api():
                             raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
@@ -301,45 +318,3 @@ class ApiClient:
                     raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
                                          f"{HINT}") from exc
                 raise unreachable(self.api_url, exc, self.timeout) from exc
-
-    # --- ads ---------------------------------------------------------------------------------------
-
-    def submit(self, ad: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``. A key that
-        starts with ``"`` is sent as a Structured Field string (RFC 8941 §3.3.3), which the API reads back as the
-        key itself (it reads a header starting with ``"`` as one): the key a batch item carries as it is."""
-        if idempotency_key and idempotency_key[0] == '"':
-            idempotency_key = '"' + idempotency_key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._expect_dict(self.request("POST", "/ads", json=dict(ad), headers=headers), "POST /ads")
-
-    def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
-        """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "duplicates",
-        "rejected"}``, one result per ad in order. An ad may carry ``idempotencyKey``. At most the API's
-        ``api.batch_max`` ads."""
-        keyed = all(a.get("idempotencyKey") for a in ads)  # then a repeat queues nothing: it may be resent
-        return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
-                                              whole_503_took_nothing=True,  # routes_batch: "retry it as it is"
-                                              keyed=keyed),
-                                 "POST /ads/batch")
-
-    def get_ad(self, ad_id: str, until: float | None = None) -> dict[str, Any]:
-        """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`). Raises :class:`NotFound` for an
-        unknown id."""
-        path = f"/ads/{quote(ad_id, safe='')}"
-        return self._expect_dict(self.request("GET", path, until=until), f"GET {path}")
-
-    def list_ads(
-        self, status: str | None = None, priority: int | None = None, limit: int = 50, cursor: str | None = None
-    ) -> dict[str, Any]:
-        """``GET /ads`` → ``{"items": [record, …], "count": n, "total": n, "nextCursor": str | None}``; ``cursor``:
-        a previous page's ``nextCursor``, to read on."""
-        params = {k: v for k, v in {"limit": limit, "cursor": cursor or None, "status": status or None,
-                                    "priority": priority}.items() if v is not None}
-        return self._expect_dict(self.request("GET", "/ads", params=params), "GET /ads")
-
-    @staticmethod
-    def _expect_dict(body: Any, what: str) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiClientError(f"API answered {what} with unexpected data: {type(body).__name__}")
-        return body

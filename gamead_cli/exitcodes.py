@@ -47,7 +47,10 @@ TABLE: tuple[tuple[int, str], ...] = (
             "time and refused at "
             "its first bad line; an NDJSON file is refused whole when its first line is not JSON, while a later bad "
             "line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
-    (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API; or a request went out and "
+    (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API (or its answer is not one: "
+                  "JSON of another shape than the route answers, JSON nested too deeply, a body longer than "
+                  "`client.max_answer_bytes` (64 MiB) or not whole within 3 × `client.timeout`; the line names the "
+                  "API, the request and what was wrong); or a request went out and "
                   "no answer came (`got the request but gave no answer`: a write may have been carried out, and a "
                   "submit says how to find or settle its ad; a read or a dry run says `a read: nothing was changed`; "
                   "one cut while the request was still being written says `nothing was done`); "

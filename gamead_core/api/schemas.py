@@ -87,11 +87,15 @@ class JobPage(_Doc):
 
 
 class ScaleDocument(_Doc):
-    """``GET /v1/scale``: backend, leader, current and desired workers, the override, the last decisions."""
+    """``GET /v1/scale``: backend, leader, current and desired workers, the override, the last decisions
+    (:func:`gamead_core.scaling.status.status_document` writes every key; the CLI checks an answer against this)."""
 
-    backend: str | None = None
+    backend: str
     current: int | None = None
     desired: int | None = None
+    stale: bool
+    leader: dict[str, Any] | None = None
+    override: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -114,8 +118,23 @@ class OverrideCleared(_Doc):
     status: ScaleDocument
 
 
+class StatsQueue(_Doc):
+    """``/v1/stats``' ``queue``: one item per priority level in ``levels``, and their sums."""
+
+    levels: list[dict[str, Any]]
+
+
 class StatsDocument(_Doc):
-    """``GET /v1/stats`` (every figure is described in the README)."""
+    """``GET /v1/stats`` (every figure is described in the README; :func:`gamead_core.stats.document.stats_document`
+    writes every section; the CLI checks an answer against this)."""
+
+    queue: StatsQueue
+    rates: dict[str, Any]
+    latency: dict[str, Any]
+    dlq: dict[str, Any]
+    nodes: dict[str, Any]
+    errors: list[Any]
+    history: dict[str, Any]
 
 
 class WorkersDocument(_Doc):

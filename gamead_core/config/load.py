@@ -156,21 +156,21 @@ def _yaml_source(path: Path) -> YamlConfigSettingsSource:
     return source
 
 
-def _bad_env_json(exc: SettingsError) -> ConfigError:
-    """A ``GAMEAD_*`` variable that should hold JSON (a list or a section) and does not."""
+def _bad_env_json(exc: SettingsError | RecursionError) -> ConfigError:
+    """A ``GAMEAD_*`` variable that should hold JSON (a list or a section) and does not (or too deep: attack36 F5)."""
     field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
     prefix = f"GAMEAD_{field.upper()}"
-    candidates = sorted(k for k in os.environ if field and (k == prefix or k.startswith(prefix + "__")))
+    candidates = sorted(k for k in os.environ if k == prefix or k.startswith(prefix + ("__" if field else "")))
 
     def parses(name: str) -> bool:
         try:
             json.loads(os.environ[name])
-        except ValueError:
-            return False
+        except (ValueError, RecursionError) as err:  # sought too deep: GAMEAD_API_URL, no JSON, is no fault
+            return not field and not isinstance(err, RecursionError)
         return True
 
-    named = [k for k in candidates if not parses(k)] or candidates
-    what = ", ".join(named) if named else f"a GAMEAD_* variable of section {field!r}"
+    named = [k for k in candidates if not parses(k)] or (candidates if field else [])
+    what = (", ".join(named) if named else f"a GAMEAD_* variable of section {field!r}") + (not field) * " (too deep)"
     # GAMEAD_API=http://… meant for the CLI's API address: the variable a section's own name shadows
     meant = sorted(alias for alias in _ENV_ALIASES.values() if prefix in named and alias.startswith(prefix + "_"))
     hint = f"; {prefix} sets the whole {field!r} section: did you mean {' or '.join(meant)}?" if meant else ""
@@ -272,7 +272,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
         settings = GameadSettings(**init) if init else GameadSettings()
     except ValidationError as exc:
         raise _refusal(exc, init, path, source) from exc
-    except SettingsError as exc:
+    except (SettingsError, RecursionError) as exc:  # RecursionError: a GAMEAD_* variable's JSON nested too deeply
         raise _bad_env_json(exc) from exc
     finally:
         _YAML_SOURCE.reset(token)

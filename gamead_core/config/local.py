@@ -46,8 +46,8 @@ class LogSettings(Section):
 
 class ClientSettings(Section):
     """``client:`` – how the CLI talks to the API: URL, bearer token, the timeout of one answer and the time
-    it may spend sending a request again (seconds; see ``gamead_cli.retry``), and the time a bulk submit spends
-    looking up its "may be queued" ads (``gamead_cli.submit.settling``)."""
+    it may spend sending a request again (seconds; see ``gamead_cli.retry``), the time a bulk submit spends
+    looking up its "may be queued" ads (``gamead_cli.submit.settling``), and the longest answer it reads."""
 
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
@@ -62,6 +62,11 @@ class ClientSettings(Section):
         description="Seconds a bulk `gamead submit` spends at most looking up the ads whose publish got no answer "
                     "(GET /ads/ID, before its summary; gamead_cli.submit.settling): none starts after, each GET's "
                     "retries and timeout are cut to the time left. At most 600 s (10 min).")
+    max_answer_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, le=4 * 1024**3,
+        description="Longest answer of the API the CLI reads (bytes, decoded; a 500-ad `GET /ads` page is ~3.3 MB): "
+                    "one longer is cut there, exit 3 (gamead_cli.answers). Each answer must also be whole within 3 × "
+                    "`timeout`. At least 1 MiB, at most 4 GiB.")
 
     @field_validator("api_url")
     @classmethod

@@ -45,7 +45,7 @@ def test_list_ads_params() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"items": [], "count": 0})
+        return httpx.Response(200, json={"items": [], "count": 0, "total": 0, "scanned": 0, "complete": True})
 
     client_for(httpx.MockTransport(handler)).list_ads(status="failed", priority=2, limit=5)
     assert dict(seen[0].url.params) == {"status": "failed", "priority": "2", "limit": "5"}

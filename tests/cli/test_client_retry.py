@@ -18,8 +18,11 @@ from gamead_cli.client import ApiClient
 from gamead_cli.submit.sending import send_many
 from gamead_core.config import ClientSettings
 from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer
+from tests.support import ad
 
-ACCEPTED = {"id": "a1", "status": "queued", "priority": 3, "duplicate": False}
+#: a 202 of POST /ads that is also an ad's record, as GET /ads/ID answers (the client checks its shape)
+ACCEPTED = {"id": "a1", "status": "queued", "priority": 3, "duplicate": False, "submittedAt": "2026-01-01T00:00:00Z",
+            "ad": ad("t")}
 BUSY = {"error": {"code": "queue_unavailable", "message": "retry later", "details": None}}
 LIMITED = {"error": {"code": "rate_limited", "message": "slow down", "details": None}}
 

@@ -1,0 +1,56 @@
+"""The ad routes of the API as methods of :class:`gamead_cli.client.ApiClient` (``submit``, ``submit_batch``,
+``get_ad``, ``list_ads``): each one request through :meth:`ApiClient.request`, its answer checked there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from gamead_core.errors import ApiClientError
+
+
+class AdCalls:
+    """Mixin of :class:`gamead_cli.client.ApiClient`: needs its ``request(method, path, **kw)``."""
+
+    request: Any
+
+    def submit(self, ad: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``. A key that
+        starts with ``"`` is sent as a Structured Field string (RFC 8941 §3.3.3), which the API reads back as the
+        key itself (it reads a header starting with ``"`` as one): the key a batch item carries as it is."""
+        if idempotency_key and idempotency_key[0] == '"':
+            idempotency_key = '"' + idempotency_key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._expect_dict(self.request("POST", "/ads", json=dict(ad), headers=headers), "POST /ads")
+
+    def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "duplicates",
+        "rejected"}``, one result per ad in order. An ad may carry ``idempotencyKey``. At most the API's
+        ``api.batch_max`` ads."""
+        keyed = all(a.get("idempotencyKey") for a in ads)  # then a repeat queues nothing: it may be resent
+        return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
+                                              whole_503_took_nothing=True,  # routes_batch: "retry it as it is"
+                                              keyed=keyed),
+                                 "POST /ads/batch")
+
+    def get_ad(self, ad_id: str, until: float | None = None) -> dict[str, Any]:
+        """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`). Raises :class:`NotFound` for an
+        unknown id."""
+        path = f"/ads/{quote(ad_id, safe='')}"
+        return self._expect_dict(self.request("GET", path, until=until), f"GET {path}")
+
+    def list_ads(
+        self, status: str | None = None, priority: int | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """``GET /ads`` → ``{"items": [record, …], "count": n, "total": n, "nextCursor": str | None}``; ``cursor``:
+        a previous page's ``nextCursor``, to read on."""
+        params = {k: v for k, v in {"limit": limit, "cursor": cursor or None, "status": status or None,
+                                    "priority": priority}.items() if v is not None}
+        return self._expect_dict(self.request("GET", "/ads", params=params), "GET /ads")
+
+    @staticmethod
+    def _expect_dict(body: Any, what: str) -> dict[str, Any]:
+        if not isinstance(body, dict):  # an empty body: any other is checked (answer_shapes.check)
+            raise ApiClientError(f"API answered {what} with unexpected data: {type(body).__name__}")
+        return body

@@ -1,0 +1,122 @@
+"""What each read of the API answers, checked once where every answer comes in (attack36 F4).
+
+An answer that is JSON but not the shape a verb reads (``{"items": "nope"}`` from a proxy, a stub, another
+service at ``--api``, or a gamead API of another version that changed a field) was "unexpected AttributeError"
+(exit 1) deep in a verb's view, or for ``gamead scale status`` a status made of nothing (exit 0). Here each route
+the CLI reads is checked against the pydantic model the API itself documents it with (``response_model`` of its
+route: :mod:`gamead_core.api.schemas`, :mod:`gamead_core.models`, :mod:`gamead_core.jobs.model`); an answer that
+does not fit is :class:`~gamead_core.errors.ApiUnreachable` (exit 3, README: "``--api`` is not a gamead API"),
+naming the API, the request, what was expected and the first field that is wrong. Every other answer must at
+least be a JSON object (:func:`check`). The verbs get the answer as it came (the model only checks it).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from gamead_core.errors import ApiUnreachable
+
+#: (method, path pattern, where the model is, what it is for people); a path's ids are URL-quoted, without ``/``
+_ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("GET", r"/ads", "gamead_core.api.schemas:AdPage", "a page of ads"),
+    ("GET", r"/ads/[^/]+", "gamead_core.models:AdRecord", "an ad's record"),
+    ("GET", r"/v1/workers", "gamead_core.api.schemas:WorkersDocument", "a list of the registry's nodes"),
+    ("GET", r"/v1/stats", "gamead_core.api.schemas:StatsDocument", "the queue's statistics"),
+    ("GET", r"/v1/scale", "gamead_core.api.schemas:ScaleDocument", "the autoscaler's status"),
+    ("GET", r"/v1/dlq", "gamead_core.api.schemas:DlqPage", "a page of DLQ entries"),
+    ("GET", r"/v1/dlq/[^/]+", "gamead_core.models:DlqEntry", "a DLQ entry"),
+    ("GET", r"/v1/jobs", "gamead_core.api.schemas:JobPage", "a page of jobs"),
+    ("GET", r"/v1/jobs/[^/]+", "gamead_core.jobs.model:Job", "a job"),
+    ("GET", r"/v1/doctor", "gamead_cli.answer_shapes:DoctorReport", "a doctor's report"),
+    ("GET", r"/v1/audit", "gamead_cli.answer_shapes:AuditPage", "a page of the audit trail"),
+    ("GET", r"/v1/whoami", "gamead_cli.answer_shapes:Whoami", "who the caller is"),
+    ("GET", r"/v1/levels/\d+/oldest", "gamead_cli.answer_shapes:OldestPage", "a level's oldest ads"),
+)
+
+
+@cache
+def _model(where: str) -> Any:
+    """The model class at ``module:Name`` (imported when a command first needs it: ``gamead --help`` loads none)."""
+    import importlib
+
+    module, name = where.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _route(method: str, path: str) -> tuple[str, str] | None:
+    """(model location, what) of the route ``method path`` reads, or None for one not checked. Pure."""
+    for verb, pattern, where, what in _ROUTES:
+        if verb == method.upper() and re.fullmatch(pattern, path):
+            return where, what
+    return None
+
+
+def _first_problem(exc: Any) -> str:
+    """``items.0.status: Input should be 'queued', …`` of a pydantic ``ValidationError``: where and what, no value
+    (a hostile answer's text is not echoed), cut to 160 characters. Pure."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "does not fit"
+    first = errors[0]
+    loc = ".".join(str(p)[:40] for p in first.get("loc", ()))
+    text = f"{loc}: {first.get('msg', 'invalid')}" if loc else str(first.get("msg", "invalid"))
+    more = f"; and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return " ".join((text[:160] + more).split())
+
+
+def not_a(url: str, method: str, path: str, what: str, why: str) -> ApiUnreachable:
+    """The exit-3 error of an answer that is not what the request reads."""
+    return ApiUnreachable(f"the API at {url} answered {method} {path} with something that is not {what} ({why}) — "
+                          "is --api (GAMEAD_API_URL) a gamead API of this version?")
+
+
+def check(url: str, method: str, path: str, body: Any) -> Any:
+    """Return ``body`` (an answer's decoded JSON) when it fits what ``method path`` answers; raise
+    :class:`ApiUnreachable` (exit 3) naming the request and the first field that does not. An empty body (None)
+    and the answers of routes not listed need only be JSON objects (every answer of the API is one)."""
+    if body is None:
+        return body
+    route = _route(method, path)
+    if route is None:
+        if not isinstance(body, dict):
+            raise not_a(url, method, path, "a JSON object", f"a JSON {type(body).__name__}")
+        return body
+    from pydantic import ValidationError
+
+    where, what = route
+    try:
+        _model(where).model_validate(body)
+    except ValidationError as exc:
+        raise not_a(url, method, path, what, _first_problem(exc)) from None
+    except RecursionError:
+        raise not_a(url, method, path, what, "nested too deeply") from None
+    return body
+
+
+def _local_model(name: str) -> Any:
+    """The model of an answer whose API model lives in its route's module (which loads FastAPI and NATS: not for a
+    CLI command): the fields the CLI reads of it, the rest as it comes. Built when first asked for."""
+    from pydantic import ConfigDict, create_model
+
+    if name == "AuditPage":  # routes_audit.AuditPageDoc
+        from gamead_core.audit.model import AuditRecord
+
+        fields: dict[str, Any] = {"items": (list[AuditRecord], ...), "count": (int, ...)}
+    elif name == "Whoami":  # routes_audit.Whoami
+        fields = {"name": (str, ...), "authenticated": (bool, ...), "mayAct": (bool, ...)}
+    elif name == "OldestPage":  # routes_levels.OldestPage
+        fields = {"level": (int, ...), "count": (int, ...), "items": (list[dict[str, Any]], ...)}
+    else:  # GET /v1/doctor: what ``gamead doctor`` reads of its report
+        fields = {"findings": (list[dict[str, Any]], ...)}
+    return create_model(name, __config__=ConfigDict(extra="allow"), **fields)
+
+
+def __getattr__(name: str) -> Any:  # this module's models (:data:`_ROUTES`), built when first asked for
+    if name in ("AuditPage", "Whoami", "OldestPage", "DoctorReport"):
+        return _local_model(name)
+    raise AttributeError(name)
+
+
+__all__ = ["check", "not_a"]

@@ -1,0 +1,86 @@
+"""Reading one answer of the API whole, bounded in bytes and in time, and decoding its JSON: the CLI's error
+boundary for what comes back (attack36 F3, F5), used by :meth:`gamead_cli.client.ApiClient.send` for every verb.
+
+* :func:`read_whole`: the body, decoded (gzip…) as httpx decodes it, at most ``limit`` bytes
+  (``client.max_answer_bytes``, 64 MiB: a 500-ad ``GET /ads`` page is ~3.3 MB) and done by a deadline
+  (:data:`ANSWER_TIMEOUTS` × the request's timeout, which bounds each read only). An endless body, or one that
+  trickles a byte at a time, is cut there: :class:`~gamead_core.errors.NoAnswer` (exit 3) naming the API and the
+  bound, never a process grown to gigabytes or waiting for ever.
+* :func:`decode_json`: the body's JSON; one too deeply nested for Python (``RecursionError``) is the same exit 3
+  line ("not a gamead answer"), not an unexpected error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+from gamead_core.errors import ApiUnreachable, NoAnswer
+
+#: longest answer body read (bytes, decoded), the default of ``client.max_answer_bytes``
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: an answer must be whole within this many times its request's timeout (``client.timeout``: that bounds one read)
+ANSWER_TIMEOUTS = 3
+
+_NOT_API = "is --api (GAMEAD_API_URL) a gamead API, and no broken proxy in between?"
+
+
+def size_text(limit: int) -> str:
+    """``64 MiB``, ``512 KiB``, ``100 bytes``: a byte bound for people. Pure."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit:,} bytes"
+
+
+def _cut(url: str, what: str, reads: bool, cause: str, lost: str, waited: float) -> NoAnswer:
+    """The error of an answer cut short: :class:`NoAnswer` (exit 3), as for an answer that never came: a write's
+    request went out whole, so it may have been carried out; a read changed nothing."""
+    outcome = "a read: nothing was changed" if reads else "it may have been carried out"
+    error = NoAnswer(f"the gamead API at {url} answered {what} with {cause}: {outcome} — {_NOT_API}")
+    error.lost = lost  # type: ignore[attr-defined]  # gamead_cli.api_errors.no_answer's kinds
+    error.waited = waited  # type: ignore[attr-defined]
+    return error
+
+
+def read_whole(response: httpx.Response, *, url: str, what: str, reads: bool, limit: int,
+               deadline: float, waited: float) -> bytes:
+    """Read ``response``'s body (opened with ``stream=True``) whole and close it; return its bytes (httpx's
+    ``response.content`` holds them too). ``deadline`` is a ``time.monotonic()`` value, ``waited`` the seconds
+    from the request to it (said in the error). Raises :class:`NoAnswer` for a body over ``limit`` bytes or not
+    whole by ``deadline`` (the connection is closed, nothing more is read); httpx's own errors (a read timeout, a
+    connection lost) pass through."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _cut(url, what, reads, f"more than {size_text(limit)} (client.max_answer_bytes): not read past "
+                           "that", "garbled", waited)
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise _cut(url, what, reads, f"an answer not whole after {waited:g}s ({ANSWER_TIMEOUTS} × "
+                           f"client.timeout; {size:,} bytes came)", "timeout", waited)
+    finally:
+        response.close()
+    body = b"".join(chunks)
+    response._content = body  # what httpx's own read() sets: .content, .text and .json() read it
+    return body
+
+
+def decode_json(content: bytes, *, url: str, what: str) -> Any:
+    """The JSON value of an answer's body. Raises ``ValueError`` for bytes that are not JSON (the caller says
+    whether the URL is a gamead API at all) and :class:`ApiUnreachable` (exit 3) for JSON nested deeper than
+    Python's recursion limit (``[`` × 200,000: no gamead answer is)."""
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ApiUnreachable(f"the gamead API at {url} answered {what} with something that is not a gamead answer "
+                             f"(JSON nested too deeply) — {_NOT_API}") from None
+
+
+__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "decode_json", "read_whole", "size_text"]
