@@ -361,7 +361,7 @@ def test_a_pipe_file_whose_reader_left_is_said_even_when_a_verb_lets_the_failure
     import click
 
     from gamead_cli.atomic import PendingFile
-    from gamead_cli.main import _GuardedGroup
+    from gamead_cli.root import _GuardedGroup
 
     @click.command("write")
     @click.argument("file")
