@@ -30,7 +30,8 @@ class AdPage(_Doc):
                                    "`api.list_scan_limit`), every page's.")
     next_cursor: str | None = Field(None, description="Pass as `cursor` (same filters) for the next page, older "
                                                       "ads; null on the last page.")
-    scanned: int = Field(description="Records this request read: the newest, at most `api.list_scan_limit`.")
+    scanned: int = Field(description="Records this request read: the newest, at most `api.list_scan_limit` "
+                                     "when it began, plus those written while it read.")
     complete: bool = Field(description="False when older records were not read (`api.list_scan_limit`): an ad "
                                        "missing here may still exist.")
     unreadable: int = Field(0, description="Records of the scanned window this gamead cannot read as ad records "
