@@ -18,7 +18,8 @@ from typing import Any
 
 from gamead_core.errors import ApiUnreachable
 
-#: (method, path pattern, where the model is, what it is for people); a path's ids are URL-quoted, without ``/``
+#: (method, path pattern, where the model is — ``module:Name``, or ``:Name`` for :func:`_local_model`'s —, what it is
+#: for people); a path's ids are URL-quoted, without ``/``
 _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("GET", r"/ads", "gamead_core.api.schemas:AdPage", "a page of ads"),
     ("GET", r"/ads/[^/]+", "gamead_core.models:AdRecord", "an ad's record"),
@@ -29,20 +30,21 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("GET", r"/v1/dlq/[^/]+", "gamead_core.models:DlqEntry", "a DLQ entry"),
     ("GET", r"/v1/jobs", "gamead_core.api.schemas:JobPage", "a page of jobs"),
     ("GET", r"/v1/jobs/[^/]+", "gamead_core.jobs.model:Job", "a job"),
-    ("GET", r"/v1/doctor", "gamead_cli.answer_shapes:DoctorReport", "a doctor's report"),
-    ("GET", r"/v1/audit", "gamead_cli.answer_shapes:AuditPage", "a page of the audit trail"),
-    ("GET", r"/v1/whoami", "gamead_cli.answer_shapes:Whoami", "who the caller is"),
-    ("GET", r"/v1/levels/\d+/oldest", "gamead_cli.answer_shapes:OldestPage", "a level's oldest ads"),
+    ("GET", r"/v1/doctor", ":DoctorReport", "a doctor's report"),
+    ("GET", r"/v1/audit", ":AuditPage", "a page of the audit trail"),
+    ("GET", r"/v1/whoami", ":Whoami", "who the caller is"),
+    ("GET", r"/v1/levels/\d+/oldest", ":OldestPage", "a level's oldest ads"),
 )
 
 
 @cache
 def _model(where: str) -> Any:
-    """The model class at ``module:Name`` (imported when a command first needs it: ``gamead --help`` loads none)."""
+    """The model class at ``module:Name``, or this module's own (:func:`_local_model`) at ``:Name`` (imported or
+    built when a command first needs it: ``gamead --help`` loads none)."""
     import importlib
 
     module, name = where.split(":")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), name) if module else _local_model(name)
 
 
 def _route(method: str, path: str) -> tuple[str, str] | None:
@@ -113,12 +115,6 @@ def _local_model(name: str) -> Any:
     else:  # GET /v1/doctor: what ``gamead doctor`` reads of its report
         fields = {"findings": (list[dict[str, Any]], ...)}
     return create_model(name, __config__=ConfigDict(extra="allow"), **fields)
-
-
-def __getattr__(name: str) -> Any:  # this module's models (:data:`_ROUTES`), built when first asked for
-    if name in ("AuditPage", "Whoami", "OldestPage", "DoctorReport"):
-        return _local_model(name)
-    raise AttributeError(name)
 
 
 __all__ = ["check", "not_a"]

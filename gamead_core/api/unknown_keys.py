@@ -15,28 +15,27 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gamead_core.json_keys import key_names
+
 #: unknown keys of one object validated (and so named in ``details``); the others are counted in the message
 SHOWN_UNKNOWN = 5
 
 
 @functools.cache
-def accepted_keys(model: type[BaseModel]) -> frozenset[str]:
-    """The top-level keys ``model`` takes: its fields' names and their string aliases (a model that takes both
-    spellings, ``populate_by_name``, takes each; one that does not still gets both here: an extra name kept is
-    only validated, never dropped wrongly)."""
-    found: set[str] = set()
-    for name, field in model.model_fields.items():
-        found.add(name)
-        for alias in (field.alias, field.validation_alias):
-            if isinstance(alias, str):
-                found.add(alias)
-    return frozenset(found)
+def accepted_keys(model: type[BaseModel]) -> frozenset[str] | None:
+    """The keys ``model`` takes (:func:`gamead_core.json_keys.key_names`, unquoted: its fields' names and aliases,
+    and those of the models it nests, an extra name only validated, never dropped wrongly); None when its keys are
+    open (it has no unknown keys to trim)."""
+    quoted = key_names(model)
+    return None if quoted is None else frozenset(name[1:-1].decode() for name in quoted)
 
 
 def trimmed(data: dict[str, Any], model: type[BaseModel]) -> tuple[dict[str, Any], int]:
     """``data`` with at most :data:`SHOWN_UNKNOWN` keys ``model`` does not take (the first ones, in order), and
     how many unknown keys were left out (0: ``data`` itself is returned)."""
     names = accepted_keys(model)
+    if names is None:
+        return data, 0
     unknown = len(data.keys() - names)
     if unknown <= SHOWN_UNKNOWN:
         return data, 0

@@ -37,7 +37,7 @@ from typing import Any
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 from gamead_core.queue.direct_batch import (
@@ -57,15 +57,18 @@ from gamead_core.queue.scan import (
 
 
 async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None,
-                    timeout: float = 5.0) -> dict[str, int]:
+                    timeout: float = 5.0, info: StreamInfo | None = None) -> dict[str, int]:
     """The keys (stream subjects) of ``stream`` on ``subject`` with a message at or after ``start_seq``, as of the
     first sequence after which nothing was pending (step 1 of the module doc), each with the sequence it was read
     at, in stream order.
     Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when no message came for ``timeout`` seconds while
     NATS held more, or when the keys kept moving past the end measured at the start for more than
-    :func:`~gamead_core.queue.scan.follow_bound` messages; the gamead error of a failed NATS request."""
-    with nats_boundary():
-        state = (await js.stream_info(stream)).state
+    :func:`~gamead_core.queue.scan.follow_bound` messages; the gamead error of a failed NATS request. ``info``:
+    the stream's info if the caller has just read it (one request fewer)."""
+    if info is None:
+        with nats_boundary():
+            info = await js.stream_info(stream)
+    state = info.state
     last, start = state.last_seq, max(state.first_seq, start_seq or 1)
     keys: dict[str, int] = {}
     if state.messages == 0 or start > last:
@@ -154,9 +157,9 @@ async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, star
     revision first). Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when the keys could not be read to
     their end, and the gamead error of a failed read."""
     with nats_boundary():
-        direct = bool((await js.stream_info(stream)).config.allow_direct)
-    if direct:
-        keys = await read_keys(js, stream, subject, start_seq=start_seq, timeout=timeout)
+        info = await js.stream_info(stream)
+    if info.config.allow_direct:
+        keys = await read_keys(js, stream, subject, start_seq=start_seq, timeout=timeout, info=info)
         given = 0
         try:
             async with aclosing(read_values(js, stream, list(keys), timeout=timeout)) as values:
