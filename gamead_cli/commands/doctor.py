@@ -55,8 +55,11 @@ def _how_many(count: int, item_kind: str, lower_bound: bool = False) -> str:
     return f"{'at least ' if lower_bound else ''}{count:,} {one if count == 1 else many}"
 
 
-def _items(items: list[str], count: int) -> str:
-    more = count - len(items)
+def _items(items: list[str], count: int, more: Any = None) -> str:
+    """The sample, then how many it leaves unnamed: the report's ``more`` (a note's sample may name where its
+    counted things are, not them: attack37 F2), else ``count`` minus the sample (a finding; an older API)."""
+    if not isinstance(more, int) or isinstance(more, bool):
+        more = count - len(items)
     return ", ".join(items) + (f" … and {more:,} more" if more > 0 else "")
 
 
@@ -107,7 +110,7 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         block.append("• ", style="dim")
         block.append(n["kind"], style="bold")
         block.append(f" · {n['count']:,} · {n['what']}\n  ", style="dim")
-        block.append(_items(n.get("sample") or [], n["count"]), style="dim")
+        block.append(_items(n.get("sample") or [], n["count"], n.get("more")), style="dim")
         for item, why in (n.get("details") or {}).items():
             block.append(f"\n    {item}: {why}", style="dim")
         parts.append(block)

@@ -207,14 +207,22 @@ class Finding:
 
 @dataclass
 class Note:
+    """A note: ``count`` things of its kind, ``items`` a sample of them (``details`` per item). ``where``: the
+    items are not counted things but where they are (``ack_pending_unheld`` counts deliveries and names the levels
+    they are on), so nothing is "more" than the sample (attack37 F2: "… and 14 more" of 5 levels)."""
+
     code: str
     items: list[str] = field(default_factory=list)
     count: int = 0
     details: dict[str, str] = field(default_factory=dict)
+    where: bool = False
 
     def wire(self, sample: int) -> dict[str, Any]:
+        """The note as the report carries it: ``more`` is how many counted things the sample leaves unnamed."""
+        shown = self.items[:sample]
+        more = len(self.items) - len(shown) if self.where else max(0, self.count - len(shown))
         out: dict[str, Any] = {"kind": self.code, "what": NOTES[self.code], "count": self.count,
-                               "sample": self.items[:sample]}
+                               "sample": shown, "more": more}
         if self.details:
             out["details"] = {i: self.details[i] for i in self.items[:sample] if i in self.details}
         return out

@@ -112,7 +112,8 @@ class Unheld:
 
     async def confirm(self, stats: ReadStats, note: Note) -> None:
         """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
-        (items: the levels with deliveries ack-pending, each with its count and ``ack_wait``)."""
+        (``count``: unheld deliveries; items: where, the levels with deliveries ack-pending, each with its count of
+        all ack-pending ones and ``ack_wait``; nothing "more" than them)."""
         if not self._first:
             return
         await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
@@ -133,12 +134,13 @@ class Unheld:
         count = min(self._first, excess(pending, held, timed_retries(self._retry_at, clock.now())))
         if count <= 0:
             return
-        note.count = count
+        note.count, note.where = count, True
         for level, n in sorted(self._pending.items()):
             if n:
                 note.items.append(_label(level))
-                note.details[_label(level)] = (f"{n} ack-pending; JetStream redelivers an unheld one within its "
-                                               f"ack_wait ({self._ack_wait.get(level, 0):g} s)")
+                note.details[_label(level)] = (f"{n} ack-pending in all (held ones and timed retries included); "
+                                               f"JetStream redelivers an unheld one within its ack_wait "
+                                               f"({self._ack_wait.get(level, 0):g} s)")
 
 
 __all__ = ["APART", "Unheld", "excess", "timed_retries"]
