@@ -174,12 +174,14 @@ async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, star
             async for msg in reads:
                 yield msg
         return
-    at = max(info.state.first_seq, start_seq or 1) - 1  # the last sequence read
+    at, pending = max(info.state.first_seq, start_seq or 1) - 1, None  # the last sequence read, pending after it
     async with aclosing(read_in_order(js, stream, subject, info, start_seq=start_seq, timeout=timeout)) as bodies:
         async for msg in bodies:
-            at = position(msg)[0]
+            at, pending = position(msg)
             yield msg
-    keys = await read_keys(js, stream, subject, start_seq=at + 1, timeout=timeout)  # {} on a quiet bucket
+    if pending == 0:  # nothing on ``subject`` after the last one read: the key set as of it (a quiet bucket; and
+        return  # no key read to wait ``timeout`` for a key when only other subjects, a job's work list, came since)
+    keys = await read_keys(js, stream, subject, start_seq=at + 1, timeout=timeout)
     if not keys:
         return
     try:
