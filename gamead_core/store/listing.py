@@ -11,7 +11,8 @@ requests. A record is read by its head (id, status, priority, submittedAt: :mod:
 and decoded whole only if it is on the page (list37: decoding all 40,000 of a window was the largest part of a
 page's cost); one of the page that does not decode to what its head said has the page read again with every
 record decoded, so it is skipped and counted as before (``unreadable`` counts the records whose head cannot be
-read, and those whose whole cannot be read when they would be on the page). How many scans run at once is the API's (:mod:`gamead_core.api.scan_gate`).
+read, and those whose whole cannot be read when they would be on the page). How many scans run at once is the
+API's (:mod:`gamead_core.api.scan_gate`).
 
 Paging (a keyset cursor): records are ordered by ``(submittedAt, id)``, newest first. Neither ever changes for
 an ad (a status change rewrites the record, not its submission time), and the id breaks ties between ads
