@@ -11,9 +11,11 @@ from gamead_core.errors import ApiClientError
 
 
 class AdCalls:
-    """Mixin of :class:`gamead_cli.client.ApiClient`: needs its ``request(method, path, **kw)``."""
+    """Mixin of :class:`gamead_cli.client.ApiClient`: needs its ``request(method, path, **kw)`` and
+    ``list_timeout``."""
 
     request: Any
+    list_timeout: float
 
     def submit(self, ad: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``. A key that
@@ -44,10 +46,13 @@ class AdCalls:
         self, status: str | None = None, priority: int | None = None, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
         """``GET /ads`` → ``{"items": [record, …], "count": n, "total": n, "nextCursor": str | None}``; ``cursor``:
-        a previous page's ``nextCursor``, to read on."""
+        a previous page's ``nextCursor``, to read on. Its answer is waited for ``list_timeout`` seconds
+        (``client.list_timeout``, 120 s, or ``client.timeout`` if longer), not ``timeout``: the API reads up to
+        ``api.list_scan_limit`` records for one page, and a read that stalls answers 503 by itself (list37: at
+        40,000 records a page took 8 s on a busy stack, ``gamead ads list`` exit 3 past 10 s)."""
         params = {k: v for k, v in {"limit": limit, "cursor": cursor or None, "status": status or None,
                                     "priority": priority}.items() if v is not None}
-        return self._expect_dict(self.request("GET", "/ads", params=params), "GET /ads")
+        return self._expect_dict(self.request("GET", "/ads", params=params, timeout=self.list_timeout), "GET /ads")
 
     @staticmethod
     def _expect_dict(body: Any, what: str) -> dict[str, Any]:

@@ -52,9 +52,12 @@ class ApiClient(AdCalls):
         transport: httpx.BaseTransport | None = None,
         retry_for: float = 0.0,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        list_timeout: float = 120.0,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        #: seconds GET /ads (a whole-bucket read) waits for its answer: client.list_timeout, at least ``timeout``
+        self.list_timeout = max(timeout, list_timeout)
         self.max_answer_bytes = max_answer_bytes  #: longest answer body read (:mod:`gamead_cli.answers`)
         self.retry_for = retry_for  #: seconds all the retries of one request may take (0: never retry)
         self.retried = 0  #: requests sent again so far (a 429, a 503 or a lost connection)
@@ -88,7 +91,8 @@ class ApiClient(AdCalls):
     def from_settings(cls, settings: ClientSettings, **kw: Any) -> ApiClient:
         token = settings.token.get_secret_value() if settings.token else None
         return cls(settings.api_url, token=token, timeout=settings.timeout,
-                   **{"retry_for": settings.retry_for, "max_answer_bytes": settings.max_answer_bytes, **kw})
+                   **{"retry_for": settings.retry_for, "max_answer_bytes": settings.max_answer_bytes,
+                      "list_timeout": settings.list_timeout, **kw})
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -154,7 +158,8 @@ class ApiClient(AdCalls):
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
                     raise unreachable(self.api_url, exc, self.timeout) from exc
-                raise no_answer(self.api_url, exc, self.timeout, reads=changes_nothing(method, kw),
+                raise no_answer(self.api_url, exc, t if isinstance(t := kw.get("timeout"), (int, float)) else
+                                self.timeout, reads=changes_nothing(method, kw),
                                 sent_whole=not unsent.failed) from exc
             except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
                 raise unsendable(method, path, exc) from exc

@@ -36,7 +36,9 @@ class AdPage(_Doc):
                                        "missing here may still exist.")
     unreadable: int = Field(0, description="Records of the scanned window this gamead cannot read as ad records "
                                            "(not JSON, not a record, or a value a newer gamead writes): skipped, "
-                                           "not counted in `total`; `gamead doctor` names them.")
+                                           "not counted in `total`; `gamead doctor` names them. A record whose "
+                                           "id, status, priority and submittedAt read is decoded whole only if it "
+                                           "would be on the page: one whose rest does not read counts only then.")
     unreadable_ids: list[str] = Field(default_factory=list, description="The keys of the first 20 of them.")
 
 

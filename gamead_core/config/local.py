@@ -53,6 +53,11 @@ class ClientSettings(Section):
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
     timeout: Seconds = Field(
         10.0, gt=0, le=HOUR, description="Seconds the CLI waits for one answer of the API. At most 1 hour (3600 s).")
+    list_timeout: Seconds = Field(
+        120.0, gt=0, le=HOUR,
+        description="Seconds `gamead ads list` waits for one page (or `timeout`, if longer): GET /ads reads up to "
+                    "api.list_scan_limit records for it, which can take longer than one answer's `timeout` on a large "
+                    "or busy bucket; a stalled read answers 503 scan_incomplete on its own. At most 1 hour (3600 s).")
     retry_for: Seconds = Field(
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "

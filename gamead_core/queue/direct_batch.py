@@ -16,13 +16,14 @@ is ``413``), all read at one instant.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import DEFAULT_PREFIX
 
 from gamead_core import names
@@ -66,35 +67,46 @@ async def direct_batch(nc: NATS, stream: str, request: dict[str, Any], end: Batc
     :class:`QueueUnavailable` for any other status, a broken chain of messages, or ``timeout`` seconds without
     one (the batch's message names the stream, never a server); NATS errors leave through :func:`nats_boundary`."""
     inbox = nc.new_inbox()
+    queue: deque[Msg] = deque()  # one batch at most: the server sends it whole, unasked (no flow control)
+    arrived = asyncio.Event()
+
+    async def hand_over(msg: Msg) -> None:  # a callback, not next_msg: that made a task per message (list37)
+        queue.append(msg)
+        arrived.set()
+
     with nats_boundary():
-        sub = await nc.subscribe(inbox)
+        sub = await nc.subscribe(inbox, cb=hand_over)
         await nc.publish(f"{DEFAULT_PREFIX}.DIRECT.GET.{stream}", orjson.dumps(request), reply=inbox)
     before, read = 0, 0
     try:
         while True:
+            while queue:
+                msg = queue.popleft()
+                headers = msg.headers or {}
+                status = headers.get(names.HDR_STATUS)
+                if status == "404":
+                    end.pending, end.last_seq = 0, before
+                    return
+                if status == "503":
+                    raise DirectGetsOff(f"stream {stream} answers no direct gets (allow_direct off)")
+                if status is not None and status != "204":
+                    raise QueueUnavailable(f"a batched read of stream {stream} was refused: {status} "
+                                           f"{headers.get('Description', '')}".rstrip())
+                chained = int(headers.get("Nats-Last-Sequence") or 0)
+                if chained != before:  # a message between was lost on its way (nats-py's pending limits)
+                    raise QueueUnavailable(f"a batched read of stream {stream} lost messages after sequence {before}")
+                if status == "204":
+                    end.pending, end.last_seq = int(headers.get("Nats-Num-Pending") or 0), before
+                    return
+                before = int(headers.get("Nats-Sequence") or 0)
+                read += 1
+                yield Entry(headers.get("Nats-Subject", ""), before, headers, msg.data)
+            arrived.clear()
             try:
-                msg = await sub.next_msg(timeout=timeout)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                raise QueueUnavailable(f"a batched read of stream {stream} stopped: {read} messages, then "
-                                       f"{timeout:g} s without one") from None
-            headers = msg.headers or {}
-            status = headers.get(names.HDR_STATUS)
-            if status == "404":
-                end.pending, end.last_seq = 0, before
-                return
-            if status == "503":
-                raise DirectGetsOff(f"stream {stream} answers no direct gets (allow_direct off)")
-            if status is not None and status != "204":
-                raise QueueUnavailable(f"a batched read of stream {stream} was refused: {status} "
-                                       f"{headers.get('Description', '')}".rstrip())
-            chained = int(headers.get("Nats-Last-Sequence") or 0)
-            if chained != before:  # a message between was lost on its way (nats-py's pending limits)
-                raise QueueUnavailable(f"a batched read of stream {stream} lost messages after sequence {before}")
-            if status == "204":
-                end.pending, end.last_seq = int(headers.get("Nats-Num-Pending") or 0), before
-                return
-            before = int(headers.get("Nats-Sequence") or 0)
-            read += 1
-            yield Entry(headers.get("Nats-Subject", ""), before, headers, msg.data)
+                await asyncio.wait_for(arrived.wait(), timeout)
+            except asyncio.TimeoutError:
+                if not queue:
+                    raise QueueUnavailable(f"a batched read of stream {stream} stopped: {read} messages, then "
+                                           f"{timeout:g} s without one") from None
     finally:
         await unsubscribe_quietly(sub)

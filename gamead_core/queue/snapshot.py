@@ -1,5 +1,5 @@
-"""A KV bucket's keys from a sequence on, as of one sequence, each read once: the whole-bucket read of ``GET /ads``
-and ``GET /v1/jobs`` (attack35 F1).
+"""A KV bucket's keys from a sequence on, as of one sequence, each at its revision when read: the whole-bucket read
+of ``GET /ads`` and ``GET /v1/jobs`` (attack35 F1; list37).
 
 Why not a snapshot on the server alone: a gamead bucket keeps one revision per key, so a key rewritten after a
 sequence S has no revision at or before S left, and a direct get ``multi_last`` with ``up_to_seq`` S (ADR-31)
@@ -9,21 +9,28 @@ the read took every record message in stream order and went on past its end whil
 of it (``follow``): a bucket written faster than records were read and decoded (~6-9k writes/s during a storm of
 2,900 ads/s) made it give up, 503 ``scan_incomplete`` in 2 of ~5 runs.
 
-So the read is in two steps, and only the first has to keep up with the writers:
+First (list37), the bodies in stream order from the start sequence to the bucket's end as of the start
+(:func:`~gamead_core.queue.in_order.read_in_order`): on a quiet bucket that is the whole read, one pass (40,000
+records: the two steps alone cost ~1.3x e83dc32's one pass, a value by direct get carrying five headers nats-py
+parses in Python). A key rewritten meanwhile has left that stretch for a sequence past its end; from the last
+sequence read on, the rest is read in the two steps below, which alone have to keep up with the writers:
 
 1. **The keys**, headers only (the bodies stay on the server; nothing decoded; a callback, not a task per
-   message): an ordered consumer from the start sequence to the first message after which nothing is pending
-   (:func:`read_keys`; 24,000 keys at 11-15k/s against 7-9k/s for ``read_stream`` on the same loaded box). A key
-   only ever moves forward (its rewrite takes a new, higher sequence), so when the consumer delivers a message
-   with nothing pending after it, every key then in the bucket at or past the start sequence has been delivered
-   at its current sequence or an older one: the key set as of that sequence.
+   message): an ordered consumer from the last sequence the first pass read to the first message after which
+   nothing is pending (:func:`read_keys`; 24,000 keys at 11-15k/s against 7-9k/s for ``read_stream`` on the same
+   loaded box). A key only ever moves forward (its rewrite takes a new, higher sequence), so when the consumer
+   delivers a message with nothing pending after it, every key then in the bucket past the first pass has been
+   delivered at its current sequence or an older one: with the first pass, the key set as of that sequence.
 2. **The values**, by key: direct get ``multi_last`` with the keys themselves, :data:`MULTI_LAST_MAX` at a time
    (each request read at one instant by the server), in the order of their sequences. A key comes once, at its
    revision when its request is read (the one of step 1 or a later one); a key gone since (deleted, expired)
-   does not come, or comes as its delete marker. A key a request left out (gone, a replica behind the leader,
-   an answer cut at the server's ``max_bytes``) is asked of the stream leader, one get, before it counts as gone.
+   comes as a purge marker (no data, ``KV-Operation: PURGE``: the caller drops what it read of it before), or as
+   its delete marker. A key a request left out (gone, a replica behind the leader, an answer cut at the server's
+   ``max_bytes``) is asked of the stream leader, one get, before it counts as gone.
 
-Memory: the keys (~50 bytes each) and one request's values (:data:`MULTI_LAST_MAX` records) at a time. A bucket
+A key read in the first pass and again in the steps comes twice, its later revision last: the caller keeps the
+last one per key (as for ``follow``). Memory: the keys past the first pass (~50 bytes each) and one request's
+values (:data:`MULTI_LAST_MAX` records) or :data:`~gamead_core.queue.in_order.QUEUED_BYTES` at a time. A bucket
 without direct gets is read as before (values in stream order, ``follow``).
 """
 
@@ -39,6 +46,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 
+from gamead_core import names
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 from gamead_core.queue.direct_batch import (
     MULTI_LAST_MAX,
@@ -47,6 +55,7 @@ from gamead_core.queue.direct_batch import (
     Entry,
     direct_batch,
 )
+from gamead_core.queue.in_order import read_in_order
 from gamead_core.queue.scan import (
     ScanIncomplete,
     follow_bound,
@@ -118,8 +127,9 @@ async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_se
 
 async def read_values(js: JetStreamContext, stream: str, keys: list[str], *,
                       timeout: float = 5.0) -> AsyncIterator[Entry]:
-    """Yield the current message of each of ``keys`` (stream subjects, each at most once) that still has one,
-    :data:`MULTI_LAST_MAX` keys per direct get (step 2 of the module doc). Raises
+    """Yield the current message of each of ``keys`` (stream subjects, each at most once), a purge marker (no
+    data, ``KV-Operation: PURGE``, sequence 0) for one that has none left, :data:`MULTI_LAST_MAX` keys per direct
+    get (step 2 of the module doc). Raises
     :class:`~gamead_core.queue.direct_batch.DirectGetsOff` for a stream without direct gets and the gamead error
     of a failed read."""
     for i in range(0, len(keys), MULTI_LAST_MAX):
@@ -132,8 +142,7 @@ async def read_values(js: JetStreamContext, stream: str, keys: list[str], *,
                 yield entry
         for subject in (s for s in chunk if s in unanswered):  # gone, or a replica behind, or a batch cut short
             entry = await _from_leader(js, stream, subject)
-            if entry is not None:
-                yield entry
+            yield entry if entry is not None else Entry(subject, 0, {names.HDR_KV_OPERATION: "PURGE"}, b"")
 
 
 async def _from_leader(js: JetStreamContext, stream: str, subject: str) -> Entry | None:
@@ -151,26 +160,38 @@ async def _from_leader(js: JetStreamContext, stream: str, subject: str) -> Entry
 async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None,
                         timeout: float = 5.0) -> AsyncIterator[Any]:
     """Yield the current message of every key of ``stream`` on ``subject`` with a message at or after
-    ``start_seq`` (the module doc: the keys as of one sequence, each once, at its revision when read). Each has
-    ``subject``, ``headers`` and ``data`` (an :class:`~gamead_core.queue.direct_batch.Entry`, or nats-py's ``Msg``
-    for a stream without direct gets, read in stream order with ``follow``: a key may then come twice, its older
-    revision first). Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when the keys could not be read to
-    their end, and the gamead error of a failed read."""
+    ``start_seq`` (the module doc: the keys as of one sequence, each at its revision when read; one rewritten
+    during the read may come twice, its later revision last, or last as a purge marker when it is gone: keep the
+    last one per key). Each has ``subject``, ``headers`` and ``data`` (nats-py's ``Msg`` from the first pass, an
+    :class:`~gamead_core.queue.direct_batch.Entry` from the steps; for a stream without direct gets, ``Msg`` in
+    stream order with ``follow``). Raises :class:`~gamead_core.queue.scan.ScanIncomplete` when the bucket could
+    not be read to its end, and the gamead error of a failed read."""
     with nats_boundary():
         info = await js.stream_info(stream)
-    if info.config.allow_direct:
-        keys = await read_keys(js, stream, subject, start_seq=start_seq, timeout=timeout, info=info)
-        given = 0
-        try:
-            async with aclosing(read_values(js, stream, list(keys), timeout=timeout)) as values:
-                async for entry in values:
-                    given += 1
-                    yield entry
-            return
-        except DirectGetsOff:  # allow_direct turned off since the stream info: read as below, if nothing came yet
-            if given:
-                raise
-    async with aclosing(read_stream(js, stream, subject, start_seq=start_seq, timeout=timeout,
+    if not info.config.allow_direct:
+        async with aclosing(read_stream(js, stream, subject, start_seq=start_seq, timeout=timeout,
+                                        follow=True)) as reads:
+            async for msg in reads:
+                yield msg
+        return
+    at, pending = max(info.state.first_seq, start_seq or 1) - 1, None  # the last sequence read, pending after it
+    async with aclosing(read_in_order(js, stream, subject, info, start_seq=start_seq, timeout=timeout)) as bodies:
+        async for msg in bodies:
+            at, pending = position(msg)
+            yield msg
+    if pending == 0:  # nothing on ``subject`` after the last one read: the key set as of it (a quiet bucket; and
+        return  # no key read to wait ``timeout`` for a key when only other subjects, a job's work list, came since)
+    keys = await read_keys(js, stream, subject, start_seq=at + 1, timeout=timeout)
+    if not keys:
+        return
+    try:
+        async with aclosing(read_values(js, stream, list(keys), timeout=timeout)) as values:
+            async for entry in values:
+                yield entry
+        return
+    except DirectGetsOff:  # allow_direct turned off since: the rest in stream order (a key twice: last wins)
+        pass
+    async with aclosing(read_stream(js, stream, subject, start_seq=at + 1, timeout=timeout,
                                     follow=True)) as reads:
         async for msg in reads:
             yield msg

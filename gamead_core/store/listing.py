@@ -6,9 +6,13 @@ written ads. Its sequences are sparse (each rewrite frees the older one), so the
 by sequence (:func:`gamead_core.store.window.newest_window`). A page says how many records it read
 (``scanned``) and whether that was every record of the bucket (``complete``). A reviewer's 40 filtered lists
 at once took an API from 87 to 433 MB RSS: memory is now ``limit`` records whatever ``scan_limit`` is (a heap
-of the newest), a record whose bytes cannot hold the wanted status (its value as a JSON string) is skipped
-undecoded, and the loop yields every :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other
-requests. How many scans run at once is the API's (:mod:`gamead_core.api.scan_gate`).
+of the newest), and the loop yields every :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other
+requests. A record is read by its head (id, status, priority, submittedAt: :mod:`gamead_core.store.record_head`)
+and decoded whole only if it is on the page (list37: decoding all 40,000 of a window was the largest part of a
+page's cost); one of the page that does not decode to what its head said has the page read again with every
+record decoded, so it is skipped and counted as before (``unreadable`` counts the records whose head cannot be
+read, and those whose whole cannot be read when they would be on the page). How many scans run at once is the
+API's (:mod:`gamead_core.api.scan_gate`).
 
 Paging (a keyset cursor): records are ordered by ``(submittedAt, id)``, newest first. Neither ever changes for
 an ad (a status change rewrites the record, not its submission time), and the id breaks ties between ads
@@ -40,6 +44,7 @@ from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.direct_batch import Entry
 from gamead_core.queue.snapshot import read_snapshot
+from gamead_core.store.record_head import record_head
 from gamead_core.store.window import newest_window
 
 SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
@@ -106,59 +111,77 @@ async def records_page(
     without a message before the end: a page of part of the window would be listed as the newest records), and
     the gamead error of a failed read (``read_stream``'s NATS boundary)."""
     after_key = parse_cursor(before) if before is not None else None
-    wanted = f'"{status.value}"'.encode() if status is not None else None
+    page = await _scan(js, status, priority, limit, after_key, scan_limit, timeout, whole=False)
+    if page is None:  # a record of the page whose body does not read as its head said: every record decoded
+        page = await _scan(js, status, priority, limit, after_key, scan_limit, timeout, whole=True)
+    assert page is not None
+    return page
+
+
+async def _scan(js: JetStreamContext, status: AdStatus | None, priority: int | None, limit: int,
+                after_key: Key | None, scan_limit: int, timeout: float, *, whole: bool) -> RecordsPage | None:
+    """One read of the window for :func:`records_page`; each record decoded whole with ``whole``, else only its
+    head (:mod:`gamead_core.store.record_head`) and the page's records at the end. None (without ``whole``): a
+    record of the page did not decode to what its head said, or not at all: read again with ``whole``."""
     newest = _Newest(limit + 1)  # the ``limit + 1`` newest (one more: is there more?)
     counted: set[str] = set()  # the keys counted in ``total``: a key read again (rewritten meanwhile) replaces
     seen = unreadable = 0
     bad: list[str] = []
+    prefix = names.kv_prefix(names.ADS_BUCKET)
     window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
     async with aclosing(read_snapshot(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
                                       start_seq=window.start, timeout=timeout)) as reads:
-        async for msg in reads:  # each record of the window once, at its revision when read (queue.snapshot)
+        async for msg in reads:  # each record of the window, at its revision when read (queue.snapshot)
             seen += 1
             if seen % SCAN_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            ad_id = msg.subject.removeprefix(names.kv_prefix(names.ADS_BUCKET))
+            ad_id = msg.subject.removeprefix(prefix)
             try:
-                record = _matching(msg, wanted, status, priority)
+                hit = _matching(msg, status, priority, whole)
             except ValueError:  # not a record this gamead reads: skipped, counted and named (attack31a F8)
                 unreadable += 1
                 if len(bad) < UNREADABLE_NAMED:
                     bad.append(ad_id)
-                record = None
-            if record is None and ad_id in counted:  # read before, rewritten since: its last revision wins
+                hit = None
+            if hit is None and ad_id in counted:  # read before, rewritten since: its last revision wins
                 counted.discard(ad_id)
                 newest.unmatch(ad_id)
-            if record is None:
+            if hit is None:
                 continue
             counted.add(ad_id)
-            key = record_key(record)
-            if after_key is None or key < after_key:
-                newest.put(key, record)
-    total = len(counted)
+            if after_key is None or hit[0] < after_key:
+                newest.put(*hit)
     ordered = newest.ordered()
+    records = [_decoded(key, value, status, priority) for key, value in ordered]
+    if any(record is None for record in records):
+        return None
     more = len(ordered) > limit
-    page = ordered[:limit]
-    return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total,
-                       scanned=seen, complete=window.whole, unreadable=unreadable, unreadable_ids=tuple(bad))
+    return RecordsPage([r for r in records[:limit] if r is not None], cursor_of(ordered[limit - 1][0]) if more
+                       else None, len(counted), scanned=seen, complete=window.whole, unreadable=unreadable,
+                       unreadable_ids=tuple(bad))
 
 
 class _Newest:
-    """The ``keep`` newest matching records of a read by key, a record read again (rewritten during the read)
-    replacing its revision kept. One that no longer matches stays in the heap, set aside (``stale``), and the heap
-    keeps one more for it: records pushed out meanwhile are not lost to the page or to "is there more"."""
+    """The ``keep`` newest matching records of a read by key (each an :class:`AdRecord` or its undecoded bytes), a
+    record read again (rewritten during the read) replacing its revision kept. One that no longer matches stays in
+    the heap, set aside (``stale``), and the heap keeps one more for it: records pushed out meanwhile are not lost to
+    the page or to "is there more"."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
         self.heap: list[Key] = []
-        self.records: dict[str, AdRecord] = {}  # by id, of the keys in the heap
+        self.records: dict[str, AdRecord | bytes] = {}  # by id, of the keys in the heap
         self.stale: set[str] = set()
 
-    def put(self, key: Key, record: AdRecord) -> None:
+    def put(self, key: Key, record: AdRecord | bytes) -> None:
         """Keep ``record`` (key ``key``) if it is among the newest; an earlier revision kept is replaced (its key is
         the same: neither part ever changes for an ad)."""
         if key[1] in self.records:
             self.stale.discard(key[1])
+        elif len(self.heap) >= self.keep + len(self.stale):
+            if key <= self.heap[0]:
+                return  # older than every record kept: never on the page (the usual case once the heap is full)
+            heapq.heappush(self.heap, key)
         else:
             heapq.heappush(self.heap, key)
         self.records[key[1]] = record
@@ -169,7 +192,7 @@ class _Newest:
         if ad_id in self.records:
             self.stale.add(ad_id)
 
-    def ordered(self) -> list[tuple[Key, AdRecord]]:
+    def ordered(self) -> list[tuple[Key, AdRecord | bytes]]:
         """The records kept and matching, newest first."""
         return sorted(((key, self.records[key[1]]) for key in self.heap if key[1] not in self.stale),
                       key=lambda entry: entry[0], reverse=True)
@@ -181,18 +204,38 @@ class _Newest:
             self.stale.discard(gone)
 
 
-def _matching(msg: Msg | Entry, wanted: bytes | None, status: AdStatus | None,
-              priority: int | None) -> AdRecord | None:
-    """The record in ``msg`` if it matches the filters (``wanted``: the status as JSON bytes, a quick test before
-    decoding), else None (also for a delete or purge marker). Raises ``ValueError`` for a value that is not a
-    record this gamead reads."""
+def _matching(msg: Msg | Entry, status: AdStatus | None, priority: int | None,
+              whole: bool) -> tuple[Key, AdRecord | bytes] | None:
+    """The paging key and the record in ``msg`` if it matches the filters (the record undecoded when its head
+    reads, :func:`~gamead_core.store.record_head.record_head`, unless ``whole``), else None (also for a delete or
+    purge marker). Raises ``ValueError`` for a value that is not a record this gamead reads."""
     data = msg.data
     if not data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
         return None
-    if wanted is not None and wanted not in data:
-        return None
+    head = None if whole else record_head(data)
+    if head is not None:
+        if (status is not None and head.status != status) or (priority is not None and head.priority != priority):
+            return None
+        return (head.micros, head.id), data
+    if status is not None and f'"{status.value}"'.encode() not in data:
+        return None  # a quick test before decoding: the status as a JSON string
     record = AdRecord.model_validate_json(data, context=STORED)  # gamead_core.store.ads.decode
     if (status is not None and record.status != status) or (priority is not None and record.priority != priority):
+        return None
+    return record_key(record), record
+
+
+def _decoded(key: Key, value: AdRecord | bytes, status: AdStatus | None, priority: int | None) -> AdRecord | None:
+    """The page's record ``value`` decoded (when undecoded), None when it does not decode or not to the key and
+    filters its head gave."""
+    if isinstance(value, AdRecord):
+        return value
+    try:
+        record = AdRecord.model_validate_json(value, context=STORED)
+    except ValueError:
+        return None
+    if record_key(record) != key or (status is not None and record.status != status) or (
+            priority is not None and record.priority != priority):
         return None
     return record
 

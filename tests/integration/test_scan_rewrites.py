@@ -36,13 +36,24 @@ N, K = 3_000, 40
 PAD = "p" * 900  #: ~1 KiB a key: the bucket's ~3 MiB are far more than nats-server pushes before flow control
 
 
-async def _when_read_begins(js: JetStreamContext, stream: str, rewrite: Callable[[], Awaitable[None]]) -> None:
-    """Once ``stream`` has a consumer (the read's: nothing else reads it here), ``rewrite``."""
-    deadline = time.monotonic() + 10
-    while (await js.stream_info(stream)).state.consumer_count == 0:
-        assert time.monotonic() < deadline, "the read never began"
-        await asyncio.sleep(0.002)
-    await rewrite()
+async def _when_read_begins(url: str, stream: str, rewrite: Callable[[Any], Awaitable[None]]) -> None:
+    """In a thread of its own (its own connection and event loop, as a worker writes beside an API): once ``stream``
+    has a consumer (the read's: nothing else reads it here), ``rewrite(js)``. list37: in the reader's own loop the
+    rewrites waited for turns the read, no longer a task per message, gives every 64 messages, and landed after it."""
+
+    async def run() -> None:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + 10
+            while (await js.stream_info(stream)).state.consumer_count == 0:
+                assert time.monotonic() < deadline, "the read never began"
+                await asyncio.sleep(0.002)
+            await rewrite(js)
+        finally:
+            await nc.close()
+
+    await asyncio.to_thread(asyncio.run, run())
 
 
 def _on_fresh_nats(server: EmbeddedNats, body: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -58,6 +69,9 @@ def _on_fresh_nats(server: EmbeddedNats, body: Callable[[Any], Awaitable[Any]]) 
 
 
 def test_jobs_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+    url = server.url
+
     async def body(nc: Any) -> tuple[list[Job], list[str]]:
         js = nc.jetstream()
         store = await JobStore.open(js)
@@ -68,20 +82,24 @@ def test_jobs_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], Emb
             revisions.append(await store.create(job))
             jobs.append(job)
 
-        async def progress() -> None:
-            for job, rev in zip(jobs[-K:], revisions[-K:], strict=True):
-                await store.update(job.model_copy(update={"resumes": 1}), rev)
+        async def progress(js: JetStreamContext) -> None:
+            other = await JobStore.open(js)
+            await asyncio.gather(*(other.update(job.model_copy(update={"resumes": 1}), rev)
+                                   for job, rev in zip(jobs[-K:], revisions[-K:], strict=True)))
 
         listed, _ = await asyncio.gather(store.list(state=JobState.RUNNING, limit=N),
-                                         _when_read_begins(js, names.kv_stream(names.JOBS_BUCKET), progress))
+                                         _when_read_begins(url, names.kv_stream(names.JOBS_BUCKET), progress))
         return listed, [job.id for job in jobs[-K:]]
 
-    listed, rewritten = _on_fresh_nats(fresh_nats(), body)
+    listed, rewritten = _on_fresh_nats(server, body)
     assert len(listed) == N, f"{len(listed)} of {N} running jobs listed (figure before the fix: 2,968)"
     assert {job.id for job in listed if job.resumes == 1} == set(rewritten)  # at their last revision
 
 
 def test_ads_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+    url = server.url
+
     async def body(nc: Any) -> tuple[Any, list[str]]:
         js = nc.jetstream()
         store = await AdStore.open(nc, js)
@@ -92,15 +110,16 @@ def test_ads_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], Embe
             revisions.append(await store.create(rec))
             records.append(rec)
 
-        async def analyse() -> None:
-            for rec, rev in zip(records[-K:], revisions[-K:], strict=True):
-                await store.update(rec.model_copy(update={"status": AdStatus.PROCESSING}), rev)
+        async def analyse(js: JetStreamContext) -> None:
+            other = await AdStore.open(js._nc, js)
+            await asyncio.gather(*(other.update(rec.model_copy(update={"status": AdStatus.PROCESSING}), rev)
+                                   for rec, rev in zip(records[-K:], revisions[-K:], strict=True)))
 
         page, _ = await asyncio.gather(records_page(js, limit=50, timeout=5.0),
-                                       _when_read_begins(js, names.ADS_BUCKET_STREAM, analyse))
+                                       _when_read_begins(url, names.ADS_BUCKET_STREAM, analyse))
         return page, [rec.id for rec in records[-K:]]
 
-    page, rewritten = _on_fresh_nats(fresh_nats(), body)
+    page, rewritten = _on_fresh_nats(server, body)
     assert page.total == N, f"total {page.total} of {N} ads (figure before the fix: 2,960)"
     assert len(page.records) == 50 and page.next_cursor is not None
     shown = {rec.id: rec.status for rec in page.records}

@@ -7,6 +7,9 @@ bucket round and round, 256 writes in flight, for as long as the listing runs; t
 records, ``follow``): ScanIncomplete ("kept changing faster than it was read: 38697 messages read, 17856 still
 pending"; 38,311 / 18,037 in a second run). Now every record is listed exactly once, at one of its revisions,
 while the writer wrote 50,960-63,256 records during the read (4 runs; one read took 11.5 s on a loaded box).
+list37: the read takes the window's bodies in one pass first, then reads what was rewritten meanwhile by key, and
+is quicker: the writer rewrote 11,520-13,312 records during it (not more than N any more: the premise is now a
+quarter of N, and records read again, ``scanned`` 26,376-27,144 of 21,000), every record listed once.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ def test_a_listing_during_a_write_storm_lists_every_record_once(fresh_nats: Call
     assert len(ids) == len(set(ids)), "a record listed twice"
     assert page.total == N and set(ids) == {subject.rsplit(".", 1)[1] for subject, *_ in records}, \
         f"{page.total} of {N} records listed"
-    assert written > N, f"the writer wrote {written} records during the read: not a storm"
+    assert written > N // 4 and page.scanned > N, \
+        f"the writer wrote {written} records during the read, {page.scanned} read: not a storm"
 
 
 def test_a_bucket_without_direct_gets_is_read_all_the_same(fresh_nats: Callable[[], EmbeddedNats]) -> None:

@@ -71,7 +71,8 @@ def test_config_dump_masks_url_credentials_as_well_as_secrets() -> None:
     assert dumped["nats"]["url"] == "nats://gamead:***@n1:4222,nats://gamead:***@n2:4222"
     assert dumped["redis"]["url"] == "redis://:***@valkey:6379/0"
     assert dumped["client"] == {"api_url": "http://127.0.0.1:8080", "token": "********", "timeout": 10.0,
-                                 "retry_for": 10.0, "lookup_for": 30.0, "max_answer_bytes": 64 * 1024 * 1024}
+                                 "list_timeout": 120.0, "retry_for": 10.0, "lookup_for": 30.0,
+                                 "max_answer_bytes": 64 * 1024 * 1024}
 
 
 def test_the_dashboard_shows_the_api_url_without_its_password() -> None:
