@@ -13,7 +13,7 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from gamead_core.errors import GameadError, QueueFull, StorageFailed, error_text
-from gamead_core.models import AdRecord, utcnow
+from gamead_core.models import AdRecord, AdStatus, utcnow
 from gamead_core.queue.liveness import OutboundBacklog
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.counters import WorkerStats
@@ -81,6 +81,9 @@ async def unclaim(store: AdStore, pause: StoragePause, shielded: Shielding, ad_i
         try:
             if await shielded(store.mutate(ad_id, undo)) is not None:
                 pause.ok()
+                if seen[-1].status == AdStatus.PROCESSING and seen[-1].delivery == delivery:
+                    log.info("ad %s: its claim under delivery %s landed though its answer was lost: refunded before "
+                             "the hand-back", ad_id, delivery, extra={"ad_id": ad_id})
                 return "back"
             pause.ok()
             return "final" if seen and seen[-1].status.terminal else "taken"

@@ -103,6 +103,7 @@ def test_a_claim_that_landed_after_its_delivery_was_handed_back_uncharged_charge
     final: AdRecord = out["final"]
     stats: WorkerStats = out["stats"]
     lost = [r.getMessage() for r in caplog.records if "never ended" in r.getMessage()]
+    refunded = [r.getMessage() for r in caplog.records if "landed though its answer was lost" in r.getMessage()]
     print(f"deliveries {out['deliveries']}, storage failures {stats.storage_failures}, record {final.status.value} "
           f"with {final.attempts} attempt(s), suspect {final.suspect}; lost-attempt lines: {lost}")
     assert stats.storage_failures >= 1  # the stall was met: the claim's answer never came in time
@@ -110,3 +111,4 @@ def test_a_claim_that_landed_after_its_delivery_was_handed_back_uncharged_charge
     assert final.status == AdStatus.COMPLETED
     assert final.attempts == 1  # before: 2 (the landed claim of delivery 2 kept as a lost attempt)
     assert not final.suspect and not lost  # before: "its attempt under delivery N.2 … never ended", run alone
+    assert len(refunded) == 1  # the operator is told why the delivery was slow to come back
