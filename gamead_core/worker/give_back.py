@@ -1,19 +1,28 @@
-"""A shutdown's hand-back of one delivery (:func:`give_back`): its started attempt refunded, then ``nak`` at once."""
+"""Handing one delivery back with nothing charged: a shutdown's (:func:`give_back`: its started attempt refunded,
+then ``nak`` at once), and one whose claim met our storage failing (:func:`unclaim`: the claim undone or fenced
+first)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
 
-from gamead_core.errors import GameadError, error_text
-from gamead_core.models import AdRecord, utcnow
+from gamead_core.errors import GameadError, QueueFull, StorageFailed, error_text
+from gamead_core.models import AdRecord, AdStatus, utcnow
+from gamead_core.queue.liveness import OutboundBacklog
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.counters import WorkerStats
-from gamead_core.worker.transitions import handed_back
+from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
+from gamead_core.worker.transitions import handed_back, unclaimed
 
 log = logging.getLogger("gamead_core.worker.settle")  # the settler's logger, as before the split
+
+Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
 
 
 async def give_back(store: AdStore, stats: WorkerStats, msg: Msg, ad_id: str, delivery: str) -> None:
@@ -39,3 +48,53 @@ async def give_back(store: AdStore, stats: WorkerStats, msg: Msg, ad_id: str, de
         stats.handed_back += 1
     except Exception as exc:  # noqa: BLE001 - ack_wait brings it back anyway
         log.warning("ad %s: hand-back failed: %r", ad_id, exc, extra={"ad_id": ad_id})
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether a record write that raised ``exc`` (a storage error) may still have landed, or may land later: its
+    answer did not come in time, or the connection dropped after it was sent (nats-py sends its buffer again on
+    reconnecting), or the server said busy (not decided). False when the server refused it (:class:`StorageFailed`:
+    full or failing storage, :class:`QueueFull`) or it was never sent (``OutboundBacklog``). Pure."""
+    return not (isinstance(exc, (StorageFailed, QueueFull)) or isinstance(exc.__cause__, OutboundBacklog))
+
+
+async def unclaim(store: AdStore, pause: StoragePause, shielded: Shielding, ad_id: str, delivery: str, *,
+                  within: float) -> str:
+    """Before ``delivery`` of ``ad_id`` is handed back uncharged because its claim (the ``processing`` write that
+    charges an attempt) met our storage failing in a way that :func:`may_have_landed`: a claim that landed though its
+    answer was lost, or lands when a stalled server resumes, was later kept as a lost attempt (regress36 F4).
+    :func:`~.transitions.unclaimed` is written by compare-and-set (refunds the claim, or fences it off by rewriting
+    the record unchanged), tried again after each of ``pause``'s back-offs while our storage fails, for at most
+    ``within`` seconds (the delivery's lease held meanwhile). Returns what to do with the message: ``"back"``
+    (``nak``), ``"final"`` (the ad is final: ``ack``), ``"taken"`` (a later delivery owns the ad: leave the message
+    to it). Never raises but cancellation; a record missing, unreadable or busy, or storage failing for ``within``
+    seconds, is ``"back"`` (logged: the claim may then still be called a lost attempt)."""
+    seen: list[AdRecord] = []
+
+    def undo(rec: AdRecord) -> AdRecord | None:
+        seen.append(rec)
+        return unclaimed(rec, delivery)
+
+    loop = asyncio.get_running_loop()
+    until = loop.time() + within
+    while True:
+        try:
+            if await shielded(store.mutate(ad_id, undo)) is not None:
+                pause.ok()
+                if seen[-1].status == AdStatus.PROCESSING and seen[-1].delivery == delivery:
+                    log.info("ad %s: its claim under delivery %s landed though its answer was lost: refunded before "
+                             "the hand-back", ad_id, delivery, extra={"ad_id": ad_id})
+                return "back"
+            pause.ok()
+            return "final" if seen and seen[-1].status.terminal else "taken"
+        except STORAGE_ERRORS as exc:
+            delay = pause.failed(exc)
+            if loop.time() + delay < until:
+                await asyncio.sleep(delay)
+                continue
+            why = exc
+        except (GameadError, ValueError) as exc:  # gone (the next delivery makes it again), busy, unreadable
+            why = exc
+        log.warning("ad %s: could not make sure that its claim under delivery %s charges nothing (%s); handed back "
+                    "as it is", ad_id, delivery, error_text(why), extra={"ad_id": ad_id})
+        return "back"

@@ -18,7 +18,8 @@ Two paths (issue 14.2: one awaited KV write per completed ad in the common case;
   attempt before the analysis, as the record itself then tells a crash.
 
 Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before the
-analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`).
+analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`); a slow path's claim
+that may still land (its answer lost in a stall) is refunded or fenced off first (:func:`.give_back.unclaim`).
 
 A record that cannot be read is rebuilt from the message (:func:`gamead_core.worker.records.rebuild`, attack31a
 F8), unless a newer gamead wrote it: then the delivery is put back for a newer worker (review31 R10); a delivery the record names as running on a live worker is put back, not called lost
@@ -49,8 +50,9 @@ from gamead_core.store.ads import Versioned
 from gamead_core.telemetry.metrics import left_for_newer
 from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
-from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
+from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.give_back import may_have_landed, unclaim
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.holder import holder_of
 from gamead_core.worker.hooks import Delivery, Hooks
@@ -131,7 +133,7 @@ class AdHandler:
         held = Delivery(msg, seq, delivery, ad_id)
         settle = self._settle
         await self._hooks.before_delivery(held)
-        settled = False
+        settled = claimed = False
         try:
             check_ad_id(msg.headers.get(names.HDR_AD_ID) if msg.headers else None)  # NotAnAd: below
             try:
@@ -185,6 +187,7 @@ class AdHandler:
                         current = await mark.stop()
                     marked = mark.marked
                 else:
+                    claimed = True  # from here a storage failure may leave a claim behind: undone before the nak
                     try:
                         state, current = await settle.begin(current, delivery, suspect, msg)
                     except STORAGE_ERRORS as exc:
@@ -221,10 +224,8 @@ class AdHandler:
             delay = self._pause.failed(QueueUnavailable(str(exc)))
             log.debug("ad %s: our storage failed (%s); handed back uncharged, retry in %.1fs", ad_id, exc,
                       delay, extra={"ad_id": ad_id})
-            try:
-                await self._shielded(msg.nak(delay=delay))
-            except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
-                pass
+            claimed = claimed and may_have_landed(exc.__cause__ or exc)  # a refused claim left nothing behind
+            await self._shielded(self._hand_back_unstarted(msg, ad_id, delivery, delay, claimed))
         except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
             await self.answer(msg, ad_id, exc)
         finally:
@@ -262,6 +263,22 @@ class AdHandler:
         else:
             self.stats.last_error = repr(exc)
             log.error("ad %s: unexpected error", ad_id, exc_info=exc, extra={"ad_id": ad_id})
+
+    async def _hand_back_unstarted(self, msg: Msg, ad_id: str, delivery: str, delay: float, claimed: bool) -> None:
+        """``nak(delay)`` a delivery our storage failing kept from starting; one whose claim may have landed
+        (``claimed``) has it undone or fenced off first (:func:`~.give_back.unclaim`, regress36 F4), within the
+        share of ``queue.ack_wait`` in which nobody else can have been given the delivery (``NAK_WINDOW``)."""
+        what = "back"
+        if claimed:
+            what = await unclaim(self._settle._store, self._pause, self._shielded, ad_id, delivery,  # noqa: SLF001
+                                 within=self.settings.queue.ack_wait * NAK_WINDOW)
+        try:
+            if what == "back":
+                await msg.nak(delay=delay)
+            elif what == "final":
+                await msg.ack()
+        except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
+            pass
 
     async def _unmark(self, key: HeldKey) -> None:
         if self._held.unmark(key):

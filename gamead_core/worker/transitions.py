@@ -87,6 +87,25 @@ def handed_back(rec: AdRecord, delivery: str, now: datetime) -> AdRecord | None:
     return rec.model_copy(update=update)
 
 
+def unclaimed(rec: AdRecord, delivery: str) -> AdRecord | None:
+    """What to write over ``rec`` before ``delivery`` is handed back uncharged after its claim (the slow path's
+    ``processing`` write, one attempt charged: :meth:`~gamead_core.worker.settle.Settler.begin`) met our storage
+    failing, so that the claim charges nothing whether it landed, will land, or never will (regress36 F4: a claim
+    that landed after a NATS stall was later called a lost attempt and kept its charge):
+
+    * ``rec`` is that claim (``processing`` under ``delivery``): ``queued`` again, its attempt refunded, still
+      naming ``delivery`` (a shutdown's refund, :func:`handed_back`, but due as it was: its aging place kept);
+    * anything else not final and not a later delivery's: ``rec`` itself, unchanged: written by compare-and-set
+      over the revision read, so a claim still on its way (made over that revision or an older one) loses;
+    * None (write nothing) when the ad is final or a later delivery owns it: no claim of ours can land then.
+    Pure."""
+    if rec.status.terminal or superseded(rec, delivery):
+        return None
+    if rec.status == AdStatus.PROCESSING and rec.delivery == delivery:
+        return rec.model_copy(update={"status": AdStatus.QUEUED, "attempts": max(0, rec.attempts - 1)})
+    return rec
+
+
 def landed_here(rec: AdRecord, written: AdRecord) -> bool:
     """True when ``rec``, read after our write of ``written`` lost its compare-and-set, is that write or one of the
     compare-and-set loop's variants of it (their ``attempts`` may differ): it landed though its answer was lost (a

@@ -104,11 +104,21 @@ def test_a_watch_that_did_not_run_says_so_with_true_figures_before_it_kills_nats
         assert up.popen is not None
         nats = up.pid_of("nats-server")
         worker_log = up.data_dir / "logs" / "worker-1.log"
-        os.kill(nats, signal.SIGSTOP)
+
+        def disconnects() -> int:
+            return worker_log.read_text().count("disconnected from NATS") if worker_log.exists() else 0
+
+        before = disconnects()  # a loaded start may have logged one already: only a new one says the stall is seen
         try:
-            wait_for(lambda: all_threads_stopped(nats), timeout=10, interval=0.005, what="nats-server to stop")
-            with frozen(up.popen.pid):  # gamead up not scheduled, as the server's silence goes on
-                wait_for(lambda: "disconnected from NATS" in worker_log.read_text(), timeout=120, interval=0.2,
+            # gamead up not scheduled from before the server's silence starts until the worker's pings to it went
+            # unanswered (>= 2 ping intervals, more than the LATE s a reading may take): its watch's first reading
+            # after the gap is then the first to find the server silent. Before, up was stopped after the server,
+            # and a loaded machine (or an old "disconnected" line, which ended the wait at once) let the watch see
+            # the silence before the gap: the kill line came without the "has not answered" line before it.
+            with frozen(up.popen.pid):
+                os.kill(nats, signal.SIGSTOP)
+                wait_for(lambda: all_threads_stopped(nats), timeout=10, interval=0.005, what="nats-server to stop")
+                wait_for(lambda: disconnects() > before, timeout=120, interval=0.2,
                          what="the worker's pings to nats-server to go unanswered")
             late = f"nats-server (pid {nats}) has not answered /healthz for"
             killed = f"nats-server (pid {nats}) does not answer /healthz for"

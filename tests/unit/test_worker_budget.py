@@ -22,7 +22,7 @@ from gamead_core.worker.faults import pick_fault
 from gamead_core.worker.reaper import SILENT, deaths, reaper_lease_ttl
 from gamead_core.worker.recovery_text import recovery_line
 from gamead_core.worker.solo import SoloGate
-from gamead_core.worker.transitions import completing, landed_here
+from gamead_core.worker.transitions import completing, landed_here, started_record, unclaimed
 
 from tests.support import submission
 
@@ -290,3 +290,18 @@ def test_a_write_of_ours_is_recognised_by_its_delivery_and_its_clock_reading_wha
                                     "retry_at": T0 + timedelta(seconds=5)})
     assert landed_here(retry, retry) and not landed_here(retry, done)
     assert not landed_here(retry.model_copy(update={"retry_at": T0 + timedelta(seconds=6)}), retry)
+
+
+def test_a_claim_met_by_a_storage_failure_is_refunded_or_fenced_never_kept() -> None:
+    """regress36 F4: delivery 47712.2's claim (``processing``, one attempt) landed after the NATS stall that made its
+    worker hand it back "uncharged"; delivery .3 then kept it as a lost attempt (``attempts`` 2 for one analysis)."""
+    before = rec(attempts=0, delivery="7.1", retry_at=T0)
+    claim = started_record(before, "7.2", "wS")
+    undone = unclaimed(claim, "7.2")  # the claim landed: refunded, due as before (its aging place kept)
+    assert undone is not None and (undone.status, undone.attempts, undone.retry_at) == (AdStatus.QUEUED, 0, T0)
+    assert undone.delivery == "7.2"  # still claimed by the handed-back delivery: no later read calls it running
+    assert unclaimed(before, "7.2") == before  # not landed (yet): rewritten unchanged, so it can never land
+    older = rec(AdStatus.PROCESSING, attempts=1, delivery="7.1")  # an older attempt's own charge is not ours
+    assert unclaimed(older, "7.2") == older
+    assert unclaimed(rec(AdStatus.PROCESSING, attempts=1, delivery="7.3"), "7.2") is None  # a later one's
+    assert unclaimed(rec(AdStatus.COMPLETED, attempts=1, delivery="7.2"), "7.2") is None  # final
