@@ -10,7 +10,8 @@ on real servers; only the interpreter start is shared. ``tests.support.Proc`` us
 commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh interpreter instead.
 
 Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}`` (optionally ``"err"``: a file of
-its own for stderr, which otherwise goes to ``log`` with stdout); answers on stdout
+its own for stderr, which otherwise goes to ``log`` with stdout; ``"zygote"``: a ``gamead up`` whose children are
+forked too, ``tests/up_zygote.py``); answers on stdout
 ``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
 ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child.
 When its stdin closes (pytest ended, or died however it died: the kernel closes the pipe) it exits, and its
@@ -49,6 +50,7 @@ PRELOAD = (
     "uvicorn.protocols.http.h11_impl",
     "uvicorn.lifespan.on",
     "redis.asyncio",
+    "up_zygote",  # this directory's (the script's): a test's `gamead up` forks its children with it
 )
 
 
@@ -145,6 +147,10 @@ def main() -> None:
     _write({"ready": server})
     request = _serve()
     _become(request, server)
+    if request.get("zygote"):  # a test's `gamead up`: its own children forked too (tests/up_zygote.py)
+        import up_zygote
+
+        up_zygote.split()  # returns in up, and in each child the zygote forks for it (set up as up's Popen would)
     import runpy
 
     runpy.run_module("gamead_cli", run_name="__main__", alter_sys=True)

@@ -144,6 +144,11 @@ class ForkedChild:
         self.send_signal(signal.SIGKILL)
 
 
+#: a test's ``gamead up`` forks its own children (the API, workers) from a zygote of its own (``tests/up_zygote.py``)
+#: instead of starting fresh interpreters; ``GAMEAD_TEST_FORKSERVER_UP=0``: fresh interpreters, as in production
+UP_CHILDREN_FORKED = os.environ.get("GAMEAD_TEST_FORKSERVER_UP", "1") != "0"
+
+
 class ForkServer:
     """This pytest process's fork server (see ``tests/forkserver.py``): ``start(args, env, log)`` runs
     ``python -m gamead_cli <args>`` in a forked child of a process that has already imported gamead."""
@@ -217,7 +222,8 @@ class ForkServer:
             request = self._next
             assert self.popen.stdin is not None
             self.popen.stdin.write(json.dumps({"id": request, "args": args, "env": env, "cwd": str(cwd or os.getcwd()),
-                                               "log": str(log), "err": str(err) if err else None}).encode() + b"\n")
+                                               "log": str(log), "err": str(err) if err else None,
+                                               "zygote": args[:1] == ["up"] and UP_CHILDREN_FORKED}).encode() + b"\n")
             self.popen.stdin.flush()
         with self._changed:
             if not self._changed.wait_for(lambda: request in self._pids or self.popen.poll() is not None, 30):
@@ -567,12 +573,14 @@ def frozen(pid: int, *, timeout: float = 10.0) -> Iterator[None]:
 
 
 def children_of(parent: int) -> list[int]:
-    """PIDs whose parent is ``parent`` (from /proc)."""
+    """PIDs whose parent is ``parent`` (from /proc), but for the zygote of a test's ``gamead up`` (named
+    ``up-zygote``, ``tests/up_zygote.py``: a process of the tests, not one ``up`` started)."""
     kids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                name, rest = (entry / "stat").read_text().rsplit(")", 1)
+                if int(rest.split()[1]) == parent and not name.endswith("(up-zygote"):
                     kids.append(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue
@@ -606,7 +614,8 @@ class UpStack:
     def start(self) -> UpStack:
         """Start ``gamead up``, its output appended to :attr:`out`, in ``out``'s directory: forked by the fork
         server (:class:`ForkServer`) when it can be (~1.2 s of CPU of interpreter start and imports saved per
-        start; its children are still fresh interpreters, started by ``up`` itself), else a fresh process. Either
+        start; and its own children, the API and workers, are forked by a zygote of its own: ``tests/up_zygote.py``,
+        :data:`UP_CHILDREN_FORKED`), else a fresh process (whose children are fresh interpreters). Either
         way SIGHUP stops it (the default disposition, see :func:`_up_preexec`) and it dies with pytest."""
         self._from = self.out.stat().st_size if self.out.exists() else 0
         server = ForkServer.get() if _forkable(self.argv, self.env) else None

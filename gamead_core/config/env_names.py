@@ -27,6 +27,7 @@ OTHER_VARIABLES: Mapping[str, str] = {
     "GAMEAD_PARENT_PID": "set by `gamead up` for its children: stop when it dies",
     "GAMEAD_TEST_FORKSERVER": "the test suite: 0 starts every process with a fresh interpreter",
     "GAMEAD_TEST_FORKSERVER_REPORT": "the test suite: CPU per process of the fork server",
+    "GAMEAD_TEST_FORKSERVER_UP": "the test suite: 0 lets a test's `gamead up` start its children as fresh interpreters",
     "GAMEAD_TEST_TIMELINE": "the test suite: a directory for each test's wall time and CPU (tests/timeline.py)",
     "GAMEAD_BENCH_KEEP": "the benchmarks: keep their data directories",
 }
