@@ -67,3 +67,41 @@ def test_24_dashboards_reading_the_dlq_never_refuse_an_operators_dry_run_and_sha
     assert any(body["ageSeconds"] > 0 for _, body in answers)  # some were given a recent answer
     # the operator's 3 lists are scans of their own; the viewers' answers shared a few
     assert 0 < scans <= len(answers) // 10, (scans, len(answers))
+
+
+def test_a_viewers_token_reads_in_the_watchers_capacity_and_is_refused_before_an_operator(lane: Lane) -> None:
+    """A viewer's token sending no ``Cache-Control`` (a script of its own) is a watcher too. The figure, scaled down:
+    ``dlq.scans`` 1 and ``dlq.watch_scans`` 1, 16 viewers each re-reading a page of its own filter (nothing to
+    share). Before: their scans held the operator's one slot and its dry run met 503 ``list_busy``. Now the
+    operator's 3 dry runs count all 60 entries and only viewers are refused, naming ``dlq.watch_scans``."""
+    entries = [made_up_entry(f"Dead {i}") for i in range(60)]
+    assert lane.run_job("/v1/dlq/import", {"entries": entries})["counts"]["imported"] == 60
+    tokens = '[{"name": "op", "token": "w37-operator-token", "role": "operator"},' \
+             ' {"name": "wall", "token": "w37-viewer-token", "role": "viewer"}]'
+    _, url = lane.api(GAMEAD_AUTH__TOKENS=tokens, GAMEAD_DLQ__SCANS="1", GAMEAD_DLQ__WATCH_SCANS="1")
+    stop, lock, seen = threading.Event(), threading.Lock(), []
+
+    def viewer(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=30, headers={"Authorization": "Bearer w37-viewer-token"}) as http:
+            while not stop.is_set():
+                got = http.get("/v1/dlq", params={"errorClass": f"Nope{n}", "newest": "true"})
+                with lock:
+                    seen.append((got.status_code, got.text))
+
+    with ThreadPoolExecutor(16) as pool, \
+            httpx.Client(base_url=url, timeout=30, headers={"Authorization": "Bearer w37-operator-token"}) as op:
+        viewers = [pool.submit(viewer, n) for n in range(16)]
+        try:
+            wait_for(lambda: len(seen) >= 64, timeout=60, what="every viewer reading")
+            for _ in range(3):
+                dry = op.post("/v1/dlq/replay", json={"all": True, "dryRun": True})
+                assert dry.status_code == 200, dry.text
+                assert (dry.json()["matched"], dry.json()["complete"]) == (60, True), dry.text
+        finally:
+            stop.set()
+        for done in viewers:
+            done.result()
+    with lock:
+        refused = [text for status, text in seen if status == 503]
+    assert {status for status, _ in seen} <= {200, 503}
+    assert refused and all("list_busy" in t and "dlq.watch_scans" in t for t in refused), refused[:1]
