@@ -54,6 +54,16 @@ def describe_failure(exc: BaseException, refresh: float, attempts: int) -> str:
 
 
 
+def stale_page(snap: Snapshot) -> bool:
+    """True when the DLQ page came from the API's cache of recent answers (``ageSeconds`` > 0) and counts another
+    DLQ size than the stats just read: the next refresh reads it again rather than 5 refreshes later (a fresh
+    page, age 0, is shown as it is, whatever the stats' older sample says). Pure."""
+    page, dlq = snap.dlq, (snap.stats or {}).get("dlq") if isinstance(snap.stats, Mapping) else None
+    if not isinstance(page, Mapping) or not isinstance(dlq, Mapping) or not page.get("ageSeconds"):
+        return False
+    return page.get("inDlq") != dlq.get("size")
+
+
 class Refreshing:
     """Fetching snapshots and showing them: ``tick`` (the timer's), ``poll`` (the worker), ``record``,
     ``learn_role``, ``apply`` and ``refresh_now``. Uses the app's reactives, ``source``, ``recorder`` and
@@ -85,6 +95,7 @@ class Refreshing:
                 fetch_snapshot, self.source, self.history, want_dlq=self._want_dlq, previous=self.snapshot)
             if forced:
                 self._dlq_forced = False
+            self._dlq_forced = self._dlq_forced or stale_page(snap)
             self.apply(snap)
             if self.recorder is not None:
                 await self.record(snap)

@@ -25,6 +25,12 @@ AUDIT_PAGE = 8  #: audit records the dashboard reads (the panel shows the newest
 LEVEL_PAGE = 200  #: ads of one status read for a level's drill-down on an API without ``/v1/levels``
 OLDEST_PAGE = 50  #: ads a level's drill-down lists (``GET /v1/levels/{level}/oldest``)
 
+#: the oldest DLQ page or audit panel (seconds) the dashboard takes from the API's cache of recent answers: both are
+#: re-read only every few refreshes (app_refresh.DLQ_EVERY: 5, so every ≥ 1 s at the fastest --refresh, 0.2 s),
+#: so an answer this old is no staler than that cadence; the API says each answer's ``ageSeconds``
+WATCH_MAX_AGE = 1
+WATCHING = {"Cache-Control": f"max-age={WATCH_MAX_AGE}"}
+
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -100,13 +106,16 @@ class ApiSource:
         return self._dict(self.client.request("GET", "/v1/workers"))
 
     def dlq(self, limit: int = DLQ_PAGE) -> dict[str, Any]:
-        return self._dict(self.client.request("GET", "/v1/dlq", params={"limit": limit, "newest": "true"}))
+        """The newest page, as a watcher: an answer up to :data:`WATCH_MAX_AGE` old will do (the API shares one
+        read among dashboards and keeps them out of operators' ``dlq.scans``; attack37 F1)."""
+        return self._dict(self.client.request("GET", "/v1/dlq", params={"limit": limit, "newest": "true"},
+                                              headers=WATCHING))
 
     def dlq_entry(self, entry_id: str) -> dict[str, Any]:
         return self._dict(self.client.request("GET", f"/v1/dlq/{quote(entry_id, safe='')}"))
 
     def audit(self, limit: int = AUDIT_PAGE) -> dict[str, Any]:
-        return self._dict(self.client.request("GET", "/v1/audit", params={"limit": limit}))
+        return self._dict(self.client.request("GET", "/v1/audit", params={"limit": limit}, headers=WATCHING))
 
     def whoami(self) -> dict[str, Any]:
         """``GET /v1/whoami``: the token's name, role and whether it may act (``mayAct``)."""

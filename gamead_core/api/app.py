@@ -36,6 +36,7 @@ from gamead_core.api.fastlane import FastLane
 from gamead_core.api.middleware import GateMiddleware
 from gamead_core.api.ratelimit import RateLimiter
 from gamead_core.api.scan_gate import ScanGate
+from gamead_core.api.shared_reads import SharedReads
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
@@ -136,6 +137,11 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     #: reads of the DLQ (a page, a dry run, a purge's count): one ordered consumer each on nats-server, 200 at once
     #: took it from 33 to 392 MB (fix35b); the jobs' own scans are bounded by jobs.max_running
     app.state.dlq_scans = ScanGate(settings.dlq.scans, "DLQ scan", "dlq.scans")
+    #: watchers' DLQ reads (gamead top: Cache-Control max-age, or a viewer's token) apart, so they never take an
+    #: operator's capacity, and identical ones shared (attack37 F1: 24 dashboards got an operator's dry run refused)
+    app.state.dlq_watch_scans = ScanGate(settings.dlq.watch_scans, "watchers' DLQ scan", "dlq.watch_scans")
+    app.state.dlq_reads = SharedReads("dlq", settings.dlq.watch_max_age)
+    app.state.audit_reads = SharedReads("audit", settings.dlq.watch_max_age)
     install_error_handlers(app)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit

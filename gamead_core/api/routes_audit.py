@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS, auth_mode, auth_required
 from gamead_core.api.errors import ValidationFailed
 from gamead_core.api.responses import json_response
+from gamead_core.api.shared_reads import max_age_of, shared_answer, watching
 from gamead_core.audit.log import AuditLog
 from gamead_core.audit.model import ACTOR_PATTERN, AuditAction, AuditFilter, AuditRecord, Outcome
 from gamead_core.errors import QueueUnavailable
@@ -41,6 +43,10 @@ class AuditPageDoc(BaseModel):
     next_cursor: int | None = Field(None, description="Pass as `cursor` for older records; null at the start.")
     scanned: int = Field(description="Records this request read.")
     complete: bool = Field(description="False when `audit.scan_limit` stopped the read early.")
+    age_seconds: float = Field(0.0, description="Seconds since this answer was read: 0 for a read made for this "
+                               "request (or shared with identical ones in flight); up to `dlq.watch_max_age` when a "
+                               "watcher's request (`Cache-Control: max-age=N`, as `gamead top` sends) was given a "
+                               "recent answer.")
 
 
 class Whoami(BaseModel):
@@ -85,8 +91,14 @@ async def list_audit(
     ValidationFailed.unless_window(since, until)
     flt = AuditFilter(actor=actor, action=action.value if action else None, outcome=outcome, job_id=job_id,
                       since=since, until=until)
-    page = await _audit(request).page(flt, limit=limit, before=cursor)
-    return _json(page.wire())
+
+    async def read() -> bytes:
+        return orjson.dumps((await _audit(request).page(flt, limit=limit, before=cursor)).wire())
+
+    # identical concurrent reads share one; a watcher's (gamead top's panel) may be a cached one (attack37 F1)
+    accept = max_age_of(request.headers.get("cache-control")) if watching(request) else 0
+    body, age = await request.app.state.audit_reads.read(("audit", flt, limit, cursor), read, accept_age=accept)
+    return shared_answer(body, age)
 
 
 @router.get("/v1/whoami", summary="Who the caller is and whether it may act", response_model=Whoami)

@@ -24,6 +24,7 @@ from gamead_core.api.dlq_import import ImportedEntry
 from gamead_core.api.errors import ConfirmationRequired, JobsNotRunning, ValidationFailed
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
+from gamead_core.api.shared_reads import max_age_of, shared_answer, watching
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import not_an_action
 from gamead_core.errors import NotFound
@@ -243,13 +244,22 @@ async def list_dlq(
     re-dead-letters ads (their new entries are past the fence; attack27 F5)."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
-    async with request.app.state.dlq_scans.slot():  # 503 list_busy past dlq.scans (a consumer each on nats-server)
-        page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
-                                             budget=_budget(request), count=count)
-    return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
-                  "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
-                  "scanned": page.scanned, "complete": page.complete,
-                  "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable]})
+    watcher = watching(request)  # a dashboard's read: capacity of its own (attack37 F1), never an operator's
+    gate = request.app.state.dlq_watch_scans if watcher else request.app.state.dlq_scans
+
+    async def read() -> bytes:
+        async with gate.slot():  # 503 list_busy past dlq.scans / dlq.watch_scans (a consumer each on nats-server)
+            page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
+                                                 budget=_budget(request), count=count)
+        return orjson.dumps({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
+                             "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
+                             "scanned": page.scanned, "complete": page.complete,
+                             "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable]})
+
+    key = ("dlq", watcher, flt, limit, cursor, until_seq, newest, count)  # identical concurrent reads: one scan
+    body, age = await request.app.state.dlq_reads.read(
+        key, read, accept_age=max_age_of(request.headers.get("cache-control")) if watcher else 0)
+    return shared_answer(body, age)
 
 
 @router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,

@@ -62,6 +62,10 @@ class DlqPage(_Doc):
                                                     "again (an entry replayed and dead again meanwhile is past it).")
     scanned: int = Field(description="Entries this request read.")
     complete: bool = Field(description="False when the read stopped at `dlq.scan_limit` or `dlq.scan_time`.")
+    age_seconds: float = Field(0.0, description="Seconds since this answer was read: 0 for a read made for this "
+                               "request (or shared with identical ones in flight); up to `dlq.watch_max_age` when a "
+                               "watcher's request (`Cache-Control: max-age=N`, as `gamead top` sends) was given a "
+                               "recent answer.")
 
 
 class DryRun(_Doc):

@@ -42,6 +42,14 @@ class DlqSettings(Section):
         4, ge=1, le=64, description="DLQ reads (`GET /v1/dlq` pages, dry runs, a purge's count) one API node runs at "
         "once; as many again wait, more get 503 `list_busy` (each reads the DLQ with a consumer of its own on "
         "nats-server: this bounds their memory there). At most 64.")
+    watch_scans: int = Field(
+        2, ge=1, le=64, description="DLQ reads for watchers (`gamead top`'s page: a request with `Cache-Control: "
+        "max-age`, or a viewer's token) one API node runs at once, apart from `dlq.scans`, so watching never takes "
+        "an operator's capacity; as many again wait, more get 503 `list_busy`. Identical concurrent reads share one. "
+        "At most 64.")
+    watch_max_age: Seconds = Field(
+        1.0, ge=0, le=10, description="Oldest answer (seconds) a watcher's read of the DLQ page or the audit trail "
+        "is given from this node's cache of recent answers (0: none; the answer says its `ageSeconds`). At most 10 s.")
 
 
 class JobSettings(Section):
