@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -82,6 +83,22 @@ def read_whole(response: httpx.Response, *, url: str, what: str, reads: bool, li
     return content
 
 
+def stream_pieces(response: httpx.Response, *, url: str, what: str, most: int) -> Iterator[bytes]:
+    """A streamed answer's body (a job followed as NDJSON), decoded (``Content-Encoding``) in pieces of at most
+    ``most`` bytes each, however much a chunk inflates to (httpx's ``iter_bytes`` made a ``gzip, gzip`` chunk whole
+    at once). Raises :class:`NoAnswer` for bytes not in the encoding named; httpx's own errors pass through."""
+    decoder = BoundedDecoder(response.headers.get("content-encoding"), most)
+    if response.is_stream_consumed:  # read by its transport already (httpx.MockTransport): decoded by httpx
+        yield response.content
+        return
+    for raw in response.iter_raw():
+        try:
+            yield from decoder.pieces(raw)
+        except BadEncoding as exc:
+            raise _cut(url, what, True, f"a body that is not the Content-Encoding it names ({exc})", "garbled",
+                       0.0) from None
+
+
 def late(url: str, what: str, reads: bool, waited: float, *, head: bool, sent_whole: bool) -> ApiUnreachable:
     """The error of a request not done by its deadline (:mod:`gamead_cli.deadline_http`: a head or body trickled a
     byte at a time, a request body the server does not read): one not written whole "nothing was done"
@@ -119,4 +136,5 @@ def decode_json(content: bytes, *, url: str, what: str) -> Any:
                              f"(JSON nested too deeply) — {_NOT_API}") from None
 
 
-__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "decode_json", "late", "read_whole", "redirected", "size_text"]
+__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "decode_json", "late", "read_whole", "redirected", "size_text",
+           "stream_pieces"]

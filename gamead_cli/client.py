@@ -24,11 +24,12 @@ import httpx
 
 from gamead_cli import answer_shapes, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
-from gamead_cli.answers import ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, decode_json, late, read_whole, redirected
+from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, decode_json, late, read_whole, redirected,
+                                stream_pieces)
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, lost_kind,
                                    no_answer, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
-from gamead_cli.ndjson_lines import ndjson_lines
+from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
@@ -321,7 +322,8 @@ class ApiClient(AdCalls):
                             raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
                                                  f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
                         raise error
-                    yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
+                    yield from ndjson_lines(stream_pieces(response, url=self.api_url, what=f"{method} {path}",
+                                                          most=MAX_STREAM_LINE_BYTES), f"{method} {path}")
                 return
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))

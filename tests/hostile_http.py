@@ -6,7 +6,8 @@ Modes: ``head_trickle`` (``HTTP/1.1 200 OK\\r\\n`` then a header byte each ``gap
 ``redirect_loop`` (302 to the path asked), ``redirect_to`` (307 to ``target``, another address), ``gzip_bomb``
 (200 ``Content-Encoding: gzip, gzip`` of ``bomb_mib`` MiB of spaces, 2 KB on the wire), ``tiny_chunks`` (an
 endless chunked body of 1-byte chunks), ``shape`` (200 with JSON of no gamead answer's shape to every write; a dry
-run, ``"dryRun": true``, is answered as the API answers it), ``record`` (204, noting each request's head).
+run, ``"dryRun": true``, is answered as the API answers it), ``job_bomb`` (a running job's document, but its NDJSON
+follow stream the ``gzip_bomb``), ``record`` (204, noting each request's head).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import zlib
 from functools import cache
 
 WRONG = b'{"id": 5, "items": "nope", "override": 1, "results": "nope", "workers": 5, "error": 7}'
+
+#: a running replay job's document (``GET /v1/jobs/ID``)
+JOB = json.dumps({"id": "01kbzzzzzzzzzzzzzzzzzzzzzz", "kind": "replay", "state": "running",
+                  "selection": {"mode": "all"}, "startedBy": "t", "createdAt": "2026-01-01T00:00:00Z"}).encode()
 
 
 @cache
@@ -47,7 +52,7 @@ class HostileServer:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        if mode == "gzip_bomb":
+        if mode in ("gzip_bomb", "job_bomb"):
             bomb(bomb_mib)
 
     def start(self) -> HostileServer:
@@ -100,7 +105,9 @@ class HostileServer:
                 conn.sendall(_answer("302 Found", b"", f"Location: {path}"))
             elif self.mode == "redirect_to":
                 conn.sendall(_answer("307 Temporary Redirect", b"", f"Location: {self.target}{path}"))
-            elif self.mode == "gzip_bomb":
+            elif self.mode == "job_bomb" and "application/x-ndjson" not in head.lower():
+                conn.sendall(_answer("200 OK", JOB))
+            elif self.mode in ("gzip_bomb", "job_bomb"):
                 conn.sendall(_answer("200 OK", bomb(self.bomb_mib), "Content-Encoding: gzip, gzip"))
             elif self.mode == "tiny_chunks":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -37,3 +37,22 @@ def test_a_bomb_in_two_layers_stops_at_the_bound_of_its_inner_layer() -> None:
 def test_bytes_that_are_not_the_encoding_named_are_bad_encoding() -> None:
     with pytest.raises(BadEncoding):
         BoundedDecoder("gzip", 1 << 20).decode(b"not gzip at all")
+
+
+@pytest.mark.parametrize("header", [None, "gzip", "gzip, gzip", "deflate"])
+def test_a_stream_is_decoded_whole_in_pieces_of_at_most_the_bound(header: str | None) -> None:
+    """A follow stream's body: every piece at most the bound (1,000 bytes here), together the body."""
+    body = b'{"state": "running"}\n' * 10_000
+    wire = {None: body, "gzip": gzip.compress(body), "gzip, gzip": gzip.compress(gzip.compress(body)),
+            "deflate": zlib.compress(body)}[header]
+    decoder = BoundedDecoder(header, 1000)
+    pieces = [p for i in range(0, len(wire), 4096) for p in decoder.pieces(wire[i:i + 4096])]
+    assert b"".join(pieces) == body
+    assert header is None or max(map(len, pieces)) <= 1000
+
+
+def test_a_bomb_on_a_stream_never_makes_more_than_the_bound_at_once() -> None:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    inner = b"".join(z.compress(b" " * (1 << 20)) for _ in range(64)) + z.flush()
+    pieces = BoundedDecoder("gzip, gzip", 1 << 16).pieces(gzip.compress(inner))
+    assert all(len(next(pieces)) <= 1 << 16 for _ in range(100))  # a generator: taken one piece at a time
