@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from gamead_cli.answer_shapes import not_a
 from gamead_core.errors import ApiClientError
 
 
@@ -16,6 +17,7 @@ class AdCalls:
 
     request: Any
     list_timeout: float
+    api_url: str
 
     def submit(self, ad: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``. A key that
@@ -29,12 +31,17 @@ class AdCalls:
     def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
         """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "duplicates",
         "rejected"}``, one result per ad in order. An ad may carry ``idempotencyKey``. At most the API's
-        ``api.batch_max`` ads."""
+        ``api.batch_max`` ads. An answer of another shape, or with a result count other than the ads', is
+        :class:`~gamead_core.errors.NoAnswer` (:func:`gamead_cli.answer_shapes.not_a`): the ads may be queued."""
         keyed = all(a.get("idempotencyKey") for a in ads)  # then a repeat queues nothing: it may be resent
-        return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
+        body = self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
                                               whole_503_took_nothing=True,  # routes_batch: "retry it as it is"
                                               keyed=keyed),
                                  "POST /ads/batch")
+        if len(body["results"]) != len(ads):  # a list (answer_shapes), but not these ads' answers: unconfirmed
+            raise not_a(self.api_url, "POST", "/ads/batch", "a batch's results",
+                        f"{len(body['results'])} results for {len(ads)} ads", reads=False)
+        return body
 
     def get_ad(self, ad_id: str, until: float | None = None) -> dict[str, Any]:
         """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`). Raises :class:`NotFound` for an

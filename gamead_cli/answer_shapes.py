@@ -6,8 +6,12 @@ service at ``--api``, or a gamead API of another version that changed a field) w
 the CLI reads is checked against the pydantic model the API itself documents it with (``response_model`` of its
 route: :mod:`gamead_core.api.schemas`, :mod:`gamead_core.models`, :mod:`gamead_core.jobs.model`); an answer that
 does not fit is :class:`~gamead_core.errors.ApiUnreachable` (exit 3, README: "``--api`` is not a gamead API"),
-naming the API, the request, what was expected and the first field that is wrong. Every other answer must at
-least be a JSON object (:func:`check`). The verbs get the answer as it came (the model only checks it).
+naming the API, the request, what was expected and the first field that is wrong. So is each write's answer
+(client37: ``scale set`` on ``{"override": 1}`` was "unexpected AttributeError", exit 1, ``submit`` printed
+"accepted ad 5", exit 0), its own model (a dry run's too), but as :class:`~gamead_core.errors.NoAnswer`: the
+request went out whole and what answered it is unknown, so "it may have been carried out" (``gamead submit``
+counts such a batch's ads as may be queued, never accepted nor rejected). Every other answer must at least be a
+JSON object (:func:`check`). The verbs get the answer as it came (the model only checks it).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import re
 from functools import cache
 from typing import Any
 
-from gamead_core.errors import ApiUnreachable
+from gamead_core.errors import ApiUnreachable, NoAnswer
 
 #: (method, path pattern, where the model is — ``module:Name``, or ``:Name`` for :func:`_local_model`'s —, what it is
 #: for people); a path's ids are URL-quoted, without ``/``
@@ -34,6 +38,15 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("GET", r"/v1/audit", ":AuditPage", "a page of the audit trail"),
     ("GET", r"/v1/whoami", ":Whoami", "who the caller is"),
     ("GET", r"/v1/levels/\d+/oldest", ":OldestPage", "a level's oldest ads"),
+    ("POST", r"/ads", "gamead_core.models:AdAccepted", "an ad's acceptance"),
+    ("POST", r"/ads/batch", ":AdBatchResult", "a batch's results"),
+    ("POST", r"/v1/scale/override", "gamead_core.api.schemas:OverrideSet", "the override set"),
+    ("DELETE", r"/v1/scale/override", "gamead_core.api.schemas:OverrideCleared", "the override cleared"),
+    ("POST", r"/v1/dlq/(replay|purge|import)", "gamead_core.jobs.model:Job", "a job"),
+    ("POST", r"/v1/jobs/[^/]+/cancel", "gamead_core.jobs.model:Job", "a job"),
+    ("POST", r"/v1/doctor/repair", "gamead_core.jobs.model:Job", "a job"),
+    ("POST dry", r"/v1/dlq/(replay|purge)", "gamead_core.api.schemas:DryRun", "a dry run's count"),
+    ("POST dry", r"/v1/dlq/import", "gamead_core.api.schemas:ImportChecked", "an import's check"),
 )
 
 
@@ -48,9 +61,10 @@ def _model(where: str) -> Any:
 
 
 def _route(method: str, path: str) -> tuple[str, str] | None:
-    """(model location, what) of the route ``method path`` reads, or None for one not checked. Pure."""
+    """(model location, what) of the route ``method path`` answers (``method`` upper-case, ``POST dry`` for a dry
+    run), or None for one not checked. Pure."""
     for verb, pattern, where, what in _ROUTES:
-        if verb == method.upper() and re.fullmatch(pattern, path):
+        if verb == method and re.fullmatch(pattern, path):
             return where, what
     return None
 
@@ -68,23 +82,31 @@ def _first_problem(exc: Any) -> str:
     return " ".join((text[:160] + more).split())
 
 
-def not_a(url: str, method: str, path: str, what: str, why: str) -> ApiUnreachable:
-    """The exit-3 error of an answer that is not what the request reads."""
-    return ApiUnreachable(f"the API at {url} answered {method} {path} with something that is not {what} ({why}) — "
-                          "is --api (GAMEAD_API_URL) a gamead API of this version?")
+def not_a(url: str, method: str, path: str, what: str, why: str, reads: bool = True) -> ApiUnreachable:
+    """The exit-3 error of an answer that is not what the request reads; of a write (not ``reads``), a
+    :class:`NoAnswer` (``lost`` ``unreadable``): it may have been carried out."""
+    if reads:
+        return ApiUnreachable(f"the API at {url} answered {method} {path} with something that is not {what} ({why}) "
+                              "— is --api (GAMEAD_API_URL) a gamead API of this version?")
+    error = NoAnswer(f"the API at {url} answered {method} {path} with something that is not {what} ({why}): it may "
+                     "have been carried out — is --api (GAMEAD_API_URL) a gamead API of this version?")
+    error.lost = "unreadable"  # type: ignore[attr-defined]  # gamead_cli.api_errors.no_answer's kinds
+    return error
 
 
-def check(url: str, method: str, path: str, body: Any) -> Any:
-    """Return ``body`` (an answer's decoded JSON) when it fits what ``method path`` answers; raise
-    :class:`ApiUnreachable` (exit 3) naming the request and the first field that does not. An empty body (None)
-    and the answers of routes not listed need only be JSON objects (every answer of the API is one)."""
-    if body is None:
-        return body
-    route = _route(method, path)
+def check(url: str, method: str, path: str, body: Any, *, reads: bool = True, dry: bool = False) -> Any:
+    """Return ``body`` (an answer's decoded JSON) when it fits what ``method path`` answers (``dry``: a dry run's
+    answer, ``"dryRun": true``); raise :class:`ApiUnreachable` (exit 3) naming the request and the first field that
+    does not, for a write (not ``reads``) :class:`NoAnswer` (:func:`not_a`). An empty body (None) is no answer of
+    a listed route; the answers of routes not listed need only be JSON objects (every answer of the API is one),
+    or empty."""
+    route = (dry and _route(f"{method.upper()} dry", path)) or _route(method.upper(), path)
     if route is None:
-        if not isinstance(body, dict):
-            raise not_a(url, method, path, "a JSON object", f"a JSON {type(body).__name__}")
+        if body is not None and not isinstance(body, dict):
+            raise not_a(url, method, path, "a JSON object", f"a JSON {type(body).__name__}", reads)
         return body
+    if body is None:
+        raise not_a(url, method, path, route[1], "an empty body", reads)
     from pydantic import ValidationError
 
     from gamead_core.models import STORED
@@ -93,9 +115,9 @@ def check(url: str, method: str, path: str, body: Any) -> Any:
     try:  # read as stored text is read: an ad an older rule let in, or a newer gamead's extra field, still fits
         _model(where).model_validate(body, context=STORED)
     except ValidationError as exc:
-        raise not_a(url, method, path, what, _first_problem(exc)) from None
+        raise not_a(url, method, path, what, _first_problem(exc), reads) from None
     except RecursionError:
-        raise not_a(url, method, path, what, "nested too deeply") from None
+        raise not_a(url, method, path, what, "nested too deeply", reads) from None
     return body
 
 
@@ -110,6 +132,14 @@ def _local_model(name: str) -> Any:
         fields: dict[str, Any] = {"items": (list[AuditRecord], ...), "count": (int, ...)}
     elif name == "Whoami":  # routes_audit.Whoami
         fields = {"name": (str, ...), "authenticated": (bool, ...), "mayAct": (bool, ...)}
+    elif name == "AdBatchResult":  # batch_models.AdBatchResult (which loads FastAPI): an ad's 202 or its error
+        from gamead_core.models import AdAccepted
+
+        error = create_model("ErrorItem", __config__=ConfigDict(extra="allow"),
+                             error=(create_model("ErrorDetail", __config__=ConfigDict(extra="allow"), code=(str, ...),
+                                                 message=(str, ...)), ...))
+        fields = {"results": (list[AdAccepted | error], ...), "accepted": (int, ...),  # type: ignore[valid-type]
+                  "duplicates": (int, ...), "rejected": (int, ...)}
     elif name == "OldestPage":  # routes_levels.OldestPage
         fields = {"level": (int, ...), "count": (int, ...), "items": (list[dict[str, Any]], ...)}
     else:  # GET /v1/doctor: what ``gamead doctor`` reads of its report

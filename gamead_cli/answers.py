@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
+from gamead_cli.answer_decoding import BadEncoding, BoundedDecoder, TooLong
 from gamead_core.errors import ApiUnreachable, NoAnswer
 
 #: longest answer body read (bytes, decoded), the default of ``client.max_answer_bytes``
@@ -48,28 +50,79 @@ def _cut(url: str, what: str, reads: bool, cause: str, lost: str, waited: float)
 
 def read_whole(response: httpx.Response, *, url: str, what: str, reads: bool, limit: int,
                deadline: float, waited: float) -> bytes:
-    """Read ``response``'s body (opened with ``stream=True``) whole and close it; return its bytes (httpx's
-    ``response.content`` holds them too). ``deadline`` is a ``time.monotonic()`` value, ``waited`` the seconds
-    from the request to it (said in the error). Raises :class:`NoAnswer` for a body over ``limit`` bytes or not
-    whole by ``deadline`` (the connection is closed, nothing more is read); httpx's own errors (a read timeout, a
-    connection lost) pass through."""
-    chunks: list[bytes] = []
-    size = 0
+    """Read ``response``'s body (opened with ``stream=True``) whole and close it; return its bytes, decoded
+    (``Content-Encoding``, every layer bounded: :mod:`gamead_cli.answer_decoding`; httpx's ``response.content``
+    holds them too). ``deadline`` is a ``time.monotonic()`` value, ``waited`` the seconds from the request to it
+    (said in the error). Raises :class:`NoAnswer` for a body over ``limit`` bytes (decoded, or any layer of its
+    encoding), in an encoding it does not decode as, or not whole by ``deadline`` (the connection is closed,
+    nothing more is read); httpx's own errors (a read timeout, a connection lost) pass through."""
+    body = bytearray()  # not a list of chunks: endless 1-byte chunks would cost ~40 bytes each
+    decoder = BoundedDecoder(response.headers.get("content-encoding"), limit)
+    too_long = f"more than {size_text(limit)} (client.max_answer_bytes): not read past that"
     try:
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise _cut(url, what, reads, f"more than {size_text(limit)} (client.max_answer_bytes): not read past "
-                           "that", "garbled", waited)
-            chunks.append(chunk)
+        if response.is_stream_consumed:  # read by its transport already (httpx.MockTransport): decoded by httpx
+            body += response.content
+        for raw in () if response.is_stream_consumed else response.iter_raw():
+            try:
+                body += decoder.decode(raw)
+            except TooLong:
+                raise _cut(url, what, reads, f"{too_long} (decoding its Content-Encoding)", "garbled", waited) \
+                    from None
+            except BadEncoding as exc:
+                raise _cut(url, what, reads, f"a body that is not the Content-Encoding it names ({exc})", "garbled",
+                           waited) from None
+            if len(body) > limit:
+                raise _cut(url, what, reads, too_long, "garbled", waited)
             if time.monotonic() > deadline:
                 raise _cut(url, what, reads, f"an answer not whole after {waited:g}s ({ANSWER_TIMEOUTS} × "
-                           f"client.timeout; {size:,} bytes came)", "timeout", waited)
+                           f"client.timeout; {len(body):,} bytes came)", "timeout", waited)
     finally:
         response.close()
-    body = b"".join(chunks)
-    response._content = body  # what httpx's own read() sets: .content, .text and .json() read it
-    return body
+    content = bytes(body)
+    response._content = content  # what httpx's own read() sets: .content, .text and .json() read it
+    return content
+
+
+def stream_pieces(response: httpx.Response, *, url: str, what: str, most: int) -> Iterator[bytes]:
+    """A streamed answer's body (a job followed as NDJSON), decoded (``Content-Encoding``) in pieces of at most
+    ``most`` bytes each, however much a chunk inflates to (httpx's ``iter_bytes`` made a ``gzip, gzip`` chunk whole
+    at once). Raises :class:`NoAnswer` for bytes not in the encoding named; httpx's own errors pass through."""
+    decoder = BoundedDecoder(response.headers.get("content-encoding"), most)
+    if response.is_stream_consumed:  # read by its transport already (httpx.MockTransport): decoded by httpx
+        yield response.content
+        return
+    for raw in response.iter_raw():
+        try:
+            yield from decoder.pieces(raw)
+        except BadEncoding as exc:
+            raise _cut(url, what, True, f"a body that is not the Content-Encoding it names ({exc})", "garbled",
+                       0.0) from None
+
+
+def late(url: str, what: str, reads: bool, waited: float, *, head: bool, sent_whole: bool) -> ApiUnreachable:
+    """The error of a request not done by its deadline (:mod:`gamead_cli.deadline_http`: a head or body trickled a
+    byte at a time, a request body the server does not read): one not written whole "nothing was done"
+    (:class:`ApiUnreachable`), else :class:`NoAnswer` (a read: nothing was changed; a write: it may have been
+    carried out); ``head``: no answer's head had come whole."""
+    bound = f"{waited:g}s ({ANSWER_TIMEOUTS} × client.timeout)"
+    if not sent_whole:
+        return ApiUnreachable(f"the gamead API at {url} did not take the request {what} whole within {bound}: "
+                              f"nothing was done — {_NOT_API}")
+    return _cut(url, what, reads, f"an answer not whole after {bound}" + (": not even its head (the status "
+                "line and headers)" if head else ""), "timeout", waited)
+
+
+def redirected(response: httpx.Response, url: str, what: str, reads: bool) -> ApiUnreachable:
+    """The error of a 3xx answer (never followed: the token would go with it, perhaps to another host, and a
+    gamead API never redirects): one line naming where it pointed (its scheme, host and port only)."""
+    try:
+        to = httpx.URL(response.headers.get("location", ""))
+        where = f" to {to.scheme}://{to.host}:{to.port or ''}" if to.host else " to a path of the same address"
+    except (httpx.InvalidURL, UnicodeError):
+        where = ""
+    where = "".join(c for c in where[:120] if c.isprintable())
+    cause = f"a redirect (HTTP {response.status_code}{where}), not followed (the token is never sent on)"
+    return _cut(url, what, reads, cause, "garbled", 0.0)
 
 
 def decode_json(content: bytes, *, url: str, what: str) -> Any:
@@ -83,4 +136,5 @@ def decode_json(content: bytes, *, url: str, what: str) -> Any:
                              f"(JSON nested too deeply) — {_NOT_API}") from None
 
 
-__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "decode_json", "read_whole", "size_text"]
+__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "decode_json", "late", "read_whole", "redirected", "size_text",
+           "stream_pieces"]

@@ -24,10 +24,12 @@ import httpx
 
 from gamead_cli import answer_shapes, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
-from gamead_cli.answers import ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, decode_json, read_whole
+from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, decode_json, late, read_whole, redirected,
+                                stream_pieces)
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, lost_kind,
                                    no_answer, unreachable, unsendable)
-from gamead_cli.ndjson_lines import ndjson_lines
+from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
+from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
@@ -76,14 +78,10 @@ class ApiClient(AdCalls):
         headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            self._http = httpx.Client(
-                base_url=self.api_url,
-                headers=headers,
-                timeout=timeout,
-                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-                transport=transport,
-            )
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        try:  # every request whole by a deadline (deadline_http: a head or body trickled a byte at a time)
+            self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout, limits=limits,
+                                      transport=transport or DeadlineTransport(limits))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise ApiClientError(f"invalid API URL {api_url!r}: {exc} — set --api or GAMEAD_API_URL") from exc
 
@@ -133,14 +131,15 @@ class ApiClient(AdCalls):
             if until is not None:
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
-            sent, started = clock.local(), time.monotonic()
+            sent, started, response = clock.local(), time.monotonic(), None
+            waited = ANSWER_TIMEOUTS * (t if isinstance(t := kw.get("timeout"), (int, float)) else self.timeout)
+            answer_by, reads = min(started + waited, until or float("inf")), changes_nothing(method, kw)
             try:
-                response = self._http.send(self._http.build_request(method, path, **kw, extensions={"trace": unsent}),
-                                           stream=True)
-                waited = ANSWER_TIMEOUTS * (t if isinstance(t := kw.get("timeout"), (int, float)) else self.timeout)
-                read_whole(response, url=self.api_url, what=f"{method} {path}", reads=changes_nothing(method, kw),
-                           limit=self.max_answer_bytes, deadline=min(started + waited, until or float("inf")),
-                           waited=waited)
+                with answer_deadline(answer_by):  # its head and body too (client37: a head trickled byte by byte)
+                    response = self._http.send(self._http.build_request(method, path, **kw,
+                                                                        extensions={"trace": unsent}), stream=True)
+                    read_whole(response, url=self.api_url, what=f"{method} {path}", reads=reads,
+                               limit=self.max_answer_bytes, deadline=answer_by, waited=waited)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
@@ -152,6 +151,9 @@ class ApiClient(AdCalls):
                 # a connection made and then lost (reset, closed, no answer): resent where safe, whether or not
                 # the API had answered yet (attack33b F5: a keyed batch reset 0.13 s in was not); an answer that
                 # is not HTTP from an address that never answered is not a gamead API: not waited for
+                if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= answer_by - 0.01:  # not resent
+                    raise late(self.api_url, f"{method} {path}", reads, waited, head=response is None,
+                               sent_whole=not unsent.failed) from exc
                 lost = self._reached or lost_kind(exc) is not None
                 if self._wait_to_retry(attempt, deadline, lost and retry.may_retry(
                         method, headers, keyed=keyed, sent=not unsent.failed)):
@@ -159,8 +161,7 @@ class ApiClient(AdCalls):
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
                     raise unreachable(self.api_url, exc, self.timeout) from exc
                 raise no_answer(self.api_url, exc, t if isinstance(t := kw.get("timeout"), (int, float)) else
-                                self.timeout, reads=changes_nothing(method, kw),
-                                sent_whole=not unsent.failed) from exc
+                                self.timeout, reads=reads, sent_whole=not unsent.failed) from exc
             except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
                 raise unsendable(method, path, exc) from exc
             except httpx.UnsupportedProtocol as exc:
@@ -181,6 +182,8 @@ class ApiClient(AdCalls):
                     retry.retry_after_seconds(response.headers.get("Retry-After"), service_clock.now())):
                 continue
             break
+        if response.is_redirect or 300 <= response.status_code < 400:  # never followed: the token would go too
+            raise redirected(response, self.api_url, f"{method} {path}", reads)
         if response.is_error:
             error = error_from_response(response)
             if response.status_code in (404, 405) and not self._is_gamead_api():
@@ -236,9 +239,9 @@ class ApiClient(AdCalls):
     def _is_gamead_api(self) -> bool:
         """True if ``GET /healthz`` at the base URL answers like a gamead API (checked once per client)."""
         if self._verified is None:
+            waited = ANSWER_TIMEOUTS * self.timeout
             try:  # 200 ok, or 503 with a status while NATS is away; read as any answer is (bounded)
-                with self._http.stream("GET", "/healthz") as answer:
-                    waited = ANSWER_TIMEOUTS * self.timeout
+                with answer_deadline(time.monotonic() + waited), self._http.stream("GET", "/healthz") as answer:
                     body = decode_json(read_whole(answer, url=self.api_url, what="GET /healthz", reads=True,
                                                   limit=self.max_answer_bytes, deadline=time.monotonic() + waited,
                                                   waited=waited), url=self.api_url, what="GET /healthz")
@@ -264,14 +267,19 @@ class ApiClient(AdCalls):
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Send one request and return its decoded JSON body (``None`` for an empty body), checked against what the
-        route answers (:func:`gamead_cli.answer_shapes.check`: one that does not fit is exit 3, attack36 F4)."""
+        route answers (:func:`gamead_cli.answer_shapes.check`: one that does not fit is exit 3, attack36 F4; a
+        write's, or a write's body that is not JSON, :class:`NoAnswer`: it may have been carried out, client37)."""
         response = self.send(method, path, **kw)
-        if not response.content:
-            return None
+        reads, sent = changes_nothing(method, kw), kw.get("json")
         try:
-            return answer_shapes.check(self.api_url, method, path,
-                                       decode_json(response.content, url=self.api_url, what=f"{method} {path}"))
-        except ValueError as exc:
+            body = decode_json(response.content, url=self.api_url, what=f"{method} {path}") if response.content \
+                else None
+        except (ValueError, ApiUnreachable) as exc:  # a write's: it may have been carried out (client37)
+            if not reads:
+                raise answer_shapes.not_a(self.api_url, method, path, "a gamead answer", "not JSON" if isinstance(
+                    exc, ValueError) else "JSON nested too deeply", reads=False) from None
+            if isinstance(exc, ApiUnreachable):
+                raise
             if not self._is_gamead_api():  # say a worker's metrics port: not an API at all (exit 3, not 1)
                 raise ApiUnreachable(
                     f"no gamead API at {self.api_url}: {method} {path} answered a non-JSON body (HTTP "
@@ -282,6 +290,8 @@ class ApiClient(AdCalls):
                 f"API answered {method} {path} with a non-JSON body (HTTP {response.status_code})",
                 status=response.status_code,
             ) from exc
+        return answer_shapes.check(self.api_url, method, path, body, reads=reads,
+                                   dry=isinstance(sent, dict) and sent.get("dryRun") is True)
 
     def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
         """Send one request asking for newline-delimited JSON and yield each line as it arrives.
@@ -296,25 +306,34 @@ class ApiClient(AdCalls):
         deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
         while True:
             attempt += 1
-            unsent, sent = Unsent(self._opened), clock.local()
+            unsent, sent, waited = Unsent(self._opened), clock.local(), ANSWER_TIMEOUTS * self.timeout
+            head_by = time.monotonic() + waited  # the answer's head, and an error's body (client37); the lines: not
             try:
-                with self._http.stream(method, path, headers=headers, timeout=None, **kw,
-                                       extensions={"trace": unsent}) as response:
+                with answer_deadline(head_by):
+                    request = self._http.build_request(method, path, headers=headers, timeout=None, **kw,
+                                                       extensions={"trace": unsent})
+                    response = self._http.send(request, stream=True)
+                with contextlib.closing(response):
                     begun = self._reached = True
                     service_clock.note(response.headers.get("date"), sent, clock.local())
+                    if response.is_redirect or 300 <= response.status_code < 400:
+                        raise redirected(response, self.api_url, f"{method} {path}", True)
                     if response.is_error:  # read as any answer is: bounded (attack36 F3)
-                        read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
-                                   limit=self.max_answer_bytes, deadline=time.monotonic() + ANSWER_TIMEOUTS
-                                   * self.timeout, waited=ANSWER_TIMEOUTS * self.timeout)
+                        with answer_deadline(time.monotonic() + waited):
+                            read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
+                                       limit=self.max_answer_bytes, deadline=time.monotonic() + waited, waited=waited)
                         error = error_from_response(response)
                         if response.status_code in (404, 405) and not self._is_gamead_api():
                             raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
                                                  f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
                         raise error
-                    yield from ndjson_lines(response.iter_bytes(), f"{method} {path}")
+                    yield from ndjson_lines(stream_pieces(response, url=self.api_url, what=f"{method} {path}",
+                                                          most=MAX_STREAM_LINE_BYTES), f"{method} {path}")
                 return
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if not begun and isinstance(exc, httpx.TimeoutException) and time.monotonic() >= head_by:
+                    raise late(self.api_url, f"{method} {path}", True, waited, head=True, sent_whole=True) from exc
                 if not begun and self._wait_to_retry(attempt, deadline, retry.may_retry(
                         method, headers, sent=not connect) and (self._reached or self._connected if connect
                                                                else self._reached or lost_kind(exc) is not None)):

@@ -143,9 +143,7 @@ def send_many(
         def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
             """(index, where, result or GameadError) for each ad; splits on a size refusal."""
             try:
-                results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
-                if not isinstance(results, list) or len(results) != len(good):
-                    raise GameadError(f"the API answered {len(results)} results for {len(good)} ads")
+                results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]  # one per ad
             except ApiClientError as exc:
                 if exc.code in SIZE_REFUSALS and len(good) > 1 and not isinstance(exc, ApiUnreachable):
                     most = exc.details.get("max") if isinstance(exc.details, dict) else None

@@ -30,7 +30,8 @@ def test_submit_sends_body_and_idempotency_key() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(202, json={"id": "a1", "status": "queued", "priority": 3, "duplicate": False})
+        return httpx.Response(202, json={"id": "a1", "status": "queued", "priority": 3, "duplicate": False,
+                                         "submittedAt": "2026-01-01T00:00:00Z"})
 
     client = client_for(httpx.MockTransport(handler), token="s3cret")
     body = client.submit({"title": "t"}, idempotency_key="k-1")

@@ -44,7 +44,7 @@ def scripted(*answers: int, retry_after: str = "0") -> tuple[httpx.MockTransport
             ads = json.loads(request.content)["ads"]
             return httpx.Response(200, json={"results": [{**ACCEPTED, "id": f"a{len(seen)}-{i}"}
                                                          for i in range(len(ads))],
-                                             "accepted": len(ads), "rejected": 0})
+                                             "accepted": len(ads), "duplicates": 0, "rejected": 0})
         return httpx.Response(status, json=ACCEPTED)
 
     return httpx.MockTransport(handler), seen
@@ -93,7 +93,7 @@ def _answer_lost_once(lost_at: int) -> tuple[httpx.MockTransport, list[httpx.Req
             raise httpx.ReadTimeout("timed out", request=request)
         ads = json.loads(request.content)["ads"]
         return httpx.Response(200, json={"results": [{**ACCEPTED, "id": f"a{len(seen)}-{i}"} for i in range(len(ads))],
-                                         "accepted": len(ads), "rejected": 0})
+                                         "accepted": len(ads), "duplicates": 0, "rejected": 0})
 
     return httpx.MockTransport(handler), seen
 
