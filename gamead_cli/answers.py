@@ -48,14 +48,25 @@ def _cut(url: str, what: str, reads: bool, cause: str, lost: str, waited: float)
     return error
 
 
+def answer_bound(timeout: object, client_timeout: float) -> tuple[float, str]:
+    """Seconds a whole answer may take, and the setting they come from (errors name it): :data:`ANSWER_TIMEOUTS` ×
+    the request's ``timeout`` (a lookup's cut one; none: ``client_timeout``, ``client.timeout``); a timeout longer
+    than ``client_timeout`` (``GET /ads``: ``client.list_timeout``, a page computed for that long) as is. Pure."""
+    t = timeout if isinstance(timeout, (int, float)) else client_timeout
+    if t > client_timeout:
+        return float(t), "client.list_timeout"
+    return ANSWER_TIMEOUTS * t, f"{ANSWER_TIMEOUTS} × client.timeout"
+
+
 def read_whole(response: httpx.Response, *, url: str, what: str, reads: bool, limit: int,
-               deadline: float, waited: float) -> bytes:
+               deadline: float, waited: float, bound: str = f"{ANSWER_TIMEOUTS} × client.timeout") -> bytes:
     """Read ``response``'s body (opened with ``stream=True``) whole and close it; return its bytes, decoded
     (``Content-Encoding``, every layer bounded: :mod:`gamead_cli.answer_decoding`; httpx's ``response.content``
     holds them too). ``deadline`` is a ``time.monotonic()`` value, ``waited`` the seconds from the request to it
-    (said in the error). Raises :class:`NoAnswer` for a body over ``limit`` bytes (decoded, or any layer of its
-    encoding), in an encoding it does not decode as, or not whole by ``deadline`` (the connection is closed,
-    nothing more is read); httpx's own errors (a read timeout, a connection lost) pass through."""
+    (said in the error, with ``bound``: the setting it comes from). Raises :class:`NoAnswer` for a body over
+    ``limit`` bytes (decoded, or any layer of its encoding), in an encoding it does not decode as, or not whole by
+    ``deadline`` (the connection is closed, nothing more is read); httpx's own errors (a read timeout, a connection
+    lost) pass through."""
     body = bytearray()  # not a list of chunks: endless 1-byte chunks would cost ~40 bytes each
     decoder = BoundedDecoder(response.headers.get("content-encoding"), limit)
     too_long = f"more than {size_text(limit)} (client.max_answer_bytes): not read past that"
@@ -74,8 +85,8 @@ def read_whole(response: httpx.Response, *, url: str, what: str, reads: bool, li
             if len(body) > limit:
                 raise _cut(url, what, reads, too_long, "garbled", waited)
             if time.monotonic() > deadline:
-                raise _cut(url, what, reads, f"an answer not whole after {waited:g}s ({ANSWER_TIMEOUTS} × "
-                           f"client.timeout; {len(body):,} bytes came)", "timeout", waited)
+                raise _cut(url, what, reads, f"an answer not whole after {waited:g}s ({bound}; "
+                           f"{len(body):,} bytes came)", "timeout", waited)
     finally:
         response.close()
     content = bytes(body)
@@ -99,12 +110,13 @@ def stream_pieces(response: httpx.Response, *, url: str, what: str, most: int) -
                        0.0) from None
 
 
-def late(url: str, what: str, reads: bool, waited: float, *, head: bool, sent_whole: bool) -> ApiUnreachable:
+def late(url: str, what: str, reads: bool, waited: float, *, head: bool, sent_whole: bool,
+         bound: str = f"{ANSWER_TIMEOUTS} × client.timeout") -> ApiUnreachable:
     """The error of a request not done by its deadline (:mod:`gamead_cli.deadline_http`: a head or body trickled a
     byte at a time, a request body the server does not read): one not written whole "nothing was done"
     (:class:`ApiUnreachable`), else :class:`NoAnswer` (a read: nothing was changed; a write: it may have been
-    carried out); ``head``: no answer's head had come whole."""
-    bound = f"{waited:g}s ({ANSWER_TIMEOUTS} × client.timeout)"
+    carried out); ``head``: no answer's head had come whole; ``bound``: the setting ``waited`` comes from."""
+    bound = f"{waited:g}s ({bound})"
     if not sent_whole:
         return ApiUnreachable(f"the gamead API at {url} did not take the request {what} whole within {bound}: "
                               f"nothing was done — {_NOT_API}")
@@ -136,5 +148,5 @@ def decode_json(content: bytes, *, url: str, what: str) -> Any:
                              f"(JSON nested too deeply) — {_NOT_API}") from None
 
 
-__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "decode_json", "late", "read_whole", "redirected", "size_text",
+__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "answer_bound", "decode_json", "late", "read_whole", "redirected", "size_text",
            "stream_pieces"]

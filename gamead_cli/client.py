@@ -24,8 +24,8 @@ import httpx
 
 from gamead_cli import answer_shapes, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
-from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, decode_json, late, read_whole, redirected,
-                                stream_pieces)
+from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, decode_json, late, read_whole,
+                                redirected, stream_pieces)
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, lost_kind,
                                    no_answer, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
@@ -132,14 +132,14 @@ class ApiClient(AdCalls):
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
             sent, started, response = clock.local(), time.monotonic(), None
-            waited = ANSWER_TIMEOUTS * (t if isinstance(t := kw.get("timeout"), (int, float)) else self.timeout)
+            waited, bound = answer_bound(kw.get("timeout"), self.timeout)
             answer_by, reads = min(started + waited, until or float("inf")), changes_nothing(method, kw)
             try:
                 with answer_deadline(answer_by):  # its head and body too (client37: a head trickled byte by byte)
                     response = self._http.send(self._http.build_request(method, path, **kw,
                                                                         extensions={"trace": unsent}), stream=True)
                     read_whole(response, url=self.api_url, what=f"{method} {path}", reads=reads,
-                               limit=self.max_answer_bytes, deadline=answer_by, waited=waited)
+                               limit=self.max_answer_bytes, deadline=answer_by, waited=waited, bound=bound)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
@@ -153,7 +153,7 @@ class ApiClient(AdCalls):
                 # is not HTTP from an address that never answered is not a gamead API: not waited for
                 if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= answer_by - 0.01:  # not resent
                     raise late(self.api_url, f"{method} {path}", reads, waited, head=response is None,
-                               sent_whole=not unsent.failed) from exc
+                               sent_whole=not unsent.failed, bound=bound) from exc
                 lost = self._reached or lost_kind(exc) is not None
                 if self._wait_to_retry(attempt, deadline, lost and retry.may_retry(
                         method, headers, keyed=keyed, sent=not unsent.failed)):

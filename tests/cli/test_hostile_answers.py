@@ -79,12 +79,15 @@ WRITES = [("submit", "--title", "t", "--genre", "rpg"), ("scale", "set", "3"), (
 def test_a_head_a_byte_at_a_time_ends_the_verb_at_its_deadline(hostile: Callable[..., HostileServer],
                                                                tmp_path: Path, verb: tuple[str, ...]) -> None:
     """Before: every verb still waiting after 40 s. Now its request ends 3 × client.timeout (here 1 s) after it
-    was sent: one line naming the bound and what became of the request, exit 3."""
+    was sent (`ads list`: client.list_timeout, here 2 s): one line naming the bound and what became of the request,
+    exit 3."""
     server = hostile("head_trickle")
-    result = _gamead(tmp_path, *verb, "--api", server.url, timeout=45, GAMEAD_CLIENT__TIMEOUT="1")
+    result = _gamead(tmp_path, *verb, "--api", server.url, timeout=45, GAMEAD_CLIENT__TIMEOUT="1",
+                     GAMEAD_CLIENT__LIST_TIMEOUT="2")
     assert result.returncode == 3, result.stdout + result.stderr
     outcome = "it may have been carried out" if verb in WRITES else "a read: nothing was changed"
-    _one_line(result, f"the gamead API at {server.url} answered ", "an answer not whole after 3s (3 × client.timeout)"
+    bound = "2s (client.list_timeout)" if verb == ("ads", "list") else "3s (3 × client.timeout)"
+    _one_line(result, f"the gamead API at {server.url} answered ", f"an answer not whole after {bound}"
               ": not even its head", outcome)
 
 
