@@ -97,7 +97,7 @@ LOST_WORDS = {"timeout": "no answer in time", "reset": "connection reset before 
               "unreadable": "an answer that is not a gamead answer"}
 
 
-def stop_reason(errors: list[Any], outage: bool, retry_for: float, keyed: bool, interrupted: bool = False,
+def stop_reason(errors: list[Any], outage: bool | str, retry_for: float, keyed: bool, interrupted: bool = False,
                 by: str = "Ctrl-C") -> str:
     """Why ``gamead submit`` stopped sending before its input's end (``stoppedBecause``; attack33b F5: a run cut
     after 20 of 400 ads said nowhere why): ``interrupted``, Ctrl-C (newcomer33 F7: said as a stop is), else
@@ -108,8 +108,8 @@ def stop_reason(errors: list[Any], outage: bool, retry_for: float, keyed: bool, 
     :func:`gamead_cli.stops.stopped_by` says it (``SIGTERM``: newcomer35 F3, a SIGTERM said Ctrl-C here). Pure."""
     if interrupted:
         return f"interrupted ({by})"
-    if outage:
-        return "the API was still unreachable after client.retry_for"
+    if outage:  # the outage's own words (Outage.reason), or the API unreachable
+        return outage if isinstance(outage, str) else "the API was still unreachable after client.retry_for"
     lost = getattr(errors[0], "lost", None) if errors else None
     if errors and lost is None:
         return "a batch could not reach the API before any ad was accepted"

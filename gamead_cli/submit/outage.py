@@ -13,22 +13,62 @@ this run, or been connected to; it ends at the next answer of any kind. Meanwhil
 * one line on stderr when it begins (since when, why, what is done, until when), one when it ends or stops the
   run, and the progress bar says it meanwhile (:meth:`Outage.status`).
 
+The API's store refusing every ad is an outage too (submit37, attack37 F3: a full JetStream store answered 4,630 ads
+``queue_unavailable`` at full rate for 31 s, then left 566 "may be queued" that never were): it begins at a batch
+answer in which no ad was taken and at least one was refused for the store (:func:`store_verdict`: a 503
+``queue_unavailable``/``storage_failed``/``storage_failing``/``records_full``/``topology_missing``, the whole request
+or per ad, with or without ``details.adId``) and ends at the first ad taken (accepted or a duplicate), not at any
+answer. It pauses and stops the sending as above, and meanwhile each batch is one ad (:meth:`Outage.size`): a probe,
+so at most one ad per try can be left uncertain (its publish unanswered: settled by lookup in the summary).
+
 Thread-safe: the client's threads call :meth:`refused` and :meth:`answered`, the sender :meth:`hold`."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from gamead_cli import service_clock
+from gamead_core.errors import ApiUnreachable
 
 #: the style of each mark of a line: begun, ended, the run stopped
 MARKS = {"!": "yellow", "✓": "green", "✗": "red"}
 #: seconds between two looks of a paused sender at the outage (an answer or a Ctrl-C ends the wait sooner)
 LOOK_EVERY = 0.25
+#: error codes (a whole request's 503 or one ad's error in a batch answer) that say the API's store took no write:
+#: NATS/JetStream unreachable, unanswered, full or failing, the record bucket full, a stream missing (README, errors)
+STORE_CODES = frozenset({"queue_unavailable", "storage_failed", "storage_failing", "records_full",
+                         "topology_missing"})
+
+
+def store_verdict(bodies: Iterable[Any]) -> str | None:
+    """What one batch's answers say of the API's store: ``bodies`` are each ad's outcome (a per-ad result dict —
+    ``{"id", ...}`` taken, ``{"error": {"code", "message"}}`` refused — or the exception standing for it: the whole
+    request refused, no answer, a bad line). ``""`` when an ad was taken (the store works), the cause
+    (``queue_unavailable: NATS did not answer in time``) when none was and at least one was refused with a code of
+    :data:`STORE_CODES`, else None (nothing said of the store: bad lines, validation refusals, no answer — a lost
+    answer is not the store's). Pure."""
+    cause = None
+    for body in bodies:
+        error = body.get("error") if isinstance(body, dict) else body
+        if isinstance(body, dict) and not isinstance(error, dict):
+            if "id" in body:
+                return ""
+            continue
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("message")
+        else:
+            code, message = getattr(error, "code", None), getattr(error, "message", None)
+            if isinstance(error, ApiUnreachable):  # never reached, or no answer: not the store's word
+                continue
+        if code in STORE_CODES and cause is None:
+            first = re.split(r"[;:]", str(message or ""))[0].strip()  # the first clause: not its ad's id
+            cause = f"{code}: {first}"[:120].rstrip(": ")
+    return cause
 
 
 def clock_text(epoch: float) -> str:
@@ -63,6 +103,7 @@ class Outage:
         self.since: float | None = None  #: monotonic start of the outage under way (None: the API answers)
         self._since_wall = 0.0
         self.cause = ""
+        self.kind = ""  #: of the outage under way: ``unreachable`` (no connection) or ``store`` (writes refused)
         self.spans: list[dict[str, Any]] = []  #: ``{"since", "until", "seconds", "cause"}``, one per outage
         self.out = 0  #: requests out (handed to the pool, not finished)
         self.paused = 0.0  #: seconds the sending paused in all (the schedule waits as long)
@@ -72,25 +113,49 @@ class Outage:
 
     def refused(self, cause: str) -> bool:
         """A connection could not be made (``cause``: ``connection refused``…): the outage begins if none is under
-        way (said once). True while a request may still wait to retry: within :attr:`hold_for` of the outage's
-        start."""
+        way (said once; a store outage under way becomes this one, its start kept). True while a request may still
+        wait to retry: within :attr:`hold_for` of the outage's start."""
         with self._cond:
             begun = self.since is None
             if begun:
-                self.since, self._since_wall, self.cause = self._clock(), self._wall(), cause
-                self.spans.append({"since": iso_text(self._since_wall), "until": None, "seconds": None,
-                                   "cause": cause})
+                self._begin(cause)
+            self.kind = "unreachable"
             retry = self._clock() < self.since + self.hold_for
         if begun:  # said outside the lock: printing waits on the progress bar's own
             self._say("!", self._begun_text())
         return retry
 
     def answered(self) -> None:
-        """The API answered: the outage under way, if any, ends (said, unless it stopped the run)."""
-        if self.since is None:  # every answer comes here: no lock while the API answers
+        """The API answered: the outage under way, if it is the API unreachable, ends (said, unless it stopped the
+        run); a store outage ends only at an ad taken (:meth:`judge`)."""
+        if self.since is None or self.kind != "unreachable":  # every answer comes here: no lock while it answers
+            return
+        self._end("unreachable")
+
+    def judge(self, bodies: Iterable[Any]) -> None:
+        """The outcomes of one batch's ads (:func:`store_verdict`): every ad refused for the store begins a store
+        outage if none is under way (said once); an ad taken ends a store outage (said)."""
+        verdict = store_verdict(bodies)
+        if verdict == "":
+            if self.since is not None and self.kind == "store":
+                self._end("store")
+            return
+        if verdict is None or self.since is not None:
             return
         with self._cond:
-            if self.since is None:
+            if self.since is not None:
+                return
+            self._begin(verdict)
+            self.kind = "store"
+        self._say("!", self._begun_text())
+
+    def _begin(self, cause: str) -> None:  # under the lock
+        self.since, self._since_wall, self.cause = self._clock(), self._wall(), cause
+        self.spans.append({"since": iso_text(self._since_wall), "until": None, "seconds": None, "cause": cause})
+
+    def _end(self, kind: str) -> None:
+        with self._cond:
+            if self.since is None or self.kind != kind:
                 return
             seconds = self._clock() - self.since
             self.spans[-1].update(until=iso_text(self._wall()), seconds=round(seconds, 3))
@@ -98,8 +163,14 @@ class Outage:
             self._cond.notify_all()
             said = not self.stopped
         if said:
+            how = "unreachable" if kind == "unreachable" else f"refusing writes ({self.cause})"
             self._say("✓", f"{clock_text(self._wall())} the API at {self.api_url} answers again after "
-                           f"{seconds:.1f} s unreachable: sending resumes where it paused")
+                           f"{seconds:.1f} s {how}: sending resumes where it paused")
+
+    def size(self, most: int) -> int:
+        """The next batch's size: ``most`` (ads), or 1 while the store refuses (a probe: one ad left uncertain at
+        most)."""
+        return 1 if self.since is not None and self.kind == "store" else most
 
     # --- the sender ---------------------------------------------------------------------------------------
 
@@ -133,7 +204,7 @@ class Outage:
                     self._cond.wait(LOOK_EVERY)
                 tick()
             stop.set()
-            self._say("✗", f"{clock_text(self._wall())} the API at {self.api_url} is still unreachable after "
+            self._say("✗", f"{clock_text(self._wall())} the API at {self.api_url} {self._still()} after "
                            f"{waited:.0f} s ({self.cause}): sending stopped, the summary says which ads were not "
                            f"sent (client.retry_for {self.hold_for:g} s: GAMEAD_CLIENT__RETRY_FOR=S waits longer)")
             return True
@@ -144,10 +215,29 @@ class Outage:
         """What the progress bar adds while an outage is under way (``""`` when none is)."""
         if self.since is None:
             return ""
-        return f" · API unreachable since {clock_text(self._since_wall)} ({self.cause}): paused"
+        what = "API unreachable" if self.kind == "unreachable" else "the API's store refuses writes"
+        return f" · {what} since {clock_text(self._since_wall)} ({self.cause}): paused"
+
+    def reason(self) -> str:
+        """Why the sending stopped, when an outage stopped it (``stoppedBecause``): the API unreachable, or its
+        store refusing every ad, past ``client.retry_for``; ``""`` when none did."""
+        if not self.stopped:
+            return ""
+        if self.kind == "store":
+            return f"the API's store still refused every ad after client.retry_for ({self.cause})"
+        return "the API was still unreachable after client.retry_for"
+
+    def _still(self) -> str:
+        return "is still unreachable" if self.kind == "unreachable" else "still refuses every ad for its store"
 
     def _begun_text(self) -> str:
         until = clock_text(self._since_wall + self.hold_for)
+        if self.kind == "store":
+            return (f"{clock_text(self._since_wall)} the API at {self.api_url} refuses every ad for its store "
+                    f"({self.cause}): sending paused, one ad at a time tries again (certainly unsent ones are "
+                    "resent, uncertain ones looked up at the end); if it still refuses at "
+                    f"{until} (client.retry_for {self.hold_for:g} s) sending stops, the rest not sent. The --rate "
+                    "schedule resumes where it paused: the run ends later by the pause")
         return (f"{clock_text(self._since_wall)} the API at {self.api_url} is unreachable ({self.cause}): sending "
                 f"paused, the requests out are retried; if it still is at {until} (client.retry_for "
                 f"{self.hold_for:g} s) their ads are counted rejected (api_unreachable: never queued, safe to resend) "

@@ -208,12 +208,12 @@ def send_many(
             deadline = time.monotonic() + client.retry_for
             answers += post(good) if good else []
             for attempt in itertools.count(1):
+                outage.judge(body for _, _, body in answers)  # every ad refused for the store: an outage (F3)
                 again = {i: body["error"] for i, _, body in answers
                          if isinstance(body, dict) and retry.resendable(body.get("error"))}
                 wait = None if not again or stop.is_set() else retry.next_wait(
                     attempt, retry.ad_retry_after(list(again.values())), deadline - time.monotonic())
-                if wait is None:
-                    again = {}
+                again = {} if wait is None else again
                 with lock:
                     for i, where, body in answers:
                         if i not in again:
@@ -239,7 +239,7 @@ def send_many(
         feed = Feed(enumerate(ads)) if live else None
         chunk: list[Item] = []  #: the run in hand, not yet given to the pool
         try:
-            for run in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: limit["size"]):
+            for run in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: outage.size(limit["size"])):
                 chunk = run
                 if rate > 0 and pace(stop, start + outage.paused + chunk[-1][0] / rate):  # its last ad's turn
                     break
@@ -247,7 +247,7 @@ def send_many(
                                                                                       outage.status()))):
                     with lock:  # sending stops (the API away past client.retry_for); what a stream read is named
                         for i, item in chunk + feed.rest() if feed else []:
-                            reject(i, labelled(i, item)[0], "not_sent", "not sent: the API was unreachable")
+                            reject(i, labelled(i, item)[0], "not_sent", f"not sent: {outage.reason()}")
                     break
                 slots.acquire()
                 if stop.is_set():
@@ -339,7 +339,7 @@ def send_many(
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
     if interrupted or (stop.is_set() and not unread):  # stopped before its input's end: why, Ctrl-C too
-        summary["stoppedBecause"] = stop_reason(fatal, outage.stopped, client.retry_for, bool(idempotency_key),
+        summary["stoppedBecause"] = stop_reason(fatal, outage.reason(), client.retry_for, bool(idempotency_key),
                                                 interrupted, stopped_by())
         if total is not None and sent < total:
             summary["notSent"] = total - sent

@@ -27,6 +27,7 @@ from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
 from gamead_cli.stops import stopped_by
 from gamead_cli.submit.batches import LOST_WORDS
+from gamead_cli.submit.outage import STORE_CODES
 
 
 def progress_bar() -> Progress:
@@ -103,7 +104,8 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
                                            f"still be analysed; {_ranges(summary, 'maybeQueuedWhere')}; {settle})",
                                            style="yellow"))
     if summary.get("outages"):
-        grid.add_row("API unreachable", Text(outage_text(summary), style="yellow"))
+        grid.add_row("store refusing" if store_only(summary) else "API unreachable",
+                     Text(outage_text(summary), style="yellow"))
     if summary.get("notSent"):
         why = summary.get("stoppedBecause") or "a batch got no answer before any ad was accepted"
         grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: {why}; none of these reached the API"
@@ -153,12 +155,24 @@ def outage_text(summary: Mapping[str, Any]) -> str:
                       f"{short_time(o.get('since'))} UTC to the end") + f", {o.get('seconds') or 0:.1f} s "
                      f"({o.get('cause')})" for o in spans[:5])
     maybe, paused = summary.get("maybeQueued") or 0, summary.get("pausedSeconds") or 0
+    if store_only(summary):  # no ad is refused api_unreachable by these: resent, or looked up (their own rows)
+        return (f"{len(spans)} time{'s' if len(spans) > 1 else ''}: {when}{' …' if len(spans) > 5 else ''}; sending "
+                + (f"paused {paused:.1f} s, then stopped" if summary.get("stoppedByOutage") else
+                   f"paused {paused:.1f} s (the run ended that much later, --rate kept)")
+                + "; the ads it refused were resent when certainly not queued, else looked up (rows above)")
     return (f"{len(spans)} time{'s' if len(spans) > 1 else ''}: {when}{' …' if len(spans) > 5 else ''}; sending "
             + (f"paused {paused:.1f} s, then stopped; " if summary.get("stoppedByOutage") else
                f"paused {paused:.1f} s (the run ended that much later, --rate kept); ")
             + f"{summary.get('refusedByOutage') or 0} ads refused (rejected api_unreachable: never queued, safe to "
             "resend); " + (f"{maybe} may be queued (a request went out and its answer never came: see that row)"
                            if maybe else "none may be queued (every request sent was answered)"))
+
+
+def store_only(summary: Mapping[str, Any]) -> bool:
+    """True if every outage of ``summary`` was the API's store refusing every ad (its ``cause`` starts with a code of
+    :data:`~gamead_cli.submit.outage.STORE_CODES`), none the API unreachable. Pure."""
+    spans = summary.get("outages") or []
+    return bool(spans) and all(str(o.get("cause") or "").split(":")[0] in STORE_CODES for o in spans)
 
 
 def lost_text(summary: Mapping[str, Any]) -> str:

@@ -1,12 +1,14 @@
 """fix33a: :class:`gamead_cli.submit.outage.Outage`, the rule of a bulk submit across an API outage, on a clock of
 the test's own: said once when it begins and once when it ends, retried within ``client.retry_for`` of its start
-and not after, and the sending stopped (said) when it outlasts that with no request out."""
+and not after, and the sending stopped (said) when it outlasts that with no request out; submit37: the API's store
+refusing every ad of a batch is an outage as well (:func:`store_verdict`)."""
 
 from __future__ import annotations
 
 import threading
 
-from gamead_cli.submit.outage import Outage
+from gamead_cli.submit.outage import Outage, store_verdict
+from gamead_core.errors import ApiClientError, NoAnswer
 
 T0 = 1_796_351_465.0  # 2026-12-04T02:31:05Z
 
@@ -59,3 +61,61 @@ def test_past_retry_for_a_request_is_not_retried_and_the_sending_stops_once_none
     assert said[-1][0] == "✗" and "is still unreachable after 10 s (connection refused): sending stopped" in said[-1][1]
     outage.answered()  # back after the run stopped: not said as "sending resumes"
     assert [m for m, _ in said] == ["!", "✗"] and outage.summary(3)["stoppedByOutage"] is True
+
+
+# --- submit37 (attack37 F3): the API's store refusing every ad is an outage too -------------------------------
+
+UNANSWERED = {"error": {"code": "queue_unavailable", "message": "NATS did not answer in time: ad 01m9 may still be queued",
+                        "details": {"adId": "01m9"}}}
+
+
+def test_store_verdict_needs_every_ad_refused_for_the_store_and_none_taken() -> None:
+    """A batch of 100 per-ad ``queue_unavailable`` (the F3 figure: ads 5371-10000 of a full store) says the store
+    refuses; one ad taken, a validation refusal alone, or a lost answer say nothing of it."""
+    assert store_verdict([UNANSWERED] * 100) == "queue_unavailable: NATS did not answer in time"
+    assert store_verdict([UNANSWERED] * 99 + [{"id": "01m9", "duplicate": False}]) == ""
+    whole = ApiClientError("the queue cannot store new data", status=503, api_code="storage_failed")
+    assert store_verdict([whole, whole]) == "storage_failed: the queue cannot store new data"
+    assert store_verdict([{"error": {"code": "records_full", "message": "full"}}]) == "records_full: full"
+    assert store_verdict([{"error": {"code": "validation_failed", "message": "title"}}, UNANSWERED]) is not None
+    assert store_verdict([{"error": {"code": "validation_failed", "message": "title"}}]) is None
+    assert store_verdict([NoAnswer("no answer in 10s")]) is None  # a lost answer is not the store's word
+    assert store_verdict([]) is None
+
+
+def test_a_store_outage_pauses_probes_one_ad_and_ends_at_an_ad_taken_not_at_any_answer() -> None:
+    now = [0.0]
+    outage, said = _outage(now)
+    stop = threading.Event()
+    assert outage.size(100) == 100
+    outage.judge([UNANSWERED] * 100)
+    assert [m for m, _ in said] == ["!"] and said[0][1].startswith(
+        "02:31:05 UTC the API at http://127.0.0.1:8080 refuses every ad for its store (queue_unavailable: NATS did "
+        "not answer in time): sending paused, one ad at a time tries again")
+    assert outage.size(100) == 1 and "the API's store refuses writes since 02:31:05 UTC" in outage.status()
+    outage.answered()  # the batch answer itself (HTTP 200): not the end of a store outage
+    outage.judge([UNANSWERED])  # a probe refused again: still the same outage, said once
+    assert outage.since is not None and [m for m, _ in said] == ["!"]
+    outage.started()  # a probe out: the sender waits for it
+    waited = threading.Thread(target=outage.hold, args=(stop,))
+    waited.start()
+    now[0] = 6.0
+    outage.judge([{"id": "01m9"}])  # an ad taken: the store works again
+    outage.finished()
+    waited.join(timeout=10)
+    assert not waited.is_alive() and not stop.is_set()
+    assert said[-1][0] == "✓" and "answers again after 6.0 s refusing writes (queue_unavailable" in said[-1][1]
+    assert outage.size(100) == 100 and outage.summary(0)["outages"][0]["cause"].startswith("queue_unavailable")
+
+
+def test_a_store_outage_past_retry_for_stops_the_sending_and_says_why() -> None:
+    now = [0.0]
+    outage, said = _outage(now)
+    stop = threading.Event()
+    outage.judge([{"error": {"code": "storage_failed", "message": "disk full"}}])
+    now[0] = 10.5
+    assert outage.hold(stop) is True and stop.is_set()
+    assert "still refuses every ad for its store after 10 s (storage_failed: disk full): sending stopped" \
+        in said[-1][1]
+    assert outage.reason() == ("the API's store still refused every ad after client.retry_for (storage_failed: "
+                               "disk full)")

@@ -1,0 +1,89 @@
+"""submit37 (attack37 F3): ``gamead submit --count N --rate R`` while the API's store refuses every ad.
+
+Before: a JetStream store that took no write (full disk) had every later ad answered per-ad ``queue_unavailable``
+at full rate for 31 s (4,630 ads), ``outages: []``, ``pausedSeconds: 0.001``, and the summary left 566 "may be
+queued" that were never queued (exit 1). Now a batch answer in which no ad was taken and every ad was refused for
+the store begins an outage as a refused connection does: one line on stderr, sending paused (one ad at a time
+tries again), the ``--rate`` schedule resumes where it paused, the outage named in ``-o json`` with its cause.
+
+Real nats-server (frozen by SIGSTOP, by its PID: the API's publishes get no answer, as on a full disk), a real API
+process and a real ``gamead submit`` process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import (
+    Proc,
+    clean_env,
+    frozen,
+    gamead_argv,
+    killed_if_left,
+    start_api,
+    wait_for,
+)
+
+COUNT, RATE, BATCH = 400, 40, 10
+#: how long NATS stays frozen (seconds; client.retry_for is 60 s here): 320 of the run's ads at its rate
+FROZEN_FOR = 8.0
+
+
+def _said(path: Path) -> str:
+    return " ".join(path.read_text().split())
+
+
+def test_a_run_whose_store_refuses_pauses_says_so_and_leaves_few_ads_unsettled(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """NATS frozen for 8 s during a 400-ad run at 40/s in batches of 10: stderr says the API refuses every ad for
+    its store and that sending paused, then that it takes ads again; ``-o json`` names the outage (its cause
+    ``queue_unavailable``…, ended) and the pause; the ads sent into the frozen store are the few of the batches
+    out until the first refusal came back and the one-ad probes (figures, same run before the fix: no line,
+    ``outages: []``, ``pausedSeconds`` 0, 128 ads ``notQueued`` — its API's NATS connection declared stale after
+    3 s turns later refusals certain, resent; after: one outage of 6.0 s, cause ``queue_unavailable: NATS did not
+    answer in time``, paused 5.9 s, 84 ``notQueued``, the rest accepted)."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1")
+    procs.append(api)
+    err = tmp_path / "submit.err"
+    with err.open("w") as sink:
+        cli = subprocess.Popen(gamead_argv("submit", "--count", str(COUNT), "--rate", str(RATE), "--batch-size",
+                                           str(BATCH), "--title", "Store", "--genre", "RPG", "--api", url, "-o",
+                                           "json"),
+                               env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="60"),
+                               stdout=subprocess.PIPE, stderr=sink, stdin=subprocess.DEVNULL, text=True)
+    with killed_if_left(cli):
+        with httpx.Client(base_url=url, timeout=10) as http:
+            wait_for(lambda: http.get("/ads", params={"limit": 40}).json()["count"] >= 40 or cli.poll() is not None,
+                     timeout=60, what="some ads of the run queued")
+        assert cli.poll() is None, _said(err)
+        assert server.proc is not None
+        with frozen(server.proc.pid):
+            threading.Event().wait(FROZEN_FOR)  # the fault's length (no state to wait on: NATS is frozen)
+            paused = _said(err)
+        out, _ = cli.communicate(timeout=240)
+    said = _said(err)
+    summary = json.loads(out)
+    unsettled = (summary["maybeQueued"] + summary.get("notQueued", 0) + summary.get("queuedFound", 0)
+                 + sum(summary["rejected"].values()))
+    figures = {k: summary.get(k) for k in ("sent", "accepted", "rejected", "maybeQueued", "notQueued", "queuedFound",
+                                           "outages", "pausedSeconds", "stoppedByOutage")}
+    assert "refuses every ad for its store (queue_unavailable" in paused and "sending paused" in paused, (said,
+                                                                                                        figures)
+    assert "✓ " in said and "answers again after" in said and "refusing writes" in said, said
+    assert summary["sent"] == COUNT and "notSent" not in summary, figures
+    [outage] = summary["outages"]
+    assert outage["until"] is not None and outage["cause"].startswith("queue_unavailable"), figures
+    assert summary["stoppedByOutage"] is False and summary["pausedSeconds"] >= FROZEN_FOR / 2, figures
+    assert summary["maybeQueued"] == 0 and summary["rejected"] == {}, figures
+    # the batches out until the first refusal came back (API publish timeout 1 s: measured 84 ads) and one ad per
+    # probe; a sanity bound, well under the 8 s of the run's ads (320)
+    assert unsettled <= 4 * RATE, figures
+    assert summary["accepted"] + unsettled == COUNT, figures
+
