@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1000,3 +1001,34 @@ def reaper_rounds(url: str, rounds: int = 2, *, timeout: float = 30) -> None:
     read the registry), e.g. so the reaper has seen an API alive before the test makes it silent."""
     held = wait_for(lambda: reaper_lease_revision(url), timeout=timeout, what="the reaper lease taken")
     wait_for(lambda: reaper_lease_revision(url) >= held + rounds, timeout=timeout, what=f"{rounds} reaper rounds")
+
+
+_ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """The CLI's one red line of ``result`` (its colours taken out): stderr is that one line, starting ``error: ``
+    and holding each of ``fragments``; no traceback anywhere (house rule 3). Returns the line."""
+    lines = _ANSI_SGR.sub("", result.stderr).strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+async def queue_ad(store: Any, js: Any, title: str, priority: int = 3) -> tuple[Any, int]:
+    """One ad queued as the API queues it: its ``queued`` record created in ``store`` (an ``AdStore``), then its
+    work message published on ``js`` with the record's revision (``Gamead-Record-Revision``). Returns the record
+    (``AdRecord``) and that revision."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.models import AdRecord, AdStatus, utcnow
+    from gamead_core.store.ads import encode
+
+    record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=priority, submitted_at=utcnow(),
+                      ad=AdSubmission.model_validate(ad(title)))
+    revision = await store.create(record)
+    await js.publish(names.level_subject(priority), encode(record), headers={
+        names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)})
+    return record, revision

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env, gamead_argv, run_gamead
+from tests.support import clean_env, gamead_argv, one_error_line, run_gamead
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 AD_ID = "01kbzzzzzzzzzzzzzzzzzzzzzz"
 #: every GET of the fake: JSON, but no gamead answer's shape (attack36's garbage.py ``json``)
 WRONG_SHAPE = b'{"items": "nope", "queue": [1,2], "workers": 5, "levels": null, "error": 7}'
@@ -95,14 +94,6 @@ def fake_api() -> Iterator[Callable[[str], str]]:
         server.server_close()
 
 
-def _one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    lines = _ANSI.sub("", result.stderr).strip().splitlines()
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
-    return lines[0]
 
 
 def _gamead(tmp_path: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
@@ -121,7 +112,7 @@ def test_an_answer_of_another_shape_is_exit_3_naming_it(fake_api: Callable[[str]
     url = fake_api("shape")
     result = _gamead(tmp_path, *verb, "--api", url)
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, f"the API at {url} answered GET /", "with something that is not")
+    one_error_line(result, f"the API at {url} answered GET /", "with something that is not")
 
 
 @pytest.mark.parametrize("verb", [("workers",), ("ads", "get", AD_ID), ("scale", "status")], ids=" ".join)
@@ -131,7 +122,7 @@ def test_json_nested_too_deeply_is_exit_3(fake_api: Callable[[str], str], tmp_pa
     url = fake_api("deep")
     result = _gamead(tmp_path, *verb, "--api", url)
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, url, "JSON nested too deeply")
+    one_error_line(result, url, "JSON nested too deeply")
 
 
 def _rss_kib(pid: int) -> int:
@@ -168,7 +159,7 @@ def test_an_endless_answer_is_cut_at_the_bound_in_bounded_memory(fake_api: Calla
         out, err = proc.communicate(timeout=30)
     assert peak <= limit, f"RSS reached {peak // 1024} MiB reading an endless answer"
     assert proc.returncode == 3, out + err
-    _one_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
+    one_error_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
               f"the gamead API at {url} answered GET /v1/workers with more than 64 MiB (client.max_answer_bytes)")
 
 
@@ -179,7 +170,7 @@ def test_an_answer_a_byte_at_a_time_is_given_up_at_its_deadline(fake_api: Callab
     url = fake_api("trickle")
     result = _gamead(tmp_path, "workers", "--api", url, timeout=90, GAMEAD_CLIENT__TIMEOUT="1")
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, f"the gamead API at {url} answered GET /v1/workers with an answer not whole after 3s",
+    one_error_line(result, f"the gamead API at {url} answered GET /v1/workers with an answer not whole after 3s",
               "a read: nothing was changed")
 
 
@@ -191,4 +182,4 @@ def test_a_variable_nested_too_deeply_is_exit_5_naming_it(tmp_path: Path, name: 
     """Before: ``gamead config show`` "unexpected RecursionError", exit 1."""
     result = _gamead(tmp_path, "config", "show", **{name: value})
     assert result.returncode == 5, result.stdout + result.stderr
-    _one_line(result, f"{name} (too deep) is not valid JSON")
+    one_error_line(result, f"{name} (too deep) is not valid JSON")

@@ -34,10 +34,9 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets import Banner
 from tests.hostile_http import HostileServer
-from tests.support import clean_env, gamead_argv, run_gamead
+from tests.support import clean_env, gamead_argv, one_error_line, run_gamead
 from tests.tui.conftest import until
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 JOB = "01kbzzzzzzzzzzzzzzzzzzzzzz"
 
 
@@ -59,14 +58,6 @@ def _gamead(tmp_path: Path, *args: str, timeout: float = 60, **env: str) -> subp
     return run_gamead(*args, env=clean_env(**env), cwd=tmp_path, timeout=timeout, errors="replace")
 
 
-def _one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    lines = _ANSI.sub("", result.stderr).strip().splitlines()
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
-    return lines[0]
 
 
 READS = [("workers",), ("ads", "list"), ("ads", "get", JOB), ("top", "--once"), ("scale", "status"), ("audit",),
@@ -87,7 +78,7 @@ def test_a_head_a_byte_at_a_time_ends_the_verb_at_its_deadline(hostile: Callable
     assert result.returncode == 3, result.stdout + result.stderr
     outcome = "it may have been carried out" if verb in WRITES else "a read: nothing was changed"
     bound = "2s (client.list_timeout)" if verb == ("ads", "list") else "3s (3 × client.timeout)"
-    _one_line(result, f"the gamead API at {server.url} answered ", f"an answer not whole after {bound}"
+    one_error_line(result, f"the gamead API at {server.url} answered ", f"an answer not whole after {bound}"
               ": not even its head", outcome)
 
 
@@ -121,7 +112,7 @@ def test_a_write_answered_with_another_shape_may_have_been_carried_out(hostile: 
     server = hostile("shape")
     result = _gamead(tmp_path, *verb, "--api", server.url)
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, f"the API at {server.url} answered ", "with something that is not",
+    one_error_line(result, f"the API at {server.url} answered ", "with something that is not",
               "it may have been carried out")
 
 
@@ -155,7 +146,7 @@ def test_a_redirect_loop_is_not_followed(hostile: Callable[..., HostileServer], 
     server = hostile("redirect_loop")
     result = _gamead(tmp_path, "workers", "--api", server.url)
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, "answered GET /v1/workers with a redirect (HTTP 302 to a path of the same address), not "
+    one_error_line(result, "answered GET /v1/workers with a redirect (HTTP 302 to a path of the same address), not "
               "followed", "a read: nothing was changed")
     assert len(server.heads) == 1
 
@@ -170,7 +161,7 @@ def test_a_redirect_to_another_address_never_takes_the_token_there(hostile: Call
                      GAMEAD_TOKEN="s3cret-token-for-the-api")
     assert result.returncode == 3, result.stdout + result.stderr
     port = elsewhere.url.rsplit(":", 1)[1]
-    _one_line(result, f"with a redirect (HTTP 307 to http://127.0.0.1:{port}), not followed",
+    one_error_line(result, f"with a redirect (HTTP 307 to http://127.0.0.1:{port}), not followed",
               "it may have been carried out")
     assert "s3cret" not in result.stderr + result.stdout
     assert elsewhere.heads == []
@@ -214,7 +205,7 @@ def test_a_gzip_bomb_is_cut_at_the_bound_in_bounded_memory(hostile: Callable[...
     peak, result = _peak_rss(tmp_path, "workers", "--api", server.url, GAMEAD_CLIENT__MAX_ANSWER_BYTES=str(1 << 20))
     assert peak <= 200 * 1024, f"RSS reached {peak // 1024} MiB decoding a gzip bomb"
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, "answered GET /v1/workers with more than 1 MiB (client.max_answer_bytes): not read past that "
+    one_error_line(result, "answered GET /v1/workers with more than 1 MiB (client.max_answer_bytes): not read past that "
               "(decoding its Content-Encoding)")
 
 
@@ -227,7 +218,7 @@ def test_a_gzip_bomb_on_a_follow_stream_is_read_a_bounded_piece_at_a_time(hostil
     peak, result = _peak_rss(tmp_path, "dlq", "jobs", JOB, "--follow", "--api", server.url)
     assert peak <= 200 * 1024, f"RSS reached {peak // 1024} MiB decoding a gzip bomb"
     assert result.returncode == 1, result.stdout + result.stderr
-    _one_line(result, f"answered GET /v1/jobs/{JOB} with a line longer than 1024 KiB")
+    one_error_line(result, f"answered GET /v1/jobs/{JOB} with a line longer than 1024 KiB")
 
 
 def test_endless_tiny_chunks_end_at_the_deadline(hostile: Callable[..., HostileServer], tmp_path: Path) -> None:
@@ -236,5 +227,5 @@ def test_endless_tiny_chunks_end_at_the_deadline(hostile: Callable[..., HostileS
     server = hostile("tiny_chunks")
     result = _gamead(tmp_path, "workers", "--api", server.url, GAMEAD_CLIENT__TIMEOUT="1")
     assert result.returncode == 3, result.stdout + result.stderr
-    _one_line(result, "answered GET /v1/workers with an answer not whole after 3s (3 × client.timeout; ",
+    one_error_line(result, "answered GET /v1/workers with an answer not whole after 3s (3 × client.timeout; ",
               "bytes came)")

@@ -19,7 +19,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import AdError, AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.store.ads import AdStore, Versioned, encode
+from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
@@ -28,7 +28,7 @@ from gamead_core.worker.hooks import Failure
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.storage_pause import StoragePause
-from tests.support import ad, frozen
+from tests.support import ad, queue_ad, frozen
 
 WRITE_TIMEOUT = 1.0  #: seconds a record write waits for its ack here
 
@@ -42,11 +42,7 @@ async def _settle_through_a_stall(server: EmbeddedNats, outcome: str) -> dict[st
         js = nc.jetstream(timeout=WRITE_TIMEOUT)
         await ensure_topology(js, settings)
         store = await AdStore.open(nc, js)
-        record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
-                          ad=AdSubmission.model_validate(ad("Landed")))
-        revision = await store.create(record)
-        await js.publish(names.level_subject(3), encode(record), headers={
-            names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)})
+        record, revision = await queue_ad(store, js, "Landed")
         msg = (await (await js.pull_subscribe_bind(names.level_consumer(3), names.ADS_STREAM)).fetch(1, timeout=5))[0]
         stats = WorkerStats()
         settle = Settler(store, DeadLetters(js), settings.worker, worker_id="landed", stats=stats,

@@ -18,13 +18,12 @@ import nats
 import pytest
 
 from gamead_core import names
-from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.store.ads import AdStore, encode
+from gamead_core.store.ads import AdStore
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
@@ -33,7 +32,7 @@ from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
-from tests.support import ad, all_threads_stopped, wait_for
+from tests.support import queue_ad, all_threads_stopped, wait_for
 
 WRITE_TIMEOUT = 1.0  #: seconds a record write waits for its answer here
 
@@ -48,11 +47,7 @@ async def _claim_through_a_stall(server: EmbeddedNats) -> dict[str, Any]:
         js = nc.jetstream(timeout=WRITE_TIMEOUT)
         await ensure_topology(js, settings)
         store = await AdStore.open(nc, js)
-        record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
-                          ad=AdSubmission.model_validate(ad("Stalled claim")))
-        revision = await store.create(record)
-        await js.publish(names.level_subject(3), encode(record), headers={
-            names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)})
+        record, _ = await queue_ad(store, js, "Stalled claim")
         sub = await js.pull_subscribe_bind(names.level_consumer(3), names.ADS_STREAM)
         await (await sub.fetch(1, timeout=5))[0].nak()  # handed back unstarted: the next delivery is a redelivery
         stats, shield, held = WorkerStats(), Shield(), HeldAds()
