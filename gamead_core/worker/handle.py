@@ -270,7 +270,7 @@ class AdHandler:
         share of ``queue.ack_wait`` in which nobody else can have been given the delivery (``NAK_WINDOW``)."""
         what = "back"
         if claimed:
-            what = await unclaim(self._settle._store, self._pause, self._shielded, ad_id, delivery,  # noqa: SLF001
+            what = await unclaim(self._settle.store, self._pause, self._shielded, ad_id, delivery,
                                  within=self.settings.queue.ack_wait * NAK_WINDOW)
         try:
             if what == "back":

@@ -63,13 +63,13 @@ Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_cor
 
 
 class Settler:
-    """Writes outcomes for one worker (``worker_id``), counting what its own writes did in ``stats``
-    (a :class:`~gamead_core.worker.counters.WorkerStats`)."""
+    """Writes outcomes for one worker (``worker_id``) to ``store`` (the ad records, public: a hand-back's refund
+    writes there too), counting what its own writes did in ``stats`` (a :class:`~.counters.WorkerStats`)."""
 
     def __init__(self, store: AdStore, dlq: DeadLetters, settings: WorkerSettings, *, worker_id: str,
                  stats: WorkerStats, pause: StoragePause, shielded: Shielding, ack_wait: float | Callable[[], float],
                  metrics: WorkerMetrics | None = None) -> None:
-        self._store, self._dlq, self.settings, self.worker_id, self.stats = store, dlq, settings, worker_id, stats
+        self.store, self._dlq, self.settings, self.worker_id, self.stats = store, dlq, settings, worker_id, stats
         self._pause, self._shielded = pause, shielded
         #: seconds, or where to read them: the level consumers' live ack_wait (the keep-alive's, fix32lim)
         self._ack_wait = ack_wait if callable(ack_wait) else (lambda: float(ack_wait))  # type: ignore[arg-type]
@@ -89,14 +89,14 @@ class Settler:
         try:
             return await write()
         except NotFound:
-            await recreate(self._store, msg, ad_id, self.settings.max_attempts)  # NotAnAd: nothing made
+            await recreate(self.store, msg, ad_id, self.settings.max_attempts)  # NotAnAd: nothing made
         except UnreadableRecord as bad:  # written over since it was read: rebuilt from the message (attack31a F8)
-            await rebuild(self._store, msg, ad_id, bad, self.settings.max_attempts)
+            await rebuild(self.store, msg, ad_id, bad, self.settings.max_attempts)
         return await write()
 
     async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
         """The ad's record (:func:`gamead_core.worker.records.read_record`; ``first``: a first delivery)."""
-        return await read_record(self._store, msg, ad_id, first=first, max_attempts=self.settings.max_attempts)
+        return await read_record(self.store, msg, ad_id, first=first, max_attempts=self.settings.max_attempts)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` here, one attempt charged (pure)."""
@@ -106,13 +106,13 @@ class Settler:
         """Write ``current.record`` (a :meth:`started` record, not yet written) over ``current.revision``: the
         ``processing`` mark of an analysis past ``worker.processing_mark_after``. Shielded from cancellation.
         Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
-        return Versioned(current.record, await self._shielded(self._store.update(current.record, current.revision)))
+        return Versioned(current.record, await self._shielded(self.store.update(current.record, current.revision)))
 
     async def begin(self, current: Versioned, delivery: str, suspect: bool, msg: Msg) -> tuple[str, Versioned]:
         """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
         or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run.
         ``msg``: the delivery, to create the record from if it is found missing after a lost write."""
-        store = self._store
+        store = self.store
         for _ in range(5):
             rec = current.record
             if rec.status.terminal:
@@ -137,7 +137,7 @@ class Settler:
         judged by the level consumers' live ``ack_wait`` (not this worker's own ``queue.ack_wait``); ``handed``: this
         worker handed it back (due from ``published`` while ``queued``, :func:`~.budget.waiting_since`)."""
         try:
-            record = (await self._store.get(ad_id)).record
+            record = (await self.store.get(ad_id)).record
         except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
             return None
         return waiting_since(record, published, clock.now(), ack_wait=self._ack_wait(),
@@ -154,7 +154,7 @@ class Settler:
     async def not_an_ad(self, msg: Msg, poison: NotAnAd) -> None:
         """A work-stream message no API published: terminated once, logged, counted and traced
         (:func:`gamead_core.worker.poison_trace.terminate`). It never got a 202."""
-        await terminate(msg, poison, self._store.js, self.metrics, self._shielded)
+        await terminate(msg, poison, self.store.js, self.metrics, self._shielded)
 
     async def complete(self, msg: Msg, current: Versioned, analysis: Analysis, delivery: str) -> None:
         """Write the completed record (compare-and-set), then acknowledge. Counted only if our write did it.
@@ -173,7 +173,7 @@ class Settler:
                         first: int | GameadError) -> None:
         """:meth:`complete` once its round answered ``first`` (the new revision: counted, never waits; else the
         error its write met: finished as the module doc says). Also the batch start's (:mod:`.batch_start`)."""
-        store, started = self._store, current.record
+        store, started = self.store, current.record
         if isinstance(first, int):  # written and acknowledged by the round
             self._pause.ok()
             self.stats.processed += 1
@@ -267,7 +267,7 @@ class Settler:
     async def _settle_foreign(self, msg: Msg, ad_id: str) -> None:
         """Our outcome was not ours to write (final already, or a later delivery owns the ad): acknowledge
         only if the ad is final; otherwise the owner of the current delivery settles the message."""
-        store = self._store
+        store = self.store
         try:
             if (await store.get(ad_id)).record.status.terminal:
                 await self._shielded(msg.ack())
@@ -277,7 +277,7 @@ class Settler:
     async def _record_retry(
         self, current: Versioned, error: AdError, delay: float, owns: Callable[[AdRecord], bool]
     ) -> bool:
-        store = self._store
+        store = self.store
 
         def retry(rec: AdRecord) -> AdRecord | None:
             return retrying(rec, current.record, error, delay, owns)
@@ -297,7 +297,7 @@ class Settler:
         owns: Callable[[AdRecord], bool] | None = None, dead_at: datetime,
     ) -> bool:
         """Copy the ad into the DLQ first, then mark its record ``dead`` at ``dead_at``. Safe to repeat."""
-        store, dlq = self._store, self._dlq
+        store, dlq = self.store, self._dlq
         made = await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq,
                                  worker_id=self.worker_id, owns=owns, dead_at=dead_at)
         if made:
@@ -336,7 +336,7 @@ class Settler:
         """The full DLQ refused ``attempt``'s ``error``: ``queued``, ``nak`` with a back-off (``dlq_wait``)."""
         async def write(change: Callable[[AdRecord], AdRecord | None]) -> bool:
             return await self._persist(lambda: self._or_recreated(
-                msg, lambda: self._store.mutate(attempt.id, change))) is not None
+                msg, lambda: self.store.mutate(attempt.id, change))) is not None
 
         written, delay = await self.dlq_wait.park(write, attempt, error, full, owns)
         if written:
@@ -347,4 +347,4 @@ class Settler:
     async def hand_back(self, msg: Msg, ad_id: str, delivery: str) -> None:
         """Shutdown: give the ad back at once, its started attempt refunded
         (:func:`~gamead_core.worker.give_back.give_back`). Never raises."""
-        await give_back(self._store, self.stats, msg, ad_id, delivery)
+        await give_back(self.store, self.stats, msg, ad_id, delivery)
