@@ -41,7 +41,8 @@ from typing import Final
 
 #: Seconds a sample is kept for the clock filter; older ones are dropped, so a drifting clock is followed.
 KEEP: Final[float] = 300.0
-#: At most this many samples are kept (one per heartbeat: 2 s by default, so the last ~16 s at most of those).
+#: At most this many recent samples are kept (one per heartbeat: 2 s by default, so the last ~16 s at most of those),
+#: plus the anchor while it is younger than :data:`KEEP`.
 MOST: Final[int] = 8
 #: Seconds two samples may disagree beyond their brackets (the two clocks' drift between them) and still agree.
 SLACK: Final[float] = 0.05
@@ -114,7 +115,10 @@ class ServerClock:
             return
         sample = Sample(sent, server, received, time.time() - (_since_boot() - (sent + received) / 2),
                         max(0.0, uncertainty))
-        kept = [s for s in self._samples if received - s.received <= KEEP][-(MOST - 1):]
+        recent = [s for s in self._samples if received - s.received <= KEEP]
+        kept = recent[-(MOST - 1):]
+        if self._anchor in recent and self._anchor not in kept:  # the quickest of KEEP s anchors, not of the last
+            kept.insert(0, self._anchor)  # MOST (regress37 F1: a burst of slow answers set the CLI's clock 2.5 s off)
         if self._anchor is not None and not sample.agrees(self._anchor):
             kept = []
         self._samples = [*kept, sample]

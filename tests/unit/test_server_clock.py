@@ -50,6 +50,20 @@ def test_old_samples_are_dropped_so_a_drifting_server_clock_is_followed() -> Non
     assert c.offset == pytest.approx(20.0, abs=0.05)
 
 
+def test_a_burst_of_slow_answers_keeps_the_quick_anchor() -> None:
+    """regress37 F1: during a store outage every answer of `gamead submit` took 2-5 s, its Date stamped early in
+    the bracket; the anchor was the quickest of the last 8 samples only, so the CLI's clock read ~2.5 s early
+    ("✓ 20:22:41 … after 3.0 s" for an outage that ended after 20:22:43.69). The quickest of KEEP s anchors."""
+    c = ServerClock()
+    t = clock.local()
+    c.note(t - 0.002, time.time(), t - 0.001)  # a quick, exact sample
+    for i in range(20):  # slow answers, each stamped 0.1 s after it was sent: the middle of its bracket is 2.5 s late
+        sent = t - 5.0 + i * 0.01
+        c.note(sent, time.time() - (t - sent) + 0.1, sent + 5.0)
+    assert c.now() - time.time() == pytest.approx(0.0, abs=0.05)  # before: -2.4 s
+    assert c.error is not None and c.error < 0.01
+
+
 def test_an_inverted_or_impossible_sample_is_ignored() -> None:
     c = ServerClock()
     t = clock.local()
