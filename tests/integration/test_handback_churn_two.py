@@ -26,8 +26,9 @@ BATCH = 5  #: ads a request (one request every BATCH / RATE s)
 def test_two_busy_workers_do_not_bounce_one_ad_between_them(
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
     """Two workers (4 slots, 150 ms analyses) and 600 ads of every priority at 50/s, the F4 stack's flow: no ad is
-    handed back more than 3 times, and all the hand-backs together are at most 5 % of the ads (before: 119-130 hand-backs
-    over 101-104 of 600 ads, one ad up to 4 times; after: 15-16, 2 at most); every ad completes with 1 attempt."""
+    handed back more than 3 times, and all the hand-backs together are at most 5 % of the ads (before: 119-130
+    hand-backs over 101-104 of 600 ads, one ad up to 4 times; after: 15-16, 2 at most); every ad completes with 1
+    attempt."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **FAST)
     procs.append(api)
