@@ -58,6 +58,8 @@ _STATUS = names.HDR_STATUS
 
 #: (level, partition): a level's consumer in one work-stream partition
 Key = tuple[int, int]
+#: Longest wait (s) of a worker with slots busy and levels it does not watch (:meth:`LongPolls.wait`, idle False)
+BUSY_LOOK = 0.05
 
 
 class Inbox(asyncio.Queue[Msg]):
@@ -249,8 +251,8 @@ class LongPolls:
         self.rung_at = None  # every inbox is empty, however it was emptied (a no_wait pull takes from it too)
         if idle:
             self.full.clear()  # room for anything, a level it handed back from included
-        elif self.full:
-            self.quiet_until = 0.0
+        elif self.full:  # its next pull looks at those levels soon: an ad there waits no idle_poll for it
+            self.quiet_until, timeout = 0.0, min(timeout, BUSY_LOOK)
         await self.place()
         if self.published != since or timeout <= 0:
             return
