@@ -23,7 +23,9 @@ per ad, ~10 % of the worker's Python CPU.
 
 **No room** (attack31c F2, attack32b F1): a worker that hands ads back for want of room (slots busy, its buffer
 at its bound; :mod:`gamead_core.worker.handback`) puts no long poll back on their (level, partition) (:attr:`full`)
-until it has room again: else the ``nak``'ed ad came straight back to it and was handed back at every step. Such
+until it has room again (for one ad of each long poll, or every slot free at a :meth:`wait`; a wait with slots busy
+ends the quiet spell instead, so the next pull reads those levels for its free slots only): else the ``nak``'ed ad
+came straight back to it, or to another busy worker's long poll, and was handed back at every step. Such
 an ad goes to an idle worker's long poll, or waits in the queue, where this worker's view counts it due from its
 first publish (:mod:`gamead_core.queue.due`) and pulls it in aging order.
 
@@ -56,6 +58,8 @@ _STATUS = names.HDR_STATUS
 
 #: (level, partition): a level's consumer in one work-stream partition
 Key = tuple[int, int]
+#: Longest wait (s) of a worker with slots busy and levels it does not watch (:meth:`LongPolls.wait`, idle False)
+BUSY_LOOK = 0.05
 
 
 class Inbox(asyncio.Queue[Msg]):
@@ -233,15 +237,22 @@ class LongPolls:
         """True when an inbox holds something (an ad or a status answer)."""
         return any(not q.empty() for q in self.inbox.values())
 
-    async def wait(self, since: int, timeout: float) -> None:
+    async def wait(self, since: int, timeout: float, *, idle: bool = True) -> None:
         """Sleep until a long poll brings something after :attr:`published` read ``since``, or ``timeout``
         seconds pass. The long polls are (re)placed first; an ad that arrived since the last look is delivered to
         them at once, so reading ``since`` before a pull makes the wake-up race-free. One future and one timer
-        per wait (not ``asyncio.wait_for``'s task)."""
+        per wait (not ``asyncio.wait_for``'s task). ``idle``: every slot of the worker is free, so the levels it
+        handed ads back from (:attr:`full`) get their long polls back; a worker with slots still busy keeps them
+        unwatched and ends the quiet spell instead: its next pull looks at the heads and takes, for its free slots
+        only, what waits there (a long poll per level brought up to five ads for one free slot, and the ad handed
+        back went from one busy worker's long poll to the other's, 14-18 times in 6 s: attack37 F4)."""
         if self.delivered():
             return
         self.rung_at = None  # every inbox is empty, however it was emptied (a no_wait pull takes from it too)
-        self.full.clear()  # idle: room for anything, a level it handed back from included
+        if idle:
+            self.full.clear()  # room for anything, a level it handed back from included
+        elif self.full:  # its next pull looks at those levels soon: an ad there waits no idle_poll for it
+            self.quiet_until, timeout = 0.0, min(timeout, BUSY_LOOK)
         await self.place()
         if self.published != since or timeout <= 0:
             return

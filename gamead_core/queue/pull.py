@@ -341,10 +341,10 @@ class AgingPuller:
     def rung_at(self) -> float | None:  # when the oldest ad a long poll brought that no pull took yet came
         return self._polls.rung_at
 
-    async def wait_for_work(self, since: int, timeout: float) -> None:
+    async def wait_for_work(self, since: int, timeout: float, *, idle: bool = True) -> None:
         """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes; the long polls
-        are (re)placed first, so reading ``since`` before a pull makes it race-free (:meth:`LongPolls.wait`)."""
-        await self._polls.wait(since, timeout)
+        are (re)placed first, so reading ``since`` before a pull makes it race-free (:meth:`LongPolls.wait`, idle)."""
+        await self._polls.wait(since, timeout, idle=idle)
 
 
 __all__ = ["AgingPuller", "DUE_PROBE", "WaitingSince"]

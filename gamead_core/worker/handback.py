@@ -16,8 +16,11 @@ idled up to 4 s with due ads in its own delays (attack32b F1). Now every ``nak``
 where it came from: a worker with no room does not ask for more where it just had none. :class:`HandBacks`
 notes the (level, partition) of each ad handed back for want of room (:attr:`HandBacks.full`): the puller puts no
 long poll back there (:meth:`~gamead_core.queue.long_poll.LongPolls.place`) until the worker has room again (a
-start step that left a slot free or the buffer below its bound, :meth:`HandBacks.after_step`; an idle wait), so a
-handed-back ad goes to an idle worker's long poll, or waits in the queue. It remembers the ads it handed back
+start step that left room for one ad from each long poll in free slots and below the buffer's bound:
+:func:`room_after_step`, :meth:`HandBacks.after_step`; a wait for work with every slot free), so a handed-back ad
+goes to an idle worker's long poll, or waits in the queue. (A slot left free or a buffer one below its bound was
+room before: with two busy workers one ad went from one's long poll to the other's, 14-18 hand-backs in 6 s,
+attack37 F4.) It remembers the ads it handed back
 (:meth:`HandBacks.handed`), and its view of the queue counts them as due from their first publish
 (:class:`~gamead_core.queue.due.DueProbe`): when a slot frees, the worker pulls the best due ad in aging order,
 a handed-back one included, without taking it back first. The shutdown's and a fenced worker's hand-backs (no
@@ -56,10 +59,13 @@ REMEMBERED = 10_000
 
 class HandBacks:
     """A worker's hand-backs (:func:`hand_back`, every ``nak`` at once), with the levels it had no room for and the
-    ads it handed back; call it with the deliveries and the why. The rest as :func:`hand_back`."""
+    ads it handed back; call it with the deliveries and the why. ``partitions``: ``queue.partitions`` (the puller places
+    a long poll per level and partition). The rest as :func:`hand_back`."""
 
     def __init__(self, *, held: HeldAds, keepalive: AckWaitKeepAlive, shielded: Shield,
-                 stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]]) -> None:
+                 stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]],
+                 partitions: int = 1) -> None:
+        self._long_polls = len(names.LEVELS) * partitions  #: the puller's long polls, all placed (one per level)
         self._parts = {"held": held, "keepalive": keepalive, "shielded": shielded, "stats": stats,
                        "worker_id": worker_id, "announce": announce}
         #: (level, partition) this worker handed ads back from for want of room: no long poll is put back there
@@ -83,10 +89,12 @@ class HandBacks:
             back[key] = now
             self.full.add((level_of(msg), partition_of_msg(msg)))
 
-    def after_step(self, handed_back: list[Msg], *, room: bool) -> None:
-        """A start step ended: it handed ``handed_back`` back for want of room, and left ``room`` (a slot free, the
-        buffer below its bound). Room and nothing handed back: long polls go back everywhere again."""
-        if room and not handed_back:
+    def after_step(self, handed_back: list[Msg], *, free: int, started: int, depth: int, buffered: int) -> None:
+        """A start step ended: ``free`` slots, ``started`` ads started, ``buffered`` kept under the buffer's bound
+        ``depth``, ``handed_back`` handed back for want of room. Room (:func:`room_after_step`) and nothing handed
+        back: long polls go back everywhere again."""
+        if not handed_back and room_after_step(free=free, started=started, depth=depth, buffered=buffered,
+                                               long_polls=self._long_polls):
             self.full.clear()
 
     async def __call__(self, msgs: list[Msg], why: str, *, at_once: bool = False) -> None:
@@ -128,6 +136,19 @@ async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckW
     log.info("handing back %d prefetched ads (%s): %s%s", len(msgs), why, " ".join(ids), more,
              extra={"worker_id": worker_id, "count": len(msgs), "ad_ids": ids})
     stats.handed_back += await nak_now(msgs, shielded)
+
+
+def room_after_step(*, free: int, started: int, depth: int, buffered: int, long_polls: int) -> bool:
+    """Whether a start step left the worker room for what its long polls bring (pure): one ad from each of its
+    ``long_polls`` (levels × partitions) in the slots it left free (``free`` less ``started``) and below its
+    buffer's bound (``depth`` less ``buffered``). Only then do the levels it
+    handed ads back from get their long polls back (:meth:`HandBacks.after_step`).
+
+    Before (attack37 F4), a slot left free or a buffer below its bound by one ad counted as room: with 2 workers at
+    their capacity (150 ms analyses, depth 1) each one's levels came back almost every step, the five long polls
+    brought up to five ads for one place, and the same P5 ad went from one worker's long poll to the other's and back,
+    handed back 14-18 times in 6 s."""
+    return free - started + depth - buffered >= long_polls
 
 
 def bound_broken(buffered: int, running: int, *, depth: int, concurrency: int) -> str | None:

@@ -101,7 +101,8 @@ class Worker:
         self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))  #: and the buffer's ads
         self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
         self._handbacks = HandBacks(held=self._held, keepalive=self._keepalive, shielded=self._shielded,  # and the
-                                    stats=self.stats, worker_id=self.id, announce=self._announce_held)  # no-room levels
+                                    stats=self.stats, worker_id=self.id, announce=self._announce_held,  # no-room
+                                    partitions=settings.queue.partitions)  # levels
         self._last_start = time.monotonic()  #: when the last step started ads (a buffer's stall is timed from it)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause, self._abort = StoragePause(self.stats), asyncio.Event()  # the abort cuts the drain short
@@ -118,7 +119,6 @@ class Worker:
     def holding(self) -> list[HeldAd]:  # the deliveries this worker holds (for its heartbeat)
         return self._held.listing()
 
-    # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain; returns once every held ad is settled or handed back and NATS is
         closed. Connects (retrying for 30 s), ensures the topology, adopts what a dead predecessor with this id
@@ -220,7 +220,7 @@ class Worker:
         linger = Linger(self.settings.worker.linger_ms / 1000)
         stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
         buffer = self._buffer
-        ws = self.settings.worker
+        ws, qs = self.settings.worker, self.settings.queue
         try:
             while not stop.is_set():
                 pause = max(self._pause.paused_for(), 1.0 if (fenced := self._fence.closed()) else 0.0)
@@ -258,7 +258,7 @@ class Worker:
                     self._pull_failed(None)
                 if not msgs and not buffered:
                     if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
-                        await idle.wait(puller.wait_for_work(seen, self.settings.queue.idle_poll))
+                        await idle.wait(puller.wait_for_work(seen, qs.idle_poll, idle=free >= self.concurrency))
                         gather = linger.after_wake(time.monotonic(), puller.rung_at) if puller.published != seen else 0
                         if gather and not stop.is_set():  # woken by an ad: let more join it (.linger)
                             await idle.wait(asyncio.sleep(gather))
@@ -287,7 +287,7 @@ class Worker:
         ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
         depth = prefetch_depth(ws.prefetch, self.concurrency, self._slots.pace, ws.prefetch_wait)
         await self._hand_back(back := over_bound(buffer, depth), "beyond the buffer's bound")
-        self._handbacks.after_step(back, room=len(starting) < free or len(buffer) < depth)  # long polls back?
+        self._handbacks.after_step(back, free=free, started=len(starting), depth=depth, buffered=len(buffer))
         for msg in starting:
             meta = msg.metadata
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it

@@ -25,9 +25,9 @@ from tests.support import (
 
 
 
-def handed_back(output: str, ad_id: str) -> int:
-    """How many "handing back" lines of a worker's log name ``ad_id``."""
-    count = 0
+def handed_back_ids(output: str) -> list[str]:
+    """The ad ids of every "handing back" line of a worker's log (``ad_ids``), one entry per line naming it."""
+    out: list[str] = []
     for line in output.splitlines():
         if "handing back" not in line:
             continue
@@ -35,8 +35,13 @@ def handed_back(output: str, ad_id: str) -> int:
             ids = json.loads(line).get("ad_ids") or []
         except ValueError:
             ids = line.split()
-        count += ad_id in ids
-    return count
+        out += dict.fromkeys(ids)
+    return out
+
+
+def handed_back(output: str, ad_id: str) -> int:
+    """How many "handing back" lines of a worker's log name ``ad_id``."""
+    return handed_back_ids(output).count(ad_id)
 
 
 def test_an_ad_handed_back_is_not_taken_back_and_handed_back_again_at_every_step(

@@ -81,21 +81,30 @@ def test_the_surplus_beyond_the_bound_is_the_worst_keys_and_the_rest_stays_in_ag
 
 def test_a_hand_back_for_want_of_room_notes_its_level_until_a_step_leaves_room_and_remembers_the_ad() -> None:
     """attack32b F1 (replacing attack31c F2's delayed hand-backs): every hand-back is at once; its (level, partition)
-    gets no long poll back (``full``) until a start step leaves room and hands nothing back, and the ad is remembered
-    (:data:`REMEMBER` s) so the view counts it due from its first publish."""
+    gets no long poll back (``full``) until a start step leaves room for one ad of each long poll (free slots and
+    places below the buffer's bound; figure: one place left in a depth-1 buffer cleared it) and hands nothing back,
+    and the ad is remembered (:data:`REMEMBER` s) so the view counts it due from its first publish."""
     backs = HandBacks(held=HeldAds(), keepalive=None, shielded=None, stats=None, worker_id="w",  # type: ignore[arg-type]
                       announce=None)  # type: ignore[arg-type]
     ad, other = _msg(5, 7, NOW), _msg(4, 8, NOW)
     backs.note([ad], 0.0)
     backs.note([other], 0.3)
     assert backs.full == {(5, 0), (4, 0)} and (names.ADS_STREAM, 7) in backs.handed()
-    backs.after_step([ad], room=True)  # handed back again: still no room
-    backs.after_step([], room=False)
+    backs.after_step([ad], free=2, started=1, depth=8, buffered=0)  # handed back again: still no room
+    backs.after_step([], free=1, started=1, depth=1, buffered=1)
+    # attack37 F4: one place left in the buffer is not room for the five long polls' ads (before: cleared here)
+    backs.after_step([], free=1, started=1, depth=1, buffered=0)
+    backs.after_step([], free=4, started=4, depth=5, buffered=1)
     assert backs.full == {(5, 0), (4, 0)}
-    backs.after_step([], room=True)
+    backs.after_step([], free=2, started=1, depth=1, buffered=0)  # a slot it found nothing for: room for 2 of 5
+    assert backs.full == {(5, 0), (4, 0)}
+    backs.after_step([], free=4, started=0, depth=1, buffered=0)  # every slot free and the buffer empty
     assert backs.full == set() and (names.ADS_STREAM, 8) in backs.handed()
     backs.note([], REMEMBER + 1)  # forgotten after REMEMBER s
     assert (names.ADS_STREAM, 7) not in backs.handed()
+    backs.note([ad], REMEMBER + 2)
+    backs.after_step([], free=4, started=4, depth=6, buffered=1)  # room for one ad from each of 5 long polls
+    assert backs.full == set()
 
 
 def test_an_ad_this_worker_handed_back_is_due_from_its_first_publish_one_held_elsewhere_is_not() -> None:
