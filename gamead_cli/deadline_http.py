@@ -11,20 +11,25 @@ each thread (``submit --count``'s senders, ``gamead top``'s fetches) has its own
 serves the deadline of whichever request uses it. Outside :func:`answer_deadline` (a follow stream's body) only
 httpx's own timeouts apply.
 
-Built on httpcore's public API (``ConnectionPool(network_backend=…)``, ``NetworkBackend``, ``NetworkStream``);
-requests through an HTTP proxy from the environment (``HTTP_PROXY``) go through httpx's own transport, unbounded.
+Built on httpcore's public API (``ConnectionPool(network_backend=…)``, ``HTTPProxy``, ``NetworkBackend``,
+``NetworkStream``). A proxy the environment names for the API (:func:`proxy_for`: ``HTTP_PROXY``, ``HTTPS_PROXY``,
+``ALL_PROXY``, less ``NO_PROXY``) is used as httpx would use it, through the same deadline (regress37 F3: with this
+transport given, httpx set up no proxy from the environment and the CLI connected directly).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import httpcore
 import httpx
+
+from gamead_core.errors import ConfigError
 
 #: the ``time.monotonic()`` by which the request in flight in this context must be done (None: no deadline)
 _DEADLINE: ContextVar[float | None] = ContextVar("gamead_request_deadline", default=None)
@@ -134,15 +139,39 @@ class _Body(httpx.SyncByteStream):
             self._inner.close()
 
 
+def proxy_for(api_url: str) -> str | None:
+    """The HTTP(S) proxy URL the environment names for ``api_url`` (``HTTP_PROXY`` / ``HTTPS_PROXY`` /
+    ``ALL_PROXY``, either case, unless ``NO_PROXY`` names its host: the standard library's reading), else None;
+    raises :class:`ConfigError` (exit 5) for a proxy of another scheme (``socks5://``: not supported)."""
+    url = httpx.URL(api_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.host):
+        return None
+    scheme = proxy.partition("://")[0].lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"the environment names a {scheme}:// proxy for {url.scheme}:// (HTTP_PROXY, HTTPS_PROXY, "
+                          f"ALL_PROXY): the CLI speaks to an http:// or https:// proxy only; unset it, or add "
+                          f"{url.host} to NO_PROXY")
+    return proxy
+
+
 class DeadlineTransport(httpx.BaseTransport):
     """An ``httpx`` transport (HTTP/1.1, TLS verified as httpx verifies it) whose requests keep the deadline of
-    :func:`answer_deadline`; ``limits`` as ``httpx.Limits``."""
+    :func:`answer_deadline`; ``limits`` as ``httpx.Limits``; ``proxy``: an HTTP(S) proxy's URL (:func:`proxy_for`)."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend())
+    def __init__(self, limits: httpx.Limits, proxy: str | None = None) -> None:
+        common: dict[str, Any] = {
+            "ssl_context": httpx.create_ssl_context(), "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry, "network_backend": _Backend()}
+        if proxy is None:
+            self._pool: httpcore.ConnectionPool | httpcore.HTTPProxy = httpcore.ConnectionPool(**common)
+        else:  # an HTTP(S) proxy: plain requests forwarded, https ones tunnelled (CONNECT), as httpx does
+            url = httpx.URL(proxy)
+            auth = (url.username, url.password) if url.username else None
+            self._pool = httpcore.HTTPProxy(proxy_url=str(url.copy_with(username=None, password=None)),
+                                            proxy_auth=auth, **common)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         core = httpcore.Request(
