@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 
 from gamead_cli import retry, service_clock
+from gamead_cli.deadline_http import proxy_for
 from gamead_cli.formats import took
 from gamead_core.errors import (
     ApiClientError,
     ApiUnreachable,
+    ConfigError,
     NoAnswer,
     NotFound,
     error_text,
@@ -62,7 +64,21 @@ def unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
         cause = connect_cause(exc)
     else:
         cause = error_text(exc)
-    return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
+    return ApiUnreachable(f"cannot reach the gamead API at {url}{_through_proxy(url)} ({cause}) — {HINT}")
+
+
+def _through_proxy(url: str) -> str:
+    """`` through the proxy http://host:port …`` when the environment names one for ``url`` (its credentials not
+    shown), else "": a refused connection is then the proxy's, not the API's."""
+    try:
+        proxy = proxy_for(url)
+    except (ConfigError, httpx.InvalidURL):
+        return ""
+    if proxy is None:
+        return ""
+    at = httpx.URL(proxy)
+    return (f" through the proxy {at.scheme}://{at.host}:{at.port or ''} the environment names (HTTP_PROXY, "
+            f"HTTPS_PROXY, ALL_PROXY; NO_PROXY skips it)")
 
 
 def changes_nothing(method: str, kw: dict[str, Any]) -> bool:

@@ -73,6 +73,15 @@ def test_no_proxy_skips_it(proxy: tuple[str, list[str]], tmp_path: Path) -> None
     assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr  # unreachable, directly
 
 
+def test_a_proxy_that_refuses_is_named(tmp_path: Path) -> None:
+    """A dead proxy read "cannot reach the gamead API at … (connection refused)": the refusal was the proxy's."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_gamead("workers", "--api", f"http://127.0.0.1:{free_port()}", env=_env(dead), cwd=tmp_path,
+                        timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert f"through the proxy {dead} the environment names" in result.stderr, result.stderr
+
+
 def test_a_socks_proxy_is_one_line_and_exit_5(tmp_path: Path) -> None:
     env = _env("", ALL_PROXY="socks5://127.0.0.1:1")
     del env["HTTP_PROXY"]
