@@ -1032,3 +1032,34 @@ async def queue_ad(store: Any, js: Any, title: str, priority: int = 3) -> tuple[
     await js.publish(names.level_subject(priority), encode(record), headers={
         names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)})
     return record, revision
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # ended meanwhile
+        return 0
+    found = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def gamead_peak_rss(cwd: Path, *args: str, limit_kib: int, give_up: float = 60.0,
+                    **env: str) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Run ``gamead *args`` (in ``cwd``, :func:`clean_env` plus ``env``), sampling its RSS from /proc every 20 ms
+    until it ends, passes ``limit_kib`` or ``give_up`` seconds (then killed): (peak KiB, its result)."""
+    proc = subprocess.Popen(gamead_argv(*args), env=clean_env(**env), cwd=cwd, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    try:
+        until = time.monotonic() + give_up
+        while proc.poll() is None and time.monotonic() < until and peak <= limit_kib:
+            peak = max(peak, _rss_kib(proc.pid))
+            try:  # its exit, waited for a sampling period at a time
+                proc.wait(0.02)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate(timeout=30)
+    return peak, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

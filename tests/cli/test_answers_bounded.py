@@ -11,17 +11,15 @@ nested ``[`` ``unexpected RecursionError`` (exit 1).
 
 from __future__ import annotations
 
-import re
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env, gamead_argv, one_error_line, run_gamead
+from tests.support import clean_env, gamead_peak_rss, one_error_line, run_gamead
 
 AD_ID = "01kbzzzzzzzzzzzzzzzzzzzzzz"
 #: every GET of the fake: JSON, but no gamead answer's shape (attack36's garbage.py ``json``)
@@ -125,42 +123,17 @@ def test_json_nested_too_deeply_is_exit_3(fake_api: Callable[[str], str], tmp_pa
     one_error_line(result, url, "JSON nested too deeply")
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # ended meanwhile
-        return 0
-    found = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
-    return int(found.group(1)) if found else 0
-
-
 def test_an_endless_answer_is_cut_at_the_bound_in_bounded_memory(fake_api: Callable[[str], str],
                                                                  tmp_path: Path) -> None:
     """Before: ``gamead workers`` on an endless 200 grew to 3.07 GB in 30 s and said nothing. Now it reads at most
     ``client.max_answer_bytes`` (64 MiB) and stops: its RSS, read from /proc while it runs, stays far below what
     the body would make it (here under 400 MiB while the server would send without end)."""
     url = fake_api("endless")
-    proc = subprocess.Popen(gamead_argv("workers", "--api", url), env=clean_env(), cwd=tmp_path, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak, limit = 0, 400 * 1024
-    try:
-        give_up = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < give_up:
-            peak = max(peak, _rss_kib(proc.pid))
-            if peak > limit:
-                break
-            try:  # its exit, waited for a sampling period at a time
-                proc.wait(0.05)
-            except subprocess.TimeoutExpired:
-                pass
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        out, err = proc.communicate(timeout=30)
-    assert peak <= limit, f"RSS reached {peak // 1024} MiB reading an endless answer"
-    assert proc.returncode == 3, out + err
-    one_error_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
-              f"the gamead API at {url} answered GET /v1/workers with more than 64 MiB (client.max_answer_bytes)")
+    peak, result = gamead_peak_rss(tmp_path, "workers", "--api", url, limit_kib=400 * 1024, give_up=120)
+    assert peak <= 400 * 1024, f"RSS reached {peak // 1024} MiB reading an endless answer"
+    assert result.returncode == 3, result.stdout + result.stderr
+    one_error_line(result, f"the gamead API at {url} answered GET /v1/workers with more than 64 MiB "
+                   "(client.max_answer_bytes)")
 
 
 def test_an_answer_a_byte_at_a_time_is_given_up_at_its_deadline(fake_api: Callable[[str], str],
@@ -171,7 +144,7 @@ def test_an_answer_a_byte_at_a_time_is_given_up_at_its_deadline(fake_api: Callab
     result = _gamead(tmp_path, "workers", "--api", url, timeout=90, GAMEAD_CLIENT__TIMEOUT="1")
     assert result.returncode == 3, result.stdout + result.stderr
     one_error_line(result, f"the gamead API at {url} answered GET /v1/workers with an answer not whole after 3s",
-              "a read: nothing was changed")
+                   "a read: nothing was changed")
 
 
 @pytest.mark.parametrize(("name", "value"), [

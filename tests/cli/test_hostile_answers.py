@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets import Banner
 from tests.hostile_http import HostileServer
-from tests.support import clean_env, gamead_argv, one_error_line, run_gamead
+from tests.support import clean_env, gamead_peak_rss, one_error_line, run_gamead
 from tests.tui.conftest import until
 
 JOB = "01kbzzzzzzzzzzzzzzzzzzzzzz"
@@ -79,7 +77,7 @@ def test_a_head_a_byte_at_a_time_ends_the_verb_at_its_deadline(hostile: Callable
     outcome = "it may have been carried out" if verb in WRITES else "a read: nothing was changed"
     bound = "2s (client.list_timeout)" if verb == ("ads", "list") else "3s (3 × client.timeout)"
     one_error_line(result, f"the gamead API at {server.url} answered ", f"an answer not whole after {bound}"
-              ": not even its head", outcome)
+                   ": not even its head", outcome)
 
 
 def test_the_live_dashboard_says_the_api_does_not_answer_a_trickled_head(hostile: Callable[..., HostileServer]) \
@@ -113,7 +111,7 @@ def test_a_write_answered_with_another_shape_may_have_been_carried_out(hostile: 
     result = _gamead(tmp_path, *verb, "--api", server.url)
     assert result.returncode == 3, result.stdout + result.stderr
     one_error_line(result, f"the API at {server.url} answered ", "with something that is not",
-              "it may have been carried out")
+                   "it may have been carried out")
 
 
 def test_dlq_import_answered_with_another_shape_may_have_imported(hostile: Callable[..., HostileServer],
@@ -147,7 +145,7 @@ def test_a_redirect_loop_is_not_followed(hostile: Callable[..., HostileServer], 
     result = _gamead(tmp_path, "workers", "--api", server.url)
     assert result.returncode == 3, result.stdout + result.stderr
     one_error_line(result, "answered GET /v1/workers with a redirect (HTTP 302 to a path of the same address), not "
-              "followed", "a read: nothing was changed")
+                   "followed", "a read: nothing was changed")
     assert len(server.heads) == 1
 
 
@@ -162,38 +160,9 @@ def test_a_redirect_to_another_address_never_takes_the_token_there(hostile: Call
     assert result.returncode == 3, result.stdout + result.stderr
     port = elsewhere.url.rsplit(":", 1)[1]
     one_error_line(result, f"with a redirect (HTTP 307 to http://127.0.0.1:{port}), not followed",
-              "it may have been carried out")
+                   "it may have been carried out")
     assert "s3cret" not in result.stderr + result.stdout
     assert elsewhere.heads == []
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        found = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
-    except OSError:  # ended meanwhile
-        return 0
-    return int(found.group(1)) if found else 0
-
-
-def _peak_rss(tmp_path: Path, *args: str, **env: str) -> tuple[int, subprocess.CompletedProcess[str]]:
-    """Run ``gamead *args``, sampling its RSS from /proc until it ends (or passes 200 MiB: killed): (peak KiB,
-    its result)."""
-    proc = subprocess.Popen(gamead_argv(*args), env=clean_env(**env), cwd=tmp_path, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak, limit = 0, 200 * 1024
-    try:
-        give_up = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < give_up and peak <= limit:
-            peak = max(peak, _rss_kib(proc.pid))
-            try:  # its exit, waited for a sampling period at a time
-                proc.wait(0.02)
-            except subprocess.TimeoutExpired:
-                pass
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        out, err = proc.communicate(timeout=30)
-    return peak, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_a_gzip_bomb_is_cut_at_the_bound_in_bounded_memory(hostile: Callable[..., HostileServer],
@@ -202,11 +171,12 @@ def test_a_gzip_bomb_is_cut_at_the_bound_in_bounded_memory(hostile: Callable[...
     whole in one call: RSS past 512 MiB (2.1 GB for 1 GiB). Now each layer stops at client.max_answer_bytes (here
     1 MiB): RSS read from /proc while it runs stays under 200 MiB."""
     server = hostile("gzip_bomb", bomb_mib=512)
-    peak, result = _peak_rss(tmp_path, "workers", "--api", server.url, GAMEAD_CLIENT__MAX_ANSWER_BYTES=str(1 << 20))
+    peak, result = gamead_peak_rss(tmp_path, "workers", "--api", server.url, limit_kib=200 * 1024,
+                                   GAMEAD_CLIENT__MAX_ANSWER_BYTES=str(1 << 20))
     assert peak <= 200 * 1024, f"RSS reached {peak // 1024} MiB decoding a gzip bomb"
     assert result.returncode == 3, result.stdout + result.stderr
-    one_error_line(result, "answered GET /v1/workers with more than 1 MiB (client.max_answer_bytes): not read past that "
-              "(decoding its Content-Encoding)")
+    one_error_line(result, "answered GET /v1/workers with more than 1 MiB (client.max_answer_bytes): not read past "
+                   "that (decoding its Content-Encoding)")
 
 
 def test_a_gzip_bomb_on_a_follow_stream_is_read_a_bounded_piece_at_a_time(hostile: Callable[..., HostileServer],
@@ -215,7 +185,7 @@ def test_a_gzip_bomb_on_a_follow_stream_is_read_a_bounded_piece_at_a_time(hostil
     Before: httpx's ``iter_bytes`` decoded the inner layer whole, RSS past 200 MiB. Now it is decoded 1 MiB at a time
     and the line's own bound (1 MiB) ends it: one line, RSS under 200 MiB."""
     server = hostile("job_bomb", bomb_mib=512)
-    peak, result = _peak_rss(tmp_path, "dlq", "jobs", JOB, "--follow", "--api", server.url)
+    peak, result = gamead_peak_rss(tmp_path, "dlq", "jobs", JOB, "--follow", "--api", server.url, limit_kib=200 * 1024)
     assert peak <= 200 * 1024, f"RSS reached {peak // 1024} MiB decoding a gzip bomb"
     assert result.returncode == 1, result.stdout + result.stderr
     one_error_line(result, f"answered GET /v1/jobs/{JOB} with a line longer than 1024 KiB")
@@ -228,4 +198,4 @@ def test_endless_tiny_chunks_end_at_the_deadline(hostile: Callable[..., HostileS
     result = _gamead(tmp_path, "workers", "--api", server.url, GAMEAD_CLIENT__TIMEOUT="1")
     assert result.returncode == 3, result.stdout + result.stderr
     one_error_line(result, "answered GET /v1/workers with an answer not whole after 3s (3 × client.timeout; ",
-              "bytes came)")
+                   "bytes came)")
