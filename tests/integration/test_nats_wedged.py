@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.scaling.gaps import LATE
 from tests.blackhole import BlackHole
 from tests.support import (
     Proc,
@@ -116,10 +118,16 @@ def test_a_watch_that_did_not_run_says_so_with_true_figures_before_it_kills_nats
             # and a loaded machine (or an old "disconnected" line, which ended the wait at once) let the watch see
             # the silence before the gap: the kill line came without the "has not answered" line before it.
             with frozen(up.popen.pid):
+                stopped_at = time.monotonic()
                 os.kill(nats, signal.SIGSTOP)
                 wait_for(lambda: all_threads_stopped(nats), timeout=10, interval=0.005, what="nats-server to stop")
                 wait_for(lambda: disconnects() > before, timeout=120, interval=0.2,
                          what="the worker's pings to nats-server to go unanswered")
+                # the premise, not an assertion on time: the watch's gap must pass LATE, or it is counted as seen
+                # (fresh clone at 3a575f2: the worker left the silent server after nats.stale_after, 3 s, up was let
+                # run after ~4 s, and its watch rightly saw no gap: a kill line with nothing "not run" to say)
+                wait_for(lambda: time.monotonic() - stopped_at > LATE + 2, timeout=LATE + 10, interval=0.2,
+                         what="gamead up to have been stopped longer than its watch's LATE")
             late = f"nats-server (pid {nats}) has not answered /healthz for"
             killed = f"nats-server (pid {nats}) does not answer /healthz for"
             wait_for(lambda: killed in up.output(), timeout=60, what="gamead up to kill the stopped nats-server")
