@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -111,6 +112,19 @@ def test_a_watch_that_did_not_run_says_so_with_true_figures_before_it_kills_nats
             return worker_log.read_text().count("disconnected from NATS") if worker_log.exists() else 0
 
         before = disconnects()  # a loaded start may have logged one already: only a new one says the stall is seen
+        monitor = re.search(r'^http: "([0-9.:]+)"', (up.data_dir / "nats.conf").read_text(), re.MULTILINE)
+        assert monitor is not None
+
+        def healthz_served() -> int:  # nats-server's count of the /healthz requests it answered (its /varz)
+            stats = httpx.get(f"http://{monitor[1]}/varz", timeout=5).json().get("http_req_stats") or {}
+            return int(stats.get("/healthz", 0))
+
+        # the watch must have seen the server answer (else its silence is counted from the server's start, with a
+        # start grace, and a gap finds nothing late: fresh run at 129a7ff, "none since its start"): two more answered
+        # /healthz requests mean the first was observed (the watch asks again only after observing an answer)
+        served = healthz_served()
+        wait_for(lambda: healthz_served() >= served + 2, timeout=30, interval=0.1,
+                 what="gamead up's watch to see nats-server answer /healthz")
         try:
             # gamead up not scheduled from before the server's silence starts until the worker's pings to it went
             # unanswered (>= 2 ping intervals, more than the LATE s a reading may take): its watch's first reading
