@@ -170,6 +170,25 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
             return
         super().shutdown()
 
+    def _should_upgrade_to_ws(self) -> bool:
+        return False  # gamead serves no WebSocket: an Upgrade is ignored and the request answered as HTTP (below)
+
+    def _upgrade_ignored(self) -> None:
+        """A request asked to switch protocols (``Upgrade: websocket``, ``h2c``…): it is served as the HTTP/1.1
+        request it also is, with the API's own answer (RFC 9110 §7.8: a server may ignore ``Upgrade``), and the
+        connection closes after that answer, since the parser stops at the upgrade and reads nothing past it (a
+        request with a body and ``Upgrade`` is refused, 400 ``bad_request``: :meth:`on_headers_complete`).
+        attack38b F3: uvicorn handed a websocket upgrade to its WebSocket protocol, which answered in its own
+        format (a text/plain 400, or an empty 403), not JSON with a ``code``, and logged two warnings a request."""
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def _declares_body(self) -> bool:
+        """The head says a body follows (a ``Content-Length`` other than 0, or a ``Transfer-Encoding``): with an
+        ``Upgrade`` the parser would take that body for the next protocol's bytes and hand the route none."""
+        return any(name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" \t0"))
+                   for name, value in self.headers)
+
     def _reading_changed(self, reading: bool) -> None:
         """The server paused (``reading`` False) or resumed reading: the read deadline stops, keeping the seconds
         left in ``_read_left``, and goes on with them (so only time the server reads counts; review28 P1)."""
@@ -187,10 +206,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            self._upgrade_ignored()
             return
         except httptools.HttpParserError as exc:
             self._refuse(self._refusal or Refusal(400, "bad_request", f"the request is not valid HTTP/1.1: {exc}"))
@@ -245,6 +261,9 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
             self._stop(self._too_large())
         if self._te_chunked:
             self._framing, self._line_tail, self._sized, self._te_chunked = _SIZE_LINE, b"", False, False
+        if self.parser.should_upgrade() and self._declares_body():
+            self._stop(Refusal(400, "bad_request", "a request with a body cannot ask to switch protocols (Upgrade): "
+                               "the API speaks HTTP/1.1 only; send it without the Upgrade header"))
         super().on_headers_complete()
 
     def on_chunk_header(self) -> None:
