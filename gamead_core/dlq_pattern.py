@@ -35,8 +35,9 @@ MAX_REPLAY_RATE = 100_000.0
 PATTERN_MAX_MEM = 256 << 10
 #: Largest RE2 program a pattern may compile to (instructions, ``programsize``): when RE2's DFA runs out of its
 #: memory a search is linear in the text times this (``.{1,200}ZZ``, 1,805 instructions, searched 4,000 characters
-#: in 22 ms, ``.{1,500}ZZ``, 4,505, in 41 ms; ``.{1,1000}ZZ``, 9,005, in 75-225 ms), so a search of one DLQ entry's
-#: message (at most 4,000 characters) holds the event loop ~50 ms at worst (review14). ``\\pL+`` is 1,201.
+#: in 22 ms, ``.{1,500}ZZ``, 4,505, in 41 ms, 0.1-0.52 s on a loaded machine (attack38b F2); ``.{1,1000}ZZ``, 9,005,
+#: in 75-225 ms), so a search of one DLQ entry's message (at most 4,000 characters) costs ~0.5 s at worst; one that
+#: may cost over ~15 ms runs off the event loop (``queue.dlq_filter.INLINE_STEPS``). ``\\pL+`` is 1,201.
 MAX_PROGRAM = 5000
 #: Compiled patterns (and refusals) kept, most recently used first: a dashboard's filter repeated every refresh
 #: is compiled once.

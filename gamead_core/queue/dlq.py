@@ -9,7 +9,7 @@ An entry's stream sequence is its identity: operator jobs act on an entry only w
 (the ad died again, or an import wrote a newer one) is never acted on by a job that selected the older one.
 
 Reading is bounded and never blocks the event loop: filters use RE2 (linear time, no backtracking: a pattern
-such as ``(.*)*X`` costs the same as any other), scans yield to the loop every :data:`YIELD_EVERY` entries and
+such as ``(.*)*X`` costs the same as any other; a search that may be long runs in a thread), scans yield to the loop every :data:`YIELD_EVERY` entries and
 stop at a :class:`ScanBudget` (entries and seconds), saying so in their answer.
 """
 
@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 
 #: A scan hands the event loop back after this many entries.
 YIELD_EVERY = 100
-#: ... or as soon as this many seconds of the loop were spent since the last yield (a costly ``message`` filter:
-#: ~50 ms a search at worst, :data:`gamead_core.dlq_pattern.MAX_PROGRAM`)
+#: ... or as soon as this many seconds of the loop were spent since the last yield (a ``message`` search that may
+#: take more than ~15 ms runs in a thread instead: :meth:`DlqFilter.off_loop`)
 YIELD_SECONDS = 0.02
 #: A page names at most this many unreadable entries (:attr:`Page.unreadable`).
 UNREADABLE_KEPT = 100
@@ -220,7 +220,8 @@ class DeadLetters:
             entry = _decode(msg.data, seq)
             if entry is None and unreadable is not None and len(unreadable) < UNREADABLE_KEPT:
                 unreadable.append((seq, msg.subject.removeprefix(f"{names.DLQ_SUBJECT_PREFIX}.")))
-            if entry is not None and flt.matches(entry):
+            if entry is not None and (await asyncio.to_thread(flt.matches, entry) if flt.off_loop(entry)
+                                      else flt.matches(entry)):
                 yield entry
             if budget is not None and not budget.spend():
                 return
