@@ -130,6 +130,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         self._in_message = False  #: between a request's first byte and its last
         self._in_head = False  #: between a request's first byte and the end of its headers
         self._raw_head = 0  #: raw bytes received, in earlier reads, while the current head was incomplete
+        self._begun_here, self._body_here = False, 0  #: a message began in the read parsed; body bytes since a head
         self._chunk = 0  #: size of the read being parsed
         self._fields = 0
         self._deadline: float | None = None  #: loop time by which the current request must be whole
@@ -174,12 +175,10 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         return False  # gamead serves no WebSocket: an Upgrade is ignored and the request answered as HTTP (below)
 
     def _upgrade_ignored(self) -> None:
-        """A request asked to switch protocols (``Upgrade: websocket``, ``h2c``…): it is served as the HTTP/1.1
-        request it also is, with the API's own answer (RFC 9110 §7.8: a server may ignore ``Upgrade``), and the
-        connection closes after that answer, since the parser stops at the upgrade and reads nothing past it (a
-        request with a body and ``Upgrade`` is refused, 400 ``bad_request``: :meth:`on_headers_complete`).
-        attack38b F3: uvicorn handed a websocket upgrade to its WebSocket protocol, which answered in its own
-        format (a text/plain 400, or an empty 403), not JSON with a ``code``, and logged two warnings a request."""
+        """A request asking to switch protocols (``Upgrade: websocket``, ``h2c``) is served as HTTP/1.1 (RFC 9110
+        §7.8: a server may ignore ``Upgrade``), then the connection closed: the parser reads nothing past an upgrade
+        (one with a body is 400: :meth:`on_headers_complete`). attack38b F3: uvicorn's WebSocket protocol answered
+        a text/plain 400 or an empty 403, no ``code``, and logged two warnings a request."""
         if self.cycle is not None:
             self.cycle.keep_alive = False
 
@@ -202,7 +201,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         if self._lingering or self._held is not None:
             return  # refused: read and dropped until the linger ends (none comes while held: reading is paused)
         self._unset_keepalive_if_required()
-        self._chunk = len(data)
+        self._chunk, self._begun_here, self._body_here = len(data), False, 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -214,7 +213,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         if self._framing:
             self._check_chunk_line(data)
         if self._in_head:  # an unfinished head: bound what the parser may be holding
-            self._raw_head += len(data)
+            self._raw_head += self._head_bytes_in(data) if self._begun_here else len(data)
             if self._raw_head > self.limits.max_header_bytes:
                 self._refuse(self._line_too_long() if len(self.url) > self.limits.max_request_line
                              else self._too_large())
@@ -223,7 +222,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_message = self._in_head = True
+        self._in_message = self._in_head = self._begun_here = True
         self._raw_head = self._fields = 0
         if self._deadline is None and self._read_left is None:  # else the connection's, from its opening
             if self.flow.read_paused:  # pipelined, parsed from a read before reading was paused
@@ -261,6 +260,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
             self._stop(self._too_large())
         if self._te_chunked:
             self._framing, self._line_tail, self._sized, self._te_chunked = _SIZE_LINE, b"", False, False
+        self._body_here = 0
         if self.parser.should_upgrade() and self._declares_body():
             self._stop(Refusal(400, "bad_request", "a request with a body cannot ask to switch protocols (Upgrade): "
                                "the API speaks HTTP/1.1 only; send it without the Upgrade header"))
@@ -271,6 +271,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
 
     def on_body(self, body: bytes) -> None:
         self._chunk_read += len(body)
+        self._body_here += len(body)
         super().on_body(body)
 
     def on_chunk_complete(self) -> None:
@@ -311,6 +312,13 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
                                  f"{cap} bytes ({setting})"))
 
     # --- refusing -----------------------------------------------------------------------------------------
+
+    def _head_bytes_in(self, data: bytes) -> int:
+        """The bytes of ``data`` (a read in which the unfinished head began) that are that head's: those after the
+        last head end in it, less the body bytes that followed that end. attack38b F4: the whole read was counted,
+        so a read holding 3,763 whole pipelined 36-byte GETs and the start of the next was refused 431."""
+        end = data.rfind(b"\r\n\r\n")
+        return max(len(data) - (end + 4 if end >= 0 else 0) - self._body_here, 0)
 
     def _head_size(self) -> int:
         return _LINE_OVERHEAD + len(self.url) + sum(len(n) + len(v) + _FIELD_OVERHEAD for n, v in self.headers)
