@@ -15,6 +15,7 @@ import httpx
 
 from gamead_core.embedded import EmbeddedNats
 from tests.integration.test_handback_churn import handed_back
+from tests.long_polled import wait_long_polled
 from tests.support import (
     Proc,
     ad,
@@ -38,13 +39,18 @@ def _level(client: httpx.Client, level: int) -> dict[str, Any]:
 
 def _busy_worker(server: EmbeddedNats, http: httpx.Client, procs: list[Proc], tmp_path: Path,
                  hang: float = 3.0) -> Proc:
-    """Worker 'one' (1 slot, :data:`WORKER`), running 'Busy' (P3, hanging ``hang`` s): the batch posted next reaches
-    its long polls, so its first free slot meets a P1 ad and a less urgent one together, and hands the latter back."""
+    """Worker 'one' (1 slot, :data:`WORKER`), running 'Busy' (P3, hanging ``hang`` s) with a long poll waiting on
+    every level: the batch posted next reaches them, so its first free slot meets a P1 ad and a less urgent one
+    together, and hands the latter back. 'Busy' is posted once the worker's first look placed its long polls and
+    comes through the P3 one, which is put back (:mod:`tests.long_polled`: posted before that look, 'Busy' was
+    pulled by it, no long poll waited while it ran, and nothing was handed back: flake38)."""
     env = {**WORKER, **hangs_once("Busy", task_timeout=hang)}
     one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **env)
     procs.append(one)
+    wait_long_polled(server.url, what="'one' idle, its long polls placed")
     busy = http.post("/ads", json=ad("Busy", 3)).json()["id"]
     wait_for(lambda: http.get(f"/ads/{busy}").json()["status"] == "processing", timeout=20, what="'one' to run 'Busy'")
+    wait_long_polled(server.url, what="'one' busy with 'Busy', its long polls waiting")
     return one
 
 

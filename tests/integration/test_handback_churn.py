@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
-from tests.integration.test_prefetch_bound import FAST  # the same fast registry, long ack_wait
+from tests.integration.test_prefetch_bound import FAST
+from tests.long_polled import wait_long_polled
 from tests.support import (
     Proc,
     ad,
@@ -22,7 +23,6 @@ from tests.support import (
     wait_for,
     wait_terminal,
 )
-
 
 
 def handed_back_ids(output: str) -> list[str]:
@@ -51,15 +51,19 @@ def test_an_ad_handed_back_is_not_taken_back_and_handed_back_again_at_every_step
     each of the twelve steps that start a P1 ad. 'Last' is handed back at most 5 times (before: once per step, 12+:
     the nak'ed ad came back at once to the same worker's long poll), completes with 1 attempt, after the P1 ads."""
     server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, **FAST)
+    api, url = start_api(server.url, tmp_path, **FAST)  # test_prefetch_bound's fast registry, long ack_wait
     procs.append(api)
     with httpx.Client(base_url=url, timeout=30) as http:
         one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **FAST,
                            GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="300", **hangs_once("First", task_timeout=8))
         procs.append(one)
+        # 'First' comes through a long poll, so every level stays long-polled while it runs (tests.long_polled:
+        # posted before the worker's first look, it was pulled by it and no long poll brought 'Last': flake38)
+        wait_long_polled(server.url, what="'one' idle, its long polls placed")
         first = http.post("/ads", json=ad("First", 3)).json()["id"]
         wait_for(lambda: http.get(f"/ads/{first}").json()["status"] == "processing", timeout=20,
                  what="'one' to run 'First'")
+        wait_long_polled(server.url, what="'one' busy with 'First', its long polls waiting")
         batch = http.post("/ads/batch", json={"ads": [ad("Last", 5)] + [ad(f"Urgent {i}", 1) for i in range(12)]})
         ids = [r["id"] for r in batch.json()["results"]]
         records = [wait_terminal(http, i, timeout=90) for i in [first, *ids]]
@@ -71,7 +75,7 @@ def test_an_ad_handed_back_is_not_taken_back_and_handed_back_again_at_every_step
     # time); the start order and each ad's delivery (stream seq.times delivered) say which P1 waited unseen
     order = sorted((str(r.get("startedAt")), r["priority"], r["id"], r.get("delivery")) for r in records)
     assert str(records[1]["completedAt"]) > max(str(r["completedAt"]) for r in records[2:]), order
-    # at once, then 1, 2, 4, 4 s later: not at each of the 12 steps (0: on a loaded box the worker's polls did not
-    # bring 'Last' before the P1 ads were started, a fresh-clone run; the order above holds all the same)
-    assert count <= 5, count
+    # at once, then 1, 2, 4, 4 s later: not at each of the 12 steps; at least once, as its long poll brought it
+    # while 'First' ran (0 in a fresh-clone run on a loaded box: 'First' pulled by the first look, flake38)
+    assert 1 <= count <= 5, count
     assert "invariant broken" not in one.output()

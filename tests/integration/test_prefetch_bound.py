@@ -20,6 +20,7 @@ import nats
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry.nodes import node_key
+from tests.long_polled import wait_long_polled
 from tests.support import (
     Proc,
     ad,
@@ -150,7 +151,9 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
     polls live 120 s here, past the whole test, and the others come in one ``POST /ads/batch``, P1 first. And
     'First' hangs (``worker.faults`` ``hang`` on its first attempt, cut at ``worker.task_timeout`` 8 s; its second
     attempt completes) instead of running a 1.5 s analysis: at load 10 the batch's answer came after 1.5 s, the
-    worker idle again, and nothing was handed back (session 30)."""
+    worker idle again, and nothing was handed back (session 30). And 'First' is posted once the worker's first look
+    placed its long polls: posted before, it was pulled by that look, no long poll waited while it ran, and nothing
+    was handed back (session 37, under load; flake38: :mod:`tests.long_polled`)."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **FAST)
     procs.append(api)
@@ -160,8 +163,10 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
             one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **FAST,
                                **hangs_once("First", task_timeout=8))
             procs.append(one)
+            wait_long_polled(server.url, what="'one' idle, its long polls placed")  # (tests.long_polled)
             first = http.post("/ads", json=ad("First", 3)).json()["id"]
             wait_for(lambda: watch.started(first), timeout=20, what="'one' to run 'First'")
+            wait_long_polled(server.url, what="'one' busy with 'First', its long polls waiting")
             batch = http.post("/ads/batch", json={"ads": [ad(f"Other {p}", p) for p in (1, 2, 4, 5)]})
             others = [r["id"] for r in batch.json()["results"]]
             records = [wait_terminal(http, i, timeout=60) for i in [first, *others]]
