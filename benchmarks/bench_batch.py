@@ -119,7 +119,7 @@ class CodeStack(Stack):
             return self
         from gamead_core.embedded import EmbeddedNats  # noqa: PLC0415
 
-        self.nats = EmbeddedNats(self.dir / "nats").start()
+        self.nats = EmbeddedNats(self.dir / "nats", pick_port=free_port).start()
         self.procs.items.append((f"{self.name}-nats", self.nats.proc))
         self.port = free_port()
         self.api = self.procs.start(  # -P: the working directory (this tree) is not put ahead of PYTHONPATH

@@ -118,7 +118,7 @@ def one_run(root: Path, workers: int, rate: float, duration: float, code: str | 
             breakdown: bool = False) -> dict[str, Any]:
     procs = Procs(root / "logs")
     run_dir = root / f"w{workers}"
-    nats_server = EmbeddedNats(run_dir / "nats")
+    nats_server = EmbeddedNats(run_dir / "nats", pick_port=free_port)
     tap: subprocess.Popen[bytes] | None = None
     argv = nats_server.prepare()
     monitor = free_port()
@@ -165,6 +165,7 @@ def one_run(root: Path, workers: int, rate: float, duration: float, code: str | 
     return {
         "workers": workers, "accepted": accepted, "achievedRate": accepted / duration,
         "natsMsgsPerAd": msgs / ads, "natsCpuUsPerAd": (n1 - n0) / ads * 1e6,
+        "natsBytesPerAd": ((v1["in_bytes"] + v1["out_bytes"]) - (v0["in_bytes"] + v0["out_bytes"])) / ads,
         "workersCpuUsPerAd": (w1 - w0) / ads * 1e6,
         "idleWakeMs": latency,
         "breakdownPerAd": {k: v / ads for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
@@ -189,7 +190,8 @@ def main() -> int:
         rows.append(row)
         wake = row["idleWakeMs"]
         print(f"{n} worker(s): {row['achievedRate']:.0f} ads/s accepted; per ad: {row['natsMsgsPerAd']:.1f} NATS "
-              f"messages in + out at the server (/varz), NATS CPU {row['natsCpuUsPerAd']:.0f} µs, workers' CPU {row['workersCpuUsPerAd']:.0f} µs; "
+              f"messages in + out at the server (/varz), {row['natsBytesPerAd']:.0f} bytes in + out, "
+              f"NATS CPU {row['natsCpuUsPerAd']:.0f} µs, workers' CPU {row['workersCpuUsPerAd']:.0f} µs; "
               f"idle wake submit→start median {statistics.median(wake) if wake else float('nan'):.1f} ms "
               f"(max {max(wake) if wake else float('nan'):.1f} ms, {len(wake)} urgent ads)", flush=True)
         if row["breakdownPerAd"]:

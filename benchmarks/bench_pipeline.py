@@ -420,9 +420,22 @@ def tune_like_serve() -> None:
     collector.tune()
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port free now: one the kernel picks, or with ``BENCH_PORTS=LOW-HIGH`` (inclusive) a free
+    one at random in that range (a shared machine's helper keeps its stacks to the ports it was given)."""
+    span = os.environ.get("BENCH_PORTS", "")
+    if span:
+        low, high = (int(x) for x in span.split("-"))
+        for port in random.sample(range(low, high + 1), min(256, high - low + 1)):
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in BENCH_PORTS={span}")
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -500,7 +513,7 @@ class Stack:
         sys.path.insert(0, str(ROOT))
         from gamead_core.embedded import EmbeddedNats  # noqa: PLC0415
 
-        self.nats = EmbeddedNats(self.dir / "nats").start()
+        self.nats = EmbeddedNats(self.dir / "nats", pick_port=free_port).start()
         # hand the nats-server to the registry too, so a failure anywhere stops it by PID
         self.procs.items.append((f"{self.name}-nats", self.nats.proc))
         self.port = free_port()
