@@ -134,8 +134,9 @@ def not_in_dlq_text(preview: dict[str, Any], given: int) -> str:
 def _preview(client: ApiClient, path: str, selection: dict[str, Any]) -> dict[str, Any]:
     preview = client.request("POST", path, json={**selection, "dryRun": True})
     if not preview.get("complete", True):
-        note_line(f"the count read {preview.get('scanned')} entries and stopped (dlq.scan_limit / dlq.scan_time); "
-                  "the job itself reads the whole DLQ")
+        bound = preview.get("stoppedAt") or "dlq.scan_limit / dlq.scan_time"
+        note_line(f"the count read {preview.get('scanned')} entries and stopped at {bound}; the job itself reads the "
+                  "whole DLQ")
     return preview
 
 

@@ -42,7 +42,9 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
     more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
-    stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
+    stopped = ("" if body.get("complete", True)
+               else f" · read {body.get('scanned')} entr{'y' if body.get('scanned') == 1 else 'ies'}, then stopped at "
+                    f"{_bound(body)}")
     bad = unreadable_text(body.get("unreadable") or [])
     if not body.get("items"):
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
@@ -53,10 +55,16 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
         return Group(empty, bad) if bad is not None else empty
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
     of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
-          else " (the matches before the cursor were not all counted: scan limit)")
+          else " (the matches before the cursor were not all counted: dlq.scan_limit / dlq.scan_time)")
     window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
     said = plain(f"{body['count']} shown{of}{window} ({_in_dlq(body)} in the DLQ){more}{stopped}")
     return Group(entries_table(body), said, *([bad] if bad is not None else []))
+
+
+def _bound(answer: dict[str, Any]) -> str:
+    """The bound that stopped a DLQ read, as the API names it (``stoppedAt``), or both settings for an API that
+    does not say (attack38b F7: "scan limit" was printed for reads stopped by ``dlq.scan_time``)."""
+    return str(answer.get("stoppedAt") or "dlq.scan_limit / dlq.scan_time")
 
 
 def unreadable_text(unreadable: list[dict[str, Any]]) -> Text | None:

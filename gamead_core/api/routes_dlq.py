@@ -118,6 +118,11 @@ def _budget(request: Request) -> ScanBudget:
     return ScanBudget(entries=ds.scan_limit, seconds=ds.scan_time)
 
 
+def stopped_at(budget: ScanBudget) -> str | None:
+    """The setting whose bound stopped ``budget``'s read, None if none did: ``stoppedAt`` (attack38b F7). Pure."""
+    return {"entries": "dlq.scan_limit", "seconds": "dlq.scan_time"}.get(budget.stopped_by or "")
+
+
 def make_filter(*, error_class: str | None = None, message: str | None = None, priority: int | None = None,
                 since: Any = None, until: Any = None) -> DlqFilter:
     """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it, ``since``
@@ -168,7 +173,7 @@ async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
         budget = _budget(request)
         items = await link.ops.select(flt, fence=fence, limit=body.limit + 1, budget=budget)  # one past: said
     return {"matched": min(len(items), body.limit), "dryRun": True, "complete": not budget.exhausted,
-            "scanned": budget.scanned, "pastLimit": len(items) > body.limit}
+            "stoppedAt": stopped_at(budget), "scanned": budget.scanned, "pastLimit": len(items) > body.limit}
 
 
 def _id_items(body: SelectionBody) -> list[list[Any]] | None:
@@ -249,11 +254,12 @@ async def list_dlq(
 
     async def read() -> bytes:
         async with gate.slot():  # 503 list_busy past dlq.scans / dlq.watch_scans (a consumer each on nats-server)
+            budget = _budget(request)
             page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
-                                                 budget=_budget(request), count=count)
+                                                 budget=budget, count=count)
         return orjson.dumps({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
                              "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
-                             "scanned": page.scanned, "complete": page.complete,
+                             "scanned": page.scanned, "complete": page.complete, "stoppedAt": stopped_at(budget),
                              "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable]})
 
     key = ("dlq", watcher, flt, limit, cursor, until_seq, newest, count)  # identical concurrent reads: one scan

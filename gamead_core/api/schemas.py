@@ -62,6 +62,8 @@ class DlqPage(_Doc):
                                                     "again (an entry replayed and dead again meanwhile is past it).")
     scanned: int = Field(description="Entries this request read.")
     complete: bool = Field(description="False when the read stopped at `dlq.scan_limit` or `dlq.scan_time`.")
+    stopped_at: str | None = Field(None, description="The setting whose bound stopped the read (`dlq.scan_limit` or "
+                                   "`dlq.scan_time`); null when `complete`.")
     age_seconds: float = Field(0.0, description="Seconds since this answer was read: 0 for a read made for this "
                                "request (or shared with identical ones in flight); up to `dlq.watch_max_age` when a "
                                "watcher's request (`Cache-Control: max-age=N`, as `gamead top` sends) was given a "
@@ -74,6 +76,8 @@ class DryRun(_Doc):
     matched: int
     dry_run: bool
     complete: bool
+    stopped_at: str | None = Field(None, description="The setting whose bound stopped the count (`dlq.scan_limit` or "
+                                   "`dlq.scan_time`); null when `complete`.")
     scanned: int
     not_in_dlq: int | None = Field(None, description="Given ids with no entry in the DLQ (selection by ids).")
     not_in_dlq_ids: list[str] | None = Field(None, description="Those ids, in the order given (selection by ids).")

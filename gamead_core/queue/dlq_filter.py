@@ -83,12 +83,14 @@ class DlqFilter:
 @dataclass
 class ScanBudget:
     """How much one scan may read: ``entries`` messages and ``seconds`` of wall time (None = unbounded).
-    After the scan, ``scanned`` says how many it read and ``exhausted`` whether it stopped early."""
+    After the scan, ``scanned`` says how many it read, ``exhausted`` whether it stopped early and ``stopped_by``
+    which bound stopped it (``"entries"`` or ``"seconds"``; None while not exhausted)."""
 
     entries: int | None = None
     seconds: float | None = None
     scanned: int = 0
     exhausted: bool = False
+    stopped_by: str | None = None
     last_seq: int | None = None  #: stream sequence of the last entry read
     _started: float = field(default_factory=time.monotonic, repr=False)
 
@@ -96,9 +98,9 @@ class ScanBudget:
         """Count one entry read; False (and ``exhausted``) once the budget is spent."""
         self.scanned += 1
         if self.entries is not None and self.scanned >= self.entries:
-            self.exhausted = True
+            self.exhausted, self.stopped_by = True, "entries"
         elif self.seconds is not None and time.monotonic() - self._started >= self.seconds:
-            self.exhausted = True
+            self.exhausted, self.stopped_by = True, "seconds"
         return not self.exhausted
 
 
