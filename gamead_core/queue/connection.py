@@ -18,7 +18,8 @@ from nats.aio.subscription import Subscription
 
 from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
-                                QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
+                                QueueUnavailable, StorageFailed, TopologyChanged, TopologyError, TopologyMissing,
+                                error_text)
 from gamead_core.key_in_process import JS_DUPLICATE_IN_PROCESS, IdempotencyKeyInProcess
 from gamead_core.queue.cas_answer import BUSY, LOST, still_busy, verdict
 from gamead_core.queue.closed import note_nats_closed
@@ -49,6 +50,7 @@ JS_STREAM_NOT_FOUND = 10059  #: "stream not found"
 JS_STREAM_WRONG_LAST_MSG_ID = 10070  #: "wrong last msg ID: {id}"
 JS_STREAM_WRONG_LAST_SEQUENCE = 10071  #: "wrong last sequence: {seq}" (a lost compare-and-set)
 JS_STREAM_STORE_FAILED = 10077  #: "{err}": a stream limit (see _LIMIT_ERRORS) or another store failure
+JS_STREAM_SEALED = 10109  #: "invalid operation on sealed stream": only a repartition seals a work stream
 JS_STREAM_OFFLINE = 10118  #: "stream is offline"
 JS_CONSUMER_OFFLINE = 10119  #: "consumer is offline"
 JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY = 10163  #: "expected last sequence per subject temporarily unavailable"
@@ -233,6 +235,8 @@ def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
     if code in _STORAGE_CODES or code == JS_STREAM_STORE_FAILED or (
             code == JS_CLUSTER_NO_PEERS and "storage" in (getattr(exc, "description", None) or "")):
         return StorageFailed(f"JetStream could not store the write: {_describe(exc)}")
+    if code == JS_STREAM_SEALED:  # a partition being removed (queue.repartition): this node's setting, not NATS away
+        return TopologyChanged(f"the stream is sealed: the queue was repartitioned; {_describe(exc)}")
     if code == JS_STREAM_NAME_EXISTS:
         return TopologyError(f"a stream exists with another configuration: {_describe(exc)}")
     if isinstance(exc, nats.js.errors.NotFoundError):
@@ -265,6 +269,7 @@ def translate(exc: BaseException) -> Exception:
     10077 other, 10023, 10002, 10047, 10028                     :class:`StorageFailed` (503)
     10005 "no suitable peers…, insufficient storage"            :class:`StorageFailed`
     10058 "stream name already in use…"                         :class:`TopologyError`
+    10109 "invalid operation on sealed stream"                  :class:`TopologyChanged` (a repartition)
     other 404                                                   :class:`NotFound`
     other API errors (503 cluster unavailable, 500, 400)        :class:`QueueUnavailable`
     timeouts (``nats.errors.TimeoutError``, ``asyncio``'s)      :class:`QueueUnavailable` "did not answer in time"
