@@ -227,6 +227,13 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
     return ApiClientError(text, status=status, details=details, api_code=code)  # e.g. "validation_failed"
 
 
+def in_process(response: httpx.Response) -> bool:
+    """True if an answer is the API's 409 ``idempotency_key_in_process``: another request with this request's
+    Idempotency-Key is being stored right now; sent again after its ``Retry-After`` it gets that one's answer
+    (:data:`gamead_cli.retry.IN_PROCESS`; attack38a F3)."""
+    return response.status_code == 409 and (_error_body(response) or {}).get("code") == retry.IN_PROCESS
+
+
 def from_gamead(response: httpx.Response) -> bool:
     """True if an error answer carries gamead's error body ``{"error": {"code": …}}`` (the API's own answer, not a
     proxy's in front of it)."""

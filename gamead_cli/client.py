@@ -26,8 +26,8 @@ from gamead_cli import answer_shapes, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
 from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, decode_json, late, read_whole,
                                 redirected, stream_pieces)
-from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, lost_kind,
-                                   no_answer, unreachable, unsendable)
+from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
+                                   lost_kind, no_answer, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline, proxy_for
 from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
@@ -176,9 +176,10 @@ class ApiClient(AdCalls):
                 self.watch.answered()
             status = response.status_code
             took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
-            if status in retry.RETRY_STATUSES and self._wait_to_retry(
+            busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
+            if (status in retry.RETRY_STATUSES or busy) and self._wait_to_retry(
                     attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,
-                                                       keyed=keyed),
+                                                       keyed=keyed, in_process=busy),
                     retry.retry_after_seconds(response.headers.get("Retry-After"), service_clock.now())):
                 continue
             break

@@ -10,6 +10,9 @@ A request is sent again only when that cannot do anything twice:
   (draft-ietf-httpapi-idempotency-key-header: the API answers a repeat with the first result), or one whose
   body keys everything it may create (``keyed``: a ``POST /ads/batch`` whose every ad has its
   ``idempotencyKey``);
+* an answer **409** ``idempotency_key_in_process`` (another request with the same ``Idempotency-Key`` is being
+  stored right now: draft-ietf-httpapi-idempotency-key-header §2.7; attack38a F3): always, as the request carries
+  its key (sent again after ``Retry-After`` it gets that request's answer, nothing twice);
 * an answer **503** that the API itself gave to a whole ``POST /ads/batch`` (its error body, not a proxy's): the
   route answers so only when NATS took none of the ads ("retry it as it is",
   :mod:`gamead_core.api.routes_batch`; an ad that may be stored gets its own result in a 200 instead).
@@ -50,24 +53,27 @@ def idempotent(method: str, headers: Mapping[str, str] | None) -> bool:
 
 
 def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | None = None,
-              sent: bool = True, took_nothing: bool = False, keyed: bool = False) -> bool:
+              sent: bool = True, took_nothing: bool = False, keyed: bool = False, in_process: bool = False) -> bool:
     """Whether a request may be sent again after an answer ``status``, or (``status`` None) after a
     connection error; ``sent``: False if the connection was never made (nothing reached the API);
     ``took_nothing``: the answer is the API's own word that it stored nothing (a whole ``POST /ads/batch``
     answered 503 with gamead's error body), so a 503 may be resent even without an ``Idempotency-Key``;
-    ``keyed``: the body carries an idempotency key for everything it may create (a repeat creates nothing)."""
+    ``keyed``: the body carries an idempotency key for everything it may create (a repeat creates nothing);
+    ``in_process``: the answer is the API's 409 ``idempotency_key_in_process`` (:data:`IN_PROCESS`)."""
     once = keyed or idempotent(method, headers)
     if status is None:
         return not sent or once
-    if status == 429:
+    if status == 429 or in_process:
         return True
     return status in RETRY_STATUSES and (once or (status == 503 and took_nothing))
 
 
 #: Codes of one ad's error in a ``POST /ads/batch`` answer that a whole request would have been retried for (503,
-#: 429); with no ``details.adId`` NATS certainly took nothing of that ad (gamead_core.api.routes_batch).
+#: 429, 409 in process); with no ``details.adId`` NATS certainly took nothing of that ad (gamead_core.api.routes_batch).
 RESENDABLE_CODES = frozenset({"queue_unavailable", "storage_failed", "topology_missing", "queue_full",
-                              "rate_limited"})
+                              "rate_limited", "idempotency_key_in_process"})
+#: one ad's (or a whole request's 409) code: a request with its key is being stored right now (attack38a F3)
+IN_PROCESS = "idempotency_key_in_process"
 
 
 def resendable(error: object) -> bool:

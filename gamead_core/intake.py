@@ -61,6 +61,7 @@ from gamead_core.ad_ids import new_ad_id, new_ad_ids
 from gamead_core.batch_writes import create_records, publish_messages
 from gamead_core.errors import (Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueUnavailable,
                                 key_kept_nowhere, maybe_queued)
+from gamead_core.key_in_process import IdempotencyKeyInProcess, key_in_process
 from gamead_core.log_throttle import Throttle, say
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
@@ -237,6 +238,8 @@ class Intake:
         try:
             published = await publish_ad_acked(self._js, ad_id=ad_id, level=ad.priority, payload=payload,
                                                timeout=self._timeout, partitions=self._partitions)
+        except IdempotencyKeyInProcess as exc:  # a concurrent request with this key is storing it (attack38a F3)
+            raise key_in_process(key) from exc
         except GameadError as exc:  # no answer: stored or not, a worker creates the record from the message
             if not_stored(exc):
                 raise

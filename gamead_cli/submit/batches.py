@@ -80,13 +80,19 @@ def counted(future: Future[None]) -> bool:
 
 
 def chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]:
-    """Runs of ``size()`` items (asked again for each run: a batch size learnt from the API applies at once)."""
+    """Runs of ``size()`` items (asked again for each run: a batch size learnt from the API applies at once). An
+    ``OSError`` of the input (read no further) comes after the run of the items read before it: they are sent."""
     chunk: list[Item] = []
-    for item in ads:
-        chunk.append(item)
-        if len(chunk) >= size():
+    try:
+        for item in ads:
+            chunk.append(item)
+            if len(chunk) >= size():
+                yield chunk
+                chunk = []
+    except OSError:
+        if chunk:
             yield chunk
-            chunk = []
+        raise
     if chunk:
         yield chunk
 

@@ -16,7 +16,7 @@ this run, or been connected to; it ends at the next answer of any kind. Meanwhil
 The API's store refusing every ad is an outage too (submit37, attack37 F3: a full JetStream store answered 4,630 ads
 ``queue_unavailable`` at full rate for 31 s, then left 566 "may be queued" that never were): it begins at a batch
 answer in which no ad was taken and at least one was refused for the store (:func:`store_verdict`: a 503
-``queue_unavailable``/``storage_failed``/``storage_failing``/``records_full``/``topology_missing``, the whole request
+``queue_unavailable``, ``topology_changed``… (:data:`STORE_CODES`: every 503 an ad can get), the whole request
 or per ad, with or without ``details.adId``) and ends at the first ad taken (accepted or a duplicate), not at any
 answer. It pauses and stops the sending as above, and meanwhile each batch is one ad (:meth:`Outage.size`): a probe,
 so at most one ad per try can be left uncertain (its publish unanswered: settled by lookup in the summary).
@@ -39,10 +39,15 @@ from gamead_core.errors import ApiUnreachable
 MARKS = {"!": "yellow", "✓": "green", "✗": "red"}
 #: seconds between two looks of a paused sender at the outage (an answer or a Ctrl-C ends the wait sooner)
 LOOK_EVERY = 0.25
-#: error codes (a whole request's 503 or one ad's error in a batch answer) that say the API's store took no write:
-#: NATS/JetStream unreachable, unanswered, full or failing, the record bucket full, a stream missing (README, errors)
+#: error codes (a whole request's 503 or one ad's error in a batch answer) that say the API node, or its store,
+#: refuses every ad now, for a cause not the ad's: every 503 of the README's error table an ad can get — NATS or
+#: JetStream unreachable, unanswered, full or failing, the work stream or the record bucket full, a stream missing
+#: or unusable, this node's queue.partitions stale after a repartition (attack38a F1: 1,020 ads answered
+#: topology_changed for 2 min, no line), its connections all taken. Not the ad's own refusals (400, 409, 422), nor
+#: 429 (the caller's rate: the client waits it out). A whole request's 503 counts whatever its code (a proxy's)
 STORE_CODES = frozenset({"queue_unavailable", "storage_failed", "storage_failing", "records_full",
-                         "topology_missing"})
+                         "topology_missing", "queue_full", "topology_error", "topology_changed",
+                         "too_many_connections"})
 
 
 def store_verdict(bodies: Iterable[Any]) -> str | None:
@@ -50,8 +55,8 @@ def store_verdict(bodies: Iterable[Any]) -> str | None:
     ``{"id", ...}`` taken, ``{"error": {"code", "message"}}`` refused — or the exception standing for it: the whole
     request refused, no answer, a bad line). ``""`` when an ad was taken (the store works), the cause
     (``queue_unavailable: NATS did not answer in time``) when none was and at least one was refused with a code of
-    :data:`STORE_CODES`, else None (nothing said of the store: bad lines, validation refusals, no answer — a lost
-    answer is not the store's). Pure."""
+    :data:`STORE_CODES` (or a whole request with any 503), else None (nothing said of the store: bad lines,
+    validation refusals, no answer — a lost answer is not the store's). Pure."""
     cause = None
     for body in bodies:
         error = body.get("error") if isinstance(body, dict) else body
@@ -65,7 +70,7 @@ def store_verdict(bodies: Iterable[Any]) -> str | None:
             code, message = getattr(error, "code", None), getattr(error, "message", None)
             if isinstance(error, ApiUnreachable):  # never reached, or no answer: not the store's word
                 continue
-        if code in STORE_CODES and cause is None:
+        if (code in STORE_CODES or getattr(error, "status", None) == 503) and cause is None:
             first = re.split(r"[;:]", str(message or ""))[0].strip()  # the first clause: not its ad's id
             cause = f"{code}: {first}"[:120].rstrip(": ")
     return cause

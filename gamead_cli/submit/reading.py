@@ -157,6 +157,13 @@ def count_ndjson(source: str) -> int | None:
         return sum(1 for _, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES) if line is None or line.strip())
 
 
+class InputStopped(OSError):
+    """The input is not read on past a line (longer than :data:`MAX_NDJSON_SKIP_BYTES`, already rejected as too
+    long): ``gamead submit`` sends what it read, and its summary says where it stopped (``inputError``, its text
+    this error's). Before (attack38b F1), that line was rejected a second time and the rest named nowhere but there:
+    ``sent: 3``, two rejections for one line, of a file whose third line was never read."""
+
+
 class Labeled(NamedTuple):
     """An ad (or the :class:`GameadError` standing for an unreadable one) and where it came from
     (``ads.ndjson:2``), so a rejection can name it."""
@@ -174,7 +181,8 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
     read (:func:`first_read` makes it before anything is sent). After it, a line that is not JSON (``NaN`` and
     ``Infinity`` are not JSON), not UTF-8, or longer than :data:`MAX_NDJSON_LINE_BYTES`, and any line that is
     not one JSON object, comes as a :class:`GameadError` (code ``invalid_json``) in the ad's place: it is
-    counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad). An ad giving
+    counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad) — but past a
+    too-long line longer than :data:`MAX_NDJSON_SKIP_BYTES` nothing more is read: :class:`InputStopped`. An ad giving
     a field under both its names (:func:`gamead_cli.ad_fields.spelled_twice_problem`) is refused the same way:
     the file whole on its first line, else that ad (code ``ambiguous_field``)."""
     where = input_name(source)
@@ -186,9 +194,8 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
                 number, line = next(lines)
             except StopIteration:
                 return
-            except TooLarge as exc:  # a line too long to skip (a sparse hole): the rest is named, not read
-                yield Labeled(f"{where}:{number}", _bad_line(str(exc)))
-                return
+            except TooLarge as exc:  # a line too long to skip (a sparse hole): it was rejected as it was read;
+                raise InputStopped(str(exc)) from None  # the rest is not read, and the summary says so (attack38b F1)
             label = f"{where}:{number}"
             if line is not None and not line.strip():
                 continue

@@ -35,7 +35,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
 from gamead_cli.stops import signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.outage import MARKS, Outage, pace
-from gamead_cli.submit.reading import Labeled
+from gamead_cli.submit.reading import InputStopped, Labeled
 from gamead_cli.submit.settling import MAYBE_KEPT
 from gamead_cli.submit.views import progress_bar, progress_info
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
@@ -259,8 +259,8 @@ def send_many(
                 sent, last = sent + len(run), labelled(*run[-1])[0]  # ads go in input order: 1 … last
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
-        except OSError as exc:  # the input cannot be read on (review30b F6: EIO, a non-blocking pipe): what was
-            unread = f"{type(exc).__name__}: {exc}"  # read is sent and counted, the summary says where it stopped
+        except OSError as exc:  # the input read no further (review30b F6: EIO, a non-blocking pipe; attack38b F1:
+            unread = str(exc) if isinstance(exc, InputStopped) else f"{type(exc).__name__}: {exc}"  # a 64 MiB line)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()

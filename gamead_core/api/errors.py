@@ -29,6 +29,7 @@ from gamead_core.errors import (
     TopologyMissing,
 )
 from gamead_core.ids import INVALID_KEY_CODE
+from gamead_core.key_in_process import IdempotencyKeyInProcess
 from gamead_core.jobs.busy import JobsBusy
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
@@ -57,6 +58,7 @@ STATUS_OF: dict[type[GameadError], int] = {
     UnreadableRecord: 409,
     IdempotencyKeyReused: 422,
     IdempotencyKeyExpired: 409,
+    IdempotencyKeyInProcess: 409,
     QueueFull: 503,
     JobsBusy: 503,
     StorageFailed: 503,
@@ -290,7 +292,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GameadError)
     async def _gamead_error(request: Request, exc: GameadError) -> Response:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+        wait = RETRY_AFTER_SECONDS if status == 503 else getattr(exc, "retry_after", None)  # a 409 key in process
+        headers = {"Retry-After": str(wait)} if wait is not None else None
         if status >= 500:
             left_out = _SERVER_ERRORS.allow(exc.code, time.monotonic())
             if left_out is not None:  # one line per code every few seconds (a fail-over answers thousands)

@@ -60,7 +60,8 @@ from gamead_core.jobs.model import Mark
 from gamead_core.jobs.policy import mark_words
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, clip_error, utcnow
-from gamead_core.queue.connection import delete_if_present, nats_boundary
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.delete_msg import delete_if_present
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad

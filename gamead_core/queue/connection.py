@@ -15,11 +15,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
 
 from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
-                                QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
+                                QueueUnavailable, StorageFailed, TopologyChanged, TopologyError, TopologyMissing,
+                                error_text)
+from gamead_core.key_in_process import JS_DUPLICATE_IN_PROCESS, IdempotencyKeyInProcess
 from gamead_core.queue.cas_answer import BUSY, LOST, still_busy, verdict
 from gamead_core.queue.closed import note_nats_closed
 from gamead_core.queue.headers import install as fast_headers
@@ -49,6 +50,7 @@ JS_STREAM_NOT_FOUND = 10059  #: "stream not found"
 JS_STREAM_WRONG_LAST_MSG_ID = 10070  #: "wrong last msg ID: {id}"
 JS_STREAM_WRONG_LAST_SEQUENCE = 10071  #: "wrong last sequence: {seq}" (a lost compare-and-set)
 JS_STREAM_STORE_FAILED = 10077  #: "{err}": a stream limit (see _LIMIT_ERRORS) or another store failure
+JS_STREAM_SEALED = 10109  #: "invalid operation on sealed stream": only a repartition seals a work stream
 JS_STREAM_OFFLINE = 10118  #: "stream is offline"
 JS_CONSUMER_OFFLINE = 10119  #: "consumer is offline"
 JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY = 10163  #: "expected last sequence per subject temporarily unavailable"
@@ -216,6 +218,8 @@ def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
     code = getattr(exc, "err_code", None)
     if (cas := verdict(exc)) == BUSY:  # another write of the key in flight: not decided, never a Conflict (fix35d)
         return still_busy(exc, 1)
+    if code == JS_DUPLICATE_IN_PROCESS:  # another publish of this message id is being stored: not NATS away
+        return IdempotencyKeyInProcess(f"another write of this message id is being stored: {_describe(exc)}")
     if cas == LOST or code in _CONFLICT_CODES:
         return Conflict(f"the record changed meanwhile: {_describe(exc)}")
     if isinstance(exc, (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError)) or code in _GONE_CODES:
@@ -231,6 +235,8 @@ def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
     if code in _STORAGE_CODES or code == JS_STREAM_STORE_FAILED or (
             code == JS_CLUSTER_NO_PEERS and "storage" in (getattr(exc, "description", None) or "")):
         return StorageFailed(f"JetStream could not store the write: {_describe(exc)}")
+    if code == JS_STREAM_SEALED:  # a partition being removed (queue.repartition): this node's setting, not NATS away
+        return TopologyChanged(f"the stream is sealed: the queue was repartitioned; {_describe(exc)}")
     if code == JS_STREAM_NAME_EXISTS:
         return TopologyError(f"a stream exists with another configuration: {_describe(exc)}")
     if isinstance(exc, nats.js.errors.NotFoundError):
@@ -256,12 +262,14 @@ def translate(exc: BaseException) -> Exception:
     ==========================================================  =============================================
     ``KeyWrongLastSequenceError`` lost, API error 10071/10070  :class:`Conflict` (a lost compare-and-set)
     the same busy (no number), 10164, 10163                     :class:`StillBusy` (503: not decided)
+    10158 "duplicate message id is in process"                 :class:`IdempotencyKeyInProcess` (409)
     ``KeyNotFoundError``, ``KeyDeletedError``, 10037, 10043     :class:`NotFound`
     ``BucketNotFoundError``, 10059 stream / 10014 consumer      :class:`TopologyMissing` (503)
     10077 "maximum messages/bytes/… exceeded"                   :class:`QueueFull` (503 ``queue_full``)
     10077 other, 10023, 10002, 10047, 10028                     :class:`StorageFailed` (503)
     10005 "no suitable peers…, insufficient storage"            :class:`StorageFailed`
     10058 "stream name already in use…"                         :class:`TopologyError`
+    10109 "invalid operation on sealed stream"                  :class:`TopologyChanged` (a repartition)
     other 404                                                   :class:`NotFound`
     other API errors (503 cluster unavailable, 500, 400)        :class:`QueueUnavailable`
     timeouts (``nats.errors.TimeoutError``, ``asyncio``'s)      :class:`QueueUnavailable` "did not answer in time"
@@ -334,16 +342,3 @@ async def connection(settings: NatsSettings, url: str, *, name: str, retry_for: 
         yield nc
     finally:
         await close_connection(nc)
-
-
-async def delete_if_present(js: JetStreamContext, stream: str, seq: int) -> bool:
-    """Delete one stream message; False (not an error) if it is already gone."""
-    with nats_boundary():
-        try:
-            return bool(await js.delete_msg(stream, seq))
-        except nats.js.errors.NotFoundError:
-            return False
-        except nats.js.errors.APIError as exc:
-            if exc.err_code == JS_STREAM_MSG_DELETE_FAILED or "not found" in (exc.description or "").lower():
-                return False  # "no message found" / "sequence N not found": someone deleted it first
-            raise

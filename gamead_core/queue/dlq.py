@@ -34,7 +34,8 @@ from gamead_core.errors import Conflict, NotFound
 from gamead_core.full_stores import dlq_boundary
 from gamead_core.ids import is_ad_id
 from gamead_core.models import STORED, DlqEntry
-from gamead_core.queue.connection import delete_if_present, nats_boundary
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.delete_msg import delete_if_present
 from gamead_core.queue.dlq_filter import DlqFilter, ScanBudget
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.cas import retry_busy

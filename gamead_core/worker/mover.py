@@ -50,7 +50,8 @@ from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord
-from gamead_core.queue.connection import delete_if_present, nats_boundary
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.delete_msg import delete_if_present
 from gamead_core.queue.depth import peek_next
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.publish import publish_ad

@@ -119,3 +119,21 @@ def test_a_store_outage_past_retry_for_stops_the_sending_and_says_why() -> None:
         in said[-1][1]
     assert outage.reason() == ("the API's store still refused every ad after client.retry_for (storage_failed: "
                                "disk full)")
+
+
+# --- fixsubmit38 (attack38a F1): every 503 an ad can get is the node refusing every ad, not the store's alone -----
+
+def test_store_verdict_takes_every_whole_node_refusal_and_no_per_ad_one() -> None:
+    """attack38a F1: a node left on old ``queue.partitions`` answered 1,020 ads 503 ``topology_changed`` and the rule
+    said nothing (None): no line, no pause. Every 503 code an ad can get says it; a whole request's 503 of any code
+    (a proxy's) too; the ad's own refusals (422, 409 in process, 429) do not."""
+    stale = ApiClientError("this API node takes no submits: the queue has 3 partitions", status=503,
+                           api_code="topology_changed")
+    assert store_verdict([stale] * 10) == "topology_changed: this API node takes no submits"
+    for code in ("topology_error", "queue_full", "too_many_connections", "topology_changed"):
+        assert store_verdict([{"error": {"code": code, "message": "m"}}]) == f"{code}: m", code
+    proxy = ApiClientError("upstream connect error", status=503)
+    assert store_verdict([proxy]) == "api_error: upstream connect error"
+    for code in ("validation_failed", "idempotency_key_reused", "idempotency_key_in_process", "rate_limited"):
+        assert store_verdict([{"error": {"code": code, "message": "m"}}]) is None, code
+    assert store_verdict([ApiClientError("slow down", status=429, api_code="rate_limited")]) is None
