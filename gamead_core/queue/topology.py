@@ -64,6 +64,7 @@ from gamead_core.queue import limit_rule
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
 from gamead_core.queue.partitions import PartitionChange, partition_change
 from gamead_core.queue.repartition import settle_partitions
+from gamead_core.queue.room_asked import room_asked
 from gamead_core.queue.topology_plan import (  # the pure half, re-exported for existing callers
     CONSUMER_LIMITS,
     HEALTH_TTL,
@@ -269,6 +270,8 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
                 states.append(replace(await _settle(js, verdict, create=create, update=update, have=have),
                                       drift=drift))
         except GameadError as err:
+            if isinstance(err, StorageFailed) and verdict.state == "missing":  # no room to create it: say its size
+                err = StorageFailed(f"{err.message}; {room_asked(w, wanted)}")
             states.append(ObjectState(w, "failed", err.message, err))
         calls += 2 if verdict.state == "missing" else 1
     return TopologyReport(tuple(states), calls)
