@@ -12,7 +12,8 @@ order: wait for the non-daemon threads (``threading._shutdown``), run the ``atex
 failure reported as the interpreter reports it: ``Exception ignored in: <stdout>`` and its traceback, exit status
 120) and stderr (failures ignored), collect the garbage (finalizers run), flush again; then ``os._exit``. Anything
 else (an uncaught exception, a ``KeyboardInterrupt``, a non-int ``SystemExit``) is raised on: the interpreter ends
-as it always does. ``GAMEAD_TEST_FULL_EXIT=1`` in the child's environment: the full shutdown for every child.
+as it always does. ``GAMEAD_TEST_FORKSERVER=full-exit`` in pytest's environment (read by the fork server at its
+start): every child forked, and ended by the interpreter's full shutdown.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ def _end(code: int) -> None:
     os._exit(code if ok else 120)
 
 
-def run() -> None:
-    """``python -m gamead_cli``, with the end above."""
+def run(full: bool = False) -> None:
+    """``python -m gamead_cli``, with the end above (``full``: the interpreter's own end)."""
     import runpy
 
-    if os.environ.get("GAMEAD_TEST_FULL_EXIT") == "1":
+    if full:
         runpy.run_module("gamead_cli", run_name="__main__", alter_sys=True)
         return
     try:

@@ -173,6 +173,7 @@ def main() -> None:
         _write({"error": f"importing started threads: {threading.enumerate()}"})
         sys.exit(3)
     server = os.getpid()
+    full_exit = os.environ.get("GAMEAD_TEST_FORKSERVER") == "full-exit"  # (tests/child_exit.py)
     channel = socket.socket(fileno=int(sys.argv[2])) if sys.argv[1:2] == ["--fds"] else None
     _write({"ready": server})
     request = _serve(channel)
@@ -183,7 +184,7 @@ def main() -> None:
         up_zygote.split()  # returns in up, and in each child the zygote forks for it (set up as up's Popen would)
     import child_exit
 
-    child_exit.run()  # runpy.run_module("gamead_cli", run_name="__main__"), its end without the module teardown
+    child_exit.run(full_exit)  # runpy.run_module("gamead_cli", run_name="__main__"), its end without the module teardown
 
 
 if __name__ == "__main__":
