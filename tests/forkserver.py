@@ -5,13 +5,16 @@ runs a line of gamead, and the suite starts well over a hundred of them: on a 2-
 largest share of ``make test``. So each pytest process starts this script once; it imports those modules,
 then forks one child per request, and the child runs ``gamead_cli`` exactly as ``python -m gamead_cli <args>``
 would (same ``__main__``, same ``sys.argv``, the caller's environment, working directory and log file, a
-session of its own, interpreter shutdown as usual). Every gamead line still runs in a real process of its own,
-on real servers; only the interpreter start is shared. ``tests.support.Proc`` uses it for ``gamead``
-commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh interpreter instead.
+session of its own, the interpreter's shutdown but for its module teardown: ``tests/child_exit.py``). Every
+gamead line still runs in a real process of its own, on real servers; only the interpreter start is shared.
+``tests.support.Proc``, ``run_gamead`` and ``tests.forked_popen.GameadPopen`` (a command with pipes) use it for
+``gamead`` commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh interpreter instead.
 
 Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}`` (optionally ``"err"``: a file of
 its own for stderr, which otherwise goes to ``log`` with stdout; ``"zygote"``: a ``gamead up`` whose children are
-forked too, ``tests/up_zygote.py``); answers on stdout
+forked too, ``tests/up_zygote.py``); or, on the socket whose descriptor follows ``--fds`` on the command line, one
+datagram ``{"id", "args", "env", "cwd"}`` with three descriptors (``SCM_RIGHTS``) that become the child's stdin,
+stdout and stderr, as ``Popen``'s pipes would (``tests/forked_popen.py``); answers on stdout
 ``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
 ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child.
 When its stdin closes (pytest ended, or died however it died: the kernel closes the pipe) it exits, and its
@@ -28,6 +31,7 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -51,6 +55,7 @@ PRELOAD = (
     "uvicorn.lifespan.on",
     "redis.asyncio",
     "up_zygote",  # this directory's (the script's): a test's `gamead up` forks its children with it
+    "child_exit",  # this directory's too: how a child ends
 )
 
 
@@ -58,26 +63,40 @@ def _write(message: dict[str, Any]) -> None:
     os.write(1, json.dumps(message).encode() + b"\n")
 
 
-def _serve() -> dict[str, Any]:
+def _fork(request: dict[str, Any], children: set[int], fds: list[int]) -> dict[str, Any] | None:
+    """Fork the child of ``request``: None in the server (its copies of ``fds`` closed), the request in the child."""
+    gc.freeze()  # what exists now is never traversed by a child's collector (see main)
+    pid = os.fork()
+    if pid == 0:
+        request["fds"] = fds
+        return request
+    for fd in fds:
+        os.close(fd)
+    children.add(pid)
+    _write({"id": request["id"], "pid": pid})
+    return None
+
+
+def _serve(channel: socket.socket | None) -> dict[str, Any]:
     """Fork a child per request; reap and report them. Returns (in a child only) the request to run."""
     buffer = b""
     children: set[int] = set()
+    sources = [0] if channel is None else [0, channel.fileno()]
     while True:
-        readable, _, _ = select.select([0], [], [], 0.05)
-        if readable:
+        readable, _, _ = select.select(sources, [], [], 0.05)
+        if channel is not None and channel.fileno() in readable:
+            data, fds, _, _ = socket.recv_fds(channel, 1 << 20, 3)
+            if data and (child := _fork(json.loads(data), children, fds)) is not None:
+                return child
+        if 0 in readable:
             chunk = os.read(0, 1 << 16)
             if not chunk:  # pytest is done with us
                 os._exit(0)
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                request = json.loads(line)
-                gc.freeze()  # what exists now is never traversed by a child's collector (see main)
-                pid = os.fork()
-                if pid == 0:
-                    return request  # type: ignore[no-any-return]
-                children.add(pid)
-                _write({"id": request["id"], "pid": pid})
+                if (child := _fork(json.loads(line), children, [])) is not None:
+                    return child
         while children:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -109,19 +128,29 @@ def _become(request: dict[str, Any], server: int) -> None:
     _die_with_server()
     if os.getppid() != server:  # the server died between fork and prctl
         os._exit(1)
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if request.get("err") else log
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(err, 2)
-    os.close(log)
-    if err != log:
-        os.close(err)
-    os.close(devnull)
+    if request["fds"]:  # a Popen's own stdin, stdout, stderr (tests/forked_popen.py)
+        for target, fd in enumerate(request["fds"]):
+            os.dup2(fd, target)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # close_fds=True, as Popen's child; the server's socket too
+    else:
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if request.get("err") else log
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(err, 2)
+        os.close(log)
+        if err != log:
+            os.close(err)
+        os.close(devnull)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the server's socket
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    if os.environ.get("PYTHONFAULTHANDLER"):  # what a fresh interpreter does at its start
+        import faulthandler
+
+        faulthandler.enable()
     gc.enable()  # off in the server only (see main); the child collects its own garbage as usual
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -144,16 +173,18 @@ def main() -> None:
         _write({"error": f"importing started threads: {threading.enumerate()}"})
         sys.exit(3)
     server = os.getpid()
+    full_exit = os.environ.get("GAMEAD_TEST_FORKSERVER") == "full-exit"  # (tests/child_exit.py)
+    channel = socket.socket(fileno=int(sys.argv[2])) if sys.argv[1:2] == ["--fds"] else None
     _write({"ready": server})
-    request = _serve()
+    request = _serve(channel)
     _become(request, server)
     if request.get("zygote"):  # a test's `gamead up`: its own children forked too (tests/up_zygote.py)
         import up_zygote
 
         up_zygote.split()  # returns in up, and in each child the zygote forks for it (set up as up's Popen would)
-    import runpy
+    import child_exit
 
-    runpy.run_module("gamead_cli", run_name="__main__", alter_sys=True)
+    child_exit.run(full_exit)  # runpy.run_module("gamead_cli", run_name="__main__"), its end without the module teardown
 
 
 if __name__ == "__main__":

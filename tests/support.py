@@ -183,12 +183,17 @@ class ForkServer:
         self.started: dict[int, list[str]] = {}  # pid → its gamead arguments
         self._next = 0
         script = Path(__file__).with_name("forkserver.py")
+        import socket
+
+        # requests that hand the child its stdin/stdout/stderr (tests/forked_popen.py) come on this socket
+        self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # No PR_SET_PDEATHSIG here (it follows the starting *thread*, and a test may start its first process
         # from a thread): the server exits when its stdin closes, which the kernel does when pytest dies.
         self.popen = subprocess.Popen(
-            [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            [sys.executable, str(script), "--fds", str(theirs.fileno())], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=[theirs.fileno()],
         )
+        theirs.close()
         assert self.popen.stdout is not None
         ready = self.popen.stdout.readline()
         if not ready.startswith(b'{"ready"'):
@@ -214,18 +219,29 @@ class ForkServer:
                 self._codes.setdefault(pid, -signal.SIGTERM)
             self._changed.notify_all()
 
-    def start(self, args: list[str], env: dict[str, str], log: Path, *, cwd: Path | str | None = None,
-              err: Path | None = None) -> ForkedChild:
+    def start(self, args: list[str], env: dict[str, str], log: Path | None, *, cwd: Path | str | None = None,
+              err: Path | None = None, fds: list[int] | None = None) -> ForkedChild:
         """Fork ``gamead <args>`` with ``env`` in ``cwd`` (default: this process's working directory), output
-        appended to ``log`` (stderr to ``err`` if given, else to ``log`` too), stdin ``/dev/null``."""
+        appended to ``log`` (stderr to ``err`` if given, else to ``log`` too), stdin ``/dev/null``; or, given
+        ``fds`` (three descriptors, ``log`` unused), with those as its stdin, stdout and stderr (the caller keeps
+        and closes its own copies). ``RuntimeError`` if the server does not answer or is gone."""
         with self._lock:
             self._next += 1
             request = self._next
-            assert self.popen.stdin is not None
-            self.popen.stdin.write(json.dumps({"id": request, "args": args, "env": env, "cwd": str(cwd or os.getcwd()),
-                                               "log": str(log), "err": str(err) if err else None,
-                                               "zygote": args[:1] == ["up"] and UP_CHILDREN_FORKED}).encode() + b"\n")
-            self.popen.stdin.flush()
+            message = {"id": request, "args": args, "env": env, "cwd": str(cwd or os.getcwd()),
+                       "log": str(log), "err": str(err) if err else None,
+                       "zygote": args[:1] == ["up"] and UP_CHILDREN_FORKED}
+            try:
+                if fds is not None:
+                    import socket
+
+                    socket.send_fds(self.channel, [json.dumps(message).encode()], fds)
+                else:
+                    assert self.popen.stdin is not None
+                    self.popen.stdin.write(json.dumps(message).encode() + b"\n")
+                    self.popen.stdin.flush()
+            except OSError as exc:
+                raise RuntimeError(f"the fork server is gone: {exc}") from exc
         with self._changed:
             if not self._changed.wait_for(lambda: request in self._pids or self.popen.poll() is not None, 30):
                 raise RuntimeError("the fork server did not answer")
@@ -242,6 +258,7 @@ class ForkServer:
             return
         assert server.popen.stdin is not None
         server.popen.stdin.close()
+        server.channel.close()
         try:
             server.popen.wait(10)
         except subprocess.TimeoutExpired:
@@ -267,11 +284,18 @@ class ForkServer:
 _STARTUP_ENV = ("PYTHON", "LC_", "LANG")
 
 
+#: ... but for this one, which the fork server's child does itself (``faulthandler.enable()``, tests/forkserver.py)
+_DONE_IN_THE_CHILD = ("PYTHONFAULTHANDLER",)
+
+
 def _forkable(argv: list[str], env: dict[str, str]) -> bool:
     if argv[:3] != [sys.executable, "-m", "gamead_cli"]:
         return False
-    startup = {k: v for k, v in env.items() if k.startswith(_STARTUP_ENV)}
-    return startup == {k: v for k, v in os.environ.items() if k.startswith(_STARTUP_ENV)}
+
+    def startup(environ: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in environ.items() if k.startswith(_STARTUP_ENV) and k not in _DONE_IN_THE_CHILD}
+
+    return startup(env) == startup(dict(os.environ))
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pytest
 
 from gamead_cli import exitcodes
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen, gamead_run
 from tests.integration.dlq_lane import Lane, made_up_entry, shared_lane  # noqa: F401 - shared_lane is a fixture
 from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, start_worker, wait_for
 
@@ -172,8 +173,8 @@ def dev_full(tmp_path: Path) -> Path:
 def _to(target: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``gamead ARGS > target``: stdout is the file itself, as a shell redirection makes it."""
     with open(target, "w") as out:
-        return subprocess.run(gamead_argv(*args), stdout=out, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                              env=clean_env(), stdin=subprocess.DEVNULL, timeout=60, check=False)
+        return gamead_run(gamead_argv(*args), stdout=out, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                          env=clean_env(), stdin=subprocess.DEVNULL, timeout=60, check=False)
 
 
 @pytest.mark.parametrize("args", [["config", "path", "-o", "json"], ["config", "show"]])
@@ -188,8 +189,8 @@ def test_stdout_that_cannot_be_written_is_one_red_line_and_exit_1(tmp_path: Path
 
 def test_a_closed_pipe_stays_quiet(tmp_path: Path) -> None:
     """``gamead … | head -c1``: the reader went away; no red line and no "Exception ignored", as Unix tools."""
-    proc = subprocess.Popen(gamead_argv("config", "show"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=tmp_path, env=clean_env(GAMEAD_CLIENT__TIMEOUT="7"), stdin=subprocess.DEVNULL)
+    proc = GameadPopen(gamead_argv("config", "show"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       cwd=tmp_path, env=clean_env(GAMEAD_CLIENT__TIMEOUT="7"), stdin=subprocess.DEVNULL)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before the command writes: its first write finds the pipe closed
     err = proc.stderr.read().decode(errors="replace")

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from gamead_cli import exitcodes
 from gamead_cli.main import app
+from tests.forked_popen import GameadPopen
 from tests.support import clean_env, gamead_argv, run_gamead, sigint_reaches_it, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -230,7 +231,7 @@ def test_non_ascii_output_on_an_ascii_terminal(tmp_path: Path, api_url: str) -> 
 def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: str) -> None:
     marker = f"ctrl-c-{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=api_url, timeout=10) as http:
-        proc = subprocess.Popen(
+        proc = GameadPopen(
             gamead_argv("submit", "--count", "1000", "--rate", "20", "--title", marker, "-o", "json",
                         "--api", api_url),
             # PYTHONFAULTHANDLER: should it hang, SIGABRT makes it print every thread's stack (below)
@@ -265,7 +266,7 @@ def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, schem
     a tls:// URL, 9.5 minutes under ``timeout 10``). Nothing is held yet, so a stop ends it at once."""
     from gamead_core.embedded import free_port
 
-    proc = subprocess.Popen(
+    proc = GameadPopen(
         gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"{scheme}://127.0.0.1:{free_port()}",
                                              PYTHONFAULTHANDLER="1"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it)
@@ -311,7 +312,7 @@ def test_a_worker_keeps_trying_for_nats_and_says_why(tmp_path: Path) -> None:
     from gamead_core.embedded import free_port
 
     port = free_port()
-    proc = subprocess.Popen(
+    proc = GameadPopen(
         gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{port}",
                                              GAMEAD_NATS__CONNECT_TIMEOUT="0.5"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it)

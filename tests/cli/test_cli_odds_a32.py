@@ -26,6 +26,7 @@ import pytest
 
 from gamead_cli import exitcodes
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import gamead_run
 from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -81,8 +82,8 @@ def _reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
     read, write = os.pipe()
     os.close(read)
     try:
-        return subprocess.run(gamead_argv(*args), env=clean_env(), stdout=write, stderr=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL, text=True, timeout=60)
+        return gamead_run(gamead_argv(*args), env=clean_env(), stdout=write, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, timeout=60)
     finally:
         os.close(write)
 

@@ -22,6 +22,7 @@ import pytest
 from gamead_cli import exitcodes
 from gamead_cli.commands.dlq_transfer import MAX_IMPORT_BYTES
 from tests.cli.test_cli_errors import one_red_line
+from tests.forked_popen import gamead_run
 from tests.integration.dlq_lane import made_up_entry
 from tests.support import clean_env, gamead_argv
 
@@ -35,9 +36,9 @@ def _import(file: str, api: str, cwd: Path, tmpdir: Path, *, stdin: Path | None 
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     with (stdin.open("rb") if stdin is not None else open(os.devnull, "rb")) as source:
-        return subprocess.run(gamead_argv("dlq", "import", file, "--api", api), env=clean_env(TMPDIR=str(tmpdir)),
-                              cwd=cwd, stdin=source, capture_output=True, text=True, timeout=120,
-                              preexec_fn=limited, errors="replace")
+        return gamead_run(gamead_argv("dlq", "import", file, "--api", api), env=clean_env(TMPDIR=str(tmpdir)),
+                          cwd=cwd, stdin=source, capture_output=True, text=True, timeout=120,
+                          preexec_fn=limited, errors="replace")
 
 
 def _entries(path: Path, count: int) -> Path:

@@ -26,6 +26,7 @@ from gamead_cli.commands import dlq_jobs, dlq_transfer
 from gamead_cli.commands.dlq_transfer import IMPORT_BATCH_BYTES
 from gamead_cli.main import app
 from gamead_core.ad_ids import new_ad_id
+from tests.forked_popen import GameadPopen
 from tests.integration.dlq_lane import Lane, made_up_entry, shared_lane  # noqa: F401 - shared_lane is a fixture
 from tests.support import run_gamead
 
@@ -202,8 +203,8 @@ def test_a_sigterm_during_a_multi_batch_import_says_what_was_imported_and_exits_
 
     path = tmp_path / "dead.jsonl"
     entries = _jsonl(path, 3000, "Terminated Import")
-    cli = subprocess.Popen(gamead_argv("dlq", "import", str(path), "--api", lane.url), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env=clean_env())
+    cli = GameadPopen(gamead_argv("dlq", "import", str(path), "--api", lane.url), stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True, env=clean_env())
     with killed_if_left(cli):
         wait_for(lambda: len(_in_dlq(lane, entries)) > 0, timeout=60, what="the first entries imported")
         cli.send_signal(signal.SIGTERM)

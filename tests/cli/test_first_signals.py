@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.forked_popen import GameadPopen
 from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
 
 #: the ``sitecustomize`` of the held process: waits at the first import of module ``$HOLD_AT`` (a finder first on
@@ -73,9 +74,9 @@ class Held:
         self.mark, self.until = tmp_path / "held", tmp_path / "go-on"
         path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
         env = clean_env(PYTHONPATH=path, HOLD_AT=at, HOLD_MARK=str(self.mark), HOLD_UNTIL=str(self.until))
-        self.proc = subprocess.Popen(gamead_argv(*args), env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509
+        self.proc = GameadPopen(gamead_argv(*args), env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509
         wait_for(lambda: self.mark.exists() or self.proc.poll() is not None, timeout=120, what=f"the hold at {at}")
         assert self.mark.exists(), self.proc.communicate()
 

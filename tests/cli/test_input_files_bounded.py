@@ -23,6 +23,7 @@ import pytest
 from gamead_cli import exitcodes
 from gamead_cli.inputs import bounded_lines
 from tests.cli.test_cli_errors import gamead, one_red_line
+from tests.forked_popen import GameadPopen
 from tests.support import clean_env, gamead_argv
 
 TIB = 1 << 40
@@ -113,8 +114,8 @@ def test_dlq_import_of_a_file_of_ads_stops_at_line_1(tmp_path: Path, closed_api_
 def _piped(args: list[str], head: bytes, cwd: Path) -> tuple[int, str]:
     """Run gamead with ``head`` on a stdin pipe that is never closed while it runs (its tail never comes):
     (exit code, stderr). A reader that waits for the end of the stream hangs until the deadline (a failure)."""
-    proc = subprocess.Popen(gamead_argv(*args), env=clean_env(), cwd=cwd, stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = GameadPopen(gamead_argv(*args), env=clean_env(), cwd=cwd, stdin=subprocess.PIPE,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stderr is not None
 
     def feed() -> None:

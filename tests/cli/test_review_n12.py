@@ -57,12 +57,13 @@ def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui() -> None:
     import pty
     import subprocess
 
+    from tests.forked_popen import gamead_run
     from tests.support import clean_env, gamead_argv
 
     leader, follower = pty.openpty()
     try:
-        done = subprocess.run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"), stdin=follower,
-                              stdout=follower, stderr=subprocess.PIPE, env=clean_env(TERM="dumb"), timeout=60)
+        done = gamead_run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"), stdin=follower,
+                          stdout=follower, stderr=subprocess.PIPE, env=clean_env(TERM="dumb"), timeout=60)
     finally:
         os.close(follower)
         os.close(leader)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-
 import os
 import re
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.integration.dlq_lane import made_up_entry
 from tests.support import clean_env, gamead_argv, run_gamead, start_api, wait_for
 
@@ -58,8 +58,8 @@ def answered_on_a_terminal(*args: str, answer: bytes, cwd: Path, api: str) -> su
     """``gamead`` with a terminal (a pty) as stdin, ``answer`` typed there; stdout and stderr captured."""
     master, slave = os.openpty()
     try:
-        with subprocess.Popen(gamead_argv(*args), env=clean_env(GAMEAD_API_URL=api, COLUMNS="200"), cwd=cwd,
-                              stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        with GameadPopen(gamead_argv(*args), env=clean_env(GAMEAD_API_URL=api, COLUMNS="200"), cwd=cwd,
+                         stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
             os.write(master, answer)
             out, err = proc.communicate(timeout=120)
     finally:

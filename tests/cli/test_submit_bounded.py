@@ -31,6 +31,7 @@ from gamead_cli.submit.batches import keep_first
 from gamead_cli.submit.sending import ITEMS_KEPT
 from gamead_cli.submit.views import summary_view
 from tests.cli.test_cli_errors import gamead
+from tests.forked_popen import gamead_run
 from tests.integration.dlq_lane import Lane, shared_lane  # noqa: F401 - shared_lane is a fixture
 from tests.support import ad, clean_env, gamead_argv
 
@@ -60,10 +61,10 @@ def test_an_endless_style_stdin_lists_the_first_ads_only_and_the_first_20_reject
                                  stdout=subprocess.PIPE)
     try:
         assert generator.stdout is not None
-        result = subprocess.run(gamead_argv("submit", "--ndjson", "-", "-o", "json", "--rate", "0",
-                                            "--api", shared_lane.url),
-                                stdin=generator.stdout, capture_output=True, text=True, env=clean_env(),
-                                cwd=tmp_path, timeout=300)
+        result = gamead_run(gamead_argv("submit", "--ndjson", "-", "-o", "json", "--rate", "0",
+                                        "--api", shared_lane.url),
+                            stdin=generator.stdout, capture_output=True, text=True, env=clean_env(),
+                            cwd=tmp_path, timeout=300)
         generator.stdout.close()
     finally:
         assert generator.wait(timeout=60) == 0

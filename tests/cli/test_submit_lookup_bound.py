@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.support import (
     Proc,
     ad,
@@ -73,11 +74,11 @@ def _looking_up(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_p
     err = tmp_path / "submit.err"
     assert server.proc is not None
     with frozen(server.proc.pid), err.open("w") as sink:
-        cli = subprocess.Popen(gamead_argv("submit", str(file), "--batch-size", "3", "--api", url, "-o", "json"),
-                               env=clean_env(GAMEAD_CLIENT__RETRY_FOR="60", GAMEAD_CLIENT__TIMEOUT="60",
-                                             GAMEAD_CLIENT__LOOKUP_FOR=f"{LOOKUP_FOR:g}", COLUMNS="400"),
-                               stdout=subprocess.PIPE,
-                               stderr=sink, stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
+        cli = GameadPopen(gamead_argv("submit", str(file), "--batch-size", "3", "--api", url, "-o", "json"),
+                          env=clean_env(GAMEAD_CLIENT__RETRY_FOR="60", GAMEAD_CLIENT__TIMEOUT="60",
+                                        GAMEAD_CLIENT__LOOKUP_FOR=f"{LOOKUP_FOR:g}", COLUMNS="400"),
+                          stdout=subprocess.PIPE,
+                          stderr=sink, stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
         with killed_if_left(cli):
             wait_for(lambda: "looking up" in _said(err) or cli.poll() is not None, timeout=90,
                      what="the submit looking up its unanswered ads")
@@ -182,10 +183,10 @@ def test_ctrl_c_again_while_batches_wait_for_a_black_holed_api_exits_at_once_wit
     procs.append(api)
     err = tmp_path / "paced.err"
     with err.open("w") as sink:
-        cli = subprocess.Popen(gamead_argv("submit", "--count", "2000", "--rate", "50", "--title", "Paced black hole",
-                                           "--genre", "RPG", "--api", url, "-o", "json"),
-                               env=clean_env(GAMEAD_CLIENT__TIMEOUT="60"), stdout=subprocess.PIPE, stderr=sink,
-                               stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
+        cli = GameadPopen(gamead_argv("submit", "--count", "2000", "--rate", "50", "--title", "Paced black hole",
+                                      "--genre", "RPG", "--api", url, "-o", "json"),
+                          env=clean_env(GAMEAD_CLIENT__TIMEOUT="60"), stdout=subprocess.PIPE, stderr=sink,
+                          stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
     with killed_if_left(cli):
         with httpx.Client(base_url=url, timeout=10) as http:
             wait_for(lambda: http.get("/ads", params={"limit": 20}).json()["count"] >= 10, timeout=60,

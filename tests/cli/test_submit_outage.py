@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.support import (
     Proc,
     clean_env,
@@ -40,10 +41,10 @@ def _submitting(url: str, err: Path, *args: str, **env: str) -> subprocess.Popen
     """A paced ``gamead submit --count`` against ``url``, its stderr into ``err``, started once some of its ads are
     queued."""
     with err.open("w") as sink:
-        cli = subprocess.Popen(gamead_argv("submit", "--count", str(COUNT), "--rate", str(RATE), "--title", "Outage",
-                                           "--genre", "RPG", "--api", url, *args),
-                               env=clean_env(COLUMNS="400", **env), stdout=subprocess.PIPE, stderr=sink,
-                               stdin=subprocess.DEVNULL, text=True)
+        cli = GameadPopen(gamead_argv("submit", "--count", str(COUNT), "--rate", str(RATE), "--title", "Outage",
+                                      "--genre", "RPG", "--api", url, *args),
+                          env=clean_env(COLUMNS="400", **env), stdout=subprocess.PIPE, stderr=sink,
+                          stdin=subprocess.DEVNULL, text=True)
     with httpx.Client(base_url=url, timeout=10) as http:
         wait_for(lambda: http.get("/ads", params={"limit": 20}).json()["count"] >= 20 or cli.poll() is not None,
                  timeout=60, what="some ads of the run queued")

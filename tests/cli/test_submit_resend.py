@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from gamead_cli import retry
 from gamead_cli.main import app
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.support import Proc, start_api, wait_for
 
 LIMITED = {"GAMEAD_RATELIMIT__ENABLED": "true", "GAMEAD_RATELIMIT__RATE": "10", "GAMEAD_RATELIMIT__BURST": "10"}
@@ -69,12 +70,12 @@ def test_a_ctrl_c_while_refused_ads_wait_to_be_sent_again_counts_the_ads_already
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **{**LIMITED, "GAMEAD_RATELIMIT__RATE": "0.1"})
     procs.append(api)
-    cli = subprocess.Popen(gamead_argv("submit", "--count", "20", "--api", url, "-o", "json"), text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=clean_env(GAMEAD_CLIENT__RETRY_FOR="600"),  # the 10 wait ~100 s
-                           # a runner started in the background (`make test &`) ignores SIGINT, and so would the
-                           # CLI: both fresh-clone runs of session 15 timed out here, SIGINT never seen
-                           preexec_fn=sigint_reaches_it)
+    cli = GameadPopen(gamead_argv("submit", "--count", "20", "--api", url, "-o", "json"), text=True,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      env=clean_env(GAMEAD_CLIENT__RETRY_FOR="600"),  # the 10 wait ~100 s
+                      # a runner started in the background (`make test &`) ignores SIGINT, and so would the
+                      # CLI: both fresh-clone runs of session 15 timed out here, SIGINT never seen
+                      preexec_fn=sigint_reaches_it)
 
     def stored() -> int:
         async def count() -> int:

@@ -25,6 +25,7 @@ import pytest
 
 from gamead_cli.submit.settling import where_ranges
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.support import Proc, ad, clean_env, frozen, gamead_argv, start_api, wait_for
 
 
@@ -48,8 +49,8 @@ def _shell(command: str, *args: str, env: dict[str, str]) -> subprocess.Complete
 def _start(path: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     """``gamead args`` started, its stdout piped and its stderr written to ``path`` (read while it runs)."""
     with path.open("w") as err:
-        return subprocess.Popen(gamead_argv(*args), env=env, stdout=subprocess.PIPE, stderr=err,
-                                stdin=subprocess.DEVNULL, text=True)
+        return GameadPopen(gamead_argv(*args), env=env, stdout=subprocess.PIPE, stderr=err,
+                           stdin=subprocess.DEVNULL, text=True)
 
 
 def _said(path: Path) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.support import (
     Proc,
     clean_env,
@@ -53,11 +54,11 @@ def test_a_run_whose_store_refuses_pauses_says_so_and_leaves_few_ads_unsettled(
     procs.append(api)
     err = tmp_path / "submit.err"
     with err.open("w") as sink:
-        cli = subprocess.Popen(gamead_argv("submit", "--count", str(COUNT), "--rate", str(RATE), "--batch-size",
-                                           str(BATCH), "--title", "Store", "--genre", "RPG", "--api", url, "-o",
-                                           "json"),
-                               env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="60"),
-                               stdout=subprocess.PIPE, stderr=sink, stdin=subprocess.DEVNULL, text=True)
+        cli = GameadPopen(gamead_argv("submit", "--count", str(COUNT), "--rate", str(RATE), "--batch-size",
+                                      str(BATCH), "--title", "Store", "--genre", "RPG", "--api", url, "-o",
+                                      "json"),
+                          env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="60"),
+                          stdout=subprocess.PIPE, stderr=sink, stdin=subprocess.DEVNULL, text=True)
     with killed_if_left(cli):
         with httpx.Client(base_url=url, timeout=10) as http:
             wait_for(lambda: http.get("/ads", params={"limit": 40}).json()["count"] >= 40 or cli.poll() is not None,

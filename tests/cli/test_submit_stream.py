@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from gamead_cli.submit.feeding import Feed, StreamLines
+from tests.forked_popen import GameadPopen
 from tests.support import clean_env, ctrl_c, gamead_argv, killed_if_left, sigint_reaches_it, wait_for
 
 
@@ -27,9 +28,9 @@ def _titles_queued(api_url: str, tag: str) -> set[str]:
 
 
 def _streaming(api_url: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(gamead_argv("submit", "--ndjson", "-", "--api", api_url, "-o", "json", *extra),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(), preexec_fn=sigint_reaches_it)
+    return GameadPopen(gamead_argv("submit", "--ndjson", "-", "--api", api_url, "-o", "json", *extra),
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=clean_env(), preexec_fn=sigint_reaches_it)
 
 
 def test_ads_piped_in_are_queued_while_the_pipe_stays_open(api_url: str) -> None:
@@ -173,8 +174,8 @@ def test_a_non_blocking_stdin_is_read_as_a_blocking_one(api_url: str) -> None:
     tag = f"Nonblocking {uuid.uuid4().hex[:8]}"
     read_end, write_end = os.pipe()
     os.set_blocking(read_end, False)
-    cli = subprocess.Popen(gamead_argv("submit", "--ndjson", "-", "--api", api_url, "-o", "json"), stdin=read_end,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    cli = GameadPopen(gamead_argv("submit", "--ndjson", "-", "--api", api_url, "-o", "json"), stdin=read_end,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     os.close(read_end)
     with killed_if_left(cli):
         os.write(write_end, "".join(_line(f"{tag} Ad {i}") for i in range(2)).encode())

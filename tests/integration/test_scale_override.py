@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
+from tests.forked_popen import GameadPopen
 from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, wait_for
 
 ROUNDS = 6
@@ -122,7 +123,7 @@ def test_concurrent_cli_operators_each_exit_0_or_a_single_red_line_and_1(
     url = _nodes(fresh_nats, procs, tmp_path)[0]
     env = clean_env(GAMEAD_API_URL=url)
     commands = [("scale", "set", str(n)) for n in (1, 2, 3, 4)] + [("scale", "clear")]
-    runs = [subprocess.Popen(gamead_argv(*c), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [GameadPopen(gamead_argv(*c), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for c in commands]
     results = [(c, *run.communicate(timeout=60), run.returncode) for c, run in zip(commands, runs, strict=True)]
     final = httpx.get(f"{url}/v1/scale", timeout=10).json()["override"]

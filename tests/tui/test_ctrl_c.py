@@ -25,6 +25,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.recording import Recorder
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import DlqTable
+from tests.forked_popen import GameadPopen
 from tests.support import clean_env, gamead_argv
 from tests.tui.conftest import until
 from tests.tui.test_record_replay import frames
@@ -75,8 +76,8 @@ def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any]) -> tuple[subpro
     rec.close()
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(gamead_argv("top", "--replay", str(tmp_path / "r.jsonl")), stdin=slave, stdout=slave,
-                            stderr=slave, env={**clean_env(), "TERM": "xterm-256color"}, start_new_session=True)
+    proc = GameadPopen(gamead_argv("top", "--replay", str(tmp_path / "r.jsonl")), stdin=slave, stdout=slave,
+                       stderr=slave, env={**clean_env(), "TERM": "xterm-256color"}, start_new_session=True)
     os.close(slave)
     seen, deadline = b"", time.monotonic() + 30
     while b"quit" not in seen:

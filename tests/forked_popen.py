@@ -1,0 +1,117 @@
+"""``subprocess.Popen`` and ``subprocess.run`` of a ``gamead`` command, forked by the fork server.
+
+A test that reads a command's stdout as it comes, writes its stdin, sends it a signal or runs it under a shell's
+redirections needs the command's real descriptors, which ``tests.support.run_gamead`` (output to files) does not
+give. Each such command used to be a fresh interpreter: ``python -m gamead_cli submit …`` spends 0.4-1 s of CPU on
+its imports before it runs a line of gamead. :class:`GameadPopen` is ``subprocess.Popen`` with one change: when the
+start is one the fork server can make exactly (below), the child is forked by the fork server
+(``tests/forkserver.py``) with the descriptors ``Popen`` made for it (``SCM_RIGHTS``) as its stdin, stdout and
+stderr, and its exit status comes from the server, which reaps it. Everything else of ``Popen`` is unchanged: its
+pipes, text mode, ``communicate``, timeouts, ``send_signal``/``kill`` by PID, ``with`` blocks.
+
+Forked only when nothing of the start needs a fresh process: ``[sys.executable, "-m", "gamead_cli", …]`` (str),
+no shell, no ``executable``, ``close_fds``, no ``pass_fds``, no user/group/umask/process group, no
+``preexec_fn`` but :func:`tests.support.sigint_reaches_it` (a forked child has Python's Ctrl-C handler), and the
+same interpreter start-up variables (``PYTHON*``, ``LC_*``, ``LANG``) as pytest's. Otherwise, and with
+``GAMEAD_TEST_FORKSERVER=0``, it is a plain ``Popen``. The child is in a session of its own (the server's
+children all are), and dies with pytest (``PR_SET_PDEATHSIG`` via the server; ``tests.dies_with_pytest`` tells
+the undertaker its PID, as for any ``Popen``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+from typing import Any
+
+from tests.support import ForkServer, _forkable, sigint_reaches_it
+
+
+class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
+    """``subprocess.Popen(argv, …)``, forked by the fork server when it can be (see the module docstring)."""
+
+    _server: ForkServer | None = None
+    _signature = inspect.signature(subprocess.Popen._execute_child)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # the test's own preexec_fn: Popen.__init__ chains tests.dies_with_pytest's before it (the forked child
+        # dies with the fork server, which dies with pytest, and the undertaker is told its PID all the same)
+        self._given_preexec = kwargs.get("preexec_fn")
+        super().__init__(*args, **kwargs)
+
+    def _execute_child(self, *args: Any, **kwargs: Any) -> None:
+        a = self._signature.bind(self, *args, **kwargs).arguments
+        server = self._forker(a)
+        if server is None:
+            super()._execute_child(*args, **kwargs)
+            return
+        env = {os.fsdecode(k): os.fsdecode(v) for k, v in a["env"].items()} if a["env"] is not None \
+            else dict(os.environ)
+        # -1: inherited from pytest, as a plain Popen's child inherits it
+        fds = [fd if fd != -1 else inherited for fd, inherited in zip((a["p2cread"], a["c2pwrite"], a["errwrite"]),
+                                                                       (0, 1, 2))]
+        try:
+            child = server.start([str(x) for x in a["args"][3:]], env, None,
+                                 cwd=os.fsdecode(a["cwd"]) if a["cwd"] is not None else None, fds=fds)
+        finally:
+            self._close_pipe_fds(a["p2cread"], a["p2cwrite"], a["c2pread"], a["c2pwrite"], a["errread"],
+                                 a["errwrite"])
+        self.pid, self._child_created, self._server = child.pid, True, server
+
+    def _forker(self, a: dict[str, Any]) -> ForkServer | None:
+        """The fork server if this start can be forked exactly, else None."""
+        argv = a["args"]
+        if not (isinstance(argv, list) and all(isinstance(x, str) for x in argv) and a["executable"] is None
+                and not a["shell"] and a["close_fds"] and not a["pass_fds"]
+                and self._given_preexec in (None, sigint_reaches_it) and a["uid"] is None and a["gid"] is None
+                and a["gids"] is None and a["umask"] < 0
+                and a["process_group"] in (None, -1)):
+            return None
+        env = {os.fsdecode(k): os.fsdecode(v) for k, v in a["env"].items()} if a["env"] is not None \
+            else dict(os.environ)
+        return ForkServer.get() if _forkable(argv, env) else None
+
+    def _internal_poll(self, *args: Any, **kwargs: Any) -> int | None:
+        if self._server is None:
+            return super()._internal_poll(*args, **kwargs)
+        if self.returncode is None:
+            self.returncode = self._server.exit_code(self.pid)
+        return self.returncode
+
+    def _wait(self, timeout: float | None) -> int:
+        if self._server is None:
+            return super()._wait(timeout)
+        if self.returncode is None:
+            code = self._server.wait_exit(self.pid, timeout)
+            if code is None:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self.returncode = code
+        return self.returncode
+
+
+def gamead_run(argv: list[str], *, input: str | bytes | None = None, timeout: float | None = None,
+               check: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """``subprocess.run(argv, …)`` with :class:`GameadPopen`: the same arguments (``capture_output`` too), the
+    same ``CompletedProcess``, ``TimeoutExpired`` (the process killed) and ``CalledProcessError``."""
+    if kwargs.pop("capture_output", False):
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    with GameadPopen(argv, **kwargs) as process:
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            exc.stdout, exc.stderr = process.communicate()
+            raise
+        except BaseException:
+            process.kill()
+            raise
+        code = process.poll()
+        if check and code:
+            raise subprocess.CalledProcessError(code, process.args, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(process.args, code if code is not None else -1, stdout, stderr)
+
+
+__all__ = ["GameadPopen", "gamead_run"]

@@ -1,0 +1,43 @@
+"""``tests.forked_popen.GameadPopen``: a ``gamead`` command a test drives through pipes is forked by the fork
+server (no interpreter start and imports of its own), and is still a real process with real pipes, exit codes and
+signals (suite38; the Ctrl-C tests of tests/cli/test_submit_stream.py and test_cli_errors.py run through it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.forked_popen import GameadPopen, gamead_run
+from tests.support import clean_env, gamead_argv, sigint_reaches_it
+
+
+def _forked(pid: int) -> bool:
+    """True if ``pid`` is a fork of the fork server (its command line is the server's), not ``python -m …``."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1].endswith(b"forkserver.py")
+
+
+def test_a_piped_command_is_forked_and_reads_its_stdin_and_writes_its_stdout(tmp_path: Path) -> None:
+    """Figure: before, ``subprocess.Popen(gamead_argv("submit", "--ndjson", "-", …), stdin=PIPE, …)`` in a test
+    was ``python -m gamead_cli`` started afresh (its command line), ~0.4-1 s of CPU of imports per command."""
+    env = clean_env(GAMEAD_CLIENT__RETRY_FOR="0")
+    argv = gamead_argv("submit", "--ndjson", "-", "--api", "http://127.0.0.1:9", "-o", "json")
+    with GameadPopen(argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it) as cli:
+        assert _forked(cli.pid)
+        out, err = cli.communicate("", timeout=60)  # no ad: it ends once its stdin ends
+    assert cli.returncode == 0, err
+    assert json.loads(out)["accepted"] == 0, out
+
+
+def test_run_gives_what_subprocess_run_gives(tmp_path: Path) -> None:
+    """``gamead_run`` = ``subprocess.run``: exit code, stdout to a file of the test's, stderr captured."""
+    target = tmp_path / "out.txt"
+    with open(target, "w") as out:
+        done = gamead_run(gamead_argv("--version"), env=clean_env(), cwd=tmp_path, stdout=out,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert target.read_text().startswith("gamead ")
+    usage = gamead_run(gamead_argv("no-such-verb"), env=clean_env(), cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
+    assert usage.returncode == 2 and "no-such-verb" in usage.stderr, usage
