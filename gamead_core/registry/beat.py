@@ -29,6 +29,18 @@ class BeatHealth:
     failing: bool = False
     error: str | None = None  #: the last failed put's one line (None while puts succeed)
     puts: int = 0  #: puts that succeeded (the first samples nats-server's clock: ``/readyz``'s ``clock`` check)
+    #: monotonic seconds at which the last put that succeeded was sent (None before one did): the entry it made
+    #: lives ``registry.ttl`` from a moment no earlier than that (the worker's lease, :mod:`gamead_core.worker.lease`)
+    sent_ok: float | None = None
+    lapse_after: float | None = None  #: seconds between two landed puts' sends past which the entry may have lapsed
+    lapsed_from: float | None = None  #: ``sent_ok`` before the last landed put sent ``lapse_after`` or more after it
+
+    def landed(self, sent: float) -> None:
+        """A put sent at monotonic ``sent`` succeeded: note it, and a lapse between it and the one before (a node
+        frozen, or its puts failing, for ``lapse_after`` s or more: its entry may have expired meanwhile)."""
+        if self.lapse_after is not None and self.sent_ok is not None and sent - self.sent_ok >= self.lapse_after:
+            self.lapsed_from = self.sent_ok
+        self.sent_ok = sent
 
     def unwritten_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) since the last successful put while puts fail; 0 while they succeed."""
@@ -67,7 +79,9 @@ async def run_heartbeat(
         try:
             info = snapshot()
             node_id = info.id
+            sent = time.monotonic()
             await registry.put(info)
+            health.landed(sent)
             offset_log.note(node_id)
             if failing:
                 log.info("heartbeat restored")

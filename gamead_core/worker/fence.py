@@ -10,12 +10,14 @@ pulling, the reaper would recover ads it is still analysing, and they would run 
 So, one heartbeat interval before its entry can expire (``registry.ttl`` − ``registry.heartbeat_interval`` of
 failed puts), the worker *fences* itself, as a holder of a lapsing lease does: it pulls nothing and hands its
 buffered (never started) ads back at once, uncharged; analyses already running finish and write their outcomes
-(the ads' bucket is not the registry's). The first put that succeeds lifts the fence. Each change is logged once.
+(the ads' bucket is not the registry's) unless the lease lapses first (:mod:`gamead_core.worker.lease`). The first
+put that succeeds lifts the fence. Each change is logged once.
 The worker asks before every pull, and a worker whose slots are all taken waits for a free one at most
 :meth:`Fence.bound` (one heartbeat interval) between two asks: a busy worker on a NATS that answers nothing logged
 nothing and kept its buffered ads until a slot freed (attack32a F10: "heartbeat not written for 83.0 s").
-What is left: an analysis still running when the entry expires is recovered by the reaper like any dead
-worker's (an analysis longer than one heartbeat interval, during such an outage).
+An analysis still running when the entry expires is recovered by the reaper like any dead worker's (an analysis
+longer than one heartbeat interval, during such an outage); the worker then lets go of it, writing nothing
+(:mod:`gamead_core.worker.lease`, stall38).
 """
 
 from __future__ import annotations

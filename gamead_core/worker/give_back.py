@@ -16,6 +16,7 @@ from gamead_core.errors import GameadError, QueueFull, StorageFailed, error_text
 from gamead_core.models import AdRecord, AdStatus, utcnow
 from gamead_core.queue.liveness import OutboundBacklog
 from gamead_core.store.ads import AdStore
+from gamead_core.worker.budget import NAK_WINDOW
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
 from gamead_core.worker.transitions import handed_back, unclaimed
@@ -23,26 +24,48 @@ from gamead_core.worker.transitions import handed_back, unclaimed
 log = logging.getLogger("gamead_core.worker.settle")  # the settler's logger, as before the split
 
 Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
+REFUND_RETRY = 0.5  #: seconds between two tries of a shutdown's refund our storage failed (:func:`give_back`)
 
 
-async def give_back(store: AdStore, stats: WorkerStats, msg: Msg, ad_id: str, delivery: str) -> None:
+async def give_back(store: AdStore, stats: WorkerStats, msg: Msg, ad_id: str, delivery: str, *,
+                    ack_wait: float = 0.0) -> None:
     """Shutdown: give the ad ``ad_id`` (``msg``, under ``delivery``) back at once. A started attempt is refunded
     (record ``queued`` again) before the ``nak``; a delivery that had not started is claimed in the record, so
     nobody mistakes it for one still held (see the reaper); a final ad's message is acknowledged. Counted in
-    ``stats.handed_back``. Never raises."""
+    ``stats.handed_back``. Never raises.
+
+    A refund our storage fails (a NATS stall) is tried again every :data:`REFUND_RETRY` s while nobody else can have
+    been given the delivery (``ack_wait`` × ``NAK_WINDOW``) and the worker's stop lasts: before stall38 one failure
+    handed it back unrefunded, and the next delivery charged it as a lost attempt (``attempts`` 2 for one analysis,
+    ``tests/integration/test_refund_stall.py``). A stall past that still leaves it charged (logged)."""
     now = utcnow()
+    loop = asyncio.get_running_loop()
+    until = loop.time() + ack_wait * NAK_WINDOW
 
     def back(rec: AdRecord) -> AdRecord | None:
         return handed_back(rec, delivery, now)
 
-    try:
-        if await store.mutate(ad_id, back) is None:
-            if (await store.get(ad_id)).record.status.terminal:
-                await msg.ack()
-            return
-    except (GameadError, ValueError, nats.errors.Error) as exc:  # (an ack refused: ack_wait brings it back)
+    while True:
+        try:
+            if await store.mutate(ad_id, back) is None:
+                if (await store.get(ad_id)).record.status.terminal:
+                    await msg.ack()
+                return
+            break
+        except STORAGE_ERRORS as exc:
+            if loop.time() + REFUND_RETRY < until:
+                if ack_wait:  # said once: tried again until it lands, the window closes or the stop ends
+                    log.info("ad %s: could not refund its attempt on hand-back yet (%s): trying again every %gs",
+                             ad_id, error_text(exc), REFUND_RETRY, extra={"ad_id": ad_id})
+                ack_wait = 0.0
+                await asyncio.sleep(REFUND_RETRY)
+                continue
+            why: BaseException = exc
+        except (GameadError, ValueError, nats.errors.Error) as exc:  # (an ack refused: ack_wait brings it back)
+            why = exc
         log.warning("ad %s: could not refund its attempt on hand-back: %s", ad_id,
-                    error_text(exc), extra={"ad_id": ad_id})
+                    error_text(why), extra={"ad_id": ad_id})
+        break
     try:
         await msg.nak()
         stats.handed_back += 1

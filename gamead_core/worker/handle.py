@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from nats.aio.msg import Msg
 from collections.abc import Awaitable, Callable
 
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import QueueUnavailable
+from gamead_core.errors import GameadError, QueueUnavailable
 from gamead_core.ids import ID_LENGTH
 from gamead_core.logs import pop_ad_fields, push_ad_fields
 from gamead_core.models import AdRecord, AdStatus, Analysis
@@ -56,6 +57,7 @@ from gamead_core.worker.give_back import may_have_landed, unclaim
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.holder import holder_of
 from gamead_core.worker.hooks import Delivery, Hooks
+from gamead_core.worker.lease import Lease, recovered
 from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.poison import NotAnAd, check_ad_id
 from gamead_core.worker.records import NEWER_WAIT, LeftForNewer, Withdrawn
@@ -83,7 +85,8 @@ class AdHandler:
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
                  gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
                  held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None,
-                 analysed: Callable[[HeldKey], None] | None = None, registry: Registry | None = None) -> None:
+                 analysed: Callable[[HeldKey], None] | None = None, registry: Registry | None = None,
+                 lease: Lease | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.stats = stats
@@ -96,6 +99,9 @@ class AdHandler:
         self._announce = announce
         self._analysed = analysed
         self._registry = registry  #: to tell a live holder of another delivery from a dead one (holder_of)
+        self.lease = lease  #: the worker's lease: an ad taken in hand before it lapsed may be recovered (.lease)
+        self.running: dict[tuple[str, str], tuple[str, str, asyncio.Task[Any]]] = {}  #: (stream, delivery) → (ad
+        self.taken: set[tuple[str, str]] = set()  #: id, delivery, task); those a recovery took (.lease.InDoubt)
         self._mark_after = settings.worker.processing_mark_after
         self._marks = Deadlines(self._mark_after)  #: every attempt's delayed mark, on one timer
 
@@ -134,6 +140,9 @@ class AdHandler:
         settle = self._settle
         await self._hooks.before_delivery(held)
         settled = claimed = False
+        epoch = self.lease.epoch() if self.lease is not None else 0
+        mine = (meta.stream, delivery)  # one message may run twice here (a copy before the first's claim landed)
+        self.running[mine] = (ad_id, delivery, asyncio.current_task())  # type: ignore[assignment]  # (.lease)
         try:
             check_ad_id(msg.headers.get(names.HDR_AD_ID) if msg.headers else None)  # NotAnAd: below
             try:
@@ -209,6 +218,8 @@ class AdHandler:
                     outcome = await self._hooks.attempt(current.record, self._analyse)
                     marked = True
                 settled = True
+                if self.lease is not None and self.lease.lost(epoch) and await self._recovered(ad_id, delivery, mine):
+                    return
                 if isinstance(outcome, Analysis):
                     if self._analysed is not None:  # its slot may analyse another while this one is written
                         self._analysed(key)
@@ -216,7 +227,7 @@ class AdHandler:
                 else:
                     await settle.fail(msg, current, outcome, delivery, marked=marked)
         except asyncio.CancelledError:
-            if not settled:
+            if not settled and mine not in self.taken:  # (taken: recovered from us, .lease)
                 await self._shielded(settle.hand_back(msg, ad_id, delivery))
             raise
         except _StorageDown as exc:
@@ -229,6 +240,8 @@ class AdHandler:
         except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
             await self.answer(msg, ad_id, exc)
         finally:
+            self.running.pop(mine, None)
+            self.taken.discard(mine)
             await self._hooks.after_delivery(held)
 
     async def answer(self, msg: Msg, ad_id: str, exc: Exception) -> None:
@@ -279,6 +292,20 @@ class AdHandler:
                 await msg.ack()
         except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
             pass
+
+    async def _recovered(self, ad_id: str, delivery: str, mine: tuple[str, str]) -> bool:
+        """After a lapse of the lease: whether a recovery took ``delivery`` back (said once; the record read, unless
+        :class:`~.lease.InDoubt` found it so meanwhile, ``mine`` in :attr:`taken`)."""
+        try:
+            if mine not in self.taken and not recovered((await self._settle.store.get(ad_id)).record, delivery,
+                                                         self.worker_id):
+                return False
+        except (GameadError, ValueError):  # unreadable: the outcome's compare-and-set decides
+            return False
+        if mine not in self.taken:  # (else said by InDoubt)
+            log.warning("ad %s: analysed under delivery %s, but this worker's lease lapsed meanwhile and a recovery "
+                        "took the ad back: nothing written", ad_id, delivery, extra={"ad_id": ad_id})
+        return True
 
     async def _unmark(self, key: HeldKey) -> None:
         if self._held.unmark(key):

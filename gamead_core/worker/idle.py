@@ -11,7 +11,10 @@ cancellation of the worker from outside still propagates, whether it comes alone
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
+
+log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 
 
 class IdleWait:
@@ -50,3 +53,12 @@ class IdleWait:
             if self._cut:  # cut, but the wait returned (or swallowed it) first: take the cancellation back
                 self._cut = False
                 task.uncancel()
+
+
+def pull_said(before: str | None, problem: str | None) -> str | None:
+    """The pull loop's ``problem`` (None: pulls work) now that it was ``before``: logged when it starts (or changes)
+    and when it ends, and returned to be ``before`` next time."""
+    if problem != before:
+        log.info("pulling works again") if problem is None else log.warning(
+            "pull failed (retrying every second): %s", problem)
+    return problem

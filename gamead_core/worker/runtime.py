@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -42,7 +43,7 @@ from gamead_core.queue.partition_watch import watch_result
 from gamead_core.queue.refusal import stop_if_stale
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
+from gamead_core.registry import NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.registry.beat import BeatHealth
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
@@ -56,7 +57,8 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.handback import HandBacks, bound_broken, over_bound
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
-from gamead_core.worker.idle import IdleWait
+from gamead_core.worker.idle import IdleWait, pull_said
+from gamead_core.worker.lease import InDoubt, Lease, let_go, watch
 from gamead_core.worker.linger import Linger
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
@@ -107,6 +109,7 @@ class Worker:
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause, self._abort = StoragePause(self.stats), asyncio.Event()  # the abort cuts the drain short
         self._fence = Fence(BeatHealth(), settings.registry.ttl, settings.registry.heartbeat_interval, self.id)
+        self._lease = Lease(self._fence.health, settings.registry.ttl, settings.registry.heartbeat_interval)  # .lease
         self._pull_problem: str | None = None
 
     @property
@@ -115,9 +118,6 @@ class Worker:
 
     def hand_back_now(self) -> None:  # cut the drain short: in-flight ads are handed back (nak) at once
         self._abort.set()
-
-    def holding(self) -> list[HeldAd]:  # the deliveries this worker holds (for its heartbeat)
-        return self._held.listing()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain; returns once every held ad is settled or handed back and NATS is
@@ -145,7 +145,10 @@ class Worker:
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held,
-                                      analysed=self._analysed, registry=registry)
+                                      analysed=self._analysed, registry=registry, lease=self._lease)
+            self._doubt = InDoubt(store, self._handler.running, self._handler.taken, self.id)  # .lease
+            self._let_go = partial(let_go, self._lease, self.id, buffer=self._buffer, keepalive=self._keepalive,
+                                   held=self._held, doubt=self._doubt)  # a lapse: buffer let go, analyses in doubt
             self._batch = BatchStart(self._handler, held=self._held, keepalive=self._keepalive, slots=self._slots,
                                   handoff=lambda msg: self._track(self._run_one(msg)), track=self._track,
                                   ended=self._ended, running=self._running) if self._batch_ok else None
@@ -160,11 +163,13 @@ class Worker:
             reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop,
                                                     own_beat=self._fence.health))
             stale = asyncio.create_task(stop_if_stale(nc, js, self.settings, self.nats_url, stop))  # exit 5 ends
+            lapses = asyncio.create_task(watch(self._lease, self._let_go, self._doubt))  # a lapsed lease (.lease)
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
                                     self.settings.registry.heartbeat_interval, self._fence.health):
                 try:
                     await self._loop(puller, stop)
                 finally:
+                    lapses.cancel()
                     await puller.stop()
                     await self._hand_back()
                     await drain(self._tasks, self._abort, self.settings.worker.drain_timeout, self._shielded,
@@ -185,7 +190,7 @@ class Worker:
         return WorkerSelf(
             id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
             processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error,
-            last_progress=st.last_progress, recent=list(st.recent), holding=self.holding(),
+            last_progress=st.last_progress, recent=list(st.recent), holding=self._held.listing(),
             task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
             ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(clock.now())),
@@ -249,13 +254,13 @@ class Worker:
                         # waiting there starts before it (before: with no prefetch it took a slot of its own)
                         msgs = await puller.pull(max(free, free + extra - buffered))
                 except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
-                    self._pull_failed(error_text(exc))
+                    self._pull_problem = pull_said(self._pull_problem, error_text(exc))
                     if not buffered:
                         await asyncio.wait({stopping}, timeout=1.0)
                         continue
                     msgs = []
                 else:
-                    self._pull_failed(None)
+                    self._pull_problem = pull_said(self._pull_problem, None)
                 if not msgs and not buffered:
                     if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
                         await idle.wait(puller.wait_for_work(seen, qs.idle_poll, idle=free >= self.concurrency))
@@ -269,10 +274,11 @@ class Worker:
             stopping.cancel()
 
     async def _start(self, msgs: list[Msg], free: int) -> None:
-        """Hold the new deliveries ``msgs`` (not started), then start the best ``free`` of them and of the
-        buffer; the rest stay buffered. One held-ads announcement covers the whole step, put before any of
-        its analyses starts (see the reaper)."""
+        """Hold the new deliveries ``msgs`` (not started), then start the best ``free`` of them and of the buffer; the
+        rest stay buffered. One held-ads announcement covers the step, put before its analyses start (the reaper)."""
         buffer = self._buffer
+        if self._lease.news():  # lapsed since the watch looked: nothing held may start (.lease)
+            self._let_go()
         changed = bool(msgs)
         if msgs:
             now = clock.now()  # the stamps' clock (this host's aged every ad younger than its lag 0: attack33a F2)
@@ -331,12 +337,6 @@ class Worker:
         if self._slots.analysed(asyncio.current_task()):
             self._held.unmark(key)
             self.stats.in_flight = self._running()
-
-    def _pull_failed(self, problem: str | None) -> None:  # logged when it starts (or changes) and when it ends
-        if problem != self._pull_problem:
-            log.info("pulling works again") if problem is None else log.warning(
-                "pull failed (retrying every second): %s", problem)
-        self._pull_problem = problem
 
     # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:

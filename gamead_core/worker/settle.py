@@ -347,4 +347,4 @@ class Settler:
     async def hand_back(self, msg: Msg, ad_id: str, delivery: str) -> None:
         """Shutdown: give the ad back at once, its started attempt refunded
         (:func:`~gamead_core.worker.give_back.give_back`). Never raises."""
-        await give_back(self.store, self.stats, msg, ad_id, delivery)
+        await give_back(self.store, self.stats, msg, ad_id, delivery, ack_wait=self._ack_wait())
