@@ -66,8 +66,8 @@ def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | N
 
 #: Codes of one ad's error in a ``POST /ads/batch`` answer that a whole request would have been retried for (503,
 #: 429); with no ``details.adId`` NATS certainly took nothing of that ad (gamead_core.api.routes_batch).
-RESENDABLE_CODES = frozenset({"queue_unavailable", "storage_failed", "topology_missing", "queue_full",
-                              "rate_limited"})
+RESENDABLE_CODES = frozenset({"queue_unavailable", "storage_failed", "storage_failing", "topology_missing",
+                              "queue_full", "rate_limited"})
 
 
 def resendable(error: object) -> bool:
