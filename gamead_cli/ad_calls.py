@@ -44,10 +44,10 @@ class AdCalls:
         return body
 
     def get_ad(self, ad_id: str, until: float | None = None) -> dict[str, Any]:
-        """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`). Raises :class:`NotFound` for an
-        unknown id."""
+        """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`; the lookups' ``client.lookup_for``).
+        Raises :class:`NotFound` for an unknown id."""
         path = f"/ads/{quote(ad_id, safe='')}"
-        return self._expect_dict(self.request("GET", path, until=until), f"GET {path}")
+        return self._expect_dict(self.request("GET", path, until=until, until_name="client.lookup_for"), f"GET {path}")
 
     def list_ads(
         self, status: str | None = None, priority: int | None = None, limit: int = 50, cursor: str | None = None

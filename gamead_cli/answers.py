@@ -48,14 +48,25 @@ def _cut(url: str, what: str, reads: bool, cause: str, lost: str, waited: float)
     return error
 
 
-def answer_bound(timeout: object, client_timeout: float) -> tuple[float, str]:
-    """Seconds a whole answer may take, and the setting they come from (errors name it): :data:`ANSWER_TIMEOUTS` ×
-    the request's ``timeout`` (a lookup's cut one; none: ``client_timeout``, ``client.timeout``); a timeout longer
-    than ``client_timeout`` (``GET /ads``: ``client.list_timeout``, a page computed for that long) as is. Pure."""
-    t = timeout if isinstance(timeout, (int, float)) else client_timeout
-    if t > client_timeout:
-        return float(t), "client.list_timeout"
-    return ANSWER_TIMEOUTS * t, f"{ANSWER_TIMEOUTS} × client.timeout"
+def answer_bound(timeout: object, client_timeout: float, *, own: str | None = None, left: float | None = None,
+                 limit: str = "its time limit") -> tuple[float, str]:
+    """Seconds a whole answer may take, and what they come from (errors name it): :data:`ANSWER_TIMEOUTS` × the
+    request's ``timeout`` (none: ``client_timeout``, ``client.timeout``); a timeout longer than ``client_timeout``
+    (``GET /ads``: ``client.list_timeout``, a page computed for that long) as is; with ``own``, the name of a verb's
+    own wait that ``timeout`` is (``gamead doctor``'s check, 300 s), that wait plus ``client_timeout`` for the
+    answer to come whole (outage38: it was 3 × 300 s, 15 min); at most ``left`` seconds, the time left of the
+    caller's ``limit`` (a lookup's ``client.lookup_for``), and then named so (outage38: such a cut answer said
+    "3 × client.timeout"). Pure."""
+    t = float(timeout if isinstance(timeout, (int, float)) else client_timeout)
+    if own is not None:
+        bound, name = t + client_timeout, f"{own}'s {t:g}s + client.timeout"
+    elif t > client_timeout:
+        bound, name = t, "client.list_timeout"
+    else:
+        bound, name = ANSWER_TIMEOUTS * t, f"{ANSWER_TIMEOUTS} × client.timeout"
+    if left is not None and left < bound:
+        return max(0.0, left), f"the time left of {limit}"
+    return bound, name
 
 
 def read_whole(response: httpx.Response, *, url: str, what: str, reads: bool, limit: int,

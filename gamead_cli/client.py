@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 class ApiClient(AdCalls):
     """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
 
-    Thread-safe: ``submit --count`` shares one instance between its sender threads.
-    """
+    Thread-safe: ``submit --count`` shares one instance between its sender threads."""
 
     def __init__(
         self,
@@ -106,7 +105,8 @@ class ApiClient(AdCalls):
     # --- the one request path ----------------------------------------------------------------------
 
     def send(self, method: str, path: str, *, whole_503_took_nothing: bool = False, keyed: bool = False,
-             until: float | None = None, **kw: Any) -> httpx.Response:
+             until: float | None = None, until_name: str = "its time limit", own: str | None = None,
+             **kw: Any) -> httpx.Response:
         """Send one request; return the successful response or raise the matching gamead error.
 
         A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
@@ -121,8 +121,10 @@ class ApiClient(AdCalls):
         no answer came (it may have been carried out; its ``lost`` says how: ``timeout``, ``reset``, ``closed``),
         :class:`ApiUnreachable` when it never reached the API. ``until`` (a ``time.monotonic()`` value) bounds the
         whole request: no retry waits past it and each try's timeout is cut to the seconds left (a lookup's time
-        bound: review30b F4). Each answer is read whole within ``client.max_answer_bytes`` and :data:`ANSWER_TIMEOUTS`
-        × its timeout, else :class:`NoAnswer` (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
+        bound: review30b F4; ``until_name`` names it in errors). Each answer is read whole within
+        ``client.max_answer_bytes`` and :func:`gamead_cli.answers.answer_bound` (:data:`ANSWER_TIMEOUTS` × its timeout;
+        ``own``: the name of a verb's own wait, then that wait + ``client.timeout``), else :class:`NoAnswer`
+        (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
         deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until)
         headers = kw.get("headers")
         attempt = 0
@@ -132,7 +134,8 @@ class ApiClient(AdCalls):
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
             sent, started, response = clock.local(), time.monotonic(), None
-            waited, bound = answer_bound(kw.get("timeout"), self.timeout)
+            waited, bound = answer_bound(kw.get("timeout"), self.timeout, own=own, limit=until_name,
+                                         left=None if until is None else until - started)
             answer_by, reads = min(started + waited, until or float("inf")), changes_nothing(method, kw)
             try:
                 with answer_deadline(answer_by):  # its head and body too (client37: a head trickled byte by byte)
@@ -172,10 +175,12 @@ class ApiClient(AdCalls):
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
             service_clock.note(response.headers.get("date"), sent, clock.local())  # the service's time
-            if self.watch is not None:
+            if self.watch is not None:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
             status = response.status_code
             took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
+            if took_nothing and self.watch is not None:  # a store refusal begins a store outage now (outage38)
+                self.watch.refused_whole(error_from_response(response))
             busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
             if (status in retry.RETRY_STATUSES or busy) and self._wait_to_retry(
                     attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,

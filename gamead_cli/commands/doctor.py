@@ -148,7 +148,8 @@ def _check(client: ApiClient, settle: float | None, sample: int | None) -> dict[
     if sample is not None:
         params["sample"] = sample
     with stderr_console().status("checking every invariant…", spinner="dots") if sys.stderr.isatty() else _Null():
-        body = client.request("GET", "/v1/doctor", params=params, timeout=max(client.timeout, CHECK_TIMEOUT))
+        body = client.request("GET", "/v1/doctor", params=params, timeout=max(client.timeout, CHECK_TIMEOUT),
+                              own="gamead doctor's wait")  # its answer whole within that + client.timeout
     if not isinstance(body, dict) or "findings" not in body:
         raise GameadError("the API answered GET /v1/doctor with something that is not a doctor's report")
     return body

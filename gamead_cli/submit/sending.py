@@ -34,7 +34,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
 )
 from gamead_cli.stops import signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
-from gamead_cli.submit.outage import MARKS, Outage, pace
+from gamead_cli.submit.outage import MARKS, Outage, Runs, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
 from gamead_cli.submit.settling import MAYBE_KEPT
 from gamead_cli.submit.views import progress_bar, progress_info
@@ -230,7 +230,8 @@ def send_many(
                     progress.update(task, advance=len(answers))
                     return
                 client.count_retry()
-                answers = post([g for g in good if g[0] in again])
+                resend = [g for g in good if g[0] in again][:(most := outage.size(len(answers)))]  # 1 if refusing
+                answers = post(resend) + answers[most:]  # the others wait with their last answer (outage38)
 
         start = time.monotonic()
         interrupted, last, unread = False, "", ""
@@ -238,17 +239,19 @@ def send_many(
         futures: dict[Future[None], list[Item]] = {}  #: each request's ads, to name them if it is cancelled
         feed = Feed(enumerate(ads)) if live else None
         chunk: list[Item] = []  #: the run in hand, not yet given to the pool
+        runs = Runs((feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: outage.size(limit["size"])))
         try:
-            for run in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: outage.size(limit["size"])):
+            for run in runs:
                 chunk = run
                 if rate > 0 and pace(stop, start + outage.paused + chunk[-1][0] / rate):  # its last ad's turn
                     break
                 if outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
                                                                                       outage.status()))):
                     with lock:  # sending stops (the API away past client.retry_for); what a stream read is named
-                        for i, item in chunk + feed.rest() if feed else []:
+                        for i, item in chunk + runs.left() + feed.rest() if feed else []:
                             reject(i, labelled(i, item)[0], "not_sent", f"not sent: {outage.reason()}")
                     break
+                chunk = run = runs.cut(run, outage.size(len(run)))  # a store outage begun since it was formed
                 slots.acquire()
                 if stop.is_set():
                     slots.release()
@@ -265,7 +268,7 @@ def send_many(
             interrupted = True
             stop.set()
             client.cancel_retries()
-            held = chunk + (feed.partial() if feed else [])  # in hand, and the partial run: sent, not dropped;
+            held = chunk + runs.left() + (feed.partial() if feed else [])  # in hand, partial run: sent, not dropped;
             with lock:  # read ahead of them: named (review30b F1: a paced run's Ctrl-C sent ~1,000 more at once)
                 for i, item in feed.rest() if feed else []:
                     reject(i, labelled(i, item)[0], "not_sent", f"not sent: read ahead when {stopped_by()} came")
@@ -323,8 +326,7 @@ def send_many(
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
         "maybeQueuedUnknown": counts["unknown"], "maybeQueuedLost": dict(lost),  # how: timeout, reset, closed
         "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT if idempotency_key],
-        "idempotencyKey": idempotency_key,  # itemsOmitted: ads sent past the first ITEMS_KEPT (counted, not listed)
-        "itemsOmitted": max(0, sent - ITEMS_KEPT),
+        "idempotencyKey": idempotency_key, "itemsOmitted": max(0, sent - ITEMS_KEPT),  # past ITEMS_KEPT: counted
         **outage.summary(rejected.get("api_unreachable", 0)),  # the API away: when, the pause, the ads refused
     }
     if keep_items:

@@ -55,9 +55,9 @@ class RecordedSource:
         dlq = self.data.get("dlq")
         if dlq is None:
             raise NotFound("GET /v1/dlq: not found (HTTP 404)")
-        items = list(dlq.get("items") or [])
-        return {"items": copy.deepcopy(items[:limit]), "count": min(limit, len(items)),
-                "total": dlq.get("total", len(items)), "nextCursor": None}
+        items = list(dlq.get("items") or [])  # the page's other fields as recorded (inDlq, ageSeconds: outage38)
+        return {**copy.deepcopy({k: v for k, v in dlq.items() if k != "items"}), "items": copy.deepcopy(items[:limit]),
+                "count": min(limit, len(items)), "total": dlq.get("total", len(items)), "nextCursor": None}
 
     def audit(self, limit: int = AUDIT_PAGE) -> dict[str, Any]:
         audit = self.data.get("audit")

@@ -69,6 +69,16 @@ def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def dlq_title(dlq: Mapping[str, Any] | None) -> str:
+    """The DLQ pane's title: ``dead letters``, and ``· as of 12s ago`` when the page shown is a recent answer the API
+    kept (``GET /v1/dlq`` ``ageSeconds`` > 0: watchers share a page, :mod:`gamead_core.api.shared_reads`), so a
+    page that lags the DLQ's size says so (outage38; dlq37 put ``ageSeconds`` in ``top --once -o json`` only). Pure."""
+    seconds = (dlq or {}).get("ageSeconds") if isinstance(dlq, Mapping) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        return "dead letters"
+    return f"dead letters · as of {ago(seconds)}"
+
+
 def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, error: str | None) -> Text:
     size_ = ((stats or {}).get("dlq") or {}).get("size")
     if size_ is None and dlq is not None:

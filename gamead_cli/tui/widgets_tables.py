@@ -190,6 +190,7 @@ class DlqPanel(Vertical):
         self._summary()
 
     def watch_dlq(self) -> None:
+        self.border_title = view_tables.dlq_title(self.dlq)  # "as of 12s ago" for a page the API kept (outage38)
         self._summary()
         self._table()
 

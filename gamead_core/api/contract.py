@@ -93,8 +93,8 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     429: "`rate_limited`: over the caller's token bucket; retry after `Retry-After` seconds",
     431: "`headers_too_large` / `too_many_headers`: over `api.max_header_bytes` / `api.max_headers`",
     503: "`queue_unavailable`, `queue_full`, `records_full`, `dlq_full`, `jobs_full`, `jobs_busy`, `storage_failed`, "
-         "`topology_missing`, `topology_error`, `topology_changed`, `audit_unavailable`, `stats_unavailable`: retry "
-         "after `Retry-After` seconds",
+         "`storage_failing`, `topology_missing`, `topology_error`, `topology_changed`, `audit_unavailable`, "
+         "`stats_unavailable`: retry after `Retry-After` seconds",
     501: "`not_implemented`: a `Transfer-Encoding` naming a coding other than `chunked` (RFC 9112 §6.1)",
 }
 

@@ -1,11 +1,13 @@
-"""The API node's submit path with the outcome of each write told to the storage probe, and a "no responders"
-from a stream that exists answered as a leader election (:func:`gamead_core.api.leaderless.leaderless`)."""
+"""The API node's submit path with the outcome of each write told to the storage probe, a "no responders" from a
+stream that exists answered as a leader election (:func:`gamead_core.api.leaderless.leaderless`), and every submit
+refused at once while the store is known failing, but a trial (:mod:`gamead_core.api.storage_gate`, outage38)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from gamead_core.api.leaderless import leaderless
+from gamead_core.api.storage_gate import StorageFailing, StorageGate
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed
 from gamead_core.intake import Accepted, Intake, Queued
 from gamead_core.queue.topology import TopologyReport
@@ -22,13 +24,20 @@ class ObservedIntake:
         self._intake = intake
         self._link = link
         self._replicated = link.settings.queue.replicas > 1  #: can a stream be without a leader for a while?
+        self.gate = StorageGate(self._refusing)
+
+    def _refusing(self) -> str | None:
+        storage = self._link.storage
+        return storage.refusing() if storage is not None else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._intake, name)
 
     async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
         """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe; a "no responders"
-        from a stream that exists is answered as a leader election (:func:`leaderless`)."""
+        from a stream that exists is answered as a leader election (:func:`leaderless`). Raises
+        :class:`StorageFailing` at once, nothing sent, while the store is known failing and this is not the trial."""
+        trial = self.gate.enter()
         try:
             accepted = await self._intake.submit(*args, **kwargs)
         except QueueUnavailable as exc:
@@ -36,6 +45,9 @@ class ObservedIntake:
             if (out := leaderless(exc, self._report(), replicated=self._replicated)) is not exc:
                 raise out from exc.__cause__
             raise
+        finally:
+            if trial:
+                self.gate.leave()
         if (storage := self._link.storage) is not None and not accepted.duplicate:
             storage.observe_write(None)
         return accepted
@@ -44,7 +56,22 @@ class ObservedIntake:
         """:meth:`Intake.submit_many` (same arguments), its outcome told to the storage probe as a single
         submit's is (an unanswered write marks storage failing, a stored ad clears it: attack29c F9, a full disk
         met by batches left the node ready and its log silent), each ad's "no responders" from a stream that
-        exists answered as a leader election (:func:`leaderless`)."""
+        exists answered as a leader election (:func:`leaderless`). While the store is known failing every ad is
+        :class:`StorageFailing` in its place, nothing sent, but for a trial: then its first ad alone is sent."""
+        ads, *rest = args
+        try:
+            trial = self.gate.enter(len(ads))
+        except StorageFailing as exc:
+            return [exc] * len(ads)
+        if trial:
+            try:
+                tried = await self._submit_many(ads[:1], *rest, **kwargs)
+            finally:
+                self.gate.leave()
+            return tried + self.gate.refuse(len(ads) - 1)
+        return await self._submit_many(ads, *rest, **kwargs)
+
+    async def _submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:
         results = await self._intake.submit_many(*args, **kwargs)
         if self._link.storage is not None and any(isinstance(r, Queued) and not r.duplicate for r in results):
             self._link.storage.observe_write(None)  # an ad stored: writes work (review29b F5: not one slow one)
@@ -58,7 +85,7 @@ class ObservedIntake:
     def _unanswered(exc: QueueUnavailable) -> bool:
         """An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write JetStream
         did not answer may be this stream's own write error (a full disk)."""
-        return not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
+        return not isinstance(exc, (StorageFailed, StorageFailing)) and "did not answer in time" in exc.message
 
     def _observe_failure(self, exc: QueueUnavailable) -> None:
         storage, nc = self._link.storage, self._link.nc

@@ -126,6 +126,7 @@ class StorageProbe:
         self._check_at = 0.0  #: clock time before which no write check runs (its back-off)
         self._generation = 0  #: counts failures observed and clears: a check voids if it changed meanwhile
         self.refused: str | None = None  #: the targets that refused the write check that cleared the failure
+        self._stored_at = float("-inf")  #: when a submit's write was last stored while the probe was failing
 
     def poke(self) -> None:
         """Probe now (a write of this node just failed: is it storage?)."""
@@ -134,7 +135,9 @@ class StorageProbe:
     def observe_write(self, error: GameadError | None) -> None:
         """Count one of the node's own writes to the work stream: ``None`` if JetStream stored it, else the
         error (only storage failures and unanswered writes count; call it while the connection is up)."""
-        if error is None:  # every stored submit: two attribute reads unless something is held
+        if error is None:  # every stored submit: three attribute reads unless something is held
+            if self.state == "failing":
+                self._stored_at = self._clock()
             if self._write_failure is not None or self.refused is not None:
                 if self._write_failure is not None:
                     log.info("writes to the work stream succeed again")
@@ -149,6 +152,17 @@ class StorageProbe:
         if first:
             log.error("a write to the work stream failed: %s", error.message, extra={"error_code": error.code})
         self.poke()
+
+    def refusing(self) -> str | None:
+        """Why submits are refused at once (:mod:`gamead_core.api.storage_gate`), None when they are not: a submit's
+        write went unanswered and nothing was stored since (held until a stored write, a reconnect or a write check
+        clears it), or the probe's write fails and no submit was stored since it began failing. Pure (no I/O)."""
+        if self._write_failure is not None:  # only unanswered writes are held (their text names an ad: not said)
+            return (f"a submit's write to the work stream got no answer in time "
+                    f"{self._clock() - self._write_failure[0]:.0f} s ago, none stored since")
+        if self.state == "failing" and self._stored_at < self.since:
+            return f"its storage probe's write fails: {self.detail}"
+        return None
 
     def reconnected(self) -> None:
         """The connection to NATS was re-established (a restarted nats-server clears its write errors); a write

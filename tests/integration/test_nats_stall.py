@@ -166,7 +166,8 @@ def test_a_stall_under_submits_bounds_the_unsent_bytes_and_answers_503(
             more = len(refused) + 20
             wait_for(lambda: figure() >= 0 and len(refused) >= more, timeout=60, interval=0.1,
                      what="20 more batches refused during the stall")
-            assert set(refused) == {"queue_unavailable"}
+            # NATS away, or (outage38) this node's store known failing: refused at once, nothing sent
+            assert set(refused) <= {"queue_unavailable", "storage_failing"}, set(refused)
             # single ads fill the last batch's room until one is refused: then /readyz says so (or, on a loaded
             # machine, that the reader has heard nothing for too long: "reconnecting")
             def refused_said() -> bool:

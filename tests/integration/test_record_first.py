@@ -261,9 +261,10 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
     server, url = _stack_to_stall(fresh_nats, procs, tmp_path)
     with httpx.Client(base_url=url, timeout=20) as http:
         kept = _submit(http, "Before the stall")
-        with frozen(server.proc.pid):
-            single = http.post("/ads", json=ad("Stalled single"))
+        with frozen(server.proc.pid):  # the batch first: once a write went unanswered, this node knows its store
+            # is failing and tries one submit at a time (outage38: the others 503 storage_failing, nothing sent)
             batch = http.post("/ads/batch", json={"ads": [ad("Stalled 1"), ad("Stalled 2"), ad("Stalled 3")]})
+            single = http.post("/ads", json=ad("Stalled single"))  # the one tried
         assert single.status_code == 503 and single.json()["error"]["code"] == "queue_unavailable", single.text
         assert is_ulid_id(single.json()["error"]["details"]["adId"]), single.text
         assert batch.status_code == 200 and batch.json()["accepted"] == 0, batch.text
@@ -443,8 +444,9 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
         await ready.wait()
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                single = await http.post("/ads", json=ad("Unanswered", 2))
+                # the batch first: then the node knows its store is failing and tries the single alone (outage38)
                 batch = await http.post("/ads/batch", json={"ads": [ad("Unanswered A", 2), ad("Unanswered B", 2)]})
+                single = await http.post("/ads", json=ad("Unanswered", 2))
             cli = await asyncio.to_thread(CliRunner().invoke, app, [
                 "submit", "--count", "3", "--priority", "2", "--api", url, "-o", "json"])
         finally:

@@ -83,3 +83,25 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
 
     shown = asyncio.run(asyncio.wait_for(live(), 30))
     assert shown == view_queue.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
+
+
+def test_the_dlq_pane_says_how_old_a_page_the_api_kept_is(recorded: dict[str, Any]) -> None:
+    """outage38: a DLQ page the API answered from its recent answers (``ageSeconds`` 12.4, a watcher's page shared)
+    was shown under "dead letters" alone, as if read now; its pane's title now says ``as of 12s ago``, and a fresh
+    page (``ageSeconds`` 0) keeps the plain title."""
+    import asyncio
+
+    from gamead_cli.tui.app import DashboardApp
+    from gamead_cli.tui.widgets_tables import DlqPanel
+
+    async def title(page: dict[str, Any]) -> str:
+        dashboard = DashboardApp(RecordedSource({**recorded, "dlq": page}), refresh=3600)
+        async with dashboard.run_test(size=(120, 40)) as pilot:
+            while dashboard.dlq is None:
+                await pilot.pause(0.05)
+            await pilot.pause()
+            return str(dashboard.query_one(DlqPanel).border_title)
+
+    assert asyncio.run(asyncio.wait_for(title({**recorded["dlq"], "ageSeconds": 12.4}), 30)) == \
+        "dead letters · as of 12s ago"  # before: "dead letters"
+    assert asyncio.run(asyncio.wait_for(title({**recorded["dlq"], "ageSeconds": 0}), 30)) == "dead letters"

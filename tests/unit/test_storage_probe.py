@@ -270,7 +270,7 @@ def test_a_batch_with_stored_ads_does_not_mark_storage_failing_for_one_slow_ad()
     from gamead_core.intake import Queued
 
     seen: list[object] = []
-    storage = SimpleNamespace(observe_write=seen.append)
+    storage = SimpleNamespace(observe_write=seen.append, refusing=lambda: None)  # not known failing: all go
     link = SimpleNamespace(storage=storage, nc=SimpleNamespace(is_connected=True), watch=None,
                            settings=SimpleNamespace(queue=SimpleNamespace(replicas=1)))
     stored = Queued("01abc", 3, datetime.now(timezone.utc), False)
