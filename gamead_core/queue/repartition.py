@@ -21,7 +21,9 @@ What is *not* checked: that the other nodes are stopped (the registry is not con
 may rightly be running). A repartition started next to a live fleet whose queue is empty for a moment goes
 through (attack28b F1/F2). What then guards the ads: an ad an old node publishes into a removed partition after
 the first look is refused by the sealed stream (that submit fails, 503) or, landed before the seal, counted by the
-second look (the start refused, the stream left sealed with it); one published into a kept partition stays there
+second look (the start refused, the stream left sealed with it) or, unanswered (in flight as the stream was
+deleted), published again by that node by the queue's live partitions (:mod:`gamead_core.unsettled`,
+:func:`~gamead_core.queue.partitions.settle_by`; repart38); one published into a kept partition stays there
 and is read by the new setting's workers. The old nodes themselves notice within ``api.topology_check_interval``
 (API: unready, 503 ``topology_changed``) or 3-6 × that (workers: drain, exit 5). So the operator's word in
 ``queue.repartition`` (every other node stopped, README: Partitions) is what guards the fleet, not a check here.
