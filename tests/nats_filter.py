@@ -4,8 +4,10 @@ to some subjects on the way (as a publish in flight when its stream was deleted:
 :class:`PublishFilter` forwards both ways; the client's bytes are read frame by frame (the client protocol:
 ``CONNECT``, ``PING``, ``SUB`` … one line each, ``PUB``/``HPUB`` a line and its payload) and, while
 :meth:`PublishFilter.drop` is in force, every ``PUB``/``HPUB`` whose subject starts with the prefix it was given
-is swallowed whole (counted in :attr:`dropped`): the server never sees it, the client never gets an answer.
-:meth:`PublishFilter.pass_all` forwards everything again. The server's bytes go on as they are. Threads only;
+is swallowed whole (counted in :attr:`dropped`): the server never sees it, the client never gets an answer;
+while :meth:`PublishFilter.hold` is in force, one to such a subject (a JetStream API request: ``$JS.API.…``) goes
+on only after a pause, and the client's later bytes after it. :meth:`PublishFilter.pass_all` forwards everything
+again at once. The server's bytes go on as they are. Threads only;
 stopped by :meth:`PublishFilter.stop`.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import time
 
 from tests.blackhole import Relay
 
@@ -25,6 +28,7 @@ class PublishFilter(Relay):
         super().__init__(target)
         self.url = f"nats://127.0.0.1:{self.port}"
         self._prefix: bytes | None = None
+        self._held: tuple[bytes, float] | None = None  #: (subject prefix, seconds) of :meth:`hold`
         self.dropped = 0  #: publishes swallowed so far
 
     def start(self) -> PublishFilter:
@@ -36,10 +40,15 @@ class PublishFilter(Relay):
         with self._lock:
             self._prefix = prefix.encode()
 
-    def pass_all(self) -> None:
-        """Forward every publish again."""
+    def hold(self, prefix: str, seconds: float) -> None:
+        """From now on, hold every publish to a subject starting with ``prefix`` ``seconds`` before it goes on."""
         with self._lock:
-            self._prefix = None
+            self._held = (prefix.encode(), seconds)
+
+    def pass_all(self) -> None:
+        """Forward every publish again, at once."""
+        with self._lock:
+            self._prefix = self._held = None
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
@@ -61,8 +70,10 @@ class PublishFilter(Relay):
                     continue
                 buf += data
                 out, buf = self._kept(buf)
-                if out:
-                    dst.sendall(out)
+                for pause, frames in out:
+                    if pause:
+                        time.sleep(pause)
+                    dst.sendall(frames)
             except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
                 break
         for s in (src, dst):
@@ -71,9 +82,10 @@ class PublishFilter(Relay):
             except OSError:
                 pass
 
-    def _kept(self, buf: bytes) -> tuple[bytes, bytes]:
-        """The whole frames at the head of ``buf`` that go on (joined), and the rest (an incomplete frame)."""
-        out = []
+    def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
+        """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an
+        incomplete frame)."""
+        out: list[tuple[float, bytes]] = []
         while (end := buf.find(b"\r\n")) >= 0:
             line = buf[:end]
             words = line.split()
@@ -84,12 +96,16 @@ class PublishFilter(Relay):
                 if len(buf) < size:
                     break
                 with self._lock:
-                    prefix = self._prefix
+                    prefix, held = self._prefix, self._held
                 if prefix is not None and words[1].startswith(prefix):
                     with self._lock:
                         self.dropped += 1
                     buf = buf[size:]
                     continue
-            out.append(buf[:size])
+                if held is not None and words[1].startswith(held[0]):
+                    out.append((held[1], buf[:size]))
+                    buf = buf[size:]
+                    continue
+            out.append((0.0, buf[:size]))
             buf = buf[size:]
-        return b"".join(out), buf
+        return out, buf

@@ -10,6 +10,10 @@ no longer existed, for 2 min, until its SIGTERM ("left unsettled … run gamead 
 Here the publish is lost on the way deterministically: the API's link to nats-server goes through
 :class:`tests.nats_filter.PublishFilter`, which swallows its publishes to partition 2's levels while the
 repartition is made, and lets them through once it is done.
+
+The same old node also heals its topology: a work stream the repartition deleted while the kept ones still said
+the old setting (in the drill's cluster, GAMEAD_ADS_1 and GAMEAD_ADS_2 were deleted a second apart) was a missing
+partition to it, recreated (made with 3) within its check interval: work streams made with two settings.
 """
 
 from __future__ import annotations
@@ -80,5 +84,31 @@ def test_an_ad_whose_publish_was_unanswered_as_its_partition_was_removed_is_queu
             final = wait_terminal(http, lost, timeout=30)
             assert final["status"] == "completed" and final["attempts"] == 1, final
         assert "published by the queue's partitions" in api.output(), api.output()[-3000:]
+    finally:
+        link.stop()
+
+
+def test_an_old_node_never_recreates_a_partition_the_repartition_is_deleting(
+        fresh_nats: Any, procs: list[Proc], tmp_path: Path) -> None:
+    """Before: with the repartition's delete of GAMEAD_ADS_2 held 2.5 s (as a cluster's slow delete), the
+    3-partition API (topology check every 0.5 s) recreated GAMEAD_ADS_1, made with 3, right after its delete
+    (0.35 s in a hand-made run): GAMEAD_ADS made with 1 next to GAMEAD_ADS_1 made with 3, every node refused. Now
+    the kept stream says the new setting before any stream is deleted, and the old node sees the change instead."""
+    server = fresh_nats()
+    api, api_url = start_api(server.url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
+    procs.append(api)
+    link = PublishFilter(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))).start()
+    try:
+        link.hold("$JS.API.STREAM.DELETE.GAMEAD_ADS_2", 2.5)  # within its JetStream calls' timeout (5 s here)
+        new = start_worker(link.url, tmp_path, worker_id="p1", ready=True, GAMEAD_QUEUE__PARTITIONS="1",
+                           GAMEAD_QUEUE__REPARTITION="true", GAMEAD_NATS__REQUEST_TIMEOUT="5", **FAST)
+        procs.append(new)
+        streams = work_streams(server.url)
+        assert sorted(streams) == ["GAMEAD_ADS"], (streams, api.output()[-3000:])
+        assert streams["GAMEAD_ADS"]["config"]["metadata"][names.PARTITIONS_METADATA] == "1"
+        assert "recreated missing" not in api.output()
+        with httpx.Client(base_url=api_url, timeout=30) as http:
+            wait_for(lambda: http.post("/ads", json=ad("Old node", 3)).status_code == 503, what="topology_changed")
+            assert http.post("/ads", json=ad("Old node", 3)).json()["error"]["code"] == "topology_changed"
     finally:
         link.stop()
