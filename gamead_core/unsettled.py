@@ -24,7 +24,13 @@ here, tried again every :data:`RETRY_EVERY` s until NATS answers (for up to :dat
   before, the ad has its record and its message and completes, as an ambiguous publish always could. An
   error ack that says the stream cannot take it (full, storage failed) takes the record back, as above; "no
   responders" (no stream, or a stream electing a leader: a reviewer saw a take-back then leave a stored
-  message without its record) is tried again like a timeout.
+  message without its record) is tried again like a timeout, and has the API's topology watch look at once;
+  once that watch finds the queue repartitioned under this node and the stream of the ad's partition gone (it was
+  deleted empty: no first try is kept to repeat), the ad is published by the queue's live partitions
+  (:func:`~gamead_core.queue.partitions.settle_by`) if its record is still exactly as this API created it (read
+  first: one a worker took, its message delivered before the stream went, is settled): before, it was
+  published to the removed stream for 5 minutes, a ``queued`` record without a message whose client had been told
+  "queued (found)" (repart38; attack38a F2: 1 ad of 4,800 in a live repartition 3 → 1).
 
 One task settles them all, in rounds: every pending write is sent back to back, :data:`CHUNK` at a time, and
 their acks awaited together (:func:`~gamead_core.queue.acks.publish_many`), skipping a round while the
@@ -50,10 +56,17 @@ from typing import NamedTuple
 
 from nats.js import JetStreamContext
 
-from gamead_core.errors import GameadError, QueueFull, StorageFailed
+from gamead_core.errors import (
+    GameadError,
+    NotFound,
+    QueueFull,
+    StorageFailed,
+    WorkStreamMissing,
+)
 from gamead_core.log_throttle import Throttle
+from gamead_core.queue.partitions import PartitionChange, settle_by
 from gamead_core.queue.publish import Outgoing, publish_ads
-from gamead_core.store.ads import AdStore
+from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.store.create_fence import OWNED, withdraw_creates
 
 log = logging.getLogger(__name__)
@@ -97,6 +110,10 @@ class Unsettled:
         #: True while more than ``nats.max_pending_bytes`` wait to be sent (set by the API's QueueLink): a round
         #: is then skipped, as a request's write is refused
         self.held: Callable[[], bool] = lambda: False
+        #: the work streams found not to fit ``queue.partitions`` (the API's topology watch's ``mismatch``; None:
+        #: they fit), and its poke, called when a publish reached no stream (set by the API's QueueLink)
+        self.repartitioned: Callable[[], PartitionChange | None] = lambda: None
+        self.stream_missing: Callable[[], None] = lambda: None
 
     def __len__(self) -> int:
         return len(self._withdrawals) + len(self._publishes)
@@ -215,22 +232,60 @@ class Unsettled:
                             "/ads/ID finds them)", len(owned), extra={"ad_ids": owned[:100]})
             if self.held():
                 return
-        ids = list(self._publishes)
+        ids, change = list(self._publishes), self.repartitioned()
         for start in range(0, len(ids), CHUNK):
-            chunk = [(ad_id, self._publishes[ad_id]) for ad_id in ids[start:start + CHUNK]]
-            answers = await publish_ads(self._js, [Outgoing(ad_id, p.level, p.payload, p.revision) for ad_id, p
-                                                   in chunk], timeout=self._timeout, partitions=self._partitions)
-            for (ad_id, pending), answer in zip(chunk, answers, strict=True):
-                # an error ack: JetStream looks up the message id before it stores, so a try stored before
-                # would have been answered "duplicate"; not "no responders" (a stream electing a leader):
-                # that says nothing of the earlier try, which is sent again
-                refused = isinstance(answer, (QueueFull, StorageFailed))
-                since = self._since.get(ad_id)  # the write's age goes on across the hand-over to a take-back
-                self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
-                if refused:  # stored before or not, the stream cannot take it now: take the record back
-                    self._withdraw(ad_id, pending.revision, since)
+            groups: dict[int, list[tuple[str, _Publish]]] = {}  # queue.partitions to publish by → its ads
+            for ad_id in ids[start:start + CHUNK]:
+                by = settle_by(ad_id, self._partitions, change)
+                groups.setdefault(by, []).append((ad_id, self._publishes[ad_id]))
+            for partitions, chunk in groups.items():
+                if partitions != self._partitions:  # its stream was removed by a repartition
+                    chunk = await self._unpaired(chunk, partitions)
+                if chunk:
+                    await self._publish(chunk, partitions)
             if self.held():
                 return
+
+    async def _publish(self, chunk: list[tuple[str, _Publish]], partitions: int) -> None:
+        """Publish the ads of ``chunk`` again, by ``partitions``; each settled or tried once more by its answer."""
+        answers = await publish_ads(self._js, [Outgoing(ad_id, p.level, p.payload, p.revision) for ad_id, p
+                                               in chunk], timeout=self._timeout, partitions=partitions)
+        missing = False
+        for (ad_id, pending), answer in zip(chunk, answers, strict=True):
+            # an error ack: JetStream looks up the message id before it stores, so a try stored before
+            # would have been answered "duplicate"; not "no responders" (a stream electing a leader):
+            # that says nothing of the earlier try, which is sent again
+            refused = isinstance(answer, (QueueFull, StorageFailed))
+            missing = missing or isinstance(answer, WorkStreamMissing)
+            since = self._since.get(ad_id)  # the write's age goes on across the hand-over to a take-back
+            self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
+            if refused:  # stored before or not, the stream cannot take it now: take the record back
+                self._withdraw(ad_id, pending.revision, since)
+        if missing:  # deleted, or repartitioned under this node: the topology watch tells which now
+            self.stream_missing()
+
+    async def _unpaired(self, chunk: list[tuple[str, _Publish]], partitions: int) -> list[tuple[str, _Publish]]:
+        """Those of ``chunk`` (ads whose partition's stream a repartition removed) whose record is still at the
+        revision this API created it at, to be published by the queue's ``partitions``: one read each (the
+        leader's). A record changed or gone is settled (a worker took its message before the stream was deleted,
+        or it was deleted); a failed read is tried again next round."""
+        reads = await asyncio.gather(*(self._store.get(ad_id, consistent=True) for ad_id, _ in chunk),
+                                     return_exceptions=True)
+        out = []
+        for (ad_id, pending), read in zip(chunk, reads, strict=True):
+            if isinstance(read, Versioned) and read.revision == pending.revision:
+                out.append((ad_id, pending))
+            elif isinstance(read, (Versioned, NotFound)):
+                self._tried(ad_id, True, "message")
+            elif isinstance(read, GameadError):
+                self._tried(ad_id, False, "message")
+            else:
+                raise read
+        if out:
+            log.warning("%d ambiguous submit(s) of a partition removed by a repartition (the queue has %d "
+                        "partitions, this node is configured for %d): published by the queue's partitions",
+                        len(out), partitions, self._partitions, extra={"ad_ids": [a for a, _ in out][:100]})
+        return out
 
     def _tried(self, ad_id: str, settled: bool, what: str) -> None:
         """One round's answer for ``ad_id``: settled, or given up after :data:`TRIES` rounds, it leaves (a caller

@@ -161,6 +161,8 @@ class QueueLink:
                                   reaper_reach=reaper_reach(self.settings))
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
+            # settled by the queue's partitions once its partition is gone (repartitioned under this node)
+            self._intake.unsettled.repartitioned, self._intake.unsettled.stream_missing = watch.mismatch_now, watch.poke
             self._observed = ObservedIntake(self._intake, self)
             self._dlq = DeadLetters(js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,

@@ -94,7 +94,7 @@ def partition_of_msg(msg: object) -> int:
 
 
 __all__ = ["PartitionChange", "made_with", "merge_depths", "oldest_first", "partition_change", "partition_of",
-           "partition_of_msg", "per_partition_limit", "settle_rule", "work_streams"]
+           "partition_of_msg", "per_partition_limit", "settle_by", "settle_rule", "work_streams"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,19 @@ class PartitionChange:
 
 
 Settle = Literal["none", "refuse", "change"]
+
+
+def settle_by(ad_id: str, setting: int, change: PartitionChange | None) -> int:
+    """The ``queue.partitions`` an unanswered publish of ``ad_id`` is published again by, on a node whose setting is
+    ``setting``; ``change``: the work streams found not to fit it (its topology watch's last find; None: they
+    fit). ``setting`` while the stream of the ad's partition by it exists — a repeat must reach the stream that may
+    hold the first try, whose duplicate window (per stream) drops it — else, once a repartition is done
+    (``change.live``), the queue's live partitions: that stream was deleted, and only while empty (sealed first:
+    :mod:`gamead_core.queue.repartition`), so it kept no first try to repeat, and a publish by the old modulus would
+    only be refused ("no responders") for ever (repart38: the ad was left ``queued`` without a message). Pure."""
+    if change is None or change.live is None or partition_of(ad_id, setting) in change.found:
+        return setting
+    return change.live
 
 
 def settle_rule(change: PartitionChange | None, *, repartition: bool, update: bool) -> Settle:

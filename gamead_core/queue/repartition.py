@@ -11,17 +11,21 @@ guards against: its setting says nothing about what the operator wants.
 The change is made only when the start also says ``queue.repartition: true`` (the operator's word that every
 other node is stopped and the queue drained), and only if every work stream is empty. Then each stream of a
 partition the setting no longer has is sealed first (JetStream's ``sealed``: the stream refuses new messages and
-cannot be unsealed), its message count read again, and deleted only if it is still 0 — so an ad published
-between the first look and the delete cannot be deleted with it (a sealed stream that did get an ad is left as it
-is, sealed, and the start refused). The topology check then rewrites the kept streams' limits and metadata and
-creates the new ones. ``gamead doctor`` reports a mismatch. A refusal is final wherever a start meets it (the
-API's pre-check, its link set-up, a worker's topology check: exit 5), never retried until the queue drains.
+cannot be unsealed), their message counts read again, the kept streams' metadata set to the new setting, and
+each deleted only then, its count still 0 — so an ad published between the first look and the delete cannot be
+deleted with it (a sealed stream that did get an ad is left as it is, sealed, and the start refused), and a node
+left on the old setting never takes a deleted partition for a missing one to recreate (:func:`_drop_partitions`).
+The topology check then rewrites the kept streams' limits and creates the new ones. ``gamead doctor`` reports a
+mismatch. A refusal is final wherever a start meets it (the API's pre-check, its link set-up, a worker's topology
+check: exit 5), never retried until the queue drains.
 
 What is *not* checked: that the other nodes are stopped (the registry is not consulted: a node of the new setting
 may rightly be running). A repartition started next to a live fleet whose queue is empty for a moment goes
 through (attack28b F1/F2). What then guards the ads: an ad an old node publishes into a removed partition after
 the first look is refused by the sealed stream (that submit fails, 503) or, landed before the seal, counted by the
-second look (the start refused, the stream left sealed with it); one published into a kept partition stays there
+second look (the start refused, the stream left sealed with it) or, unanswered (in flight as the stream was
+deleted), published again by that node by the queue's live partitions (:mod:`gamead_core.unsettled`,
+:func:`~gamead_core.queue.partitions.settle_by`; repart38); one published into a kept partition stays there
 and is read by the new setting's workers. The old nodes themselves notice within ``api.topology_check_interval``
 (API: unready, 503 ``topology_changed``) or 3-6 × that (workers: drain, exit 5). So the operator's word in
 ``queue.repartition`` (every other node stopped, README: Partitions) is what guards the fleet, not a check here.
@@ -35,6 +39,7 @@ from dataclasses import replace
 
 import nats.js.errors
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 
 from gamead_core import names
 from gamead_core.errors import PartitionsChanged
@@ -96,27 +101,46 @@ async def _held_without_checks(js: JetStreamContext, found: tuple[int, ...]) -> 
 
 
 async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> None:
-    """Delete the (empty) work streams of the partitions ``change`` removes: seal, re-read, delete if empty.
-    A stream that holds an ad is never deleted; the change is refused."""
-    for p in change.removed:
+    """Delete the (empty) work streams of the partitions ``change`` removes: each looked at (one holding an ad
+    refuses the change, nothing touched), each sealed, all re-read (one that got an ad since refuses it: left sealed
+    with its ads, the empty ones deleted, no kept stream touched), then the kept streams' metadata set to the new
+    setting, and only then the removed ones deleted. In that order because a node still on the old setting
+    heals its topology (:mod:`gamead_core.queue.watch`): a removed stream deleted while the kept ones still said the
+    old setting was a missing partition to it, recreated within its check interval (repart38: 0.35 s at 0.5 s),
+    leaving work streams made with two settings that every node refuses; once a kept stream says the new setting,
+    the old node sees the change instead (``topology_changed``) and creates nothing."""
+    removed: list[tuple[int, str, StreamConfig]] = []
+    for p in change.removed:  # every first look before any seal: an ad anywhere refuses it, nothing touched
         stream = names.work_stream(p)
         with nats_boundary():
             try:
                 info = await js.stream_info(stream)
             except nats.js.errors.NotFoundError:
                 continue
-            if int(info.state.messages or 0):
-                held_now = replace(change, held=int(info.state.messages))
-                raise PartitionsChanged(held_now.describe(), change=held_now)
-            if not info.config.sealed:  # no new message can land in it from here on
-                await js.update_stream(info.config.evolve(sealed=True))
-            held = int((await js.stream_info(stream)).state.messages or 0)
-            if held:
-                raise PartitionsChanged(
-                    f"{stream} got {held} ad(s) while queue.repartition was changing the partitions (some node "
-                    f"is still running): it is left sealed, with its ads, and nothing else was changed; stop every "
-                    f"node, then start with queue.partitions {max(m or 0 for m in change.made_with)} to "
-                    f"drain it (README: Partitions)", change=replace(change, held=held))
+        if int(info.state.messages or 0):
+            held_now = replace(change, held=int(info.state.messages))
+            raise PartitionsChanged(held_now.describe(), change=held_now)
+        removed.append((p, stream, info.config))
+    for _, _, config in removed:
+        if not config.sealed:  # no new message can land in it from here on
+            with nats_boundary():
+                await js.update_stream(config.evolve(sealed=True))
+    got: dict[str, int] = {}
+    for _, stream, _ in removed:
+        with nats_boundary():
+            got[stream] = int((await js.stream_info(stream)).state.messages or 0)
+    if held := sum(got.values()):  # the empty ones go as before; the old setting stays the queue's
+        for stream in (s for s, n in got.items() if not n):
+            with nats_boundary():
+                await js.delete_stream(stream)
+        raise PartitionsChanged(
+            f"{', '.join(s for s, n in got.items() if n)} got {held} ad(s) while queue.repartition was changing the "
+            f"partitions (some node is still running): left sealed, with its ads, and nothing else was changed; stop "
+            f"every node, then start with queue.partitions {max(m or 0 for m in change.made_with)} to drain it "
+            f"(README: Partitions)", change=replace(change, held=held))
+    await _mark_kept(js, change)
+    for p, stream, _ in removed:
+        with nats_boundary():
             await js.delete_stream(stream)
         log.warning("queue.repartition: deleted the empty (sealed) work stream %s of partition %d; "
                     "queue.partitions is now %d", stream, p, change.setting,
@@ -124,6 +148,22 @@ async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> Non
     log.warning("queue.repartition: the work streams were %s (queue.partitions %s), now %d partition(s)",
                 ", ".join(names.work_stream(p) for p in change.found),
                 "/".join(sorted({str(m) for m in change.made_with if m is not None})) or "unknown", change.setting)
+
+
+async def _mark_kept(js: JetStreamContext, change: PartitionChange) -> None:
+    """Set ``gamead_partitions`` of each kept work stream (a partition below the new setting) to ``change.setting``,
+    its other limits left to the topology check that follows."""
+    for p in change.found:
+        if p >= change.setting:
+            continue
+        with nats_boundary():
+            try:
+                info = await js.stream_info(names.work_stream(p))
+            except nats.js.errors.NotFoundError:
+                continue
+            metadata = {**(info.config.metadata or {}), names.PARTITIONS_METADATA: str(change.setting)}
+            if metadata != (info.config.metadata or {}):
+                await js.update_stream(info.config.evolve(metadata=metadata))
 
 
 __all__ = ["ads_held", "settle_partitions"]

@@ -75,6 +75,10 @@ class TopologyWatch:
         self._wake = asyncio.Event()
         self.checks = 0
 
+    def mismatch_now(self) -> PartitionChange | None:
+        """:attr:`mismatch` as the last check found it (a callable for those who read it later)."""
+        return self.mismatch
+
     def poke(self) -> None:
         """Check now rather than at the next tick (e.g. after a call found something missing)."""
         self._wake.set()

@@ -22,6 +22,7 @@ from gamead_core.queue.partitions import (
     partition_change,
     partition_of,
     per_partition_limit,
+    settle_by,
     settle_rule,
     work_streams,
 )
@@ -225,3 +226,24 @@ def test_a_stale_node_is_told_the_queues_partitions_and_the_fix() -> None:
     mixed = partition_change(3, {0: (5, 0), 1: (3, 0), 2: (3, 0)})  # a repartition half done: no count claimed
     assert mixed is not None and mixed.live is None
     assert "made with queue.partitions 3/5" in mixed.stale_node() and "queue has" not in mixed.stale_node()
+
+
+def test_an_unanswered_publish_is_repeated_by_the_queues_partitions_only_once_its_stream_is_gone() -> None:
+    """repart38 (attack38a F2: 1 ad of 4,800 left ``queued`` without a message): a node on 3 partitions repeated
+    a publish into partition 2 after a repartition 3 → 1 had deleted GAMEAD_ADS_2, for ever. Its stream gone and
+    the change done, the repeat goes by the live partitions; while its stream exists (a first try may be there,
+    deduplicated only by that stream), or the streams were made with two settings (no live one), by the node's own."""
+    ids = [new_ad_id() for _ in range(60)]
+    lost = next(i for i in ids if partition_of(i, 3) == 2)
+    kept = next(i for i in ids if partition_of(i, 3) == 0)
+    done = partition_change(3, {0: (1, 0)})  # 3 → 1 done: GAMEAD_ADS alone, made with 1
+    assert done is not None and done.live == 1
+    assert settle_by(lost, 3, done) == 1
+    assert settle_by(kept, 3, done) == 3  # GAMEAD_ADS is still there: repeated where a first try may be
+    assert settle_by(lost, 3, None) == 3  # the streams fit
+    mixed = partition_change(3, {0: (1, 0), 1: (3, 0)})  # streams made with two settings: no live one to go by
+    assert mixed is not None and mixed.live is None and settle_by(lost, 3, mixed) == 3
+    grown = partition_change(3, {p: (5, 0) for p in range(5)})  # 3 → 5: every old partition's stream is kept
+    assert grown is not None and grown.live == 5 and settle_by(lost, 3, grown) == 3
+    shrunk = partition_change(3, {0: (2, 0), 1: (2, 0)})  # 3 → 2
+    assert shrunk is not None and settle_by(lost, 3, shrunk) == 2

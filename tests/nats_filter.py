@@ -1,0 +1,111 @@
+"""A NATS-protocol proxy a test puts between one client process and nats-server, to lose that client's publishes
+to some subjects on the way (as a publish in flight when its stream was deleted: repart38, attack38a F2).
+
+:class:`PublishFilter` forwards both ways; the client's bytes are read frame by frame (the client protocol:
+``CONNECT``, ``PING``, ``SUB`` … one line each, ``PUB``/``HPUB`` a line and its payload) and, while
+:meth:`PublishFilter.drop` is in force, every ``PUB``/``HPUB`` whose subject starts with the prefix it was given
+is swallowed whole (counted in :attr:`dropped`): the server never sees it, the client never gets an answer;
+while :meth:`PublishFilter.hold` is in force, one to such a subject (a JetStream API request: ``$JS.API.…``) goes
+on only after a pause, and the client's later bytes after it. :meth:`PublishFilter.pass_all` forwards everything
+again at once. The server's bytes go on as they are. Threads only;
+stopped by :meth:`PublishFilter.stop`.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+
+from tests.blackhole import Relay
+
+
+class PublishFilter(Relay):
+    """A proxy on ``127.0.0.1:<port>`` (:attr:`url`, a ``nats://`` URL) to nats-server at ``target``."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._prefix: bytes | None = None
+        self._held: tuple[bytes, float] | None = None  #: (subject prefix, seconds) of :meth:`hold`
+        self.dropped = 0  #: publishes swallowed so far
+
+    def start(self) -> PublishFilter:
+        threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
+        return self
+
+    def drop(self, prefix: str) -> None:
+        """From now on, swallow every publish to a subject starting with ``prefix``."""
+        with self._lock:
+            self._prefix = prefix.encode()
+
+    def hold(self, prefix: str, seconds: float) -> None:
+        """From now on, hold every publish to a subject starting with ``prefix`` ``seconds`` before it goes on."""
+        with self._lock:
+            self._held = (prefix.encode(), seconds)
+
+    def pass_all(self) -> None:
+        """Forward every publish again, at once."""
+        with self._lock:
+            self._prefix = self._held = None
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, frames: bool) -> None:
+        """Forward ``src`` → ``dst``; with ``frames`` (the client's side) frame by frame, through :meth:`_kept`."""
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([src], [], [], 0.05)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not frames:
+                    dst.sendall(data)
+                    continue
+                buf += data
+                out, buf = self._kept(buf)
+                for pause, frames in out:
+                    if pause:
+                        time.sleep(pause)
+                    dst.sendall(frames)
+            except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
+        """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an
+        incomplete frame)."""
+        out: list[tuple[float, bytes]] = []
+        while (end := buf.find(b"\r\n")) >= 0:
+            line = buf[:end]
+            words = line.split()
+            op = words[0].upper() if words else b""
+            size = end + 2
+            if op in (b"PUB", b"HPUB"):
+                size += int(words[-1]) + 2  # the payload (headers included) and its CRLF
+                if len(buf) < size:
+                    break
+                with self._lock:
+                    prefix, held = self._prefix, self._held
+                if prefix is not None and words[1].startswith(prefix):
+                    with self._lock:
+                        self.dropped += 1
+                    buf = buf[size:]
+                    continue
+                if held is not None and words[1].startswith(held[0]):
+                    out.append((held[1], buf[:size]))
+                    buf = buf[size:]
+                    continue
+            out.append((0.0, buf[:size]))
+            buf = buf[size:]
+        return out, buf
