@@ -135,7 +135,7 @@ def maybe_queued(ad_id: str, *, keyed: bool) -> MaybeQueued:
     again = ("resend it with the same Idempotency-Key to get this ad, never a second one" if keyed else
              "resend it only with an Idempotency-Key, to get one ad, not two")
     return MaybeQueued(f"NATS did not answer in time: ad {ad_id} may still be queued and analysed (it is being "
-                       f"settled); GET /ads/{ad_id} tells, or {again}", details={"adId": ad_id})
+                       f"settled); GET /ads/{ad_id} tells, or {again}", details={"adId": ad_id, "keyed": keyed})
 
 
 class OutboundFull(QueueUnavailable):

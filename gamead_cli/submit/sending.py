@@ -91,7 +91,7 @@ def send_many(
     lock, stop, slots = threading.Lock(), threading.Event(), threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
     listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
-    unsure: dict[int, tuple[str, str]] = {}  #: input index (< MAYBE_KEPT) → (where, adId) of an unanswered publish
+    unsure: dict[int, tuple[str, str, bool]] = {}  #: index (< MAYBE_KEPT) → (where, adId, keyed): no publish answer
     unknown: dict[int, str] = {}  #: input index (< MAYBE_KEPT) → where of an ad whose batch got no answer (no id)
     counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
     fatal: list[ApiUnreachable] = []  #: a batch's error that stopped the sending: none was accepted before it
@@ -178,7 +178,7 @@ def send_many(
             elif (maybe := maybe_queued_id(error)) is not None:
                 counts["unsure"] += 1  # its publish got no answer: it may still be analysed
                 if i < MAYBE_KEPT:
-                    unsure[i] = (where, maybe)
+                    unsure[i] = (where, maybe, bool((error.get("details") or {}).get("keyed")))
                 done(i, where, "maybeQueued", maybe)
             elif isinstance(error, dict):
                 text = rejection_text(error)
