@@ -91,7 +91,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
 
         link = QueueLink(settings, nats_url, on_refused=refused)
         app.state.link = link
-        app.state.audit = AuditLog(lambda: link.js, settings.audit)  # the trail of operator actions
+        # the trail of operator actions, read on the reads connection (gamead_core.api.read_conn)
+        app.state.audit = AuditLog(lambda: link.js, settings.audit, reads=lambda: link.reads.js)
         redis = RedisLink.from_settings(settings.redis)  # None = one-machine mode: in-process cache/limits
         app.state.redis = redis
         # a cached record never outlives the stored one (completed records expire: records.completed_max_age)

@@ -45,8 +45,9 @@ class _OneRun:
         task = self._runs.get("run")
         if task is None:
             store = link.store  # raises QueueUnavailable while NATS is away
-            assert link.nc is not None and link.js is not None
-            doctor = Doctor(link.nc, link.js, settings, store=store)
+            reads = link.reads  # its own connection: its scans never ahead of a submit's ack (api.read_conn)
+            assert reads.nc is not None and reads.js is not None
+            doctor = Doctor(reads.nc, reads.js, settings, store=store)
 
             async def run() -> Report:
                 diagnosis, refused = await asyncio.gather(doctor.diagnose(settle=settle),

@@ -46,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await link.ready.wait()
         if link.js is None:
             raise QueueUnavailable("connecting to NATS")
-        return await JobStore.open(link.js)
+        return await JobStore.open(link.js, reads=link.reads.js)  # lists on the reads connection
 
     jobs = JobService(settings, node_id, ops, audit=JobAudit(app.state.audit))  # every job is audited
     app.state.jobs = jobs

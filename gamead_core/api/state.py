@@ -18,8 +18,9 @@ Once connected, the probes read from memory what these find:
 Every use of the connection (:meth:`QueueLink._check`) answers 503 ``queue_unavailable`` at once while the
 reader is dead or more than ``nats.max_pending_bytes`` wait to be sent (a stalled server), never buffering more.
 
-Nothing here puts a URL or credentials in front of a client: ``/readyz`` and error messages say what is
-wrong, not where; logs show URLs through :func:`gamead_core.redact.redact_url` only.
+Operator reads that stream a whole bucket go on a connection of their own (:mod:`gamead_core.api.read_conn`).
+Nothing here puts a URL or credentials in front of a client: ``/readyz`` and error messages say what is wrong, not
+where; logs show URLs through :func:`gamead_core.redact.redact_url` only.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core.api.observed_intake import ObservedIntake
+from gamead_core.api.read_conn import ReadConnection
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import (ConfigError, GameadError, PartitionsChanged, QueueUnavailable, TopologyChanged,
@@ -71,6 +73,7 @@ class QueueLink:
         self.started = time.time()  #: epoch seconds: with node_id, this process's incarnation (its heartbeat's too)
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
+        self.reads = ReadConnection(settings.nats, nats_url)  #: the operator reads' own connection (api.read_conn)
         self._store: AdStore | None = None
         self._intake: Intake | None = None
         self._observed: ObservedIntake | None = None
@@ -133,16 +136,18 @@ class QueueLink:
                     nc = await connect(self.settings.nats, self.url, name="gamead-api",
                                        on_reconnect=self._reconnected)
                     self._setting_up = nc
+                await self.reads.open()  # the operator reads' connection (gamead_core.api.read_conn)
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)
                 if watch is None:
                     watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
                 await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
                 store = await AdStore.open(nc, js)
                 store.origin = api_incarnation(self.node_id, self.started)  # its creates' Gamead-Origin
+                store.reads = self.reads.js
             except GameadError as exc:
                 if isinstance(exc, ConfigError):  # credentials NATS refuses (connect), queue.partitions (the check)…
                     self._setting_up = None
-                    await close_connection(nc)
+                    await asyncio.gather(close_connection(nc), self.reads.close())
                     self._refuse(exc)
                     return
                 self.last_error = exc.message
@@ -164,7 +169,7 @@ class QueueLink:
             # settled by the queue's partitions once its partition is gone (repartitioned under this node)
             self._intake.unsettled.repartitioned, self._intake.unsettled.stream_missing = watch.mismatch_now, watch.poke
             self._observed = ObservedIntake(self._intake, self)
-            self._dlq = DeadLetters(js)
+            self._dlq = DeadLetters(js, reads=self.reads.js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,
                                partitions=self.settings.queue.partitions)
             timeout, partitions = self.settings.nats.request_timeout, self.settings.queue.partitions
@@ -230,7 +235,7 @@ class QueueLink:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._intake is not None:  # ambiguous submits not settled yet are the doctor's
             await self._intake.unsettled.close()
-        await close_connection(self.nc or self._setting_up)  # or the one a start was setting up
+        await asyncio.gather(close_connection(self.nc or self._setting_up), self.reads.close())  # or one being set up
 
     def _check(self) -> None:
         if self.nc is None or not self.nc.is_connected or not reader_alive(self.nc):

@@ -87,12 +87,15 @@ class AuditPage:
 class AuditLog:
     """Writes and reads audit records. ``js`` gives the node's JetStream context (None while NATS is away)."""
 
-    def __init__(self, js: Callable[[], JetStreamContext | None], settings: AuditSettings) -> None:
+    def __init__(self, js: Callable[[], JetStreamContext | None], settings: AuditSettings, *,
+                 reads: Callable[[], JetStreamContext | None] | None = None) -> None:
         self._js = js
+        #: what :meth:`page` reads through: the API's reads connection (gamead_core.api.read_conn), else ``js``
+        self._reads = reads or js
         self.settings = settings
 
-    def _context(self) -> JetStreamContext:
-        js = self._js()
+    def _context(self, reads: bool = False) -> JetStreamContext:
+        js = (self._reads if reads else self._js)()
         if js is None:
             raise QueueUnavailable("not connected to NATS")
         return js
@@ -116,7 +119,7 @@ class AuditLog:
 
     async def page(self, flt: AuditFilter, *, limit: int = 50, before: int = 0) -> AuditPage:
         """The newest ``limit`` records matching ``flt`` with a sequence below ``before`` (0: from the newest)."""
-        js = self._context()
+        js = self._context(reads=True)
         with nats_boundary():
             state = (await js.stream_info(names.AUDIT_STREAM)).state
         first, last = int(state.first_seq), int(state.last_seq)

@@ -112,12 +112,13 @@ class WorkList:
 class JobStore:
     """Reads and writes job documents and work lists. NATS errors leave as gamead errors."""
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+    def __init__(self, js: JetStreamContext, kv: KeyValue, *, reads: JetStreamContext | None = None) -> None:
         self._js = js
         self._kv = kv
+        self._reads = reads or js  #: what :meth:`list` reads through (the API's reads connection: api.read_conn)
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> JobStore:
+    async def open(cls, js: JetStreamContext, *, reads: JetStreamContext | None = None) -> JobStore:
         """Bind the jobs bucket. It is declared with every other object in ``gamead_core.queue.topology``
         (:func:`jobs_kv_config`): the topology check of every API node creates it, applies changed limits at
         start-up and recreates it within ``api.topology_check_interval`` if it is deleted. Raises
@@ -125,7 +126,7 @@ class JobStore:
         answer."""
         with nats_boundary():
             kv = await js.key_value(names.JOBS_BUCKET)
-        return cls(js, kv)
+        return cls(js, kv, reads=reads)
 
     @staticmethod
     def _encode(job: Job) -> bytes:
@@ -198,7 +199,7 @@ class JobStore:
         read (:func:`~gamead_core.queue.snapshot.read_snapshot`; fix35b: 2 of 3 running jobs listed). Raises
         :class:`~gamead_core.queue.scan.ScanIncomplete` when the read stalls (never a short list)."""
         last: dict[str, Job | None] = {}  # by key: the last revision read (None: deleted or not a job)
-        async for msg in read_snapshot(self._js, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS):
+        async for msg in read_snapshot(self._reads, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS):
             last[msg.subject] = None
             if not msg.data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
                 continue

@@ -124,10 +124,11 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
 
 
 async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0,
-                  on_reconnect: Callable[[], None] | None = None) -> NATS:
+                  on_reconnect: Callable[[], None] | None = None, quiet: bool = False) -> NATS:
     """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`NatsUnreachable` (its message
     names the URL with credentials masked) or :class:`ConfigError` (a TLS file it cannot use; credentials the
-    server refuses: at once, never retried). ``on_reconnect`` is called each time the client reconnects."""
+    server refuses: at once, never retried). ``on_reconnect`` is called each time the client reconnects; ``quiet``:
+    a refusal of the credentials is not logged (another connection of the process says it: api.read_conn)."""
     made: list[NATS] = []  # the client, once connected: a disconnect of a client being closed is no news
     loop = asyncio.get_running_loop()
 
@@ -142,7 +143,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
         if _closing():
             return
         last_error[:] = [exc]
-        if made and note_error(made[0], exc, away=not made[0].is_connected):  # said once, not every 0.5 s
+        if made and note_error(made[0], exc, away=not made[0].is_connected) and not quiet:  # once, not every 0.5 s
             log.error("%s at %s; retrying every 0.5 s, %s", REFUSED, where, exit_note(settings),
                       extra={"nats_url": where, "problem": "credentials_refused"})
         if made and is_refusal(exc):
@@ -160,7 +161,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             log.warning("disconnected from NATS; reconnecting")
 
     async def _closed() -> None:  # a token rotated by a config reload: nats-py closes for good, no error_cb
-        if made and note_nats_closed(made[0]) is None and note_closed(made[0]):  # other -ERRs: queue.closed
+        if made and note_nats_closed(made[0]) is None and note_closed(made[0]) and not quiet:  # others: queue.closed
             log.error("%s at %s; NATS closed the connection (nats-py does not reconnect it), %s", REFUSED, where,
                       exit_note(settings) if settings.refused_exit_after > 0 else "exiting",
                       extra={"nats_url": where, "problem": "credentials_refused"})

@@ -117,8 +117,11 @@ def _subject(ad_id: str) -> str:
 class DeadLetters:
     """Adds, reads, finds and deletes DLQ entries. NATS errors leave as gamead errors."""
 
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, *, reads: JetStreamContext | None = None) -> None:
         self._js = js
+        #: what :meth:`entries` reads the stream through: ``reads`` (the API's reads connection,
+        #: gamead_core.api.read_conn), else ``js``
+        self._reads = reads or js
 
     async def add(self, entry: DlqEntry, *, dedupe: bool = True, expected_last_seq: int | None = None,
                   job_id: str | None = None) -> tuple[int, bool]:
@@ -208,7 +211,7 @@ class DeadLetters:
         flt = flt or DlqFilter()
         read = 0
         yielded = time.monotonic()
-        async for msg in read_stream(self._js, names.DLQ_STREAM, names.DLQ_SUBJECT_WILDCARD, start_seq=after + 1):
+        async for msg in read_stream(self._reads, names.DLQ_STREAM, names.DLQ_SUBJECT_WILDCARD, start_seq=after + 1):
             seq = msg.metadata.sequence.stream
             if up_to is not None and seq > up_to:
                 return

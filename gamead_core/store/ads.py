@@ -140,6 +140,8 @@ class AdStore:
         self._leader = _bucket(js, direct=False)  #: STREAM.MSG.GET: the stream leader answers
         self.final_ttl = final_ttl
         self.origin: str | None = None  #: an API's incarnation: its creates' Gamead-Origin (worker.orphans)
+        #: what :meth:`page` reads the bucket through: the API's reads connection (gamead_core.api.read_conn), else js
+        self.reads: JetStreamContext | None = None
 
     @classmethod
     async def open(cls, nc: NATS, js: JetStreamContext) -> AdStore:
@@ -335,4 +337,5 @@ class AdStore:
     async def page(self, *, before: str | None = None, limit: int = 50, **filters: object) -> RecordsPage:
         """:meth:`scan` a page at a time: the records older than the cursor ``before``, and the next cursor
         (:func:`gamead_core.store.listing.records_page`; ``filters``: its status, priority, scan_limit)."""
-        return await records_page(self.js, before=before, limit=limit, **filters)  # type: ignore[arg-type]
+        js = self.reads or self.js  # the API's reads connection (gamead_core.api.read_conn)
+        return await records_page(js, before=before, limit=limit, **filters)  # type: ignore[arg-type]
