@@ -17,11 +17,10 @@ Once connected, the probes read from memory what these find:
 
 Every use of the connection (:meth:`QueueLink._check`) answers 503 ``queue_unavailable`` at once while the
 reader is dead or more than ``nats.max_pending_bytes`` wait to be sent (a stalled server), never buffering more.
-
 Operator reads that stream a whole bucket go on a connection of their own (:mod:`gamead_core.api.read_conn`).
-Nothing here puts a URL or credentials in front of a client: ``/readyz`` and error messages say what is wrong, not
-where; logs show URLs through :func:`gamead_core.redact.redact_url` only.
-"""
+
+Nothing here puts a URL or credentials in front of a client (``/readyz`` and errors say what is wrong, not where);
+logs show URLs through :func:`gamead_core.redact.redact_url` only."""
 
 from __future__ import annotations
 
@@ -166,7 +165,6 @@ class QueueLink:
                                   reaper_reach=reaper_reach(self.settings))
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
-            # settled by the queue's partitions once its partition is gone (repartitioned under this node)
             self._intake.unsettled.repartitioned, self._intake.unsettled.stream_missing = watch.mismatch_now, watch.poke
             self._observed = ObservedIntake(self._intake, self)
             self._dlq = DeadLetters(js, reads=self.reads.js)
