@@ -258,7 +258,8 @@ def test_a_list_bounded_by_its_scan_budget_says_so_and_pages_on(lane: Lane) -> N
             cursor = page["nextCursor"]
         assert scanned == total and pages == -(-total // 10)
         assert small.post("/v1/dlq/replay", json={"all": True, "dryRun": True}).json() == \
-            {"matched": 10, "dryRun": True, "complete": False, "scanned": 10, "pastLimit": False}
+            {"matched": 10, "dryRun": True, "complete": False, "stoppedAt": "dlq.scan_limit", "scanned": 10,
+             "pastLimit": False}
         newest = small.get("/v1/dlq", params={"newest": True, "limit": 5}).json()
         everything = lane.dlq()["items"]  # the lane's own API reads up to 100,000 entries
         assert [e["adId"] for e in newest["items"]] == [e["adId"] for e in reversed(everything[-5:])]
