@@ -95,7 +95,8 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
     items = list((dlq or {}).get("items") or [])
     if items:
         shown = len(items)
-        text.append(f"  · latest {shown}: ", style="dim")
+        kept = dlq_title(dlq).removeprefix("dead letters")  # " · as of 12s ago": a page the API kept (regress38 F2)
+        text.append(f"  · latest {shown}{kept}: ", style="dim")
         for i, (cls, n) in enumerate(error_groups(items)[:5]):
             if i:
                 text.append(" · ", style="dim")
