@@ -61,6 +61,7 @@ def worker(
 
     async def main() -> None:
         stop = asyncio.Event()
+        collector.start_sweeps()  # a burst's garbage freed and its heap given back within a sweep (attack38b F6)
         install_stop_signals(stop, runtime.hand_back_now, bound=worker_bound(settings.worker.drain_timeout))
         # NATS first: a clear line while it is away, exit 3 after nats.give_up_after; a stop meanwhile ends it
         await run_until_stopped(reach_nats(settings, url, role="worker", stop=stop), stop, started=lambda: False)

@@ -39,7 +39,7 @@ from typing import Any
 
 import uvicorn
 
-from gamead_core import clock
+from gamead_core import clock, collector
 from gamead_core.api.conn_cap import Holding, make_room, say
 from gamead_core.stop_bound import API_BOUND, arm
 from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
@@ -202,6 +202,7 @@ class AcceptingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the lifespan's start-up; no server of uvloop's
+        collector.start_sweeps()  # a burst's garbage freed and its heap given back within a sweep (attack38b F6)
         config, loop = self.config, asyncio.get_running_loop()
 
         def factory() -> asyncio.Protocol:
