@@ -33,7 +33,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any
 
+from gamead_core.errors import ApiUnreachable
 from gamead_core.worker.backoff import backoff
 
 #: RFC 9110 §9.2.2
@@ -84,6 +86,17 @@ def resendable(error: object) -> bool:
         return False
     details = error.get("details")
     return not (isinstance(details, Mapping) and details.get("adId"))
+
+
+def as_ad_answer(exc: Exception) -> Any:
+    """A whole ``POST /ads/batch`` refused (``exc``, its :class:`ApiClientError`) as each ad's own answer,
+    ``{"error": {code, message, details}}``, when NATS certainly took nothing of it for a passing reason
+    (:func:`resendable`: a 503 store refusal, a 429), so its ads are resent one by one as a batch's refused ads are,
+    within the store outage's stop (regress38 F4: a whole batch refused past ``client.retry_for`` inside a 12 s
+    outage counted its ads rejected though certainly unsent); ``exc`` itself otherwise. Pure."""
+    error = {"code": getattr(exc, "code", None), "message": getattr(exc, "message", str(exc)),
+             "details": getattr(exc, "details", None)}
+    return {"error": error} if not isinstance(exc, ApiUnreachable) and resendable(error) else exc
 
 
 def ad_retry_after(errors: list[Mapping[str, object]]) -> float | None:

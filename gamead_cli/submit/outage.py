@@ -205,6 +205,15 @@ class Outage:
             self._say("✓", f"{clock_text(self._wall())} the API at {self.api_url} answers again after "
                            f"{seconds:.1f} s {how}: sending resumes where it paused")
 
+    def resend_until(self, own: float) -> float:
+        """Until when (the clock's time) a batch whose own resends end at ``own`` resends its refused ads: during a
+        store outage, until the outage's own stop (its start + :attr:`hold_for`), so the run stops then as its
+        ``!`` line said, or they go once the store takes ads again (regress38 F4: a 12 s outage left 294 ads of
+        batches whose own ``client.retry_for`` ran out inside it rejected, the stop never came, and the row said
+        they were resent)."""
+        since = self.since
+        return max(own, since + self.hold_for) if since is not None and self.kind == "store" else own
+
     def size(self, most: int) -> int:
         """The next batch's size: ``most`` (ads), or 1 while the store refuses (a probe: one ad left uncertain at
         most)."""

@@ -157,7 +157,7 @@ def send_many(
                         if counts["accepted"] + counts["duplicates"] == 0:
                             fatal.append(exc)  # raised at the end unless an ad may be queued (one NoAnswer)
                             stop.set()
-                return [(i, where, exc) for i, where, _ in good]
+                return [(i, where, retry.as_ad_answer(exc)) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
                 return [(i, where, exc) for i, where, _ in good]
             return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
@@ -211,8 +211,8 @@ def send_many(
                 outage.judge(body for _, _, body in answers)  # every ad refused for the store: an outage (F3)
                 again = {i: body["error"] for i, _, body in answers
                          if isinstance(body, dict) and retry.resendable(body.get("error"))}
-                wait = None if not again or stop.is_set() else retry.next_wait(
-                    attempt, retry.ad_retry_after(list(again.values())), deadline - time.monotonic())
+                wait = None if not again or stop.is_set() else retry.next_wait(attempt, retry.ad_retry_after(
+                    list(again.values())), outage.resend_until(deadline) - time.monotonic())
                 again = {} if wait is None else again
                 with lock:
                     for i, where, body in answers:

@@ -111,39 +111,3 @@ def test_the_note_on_failed_lookups_names_each_reason_with_its_count() -> None:
     assert why_failed(NoAnswer("the gamead API at http://h:1 got the request but gave no answer (no answer within "
                                "2.5s): a read: nothing was changed")) == "API unreachable (no answer)"
     assert why_failed(ApiClientError("too many", status=429, api_code="rate_limited")) == "HTTP 429 rate_limited"
-
-
-def test_a_keyed_ad_the_lookup_does_not_find_stays_may_be_queued() -> None:
-    """regress38 F1: ``gamead submit --idempotency-key K`` across a store outage called keyed ads whose lookup
-    answered 404 "not queued … never queued; safe to resend", though a keyed ad's message is published first and a
-    worker writes its record from it: of the drill's 25 such, 5 completed later and 20 waited in the queue. Now a
-    keyed ad not found stays "may be queued", said why (the same key settles it); an unkeyed one is not queued as
-    before. The API is a small HTTP server here answering 404 to every lookup."""
-    from gamead_cli.submit.settling import KEYED_404
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            body = json.dumps({"error": {"code": "not_found", "message": "no ad"}}).encode()
-            self.send_response(404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    summary: dict[str, Any] = {"maybeQueued": 4, "_unsure": {i: (f"ads.ndjson:{i + 1}", f"01m8ad{i:020d}", i < 3)
-                                                            for i in range(4)}}
-    try:
-        with ApiClient(f"http://127.0.0.1:{server.server_address[1]}", timeout=10) as client:
-            settle(summary, client)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert summary["notQueued"] == 1 and summary["notQueuedWhere"] == ["ads.ndjson:4"], summary  # before: 4
-    assert summary["maybeQueued"] == 3 and summary["maybeQueuedWhere"] == ["ads.ndjson:1-3"], summary
-    assert summary["notLookedUpWhy"] == {KEYED_404: 3}, summary

@@ -137,3 +137,27 @@ def test_store_verdict_takes_every_whole_node_refusal_and_no_per_ad_one() -> Non
     for code in ("validation_failed", "idempotency_key_reused", "idempotency_key_in_process", "rate_limited"):
         assert store_verdict([{"error": {"code": code, "message": "m"}}]) is None, code
     assert store_verdict([ApiClientError("slow down", status=429, api_code="rate_limited")]) is None
+
+
+def test_a_batchs_refused_ads_are_resent_until_the_store_outages_own_stop_not_only_their_own_retry_for() -> None:
+    """regress38 F4: in a 12 s store outage (``client.retry_for`` 10 s), batches whose own 10 s of resends ran out
+    inside it counted 294 certainly unsent ads rejected, and the run's stop, promised by its ``!`` line, never came:
+    by the time no request was out the store took ads again. Now a batch resends until the outage's own stop (its
+    start + ``retry_for``) when that is later, so its ads go once the store answers, or the run stops as said; and a
+    whole batch refused for the store is its ads' own answers (certain, resendable), not a rejection at once."""
+    from gamead_cli.retry import as_ad_answer
+
+    now = [0.0]
+    outage, _ = _outage(now)
+    assert outage.resend_until(5.0) == 5.0  # no outage: the batch's own bound
+    now[0] = 2.0
+    outage.judge([UNANSWERED] * 10)  # a store outage begins at 2 s
+    assert outage.resend_until(5.0) == 12.0  # its stop (2 + 10 s), later than the batch's own 5 s
+    assert outage.resend_until(20.0) == 20.0
+    failing = ApiClientError("the store is failing", status=503, api_code="storage_failing", details={"retryAfter": 1})
+    assert as_ad_answer(failing) == {"error": {"code": "storage_failing", "message": "the store is failing",
+                                               "details": {"retryAfter": 1}}}
+    maybe = ApiClientError("may be queued", status=503, api_code="queue_unavailable", details={"adId": "01m9"})
+    assert as_ad_answer(maybe) is maybe  # uncertain: looked up, never resent
+    wrong = ApiClientError("bad", status=422, api_code="validation_failed")
+    assert as_ad_answer(wrong) is wrong
