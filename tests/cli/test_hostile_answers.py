@@ -130,13 +130,16 @@ def test_a_bulk_submit_counts_ads_of_an_answer_of_another_shape_as_may_be_queued
         hostile: Callable[..., HostileServer], tmp_path: Path) -> None:
     """Before: ``submit --count 250`` counted the 250 ads rejected, ``internal_error`` (the batch answer had no list
     of results): an ad that may be queued must never be reported rejected. Now they are "may be queued", how
-    said (``maybeQueuedLost``: ``unreadable``)."""
+    said (``maybeQueuedLost``: ``unreadable``). A batch not yet sent when the first such answer came is not sent
+    (no ad accepted before it: ``notSent``, the run's rule), so whether the third of the 3 batches went out is the
+    machine's timing (session 38's fresh clone: 200 may be queued, 50 not sent)."""
     server = hostile("shape")
     result = _gamead(tmp_path, "submit", "--count", "250", "--genre", "rpg", "-o", "json", "--api", server.url,
                      GAMEAD_CLIENT__TIMEOUT="30")  # a loaded machine's slow answer is "timeout", counted the same
     summary = json.loads(result.stdout)
     assert summary["accepted"] == 0 and summary["rejected"] == {}, summary
-    assert summary["maybeQueued"] == 250 and summary["maybeQueuedLost"]["unreadable"] > 0, summary
+    assert summary["maybeQueued"] + summary.get("notSent", 0) == 250 and summary["maybeQueued"] >= 100, summary
+    assert summary["maybeQueuedLost"]["unreadable"] > 0, summary
 
 
 def test_a_redirect_loop_is_not_followed(hostile: Callable[..., HostileServer], tmp_path: Path) -> None:
