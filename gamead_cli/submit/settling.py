@@ -168,12 +168,13 @@ def _look(client: ApiClient, ids: dict[int, str], deadline: float, concurrency: 
 def settle(summary: dict[str, Any], client: ApiClient, *, look: bool = True, seconds: float = LOOKUP_SECONDS) -> None:
     """Settle the summary's "may be queued" ads in place (:func:`look_up` within ``seconds``, ``client.lookup_for``,
     when ``look``), and name every group by its ranges. Reads and removes the private ``_unsure`` (index → (where, id,
-    keyed); a keyed ad not found stays "may be queued": :data:`KEYED_404`) and ``_unknown`` (index → where: a batch with no answer at all, ids unknown) of :func:`gamead_cli.submit.sending.send_many`. Sets
-    ``queuedFound`` / ``queuedFoundIds``, ``notQueued`` / ``notQueuedIds`` / ``notQueuedWhere``, and lowers
-    ``maybeQueued`` / ``maybeQueuedIds`` to those still unknown, ``maybeQueuedWhere`` their ranges (and those of
-    the batches without an answer), ``notLookedUp`` / ``notLookedUpWhy`` how many of them the lookup could not
-    settle and why (reason → count; also said on stderr, :func:`failed_line`); ``items`` (-o json) say ``queued``
-    / ``notQueued`` for the ads settled."""
+    keyed); a keyed ad not found stays "may be queued": :data:`KEYED_404`) and ``_unknown`` (index → where: a batch with
+    no answer at all, ids unknown) of :func:`gamead_cli.submit.sending.send_many`. Sets ``queuedFound`` /
+    ``queuedFoundIds``, ``notQueued`` / ``notQueuedIds`` / ``notQueuedWhere``, and lowers ``maybeQueued`` /
+    ``maybeQueuedIds`` to those still unknown, ``maybeQueuedWhere`` their ranges (and those of the batches without an
+    answer), ``notLookedUp`` / ``notLookedUpWhy`` how many of them the lookup could not settle and why (reason → count;
+    also said on stderr, :func:`failed_line`); ``items`` (-o json) say ``queued`` / ``notQueued`` for the ads
+    settled."""
     unsure: dict[int, tuple[str, str, bool]] = summary.pop("_unsure", {})
     unknown: dict[int, str] = summary.pop("_unknown", {})
     found: set[int] = set()

@@ -1,16 +1,16 @@
 """The dead-letter queue: stream ``GAMEAD_DLQ``, one entry per dead ad (subject ``gamead.dlq.<ad id>``,
 ``max_msgs_per_subject=1``: a newer entry for an ad replaces the older one), limits retention.
 
-Entries are copied here *before* the work message is acknowledged or deleted (``term()`` would delete at
-once), with a deterministic message id so a retried copy is dropped as a duplicate.
+Entries are copied here *before* the work message is acknowledged or deleted (``term()`` would delete at once), with a
+deterministic message id so a retried copy is dropped as a duplicate.
 
-An entry's stream sequence is its identity: operator jobs act on an entry only while it is still the ad's
-*current* entry (:meth:`DeadLetters.current`), and delete it by that sequence, so an entry that was replaced
-(the ad died again, or an import wrote a newer one) is never acted on by a job that selected the older one.
+An entry's stream sequence is its identity: operator jobs act on an entry only while it is still the ad's *current*
+entry (:meth:`DeadLetters.current`), and delete it by that sequence, so an entry that was replaced (the ad died again,
+or an import wrote a newer one) is never acted on by a job that selected the older one.
 
-Reading is bounded and never blocks the event loop: filters use RE2 (linear time, no backtracking: a pattern
-such as ``(.*)*X`` costs the same as any other; a search that may be long runs in a thread), scans yield to the loop every :data:`YIELD_EVERY` entries and
-stop at a :class:`ScanBudget` (entries and seconds), saying so in their answer.
+Reading is bounded and never blocks the event loop: filters use RE2 (linear time, no backtracking: a pattern such as
+``(.*)*X`` costs the same as any other; a search that may be long runs in a thread), scans yield to the loop every
+:data:`YIELD_EVERY` entries and stop at a :class:`ScanBudget` (entries and seconds), saying so in their answer.
 """
 
 from __future__ import annotations

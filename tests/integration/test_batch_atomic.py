@@ -231,7 +231,8 @@ def test_an_unanswered_batch_is_withdrawn_and_nothing_is_analysed(fresh_nats: Ca
             return results, len(queued), int((await js.stream_info(names.ADS_STREAM)).state.messages)
 
     results, records, messages = asyncio.run(run())
-    assert all(isinstance(r, MaybeQueued) and r.details == {"adId": r.details["adId"], "keyed": False} for r in results), results
+    assert all(isinstance(r, MaybeQueued) and r.details == {"adId": r.details["adId"], "keyed": False}
+               for r in results), results
     assert len({r.details["adId"] for r in results}) == 20
     assert (records, messages) == (0, 0)
 

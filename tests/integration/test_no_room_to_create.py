@@ -1,7 +1,8 @@
-"""attack38a F4 on a real nats-server: a server too small for the default topology (``max_file_store`` 1 GB, the
-record bucket alone reserving 4 GiB). ``gamead worker`` refuses to start in one line naming the object that could
-not be placed, what gamead's objects reserve in all and the settings they come from, and the server's setting (before: "JetStream could not store the write: …
-insufficient storage (code 10005)" on a cluster, the same without a word of what to change on one server)."""
+"""attack38a F4 on a real nats-server: a server too small for the default topology (``max_file_store`` 1 GB, the record
+bucket alone reserving 4 GiB). ``gamead worker`` refuses to start in one line naming the object that could not be
+placed, what gamead's objects reserve in all and the settings they come from, and the server's setting (before:
+"JetStream could not store the write: … insufficient storage (code 10005)" on a cluster, the same without a word of what
+to change on one server)."""
 
 from __future__ import annotations
 

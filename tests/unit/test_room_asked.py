@@ -1,6 +1,6 @@
-"""attack38a F4: JetStream with no room for an object gamead creates. The line says which object could not be
-placed, what gamead's objects reserve on each server in all, the settings those sizes come from and the server's (before: only "no suitable peers for
-placement, insufficient storage (code 10005)"). Pure: the wanted topology of default settings."""
+"""attack38a F4: JetStream with no room for an object gamead creates. The line says which object could not be placed,
+what gamead's objects reserve on each server in all, the settings those sizes come from and the server's (before: only
+"no suitable peers for placement, insufficient storage (code 10005)"). Pure: the wanted topology of default settings."""
 
 from __future__ import annotations
 
