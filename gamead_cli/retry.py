@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from gamead_core.errors import ApiUnreachable
+from gamead_core.errors import ApiUnreachable, error_text
 from gamead_core.worker.backoff import backoff
 
 #: RFC 9110 §9.2.2
@@ -94,8 +94,7 @@ def as_ad_answer(exc: Exception) -> Any:
     (:func:`resendable`: a 503 store refusal, a 429), so its ads are resent one by one as a batch's refused ads are,
     within the store outage's stop (regress38 F4: a whole batch refused past ``client.retry_for`` inside a 12 s
     outage counted its ads rejected though certainly unsent); ``exc`` itself otherwise. Pure."""
-    error = {"code": getattr(exc, "code", None), "message": getattr(exc, "message", str(exc)),
-             "details": getattr(exc, "details", None)}
+    error = {"code": getattr(exc, "code", None), "message": error_text(exc), "details": getattr(exc, "details", None)}
     return {"error": error} if not isinstance(exc, ApiUnreachable) and resendable(error) else exc
 
 
