@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_pipeline import Procs, gamead_env, log, scratch_dir  # noqa: E402
+from bench_pipeline import Procs, gamead_env, log, scratch_dir, wait_answering  # noqa: E402
 
 IN_FLIGHT = 256  #: the filler's and the writer's publishes awaiting their ack at once
 
@@ -149,24 +149,13 @@ def _get(url: str, limit: int) -> dict[str, Any]:
 
 
 def _start_api(procs: Procs, nats_url: str, port: int, code: str | None, scan_limit: int, name: str) -> str:
-    import httpx  # noqa: PLC0415
-
     env = gamead_env(nats_url, GAMEAD_API__LIST_SCAN_LIMIT=str(scan_limit), **({"PYTHONPATH": code} if code else {}))
     argv = [sys.executable, "-P", "-m", "gamead_cli", "serve", "--port", str(port)] if code else \
         [sys.executable, "-m", "gamead_cli", "serve", "--port", str(port)]
     api = procs.start(name, argv, env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if api.poll() is not None:
-            raise RuntimeError(f"{name} exited during start-up; see {procs.logdir}/{name}.log")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{name} not ready within 60 s")
+    wait_answering(api, f"{url}/readyz", name, procs.logdir / f"{name}.log", 60.0)
+    return url
 
 
 def _load() -> str:

@@ -420,6 +420,24 @@ def tune_like_serve() -> None:
     collector.tune()
 
 
+def wait_answering(proc: subprocess.Popen[bytes], url: str, what: str, log_path: Path, timeout: float) -> None:
+    """Wait until ``url`` answers 200 (polled every 0.1 s); RuntimeError naming ``what`` and ``log_path`` if
+    ``proc`` exits first or ``timeout`` seconds pass."""
+    import httpx  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited during start-up; see {log_path}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout:g} s; see {log_path}")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A loopback port free now: one the kernel picks, or with ``BENCH_PORTS=LOW-HIGH`` (inclusive) a free
     one at random in that range (a shared machine's helper keeps its stacks to the ports it was given)."""
@@ -530,20 +548,9 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
-        import httpx  # noqa: PLC0415
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.api is not None
-            if self.api.poll() is not None:
-                raise RuntimeError(f"API exited during start-up; see {self.procs.logdir}/{self.name}-api.log")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"API {self.url} not ready after {timeout}s")
+        assert self.api is not None
+        wait_answering(self.api, f"{self.url}/readyz", f"API {self.url}", self.procs.logdir / f"{self.name}-api.log",
+                       timeout)
 
     def start_workers(self, n: int, concurrency: int) -> None:
         assert self.nats is not None
@@ -637,19 +644,8 @@ class FloorApp:
              "--port", str(self.port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
              "--log-level", "warning", "--no-server-header"],
         )
-        import httpx  # noqa: PLC0415
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise RuntimeError(f"floor app exited; see {self.procs.logdir}/floor-api.log")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("floor app did not start")
+        wait_answering(self.api, f"{self.url}/healthz", "floor app", self.procs.logdir / "floor-api.log", 30.0)
+        return self
 
     def pids(self) -> dict[str, int]:
         return {"api": self.api.pid} if self.api is not None else {}

@@ -12,12 +12,14 @@ from __future__ import annotations
 import select
 import socket
 import threading
+from collections.abc import Callable
 
 
 class Relay:
     """A TCP relay on ``127.0.0.1:<port>`` to ``target`` (``host``, ``port``): accepts, connects each client to the
     target and hands the pair to :meth:`_relay` (a pump thread per direction in the subclasses); :meth:`stop`
-    closes the listener and every socket. The base of :class:`BlackHole` and ``tests.link_proxy.LinkProxy``."""
+    closes the listener and every socket. The base of :class:`BlackHole`, ``tests.link_proxy.LinkProxy`` and
+    ``tests.nats_filter.PublishFilter``."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -51,6 +53,23 @@ class Relay:
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _received(src: socket.socket, held: Callable[[], bool] = lambda: False) -> bytes | None:
+        """What ``src`` sent within 0.05 s: its bytes, ``b""`` at its end, or None when nothing came or ``held()``
+        says not to read now (the pump then looks at its stop and its state again). Raises OSError or ValueError
+        (``select`` on a closed socket's -1) once a socket was closed meanwhile."""
+        ready, _, _ = select.select([src], [], [], 0.05)
+        return src.recv(65536) if ready and not held() else None
+
+    @staticmethod
+    def _shut(*socks: socket.socket) -> None:
+        """Shut each of ``socks`` both ways, closed ones too (a pump's end: the other pump's ``recv`` ends)."""
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class BlackHole(Relay):
@@ -95,17 +114,12 @@ class BlackHole(Relay):
                 self._stop.wait(0.05)
                 continue
             try:
-                ready, _, _ = select.select([src], [], [], 0.05)
-                if not ready or self._held(back):
+                data = self._received(src, lambda: self._held(back))
+                if data is None:
                     continue
-                data = src.recv(65536)
                 if not data:
                     break
                 dst.sendall(data)
             except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
                 break
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._shut(src, dst)

@@ -11,7 +11,6 @@ stopped by :meth:`LinkProxy.stop`.
 from __future__ import annotations
 
 import queue
-import select
 import socket
 import struct
 import threading
@@ -51,10 +50,9 @@ class LinkProxy(Relay):
             writer.start()
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([src], [], [], 0.05)
-                if not ready:
+                data = self._received(src)
+                if data is None:
                     continue
-                data = src.recv(65536)
                 if not data:
                     break
                 if cut:
@@ -73,11 +71,7 @@ class LinkProxy(Relay):
         if writer is not None:
             later.put(None)
             writer.join(timeout=self.delay + 5)
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._shut(src, dst)
 
     def _later(self, later: queue.Queue[tuple[float, bytes] | None], dst: socket.socket) -> None:
         """Send each chunk of ``later`` once its time comes, in order."""

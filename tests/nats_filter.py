@@ -13,7 +13,6 @@ stopped by :meth:`PublishFilter.stop`.
 
 from __future__ import annotations
 
-import select
 import socket
 import threading
 import time
@@ -59,10 +58,9 @@ class PublishFilter(Relay):
         buf = b""
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([src], [], [], 0.05)
-                if not ready:
+                data = self._received(src)
+                if data is None:
                     continue
-                data = src.recv(65536)
                 if not data:
                     break
                 if not frames:
@@ -70,17 +68,13 @@ class PublishFilter(Relay):
                     continue
                 buf += data
                 out, buf = self._kept(buf)
-                for pause, frames in out:
+                for pause, kept in out:
                     if pause:
                         time.sleep(pause)
-                    dst.sendall(frames)
+                    dst.sendall(kept)
             except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
                 break
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._shut(src, dst)
 
     def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
         """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an
