@@ -7,7 +7,9 @@ to some subjects on the way (as a publish in flight when its stream was deleted:
 is swallowed whole (counted in :attr:`dropped`): the server never sees it, the client never gets an answer;
 while :meth:`PublishFilter.hold` is in force, one to such a subject (a JetStream API request: ``$JS.API.…``) goes
 on only after a pause, and the client's later bytes after it. :meth:`PublishFilter.pass_all` forwards everything
-again at once. The server's bytes go on as they are. Threads only;
+again at once. The server's bytes go on as they are, unless :meth:`PublishFilter.stall_deliveries` was called:
+then, once that many ``HMSG`` frames (deliveries with headers: a consumer's, never a request's reply) went to the
+client, nothing more from the server does for a while, as a server stopped mid-delivery. Threads only;
 stopped by :meth:`PublishFilter.stop`.
 """
 
@@ -29,6 +31,7 @@ class PublishFilter(Relay):
         self._prefix: bytes | None = None
         self._held: tuple[bytes, float] | None = None  #: (subject prefix, seconds) of :meth:`hold`
         self.dropped = 0  #: publishes swallowed so far
+        self._stall: tuple[int, float] | None = None  #: (HMSG frames until the held one, seconds) of stall_deliveries
 
     def start(self) -> PublishFilter:
         threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
@@ -43,6 +46,12 @@ class PublishFilter(Relay):
         """From now on, hold every publish to a subject starting with ``prefix`` ``seconds`` before it goes on."""
         with self._lock:
             self._held = (prefix.encode(), seconds)
+
+    def stall_deliveries(self, after: int, seconds: float) -> None:
+        """Once ``after`` more ``HMSG`` frames went to the client, forward nothing from the server for ``seconds``
+        (the client's bytes still go on), then everything as before; once."""
+        with self._lock:
+            self._stall = (after + 1, seconds)  # the frame that brings it to 0 is the first one held
 
     def pass_all(self) -> None:
         """Forward every publish again, at once."""
@@ -64,7 +73,7 @@ class PublishFilter(Relay):
                 if not data:
                     break
                 if not frames:
-                    dst.sendall(data)
+                    self._deliver(data, dst)
                     continue
                 buf += data
                 out, buf = self._kept(buf)
@@ -75,6 +84,29 @@ class PublishFilter(Relay):
             except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
                 break
         self._shut(src, dst)
+
+    def _deliver(self, data: bytes, dst: socket.socket) -> None:
+        """Send the server's ``data`` to the client, pausing where :meth:`stall_deliveries` asked. An ``HMSG`` split
+        between two reads is missed (one frame later at most)."""
+        with self._lock:
+            stall = self._stall
+        if stall is None:
+            dst.sendall(data)
+            return
+        left, seconds = stall
+        cut = -1
+        while left > 0 and (cut := data.find(b"HMSG ", cut + 1)) >= 0:
+            left -= 1
+        if left > 0 or cut < 0:
+            with self._lock:
+                self._stall = (left, seconds)
+            dst.sendall(data)
+            return
+        with self._lock:
+            self._stall = None
+        dst.sendall(data[:cut])
+        self._stop.wait(seconds)
+        dst.sendall(data[cut:])
 
     def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
         """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an

@@ -15,8 +15,6 @@ quarter of N, and records read again, ``scanned`` 26,376-27,144 of 21,000), ever
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +34,7 @@ from gamead_core.queue.snapshot import read_keys, read_snapshot
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import encode
 from gamead_core.store.listing import records_page
+from tests.nats_filter import PublishFilter
 from tests.support import SAMPLE_AD
 
 N = 21_000  #: records in the bucket, all in the listing's window
@@ -148,39 +147,32 @@ def test_a_bucket_without_direct_gets_is_read_all_the_same(fresh_nats: Callable[
 
 
 def test_a_stall_while_the_keys_are_read_is_an_error(fresh_nats: Callable[[], EmbeddedNats]) -> None:
-    """nats-server stopped (SIGSTOP) once the key read's consumer exists, resumed 7 s later (the read's timeout:
-    1 s; its probe's, nats-py's 5 s): the read raises, never hands back part of the keys as all of them. Figure
-    without its stall check (the timeout taken for the end): 0 of 4,000 keys returned, quietly (the stop came
-    before the first delivery)."""
+    """nats-server's deliveries stalled mid-read: a proxy forwards the key read's first 100 deliveries, then nothing
+    from the server for 7 s (the read's timeout: 1 s; its probe's, nats-py's 5 s): the read raises, never hands back
+    part of the keys as all of them. Figure without its stall check (the timeout taken for the end): 100 of 4,000
+    keys returned, quietly. (Before, the server was SIGSTOPped once the read's consumer existed: a loaded CI run
+    had the read finish first, 4,000 of 4,000, and the test failed.)"""
     server = fresh_nats()
-    assert server.proc is not None
-    pid = server.proc.pid
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
 
     async def run() -> int:
-        nc = await nats.connect(server.url)
-        resume = threading.Timer(7.0, os.kill, (pid, signal.SIGCONT))
+        nc = await nats.connect(proxy.url)
         try:
             js = nc.jetstream()
             kv = await js.create_key_value(KeyValueConfig(bucket="STALL", history=1, direct=True))
             for i in range(4_000):
                 await kv.put(f"k{i:05d}", b"v" * 1024)
-
-            async def stop_once_reading() -> None:
-                while (await js.stream_info("KV_STALL")).state.consumer_count == 0:
-                    await asyncio.sleep(0.001)
-                os.kill(pid, signal.SIGSTOP)
-                resume.start()
-
-            keys, _ = await asyncio.gather(read_keys(js, "KV_STALL", "$KV.STALL.>", timeout=1.0), stop_once_reading())
-            return len(keys)
+            proxy.stall_deliveries(after=100, seconds=7.0)
+            return len(await read_keys(js, "KV_STALL", "$KV.STALL.>", timeout=1.0))
         finally:
-            resume.cancel()
-            os.kill(pid, signal.SIGCONT)
             await nc.close()
 
-    with pytest.raises(QueueUnavailable) as failed:  # ScanIncomplete, or the probe itself unanswered
-        read = asyncio.run(run())
-        pytest.fail(f"the key read ended quietly after {read} of 4,000 keys")
+    try:
+        with pytest.raises(QueueUnavailable) as failed:  # ScanIncomplete, or the probe itself unanswered
+            read = asyncio.run(run())
+            pytest.fail(f"the key read ended quietly after {read} of 4,000 keys")
+    finally:
+        proxy.stop()
     if isinstance(failed.value, ScanIncomplete):
         assert failed.value.code == "scan_incomplete" and failed.value.details["read"] < 4_000
     assert failed.value.code in ("scan_incomplete", "queue_unavailable")
