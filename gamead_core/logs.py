@@ -22,6 +22,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from gamead_core.config import LogSettings
+from gamead_core.log_throttle import LibraryLines
 from gamead_core.redact import redact_text
 from gamead_core.telemetry.tracing import current_ids
 
@@ -164,6 +165,7 @@ def setup_logging(settings: LogSettings, *, role: str, stream: object = None) ->
     Every line passes :func:`~gamead_core.redact.redact_text`: no password in a URL reaches a log."""
     handler = RedactingHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.addFilter(ContextFields())
+    handler.addFilter(LibraryLines())  # the OpenTelemetry exporter's line per failed try, folded
     if settings.format == "json":
         handler.setFormatter(
             JsonLineFormatter(

@@ -24,7 +24,7 @@ CPU_MIN_ADS = 20
 
 class CpuPerAd:
     """Milliseconds of process CPU per settled ad, over the last ``window`` seconds. Pure: the caller passes
-    the clock (epoch s), the process CPU time (``time.process_time()``, s) and its settled-ads counter.
+    the clock (monotonic s), the process CPU time (``time.process_time()``, s) and its settled-ads counter.
 
     ``update(now, cpu, settled)`` adds a point and answers::
 
@@ -35,7 +35,8 @@ class CpuPerAd:
     ad and its share of the idle polling, so the figure is then on the high side: the capacity derived from
     it errs low (more workers), never high. With fewer than ``min_ads`` ads in the window the last figure
     stands (None until there was one): the CPU an ad costs does not change while a worker waits. A counter
-    that went down (never expected: it only grows) restarts the measurement.
+    or a clock that went down (never expected: the clock is monotonic; a host clock stepped back kept every point
+    "within the window" for as long as the step, attack39b F10) restarts the measurement.
     """
 
     def __init__(self, window: float = CPU_WINDOW, min_ads: int = CPU_MIN_ADS) -> None:
@@ -45,10 +46,10 @@ class CpuPerAd:
         self._points: deque[tuple[float, float, int]] = deque(maxlen=1024)
 
     def update(self, now: float, cpu: float, settled: int) -> float | None:
-        """Add the point (``now`` epoch s, ``cpu`` s, ``settled`` ads); return ms of CPU per ad (see the
+        """Add the point (``now`` monotonic s, ``cpu`` s, ``settled`` ads); return ms of CPU per ad (see the
         class doc) or None while unknown."""
         pts = self._points
-        if pts and (settled < pts[-1][2] or cpu < pts[-1][1]):
+        if pts and (settled < pts[-1][2] or cpu < pts[-1][1] or now < pts[-1][0]):
             pts.clear()
         pts.append((now, cpu, settled))
         while len(pts) > 1 and pts[0][0] < now - self.window:
@@ -93,5 +94,6 @@ class WorkerStats:
     def cpu_per_ad_ms(self, now: float | None = None) -> float | None:
         """Read the process's CPU clock and :meth:`CpuPerAd.update` with :attr:`settled`: milliseconds of CPU
         per settled ad over the last ``CPU_WINDOW`` seconds (None until ``CPU_MIN_ADS`` ads were seen).
-        Call it once per heartbeat; ``now`` in epoch seconds (default the clock)."""
-        return self.cpu.update(time.time() if now is None else now, time.process_time(), self.settled)
+        Call it once per heartbeat; ``now`` in monotonic seconds (default the clock: a host clock stepped changes
+        nothing, attack39b F10)."""
+        return self.cpu.update(time.monotonic() if now is None else now, time.process_time(), self.settled)

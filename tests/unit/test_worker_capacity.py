@@ -155,6 +155,21 @@ def test_a_counter_going_down_restarts_the_measurement() -> None:
     assert meter.update(3.0, 1.21, 20) == pytest.approx(1.0)
 
 
+def test_a_clock_stepped_back_restarts_the_measurement() -> None:
+    """attack39b F10: 60 beats at 1 ms per ad, the clock stepped back an hour, then 10 ms per ad. Figure before
+    (the step kept every older point in the window): 5.6 ms per ad 30 s after the change (7.0 at 60 s), the
+    autoscaler counting the worker at up to 1.8× its capacity; now 10.0. The worker passes the monotonic clock,
+    which never steps: this is the meter's own guard."""
+    meter, cpu, settled = CpuPerAd(window=30.0, min_ads=20), 0.0, 0
+    for t in range(60):
+        cpu, settled = cpu + 0.010, settled + 10
+        meter.update(1_000_000.0 + t, cpu, settled)
+    for t in range(31):
+        cpu, settled = cpu + 0.100, settled + 10
+        figure = meter.update(1_000_000.0 - 3600 + t, cpu, settled)
+    assert figure == pytest.approx(10.0)
+
+
 def test_worker_stats_count_every_settled_ad() -> None:
     st_ = WorkerStats(processed=5, failed=2, skipped=1)
     assert st_.settled == 8
