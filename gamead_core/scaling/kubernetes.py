@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import urllib3
 import yaml
@@ -66,6 +66,7 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
 from gamead_core.redact import redact_url
 from gamead_core.scaling.apply import CALL_TIMEOUTS, SCALE_ATTEMPTS  # there: what a tick's calls may take
 from gamead_core.scaling.backends import IN_CLUSTER_ENV, config_source  # noqa: F401 - re-exported
+from gamead_core.scaling.bounds import replica_count
 from gamead_core.scaling.call_thread import CallThread
 from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
 from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_BYTES, check_kubeconfig  # noqa: F401 - re-exported
@@ -135,16 +136,17 @@ class KubernetesScaler:
 
     def current_replicas(self) -> int:
         """``spec.replicas`` of the Deployment (0 when the server omits it); its ``resourceVersion`` is kept for the
-        next :meth:`set_replicas`. Raises :class:`ScalerError` (a failed read keeps the version read before)."""
+        next :meth:`set_replicas`. Raises :class:`ScalerError` (a failed read keeps the version read before); a
+        count no API server sends (:func:`replica_count`) is :class:`ScalerUnavailable`, an answer that is not a
+        Scale."""
         s = self._settings
-        scale = self._call(
-            "get",
-            lambda: self._apps.read_namespaced_deployment_scale(
-                s.deployment, s.namespace, _request_timeout=s.request_timeout
-            ),
-        )
-        spec = getattr(scale, "spec", None)
-        replicas = int(getattr(spec, "replicas", None) or 0)
+
+        def read() -> tuple[Any, int]:
+            scale = self._apps.read_namespaced_deployment_scale(s.deployment, s.namespace,
+                                                                _request_timeout=s.request_timeout)
+            return scale, replica_count(getattr(getattr(scale, "spec", None), "replicas", None))
+
+        scale, replicas = self._call("get", read)
         self._read = (getattr(getattr(scale, "metadata", None), "resource_version", None), replicas)
         return replicas
 

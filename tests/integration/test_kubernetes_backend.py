@@ -657,6 +657,19 @@ def test_an_answer_that_is_not_json_names_the_server_and_the_call(api: ApiDouble
     scaler.close()
 
 
+@pytest.mark.parametrize("count", [-5, 2**31])
+def test_a_scale_count_no_api_server_sends_is_not_decided_from(api: ApiDouble, tmp_path: Path, count: int) -> None:
+    """attack39b F4: a Scale answering ``spec.replicas: -5`` (a hostile proxy, a buggy double) was taken as is: the
+    decision row read FROM -5 TO 2 and its reason "scale 0→2". A count outside an int32's 0 … 2³¹−1 is an answer
+    that is not a Scale (ScalerUnavailable, as a garbled one), never a count to decide from."""
+    api.replicas[(NS, DEPLOYMENT)] = count
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ScalerUnavailable) as info:
+        scaler.current_replicas()
+    assert f"but the answer was not a Scale object (spec.replicas {count} is not a replica count" in str(info.value)
+    scaler.close()
+
+
 # --- configuration (the parts without a server: tests/unit/test_kubernetes_config.py) -------------------
 
 
