@@ -3,7 +3,10 @@
 The count the last tick left is *expected*; a tick that reads another one names why in its reason: a scale call
 *in doubt* (it went out without a sure answer and was not seen to land: :class:`InDoubt`) that landed late — its
 step is counted then, from when it was sent — or a change made outside the autoscaler (``kubectl scale``, an HPA),
-also said in one WARNING log line. No I/O but those log lines.
+also said in one WARNING log line, at most one every :data:`OUTSIDE_WARN_EVERY` seconds: another controller
+setting the count at every tick (an HPA or a GitOps sync on the same Deployment) made a WARNING per tick, 17,280 a
+day at the default interval (attack39b F5); the next line says how many were left out, and that two controllers
+fight. Every decision's reason still names its change. No I/O but those log lines.
 
 A call in doubt stays so until a count read *after* its window (:data:`LATE_LANDING_SECONDS` past the call) does
 not show it: only a count that was read says it did not land, so while reads fail it is kept, however long, and the
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gamead_core.log_throttle import Throttle
 from gamead_core.scaling.apply import Outcome
 from gamead_core.scaling.policy import ScalingPolicy
 from gamead_core.scaling.store import iso
@@ -28,6 +32,8 @@ log = logging.getLogger("gamead_core.scaling.loop")  # the autoscaler's own log 
 #: How long after it was sent a scale call in doubt may still land (seconds): the API server's default request
 #: timeout. The call is forgotten at the first count read later than that which does not show it.
 LATE_LANDING_SECONDS = 60.0
+#: Seconds between two WARNING lines naming a change made outside the autoscaler (the reasons name each one).
+OUTSIDE_WARN_EVERY = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ class CountWatch:
         self._inherited = False  #: ``expected`` is the count a predecessor's last recorded decision left
         self._charged = False  #: and that predecessor still led when it was recorded (a change then is its step)
         self._started: int | None = None  #: the workers this process's backend started on its own (``--workers``)
+        self._outside = Throttle(OUTSIDE_WARN_EVERY, max_kinds=1)  #: the WARNING lines of outside changes
 
     @classmethod
     def after(cls, decisions: Sequence[dict[str, Any]], policy: ScalingPolicy, wall: float,
@@ -120,8 +127,12 @@ class CountWatch:
             return text
         if self.expected is not None and current != self.expected:
             text = f"replicas changed outside the autoscaler ({self.expected}→{current})"  # kubectl, an HPA…
-            log.warning("autoscaler: %s; deciding from %d", text, current,
-                        extra={"replicas_before": self.expected, "replicas_now": current})
+            left_out = self._outside.allow("outside", mono)
+            if left_out is not None:
+                more = (f" ({left_out} more since the last such line: another controller, such as an HPA or a GitOps "
+                        "sync, sets this Deployment's replicas too)") if left_out else ""
+                log.warning("autoscaler: %s; deciding from %d%s", text, current, more,
+                            extra={"replicas_before": self.expected, "replicas_now": current, "left_out": left_out})
             return text
         return ""
 

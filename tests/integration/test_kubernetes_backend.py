@@ -1124,6 +1124,30 @@ def test_a_change_behind_its_back_stays_named_while_the_holds_after_it_fold(
     assert _patches(api) == []
 
 
+def test_another_controller_setting_the_count_every_tick_is_one_warning_not_one_per_tick(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """attack39b F5: another writer on the same Deployment (an HPA, a GitOps sync) changing the count between
+    ticks made a WARNING at every tick (10 in 10 s at a 1 s interval; 17,280 a day at the default 5 s). Here the
+    count goes 3 → 1 → 3 … six times, each change seen by a decision: every decision still names its change, and
+    one WARNING says it (figure before: 6); the next, after ``OUTSIDE_WARN_EVERY``, would say how many were left
+    out."""
+    settings = _at(api, tmp_path, 3, min_replicas=1)
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), "no first decision")
+        for count in (1, 3, 1, 3, 1, 3):
+            api.replicas[(NS, DEPLOYMENT)] = count  # the other controller, behind the autoscaler's back
+            await _until(lambda: autoscaler.shared.decisions[0]["current"] == count, f"the change to {count} unseen")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-fight", scenario)
+    changed = [d for d in autoscaler.shared.decisions if "outside the autoscaler" in (d.get("changed") or "")]
+    assert len(changed) >= 6, autoscaler.shared.decisions
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "outside" in r.getMessage()]
+    assert warned == ["autoscaler: replicas changed outside the autoscaler (3→1); deciding from 1"]
+
+
 def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str,
                     scenario: Callable[[Autoscaler, JetStreamContext], Awaitable[None]],
                     backlog: list[str] | None = None) -> Autoscaler:
