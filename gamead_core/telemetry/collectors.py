@@ -38,7 +38,8 @@ class ApiCollector(Collector):
         state = self.app.state
         sampler = getattr(state, "stats_sampler", None)
         sample = sampler.latest if sampler is not None else None
-        sections = (("queue", lambda: _queue(sample)), ("attempts lost", lambda: _lost(sample)), ("workers", lambda: _workers(sampler, sample)),
+        link = getattr(state, "link", None)
+        sections = (("queue", lambda: _queue(sample, link)), ("attempts lost", lambda: _lost(sample)), ("workers", lambda: _workers(sampler, sample)),
                     ("autoscaler", lambda: _autoscaler(sampler)), ("cache", lambda: _cache_and_limits(state)))
         for name, section in sections:
             try:
@@ -56,10 +57,16 @@ class ApiCollector(Collector):
 _said: dict[str, str] = {}  #: section → the error last logged for it
 
 
-def _queue(sample: Any) -> Iterator[Any]:
-    up = GaugeMetricFamily("gamead_nats_connected", "1 when the API's last sample reached NATS, else 0.")
-    up.add_metric([], 1.0 if sample is not None and sample.reading.connected else 0.0)
+def _queue(sample: Any, link: Any) -> Iterator[Any]:
+    up = GaugeMetricFamily("gamead_nats_connected", "1 when the API's link to NATS works (/readyz checks.nats ok: "
+                           "connected, and the server answers its PINGs) and its last sample reached NATS, else 0.")
     yield up
+    reached = sample is not None and sample.reading.connected
+    # the link's own judgement, as /readyz says it: a stalled server (SIGSTOP, a blackholed network) keeps the TCP
+    # connection, and the sample read before it, for ~50 s; the link sees its PING unanswered within
+    # nats.stale_after / 2 (attack39b F12: the gauge said 1 for 45-50 s while /readyz said unavailable)
+    works = link is None or not hasattr(link, "readiness") or link.readiness().get("nats") == "ok"
+    up.add_metric([], 1.0 if reached and works else 0.0)
 
     backlog = GaugeMetricFamily("gamead_queue_backlog", "Ads waiting on a level (consumer num_pending).",
                                 labels=["priority"])
@@ -124,13 +131,19 @@ def _autoscaler(sampler: Any) -> Iterator[Any]:
     desired = GaugeMetricFamily("gamead_autoscaler_desired_replicas", "Workers the autoscaler last asked for.")
     current = GaugeMetricFamily("gamead_autoscaler_current_replicas", "Workers the autoscaler last saw running.")
     maximum = GaugeMetricFamily("gamead_autoscaler_max_replicas", "The autoscaler's ceiling (autoscaler.max_replicas).")
+    # what Prometheus can page on while the leader's calls fail (attack39b F3: a 403 withdrew desired and current,
+    # and no series said anything was wrong): the ``error`` and ``stale`` of ``gamead scale status``
+    failing = GaugeMetricFamily("gamead_autoscaler_failing", "1 while the autoscaler leader's last scale call or "
+                                "read failed (gamead scale status: error), else 0.")
+    stale = GaugeMetricFamily("gamead_autoscaler_stale", "1 when no autoscaler leader has recorded a decision for "
+                              "3 intervals (gamead scale status: stale), else 0.")
     if doc:
         for fam, key in ((desired, "desired"), (current, "current"), (maximum, "maxReplicas")):
             if isinstance(doc.get(key), (int, float)):
                 fam.add_metric([], float(doc[key]))
-    yield desired
-    yield current
-    yield maximum
+        failing.add_metric([], 1.0 if doc.get("error") else 0.0)
+        stale.add_metric([], 1.0 if doc.get("stale") else 0.0)
+    yield from (desired, current, maximum, failing, stale)
 
 
 def _cache_and_limits(state: Any) -> Iterator[Any]:

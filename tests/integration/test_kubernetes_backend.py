@@ -58,6 +58,7 @@ from gamead_core.scaling.kubernetes import (
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.store import Override, ScaleStore
+from gamead_core.telemetry.collectors import _autoscaler as _autoscaler_series
 from tests.support import Proc, clean_env, run_gamead, start_api, wait_for
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
@@ -1554,6 +1555,35 @@ def test_a_failure_of_the_autoscaler_is_followed_by_one_line_saying_it_works_aga
     assert len(again) == 1 and getattr(again[0], "ends_warning", False), [r.getMessage() for r in again]
     assert again[0].getMessage() == "autoscaler: can read the replica count again"
     assert again[0].created > said("cannot read the replica count")[-1].created
+
+
+def test_a_failing_autoscaler_is_a_series_prometheus_can_page_on(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """attack39b F3: while the leader could not read the Scale (403: the Role not bound) ``/metrics`` withdrew
+    ``gamead_autoscaler_desired_replicas`` and ``_current_replicas`` and no series said anything failed, so no rule
+    could page (``GameadAutoscalerPinnedAtMax`` cannot fire on series that are gone). Now
+    ``gamead_autoscaler_failing`` is 1 while the calls fail and 0 once they work (``GameadAutoscalerFailing``
+    pages on it: its promtool test is in manifests/monitoring/gamead.rules.test.yml)."""
+    settings = _at(api, tmp_path, 2)
+    seen: list[float] = []
+
+    def failing(autoscaler: Autoscaler) -> float:
+        sampler = SimpleNamespace(extras={"autoscaler": autoscaler.status})
+        families = {f.name: f for f in _autoscaler_series(sampler)}
+        value = families["gamead_autoscaler_failing"].samples[0].value
+        seen.append(value)
+        return value
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: _ticks(autoscaler) >= 1 and failing(autoscaler) == 0.0, "a first decision")
+        api.fail_with = 403
+        await _until(lambda: failing(autoscaler) == 1.0, "the 403 to show in the series")
+        api.fail_with = None
+        await _until(lambda: failing(autoscaler) == 0.0, "the series to say it works again", within=40.0)
+
+    _run_autoscaler(fresh_nats(), settings, "k8s-failing", scenario)
+    assert seen[0] == 0.0 and 1.0 in seen and seen[-1] == 0.0
 
 
 def _successor_after(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,

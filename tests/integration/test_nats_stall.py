@@ -321,3 +321,27 @@ def test_writes_of_every_kind_started_together_in_a_stall_stop_at_the_bound(
     assert all(isinstance(a, QueueUnavailable) for a in ads_answered), {type(a).__name__ for a in ads_answered}
     # the writes refused before they were sent are answered as not stored (no "may still be queued")
     assert any(not isinstance(a, MaybeQueued) for a in ads_answered)
+
+
+def test_the_nats_gauge_says_what_readyz_says_during_a_stall(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """attack39b F12: nats-server stopped (SIGSTOP: the TCP connection stays): ``/readyz`` said ``nats:
+    unavailable: the server does not answer`` from its first sample while ``gamead_nats_connected`` said 1 for
+    45-50 s (the last sample's reading), so ``GameadNatsUnreachable`` paged ~50 s late. Now the gauge is 0 once
+    ``/readyz`` says so (asked right after), and 1 again once NATS answers."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_NATS__REQUEST_TIMEOUT="1", GAMEAD_NATS__STALE_AFTER="3")
+    procs.append(api)
+
+    def gauge(client: httpx.Client) -> float:
+        line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith("gamead_nats_connected "))
+        return float(line.split()[1])
+
+    with httpx.Client(base_url=url, timeout=15) as client:
+        wait_for(lambda: gauge(client) == 1.0, timeout=30, interval=0.2, what="the gauge to say 1 once sampled")
+        with stalled(server):
+            wait_for(lambda: client.get("/readyz").json()["checks"]["nats"].startswith(
+                "unavailable: the server does not answer"), timeout=30, interval=0.2, what="/readyz to see the stall")
+            assert gauge(client) == 0.0
+        wait_for(lambda: gauge(client) == 1.0, timeout=30, interval=0.2, what="the gauge to say 1 after the stall")
