@@ -18,8 +18,8 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -114,9 +114,11 @@ def heartbeat_error(log: Path, since: float, slack: float = 2.0) -> str | None:
 
 
 def _epoch(ts: str) -> float:
-    """Epoch seconds of a log line's ``ts`` (``2026-12-03T08:39:34+0000``); +inf when unreadable (not ruled out)."""
+    """Epoch seconds of a log line's ``ts`` (``2026-12-05T01:09:35.123Z``; an older gamead's
+    ``2026-12-03T08:39:34+0000`` too); +inf when unreadable or without an offset (not ruled out)."""
     try:
-        return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        at = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        return at.timestamp() if at.tzinfo is not None else float("inf")
     except ValueError:
         return float("inf")
 

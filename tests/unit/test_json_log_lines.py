@@ -8,9 +8,12 @@ import asyncio
 import io
 import json
 import logging
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 import uvicorn
@@ -71,3 +74,23 @@ def test_ansi_escapes_leave_every_string_field(lines: io.StringIO) -> None:
 def test_strip_ansi_keeps_plain_text() -> None:
     assert strip_ansi("plain [not markup] text") == "plain [not markup] text"
     assert strip_ansi("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x1b[38;5;208mok\x1b[0m") == "link ok"
+
+
+def test_ts_is_utc_to_the_millisecond_whatever_the_host_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack39b F14: ``TZ=Pacific/Apia gamead serve`` wrote ``"ts": "2026-12-05T14:09:35+1300"`` at 01:09:35 UTC:
+    nodes in different zones sorted wrongly as text, and whole seconds could not order an ad's API and worker lines.
+    Now UTC, ``Z``, to the millisecond, as every other time gamead writes; text lines too."""
+    monkeypatch.setenv("TZ", "Pacific/Apia")
+    time.tzset()
+    try:
+        with json_log_lines("api") as out:
+            before = time.time()
+            logging.getLogger("gamead_core.test").warning("hello")
+        (record,) = _records(out)
+        stamp = record["ts"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        assert before - 0.002 <= at <= time.time()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
