@@ -36,10 +36,12 @@ OTHER_VARIABLES: Mapping[str, str] = {
 #: The variables Kubernetes puts into every pod for each Service of its namespace (service links, unless the pod
 #: says ``enableServiceLinks: false``): the Service ``gamead-api`` gives ``GAMEAD_API_SERVICE_HOST``,
 #: ``GAMEAD_API_SERVICE_PORT[_<port name>]``, ``GAMEAD_API_PORT=tcp://…`` and ``GAMEAD_API_PORT_80_TCP[_PROTO|_PORT|
-#: _ADDR]`` (kubernetes.io/docs/concepts/services-networking/service/#environment-variables). Not refused; a bare
-#: ``…_PORT`` only with a Service's value (``tcp://…``), so a mistyped ``GAMEAD_API_PORT=9000`` still is.
-_SERVICE_LINK = re.compile(r"GAMEAD_\w+?_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)")
-_SERVICE_LINK_PORT = re.compile(r"GAMEAD_\w+_PORT")
+#: _ADDR]`` (kubernetes.io/docs/concepts/services-networking/service/#environment-variables); a Service named
+#: ``gamead`` itself gives ``GAMEAD_SERVICE_HOST``, ``GAMEAD_PORT=tcp://…`` … (attack39b F16: those made every
+#: command of a pod in its namespace exit 5). Not refused; a bare ``…_PORT`` only with a Service's value
+#: (``tcp://…``), so a mistyped ``GAMEAD_API_PORT=9000`` still is.
+_SERVICE_LINK = re.compile(r"GAMEAD_(\w+_)?(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)")
+_SERVICE_LINK_PORT = re.compile(r"GAMEAD_(\w+_)?PORT")
 _SERVICE_URL = re.compile(r"(tcp|udp|sctp)://\S+")
 
 

@@ -70,6 +70,13 @@ def test_the_variables_kubernetes_puts_in_every_pod_for_a_service_are_not_refuse
              "GAMEAD_API_PORT_80_TCP_PORT": "80", "GAMEAD_API_PORT_80_TCP_ADDR": "10.96.0.5",
              "GAMEAD_METRICS_PORT": "tcp://10.96.0.9:9100"}
     refuse_unknown_variables(links, GameadSettings)  # no raise
+    # attack39b F16: a Service named ``gamead`` itself (the first name an operator gives it) made every command of
+    # a pod in its namespace exit 5 ("GAMEAD_PORT is no gamead setting (and 7 more …)")
+    own = {"GAMEAD_SERVICE_HOST": "10.0.0.1", "GAMEAD_SERVICE_PORT": "80", "GAMEAD_SERVICE_PORT_HTTP": "80",
+           "GAMEAD_PORT": "tcp://10.0.0.1:80", "GAMEAD_PORT_80_TCP": "tcp://10.0.0.1:80",
+           "GAMEAD_PORT_80_TCP_PROTO": "tcp", "GAMEAD_PORT_80_TCP_PORT": "80", "GAMEAD_PORT_80_TCP_ADDR": "10.0.0.1"}
+    refuse_unknown_variables(own, GameadSettings)  # no raise
+    assert "GAMEAD_PORT is no gamead setting" in _refusal(monkeypatch, GAMEAD_PORT="9000")
     assert "did you mean GAMEAD_API__PORT?" in _refusal(monkeypatch, GAMEAD_API_PORT="9000")
     for manifest in ("api.yaml", "worker.yaml"):  # and the pods ask for none
         assert "enableServiceLinks: false" in (ROOT / "manifests" / manifest).read_text(), manifest
