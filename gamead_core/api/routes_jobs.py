@@ -25,7 +25,7 @@ from gamead_core.api.routes_dlq import NDJSON, progress_stream
 from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import NotFound, QueueUnavailable
+from gamead_core.errors import Conflict, NotFound, QueueUnavailable
 from gamead_core.ids import is_job_id, new_job_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, JobState
 from gamead_core.jobs.runner import JobService
@@ -117,7 +117,8 @@ async def job_events(job_id: str, request: Request) -> Response:
              responses=error_responses(404, 409))
 async def cancel_job(job_id: str, request: Request) -> Response:
     """The job stops at its next checkpoint (about half a second); what it did stays done, the rest of its
-    entries stay in the DLQ. 409 `job_finished` if it has already ended."""
+    entries stay in the DLQ. 409 `job_finished` if it has already ended, whenever it ended: a cancel that met it
+    ending (it read the job running, then the job's store said finished) got 409 `conflict` (attack39a F2)."""
     await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     jobs = _jobs(request)
     job = await jobs.get(_checked(job_id))  # from here on, only the job's own (lowercase) id: attack27 F7
@@ -127,5 +128,12 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job.id,
                         details={"kind": job.kind.value})  # before acting: no record, no cancel
     principal = getattr(request.state, "principal", None)
-    job = await jobs.cancel(job.id, str(getattr(principal, "name", None) or "anonymous"))
+    try:
+        job = await jobs.cancel(job.id, str(getattr(principal, "name", None) or "anonymous"))
+    except Conflict:  # ended between the read above and the cancel's: the same answer as ended before it
+        latest = await jobs.get(job.id)
+        if not latest.state.terminal:
+            raise
+        raise JobFinished(f"job {latest.id} has already ended ({latest.state.value})",
+                          details={"state": latest.state.value}) from None
     return _json(job.wire(), 202)

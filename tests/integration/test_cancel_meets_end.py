@@ -1,0 +1,49 @@
+"""attack39a F2: ``POST /v1/jobs/{id}/cancel`` that meets the job ending — the route read it running, and by the
+cancel's own read it had ended — answered 409 ``conflict`` ("has already finished (cancelled)"), where a cancel a few
+ms later got the README's 409 ``job_finished`` for the same situation (6 rounds of 8 cancels: 4 ``conflict`` in one).
+The API in-process over a real nats-server; the ending is made certain by writing it to the job's document (a real
+KV write) between the route's read and the cancel's, in a wrapper of the node's own ``JobService.cancel``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from gamead_core.api.app import create_app
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.ids import new_job_id
+from gamead_core.jobs.model import Job, JobKind, JobState, Selection
+from gamead_core.models import utcnow
+from tests.support import until_ready
+
+
+def test_a_cancel_that_meets_the_job_ending_is_job_finished(nats_server: EmbeddedNats) -> None:
+    async def scenario() -> httpx.Response:
+        app = create_app(GameadSettings(ratelimit={"enabled": False}), nats_server.url)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+            await until_ready(client)
+            jobs = app.state.jobs
+            job = Job(id=new_job_id(), kind=JobKind.REPLAY, state=JobState.RUNNING, selection=Selection(mode="all"),
+                      started_by="test", created_at=utcnow(), runner="api-elsewhere",
+                      lease_until=time.time() + 3600)  # a live runner on another node
+            await jobs.store.create(job)
+            cancel = jobs.cancel
+
+            async def ends_first(job_id: str, by: str) -> Any:
+                ended, revision = await jobs.store.get(job_id)  # its runner finishes it just now
+                ended.state, ended.finished_at = JobState.CANCELLED, utcnow()
+                await jobs.store.update(ended, revision)
+                return await cancel(job_id, by)
+
+            jobs.cancel = ends_first
+            return await client.post(f"/v1/jobs/{job.id}/cancel")
+
+    answer = asyncio.run(scenario())
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "job_finished" and error["details"] == {"state": "cancelled"}, error
