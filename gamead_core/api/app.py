@@ -143,6 +143,9 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.state.dlq_watch_scans = ScanGate(settings.dlq.watch_scans, "watchers' DLQ scan", "dlq.watch_scans")
     app.state.dlq_reads = SharedReads("dlq", settings.dlq.watch_max_age)
     app.state.audit_reads = SharedReads("audit", settings.dlq.watch_max_age)
+    #: audit pages, as the DLQ's (attack39a F1: 20 viewers' reads at once, none bounded, took an API to 729 MB)
+    app.state.audit_scans = ScanGate(settings.audit.scans, "audit scan", "audit.scans")
+    app.state.audit_watch_scans = ScanGate(settings.audit.watch_scans, "watchers' audit scan", "audit.watch_scans")
     install_error_handlers(app)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit

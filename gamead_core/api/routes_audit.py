@@ -92,12 +92,18 @@ async def list_audit(
     flt = AuditFilter(actor=actor, action=action.value if action else None, outcome=outcome, job_id=job_id,
                       since=since, until=until)
 
+    watcher = watching(request)  # a dashboard's or a viewer's read: capacity of its own, never an operator's
+    gate = request.app.state.audit_watch_scans if watcher else request.app.state.audit_scans
+
     async def read() -> bytes:
-        return orjson.dumps((await _audit(request).page(flt, limit=limit, before=cursor)).wire())
+        async with gate.slot():  # 503 list_busy past audit.scans / audit.watch_scans (attack39a F1)
+            page = await _audit(request).page(flt, limit=limit, before=cursor)
+        return orjson.dumps(page.wire())
 
     # identical concurrent reads share one; a watcher's (gamead top's panel) may be a cached one (attack37 F1)
-    accept = max_age_of(request.headers.get("cache-control")) if watching(request) else 0
-    body, age = await request.app.state.audit_reads.read(("audit", flt, limit, cursor), read, accept_age=accept)
+    accept = max_age_of(request.headers.get("cache-control")) if watcher else 0
+    body, age = await request.app.state.audit_reads.read(("audit", watcher, flt, limit, cursor), read,
+                                                         accept_age=accept)
     return shared_answer(body, age)
 
 
