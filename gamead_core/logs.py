@@ -97,11 +97,31 @@ def utc_stamp(created: float) -> str:
     return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: C0 and C1 control characters (a line break, a carriage return, ESC, DEL, CSI U+009B…): tab stays
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\r``, else ``\\u001b``-style), so a message holding
+    a client's string (a request path: ``/v1/x%0a2026-12-05 … INFO gamead.audit … accepted``) stays one line of
+    the log and sends nothing to a terminal (attack39a F4: a caller without a valid token forged a whole audit line
+    and cleared the screen with ``ESC[2J`` through a 401's text line). Pure."""
+    if not _CONTROLS.search(text):
+        return text
+    return _CONTROLS.sub(lambda m: _NAMED.get(m[0]) or f"\\u{ord(m[0]):04x}", text)
+
+
 class UtcFormatter(logging.Formatter):
-    """The text lines' formatter: ``%(asctime)s`` is :func:`utc_stamp`."""
+    """The text lines' formatter: ``%(asctime)s`` is :func:`utc_stamp`, and the message is one line whatever it
+    holds (:func:`escape_controls`; a traceback after it keeps its lines)."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's
         return utc_stamp(record.created)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonLineFormatter(JsonFormatter):
