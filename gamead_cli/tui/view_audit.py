@@ -25,7 +25,8 @@ _BOUND_FIELDS = {"max_replicas": "maxReplicas", "min_replicas": "minReplicas"}
 
 def audit_selection(record: Mapping[str, Any]) -> str:
     """What an action chose, in a few words: ``3 ids``, ``filter errorClass=Timeout``, ``all``, ``replicas 4
-    for 600s``, ``replicas 3 for 60s, clamped to 2 (max_replicas 2)`` (the record's ``effectiveReplicas``)."""
+    for 600s``, ``replicas 3 for 60s, clamped to 2 (max_replicas 2)`` (the record's ``effectiveReplicas``),
+    ``…, replacing 5 (by alice)``; a clear: ``removing 5 (by alice)`` or ``none stood``."""
     sel = record.get("selection") or {}
     details = record.get("details") or {}
     mode = sel.get("mode")
@@ -44,10 +45,21 @@ def audit_selection(record: Mapping[str, Any]) -> str:
         if held != asked:  # clamped: the record says to what, and by which bound
             bound = "max_replicas" if asked > held else "min_replicas"
             text += f", clamped to {held} ({bound} {details.get(_BOUND_FIELDS[bound], '?')})"
+        if isinstance(replaced := details.get("replaces"), dict):
+            text += f", replacing {_override(replaced)}"
         return text
+    if record.get("action") == "scale.clear" and "removes" in details:  # attack39a F3: which, or none
+        removed = details["removes"]
+        return f"removing {_override(removed)}" if isinstance(removed, dict) else "none stood"
     if record.get("action") == "job.cancel" and details.get("kind"):
         return f"a {details['kind']} job"
     return "-"
+
+
+def _override(wire: Mapping[str, Any]) -> str:
+    """``3 (by alice)``: an override's count and who set it, as a record's ``replaces``/``removes`` hold it."""
+    by = wire.get("setBy")
+    return f"{wire.get('replicas', '?')}" + (f" (by {by})" if by else "")
 
 
 def audit_repeats(record: Mapping[str, Any]) -> Text:

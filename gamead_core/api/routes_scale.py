@@ -142,7 +142,9 @@ async def set_override(request: Request) -> Response:
     # before acting: no record, no override; the record says what was asked and what will hold (the bounds too)
     await record_action(getattr(request.app.state, "audit", None), "scale.set",
                         details={"replicas": body.replicas, "forSeconds": body.for_seconds,
-                                 "effectiveReplicas": effective, "minReplicas": low, "maxReplicas": high})
+                                 "effectiveReplicas": effective, "minReplicas": low, "maxReplicas": high,
+                                 # whose override this one ends (attack39a F3: the trail could not say)
+                                 **({"replaces": replaced.wire(now)} if replaced else {})})
     what = f"override {body.replicas} not set"
     try:
         revision = await store.put_override(ov, expected=expected)
@@ -166,7 +168,10 @@ async def clear_override(request: Request) -> Response:
     store = _store(request)
     read = await store.read_override()
     expected = _expected(request, read)
-    await record_action(getattr(request.app.state, "audit", None), "scale.clear")  # no record, no change
+    standing = read.override if expected == read.revision else None  # as `removed` below: an expired one too
+    # what it removes, or that nothing stood (attack39a F3: a no-op clear read as one that removed alice's override)
+    await record_action(getattr(request.app.state, "audit", None), "scale.clear",  # no record, no change
+                        details={"removes": standing.wire(clock.now()) if standing else None})
     if expected != read.revision:  # If-Match named what stood before: another operator changed it since
         raise _changed(read, "override not cleared")
     cleared = read.override is not None

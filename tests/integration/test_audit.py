@@ -18,6 +18,7 @@ import nats
 import pytest
 from typer.testing import CliRunner
 
+from gamead_cli.tui.view_audit import audit_selection
 from gamead_core import names
 from gamead_core.config import load_settings
 from gamead_core.embedded import EmbeddedNats
@@ -131,6 +132,7 @@ def test_refusals_cancels_and_overrides_are_recorded_and_dry_runs_and_unknown_ca
         assert alice.get("/v1/scale").json()["override"] is None  # the refused override was not set
         assert alice.post("/v1/scale/override", json={"replicas": 2, "forSeconds": 60}).status_code == 201
         assert alice.delete("/v1/scale/override").status_code == 200
+        assert alice.delete("/v1/scale/override").json()["cleared"] is False  # nothing stood: a no-op clear
         entries = [made_up_entry(f"Slow {n}") for n in range(6)]
         imported = alice.post("/v1/dlq/import", json={"entries": entries}).json()
         stack.job_end(imported["id"])
@@ -153,6 +155,10 @@ def test_refusals_cancels_and_overrides_are_recorded_and_dry_runs_and_unknown_ca
     override = stack.trail(action="scale.set", outcome="accepted")[0]
     assert override["details"] == {"replicas": 2, "forSeconds": 60.0, "effectiveReplicas": 2, "minReplicas": 1,
                                    "maxReplicas": 20}
+    # attack39a F3: a clear names what it removed, and a no-op clear says nothing stood (both read alike before)
+    noop, removed = stack.trail(actor="alice", action="scale.clear")[:2]
+    assert noop["details"] == {"removes": None} and removed["details"]["removes"]["replicas"] == 2, (noop, removed)
+    assert audit_selection(noop) == "none stood" and audit_selection(removed) == "removing 2 (by alice)"
 
 
 def test_a_clamped_override_is_recorded_with_the_count_that_held_and_the_bound(
