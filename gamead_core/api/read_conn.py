@@ -12,7 +12,9 @@ Measured (lists38, 4 scans at once of 40,000 records, submits at 200/s): 3,740-3
 rest 503 ``queue_unavailable`` ("NATS did not answer in time"), ``/readyz`` unready, a lone submit's answer up to
 3.5 s; the drill (attack38b F8, 170,000 records): outages up to 9.1 s. On its own connection a scan's data waits
 in its own socket and a slow consumer there closes only it; the submit path's answers come on the main one, read by
-its own read loop between two of the scans' reads (nats-py reads a socket 64 KiB at a time).
+its own read loop between two of the scans' reads (nats-py reads a socket 64 KiB at a time). Several big scans at once
+still closed this connection (left39a: 4 DLQ searches and 2 listings, 32 MiB pushed to each); each read now asks for
+its messages a slice at a time, at most 16 MiB asked for on the connection (:mod:`gamead_core.queue.pull_feed`).
 
 The connection is made by :func:`gamead_core.queue.connection.connect` like the main one (the same guards: a PING a
 second, a dead read loop reconnected, writes refused past ``nats.max_pending_bytes``), reconnects on its own, and is

@@ -49,6 +49,7 @@ INACTIVE = 120.0  #: seconds without a request after which nats-server removes a
 DELETE_WAIT = 1.0  #: most seconds a read's end waits for its consumer's deletion
 OVERHEAD = 64 * 1024  #: bytes over ``max_payload`` asked for a message too big for :data:`REQUEST_BYTES`
 SIZE_EXCEEDED = "Message Size Exceeds MaxBytes"
+HEADERS = 64  #: bytes counted for a message's headers when it is held (:func:`size`)
 
 _rooms: weakref.WeakKeyDictionary[NATS, tuple[asyncio.Semaphore, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
@@ -68,6 +69,12 @@ def units(max_bytes: int) -> int:
     return min(CONNECTION_BYTES // REQUEST_BYTES, -(-max_bytes // REQUEST_BYTES))
 
 
+def size(msg: Msg) -> int:
+    """About what ``msg`` took of its request's ``max_bytes``: its body, subject and reply and a headers' allowance
+    (a headers-only delivery has no body: its messages are counted all the same, pure)."""
+    return len(msg.data) + len(msg.subject) + len(msg.reply) + HEADERS
+
+
 class PullFeed:
     """One read's consumer and its inbox; made by :func:`pull_feed`."""
 
@@ -79,7 +86,7 @@ class PullFeed:
         self._sub: Subscription | None = None
         self._ready: deque[Msg] = deque()
         self._out: deque[list[int]] = deque()  #: requests out, oldest first: [units held, messages delivered]
-        self._held = 0  #: bytes in ``_ready``
+        self._held = 0  #: bytes in ``_ready`` (:func:`size`)
         self._arrived = asyncio.Event()
         self._next_bytes = REQUEST_BYTES
         self._ended = False
@@ -98,7 +105,7 @@ class PullFeed:
         status = headers.get(names.HDR_STATUS)
         if status is None:
             self._ready.append(msg)
-            self._held += len(msg.data)
+            self._held += size(msg)
             if self._out:
                 self._out[0][1] += 1
         elif self._out:
@@ -153,8 +160,9 @@ class PullFeed:
                     raise nats.errors.TimeoutError from None
                 await self._ask()  # a request ended without messages (expired, too small): ask again
         msg = self._ready.popleft()
-        self._held -= len(msg.data)
-        if len(self._out) < REQUESTS_OUT and not self._ended:
+        self._held -= size(msg)
+        if len(self._out) < REQUESTS_OUT and not self._ended and self._next_bytes == REQUEST_BYTES \
+                and not _room(self._nc)[0].locked():  # the next request now, if it need not wait for room
             await self._ask()
         return msg
 
