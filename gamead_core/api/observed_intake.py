@@ -4,16 +4,20 @@ refused at once while the store is known failing, but a trial (:mod:`gamead_core
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from gamead_core.api.leaderless import leaderless
-from gamead_core.api.storage_gate import StorageFailing, StorageGate
+from gamead_core.api.storage_gate import REPEAT_READ, StorageFailing, StorageGate
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed
 from gamead_core.intake import Accepted, Intake, Queued
 from gamead_core.queue.topology import TopologyReport
 
 if TYPE_CHECKING:
     from gamead_core.api.state import QueueLink
+
+Charge = Callable[[], Awaitable[None]]  #: takes a request's rate-limit token (raises 429)
 
 
 class ObservedIntake:
@@ -33,12 +37,24 @@ class ObservedIntake:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._intake, name)
 
-    async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
+    async def submit(self, *args: Any, charge: Charge | None = None, **kwargs: Any) -> Accepted:
         """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe; a "no responders"
         from a stream that exists is answered as a leader election (:func:`leaderless`). Raises
-        :class:`StorageFailing` at once, nothing sent, while the store is known failing and this is not the trial."""
-        trial = self.gate.enter()
+        :class:`StorageFailing` at once, nothing sent, while the store is known failing and this is not the trial;
+        a keyed one's repeat is answered then all the same (:meth:`_repeat_only`). ``charge``: takes the request's
+        rate-limit token when the middleware left it to the route (:func:`gamead_core.api.records_gate.take_token`;
+        may raise 429), awaited once the gate let the submit through, before anything is written (a refusal
+        spends none: left39a), or after a repeat was answered (nothing written) or when ``refuse`` is given."""
+        keyed = (args[1] if len(args) > 1 else kwargs.get("idempotency_key")) is not None
         try:
+            trial = self.gate.enter(count=not keyed)
+        except StorageFailing as refused:
+            if not keyed:
+                raise
+            return await self._repeat_only(refused, args, kwargs, charge)
+        try:
+            if charge is not None and kwargs.get("refuse") is None:
+                await charge()
             accepted = await self._intake.submit(*args, **kwargs)
         except QueueUnavailable as exc:
             self._observe_failure(exc)
@@ -48,8 +64,26 @@ class ObservedIntake:
         finally:
             if trial:
                 self.gate.leave()
+        if charge is not None and kwargs.get("refuse") is not None:
+            await charge()  # a repeat answered (a new ad was refused: never here)
         if (storage := self._link.storage) is not None and not accepted.duplicate:
             storage.observe_write(None)
+        return accepted
+
+    async def _repeat_only(self, refused: StorageFailing, args: tuple[Any, ...], kwargs: dict[str, Any],
+                           charge: Charge | None) -> Accepted:
+        """A keyed submit the gate refused: a repeat of a key whose ad is queued is answered from its record (a
+        read, nothing written; left39a); a new ad is ``refused`` (nothing sent), and so is a repeat whose record
+        cannot be read within :data:`~gamead_core.api.storage_gate.REPEAT_READ` seconds (the store may be frozen:
+        never the publish timeout). An ad of another body under the key is 422 as ever."""
+        try:
+            async with asyncio.timeout(REPEAT_READ):
+                accepted = await self._intake.submit(*args, **(kwargs | {"refuse": refused}))
+        except (QueueUnavailable, TimeoutError) as exc:
+            self.gate.count(1)
+            raise refused from (None if exc is refused else exc)
+        if charge is not None:
+            await charge()
         return accepted
 
     async def submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:

@@ -5,9 +5,9 @@ The decision is the stats sampler's (:mod:`gamead_core.stats.records_room`, read
 ``/v1/stats`` ``records``): no NATS call is made per request. A reading older than :data:`STALE_AFTER` seconds (the
 sampler failing: then NATS is in trouble and submits say so themselves) refuses nothing. A batch is refused whole,
 before its rate-limit tokens are taken: every ad of it would add a record. A single ``POST /ads`` takes no token
-either while the gate refuses (:func:`token_deferred`: the gate middleware leaves it to the route, which takes it
-once the ad is let through, :func:`take_token`), and a keyed repeat, which adds no record, is still answered
-(review31 R2).
+either while the gate refuses, nor while the storage gate does (left39a) (:func:`token_deferred`: the gate
+middleware leaves it to the route, which takes it once the ad is let through, :func:`take_token`), and a keyed
+repeat, which adds no record, is still answered (review31 R2).
 """
 
 from __future__ import annotations
@@ -55,10 +55,20 @@ def records_refusal(app: Any) -> RecordsFull | None:
 
 
 def token_deferred(scope: Scope, path: str) -> bool:
-    """True for a ``POST /ads`` (``path``) while the gate refuses: the rate-limit middleware then leaves its token
-    to the route (``scope["state"]["rate_quota"]``), so a refused submit spends none (review31 R2)."""
+    """True for a ``POST /ads`` (``path``) while this gate refuses (review31 R2) or the store is known failing
+    (:mod:`gamead_core.api.storage_gate`, left39a): the rate-limit middleware then leaves its token to the route
+    (``scope["state"]["rate_quota"]``), which takes it only once the ad is let through, so a refused submit spends
+    none."""
     app = scope.get("app")
-    return path == "/ads" and scope["method"] == "POST" and app is not None and records_refusal(app) is not None
+    if path != "/ads" or scope["method"] != "POST" or app is None:
+        return False
+    return records_refusal(app) is not None or storage_failing(app)
+
+
+def storage_failing(app: Any) -> bool:
+    """True while this API node's storage probe says its store is failing (its submits refused but for a trial)."""
+    storage = getattr(getattr(app.state, "link", None), "storage", None)
+    return storage is not None and storage.refusing() is not None
 
 
 async def take_token(request: Request) -> None:

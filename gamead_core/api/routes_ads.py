@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -41,17 +42,18 @@ async def submit(request: Request) -> Response:
     settings = request.app.state.settings
     ad = parse_body(await body_bytes(request), NewAd, settings.api.max_body_bytes)  # any Content-Type
     refusal = records_refusal(request.app)  # 503 records_full: the full record bucket would drop live ads' records
+    # the rate-limit token, when the gate middleware left it to us (review31 R2): taken once the storage gate let
+    # the submit through, or a repeat was answered; a refusal spends none (left39a)
+    charge = functools.partial(take_token, request)
     if idempotency_key is None:
         if refusal is not None:
             raise refusal
-        await take_token(request)  # the rate-limit token, when the gate middleware left it to us (review31 R2)
-        accepted = await _link(request).intake.submit(ad)
+        accepted = await _link(request).intake.submit(ad, charge=charge)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)
         principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
         legacy = idempotency_key.sent if isinstance(idempotency_key, QuotedKey) else None  # stored quoted before
         accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope, legacy_key=legacy,
-                                                      refuse=refusal)  # a repeat is answered: it adds no record
-        await take_token(request)
+                                                      refuse=refusal, charge=charge)  # a repeat adds no record
     payload = {
         "id": accepted.id,
         "status": accepted.status.value,

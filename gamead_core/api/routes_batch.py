@@ -54,6 +54,7 @@ from gamead_core.api.errors import (
 from gamead_core.api.key_header import KeyHeader, header_key
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.records_gate import RecordsFull, records_refusal
+from gamead_core.api.storage_gate import StorageFailing, batch_tokens
 from gamead_core.api.unknown_keys import trimmed
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
@@ -254,13 +255,16 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
     if refusal is not None and (pairs is None or not all(not isinstance(p, tuple) or p[1] or header for p in pairs)):
         raise refusal  # for a batch keyed throughout: each repeat is answered, each new ad refused (review31 R2)
     state = request.scope.get("state", {})
+    intake = request.app.state.link.intake  # 503 at once if NATS is not connected, before any token is taken
+    keyed = pairs is not None and any(isinstance(p, tuple) and (p[1] or header) for p in pairs)
+    cost = batch_tokens(getattr(intake, "gate", None), keyed, len(raw))  # none if the store refuses it (left39a)
     quota: RateQuota | None = state.get("rate_quota")
-    granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
-    if granted == 0:
+    granted, decision = (cost, None) if quota is None or cost == 0 else await quota.take(cost)
+    if granted == 0 and cost > 0:
         assert decision is not None and quota is not None
         raise quota.refused(decision, " (each ad of a batch counts)")
+    granted = len(raw) if cost < len(raw) else granted  # the trial's one token: its other ads are refused unsent
     scope_name = state.get("principal", ANONYMOUS).scope
-    intake = request.app.state.link.intake  # 503 at once if NATS is not connected
     results: list[Any] = ads[:granted] if pairs is None else derived(pairs[:granted], header)  # K-<index>
     keyed_at = [] if pairs is None else [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1]]
     extra = keyed_bytes(results[i][1] for i in keyed_at)  # their records' fields and keys (review30 F5)
@@ -289,6 +293,8 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
         raise refusal  # no repeat among them: the whole batch refused, as one without keys
     # else each ad has its own result: one whose publish got no answer may still be analysed (MaybeQueued, with
     # its id): a whole 503 would have told the client to send it again (a reviewer's drill analysed 40 twice)
+    if cost == 0 and quota is not None and (taken := sum(not isinstance(o, StorageFailing) for o in flat)):
+        await quota.take(taken)  # keyed ads during a store outage pay once answered, the refused ones never
     accepted = duplicates = 0
     for i, outcome in zip(tried, flat, strict=True):
         results[i] = outcome

@@ -18,7 +18,9 @@ for the one round trip ``/healthz`` makes before it calls NATS silent (the silen
   (soft: ``degraded`` never makes the node unready), ``registry`` (soft: ``degraded: writes refused …`` while
   this node's heartbeat, a write to the registry bucket, fails: :meth:`BeatHealth.readiness` says why it stays
   ready), ``clock`` (``waiting: …`` until the node's first heartbeat sampled nats-server's clock, a moment after
-  NATS is reached: :func:`_clock_check`). ``repairs`` lists objects the node recreated in the
+  NATS is reached: :func:`_clock_check`), ``reads`` (soft: ``degraded: …`` while the operator reads' own connection,
+  ``gamead-api-reads``, is not connected or not answering: those reads fail meanwhile, submits go on;
+  :meth:`gamead_core.api.read_conn.ReadConnection.readiness`). ``repairs`` lists objects the node recreated in the
   last ten minutes. ``differs`` (once the node has checked its topology; ``[]`` when none) lists each limit the
   fleet shares whose live value differs from this node's own setting, one line each, starting with the setting
   (``queue.ack_wait: live 30 s on consumers …, this node's 10 s``: :func:`gamead_core.queue.limit_rule.summarize`),
@@ -85,7 +87,7 @@ async def healthz(request: Request) -> Response:
 
 
 #: checks that report but never make the node unready (Redis down = degraded, still serving)
-_SOFT_CHECKS = frozenset({"redis", "registry"})
+_SOFT_CHECKS = frozenset({"redis", "registry", "reads"})
 
 
 def _clock_check(beat_done: bool) -> str:
@@ -115,6 +117,8 @@ async def readyz(request: Request) -> Response:
     checks = link.readiness()
     redis = request.app.state.redis
     checks["redis"] = "disabled" if redis is None else redis.status()
+    if (reads := getattr(link, "reads", None)) is not None:  # soft: the submit path does not use it (read_conn)
+        checks["reads"] = reads.readiness(request.app.state.settings.nats.stale_after)
     if (beat := getattr(request.app.state, "beat_health", None)) is not None:
         checks["registry"] = beat.readiness(time.monotonic())  # degraded at worst: see BeatHealth.readiness
         checks["clock"] = _clock_check(beat.failing or beat.puts > 0)

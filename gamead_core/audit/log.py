@@ -41,6 +41,7 @@ from gamead_core.errors import AuditUnavailable, GameadError, QueueUnavailable
 from gamead_core.jobs.model import Job
 from gamead_core.models import utcnow
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.pull_feed import pull_feed
 
 log = logging.getLogger("gamead.audit")
 
@@ -162,14 +163,14 @@ class AuditLog:
 
     async def _read(self, js: JetStreamContext, lo: int, hi: int) -> list[tuple[int, dict[str, Any]]]:
         """``(sequence, JSON)`` of the records ``lo``-``hi``, oldest first (unreadable ones skipped, logged), from
-        one ordered consumer (one API call to create it)."""
+        one pull consumer (one API call to create it; :mod:`gamead_core.queue.pull_feed`)."""
         out: list[tuple[int, dict[str, Any]]] = []
         if lo > hi:  # nothing to read: a consumer started past the end would wait READ_TIMEOUT for nothing
             return out
         with nats_boundary():
-            sub = await js.subscribe(names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM, ordered_consumer=True,
-                                     config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                           opt_start_seq=lo))
+            sub = await pull_feed(js, names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM,  # bounded in flight
+                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                        opt_start_seq=lo))
             try:
                 while True:
                     try:

@@ -1,10 +1,10 @@
 """The doctor's reading: everything it looks at, read the cheapest way the server offers. NATS errors leave as
 gamead errors (``nats_boundary``).
 
-* **Listings without bodies.** The record bucket is read with an ordered consumer that delivers *headers
-  only* (``headers_only``: subject, headers, the stream sequence and time in the reply subject; the body
-  stays on the server): a key and "final or not" (the ``Nats-TTL`` header of completed and failed records)
-  per record, about 200 bytes instead of the whole record (~0.5-3 KB).
+* **Listings without bodies.** The record bucket is read with a pull consumer (bounded bytes in flight:
+  :mod:`gamead_core.queue.pull_feed`) that delivers *headers only* (``headers_only``: subject, headers, the stream
+  sequence and time in the reply subject; the body stays on the server): a key and "final or not" (the ``Nats-TTL``
+  header of completed and failed records) per record, about 200 bytes instead of the whole record (~0.5-3 KB).
 * **Batched direct gets.** The work stream is a work-queue stream, which refuses a consumer beside the level
   consumers, so its waiting ads are read 1,000 at a time with batched direct gets (bodies included: a
   waiting ad's record, ~0.5 KB) (:func:`list_messages`).
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 import orjson
 from nats.aio.client import Client as NATS
@@ -37,6 +38,7 @@ from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import TopologyMissing
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.pull_feed import pull_feed
 from gamead_core.queue.scan import follow_bound
 
 #: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
@@ -121,13 +123,12 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
     info, start, last = await _span(js, stream, start_seq, stats)
     if start > last:
         return last
-    done, stops = asyncio.Event(), len(budget.partial)
+    stops = len(budget.partial)
     state = {"read": 0, "seq": start - 1, "past": 0}
     extra = follow_bound(last - start + 1) if follow else 0
 
-    async def collect(msg: Msg) -> None:
-        if done.is_set():
-            return
+    def collect(msg: Msg) -> bool:
+        """Take one message; True when the listing is done."""
         parsed = reply_fields(msg.reply)
         if parsed is None:
             meta = msg.metadata
@@ -138,39 +139,40 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
         state["past"] += seq > last
         on_msg(msg.subject, msg.headers, seq, at)
         if pending == 0 or (seq >= last and not follow):
-            done.set()
-        elif state["past"] > extra:
+            return True
+        if state["past"] > extra:
             budget.stop(f"{what}: the store changed faster than it was read ({state['past']} writes read past its "
                         f"end at the start, {pending} more pending): what changed meanwhile is not judged")
-            done.set()
-        elif state["read"] >= budget.limit:
+            return True
+        if state["read"] >= budget.limit:
             budget.stop(f"{what}: read {state['read']} messages, the limit (doctor.scan_limit)")
-            done.set()
+            return True
+        return False
 
-    with nats_boundary():
-        sub = await js.subscribe(
-            subject, stream=stream, cb=collect, ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
-                                  headers_only=True),
-        )
+    with nats_boundary():  # a pull feed: bounded bytes in flight on the connection (pull_feed, left39a)
+        sub = await pull_feed(js, subject, stream=stream,
+                              config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                    opt_start_seq=start, headers_only=True))
     stats.api_calls += 1
     try:
-        idle_since, seen = time.monotonic(), 0
-        while not done.is_set():
+        idle_since, done = time.monotonic(), False
+        while not done:
             wait = min(budget.left(), 0.5)
             if wait <= 0:
                 budget.stop(f"{what}: stopped after {state['read']} messages at doctor.scan_time")
                 break
             try:
-                await asyncio.wait_for(done.wait(), wait)
-            except asyncio.TimeoutError:
-                if state["read"] != seen:
-                    idle_since, seen = time.monotonic(), state["read"]
-                elif time.monotonic() - idle_since > IDLE:
+                msg = await sub.next_msg(wait)
+            except nats.errors.TimeoutError:
+                if sub.ended or time.monotonic() - idle_since > IDLE:
                     budget.stop(f"{what}: no message for {IDLE:g} s after {state['read']} (server stalled?)")
                     break
+                continue
+            idle_since = time.monotonic()
+            done = collect(msg)
+            if state["read"] % 256 == 0:
+                await asyncio.sleep(0)  # messages already in the feed are read without a wait: let others run
     finally:
-        done.set()
         await unsubscribe_quietly(sub)
     return max(last, state["seq"]) if len(budget.partial) == stops else state["seq"]
 

@@ -1,4 +1,5 @@
-"""Reading a stream in order, once, from a start sequence or time up to its end (ordered consumer).
+"""Reading a stream in order, once, from a start sequence or time up to its end (a pull consumer asked a slice at
+a time, :mod:`gamead_core.queue.pull_feed`: bounded bytes in flight, left39a; an ordered consumer before).
 
 Two rules (fix35e), both so that a reader never takes part of a stream for all of it:
 
@@ -24,12 +25,12 @@ from datetime import datetime
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.pull_feed import PullFeed, pull_feed
 
 #: messages a ``follow`` read may take past the end measured at its start, besides as many as it read before it
 FOLLOW_MIN = 1_000
@@ -89,10 +90,8 @@ async def read_stream(
         return
     extra = follow_bound(last - start + 1) if follow else 0
     with nats_boundary():  # its consumer's creation timing out is QueueUnavailable too, not nats-py's own error
-        sub = await js.subscribe(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
-            subject,
-            stream=stream,
-            ordered_consumer=True,
+        sub = await pull_feed(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
+            js, subject, stream=stream,  # bounded bytes in flight (gamead_core.queue.pull_feed, left39a)
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
                                   headers_only=headers_only or None) if start_time is None else
             ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
@@ -125,7 +124,7 @@ async def read_stream(
         await unsubscribe_quietly(sub)
 
 
-async def still_unread(js: JetStreamContext, sub: Subscription, stream: str, subject: str, at: int | None,
+async def still_unread(js: JetStreamContext, sub: PullFeed, stream: str, subject: str, at: int | None,
                   end: int | None) -> bool:
     """True if ``stream`` still holds a message on ``subject`` after sequence ``at`` (None: ask the consumer
     ``sub`` how many it has pending) and not past ``end`` (None: anywhere). Raises the gamead error of a NATS

@@ -234,9 +234,18 @@ def _nats_info(sampler: QueueSampler) -> dict[str, Any]:
         "cluster": server.get("cluster"),
         "url": server.get("url"),
         "storage": sampler.account,
+        "reads": _reads_info(sampler),
         "error": None if connected else without_servers(redact_text(getattr(sampler.link, "last_error", None)
                                                                     or "reconnecting")),
     }
+
+
+def _reads_info(sampler: QueueSampler) -> dict[str, Any] | None:
+    """``nats.reads``: the API node's operator-reads connection (``connected``, ``state``, ``reconnects``:
+    :meth:`gamead_core.api.read_conn.ReadConnection.status`); None on a node without one."""
+    reads = getattr(sampler.link, "reads", None)
+    stale_after = getattr(getattr(getattr(sampler.link, "settings", None), "nats", None), "stale_after", None)
+    return None if reads is None or stale_after is None else reads.status(stale_after)
 
 
 def records_section(info: Any) -> dict[str, Any]:

@@ -153,7 +153,8 @@ def test_probes_and_docs(client: httpx.Client) -> None:
     assert 0 <= health["nats"]["unsentBytes"] <= health["nats"]["maxPendingBytes"]
     ready = client.get("/readyz").json()
     assert ready == {"status": "ready", "checks": {"nats": "ok", "topology": "ok", "storage": "ok",
-                                                  "redis": "disabled", "registry": "ok", "clock": "ok"},
+                                                  "redis": "disabled", "reads": "ok", "registry": "ok",
+                                                  "clock": "ok"},
                      "differs": []}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()

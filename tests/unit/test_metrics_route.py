@@ -82,7 +82,8 @@ WORKER_ONLY = ("gamead_ads_processed", "gamead_ad_wait_seconds", "gamead_ad_proc
 API_ONLY = ("gamead_ads_submitted", "gamead_replayed", "gamead_http_requests", "gamead_http_request_duration_seconds",
             "gamead_connections_refused", "gamead_connections_closed_for_room", "gamead_accept_failures",
             "gamead_connections_open",  # the connection bound's (review29 F9)
-            "gamead_shared_reads")  # dashboards' DLQ and audit reads shared (attack37 F1)
+            "gamead_shared_reads",  # dashboards' DLQ and audit reads shared (attack37 F1)
+            "gamead_ads_refused")  # ads refused before anything was sent: the storage gate's (left39a)
 
 
 def test_each_process_exports_only_the_series_it_produces() -> None:

@@ -1,0 +1,207 @@
+"""A whole-stream read with bounded bytes in flight: an ephemeral pull consumer asked a slice at a time (left39a).
+
+Why not an ordered (push) consumer, as before: nats-server pushes one up to its flow-control window (32 MiB a
+consumer, ``JsFlowControlMaxPending``) before the client has read any, and closes a connection with 64 MiB unsent
+(``max_pending``) as a slow consumer. Several reads at once on one connection (the API's reads connection,
+:mod:`gamead_core.api.read_conn`) passed that: 4 ``GET /v1/dlq?message=…`` over 50,000 DLQ entries of ~4.5 KB and
+2 ``GET /ads`` over 20,000 records closed ``gamead-api-reads`` (``Slow Consumer Detected: MaxPending of 67108864
+Exceeded``, 120 MB sent it), both listings 503 ``scan_incomplete``, while each DLQ read stopped at its
+``dlq.scan_time`` after ~190 entries: the 32 MiB pushed to each was never read.
+
+Here a read asks for what it reads: at most :data:`REQUESTS_OUT` pull requests of :data:`REQUEST_BYTES`
+(``max_bytes``) out at a time, and the reads of one connection together at most :data:`CONNECTION_BYTES` (a read
+waits for room, at most ``wait_room`` seconds, before it asks), so nats-server never has more than that unsent to
+the connection for its reads, whatever their number; a message over :data:`REQUEST_BYTES` is asked for alone, with
+room for the server's ``max_payload``. What the reader has not taken yet stays in the feed (at most the requests'
+bytes), so a slow reader holds nats-server back instead of filling memory.
+
+The feed answers what the readers used of nats-py's subscription: :meth:`PullFeed.next_msg` (``nats.errors.
+TimeoutError`` when nothing came in time: the reader's stall check decides), :meth:`PullFeed.consumer_info`,
+:meth:`PullFeed.unsubscribe` (the consumer deleted; ``inactive_threshold`` removes it if that fails). Each
+message is the server's delivery with its ``$JS.ACK`` reply (stream sequence, pending: ``scan.position``); no ack
+is sent (``AckPolicy.NONE``). A consumer gone (``409``) ends the feed: ``next_msg`` times out at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from collections import deque
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
+
+from gamead_core import names
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.inline_sub import subscribe_inline
+
+REQUEST_BYTES = 512 * 1024  #: ``max_bytes`` of one pull request
+REQUESTS_OUT = 2  #: pull requests one read has out at once (the next asked while the last is read)
+CONNECTION_BYTES = 16 * 1024 * 1024  #: bytes asked for and not yet answered, all reads of one connection together
+EXPIRES = 30.0  #: seconds a pull request waits on the server for messages (the reader's own timeout decides)
+INACTIVE = 120.0  #: seconds without a request after which nats-server removes a consumer left behind
+DELETE_WAIT = 1.0  #: most seconds a read's end waits for its consumer's deletion
+OVERHEAD = 64 * 1024  #: bytes over ``max_payload`` asked for a message too big for :data:`REQUEST_BYTES`
+SIZE_EXCEEDED = "Message Size Exceeds MaxBytes"
+HEADERS = 64  #: bytes counted for a message's headers when it is held (:func:`size`)
+
+_rooms: weakref.WeakKeyDictionary[NATS, tuple[asyncio.Semaphore, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _room(nc: NATS) -> tuple[asyncio.Semaphore, asyncio.Lock]:
+    """The connection's room for requests (one unit a :data:`REQUEST_BYTES`), and the lock a read holds while it
+    takes several units (a request for a message bigger than one)."""
+    room = _rooms.get(nc)
+    if room is None:
+        room = _rooms[nc] = (asyncio.Semaphore(CONNECTION_BYTES // REQUEST_BYTES), asyncio.Lock())
+    return room
+
+
+def units(max_bytes: int) -> int:
+    """How many :data:`REQUEST_BYTES` units a request of ``max_bytes`` takes of a connection's room, at most the
+    whole room (pure)."""
+    return min(CONNECTION_BYTES // REQUEST_BYTES, -(-max_bytes // REQUEST_BYTES))
+
+
+def size(msg: Msg) -> int:
+    """About what ``msg`` took of its request's ``max_bytes``: its body, subject and reply and a headers' allowance
+    (a headers-only delivery has no body: its messages are counted all the same, pure)."""
+    return len(msg.data) + len(msg.subject) + len(msg.reply) + HEADERS
+
+
+class PullFeed:
+    """One read's consumer and its inbox; made by :func:`pull_feed`."""
+
+    def __init__(self, js: JetStreamContext, stream: str, consumer: str, *, wait_room: float) -> None:
+        self._js, self._nc = js, js._nc
+        self._stream, self._consumer = stream, consumer
+        self._wait_room = wait_room
+        self._inbox = self._nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._ready: deque[Msg] = deque()
+        self._out: deque[list[int]] = deque()  #: requests out, oldest first: [units held, messages delivered]
+        self._held = 0  #: bytes in ``_ready`` (:func:`size`)
+        self._arrived = asyncio.Event()
+        self._next_bytes = REQUEST_BYTES
+        self._ended = False
+
+    @property
+    def ended(self) -> bool:
+        """True once the consumer is gone (a ``409`` other than a request's size) or the feed unsubscribed."""
+        return self._ended
+
+    async def start(self) -> None:
+        self._sub = await subscribe_inline(self._nc, self._inbox, self._on_msg)
+
+    def _on_msg(self, msg: Msg) -> None:
+        """In nats-py's read loop: a delivery goes to the reader; a status ends the oldest request out."""
+        headers = msg.headers or {}
+        status = headers.get(names.HDR_STATUS)
+        if status is None:
+            self._ready.append(msg)
+            self._held += size(msg)
+            if self._out:
+                self._out[0][1] += 1
+        elif self._out:
+            held, delivered = self._out.popleft()
+            self._give_back(held)
+            if status == "409" and headers.get("Description", "") == SIZE_EXCEEDED:
+                if delivered == 0:  # the next message alone is bigger than a request: ask for it alone
+                    self._next_bytes = max(REQUEST_BYTES, (self._nc.max_payload or 0) + OVERHEAD)
+            elif status not in ("404", "408"):  # not "no messages" or "expired": a consumer deleted, a leader gone
+                self._ended = True
+        self._arrived.set()
+
+    def _give_back(self, held: int) -> None:
+        room = _room(self._nc)[0]
+        for _ in range(held):
+            room.release()
+
+    async def _ask(self) -> None:
+        """Send pull requests while this read has fewer than :data:`REQUESTS_OUT` out and little unread."""
+        while not self._ended and len(self._out) < REQUESTS_OUT and self._held < REQUEST_BYTES:
+            max_bytes, self._next_bytes = self._next_bytes, REQUEST_BYTES
+            held, taken, (room, big) = units(max_bytes), 0, _room(self._nc)
+            try:
+                async with asyncio.timeout(self._wait_room), big if held > 1 else contextlib.nullcontext():
+                    while taken < held:  # one read at a time takes several units: two never wait on each other
+                        await room.acquire()
+                        taken += 1
+            except TimeoutError:
+                self._give_back(taken)
+                return  # no room now: the reader's timeout and stall check decide
+            if self._ended:  # unsubscribed meanwhile
+                self._give_back(taken)
+                return
+            self._out.append([held, 0])
+            request = {"batch": 1_000_000, "max_bytes": max_bytes, "expires": int(EXPIRES * 1e9)}
+            with nats_boundary():
+                await self._nc.publish(names.pull_next_subject(self._stream, self._consumer),
+                                       json.dumps(request).encode(), reply=self._inbox)
+
+    async def next_msg(self, timeout: float) -> Msg:
+        """The next message in stream order. Raises ``nats.errors.TimeoutError`` when none came within ``timeout``
+        seconds of asking (or the consumer is gone), the gamead error of a NATS that refuses the request."""
+        if not self._ready:
+            await self._ask()
+            while not self._ready:
+                if self._ended or not self._out:
+                    raise nats.errors.TimeoutError
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), timeout)
+                except asyncio.TimeoutError:
+                    raise nats.errors.TimeoutError from None
+                await self._ask()  # a request ended without messages (expired, too small): ask again
+        msg = self._ready.popleft()
+        self._held -= size(msg)
+        if len(self._out) < REQUESTS_OUT and not self._ended and self._next_bytes == REQUEST_BYTES \
+                and not _room(self._nc)[0].locked():  # the next request now, if it need not wait for room
+            await self._ask()
+        return msg
+
+    async def consumer_info(self) -> ConsumerInfo:
+        """The consumer's info (``num_pending``: messages it has not delivered yet)."""
+        return await self._js.consumer_info(self._stream, self._consumer)
+
+    async def unsubscribe(self) -> None:
+        """Stop: the inbox unsubscribed, the room given back, the consumer deleted (quietly: it expires anyway)."""
+        self._ended = True
+        for held, _ in self._out:
+            self._give_back(held)
+        self._out.clear()
+        self._ready.clear()
+        self._held = 0
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+            if self._sub is not None:
+                await self._sub.unsubscribe()
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):  # a stalled server: INACTIVE removes it
+            await asyncio.wait_for(self._js.delete_consumer(self._stream, self._consumer), DELETE_WAIT)
+
+
+async def pull_feed(js: JetStreamContext, subject: str, *, stream: str, config: ConsumerConfig,
+                    wait_room: float = 30.0) -> PullFeed:
+    """A read of ``stream`` on ``subject`` as ``config`` says where to start (``deliver_policy``, ``opt_start_seq``
+    or ``opt_start_time``, ``headers_only``); the rest of the consumer's config is the feed's own (an ephemeral
+    pull consumer, no acks, in memory, one replica). Raises the gamead error of a NATS that does not create it
+    (:func:`~gamead_core.queue.connection.nats_boundary`)."""
+    own = ConsumerConfig(deliver_policy=config.deliver_policy, opt_start_seq=config.opt_start_seq,
+                         opt_start_time=config.opt_start_time, headers_only=config.headers_only,
+                         filter_subject=subject, ack_policy=AckPolicy.NONE, mem_storage=True, num_replicas=1,
+                         inactive_threshold=INACTIVE, max_waiting=REQUESTS_OUT * 2)
+    with nats_boundary():
+        info = await js.add_consumer(stream, own)
+    feed = PullFeed(js, stream, info.name, wait_room=wait_room)
+    try:
+        with nats_boundary():
+            await feed.start()
+    except BaseException:
+        await feed.unsubscribe()
+        raise
+    return feed

@@ -1,0 +1,61 @@
+"""The pull feed under the whole-stream reads (:mod:`gamead_core.queue.pull_feed`, left39a) on a real nats-server:
+every message in stream order, a message bigger than one request's ``max_bytes`` (512 KiB) included, and many
+reads at once on one connection never holding more than ``CONNECTION_BYTES`` asked for.
+
+Figure without the oversize rule (checked by disabling it: every request of 512 KiB for a 700 KB message answered
+``409 Message Size Exceeds MaxBytes``): no read got past the first big message, the test failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+import nats
+from nats.js.api import StreamConfig
+
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue import pull_feed
+from gamead_core.queue.scan import read_stream
+
+BIG = 700_000  #: bytes of each big message: over one request's max_bytes, under nats-server's max_payload (1 MiB)
+
+
+async def _read_all(url: str) -> tuple[list[int], int]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream(timeout=10)
+        await js.add_stream(StreamConfig(name="FEED", subjects=["feed.>"]))
+        sizes = [10, BIG, 20, 30, BIG, BIG, 40] + [4_000] * 2_000
+        for i, size in enumerate(sizes):
+            await js.publish(f"feed.{i}", b"x" * size)
+
+        async def one() -> list[int]:
+            async with aclosing(read_stream(js, "FEED", "feed.>", timeout=5)) as msgs:
+                return [len(m.data) async for m in msgs]
+
+        most = 0
+
+        async def watch() -> None:  # what the connection's reads hold of its room, at most
+            nonlocal most
+            room = pull_feed._room(nc)[0]
+            while True:
+                most = max(most, pull_feed.CONNECTION_BYTES // pull_feed.REQUEST_BYTES - room._value)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        reads = await asyncio.gather(*(one() for _ in range(24)))
+        watcher.cancel()
+        assert all(r == sizes for r in reads), [len(r) for r in reads]
+        return sizes, most
+    finally:
+        await nc.close()
+
+
+def test_reads_get_every_message_in_order_big_ones_too_within_the_connections_room(
+        nats_server: EmbeddedNats) -> None:
+    """24 reads at once of 2,007 messages (three of 700 KB): each gets all of them, in order; the units of room
+    held at once never pass the connection's 32 (16 MiB)."""
+    sizes, most = asyncio.run(_read_all(nats_server.url))
+    assert len(sizes) == 2_007
+    assert 0 < most <= pull_feed.CONNECTION_BYTES // pull_feed.REQUEST_BYTES
