@@ -71,7 +71,8 @@ def send_many(
     and stops it past ``client.retry_for`` (:mod:`~gamead_cli.submit.outage`). Ctrl-C stops sending, lets the
     requests in flight finish, and returns the summary so far with ``interrupted: true``, ``notSent``.
     With ``live`` (stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4), Ctrl-C
-    sends it and names what was read ahead (``not_sent``), as a second Ctrl-C names those it cancelled.
+    sends it and names what was read ahead (``notSent``, ``notSentWhere``), as a second Ctrl-C names those it
+    cancelled.
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
     (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
@@ -191,9 +192,10 @@ def send_many(
                     break
                 if outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
                                                                                       outage.status()))):
-                    with lock:  # sending stops (the API away past client.retry_for); what a stream read is named
-                        for i, item in chunk + runs.left() + feed.rest() if feed else []:
-                            reject(i, labelled(i, item)[0], "not_sent", f"not sent: {outage.reason()}")
+                    with lock:  # sending stops (the API away past client.retry_for); with no count to take notSent
+                        named = chunk + runs.left() + (feed.rest() if feed else []) if total is None else []
+                        for i, item in named:  # from (a stream), the ads in hand and read ahead are named
+                            tally.not_sent(i, labelled(i, item)[0], f"not sent: {outage.reason()}")
                     break
                 chunk = run = runs.cut(run, outage.size(len(run)))  # a store outage begun since it was formed
                 slots.acquire()
@@ -215,7 +217,7 @@ def send_many(
             held = chunk + runs.left() + (feed.partial() if feed else [])  # in hand, partial run: sent, not dropped;
             with lock:  # read ahead of them: named (review30b F1: a paced run's Ctrl-C sent ~1,000 more at once)
                 for i, item in feed.rest() if feed else []:
-                    reject(i, labelled(i, item)[0], "not_sent", f"not sent: read ahead when {stopped_by()} came")
+                    tally.not_sent(i, labelled(i, item)[0], f"not sent: read ahead when {stopped_by()} came")
             for k in range(0, len(held), limit["size"]):
                 outage.started()
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
@@ -291,7 +293,7 @@ def send_many(
         summary["stoppedBecause"] = stop_reason(fatal, outage.reason(), client.retry_for, bool(idempotency_key),
                                                 interrupted, stopped_by())
         never = total - sent - cancelled if total is not None and sent + cancelled < total else 0
-    if never or counts["unsent"]:  # with those handed out the stop caught before their next try (left39b)
+    if never or counts["unsent"]:  # with those the stop caught (left39b)
         summary.update(tally.not_sent_figures(never))
     if interrupted or unread or outage.stopped:
         summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it

@@ -3,7 +3,7 @@ the first ones named), "may be queued" (its publish or its whole batch unanswere
 :mod:`~gamead_cli.submit.settling`), or not sent. No I/O: :mod:`~gamead_cli.submit.sending` feeds it under its lock.
 
 An ad is *not sent* (``notSent``, with the ads the run never handed out) when nothing of it was queued and the run
-stopped before it was sent again (left39b item 1: an outage past ``client.retry_for`` counted the ads it was still
+stopped before it was sent (read ahead of a stream, its batch cancelled by a second Ctrl-C) or sent again (left39b item 1: an outage past ``client.retry_for`` counted the ads it was still
 resending as ``rejected`` with their last code, as if refused for good — 489 ``storage_failing`` of 5,000 at 500/s,
 NATS frozen 9 s): its connection never made (``api_unreachable``), or its last answer NATS's certain refusal
 (:func:`gamead_cli.retry.resendable`) with its next try cut by the stop. Each is named (``notSentWhere``, ranges of

@@ -145,13 +145,14 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
 
 
 def not_sent_text(summary: Mapping[str, Any]) -> str:
-    """The summary's ``not sent`` row: how many, why the run stopped, and which: those it caught before their next
-    try (``notSentCaught``: refused with NATS taking nothing, or their connection never made; their lines) and the
-    input after the last ad sent. Pure."""
+    """The summary's ``not sent`` row: how many, why the run stopped, and which: those the stop caught
+    (``notSentCaught``: waiting for their next try after NATS took nothing of them, their connection never made,
+    read ahead of a stream, cancelled before their batch went out; their lines) and the input after the last ad
+    sent. Pure."""
     why = summary.get("stoppedBecause") or "the outage's stop came before their next try"
     caught = summary.get("notSentCaught") or 0
     never = summary["notSent"] - caught
-    parts = [f"{caught} caught before their next try: {_ranges(summary, 'notSentWhere')}"] if caught else []
+    parts = [f"{caught} caught by the stop: {_ranges(summary, 'notSentWhere')}"] if caught else []
     if never:
         parts.append(f"{never} never sent" + (f": the input after {summary['lastSent']}" if summary.get("lastSent")
                                               else ""))
