@@ -169,9 +169,10 @@ def send_many(
                     return
                 answers = [a for a in answers if a[0] in again]
                 if stop.wait(wait):  # Ctrl-C, a fatal error or the outage's stop meanwhile: not sent again
+                    cut = outage.cut(True)  # (the outage's lock, never taken under ours)
                     with lock:
-                        for i, where, body in answers:
-                            tally.not_sent(i, where, f"not sent again ({again[i].get('code')}): {outage.cut(True)}")
+                        for i, where, _ in answers:
+                            tally.not_sent(i, where, f"not sent again ({again[i].get('code')}): {cut}")
                     progress.update(task, advance=len(answers))
                     return
                 client.count_retry()
