@@ -19,17 +19,17 @@ AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
 INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
 HUNG_UP = 129  #: SIGHUP (128 + 1), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
 TERMINATED = 143  #: SIGTERM (128 + 15), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
+#: stdout's reader went away (``| head -1``): 128 + SIGPIPE, what a coreutils tool's death by SIGPIPE shows a shell
+#: (``set -o pipefail`` sees it; a plain pipeline shows the reader's own status). left39b: it was 1, as a failure
+READER_GONE = 141
 
 #: (code, meaning) in the order the README shows them.
 TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
     (ERROR, "the request failed, or its output could not be written (stdout or a FILE it writes: a full disk, an "
             "I/O error; the line names where; also the private copy `dlq import` keeps in `$TMPDIR`; stdout's reader "
-            "gone early, e.g. piped into `head -1`: no line, as Unix tools say nothing there, unless a write was "
-            "already done — `submit`, `dlq import/replay/purge/cancel`, `scale set/clear`, `doctor --repair` — then "
-            "one line says what, e.g. `the ad WAS queued: id …; do not resend it`, as for a closed stdout), or an "
-            "unexpected error "
-            "(the message says why; `--debug` shows the traceback)"),
+            "gone early is 141, below), or an unexpected error (the message says why; `--debug` shows the "
+            "traceback)"),
     (USAGE, "bad usage: flags, arguments (a flag value that is not text in the locale's encoding — a non-ASCII "
             "`--title` under `LC_ALL=C` with Python's UTF-8 mode off — is refused naming the flag: use a UTF-8 locale "
             "or `PYTHONUTF8=1`; a path may be any bytes), an output FILE that is a FIFO nothing reads (`dlq export FILE`, `top "
@@ -73,6 +73,12 @@ TABLE: tuple[tuple[int, str], ...] = (
     (TERMINATED, "terminated (SIGTERM: `timeout`, a CI job cancelled, systemd), handled as Ctrl-C: `gamead "
                  "submit`'s summary says what was sent; a command still starting says `interrupted (SIGTERM) while "
                  "gamead … was starting: nothing was started` (or `sent`)"),
+    (READER_GONE, "stdout's reader went away before the output was all written (piped into `head -1`, or `true`): "
+                  "128 + SIGPIPE, as a coreutils tool killed by SIGPIPE — a plain pipeline shows the "
+                  "reader's status, `set -o pipefail` sees 141 —, whatever the verb (before left39b: 1); no line, as "
+                  "Unix tools say nothing there, unless a write was already done — `submit`, `dlq "
+                  "import/replay/purge/cancel`, `scale set/clear`, `doctor --repair` — then one line says what, e.g. "
+                  "`the ad WAS queued: id …; do not resend it`, as for a closed stdout"),
 )
 
 

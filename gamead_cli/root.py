@@ -114,8 +114,14 @@ class _GuardedGroup(TyperGroup):
         sys.stdout = guard = GuardedStdout(real)  # type: ignore[assignment]
         try:
             return self._guarded(argv, args, prog_name, complete_var, **extra)
+        except SystemExit:  # click ends a command whose pipe closed with sys.exit(1) (left39b: `scale status |
+            if guard.reader_left:  # head -1` exited 1): a reader gone is READER_GONE whichever way it was met
+                return exitcodes.READER_GONE
+            raise
         finally:
-            say_what_was_done(guard)  # click ends a command whose pipe closed with sys.exit(1): said here
+            say_what_was_done(guard)  # said here, whichever way the command ended
+            if getattr(sys.stdout, "wrapped", None) is guard:  # click's PacifyFlushWrapper around it
+                sys.stdout = guard  # type: ignore[assignment]
             if sys.stdout is guard:
                 sys.stdout = real
             if guard.broken and real is not None:  # nothing more may reach it: the last flush would fail (exit 120)
@@ -129,7 +135,7 @@ class _GuardedGroup(TyperGroup):
             sys.stdout.flush()  # the output is written before the exit code says it was
         except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, but for a write already done
             reader_gone()
-            return exitcodes.ERROR
+            return exitcodes.READER_GONE
         except error_kinds("UsageError") as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
                 exc.show()  # type: ignore[attr-defined]
@@ -152,7 +158,7 @@ class _GuardedGroup(TyperGroup):
             if exc.errno != errno.EPIPE:
                 return unexpected_failure(argv, exc)
             reader_gone()  # a closed pipe found by a write of the command's own: the same
-            return exitcodes.ERROR
+            return exitcodes.READER_GONE
         except UnicodeEncodeError as exc:  # a command-line value that is not text (PEP 383), met where it is sent
             held = holder_of(argv, exc.object[exc.start:exc.end]) if isinstance(exc.object, str) else None
             if held is None:

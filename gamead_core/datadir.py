@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from gamead_core.errors import ConfigError
 from gamead_core.proc import alive, start_time
+from gamead_core.signal_hold import held
 from gamead_core.worker.backoff import backoff_ceiling
 
 LOCK_FILE = "gamead-up.lock"
@@ -83,7 +84,26 @@ class DataDir:
     def lock(self) -> None:
         """Take the lock or raise :class:`DataDirBusy` naming the holder's PID. Never waits. Raises
         :class:`ConfigError` (exit 5), from :func:`data_dir_unusable`, when the directory cannot be created or
-        written (a file, a part of its path a file, no permission, immutable, a read-only file system)."""
+        written (a file, a part of its path a file, no permission, immutable, a read-only file system).
+        Whole or undone: SIGINT, SIGTERM and SIGHUP are held back while it runs (:mod:`gamead_core.signal_hold`);
+        one that came is acted on after the lock is dropped again and the directories it made removed (left39b:
+        a SIGTERM between the lock file's creation and its ``flock`` left the new data dir behind, its lock file
+        naming no holder)."""
+        failure: BaseException | None = None
+        with held() as hold:
+            try:
+                self._take()
+            except BaseException as exc:  # noqa: BLE001 - raised below, after a signal that came is acted on
+                failure = exc
+            else:
+                if hold.came:
+                    self.unlock()
+        hold.deliver()  # the handlers are back: a Ctrl-C raises here, a default action ends the process
+        if failure is not None:
+            raise failure
+
+    def _take(self) -> None:
+        """:meth:`lock`'s work, signals held."""
         missing = [p for p in (self.path.absolute(), *self.path.absolute().parents) if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)

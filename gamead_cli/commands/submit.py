@@ -28,7 +28,7 @@ queued" (ids in -o json, maybeQueuedIds; ranges named); so is every ad of a batc
 maybeQueuedUnknown; with --idempotency-key, their keys in maybeQueuedKeys, and the same command with the same key
 settles them). An API gone away during a run (connection refused) pauses the sending and the --rate schedule,
 said on stderr when it begins and ends; still unreachable after client.retry_for, the sending stops (the ads
-out rejected api_unreachable, the rest not sent): a run lasts N/R s plus its pauses. Ctrl-C during --count prints
+out and the rest not sent, never queued): a run lasts N/R s plus its pauses. Ctrl-C during --count prints
 what was sent so far. The keys --idempotency-key KEY gives
 many ads go by position (KEY-<index of the ad in the input, from 0, blank lines not counted>): the same command
 on the same input settles a run, but a line deleted, blanked, inserted or moved shifts every later key (an ad

@@ -142,11 +142,15 @@ def up(
     )
     parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
     data = DataDir(settings.embedded.data_dir)
-    data.lock()  # one stack per data dir: refused at once, naming the holder's PID
+    data.lock()  # one stack per data dir: refused at once, naming the holder's PID; whole or undone (left39b)
     # after the lock, as the parent watch (review28 U2): a refused lock leaves no handler nor thread behind
-    stop_requested.clear()
-    hangup_ignored = choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
-    install_stop_handlers(request_stop)  # also when started in the background, where SIGINT is ignored
+    try:  # until a signal only asks the stop (below): one that raises now drops the lock and the dir it made
+        stop_requested.clear()
+        hangup_ignored = choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
+        install_stop_handlers(request_stop)  # also when started in the background, where SIGINT is ignored
+    except BaseException:
+        data.unlock()
+        raise
     forget_env(data.path)  # an earlier run's: never shown as this one's
     lines = ConsoleLines(log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)

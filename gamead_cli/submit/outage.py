@@ -8,8 +8,10 @@ this run, or been connected to; it ends at the next answer of any kind. Meanwhil
   no burst of the ads whose turn came meanwhile — and the run ends later by the pause (attack32c: a run of 30 s
   took 100 s across a restart, silent; a backlog then went out unpaced);
 * the pause lasts at most ``client.retry_for`` (the budget of one request's retries): an API still unreachable then
-  ends the sending — the requests out give up (their ads counted rejected ``api_unreachable``: never queued, safe
-  to resend) and the ads not sent are named, ``notSent`` — rather than counting every later batch refused;
+  ends the sending, at that time whatever is out (left39b: it waited for the requests out, so a store back
+  meanwhile left the promised stop unmade) — the requests out give up and the ads never sent, or caught waiting for
+  their next try, are ``notSent`` (never queued, safe to resend: :mod:`~gamead_cli.submit.tally`; left39b: they
+  were counted rejected with their last code) — rather than counting every later batch refused;
 * one line on stderr when it begins (since when, why, what is done, until when), one when it ends or stops the
   run, and the progress bar says it meanwhile (:meth:`Outage.status`).
 
@@ -140,6 +142,7 @@ class Outage:
         self.out = 0  #: requests out (handed to the pool, not finished)
         self.paused = 0.0  #: seconds the sending paused in all (the schedule waits as long)
         self.stopped = False  #: the run stopped: the API was still unreachable at the end of a pause
+        self._waited = 0.0  #: seconds from the outage's start to the stop
 
     # --- the client's threads ----------------------------------------------------------------------------
 
@@ -241,13 +244,13 @@ class Outage:
         try:
             while True:
                 with self._cond:
-                    if self.since is None or stop.is_set():
+                    if stop.is_set():
                         return False
-                    if self.out == 0:
-                        if self._clock() < self.since + self.hold_for:
-                            return False  # nothing out: the next batch goes, to try again
-                        self.stopped, waited = True, self._clock() - self.since
+                    if self._due():  # its stop time: the requests out end as they may (left39b)
+                        waited = self._stop()
                         break
+                    if self.since is None or self.out == 0:
+                        return False  # the API answers, or nothing is out: the next batch goes, to try again
                     self._cond.wait(LOOK_EVERY)
                 tick()
             stop.set()
@@ -257,6 +260,26 @@ class Outage:
             return True
         finally:
             self.paused += self._clock() - began
+
+    def _due(self) -> bool:  # under the lock: the run stops (said or not yet)
+        return self.stopped or (self.since is not None and self._clock() >= self.since + self.hold_for)
+
+    def _stop(self) -> float:  # under the lock: the run stops; the seconds since the outage began
+        if not self.stopped:
+            self.stopped, self._waited = True, self._clock() - (self.since if self.since is not None else 0.0)
+        return self._waited
+
+    def cut(self, stopping: bool) -> str:
+        """Why a batch's ads waiting to be sent again are not (left39b item 1): ``stopping`` (the run's stop event
+        is set: this outage's stop, a Ctrl-C, a fatal error) or this outage past its stop time (its start +
+        :attr:`hold_for`: the run stops then, the sender at its next look, :meth:`hold`) — the words said in
+        their ``notSent`` items; ``""`` when neither (their own resends ran out: the caller counts them rejected)."""
+        with self._cond:
+            if not stopping and not self._due():
+                return ""
+            if not stopping:
+                self._stop()
+        return self.reason() or "the run stopped before their next try"
 
     def status(self) -> str:
         """What the progress bar adds while an outage is under way (``""`` when none is)."""
@@ -287,14 +310,15 @@ class Outage:
                     "schedule resumes where it paused: the run ends later by the pause")
         return (f"{clock_text(self._since_wall)} the API at {self.api_url} is unreachable ({self.cause}): sending "
                 f"paused, the requests out are retried; if it still is at {until} (client.retry_for "
-                f"{self.hold_for:g} s) their ads are counted rejected (api_unreachable: never queued, safe to resend) "
-                "and sending stops, the rest not sent. The --rate schedule resumes where it paused: the run ends "
+                f"{self.hold_for:g} s) sending stops and their ads are not sent (never queued, safe to resend), "
+                "nor the rest. The --rate schedule resumes where it paused: the run ends "
                 "later by the pause")
 
     def summary(self, refused: int) -> dict[str, Any]:
         """The figures ``-o json`` adds: ``outages`` (each ``since``/``until``: ISO times, ``until`` None when it
         lasted to the end; ``seconds``; ``cause``), ``pausedSeconds``, ``stoppedByOutage``, and ``refusedByOutage``:
-        ``refused`` (the run's ads rejected ``api_unreachable``: never queued) when there was an outage, else 0."""
+        ``refused`` (the run's ads caught by a stop before their next try: not sent, never queued,
+        :meth:`~gamead_cli.submit.tally.Tally.not_sent`) when there was an outage, else 0."""
         with self._cond:
             spans = [dict(s) for s in self.spans]
             if self.since is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -20,25 +19,20 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
     BATCH_SIZE,
     FOLLOWED_MAX,
     ITEMS_KEPT,
-    REJECTIONS_LISTED,
     SIZE_REFUSALS,
     Item,
     chunks,
     counted,
-    keep_first,
-    maybe_queued_id,
-    rejection_text,
     reused_key_advice,
-    reused_key_text,
     stop_reason,
 )
 from gamead_cli.stops import signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.outage import MARKS, Outage, Runs, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
-from gamead_cli.submit.settling import MAYBE_KEPT
+from gamead_cli.submit.tally import Tally
 from gamead_cli.submit.views import progress_bar, progress_info
-from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
+from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 
 def send_many(
     client: ApiClient,
@@ -77,7 +71,8 @@ def send_many(
     and stops it past ``client.retry_for`` (:mod:`~gamead_cli.submit.outage`). Ctrl-C stops sending, lets the
     requests in flight finish, and returns the summary so far with ``interrupted: true``, ``notSent``.
     With ``live`` (stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4), Ctrl-C
-    sends it and names what was read ahead (``not_sent``), as a second Ctrl-C names those it cancelled.
+    sends it and names what was read ahead (``notSent``, ``notSentWhere``), as a second Ctrl-C names those it
+    cancelled.
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
     (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
@@ -89,35 +84,16 @@ def send_many(
     (where, id)) and ``_unknown`` (index → where) of the first ``MAYBE_KEPT`` such ads are for :func:`~gamead_cli.
     submit.settling.settle`, which looks them up; an interrupted run's ``lastSent``: the last ad sent's place."""
     lock, stop, slots = threading.Lock(), threading.Event(), threading.BoundedSemaphore(concurrency * 2)
-    rejected: Counter[str] = Counter()
-    listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
-    unsure: dict[int, tuple[str, str, bool]] = {}  #: index (< MAYBE_KEPT) → (where, adId, keyed): no publish answer
-    unknown: dict[int, str] = {}  #: input index (< MAYBE_KEPT) → where of an ad whose batch got no answer (no id)
-    counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
+    #: the ads whose id is kept (tally.order): those listed in acceptedIds (-o json), those --wait follows
+    tally = Tally(keep_items=keep_items, ids_kept=max(ITEMS_KEPT if keep_items else 0, FOLLOWED_MAX if follow else 0),
+                  idempotency_key=idempotency_key)
+    counts, rejected, reject = tally.counts, tally.rejected, tally.reject  # read under the lock
     fatal: list[ApiUnreachable] = []  #: a batch's error that stopped the sending: none was accepted before it
-    lost: Counter[str] = Counter()  #: how the answers of batches that got none were lost (no_answer) → ads
     sent = 0  # ads handed to the pool (lowered for those a second Ctrl-C cancelled)
     limit = {"size": max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))}  # ≥ 10 req/s paced
 
     def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
-
-    items: dict[int, dict[str, Any]] = {}  #: input index (< ITEMS_KEPT) → what became of that ad (keep_items)
-    order: dict[int, str] = {}  #: input index → id of a newly accepted ad (input order at the end)
-    #: the ads whose id is kept in ``order``: those listed in acceptedIds (-o json), those --wait follows
-    ids_kept = max(ITEMS_KEPT if keep_items else 0, FOLLOWED_MAX if follow else 0)
-
-    def reject(index: int, where: str, code: str, message: str) -> None:  # under the lock
-        rejected[code] += 1
-        keep_first(listed, index, {"where": where, "code": code, "message": message}, REJECTIONS_LISTED)
-        if keep_items and index < ITEMS_KEPT:
-            items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
-
-    def done(index: int, where: str, outcome: str, ad_id: str | None) -> None:  # under the lock
-        if keep_items and index < ITEMS_KEPT:
-            items[index] = {"where": where, "outcome": outcome, "id": ad_id}
-            if ad_id is None and idempotency_key:
-                items[index]["idempotencyKey"] = f"{idempotency_key}-{index}"
 
     def labelled(index: int, item: Any) -> tuple[str, Any]:
         return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
@@ -162,40 +138,6 @@ def send_many(
                 return [(i, where, exc) for i, where, _ in good]
             return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
 
-        def settle(i: int, where: str, body: Any) -> None:  # under the lock: what became of one ad
-            error = body.get("error") if isinstance(body, dict) else None
-            # an answer of the API: any per-ad result, or the whole request refused (not a local bad line)
-            counts["answered"] += isinstance(body, dict) or (isinstance(body, ApiClientError)
-                                                             and not isinstance(body, ApiUnreachable))
-            if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
-                counts["unknown"] += 1
-                lost[getattr(body, "lost", "timeout")] += 1
-                if i < MAYBE_KEPT:
-                    unknown[i] = where
-                done(i, where, "maybeQueued", None)
-            elif isinstance(body, GameadError):
-                reject(i, where, body.code, body.message)
-            elif (maybe := maybe_queued_id(error)) is not None:
-                counts["unsure"] += 1  # its publish got no answer: it may still be analysed
-                if i < MAYBE_KEPT:
-                    unsure[i] = (where, maybe, bool((error.get("details") or {}).get("keyed")))
-                done(i, where, "maybeQueued", maybe)
-            elif isinstance(error, dict):
-                text = rejection_text(error)
-                if idempotency_key and error.get("code") == "idempotency_key_reused":  # keys go by position
-                    text = reused_key_text(text, idempotency_key, i)
-                reject(i, where, str(error.get("code") or "error"), text)
-            elif not isinstance(body, dict) or "id" not in body:
-                reject(i, where, "bad_answer", "the API's answer has no ad id")
-            elif body.get("duplicate"):
-                counts["duplicates"] += 1
-                done(i, where, "duplicate", str(body["id"]))
-            else:
-                counts["accepted"] += 1
-                if i < ids_kept:
-                    order[i] = str(body["id"])
-                done(i, where, "accepted", str(body["id"]))
-
         def send(chunk: list[Item]) -> None:
             """Send one chunk and count what became of each ad; the ads whose own error says NATS took nothing of
             them (:func:`gamead_cli.retry.resendable`) are sent again after the back-off (or their
@@ -213,20 +155,24 @@ def send_many(
                          if isinstance(body, dict) and retry.resendable(body.get("error"))}
                 wait = None if not again or stop.is_set() else retry.next_wait(attempt, retry.ad_retry_after(
                     list(again.values())), outage.resend_until(deadline) - time.monotonic())
-                again = {} if wait is None else again
+                cut = outage.cut(stop.is_set()) if again and wait is None else ""  # the run's stop, not the ads' own
+                again = again if cut else {} if wait is None else again
                 with lock:
                     for i, where, body in answers:
                         if i not in again:
-                            settle(i, where, body)
+                            tally.settle(i, where, body)
+                        elif cut:  # certainly not queued, and the stop came before its next try (left39b)
+                            tally.not_sent(i, where, f"not sent again ({again[i].get('code')}): {cut}")
                     said = progress_info(counts, rejected, outage.status())
-                progress.update(task, advance=len(answers) - len(again), info=said)
-                if not again:
+                progress.update(task, advance=len(answers) - (0 if cut else len(again)), info=said)
+                if not again or cut:
                     return
                 answers = [a for a in answers if a[0] in again]
-                if stop.wait(wait):  # Ctrl-C or a fatal error meanwhile: they stay as answered
+                if stop.wait(wait):  # Ctrl-C, a fatal error or the outage's stop meanwhile: not sent again
+                    cut = outage.cut(True)  # (the outage's lock, never taken under ours)
                     with lock:
-                        for i, where, body in answers:
-                            settle(i, where, body)
+                        for i, where, _ in answers:
+                            tally.not_sent(i, where, f"not sent again ({again[i].get('code')}): {cut}")
                     progress.update(task, advance=len(answers))
                     return
                 client.count_retry()
@@ -247,9 +193,10 @@ def send_many(
                     break
                 if outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
                                                                                       outage.status()))):
-                    with lock:  # sending stops (the API away past client.retry_for); what a stream read is named
-                        for i, item in chunk + runs.left() + feed.rest() if feed else []:
-                            reject(i, labelled(i, item)[0], "not_sent", f"not sent: {outage.reason()}")
+                    with lock:  # sending stops (the API away past client.retry_for); with no count to take notSent
+                        named = chunk + runs.left() + (feed.rest() if feed else []) if total is None else []
+                        for i, item in named:  # from (a stream), the ads in hand and read ahead are named
+                            tally.not_sent(i, labelled(i, item)[0], f"not sent: {outage.reason()}")
                     break
                 chunk = run = runs.cut(run, outage.size(len(run)))  # a store outage begun since it was formed
                 slots.acquire()
@@ -271,7 +218,7 @@ def send_many(
             held = chunk + runs.left() + (feed.partial() if feed else [])  # in hand, partial run: sent, not dropped;
             with lock:  # read ahead of them: named (review30b F1: a paced run's Ctrl-C sent ~1,000 more at once)
                 for i, item in feed.rest() if feed else []:
-                    reject(i, labelled(i, item)[0], "not_sent", f"not sent: read ahead when {stopped_by()} came")
+                    tally.not_sent(i, labelled(i, item)[0], f"not sent: read ahead when {stopped_by()} came")
             for k in range(0, len(held), limit["size"]):
                 outage.started()
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
@@ -291,16 +238,18 @@ def send_many(
                 pool.shutdown(wait=False, cancel_futures=True)
                 client.abort()
         elapsed, client.watch = time.monotonic() - start, None  # the lookups after it are not the run's
+        cancelled = 0  # of the ads handed out, those a second Ctrl-C cancelled (counted by the tally)
         with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
             for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
-                reject(i, labelled(i, item)[0], "not_sent", f"not sent: {stopped_by()} came before its batch went out")
-                sent -= 1  # counted in sent when handed to the pool; never sent
+                tally.not_sent(i, labelled(i, item)[0], f"not sent: {stopped_by()} came before its batch went out")
+                sent, cancelled = sent - 1, cancelled + 1  # never sent: notSent once (left39b: it was rejected too)
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()
 
     if fatal and counts["accepted"] + counts["duplicates"] == 0 and not counts["unknown"]:
         raise fatal[0]
+    order, unsure, unknown = tally.order, tally.unsure, tally.unknown
     kept = sorted(order)  # input order: the batches answer in any order
     ids = [order[i] for i in kept if i < FOLLOWED_MAX] if follow else []  # what --wait follows
     summary: dict[str, Any] = {
@@ -315,8 +264,8 @@ def send_many(
         "answeredPerSecond": round(counts["answered"] / elapsed, 1) if elapsed > 0 else 0.0,  # answered, any answer
         "targetRate": rate or None,
         # the first REJECTIONS_LISTED rejected ads in input order (whatever order they were answered in)
-        "rejections": [listed[i] for i in sorted(listed)],
-        "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
+        "rejections": [tally.listed[i] for i in sorted(tally.listed)],
+        "rejectionsNotListed": max(0, sum(rejected.values()) - len(tally.listed)),
         # neither accepted nor rejected: their publish (or their whole batch) got no answer in time, so they may
         # still be analysed; every id, to look up (gamead ads get), and the keys of those whose id never came back
         "maybeQueued": counts["unsure"] + counts["unknown"],
@@ -324,14 +273,14 @@ def send_many(
         "_unsure": unsure, "_unknown": unknown,  # for gamead_cli.submit.settling, which removes them
         # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
-        "maybeQueuedUnknown": counts["unknown"], "maybeQueuedLost": dict(lost),  # how: timeout, reset, closed
+        "maybeQueuedUnknown": counts["unknown"], "maybeQueuedLost": dict(tally.lost),  # how: timeout, reset, closed
         "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT if idempotency_key],
         "idempotencyKey": idempotency_key, "itemsOmitted": max(0, sent - ITEMS_KEPT),  # past ITEMS_KEPT: counted
-        **outage.summary(rejected.get("api_unreachable", 0)),  # the API away: when, the pause, the ads refused
+        **outage.summary(counts["unsent"]),  # the API away: when, the pause, the ads it left not sent
     }
     if keep_items:
         summary["acceptedIds"] = [order[i] for i in kept if i < ITEMS_KEPT]
-        summary["items"] = [items[i] for i in sorted(items)]
+        summary["items"] = [tally.items[i] for i in sorted(tally.items)]
     if follow:
         summary["notFollowed"] = counts["accepted"] - len(ids)  # accepted past the first FOLLOWED_MAX ads
     if idempotency_key and rejected.get("idempotency_key_reused"):
@@ -340,11 +289,13 @@ def send_many(
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
+    never = 0  # ads never handed out
     if interrupted or (stop.is_set() and not unread):  # stopped before its input's end: why, Ctrl-C too
         summary["stoppedBecause"] = stop_reason(fatal, outage.reason(), client.retry_for, bool(idempotency_key),
                                                 interrupted, stopped_by())
-        if total is not None and sent < total:
-            summary["notSent"] = total - sent
+        never = total - sent - cancelled if total is not None and sent + cancelled < total else 0
+    if never or counts["unsent"]:  # with those the stop caught (left39b)
+        summary.update(tally.not_sent_figures(never))
     if interrupted or unread or outage.stopped:
         summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
     return summary, ids

@@ -107,10 +107,7 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("store refusing" if store_only(summary) else "API unreachable",
                      Text(outage_text(summary), style="yellow"))
     if summary.get("notSent"):
-        why = summary.get("stoppedBecause") or "a batch got no answer before any ad was accepted"
-        grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: {why}; none of these reached the API"
-                                      + (f"; the input after {summary['lastSent']}" if summary.get("lastSent")
-                                         else "") + ")", style="yellow"))
+        grid.add_row("not sent", Text(not_sent_text(summary), style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
@@ -147,9 +144,24 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     return panel if look is None else Group(panel, look)
 
 
+def not_sent_text(summary: Mapping[str, Any]) -> str:
+    """The summary's ``not sent`` row: how many, why the run stopped, and which: those the stop caught
+    (``notSentCaught``: waiting for their next try after NATS took nothing of them, their connection never made,
+    read ahead of a stream, cancelled before their batch went out; their lines) and the input after the last ad
+    sent. Pure."""
+    why = summary.get("stoppedBecause") or "the outage's stop came before their next try"
+    caught = summary.get("notSentCaught") or 0
+    never = summary["notSent"] - caught
+    parts = [f"{caught} caught by the stop: {_ranges(summary, 'notSentWhere')}"] if caught else []
+    if never:
+        parts.append(f"{never} never sent" + (f": the input after {summary['lastSent']}" if summary.get("lastSent")
+                                              else ""))
+    return f"{summary['notSent']} (stopped: {why}; none of these is queued, safe to resend; {'; '.join(parts)})"
+
+
 def outage_text(summary: Mapping[str, Any]) -> str:
     """The summary's ``API unreachable`` row: each outage (from, to, how long), how long the sending paused, the ads
-    it refused (rejected ``api_unreachable``: never queued) and whether any may be queued. Pure."""
+    caught by its stop (not sent, never queued: the ``not sent`` row) and whether any may be queued. Pure."""
     spans = summary.get("outages") or []
     when = "; ".join((f"{short_time(o.get('since'))}-{short_time(o['until'])} UTC" if o.get("until") else
                       f"{short_time(o.get('since'))} UTC to the end") + f", {o.get('seconds') or 0:.1f} s "
@@ -159,12 +171,13 @@ def outage_text(summary: Mapping[str, Any]) -> str:
         return (f"{len(spans)} time{'s' if len(spans) > 1 else ''}: {when}{' …' if len(spans) > 5 else ''}; sending "
                 + (f"paused {paused:.1f} s, then stopped" if summary.get("stoppedByOutage") else
                    f"paused {paused:.1f} s (the run ended that much later, --rate kept)")
-                + "; the ads it refused were resent when certainly not queued, else looked up (rows above)")
+                + "; the ads it refused were resent when certainly not queued (or, caught by the stop, not sent: "
+                  "that row), else looked up (rows above)")
     return (f"{len(spans)} time{'s' if len(spans) > 1 else ''}: {when}{' …' if len(spans) > 5 else ''}; sending "
             + (f"paused {paused:.1f} s, then stopped; " if summary.get("stoppedByOutage") else
                f"paused {paused:.1f} s (the run ended that much later, --rate kept); ")
-            + f"{summary.get('refusedByOutage') or 0} ads refused (rejected api_unreachable: never queued, safe to "
-            "resend); " + (f"{maybe} may be queued (a request went out and its answer never came: see that row)"
+            + f"{summary.get('refusedByOutage') or 0} ads caught by the stop, never queued (the not sent row); "
+            + (f"{maybe} may be queued (a request went out and its answer never came: see that row)"
                            if maybe else "none may be queued (every request sent was answered)"))
 
 
@@ -237,4 +250,6 @@ def sent_note(summary: Mapping[str, Any]) -> str:
         note += f", {summary['maybeQueued']} may be queued ({_ranges(summary, 'maybeQueuedWhere')})"
     if summary.get("notQueued"):
         note += f", {summary['notQueued']} not queued ({_ranges(summary, 'notQueuedWhere')}: safe to resend)"
+    if summary.get("notSent"):
+        note += f", {summary['notSent']} not sent (safe to resend: the summary's not sent row, -o json notSentWhere)"
     return note + "; do not resend the others"

@@ -22,10 +22,13 @@ Only a recovery lets go of an analysis: a worker whose puts all fail because the
 (every node's fail alike, and no reaper judges a death on a registry its own beats do not reach) finishes its
 analyses and writes their outcomes, as before (``tests/integration/test_up_heartbeat_refused.py``).
 
-What is left: an analysis in doubt runs on until the next look after its recovery (half a heartbeat interval) and
-the other worker may have started it by then; a batch start's ads (analysed in one turn, :mod:`.batch_start`) are
-not looked at: frozen between their analysis and their write, the write may land over the recovery (the ad completes
-once; its redelivery is acknowledged); a lapse seen early (puts failing, one landing before ``registry.ttl``) lets
+A write that reaches NATS after a recovery (its worker frozen, or its link stalled, between the analysis and the
+write: a batch start's ads, analysed in one turn, :mod:`.batch_start`, are never looked at) loses its
+compare-and-set, and the fallback after it writes nothing over a record a recovery of this process took
+(:func:`~gamead_core.worker.transitions.completing` with the worker's id, left39b: it wrote the stale outcome over
+the recovery). What is left: an analysis in doubt runs on until the next look after its recovery and the other
+worker may have started it by then (:data:`DOUBT_LOOK_EVERY` for ``registry.ttl`` after the lapse, then half a
+heartbeat interval); a lapse seen early (puts failing, one landing before ``registry.ttl``) lets
 the prefetched ads go with no recovery to hand them back: ``queue.ack_wait`` does.
 """
 
@@ -33,19 +36,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from gamead_core.errors import GameadError
-from gamead_core.models import AdRecord, AdStatus
 from gamead_core.registry.beat import BeatHealth
 from gamead_core.store.ads import AdStore
-from gamead_core.worker.budget import superseded
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer
+from gamead_core.worker.transitions import recovered  # here for its readers (handle)
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 
@@ -115,15 +116,6 @@ class Lease:
 
 
 
-def recovered(record: AdRecord, delivery: str, worker_id: str) -> bool:
-    """Whether ``record`` (read now) says that ``delivery`` of its ad is no longer run by this process (worker
-    ``worker_id``): a later delivery claimed it, or a recovery of this process took it back (``lostIn`` naming this
-    process, :func:`~gamead_core.worker.reaper.death_id`, the ad ``queued``). Pure but for the PID."""
-    lost_in = record.lost_in
-    return superseded(record, delivery) or (lost_in is not None and record.status == AdStatus.QUEUED
-                                            and lost_in.startswith(f"{worker_id}:{os.getpid()}@"))
-
-
 class InDoubt:
     """The analyses running when the lease lapsed (``running``: the handler's, (stream, delivery) → (ad id,
     delivery, task)) in the worker ``worker_id``, looked at until they end: one whose record says it was
@@ -165,18 +157,26 @@ class InDoubt:
         return bool(self.keys)
 
 
+#: seconds between two looks at the analyses in doubt during the first ``registry.ttl`` after a lapse was seen, when
+#: a recovery lands if one does (the reaper judges an entry expired within that): left39b, a put landing again set
+#: the looks back to half a heartbeat interval (:meth:`Lease.next_check`), so a recovery landing after the first
+#: look let the analysis run on that long beside its new worker; afterwards, the lease's own cadence
+DOUBT_LOOK_EVERY = 0.05
+
+
 async def watch(lease: Lease, let_go: Callable[[], None], doubt: InDoubt) -> None:
     """For each lapse of ``lease`` (seen on the clock, or from a put that landed late): ``let_go()`` (the
-    prefetched ads) and put the running analyses in ``doubt``, looked at every :meth:`Lease.next_check` until
-    they end. Runs until cancelled."""
-    looking = False
+    prefetched ads) and put the running analyses in ``doubt``, looked at every :data:`DOUBT_LOOK_EVERY` for
+    ``registry.ttl``, then every :meth:`Lease.next_check`, until they end. Runs until cancelled."""
+    looking, quick_until = False, 0.0
     while True:
         if lease.news():
             let_go()
-            looking = True
+            looking, quick_until = True, time.monotonic() + lease.ttl
         if looking:
             looking = await doubt.look()
-        await asyncio.sleep(lease.next_check())
+        quick = looking and time.monotonic() < quick_until
+        await asyncio.sleep(DOUBT_LOOK_EVERY if quick else lease.next_check())
 
 
 def let_go(lease: Lease, worker_id: str, *, buffer: PrefetchBuffer, keepalive: AckWaitKeepAlive, held: HeldAds,

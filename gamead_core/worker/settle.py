@@ -180,7 +180,7 @@ class Settler:
             self._sample(started, now)
             return
         done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
-        finished = UnlessLanded(done, lambda rec: completing(rec, done, delivery))  # attempts: ours may be unwritten
+        finished = UnlessLanded(done, lambda rec: completing(rec, done, delivery, self.worker_id))  # not ours: None
 
         async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): unless final or taken
             return await self._or_recreated(msg, lambda: store.mutate(done.id, finished)) is not None or finished.landed

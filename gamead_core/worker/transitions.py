@@ -7,6 +7,7 @@ write nothing"."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -40,13 +41,31 @@ def owner(delivery: str) -> Callable[[AdRecord], bool]:
     return owns
 
 
-def completing(rec: AdRecord, done: AdRecord, delivery: str) -> AdRecord | None:
+def recovered(record: AdRecord, delivery: str, worker_id: str) -> bool:
+    """Whether ``record`` (read now) says that ``delivery`` of its ad is no longer run by this process (worker
+    ``worker_id``): a later delivery claimed it, or a recovery of this process took it back (``lostIn`` naming this
+    process, :func:`~gamead_core.worker.reaper.death_id`, the ad ``queued``, the delivery the recovery settled not
+    earlier than ``delivery``: a redelivery this process took after the recovery is its own — left39b: it was
+    stopped too, and the ad waited ``queue.ack_wait`` and was charged 3 attempts for one analysis). Pure but for
+    the PID."""
+    lost_in = record.lost_in
+    return superseded(record, delivery) or (lost_in is not None and record.status == AdStatus.QUEUED
+                                            and lost_in.startswith(f"{worker_id}:{os.getpid()}@")
+                                            and parse_delivery(record.delivery) >= parse_delivery(delivery))
+
+
+def completing(rec: AdRecord, done: AdRecord, delivery: str, worker_id: str | None = None) -> AdRecord | None:
     """The completed record ``done`` of the attempt under ``delivery``, to write over ``rec`` (the record now, after
     our first write lost its compare-and-set), keeping the higher attempt count; None (write nothing) when ``rec``
     is final, or ``processing`` under a later delivery: a superseded attempt that ends late (its worker frozen past
     ``ack_wait``) does not overwrite the record of the attempt running now, whose outcome stands (attack31c F4:
-    it did, and the ad read ``completed`` while its owner went on analysing it)."""
+    it did, and the ad read ``completed`` while its owner went on analysing it); with ``worker_id`` (this worker's)
+    also when the ad is no longer this attempt's (:func:`recovered`: a later delivery named, or a recovery of this
+    process took it back while its lease had lapsed: left39b item 2, a batch start's outcome whose write was held
+    past the lapse was written over the recovery, 1 of 1 in ``tests/integration/test_stale_batch_write.py``)."""
     if rec.status.terminal or (rec.status == AdStatus.PROCESSING and superseded(rec, delivery)):
+        return None
+    if worker_id is not None and recovered(rec, delivery, worker_id):
         return None
     return done.model_copy(update={"attempts": max(rec.attempts, done.attempts)})
 

@@ -93,19 +93,19 @@ def test_a_write_whose_stdout_reader_is_gone_says_once_what_it_did(lone_api: str
         done = _reader_gone("submit", "--title", f"Pipe gone {output}", "--genre", "RPG", "--api", lone_api,
                             "-o", output)
         lines = done.stderr.strip().splitlines()
-        assert done.returncode == exitcodes.ERROR and len(lines) == 1, (output, done.stderr)  # was: nothing said
+        assert done.returncode == exitcodes.READER_GONE and len(lines) == 1, (output, done.stderr)  # was: nothing said
         assert lines[0].startswith("error: cannot write the output to stdout (its reader is gone); the ad WAS "
                                    "queued: id "), lines
         ad_id = lines[0].split(" id ", 1)[1].split(";", 1)[0]
         assert httpx.get(f"{lone_api}/ads/{ad_id}", timeout=10).status_code == 200
     scaled = _reader_gone("scale", "set", "2", "--for", "5m", "--api", lone_api)
-    assert scaled.returncode == exitcodes.ERROR, scaled.stderr
+    assert scaled.returncode == exitcodes.READER_GONE, scaled.stderr
     assert "; the override WAS set: 2 worker(s) until " in scaled.stderr, scaled.stderr
     cleared = _reader_gone("scale", "clear", "--api", lone_api)
-    assert cleared.returncode == exitcodes.ERROR and "; the override WAS cleared" in cleared.stderr, cleared.stderr
+    assert cleared.returncode == exitcodes.READER_GONE and "; the override WAS cleared" in cleared.stderr, cleared.stderr
     # a read whose reader left is quiet, as Unix tools are
     listed = _reader_gone("ads", "list", "--api", lone_api)
-    assert (listed.returncode, listed.stderr) == (exitcodes.ERROR, "")
+    assert (listed.returncode, listed.stderr) == (exitcodes.READER_GONE, "")
 
 
 def test_the_audit_next_page_is_the_whole_command_and_runs_as_printed(lone_api: str, tmp_path: Path) -> None:

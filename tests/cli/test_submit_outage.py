@@ -105,8 +105,8 @@ def test_a_run_whose_api_stays_away_stops_after_retry_for_and_names_what_was_not
     assert ("✗ " in said and f"the API at {url} is still unreachable after" in said
             and "sending stopped" in said and "GAMEAD_CLIENT__RETRY_FOR=S waits longer" in said), said
     outage = re.search(r"API unreachable 1 time: \d\d:\d\d:\d\d UTC to the end, [\d.]+ s \(connection refused\); "
-                       r"sending paused [\d.]+ s, then stopped; (\d+) ads refused \(rejected api_unreachable: never "
-                       r"queued, safe to resend\); (none|\d+) may be queued", text)
+                       r"sending paused [\d.]+ s, then stopped; (\d+) ads caught by the stop, never queued \(the not "
+                       r"sent row\); (none|\d+) may be queued", text)
     assert outage is not None, text
     # a batch out when the SIGKILL came got no answer: its ads may be queued, counted in their own row, their
     # connection cut by the kill (a loaded run: 3, "connection reset before the answer came"), not by a timeout
@@ -114,7 +114,7 @@ def test_a_run_whose_api_stays_away_stops_after_retry_for_and_names_what_was_not
         assert f" {outage[2]} may be queued (a request went out and its answer never came: see that row)" in text
         assert re.search(rf"may be queued {outage[2]} \(connection (reset before the answer came|closed without an "
                          r"answer), still unknown", text), text
-    assert "(stopped: the API was still unreachable after client.retry_for; none of these reached the API; " \
-           "the input after ad " in text, text
+    assert "(stopped: the API was still unreachable after client.retry_for; none of these is queued, safe to " \
+           "resend; " in text and "never sent: the input after ad " in text, text
     not_sent = re.search(r"not sent (\d+) \(stopped", text)
     assert not_sent is not None and 0 < int(not_sent[1]) < COUNT, text
