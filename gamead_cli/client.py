@@ -28,7 +28,7 @@ from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound,
                                 redirected, stream_pieces)
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
                                    lost_kind, no_answer, unreachable, unsendable)
-from gamead_cli.deadline_http import DeadlineTransport, answer_deadline, proxy_for
+from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
 from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
@@ -80,7 +80,7 @@ class ApiClient(AdCalls):
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         try:  # every request whole by a deadline (deadline_http: a head or body trickled a byte at a time)
             self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout, limits=limits,
-                                      transport=transport or DeadlineTransport(limits, proxy_for(self.api_url)))
+                                      transport=transport or DeadlineTransport.for_api(limits, self.api_url))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise ApiClientError(f"invalid API URL {api_url!r}: {exc} — set --api or GAMEAD_API_URL") from exc
 

@@ -20,6 +20,8 @@ transport given, httpx set up no proxy from the environment and the CLI connecte
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -156,13 +158,27 @@ def proxy_for(api_url: str) -> str | None:
     return proxy
 
 
+@functools.cache
+def verified_tls() -> ssl.SSLContext:
+    """The TLS context of this process's ``https://`` API connections, as httpx makes it (its CA bundle, or
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``): made on first use, then shared by every client of the process (reading the
+    bundle is ~25 ms of CPU each time; a dashboard or an in-process caller makes many clients)."""
+    return httpx.create_ssl_context()
+
+
+def _trusts_nothing() -> ssl.SSLContext:
+    """A context for an ``http://`` API and proxy, whose connections never use it: no CA read (~25 ms of CPU, most
+    of a short command's), and a TLS handshake it were ever used for would fail verification, never pass unchecked."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class DeadlineTransport(httpx.BaseTransport):
     """An ``httpx`` transport (HTTP/1.1, TLS verified as httpx verifies it) whose requests keep the deadline of
     :func:`answer_deadline`; ``limits`` as ``httpx.Limits``; ``proxy``: an HTTP(S) proxy's URL (:func:`proxy_for`)."""
 
-    def __init__(self, limits: httpx.Limits, proxy: str | None = None) -> None:
+    def __init__(self, limits: httpx.Limits, proxy: str | None = None, *, tls: bool = True) -> None:
         common: dict[str, Any] = {
-            "ssl_context": httpx.create_ssl_context(), "max_connections": limits.max_connections,
+            "ssl_context": verified_tls() if tls else _trusts_nothing(), "max_connections": limits.max_connections,
             "max_keepalive_connections": limits.max_keepalive_connections,
             "keepalive_expiry": limits.keepalive_expiry, "network_backend": _Backend()}
         if proxy is None:
@@ -172,6 +188,13 @@ class DeadlineTransport(httpx.BaseTransport):
             auth = (url.username, url.password) if url.username else None
             self._pool = httpcore.HTTPProxy(proxy_url=str(url.copy_with(username=None, password=None)),
                                             proxy_auth=auth, **common)
+
+    @classmethod
+    def for_api(cls, limits: httpx.Limits, api_url: str) -> DeadlineTransport:
+        """The transport of an API client of ``api_url``, through the proxy the environment names for it; TLS
+        verified only if the API or that proxy is ``https://`` (the client sends nothing anywhere else)."""
+        proxy = proxy_for(api_url)
+        return cls(limits, proxy, tls=any(httpx.URL(u).scheme == "https" for u in (api_url, proxy) if u))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         core = httpcore.Request(

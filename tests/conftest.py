@@ -18,7 +18,8 @@ from gamead_core.embedded import EmbeddedNats
 from tests import dies_with_pytest  # noqa: F401 - on import: every child of pytest dies with it (rule 4)
 from tests.support import ForkServer, Proc, start_api, start_worker
 
-pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline"]
+pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline", "tests.shared_tls",
+                  "tests.session_ends"]
 
 
 @pytest.fixture(scope="session", autouse=True)
