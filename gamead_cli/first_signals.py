@@ -14,7 +14,10 @@ worker hands back, ``serve`` stops serving, ``submit`` prints its summary); :fun
 default action back once the command has ended.
 
 Left as they were: a signal inherited as ignored (``nohup``: ``gamead up`` still finds SIGHUP ignored and leaves
-it so), and SIGINT (Python's own Ctrl-C handler). The same signal a second time while the first is being acted on
+it so), and SIGINT (Python's own Ctrl-C handler) — but a command of :data:`NOTHING_YET` takes SIGINT even when
+it came ignored (a background job of a script: ``gamead serve &``), as its own handlers do once installed
+(uvicorn's, ``gamead up``'s, the worker's): before, a ``kill -INT`` in the ~0.5 s between ``gamead serve``'s
+``connections: at most …`` line and uvicorn's handlers was dropped and the API served on (attack39b F17). The same signal a second time while the first is being acted on
 takes its default action (the process ends by it at once, as before this module); the other one is ignored then
 (a closed terminal's SIGHUP and a supervisor's SIGTERM come together). Only the standard library is imported here.
 """
@@ -67,6 +70,8 @@ def command(name: str | None) -> None:
     PHASE["command"] = name
     if name not in NOTHING_YET:
         PHASE["starting"] = False
+    elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # the command takes it once serving: from now on
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def handed_over() -> None:

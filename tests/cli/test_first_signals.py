@@ -200,3 +200,27 @@ def test_sighup_stops_a_serving_api_as_sigterm_does(tmp_path: Path) -> None:
         assert "Application shutdown complete." in serve.output(), serve.output()[-2000:]
     finally:
         serve.kill()
+
+
+def test_a_sigint_inherited_ignored_still_stops_serve_before_it_serves(tmp_path: Path) -> None:
+    """attack39b F17: ``gamead serve &`` from a script has SIGINT ignored (an ignored signal stays ignored across
+    ``exec``), and its ``kill -INT`` in the ~0.5 s between the ``connections: at most …`` line and uvicorn's own
+    handlers (which take SIGINT whatever it was) was dropped: the API served on (714 s, until a SIGTERM). Held at
+    uvicorn's loop import (``uvicorn.loops.uvloop``, the first thing ``server.run`` does), SIGINT now ends it:
+    one line, 130. Figure before: still held, then serving (ended by the test)."""
+
+    def background() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    port = str(_closed_port())
+    held = Held(tmp_path, "uvicorn.loops.uvloop", "serve", "--port", port, "--nats-url",
+                f"nats://127.0.0.1:{_closed_port()}", preexec=background)
+    held.signal(signal.SIGINT)
+    held.until.touch()
+    try:
+        assert held.proc.wait(timeout=60) == 130
+    finally:
+        if held.proc.poll() is None:
+            held.proc.terminate()
+    _, err = held.proc.communicate(timeout=60)
+    assert err.strip().splitlines()[-1] == "error: interrupted", err
