@@ -17,10 +17,9 @@ Once connected, the probes read from memory what these find:
 
 Every use of the connection (:meth:`QueueLink._check`) answers 503 ``queue_unavailable`` at once while the
 reader is dead or more than ``nats.max_pending_bytes`` wait to be sent (a stalled server), never buffering more.
-Operator reads that stream a whole bucket go on a connection of their own (:mod:`gamead_core.api.read_conn`).
-
-Nothing here puts a URL or credentials in front of a client (``/readyz`` and errors say what is wrong, not where);
-logs show URLs through :func:`gamead_core.redact.redact_url` only."""
+Operator reads that stream a whole bucket go on a connection of their own (:mod:`gamead_core.api.read_conn`); submits'
+writes linger (:mod:`gamead_core.queue.write_linger`). Nothing here puts a URL or credentials in front of a client
+(``/readyz`` and errors say what is wrong, not where); logs: URLs only through :func:`gamead_core.redact.redact_url`."""
 
 from __future__ import annotations
 
@@ -52,6 +51,7 @@ from gamead_core.queue.storage import StorageProbe
 from gamead_core.queue.topology import TopologyReport
 from gamead_core.queue.watch import TopologyWatch
 from gamead_core.queue.write_check import purge_checks, writes_stored
+from gamead_core.queue.write_linger import linger_writes
 from gamead_core.redact import redact_url
 from gamead_core.registry import api_incarnation, new_api_node_id
 from gamead_core.shutdown import close_connection
@@ -132,8 +132,8 @@ class QueueLink:
         while True:
             try:
                 if nc is None:
-                    nc = await connect(self.settings.nats, self.url, name="gamead-api",
-                                       on_reconnect=self._reconnected)
+                    nc = linger_writes(await connect(self.settings.nats, self.url, name="gamead-api",  # submits' writes
+                                                     on_reconnect=self._reconnected), self.settings.api.write_linger_ms)
                     self._setting_up = nc
                 await self.reads.open()  # the operator reads' connection (gamead_core.api.read_conn)
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)

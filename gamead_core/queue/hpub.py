@@ -10,7 +10,8 @@ encodes both, one ``bytearray.extend`` at a time; with :func:`gamead_core.queue.
 ``name: value`` line each, an empty line, the payload) with one regular-expression match over all the header
 lines, and takes the same steps after: the guard's bound (``nats.max_pending_bytes``: the check of
 :func:`~gamead_core.queue.liveness.admit`, with the message's exact size), nats-py's counters, its buffer and a kick
-of its flusher when none is queued. Anything else goes to ``nc.publish`` as before, which then answers as it
+of its flusher when none is queued (on the API's connection, once its write linger ends:
+:mod:`gamead_core.queue.write_linger`). Anything else goes to ``nc.publish`` as before, which then answers as it
 always did (its errors included): a connection not connected (closed, draining, reconnecting: nats-py's own
 buffering rules), no guard on the connection, a flusher that is not running, a payload over the server's
 ``max_payload``, nats-py's own bound (``pending_size``) reached, a subject or reply holding whitespace, a header
@@ -39,6 +40,8 @@ from gamead_core.queue.liveness import (
     _refused,
     unsent_bytes,
 )
+from gamead_core.queue.write_linger import ATTR as _LINGER
+from gamead_core.queue.write_linger import kick_flusher
 
 __all__ = ["ack_all", "send"]
 
@@ -84,9 +87,11 @@ async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict
     nc.stats["out_bytes"] += len(payload)
     nc._pending.append(command)  # noqa: SLF001
     nc._pending_data_size += len(command)  # noqa: SLF001
-    queue = nc._flush_queue  # noqa: SLF001
-    if queue is not None and queue.empty():  # kick the flusher, as nats-py's _flush_pending does
-        queue.put_nowait(loop.create_future())
+    linger = getattr(nc, _LINGER, None)  # the API's connection: the flusher woken after a linger (.write_linger)
+    if linger is not None:
+        linger.wrote(nc, loop)
+    else:
+        kick_flusher(nc, loop)  # as nats-py's _flush_pending does
 
 
 def ack_all(nc: NATS | None, msgs: list[Msg]) -> list[Msg]:
