@@ -8,9 +8,12 @@ is swallowed whole (counted in :attr:`dropped`): the server never sees it, the c
 while :meth:`PublishFilter.hold` is in force, one to such a subject (a JetStream API request: ``$JS.API.…``) goes
 on only after a pause, and the client's later bytes after it. :meth:`PublishFilter.pass_all` forwards everything
 again at once. The server's bytes go on as they are, unless :meth:`PublishFilter.stall_deliveries` was called:
-then, once that many ``HMSG`` frames (deliveries with headers: a consumer's, never a request's reply) went to the
-client, nothing more from the server does for a while, as a server stopped mid-delivery. Threads only;
-stopped by :meth:`PublishFilter.stop`.
+then, once that many ``MSG``/``HMSG`` frames on a subject starting with the one given (a consumer's delivery
+carries its message's own subject, a request's reply its inbox) went to the client, nothing more from the server
+does for a while, or until :meth:`PublishFilter.release` (or the client's request that
+:meth:`PublishFilter.release_on` names), as a server stopped mid-delivery: the test knows the read stands at that
+delivery (:attr:`PublishFilter.holds`), however loaded the machine (flake39: a fault timed by polling for a state
+let a loaded run pass that state first). Threads only; stopped by :meth:`PublishFilter.stop`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ class PublishFilter(Relay):
         self._prefix: bytes | None = None
         self._held: tuple[bytes, float] | None = None  #: (subject prefix, seconds) of :meth:`hold`
         self.dropped = 0  #: publishes swallowed so far
-        self._stall: tuple[int, float] | None = None  #: (HMSG frames until the held one, seconds) of stall_deliveries
+        #: (deliveries until the held one, seconds or None: until released, subject prefix) of stall_deliveries
+        self._stall: tuple[int, float | None, bytes] | None = None
+        self._released = threading.Event()
+        self.holds = 0  #: stalls begun so far (the server's bytes held from the delivery they stopped at)
+        self._release_on: bytes | None = None  #: subject prefix of a client publish that ends the stall
 
     def start(self) -> PublishFilter:
         threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
@@ -47,11 +54,27 @@ class PublishFilter(Relay):
         with self._lock:
             self._held = (prefix.encode(), seconds)
 
-    def stall_deliveries(self, after: int, seconds: float) -> None:
-        """Once ``after`` more ``HMSG`` frames went to the client, forward nothing from the server for ``seconds``
-        (the client's bytes still go on), then everything as before; once."""
+    def stall_deliveries(self, after: int, seconds: float | None, subject: str) -> None:
+        """Once ``after`` more ``MSG``/``HMSG`` frames on a subject starting with ``subject`` (deliveries) went to
+        the client, forward nothing from the server for ``seconds`` (None: until :meth:`release`; the client's bytes
+        still go on), then everything as before; once (call it again, then :meth:`release`, to hold a later
+        delivery too)."""
         with self._lock:
-            self._stall = (after + 1, seconds)  # the frame that brings it to 0 is the first one held
+            self._stall = (after + 1, seconds, subject.encode())  # the frame that brings it to 0 is the first held
+
+    def release(self) -> None:
+        """End the stall under way (:attr:`holds` tells one began): the held bytes go on at once."""
+        self._released.set()
+
+    def release_on(self, prefix: str) -> None:
+        """End the stall under way once the client publishes to a subject starting with ``prefix`` (a request it
+        makes on giving up waiting: its answer then comes after the held bytes)."""
+        with self._lock:
+            self._release_on = prefix.encode()
+
+    def stop(self) -> None:
+        self._released.set()
+        super().stop()
 
     def pass_all(self) -> None:
         """Forward every publish again, at once."""
@@ -86,27 +109,34 @@ class PublishFilter(Relay):
         self._shut(src, dst)
 
     def _deliver(self, data: bytes, dst: socket.socket) -> None:
-        """Send the server's ``data`` to the client, pausing where :meth:`stall_deliveries` asked. An ``HMSG`` split
+        """Send the server's ``data`` to the client, pausing where :meth:`stall_deliveries` asked. A frame split
         between two reads is missed (one frame later at most)."""
-        with self._lock:
-            stall = self._stall
-        if stall is None:
-            dst.sendall(data)
-            return
-        left, seconds = stall
-        cut = -1
-        while left > 0 and (cut := data.find(b"HMSG ", cut + 1)) >= 0:
-            left -= 1
-        if left > 0 or cut < 0:
+        while data:
             with self._lock:
-                self._stall = (left, seconds)
-            dst.sendall(data)
-            return
-        with self._lock:
-            self._stall = None
-        dst.sendall(data[:cut])
-        self._stop.wait(seconds)
-        dst.sendall(data[cut:])
+                stall = self._stall
+            if stall is None:
+                dst.sendall(data)
+                return
+            left, seconds, subject = stall
+            cut = -1
+            while left > 0 and (cut := _next_delivery(data, cut + 1, subject)) >= 0:
+                left -= 1
+            if left > 0 or cut < 0:
+                with self._lock:
+                    self._stall = (left, seconds, subject)
+                dst.sendall(data)
+                return
+            with self._lock:
+                self._stall = None
+            dst.sendall(data[:cut])
+            self._released.clear()
+            with self._lock:
+                self.holds += 1
+            end = None if seconds is None else time.monotonic() + seconds
+            while not self._stop.is_set() and not self._released.wait(0.05):
+                if end is not None and time.monotonic() >= end:
+                    break
+            data = data[cut:]  # a stall armed again meanwhile counts from the held frame on
 
     def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
         """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an
@@ -122,7 +152,9 @@ class PublishFilter(Relay):
                 if len(buf) < size:
                     break
                 with self._lock:
-                    prefix, held = self._prefix, self._held
+                    prefix, held, release_on = self._prefix, self._held, self._release_on
+                if release_on is not None and words[1].startswith(release_on):
+                    self._released.set()
                 if prefix is not None and words[1].startswith(prefix):
                     with self._lock:
                         self.dropped += 1
@@ -135,3 +167,14 @@ class PublishFilter(Relay):
             out.append((0.0, buf[:size]))
             buf = buf[size:]
         return out, buf
+
+
+def _next_delivery(data: bytes, start: int, subject: bytes) -> int:
+    """Where the first ``MSG``/``HMSG`` frame at or after ``start`` in ``data`` (the server's bytes) on a subject
+    starting with ``subject`` begins, or -1."""
+    at = start - 1
+    while (at := data.find(b"MSG ", at + 1)) >= 0:
+        begin = at - 1 if at and data[at - 1:at] == b"H" else at
+        if (begin == 0 or data[begin - 1:begin] == b"\n") and data.startswith(subject, at + 4) and begin >= start:
+            return begin
+    return -1

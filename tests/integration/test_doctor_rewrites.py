@@ -5,9 +5,13 @@ the listing loses the revision not read yet and gets a sequence past that end: n
 the report said ``every invariant holds`` over a read that had not covered the store.
 
 On a real nats-server: :data:`N` completed records (headers only to the doctor) and, newest, :data:`K` records
-``queued`` without a work message (``no_message``, invariant 1), each rewritten unchanged once the doctor's
-listing has begun (the tail not pushed yet: flow control holds a push consumer short of the store). Figure before
-the fix (three runs alike): ``records`` 20,001 of 20,040 listed, 39 of the 40 broken records never judged.
+``queued`` without a work message (``no_message``, invariant 1), each rewritten unchanged while the doctor's
+listing stands after its first :data:`HELD_AT` deliveries: its connection goes through a proxy that holds
+nats-server's bytes there until the rewrites are stored (``tests.nats_filter``; the tail not pushed yet: flow
+control holds a push consumer short of the store). Before (flake39), the rewrites began once the records' stream
+had a consumer, polled beside the listing: a loaded machine could let the listing pass the rewritten records
+first. Figure before the fix (three runs alike): ``records`` 20,001 of 20,040 listed, 39 of the 40 broken records
+never judged.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import encode
+from tests.nats_filter import PublishFilter
 from tests.support import ad
 
 N, K = 20_000, 40
+HELD_AT = 100  #: deliveries of the doctor's key listing before the proxy holds it for the rewrites
 SETTINGS = GameadSettings(doctor={"settle": 0.1})
 FINAL = {"Nats-TTL": "3600"}  #: what a completed record carries (gamead_core.store.retention)
 
@@ -54,35 +60,47 @@ async def _fill(js: JetStreamContext) -> list[AdRecord]:
     return broken
 
 
-async def _rewrite_once_listed(js: JetStreamContext, broken: list[AdRecord]) -> None:
-    """Once the records' stream has a consumer (the doctor's listing: nothing else reads it here), write each of
-    ``broken`` again, unchanged (any writer's update of a record: a new revision, a new sequence)."""
-    stream, prefix = names.ADS_BUCKET_STREAM, names.kv_prefix(names.ADS_BUCKET)
-    deadline = time.monotonic() + 30
-    while (await js.stream_info(stream)).state.consumer_count == 0:
-        assert time.monotonic() < deadline, "the doctor's listing never began"
-        await asyncio.sleep(0.002)
-    bodies = [(f"{prefix}{record.id}", encode(record)) for record in broken]
-    for subject, body in bodies:  # pipelined: all of them sent before the first answer
-        await js.publish_async(subject, body)
-    await js.publish_async_completed()
+async def _rewrite_while_held(js: JetStreamContext, proxy: PublishFilter, broken: list[AdRecord]) -> None:
+    """Once ``proxy`` holds the doctor's key listing (after its first :data:`HELD_AT` deliveries), write each of
+    ``broken`` again, unchanged (any writer's update of a record: a new revision, a new sequence), on ``js`` (the
+    test's own connection, not held), then let the listing go on."""
+    prefix = names.kv_prefix(names.ADS_BUCKET)
+    try:
+        deadline = time.monotonic() + 30
+        while proxy.holds == 0:
+            assert time.monotonic() < deadline, "the doctor's listing never reached its first deliveries"
+            await asyncio.sleep(0.002)
+        bodies = [(f"{prefix}{record.id}", encode(record)) for record in broken]
+        for subject, body in bodies:  # pipelined: all of them sent before the first answer
+            await js.publish_async(subject, body)
+        await js.publish_async_completed()
+    finally:
+        proxy.release()
 
 
 def test_records_rewritten_while_the_doctor_reads_are_judged(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
 
     async def main() -> tuple[Report, list[str]]:
         nc = await nats.connect(server.url)
+        doctors = await nats.connect(proxy.url)  # the doctor's connection, held mid-listing
         js = nc.jetstream(timeout=30)
         try:
             await ensure_topology(js, SETTINGS)
             broken = await _fill(js)
-            found, _ = await asyncio.gather(diagnose(nc, js, SETTINGS), _rewrite_once_listed(js, broken))
+            proxy.stall_deliveries(after=HELD_AT, seconds=None, subject=names.kv_prefix(names.ADS_BUCKET))
+            found, _ = await asyncio.gather(diagnose(doctors, doctors.jetstream(timeout=30), SETTINGS),
+                                            _rewrite_while_held(js, proxy, broken))
             return found.report, [r.id for r in broken]
         finally:
+            await doctors.close()
             await nc.close()
 
-    report, broken = asyncio.run(main())
+    try:
+        report, broken = asyncio.run(main())
+    finally:
+        proxy.stop()
     wire: dict[str, Any] = report.wire(K)
     counts = {f["kind"]: f["count"] for f in wire["findings"]}
     assert report.read.records == N + K, (

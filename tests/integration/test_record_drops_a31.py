@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +21,11 @@ from typing import Any
 
 import httpx
 import nats
+import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
+from tests.nats_filter import PublishFilter
 from tests.support import (
     Proc,
     ad,
@@ -83,36 +85,61 @@ def test_a_full_bucket_refuses_new_ads_before_it_drops_a_queued_ads_record(
         assert filling["severity"] == "warning" and filling["count"] == 1
 
 
+@pytest.fixture
+def links(fresh_nats: Callable[[], EmbeddedNats]) -> Iterator[list[PublishFilter]]:
+    """The proxies a test starts, stopped after its processes (a test lists it before ``procs``)."""
+    made: list[PublishFilter] = []
+    yield made
+    for link in made:
+        link.stop()
+
+
 def test_a_record_dropped_while_its_ad_retries_keeps_the_budget(
-    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+    fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter], procs: list[Proc], tmp_path: Path
 ) -> None:
+    """The ad's record is purged while the ad waits for each retry, before the worker reads it again: the worker's
+    connection goes through a proxy that holds each redelivery of the ad (and nats-server's bytes after it) until
+    the test has purged the record. Before (flake39) the purge followed a poll of ``GET /ads/{id}``, racing the
+    1 s backoff: a loaded run could purge after the worker had read the record again (CI: more than 4 deliveries).
+    """
     server = fresh_nats()
     env = {"GAMEAD_WORKER__MAX_ATTEMPTS": "3", "GAMEAD_WORKER__BACKOFF_BASE": "1", "GAMEAD_WORKER__BACKOFF_CAP": "1"}
     api, url = start_api(server.url, tmp_path, **env)
     procs.append(api)
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    work = names.level_subject(3)
+    proxy.stall_deliveries(after=1, seconds=None, subject=work)  # the first delivery goes on, the second is held
     port = free_port()
-    worker = start_worker(server.url, tmp_path, worker_id="dropper", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port),
+    worker = start_worker(proxy.url, tmp_path, worker_id="dropper", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port),
                           GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="retryable",
                           GAMEAD_WORKER__FAULTS__MATCH="^Poison", **env)
     procs.append(worker)
 
     async def drop_each_retry(client: httpx.Client, ad_id: str) -> dict[str, Any]:
-        """Purge the ad's record (no marker left: as the full bucket drops it) every time it waits for a retry,
-        until it is final; the final record."""
+        """At each redelivery of the ad (held by the proxy: the record is what the last attempt left), purge its
+        record (no marker left: as the full bucket drops it) if it is queued after an attempt count not dropped
+        at yet, then let the delivery go on; until the record is final; the final record."""
         nc = await nats.connect(server.url)
         try:
-            js, dropped = nc.jetstream(), set()
+            js, dropped, held = nc.jetstream(), set(), 0
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
             while loop.time() < deadline:
+                if proxy.holds > held:
+                    held = proxy.holds
+                    record = client.get(f"/ads/{ad_id}").json()
+                    if record.get("status") == "queued" and record.get("attempts", 0) not in dropped:
+                        dropped.add(record["attempts"])
+                        await js.purge_stream(names.ADS_BUCKET_STREAM,
+                                              subject=names.kv_subject(names.ADS_BUCKET, ad_id))
+                    proxy.stall_deliveries(after=1, seconds=None, subject=work)  # this one goes on, the next held
+                    proxy.release()
+                    continue
                 got = client.get(f"/ads/{ad_id}")
                 record = got.json() if got.status_code == 200 else {}
                 if record.get("status") in ("dead", "completed", "failed"):
                     return record
-                if record.get("status") == "queued" and record.get("attempts", 0) not in dropped:
-                    dropped.add(record["attempts"])
-                    await js.purge_stream(names.ADS_BUCKET_STREAM,
-                                          subject=names.kv_subject(names.ADS_BUCKET, ad_id))
                 await asyncio.sleep(0.05)
             raise AssertionError(f"ad {ad_id} never ended (its record dropped before each retry): {record}")
         finally:

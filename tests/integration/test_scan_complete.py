@@ -7,10 +7,17 @@ On a real nats-server:
   1 KiB, the last 40 rewritten once the read has begun → 39 keys never read before (3,961 of 4,000; fix35b saw
   ``GET /v1/jobs`` list 2 of 3 running jobs). Now every key, at its last value (the callers:
   ``test_scan_rewrites``).
-- **a stall is an error**: nats-server stopped (SIGSTOP) mid-read for longer than the read's timeout. Before, the
-  read ended there without a word (1,892 of 4,000 messages read; a DLQ replay selected part of the DLQ and said
+- **a stall is an error**: nats-server's deliveries stalled mid-read for longer than the read's timeout. Before,
+  the read ended there without a word (1,892 of 4,000 messages read; a DLQ replay selected part of the DLQ and said
   ``succeeded``); now :class:`ScanIncomplete` (503 ``scan_incomplete``) or, NATS not answering at all,
   ``QueueUnavailable``.
+
+The reader's connection goes through a proxy (``tests.nats_filter``) that holds nats-server's bytes after the
+read's first delivery, so the read stands there, however loaded the machine, until the rewrites are stored (their
+tail not pushed yet: a push consumer's flow control holds nats-server ~2 MiB short of the 4 MiB) or the read gives
+up waiting. Before (flake39), the test acted on the first message the reader took, SIGSTOP or rewrites: a loaded
+run had nats-py take in all 4,000 before the reader's first turn (the stall's read "ended quietly after 4000 of
+4000", 2 of 2 runs beside two CPU burners).
 - what must stay an end (a guard of the stall check, which asks NATS whether unread messages remain): messages
   deleted ahead of the read, and nothing stored after a start time.
 """
@@ -18,9 +25,7 @@ On a real nats-server:
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +36,7 @@ from nats.js.api import KeyValueConfig, StreamConfig
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.scan import ScanIncomplete, read_stream
-from tests.support import all_threads_stopped, wait_for
+from tests.nats_filter import PublishFilter
 
 N, K = 4_000, 40  #: keys in the bucket; keys rewritten once the read has begun
 VALUE = b"v" * 1024
@@ -43,66 +48,85 @@ async def _bucket(js: nats.js.JetStreamContext) -> None:
         await kv.put(f"k{i:05d}", VALUE + b"old")
 
 
-async def _read_rewriting(js: nats.js.JetStreamContext, *, follow: bool) -> dict[str, bytes]:
-    """Read bucket SCAN's stream; after the first message, rewrite its last :data:`K` keys (well past what
-    nats-server pushed yet: flow control holds a push consumer far short of 4 MiB). Last value per key."""
-    kv = await js.key_value("SCAN")
+async def _read_rewriting(js: nats.js.JetStreamContext, writer: nats.js.JetStreamContext, proxy: PublishFilter, *,
+                          follow: bool) -> dict[str, bytes]:
+    """Read bucket SCAN's stream through ``proxy``; once it holds the read after its first message, rewrite the
+    last :data:`K` keys on ``writer`` (a connection of its own), then let the read go on. Last value per key."""
+    kv = await writer.key_value("SCAN")
     seen: dict[str, bytes] = {}
-    async for msg in read_stream(js, "KV_SCAN", "$KV.SCAN.>", timeout=3.0, follow=follow):
-        if not seen:
-            for i in range(N - K, N):
-                await kv.put(f"k{i:05d}", VALUE + b"new")
-        seen[msg.subject.removeprefix("$KV.SCAN.")] = msg.data[len(VALUE):]
+    proxy.stall_deliveries(after=1, seconds=None, subject="$KV.SCAN.")
+    try:
+        async for msg in read_stream(js, "KV_SCAN", "$KV.SCAN.>", timeout=3.0, follow=follow):
+            if not seen:
+                await _held(proxy)
+                for i in range(N - K, N):
+                    await kv.put(f"k{i:05d}", VALUE + b"new")
+                proxy.release()
+            seen[msg.subject.removeprefix("$KV.SCAN.")] = msg.data[len(VALUE):]
+    finally:
+        proxy.release()
     return seen
+
+
+async def _held(proxy: PublishFilter) -> None:
+    """Until ``proxy`` holds the read (its first stall began), at most 30 s."""
+    deadline = time.monotonic() + 30
+    while proxy.holds == 0:
+        assert time.monotonic() < deadline, "the proxy never held the read"
+        await asyncio.sleep(0.002)
 
 
 def test_keys_rewritten_during_a_read_are_read(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
 
     async def run() -> dict[str, bytes]:
         nc = await nats.connect(server.url)
+        reader = await nats.connect(proxy.url)
         try:
             js = nc.jetstream()
             await _bucket(js)
-            return await _read_rewriting(js, follow=True)
+            return await _read_rewriting(reader.jetstream(), js, proxy, follow=True)
         finally:
+            await reader.close()
             await nc.close()
 
-    seen = asyncio.run(run())
+    try:
+        seen = asyncio.run(run())
+    finally:
+        proxy.stop()
     assert len(seen) == N, f"{N - len(seen)} of {N} keys never read (figure before the fix: 39 missing)"
     assert sum(value == b"new" for value in seen.values()) == K  # the rewritten ones at their last value
 
 
 def test_a_stall_mid_read_is_an_error(fresh_nats: Callable[[], EmbeddedNats]) -> None:
-    """nats-server stopped after the read's first message, resumed 1 s after the read's timeout (1 s) ran out:
-    the read raises (before: it ended there, quietly, with part of the stream)."""
+    """nats-server's deliveries stalled after the read's first message until the read, its timeout (1 s) run out,
+    asks NATS what is left: the read raises (before: it ended there, quietly, with part of the stream)."""
     server = fresh_nats()
-    assert server.proc is not None
-    pid = server.proc.pid
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
 
     async def run() -> int:
-        nc = await nats.connect(server.url)
-        read, resume = 0, threading.Timer(2.0, os.kill, (pid, signal.SIGCONT))
+        nc = await nats.connect(proxy.url)
+        read = 0
         try:
             js = nc.jetstream()
             await js.add_stream(StreamConfig(name="DLQ", subjects=["dlq.*"]))
             for i in range(N):
                 await js.publish(f"dlq.{i}", VALUE)
+            proxy.stall_deliveries(after=1, seconds=None, subject="dlq.")
+            proxy.release_on("$JS.API.STREAM.MSG.GET.DLQ")  # the read's question, once its timeout ran out
             async for _ in read_stream(js, "DLQ", "dlq.*", timeout=1.0):
                 read += 1
-                if read == 1:
-                    os.kill(pid, signal.SIGSTOP)
-                    wait_for(lambda: all_threads_stopped(pid), timeout=10, interval=0.005, what="nats-server stop")
-                    resume.start()
             return read
         finally:
-            resume.cancel()
-            os.kill(pid, signal.SIGCONT)
             await nc.close()
 
-    with pytest.raises(QueueUnavailable) as failed:  # ScanIncomplete, or the probe itself unanswered
-        read = asyncio.run(run())
-        pytest.fail(f"the read ended quietly after {read} of {N} messages")
+    try:
+        with pytest.raises(QueueUnavailable) as failed:  # ScanIncomplete, or the probe itself unanswered
+            read = asyncio.run(run())
+            pytest.fail(f"the read ended quietly after {read} of {N} messages")
+    finally:
+        proxy.stop()
     if isinstance(failed.value, ScanIncomplete):
         assert failed.value.code == "scan_incomplete" and failed.value.details["read"] < N
 

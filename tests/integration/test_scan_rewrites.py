@@ -4,16 +4,18 @@ while they are being rewritten (fix35e; fix35b saw ``GET /v1/jobs`` list 2 of 3 
 Both read a KV bucket's stream (one revision per key) from its start to its end. A job (progress) or an ad
 (queued → processing → completed) rewritten while the read runs loses the revision not read yet and gets one past
 the end measured at the start: a read stopping there never saw it. Here on a real nats-server the newest
-:data:`K` of :data:`N` keys are rewritten once the read's consumer exists (the tail not yet pushed: flow control
-holds a push consumer far short of the ~3 MiB written). Figures before the fix (one run): jobs 2,968 of 3,000
-listed, 32 of the 40 rewritten missing; ads ``total`` 2,960 of 3,000, the 40 rewritten missing from the first page.
-Each is listed at the revision its read met: the new one, or the old one when nats-server had already delivered it
-(a loaded machine can push the whole bucket before the rewrite lands; a listing is as of its read)."""
+:data:`K` of :data:`N` keys are rewritten while the read stands after its first :data:`HELD_AT` deliveries: the
+reader's connection goes through a proxy that holds nats-server's bytes there (``tests.nats_filter``) until the
+rewrites are stored, and the tail cannot have been pushed yet (a push consumer's flow control holds nats-server
+~2 MiB past what the client answered, far short of the ~3 MiB written). Figures before the fix (one run): jobs
+2,968 of 3,000 listed, 32 of the 40 rewritten missing; ads ``total`` 2,960 of 3,000, the 40 rewritten missing
+from the first page. Each rewritten one is listed at its new revision. Before (flake39), the rewrites began once
+the read's consumer existed, polled beside the read: a loaded machine let the read pass the rewritten keys
+first, so the test had been loosened to take the old revision too, and then passed without the fix as well."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,57 +34,61 @@ from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore
 from gamead_core.store.listing import records_page
+from tests.nats_filter import PublishFilter
 from tests.support import SAMPLE_AD
 
 N, K = 3_000, 40
 PAD = "p" * 900  #: ~1 KiB a key: the bucket's ~3 MiB are far more than nats-server pushes before flow control
+HELD_AT = 100  #: deliveries of the read before the proxy holds it for the rewrites
 
 
-async def _when_read_begins(url: str, stream: str, rewrite: Callable[[Any], Awaitable[None]]) -> None:
-    """In the reader's own event loop: once ``stream`` has a consumer (the read's: nothing else reads it here), hold
-    that loop while a thread of its own (its own connection and loop, as a worker writes beside an API) runs
-    ``rewrite(js)``, so the rewrites land while the read is under way, whatever the machine's load. list37: in the
-    reader's loop the rewrites waited for the turns the read gives every 64 messages, and landed after it; session
-    38: with the thread alone a loaded machine let the read pass the rewritten keys first (2 of 3 fresh clones)."""
-    nc = await nats.connect(url)
+async def _while_read_held(url: str, proxy: PublishFilter, rewrite: Callable[[Any], Awaitable[None]]) -> None:
+    """Once ``proxy`` holds the read (after its first :data:`HELD_AT` deliveries), run ``rewrite(js)`` on a
+    connection of its own (``url``: not through the proxy, as a worker writes beside an API), then let the read go
+    on."""
     try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 10
-        while (await js.stream_info(stream)).state.consumer_count == 0:
-            assert time.monotonic() < deadline, "the read never began"
-            await asyncio.sleep(0.002)
-    finally:
-        await nc.close()
-
-    async def run() -> None:
         other = await nats.connect(url)
         try:
+            deadline = time.monotonic() + 30
+            while proxy.holds == 0:
+                assert time.monotonic() < deadline, "the read never reached its first deliveries"
+                await asyncio.sleep(0.002)
             await rewrite(other.jetstream())
         finally:
             await other.close()
-
-    writer = threading.Thread(target=asyncio.run, args=(run(),))
-    writer.start()
-    writer.join()  # not awaited: the read's loop stands still meanwhile, no message of it handled
+    finally:
+        proxy.release()
 
 
-def _on_fresh_nats(server: EmbeddedNats, body: Callable[[Any], Awaitable[Any]]) -> Any:
+def _on_fresh_nats(server: EmbeddedNats, body: Callable[[Any, PublishFilter], Awaitable[Any]]) -> Any:
+    """``body(nc, proxy)`` on ``server`` with the gamead topology: ``nc`` goes through ``proxy`` (``body`` arms its
+    hold once it has written the bucket: :func:`_hold`)."""
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+
     async def run() -> Any:
-        nc = await nats.connect(server.url)
+        nc = await nats.connect(proxy.url)
         try:
             await ensure_topology(nc.jetstream(), GameadSettings())
-            return await body(nc)
+            return await body(nc, proxy)
         finally:
             await nc.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    finally:
+        proxy.stop()
+
+
+def _hold(proxy: PublishFilter, bucket: str) -> None:
+    """Have ``proxy`` hold the next read of ``bucket`` after its first :data:`HELD_AT` deliveries."""
+    proxy.stall_deliveries(after=HELD_AT, seconds=None, subject=names.kv_prefix(bucket))
 
 
 def test_jobs_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     server = fresh_nats()
     url = server.url
 
-    async def body(nc: Any) -> tuple[list[Job], list[str]]:
+    async def body(nc: Any, proxy: PublishFilter) -> tuple[list[Job], list[str]]:
         js = nc.jetstream()
         store = await JobStore.open(js)
         jobs, revisions = [], []
@@ -97,23 +103,21 @@ def test_jobs_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], Emb
             await asyncio.gather(*(other.update(job.model_copy(update={"resumes": 1}), rev)
                                    for job, rev in zip(jobs[-K:], revisions[-K:], strict=True)))
 
+        _hold(proxy, names.JOBS_BUCKET)
         listed, _ = await asyncio.gather(store.list(state=JobState.RUNNING, limit=N),
-                                         _when_read_begins(url, names.kv_stream(names.JOBS_BUCKET), progress))
+                                         _while_read_held(url, proxy, progress))
         return listed, [job.id for job in jobs[-K:]]
 
     listed, rewritten = _on_fresh_nats(server, body)
     assert len(listed) == N, f"{len(listed)} of {N} running jobs listed (figure before the fix: 2,968)"
-    # each rewritten job listed, at the revision its read met: the old one if nats-server had already delivered it
-    # (a listing is as of its read), the new one if not (session 38: a loaded machine delivered the whole bucket
-    # before the rewrite, 2 of 3 fresh clones); before the fix they were missing
-    assert {job.id for job in listed} >= set(rewritten)
+    assert {job.id for job in listed if job.resumes == 1} == set(rewritten)  # at their last revision
 
 
 def test_ads_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     server = fresh_nats()
     url = server.url
 
-    async def body(nc: Any) -> tuple[Any, list[str]]:
+    async def body(nc: Any, proxy: PublishFilter) -> tuple[Any, list[str]]:
         js = nc.jetstream()
         store = await AdStore.open(nc, js)
         ad = AdSubmission.model_validate({**SAMPLE_AD, "description": PAD})
@@ -128,13 +132,14 @@ def test_ads_rewritten_while_listed_are_all_listed(fresh_nats: Callable[[], Embe
             await asyncio.gather(*(other.update(rec.model_copy(update={"status": AdStatus.PROCESSING}), rev)
                                    for rec, rev in zip(records[-K:], revisions[-K:], strict=True)))
 
+        _hold(proxy, names.ADS_BUCKET)
         page, _ = await asyncio.gather(records_page(js, limit=50, timeout=5.0),
-                                       _when_read_begins(url, names.ADS_BUCKET_STREAM, analyse))
+                                       _while_read_held(url, proxy, analyse))
         return page, [rec.id for rec in records[-K:]]
 
     page, rewritten = _on_fresh_nats(server, body)
     assert page.total == N, f"total {page.total} of {N} ads (figure before the fix: 2,960)"
     assert len(page.records) == 50 and page.next_cursor is not None
     shown = {rec.id: rec.status for rec in page.records}
-    # each rewritten ad shown (newest first: the page holds them), at the revision its read met (see the jobs' test)
-    assert all(shown.get(ad_id) in (AdStatus.QUEUED, AdStatus.PROCESSING) for ad_id in rewritten), "one missing"
+    # each rewritten ad shown (newest first: the page holds them), at its last revision
+    assert all(shown.get(ad_id) == AdStatus.PROCESSING for ad_id in rewritten), "a rewritten ad missing or stale"

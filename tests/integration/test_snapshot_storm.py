@@ -162,7 +162,7 @@ def test_a_stall_while_the_keys_are_read_is_an_error(fresh_nats: Callable[[], Em
             kv = await js.create_key_value(KeyValueConfig(bucket="STALL", history=1, direct=True))
             for i in range(4_000):
                 await kv.put(f"k{i:05d}", b"v" * 1024)
-            proxy.stall_deliveries(after=100, seconds=7.0)
+            proxy.stall_deliveries(after=100, seconds=7.0, subject="$KV.STALL.")
             return len(await read_keys(js, "KV_STALL", "$KV.STALL.>", timeout=1.0))
         finally:
             await nc.close()
