@@ -198,8 +198,14 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
     def tell(note: Any) -> None:
         say(f"[green]✓[/] {escape(note.text)}" if note.good else f"[yellow]![/] {escape(note.text)}")
 
+    def nats_restart() -> tuple[float, int] | None:
+        child = stack.sup.children.get(NATS_CHILD)
+        if not nats_ours or child is None or child.pid is None or not child.restarts:
+            return None
+        return child.started_at, child.pid
+
     store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
-    watch = ReadyWatch(settings.registry.ttl, store, restart)
+    watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart)
     return asyncio.create_task(run_ready_watch(watch, f"http://127.0.0.1:{settings.api.port}/readyz", who, tell,
                                                stop, also=also), name="gamead-up-ready-watch")
 

@@ -45,10 +45,13 @@ class ReadyWatch:
     ``restart()``: how to restart nats-server, for the storage advice."""
 
     def __init__(self, ttl: float, store_dir: str | None = None,
-                 restart: Callable[[], str] = lambda: "restart nats-server") -> None:
+                 restart: Callable[[], str] = lambda: "restart nats-server",
+                 nats_restart: Callable[[], tuple[float, int] | None] = lambda: None) -> None:
         self.ttl = ttl
         self.store_dir = store_dir
         self.restart = restart
+        #: (monotonic s, pid) of the embedded nats-server's last restart by ``gamead up``, or None (never, not ours)
+        self.nats_restart = nats_restart
         self._since: float | None = None  #: monotonic: the first unready reading of the present spell
         self._said = False  #: the present spell was said on the console
         self._who: str | None = None  #: the API process the spell is of
@@ -77,17 +80,26 @@ class ReadyWatch:
         if self._said or now - self._since <= self.ttl:
             return None
         self._said = True
+        after = None  # a restart of nats-server just before or during this spell explains it (regress39 F5)
+        if (restarted := self.nats_restart()) is not None and restarted[0] >= self._since - self.ttl:
+            after = f"nats-server was restarted {now - restarted[0]:.1f}s ago (pid {restarted[1]})"
         return Note(False, unready_line(who, now - self._since, self.ttl, reading.failing, self.store_dir,
-                                        self.restart() if "storage" in reading.failing else ""))
+                                        self.restart() if "storage" in reading.failing else "", after))
 
 
 def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str], store_dir: str | None = None,
-                 restart: str = "restart nats-server") -> str:
+                 restart: str = "restart nats-server", after: str | None = None) -> str:
     """The console line of an API unready for ``seconds`` (past ``ttl``, ``registry.ttl``): each failing check
-    and its text; for ``storage``, what to do (README "JetStream's storage is full"). Pure."""
+    and its text; for ``storage``, what to do (README "JetStream's storage is full"). ``after``: a restart of
+    nats-server by ``gamead up`` that this follows (``nats-server was restarted 1.2s ago (pid N)``): then the line
+    says so and that it ends by itself, not the disk advice (regress39 F5: after ``up`` killed a frozen server, the
+    console blamed the disk and told to kill the server it had just restarted). Pure."""
     checks = "; ".join(f"{name}: {text}" for name, text in failing.items()) or "no check named"
     line = (f"{who} has answered /readyz 503 (unready) for {seconds:.1f}s (registry.ttl {ttl:g}s): {checks}. "
             "It refuses submits (503) meanwhile")
+    if after is not None:
+        return (f"{line}; {after}: this follows from that, and ends once the API has reconnected and JetStream has "
+                "recovered its store (said when it is ready again)")
     if "storage" in failing:
         where = f" ({store_dir})" if store_dir else ""
         line += (f"; JetStream does not store writes: free space on the disk of nats-server's store{where}, then "

@@ -108,6 +108,25 @@ def test_up_says_an_api_unready_past_the_ttl_once_with_what_fails_and_once_when_
     assert reading_of(503, {"error": {"code": "too_many_connections", "message": "…"}}) == Reading(None)
 
 
+def test_an_api_unready_after_up_restarted_a_frozen_nats_server_is_not_blamed_on_the_disk() -> None:
+    """regress39 F5: ``gamead up`` killed a frozen nats-server and restarted it (pid 24399); the API's 503 spell
+    that followed was said with the disk advice ("free space on the disk …, then restart nats-server (kill 24399 …)"),
+    whose command killed the server just restarted. Now the line names the restart and says it ends by itself; a
+    spell long after a restart still gets the advice."""
+    restarted: list[tuple[float, int]] = [(95.0, 24399)]
+    watch = ReadyWatch(10.0, "/data/jetstream", lambda: "restart nats-server (kill 24399: gamead up starts it again)",
+                       lambda: restarted[0] if restarted else None)
+    unready = Reading(False, {"storage": "failing: NATS did not answer in time (for 10 s)"})
+    assert all(watch.observe(unready, t, "the API (pid 7)") is None for t in (100.0, 105.0, 110.0))
+    note = watch.observe(unready, 110.5, "the API (pid 7)")
+    assert note is not None and "nats-server was restarted 15.5s ago (pid 24399): this follows from that" in note.text
+    assert "disk" not in note.text and "kill 24399" not in note.text, note.text
+    assert watch.observe(reading_of(200, None), 111.0, "the API (pid 7)") is not None
+    assert all(watch.observe(unready, t, "the API (pid 7)") is None for t in (500.0, 505.0, 510.0))  # long after
+    later = watch.observe(unready, 511.0, "the API (pid 7)")
+    assert later is not None and "free space on the disk" in later.text
+
+
 def test_a_restarted_or_long_silent_api_starts_a_new_unready_spell() -> None:
     """review29 F4: unready at t=0 (pid 100), no answer while it dies and restarts, the new API's first 503 at t=40
     (starting): said at once as "pid 200 … unready for 40.0s", with the storage advice. Now a spell is one process's
