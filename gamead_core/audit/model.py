@@ -20,6 +20,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from ulid import ULID
 
+from gamead_core.ids import is_job_id, normal_id
 from gamead_core.jobs.model import JobKind
 from gamead_core.times import UtcDatetime
 
@@ -118,6 +119,18 @@ def action_for(method: str, path: str) -> str:
         if method == verb and pattern.fullmatch(path):
             return action_of(action)
     return "other"
+
+
+_JOB_PATH: Final = re.compile(r"/v1/jobs/([^/]+)/[^/]+")
+
+
+def job_of_path(path: str) -> str | None:
+    """The job id a ``/v1/jobs/{id}/…`` action names (lowercase), or None (another path, or no job id: a client's
+    string is never recorded as one). A refusal's record carries it, so ``gamead audit --job ID`` lists a refused
+    cancel too (regress39 F2: 15 refused cancels recorded with no job). Pure."""
+    found = _JOB_PATH.fullmatch(path)
+    job = normal_id(found[1]) if found else None
+    return job if job is not None and is_job_id(job) else None
 
 
 #: a client's ``X-Request-Id`` is kept when it looks like an id; anything else is replaced by a fresh one

@@ -150,6 +150,8 @@ def test_refusals_cancels_and_overrides_are_recorded_and_dry_runs_and_unknown_ca
                         ("scale.set", "accepted", None)]
     assert ("scale.clear", "accepted", None) in mine and ("job.cancel", "accepted", None) in mine
     assert ("job.cancel", "refused", "job_finished") in mine
+    # regress39 F2: the refused cancel names its job, so `gamead audit --job ID` lists it (its jobId was null)
+    assert [r["outcome"] for r in stack.trail(jobId=imported["id"], action="job.cancel")] == ["refused"]
     cancelled = wait_for(lambda: stack.trail(jobId=slow["id"], outcome="cancelled"), what="the cancelled job's end")
     assert cancelled[0]["counts"]["replayed"] < 6 and "cancelled by alice" in cancelled[0]["message"]
     override = stack.trail(action="scale.set", outcome="accepted")[0]
