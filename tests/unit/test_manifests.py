@@ -1,13 +1,13 @@
-"""The kustomize base in manifests/, rendered without kubectl and validated against the Kubernetes schemas.
-
-``render()`` does what ``kustomize build`` does for the features the base uses (resources, config map and
-secret generators, namespace, labels) and refuses any other kustomization key, so a feature it cannot
-emulate fails here instead of being skipped silently. Generated names carry no hash suffix here.
+"""The objects ``kubectl apply -k manifests/`` deploys, rendered without kubectl (``tests/kustomize.py``, a tiny
+kustomize that refuses what the real one refuses) and validated against the Kubernetes schemas. They live in
+manifests/base/ (manifests/ and manifests/monitoring/ both build on it); the Secret is built from the template
+secret.example.env given as the operator's secret.env, which is not committed (tests/unit/test_kustomize_roots.py).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -23,21 +23,20 @@ import yaml
 
 from gamead_core.config import load_settings
 from gamead_core.config.autoscaler import AutoscalerSettings
+from gamead_core.config.placeholders import PLACEHOLDER_MARKER
+from gamead_core.errors import ConfigError
 from gamead_core.stop_bound import API_BOUND, worker_bound
+from tests.kustomize import WORKLOADS, render
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+BASE = MANIFESTS / "base"
+#: the template of the operator's secret.env (git-ignored); the tests build with it in secret.env's place
+SECRET_TEMPLATE = BASE / "secret.example.env"
 NAMESPACE = "gamead"
 COMMON_LABEL = ("app.kubernetes.io/part-of", "gamead")
 #: A current release many clusters run, and the newest the installed kubernetes-validate knows.
 K8S_VERSIONS = ("1.33", kubernetes_validate.latest_version())
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
-WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
-SUPPORTED_KEYS = {
-    "apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "secretGenerator",
-}
-
-
-# --- a tiny kustomize -----------------------------------------------------------------------------------
 
 
 def _load_docs(path: Path) -> list[dict[str, Any]]:
@@ -45,67 +44,12 @@ def _load_docs(path: Path) -> list[dict[str, Any]]:
 
 
 def _env_file(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, sep, value = line.partition("=")
-            assert sep, f"{path.name}: not KEY=VALUE: {line!r}"
-            out[key.strip()] = value
-    return out
+    pairs = (line.partition("=") for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {key: value for key, _, value in pairs}
 
 
-def _generated_data(base: Path, gen: dict[str, Any]) -> dict[str, str]:
-    unknown = set(gen) - {"name", "files", "literals", "envs", "type"}
-    assert not unknown, f"generator options the test loader does not emulate: {unknown}"
-    data: dict[str, str] = {}
-    for entry in gen.get("files", []):
-        key, _, rel = entry.rpartition("=")
-        data[key or Path(rel).name] = (base / rel).read_text(encoding="utf-8")
-    for literal in gen.get("literals", []):
-        key, _, value = literal.partition("=")
-        data[key] = value
-    for rel in gen.get("envs", []):
-        data.update(_env_file(base / rel))
-    return data
-
-
-def render(base: Path = MANIFESTS) -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
-    unknown = set(kustomization) - SUPPORTED_KEYS
-    assert not unknown, f"kustomization keys the test loader does not emulate: {unknown}"
-
-    objects: list[dict[str, Any]] = []
-    for rel in kustomization.get("resources", []):
-        objects.extend(_load_docs(base / rel))
-    for gen in kustomization.get("configMapGenerator", []):
-        objects.append(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]},
-             "data": _generated_data(base, gen)}
-        )
-    for gen in kustomization.get("secretGenerator", []):
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in _generated_data(base, gen).items()}
-        objects.append(
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": gen["name"]},
-             "type": gen.get("type", "Opaque"), "data": data}
-        )
-
-    namespace = kustomization.get("namespace")
-    for obj in objects:
-        meta = obj.setdefault("metadata", {})
-        if namespace and obj["kind"] not in CLUSTER_SCOPED:
-            meta["namespace"] = namespace
-        for spec in kustomization.get("labels", []):
-            meta.setdefault("labels", {}).update(spec["pairs"])
-            if spec.get("includeSelectors"):
-                raise AssertionError("includeSelectors is not emulated (and selectors are immutable)")
-            if spec.get("includeTemplates") and obj["kind"] in WORKLOADS:
-                template_meta = obj["spec"]["template"].setdefault("metadata", {})
-                template_meta.setdefault("labels", {}).update(spec["pairs"])
-    return objects
-
-
-OBJECTS = render()
+OBJECTS = render(MANIFESTS, given={BASE / "secret.env": SECRET_TEMPLATE.read_text(encoding="utf-8")})
 
 
 def find(kind: str, name: str) -> dict[str, Any]:
@@ -121,7 +65,7 @@ def containers(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def config_yaml() -> dict[str, Any]:
-    return yaml.safe_load((MANIFESTS / "config.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((BASE / "config.yaml").read_text(encoding="utf-8"))
 
 
 # --- schema ---------------------------------------------------------------------------------------------
@@ -169,8 +113,8 @@ def test_every_object_is_in_the_gamead_namespace_with_the_common_label() -> None
         else:
             assert obj["metadata"].get("namespace") == NAMESPACE, name
     # and the source files say so themselves, so `kubectl apply -f` of one file lands there too
-    for rel in yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]:
-        for doc in _load_docs(MANIFESTS / rel):
+    for rel in yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"]:
+        for doc in _load_docs(BASE / rel):
             if doc["kind"] != "Namespace":
                 assert doc["metadata"].get("namespace") == NAMESPACE, f"{rel}: {doc['kind']}"
 
@@ -218,7 +162,7 @@ def test_every_reference_resolves() -> None:
 def test_config_yaml_is_a_valid_gamead_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in [v for v in os.environ if v.startswith("GAMEAD_")]:
         monkeypatch.delenv(var)
-    settings = load_settings(MANIFESTS / "config.yaml")
+    settings = load_settings(BASE / "config.yaml")
     raw = config_yaml()
     autoscaler = AutoscalerSettings.model_validate(raw["autoscaler"])
 
@@ -232,7 +176,7 @@ def test_config_yaml_is_a_valid_gamead_config(monkeypatch: pytest.MonkeyPatch) -
     assert autoscaler.kubernetes.namespace == NAMESPACE
     assert find("Deployment", autoscaler.kubernetes.deployment)
     generated = find("ConfigMap", "gamead-config")["data"]["config.yaml"]
-    assert generated == (MANIFESTS / "config.yaml").read_text()
+    assert generated == (BASE / "config.yaml").read_text()
 
 
 def test_pods_read_the_mounted_config() -> None:
@@ -301,17 +245,41 @@ def test_every_container_is_hardened_and_bounded() -> None:
     assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_the_secret_holds_only_marked_placeholders() -> None:
+def test_the_secret_template_holds_only_placeholders_gamead_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack39b F2: ``kubectl apply -k manifests/`` deployed the template's public tokens and gamead served with
+    them (25 characters of 13+ distinct ones are no "weak" token): ``GAMEAD_NATS__TOKEN=REPLACE_ME_nats_token`` and
+    the template's ``api-tokens`` loaded without a word. Now the pods would exit 5 naming each setting."""
+    template = _env_file(SECRET_TEMPLATE)
+    assert "REPLACE BEFORE DEPLOYING" in SECRET_TEMPLATE.read_text()
     secret = find("Secret", "gamead-secrets")
-    for key, value in secret["data"].items():
-        assert "REPLACE" in base64.b64decode(value).decode(), f"{key} is not a marked placeholder"
-    assert "REPLACE BEFORE DEPLOYING" in (MANIFESTS / "secret.example.env").read_text()
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == template
+    for key, value in template.items():
+        assert PLACEHOLDER_MARKER in value, f"{key} is not a marked placeholder"
+    for var in [v for v in os.environ if v.startswith("GAMEAD_")]:
+        monkeypatch.delenv(var)
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for d in ("gamead-api", "gamead-worker")
+           for c in containers(find("Deployment", d)) for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert env == {"GAMEAD_NATS__TOKEN": "nats-token", "GAMEAD_AUTH__TOKENS": "api-tokens"}
+    named = {"GAMEAD_NATS__TOKEN": ["nats.token"],
+             "GAMEAD_AUTH__TOKENS": [f"auth.tokens.{i}.token" for i in range(len(json.loads(template["api-tokens"])))]}
+    secrets = [template["nats-token"], *(e["token"] for e in json.loads(template["api-tokens"]))]
+    for variable, key in env.items():
+        monkeypatch.setenv(variable, template[key])
+        with pytest.raises(ConfigError) as refused:
+            load_settings(BASE / "config.yaml")
+        monkeypatch.delenv(variable)
+        text = str(refused.value)
+        assert all(f"{setting} ({variable})" in text for setting in named[variable]), text
+        assert "still holds REPLACE_ME" in text, text
+        assert not [s for s in secrets if s in text], text  # never a secret, not even a public one
 
 
 # --- RBAC -----------------------------------------------------------------------------------------------
 
 
-def test_autoscaler_role_grants_exactly_get_patch_scale_and_get_deployment() -> None:
+def test_autoscaler_role_grants_exactly_get_and_patch_scale() -> None:
+    """attack39b F6: the Role also granted ``get`` on ``deployments`` (the pod template: env, image), which no code
+    path uses: only ``read_namespaced_deployment_scale`` and ``patch_namespaced_deployment_scale`` are called."""
     role = find("Role", "gamead-autoscaler")
     worker = config_yaml()["autoscaler"]["kubernetes"]["deployment"]
     grants = set()
@@ -322,8 +290,9 @@ def test_autoscaler_role_grants_exactly_get_patch_scale_and_get_deployment() -> 
     assert grants == {
         ("apps", "deployments/scale", "get"),
         ("apps", "deployments/scale", "patch"),
-        ("apps", "deployments", "get"),
     }
+    called = set(re.findall(r"\.(\w+_namespaced_\w+)\(", (ROOT / "gamead_core/scaling/kubernetes.py").read_text()))
+    assert called == {"read_namespaced_deployment_scale", "patch_namespaced_deployment_scale"}
     assert not [o for o in OBJECTS if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
 
     binding = find("RoleBinding", "gamead-autoscaler")
