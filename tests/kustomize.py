@@ -150,6 +150,12 @@ def _transform(objects: list[dict[str, Any]], kustomization: dict[str, Any]) -> 
         meta = obj.setdefault("metadata", {})
         if namespace and obj["kind"] not in CLUSTER_SCOPED:
             meta["namespace"] = namespace
+        elif namespace and obj["kind"] == "Namespace":  # kustomize renames the Namespace object too
+            meta["name"] = namespace
+        if namespace:  # and the subjects of a binding that are ServiceAccounts
+            for subject in obj.get("subjects", []) if obj["kind"] in {"RoleBinding", "ClusterRoleBinding"} else ():
+                if subject.get("kind") == "ServiceAccount":
+                    subject["namespace"] = namespace
         for spec in kustomization.get("labels", []):
             meta.setdefault("labels", {}).update(spec["pairs"])
             if spec.get("includeSelectors"):

@@ -188,3 +188,48 @@ def test_every_manifests_path_the_project_names_exists() -> None:
     missing = {p: where for p, where in named.items()
                if not (ROOT / p).exists() and not p.endswith("secret.env")}
     assert not missing, missing
+
+
+# --- F11: the objects work in whatever namespace an overlay puts them ---------------------------------------------
+
+PINNED = re.compile(r"\.gamead\.svc|^\s*namespace:\s*gamead\s*$", re.M)
+
+
+def _pinned(objects: list[dict[str, Any]]) -> list[str]:
+    """Where an object still names namespace ``gamead``: a metadata or subject namespace, or a text (a config file
+    in a ConfigMap) naming a ``….gamead.svc`` address or ``namespace: gamead``."""
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "namespace" and item == "gamead":
+                    found.append(f"{where}.{key}")
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+        elif isinstance(value, str) and (pinned := PINNED.search(value)):
+            found.append(f"{where}: {pinned.group().strip()}")
+    for obj in objects:
+        walk(obj, f"{obj['kind']}/{obj['metadata']['name']}")
+    return found
+
+
+@pytest.mark.parametrize("root", README_ROOTS)
+def test_an_overlay_moves_every_object_and_address_to_its_namespace(tmp_path: Path, root: str) -> None:
+    """Figure (F11): an overlay ``resources: [manifests]`` + ``namespace: prod`` moved the objects, not config.yaml's
+    ``nats://nats.gamead.svc.cluster.local:4222``, ``redis://valkey.gamead.svc…``, ``autoscaler.kubernetes.namespace:
+    gamead`` nor nats.conf's routes ``nats-N.nats-headless.gamead.svc.cluster.local``: pods waiting for ever on a
+    NATS of a namespace that does not exist, an autoscaler forbidden in ``gamead``."""
+    checkout(tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(f"resources: [{root}]\nnamespace: prod\n")
+    objects = render(tmp_path)
+    assert not _pinned(objects), _pinned(objects)
+    assert {o["metadata"].get("namespace", o["metadata"]["name"]) for o in objects} == {"prod"}
+    if KUBECTL is not None:
+        done = kubectl_kustomize(tmp_path, tmp_path)
+        assert done.returncode == 0, done.stderr
+        real = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+        assert not _pinned(real), _pinned(real)
+        assert ids(real) == ids(objects)

@@ -169,11 +169,12 @@ def test_config_yaml_is_a_valid_gamead_config(monkeypatch: pytest.MonkeyPatch) -
     assert settings.queue.replicas == 3 == find("StatefulSet", "nats")["spec"]["replicas"]
     assert settings.worker.drain_timeout == 25
     assert settings.api.host == "0.0.0.0"
-    assert settings.nats.url == f"nats://nats.{NAMESPACE}.svc.cluster.local:4222"
+    # Services of the pod's own namespace, by short name (attack39b F11: full names pinned them to `gamead`)
+    assert settings.nats.url == "nats://nats:4222"
     assert find("Service", "nats")["spec"]["ports"][0]["port"] == 4222
-    assert raw["redis"]["url"].startswith(f"redis://valkey.{NAMESPACE}.svc.cluster.local:6379")
+    assert raw["redis"]["url"] == "redis://valkey:6379/0" and find("Service", "valkey")
     assert autoscaler.backend == "kubernetes"
-    assert autoscaler.kubernetes.namespace == NAMESPACE
+    assert "namespace" not in raw["autoscaler"]["kubernetes"]  # the API pod's own (test_pods_read_the_mounted_config)
     assert find("Deployment", autoscaler.kubernetes.deployment)
     generated = find("ConfigMap", "gamead-config")["data"]["config.yaml"]
     assert generated == (BASE / "config.yaml").read_text()
@@ -191,6 +192,9 @@ def test_pods_read_the_mounted_config() -> None:
         assert config_path.name in find("ConfigMap", volume["configMap"]["name"])["data"]
         token = env["GAMEAD_NATS__TOKEN"]["valueFrom"]["secretKeyRef"]
         assert token == {"name": "gamead-secrets", "key": "nats-token"}
+    api_env = {e["name"]: e for c in containers(find("Deployment", "gamead-api")) for e in c["env"]}
+    own = api_env["GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE"]["valueFrom"]["fieldRef"]
+    assert own == {"fieldPath": "metadata.namespace"}  # the autoscaler scales the worker of its own namespace
 
 
 def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
@@ -225,6 +229,39 @@ def test_api_deployment_probes_and_service_account() -> None:
     port = find("Service", "gamead-api")["spec"]["ports"][0]["targetPort"]
     assert port in {p["name"] for p in c["ports"]}
     assert find("PodDisruptionBudget", "gamead-api")["spec"]["minAvailable"] < api["spec"]["replicas"]
+
+
+#: seconds a container must have run for the kubelet to reset its restart back-off (10 s doubling to 5 min)
+KUBELET_BACKOFF_RESET = 600
+
+
+def test_the_worker_is_restarted_when_its_loop_stops_answering() -> None:
+    """attack39b F7: the worker Deployment had no probe, so a worker whose event loop was blocked or stopped
+    (SIGSTOP: its /metrics unanswered in 3 s) kept its pod, and its place in the autoscaler's count, for ever.
+    Now its /metrics port (served by its own loop, apart from NATS) is probed, after a start that may wait an hour
+    for NATS (the worker serves /metrics once it has reached NATS; ``nats.give_up_after`` 0 waits for ever)."""
+    (c,) = containers(find("Deployment", "gamead-worker"))
+    config = config_yaml()
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe in (c["livenessProbe"], c["startupProbe"]):
+        assert probe["httpGet"]["path"] == "/metrics"
+        assert ports[probe["httpGet"]["port"]] == config["worker"]["metrics_port"]
+    assert config.get("metrics", {}).get("enabled", True) is not False
+    live, start = c["livenessProbe"], c["startupProbe"]
+    assert live["periodSeconds"] * live["failureThreshold"] <= 60 and live["timeoutSeconds"] >= 2
+    assert start["periodSeconds"] * start["failureThreshold"] >= 3600
+
+
+def test_the_api_is_not_restarted_for_an_outage_of_nats_every_pod_shares() -> None:
+    """attack39b F8: /healthz (the API's liveness probe) failed after ``api.nats_unhealthy_after`` (60 s) of NATS
+    silence, so an outage of the NATS cluster restarted every API pod every ~90-100 s, growing the kubelet's back-off
+    to 5 min: after a 15-minute outage the pods sat in CrashLoopBackOff for minutes once NATS was back. With 600 s a
+    pod restarted for it has run 10 minutes, after which the kubelet resets the back-off; /readyz still takes it out
+    of the Service at once."""
+    (c,) = containers(find("Deployment", "gamead-api"))
+    limit = config_yaml()["api"].get("nats_unhealthy_after", 60)  # 60: the default
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert limit >= KUBELET_BACKOFF_RESET, f"api.nats_unhealthy_after {limit:g} s restarts pods in a NATS outage"
 
 
 def test_every_container_is_hardened_and_bounded() -> None:
@@ -346,7 +383,7 @@ def test_nats_is_a_three_node_jetstream_cluster() -> None:
     assert cluster and re.search(r"name:\s*gamead", cluster.group(1))
     routes = re.findall(r"nats://([\w.-]+):6222", cluster.group(1))
     svc = sts["spec"]["serviceName"]
-    assert routes == [f"nats-{i}.{svc}.{NAMESPACE}.svc.cluster.local" for i in range(3)]
+    assert routes == [f"nats-{i}.{svc}" for i in range(3)]  # in the pod's own namespace (attack39b F11)
     assert find("PodDisruptionBudget", "nats")["spec"]["maxUnavailable"] == 1
 
 
