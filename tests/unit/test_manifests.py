@@ -25,6 +25,7 @@ from gamead_core.config import load_settings
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.config.placeholders import PLACEHOLDER_MARKER
 from gamead_core.errors import ConfigError
+from gamead_core.queue.atomic import MIN_SERVER
 from gamead_core.stop_bound import API_BOUND, worker_bound
 from tests.kustomize import WORKLOADS, render
 
@@ -357,7 +358,7 @@ def test_nats_is_a_three_node_jetstream_cluster() -> None:
     pod = sts["spec"]["template"]["spec"]
     (c,) = containers(sts)
     assert sts["spec"]["replicas"] == 3
-    assert c["image"] == "nats:2.11-alpine"
+    assert c["image"] == "nats:2.15-alpine"
 
     headless = find("Service", sts["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
@@ -405,6 +406,21 @@ def test_nats_conf_is_accepted_by_nats_server(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=20,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_the_nats_image_is_the_servers_the_suite_runs_and_takes_atomic_batches() -> None:
+    """attack39b F13: the manifests ran ``nats:2.11-alpine``, which has no atomic batches (ADR-50, 2.12.1): it drops a
+    stream's ``allow_atomic``, so every API start "repaired" it and `gamead doctor` kept a finding no one could clear;
+    and the suite runs 2.15 only, so the cluster ran a server no test covers."""
+    (c,) = containers(find("StatefulSet", "nats"))
+    tag = re.fullmatch(r"nats:(\d+)\.(\d+)-alpine", c["image"])
+    assert tag, c["image"]
+    minor = tuple(map(int, tag.groups()))
+    assert minor >= MIN_SERVER[:2]
+    if NATS_SERVER is not None:
+        done = subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True, timeout=20)
+        suite = re.search(r"v(\d+)\.(\d+)\.", done.stdout + done.stderr)
+        assert suite and tuple(map(int, suite.groups())) == minor, (done.stdout, c["image"])
 
 
 def test_valkey_runs_as_a_single_replica_behind_its_service() -> None:
