@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 #: removal (each at most ``nats.request_timeout``), the NATS connection's drain (5 s) and close (2 s)
 WORKER_MARGIN = 12.0
 #: seconds ``gamead serve``'s stop may take: uvicorn's graceful shutdown (10 s) plus the lifespan's (leases,
-#: heartbeat, NATS drain); with the 5 s preStop, below manifests/api.yaml's terminationGracePeriodSeconds (35)
+#: heartbeat, NATS drain); with the 5 s preStop, below manifests/base/api.yaml's terminationGracePeriodSeconds (35)
 API_BOUND = 25.0
 #: seconds ``gamead up``'s stop may take beyond its children's stop timeouts (workers ``worker.drain_timeout`` +
 #: 5 s, the API 15 s, nats-server 10 s, each SIGKILLed past its own): the autoscaler's lease release, its watches'

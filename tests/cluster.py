@@ -32,7 +32,7 @@ from tests.support import wait_for
 CLUSTER_NAME = "gamead-test"
 #: a stopped (SIGSTOP'd, hung) node's routes are closed as stale after about ping_interval × (ping_max + 1), and
 #: with them the interest it registered (a replica's direct-get queue subscription, …): until then a share of the
-#: requests meant for any replica go to it unanswered. As manifests/nats.conf sets them (README "Durability").
+#: requests meant for any replica go to it unanswered. As manifests/base/nats.conf sets them (README "Durability").
 ROUTE_PING_INTERVAL = "2s"
 ROUTE_PING_MAX = 3
 

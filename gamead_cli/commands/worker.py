@@ -63,11 +63,15 @@ def worker(
         stop = asyncio.Event()
         collector.start_sweeps()  # a burst's garbage freed and its heap given back within a sweep (attack38b F6)
         install_stop_signals(stop, runtime.hand_back_now, bound=worker_bound(settings.worker.drain_timeout))
-        # NATS first: a clear line while it is away, exit 3 after nats.give_up_after; a stop meanwhile ends it
-        await run_until_stopped(reach_nats(settings, url, role="worker", stop=stop), stop, started=lambda: False)
-        if stop.is_set():
-            return
-        await run_until_stopped(runtime.run(stop), stop, started=lambda: runtime.connected)
+        # /metrics first, on this loop, so a liveness probe reads it while NATS is awaited (attack39b F7); then NATS:
+        # a clear line while it is away, exit 3 after nats.give_up_after; a stop meanwhile ends it
+        serving = await runtime.metrics.serve(settings, runtime.id)
+        try:
+            await run_until_stopped(reach_nats(settings, url, role="worker", stop=stop), stop, started=lambda: False)
+            if not stop.is_set():
+                await run_until_stopped(runtime.run(stop), stop, started=lambda: runtime.connected)
+        finally:
+            await runtime.metrics.stop_serving(serving)  # the run stopped it already, unless NATS never came
 
     try:
         uvloop.run(main())

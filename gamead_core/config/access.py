@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from gamead_core.config.addresses import redis_url_problem
+from gamead_core.config.placeholders import refuse_placeholder
 from gamead_core.config.section import HOUR, WEEK, Seconds, Section
 
 
@@ -140,6 +141,12 @@ class TokenSettings(Section):
             raise ValueError(f"{whose} holds {what}: a token is printable ASCII without spaces or commas (it is "
                              "sent as an HTTP Bearer token, RFC 6750), or no client could use it")
         return value
+
+    @field_validator("token")
+    @classmethod
+    def _not_the_template(cls, value: SecretStr, info: ValidationInfo) -> SecretStr | None:
+        """Not the placeholder of manifests/base/secret.example.env (attack39b F2: gamead_core.config.placeholders)."""
+        return refuse_placeholder(value, info)
 
     @field_validator("name")
     @classmethod

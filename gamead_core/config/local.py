@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from gamead_core.config.placeholders import refuse_placeholder
 from gamead_core.config.section import HOUR, MINUTES_10, Seconds, Section
 
 
@@ -83,12 +84,13 @@ class ClientSettings(Section):
 
     @field_validator("token")
     @classmethod
-    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
-        """An HTTP header carries printable ASCII only (RFC 9110 §5.5; RFC 6750's b64token is a subset)."""
+    def _token_fits_a_header(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """An HTTP header carries printable ASCII only (RFC 9110 §5.5; RFC 6750's b64token is a subset); nor is it
+        the template's placeholder (attack39b F2: gamead_core.config.placeholders)."""
         if value is not None and not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
             raise ValueError(
                 "must be printable ASCII without spaces: it is sent as an HTTP Bearer token (GAMEAD_TOKEN)")
-        return value
+        return refuse_placeholder(value, info)
 
 
 

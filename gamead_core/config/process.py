@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
 from gamead_core.config.addresses import host_problem, nats_url_problem
+from gamead_core.config.placeholders import refuse_placeholder
 from gamead_core.config.section import DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, Seconds, Section
 from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern
 
@@ -133,7 +134,6 @@ class NatsSettings(Section):
         0.0, ge=0, le=7 * 86400, description="Seconds `gamead serve` and `gamead worker` try to reach NATS at start "
         "before they exit with code 3 (cannot reach); 0 = keep trying, with a WARNING line naming the URL, the error "
         "and the next attempt every few seconds. At most 7 days (604800 s).")
-
     refused_exit_after: Seconds = Field(
         30.0, ge=0, le=DAY, description="Seconds `gamead worker` and `gamead serve` go on retrying once NATS refuses "
         "their credentials after they had connected (Authorization Violation: its token changed, e.g. a stack "
@@ -149,6 +149,12 @@ class NatsSettings(Section):
         if value is not None and (problem := nats_url_problem(value)) is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("token", "password")
+    @classmethod
+    def _not_the_template(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Not manifests/base/secret.example.env's placeholder (attack39b F2: gamead_core.config.placeholders)."""
+        return refuse_placeholder(value, info)
 
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:

@@ -57,6 +57,7 @@ from gamead_core.doctor.verdict import (MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look
                                         rules_of, summary, suspected, unsettled)
 from gamead_core.errors import TopologyMissing
 from gamead_core.models import utc_iso
+from gamead_core.queue.atomic import server_takes_atomic
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
@@ -109,7 +110,7 @@ class Doctor:
         # 1. the topology, read-only (gamead_core.queue.topology's own plan)
         snapshot = await read_topology(self.js)
         stats.api_calls += snapshot.calls
-        verdicts = plan(wanted_topology(self.settings), snapshot)
+        verdicts = plan(wanted_topology(self.settings, atomic=server_takes_atomic(self.js)), snapshot)
         missing: list[Verdict] = []
         for v in verdicts:
             if v.state == "missing" and await _confirm_missing(self.js, v.wanted, stats):

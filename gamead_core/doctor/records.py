@@ -11,7 +11,7 @@ facts of its suspects (a few hundred bytes each). The key listings (ids, ~100 by
 
 Before, every record read was kept whole until the run ended: 20,000 dead ads of ~15 KB took a fresh API node
 from 87 MB to 584 MB RSS (665 MB in the drill, 1.1 GB when each was a finding), past the 512 MiB limit of
-``manifests/api.yaml``. Measured with ``benchmarks/doctor_memory.py`` (README, "What `gamead doctor` checks").
+``manifests/base/api.yaml``. Measured with ``benchmarks/doctor_memory.py`` (README, "What `gamead doctor` checks").
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from gamead_core.queue.acks import publish_acked
 from gamead_core.queue.liveness import admit, connection_of, wire_size
 
 __all__ = ["MAX_BATCH", "RETRY_AFTER", "AtomicBatches", "BatchRefused", "BatchUnanswered", "atomic_wanted",
-           "publish_batch"]
+           "publish_batch", "server_takes_atomic"]
 
 #: nats-server's limit of messages in one atomic batch (``streamDefaultMaxAtomicBatchSize``, ADR-50)
 MAX_BATCH = 1000
@@ -54,6 +54,20 @@ MAX_BATCH = 1000
 RETRY_AFTER = 60.0
 #: the first nats-server that takes ``Nats-Msg-Id`` inside an atomic batch (ADR-50, revision 6)
 MIN_SERVER = (2, 12, 1)
+
+
+def server_takes_atomic(js: JetStreamContext) -> bool:
+    """True when the nats-server ``js`` is connected to takes atomic batches (at least :data:`MIN_SERVER`). False
+    before its first INFO (nats-py's "0.0.0-unknown") and for a version nats-py cannot parse: do not guess. An
+    older server drops a stream's ``allow_atomic``, so gamead neither asks for it nor compares it there
+    (:func:`gamead_core.queue.topology_plan.wanted_topology`, attack39b F13)."""
+    try:
+        version = connection_of(js).connected_server_version
+        return (version.major, version.minor, version.patch) >= MIN_SERVER
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 #: JetStream's "atomic publish is disabled" (the stream has no ``allow_atomic``)
 ATOMIC_DISABLED = 10174
 
@@ -158,11 +172,7 @@ class AtomicBatches:
         return self._server_supports(js)
 
     def _server_supports(self, js: JetStreamContext) -> bool:
-        try:
-            version = connection_of(js).connected_server_version  # "0.0.0-unknown" before the first INFO
-            return (version.major, version.minor, version.patch) >= MIN_SERVER
-        except (TypeError, ValueError, AttributeError):  # a version nats-py cannot parse: do not guess
-            return False
+        return server_takes_atomic(js)
 
     def refused(self, stream: str, exc: BatchRefused) -> None:
         """Note a refusal: a stream without ``allow_atomic`` is written message by message for a while."""

@@ -61,6 +61,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue import limit_rule
+from gamead_core.queue.atomic import server_takes_atomic
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
 from gamead_core.queue.partitions import PartitionChange, partition_change
 from gamead_core.queue.repartition import settle_partitions
@@ -124,7 +125,6 @@ log = logging.getLogger(__name__)
 #: the start's one WARNING when this node's queue settings differ from the live topology (:mod:`.limit_rule`)
 DRIFT_WARNING = ("this node's queue settings differ from the live topology, which the fleet runs with (the live "
                  "values stay): %s")
-
 
 # --- I/O -----------------------------------------------------------------------------------------------------
 
@@ -255,7 +255,7 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     snap = snapshot or await read_topology(js)
     await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update,
                             repartition=settings.queue.repartition)
-    wanted = wanted_topology(settings)
+    wanted = wanted_topology(settings, atomic=server_takes_atomic(js))  # allow_atomic: 2.12.1 and later
     calls = snap.calls
     states: list[ObjectState] = []
     for verdict in plan(wanted, snap):

@@ -9,7 +9,7 @@ acts on the plan.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from nats.js.api import (
@@ -154,8 +154,19 @@ def kv_stream_config(kv: KeyValueConfig) -> StreamConfig:
     )
 
 
-def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
-    """Every object gamead creates, in creation order (streams before their consumers)."""
+def wanted_topology(settings: GameadSettings, *, atomic: bool = True) -> tuple[Wanted, ...]:
+    """Every object gamead creates, in creation order (streams before their consumers). ``atomic`` False (a
+    nats-server older than 2.12.1, :func:`gamead_core.queue.atomic.server_takes_atomic`): no stream asks for
+    ``allow_atomic``, which such a server drops: before, every start "repaired" it on GAMEAD_ADS and gamead_ads
+    and `gamead doctor` reported a difference no one could clear (attack39b F13). Pure."""
+    wanted = _wanted(settings)
+    if atomic:
+        return wanted
+    return tuple(replace(w, config=w.config.evolve(allow_atomic=None))
+                 if isinstance(w.config, StreamConfig) and w.config.allow_atomic else w for w in wanted)
+
+
+def _wanted(settings: GameadSettings) -> tuple[Wanted, ...]:
     qs = settings.queue
     parts = range(qs.partitions)
     return (

@@ -30,8 +30,8 @@ PATCHes); at another count (an outside change) nothing is applied: :class:`Scale
 A write must follow a read of its own (:meth:`KubernetesScaler.set_replicas` refuses one that does not).
 
 Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
-the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`` + ``patch`` on
-``deployments/scale`` and ``get`` on ``deployments``, API group ``apps``.
+the constructor. The RBAC the scaler needs is in ``manifests/base/rbac.yaml``: ``get`` + ``patch`` on
+``deployments/scale``, API group ``apps``, and nothing else (it never reads the Deployment itself).
 """
 
 from __future__ import annotations
@@ -279,8 +279,8 @@ class KubernetesScaler:
         if status == 403:
             return ScalerForbidden(
                 f"forbidden to {verb} {_SCALE} of {self.target}: RBAC must grant verb {verb!r} on resource "
-                f"{_SCALE!r} in API group {_API_GROUP!r}, namespace {s.namespace!r} (manifests/rbac.yaml "
-                f"grants get+patch on deployments/scale, get on deployments). Server: {said}",
+                f"{_SCALE!r} in API group {_API_GROUP!r}, namespace {s.namespace!r} (manifests/base/rbac.yaml "
+                f"grants get+patch on deployments/scale). Server: {said}",
                 status=status,
             )
         if status == 404:

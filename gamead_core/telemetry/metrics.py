@@ -208,6 +208,7 @@ class WorkerMetrics:
         #: queue wait per priority level (1-5), made at a level's first ad
         self.queue_wait_by_level: dict[int, WindowedHistogram] = {}
         self.url: str | None = None  #: where this worker's metrics are served (None = not served)
+        self._serving: MetricsListener | None = None  #: the listener :meth:`serve` started, until stopped
 
     def completed(self, priority: int, processing_s: float | None, wait_s: float | None,
                   now: float | None = None) -> None:
@@ -264,16 +265,20 @@ class WorkerMetrics:
 
     async def serve(self, settings: GameadSettings, worker_id: str) -> MetricsListener | None:
         """Serve this process's metrics on ``worker.metrics_port`` (when set and ``metrics.enabled``); sets
-        :attr:`url`. Returns the server for :meth:`stop_serving`. Raises :class:`ConfigError` (port taken)."""
+        :attr:`url`. Returns the server for :meth:`stop_serving`; the one already serving, if any (``gamead worker``
+        serves from before it waits for NATS, so a liveness probe reads it then: attack39b F7). Raises
+        :class:`ConfigError` (port taken)."""
         wcfg = settings.worker
-        if not (wcfg.metrics_port and settings.metrics.enabled):
-            return None
-        server, self.url = await serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port)
+        if self._serving is not None or not (wcfg.metrics_port and settings.metrics.enabled):
+            return self._serving
+        self._serving, self.url = await serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port)
         log.info("worker metrics on %s", self.url, extra={"worker_id": worker_id})
-        return server
+        return self._serving
 
     async def stop_serving(self, server: MetricsListener | None) -> None:
-        if server is not None:
+        """Close ``server`` if it still serves (a second call for it does nothing)."""
+        if server is not None and server is self._serving:
+            self._serving = None
             await server.close()
 
     def buckets(self, now: float | None = None) -> dict[str, Any]:

@@ -116,7 +116,7 @@ FROZEN_PEER_ADS = 40
 @pytest.fixture
 def cluster_of_default_route_pings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     """A cluster of its own whose routes ping as nats-server does by default (2 min × 2): a stopped server stays
-    in its replicas' queue groups for minutes, as on a NATS of the user's own that lacks manifests/nats.conf."""
+    in its replicas' queue groups for minutes, as on a NATS of the user's own that lacks manifests/base/nats.conf."""
     cluster = NatsCluster(tmp_path_factory.mktemp("default-pings"), route_ping=None).start()
     yield cluster
     cluster.stop()
@@ -130,7 +130,7 @@ def test_a_stopped_server_the_clients_are_not_on_does_not_stall_processing(
     completed while it is still stopped. Before, the healthy servers kept giving the stopped one its share of
     the requests any replica may answer (direct gets of ad records and queue heads) until its routes went
     stale, so processing ran at ~1 % for as long as it stayed stopped (attack25c). With our route pings
-    (tests/cluster.py, manifests/nats.conf) that is ~6 s; with nats-server's defaults it is minutes, and a direct
+    (tests/cluster.py, manifests/base/nats.conf) that is ~6 s; with nats-server's defaults it is minutes, and a direct
     get the stopped replica is given is given up after DIRECT_HEDGE for the stream leader (queue.direct_read)."""
     cluster = (fresh_cluster(request.getfixturevalue("nats_cluster")) if pings == "ours"
                else request.getfixturevalue("cluster_of_default_route_pings"))

@@ -1,13 +1,13 @@
-"""The kustomize base in manifests/, rendered without kubectl and validated against the Kubernetes schemas.
-
-``render()`` does what ``kustomize build`` does for the features the base uses (resources, config map and
-secret generators, namespace, labels) and refuses any other kustomization key, so a feature it cannot
-emulate fails here instead of being skipped silently. Generated names carry no hash suffix here.
+"""The objects ``kubectl apply -k manifests/`` deploys, rendered without kubectl (``tests/kustomize.py``, a tiny
+kustomize that refuses what the real one refuses) and validated against the Kubernetes schemas. They live in
+manifests/base/ (manifests/ and manifests/monitoring/ both build on it); the Secret is built from the template
+secret.example.env given as the operator's secret.env, which is not committed (tests/unit/test_kustomize_roots.py).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -23,21 +23,21 @@ import yaml
 
 from gamead_core.config import load_settings
 from gamead_core.config.autoscaler import AutoscalerSettings
+from gamead_core.config.placeholders import PLACEHOLDER_MARKER
+from gamead_core.errors import ConfigError
+from gamead_core.queue.atomic import MIN_SERVER
 from gamead_core.stop_bound import API_BOUND, worker_bound
+from tests.kustomize import WORKLOADS, render
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+BASE = MANIFESTS / "base"
+#: the template of the operator's secret.env (git-ignored); the tests build with it in secret.env's place
+SECRET_TEMPLATE = BASE / "secret.example.env"
 NAMESPACE = "gamead"
 COMMON_LABEL = ("app.kubernetes.io/part-of", "gamead")
 #: A current release many clusters run, and the newest the installed kubernetes-validate knows.
 K8S_VERSIONS = ("1.33", kubernetes_validate.latest_version())
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
-WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
-SUPPORTED_KEYS = {
-    "apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "secretGenerator",
-}
-
-
-# --- a tiny kustomize -----------------------------------------------------------------------------------
 
 
 def _load_docs(path: Path) -> list[dict[str, Any]]:
@@ -45,67 +45,12 @@ def _load_docs(path: Path) -> list[dict[str, Any]]:
 
 
 def _env_file(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, sep, value = line.partition("=")
-            assert sep, f"{path.name}: not KEY=VALUE: {line!r}"
-            out[key.strip()] = value
-    return out
+    pairs = (line.partition("=") for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {key: value for key, _, value in pairs}
 
 
-def _generated_data(base: Path, gen: dict[str, Any]) -> dict[str, str]:
-    unknown = set(gen) - {"name", "files", "literals", "envs", "type"}
-    assert not unknown, f"generator options the test loader does not emulate: {unknown}"
-    data: dict[str, str] = {}
-    for entry in gen.get("files", []):
-        key, _, rel = entry.rpartition("=")
-        data[key or Path(rel).name] = (base / rel).read_text(encoding="utf-8")
-    for literal in gen.get("literals", []):
-        key, _, value = literal.partition("=")
-        data[key] = value
-    for rel in gen.get("envs", []):
-        data.update(_env_file(base / rel))
-    return data
-
-
-def render(base: Path = MANIFESTS) -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
-    unknown = set(kustomization) - SUPPORTED_KEYS
-    assert not unknown, f"kustomization keys the test loader does not emulate: {unknown}"
-
-    objects: list[dict[str, Any]] = []
-    for rel in kustomization.get("resources", []):
-        objects.extend(_load_docs(base / rel))
-    for gen in kustomization.get("configMapGenerator", []):
-        objects.append(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]},
-             "data": _generated_data(base, gen)}
-        )
-    for gen in kustomization.get("secretGenerator", []):
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in _generated_data(base, gen).items()}
-        objects.append(
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": gen["name"]},
-             "type": gen.get("type", "Opaque"), "data": data}
-        )
-
-    namespace = kustomization.get("namespace")
-    for obj in objects:
-        meta = obj.setdefault("metadata", {})
-        if namespace and obj["kind"] not in CLUSTER_SCOPED:
-            meta["namespace"] = namespace
-        for spec in kustomization.get("labels", []):
-            meta.setdefault("labels", {}).update(spec["pairs"])
-            if spec.get("includeSelectors"):
-                raise AssertionError("includeSelectors is not emulated (and selectors are immutable)")
-            if spec.get("includeTemplates") and obj["kind"] in WORKLOADS:
-                template_meta = obj["spec"]["template"].setdefault("metadata", {})
-                template_meta.setdefault("labels", {}).update(spec["pairs"])
-    return objects
-
-
-OBJECTS = render()
+OBJECTS = render(MANIFESTS, given={BASE / "secret.env": SECRET_TEMPLATE.read_text(encoding="utf-8")})
 
 
 def find(kind: str, name: str) -> dict[str, Any]:
@@ -121,7 +66,7 @@ def containers(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def config_yaml() -> dict[str, Any]:
-    return yaml.safe_load((MANIFESTS / "config.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((BASE / "config.yaml").read_text(encoding="utf-8"))
 
 
 # --- schema ---------------------------------------------------------------------------------------------
@@ -169,8 +114,8 @@ def test_every_object_is_in_the_gamead_namespace_with_the_common_label() -> None
         else:
             assert obj["metadata"].get("namespace") == NAMESPACE, name
     # and the source files say so themselves, so `kubectl apply -f` of one file lands there too
-    for rel in yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]:
-        for doc in _load_docs(MANIFESTS / rel):
+    for rel in yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"]:
+        for doc in _load_docs(BASE / rel):
             if doc["kind"] != "Namespace":
                 assert doc["metadata"].get("namespace") == NAMESPACE, f"{rel}: {doc['kind']}"
 
@@ -218,21 +163,22 @@ def test_every_reference_resolves() -> None:
 def test_config_yaml_is_a_valid_gamead_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in [v for v in os.environ if v.startswith("GAMEAD_")]:
         monkeypatch.delenv(var)
-    settings = load_settings(MANIFESTS / "config.yaml")
+    settings = load_settings(BASE / "config.yaml")
     raw = config_yaml()
     autoscaler = AutoscalerSettings.model_validate(raw["autoscaler"])
 
     assert settings.queue.replicas == 3 == find("StatefulSet", "nats")["spec"]["replicas"]
     assert settings.worker.drain_timeout == 25
     assert settings.api.host == "0.0.0.0"
-    assert settings.nats.url == f"nats://nats.{NAMESPACE}.svc.cluster.local:4222"
+    # Services of the pod's own namespace, by short name (attack39b F11: full names pinned them to `gamead`)
+    assert settings.nats.url == "nats://nats:4222"
     assert find("Service", "nats")["spec"]["ports"][0]["port"] == 4222
-    assert raw["redis"]["url"].startswith(f"redis://valkey.{NAMESPACE}.svc.cluster.local:6379")
+    assert raw["redis"]["url"] == "redis://valkey:6379/0" and find("Service", "valkey")
     assert autoscaler.backend == "kubernetes"
-    assert autoscaler.kubernetes.namespace == NAMESPACE
+    assert "namespace" not in raw["autoscaler"]["kubernetes"]  # the API pod's own (test_pods_read_the_mounted_config)
     assert find("Deployment", autoscaler.kubernetes.deployment)
     generated = find("ConfigMap", "gamead-config")["data"]["config.yaml"]
-    assert generated == (MANIFESTS / "config.yaml").read_text()
+    assert generated == (BASE / "config.yaml").read_text()
 
 
 def test_pods_read_the_mounted_config() -> None:
@@ -247,6 +193,9 @@ def test_pods_read_the_mounted_config() -> None:
         assert config_path.name in find("ConfigMap", volume["configMap"]["name"])["data"]
         token = env["GAMEAD_NATS__TOKEN"]["valueFrom"]["secretKeyRef"]
         assert token == {"name": "gamead-secrets", "key": "nats-token"}
+    api_env = {e["name"]: e for c in containers(find("Deployment", "gamead-api")) for e in c["env"]}
+    own = api_env["GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE"]["valueFrom"]["fieldRef"]
+    assert own == {"fieldPath": "metadata.namespace"}  # the autoscaler scales the worker of its own namespace
 
 
 def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
@@ -283,6 +232,39 @@ def test_api_deployment_probes_and_service_account() -> None:
     assert find("PodDisruptionBudget", "gamead-api")["spec"]["minAvailable"] < api["spec"]["replicas"]
 
 
+#: seconds a container must have run for the kubelet to reset its restart back-off (10 s doubling to 5 min)
+KUBELET_BACKOFF_RESET = 600
+
+
+def test_the_worker_is_restarted_when_its_loop_stops_answering() -> None:
+    """attack39b F7: the worker Deployment had no probe, so a worker whose event loop was blocked or stopped
+    (SIGSTOP: its /metrics unanswered in 3 s) kept its pod, and its place in the autoscaler's count, for ever.
+    Now its /metrics port (served by its own loop, apart from NATS, from its start: while it waits for NATS too,
+    tests/integration/test_worker_metrics_before_nats.py) is probed, after 2 minutes for the interpreter's start."""
+    (c,) = containers(find("Deployment", "gamead-worker"))
+    config = config_yaml()
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe in (c["livenessProbe"], c["startupProbe"]):
+        assert probe["httpGet"]["path"] == "/metrics"
+        assert ports[probe["httpGet"]["port"]] == config["worker"]["metrics_port"]
+    assert config.get("metrics", {}).get("enabled", True) is not False
+    live, start = c["livenessProbe"], c["startupProbe"]
+    assert live["periodSeconds"] * live["failureThreshold"] <= 60 and live["timeoutSeconds"] >= 2
+    assert 60 <= start["periodSeconds"] * start["failureThreshold"] <= 300
+
+
+def test_the_api_is_not_restarted_for_an_outage_of_nats_every_pod_shares() -> None:
+    """attack39b F8: /healthz (the API's liveness probe) failed after ``api.nats_unhealthy_after`` (60 s) of NATS
+    silence, so an outage of the NATS cluster restarted every API pod every ~90-100 s, growing the kubelet's back-off
+    to 5 min: after a 15-minute outage the pods sat in CrashLoopBackOff for minutes once NATS was back. With 600 s a
+    pod restarted for it has run 10 minutes, after which the kubelet resets the back-off; /readyz still takes it out
+    of the Service at once."""
+    (c,) = containers(find("Deployment", "gamead-api"))
+    limit = config_yaml()["api"].get("nats_unhealthy_after", 60)  # 60: the default
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert limit >= KUBELET_BACKOFF_RESET, f"api.nats_unhealthy_after {limit:g} s restarts pods in a NATS outage"
+
+
 def test_every_container_is_hardened_and_bounded() -> None:
     for obj in (o for o in OBJECTS if o["kind"] in WORKLOADS):
         pod = obj["spec"]["template"]["spec"]
@@ -301,17 +283,41 @@ def test_every_container_is_hardened_and_bounded() -> None:
     assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_the_secret_holds_only_marked_placeholders() -> None:
+def test_the_secret_template_holds_only_placeholders_gamead_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack39b F2: ``kubectl apply -k manifests/`` deployed the template's public tokens and gamead served with
+    them (25 characters of 13+ distinct ones are no "weak" token): ``GAMEAD_NATS__TOKEN=REPLACE_ME_nats_token`` and
+    the template's ``api-tokens`` loaded without a word. Now the pods would exit 5 naming each setting."""
+    template = _env_file(SECRET_TEMPLATE)
+    assert "REPLACE BEFORE DEPLOYING" in SECRET_TEMPLATE.read_text()
     secret = find("Secret", "gamead-secrets")
-    for key, value in secret["data"].items():
-        assert "REPLACE" in base64.b64decode(value).decode(), f"{key} is not a marked placeholder"
-    assert "REPLACE BEFORE DEPLOYING" in (MANIFESTS / "secret.example.env").read_text()
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == template
+    for key, value in template.items():
+        assert PLACEHOLDER_MARKER in value, f"{key} is not a marked placeholder"
+    for var in [v for v in os.environ if v.startswith("GAMEAD_")]:
+        monkeypatch.delenv(var)
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for d in ("gamead-api", "gamead-worker")
+           for c in containers(find("Deployment", d)) for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert env == {"GAMEAD_NATS__TOKEN": "nats-token", "GAMEAD_AUTH__TOKENS": "api-tokens"}
+    named = {"GAMEAD_NATS__TOKEN": ["nats.token"],
+             "GAMEAD_AUTH__TOKENS": [f"auth.tokens.{i}.token" for i in range(len(json.loads(template["api-tokens"])))]}
+    secrets = [template["nats-token"], *(e["token"] for e in json.loads(template["api-tokens"]))]
+    for variable, key in env.items():
+        monkeypatch.setenv(variable, template[key])
+        with pytest.raises(ConfigError) as refused:
+            load_settings(BASE / "config.yaml")
+        monkeypatch.delenv(variable)
+        text = str(refused.value)
+        assert all(f"{setting} ({variable})" in text for setting in named[variable]), text
+        assert "still holds REPLACE_ME" in text, text
+        assert not [s for s in secrets if s in text], text  # never a secret, not even a public one
 
 
 # --- RBAC -----------------------------------------------------------------------------------------------
 
 
-def test_autoscaler_role_grants_exactly_get_patch_scale_and_get_deployment() -> None:
+def test_autoscaler_role_grants_exactly_get_and_patch_scale() -> None:
+    """attack39b F6: the Role also granted ``get`` on ``deployments`` (the pod template: env, image), which no code
+    path uses: only ``read_namespaced_deployment_scale`` and ``patch_namespaced_deployment_scale`` are called."""
     role = find("Role", "gamead-autoscaler")
     worker = config_yaml()["autoscaler"]["kubernetes"]["deployment"]
     grants = set()
@@ -322,8 +328,9 @@ def test_autoscaler_role_grants_exactly_get_patch_scale_and_get_deployment() -> 
     assert grants == {
         ("apps", "deployments/scale", "get"),
         ("apps", "deployments/scale", "patch"),
-        ("apps", "deployments", "get"),
     }
+    called = set(re.findall(r"\.(\w+_namespaced_\w+)\(", (ROOT / "gamead_core/scaling/kubernetes.py").read_text()))
+    assert called == {"read_namespaced_deployment_scale", "patch_namespaced_deployment_scale"}
     assert not [o for o in OBJECTS if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
 
     binding = find("RoleBinding", "gamead-autoscaler")
@@ -351,7 +358,7 @@ def test_nats_is_a_three_node_jetstream_cluster() -> None:
     pod = sts["spec"]["template"]["spec"]
     (c,) = containers(sts)
     assert sts["spec"]["replicas"] == 3
-    assert c["image"] == "nats:2.11-alpine"
+    assert c["image"] == "nats:2.15-alpine"
 
     headless = find("Service", sts["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
@@ -377,7 +384,7 @@ def test_nats_is_a_three_node_jetstream_cluster() -> None:
     assert cluster and re.search(r"name:\s*gamead", cluster.group(1))
     routes = re.findall(r"nats://([\w.-]+):6222", cluster.group(1))
     svc = sts["spec"]["serviceName"]
-    assert routes == [f"nats-{i}.{svc}.{NAMESPACE}.svc.cluster.local" for i in range(3)]
+    assert routes == [f"nats-{i}.{svc}" for i in range(3)]  # in the pod's own namespace (attack39b F11)
     assert find("PodDisruptionBudget", "nats")["spec"]["maxUnavailable"] == 1
 
 
@@ -399,6 +406,21 @@ def test_nats_conf_is_accepted_by_nats_server(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=20,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_the_nats_image_is_the_servers_the_suite_runs_and_takes_atomic_batches() -> None:
+    """attack39b F13: the manifests ran ``nats:2.11-alpine``, which has no atomic batches (ADR-50, 2.12.1): it drops a
+    stream's ``allow_atomic``, so every API start "repaired" it and `gamead doctor` kept a finding no one could clear;
+    and the suite runs 2.15 only, so the cluster ran a server no test covers."""
+    (c,) = containers(find("StatefulSet", "nats"))
+    tag = re.fullmatch(r"nats:(\d+)\.(\d+)-alpine", c["image"])
+    assert tag, c["image"]
+    minor = tuple(map(int, tag.groups()))
+    assert minor >= MIN_SERVER[:2]
+    if NATS_SERVER is not None:
+        done = subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True, timeout=20)
+        suite = re.search(r"v(\d+)\.(\d+)\.", done.stdout + done.stderr)
+        assert suite and tuple(map(int, suite.groups())) == minor, (done.stdout, c["image"])
 
 
 def test_valkey_runs_as_a_single_replica_behind_its_service() -> None:

@@ -19,6 +19,7 @@ from gamead_core.telemetry.collectors import ApiCollector
 from gamead_core.telemetry.metrics import API_REGISTRY, WORKER_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2] / "manifests"
+BASE = ROOT / "base"
 MON = ROOT / "monitoring"
 RULES = MON / "gamead.rules.yml"
 
@@ -78,18 +79,18 @@ def test_prometheusrule_holds_the_same_rules() -> None:
 
 def test_monitors_scrape_ports_the_workloads_expose() -> None:
     kust = yaml.safe_load((MON / "kustomization.yaml").read_text())
-    assert "../" in kust["resources"]
+    assert kust["resources"][0] == "../base"  # not "../", which holds monitoring/ itself (attack39b F1)
     for res in kust["resources"][1:]:
         assert (MON / res).is_file()
     monitors = {d["kind"]: d for d in _docs(MON / "monitors.yaml")}
-    worker = next(d for d in _docs(ROOT / "worker.yaml") if d["kind"] == "Deployment")
-    api_service = next(d for d in _docs(ROOT / "api.yaml") if d["kind"] == "Service")
+    worker = next(d for d in _docs(BASE / "worker.yaml") if d["kind"] == "Deployment")
+    api_service = next(d for d in _docs(BASE / "api.yaml") if d["kind"] == "Service")
     pod_ports = {p["name"]: p["containerPort"] for c in worker["spec"]["template"]["spec"]["containers"]
                  for p in c.get("ports", [])}
     assert monitors["PodMonitor"]["spec"]["selector"]["matchLabels"].items() <= \
         worker["spec"]["template"]["metadata"]["labels"].items()
     port = monitors["PodMonitor"]["spec"]["podMetricsEndpoints"][0]["port"]
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = yaml.safe_load((BASE / "config.yaml").read_text())
     assert pod_ports[port] == config["worker"]["metrics_port"] and config["worker"]["metrics_host"] == "0.0.0.0"
     sm = monitors["ServiceMonitor"]["spec"]
     assert sm["selector"]["matchLabels"].items() <= api_service["metadata"]["labels"].items()

@@ -61,8 +61,8 @@ def test_every_setting_and_documented_variable_is_accepted(monkeypatch: pytest.M
 
 def test_the_variables_kubernetes_puts_in_every_pod_for_a_service_are_not_refused(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Review: the Service ``gamead-api`` (manifests/api.yaml) makes Kubernetes put ``GAMEAD_API_PORT=tcp://…`` and
-    its family into every pod of the namespace: each pod refused to start (exit 5) once unknown variables were
+    """Review: the Service ``gamead-api`` (manifests/base/api.yaml) makes Kubernetes put ``GAMEAD_API_PORT=tcp://…``
+    and its family into every pod of the namespace: each pod refused to start (exit 5) once unknown variables were
     refused. A bare ``…_PORT`` without a Service's value is still a mistyped setting."""
     links = {"GAMEAD_API_SERVICE_HOST": "10.96.0.5", "GAMEAD_API_SERVICE_PORT": "80",
              "GAMEAD_API_SERVICE_PORT_HTTP": "80", "GAMEAD_API_PORT": "tcp://10.96.0.5:80",
@@ -79,7 +79,7 @@ def test_the_variables_kubernetes_puts_in_every_pod_for_a_service_are_not_refuse
     assert "GAMEAD_PORT is no gamead setting" in _refusal(monkeypatch, GAMEAD_PORT="9000")
     assert "did you mean GAMEAD_API__PORT?" in _refusal(monkeypatch, GAMEAD_API_PORT="9000")
     for manifest in ("api.yaml", "worker.yaml"):  # and the pods ask for none
-        assert "enableServiceLinks: false" in (ROOT / "manifests" / manifest).read_text(), manifest
+        assert "enableServiceLinks: false" in (ROOT / "manifests" / "base" / manifest).read_text(), manifest
 
 
 # --- finding 2: related durations that contradict each other ----------------------------------------------------

@@ -54,6 +54,21 @@ def test_every_object_gamead_creates_is_declared_once() -> None:
         assert f"bucket {bucket}" in labels
 
 
+def test_a_server_without_atomic_batches_is_neither_asked_nor_judged_for_allow_atomic() -> None:
+    """attack39b F13: nats-server 2.11 (the manifests' image then) has no atomic batches and drops a stream's
+    ``allow_atomic``; as it reports the streams, GAMEAD_ADS and gamead_ads differed (``allow_atomic``) at every start,
+    which "repaired" them in vain, and `gamead doctor` kept a ``topology_limits`` no one could clear. Figure: the
+    first assertion, what every start saw. For such a server (``server_takes_atomic`` False) nothing differs."""
+    have = as_server_has_it()
+    as_211 = Snapshot({name: replace(c, allow_atomic=None) for name, c in have.streams.items()}, have.consumers)
+    differs = {v.wanted.label: v.difference.limits for v in plan(WANTED, as_211) if v.state != "ok"}
+    assert differs == {f"stream {names.ADS_STREAM}": ("allow_atomic",), f"bucket {names.ADS_BUCKET}": ("allow_atomic",)}
+    older = wanted_topology(SETTINGS, atomic=False)
+    assert {v.state for v in plan(older, as_211)} == {"ok"}
+    assert not [w.label for w in older if isinstance(w.config, StreamConfig) and w.config.allow_atomic]
+    assert [w.label for w in older] == [w.label for w in WANTED]  # only that field differs
+
+
 def test_all_present_is_all_ok() -> None:
     assert {v.state for v in plan(WANTED, as_server_has_it())} == {"ok"}
 
