@@ -75,7 +75,7 @@ def test_the_pattern_is_compiled_once_not_per_ad(monkeypatch: pytest.MonkeyPatch
         raise AssertionError(f"{pattern!r} compiled again at an ad")
 
     monkeypatch.setattr("gamead_core.dlq_pattern.compile_pattern", compile_again)
-    monkeypatch.setattr("gamead_core.config.process.compile_pattern", compile_again)
+    monkeypatch.setattr("gamead_core.config.faults.compile_pattern", compile_again)
     monkeypatch.setattr("gamead_core.dlq_pattern._compile", compile_again)
     assert [pick_fault(on, t, "a", 1) is not None for t in ("Poison Pill", "Fine Ad") * 50] == [True, False] * 50
 
