@@ -108,7 +108,9 @@ def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]
         assert {r["object"] for r in ready["repairs"]} == recreated
         topology = wait_for(lambda: (t := client.get("/v1/stats").json()["topology"])["apiCallsPerCheck"] == 2
                             and t, what="a quiet check: STREAM.LIST + CONSUMER.LIST")
-        assert topology["ok"] and {r["object"] for r in topology["repairs"]} == recreated
+        # /v1/stats' repairs also hold limits updated in place ("updated"): a registry or leases bucket its user
+        # made first, which the check then brought to its limits (a fresh clone's run: both listed, failing the test)
+        assert topology["ok"] and {r["object"] for r in topology["repairs"] if r["action"] == "recreated"} == recreated
         assert client.post("/ads", json=ad("After the repair")).status_code == 202
     assert_doctor_clean(url)
 
