@@ -25,6 +25,7 @@ takes its default action (the process ends by it at once, as before this module)
 from __future__ import annotations
 
 import signal
+import threading
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); :mod:`gamead_cli.stops` shares this dict
 STOPPED: dict[str, int | None] = {"signal": None}
@@ -70,8 +71,8 @@ def command(name: str | None) -> None:
     PHASE["command"] = name
     if name not in NOTHING_YET:
         PHASE["starting"] = False
-    elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # the command takes it once serving: from now on
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the command takes it once serving: from now on
 
 
 def handed_over() -> None:

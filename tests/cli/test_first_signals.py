@@ -224,3 +224,31 @@ def test_a_sigint_inherited_ignored_still_stops_serve_before_it_serves(tmp_path:
             held.proc.terminate()
     _, err = held.proc.communicate(timeout=60)
     assert err.strip().splitlines()[-1] == "error: interrupted", err
+
+
+def test_a_command_run_off_the_main_thread_with_sigint_ignored_takes_nothing() -> None:
+    """The take of an inherited-ignored SIGINT (above) is the main thread's only: ``gamead submit`` invoked from a
+    thread (a test's CliRunner, an embedding program) while SIGINT is ignored (a background ``make test``) ended
+    ``unexpected ValueError: signal only works in main thread`` (a fresh clone's run). Now it leaves SIGINT as it
+    is there."""
+    import threading
+
+    from gamead_cli import first_signals
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            first_signals.command("submit")
+        except BaseException as exc:  # noqa: BLE001 - the test's figure
+            failed.append(exc)
+
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=10)
+        assert failed == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN, failed
+    finally:
+        signal.signal(signal.SIGINT, before)
+        first_signals.PHASE.update(command=None, starting=False, acting=None)
