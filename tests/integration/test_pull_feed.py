@@ -59,3 +59,29 @@ def test_reads_get_every_message_in_order_big_ones_too_within_the_connections_ro
     sizes, most = asyncio.run(_read_all(nats_server.url))
     assert len(sizes) == 2_007
     assert 0 < most <= pull_feed.CONNECTION_BYTES // pull_feed.REQUEST_BYTES
+
+
+def test_more_reads_at_once_than_the_connection_has_room_for_all_end_whole(nats_server: EmbeddedNats) -> None:
+    """attack39c F1: 100 reads at once on one connection of a 300-message stream (600 KB): each took its first unit of
+    room and, with its messages delivered, waited for a second one, 32 of them holding the whole room: nobody read,
+    and after 2 × 30 s (``wait_room``) 20 of the 100 ended ScanIncomplete ("5 s without one", which it was not).
+    Now a read with a request out stops waiting for room once one of its messages is there: every read gets all
+    300 messages."""
+
+    async def run() -> list[int]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream(timeout=10)
+            await js.add_stream(StreamConfig(name="CROWD", subjects=["crowd.>"]))
+            for i in range(300):
+                await js.publish(f"crowd.{i}", b"x" * 2_000)
+
+            async def one() -> int:
+                async with aclosing(read_stream(js, "CROWD", "crowd.>", timeout=5)) as msgs:
+                    return sum([1 async for _ in msgs])
+
+            return list(await asyncio.gather(*(one() for _ in range(100))))
+        finally:
+            await nc.close()
+
+    assert asyncio.run(run()) == [300] * 100
