@@ -15,16 +15,18 @@ default action back once the command has ended.
 
 Left as they were: a signal inherited as ignored (``nohup``: ``gamead up`` still finds SIGHUP ignored and leaves
 it so), and SIGINT (Python's own Ctrl-C handler) — but a command of :data:`NOTHING_YET` takes SIGINT even when
-it came ignored (a background job of a script: ``gamead serve &``), as its own handlers do once installed
-(uvicorn's, ``gamead up``'s, the worker's): before, a ``kill -INT`` in the ~0.5 s between ``gamead serve``'s
-``connections: at most …`` line and uvicorn's handlers was dropped and the API served on (attack39b F17). The same signal a second time while the first is being acted on
-takes its default action (the process ends by it at once, as before this module); the other one is ignored then
+it came ignored (a background job of a script: ``gamead serve &``; from :func:`install` on when the command line
+names one, else once :func:`command` names it), as its own handlers do once installed (uvicorn's, ``gamead up``'s,
+the worker's): before, a ``kill -INT`` in the ~0.5 s between ``gamead serve``'s ``connections: at most …`` line and
+uvicorn's handlers was dropped and the API served on (attack39b F17). The same signal a second time while the first
+is being acted on takes its default action (the process ends by it at once, as before this module); the other one is ignored then
 (a closed terminal's SIGHUP and a supervisor's SIGTERM come together). Only the standard library is imported here.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); :mod:`gamead_cli.stops` shares this dict
@@ -40,10 +42,12 @@ NOTHING_YET = {"up": "nothing was started", "serve": "nothing was started", "wor
                "submit": "nothing was sent"}
 
 
-def install() -> None:
+def install(argv: list[str] | None = None) -> None:
     """Handle SIGTERM and SIGHUP as Ctrl-C from now on (module docstring), each unless it is ignored now
-    (``nohup``, a launcher that ignores it). Call it first, in the main thread, from the entry point only (never
-    at import: a test runner importing the CLI keeps its own handlers)."""
+    (``nohup``, a launcher that ignores it); and SIGINT, ignored or not, when ``argv`` (default ``sys.argv[1:]``)
+    names a command of :data:`NOTHING_YET` (regress39 F6: taken only once the command was parsed, a ``kill -INT``
+    during the CLI's imports, 0.5-2 s on a loaded machine, was still dropped). Call it first, in the main thread,
+    from the entry point only (never at import: a test runner importing the CLI keeps its own handlers)."""
     STOPPED["signal"] = None
     PHASE.update(command=None, starting=True, acting=None)
     _TAKEN.clear()
@@ -51,6 +55,9 @@ def install() -> None:
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, _on_signal)
             _TAKEN.append(int(sig))
+    words = sys.argv[1:] if argv is None else argv
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and NOTHING_YET.keys() & set(words):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _on_signal(signum: int, _frame: object) -> None:

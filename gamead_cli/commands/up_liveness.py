@@ -198,11 +198,16 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
     def tell(note: Any) -> None:
         say(f"[green]✓[/] {escape(note.text)}" if note.good else f"[yellow]![/] {escape(note.text)}")
 
-    def nats_restart() -> tuple[float, int] | None:
+    def nats_restart() -> tuple[float, str] | None:  # the embedded nats-server's last death or restart
         child = stack.sup.children.get(NATS_CHILD)
-        if not nats_ours or child is None or child.pid is None or not child.restarts:
+        if not nats_ours or child is None or child.pid is None:
             return None
-        return child.started_at, child.pid
+        if not child.alive:  # killed (frozen) or dead: the restart is under way (regress39 F7: said in that gap)
+            return time.monotonic(), f"nats-server (pid {child.pid}) has stopped and gamead up is restarting it"
+        if not child.restarts:
+            return None
+        return child.started_at, f"nats-server was restarted {time.monotonic() - child.started_at:.1f}s ago " \
+                                 f"(pid {child.pid})"
 
     store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
     watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart)

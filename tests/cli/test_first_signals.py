@@ -252,3 +252,25 @@ def test_a_command_run_off_the_main_thread_with_sigint_ignored_takes_nothing() -
     finally:
         signal.signal(signal.SIGINT, before)
         first_signals.PHASE.update(command=None, starting=False, acting=None)
+
+
+def test_a_sigint_inherited_ignored_during_the_imports_ends_serve_too(tmp_path: Path) -> None:
+    """regress39 F6: the take above began once the command was parsed, after the CLI's imports (0.5-2 s loaded): a
+    ``kill -INT`` of ``gamead serve &`` then was still dropped and it served on. Held at ``import typer`` (before
+    the root group exists), SIGINT with SIGINT ignored at exec now ends it: one line, 130. Figure before: served on,
+    ended by the test after 60 s."""
+
+    def background() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    held = Held(tmp_path, "typer", "serve", "--port", str(_closed_port()), "--nats-url",
+                f"nats://127.0.0.1:{_closed_port()}", preexec=background)
+    held.signal(signal.SIGINT)
+    held.until.touch()
+    try:
+        assert held.proc.wait(timeout=60) == 130
+    finally:
+        if held.proc.poll() is None:
+            held.proc.terminate()
+    _, err = held.proc.communicate(timeout=60)
+    assert _one_red_line(err) == "error: interrupted while gamead serve was starting: nothing was started"

@@ -111,17 +111,31 @@ def test_up_says_an_api_unready_past_the_ttl_once_with_what_fails_and_once_when_
 def test_an_api_unready_after_up_restarted_a_frozen_nats_server_is_not_blamed_on_the_disk() -> None:
     """regress39 F5: ``gamead up`` killed a frozen nats-server and restarted it (pid 24399); the API's 503 spell
     that followed was said with the disk advice ("free space on the disk …, then restart nats-server (kill 24399 …)"),
-    whose command killed the server just restarted. Now the line names the restart and says it ends by itself; a
-    spell long after a restart still gets the advice."""
-    restarted: list[tuple[float, int]] = [(95.0, 24399)]
+    whose command killed the server just restarted. Now the line names the restart (or, F7, the death whose restart
+    is under way: the line came in that gap, naming the dead pid) and says it ends by itself; a spell long after a
+    restart still gets the advice, and only for a storage check that says ``failing`` (F7: ``storage: unknown``
+    while NATS is away got it too)."""
+    told: list[tuple[float, str] | None] = [(95.0, "nats-server was restarted 15.5s ago (pid 24399)")]
     watch = ReadyWatch(10.0, "/data/jetstream", lambda: "restart nats-server (kill 24399: gamead up starts it again)",
-                       lambda: restarted[0] if restarted else None)
+                       lambda: told[0])
     unready = Reading(False, {"storage": "failing: NATS did not answer in time (for 10 s)"})
     assert all(watch.observe(unready, t, "the API (pid 7)") is None for t in (100.0, 105.0, 110.0))
     note = watch.observe(unready, 110.5, "the API (pid 7)")
     assert note is not None and "nats-server was restarted 15.5s ago (pid 24399): this follows from that" in note.text
     assert "disk" not in note.text and "kill 24399" not in note.text, note.text
     assert watch.observe(reading_of(200, None), 111.0, "the API (pid 7)") is not None
+    told[0] = (300.0, "nats-server (pid 24399) has stopped and gamead up is restarting it")  # F7: in the gap
+    away = Reading(False, {"nats": "unavailable: reconnecting (no answer for 13 s)", "storage": "unknown"})
+    assert all(watch.observe(away, t, "the API (pid 7)") is None for t in (300.0, 305.0, 310.0))
+    gap = watch.observe(away, 310.5, "the API (pid 7)")
+    assert gap is not None and "has stopped and gamead up is restarting it: this follows" in gap.text, gap
+    assert watch.observe(reading_of(200, None), 311.0, "the API (pid 7)") is not None
+    told[0] = None
+    assert all(watch.observe(away, t, "the API (pid 7)") is None for t in (400.0, 405.0, 410.0))
+    unknown = watch.observe(away, 410.5, "the API (pid 7)")
+    assert unknown is not None and "disk" not in unknown.text, unknown.text  # storage unknown: no verdict
+    assert watch.observe(reading_of(200, None), 411.0, "the API (pid 7)") is not None
+    told[0] = (95.0, "nats-server was restarted 15.5s ago (pid 24399)")
     assert all(watch.observe(unready, t, "the API (pid 7)") is None for t in (500.0, 505.0, 510.0))  # long after
     later = watch.observe(unready, 511.0, "the API (pid 7)")
     assert later is not None and "free space on the disk" in later.text
