@@ -62,6 +62,19 @@ class Relay:
         ready, _, _ = select.select([src], [], [], 0.05)
         return src.recv(65536) if ready and not held() else None
 
+    def _forward(self, src: socket.socket, each: Callable[[bytes], bool]) -> None:
+        """Hand each chunk ``src`` sends to ``each`` (it returns False to stop) until ``src`` ends, the relay stops
+        or a socket is closed meanwhile: the loop of the proxies' pumps (the caller shuts the sockets after)."""
+        while not self._stop.is_set():
+            try:
+                data = self._received(src)
+                if data is None:
+                    continue
+                if not data or not each(data):
+                    break
+            except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
+                break
+
     @staticmethod
     def _shut(*socks: socket.socket) -> None:
         """Shut each of ``socks`` both ways, closed ones too (a pump's end: the other pump's ``recv`` ends)."""

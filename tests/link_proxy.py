@@ -48,26 +48,27 @@ class LinkProxy(Relay):
         if self.delay > 0 and answer and not cut:
             writer = threading.Thread(target=self._later, args=(later, dst), daemon=True)
             writer.start()
-        while not self._stop.is_set():
-            try:
-                data = self._received(src)
-                if data is None:
-                    continue
-                if not data:
-                    break
-                if cut:
-                    with self._lock:
-                        self.resets += 1
-                    dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    dst.close()  # RST: the client gets "connection reset by peer", not this answer
-                    src.close()
-                    return
-                if writer is not None:
-                    later.put((time.monotonic() + self.delay, data))
-                else:
-                    dst.sendall(data)
-            except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
-                break
+        reset = False
+
+        def each(data: bytes) -> bool:
+            nonlocal reset
+            if cut:
+                with self._lock:
+                    self.resets += 1
+                dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                dst.close()  # RST: the client gets "connection reset by peer", not this answer
+                src.close()
+                reset = True
+                return False
+            if writer is not None:
+                later.put((time.monotonic() + self.delay, data))
+            else:
+                dst.sendall(data)
+            return True
+
+        self._forward(src, each)
+        if reset:
+            return
         if writer is not None:
             later.put(None)
             writer.join(timeout=self.delay + 5)

@@ -88,24 +88,20 @@ class PublishFilter(Relay):
     def _pump(self, src: socket.socket, dst: socket.socket, frames: bool) -> None:
         """Forward ``src`` → ``dst``; with ``frames`` (the client's side) frame by frame, through :meth:`_kept`."""
         buf = b""
-        while not self._stop.is_set():
-            try:
-                data = self._received(src)
-                if data is None:
-                    continue
-                if not data:
-                    break
-                if not frames:
-                    self._deliver(data, dst)
-                    continue
-                buf += data
-                out, buf = self._kept(buf)
-                for pause, kept in out:
-                    if pause:
-                        time.sleep(pause)
-                    dst.sendall(kept)
-            except (OSError, ValueError):  # closed meanwhile (select on fd -1: ValueError)
-                break
+
+        def each(data: bytes) -> bool:
+            nonlocal buf
+            if not frames:
+                self._deliver(data, dst)
+                return True
+            out, buf = self._kept(buf + data)
+            for pause, kept in out:
+                if pause:
+                    time.sleep(pause)
+                dst.sendall(kept)
+            return True
+
+        self._forward(src, each)
         self._shut(src, dst)
 
     def _deliver(self, data: bytes, dst: socket.socket) -> None:

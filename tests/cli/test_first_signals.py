@@ -95,6 +95,18 @@ class Held:
         return self.proc.returncode, out, err
 
 
+def _ended_by_sigint(held: Held) -> str:
+    """SIGINT to ``held``, its hold released: its stderr once it has ended with 130 (terminated if it served on)."""
+    held.signal(signal.SIGINT)
+    held.until.touch()
+    try:
+        assert held.proc.wait(timeout=60) == 130
+    finally:
+        if held.proc.poll() is None:
+            held.proc.terminate()
+    return held.proc.communicate(timeout=60)[1]
+
+
 def _one_red_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -215,14 +227,7 @@ def test_a_sigint_inherited_ignored_still_stops_serve_before_it_serves(tmp_path:
     port = str(_closed_port())
     held = Held(tmp_path, "uvicorn.loops.uvloop", "serve", "--port", port, "--nats-url",
                 f"nats://127.0.0.1:{_closed_port()}", preexec=background)
-    held.signal(signal.SIGINT)
-    held.until.touch()
-    try:
-        assert held.proc.wait(timeout=60) == 130
-    finally:
-        if held.proc.poll() is None:
-            held.proc.terminate()
-    _, err = held.proc.communicate(timeout=60)
+    err = _ended_by_sigint(held)
     assert err.strip().splitlines()[-1] == "error: interrupted", err
 
 
@@ -265,12 +270,5 @@ def test_a_sigint_inherited_ignored_during_the_imports_ends_serve_too(tmp_path: 
 
     held = Held(tmp_path, "typer", "serve", "--port", str(_closed_port()), "--nats-url",
                 f"nats://127.0.0.1:{_closed_port()}", preexec=background)
-    held.signal(signal.SIGINT)
-    held.until.touch()
-    try:
-        assert held.proc.wait(timeout=60) == 130
-    finally:
-        if held.proc.poll() is None:
-            held.proc.terminate()
-    _, err = held.proc.communicate(timeout=60)
+    err = _ended_by_sigint(held)
     assert _one_red_line(err) == "error: interrupted while gamead serve was starting: nothing was started"

@@ -51,25 +51,20 @@ class CutByName(Relay):
 
     def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
         seen = b""
-        while not self._stop.is_set():
-            try:
-                data = self._received(src)
-                if data is None:
-                    continue
-                if not data:
-                    break
-                if from_client and len(seen) < 4096:
-                    seen += data
-                    if NAME in seen:
-                        with self._lock:
-                            refused = self.refusing
-                            if not refused:
-                                self._named.append((src, dst))
-                        if refused:
-                            break
-                dst.sendall(data)
-            except (OSError, ValueError):
-                break
+
+        def each(data: bytes) -> bool:
+            nonlocal seen
+            if from_client and len(seen) < 4096:
+                seen += data
+                if NAME in seen:
+                    with self._lock:
+                        if self.refusing:
+                            return False
+                        self._named.append((src, dst))
+            dst.sendall(data)
+            return True
+
+        self._forward(src, each)
         self._shut(src, dst)
 
 
