@@ -16,6 +16,7 @@ import pytest
 from gamead_core import collector
 from gamead_core.embedded import EmbeddedNats
 from tests import dies_with_pytest  # noqa: F401 - on import: every child of pytest dies with it (rule 4)
+from tests.nats_filter import PublishFilter
 from tests.support import ForkServer, Proc, start_api, start_worker
 
 pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline", "tests.shared_tls",
@@ -50,6 +51,16 @@ def fresh_nats(tmp_path: Path) -> Iterator[Callable[[], EmbeddedNats]]:
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def links(fresh_nats: Callable[[], EmbeddedNats]) -> Iterator[list[PublishFilter]]:
+    """The proxies (:class:`tests.nats_filter.PublishFilter`) a test starts, stopped after its processes (a test
+    lists it before ``procs``)."""
+    made: list[PublishFilter] = []
+    yield made
+    for link in made:
+        link.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,11 @@ import pytest
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
+from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import AdRecord, AdStatus, AdSubmission, DlqEntry, utcnow
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.store.ads import encode
 from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
 
 MAX_ATTEMPTS = 3
@@ -176,3 +180,34 @@ def broken_invariants(nats_url: str, ad_ids: list[str]) -> list[str]:
 
 def dlq_last_seq(nats_url: str) -> int:
     return asyncio.run(_store_view(nats_url, []))[3]
+
+
+#: An ad at every field limit (~12 KB as a DLQ entry)
+BIG = AdSubmission(title="T" * 200, description="D" * 2000, genre="g" * 50, target_audience=["a" * 100] * 50,
+                   visual_elements=["v" * 100] * 50, call_to_action="Join", duration=15, priority=3)
+
+
+async def fill_dead(url: str, records: int, entries: int | None = None) -> None:
+    """``records`` dead ads of :data:`BIG` written straight to JetStream (gamead's topology made first), the first
+    ``entries`` (default all) with their DLQ entry too, as a worker's dead-lettering leaves them."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream(timeout=30)
+        await ensure_topology(js, GameadSettings())
+        now = utcnow()
+        for i in range(records):
+            record = AdRecord(id=new_ad_id(), status=AdStatus.DEAD, priority=3, submitted_at=now, ad=BIG, attempts=3)
+            await js.publish_async(f"{names.kv_prefix(names.ADS_BUCKET)}{record.id}", encode(record))
+            if entries is None or i < entries:
+                entry = DlqEntry(ad_id=record.id, title=BIG.title, priority=3, attempts=3, error_class="PermanentError",
+                                 error_message="made up for a test", retryable=False, first_failure_at=now,
+                                 last_failure_at=now, dead_at=now, submitted_at=now, ad=BIG)
+                await js.publish_async(names.dlq_subject(record.id),
+                                       entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode(),
+                                       headers={names.HDR_AD_ID: record.id})
+            if i % 500 == 499:
+                await js.publish_async_completed()
+        await js.publish_async_completed()
+    finally:
+        await nc.close()
+

@@ -18,11 +18,10 @@ test without the mark's check."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from gamead_core.embedded import EmbeddedNats
 from tests.nats_filter import PublishFilter
@@ -40,15 +39,6 @@ SLOW = {"GAMEAD_QUEUE__ACK_WAIT": "2", "GAMEAD_WORKER__PROCESSING_MARK_AFTER": "
         "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "15000", "GAMEAD_REGISTRY__TTL": "60"}
 PULLS = "$JS.API.CONSUMER.MSG.NEXT."  #: the subjects of a worker's pull requests (JetStream ADR-13)
 TWICE = "but it is final or a later delivery runs it now"  #: the line of an outcome analysed for nothing
-
-
-@pytest.fixture
-def links(fresh_nats: Callable[[], EmbeddedNats]) -> Iterator[list[PublishFilter]]:
-    """The proxies a test starts, stopped after its processes (a test lists it before ``procs``)."""
-    made: list[PublishFilter] = []
-    yield made
-    for link in made:
-        link.stop()
 
 
 def test_an_unmarked_analysis_whose_message_went_to_another_worker_stops_at_its_mark(

@@ -19,49 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
-from gamead_core import names
-from gamead_core.ad_ids import new_ad_id
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, DlqEntry, utcnow
-from gamead_core.queue.topology import ensure_topology
-from gamead_core.store.ads import encode
+from tests.integration.dlq_lane import fill_dead
 from tests.support import Proc, free_port, start_api
 
 RECORDS = 8_000  #: records of ~12 KB: 96 MB, each listing more than its flow-control window (32 MiB)
 ENTRIES = 2_000  #: of them, dead ads with a DLQ entry of ~12 KB (24 MB)
 READS = 8  #: DLQ reads at once (dlq.scans 8 below)
 LISTS = 2  #: listings at once (api.list_scans, 2)
-#: an ad at every field limit: ~12 KB as a DLQ entry
-BIG = AdSubmission(title="T" * 200, description="D" * 2000, genre="g" * 50, target_audience=["a" * 100] * 50,
-                   visual_elements=["v" * 100] * 50, call_to_action="Join", duration=15, priority=3)
-
-
-async def _fill(url: str) -> None:
-    """``RECORDS`` dead ads' records, the first ``ENTRIES`` with their DLQ entry."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream(timeout=30)
-        await ensure_topology(js, GameadSettings())
-        now = utcnow()
-        for i in range(RECORDS):
-            record = AdRecord(id=new_ad_id(), status=AdStatus.DEAD, priority=3, submitted_at=now, ad=BIG, attempts=3)
-            entry = DlqEntry(ad_id=record.id, title=BIG.title, priority=3, attempts=3, error_class="PermanentError",
-                             error_message="made up for a test", retryable=False, first_failure_at=now,
-                             last_failure_at=now, dead_at=now, submitted_at=now, ad=BIG)
-            await js.publish_async(f"{names.kv_prefix(names.ADS_BUCKET)}{record.id}", encode(record))
-            if i < ENTRIES:
-                await js.publish_async(names.dlq_subject(record.id),
-                                       entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode(),
-                                       headers={names.HDR_AD_ID: record.id})
-            if i % 500 == 499:
-                await js.publish_async_completed()
-        await js.publish_async_completed()
-    finally:
-        await nc.close()
-
 
 async def _reads(url: str) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
@@ -83,7 +49,7 @@ def test_many_big_reads_at_once_never_close_the_reads_connection(tmp_path: Path,
     monitor = free_port()
     server = EmbeddedNats(tmp_path / "nats", monitor_port=monitor).start()
     try:
-        asyncio.run(_fill(server.url))
+        asyncio.run(fill_dead(server.url, RECORDS, ENTRIES))
         api, url = start_api(server.url, tmp_path, GAMEAD_DLQ__SCANS=str(READS),
                              GAMEAD_API__LIST_SCAN_LIMIT=str(RECORDS))
         procs.append(api)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import nats
-import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
@@ -83,15 +82,6 @@ def test_a_full_bucket_refuses_new_ads_before_it_drops_a_queued_ads_record(
         report = c.get("/v1/doctor", params={"settle": 0}).json()
         (filling,) = [f for f in report["findings"] if f["kind"] == "records_filling"]
         assert filling["severity"] == "warning" and filling["count"] == 1
-
-
-@pytest.fixture
-def links(fresh_nats: Callable[[], EmbeddedNats]) -> Iterator[list[PublishFilter]]:
-    """The proxies a test starts, stopped after its processes (a test lists it before ``procs``)."""
-    made: list[PublishFilter] = []
-    yield made
-    for link in made:
-        link.stop()
 
 
 def test_a_record_dropped_while_its_ad_retries_keeps_the_budget(

@@ -23,44 +23,13 @@ import nats
 import pytest
 
 from gamead_core import names
-from gamead_core.ad_ids import new_ad_id
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, DlqEntry, utcnow
-from gamead_core.queue.topology import ensure_topology
-from gamead_core.store.ads import encode
+from tests.integration.dlq_lane import fill_dead
 from tests.support import Proc, all_threads_stopped, start_api, wait_for
 
+#: dead ads at every field limit (~12 KB as a DLQ entry): flow control holds the selection's consumer at a few hundred
 N = 500
-#: An ad at every field limit (~12 KB as a DLQ entry): flow control holds the selection's consumer at a few hundred
-BIG = AdSubmission(title="T" * 200, description="D" * 2000, genre="g" * 50, target_audience=["a" * 100] * 50,
-                   visual_elements=["v" * 100] * 50, call_to_action="Join", duration=15, priority=3)
 ENV = {"GAMEAD_JOBS__LEASE": "30", "GAMEAD_JOBS__FOLLOW_TIMEOUT": "0.5"}
-
-
-async def _fill(url: str, n: int = N) -> None:
-    """``n`` dead ads, each with its record and its DLQ entry (as a worker's dead-lettering leaves them)."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream(timeout=30)
-        await ensure_topology(js, GameadSettings())
-        now = utcnow()
-        sub = BIG
-        for i in range(n):
-            record = AdRecord(id=new_ad_id(), status=AdStatus.DEAD, priority=3, submitted_at=now, ad=sub, attempts=3)
-            entry = DlqEntry(ad_id=record.id, title=sub.title, priority=3, attempts=3, error_class="PermanentError",
-                             error_message="made up for a test", retryable=False, first_failure_at=now,
-                             last_failure_at=now, dead_at=now, submitted_at=now, ad=sub)
-            await js.publish_async(f"{names.kv_prefix(names.ADS_BUCKET)}{record.id}", encode(record))
-            await js.publish_async(names.dlq_subject(record.id),
-                                   entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode(),
-                                   headers={names.HDR_AD_ID: record.id})
-            if i % 500 == 499:
-                await js.publish_async_completed()
-        await js.publish_async_completed()
-    finally:
-        await nc.close()
-
 
 def _dlq_consumers(url: str) -> int:
     async def read() -> int:
@@ -89,7 +58,7 @@ def test_a_replay_all_whose_selection_stalls_replays_every_entry_and_says_so(
     server = fresh_nats()
     assert server.proc is not None
     pid = server.proc.pid
-    asyncio.run(_fill(server.url))
+    asyncio.run(fill_dead(server.url, N))
     api, url = start_api(server.url, tmp_path, **ENV)
     procs.append(api)
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -129,7 +98,7 @@ def test_a_replay_past_its_limit_says_what_it_left(fresh_nats: Callable[[], Embe
     from gamead_core.jobs.policy import summary
 
     server = fresh_nats()
-    asyncio.run(_fill(server.url, 8))
+    asyncio.run(fill_dead(server.url, 8))
     api, url = start_api(server.url, tmp_path, **ENV)
     procs.append(api)
     with httpx.Client(base_url=url, timeout=30) as http:
