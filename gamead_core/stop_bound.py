@@ -30,9 +30,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-#: seconds a worker's stop may take beyond ``worker.drain_timeout``: hand-back refunds, lease and heartbeat
-#: removal (each at most ``nats.request_timeout``), the NATS connection's drain (5 s) and close (2 s)
-WORKER_MARGIN = 12.0
+#: seconds a worker's stop may take beyond ``worker.drain_timeout``, the sum of its later steps' own deadlines at the
+#: default ``nats.request_timeout`` (2 s): the cancelled analyses (1 s), the shielded settles (2 × 2 s), the lease's
+#: release (2 s) and the heartbeat's removal (2 × 2 s), the NATS connection's drain (5 s) and close (2 s). It was 12 s,
+#: less than those steps' 18: with NATS frozen a fresh clone's run saw the steps take 13.4 s and the bound cut a stop
+#: that was ending by itself (test_shutdown's frozen-NATS case, exit 1)
+WORKER_MARGIN = 18.0
 #: seconds ``gamead serve``'s stop may take: uvicorn's graceful shutdown (10 s) plus the lifespan's (leases,
 #: heartbeat, NATS drain); with the 5 s preStop, below manifests/base/api.yaml's terminationGracePeriodSeconds (35)
 API_BOUND = 25.0

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-#: seconds between the SIGTERM and the SIGKILL: over the longest role bound (a worker's 25 + 12 s)
+#: seconds between the SIGTERM and the SIGKILL: over the longest role bound (a worker's 25 + 18 s)
 GRACE = 45.0
 
 

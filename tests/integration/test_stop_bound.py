@@ -5,7 +5,8 @@ stalled NATS must not keep it alive. Figure: with ``nats.request_timeout`` 10 s 
 ``request_timeout`` after another — lease release, hand-back refunds, heartbeat removal, the connection's drain —
 and exited 0 19 s after its SIGTERM, past its bound of 1 + 12 s (with the default 25 s drain: 43 s, past the
 manifests' terminationGracePeriodSeconds 40). Now it is cut at its bound: exit 1, one line on stderr naming the
-bound and what was still running."""
+bound and what was still running. (The bound's margin is 18 s since session 39, the sum of the later steps'
+deadlines at the default request timeout; the test's 20 s request timeout keeps the steps past it.)"""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.stop_bound import CUT_EXIT, worker_bound
 from tests.support import ad, frozen, start_api, start_worker, wait_for
 
-#: every JetStream call waits 10 s for a stalled server; 2 ads hang in their analysis until the drain cuts them
-SLOW = {"GAMEAD_NATS__REQUEST_TIMEOUT": "10", "GAMEAD_WORKER__DRAIN_TIMEOUT": "1",
+#: every JetStream call waits 20 s for a stalled server (its steps' deadlines then add up past the bound, 1 + 18 s);
+#: 2 ads hang in their analysis until the drain cuts them
+SLOW = {"GAMEAD_NATS__REQUEST_TIMEOUT": "20", "GAMEAD_WORKER__DRAIN_TIMEOUT": "1",
         "GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^hang",
         "GAMEAD_WORKER__FAULTS__MODE": "hang", "GAMEAD_WORKER__TASK_TIMEOUT": "120",
         "GAMEAD_RATELIMIT__ENABLED": "false", "GAMEAD_AUTOSCALER__BACKEND": "none"}

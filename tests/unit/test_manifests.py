@@ -213,7 +213,7 @@ def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
     assert pre_stop >= 5, "the API keeps serving while the Service and load balancers drop it (README, graceful stop)"
     assert api > pre_stop + API_BOUND, (f"the API's terminationGracePeriodSeconds {api} must exceed its preStop "
                                         f"{pre_stop} s + its stop bound {API_BOUND}")
-    assert grace == 40
+    assert grace == 45
     (c,) = containers(worker)
     assert c["command"] + c["args"] == ["gamead", "worker"]
     assert "replicas" not in worker["spec"], "the autoscaler owns the worker count; apply must not reset it"
