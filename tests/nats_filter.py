@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from tests.blackhole import Relay
 
@@ -174,3 +175,25 @@ def _next_delivery(data: bytes, start: int, subject: bytes) -> int:
         if (begin == 0 or data[begin - 1:begin] == b"\n") and data.startswith(subject, at + 4) and begin >= start:
             return begin
     return -1
+
+
+def stalled_read_error(run: Callable[[], int], proxy: PublishFilter, total: int, what: str) -> Exception:
+    """Run ``run`` (a whole-stream read behind ``proxy`` whose deliveries stall; it returns how many it read) and
+    return the error it must end with (``QueueUnavailable``: ``ScanIncomplete``, or the read's probe itself
+    unanswered), failing the test when it ended quietly instead (``what``: of ``total`` things); ``proxy`` stopped
+    either way. A ``ScanIncomplete`` must count fewer than ``total`` read."""
+    import pytest
+
+    from gamead_core.errors import QueueUnavailable
+    from gamead_core.queue.scan import ScanIncomplete
+
+    try:
+        with pytest.raises(QueueUnavailable) as failed:
+            read = run()
+            pytest.fail(f"the {what} read ended quietly after {read} of {total:,}")
+    finally:
+        proxy.stop()
+    if isinstance(failed.value, ScanIncomplete):
+        assert failed.value.code == "scan_incomplete" and failed.value.details["read"] < total
+    return failed.value
+
