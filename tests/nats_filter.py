@@ -35,6 +35,7 @@ class PublishFilter(Relay):
         self._prefix: bytes | None = None
         self._held: tuple[bytes, float] | None = None  #: (subject prefix, seconds) of :meth:`hold`
         self.dropped = 0  #: publishes swallowed so far
+        self._drops_left: int | None = None  #: publishes :meth:`drop` still swallows (None: all)
         #: (deliveries until the held one, seconds or None: until released, subject prefix) of stall_deliveries
         self._stall: tuple[int, float | None, bytes] | None = None
         self._released = threading.Event()
@@ -45,10 +46,11 @@ class PublishFilter(Relay):
         threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
         return self
 
-    def drop(self, prefix: str) -> None:
-        """From now on, swallow every publish to a subject starting with ``prefix``."""
+    def drop(self, prefix: str, count: int | None = None) -> None:
+        """From now on, swallow every publish to a subject starting with ``prefix`` (``count``: only the next that
+        many, then forward them again: a request lost in flight)."""
         with self._lock:
-            self._prefix = prefix.encode()
+            self._prefix, self._drops_left = prefix.encode(), count
 
     def hold(self, prefix: str, seconds: float) -> None:
         """From now on, hold every publish to a subject starting with ``prefix`` ``seconds`` before it goes on."""
@@ -155,6 +157,10 @@ class PublishFilter(Relay):
                 if prefix is not None and words[1].startswith(prefix):
                     with self._lock:
                         self.dropped += 1
+                        if self._drops_left is not None:
+                            self._drops_left -= 1
+                            if self._drops_left <= 0:
+                                self._prefix = None
                     buf = buf[size:]
                     continue
                 if held is not None and words[1].startswith(held[0]):

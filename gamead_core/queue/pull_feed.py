@@ -20,6 +20,18 @@ TimeoutError`` when nothing came in time: the reader's stall check decides), :me
 :meth:`PullFeed.unsubscribe` (the consumer deleted; ``inactive_threshold`` removes it if that fails). Each
 message is the server's delivery with its ``$JS.ACK`` reply (stream sequence, pending: ``scan.position``); no ack
 is sent (``AckPolicy.NONE``). A consumer gone (``409``) ends the feed: ``next_msg`` times out at once.
+
+A request can be lost on its way: in a cluster the client's server forwards a publish only to servers whose
+interest it already knows, and a fresh consumer's leader (another server) subscribes its request subject just
+before the create's answer comes back by another route; a request whose reply inbox the leader does not know yet
+is dropped too (nats-server ``processWaiting``: "No more interest here"). Nothing tells the client. So each request
+has its own reply subject and asks for an idle heartbeat (ADR-37's pull requests: status ``100`` every
+:data:`HEARTBEAT` seconds while it waits without messages), and a request heard nothing from (no message, no
+status) for :data:`LOST_AFTER` seconds is forgotten and asked again (:meth:`PullFeed.next_msg`). Without that a
+read of an R3 bucket on a 3-node cluster got nothing and ended ScanIncomplete ("0 messages read, then 2 s without
+one", CI of 61d0bab). A request forgotten that was only slow still delivers the consumer's next messages, in order,
+to the feed: they are taken as any other (its room was given back, so the bytes asked for may pass the bound by
+that request's for a while).
 """
 
 from __future__ import annotations
@@ -27,8 +39,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import weakref
 from collections import deque
+from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -50,6 +64,8 @@ DELETE_WAIT = 1.0  #: most seconds a read's end waits for its consumer's deletio
 OVERHEAD = 64 * 1024  #: bytes over ``max_payload`` asked for a message too big for :data:`REQUEST_BYTES`
 SIZE_EXCEEDED = "Message Size Exceeds MaxBytes"
 HEADERS = 64  #: bytes counted for a message's headers when it is held (:func:`size`)
+HEARTBEAT = 0.5  #: seconds between a waiting request's idle heartbeats (``idle_heartbeat``; at most EXPIRES / 2)
+LOST_AFTER = 3 * HEARTBEAT  #: seconds a request out may go unheard from before it is taken as lost and asked again
 
 _rooms: weakref.WeakKeyDictionary[NATS, tuple[asyncio.Semaphore, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
@@ -75,6 +91,16 @@ def size(msg: Msg) -> int:
     return len(msg.data) + len(msg.subject) + len(msg.reply) + HEADERS
 
 
+@dataclass(slots=True)
+class _Request:
+    """A pull request out: the units of room it holds, the messages delivered to it, when it was last heard from
+    (monotonic seconds: sent, a delivery, a heartbeat)."""
+
+    held: int
+    delivered: int = 0
+    heard: float = field(default_factory=time.monotonic)
+
+
 class PullFeed:
     """One read's consumer and its inbox; made by :func:`pull_feed`."""
 
@@ -85,7 +111,9 @@ class PullFeed:
         self._inbox = self._nc.new_inbox()
         self._sub: Subscription | None = None
         self._ready: deque[Msg] = deque()
-        self._out: deque[list[int]] = deque()  #: requests out, oldest first: [units held, messages delivered]
+        self._out: dict[str, _Request] = {}  #: requests out by reply subject, oldest first
+        self._asked = 0  #: requests sent (each one's reply subject ``<inbox>.<n>``)
+        self.lost = 0  #: requests taken as lost and asked again
         self._held = 0  #: bytes in ``_ready`` (:func:`size`)
         self._arrived = asyncio.Event()
         self._next_bytes = REQUEST_BYTES
@@ -97,22 +125,32 @@ class PullFeed:
         return self._ended
 
     async def start(self) -> None:
-        self._sub = await subscribe_inline(self._nc, self._inbox, self._on_msg)
+        self._sub = await subscribe_inline(self._nc, f"{self._inbox}.*", self._on_msg)
 
     def _on_msg(self, msg: Msg) -> None:
-        """In nats-py's read loop: a delivery goes to the reader; a status ends the oldest request out."""
+        """In nats-py's read loop: a delivery goes to the reader (whichever request it answers: a forgotten one's
+        too) and counts for the oldest request out (nats-server serves a consumer's requests in order; a delivery
+        carries its message's own subject, not the request's); a status (sent to its request's reply subject)
+        says that request is alive (``100``, a heartbeat) or ends it."""
         headers = msg.headers or {}
         status = headers.get(names.HDR_STATUS)
         if status is None:
             self._ready.append(msg)
             self._held += size(msg)
             if self._out:
-                self._out[0][1] += 1
-        elif self._out:
-            held, delivered = self._out.popleft()
-            self._give_back(held)
+                oldest = next(iter(self._out.values()))
+                oldest.delivered += 1
+                oldest.heard = time.monotonic()
+            self._arrived.set()
+            return
+        request = self._out.get(msg.subject)
+        if request is not None:
+            request.heard = time.monotonic()
+        if request is not None and status != "100":
+            del self._out[msg.subject]
+            self._give_back(request.held)
             if status == "409" and headers.get("Description", "") == SIZE_EXCEEDED:
-                if delivered == 0:  # the next message alone is bigger than a request: ask for it alone
+                if request.delivered == 0:  # the next message alone is bigger than a request: ask for it alone
                     self._next_bytes = max(REQUEST_BYTES, (self._nc.max_payload or 0) + OVERHEAD)
             elif status not in ("404", "408"):  # not "no messages" or "expired": a consumer deleted, a leader gone
                 self._ended = True
@@ -143,11 +181,28 @@ class PullFeed:
             if self._ended:  # unsubscribed meanwhile
                 self._give_back(taken)
                 return
-            self._out.append([held, 0])
-            request = {"batch": 1_000_000, "max_bytes": max_bytes, "expires": int(EXPIRES * 1e9)}
+            self._asked += 1
+            reply = f"{self._inbox}.{self._asked}"
+            self._out[reply] = _Request(held)
+            request = {"batch": 1_000_000, "max_bytes": max_bytes, "expires": int(EXPIRES * 1e9),
+                       "idle_heartbeat": int(HEARTBEAT * 1e9)}
             with nats_boundary():
                 await self._nc.publish(names.pull_next_subject(self._stream, self._consumer),
-                                       json.dumps(request).encode(), reply=self._inbox)
+                                       json.dumps(request).encode(), reply=reply)
+
+    def _forget_lost(self) -> float:
+        """Forget the requests out heard nothing from for :data:`LOST_AFTER` seconds (their room given back, so
+        :meth:`_ask` asks again); the seconds until the next one left would be (at most :data:`LOST_AFTER`)."""
+        now, soonest = time.monotonic(), LOST_AFTER
+        for reply, request in list(self._out.items()):
+            silent = now - request.heard
+            if silent >= LOST_AFTER:
+                del self._out[reply]
+                self._give_back(request.held)
+                self.lost += 1
+            else:
+                soonest = min(soonest, LOST_AFTER - silent)
+        return soonest
 
     async def _room_unless_ready(self, room: asyncio.Semaphore) -> bool:
         """One unit of ``room`` (True), or False as soon as this read has a message to hand out (or has ended): a read
@@ -178,15 +233,18 @@ class PullFeed:
         seconds of asking (or the consumer is gone), the gamead error of a NATS that refuses the request."""
         if not self._ready:
             await self._ask()
+            deadline = time.monotonic() + timeout
             while not self._ready:
                 if self._ended or not self._out:
                     raise nats.errors.TimeoutError
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise nats.errors.TimeoutError
                 self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), timeout)
-                except asyncio.TimeoutError:
-                    raise nats.errors.TimeoutError from None
-                await self._ask()  # a request ended without messages (expired, too small): ask again
+                with contextlib.suppress(asyncio.TimeoutError):  # a wait cut short to look for lost requests
+                    await asyncio.wait_for(self._arrived.wait(), min(left, self._forget_lost()))
+                self._forget_lost()
+                await self._ask()  # a request ended without messages (expired, too small) or lost: ask again
         msg = self._ready.popleft()
         self._held -= size(msg)
         if len(self._out) < REQUESTS_OUT and not self._ended and self._next_bytes == REQUEST_BYTES \
@@ -201,8 +259,8 @@ class PullFeed:
     async def unsubscribe(self) -> None:
         """Stop: the inbox unsubscribed, the room given back, the consumer deleted (quietly: it expires anyway)."""
         self._ended = True
-        for held, _ in self._out:
-            self._give_back(held)
+        for request in self._out.values():
+            self._give_back(request.held)
         self._out.clear()
         self._ready.clear()
         self._held = 0

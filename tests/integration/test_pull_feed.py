@@ -17,6 +17,7 @@ from nats.js.api import StreamConfig
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue import pull_feed
 from gamead_core.queue.scan import read_stream
+from tests.nats_filter import PublishFilter
 
 BIG = 700_000  #: bytes of each big message: over one request's max_bytes, under nats-server's max_payload (1 MiB)
 
@@ -85,3 +86,31 @@ def test_more_reads_at_once_than_the_connection_has_room_for_all_end_whole(nats_
             await nc.close()
 
     assert asyncio.run(run()) == [300] * 100
+
+
+def test_a_lost_pull_request_is_asked_again(nats_server: EmbeddedNats) -> None:
+    """CI of 61d0bab: on an R3 bucket of a 3-node cluster a fresh consumer's first pull request was lost on its way
+    (its leader's interest not yet known to the client's server) and the listing ended ScanIncomplete, "0 messages
+    read, then 2 s without one while NATS still held more". Here a proxy loses a read's first two pull requests:
+    each request asks for idle heartbeats, and one heard nothing from for ``LOST_AFTER`` is asked again, so the read
+    gets all 500 messages (without the rule: ScanIncomplete after 0)."""
+    proxy = PublishFilter(("127.0.0.1", nats_server.port)).start()
+
+    async def run() -> int:
+        nc = await nats.connect(proxy.url)
+        try:
+            js = nc.jetstream(timeout=10)
+            await js.add_stream(StreamConfig(name="LOST", subjects=["lost.>"]))
+            for i in range(500):
+                await js.publish(f"lost.{i}", b"x" * 100)
+            proxy.drop("$JS.API.CONSUMER.MSG.NEXT.LOST.", count=2)
+            async with aclosing(read_stream(js, "LOST", "lost.>", timeout=5)) as msgs:
+                return sum([1 async for _ in msgs])
+        finally:
+            await nc.close()
+
+    try:
+        assert asyncio.run(run()) == 500
+        assert proxy.dropped == 2
+    finally:
+        proxy.stop()
