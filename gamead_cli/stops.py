@@ -103,3 +103,17 @@ def interrupted_code() -> int:
     :data:`~gamead_cli.exitcodes.HUNG_UP` (129) after SIGHUP, else :data:`~gamead_cli.exitcodes.INTERRUPTED`."""
     return {int(signal.SIGTERM): exitcodes.TERMINATED, int(signal.SIGHUP): exitcodes.HUNG_UP}.get(
         STOPPED["signal"] or 0, exitcodes.INTERRUPTED)
+
+
+@contextmanager
+def write_out(what: str, check: str) -> Iterator[None]:
+    """The block sends one write (``what``: ``POST /v1/dlq/replay``) and notes what it did. A Ctrl-C (or SIGTERM /
+    SIGHUP raised as one) in it cannot tell whether the API carried the write out, so the command ends with
+    :class:`~gamead_cli.exitcodes.Interrupted` saying so and how to look (``check``: a command, as
+    :func:`gamead_cli.program.follow_up` prints it), exit 130 (143, 129), instead of a bare "interrupted"
+    (regress40 F1: `gamead dlq replay` Ctrl-C'd during its POST said only that while its job replayed 40 of 40)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise exitcodes.Interrupted(f"interrupted ({stopped_by()}) while {what} was out: it may have been carried "
+                                    f"out — see {check}") from None

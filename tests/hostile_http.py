@@ -7,7 +7,9 @@ Modes: ``head_trickle`` (``HTTP/1.1 200 OK\\r\\n`` then a header byte each ``gap
 (200 ``Content-Encoding: gzip, gzip`` of ``bomb_mib`` MiB of spaces, 2 KB on the wire), ``tiny_chunks`` (an
 endless chunked body of 1-byte chunks), ``shape`` (200 with JSON of no gamead answer's shape to every write; a dry
 run, ``"dryRun": true``, is answered as the API answers it), ``job_bomb`` (a running job's document, but its NDJSON
-follow stream the ``gzip_bomb``), ``record`` (204, noting each request's head).
+follow stream the ``gzip_bomb``), ``hold_writes`` (a dry run answered as ``shape`` does, any other write never
+answered until :meth:`HostileServer.stop`: a write out, its outcome unknown), ``record`` (204, noting each request's
+head).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class HostileServer:
     def __init__(self, mode: str, *, gap: float = 0.3, target: str = "", bomb_mib: int = 512) -> None:
         self.mode, self.gap, self.target, self.bomb_mib = mode, gap, target, bomb_mib
         self.heads: list[str] = []
+        self.held = 0  #: writes held unanswered (``hold_writes``)
         self._stop = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -115,6 +118,11 @@ class HostileServer:
                     conn.sendall(b"1\r\n \r\n" * 1000)
             elif self.mode == "shape":
                 conn.sendall(_answer("200 OK", self._dry(body) or WRONG))
+            elif self.mode == "hold_writes" and (dry := self._dry(body)) is not None:
+                conn.sendall(_answer("200 OK", dry))
+            elif self.mode == "hold_writes":
+                self.held += 1
+                self._stop.wait()
             else:
                 conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
         except OSError:  # the client went away: what it should do

@@ -66,7 +66,7 @@ from gamead_cli.output import emit, note_line, print_command
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import dlq_entry_view, next_page_command
 from gamead_cli.stdout_guard import done_before_output
-from gamead_cli.stops import signals_interrupt
+from gamead_cli.stops import signals_interrupt, write_out
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.ids import MAX_CURSOR
 
@@ -229,9 +229,10 @@ def cancel(
     Example: gamead dlq cancel 01jb2x4k7m9p3q5r8s0t2v4w6y
     """
     path = f"/v1/jobs/{quote(checked_job_id(job), safe='')}/cancel"
-    with api_client(config, api) as client:
+    with api_client(config, api) as client, write_out(f"POST {path}", follow_up("dlq", "jobs", job,
+                                                                                again=client.again)):
         found = client.request("POST", path)
-    done_before_output(f"the cancel of job {job} WAS asked (it stops within a second); do not ask again")
+        done_before_output(f"the cancel of job {job} WAS asked (it stops within a second); do not ask again")
     emit(found, output, lambda j: command_text((  # ended by the API when its runner was gone (attack31b F2b)
         f"job {j['id']} cancelled: {j.get('stopReason')}" if j.get("state") == "cancelled" else
         f"cancel asked for job {j['id']}: it stops within a second")

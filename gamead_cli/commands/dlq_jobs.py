@@ -21,6 +21,7 @@ from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
+from gamead_cli.stops import write_out
 from gamead_core.errors import ApiUnreachable, NotFound
 
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
@@ -101,9 +102,10 @@ def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputF
     Exit 1 for a job that did not succeed, 4 (``not_found``) for one over ids none of which was in the DLQ any
     more when it ran (replayed or purged since the count)."""
     extra = {**({"notInDlqIds": missing} if missing else {}), **window}
-    job = client.request("POST", path, json=body)
-    done_before_output(f"job {job.get('id')} WAS started ({job.get('kind')}): "
-                       f"{follow_up('dlq', 'jobs', str(job.get('id')), again=client.again)}; do not start it again")
+    with write_out(f"POST {path}", follow_up("dlq", "jobs", again=client.again)):
+        job = client.request("POST", path, json=body)
+        done_before_output(f"job {job.get('id')} WAS started ({job.get('kind')}): "
+                           f"{follow_up('dlq', 'jobs', str(job.get('id')), again=client.again)}; do not start it again")
     if detach:
         emit({**job, **extra}, output, lambda j: command_text(
             f"job {j['id']} started ({j['kind']}): {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}"

@@ -41,6 +41,7 @@ from gamead_cli.options import (
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
+from gamead_cli.stops import write_out
 from gamead_core.errors import ConfigError, GameadError
 
 #: Seconds the CLI waits for one check (the server bounds a run by doctor.scan_time, 60 s by default).
@@ -204,9 +205,10 @@ def doctor(
                 note_line("nothing --repair can fix" + ("" if before.get("ok") else " (see the reasons above)"))
             raise typer.Exit(exitcodes.OK if holds(before) else exitcodes.ERROR)
         confirm(f"Repair {fixable} problem(s) as listed above?", yes, api=client.api_url)
-        job = client.request("POST", "/v1/doctor/repair")
-        done_before_output(f"repair job {job.get('id') if isinstance(job, dict) else '?'} WAS started; do not start "
-                           "it again")
+        with write_out("POST /v1/doctor/repair", follow_up("dlq", "jobs", again=client.again)):
+            job = client.request("POST", "/v1/doctor/repair")
+            done_before_output(f"repair job {job.get('id') if isinstance(job, dict) else '?'} WAS started; do not "
+                               "start it again")
         if detach:
             emit(job, output, lambda j: command_text(
                 f"repair job {j['id']} started: {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}",

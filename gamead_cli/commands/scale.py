@@ -33,6 +33,7 @@ from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_c
 from gamead_cli.output import emit
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
+from gamead_cli.stops import write_out
 from gamead_core.errors import ApiClientError
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
@@ -302,13 +303,14 @@ def set_override(
     Example: gamead scale set 8 --for 30m
     """
     seconds = parse_duration(for_)
-    with api_client(config, api) as client:
+    with api_client(config, api) as client, write_out("POST /v1/scale/override",
+                                                      follow_up("scale", "status", again=client.again)):
         body = _expect_dict(client.request("POST", "/v1/scale/override",
                                            json={"replicas": replicas, "forSeconds": seconds}),
                             "POST /v1/scale/override")
-    stood = body.get("override") or {}
-    done_before_output(f"the override WAS set: {stood.get('replicas')} worker(s) until {stood.get('until')}; "
-                       "do not set it again")
+        stood = body.get("override") or {}
+        done_before_output(f"the override WAS set: {stood.get('replicas')} worker(s) until {stood.get('until')}; "
+                           "do not set it again")
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
@@ -330,9 +332,10 @@ def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: Co
 
     Example: gamead scale clear
     """
-    with api_client(config, api) as client:
+    with api_client(config, api) as client, write_out("DELETE /v1/scale/override",
+                                                      follow_up("scale", "status", again=client.again)):
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
-    done_before_output("the override WAS cleared" if body.get("removed") or body.get("cleared")
-                       else "no override was set: nothing was cleared")
+        done_before_output("the override WAS cleared" if body.get("removed") or body.get("cleared")
+                           else "no override was set: nothing was cleared")
     emit(body, output, lambda b: Text(f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
                                       else "override cleared" if b.get("cleared") else "no override was set"))
