@@ -101,6 +101,17 @@ def budget_spent(record: AdRecord, max_attempts: int) -> bool:
     return not record.status.terminal and record.attempts >= max_attempts
 
 
+def ends_unrun(record: AdRecord, delivery: str, max_attempts: int) -> bool:
+    """True when ``record`` settles ``delivery`` without an analysis, as the worker's verdicts before it runs an ad
+    do: final (acked, skipped), claimed by a later delivery (stale), dead-lettered or its budget spent (given up).
+    Such a verdict drops the message or sends the ad to the DLQ, so the worker takes it only on the stream leader's
+    copy of the record: a direct read may be a replica's that has not applied the newest write yet, and on an R3
+    cluster 6 of 608 DLQ replays were acked as still ``dead`` and lost (attack40b F1: record ``queued`` for ever, no
+    message). Pure."""
+    return (record.status.terminal or superseded(record, delivery) or record.dead_letter_error is not None
+            or budget_spent(record, max_attempts))
+
+
 def lost_attempt(record: AdRecord, delivery: str) -> bool:
     """True when ``record`` says an *earlier* delivery started an analysis that never ended.
 

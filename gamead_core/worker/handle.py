@@ -51,7 +51,7 @@ from gamead_core.store.ads import Versioned
 from gamead_core.telemetry.metrics import left_for_newer
 from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
-from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, lost_attempt, superseded
+from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, ends_unrun, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.give_back import may_have_landed, unclaim
 from gamead_core.worker.held import HeldAds, HeldKey
@@ -147,6 +147,8 @@ class AdHandler:
             check_ad_id(msg.headers.get(names.HDR_AD_ID) if msg.headers else None)  # NotAnAd: below
             try:
                 current = await settle.read(msg, ad_id, first=attempt == 1)
+                if ends_unrun(current.record, delivery, self.settings.worker.max_attempts):  # a replica's copy?
+                    current = await settle.read(msg, ad_id, leader=True)  # the leader's decides (attack40b F1)
             except STORAGE_ERRORS as exc:
                 raise _StorageDown(exc.message) from exc
             record = current.record

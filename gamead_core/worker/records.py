@@ -224,7 +224,7 @@ async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
 
 
 async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = False,
-                      max_attempts: int | None = None) -> Versioned:
+                      max_attempts: int | None = None, leader: bool = False) -> Versioned:
     """The record the delivery ``msg`` of ``ad_id`` starts from. ``first`` (``num_delivered == 1``): the
     message's own record when it names its revision (:func:`trusted_record`), else the store is read, and on a
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
@@ -234,11 +234,12 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
     at its read-back twice: the delivery is handed back, never terminated, review31 R7),
     :class:`~gamead_core.worker.poison.NotAnAd` for a body that is not ``ad_id``'s record (:func:`recreate`),
     :class:`LeftForNewer` for a record a newer gamead wrote (:func:`rebuild`).
-    ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`)."""
-    if first and (trusted := trusted_record(msg, ad_id)) is not None:
+    ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`);
+    ``leader``: the stream leader's copy (not a replica's, not the message's: :func:`~.budget.ends_unrun`)."""
+    if first and not leader and (trusted := trusted_record(msg, ad_id)) is not None:
         return trusted
     try:
-        return await store.get(ad_id)
+        return await store.get(ad_id, consistent=leader)
     except NotFound:
         pass
     except UnreadableRecord as bad:  # not a missing ad: rebuilt over it from the message (attack31a F8)

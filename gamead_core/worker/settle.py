@@ -94,18 +94,18 @@ class Settler:
             await rebuild(self.store, msg, ad_id, bad, self.settings.max_attempts)
         return await write()
 
-    async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
-        """The ad's record (:func:`gamead_core.worker.records.read_record`; ``first``: a first delivery)."""
-        return await read_record(self.store, msg, ad_id, first=first, max_attempts=self.settings.max_attempts)
+    async def read(self, msg: Msg, ad_id: str, *, first: bool = False, leader: bool = False) -> Versioned:
+        """The ad's record (:func:`gamead_core.worker.records.read_record`, its ``first`` and ``leader``)."""
+        return await read_record(self.store, msg, ad_id, first=first, leader=leader,
+                                 max_attempts=self.settings.max_attempts)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` here, one attempt charged (pure)."""
         return started_record(rec, delivery, self.worker_id, suspect)
 
     async def mark(self, current: Versioned) -> Versioned:
-        """Write ``current.record`` (a :meth:`started` record, not yet written) over ``current.revision``: the
-        ``processing`` mark of an analysis past ``worker.processing_mark_after``. Shielded from cancellation.
-        Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
+        """Write ``current.record`` (a :meth:`started` one) over ``current.revision``: the ``processing`` mark of an
+        analysis past ``worker.processing_mark_after``; shielded. Raises :class:`Conflict` or a storage error."""
         return Versioned(current.record, await self._shielded(self.store.update(current.record, current.revision)))
 
     async def begin(self, current: Versioned, delivery: str, suspect: bool, msg: Msg) -> tuple[str, Versioned]:

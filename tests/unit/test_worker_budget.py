@@ -15,7 +15,7 @@ from gamead_core.config import FaultSettings
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo
 from gamead_core.worker.budget import (
-    budget_spent, death_verdict, delivery_id, due_since, held_state, lost_attempt, lost_error, nak_window_open,
+    budget_spent, death_verdict, delivery_id, due_since, ends_unrun, held_state, lost_attempt, lost_error, nak_window_open,
     parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.faults import pick_fault
@@ -46,6 +46,15 @@ def test_delivery_ids_order_later_deliveries_after_earlier_ones() -> None:
 def test_the_budget_is_spent_only_for_a_live_ad_at_its_limit() -> None:
     assert budget_spent(rec(attempts=5), 5) and not budget_spent(rec(attempts=4), 5)
     assert not budget_spent(rec(AdStatus.COMPLETED, attempts=9), 5)
+
+
+def test_the_verdicts_that_settle_a_delivery_unrun_are_the_ones_read_again_at_the_leader() -> None:
+    """attack40b F1: a replayed ad whose record a lagging replica still served ``dead`` was acked unrun and lost;
+    each verdict that ends a delivery without an analysis is taken on the stream leader's copy only."""
+    assert ends_unrun(rec(AdStatus.DEAD), "9.1", 5) and ends_unrun(rec(AdStatus.COMPLETED), "9.1", 5)
+    assert ends_unrun(rec(delivery="10.1"), "9.1", 5)  # claimed by a later delivery
+    assert ends_unrun(rec(attempts=5), "9.1", 5)  # budget spent
+    assert not ends_unrun(rec(), "9.1", 5) and not ends_unrun(rec(delivery="8.3", attempts=2), "9.1", 5)
 
 
 def test_an_attempt_under_an_older_delivery_that_never_ended_is_lost() -> None:
