@@ -88,8 +88,10 @@ class DlqOps:
         return self._store
 
     async def _record(self, ad_id: str) -> Versioned | None:
+        """The record as the stream leader has it (a verdict without a write, "not dead: skipped", is taken on it,
+        never on a replica's copy that may lag the last write: attack40b F1); None when there is none."""
         try:
-            return await self._store.get(ad_id)
+            return await self._store.get(ad_id, consistent=True)
         except NotFound:
             return None
 

@@ -1,7 +1,10 @@
 """Credentials never leave the process: masking them in URLs before a URL is logged, printed or returned.
 
 ``nats://user:secret@host:4222`` → ``nats://user:***@host:4222``; ``redis://:secret@host`` → ``redis://:***@host``;
-a token-only ``nats://secret@host`` → ``nats://***@host``. Comma-separated server lists are masked one by one.
+a token-only ``nats://secret@host`` → ``nats://***@host``; a secret in the query, as redis-py takes one
+(``rediss://host/0?password=secret&ssl_password=k`` → ``?password=***&ssl_password=***``: any parameter whose name
+holds ``pass``, ``token`` or ``secret``; attack40a F1: ``gamead config show`` printed it). Comma-separated server
+lists are masked one by one.
 :func:`redact_text` does the same for every URL inside free text (a log line, an error message): the net
 under every log handler and every :class:`~gamead_core.errors.GameadError` message. :func:`without_servers`
 goes further for check and status texts (``/readyz``, ``/v1/stats``): no host, port or URL at all. Pure: no I/O.
@@ -14,8 +17,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 
+#: a query parameter whose value is a secret (its name holds ``pass``, ``token`` or ``secret``: redis-py's
+#: ``password``, ``ssl_password``), up to the end of its value
+_SECRET_PARAM = re.compile(r"(?i)([?&;][\w.-]*(?:pass|token|secret)[\w.-]*=)[^&;#\s'\"<>]*")
+
+
+def _mask_query(text: str) -> str:
+    return _SECRET_PARAM.sub(rf"\g<1>{MASK}", text) if "=" in text else text
+
 
 def _one(url: str) -> str:
+    return _mask_query(_userinfo_masked(url))
+
+
+def _userinfo_masked(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -29,7 +44,7 @@ def _one(url: str) -> str:
 
 
 def redact_url(url: str | None) -> str | None:
-    """``url`` with any password or token in its user-info replaced by ``***`` (None stays None)."""
+    """``url`` with any password or token in its user-info or query replaced by ``***`` (None stays None)."""
     if url is None:
         return None
     return ",".join(_one(u) for u in url.split(","))
@@ -46,11 +61,11 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with the password or token of every URL in it replaced by ``***``. Idempotent; text without
-    ``://`` and ``@`` is returned as is (one substring test: cheap enough for every log line)."""
-    if "@" not in text or "://" not in text:
+    """``text`` with the password or token of every URL in it (user-info or query) replaced by ``***``.
+    Idempotent; text without ``://`` is returned as is (one substring test: cheap enough for every log line)."""
+    if "://" not in text:
         return text
-    return _USERINFO_IN_TEXT.sub(_mask_userinfo, text)
+    return _mask_query(_USERINFO_IN_TEXT.sub(_mask_userinfo, text) if "@" in text else text)
 
 
 #: where a server is named in free text: a URL, an IPv4 address (with its port), a bracketed IPv6 address, or a

@@ -86,8 +86,8 @@ async def _record_of(store: AdStore, ad_id: str, data: bytes, delivered: int, ma
     deliveries its consumer made, :func:`~gamead_core.worker.records.floored`; review31 R3: it had its whole budget
     again). Raises :class:`NotAnAd` when it is missing and ``data`` is not ``ad_id``'s record as the API writes it
     (:mod:`gamead_core.worker.poison`): nothing created."""
-    try:
-        return (await store.get(ad_id)).record
+    try:  # the leader's copy: a final one deletes the message (attack40b F1: a replica's may lag a replay's write)
+        return (await store.get(ad_id, consistent=True)).record
     except UnreadableRecord as bad:  # decided from the message; a worker rebuilds it at its delivery (attack31a F8)
         if bad.newer:  # a newer gamead's record: its sweep decides (review31 R10)
             raise LeftForNewer(ad_id, bad.revision, bad.why) from None
@@ -97,7 +97,7 @@ async def _record_of(store: AdStore, ad_id: str, data: bytes, delivered: int, ma
         try:
             await store.create(record)
         except Conflict:
-            return (await store.get(ad_id)).record
+            return (await store.get(ad_id, consistent=True)).record
         said_recreated(record, delivered, max_attempts, " by the sweep of stranded messages")
         return record
 

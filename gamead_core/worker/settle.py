@@ -269,7 +269,7 @@ class Settler:
         only if the ad is final; otherwise the owner of the current delivery settles the message."""
         store = self.store
         try:
-            if (await store.get(ad_id)).record.status.terminal:
+            if (await store.get(ad_id, consistent=True)).record.status.terminal:  # the leader's (attack40b F1)
                 await self._shielded(msg.ack())
         except GameadError:
             pass

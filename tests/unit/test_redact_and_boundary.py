@@ -22,6 +22,8 @@ from gamead_core.redact import redact_url
         ("redis://:PW@valkey:6379/0", "redis://:***@valkey:6379/0"),
         ("nats://a:4222,nats://u:PW@b:4222", "nats://a:4222,nats://u:***@b:4222"),
         ("nats://host:4222", "nats://host:4222"),
+        ("rediss://valkey:6379/0?password=PW&socket_timeout=5", "rediss://valkey:6379/0?password=***&socket_timeout=5"),
+        ("redis://valkey/0?ssl_keyfile=/k.pem&ssl_password=PW", "redis://valkey/0?ssl_keyfile=/k.pem&ssl_password=***"),
         (None, None),
     ],
 )

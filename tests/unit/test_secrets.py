@@ -27,6 +27,10 @@ SECRET = "PW-s3cret"
         (f"nats://u:{SECRET}@with-at@host:4222/x", "nats://u:***@host:4222/x"),  # a raw @ in the password
         (f'{{"url": "redis://u:{SECRET}@h:1"}}', '{"url": "redis://u:***@h:1"}'),
         ("mail ops@example.com about nats://host:4222", "mail ops@example.com about nats://host:4222"),
+        # attack40a F1: redis-py takes a password in the query too; `gamead config show` printed it
+        (f"redis at rediss://h:6379/0?password={SECRET} down", "redis at rediss://h:6379/0?password=*** down"),
+        (f"unix:///tmp/v.sock?username=u&password={SECRET}&ssl_password={SECRET}&db=2",
+         "unix:///tmp/v.sock?username=u&password=***&ssl_password=***&db=2"),
     ],
 )
 def test_every_url_in_free_text_is_masked(text: str, shown: str) -> None:
@@ -64,12 +68,12 @@ def test_no_log_line_carries_a_password(fmt: str) -> None:
 
 def test_config_dump_masks_url_credentials_as_well_as_secrets() -> None:
     s = GameadSettings(nats={"url": f"nats://gamead:{SECRET}@n1:4222,nats://gamead:{SECRET}@n2:4222"},
-                       redis={"url": f"redis://:{SECRET}@valkey:6379/0"},
+                       redis={"url": f"rediss://:{SECRET}@valkey:6379/0?ssl_password={SECRET}"},
                        client={"api_url": "http://127.0.0.1:8080", "token": SECRET})
     dumped = masked_dump(s)
     assert SECRET not in json.dumps(dumped)
     assert dumped["nats"]["url"] == "nats://gamead:***@n1:4222,nats://gamead:***@n2:4222"
-    assert dumped["redis"]["url"] == "redis://:***@valkey:6379/0"
+    assert dumped["redis"]["url"] == "rediss://:***@valkey:6379/0?ssl_password=***"
     assert dumped["client"] == {"api_url": "http://127.0.0.1:8080", "token": "********", "timeout": 10.0,
                                  "list_timeout": 120.0, "retry_for": 10.0, "lookup_for": 30.0,
                                  "max_answer_bytes": 64 * 1024 * 1024}
