@@ -34,8 +34,9 @@ FORMS: Final[str] = ("a number of seconds (90, 1.5) or amounts with units y, w, 
 #: characters read at most: a longer text is no duration (and its digits could overflow a float)
 MOST: Final[int] = 64
 
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]+)\s*")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+#: ASCII digits only (``\d`` takes any script's: ``１２s`` and ``١٢s`` were read as 12 s, attack40a F2)
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]+)\s*")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 
 def parse_duration(text: str) -> float:

@@ -38,9 +38,12 @@ def _seconds_value(value: Any) -> Any:
     (``30s``, ``2h30m``, ``14d``); anything else left to the field's own validation as before: a number, or a
     text Python reads as one (a ``GAMEAD_*`` variable: ``"90"``, ``"1e3"``, ``"-1"`` refused by its bound,
     ``"inf"`` by ``allow_inf_nan``), ``true`` refused by :class:`Section`. A text that is neither is refused
-    naming the forms read."""
+    naming the forms read; so is one Python reads as a number but the durations' rule does not (digits of another
+    script, ``１２``; an underscore, ``1_000``: attack40a F2, both were taken)."""
     if not isinstance(value, str):
         return value
+    if not value.isascii() or "_" in value:
+        return parse_duration(value)
     try:
         float(value)
     except ValueError:

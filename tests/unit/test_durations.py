@@ -22,7 +22,8 @@ from gamead_core.durations import FORMS, parse_duration
 READ = [("90", 90), ("1.5", 1.5), ("90s", 90), ("10m", 600), ("2h30m", 9000), ("1d4h", 100_800), ("3m05s", 185),
         ("1.5h", 5400), ("350 ms", 0.35), ("2.5 s", 2.5), ("5 min", 300), ("2h 30m", 9000), (" 2H30M ", 9000),
         ("1w", 604_800), ("10 years", 3650 * 86400), ("0.4s", 0.4), (".5h", 1800), ("1h00m", 3600), ("2 hours", 7200)]
-REFUSED = ["", "2x", "-5", "1e3", "30m2h", "1m1m", "inf", "nan", "2h30", "h", "9" * 65, "4m05s ago", "1.2.3s"]
+REFUSED = ["", "2x", "-5", "1e3", "30m2h", "1m1m", "inf", "nan", "2h30", "h", "9" * 65, "4m05s ago", "1.2.3s",
+           "１２s", "١٢s", "１２", "1_000", "1_0s"]  # digits of other scripts, underscores: attack40a F2
 
 
 @pytest.mark.parametrize("text, seconds", READ)
@@ -85,6 +86,9 @@ def test_settings_in_seconds_take_a_duration_and_others_do_not() -> None:
         GameadSettings(queue={"ack_wait": "30 parsecs"})
     with pytest.raises(ValidationError):
         GameadSettings(records={"refuse_at": "1h"})  # a share, not a duration
+    for text in ("1_000", "１２s", "１２", "١٢"):  # attack40a F2: Python's float() took them, the durations' rule not
+        with pytest.raises(ValidationError, match="cannot read duration"):
+            GameadSettings(queue={"ack_wait": text})
 
 
 def test_the_api_query_in_seconds_takes_a_duration() -> None:
