@@ -5,6 +5,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_worker_drain.py                    # 10,000 ads, 3 rounds, medians
     .venv/bin/python benchmarks/bench_worker_drain.py --ads 3000 --rounds 1 --profile /tmp/worker.prof
+    .venv/bin/python benchmarks/bench_worker_drain.py --ads 8000 --rounds 1 --cpu-profile /tmp/worker.stacks
     .venv/bin/python benchmarks/bench_worker_drain.py --code /tmp/main-src   # and a worker of another checkout
     .venv/bin/python benchmarks/bench_worker_drain.py --prefetch 0,4,8,16    # and the worker at each worker.prefetch
     .venv/bin/python benchmarks/bench_worker_drain.py --env GAMEAD_METRICS__ENABLED=false   # and under other settings
@@ -60,6 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_pipeline import Procs, gamead_env, proc_cpu_seconds  # noqa: E402
+from cpu_profile import sampler_env as cpu_profile_env  # noqa: E402
+from cpu_profile import summary as cpu_profile_summary  # noqa: E402
+from cpu_profile import toggle as toggle_sampler  # noqa: E402
 
 from gamead_cli.generate import generate_ads  # noqa: E402
 from gamead_core import names  # noqa: E402
@@ -88,9 +92,17 @@ def make_records(n: int, seed: int) -> list[AdRecord]:
 
 
 async def publish_records(js: Any, store: AdStore, records: list[AdRecord]) -> None:
-    """``records`` written as the API's un-keyed submit path writes them (``Intake.submit_many``): created first
-    (pipelined, acknowledged), then their messages with ``Gamead-Record-Revision`` naming each record's revision.
-    Raises RuntimeError if a write fails."""
+    """``records`` written as the API's un-keyed submit path writes them (``Intake.submit_many``): each stamped
+    ``submittedAt`` now, created first (pipelined, acknowledged), then their messages with
+    ``Gamead-Record-Revision`` naming each record's revision. Raises RuntimeError if a write fails.
+
+    The stamp is the API's, taken just before the create: a worker trusts a first delivery's body only if its
+    message was stored within ``TRUSTED_WITHIN`` (10 s) of it (``gamead_core.worker.records.published_at_submit``)
+    and reads the record otherwise. Stamped when made, the records of a large backlog (or a loaded hour's, or
+    ``bench_worker_steady``'s trickle) were published more than 10 s later, and the worker drained them through
+    its per-ad handler with a KV read each (speed40: a 30,000-ad drain at load 25, 3.56 messages in and 3.13 out
+    per ad instead of 2.36 / 2.08, 46 % of the worker's CPU in the handler path)."""
+    records = [r.model_copy(update={"submitted_at": utcnow()}) for r in records]  # each its own, as the API's
     payloads = [encode(r) for r in records]
     revisions = await store.create_many(records, payloads)
     if not all(isinstance(r, int) for r in revisions):
@@ -122,7 +134,11 @@ async def backlog(js: Any) -> int:
 
 
 async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
-                       code: str | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
+                       code: str | None = None, env: dict[str, str] | None = None,
+                       cpu_profile: str | None = None) -> dict[str, float]:
+    """One ``gamead worker`` draining the backlog of ``n`` ads: its rate and CPU per ad from its first acknowledged
+    ad on. ``profile``: under cProfile into that file; ``cpu_profile``: CPU-time stacks sampled over the drain into
+    that file (:mod:`cpu_profile`); ``code``: the worker's source tree; ``env``: more settings."""
     nc = await nats.connect(url)
     js = nc.jetstream()
     argv = [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", "bench-drain"]
@@ -133,7 +149,8 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
                 "except SystemExit:\n    pass\n"
                 f"finally:\n    p.disable(); p.dump_stats({profile!r})")
         argv = [sys.executable, "-P", "-c", script]
-    worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {}), **(env or {})))
+    extra = cpu_profile_env(cpu_profile, code) if cpu_profile else ({"PYTHONPATH": code} if code else {})
+    worker = procs.start("drain-worker", argv, gamead_env(url, **extra, **(env or {})))
     try:
         left = n
         deadline = time.monotonic() + STUCK_AFTER
@@ -142,8 +159,12 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
             left = await backlog(js)
             check_alive(worker, deadline, "started")
         t0, cpu0, start_left = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0, left
+        if cpu_profile:
+            toggle_sampler(worker.pid)  # on: the drain's window only
         await wait_drained(js, worker)
         t1, cpu1 = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0
+        if cpu_profile:
+            toggle_sampler(worker.pid)
     finally:
         procs.stop(worker)
         await nc.close()
@@ -302,6 +323,10 @@ def main() -> None:
     parser.add_argument("--ads", type=int, default=10_000, help="backlog per round and contender")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default=None, help="also profile one gamead round into this file")
+    parser.add_argument("--cpu-profile", default=None, metavar="PATH",
+                        help="also drain one more round with the worker's CPU time sampled (collapsed stacks into "
+                        "PATH; benchmarks/cpu_profile.py): unlike py-spy's wall-clock samples, a worker waiting for a "
+                        "core is not sampled")
     parser.add_argument("--code", default=None,
                         help="also drain with a worker from this source tree (PYTHONPATH), e.g. the code before")
     parser.add_argument("--prefetch", type=prefetch_items, default=[],
@@ -343,6 +368,9 @@ def main() -> None:
             if args.profile:
                 asyncio.run(publish_backlog(server.url, args.ads, seed=999_999))
                 asyncio.run(drain_gamead(server.url, args.ads, procs, args.profile))
+            if args.cpu_profile:
+                asyncio.run(publish_backlog(server.url, args.ads, seed=999_998))
+                asyncio.run(drain_gamead(server.url, args.ads, procs, None, cpu_profile=args.cpu_profile))
         finally:
             procs.stop_all()
             server.stop()
@@ -359,6 +387,9 @@ def main() -> None:
         print(line)
     print(f"  target: gamead worker ≥ 0.80× raw; the floor ({_FLOOR[True]}) is what persisting each outcome before "
           "its ack costs with nothing else")
+    if args.cpu_profile:
+        print(f"\nCPU-time profile of one gamead round ({args.cpu_profile}):")
+        print(cpu_profile_summary(args.cpu_profile))
     if args.profile:
         print(f"\nprofile of one gamead round ({args.profile}), top 30 by own time:")
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(30)
