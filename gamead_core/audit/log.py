@@ -40,8 +40,9 @@ from gamead_core.config import AuditSettings, QueueSettings
 from gamead_core.errors import AuditUnavailable, GameadError, QueueUnavailable
 from gamead_core.jobs.model import Job
 from gamead_core.models import utcnow
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 
 log = logging.getLogger("gamead.audit")
 
@@ -168,9 +169,10 @@ class AuditLog:
         if lo > hi:  # nothing to read: a consumer started past the end would wait READ_TIMEOUT for nothing
             return out
         with nats_boundary():
-            sub = await pull_feed(js, names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM,  # bounded in flight
-                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                        opt_start_seq=lo))
+            # bounded bytes in flight (pull_feed), the consumer given up however the read ends (read_end)
+            sub = await opened(pull_feed(js, names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM,
+                                         config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                               opt_start_seq=lo)))
             try:
                 while True:
                     try:

@@ -29,8 +29,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import PullFeed, pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 
 #: messages a ``follow`` read may take past the end measured at its start, besides as many as it read before it
 FOLLOW_MIN = 1_000
@@ -90,13 +91,13 @@ async def read_stream(
         return
     extra = follow_bound(last - start + 1) if follow else 0
     with nats_boundary():  # its consumer's creation timing out is QueueUnavailable too, not nats-py's own error
-        sub = await pull_feed(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
+        sub = await opened(pull_feed(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
             js, subject, stream=stream,  # bounded bytes in flight (gamead_core.queue.pull_feed, left39a)
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
                                   headers_only=headers_only or None) if start_time is None else
             ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
                            headers_only=headers_only or None),
-        )
+        ))
     read, past = 0, 0  # messages read; of them, past the first end
     at = start - 1 if start_time is None else None  # the last sequence read (None: not known)
     try:
