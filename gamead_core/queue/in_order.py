@@ -52,7 +52,7 @@ async def read_in_order(js: JetStreamContext, stream: str, subject: str, info: S
             try:
                 msg = await sub.next_msg(timeout)
             except nats.errors.TimeoutError:
-                if await still_unread(js, sub, stream, subject, at, last):
+                if await still_unread(js, sub, stream, subject, at, last, read):
                     raise ScanIncomplete(
                         f"the read of stream {stream} stopped before its end: {read} messages read, then "
                         f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",

@@ -105,7 +105,7 @@ async def read_stream(
             try:
                 msg = await sub.next_msg(timeout=timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                if await still_unread(js, sub, stream, subject, at, None if follow else last):
+                if await still_unread(js, sub, stream, subject, at, None if follow else last, read):
                     raise ScanIncomplete(
                         f"the read of stream {stream} stopped before its end: {read} messages read, then "
                         f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",
@@ -126,15 +126,25 @@ async def read_stream(
 
 
 async def still_unread(js: JetStreamContext, sub: PullFeed, stream: str, subject: str, at: int | None,
-                  end: int | None) -> bool:
+                       end: int | None, read: int = 0) -> bool:
     """True if ``stream`` still holds a message on ``subject`` after sequence ``at`` (None: ask the consumer
-    ``sub`` how many it has pending) and not past ``end`` (None: anywhere). Raises the gamead error of a NATS
-    that does not answer (:func:`nats_boundary`)."""
+    ``sub`` how many it has pending) and not past ``end`` (None: anywhere), asked once a read waited its timeout
+    for the next. Raises :class:`ScanIncomplete` if it holds none because its front was removed past ``at`` (its
+    first sequence now after ``at + 1``: a purge, or its limits removing the oldest faster than the read went;
+    ``read``: messages read, for the error): what the read took matches no state of the stream (attack39c F3: a
+    purge mid-read of 10,000 messages ended a "complete" read of the 2,566 it had been sent). Raises the gamead
+    error of a NATS that does not answer (:func:`nats_boundary`)."""
     with nats_boundary():
         if at is None:
             return (await sub.consumer_info()).num_pending > 0
         try:
             nxt = await js.get_msg(stream, seq=at + 1, subject=subject, next=True)
         except nats.js.errors.NotFoundError:
+            first = (await js.stream_info(stream)).state.first_seq
+            if first > at + 1:
+                raise ScanIncomplete(
+                    f"stream {stream} lost messages this read had not reached (it now starts at sequence {first}, "
+                    f"the read was at {at}: purged, or its oldest removed by its limits): {read} messages read; "
+                    "nothing partial was used, retry", details={"stream": stream, "read": read}) from None
             return False
     return end is None or (nxt.seq or 0) <= end

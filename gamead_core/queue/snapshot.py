@@ -95,7 +95,7 @@ async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_se
             try:
                 msg = await sub.next_msg(timeout)
             except nats.errors.TimeoutError:
-                if await still_unread(js, sub, stream, subject, at, None):
+                if await still_unread(js, sub, stream, subject, at, None, read):
                     raise ScanIncomplete(
                         f"the read of stream {stream}'s keys stopped before its end: {read} read, then {timeout:g} s "
                         "without one while NATS still held more; retry", details={"stream": stream, "read": read}
