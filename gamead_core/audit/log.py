@@ -271,6 +271,20 @@ class JobAudit:
                             details=details or None, undoable=False,
                             **({} if current() else {"actor": job.started_by}))
 
+    async def job_taken_over(self, job: Job, from_node: str | None) -> None:
+        """Record ``job.takeover`` (``accepted``: written as the new runner starts) for the job's owner
+        (``started_by``), ``details`` ``fromNode`` (the runner whose lease expired), ``toNode`` (``job.runner``),
+        ``resumes`` and ``phase``; one try, a failure logged (the resumed job must not wait for the trail)."""
+        details = {"fromNode": from_node, "toNode": job.runner, "resumes": job.resumes, "phase": job.phase.value}
+        record = AuditRecord(at=utcnow(), action="job.takeover", outcome="accepted", actor=job.started_by,
+                             job_id=job.id, details=details, message=f"resumed by {job.runner} after the lease of "
+                             f"{from_node or 'its runner'} expired")
+        try:
+            await self.audit.write(record, msg_id=f"takeover-{job.id}-{job.resumes}")
+        except GameadError as exc:
+            log.warning("the takeover of job %s could not be recorded in the audit trail: %s", job.id,
+                        exc.message, extra={"job_id": job.id})
+
     async def job_ended(self, job: Job) -> None:
         """Record the job's final state with its counts, retrying while NATS is away (then it is logged)."""
         record = AuditRecord(at=utcnow(), action=action_of(job.kind.value),

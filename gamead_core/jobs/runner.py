@@ -331,5 +331,7 @@ class JobService:
             return 0
         log.warning("job resumed: its runner's lease expired", extra={
             "job_id": job.id, "previous_runner": previous, "resumes": job.resumes, "phase": job.phase.value})
+        if self.audit is not None:  # who runs it now, and after whom: gamead audit --job (left40)
+            await self.audit.job_taken_over(job, previous)
         self._start(job, revision, None)
         return 1
