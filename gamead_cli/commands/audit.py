@@ -1,7 +1,8 @@
 """The audit trail: every operator action, newest first: when, who, from where, what it chose, how many ads,
 and how it went (accepted; refused or failed, with the error's code; a job's end, with its counts).
 
-A job (replay, purge, import, repair) has two records, accepted and its end, with the same job id.
+A job (replay, purge, import, repair) has two records, accepted and its end, with the same job id, and one
+job.takeover each time another API node resumed it (from which node to which).
 Records are kept audit.max_age (90 days). Viewers and operators may read them.
 
 [bold]Examples[/bold]
@@ -94,7 +95,7 @@ def _checked(actor: str | None, action: str | None, outcome: str | None, job: st
 def audit(
     actor: Annotated[str | None, typer.Option("--actor", help="Only this token name (or anonymous).")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Only this action: replay, purge, import, repair, "
-                                                                 "job.cancel, scale.set, scale.clear, "
+                                                                 "job.cancel, job.takeover, scale.set, scale.clear, "
                                                                  "refusals_suppressed, other.")] = None,
     outcome: Annotated[str | None, typer.Option("--outcome", help="Only this outcome: accepted, refused, failed, "
                                                                    "succeeded, cancelled, interrupted.")] = None,

@@ -233,8 +233,8 @@ def cancel(
                                                                                 again=client.again)):
         found = client.request("POST", path)
         done_before_output(f"the cancel of job {job} WAS asked (it stops within a second); do not ask again")
-    emit(found, output, lambda j: command_text((  # ended by the API when its runner was gone (attack31b F2b)
-        f"job {j['id']} cancelled: {j.get('stopReason')}" if j.get("state") == "cancelled" else
+    emit(found, output, lambda j: command_text((  # ended by the API, its runner gone (a31b F2b; done: succeeded)
+        f"job {j['id']} {j['state']}: {j.get('stopReason')}" if j.get("state") not in ("queued", "running") else
         f"cancel asked for job {j['id']}: it stops within a second")
         + f" ({follow_up('dlq', 'jobs', j['id'], again=client.again)})", style=""))
 

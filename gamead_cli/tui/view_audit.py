@@ -30,6 +30,8 @@ def audit_selection(record: Mapping[str, Any]) -> str:
     sel = record.get("selection") or {}
     details = record.get("details") or {}
     mode = sel.get("mode")
+    if record.get("action") == "job.takeover":  # which node resumed the job, after which one's lease expired
+        return f"from {details.get('fromNode') or '?'} to {details.get('toNode') or '?'}"
     if mode == "ids":
         return f"{sel.get('ids', '?')} ids"
     if mode == "filter":

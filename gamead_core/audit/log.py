@@ -40,8 +40,9 @@ from gamead_core.config import AuditSettings, QueueSettings
 from gamead_core.errors import AuditUnavailable, GameadError, QueueUnavailable
 from gamead_core.jobs.model import Job
 from gamead_core.models import utcnow
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 
 log = logging.getLogger("gamead.audit")
 
@@ -168,9 +169,10 @@ class AuditLog:
         if lo > hi:  # nothing to read: a consumer started past the end would wait READ_TIMEOUT for nothing
             return out
         with nats_boundary():
-            sub = await pull_feed(js, names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM,  # bounded in flight
-                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                        opt_start_seq=lo))
+            # bounded bytes in flight (pull_feed), the consumer given up however the read ends (read_end)
+            sub = await opened(pull_feed(js, names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM,
+                                         config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                               opt_start_seq=lo)))
             try:
                 while True:
                     try:
@@ -268,6 +270,20 @@ class JobAudit:
         await record_action(self.audit, job.kind.value, job_id=job.id, selection=_selection(job), ads=given,
                             details=details or None, undoable=False,
                             **({} if current() else {"actor": job.started_by}))
+
+    async def job_taken_over(self, job: Job, from_node: str | None) -> None:
+        """Record ``job.takeover`` (``accepted``: written as the new runner starts) for the job's owner
+        (``started_by``), ``details`` ``fromNode`` (the runner whose lease expired), ``toNode`` (``job.runner``),
+        ``resumes`` and ``phase``; one try, a failure logged (the resumed job must not wait for the trail)."""
+        details = {"fromNode": from_node, "toNode": job.runner, "resumes": job.resumes, "phase": job.phase.value}
+        record = AuditRecord(at=utcnow(), action="job.takeover", outcome="accepted", actor=job.started_by,
+                             job_id=job.id, details=details, message=f"resumed by {job.runner} after the lease of "
+                             f"{from_node or 'its runner'} expired")
+        try:
+            await self.audit.write(record, msg_id=f"takeover-{job.id}-{job.resumes}")
+        except GameadError as exc:
+            log.warning("the takeover of job %s could not be recorded in the audit trail: %s", job.id,
+                        exc.message, extra={"job_id": job.id})
 
     async def job_ended(self, job: Job) -> None:
         """Record the job's final state with its counts, retrying while NATS is away (then it is logged)."""

@@ -28,15 +28,17 @@ from gamead_core.times import UtcDatetime
 def _actions() -> dict[str, str]:
     # every job kind (replay, purge, import, and any added later, such as the doctor's repair) is an action
     actions = {kind.name: kind.value for kind in JobKind}
-    actions.update(JOB_CANCEL="job.cancel", SCALE_SET="scale.set", SCALE_CLEAR="scale.clear",
-                   REFUSALS_SUPPRESSED="refusals_suppressed", OTHER="other")
+    actions.update(JOB_CANCEL="job.cancel", JOB_TAKEOVER="job.takeover", SCALE_SET="scale.set",
+                   SCALE_CLEAR="scale.clear", REFUSALS_SUPPRESSED="refusals_suppressed", OTHER="other")
     return actions
 
 
 #: What an operator did. A job's action is its kind (``replay``, ``purge``, ``import``, ``repair``…);
-#: ``job.cancel``; ``scale.set`` / ``scale.clear`` (the autoscaler's manual override); ``refusals_suppressed``: the
-#: refusals of a window past ``audit.node_refusals``, counted (:mod:`gamead_core.audit.refusal_cap`); ``other``: a
-#: ``/v1`` write that is not one of these (a route added later that writes no record of its own).
+#: ``job.cancel``; ``job.takeover`` (an API node resumed a job whose runner's lease expired: ``details``
+#: ``fromNode``, ``toNode``, ``resumes``, ``phase``); ``scale.set`` / ``scale.clear`` (the autoscaler's manual
+#: override); ``refusals_suppressed``: the refusals of a window past ``audit.node_refusals``, counted
+#: (:mod:`gamead_core.audit.refusal_cap`); ``other``: a ``/v1`` write that is not one of these (a route added later
+#: that writes no record of its own).
 AuditAction = Enum("AuditAction", _actions(), type=str)  # type: ignore[misc]
 
 Outcome = Literal["accepted", "refused", "failed", "succeeded", "cancelled", "interrupted"]
@@ -61,8 +63,8 @@ class AuditRecord(BaseModel):
     id: str = Field(default_factory=new_record_id, description="The record's id (ULID).")
     seq: int | None = Field(None, description="Sequence in stream GAMEAD_AUDIT (set when read; the cursor).")
     at: UtcDatetime
-    action: str = Field(description="replay | purge | import | repair | job.cancel | scale.set | scale.clear | "
-                                    "refusals_suppressed | other")
+    action: str = Field(description="replay | purge | import | repair | job.cancel | job.takeover | scale.set | "
+                                    "scale.clear | refusals_suppressed | other")
     outcome: Outcome
     actor: str = Field(description="The token's name, or `anonymous`.")
     role: str | None = Field(None, description="The token's role (submitter, viewer, operator).")

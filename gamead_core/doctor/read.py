@@ -37,8 +37,9 @@ from nats.js.api import DEFAULT_PREFIX, ConsumerConfig, DeliverPolicy
 from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import TopologyMissing
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 from gamead_core.queue.scan import follow_bound
 
 #: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
@@ -150,9 +151,9 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
         return False
 
     with nats_boundary():  # a pull feed: bounded bytes in flight on the connection (pull_feed, left39a)
-        sub = await pull_feed(js, subject, stream=stream,
-                              config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                    opt_start_seq=start, headers_only=True))
+        sub = await opened(pull_feed(js, subject, stream=stream,
+                                     config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                           opt_start_seq=start, headers_only=True)))
     stats.api_calls += 1
     try:
         idle_since, done = time.monotonic(), False

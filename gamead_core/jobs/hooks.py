@@ -27,8 +27,12 @@ class JobAuditHook(Protocol):
 
     ``job_started`` runs before the job is stored; if it raises, the job is not created (the audit trail fails
     closed). ``job_ended`` runs once the job has ended (succeeded, failed, cancelled, interrupted); it does its
-    own retrying and never raises."""
+    own retrying and never raises. ``job_taken_over`` runs once another node has resumed a job (never raises)."""
 
     async def job_started(self, job: Job) -> None: ...
 
     async def job_ended(self, job: Job) -> None: ...
+
+    async def job_taken_over(self, job: Job, from_node: str | None) -> None:
+        """``job`` was just resumed by ``job.runner`` after ``from_node``'s lease expired; never raises."""
+        ...

@@ -148,6 +148,20 @@ def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) 
             "over once its lease stood unchanged for its length (at most 10 × jobs.lease), older ones when it passes")
 
 
+def cancelled_end(counts: dict[str, int], by: str, final: tuple[JobState, str | None],
+                  note: str = "") -> tuple[JobState, str]:
+    """``(state, stopReason)`` of a job whose cancel (by ``by``) took effect, from its ``counts`` (:func:`tally`)
+    then: ``cancelled``, ``cancelled by <by><note>``, unless its work was all done — items matched, none
+    ``remaining`` and, for a replay, none ``stillRunning`` — then the cancel stopped nothing: the job ends as it
+    would have (``final``, e.g. ``(succeeded, None)``), its reason saying the cancel came after (regress39 F3: 12
+    of 15 replays cancelled after every ad was replayed and settled ended ``cancelled``). Pure."""
+    if "matched" in counts and counts.get("remaining", 0) == 0 and counts.get("stillRunning", 0) == 0:
+        state, reason = final
+        late = f"the cancel by {by} came after all its work was done{note}"
+        return state, f"{reason}; {late}" if reason else late
+    return JobState.CANCELLED, f"cancelled by {by}{note}"
+
+
 def resume_decision(job: Job, max_resumes: int) -> JobState:
     """What a node that finds ``job``'s lease expired does: resume it (``running``), or end it as
     ``cancelled`` (a cancel was asked for) or ``interrupted`` (its runners died more than ``max_resumes``

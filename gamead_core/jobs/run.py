@@ -20,7 +20,7 @@ from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, QueueUnavailable, error_text
 from gamead_core.jobs.hooks import RepairActions
 from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Mark
-from gamead_core.jobs.policy import failure_rate_exceeded, failure_reason, pace_delay, tally
+from gamead_core.jobs.policy import cancelled_end, failure_rate_exceeded, failure_reason, pace_delay, tally
 from gamead_core.jobs.store import WorkList
 from gamead_core.models import STORED, DlqEntry, utcnow
 from gamead_core.queue.dlq import DlqFilter
@@ -89,9 +89,9 @@ class JobRun:
         except LostLease:
             log.warning("job taken over by another node; this runner stops", extra={"job_id": job.id})
         except CancelRequested:
-            by = job.cancel_requested.by if job.cancel_requested else "?"
-            await self._last_look()
-            await self._finish_quietly(JobState.CANCELLED, f"cancelled by {by}")
+            await self._last_look()  # its work all done meanwhile: the job ends as it would have (cancelled_end)
+            counts = tally(job.kind, self.work.text())[0] if self.work is not None else {}
+            await self._finish_quietly(*cancelled_end(counts, job.cancel_requested.by, self._final))
         except asyncio.CancelledError:
             await asyncio.shield(self._release())
             raise

@@ -36,8 +36,8 @@ from gamead_core.ids import new_job_id
 from gamead_core.jobs.busy import JobsBusy
 from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
-from gamead_core.jobs.policy import (lease_expired, lease_key, lease_too_far, lease_window, resume_decision, tally,
-                                     written_ttl)
+from gamead_core.jobs.policy import (cancelled_end, lease_expired, lease_key, lease_too_far, lease_window,
+                                     resume_decision, tally, written_ttl)
 from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import utcnow
@@ -310,9 +310,9 @@ class JobService:
             job.state = JobState.RUNNING
         else:
             job.state, job.phase, job.finished_at = decision, JobPhase.DONE, utcnow()
-            if decision == JobState.CANCELLED:
-                by = job.cancel_requested.by if job.cancel_requested else "?"
-                job.stop_reason = f"cancelled by {by} (its runner {previous} had stopped)"
+            if decision == JobState.CANCELLED and job.cancel_requested is not None:
+                job.state, job.stop_reason = cancelled_end(job.counts, job.cancel_requested.by, (
+                    JobState.SUCCEEDED, None), f" (its runner {previous} had stopped)")
             else:
                 job.stop_reason = (f"its runner stopped {job.resumes + 1} times (last {previous}); not resumed "
                                    f"again (jobs.max_resumes = {self.settings.jobs.max_resumes})")
@@ -331,5 +331,7 @@ class JobService:
             return 0
         log.warning("job resumed: its runner's lease expired", extra={
             "job_id": job.id, "previous_runner": previous, "resumes": job.resumes, "phase": job.phase.value})
+        if self.audit is not None:  # who runs it now, and after whom: gamead audit --job (left40)
+            await self.audit.job_taken_over(job, previous)
         self._start(job, revision, None)
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +13,6 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
-from nats.aio.subscription import Subscription
 
 from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
@@ -326,13 +324,6 @@ class nats_boundary:  # noqa: N801 - used as a function: ``with nats_boundary():
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, (nats.errors.Error, asyncio.TimeoutError)):
             raise translate(exc) from exc
-
-
-async def unsubscribe_quietly(sub: Subscription) -> None:
-    """Unsubscribe ``sub`` on the way out of a read; a NATS error is ignored (the connection is closing or
-    gone, and the server drops the interest with it): the read's own result or error is what counts."""
-    with contextlib.suppress(nats.errors.Error):
-        await sub.unsubscribe()
 
 
 @asynccontextmanager

@@ -28,7 +28,8 @@ from nats.js.api import DEFAULT_PREFIX
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.read_end import unsubscribe_quietly
 
 #: subjects one ``multi_last`` request may match (nats-server ``getDirectMulti`` ``maxAllowedResponses``; ADR-31)
 MULTI_LAST_MAX = 1024

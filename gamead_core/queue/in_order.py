@@ -22,8 +22,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 from gamead_core.queue.scan import ScanIncomplete, position, still_unread
 
 YIELD_EVERY = 64  #: messages read between two turns given to the event loop's other tasks
@@ -42,16 +43,16 @@ async def read_in_order(js: JetStreamContext, stream: str, subject: str, info: S
     if state.messages == 0 or start > last:
         return
     with nats_boundary():  # bounded bytes in flight, however slow the reader (pull_feed, left39a)
-        sub = await pull_feed(js, subject, stream=stream,
-                              config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                    opt_start_seq=start))
+        sub = await opened(pull_feed(js, subject, stream=stream,
+                                     config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                           opt_start_seq=start)))
     at, read = start - 1, 0
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout)
             except nats.errors.TimeoutError:
-                if await still_unread(js, sub, stream, subject, at, last):
+                if await still_unread(js, sub, stream, subject, at, last, read):
                     raise ScanIncomplete(
                         f"the read of stream {stream} stopped before its end: {read} messages read, then "
                         f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",

@@ -50,9 +50,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gamead_core import names
-from gamead_core.queue.connection import unsubscribe_quietly
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.pull_request import is_status, nak_now, take_delivered
+from gamead_core.queue.read_end import unsubscribe_quietly
 
 _STATUS = names.HDR_STATUS
 

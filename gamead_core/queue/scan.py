@@ -29,8 +29,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import PullFeed, pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 
 #: messages a ``follow`` read may take past the end measured at its start, besides as many as it read before it
 FOLLOW_MIN = 1_000
@@ -90,13 +91,13 @@ async def read_stream(
         return
     extra = follow_bound(last - start + 1) if follow else 0
     with nats_boundary():  # its consumer's creation timing out is QueueUnavailable too, not nats-py's own error
-        sub = await pull_feed(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
+        sub = await opened(pull_feed(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
             js, subject, stream=stream,  # bounded bytes in flight (gamead_core.queue.pull_feed, left39a)
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
                                   headers_only=headers_only or None) if start_time is None else
             ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
                            headers_only=headers_only or None),
-        )
+        ))
     read, past = 0, 0  # messages read; of them, past the first end
     at = start - 1 if start_time is None else None  # the last sequence read (None: not known)
     try:
@@ -104,7 +105,7 @@ async def read_stream(
             try:
                 msg = await sub.next_msg(timeout=timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                if await still_unread(js, sub, stream, subject, at, None if follow else last):
+                if await still_unread(js, sub, stream, subject, at, None if follow else last, read):
                     raise ScanIncomplete(
                         f"the read of stream {stream} stopped before its end: {read} messages read, then "
                         f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",
@@ -125,15 +126,25 @@ async def read_stream(
 
 
 async def still_unread(js: JetStreamContext, sub: PullFeed, stream: str, subject: str, at: int | None,
-                  end: int | None) -> bool:
+                       end: int | None, read: int = 0) -> bool:
     """True if ``stream`` still holds a message on ``subject`` after sequence ``at`` (None: ask the consumer
-    ``sub`` how many it has pending) and not past ``end`` (None: anywhere). Raises the gamead error of a NATS
-    that does not answer (:func:`nats_boundary`)."""
+    ``sub`` how many it has pending) and not past ``end`` (None: anywhere), asked once a read waited its timeout
+    for the next. Raises :class:`ScanIncomplete` if it holds none because its front was removed past ``at`` (its
+    first sequence now after ``at + 1``: a purge, or its limits removing the oldest faster than the read went;
+    ``read``: messages read, for the error): what the read took matches no state of the stream (attack39c F3: a
+    purge mid-read of 10,000 messages ended a "complete" read of the 2,566 it had been sent). Raises the gamead
+    error of a NATS that does not answer (:func:`nats_boundary`)."""
     with nats_boundary():
         if at is None:
             return (await sub.consumer_info()).num_pending > 0
         try:
             nxt = await js.get_msg(stream, seq=at + 1, subject=subject, next=True)
         except nats.js.errors.NotFoundError:
+            first = (await js.stream_info(stream)).state.first_seq
+            if first > at + 1:
+                raise ScanIncomplete(
+                    f"stream {stream} lost messages this read had not reached (it now starts at sequence {first}, "
+                    f"the read was at {at}: purged, or its oldest removed by its limits): {read} messages read; "
+                    "nothing partial was used, retry", details={"stream": stream, "read": read}) from None
             return False
     return end is None or (nxt.seq or 0) <= end

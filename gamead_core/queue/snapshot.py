@@ -47,7 +47,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 
 from gamead_core import names
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.direct_batch import (
     MULTI_LAST_MAX,
     BatchEnd,
@@ -57,6 +57,7 @@ from gamead_core.queue.direct_batch import (
 )
 from gamead_core.queue.in_order import read_in_order
 from gamead_core.queue.pull_feed import pull_feed
+from gamead_core.queue.read_end import opened, unsubscribe_quietly
 from gamead_core.queue.scan import (
     ScanIncomplete,
     follow_bound,
@@ -86,15 +87,15 @@ async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_se
     extra = follow_bound(last - start + 1)
     at, read, past = start - 1, 0, 0  # the last sequence read; messages read; of them, past ``last``
     with nats_boundary():  # bounded bytes in flight (gamead_core.queue.pull_feed, left39a)
-        sub = await pull_feed(js, subject, stream=stream,
-                              config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                    opt_start_seq=start, headers_only=True))
+        sub = await opened(pull_feed(js, subject, stream=stream,
+                                     config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                           opt_start_seq=start, headers_only=True)))
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout)
             except nats.errors.TimeoutError:
-                if await still_unread(js, sub, stream, subject, at, None):
+                if await still_unread(js, sub, stream, subject, at, None, read):
                     raise ScanIncomplete(
                         f"the read of stream {stream}'s keys stopped before its end: {read} read, then {timeout:g} s "
                         "without one while NATS still held more; retry", details={"stream": stream, "read": read}

@@ -21,7 +21,8 @@ from nats.aio.client import Client as NATS
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.read_end import unsubscribe_quietly
 
 log = logging.getLogger(__name__)
 

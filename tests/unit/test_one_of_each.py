@@ -167,7 +167,7 @@ def test_one_confirmation_for_every_destructive_command(monkeypatch: pytest.Monk
 
 
 def test_one_quiet_unsubscribe() -> None:
-    """A read's subscription is ended by ``queue.connection.unsubscribe_quietly`` (it was written out six
+    """A read's subscription is ended by ``queue.read_end.unsubscribe_quietly`` (it was written out six
     times)."""
-    allowed = {"gamead_core/queue/connection.py"}
+    allowed = {"gamead_core/queue/read_end.py"}
     assert _offenders(r"await sub\.unsubscribe\(\)", allowed=allowed) == []
