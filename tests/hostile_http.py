@@ -8,7 +8,9 @@ Modes: ``head_trickle`` (``HTTP/1.1 200 OK\\r\\n`` then a header byte each ``gap
 endless chunked body of 1-byte chunks), ``shape`` (200 with JSON of no gamead answer's shape to every write; a dry
 run, ``"dryRun": true``, is answered as the API answers it), ``job_bomb`` (a running job's document, but its NDJSON
 follow stream the ``gzip_bomb``), ``hold_writes`` (a dry run answered as ``shape`` does, any other write never
-answered until :meth:`HostileServer.stop`: a write out, its outcome unknown), ``record`` (204, noting each request's
+answered until :meth:`HostileServer.stop`: a write out, its outcome unknown), ``running_job`` (a dry run answered
+so, a write with a running replay job's document, and that job's NDJSON follow stream its first line and then
+nothing: a job followed for ever; ``followed`` counts the streams), ``record`` (204, noting each request's
 head).
 """
 
@@ -51,6 +53,7 @@ class HostileServer:
         self.mode, self.gap, self.target, self.bomb_mib = mode, gap, target, bomb_mib
         self.heads: list[str] = []
         self.held = 0  #: writes held unanswered (``hold_writes``)
+        self.followed = 0  #: job follow streams begun (``running_job``)
         self._stop = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -118,6 +121,13 @@ class HostileServer:
                     conn.sendall(b"1\r\n \r\n" * 1000)
             elif self.mode == "shape":
                 conn.sendall(_answer("200 OK", self._dry(body) or WRONG))
+            elif self.mode == "running_job" and "application/x-ndjson" in head.lower():
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n" + f"{len(JOB) + 1:x}\r\n".encode() + JOB + b"\n\r\n")
+                self.followed += 1
+                self._stop.wait()
+            elif self.mode == "running_job":
+                conn.sendall(_answer("200 OK", self._dry(body) or JOB))
             elif self.mode == "hold_writes" and (dry := self._dry(body)) is not None:
                 conn.sendall(_answer("200 OK", dry))
             elif self.mode == "hold_writes":

@@ -21,7 +21,7 @@ from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
-from gamead_cli.stops import write_out
+from gamead_cli.stops import interrupted_code, stopped_by, write_out
 from gamead_core.errors import ApiUnreachable, NotFound
 
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
@@ -70,8 +70,9 @@ def _phase_text(job: dict[str, Any]) -> str:
 
 
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True) -> dict[str, Any]:
-    """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130), or with ``detach``
-    False is raised as it is (``dlq import``, one job per batch, says what the rest of its file became)."""
+    """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130; SIGTERM / SIGHUP
+    taken as it, 143 / 129: regress40 F5, all were 130), or with ``detach`` False is raised as it is (``dlq import``,
+    one job per batch, says what the rest of its file became)."""
     final, waiting = job, None
     try:
         with job_progress() as progress:
@@ -89,9 +90,10 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, d
     except KeyboardInterrupt:
         if not detach:
             raise
-        note_line(f"job {job['id']} continues on the server: {follow_up('dlq', 'jobs', job['id'], again=client.again)}"
+        note_line(f"interrupted ({stopped_by()}): job {job['id']} continues on the server: "
+                  f"{follow_up('dlq', 'jobs', job['id'], again=client.again)}"
                   f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}")
-        raise typer.Exit(exitcodes.INTERRUPTED) from None
+        raise typer.Exit(interrupted_code()) from None
     return final
 
 

@@ -16,7 +16,7 @@ from gamead_cli.program import follow_up
 from gamead_cli.record_views import ad_view
 from gamead_cli.submit.batches import BATCH_SIZE
 from gamead_cli.stdout_guard import done_before_output
-from gamead_cli.stops import interrupted_code
+from gamead_cli.stops import interrupted_code, write_out
 from gamead_cli.submit.sending import send_many
 from gamead_cli.submit.settling import LOOKUP_SECONDS, settle
 from gamead_cli.submit.views import accepted_view, interrupted_line, rejections_lines, sent_note, summary_view
@@ -40,16 +40,17 @@ def submit_one(
     to do when the request went out and no answer came (the ad may be queued: with a key, the client sent it
     again first, :mod:`gamead_cli.retry`).
     """
-    try:
-        accepted = client.submit(ad, idempotency_key)
-    except NoAnswer as exc:
-        settle = (f"send the same command again with --idempotency-key {shlex.quote(idempotency_key or '')} (a "
-                  "repeat queues nothing and prints its id)" if idempotency_key else
-                  f"look for it with `{follow_up('ads', 'list', again=client.again)}` before sending it again (or send "
-                  "it with --idempotency-key KEY, which a repeat cannot queue twice)")
-        raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc
-    done_before_output(f"the ad WAS {'already ' if accepted.get('duplicate') else ''}queued: id {accepted['id']}; "
-                       "do not resend it")
+    with write_out("POST /ads", follow_up("ads", "list", again=client.again)):  # Ctrl-C meanwhile: may be queued
+        try:
+            accepted = client.submit(ad, idempotency_key)
+        except NoAnswer as exc:
+            settle = (f"send the same command again with --idempotency-key {shlex.quote(idempotency_key or '')} (a "
+                      "repeat queues nothing and prints its id)" if idempotency_key else
+                      f"look for it with `{follow_up('ads', 'list', again=client.again)}` before sending it again (or "
+                      "send it with --idempotency-key KEY, which a repeat cannot queue twice)")
+            raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc
+        done_before_output(f"the ad WAS {'already ' if accepted.get('duplicate') else ''}queued: id {accepted['id']}; "
+                           "do not resend it")
     if not wait:
         if quiet:
             print(accepted["id"], flush=True)

@@ -1,4 +1,5 @@
-"""regress40 F1: a write verb Ctrl-C'd while its request is out says the write may have been carried out.
+"""regress40 F1: a write verb Ctrl-C'd while its request is out says the write may have been carried out; F5: a
+job followed and stopped by SIGTERM / SIGHUP exits 143 / 129 and says which, not 130.
 
 Figure, before: `gamead dlq replay --all --yes` interrupted while its job-creating POST was out said only
 ``error: interrupted`` (exit 130), while the job had been created and replayed 40 of 40 entries; the same for a DLQ
@@ -24,7 +25,8 @@ VERBS = [(("dlq", "replay", "--all", "--yes"), "POST /v1/dlq/replay", "dlq jobs"
          (("dlq", "purge", "--all", "--yes"), "POST /v1/dlq/purge", "dlq jobs"),
          (("dlq", "cancel", JOB), f"POST /v1/jobs/{JOB}/cancel", f"dlq jobs {JOB}"),
          (("scale", "set", "3", "--for", "5m"), "POST /v1/scale/override", "scale status"),
-         (("scale", "clear"), "DELETE /v1/scale/override", "scale status")]
+         (("scale", "clear"), "DELETE /v1/scale/override", "scale status"),
+         (("submit", "--title", "t", "--genre", "rpg"), "POST /ads", "ads list")]
 
 
 @pytest.mark.parametrize(("verb", "write", "check"), VERBS, ids=[" ".join(v[0]) for v in VERBS])
@@ -46,4 +48,27 @@ def test_a_write_interrupted_while_out_says_it_may_have_been_carried_out(
     last = proc.output().strip().splitlines()[-1]
     assert last.startswith(f"error: interrupted (Ctrl-C) while {write} was out: it may have been carried out"), last
     assert f"{check} --api {server.url}" in last, last
+    assert "Traceback" not in proc.output()
+
+
+@pytest.mark.parametrize(("sig", "code", "said"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"),
+                                                   (signal.SIGHUP, 129, "SIGHUP")])
+def test_a_followed_job_stopped_by_a_signal_exits_by_that_signal(tmp_path: Path, sig: int, code: int,
+                                                                 said: str) -> None:
+    """regress40 F5: `gamead dlq replay` following its job exited 130 for SIGTERM and SIGHUP too (README: handled
+    as Ctrl-C, exit 143 / 129): a CI job's cancel read "interrupted by Ctrl-C"."""
+    server = HostileServer("running_job").start()
+    proc = Proc("cli", gamead_argv("dlq", "replay", "--all", "--yes", "--api", server.url), clean_env(COLUMNS="300"),
+                tmp_path / "cli.log", cwd=tmp_path).start()
+    try:
+        deadline = time.monotonic() + 60
+        while server.followed == 0:
+            assert proc.alive() and time.monotonic() < deadline, proc.output()
+            time.sleep(0.02)
+        proc.signal(sig)
+        assert proc.popen is not None and proc.popen.wait(timeout=30) == code, proc.output()
+    finally:
+        proc.kill()
+        server.stop()
+    assert f"interrupted ({said}): job {JOB} continues on the server: " in proc.output(), proc.output()
     assert "Traceback" not in proc.output()
