@@ -179,12 +179,25 @@ def _groups(items: list[pytest.Item]) -> dict[str, str]:
     return groups
 
 
-def _rank(item: pytest.Item) -> tuple[int, int]:
-    path = item.nodeid.split("::", 1)[0]
+def _group_of(item: pytest.Item) -> str:
+    """The name of ``item``'s ``xdist_group`` mark (its unit of work)."""
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0] if mark is not None and mark.args else mark.kwargs.get("name") if mark else "")
+
+
+def rank(path: str, group: str, served: set[str]) -> tuple[int, int, int]:
+    """The sort key of a test of module ``path`` in unit of work ``group`` (pure): ``_LONGEST`` first, longest
+    first; then the units of ``served`` (a session server's users), then the rest, each by ``_ORDER`` with
+    ``_FIRST_OF_THEIR_DIRECTORY`` first in theirs. A session server stops once a worker is past its last user
+    (tests/session_ends.py), so its users come together, early. Session 40 (3,683 tests, ordered by directory
+    alone): the ``stack``'s last user was test 1,723 and the session NATS's 2,516, so each of the 6 workers kept an
+    idle API, worker and nats-server (1.5 % of a core) into the unit phase; in a run of ``make test`` they lived
+    3,100 and 2,960 worker-seconds and reported 90.5 CPU-s at their stop; with their users first (last users 673
+    and 682), 886 and 713 worker-seconds and 28.4 CPU-s (over the same tests' CPU in the other run)."""
     if path in _LONGEST:
-        return 0, _LONGEST.index(path)
-    directory = 1 + next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER))
-    return directory, 0 if path in _FIRST_OF_THEIR_DIRECTORY else 1
+        return 0, _LONGEST.index(path), 0
+    directory = next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER))
+    return 1 if group in served else 2, directory, 0 if path in _FIRST_OF_THEIR_DIRECTORY else 1
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -192,14 +205,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Make each test module one unit of work for pytest-xdist's ``loadgroup``: its module-scoped servers start
     once, on one worker, and its tests run in their written order. A module that shares a package-scoped
     fixture with others says so with ``pytestmark = pytest.mark.xdist_group("<name>")`` (all of them run on one
-    worker). The long modules of ``_SPLIT`` are a few units each (:func:`_groups`). Then order the modules:
-    ``_LONGEST``, then by ``_ORDER``, ``_FIRST_OF_THEIR_DIRECTORY`` first in theirs (stable: the tests of a module
-    stay together, in order)."""
+    worker). The long modules of ``_SPLIT`` are a few units each (:func:`_groups`). Then order the modules
+    (:func:`rank`): ``_LONGEST``, the session servers' users, the rest (stable: the tests of a module stay
+    together, in order)."""
     groups = _groups(items)
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
-    items.sort(key=_rank)
+    # imported here: at the top, before pytest_plugins registers it, it could not be rewritten
+    from tests.session_ends import SERVERS
+
+    served = {_group_of(item) for item in items if set(getattr(item, "fixturenames", ())) & set(SERVERS)}
+    items.sort(key=lambda item: rank(item.nodeid.split("::", 1)[0], _group_of(item), served))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
