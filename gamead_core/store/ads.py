@@ -313,19 +313,18 @@ class AdStore:
     ) -> Versioned | None:
         """Read-modify-write with retries on a lost compare-and-set (each retry reads from the stream leader).
 
-        ``change`` returns the new record, or ``None`` to leave it as it is (the call then returns None): a
-        None is taken only on the stream leader's copy, since no compare-and-set checks it (attack40b F1: a
-        replica's copy of a just-replayed ad, still ``dead``, made the dead-lettering a no-op and its message was
-        acked). Raises :class:`NotFound` or, after ``attempts`` lost races, :class:`Conflict`.
+        ``change`` returns the new record, or ``None`` to leave it as it is (the call then returns None). A None on
+        the first (direct, maybe a lagging replica's) read is asked again of the leader's copy when that differs: a
+        stale ``dead`` made a replayed ad's dead-lettering a no-op (attack40b F2, left ``queued`` unsaid).
+        Raises :class:`NotFound` or, after ``attempts`` lost races, :class:`Conflict`.
         """
-        consistent = False
-        for _ in range(attempts):
-            current = await self.get(ad_id, consistent=consistent)
+        for attempt in range(attempts):
+            current = await self.get(ad_id, consistent=attempt > 0)
             new = change(current.record)
-            if new is None and not consistent:
-                current = await self.get(ad_id, consistent=True)
-                new = change(current.record)
-            consistent = True  # every later read (after a lost race or a None) asks the leader
+            if new is None and not attempt:  # a replica's copy may lag: the leader's decides when it differs
+                lead = await self.get(ad_id, consistent=True)
+                if lead.revision != current.revision:
+                    current, new = lead, change(lead.record)
             if new is None:
                 return None
             try:

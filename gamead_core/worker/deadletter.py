@@ -76,7 +76,7 @@ async def dead_letter(
 
     if await store.mutate(record.id, dead) is not None:
         return True
-    now_is = (await store.get(record.id)).record
+    now_is = (await store.get(record.id, consistent=True)).record  # a replica's copy may lag (attack40b F2)
     if now_is.status == AdStatus.DEAD:  # at our ``dead_at`` with our error: an earlier try's write landed unseen
         return dead_at is not None and now_is.completed_at == dead_at and now_is.error == error
     await dlq.delete(entry.model_copy(update={"seq": seq}))

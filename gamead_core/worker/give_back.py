@@ -48,7 +48,7 @@ async def give_back(store: AdStore, stats: WorkerStats, msg: Msg, ad_id: str, de
     while True:
         try:
             if await store.mutate(ad_id, back) is None:
-                if (await store.get(ad_id)).record.status.terminal:
+                if (await store.get(ad_id, consistent=True)).record.status.terminal:  # the leader's (F1)
                     await msg.ack()
                 return
             break

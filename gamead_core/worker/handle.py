@@ -33,6 +33,7 @@ is never analysed and creates nothing: it is terminated once, logged, counted an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -51,6 +52,7 @@ from gamead_core.store.ads import Versioned
 from gamead_core.telemetry.metrics import left_for_newer
 from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
+from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, ends_unrun, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.give_back import may_have_landed, unclaim
@@ -275,9 +277,14 @@ class AdHandler:
         elif isinstance(exc, NOT_SENDING):  # a reply (ack, nak, term) the connection could not send: not a bug
             log.info("ad %s: a reply to NATS was not sent (%s); unless it was acknowledged, it comes back after "
                      "queue.ack_wait", ad_id, exc, extra={"ad_id": ad_id})
-        else:
+        else:  # e.g. an outcome write that kept losing its compare-and-set: handed back, not left to ack_wait (F2)
             self.stats.last_error = repr(exc)
-            log.error("ad %s: unexpected error", ad_id, exc_info=exc, extra={"ad_id": ad_id})
+            delay = backoff(msg.metadata.num_delivered or 1, base=self.settings.worker.backoff_base,
+                            cap=self.settings.worker.backoff_cap)
+            log.error("ad %s: unexpected error; handed back, due again in %.1fs", ad_id, delay, exc_info=exc,
+                      extra={"ad_id": ad_id})
+            with contextlib.suppress(Exception):  # not sent: ack_wait brings it back; after an ack: nats-py refuses
+                await self._shielded(msg.nak(delay=delay))
 
     async def _hand_back_unstarted(self, msg: Msg, ad_id: str, delivery: str, delay: float, claimed: bool) -> None:
         """``nak(delay)`` a delivery our storage failing kept from starting; one whose claim may have landed

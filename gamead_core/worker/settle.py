@@ -45,6 +45,7 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.dlq_wait import DlqWait
+from gamead_core.worker.foreign import settle_foreign
 from gamead_core.worker.give_back import give_back
 from gamead_core.worker.hooks import Failure
 from gamead_core.worker.lost_count import count_lost
@@ -199,9 +200,7 @@ class Settler:
                 await asyncio.sleep(self._pause.failed(first))
             written = await self._persist(write)
         if not written:  # final already (acknowledged), or a later delivery runs it: its worker settles it
-            log.info("ad %s: analysed under delivery %s, but it is final or a later delivery runs it now: this "
-                     "outcome is not written", started.id, delivery, extra={"ad_id": started.id, "delivery": delivery})
-            return await self._settle_foreign(msg, started.id)
+            return await self._settle_foreign(msg, started.id, "analysed")
         self.stats.processed += 1
         self._sample(current.record, now)
         # Not shielded (one task fewer per ad): an ack is put in nats-py's buffer before its first await, whole
@@ -240,7 +239,7 @@ class Settler:
                 log.info("ad %s attempt %d failed (%s); retry in %.2fs", current.record.id, attempt,
                          failure.error_class, delay, extra={"ad_id": current.record.id})
             else:
-                await self._settle_foreign(msg, current.record.id)
+                await self._settle_foreign(msg, current.record.id, "failed")
             return
         async def stalled() -> None:
             await self.mark(current)
@@ -256,7 +255,7 @@ class Settler:
             self._count_failure(error, dead=True)
             await self._shielded(msg.ack())
         else:
-            await self._settle_foreign(msg, current.record.id)
+            await self._settle_foreign(msg, current.record.id, "dead-lettered")
 
     def _count_failure(self, error: AdError, *, dead: bool) -> None:
         """One failed attempt recorded: retried (``dead`` False) or dead-lettered (True)."""
@@ -264,15 +263,11 @@ class Settler:
         self.stats.dead += int(dead)
         self.stats.last_error = f"{error.error_class}: {error.message}"
 
-    async def _settle_foreign(self, msg: Msg, ad_id: str) -> None:
-        """Our outcome was not ours to write (final already, or a later delivery owns the ad): acknowledge
-        only if the ad is final; otherwise the owner of the current delivery settles the message."""
-        store = self.store
-        try:
-            if (await store.get(ad_id, consistent=True)).record.status.terminal:  # the leader's (attack40b F1)
-                await self._shielded(msg.ack())
-        except GameadError:
-            pass
+    async def _settle_foreign(self, msg: Msg, ad_id: str, what: str) -> None:
+        """Our outcome (``what``) was not ours to write: acknowledged, left to a later delivery's holder or handed
+        back after a back-off, on the leader's record, and said (:func:`~.foreign.settle_foreign`, attack40b F2)."""
+        delay = backoff(msg.metadata.num_delivered or 1, base=self.settings.backoff_base, cap=self.settings.backoff_cap)
+        await settle_foreign(self.store, self._shielded, msg, ad_id, what, delay)
 
     async def _record_retry(
         self, current: Versioned, error: AdError, delay: float, owns: Callable[[AdRecord], bool]
@@ -329,7 +324,7 @@ class Settler:
             self._count_failure(error, dead=True)
             await self._shielded(msg.ack())
         else:
-            await self._settle_foreign(msg, record.id)
+            await self._settle_foreign(msg, record.id, "dead-lettered")
 
     async def _park(self, msg: Msg, attempt: AdRecord, error: AdError, full: DlqFull,
                     owns: Callable[[AdRecord], bool]) -> None:
@@ -342,7 +337,7 @@ class Settler:
         if written:
             await self._shielded(msg.nak(delay=delay))
         else:
-            await self._settle_foreign(msg, attempt.id)
+            await self._settle_foreign(msg, attempt.id, "parked for the full DLQ")
 
     async def hand_back(self, msg: Msg, ad_id: str, delivery: str) -> None:
         """Shutdown: give the ad back at once, its started attempt refunded

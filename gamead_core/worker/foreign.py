@@ -1,0 +1,67 @@
+"""A delivery whose outcome was not written because the record was no longer its attempt's: what becomes of its
+message, decided on the stream leader's copy of the record and said in one log line with the ad id.
+
+Before attack40b F2 a record that was neither final nor a later delivery's left the message as it was, unsaid: a
+replayed ad whose dead-lettering read a lagging replica's ``dead`` came back only after ``queue.ack_wait`` (30 s),
+and the worker's log showed an analysis that never ended. Now nothing waits a whole ``ack_wait`` silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from gamead_core.errors import GameadError, error_text
+from gamead_core.models import AdRecord
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.budget import delivery_id, parse_delivery, superseded
+
+log = logging.getLogger("gamead_core.worker.settle")  # the settler's logger, as before the split
+
+#: the line's head when the ad is final or a later delivery runs it (tests and README quote it)
+NOT_OURS = "ad %s: %s under delivery %s, but it is final or a later delivery runs it now: this outcome is not written"
+
+
+def foreign_verdict(record: AdRecord, delivery: str) -> str:
+    """What to do with the message of ``delivery`` whose outcome was not written, by ``record`` (the leader's copy):
+    ``"ack"`` (final, or a later publish of the ad runs it: ours is an obsolete copy), ``"leave"`` (a later delivery
+    of the same message runs it: its holder settles the message; a ``nak`` from us would hand it back under its
+    holder, JetStream does not check the delivery count), ``"back"`` (nobody else will settle it: ``nak``). Pure."""
+    if record.status.terminal:
+        return "ack"
+    if superseded(record, delivery):
+        return "ack" if parse_delivery(record.delivery)[0] != parse_delivery(delivery)[0] else "leave"
+    return "back"
+
+
+async def settle_foreign(store: AdStore, shielded: Callable[[Awaitable[Any]], Awaitable[Any]], msg: Msg, ad_id: str,
+                         what: str, delay: float) -> str:
+    """Settle ``msg`` (ad ``ad_id``) whose outcome (``what``: "analysed", "failed", "dead-lettered") was not written:
+    :func:`foreign_verdict` on the leader's record (a replica's may lag: attack40b F1/F2), ``nak(delay)`` (seconds)
+    for ``"back"``. A record that cannot be read leaves the message to come back after ``queue.ack_wait``. Logs one
+    line with the ad id; returns the verdict (``"unread"`` for an unreadable record). Raises what ``ack``/``nak``
+    raise (nats-py's: not sent)."""
+    meta = msg.metadata
+    delivery = delivery_id(meta.sequence.stream, meta.num_delivered or 1)
+    extra = {"ad_id": ad_id, "delivery": delivery}
+    try:
+        record = (await store.get(ad_id, consistent=True)).record
+    except GameadError as exc:
+        log.warning("ad %s: %s under delivery %s, but its outcome was not written and its record cannot be read now "
+                    "(%s): it comes back after queue.ack_wait", ad_id, what, delivery, error_text(exc), extra=extra)
+        return "unread"
+    verdict = foreign_verdict(record, delivery)
+    if verdict == "back":
+        await shielded(msg.nak(delay=delay))
+        log.warning("ad %s: %s under delivery %s, but its outcome was not written and no later delivery runs it "
+                    "(record %s, delivery %s): handed back, due again in %.1fs", ad_id, what, delivery,
+                    record.status.value, record.delivery, delay, extra=extra)
+        return verdict
+    if verdict == "ack":
+        await shielded(msg.ack())
+    log.info(NOT_OURS + " (record %s, delivery %s: %s)", ad_id, what, delivery, record.status.value, record.delivery,
+             "acknowledged" if verdict == "ack" else "left to its holder", extra=extra)
+    return verdict
