@@ -146,20 +146,28 @@ def utf8_text(data: bytes, *, bom: bool = True) -> str:
         raise NotUtf8(f"byte {exc.start + skip}", exc.start + skip) from None
 
 
+#: the buffer an input file is read through (bytes): a run of blank lines is passed this much a step
+READ_BUFFER = 64 * 1024
+
+
 class TooLarge(ValueError):
     """A file larger than its reader's total bound."""
 
 
 def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None,
-                  max_skip: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+                  max_skip: int | None = None, *, skip_blank: bool = False) -> Iterator[tuple[int, bytes | None]]:
     """``(line number, line)`` for every line of a binary file, each read with at most ``limit + 1`` bytes in
     memory. A line longer than ``limit`` bytes comes as ``(number, None)`` as soon as its ``limit + 1``-th byte
     is read (a caller that refuses it stops there: a 1 GB line costs ``limit + 1`` bytes and one read, not a
     pass over the gigabyte); only a caller that asks for the next line has the rest of the long one skipped, in
-    bounded reads. Memory stays ``O(limit)`` whatever the file holds.
+    bounded reads. Memory stays ``O(limit)`` whatever the file holds. With ``skip_blank`` the blank lines (ASCII
+    whitespace only) are not yielded, and a run of them is passed a buffer at a time
+    (:func:`gamead_cli.blank_lines.skip_blank_run`, attack40a F3: not a step a line), the numbers kept right.
 
     Raises :class:`TooLarge` once more than ``max_total`` bytes were read (``/dev/zero`` on stdin ends too), or
     once the rest of a long line skipped passes ``max_skip`` bytes (a sparse terabyte after a valid line)."""
+    from gamead_cli.blank_lines import skip_blank_run
+
     number = total = 0
 
     def read() -> bytes:
@@ -177,7 +185,14 @@ def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None,
         if not line:
             return
         number += 1
-        if len(line) > limit and not line.endswith(b"\n"):
+        long = len(line) > limit and not line.endswith(b"\n")
+        if skip_blank and not long and not line.strip():
+            lines, size = skip_blank_run(fh, limit)
+            number, total = number + lines, total + size
+            if max_total is not None and total > max_total:
+                raise TooLarge(f"larger than {max_total // 1024**2} MiB")
+            continue
+        if long:
             yield number, None  # most callers refuse it here: the rest of the line is never read
             skipped = 0
             while line and not line.endswith(b"\n"):
@@ -249,13 +264,16 @@ def _why_not(mode: int) -> str:
     return "" if stat.S_ISDIR(mode) else ", whose reading may never end"
 
 
-def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False) -> IO[bytes]:
-    """The bytes of an input file, ``-`` for stdin (the caller closes a file it opened). Only a regular file is
-    read, as ``--config`` reads one (:func:`gamead_core.config.load.check_file`): a device (``/dev/zero``,
+def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False,
+               verb: str = "gamead submit") -> IO[bytes]:
+    """The bytes of an input file, ``-`` for stdin (the caller closes a file it opened). Only a regular file is read, as
+    ``--config`` reads one (:func:`gamead_core.config.load.check_file`): a device (``/dev/zero``,
     ``/dev/urandom``: endless), a FIFO (opened without waiting for a writer, then refused), a socket or a
-    directory is refused before a byte is read. With ``seekable`` (a reader that reads the file twice) stdin
-    must be a regular file too (``< rec.jsonl``, not a pipe). Raises :class:`BadInputFile` (exit 2) naming the
-    file for one that does not exist, cannot be read or is not a regular file, and for ``-`` with stdin closed."""
+    directory is refused before a byte is read. With ``seekable`` (a reader that reads the file twice) stdin must
+    be a regular file too (``< rec.jsonl``, not a pipe); a FIFO's refusal says to pipe it to ``verb -`` (the
+    command reading it: attack40a F4, ``gamead dlq import`` named ``gamead submit -``). Raises
+    :class:`BadInputFile` (exit 2) naming the file for one that does not exist, cannot be read or is not a regular
+    file, and for ``-`` with stdin closed."""
     where = input_name(source)
     if str(source) == "-":
         if sys.stdin is None:  # fd 0 closed (`<&-`): Python's sys.stdin is None (attack30c F1)
@@ -279,11 +297,11 @@ def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False)
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
-        pipe = (" (for a pipe or `<(…)`, give it on stdin as `-`, e.g. `… | gamead submit -`)"
+        pipe = (f" (for a pipe or `<(…)`, give it on stdin as `-`, e.g. `… | {verb} -`)"
                 if stat.S_ISFIFO(mode) and not seekable else "")
         raise BadInputFile(where, f"is not a regular file ({kind}{_why_not(mode)}): is it the right file?{pipe}",
                            hint=hint)
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fd, "rb", buffering=READ_BUFFER)  # a blank run passes a buffer at a time (attack40a F3)
 
 
 def load_json(data: bytes, where: str, *, line: int | None = None, hint: str = "FILE") -> Any:

@@ -320,7 +320,7 @@ def import_(
     from gamead_cli.inputs import input_name, open_input
 
     where = input_name(file)
-    fh = open_input(file)
+    fh = open_input(file, verb="gamead dlq import")
     try:
         # 1. every line checked here, one at a time, before any request, and kept in a private copy that the
         # validation and the import read again: stdin, and a FILE that changes meanwhile (attack30c F7: a line cut

@@ -58,7 +58,7 @@ def entries_of(fh: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]
     from gamead_cli.inputs import BadInputFile, TooLarge, bounded_lines, json_line
 
     try:
-        for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES):
+        for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES, skip_blank=True):
             if line is not None and not line.strip():
                 continue
             try:
@@ -85,7 +85,7 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
     exist, cannot be read or is not a regular file."""
     from gamead_cli.inputs import input_name, open_input
 
-    fh = open_input(file)
+    fh = open_input(file, verb="gamead dlq import")
     try:
         refuse_too_large(fh, input_name(file))
         return list(entries_of(fh, input_name(file)))
@@ -132,6 +132,22 @@ class Tee:
         data: bytes | str = self.fh.readline(limit)
         if isinstance(data, str):  # a text stdin (tests): same bytes
             data = data.encode("utf-8", "surrogateescape")
+        try:
+            self.copy.write(data)
+        except OSError as exc:
+            raise copy_failed(exc, self.where) from None
+        return data
+
+    def peek(self, size: int = 0) -> bytes:
+        """What the next reads give, unread (blank runs are passed in bulk: attack40a F3); ``b""`` when ``fh``
+        cannot tell (a text stdin in tests), which then reads line by line."""
+        peek = getattr(self.fh, "peek", None)
+        data = peek(size) if peek is not None else b""
+        return data if isinstance(data, bytes) else b""
+
+    def read(self, size: int) -> bytes:
+        """``size`` bytes of ``fh`` (after :meth:`peek`: those it showed), written to the copy as lines are."""
+        data: bytes = self.fh.read(size)
         try:
             self.copy.write(data)
         except OSError as exc:

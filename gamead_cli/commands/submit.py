@@ -51,7 +51,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.options import (
     ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, duration_between, reach_again,
 )
-from gamead_cli.stops import signals_interrupt
+from gamead_cli.stops import signals_interrupt, stopped_by
 from gamead_cli.submit.batches import BATCH_SIZE
 from gamead_cli.submit.reading import (
     ad_from_flags,
@@ -205,8 +205,11 @@ def submit(
                 total, ads = len(labelled), iter(labelled)
             elif bulk_file:
                 assert file is not None
-                ads = first_read(read_ndjson(file, overrides))  # a file that is not NDJSON: refused first,
-                total = count_ndjson(file)  # before the count reads it whole
+                try:
+                    ads = first_read(read_ndjson(file, overrides))  # a file that is not NDJSON: refused first,
+                    total = count_ndjson(file)  # before the count reads it whole (by bytes: attack40a F3)
+                except KeyboardInterrupt:  # before the first ad is sent (a stream of blank lines): as README says
+                    raise exitcodes.Interrupted(f"interrupted ({stopped_by()}): nothing was sent") from None
             else:
                 assert count is not None
                 total, ads = count, generated_ads(count, seed, overrides)

@@ -134,19 +134,36 @@ class StreamLines:
             if (size >= 0 and len(self._buf) >= stop) or self._eof:
                 cut = min(stop, len(self._buf))
                 break
-            if self._pos and self._pos * 2 >= len(self._buf):
-                del self._buf[:self._pos]
-                self._pos = 0
-            try:
-                data = os.read(self._fd, self._chunk)
-            except BlockingIOError:  # a non-blocking stdin (set by a parent): wait until it can be read
-                select.select([self._fd], [], [])
-                continue
-            self._eof = not data
-            self._buf += data
+            self._fill()
         line = bytes(self._buf[self._pos:cut])
         self._pos = cut
         return line
+
+    def _fill(self) -> None:
+        """One ``os.read`` more into the buffer (compacted first when past half of it), ``_eof`` set at the end."""
+        if self._pos and self._pos * 2 >= len(self._buf):
+            del self._buf[:self._pos]
+            self._pos = 0
+        try:
+            data = os.read(self._fd, self._chunk)
+        except BlockingIOError:  # a non-blocking stdin (set by a parent): wait until it can be read
+            select.select([self._fd], [], [])
+            return
+        self._eof = not data
+        self._buf += data
+
+    def peek(self, size: int = 0) -> bytes:
+        """The bytes buffered and not read yet (at most ``size`` of them if given), unread: one ``os.read`` first
+        when there are none, ``b""`` at the end. Blank runs are passed in bulk through it (attack40a F3)."""
+        while self._pos >= len(self._buf) and not self._eof:
+            self._fill()
+        return bytes(self._buf[self._pos:self._pos + size] if size > 0 else self._buf[self._pos:])
+
+    def read(self, size: int) -> bytes:
+        """At most ``size`` of the bytes buffered (after :meth:`peek`: those it showed), taken."""
+        data = bytes(self._buf[self._pos:self._pos + size])
+        self._pos += len(data)
+        return data
 
     def __enter__(self) -> StreamLines:
         return self

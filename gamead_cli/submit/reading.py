@@ -132,7 +132,7 @@ def _open_lines(source: str) -> Any:
             return StreamLines(sys.stdin.fileno())
         except (OSError, ValueError, AttributeError):  # no descriptor (a test's stdin)
             pass
-    return open_input(source)
+    return open_input(source, verb="gamead submit --ndjson")  # a FIFO's hint: stdin read as NDJSON too
 
 
 #: a line longer than MAX_NDJSON_LINE_BYTES is rejected and skipped to its end, but no further than this: then the
@@ -144,8 +144,13 @@ COUNT_MAX_BYTES = 256 * 1024**2
 
 
 def count_ndjson(source: str) -> int | None:
-    """Lines holding something in an NDJSON file (for the progress bar); None for stdin or a file of more than
-    :data:`COUNT_MAX_BYTES` (counting would read it all before the first ad is sent)."""
+    """Lines holding something in an NDJSON file (for the progress bar, and the ads a stop leaves unsent); None
+    for stdin or a file of more than :data:`COUNT_MAX_BYTES`. Counted a block of bytes at a time
+    (:func:`gamead_cli.blank_lines.count_holding`: C passes, whatever the lines), so the count before the first
+    send is bounded by bytes (attack40a F3: a Python step a line, 10,000,000 blank lines were counted for ~25 s
+    before any ad was sent, a 256 MiB file of them for ~10 min)."""
+    from gamead_cli.blank_lines import count_holding
+
     if source == "-":
         return None
     with _open_lines(source) as fh:
@@ -154,7 +159,7 @@ def count_ndjson(source: str) -> int | None:
                 return None
         except (OSError, ValueError, AttributeError):  # not a real file (tests): counted
             pass
-        return sum(1 for _, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES) if line is None or line.strip())
+        return count_holding(fh)
 
 
 class InputStopped(OSError):
@@ -173,22 +178,22 @@ class Labeled(NamedTuple):
 
 
 def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
-    """The ads of an NDJSON file (``-`` = stdin), one JSON object a line, read lazily (memory stays flat
-    whatever the file's size: :func:`gamead_cli.inputs.bounded_lines`), with ``overrides`` applied to each, each
-    labelled ``FILE:LINE``. Blank lines are skipped. The first line holding something must be strict JSON in
-    UTF-8 (:func:`gamead_cli.inputs.json_line`, a UTF-8 BOM dropped), else the file is not NDJSON and is refused
-    whole, as an ad file that is not JSON is: :class:`gamead_cli.inputs.BadInputFile` (exit 2) when that line is
-    read (:func:`first_read` makes it before anything is sent). After it, a line that is not JSON (``NaN`` and
-    ``Infinity`` are not JSON), not UTF-8, or longer than :data:`MAX_NDJSON_LINE_BYTES`, and any line that is
-    not one JSON object, comes as a :class:`GameadError` (code ``invalid_json``) in the ad's place: it is
-    counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad) — but past a
-    too-long line longer than :data:`MAX_NDJSON_SKIP_BYTES` nothing more is read: :class:`InputStopped`. An ad giving
-    a field under both its names (:func:`gamead_cli.ad_fields.spelled_twice_problem`) is refused the same way:
-    the file whole on its first line, else that ad (code ``ambiguous_field``)."""
+    """The ads of an NDJSON file (``-`` = stdin), one JSON object a line, read lazily (memory stays flat whatever the
+    file's size: :func:`gamead_cli.inputs.bounded_lines`), with ``overrides`` applied to each, each labelled
+    ``FILE:LINE``. Blank lines are skipped, a run of them in bulk (attack40a F3). The first line holding something
+    must be strict JSON in UTF-8 (:func:`gamead_cli.inputs.json_line`, a UTF-8 BOM dropped), else the file is not
+    NDJSON and is refused whole, as an ad file that is not JSON is: :class:`gamead_cli.inputs.BadInputFile` (exit
+    2) when that line is read (:func:`first_read` makes it before anything is sent). After it, a line that is not
+    JSON (``NaN`` and ``Infinity`` are not JSON), not UTF-8, or longer than :data:`MAX_NDJSON_LINE_BYTES`, and any
+    line that is not one JSON object, comes as a :class:`GameadError` (code ``invalid_json``) in the ad's place:
+    it is counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad) — but
+    past a too-long line longer than :data:`MAX_NDJSON_SKIP_BYTES` nothing more is read: :class:`InputStopped`. An
+    ad giving a field under both its names (:func:`gamead_cli.ad_fields.spelled_twice_problem`) is refused the
+    same way: the file whole on its first line, else that ad (code ``ambiguous_field``)."""
     where = input_name(source)
     first = True
     with _open_lines(source) as fh:
-        lines = bounded_lines(fh, MAX_NDJSON_LINE_BYTES, max_skip=MAX_NDJSON_SKIP_BYTES)
+        lines = bounded_lines(fh, MAX_NDJSON_LINE_BYTES, max_skip=MAX_NDJSON_SKIP_BYTES, skip_blank=True)
         while True:
             try:
                 number, line = next(lines)

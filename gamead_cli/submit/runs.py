@@ -113,7 +113,7 @@ def submit_bulk(
         for line in rejections_lines(summary):
             red_line(line)
     if summary.get("interrupted"):
-        error_line(interrupted_line(summary, count))
+        error_line(interrupted_line(summary, count if count is None or summary["sent"] <= count else None))
         return interrupted_code()
     if summary.get("inputError"):  # the ads read before it were sent and counted above (review30b F6)
         error_line(f"the input could not be read on after {summary.get('lastSent') or 'its start'} "

@@ -100,6 +100,7 @@ def send_many(
 
     with progress_bar() as progress:
         task = progress.add_task("submitting", total=total, info="")
+        shown = total  #: the bar's total: the count, grown with the ads read past it
         outage = client.watch = Outage(client.api_url, client.retry_for, lambda mark, text: progress.console.print(
             f"{mark} {text}", style=MARKS[mark], soft_wrap=True, highlight=False, markup=False))  # above the bar
 
@@ -207,6 +208,9 @@ def send_many(
                 with signals_held():  # a Ctrl-C lands before or after the hand-over, never inside it: the run
                     futures[pool.submit(one, run)], chunk = run, []  # could be sent twice (review30b F2)
                 sent, last = sent + len(run), labelled(*run[-1])[0]  # ads go in input order: 1 … last
+                if shown is not None and sent > shown:  # more than counted (a file appended while read): the bar's
+                    shown, total = sent, None  # total grows with them (attack40a F5: it showed 3000/1000), and a
+                    progress.update(task, total=shown)  # stop names the ads in hand, as a stream's does
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
         except OSError as exc:  # the input read no further (review30b F6: EIO, a non-blocking pipe; attack38b F1:
