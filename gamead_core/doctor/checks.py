@@ -148,10 +148,10 @@ def unrecorded(work: Mapping[str, Sequence[WorkMsg]], records: Mapping[str, AdRe
 
 
 def stranded_reading(first: int, second: int) -> int:
-    """The stranded count of a level from two readings taken ``doctor.settle`` apart. One reading (consumer
-    info, then the subject's count) is off by the ads published or acknowledged between its two calls; a
-    stranded message stays, a publish or an ack passes: so a level counts as stranded only when both readings
-    say so, by the smaller of the two."""
+    """The stranded count of a level from two readings taken ``doctor.settle`` apart. One reading
+    (:func:`~gamead_core.worker.mover.stranded_count`) never exceeds what was stranded when it was taken (a race
+    between its calls only undercounts, regress40 F7); a stranded message stays until settled: so a level counts
+    as stranded only when both readings say so, by the smaller of the two."""
     return min(first, second)
 
 

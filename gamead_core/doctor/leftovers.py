@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 
 async def stranded_on(js: JetStreamContext, level: int, stats: ReadStats, partition: int = 0,
                       infos: dict[tuple[int, int], ConsumerInfo] | None = None) -> int:
-    """How many messages of priority ``level`` are stranded in work-stream ``partition`` (2 JetStream API
-    calls); 0 when it cannot be read. The consumer info it read goes into ``infos`` under ``(level, partition)``
+    """How many messages of priority ``level`` are stranded in work-stream ``partition`` (3 JetStream API
+    calls; at most the true count: :func:`~gamead_core.worker.mover.stranded_bound`); 0 when it cannot be read. The consumer info it read goes into ``infos`` under ``(level, partition)``
     (the ack-pending check reuses it: :mod:`gamead_core.doctor.unheld`)."""
-    stats.api_calls += 2
+    stats.api_calls += 3
     try:
         count, info = await stranded_count(js, level, partition)
     except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only

@@ -13,9 +13,12 @@ showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
                with a delay, ack-pending until then)
 
 read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
-milliseconds), the smaller excess reported. The first reading reuses the consumer infos the stranded check
-already read (:func:`gamead_core.doctor.leftovers.stranded_on`); only when it finds an excess is a second
-one made (one ``CONSUMER.INFO`` per level and partition, one registry listing). It breaks no invariant and
+milliseconds), the smaller excess reported. The second reading lists the holdings both before and after the
+consumer infos and counts a delivery held at either (a steady flow acknowledges ads between the reads: counted
+ack pending, then no longer announced; regress40 F7's kind), so a race between its reads only undercounts.
+The first reading reuses the consumer infos the stranded check already read
+(:func:`gamead_core.doctor.leftovers.stranded_on`); only when it finds an excess is a second one made (one
+``CONSUMER.INFO`` per level and partition, two registry listings). It breaks no invariant and
 fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
 """
 
@@ -81,15 +84,21 @@ class Unheld:
         """The first reading found an excess: the second look must read again."""
         return self._first > 0
 
-    async def _held(self, stats: ReadStats) -> int | None:
-        """Ads every live worker announces holding; None when the registry cannot be listed."""
+    async def _holdings(self, stats: ReadStats) -> set[tuple[str, str, str]] | None:
+        """The deliveries every live worker announces holding (worker, ad id, delivery); None when the registry
+        cannot be listed."""
         stats.api_calls += 1
         try:
             nodes = await self.registry.list()
         except GameadError as exc:
             log.debug("doctor: registry listing: %s", exc.message)
             return None
-        return sum(len(n.holding) for n in nodes if n.role == "worker")
+        return {(n.id, h.ad_id, h.delivery) for n in nodes if n.role == "worker" for h in n.holding}
+
+    async def _held(self, stats: ReadStats) -> int | None:
+        """How many deliveries the live workers announce holding; None when the registry cannot be listed."""
+        held = await self._holdings(stats)
+        return None if held is None else len(held)
 
     def _keep(self, infos: Mapping[Level, ConsumerInfo]) -> int:
         for level, info in infos.items():
@@ -117,6 +126,7 @@ class Unheld:
         if not self._first:
             return
         await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
+        before = await self._holdings(stats)  # and after: one held at either is held (regress40 F7's kind)
         infos: dict[Level, ConsumerInfo] = {}
         for level in self._levels:
             stats.api_calls += 1
@@ -128,10 +138,10 @@ class Unheld:
                 log.debug("doctor: consumer of %s: %r", _label(level), exc)
         self._pending = {}
         pending = self._keep(infos)
-        held = await self._held(stats)
-        if held is None:
+        after = await self._holdings(stats)
+        if before is None or after is None:
             return
-        count = min(self._first, excess(pending, held, timed_retries(self._retry_at, clock.now())))
+        count = min(self._first, excess(pending, len(before | after), timed_retries(self._retry_at, clock.now())))
         if count <= 0:
             return
         note.count, note.where = count, True

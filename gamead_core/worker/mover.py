@@ -10,9 +10,13 @@ not move past it, so the floor alone does not tell.)
 The count is exact and needs no record: on a level, every message in the stream is either new
 (``num_pending``), delivered and not yet acknowledged (``num_ack_pending``: in flight or due back), or
 stranded. So ``stranded = messages on the level subject − num_pending − num_ack_pending``
-(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level and
-work-stream partition, ``queue.partitions`` —
-what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
+(:func:`stranded_count`; per level and work-stream partition, ``queue.partitions`` —
+what ``gamead doctor`` can report as "past its consumer's delivery budget"). The three figures come from
+two reads (``consumer_info``, then ``stream_info`` with a subject filter), and a publish landing between them
+was counted as stranded (regress40 F7: ``GET /v1/doctor`` during a 200/s submit said 6 stranded, no ad named).
+So the stream's last sequence is read once before the consumer too, and every sequence the stream gave out
+between the two is taken off (:func:`stranded_bound`): a race now only undercounts (an ack between the reads
+took a message off the subject that the consumer still counted ack pending). Which ones: the messages at or
 below the consumer's delivered sequence are the delivered ones; when none of them is pending
 (``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
 for longer than any ``ack_wait``, backoff or analysis could take). :func:`sweep` settles each:
@@ -46,7 +50,6 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
 from gamead_core import clock, names
-from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord
@@ -56,6 +59,7 @@ from gamead_core.queue.depth import peek_next
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.publish import publish_ad
 from gamead_core.store.ads import AdStore
+from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.telemetry.metrics import left_for_newer
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
@@ -163,18 +167,34 @@ async def settle_stranded(
     await delete_if_present(js, stream, seq)
 
 
+def stranded_bound(on_subject: int, pending: int, ack_pending: int, last_before: int, last_after: int) -> int:
+    """At most how many messages of a level are stranded, from reads taken at different moments (pure):
+    ``pending`` and ``ack_pending`` (the consumer's ``num_pending``, ``num_ack_pending``), read between two
+    reads of the stream's last sequence, ``last_before`` and ``last_after``; ``on_subject``, the messages on the
+    level's subject, read with ``last_after``. Since the consumer read, the subject gained at most
+    ``last_after − last_before`` messages (each publish takes a sequence; a delete or an ack only takes one off),
+    so the result never exceeds what was stranded when the consumer was read: a steady flow of publishes and
+    acks never makes a stranded count (regress40 F7). ≥ 0."""
+    published = max(0, last_after - last_before)
+    return max(0, on_subject - published - pending - ack_pending)
+
+
 async def stranded_count(js: JetStreamContext, level: int, partition: int = 0) -> tuple[int, ConsumerInfo | None]:
-    """How many messages of ``level`` in work-stream ``partition`` its consumer gave up on (see the module doc),
-    and the consumer info it was computed with (None, and 0, when the consumer is missing)."""
-    subject = names.level_subject(level, partition)
+    """How many messages of ``level`` in work-stream ``partition`` its consumer gave up on, at most (see the
+    module doc: a race between the reads only undercounts; :func:`stranded_bound`), and the consumer info it was
+    computed with (None, and 0, when the consumer is missing). Three JetStream API calls: ``stream_info``,
+    ``consumer_info``, ``stream_info`` with the level's subject filter."""
+    subject, stream_name = names.level_subject(level, partition), names.work_stream(partition)
     with nats_boundary():
+        before = await js.stream_info(stream_name)
         try:
-            info = await js.consumer_info(names.work_stream(partition), names.level_consumer(level, partition))
+            info = await js.consumer_info(stream_name, names.level_consumer(level, partition))
         except nats.js.errors.NotFoundError:
             return 0, None  # the consumer is missing (the topology check recreates it)
-        stream = await js.stream_info(names.work_stream(partition), subjects_filter=subject)
-    total = int((stream.state.subjects or {}).get(subject, 0))
-    return max(0, total - int(info.num_pending or 0) - int(info.num_ack_pending or 0)), info
+        stream = await js.stream_info(stream_name, subjects_filter=subject)
+    return stranded_bound(int((stream.state.subjects or {}).get(subject, 0)), int(info.num_pending or 0),
+                          int(info.num_ack_pending or 0), int(before.state.last_seq or 0),
+                          int(stream.state.last_seq or 0)), info
 
 
 def _stale(record: AdRecord | None, published: float, now: float, settings: GameadSettings) -> bool:
@@ -278,4 +298,5 @@ class Sweeper:
         return report
 
 
-__all__ = ["SWEEP_EVERY", "SweepReport", "Sweeper", "settle_stranded", "stranded", "stranded_count", "sweep"]
+__all__ = ["SWEEP_EVERY", "SweepReport", "Sweeper", "settle_stranded", "stranded", "stranded_bound", "stranded_count",
+           "sweep"]

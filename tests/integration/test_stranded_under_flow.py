@@ -1,0 +1,83 @@
+"""regress40 F7: ``GET /v1/doctor`` during a 200/s submit answered ``ok: false`` with "6 stranded" (severity error,
+no ad named), and ``gamead doctor`` 10 s later was clean. The stranded count of a level is the messages on its
+subject − ``num_pending`` − ``num_ack_pending``, from two reads (``consumer_info``, then ``stream_info``): a publish
+landing between them counted as stranded, in both of the doctor's readings. Now a race between the reads only
+undercounts (:func:`gamead_core.worker.mover.stranded_bound`).
+
+A real nats-server; the count's client goes through a proxy (:class:`tests.nats_filter.PublishFilter`) that holds
+its ``STREAM.INFO`` requests while a task publishes to the level (nobody pulls it: every message is pending)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import nats
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.worker.mover import stranded_bound, stranded_count
+from tests.nats_filter import PublishFilter
+
+LEVEL = 3
+ROUNDS = 3
+HOLD = 0.4  #: seconds each STREAM.INFO request of the count waits in the proxy
+
+
+def test_a_steady_publish_flow_during_the_count_makes_nothing_stranded(
+        fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter]) -> None:
+    """Figure before: 3 counts, each with its ``stream_info`` held 0.4 s while a task published to priority 3,
+    said 61-69 stranded each (every publish of the hold; regress40 F7 saw 6). Now 0 each, with publishes landing
+    during every count (checked: the stream's last sequence moved while it ran)."""
+    server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    subject = names.level_subject(LEVEL)
+
+    async def scenario() -> list[tuple[int, int]]:
+        direct = await nats.connect(server.url)
+        held = await nats.connect(proxy.url)
+        js, js_held = direct.jetstream(), held.jetstream()
+        stop = asyncio.Event()
+
+        async def flow() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                await js.publish(subject, b"{}", headers={names.HDR_AD_ID: f"flow-{n}"})
+                await asyncio.sleep(0.005)  # ~200/s: the submit of the finding
+
+        try:
+            await ensure_topology(js, GameadSettings())
+            task = asyncio.create_task(flow())
+            out = []
+            try:
+                proxy.hold(f"$JS.API.STREAM.INFO.{names.work_stream(0)}", HOLD)
+                for _ in range(ROUNDS):
+                    first = (await js.stream_info(names.work_stream(0))).state.last_seq
+                    count, info = await stranded_count(js_held, LEVEL)
+                    assert info is not None
+                    landed = (await js.stream_info(names.work_stream(0))).state.last_seq - first
+                    out.append((count, landed))
+            finally:
+                proxy.pass_all()
+                stop.set()
+                await task
+            return out
+        finally:
+            await held.close()
+            await direct.close()
+
+    rounds = asyncio.run(scenario())
+    assert all(landed > 0 for _, landed in rounds), f"no publish landed during a count: {rounds}"
+    assert [count for count, _ in rounds] == [0] * ROUNDS, f"(stranded, publishes during the count): {rounds}"
+
+
+def test_the_bound_takes_off_what_was_published_between_the_reads() -> None:
+    """Figures: 6 publishes between the consumer read (pending 100, ack pending 4) and the subject's count (110)
+    leave 0, not 6; 2 really stranded with the same flow leave 2; a bound never goes below 0."""
+    assert stranded_bound(110, 100, 4, last_before=500, last_after=506) == 0
+    assert stranded_bound(112, 100, 4, last_before=500, last_after=506) == 2
+    assert stranded_bound(90, 100, 4, last_before=500, last_after=500) == 0

@@ -1,0 +1,100 @@
+"""regress40 F7's kind in the doctor's ``ack_pending_unheld`` note (:mod:`gamead_core.doctor.unheld`): its figure
+is Σ ``num_ack_pending`` − the deliveries the live workers announce holding, from reads at different moments
+(``CONSUMER.INFO`` per level, then the registry listing). A worker finishing its deliveries between them (acked:
+no longer ack pending, no longer announced) counted as unheld in both readings. Now the second reading lists the
+holdings before and after the consumer infos and counts a delivery held at either: a race only undercounts.
+
+A real nats-server; the doctor's connection goes through a proxy (:class:`tests.nats_filter.PublishFilter`) that
+holds its registry listings (``$JS.API.DIRECT.GET``) while a "worker" (a plain connection, as in
+``test_unannounced_deliveries``) acknowledges its announced deliveries one by one and announces what it still
+holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import nats
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.model import Note, ReadStats
+from gamead_core.doctor.unheld import Unheld
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import utcnow
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.registry import HeldAd, NodeInfo, Registry
+from gamead_core.registry.wire import CREATE_FENCE
+from gamead_core.worker.budget import delivery_id
+from tests.nats_filter import PublishFilter
+
+LEVEL = 2
+ADS = 60  #: deliveries the worker holds, all announced, at the start
+HOLD = 0.5  #: seconds each registry listing of the doctor waits in the proxy
+STEP = 0.05  #: seconds between two of the worker's acknowledgements
+
+
+def test_a_worker_finishing_its_deliveries_during_the_check_is_no_unheld_note(
+        fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter]) -> None:
+    """Figure before: a worker holding 60 announced deliveries and acknowledging one each 0.05 s while the check ran
+    (its listings held 0.5 s) made a note of 10 unheld deliveries (those acked during the second reading's
+    listing); now none (the acks landed during the second reading: checked)."""
+    server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": 120.0}})
+
+    async def scenario() -> tuple[Note, bool, int]:
+        nc = await nats.connect(server.url)
+        doc = await nats.connect(proxy.url)
+        js, doc_js = nc.jetstream(), doc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            for i in range(ADS):
+                await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"ad-{i}"})
+            sub = await js.pull_subscribe_bind(names.level_consumer(LEVEL), names.ADS_STREAM)
+            msgs = await sub.fetch(ADS, timeout=10)
+            assert len(msgs) == ADS
+            registry = Registry(nc, js, settings.registry)
+
+            async def announce() -> None:
+                now = utcnow()
+                await registry.put(NodeInfo(
+                    id="worker-1", role="worker", host="h", pid=4701, version="t", started_at=now, heartbeat_at=now,
+                    holding=[HeldAd(ad_id=m.headers[names.HDR_AD_ID], delivery=delivery_id(m.metadata.sequence.stream,
+                                                                                            1), ack_subject=m.reply)
+                             for m in msgs], ack_wait=settings.queue.ack_wait, fence=CREATE_FENCE))
+
+            async def finish() -> None:  # the worker settles what it holds, one by one, and says so each time
+                while msgs and not stop.is_set():
+                    await msgs.pop(0).ack_sync()
+                    await announce()
+                    await asyncio.sleep(STEP)
+
+            await announce()
+            infos = {(lvl, 0): await js.consumer_info(names.ADS_STREAM, names.level_consumer(lvl))
+                     for lvl in names.LEVELS}
+            unheld = Unheld(doc, doc_js, settings)
+            proxy.hold("$JS.API.DIRECT.GET.", HOLD)
+            worker = asyncio.create_task(finish())
+            try:
+                stats, note = ReadStats(), Note("ack_pending_unheld")
+                await unheld.first(infos, [], stats)
+                suspect = unheld.suspect
+                before = len(msgs)
+                await unheld.confirm(stats, note)
+                acked_during = before - len(msgs)
+            finally:
+                stop.set()
+                proxy.pass_all()
+                await worker
+            return note, suspect, acked_during
+        finally:
+            await doc.close()
+            await nc.close()
+
+    note, suspect, acked_during = asyncio.run(scenario())
+    assert suspect, "the first reading found no excess: the second one never ran"
+    assert acked_during > 0, "no delivery was acknowledged during the second reading"
+    assert note.count == 0, f"{note.count} unheld noted ({note.items}): acked during the second reading"
