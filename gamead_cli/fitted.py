@@ -107,6 +107,15 @@ class FittedTable:
                 break
         return keep, fixed
 
+    def layout(self, width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(indices, widths)``: the columns shown at ``width`` cells (indices into ``columns``, in order) and the
+        cells each is drawn in (its natural width; the flex column's what is left, within its bounds), counting two
+        cells between columns. The live dashboard's tables (``widgets_tables.FilterTable``) lay out by it too."""
+        keep, fixed = self._keep(width)
+        flex = self.columns.index(self.flex)
+        flex_width = max(self._flex_min(), min(self.flex_max, self._natural(flex), width - fixed))
+        return tuple(keep), tuple(flex_width if i == flex else self._natural(i) for i in keep)
+
     def build(self, width: int) -> Table:
         keep, fixed = self._keep(width)
         flex = self.columns.index(self.flex)

@@ -4,8 +4,8 @@ action. Parsing and completion are in :mod:`gamead_cli.tui.commands` (pure); I/O
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import RenderableType
@@ -116,7 +116,7 @@ class DashboardCommands(Provider):
 
 class AdsTable(FilterTable):
     def __init__(self, **kw: Any) -> None:
-        super().__init__(view_queue.LEVEL_AD_COLUMNS, **kw)
+        super().__init__(view_queue.LEVEL_AD_COLUMNS, flex="TITLE", drop=("ATT", "WORKER"), **kw)
 
 
 class LevelScreen(Crumbed):

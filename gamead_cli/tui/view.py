@@ -17,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import age, span, time_column
+from gamead_cli.formats import age, span
 from gamead_cli.tui.view_audit import audit_table
 from gamead_cli.tui.view_figures import num, spark
 from gamead_cli.tui.view_header import autoscaler_text, registry_unread, summary_text
@@ -32,7 +32,9 @@ from gamead_cli.tui.view_queue import (
 )
 from gamead_cli.tui.view_tables import (
     DLQ_COLUMNS,
+    DLQ_DROP,
     NODE_COLUMNS,
+    NODE_DROP,
     dlq_row,
     dlq_summary,
     node_row,
@@ -163,7 +165,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     items = [e for e in list((snap.dlq or {}).get("items") or [])[:10] if isinstance(e, Mapping)]
     if items:
         parts.append(FittedTable(DLQ_COLUMNS, [dlq_row(e) for e in items], flex="MESSAGE",
-                                 drop=(time_column("DEAD AT"), "ATT"), flex_max=60))
+                                 drop=DLQ_DROP, flex_max=60))
     parts += [Text(""), Text("audit · last operator actions", style="bold"),
               audit_table(snap.audit, snap.audit_error, header=True, limit=5)]
     parts += [Text(""), autoscaler_text(stats)]
@@ -177,6 +179,6 @@ def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes",
     API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
-                       drop=("PROC P95", "UP", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE"),
+                       drop=NODE_DROP,
                        caption=None if rows else unread or "no live nodes",
                        right=("UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT"))

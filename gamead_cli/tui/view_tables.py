@@ -41,6 +41,12 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
 
 
 NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
+#: the nodes' columns a narrow table leaves out first, in order (after an empty one; HEARTBEAT tells stuck nodes)
+NODE_DROP = ("PROC P95", "UP", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE")
+#: the live nodes panel's order: LAST ERROR goes before HEARTBEAT. The panel has 7 cells fewer than ``--once`` at the
+#: same terminal (border, padding, scrollbar, cell padding): at 80 columns the error would show as ``RetryableError:
+#: i…`` in place of the heartbeat (regress40 F4); ``enter`` on a node shows its last error whole.
+NODE_LIVE_DROP = ("PROC P95", "UP", "LAST ERROR", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE")
 
 
 def dlq_id(entry: Mapping[str, Any]) -> str:
@@ -61,6 +67,8 @@ def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
 
 
 DLQ_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"))
+#: the DLQ columns a narrow table leaves out first, in order (MESSAGE, the flex column, shrinks before)
+DLQ_DROP = (time_column("DEAD AT"), "ATT")
 
 
 def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:

@@ -16,6 +16,8 @@ from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
+from gamead_cli.cell_text import clip_cells
+from gamead_cli.fitted import FittedTable
 from gamead_cli.tui import view_audit, view_tables
 from gamead_cli.tui.widgets import safe_render, set_border
 
@@ -23,21 +25,34 @@ Row = tuple[str, Sequence[RenderableType]]
 
 
 class FilterTable(DataTable[RenderableType]):
-    """A row-cursor table that keeps its cursor across refreshes and hides rows not matching ``filter_text``."""
+    """A row-cursor table that keeps its cursor across refreshes and hides rows not matching ``filter_text``.
+
+    It fits its width as the ``--once`` tables do (:meth:`gamead_cli.fitted.FittedTable.layout`, regress40 F4): whole
+    columns go, in the order ``drop`` then from the right (the ``ids`` never), and the ``flex`` column (default: the
+    last) takes what is left, its cells ending in ``…``; a label or a figure is never cut at the panel's edge (Textual
+    drew every column at its natural width: at 80x40 the nodes header ended in ``HEARTB``, ``0.9s ago`` showed as
+    ``0.9s``). Laid out again when its width, or the widest cell of a column, changes."""
 
     filter_text: reactive[str] = reactive("")
 
-    def __init__(self, columns: Sequence[str], **kw: Any) -> None:
+    def __init__(self, columns: Sequence[str], *, flex: str | None = None, drop: Sequence[str] = (),
+                 ids: Sequence[str] | None = None, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self._labels = tuple(columns)
+        self._fit: dict[str, Any] = {"flex": flex or self._labels[-1], "drop": tuple(drop), "ids": ids}
         self._rows: list[Row] = []
         self._shown: list[tuple[str, tuple[RenderableType, ...]]] = []
-        self._column_keys = self.add_columns(*columns)
+        self._layout: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+        self._column_keys: list[Any] = []
 
     def set_rows(self, rows: Iterable[Row]) -> None:
         self._rows = list(rows)
         self._redraw()
 
     def watch_filter_text(self) -> None:
+        self._redraw()
+
+    def on_resize(self) -> None:
         self._redraw()
 
     def visible_rows(self) -> list[Row]:
@@ -52,26 +67,51 @@ class FilterTable(DataTable[RenderableType]):
     def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
         return cells
 
+    def fitted_layout(self, rows: Sequence[Sequence[RenderableType]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The columns shown and their widths for ``rows`` at this table's width: the room left of the vertical
+        scrollbar (when the rows overflow the height, or before the first layout), less the cell padding DataTable
+        adds on both sides of each column (FittedTable counts two cells between columns). Before the first layout
+        (width 0): every column."""
+        region = self.content_region
+        scrolls = len(rows) + int(self.show_header) > region.height
+        room = region.width - (self.styles.scrollbar_size_vertical if scrolls else 0)
+        width = room - 2 * self.cell_padding if room > 0 else 10_000
+        return FittedTable(self._labels, rows, **self._fit).layout(width)
+
     def _redraw(self) -> None:
         panel = self.parent if isinstance(self.parent, Widget) else self
         subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
         set_border(panel, subtitle=subtitle)  # the filter typed is shown as typed, never read as markup
         rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
-        if [k for k, _ in rows] == [k for k, _ in self._shown]:
+        layout = self.fitted_layout([cells for _, cells in rows])
+        keep = self.current_key()
+        if layout != self._layout:
+            self._set_columns(layout)
+        rows = [(k, self._project(cells)) for k, cells in rows]
+        if self._shown and [k for k, _ in rows] == [k for k, _ in self._shown]:
             self._update_cells(rows)  # same rows: repaint changed cells only (no layout pass)
         else:
-            self._rebuild(rows)
+            self._rebuild(rows, keep)
         self._shown = rows
+
+    def _set_columns(self, layout: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+        self.clear(columns=True)
+        self._column_keys = [self.add_column(self._labels[i], width=w, key=f"c{i}") for i, w in zip(*layout)]
+        self._layout, self._shown = layout, []
+
+    def _project(self, cells: Sequence[RenderableType]) -> tuple[RenderableType, ...]:
+        """The cells of the columns shown; the flex column's cut to its width with ``…``."""
+        flex = self._labels.index(self._fit["flex"])
+        return tuple(clip_cells(cells[i], w) if i == flex and isinstance(cells[i], (str, Text)) else cells[i]
+                     for i, w in zip(*self._layout))
 
     def _update_cells(self, rows: list[tuple[str, tuple[RenderableType, ...]]]) -> None:
         for (key, cells), (_, before) in zip(rows, self._shown):
             for column, new, old in zip(self._column_keys, cells, before):
                 if _signature(new) != _signature(old):
-                    width = new.cell_len if isinstance(new, Text) else len(str(new))
-                    self.update_cell(key, column, new, update_width=width > self.columns[column].content_width)
+                    self.update_cell(key, column, new)  # the widths are the layout's: it fits every cell shown
 
-    def _rebuild(self, rows: list[tuple[str, tuple[RenderableType, ...]]]) -> None:
-        keep = self.current_key()
+    def _rebuild(self, rows: list[tuple[str, tuple[RenderableType, ...]]], keep: str | None) -> None:
         self.clear()
         for key, cells in rows:
             self.add_row(*cells, key=key)
@@ -98,7 +138,7 @@ class NodesTable(FilterTable):
             self.app.open_logs([key])  # type: ignore[attr-defined]
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(view_tables.NODE_COLUMNS, **kw)
+        super().__init__(view_tables.NODE_COLUMNS, flex="LAST ERROR", drop=view_tables.NODE_LIVE_DROP, **kw)
 
 
 class DlqTable(FilterTable):
@@ -108,7 +148,8 @@ class DlqTable(FilterTable):
                 Binding("ctrl+a", "mark_all", "mark all", show=False)]
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(("✓", *view_tables.DLQ_COLUMNS), **kw)
+        super().__init__(("✓", *view_tables.DLQ_COLUMNS), flex="MESSAGE", drop=view_tables.DLQ_DROP,
+                         ids=("✓", "ID"), **kw)
         self.marked: set[str] = set()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
