@@ -43,6 +43,21 @@ def _port_problem(parts: SplitResult) -> str | None:
     return None
 
 
+def _unresolvable(hostname: str) -> str | None:
+    """Why no resolver can ever find ``hostname`` (a URL's host), or None: a name over 253 characters or with a
+    label over 63 (RFC 1035 §2.3.4). attack40a F8: such a ``nats.url`` passed, and the worker retried it for ever.
+    Other characters are the resolver's to judge (Docker's names hold ``_``). Pure."""
+    try:
+        ipaddress.ip_address(hostname)
+        return None
+    except ValueError:
+        pass
+    if len(hostname.rstrip(".")) > 253 or any(len(label) > 63 for label in hostname.split(".")):
+        return (f"its host {hostname[:40]!r}… can never resolve: a host name is at most 253 characters, each label "
+                "(between dots) at most 63")
+    return None
+
+
 def redis_url_problem(url: str) -> str | None:
     """What keeps redis-py (``redis.asyncio``, 8.x) from connecting with ``url``, or None.
 
@@ -67,6 +82,8 @@ def redis_url_problem(url: str) -> str | None:
             return problem
         if not parts.hostname:
             return "it names no host (e.g. redis://127.0.0.1:6379/0)"
+        if (problem := _unresolvable(parts.hostname)) is not None:
+            return problem
         db = unquote(parts.path).strip("/")
         if db and not db.isdigit():
             return f"its path must be a database number (/0, /1, …), not /{db[:20]}"
@@ -120,8 +137,8 @@ def nats_url_problem(url: str) -> str | None:
             parts = urlsplit(server if sep else f"nats://{server}")
         except ValueError as exc:
             return f"{which + ': ' if which else ''}not a URL ({exc})"
-        problem = _port_problem(parts) or (None if parts.hostname and parts.hostname != "none" else
-                                           "it names no host (e.g. nats://127.0.0.1:4222)")
+        problem = _port_problem(parts) or (_unresolvable(parts.hostname) if parts.hostname and parts.hostname != "none"
+                                           else "it names no host (e.g. nats://127.0.0.1:4222)")
         if problem is not None:
             return f"{which + ': ' if which else ''}{problem}"
         schemes.add(parts.scheme in ("ws", "wss"))

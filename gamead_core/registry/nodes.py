@@ -221,7 +221,10 @@ def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo],
 
 
 def new_api_node_id() -> str:
-    return f"api-{socket.gethostname()}-{os.getpid()}"
+    """``api-<host>-<pid>``: the host name's characters outside the node-id set (:data:`~.wire.NODE_ID_PATTERN`)
+    as ``_``, at most 200 of them, so the id is always one the registry takes."""
+    host = re.sub(r"[^-_.:@=A-Za-z0-9]", "_", socket.gethostname())[:200] or "_"
+    return f"api-{host}-{os.getpid()}"
 
 
 __all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "incarnation", "same_incarnation",

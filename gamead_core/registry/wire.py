@@ -46,14 +46,23 @@ class HeldAd(BaseModel):
     started: bool = False
 
 
+#: A node's id as the registry takes one: a worker id (:data:`gamead_core.ids.WORKER_ID_PATTERN`) or an API's
+#: ``api-<host>-<pid>``, at most 255 characters of the same set. Its registry key and every subject built from it
+#: stay far below nats-server's 4 KiB control line: an entry naming a 5,000-character id closed the NATS connection
+#: of the API and of the worker holding the reaper lease ("maximum control line exceeded") once it expired (attack40a
+#: F7); one with a character a key cannot hold (``U+200B``) was reaped as expired while it was being refreshed.
+NODE_ID_PATTERN = r"^[A-Za-z0-9][-_.:@=A-Za-z0-9]{0,254}$"
+
+
 class NodeInfo(BaseModel):
-    """One heartbeat: who the node is and how it is doing. camelCase on the wire."""
+    """One heartbeat: who the node is and how it is doing. camelCase on the wire. An entry whose ``id`` is not in
+    :data:`NODE_ID_PATTERN` (or ``host`` over 255 characters) is not a node's: refused when read (skipped)."""
 
     model_config = _WIRE
 
-    id: str
+    id: str = Field(pattern=NODE_ID_PATTERN)
     role: Role
-    host: str
+    host: str = Field(max_length=255)
     pid: Count
     version: str
     started_at: datetime

@@ -99,7 +99,7 @@ def test_registry_put_list_delete_and_clean_shutdown(stack: Stack) -> None:
         nc = await nats.connect(stack.nats.url)
         try:
             registry = Registry(nc, nc.jetstream(), RegistrySettings(ttl=TTL, heartbeat_interval=1))
-            node_id = f"probe/{uuid.uuid4().hex[:6]}"  # '/' is not a valid key character: it must be mapped
+            node_id = f"probe.{uuid.uuid4().hex[:6]}:1@h"  # '.', ':' and '@' are not valid key characters: mapped
             await registry.put(api_node_info(node_id, started=time.time()))
             assert node_id in [n.id for n in await registry.list()]
             await registry.delete(node_id)

@@ -79,6 +79,17 @@ def test_a_nats_url_it_refuses_nats_py_cannot_use_as_written(url: str, problem: 
     assert nats_py in reading, reading
 
 
+@pytest.mark.parametrize("url", [f"nats://{'a' * 64}:4222", f"nats://{'a' * 900_000}", f"redis://{'b.' * 130}c:6379/0",
+                                 f"nats://ok:1,tls://{'x' * 70}.example:4222"])
+def test_a_host_no_resolver_can_find_is_refused(url: str) -> None:
+    """attack40a F8: a label over 63 characters (or a name over 253) passed, and the worker retried it for ever,
+    while ``api.host`` refused the same value; Docker-style names (``my_nats``) still pass."""
+    check = addresses.redis_url_problem if url.startswith("redis") else addresses.nats_url_problem
+    assert "can never resolve" in (check(url) or ""), check(url)
+    assert addresses.nats_url_problem("nats://my_nats:4222") is None
+    assert addresses.nats_url_problem("[::1]:4222") is None
+
+
 def test_an_empty_nats_url_is_unset_and_commas_alone_name_no_server() -> None:
     assert addresses.nats_url_problem("") is None
     assert "names no server" in (addresses.nats_url_problem(" , ") or "")
