@@ -12,12 +12,12 @@ import asyncio
 from contextlib import aclosing
 
 import nats
-from nats.js.api import StreamConfig
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue import pull_feed
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter
+from tests.streams import filled_stream
 
 BIG = 700_000  #: bytes of each big message: over one request's max_bytes, under nats-server's max_payload (1 MiB)
 
@@ -26,10 +26,8 @@ async def _read_all(url: str) -> tuple[list[int], int]:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream(timeout=10)
-        await js.add_stream(StreamConfig(name="FEED", subjects=["feed.>"]))
         sizes = [10, BIG, 20, 30, BIG, BIG, 40] + [4_000] * 2_000
-        for i, size in enumerate(sizes):
-            await js.publish(f"feed.{i}", b"x" * size)
+        await filled_stream(js, "FEED", sizes)
 
         async def one() -> list[int]:
             async with aclosing(read_stream(js, "FEED", "feed.>", timeout=5)) as msgs:
@@ -73,9 +71,7 @@ def test_more_reads_at_once_than_the_connection_has_room_for_all_end_whole(nats_
         nc = await nats.connect(nats_server.url)
         try:
             js = nc.jetstream(timeout=10)
-            await js.add_stream(StreamConfig(name="CROWD", subjects=["crowd.>"]))
-            for i in range(300):
-                await js.publish(f"crowd.{i}", b"x" * 2_000)
+            await filled_stream(js, "CROWD", [2_000] * 300)
 
             async def one() -> int:
                 async with aclosing(read_stream(js, "CROWD", "crowd.>", timeout=5)) as msgs:
@@ -100,9 +96,7 @@ def test_a_lost_pull_request_is_asked_again(nats_server: EmbeddedNats) -> None:
         nc = await nats.connect(proxy.url)
         try:
             js = nc.jetstream(timeout=10)
-            await js.add_stream(StreamConfig(name="LOST", subjects=["lost.>"]))
-            for i in range(500):
-                await js.publish(f"lost.{i}", b"x" * 100)
+            await filled_stream(js, "LOST", [100] * 500)
             proxy.drop("$JS.API.CONSUMER.MSG.NEXT.LOST.", count=2)
             async with aclosing(read_stream(js, "LOST", "lost.>", timeout=5)) as msgs:
                 return sum([1 async for _ in msgs])

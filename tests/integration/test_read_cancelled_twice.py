@@ -24,12 +24,12 @@ from contextlib import aclosing
 import nats
 import pytest
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.in_order import read_in_order
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter
+from tests.streams import filled_stream
 
 
 async def _in_order(js: JetStreamContext) -> AsyncIterator[object]:
@@ -49,9 +49,7 @@ async def _consumers_left(server: EmbeddedNats, proxy: PublishFilter, reader: st
     nc = await nats.connect(proxy.url)
     try:
         djs = direct.jetstream(timeout=10)
-        await djs.add_stream(StreamConfig(name="TWICE", subjects=["twice.>"]))
-        for i in range(20):
-            await djs.publish(f"twice.{i}", b"x" * 100)
+        await filled_stream(djs, "TWICE", [100] * 20)
         js = nc.jetstream(timeout=10)
         proxy.stall_deliveries(1, None, "_INBOX.")  # the stream_info answer goes, the creation's is held
 
