@@ -113,7 +113,6 @@ class PullFeed:
         self._ready: deque[Msg] = deque()
         self._out: dict[str, _Request] = {}  #: requests out by reply subject, oldest first
         self._asked = 0  #: requests sent (each one's reply subject ``<inbox>.<n>``)
-        self.lost = 0  #: requests taken as lost and asked again
         self._held = 0  #: bytes in ``_ready`` (:func:`size`)
         self._arrived = asyncio.Event()
         self._next_bytes = REQUEST_BYTES
@@ -199,7 +198,6 @@ class PullFeed:
             if silent >= LOST_AFTER:
                 del self._out[reply]
                 self._give_back(request.held)
-                self.lost += 1
             else:
                 soonest = min(soonest, LOST_AFTER - silent)
         return soonest
