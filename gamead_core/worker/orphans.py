@@ -229,7 +229,7 @@ class Orphans:
         the death is watched."""
         span, timeout = settings.queue.duplicate_window - SAFETY, settings.nats.request_timeout
         if apis is not None:
-            await self.unseen(js, settings, apis, reconnects)
+            await self.unseen(js, settings, registry, apis, reconnects)
         for origin, death in list(self._watched.items()):
             if clock.now() > death.seen_at + span:
                 self._watched.pop(origin, None)
@@ -270,13 +270,13 @@ class Orphans:
             elif first:  # read, not settled: what it found is tried again next round
                 death.unanswered = items
 
-    async def unseen(self, js: JetStreamContext, settings: GameadSettings, apis: dict[str, NodeInfo],
-                     reconnects: int) -> None:
+    async def unseen(self, js: JetStreamContext, settings: GameadSettings, registry: Registry,
+                     apis: dict[str, NodeInfo], reconnects: int) -> None:
         """Watch the deaths no lease holder saw (:mod:`gamead_core.worker.orphan_read`): ``registry.ttl`` after
         this reaper's first round since a gap (the lease taken, not renewed for two rounds, or a reconnection),
         every origin of the records written within ``queue.duplicate_window`` − :data:`SAFETY` s that is not a
-        live API of ``apis`` (nor watched) is settled as a seen death; said once if older deaths may be unsettled
-        (:func:`~gamead_core.worker.orphan_read.older_line`). A failed read is tried again next round."""
+        live API of ``apis``, watched, or deleted (a clean stop) is settled as a seen death; said once if older
+        ones may be unsettled (:func:`.orphan_read.older_line`); a failed read is tried again next round."""
         now, every = time.monotonic(), settings.registry.heartbeat_interval
         anew = self._last is None or reconnects != self._last[1]  # (the registry may have been lost meanwhile)
         if anew or (self._due is None and now - self._last[0] > 2 * every):  # type: ignore[index]
@@ -291,14 +291,25 @@ class Orphans:
             return
         self._due, alive = None, {incarnation(n.id, n.pid, n.started_at) for n in apis.values()}
         for origin, items in got[0].items():
-            if origin not in alive and origin not in self._watched and (node := origin_node(origin)) is not None:
-                log.warning("API %s is not in the registry, and %d record(s) it created are as it left them: it died "
-                            "unseen (NATS restarted, or no worker ran): queued like a seen death's", node.id,
-                            len(items), extra={"origin": origin})
-                self._watched[origin] = _Death(node, clock.now(), got[1] or 0, items, unseen=True)
+            if origin in alive or origin in self._watched or (node := origin_node(origin)) is None:
+                continue
+            if await self._stopped(registry, node):  # a clean shutdown settled its own writes
+                continue
+            log.warning("API %s is not in the registry, and %d record(s) it created are as it left them: it died "
+                        "unseen (NATS restarted, or no worker ran): queued like a seen death's", node.id, len(items),
+                        extra={"origin": origin})
+            self._watched[origin] = _Death(node, clock.now(), got[1] or 0, items, unseen=True)
         line = await self._guarded(None, older_line(js, names.kv_stream(names.REGISTRY_BUCKET), since))
         if line:
             log.warning("%s", line)
+
+    @staticmethod
+    async def _stopped(registry: Registry, node: NodeInfo) -> bool:
+        """True if ``node``'s registry entry was deleted (a clean shutdown; unknown after a registry lost)."""
+        try:
+            return (await registry.lookup(node.id))[1]
+        except Exception:  # noqa: BLE001 - unknown: taken for a death (a re-publish is deduplicated)
+            return False
 
     @staticmethod
     async def _alive(registry: Registry, death: _Death, origin: str) -> bool | None:
