@@ -311,12 +311,14 @@ class Unsettled:
 def left_at_shutdown(ages: list[float], reach: float, when: str = "at shutdown") -> str:
     """The shutdown line for the writes left unsettled ``when``, ``ages`` the seconds since each was written (pure):
     the reaper queues those younger than ``reach`` s (:func:`gamead_core.worker.orphans.reaper_reach`) once this
-    node's registry entry expires; the others only ``gamead doctor --repair`` settles."""
+    node's registry entry expires (or, the registry lost with NATS, a reaper finds them by their records within the
+    window: :mod:`gamead_core.worker.orphan_read`); the others only ``gamead doctor --repair`` settles."""
     theirs = sum(1 for age in ages if age < reach)
     said = f"{len(ages)} ambiguous submits left unsettled {when}"
     if theirs == len(ages):
         return (f"{said}: the reaper (of a running worker) queues them once this node's registry entry expires "
-                "(registry.ttl)")
+                "(registry.ttl), or a worker's reaper finds them after a restart of NATS within "
+                "queue.duplicate_window; later than that, `gamead doctor --repair` settles them")
     if reach <= 0:
         why = ("registry.ttl + a reaper round leaves nothing of queue.duplicate_window (less its safety margin), so "
                "the reaper can queue none of them")

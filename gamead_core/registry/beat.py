@@ -103,7 +103,8 @@ async def run_heartbeat(
     if node_id is not None and left:
         log.warning("%s leaves %d unsettled writes: its registry entry is left to expire (registry.ttl) so that the "
                     "reaper takes it for dead and queues those still within queue.duplicate_window (the lines "
-                    "'ambiguous submits left unsettled' say if any need gamead doctor --repair)", node_id, left,
+                    "'ambiguous submits left unsettled' say if any need gamead doctor --repair; so does a NATS restart "
+                    "after more than that window)", node_id, left,
                     extra={"node_id": node_id, "left": left})
     elif node_id is not None:
         try:

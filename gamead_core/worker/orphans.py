@@ -50,7 +50,9 @@ added per ad to the submit path or to the worker's handling of an ad:
   read: about 15 s after the death by default. A settling that fails is tried again every round until the
   window closes, by whoever holds the lease then if it saw the death.
 
-Limits: a death is seen only by a lease holder that saw the API alive (no worker running then: the doctor's);
+Limits: a death no lease holder saw (the registry lost with nats-server, or no worker running then) is found by
+its records when a reaper takes the lease or reconnects (:mod:`.orphan_read`), only those written within the
+window; older ones are the doctor's (said once);
 the dead API's writes settled in the background (a create unanswered in a NATS stall, told 503 and withdrawn; a
 refused publish whose take-back failed) are not told apart: whichever compare-and-set lands first rules (the
 re-put: the ad runs; the API's delete: nothing runs); an API cut off from NATS longer than ``registry.ttl`` is
@@ -60,6 +62,7 @@ taken for dead unless its entry is back before the publish (checked).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,8 +75,8 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.publish import Outgoing, Published, publish_ads
-from gamead_core.queue.scan import read_stream
 from gamead_core.registry import NodeInfo, Registry, deaths, incarnation
+from gamead_core.worker.orphan_read import Found, older_line, origin_node, read_records
 from gamead_core.worker.orphan_reput import fresh, put_again
 
 log = logging.getLogger(__name__)
@@ -107,10 +110,6 @@ def reach_warning(settings: GameadSettings) -> str | None:
             "--repair` after such a stop, or raise queue.duplicate_window / lower registry.ttl")
 
 
-#: a record found with a dead incarnation's origin: (ad id, records' stream sequence, server time of the write)
-Found = tuple[str, int, datetime]
-
-
 def api_deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[NodeInfo]:
     """API nodes of ``before`` gone from ``after`` or back as another incarnation
     (:func:`gamead_core.registry.deaths`; pure)."""
@@ -131,33 +130,6 @@ class OrphanReport:
 
 #: the most dead API incarnations watched at once (the oldest beyond it is dropped: its late records left to the doctor)
 MAX_WATCHED = 1000
-
-
-async def _read(js: JetStreamContext, wanted: dict[str, int], timeout: float, *, start_seq: int | None = None,
-                start_time: datetime | None = None) -> tuple[dict[str, list[Found]], int | None]:
-    """The records' stream read once, headers only, from ``start_seq`` or ``start_time`` to its end: per origin of
-    ``wanted`` (origin → the last sequence already read for it), the creates carrying it past that sequence, and
-    the last sequence this read covered (None: it read nothing and learnt nothing new). A record rewritten during
-    the read counts by its last revision (``read_stream``'s ``follow``: before, one rewritten ahead of the read
-    was not read at all). Raises GameadError (:class:`~gamead_core.queue.scan.ScanIncomplete`: the read stalled
-    before the end; the round is tried again, nothing read counts as covered)."""
-    stream, hits, last = names.ADS_BUCKET_STREAM, {}, None  # type: ignore[var-annotated]
-    if start_time is not None:  # nothing at or after start_time is a read that ends at once: it covered the end
-        with nats_boundary():
-            last = (await js.stream_info(stream)).state.last_seq
-    async for msg in read_stream(js, stream, names.kv_prefix(names.ADS_BUCKET) + ">", headers_only=True,
-                                 start_seq=start_seq, start_time=start_time, timeout=timeout, follow=True):
-        seq = msg.metadata.sequence.stream
-        last = seq if last is None else max(last, seq)
-        origin, ad_id = (msg.headers or {}).get(names.HDR_ORIGIN), msg.subject.rsplit(".", 1)[-1]
-        if origin is not None and seq > wanted.get(origin, seq):
-            hits[ad_id] = origin, (ad_id, seq, msg.metadata.timestamp)
-        else:  # (a revision read before, by a dead API, is not the record's last one)
-            hits.pop(ad_id, None)
-    found: dict[str, list[Found]] = {}
-    for origin, item in hits.values():
-        found.setdefault(origin, []).append(item)
-    return found, last
 
 
 async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found: list[Found],
@@ -214,6 +186,7 @@ class _Death:
     seen_at: float  #: clock.now() when the reaper saw the death
     read_to: int | None = None  #: the last records' stream sequence read for it (None: its first read is to come)
     unanswered: list[Found] = field(default_factory=list)  #: found, publish unanswered: published again next tick
+    unseen: bool = False  #: found by its records, not seen in the registry (:func:`.orphan_read` doc): first report
 
 
 class Orphans:
@@ -227,6 +200,8 @@ class Orphans:
     def __init__(self) -> None:
         self._watched: dict[str, _Death] = {}
         self.reports: list[OrphanReport] = []
+        self._last: tuple[float, int] | None = None  #: (time.monotonic(), reconnects) of the last round
+        self._due: float | None = None  #: time.monotonic() from which the deaths no one saw are looked for
 
     def died(self, node: NodeInfo) -> None:
         """``node`` (an API) died: settle its records from the next :meth:`settle` on; unless it is a gamead before
@@ -246,10 +221,15 @@ class Orphans:
             log.warning("watching %d dead APIs at once: the records API %s may still land are left to gamead doctor",
                         MAX_WATCHED, self._watched.pop(gone).node.id, extra={"origin": gone})
 
-    async def settle(self, js: JetStreamContext, settings: GameadSettings, registry: Registry) -> None:
-        """One round: read the records' stream for the deaths watched and queue what they left. Never raises: a
-        failed read or publish is logged and tried again next round while the death is watched."""
+    async def settle(self, js: JetStreamContext, settings: GameadSettings, registry: Registry,
+                     apis: dict[str, NodeInfo] | None = None, reconnects: int = 0) -> None:
+        """One round: read the records' stream for the deaths watched and queue what they left; after a lease
+        taken or a reconnection (``reconnects`` changed), the deaths no one saw too (``apis``: the live API entries
+        by id; :meth:`unseen`). Never raises: a failed read or publish is logged and tried again next round while
+        the death is watched."""
         span, timeout = settings.queue.duplicate_window - SAFETY, settings.nats.request_timeout
+        if apis is not None:
+            await self.unseen(js, settings, registry, apis, reconnects)
         for origin, death in list(self._watched.items()):
             if clock.now() > death.seen_at + span:
                 self._watched.pop(origin, None)
@@ -258,12 +238,12 @@ class Orphans:
         for origin, death in list(self._watched.items()):
             if death.read_to is None:  # not from the API's startedAt: its own host's clock (ahead: read nothing)
                 since = clock.now() - span
-                got = await self._guarded(death, _read(js, {origin: 0}, timeout,
+                got = await self._guarded(death, read_records(js, {origin: 0}, timeout,
                                                        start_time=datetime.fromtimestamp(since, UTC)))
                 if got is not None:
                     found[origin], death.read_to = got[0].get(origin, []), got[1] or 0
         if later:
-            got = await self._guarded(None, _read(js, later, timeout, start_seq=min(later.values()) + 1))
+            got = await self._guarded(None, read_records(js, later, timeout, start_seq=min(later.values()) + 1))
             if got is not None:
                 for origin, items in got[0].items():
                     found.setdefault(origin, []).extend(items)
@@ -271,7 +251,9 @@ class Orphans:
                     death = self._watched[origin]
                     death.read_to = max(death.read_to or 0, got[1] or 0)
         for origin, death in list(self._watched.items()):
-            items, first = death.unanswered + found.get(origin, []), origin in found and origin not in later
+            items, first = death.unanswered + found.get(origin, []), death.unseen or (origin in found
+                                                                                       and origin not in later)
+            death.unseen = False
             if not items:
                 if first:  # its first read found nothing: said once
                     self._report(OrphanReport(origin), death, first)
@@ -287,6 +269,47 @@ class Orphans:
                 self._report(report, death, first)
             elif first:  # read, not settled: what it found is tried again next round
                 death.unanswered = items
+
+    async def unseen(self, js: JetStreamContext, settings: GameadSettings, registry: Registry,
+                     apis: dict[str, NodeInfo], reconnects: int) -> None:
+        """Watch the deaths no lease holder saw (:mod:`gamead_core.worker.orphan_read`): ``registry.ttl`` after
+        this reaper's first round since a gap (the lease taken, not renewed for two rounds, or a reconnection),
+        every origin of the records written within ``queue.duplicate_window`` − :data:`SAFETY` s that is not a
+        live API of ``apis``, watched, or deleted (a clean stop) is settled as a seen death; said once if older
+        ones may be unsettled (:func:`.orphan_read.older_line`); a failed read is tried again next round."""
+        now, every = time.monotonic(), settings.registry.heartbeat_interval
+        anew = self._last is None or reconnects != self._last[1]  # (the registry may have been lost meanwhile)
+        if anew or (self._due is None and now - self._last[0] > 2 * every):  # type: ignore[index]
+            self._due = now + settings.registry.ttl
+        self._last = now, reconnects
+        if self._due is None or now < self._due:
+            return
+        since = clock.now() - (settings.queue.duplicate_window - SAFETY)
+        got = await self._guarded(None, read_records(js, None, settings.nats.request_timeout,
+                                                     start_time=datetime.fromtimestamp(since, UTC)))
+        if got is None:
+            return
+        self._due, alive = None, {incarnation(n.id, n.pid, n.started_at) for n in apis.values()}
+        for origin, items in got[0].items():
+            if origin in alive or origin in self._watched or (node := origin_node(origin)) is None:
+                continue
+            if await self._stopped(registry, node):  # a clean shutdown settled its own writes
+                continue
+            log.warning("API %s is not in the registry, and %d record(s) it created are as it left them: it died "
+                        "unseen (NATS restarted, or no worker ran): queued like a seen death's", node.id, len(items),
+                        extra={"origin": origin})
+            self._watched[origin] = _Death(node, clock.now(), got[1] or 0, items, unseen=True)
+        line = await self._guarded(None, older_line(js, names.kv_stream(names.REGISTRY_BUCKET), since))
+        if line:
+            log.warning("%s", line)
+
+    @staticmethod
+    async def _stopped(registry: Registry, node: NodeInfo) -> bool:
+        """True if ``node``'s registry entry was deleted (a clean shutdown; unknown after a registry lost)."""
+        try:
+            return (await registry.lookup(node.id))[1]
+        except Exception:  # noqa: BLE001 - unknown: taken for a death (a re-publish is deduplicated)
+            return False
 
     @staticmethod
     async def _alive(registry: Registry, death: _Death, origin: str) -> bool | None:

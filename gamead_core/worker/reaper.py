@@ -328,7 +328,7 @@ async def run_reaper(
                     else:
                         await recover(nc, store, dead, settings, silent=dead.id not in nodes)  # not a new pid
                 view.read({**nodes, **now_apis}, judged, time.monotonic())
-                await orphans.settle(js, settings, registry)
+                await orphans.settle(js, settings, registry, now_apis, reconnects)  # + deaths no one saw
                 await sweeper.tick(True, js, store, settings, me, reconnects=reconnects)  # DLQ healed after one
             else:  # a lease lost to a stall is a gap; one another node took: its reaper judges meanwhile
                 if keeper.seen is not None and keeper.seen.holder not in ("", me):

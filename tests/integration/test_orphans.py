@@ -198,3 +198,83 @@ def test_a_create_of_a_dead_api_that_lands_after_its_death_was_settled_is_queued
              what="the dead API's late create, queued again by the reaper and completed")
     assert f"ad {record.id} queued again: API {api_id} died" in worker.output()
     assert_doctor_clean(server.url)
+
+
+def test_records_of_an_api_that_died_unseen_are_queued_by_the_next_reaper(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """attack40a F6: ``kill -9`` of a whole ``gamead up`` mid-submit, then ``gamead up`` again: 20 records the API
+    created without publishing their messages stayed ``queued`` for ever (doctor ``no_message``): the registry, a
+    memory-stored bucket, was lost with nats-server, so no reaper ever saw that API's entry expire. Here 20 records
+    carry the origin of an API incarnation that was never in this registry, with no message, and no worker runs;
+    then a worker starts. Before: the 20 stayed ``queued``. Now its reaper, taking the lease, finds them by their
+    records (written within the re-publish window) and queues each once: all 20 complete, the doctor is clean."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.models import AdRecord, AdStatus, utcnow
+    from gamead_core.registry import incarnation
+    from gamead_core.store.ads import AdStore
+    from tests.support import submission
+
+    server = fresh_nats()
+    origin = incarnation("api-gone-1", 4242, utcnow())
+    records = [AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                        ad=submission(title=f"Unseen {i}")) for i in range(20)]
+
+    async def create(js: Any) -> None:
+        from gamead_core.config import load_settings
+        from gamead_core.queue.topology import ensure_topology
+
+        await ensure_topology(js, load_settings(None))  # as the dead stack's API had made it
+        store = await AdStore.open(js._nc, js)
+        store.origin = origin  # exactly as the dead API's creates: no message published
+        for record in records:
+            await store.create(record)
+
+    on_js(server.url, create)
+    assert set(_records(server.url).values()) == {"queued"}
+    worker = start_worker(server.url, tmp_path, worker_id="reaper-1", concurrency=4, ready=True, **ENV)
+    procs.append(worker)
+    wait_for(lambda: set(_records(server.url).values()) == {"completed"}, timeout=BOUND,
+             what="the 20 records of the API that died unseen, queued by the reaper and completed")
+    assert "API api-gone-1 is not in the registry, and 20 record(s)" in worker.output()
+    assert worker.output().count("queued again: API api-gone-1 died") == 20
+    assert_doctor_clean(server.url)
+
+
+def test_a_registry_younger_than_records_left_before_it_names_the_doctor(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """attack40a F6's other half: records an API left more than the re-publish window before a NATS restart are
+    no reaper's, and the API's last line had promised the reaper. Here a record is created, then the registry bucket
+    is deleted and made again (as a restarted nats-server loses it). The reaper's check, for a read starting between
+    the two, says once to run ``gamead doctor --repair``; with the registry kept (made before the record), nothing."""
+    from gamead_core import clock, names
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.config import load_settings
+    from gamead_core.models import AdRecord, AdStatus, utcnow
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry
+    from gamead_core.store.ads import AdStore
+    from gamead_core.worker.orphan_read import older_line
+    from tests.support import submission
+
+    server = fresh_nats()
+    stream = names.kv_stream(names.REGISTRY_BUCKET)
+
+    async def drill(js: Any) -> tuple[str | None, str | None]:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        await registry.open()
+        store = await AdStore.open(js._nc, js)
+        await store.create(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                                    ad=submission(title="Left before the restart")))
+        since = clock.now()  # after the record's create was acknowledged, before the registry is made again
+        kept = await older_line(js, stream, since)
+        await js.delete_stream(stream)
+        await Registry(js._nc, js, settings.registry).open()
+        return kept, await older_line(js, stream, since)
+
+    kept, lost = on_js(server.url, drill)
+    assert kept is None
+    assert lost is not None and "gamead doctor --repair" in lost and "NATS restarted" in lost
