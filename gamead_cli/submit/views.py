@@ -250,6 +250,6 @@ def sent_note(summary: Mapping[str, Any]) -> str:
         note += f", {summary['maybeQueued']} may be queued ({_ranges(summary, 'maybeQueuedWhere')})"
     if summary.get("notQueued"):
         note += f", {summary['notQueued']} not queued ({_ranges(summary, 'notQueuedWhere')}: safe to resend)"
-    if summary.get("notSent"):
-        note += f", {summary['notSent']} not sent (safe to resend: the summary's not sent row, -o json notSentWhere)"
+    if summary.get("notSent"):  # which ones, here: the summary that would say it is what cannot be written
+        note += f", {not_sent_text(summary)}"  # (regress40 F6: it pointed at that summary's row)
     return note + "; do not resend the others"

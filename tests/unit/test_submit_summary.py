@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from gamead_cli.submit.views import summary_view
+from gamead_cli.submit.views import sent_note, summary_view
 
 
 def _text(summary: dict[str, object]) -> str:
@@ -25,3 +25,15 @@ def test_a_run_every_ad_was_accepted_of_gives_one_rate_with_its_target() -> None
     text = _text({"sent": 100, "accepted": 98, "duplicates": 2, "elapsedSeconds": 2.01, "ratePerSecond": 49.6,
                   "acceptedPerSecond": 49.6, "targetRate": 50})
     assert "49.6 ads/s sent (target 50)" in text and "ads/s accepted" not in text
+
+
+def test_the_line_of_a_lost_stdout_names_the_ads_not_sent_itself() -> None:
+    """regress40 F6: an interrupted bulk submit whose stdout was closed said its 2,740 ads not sent were in "the
+    summary's not sent row, -o json notSentWhere": no summary was written, and notSentWhere lists only those the stop
+    caught. The line now names them: those caught (their lines) and the input after the last ad sent."""
+    note = sent_note({"sent": 260, "accepted": 260, "duplicates": 0, "rejected": {}, "notSent": 2740,
+                      "notSentCaught": 6, "notSentWhere": ["ads.ndjson:261-266"], "lastSent": "ads.ndjson:260",
+                      "stoppedBecause": "interrupted (Ctrl-C)"})
+    assert "not sent row" not in note and "2740 (stopped: interrupted (Ctrl-C); none of these is queued" in note
+    assert "6 caught by the stop: lines ads.ndjson:261-266" in note
+    assert "2734 never sent: the input after ads.ndjson:260" in note
