@@ -31,7 +31,10 @@ status) for :data:`LOST_AFTER` seconds is forgotten and asked again (:meth:`Pull
 read of an R3 bucket on a 3-node cluster got nothing and ended ScanIncomplete ("0 messages read, then 2 s without
 one", CI of 61d0bab). A request forgotten that was only slow still delivers the consumer's next messages, in order,
 to the feed: they are taken as any other (its room was given back, so the bytes asked for may pass the bound by
-that request's for a while).
+that request's for a while). A slow link is not a lost request: the bound starts at twice the consumer create's
+round trip plus a heartbeat when that is longer, and doubles (up to ``EXPIRES / 2``) each time a forgotten request
+is heard from after all (a test's proxy holding every JetStream request 1 s made three reads re-ask every 1.5 s,
+each re-ask delaying the rest, until one timed out).
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ class _Request:
 class PullFeed:
     """One read's consumer and its inbox; made by :func:`pull_feed`."""
 
-    def __init__(self, js: JetStreamContext, stream: str, consumer: str, *, wait_room: float) -> None:
+    def __init__(self, js: JetStreamContext, stream: str, consumer: str, *, wait_room: float,
+                 round_trip: float = 0.0) -> None:
         self._js, self._nc = js, js._nc
         self._stream, self._consumer = stream, consumer
         self._wait_room = wait_room
@@ -113,6 +117,9 @@ class PullFeed:
         self._ready: deque[Msg] = deque()
         self._out: dict[str, _Request] = {}  #: requests out by reply subject, oldest first
         self._asked = 0  #: requests sent (each one's reply subject ``<inbox>.<n>``)
+        #: seconds a request out may go unheard from (:data:`LOST_AFTER`, or more on a slow link: module doc)
+        self._lost_after = max(LOST_AFTER, 2 * round_trip + HEARTBEAT)
+        self._forgotten: set[str] = set()  #: reply subjects of requests taken as lost, not heard from since
         self._held = 0  #: bytes in ``_ready`` (:func:`size`)
         self._arrived = asyncio.Event()
         self._next_bytes = REQUEST_BYTES
@@ -145,6 +152,9 @@ class PullFeed:
         request = self._out.get(msg.subject)
         if request is not None:
             request.heard = time.monotonic()
+        elif msg.subject in self._forgotten:  # taken as lost, yet alive: the link is slower than the bound
+            self._forgotten.discard(msg.subject)
+            self._lost_after = min(2 * self._lost_after, EXPIRES / 2)
         if request is not None and status != "100":
             del self._out[msg.subject]
             self._give_back(request.held)
@@ -190,16 +200,18 @@ class PullFeed:
                                        json.dumps(request).encode(), reply=reply)
 
     def _forget_lost(self) -> float:
-        """Forget the requests out heard nothing from for :data:`LOST_AFTER` seconds (their room given back, so
-        :meth:`_ask` asks again); the seconds until the next one left would be (at most :data:`LOST_AFTER`)."""
-        now, soonest = time.monotonic(), LOST_AFTER
+        """Forget the requests out heard nothing from for the feed's bound (:data:`LOST_AFTER` or more: module doc;
+        their room given back, so :meth:`_ask` asks again); the seconds until the next one left would be."""
+        now, soonest = time.monotonic(), self._lost_after
         for reply, request in list(self._out.items()):
             silent = now - request.heard
-            if silent >= LOST_AFTER:
+            if silent >= self._lost_after:
                 del self._out[reply]
                 self._give_back(request.held)
+                if len(self._forgotten) < 64:  # bounded: a feed whose requests all vanish does not grow the set
+                    self._forgotten.add(reply)
             else:
-                soonest = min(soonest, LOST_AFTER - silent)
+                soonest = min(soonest, self._lost_after - silent)
         return soonest
 
     async def _room_unless_ready(self, room: asyncio.Semaphore) -> bool:
@@ -279,9 +291,10 @@ async def pull_feed(js: JetStreamContext, subject: str, *, stream: str, config: 
                          opt_start_time=config.opt_start_time, headers_only=config.headers_only,
                          filter_subject=subject, ack_policy=AckPolicy.NONE, mem_storage=True, num_replicas=1,
                          inactive_threshold=INACTIVE, max_waiting=REQUESTS_OUT * 2)
+    sent = time.monotonic()
     with nats_boundary():
         info = await js.add_consumer(stream, own)
-    feed = PullFeed(js, stream, info.name, wait_room=wait_room)
+    feed = PullFeed(js, stream, info.name, wait_room=wait_room, round_trip=time.monotonic() - sent)
     try:
         with nats_boundary():
             await feed.start()

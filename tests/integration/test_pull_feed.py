@@ -12,6 +12,7 @@ import asyncio
 from contextlib import aclosing
 
 import nats
+import pytest
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue import pull_feed
@@ -108,3 +109,44 @@ def test_a_lost_pull_request_is_asked_again(nats_server: EmbeddedNats) -> None:
         assert proxy.dropped == 2
     finally:
         proxy.stop()
+
+
+def test_a_slow_link_is_not_taken_for_lost_requests(nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh clone's loaded run of 302ed0d: three audit reads through a proxy holding every JetStream request 1 s
+    took their own slow requests for lost every 1.5 s, and each re-ask (held 1 s, the rest behind it) slowed the
+    others until one timed out (503 queue_unavailable). Here 3 reads of 300 messages through such a proxy: with the
+    bound taken from the create's round trip, and doubled when a forgotten request is heard from, they send 9 pull
+    requests (without: 23), each read whole."""
+    asked = []
+    ask = pull_feed.PullFeed._ask
+
+    async def counted(self: pull_feed.PullFeed) -> None:
+        before = self._asked
+        await ask(self)
+        asked.append(self._asked - before)
+
+    monkeypatch.setattr(pull_feed.PullFeed, "_ask", counted)
+    proxy = PublishFilter(("127.0.0.1", nats_server.port)).start()
+
+    async def run() -> list[int]:
+        direct = await nats.connect(nats_server.url)
+        nc = await nats.connect(proxy.url)
+        try:
+            await filled_stream(direct.jetstream(), "SLOW", [2_000] * 300)
+            js = nc.jetstream(timeout=30)
+            proxy.hold("$JS.API", 1.0)
+
+            async def one() -> int:
+                async with aclosing(read_stream(js, "SLOW", "slow.>", timeout=20)) as msgs:
+                    return sum([1 async for _ in msgs])
+
+            return list(await asyncio.gather(*(one() for _ in range(3))))
+        finally:
+            await nc.close()
+            await direct.close()
+
+    try:
+        assert asyncio.run(run()) == [300] * 3
+    finally:
+        proxy.stop()
+    assert sum(asked) <= 12, sum(asked)
