@@ -25,7 +25,7 @@ from nats.js.api import KeyValueConfig
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict
-from gamead_core.models import AdError, AdStatus, utcnow
+from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore, Versioned, encode
@@ -44,14 +44,20 @@ LAG = "gamead_lag"  #: the bucket standing in for a replica that has not applied
 BACK_WITHIN = 8.0  #: seconds a handed-back delivery must be back in (queue.ack_wait is 30 s; nak delay ≤ 1 s)
 
 
+async def _one_queued(nc: Any, title: str) -> tuple[Any, AdStore, AdRecord, int]:
+    """On ``nc``: the topology made, the ad store and one ad ``title`` queued (its record and revision)."""
+    js = nc.jetstream(timeout=5)
+    await ensure_topology(js, GameadSettings())
+    store = await AdStore.open(nc, js)
+    record, revision = await queue_ad(store, js, title)
+    return js, store, record, revision
+
+
 async def _run(url: str, case: str) -> dict[str, Any]:
     settings = GameadSettings()
     nc = await nats.connect(url)
     try:
-        js = nc.jetstream(timeout=5)
-        await ensure_topology(js, settings)
-        leader_store = await AdStore.open(nc, js)
-        record, revision = await queue_ad(leader_store, js, "Replayed")
+        js, leader_store, record, revision = await _one_queued(nc, "Replayed")
         dead = record.model_copy(update={"status": AdStatus.DEAD, "attempts": 1, "completed_at": utcnow(),
                                          "error": AdError(error_class="PermanentError", message="before the replay",
                                                           retryable=False, at=utcnow())})
@@ -128,10 +134,7 @@ async def _unexpected(url: str) -> dict[str, Any]:
     settings = GameadSettings()
     nc = await nats.connect(url)
     try:
-        js = nc.jetstream(timeout=5)
-        await ensure_topology(js, settings)
-        store = await AdStore.open(nc, js)
-        record, _ = await queue_ad(store, js, "Kept changing")
+        js, store, record, _ = await _one_queued(nc, "Kept changing")
         sub = await js.pull_subscribe_bind(names.level_consumer(3), names.ADS_STREAM)
         msg = (await sub.fetch(1, timeout=5))[0]
         stats, shield = WorkerStats(), Shield()
