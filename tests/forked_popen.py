@@ -115,3 +115,17 @@ def gamead_run(argv: list[str], *, input: str | bytes | None = None, timeout: fl
 
 
 __all__ = ["GameadPopen", "gamead_run"]
+
+
+def reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
+    """``gamead args`` (:func:`gamead_run`, a clean environment) whose stdout is a pipe whose reader has already gone
+    (``| head -1`` once ``head`` exited); its stderr captured."""
+    from tests.support import clean_env, gamead_argv
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return gamead_run(gamead_argv(*args), env=clean_env(), stdout=write, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, timeout=60)
+    finally:
+        os.close(write)

@@ -26,8 +26,8 @@ import pytest
 
 from gamead_cli import exitcodes
 from gamead_core.embedded import EmbeddedNats
-from tests.forked_popen import gamead_run
-from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api
+from tests.forked_popen import reader_gone
+from tests.support import Proc, clean_env, run_gamead, start_api
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CONTROLS = ("\t", "\x7f", "\x1b[2J")
@@ -77,20 +77,11 @@ def lone_api(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path
     return url
 
 
-def _reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
-    """``gamead args`` whose stdout is a pipe whose reader has already gone (``| true`` once ``true`` exited)."""
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        return gamead_run(gamead_argv(*args), env=clean_env(), stdout=write, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, text=True, timeout=60)
-    finally:
-        os.close(write)
 
 
 def test_a_write_whose_stdout_reader_is_gone_says_once_what_it_did(lone_api: str) -> None:
     for output in ("table", "json"):
-        done = _reader_gone("submit", "--title", f"Pipe gone {output}", "--genre", "RPG", "--api", lone_api,
+        done = reader_gone("submit", "--title", f"Pipe gone {output}", "--genre", "RPG", "--api", lone_api,
                             "-o", output)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == exitcodes.READER_GONE and len(lines) == 1, (output, done.stderr)  # was: nothing said
@@ -98,13 +89,13 @@ def test_a_write_whose_stdout_reader_is_gone_says_once_what_it_did(lone_api: str
                                    "queued: id "), lines
         ad_id = lines[0].split(" id ", 1)[1].split(";", 1)[0]
         assert httpx.get(f"{lone_api}/ads/{ad_id}", timeout=10).status_code == 200
-    scaled = _reader_gone("scale", "set", "2", "--for", "5m", "--api", lone_api)
+    scaled = reader_gone("scale", "set", "2", "--for", "5m", "--api", lone_api)
     assert scaled.returncode == exitcodes.READER_GONE, scaled.stderr
     assert "; the override WAS set: 2 worker(s) until " in scaled.stderr, scaled.stderr
-    cleared = _reader_gone("scale", "clear", "--api", lone_api)
+    cleared = reader_gone("scale", "clear", "--api", lone_api)
     assert cleared.returncode == exitcodes.READER_GONE and "; the override WAS cleared" in cleared.stderr, cleared.stderr
     # a read whose reader left is quiet, as Unix tools are
-    listed = _reader_gone("ads", "list", "--api", lone_api)
+    listed = reader_gone("ads", "list", "--api", lone_api)
     assert (listed.returncode, listed.stderr) == (exitcodes.READER_GONE, "")
 
 

@@ -8,15 +8,13 @@ Real ``gamead`` processes, a real API on its own NATS."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from gamead_cli import exitcodes
 from gamead_core.embedded import EmbeddedNats
-from tests.forked_popen import gamead_run
-from tests.support import Proc, clean_env, gamead_argv, start_api
+from tests.forked_popen import reader_gone
+from tests.support import Proc, start_api
 
 #: read verbs, table and JSON: each writes its whole output through the same stdout
 VERBS = [("scale", "status"), ("scale", "status", "-o", "json"), ("ads", "list"), ("ads", "list", "-o", "json"),
@@ -25,15 +23,6 @@ VERBS = [("scale", "status"), ("scale", "status", "-o", "json"), ("ads", "list")
 OFFLINE = {("config", "show"), ("config", "show", "-o", "json")}
 
 
-def _reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
-    """``gamead args`` whose stdout is a pipe whose reader has already gone (``| head -1`` once ``head`` exited)."""
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        return gamead_run(gamead_argv(*args), env=clean_env(), stdout=write, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, text=True, timeout=60)
-    finally:
-        os.close(write)
 
 
 def test_every_read_verb_whose_reader_left_exits_141_and_says_nothing(
@@ -41,5 +30,5 @@ def test_every_read_verb_whose_reader_left_exits_141_and_says_nothing(
     api, url = start_api(fresh_nats().url, tmp_path)
     procs.append(api)
     got = {" ".join(verb): (done.returncode, done.stderr)
-           for verb in VERBS for done in [_reader_gone(*verb, *(() if verb in OFFLINE else ("--api", url)))]}
+           for verb in VERBS for done in [reader_gone(*verb, *(() if verb in OFFLINE else ("--api", url)))]}
     assert got == {" ".join(verb): (exitcodes.READER_GONE, "") for verb in VERBS}  # before: (1, "") each

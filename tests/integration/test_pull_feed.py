@@ -18,7 +18,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue import pull_feed
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter
-from tests.streams import filled_stream
+from tests.streams import filled_stream, read_counts
 
 BIG = 700_000  #: bytes of each big message: over one request's max_bytes, under nats-server's max_payload (1 MiB)
 
@@ -73,12 +73,7 @@ def test_more_reads_at_once_than_the_connection_has_room_for_all_end_whole(nats_
         try:
             js = nc.jetstream(timeout=10)
             await filled_stream(js, "CROWD", [2_000] * 300)
-
-            async def one() -> int:
-                async with aclosing(read_stream(js, "CROWD", "crowd.>", timeout=5)) as msgs:
-                    return sum([1 async for _ in msgs])
-
-            return list(await asyncio.gather(*(one() for _ in range(100))))
+            return await read_counts(js, "CROWD", 100, timeout=5)
         finally:
             await nc.close()
 
@@ -99,8 +94,7 @@ def test_a_lost_pull_request_is_asked_again(nats_server: EmbeddedNats) -> None:
             js = nc.jetstream(timeout=10)
             await filled_stream(js, "LOST", [100] * 500)
             proxy.drop("$JS.API.CONSUMER.MSG.NEXT.LOST.", count=2)
-            async with aclosing(read_stream(js, "LOST", "lost.>", timeout=5)) as msgs:
-                return sum([1 async for _ in msgs])
+            return (await read_counts(js, "LOST", 1, timeout=5))[0]
         finally:
             await nc.close()
 
@@ -135,12 +129,7 @@ def test_a_slow_link_is_not_taken_for_lost_requests(nats_server: EmbeddedNats, m
             await filled_stream(direct.jetstream(), "SLOW", [2_000] * 300)
             js = nc.jetstream(timeout=30)
             proxy.hold("$JS.API", 1.0)
-
-            async def one() -> int:
-                async with aclosing(read_stream(js, "SLOW", "slow.>", timeout=20)) as msgs:
-                    return sum([1 async for _ in msgs])
-
-            return list(await asyncio.gather(*(one() for _ in range(3))))
+            return await read_counts(js, "SLOW", 3, timeout=20)
         finally:
             await nc.close()
             await direct.close()
