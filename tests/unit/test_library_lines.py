@@ -37,5 +37,7 @@ def test_a_collector_down_is_one_line_per_kind_of_the_exporter_and_gamead_lines_
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     exporter_lines = [r["message"].split(" HTTPConnectionPool")[0] for r in lines
                       if r["logger"].startswith("opentelemetry")]
-    assert exporter_lines and len(exporter_lines) == len(set(exporter_lines)) <= 2, exporter_lines
+    # one line per kind: the retry and the give-up, and on a loaded machine a third, the give-up once the 1 s
+    # export budget is spent before a try ("connect timeout to 0.0": a fresh clone's run of 1ae9f7f)
+    assert exporter_lines and len(exporter_lines) == len(set(exporter_lines)) <= 3, exporter_lines
     assert sum(r["logger"] == "gamead_core.test" for r in lines) == 5
