@@ -19,6 +19,10 @@ without one (expired, cancelled) are swept out at every 1,024th publish and when
 the last sweep (no done-callback per future: each costs an event-loop callback when the future ends). Memory is bounded by the publishes in
 flight within one timeout.
 
+A publish answered "no responders" (no stream took it: nothing stored; a cluster re-forming answers so for a
+moment, attack40b F3) is sent again, the same message under a new reply token, while its deadline leaves room
+(:func:`gamead_core.queue.resend.resend_at`); its waiter sees only the last answer. Both calls do so.
+
 :func:`publish_many` (the pipelined writes of a batch) has no future at all per message: the replies fill the
 slots of one group, whose one waiter wakes when the last arrives or at the group's one deadline (issue 14.3:
 ``asyncio.wait`` over a future per message added a callback per message, twice). It writes :data:`SLICE`
@@ -44,7 +48,9 @@ from nats.js.errors import APIError, NoStreamResponseError
 from gamead_core import names
 from gamead_core.queue import hpub
 from gamead_core.queue.deadlines import expire_after, respite
+from gamead_core.queue.ack_waits import Group as _Group, One as _One
 from gamead_core.queue.inline_sub import subscribe_inline
+from gamead_core.queue.resend import resend_at
 
 __all__ = ["Ack", "parse_ack", "pending", "publish_acked", "publish_many"]
 
@@ -84,25 +90,6 @@ def parse_ack(msg: Msg) -> Ack:
                int(resp.get("count") or 0))
 
 
-class _Group:
-    """The acks of one :func:`publish_many`: a slot per message and one waiter, woken when the last slot is
-    filled (no future, callback or deadline per message)."""
-
-    __slots__ = ("results", "left", "waiter")
-
-    def __init__(self, results: list[Ack | BaseException | None], left: int,
-                 waiter: asyncio.Future[None]) -> None:
-        self.results = results
-        self.left = left
-        self.waiter = waiter
-
-    def fill(self, index: int, answer: Ack | BaseException) -> None:
-        self.results[index] = answer
-        self.left -= 1
-        if self.left == 0 and not self.waiter.done():
-            self.waiter.set_result(None)
-
-
 class _Acks:
     """The reply subscription of one connection and what waits on it, by token: the future of one publish
     (:func:`publish_acked`), or a slot of a group (:func:`publish_many`)."""
@@ -112,7 +99,8 @@ class _Acks:
         self._prefix = ""
         self._cut = 0
         self._next = 0
-        self._waiting: dict[str, asyncio.Future[Ack] | tuple[_Group, int]] = {}
+        self._waiting: dict[str, _One | tuple[_Group, int]] = {}
+        self._resends: set[asyncio.Task[None]] = set()  #: resends of "no responders" under way (the module doc)
         #: above this many entries the map is swept of futures that ended without an answer (expired or
         #: cancelled: a reply pops its own entry); doubled after each sweep, so sweeping is amortised O(1)
         self._sweep_at = _SWEEP_FLOOR
@@ -140,13 +128,73 @@ class _Acks:
             answer: Ack | BaseException = parse_ack(msg)
         except Exception as exc:  # noqa: BLE001 - the publisher's error, raised where it awaits
             answer = exc
+        if type(answer) is NoStreamResponseError and self._again(entry):
+            return  # nothing stored: sent again (the module doc)
+        self._answer(entry, answer)
+
+    @staticmethod
+    def _answer(entry: _One | tuple[_Group, int], answer: Ack | BaseException) -> None:
         if type(entry) is tuple:
             entry[0].fill(entry[1], answer)
-        elif not entry.done():  # type: ignore[union-attr]  # else expired, or its publisher went away
+        elif not (future := entry.future).done():  # type: ignore[union-attr]  # else expired, or its publisher left
             if isinstance(answer, BaseException):
-                entry.set_exception(answer)  # type: ignore[union-attr]
+                future.set_exception(answer)
             else:
-                entry.set_result(answer)  # type: ignore[union-attr]
+                future.set_result(answer)
+
+    def _again(self, entry: _One | tuple[_Group, int]) -> bool:
+        """Send ``entry``'s message again later if its deadline leaves room (:func:`resend_at`); False if not."""
+        loop = self._loop
+        assert loop is not None  # a reply came: subscribed
+        if type(entry) is tuple:
+            group, index = entry
+            if group.waiter.done():
+                return False
+            tries, sent = (group.again or {}).get(index, (0, group.sent))
+            deadline = group.deadline
+        else:
+            if entry.future.done():  # type: ignore[union-attr]
+                return False
+            tries, sent, deadline = entry.tries, entry.sent, entry.deadline  # type: ignore[union-attr]
+        when = resend_at(tries, loop.time(), sent, deadline)
+        if when is None:
+            return False
+        loop.call_at(when, self._start_resend, entry)
+        return True
+
+    def _start_resend(self, entry: _One | tuple[_Group, int]) -> None:
+        task = asyncio.ensure_future(self._resend(entry))
+        self._resends.add(task)
+        task.add_done_callback(self._resends.discard)
+
+    async def _resend(self, entry: _One | tuple[_Group, int]) -> None:
+        """Send ``entry``'s message again under a new token; a send that fails is its answer."""
+        loop = self._loop
+        assert loop is not None
+        if type(entry) is tuple:
+            group, index = entry
+            message = group.messages[index]
+            if group.waiter.done() or isinstance(message, BaseException):
+                return
+            if group.again is None:
+                group.again = {}
+            group.again[index] = (group.again.get(index, (0, 0.0))[0] + 1, loop.time())
+        else:
+            if entry.future.done():  # type: ignore[union-attr]  # expired meanwhile
+                return
+            message = entry.message  # type: ignore[union-attr]
+            entry.tries += 1  # type: ignore[union-attr]
+            entry.sent = loop.time()  # type: ignore[union-attr]
+        token = self._token()
+        self._waiting[token] = entry
+        if type(entry) is tuple:
+            entry[0].tokens.append(token)
+        subject, payload, headers = message
+        try:
+            await hpub.send(self._nc, subject, payload, self._prefix + token, headers, loop)
+        except Exception as exc:  # noqa: BLE001 - nats-py's or the guard's refusal: the publisher's answer
+            self._waiting.pop(token, None)
+            self._answer(entry, exc)
 
     def _token(self) -> str:
         self._next += 1
@@ -156,7 +204,7 @@ class _Acks:
         """Drop the futures that ended without an answer (expired, cancelled): memory stays bounded by the
         publishes in flight within one timeout."""
         waiting = self._waiting
-        for token in [t for t, e in waiting.items() if type(e) is not tuple and e.done()]:  # type: ignore[union-attr]
+        for token in [t for t, e in waiting.items() if type(e) is not tuple and e.future.done()]:  # type: ignore
             del waiting[token]
         self._sweep_at = max(_SWEEP_FLOOR, 2 * len(waiting))
 
@@ -165,9 +213,11 @@ class _Acks:
         if not self._prefix:
             await self._subscribe()
         token = self._token()
-        future: asyncio.Future[Ack] = self._loop.create_future()  # type: ignore[union-attr]  # set by _subscribe
+        loop = self._loop
+        future: asyncio.Future[Ack] = loop.create_future()  # type: ignore[union-attr]  # set by _subscribe
         waiting = self._waiting
-        waiting[token] = future
+        now = loop.time()  # type: ignore[union-attr]
+        waiting[token] = _One(future, (subject, payload, headers), now + timeout, now)
         if len(waiting) > self._sweep_at or not self._next & _SWEEP_EVERY_MASK:
             self._sweep()
         try:
@@ -185,11 +235,12 @@ class _Acks:
             await self._subscribe()
         loop = asyncio.get_running_loop()
         results: list[Ack | BaseException | None] = [None] * len(messages)
-        group = _Group(results, 1, loop.create_future())  # 1: the loop below, so no early wake while it sends
+        now = loop.time()  # 1: the loop below, so no early wake while it sends
+        group = _Group(results, 1, loop.create_future(), messages, now, now + timeout)
         waiting = self._waiting
         prefix = self._prefix
         nc, send = self._nc, hpub.send  # nc.publish's bytes, put in its buffer directly (hpub; session 34)
-        tokens: list[str] = []
+        tokens = group.tokens
         try:
             for index, message in enumerate(messages):
                 if isinstance(message, BaseException):
@@ -216,6 +267,8 @@ class _Acks:
                 finally:
                     timer.cancel()
         finally:
+            if not group.waiter.done():  # cancelled: no resend is made after this
+                group.waiter.cancel()
             for token in tokens:  # unanswered: the reply, should it come, finds nothing
                 waiting.pop(token, None)
         return [asyncio.TimeoutError() if r is None else r for r in results]

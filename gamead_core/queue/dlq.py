@@ -34,6 +34,7 @@ from gamead_core.errors import Conflict, NotFound
 from gamead_core.full_stores import dlq_boundary
 from gamead_core.ids import is_ad_id
 from gamead_core.models import STORED, DlqEntry
+from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.delete_msg import delete_if_present
 from gamead_core.queue.dlq_filter import DlqFilter, ScanBudget
@@ -51,6 +52,8 @@ YIELD_SECONDS = 0.02
 UNREADABLE_KEPT = 100
 #: JetStream's error code for a publish refused by ``Nats-Expected-Last-Subject-Sequence``.
 WRONG_LAST_SEQUENCE = 10071
+#: seconds an entry's publish awaits its ack when the JetStream context names no timeout (nats-py's default)
+DEFAULT_TIMEOUT = 5.0
 
 
 def dlq_stream_config(ds: DlqSettings, qs: QueueSettings) -> StreamConfig:
@@ -146,12 +149,20 @@ class DeadLetters:
         payload = entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode()
         with dlq_boundary():
             try:
-                ack = await retry_busy(lambda: self._js.publish(subject, payload, headers=headers))  # busy: again
+                # through the connection's reply subscription: a "no responders" (a cluster re-forming) is sent
+                # again within the context's timeout (gamead_core.queue.acks, attack40b F3); busy: again
+                ack = await retry_busy(lambda: self._publish(subject, payload, headers))
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     raise Conflict(f"the DLQ entry of ad {entry.ad_id} changed meanwhile") from exc
                 raise
         return ack.seq, bool(ack.duplicate)
+
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> Ack:
+        """One publish of an entry, its ack awaited ``js``'s own timeout (nats-py's ``JetStreamContext._timeout``,
+        what ``js.publish`` waited); raises what ``js.publish`` raises for its answer (:func:`publish_acked`)."""
+        timeout = float(getattr(self._js, "_timeout", DEFAULT_TIMEOUT))
+        return await (await publish_acked(self._js, subject, payload, headers=headers, timeout=timeout))
 
     async def current(self, ad_id: str) -> Current | None:
         """The ad's current entry (the last message on its subject), or None if it has none (or ``ad_id``

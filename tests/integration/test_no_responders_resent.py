@@ -1,0 +1,132 @@
+"""A publish answered "no responders" is sent again within its deadline (attack40b F3), on a real nats-server.
+
+"No responders" means no stream took the message: nothing was stored. A cluster re-forming (a stream leader moved,
+a frozen server resumed) answers so for a moment; before, every write of the submit path (the record, then the
+message; a batch's; the worker's) gave up at the first such answer and ``POST /ads`` answered 503. Here the stream
+of the subject is created only after the first answer came: the write is stored all the same, once. A subject no
+stream ever takes is still answered "no responders" (nothing stored, never "may be stored") at its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import nats
+import nats.js.errors
+from nats.js.api import StorageType
+
+from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import DlqEntry, utcnow
+from gamead_core.queue import acks
+from gamead_core.queue.acks import Ack, publish_acked, publish_many
+from gamead_core.queue.dlq import DeadLetters
+from tests.support import submission
+
+
+def _resent(js: Any) -> bool:
+    """True once a publish waiting on ``js``'s connection has been sent again (a single one's ``tries``, a group's
+    ``again``): the first "no responders" answer came."""
+    waiting = acks._acks_of(js)._waiting  # noqa: SLF001 - the one place that knows
+    return any((e[0].again if type(e) is tuple else getattr(e, "tries", 0)) for e in list(waiting.values()))
+
+
+async def _until_resent(js: Any, publish: asyncio.Future[Any]) -> None:
+    """Wait until ``publish`` was sent again, or has ended (answered: without resends, at its first answer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not _resent(js) and not publish.done():
+        assert loop.time() < deadline, "no publish was sent again within 5 s"
+        await asyncio.sleep(0.01)
+
+
+def test_a_publish_no_stream_took_yet_is_stored_once_a_stream_takes_it(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """One publish and a batch of 20 to a subject whose stream is created after their first "no responders": each
+    is stored, once. Before the fix: ``NoStreamResponseError`` for each at once (the batch: 20 of 20)."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        try:
+            one = asyncio.ensure_future(
+                (await publish_acked(js, "r.one", b"ad", headers={"Nats-Msg-Id": "one"}, timeout=5)))
+            await _until_resent(js, one)
+            await js.add_stream(name="R1", subjects=["r.one"], storage=StorageType.MEMORY)
+            ack = await one
+            assert isinstance(ack, Ack) and ack.seq == 1 and not ack.duplicate
+
+            messages = [(f"r.many.{i}", b"ad %d" % i, {"Nats-Msg-Id": f"id-{i}"}) for i in range(20)]
+            many = asyncio.ensure_future(publish_many(js, messages, timeout=5))
+            await _until_resent(js, many)
+            await js.add_stream(name="R2", subjects=["r.many.>"], storage=StorageType.MEMORY)
+            answers = await many
+            assert all(isinstance(a, Ack) and not a.duplicate for a in answers), answers
+            assert sorted(a.seq for a in answers) == list(range(1, 21))  # type: ignore[union-attr]
+            assert (await js.stream_info("R2")).state.messages == 20  # each once
+            assert acks.pending(js) == 0, "no ack left waiting"
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_publish_no_stream_ever_takes_is_answered_no_responders_at_its_deadline(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """No stream takes the subject: the single publish and each message of a batch end with "no responders" (nothing
+    stored: the caller may say so, not "may be stored"), and nothing is left waiting."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        try:
+            try:
+                await (await publish_acked(js, "nobody.one", b"ad", headers={"Nats-Msg-Id": "one"}, timeout=0.6))
+            except nats.js.errors.NoStreamResponseError:
+                pass
+            else:
+                raise AssertionError("a publish no stream took was answered")
+            answers = await publish_many(js, [(f"nobody.{i}", b"ad", {"Nats-Msg-Id": f"n{i}"}) for i in range(5)],
+                                         timeout=0.6)
+            assert all(isinstance(a, nats.js.errors.NoStreamResponseError) for a in answers), answers
+            assert acks.pending(js) == 0, "no ack left waiting"
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_dead_letter_no_stream_took_yet_is_stored_once_a_stream_takes_it(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """The worker's DLQ write (:meth:`DeadLetters.add`, nats-py's ``js.publish`` before) met by "no responders"
+    is sent again within the context's timeout: stored once the DLQ stream takes it. Before the fix:
+    ``QueueUnavailable``/``TopologyMissing`` at the first answer."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream(timeout=5)
+        now = utcnow()
+        ad_id = new_ad_id()
+        entry = DlqEntry(ad_id=ad_id, title="t", priority=3, attempts=3, error_class="TaskTimeout",
+                         error_message="too long", retryable=True, first_failure_at=now, last_failure_at=now,
+                         dead_at=now, submitted_at=now, ad=submission())
+        try:
+            add = asyncio.ensure_future(DeadLetters(js).add(entry))
+            await _until_resent(js, add)
+            await js.add_stream(name=names.DLQ_STREAM, subjects=[names.dlq_subject(ad_id)],
+                                storage=StorageType.MEMORY)
+            seq, duplicate = await add
+            assert (seq, duplicate) == (1, False)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
