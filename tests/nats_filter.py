@@ -13,7 +13,9 @@ carries its message's own subject, a request's reply its inbox) went to the clie
 does for a while, or until :meth:`PublishFilter.release` (or the client's request that
 :meth:`PublishFilter.release_on` names), as a server stopped mid-delivery: the test knows the read stands at that
 delivery (:attr:`PublishFilter.holds`), however loaded the machine (flake39: a fault timed by polling for a state
-let a loaded run pass that state first). Threads only; stopped by :meth:`PublishFilter.stop`.
+let a loaded run pass that state first); after :meth:`PublishFilter.lose_deliveries`, the next such frames are
+swallowed whole (:attr:`PublishFilter.lost`): deliveries nats-server made that never reach the client, as on a
+link that broke under them (attack40b F4). Threads only; stopped by :meth:`PublishFilter.stop`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class PublishFilter(Relay):
         self._released = threading.Event()
         self.holds = 0  #: stalls begun so far (the server's bytes held from the delivery they stopped at)
         self._release_on: bytes | None = None  #: subject prefix of a client publish that ends the stall
+        self._losing: tuple[bytes, int] | None = None  #: (subject prefix, frames left) of :meth:`lose_deliveries`
+        self.lost = 0  #: deliveries swallowed so far
 
     def start(self) -> PublishFilter:
         threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
@@ -64,6 +68,13 @@ class PublishFilter(Relay):
         delivery too)."""
         with self._lock:
             self._stall = (after + 1, seconds, subject.encode())  # the frame that brings it to 0 is the first held
+
+    def lose_deliveries(self, subject: str, count: int = 1) -> None:
+        """Swallow the next ``count`` ``MSG``/``HMSG`` frames from the server on a subject starting with ``subject``
+        (a consumer's delivery carries its message's subject): the server counts them delivered, the client never
+        sees them."""
+        with self._lock:
+            self._losing = (subject.encode(), count)
 
     def release(self) -> None:
         """End the stall under way (:attr:`holds` tells one began): the held bytes go on at once."""
@@ -95,7 +106,9 @@ class PublishFilter(Relay):
         def each(data: bytes) -> bool:
             nonlocal buf
             if not frames:
-                self._deliver(data, dst)
+                data, buf = self._unlost(buf + data)
+                if data:
+                    self._deliver(data, dst)
                 return True
             out, buf = self._kept(buf + data)
             for pause, kept in out:
@@ -136,6 +149,29 @@ class PublishFilter(Relay):
                 if end is not None and time.monotonic() >= end:
                     break
             data = data[cut:]  # a stall armed again meanwhile counts from the held frame on
+
+    def _unlost(self, buf: bytes) -> tuple[bytes, bytes]:
+        """The server's bytes in ``buf`` that go on while :meth:`lose_deliveries` is in force (whole frames, the
+        deliveries it swallows left out), and the rest (an incomplete frame); all of ``buf`` otherwise."""
+        out = bytearray()
+        while (losing := self._losing) is not None and (end := buf.find(b"\r\n")) >= 0:
+            words = buf[:end].split()
+            size = end + 2
+            if words and words[0].upper() in (b"MSG", b"HMSG"):
+                size += int(words[-1]) + 2  # the payload (headers included) and its CRLF
+                if len(buf) < size:
+                    return bytes(out), buf
+                if words[1].startswith(losing[0]):
+                    with self._lock:
+                        self.lost += 1
+                        self._losing = (losing[0], losing[1] - 1) if losing[1] > 1 else None
+                    buf = buf[size:]
+                    continue
+            out += buf[:size]
+            buf = buf[size:]
+        if self._losing is None:
+            return bytes(out) + buf, b""
+        return bytes(out), buf
 
     def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
         """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an

@@ -22,8 +22,10 @@ analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.sto
 that may still land (its answer lost in a stall) is refunded or fenced off first (:func:`.give_back.unclaim`).
 
 A record that cannot be read is rebuilt from the message (:func:`gamead_core.worker.records.rebuild`, attack31a
-F8), unless a newer gamead wrote it: then the delivery is put back for a newer worker (review31 R10); a delivery the record names as running on a live worker is put back, not called lost
-(:mod:`gamead_core.worker.holder`, attack31a F10).
+F8), unless a newer gamead wrote it: then the delivery is put back for a newer worker (review31 R10); a delivery
+the record names as running on a live worker is put back, not called lost (:mod:`gamead_core.worker.holder`,
+attack31a F10). Why a redelivery came is judged and said by
+:mod:`gamead_core.worker.redelivery` (attack40b F4: a delivery lost in flight came back after ack_wait unsaid).
 
 A message the API did not publish (no ad id it issues, a body that is not that ad's record where the body is used)
 is never analysed and creates nothing: it is terminated once, logged, counted and traced
@@ -57,12 +59,12 @@ from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, end
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.give_back import may_have_landed, unclaim
 from gamead_core.worker.held import HeldAds, HeldKey
-from gamead_core.worker.holder import holder_of
 from gamead_core.worker.hooks import Delivery, Hooks
 from gamead_core.worker.lease import Lease, recovered
 from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.poison import NotAnAd, check_ad_id
 from gamead_core.worker.records import NEWER_WAIT, LeftForNewer, Withdrawn
+from gamead_core.worker.redelivery import Handed, Redeliveries
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
@@ -82,13 +84,14 @@ class AdHandler:
     now (an unconfirmed publish); ``analysed``: called in the ad's task with its held key when its analysis
     succeeded, before its outcome is written (the worker may then start another analysis in its slot, and no
     longer counts this one as running); ``registry``: where a delivery the record names as running is looked up
-    before it is called lost (:func:`~gamead_core.worker.holder.holder_of`)."""
+    before it is called lost (:func:`~gamead_core.worker.holder.holder_of`); ``handed``: the worker's hand-backs
+    (:meth:`~.handback.HandBacks.handed`), which tell a redelivery it caused (:mod:`.redelivery`)."""
 
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
                  gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
                  held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None,
                  analysed: Callable[[HeldKey], None] | None = None, registry: Registry | None = None,
-                 lease: Lease | None = None) -> None:
+                 lease: Lease | None = None, handed: Handed | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.stats = stats
@@ -100,7 +103,8 @@ class AdHandler:
         self._held = held if held is not None else HeldAds()
         self._announce = announce
         self._analysed = analysed
-        self._registry = registry  #: to tell a live holder of another delivery from a dead one (holder_of)
+        self._redeliveries = Redeliveries(settle.ack_wait, handed, registry=registry,  #: why one came (.redelivery)
+                                          holder_wait=settings.registry.heartbeat_interval)
         self.lease = lease  #: the worker's lease: an ad taken in hand before it lapsed may be recovered (.lease)
         self.running: dict[tuple[str, str], tuple[str, str, asyncio.Task[Any]]] = {}  #: (stream, delivery) → (ad
         self.taken: set[tuple[str, str]] = set()  #: id, delivery, task); those a recovery took (.lease.InDoubt)
@@ -154,6 +158,8 @@ class AdHandler:
             except STORAGE_ERRORS as exc:
                 raise _StorageDown(exc.message) from exc
             record = current.record
+            if attempt > 1:  # why it came again: said (attack40b F4)
+                self._redeliveries.seen(msg, record, ad_id)
             if record.status.terminal:
                 self.stats.skipped += 1
                 settled = True
@@ -167,19 +173,11 @@ class AdHandler:
                 settled = True  # dead-lettered without an analysis (a full DLQ refused it before: dlq_wait)
                 await settle.give_up(msg, record, delivery)
                 return
-            lost = lost_attempt(record, delivery)
-            if lost and (holder := await holder_of(self._registry, record)) is not None:  # alive (attack31a F10)
+            lost = lost_attempt(record, delivery)  # a live holder's: looked at again later (attack31a F10)
+            if lost and (wait := await self._redeliveries.holder_wait(record, delivery)) is not None:
                 settled = True
-                wait = self.settings.registry.heartbeat_interval
-                log.info("ad %s: another delivery of this ad (%s) is running on %s: this one (%s) waits %.1fs and "
-                         "looks again", ad_id, record.delivery, holder, delivery, wait, extra={"ad_id": ad_id})
                 await self._shielded(msg.nak(delay=wait))
                 return
-            if lost:  # the one charge an operator cannot otherwise trace: say it (issue I5)
-                log.warning("ad %s: its attempt under delivery %s (worker %s) never ended and no recovery of "
-                            "that worker (dead, frozen or too slow) reached it first: the attempt stays charged "
-                            "(%d so far); it runs alone", ad_id, record.delivery, record.worker_id, record.attempts,
-                            extra={"ad_id": ad_id, "lost_delivery": record.delivery})
             suspect = bool(record.suspect) or lost
             fast = (self._mark_after > 0 and not suspect and attempt == 1
                     and record.status != AdStatus.PROCESSING and self._held.started(key))

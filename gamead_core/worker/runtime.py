@@ -144,7 +144,7 @@ class Worker:
                                                  timeout=self.settings.nats.request_timeout)
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
-                                      held=self._held, announce=self._announce_held,
+                                      held=self._held, announce=self._announce_held, handed=self._handbacks.handed,
                                       analysed=self._analysed, registry=registry, lease=self._lease)
             self._doubt = InDoubt(store, self._handler.running, self._handler.taken, self.id)  # .lease
             self._let_go = partial(let_go, self._lease, self.id, buffer=self._buffer, keepalive=self._keepalive,

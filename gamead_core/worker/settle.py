@@ -72,8 +72,8 @@ class Settler:
                  metrics: WorkerMetrics | None = None) -> None:
         self.store, self._dlq, self.settings, self.worker_id, self.stats = store, dlq, settings, worker_id, stats
         self._pause, self._shielded = pause, shielded
-        #: seconds, or where to read them: the level consumers' live ack_wait (the keep-alive's, fix32lim)
-        self._ack_wait = ack_wait if callable(ack_wait) else (lambda: float(ack_wait))  # type: ignore[arg-type]
+        #: () → seconds: the level consumers' live ack_wait (the keep-alive's, fix32lim), or the number given
+        self.ack_wait = ack_wait if callable(ack_wait) else (lambda: float(ack_wait))  # type: ignore[arg-type]
         self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
         self.rounds = SettleRounds(store, getattr(shielded, "track", None))  #: completed outcomes, in rounds
         self.dlq_wait = DlqWait(stats, worker_id)  #: ads the full DLQ refused (gamead_core.worker.dlq_wait)
@@ -141,7 +141,7 @@ class Settler:
             record = (await self.store.get(ad_id)).record
         except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
             return None
-        return waiting_since(record, published, clock.now(), ack_wait=self._ack_wait(),
+        return waiting_since(record, published, clock.now(), ack_wait=self.ack_wait(),
                              task_timeout=self.settings.task_timeout, handed=handed)
 
     async def stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
@@ -342,4 +342,4 @@ class Settler:
     async def hand_back(self, msg: Msg, ad_id: str, delivery: str) -> None:
         """Shutdown: give the ad back at once, its started attempt refunded
         (:func:`~gamead_core.worker.give_back.give_back`). Never raises."""
-        await give_back(self.store, self.stats, msg, ad_id, delivery, ack_wait=self._ack_wait())
+        await give_back(self.store, self.stats, msg, ad_id, delivery, ack_wait=self.ack_wait())

@@ -1,0 +1,94 @@
+"""attack40b F4: a delivery lost between nats-server and the worker waited ``queue.ack_wait`` and came back with no
+line at all (``gamead_redeliveries_total`` counted it; nothing said which ad, or why). Now the redelivery is judged
+(:mod:`gamead_core.worker.redelivery`) and a lost one says so in one WARNING line; a hand-back (a ``nak``) says
+nothing at WARNING. Real nats-server, API and worker processes; the worker's connection goes through a proxy
+(:class:`tests.nats_filter.PublishFilter`) that swallows one delivery on its way (``lose_deliveries``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import nats
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from tests.nats_filter import PublishFilter
+from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+
+ACK_WAIT = 5.0
+ENV = {"GAMEAD_QUEUE__ACK_WAIT": f"{ACK_WAIT:g}", "GAMEAD_QUEUE__IDLE_WAIT": "0.5"}
+PULLS = "$JS.API.CONSUMER.MSG.NEXT."  #: the subjects of a worker's pull requests (JetStream ADR-13)
+
+
+def _redelivery_lines(worker: Proc, ad_id: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("ad_id") == ad_id and "redelivery" in line]
+
+
+async def _no_pull_waiting(url: str) -> None:
+    """Wait (20 s at most) until level 3's consumer holds no pull request (the worker's long polls expired)."""
+    nc = await nats.connect(url)
+    try:
+        js, deadline = nc.jetstream(), asyncio.get_running_loop().time() + 20
+        while (await js.consumer_info(names.work_stream(), names.level_consumer(3))).num_waiting:
+            assert asyncio.get_running_loop().time() < deadline, "the worker's pull requests never expired"
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+
+
+async def _nak_one(url: str) -> int:
+    """Pull one ad of level 3 as a worker would and hand it back (``nak``, no delay); its stream sequence."""
+    nc = await nats.connect(url)
+    try:
+        sub = await nc.jetstream().pull_subscribe_bind(names.level_consumer(3), stream=names.work_stream())
+        msg = (await sub.fetch(1, timeout=10))[0]
+        await msg.nak()
+        return msg.metadata.sequence.stream
+    finally:
+        await nc.close()
+
+
+def test_a_delivery_lost_on_its_way_is_said_at_its_redelivery_and_a_hand_back_is_not_a_warning(
+        fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter], procs: list[Proc],
+        tmp_path: Path) -> None:
+    """One delivery of ad A swallowed on its way to the worker: A comes back after ``ack_wait`` (5 s) and the
+    worker writes one WARNING ``redelivery: lost`` line naming A, delivery 2, the seconds since its store (at least
+    ack_wait) and the ack_wait; A completes once, its record's ``delivery`` saying the 2nd delivery ran it. Ad B,
+    taken and handed back (``nak``) by another client, is run at its 2nd delivery with no WARNING line.
+    Without the fix: no line of either (0 of 1 for A)."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **ENV)
+    procs.append(api)
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    worker = start_worker(proxy.url, tmp_path, worker_id="w", ready=True, **ENV)
+    procs.append(worker)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        proxy.lose_deliveries(names.work_subject_prefix() + ".", 1)
+        lost_id = http.post("/ads", json=ad("Lost on its way", 3)).json()["id"]
+        final = wait_terminal(http, lost_id, timeout=60)
+        assert proxy.lost == 1, f"{proxy.lost} deliveries swallowed"
+        wait_for(lambda: _redelivery_lines(worker, lost_id), timeout=10, what="the redelivery's line")
+        said = _redelivery_lines(worker, lost_id)
+        print(f"ad {lost_id}: {final['status']} delivery {final['delivery']} attempts {final['attempts']}; "
+              f"lines: {said}")
+        assert len(said) == 1 and said[0]["level"] == "WARNING" and said[0]["redelivery"] == "lost", said
+        line = said[0]
+        assert line["deliveries"] == 2 and line["ack_wait_s"] == ACK_WAIT, line
+        assert float(line["stored_ago_s"]) >= ACK_WAIT - 0.25, line  # (clock slack: redelivery.CLOCK_SLACK)
+        assert final["status"] == "completed" and final["attempts"] == 1 and str(final["delivery"]).endswith(".2")
+
+        proxy.drop(PULLS)  # the worker's pulls go nowhere while the other client takes B
+        asyncio.run(_no_pull_waiting(server.url))
+        naked_id = http.post("/ads", json=ad("Handed back", 3)).json()["id"]
+        asyncio.run(_nak_one(server.url))
+        proxy.pass_all()
+        again = wait_terminal(http, naked_id, timeout=60)
+    assert again["status"] == "completed" and str(again["delivery"]).endswith(".2"), again
+    warned = [line for line in _redelivery_lines(worker, naked_id) if line["level"] != "DEBUG"]
+    assert warned == [], warned

@@ -1,0 +1,102 @@
+"""Why a redelivery came (attack40b F4; gamead_core.worker.redelivery): the pure verdict from the record, the message's
+metadata and the worker's own hand-backs, and its line. No servers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gamead_core.models import AdRecord, AdStatus
+from gamead_core.worker.redelivery import Redelivery, say, why_redelivered
+
+from tests.support import submission
+
+T0 = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
+STORED = T0.timestamp()
+ACK_WAIT = 30.0
+
+
+def rec(status: AdStatus = AdStatus.QUEUED, **kw: object) -> AdRecord:
+    return AdRecord(id="a1", status=status, priority=3, submitted_at=T0, ad=submission(), **kw)
+
+
+def why(record: AdRecord, count: int = 2, after: float = 31.0, seq: int = 7, handed_ago: float | None = None) -> str:
+    return why_redelivered(record, seq=seq, count=count, stored_at=STORED, now=STORED + after, ack_wait=ACK_WAIT,
+                           handed_ago=handed_ago).why
+
+
+def test_a_delivery_with_no_trace_that_came_after_ack_wait_is_lost() -> None:
+    """The untouched ``queued`` record of a delivery dropped on its way: no attempt, no hand-back, 31 s ≥ ack_wait."""
+    seen = why_redelivered(rec(), seq=7, count=2, stored_at=STORED, now=STORED + 31.0, ack_wait=ACK_WAIT)
+    assert seen == Redelivery("lost", 2, 31.0, 31.0, None)
+
+
+def test_one_back_sooner_than_ack_wait_could_bring_it_was_handed_back() -> None:
+    """Only a ``nak`` brings a message back before ``ack_wait`` after it could first be delivered."""
+    assert why(rec(), after=2.0) == "nak"
+    assert why(rec(), after=ACK_WAIT - 1) == "nak"
+
+
+def test_this_workers_own_hand_back_is_normal_whenever_it_comes() -> None:
+    assert why(rec(), after=500.0, handed_ago=0.1) == "handed_back"
+
+
+def test_the_record_naming_the_delivery_before_tells_a_retry_a_hand_back_and_a_lost_ack() -> None:
+    retry = rec(attempts=1, delivery="7.1", started_at=T0, retry_at=T0 + timedelta(seconds=1))
+    assert why(retry, after=300.0) == "recorded"
+    refunded = rec(delivery="7.1", retry_at=T0)  # a shutdown's hand-back (transitions.handed_back)
+    assert why(refunded, after=300.0) == "recorded"
+    assert why(rec(AdStatus.COMPLETED, attempts=1, delivery="7.1"), after=31.0) == "final"
+    assert why(rec(AdStatus.DEAD, attempts=5, delivery="7.1"), after=31.0) == "final"
+
+
+def test_a_record_processing_is_the_handlers_to_judge() -> None:
+    """Lost attempt or live holder (Redeliveries.holder_wait) or a later claim: no line of this kind."""
+    assert why(rec(AdStatus.PROCESSING, attempts=1, delivery="7.1", started_at=T0)) == "running"
+    assert why(rec(AdStatus.PROCESSING, attempts=1, delivery="7.3", started_at=T0)) == "running"
+
+
+def test_a_lost_delivery_after_a_recorded_retry_counts_from_the_retry() -> None:
+    """Delivery 1 failed (due again at +100 s), delivery 2 left no trace, this is delivery 3: lost only if it came
+    ack_wait after the retry fell due, not after the store."""
+    retry = rec(attempts=1, delivery="7.1", started_at=T0, retry_at=T0 + timedelta(seconds=100))
+    assert why(retry, count=3, after=110.0) == "nak"
+    assert why(retry, count=3, after=131.0) == "lost"
+
+
+def test_another_messages_delivery_in_the_record_says_nothing_of_this_one() -> None:
+    """A replay or a repair published the ad anew (seq 90): this message's earlier delivery is untraced."""
+    assert why(rec(attempts=1, delivery="90.1", started_at=T0, retry_at=T0 + timedelta(seconds=200)),
+               after=31.0) == "lost"
+
+
+@given(after=st.floats(0, 10_000), count=st.integers(2, 1000), handed=st.none() | st.floats(0, 10_000))
+def test_a_hand_back_is_never_called_lost(after: float, count: int, handed: float | None) -> None:
+    """Whatever the times: this worker's hand-back, or anything sooner than ack_wait (less the clocks' slack)."""
+    verdict = why(rec(), count=count, after=after, handed_ago=handed)
+    if handed is not None:
+        assert verdict == "handed_back"
+    elif after < ACK_WAIT - 0.25:
+        assert verdict == "nak"
+    else:
+        assert verdict == "lost"
+
+
+def test_only_a_lost_delivery_is_a_warning_and_it_names_what_an_operator_needs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="gamead_core.worker.runtime")
+    for verdict in ("recorded", "handed_back", "nak", "running", "final", "lost"):
+        say(Redelivery(verdict, 2, 31.5, 31.5, None), "a1", ACK_WAIT)  # type: ignore[arg-type]
+    by_level = {r.levelno: r for r in caplog.records}
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].redelivery == "lost", [r.getMessage() for r in warnings]
+    lost = warnings[0]
+    assert (lost.ad_id, lost.deliveries, lost.stored_ago_s, lost.ack_wait_s) == ("a1", 2, 31.5, ACK_WAIT)
+    assert "lost on its way" in lost.getMessage() and "queue.ack_wait (30s)" in lost.getMessage()
+    assert by_level[logging.INFO].redelivery == "final"
+    assert sorted(r.redelivery for r in caplog.records if r.levelno == logging.DEBUG) == ["handed_back", "nak",
+                                                                                         "recorded"]
