@@ -103,7 +103,7 @@ class AdHandler:
         self._held = held if held is not None else HeldAds()
         self._announce = announce
         self._analysed = analysed
-        self._redeliveries = Redeliveries(settle.ack_wait, handed, registry=registry,  #: why one came (.redelivery)
+        self.redeliveries = Redeliveries(settle.ack_wait, handed, registry=registry,  #: why one came (.redelivery)
                                           holder_wait=settings.registry.heartbeat_interval)
         self.lease = lease  #: the worker's lease: an ad taken in hand before it lapsed may be recovered (.lease)
         self.running: dict[tuple[str, str], tuple[str, str, asyncio.Task[Any]]] = {}  #: (stream, delivery) → (ad
@@ -159,7 +159,7 @@ class AdHandler:
                 raise _StorageDown(exc.message) from exc
             record = current.record
             if attempt > 1:  # why it came again: said (attack40b F4)
-                self._redeliveries.seen(msg, record, ad_id)
+                self.redeliveries.seen(msg, record, ad_id)
             if record.status.terminal:
                 self.stats.skipped += 1
                 settled = True
@@ -174,7 +174,7 @@ class AdHandler:
                 await settle.give_up(msg, record, delivery)
                 return
             lost = lost_attempt(record, delivery)  # a live holder's: looked at again later (attack31a F10)
-            if lost and (wait := await self._redeliveries.holder_wait(record, delivery)) is not None:
+            if lost and (wait := await self.redeliveries.holder_wait(record, delivery)) is not None:
                 settled = True
                 await self._shielded(msg.nak(delay=wait))
                 return

@@ -2,7 +2,8 @@
 
 ``gamead_redeliveries_total`` counted redeliveries, but nothing said why one happened (attack40b F4: a delivery
 lost between nats-server and the worker waited ``queue.ack_wait``, 30 s, and came back with no line at all). The
-record, the message's metadata and this worker's own hand-backs tell most of it (:func:`why_redelivered`, pure):
+record, the message's metadata, nats-server's announced hand-backs (:mod:`gamead_core.worker.naks_seen`) and this
+worker's own tell (:func:`why_redelivered`, pure):
 
 * ``running``: the record is ``processing`` (under an earlier delivery: that attempt never ended, or it still runs
   on a live worker: :meth:`Redeliveries.holder_wait` tells and says which; under a later one: the handler leaves
@@ -13,23 +14,24 @@ record, the message's metadata and this worker's own hand-backs tell most of it 
   acknowledgement never reached NATS, so ``ack_wait`` brought the message back; it is acknowledged now. INFO.
 * ``handed_back``: this worker handed the message back unstarted (no room: :mod:`gamead_core.worker.handback`,
   whose line names the ad). Normal: DEBUG.
-* ``nak``: nothing recorded, but it came back sooner than ``ack_wait`` after the earliest moment the untraced
-  delivery can have been made (the message's store, or the last attempt the record names): only a ``nak`` brings
-  a message back that soon, i.e. a worker handed it back. Normal: DEBUG.
-* ``lost``: nothing recorded, no hand-back by this worker, and ``ack_wait`` or more since that moment: the earlier
-  delivery was lost in flight (never reached a worker), or its worker died or froze before it started the ad (an
-  acknowledgement lost after the outcome leaves a final record: ``final``). One WARNING (:func:`say`), with the ad
-  id, the delivery count, the seconds since the message was stored and since the last attempt the record names,
-  and the ``ack_wait`` it waited.
+* ``nak``: nothing recorded, but a worker handed the delivery before this one back: nats-server announced its
+  ``nak``, or it came back sooner than ``ack_wait`` after the earliest moment that delivery can have been made (the
+  message's store, or the last attempt the record names), which only a ``nak`` does. Normal: DEBUG.
+* ``lost``: nothing recorded, no ``nak`` seen, and ``ack_wait`` or more since that moment: the earlier delivery
+  was lost in flight (never reached a worker), or its worker died, froze or was too busy to take it within
+  ``ack_wait`` (an acknowledgement lost after the outcome leaves a final record: ``final``). One WARNING
+  (:func:`say`), :data:`NAK_GRACE` s after the redelivery unless the ``nak`` is announced meanwhile (nats-server
+  sends the advisory before it puts the message back, but on another of its queues), with the ad id, the
+  delivery count, the seconds since the message was stored and since the last attempt the record names, and
+  the ``ack_wait`` it waited.
 
-What it cannot tell: another worker's hand-back of an ad stored ``ack_wait`` or more ago (a backlog), its record
-untouched: called ``lost``, and its line says that a hand-back by another worker (whose INFO line ``handing back
-… prefetched ads`` names the ad) is the other explanation. The record's ``delivery`` (``"<seq>.<count>"``, shown by
-``gamead ads get``) already says that an attempt ran at a redelivery: no second place holds it.
+The record's ``delivery`` (``"<seq>.<count>"``, shown by ``gamead ads get``) already says that an attempt ran at
+a redelivery: no second place holds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +45,7 @@ from gamead_core.models import AdRecord, AdStatus
 from gamead_core.registry import Registry
 from gamead_core.worker.budget import parse_delivery
 from gamead_core.worker.holder import holder_of
+from gamead_core.worker.naks_seen import NaksSeen
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
 
@@ -54,6 +57,8 @@ Why = Literal["running", "recorded", "final", "handed_back", "nak", "lost"]
 #: message's stored stamp, this process's view of nats-server's clock: :mod:`gamead_core.clock`) agree within
 #: half a round trip, milliseconds; the margin keeps a loss from being called a ``nak`` by that error.
 CLOCK_SLACK = 0.25
+#: Seconds a ``lost`` verdict's line waits for the ``nak`` advisory of the delivery before (it may come just after)
+NAK_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,12 @@ class Redelivery:
 
 
 def why_redelivered(record: AdRecord, *, seq: int, count: int, stored_at: float, now: float, ack_wait: float,
-                    handed_ago: float | None = None) -> Redelivery:
+                    handed_ago: float | None = None, naked: int | None = None) -> Redelivery:
     """Why delivery ``count`` (> 1) of the message at stream sequence ``seq``, stored at ``stored_at`` (Unix s,
     nats-server's clock), came at ``now`` (the same clock), given the ad's ``record`` as read at this delivery, the
-    level consumer's ``ack_wait`` (seconds) and ``handed_ago``: seconds since this worker handed this message back
-    unstarted (None: it did not). The rules are the module's. Pure."""
+    level consumer's ``ack_wait`` (seconds), ``handed_ago``: seconds since this worker handed this message back
+    unstarted (None: it did not), and ``naked``: the delivery count of its last ``nak`` nats-server announced
+    (None: none seen). The rules are the module's. Pure."""
     stored_ago = max(0.0, now - stored_at)
     if record.status == AdStatus.PROCESSING:  # lost attempt, live holder, later claim: the handler's lines
         return Redelivery("running", count, stored_ago, stored_ago, record.delivery)
@@ -91,7 +97,7 @@ def why_redelivered(record: AdRecord, *, seq: int, count: int, stored_at: float,
         return Redelivery("final" if record.status.terminal else "recorded", count, stored_ago, since, record.delivery)
     if handed_ago is not None:
         return Redelivery("handed_back", count, stored_ago, min(since, handed_ago), record.delivery)
-    why: Why = "lost" if since >= ack_wait - CLOCK_SLACK else "nak"
+    why: Why = "lost" if since >= ack_wait - CLOCK_SLACK and naked != count - 1 else "nak"
     return Redelivery(why, count, stored_ago, since, record.delivery)
 
 
@@ -107,9 +113,9 @@ def say(seen: Redelivery, ad_id: str, ack_wait: float) -> None:
     if seen.why == "lost":
         after = f", {seen.since:.1f}s after its attempt under {seen.earlier}" if seen.since < seen.stored_ago else ""
         log.warning("ad %s: delivered again (delivery %d, %.1fs after its message was stored%s) with no attempt "
-                    "recorded for its earlier delivery and no hand-back by this worker: that delivery was lost on its "
-                    "way to a worker, or its worker died or froze before starting it, and queue.ack_wait (%gs) "
-                    "brought it back (or a busy worker handed it back: its 'handing back' line names the ad)",
+                    "recorded for its earlier delivery and no hand-back (nak) of it: that delivery was lost on its way "
+                    "to a worker, or its worker died, froze or was too busy to take it, and queue.ack_wait (%gs) "
+                    "brought it back",
                     ad_id, seen.count, seen.stored_ago, after, ack_wait, extra=extra)
     elif seen.why == "final":
         log.info("ad %s: delivered again (delivery %d) though its record says delivery %s ended it: that delivery's "
@@ -121,7 +127,7 @@ def say(seen: Redelivery, ad_id: str, ack_wait: float) -> None:
 
 _NORMAL = {"recorded": "its earlier delivery ended as the record says (a retry, a hand-back)",
            "handed_back": "this worker handed it back unstarted",
-           "nak": "a worker handed it back (it came back sooner than queue.ack_wait could bring it)"}
+           "nak": "a worker handed it back (a nak)"}
 
 
 class Redeliveries:
@@ -136,6 +142,7 @@ class Redeliveries:
         self._ack_wait = ack_wait
         self._handed = handed or (lambda: {})
         self._registry, self._holder_wait = registry, holder_wait
+        self.naks = NaksSeen()  #: nats-server's nak advisories (started on the worker's connection: .start)
 
     async def holder_wait(self, record: AdRecord, delivery: str) -> float | None:
         """For ``delivery`` of an ad whose ``record`` is ``processing`` under an earlier delivery
@@ -156,15 +163,25 @@ class Redeliveries:
 
     def seen(self, msg: Msg, record: AdRecord, ad_id: str) -> Redelivery:
         """Judge and say the redelivery ``msg`` of ``ad_id`` (``record``: as read at it): :func:`why_redelivered`,
-        :func:`say`. A message without a stored time stamp is judged as stored now."""
+        :func:`say` (a ``lost`` one :data:`NAK_GRACE` s later, unless its ``nak`` is announced meanwhile: then a
+        ``nak`` one). A message without a stored time stamp is judged as stored now."""
         meta, now = msg.metadata, clock.now()
-        back = self._handed().get((meta.stream, meta.sequence.stream))
-        ack_wait = self._ack_wait()
-        seen = why_redelivered(record, seq=meta.sequence.stream, count=meta.num_delivered or 1,
+        key = (meta.stream, meta.sequence.stream)
+        back, ack_wait = self._handed().get(key), self._ack_wait()
+        seen = why_redelivered(record, seq=key[1], count=meta.num_delivered or 1,
                                stored_at=meta.timestamp.timestamp() if meta.timestamp is not None else now, now=now,
-                               ack_wait=ack_wait, handed_ago=None if back is None else time.monotonic() - back)
-        say(seen, ad_id, ack_wait)
+                               ack_wait=ack_wait, handed_ago=None if back is None else time.monotonic() - back,
+                               naked=self.naks.naked(*key))
+        if seen.why == "lost":  # the callback runs in a copy of this context: the ad's log fields
+            asyncio.get_running_loop().call_later(NAK_GRACE, self._say_lost, seen, key, ad_id, ack_wait)
+        else:
+            say(seen, ad_id, ack_wait)
         return seen
 
+    def _say_lost(self, seen: Redelivery, key: tuple[str, int], ad_id: str, ack_wait: float) -> None:
+        if self.naks.naked(*key) == seen.count - 1:  # its nak was announced just after the redelivery
+            seen = Redelivery("nak", seen.count, seen.stored_ago, seen.since, seen.earlier)
+        say(seen, ad_id, ack_wait)
 
-__all__ = ["CLOCK_SLACK", "Handed", "Redeliveries", "Redelivery", "Why", "say", "why_redelivered"]
+
+__all__ = ["CLOCK_SLACK", "NAK_GRACE", "Handed", "Redeliveries", "Redelivery", "Why", "say", "why_redelivered"]

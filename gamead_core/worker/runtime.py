@@ -82,8 +82,7 @@ class Worker:
                  hooks: Sequence[Hook] = ()) -> None:
         self.settings, self.nats_url = settings, nats_url
         self.id = worker_id or new_worker_id()
-        self.concurrency = settings.worker.concurrency
-        self.stats = WorkerStats()
+        self.concurrency, self.stats = settings.worker.concurrency, WorkerStats()
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()  #: and the ads in them not ended (the slots count these):
         self._in_hand = 0  #: one per handler's task, the batch start's own (gamead_core.worker.batch_start)
@@ -158,6 +157,7 @@ class Worker:
             puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
                                                 own=self._held.keys, handed=self._handbacks)  # (.handback)
             await puller.start()
+            await self._handler.redeliveries.naks.start(nc)  # nats-server's nak advisories (.naks_seen)
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
             reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop,

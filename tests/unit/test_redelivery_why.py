@@ -3,15 +3,20 @@ metadata and the worker's own hand-backs, and its line. No servers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.aio.msg import Msg
 
 from gamead_core.models import AdRecord, AdStatus
-from gamead_core.worker.redelivery import Redelivery, say, why_redelivered
+from gamead_core.worker import redelivery
+from gamead_core.worker.naks_seen import MAX_BYTES, NaksSeen, parse_nak
+from gamead_core.worker.redelivery import Redeliveries, Redelivery, say, why_redelivered
 
 from tests.support import submission
 
@@ -100,3 +105,56 @@ def test_only_a_lost_delivery_is_a_warning_and_it_names_what_an_operator_needs(
     assert by_level[logging.INFO].redelivery == "final"
     assert sorted(r.redelivery for r in caplog.records if r.levelno == logging.DEBUG) == ["handed_back", "nak",
                                                                                          "recorded"]
+
+
+def test_a_nak_nats_server_announced_for_the_delivery_before_is_a_hand_back_however_late() -> None:
+    """A busy worker handed back an ad that had waited past ack_wait (a backlog): not lost (left41b: 43 such WARNING
+    lines in a 13,044-ad burn-down without the advisories); a nak of an older delivery says nothing of this one."""
+    assert why(rec(), count=2, after=500.0) == "lost"
+    assert why_redelivered(rec(), seq=7, count=2, stored_at=STORED, now=STORED + 500, ack_wait=ACK_WAIT,
+                           naked=1).why == "nak"
+    assert why_redelivered(rec(), seq=7, count=3, stored_at=STORED, now=STORED + 500, ack_wait=ACK_WAIT,
+                           naked=1).why == "lost"
+
+
+def test_nak_advisories_are_parsed_only_for_the_work_streams_and_remembered_within_a_bound() -> None:
+    subject = "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.GAMEAD_ADS.gamead-p3"
+    body = b'{"type":"io.nats.jetstream.advisory.v1.nak","stream":"GAMEAD_ADS","consumer":"gamead-p3",' \
+           b'"consumer_seq":12,"stream_seq":7,"deliveries":1}'
+    assert parse_nak(subject, body) == ("GAMEAD_ADS", 7, 1)
+    kv = parse_nak(subject.replace("GAMEAD_ADS", "KV_gamead_ads"), body.replace(b"GAMEAD_ADS", b"KV_gamead_ads"))
+    assert kv is None
+    assert parse_nak(subject, body.replace(b'"stream":"GAMEAD_ADS"', b'"stream":"GAMEAD_ADS_1"')) is None
+    assert parse_nak(subject, body.replace(b'"stream_seq":7', b'"stream_seq":"7"')) is None
+    assert parse_nak(subject, b"not json") is None
+    assert parse_nak(subject, body + b" " * MAX_BYTES) is None
+    naks = NaksSeen(remembered=3)
+    for seq in range(1, 6):
+        naks.note("GAMEAD_ADS", seq, 1)
+    naks.note("GAMEAD_ADS", 3, 2)  # the newest nak of a message counts
+    assert [naks.naked("GAMEAD_ADS", s) for s in range(1, 6)] == [None, None, 2, 1, 1]
+
+
+def _redelivery(seq: int, count: int, stored: float) -> Msg:
+    reply = f"$JS.ACK.GAMEAD_ADS.gamead-p3.{count}.{seq}.{seq + 100}.{int(stored * 1e9)}.0"
+    return Msg(None, subject="gamead.ads.p3", reply=reply, data=b"")  # type: ignore[arg-type]
+
+
+def test_a_lost_verdicts_line_waits_for_a_nak_announced_just_after_the_redelivery(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nats-server sends the advisory before it puts the message back, but on another queue: the line waits
+    NAK_GRACE for it, so a hand-back whose advisory comes second is still no WARNING."""
+    monkeypatch.setattr(redelivery, "NAK_GRACE", 0.05)
+    caplog.set_level(logging.DEBUG, logger="gamead_core.worker.runtime")
+    seen = Redeliveries(lambda: ACK_WAIT)
+    now = time.time()
+
+    async def run() -> None:
+        assert seen.seen(_redelivery(7, 2, now - 100), rec(), "a7").why == "lost"
+        assert seen.seen(_redelivery(8, 2, now - 100), rec(), "a8").why == "lost"
+        seen.naks.note("GAMEAD_ADS", 7, 1)  # a7's hand-back announced after its redelivery
+        await asyncio.sleep(0.2)
+
+    asyncio.run(run())
+    lines = {(r.ad_id, r.levelname, r.redelivery) for r in caplog.records if hasattr(r, "redelivery")}
+    assert lines == {("a7", "DEBUG", "nak"), ("a8", "WARNING", "lost")}, lines

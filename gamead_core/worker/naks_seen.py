@@ -1,0 +1,100 @@
+"""The hand-backs (``nak``) of work messages that nats-server announces, whichever worker sent them.
+
+A redelivery with nothing in its ad's record about the delivery before it is either a hand-back by some worker
+(normal: a busy worker's prefetched ad, a storage outage's) or a delivery that never ended (lost on its way, or its
+worker died, froze or held it past ``ack_wait``: worth a WARNING, :mod:`gamead_core.worker.redelivery`). A worker
+knows its own hand-backs only; an ad that a busy worker handed back after waiting longer than ``ack_wait`` (a
+backlog) reached the other worker looking lost (left41b: 43 such lines in a 13,044-ad burn-down of two workers at
+``ack_wait`` 5 s, none lost). nats-server publishes an advisory for every ``nak`` it takes, on
+``$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.<stream>.<consumer>``, with the stream sequence and the delivery count it
+handed back (``JSConsumerDeliveryNakAdvisory``, nats-server ``consumer.go`` ``processNak``), before it puts the
+message back for redelivery. :class:`NaksSeen` subscribes to them and remembers, per work-stream message, the
+delivery count of its last ``nak``: a redelivery whose previous delivery was nak'ed is a hand-back, exactly.
+
+Bounded: at most :data:`REMEMBERED` messages (the oldest forgotten first), advisories over :data:`MAX_BYTES` or of
+another stream ignored; each is parsed in the connection's read loop (≤ 2 KiB of JSON). A subscription the server
+refuses (an account without the permission) leaves the worker with its own hand-backs only (said once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from gamead_core import names
+from gamead_core.errors import error_text
+from gamead_core.queue.inline_sub import subscribe_inline
+
+log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
+
+#: nats-server's nak advisories of every consumer (``JSAdvisoryConsumerMsgNakPre`` + ``.<stream>.<consumer>``)
+SUBJECT = "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.*.*"
+#: Messages whose last nak is remembered: enough for every hand-back of a backlog's minutes, whatever the flow
+REMEMBERED = 10_000
+#: An advisory larger than this is not nats-server's (~300 bytes): not parsed
+MAX_BYTES = 2048
+_STREAM_TOKEN = 5  #: $JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.<stream>.<consumer>
+
+
+def parse_nak(subject: str, data: bytes) -> tuple[str, int, int] | None:
+    """``(work stream, stream sequence, delivery count)`` of a nak advisory on ``subject`` with body ``data``, or
+    None: not a work stream's (:func:`gamead_core.names.partition_of_stream`), too large, not JSON, or without a
+    positive ``stream_seq`` and ``deliveries`` naming the subject's stream. Pure."""
+    tokens = subject.split(".")
+    if len(tokens) != _STREAM_TOKEN + 2 or len(data) > MAX_BYTES:
+        return None
+    stream = tokens[_STREAM_TOKEN]
+    if names.partition_of_stream(stream) is None:
+        return None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("stream") != stream:
+        return None
+    seq, count = doc.get("stream_seq"), doc.get("deliveries")
+    if type(seq) is not int or type(count) is not int or seq <= 0 or count <= 0:
+        return None
+    return stream, seq, count
+
+
+class NaksSeen:
+    """The delivery count of the last ``nak`` nats-server announced for each work-stream message (at most
+    ``remembered``): :meth:`naked`. :meth:`start` subscribes on a connection."""
+
+    def __init__(self, remembered: int = REMEMBERED) -> None:
+        self._last: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._most = remembered
+
+    async def start(self, nc: NATS) -> None:
+        """Subscribe to the nak advisories on ``nc``. Never raises: a refused subscription is said once (WARNING),
+        and the worker judges redeliveries without them."""
+        try:
+            await subscribe_inline(nc, SUBJECT, self._on_advisory)
+        except Exception as exc:  # noqa: BLE001 - a log line's evidence, not the worker's work
+            log.warning("could not subscribe to nats-server's nak advisories (%s): an ad another worker handed back "
+                        "may be called lost at its redelivery", error_text(exc))
+
+    def note(self, stream: str, seq: int, count: int) -> None:
+        """Remember that delivery ``count`` of message ``seq`` of ``stream`` was handed back (the newest first)."""
+        key = (stream, seq)
+        self._last.pop(key, None)
+        self._last[key] = count
+        while len(self._last) > self._most:
+            self._last.popitem(last=False)
+
+    def naked(self, stream: str, seq: int) -> int | None:
+        """The delivery count of the last ``nak`` seen of message ``seq`` of ``stream``; None: none seen."""
+        return self._last.get((stream, seq))
+
+    def _on_advisory(self, msg: Msg) -> None:
+        parsed = parse_nak(msg.subject, msg.data or b"")
+        if parsed is not None:
+            self.note(*parsed)
+
+
+__all__ = ["MAX_BYTES", "REMEMBERED", "SUBJECT", "NaksSeen", "parse_nak"]
