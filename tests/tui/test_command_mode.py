@@ -73,6 +73,24 @@ def test_colon_completes_and_enter_on_a_level_drills_down_with_a_breadcrumb(reco
     run(source, scenario)
 
 
+def test_a_level_with_no_ad_says_so_in_words(recorded: dict[str, Any]) -> None:
+    """regress41: `:level 3` on an idle stack read "P3: 0 pending, 0 ack pending; the oldest 0, oldest first ·
+    enter: the ad's record" over a table header alone; a list with nothing in it says so in words (README,
+    *List verbs*). Without the fix: "the oldest 0"."""
+    source = RecordedSource({**recorded, "ads": ADS})  # level 2's ads only
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        app.open_level(3)
+        screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
+                             and app.screen, what="level 3 read")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "no ad of P3 waits or is held now" in text and "the oldest 0" not in text, text
+        assert screen.query_one("#level-table").row_count == 0
+
+    run(source, scenario)
+
+
 def test_enter_on_the_queue_panel_drills_into_the_chosen_level(recorded: dict[str, Any]) -> None:
     source = RecordedSource({**recorded, "ads": ADS})
 
