@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -41,11 +42,19 @@ def error_kinds(name: str) -> tuple[type[BaseException], ...]:
     return tuple({kind for m in modules if (kind := getattr(m, name, None)) is not None})
 
 
+#: pydantic's word before the text of a ``ValueError`` raised in a validator, which Typer ≥ 0.2x passes on in
+#: a choice's refusal (``Invalid value for '--output' / '-o': Value error, 'yaml' is not one of …``, regress41 F3)
+_VALIDATOR_PREFIX = re.compile(r"(^|: )Value error, ")
+
+
 def usage_line(exc: Any) -> str:
+    """The one line of a usage error (exit 2): Click's message without pydantic's ``Value error, `` and a pointer
+    to the verb's ``--help``."""
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "gamead"
     bare = getattr(exc, "param", None) is None and getattr(exc, "param_hint", None) is None
     message = str(exc.message if bare and hasattr(exc, "message") else exc.format_message())
+    message = _VALIDATOR_PREFIX.sub(r"\1", message, count=1)
     return f"{message.rstrip('.')} (see `{path} --help`)"
 
 

@@ -277,8 +277,19 @@ def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
             f"the title {fields['title']!r} has no letters and no --description was given: the analyser would have "
             "no words of yours to analyse", param_hint="--title / --description")
     ad = {**FLAG_DEFAULTS, **fields}
-    ad.setdefault("description", f"{fields['title']}: a {fields['genre']} game.")
+    ad.setdefault("description", f"{fields['title']}: {_a(str(fields['genre']))} game.")
     return ad
+
+
+def _a(word: str) -> str:
+    """``a Strategy``, ``an Idle``, ``an RPG``, ``a MOBA``: the article by the word's sound, for the description made
+    up from ``--genre`` (regress41: the README's ``--genre RPG`` was analysed as "Sky Saga: a RPG game."). A vowel
+    letter, or an initialism of at most 3 capitals (read letter by letter) whose first letter's name starts with a
+    vowel sound (F, H, L, M, N, R, S, X). Pure."""
+    first = word[:1]
+    initialism = 1 < len(word) <= 3 and word.isupper()
+    vowel = first in "AEFHILMNORSX" if initialism else first.lower() in "aeiou"
+    return f"{'an' if first and vowel else 'a'} {word}"
 
 
 def ad_from_flags(

@@ -256,6 +256,6 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         if isinstance(event.data_table, NodesTable):
             node = next((n for n in self.nodes if str(n.get("id")) == key), None)
             if node is not None:
-                self.push_screen(DetailScreen(f"node {key}", view_tables.details_view(node)))
+                self.push_screen(DetailScreen(f"node {key}", view_tables.node_details(node)))
         elif isinstance(event.data_table, DlqTable):
             self.show_dlq_entry(key)

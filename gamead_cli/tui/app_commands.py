@@ -106,9 +106,10 @@ class CommandActions:
         rows = view_queue.level_ads(page.get("items") or [])
         how = (" (from the newest records: this API has no /v1/levels)" if page.get("partial")
                else "")
-        note = (f"P{level}: {view_figures.num(page.get('pending'))} pending, "
-                f"{view_figures.num(page.get('ackPending'))} ack pending; "
-                f"the oldest {len(rows)}, oldest first{how} · enter: the ad's record")
+        counts = (f"P{level}: {view_figures.num(page.get('pending'))} pending, "
+                  f"{view_figures.num(page.get('ackPending'))} ack pending")
+        note = (f"{counts}; the oldest {len(rows)}, oldest first{how} · enter: the ad's record" if rows
+                else f"{counts}: no ad of P{level} waits or is held now{how}")  # words, not "the oldest 0" (regress41)
         screen.show(rows, note)
 
     @work(group="details", exclusive=True, exit_on_error=False)

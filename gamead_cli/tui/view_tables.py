@@ -40,6 +40,18 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
     )
 
 
+#: a node's counts of analyses: an API node's are 0 on the wire, though it analyses nothing
+WORKER_COUNTS = ("concurrency", "inFlight", "processed", "failed", "dead")
+
+
+def node_details(node: Mapping[str, Any]) -> Any:
+    """The details of one node (``enter`` on its row): :func:`details_view`, an API node's analysis counts as ``-``
+    as in its row (regress41: they read ``concurrency 0``, ``completed ads 0`` … beside the row's ``-``). Pure."""
+    if node.get("role") == "worker":
+        return details_view(node)
+    return details_view({k: None if k in WORKER_COUNTS else v for k, v in node.items()})
+
+
 NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
 #: the nodes' columns a narrow table leaves out first, in order (after an empty one; HEARTBEAT tells stuck nodes)
 NODE_DROP = ("PROC P95", "UP", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE")

@@ -201,3 +201,16 @@ def test_usage_lines_name_arguments_as_the_help_text_does(path: list[str]) -> No
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
     usage = next(line for line in result.output.splitlines() if "Usage:" in line)
     assert not re.search(r"[{}]|\[\[|\b[a-z_]+\b(?=\s*$)", usage.split("[OPTIONS]")[-1]), usage
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["ads", "list", "--status", "bogus"], "--status' / '-s': 'bogus' is not one of 'queued', 'processing'"),
+    (["workers", "-o", "yaml"], "--output' / '-o': 'yaml' is not one of 'table', 'json'"),
+], ids=["status", "output"])
+def test_a_refused_choice_reads_without_the_validators_word(argv: list[str], said: str) -> None:
+    """regress41 F3: with Typer 0.29 (what a fresh clone installs) every choice option refused a value as
+    ``Invalid value for '--output' / '-o': Value error, 'yaml' is not one of …``: pydantic's word for a
+    validator's ValueError. One red line without it, exit 2 (without the fix: ``Value error, `` in both)."""
+    result = CliRunner().invoke(app, argv, env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr and "Value error" not in result.stderr, result.stderr

@@ -165,6 +165,43 @@ def test_a_signal_during_a_hand_over_lands_after_it() -> None:
     assert handed[0] == 1 and handed[2:] == [2, 3], handed
 
 
+def test_a_ctrl_c_during_a_hand_over_counts_the_run_it_handed_over(api_url: str, monkeypatch) -> None:
+    """regress41 F2: a Ctrl-C held through a hand-over was raised as the block ended, before the line that counted
+    the run: `submit --count 2000 --rate 100` then Ctrl-C said "sent 100, accepted 110" and "not sent 1900 …
+    none of these is queued, safe to resend", 10 of them queued. Here the first hand-over gets a SIGINT: its run
+    is sent, accepted and counted sent, the ads after it not sent (without the fix: sent 0, accepted 5)."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gamead_cli.client import ApiClient
+    from gamead_cli.submit import sending
+
+    class Interrupting(ThreadPoolExecutor):
+        """The stdlib pool, with a Ctrl-C arriving while the first run is handed to it."""
+
+        handed = 0
+
+        def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+            Interrupting.handed += 1
+            if Interrupting.handed == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # held by the hand-over, raised as it ends
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(sending, "ThreadPoolExecutor", Interrupting)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    tag = f"Handed {uuid.uuid4().hex[:8]}"
+    try:
+        with ApiClient(api_url) as client:
+            summary, _ = sending.send_many(client, [json.loads(_line(f"{tag} Ad {i}")) for i in range(20)],
+                                           total=20, rate=0, concurrency=1, idempotency_key=None, batch_size=5)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert summary["interrupted"], summary
+    assert summary["sent"] == summary["accepted"] == 5 and summary["lastSent"] == "ad 5", summary
+    assert summary["notSent"] == 15 and len(_titles_queued(api_url, tag)) == 5, summary
+
+
 def test_a_non_blocking_stdin_is_read_as_a_blocking_one(api_url: str) -> None:
     """review30b F6: a pipe whose reading end a parent left non-blocking (Node, some IDEs) ended `submit --ndjson -`
     at its first pause with "unexpected BlockingIOError" and no summary. Read through it: the ads written before

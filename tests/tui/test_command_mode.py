@@ -73,6 +73,52 @@ def test_colon_completes_and_enter_on_a_level_drills_down_with_a_breadcrumb(reco
     run(source, scenario)
 
 
+def test_a_level_with_no_ad_says_so_in_words(recorded: dict[str, Any]) -> None:
+    """regress41: `:level 3` on an idle stack read "P3: 0 pending, 0 ack pending; the oldest 0, oldest first ·
+    enter: the ad's record" over a table header alone; a list with nothing in it says so in words (README,
+    *List verbs*). Without the fix: "the oldest 0"."""
+    source = RecordedSource({**recorded, "ads": ADS})  # level 2's ads only
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        app.open_level(3)
+        screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
+                             and app.screen, what="level 3 read")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "no ad of P3 waits or is held now" in text and "the oldest 0" not in text, text
+        assert screen.query_one("#level-table").row_count == 0
+
+    run(source, scenario)
+
+
+def test_an_api_nodes_details_show_its_analysis_counts_as_its_row_does(recorded: dict[str, Any]) -> None:
+    """regress41: `enter` on the API node's row said `concurrency 0`, `in flight 0`, `completed ads 0`, `failed
+    attempts 0`, `dead 0` beside the row's `-` (an API node analyses nothing; README: its IN-FL, COMPLETED and FAILED
+    are `-`); a worker's keep their figures (without the fix: `completed ads  0` for the API node)."""
+    import re
+
+    from gamead_cli.tui.widgets_help import DetailScreen
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        shown = {}
+        for row, node in ((0, "api-vm-21584"), (1, "worker-a")):
+            table = app.query_one(NodesTable)
+            table.focus()
+            table.move_cursor(row=row)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what=f"the details of {node}")
+            await pilot.pause()
+            shown[node] = screen_text(app)
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, DetailScreen), what="the details to close")
+        for word in ("concurrency", "in flight", "completed ads", "failed attempts", "dead"):
+            assert re.search(rf"{word}\s+-\s", shown["api-vm-21584"]), (word, shown["api-vm-21584"])
+        assert re.search(r"completed ads\s+533\s", shown["worker-a"]) and re.search(r"concurrency\s+4\s",
+                                                                                     shown["worker-a"])
+
+    run(RecordedSource(recorded), scenario)
+
+
 def test_enter_on_the_queue_panel_drills_into_the_chosen_level(recorded: dict[str, Any]) -> None:
     source = RecordedSource({**recorded, "ads": ADS})
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from gamead_cli.tui import view
 from gamead_cli.tui.app import DROP_ORDER, DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
-from gamead_cli.tui.screens import TypedConfirmScreen
+from gamead_cli.tui.screens import RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable
 from tests.tui.conftest import screen_text, until
@@ -66,10 +67,39 @@ def test_80x24_shows_every_panel_and_the_whole_help(recorded: dict[str, Any]) ->
         await pilot.pause()
         text = screen_text(app)
         assert "press escape to close" in text and "quit" in text and "pause / resume" in text
+        await pilot.press("end")  # the rest scrolls into view: the commands and what the colours mean
+        await pilot.pause()
+        text = screen_text(app)
+        assert ":quit" in text and "count from then" in text and "press escape to close" in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="the help to close")
 
     run(recorded, (80, 24), scenario)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=["80x24", "200x50"])
+@pytest.mark.parametrize("screen", ["help", "details", "record"])
+def test_a_dialog_taller_than_the_terminal_scrolls_to_its_last_line(recorded: dict[str, Any], size: tuple[int, int],
+                                                                   screen: str) -> None:
+    """regress41 F1: the help (48 lines), a node's or entry's details and an ad's record with its analysis grew
+    past the terminal's edge with nothing to scroll (``height: auto``): at 80x24 the help ended at ``:dlq``, its
+    other commands and notes unreachable (at 200x50 its last 2 lines). Now each scrolls, its last line reachable
+    with ``end`` and the way out still on screen (without the fix: the last line is never shown, 6 of 6 cases, and
+    the 80x24 help test above fails too)."""
+    long = Text("\n".join(f"field {i}" for i in range(80)) + "\nTHE LAST LINE")
+    opened = {"help": lambda: HelpScreen(), "details": lambda: DetailScreen("node local-1", long),
+              "record": lambda: RecordScreen("ad 01m92e1wdsx7ad66y4wgwj7wes", long)}[screen]
+    last = "count from then" if screen == "help" else "THE LAST LINE"
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        app.push_screen(opened())
+        await pilot.pause()
+        await pilot.press("end")
+        await pilot.pause()
+        text = screen_text(app)
+        assert last in text and ("escape to close" in text or "(escape: back)" in text)  # and the way out
+
+    run(recorded, size, scenario)
 
 
 def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_footer(recorded: dict[str, Any]) -> None:
