@@ -13,17 +13,28 @@ goes further for check and status texts (``/readyz``, ``/v1/stats``): no host, p
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 
-#: a query parameter whose value is a secret (its name holds ``pass``, ``token`` or ``secret``: redis-py's
-#: ``password``, ``ssl_password``), up to the end of its value
-_SECRET_PARAM = re.compile(r"(?i)([?&;][\w.-]*(?:pass|token|secret)[\w.-]*=)[^&;#\s'\"<>]*")
+#: a query parameter, up to the end of its value: masked when its name, decoded as redis-py decodes it
+#: (``parse_qs``: ``p%61ssword`` is ``password``, review41 F3), holds ``pass``, ``token`` or ``secret`` (redis-py's
+#: ``password``, ``ssl_password``)
+_PARAM = re.compile(r"([?&;])([^=&;#\s'\"<>]+)=([^&;#\s'\"<>]*)")
+_SECRET_NAME = re.compile(r"(?i)pass|token|secret")
+#: where a comma starts the next URL of a server list (``nats://a:4222,nats://b:4222``); any other comma is the
+#: URL's own (a password ``S3,cret`` in its user-info or query: split there, the rest was printed, review41 F3)
+_NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _param(match: re.Match[str]) -> str:
+    if _SECRET_NAME.search(unquote_plus(match[2])) is None:
+        return match[0]
+    return f"{match[1]}{match[2]}={MASK}"
 
 
 def _mask_query(text: str) -> str:
-    return _SECRET_PARAM.sub(rf"\g<1>{MASK}", text) if "=" in text else text
+    return _PARAM.sub(_param, text) if "=" in text else text
 
 
 def _one(url: str) -> str:
@@ -47,7 +58,7 @@ def redact_url(url: str | None) -> str | None:
     """``url`` with any password or token in its user-info or query replaced by ``***`` (None stays None)."""
     if url is None:
         return None
-    return ",".join(_one(u) for u in url.split(","))
+    return ",".join(_one(u) for u in _NEXT_URL.split(url))
 
 
 #: ``scheme://userinfo@`` inside text: the user-info runs to the *last* ``@`` before a ``/``, a space or a quote

@@ -24,6 +24,13 @@ from gamead_core.redact import redact_url
         ("nats://host:4222", "nats://host:4222"),
         ("rediss://valkey:6379/0?password=PW&socket_timeout=5", "rediss://valkey:6379/0?password=***&socket_timeout=5"),
         ("redis://valkey/0?ssl_keyfile=/k.pem&ssl_password=PW", "redis://valkey/0?ssl_keyfile=/k.pem&ssl_password=***"),
+        # review41 F3: a comma in the password (redis-py takes it) split the URL as a server list and the rest was
+        # shown whole; a parameter name redis-py decodes (p%61ssword is password) was not taken for a secret
+        ("redis://:S3,PW@valkey:6379/0", "redis://:***@valkey:6379/0"),
+        ("rediss://valkey:6379/0?password=S3,PW&db=2", "rediss://valkey:6379/0?password=***&db=2"),
+        ("rediss://valkey:6379/0?p%61ssword=PW&ssl_p%61ssword=PW",
+         "rediss://valkey:6379/0?p%61ssword=***&ssl_p%61ssword=***"),
+        ("nats://u:PW@a:4222, nats://u:PW@b:4222", "nats://u:***@a:4222,nats://u:***@b:4222"),
         (None, None),
     ],
 )
