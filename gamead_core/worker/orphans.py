@@ -195,11 +195,10 @@ class Orphans:
     back that window (nats-server's clock); every later round reads only what the records' stream took
     since the last read, once for all the deaths watched (headers only), so a create of a dead API that lands
     after its death was settled is queued too. Work per round: the records written since the last round; memory:
-    at most :data:`MAX_WATCHED` deaths. ``reports``: the reports made (tests)."""
+    at most :data:`MAX_WATCHED` deaths."""
 
     def __init__(self) -> None:
         self._watched: dict[str, _Death] = {}
-        self.reports: list[OrphanReport] = []
         self._last: tuple[float, int] | None = None  #: (time.monotonic(), reconnects) of the last round
         self._due: float | None = None  #: time.monotonic() from which the deaths no one saw are looked for
 
@@ -335,7 +334,6 @@ class Orphans:
         return None
 
     def _report(self, report: OrphanReport, death: _Death, first: bool) -> None:
-        self.reports.append(report)
         if not first and not (report.republished or report.too_old or report.failed or report.changed):
             return
         log.log(logging.WARNING if report.republished or report.too_old else logging.INFO,
