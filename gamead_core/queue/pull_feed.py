@@ -34,7 +34,8 @@ to the feed: they are taken as any other (its room was given back, so the bytes 
 that request's for a while). A slow link is not a lost request: the bound starts at twice the consumer create's
 round trip plus a heartbeat when that is longer, and doubles (up to ``EXPIRES / 2``) each time a forgotten request
 is heard from after all (a test's proxy holding every JetStream request 1 s made three reads re-ask every 1.5 s,
-each re-ask delaying the rest, until one timed out).
+each re-ask delaying the rest, until one timed out); never more than half the reader's timeout (never below
+:data:`LOST_AFTER`), so a lost request is still asked again while the reader waits (review41 F4).
 """
 
 from __future__ import annotations
@@ -199,20 +200,27 @@ class PullFeed:
                 await self._nc.publish(names.pull_next_subject(self._stream, self._consumer),
                                        json.dumps(request).encode(), reply=reply)
 
-    def _forget_lost(self) -> float:
-        """Forget the requests out heard nothing from for the feed's bound (:data:`LOST_AFTER` or more: module doc;
-        their room given back, so :meth:`_ask` asks again); the seconds until the next one left would be."""
-        now, soonest = time.monotonic(), self._lost_after
+    def _forget_lost(self, bound: float) -> float:
+        """Forget the requests out heard nothing from for ``bound`` seconds (:meth:`_bound`; their room given back,
+        so :meth:`_ask` asks again); the seconds until the next one left would be."""
+        now, soonest = time.monotonic(), bound
         for reply, request in list(self._out.items()):
             silent = now - request.heard
-            if silent >= self._lost_after:
+            if silent >= bound:
                 del self._out[reply]
                 self._give_back(request.held)
                 if len(self._forgotten) < 64:  # bounded: a feed whose requests all vanish does not grow the set
                     self._forgotten.add(reply)
             else:
-                soonest = min(soonest, self._lost_after - silent)
+                soonest = min(soonest, bound - silent)
         return soonest
+
+    def _bound(self, timeout: float) -> float:
+        """Seconds a request out may go unheard from while a reader waits ``timeout`` seconds: the feed's bound
+        (module doc), at most half that timeout (never below :data:`LOST_AFTER`), so a lost request is asked again
+        while the reader still waits. Before (review41 F4), a create's 1 s round trip made it 2.5 s and a 2 s
+        listing whose first requests were lost ended ScanIncomplete after 0 messages."""
+        return min(self._lost_after, max(LOST_AFTER, timeout / 2))
 
     async def _room_unless_ready(self, room: asyncio.Semaphore) -> bool:
         """One unit of ``room`` (True), or False as soon as this read has a message to hand out (or has ended): a read
@@ -243,7 +251,7 @@ class PullFeed:
         seconds of asking (or the consumer is gone), the gamead error of a NATS that refuses the request."""
         if not self._ready:
             await self._ask()
-            deadline = time.monotonic() + timeout
+            deadline, bound = time.monotonic() + timeout, self._bound(timeout)
             while not self._ready:
                 if self._ended or not self._out:
                     raise nats.errors.TimeoutError
@@ -252,8 +260,8 @@ class PullFeed:
                     raise nats.errors.TimeoutError
                 self._arrived.clear()
                 with contextlib.suppress(asyncio.TimeoutError):  # a wait cut short to look for lost requests
-                    await asyncio.wait_for(self._arrived.wait(), min(left, self._forget_lost()))
-                self._forget_lost()
+                    await asyncio.wait_for(self._arrived.wait(), min(left, self._forget_lost(bound)))
+                self._forget_lost(bound)
                 await self._ask()  # a request ended without messages (expired, too small) or lost: ask again
         msg = self._ready.popleft()
         self._held -= size(msg)

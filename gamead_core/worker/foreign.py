@@ -37,31 +37,61 @@ def foreign_verdict(record: AdRecord, delivery: str) -> str:
     return "back"
 
 
+#: what :func:`settle_unexpected` did, by verdict, as its caller's line says it (``delay``: the hand-back's seconds)
+DONE = {"ack": "acknowledged: the ad is final, or a later publish of it runs it",
+        "leave": "left to the later delivery of its message that runs the ad",
+        "back": "handed back, due again in {delay:.1f}s",
+        "unsent": "its reply to NATS was not sent: it comes back after queue.ack_wait"}
+
+
 async def settle_foreign(store: AdStore, shielded: Callable[[Awaitable[Any]], Awaitable[Any]], msg: Msg, ad_id: str,
-                         what: str, delay: float) -> str:
+                         what: str, delay: float, *, say: bool = True) -> str:
     """Settle ``msg`` (ad ``ad_id``) whose outcome (``what``: "analysed", "failed", "dead-lettered") was not written:
     :func:`foreign_verdict` on the leader's record (a replica's may lag: attack40b F1/F2), ``nak(delay)`` (seconds)
     for ``"back"``. A record that cannot be read leaves the message to come back after ``queue.ack_wait``. Logs one
-    line with the ad id; returns the verdict (``"unread"`` for an unreadable record). Raises what ``ack``/``nak``
-    raise (nats-py's: not sent)."""
+    line with the ad id (``say`` False: the caller says it, :data:`DONE`); returns the verdict (``"unread"`` for an
+    unreadable record). Raises what ``ack``/``nak`` raise (nats-py's: not sent)."""
     meta = msg.metadata
     delivery = delivery_id(meta.sequence.stream, meta.num_delivered or 1)
     extra = {"ad_id": ad_id, "delivery": delivery}
     try:
         record = (await store.get(ad_id, consistent=True)).record
     except GameadError as exc:
+        if not say:
+            return "unread"
         log.warning("ad %s: %s under delivery %s, but its outcome was not written and its record cannot be read now "
                     "(%s): it comes back after queue.ack_wait", ad_id, what, delivery, error_text(exc), extra=extra)
         return "unread"
     verdict = foreign_verdict(record, delivery)
     if verdict == "back":
         await shielded(msg.nak(delay=delay))
+        if not say:
+            return verdict
         log.warning("ad %s: %s under delivery %s, but its outcome was not written and no later delivery runs it "
                     "(record %s, delivery %s): handed back, due again in %.1fs", ad_id, what, delivery,
                     record.status.value, record.delivery, delay, extra=extra)
         return verdict
     if verdict == "ack":
         await shielded(msg.ack())
+    if not say:
+        return verdict
     log.info(NOT_OURS + " (record %s, delivery %s: %s)", ad_id, what, delivery, record.status.value, record.delivery,
              "acknowledged" if verdict == "ack" else "left to its holder", extra=extra)
     return verdict
+
+
+async def settle_unexpected(store: AdStore, shielded: Callable[[Awaitable[Any]], Awaitable[Any]], msg: Msg, ad_id: str,
+                            delay: float) -> str:
+    """Settle ``msg`` (ad ``ad_id``) whose handling raised an error the worker has no rule for, as
+    :func:`settle_foreign` would (on the leader's record: attack40b F2), quietly; one whose record cannot be read is
+    handed back after ``delay`` seconds all the same, not left to ``queue.ack_wait``. A nak regardless (65d1a3e0)
+    handed back a message a later delivery of it held: redelivered as delivery 3 while delivery 2 ran the ad
+    (review41 F6). Returns what was done, a key of :data:`DONE`. Never raises."""
+    try:
+        done = await settle_foreign(store, shielded, msg, ad_id, "failed", delay, say=False)
+        if done == "unread":
+            await shielded(msg.nak(delay=delay))
+            done = "back"
+    except Exception:  # noqa: BLE001 - not sent (or after an ack: nats-py refuses): ack_wait brings it back
+        done = "unsent"
+    return done

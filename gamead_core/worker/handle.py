@@ -35,7 +35,6 @@ is never analysed and creates nothing: it is terminated once, logged, counted an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -57,6 +56,7 @@ from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, ends_unrun, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.foreign import DONE, settle_unexpected
 from gamead_core.worker.give_back import may_have_landed, unclaim
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Delivery, Hooks
@@ -279,10 +279,9 @@ class AdHandler:
             self.stats.last_error = repr(exc)
             delay = backoff(msg.metadata.num_delivered or 1, base=self.settings.worker.backoff_base,
                             cap=self.settings.worker.backoff_cap)
-            log.error("ad %s: unexpected error; handed back, due again in %.1fs", ad_id, delay, exc_info=exc,
+            done = await settle_unexpected(self._settle.store, self._shielded, msg, ad_id, delay)  # (review41 F6)
+            log.error("ad %s: unexpected error; %s", ad_id, DONE[done].format(delay=delay), exc_info=exc,
                       extra={"ad_id": ad_id})
-            with contextlib.suppress(Exception):  # not sent: ack_wait brings it back; after an ack: nats-py refuses
-                await self._shielded(msg.nak(delay=delay))
 
     async def _hand_back_unstarted(self, msg: Msg, ad_id: str, delivery: str, delay: float, claimed: bool) -> None:
         """``nak(delay)`` a delivery our storage failing kept from starting; one whose claim may have landed

@@ -179,21 +179,25 @@ def stranded_bound(on_subject: int, pending: int, ack_pending: int, last_before:
     return max(0, on_subject - published - pending - ack_pending)
 
 
-async def stranded_count(js: JetStreamContext, level: int, partition: int = 0) -> tuple[int, ConsumerInfo | None]:
+async def stranded_count(js: JetStreamContext, level: int, partition: int = 0, *,
+                         bound: bool = True) -> tuple[int, ConsumerInfo | None]:
     """How many messages of ``level`` in work-stream ``partition`` its consumer gave up on, at most (see the
     module doc: a race between the reads only undercounts; :func:`stranded_bound`), and the consumer info it was
     computed with (None, and 0, when the consumer is missing). Three JetStream API calls: ``stream_info``,
-    ``consumer_info``, ``stream_info`` with the level's subject filter."""
+    ``consumer_info``, ``stream_info`` with the level's subject filter. ``bound=False`` (the sweep's cap,
+    :func:`stranded`): the last two only, nothing taken off, so a race only overcounts (a publish between them);
+    the bound there took off every publish to the partition, any level, and a steady flow kept the sweep from
+    naming what was stranded (review41 F1)."""
     subject, stream_name = names.level_subject(level, partition), names.work_stream(partition)
     with nats_boundary():
-        before = await js.stream_info(stream_name)
+        before = await js.stream_info(stream_name) if bound else None
         try:
             info = await js.consumer_info(stream_name, names.level_consumer(level, partition))
         except nats.js.errors.NotFoundError:
             return 0, None  # the consumer is missing (the topology check recreates it)
         stream = await js.stream_info(stream_name, subjects_filter=subject)
     return stranded_bound(int((stream.state.subjects or {}).get(subject, 0)), int(info.num_pending or 0),
-                          int(info.num_ack_pending or 0), int(before.state.last_seq or 0),
+                          int(info.num_ack_pending or 0), int((before or stream).state.last_seq or 0),
                           int(stream.state.last_seq or 0)), info
 
 
@@ -213,10 +217,11 @@ async def stranded(
     limit: int = SWEEP_BATCH, partition: int = 0,
 ) -> list[int]:
     """Sequences of the stranded messages of ``level`` in work-stream ``partition``, oldest first (at most
-    ``limit``, and never more than :func:`stranded_count`). While some delivery of the level is pending, only
-    messages whose record is stale count (``settings`` and ``store`` are needed for that; without them none is
-    named)."""
-    count, info = await stranded_count(js, level, partition)
+    ``limit``, and never more than :func:`stranded_count` without its bound: only messages at or below the
+    consumer's delivered sequence are named, never one published during the reads). While some delivery of the
+    level is pending, only messages whose record is stale count (``settings`` and ``store`` are needed for that;
+    without them none is named)."""
+    count, info = await stranded_count(js, level, partition, bound=False)
     if not count or info is None:
         return []
     delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0

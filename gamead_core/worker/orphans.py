@@ -195,11 +195,10 @@ class Orphans:
     back that window (nats-server's clock); every later round reads only what the records' stream took
     since the last read, once for all the deaths watched (headers only), so a create of a dead API that lands
     after its death was settled is queued too. Work per round: the records written since the last round; memory:
-    at most :data:`MAX_WATCHED` deaths. ``reports``: the reports made (tests)."""
+    at most :data:`MAX_WATCHED` deaths."""
 
     def __init__(self) -> None:
         self._watched: dict[str, _Death] = {}
-        self.reports: list[OrphanReport] = []
         self._last: tuple[float, int] | None = None  #: (time.monotonic(), reconnects) of the last round
         self._due: float | None = None  #: time.monotonic() from which the deaths no one saw are looked for
 
@@ -296,8 +295,9 @@ class Orphans:
             if await self._stopped(registry, node):  # a clean shutdown settled its own writes
                 continue
             log.warning("API %s is not in the registry, and %d record(s) it created are as it left them: it died "
-                        "unseen (NATS restarted, or no worker ran): queued like a seen death's", node.id, len(items),
-                        extra={"origin": origin})
+                        "unseen (NATS restarted, or no worker ran), or stopped cleanly over registry.ttl (%gs) ago: "
+                        "queued like a seen death's (one whose message exists is not queued twice: JetStream drops "
+                        "the repeat)", node.id, len(items), settings.registry.ttl, extra={"origin": origin})
             self._watched[origin] = _Death(node, clock.now(), got[1] or 0, items, unseen=True)
         line = await self._guarded(None, older_line(js, names.kv_stream(names.REGISTRY_BUCKET), since))
         if line:
@@ -305,7 +305,8 @@ class Orphans:
 
     @staticmethod
     async def _stopped(registry: Registry, node: NodeInfo) -> bool:
-        """True if ``node``'s registry entry was deleted (a clean shutdown; unknown after a registry lost)."""
+        """True if ``node``'s entry was deleted (a clean shutdown) and the delete mark is still there (the bucket's
+        max_age, ``registry.ttl``, removes it too: an older clean stop reads as a death, review41 F2); else False."""
         try:
             return (await registry.lookup(node.id))[1]
         except Exception:  # noqa: BLE001 - unknown: taken for a death (a re-publish is deduplicated)
@@ -335,7 +336,6 @@ class Orphans:
         return None
 
     def _report(self, report: OrphanReport, death: _Death, first: bool) -> None:
-        self.reports.append(report)
         if not first and not (report.republished or report.too_old or report.failed or report.changed):
             return
         log.log(logging.WARNING if report.republished or report.too_old else logging.INFO,

@@ -278,3 +278,59 @@ def test_a_registry_younger_than_records_left_before_it_names_the_doctor(
     kept, lost = on_js(server.url, drill)
     assert kept is None
     assert lost is not None and "gamead doctor --repair" in lost and "NATS restarted" in lost
+
+
+def test_a_clean_stop_older_than_the_registry_ttl_is_not_called_a_death_for_sure(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: Any,
+) -> None:
+    """review41 F2: a clean stop is told by the registry's delete mark, which the bucket's max_age (``registry.ttl``)
+    removes with the entry; a reaper whose first look comes later (the lease taken, a reconnection) takes the API
+    for one that died unseen and queues its records again (each repeat dropped as a duplicate). Its line said "it died
+    unseen" as a fact; here (registry.ttl 1 s: an API's entry put, 3 records of it, the entry deleted, its mark gone)
+    it names the clean stop too. Without the rewording: the line has no "stopped cleanly"."""
+    import asyncio
+    import logging
+    import time as clock_time
+
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.config import load_settings
+    from gamead_core.models import AdRecord, AdStatus, utcnow
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info, incarnation
+    from gamead_core.store.ads import AdStore
+    from gamead_core.worker.orphans import Orphans
+    from tests.support import submission
+
+    server = fresh_nats()
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "api-clean-1 is not in the registry" in r.getMessage()]
+
+    async def drill(js: Any) -> None:
+        base = load_settings(None)
+        settings = base.model_copy(update={"registry": base.registry.model_copy(
+            update={"ttl": 1.0, "heartbeat_interval": 0.25})})
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        node = api_node_info("api-clean-1", started=clock_time.time())
+        await registry.put(node)
+        store = await AdStore.open(js._nc, js)
+        store.origin = incarnation(node.id, node.pid, node.started_at)
+        for i in range(3):
+            await store.create(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                                        ad=submission(title=f"Stopped cleanly {i}")))
+        await registry.delete(node.id)  # the clean stop
+        deadline = clock_time.monotonic() + 20
+        while (await registry.lookup(node.id))[1]:  # the mark goes with the entry after registry.ttl
+            assert clock_time.monotonic() < deadline, "the delete mark stayed"
+            await asyncio.sleep(0.1)
+        orphans = Orphans()
+        while not said():  # a reaper's first look: registry.ttl after its start
+            assert clock_time.monotonic() < deadline, "no line about the stopped API"
+            await orphans.unseen(js, settings, registry, {}, 0)
+            await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.orphans"):
+        on_js(server.url, drill)
+    (line,) = said()
+    assert "3 record(s)" in line and "stopped cleanly over registry.ttl (1s) ago" in line, line

@@ -139,3 +139,32 @@ def test_a_slow_link_is_not_taken_for_lost_requests(nats_server: EmbeddedNats, m
     finally:
         proxy.stop()
     assert sum(asked) <= 12, sum(asked)
+
+
+def test_a_lost_request_is_asked_again_within_a_short_reads_timeout_after_a_slow_create(
+        nats_server: EmbeddedNats) -> None:
+    """review41 F4: the bound on an unheard request grew from the consumer create's round trip (241c0c2d: twice it
+    plus a heartbeat) with no regard to the reader's own timeout, so a listing's 2 s read whose create took 1 s
+    (a loaded cluster) and whose first pull requests were lost (f486febc's case) waited 2.5 s to ask again and ended
+    ScanIncomplete after 0 messages. A reader's timeout caps the bound (half of it, never below ``LOST_AFTER``):
+    the read gets all 200 messages (without the cap: ScanIncomplete)."""
+    proxy = PublishFilter(("127.0.0.1", nats_server.port)).start()
+
+    async def run() -> int:
+        direct = await nats.connect(nats_server.url)
+        nc = await nats.connect(proxy.url)
+        try:
+            await filled_stream(direct.jetstream(), "SHORT", [100] * 200)
+            js = nc.jetstream(timeout=10)
+            proxy.hold("$JS.API.CONSUMER.CREATE.SHORT", 1.0)
+            proxy.drop("$JS.API.CONSUMER.MSG.NEXT.SHORT.", count=2)  # both first requests
+            return (await read_counts(js, "SHORT", 1, timeout=2.0))[0]
+        finally:
+            await nc.close()
+            await direct.close()
+
+    try:
+        assert asyncio.run(run()) == 200
+        assert proxy.dropped == 2
+    finally:
+        proxy.stop()

@@ -20,6 +20,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig
 
 from gamead_core import names
@@ -128,15 +129,24 @@ def test_an_outcome_nobody_else_settles_is_handed_back_and_said(fresh_nats: Any,
     assert len(said) == 1 and "handed back" in said[0]
 
 
-async def _unexpected(url: str) -> dict[str, Any]:
+async def _unexpected(url: str, taken_over: bool = False) -> dict[str, Any]:
     """One ad delivered; its handling raised what the worker has no rule for: the error an outcome write raises when
-    its compare-and-set lost five times in a row (``AdStore.mutate``), as the handler's ``answer`` gets it."""
+    its compare-and-set lost five times in a row (``AdStore.mutate``), as the handler's ``answer`` gets it.
+    ``taken_over``: meanwhile a second delivery of the message (here by a nak of the test's; ack_wait's in a run) was
+    taken by another worker, which claimed the record under it and holds it."""
     settings = GameadSettings()
     nc = await nats.connect(url)
     try:
-        js, store, record, _ = await _one_queued(nc, "Kept changing")
+        js, store, record, revision = await _one_queued(nc, "Kept changing")
         sub = await js.pull_subscribe_bind(names.level_consumer(3), names.ADS_STREAM)
         msg = (await sub.fetch(1, timeout=5))[0]
+        if taken_over:
+            first, msg = msg, Msg(nc, subject=msg.subject, reply=msg.reply, data=msg.data, headers=msg.headers)
+            await first.nak()  # (the worker's own copy, ``msg``, of delivery 1 has sent nothing)
+            held = (await sub.fetch(1, timeout=5))[0]
+            claim = {"status": AdStatus.PROCESSING, "attempts": 1, "worker_id": "w2",
+                     "delivery": delivery_id(held.metadata.sequence.stream, 2)}
+            await store.update(record.model_copy(update=claim), revision)
         stats, shield = WorkerStats(), Shield()
         pause = StoragePause(stats)
         settle = Settler(store, DeadLetters(js), settings.worker, worker_id="wU", stats=stats, pause=pause,
@@ -163,3 +173,18 @@ def test_an_unexpected_error_hands_the_delivery_back_and_says_so(fresh_nats: Any
     print(f"redelivered as delivery {out['back']}; lines: {said}")
     assert out["back"] == 2
     assert len(said) == 1 and "handed back" in said[0]
+
+
+def test_an_unexpected_error_leaves_a_delivery_a_later_one_holds_to_its_holder(fresh_nats: Any,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """review41 F6: the hand-back of an unexpected error (65d1a3e0) was a nak whatever the record said; with a later
+    delivery of the same message running the ad on another worker, JetStream took it (it does not check the delivery
+    count) and delivered the message a third time while the second still ran it: before, redelivered as delivery 3
+    at once. Now the leader's record decides, as for an outcome not written (foreign.py): left to its holder, said
+    in one line, not redelivered within 8 s."""
+    with caplog.at_level(logging.INFO, logger="gamead_core.worker.runtime"):
+        out = asyncio.run(_unexpected(fresh_nats().url, taken_over=True))
+    said = [r.getMessage() for r in caplog.records if out["id"] in r.getMessage()]
+    print(f"redelivered as delivery {out['back']}; lines: {said}")
+    assert out["back"] is None
+    assert len(said) == 1 and "left to the later delivery" in said[0]

@@ -81,3 +81,68 @@ def test_the_bound_takes_off_what_was_published_between_the_reads() -> None:
     assert stranded_bound(110, 100, 4, last_before=500, last_after=506) == 0
     assert stranded_bound(112, 100, 4, last_before=500, last_after=506) == 2
     assert stranded_bound(90, 100, 4, last_before=500, last_after=500) == 0
+
+
+def test_the_sweep_finds_what_is_stranded_while_another_level_flows(
+        fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter]) -> None:
+    """review41 F1: the bound of regress40 F7 also capped the sweep (:func:`~gamead_core.worker.mover.stranded`,
+    ``min(limit, count)``), and every publish to the partition, any level, between its reads is taken off: with a
+    steady flow on priority 3, the 2 messages priority 4's consumer gave up on were never named (before the fix:
+    ``stranded`` [] in 3 of 3 sweeps whose ``stream_info`` was held 0.4 s; the reaper's sweep settles nothing while
+    anything flows). The sweep's own rule (only messages at or below the consumer's delivered sequence) cannot name
+    a message published during its reads, so its cap is the count without the bound: 2 named in each sweep."""
+    from gamead_core.queue.topology import consumer_config
+    from gamead_core.worker.mover import stranded
+
+    server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    settings = GameadSettings()
+
+    async def scenario() -> list[tuple[int, int]]:
+        direct = await nats.connect(server.url)
+        held = await nats.connect(proxy.url)
+        js, js_held = direct.jetstream(), held.jetstream()
+        stop = asyncio.Event()
+
+        async def flow() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"flow-{n}"})
+                await asyncio.sleep(0.005)
+
+        try:
+            await ensure_topology(js, settings)
+            gives_up = consumer_config(4, settings.queue)
+            gives_up.max_deliver, gives_up.ack_wait = 1, 1.0  # as an older gamead made them
+            await js.add_consumer(names.work_stream(0), gives_up)
+            for i in range(2):
+                await js.publish(names.level_subject(4), b"{}", headers={names.HDR_AD_ID: f"given-up-{i}"})
+            sub = await js.pull_subscribe_bind(names.level_consumer(4), names.work_stream(0))
+            assert len(await sub.fetch(2, timeout=5)) == 2  # delivered once, never acknowledged
+            deadline = asyncio.get_running_loop().time() + 20
+            while len(await stranded(js, 4)) < 2:  # JetStream gives up at its next look at the pending list
+                assert asyncio.get_running_loop().time() < deadline, "the consumer never gave up"
+                await asyncio.sleep(0.1)
+            task = asyncio.create_task(flow())
+            out = []
+            try:
+                proxy.hold(f"$JS.API.STREAM.INFO.{names.work_stream(0)}", HOLD)
+                for _ in range(ROUNDS):
+                    first = (await js.stream_info(names.work_stream(0))).state.last_seq
+                    named = await stranded(js_held, 4)
+                    landed = (await js.stream_info(names.work_stream(0))).state.last_seq - first
+                    out.append((len(named), landed))
+            finally:
+                proxy.pass_all()
+                stop.set()
+                await task
+            return out
+        finally:
+            await held.close()
+            await direct.close()
+
+    rounds = asyncio.run(scenario())
+    assert all(landed > 0 for _, landed in rounds), f"no publish landed during a sweep's reads: {rounds}"
+    assert [named for named, _ in rounds] == [2] * ROUNDS, f"(named, publishes during the reads): {rounds}"

@@ -79,6 +79,17 @@ def test_config_dump_masks_url_credentials_as_well_as_secrets() -> None:
                                  "max_answer_bytes": 64 * 1024 * 1024}
 
 
+@pytest.mark.parametrize("url", [f"redis://:{SECRET[:3]},{SECRET[3:]}@valkey:6379/0",
+                                 f"rediss://valkey:6379/0?p%61ssword={SECRET}",
+                                 f"rediss://valkey:6379/0?password={SECRET[:3]},{SECRET[3:]}"])
+def test_config_dump_masks_a_password_redis_py_reads_however_it_is_written(url: str) -> None:
+    """review41 F3: ``gamead config show -o json`` printed ``redis://:S3,cretQ@valkey:6379/0`` and
+    ``rediss://valkey:6379/0?p%61ssword=S3cretQ`` whole (redis-py connects with password S3,cretQ / S3cretQ): the
+    comma was taken for a server list's, the percent-encoded name for no secret's. Without the fix: all 3 fail."""
+    dumped = json.dumps(masked_dump(GameadSettings(redis={"url": url})))
+    assert SECRET[3:] not in dumped and "***" in dumped
+
+
 def test_the_dashboard_shows_the_api_url_without_its_password() -> None:
     from gamead_cli.client import ApiClient
     from gamead_cli.tui.source import ApiSource

@@ -135,6 +135,9 @@ def test_error_messages_logged_by_the_api_have_credentials_masked() -> None:
 
     text = "the queue (NATS at nats://u:PW@h:4222,nats://TOKEN@h2:4222) is unavailable"
     assert mask_urls(text) == "the queue (NATS at nats://u:***@h:4222,nats://***@h2:4222) is unavailable"
+    # review41 F3: its own URL rule cut a URL at its first comma and left a password's rest whole (the log net
+    # masked it later); now it is the log net's rule itself
+    assert mask_urls("redis at redis://:S3,PW@valkey:6379/0 failed") == "redis at redis://:***@valkey:6379/0 failed"
 
 
 def test_a_request_refused_by_the_outbound_guard_is_unavailable_and_leaves_the_write_it_serves_ambiguous() -> None:
