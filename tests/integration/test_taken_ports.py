@@ -116,3 +116,21 @@ def test_a_nats_server_that_cannot_listen_is_named_by_its_fatal_line(tmp_path: P
     assert message.startswith("nats-server exited with code 1: ") and "[FTL]" in message, message
     assert f"127.0.0.1:{held_port}: bind: address already in use" in message, message
     assert "Starting nats-server" not in message and len(message) < 300, message
+
+
+@pytest.mark.parametrize("how", ["--port", "GAMEAD_API__PORT"])
+def test_up_with_api_port_0_is_refused_before_anything_starts(tmp_path: Path, how: str) -> None:
+    """attack41b F2: ``gamead up --port 0`` started nats-server and an API that listened on a free port, then
+    waited for it on port 0, "still starting" for up to 180 s, and failed. api.port 0 (a free one) is for
+    ``gamead serve``; up says so before anything starts, exit 5, and leaves no data dir. Without the fix: no
+    answer within this test's 60 s (the wait), a nats-server and an API started."""
+    data = tmp_path / "stack"
+    flags = ["--port", "0"] if how == "--port" else []
+    variables = {} if how == "--port" else {"GAMEAD_API__PORT": "0"}
+    result = run_gamead("up", "--workers", "0", "--data-dir", str(data), *flags, timeout=60,
+                        env=clean_env(GAMEAD_EMBEDDED__NATS_PORT=str(free_port()), **variables))
+    assert result.returncode == 5, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: api.port 0 (any free port) is for gamead serve: gamead up waits on its API's port, prints it and "
+        "restarts the API there — choose one with --port"]
+    assert not data.exists()
