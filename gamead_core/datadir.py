@@ -13,7 +13,8 @@ that still runs with the same PID *and* start time (so not a reused PID) is a st
 without its children (possible where the kernel cannot signal them): it is stopped and reported. It also holds
 ``up``'s own PID and start time (``pid``, ``pidStart``) and its API's URL (``apiUrl``): :func:`running_stack` reads
 them, so that a CLI verb run where a stack runs talks to that stack (the rule: README, "Which API a command talks
-to"); a file whose ``up`` is gone (PID dead, or reused by another process) is stale and ignored. A child refused
+to"); a file whose ``up`` is gone (PID dead, or reused by another process) is stale: a verb still talks to its
+``apiUrl`` (:func:`recorded_stack`), never to another stack on the default port. A child refused
 (exit 5) after the stack started, retried with back-off, is listed under ``"refused"`` (name, tries in a row, since,
 last, its reason) until it serves again (review28 L2): it is not up, though its retries come and go in ``"started"``.
 """
@@ -279,16 +280,20 @@ def _why_unusable(path: Path, exc: OSError) -> str:
 
 @dataclass(frozen=True)
 class RunningStack:
-    """A ``gamead up`` that runs now on ``data_dir``: its PID and its API's URL (None if its file has none)."""
+    """A ``gamead up`` on ``data_dir``: its PID, its API's URL (None if its file has none), and whether it runs now
+    (False: its file is stale, :func:`recorded_stack`)."""
 
     data_dir: Path
     pid: int
     api_url: str | None
+    running: bool = True
 
 
-def running_stack(data_dir: Path) -> RunningStack | None:
-    """The ``gamead up`` running on ``data_dir``, from its ``gamead-up.json``; None without that file, or when
-    the file is stale: its ``up`` PID is dead, or is another process now (start time, where recorded)."""
+def recorded_stack(data_dir: Path) -> RunningStack | None:
+    """The ``gamead up`` that ``data_dir``'s ``gamead-up.json`` names, running or not; None without a readable file.
+    ``running`` is False when the file is stale: its ``up`` PID is dead, or is another process now (start time,
+    where recorded). A CLI verb run there with no API named talks to that stack's ``apiUrl`` even then, so it finds
+    it down rather than another stack on the default 8080 (attack41b F5)."""
     try:
         doc = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -296,12 +301,19 @@ def running_stack(data_dir: Path) -> RunningStack | None:
     if not isinstance(doc, dict):
         return None
     pid, started, url = doc.get("pid"), doc.get("pidStart"), doc.get("apiUrl")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not alive(pid):
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
-    if started is not None and start_time(pid) != started:
-        return None  # the PID was reused: not the stack that wrote the file
-    return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None)
+    # a reused PID (another start time) is not the stack that wrote the file
+    running = alive(pid) and (started is None or start_time(pid) == started)
+    return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None, running)
+
+
+def running_stack(data_dir: Path) -> RunningStack | None:
+    """The ``gamead up`` running on ``data_dir`` (:func:`recorded_stack`); None without that file, or when it is
+    stale."""
+    stack = recorded_stack(data_dir)
+    return stack if stack is not None and stack.running else None
 
 
 __all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STACK_ENV_FILE", "STATE_FILE", "data_dir_unusable",
-           "running_stack"]
+           "recorded_stack", "running_stack"]

@@ -142,7 +142,8 @@ def nats_server_binary() -> str:
 
 
 def _log_tail(log: Path, chars: int = 2000) -> str:
-    return log.read_text(errors="replace")[-chars:].strip() if log.exists() else ""
+    tail = log.read_text(errors="replace")[-chars:].strip() if log.exists() else ""
+    return "; ".join(ln.strip() for ln in tail.splitlines() if "[FTL]" in ln) or tail  # its reason (attack41b F1)
 
 
 def wait_for_listener(host: str, port: int, proc: subprocess.Popen[bytes], deadline: float, log: Path,

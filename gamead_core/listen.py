@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Mapping
 
 from gamead_core.errors import ConfigError
 
@@ -32,6 +33,25 @@ def listen_refusal(host: str, port: int, setting: str, exc: OSError) -> ConfigEr
     else:
         why = exc.strerror or str(exc)
     return ConfigError(f"cannot listen on {host}:{port} ({setting}): {why}; choose another {setting}")
+
+
+def port_given_twice(ports: Mapping[str, int]) -> ConfigError | None:
+    """The refusal of one port asked for by two listeners of one process tree: ``ports`` maps each setting, as the
+    line names it (``api.port (--port)``), to the port it asks for (0: a free one, which never clashes). None when the
+    non-zero ports are all distinct. Pure.
+
+    ``gamead up`` listens on ``api.port``, ``embedded.nats_port`` and ``embedded.nats_monitor_port`` at once; its
+    port claims hold a port once whoever asks (:class:`~gamead_core.port_claims.PortClaims`), so one port given
+    twice passed every check, nats-server was started, and the second listener failed: exit 1 with nats-server's
+    log head as the reason, or "taken by another process" for the stack's own nats-server (attack41b F1)."""
+    first: dict[int, str] = {}
+    for setting, port in ports.items():
+        if port and port in first:
+            return ConfigError(f"{first[port]} and {setting} are both port {port}: each listener of this stack needs "
+                               f"a port of its own — choose another for one of them (0 = any free port, for "
+                               f"embedded.nats_port and embedded.nats_monitor_port)")
+        first.setdefault(port, setting)
+    return None
 
 
 def bind_listener(host: str, port: int, setting: str, backlog: int = 2048) -> socket.socket:

@@ -69,7 +69,9 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, authorization, stack_credentials, wait_for_listener
+from gamead_core.errors import ConfigError
 from gamead_core.fd_limit import low_nofile_words, raise_nofile
+from gamead_core.listen import port_given_twice
 from gamead_core.logs import ConsoleLines
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.port_claims import PortClaims
@@ -175,6 +177,13 @@ def up(
             say(f"[yellow]![/] stopped a stray {escape(str(stray['name']))} (pid {stray['pid']}) left on "
                 f"{escape(str(data.path))} "
                 "by an earlier stack")
+        if not settings.api.port:  # the port up waits on, prints, keeps for restarts (attack41b F2: waited 180 s)
+            raise ConfigError("api.port 0 (any free port) is for gamead serve: gamead up waits on its API's port, "
+                              "prints it and restarts the API there — choose one with --port")
+        if not settings.nats.url and (twice := port_given_twice({  # before any process starts (attack41b F1)
+                "api.port (--port)": settings.api.port, "embedded.nats_port": settings.embedded.nats_port,
+                "embedded.nats_monitor_port": settings.embedded.nats_monitor_port})):
+            raise twice
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         claims.require(settings.api.port, "its API", "the API", "choose another with --port")
         check_port(settings.api.host, settings.api.port, "the API", "--port")

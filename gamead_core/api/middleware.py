@@ -53,7 +53,7 @@ from gamead_core.api.auth import (
     needed_roles_text,
     route_class,
 )
-from gamead_core.api.auth_failures import FailedAuth, shared
+from gamead_core.api.auth_failures import FailedAuth, client_key, shared
 from gamead_core.api.errors import DuplicateHeader, DuplicateQueryParameter, error_response
 from gamead_core.api.http_limits import BATCH_PATHS, Refusal, coding_refusal
 from gamead_core.api.records_gate import token_deferred
@@ -251,7 +251,7 @@ class GateMiddleware:
         else:
             limit = self.role_limits.get(principal.role or "", self.default_limit)
             bucket = "api"
-        who = f"tok:{principal.name}" if principal.authenticated else f"ip:{_client_ip(scope)}"
+        who = f"tok:{principal.name}" if principal.authenticated else f"ip:{client_key(_client_ip(scope))}"  # v6: /64
         limiter = self._limiter or self.limiter(scope)
         if path in BATCH_PATHS or token_deferred(scope, path):  # counted by the route (batch: per ad; R2)
             scope["state"]["rate_quota"] = RateQuota(limiter, bucket, who, limit)

@@ -3,7 +3,7 @@
 Before, ``gamead doctor``, ``top --once``, ``ads list``, ``workers``, ``dlq list`` without ``--api`` went to
 127.0.0.1:8080 even in the directory of a stack on port 18630: exit 3 there, or, worse, another stack's answers;
 ``config show`` said 8080. Now with no ``--api`` / GAMEAD_API_URL / ``client.api_url`` they use the API the stack
-wrote in its gamead-up.json; a stale file (its ``up`` gone) is ignored. A real ``gamead up`` (no worker), stopped
+wrote in its gamead-up.json, also once stale (its ``up`` gone: attack41b F5). A real ``gamead up`` (no worker), stopped
 by its PID."""
 
 from __future__ import annotations
@@ -87,7 +87,12 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
     finally:
         up.stop()
     assert not (up.data_dir / "stack-env.json").exists()  # it may hold secrets: not kept past the stack
-    # its gamead-up.json stays, stale (its up is gone): ignored
+    # its gamead-up.json stays, stale (its up is gone): a verb run here still talks to that stack's API and finds it
+    # down, never to another stack on the default 8080 (attack41b F5: it fell back to 8080; without the fix,
+    # config show says http://127.0.0.1:8080 and workers tries it)
     assert (up.data_dir / "gamead-up.json").is_file()
     shown = _gamead(tmp_path, "config", "show", "-o", "json")
-    assert json.loads(shown.stdout)["client"]["api_url"] == "http://127.0.0.1:8080" and "note:" not in shown.stderr
+    assert json.loads(shown.stdout)["client"]["api_url"] == up.url and "note:" not in shown.stderr
+    down = _gamead(tmp_path, "workers")
+    assert down.returncode == 3 and f"cannot reach the gamead API at {up.url}" in down.stderr, down.stderr[-2000:]
+    assert "8080" not in down.stderr

@@ -10,10 +10,12 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.errors import QueueUnavailable
 from tests.support import clean_env, run_gamead
 
 
@@ -74,3 +76,61 @@ def test_a_listen_host_that_does_not_resolve_names_the_host_setting(role: str, s
     assert result.returncode == 5, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()[-1:]
     assert f"({setting}): my-host.invalid does not resolve" in line and line.endswith(f"choose another {setting}")
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("embedded.nats_port", "embedded.nats_monitor_port"),
+    ("api.port (--port)", "embedded.nats_port"),
+    ("api.port (--port)", "embedded.nats_monitor_port"),
+])
+def test_up_given_one_port_for_two_of_its_listeners_is_refused_before_anything_starts(
+        tmp_path: Path, first: str, second: str) -> None:
+    """attack41b F1: ``embedded.nats_port`` = ``embedded.nats_monitor_port`` started nats-server, which exited,
+    and ``gamead up`` ended exit 1 with one 1,943-character line of its start-up banner; ``--port`` = either of
+    them started nats-server, then refused the API's port as "taken by another process" (its own nats-server).
+    Now one line naming both settings, exit 5, and nothing started: the data dir it made is removed. Without the
+    fix: exit 1 (a line of 1,900+ characters), then twice exit 5 with "taken by another process"."""
+    port, other = free_port(), free_port()
+    chosen = {name: port if name in (first, second) else 0
+              for name in ("api.port (--port)", "embedded.nats_port", "embedded.nats_monitor_port")}
+    api_port = chosen["api.port (--port)"] or other
+    data = tmp_path / "stack"
+    result = _run(["up", "--workers", "0", "--port", str(api_port), "--data-dir", str(data)],
+                  clean_env(GAMEAD_EMBEDDED__NATS_PORT=str(chosen["embedded.nats_port"]),
+                            GAMEAD_EMBEDDED__NATS_MONITOR_PORT=str(chosen["embedded.nats_monitor_port"])))
+    assert result.returncode == 5, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {first} and {second} are both port {port}: each listener of this stack needs a port of its own — "
+        "choose another for one of them (0 = any free port, for embedded.nats_port and embedded.nats_monitor_port)"]
+    assert not data.exists()  # refused before it started a process: nothing of it is left
+
+
+def test_a_nats_server_that_cannot_listen_is_named_by_its_fatal_line(tmp_path: Path, held_port: int) -> None:
+    """nats-server exiting at its start (here its monitoring port is taken) is said by its ``[FTL]`` line, the
+    reason, not by the last 2,000 characters of its log: the start-up banner, the reason at its end (attack41b F1:
+    1,943 characters). Without the fix: the message is 2,000+ characters and holds ``Starting nats-server``."""
+    server = EmbeddedNats(tmp_path, port=free_port(), monitor_port=held_port)
+    with pytest.raises(QueueUnavailable) as refused:
+        server.start()
+    message = refused.value.message
+    assert message.startswith("nats-server exited with code 1: ") and "[FTL]" in message, message
+    assert f"127.0.0.1:{held_port}: bind: address already in use" in message, message
+    assert "Starting nats-server" not in message and len(message) < 300, message
+
+
+@pytest.mark.parametrize("how", ["--port", "GAMEAD_API__PORT"])
+def test_up_with_api_port_0_is_refused_before_anything_starts(tmp_path: Path, how: str) -> None:
+    """attack41b F2: ``gamead up --port 0`` started nats-server and an API that listened on a free port, then
+    waited for it on port 0, "still starting" for up to 180 s, and failed. api.port 0 (a free one) is for
+    ``gamead serve``; up says so before anything starts, exit 5, and leaves no data dir. Without the fix: no
+    answer within this test's 60 s (the wait), a nats-server and an API started."""
+    data = tmp_path / "stack"
+    flags = ["--port", "0"] if how == "--port" else []
+    variables = {} if how == "--port" else {"GAMEAD_API__PORT": "0"}
+    result = run_gamead("up", "--workers", "0", "--data-dir", str(data), *flags, timeout=60,
+                        env=clean_env(GAMEAD_EMBEDDED__NATS_PORT=str(free_port()), **variables))
+    assert result.returncode == 5, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: api.port 0 (any free port) is for gamead serve: gamead up waits on its API's port, prints it and "
+        "restarts the API there — choose one with --port"]
+    assert not data.exists()
