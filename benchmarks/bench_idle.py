@@ -92,9 +92,11 @@ def wake_latency(url: str, samples: int = 5) -> list[float]:
     return out
 
 
-def start_tap(nats_url: str, out: Path) -> subprocess.Popen[bytes]:
-    """``msg_tap.py`` in its own process, subscribed to ``>`` (returns once it is)."""
-    tap = subprocess.Popen([sys.executable, str(Path(__file__).with_name("msg_tap.py")), nats_url, str(out)],
+def start_tap(nats_url: str, out: Path, script: str | None = None) -> subprocess.Popen[bytes]:
+    """``msg_tap.py`` (or ``script``, which takes the same arguments) in its own process, subscribed to ``>``
+    (returns once it is)."""
+    script = script or str(Path(__file__).with_name("msg_tap.py"))
+    tap = subprocess.Popen([sys.executable, script, nats_url, str(out)],
                            stdout=subprocess.PIPE, start_new_session=True)
     assert tap.stdout is not None
     if tap.stdout.readline().strip() != b"ready":

@@ -10,6 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from gamead_core.deferred_imports import defer_all
+
+defer_all()  # before any gamead module imports nats (gamead_core.deferred_imports)
+
 #: public name → the module that defines it
 _WHERE: dict[str, str] = {
     "GameadSettings": "gamead_core.config",

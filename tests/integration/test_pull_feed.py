@@ -9,10 +9,13 @@ Figure without the oversize rule (checked by disabling it: every request of 512 
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import aclosing
+from typing import Any
 
 import nats
 import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue import pull_feed
@@ -168,3 +171,69 @@ def test_a_lost_request_is_asked_again_within_a_short_reads_timeout_after_a_slow
         assert proxy.dropped == 2
     finally:
         proxy.stop()
+
+
+async def _held_by_a_stalled_reader(url: str, n: int) -> int:
+    """A headers-only read of ``n`` small messages whose reader has taken one: the messages nats-server sent it,
+    once it sends no more (every request out answered, or the whole stream sent)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream(timeout=10)
+        await filled_stream(js, "SMALL", [20] * n)
+        feed = await pull_feed.pull_feed(js, "small.>", stream="SMALL", config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.ALL, headers_only=True))
+        try:
+            await feed.next_msg(timeout=5)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                info = await feed.consumer_info()
+                sent = info.delivered.stream_seq
+                if sent == n or (sent >= 2 * pull_feed.REQUEST_MSGS and not info.num_waiting):
+                    break
+                await asyncio.sleep(0.05)
+            return sent
+        finally:
+            await feed.unsubscribe()
+    finally:
+        await nc.close()
+
+
+def test_a_read_of_small_messages_holds_a_bounded_number(nats_server: EmbeddedNats) -> None:
+    """perf41: a read's requests asked for 512 KiB each and no count, so a read of small messages (a reaper's
+    headers-only read of the records, ~190 B each) held ~2,800 a request, and each costs Python ~0.6 KB more than
+    its bytes: a worker's read of 30,000 records grew its RSS by 5.2 MB, and kept it (issue 14's bound: 80 MB).
+    Now each request asks for at most ``REQUEST_MSGS`` (256) messages, and none is asked while that many wait
+    unread: a reader that took one of 3,000 has been sent 512 to 768 (without the count: all 3,000); the read of
+    30,000 grows the RSS by 1.6 MB."""
+    sent = asyncio.run(_held_by_a_stalled_reader(nats_server.url, 3_000))
+    assert sent <= 3 * pull_feed.REQUEST_MSGS, sent
+
+
+def test_a_read_makes_no_task_per_message(nats_server: EmbeddedNats) -> None:
+    """perf41: the feed asks for its next request after each message it hands out, and each ask made a task (to
+    wait for room) and cancelled it at once when a message was ready: ~0.3 tasks a message, ~30 % of the CPU of a
+    headers-only read of 30,000 records (629 ms; now 431 ms). A unit of room free is taken at once and a ready
+    message refuses without a task: a whole read of 3,000 messages (3 MB) makes a handful (without: ~1,000)."""
+
+    async def run() -> tuple[int, int]:
+        nc = await nats.connect(nats_server.url)
+        made = 0
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+            nonlocal made
+            made += 1
+            return asyncio.Task(coro, loop=loop)
+
+        try:
+            js = nc.jetstream(timeout=10)
+            await filled_stream(js, "MANY", [1_000] * 3_000)  # 3 MB: six requests' bytes
+            asyncio.get_running_loop().set_task_factory(counting)
+            got = (await read_counts(js, "MANY", 1, timeout=5))[0]
+            asyncio.get_running_loop().set_task_factory(None)
+            return got, made
+        finally:
+            await nc.close()
+
+    got, made = asyncio.run(run())
+    assert got == 3_000
+    assert made <= 50, made

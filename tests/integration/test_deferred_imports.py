@@ -1,0 +1,74 @@
+"""aiohttp, which nats-py imports for its WebSocket transport alone, is loaded only when a ``ws://`` server is used
+(:mod:`gamead_core.deferred_imports`, perf41): the roles' resident set is ~10 MB smaller, and a ``ws://`` NATS URL
+still works.
+
+Figures, in a fresh interpreter: ``serve``'s and ``worker``'s modules together 1,140 modules and 89.5 MB resident
+with aiohttp, 1,056 and 81.4 MB without; ``import nats`` alone 37.0 → 26.1 MB. Without the stand-in the first test
+fails (aiohttp's 60 modules and yarl's loaded).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gamead_core.embedded import free_port, nats_server_binary, terminate, wait_for_listener
+from gamead_core.proc import die_with_parent
+
+ROLES = ("gamead_cli.commands.serve", "gamead_cli.commands.worker", "gamead_core.api.app",
+         "gamead_core.worker.runtime")
+
+_LOADED = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+theirs = ("aiohttp.", "yarl", "aiohappyeyeballs")
+print(json.dumps(sorted(m for m in sys.modules if m == "aiohttp" or m.startswith(theirs))))
+print(type(sys.modules.get("aiohttp")).__name__)
+"""
+
+_OVER_WS = """
+import asyncio, sys
+from gamead_core.config import GameadSettings
+from gamead_core.queue.connection import connection
+
+async def main() -> None:
+    async with connection(GameadSettings().nats, sys.argv[1], name="ws-test") as nc:
+        info = await nc.jetstream().account_info()
+        print("jetstream", info.limits is not None, "aiohttp.client" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_the_roles_do_not_load_aiohttp() -> None:
+    """What ``gamead serve`` and ``gamead worker`` import, in a fresh interpreter: aiohttp is its stand-in, none
+    of its modules (nor yarl's, aiohappyeyeballs') loaded."""
+    out = subprocess.run([sys.executable, "-c", _LOADED, *ROLES], capture_output=True, text=True, timeout=60,
+                         check=True).stdout.splitlines()
+    assert json.loads(out[0]) == ["aiohttp"], out[0]
+    assert out[1] == "Deferred"
+
+
+def test_a_websocket_nats_url_still_works(tmp_path: Path) -> None:
+    """A nats-server with a WebSocket listener: gamead's connection to its ``ws://`` URL loads aiohttp then and
+    reaches JetStream."""
+    port, ws_port = free_port(), free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{tmp_path / "js"}"\n}}\n'
+                    f'websocket {{\n  listen: "127.0.0.1:{ws_port}"\n  no_tls: true\n}}\n')
+    log = tmp_path / "nats-server.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
+    try:
+        wait_for_listener("127.0.0.1", ws_port, proc, time.monotonic() + 15, log)
+        done = subprocess.run([sys.executable, "-c", _OVER_WS, f"ws://127.0.0.1:{ws_port}"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["jetstream", "True", "True"], done.stdout
+    finally:
+        terminate(proc, 10)
