@@ -20,6 +20,7 @@ stub or another service could. Figures, before the fix (client37):
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -83,7 +84,8 @@ def test_a_head_a_byte_at_a_time_ends_the_verb_at_its_deadline(hostile: Callable
 def test_the_live_dashboard_says_the_api_does_not_answer_a_trickled_head(hostile: Callable[..., HostileServer]) \
         -> None:
     """Before: the banner never came (the fetch waited for ever, the screen kept "connecting"). Now the fetch ends at
-    3 × its wait and the banner says the API gave no answer."""
+    3 × its wait and the banner says the API gave no answer (on a loaded machine the trickle's first byte can come
+    after the 1 s wait itself: the banner then names that bound, as true)."""
     server = hostile("head_trickle")
     client = ApiClient(server.url, timeout=1.0, max_connections=4)
 
@@ -92,7 +94,7 @@ def test_the_live_dashboard_says_the_api_does_not_answer_a_trickled_head(hostile
         async with app.run_test(size=(160, 40)) as pilot:
             banner = app.query_one(Banner)
             await until(pilot, lambda: banner.display, timeout=20, what="the banner")
-            assert "gave no answer within 3 s" in str(banner.message), banner.message
+            assert re.search(r"gave no answer within [13] s", str(banner.message)), banner.message
 
     try:
         asyncio.run(main())
