@@ -104,6 +104,17 @@ def _expected(request: Request, read: StoredOverride) -> int:
     return int(text)
 
 
+def _lasts_a_decision(for_seconds: float, interval: float) -> None:
+    """422 ``validation_failed`` for an override shorter than the autoscaler's decision interval (seconds, the
+    leader's ``intervalSeconds``): it could end before any decision applies it, and the operator was told it would
+    be applied (attack41b F4: ``gamead scale set 3 --for 1ms``, exit 0, "applied … at its next decision")."""
+    if for_seconds < interval:
+        msg = (f"forSeconds {for_seconds:g} is shorter than the autoscaler's decision interval ({interval:g} s): "
+               "the override could end before any decision applies it; hold it at least one interval")
+        raise ValidationFailed(msg, details=[{"loc": "forSeconds", "msg": f"shorter than {interval:g} s",
+                                              "type": "too_short"}])
+
+
 def _changed(stands: StoredOverride, what: str) -> Conflict:
     """409 ``conflict``: another operator changed the override first; names what stands (and its revision)."""
     now = clock.now()
@@ -133,6 +144,7 @@ async def set_override(request: Request) -> Response:
     ov = Override(body.replicas, now + body.for_seconds, now, who)
     store = _store(request)
     before, read = await _document(request)
+    _lasts_a_decision(body.for_seconds, float(before.get("intervalSeconds") or settings.interval))
     expected = _expected(request, read)
     replaced = active_override(read.override, now) if expected == read.revision else None  # else: no write
     # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.

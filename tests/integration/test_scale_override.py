@@ -164,6 +164,22 @@ def test_scale_set_says_when_no_autoscaler_will_apply_the_override(
     assert "backend none" in run.stdout and "applied by" not in run.stdout, run.stdout
 
 
+def test_an_override_shorter_than_one_decision_interval_is_refused(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """attack41b F4: `gamead scale set 3 --for 1s` (autoscaler.interval 5 s) printed "applied by the autoscaler's
+    leader at its next decision", exit 0, though the override ended before any decision: nothing applied it. Now
+    422 ``validation_failed`` naming the interval: one line, exit 1 (README: the request failed); nothing is set."""
+    nats = fresh_nats()
+    api, url = start_api(nats.url, tmp_path, **ENV)
+    procs.append(api)
+    run = run_gamead("scale", "set", "3", "--for", "1s", "--api", url, env=clean_env(), timeout=60)
+    assert run.returncode == 1, (run.stdout, run.stderr)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "shorter than the autoscaler's decision interval (5 s)" in lines[0], run.stderr
+    assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None
+
+
 def test_each_scale_set_names_the_override_it_replaced_and_clear_the_one_it_removed(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
