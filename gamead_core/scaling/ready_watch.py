@@ -85,7 +85,7 @@ class ReadyWatch:
         if (restarted := self.nats_restart()) is not None and restarted[0] >= self._since - self.ttl:
             after = restarted[1]
         return Note(False, unready_line(who, now - self._since, self.ttl, reading.failing, self.store_dir,
-                                        self.restart() if _storage_failing(reading.failing) else "", after))
+                                        self.restart() if storage_failing(reading.failing) else "", after))
 
 
 def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str], store_dir: str | None = None,
@@ -101,7 +101,7 @@ def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str
     if after is not None:
         return (f"{line}; {after}: this follows from that, and ends once the API has reconnected and JetStream has "
                 "recovered its store (said when it is ready again)")
-    if _storage_failing(failing):
+    if storage_failing(failing):
         where = f" ({store_dir})" if store_dir else ""
         line += (f"; JetStream does not store writes: free space on the disk of nats-server's store{where}, then "
                  f"{restart} (a full disk leaves a stream refusing writes until nats-server restarts; a store at "
@@ -109,7 +109,7 @@ def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str
     return line
 
 
-def _storage_failing(failing: Mapping[str, str]) -> bool:
+def storage_failing(failing: Mapping[str, str]) -> bool:
     """The storage check says ``failing``: the disk advice's only case (``storage: unknown`` while NATS is away is
     no verdict on the store: regress39 F7). Pure."""
     return str(failing.get("storage", "")).startswith("failing")
@@ -191,4 +191,4 @@ async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | N
 
 
 __all__ = ["WATCH_EVERY", "ReadyWatch", "Reading", "ask_ready", "differs_of", "reading_of", "ready_line",
-           "run_ready_watch", "unready_line"]
+           "run_ready_watch", "storage_failing", "unready_line"]

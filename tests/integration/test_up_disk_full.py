@@ -1,0 +1,75 @@
+"""``gamead up`` on a disk that fills up and is freed again restarts its own nats-server (attack41a F1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import accepted_again, ad, up_stack, wait_for, wait_terminal
+from tests.tiny_disk import fill_up
+
+#: small bounds: storage probed twice a second, a publish given up after 1 s, stops and redeliveries in seconds
+FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_LOG__LEVEL": "WARNING",
+        "GAMEAD_API__STORAGE_PROBE_INTERVAL": "0.5", "GAMEAD_API__PUBLISH_TIMEOUT": "1",
+        "GAMEAD_NATS__REQUEST_TIMEOUT": "1",
+        # nothing reserved from the 16 MB disk: the stores' limits would not fit it
+        "GAMEAD_QUEUE__MAX_BYTES": "-1", "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1"}
+#: what gamead up says when it restarts nats-server for its freed disk
+MENDED = "logged 'no space left on device'"
+
+
+def submit_until_refused(client: httpx.Client, timeout: float = 60.0) -> list[str]:
+    """Post ads until one is refused (503: the disk is full), within ``timeout`` s; the ids of the ones accepted."""
+    accepted: list[str] = []
+
+    def one() -> bool:
+        answer = client.post("/ads", json=ad(f"Filling {len(accepted)}"))
+        assert answer.status_code in (202, 503), answer.text[:300]
+        if answer.status_code == 202:
+            accepted.append(answer.json()["id"])
+        return answer.status_code == 503
+
+    wait_for(one, timeout=timeout, interval=0.01, what="a submit refused on the full disk")
+    return accepted
+
+
+@pytest.mark.timeout(300)  # a stack's start on a loaded machine, the full disk's spell, a NATS restart
+def test_a_freed_disk_has_gamead_up_restart_nats_server_itself_and_every_accepted_ad_completes(
+        tiny_disk: Path, tmp_path: Path) -> None:
+    """attack41a F1: ``gamead up`` with its data dir on a disk that filled up (submits 503) and was then freed went
+    on refusing every submit (503 ``storage_failing``) and completing nothing: nats-server keeps a stream's write
+    error until it restarts, and the console only told the operator to kill it (a 30 MB tmpfs, freed: still
+    unready 60 s later). Now, the API unready on storage past ``registry.ttl``, nats-server's log saying ``no space
+    left on device`` and the disk with room again, ``gamead up`` restarts nats-server itself, says why once, and
+    every ad accepted before and after completes. With the fix: passed in 29 s; without it (up_liveness.py of
+    6ec32c6c): failed, no such line within 90 s of the disk being freed."""
+    (tmp_path / "config.yaml").write_text("registry: {ttl: 4, heartbeat_interval: 0.5}\n")
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "1", data_dir=tiny_disk / "gd", **FAST).start()
+    try:
+        up.wait_ready()
+        full = up.pid_of("nats-server")
+        with httpx.Client(base_url=up.url, timeout=20) as client:
+            before = [client.post("/ads", json=ad(f"Before {i}")).json()["id"] for i in range(5)]
+            for ad_id in before:
+                assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
+            ballast = tiny_disk / "ballast"
+            fill_up(ballast)
+            accepted = submit_until_refused(client)
+            wait_for(lambda: "(unready)" in up.output(), timeout=60, what="the console to say the API is unready")
+            assert MENDED not in up.output(), "no restart while the disk is full"
+            ballast.unlink()  # the operator frees space; nothing else
+
+            wait_for(lambda: MENDED in up.output(), timeout=90, what="gamead up to restart nats-server itself")
+            line = next(ln for ln in up.output().splitlines() if MENDED in ln)
+            assert f"nats-server (pid {full}) logged" in line and "has room again" in line, line
+            assert str(tiny_disk / "gd" / "jetstream") in line, line
+            wait_for(lambda: up.running_pid("nats-server") not in (None, full), timeout=30,
+                     what="nats-server restarted with a new pid in gamead-up.json")
+            after = accepted_again(client, "After The Disk Was Freed", timeout=60, what="the API to accept ads")
+            for ad_id in [*accepted, after]:
+                assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
+            assert up.output().count(MENDED) == 1, "restarted once"
+    finally:
+        up.kill_everything()
