@@ -1,6 +1,6 @@
-"""``gamead up`` restarts its embedded nats-server once the disk of its store has room again after a full disk
-(attack41a F1; when: :mod:`gamead_core.scaling.disk_mend`): the readings of its log and disk, the signal, the
-console line."""
+"""``gamead up`` and the disk of its data dir: it restarts its embedded nats-server once the disk has room again
+after a full disk (attack41a F1; when: :mod:`gamead_core.scaling.disk_mend`): the readings of its log and disk,
+the signal, the console line; and it says at its start when that disk has less room than that (attack41a F2)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from pathlib import Path
 from gamead_cli.commands.up_logs import log_tail
 from gamead_cli.commands.up_stack import NATS_CHILD, UpStack
 from gamead_cli.formats import byte_size
-from gamead_core.scaling.disk_mend import OUT_OF_SPACE, TAIL_BYTES, DiskMend, out_of_space_logged
+from gamead_core.scaling.disk_mend import (
+    OUT_OF_SPACE,
+    TAIL_BYTES,
+    DiskMend,
+    out_of_space_logged,
+    room_needed,
+)
 from gamead_core.scaling.nats_watch import Note
 from gamead_core.scaling.ready_watch import Reading, storage_failing
 
@@ -58,4 +64,24 @@ def mend_line(pid: int, spell: float, store_dir: Path, free: int, total: int, lo
             "refusing writes until it restarts; JetStream recovers from its store")
 
 
-__all__ = ["disk_mend", "mend_line"]
+def low_room_line(data_dir: Path) -> str | None:
+    """The console line of a ``gamead up`` starting on ``data_dir`` whose disk has less free than
+    :func:`~gamead_core.scaling.disk_mend.room_needed` (a tenth of it, at most 64 MiB: the room it restarts a
+    nats-server for after a full disk), or None (room enough, or the disk cannot be read: the start's own writes
+    say so). Before (attack41a F2), a start with 300 KiB free said nothing, and the first submits past it failed."""
+    try:
+        usage = shutil.disk_usage(data_dir)
+    except OSError:
+        return None
+    return None if usage.free >= room_needed(usage.total) else low_room_words(data_dir, usage.free, usage.total)
+
+
+def low_room_words(data_dir: Path, free: int, total: int) -> str:
+    """The words of :func:`low_room_line` for ``free`` bytes of ``total`` on the disk of ``data_dir``. Pure."""
+    return (f"the disk of {data_dir} has {byte_size(free)} free of {byte_size(total)}, less than "
+            f"{byte_size(room_needed(total))} (a tenth of it, at most 64 MiB): JetStream stops storing writes once "
+            "it is full, and every submit is refused (503) until there is room again; free space there, or give "
+            "gamead up another --data-dir")
+
+
+__all__ = ["disk_mend", "low_room_line", "low_room_words", "mend_line"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,8 @@ FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAM
         "GAMEAD_QUEUE__MAX_BYTES": "-1", "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1"}
 #: what gamead up says when it restarts nats-server for its freed disk
 MENDED = "logged 'no space left on device'"
+#: what it says at its start on a disk with little room
+LOW = "(a tenth of it, at most 64 MiB): JetStream stops storing writes once it is full"
 
 
 def submit_until_refused(client: httpx.Client, timeout: float = 60.0) -> list[str]:
@@ -48,7 +51,7 @@ def test_a_freed_disk_has_gamead_up_restart_nats_server_itself_and_every_accepte
     (tmp_path / "config.yaml").write_text("registry: {ttl: 4, heartbeat_interval: 0.5}\n")
     up = up_stack(tmp_path, "--workers", "1", "--max-workers", "1", data_dir=tiny_disk / "gd", **FAST).start()
     try:
-        up.wait_ready()
+        assert LOW not in up.wait_ready(), "16 MB free of 16 MB: room enough"
         full = up.pid_of("nats-server")
         with httpx.Client(base_url=up.url, timeout=20) as client:
             before = [client.post("/ads", json=ad(f"Before {i}")).json()["id"] for i in range(5)]
@@ -71,5 +74,25 @@ def test_a_freed_disk_has_gamead_up_restart_nats_server_itself_and_every_accepte
             for ad_id in [*accepted, after]:
                 assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
             assert up.output().count(MENDED) == 1, "restarted once"
+    finally:
+        up.kill_everything()
+
+
+@pytest.mark.timeout(300)
+def test_a_start_on_a_disk_with_little_room_says_so(tiny_disk: Path, tmp_path: Path) -> None:
+    """attack41a F2: ``gamead up`` started on a data dir whose disk had 300 KiB free said nothing; the first
+    submits past it failed (as in F1). Now its start says how much is free, against the room it wants (a tenth of
+    the disk, at most 64 MiB: what it restarts a nats-server for), and what to do; the stack starts all the same.
+    With the fix: the line, once; without it (up.py of a81ccadc): no such line, failed."""
+    ballast = tiny_disk / "ballast"
+    fill_up(ballast)
+    os.truncate(ballast, ballast.stat().st_size - 1024 * 1024)  # about 1 MiB free of 16 MiB
+    up = up_stack(tmp_path, "--workers", "0", "--no-autoscale", data_dir=tiny_disk / "gd", **FAST).start()
+    try:
+        output = up.wait_ready()
+        line = next((ln for ln in output.splitlines() if LOW in ln), None)
+        assert line is not None, output
+        assert f"the disk of {tiny_disk / 'gd'} has " in line and "free of 16.0 MiB, less than 1.6 MiB" in line, line
+        assert "give gamead up another --data-dir" in line and output.count(LOW) == 1, line
     finally:
         up.kill_everything()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gamead_cli.commands.up_disk import mend_line
+from gamead_cli.commands.up_disk import low_room_words, mend_line
 from gamead_core.scaling.disk_mend import ROOM_FLOOR, DiskMend, out_of_space_logged, room_needed
 
 MIB = 1024 * 1024
@@ -51,3 +51,9 @@ def test_the_line_names_the_process_its_log_the_store_and_the_room() -> None:
     assert line.startswith("nats-server (pid 42) logged 'no space left on device' (/d/nats-server.log)")
     assert "refused submits for 23s" in line and "(/d/jetstream) has room again (29.0 MiB free of 30.0 MiB)" in line
     assert "restarting nats-server (SIGTERM)" in line
+
+
+def test_the_start_line_of_a_disk_with_little_room_says_what_is_free_against_what_is_wanted() -> None:
+    line = low_room_words(Path("/d"), 300 * 1024, 30 * MIB)
+    assert line.startswith("the disk of /d has 300.0 KiB free of 30.0 MiB, less than 3.0 MiB (a tenth of it")
+    assert "every submit is refused (503) until there is room again" in line
