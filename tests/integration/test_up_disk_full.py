@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -94,5 +95,33 @@ def test_a_start_on_a_disk_with_little_room_says_so(tiny_disk: Path, tmp_path: P
         assert line is not None, output
         assert f"the disk of {tiny_disk / 'gd'} has " in line and "free of 16.0 MiB, less than 1.6 MiB" in line, line
         assert "give gamead up another --data-dir" in line and output.count(LOW) == 1, line
+    finally:
+        up.kill_everything()
+
+
+@pytest.mark.timeout(300)
+def test_a_state_file_that_cannot_be_rewritten_is_said_once_in_words_not_as_a_hook_failure(
+        tiny_disk: Path, tmp_path: Path) -> None:
+    """attack41a F5: on a full disk every start and end of a child failed to rewrite gamead-up.json, and each was
+    a logged exception on the console: a stop printed ``on_end hook failed for worker-2 (OSError: [Errno 28] No
+    space left on device, at pathlib.py:1078)`` once per child, a restart ``on_spawn hook failed …`` and ``runs,
+    but its start could not be recorded``. Now one line says the file cannot be rewritten and why, until it is
+    written again (said too). With the fix: passed; without it (up_stack.py of 095880f0): the hook lines, failed."""
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "1", data_dir=tiny_disk / "gd", **FAST).start()
+    try:
+        up.wait_ready()
+        ballast = tiny_disk / "ballast"
+        fill_up(ballast)
+        worker = up.pid_of("worker-1")
+        os.kill(worker, signal.SIGKILL)  # its end and its restart each rewrite gamead-up.json: both fail
+        wait_for(lambda: "worker-1 restarted (pid" in up.output(), timeout=60, what="the worker's restart")
+        unwritable = f"{tiny_disk / 'gd' / 'gamead-up.json'} cannot be rewritten (No space left on device)"
+        wait_for(lambda: unwritable in up.output(), timeout=10, what="the state file's failure in words")
+        ballast.unlink()
+        wait_for(lambda: "gamead-up.json written again" in up.output(), timeout=60, what="the state file again")
+        assert up.running_pid("worker-1") not in (None, worker), "it names the restarted worker"
+        output = up.output()
+        assert "hook failed" not in output and "could not be recorded" not in output, output
+        assert output.count(unwritable) == 1, output
     finally:
         up.kill_everything()
