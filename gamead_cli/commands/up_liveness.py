@@ -181,9 +181,11 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
     than ``registry.ttl`` is said once on the console, naming the failing checks (for storage, what to do: on
     ``nats_ours``, the embedded nats-server's store dir and PID), and once when it is ready again; and each note
     ``also`` makes of a reading (the settings not in force: :meth:`.up_drift.DriftNote.observe_reading`). On
-    ``nats_ours``, a full disk freed again has nats-server restarted (:mod:`.up_disk`, attack41a F1)."""
+    ``nats_ours``, a full disk freed again has nats-server restarted (:mod:`.up_disk`, attack41a F1); a Redis the
+    API cannot use is said too (:mod:`.up_redis`, attack41a F4)."""
     from pathlib import Path
 
+    from gamead_cli.commands.up_redis import RedisNote
     from gamead_core.scaling.ready_watch import ReadyWatch, run_ready_watch
 
     def who() -> str | None:
@@ -213,19 +215,21 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
 
     store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
     watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart)
+    notes = [RedisNote(settings.registry.ttl).observe]  # a Redis the API cannot use (attack41a F4)
     if store is not None:  # a full disk, freed: nats-server restarted by gamead up itself (attack41a F1)
         from gamead_cli.commands.up_disk import disk_mend
 
-        mend, drift = disk_mend(settings.registry.ttl, stack, Path(store)), also
+        notes.append(disk_mend(settings.registry.ttl, stack, Path(store)))
+    drift = also
 
-        def mended(reading: Any) -> Any:
-            if (note := mend(reading)) is not None:
+    def noted(reading: Any) -> Any:
+        for note_of in notes:
+            if (note := note_of(reading)) is not None:
                 tell(note)
-            return drift(reading) if drift is not None else None
+        return drift(reading) if drift is not None else None
 
-        also = mended
     return asyncio.create_task(run_ready_watch(watch, f"http://127.0.0.1:{settings.api.port}/readyz", who, tell,
-                                               stop, also=also), name="gamead-up-ready-watch")
+                                               stop, also=noted), name="gamead-up-ready-watch")
 
 
 def late_line(silent: Any, probe: Any) -> str:

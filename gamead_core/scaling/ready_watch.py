@@ -37,6 +37,8 @@ class Reading:
     ready: bool | None
     failing: Mapping[str, str] = field(default_factory=dict)
     differs: tuple[str, ...] | None = None
+    #: its ``checks.redis`` (``ok``, ``disabled``, ``degraded: …``; None: not said), which never makes it unready
+    redis: str | None = None
 
 
 class ReadyWatch:
@@ -132,17 +134,19 @@ def reading_of(status: int, body: object) -> Reading:
     ``error.details`` (every check, ``ok``/``degraded`` ones left out) or ``checks``; any other status is no
     reading, and so is a 503 the connection bound answered (``too_many_connections``: the API refused the probe's
     connection, it did not say it is unready; attack29c F6: "unready … no check named"). Its ``differs`` too
-    (:func:`differs_of`). Pure."""
+    (:func:`differs_of`), and its ``checks.redis``. Pure."""
+    checks = body.get("checks") if isinstance(body, Mapping) else None
+    redis = checks.get("redis") if isinstance(checks, Mapping) else None
+    redis = redis if isinstance(redis, str) else None
     if status == 200:
-        return Reading(True, differs=differs_of(body))
+        return Reading(True, differs=differs_of(body), redis=redis)
     error = body.get("error") if isinstance(body, Mapping) else None
     if status != 503 or (isinstance(error, Mapping) and error.get("code") == "too_many_connections"):
         return Reading(None)
-    checks = body.get("checks") if isinstance(body, Mapping) else None
     failing = {str(k): str(v) for k, v in (checks or {}).items()
                if isinstance(v, str) and v != "ok" and not v.startswith("degraded") and v != "disabled"
                and k not in ("redis", "registry")}  # as /readyz: redis and registry never make a node unready
-    return Reading(False, failing, differs_of(body))
+    return Reading(False, failing, differs_of(body), redis)
 
 
 async def ask_ready(client: httpx.AsyncClient, url: str, timeout: float = ANSWER_TIMEOUT) -> Reading:
