@@ -57,6 +57,21 @@ def short_datetime(value: Any) -> str:
     return str(value).replace("T", " ")[:19]
 
 
+def month_time(value: Any, this_year: int | None = None) -> str:
+    """A time in a table's DEAD AT or CREATED column: ``12-05 06:28:00`` (UTC) in ``this_year`` (default: the
+    present one, UTC), with the year before it otherwise (``1970-01-01 00:00:00``), so an entry imported from years
+    ago, or one of last December read in January, never reads as today's (attack41a F3: 0001, 1970 and 2020 all
+    read ``01-01 00:00:00``); ``-`` for none, as given when unreadable. Pure but for the default year."""
+    if not value:
+        return "-"
+    when = _utc(value)
+    if when is None:
+        return str(value)
+    year = this_year if this_year is not None else datetime.now(timezone.utc).year
+    text = when.isoformat(sep=" ", timespec="seconds")[:19]  # the year always 4 digits (newcomer33 F6)
+    return text[5:] if when.year == year else text
+
+
 def age(seconds: float | None, *, fine: bool = False) -> str:
     """``0.4s``… as :func:`gamead_core.durations.format_duration` prints a duration (``4.0s``, ``12s``, ``3m05s``,
     ``2h10m``, ``1d4h``; ``fine``: ``350ms`` under a second); ``-`` for None, NaN or infinity, a negative one (a

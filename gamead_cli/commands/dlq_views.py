@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import clip, empty_text, plain, replay_count, time_column, utc_when, window_text
+from gamead_cli.formats import clip, empty_text, month_time, plain, replay_count, time_column, utc_when, window_text
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -32,7 +32,7 @@ def entries_table(body: dict[str, Any]) -> RenderableType:
     the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
     ``-o json`` have everything)."""
     rows = [(plain(e["adId"]), str(e["priority"]), attempts_cell(e), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
-             plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
+             plain(e["errorMessage"]), plain(month_time(e["deadAt"])), plain(clip(e["title"], 30)))
             for e in body["items"]]
     return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
                        flex_min=MESSAGE_MIN, right=("P", "ATT"))
@@ -182,6 +182,6 @@ def jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
         rows.append((plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase") or ""),
                      f"{c.get('done', 0)}/{c['matched']}" if "matched" in c else "-",  # not selected: no 0/0
                      plain(job_summary(j)), plain(j.get("startedBy") or ""),
-                     plain(str(j.get("createdAt", ""))[5:19].replace("T", " "))))
+                     plain(month_time(j.get("createdAt")))))
     return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,
                        right=("DONE/MATCHED",))

@@ -43,6 +43,7 @@ from gamead_cli.commands.up_console import (
     say,
     worker_command,
 )
+from gamead_cli.commands.up_disk import low_room_line
 from gamead_cli.commands.up_drift import DriftNote
 from gamead_cli.commands.up_liveness import health_url, monitor_port, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
@@ -164,6 +165,8 @@ def up(
         if die_with_parent:  # after the lock, inside the try whose finally ends it (review28 U2)
             watch_parent(started_by, _parent_gone, parent_watched)
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
+        if not settings.nats.url and (low := low_room_line(data.path)) is not None:  # attack41a F2
+            say(f"[yellow]![/] {escape(low)}")
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
         made_token = stack_credentials(settings.nats)  # its embedded nats-server requires it: nats.token in the copy

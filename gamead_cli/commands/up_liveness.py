@@ -180,9 +180,12 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
     """The readiness watch of the API (:mod:`gamead_core.scaling.ready_watch`): its ``/readyz`` unready for more
     than ``registry.ttl`` is said once on the console, naming the failing checks (for storage, what to do: on
     ``nats_ours``, the embedded nats-server's store dir and PID), and once when it is ready again; and each note
-    ``also`` makes of a reading (the settings not in force: :meth:`.up_drift.DriftNote.observe_reading`)."""
+    ``also`` makes of a reading (the settings not in force: :meth:`.up_drift.DriftNote.observe_reading`). On
+    ``nats_ours``, a full disk freed again has nats-server restarted (:mod:`.up_disk`, attack41a F1); a Redis the
+    API cannot use is said too (:mod:`.up_redis`, attack41a F4)."""
     from pathlib import Path
 
+    from gamead_cli.commands.up_redis import RedisNote
     from gamead_core.scaling.ready_watch import ReadyWatch, run_ready_watch
 
     def who() -> str | None:
@@ -193,7 +196,8 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
         child = stack.sup.children.get(NATS_CHILD)
         if not nats_ours or child is None or child.pid is None:
             return "restart nats-server"
-        return f"restart nats-server (kill {child.pid}: gamead up starts it again)"
+        return (f"restart nats-server (gamead up does so itself once the disk has room again, attack41a F1; or "
+                f"kill {child.pid}: gamead up starts it again)")
 
     def tell(note: Any) -> None:
         say(f"[green]✓[/] {escape(note.text)}" if note.good else f"[yellow]![/] {escape(note.text)}")
@@ -211,8 +215,21 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
 
     store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
     watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart)
+    notes = [RedisNote(settings.registry.ttl).observe]  # a Redis the API cannot use (attack41a F4)
+    if store is not None:  # a full disk, freed: nats-server restarted by gamead up itself (attack41a F1)
+        from gamead_cli.commands.up_disk import disk_mend
+
+        notes.append(disk_mend(settings.registry.ttl, stack, Path(store)))
+    drift = also
+
+    def noted(reading: Any) -> Any:
+        for note_of in notes:
+            if (note := note_of(reading)) is not None:
+                tell(note)
+        return drift(reading) if drift is not None else None
+
     return asyncio.create_task(run_ready_watch(watch, f"http://127.0.0.1:{settings.api.port}/readyz", who, tell,
-                                               stop, also=also), name="gamead-up-ready-watch")
+                                               stop, also=noted), name="gamead-up-ready-watch")
 
 
 def late_line(silent: Any, probe: Any) -> str:

@@ -12,7 +12,7 @@ from gamead_core.log_bound import rotated
 from gamead_core.supervisor import Child
 
 
-def _log_tail(path: Path, nbytes: int) -> list[str]:
+def log_tail(path: Path, nbytes: int) -> list[str]:
     """The lines of the last ``nbytes`` bytes of a child's log; [] if it cannot be read. A log holding no line
     (emptied by its bound just before: :func:`gamead_core.log_bound.bound_log`, copytruncate) gives those of its
     copy ``<name>.1``, where the child's last lines went, then its own."""
@@ -34,7 +34,7 @@ def _file_tail(path: Path, nbytes: int) -> list[str]:
 
 def last_log_line(path: Path, width: int = 240) -> str:
     """The last non-empty line of a child's log, shortened: why it died, on the console."""
-    lines = [ln for ln in _log_tail(path, 8192) if ln.strip()]
+    lines = [ln for ln in log_tail(path, 8192) if ln.strip()]
     line = " ".join(lines[-1].split()) if lines else ""
     return line if len(line) <= width else line[: width - 1] + "…"
 
@@ -42,7 +42,7 @@ def last_log_line(path: Path, width: int = 240) -> str:
 def child_error_line(path: Path) -> str:
     """The child's own ``error: …`` line (the last one in its log; ``gamead`` prints exactly one), whole and
     without the ``error:`` prefix; "" if there is none."""
-    for line in reversed(_log_tail(path, 65536)):
+    for line in reversed(log_tail(path, 65536)):
         line = _ANSI.sub("", line).strip()
         if line.startswith("error:"):
             return line[len("error:"):].strip()

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from rich.markup import escape
 
@@ -50,9 +51,10 @@ class UpStack:
     def __init__(self, settings: GameadSettings, data: DataDir) -> None:
         self.settings = settings
         self.data = data
+        self._state_failing = False  #: a rewrite of gamead-up.json failed and was said; not written again since
         self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
-                              on_spawn=lambda child: data.record(child.name, child.pid or 0),
-                              on_end=lambda child: data.forget(child.pid or 0),
+                              on_spawn=lambda child: self._state_write(data.record, child, child.name, child.pid or 0),
+                              on_end=lambda child: self._state_write(data.forget, child, child.pid or 0),
                               on_poll=self._state_file_again, on_exit=self._on_exit,
                               refusal_codes=frozenset({exitcodes.CONFIG}),
                               explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path),
@@ -60,10 +62,27 @@ class UpStack:
                               on_up=lambda child: data.serving(child.name), exit_meanings=exit_meanings(settings),
                               restart_backoff=(Supervisor.restart_backoff[0], settings.embedded.restart_backoff_cap))
 
+    def _state_write(self, write: Callable[..., None], child: Child, *args: Any) -> None:
+        """``write(*args)`` (:meth:`DataDir.record` or :meth:`DataDir.forget`, for ``child``'s start or end): one that
+        fails (``OSError``: a full disk) is said once until the file is written again, in words, and retried by
+        :meth:`_state_file_again`. Before (attack41a F5), each failure was a hook's logged exception: a stop on a
+        full disk printed ``on_end hook failed for worker-2 (OSError: [Errno 28] No space left on device, at
+        pathlib.py:1078)`` for every child."""
+        try:
+            write(*args)
+        except OSError as exc:
+            if not self._state_failing:
+                self._state_failing = True
+                say(f"[yellow]![/] {escape(str(self.data.state_file))} cannot be rewritten "
+                    f"({escape(exc.strerror or str(exc))}), here for {escape(child.name)} (pid {child.pid}): it may "
+                    "name processes that ended, or miss one that runs; tried again every few seconds, said once "
+                    "written again")
+
     def _state_file_again(self) -> None:
-        """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with
-        back-off; said once when the file lists the processes that run again."""
+        """A rewrite of gamead-up.json failed (said once: :meth:`_state_write`): retried at every poll with back-off;
+        said once when the file lists the processes that run again."""
         if self.data.retry_write():
+            self._state_failing = False
             say(f"[green]✓[/] {escape(str(self.data.state_file))} written again: it lists the processes that run now")
 
     def _on_exit(self, child: Child, code: int) -> None:

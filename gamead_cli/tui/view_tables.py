@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gamead_cli.formats import age, ago, clip, plain, short_datetime, time_column
+from gamead_cli.formats import age, ago, clip, month_time, plain, time_column
 from gamead_cli.tui.view_details import details_view  # noqa: F401 - the dashboard opens details from here
 from gamead_cli.tui.view_figures import ms, num
 
@@ -74,7 +74,7 @@ def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
         Text(num(entry.get("attempts")), justify="right"),
         Text(str(entry.get("errorClass") or "?"), style="red"),
         plain(clip(entry.get("errorMessage"), 40)),
-        Text(short_datetime(entry.get("deadAt"))[5:]),
+        Text(month_time(entry.get("deadAt"))),
     )
 
 

@@ -126,8 +126,8 @@ def unstored_line(why: str, refused: bool, timeout: float) -> str:
                  "answering a stream's writes (its log says 'no space left on device') and keeps refusing them "
                  "until it restarts")
         fix = ("free space on the disk of nats-server's store directory (gamead up's: DATA_DIR/jetstream), then "
-               "restart nats-server (one server at a time in a cluster; under gamead up, kill -9 its pid from "
-               "gamead-up.json and up restarts it)")
+               "restart nats-server (one server at a time in a cluster; gamead up restarts its own once the disk "
+               "has room again, attack41a F1)")
     return f"{cause}; every submit is refused (503) meanwhile. What to do: {fix}"
 
 

@@ -37,6 +37,8 @@ class Reading:
     ready: bool | None
     failing: Mapping[str, str] = field(default_factory=dict)
     differs: tuple[str, ...] | None = None
+    #: its ``checks.redis`` (``ok``, ``disabled``, ``degraded: …``; None: not said), which never makes it unready
+    redis: str | None = None
 
 
 class ReadyWatch:
@@ -85,7 +87,7 @@ class ReadyWatch:
         if (restarted := self.nats_restart()) is not None and restarted[0] >= self._since - self.ttl:
             after = restarted[1]
         return Note(False, unready_line(who, now - self._since, self.ttl, reading.failing, self.store_dir,
-                                        self.restart() if _storage_failing(reading.failing) else "", after))
+                                        self.restart() if storage_failing(reading.failing) else "", after))
 
 
 def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str], store_dir: str | None = None,
@@ -101,7 +103,7 @@ def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str
     if after is not None:
         return (f"{line}; {after}: this follows from that, and ends once the API has reconnected and JetStream has "
                 "recovered its store (said when it is ready again)")
-    if _storage_failing(failing):
+    if storage_failing(failing):
         where = f" ({store_dir})" if store_dir else ""
         line += (f"; JetStream does not store writes: free space on the disk of nats-server's store{where}, then "
                  f"{restart} (a full disk leaves a stream refusing writes until nats-server restarts; a store at "
@@ -109,7 +111,7 @@ def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str
     return line
 
 
-def _storage_failing(failing: Mapping[str, str]) -> bool:
+def storage_failing(failing: Mapping[str, str]) -> bool:
     """The storage check says ``failing``: the disk advice's only case (``storage: unknown`` while NATS is away is
     no verdict on the store: regress39 F7). Pure."""
     return str(failing.get("storage", "")).startswith("failing")
@@ -132,17 +134,19 @@ def reading_of(status: int, body: object) -> Reading:
     ``error.details`` (every check, ``ok``/``degraded`` ones left out) or ``checks``; any other status is no
     reading, and so is a 503 the connection bound answered (``too_many_connections``: the API refused the probe's
     connection, it did not say it is unready; attack29c F6: "unready … no check named"). Its ``differs`` too
-    (:func:`differs_of`). Pure."""
+    (:func:`differs_of`), and its ``checks.redis``. Pure."""
+    checks = body.get("checks") if isinstance(body, Mapping) else None
+    redis = checks.get("redis") if isinstance(checks, Mapping) else None
+    redis = redis if isinstance(redis, str) else None
     if status == 200:
-        return Reading(True, differs=differs_of(body))
+        return Reading(True, differs=differs_of(body), redis=redis)
     error = body.get("error") if isinstance(body, Mapping) else None
     if status != 503 or (isinstance(error, Mapping) and error.get("code") == "too_many_connections"):
         return Reading(None)
-    checks = body.get("checks") if isinstance(body, Mapping) else None
     failing = {str(k): str(v) for k, v in (checks or {}).items()
                if isinstance(v, str) and v != "ok" and not v.startswith("degraded") and v != "disabled"
                and k not in ("redis", "registry")}  # as /readyz: redis and registry never make a node unready
-    return Reading(False, failing, differs_of(body))
+    return Reading(False, failing, differs_of(body), redis)
 
 
 async def ask_ready(client: httpx.AsyncClient, url: str, timeout: float = ANSWER_TIMEOUT) -> Reading:
@@ -191,4 +195,4 @@ async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | N
 
 
 __all__ = ["WATCH_EVERY", "ReadyWatch", "Reading", "ask_ready", "differs_of", "reading_of", "ready_line",
-           "run_ready_watch", "unready_line"]
+           "run_ready_watch", "storage_failing", "unready_line"]

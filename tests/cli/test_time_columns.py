@@ -48,3 +48,29 @@ def test_every_time_column_says_its_zone() -> None:
         assert any(_CLOCK.search(row) for row in rows), (name, rows)  # the table does show a time
         assert "(UTC)" in header, f"{name}: {header!r}"
     assert time_column("SUBMITTED") == "SUBMITTED (UTC)"
+
+
+def test_a_time_of_another_year_shows_its_year_in_dead_at_and_created() -> None:
+    """attack41a F3: ``dlq list``'s DEAD AT (and ``top``'s, ``dlq jobs``' CREATED) cut the year off, so entries
+    imported with deadAt 0001-01-01, 1970-01-01 and 2020-01-01 all read ``01-01 00:00:00``. A time of another year
+    now shows it; one of this year keeps the short ``MM-DD HH:MM:SS``. Without the fix: ``01-01 00:00:00`` alone."""
+    from datetime import datetime, timezone
+
+    from gamead_cli.formats import month_time
+
+    this_year = datetime.now(timezone.utc).year
+    assert month_time(f"{this_year}-12-01T13:06:30.123Z") == "12-01 13:06:30"
+    assert month_time("1970-01-01T00:00:00Z", this_year=2026) == "1970-01-01 00:00:00"
+    assert month_time("0001-01-01T00:00:00+00:00", this_year=2026) == "0001-01-01 00:00:00"
+    assert month_time(None) == "-" and month_time("not a time") == "not a time"
+    for old in ("0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2020-01-01T00:00:00Z"):
+        entry = {"adId": "ad_1", "priority": 3, "attempts": 1, "errorClass": "TaskTimeout", "errorMessage": "slow",
+                 "deadAt": old, "title": "An ad"}
+        job = {"id": "j1", "kind": "replay", "state": "running", "phase": "acting", "counts": {},
+               "startedBy": "ann", "createdAt": old, "selection": {"mode": "all"}}
+        shown = old[:10] + " 00:00:00"
+        for name, table in {"dlq list": dlq_views.entries_table({"items": [entry]}),
+                            "dlq jobs": dlq_views.jobs_table({"items": [job]}),
+                            "top: dlq": FittedTable(view_tables.DLQ_COLUMNS, [view_tables.dlq_row(entry)],
+                                                    flex="MESSAGE")}.items():
+            assert shown in _text(table), (name, old, _text(table))

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from tests.support import (
     wait_for,
     wait_terminal,
 )
+from tests.tiny_disk import fill_up
 
 FAST = {"GAMEAD_API__STORAGE_PROBE_INTERVAL": "0.5", "GAMEAD_QUEUE__MAX_BYTES": "-1",
         "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1",  # reserved from the small store
@@ -193,31 +193,6 @@ def test_storage_at_the_servers_limit_fails_readyz_charges_no_attempt_and_recove
         for proc in procs:
             proc.stop(timeout=10)
         server.stop()
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MB tmpfs mounted for this test (root only), unmounted at the end."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'}); "
-                    "the max_file_store test covers storage errors")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill_up(path: Path) -> None:
-    """Append to ``path`` until the disk is full (ENOSPC)."""
-    with open(path, "ab", buffering=0) as out:
-        try:
-            while out.write(b"\0" * 65536):
-                pass
-        except OSError:  # no space left on device
-            pass
 
 
 def test_a_full_disk_fails_readyz_charges_no_attempt_and_after_a_nats_restart_every_ad_completes(

@@ -1,0 +1,87 @@
+"""``gamead up`` and the disk of its data dir: it restarts its embedded nats-server once the disk has room again
+after a full disk (attack41a F1; when: :mod:`gamead_core.scaling.disk_mend`): the readings of its log and disk,
+the signal, the console line; and it says at its start when that disk has less room than that (attack41a F2)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gamead_cli.commands.up_logs import log_tail
+from gamead_cli.commands.up_stack import NATS_CHILD, UpStack
+from gamead_cli.formats import byte_size
+from gamead_core.scaling.disk_mend import (
+    OUT_OF_SPACE,
+    TAIL_BYTES,
+    DiskMend,
+    out_of_space_logged,
+    room_needed,
+)
+from gamead_core.scaling.nats_watch import Note
+from gamead_core.scaling.ready_watch import Reading, storage_failing
+
+
+def disk_mend(ttl: float, stack: UpStack, store_dir: Path,
+              clock: Callable[[], float] = time.monotonic) -> Callable[[Reading], Note | None]:
+    """A step for each reading of the API's ``/readyz`` (``ttl``: ``registry.ttl``, s; ``store_dir``: the embedded
+    nats-server's store, ``DATA_DIR/jetstream``): when :class:`DiskMend` says so, SIGTERM the running nats-server of
+    ``stack`` (its supervisor starts it again on the same port and store, as after any death) and return the
+    console line saying why; else None. Never raises."""
+    mend = DiskMend(ttl)
+
+    def step(reading: Reading) -> Note | None:
+        child = stack.sup.children.get(NATS_CHILD)
+        pid = child.pid if child is not None and child.alive and not child.retired else None
+        failing = None if reading.ready is None else (not reading.ready and storage_failing(reading.failing))
+        spell = mend.due(failing, clock(), pid)
+        if spell is None or child is None or pid is None:
+            return None
+        try:
+            usage = shutil.disk_usage(store_dir)
+        except OSError:
+            return None
+        if not mend.decide(pid, out_of_space_logged(log_tail(child.log_path, TAIL_BYTES), pid), usage.free,
+                           usage.total):
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        return Note(False, mend_line(pid, spell, store_dir, usage.free, usage.total, child.log_path))
+
+    return step
+
+
+def mend_line(pid: int, spell: float, store_dir: Path, free: int, total: int, log: Path) -> str:
+    """The console line of nats-server ``pid`` restarted after its full disk (``spell``: s the API has been
+    unready on storage; ``free``/``total``: bytes of the store's disk). Pure."""
+    return (f"nats-server (pid {pid}) logged '{OUT_OF_SPACE}' ({log}) and the API has refused submits for "
+            f"{spell:.0f}s (storage failing); the disk of its store ({store_dir}) has room again ({byte_size(free)} "
+            f"free of {byte_size(total)}): restarting nats-server (SIGTERM), as a full disk leaves its streams "
+            "refusing writes until it restarts; JetStream recovers from its store")
+
+
+def low_room_line(data_dir: Path) -> str | None:
+    """The console line of a ``gamead up`` starting on ``data_dir`` whose disk has less free than
+    :func:`~gamead_core.scaling.disk_mend.room_needed` (a tenth of it, at most 64 MiB: the room it restarts a
+    nats-server for after a full disk), or None (room enough, or the disk cannot be read: the start's own writes
+    say so). Before (attack41a F2), a start with 300 KiB free said nothing, and the first submits past it failed."""
+    try:
+        usage = shutil.disk_usage(data_dir)
+    except OSError:
+        return None
+    return None if usage.free >= room_needed(usage.total) else low_room_words(data_dir, usage.free, usage.total)
+
+
+def low_room_words(data_dir: Path, free: int, total: int) -> str:
+    """The words of :func:`low_room_line` for ``free`` bytes of ``total`` on the disk of ``data_dir``. Pure."""
+    return (f"the disk of {data_dir} has {byte_size(free)} free of {byte_size(total)}, less than "
+            f"{byte_size(room_needed(total))} (a tenth of it, at most 64 MiB): JetStream stops storing writes once "
+            "it is full, and every submit is refused (503) until there is room again; free space there, or give "
+            "gamead up another --data-dir")
+
+
+__all__ = ["disk_mend", "low_room_line", "low_room_words", "mend_line"]

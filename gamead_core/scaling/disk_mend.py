@@ -1,0 +1,87 @@
+"""When ``gamead up`` restarts its embedded nats-server itself: after a full disk, once the disk has room again
+(attack41a F1).
+
+On a full disk nats-server keeps each stream's write error (``no space left on device``) until it restarts: freeing
+space is not enough (README "JetStream's storage is full"). Before, a ``gamead up`` stack whose disk was freed went on
+refusing every submit (503 ``storage_failing``) and completing nothing until the operator killed nats-server by hand,
+as the console and ``gamead doctor`` told them to (a 30 MB tmpfs, freed: still unready 60 s later, and until the
+``kill``). ``gamead up`` owns both the store's disk and the process, so it restarts nats-server when all hold:
+
+* the API has answered ``/readyz`` 503 with ``storage: failing`` for more than ``registry.ttl`` s in a row (no
+  answer counts neither way; a ready answer ends the spell);
+* the last :data:`TAIL_BYTES` of nats-server's log hold a line of *this* nats-server process (each line starts
+  ``[PID]``) saying ``no space left on device`` (:func:`out_of_space_logged`): a store at ``max_file_store`` or an
+  account limit recovers once room is freed, without a restart, and is never restarted;
+* the store's disk has at least :func:`room_needed` free now.
+
+Once per nats-server process: its successor is restarted only for a line of its own, so a disk that fills again
+is met the same way, never by a loop. Pure (clocked by the caller): the log's tail, the disk's free space and the
+signal are :mod:`gamead_cli.commands.up_disk`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+#: bytes read from the end of nats-server's log: a failing store logs its error at every write it refuses
+TAIL_BYTES: Final[int] = 256 * 1024
+#: what nats-server's log says of a write the disk refused (strerror(ENOSPC))
+OUT_OF_SPACE: Final[str] = "no space left on device"
+#: the free space that always counts as room (bytes), whatever the disk's size
+ROOM_FLOOR: Final[int] = 64 * 1024 * 1024
+#: the share of a smaller disk that counts as room
+ROOM_SHARE: Final[float] = 0.10
+
+
+def room_needed(total: int) -> int:
+    """Free bytes on a disk of ``total`` bytes that count as room again: :data:`ROOM_SHARE` of it, at most
+    :data:`ROOM_FLOOR` (64 MiB: the store's blocks and the stack's logs, each kept within 10 MiB, start again
+    without filling it at once). Pure."""
+    return min(ROOM_FLOOR, int(total * ROOM_SHARE))
+
+
+def out_of_space_logged(lines: Iterable[str], pid: int) -> bool:
+    """Whether nats-server's log ``lines`` (its tail) hold one of process ``pid`` (``[PID] …``) saying
+    :data:`OUT_OF_SPACE`. Pure."""
+    mark = f"[{pid}] "
+    return any(line.startswith(mark) and OUT_OF_SPACE in line for line in lines)
+
+
+class DiskMend:
+    """Whether to restart nats-server now, one ``/readyz`` reading at a time. ``ttl``: ``registry.ttl`` (s), how
+    long the API must have been unready on storage first."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._since: float | None = None  #: monotonic: the first reading of the present spell of storage failing
+        self._pid: int | None = None  #: the nats-server process of that spell
+        self._restarted: set[int] = set()  #: nats-server PIDs restarted for their full disk
+
+    def due(self, storage_failing: bool | None, now: float, pid: int | None) -> float | None:
+        """After one reading at monotonic ``now`` (``storage_failing``: ``/readyz`` 503 with storage failing; False
+        another answer; None no answer, not counted) of the nats-server ``pid`` (None: not running; another PID
+        than the spell's starts a new one): how long the spell has lasted (s) when it is past ``ttl`` and that
+        process was not restarted yet, so that the caller looks at its log and disk (:meth:`decide`); else None.
+        Pure."""
+        if storage_failing is None:
+            return None
+        if not storage_failing or pid is None:
+            self._since = None
+            return None
+        if self._since is None or pid != self._pid:  # a restarted nats-server gets a spell of its own
+            self._since, self._pid = now, pid
+        spell = now - self._since
+        return spell if spell > self.ttl and pid not in self._restarted else None
+
+    def decide(self, pid: int, out_of_space: bool, free: int, total: int) -> bool:
+        """Whether to restart nats-server ``pid`` now, :meth:`due` having said so: its log says
+        :data:`OUT_OF_SPACE` (``out_of_space``) and its store's disk has ``free`` bytes of ``total``, at least
+        :func:`room_needed`. True once per process (recorded). Pure."""
+        if not out_of_space or free < room_needed(total):
+            return False
+        self._restarted.add(pid)
+        return True
+
+
+__all__ = ["OUT_OF_SPACE", "ROOM_FLOOR", "ROOM_SHARE", "TAIL_BYTES", "DiskMend", "out_of_space_logged", "room_needed"]
