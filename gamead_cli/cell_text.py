@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from rich.cells import cell_len
@@ -100,4 +100,25 @@ def clip_cells(cell: _T, width: int) -> _T:
     return plain[:end] + ELLIPSIS
 
 
-__all__ = ["ELLIPSIS", "ESCAPE", "clip_cells", "cut_at", "folded", "folded_cell", "folded_tree"]
+def fit_fields(fields: Sequence[tuple[Text, int]], width: int | None) -> Text:
+    """One line of ``fields`` (each ``(text, rank)``) in at most ``width`` cells by dropping whole fields, never
+    half of one (regress41 F7: a header cut after ``1.4 MiB stored 4.0s`` read as a duration, not an age): the
+    highest rank first, of equal ranks the earliest first; rank 0 is never dropped (a line of those alone may still
+    be cut by the terminal). ``width`` None: every field. The same rule as tables' whole columns
+    (:meth:`gamead_cli.fitted.FittedTable.layout`). Pure."""
+    kept = list(range(len(fields)))
+    if width is not None:
+        droppable = sorted((i for i, (_, rank) in enumerate(fields) if rank > 0), key=lambda i: (-fields[i][1], i))
+        used = sum(cell_len(text.plain) for text, _ in fields)
+        for i in droppable:
+            if used <= width:
+                break
+            kept.remove(i)
+            used -= cell_len(fields[i][0].plain)
+    line = Text()
+    for i in kept:
+        line.append_text(fields[i][0])
+    return line
+
+
+__all__ = ["ELLIPSIS", "ESCAPE", "clip_cells", "cut_at", "fit_fields", "folded", "folded_cell", "folded_tree"]

@@ -59,14 +59,15 @@ def score_bar(score: float, *, width: int = 20, maximum: float = 10.0) -> Text:
 
 #: the columns of `gamead ads list`, and the order a narrower terminal drops them in (gamead_cli.fitted: the id
 #: is never cut; the title takes what is left, at least TITLE_MIN cells, or goes too)
-AD_COLUMNS = ("ID", "STATUS", "PRI", "SCORE", time_column("SUBMITTED"), "TITLE")
-AD_DROPS = (time_column("SUBMITTED"), "SCORE", "PRI", "TITLE")
+#: SCORE/10: the analysis's effectivenessScore, 0 (worst) to 10 (best), as ``ads get`` says ``Effectiveness 4.2 / 10``
+AD_COLUMNS = ("ID", "STATUS", "PRI", "SCORE/10", time_column("SUBMITTED"), "TITLE")
+AD_DROPS = (time_column("SUBMITTED"), "SCORE/10", "PRI", "TITLE")
 TITLE_MIN = 12
 
 
 def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
-    """One row per ad record: id, status, priority, score, submitted (UTC clock), title (genre); fitted to the
-    terminal by :class:`gamead_cli.fitted.FittedTable` (whole ids, whole columns dropped as it narrows)."""
+    """One row per ad record: id, status, priority, score (``SCORE/10``: 0 worst to 10 best, ``-`` until analysed),
+    submitted (UTC clock), title (genre); fitted to the terminal by :class:`gamead_cli.fitted.FittedTable` (whole ids, whole columns dropped as it narrows)."""
     rows = []
     for rec in records:
         ad = rec.get("ad") or {}
@@ -81,7 +82,7 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
             plain(clip(f"{ad.get('title', '')} ({ad.get('genre', '')})", 200)),
         ))
     return FittedTable(AD_COLUMNS, rows, flex="TITLE", drop=AD_DROPS, flex_max=200, flex_min=TITLE_MIN,
-                       right=("PRI", "SCORE"), caption=None if rows else "no ads match")
+                       right=("PRI", "SCORE/10"), caption=None if rows else "no ads match")
 
 
 def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
@@ -176,10 +177,15 @@ def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
         ("Suggestions", "improvementSuggestions", "yellow"),
     ):
         items = analysis.get(key) or []
-        if items:
-            block = Text(f"{label}\n", style=f"bold {style}")
-            block.append("\n".join(f"  • {item}" for item in items))
-            parts.extend([Text(""), block])
+        if items:  # a bullet's wrapped lines start under its text, not under the bullet (regress41 F7)
+            bullets = Table.grid()
+            bullets.add_column(no_wrap=True)
+            bullets.add_column(overflow="fold")
+            for item in items:
+                text = plain(item)
+                text.stylize(f"bold {style}")
+                bullets.add_row(Text("  • ", style=f"bold {style}"), text)
+            parts.extend([Text(""), Text(label, style=f"bold {style}"), bullets])
     if version := analysis.get("analyzerVersion"):
         parts.extend([Text(""), Text(f"analyzer {version}", style="dim")])
     return Group(*parts)

@@ -78,6 +78,8 @@ def list_(
 ) -> None:
     """List recent ads, newest first, optionally filtered, a page at a time.
 
+    SCORE/10 is the analysis's effectiveness score, 0 (worst) to 10 (best); - until the ad is analysed.
+
     Example: gamead ads list --status completed --priority 1 --limit 20
     """
     cursor_arg(cursor)

@@ -35,6 +35,7 @@ from gamead_cli.tui.app_replay import ReplayControls
 from gamead_cli.tui.recording import Player, Recorder
 from gamead_cli.tui.screens import CommandLine, CommandSuggester, DashboardCommands
 from gamead_cli.tui.source import DataSource, ShownSource
+from gamead_cli.tui.typeahead import TypeAhead
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
     AutoscalerLine,
@@ -141,6 +142,8 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         self._dlq_forced = True
         self._dlq_size_seen: Any = object()
         self._filter_target: FilterTable | None = None
+        #: keys typed ahead go one at a time, each to what the keys before it opened (regress41 F5)
+        self.typeahead = TypeAhead(self, super().on_event)
 
     # --- layout ---------------------------------------------------------------------------------------
 
@@ -153,6 +156,13 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         if markup is None:
             markup = sys._getframe(1).f_globals.get("__name__", "").startswith("textual.")
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key read from the terminal waits for the keys before it (:mod:`gamead_cli.tui.typeahead`)."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            await self.typeahead.key(event)
+        else:
+            await super().on_event(event)
 
     def action_interrupt(self) -> None:
         """Ctrl-C: quit at once, with exit code 130 (``gamead top`` passes it on)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
+from gamead_cli.cell_text import fit_fields
 from gamead_cli.doctor_verdict import holds, warnings
 from gamead_cli.formats import age, ago, byte_size, clip, short_time
 from gamead_cli.tui.view_figures import epoch, num
@@ -15,56 +16,59 @@ from gamead_cli.tui.view_figures import epoch, num
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
                  compact: bool = False, readonly: bool = False, doctor: Text | None = None,
-                 replaying: str | None = None) -> Text:
+                 replaying: str | None = None, width: int | None = None) -> Text:
     """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
     under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
     ``REPLAY <file>`` when it plays a recording, ``doctor``'s last verdict (:func:`doctor_text`) once run, and the
-    API's storage state while it is not ok (:func:`storage_text`)."""
-    text = Text()
-    text.append("gamead ", style="bold")
+    API's storage state while it is not ok (:func:`storage_text`). In ``width`` cells (None: whole) by dropping
+    whole fields (:func:`~gamead_cli.cell_text.fit_fields`), in this order: the API's address, the storage used
+    with its age, the busy slots, the answer's time, the NATS server's version (regress41 F7)."""
+    fields: list[tuple[Text, int]] = []
+
+    def add(text: str | Text, style: str = "", rank: int = 0) -> None:
+        fields.append((text if isinstance(text, Text) else Text(text, style=style), rank))
+
+    add("gamead ", "bold")
     if readonly:  # first: a narrow terminal cuts the end of this line
-        text.append("READ-ONLY ", style="bold magenta")
+        add("READ-ONLY ", "bold magenta")
     if replaying:
-        text.append(f"REPLAY {replaying} ", style="bold cyan")
+        add(f"REPLAY {replaying} ", "bold cyan")
     if paused:
-        text.append("PAUSED ", style="bold yellow")
+        add("PAUSED ", "bold yellow")
     if doctor is not None:  # before the API's address: the verdict matters more and the line gets cut
-        text.append_text(doctor)
-        text.append("  ")
+        add(doctor + Text("  "))
     if (storage := storage_text(stats)) is not None:  # every submit is refused meanwhile: as early (attack29b F1)
-        text.append_text(storage)
-        text.append("  ")
+        add(storage + Text("  "))
     if not compact:
-        text.append(api_url + "  ", style="dim")
+        add(api_url + "  ", "dim", rank=5)
     if stats is None:
-        text.append("waiting for the first answer…", style="dim")
+        add("waiting for the first answer…", "dim")
     else:
         nodes = stats.get("nodes") or {}
         nats = stats.get("nats") or {}
         if registry_unread(stats):  # its counts would say no node beat
-            text.append("registry not read yet", style="bold red")
+            add("registry not read yet", "bold red")
         else:
-            text.append(f"{nodes.get('api', 0)} api", style="bold")
-            text.append(" · ", style="dim")
             n_workers = nodes.get("workers", 0)
-            text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
-            text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
+            add(Text.assemble((f"{nodes.get('api', 0)} api", "bold"), (" · ", "dim"),
+                              (f"{n_workers} worker{'' if n_workers == 1 else 's'}", "bold")))
+            add(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", "dim", rank=3)
         for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
             count = _count(nodes, word) + _count(nodes, f"api{word.title()}")  # workers' and API nodes'
             if count:  # late: heartbeat overdue; gone: its entry expired (not counted above), as the footer
-                text.append(f" {count} {word}", style=style)
-        text.append("  NATS ", style="dim")
+                add(f" {count} {word}", style)
+        add("  NATS", "dim")
         if nats.get("connected"):
             name = "" if compact else f"{nats.get('server') or '?'} "
-            text.append(f"{name}v{nats.get('version') or '?'}", style="green")
+            add(Text(" ", style="dim") + Text(f"{name}v{nats.get('version') or '?'}", style="green"), rank=1)
             storage = nats.get("storage") or {}
             if storage:
                 used = (storage.get("fileBytes") or 0) + (storage.get("memoryBytes") or 0)
-                text.append(f" · {byte_size(used)} stored{_storage_age(stats, storage)}", style="dim")
+                add(f" · {byte_size(used)} stored{_storage_age(stats, storage)}", "dim", rank=4)
         else:
-            text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
-        text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
-    return text
+            add(Text(" ", style="dim") + Text(f"down: {nats.get('error') or 'unknown'}", style="bold red"))
+        add(f"  at {short_time(stats.get('generatedAt'))} UTC", "dim", rank=2)
+    return fit_fields(fields, width)
 
 
 def storage_text(stats: Mapping[str, Any] | None) -> Text | None:
@@ -167,16 +171,21 @@ def doctor_text(verdict: Mapping[str, Any] | None, error: str | None = None) -> 
     return text
 
 
-def job_text(job: Mapping[str, Any] | None) -> Text:
-    """One line of a running job: ``replay job 01J…: running (acting) · matched 40 · replayed 12 · skipped 0``."""
+def job_text(job: Mapping[str, Any] | None, width: int | None = None) -> Text:
+    """One line of a running job: ``replay job 01J…: running (acting) · matched 40 · replayed 12 · skipped 0``,
+    in ``width`` cells (None: whole) by dropping whole fields (:func:`~gamead_cli.cell_text.fit_fields`): the
+    job's id first (the audit panel and ``gamead dlq jobs`` have it), then its phase, then the counts from the
+    first, so the outcome (``dead again 5``) stays longest (regress41 F7)."""
     if not job:
         return Text("")
     state = str(job.get("state") or "?")
-    text = Text(f"{job.get('kind') or 'job'} job ", style="bold")
-    text.append(str(job.get("id") or "?"), style="dim")
-    text.append(f": {state}", style="green" if state == "succeeded" else "red" if state == "failed" else "cyan")
+    fields: list[tuple[Text, int]] = [
+        (Text(f"{job.get('kind') or 'job'} job", style="bold"), 0),
+        (Text(" ") + Text(str(job.get("id") or "?"), style="dim"), 3),
+        (Text(f": {state}", style="green" if state == "succeeded" else "red" if state == "failed" else "cyan"), 0),
+    ]
     if job.get("phase"):
-        text.append(f" ({job['phase']})", style="dim")
+        fields.append((Text(f" ({job['phase']})", style="dim"), 2))
     for key, value in (job.get("counts") or {}).items():
-        text.append(f" · {key} {num(value)}")
-    return text
+        fields.append((Text(f" · {key} {num(value)}"), 1))
+    return fit_fields(fields, width)

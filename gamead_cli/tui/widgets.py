@@ -74,7 +74,8 @@ class SummaryBar(Static):
         ran = self.doctor is not None or self.doctor_error is not None
         doctor = view_header.doctor_text(self.doctor, self.doctor_error) if ran else None
         return safe_render(view_header.summary_text, self.stats, self.api_url, paused=self.paused,
-                     compact=compact, readonly=self.readonly, doctor=doctor, replaying=self.replaying)
+                           compact=compact, readonly=self.readonly, doctor=doctor, replaying=self.replaying,
+                           width=self.size.width)
 
 
 class JobLine(Static):
@@ -84,7 +85,10 @@ class JobLine(Static):
 
     def watch_job(self, job: Mapping[str, Any] | None) -> None:
         self.set_class(bool(job), "-shown")
-        self.update(safe_render(view_header.job_text, job))
+        self.refresh()
+
+    def render(self) -> RenderableType:
+        return safe_render(view_header.job_text, self.job, width=self.size.width)
 
 
 class Banner(Static):

@@ -1,0 +1,155 @@
+"""Keys typed ahead reach what the keys before them opened, in order (regress41 F5).
+
+Textual hands each key from the terminal to the widget focused *when the app reads it*, while the key before it may
+still be on its way: ``:`` goes to the nodes table, bubbles up to the app's binding, and only then does the
+command line open and take the focus. A burst (a paste, tmux ``send-keys``, type-ahead on a slow link or a loaded
+box) had its ``dlq`` typed into the table and its ``q`` quit the dashboard; ``/`` then ``Wor`` 0.3 s apart gave
+``filter: r``. The same held for every key that opens something: ``r`` and its typed count, ``?``, enter on a row.
+
+:class:`TypeAhead` hands the app its keys one at a time: a key goes to the focused widget only once the key before
+it has been handled all the way up (a turn passed from its widget to each parent in turn, behind what each has
+queued, to the app), and only once the screen on top has mounted and taken its focus. A key typed at human speed
+goes on at once, as before. Ctrl-C never waits. A turn that never comes back (its widget closed with the key in its
+queue) is given up once that widget is gone from the screen, or after :data:`KEY_WAIT` (a backstop: a turn takes
+milliseconds, a loaded box's a few hundred); at most :data:`MAX_HELD` keys wait, and any more go on as Textual would.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+from weakref import WeakSet
+
+from textual import events
+from textual.message_pump import MessagePump
+from textual.timer import Timer
+
+#: seconds a key waits at most for the one before it to be handled (or for a new screen to mount), then goes on
+KEY_WAIT = 5.0
+#: seconds between looks at a turn under way (is the widget holding it still there? is it older than KEY_WAIT?)
+LOOK_EVERY = 0.5
+#: keys waiting their turn at most (a paste of a few thousand characters); any more are handed on at once
+MAX_HELD = 4096
+#: times a turn lets a widget's queued messages go first (those the key posted there, e.g. ``Input.Submitted``)
+BEHIND = 4
+#: times a turn goes from the key's widget up to the app (see :meth:`TypeAhead._pass`)
+LAPS = 2
+
+
+class TypeAhead:
+    """One app's keys, handed on one at a time. ``forward`` is Textual's own handling of a key read from the
+    terminal (``App.on_event``: priority bindings, then the focused widget); ``urgent`` keys (``ctrl+c``) skip
+    the queue. ``key``, ``_drain``, ``_done`` and ``_give_up`` run in the app's task, one at a time; ``_pass`` and
+    ``_screen_ready`` in the task of the widget or screen holding the turn, ``_look`` in a timer's: those never
+    await and hand on to the app by a callback."""
+
+    def __init__(self, app: Any, forward: Callable[[events.Event], Awaitable[None]],
+                 urgent: Collection[str] = ("ctrl+c",)) -> None:
+        self.app = app
+        self.forward = forward
+        self.urgent = frozenset(urgent)
+        self.held: deque[events.Key] = deque()
+        #: screens that have mounted and taken their focus since a key last found them on top
+        self.settled: WeakSet[Any] = WeakSet()
+        self._turn = 0
+        self._since: float | None = None  #: when the turn under way began (None: no key on its way)
+        self._watchdog: Timer | None = None
+        self._target: weakref.ref[MessagePump] | None = None  #: the widget the key on its way was handed to
+        self._at: weakref.ref[MessagePump] | None = None  #: where the turn under way waits now
+
+    async def key(self, event: events.Key) -> None:
+        """A key read from the terminal: handed on now if nothing is on its way, else after the keys before it."""
+        if event.key in self.urgent or len(self.held) >= MAX_HELD:
+            await self.forward(event)
+            return
+        self.held.append(event)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        while self.held and self._since is None:
+            screen = self.app.screen
+            if screen not in self.settled:  # just pushed: its compose, mount and focus come first in its queue
+                turn = self._begin()
+                if not self._post(screen, self._screen_ready, screen, turn):
+                    self.settled.add(screen)
+                    self._since = None
+                continue
+            event = self.held.popleft()
+            target = self.app.focused or screen
+            self._target = self._at = weakref.ref(target)
+            turn = self._begin()
+            await self.forward(event)
+            self._pass(target, turn, 0)
+
+    def _begin(self) -> int:
+        self._turn += 1
+        self._since = time.monotonic()
+        if self._watchdog is None:
+            self._watchdog = self.app.set_interval(LOOK_EVERY, self._look, name="typeahead")
+        return self._turn
+
+    def _pass(self, node: MessagePump, turn: int, behind: int, lap: int = 1) -> None:
+        """The key of ``turn`` has been handled by ``node``: once what it queued there meanwhile has gone first, on
+        to its parent (where the key bubbles next), up to the app; a node that cannot take it (closed) hands
+        straight to the app. Then a second lap from the key's widget: a binding runs at the app but its action may
+        post to that widget (``Input.Submitted`` of enter), which bubbles up to the app again."""
+        if turn != self._turn:
+            return
+        if _queued(node) and behind < BEHIND and self._post(node, self._pass, node, turn, behind + 1, lap):
+            return
+        if node is self.app:
+            target = self._target() if self._target is not None else None
+            if lap < LAPS and target is not None and self._post(target, self._pass, target, turn, 0, lap + 1):
+                return
+            self.app.call_next(self._done, turn)
+            return
+        parent = node._parent if isinstance(node._parent, MessagePump) else self.app
+        if not self._post(parent, self._pass, parent, turn, 0, lap):
+            self._post(self.app, self._pass, self.app, turn, 0, lap)
+
+    def _post(self, node: MessagePump, callback: Callable[..., Any], *args: Any) -> bool:
+        """``callback(*args)`` in ``node``'s task after what it has queued; the turn now waits at ``node``."""
+        self._at = weakref.ref(node)
+        return node.call_later(callback, *args)
+
+    def _screen_ready(self, screen: Any, turn: int) -> None:
+        """In ``screen``'s task, after its compose and mount: its focus is set (or on its way to the app)."""
+        self.settled.add(screen)
+        self._post(self.app, self._pass, self.app, turn, 0)
+
+    async def _done(self, turn: int) -> None:
+        if turn == self._turn:
+            self._since = None
+            await self._drain()
+
+    def _look(self) -> None:
+        """Every LOOK_EVERY s while keys come (a timer's task): a turn whose widget is gone (removed or closed with
+        the turn in its queue), or older than KEY_WAIT, is given up in the app's task; idle, the timer stops."""
+        if self._since is not None:
+            at = self._at() if self._at is not None else None
+            if at is None or (at is not self.app and _gone(at)) or time.monotonic() - self._since >= KEY_WAIT:
+                self.app.call_later(self._give_up, self._turn)
+        elif not self.held and self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+
+    async def _give_up(self, turn: int) -> None:
+        if turn == self._turn and self._since is not None:
+            self.settled.add(self.app.screen)
+            self._turn += 1  # a late hand-back of the old turn is ignored
+            self._since = None
+            await self._drain()
+
+
+def _gone(node: MessagePump) -> bool:
+    """Whether ``node`` will never handle what is in its queue: closed, closing, or taken off the app's tree."""
+    return bool(getattr(node, "_closed", False) or getattr(node, "_closing", False)) or not node.is_attached
+
+
+def _queued(node: MessagePump) -> bool:
+    """Whether ``node`` has messages it has not handled yet: in its queue, or the one it took out to look at
+    (Textual peeks at the next message to merge repeats, so a queue can look empty with a message still to go)."""
+    return bool(node.message_queue_size) or getattr(node, "_pending_message", None) is not None

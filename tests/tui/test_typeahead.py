@@ -1,0 +1,111 @@
+"""Keys typed faster than the dashboard moves its focus reach what they were typed for, in order (regress41 F5):
+a burst ``:dlq`` + enter, ``/`` and a filter, ``x`` and the typed count, keys for a screen a command opens. Driven
+over a recording with :func:`tests.tui.conftest.burst` (every key handed over at once, as a paste or tmux does)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from gamead_cli.tui.app import DashboardApp
+from gamead_cli.tui.screens import CommandLine, LevelScreen, TypedConfirmScreen
+from gamead_cli.tui.source_recorded import RecordedSource
+from gamead_cli.tui import typeahead
+from gamead_cli.tui.typeahead import TypeAhead
+from gamead_cli.tui.widgets_tables import DlqTable, FilterBar, FilterTable, NodesTable
+from tests.tui.conftest import burst, row_keys, until
+from tests.tui.test_command_mode import ADS
+
+
+def run(source: RecordedSource, scenario: Callable[[DashboardApp, Any], Awaitable[None]]) -> DashboardApp:
+    async def main() -> DashboardApp:
+        app = DashboardApp(source, refresh=3600)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
+                        what="the first refresh")
+            await scenario(app, pilot)
+        return app
+
+    return asyncio.run(main())
+
+
+def test_a_command_typed_in_one_burst_runs_and_its_q_is_a_letter(recorded: dict[str, Any]) -> None:
+    """``:dlq`` + enter in one burst focuses the DLQ table: the letters reach the command line that ``:`` opens
+    (the ``q`` is a letter of ``dlq``, not a quit), and the space typed after the enter marks the DLQ's first
+    entry. Without the fix the app exited on the ``q`` (the letters went to the nodes table); with it, 1 of 1."""
+    source = RecordedSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        dlq = app.query_one(DlqTable)
+        await burst(pilot, ":", "d", "l", "q", "enter", "space")
+        await until(pilot, lambda: not app.is_running or dlq.marked, what="the first DLQ entry marked")
+        assert app.is_running and app.focused is dlq and dlq.marked == {row_keys(dlq)[0]}
+        assert app.query_one(CommandLine).value == "" and not app.query_one(CommandLine).has_class("-shown")
+
+    run(source, scenario)
+
+
+def test_a_filter_typed_in_one_burst_keeps_every_letter(recorded: dict[str, Any]) -> None:
+    """``/`` then ``wor`` and enter in one burst filters the nodes by ``wor``, as typed (regress41 F5 saw
+    ``filter: r`` when the letters came 0.3 s apart on a loaded box). Without the fix: the filter empty."""
+    source = RecordedSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        nodes = app.query_one(NodesTable)
+        await burst(pilot, "/", "w", "o", "r", "enter")
+        await until(pilot, lambda: not app.query_one(FilterBar).has_class("-shown"), what="the filter bar closed")
+        assert nodes.filter_text == "wor" and app.focused is nodes
+
+    run(source, scenario)
+
+
+def test_the_typed_count_of_a_confirmation_typed_ahead_reaches_it(recorded: dict[str, Any]) -> None:
+    """``x`` on a marked entry, then its count ``1`` and enter in one burst, purges it: the digits reach the typed
+    confirmation that ``x`` opens (and the escape after ``:`` closes the line before the ``x``). Without the fix
+    the dialog stayed open, empty, nothing purged."""
+    source = RecordedSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        dlq = app.query_one(DlqTable)
+        first = row_keys(dlq)[0]
+        await burst(pilot, ":", "escape", "tab", "tab", "space", "x", "1", "enter")
+        await until(pilot, lambda: source.calls, what="a purge")
+        assert source.calls == [("purge", [first])] and not isinstance(app.screen, TypedConfirmScreen)
+
+    run(source, scenario)
+
+
+def test_keys_typed_ahead_reach_a_screen_a_command_opens(recorded: dict[str, Any]) -> None:
+    """``:level 2`` + enter, then ``/`` and ``!Flight`` + enter in one burst filters the level's ads (the screen is
+    pushed by the command; the keys behind it wait for it to mount and take its focus). Without the fix the
+    level's filter stayed empty."""
+    source = RecordedSource({**recorded, "ads": ADS})
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        await burst(pilot, ":", *"level 2", "enter", "/", *"!Flight", "enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
+                             and app.screen, what="level 2's ads")
+        table = screen.query_one("#level-table", FilterTable)
+        await until(pilot, lambda: table.filter_text == "!Flight", what="the level's filter")
+        await until(pilot, lambda: row_keys(table) == [ADS[1]["id"], ADS[0]["id"]], what="the ads not in flight")
+
+    run(source, scenario)
+
+
+def test_a_key_whose_turn_never_comes_back_lets_the_next_go_on(recorded: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn that is never handed back holds the keys behind it for KEY_WAIT at most (0.3 s here), then they go
+    on: every hand-back is dropped, and ``/`` then ``w`` still filters by ``w``. Without the watchdog the ``w``
+    waited for ever (1 of 1 failed)."""
+    source = RecordedSource(recorded)
+    monkeypatch.setattr(TypeAhead, "_pass", lambda self, *args: None)
+    monkeypatch.setattr(typeahead, "KEY_WAIT", 0.3)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        await burst(pilot, "/", "w")
+        await until(pilot, lambda: app.query_one(NodesTable).filter_text == "w", what="the filter w")
+
+    run(source, scenario)
