@@ -43,6 +43,26 @@ def _flush(stream: object, report: bool) -> bool:
     return True
 
 
+#: a file to which a child appends each module it imports itself (one a line, as it imports it: a child ended by
+#: a signal has said them too), which the fork server's ``PRELOAD`` missed (tests/integration/test_fork_preload.py)
+IMPORTS_ENV = "TEST_FORKED_IMPORTS"
+
+
+def _say_imports() -> None:
+    """If :data:`IMPORTS_ENV` names a file, append to it the name of every module imported from now on."""
+    target = os.environ.get(IMPORTS_ENV)
+    if not target:
+        return
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    inherited = set(sys.modules)
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event == "import" and args[0] not in inherited:
+            os.write(out, f"{args[0]}\n".encode())
+
+    sys.addaudithook(hook)
+
+
 def _end(code: int) -> None:
     """``Py_FinalizeEx`` up to the module teardown, then ``os._exit`` (see the module docstring)."""
     threading._shutdown()  # type: ignore[attr-defined]  # joins the non-daemon threads, as the interpreter does
@@ -59,6 +79,7 @@ def run(full: bool = False) -> None:
     """``python -m gamead_cli``, with the end above (``full``: the interpreter's own end)."""
     import runpy
 
+    _say_imports()
     if full:
         runpy.run_module("gamead_cli", run_name="__main__", alter_sys=True)
         return

@@ -20,7 +20,7 @@ from tests.nats_filter import PublishFilter
 from tests.support import ForkServer, Proc, start_api, start_worker
 
 pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline", "tests.shared_tls",
-                  "tests.session_ends", "tests.tiny_disk"]
+                  "tests.session_ends", "tests.tiny_disk", "tests.plain_sigint"]
 
 
 @pytest.fixture(scope="session", autouse=True)

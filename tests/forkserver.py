@@ -54,6 +54,12 @@ PRELOAD = (
     "uvicorn.protocols.http.h11_impl",
     "uvicorn.lifespan.on",
     "redis.asyncio",
+    # what ``serve`` still imported after the fork, for uvicorn's Config.load (its websocket protocol, which
+    # ``ws="auto"`` picks) and for Typer's command call: 23 modules, ~0.02 CPU-s of each of ~300 `serve` starts
+    "uvicorn.protocols.websockets.auto",
+    "typer._adapters",
+    "typer._click.decorators",
+    "fastapi.telemetry._runtime",
     "up_zygote",  # this directory's (the script's): a test's `gamead up` forks its children with it
     "child_exit",  # this directory's too: how a child ends
 )
@@ -108,25 +114,24 @@ def _serve(channel: socket.socket | None) -> dict[str, Any]:
             _write({"exit": pid, "code": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime})
 
 
-def _die_with_server() -> None:
-    """``prctl(PR_SET_PDEATHSIG, SIGTERM)``: the kernel sends this child SIGTERM when the fork server (its
-    parent, which dies with pytest) is gone (Linux; elsewhere a no-op)."""
-    import ctypes
-    import ctypes.util
+def _die_with_server() -> Any:
+    """A ``preexec_fn``-like call for the children (:func:`gamead_core.proc.die_with_parent`, made in the server
+    before any fork): ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, so the kernel sends the child SIGTERM when the fork
+    server (its parent, which dies with pytest) is gone, and an exit at once if it is gone already; None where
+    unsupported. Made once: resolving libc in each child (``ctypes.util.find_library`` runs ``ldconfig -p``) cost
+    every forked child ~1.2 ms of CPU and 2.5-6 ms of its start."""
+    from gamead_core.proc import die_with_parent
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, ctypes.c_ulong(signal.SIGTERM), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
-    except (OSError, AttributeError):
-        pass
+    return die_with_parent(signal.SIGTERM)
 
 
-def _become(request: dict[str, Any], server: int) -> None:
+def _become(request: dict[str, Any], server: int, dies: Any) -> None:
     """In the forked child: what ``Popen(argv, env=…, cwd=…, stdout=log, stderr=STDOUT, stdin=DEVNULL,
     start_new_session=True, preexec_fn=die_with_parent())`` would have set up."""
     os.setsid()
-    _die_with_server()
-    if os.getppid() != server:  # the server died between fork and prctl
+    if dies is not None:
+        dies()  # exits at once if the server died between fork and prctl
+    if os.getppid() != server:  # the server died before the fork was done
         os._exit(1)
     if request["fds"]:  # a Popen's own stdin, stdout, stderr (tests/forked_popen.py)
         for target, fd in enumerate(request["fds"]):
@@ -175,9 +180,10 @@ def main() -> None:
     server = os.getpid()
     full_exit = os.environ.get("GAMEAD_TEST_FORKSERVER") == "full-exit"  # (tests/child_exit.py)
     channel = socket.socket(fileno=int(sys.argv[2])) if sys.argv[1:2] == ["--fds"] else None
+    dies = _die_with_server()
     _write({"ready": server})
     request = _serve(channel)
-    _become(request, server)
+    _become(request, server, dies)
     if request.get("zygote"):  # a test's `gamead up`: its own children forked too (tests/up_zygote.py)
         import up_zygote
 

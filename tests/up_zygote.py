@@ -25,7 +25,6 @@ The tests' ``ForkServer.start`` asks for it for ``up`` (``GAMEAD_TEST_FORKSERVER
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import inspect
 import json
@@ -50,11 +49,14 @@ NAME = "up-zygote"
 
 
 def _prctl(option: int, value: int) -> bool:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
-    except (OSError, AttributeError):
+    """``prctl(option, value)``; False where unsupported. libc's ``prctl`` is the one :mod:`gamead_core.proc`
+    resolved once, at its import in the fork server: resolving it in each child (``ctypes.util.find_library``
+    runs ``ldconfig -p``) cost ~1.2 ms of CPU per call."""
+    from gamead_core.proc import _prctl as prctl
+
+    if prctl is None:
         return False
+    return prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
 
 def split() -> dict[str, Any] | None:
