@@ -195,3 +195,40 @@ def test_node_ids_differing_only_in_escaped_characters_keep_their_own_entries(
     listed, looked = on_js(server.url, drill)
     assert listed == sorted(ids)
     assert looked == ids
+
+
+def test_without_the_stops_bucket_a_clean_stop_is_told_as_before(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: Any,
+) -> None:
+    """A stack whose topology an older gamead made has no ``gamead_stops``: a clean stop still deletes the entry (its
+    note not written, one INFO line), the delete mark tells it while it lasts, and after ``registry.ttl`` it reads
+    as no clean stop (as before the note), never an error."""
+    from gamead_core import names
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info, run_heartbeat
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> tuple[bool, bool]:
+        settings = _settings()
+        await ensure_topology(js, settings)
+        await js.delete_key_value(names.STOPS_BUCKET)
+        registry = Registry(js._nc, js, settings.registry)
+        node = api_node_info("api-older-stack-1", started=time.time())
+        stop = asyncio.Event()
+        beating = asyncio.create_task(run_heartbeat(registry, lambda: node, 0.25, stop))
+        await _until("it beats", lambda: _entry(registry, node.id))
+        stop.set()
+        await beating
+        right_after = await registry.stopped(node)
+
+        async def mark_gone() -> bool:
+            return await registry.lookup(node.id) == (None, False)
+
+        await _until("the delete mark gone (registry.ttl)", mark_gone)
+        return right_after, await registry.stopped(node)
+
+    with caplog.at_level(logging.INFO, logger="gamead_core.registry"):
+        right_after, later = on_js(server.url, drill)
+    assert (right_after, later) == (True, False)
+    assert any("clean stop of api-older-stack-1 not noted in gamead_stops" in r.getMessage() for r in caplog.records)
