@@ -125,6 +125,8 @@ SCALING_BUCKET: Final[str] = "gamead_scaling"
 HEALTH_BUCKET: Final[str] = "gamead_health"
 #: Operator jobs (DLQ replay, purge, import): one document per job plus its work list, with a retention limit.
 JOBS_BUCKET: Final[str] = "gamead_jobs"
+#: One note per node process that stopped cleanly (key: its incarnation), kept a day: ``gamead_core.registry.stops``.
+STOPS_BUCKET: Final[str] = "gamead_stops"
 
 
 def job_key(job_id: str) -> str:

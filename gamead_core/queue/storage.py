@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -63,6 +62,7 @@ from nats.js.kv import KeyValue
 from gamead_core import names
 from gamead_core.errors import GameadError, QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
+from gamead_core.registry.nodes import node_key
 from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,6 @@ WRITE_FAILURE_HOLD = 15.0
 #: The most seconds between two write checks while they fail (:func:`check_delay`).
 CHECK_BACKOFF_CAP = 30.0
 
-_KEY_UNSAFE = re.compile(r"[^-/_=.a-zA-Z0-9]")
 
 
 def check_delay(failed_checks: int) -> float:
@@ -88,8 +87,9 @@ def check_delay(failed_checks: int) -> float:
 
 
 def probe_key(node_id: str) -> str:
-    """A valid KV key for ``node_id`` (ADR-8 keys: ``[-/_=.a-zA-Z0-9]+``; anything else becomes ``_``)."""
-    return _KEY_UNSAFE.sub("_", node_id) or "_"
+    """The node's key in ``gamead_health``: its registry key (:func:`gamead_core.registry.node_key`, one to one;
+    before, every character outside ``[-/_=.a-zA-Z0-9]`` was ``_``: two nodes could share one, review41 F9)."""
+    return node_key(node_id)
 
 
 class StorageProbe:

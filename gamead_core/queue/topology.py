@@ -15,6 +15,7 @@ Every object gamead creates (``essential`` ones are on the submit path: without 
     bucket    gamead_scaling        the autoscaler's shared state
     bucket    gamead_health         each API node's storage probe (gamead_core.queue.storage)
     bucket    gamead_jobs           operator jobs: documents and work lists (gamead_core.jobs)
+    bucket    gamead_stops          one note per node process that stopped cleanly, a day (gamead_core.registry.stops)
 
 (The ``GAMEAD_ADVISORIES`` stream and its ``gamead-dlq-mover`` consumer of earlier versions are no longer
 created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
@@ -110,9 +111,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "plan",
     "stream_config",
     "wanted_topology",
-    "ObjectState",
-    "Outcome",
-    "TopologyReport",
+    "ObjectState", "Outcome", "TopologyReport",
     "check_topology",
     "ensure_topology",
     "is_missing",

@@ -30,6 +30,7 @@ from gamead_core.jobs.store import jobs_kv_config
 from gamead_core.queue.dlq import dlq_stream_config
 from gamead_core.queue.partitions import per_partition_limit
 from gamead_core.registry import bucket_config as registry_bucket_config
+from gamead_core.registry.stops import stops_bucket_config
 from gamead_core.store.retention import records_stream_config
 
 
@@ -186,6 +187,7 @@ def _wanted(settings: GameadSettings) -> tuple[Wanted, ...]:
                                    qs.replicas)),
         Wanted("bucket", names.HEALTH_BUCKET, names.kv_stream(names.HEALTH_BUCKET), health_bucket_config(qs)),
         Wanted("bucket", names.JOBS_BUCKET, names.kv_stream(names.JOBS_BUCKET), jobs_kv_config(settings.jobs, qs.replicas)),
+        Wanted("bucket", names.STOPS_BUCKET, names.kv_stream(names.STOPS_BUCKET), stops_bucket_config(qs.replicas)),
     )
 
 

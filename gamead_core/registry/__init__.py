@@ -14,7 +14,9 @@ One job per module:
 * :mod:`~gamead_core.registry.kv`: the bucket (:class:`Registry`); reading is cheap enough to do every
   second: :meth:`Registry.list` is one batched direct get (:mod:`~gamead_core.registry.direct`);
 * :mod:`~gamead_core.registry.beat`: heartbeating (:func:`run_heartbeat`, :func:`heartbeating`), which takes
-  a callable that returns the node's :class:`NodeInfo`.
+  a callable that returns the node's :class:`NodeInfo`;
+* :mod:`~gamead_core.registry.stops`: the clean-stop notes (bucket ``gamead_stops``, a day) that tell a clean stop
+  from a death once ``registry.ttl`` removed the entry's delete mark (:meth:`Registry.stopped`).
 """
 
 from gamead_core.registry.beat import heartbeating, run_heartbeat

@@ -62,27 +62,27 @@ async def run_heartbeat(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event,
     *, unfinished: Callable[[], int] | None = None, health: BeatHealth | None = None,
 ) -> None:
-    """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry: a clean stop,
-    which the reaper does not take for a death. Unless ``unfinished()`` (work the node leaves behind that the
-    reaper finishes for a dead node, e.g. an API's unsettled submits: :mod:`gamead_core.worker.orphans`) is not
-    0: then the entry is left to expire (``registry.ttl``), so the reaper sees a death and finishes that work.
+    """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry and note the stop
+    (:meth:`Registry.stop`): a clean stop, which the reaper does not take for a death. Unless ``unfinished()``
+    (work the node leaves behind that the reaper finishes for a dead node, e.g. an API's unsettled submits:
+    :mod:`gamead_core.worker.orphans`) is not 0: then the entry is left to expire (``registry.ttl``), so the
+    reaper sees a death and finishes that work.
 
     Never raises: a failed beat is logged (once per outage) and retried at the next tick; ``health`` (when
     given) says how the puts fare. A host clock more than ``clock_offset.OFFSET_LIMIT`` off nats-server's is
     logged once (a warning), and once when it is back (:class:`~gamead_core.clock_offset.OffsetLog`).
     """
-    node_id: str | None = None
+    last: NodeInfo | None = None
     failing = False
     health = health if health is not None else BeatHealth()
     offset_log = OffsetLog()  # each put samples nats-server's clock: a host clock off by > 1 s is said once
     while not stop.is_set():
         try:
-            info = snapshot()
-            node_id = info.id
+            info = last = snapshot()
             sent = time.monotonic()
             await registry.put(info)
             health.landed(sent)
-            offset_log.note(node_id)
+            offset_log.note(info.id)
             if failing:
                 log.info("heartbeat restored")
             failing = health.failing = False
@@ -99,16 +99,18 @@ async def run_heartbeat(
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:
             pass
-    left = unfinished() if unfinished is not None else 0
-    if node_id is not None and left:
+    if last is None:
+        return
+    left, node_id, final = unfinished() if unfinished is not None else 0, last.id, last
+    if left:
         log.warning("%s leaves %d unsettled writes: its registry entry is left to expire (registry.ttl) so that the "
                     "reaper takes it for dead and queues those still within queue.duplicate_window (the lines "
                     "'ambiguous submits left unsettled' say if any need gamead doctor --repair; so does a NATS restart "
                     "after more than that window)", node_id, left,
                     extra={"node_id": node_id, "left": left})
-    elif node_id is not None:
-        try:
-            await last_write(lambda: registry.delete(node_id), timeout=2.0, connected=registry.connected)
+    else:
+        try:  # its stop noted too: a clean stop is told from a death after registry.ttl (registry.stops)
+            await last_write(lambda: registry.stop(final), timeout=2.0, connected=registry.connected)
         except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
             log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id,
                      error_text(exc))

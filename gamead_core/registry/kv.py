@@ -24,6 +24,7 @@ from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
 from gamead_core.registry.nodes import node_key
+from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Registry:
         self._kv: KeyValue | None = None
         self._direct = True
         self._lock = asyncio.Lock()
+        self._stops = StopNotes(js)
 
     @property
     def connected(self) -> bool:
@@ -172,6 +174,23 @@ class Registry:
         kv = await self.open()
         with self._boundary():
             await kv.delete(node_key(node_id))
+
+    async def stop(self, info: NodeInfo) -> None:
+        """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
+        tells it from a death after ``registry.ttl``) and its entry deleted, together. Raises the delete's gamead
+        error; a note not written is logged (INFO: its stop reads as before, by the delete mark alone)."""
+        noted, deleted = await asyncio.gather(self._stops.note(info), self.delete(info.id), return_exceptions=True)
+        if isinstance(deleted, BaseException):
+            raise deleted
+        if isinstance(noted, BaseException):
+            log.info("clean stop of %s not noted in %s (told by its registry entry's delete mark alone, for "
+                     "registry.ttl): %s", info.id, names.STOPS_BUCKET, getattr(noted, "message", None) or repr(noted))
+
+    async def stopped(self, node: NodeInfo) -> bool:
+        """True if ``node`` stopped cleanly: its entry's delete mark is there (within ``registry.ttl`` of the stop)
+        or its process noted the stop (:mod:`gamead_core.registry.stops`, a day); False for a death (the entry
+        expired, or not written). Raises the gamead error tree."""
+        return (await self.lookup(node.id))[1] or await self._stops.noted(node)
 
     async def list(self) -> list[NodeInfo]:
         """Every live node, sorted by role then id. One request to the server, which must end within the

@@ -25,12 +25,25 @@ from gamead_core.telemetry.histogram import LatencyBuckets
 
 #: Processing and queue-wait figures in a heartbeat cover the ads finished in this many seconds.
 RECENT_WINDOW = 60.0
-_KEY_UNSAFE = re.compile(r"[^-_=a-zA-Z0-9]")
+_KEY_ESCAPED = re.compile(r"[^-a-zA-Z0-9]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == ".":
+        return "_"
+    code = ord(char)
+    return f"={code:02x}" if code < 0x100 else f"=u{code:06x}"
 
 
 def node_key(node_id: str) -> str:
-    """The KV key of a node: its id with every character a key cannot hold replaced by ``_``."""
-    return _KEY_UNSAFE.sub("_", node_id) or "_"
+    """The KV key of a node id (or of any text: a stop note's incarnation, :mod:`.stops`), one to one: ``.`` as
+    ``_`` (the key of an id of ``[-.a-zA-Z0-9]``, e.g. a default id on a host named so, is what it always was:
+    a rolling upgrade keeps it), every other character outside ``[-a-zA-Z0-9]`` as ``=`` and its code point in
+    hex (``=5f`` for ``_``, ``=3a`` for ``:``, ``=40`` for ``@``; ``=u`` and six digits past U+00FF), the empty
+    text as ``=``. Before, each was ``_``: ``w:1``, ``w@1``, ``w.1`` and ``w_1`` shared one key, each beat
+    overwriting the other's (review41 F9). Pure."""
+    return _KEY_ESCAPED.sub(_escape, node_id) if node_id else "="
 
 
 def _version() -> str:

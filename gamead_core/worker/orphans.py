@@ -67,27 +67,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import nats.js.errors
 from nats.js import JetStreamContext
 
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, error_text
-from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.publish import Outgoing, Published, publish_ads
 from gamead_core.registry import NodeInfo, Registry, deaths, incarnation
+from gamead_core.worker.orphan_queue import SAFETY, OrphanReport, queue_again
 from gamead_core.worker.orphan_read import Found, older_line, origin_node, read_records
-from gamead_core.worker.orphan_reput import fresh, put_again
 
 log = logging.getLogger(__name__)
-
-#: seconds kept from the duplicate window (a record is re-published only while created less than
-#: ``duplicate_window - SAFETY`` s ago): the error of this process's sample of nats-server's clock (± half a
-#: registry put's round trip, :mod:`gamead_core.clock`), the time the publish takes after the check, and the
-#: server's own rounding of its window. Not the skew of this host's wall clock: every time compared here is
-#: nats-server's (a reaper 5 min behind re-published ads whose messages existed, attack33a F4; one 5 min ahead
-#: read nothing of a dead API, F12).
-SAFETY = 20.0
 
 
 def reaper_reach(settings: GameadSettings) -> float:
@@ -116,65 +105,8 @@ def api_deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[
     return deaths(before, after, lambda node: node.role == "api")
 
 
-@dataclass
-class OrphanReport:
-    """What the settling of one dead API did."""
-
-    origin: str
-    republished: int = 0  #: messages stored now: the API had died before its publish
-    already: int = 0  #: messages JetStream answered duplicate: the API's own publish had landed
-    too_old: int = 0  #: created too long ago to re-publish safely: left to gamead doctor
-    changed: int = 0  #: re-put lost (deleted by its live API, or written since): nothing published
-    failed: list[Found] = field(default_factory=list)  #: records whose publish got no answer: tried again
-
-
 #: the most dead API incarnations watched at once (the oldest beyond it is dropped: its late records left to the doctor)
 MAX_WATCHED = 1000
-
-
-async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found: list[Found],
-                       settings: GameadSettings) -> OrphanReport:
-    """Publish the work message of each record of ``found`` still exactly as the dead API created it (its key's
-    last message read: one get each), re-put first by compare-and-set (a record this reaper re-put already, its
-    publish unanswered, is published as it is), and young enough for JetStream to drop a repeat (the module doc)."""
-    report, stream, window = OrphanReport(origin), names.ADS_BUCKET_STREAM, settings.queue.duplicate_window
-    candidates: list[tuple[Outgoing, datetime]] = []
-    creates: set[str] = set()  # still the API's create: re-put before the publish
-    for ad_id, _, created in found:
-        with nats_boundary():
-            try:
-                raw = await js.get_last_msg(stream, names.kv_subject(names.ADS_BUCKET, ad_id))
-            except nats.js.errors.NotFoundError:
-                continue  # purged: nothing to queue
-        whose = (raw.headers or {}).get(names.HDR_ORIGIN)
-        if raw.data and raw.seq and whose in (origin, None) and (level := fresh(raw.data, ad_id)) is not None:
-            candidates.append((Outgoing(ad_id, level, raw.data, raw.seq), created))
-            if whose == origin:
-                creates.add(ad_id)
-    # the age is judged now, just before the publish, not before the reads (thousands of them can take longer
-    # than SAFETY): a record whose API publish may have left the duplicate window is never published again
-    young: list[tuple[Outgoing, datetime]] = []
-    for out, created in candidates:
-        if clock.now() < created.timestamp() + window - SAFETY:
-            young.append((out, created))
-            continue
-        report.too_old += 1
-        log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
-                    "queue again safely: gamead doctor will name it (no_message)", out.ad_id, dead.id,
-                    extra={"ad_id": out.ad_id, "origin": origin})
-    young = await put_again(js, young, creates, report, settings.nats.request_timeout)
-    answers = await publish_ads(js, [out for out, _ in young], timeout=settings.nats.request_timeout,
-                                partitions=settings.queue.partitions) if young else []
-    for (out, created), answer in zip(young, answers, strict=True):
-        if not isinstance(answer, Published):
-            report.failed.append((out.ad_id, out.revision or 0, created))
-        elif answer.duplicate:
-            report.already += 1
-        else:
-            report.republished += 1
-            log.info("ad %s queued again: API %s died between its record and its message", out.ad_id, dead.id,
-                     extra={"ad_id": out.ad_id, "origin": origin})
-    return report
 
 
 @dataclass
@@ -201,6 +133,8 @@ class Orphans:
         self._watched: dict[str, _Death] = {}
         self._last: tuple[float, int] | None = None  #: (time.monotonic(), reconnects) of the last round
         self._due: float | None = None  #: time.monotonic() from which the deaths no one saw are looked for
+        self._older: float | None = None  #: the start of the last look for them (nats-server's clock), until
+        #: :func:`.orphan_read.older_line` ran for it (a failed one is tried again next round: review41 F10)
 
     def died(self, node: NodeInfo) -> None:
         """``node`` (an API) died: settle its records from the next :meth:`settle` on; unless it is a gamead before
@@ -262,7 +196,7 @@ class Orphans:
                 self._watched.pop(origin, None)
                 continue
             report = None if back is None else await self._guarded(
-                death, _queue_again(js, death.node, origin, items, settings))
+                death, queue_again(js, death.node, origin, items, settings))
             if report is not None:
                 death.unanswered = list(report.failed)
                 self._report(report, death, first)
@@ -274,41 +208,54 @@ class Orphans:
         """Watch the deaths no lease holder saw (:mod:`gamead_core.worker.orphan_read`): ``registry.ttl`` after
         this reaper's first round since a gap (the lease taken, not renewed for two rounds, or a reconnection),
         every origin of the records written within ``queue.duplicate_window`` − :data:`SAFETY` s that is not a
-        live API of ``apis``, watched, or deleted (a clean stop) is settled as a seen death; said once if older
-        ones may be unsettled (:func:`.orphan_read.older_line`); a failed read is tried again next round."""
+        live API of ``apis``, watched, or stopped cleanly (:meth:`_stopped`) is settled as a seen death; said once
+        if older ones may be unsettled (:func:`.orphan_read.older_line`). A failed read, or a failed check of older
+        ones, is tried again next round (before, the check was not: its line was lost, review41 F10)."""
         now, every = time.monotonic(), settings.registry.heartbeat_interval
         anew = self._last is None or reconnects != self._last[1]  # (the registry may have been lost meanwhile)
         if anew or (self._due is None and now - self._last[0] > 2 * every):  # type: ignore[index]
             self._due = now + settings.registry.ttl
         self._last = now, reconnects
-        if self._due is None or now < self._due:
-            return
+        if self._due is not None and now >= self._due:
+            await self._look(js, settings, registry, apis)
+        if self._older is not None:  # said once if older deaths may be unsettled; a failed check: next round
+            line = await self._guarded(None, older_line(js, names.kv_stream(names.REGISTRY_BUCKET), self._older),
+                                       failed=False)
+            if line is not False:
+                self._older = None
+                if line:
+                    log.warning("%s", line)
+
+    async def _look(self, js: JetStreamContext, settings: GameadSettings, registry: Registry,
+                    apis: dict[str, NodeInfo]) -> None:
+        """:meth:`unseen`'s read: the origins of the records written within the window, each not alive, watched or
+        stopped cleanly watched as a death; a failed read is tried again next round."""
         since = clock.now() - (settings.queue.duplicate_window - SAFETY)
         got = await self._guarded(None, read_records(js, None, settings.nats.request_timeout,
                                                      start_time=datetime.fromtimestamp(since, UTC)))
         if got is None:
             return
-        self._due, alive = None, {incarnation(n.id, n.pid, n.started_at) for n in apis.values()}
+        self._due, self._older = None, since
+        alive = {incarnation(n.id, n.pid, n.started_at) for n in apis.values()}
         for origin, items in got[0].items():
             if origin in alive or origin in self._watched or (node := origin_node(origin)) is None:
                 continue
             if await self._stopped(registry, node):  # a clean shutdown settled its own writes
                 continue
             log.warning("API %s is not in the registry, and %d record(s) it created are as it left them: it died "
-                        "unseen (NATS restarted, or no worker ran), or stopped cleanly over registry.ttl (%gs) ago: "
-                        "queued like a seen death's (one whose message exists is not queued twice: JetStream drops "
-                        "the repeat)", node.id, len(items), settings.registry.ttl, extra={"origin": origin})
+                        "unseen (NATS restarted, or no worker ran), or, an older gamead that notes no clean stop, "
+                        "stopped cleanly over registry.ttl (%gs) ago: queued like a seen death's (one whose message "
+                        "exists is not queued twice: JetStream drops the repeat)", node.id, len(items),
+                        settings.registry.ttl, extra={"origin": origin})
             self._watched[origin] = _Death(node, clock.now(), got[1] or 0, items, unseen=True)
-        line = await self._guarded(None, older_line(js, names.kv_stream(names.REGISTRY_BUCKET), since))
-        if line:
-            log.warning("%s", line)
 
     @staticmethod
     async def _stopped(registry: Registry, node: NodeInfo) -> bool:
-        """True if ``node``'s entry was deleted (a clean shutdown) and the delete mark is still there (the bucket's
-        max_age, ``registry.ttl``, removes it too: an older clean stop reads as a death, review41 F2); else False."""
+        """True if ``node`` stopped cleanly (:meth:`Registry.stopped`: its entry's delete mark, or its process's
+        clean-stop note, kept a day: review41 F2); else False (a clean stop of an older gamead, which writes no
+        note, reads as a death once ``registry.ttl`` removed the mark)."""
         try:
-            return (await registry.lookup(node.id))[1]
+            return await registry.stopped(node)
         except Exception:  # noqa: BLE001 - unknown: taken for a death (a re-publish is deduplicated)
             return False
 
@@ -323,8 +270,8 @@ class Orphans:
             return None
         return back is not None and incarnation(back.id, back.pid, back.started_at) == origin
 
-    async def _guarded(self, death: _Death | None, step: Any) -> Any:
-        """``await step``; None (logged) if it failed: tried again next round."""
+    async def _guarded(self, death: _Death | None, step: Any, failed: Any = None) -> Any:
+        """``await step``; ``failed`` (logged) if it failed: tried again next round."""
         try:
             return await step
         except GameadError as exc:
@@ -333,7 +280,7 @@ class Orphans:
             text = error_text(exc)
         log.warning("settling the records of dead API%s: %s (tried again)",
                     f" {death.node.id}" if death else "s", text)
-        return None
+        return failed
 
     def _report(self, report: OrphanReport, death: _Death, first: bool) -> None:
         if not first and not (report.republished or report.too_old or report.failed or report.changed):

@@ -320,9 +320,8 @@ async def run_reaper(
                 judged = view.deaths({**nodes, **now_apis}, time.monotonic())
                 for dead in judged:
                     if dead.id not in nodes and dead.id not in now_apis:
-                        _, deleted = await registry.lookup(dead.id)
-                        if deleted:  # a clean shutdown: it handed its ads back (an API: settled its writes) itself
-                            continue
+                        if await registry.stopped(dead):  # a clean shutdown (its delete mark, or its stop note,
+                            continue  # judged after a gap: registry.stops): it handed its ads back (an API: settled)
                     if dead.role == "api":
                         orphans.died(dead)  # its records left without a message (gamead_core.worker.orphans)
                     else:

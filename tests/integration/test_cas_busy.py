@@ -130,7 +130,7 @@ def _late_re_put(servers: str | list[str], settings: GameadSettings, *, in_fligh
     """The dead API's create read by the reaper, then its own earlier re-put (a round whose answer did not come)
     lands (``in_flight``: sent, not awaited: on R3 the reaper's write meets it in flight, busy) before the
     reaper's re-put of this round: the report, the record's status and the work messages stored."""
-    from gamead_core.worker.orphans import _queue_again
+    from gamead_core.worker.orphan_queue import queue_again
 
     async def game(js: Any, store: AdStore) -> tuple[Any, str, int]:
         record, revision = await _created(store)
@@ -141,7 +141,7 @@ def _late_re_put(servers: str | list[str], settings: GameadSettings, *, in_fligh
                                          headers=write_headers(revision, None), timeout=5)
             pending.append(future) if in_flight else await future
 
-        report = await _queue_again(_hooked(js, earlier_re_put), DEAD, ORIGIN, [(record.id, revision, utcnow())],
+        report = await queue_again(_hooked(js, earlier_re_put), DEAD, ORIGIN, [(record.id, revision, utcnow())],
                                     settings)
         await asyncio.gather(*pending)
         status = (await store.get(record.id, consistent=True)).record.status.value

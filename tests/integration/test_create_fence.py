@@ -108,7 +108,7 @@ def test_an_api_that_withdraws_its_create_between_the_reapers_read_and_write_lea
     """The API's delete lands after the reaper read the record and before it wrote anything: before, the reaper
     published its message anyway (the record gone: the ad 404, "not queued", and a worker would create it from the
     message and analyse it). Now the reaper's compare-and-set loses and nothing is published."""
-    from gamead_core.worker.orphans import _queue_again
+    from gamead_core.worker.orphan_queue import queue_again
 
     async def game(js: Any, store: AdStore, unsettled: Unsettled) -> tuple[Any, str | None, int]:
         record, revision = await _created(store, "Withdrawn first")
@@ -117,7 +117,7 @@ def test_an_api_that_withdraws_its_create_between_the_reapers_read_and_write_lea
             unsettled.record_maybe_created(record.id)
             await _settled(unsettled)
 
-        report = await _queue_again(_ApiBetween(js, api_round), DEAD, ORIGIN, [(record.id, revision, utcnow())],
+        report = await queue_again(_ApiBetween(js, api_round), DEAD, ORIGIN, [(record.id, revision, utcnow())],
                                     SETTINGS)
         return report, await _status(store, record.id), await _messages(js)
 
@@ -128,11 +128,11 @@ def test_an_api_that_withdraws_its_create_between_the_reapers_read_and_write_lea
 def test_a_record_the_reaper_queued_first_is_left_by_its_api_and_runs(server: EmbeddedNats) -> None:
     """The reaper's write lands first (it queued the record: its message is stored): the API's settling, which
     before deleted it whatever it was, finds it someone else's and leaves it, queued, with its message."""
-    from gamead_core.worker.orphans import _queue_again
+    from gamead_core.worker.orphan_queue import queue_again
 
     async def game(js: Any, store: AdStore, unsettled: Unsettled) -> tuple[Any, str | None, int]:
         record, revision = await _created(store, "Queued by the reaper")
-        report = await _queue_again(js, DEAD, ORIGIN, [(record.id, revision, utcnow())], SETTINGS)
+        report = await queue_again(js, DEAD, ORIGIN, [(record.id, revision, utcnow())], SETTINGS)
         unsettled.record_maybe_created(record.id)
         await _settled(unsettled)
         return report, await _status(store, record.id), await _messages(js)

@@ -287,7 +287,9 @@ def test_a_clean_stop_older_than_the_registry_ttl_is_not_called_a_death_for_sure
     removes with the entry; a reaper whose first look comes later (the lease taken, a reconnection) takes the API
     for one that died unseen and queues its records again (each repeat dropped as a duplicate). Its line said "it died
     unseen" as a fact; here (registry.ttl 1 s: an API's entry put, 3 records of it, the entry deleted, its mark gone)
-    it names the clean stop too. Without the rewording: the line has no "stopped cleanly"."""
+    it names the clean stop too. Without the rewording: the line has no "stopped cleanly". Since the clean-stop note
+    (review41 F2 fixed: tests/integration/test_reaper_first_look.py) this is the stop of an older gamead, which writes
+    no note (the entry deleted by hand): a newer reaper takes it as before."""
     import asyncio
     import logging
     import time as clock_time

@@ -30,8 +30,8 @@ def test_topology_is_created_once_and_then_left_alone(fresh_nats: Callable[[], E
         return first, (second, third), consumers
 
     first, again, consumers = asyncio.run(run())
-    # 3 streams (work, DLQ, audit), 5 level consumers, 6 buckets (ads, registry, leases, scaling, health, jobs)
-    assert len(first.created) == 14
+    # 3 streams (work, DLQ, audit), 5 level consumers, 7 buckets (ads, registry, leases, scaling, health, jobs, stops)
+    assert len(first.created) == 15
     assert all(not r.created and not r.updated for r in again)
     assert consumers == 5
 

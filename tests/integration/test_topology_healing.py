@@ -65,7 +65,7 @@ async def delete_everything(js: Any) -> None:
     for stream in (names.DLQ_STREAM, names.AUDIT_STREAM, names.ADS_STREAM):
         await js.delete_stream(stream)
     for bucket in (names.ADS_BUCKET, names.REGISTRY_BUCKET, names.LEASES_BUCKET, names.SCALING_BUCKET,
-                   names.HEALTH_BUCKET, names.JOBS_BUCKET):
+                   names.HEALTH_BUCKET, names.JOBS_BUCKET, names.STOPS_BUCKET):
         await js.delete_key_value(bucket)
 
 

@@ -93,3 +93,20 @@ def test_rates_over_the_window_never_go_negative() -> None:
 
 def test_aging_horizon_is_the_age_at_which_an_ad_reaches_the_top() -> None:
     assert [aging_horizon(lvl, 10) for lvl in (1, 2, 3, 4, 5)] == [10, 10, 20, 30, 40]
+
+
+def test_node_keys_are_one_to_one_and_unchanged_for_plain_ids() -> None:
+    """review41 F9: ``node_key`` made every character a key cannot hold ``_``, so ``w:1``, ``w@1``, ``w.1`` and
+    ``w_1`` (valid node ids) shared one registry key (before: 1 key for these 4). Now each has its own; the key of an
+    id of ``[-.a-zA-Z0-9]`` (every default id on a host named so) is the one it had (a rolling upgrade keeps it), and
+    every key is a valid KV key (ADR-8)."""
+    import re
+
+    from gamead_core.registry import node_key
+
+    ids = ["w:1", "w@1", "w.1", "w_1", "w=1", "w=5f1", "w=3a1", "w_3a1", "w1", "wé1", "w\u4e2d1", "w:_1", "w_:1", ""]
+    keys = [node_key(i) for i in ids]
+    assert len(set(keys)) == len(ids), dict(zip(ids, keys, strict=True))
+    assert all(re.fullmatch(r"[-_=a-zA-Z0-9]+", k) for k in keys), keys
+    for plain in ("api-web1.example.com-4242", "local-1", "worker-A9", "host.a.b-17-01hzyx"):
+        assert node_key(plain) == plain.replace(".", "_")  # what the earlier rule made of it

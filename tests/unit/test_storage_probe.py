@@ -64,8 +64,10 @@ def test_a_failing_probe_says_why_and_for_how_long() -> None:
 
 
 def test_probe_keys_are_valid_kv_keys() -> None:
-    assert probe_key("api-host.example.com-42") == "api-host.example.com-42"
-    assert probe_key("api-hôst 1*>") == "api-h_st_1__"
+    """Valid KV keys, one per node id (review41 F9: ``api:1`` and ``api_1`` had one probe key, 1 for 2 before)."""
+    assert probe_key("api-host.example.com-42") == "api-host_example_com-42"
+    assert probe_key("api-hôst 1*>") == "api-h=f4st=201=2a=3e"
+    assert probe_key("api:1") != probe_key("api_1")
 
 
 class Check:

@@ -41,16 +41,16 @@ def as_server_has_it(settings: GameadSettings = SETTINGS) -> Snapshot:
 
 def test_every_object_gamead_creates_is_declared_once() -> None:
     labels = [w.label for w in WANTED]
-    # 3 streams (the audit trail's included), 5 consumers, 6 buckets (the jobs bucket included; the advisory
-    # stream and its consumer gone)
-    assert len(labels) == len(set(labels)) == 14
+    # 3 streams (the audit trail's included), 5 consumers, 7 buckets (the jobs and clean-stop buckets included; the
+    # advisory stream and its consumer gone)
+    assert len(labels) == len(set(labels)) == 15
     assert not any(name in label for name in names.OBSOLETE_STREAMS for label in labels)
     assert f"stream {names.AUDIT_STREAM}" in labels  # the audit trail (issue 11 item 3)
     assert {w.label for w in WANTED if w.essential} == {f"stream {names.ADS_STREAM}", f"bucket {names.ADS_BUCKET}"}
     kinds = {w.kind for w in WANTED}
     assert kinds == {"stream", "consumer", "bucket"}
     for bucket in (names.ADS_BUCKET, names.REGISTRY_BUCKET, names.LEASES_BUCKET, names.SCALING_BUCKET,
-                   names.HEALTH_BUCKET, names.JOBS_BUCKET):
+                   names.HEALTH_BUCKET, names.JOBS_BUCKET, names.STOPS_BUCKET):
         assert f"bucket {bucket}" in labels
 
 
