@@ -24,6 +24,7 @@ signal are :mod:`gamead_cli.commands.up_disk`'s.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -46,6 +47,12 @@ def room_needed(total: int) -> int:
     return min(ROOM_FLOOR, int(total * ROOM_SHARE))
 
 
+#: a line about one connection (``127.0.0.1:5555 - cid:5 - …``; a route's ``rid``, a leaf's ``lid``, a gateway's
+#: ``gid``): what follows may be the client's own bytes (a parser error quotes them, a CONNECT's name), never a write
+#: of the store (attack41c F4: ``proto='"no space left on device\r"...'`` counted as a full disk)
+_A_CONNECTIONS = re.compile(r" - [a-z]id:\d+ - ")
+
+
 def inodes_needed(total: int) -> int:
     """Free inodes of a file system of ``total`` that count as room again: :data:`ROOM_SHARE` of them, at most
     :data:`INODE_FLOOR`; 0 when ``total`` is 0 (a file system that counts none, e.g. btrfs: bytes alone). Pure."""
@@ -56,7 +63,7 @@ def out_of_space_logged(lines: Iterable[str], pid: int) -> bool:
     """Whether nats-server's log ``lines`` (its tail) hold one of process ``pid`` (``[PID] …``) saying
     :data:`OUT_OF_SPACE`. Pure."""
     mark = f"[{pid}] "
-    return any(line.startswith(mark) and OUT_OF_SPACE in line for line in lines)
+    return any(line.startswith(mark) and OUT_OF_SPACE in line and not _A_CONNECTIONS.search(line) for line in lines)
 
 
 class DiskMend:

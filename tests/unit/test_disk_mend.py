@@ -107,3 +107,15 @@ def test_inodes_needed_is_a_tenth_at_most_the_floor_and_none_where_none_are_coun
     assert inodes_needed(64) == 6 and inodes_needed(10**9) == INODE_FLOOR and inodes_needed(0) == 0
     assert not mend.decide(42, True, 29 * MIB, 30 * MIB, 5, 64)
     assert mend.decide(42, True, 29 * MIB, 30 * MIB, 0, 0), "a file system that counts no inodes: bytes alone"
+
+
+def test_a_clients_words_in_the_log_are_not_a_full_disk() -> None:
+    """attack41c F4: nats-server quotes a client's protocol garbage and its CONNECT name in its own [PID] [ERR]
+    lines (seen on nats-server 2.x); without the fix both counted as 'no space left on device' (2 asserts fail)."""
+    parser = "[42] 2026/12/05 07:42:35.653896 [ERR] 127.0.0.1:59428 - cid:5 - Client parser ERROR, state=0, i=12: " \
+             "proto='\"no space left on device\\r\"...'"
+    named = "[42] 2026/12/05 07:42:36.154580 [ERR] 127.0.0.1:59442 - cid:6 - \"no space left on device\" - Client " \
+            "parser ERROR, state=41, i=70: proto='\"x\\r\"...'"
+    assert not out_of_space_logged([parser], 42)
+    assert not out_of_space_logged([named], 42)
+    assert out_of_space_logged([parser, FULL], 42), "the store's own line still counts"
