@@ -115,12 +115,30 @@ def client_settings_from(config: Path | None, api: str | None) -> GameadSettings
     if "api_url" not in settings.client.model_fields_set:
         stack = recorded_stack(settings.embedded.data_dir)  # stopped too: never another stack on 8080 (a41b F5)
         if stack is not None and stack.api_url is not None:
-            if (problem := api_url_problem(stack.api_url)) is not None:  # the one rule of every source (exit 5)
+            # the one rule of every source (exit 5), and only the loopback http URL that up writes (a41c F1)
+            if (problem := api_url_problem(stack.api_url) or not_up_url(stack.api_url)) is not None:
                 raise ConfigError(f"the apiUrl of {stack.data_dir / STATE_FILE} (the gamead up "
                                   f"{'running' if stack.running else 'that ran'} there): {problem} — set --api or "
                                   "GAMEAD_API_URL")
             settings.client = settings.client.model_copy(update={"api_url": stack.api_url})
     return settings
+
+
+def not_up_url(url: str) -> str | None:
+    """Why ``url``, the ``apiUrl`` of a ``gamead-up.json``, is not one ``gamead up`` writes, or None: up writes
+    ``http://127.0.0.1:PORT`` (its API listens on loopback alone), so any other is not its and is never used
+    unasked: a planted file's ``https://attacker.example`` got every verb run in that directory's bearer token
+    (GAMEAD_CLIENT__TOKEN) in its ``Authorization`` header (attack41c F1). Pure."""
+    from urllib.parse import urlsplit
+
+    from gamead_core.api.auth import is_loopback
+
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() == "http" and is_loopback(parts.hostname or "") and not parts.username \
+            and parts.password is None:
+        return None
+    return (f"{url[:80]!r} is not the http://127.0.0.1:PORT URL gamead up writes there (its API listens on "
+            "loopback alone), so no token is sent to it unasked")
 
 
 def api_client(config: Path | None, api: str | None) -> ApiClient:

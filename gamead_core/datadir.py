@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ RETRY_BASE = 0.2  #: seconds before the first retry of a failed rewrite of the s
 RETRY_CAP = 5.0  #: seconds between two retries at most
 #: the ``GAMEAD_*`` variables ``gamead up`` starts its children with (``gamead config show --stack``)
 STACK_ENV_FILE = "stack-env.json"
+#: the largest gamead-up.json read (bytes): a stack of hundreds of workers writes a few tens of KiB
+MAX_STATE_BYTES = 1024 * 1024
 
 
 class DataDirBusy(ConfigError):
@@ -223,9 +226,9 @@ class DataDir:
     def strays(self) -> list[dict[str, Any]]:
         """Processes recorded by an earlier stack on this directory that still run (same PID and start)."""
         try:
-            doc = json.loads(self.state_file.read_text(encoding="utf-8"))
+            doc = read_state(self.path)
             entries = [e for e in doc.get("started", []) if isinstance(e, dict)]
-        except (OSError, ValueError, AttributeError):
+        except AttributeError:
             return []
         out = []
         for entry in entries:
@@ -294,10 +297,7 @@ def recorded_stack(data_dir: Path) -> RunningStack | None:
     ``running`` is False when the file is stale: its ``up`` PID is dead, or is another process now (start time,
     where recorded). A CLI verb run there with no API named talks to that stack's ``apiUrl`` even then, so it finds
     it down rather than another stack on the default 8080 (attack41b F5)."""
-    try:
-        doc = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    doc = read_state(data_dir)
     if not isinstance(doc, dict):
         return None
     pid, started, url = doc.get("pid"), doc.get("pidStart"), doc.get("apiUrl")
@@ -308,6 +308,28 @@ def recorded_stack(data_dir: Path) -> RunningStack | None:
     return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None, running)
 
 
+def read_state(data_dir: Path) -> Any:
+    """The JSON document of ``data_dir``'s ``gamead-up.json``, or None: missing, unreadable, not JSON, or not a
+    regular file of at most :data:`MAX_STATE_BYTES` (attack41c F2: a symlink to ``/dev/zero`` there made every CLI
+    verb run in that directory read until MemoryError, a FIFO hung it for ever). Opened without following a symlink
+    (``up`` writes the file by a rename, never a link) and without blocking. Raises nothing."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(data_dir / STATE_FILE, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_STATE_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return json.loads(fh.read(MAX_STATE_BYTES + 1).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
 def running_stack(data_dir: Path) -> RunningStack | None:
     """The ``gamead up`` running on ``data_dir`` (:func:`recorded_stack`); None without that file, or when it is
     stale."""
@@ -315,5 +337,5 @@ def running_stack(data_dir: Path) -> RunningStack | None:
     return stack if stack is not None and stack.running else None
 
 
-__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STACK_ENV_FILE", "STATE_FILE", "data_dir_unusable",
-           "recorded_stack", "running_stack"]
+__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "MAX_STATE_BYTES", "RunningStack", "STACK_ENV_FILE", "STATE_FILE",
+           "data_dir_unusable", "read_state", "recorded_stack", "running_stack"]

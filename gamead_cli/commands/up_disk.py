@@ -41,18 +41,29 @@ def disk_mend(ttl: float, stack: UpStack, store_dir: Path,
         spell = mend.due(failing, clock(), pid)
         if spell is None or child is None or pid is None:
             return None
-        try:
-            usage = shutil.disk_usage(store_dir)
-        except OSError:
+        if (room := store_room(store_dir)) is None:
             return None
-        if not mend.decide(pid, out_of_space_logged(log_tail(child.log_path, TAIL_BYTES), pid), usage.free,
-                           usage.total):
+        free, total, files_free, files_total = room
+        if not mend.decide(pid, out_of_space_logged(log_tail(child.log_path, TAIL_BYTES), pid), free, total,
+                           files_free, files_total):
             return None
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        return Note(False, mend_line(pid, spell, store_dir, usage.free, usage.total, child.log_path))
+        return Note(False, mend_line(pid, spell, store_dir, free, total, child.log_path))
 
     return step
+
+
+def store_room(store_dir: Path) -> tuple[int, int, int, int] | None:
+    """The room of the disk of ``store_dir``: ``(free bytes, total bytes, free inodes, total inodes)``, free as an
+    unprivileged process gets it (``statvfs``: ``f_bavail``, ``f_favail``; total inodes 0 where the file system
+    counts none); None when it cannot be read. Inodes too (attack41c F3): a disk out of inodes says ``no space
+    left on device`` with bytes free."""
+    try:
+        st = os.statvfs(store_dir)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, st.f_favail, st.f_files
 
 
 def mend_line(pid: int, spell: float, store_dir: Path, free: int, total: int, log: Path) -> str:
@@ -84,4 +95,4 @@ def low_room_words(data_dir: Path, free: int, total: int) -> str:
             "gamead up another --data-dir")
 
 
-__all__ = ["disk_mend", "low_room_line", "low_room_words", "mend_line"]
+__all__ = ["disk_mend", "low_room_line", "low_room_words", "mend_line", "store_room"]

@@ -12,7 +12,10 @@ as the console and ``gamead doctor`` told them to (a 30 MB tmpfs, freed: still u
 * the last :data:`TAIL_BYTES` of nats-server's log hold a line of *this* nats-server process (each line starts
   ``[PID]``) saying ``no space left on device`` (:func:`out_of_space_logged`): a store at ``max_file_store`` or an
   account limit recovers once room is freed, without a restart, and is never restarted;
-* the store's disk has at least :func:`room_needed` free now.
+* the store's disk has at least :func:`room_needed` free now, and free inodes (:func:`inodes_needed`): a file system
+  out of inodes logs the same ``no space left on device`` with its bytes free (attack41c F3: a tmpfs of 64 inodes,
+  61 of 64 MB free: nats-server's ``Error creating msg block file: … no space left on device``), and a restart there
+  met the same error at once, restarted again past each ``registry.ttl``, saying "has room again".
 
 Once per nats-server process: its successor is restarted only for a line of its own, so a disk that fills again
 is met the same way, never by a loop. Pure (clocked by the caller): the log's tail, the disk's free space and the
@@ -21,6 +24,7 @@ signal are :mod:`gamead_cli.commands.up_disk`'s.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -30,8 +34,10 @@ TAIL_BYTES: Final[int] = 256 * 1024
 OUT_OF_SPACE: Final[str] = "no space left on device"
 #: the free space that always counts as room (bytes), whatever the disk's size
 ROOM_FLOOR: Final[int] = 64 * 1024 * 1024
-#: the share of a smaller disk that counts as room
+#: the share of a smaller disk that counts as room (of its bytes, and of its inodes)
 ROOM_SHARE: Final[float] = 0.10
+#: the free inodes that always count as room, whatever the file system's count (a stream's store is a few files)
+INODE_FLOOR: Final[int] = 10_000
 
 
 def room_needed(total: int) -> int:
@@ -41,11 +47,23 @@ def room_needed(total: int) -> int:
     return min(ROOM_FLOOR, int(total * ROOM_SHARE))
 
 
+#: a line about one connection (``127.0.0.1:5555 - cid:5 - …``; a route's ``rid``, a leaf's ``lid``, a gateway's
+#: ``gid``): what follows may be the client's own bytes (a parser error quotes them, a CONNECT's name), never a write
+#: of the store (attack41c F4: ``proto='"no space left on device\r"...'`` counted as a full disk)
+_A_CONNECTIONS = re.compile(r" - [a-z]id:\d+ - ")
+
+
+def inodes_needed(total: int) -> int:
+    """Free inodes of a file system of ``total`` that count as room again: :data:`ROOM_SHARE` of them, at most
+    :data:`INODE_FLOOR`; 0 when ``total`` is 0 (a file system that counts none, e.g. btrfs: bytes alone). Pure."""
+    return min(INODE_FLOOR, int(total * ROOM_SHARE))
+
+
 def out_of_space_logged(lines: Iterable[str], pid: int) -> bool:
     """Whether nats-server's log ``lines`` (its tail) hold one of process ``pid`` (``[PID] …``) saying
     :data:`OUT_OF_SPACE`. Pure."""
     mark = f"[{pid}] "
-    return any(line.startswith(mark) and OUT_OF_SPACE in line for line in lines)
+    return any(line.startswith(mark) and OUT_OF_SPACE in line and not _A_CONNECTIONS.search(line) for line in lines)
 
 
 class DiskMend:
@@ -74,14 +92,17 @@ class DiskMend:
         spell = now - self._since
         return spell if spell > self.ttl and pid not in self._restarted else None
 
-    def decide(self, pid: int, out_of_space: bool, free: int, total: int) -> bool:
+    def decide(self, pid: int, out_of_space: bool, free: int, total: int, files_free: int = 0,
+               files_total: int = 0) -> bool:
         """Whether to restart nats-server ``pid`` now, :meth:`due` having said so: its log says
         :data:`OUT_OF_SPACE` (``out_of_space``) and its store's disk has ``free`` bytes of ``total``, at least
-        :func:`room_needed`. True once per process (recorded). Pure."""
-        if not out_of_space or free < room_needed(total):
+        :func:`room_needed`, and ``files_free`` inodes of ``files_total``, at least :func:`inodes_needed` (0 of 0:
+        a file system that counts none). True once per process (recorded). Pure."""
+        if not out_of_space or free < room_needed(total) or files_free < inodes_needed(files_total):
             return False
         self._restarted.add(pid)
         return True
 
 
-__all__ = ["OUT_OF_SPACE", "ROOM_FLOOR", "ROOM_SHARE", "TAIL_BYTES", "DiskMend", "out_of_space_logged", "room_needed"]
+__all__ = ["INODE_FLOOR", "OUT_OF_SPACE", "ROOM_FLOOR", "ROOM_SHARE", "TAIL_BYTES", "DiskMend", "inodes_needed",
+           "out_of_space_logged", "room_needed"]

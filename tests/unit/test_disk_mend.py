@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from gamead_cli.commands.up_disk import low_room_words, mend_line
-from gamead_core.scaling.disk_mend import ROOM_FLOOR, DiskMend, out_of_space_logged, room_needed
+from gamead_core.scaling.disk_mend import (
+    INODE_FLOOR,
+    ROOM_FLOOR,
+    DiskMend,
+    inodes_needed,
+    out_of_space_logged,
+    room_needed,
+)
 
 MIB = 1024 * 1024
 FULL = "[42] 2026/12/05 06:28:00.556758 [ERR] JetStream failed to store a msg on stream '$G > KV_gamead_ads': " \
@@ -57,3 +64,58 @@ def test_the_start_line_of_a_disk_with_little_room_says_what_is_free_against_wha
     line = low_room_words(Path("/d"), 300 * 1024, 30 * MIB)
     assert line.startswith("the disk of /d has 300.0 KiB free of 30.0 MiB, less than 3.0 MiB (a tenth of it")
     assert "every submit is refused (503) until there is room again" in line
+
+
+def test_a_disk_out_of_inodes_has_no_room_whatever_its_bytes(tmp_path: Path) -> None:
+    """attack41c F3: a tmpfs of 64 inodes, every one taken, 63 of 64 MiB free: nats-server logs 'no space left on
+    device' (Error creating msg block file), and a restart meets it again at once. With the fix no restart is
+    decided until inodes are freed; without (decide on bytes alone, up_disk.py of 84ee7137): True, restarted,
+    and again for each successor past registry.ttl."""
+    import subprocess
+
+    import pytest
+
+    from gamead_cli.commands.up_disk import store_room
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=64", "tmpfs", str(mnt)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+    try:
+        made = []
+        try:
+            while True:
+                made.append(mnt / f"f{len(made)}")
+                made[-1].touch()
+        except OSError:
+            made.pop()
+        room = store_room(mnt)
+        assert room is not None and room[0] > 60 * MIB and room[2] == 0, room
+        mend = DiskMend(10.0)
+        assert not mend.decide(42, True, *room), "bytes free, no inode: no room"
+        for path in made:
+            path.unlink()
+        assert mend.decide(42, True, *store_room(mnt)), "inodes freed: room"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_inodes_needed_is_a_tenth_at_most_the_floor_and_none_where_none_are_counted() -> None:
+    mend = DiskMend(10.0)
+    assert inodes_needed(64) == 6 and inodes_needed(10**9) == INODE_FLOOR and inodes_needed(0) == 0
+    assert not mend.decide(42, True, 29 * MIB, 30 * MIB, 5, 64)
+    assert mend.decide(42, True, 29 * MIB, 30 * MIB, 0, 0), "a file system that counts no inodes: bytes alone"
+
+
+def test_a_clients_words_in_the_log_are_not_a_full_disk() -> None:
+    """attack41c F4: nats-server quotes a client's protocol garbage and its CONNECT name in its own [PID] [ERR]
+    lines (seen on nats-server 2.x); without the fix both counted as 'no space left on device' (2 asserts fail)."""
+    parser = "[42] 2026/12/05 07:42:35.653896 [ERR] 127.0.0.1:59428 - cid:5 - Client parser ERROR, state=0, i=12: " \
+             "proto='\"no space left on device\\r\"...'"
+    named = "[42] 2026/12/05 07:42:36.154580 [ERR] 127.0.0.1:59442 - cid:6 - \"no space left on device\" - Client " \
+            "parser ERROR, state=41, i=70: proto='\"x\\r\"...'"
+    assert not out_of_space_logged([parser], 42)
+    assert not out_of_space_logged([named], 42)
+    assert out_of_space_logged([parser, FULL], 42), "the store's own line still counts"
