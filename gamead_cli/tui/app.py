@@ -158,8 +158,8 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     async def on_event(self, event: events.Event) -> None:
-        """A key read from the terminal waits for the keys before it (:mod:`gamead_cli.tui.typeahead`)."""
-        if isinstance(event, events.Key) and not event.is_forwarded:
+        """A key or a paste read from the terminal waits for the keys before it (:mod:`gamead_cli.tui.typeahead`)."""
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
             await self.typeahead.key(event)
         else:
             await super().on_event(event)

@@ -5,6 +5,9 @@ still be on its way: ``:`` goes to the nodes table, bubbles up to the app's bind
 command line open and take the focus. A burst (a paste, tmux ``send-keys``, type-ahead on a slow link or a loaded
 box) had its ``dlq`` typed into the table and its ``q`` quit the dashboard; ``/`` then ``Wor`` 0.3 s apart gave
 ``filter: r``. The same held for every key that opens something: ``r`` and its typed count, ``?``, enter on a row.
+A terminal's paste (bracketed: one :class:`~textual.events.Paste` of the whole text, not keys) goes to the focused
+widget the same way, so it waits its turn too: ``/`` then a pasted ``Worker`` went to the nodes table, not the
+filter ``/`` opens, when the paste overtook the ``/`` (review41b).
 
 :class:`TypeAhead` hands the app its keys one at a time: a key goes to the focused widget only once the key before
 it has been handled all the way up (a turn passed from its widget to each parent in turn, behind what each has
@@ -51,7 +54,7 @@ class TypeAhead:
         self.app = app
         self.forward = forward
         self.urgent = frozenset(urgent)
-        self.held: deque[events.Key] = deque()
+        self.held: deque[events.Key | events.Paste] = deque()
         #: screens that have mounted and taken their focus since a key last found them on top
         self.settled: WeakSet[Any] = WeakSet()
         self._turn = 0
@@ -60,9 +63,10 @@ class TypeAhead:
         self._target: weakref.ref[MessagePump] | None = None  #: the widget the key on its way was handed to
         self._at: weakref.ref[MessagePump] | None = None  #: where the turn under way waits now
 
-    async def key(self, event: events.Key) -> None:
-        """A key read from the terminal: handed on now if nothing is on its way, else after the keys before it."""
-        if event.key in self.urgent or len(self.held) >= MAX_HELD:
+    async def key(self, event: events.Key | events.Paste) -> None:
+        """A key (or a paste) read from the terminal: handed on now if nothing is on its way, else after the keys
+        before it."""
+        if getattr(event, "key", None) in self.urgent or len(self.held) >= MAX_HELD:
             await self.forward(event)
             return
         self.held.append(event)

@@ -13,21 +13,29 @@ delivery count of its last ``nak``: a redelivery whose previous delivery was nak
 
 Bounded: at most :data:`REMEMBERED` messages (the oldest forgotten first), advisories over :data:`MAX_BYTES` or of
 another stream ignored; each is parsed in the connection's read loop (≤ 2 KiB of JSON). A subscription the server
-refuses (an account without the permission) leaves the worker with its own hand-backs only (said once).
+refuses (a user without the permission) leaves the worker with its own hand-backs only, said once: nats-py's
+``subscribe`` never raises for it (the refusal is a later ``-ERR 'Permissions Violation for Subscription …'`` to the
+error callback), so :meth:`NaksSeen.start` reads the connection's last error after a flush, and again ``timeout`` s
+later (nats-server may send the ``-ERR`` after the flush's ``PONG``: 4 of 20 connections); the refused subscription
+is dropped, so that nats-py does not send it again at each reconnection (review41b F2: the line was never said).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from gamead_core import names
 from gamead_core.errors import error_text
 from gamead_core.queue.inline_sub import subscribe_inline
+from gamead_core.queue.read_end import unsubscribe_quietly
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
 
@@ -69,15 +77,35 @@ class NaksSeen:
     def __init__(self, remembered: int = REMEMBERED) -> None:
         self._last: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._most = remembered
+        self._said = False  #: the subscription's refusal was said (once)
+        self._look: asyncio.Future[bool] | None = None  #: the second look for a refusal (:meth:`start`)
 
-    async def start(self, nc: NATS) -> None:
-        """Subscribe to the nak advisories on ``nc``. Never raises: a refused subscription is said once (WARNING),
-        and the worker judges redeliveries without them."""
+    async def start(self, nc: NATS, timeout: float = 2.0) -> None:
+        """Subscribe to the nak advisories on ``nc``; ``timeout``: seconds the flush that tells a refusal waits
+        (``nats.request_timeout``; no answer in time: taken as subscribed). Never raises: a subscription that fails
+        or that nats-server refuses (:func:`refused`; then unsubscribed) is said once (WARNING), and the worker
+        judges redeliveries without them."""
         try:
-            await subscribe_inline(nc, SUBJECT, self._on_advisory)
+            sub = await subscribe_inline(nc, SUBJECT, self._on_advisory)
         except Exception as exc:  # noqa: BLE001 - a log line's evidence, not the worker's work
-            log.warning("could not subscribe to nats-server's nak advisories (%s): an ad another worker handed back "
-                        "may be called lost at its redelivery", error_text(exc))
+            _say_unsubscribed(error_text(exc))
+            return
+        with contextlib.suppress(Exception):  # a refusal's -ERR comes around the flush's PONG (the module doc)
+            await nc.flush(timeout)
+        if not await self._refused(nc, sub):
+            asyncio.get_running_loop().call_later(timeout, self._look_again, nc, sub)
+
+    async def _refused(self, nc: NATS, sub: Subscription) -> bool:
+        """True (said, unsubscribed) if ``nc``'s last error is nats-server's refusal of ``sub`` (:func:`refused`)."""
+        if self._said or not refused(nc.last_error):
+            return self._said
+        self._said, why = True, str(nc.last_error)
+        await unsubscribe_quietly(sub)
+        _say_unsubscribed(why)
+        return True
+
+    def _look_again(self, nc: NATS, sub: Subscription) -> None:
+        self._look = asyncio.ensure_future(self._refused(nc, sub))  # kept: a task only weakly held is collected
 
     def note(self, stream: str, seq: int, count: int) -> None:
         """Remember that delivery ``count`` of message ``seq`` of ``stream`` was handed back (the newest first)."""
@@ -97,4 +125,16 @@ class NaksSeen:
             self.note(*parsed)
 
 
-__all__ = ["MAX_BYTES", "REMEMBERED", "SUBJECT", "NaksSeen", "parse_nak"]
+def refused(error: BaseException | None) -> bool:
+    """Whether ``error`` (a connection's last error) is nats-server's refusal of a subscription to :data:`SUBJECT`
+    (nats-py lowercases the ``-ERR`` text: ``nats: permissions violation for subscription to "$js.event…"``). Pure."""
+    text = str(error).lower() if error is not None else ""
+    return "permissions violation for subscription" in text and SUBJECT.lower() in text
+
+
+def _say_unsubscribed(why: str) -> None:
+    log.warning("could not subscribe to nats-server's nak advisories (%s): an ad another worker handed back may be "
+                "called lost at its redelivery", why, extra={"subject": SUBJECT})
+
+
+__all__ = ["MAX_BYTES", "REMEMBERED", "SUBJECT", "NaksSeen", "parse_nak", "refused"]

@@ -157,7 +157,7 @@ class Worker:
             puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
                                                 own=self._held.keys, handed=self._handbacks)  # (.handback)
             await puller.start()
-            await self._handler.redeliveries.naks.start(nc)  # nats-server's nak advisories (.naks_seen)
+            await self._handler.redeliveries.naks.start(nc, self.settings.nats.request_timeout)  # (.naks_seen)
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
             reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop,

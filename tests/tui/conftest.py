@@ -114,19 +114,23 @@ def row_keys(table: Any) -> list[str]:
     return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
 
 
-async def burst(pilot: Pilot[Any], *keys: str) -> None:
+async def burst(pilot: Pilot[Any], *keys: Any) -> None:
     """Send ``keys`` to the app as a terminal does when they are typed faster than the app handles them (a paste,
     tmux ``send-keys``, type-ahead on a slow link): every key handed to the driver at once, in order, without
     :meth:`Pilot.press`'s wait for the app to go idle after each; then wait until the app is idle. A key is a
-    character (``":"``, ``"q"``) or a Textual key name (``"enter"``, ``"escape"``)."""
+    character (``":"``, ``"q"``), a Textual key name (``"enter"``, ``"escape"``) or an event to send as it is
+    (``events.Paste("Wor")``: a terminal's bracketed paste)."""
     from textual import events
     from textual.keys import _character_to_key
 
     app = pilot.app
     for key in keys:
-        name = _character_to_key(key) if len(key) == 1 and not key.isalnum() else key
-        char = key if len(key) == 1 else {"enter": "\r", "escape": "\x1b", "space": " "}.get(key)
-        event = events.Key(name, char)
+        if isinstance(key, events.Event):
+            event = key
+        else:
+            name = _character_to_key(key) if len(key) == 1 and not key.isalnum() else key
+            char = key if len(key) == 1 else {"enter": "\r", "escape": "\x1b", "space": " "}.get(key)
+            event = events.Key(name, char)
         event.set_sender(app)
         app._driver.send_message(event)
     await pilot.pause()

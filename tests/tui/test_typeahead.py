@@ -109,3 +109,20 @@ def test_a_key_whose_turn_never_comes_back_lets_the_next_go_on(recorded: dict[st
         await until(pilot, lambda: app.query_one(NodesTable).filter_text == "w", what="the filter w")
 
     run(source, scenario)
+
+
+def test_a_paste_after_a_key_that_opens_the_filter_reaches_the_filter(recorded: dict[str, Any]) -> None:
+    """``/`` then a terminal's paste of ``wor`` (bracketed paste: one ``events.Paste``, not keys) and enter, in one
+    burst, filters the nodes by ``wor``: the paste waits its turn behind the ``/`` as a key does (review41b). Without
+    the fix (a Paste handed to the widget focused when read) the paste went to the nodes table: filter ''."""
+    from textual import events
+
+    source = RecordedSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        nodes = app.query_one(NodesTable)
+        await burst(pilot, "/", events.Paste("wor"), "enter")
+        await until(pilot, lambda: not app.query_one(FilterBar).has_class("-shown"), what="the filter bar closed")
+        assert nodes.filter_text == "wor" and app.focused is nodes
+
+    run(source, scenario)

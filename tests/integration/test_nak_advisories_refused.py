@@ -1,0 +1,83 @@
+"""A worker whose NATS user may not subscribe to nats-server's nak advisories says so in its own words, once
+(review41b F2). nats-py's ``subscribe`` never raises for a subscription the server refuses: the refusal is an
+``-ERR 'Permissions Violation for Subscription to …'`` that comes later, to the error callback, so
+:meth:`~gamead_core.worker.naks_seen.NaksSeen.start`'s "said once" line was never written (only the connection's
+generic error line, which says nothing of what the worker loses), and nats-py sent the refused subscription again
+at each reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import nats
+import pytest
+
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.worker.naks_seen import NaksSeen
+
+
+class _AdvisoriesDenied(EmbeddedNats):
+    """A nats-server whose user ``worker`` may publish anything and subscribe to anything but ``$JS.EVENT.>``."""
+
+    def _write_config(self) -> Path:
+        conf = super()._write_config()
+        conf.write_text(conf.read_text() + "authorization {\n  users = [\n    {user: worker, password: worker, "
+                        'permissions: {subscribe: {allow: ">", deny: ["$JS.EVENT.>"]}}}\n  ]\n}\n')
+        return conf
+
+
+async def _quiet(_exc: Exception) -> None:
+    """nats-py's error callback: the refusal is this test's doing."""
+
+
+def test_a_refused_nak_advisory_subscription_is_said_in_the_workers_words(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """With the fix: one WARNING 'could not subscribe to nats-server's nak advisories' naming the refusal, and the
+    subscription dropped (nats-py no longer holds it to send again). Without: no such line (0 of 1), the
+    subscription kept."""
+    server = _AdvisoriesDenied(tmp_path / "nats").start()
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "nak advisories" in r.getMessage()]
+
+    async def run() -> int:
+        nc = await nats.connect(f"nats://worker:worker@{server.host}:{server.port}", error_cb=_quiet)
+        try:
+            await NaksSeen().start(nc, timeout=1.0)
+            deadline = asyncio.get_running_loop().time() + 10
+            while not said() or nc._subs:  # nats-server's -ERR may come after the flush's PONG: looked at again
+                assert asyncio.get_running_loop().time() < deadline, "no line within 10 s"
+                await asyncio.sleep(0.05)
+            return len(nc._subs)
+        finally:
+            await nc.close()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="gamead_core.worker.runtime"):
+            subs = asyncio.run(run())
+    finally:
+        server.stop()
+    assert len(said()) == 1 and "permissions violation" in said()[0].lower(), said()
+    assert subs == 0
+
+
+def test_an_allowed_nak_advisory_subscription_says_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The usual case: subscribed, no line, the subscription kept."""
+    server = EmbeddedNats(tmp_path / "nats").start()
+
+    async def run() -> int:
+        nc = await nats.connect(f"nats://{server.host}:{server.port}", error_cb=_quiet)
+        try:
+            await NaksSeen().start(nc, timeout=5.0)
+            return len(nc._subs)
+        finally:
+            await nc.close()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="gamead_core.worker.runtime"):
+            subs = asyncio.run(run())
+    finally:
+        server.stop()
+    assert not [r for r in caplog.records if "nak advisories" in r.getMessage()] and subs == 1
