@@ -29,6 +29,16 @@ from gamead_core.errors import (
 )
 
 HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
+#: API URL → where it came from when the operator did not name it and it may not answer (:func:`from_stopped_stack`)
+_SOURCES: dict[str, str] = {}
+
+
+def from_stopped_stack(url: str, state_file: str) -> None:
+    """Note that ``url`` is the ``apiUrl`` of ``state_file``, the ``gamead-up.json`` of a ``gamead up`` that is not
+    running there now: :func:`unreachable` then names the file and says so, instead of leaving the operator to
+    wonder where a port they never typed came from (review41b, after attack41b F5)."""
+    _SOURCES[url.rstrip("/")] = (f"it is the apiUrl of {state_file}, of a gamead up that is not running there now: start it "
+                     "again (gamead up), or set --api or GAMEAD_API_URL for another API")
 _MAX_FIELD_ERRORS = 5
 
 
@@ -64,7 +74,8 @@ def unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
         cause = connect_cause(exc)
     else:
         cause = error_text(exc)
-    return ApiUnreachable(f"cannot reach the gamead API at {url}{_through_proxy(url)} ({cause}) — {HINT}")
+    return ApiUnreachable(f"cannot reach the gamead API at {url}{_through_proxy(url)} ({cause}) — "
+                          f"{_SOURCES.get(url, HINT)}")
 
 
 def _through_proxy(url: str) -> str:

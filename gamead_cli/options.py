@@ -121,6 +121,9 @@ def client_settings_from(config: Path | None, api: str | None) -> GameadSettings
                                   f"{'running' if stack.running else 'that ran'} there): {problem} — set --api or "
                                   "GAMEAD_API_URL")
             settings.client = settings.client.model_copy(update={"api_url": stack.api_url})
+            if not stack.running:  # its API is most likely down: the error will name this file (api_errors)
+                from gamead_cli.api_errors import from_stopped_stack
+                from_stopped_stack(settings.client.api_url, str(stack.data_dir / STATE_FILE))
     return settings
 
 

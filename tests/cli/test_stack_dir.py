@@ -96,3 +96,5 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
     down = _gamead(tmp_path, "workers")
     assert down.returncode == 3 and f"cannot reach the gamead API at {up.url}" in down.stderr, down.stderr[-2000:]
     assert "8080" not in down.stderr
+    # and says where that URL came from (review41b: the operator never typed that port)
+    assert "it is the apiUrl of .gamead/gamead-up.json, of a gamead up that is not running" in down.stderr
