@@ -30,8 +30,19 @@ def interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def pytest_configure(config: object) -> None:
+def _replace() -> None:
     """Replace ``default_int_handler`` by :func:`interrupted` (main thread only; another handler is kept)."""
     if threading.current_thread() is threading.main_thread() \
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, interrupted)
+
+
+def pytest_configure(config: object) -> None:
+    _replace()
+
+
+def pytest_runtest_setup(item: object) -> None:
+    """Again before each test: an earlier test of the same process may have put ``default_int_handler`` back (a
+    library that restores the handler it found at its start: a fresh clone's run failed
+    test_plain_sigint, 2 reprs, after another module in its xdist worker)."""
+    _replace()

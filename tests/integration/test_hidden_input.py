@@ -71,6 +71,9 @@ def test_ads_list_under_an_ascii_locale_keeps_its_80_columns(lane: Lane, tmp_pat
     lines = run.stdout.decode("ascii").splitlines()  # all ASCII: "?" for what the locale cannot write
     rows = [line for line in lines if "EVIL" in line]
     assert len(rows) == 3 and all(len(line) <= 80 for line in lines), "\n".join(lines)
-    assert len({len(row.rstrip()) for row in rows}) == 1, "\n".join(rows)  # each cut at the table's edge
+    # each cut at the table's edge, but for the U+2028 title, whose escape (\u2028, 6 characters) stays or goes
+    # whole (cell_text.clip_cells): with a title column of 12 (SCORE/10 took 3 more) it goes, and its row ends short
+    widths = sorted(len(row.rstrip()) for row in rows)
+    assert widths[-1] - widths[0] <= len("\\u2028") and widths[1] == widths[2], "\n".join(rows)
     assert all(row.rstrip().endswith("?") for row in rows), "\n".join(rows)  # the "…" of a cut, as "?"
     assert not re.search(r"\\u[0-9a-f]{0,3}\?$", "\n".join(r.rstrip() for r in rows), re.M), rows  # no half escape
