@@ -53,3 +53,15 @@ def test_the_job_line_at_80_columns_keeps_the_outcome(recorded: dict[str, Any]) 
     assert line == "replay job: succeeded (done) · matched 5 · done 5 · completed 0 · dead again 5", line
     wide = next(line.strip() for line in shown(recorded, (200, 50), JOB) if "replay job" in line)
     assert wide.startswith(f"replay job {JOB['id']}: succeeded (done)"), wide  # room enough: the id shows
+
+
+def test_a_percentile_note_shows_its_p99_whole(recorded: dict[str, Any]) -> None:
+    """regress41b F1: at 200x50 the processing row's note read ``p50 ≤0.25ms · p99`` and nothing after: its column
+    was 24 cells (1 of them padding), sized for ``p50 0.45ms · p99 12.34s`` before the estimates' ``≈``/``≤``
+    marks, and the 25-cell ``p50 ≤0.25ms · p99 ≈0.62ms`` wrapped its last field onto a line the row does not show.
+    Without the fix: no ``p99 ≈0.62ms`` on the screen, 1 of 1."""
+    recorded["stats"]["latency"]["processingMs"] = {
+        "p50": 0.1, "p95": 0.3, "p99": 0.62, "count": 30,
+        "estimate": {"bucketMs": {"p50": [0, 0.25], "p95": [0.25, 0.5], "p99": [0.5, 1.0]}}}
+    row = next(line for line in shown(recorded, (200, 50)) if "proc p95" in line)
+    assert "p50 ≤0.25ms · p99 ≈0.62ms" in row, row
