@@ -139,6 +139,8 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         self.failures = 0
         self._busy = False
         self._ticks = 0
+        #: the id of the job whose line each refresh brings up to date until it ends (app_refresh.follow_job)
+        self._job_followed: str | None = None
         self._dlq_forced = True
         self._dlq_size_seen: Any = object()
         self._filter_target: FilterTable | None = None

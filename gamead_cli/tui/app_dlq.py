@@ -87,5 +87,7 @@ class DlqActions:
         past = "replayed" if verb == "replay" else "purged"
         of = f" of {len(ids)}" if ids is not None else f" of class {(flt or {}).get('errorClass')}"
         self.notify(f"{past} {done}{of}{extra}", severity="information", timeout=4)
+        # past acting, a replay's job follows its ads (running, phase following): each refresh reads it to its end
+        self._job_followed = str(result["jobId"]) if result.get("state") in ("queued", "running") else None
         self.query_one(DlqTable).marked.clear()
         self.refresh_now(dlq=True)

@@ -97,6 +97,7 @@ class Refreshing:
                 self._dlq_forced = False
             self._dlq_forced = self._dlq_forced or stale_page(snap)
             self.apply(snap)
+            await self.follow_job()
             if self.recorder is not None:
                 await self.record(snap)
             if not self._role_known:
@@ -108,6 +109,27 @@ class Refreshing:
             self._stale(True)
         finally:
             self._busy = False
+
+    async def follow_job(self) -> None:
+        """The job line brought up to date with the job it shows, read once a refresh until the job has ended:
+        a replay stops following its progress stream once past acting on its entries, and the line stayed at
+        ``running (following) · completed 0 · deadAgain 0 · stillRunning 12`` after the job had succeeded with 10
+        completed and 2 dead again (regress41b F4). A read that fails is tried at the next refresh."""
+        job_id = self._job_followed
+        if job_id is None:
+            return
+        try:
+            job = await asyncio.to_thread(self.source.job, job_id)
+        except NotFound:  # gone (an API that forgot it): the line keeps its last state
+            self._job_followed = None
+            return
+        except ApiClientError:
+            return
+        if job.get("id") != job_id or self._job_followed != job_id or (self.job or {}).get("id") != job_id:
+            return  # another job started meanwhile: its line is its own
+        self.job = job
+        if job.get("state") not in ("queued", "running"):
+            self._job_followed = None
 
     async def record(self, snap: Snapshot) -> None:
         """``--record``: append the snapshot; say once when the size cap stops the recording."""

@@ -67,6 +67,8 @@ class DataSource(Protocol):
     def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
               progress: Progress | None = None) -> dict[str, Any]: ...
 
+    def job(self, job_id: str) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -167,6 +169,10 @@ class ApiSource:
         sel: dict[str, Any] = {"ids": ids} if flt is None else {"filter": flt}
         job = self._dict(self.client.request("POST", "/v1/dlq/purge", json={**sel, "confirm": True}))
         return self._handled(job, progress)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job's document now (``GET /v1/jobs/{id}``): its state, phase and counts."""
+        return self._dict(self.client.request("GET", f"/v1/jobs/{quote(job_id, safe='')}"))
 
     def _handled(self, job: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
         """Follow a job's progress stream until it is past acting on its entries (or ended)."""

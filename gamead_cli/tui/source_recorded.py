@@ -131,5 +131,9 @@ class RecordedSource:
         done = self._remove(self._matching(ids, flt))
         return {"matched": done, "purged": done}
 
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A recorded replay or purge ran no job: nothing (the dashboard follows no job of a recording)."""
+        return {}
+
     def close(self) -> None:
         pass

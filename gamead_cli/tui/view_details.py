@@ -34,12 +34,16 @@ AGES = frozenset({"heartbeatAgeSeconds"})
 MEASURED = frozenset({"clockOffsetSeconds", "clockErrorSeconds"})
 
 
+def wire_words(key: str) -> str:
+    """A wire name in words: ``deadAgain`` → ``dead again``. Pure."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).lower()
+
+
 def label(key: str) -> str:
     """``firstFailureAt`` → ``first failure``, ``taskTimeout`` → ``task timeout`` (:data:`LABELS` first)."""
     if key in LABELS:
         return LABELS[key]
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).lower()
-    return words.removesuffix(" ms").removesuffix(" seconds")
+    return wire_words(key).removesuffix(" ms").removesuffix(" seconds")
 
 
 def _number(value: float) -> str:

@@ -11,6 +11,7 @@ from rich.text import Text
 from gamead_cli.cell_text import fit_fields
 from gamead_cli.doctor_verdict import holds, warnings
 from gamead_cli.formats import age, ago, byte_size, clip, short_time
+from gamead_cli.tui.view_details import wire_words
 from gamead_cli.tui.view_figures import epoch, num
 
 
@@ -187,5 +188,5 @@ def job_text(job: Mapping[str, Any] | None, width: int | None = None) -> Text:
     if job.get("phase"):
         fields.append((Text(f" ({job['phase']})", style="dim"), 2))
     for key, value in (job.get("counts") or {}).items():
-        fields.append((Text(f" · {key} {num(value)}"), 1))
+        fields.append((Text(f" · {wire_words(str(key))} {num(value)}"), 1))  # dead again, as dlq jobs says
     return fit_fields(fields, width)

@@ -118,18 +118,23 @@ def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, comp
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
 
 
-def metrics_title(stats: Mapping[str, Any] | None) -> str:
+def metrics_title(stats: Mapping[str, Any] | None, width: int | None = None) -> str:
     """The metrics panel's title, with the windows the figures are really over: ``throughput & latency · last
     minute`` when both are 60 s; ``throughput · last 11 s · latency · last minute`` when the API's rates cover
     less (``rates.windowSeconds``: its sampler restarted 11 s ago), so a rate over 11 s is never called a
-    minute's."""
+    minute's. Longer than ``width`` cells (None: no limit), ``throughput 11 s · latency 1 min``: at 80 columns
+    the border cut it to ``throughput · last 7 s · latency ·…``, the latency's window lost (regress41b F5)."""
     stats = stats or {}
-    rates_w = (stats.get("rates") or {}).get("windowSeconds")
-    lat_w = (stats.get("latency") or {}).get("windowSeconds")
+    rates_w, lat_w = (window_words((stats.get(k) or {}).get("windowSeconds")) for k in ("rates", "latency"))
+    title = (f"throughput & latency · {rates_w}" if rates_w == lat_w
+             else f"throughput · {rates_w} · latency · {lat_w}")
+    if width is None or len(title) <= width:
+        return title
 
-    if window_words(rates_w) == window_words(lat_w):
-        return f"throughput & latency · {window_words(rates_w)}"
-    return f"throughput · {window_words(rates_w)} · latency · {window_words(lat_w)}"
+    def short(words: str) -> str:
+        return "1 min" if words == "last minute" else words.removeprefix("last ")
+
+    return f"throughput {short(rates_w)} · latency {short(lat_w)}"
 
 
 @dataclass(frozen=True)

@@ -258,9 +258,17 @@ class MetricsPanel(Vertical, can_focus=True):
                 if key in self.NOTED:
                     yield Static(classes="note")
 
+    #: cells of a border the title cannot use: the corners, the rules beside the title and its spaces
+    TITLE_FRAME = 6
+
+    def on_resize(self) -> None:
+        self.watch_stats(self.stats)
+
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
         if stats is not None:  # the windows the API's figures are really over (a restarted API: 11 s)
-            self.border_title = view_queue.metrics_title(stats)
+            outer = self.outer_size.width  # the border's own width (``size``: inside it)
+            room = outer - self.TITLE_FRAME if outer > 0 else None
+            self.border_title = view_queue.metrics_title(stats, room)
         for m in view_queue.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,

@@ -49,11 +49,13 @@ async def settle_foreign(store: AdStore, shielded: Callable[[Awaitable[Any]], Aw
     """Settle ``msg`` (ad ``ad_id``) whose outcome (``what``: "analysed", "failed", "dead-lettered") was not written:
     :func:`foreign_verdict` on the leader's record (a replica's may lag: attack40b F1/F2), ``nak(delay)`` (seconds)
     for ``"back"``. A record that cannot be read leaves the message to come back after ``queue.ack_wait``. Logs one
-    line with the ad id (``say`` False: the caller says it, :data:`DONE`); returns the verdict (``"unread"`` for an
-    unreadable record). Raises what ``ack``/``nak`` raise (nats-py's: not sent)."""
+    line with the ad id and the delivery count as fields (``say`` False: the caller says it, :data:`DONE`); returns
+    the verdict (``"unread"`` for an unreadable record). Raises what ``ack``/``nak`` raise (nats-py's: not sent)."""
     meta = msg.metadata
     delivery = delivery_id(meta.sequence.stream, meta.num_delivered or 1)
-    extra = {"ad_id": ad_id, "delivery": delivery}
+    # ``delivery``, as on every line of a delivery (handle.py's fields, README "Logs"), is the delivery count (a
+    # number): the "<seq>.<count>" id is in the text (regress41b F3: "35.1" here broke jq's .delivery > 1)
+    extra = {"ad_id": ad_id, "delivery": meta.num_delivered or 1}
     try:
         record = (await store.get(ad_id, consistent=True)).record
     except GameadError as exc:

@@ -188,3 +188,16 @@ def test_an_unexpected_error_leaves_a_delivery_a_later_one_holds_to_its_holder(f
     print(f"redelivered as delivery {out['back']}; lines: {said}")
     assert out["back"] is None
     assert len(said) == 1 and "left to the later delivery" in said[0]
+
+
+def test_a_settle_lines_delivery_field_is_the_delivery_count(fresh_nats: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """regress41b F3: every line a worker writes about a delivery has ``delivery`` = the JetStream delivery count, a
+    number (README "Logs"; handle.py's fields), but this module's settle lines put the ``"<seq>.<count>"`` id there
+    (``"delivery": "35.1"`` on a resumed worker's ``analysed under delivery 35.1, but it is final …``), so
+    ``jq 'select(.delivery > 1)'`` took every one of them and a log store typing the field as a number dropped them.
+    Figure: the field of the one line, without the fix ``'1.1'`` (a str), with it ``1``."""
+    with caplog.at_level(logging.INFO, logger="gamead_core.worker.settle"):
+        out = asyncio.run(_run(fresh_nats().url, "not ours"))
+    fields = [getattr(r, "delivery", None) for r in caplog.records if out["id"] in r.getMessage()]
+    print(f"delivery fields: {fields!r}")
+    assert fields == [1]

@@ -222,3 +222,44 @@ def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: 
             await until(pilot, lambda: not isinstance(app.screen, (LevelScreen, RecordScreen)), what="back")
 
     asyncio.run(scenario())
+
+
+def test_the_job_line_follows_a_replay_to_its_end(observed: Observed, api: httpx.Client, procs: list[Proc]) -> None:
+    """regress41b F4: a replay from the dashboard followed its job's progress only until the job was past acting
+    on its entries, so the job line stayed at ``replay job …: running (following) · … · completed 0 · deadAgain 0
+    · stillRunning 12`` for as long as the dashboard ran, while ``gamead dlq jobs`` said succeeded, completed 10,
+    dead again 2. Now each refresh reads the job until it has ended, and the counts are words. Figure: the line
+    once the replayed ad completed (a worker started once the job was following it); without the fix ``running
+    (following) · … · stillRunning 1`` (timed out)."""
+    title = f"Follow me {uuid.uuid4().hex[:8]}"
+    faulty = observed.worker(f"faulty-{uuid.uuid4().hex[:4]}", GAMEAD_WORKER__FAULTS__RATE="1",
+                             GAMEAD_WORKER__FAULTS__MODE="permanent", GAMEAD_WORKER__FAULTS__MATCH=title)
+    procs.append(faulty)
+    ad_id = api.post("/ads", json=ad(title, priority=2)).json()["id"]
+    assert wait_terminal(api, ad_id)["status"] == "dead"
+    faulty.stop()  # no worker: the job stays following its replayed ad until one starts
+
+    async def scenario() -> str:
+        app = dashboard(observed.url)
+        async with app.run_test(size=(200, 50)) as pilot:
+            table = app.query_one(DlqTable)
+            await until(pilot, lambda: ad_id in row_keys(table), timeout=10, what="the dead ad in the DLQ panel")
+            table.focus()
+            table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
+            await pilot.press("space", "r")
+            await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="the replay confirmation")
+            await pilot.press("1", "enter")
+            line = app.query_one(JobLine)
+            await until(pilot, lambda: (app.job or {}).get("phase") == "following", timeout=10,
+                        what="the job past acting, following its ad")
+            procs.append(observed.worker(f"healthy-{uuid.uuid4().hex[:4]}"))  # the replayed ad completes
+            try:
+                await until(pilot, lambda: (app.job or {}).get("state") == "succeeded", timeout=30,
+                            what="the job line to say the job succeeded")
+            finally:
+                print(f"job line: {line.render()}")
+            return str(line.render())
+
+    shown = asyncio.run(scenario())
+    assert ": succeeded" in shown and "completed 1" in shown and "dead again 0" in shown, shown
+    assert api.get(f"/ads/{ad_id}").json()["status"] == "completed"

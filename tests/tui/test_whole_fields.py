@@ -53,3 +53,26 @@ def test_the_job_line_at_80_columns_keeps_the_outcome(recorded: dict[str, Any]) 
     assert line == "replay job: succeeded (done) · matched 5 · done 5 · completed 0 · dead again 5", line
     wide = next(line.strip() for line in shown(recorded, (200, 50), JOB) if "replay job" in line)
     assert wide.startswith(f"replay job {JOB['id']}: succeeded (done)"), wide  # room enough: the id shows
+
+
+def test_a_percentile_note_shows_its_p99_whole(recorded: dict[str, Any]) -> None:
+    """regress41b F1: at 200x50 the processing row's note read ``p50 ≤0.25ms · p99`` and nothing after: its column
+    was 24 cells (1 of them padding), sized for ``p50 0.45ms · p99 12.34s`` before the estimates' ``≈``/``≤``
+    marks, and the 25-cell ``p50 ≤0.25ms · p99 ≈0.62ms`` wrapped its last field onto a line the row does not show.
+    Without the fix: no ``p99 ≈0.62ms`` on the screen, 1 of 1."""
+    recorded["stats"]["latency"]["processingMs"] = {
+        "p50": 0.1, "p95": 0.3, "p99": 0.62, "count": 30,
+        "estimate": {"bucketMs": {"p50": [0, 0.25], "p95": [0.25, 0.5], "p99": [0.5, 1.0]}}}
+    row = next(line for line in shown(recorded, (200, 50)) if "proc p95" in line)
+    assert "p50 ≤0.25ms · p99 ≈0.62ms" in row, row
+
+
+def test_the_metrics_title_keeps_both_windows_at_80_columns(recorded: dict[str, Any]) -> None:
+    """regress41b F5: in an API's first minute (its rates over 7 s, its latency over the last minute) the metrics
+    panel's title at 80x24 read ``throughput · last 7 s · latency ·…``: the latency's window cut off. Now it says
+    both in fewer words. Without the fix: no ``latency 1 min`` on the screen (the title cut), 1 of 1."""
+    recorded["stats"]["rates"]["windowSeconds"] = 7.0
+    top = next(line for line in shown(recorded, (80, 24)) if "throughput" in line)
+    assert "throughput 7 s · latency 1 min" in top and "…" not in top, top
+    wide = next(line for line in shown(recorded, (200, 50)) if "throughput" in line)
+    assert "throughput · last 7 s · latency · last minute" in wide, wide
