@@ -109,9 +109,9 @@ def _lasts_a_decision(for_seconds: float, interval: float) -> None:
     leader's ``intervalSeconds``): it could end before any decision applies it, and the operator was told it would
     be applied (attack41b F4: ``gamead scale set 3 --for 1ms``, exit 0, "applied … at its next decision")."""
     if for_seconds < interval:
-        msg = (f"forSeconds {for_seconds:g} is shorter than the autoscaler's decision interval ({interval:g} s): "
-               "the override could end before any decision applies it; hold it at least one interval")
-        raise ValidationFailed(msg, details=[{"loc": "forSeconds", "msg": f"shorter than {interval:g} s",
+        msg = (f"an override of {for_seconds:g} s is shorter than the autoscaler's decision interval "
+               f"({interval:g} s): it could end before any decision applies it")
+        raise ValidationFailed(msg, details=[{"loc": "forSeconds", "msg": f"at least {interval:g} s",
                                               "type": "too_short"}])
 
 
