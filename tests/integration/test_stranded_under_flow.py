@@ -10,9 +10,10 @@ its ``STREAM.INFO`` requests while a task publishes to the level (nobody pulls i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats
+from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -26,15 +27,14 @@ ROUNDS = 3
 HOLD = 0.4  #: seconds each STREAM.INFO request of the count waits in the proxy
 
 
-def test_a_steady_publish_flow_during_the_count_makes_nothing_stranded(
-        fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter]) -> None:
-    """Figure before: 3 counts, each with its ``stream_info`` held 0.4 s while a task published to priority 3,
-    said 61-69 stranded each (every publish of the hold; regress40 F7 saw 6). Now 0 each, with publishes landing
-    during every count (checked: the stream's last sequence moved while it ran)."""
-    server = fresh_nats()
-    proxy = PublishFilter(("127.0.0.1", server.port)).start()
-    links.append(proxy)
-    subject = names.level_subject(LEVEL)
+Measure = Callable[[JetStreamContext, JetStreamContext], Awaitable[int]]
+
+
+def _rounds_under_flow(server: EmbeddedNats, proxy: PublishFilter, measure: Measure,
+                       setup: Callable[[JetStreamContext], Awaitable[None]] | None = None) -> list[tuple[int, int]]:
+    """``ROUNDS`` times ``measure(js, js_held)`` (``js_held`` through ``proxy``, whose ``STREAM.INFO`` requests wait
+    ``HOLD`` s) while a task publishes to priority ``LEVEL`` at ~200/s (the submit of regress40 F7), after the
+    topology and ``setup(js)``; each round's ``(measured, publishes that landed meanwhile)``."""
 
     async def scenario() -> list[tuple[int, int]]:
         direct = await nats.connect(server.url)
@@ -46,21 +46,22 @@ def test_a_steady_publish_flow_during_the_count_makes_nothing_stranded(
             n = 0
             while not stop.is_set():
                 n += 1
-                await js.publish(subject, b"{}", headers={names.HDR_AD_ID: f"flow-{n}"})
-                await asyncio.sleep(0.005)  # ~200/s: the submit of the finding
+                await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"flow-{n}"})
+                await asyncio.sleep(0.005)
 
         try:
             await ensure_topology(js, GameadSettings())
+            if setup is not None:
+                await setup(js)
             task = asyncio.create_task(flow())
             out = []
             try:
                 proxy.hold(f"$JS.API.STREAM.INFO.{names.work_stream(0)}", HOLD)
                 for _ in range(ROUNDS):
                     first = (await js.stream_info(names.work_stream(0))).state.last_seq
-                    count, info = await stranded_count(js_held, LEVEL)
-                    assert info is not None
+                    measured = await measure(js, js_held)
                     landed = (await js.stream_info(names.work_stream(0))).state.last_seq - first
-                    out.append((count, landed))
+                    out.append((measured, landed))
             finally:
                 proxy.pass_all()
                 stop.set()
@@ -70,7 +71,24 @@ def test_a_steady_publish_flow_during_the_count_makes_nothing_stranded(
             await held.close()
             await direct.close()
 
-    rounds = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_steady_publish_flow_during_the_count_makes_nothing_stranded(
+        fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter]) -> None:
+    """Figure before: 3 counts, each with its ``stream_info`` held 0.4 s while a task published to priority 3,
+    said 61-69 stranded each (every publish of the hold; regress40 F7 saw 6). Now 0 each, with publishes landing
+    during every count (checked: the stream's last sequence moved while it ran)."""
+    server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+
+    async def count(js: JetStreamContext, js_held: JetStreamContext) -> int:
+        counted, info = await stranded_count(js_held, LEVEL)
+        assert info is not None
+        return counted
+
+    rounds = _rounds_under_flow(server, proxy, count)
     assert all(landed > 0 for _, landed in rounds), f"no publish landed during a count: {rounds}"
     assert [count for count, _ in rounds] == [0] * ROUNDS, f"(stranded, publishes during the count): {rounds}"
 
@@ -97,52 +115,23 @@ def test_the_sweep_finds_what_is_stranded_while_another_level_flows(
     server = fresh_nats()
     proxy = PublishFilter(("127.0.0.1", server.port)).start()
     links.append(proxy)
-    settings = GameadSettings()
 
-    async def scenario() -> list[tuple[int, int]]:
-        direct = await nats.connect(server.url)
-        held = await nats.connect(proxy.url)
-        js, js_held = direct.jetstream(), held.jetstream()
-        stop = asyncio.Event()
+    async def two_given_up(js: JetStreamContext) -> None:
+        gives_up = consumer_config(4, GameadSettings().queue)
+        gives_up.max_deliver, gives_up.ack_wait = 1, 1.0  # as an older gamead made them
+        await js.add_consumer(names.work_stream(0), gives_up)
+        for i in range(2):
+            await js.publish(names.level_subject(4), b"{}", headers={names.HDR_AD_ID: f"given-up-{i}"})
+        sub = await js.pull_subscribe_bind(names.level_consumer(4), names.work_stream(0))
+        assert len(await sub.fetch(2, timeout=5)) == 2  # delivered once, never acknowledged
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(await stranded(js, 4)) < 2:  # JetStream gives up at its next look at the pending list
+            assert asyncio.get_running_loop().time() < deadline, "the consumer never gave up"
+            await asyncio.sleep(0.1)
 
-        async def flow() -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"flow-{n}"})
-                await asyncio.sleep(0.005)
+    async def sweep(js: JetStreamContext, js_held: JetStreamContext) -> int:
+        return len(await stranded(js_held, 4))
 
-        try:
-            await ensure_topology(js, settings)
-            gives_up = consumer_config(4, settings.queue)
-            gives_up.max_deliver, gives_up.ack_wait = 1, 1.0  # as an older gamead made them
-            await js.add_consumer(names.work_stream(0), gives_up)
-            for i in range(2):
-                await js.publish(names.level_subject(4), b"{}", headers={names.HDR_AD_ID: f"given-up-{i}"})
-            sub = await js.pull_subscribe_bind(names.level_consumer(4), names.work_stream(0))
-            assert len(await sub.fetch(2, timeout=5)) == 2  # delivered once, never acknowledged
-            deadline = asyncio.get_running_loop().time() + 20
-            while len(await stranded(js, 4)) < 2:  # JetStream gives up at its next look at the pending list
-                assert asyncio.get_running_loop().time() < deadline, "the consumer never gave up"
-                await asyncio.sleep(0.1)
-            task = asyncio.create_task(flow())
-            out = []
-            try:
-                proxy.hold(f"$JS.API.STREAM.INFO.{names.work_stream(0)}", HOLD)
-                for _ in range(ROUNDS):
-                    first = (await js.stream_info(names.work_stream(0))).state.last_seq
-                    named = await stranded(js_held, 4)
-                    landed = (await js.stream_info(names.work_stream(0))).state.last_seq - first
-                    out.append((len(named), landed))
-            finally:
-                proxy.pass_all()
-                stop.set()
-                await task
-            return out
-        finally:
-            await held.close()
-            await direct.close()
-
-    rounds = asyncio.run(scenario())
+    rounds = _rounds_under_flow(server, proxy, sweep, setup=two_given_up)
     assert all(landed > 0 for _, landed in rounds), f"no publish landed during a sweep's reads: {rounds}"
     assert [named for named, _ in rounds] == [2] * ROUNDS, f"(named, publishes during the reads): {rounds}"
