@@ -37,8 +37,8 @@ def from_stopped_stack(url: str, state_file: str) -> None:
     """Note that ``url`` is the ``apiUrl`` of ``state_file``, the ``gamead-up.json`` of a ``gamead up`` that is not
     running there now: :func:`unreachable` then names the file and says so, instead of leaving the operator to
     wonder where a port they never typed came from (review41b, after attack41b F5)."""
-    _SOURCES[url.rstrip("/")] = (f"it is the apiUrl of {state_file}, of a gamead up that is not running there now: start it "
-                     "again (gamead up), or set --api or GAMEAD_API_URL for another API")
+    _SOURCES[url.rstrip("/")] = (f"it is the apiUrl of {state_file}, of a gamead up that is not running there now: "
+                                 "start it again (gamead up), or set --api or GAMEAD_API_URL for another API")
 _MAX_FIELD_ERRORS = 5
 
 

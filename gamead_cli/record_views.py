@@ -67,7 +67,8 @@ TITLE_MIN = 12
 
 def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
     """One row per ad record: id, status, priority, score (``SCORE/10``: 0 worst to 10 best, ``-`` until analysed),
-    submitted (UTC clock), title (genre); fitted to the terminal by :class:`gamead_cli.fitted.FittedTable` (whole ids, whole columns dropped as it narrows)."""
+    submitted (UTC clock), title (genre); fitted to the terminal by :class:`gamead_cli.fitted.FittedTable` (whole
+    ids, whole columns dropped as it narrows)."""
     rows = []
     for rec in records:
         ad = rec.get("ad") or {}

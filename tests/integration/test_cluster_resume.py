@@ -134,8 +134,8 @@ def test_a_resumed_leader_costs_no_503(nats_cluster: NatsCluster, procs: list[Pr
     runs: 14 of 531, 383 of 425 and 0 of 659 answers refused in that window, each at its first "no responders", from
     0.07 s after the resume; with it, three runs: 0 of 577, 0 of 763, 0 of 799 refused at all. On a loaded machine the
     cluster itself can take seconds to re-form (a fresh clone's run beside other work: 217 of 270 refused, timeouts
-    and then ``storage_failing``): those 503s are honest, and not this fix's kind, so only an early give-up fails (without the
-    resend, lead's check: 56 of 815 refused after the resume, each within 0.01 s of its request)."""
+    and then ``storage_failing``): those 503s are honest, and not this fix's kind, so only an early give-up fails
+    (without the resend, lead's check: 56 of 815 refused after the resume, each within 0.01 s of its request)."""
     cluster = fresh_cluster(nats_cluster)
     api, url = start_api(cluster.url, tmp_path, **R3)
     procs.append(api)
