@@ -27,7 +27,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input
 
 from gamead_cli import exitcodes
-from gamead_cli.tui import view_tables
+from gamead_cli.tui import commands, view_tables
 from gamead_cli.tui.app_commands import CommandActions
 from gamead_cli.tui.app_dlq import DlqActions
 from gamead_cli.tui.app_refresh import Refreshing
@@ -236,6 +236,21 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         bar.value = target.filter_text
         bar.add_class("-shown")
         bar.focus()
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A terminal's paste no input took (it bubbled up from a table or the screen): one whose first line starts
+        with ``:`` or ``/`` opens the command line or the filter with the rest of that line typed, as typing it
+        would, and runs nothing until enter (:func:`gamead_cli.tui.commands.pasted`); any other is ignored, and so
+        is every paste while a dialog is open. ``tmux paste-buffer -p`` of ``:level 4`` did nothing (regress41b F7)."""
+        opens = commands.pasted(event.text)
+        if opens is None or not self.check_action(opens[0], ()):
+            return
+        action, rest = opens
+        if action == "command":
+            self.open_command_line(rest)
+        else:
+            self.action_filter()
+            self.query_one(FilterBar).insert_text_at_cursor(rest)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

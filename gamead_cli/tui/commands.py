@@ -126,6 +126,20 @@ def parse(line: str) -> Command:
     return Command(name)
 
 
+#: what a paste that no input takes opens, by its first character: as typing that character would
+PASTE_OPENS = {":": "command", "/": "filter"}
+
+
+def pasted(text: str) -> tuple[str, str] | None:
+    """What a terminal's paste of ``text`` (one bracketed paste) opens when no input has the focus: ``("command",
+    rest)`` for a first line that starts with ``:``, ``("filter", rest)`` for ``/``; ``rest`` is that line after its
+    first character, left typed, not run: a newline in a paste is not an enter, the operator confirms (Textual's own
+    inputs take a paste's first line the same way). None: any other paste, ignored as before (regress41b F7). Pure."""
+    line = text.splitlines()[0] if text else ""
+    opens = PASTE_OPENS.get(line[:1])
+    return (opens, line[1:]) if opens else None
+
+
 def _unique_prefix(word: str) -> CommandSpec | None:
     found = [c for c in COMMANDS if c.name.startswith(word)] if word else []
     return found[0] if len(found) == 1 else None

@@ -7,8 +7,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 
+from gamead_cli.cell_text import fit_fields
 from gamead_cli.formats import age, ago, clip, month_time, plain, time_column
 from gamead_cli.tui.view_details import details_view  # noqa: F401 - the dashboard opens details from here
 from gamead_cli.tui.view_figures import ms, num
@@ -123,3 +125,21 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
             text.append(cls, style="red")
             text.append(f" ×{n}")
     return text
+
+
+def border_labels(title: str, filter_text: str, room: int, *, bottom: bool) -> tuple[str, str]:
+    """A filtered panel's border: ``(title, subtitle)`` for a ``title`` (fields joined by `` · ``) and the table's
+    ``filter_text``, in ``room`` cells per label. The filter is ``filter: wor`` in the bottom border; a panel with
+    none (a short terminal's: 80x24) says it after the title, dropping the title's later fields first
+    (``nodes · filter: wor``). Whole or not at all (fit_fields's rule, regress41 F7): too long, it is ``filtered``;
+    no room even for that, not shown. At 80x24 a filter in effect was shown nowhere (regress41b). Pure."""
+    if not filter_text:
+        return title, ""
+    head, *rest = title.split(" · ")
+    for note in (f"filter: {filter_text}", "filtered"):
+        if bottom and cell_len(note) <= room:
+            return title, note
+        if not bottom and cell_len(f"{head} · {note}") <= room:
+            fields = [(Text(head), 0), *[(Text(f" · {r}"), 2) for r in rest], (Text(f" · {note}"), 1)]
+            return fit_fields(fields, room).plain, ""
+    return title, ""

@@ -80,8 +80,10 @@ class FilterTable(DataTable[RenderableType]):
 
     def _redraw(self) -> None:
         panel = self.parent if isinstance(self.parent, Widget) else self
-        subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
-        set_border(panel, subtitle=subtitle)  # the filter typed is shown as typed, never read as markup
+        if isinstance(panel, FilteredPanel):
+            panel.show_filter(self.filter_text)
+        else:  # the filter typed is shown as typed, never read as markup
+            set_border(panel, subtitle=f"filter: {self.filter_text}" if self.filter_text else "")
         rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
         layout = self.fitted_layout([cells for _, cells in rows])
         keep = self.current_key()
@@ -190,7 +192,38 @@ class DlqTable(FilterTable):
         return [current] if current else []
 
 
-class NodesPanel(Vertical):
+class FilteredPanel(Vertical):
+    """A panel of one :class:`FilterTable`: its title in the top border and the table's filter in effect in the
+    bottom one, or after the title when it has no bottom border (a short terminal's panels: 80x24), whole or not
+    at all (:func:`gamead_cli.tui.view_tables.border_labels`)."""
+
+    #: cells of a border a label cannot use: the corners, the rules beside the label and its spaces
+    LABEL_FRAME = 6
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._title = str(self.BORDER_TITLE)
+        self._filter = ""
+
+    def set_title(self, title: str) -> None:
+        self._title = title
+        self._labels()
+
+    def show_filter(self, filter_text: str) -> None:
+        self._filter = filter_text
+        self._labels()
+
+    def on_resize(self) -> None:
+        self._labels()  # a short terminal takes the bottom border away (top.tcss), a narrow one the room
+
+    def _labels(self) -> None:
+        bottom = self.styles.border_bottom[0] not in ("", "none", "hidden")
+        room = self.outer_size.width - self.LABEL_FRAME if self.outer_size.width > 0 else 10_000
+        title, subtitle = view_tables.border_labels(self._title, self._filter, room, bottom=bottom)
+        set_border(self, title=title, subtitle=subtitle)
+
+
+class NodesPanel(FilteredPanel):
     BORDER_TITLE = "nodes"
     nodes: var[Sequence[Mapping[str, Any]]] = var(())
 
@@ -202,11 +235,11 @@ class NodesPanel(Vertical):
         workers = [n for n in nodes if n.get("role") == "worker" and n.get("state") != "gone"]
         counts = {w: sum(1 for n in nodes if n.get("state") == w) for w in ("late", "stuck", "gone")}
         title = f"nodes · {len(workers)} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
-        set_border(self, title=title)
+        self.set_title(title)
         self.set_class(bool(counts["stuck"] or counts["gone"]), "-alert")
 
 
-class DlqPanel(Vertical):
+class DlqPanel(FilteredPanel):
     BORDER_TITLE = "dead letters"
     stats: var[Mapping[str, Any] | None] = var(None)
     dlq: var[Mapping[str, Any] | None] = var(None)
@@ -231,7 +264,7 @@ class DlqPanel(Vertical):
         self._summary()
 
     def watch_dlq(self) -> None:
-        self.border_title = view_tables.dlq_title(self.dlq)  # "as of 12s ago" for a page the API kept (outage38)
+        self.set_title(view_tables.dlq_title(self.dlq))  # "as of 12s ago" for a page the API kept (outage38)
         self._summary()
         self._table()
 
