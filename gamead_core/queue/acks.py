@@ -16,12 +16,11 @@ dataclass field per message) or the error nats-py would have raised (``APIError`
 ``NoStreamResponseError`` for a no-responders status), and keeps the deadline with
 :func:`gamead_core.queue.deadlines.expire_after`. A reply takes its future out of the map; futures that end
 without one (expired, cancelled) are swept out at every 1,024th publish and whenever the map has doubled since
-the last sweep (no done-callback per future: each costs an event-loop callback when the future ends). Memory is bounded by the publishes in
-flight within one timeout.
+the last sweep (no done-callback per future: each costs one when it ends). Memory: the publishes of one timeout.
 
-A publish answered "no responders" (no stream took it: nothing stored; a cluster re-forming answers so for a
-moment, attack40b F3) is sent again, the same message under a new reply token, while its deadline leaves room
-(:func:`gamead_core.queue.resend.resend_at`); its waiter sees only the last answer. Both calls do so.
+A publish answered "no responders" (nothing stored; a cluster re-forming answers so for a moment, attack40b F3) is
+sent again, the same message under a new token, while its deadline leaves room (:mod:`gamead_core.queue.resend`);
+its waiter sees only the last answer. Both calls do so; :func:`on_no_responders` is told of the first.
 
 :func:`publish_many` (the pipelined writes of a batch) has no future at all per message: the replies fill the
 slots of one group, whose one waiter wakes when the last arrives or at the group's one deadline (issue 14.3:
@@ -34,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -52,7 +51,7 @@ from gamead_core.queue.ack_waits import Group as _Group, One as _One
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.resend import resend_at
 
-__all__ = ["Ack", "parse_ack", "pending", "publish_acked", "publish_many"]
+__all__ = ["Ack", "on_no_responders", "parse_ack", "pending", "publish_acked", "publish_many"]
 
 _NO_RESPONDERS = "503"
 E = TypeVar("E")
@@ -101,12 +100,12 @@ class _Acks:
         self._next = 0
         self._waiting: dict[str, _One | tuple[_Group, int]] = {}
         self._resends: set[asyncio.Task[None]] = set()  #: resends of "no responders" under way (the module doc)
+        self.no_responders: Callable[[], None] | None = None  #: told of a write's first one (on_no_responders)
         #: above this many entries the map is swept of futures that ended without an answer (expired or
         #: cancelled: a reply pops its own entry); doubled after each sweep, so sweeping is amortised O(1)
         self._sweep_at = _SWEEP_FLOOR
         self._lock = asyncio.Lock()
-        #: the connection's event loop, kept: ``asyncio.get_running_loop()`` is a ``getpid`` system call per call
-        #: on CPython 3.11 (two per ``POST /ads``)
+        #: its event loop, kept: ``asyncio.get_running_loop()`` is a getpid call on CPython 3.11 (two a POST /ads)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _subscribe(self) -> None:
@@ -156,6 +155,8 @@ class _Acks:
             if entry.future.done():  # type: ignore[union-attr]
                 return False
             tries, sent, deadline = entry.tries, entry.sent, entry.deadline  # type: ignore[union-attr]
+        if tries == 0 and self.no_responders is not None:
+            self.no_responders()
         when = resend_at(tries, loop.time(), sent, deadline)
         if when is None:
             return False
@@ -298,8 +299,7 @@ def _give_up(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop | Non
 
 
 _ACKS: WeakKeyDictionary[NATS, _Acks] = WeakKeyDictionary()
-#: the last connection looked up and its acks (a weak reference: the common case, one connection per process,
-#: skips the WeakKeyDictionary lookup)
+#: the last connection looked up and its acks (weakly: one connection per process skips the dictionary's lookup)
 _last: tuple[weakref.ref[NATS], _Acks] | None = None
 
 
@@ -338,8 +338,13 @@ async def publish_many(js: JetStreamContext, messages: Sequence[tuple[str, bytes
     return await _acks_of(js).publish_many(messages, timeout)  # type: ignore[arg-type, return-value]
 
 
+def on_no_responders(js: JetStreamContext, callback: Callable[[], None]) -> None:
+    """Call ``callback()`` (no I/O: it runs in nats-py's read loop) at each write's first "no responders" on ``js``'s
+    connection (attack41c F5: on one server a deleted stream was repaired only at a write's deadline, 2 s on)."""
+    _acks_of(js).no_responders = callback
+
+
 def pending(js: JetStreamContext) -> int:
-    """Acks awaited on ``js``'s connection (for tests and read-outs): publishes whose answer has not come, and
-    not yet swept futures that ended without one."""
+    """Acks awaited on ``js``'s connection (tests, read-outs): unanswered publishes and unswept ended futures."""
     acks = _ACKS.get(js._nc)  # noqa: SLF001
     return len(acks._waiting) if acks is not None else 0  # noqa: SLF001

@@ -38,6 +38,7 @@ from gamead_core.clock import now as server_now
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, PartitionsChanged
 from gamead_core.models import utc_iso
+from gamead_core.queue.acks import on_no_responders
 from gamead_core.queue.partitions import PartitionChange
 from gamead_core.queue.topology import DRIFT_WARNING, TopologyReport, check_topology
 
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: how ``/readyz`` introduces the differences from the live topology
 DIFFERS = "this node's queue settings differ from the live topology (the live values rule)"
+
+#: seconds between two checks asked for by :meth:`TopologyWatch.poke` at the least: every write that meets a missing
+#: stream pokes (:func:`gamead_core.queue.acks.on_no_responders`); one check serves them all
+POKE_SPACING = 0.25
 
 #: Repairs remembered for ``/v1/stats`` (newest first) and how long ``/readyz`` lists one.
 KEEP_REPAIRS = 20
@@ -151,14 +156,21 @@ class TopologyWatch:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check every ``interval`` seconds (sooner when poked) until ``stop`` is set. Never raises."""
+        if self.settings.queue.replicas == 1:  # one server: a write no stream took means one is missing (not a
+            on_no_responders(self.js, self.poke)  # cluster electing): checked at once, not at the write's deadline
+        loop = asyncio.get_running_loop()  # (attack41c F5)
+        last = loop.time()
         while not stop.is_set():
             waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
             _, pending = await asyncio.wait(waiters, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
             for fut in pending:
                 fut.cancel()
+            if self._wake.is_set():  # poked: at most one check per POKE_SPACING, however many writes poke
+                await asyncio.sleep(max(0.0, last + POKE_SPACING - loop.time()))
             self._wake.clear()
             if stop.is_set():
                 return
+            last = loop.time()
             try:
                 await self.check_once()
             except GameadError as exc:
