@@ -7,8 +7,9 @@ stopped (SIGSTOP) and resumed has not exchanged its interest with the others yet
 /ads`` answer 503 to several percent of the requests of the second after a frozen node resumed: each write gave up
 at its first such answer. So :mod:`gamead_core.queue.acks` sends the same message again (same bytes, same
 ``Nats-Msg-Id`` or compare-and-set header: a resend cannot store it twice) after a pause, for as long as the
-write's deadline leaves room for another try's answer; only then is the "no responders" error the answer. A missing
-stream (one server, a stream deleted) is so answered at its deadline, not at once.
+write's deadline leaves room for another try's answer; only then is the "no responders" error the answer. On one
+server it means a stream is missing: the API's topology watch is told of a write's first one
+(:func:`gamead_core.queue.acks.on_no_responders`), recreates it, and a resend is taken.
 
 Pure: the rule alone, no I/O.
 """
