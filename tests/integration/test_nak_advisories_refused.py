@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -32,6 +34,30 @@ async def _quiet(_exc: Exception) -> None:
     """nats-py's error callback: the refusal is this test's doing."""
 
 
+def _subs_after_start(server: EmbeddedNats, url: str, timeout: float, caplog: pytest.LogCaptureFixture,
+                      done: Callable[[Any], bool] = lambda nc: True) -> int:
+    """Start a :class:`NaksSeen` on a connection to ``url`` (``timeout``: its start's wait), wait (10 s at most) until
+    ``done(nc)``, and return the subscriptions nats-py still holds; the server stopped after."""
+
+    async def run() -> int:
+        nc = await nats.connect(url, error_cb=_quiet)
+        try:
+            await NaksSeen().start(nc, timeout=timeout)
+            deadline = asyncio.get_running_loop().time() + 10
+            while not done(nc):
+                assert asyncio.get_running_loop().time() < deadline, "no line within 10 s"
+                await asyncio.sleep(0.05)
+            return len(nc._subs)
+        finally:
+            await nc.close()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="gamead_core.worker.runtime"):
+            return asyncio.run(run())
+    finally:
+        server.stop()
+
+
 def test_a_refused_nak_advisory_subscription_is_said_in_the_workers_words(tmp_path: Path,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     """With the fix: one WARNING 'could not subscribe to nats-server's nak advisories' naming the refusal, and the
@@ -42,23 +68,9 @@ def test_a_refused_nak_advisory_subscription_is_said_in_the_workers_words(tmp_pa
     def said() -> list[str]:
         return [r.getMessage() for r in caplog.records if "nak advisories" in r.getMessage()]
 
-    async def run() -> int:
-        nc = await nats.connect(f"nats://worker:worker@{server.host}:{server.port}", error_cb=_quiet)
-        try:
-            await NaksSeen().start(nc, timeout=1.0)
-            deadline = asyncio.get_running_loop().time() + 10
-            while not said() or nc._subs:  # nats-server's -ERR may come after the flush's PONG: looked at again
-                assert asyncio.get_running_loop().time() < deadline, "no line within 10 s"
-                await asyncio.sleep(0.05)
-            return len(nc._subs)
-        finally:
-            await nc.close()
-
-    try:
-        with caplog.at_level(logging.WARNING, logger="gamead_core.worker.runtime"):
-            subs = asyncio.run(run())
-    finally:
-        server.stop()
+    # nats-server's -ERR may come after the flush's PONG: looked at again until said and dropped
+    subs = _subs_after_start(server, f"nats://worker:worker@{server.host}:{server.port}", 1.0, caplog,
+                             lambda nc: bool(said()) and not nc._subs)
     assert len(said()) == 1 and "permissions violation" in said()[0].lower(), said()
     assert subs == 0
 
@@ -66,18 +78,5 @@ def test_a_refused_nak_advisory_subscription_is_said_in_the_workers_words(tmp_pa
 def test_an_allowed_nak_advisory_subscription_says_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The usual case: subscribed, no line, the subscription kept."""
     server = EmbeddedNats(tmp_path / "nats").start()
-
-    async def run() -> int:
-        nc = await nats.connect(f"nats://{server.host}:{server.port}", error_cb=_quiet)
-        try:
-            await NaksSeen().start(nc, timeout=5.0)
-            return len(nc._subs)
-        finally:
-            await nc.close()
-
-    try:
-        with caplog.at_level(logging.WARNING, logger="gamead_core.worker.runtime"):
-            subs = asyncio.run(run())
-    finally:
-        server.stop()
+    subs = _subs_after_start(server, f"nats://{server.host}:{server.port}", 5.0, caplog)
     assert not [r for r in caplog.records if "nak advisories" in r.getMessage()] and subs == 1
