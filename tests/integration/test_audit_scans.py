@@ -3,8 +3,11 @@ filters, so none shared) over 100,000 records took the API from 388 to 729 MB, a
 ``queue_unavailable`` (NATS was fine) and made the submitter's p95 1,052 ms against 51 ms. Now ``audit.scans``
 operator reads run at once per node, as many wait, more get 503 ``list_busy`` naming the setting; watchers'
 (``Cache-Control: max-age``, a viewer's token) have ``audit.watch_scans`` of their own. The API in-process over a
-real nats-server behind a proxy that holds its JetStream API requests 1 s each, so the first read is certainly
-still running when the others arrive."""
+real nats-server behind a proxy that holds each read's stream-info request 1 s, so the first read is certainly
+still running when the others arrive. Only that request: the proxy holds a connection's bytes in order, so holding
+every JetStream API request queued each read's consumer create, pulls and delete behind the others' (the CI run of
+8e28ba66, on the session's server with audit records of earlier tests: the waiting read's stream info answered
+after 10 s, 503 ``queue_unavailable``, the proxy's queue and not the gate)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def test_audit_reads_past_the_bound_are_list_busy_and_watchers_have_their_own(na
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://api", timeout=60) as client:
             await until_ready(client)
-            proxy.hold("$JS.API", 1.0)
+            proxy.hold("$JS.API.STREAM.INFO", 1.0)
             try:
                 asks = [client.get("/v1/audit", params={"actor": f"ops{i}"}) for i in range(3)]
                 asks.append(client.get("/v1/audit", params={"actor": "screen"},
