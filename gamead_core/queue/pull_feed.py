@@ -35,8 +35,8 @@ to the feed: they are taken as any other (its room was given back, so the bytes 
 that request's for a while). A slow link is not a lost request: the bound starts at twice the consumer create's
 round trip plus a heartbeat when that is longer, and doubles (up to ``EXPIRES / 2``) each time a forgotten request
 is heard from after all (a test's proxy holding every JetStream request 1 s made three reads re-ask every 1.5 s,
-each re-ask delaying the rest, until one timed out); never more than half the reader's timeout (never below
-:data:`LOST_AFTER`), so a lost request is still asked again while the reader waits (review41 F4).
+each re-ask delaying the rest, until one timed out); never more than half the reader's timeout (never below two
+heartbeats), so a lost request is still asked again while the reader waits (review41 F4).
 """
 
 from __future__ import annotations
@@ -228,10 +228,12 @@ class PullFeed:
 
     def _bound(self, timeout: float) -> float:
         """Seconds a request out may go unheard from while a reader waits ``timeout`` seconds: the feed's bound
-        (module doc), at most half that timeout (never below :data:`LOST_AFTER`), so a lost request is asked again
+        (module doc), at most half that timeout (never below two heartbeats), so a lost request is asked again
         while the reader still waits. Before (review41 F4), a create's 1 s round trip made it 2.5 s and a 2 s
-        listing whose first requests were lost ended ScanIncomplete after 0 messages."""
-        return min(self._lost_after, max(LOST_AFTER, timeout / 2))
+        listing whose first requests were lost ended ScanIncomplete after 0 messages; with a floor of
+        :data:`LOST_AFTER` (1.5 s) a 2 s read's one re-ask had 0.5 s left for its answer, and a fresh clone's full
+        run saw a window read of an R3 bucket end ScanIncomplete after 0 messages (test_list_window): 1 s now."""
+        return min(self._lost_after, max(2 * HEARTBEAT, timeout / 2))
 
     async def _room_unless_ready(self, room: asyncio.Semaphore) -> bool:
         """One unit of ``room`` (True), or False as soon as this read has a message to hand out (or has ended): a read
