@@ -34,11 +34,10 @@ In the API (``benchmarks/bench_submit_profile.py``, 64 submits in flight, in-pro
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import gc
 import logging
-from typing import Any
+
+from gamead_core.libc import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +60,7 @@ def tune() -> None:
     gc.set_threshold(*(max(now, new) for now, new in zip(gc.get_threshold(), ours, strict=True)))
 
 
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim`` (int → int), or None where the C library has none (musl, macOS)."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_TRIM = _malloc_trim()
+_TRIM = libc_function("malloc_trim")  #: glibc's ``malloc_trim`` (int → int); None without one (musl, macOS)
 
 
 def sweep() -> int:

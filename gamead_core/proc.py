@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import signal
@@ -32,24 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gamead_core.libc import libc_function
+
 #: env var naming the PID of the ``gamead up`` that started a child (read by :func:`watch_parent`)
 PARENT_PID_ENV = "GAMEAD_PARENT_PID"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ, 100 on Linux)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-        return None
-
-
-_prctl = _load_prctl()
+_prctl: Callable[..., int] | None = libc_function("prctl") if sys.platform.startswith("linux") else None
 
 
 def pdeathsig_supported() -> bool:
