@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.scan import read_stream
+from gamead_core.queue.scan import position, read_stream
 from gamead_core.registry import NodeInfo, incarnation
 from gamead_core.registry.wire import CREATE_FENCE
 
@@ -45,16 +45,16 @@ async def read_records(js: JetStreamContext, wanted: dict[str, int] | None, time
             last = (await js.stream_info(stream)).state.last_seq
     async for msg in read_stream(js, stream, names.kv_prefix(names.ADS_BUCKET) + ">", headers_only=True,
                                  start_seq=start_seq, start_time=start_time, timeout=timeout, follow=True):
-        seq = msg.metadata.sequence.stream
-        last = seq if last is None else max(last, seq)
+        seq = position(msg)[0]  # from the reply's tokens: nats-py's msg.metadata (a datetime, four objects) only
+        last = seq if last is None else max(last, seq)  # for the hits, at the end (perf42: it was ~70 % of a read)
         origin, ad_id = (msg.headers or {}).get(names.HDR_ORIGIN), msg.subject.rsplit(".", 1)[-1]
         if origin is not None and (wanted is None or seq > wanted.get(origin, seq)):
-            hits[ad_id] = origin, (ad_id, seq, msg.metadata.timestamp)
+            hits[ad_id] = origin, seq, msg
         else:  # (a revision read before, by a dead API, is not the record's last one)
             hits.pop(ad_id, None)
     found: dict[str, list[Found]] = {}
-    for origin, item in hits.values():
-        found.setdefault(origin, []).append(item)
+    for ad_id, (origin, seq, msg) in hits.items():
+        found.setdefault(origin, []).append((ad_id, seq, msg.metadata.timestamp))
     return found, last
 
 

@@ -210,7 +210,10 @@ class Orphans:
         every origin of the records written within ``queue.duplicate_window`` − :data:`SAFETY` s that is not a
         live API of ``apis``, watched, or stopped cleanly (:meth:`_stopped`) is settled as a seen death; said once
         if older ones may be unsettled (:func:`.orphan_read.older_line`). A failed read, or a failed check of older
-        ones, is tried again next round (before, the check was not: its line was lost, review41 F10)."""
+        ones, is tried again next round (before, the check was not: its line was lost, review41 F10). The gap is
+        timed from the end of the last call, not its start: a look slower than two rounds (the records of the
+        window's ~100 s on a loaded host) is not a gap that calls for another look (perf42: each look scheduled
+        the next, ~one read of the whole window per ``registry.ttl`` for as long as the host stayed loaded)."""
         now, every = time.monotonic(), settings.registry.heartbeat_interval
         anew = self._last is None or reconnects != self._last[1]  # (the registry may have been lost meanwhile)
         if anew or (self._due is None and now - self._last[0] > 2 * every):  # type: ignore[index]
@@ -225,6 +228,7 @@ class Orphans:
                 self._older = None
                 if line:
                     log.warning("%s", line)
+        self._last = time.monotonic(), reconnects  # this round's reads done: a gap is counted from here
 
     async def _look(self, js: JetStreamContext, settings: GameadSettings, registry: Registry,
                     apis: dict[str, NodeInfo]) -> None:

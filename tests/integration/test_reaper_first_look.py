@@ -232,3 +232,49 @@ def test_without_the_stops_bucket_a_clean_stop_is_told_as_before(
         right_after, later = on_js(server.url, drill)
     assert (right_after, later) == (True, False)
     assert any("clean stop of api-older-stack-1 not noted in gamead_stops" in r.getMessage() for r in caplog.records)
+
+
+def test_a_look_slower_than_two_rounds_is_not_a_gap_that_calls_for_another(
+    fresh_nats: Callable[[], EmbeddedNats], monkeypatch: Any,
+) -> None:
+    """perf42: the gap that calls for a first look (the lease not renewed for two rounds) was timed from the start
+    of the last round's call, so a look that itself took longer than two rounds (the window's records read on a
+    loaded host: 41 reads of ~12,000 headers in one 2,000-ad drain under cProfile) made the next round see a gap
+    and look again ``registry.ttl`` later, for as long as the host stayed slow. Here (heartbeat_interval 0.25 s,
+    registry.ttl 1 s) the read is the real one, then held 0.8 s (a slow host); rounds run every 0.125 s for 3 s
+    after the first look: 1 read with the fix, 2 without (the gap timed from the start of the call, as before)."""
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry
+    from gamead_core.worker import orphans as orphans_module
+    from gamead_core.worker.orphans import Orphans
+
+    server = fresh_nats()
+    real, reads = orphans_module.read_records, []
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        got = await real(*args, **kwargs)
+        reads.append(time.monotonic())
+        await asyncio.sleep(0.8)  # a host too loaded to read the window within two rounds
+        return got
+
+    monkeypatch.setattr(orphans_module, "read_records", slow_read)
+
+    async def drill(js: Any) -> None:
+        settings = _settings()
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        await registry.open()
+        orphans = Orphans()
+
+        async def round_() -> bool:  # one reaper round's call, at the reaper's pace (every heartbeat_interval / 2)
+            await orphans.unseen(js, settings, registry, {}, 0)
+            await asyncio.sleep(0.125)
+            return bool(reads)
+
+        await _until("the first look", round_)
+        until = time.monotonic() + 3.0  # > registry.ttl + a gap: a second look would have come by then
+        while time.monotonic() < until:
+            await round_()
+
+    on_js(server.url, drill)
+    assert len(reads) == 1, f"{len(reads)} reads of the window: a slow look was taken for a gap"
