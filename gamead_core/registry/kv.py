@@ -23,7 +23,7 @@ from gamead_core.config import RegistrySettings
 from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
-from gamead_core.registry.nodes import node_key
+from gamead_core.registry.nodes import earlier_node_key, node_key
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 
@@ -159,11 +159,22 @@ class Registry:
     async def lookup(self, node_id: str) -> tuple[NodeInfo | None, bool]:
         """``(entry, deleted)`` for ``node_id``: its current entry (None when there is none), and whether
         the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
-        (never written, or expired: the node went silent)."""
-        kv = await self.open()
+        (never written, or expired: the node went silent). Nothing under its key, and an id whose key an older
+        gamead made otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`): that key is read too, an
+        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1). Raises the gamead
+        error tree."""
+        kv, key = await self.open(), node_key(node_id)
+        entry, deleted = await self._read(kv, key)
+        if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
+            entry, deleted = await self._read(kv, earlier)
+            entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
+        return entry, deleted
+
+    async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
+        """:meth:`lookup` of one key."""
         with self._boundary():
             try:
-                entry = await kv.get(node_key(node_id))
+                entry = await kv.get(key)
             except nats.js.errors.KeyDeletedError:
                 return None, True
             except nats.js.errors.KeyNotFoundError as exc:  # nats-py's get() turns a delete marker into this,
@@ -171,9 +182,12 @@ class Registry:
         return (_decode(entry.value) if entry.value else None), False
 
     async def delete(self, node_id: str) -> None:
-        kv = await self.open()
+        """Delete ``node_id``'s entry (a clean stop), under its key and, for an id whose key an older gamead made
+        otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
+        reaper of a rolling deploy looks for the mark (review42 F1). Raises the gamead error tree."""
+        kv, key = await self.open(), node_key(node_id)
         with self._boundary():
-            await kv.delete(node_key(node_id))
+            await asyncio.gather(*(kv.delete(k) for k in dict.fromkeys((key, earlier_node_key(node_id)))))
 
     async def stop(self, info: NodeInfo) -> None:
         """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
