@@ -74,3 +74,36 @@ def test_a_rolling_deploy_reads_and_marks_the_earlier_registry_keys(fresh_nats: 
     assert got["worker"] == "worker_1", "an older worker's live entry not found"
     assert got["w:1"] is None, "another id's entry under the shared earlier key taken for this one's"
     assert got["older mark"] == "DEL", "a newer node's clean stop left no mark where an older reaper looks"
+
+
+def test_a_later_process_clean_stop_does_not_hide_an_earlier_one_death(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review42 F3: a clean stop was told by the delete mark under the node's *id*: within ``registry.ttl`` of the
+    clean stop of a later process under the same id (an API in a container whose gamead is PID 1 restarts as
+    ``api-<host>-1`` again; a worker ``--id``), the earlier process, killed -9, read as stopped cleanly, so its
+    records without a message were never queued again. The mark now names the stopping process (its incarnation),
+    and counts only for it; a mark naming none (an older gamead's) still counts for any. Before: the killed one
+    ``stopped`` True; now False, the later one True, and an older gamead's plain mark True."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> tuple[bool, bool, bool]:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        killed = api_node_info("api-box-1", started=time.time() - 60)
+        later = killed.model_copy(update={"started_at": killed.started_at.replace(year=killed.started_at.year + 1)})
+        await registry.put(killed)  # killed -9: no delete, no note
+        await registry.put(later)
+        await registry.stop(later)  # the later process of the same id stops cleanly
+        older = api_node_info("api-older-1", started=time.time())
+        await registry.put(older)
+        await (await js.key_value("gamead_registry")).delete("api-older-1")  # an older gamead's clean stop
+        return await registry.stopped(killed), await registry.stopped(later), await registry.stopped(older)
+
+    killed, later, older = on_js(server.url, drill)
+    assert killed is False, "a killed process read as stopped cleanly by a later process's delete mark"
+    assert later is True and older is True
+
