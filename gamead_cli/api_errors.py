@@ -29,6 +29,7 @@ from gamead_core.errors import (
 )
 
 HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
+_MAX_FIELD_ERRORS = 5
 #: API URL → where it came from when the operator did not name it and it may not answer (:func:`from_stopped_stack`)
 _SOURCES: dict[str, str] = {}
 
@@ -39,7 +40,6 @@ def from_stopped_stack(url: str, state_file: str) -> None:
     wonder where a port they never typed came from (review41b, after attack41b F5)."""
     _SOURCES[url.rstrip("/")] = (f"it is the apiUrl of {state_file}, of a gamead up that is not running there now: "
                                  "start it again (gamead up), or set --api or GAMEAD_API_URL for another API")
-_MAX_FIELD_ERRORS = 5
 
 
 def connect_cause(exc: Exception) -> str:

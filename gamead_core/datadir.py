@@ -224,12 +224,11 @@ class DataDir:
         self._failed = 0
 
     def strays(self) -> list[dict[str, Any]]:
-        """Processes recorded by an earlier stack on this directory that still run (same PID and start)."""
-        try:
-            doc = read_state(self.path)
-            entries = [e for e in doc.get("started", []) if isinstance(e, dict)]
-        except AttributeError:
-            return []
+        """Processes recorded by an earlier stack on this directory that still run (same PID and start). A file of
+        another shape (not an object, ``started`` not a list: review42 F2, ``{"started": 5}`` raised) has none."""
+        doc = read_state(self.path)
+        started = doc.get("started") if isinstance(doc, dict) else None
+        entries = [e for e in started if isinstance(e, dict)] if isinstance(started, list) else []
         out = []
         for entry in entries:
             pid, started = entry.get("pid"), entry.get("start")

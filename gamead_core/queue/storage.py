@@ -79,7 +79,6 @@ WRITE_FAILURE_HOLD = 15.0
 CHECK_BACKOFF_CAP = 30.0
 
 
-
 def check_delay(failed_checks: int) -> float:
     """Pure: seconds from the end of the ``failed_checks``-th write check in a row that failed to the next one
     (0 when none failed yet): 1, 2, 4, 8, 16, then :data:`CHECK_BACKOFF_CAP`."""

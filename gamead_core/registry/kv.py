@@ -23,7 +23,7 @@ from gamead_core.config import RegistrySettings
 from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
-from gamead_core.registry.nodes import node_key
+from gamead_core.registry.nodes import earlier_node_key, incarnation, node_key
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 
@@ -159,27 +159,48 @@ class Registry:
     async def lookup(self, node_id: str) -> tuple[NodeInfo | None, bool]:
         """``(entry, deleted)`` for ``node_id``: its current entry (None when there is none), and whether
         the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
-        (never written, or expired: the node went silent)."""
-        kv = await self.open()
+        (never written, or expired: the node went silent). Nothing under its key, and an id whose key an older
+        gamead made otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`): that key is read too, an
+        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1). Raises the gamead
+        error tree."""
+        kv, key = await self.open(), node_key(node_id)
+        entry, deleted = await self._read(kv, key)
+        if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
+            entry, deleted = await self._read(kv, earlier)
+            entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
+        return entry, deleted
+
+    async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
+        """:meth:`lookup` of one key."""
         with self._boundary():
             try:
-                entry = await kv.get(node_key(node_id))
+                entry = await kv.get(key)
             except nats.js.errors.KeyDeletedError:
                 return None, True
             except nats.js.errors.KeyNotFoundError as exc:  # nats-py's get() turns a delete marker into this,
                 return None, getattr(exc, "op", None) in ("DEL", "PURGE")  # with the marker's operation
         return (_decode(entry.value) if entry.value else None), False
 
-    async def delete(self, node_id: str) -> None:
-        kv = await self.open()
-        with self._boundary():
-            await kv.delete(node_key(node_id))
+    async def delete(self, node_id: str, incarnation: str | None = None) -> None:
+        """Delete ``node_id``'s entry (a clean stop), under its key and, for an id whose key an older gamead made
+        otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
+        reaper of a rolling deploy looks for the mark (review42 F1). ``incarnation`` (the stopping process's) goes
+        in the mark as its ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3).
+        Raises the gamead error tree."""
+        await self.open()
+        key = node_key(node_id)
+        headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
+        with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
+            await asyncio.gather(*(self._js.publish(f"{self.prefix}{k}", b"", headers=headers, timeout=self._timeout)
+                                   for k in dict.fromkeys((key, earlier_node_key(node_id)))))
 
     async def stop(self, info: NodeInfo) -> None:
         """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
         tells it from a death after ``registry.ttl``) and its entry deleted, together. Raises the delete's gamead
         error; a note not written is logged (INFO: its stop reads as before, by the delete mark alone)."""
-        noted, deleted = await asyncio.gather(self._stops.note(info), self.delete(info.id), return_exceptions=True)
+        noted, deleted = await asyncio.gather(
+            self._stops.note(info), self.delete(info.id, incarnation(info.id, info.pid, info.started_at)),
+            return_exceptions=True)
         if isinstance(deleted, BaseException):
             raise deleted
         if isinstance(noted, BaseException):
@@ -187,10 +208,33 @@ class Registry:
                      "registry.ttl): %s", info.id, names.STOPS_BUCKET, getattr(noted, "message", None) or repr(noted))
 
     async def stopped(self, node: NodeInfo) -> bool:
-        """True if ``node`` stopped cleanly: its entry's delete mark is there (within ``registry.ttl`` of the stop)
-        or its process noted the stop (:mod:`gamead_core.registry.stops`, a day); False for a death (the entry
-        expired, or not written). Raises the gamead error tree."""
-        return (await self.lookup(node.id))[1] or await self._stops.noted(node)
+        """True if ``node``'s process stopped cleanly: the last write under its id's key (or the earlier key, as
+        :meth:`lookup`) is a delete mark of that process, or one naming none (an older gamead's), within
+        ``registry.ttl`` of the stop; or the process noted the stop (:mod:`gamead_core.registry.stops`, a day).
+        False for a death: the entry expired, was never written, or the mark is another process's of the same id
+        (before, any mark under the id counted: a later process's clean stop hid an earlier one's kill -9,
+        review42 F3). Raises the gamead error tree."""
+        await self.open()
+        key = node_key(node.id)
+        mark = await self._mark(key)
+        if mark is None and (earlier := earlier_node_key(node.id)) != key:
+            mark = await self._mark(earlier)
+        if mark is not None and mark in ("", incarnation(node.id, node.pid, node.started_at)):
+            return True
+        return await self._stops.noted(node)
+
+    async def _mark(self, key: str) -> str | None:
+        """The process a delete mark under ``key`` names (its ``Gamead-Origin``; "" for none); None when the last
+        write there is no delete mark, or there is none."""
+        with self._boundary():
+            try:
+                raw = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
+            except nats.js.errors.NotFoundError:
+                return None
+        headers = raw.headers or {}
+        if headers.get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
+            return None
+        return headers.get(names.HDR_ORIGIN, "")
 
     async def list(self) -> list[NodeInfo]:
         """Every live node, sorted by role then id. One request to the server, which must end within the

@@ -26,6 +26,7 @@ from gamead_core.telemetry.histogram import LatencyBuckets
 #: Processing and queue-wait figures in a heartbeat cover the ads finished in this many seconds.
 RECENT_WINDOW = 60.0
 _KEY_ESCAPED = re.compile(r"[^-a-zA-Z0-9]")
+_EARLIER_UNSAFE = re.compile(r"[^-_=a-zA-Z0-9]")  #: :func:`earlier_node_key`'s rule
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -44,6 +45,14 @@ def node_key(node_id: str) -> str:
     text as ``=``. Before, each was ``_``: ``w:1``, ``w@1``, ``w.1`` and ``w_1`` shared one key, each beat
     overwriting the other's (review41 F9). Pure."""
     return _KEY_ESCAPED.sub(_escape, node_id) if node_id else "="
+
+
+def earlier_node_key(node_id: str) -> str:
+    """The registry key a gamead before review41 F9 gave ``node_id``: every character outside ``[-_=a-zA-Z0-9]`` as
+    ``_`` (many ids to one key). The same as :func:`node_key` for an id of ``[-.a-zA-Z0-9]``; for any other
+    (``worker_1``, ``api-my_host-7``), the key an older node of a rolling deploy beats, deletes and looks up under,
+    so :class:`~gamead_core.registry.kv.Registry` reads it too and marks a clean stop there (review42 F1). Pure."""
+    return _EARLIER_UNSAFE.sub("_", node_id) or "_"
 
 
 def _version() -> str:
@@ -240,6 +249,6 @@ def new_api_node_id() -> str:
     return f"api-{host}-{os.getpid()}"
 
 
-__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "incarnation", "same_incarnation",
-           "new_api_node_id", "node_key", "server_started", "uptime",
+__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "earlier_node_key",
+           "incarnation", "same_incarnation", "new_api_node_id", "node_key", "server_started", "uptime",
            "worker_node_info"]

@@ -28,6 +28,7 @@ log = logging.getLogger("gamead_core.worker.orphans")  # its lines are the reape
 #: read nothing of a dead API, F12).
 SAFETY = 20.0
 
+
 @dataclass
 class OrphanReport:
     """What the settling of one dead API did."""
@@ -41,7 +42,7 @@ class OrphanReport:
 
 
 async def queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found: list[Found],
-                       settings: GameadSettings) -> OrphanReport:
+                      settings: GameadSettings) -> OrphanReport:
     """Publish the work message of each record of ``found`` still exactly as the dead API created it (its key's
     last message read: one get each), re-put first by compare-and-set (a record this reaper re-put already, its
     publish unanswered, is published as it is), and young enough for JetStream to drop a repeat (the module doc)."""

@@ -80,3 +80,15 @@ def test_the_state_file_a_link_to_dev_zero_is_not_read(tmp_path: Path) -> None:
                           text=True, timeout=60, env=clean_env())
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["None", "None", "[]"], done.stdout
+
+
+@pytest.mark.parametrize("doc", [{"started": 5}, {"started": "worker-1"}, {"started": {"pid": 1}}, {"started": None},
+                                 [{"pid": 1}], 7])
+def test_a_state_file_of_another_shape_names_no_stray(tmp_path: Path, doc: object) -> None:
+    """review42 F2: ``DataDir.strays`` (``gamead up``'s first look at the directory, before its stack starts) took
+    ``started`` for a list: ``{"started": 5}`` raised TypeError, so ``gamead up`` there ended ``unexpected`` (exit 1)
+    instead of starting; a string's characters or a dict's keys were iterated. Now any other shape is no stray."""
+    from gamead_core.datadir import DataDir
+
+    (tmp_path / "gamead-up.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert DataDir(tmp_path).strays() == []

@@ -1,0 +1,109 @@
+"""review42 F1: review41 F9 made ``node_key`` one to one, which changed the registry key of every node id with a
+character outside ``[-.a-zA-Z0-9]`` (``worker_1`` was key ``worker_1``, now ``worker=5f1``; ``api-my_host-7``, the
+id an API on host ``my_host`` takes, now ``api-my=5fhost-7``). In a rolling deploy half the fleet reads and deletes
+under the earlier key: a newer reaper looked up an older API's clean stop under the new key, found no delete mark
+(and no stop note: an older gamead writes none) and took it for a death (its backlog queued again, a false
+"died" line); an older reaper did the same with a newer node's clean stop; a worker's redelivery did not find the
+older holder's entry. The registry now also reads the earlier key when the new one holds nothing (an entry there
+counts only if it is that id's), and a clean stop deletes both keys. Real nats-server.
+
+Figure: before, ``lookup("api-my_host-7")`` after its older process's clean stop: ``(None, False)`` (a death),
+``stopped`` False; an older worker's live entry not found (None); a newer node's clean stop left no mark under the
+earlier key (op None). Now ``(None, True)``, True, the entry, and a ``DEL`` mark."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nats.js.errors
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import on_js
+
+
+def _earlier_key(node_id: str) -> str:
+    """The registry key a gamead before review41 F9 used (written out here: what an older node of the fleet does)."""
+    return re.sub(r"[^-_=a-zA-Z0-9]", "_", node_id) or "_"
+
+
+async def _older_mark(kv: Any, key: str) -> str | None:
+    """The operation of the last write under ``key`` as an older gamead's lookup reads it (None: nothing there)."""
+    try:
+        await kv.get(key)
+    except nats.js.errors.KeyDeletedError:
+        return "DEL"
+    except nats.js.errors.KeyNotFoundError as exc:
+        return getattr(exc, "op", None)
+    return "PUT"
+
+
+def test_a_rolling_deploy_reads_and_marks_the_earlier_registry_keys(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    from gamead_core import names
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> dict[str, Any]:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        kv = await js.key_value(names.REGISTRY_BUCKET)
+        older_api = api_node_info("api-my_host-7", started=time.time())
+        older_worker = api_node_info("worker_1", started=time.time())
+        other = api_node_info("w_1", started=time.time())  # an older node whose earlier key "w:1" shares
+        for node in (older_api, older_worker, other):  # older gamead processes beat under the earlier key
+            await kv.put(_earlier_key(node.id), node.model_dump_json().encode())
+        await kv.delete(_earlier_key(older_api.id))  # and the older API stops cleanly, as an older gamead does
+        newer = api_node_info("worker_2", started=time.time())
+        await registry.put(newer)
+        await registry.stop(newer)  # a newer node's clean stop, which an older reaper judges
+        entry, _ = await registry.lookup(older_worker.id)
+        shared, _ = await registry.lookup("w:1")
+        return {"api": await registry.lookup(older_api.id), "api stopped": await registry.stopped(older_api),
+                "worker": entry.id if entry else None, "w:1": shared.id if shared else None,
+                "older mark": await _older_mark(kv, _earlier_key(newer.id))}
+
+    got = on_js(server.url, drill)
+    assert got["api"] == (None, True), "an older API's clean stop read as a death"
+    assert got["api stopped"] is True
+    assert got["worker"] == "worker_1", "an older worker's live entry not found"
+    assert got["w:1"] is None, "another id's entry under the shared earlier key taken for this one's"
+    assert got["older mark"] == "DEL", "a newer node's clean stop left no mark where an older reaper looks"
+
+
+def test_a_later_process_clean_stop_does_not_hide_an_earlier_one_death(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review42 F3: a clean stop was told by the delete mark under the node's *id*: within ``registry.ttl`` of the
+    clean stop of a later process under the same id (an API in a container whose gamead is PID 1 restarts as
+    ``api-<host>-1`` again; a worker ``--id``), the earlier process, killed -9, read as stopped cleanly, so its
+    records without a message were never queued again. The mark now names the stopping process (its incarnation),
+    and counts only for it; a mark naming none (an older gamead's) still counts for any. Before: the killed one
+    ``stopped`` True; now False, the later one True, and an older gamead's plain mark True."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> tuple[bool, bool, bool]:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        killed = api_node_info("api-box-1", started=time.time() - 60)
+        later = killed.model_copy(update={"started_at": killed.started_at.replace(year=killed.started_at.year + 1)})
+        await registry.put(killed)  # killed -9: no delete, no note
+        await registry.put(later)
+        await registry.stop(later)  # the later process of the same id stops cleanly
+        older = api_node_info("api-older-1", started=time.time())
+        await registry.put(older)
+        await (await js.key_value("gamead_registry")).delete("api-older-1")  # an older gamead's clean stop
+        return await registry.stopped(killed), await registry.stopped(later), await registry.stopped(older)
+
+    killed, later, older = on_js(server.url, drill)
+    assert killed is False, "a killed process read as stopped cleanly by a later process's delete mark"
+    assert later is True and older is True
+
