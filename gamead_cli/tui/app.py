@@ -137,6 +137,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         self.history = history
         self.snapshot: Snapshot | None = None
         self.failures = 0
+        self._shown_at: float | None = None  #: monotonic seconds the last answer was shown (app_refresh.stale_note)
         self._busy = False
         self._ticks = 0
         #: the id of the job whose line each refresh brings up to date until it ends (app_refresh.follow_job)
