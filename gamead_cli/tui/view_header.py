@@ -40,6 +40,8 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         add(doctor + Text("  "))
     if (storage := storage_text(stats)) is not None:  # every submit is refused meanwhile: as early (attack29b F1)
         add(storage + Text("  "))
+    if (redis := redis_text(stats)) is not None:  # shared limits and the cache do not hold meanwhile (tui42 F3)
+        add(redis + Text("  "))
     if not compact:
         add(api_url + "  ", "dim", rank=5)
     if stats is None:
@@ -95,6 +97,19 @@ def storage_text(stats: Mapping[str, Any] | None) -> Text | None:
     if why:
         text.append(f": {clip(str(why), 60)}", style="red" if state == "failing" else "yellow")
     return text
+
+
+def redis_text(stats: Mapping[str, Any] | None) -> Text | None:
+    """``redis degraded: cannot connect: connection refused (circuit open)`` (yellow) from ``/v1/stats``
+    ``redis.status`` (the answering API node's Redis link, what its ``/readyz`` ``checks.redis`` says); None while it
+    is ``ok``, ``disabled`` (no ``redis.url``) or not said (an older API). The ads flow without Redis, but rate limits
+    are counted per node and the cache is bypassed meanwhile (README "Redis (optional)"). Before tui42 F3 nothing on
+    the dashboard said so: with Valkey killed, ``/readyz`` said ``degraded`` and ``top`` showed no change. Pure."""
+    redis = (stats or {}).get("redis")
+    status = redis.get("status") if isinstance(redis, Mapping) else None
+    if not isinstance(status, str) or status in ("ok", "disabled"):
+        return None
+    return Text(f"redis {clip(status, 60)}", style="yellow")
 
 
 def _count(nodes: Mapping[str, Any], key: str) -> int:
