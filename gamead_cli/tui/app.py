@@ -174,7 +174,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
             DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly, DashboardApp.doctor,
-            DashboardApp.doctor_error, replaying=DashboardApp.replaying)
+            DashboardApp.doctor_error, DashboardApp.nodes, replaying=DashboardApp.replaying)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
             yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -17,13 +17,18 @@ from gamead_cli.tui.view_figures import epoch, num
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
                  compact: bool = False, readonly: bool = False, doctor: Text | None = None,
-                 replaying: str | None = None, width: int | None = None) -> Text:
+                 replaying: str | None = None, width: int | None = None,
+                 nodes: Sequence[Mapping[str, Any]] | None = None) -> Text:
+    nodes_given = nodes
     """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
     under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
     ``REPLAY <file>`` when it plays a recording, ``doctor``'s last verdict (:func:`doctor_text`) once run, and the
     API's storage state while it is not ok (:func:`storage_text`). In ``width`` cells (None: whole) by dropping
     whole fields (:func:`~gamead_cli.cell_text.fit_fields`), in this order: the API's address, the storage used
-    with its age, the busy slots, the answer's time, the NATS server's version (regress41 F7)."""
+    with its age, the busy slots, the answer's time, the NATS server's version (regress41 F7). ``nodes``: the
+    ``/v1/workers`` items the nodes table shows; when given, the node counts are theirs (:func:`node_tally`), so
+    the header and the table never disagree (tui42 F2: two answers 2-3 s apart on a loaded box read ``5 late``
+    above a table of ``2 late · 3 stuck``, ``1 gone`` above a table with no gone row)."""
     fields: list[tuple[Text, int]] = []
 
     def add(text: str | Text, style: str = "", rank: int = 0) -> None:
@@ -48,6 +53,8 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         add("waiting for the first answer…", "dim")
     else:
         nodes = stats.get("nodes") or {}
+        if nodes and nodes_given is not None:
+            nodes = {**nodes, **node_tally(nodes_given)}
         nats = stats.get("nats") or {}
         if registry_unread(stats):  # its counts would say no node beat
             add("registry not read yet", "bold red")
@@ -72,6 +79,25 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             add(Text(" ", style="dim") + Text(f"down: {nats.get('error') or 'unknown'}", style="bold red"))
         add(f"  at {short_time(stats.get('generatedAt'))} UTC", "dim", rank=2)
     return fit_fields(fields, width)
+
+
+def node_tally(nodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The counts of ``/v1/workers`` items as ``/v1/stats`` ``nodes`` names them: ``api`` / ``workers`` (live: not
+    gone), ``late`` / ``stuck`` / ``gone`` (of every role: the header adds the API's to the workers'), ``inFlight``
+    / ``concurrency`` (slots of the live workers), ``apiLate`` / ``apiStuck`` / ``apiGone`` 0 (counted above). The one
+    count of the nodes panel's title and the header. Pure."""
+    live = [n for n in nodes if isinstance(n, Mapping) and n.get("state") != "gone"]
+    workers = [n for n in live if n.get("role") == "worker"]
+
+    def total(key: str) -> int:
+        return sum(v for n in workers if isinstance(v := n.get(key), int) and not isinstance(v, bool))
+
+    tally = {"api": sum(1 for n in live if n.get("role") == "api"), "workers": len(workers),
+             **{w: sum(1 for n in nodes if isinstance(n, Mapping) and n.get("state") == w)
+                for w in ("late", "stuck", "gone")},
+             "apiLate": 0, "apiStuck": 0, "apiGone": 0, "inFlight": total("inFlight"),
+             "concurrency": total("concurrency")}
+    return tally
 
 
 def storage_text(stats: Mapping[str, Any] | None) -> Text | None:
