@@ -137,6 +137,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         self.history = history
         self.snapshot: Snapshot | None = None
         self.failures = 0
+        self._shown_at: float | None = None  #: monotonic seconds the last answer was shown (app_refresh.stale_note)
         self._busy = False
         self._ticks = 0
         #: the id of the job whose line each refresh brings up to date until it ends (app_refresh.follow_job)
@@ -173,7 +174,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
             DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly, DashboardApp.doctor,
-            DashboardApp.doctor_error, replaying=DashboardApp.replaying)
+            DashboardApp.doctor_error, DashboardApp.nodes, replaying=DashboardApp.replaying)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
             yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from textual import work
 
 from gamead_cli import exitcodes
+from gamead_cli.formats import age
 from gamead_cli.tui.source import fetch_snapshot
 from gamead_cli.tui.view import Snapshot
 from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer, NotFound
@@ -52,6 +54,16 @@ def describe_failure(exc: BaseException, refresh: float, attempts: int) -> str:
         return f"⚠ the API answered an error: {exc.message} — {retry}"
     return f"⚠ refresh failed: {type(exc).__name__}: {exc} — {retry}"
 
+
+def stale_note(shown_at: float | None, now: float) -> str:
+    """What the banner adds of the figures under it: `` — the figures below are the last answer's, 41s old, not
+    live`` (``shown_at``: monotonic seconds when the last answer was shown; ``now``: monotonic seconds), "" when
+    none was (nothing is shown yet). Every age on screen (HEARTBEAT ``3.6s ago``, OLDEST, ``as of``) was counted
+    when that answer came: before tui42 F1, after a SIGSTOP of the API the nodes table said ``ok`` and
+    ``3.6s ago`` for minutes, the banner naming the failure and the attempt but not how old the figures were. Pure."""
+    if shown_at is None:
+        return ""
+    return f" — the figures below are the last answer's, {age(max(0.0, now - shown_at))} old, not live"
 
 
 def stale_page(snap: Snapshot) -> bool:
@@ -105,7 +117,8 @@ class Refreshing:
         except Exception as exc:  # noqa: BLE001 - any failure becomes the banner; the next tick retries
             self.failures += 1
             self._dlq_forced = True
-            self.error = describe_failure(exc, self.refresh_seconds, self.failures)
+            self.error = (describe_failure(exc, self.refresh_seconds, self.failures)
+                          + stale_note(self._shown_at, time.monotonic()))
             self._stale(True)
         finally:
             self._busy = False
@@ -185,6 +198,7 @@ class Refreshing:
             self.error = f"⚠ cannot show the API's answer: {type(exc).__name__}: {exc}"
             return
         self.error = None
+        self._shown_at = time.monotonic()
         self._stale(False)
 
     def _stale(self, stale: bool) -> None:

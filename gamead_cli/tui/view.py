@@ -131,7 +131,7 @@ def shown_snapshot(snap: Snapshot) -> Snapshot:
 def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
     snap = shown_snapshot(snap)
     stats = snap.stats
-    parts: list[RenderableType] = [summary_text(stats, api_url)]
+    parts: list[RenderableType] = [summary_text(stats, api_url, nodes=snap.nodes)]
     back = span(history_span(stats))
 
     levels = level_rows(stats)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -17,13 +17,18 @@ from gamead_cli.tui.view_figures import epoch, num
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
                  compact: bool = False, readonly: bool = False, doctor: Text | None = None,
-                 replaying: str | None = None, width: int | None = None) -> Text:
+                 replaying: str | None = None, width: int | None = None,
+                 nodes: Sequence[Mapping[str, Any]] | None = None) -> Text:
+    nodes_given = nodes
     """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
     under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
     ``REPLAY <file>`` when it plays a recording, ``doctor``'s last verdict (:func:`doctor_text`) once run, and the
     API's storage state while it is not ok (:func:`storage_text`). In ``width`` cells (None: whole) by dropping
     whole fields (:func:`~gamead_cli.cell_text.fit_fields`), in this order: the API's address, the storage used
-    with its age, the busy slots, the answer's time, the NATS server's version (regress41 F7)."""
+    with its age, the busy slots, the answer's time, the NATS server's version (regress41 F7). ``nodes``: the
+    ``/v1/workers`` items the nodes table shows; when given, the node counts are theirs (:func:`node_tally`), so
+    the header and the table never disagree (tui42 F2: two answers 2-3 s apart on a loaded box read ``5 late``
+    above a table of ``2 late · 3 stuck``, ``1 gone`` above a table with no gone row)."""
     fields: list[tuple[Text, int]] = []
 
     def add(text: str | Text, style: str = "", rank: int = 0) -> None:
@@ -40,12 +45,16 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         add(doctor + Text("  "))
     if (storage := storage_text(stats)) is not None:  # every submit is refused meanwhile: as early (attack29b F1)
         add(storage + Text("  "))
+    if (redis := redis_text(stats)) is not None:  # shared limits and the cache do not hold meanwhile (tui42 F3)
+        add(redis + Text("  "))
     if not compact:
         add(api_url + "  ", "dim", rank=5)
     if stats is None:
         add("waiting for the first answer…", "dim")
     else:
         nodes = stats.get("nodes") or {}
+        if nodes and nodes_given is not None:
+            nodes = {**nodes, **node_tally(nodes_given)}
         nats = stats.get("nats") or {}
         if registry_unread(stats):  # its counts would say no node beat
             add("registry not read yet", "bold red")
@@ -72,6 +81,25 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
     return fit_fields(fields, width)
 
 
+def node_tally(nodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The counts of ``/v1/workers`` items as ``/v1/stats`` ``nodes`` names them: ``api`` / ``workers`` (live: not
+    gone), ``late`` / ``stuck`` / ``gone`` (of every role: the header adds the API's to the workers'), ``inFlight``
+    / ``concurrency`` (slots of the live workers), ``apiLate`` / ``apiStuck`` / ``apiGone`` 0 (counted above). The one
+    count of the nodes panel's title and the header. Pure."""
+    live = [n for n in nodes if isinstance(n, Mapping) and n.get("state") != "gone"]
+    workers = [n for n in live if n.get("role") == "worker"]
+
+    def total(key: str) -> int:
+        return sum(v for n in workers if isinstance(v := n.get(key), int) and not isinstance(v, bool))
+
+    tally = {"api": sum(1 for n in live if n.get("role") == "api"), "workers": len(workers),
+             **{w: sum(1 for n in nodes if isinstance(n, Mapping) and n.get("state") == w)
+                for w in ("late", "stuck", "gone")},
+             "apiLate": 0, "apiStuck": 0, "apiGone": 0, "inFlight": total("inFlight"),
+             "concurrency": total("concurrency")}
+    return tally
+
+
 def storage_text(stats: Mapping[str, Any] | None) -> Text | None:
     """``storage failing 4m12s: NATS did not answer in time`` (red) / ``storage degraded: …`` (yellow) /
     ``storage unknown`` from ``/v1/stats`` ``storage`` (the API node's storage probe:
@@ -95,6 +123,19 @@ def storage_text(stats: Mapping[str, Any] | None) -> Text | None:
     if why:
         text.append(f": {clip(str(why), 60)}", style="red" if state == "failing" else "yellow")
     return text
+
+
+def redis_text(stats: Mapping[str, Any] | None) -> Text | None:
+    """``redis degraded: cannot connect: connection refused (circuit open)`` (yellow) from ``/v1/stats``
+    ``redis.status`` (the answering API node's Redis link, what its ``/readyz`` ``checks.redis`` says); None while it
+    is ``ok``, ``disabled`` (no ``redis.url``) or not said (an older API). The ads flow without Redis, but rate limits
+    are counted per node and the cache is bypassed meanwhile (README "Redis (optional)"). Before tui42 F3 nothing on
+    the dashboard said so: with Valkey killed, ``/readyz`` said ``degraded`` and ``top`` showed no change. Pure."""
+    redis = (stats or {}).get("redis")
+    status = redis.get("status") if isinstance(redis, Mapping) else None
+    if not isinstance(status, str) or status in ("ok", "disabled"):
+        return None
+    return Text(f"redis {clip(status, 60)}", style="yellow")
 
 
 def _count(nodes: Mapping[str, Any], key: str) -> int:

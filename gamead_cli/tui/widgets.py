@@ -64,6 +64,7 @@ class SummaryBar(Static):
     doctor: reactive[Mapping[str, Any] | None] = reactive(None)
     doctor_error: reactive[str | None] = reactive(None)
     replaying: reactive[str | None] = reactive(None)
+    nodes: reactive[Sequence[Mapping[str, Any]] | None] = reactive(None)  #: the nodes table's (view_header.node_tally)
 
     def __init__(self, api_url: str, **kw: Any) -> None:
         super().__init__(**kw)
@@ -75,7 +76,7 @@ class SummaryBar(Static):
         doctor = view_header.doctor_text(self.doctor, self.doctor_error) if ran else None
         return safe_render(view_header.summary_text, self.stats, self.api_url, paused=self.paused,
                            compact=compact, readonly=self.readonly, doctor=doctor, replaying=self.replaying,
-                           width=self.size.width)
+                           width=self.size.width, nodes=self.nodes)
 
 
 class JobLine(Static):

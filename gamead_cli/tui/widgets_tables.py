@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Static
 
 from gamead_cli.cell_text import clip_cells
 from gamead_cli.fitted import FittedTable
-from gamead_cli.tui import view_audit, view_tables
+from gamead_cli.tui import view_audit, view_header, view_tables
 from gamead_cli.tui.widgets import safe_render, set_border
 
 Row = tuple[str, Sequence[RenderableType]]
@@ -232,9 +232,9 @@ class NodesPanel(FilteredPanel):
 
     def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
         self.query_one(NodesTable).set_rows((str(n.get("id")), view_tables.node_row(n)) for n in nodes)
-        workers = [n for n in nodes if n.get("role") == "worker" and n.get("state") != "gone"]
-        counts = {w: sum(1 for n in nodes if n.get("state") == w) for w in ("late", "stuck", "gone")}
-        title = f"nodes · {len(workers)} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
+        tally = view_header.node_tally(nodes)  # the header's counts too (tui42 F2)
+        counts = {w: tally[w] for w in ("late", "stuck", "gone")}
+        title = f"nodes · {tally['workers']} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
         self.set_title(title)
         self.set_class(bool(counts["stuck"] or counts["gone"]), "-alert")
 
