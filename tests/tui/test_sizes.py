@@ -211,3 +211,19 @@ def test_top_once_at_80_columns_keeps_whole_dlq_ids_and_labels_every_figure(reco
     assert "NOW" not in text  # a one-minute average is not "now"
     assert "last minute (ack pending: now)" in text
     assert "slots busy" in text and "ago" in text
+
+
+def test_a_long_autoscaler_decision_ends_in_an_ellipsis_at_80_columns(recorded: dict[str, Any]) -> None:
+    """regress42 F3: at 80×24 the autoscaler row showed `backlog 0, arriving 0.25 ads/s at 497.6 ads/s per` and
+    stopped, cut unmarked mid-sentence (its one row took the first line of the wrapped decision). Now it ends in
+    `…` at the edge (`gamead scale status` has it whole). Without the fix (widgets.py of d7ed5250) the row ends
+    `per`; with it, `…`."""
+    recorded["stats"]["autoscaler"]["reason"] = ("backlog 0, arriving 0.25 ads/s at 497.6 ads/s per worker (last "
+                                                 "measured 558s ago) needs 1 → hold 2 (min 2)")
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        await footer(app, pilot)
+        row = next(line for line in screen_text(app).splitlines() if "autoscaler 2 → 4" in line)
+        assert row.rstrip().endswith("…") and len(row.rstrip()) <= 80, row
+
+    run(recorded, (80, 24), scenario)
