@@ -103,17 +103,20 @@ def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
 def client_settings_from(config: Path | None, api: str | None) -> GameadSettings:
     """The settings of a client command (``--config``, ``--api``): ``client.api_url`` is ``--api``, else
     GAMEAD_API_URL (or GAMEAD_CLIENT__API_URL), else the config file's ``client.api_url``, else the API of the
-    ``gamead up`` of ``embedded.data_dir`` (``./.gamead``: its ``gamead-up.json``,
+    ``gamead up`` of ``embedded.data_dir`` (``./.gamead``, else that of the nearest parent directory:
+    :func:`gamead_core.datadir_find.stack_data_dir`; its ``gamead-up.json``,
     :func:`gamead_core.datadir.recorded_stack`; also a stack stopped since, whose API it then finds down), else
     ``http://127.0.0.1:8080``. So a verb run in a stack's directory talks to that stack, never silently to another
     one on 8080 (attack41b F5: a stopped stack's directory fell back to 8080)."""
     from gamead_core.config.local import api_url_problem
     from gamead_core.datadir import STATE_FILE, recorded_stack
+    from gamead_core.datadir_find import stack_data_dir
     from gamead_core.errors import ConfigError
 
     settings = settings_from(config, client={"api_url": api})
     if "api_url" not in settings.client.model_fields_set:
-        stack = recorded_stack(settings.embedded.data_dir)  # stopped too: never another stack on 8080 (a41b F5)
+        # stopped too: never another stack on 8080 (a41b F5); from a subdirectory too, as git finds .git (left42)
+        stack = recorded_stack(stack_data_dir(settings.embedded))
         if stack is not None and stack.api_url is not None:
             # the one rule of every source (exit 5), and only the loopback http URL that up writes (a41c F1)
             if (problem := api_url_problem(stack.api_url) or not_up_url(stack.api_url)) is not None:

@@ -27,7 +27,9 @@ def require_nats_url(settings: GameadSettings, verb: str = "worker") -> str:
     ``embedded.data_dir`` when one runs there (attack29a F9: run in a stack's directory, it said "run `gamead
     up`", which already ran; its NATS needs the stack's token, so only its own config copy joins it)."""
     if not settings.nats.url:
-        joins = _join_command(settings.embedded.data_dir, verb)
+        from gamead_core.datadir_find import stack_data_dir
+
+        joins = _join_command(stack_data_dir(settings.embedded), verb)
         raise ConfigError(
             "nats.url is not set: point it at your NATS server (--nats-url, GAMEAD_NATS__URL or config.yaml), "
             + (f"or join the gamead up running here with `{joins}`" if joins else

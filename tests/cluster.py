@@ -27,7 +27,7 @@ import pytest
 from gamead_core.embedded import PICKED_STARTS, free_port, nats_server_binary, port_lost, terminate, wait_for_listener
 from gamead_core.errors import QueueUnavailable
 from gamead_core.proc import die_with_parent
-from tests.support import wait_for
+from tests.support import Proc, ad, wait_for
 
 CLUSTER_NAME = "gamead-test"
 #: a stopped (SIGSTOP'd, hung) node's routes are closed as stale after about ping_interval × (ping_max + 1), and
@@ -235,3 +235,40 @@ def fresh_cluster(nats_cluster: NatsCluster) -> NatsCluster:
              what="every node to release the wiped streams' storage reservations")
     return nats_cluster
 
+
+#: the API's and workers' settings of the fail-over drills (test_cluster_frozen, test_cluster_resume): R3 streams,
+#: 2 s deadlines; an ad delivered to a worker while it is still on a stopped node is lost with its socket and
+#: redelivered after ack_wait (1 run in 10 before it was 5 s: 30 s of it then)
+R3_DRILL = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_NATS__REQUEST_TIMEOUT": "2",
+            "GAMEAD_API__PUBLISH_TIMEOUT": "2"}
+
+
+@pytest.fixture
+def cluster_procs() -> Iterator[list[Proc]]:
+    """Processes a cluster test starts (API, workers), each stopped by PID at its end (10 s each, then SIGKILL).
+    Unlike ``procs`` (tests/conftest.py), it starts no single-node NATS of its own."""
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.stop(timeout=10)
+
+
+def node_of(cluster: NatsCluster, name: str) -> ClusterNode | None:
+    """The node a client connection named ``name`` is on (each node's ``/connz``), or None."""
+    for node in cluster.nodes:
+        try:
+            conns = httpx.get(f"http://127.0.0.1:{node.http_port}/connz", params={"limit": 1024},
+                              timeout=2).json().get("connections") or []
+        except (httpx.HTTPError, ValueError):
+            continue
+        if any(c.get("name") == name for c in conns):
+            return node
+    return None
+
+
+def one_ad_completed(client: httpx.Client) -> None:
+    """Submit one ad through ``client`` (an API's) and wait until it is completed (30 s): the API and a worker
+    work before a drill stops anything."""
+    first = client.post("/ads", json=ad("Before the stop")).json()["id"]
+    wait_for(lambda: client.get(f"/ads/{first}").json().get("status") == "completed", timeout=30,
+             what="an ad completed before the stop")

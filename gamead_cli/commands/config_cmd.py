@@ -17,6 +17,7 @@ from gamead_cli.options import ConfigOpt, client_settings_from
 from gamead_cli.program import follow_up
 from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
 from gamead_core.datadir import STACK_ENV_FILE, running_stack
+from gamead_core.datadir_find import stack_data_dir
 
 app = typer.Typer(
     help="Show the effective configuration: defaults < config file < GAMEAD_* env vars < flags.\n\n"
@@ -57,7 +58,7 @@ def show(
     Example: gamead config show --config prod.yaml -o json
     """
     settings = client_settings_from(config, None)  # client.api_url: the API a verb run here talks to
-    where = data_dir if data_dir is not None else settings.embedded.data_dir
+    where = data_dir if data_dir is not None else stack_data_dir(settings.embedded)  # a parent's too (left42)
     if stack:
         settings = stack_settings(where)
     elif (note := stack_note(where, config)) is not None:

@@ -67,6 +67,7 @@ from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
 from gamead_cli.tui.view import snapshot_view
+from gamead_core.datadir_find import stack_data_dir
 from gamead_core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def top(
         return
     settings = client_settings_from(config, api)  # --api, env, config, else the stack running here
     # the local stack's logs only under the dashboard of that stack's API, never another's
-    log_dir = logs if logs is not None else default_log_dir(settings.embedded.data_dir, settings.client.api_url)
+    log_dir = logs if logs is not None else default_log_dir(stack_data_dir(settings.embedded), settings.client.api_url)
     if once or output == OutputFormat.json:
         recorder = _recorder(record, record_max_mb)  # --record with --once: the one snapshot is recorded
         try:

@@ -35,7 +35,7 @@ from gamead_cli.tui.app_replay import ReplayControls
 from gamead_cli.tui.recording import Player, Recorder
 from gamead_cli.tui.screens import CommandLine, CommandSuggester, DashboardCommands
 from gamead_cli.tui.source import DataSource, ShownSource
-from gamead_cli.tui.typeahead import TypeAhead
+from gamead_cli.tui.typeahead import HELD_MOUSE, TypeAhead
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
     AutoscalerLine,
@@ -161,8 +161,9 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     async def on_event(self, event: events.Event) -> None:
-        """A key or a paste read from the terminal waits for the keys before it (:mod:`gamead_cli.tui.typeahead`)."""
-        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+        """A key, a paste or a mouse button read from the terminal waits for the keys before it
+        (:mod:`gamead_cli.tui.typeahead`)."""
+        if isinstance(event, (events.Key, events.Paste, *HELD_MOUSE)) and not event.is_forwarded:
             await self.typeahead.key(event)
         else:
             await super().on_event(event)

@@ -15,6 +15,11 @@ queued, to the app), and only once the screen on top has mounted and taken its f
 goes on at once, as before. Ctrl-C never waits. A turn that never comes back (its widget closed with the key in its
 queue) is given up once that widget is gone from the screen, or after :data:`KEY_WAIT` (a backstop: a turn takes
 milliseconds, a loaded box's a few hundred); at most :data:`MAX_HELD` keys wait, and any more go on as Textual would.
+
+A mouse button (press, release, wheel: :data:`HELD_MOUSE`) waits its turn the same way (left42): Textual hands it to
+the screen on top when it reads it, so a click after ``escape`` in one burst went to the screen ``escape`` was about
+to close; it now goes, once the keys before it are handled and the screen on top has mounted, to the widget under
+the pointer then. Pointer moves (hover) are not held.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ MAX_HELD = 4096
 BEHIND = 4
 #: times a turn goes from the key's widget up to the app (see :meth:`TypeAhead._pass`)
 LAPS = 2
+#: the mouse events held as keys are (the module doc): its buttons and wheel, not its moves
+HELD_MOUSE = (events.MouseDown, events.MouseUp, events.MouseScrollDown, events.MouseScrollUp,
+              events.MouseScrollLeft, events.MouseScrollRight)
 
 
 class TypeAhead:
@@ -54,7 +62,7 @@ class TypeAhead:
         self.app = app
         self.forward = forward
         self.urgent = frozenset(urgent)
-        self.held: deque[events.Key | events.Paste] = deque()
+        self.held: deque[events.Key | events.Paste | events.MouseEvent] = deque()
         #: screens that have mounted and taken their focus since a key last found them on top
         self.settled: WeakSet[Any] = WeakSet()
         self._turn = 0
@@ -63,9 +71,9 @@ class TypeAhead:
         self._target: weakref.ref[MessagePump] | None = None  #: the widget the key on its way was handed to
         self._at: weakref.ref[MessagePump] | None = None  #: where the turn under way waits now
 
-    async def key(self, event: events.Key | events.Paste) -> None:
-        """A key (or a paste) read from the terminal: handed on now if nothing is on its way, else after the keys
-        before it."""
+    async def key(self, event: events.Key | events.Paste | events.MouseEvent) -> None:
+        """A key (or a paste, a mouse button) read from the terminal: handed on now if nothing is on its way, else
+        after the keys before it."""
         if getattr(event, "key", None) in self.urgent or len(self.held) >= MAX_HELD:
             await self.forward(event)
             return
@@ -82,7 +90,7 @@ class TypeAhead:
                     self._since = None
                 continue
             event = self.held.popleft()
-            target = self.app.focused or screen
+            target = _under(screen, event) if isinstance(event, events.MouseEvent) else self.app.focused or screen
             self._target = self._at = weakref.ref(target)
             turn = self._begin()
             await self.forward(event)
@@ -146,6 +154,14 @@ class TypeAhead:
             self._turn += 1  # a late hand-back of the old turn is ignored
             self._since = None
             await self._drain()
+
+
+def _under(screen: Any, event: events.MouseEvent) -> Any:
+    """The widget of ``screen`` under ``event``'s pointer (where Textual sends it), else ``screen``."""
+    try:
+        return screen.get_widget_at(event.screen_x, event.screen_y)[0]
+    except Exception:  # noqa: BLE001 - NoWidget, or a screen not laid out: the screen takes it
+        return screen
 
 
 def _gone(node: MessagePump) -> bool:

@@ -36,13 +36,14 @@ class Group:
     the last slot is filled (no future, callback or deadline per message). ``messages``, ``sent`` (loop time the
     group began), ``deadline`` (loop time its acks are awaited until at the latest) and ``tokens`` (every reply
     token of the group, dropped when it ends) serve the resends of "no responders" (:mod:`gamead_core.queue.acks`);
-    ``again``: index → (resends made, loop time of the last), made on the first."""
+    ``again``: index → (resends made, loop time of the last), made on the first; ``slices``: the loop time each
+    slice of ``slice`` messages began to be written (:meth:`first_sent`)."""
 
-    __slots__ = ("results", "left", "waiter", "messages", "sent", "deadline", "tokens", "again")
+    __slots__ = ("results", "left", "waiter", "messages", "sent", "deadline", "tokens", "again", "slices", "slice")
 
     def __init__(self, results: list[Ack | BaseException | None], left: int,
                  waiter: asyncio.Future[None], messages: Sequence[Message | BaseException], sent: float,
-                 deadline: float) -> None:
+                 deadline: float, slice_: int = 1) -> None:
         self.results = results
         self.left = left
         self.waiter = waiter
@@ -51,6 +52,14 @@ class Group:
         self.deadline = deadline
         self.tokens: list[str] = []
         self.again: dict[int, tuple[int, float]] | None = None
+        self.slices: list[float] = []
+        self.slice = slice_
+
+    def first_sent(self, index: int) -> float:
+        """The loop time message ``index`` was first sent at the earliest: its slice's start (left42: the group's
+        start made a late message of a big batch look as slow as the whole write, and its resend was given up)."""
+        slot = index // self.slice
+        return self.slices[slot] if slot < len(self.slices) else self.sent
 
     def fill(self, index: int, answer: Ack | BaseException) -> None:
         self.results[index] = answer

@@ -149,7 +149,7 @@ class _Acks:
             group, index = entry
             if group.waiter.done():
                 return False
-            tries, sent = (group.again or {}).get(index, (0, group.sent))
+            tries, sent = (group.again or {}).get(index) or (0, group.first_sent(index))
             deadline = group.deadline
         else:
             if entry.future.done():  # type: ignore[union-attr]
@@ -237,13 +237,14 @@ class _Acks:
         loop = asyncio.get_running_loop()
         results: list[Ack | BaseException | None] = [None] * len(messages)
         now = loop.time()  # 1: the loop below, so no early wake while it sends
-        group = _Group(results, 1, loop.create_future(), messages, now, now + timeout)
-        waiting = self._waiting
-        prefix = self._prefix
+        group = _Group(results, 1, loop.create_future(), messages, now, now + timeout, SLICE)
+        waiting, prefix = self._waiting, self._prefix
         nc, send = self._nc, hpub.send  # nc.publish's bytes, put in its buffer directly (hpub; session 34)
-        tokens = group.tokens
+        tokens, slices = group.tokens, group.slices
         try:
             for index, message in enumerate(messages):
+                if not index % SLICE:
+                    slices.append(loop.time())  # its round trips are measured from here (Group.first_sent)
                 if isinstance(message, BaseException):
                     results[index] = message
                     continue

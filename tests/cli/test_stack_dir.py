@@ -13,6 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support import clean_env, run_gamead, up_stack
 
 
@@ -21,7 +23,7 @@ def _gamead(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_config_still_win(
-        tmp_path: Path, closed_api_url: str) -> None:
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, closed_api_url: str) -> None:
     up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead",  # cwd: tmp_path
                   GAMEAD_WORKER__MAX_ATTEMPTS="7")
     up.argv[up.argv.index("--data-dir") + 1] = ".gamead"  # relative, as an operator types it (attack25 finding 9)
@@ -72,8 +74,8 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         (tmp_path / "other.yaml").write_text(f"client: {{api_url: '{closed_api_url}'}}\n")
         done = _gamead(tmp_path, "ads", "list", "--config", "other.yaml")
         assert done.returncode == 3 and closed_api_url in done.stderr, done.stderr[-2000:]
-        elsewhere = tmp_path / "elsewhere"  # no stack there: the default, as before
-        elsewhere.mkdir()
+        # no stack there nor above it (a subdirectory of tmp_path is the stack's: test_stack_dir_parent): the default
+        elsewhere = tmp_path_factory.mktemp("elsewhere")
         assert json.loads(_gamead(elsewhere, "config", "show", "-o", "json").stdout)["client"]["api_url"] == \
             "http://127.0.0.1:8080"
         nothing = _gamead(elsewhere, "config", "show", "--stack")

@@ -18,57 +18,30 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import ClusterNode, NatsCluster, fresh_cluster
+from tests.cluster import R3_DRILL, NatsCluster, fresh_cluster, node_of, one_ad_completed
 from tests.support import Proc, ad, frozen, start_api, start_worker, wait_for
 
-#: an ad delivered to the worker while it is still on the stopped node is lost with its socket and redelivered
-#: after ack_wait (1 run in 10 before it was 5 s: 30 s of it then)
-R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_NATS__REQUEST_TIMEOUT": "2",
-      "GAMEAD_API__PUBLISH_TIMEOUT": "2"}
 #: seconds a client may wait for submits to be accepted again: a few times the connection's own bound
 #: (nats.stale_after 3 s + a guard round + one connect_timeout 2 s to the stopped server, tried again first
 #: perhaps) plus the election of new stream leaders if the stopped server led one; before: 30-37 s
 BOUND = 20.0
 
 
-def _node_of(cluster: NatsCluster, name: str) -> ClusterNode | None:
-    """The node a client connection named ``name`` is on (each node's ``/connz``), or None."""
-    for node in cluster.nodes:
-        try:
-            conns = httpx.get(f"http://127.0.0.1:{node.http_port}/connz", params={"limit": 1024},
-                              timeout=2).json().get("connections") or []
-        except (httpx.HTTPError, ValueError):
-            continue
-        if any(c.get("name") == name for c in conns):
-            return node
-    return None
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.stop(timeout=10)
-
-
 def test_a_stopped_server_is_left_within_seconds_and_readyz_says_it_does_not_answer(
-    nats_cluster: NatsCluster, procs: list[Proc], tmp_path: Path
+    nats_cluster: NatsCluster, cluster_procs: list[Proc], tmp_path: Path
 ) -> None:
     """SIGSTOP the node the API is on: submits are accepted again within the bound (the API left it for another
     node), ``/readyz`` said the NATS check failed meanwhile, and an ad accepted then completes (the worker, on
     the same node, left it too: it was given that node only, and found the others from the cluster's gossip)."""
     cluster = fresh_cluster(nats_cluster)
-    api, url = start_api(cluster.url, tmp_path, **R3)
-    procs.append(api)
-    node = wait_for(lambda: _node_of(cluster, "gamead-api"), timeout=30, what="the API's node")
-    worker = start_worker(node.url, tmp_path, worker_id="w1", concurrency=4, ready=True, **R3)
-    procs.append(worker)
-    assert _node_of(cluster, "gamead-worker w1") is node
+    api, url = start_api(cluster.url, tmp_path, **R3_DRILL)
+    cluster_procs.append(api)
+    node = wait_for(lambda: node_of(cluster, "gamead-api"), timeout=30, what="the API's node")
+    worker = start_worker(node.url, tmp_path, worker_id="w1", concurrency=4, ready=True, **R3_DRILL)
+    cluster_procs.append(worker)
+    assert node_of(cluster, "gamead-worker w1") is node
     with httpx.Client(base_url=url, timeout=15) as client:
-        first = client.post("/ads", json=ad("Before the stop")).json()["id"]
-        wait_for(lambda: client.get(f"/ads/{first}").json().get("status") == "completed", timeout=30,
-                 what="an ad completed before the stop")
+        one_ad_completed(client)
         checks: list[str] = []  # every /readyz nats check while the node is stopped, 10 a second
         answers: list[int] = []
         done = threading.Event()
@@ -124,7 +97,7 @@ def cluster_of_default_route_pings(tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.mark.parametrize("pings", ["ours", "nats-server defaults"])
 def test_a_stopped_server_the_clients_are_not_on_does_not_stall_processing(
-    pings: str, request: pytest.FixtureRequest, procs: list[Proc], tmp_path: Path
+    pings: str, request: pytest.FixtureRequest, cluster_procs: list[Proc], tmp_path: Path
 ) -> None:
     """SIGSTOP a server neither the API nor the worker is connected to: the ads submitted meanwhile are all
     completed while it is still stopped. Before, the healthy servers kept giving the stopped one its share of
@@ -135,14 +108,12 @@ def test_a_stopped_server_the_clients_are_not_on_does_not_stall_processing(
     cluster = (fresh_cluster(request.getfixturevalue("nats_cluster")) if pings == "ours"
                else request.getfixturevalue("cluster_of_default_route_pings"))
     on_api, on_worker, stopped = cluster.nodes
-    env = {**R3, "GAMEAD_QUEUE__PARTITIONS": "3"}  # as in the drill (5 there): 5 levels × 3 queue heads per look
+    env = {**R3_DRILL, "GAMEAD_QUEUE__PARTITIONS": "3"}  # as in the drill (5 there): 5 levels × 3 queue heads per look
     api, url = start_api(on_api.url, tmp_path, **env)
-    procs.append(api)
-    procs.append(start_worker(on_worker.url, tmp_path, worker_id="w1", concurrency=4, ready=True, **env))
+    cluster_procs.append(api)
+    cluster_procs.append(start_worker(on_worker.url, tmp_path, worker_id="w1", concurrency=4, ready=True, **env))
     with httpx.Client(base_url=url, timeout=15) as client:
-        first = client.post("/ads", json=ad("Before the stop")).json()["id"]
-        wait_for(lambda: client.get(f"/ads/{first}").json().get("status") == "completed", timeout=30,
-                 what="an ad completed before the stop")
+        one_ad_completed(client)
         assert stopped.proc is not None
         with frozen(stopped.proc.pid):
             def accepted(title: str) -> str | None:  # a 503 while a leader it held is elected again: retried

@@ -14,35 +14,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import nats
-import pytest
 
 from gamead_core import names
-from tests.cluster import NatsCluster, fresh_cluster
-from tests.integration.test_cluster_frozen import _node_of
+from tests.cluster import R3_DRILL, NatsCluster, fresh_cluster, node_of, one_ad_completed
 from tests.support import Proc, ad, frozen, start_api, start_worker, wait_for
 
-#: as tests/integration/test_cluster_frozen.py: R3 streams, 2 s deadlines
-R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_NATS__REQUEST_TIMEOUT": "2",
-      "GAMEAD_API__PUBLISH_TIMEOUT": "2"}
 FROZEN_FOR = 10.0  #: seconds the leader stays stopped (the drill's)
 AFTER = 6.0  #: seconds of load after it resumes
 CLIENTS = 4  #: threads submitting, each one request at a time
 #: seconds a write that met "no responders" is tried for at the least: R3's publish timeout (2 s), less the room a
 #: last resend leaves for its answer (queue.resend: at least 0.1 s, and twice a round trip)
 PUBLISH_DEADLINE = 1.5
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.stop(timeout=10)
 
 
 def _leader(cluster: NatsCluster, stream: str) -> str | None:
@@ -127,7 +113,8 @@ class _Load:
         return [a for a in self.answers if start <= a[0] < end]
 
 
-def test_a_resumed_leader_costs_no_503(nats_cluster: NatsCluster, procs: list[Proc], tmp_path: Path) -> None:
+def test_a_resumed_leader_costs_no_503(nats_cluster: NatsCluster, cluster_procs: list[Proc],
+                                       tmp_path: Path) -> None:
     """Make the API's node the work stream's leader, freeze it for 10 s under a steady load of 4 clients (the API
     leaves it for another node), then resume it: no ``POST /ads`` of the 6 s after it resumes gives up on "no
     responders" (``queue_unavailable`` "no leader answered") before its publish deadline (2 s). Before the fix, three
@@ -137,14 +124,13 @@ def test_a_resumed_leader_costs_no_503(nats_cluster: NatsCluster, procs: list[Pr
     and then ``storage_failing``): those 503s are honest, and not this fix's kind, so only an early give-up fails
     (without the resend, lead's check: 56 of 815 refused after the resume, each within 0.01 s of its request)."""
     cluster = fresh_cluster(nats_cluster)
-    api, url = start_api(cluster.url, tmp_path, **R3)
-    procs.append(api)
-    procs.append(start_worker(cluster.url, tmp_path, worker_id="w1", concurrency=4, ready=True, **R3))
+    api, url = start_api(cluster.url, tmp_path, **R3_DRILL)
+    cluster_procs.append(api)
+    cluster_procs.append(start_worker(cluster.url, tmp_path, worker_id="w1", concurrency=4, ready=True,
+                                      **R3_DRILL))
     with httpx.Client(base_url=url, timeout=15) as client:
-        first = client.post("/ads", json=ad("Before the stop")).json()["id"]
-        wait_for(lambda: client.get(f"/ads/{first}").json().get("status") == "completed", timeout=30,
-                 what="an ad completed before the stop")
-    on = wait_for(lambda: _node_of(cluster, "gamead-api"), timeout=30, what="the API's node").name
+        one_ad_completed(client)
+    on = wait_for(lambda: node_of(cluster, "gamead-api"), timeout=30, what="the API's node").name
     wait_for(lambda: _lead_from(cluster, names.work_stream(0), on), timeout=60, interval=0.5,
              what=f"the work stream led from {on}, the API's node")
     leader = cluster.node_named(on)

@@ -10,6 +10,7 @@ stream ever takes is still answered "no responders" (nothing stored, never "may 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -130,3 +131,61 @@ def test_a_dead_letter_no_stream_took_yet_is_stored_once_a_stream_takes_it(
             await nc.close()
 
     asyncio.run(run())
+
+
+
+class _Batch(list):  # type: ignore[type-arg]
+    """A batch of messages that knows when :func:`publish_many` has gone through it (its first sends written)."""
+
+    written = False
+
+    def __iter__(self) -> Any:
+        yield from super().__iter__()
+        self.written = True
+
+
+def test_a_late_message_of_a_big_batch_is_resent_by_its_own_round_trip(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """left42 item 6: a batch's round trip for a resend was measured from the batch's start, so a message written
+    late in a big batch looked as slow as the whole write at its first "no responders", and the room its resend
+    needs (twice that) was past the batch's deadline: given up at once, 503 where a resend would have stored it.
+    Here 1,000 messages are written while another task keeps the event loop busy 40 ms at each turn it gets (about
+    1.6 s of writing, within a 4 s deadline); the stream is made once every first answer has come. It is now
+    measured from the message's slice's start: every message stored (3 of 3 runs). Without the fix (acks.py of
+    d7ed5250): 500 and 475 of 1,000 answered ``NoStreamResponseError`` (#500-#999, #525-#999: the later half)."""
+    server = fresh_nats()
+    count = 1000
+
+    async def run() -> list[Any]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        waiting = acks._acks_of(js)  # noqa: SLF001 - its reply tokens: 1..count are the first sends
+        batch = _Batch((f"late.{i}", b"ad", {"Nats-Msg-Id": f"late-{i}"}) for i in range(count))
+
+        async def busy_while_written() -> None:
+            while not batch.written:
+                until = time.monotonic() + 0.04
+                while time.monotonic() < until:
+                    pass
+                await asyncio.sleep(0)
+
+        async def stream_after_the_first_answers() -> None:
+            await busy_while_written()
+            deadline = time.monotonic() + 10
+            while any(str(token) in waiting._waiting for token in range(1, count + 1)):  # noqa: SLF001
+                assert time.monotonic() < deadline, "first answers missing after 10 s"
+                await asyncio.sleep(0.01)
+            await js.add_stream(name="LATE", subjects=["late.>"], storage=StorageType.MEMORY)
+
+        try:
+            maker = asyncio.ensure_future(stream_after_the_first_answers())
+            answers = await publish_many(js, batch, timeout=4.0)
+            await maker
+            return answers
+        finally:
+            await nc.close()
+
+    answers = asyncio.run(run())
+    lost = [i for i, answer in enumerate(answers) if not isinstance(answer, Ack)]
+    assert lost == [], f"{len(lost)} of {count} not stored, #{lost[0]}-#{lost[-1]}: {answers[lost[0]]!r}"

@@ -126,3 +126,34 @@ def test_a_paste_after_a_key_that_opens_the_filter_reaches_the_filter(recorded: 
         assert nodes.filter_text == "wor" and app.focused is nodes
 
     run(source, scenario)
+
+
+
+def test_a_click_after_a_key_in_one_burst_does_not_overtake_it(recorded: dict[str, Any]) -> None:
+    """left42 item 1: mouse buttons were not held with the keys. In one burst ``?`` (help) and a click where the
+    DLQ's third row is, the click was handed on at once, while ``?`` still waited its turn (the screen on top not
+    settled yet: 2 keys held when the click was read), so it moved the DLQ's cursor beneath a help screen that
+    opened after it. It now waits behind ``?``: it reaches the help screen, which ``?`` put on top, and the DLQ's
+    cursor stays on row 0. Without the fix: help on top, cursor on row 2 (1 of 1). With it: row 0."""
+    from textual import events
+
+    from gamead_cli.tui.widgets_help import HelpScreen
+
+    source = RecordedSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        dlq = app.query_one(DlqTable)
+        assert dlq.row_count >= 3 and dlq.cursor_row == 0
+        region = dlq.content_region
+        x, y = region.x + 2, region.y + 1 + 2  # the header line, then row 2
+
+        def button(kind: type[events.MouseEvent]) -> events.MouseEvent:
+            return kind(None, x, y, 0, 0, 1, False, False, False, screen_x=x, screen_y=y)  # type: ignore[arg-type]
+
+        await burst(pilot, "?", button(events.MouseDown), button(events.MouseUp))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and not app.typeahead.held,
+                    what="the help on top, nothing held")
+        await pilot.pause()
+        assert dlq.cursor_row == 0, "the click overtook the ? typed before it"
+
+    run(source, scenario)
