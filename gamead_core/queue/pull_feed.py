@@ -28,7 +28,7 @@ before the create's answer comes back by another route; a request whose reply in
 is dropped too (nats-server ``processWaiting``: "No more interest here"). Nothing tells the client. So each request
 has its own reply subject and asks for an idle heartbeat (ADR-37's pull requests: status ``100`` every
 :data:`HEARTBEAT` seconds while it waits without messages), and a request heard nothing from (no message, no
-status) for :data:`LOST_AFTER` seconds is forgotten and asked again (:meth:`PullFeed.next_msg`). Without that a
+status) for the feed's bound (below; at first :data:`LOST_AFTER` seconds) is forgotten and asked again (:meth:`PullFeed.next_msg`). Without that a
 read of an R3 bucket on a 3-node cluster got nothing and ended ScanIncomplete ("0 messages read, then 2 s without
 one", CI of 61d0bab). A request forgotten that was only slow still delivers the consumer's next messages, in order,
 to the feed: they are taken as any other (its room was given back, so the bytes asked for may pass the bound by

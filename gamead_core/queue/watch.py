@@ -138,8 +138,9 @@ class TopologyWatch:
                     log.error("%s cannot be used: %s (left as it is; never overwritten)", obj.label, obj.detail,
                               extra=fields)
                 else:
-                    log.error("%s is missing and could not be created: %s (trying again every %g s)", obj.label,
-                              obj.detail, self.interval, extra=fields)
+                    log.error("%s is missing and could not be created: %s (trying again every %g s, and at most "
+                              "%d times a second while writes find no stream)", obj.label, obj.detail,
+                              self.interval, round(1 / POKE_SPACING), extra=fields)
         for label in self._problems.keys() - problems.keys():
             log.info("%s is usable again", label, extra={"object": label})
         self._problems = problems
