@@ -8,8 +8,9 @@ parent is looked at for that name (``.gamead``), up to the file system's root, s
 that holds one, and never across a mount point (a parent on another device, as git without
 ``GIT_DISCOVERY_ACROSS_FILESYSTEM``). A ``.gamead`` found *above* the working directory that another user owns is
 not used (git's "dubious ownership", ``safe.directory``): a planted ``/tmp/.gamead`` would otherwise send the verbs
-of every user working under ``/tmp`` (and their bearer token) to an API of its choosing. The working directory's own
-``.gamead`` is used as before, whoever owns it. None found: the default, relative, as before.
+of every user working under ``/tmp`` (and their bearer token) to an API of its choosing; nor one that is another
+user's symlink, or leads to a directory others may write (:func:`usable_above`, attack42c F1). The working
+directory's own ``.gamead`` is used as before, whoever owns it. None found: the default, relative, as before.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["find_data_dir", "stack_data_dir"]
+__all__ = ["find_data_dir", "stack_data_dir", "usable_above"]
 
 
 def stack_data_dir(embedded: object) -> Path:
@@ -50,11 +51,26 @@ def find_data_dir(name: Path, start: Path | None = None) -> Path:
             return name
         candidate = folder / name
         try:
-            found = os.stat(candidate)
+            os.lstat(candidate)
         except OSError:
             continue
         if level == 0:
             return name
-        return candidate if found.st_uid == os.geteuid() and stat.S_ISDIR(found.st_mode) else name
+        return candidate if usable_above(candidate) else name
     return name
+
+
+def usable_above(candidate: Path) -> bool:
+    """Whether ``candidate``, a ``.gamead`` found above the working directory, may be used: it is this user's (as
+    git's "dubious ownership"), and so is what it leads to if it is a symlink (a link of ours to a disk elsewhere is
+    fine), a directory no other user may write. attack42c F1: the check followed a link, so a symlink another user
+    planted in a shared directory of ours (``/tmp/.gamead -> /tmp``, for root) passed it, and the
+    ``gamead-up.json`` that user wrote in ``/tmp`` sent every verb run below it, and its token, to a port of
+    theirs. Raises nothing."""
+    try:
+        itself, target = os.lstat(candidate), os.stat(candidate)
+    except OSError:
+        return False
+    return itself.st_uid == target.st_uid == os.geteuid() and stat.S_ISDIR(target.st_mode) \
+        and not target.st_mode & stat.S_IWOTH
 

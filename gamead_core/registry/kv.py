@@ -161,13 +161,17 @@ class Registry:
         the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
         (never written, or expired: the node went silent). Nothing under its key, and an id whose key an older
         gamead made otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`): that key is read too, an
-        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1). Raises the gamead
-        error tree."""
+        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1), and a delete mark there
+        only if it names ``node_id``'s process or none (an older gamead's): ``w_1``'s clean stop is not ``w:1``'s,
+        whose entry expired (attack42c F3). Raises the gamead error tree."""
         kv, key = await self.open(), node_key(node_id)
         entry, deleted = await self._read(kv, key)
         if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
             entry, deleted = await self._read(kv, earlier)
             entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
+            if deleted:  # and so is another id's clean stop there (attack42c F3): w_1's is not w:1's
+                mark = await self._mark(earlier)
+                deleted = mark is not None and (mark == "" or mark.startswith(f"{node_id}:"))
         return entry, deleted
 
     async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:

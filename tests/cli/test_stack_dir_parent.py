@@ -76,3 +76,38 @@ def test_a_data_dir_above_owned_by_another_user_is_not_used(tmp_path: Path, clos
     (tmp_path / "sub").mkdir()
     assert _api_url(tmp_path / "sub") == _DEFAULT
     assert _api_url(tmp_path) == closed_api_url
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting as another user needs root")
+def test_a_planted_symlink_above_is_not_taken_for_our_data_dir(tmp_path: Path, closed_api_url: str) -> None:
+    """attack42c F1: the ownership check above followed a symlink. In a shared directory this user owns and others
+    may write (``/tmp`` for root: ``shared`` here, mode 1777), another user (uid 4242) plants ``shared/.gamead ->
+    .`` (a symlink to the shared directory itself, ours) and ``shared/gamead-up.json`` naming a loopback port it
+    listens on: from ``shared/work`` every verb, with its bearer token, went there (``config show`` said the planted
+    URL); and ``shared/.gamead -> OURS/.gamead`` (another stack of ours) sent them to the wrong stack. Now a
+    ``.gamead`` above the working directory counts only as a real directory (not a link), ours, that others cannot
+    write. Without the fix: the planted URL (1 failed); with it the default."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    planted = shared / "gamead-up.json"
+    planted.write_text(json.dumps({"pid": 1, "apiUrl": closed_api_url, "started": []}))
+    os.chown(planted, 4242, 4242)
+    link = shared / ".gamead"
+    link.symlink_to(".")
+    os.lchown(link, 4242, 4242)
+    (shared / "work").mkdir()
+    assert _api_url(shared / "work") == _DEFAULT
+    # a link to a stack of ours elsewhere: not that stack either
+    (tmp_path / "ours").mkdir()
+    _stack(tmp_path / "ours", closed_api_url)
+    link.unlink()
+    link.symlink_to(tmp_path / "ours" / ".gamead")
+    os.lchown(link, 4242, 4242)
+    assert _api_url(shared / "work") == _DEFAULT
+    # a real directory of ours that anyone may write into (its gamead-up.json anyone's): not used above either
+    link.unlink()
+    link.mkdir()
+    link.chmod(0o777)
+    (link / "gamead-up.json").write_text(planted.read_text())
+    assert _api_url(shared / "work") == _DEFAULT

@@ -107,3 +107,34 @@ def test_a_later_process_clean_stop_does_not_hide_an_earlier_one_death(fresh_nat
     assert killed is False, "a killed process read as stopped cleanly by a later process's delete mark"
     assert later is True and older is True
 
+
+
+def test_another_id_clean_stop_under_the_shared_earlier_key_is_not_this_one(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """attack42c F3: ``w_1`` and ``w:1`` (two keys now, one earlier key ``w_1``) beat at once; ``w_1`` stops cleanly
+    (delete marks under ``w=5f1`` and ``w_1``), ``w:1`` is killed -9 and its entry expires (nothing under
+    ``w=3a1``: here never written). ``lookup("w:1")`` read the earlier key and took ``w_1``'s mark for its own:
+    ``(None, True)``, a clean stop, so the stats sampler did not count ``w:1`` gone (``found_again``) and a
+    supervisor's recovery said nothing of it. Now ``(None, False)``; ``w_1``'s own ``(None, True)``, and an older
+    gamead's plain mark there still counts (it names no process). Before the fix: ``(None, True)`` (1 failed)."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> dict[str, Any]:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        underscore = api_node_info("w_1", started=time.time())
+        await registry.put(underscore)
+        await registry.stop(underscore)
+        got = {"w:1": await registry.lookup("w:1"), "w_1": await registry.lookup("w_1")}
+        await (await js.key_value("gamead_registry")).delete(_earlier_key("x@1"))  # an older gamead's stop of x@1
+        got["x@1"] = await registry.lookup("x@1")
+        return got
+
+    got = on_js(server.url, drill)
+    assert got["w:1"] == (None, False), "w_1's clean stop taken for w:1's"
+    assert got["w_1"] == (None, True) and got["x@1"] == (None, True)
