@@ -295,8 +295,9 @@ def recorded_stack(data_dir: Path) -> RunningStack | None:
     """The ``gamead up`` that ``data_dir``'s ``gamead-up.json`` names, running or not; None without a readable file.
     ``running`` is False when the file is stale: its ``up`` PID is dead, or is another process now (start time,
     where recorded). A CLI verb run there with no API named talks to that stack's ``apiUrl`` even then, so it finds
-    it down rather than another stack on the default 8080 (attack41b F5)."""
-    doc = read_state(data_dir)
+    it down rather than another stack on the default 8080 (attack41b F5). A file another user owns is none
+    (:func:`read_state` ``ours``)."""
+    doc = read_state(data_dir, ours=True)
     if not isinstance(doc, dict):
         return None
     pid, started, url = doc.get("pid"), doc.get("pidStart"), doc.get("apiUrl")
@@ -307,10 +308,12 @@ def recorded_stack(data_dir: Path) -> RunningStack | None:
     return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None, running)
 
 
-def read_state(data_dir: Path) -> Any:
+def read_state(data_dir: Path, *, ours: bool = False) -> Any:
     """The JSON document of ``data_dir``'s ``gamead-up.json``, or None: missing, unreadable, not JSON, or not a
     regular file of at most :data:`MAX_STATE_BYTES` (attack41c F2: a symlink to ``/dev/zero`` there made every CLI
-    verb run in that directory read until MemoryError, a FIFO hung it for ever). Opened without following a symlink
+    verb run in that directory read until MemoryError, a FIFO hung it for ever); with ``ours``, also None for a
+    file another user owns (attack42c F3: root's verbs run in ``/tmp`` followed the ``/tmp/.gamead`` another user
+    wrote, token and all, to a port of theirs; git's "dubious ownership"). Opened without following a symlink
     (``up`` writes the file by a rename, never a link) and without blocking. Raises nothing."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
@@ -319,7 +322,7 @@ def read_state(data_dir: Path) -> Any:
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_STATE_BYTES:
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_STATE_BYTES or (ours and info.st_uid != os.geteuid()):
             return None
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return json.loads(fh.read(MAX_STATE_BYTES + 1).decode("utf-8"))

@@ -10,7 +10,8 @@ that holds one, and never across a mount point (a parent on another device, as g
 not used (git's "dubious ownership", ``safe.directory``): a planted ``/tmp/.gamead`` would otherwise send the verbs
 of every user working under ``/tmp`` (and their bearer token) to an API of its choosing; nor one that is another
 user's symlink, or leads to a directory others may write (:func:`usable_above`, attack42c F1). The working
-directory's own ``.gamead`` is used as before, whoever owns it. None found: the default, relative, as before.
+directory's own ``.gamead`` is used as before, whoever owns it, but a ``gamead-up.json`` in it that another user
+owns is not read (:func:`gamead_core.datadir.read_state`, attack42c F3). None found: the default, relative.
 """
 
 from __future__ import annotations

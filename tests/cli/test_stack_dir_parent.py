@@ -111,3 +111,16 @@ def test_a_planted_symlink_above_is_not_taken_for_our_data_dir(tmp_path: Path, c
     link.chmod(0o777)
     (link / "gamead-up.json").write_text(planted.read_text())
     assert _api_url(shared / "work") == _DEFAULT
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting as another user needs root")
+def test_a_state_file_another_user_owns_is_not_read_even_here(tmp_path: Path, closed_api_url: str) -> None:
+    """attack42c F3: root running a verb in a shared directory (``/tmp``) where another user ran ``gamead up`` (or
+    planted its ``.gamead/gamead-up.json``) sent it, token and all, to the loopback port that file names. Now a
+    ``gamead-up.json`` another user owns is not read, in the working directory too: the default. Without the fix
+    (datadir.py of b4a3dcac): the planted URL."""
+    state = _stack(tmp_path, closed_api_url)
+    os.chown(state, 4242, 4242)
+    assert _api_url(tmp_path) == _DEFAULT
+    os.chown(state, os.geteuid(), os.getegid())  # ours again: used, as before
+    assert _api_url(tmp_path) == closed_api_url
