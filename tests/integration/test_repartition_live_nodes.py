@@ -5,8 +5,8 @@ The finding: with the queue idle and 3 APIs and 3 workers heartbeating, one star
 submit 503 ``topology_changed`` and every old worker drained and exited 5. Now the start reads the registry first
 (:mod:`gamead_core.queue.repartition_guard`): a live node on another setting refuses it, exit 5, one line naming the
 node, nothing sealed or deleted; a killed node's entry, once expired, and a live node on the new setting do not.
-Without the fix (``settle_partitions`` not reading the registry): the first start exits 0 (the worker) and the streams
-are repartitioned with the 3-partition API alive, so the first assertion fails.
+Without the fix (``settle_partitions`` not reading the registry): the first start (the worker) repartitions the queue
+with the 3-partition API alive and runs on (no exit within 60 s: the test fails there); with it, it passes.
 """
 
 from __future__ import annotations
