@@ -193,7 +193,8 @@ class QueueSettings(Section):
         "64.")
     repartition: bool = Field(
         False, description="One-shot operator act: this start may change the work streams to queue.partitions "
-        "(every other node stopped, the queue drained; README: Partitions). Without it a start whose "
+        "(every other node stopped, the queue drained; refused while the registry lists a live node on another "
+        "setting; README: Partitions). Without it a start whose "
         "queue.partitions differs from the streams is refused (exit 5) and touches nothing."
     )
     lower_limits: bool = Field(

@@ -9,7 +9,8 @@ metadata rewritten. A stray process started with the default setting next to a r
 guards against: its setting says nothing about what the operator wants.
 
 The change is made only when the start also says ``queue.repartition: true`` (the operator's word that every
-other node is stopped and the queue drained), and only if every work stream is empty. Then each stream of a
+other node is stopped and the queue drained), only if every work stream is empty, and only while the registry lists
+no live node on another setting (below). Then each stream of a
 partition the setting no longer has is sealed first (JetStream's ``sealed``: the stream refuses new messages and
 cannot be unsealed), their message counts read again, the kept streams' metadata set to the new setting, and
 each deleted only then, its count still 0 — so an ad published between the first look and the delete cannot be
@@ -19,16 +20,19 @@ The topology check then rewrites the kept streams' limits and creates the new on
 mismatch. A refusal is final wherever a start meets it (the API's pre-check, its link set-up, a worker's topology
 check: exit 5), never retried until the queue drains.
 
-What is *not* checked: that the other nodes are stopped (the registry is not consulted: a node of the new setting
-may rightly be running). A repartition started next to a live fleet whose queue is empty for a moment goes
-through (attack28b F1/F2). What then guards the ads: an ad an old node publishes into a removed partition after
+Before anything is sealed, the registry is read (:mod:`gamead_core.queue.repartition_guard`): while any live node
+(heartbeat younger than ``registry.ttl``) runs on a setting other than the new one, the start is refused, nothing
+touched (attack42b F1: one start next to an idle fleet of 3 APIs and 3 workers left every old API answering 503
+``topology_changed`` and every old worker exiting 5 within 20 s). Nodes on the new setting do not block (a node of
+the new setting may rightly be running: attack28b). The check and the seal are two steps, and a node frozen past
+``registry.ttl`` has no entry: a node that still runs the old setting is guarded against as follows. An ad an old
+node publishes into a removed partition after
 the first look is refused by the sealed stream (that submit fails, 503) or, landed before the seal, counted by the
 second look (the start refused, the stream left sealed with it) or, unanswered (in flight as the stream was
 deleted), published again by that node by the queue's live partitions (:mod:`gamead_core.unsettled`,
 :func:`~gamead_core.queue.partitions.settle_by`; repart38); one published into a kept partition stays there
 and is read by the new setting's workers. The old nodes themselves notice within ``api.topology_check_interval``
-(API: unready, 503 ``topology_changed``) or 3-6 × that (workers: drain, exit 5). So the operator's word in
-``queue.repartition`` (every other node stopped, README: Partitions) is what guards the fleet, not a check here.
+(API: unready, 503 ``topology_changed``) or 3-6 × that (workers: drain, exit 5).
 """
 
 from __future__ import annotations
@@ -42,20 +46,25 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from gamead_core import names
+from gamead_core.config import GameadSettings
 from gamead_core.errors import PartitionsChanged
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import PartitionChange, settle_rule
+from gamead_core.queue.repartition_guard import refuse_live_old_nodes
 from gamead_core.queue.write_check import check_subject
 
 log = logging.getLogger("gamead_core.queue.topology")
 
 
 async def settle_partitions(js: JetStreamContext, change: PartitionChange | None, *, update: bool,
-                            repartition: bool = False) -> None:
+                            settings: GameadSettings) -> None:
     """Nothing when ``change`` is None. Raises :class:`PartitionsChanged` (one line: what exists, what is set,
-    the fix) and touches nothing unless :func:`settle_rule` says ``"change"`` (``repartition`` asked for, a
-    start-up check, the queue drained); then deletes the streams of removed partitions (sealed, then checked
-    empty; the caller rewrites the kept ones and creates the new ones). NATS errors as the gamead error tree."""
+    the fix) and touches nothing unless :func:`settle_rule` says ``"change"`` (``settings.queue.repartition``, a
+    start-up check, the queue drained) and no live node runs on another setting
+    (:func:`~gamead_core.queue.repartition_guard.refuse_live_old_nodes`, which refuses too when the registry cannot
+    be read); then deletes the streams of removed partitions (sealed, then checked empty; the caller rewrites the
+    kept ones and creates the new ones). NATS errors as the gamead error tree."""
+    repartition = settings.queue.repartition
     if change is not None and change.held and repartition and update:  # a write check's message is no ad
         change = replace(change, held=await _held_without_checks(js, change.found))
     else:
@@ -65,6 +74,7 @@ async def settle_partitions(js: JetStreamContext, change: PartitionChange | None
         return
     if decision == "refuse":
         raise PartitionsChanged(change.describe(), change=change)
+    await refuse_live_old_nodes(js, settings, change.setting)  # before any seal (attack42b F1)
     await _drop_partitions(js, change)
 
 

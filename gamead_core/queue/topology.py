@@ -253,7 +253,7 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     start-up (``update``) on a drained queue (:mod:`gamead_core.queue.repartition`)."""
     snap = snapshot or await read_topology(js)
     await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update,
-                            repartition=settings.queue.repartition)
+                            settings=settings)
     wanted = wanted_topology(settings, atomic=server_takes_atomic(js))  # allow_atomic: 2.12.1 and later
     calls = snap.calls
     states: list[ObjectState] = []

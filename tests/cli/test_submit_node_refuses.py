@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
+from tests.stale_node import SHORT_TTL, unlisted
 from tests.support import Proc, clean_env, run_gamead, start_api, start_worker, wait_for
 
 COUNT, RATE, BATCH = 200, 40, 10
@@ -27,11 +28,12 @@ def test_a_run_against_a_node_left_on_old_partitions_says_so_pauses_and_stops(
     200 of 200; attack38a: 1,020 over 2 min of a run, stderr empty). Now: one ``!`` line naming the code, a ``✗``
     line when sending stops after ``client.retry_for``, ``stoppedByOutage``, the ads never sent ``notSent``."""
     url = fresh_nats().url
-    stale, stale_url = start_api(url, tmp_path, **FAST)  # queue.partitions 1, the default
+    stale, stale_url = start_api(url, tmp_path, **FAST, **SHORT_TTL)  # queue.partitions 1, the default
     procs.append(stale)
-    again = start_worker(url, tmp_path, worker_id="p3-once", ready=True, GAMEAD_QUEUE__PARTITIONS="3",
-                         GAMEAD_QUEUE__REPARTITION="true", **FAST)  # the README's repartition, on the empty queue
-    again.stop(timeout=10)
+    with unlisted(url, stale.pid):  # frozen past its entry's expiry: a live one refuses the repartition (attack42b)
+        again = start_worker(url, tmp_path, worker_id="p3-once", ready=True, GAMEAD_QUEUE__PARTITIONS="3",
+                             GAMEAD_QUEUE__REPARTITION="true", **FAST)  # the README's repartition, empty queue
+        again.stop(timeout=10)
     with httpx.Client(base_url=stale_url, timeout=10) as http:
         wait_for(lambda: http.get("/readyz").status_code == 503, timeout=30, what="the stale node to notice")
         refused = http.post("/ads/batch", json={"ads": [{"title": "Probe", "genre": "RPG"}]})

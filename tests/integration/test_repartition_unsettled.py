@@ -26,6 +26,7 @@ import httpx
 from gamead_core import names
 from gamead_core.queue.partitions import partition_of
 from tests.nats_filter import PublishFilter
+from tests.stale_node import SHORT_TTL, unlisted
 from tests.support import (
     Proc,
     ad,
@@ -33,6 +34,7 @@ from tests.support import (
     start_worker,
     wait_for,
     wait_terminal,
+    wait_worker_ready,
     work_streams,
 )
 
@@ -48,7 +50,7 @@ def test_an_ad_whose_publish_was_unanswered_as_its_partition_was_removed_is_queu
     server = fresh_nats()
     link = PublishFilter(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))).start()
     try:
-        api, api_url = start_api(link.url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
+        api, api_url = start_api(link.url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST, **SHORT_TTL)
         procs.append(api)
         old = start_worker(server.url, tmp_path, worker_id="p3", ready=True, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
         procs.append(old)
@@ -76,9 +78,10 @@ def test_an_ad_whose_publish_was_unanswered_as_its_partition_was_removed_is_queu
             old.stop(timeout=20)
             wait_for(lambda: not any(s["messages"] for s in work_streams(server.url).values()),
                      what="the drained queue")
-            new = start_worker(server.url, tmp_path, worker_id="p1", ready=True, GAMEAD_QUEUE__PARTITIONS="1",
-                               GAMEAD_QUEUE__REPARTITION="true", **FAST)
-            procs.append(new)
+            with unlisted(server.url, api.pid):  # a live node on 3 refuses the repartition (attack42b F1)
+                new = start_worker(server.url, tmp_path, worker_id="p1", ready=True, GAMEAD_QUEUE__PARTITIONS="1",
+                                   GAMEAD_QUEUE__REPARTITION="true", **FAST)
+                procs.append(new)
             assert sorted(work_streams(server.url)) == ["GAMEAD_ADS"], new.output()[-2000:]
             link.pass_all()  # the node's settling reaches nats-server again: GAMEAD_ADS_2 is gone
             final = wait_terminal(http, lost, timeout=30)
@@ -95,14 +98,19 @@ def test_an_old_node_never_recreates_a_partition_the_repartition_is_deleting(
     (0.35 s in a hand-made run): GAMEAD_ADS made with 1 next to GAMEAD_ADS_1 made with 3, every node refused. Now
     the kept stream says the new setting before any stream is deleted, and the old node sees the change instead."""
     server = fresh_nats()
-    api, api_url = start_api(server.url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
+    api, api_url = start_api(server.url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST, **SHORT_TTL)
     procs.append(api)
     link = PublishFilter(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))).start()
     try:
         link.hold("$JS.API.STREAM.DELETE.GAMEAD_ADS_2", 2.5)  # within its JetStream calls' timeout (5 s here)
-        new = start_worker(link.url, tmp_path, worker_id="p1", ready=True, GAMEAD_QUEUE__PARTITIONS="1",
-                           GAMEAD_QUEUE__REPARTITION="true", GAMEAD_NATS__REQUEST_TIMEOUT="5", **FAST)
-        procs.append(new)
+        # the API frozen past its entry's expiry (a live node on 3 refuses the repartition: attack42b F1), resumed
+        # as GAMEAD_ADS_1 is deleted: the rest of the 2.5 s the delete of GAMEAD_ADS_2 is held, it runs and checks
+        with unlisted(server.url, api.pid):
+            new = start_worker(link.url, tmp_path, worker_id="p1", GAMEAD_QUEUE__PARTITIONS="1",
+                               GAMEAD_QUEUE__REPARTITION="true", GAMEAD_NATS__REQUEST_TIMEOUT="5", **FAST)
+            procs.append(new)
+            wait_for(lambda: "GAMEAD_ADS_1" not in work_streams(server.url), timeout=60, what="GAMEAD_ADS_1 deleted")
+        wait_worker_ready(new)
         streams = work_streams(server.url)
         assert sorted(streams) == ["GAMEAD_ADS"], (streams, api.output()[-3000:])
         assert streams["GAMEAD_ADS"]["config"]["metadata"][names.PARTITIONS_METADATA] == "1"

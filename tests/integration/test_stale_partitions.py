@@ -22,6 +22,7 @@ from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.stats.reading import QueueReading, read_queue
+from tests.stale_node import SHORT_TTL, unlisted
 from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for
 
 FAST = {"GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1", "GAMEAD_NATS__CONNECT_TIMEOUT": "5",
@@ -48,18 +49,19 @@ def _held(url: str) -> dict[str, int]:
     return asyncio.run(run())
 
 
-def _repartitioned_under_a_p3_api(url: str, tmp_path: Path, procs: list[Proc],
+def _repartitioned_under_a_p3_api(url: str, tmp_path: Path, procs: list[Proc], *others: int,
                                   **p5_env: str) -> tuple[str, httpx.Client, list[str]]:
     """A 3-partition API left running; the README's repartition to 5 (drained queue, one start with
     queue.repartition); a 5-partition API then queues ads over the five streams (no worker takes them).
     Returns the stale API's URL, a client of the 5-partition API (``p5_env``: more of its environment), and the
-    ids queued."""
-    stale, stale_url = start_api(url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
+    ids queued. ``others``: the PIDs of more nodes on 3, frozen with the API through the change (unlisted)."""
+    stale, stale_url = start_api(url, tmp_path, GAMEAD_QUEUE__PARTITIONS="3", **FAST, **SHORT_TTL)
     procs.append(stale)
     assert httpx.get(f"{stale_url}/readyz").status_code == 200
-    one = start_worker(url, tmp_path, worker_id="p5-once", ready=True, GAMEAD_QUEUE__PARTITIONS="5",
-                       GAMEAD_QUEUE__REPARTITION="true", **FAST)
-    one.stop(timeout=10)
+    with unlisted(url, stale.pid, *others):  # past their entries' expiry: live ones refuse it (attack42b F1)
+        one = start_worker(url, tmp_path, worker_id="p5-once", ready=True, GAMEAD_QUEUE__PARTITIONS="5",
+                           GAMEAD_QUEUE__REPARTITION="true", **FAST)
+        one.stop(timeout=10)
     assert sorted(_held(url)) == ["GAMEAD_ADS", *(f"GAMEAD_ADS_{p}" for p in range(1, 5))]
     p5, p5_url = start_api(url, tmp_path, GAMEAD_QUEUE__PARTITIONS="5", **{**FAST, **p5_env})
     procs.append(p5)
@@ -128,9 +130,10 @@ def test_a_stale_worker_stops_and_exits_5_naming_the_partitions(fresh_nats: Any,
     """A 3-partition worker left running through the change stops pulling and exits 5 with the one line (its
     supervisor restarts it; a start with the old setting is then refused, as before)."""
     url = fresh_nats().url
-    worker = start_worker(url, tmp_path, worker_id="p3-stale", ready=True, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
+    worker = start_worker(url, tmp_path, worker_id="p3-stale", ready=True, GAMEAD_QUEUE__PARTITIONS="3", **FAST,
+                          **SHORT_TTL)
     procs.append(worker)
-    _repartitioned_under_a_p3_api(url, tmp_path, procs)
+    _repartitioned_under_a_p3_api(url, tmp_path, procs, worker.pid)
     wait_for(lambda: worker.popen.poll() is not None, timeout=30, what="the stale worker to exit")
     assert worker.popen.returncode == 5, worker.output()[-3000:]
     assert STALE_LINE in worker.output()

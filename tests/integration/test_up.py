@@ -34,6 +34,7 @@ import yaml
 from gamead_core.embedded import free_port
 from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import port_owned_by, start_time
+from tests.stale_node import unlisted
 from tests.support import (
     SAMPLE_AD,
     UpStack,
@@ -696,15 +697,18 @@ def test_a_child_refused_after_the_stack_is_up_is_one_line_and_retried_while_the
         output = up.wait_ready()
         nats_url = re.search(r"on (nats://127\.0\.0\.1:\d+)", output)
         assert nats_url is not None
-        nats_pid = up.pid_of("nats-server")
-        repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
-                                   GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true",
-                                   GAMEAD_NATS__TOKEN=up.nats_token)  # the stack's NATS requires it
-        try:
-            assert "now 3 partition(s)" in repartition.output()
-        finally:
-            repartition.stop(timeout=10)
-        api = up.pid_of("api")
+        nats_pid, api = up.pid_of("nats-server"), up.pid_of("api")
+        # a live node on 1 refuses the repartition (attack42b F1): gamead up (so that it does not judge it) and its
+        # API frozen past the API's entry's expiry (registry.ttl), resumed once the change is made
+        assert up.popen is not None
+        with unlisted(nats_url.group(1), up.popen.pid, api, token=up.nats_token):
+            repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
+                                       GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true",
+                                       GAMEAD_NATS__TOKEN=up.nats_token)  # the stack's NATS requires it
+            try:
+                assert "now 3 partition(s)" in repartition.output()
+            finally:
+                repartition.stop(timeout=10)
         os.kill(api, signal.SIGKILL)
         wait_for(lambda: "api (pid " in up.output() and "refused to start (exit code 5)" in up.output(),
                  timeout=60, what="the restarted API's refusal on the console")

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.stale_node import unlisted
 from tests.support import pid_alive, start_worker, up_stack, wait_for
 
 #: small bounds so stops take seconds, not the production defaults
@@ -42,9 +43,13 @@ def test_a_worker_up_for_a_while_that_exits_5_is_named_and_restarted_and_the_sta
             wait_for(lambda: any(n.get("id") == "local-1" and n.get("pid") == worker
                                  for n in client.get("/v1/workers").json()["items"]),
                      timeout=60, what="worker-1 beating (it is up)")
-            repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
-                                       GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true",
-                                       GAMEAD_NATS__TOKEN=up.nats_token)  # the stack's NATS requires it
+            # a live node on 1 refuses the repartition (attack42b F1): gamead up (so that it does not judge them),
+            # its API and worker-1 frozen past their entries' expiry (registry.ttl), resumed once it is made
+            assert up.popen is not None
+            with unlisted(nats_url.group(1), up.popen.pid, api_pid, worker, token=up.nats_token):
+                repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
+                                           GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true",
+                                           GAMEAD_NATS__TOKEN=up.nats_token)  # the stack's NATS requires it
             try:
                 assert "now 3 partition(s)" in repartition.output()
                 said = f"worker-1 (pid {worker}) stopped with exit code 5 after running "

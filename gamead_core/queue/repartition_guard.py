@@ -1,0 +1,99 @@
+"""Before a repartition seals anything: no live node may be left on another ``queue.partitions`` (attack42b F1).
+
+The README's procedure for ``queue.repartition: true`` is: stop every node, drain, then start ONE process with the
+new setting. Before, nothing checked the first part: one start next to an idle fleet (3 APIs, 3 workers, queue empty)
+repartitioned the queue, and within 20 s every old API answered each submit 503 ``topology_changed`` and every old
+worker drained and exited 5: one API left taking ads that no worker ran. Now the start reads the registry
+(:class:`~gamead_core.registry.Registry`: each entry says its node's ``partitions``) and refuses (exit 5, one line,
+nothing sealed, deleted or rewritten) while any node whose heartbeat is younger than ``registry.ttl`` runs on a
+setting other than the new one, naming each (:func:`blocking_nodes`, :func:`refusal`). A node already on the new
+setting does not block (a second start with the new value is fine), nor does the starting process's own entry. An
+entry without ``partitions`` (a gamead older than the field) blocks: its setting is not known to be the new one.
+
+A registry that cannot be read (NATS not answering the listing, an incomplete one): refused, saying why (the check
+could not be made, and a repartition is a rare operator act: retrying once NATS answers costs nothing). A registry
+bucket that does not exist: no node has beaten since nats-server started (the bucket is memory-stored: a nats-server
+restart empties it), so nothing blocks; a node that lived through that restart re-creates its entry at its next beat
+(``registry.heartbeat_interval``), and one that did not beat yet is not seen. The check and the seal are two steps:
+a node started on the old setting between them (or frozen past ``registry.ttl`` and resumed) is still guarded against
+as before (:mod:`gamead_core.queue.repartition`: the sealed stream refuses its publishes, the old nodes stop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from datetime import datetime
+
+import nats.js.errors
+from nats.js import JetStreamContext
+
+from gamead_core import clock, names
+from gamead_core.config import GameadSettings
+from gamead_core.durations import format_duration
+from gamead_core.errors import GameadError, PartitionsChanged
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.liveness import connection_of
+from gamead_core.registry.kv import Registry
+from gamead_core.registry.wire import NodeInfo
+
+log = logging.getLogger("gamead_core.queue.topology")
+
+#: at most this many nodes are named in a refusal (the rest counted)
+NAMED = 5
+
+
+def blocking_nodes(nodes: Iterable[NodeInfo], setting: int, *, now: datetime, ttl: float,
+                   own: tuple[str, int]) -> list[NodeInfo]:
+    """The entries of ``nodes`` that forbid a repartition to ``setting``: heartbeat younger than ``ttl`` seconds at
+    ``now`` (nats-server's clock, as heartbeats are stamped), ``partitions`` other than ``setting`` (None, an older
+    node's: unknown, so blocking), and not this process's own (``own``: its ``(host, pid)``). Oldest beat first.
+    Pure."""
+    out = [n for n in nodes
+           if (now - n.heartbeat_at).total_seconds() < ttl and n.partitions != setting and (n.host, n.pid) != own]
+    return sorted(out, key=lambda n: n.heartbeat_at)
+
+
+def refusal(blockers: list[NodeInfo], setting: int, *, now: datetime, ttl: float) -> str:
+    """One line: the live nodes on another setting (id, role, host, their ``partitions``, heartbeat age; at most
+    :data:`NAMED`, the rest counted), and the fix. Pure."""
+    def one(n: NodeInfo) -> str:
+        on = "partitions unknown (an older gamead)" if n.partitions is None else f"partitions {n.partitions}"
+        age = max(0.0, (now - n.heartbeat_at).total_seconds())
+        return f"{n.id} ({n.role} on {n.host}, {on}, heartbeat {format_duration(age)} ago)"
+
+    named = ", ".join(one(n) for n in blockers[:NAMED])
+    more = f" and {len(blockers) - NAMED} more" if len(blockers) > NAMED else ""
+    return (f"queue.repartition to queue.partitions {setting} refused, nothing changed: {len(blockers)} live node(s) "
+            f"run on another setting: {named}{more}; stop them (a killed one's entry expires registry.ttl = "
+            f"{format_duration(ttl)} after its last heartbeat), then start again (README: Partitions)")
+
+
+async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, setting: int) -> None:
+    """Raise :class:`PartitionsChanged` (touching nothing) while the registry lists a live node on a
+    ``queue.partitions`` other than ``setting`` (:func:`blocking_nodes`), or cannot be read (its reason said).
+    Returns quietly when no such node is listed, or there is no registry bucket (module docstring). Reads only:
+    never creates the bucket."""
+    try:
+        with nats_boundary():
+            try:
+                await js.stream_info(names.kv_stream(names.REGISTRY_BUCKET))
+            except nats.js.errors.NotFoundError:
+                log.warning("queue.repartition: no registry bucket on this NATS (no node has beaten since it "
+                            "started): no live node to check")
+                return
+        registry = Registry(connection_of(js), js, settings.registry, replicas=settings.queue.replicas,
+                            timeout=settings.nats.request_timeout)
+        nodes = await registry.list()
+    except GameadError as exc:
+        raise PartitionsChanged(f"queue.repartition to queue.partitions {setting} refused, nothing changed: the "
+                                f"registry could not be read to check that no node runs on another setting "
+                                f"({exc.message}); start again once NATS answers (README: Partitions)") from exc
+    now, ttl = clock.utcnow(), settings.registry.ttl
+    if blockers := blocking_nodes(nodes, setting, now=now, ttl=ttl, own=(socket.gethostname(), os.getpid())):
+        raise PartitionsChanged(refusal(blockers, setting, now=now, ttl=ttl))
+
+
+__all__ = ["NAMED", "blocking_nodes", "refusal", "refuse_live_old_nodes"]

@@ -1,0 +1,95 @@
+"""A repartition start is refused while a live node runs on the old setting (attack42b F1), on one nats-server.
+
+The finding: with the queue idle and 3 APIs and 3 workers heartbeating, one start of ``gamead serve`` with
+``queue.partitions`` 4 and ``queue.repartition: true`` repartitioned the queue; within 20 s every old API answered each
+submit 503 ``topology_changed`` and every old worker drained and exited 5. Now the start reads the registry first
+(:mod:`gamead_core.queue.repartition_guard`): a live node on another setting refuses it, exit 5, one line naming the
+node, nothing sealed or deleted; a killed node's entry, once expired, and a live node on the new setting do not.
+Without the fix (``settle_partitions`` not reading the registry): the first start (the worker) repartitions the queue
+with the 3-partition API alive and runs on (no exit within 60 s: the test fails there); with it, it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from gamead_core import names
+from gamead_core.config import RegistrySettings
+from gamead_core.embedded import free_port
+from gamead_core.registry import NodeInfo, Registry, api_node_info, heartbeating
+from tests.integration.test_nats_stall import until
+from tests.support import Proc, clean_env, run_gamead, start_api, start_worker, work_streams
+
+#: the old node's registry: entries expire 2 s after the last beat (the bucket is made by the first node)
+SHORT_TTL = {"GAMEAD_REGISTRY__TTL": "2", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5"}
+P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600", **SHORT_TTL}
+P1 = {"GAMEAD_QUEUE__PARTITIONS": "1", "GAMEAD_QUEUE__REPARTITION": "true", "GAMEAD_NATS__CONNECT_TIMEOUT": "5"}
+
+
+def _gamead(nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One repartition start (``P1``) to its end (a refused start ends at once; 60 s bound)."""
+    return run_gamead(*args, env=clean_env(GAMEAD_NATS__URL=nats_url, **P1), timeout=60)
+
+
+def _red_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The console's lines on stderr (the process's own JSON log lines aside)."""
+    return [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
+
+
+def _newcomer() -> NodeInfo:
+    """A node already on the new setting (1), on another host: it never blocks the change."""
+    return api_node_info("api-on-the-new-setting", started=time.time() - 60, partitions=1).model_copy(
+        update={"host": "another-host", "pid": 4242})
+
+
+def test_a_live_node_on_the_old_setting_refuses_the_repartition_an_expired_one_does_not(
+        fresh_nats: Any, procs: list[Proc], tmp_path: Path) -> None:
+    """A live 3-partition API: a worker and a ``gamead serve`` started with 1 and ``queue.repartition`` each exit 5
+    with one line naming it (id, ``partitions 3``), the three work streams as they were. The API killed (no clean
+    stop: its entry stays until it expires, ``registry.ttl`` 2 s), the same start goes through: one stream, made with
+    1. A node on the new setting beats throughout and is never named nor in the way."""
+    url = fresh_nats().url
+    old, _ = start_api(url, tmp_path, **P3)
+    procs.append(old)
+
+    async def scenario() -> None:
+        nc = await nats.connect(url)
+        try:
+            registry = Registry(nc, nc.jetstream(timeout=5), RegistrySettings(ttl=2, heartbeat_interval=0.5))
+            async with heartbeating(registry, _newcomer, 0.3):
+                old_id = next(n.id for n in await registry.list() if n.partitions == 3)
+                before = await asyncio.to_thread(work_streams, url)
+                assert sorted(before) == ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
+                for args in (("worker", "--id", "p1-first"), ("serve", "--port", str(free_port()))):
+                    run = await asyncio.to_thread(_gamead, url, *args)
+                    lines = _red_lines(run)
+                    assert run.returncode == 5, (args, run.returncode, run.stderr[-3000:])
+                    assert len(lines) == 1 and lines[0].count("error:") == 1, lines
+                    assert f"{old_id} (api on " in lines[0] and "partitions 3, heartbeat " in lines[0], lines
+                    assert "1 live node(s)" in lines[0] and "api-on-the-new-setting" not in lines[0], lines
+                    assert "Traceback" not in run.stderr + run.stdout
+                    assert await asyncio.to_thread(work_streams, url) == before  # nothing sealed, deleted, rewritten
+
+                old.kill()  # no clean stop: its entry stays until registry.ttl after its last beat
+                await until(lambda: _gone(registry, old_id), timeout=20, what="the killed API's entry to expire")
+                new = await asyncio.to_thread(start_worker, url, tmp_path, worker_id="p1-w1", ready=True, **P1)
+                procs.append(new)
+                assert "api-on-the-new-setting" in {n.id for n in await registry.list()}  # live through the start
+            after = await asyncio.to_thread(work_streams, url)
+            assert sorted(after) == ["GAMEAD_ADS"], new.output()[-3000:]
+            assert after["GAMEAD_ADS"]["config"]["metadata"][names.PARTITIONS_METADATA] == "1"
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+async def _gone(registry: Registry, node_id: str) -> bool:
+    return node_id not in {n.id for n in await registry.list()}
+
