@@ -77,11 +77,15 @@ def start_metered_worker(nats_url: str, log_dir: Path, *, ready: bool = False, t
             assert worker.popen is not None
             return port_owned_by(worker.popen.pid, port) is not False  # None: /proc cannot tell
 
-        wait_for(listening, timeout=timeout, what=f"worker {worker.name} to listen on {port} (/metrics)")
-        if worker.alive():
-            if ready:
-                wait_worker_ready(worker, timeout=timeout)
-            return worker, port
+        try:
+            wait_for(listening, timeout=timeout, what=f"worker {worker.name} to listen on {port} (/metrics)")
+            if worker.alive():
+                if ready:
+                    wait_worker_ready(worker, timeout=timeout)
+                return worker, port
+        except BaseException:
+            worker.stop()  # not yet the caller's to stop
+            raise
         if TAKEN not in worker.output() or attempt == PICKED_STARTS - 1:
             raise AssertionError(f"worker {worker.name} exited during start-up:\n{worker.output()[-3000:]}")
     raise AssertionError("unreachable")
