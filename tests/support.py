@@ -863,6 +863,8 @@ class SubjectTap:
 
         import nats
 
+        from tests.nats_barrier import subscriptions_placed
+
         try:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
@@ -874,7 +876,7 @@ class SubjectTap:
                 self.messages.append(msg.data)
 
             await nc.subscribe(self.subject, cb=on_msg)
-            await nc.flush()
+            await subscriptions_placed(nc)  # not nc.flush(): its PING can pass the SUB (tests/nats_barrier.py)
         except Exception as exc:  # noqa: BLE001 - reported by __init__
             self._error = exc
             self._ready.set()

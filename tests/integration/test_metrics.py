@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from gamead_core.embedded import free_port
 from gamead_core.telemetry.histogram import BUCKETS, quantile_bucket
-from tests.support import ad, start_api, start_worker, wait_for, wait_terminal
+from tests.ports import start_metered_worker
+from tests.support import ad, start_api, wait_for, wait_terminal
 
 ENV = {"GAMEAD_RATELIMIT__ENABLED": "false", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5"}
 
@@ -37,10 +37,11 @@ def test_metrics_move_and_add_up_across_the_fleet(fresh_nats, procs, tmp_path: P
     nats = fresh_nats()
     api, url = start_api(nats.url, tmp_path, **ENV)
     procs.append(api)
-    ports = [free_port(), free_port()]
-    for i, port in enumerate(ports):
-        procs.append(start_worker(nats.url, tmp_path, worker_id=f"mw{i}", concurrency=2, ready=True,
-                                  GAMEAD_WORKER__METRICS_PORT=str(port), **ENV))
+    ports = []
+    for i in range(2):
+        worker, port = start_metered_worker(nats.url, tmp_path, worker_id=f"mw{i}", concurrency=2, ready=True, **ENV)
+        procs.append(worker)
+        ports.append(port)
 
     before = scrape(f"{url}/metrics")
     assert total(before.get("gamead_ads_submitted_total", {})) == 0

@@ -17,8 +17,9 @@ import nats
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from tests.integration.test_metrics import scrape, total
+from tests.ports import start_metered_worker
 from tests.support import (
     Proc,
     ad,
@@ -99,9 +100,7 @@ def test_poison_messages_are_named_by_the_doctor_then_terminated_once_counted_an
     assert any("is the record of" in why and d in why for why in shown.values()), shown
     assert "find what publishes" in poison["what"]
 
-    port = free_port()
-    worker = start_worker(server.url, tmp_path, worker_id="taster", concurrency=2, ready=True,
-                          GAMEAD_WORKER__METRICS_PORT=str(port), **ENV)
+    worker, port = start_metered_worker(server.url, tmp_path, worker_id="taster", concurrency=2, ready=True, **ENV)
     procs.append(worker)
     wait_for(lambda: _work_messages(server.url) == 0, timeout=30, what="every poison message gone from the stream")
     metrics = wait_for(lambda: (m := scrape(f"http://127.0.0.1:{port}/metrics")) and total(

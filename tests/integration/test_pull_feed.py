@@ -15,7 +15,7 @@ from typing import Any
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue import pull_feed
@@ -237,3 +237,35 @@ def test_a_read_makes_no_task_per_message(nats_server: EmbeddedNats) -> None:
     got, made = asyncio.run(run())
     assert got == 3_000
     assert made <= 50, made
+
+
+def test_a_request_no_one_listens_for_yet_is_asked_again_not_taken_for_the_consumers_end(
+        nats_server: EmbeddedNats) -> None:
+    """flake42: on a 3-node cluster a fresh consumer's first pull requests were answered ``503`` (no responders: its
+    leader's interest not yet known to the client's server) and the feed took that for the consumer's end: the R3
+    window read of test_list_window ended ScanIncomplete after 0 messages at once (4 of 25 loaded rounds). Here the
+    consumer is made only after the feed's first requests were refused so: the feed asks again and reads all 50
+    (without the rule: ``TimeoutError`` at once, 0 read)."""
+    async def run() -> int:
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream(timeout=10)
+            await filled_stream(js, "REFUSED", [10] * 50)
+            feed = pull_feed.PullFeed(js, "REFUSED", "later", wait_room=5)
+            await feed.start()
+            try:
+                first = asyncio.ensure_future(feed.next_msg(timeout=5))
+                await asyncio.sleep(0)  # its requests go out (answered 503: no consumer listens yet)
+                await js.add_consumer("REFUSED", ConsumerConfig(
+                    name="later", deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+                    mem_storage=True, inactive_threshold=pull_feed.INACTIVE))
+                read = [await first]
+                while len(read) < 50:
+                    read.append(await feed.next_msg(timeout=5))
+                return len(read)
+            finally:
+                await feed.unsubscribe()
+        finally:
+            await nc.close()
+
+    assert asyncio.run(run()) == 50

@@ -25,10 +25,10 @@ import nats
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from tests.nats_filter import PublishFilter
+from tests.ports import start_metered_worker
 from tests.support import (
     Proc,
     ad,
-    free_port,
     start_api,
     start_worker,
     wait_for,
@@ -100,10 +100,9 @@ def test_a_record_dropped_while_its_ad_retries_keeps_the_budget(
     links.append(proxy)
     work = names.level_subject(3)
     proxy.stall_deliveries(after=1, seconds=None, subject=work)  # the first delivery goes on, the second is held
-    port = free_port()
-    worker = start_worker(proxy.url, tmp_path, worker_id="dropper", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port),
-                          GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="retryable",
-                          GAMEAD_WORKER__FAULTS__MATCH="^Poison", **env)
+    worker, port = start_metered_worker(proxy.url, tmp_path, worker_id="dropper", ready=True,
+                                        GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="retryable",
+                                        GAMEAD_WORKER__FAULTS__MATCH="^Poison", **env)
     procs.append(worker)
 
     async def drop_each_retry(client: httpx.Client, ad_id: str) -> dict[str, Any]:

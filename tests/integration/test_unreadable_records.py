@@ -20,8 +20,9 @@ import nats
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from tests.integration.test_metrics import scrape, total
+from tests.ports import start_metered_worker
 from tests.support import (
     Proc,
     ad,
@@ -176,9 +177,7 @@ def test_a_record_a_newer_gamead_wrote_is_left_for_a_newer_worker_not_rebuilt_no
     """Before (review31 R10): the older worker wrote the message's ``queued`` body over the newer record ("could not
     be read … rebuilt from its work message") and analysed the ad again during a rolling upgrade."""
     server = fresh_nats()
-    port = free_port()
-    worker = start_worker(server.url, tmp_path, worker_id="older", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port),
-                          **ENV)
+    worker, port = start_metered_worker(server.url, tmp_path, worker_id="older", ready=True, **ENV)
     procs.append(worker)
     ad_id = new_ad_id()
     record = {"id": ad_id, "status": "paused", "priority": 3, "attempts": 2,  # a status a newer gamead added

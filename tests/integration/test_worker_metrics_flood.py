@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from gamead_core.embedded import free_port
 from gamead_core.telemetry.metrics_listener import MAX_CONNECTIONS, READ_TIMEOUT
-from tests.support import start_worker, wait_for
+from tests.ports import start_metered_worker
+from tests.support import wait_for
 
 FLOOD = 500
 
@@ -44,8 +44,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
 def test_a_slow_header_flood_neither_grows_the_worker_nor_keeps_its_connections(fresh_nats, procs,  # type: ignore[no-untyped-def]
                                                                                tmp_path: Path) -> None:
     nats = fresh_nats()
-    port = free_port()
-    worker = start_worker(nats.url, tmp_path, worker_id="flooded", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port))
+    worker, port = start_metered_worker(nats.url, tmp_path, worker_id="flooded", ready=True)
     procs.append(worker)
     url = f"http://127.0.0.1:{port}/metrics"
     assert httpx.get(url, timeout=10).status_code == 200  # its page made once: the baseline includes that
