@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 from gamead_core.durations import parse_duration
 
@@ -33,6 +33,11 @@ TIB = 1024**4
 MAX_COUNT = 1_000_000_000
 
 
+def plus_zero(value: Any) -> Any:
+    """``value``, but a float ``-0.0`` is ``0.0`` (read from ``-0``, it was shown ``-0.0``: attack26 F9)."""
+    return 0.0 if isinstance(value, float) and value == 0 else value
+
+
 def _seconds_value(value: Any) -> Any:
     """A setting in seconds as given: a text with a unit read by :func:`gamead_core.durations.parse_duration`
     (``30s``, ``2h30m``, ``14d``); anything else left to the field's own validation as before: a number, or a
@@ -52,8 +57,9 @@ def _seconds_value(value: Any) -> Any:
 
 
 #: A setting in seconds: a number, or a duration as the CLI prints and reads one (``queue.ack_wait: 30s``,
-#: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere
-Seconds = Annotated[float, BeforeValidator(_seconds_value)]
+#: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere; ``-0`` is 0
+#: (:func:`plus_zero`; ``GET /v1/doctor?settle=-0`` answered ``settleSeconds: -0.0``, attack42a F3)
+Seconds = Annotated[float, BeforeValidator(_seconds_value), AfterValidator(plus_zero)]
 
 
 def leaf_types(annotation: Any) -> list[Any]:
@@ -99,4 +105,4 @@ class Section(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_negative_zero(cls, value: Any) -> Any:
-        return 0.0 if isinstance(value, float) and value == 0 else value
+        return plus_zero(value)
