@@ -5,6 +5,8 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any
 
+import annotated_types
+
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 from gamead_core.durations import parse_duration
@@ -25,6 +27,10 @@ DAY = 86_400
 WEEK = 7 * DAY
 #: Seconds: the retention of a stream or bucket (JetStream max age): ten years.
 YEARS_10 = 3650 * DAY
+#: Seconds: the least a timeout, interval or age of the settings may be (attack42a F4: ``worker.task_timeout: 1e-320``
+#: passed ``gt=0`` and could never fire). The event loop's timers wait in whole milliseconds (epoll), so a shorter
+#: value would not mean what it says; a setting that takes 0 for "off" says ``ge=0`` instead.
+MIN_SECONDS = 0.001
 MIB = 1024**2
 GIB = 1024**3
 #: Bytes: the most a stream or bucket limit may say (-1 = unlimited where the setting allows it).
@@ -60,6 +66,8 @@ def _seconds_value(value: Any) -> Any:
 #: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere; ``-0`` is 0
 #: (:func:`plus_zero`; ``GET /v1/doctor?settle=-0`` answered ``settleSeconds: -0.0``, attack42a F3)
 Seconds = Annotated[float, BeforeValidator(_seconds_value), AfterValidator(plus_zero)]
+#: A setting in seconds that cannot be 0: at least :data:`MIN_SECONDS` (a timeout, an interval, an age)
+PositiveSeconds = Annotated[Seconds, annotated_types.Ge(MIN_SECONDS)]
 
 
 def leaf_types(annotation: Any) -> list[Any]:
