@@ -71,7 +71,8 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
          "`Authorization` sent twice; `invalid_idempotency_key`: a key outside 1-200 printable ASCII characters "
          "(no comma, no space at either end), a quoted key that is not one Structured Field string, or a batch's "
          "header too long for its `<header>-<index>` keys (`details.max`); `duplicate_query_parameter`: a query "
-         "parameter given twice (`details.parameter`); "
+         "parameter given twice, or under two of its names (`details.parameter`); `unknown_query_parameter`: a "
+         "query parameter the route does not take (`details.parameter`, `details.known`); "
          "`ambiguous_field`: an ad gives a field under both its names (`targetAudience`, `target_audience`)",
     401: "`unauthenticated`: no token, or an unknown one (`Authorization: Bearer <token>`)",
     403: "`forbidden`: the token's role may not do this (the message names the role needed)",

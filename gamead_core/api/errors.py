@@ -148,6 +148,30 @@ class DuplicateQueryParameter(ApiError):
     def of(cls, name: str) -> DuplicateQueryParameter:
         return cls(f"the query parameter {name!r} is given more than once: give it once", details={"parameter": name})
 
+    @classmethod
+    def unless_one_of(cls, **given: object) -> None:
+        """Raise when more than one of ``given`` (the names of one parameter, as sent, → its value or None) is
+        given (``?errorClass=x&error_class=y``: which one counts would be a guess; attack42a F2);
+        ``details``: ``{"parameter": the first name, "names": every name given}``."""
+        names = [name for name, value in given.items() if value is not None]
+        if len(names) > 1:
+            raise cls(f"the query parameters {' and '.join(map(repr, names))} are one parameter under "
+                      f"{len(names)} names: give one of them", details={"parameter": names[0], "names": names})
+
+
+class UnknownQueryParameter(ApiError):
+    """A query parameter the route does not declare (``GET /ads?statu=completed``): a misspelt filter would widen
+    the request to everything, so it is refused on every route (400; :mod:`gamead_core.api.query_names`);
+    ``details``: ``{"parameter": name, "known": the route's names, sorted}``."""
+
+    status, code = 400, "unknown_query_parameter"
+
+    @classmethod
+    def of(cls, name: str, method: str, path: str, known: frozenset[str]) -> UnknownQueryParameter:
+        takes = f"takes only {', '.join(sorted(known))}" if known else "takes no query parameter"
+        return cls(f"the query parameter {name!r} is not one {method} {path} takes: it {takes}",
+                   details={"parameter": name, "known": sorted(known)})
+
 
 class PayloadTooLarge(ApiError):
     """The body is over ``api.max_body_bytes`` (413)."""

@@ -17,7 +17,8 @@ other    anything else                                      any role / operator 
 
 ``HEAD`` is served as ``GET`` without a body on every path (:meth:`GateMiddleware._head`); an ``Authorization``
 header sent twice is refused (400 ``duplicate_header``: which token counts would be a guess), so is a query
-parameter given twice on any route (400 ``duplicate_query_parameter``), an ``Expect`` other than ``100-continue``
+parameter given twice, or one its route does not declare, on any route (400 ``duplicate_query_parameter``,
+``unknown_query_parameter``: :mod:`~gamead_core.api.query_names`), an ``Expect`` other than ``100-continue``
 (417 ``expectation_failed``, RFC 9110 §10.1.1; uvicorn ignores one), and a transfer coding other than ``chunked``
 (501 ``not_implemented`` before the body is read, then closed: :func:`~.http_limits.coding_refusal`).
 
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,8 +54,9 @@ from gamead_core.api.auth import (
     route_class,
 )
 from gamead_core.api.auth_failures import FailedAuth, client_key, shared
-from gamead_core.api.errors import DuplicateHeader, DuplicateQueryParameter, error_response
+from gamead_core.api.errors import DuplicateHeader, error_response
 from gamead_core.api.http_limits import BATCH_PATHS, Refusal, coding_refusal
+from gamead_core.api.query_names import query_refusal
 from gamead_core.api.records_gate import token_deferred
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
@@ -115,9 +116,9 @@ class GateMiddleware:
         if scope["method"] == "HEAD":
             await self._head(scope, receive, send)
             return
-        if scope["query_string"] and (repeated := repeated_parameter(scope["query_string"])) is not None:
-            twice = DuplicateQueryParameter.of(repeated)
-            await self._error(scope, receive, send, twice.status, twice.code, twice.message, details=twice.details)
+        if scope["query_string"] and (refused := query_refusal(scope)) is not None:  # twice, or not the route's
+            await self._error(scope, receive, send, refused.status, refused.code, refused.message,
+                              details=refused.details)
             return
         klass = route_class(scope["path"])
         max_body = self.max_batch_body if scope["path"] in BATCH_PATHS else self.max_body
@@ -318,17 +319,6 @@ class GateMiddleware:
         if extra:
             response.raw_headers.extend(extra)
         await response(scope, receive, send)
-
-
-def repeated_parameter(query: bytes) -> str | None:
-    """The first query parameter name given more than once in ``query`` (the raw query string), decoded as
-    Starlette decodes it (``l%69mit`` is ``limit``); None when each name is given once."""
-    seen: set[str] = set()
-    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if name in seen:
-            return name
-        seen.add(name)
-    return None
 
 
 def _limit_name(path: str) -> str:

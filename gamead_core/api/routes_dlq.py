@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.dlq_import import ImportedEntry
-from gamead_core.api.errors import ConfirmationRequired, JobsNotRunning, ValidationFailed
+from gamead_core.api.errors import ConfirmationRequired, DuplicateQueryParameter, JobsNotRunning, ValidationFailed
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.shared_reads import max_age_of, shared_answer, watching
@@ -247,6 +247,7 @@ async def list_dlq(
     from there. `untilSeq`: the page's fence, the highest DLQ sequence it may hold (the query's, else the DLQ's last
     when the read began): pages asked with the first page's `untilSeq` never show an ad twice, even while a replay
     re-dead-letters ads (their new entries are past the fence; attack27 F5)."""
+    DuplicateQueryParameter.unless_one_of(errorClass=error_class, error_class=error_class_snake)  # attack42a F2
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
     watcher = watching(request)  # a dashboard's read: capacity of its own (attack37 F1), never an operator's

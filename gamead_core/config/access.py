@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 
 from gamead_core.config.addresses import redis_url_problem
 from gamead_core.config.placeholders import refuse_placeholder
-from gamead_core.config.section import HOUR, WEEK, Seconds, Section
+from gamead_core.config.section import HOUR, WEEK, PositiveSeconds, Seconds, Section
 
 
 class RedisSettings(Section):
@@ -20,9 +20,9 @@ class RedisSettings(Section):
     url: str | None = Field(
         None, description="redis://, rediss:// or unix:// URL of Redis 6+ or Valkey, as redis-py reads it (checked at "
         "load: gamead_core.config.addresses); unset = in-process fallbacks.")
-    socket_timeout: Seconds = Field(
-        0.25, gt=0, le=60, description="Seconds per Redis command before it counts as failed. At most 60 s.")
-    connect_timeout: Seconds = Field(0.5, gt=0, le=60,
+    socket_timeout: PositiveSeconds = Field(
+        0.25, le=60, description="Seconds per Redis command before it counts as failed. At most 60 s.")
+    connect_timeout: PositiveSeconds = Field(0.5, le=60,
                                      description="Seconds to open a connection to Redis. At most 60 s.")
     max_connections: int = Field(
         64, ge=1, le=10_000, description="Connections one process keeps to Redis. At most 10,000 (Redis' default "
@@ -46,8 +46,8 @@ class RedisSettings(Section):
 class CacheSettings(Section):
     """``cache:`` – the cache of final ad records behind ``GET /ads/{id}`` (seconds an entry lives)."""
 
-    ttl: Seconds = Field(
-        300.0, gt=0, le=WEEK, description="Seconds a terminal ad record stays cached in Redis. At most 7 days "
+    ttl: PositiveSeconds = Field(
+        300.0, le=WEEK, description="Seconds a terminal ad record stays cached in Redis. At most 7 days "
         "(604800 s).")
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gamead_core.config.section import DAY, HOUR, MINUTES_10, WEEK, Seconds, Section
+from gamead_core.config.section import DAY, HOUR, MINUTES_10, WEEK, PositiveSeconds, Seconds, Section
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS  #: workers an autoscaler may run or add at once
 
 
@@ -28,8 +28,8 @@ class KubernetesScalerSettings(Section):
         "~/.kube/config.",
     )
     context: str | None = Field(None, description="kubeconfig context; unset = the file's current-context.")
-    request_timeout: Seconds = Field(
-        5.0, gt=0, le=MINUTES_10, description="Seconds one Kubernetes API call may take (connect + read). At most 10 "
+    request_timeout: PositiveSeconds = Field(
+        5.0, le=MINUTES_10, description="Seconds one Kubernetes API call may take (connect + read). At most 10 "
         "minutes (600 s).")
 
 
@@ -44,11 +44,11 @@ class AutoscalerSettings(Section):
         1, ge=0, le=MAX_OVERRIDE_REPLICAS, description="Fewest workers, whatever the load. At most 10,000.")
     max_replicas: int = Field(
         20, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Most workers, whatever the load. At most 10,000.")
-    target_drain_seconds: Seconds = Field(
-        30.0, gt=0, le=DAY, description="Size the pool to drain backlog plus in-flight ads within this many seconds. "
+    target_drain_seconds: PositiveSeconds = Field(
+        30.0, le=DAY, description="Size the pool to drain backlog plus in-flight ads within this many seconds. "
         "At most 1 day (86400 s).")
-    max_wait_seconds: Seconds = Field(
-        10.0, gt=0, le=DAY, description="Longest the oldest urgent ad may wait; past it, urgent work drains in this. "
+    max_wait_seconds: PositiveSeconds = Field(
+        10.0, le=DAY, description="Longest the oldest urgent ad may wait; past it, urgent work drains in this. "
         "At most 1 day (86400 s).")
     urgent_max_level: int = Field(
         2, ge=1, le=5, description="Levels 1..this count as urgent for max_wait_seconds. At most 5."
@@ -64,21 +64,21 @@ class AutoscalerSettings(Section):
         "most 10,000.")
     scale_down_max_step: int = Field(
         1, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Replicas one period may remove. At most 10,000.")
-    period_seconds: Seconds = Field(
-        15.0, gt=0, le=HOUR, description="The period the step limits apply to. At most 1 hour (3600 s).")
+    period_seconds: PositiveSeconds = Field(
+        15.0, le=HOUR, description="The period the step limits apply to. At most 1 hour (3600 s).")
     tolerance: float = Field(
         0.1, ge=0, lt=1, description="No change while |needed / current - 1| is within this fraction. At most just "
         "under 1.")
-    stale_after_seconds: Seconds = Field(
-        30.0, gt=0, le=DAY, description="Metrics older than this are not acted upon: the replica count is held. At "
+    stale_after_seconds: PositiveSeconds = Field(
+        30.0, le=DAY, description="Metrics older than this are not acted upon: the replica count is held. At "
         "most 1 day (86400 s).")
     initial_per_worker_rate: float | None = Field(
         None, gt=0, le=1_000_000,
         description="Ads/s one worker is assumed to complete until a rate is measured (unset: hold until then,"
                     " except 0 → 1 replica when there is work). At most 1,000,000.",
     )
-    max_age_seconds: Seconds | None = Field(
-        None, gt=0, le=WEEK, description="Longest the oldest pending ad of any level may wait; past it, that level "
+    max_age_seconds: PositiveSeconds | None = Field(
+        None, le=WEEK, description="Longest the oldest pending ad of any level may wait; past it, that level "
         "and the more urgent ones must drain within this many seconds (unset: only the urgent rule applies). At most "
         "7 days (604800 s).")
     kubernetes: KubernetesScalerSettings = Field(

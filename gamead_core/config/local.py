@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from gamead_core.config.placeholders import refuse_placeholder
-from gamead_core.config.section import HOUR, MINUTES_10, Seconds, Section
+from gamead_core.config.section import HOUR, MINUTES_10, PositiveSeconds, Seconds, Section
 
 
 class EmbeddedSettings(Section):
@@ -52,10 +52,10 @@ class ClientSettings(Section):
 
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
-    timeout: Seconds = Field(
-        10.0, gt=0, le=HOUR, description="Seconds the CLI waits for one answer of the API. At most 1 hour (3600 s).")
-    list_timeout: Seconds = Field(
-        120.0, gt=0, le=HOUR,
+    timeout: PositiveSeconds = Field(
+        10.0, le=HOUR, description="Seconds the CLI waits for one answer of the API. At most 1 hour (3600 s).")
+    list_timeout: PositiveSeconds = Field(
+        120.0, le=HOUR,
         description="Seconds `gamead ads list` waits for one page (or `timeout`, if longer): GET /ads reads up to "
                     "api.list_scan_limit records for it, which can take longer than one answer's `timeout` on a large "
                     "or busy bucket; a stalled read answers 503 scan_incomplete on its own. At most 1 hour (3600 s).")
@@ -63,8 +63,8 @@ class ClientSettings(Section):
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
                     "connection, where that is safe (gamead_cli.retry); 0 never retries. At most 600 s.")
-    lookup_for: Seconds = Field(
-        30.0, gt=0, le=MINUTES_10,
+    lookup_for: PositiveSeconds = Field(
+        30.0, le=MINUTES_10,
         description="Seconds a bulk `gamead submit` spends at most looking up the ads whose publish got no answer "
                     "(GET /ads/ID, before its summary; gamead_cli.submit.settling): none starts after, each GET's "
                     "retries and timeout are cut to the time left. At most 600 s (10 min).")

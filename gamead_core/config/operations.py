@@ -8,7 +8,9 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
-from gamead_core.config.section import DAY, HOUR, MAX_COUNT, MINUTES_10, TIB, YEARS_10, Seconds, Section
+from gamead_core.config.section import (
+    DAY, HOUR, MAX_COUNT, MINUTES_10, TIB, YEARS_10, PositiveSeconds, Seconds, Section,
+)
 
 
 def _unlimited_or_a_mebibyte(value: int) -> int:
@@ -25,8 +27,8 @@ class DlqSettings(Section):
     """``dlq:`` – the dead-letter stream: how long and how many entries it keeps (seconds, messages; -1
     unlimited) and the default pace of a replay (entries per second)."""
 
-    max_age: Seconds = Field(
-        14 * 86400, gt=0, le=YEARS_10, description="Seconds a dead-lettered ad is kept (default 14 days). At most 10 "
+    max_age: PositiveSeconds = Field(
+        14 * 86400, le=YEARS_10, description="Seconds a dead-lettered ad is kept (default 14 days). At most 10 "
         "years (3650 days).")
     max_msgs: int = Field(
         1_000_000, ge=-1, le=MAX_COUNT, description="Most entries kept in the DLQ (-1 = unlimited). At it, ads that "
@@ -35,8 +37,8 @@ class DlqSettings(Section):
     scan_limit: int = Field(
         100_000, ge=10, le=10_000_000, description="Most entries one list or dry-run request reads; the answer says "
         "if it stopped. At most 10,000,000.")
-    scan_time: Seconds = Field(
-        2.0, gt=0, le=MINUTES_10, description="Most seconds one list or dry-run request spends reading. At most 10 "
+    scan_time: PositiveSeconds = Field(
+        2.0, le=MINUTES_10, description="Most seconds one list or dry-run request spends reading. At most 10 "
         "minutes (600 s).")
     scans: int = Field(
         4, ge=1, le=64, description="DLQ reads (`GET /v1/dlq` pages, dry runs, a purge's count) one API node runs at "
@@ -55,8 +57,8 @@ class DlqSettings(Section):
 class JobSettings(Section):
     """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
 
-    retention: Seconds = Field(
-        7 * 86400, gt=0, le=YEARS_10, description="Seconds a job's document is kept after its last change. At most 10 "
+    retention: PositiveSeconds = Field(
+        7 * 86400, le=YEARS_10, description="Seconds a job's document is kept after its last change. At most 10 "
         "years (3650 days).")
     max_bytes: BucketBytes = Field(
         256 * 1024**2, ge=-1, le=TIB, description="Most bytes the jobs bucket holds (-1 = unlimited). JetStream "
@@ -87,8 +89,8 @@ class JobSettings(Section):
 class DoctorSettings(Section):
     """``gamead doctor`` / ``GET /v1/doctor``: the check of every invariant (``gamead_core.doctor``)."""
 
-    scan_time: Seconds = Field(
-        60.0, gt=0, le=HOUR, description="Most seconds one doctor run spends reading; past it the answer is partial. "
+    scan_time: PositiveSeconds = Field(
+        60.0, le=HOUR, description="Most seconds one doctor run spends reading; past it the answer is partial. "
         "At most 1 hour (3600 s).")
     scan_limit: int = Field(
         5_000_000, ge=100, le=100_000_000, description="Most messages one doctor run reads per stream; past it the "
@@ -106,8 +108,8 @@ class DoctorSettings(Section):
 class AuditSettings(Section):
     """The audit trail of operator actions: stream ``GAMEAD_AUDIT`` (limits retention, oldest dropped first)."""
 
-    max_age: Seconds = Field(
-        90 * 86400, gt=0, le=YEARS_10, description="Seconds an audit record is kept (default 90 days). At most 10 "
+    max_age: PositiveSeconds = Field(
+        90 * 86400, le=YEARS_10, description="Seconds an audit record is kept (default 90 days). At most 10 "
         "years (3650 days).")
     max_msgs: int = Field(
         250_000, ge=-1, le=MAX_COUNT, description="Most records kept; then the oldest go first (-1 = no limit). A "
@@ -145,7 +147,7 @@ class RegistrySettings(Section):
     heartbeat_interval: Seconds = Field(
         2.0, ge=0.1, le=HOUR, description="Seconds between two heartbeats of a node; at least 0.1 s (each is a KV "
         "write, and the reaper runs every half of it). At most 1 hour (3600 s).")
-    ttl: Seconds = Field(10.0, gt=0, le=DAY, description="A node silent this long disappears from the registry "
+    ttl: PositiveSeconds = Field(10.0, le=DAY, description="A node silent this long disappears from the registry "
                        "(at least 2 × heartbeat_interval). At most 1 day (86400 s).")
 
     @model_validator(mode="after")
@@ -165,8 +167,8 @@ class RecordSettings(Section):
     """Retention of the ad-record KV bucket. Completed and failed records expire first (a per-key TTL,
     nats-server ≥ 2.11); everything else is bounded by the bucket's age and size limits."""
 
-    max_age: Seconds = Field(
-        30 * 86400, gt=0, le=YEARS_10, description="Seconds any record is kept after its last write (default 30 "
+    max_age: PositiveSeconds = Field(
+        30 * 86400, le=YEARS_10, description="Seconds any record is kept after its last write (default 30 "
         "days). At most 10 years (3650 days).")
     completed_max_age: Seconds = Field(
         7 * 86400, ge=1, le=YEARS_10, description="Seconds a completed or failed record is kept (default 7 days). At "

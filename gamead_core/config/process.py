@@ -10,7 +10,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from gamead_core.config.addresses import host_problem, nats_url_problem
 from gamead_core.config.faults import FaultSettings
 from gamead_core.config.placeholders import refuse_placeholder
-from gamead_core.config.section import DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, Seconds, Section
+from gamead_core.config.section import (
+    DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, PositiveSeconds, Seconds, Section,
+)
 
 
 class ApiSettings(Section):
@@ -22,8 +24,8 @@ class ApiSettings(Section):
     port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on. At most 65535.")
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=64 * MIB, description="Largest request body accepted. At most 64 MiB.")
-    publish_timeout: Seconds = Field(
-        2.0, gt=0, le=MINUTES_10, description="Seconds to wait for JetStream to ack a submit. At most 10 minutes (600 "
+    publish_timeout: PositiveSeconds = Field(
+        2.0, le=MINUTES_10, description="Seconds to wait for JetStream to ack a submit. At most 10 minutes (600 "
         "s).")
     write_linger_ms: float = Field(
         2.0, ge=0, le=100, description="Milliseconds a submit's write to NATS (its record, then its message) waits "
@@ -45,17 +47,17 @@ class ApiSettings(Section):
         "1 MiB.")
     max_headers: int = Field(
         100, ge=8, le=10_000, description="Most header fields in one request; more → 431. At most 10,000.")
-    read_timeout: Seconds = Field(
-        15.0, gt=0, le=HOUR, description="Seconds a client may take to send one whole request (line, headers, body), "
+    read_timeout: PositiveSeconds = Field(
+        15.0, le=HOUR, description="Seconds a client may take to send one whole request (line, headers, body), "
         "counted from the connection's opening or the request's first byte, without the time the server itself does "
         "not read (a pipelined request waiting for the one before it); slower → 408 and close. What is already in "
         "the socket when it passes (the API stood still) is read first. At most 1 hour (3600 s).")
-    keep_alive_timeout: Seconds = Field(
-        5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests; a "
+    keep_alive_timeout: PositiveSeconds = Field(
+        5.0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests; a "
         "request already in the socket when it runs out (the API stood still) is read and answered. At most 1 hour "
         "(3600 s).")
-    write_timeout: Seconds = Field(
-        30.0, gt=0, le=HOUR, description="Seconds an answer may wait with no byte read by its client (acknowledged "
+    write_timeout: PositiveSeconds = Field(
+        30.0, le=HOUR, description="Seconds an answer may wait with no byte read by its client (acknowledged "
         "by its TCP stack); then it is aborted (a reset) and logged. 30 s: far above a reader that reads at all (any "
         "byte read starts it again), well below what a client that never reads may hold (its descriptor and up to a "
         "few MB of socket buffer: attack34a F1). At most 1 hour (3600 s).")
@@ -110,11 +112,11 @@ class NatsSettings(Section):
     tls_ca: str | None = Field(None, description="CA bundle to verify the server's certificate.")
     tls_cert: str | None = None
     tls_key: str | None = None
-    connect_timeout: Seconds = Field(
-        2.0, gt=0, le=MINUTES_10, description="Seconds to open a connection to a NATS server. At most 10 minutes "
+    connect_timeout: PositiveSeconds = Field(
+        2.0, le=MINUTES_10, description="Seconds to open a connection to a NATS server. At most 10 minutes "
         "(600 s).")
-    request_timeout: Seconds = Field(
-        2.0, gt=0, le=MINUTES_10, description="Timeout of JetStream API calls. At most 10 minutes (600 s).")
+    request_timeout: PositiveSeconds = Field(
+        2.0, le=MINUTES_10, description="Timeout of JetStream API calls. At most 10 minutes (600 s).")
     ping_interval: Seconds = Field(
         10.0, ge=1, le=HOUR, description="Seconds between the client's PINGs; a connection whose server misses "
         "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s); at least 1 s. "
@@ -172,8 +174,8 @@ class QueueSettings(Section):
     and duplicate window (seconds), its limits (messages, bytes; -1 unlimited), replicas, and how a worker
     polls (milliseconds it reuses queue heads, seconds between polls of an empty queue)."""
 
-    aging_step: Seconds = Field(
-        10.0, gt=0, le=WEEK, description="Seconds of waiting that lift an ad one priority level. At most 7 days "
+    aging_step: PositiveSeconds = Field(
+        10.0, le=WEEK, description="Seconds of waiting that lift an ad one priority level. At most 7 days "
         "(604800 s).")
     ack_wait: Seconds = Field(
         30.0, ge=1, le=DAY, description="Seconds before an unacknowledged ad is redelivered; at least 1 s (a worker "
@@ -237,8 +239,8 @@ class WorkerSettings(Section):
         5, ge=1, le=100,
         description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ. At most 100.",
     )
-    task_timeout: Seconds = Field(
-        60.0, gt=0, le=DAY, description="Seconds one analysis may take; longer is a failed attempt. At most 1 day "
+    task_timeout: PositiveSeconds = Field(
+        60.0, le=DAY, description="Seconds one analysis may take; longer is a failed attempt. At most 1 day "
         "(86400 s).")
     processing_mark_after: Seconds = Field(
         0.5, ge=0, le=HOUR, description="Seconds an analysis runs before its record is marked `processing` (one more "
@@ -260,10 +262,10 @@ class WorkerSettings(Section):
         5.0, ge=0, le=100, description="Milliseconds an idle worker woken by an arriving ad waits for more to join "
         "it before pulling, only while ads reach it at least every this long (a trickle starts at once): fewer, "
         "fuller rounds of writes and acks at a steady flow. 0 = never wait. At most 100 ms.")
-    backoff_base: Seconds = Field(
-        1.0, gt=0, le=DAY, description="First retry delay ceiling in seconds (full jitter). At most 1 day (86400 s).")
-    backoff_cap: Seconds = Field(
-        60.0, gt=0, le=DAY, description="Largest retry delay in seconds. At most 1 day (86400 s).")
+    backoff_base: PositiveSeconds = Field(
+        1.0, le=DAY, description="First retry delay ceiling in seconds (full jitter). At most 1 day (86400 s).")
+    backoff_cap: PositiveSeconds = Field(
+        60.0, le=DAY, description="Largest retry delay in seconds. At most 1 day (86400 s).")
     faults: FaultSettings = FaultSettings()
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
+import annotated_types
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 from gamead_core.durations import parse_duration
 
@@ -25,12 +27,21 @@ DAY = 86_400
 WEEK = 7 * DAY
 #: Seconds: the retention of a stream or bucket (JetStream max age): ten years.
 YEARS_10 = 3650 * DAY
+#: Seconds: the least a timeout, interval or age of the settings may be (attack42a F4: ``worker.task_timeout: 1e-320``
+#: passed ``gt=0`` and could never fire). The event loop's timers wait in whole milliseconds (epoll), so a shorter
+#: value would not mean what it says; a setting that takes 0 for "off" says ``ge=0`` instead.
+MIN_SECONDS = 0.001
 MIB = 1024**2
 GIB = 1024**3
 #: Bytes: the most a stream or bucket limit may say (-1 = unlimited where the setting allows it).
 TIB = 1024**4
 #: Messages a stream limit may say (-1 = unlimited): a billion ads.
 MAX_COUNT = 1_000_000_000
+
+
+def plus_zero(value: Any) -> Any:
+    """``value``, but a float ``-0.0`` is ``0.0`` (read from ``-0``, it was shown ``-0.0``: attack26 F9)."""
+    return 0.0 if isinstance(value, float) and value == 0 else value
 
 
 def _seconds_value(value: Any) -> Any:
@@ -52,8 +63,11 @@ def _seconds_value(value: Any) -> Any:
 
 
 #: A setting in seconds: a number, or a duration as the CLI prints and reads one (``queue.ack_wait: 30s``,
-#: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere
-Seconds = Annotated[float, BeforeValidator(_seconds_value)]
+#: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere; ``-0`` is 0
+#: (:func:`plus_zero`; ``GET /v1/doctor?settle=-0`` answered ``settleSeconds: -0.0``, attack42a F3)
+Seconds = Annotated[float, BeforeValidator(_seconds_value), AfterValidator(plus_zero)]
+#: A setting in seconds that cannot be 0: at least :data:`MIN_SECONDS` (a timeout, an interval, an age)
+PositiveSeconds = Annotated[Seconds, annotated_types.Ge(MIN_SECONDS)]
 
 
 def leaf_types(annotation: Any) -> list[Any]:
@@ -99,4 +113,4 @@ class Section(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_negative_zero(cls, value: Any) -> Any:
-        return 0.0 if isinstance(value, float) and value == 0 else value
+        return plus_zero(value)

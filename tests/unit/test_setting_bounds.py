@@ -193,3 +193,31 @@ def test_a_float_given_as_minus_zero_is_zero(monkeypatch: pytest.MonkeyPatch, tm
         checked.append(".".join(path))
         assert value == 0 and math.copysign(1.0, value) == 1.0, (path, value)
     assert "worker.linger_ms" in checked and len(checked) > 10, checked
+
+
+def test_a_setting_in_seconds_that_cannot_be_0_is_at_least_a_millisecond(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    """attack42a F4: ``GAMEAD_WORKER__TASK_TIMEOUT=1e-320`` passed ``gt=0`` and the limit never fired (29 settings
+    in seconds said ``gt=0``). Now a setting in seconds takes 0 (``ge=0``: "off") or has a floor of at least
+    :data:`MIN_SECONDS` (1 ms, the event loop's timer resolution), and ``1e-320`` for one is one config error
+    naming it. Without the fix (``PositiveSeconds`` as ``gt=0``): fails at ``api.keep_alive_timeout``'s ``gt=0``."""
+    from gamead_core.config.section import MIN_SECONDS, plus_zero
+
+    floored = []
+    for path, field, _kind in FIELDS:
+        if not any(getattr(rule, "func", None) is plus_zero for rule in field.metadata):
+            continue  # not a setting in seconds
+        assert not any(isinstance(rule, annotated_types.Gt) for rule in field.metadata), \
+            f"{'.'.join(path)}: gt=0 takes 1e-320, which no timer can wait; say PositiveSeconds (ge=MIN_SECONDS)"
+        floor = max(rule.ge for rule in field.metadata if isinstance(rule, annotated_types.Ge))
+        if floor == 0:
+            continue
+        assert floor >= MIN_SECONDS, path
+        floored.append(path)
+        if _DICT_KEY not in path:
+            drop_gamead_env(monkeypatch, tmp_path)
+            variable = "GAMEAD_" + "__".join(p.upper() for p in path)
+            monkeypatch.setenv(variable, "1e-320")
+            with pytest.raises(ConfigError, match=rf"{'.'.join(path)} \({variable}=1e-320\).*greater than or equal"):
+                load_settings()
+    assert ("worker", "task_timeout") in floored and len(floored) > 30, floored
