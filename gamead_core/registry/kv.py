@@ -20,10 +20,10 @@ from pydantic import ValidationError
 
 from gamead_core import clock, names
 from gamead_core.config import RegistrySettings
-from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
+from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
-from gamead_core.registry.nodes import earlier_node_key, incarnation, node_key
+from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 
@@ -168,6 +168,9 @@ class Registry:
         if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
             entry, deleted = await self._read(kv, earlier)
             entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
+            if deleted:  # and the mark too: one naming another id's process is not this one's stop (review42b F1)
+                origin = await self._mark(earlier)
+                deleted = origin is not None and (origin == "" or incarnation_id(origin) == node_id)
         return entry, deleted
 
     async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
@@ -184,15 +187,38 @@ class Registry:
     async def delete(self, node_id: str, incarnation: str | None = None) -> None:
         """Delete ``node_id``'s entry (a clean stop), under its key and, for an id whose key an older gamead made
         otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
-        reaper of a rolling deploy looks for the mark (review42 F1). ``incarnation`` (the stopping process's) goes
-        in the mark as its ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3).
-        Raises the gamead error tree."""
+        reaper of a rolling deploy looks for the mark (review42 F1), unless another id's live entry is the last
+        write there (that key is many ids' earlier one and one id's own: ``w.1``'s beside ``w_1``, ``w:1``; its
+        mark deleted a live node, which the reaper then took for dead: review42b F1), written only if nothing was
+        written there since it was read. ``incarnation`` (the stopping process's) goes in the mark as its
+        ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). Raises the gamead
+        error tree."""
         await self.open()
-        key = node_key(node_id)
+        key, earlier = node_key(node_id), earlier_node_key(node_id)
         headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
         with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
-            await asyncio.gather(*(self._js.publish(f"{self.prefix}{k}", b"", headers=headers, timeout=self._timeout)
-                                   for k in dict.fromkeys((key, earlier_node_key(node_id)))))
+            await asyncio.gather(self._js.publish(f"{self.prefix}{key}", b"", headers=headers, timeout=self._timeout),
+                                 *([self._mark_earlier(earlier, node_id, headers)] if earlier != key else []))
+
+    async def _mark_earlier(self, key: str, node_id: str, headers: dict[str, str]) -> None:
+        """:meth:`delete`'s mark under ``node_id``'s earlier ``key``: not over another id's live entry, and lost
+        (no error) to a write there between its read and its publish (a compare-and-set on the key's last
+        sequence)."""
+        try:
+            last = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
+        except nats.js.errors.NotFoundError:
+            last = None
+        if last is not None and (last.headers or {}).get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
+            entry = _decode(last.data) if last.data else None
+            if entry is not None and entry.id != node_id:
+                return
+        expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
+        try:
+            with nats_boundary():
+                await self._js.publish(f"{self.prefix}{key}", b"", headers={**headers, **expected},
+                                       timeout=self._timeout)
+        except Conflict:
+            pass
 
     async def stop(self, info: NodeInfo) -> None:
         """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
