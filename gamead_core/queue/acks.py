@@ -35,7 +35,6 @@ import asyncio
 import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
-from weakref import WeakKeyDictionary
 
 import nats.errors
 import orjson
@@ -299,7 +298,7 @@ def _give_up(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop | Non
         loop.call_at(respite(loop), _give_up, waiter)
 
 
-_ACKS: WeakKeyDictionary[NATS, _Acks] = WeakKeyDictionary()
+_ACKS: weakref.WeakKeyDictionary[NATS, _Acks] = weakref.WeakKeyDictionary()
 #: the last connection looked up and its acks (weakly: one connection per process skips the dictionary's lookup)
 _last: tuple[weakref.ref[NATS], _Acks] | None = None
 
