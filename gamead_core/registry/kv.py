@@ -161,8 +161,8 @@ class Registry:
         the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
         (never written, or expired: the node went silent). Nothing under its key, and an id whose key an older
         gamead made otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`): that key is read too, an
-        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1). Raises the gamead
-        error tree."""
+        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1), a delete mark only if it
+        names no process (an older gamead's) or one of ``node_id`` (review42b F1). Raises the gamead error tree."""
         kv, key = await self.open(), node_key(node_id)
         entry, deleted = await self._read(kv, key)
         if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
