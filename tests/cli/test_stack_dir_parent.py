@@ -76,3 +76,13 @@ def test_a_data_dir_above_owned_by_another_user_is_not_used(tmp_path: Path, clos
     (tmp_path / "sub").mkdir()
     assert _api_url(tmp_path / "sub") == _DEFAULT
     assert _api_url(tmp_path) == closed_api_url
+
+
+def test_the_help_says_a_parent_directory_stack_is_the_default() -> None:
+    """review42b F5: left42 taught the verbs to find the stack of a parent directory, but ``--api``'s help still
+    said its default was the ``gamead up`` "running on ./.gamead" alone, and ``config show --data-dir``'s
+    "default ./.gamead". Without the fix 'nearest parent' is in neither help page (1 failed); with it, both."""
+    for argv in (("workers", "--help"), ("config", "show", "--help")):
+        done = run_gamead(*argv, env=clean_env(COLUMNS="400"))
+        assert done.returncode == 0, done.stderr
+        assert "nearest parent" in " ".join(done.stdout.split()), argv
