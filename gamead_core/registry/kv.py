@@ -169,8 +169,8 @@ class Registry:
             entry, deleted = await self._read(kv, earlier)
             entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
             if deleted:  # and the mark too: one naming another id's process is not this one's stop (review42b F1)
-                origin = await self._mark(earlier)
-                deleted = origin is not None and (origin == "" or incarnation_id(origin) == node_id)
+                op, origin = await self._last_op(earlier)
+                deleted = op in ("DEL", "PURGE") and (origin == "" or incarnation_id(origin) == node_id)
         return entry, deleted
 
     async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
@@ -234,33 +234,31 @@ class Registry:
                      "registry.ttl): %s", info.id, names.STOPS_BUCKET, getattr(noted, "message", None) or repr(noted))
 
     async def stopped(self, node: NodeInfo) -> bool:
-        """True if ``node``'s process stopped cleanly: the last write under its id's key (or the earlier key, as
-        :meth:`lookup`) is a delete mark of that process, or one naming none (an older gamead's), within
-        ``registry.ttl`` of the stop; or the process noted the stop (:mod:`gamead_core.registry.stops`, a day).
-        False for a death: the entry expired, was never written, or the mark is another process's of the same id
-        (before, any mark under the id counted: a later process's clean stop hid an earlier one's kill -9,
-        review42 F3). Raises the gamead error tree."""
+        """True if ``node``'s process stopped cleanly: the last write under its id's key (or, nothing written there,
+        under the earlier key, as :meth:`lookup`: review42b F7) is a delete mark of that process, or one naming
+        none (an older gamead's), within ``registry.ttl`` of the stop; or the process noted the stop
+        (:mod:`gamead_core.registry.stops`, a day). False for a death: the entry expired, was never written, or the
+        mark is another process's of the same id (before, any mark under the id counted: a later process's clean
+        stop hid an earlier one's kill -9, review42 F3). Raises the gamead error tree."""
         await self.open()
         key = node_key(node.id)
-        mark = await self._mark(key)
-        if mark is None and (earlier := earlier_node_key(node.id)) != key:
-            mark = await self._mark(earlier)
-        if mark is not None and mark in ("", incarnation(node.id, node.pid, node.started_at)):
+        op, origin = await self._last_op(key)
+        if op is None and (earlier := earlier_node_key(node.id)) != key:  # nothing under its key at all
+            op, origin = await self._last_op(earlier)
+        if op in ("DEL", "PURGE") and origin in ("", incarnation(node.id, node.pid, node.started_at)):
             return True
         return await self._stops.noted(node)
 
-    async def _mark(self, key: str) -> str | None:
-        """The process a delete mark under ``key`` names (its ``Gamead-Origin``; "" for none); None when the last
-        write there is no delete mark, or there is none."""
+    async def _last_op(self, key: str) -> tuple[str | None, str]:
+        """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none) and
+        the process it names (its ``Gamead-Origin``; "" for none)."""
         with self._boundary():
             try:
                 raw = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
             except nats.js.errors.NotFoundError:
-                return None
+                return None, ""
         headers = raw.headers or {}
-        if headers.get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
-            return None
-        return headers.get(names.HDR_ORIGIN, "")
+        return headers.get(names.HDR_KV_OPERATION, "PUT"), headers.get(names.HDR_ORIGIN, "")
 
     async def list(self) -> list[NodeInfo]:
         """Every live node, sorted by role then id. One request to the server, which must end within the

@@ -145,3 +145,31 @@ def test_a_clean_stop_does_not_delete_another_live_node_under_its_earlier_key(
     assert got["entry"] == "w.1", "another id's clean stop deleted a live node's entry"
     assert got["listed"] == ["w.1"]
     assert got["killed"] == (None, False), "another id's clean stop read as this id's"
+
+
+def test_a_live_entry_under_the_key_keeps_the_earlier_key_mark_out(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review42b F7: ``Registry.stopped`` read the earlier key whenever the id's key held no delete mark, a live
+    entry included, where ``lookup`` reads it only when nothing is there. Within ``registry.ttl`` of an older
+    gamead's clean stop of ``api-my_host-1`` (a plain mark under ``api-my_host-1``), a newer process of that id,
+    killed -9 and restarted (the restart's entry under ``api-my=5fhost-1``), read as stopped cleanly: its records
+    without a message never queued again. Without the fix True (1 failed), with it False."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> bool:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        kv = await js.key_value("gamead_registry")
+        older = api_node_info("api-my_host-1", started=time.time() - 120)
+        await kv.put(_earlier_key(older.id), older.model_dump_json().encode())
+        await kv.delete(_earlier_key(older.id))  # the older gamead's clean stop: a mark naming no process
+        killed = api_node_info("api-my_host-1", started=time.time() - 60)
+        await registry.put(killed)  # killed -9: no delete, no note
+        await registry.put(killed.model_copy(update={"pid": killed.pid + 1}))  # its restart beats under the key
+        return await registry.stopped(killed)
+
+    assert on_js(server.url, drill) is False, "a killed process read as stopped by an older process's mark"
