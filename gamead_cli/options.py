@@ -52,7 +52,8 @@ ApiOpt = Annotated[
     typer.Option(
         "--api",
         help="URL of the gamead API \\[env GAMEAD_API_URL, config client.api_url; default: the API of the gamead up "
-             "running on ./.gamead (embedded.data_dir), else http://127.0.0.1:8080].",
+             "running on ./.gamead or the nearest parent directory's (embedded.data_dir), else "
+             "http://127.0.0.1:8080].",
         show_default=False,
         callback=api_url_arg,
     ),

@@ -44,13 +44,14 @@ def show(
     stack: Annotated[
         bool,
         typer.Option("--stack", help="Show instead what the gamead up running on --data-dir (else "
-                     "embedded.data_dir, ./.gamead) runs its API and workers with: its config-in-force.yaml, "
-                     "plus the flags and GAMEAD_* it started them with, and the URL its API serves."),
+                     "embedded.data_dir, ./.gamead or the nearest parent's) runs its API and workers with: "
+                     "its config-in-force.yaml, plus the flags and GAMEAD_* it started them with, and the URL its "
+                     "API serves."),
     ] = False,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="The data dir of the gamead up to look at, as given to gamead up "
-                     "\\[embedded.data_dir, default ./.gamead].", show_default=False),
+                     "\\[embedded.data_dir, default ./.gamead or the nearest parent's].", show_default=False),
     ] = None,
 ) -> None:
     """Print the effective configuration with every secret masked.

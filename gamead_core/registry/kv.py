@@ -20,10 +20,10 @@ from pydantic import ValidationError
 
 from gamead_core import clock, names
 from gamead_core.config import RegistrySettings
-from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
+from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
-from gamead_core.registry.nodes import earlier_node_key, incarnation, node_key
+from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 
@@ -161,17 +161,16 @@ class Registry:
         the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
         (never written, or expired: the node went silent). Nothing under its key, and an id whose key an older
         gamead made otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`): that key is read too, an
-        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1), and a delete mark there
-        only if it names ``node_id``'s process or none (an older gamead's): ``w_1``'s clean stop is not ``w:1``'s,
-        whose entry expired (attack42c F3). Raises the gamead error tree."""
+        entry there counting only if it is ``node_id``'s (a rolling deploy: review42 F1), a delete mark only if it
+        names no process (an older gamead's) or one of ``node_id`` (review42b F1). Raises the gamead error tree."""
         kv, key = await self.open(), node_key(node_id)
         entry, deleted = await self._read(kv, key)
         if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
             entry, deleted = await self._read(kv, earlier)
             entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
-            if deleted:  # and so is another id's clean stop there (attack42c F3): w_1's is not w:1's
-                mark = await self._mark(earlier)
-                deleted = mark is not None and (mark == "" or mark.startswith(f"{node_id}:"))
+            if deleted:  # and the mark too: one naming another id's process is not this one's stop (review42b F1)
+                op, origin = await self._last_op(earlier)
+                deleted = op in ("DEL", "PURGE") and (origin == "" or incarnation_id(origin) == node_id)
         return entry, deleted
 
     async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
@@ -188,15 +187,38 @@ class Registry:
     async def delete(self, node_id: str, incarnation: str | None = None) -> None:
         """Delete ``node_id``'s entry (a clean stop), under its key and, for an id whose key an older gamead made
         otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
-        reaper of a rolling deploy looks for the mark (review42 F1). ``incarnation`` (the stopping process's) goes
-        in the mark as its ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3).
-        Raises the gamead error tree."""
+        reaper of a rolling deploy looks for the mark (review42 F1), unless another id's live entry is the last
+        write there (that key is many ids' earlier one and one id's own: ``w.1``'s beside ``w_1``, ``w:1``; its
+        mark deleted a live node, which the reaper then took for dead: review42b F1), written only if nothing was
+        written there since it was read. ``incarnation`` (the stopping process's) goes in the mark as its
+        ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). Raises the gamead
+        error tree."""
         await self.open()
-        key = node_key(node_id)
+        key, earlier = node_key(node_id), earlier_node_key(node_id)
         headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
         with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
-            await asyncio.gather(*(self._js.publish(f"{self.prefix}{k}", b"", headers=headers, timeout=self._timeout)
-                                   for k in dict.fromkeys((key, earlier_node_key(node_id)))))
+            await asyncio.gather(self._js.publish(f"{self.prefix}{key}", b"", headers=headers, timeout=self._timeout),
+                                 *([self._mark_earlier(earlier, node_id, headers)] if earlier != key else []))
+
+    async def _mark_earlier(self, key: str, node_id: str, headers: dict[str, str]) -> None:
+        """:meth:`delete`'s mark under ``node_id``'s earlier ``key``: not over another id's live entry, and lost
+        (no error) to a write there between its read and its publish (a compare-and-set on the key's last
+        sequence)."""
+        try:
+            last = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
+        except nats.js.errors.NotFoundError:
+            last = None
+        if last is not None and (last.headers or {}).get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
+            entry = _decode(last.data) if last.data else None
+            if entry is not None and entry.id != node_id:
+                return
+        expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
+        try:
+            with nats_boundary():
+                await self._js.publish(f"{self.prefix}{key}", b"", headers={**headers, **expected},
+                                       timeout=self._timeout)
+        except Conflict:
+            pass
 
     async def stop(self, info: NodeInfo) -> None:
         """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
@@ -212,33 +234,31 @@ class Registry:
                      "registry.ttl): %s", info.id, names.STOPS_BUCKET, getattr(noted, "message", None) or repr(noted))
 
     async def stopped(self, node: NodeInfo) -> bool:
-        """True if ``node``'s process stopped cleanly: the last write under its id's key (or the earlier key, as
-        :meth:`lookup`) is a delete mark of that process, or one naming none (an older gamead's), within
-        ``registry.ttl`` of the stop; or the process noted the stop (:mod:`gamead_core.registry.stops`, a day).
-        False for a death: the entry expired, was never written, or the mark is another process's of the same id
-        (before, any mark under the id counted: a later process's clean stop hid an earlier one's kill -9,
-        review42 F3). Raises the gamead error tree."""
+        """True if ``node``'s process stopped cleanly: the last write under its id's key (or, nothing written there,
+        under the earlier key, as :meth:`lookup`: review42b F7) is a delete mark of that process, or one naming
+        none (an older gamead's), within ``registry.ttl`` of the stop; or the process noted the stop
+        (:mod:`gamead_core.registry.stops`, a day). False for a death: the entry expired, was never written, or the
+        mark is another process's of the same id (before, any mark under the id counted: a later process's clean
+        stop hid an earlier one's kill -9, review42 F3). Raises the gamead error tree."""
         await self.open()
         key = node_key(node.id)
-        mark = await self._mark(key)
-        if mark is None and (earlier := earlier_node_key(node.id)) != key:
-            mark = await self._mark(earlier)
-        if mark is not None and mark in ("", incarnation(node.id, node.pid, node.started_at)):
+        op, origin = await self._last_op(key)
+        if op is None and (earlier := earlier_node_key(node.id)) != key:  # nothing under its key at all
+            op, origin = await self._last_op(earlier)
+        if op in ("DEL", "PURGE") and origin in ("", incarnation(node.id, node.pid, node.started_at)):
             return True
         return await self._stops.noted(node)
 
-    async def _mark(self, key: str) -> str | None:
-        """The process a delete mark under ``key`` names (its ``Gamead-Origin``; "" for none); None when the last
-        write there is no delete mark, or there is none."""
+    async def _last_op(self, key: str) -> tuple[str | None, str]:
+        """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none) and
+        the process it names (its ``Gamead-Origin``; "" for none)."""
         with self._boundary():
             try:
                 raw = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
             except nats.js.errors.NotFoundError:
-                return None
+                return None, ""
         headers = raw.headers or {}
-        if headers.get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
-            return None
-        return headers.get(names.HDR_ORIGIN, "")
+        return headers.get(names.HDR_KV_OPERATION, "PUT"), headers.get(names.HDR_ORIGIN, "")
 
     async def list(self) -> list[NodeInfo]:
         """Every live node, sorted by role then id. One request to the server, which must end within the

@@ -218,6 +218,12 @@ def incarnation(node_id: str, pid: int, started_at: datetime) -> str:
     return f"{node_id}:{pid}@{started_at.isoformat()}"
 
 
+def incarnation_id(origin: str) -> str:
+    """The node id of an :func:`incarnation` (``"<node id>:<pid>@<started at>"``), the text before its last ``:``
+    ahead of its last ``@`` (an id may hold either); "" for a text of another form. Pure."""
+    return origin.rpartition("@")[0].rpartition(":")[0]
+
+
 def api_incarnation(node_id: str, started: float) -> str:
     """:func:`incarnation` of this API process (``started``: epoch seconds, as given to :func:`api_node_info`):
     the ``Gamead-Origin`` of its record creates."""
@@ -250,5 +256,5 @@ def new_api_node_id() -> str:
 
 
 __all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "earlier_node_key",
-           "incarnation", "same_incarnation", "new_api_node_id", "node_key", "server_started", "uptime",
-           "worker_node_info"]
+           "incarnation", "incarnation_id", "same_incarnation", "new_api_node_id", "node_key", "server_started",
+           "uptime", "worker_node_info"]

@@ -124,3 +124,13 @@ def test_a_state_file_another_user_owns_is_not_read_even_here(tmp_path: Path, cl
     assert _api_url(tmp_path) == _DEFAULT
     os.chown(state, os.geteuid(), os.getegid())  # ours again: used, as before
     assert _api_url(tmp_path) == closed_api_url
+
+
+def test_the_help_says_a_parent_directory_stack_is_the_default() -> None:
+    """review42b F5: left42 taught the verbs to find the stack of a parent directory, but ``--api``'s help still
+    said its default was the ``gamead up`` "running on ./.gamead" alone, and ``config show --data-dir``'s
+    "default ./.gamead". Without the fix 'nearest parent' is in neither help page (1 failed); with it, both."""
+    for argv in (("workers", "--help"), ("config", "show", "--help")):
+        done = run_gamead(*argv, env=clean_env(COLUMNS="400"))
+        assert done.returncode == 0, done.stderr
+        assert "nearest parent" in " ".join(done.stdout.split()), argv

@@ -109,6 +109,72 @@ def test_a_later_process_clean_stop_does_not_hide_an_earlier_one_death(fresh_nat
 
 
 
+def test_a_clean_stop_does_not_delete_another_live_node_under_its_earlier_key(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review42b F1: a clean stop marked its id's earlier key too, which is many ids' (``w:1``, ``w@1``, ``w_1``
+    all had ``w_1``) and one newer id's own key (``w.1``: ``.`` is ``_`` in both rules). So the clean stop of
+    ``w_1`` deleted the live entry of ``w.1``, beating beside it: the reaper's next list lacked ``w.1``, and no
+    mark of its own told a stop, so it was taken for dead and its ads recovered while it ran; and ``lookup("w_1")``
+    of a killed ``w_1`` read ``w.1``'s clean stop as its own (a death seen as a stop). Now the earlier key is
+    marked only over nothing, a mark or this id's own entry, and a mark there naming another id's process is not
+    this id's. Figure: without the fix ``w.1`` after ``w_1``'s and ``w:1``'s stops: entry None, stopped False; a
+    killed ``w_1`` after ``w.1``'s stop: deleted True. With it: ``w.1``'s entry, and deleted False."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> dict[str, Any]:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        dotted, under, colon = (api_node_info(i, started=time.time()) for i in ("w.1", "w_1", "w:1"))
+        for node in (dotted, under, colon):
+            await registry.put(node)
+        await registry.stop(under)
+        await registry.stop(colon)
+        entry, _ = await registry.lookup("w.1")
+        alive = {"entry": entry.id if entry else None, "listed": [n.id for n in await registry.list()]}
+        dotted_2 = api_node_info("w.2", started=time.time())
+        await registry.put(dotted_2)
+        await registry.stop(dotted_2)  # w.2 stops cleanly; w_2, killed, has nothing under its key (expired)
+        return {**alive, "killed": await registry.lookup("w_2")}
+
+    got = on_js(server.url, drill)
+    assert got["entry"] == "w.1", "another id's clean stop deleted a live node's entry"
+    assert got["listed"] == ["w.1"]
+    assert got["killed"] == (None, False), "another id's clean stop read as this id's"
+
+
+def test_a_live_entry_under_the_key_keeps_the_earlier_key_mark_out(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review42b F7: ``Registry.stopped`` read the earlier key whenever the id's key held no delete mark, a live
+    entry included, where ``lookup`` reads it only when nothing is there. Within ``registry.ttl`` of an older
+    gamead's clean stop of ``api-my_host-1`` (a plain mark under ``api-my_host-1``), a newer process of that id,
+    killed -9 and restarted (the restart's entry under ``api-my=5fhost-1``), read as stopped cleanly: its records
+    without a message never queued again. Without the fix True (1 failed), with it False."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.registry import Registry, api_node_info
+
+    server = fresh_nats()
+
+    async def drill(js: Any) -> bool:
+        settings = load_settings(None)
+        await ensure_topology(js, settings)
+        registry = Registry(js._nc, js, settings.registry)
+        kv = await js.key_value("gamead_registry")
+        older = api_node_info("api-my_host-1", started=time.time() - 120)
+        await kv.put(_earlier_key(older.id), older.model_dump_json().encode())
+        await kv.delete(_earlier_key(older.id))  # the older gamead's clean stop: a mark naming no process
+        killed = api_node_info("api-my_host-1", started=time.time() - 60)
+        await registry.put(killed)  # killed -9: no delete, no note
+        await registry.put(killed.model_copy(update={"pid": killed.pid + 1}))  # its restart beats under the key
+        return await registry.stopped(killed)
+
+    assert on_js(server.url, drill) is False, "a killed process read as stopped by an older process's mark"
+
+
 def test_another_id_clean_stop_under_the_shared_earlier_key_is_not_this_one(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """attack42c F3: ``w_1`` and ``w:1`` (two keys now, one earlier key ``w_1``) beat at once; ``w_1`` stops cleanly

@@ -31,3 +31,17 @@ def test_a_function_the_c_library_lacks_is_none() -> None:
     from gamead_core.libc import libc_function
 
     assert libc_function("no_such_function_in_any_libc") is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ldconfig is Linux's")
+def test_a_function_the_c_library_lacks_runs_no_program() -> None:
+    """review42b F6: a function the C library lacks (``malloc_trim`` on musl) sent :func:`libc_function` on to
+    ``find_library("c")``, which runs ``ldconfig``: the program left42 took out of every role's start, back on
+    Alpine. Without the fix 1 program run (``/sbin/ldconfig``), with it 0."""
+    script = ("import sys\nran = []\n"
+              "sys.addaudithook(lambda event, args: ran.append(args[0]) if event == 'subprocess.Popen' else None)\n"
+              "from gamead_core.libc import libc_function\n"
+              "print(libc_function('no_such_function_in_any_libc'), len(ran))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=clean_env(),
+                         timeout=60, check=True).stdout.split()
+    assert out == ["None", "0"], out

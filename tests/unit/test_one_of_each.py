@@ -101,6 +101,20 @@ def test_no_module_is_a_grab_bag() -> None:
     assert long == []
 
 
+def test_no_docstring_stands_after_code() -> None:
+    """A docstring written after a statement is no docstring (``__doc__`` None, ``help()`` and the API reference
+    blank): review42b F3, ``view_header.summary_text``'s, moved below ``nodes_given = nodes`` by tui42 F2. Without
+    the fix: ``['gamead_cli/tui/view_header.py:18 summary_text']``; with it: none."""
+    found = []
+    for name, text in _sources("gamead_core", "gamead_cli"):
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not ast.get_docstring(
+                    node) and any(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                  and isinstance(s.value.value, str) for s in node.body[1:3]):
+                found.append(f"{name}:{node.lineno} {node.name}")
+    assert found == []
+
+
 def test_one_short_time_formatter() -> None:
     assert short_time("2024-05-01T12:34:56.789Z") == "12:34:56"
     assert short_datetime("2024-05-01T12:34:56.789+00:00") == "2024-05-01 12:34:56"
