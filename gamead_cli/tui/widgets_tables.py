@@ -225,13 +225,18 @@ class FilteredPanel(Vertical):
 
 class NodesPanel(FilteredPanel):
     BORDER_TITLE = "nodes"
-    nodes: var[Sequence[Mapping[str, Any]]] = var(())
+    nodes: var[Sequence[Mapping[str, Any]] | None] = var(None)
 
     def compose(self) -> ComposeResult:
         yield NodesTable(id="nodes-table")
 
-    def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
-        self.query_one(NodesTable).set_rows((str(n.get("id")), view_tables.node_row(n)) for n in nodes)
+    def watch_nodes(self, nodes: Sequence[Mapping[str, Any]] | None) -> None:
+        """The rows and the title's counts of ``/v1/workers``' items; ``nodes`` alone while none was read (None):
+        ``0 workers`` before the first answer claimed a count nothing had made (tui42 F5)."""
+        self.query_one(NodesTable).set_rows((str(n.get("id")), view_tables.node_row(n)) for n in nodes or ())
+        if nodes is None:
+            self.set_title(str(self.BORDER_TITLE))
+            return
         tally = view_header.node_tally(nodes)  # the header's counts too (tui42 F2)
         counts = {w: tally[w] for w in ("late", "stuck", "gone")}
         title = f"nodes · {tally['workers']} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)

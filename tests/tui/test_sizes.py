@@ -22,7 +22,7 @@ from gamead_cli.tui.app import DROP_ORDER, DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
-from gamead_cli.tui.widgets_tables import DlqTable
+from gamead_cli.tui.widgets_tables import DlqTable, NodesPanel
 from tests.tui.conftest import screen_text, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
@@ -147,6 +147,9 @@ def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[i
 
 
 def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
+    """Nor a count: the nodes panel is titled ``nodes`` alone, not ``nodes · 0 workers`` (tui42 F5: nothing had been
+    read; without the fix this fails on that title, with it it passes)."""
+
     class Silent(RecordedSource):
         """An API that has not answered yet: the first request hangs until the test ends."""
 
@@ -174,6 +177,8 @@ def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
 
                 text = await until(pilot, waiting, what="the waiting screen")
                 assert not any(ch in text for ch in "▂▃▄▅▆▇█")  # flat baselines only: no made-up history
+                title = str(app.query_one(NodesPanel).border_title)
+                assert title == "nodes" and "0 workers" not in text, (title, text)  # before: "nodes · 0 workers"
             finally:
                 source.release.set()
 
