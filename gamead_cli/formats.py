@@ -5,6 +5,7 @@ paste, empty lists, times (UTC), durations, windows of rates and byte sizes. Pur
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -79,6 +80,22 @@ def age(seconds: float | None, *, fine: bool = False) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "-"
     return format_duration(seconds, fine=fine) if seconds >= 0 else f"-{format_duration(-seconds, fine=fine)}"
+
+
+#: a duration as :func:`age` prints it, between marks (``≈``, ``-`` before; ``!``, ``?`` after), whose last unit
+#: can go: ``11m07s!`` → ``11m`` ``07s`` ``!``
+_TWO_UNITS = re.compile(r"^(\D*\d+[a-z]+)\d+[a-z]+(\D*)$")
+
+
+def fit_duration(text: str, width: int) -> str:
+    """``text`` (a duration cell: :func:`age`'s, maybe marked ``≈…?`` or ``…!``) in at most ``width`` cells: as it
+    is when it fits, else without its last unit (``11m07s!`` → ``11m!``, ``≈1m05s?`` → ``≈1m?``, ``23h59m`` →
+    ``23h``: truncated, never rounded up), so a fixed-width column keeps its neighbours in place (tui42 F6: OLDEST
+    ``11m07s!`` pushed MAX and P95 one cell right). A text that does not shorten so is returned as it is. Pure."""
+    if len(text) <= width:
+        return text
+    two = _TWO_UNITS.match(text)
+    return two.group(1) + two.group(2) if two else text
 
 
 def took(seconds: float) -> str:

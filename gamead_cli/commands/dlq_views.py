@@ -45,20 +45,33 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     stopped = ("" if body.get("complete", True)
                else f" · read {body.get('scanned')} entr{'y' if body.get('scanned') == 1 else 'ies'}, then stopped at "
                     f"{_bound(body)}")
-    bad = unreadable_text(body.get("unreadable") or [])
+    notes = [t for t in (full_text(body), unreadable_text(body.get("unreadable") or [])) if t is not None]
+    full = ": full" if body.get("full") else ""
     if not body.get("items"):
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
         said = window_text(body)  # the absolute window an age (--since 2m) stood for
         empty = empty_text("no DLQ entries", flags, f"{said + '; ' if said else ''}{_in_dlq(body)} in the DLQ"
-                                                    f"{stopped}{more}")
-        return Group(empty, bad) if bad is not None else empty
+                                                    f"{full}{stopped}{more}")
+        return Group(empty, *notes)
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
     of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
           else " (the matches before the cursor were not all counted: dlq.scan_limit / dlq.scan_time)")
     window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
-    said = plain(f"{body['count']} shown{of}{window} ({_in_dlq(body)} in the DLQ){more}{stopped}")
-    return Group(entries_table(body), said, *([bad] if bad is not None else []))
+    said = plain(f"{body['count']} shown{of}{window} ({_in_dlq(body)} in the DLQ{full}){more}{stopped}")
+    return Group(entries_table(body), said, *notes)
+
+
+def full_text(body: dict[str, Any]) -> Text | None:
+    """The line saying that the DLQ of a ``GET /v1/dlq`` answer is full (``full``, ``maxMsgs``), what that does and
+    what to do; None when it is not (or an older API does not say). Pure (tui42 F4: ``dlq list`` said ``300 in the
+    DLQ`` while every failing ad waited queued, as only ``gamead workers``, ``top`` and ``doctor`` said)."""
+    if not body.get("full"):
+        return None
+    from gamead_core.full_stores import DLQ_REMEDY  # (imports nats-py: only for a full DLQ)
+
+    return Text(f"the DLQ is full ({_in_dlq(body)} of dlq.max_msgs {body.get('maxMsgs')}): every new dead-lettering "
+                f"is refused and the ads it refuses wait queued; {DLQ_REMEDY}", style="bold red")
 
 
 def _bound(answer: dict[str, Any]) -> str:

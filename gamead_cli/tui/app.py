@@ -103,7 +103,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
 
     # ``var``: the app itself draws nothing; the widgets bound to these repaint their own regions only.
     stats: var[Mapping[str, Any] | None] = var(None)
-    nodes: var[Sequence[Mapping[str, Any]]] = var(())
+    nodes: var[Sequence[Mapping[str, Any]] | None] = var(None)  #: None: not read yet (the nodes panel: tui42 F5)
     dlq: var[Mapping[str, Any] | None] = var(None)
     dlq_error: var[str | None] = var(None)
     audit: var[Mapping[str, Any] | None] = var(None)
@@ -283,7 +283,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         key = str(event.row_key.value)
         if isinstance(event.data_table, NodesTable):
-            node = next((n for n in self.nodes if str(n.get("id")) == key), None)
+            node = next((n for n in self.nodes or () if str(n.get("id")) == key), None)
             if node is not None:
                 self.push_screen(DetailScreen(f"node {key}", view_tables.node_details(node)))
         elif isinstance(event.data_table, DlqTable):

@@ -33,7 +33,7 @@ class CommandActions:
 
     def node_ids(self) -> list[str]:
         """The ids of the nodes in view (for ``:logs`` completion)."""
-        return [str(n.get("id")) for n in self.nodes if isinstance(n, Mapping) and n.get("id")]
+        return [str(n.get("id")) for n in self.nodes or () if isinstance(n, Mapping) and n.get("id")]
 
     def open_logs(self, args: list[str]) -> None:
         """``:logs WORKER`` / ``:logs ad AD_ID`` / ``l`` on a node: the live tail, or one line saying why not."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gamead_cli.formats import age, clip, plain, span, window_words
+from gamead_cli.formats import age, clip, fit_duration, plain, span, window_words
 from gamead_cli.tui.view_figures import approx_ms, estimate_bucket, num, rate, series, wait_verdict
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -63,11 +63,12 @@ def level_text(row: LevelRow, *, compact: bool = False) -> str:
     """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
     ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
     queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
-    leaves out the redelivered count and the p95 (the panel's title keeps the fleet's)."""
+    leaves out the redelivered count and the p95 (the panel's title keeps the fleet's). Each duration fits its
+    column (:func:`~gamead_cli.formats.fit_duration`: ``11m!``, not ``11m07s!`` shifting MAX and P95; tui42 F6)."""
     redel = "" if compact else f" {num(row.redelivered):>5}"
-    p95 = "" if compact else f" {wait_p95_text(row).plain:>6}"
+    p95 = "" if compact else f" {fit_duration(wait_p95_text(row).plain, 6):>6}"
     return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
-            f"{oldest(row):>6} {age(row.horizon):>5}{p95}")
+            f"{fit_duration(oldest(row), 6):>6} {fit_duration(age(row.horizon), 5):>5}{p95}")
 
 
 def oldest(row: LevelRow) -> str:

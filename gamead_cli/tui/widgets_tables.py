@@ -95,6 +95,20 @@ class FilterTable(DataTable[RenderableType]):
         else:
             self._rebuild(rows, keep)
         self._shown = rows
+        self._say_below()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._say_below()
+
+    def rows_below(self) -> int:
+        """The rows shown (the filter's) that lie below the viewport; 0 before the first layout (height 0)."""
+        height = self.content_region.height
+        return max(0, len(self._shown) - (height - int(self.show_header)) - round(self.scroll_y)) if height else 0
+
+    def _say_below(self) -> None:
+        if isinstance(self.parent, FilteredPanel):
+            self.parent.show_below(self.rows_below())
 
     def _set_columns(self, layout: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
         self.clear(columns=True)
@@ -195,7 +209,8 @@ class DlqTable(FilterTable):
 class FilteredPanel(Vertical):
     """A panel of one :class:`FilterTable`: its title in the top border and the table's filter in effect in the
     bottom one, or after the title when it has no bottom border (a short terminal's panels: 80x24), whole or not
-    at all (:func:`gamead_cli.tui.view_tables.border_labels`)."""
+    at all (:func:`gamead_cli.tui.view_tables.border_labels`). The title ends ``· 1 more ↓`` while rows lie below
+    the table's viewport (regress42: at 80x24 the nodes panel showed 2 of 3 nodes, only a scrollbar saying so)."""
 
     #: cells of a border a label cannot use: the corners, the rules beside the label and its spaces
     LABEL_FRAME = 6
@@ -204,6 +219,7 @@ class FilteredPanel(Vertical):
         super().__init__(**kw)
         self._title = str(self.BORDER_TITLE)
         self._filter = ""
+        self._below = 0  #: the table's rows below its viewport
 
     def set_title(self, title: str) -> None:
         self._title = title
@@ -213,25 +229,36 @@ class FilteredPanel(Vertical):
         self._filter = filter_text
         self._labels()
 
+    def show_below(self, rows: int) -> None:
+        if rows != self._below:
+            self._below = rows
+            self._labels()
+
     def on_resize(self) -> None:
         self._labels()  # a short terminal takes the bottom border away (top.tcss), a narrow one the room
 
     def _labels(self) -> None:
         bottom = self.styles.border_bottom[0] not in ("", "none", "hidden")
         room = self.outer_size.width - self.LABEL_FRAME if self.outer_size.width > 0 else 10_000
-        title, subtitle = view_tables.border_labels(self._title, self._filter, room, bottom=bottom)
+        more = f" · {self._below} more ↓" if self._below else ""
+        title, subtitle = view_tables.border_labels(self._title + more, self._filter, room, bottom=bottom)
         set_border(self, title=title, subtitle=subtitle)
 
 
 class NodesPanel(FilteredPanel):
     BORDER_TITLE = "nodes"
-    nodes: var[Sequence[Mapping[str, Any]]] = var(())
+    nodes: var[Sequence[Mapping[str, Any]] | None] = var(None)
 
     def compose(self) -> ComposeResult:
         yield NodesTable(id="nodes-table")
 
-    def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
-        self.query_one(NodesTable).set_rows((str(n.get("id")), view_tables.node_row(n)) for n in nodes)
+    def watch_nodes(self, nodes: Sequence[Mapping[str, Any]] | None) -> None:
+        """The rows and the title's counts of ``/v1/workers``' items; ``nodes`` alone while none was read (None):
+        ``0 workers`` before the first answer claimed a count nothing had made (tui42 F5)."""
+        self.query_one(NodesTable).set_rows((str(n.get("id")), view_tables.node_row(n)) for n in nodes or ())
+        if nodes is None:
+            self.set_title(str(self.BORDER_TITLE))
+            return
         tally = view_header.node_tally(nodes)  # the header's counts too (tui42 F2)
         counts = {w: tally[w] for w in ("late", "stuck", "gone")}
         title = f"nodes · {tally['workers']} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)

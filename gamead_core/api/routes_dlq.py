@@ -239,14 +239,13 @@ async def list_dlq(
     count: Annotated[bool, Query(description="false: `total` is not counted (null), the read stops one entry "
                                              "past the page (a reader of every page, as `dlq export`)")] = True,
 ) -> Response:
-    """`{items, count, total, inDlq, nextCursor, untilSeq, scanned, complete, unreadable}`: `unreadable` names the
-    entries this page read that cannot be read as entries (`{seq, adId}`: not in `items`, counted in `inDlq` and an
-    unfiltered `total`; `gamead dlq purge ID` removes one: attack31b F3). `total` counts the entries matching
-    the filters (all of them, the same on every page; null with `count=false`), `inDlq` every entry; `complete` is
-    false when the read stopped at `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on
-    from there. `untilSeq`: the page's fence, the highest DLQ sequence it may hold (the query's, else the DLQ's last
-    when the read began): pages asked with the first page's `untilSeq` never show an ad twice, even while a replay
-    re-dead-letters ads (their new entries are past the fence; attack27 F5)."""
+    """`{items, count, total, inDlq, maxMsgs, full, nextCursor, untilSeq, scanned, complete, unreadable}`:
+    `unreadable` names the entries this page read that cannot be read as entries (`{seq, adId}`: counted in `inDlq`
+    and an unfiltered `total`; `gamead dlq purge ID` removes one: attack31b F3). `total` counts the entries matching
+    the filters (every page; null with `count=false`), `inDlq` every entry (`full`: at `maxMsgs`, tui42 F4);
+    `complete` is false when the read stopped at `dlq.scan_limit` or `dlq.scan_time`, `nextCursor` going on from
+    there. `untilSeq`: the page's fence (the query's, else the DLQ's last sequence when the read began): pages asked
+    with the first page's `untilSeq` never show an ad twice, even while a replay re-dead-letters ads (attack27 F5)."""
     DuplicateQueryParameter.unless_one_of(errorClass=error_class, error_class=error_class_snake)  # attack42a F2
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
@@ -261,7 +260,8 @@ async def list_dlq(
         return orjson.dumps({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
                              "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
                              "scanned": page.scanned, "complete": page.complete, "stoppedAt": stopped_at(budget),
-                             "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable]})
+                             "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable],
+                             "maxMsgs": page.max_msgs, "full": page.full})
 
     key = ("dlq", watcher, flt, limit, cursor, until_seq, newest, count)  # identical concurrent reads: one scan
     body, age = await request.app.state.dlq_reads.read(

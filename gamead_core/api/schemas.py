@@ -52,6 +52,10 @@ class DlqPage(_Doc):
                                           "`GET /ads`; null when `count=false` asked for none. A filtered count "
                                           "stops at the fence (`untilSeq`).")
     in_dlq: int = Field(0, description="Entries in the whole DLQ, filters aside.")
+    max_msgs: int | None = Field(None, description="The DLQ's limit of entries (`dlq.max_msgs` as the stream has it); "
+                                                   "null: unlimited.")
+    full: bool = Field(False, description="`inDlq` reached `maxMsgs`: every new dead-lettering is refused and the "
+                                          "ads it refuses wait queued (as `/v1/stats` `dlq.full`).")
     unreadable: list[dict[str, Any]] = Field(default_factory=list, description="`{seq, adId}` of each entry this page "
                                              "read that cannot be read as an entry (not in `items`; counted in "
                                              "`inDlq`); `gamead dlq purge ID` removes one. At most 100.")

@@ -96,6 +96,24 @@ class Page:
     #: (sequence, ad id) of the entries this page read that cannot be read as entries (not in ``items``, counted in
     #: ``in_dlq``): a message written by something other than gamead (attack31b F3), at most :data:`UNREADABLE_KEPT`
     unreadable: list[tuple[int, str]] = field(default_factory=list)
+    max_msgs: int | None = None  #: the DLQ's ``max_msgs`` (``dlq.max_msgs`` as the stream has it); None: unlimited
+
+    @property
+    def full(self) -> bool:
+        """The DLQ is at ``max_msgs``: it refuses every new entry (:mod:`gamead_core.stats.dlq_room`)."""
+        return is_full(self.in_dlq, self.max_msgs)
+
+
+def is_full(size: int | None, max_msgs: int | None) -> bool:
+    """True when ``size`` entries reach ``max_msgs`` (None or ≤ 0: unlimited; None size: unknown). Pure."""
+    return size is not None and bool(max_msgs) and max_msgs > 0 and size >= max_msgs  # type: ignore[operator]
+
+
+def max_msgs_of(info: Any) -> int | None:
+    """The ``max_msgs`` of a stream's info (``dlq.max_msgs`` as the DLQ has it); None: unlimited, or no stream
+    (``info`` None). Pure."""
+    limit = int(info.config.max_msgs or -1) if info is not None else -1
+    return limit if limit > 0 else None
 
 
 def _decode(data: bytes | None, seq: int) -> DlqEntry | None:
@@ -196,9 +214,14 @@ class DeadLetters:
         return await delete_if_present(self._js, names.DLQ_STREAM, seq)
 
     async def _state(self) -> Any:
+        info = await self._info()
+        return info.state if info is not None else None
+
+    async def _info(self) -> Any:
+        """The DLQ stream's info (state and config); None while it does not exist (created on first use)."""
         with nats_boundary():
             try:
-                return (await self._js.stream_info(names.DLQ_STREAM)).state
+                return await self._js.stream_info(names.DLQ_STREAM)
             except nats.js.errors.NotFoundError:
                 return None
 
@@ -260,7 +283,8 @@ class DeadLetters:
         (an entry replayed and dead again between two pages is past it: attack27 F5).
         """
         budget = budget or ScanBudget()
-        state = await self._state()
+        info = await self._info()
+        state = info.state if info is not None else None
         in_dlq = int(state.messages) if state is not None else 0
         fence = up_to if up_to is not None else int(state.last_seq) if state is not None else 0
         flt = flt or DlqFilter()
@@ -297,4 +321,5 @@ class DeadLetters:
             complete = complete and (state is None or after < int(state.first_seq))
         # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
         shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
-        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence, unreadable)
+        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence, unreadable,
+                    max_msgs_of(info))

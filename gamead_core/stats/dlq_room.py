@@ -16,11 +16,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.full_stores import DLQ_REMEDY
 from gamead_core.queue.connection import nats_boundary
-
-
-def is_full(size: int | None, max_msgs: int | None) -> bool:
-    """True when ``size`` entries reach ``max_msgs`` (None or ≤ 0: unlimited; None size: unknown). Pure."""
-    return size is not None and bool(max_msgs) and max_msgs > 0 and size >= max_msgs  # type: ignore[operator]
+from gamead_core.queue.dlq import is_full, max_msgs_of  # noqa: F401 - is_full re-exported
 
 
 async def dlq_reading(js: JetStreamContext) -> tuple[int, int, int | None]:
@@ -30,8 +26,7 @@ async def dlq_reading(js: JetStreamContext) -> tuple[int, int, int | None]:
         info = await js.stream_info(names.DLQ_STREAM)
     except nats.js.errors.NotFoundError:
         return 0, 0, None
-    limit = int(info.config.max_msgs or -1)
-    return int(info.state.messages or 0), int(info.state.bytes or 0), limit if limit > 0 else None
+    return int(info.state.messages or 0), int(info.state.bytes or 0), max_msgs_of(info)
 
 
 def dlq_section(size: int | None, size_bytes: int | None, max_msgs: int | None) -> dict[str, Any]:

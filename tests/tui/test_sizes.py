@@ -22,7 +22,7 @@ from gamead_cli.tui.app import DROP_ORDER, DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
-from gamead_cli.tui.widgets_tables import DlqTable
+from gamead_cli.tui.widgets_tables import DlqPanel, DlqTable, NodesPanel, NodesTable
 from tests.tui.conftest import screen_text, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
@@ -147,6 +147,9 @@ def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[i
 
 
 def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
+    """Nor a count: the nodes panel is titled ``nodes`` alone, not ``nodes · 0 workers`` (tui42 F5: nothing had been
+    read; without the fix this fails on that title, with it it passes)."""
+
     class Silent(RecordedSource):
         """An API that has not answered yet: the first request hangs until the test ends."""
 
@@ -174,6 +177,8 @@ def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
 
                 text = await until(pilot, waiting, what="the waiting screen")
                 assert not any(ch in text for ch in "▂▃▄▅▆▇█")  # flat baselines only: no made-up history
+                title = str(app.query_one(NodesPanel).border_title)
+                assert title == "nodes" and "0 workers" not in text, (title, text)  # before: "nodes · 0 workers"
             finally:
                 source.release.set()
 
@@ -227,3 +232,27 @@ def test_a_long_autoscaler_decision_ends_in_an_ellipsis_at_80_columns(recorded: 
         assert row.rstrip().endswith("…") and len(row.rstrip()) <= 80, row
 
     run(recorded, (80, 24), scenario)
+
+
+def test_rows_below_a_short_panel_are_counted_in_its_title(recorded: dict[str, Any]) -> None:
+    """regress42: at 80x24 the nodes panel lists 2 of its 3 nodes (the third, say a stuck worker, below) with only a
+    one-cell scrollbar saying so. Now its title ends ``· 1 more ↓`` (the DLQ's ``· 10 more ↓``), and the count goes
+    once the cursor has scrolled the last row into view. Without the fix this fails (``nodes · 2 workers · 1
+    stuck``), with it it passes."""
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        panel = app.query_one(NodesPanel)
+        title = await until(pilot, lambda: (t := str(panel.border_title)).endswith("· 1 more ↓") and t,
+                            what="the nodes title to count the row below")
+        assert title == "nodes · 2 workers · 1 stuck · 1 more ↓", title
+        assert str(app.query_one(DlqPanel).border_title).endswith(" more ↓")
+        table = app.query_one(NodesTable)
+        table.focus()
+        await pilot.press("down", "down")
+        await until(pilot, lambda: "more" not in str(panel.border_title), what="the count to go at the last row")
+
+    run(recorded, (80, 24), scenario)
+
+    async def tall(app: DashboardApp, pilot: Any) -> None:
+        assert "more" not in str(app.query_one(NodesPanel).border_title)
+
+    run(recorded, (120, 40), tall)

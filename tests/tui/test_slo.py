@@ -74,3 +74,27 @@ def test_a_level_past_its_promised_wait_is_marked_in_plain_text_not_only_red(rec
     assert "OLDEST is marked ! past it" in " ".join(lines)
     rows = {r.priority: r for r in view_queue.level_rows(recorded["stats"])}
     assert view_queue.level_text(rows[5]).split()[4] == "47s!" and "!" not in view_queue.level_text(rows[1])
+
+
+def test_long_durations_fit_their_columns_and_keep_max_and_p95_in_place() -> None:
+    """tui42 F6: at 120x40 an OLDEST of ``11m07s!`` (7 cells in a column of 6) pushed MAX and P95 one cell right
+    (``P4   2,295   117   116 11m07s!   30s``). Now each duration cell drops its last unit when it does not fit:
+    ``11m!``, a MAX of ``10m``, a P95 of ``≈10m?``; every cell ends under its label. Without the fix this fails
+    (the row is 1-3 cells longer than the header), with it it passes."""
+    header = view_queue.level_header()
+    ends = {label: header.index(label) + len(label) for label in ("OLDEST", "MAX", "P95")}
+    cases = [  # (oldest s, horizon s, wait p95 ms, late, the three cells as shown)
+        (667.0, 40.0, 31_000.0, True, ("11m!", "40s", "≈31s")),
+        (667.0, 600.0, 650_000.0, True, ("11m!", "10m", "≈10m?")),  # ≈10m50s?: over MAX, unsure (no bucket)
+        (3599.0, 900.0, 700_000.0, False, ("59m59s", "15m", "≈11m")),
+        (100.0, 60.0, 65_000.0, True, ("1m40s!", "1m00s", "≈1m?")),  # ≈1m05s? is 7 cells
+        (47.0, 40.0, None, True, ("47s!", "40s", "-")),
+    ]
+    for oldest, horizon, p95, late, cells in cases:
+        row = view_queue.LevelRow(priority=4, pending=2295, ack_pending=117, redelivered=116, oldest=oldest,
+                                  horizon=horizon, late=late, history=[], wait_p95=p95)
+        text = view_queue.level_text(row)
+        print(header, text, sep="\n")
+        assert len(text) == ends["P95"], (header, text)  # before: 1-3 cells longer, MAX and P95 shifted
+        for label, cell in zip(("OLDEST", "MAX", "P95"), cells):
+            assert text[:ends[label]].endswith(cell), (label, cell, header, text)
