@@ -22,24 +22,25 @@ TimeoutError`` when nothing came in time: the reader's stall check decides), :me
 message is the server's delivery with its ``$JS.ACK`` reply (stream sequence, pending: ``scan.position``); no ack
 is sent (``AckPolicy.NONE``). A consumer gone (``409``) ends the feed: ``next_msg`` times out at once.
 
-A request can be lost on its way: in a cluster the client's server forwards a publish only to servers whose
-interest it already knows, and a fresh consumer's leader (another server) subscribes its request subject just
-before the create's answer comes back by another route; a request whose reply inbox the leader does not know yet
-is dropped too (nats-server ``processWaiting``: "No more interest here"). Nothing tells the client, or the client's
-server answers ``503`` (no responders) at once; that is not the consumer's end: the request is asked again after
+A request can be lost on its way: in a cluster the client's server forwards a publish only to servers whose interest
+it already knows, and a fresh consumer's leader (another server) subscribes its request subject just before the
+create's answer comes back by another route; a request whose reply inbox the leader does not know yet is dropped too
+(nats-server ``processWaiting``: "No more interest here"). Nothing tells the client, or the client's server answers
+``503`` (no responders) at once; that is not the consumer's end: the request is asked again after
 :data:`REFUSED_PAUSE` (flake42: taken for the end, it ended 4 of 25 R3 window reads of a loaded run at once with
-ScanIncomplete after 0 messages, both first requests answered ``503``; test_list_window's CI failure). So each request
-has its own reply subject and asks for an idle heartbeat (ADR-37's pull requests: status ``100`` every
-:data:`HEARTBEAT` seconds while it waits without messages), and a request heard nothing from (no message, no
-status) for the feed's bound (below; at first :data:`LOST_AFTER` seconds) is forgotten and asked again (:meth:`PullFeed.next_msg`). Without that a
-read of an R3 bucket on a 3-node cluster got nothing and ended ScanIncomplete ("0 messages read, then 2 s without
-one", CI of 61d0bab). A request forgotten that was only slow still delivers the consumer's next messages, in order,
-to the feed: they are taken as any other (its room was given back, so the bytes asked for may pass the bound by
-that request's for a while). A slow link is not a lost request: the bound starts at twice the consumer create's
-round trip plus a heartbeat when that is longer, and doubles (up to ``EXPIRES / 2``) each time a forgotten request
-is heard from after all (a test's proxy holding every JetStream request 1 s made three reads re-ask every 1.5 s,
-each re-ask delaying the rest, until one timed out); never more than half the reader's timeout (never below two
-heartbeats), so a lost request is still asked again while the reader waits (review41 F4).
+ScanIncomplete after 0 messages, both first requests answered ``503``; test_list_window's CI failure). So each
+request has its own reply subject and asks for an idle heartbeat (ADR-37's pull requests: status ``100`` every
+:data:`HEARTBEAT` seconds while it waits without messages), and a request heard nothing from (no message, no status)
+for the feed's bound (below; at first :data:`LOST_AFTER` seconds) is forgotten and asked again
+(:meth:`PullFeed.next_msg`). Without that a read of an R3 bucket on a 3-node cluster got nothing and ended
+ScanIncomplete ("0 messages read, then 2 s without one", CI of 61d0bab). A request forgotten that was only slow
+still delivers the consumer's next messages, in order, to the feed: they are taken as any other (its room was given
+back, so the bytes asked for may pass the bound by that request's for a while). A slow link is not a lost request:
+the bound starts at twice the consumer create's round trip plus a heartbeat when that is longer, and doubles (up to
+``EXPIRES / 2``) each time a forgotten request is heard from after all (a test's proxy holding every JetStream
+request 1 s made three reads re-ask every 1.5 s, each re-ask delaying the rest, until one timed out); never more
+than half the reader's timeout (never below two heartbeats), so a lost request is still asked again while the reader
+waits (review41 F4).
 """
 
 from __future__ import annotations
