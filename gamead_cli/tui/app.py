@@ -24,6 +24,7 @@ from textual.containers import Horizontal
 from textual.geometry import Size
 from textual.reactive import var
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
 
 from gamead_cli import exitcodes
@@ -138,6 +139,8 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
         self.snapshot: Snapshot | None = None
         self.failures = 0
         self._shown_at: float | None = None  #: monotonic seconds the last answer was shown (app_refresh.stale_note)
+        self._failure: str | None = None  #: the banner of the last refresh's failure, without the figures' age
+        self._aging: Timer | None = None  #: ticks the banner's age while the figures are stale (app_refresh)
         self._busy = False
         self._ticks = 0
         #: the id of the job whose line each refresh brings up to date until it ends (app_refresh.follow_job)

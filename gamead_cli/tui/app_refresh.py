@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: the DLQ page is re-read at least every this many refreshes (and whenever its size changes)
 DLQ_EVERY = 5
+#: seconds between updates of the stale banner's age (:meth:`Refreshing._show_failure`)
+AGE_EVERY = 1.0
 
 
 #: how long the live dashboard waits for one answer, and the knob that changes it (README's `gamead top` row)
@@ -117,8 +119,7 @@ class Refreshing:
         except Exception as exc:  # noqa: BLE001 - any failure becomes the banner; the next tick retries
             self.failures += 1
             self._dlq_forced = True
-            self.error = (describe_failure(exc, self.refresh_seconds, self.failures)
-                          + stale_note(self._shown_at, time.monotonic()))
+            self._failure = describe_failure(exc, self.refresh_seconds, self.failures)
             self._stale(True)
         finally:
             self._busy = False
@@ -186,6 +187,7 @@ class Refreshing:
         """Show one snapshot (called on the app's thread)."""
         self.snapshot = snap
         self.failures = 0
+        self._failure = None
         try:
             self.stats = snap.stats
             self.nodes = list(snap.nodes)
@@ -202,7 +204,22 @@ class Refreshing:
         self._stale(False)
 
     def _stale(self, stale: bool) -> None:
+        """Dim the panels while their figures are not live, and keep the banner's age of them ticking every
+        AGE_EVERY s: it was counted only at each failed refresh, so with ``--refresh 30`` the banner said the
+        figures were up to a refresh (30-60 s) younger than they were (attack42c F6)."""
         self.query("#top-row, NodesPanel, DlqPanel, AuditPanel").set_class(stale, "-stale")
+        if stale:
+            self._show_failure()
+            if self._aging is None:
+                self._aging = self.set_interval(AGE_EVERY, self._show_failure, name="stale-age")
+        elif self._aging is not None:
+            self._aging.stop()
+            self._aging = None
+
+    def _show_failure(self) -> None:
+        """The banner: the last refresh's failure and how old the figures under it are now."""
+        if self._failure is not None:
+            self.error = self._failure + stale_note(self._shown_at, time.monotonic())
 
     def refresh_now(self, *, dlq: bool = False) -> None:
         if dlq:

@@ -20,6 +20,14 @@ A mouse button (press, release, wheel: :data:`HELD_MOUSE`) waits its turn the sa
 the screen on top when it reads it, so a click after ``escape`` in one burst went to the screen ``escape`` was about
 to close; it now goes, once the keys before it are handled and the screen on top has mounted, to the widget under
 the pointer then. Pointer moves (hover) are not held.
+
+A wheel spun while a key is on its way sends hundreds of events (:data:`HELD_WHEEL`): held one by one they filled
+the :data:`MAX_HELD` places, and a key read after them went on at once, ahead of them (attack42c F5: 10,000 wheel
+events then ``?`` in one burst: the ``?`` jumped 4,095 of them, which then scrolled the help it opened). A wheel
+event the same as the last one held (direction, pointer position, modifiers) is counted on that one instead, and
+handed on as many times in its turn; at most :data:`MAX_HELD` times, and a wheel event that finds no place (the
+count at its bound, or every place taken) is dropped, never handed on ahead of what is held: a wheel spun that far
+meanwhile has reached the end of what it scrolls anyway. Keys keep their order with the wheel events around them.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ LAPS = 2
 #: the mouse events held as keys are (the module doc): its buttons and wheel, not its moves
 HELD_MOUSE = (events.MouseDown, events.MouseUp, events.MouseScrollDown, events.MouseScrollUp,
               events.MouseScrollLeft, events.MouseScrollRight)
+#: the held mouse events a wheel sends: counted on the last one held when alike (the module doc)
+HELD_WHEEL = (events.MouseScrollDown, events.MouseScrollUp, events.MouseScrollLeft, events.MouseScrollRight)
 
 
 class TypeAhead:
@@ -62,7 +72,8 @@ class TypeAhead:
         self.app = app
         self.forward = forward
         self.urgent = frozenset(urgent)
-        self.held: deque[events.Key | events.Paste | events.MouseEvent] = deque()
+        #: what waits its turn, each with the times it is handed on (a wheel's count, else 1)
+        self.held: deque[tuple[events.Key | events.Paste | events.MouseEvent, int]] = deque()
         #: screens that have mounted and taken their focus since a key last found them on top
         self.settled: WeakSet[Any] = WeakSet()
         self._turn = 0
@@ -73,11 +84,21 @@ class TypeAhead:
 
     async def key(self, event: events.Key | events.Paste | events.MouseEvent) -> None:
         """A key (or a paste, a mouse button) read from the terminal: handed on now if nothing is on its way, else
-        after the keys before it."""
-        if getattr(event, "key", None) in self.urgent or len(self.held) >= MAX_HELD:
+        after the keys before it; a wheel event like the last one held is counted on it (the module doc)."""
+        if getattr(event, "key", None) in self.urgent:
             await self.forward(event)
             return
-        self.held.append(event)
+        if isinstance(event, HELD_WHEEL):
+            if self.held and _alike(self.held[-1][0], event):
+                last, times = self.held[-1]
+                self.held[-1] = (last, min(times + 1, MAX_HELD))  # past MAX_HELD: dropped
+                return
+            if len(self.held) >= MAX_HELD:
+                return  # dropped, not handed on ahead of the keys held
+        if len(self.held) >= MAX_HELD:
+            await self.forward(event)
+            return
+        self.held.append((event, 1))
         await self._drain()
 
     async def _drain(self) -> None:
@@ -89,11 +110,13 @@ class TypeAhead:
                     self.settled.add(screen)
                     self._since = None
                 continue
-            event = self.held.popleft()
+            event, times = self.held.popleft()
             target = _under(screen, event) if isinstance(event, events.MouseEvent) else self.app.focused or screen
             self._target = self._at = weakref.ref(target)
             turn = self._begin()
             await self.forward(event)
+            for _ in range(times - 1):  # a wheel's count: each a fresh event (a handled one may be stopped)
+                await self.forward(_again(event))
             self._pass(target, turn, 0)
 
     def _begin(self) -> int:
@@ -162,6 +185,19 @@ def _under(screen: Any, event: events.MouseEvent) -> Any:
         return screen.get_widget_at(event.screen_x, event.screen_y)[0]
     except Exception:  # noqa: BLE001 - NoWidget, or a screen not laid out: the screen takes it
         return screen
+
+
+def _alike(held: events.Event, event: events.MouseEvent) -> bool:
+    """Whether wheel ``event`` is the same as ``held`` but for when it came: its kind (direction), the pointer's
+    position (hence the widget it goes to) and the modifiers."""
+    return (type(held) is type(event) and isinstance(held, events.MouseEvent)
+            and (held.screen_x, held.screen_y, held.shift, held.meta, held.ctrl)
+            == (event.screen_x, event.screen_y, event.shift, event.meta, event.ctrl))
+
+
+def _again(event: events.MouseEvent) -> events.MouseEvent:
+    """A fresh copy of wheel ``event``: the one handed on may have been stopped or marked forwarded."""
+    return type(event).from_event(event.widget, event)  # type: ignore[arg-type]  # widget: None from a terminal
 
 
 def _gone(node: MessagePump) -> bool:

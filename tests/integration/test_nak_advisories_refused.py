@@ -19,6 +19,8 @@ import pytest
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.worker.naks_seen import NaksSeen
 
+ROUNDS = 50  #: connections whose refusal must be seen when start returns
+
 
 class _AdvisoriesDenied(EmbeddedNats):
     """A nats-server whose user ``worker`` may publish anything and subscribe to anything but ``$JS.EVENT.>``."""
@@ -80,3 +82,32 @@ def test_an_allowed_nak_advisory_subscription_says_nothing(tmp_path: Path, caplo
     server = EmbeddedNats(tmp_path / "nats").start()
     subs = _subs_after_start(server, f"nats://{server.host}:{server.port}", 5.0, caplog)
     assert not [r for r in caplog.records if "nak advisories" in r.getMessage()] and subs == 1
+
+
+def test_a_refusal_is_seen_when_start_returns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """small42: :meth:`NaksSeen.start` looked for the refusal after a ``flush``, whose PING can pass the pending SUB,
+    so the ``-ERR`` often came after it and was seen only at the second look, ``timeout`` s later. Now a message to
+    its own inbox is the barrier (:func:`gamead_core.queue.sub_barrier.subscriptions_placed`): over ``ROUNDS``
+    connections, each said and dropped when ``start`` returns. Without the fix 7 and 5 of 50 were not yet (two
+    runs); with it 0 of 50 in each (runs alternated)."""
+    server = _AdvisoriesDenied(tmp_path / "nats").start()
+    url = f"nats://worker:worker@{server.host}:{server.port}"
+
+    async def late() -> int:
+        missed = 0
+        for _ in range(ROUNDS):
+            nc = await nats.connect(url, error_cb=_quiet)
+            try:
+                before = len(caplog.records)
+                await NaksSeen().start(nc, timeout=10.0)  # the second look 10 s on: after this round has ended
+                said = [r for r in caplog.records[before:] if "nak advisories" in r.getMessage()]
+                missed += not (len(said) == 1 and not nc._subs)
+            finally:
+                await nc.close()
+        return missed
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="gamead_core.worker.runtime"):
+            assert asyncio.run(late()) == 0
+    finally:
+        server.stop()

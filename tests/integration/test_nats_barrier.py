@@ -1,4 +1,5 @@
-"""A subscription is placed when :func:`tests.nats_barrier.subscriptions_placed` returns (flake42).
+"""A subscription is placed when :func:`gamead_core.queue.sub_barrier.subscriptions_placed` returns
+(flake42; moved out of tests/ by small42: the worker's nak-advisory subscription uses it too).
 
 Figure: with ``await nc.flush()`` in its place (what the suite's taps did), 200 rounds of connect, subscribe,
 then a publish from a second connection missed 7 and 3 messages in two runs on the loaded machine (nats-py 2.16
@@ -11,7 +12,7 @@ import asyncio
 import nats
 
 from gamead_core.embedded import EmbeddedNats
-from tests.nats_barrier import subscriptions_placed
+from gamead_core.queue.sub_barrier import subscriptions_placed
 
 ROUNDS = 200
 

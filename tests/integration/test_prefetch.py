@@ -18,8 +18,9 @@ import nats
 import pytest
 
 from gamead_core import names
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry.nodes import node_key
+from tests.ports import start_metered_worker
 from tests.support import Proc, ad, frozen, start_api, start_worker, wait_for, wait_terminal
 
 #: deaths noticed within seconds; ack_wait far above every deadline below, so an ad that finishes in time was
@@ -45,6 +46,15 @@ class Lane:
                             **{**FAST, **env})
         self.procs.append(proc)
         return proc
+
+    def metered_worker(self, worker_id: str, concurrency: int = 1, **env: str) -> tuple[Proc, int]:
+        """:meth:`worker` with ``/metrics`` on a loopback port (:func:`tests.ports.start_metered_worker`: a port
+        taken between its pick and the worker's bind is picked again), returned once it pulls: the worker, its
+        port. Before (small42), a port picked here and passed on could be taken meanwhile: exit 5 ``is taken``."""
+        proc, port = start_metered_worker(self.nats.url, self.logs, worker_id=worker_id, concurrency=concurrency,
+                                          ready=True, **{**FAST, **env})
+        self.procs.append(proc)
+        return proc, port
 
     def holding(self, worker_id: str) -> list[dict]:
         """The ``holding`` list of the worker's registry entry (its last heartbeat or announcement)."""
@@ -121,8 +131,7 @@ def test_sigterm_hands_the_buffered_ads_back_at_once_uncharged(lane: Lane) -> No
     held = lane.full_buffer("leaving", low)
     running = next(h["adId"] for h in held if h["started"])
     buffered = [i for i in low if i != running]
-    metrics_port = free_port()
-    lane.worker("taker", concurrency=4, ready=True, GAMEAD_WORKER__METRICS_PORT=str(metrics_port))
+    _, metrics_port = lane.metered_worker("taker", concurrency=4)
     leaving.signal(signal.SIGTERM)
     records = [wait_terminal(lane.http, i, timeout=30) for i in buffered]
     assert [r["status"] for r in records] == ["completed"] * 4

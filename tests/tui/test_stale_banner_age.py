@@ -14,6 +14,7 @@ import asyncio
 import os
 import re
 import signal
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,9 @@ from gamead_cli.client import ApiClient
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets import Banner
+from gamead_core.errors import ApiUnreachable
 from tests.support import Proc
+from tests.tui.test_dashboard_offline import CountingSource, run
 from tests.tui.conftest import Observed, serve, until
 
 pytestmark = pytest.mark.xdist_group("tui-observed")
@@ -57,3 +60,23 @@ def test_a_stopped_api_s_banner_says_how_old_the_figures_are(observed: Observed,
             assert app.error is None
 
     asyncio.run(scenario())
+
+
+def test_the_stale_banner_s_age_ticks_between_refreshes(recorded: dict[str, Any]) -> None:
+    """attack42c F6: the banner's age of the figures was counted only when a refresh failed, so between two
+    refreshes (``--refresh 30``) it stood still and said the figures were up to a refresh younger than they were.
+    A failed refresh with ``--refresh`` 3600 (no other refresh comes): the age it says grows by 2 s while nothing
+    else is asked. Without the fix it stayed at its first figure (timed out, 1 of 1); with it, it passes."""
+    source = CountingSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        banner = app.query_one(Banner)
+        source.failure = ApiUnreachable("cannot reach the gamead API at http://recorded (connection refused)")
+        app.refresh_now()
+        await until(pilot, lambda: banner.display, what="the banner")
+        first, asked = said_age(banner), source.refreshes
+        assert first is not None, banner.message
+        await until(pilot, lambda: (said_age(banner) or 0) >= first + 2, what="the banner's age to tick")
+        assert source.refreshes == asked, "another refresh, not the banner's own tick, moved the age"
+
+    run(source, scenario, refresh=3600)

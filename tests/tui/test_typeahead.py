@@ -157,3 +157,34 @@ def test_a_click_after_a_key_in_one_burst_does_not_overtake_it(recorded: dict[st
         assert dlq.cursor_row == 0, "the click overtook the ? typed before it"
 
     run(source, scenario)
+
+
+def test_a_wheel_storm_then_a_key_keeps_its_order(recorded: dict[str, Any]) -> None:
+    """attack42c F5: 10,000 wheel-down events mid-screen, then ``?``, in one burst. Held one by one,
+    the wheel events filled MAX_HELD (4,096) places and the ``?`` went on at once, ahead of 4,095 of them, which
+    then scrolled the help it opened. Alike wheel events are now counted on one held place: the ``?`` comes
+    after them all, and the help opens at its top. Without the fix: the help scrolled to its end (1 of 1);
+    with it, at 0, nothing left held."""
+    from textual import events
+    from textual.containers import VerticalScroll
+
+    from gamead_cli.tui.widgets_help import HelpScreen
+
+    source = RecordedSource(recorded)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        x, y = app.size.width // 2, app.size.height // 2  # where the help's text will be
+
+        def wheel() -> events.MouseEvent:
+            return events.MouseScrollDown(None, x, y, 0, 1, 0, False, False, False,  # type: ignore[arg-type]
+                                          screen_x=x, screen_y=y)
+
+        await burst(pilot, *(wheel() for _ in range(10_000)), "?")
+        screen = await until(pilot, lambda: isinstance(app.screen, HelpScreen) and not app.typeahead.held
+                             and app.screen, timeout=120, what="the help on top, nothing held")
+        await pilot.pause()
+        scroll = screen.query_one("#help-scroll", VerticalScroll)
+        assert scroll.max_scroll_y > 0, "the help fits: a scroll of it would not show"
+        assert scroll.scroll_y == 0, f"the help scrolled to {scroll.scroll_y} by wheel events from before the ?"
+
+    run(source, scenario)
