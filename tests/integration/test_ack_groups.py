@@ -7,6 +7,8 @@ later publishes are answered as before."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +24,30 @@ from gamead_core.queue import acks
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import translate
 from gamead_core.queue.sub_barrier import subscriptions_placed
-from tests.support import frozen
+from tests.support import frozen, wait_for
+
+
+def _unread_answers(nc: Any) -> int:
+    """How many messages (``MSG``/``HMSG``: here publish acks) wait unread in ``nc``'s socket, peeked at without
+    taking them (``MSG_PEEK`` on a duplicate of its descriptor: works under asyncio and uvloop alike)."""
+    fd = nc._transport._io_writer.get_extra_info("socket").fileno()  # noqa: SLF001 - nats-py's socket
+    with socket.socket(fileno=os.dup(fd)) as peek:
+        try:
+            return peek.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT).count(b"MSG ")
+        except BlockingIOError:
+            return 0
+
+
+def _stand_still(nc: Any, loop: asyncio.AbstractEventLoop, *, until: float, answers: int) -> None:
+    """The stall under test: block the event loop (``time.sleep``, no turn runs) until the loop's clock reads
+    ``until`` and ``answers`` acks wait unread in the socket. nats-server, resumed, answers at its own pace: on a
+    loaded machine a fixed 1.5 s stall could end before the acks came, and the test saw timeouts that were no stall's
+    (the answers then came after the loop ran again). Figure (sleep42): with nats-server resumed 2 s after the
+    frozen block (``frozen``'s SIGCONT delayed, as a server starved of CPU), the fixed stall failed 3 of 3 cases
+    (``TimeoutError``); this wait passes 3 of 3."""
+    time.sleep(max(0.0, until - loop.time()))
+    wait_for(lambda: _unread_answers(nc) >= answers, timeout=30, interval=0.005,
+             what=f"{answers} acks unread in the socket")
 
 
 async def _connected(server: EmbeddedNats) -> tuple[Any, Any]:
@@ -139,7 +164,9 @@ def test_acks_that_came_while_the_loop_stood_still_are_answers_not_timeouts(
                         break
                     await asyncio.sleep(0.01)
                 assert acks.pending(js) == 6
-            time.sleep(1.5)  # the loop stands still past both deadlines; nats-server answers meanwhile
+                sent_at = asyncio.get_running_loop().time()
+            # the loop stands still past both deadlines (and a second of grace); nats-server answers meanwhile
+            _stand_still(nc, asyncio.get_running_loop(), until=sent_at + 1.5, answers=6)
             assert isinstance(await single, Ack)
             assert [isinstance(a, Ack) for a in await batch] == [True] * 5
             # a server that does not answer still times out, at its deadline and the grace
@@ -172,7 +199,7 @@ def test_an_ack_that_came_just_before_a_short_stall_ended_is_an_answer(fresh_nat
                     if not nc._pending_data_size:  # noqa: SLF001 - nats-py's unsent bytes
                         break
                     await asyncio.sleep(0.01)
-            time.sleep(max(0.0, sent_at + 0.53 - loop.time()))  # stands still until just past the deadline
+            _stand_still(nc, loop, until=sent_at + 0.53, answers=1)  # until just past the deadline, its ack in
             assert isinstance(await single, Ack)
         finally:
             await nc.close()

@@ -123,7 +123,8 @@ def test_a_worker_never_hoards_beyond_its_prefetch_while_others_come_and_go(
                 wait_for(lambda c=comer: not c.alive(), timeout=30, what="comer to exit")
 
             feeder.join(timeout=60)
-            time.sleep(5)  # keeper alone with the backlog a while longer
+            alone = watch.seen  # keeper alone with the backlog a while longer: 10 more of its entries (~5 s idle)
+            wait_for(lambda: watch.seen >= alone + 10, timeout=60, what="10 more entries of keeper alone")
         print(f"keeper: most inFlight {watch.most_in_flight}, "
               f"{watch.seen} entries seen, most holding {watch.most_holding}")
         print("\n".join(line for line in keeper.output().splitlines() if "handing back" in line))

@@ -25,6 +25,7 @@ from tests.support import (
     KvWatch, Proc, SubjectTap, ad, assert_doctor_clean, doctor_report, frozen, start_api, start_worker, wait_for,
     wait_terminal,
 )
+from tests.waits import until
 
 #: no redelivery by timeout while a test runs: what comes back was handed back, not lost
 ENV = {"GAMEAD_QUEUE__ACK_WAIT": "30", "GAMEAD_DOCTOR__SETTLE": "0.3", "GAMEAD_DOCTOR__OVERDUE_AFTER": "0"}
@@ -334,8 +335,7 @@ def test_an_ambiguous_publish_is_finished_in_the_background_so_no_record_stays_w
         unsettled = Unsettled(js, store, timeout=2.0)
         for _ in range(2):
             unsettled.message_maybe_published(ad_id, 2, payload, revision)
-            while len(unsettled):
-                await asyncio.sleep(0.01)
+            await until(lambda: not len(unsettled), timeout=30, what="the ambiguous publish settled")
 
     from gamead_core.queue.topology import ensure_topology
     from gamead_core.config import load_settings
@@ -564,8 +564,8 @@ def test_a_refused_publish_taken_back_keeps_its_age_so_an_old_write_is_left_to_t
         clock[0] = 1071.0
         unsettled.record_maybe_created(created)  # left 29 s before the stop, its create sent up to 2 s before
         clock[0] = 1100.0  # the publish's next try, refused, comes 100 s after it was left (NATS was away)
-        while ad_id not in unsettled._withdrawals:  # noqa: SLF001 - handed over to a take-back
-            await asyncio.sleep(0.05)
+        await until(lambda: ad_id in unsettled._withdrawals,  # noqa: SLF001 - handed over to a take-back
+                    timeout=30, what="the publish handed over to a take-back")
         await unsettled.close()
 
     _run(server.url, left_long_ago)

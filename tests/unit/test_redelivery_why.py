@@ -19,6 +19,7 @@ from gamead_core.worker.naks_seen import MAX_BYTES, NaksSeen, parse_nak
 from gamead_core.worker.redelivery import Redeliveries, Redelivery, say, why_redelivered
 
 from tests.support import submission
+from tests.waits import until
 
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
 STORED = T0.timestamp()
@@ -153,7 +154,8 @@ def test_a_lost_verdicts_line_waits_for_a_nak_announced_just_after_the_redeliver
         assert seen.seen(_redelivery(7, 2, now - 100), rec(), "a7").why == "lost"
         assert seen.seen(_redelivery(8, 2, now - 100), rec(), "a8").why == "lost"
         seen.naks.note("GAMEAD_ADS", 7, 1)  # a7's hand-back announced after its redelivery
-        await asyncio.sleep(0.2)
+        await until(lambda: {"a7", "a8"} <= {r.ad_id for r in caplog.records if hasattr(r, "redelivery")},
+                    what="both verdicts' lines, NAK_GRACE after their redeliveries")
 
     asyncio.run(run())
     lines = {(r.ad_id, r.levelname, r.redelivery) for r in caplog.records if hasattr(r, "redelivery")}

@@ -1,0 +1,39 @@
+"""Waiting on state from inside an event loop: :func:`until`, the async twin of :func:`tests.support.wait_for`.
+
+A pause of a fixed length before an assert is a flake on a loaded 2-core machine (the state comes later than the
+pause) and a waste on an idle one; a poll of the state with a deadline is neither (house rule 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tests.support import POLL_CEILING
+
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.01,
+                what: str = "condition") -> T:
+    """Poll ``probe`` (a plain or an async callable) on the running loop until it gives something truthy, and return
+    that; the loop's other tasks run between polls. The pause between polls starts at ``interval`` s and grows by
+    half each time up to ``max(interval, POLL_CEILING)`` s, as :func:`tests.support.wait_for`'s. Raises
+    ``AssertionError`` naming ``what`` and the last value after ``timeout`` s (the loop's clock)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    ceiling = max(interval, POLL_CEILING)
+    while True:
+        last = probe()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last  # type: ignore[return-value]
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
+        interval = min(ceiling, interval * 1.5)
+
+
+__all__ = ["until"]
