@@ -8,11 +8,14 @@ on every route, the fast lane's submit routes included:
   listing every ad: a misspelt filter widened the read to everything); ``details`` name it and list the route's.
 
 A route's names are its FastAPI dependant's query parameters (their aliases, those of its dependencies too), read
-once per app from the routes themselves, so a parameter added to a route is accepted with no list to keep. The
-route is the one the router would run: the first, in the app's order, whose path and method match; a plain
-Starlette route (the submit routes' fast endpoints) takes the names of the documented route behind it, and a route
-without any (``/docs``, ``/openapi.json``) is not checked. A request no route takes is left to its 404/405. Pure but
-:func:`query_refusal`'s one-time read of the app's routes.
+once per app from the routes themselves, so a parameter added to a route is accepted with no list to keep. The route
+is the one the router would run: the first, in the app's order, whose path and method match; a plain Starlette route
+(the submit routes' fast endpoints) takes the names of the documented route behind it, and a route without any
+(``/docs``, ``/openapi.json``) is not checked for unknown names, nor are the probes' (:data:`PROBES`): a load
+balancer's health check or a Prometheus scrape job may add a parameter of its own (``params:``, a cache-buster), and
+a route that takes no filter has nothing a typo could widen (the fresh clone of 99496397: ``/healthz?pad=…`` was
+refused 400). A request no route takes is left to its 404/405. Pure but :func:`query_refusal`'s one-time read of the
+app's routes.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from urllib.parse import parse_qsl
 
 from gamead_core.api.errors import ApiError, DuplicateQueryParameter, UnknownQueryParameter
 
-__all__ = ["declared_names", "query_refusal", "repeated_parameter", "unknown_parameter"]
+__all__ = ["PROBES", "declared_names", "query_refusal", "repeated_parameter", "unknown_parameter"]
 
+#: the paths of the probes (liveness, readiness, the Prometheus scrape): names given twice refused, unknown ones not
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 #: (path regex, methods, the names its query may use, None: not checked) of every route, in the router's order
 Table = list[tuple[re.Pattern[str], frozenset[str], frozenset[str] | None]]
 
@@ -96,6 +101,8 @@ def query_refusal(scope: dict[str, Any]) -> ApiError | None:
         return None
     if (repeated := repeated_parameter(query)) is not None:
         return DuplicateQueryParameter.of(repeated)
+    if scope["path"] in PROBES:
+        return None
     known = known_names(scope.get("app"), scope["method"], scope["path"])
     if known is not None and (unknown := unknown_parameter(query, known)) is not None:
         return UnknownQueryParameter.of(unknown, scope["method"], scope["path"], known)
