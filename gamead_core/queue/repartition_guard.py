@@ -6,7 +6,9 @@ repartitioned the queue, and within 20 s every old API answered each submit 503 
 worker drained and exited 5: one API left taking ads that no worker ran. Now the start reads the registry
 (:class:`~gamead_core.registry.Registry`: each entry says its node's ``partitions``) and refuses (exit 5, one line,
 nothing sealed, deleted or rewritten) while any node whose heartbeat is younger than ``registry.ttl`` runs on a
-setting other than the new one, naming each (:func:`blocking_nodes`, :func:`refusal`). A node already on the new
+setting other than the new one, naming each (:func:`blocking_nodes`, :func:`refusal`); an entry that may be a
+node stopped or killed moments before is waited for, up to ``registry.ttl``, and refuses only if it beats again
+(:func:`refuse_live_old_nodes`). A node already on the new
 setting does not block (a second start with the new value is fine), nor does the starting process's own entry. An
 entry without ``partitions`` (a gamead older than the field) blocks: its setting is not known to be the new one.
 
@@ -21,6 +23,7 @@ as before (:mod:`gamead_core.queue.repartition`: the sealed stream refuses its p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -75,7 +78,13 @@ async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, 
     """Raise :class:`PartitionsChanged` (touching nothing) while the registry lists a live node on a
     ``queue.partitions`` other than ``setting`` (:func:`blocking_nodes`), or cannot be read (its reason said).
     Returns quietly when no such node is listed, or there is no registry bucket (module docstring). Reads only:
-    never creates the bucket."""
+    never creates the bucket.
+
+    An entry is a node's last heartbeat, so one listed may be of a node stopped or killed moments ago (a stop whose
+    delete a replica has not applied yet, a kill -9 before the procedure's start): the fresh clone of 99496397 was
+    refused for an API stopped 2.7 s before. So the listing is read again every ``registry.heartbeat_interval``
+    (at most 1 s) until every such entry has expired (within ``registry.ttl``, said once on the log), and the start
+    is refused as soon as one of them beats again (or a new one appears): that node runs."""
     try:
         with nats_boundary():
             try:
@@ -86,14 +95,36 @@ async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, 
                 return
         registry = Registry(connection_of(js), js, settings.registry, replicas=settings.queue.replicas,
                             timeout=settings.nats.request_timeout)
-        nodes = await registry.list()
     except GameadError as exc:
-        raise PartitionsChanged(f"queue.repartition to queue.partitions {setting} refused, nothing changed: the "
-                                f"registry could not be read to check that no node runs on another setting "
-                                f"({exc.message}); start again once NATS answers (README: Partitions)") from exc
-    now, ttl = clock.utcnow(), settings.registry.ttl
-    if blockers := blocking_nodes(nodes, setting, now=now, ttl=ttl, own=(socket.gethostname(), os.getpid())):
-        raise PartitionsChanged(refusal(blockers, setting, now=now, ttl=ttl))
+        raise _unread(setting, exc) from exc
+    ttl, own = settings.registry.ttl, (socket.gethostname(), os.getpid())
+    loop = asyncio.get_running_loop()
+    deadline, seen = loop.time() + ttl + 1.0, None
+    while True:
+        try:
+            nodes = await registry.list()
+        except GameadError as exc:
+            raise _unread(setting, exc) from exc
+        now = clock.utcnow()
+        blockers = blocking_nodes(nodes, setting, now=now, ttl=ttl, own=own)
+        if not blockers:
+            return
+        beats = {n.id: n.heartbeat_at for n in blockers}
+        if seen is None:
+            seen = beats
+            log.warning("queue.repartition: %d node(s) on another setting beat within registry.ttl (%s): waiting "
+                        "up to %s for their entries to expire (stopped or killed); one that beats again refuses "
+                        "the start", len(blockers), ", ".join(n.id for n in blockers[:NAMED]), format_duration(ttl),
+                        extra={"nodes": [n.id for n in blockers]})
+        elif any(seen.get(node) != at for node, at in beats.items()) or loop.time() >= deadline:
+            raise PartitionsChanged(refusal(blockers, setting, now=now, ttl=ttl))
+        await asyncio.sleep(min(settings.registry.heartbeat_interval, 1.0))
+
+
+def _unread(setting: int, exc: GameadError) -> PartitionsChanged:
+    return PartitionsChanged(f"queue.repartition to queue.partitions {setting} refused, nothing changed: the registry "
+                             f"could not be read to check that no node runs on another setting ({exc.message}); start "
+                             "again once NATS answers (README: Partitions)")
 
 
 __all__ = ["NAMED", "blocking_nodes", "refusal", "refuse_live_old_nodes"]

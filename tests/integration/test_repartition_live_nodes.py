@@ -93,3 +93,18 @@ def test_a_live_node_on_the_old_setting_refuses_the_repartition_an_expired_one_d
 async def _gone(registry: Registry, node_id: str) -> bool:
     return node_id not in {n.id for n in await registry.list()}
 
+
+
+def test_an_entry_of_a_node_stopped_moments_before_is_waited_out_not_refused(
+        fresh_nats: Any, procs: list[Proc], tmp_path: Path) -> None:
+    """The fresh clone of 99496397: the README's procedure (stop every node, then one start with the new setting)
+    was refused for an API stopped 2.7 s before, its last heartbeat still listed (within ``registry.ttl``). Here a
+    3-partition API is killed (its entry left to expire) and the start follows at once: it waits for the entry to
+    expire, saying so, and goes through. Without the wait: exit 5 naming the killed API."""
+    url = fresh_nats().url
+    old, _ = start_api(url, tmp_path, **P3)
+    old.kill()  # the moment before the procedure's start: its entry is listed for up to registry.ttl (2 s here)
+    new = start_worker(url, tmp_path, worker_id="p1-first", ready=True, **P1, **SHORT_TTL)
+    procs.append(new)
+    assert "waiting up to" in new.output() and "refused" not in new.output(), new.output()[-3000:]
+    assert sorted(work_streams(url)) == ["GAMEAD_ADS"], new.output()[-3000:]
