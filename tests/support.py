@@ -863,7 +863,7 @@ class SubjectTap:
 
         import nats
 
-        from gamead_core.queue.sub_barrier import subscriptions_placed
+        from tests.nats_barrier import subscriptions_placed
 
         try:
             self._loop = asyncio.get_running_loop()
@@ -876,7 +876,7 @@ class SubjectTap:
                 self.messages.append(msg.data)
 
             await nc.subscribe(self.subject, cb=on_msg)
-            await subscriptions_placed(nc)  # not nc.flush(): its PING can pass the SUB (queue/sub_barrier.py)
+            await subscriptions_placed(nc)  # not nc.flush(): its PING can pass the SUB (tests/nats_barrier.py)
         except Exception as exc:  # noqa: BLE001 - reported by __init__
             self._error = exc
             self._ready.set()

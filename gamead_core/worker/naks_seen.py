@@ -15,12 +15,9 @@ Bounded: at most :data:`REMEMBERED` messages (the oldest forgotten first), advis
 another stream ignored; each is parsed in the connection's read loop (≤ 2 KiB of JSON). A subscription the server
 refuses (a user without the permission) leaves the worker with its own hand-backs only, said once: nats-py's
 ``subscribe`` never raises for it (the refusal is a later ``-ERR 'Permissions Violation for Subscription …'`` to the
-error callback), so :meth:`NaksSeen.start` reads the connection's last error once nats-server has read the
-subscription (:func:`~gamead_core.queue.sub_barrier.subscriptions_placed`: a message to its own inbox came back,
-after the ``-ERR``), and again ``timeout`` s later (a barrier that did not come back in time); the refused
-subscription is dropped, so that nats-py does not send it again at each reconnection (review41b F2: the line was
-never said). A ``flush`` there (before small42) was no barrier: its PING can pass the pending SUB, and the
-``-ERR`` came after its PONG (4 of 20 connections), seen only at the second look.
+error callback), so :meth:`NaksSeen.start` reads the connection's last error after a flush, and again ``timeout`` s
+later (nats-server may send the ``-ERR`` after the flush's ``PONG``: 4 of 20 connections); the refused subscription
+is dropped, so that nats-py does not send it again at each reconnection (review41b F2: the line was never said).
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ from gamead_core import names
 from gamead_core.errors import error_text
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.read_end import unsubscribe_quietly
-from gamead_core.queue.sub_barrier import subscriptions_placed
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
 
@@ -85,7 +81,7 @@ class NaksSeen:
         self._look: asyncio.Future[bool] | None = None  #: the second look for a refusal (:meth:`start`)
 
     async def start(self, nc: NATS, timeout: float = 2.0) -> None:
-        """Subscribe to the nak advisories on ``nc``; ``timeout``: seconds the barrier that tells a refusal waits
+        """Subscribe to the nak advisories on ``nc``; ``timeout``: seconds the flush that tells a refusal waits
         (``nats.request_timeout``; no answer in time: taken as subscribed). Never raises: a subscription that fails
         or that nats-server refuses (:func:`refused`; then unsubscribed) is said once (WARNING), and the worker
         judges redeliveries without them."""
@@ -94,8 +90,8 @@ class NaksSeen:
         except Exception as exc:  # noqa: BLE001 - a log line's evidence, not the worker's work
             _say_unsubscribed(error_text(exc))
             return
-        with contextlib.suppress(Exception):  # a refusal's -ERR comes before the barrier's message (the module doc)
-            await subscriptions_placed(nc, timeout)
+        with contextlib.suppress(Exception):  # a refusal's -ERR comes around the flush's PONG (the module doc)
+            await nc.flush(timeout)
         if not await self._refused(nc, sub):
             asyncio.get_running_loop().call_later(timeout, self._look_again, nc, sub)
 

@@ -23,7 +23,7 @@ from gamead_core.errors import QueueUnavailable
 from gamead_core.queue import acks
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import translate
-from gamead_core.queue.sub_barrier import subscriptions_placed
+from tests.nats_barrier import subscriptions_placed
 from tests.support import frozen, wait_for
 
 
@@ -97,7 +97,7 @@ def test_single_publishes_that_expired_unanswered_do_not_stay_in_memory(
         quiet = await nats.connect(server.url)
         try:
             await quiet.subscribe("quiet.x")  # a listener (so no "no responders" answer) that never replies
-            await subscriptions_placed(quiet)  # not flush(): its PING can pass the SUB (queue/sub_barrier.py)
+            await subscriptions_placed(quiet)  # not flush(): its PING can pass the SUB (tests/nats_barrier.py)
             futures = [await publish_acked(js, "quiet.x", b"x", headers={"H": "1"}, timeout=0.2)
                        for _ in range(1100)]
             await asyncio.wait(futures, timeout=30)

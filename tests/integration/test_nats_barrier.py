@@ -1,4 +1,4 @@
-"""A subscription is placed when :func:`gamead_core.queue.sub_barrier.subscriptions_placed` returns
+"""A subscription is placed when :func:`tests.nats_barrier.subscriptions_placed` returns
 (flake42; moved out of tests/ by small42: the worker's nak-advisory subscription uses it too).
 
 Figure: with ``await nc.flush()`` in its place (what the suite's taps did), 200 rounds of connect, subscribe,
@@ -12,7 +12,7 @@ import asyncio
 import nats
 
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.queue.sub_barrier import subscriptions_placed
+from tests.nats_barrier import subscriptions_placed
 
 ROUNDS = 200
 

@@ -20,7 +20,7 @@ from gamead_cli.main import app
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.ids import is_ulid_id
-from gamead_core.queue.sub_barrier import subscriptions_placed
+from tests.nats_barrier import subscriptions_placed
 from tests.support import (
     KvWatch, Proc, SubjectTap, ad, assert_doctor_clean, doctor_report, frozen, start_api, start_worker, wait_for,
     wait_terminal,
@@ -433,7 +433,7 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
         nc = await nats.connect(server.url)
         try:
             await nc.subscribe(level_2)  # takes the publishes, answers none: each one times out
-            await subscriptions_placed(nc)  # not nc.flush(): its PING can pass the SUB (queue/sub_barrier.py)
+            await subscriptions_placed(nc)  # not nc.flush(): its PING can pass the SUB (tests/nats_barrier.py)
             ready.set()
             await stop.wait()
         finally:
