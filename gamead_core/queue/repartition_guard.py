@@ -70,8 +70,9 @@ def refusal(blockers: list[NodeInfo], setting: int, *, now: datetime, ttl: float
     named = ", ".join(one(n) for n in blockers[:NAMED])
     more = f" and {len(blockers) - NAMED} more" if len(blockers) > NAMED else ""
     return (f"queue.repartition to queue.partitions {setting} refused, nothing changed: {len(blockers)} live node(s) "
-            f"run on another setting: {named}{more}; stop them (a killed one's entry expires registry.ttl = "
-            f"{format_duration(ttl)} after its last heartbeat), then start again (README: Partitions)")
+            f"run on another setting: {named}{more}; stop them (they beat while this start waited up to "
+            f"registry.ttl = {format_duration(ttl)} for stopped nodes' entries to expire), then start again (README: "
+            "Partitions)")
 
 
 async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, setting: int) -> None:
