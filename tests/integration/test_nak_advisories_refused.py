@@ -57,21 +57,25 @@ def _subs_after_start(server: EmbeddedNats, url: str, timeout: float, caplog: py
         server.stop()
 
 
+def _said_once_and_dropped(server: EmbeddedNats, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker on ``server`` (user ``worker``, refused the advisories) says it once, naming the refusal, and drops
+    the subscription (nats-server's -ERR may come after the flush's PONG: looked at again until said and dropped)."""
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "nak advisories" in r.getMessage()]
+
+    subs = _subs_after_start(server, f"nats://worker:worker@{server.host}:{server.port}", 1.0, caplog,
+                             lambda nc: bool(said()) and not nc._subs)
+    assert len(said()) == 1 and "permissions violation" in said()[0].lower(), said()
+    assert subs == 0
+
+
 def test_a_refused_nak_advisory_subscription_is_said_in_the_workers_words(tmp_path: Path,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     """With the fix: one WARNING 'could not subscribe to nats-server's nak advisories' naming the refusal, and the
     subscription dropped (nats-py no longer holds it to send again). Without: no such line (0 of 1), the
     subscription kept."""
-    server = _AdvisoriesDenied(tmp_path / "nats").start()
-
-    def said() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "nak advisories" in r.getMessage()]
-
-    # nats-server's -ERR may come after the flush's PONG: looked at again until said and dropped
-    subs = _subs_after_start(server, f"nats://worker:worker@{server.host}:{server.port}", 1.0, caplog,
-                             lambda nc: bool(said()) and not nc._subs)
-    assert len(said()) == 1 and "permissions violation" in said()[0].lower(), said()
-    assert subs == 0
+    _said_once_and_dropped(_AdvisoriesDenied(tmp_path / "nats").start(), caplog)
 
 
 def test_an_allowed_nak_advisory_subscription_says_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -98,12 +102,4 @@ def test_a_least_privilege_user_s_refusal_is_said_too(tmp_path: Path, caplog: py
     publish only what a worker needs is refused that publish, whose ``-ERR`` overwrote the subscription's in the
     connection's last error: no line, the refused subscription kept (sent again at each reconnection). Back to the
     flush and the second look: said once, dropped. With the barrier: 'no line within 10 s' (1 failed)."""
-    server = _LeastPrivilege(tmp_path / "nats").start()
-
-    def said() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "nak advisories" in r.getMessage()]
-
-    subs = _subs_after_start(server, f"nats://worker:worker@{server.host}:{server.port}", 1.0, caplog,
-                             lambda nc: bool(said()) and not nc._subs)
-    assert len(said()) == 1 and "permissions violation" in said()[0].lower(), said()
-    assert subs == 0
+    _said_once_and_dropped(_LeastPrivilege(tmp_path / "nats").start(), caplog)
