@@ -239,8 +239,9 @@ class PullFeed:
         (module doc), at most half that timeout (never below two heartbeats), so a lost request is asked again
         while the reader still waits. Before (review41 F4), a create's 1 s round trip made it 2.5 s and a 2 s
         listing whose first requests were lost ended ScanIncomplete after 0 messages; with a floor of
-        :data:`LOST_AFTER` (1.5 s) a 2 s read's one re-ask had 0.5 s left for its answer, and a fresh clone's full
-        run saw a window read of an R3 bucket end ScanIncomplete after 0 messages (test_list_window): 1 s now."""
+        :data:`LOST_AFTER` (1.5 s) a 2 s read's one re-ask had 0.5 s left for its answer: 1 s now. (The R3 window
+        read that ended ScanIncomplete after 0 messages in a fresh clone's run, test_list_window, was not this but
+        a ``503``: :data:`REFUSED_PAUSE`.)"""
         return min(self._lost_after, max(2 * HEARTBEAT, timeout / 2))
 
     async def _room_unless_ready(self, room: asyncio.Semaphore) -> bool:
