@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 from gamead_core.api.errors import ApiError, DuplicateQueryParameter, UnknownQueryParameter
 
-__all__ = ["PROBES", "declared_names", "query_refusal", "repeated_parameter", "unknown_parameter"]
+__all__ = ["PROBES", "declared_names", "query_refusal", "parameter_names", "repeated_parameter"]
 
 #: the paths of the probes (liveness, readiness, the Prometheus scrape): names given twice refused, unknown ones not
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -34,23 +34,20 @@ PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 Table = list[tuple[re.Pattern[str], frozenset[str], frozenset[str] | None]]
 
 
-def repeated_parameter(query: bytes) -> str | None:
-    """The first query parameter name given more than once in ``query`` (the raw query string), decoded as
-    Starlette decodes it (``l%69mit`` is ``limit``); None when each name is given once."""
+def parameter_names(query: bytes) -> list[str]:
+    """The names of ``query`` (the raw query string) in order, decoded as Starlette decodes them (``l%69mit`` is
+    ``limit``)."""
+    return [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+
+
+def repeated_parameter(query: bytes | list[str]) -> str | None:
+    """The first name given more than once in ``query`` (the raw query string, or its :func:`parameter_names`);
+    None when each name is given once."""
     seen: set[str] = set()
-    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+    for name in parameter_names(query) if isinstance(query, bytes) else query:
         if name in seen:
             return name
         seen.add(name)
-    return None
-
-
-def unknown_parameter(query: bytes, known: frozenset[str]) -> str | None:
-    """The first name of ``query`` (the raw query string, decoded as Starlette decodes it) not in ``known``;
-    None when every name is known."""
-    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if name not in known:
-            return name
     return None
 
 
@@ -99,11 +96,12 @@ def query_refusal(scope: dict[str, Any]) -> ApiError | None:
     query: bytes = scope["query_string"]
     if not query:
         return None
-    if (repeated := repeated_parameter(query)) is not None:
+    names = parameter_names(query)  # parsed once for both checks
+    if (repeated := repeated_parameter(names)) is not None:
         return DuplicateQueryParameter.of(repeated)
     if scope["path"] in PROBES:
         return None
     known = known_names(scope.get("app"), scope["method"], scope["path"])
-    if known is not None and (unknown := unknown_parameter(query, known)) is not None:
+    if known is not None and (unknown := next((n for n in names if n not in known), None)) is not None:
         return UnknownQueryParameter.of(unknown, scope["method"], scope["path"], known)
     return None

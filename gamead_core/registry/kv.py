@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -166,11 +167,12 @@ class Registry:
         kv, key = await self.open(), node_key(node_id)
         entry, deleted = await self._read(kv, key)
         if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
-            entry, deleted = await self._read(kv, earlier)
-            entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
-            if deleted:  # and the mark too: one naming another id's process is not this one's stop (review42b F1)
-                op, origin = await self._last_op(earlier)
-                deleted = op in ("DEL", "PURGE") and (origin == "" or incarnation_id(origin) == node_id)
+            op, origin, data = await self._last(earlier)  # one read: the entry or the mark, and whose
+            if op in ("DEL", "PURGE"):  # a mark naming another id's process is not this one's stop (review42b F1)
+                deleted = origin == "" or incarnation_id(origin) == node_id
+            elif op is not None and data:
+                entry = _decode(data)
+                entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
         return entry, deleted
 
     async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
@@ -204,10 +206,7 @@ class Registry:
         """:meth:`delete`'s mark under ``node_id``'s earlier ``key``: not over another id's live entry, and lost
         (no error) to a write there between its read and its publish (a compare-and-set on the key's last
         sequence)."""
-        try:
-            last = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
-        except nats.js.errors.NotFoundError:
-            last = None
+        last = await self._last_msg(key)
         if last is not None and (last.headers or {}).get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
             entry = _decode(last.data) if last.data else None
             if entry is not None and entry.id != node_id:
@@ -242,23 +241,29 @@ class Registry:
         stop hid an earlier one's kill -9, review42 F3). Raises the gamead error tree."""
         await self.open()
         key = node_key(node.id)
-        op, origin = await self._last_op(key)
+        op, origin, _ = await self._last(key)
         if op is None and (earlier := earlier_node_key(node.id)) != key:  # nothing under its key at all
-            op, origin = await self._last_op(earlier)
+            op, origin, _ = await self._last(earlier)
         if op in ("DEL", "PURGE") and origin in ("", incarnation(node.id, node.pid, node.started_at)):
             return True
         return await self._stops.noted(node)
 
-    async def _last_op(self, key: str) -> tuple[str | None, str]:
-        """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none) and
-        the process it names (its ``Gamead-Origin``; "" for none)."""
+    async def _last_msg(self, key: str) -> Any:
+        """The last message written under ``key`` (nats-py's ``RawStreamMsg``), or None when there is none."""
         with self._boundary():
             try:
-                raw = await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
+                return await self._js.get_last_msg(self.stream, f"{self.prefix}{key}", direct=self._direct)
             except nats.js.errors.NotFoundError:
-                return None, ""
+                return None
+
+    async def _last(self, key: str) -> tuple[str | None, str, bytes | None]:
+        """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none), the
+        process it names (its ``Gamead-Origin``; "" for none) and its data."""
+        raw = await self._last_msg(key)
+        if raw is None:
+            return None, "", None
         headers = raw.headers or {}
-        return headers.get(names.HDR_KV_OPERATION, "PUT"), headers.get(names.HDR_ORIGIN, "")
+        return headers.get(names.HDR_KV_OPERATION, "PUT"), headers.get(names.HDR_ORIGIN, ""), raw.data
 
     async def list(self) -> list[NodeInfo]:
         """Every live node, sorted by role then id. One request to the server, which must end within the
