@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from gamead_cli.answer_decoding import BadEncoding, BoundedDecoder, TooLong
-from gamead_core.errors import ApiUnreachable, NoAnswer
+from gamead_cli.deadline_http import answer_deadline
+from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer
 
 #: longest answer body read (bytes, decoded), the default of ``client.max_answer_bytes``
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -161,3 +162,18 @@ def decode_json(content: bytes, *, url: str, what: str) -> Any:
 
 __all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "answer_bound", "decode_json", "late", "read_whole", "redirected", "size_text",
            "stream_pieces"]
+
+
+def answers_like_gamead(http: httpx.Client, url: str, limit: int, timeout: float) -> bool:
+    """True if ``GET /healthz`` through ``http`` (whose base URL is ``url``) answers like a gamead API: a JSON object
+    with a string ``status`` (200 ok, or 503 while NATS is away), read as any answer is (at most ``limit`` bytes,
+    whole within :data:`ANSWER_TIMEOUTS` × ``timeout`` seconds); False for anything else, an error included."""
+    waited = ANSWER_TIMEOUTS * timeout
+    try:
+        with answer_deadline(time.monotonic() + waited), http.stream("GET", "/healthz") as answer:
+            body = decode_json(read_whole(answer, url=url, what="GET /healthz", reads=True, limit=limit,
+                                          deadline=time.monotonic() + waited, waited=waited),
+                               url=url, what="GET /healthz")
+    except (httpx.HTTPError, ValueError, ApiClientError):
+        return False
+    return isinstance(body, dict) and isinstance(body.get("status"), str)

@@ -65,11 +65,14 @@ def unsendable(method: str, path: str, exc: Exception) -> Exception:
                               "malformed for a URL (nothing was sent)")
 
 
-def unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
+def unreachable(url: str, exc: Exception, timeout: float, *, cut: str | None = None) -> ApiUnreachable:
+    """The error of a request that never reached the API at ``url``, saying why (``exc``; ``timeout``: the seconds
+    its try was given, and ``cut``: the name of the caller's bound that cut them, said with them)."""
+    by = f", the time left of {cut}" if cut else ""
     if isinstance(exc, httpx.ConnectTimeout):
-        cause = f"connect timed out after {timeout:g}s"
+        cause = f"connect timed out after {timeout:g}s{by}"
     elif isinstance(exc, httpx.TimeoutException):
-        cause = f"no answer within {timeout:g}s"
+        cause = f"no answer within {timeout:g}s{by}"
     elif isinstance(exc, httpx.ConnectError):
         cause = connect_cause(exc)
     else:

@@ -24,8 +24,8 @@ import httpx
 
 from gamead_cli import answer_shapes, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
-from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, decode_json, late, read_whole,
-                                redirected, stream_pieces)
+from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json,
+                                late, read_whole, redirected, stream_pieces)
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
                                    lost_kind, no_answer, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
@@ -74,9 +74,8 @@ class ApiClient(AdCalls):
         self._cancelled = threading.Event()  #: set by :meth:`cancel_retries` (Ctrl-C): no more waits to retry
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  #: connected ones, for :meth:`abort`
         self._verified: bool | None = None  # does api_url answer like a gamead API? (asked on a 404)
-        headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = {"Accept": "application/json", "User-Agent": "gamead-cli",
+                   **({"Authorization": f"Bearer {token}"} if token else {})}
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         try:  # every request whole by a deadline (deadline_http: a head or body trickled a byte at a time)
             self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout, limits=limits,
@@ -120,18 +119,20 @@ class ApiClient(AdCalls):
         shows it there. Only the last answer or error is raised: :class:`NoAnswer` when the request went out and
         no answer came (it may have been carried out; its ``lost`` says how: ``timeout``, ``reset``, ``closed``),
         :class:`ApiUnreachable` when it never reached the API. ``until`` (a ``time.monotonic()`` value) bounds the
-        whole request: no retry waits past it and each try's timeout is cut to the seconds left (a lookup's time
-        bound: review30b F4; ``until_name`` names it in errors). Each answer is read whole within
+        whole request: no retry waits past it, nor begins with less than :data:`gamead_cli.retry.LEAST_TRY` s of it
+        left, and each try's timeout is cut to the seconds left (a lookup's time bound: review30b F4; ``until_name``
+        names it in errors); a try it cut whose connect timed out raises the refusal the API gave before, if any. Each answer is read whole within
         ``client.max_answer_bytes`` and :func:`gamead_cli.answers.answer_bound` (:data:`ANSWER_TIMEOUTS` × its timeout;
         ``own``: the name of a verb's own wait, then that wait + ``client.timeout``), else :class:`NoAnswer`
         (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
-        deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until)
-        headers = kw.get("headers")
-        attempt = 0
+        deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until - retry.LEAST_TRY)
+        headers, attempt, earlier = kw.get("headers"), 0, None  # earlier: the last connection error seen
         while True:
             attempt += 1
             if until is not None:
                 kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
+            took = t if isinstance(t := kw.get("timeout"), (int, float)) else self.timeout  # this try's timeout
+            cut = until_name if until is not None and took < self.timeout else None  # by the caller's bound
             unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
             sent, started, response = clock.local(), time.monotonic(), None
             waited, bound = answer_bound(kw.get("timeout"), self.timeout, own=own, limit=until_name,
@@ -143,13 +144,16 @@ class ApiClient(AdCalls):
                                                                         extensions={"trace": unsent}), stream=True)
                     read_whole(response, url=self.api_url, what=f"{method} {path}", reads=reads,
                                limit=self.max_answer_bytes, deadline=answer_by, waited=waited, bound=bound)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                cause = f"connect timed out after {self.timeout:g}s" if isinstance(exc, httpx.ConnectTimeout) \
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                # a try the caller's bound cut that timed out did for want of time: the API's last refusal stands
+                exc = earlier if cut and earlier and isinstance(error, httpx.ConnectTimeout) else error
+                cause = f"connect timed out after {took:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
                 if self._wait_to_retry(attempt, deadline, (self._reached or self._connected) and retry.may_retry(
                         method, headers, sent=False) and (self.watch is None or self.watch.refused(cause))):
+                    earlier = exc
                     continue
-                raise unreachable(self.api_url, exc, self.timeout) from exc
+                raise unreachable(self.api_url, exc, took, cut=cut) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 # a connection made and then lost (reset, closed, no answer): resent where safe, whether or not
                 # the API had answered yet (attack33b F5: a keyed batch reset 0.13 s in was not); an answer that
@@ -162,9 +166,8 @@ class ApiClient(AdCalls):
                         method, headers, keyed=keyed, sent=not unsent.failed)):
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
-                    raise unreachable(self.api_url, exc, self.timeout) from exc
-                raise no_answer(self.api_url, exc, t if isinstance(t := kw.get("timeout"), (int, float)) else
-                                self.timeout, reads=reads, sent_whole=not unsent.failed) from exc
+                    raise unreachable(self.api_url, exc, took, cut=cut) from exc
+                raise no_answer(self.api_url, exc, took, reads=reads, sent_whole=not unsent.failed) from exc
             except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
                 raise unsendable(method, path, exc) from exc
             except httpx.UnsupportedProtocol as exc:
@@ -238,22 +241,13 @@ class ApiClient(AdCalls):
         wait = retry.next_wait(attempt, retry_after, deadline - time.monotonic())
         if wait is None or self._cancelled.wait(wait):
             return False
-        with self._lock:
-            self.retried += 1
+        self.count_retry()
         return True
 
     def _is_gamead_api(self) -> bool:
         """True if ``GET /healthz`` at the base URL answers like a gamead API (checked once per client)."""
         if self._verified is None:
-            waited = ANSWER_TIMEOUTS * self.timeout
-            try:  # 200 ok, or 503 with a status while NATS is away; read as any answer is (bounded)
-                with answer_deadline(time.monotonic() + waited), self._http.stream("GET", "/healthz") as answer:
-                    body = decode_json(read_whole(answer, url=self.api_url, what="GET /healthz", reads=True,
-                                                  limit=self.max_answer_bytes, deadline=time.monotonic() + waited,
-                                                  waited=waited), url=self.api_url, what="GET /healthz")
-            except (httpx.HTTPError, ValueError, ApiClientError):
-                body = None
-            self._verified = isinstance(body, dict) and isinstance(body.get("status"), str)
+            self._verified = answers_like_gamead(self._http, self.api_url, self.max_answer_bytes, self.timeout)
         return self._verified
 
     def service_now(self) -> datetime:

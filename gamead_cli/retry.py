@@ -45,6 +45,10 @@ RETRY_STATUSES = frozenset({429, 503})
 #: Back-off without a Retry-After: first and largest wait, in seconds.
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
+#: Seconds of a caller's time bound (``until``: a lookup's ``client.lookup_for``) a try sent again must still have:
+#: a try cut to the bound's last 0.01 s timed out its connect on a loaded machine and blamed the API ("connect timed
+#: out after 60s" for a port that refused: CI of cc07fac7); no retry is begun with less.
+LEAST_TRY = 1.0
 
 
 def idempotent(method: str, headers: Mapping[str, str] | None) -> bool:
