@@ -5,6 +5,9 @@ to some subjects on the way (as a publish in flight when its stream was deleted:
 ``CONNECT``, ``PING``, ``SUB`` … one line each, ``PUB``/``HPUB`` a line and its payload) and, while
 :meth:`PublishFilter.drop` is in force, every ``PUB``/``HPUB`` whose subject starts with the prefix it was given
 is swallowed whole (counted in :attr:`dropped`): the server never sees it, the client never gets an answer;
+while :meth:`PublishFilter.refuse` is in force, one goes on to a subject no one listens on (counted in
+:attr:`refused`): nats-server answers a request so ``503`` (no responders), as a cluster's server does before it
+knows a fresh consumer's leader listens (flake42);
 while :meth:`PublishFilter.hold` is in force, one to such a subject (a JetStream API request: ``$JS.API.…``) goes
 on only after a pause, and the client's later bytes after it. :meth:`PublishFilter.pass_all` forwards everything
 again at once. The server's bytes go on as they are, unless :meth:`PublishFilter.stall_deliveries` was called:
@@ -27,6 +30,8 @@ from collections.abc import Callable
 
 from tests.blackhole import Relay
 
+NOBODY = b"gamead.test.nobody"  #: the subject :meth:`PublishFilter.refuse` sends publishes on to
+
 
 class PublishFilter(Relay):
     """A proxy on ``127.0.0.1:<port>`` (:attr:`url`, a ``nats://`` URL) to nats-server at ``target``."""
@@ -37,6 +42,8 @@ class PublishFilter(Relay):
         self._prefix: bytes | None = None
         self._held: tuple[bytes, float] | None = None  #: (subject prefix, seconds) of :meth:`hold`
         self.dropped = 0  #: publishes swallowed so far
+        self._refusing: bytes | None = None  #: subject prefix of :meth:`refuse`
+        self.refused = 0  #: publishes sent on to :data:`NOBODY` so far
         self._drops_left: int | None = None  #: publishes :meth:`drop` still swallows (None: all)
         #: (deliveries until the held one, seconds or None: until released, subject prefix) of stall_deliveries
         self._stall: tuple[int, float | None, bytes] | None = None
@@ -55,6 +62,11 @@ class PublishFilter(Relay):
         many, then forward them again: a request lost in flight)."""
         with self._lock:
             self._prefix, self._drops_left = prefix.encode(), count
+
+    def refuse(self, prefix: str) -> None:
+        """From now on, send every publish to a subject starting with ``prefix`` on to :data:`NOBODY` instead."""
+        with self._lock:
+            self._refusing = prefix.encode()
 
     def hold(self, prefix: str, seconds: float) -> None:
         """From now on, hold every publish to a subject starting with ``prefix`` ``seconds`` before it goes on."""
@@ -93,7 +105,7 @@ class PublishFilter(Relay):
     def pass_all(self) -> None:
         """Forward every publish again, at once."""
         with self._lock:
-            self._prefix = self._held = None
+            self._prefix = self._held = self._refusing = None
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
@@ -188,6 +200,7 @@ class PublishFilter(Relay):
                     break
                 with self._lock:
                     prefix, held, release_on = self._prefix, self._held, self._release_on
+                    refusing = self._refusing
                 if release_on is not None and words[1].startswith(release_on):
                     self._released.set()
                 if prefix is not None and words[1].startswith(prefix):
@@ -197,6 +210,12 @@ class PublishFilter(Relay):
                             self._drops_left -= 1
                             if self._drops_left <= 0:
                                 self._prefix = None
+                    buf = buf[size:]
+                    continue
+                if refusing is not None and words[1].startswith(refusing):
+                    with self._lock:
+                        self.refused += 1
+                    out.append((0.0, b" ".join([words[0], NOBODY, *words[2:]]) + buf[end:size]))
                     buf = buf[size:]
                     continue
                 if held is not None and words[1].startswith(held[0]):

@@ -10,11 +10,11 @@ Exceeded``, 120 MB sent it), both listings 503 ``scan_incomplete``, while each D
 
 Here a read asks for what it reads: at most :data:`REQUESTS_OUT` pull requests of :data:`REQUEST_BYTES`
 (``max_bytes``) and :data:`REQUEST_MSGS` messages (``batch``) out at a time, and the reads of one connection
-together at most :data:`CONNECTION_BYTES` (a read waits for room, at most ``wait_room`` seconds, before it asks),
-so nats-server never has more than that unsent to the connection for its reads, whatever their number; a message
-over :data:`REQUEST_BYTES` is asked for alone, with room for the server's ``max_payload``. What the reader has not
-taken yet stays in the feed (at most the requests' bytes and messages), so a slow reader holds nats-server back
-instead of filling memory.
+together at most :data:`~gamead_core.queue.feed_room.CONNECTION_BYTES` (a read waits for room, at most
+``wait_room`` seconds, before it asks), so nats-server never has more than that unsent to the connection for its
+reads, whatever their number; a message over :data:`REQUEST_BYTES` is asked for alone, with room for the server's
+``max_payload``. What the reader has not taken yet stays in the feed (at most the requests' bytes and messages), so
+a slow reader holds nats-server back instead of filling memory.
 
 The feed answers what the readers used of nats-py's subscription: :meth:`PullFeed.next_msg` (``nats.errors.
 TimeoutError`` when nothing came in time: the reader's stall check decides), :meth:`PullFeed.consumer_info`,
@@ -26,9 +26,14 @@ A request can be lost on its way: in a cluster the client's server forwards a pu
 it already knows, and a fresh consumer's leader (another server) subscribes its request subject just before the
 create's answer comes back by another route; a request whose reply inbox the leader does not know yet is dropped too
 (nats-server ``processWaiting``: "No more interest here"). Nothing tells the client, or the client's server answers
-``503`` (no responders) at once; that is not the consumer's end: the request is asked again after
+``503`` (no responders) at once; that need not be the consumer's end: the request is asked again after
 :data:`REFUSED_PAUSE` (flake42: taken for the end, it ended 4 of 25 R3 window reads of a loaded run at once with
-ScanIncomplete after 0 messages, both first requests answered ``503``; test_list_window's CI failure). So each
+ScanIncomplete after 0 messages, both first requests answered ``503``; test_list_window's CI failure). But a
+consumer deleted between requests has no responder either: refusals for the feed's bound (below) with nothing
+heard from the consumer are checked once with its info: not found, the feed has ended; found (or no answer), it
+keeps asking, checked again after another bound (pullfeed43: a read whose consumer was deleted re-asked 20 times a
+second until its reader's 5 s timeout, 100 requests, and did not end). A refused request is not a lost one: it does
+not count for the slow link below. So each
 request has its own reply subject and asks for an idle heartbeat (ADR-37's pull requests: status ``100`` every
 :data:`HEARTBEAT` seconds while it waits without messages), and a request heard nothing from (no message, no status)
 for the feed's bound (below; at first :data:`LOST_AFTER` seconds) is forgotten and asked again
@@ -49,12 +54,11 @@ import asyncio
 import contextlib
 import json
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
 import nats.errors
-from nats.aio.client import Client as NATS
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
@@ -62,49 +66,23 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
 
 from gamead_core import names
 from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.feed_room import REQUEST_BYTES, give_back, room_of, size, units
 from gamead_core.queue.inline_sub import subscribe_inline
 
-REQUEST_BYTES = 512 * 1024  #: ``max_bytes`` of one pull request
 #: ``batch`` of one pull request: most messages it asks for. A message held costs Python ~0.6 KB more than its wire
 #: bytes (nats-py's ``Msg``, its headers dict, subject and reply strings), so a read of small messages (a headers-only
 #: one: ~190 B each) held ~2,800 a request, ~3.7 MB for two, and the worker's RSS kept it (perf41: a reaper's read of
 #: 30,000 records, +5.2 MB); now a read holds fewer than 3 × 256 messages whatever their size (+1.5 MB)
 REQUEST_MSGS = 256
 REQUESTS_OUT = 2  #: pull requests one read has out at once (the next asked while the last is read)
-CONNECTION_BYTES = 16 * 1024 * 1024  #: bytes asked for and not yet answered, all reads of one connection together
 EXPIRES = 30.0  #: seconds a pull request waits on the server for messages (the reader's own timeout decides)
 INACTIVE = 120.0  #: seconds without a request after which nats-server removes a consumer left behind
 DELETE_WAIT = 1.0  #: most seconds a read's end waits for its consumer's deletion
 OVERHEAD = 64 * 1024  #: bytes over ``max_payload`` asked for a message too big for :data:`REQUEST_BYTES`
 SIZE_EXCEEDED = "Message Size Exceeds MaxBytes"
-HEADERS = 64  #: bytes counted for a message's headers when it is held (:func:`size`)
 HEARTBEAT = 0.5  #: seconds between a waiting request's idle heartbeats (``idle_heartbeat``; at most EXPIRES / 2)
 LOST_AFTER = 3 * HEARTBEAT  #: seconds a request out may go unheard from before it is taken as lost and asked again
 REFUSED_PAUSE = HEARTBEAT / 5  #: seconds before a request answered ``503`` (no responders) is asked again
-
-_rooms: weakref.WeakKeyDictionary[NATS, tuple[asyncio.Semaphore, asyncio.Lock]] = weakref.WeakKeyDictionary()
-
-
-def _room(nc: NATS) -> tuple[asyncio.Semaphore, asyncio.Lock]:
-    """The connection's room for requests (one unit a :data:`REQUEST_BYTES`), and the lock a read holds while it
-    takes several units (a request for a message bigger than one)."""
-    room = _rooms.get(nc)
-    if room is None:
-        room = _rooms[nc] = (asyncio.Semaphore(CONNECTION_BYTES // REQUEST_BYTES), asyncio.Lock())
-    return room
-
-
-def units(max_bytes: int) -> int:
-    """How many :data:`REQUEST_BYTES` units a request of ``max_bytes`` takes of a connection's room, at most the
-    whole room (pure)."""
-    return min(CONNECTION_BYTES // REQUEST_BYTES, -(-max_bytes // REQUEST_BYTES))
-
-
-def size(msg: Msg) -> int:
-    """About what ``msg`` took of its request's ``max_bytes``: its body, subject and reply and a headers' allowance
-    (a headers-only delivery has no body: its messages are counted all the same, pure)."""
-    return len(msg.data) + len(msg.subject) + len(msg.reply) + HEADERS
-
 
 @dataclass(slots=True)
 class _Request:
@@ -137,10 +115,13 @@ class PullFeed:
         self._arrived = asyncio.Event()
         self._next_bytes = REQUEST_BYTES
         self._ended = False
+        #: when the first ``503`` since the consumer was last heard from came (monotonic seconds; None: none since)
+        self._refused_since: float | None = None
 
     @property
     def ended(self) -> bool:
-        """True once the consumer is gone (a ``409`` other than a request's size) or the feed unsubscribed."""
+        """True once the consumer is gone (a ``409`` other than a request's size, or refusals for the feed's bound
+        and the consumer not found: module doc) or the feed unsubscribed."""
         return self._ended
 
     async def start(self) -> None:
@@ -153,6 +134,8 @@ class PullFeed:
         says that request is alive (``100``, a heartbeat) or ends it."""
         headers = msg.headers or {}
         status = headers.get(names.HDR_STATUS)
+        if status != "503":  # the consumer was heard from (a delivery, a heartbeat, an end of a request)
+            self._refused_since = None
         if status is None:
             self._ready.append(msg)
             self._held += size(msg)
@@ -162,7 +145,7 @@ class PullFeed:
                 oldest.heard = time.monotonic()
                 if oldest.delivered >= REQUEST_MSGS:  # answered whole (nats-server says nothing more for it)
                     del self._out[reply]
-                    self._give_back(oldest.held)
+                    give_back(self._nc, oldest.held)
             self._arrived.set()
             return
         request = self._out.get(msg.subject)
@@ -173,9 +156,11 @@ class PullFeed:
             self._lost_after = min(2 * self._lost_after, EXPIRES / 2)
         if request is not None and status == "503":  # no responders: the consumer's leader not known here yet
             request.refused = True  # (flake42: the read ended at once, ScanIncomplete); asked again shortly
+            if self._refused_since is None:
+                self._refused_since = time.monotonic()
         elif request is not None and status != "100":
             del self._out[msg.subject]
-            self._give_back(request.held)
+            give_back(self._nc, request.held)
             if status == "409" and headers.get("Description", "") == SIZE_EXCEEDED:
                 if request.delivered == 0:  # the next message alone is bigger than a request: ask for it alone
                     self._next_bytes = max(REQUEST_BYTES, (self._nc.max_payload or 0) + OVERHEAD)
@@ -183,18 +168,13 @@ class PullFeed:
                 self._ended = True
         self._arrived.set()
 
-    def _give_back(self, held: int) -> None:
-        room = _room(self._nc)[0]
-        for _ in range(held):
-            room.release()
-
     async def _ask(self) -> None:
         """Send pull requests while this read has fewer than :data:`REQUESTS_OUT` out and little unread (less than a
         request's bytes and messages)."""
         while (not self._ended and len(self._out) < REQUESTS_OUT and self._held < REQUEST_BYTES
                and len(self._ready) < REQUEST_MSGS):
             max_bytes, self._next_bytes = self._next_bytes, REQUEST_BYTES
-            held, taken, (room, big) = units(max_bytes), 0, _room(self._nc)
+            held, taken, (room, big) = units(max_bytes), 0, room_of(self._nc)
             try:
                 async with asyncio.timeout(self._wait_room), big if held > 1 else contextlib.nullcontext():
                     if self._out and held == 1:  # a further request: room waited for while none of ours is ready
@@ -205,10 +185,10 @@ class PullFeed:
                         await room.acquire()
                         taken += 1
             except TimeoutError:
-                self._give_back(taken)
+                give_back(self._nc, taken)
                 return  # no room now: the reader's timeout and stall check decide
             if self._ended:  # unsubscribed meanwhile
-                self._give_back(taken)
+                give_back(self._nc, taken)
                 return
             self._asked += 1
             reply = f"{self._inbox}.{self._asked}"
@@ -227,8 +207,10 @@ class PullFeed:
             silent, limit = now - request.heard, REFUSED_PAUSE if request.refused else bound
             if silent >= limit:
                 del self._out[reply]
-                self._give_back(request.held)
-                if len(self._forgotten) < 64:  # bounded: a feed whose requests all vanish does not grow the set
+                give_back(self._nc, request.held)
+                # bounded: a feed whose requests all vanish does not grow the set; a refused one was answered, not
+                # lost (pullfeed43: 64 refused replies filled it and a slow link was no longer learnt)
+                if not request.refused and len(self._forgotten) < 64:
                     self._forgotten.add(reply)
             else:
                 soonest = min(soonest, limit - silent)
@@ -294,11 +276,16 @@ class PullFeed:
                 with contextlib.suppress(asyncio.TimeoutError):  # a wait cut short to look for lost requests
                     await asyncio.wait_for(self._arrived.wait(), min(left, self._forget_lost(bound)))
                 self._forget_lost(bound)
+                if self._refused_since is not None and time.monotonic() - self._refused_since >= bound:
+                    if await self._gone(deadline - time.monotonic()):
+                        self._ended = True
+                        raise nats.errors.TimeoutError
+                    self._refused_since = time.monotonic()  # there, or no answer: checked again after a bound
                 await self._ask()  # a request ended without messages (expired, too small) or lost: ask again
         msg = self._ready.popleft()
         self._held -= size(msg)
         if len(self._out) < REQUESTS_OUT and not self._ended and self._next_bytes == REQUEST_BYTES \
-                and not _room(self._nc)[0].locked():  # the next request now, if it need not wait for room
+                and not room_of(self._nc)[0].locked():  # the next request now, if it need not wait for room
             await self._ask()
         return msg
 
@@ -306,11 +293,22 @@ class PullFeed:
         """The consumer's info (``num_pending``: messages it has not delivered yet)."""
         return await self._js.consumer_info(self._stream, self._consumer)
 
+    async def _gone(self, left: float) -> bool:
+        """True when nats-server says the consumer (or its stream) does not exist; False when it is there or gives no
+        answer within ``left`` seconds (a refusal is then taken for a leader not known yet: flake42)."""
+        try:
+            await asyncio.wait_for(self.consumer_info(), max(left, 0.0))
+        except nats.js.errors.NotFoundError:
+            return True
+        except (nats.errors.Error, asyncio.TimeoutError):
+            pass
+        return False
+
     async def unsubscribe(self) -> None:
         """Stop: the inbox unsubscribed, the room given back, the consumer deleted (quietly: it expires anyway)."""
         self._ended = True
         for request in self._out.values():
-            self._give_back(request.held)
+            give_back(self._nc, request.held)
         self._out.clear()
         self._ready.clear()
         self._held = 0

@@ -30,7 +30,7 @@ sequence read on, the rest is read in the two steps below, which alone have to k
 
 A key read in the first pass and again in the steps comes twice, its later revision last: the caller keeps the
 last one per key (as for ``follow``). Memory: the keys past the first pass (~50 bytes each) and one request's
-values (:data:`MULTI_LAST_MAX` records) or three :data:`~gamead_core.queue.pull_feed.REQUEST_BYTES` at a time. A
+values (:data:`MULTI_LAST_MAX` records) or three :data:`~gamead_core.queue.feed_room.REQUEST_BYTES` at a time. A
 bucket without direct gets is read as before (values in stream order, ``follow``).
 """
 

@@ -18,7 +18,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.queue import pull_feed
+from gamead_core.queue import feed_room, pull_feed
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter
 from tests.streams import filled_stream, read_counts
@@ -41,9 +41,9 @@ async def _read_all(url: str) -> tuple[list[int], int]:
 
         async def watch() -> None:  # what the connection's reads hold of its room, at most
             nonlocal most
-            room = pull_feed._room(nc)[0]
+            room = feed_room.room_of(nc)[0]
             while True:
-                most = max(most, pull_feed.CONNECTION_BYTES // pull_feed.REQUEST_BYTES - room._value)
+                most = max(most, feed_room.CONNECTION_BYTES // feed_room.REQUEST_BYTES - room._value)
                 await asyncio.sleep(0)
 
         watcher = asyncio.create_task(watch())
@@ -61,7 +61,7 @@ def test_reads_get_every_message_in_order_big_ones_too_within_the_connections_ro
     held at once never pass the connection's 32 (16 MiB)."""
     sizes, most = asyncio.run(_read_all(nats_server.url))
     assert len(sizes) == 2_007
-    assert 0 < most <= pull_feed.CONNECTION_BYTES // pull_feed.REQUEST_BYTES
+    assert 0 < most <= feed_room.CONNECTION_BYTES // feed_room.REQUEST_BYTES
 
 
 def test_more_reads_at_once_than_the_connection_has_room_for_all_end_whole(nats_server: EmbeddedNats) -> None:
