@@ -85,17 +85,25 @@ def age(seconds: float | None, *, fine: bool = False) -> str:
 #: a duration as :func:`age` prints it, between marks (``≈``, ``-`` before; ``!``, ``?`` after), whose last unit
 #: can go: ``11m07s!`` → ``11m`` ``07s`` ``!``
 _TWO_UNITS = re.compile(r"^(\D*\d+[a-z]+)\d+[a-z]+(\D*)$")
+#: a duration of days (``730d``, ``1157d4h``), between marks: it can be said in years (365 days, as UNITS' ``y``)
+_DAYS = re.compile(r"^(\D*)(\d+)d(?:\d+h)?(\D*)$")
 
 
 def fit_duration(text: str, width: int) -> str:
     """``text`` (a duration cell: :func:`age`'s, maybe marked ``≈…?`` or ``…!``) in at most ``width`` cells: as it
     is when it fits, else without its last unit (``11m07s!`` → ``11m!``, ``≈1m05s?`` → ``≈1m?``, ``23h59m`` →
     ``23h``: truncated, never rounded up), so a fixed-width column keeps its neighbours in place (tui42 F6: OLDEST
-    ``11m07s!`` pushed MAX and P95 one cell right). A text that does not shorten so is returned as it is. Pure."""
+    ``11m07s!`` pushed MAX and P95 one cell right); days that still do not fit in whole years of 365 days
+    (``11574d!`` → ``31y!``, ``36500d`` → ``100y``; tui43: an age of years overflowed). A text that does not
+    shorten so is returned as short as it got. Pure."""
     if len(text) <= width:
         return text
     two = _TWO_UNITS.match(text)
-    return two.group(1) + two.group(2) if two else text
+    text = two.group(1) + two.group(2) if two else text
+    days = _DAYS.match(text)
+    if len(text) <= width or days is None or int(days.group(2)) < 365:
+        return text
+    return f"{days.group(1)}{int(days.group(2)) // 365}y{days.group(3)}"
 
 
 def took(seconds: float) -> str:

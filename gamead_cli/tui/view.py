@@ -22,6 +22,7 @@ from gamead_cli.tui.view_audit import audit_table
 from gamead_cli.tui.view_figures import num, spark
 from gamead_cli.tui.view_header import autoscaler_text, registry_unread, summary_text
 from gamead_cli.tui.view_queue import (
+    LEVEL_CELLS,
     MetricRow,
     level_rows,
     metric_rows,
@@ -138,7 +139,8 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     spark_label = f"PENDING, LAST {back}"  # "56 s", "2 min": the unit as written (".upper()" made it "56 S")
     queue = FittedTable(
         ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95", spark_label),
-        [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
+        [(f"P{r.priority}", *(num(n, LEVEL_CELLS[c]) for n, c in ((r.pending, "PENDING"), (r.ack_pending, "ACK-P"),
+                                                               (r.redelivered, "REDEL"))),
           Text(oldest(r), style="bold red" if r.late else ""), age(r.horizon), wait_p95_text(r), "")
          for r in levels],
         flex=spark_label, flex_max=width, title=queue_title(stats, history_span(stats)),

@@ -13,14 +13,44 @@ from gamead_core.durations import format_duration
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 
-def num(value: Any) -> str:
-    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+#: the SI steps a large figure is written in (:func:`num` given a width, :func:`rate`), largest first
+SI_STEPS: tuple[tuple[str, int], ...] = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
+
+
+def num(value: Any, width: int | None = None) -> str:
+    """A count as the dashboard and the CLI's tables write it: ``1,234`` (``-`` for None). Given ``width`` (the
+    cells of its column), a count whose text is longer is written with its SI step in at most 4 cells (5 past
+    999T): ``12,345,678`` → ``12M``, ``1,234,567`` → ``1.2M``, ``10**12`` → ``1.0T``, truncated (never rounded up:
+    ``999,999`` is ``999k``), so a fixed column keeps its neighbours in place (tui42 F6: a PENDING of 12,345,678
+    in a column of 7 pushed every figure right of it). Pure."""
+    text = "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+    if width is None or len(text) <= width or not isinstance(value, int) or isinstance(value, bool):
+        return text
+    return ("-" if value < 0 else "") + _stepped(abs(value), decimals=abs(value) < 10 * _step(abs(value))[1])
 
 
 def rate(per_sec: float | None) -> str:
+    """A rate per second: ``12.3/s``; from 1,000 on with its SI step, one decimal, truncated: ``1.2k/s``,
+    ``123.4k/s``, ``5.6M/s``, ``999.9G/s`` (at most 8 cells up to 999.9T/s: the metrics panel's column; before,
+    2,000,000/s was ``2,000.0k/s``, 10 cells). Pure."""
     if per_sec is None:
         return "-"
-    return f"{per_sec:,.1f}/s" if per_sec < 1000 else f"{per_sec / 1000:,.1f}k/s"
+    if per_sec < 1000:  # 999.96 is 999.9/s, not 1,000.0/s (9 cells)
+        return f"{min(per_sec, 999.9):,.1f}/s"
+    return f"{_stepped(per_sec, decimals=True)}/s"
+
+
+def _step(value: float) -> tuple[str, int]:
+    """The largest SI step of :data:`SI_STEPS` not above ``value`` (≥ 1000). Pure."""
+    return next((name, size) for name, size in SI_STEPS if value >= size or size == 10**3)
+
+
+def _stepped(value: float, *, decimals: bool) -> str:
+    """``value`` (≥ 1000) in its SI step, truncated to a tenth (``decimals``) or a unit: ``1.2M``, ``12M``.
+    Counted in whole tenths so ``2,300,000`` is ``2.3M``, not a float's ``2.2M``. Pure."""
+    name, size = _step(value)
+    tenths = int(value * 10 // size)
+    return f"{tenths // 10}.{tenths % 10}{name}" if decimals else f"{tenths // 10}{name}"
 
 
 def ms(value: float | None) -> str:

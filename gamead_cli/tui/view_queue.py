@@ -59,16 +59,23 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
     return rows
 
 
+#: the cells of a level's count columns, the dashboard's and ``top --once``'s: a count longer is written with its SI
+#: step (:func:`~gamead_cli.tui.view_figures.num`: ``12M``; tui43: a PENDING of 12,345,678 shifted the row)
+LEVEL_CELLS = {"PENDING": 7, "ACK-P": 5, "REDEL": 5}
+
+
 def level_text(row: LevelRow, *, compact: bool = False) -> str:
     """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
     ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
     queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
     leaves out the redelivered count and the p95 (the panel's title keeps the fleet's). Each duration fits its
-    column (:func:`~gamead_cli.formats.fit_duration`: ``11m!``, not ``11m07s!`` shifting MAX and P95; tui42 F6)."""
-    redel = "" if compact else f" {num(row.redelivered):>5}"
+    column (:func:`~gamead_cli.formats.fit_duration`: ``11m!``, not ``11m07s!`` shifting MAX and P95; tui42 F6), and
+    each count (:data:`LEVEL_CELLS`: ``12M``, not ``12,345,678``; tui43)."""
+    pend, ack, red = (LEVEL_CELLS[c] for c in ("PENDING", "ACK-P", "REDEL"))
+    redel = "" if compact else f" {num(row.redelivered, red):>{red}}"
     p95 = "" if compact else f" {fit_duration(wait_p95_text(row).plain, 6):>6}"
-    return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
-            f"{fit_duration(oldest(row), 6):>6} {fit_duration(age(row.horizon), 5):>5}{p95}")
+    return (f"P{row.priority} {num(row.pending, pend):>{pend}} {num(row.ack_pending, ack):>{ack}}"
+            f"{redel} {fit_duration(oldest(row), 6):>6} {fit_duration(age(row.horizon), 5):>5}{p95}")
 
 
 def oldest(row: LevelRow) -> str:
@@ -97,9 +104,10 @@ def unreadable_note(stats: Mapping[str, Any] | None) -> str:
 
 
 def level_header(*, compact: bool = False) -> str:
-    redel = "" if compact else f" {'REDEL':>5}"
+    pend, ack, red = (LEVEL_CELLS[c] for c in ("PENDING", "ACK-P", "REDEL"))
+    redel = "" if compact else f" {'REDEL':>{red}}"
     p95 = "" if compact else f" {'P95':>6}"
-    return f"{'':2} {'PENDING':>7} {'ACK-P':>5}{redel} {'OLDEST':>6} {'MAX':>5}{p95}  DEPTH"
+    return f"{'':2} {'PENDING':>{pend}} {'ACK-P':>{ack}}{redel} {'OLDEST':>6} {'MAX':>5}{p95}  DEPTH"
 
 
 LEVEL_HEADER = level_header()
@@ -147,6 +155,14 @@ class MetricRow:
     note: str = ""
 
 
+#: the cells of a metric's value in the dashboard's metrics panel: a rate (``999.9G/s``), a time (``≈2m05s``) and a
+#: count (:func:`~gamead_cli.tui.view_figures.num`) are never longer
+METRIC_CELLS = 8
+#: the cells of a metric's label there: the longest, ``ack pending`` (in 9 its value ended 2 cells right of the
+#: others'; tui43)
+METRIC_LABEL_CELLS = len("ack pending")
+
+
 def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     stats = stats or {}
     rates = stats.get("rates") or {}
@@ -170,7 +186,7 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
         MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
         MetricRow("wait", "wait p95", est(wait, "p95"), series(hist.get("queueWaitP95Ms")), pct(wait)),
         MetricRow("proc", "proc p95", est(proc, "p95"), series(hist.get("processingP95Ms")), pct(proc)),
-        MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
+        MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending")), METRIC_CELLS),
                   series(hist.get("ackPending"))),
     ]
 

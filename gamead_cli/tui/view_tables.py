@@ -22,7 +22,9 @@ STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yell
 
 def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
     """ID, ROLE, STATE, UP (since its process started), IN-FL (slots), COMPLETED (its ``processed``: ads completed),
-    FAILED (failed attempts), PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
+    FAILED (failed attempts), PROC P95 (processing), HEARTBEAT (ago), LAST ERROR. A count no wider than its label
+    (``12M``, not ``12,345,678``: :func:`~gamead_cli.tui.view_figures.num`; tui43), so a long-lived worker's
+    does not widen its column and push LAST ERROR and HEARTBEAT out of a narrow table."""
     state = str(node.get("state") or "?")
     proc = node.get("processingMs") or {}
     worker = node.get("role") == "worker"  # an API node analyses nothing: "-", not 0, as IN-FL
@@ -34,8 +36,8 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
         Text(state, style=STATE_STYLES.get(state, "")),
         Text(age(node.get("uptimeSeconds")), justify="right"),
         Text(in_flight, justify="right"),
-        Text(num(node.get("processed", 0)) if worker else "-", justify="right"),
-        Text(num(failed) if worker else "-", justify="right", style="red" if failed and worker else ""),
+        Text(num(node.get("processed", 0), len("COMPLETED")) if worker else "-", justify="right"),
+        Text(num(failed, len("FAILED")) if worker else "-", justify="right", style="red" if failed and worker else ""),
         Text(ms(proc.get("p95")), justify="right"),
         Text(ago(node.get("heartbeatAgeSeconds")), justify="right"),
         Text(clip(node.get("lastError"), 40), style="dim"),

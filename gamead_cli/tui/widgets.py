@@ -278,7 +278,8 @@ class MetricsPanel(Vertical, can_focus=True):
             self.border_title = view_queue.metrics_title(stats, room)
         for m in view_queue.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
-            row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
+            label, value = view_queue.METRIC_LABEL_CELLS, view_queue.METRIC_CELLS
+            row.query_one(SparkRow).show(f"{m.label:<{label}} {m.value:>{value}}", m.history,
                                           late=m.key == "dead" and any(m.history))
             if m.key not in self.NOTED:
                 continue
