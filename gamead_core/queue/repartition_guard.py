@@ -59,6 +59,17 @@ def blocking_nodes(nodes: Iterable[NodeInfo], setting: int, *, now: datetime, tt
     return sorted(out, key=lambda n: n.heartbeat_at)
 
 
+def reference_now(nodes: Iterable[NodeInfo], now: datetime) -> datetime:
+    """The time the entries of ``nodes`` are aged against (:func:`blocking_nodes`): ``now`` (this process's clock),
+    or the newest heartbeat listed when that is earlier. Before its first sample this clock is the host's wall clock
+    (:mod:`gamead_core.clock`), and a start's check comes before any: on a host 60 s ahead every live node's beat read
+    older than ``registry.ttl``, none blocked, and the queue was repartitioned under them (review43 F1). An entry
+    listed was written within the bucket's ``max_age`` (its TTL) anyway: an earlier reference only makes the check
+    wait for an entry to expire (or to beat again) rather than pass it. Pure."""
+    newest = max((n.heartbeat_at for n in nodes), default=None)
+    return newest if newest is not None and newest < now else now
+
+
 def refusal(blockers: list[NodeInfo], setting: int, *, now: datetime, ttl: float) -> str:
     """One line: the live nodes on another setting (id, role, host, their ``partitions``, heartbeat age; at most
     :data:`NAMED`, the rest counted), and the fix. Pure."""
@@ -106,7 +117,7 @@ async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, 
             nodes = await registry.list()
         except GameadError as exc:
             raise _unread(setting, exc) from exc
-        now = clock.utcnow()
+        now = reference_now(nodes, clock.utcnow())  # not the host's clock alone (review43 F1)
         blockers = blocking_nodes(nodes, setting, now=now, ttl=ttl, own=own)
         if not blockers:
             return
@@ -128,4 +139,4 @@ def _unread(setting: int, exc: GameadError) -> PartitionsChanged:
                              "again once NATS answers (README: Partitions)")
 
 
-__all__ = ["NAMED", "blocking_nodes", "refusal", "refuse_live_old_nodes"]
+__all__ = ["NAMED", "blocking_nodes", "reference_now", "refusal", "refuse_live_old_nodes"]

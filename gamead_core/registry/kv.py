@@ -27,6 +27,7 @@ from gamead_core.registry.direct import Values, last_values
 from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
+from gamead_core.store.cas import StillBusy, retry_busy
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,9 @@ class Registry:
     async def _mark_earlier(self, key: str, node_id: str, headers: dict[str, str]) -> None:
         """:meth:`delete`'s mark under ``node_id``'s earlier ``key``: not over another id's live entry, and lost
         (no error) to a write there between its read and its publish (a compare-and-set on the key's last
-        sequence)."""
+        sequence; a busy answer sent again, as every compare-and-set writer's is:
+        :func:`~gamead_core.store.cas.retry_busy`; one still busy is lost too: review43 F2, it raised ``StillBusy``
+        out of a clean stop whose own mark was written)."""
         last = await self._last_msg(key)
         if last is not None and (last.headers or {}).get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
             entry = _decode(last.data) if last.data else None
@@ -214,9 +217,9 @@ class Registry:
         expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
         try:
             with nats_boundary():
-                await self._js.publish(f"{self.prefix}{key}", b"", headers={**headers, **expected},
-                                       timeout=self._timeout)
-        except Conflict:
+                await retry_busy(lambda: self._js.publish(f"{self.prefix}{key}", b"", headers={**headers, **expected},
+                                                          timeout=self._timeout))
+        except (Conflict, StillBusy):
             pass
 
     async def stop(self, info: NodeInfo) -> None:

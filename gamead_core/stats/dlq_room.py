@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.full_stores import DLQ_REMEDY
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.dlq import is_full, max_msgs_of  # noqa: F401 - is_full re-exported
+from gamead_core.queue.dlq import is_full, max_msgs_of
 
 
 async def dlq_reading(js: JetStreamContext) -> tuple[int, int, int | None]:

@@ -23,7 +23,8 @@ log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 async def holder_of(registry: Registry | None, record: AdRecord) -> str | None:
     """The id of the live worker holding ``record.delivery`` of ``record.id`` (``record.worker_id``, when its
     registry entry lists that delivery in ``holding``), else None (no such entry, not held, no registry, or the
-    registry could not be read: logged at DEBUG). One registry read."""
+    registry could not be read: logged at DEBUG). One registry read (two for an id whose key an older gamead made
+    otherwise, nothing being under its own: :meth:`~gamead_core.registry.kv.Registry.lookup`)."""
     if registry is None or not record.worker_id or not record.delivery:
         return None
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,31 @@ def test_an_entry_of_a_node_stopped_moments_before_is_waited_out_not_refused(
     procs.append(new)
     assert "waiting up to" in new.output() and "refused" not in new.output(), new.output()[-3000:]
     assert sorted(work_streams(url)) == ["GAMEAD_ADS"], new.output()[-3000:]
+
+
+SKEWED = str(Path(__file__).resolve().parents[1] / "skewed_gamead.py")
+AHEAD = 60.0  #: the repartition start's host clock, seconds ahead of nats-server's (more than its registry.ttl, 10 s)
+
+
+def test_a_start_whose_clock_is_ahead_still_sees_the_live_old_node(
+        fresh_nats: Any, procs: list[Proc], tmp_path: Path) -> None:
+    """review43 F1: the guard aged each entry by this process's clock, which before its first sample (none yet at a
+    start's topology check: :mod:`gamead_core.clock`) is the host's wall clock. A start on a host 60 s ahead read the
+    live 3-partition API's heartbeat (0.5 s old) as 60 s old, past ``registry.ttl``, found no live node and
+    repartitioned the queue under it (the harm of attack42b F1). Now an entry is aged against the newest beat listed
+    when this clock reads later than it. Without the fix: the skewed worker ran on with one work stream (no exit
+    within 60 s: TimeoutExpired); with it, exit 5 naming the API, the three streams as they were."""
+    url = fresh_nats().url
+    old, _ = start_api(url, tmp_path, **P3)
+    procs.append(old)
+    before = work_streams(url)
+    assert sorted(before) == ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
+    try:
+        run = subprocess.run([sys.executable, SKEWED, str(AHEAD), "worker", "--id", "p1-ahead"], capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL, timeout=60, env=clean_env(GAMEAD_NATS__URL=url, **P1))
+    except subprocess.TimeoutExpired:  # (the process is killed by subprocess.run)
+        raise AssertionError(f"the start ran on; work streams now {sorted(work_streams(url))}") from None
+    lines = _red_lines(run)
+    assert run.returncode == 5, (run.returncode, run.stderr[-3000:])
+    assert len(lines) == 1 and "1 live node(s)" in lines[0] and "(api on " in lines[0], lines
+    assert work_streams(url) == before  # nothing sealed, deleted or rewritten

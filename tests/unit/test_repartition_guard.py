@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from gamead_core.queue.repartition_guard import NAMED, blocking_nodes, refusal
+from gamead_core.queue.repartition_guard import NAMED, blocking_nodes, reference_now, refusal
 from gamead_core.registry import NodeInfo
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
@@ -33,3 +33,16 @@ def test_the_refusal_names_each_node_and_counts_the_ones_past_the_named() -> Non
     assert "and 3 more" in line and "legacy" not in line
     assert "registry.ttl = 10s" in line and "README: Partitions" in line
     assert "partitions unknown" in refusal([blockers[-1]], 4, now=NOW, ttl=10.0)
+
+
+def test_entries_are_aged_against_the_newest_beat_when_this_clock_reads_later() -> None:
+    """review43 F1: a start's clock 60 s ahead (no sample yet: the host's) read a live node's 0.5 s old beat as 60 s
+    old and let the repartition through; aged against the newest beat listed, it blocks. A clock behind is kept."""
+    nodes = [node("old-api", 3, role="api", age=0.5), node("new-w", 4, age=1.0)]
+    ahead = NOW + timedelta(seconds=60)
+    assert blocking_nodes(nodes, 4, now=ahead, ttl=10.0, own=("x", 1)) == []  # what the guard did
+    now = reference_now(nodes, ahead)
+    assert now == NOW - timedelta(seconds=0.5)
+    assert [n.id for n in blocking_nodes(nodes, 4, now=now, ttl=10.0, own=("x", 1))] == ["old-api"]
+    assert reference_now(nodes, NOW - timedelta(seconds=5)) == NOW - timedelta(seconds=5)
+    assert reference_now([], ahead) == ahead
