@@ -209,10 +209,10 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     else:
         facts.add_row("override", Text("none", style="dim"))
     obs = doc.get("observed") or {}
-    if obs:
+    if obs:  # "queued": submittedPerSec grows with DLQ replays too (attack43b F1)
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {rate_figure(obs.get('submittedPerSec') or 0)} ads/s"))
+            f"{_seconds(obs.get('oldestAgeSeconds'))}, queued {rate_figure(obs.get('submittedPerSec') or 0)} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
         short = short_window(obs.get("windowSeconds"))  # the rates above: under a minute of the leader's samples
         if short:

@@ -37,21 +37,28 @@ def vanished(before: Iterable[NodeInfo], after: Iterable[NodeInfo]) -> list[Node
     return [n for n in before if n.id not in live]
 
 
-def found_again(lost: Iterable[NodeInfo], looked: Iterable[object]) -> tuple[list[NodeInfo], list[NodeInfo]]:
+def found_again(lost: Iterable[NodeInfo], looked: Iterable[object], now: float,
+                ttl: float) -> tuple[list[NodeInfo], list[NodeInfo]]:
     """``(expired, back)`` of the ``lost`` entries (:func:`vanished`), given what looking each up again gave
     (``looked``, one per entry: ``(entry or None, deleted)`` or the exception the lookup raised). ``expired``: no
     entry and not deleted, or not looked up (it may hold ads); ``back``: the entries found, of nodes that beat again
     between the listing and the lookup (a late beat, e.g. a loaded machine): live, to be listed as such, never
     dropped from the views for a read (flakes32: a worker beating late was in neither list). Deleted ones (a clean
-    stop) are in neither. Pure."""
+    stop) are in neither. An entry cannot have expired before its TTL: one not found whose last heartbeat is younger
+    than ``ttl`` (s) at ``now`` (epoch s, nats-server's clock) vanished with its bucket (a nats-server restart
+    empties the registry's memory-stored bucket) and is ``back`` as it was, aging (late, then stuck, as any silent
+    node), until it beats again or its TTL has passed; before, every live node was listed ``gone`` ("its entry
+    expired") seconds after its last beat (attack43b F2). Pure."""
     expired: list[NodeInfo] = []
     back: list[NodeInfo] = []
     for node, got in zip(lost, looked):
-        if isinstance(got, BaseException) or not isinstance(got, tuple):
-            expired.append(node)
-        elif got[0] is not None:
+        if isinstance(got, tuple) and got[0] is not None:
             back.append(got[0])
-        elif not got[1]:
+        elif isinstance(got, tuple) and got[1]:
+            continue  # deleted: a clean stop
+        elif now - node.heartbeat_at.timestamp() < ttl:
+            back.append(node)  # vanished younger than its TTL: not expired
+        else:
             expired.append(node)
     return expired, back
 

@@ -212,7 +212,7 @@ class QueueSampler:
         expired: list[NodeInfo] = []
         if lost and self.registry is not None:
             looked = await asyncio.gather(*(self.registry.lookup(n.id) for n in lost), return_exceptions=True)
-            expired, back = found_again(lost, looked)
+            expired, back = found_again(lost, looked, now, self.settings.registry.ttl)
             nodes = tuple(sorted((*nodes, *back), key=lambda n: (n.role, n.id)))
         self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(self.settings.registry.ttl))
         return nodes
