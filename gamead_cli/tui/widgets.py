@@ -250,7 +250,8 @@ class QueuePanel(Vertical, can_focus=True):
 
 
 class MetricsPanel(Vertical, can_focus=True):
-    """Submitted / completed ads, retried attempts, dead-lettered ads per second and queue-wait / processing p95, with sparklines."""
+    """Submitted / completed ads, retried attempts, dead-lettered ads per second, queue-wait / processing p95 and
+    the ads in flight (ack pending), one row each with a sparkline."""
 
     BORDER_TITLE = "throughput & latency · last minute"
     stats: var[Mapping[str, Any] | None] = var(None)
@@ -258,8 +259,11 @@ class MetricsPanel(Vertical, can_focus=True):
     #: the rows with a note (their percentiles): a fixed-width column, so a new figure never re-lays out
     NOTED = frozenset({"wait", "proc"})
 
+    #: the rows, top to bottom (:func:`view_queue.metric_rows`' keys)
+    ROWS = ("submitted", "completed", "retried", "dead", "wait", "proc", "inflight")
+
     def compose(self) -> ComposeResult:
-        for key in ("submitted", "completed", "retried", "dead", "wait", "proc", "inflight"):
+        for key in self.ROWS:
             with Horizontal(id=f"metric-{key}", classes="metric"):
                 yield SparkRow(classes="spark-row")
                 if key in self.NOTED:
@@ -272,10 +276,16 @@ class MetricsPanel(Vertical, can_focus=True):
         self.watch_stats(self.stats)
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
-        if stats is not None:  # the windows the API's figures are really over (a restarted API: 11 s)
-            outer = self.outer_size.width  # the border's own width (``size``: inside it)
-            room = outer - self.TITLE_FRAME if outer > 0 else None
-            self.border_title = view_queue.metrics_title(stats, room)
+        """Show ``stats``' rates, latencies and ack pending, one row each, under a title with the windows the API's
+        figures are really over (a restarted API: 11 s), ending ``· N more ↓`` while N rows lie below the panel's
+        lines (as the nodes and DLQ panels' titles say: tui43b, ``ack pending`` hidden with nothing saying so)."""
+        lines = self.size.height  # inside the border
+        below = len(self.ROWS) - lines if 0 < lines < len(self.ROWS) else 0
+        more = f" · {below} more ↓" if below else ""
+        outer = self.outer_size.width  # the border's own width (``size``: inside it)
+        room = outer - self.TITLE_FRAME - len(more) if outer > 0 else None
+        base = view_queue.metrics_title(stats, room) if stats is not None else str(self.BORDER_TITLE)
+        set_border(self, title=base + more)
         for m in view_queue.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             label, value = view_queue.METRIC_LABEL_CELLS, view_queue.METRIC_CELLS

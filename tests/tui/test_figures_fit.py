@@ -76,9 +76,9 @@ def test_live_level_and_metric_rows_keep_their_columns(recorded: dict[str, Any],
             for label, cell in cells.items():
                 if label in header:
                     assert row[:header.index(label) + len(label)].endswith(cell), (label, header, row)
-            submitted = app.query_one("#metric-submitted").query_one(SparkRow).text
+            queued = app.query_one("#metric-submitted").query_one(SparkRow).text
             inflight = app.query_one("#metric-inflight").query_one(SparkRow).text
-            assert submitted.split() == ["submitted", "2.0M/s"] and len(submitted) == 20, submitted
+            assert queued.split() == ["queued", "2.0M/s"] and len(queued) == 20, queued
             assert inflight.split() == ["ack", "pending", "1.0T"] and len(inflight) == 20, inflight
 
     asyncio.run(main())
