@@ -5,6 +5,12 @@ hung, or killed. Its process may still be alive and hold ads, so a view that sim
 one node that needs attention. The API remembers each node it saw whose entry then expired (not deleted: a
 clean stop deletes its entry and is not "gone") and lists its last entry as ``gone`` for :func:`keep_seconds`,
 or until a node of that id beats again (``gamead up`` restarts a worker under its id).
+
+Only ``max_age`` can have expired an entry, so an entry that vanished (not deleted) before ``registry.ttl`` after
+its last heartbeat did not expire: it went with the bucket (a restarted nats-server empties a memory store; a
+purge). Such a node (:func:`lost_early`) is listed with its last entry, in the state the views give that entry
+(``late`` once its beats are overdue), until its entry would have expired; only then, still absent, is it gone
+(gone43: a nats-server restart listed the API answering and two live workers ``gone`` for ~3 s).
 """
 
 from __future__ import annotations
@@ -56,6 +62,19 @@ def found_again(lost: Iterable[NodeInfo], looked: Iterable[object]) -> tuple[lis
     return expired, back
 
 
+def lost_early(expired: Iterable[NodeInfo], now: float, ttl: float) -> tuple[list[NodeInfo], list[NodeInfo]]:
+    """``(held, expired)`` of the ``expired`` entries (vanished, not deleted: :func:`found_again`), seen at ``now``
+    (epoch s, the sampler's clock: nats-server's, as heartbeats are). ``held``: those ``now`` is less than ``ttl``
+    seconds (``registry.ttl``, the bucket's ``max_age``) after their last ``heartbeat_at``: ``max_age`` cannot
+    have removed them, the bucket lost them; listed with that entry (a killed node so too: as long as its entry
+    would have lived). ``expired``: the rest, gone. Rule from the module doc (gone43). Pure."""
+    held: list[NodeInfo] = []
+    out: list[NodeInfo] = []
+    for node in expired:
+        (held if now < node.heartbeat_at.timestamp() + ttl else out).append(node)
+    return held, out
+
+
 def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: Iterable[NodeInfo],
                   now: float, keep: float) -> dict[str, Gone]:
     """The gone nodes after a read of the registry: those of ``gone`` not beating again (no id in ``after``) and
@@ -69,4 +88,4 @@ def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: 
     return out
 
 
-__all__ = ["GONE_KEEP_MIN", "Gone", "found_again", "keep_seconds", "remember_gone", "vanished"]
+__all__ = ["GONE_KEEP_MIN", "Gone", "found_again", "keep_seconds", "lost_early", "remember_gone", "vanished"]
