@@ -5,6 +5,12 @@ hung, or killed. Its process may still be alive and hold ads, so a view that sim
 one node that needs attention. The API remembers each node it saw whose entry then expired (not deleted: a
 clean stop deletes its entry and is not "gone") and lists its last entry as ``gone`` for :func:`keep_seconds`,
 or until a node of that id beats again (``gamead up`` restarts a worker under its id).
+
+Only ``max_age`` can have expired an entry, so an entry that vanished (not deleted) before ``registry.ttl`` after
+its last heartbeat did not expire: it went with the bucket (a restarted nats-server empties a memory store; a
+purge). Such a node (:func:`lost_early`) is listed with its last entry, in the state the views give that entry
+(``late`` once its beats are overdue), until its entry would have expired; only then, still absent, is it gone
+(gone43: a nats-server restart listed the API answering and two live workers ``gone`` for ~3 s).
 """
 
 from __future__ import annotations
@@ -37,30 +43,36 @@ def vanished(before: Iterable[NodeInfo], after: Iterable[NodeInfo]) -> list[Node
     return [n for n in before if n.id not in live]
 
 
-def found_again(lost: Iterable[NodeInfo], looked: Iterable[object], now: float,
-                ttl: float) -> tuple[list[NodeInfo], list[NodeInfo]]:
+def found_again(lost: Iterable[NodeInfo], looked: Iterable[object]) -> tuple[list[NodeInfo], list[NodeInfo]]:
     """``(expired, back)`` of the ``lost`` entries (:func:`vanished`), given what looking each up again gave
     (``looked``, one per entry: ``(entry or None, deleted)`` or the exception the lookup raised). ``expired``: no
     entry and not deleted, or not looked up (it may hold ads); ``back``: the entries found, of nodes that beat again
     between the listing and the lookup (a late beat, e.g. a loaded machine): live, to be listed as such, never
     dropped from the views for a read (flakes32: a worker beating late was in neither list). Deleted ones (a clean
-    stop) are in neither. An entry cannot have expired before its TTL: one not found whose last heartbeat is younger
-    than ``ttl`` (s) at ``now`` (epoch s, nats-server's clock) vanished with its bucket (a nats-server restart
-    empties the registry's memory-stored bucket) and is ``back`` as it was, aging (late, then stuck, as any silent
-    node), until it beats again or its TTL has passed; before, every live node was listed ``gone`` ("its entry
-    expired") seconds after its last beat (attack43b F2). Pure."""
+    stop) are in neither. Pure."""
     expired: list[NodeInfo] = []
     back: list[NodeInfo] = []
     for node, got in zip(lost, looked):
-        if isinstance(got, tuple) and got[0] is not None:
+        if isinstance(got, BaseException) or not isinstance(got, tuple):
+            expired.append(node)
+        elif got[0] is not None:
             back.append(got[0])
-        elif isinstance(got, tuple) and got[1]:
-            continue  # deleted: a clean stop
-        elif now - node.heartbeat_at.timestamp() < ttl:
-            back.append(node)  # vanished younger than its TTL: not expired
-        else:
+        elif not got[1]:
             expired.append(node)
     return expired, back
+
+
+def lost_early(expired: Iterable[NodeInfo], now: float, ttl: float) -> tuple[list[NodeInfo], list[NodeInfo]]:
+    """``(held, expired)`` of the ``expired`` entries (vanished, not deleted: :func:`found_again`), seen at ``now``
+    (epoch s, the sampler's clock: nats-server's, as heartbeats are). ``held``: those ``now`` is less than ``ttl``
+    seconds (``registry.ttl``, the bucket's ``max_age``) after their last ``heartbeat_at``: ``max_age`` cannot
+    have removed them, the bucket lost them; listed with that entry (a killed node so too: as long as its entry
+    would have lived). ``expired``: the rest, gone. Rule from the module doc (gone43). Pure."""
+    held: list[NodeInfo] = []
+    out: list[NodeInfo] = []
+    for node in expired:
+        (held if now < node.heartbeat_at.timestamp() + ttl else out).append(node)
+    return held, out
 
 
 def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: Iterable[NodeInfo],
@@ -76,4 +88,4 @@ def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: 
     return out
 
 
-__all__ = ["GONE_KEEP_MIN", "Gone", "found_again", "keep_seconds", "remember_gone", "vanished"]
+__all__ = ["GONE_KEEP_MIN", "Gone", "found_again", "keep_seconds", "lost_early", "remember_gone", "vanished"]

@@ -41,7 +41,7 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry, server_started
-from gamead_core.registry.gone import Gone, found_again, keep_seconds, remember_gone, vanished
+from gamead_core.registry.gone import Gone, found_again, keep_seconds, lost_early, remember_gone, vanished
 from gamead_core.stats.began import Began
 from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
@@ -205,16 +205,16 @@ class QueueSampler:
             return sample
 
     async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> tuple[NodeInfo, ...]:
-        """Remember nodes whose entries vanished, not deleted (expired: silent), as :attr:`gone` (one KV get each;
-        one that cannot be looked up counts as expired: it may hold ads); ``nodes`` with those found beating again
-        meanwhile. :func:`~.registry.gone.found_again`, :func:`~.registry.gone.remember_gone`."""
-        lost = vanished(self.registry_nodes or (), nodes)
+        """Nodes whose entries expired (vanished, not deleted, ``registry.ttl`` after their beat) into :attr:`gone`;
+        ``nodes`` with those beating again meanwhile or lost with the bucket (last entry). :mod:`~.registry.gone`."""
+        lost, ttl = vanished(self.registry_nodes or (), nodes), self.settings.registry.ttl
         expired: list[NodeInfo] = []
         if lost and self.registry is not None:
             looked = await asyncio.gather(*(self.registry.lookup(n.id) for n in lost), return_exceptions=True)
-            expired, back = found_again(lost, looked, now, self.settings.registry.ttl)
-            nodes = tuple(sorted((*nodes, *back), key=lambda n: (n.role, n.id)))
-        self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(self.settings.registry.ttl))
+            expired, back = found_again(lost, looked)
+            held, expired = lost_early(expired, now, ttl)  # not expired: gone with the bucket (gone43)
+            nodes = tuple(sorted((*nodes, *back, *held), key=lambda n: (n.role, n.id)))
+        self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(ttl))
         return nodes
 
     def _derive(self, reading: QueueReading) -> Sample:

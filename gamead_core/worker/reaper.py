@@ -317,7 +317,7 @@ async def run_reaper(
                 if nc.stats.get("reconnects", 0) != reconnects or (own_beat is not None and own_beat.failing):
                     view.gap(time.monotonic())  # not comparable with the last good read: held over (reaper_view)
                 reconnects = nc.stats.get("reconnects", 0)
-                judged = view.deaths({**nodes, **now_apis}, time.monotonic())
+                judged = view.deaths({**nodes, **now_apis}, time.monotonic(), clock.now())  # lost_early: held
                 for dead in judged:
                     if dead.id not in nodes and dead.id not in now_apis:
                         if await registry.stopped(dead):  # a clean shutdown (its delete mark, or its stop note,

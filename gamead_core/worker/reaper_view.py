@@ -17,6 +17,11 @@ within its heartbeat interval, shorter than the TTL, so a live one is never take
 :attr:`RegistryView.keep` seconds (``queue.duplicate_window``) drops what was held over: by then JetStream has
 redelivered a dead worker's ads (``ack_wait``) and a dead API's records can no longer be queued again safely (the
 doctor names them), and the held-over entries may be long gone nodes another reaper settled.
+
+An entry that vanished less than ``registry.ttl`` after its last heartbeat, with no gap (the registry bucket purged or
+lost without a reconnection this node saw), did not expire: only the bucket's ``max_age`` expires one
+(:func:`gamead_core.registry.gone.lost_early`, gone43). Given the time (``wall``), such a node is not judged: it is
+kept (:attr:`RegistryView.lost`) and judged if still absent once its entry would have expired (heartbeat + grace).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 
 from gamead_core.registry import NodeInfo, same_incarnation
 from gamead_core.registry import deaths as node_deaths
+from gamead_core.registry.gone import lost_early
 
 
 @dataclass
@@ -40,22 +46,28 @@ class RegistryView:
     good_at: float | None = None  #: when the last good read was made
     gap_from: float | None = None  #: a gap is under way: when its view was last read well (None: no gap)
     back_at: float | None = None  #: when the first good read after the gap was made
+    #: nodes whose entries vanished less than ``grace`` after their heartbeat, not seen since: not expired (gone43)
+    lost: dict[str, NodeInfo] = field(default_factory=dict)
 
     def gap(self, now: float) -> None:
         """This round's read cannot be compared with the last one (module doc): hold the last view over."""
         if self.gap_from is None and self.good_at is not None:
             self.gap_from = self.good_at
-        self.held.update(self.seen)
-        self.seen, self.back_at = {}, None
+        self.held.update({**self.lost, **self.seen})
+        self.seen, self.lost, self.back_at = {}, {}, None
         if self.gap_from is not None and now - self.gap_from > self.keep:
             self.held = {}
 
-    def deaths(self, now_seen: dict[str, NodeInfo], now: float) -> list[NodeInfo]:
+    def deaths(self, now_seen: dict[str, NodeInfo], now: float, wall: float | None = None) -> list[NodeInfo]:
         """The nodes judged dead by this good read (``now_seen``: every node it listed, by id): those of the last
-        good read gone or back as another incarnation, and held-over ones back as another incarnation or absent
-        for ``grace`` since the gap ended. Changes nothing: :meth:`read` records the read once its deaths are
-        settled (a round that fails before leaves them to the next)."""
-        out = node_deaths(self.seen, now_seen, lambda node: True)
+        good read (and :attr:`lost`) gone or back as another incarnation, and held-over ones back as another
+        incarnation or absent for ``grace`` since the gap ended. With ``wall`` (epoch s, nats-server's clock, as
+        heartbeats are), none absent less than ``grace`` after its heartbeat: lost with the bucket, not expired
+        (module doc; :meth:`read` keeps it in :attr:`lost`). Changes nothing: :meth:`read` records the read once
+        its deaths are settled (a round that fails before leaves them to the next)."""
+        last = {**self.lost, **self.seen}
+        out = [n for n in node_deaths(last, now_seen, lambda node: True)
+               if n.id in now_seen or wall is None or not lost_early([n], wall, self.grace)[0]]
         back_at = now if self.back_at is None else self.back_at
         for node_id, old in self.held.items():
             new = now_seen.get(node_id)
@@ -64,18 +76,20 @@ class RegistryView:
         return out
 
     def read(self, now_seen: dict[str, NodeInfo], judged: list[NodeInfo], now: float) -> None:
-        """A good read whose deaths (``judged``, from :meth:`deaths`) were settled: it is the view now."""
+        """A good read whose deaths (``judged``, from :meth:`deaths`) were settled: it is the view now; the nodes
+        of the last read (or :attr:`lost`) absent and not judged are (still) lost with the bucket."""
         if self.held and self.back_at is None:
             self.back_at = now
         gone = {node.id for node in judged}
         self.held = {i: n for i, n in self.held.items() if i not in now_seen and i not in gone}
+        self.lost = {i: n for i, n in {**self.lost, **self.seen}.items() if i not in now_seen and i not in gone}
         self.seen, self.good_at, self.gap_from = dict(now_seen), now, None
         if not self.held:
             self.back_at = None
 
     def forget(self) -> None:
         """Nothing is known of the registry (this node does not lead, for good: its first view starts anew)."""
-        self.seen, self.held, self.good_at, self.gap_from, self.back_at = {}, {}, None, None, None
+        self.seen, self.held, self.lost, self.good_at, self.gap_from, self.back_at = {}, {}, {}, None, None, None
 
 
 __all__ = ["RegistryView"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import nats
 import pytest
 
+from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import utcnow
@@ -97,3 +98,64 @@ def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_s
     dead = [r.getMessage() for r in caplog.records if "worker dead-1 stopped answering" in r.getMessage()]
     assert len(dead) == 1 and dead[0].startswith(
         "worker dead-1 stopped answering (its registry entry expired: dead, frozen or hung) announcing no held ad"), dead
+
+
+def test_a_purged_registry_names_no_live_worker_dead(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """gone43: the registry bucket emptied with no reconnection (its stream purged): every entry vanished less
+    than ``registry.ttl`` after its beat, so none expired, yet the reaper judged the live worker at once ("worker
+    live-2 stopped answering (its registry entry expired …)"). Now it waits until the entry would have expired and
+    the worker beats again meanwhile: never named. Without the rule (reaper.py passing no ``wall``): failed, named."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"registry": {"ttl": 6.0, "heartbeat_interval": 2.0}})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_topology(js, settings)
+        registry, stop, started = Registry(nc, js, settings.registry), asyncio.Event(), utcnow()
+
+        def snap() -> NodeInfo:
+            return NodeInfo(id="live-2", role="worker", host="h", pid=4243, version="t", started_at=started,
+                            heartbeat_at=utcnow(), holding=[], ack_wait=30)
+
+        beat = asyncio.create_task(run_heartbeat(Registry(nc, js, settings.registry), snap, 2.0, stop))
+        reaper = asyncio.create_task(run_reaper(nc, js, await AdStore.open(nc, js), registry, settings, "r", stop))
+        ids: set[str] = set()
+        next_beat: list[NodeInfo | None] = [None]
+
+        async def look() -> None:
+            ids.clear()
+            ids.update(n.id for n in await registry.list())
+
+        async def held() -> bool:  # the reaper leads: from its next round (every 1 s) it judges by its reads
+            kv = await js.key_value(names.LEASES_BUCKET)
+            return b'"holder":"r"' in (await kv.get(names.REAPER_LEASE)).value.replace(b" ", b"")
+
+        led: list[bool] = []
+        await _until(lambda: led and "live-2" in ids, 20, also=lambda: asyncio.gather(look(), _note(led, held)))
+        first = await registry.lookup("live-2")
+        await _until(lambda: next_beat[0] is not None, 10, also=lambda: _beat_after(registry, first[0], next_beat))
+        await js.purge_stream(f"KV_{names.REGISTRY_BUCKET}")  # right after a beat: the next is 2 s away
+        ids.clear()
+        await _until(lambda: "live-2" in ids, 20, also=look)  # the reaper's rounds meanwhile saw it absent
+        stop.set()
+        await asyncio.gather(reaper, beat, return_exceptions=True)
+        await nc.close()
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
+        asyncio.run(main())
+    assert not any("worker live-2" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+async def _note(into: list[bool], probe: Callable[[], object]) -> None:
+    if await probe():  # type: ignore[misc]
+        into.append(True)
+
+
+async def _beat_after(registry: Registry, before: NodeInfo | None, into: list[NodeInfo | None]) -> None:
+    """``into[0]``: ``live-2``'s entry once its heartbeat differs from ``before``'s (a new beat)."""
+    now, _ = await registry.lookup("live-2")
+    if now is not None and before is not None and now.heartbeat_at != before.heartbeat_at:
+        into[0] = now

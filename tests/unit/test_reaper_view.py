@@ -4,7 +4,7 @@ whose entry expired during it (``dead``) was never judged."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gamead_core.registry import NodeInfo
 from gamead_core.worker.reaper_view import RegistryView
@@ -67,3 +67,32 @@ def test_a_round_that_fails_after_its_deaths_were_found_leaves_them_to_the_next(
     view.gap(1.0)
     assert _round(view, [_node("a")], 1.5) == []
     assert _round(view, [_node("a")], 3.5) == ["b"]
+
+
+def test_a_node_lost_with_the_bucket_is_held_over_not_judged_at_once() -> None:
+    """gone43: with no gap (no reconnection: the registry bucket purged or lost unseen), an entry that vanished
+    less than ``grace`` (``registry.ttl``) after its beat did not expire; the reaper judged its live node dead at
+    once ("stopped answering", its ads handed back). Given the time (``wall``, epoch s), it is kept and judged
+    only if still absent once its entry would have expired (heartbeat + ``grace``). Without the rule: ``['b']``
+    at 0.5."""
+    view, beat = RegistryView(grace=2.0, keep=120.0), T0.timestamp()
+
+    def read(nodes: list[NodeInfo], now: float) -> list[str]:
+        listed = {n.id: n for n in nodes}
+        judged = view.deaths(listed, now, wall=beat + now)
+        view.read(listed, judged, now)
+        return [n.id for n in judged]
+
+    assert read([_node("a"), _node("b")], 0.0) == []
+    assert read([_node("a")], 0.5) == []  # b's entry 0.5 s after its beat: lost, not expired
+    assert read([_node("a"), _node("b")], 1.0) == []  # it beats into the new bucket: alive, never judged
+    assert read([_node("a")], 1.5) == []  # lost again (its beat was at T0)
+    assert read([_node("a")], 1.9) == []
+    assert read([_node("a")], 2.0) == ["b"]  # still absent when its entry would have expired: dead
+    assert read([_node("a")], 2.5) == []  # once
+    assert read([], 5.0) == ["a"]  # a's beat is 5 s old: expired, judged at once as before
+    c = _node("c").model_copy(update={"heartbeat_at": T0 + timedelta(seconds=10)})  # lost, then a reconnection:
+    assert read([c], 10.0) == [] and read([], 10.5) == []  # what is lost is held over with the rest of the view
+    view.gap(10.7)
+    assert read([], 11.0) == [] and read([], 12.9) == []  # held: judged grace after the first read after the gap
+    assert read([], 13.0) == ["c"]

@@ -110,3 +110,19 @@ def test_node_keys_are_one_to_one_and_unchanged_for_plain_ids() -> None:
     assert all(re.fullmatch(r"[-_=a-zA-Z0-9]+", k) for k in keys), keys
     for plain in ("api-web1.example.com-4242", "local-1", "worker-A9", "host.a.b-17-01hzyx"):
         assert node_key(plain) == plain.replace(".", "_")  # what the earlier rule made of it
+
+
+def test_an_entry_gone_before_its_ttl_was_lost_with_the_bucket_and_is_gone_only_once_it_would_have_expired() -> None:
+    """gone43: a restarted nats-server empties the memory-stored registry; ``/v1/workers`` listed the API answering
+    and two live workers ``gone`` (``gone`` = "its entry expired") for ~3 s. Only ``max_age`` (``registry.ttl``)
+    expires an entry, so one that vanished, not deleted, less than ``ttl`` after its last heartbeat went with the
+    bucket: held (listed with its last entry) until ``heartbeat_at + ttl``, only then expired (gone). Without the
+    rule every vanished entry was expired at once."""
+    from gamead_core.registry.gone import lost_early
+
+    beat = T0.timestamp()
+    a, b = node(id="a"), node(id="b", heartbeat_at=T0 - timedelta(seconds=4))
+    assert lost_early([a, b], now=beat + 1, ttl=10) == ([a, b], [])  # a restart 1 s after a's beat: both held
+    assert lost_early([a, b], now=beat + 6, ttl=10) == ([a], [b])  # b's entry would have expired at +6: gone now
+    assert lost_early([a, b], now=beat + 10, ttl=10) == ([], [a, b])  # a killed node: gone when its entry expires
+    assert lost_early([], now=beat, ttl=10) == ([], [])
