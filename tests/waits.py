@@ -16,11 +16,12 @@ T = TypeVar("T")
 
 
 async def until(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.01,
-                what: str = "condition") -> T:
+                what: str | Callable[[], str] = "condition") -> T:
     """Poll ``probe`` (a plain or an async callable) on the running loop until it gives something truthy, and return
     that; the loop's other tasks run between polls. The pause between polls starts at ``interval`` s and grows by
-    half each time up to ``max(interval, POLL_CEILING)`` s, as :func:`tests.support.wait_for`'s. Raises
-    ``AssertionError`` naming ``what`` and the last value after ``timeout`` s (the loop's clock)."""
+    half each time up to ``max(interval, POLL_CEILING)`` s, as :func:`tests.support.wait_for`'s (``interval`` 0:
+    every turn of the loop). Raises ``AssertionError`` naming ``what`` and the last value after ``timeout`` s (the
+    loop's clock); ``what`` may be a callable, asked then, to say the state the wait ended in."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     ceiling = max(interval, POLL_CEILING)
@@ -31,7 +32,8 @@ async def until(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0,
         if last:
             return last  # type: ignore[return-value]
         if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+            told = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {told} (last: {last!r})")
         await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
         interval = min(ceiling, interval * 1.5)
 

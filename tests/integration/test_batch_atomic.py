@@ -7,7 +7,6 @@ In-process, the intake's ``api.batch_atomic`` forced on (``auto`` uses it on rep
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from gamead_core.queue.atomic import AtomicBatches, atomic_wanted
 from gamead_core.store.ads import AdStore
 from gamead_core.store.queued_json import queued_records
 from tests.support import SubjectTap, ad, fresh_intake, frozen
+from tests.waits import until
 
 
 def _ads(n: int, title: str = "Atomic") -> list[AdSubmission]:
@@ -49,14 +49,6 @@ async def _set(js: Any, stream: str, **changes: Any) -> None:
     await js.update_stream(config)
 
 
-async def _until(probe: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``probe`` on the event loop (the background settling runs meanwhile) until true, for ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def test_a_batch_is_acknowledged_once_per_stream(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """40 ads: 80 acks with an ack per ad, 2 as atomic batches (one for the records, one for the messages); the
     ads are queued alike and each stream holds one batch."""
@@ -72,7 +64,7 @@ def test_a_batch_is_acknowledged_once_per_stream(fresh_nats: Callable[[], Embedd
             await nc.publish("_INBOX.sentinel", b"end")
             await nc.flush()
             await nc.close()
-            await _until(lambda: b"end" in tap.messages[before:], 10, "the sentinel")
+            await until(lambda: b"end" in tap.messages[before:], timeout=10, what="the sentinel")
             return results, sum(1 for m in tap.messages[before:] if m.startswith(b'{"stream":'))  # pub acks
 
     try:
@@ -225,7 +217,7 @@ def test_an_unanswered_batch_is_withdrawn_and_nothing_is_analysed(fresh_nats: Ca
             intake = Intake(js, store, publish_timeout=0.5, atomic_batches=True)
             with frozen(server.proc.pid):
                 results = await intake.submit_many(_ads(20))
-            await _until(lambda: len(intake.unsettled) == 0, 30, "the withdrawals to be settled")
+            await until(lambda: len(intake.unsettled) == 0, timeout=30, what="the withdrawals to be settled")
             await intake.unsettled.close()
             queued = await store.scan(status=AdStatus.QUEUED, limit=100)
             return results, len(queued), int((await js.stream_info(names.ADS_STREAM)).state.messages)

@@ -25,6 +25,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.intake import keyed_ad_id
 from gamead_core.models import AdSubmission
 from tests.support import ad, until_ready
+from tests.waits import until
 
 
 @asynccontextmanager
@@ -83,10 +84,8 @@ def test_a_header_keyed_batch_of_500_goes_25_at_a_time_keeps_every_ad_and_lets_a
         async with api(nats_server.url) as (_app, client):
             await client.post("/ads", json=ad(f"Warm {run}", priority=5))  # the connection's first writes done
             bulk = asyncio.create_task(client.post("/ads/batch", json=batch, headers={"Idempotency-Key": run}))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 60
-            while in_flight[0] == 0 and not bulk.done() and loop.time() < deadline:
-                await asyncio.sleep(0)  # until the batch's keyed submits have started
+            # every turn of the loop (interval 0): the moment the batch's keyed submits have started
+            await until(lambda: in_flight[0] > 0 or bulk.done(), timeout=60, interval=0, what="the batch under way")
             assert in_flight[0] > 0, "the batch's keyed submits never started"
             single = asyncio.create_task(client.post("/ads", json=ad(f"Urgent {run}", priority=1)))
             finished: list[str] = []  # the order the two answers complete in

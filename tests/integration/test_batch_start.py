@@ -28,6 +28,7 @@ from gamead_core.store.ads import AdStore, encode
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.runtime import Worker
 from tests.support import ad
+from tests.waits import until
 
 FRESH = 120
 
@@ -71,9 +72,10 @@ async def _drain(url: str) -> dict[str, Any]:
         loop.set_task_factory(counting)
         stop = asyncio.Event()
         running = asyncio.create_task(Worker(settings, url, worker_id="batch-start").run(stop))
-        deadline = loop.time() + 60
-        while (await js.stream_info(names.ADS_STREAM)).state.messages and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        async def drained() -> bool:
+            return not (await js.stream_info(names.ADS_STREAM)).state.messages
+
+        await until(drained, timeout=60, what="every message acknowledged")
         left = (await js.stream_info(names.ADS_STREAM)).state.messages
         stop.set()
         await asyncio.wait_for(running, 30)

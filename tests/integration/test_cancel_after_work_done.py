@@ -24,6 +24,7 @@ from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Selection
 from gamead_core.jobs.policy import cancelled_end
 from gamead_core.models import utcnow
 from tests.support import until_ready
+from tests.waits import until
 
 DONE = {"matched": 2, "done": 2, "remaining": 0, "replayed": 2, "skipped": 0, "completed": 1, "deadAgain": 1,
         "stillRunning": 0}
@@ -40,11 +41,11 @@ def test_a_cancel_after_every_item_is_done_ends_the_job_as_it_would_have(nats_se
                       runner="api-gone", lease_until=time.time() - 7200, lease_ttl=30)  # its runner died
             await app.state.jobs.store.create(job)
             answer = await client.post(f"/v1/jobs/{job.id}/cancel")
-            deadline = time.monotonic() + 10
-            while (doc := (await client.get(f"/v1/jobs/{job.id}")).json())["state"] in ("running", "queued"):
-                assert time.monotonic() < deadline, doc
-                await asyncio.sleep(0.1)
-            return answer, doc
+            async def ended() -> dict[str, Any] | None:
+                doc = (await client.get(f"/v1/jobs/{job.id}")).json()
+                return None if doc["state"] in ("running", "queued") else doc
+
+            return answer, await until(ended, timeout=10, interval=0.1, what="the job to end")
 
     answer, doc = asyncio.run(scenario())
     assert answer.status_code in (202, 409), answer.text

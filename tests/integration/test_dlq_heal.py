@@ -23,6 +23,7 @@ from gamead_core.worker.dlq_heal import DlqHealer
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.reaper import run_reaper
 from tests.support import assert_doctor_clean, submission
+from tests.waits import until
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.5}})
 
@@ -65,27 +66,27 @@ def test_entries_of_final_ads_leave_the_dlq_by_themselves_and_again_after_a_nats
         stop = asyncio.Event()
         reaper = asyncio.create_task(run_reaper(nc, js, store, Registry(nc, js, SETTINGS.registry), SETTINGS, "r",
                                                 stop, sweeper=Sweeper(healer=healer)))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while (await in_dlq(ads))["completed"] or (await in_dlq(ads))["failed"] or not healer.passes:
-            assert loop.time() < deadline, f"entries of final ads still in the DLQ: {await in_dlq(ads)}"
-            await asyncio.sleep(0.1)
+        now: dict[str, bool] = {}
+
+        async def healed() -> bool:
+            now.update(await in_dlq(ads))
+            return not (now["completed"] or now["failed"]) and bool(healer.passes)
+
+        await until(healed, timeout=30, what=lambda: f"the entries of final ads to leave the DLQ (in it: {now})")
         first = await in_dlq(ads)
 
         # an entry of a completed ad that comes back with the restarted server (written here before the restart)
         later = {"completed again": await _ad_with_entry(store, dlq, AdStatus.COMPLETED)}
         server.stop()
         server.start()
-        deadline = loop.time() + 30
-        while True:
+        async def healed_again() -> bool:
             try:
                 await ensure_topology(js, SETTINGS)  # as the API's topology watch does after a restart
-                if not (await in_dlq(later))["completed again"]:
-                    break
+                return not (await in_dlq(later))["completed again"]
             except Exception:  # noqa: BLE001 - NATS coming back
-                pass
-            assert loop.time() < deadline, "the entry of a completed ad outlived a nats-server restart"
-            await asyncio.sleep(0.1)
+                return False
+
+        await until(healed_again, timeout=30, what="the entry of a completed ad to leave after a nats-server restart")
         after = {**await in_dlq(ads), **await in_dlq(later)}
         stop.set()
         await asyncio.gather(reaper, return_exceptions=True)

@@ -16,6 +16,7 @@ import nats
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.scaling.lease import Lease
+from tests.waits import until
 
 
 def test_a_lease_held_by_a_gone_node_is_named_and_released_by_the_repair(
@@ -92,10 +93,7 @@ def test_a_live_leader_with_a_longer_interval_is_not_stuck_and_the_repair_never_
             keeper = LeaseKeeper(kv, "up-fast-2", 1.5)
             await kv.put("autoscaler", Lease("", t, t, t).to_json())
             task = asyncio.create_task(keeper.run(stop))
-            deadline = time.monotonic() + 10
-            while not keeper.is_leader:
-                assert time.monotonic() < deadline, "the keeper never led"
-                await asyncio.sleep(0.05)
+            await until(lambda: keeper.is_leader, timeout=10, what="the keeper to lead")
             revision = (await kv.get("autoscaler")).revision
             mark = await RepairOps(nc, js, settings, store=AdStore(nc, js)).act(
                 ["lease_stuck", "autoscaler", revision], "repairjob")

@@ -17,7 +17,6 @@ never judged.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import encode
 from tests.nats_filter import PublishFilter
 from tests.support import ad
+from tests.waits import until
 
 N, K = 20_000, 40
 HELD_AT = 100  #: deliveries of the doctor's key listing before the proxy holds it for the rewrites
@@ -66,10 +66,7 @@ async def _rewrite_while_held(js: JetStreamContext, proxy: PublishFilter, broken
     test's own connection, not held), then let the listing go on."""
     prefix = names.kv_prefix(names.ADS_BUCKET)
     try:
-        deadline = time.monotonic() + 30
-        while proxy.holds == 0:
-            assert time.monotonic() < deadline, "the doctor's listing never reached its first deliveries"
-            await asyncio.sleep(0.002)
+        await until(lambda: proxy.holds, timeout=30, interval=0.002, what="the doctor's listing held at the proxy")
         bodies = [(f"{prefix}{record.id}", encode(record)) for record in broken]
         for subject, body in bodies:  # pipelined: all of them sent before the first answer
             await js.publish_async(subject, body)

@@ -60,6 +60,7 @@ from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.store import Override, ScaleStore
 from gamead_core.telemetry.collectors import _autoscaler as _autoscaler_series
 from tests.support import Proc, clean_env, run_gamead, start_api, wait_for
+from tests.waits import until
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"
@@ -723,14 +724,6 @@ def _ticks(autoscaler: Autoscaler, *, override: bool | None = None) -> int:
                if override is None or bool(d.get("override")) == override)
 
 
-async def _until(done: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    """Wait until ``done()`` (polled every 50 ms); fails with ``what`` after ``within`` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not done():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
 async def _guarded_link(server: GuardedNats, settings: GameadSettings,
                         ) -> AsyncIterator[tuple[nats.aio.client.Client, JetStreamContext]]:
@@ -782,10 +775,7 @@ def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
             await prepare(js)
             autoscaler = _standalone(settings, nc, js, "k8s-zero")
             task = asyncio.create_task(autoscaler.run(stop))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
-            while api.replicas[(NS, DEPLOYMENT)] == 0 and loop.time() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: api.replicas[(NS, DEPLOYMENT)] != 0, timeout=20, what="a replica count above 0")
             stop.set()
             await task
         finally:
@@ -912,8 +902,6 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
                       f"$JS.API.STREAM.MSG.GET.KV_{names.SCALING_BUCKET}"]
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
         stop = asyncio.Event()
         async with _guarded_link(server, settings) as (nc, js):
             await _publish(js, [f"01KHELD{i:019d}" for i in range(3)])
@@ -922,21 +910,21 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
             await scale_store.put_override(Override(0, now + 300, now, "alice"), expected=0)
             autoscaler = _standalone(settings, nc, js, "k8s-held")
             task = asyncio.create_task(autoscaler.run(stop))
-            while "manual override to 0" not in (autoscaler.status().get("reason") or ""):
-                assert loop.time() < deadline, "the override was never applied"
-                await asyncio.sleep(0.05)
+            await until(lambda: "manual override to 0" in (autoscaler.status().get("reason") or ""), timeout=10,
+                        what="the override to be applied")
             server.deny(override_reads)  # reload: the override can no longer be read
-            while True:
+
+            async def refused() -> bool:
                 try:
                     await scale_store.override()
                 except GameadError:
-                    break
-                assert loop.time() < deadline + 10, "nats-server did not reload its permissions"
-                await asyncio.sleep(0.05)
+                    return True
+                return False
+
+            await until(refused, timeout=10, what="nats-server to reload its permissions")
             seen = _ticks(autoscaler)
-            while _ticks(autoscaler) < seen + 6:  # six ticks of the leader without a readable override
-                assert loop.time() < deadline + 30, "the leader stopped deciding"
-                await asyncio.sleep(0.05)
+            await until(lambda: _ticks(autoscaler) >= seen + 6, timeout=30,  # six ticks without a readable override
+                        what="six more ticks of the leader")
             stop.set()
             await task
 
@@ -958,21 +946,17 @@ def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
         stop = asyncio.Event()
         async with _guarded_link(server, settings) as (nc, js):
             autoscaler = _standalone(settings, nc, js, "k8s-lapsed")
             task = asyncio.create_task(autoscaler.run(stop))
-            while "hold 0" not in (autoscaler.status().get("reason") or ""):
-                assert loop.time() < deadline, "no first decision"
-                await asyncio.sleep(0.05)
+            await until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""), timeout=30,
+                        what="a first decision")
             api.get_delay = 10.0  # the reload below (unconfirmed) takes effect well within the slow tick
             server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
             await _publish(js, [f"01KLAPS{i:019d}" for i in range(3)])
-            while not any("no longer leading" in r.getMessage() for r in caplog.records):
-                assert loop.time() < deadline, "it never stepped down"
-                await asyncio.sleep(0.05)
+            await until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records), timeout=30,
+                        what="it to step down")
             stop.set()
             await task
 
@@ -998,13 +982,16 @@ def test_a_leader_whose_lease_lapsed_and_came_back_says_so_and_leads_since_its_r
         async with _guarded_link(server, settings) as (nc, js):
             autoscaler = _standalone(settings, nc, js, "k8s-lapse")
             task = asyncio.create_task(autoscaler.run(stop))
-            await _until(lambda: bool(autoscaler.status().get("leader")) and _ticks(autoscaler) > 0, "no first decision")
+            await until(lambda: bool(autoscaler.status().get("leader")) and _ticks(autoscaler) > 0,
+                        timeout=20, what="a first decision")
             first = autoscaler.status()["leader"]["since"]
             server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
-            await _until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records), "never stepped down")
+            await until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records),
+                        timeout=20, what="it to step down")
             server.deny([])
-            await _until(lambda: any("leadership lapsed" in (d.get("reason") or "") for d in autoscaler.shared.decisions),
-                         "the lapse is never named in the decisions")
+            await until(lambda: any("leadership lapsed" in (d.get("reason") or "")
+                                    for d in autoscaler.shared.decisions),
+                        timeout=20, what="the lapse to be named in the decisions")
             doc = autoscaler.status()
             assert doc["leader"] is not None and doc["leader"]["since"] > first, (first, doc["leader"])
             named = next(d for d in autoscaler.shared.decisions if "leadership lapsed" in (d.get("reason") or ""))
@@ -1034,12 +1021,13 @@ def test_a_leader_whose_lease_lapsed_during_its_scale_call_does_not_record_it(
         async with _guarded_link(server, settings) as (nc, js):
             autoscaler = _standalone(settings, nc, js, "k8s-lapsed-call")
             task = asyncio.create_task(autoscaler.run(stop))
-            await _until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""), "no first decision")
+            await until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""),
+                        timeout=20, what="a first decision")
             await _publish(js, [f"01KLCAL{i:019d}" for i in range(3)])
-            await _until(lambda: bool(_patches(api)), "no PATCH")
+            await until(lambda: bool(_patches(api)), timeout=20, what="a PATCH")
             server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
-            await _until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records),
-                         "it never stepped down", within=30)
+            await until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records),
+                        timeout=30, what="it to step down")
             stop.set()
             await task
             state = await ScaleStore(js).state() or {}
@@ -1073,15 +1061,11 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
             await ensure_topology(js, settings)
             autoscaler = _standalone(settings, nc, js, "k8s-hand")
             task = asyncio.create_task(autoscaler.run(stop))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
-            while "hold 1" not in (autoscaler.status().get("reason") or ""):
-                assert loop.time() < deadline, "no first decision"
-                await asyncio.sleep(0.05)
+            await until(lambda: "hold 1" in (autoscaler.status().get("reason") or ""), timeout=20,
+                        what="a first decision")
             api.replicas[(NS, DEPLOYMENT)] = 5  # kubectl scale, behind its back
-            while autoscaler.status().get("decisions", [{}])[0].get("current") != 5:
-                assert loop.time() < deadline, "the hand edit was never seen"
-                await asyncio.sleep(0.05)
+            await until(lambda: autoscaler.status().get("decisions", [{}])[0].get("current") == 5, timeout=20,
+                        what="the hand edit to be seen")
             stop.set()
             await task
             return autoscaler.status()["decisions"]
@@ -1107,10 +1091,10 @@ def test_a_change_behind_its_back_stays_named_while_the_holds_after_it_fold(
     caplog.set_level(logging.DEBUG, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), "no first decision")
+        await until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
         api.replicas[(NS, DEPLOYMENT)] = 1  # kubectl scale, behind its back
-        await _until(lambda: autoscaler.shared.decisions[0]["current"] == 1
-                     and autoscaler.shared.decisions[0]["repeats"] >= 4, "no folded holds at 1")
+        await until(lambda: autoscaler.shared.decisions[0]["current"] == 1
+                    and autoscaler.shared.decisions[0]["repeats"] >= 4, timeout=20, what="folded holds at 1")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-fold", scenario)
     head = autoscaler.status()["decisions"][0]
@@ -1137,10 +1121,11 @@ def test_another_controller_setting_the_count_every_tick_is_one_warning_not_one_
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), "no first decision")
+        await until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
         for count in (1, 3, 1, 3, 1, 3):
             api.replicas[(NS, DEPLOYMENT)] = count  # the other controller, behind the autoscaler's back
-            await _until(lambda: autoscaler.shared.decisions[0]["current"] == count, f"the change to {count} unseen")
+            await until(lambda: autoscaler.shared.decisions[0]["current"] == count,
+                        timeout=20, what=f"the change to {count} to be seen")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-fight", scenario)
     changed = [d for d in autoscaler.shared.decisions if "outside the autoscaler" in (d.get("changed") or "")]
@@ -1194,16 +1179,16 @@ def test_after_scale_clear_the_window_keeps_the_overrides_count(
     settings = _at(api, tmp_path, 2, min_replicas=2, scale_down_stabilization_seconds=10.0, period_seconds=1.0)
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), "no first decision")
+        await until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
         scale_store = ScaleStore(js)
         now = time.time()
         await scale_store.put_override(Override(4, now + 300, now, "alice"), expected=0)
-        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 4, "the override was never applied")
+        await until(lambda: api.replicas[(NS, DEPLOYMENT)] == 4, timeout=20, what="the override to be applied")
         seen = _ticks(autoscaler, override=True)
-        await _until(lambda: _ticks(autoscaler, override=True) >= seen + 22, "the override stopped ticking",
-                     within=60)  # > 10 s
+        await until(lambda: _ticks(autoscaler, override=True) >= seen + 22,
+                    timeout=60, what="the override's next ticks")  # > 10 s
         assert await scale_store.clear_override()
-        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, "never back at min_replicas", within=40)
+        await until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, timeout=40, what="min_replicas again")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-clear", scenario)
     assert _patches(api) == [{"spec": {"replicas": n}} for n in (4, 3, 2)]
@@ -1238,9 +1223,9 @@ def test_a_patch_that_timed_out_but_landed_counts_as_applied(
     settings = _stepping(api, tmp_path)
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
+        await until(lambda: bool(_scaled(autoscaler)), timeout=20, what="it to scale")
         seen = _ticks(autoscaler)
-        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+        await until(lambda: _ticks(autoscaler) >= seen + 3, timeout=20, what="the leader's next decisions")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-late", scenario,
                                  backlog=[f"01KLATE{i:019d}" for i in range(60)])
@@ -1263,7 +1248,7 @@ def test_a_patch_with_no_answer_whose_count_cannot_be_read_back_is_unknown(
     api.after_patch = {"get_delay": 8.0}
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
+        await until(lambda: bool(_scaled(autoscaler)), timeout=20, what="it to scale")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-lost", scenario,
                                  backlog=[f"01KLOST{i:019d}" for i in range(60)])
@@ -1298,9 +1283,9 @@ def test_a_patch_that_landed_but_was_answered_500_uses_its_step(
         setattr(api, key, value)
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
+        await until(lambda: bool(_scaled(autoscaler)), timeout=20, what="it to scale")
         seen = _ticks(autoscaler)
-        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+        await until(lambda: _ticks(autoscaler) >= seen + 3, timeout=20, what="the leader's next decisions")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-500", scenario,
                                  backlog=[f"01KL500{i:019d}" for i in range(60)])
@@ -1333,12 +1318,13 @@ def test_a_patch_in_doubt_that_lands_later_is_named_and_uses_its_step(
     api.after_patch = {"get_fail_with": None}
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: bool(api.requests) and any(r.method == "PATCH" for r in api.requests), "no PATCH")
+        await until(lambda: bool(api.requests) and any(r.method == "PATCH" for r in api.requests),
+                    timeout=20, what="a PATCH")
         api.get_fail_with = 500  # from now until the PATCH is applied
-        await _until(lambda: any("landed late" in (d["reason"] or "") for d in autoscaler.shared.decisions),
-                     "the late landing was never named", within=40)
+        await until(lambda: any("landed late" in (d["reason"] or "") for d in autoscaler.shared.decisions),
+                    timeout=40, what="the late landing to be named")
         seen = _ticks(autoscaler)
-        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+        await until(lambda: _ticks(autoscaler) >= seen + 3, timeout=20, what="the leader's next decisions")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-doubt", scenario,
                                  backlog=[f"01KLDBT{i:019d}" for i in range(60)])
@@ -1367,9 +1353,9 @@ def test_a_409_from_a_status_change_is_applied_at_once_without_a_warning_or_back
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, "never scaled after the 409", within=30)
+        await until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, timeout=30, what="a scale after the 409")
         seen = _ticks(autoscaler)
-        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+        await until(lambda: _ticks(autoscaler) >= seen + 3, timeout=20, what="the leader's next decisions")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-409", scenario,
                                  backlog=[f"01KL409{i:019d}" for i in range(60)])
@@ -1395,7 +1381,8 @@ def test_a_409_from_another_writers_scale_is_not_applied_and_no_failure(
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: any(d["current"] == 3 for d in autoscaler.shared.decisions), "3 never read", within=30)
+        await until(lambda: any(d["current"] == 3 for d in autoscaler.shared.decisions),
+                    timeout=30, what="3 to be read")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-409b", scenario,
                                  backlog=[f"01KL40B{i:019d}" for i in range(60)])
@@ -1424,13 +1411,13 @@ def test_with_an_override_set_a_failing_read_still_backs_off(
         return [r.getMessage() for r in caplog.records if "cannot read the replica count" in r.getMessage()]
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), "no first decision")
+        await until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
         api.fail_with = 403
-        await _until(lambda: len(warned()) >= 2, "no failing reads")
+        await until(lambda: len(warned()) >= 2, timeout=20, what="failing reads")
         now = time.time()
         await ScaleStore(js).put_override(Override(3, now + 300, now, "alice"), expected=0)
-        await _until(lambda: any("(attempt 5, retrying in 8.0s)" in m for m in warned()), "no fifth attempt",
-                     within=40)
+        await until(lambda: any("(attempt 5, retrying in 8.0s)" in m for m in warned()),
+                    timeout=40, what="a fifth attempt")
 
     _run_autoscaler(fresh_nats(), settings, "k8s-f2", scenario)
     attempts = [int(re.search(r"\(attempt (\d+),", m).group(1)) for m in warned()]  # type: ignore[union-attr]
@@ -1466,27 +1453,27 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
         now = time.time()
         api.patch_fail_with = 403
         revision = await store.put_override(Override(5, now + 300, now, "alice"), expected=0)
-        await _until(lambda: bool(warned("2→5 (attempt 4,")), "four 403s in a row")
+        await until(lambda: bool(warned("2→5 (attempt 4,")), timeout=20, what="four 403s in a row")
         api.get_delay = 1.5  # the next read times out (request_timeout 1 s)
-        await _until(lambda: bool(warned("cannot read the replica count")), "a read timeout")
+        await until(lambda: bool(warned("cannot read the replica count")), timeout=20, what="a read timeout")
         api.get_delay = 0.0
         # its own attempt 1 (before: attempt 5); the wait grows with the failures in a row (0.5, 1, 2, 4, 8 s)
         assert "(attempt 1, retrying in 8.0s)" in warned("cannot read the replica count")[0]
-        await _until(lambda: len(warned("2→5 (attempt 1,")) >= 2, "403s again: their attempt 1, a 16 s back-off",
-                     within=30.0)
+        await until(lambda: len(warned("2→5 (attempt 1,")) >= 2,
+                    timeout=30.0, what="403s again: their attempt 1, a 16 s back-off")
         assert "retrying in 16.0s" in warned("2→5 (attempt 1,")[1]
         now = time.time()
         await store.put_override(Override(7, now + 300, now, "bob"), expected=revision)  # another node's set
-        await _until(lambda: any(p["spec"]["replicas"] == 7 for p in _patches(api)), "the new override acted on",
-                     within=30.0)
+        await until(lambda: any(p["spec"]["replicas"] == 7 for p in _patches(api)),
+                    timeout=30.0, what="the new override acted on")
         # within the 16 s back-off, by the back-off's own clock (the log line that announced it), not a deadline
         seven = next(r.at for r in api.requests if r.method == "PATCH" and json.loads(r.body)["spec"]["replicas"] == 7)
         assert seven < warned_at("2→5 (attempt 1,")[1] + 16.0
-        await _until(lambda: bool(warned("2→7 (attempt 1,")) and autoscaler.status()["error"] is not None,
-                     "its 403 logged as attempt 1 and shown", within=30.0)
+        await until(lambda: bool(warned("2→7 (attempt 1,")) and autoscaler.status()["error"] is not None,
+                    timeout=30.0, what="its 403 logged as attempt 1 and shown")
         api.patch_fail_with = None
-        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 7 and autoscaler.status()["error"] is None,
-                     "the PATCH succeeding clears the error")
+        await until(lambda: api.replicas[(NS, DEPLOYMENT)] == 7 and autoscaler.status()["error"] is None,
+                    timeout=20, what="the PATCH succeeding clears the error")
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-backoff", scenario)
     status = autoscaler.status()
@@ -1542,13 +1529,13 @@ def test_a_failure_of_the_autoscaler_is_followed_by_one_line_saying_it_works_aga
         return [r for r in caplog.records if text in r.getMessage()]
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: _ticks(autoscaler) >= 1, "a first decision")
+        await until(lambda: _ticks(autoscaler) >= 1, timeout=20, what="a first decision")
         api.get_delay = 1.5  # the next reads time out (request_timeout 1 s)
-        await _until(lambda: bool(said("cannot read the replica count")), "a read timeout")
+        await until(lambda: bool(said("cannot read the replica count")), timeout=20, what="a read timeout")
         api.get_delay = 0.0
-        await _until(lambda: bool(said("can read the replica count again")), "the line saying it works again",
-                     within=30.0)
-        await _until(lambda: _ticks(autoscaler) >= 3, "more decisions")
+        await until(lambda: bool(said("can read the replica count again")),
+                    timeout=30.0, what="the line saying it works again")
+        await until(lambda: _ticks(autoscaler) >= 3, timeout=20, what="more decisions")
 
     _run_autoscaler(fresh_nats(), settings, "k8s-again", scenario)
     again = said("can read the replica count again")
@@ -1576,11 +1563,11 @@ def test_a_failing_autoscaler_is_a_series_prometheus_can_page_on(
         return value
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: _ticks(autoscaler) >= 1 and failing(autoscaler) == 0.0, "a first decision")
+        await until(lambda: _ticks(autoscaler) >= 1 and failing(autoscaler) == 0.0, timeout=20, what="a first decision")
         api.fail_with = 403
-        await _until(lambda: failing(autoscaler) == 1.0, "the 403 to show in the series")
+        await until(lambda: failing(autoscaler) == 1.0, timeout=20, what="the 403 to show in the series")
         api.fail_with = None
-        await _until(lambda: failing(autoscaler) == 0.0, "the series to say it works again", within=40.0)
+        await until(lambda: failing(autoscaler) == 0.0, timeout=40.0, what="the series to say it works again")
 
     _run_autoscaler(fresh_nats(), settings, "k8s-failing", scenario)
     assert seen[0] == 0.0 and 1.0 in seen and seen[-1] == 0.0
@@ -1595,12 +1582,12 @@ def _successor_after(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
                    period_seconds=60.0, initial_per_worker_rate=0.5)
 
     async def first_scales(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: bool(_scaled(autoscaler)), "'first' never scaled")
+        await until(lambda: bool(_scaled(autoscaler)), timeout=20, what="'first' to scale")
         seen = _ticks(autoscaler)
-        await _until(lambda: _ticks(autoscaler) >= seen + 2, "'first' stopped deciding")
+        await until(lambda: _ticks(autoscaler) >= seen + 2, timeout=20, what="'first's next decisions")
 
     async def second_decides(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _until(lambda: autoscaler.is_leader and _ticks(autoscaler) >= 4, "'second' never led", within=40)
+        await until(lambda: autoscaler.is_leader and _ticks(autoscaler) >= 4, timeout=40, what="'second' to lead")
 
     first = _run_autoscaler(server, settings, "k8s-first", first_scales,
                             backlog=[f"01KSUCC{i:019d}" for i in range(60)])

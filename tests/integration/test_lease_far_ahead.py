@@ -13,15 +13,9 @@ import nats
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.scaling.lease import Lease, LeaseKeeper
+from tests.waits import until
 
 TTL = 1.5  #: seconds; a holder renews every 0.5 s
-
-
-async def _until(probe: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def _run(keeper: LeaseKeeper, stop: asyncio.Event) -> None:
@@ -42,7 +36,7 @@ def test_a_dead_holders_lease_far_ahead_is_taken_and_a_live_holders_never(
             holder = LeaseKeeper(kv, "worker-live-1", TTL, key="reaper")
             follower = LeaseKeeper(kv, "worker-live-2", TTL, key="reaper")
             tasks.append(asyncio.create_task(_run(holder, stop)))
-            await _until(lambda: holder.is_leader, 10, "the first keeper leads")
+            await until(lambda: holder.is_leader, timeout=10, what="the first keeper leads")
             tasks.append(asyncio.create_task(_run(follower, stop)))
             led: list[str] = []
             first = (await kv.get("reaper")).revision
@@ -63,7 +57,7 @@ def test_a_dead_holders_lease_far_ahead_is_taken_and_a_live_holders_never(
             await kv.put("autoscaler", dead.to_json())
             taker = LeaseKeeper(kv, "worker-live-3", 0.5, key="autoscaler")
             tasks.append(asyncio.create_task(_run(taker, stop)))
-            await _until(lambda: taker.is_leader, 30, "the lease of a dead holder is taken over")
+            await until(lambda: taker.is_leader, timeout=30, what="the lease of a dead holder is taken over")
             now_held = Lease.from_json((await kv.get("autoscaler")).value)
             assert now_held is not None and now_held.holder == "worker-live-3"
             assert now_held.expires_at < time.time() + 2 * TTL  # its own ttl, not the hour
@@ -92,7 +86,7 @@ def test_keepers_of_different_intervals_never_take_each_others_live_lease(
             slow = LeaseKeeper(kv, "api-slow-1", 3.0)
             fast = LeaseKeeper(kv, "api-fast-2", 0.75)
             tasks.append(asyncio.create_task(_run(slow, stop_slow)))
-            await _until(lambda: slow.is_leader, 10, "the slow keeper leads")
+            await until(lambda: slow.is_leader, timeout=10, what="the slow keeper leads")
             tasks.append(asyncio.create_task(_run(fast, stop)))
             first = (await kv.get("autoscaler")).revision
             both: list[float] = []
@@ -107,7 +101,7 @@ def test_keepers_of_different_intervals_never_take_each_others_live_lease(
             assert fast.leader == "api-slow-1"
 
             stop_slow.set()  # a clean stop releases it: the fast one leads, and the slow one, back, follows it
-            await _until(lambda: fast.is_leader, 10, "the fast keeper leads once the slow one stopped")
+            await until(lambda: fast.is_leader, timeout=10, what="the fast keeper leads once the slow one stopped")
             again = LeaseKeeper(kv, "api-slow-1b", 3.0)
             tasks.append(asyncio.create_task(_run(again, stop)))
             first = (await kv.get("autoscaler")).revision

@@ -22,6 +22,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.closed import NatsClosed
 from tests.support import ad, start_worker, until_ready, wait_for
+from tests.waits import until
 
 CLOSED = "NATS closed the connection: maximum payload violation"
 
@@ -66,13 +67,9 @@ def test_the_api_says_nats_closed_the_connection_at_once_and_stops_serving(tmp_p
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
             await until_ready(client)
-            loop = asyncio.get_running_loop()
             await asyncio.to_thread(_shrink_max_payload, server)
             await client.post("/ads", json=ad("Closed By NATS", 1))  # > 64 bytes: the server closes the client
-            deadline = loop.time() + 30
-            while not stopped and loop.time() < deadline:
-                await asyncio.sleep(0.05)
-            assert stopped, "the API did not stop serving"
+            await until(lambda: stopped, timeout=30, what="the API to stop serving")
             return {"health": await client.get("/healthz"), "ready": await client.get("/readyz"),
                     "refused": getattr(app.state, "refused", None)}
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,21 +28,13 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import reader_alive, round_trip
 from tests.support import Proc, ad, frozen, start_api, wait_for
+from tests.waits import until
 
 
 def stalled(server: EmbeddedNats) -> contextlib.AbstractContextManager[None]:
     """The test's own nats-server stopped (SIGSTOP by PID, every thread stopped) inside the block, then resumed."""
     assert server.proc is not None
     return frozen(server.proc.pid)
-
-
-async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await probe():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_a_client_whose_read_loop_died_in_a_stall_is_reconnected(
@@ -65,7 +57,7 @@ def test_a_client_whose_read_loop_died_in_a_stall_is_reconnected(
                         await nc.flush(timeout=1)  # the cancelled PONG future stays queued in nats-py
                 assert not await round_trip(js), "a stalled server answers nothing"
             # the late PONGs arrive: the bare client's reader dies and it still says connected
-            await until(lambda: _true(not reader_alive(bare)), timeout=10, what="nats-py's read loop to die")
+            await until(lambda: not reader_alive(bare), timeout=10, what="nats-py's read loop to die")
             assert bare.is_connected
             # the guarded one is reconnected and answers a JetStream request again
             await until(lambda: round_trip(js), timeout=20, what="the guarded client to answer again")
@@ -77,10 +69,6 @@ def test_a_client_whose_read_loop_died_in_a_stall_is_reconnected(
     with caplog.at_level(logging.WARNING, logger="gamead_core.queue.liveness"):
         asyncio.run(run())
     assert any("read loop has died" in r.getMessage() for r in caplog.records), "the guard did the recovery"
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def test_after_a_6_s_stall_the_api_serves_submits_again_and_healthz_never_hid_a_dead_reader(
@@ -202,7 +190,7 @@ def test_a_reconnect_with_a_ping_of_the_guard_out_does_not_count_it_against_the_
         try:
             await check_answers(nc, 3)  # a PING out
             await nc.force_reconnect()
-            await until(lambda: _true(nc.is_connected), timeout=10, what="the reconnect")
+            await until(lambda: nc.is_connected, timeout=10, what="the reconnect")
             for _ in range(4):
                 assert not await check_answers(nc, 3), "the guard dropped a healthy connection"
                 await nc.flush()  # a PING of its own: PONGs come in order, so the guard's has come before it

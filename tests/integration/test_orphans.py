@@ -23,6 +23,7 @@ from tests.support import (
     start_worker,
     wait_for,
 )
+from tests.waits import until
 
 #: no redelivery by timeout; an API that waits long for its acks (NATS is stopped under it); the doctor quick
 ENV = {"GAMEAD_QUEUE__ACK_WAIT": "30", "GAMEAD_API__PUBLISH_TIMEOUT": "20", "GAMEAD_DOCTOR__SETTLE": "0.3",
@@ -290,7 +291,6 @@ def test_a_clean_stop_older_than_the_registry_ttl_is_not_called_a_death_for_sure
     it names the clean stop too. Without the rewording: the line has no "stopped cleanly". Since the clean-stop note
     (review41 F2 fixed: tests/integration/test_reaper_first_look.py) this is the stop of an older gamead, which writes
     no note (the entry deleted by hand): a newer reaper takes it as before."""
-    import asyncio
     import logging
     import time as clock_time
 
@@ -322,15 +322,17 @@ def test_a_clean_stop_older_than_the_registry_ttl_is_not_called_a_death_for_sure
             await store.create(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
                                         ad=submission(title=f"Stopped cleanly {i}")))
         await registry.delete(node.id)  # the clean stop
-        deadline = clock_time.monotonic() + 20
-        while (await registry.lookup(node.id))[1]:  # the mark goes with the entry after registry.ttl
-            assert clock_time.monotonic() < deadline, "the delete mark stayed"
-            await asyncio.sleep(0.1)
+        async def mark_gone() -> bool:  # the mark goes with the entry after registry.ttl
+            return not (await registry.lookup(node.id))[1]
+
+        await until(mark_gone, timeout=20, what="the delete mark to go")
         orphans = Orphans()
-        while not said():  # a reaper's first look: registry.ttl after its start
-            assert clock_time.monotonic() < deadline, "no line about the stopped API"
+
+        async def looked() -> object:  # a reaper's round (every 0.2 s here); its first look: registry.ttl after start
             await orphans.unseen(js, settings, registry, {}, 0)
-            await asyncio.sleep(0.2)
+            return said()
+
+        await until(looked, timeout=20, interval=0.2, what="a line about the stopped API")
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.orphans"):
         on_js(server.url, drill)

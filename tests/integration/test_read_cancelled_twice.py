@@ -30,6 +30,7 @@ from gamead_core.queue.in_order import read_in_order
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter
 from tests.streams import filled_stream
+from tests.waits import until
 
 
 async def _in_order(js: JetStreamContext) -> AsyncIterator[object]:
@@ -59,12 +60,12 @@ async def _consumers_left(server: EmbeddedNats, proxy: PublishFilter, reader: st
                     pass
 
         task = asyncio.create_task(read())
-        deadline = time.monotonic() + 10
+        async def held() -> bool:
+            return bool((await djs.stream_info("TWICE")).state.consumer_count and proxy.holds)
+
         # made, and its answer held at the proxy (nats-server counts the consumer before that answer reaches the
         # proxy: a fresh clone's run saw consumer_count 1 with holds still 0)
-        while not ((await djs.stream_info("TWICE")).state.consumer_count and proxy.holds):
-            assert time.monotonic() < deadline, "the read made no consumer, or its answer was not held"
-            await asyncio.sleep(0.02)
+        await until(held, timeout=10, what="the read's consumer, its answer held at the proxy")
         assert proxy.holds == 1 and not task.done()
         task.cancel()
         await asyncio.sleep(0)

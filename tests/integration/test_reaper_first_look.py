@@ -13,6 +13,7 @@ from typing import Any
 
 from gamead_core.embedded import EmbeddedNats
 from tests.support import on_js
+from tests.waits import until
 
 #: seconds any one wait of a drill may take
 DEADLINE = 30.0
@@ -40,13 +41,6 @@ async def _records_of(store: Any, origin: str, title: str) -> list[str]:
         await store.create(record)
         ids.append(record.id)
     return ids
-
-
-async def _until(what: str, check: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 def test_a_clean_stop_older_than_the_registry_ttl_is_not_a_death_and_a_death_still_is(
@@ -80,14 +74,15 @@ def test_a_clean_stop_older_than_the_registry_ttl_is_not_a_death_and_a_death_sti
         dead = api_node_info("api-dead-1", started=time.time())
         stop = asyncio.Event()
         beating = asyncio.create_task(run_heartbeat(registry, lambda: clean, 0.25, stop))
-        await _until("api-clean-1 beats", lambda: _entry(registry, clean.id))
+        await until(lambda: _entry(registry, clean.id), timeout=DEADLINE, what="api-clean-1 beats")
         clean_ids = await _records_of(store, incarnation(clean.id, clean.pid, clean.started_at), "Stopped cleanly")
         await registry.put(dead)
         dead_ids = await _records_of(store, incarnation(dead.id, dead.pid, dead.started_at), "Killed")
         stop.set()
         await beating  # the clean stop: entry deleted (and, now, noted)
         assert (await registry.lookup(clean.id))[1], "no delete mark right after the clean stop"
-        await _until("the delete mark and the dead entry gone (registry.ttl)", lambda: _all_gone(registry))
+        await until(lambda: _all_gone(registry),
+                    timeout=DEADLINE, what="the delete mark and the dead entry gone (registry.ttl)")
         before = {i: (await store.get(i)).revision for i in clean_ids + dead_ids}  # type: ignore[union-attr]
         orphans = Orphans()
 
@@ -96,7 +91,7 @@ def test_a_clean_stop_older_than_the_registry_ttl_is_not_a_death_and_a_death_sti
             now = {i: (await store.get(i)).revision for i in dead_ids}  # type: ignore[union-attr]
             return all(now[i] != before[i] for i in dead_ids)
 
-        await _until("the records of the API that died, settled", dead_settled)
+        await until(dead_settled, timeout=DEADLINE, what="the records of the API that died, settled")
         after = {i: (await store.get(i)).revision for i in clean_ids + dead_ids}  # type: ignore[union-attr]
         return ({i: before[i] for i in clean_ids}, {i: after[i] for i in clean_ids},
                 {i: before[i] for i in dead_ids}, {i: after[i] for i in dead_ids})
@@ -149,11 +144,11 @@ def test_the_older_deaths_warning_is_said_after_its_check_failed_once(
         orphans = Orphans()
 
         async def failed_once() -> bool:
-            await _until("past the read's start", lambda: _past(written + 1.5))
+            await until(lambda: _past(written + 1.5), timeout=DEADLINE, what="past the read's start")
             await orphans.unseen(js, settings, registry, {}, 0)
             return bool(lines("(tried again)"))
 
-        await _until("the older-deaths check failed once", failed_once)
+        await until(failed_once, timeout=DEADLINE, what="the older-deaths check failed once")
         assert lines("gamead doctor --repair") == []
         await Registry(js._nc, js, settings.registry).open()  # made again, after the read's start
 
@@ -161,7 +156,7 @@ def test_the_older_deaths_warning_is_said_after_its_check_failed_once(
             await orphans.unseen(js, settings, registry, {}, 0)
             return bool(lines("gamead doctor --repair"))
 
-        await _until("the doctor line, once the check ran", said)
+        await until(said, timeout=DEADLINE, what="the doctor line, once the check ran")
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.orphans"):
         on_js(server.url, drill)
@@ -217,7 +212,7 @@ def test_without_the_stops_bucket_a_clean_stop_is_told_as_before(
         node = api_node_info("api-older-stack-1", started=time.time())
         stop = asyncio.Event()
         beating = asyncio.create_task(run_heartbeat(registry, lambda: node, 0.25, stop))
-        await _until("it beats", lambda: _entry(registry, node.id))
+        await until(lambda: _entry(registry, node.id), timeout=DEADLINE, what="it beats")
         stop.set()
         await beating
         right_after = await registry.stopped(node)
@@ -225,7 +220,7 @@ def test_without_the_stops_bucket_a_clean_stop_is_told_as_before(
         async def mark_gone() -> bool:
             return await registry.lookup(node.id) == (None, False)
 
-        await _until("the delete mark gone (registry.ttl)", mark_gone)
+        await until(mark_gone, timeout=DEADLINE, what="the delete mark gone (registry.ttl)")
         return right_after, await registry.stopped(node)
 
     with caplog.at_level(logging.INFO, logger="gamead_core.registry"):
@@ -271,9 +266,9 @@ def test_a_look_slower_than_two_rounds_is_not_a_gap_that_calls_for_another(
             await asyncio.sleep(0.125)
             return bool(reads)
 
-        await _until("the first look", round_)
-        until = time.monotonic() + 3.0  # > registry.ttl + a gap: a second look would have come by then
-        while time.monotonic() < until:
+        await until(round_, timeout=DEADLINE, what="the first look")
+        watched_until = time.monotonic() + 3.0  # > registry.ttl + a gap: a second look would have come by then
+        while time.monotonic() < watched_until:
             await round_()
 
     on_js(server.url, drill)

@@ -6,6 +6,7 @@ holding some). Real nats-server, restarted; nodes beat through gamead's own hear
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -21,22 +22,9 @@ from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.beat import run_heartbeat
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper import run_reaper
+from tests.waits import until
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.5}})
-
-
-async def _until(what: Callable[[], object], timeout: float, *, also: Callable[[], object] | None = None) -> None:
-    """Wait (a deadline, never a fixed sleep) until ``what()`` is truthy, calling ``also()`` between looks."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not what():
-        assert loop.time() < deadline, "timed out"
-        if also is not None:
-            try:
-                await also()  # type: ignore[misc]
-            except Exception:  # noqa: BLE001 - NATS coming back
-                pass
-        await asyncio.sleep(0.1)
 
 
 def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_still_named(
@@ -74,18 +62,22 @@ def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_s
 
         ids: set[str] = set()
 
-        async def look() -> None:
-            ids.clear()
-            ids.update(await listed())
-            await ensure_topology(js, SETTINGS)  # as the API's topology watch does after a restart
+        async def looked(want: Callable[[], object]) -> object:
+            """``want()``, after a look at the registry (into ``ids``) and the topology made again, as the API's
+            topology watch does after a restart; a look that fails (NATS coming back) is made again at the next poll."""
+            with contextlib.suppress(Exception):
+                ids.clear()
+                ids.update(await listed())
+                await ensure_topology(js, SETTINGS)
+            return want()
 
-        await _until(lambda: {"live-1", "dead-1"} <= ids, 20, also=look)
+        await until(lambda: looked(lambda: {"live-1", "dead-1"} <= ids), timeout=20, what="both workers listed")
         server.stop()
         server.start()
-        ids.clear()
-        await _until(lambda: {"live-1", "dead-1"} <= ids, 30, also=look)  # both beat again, into a new bucket
+        await until(lambda: looked(lambda: {"live-1", "dead-1"} <= ids), timeout=30,
+                    what="both workers listed again, in a new bucket")
         beats["dead-1"][1].cancel()  # dies now: no delete, its entry expires after the ttl
-        await _until(lambda: said("dead-1"), 30, also=look)
+        await until(lambda: looked(lambda: said("dead-1")), timeout=30, what="the reaper to name dead-1")
         stop.set()
         await asyncio.gather(reaper, beats["live-1"][1], return_exceptions=True)
         for c, _ in beats.values():

@@ -35,19 +35,11 @@ from gamead_core.registry.beat import run_heartbeat
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper import run_reaper
 from tests.support import all_threads_stopped
+from tests.waits import until
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.5},
                                           "nats": {"request_timeout": 1.0}})
 NODES = ("live-1", "dead-1", "prior-1", "api-dead")  #: api-dead: an API node (no create fence: named, not settled)
-
-
-async def _until(what: Callable[[], object], timeout: float, why: str) -> None:
-    """Wait (a deadline, never a fixed sleep) until ``what()`` is truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not what():
-        assert loop.time() < deadline, f"timed out waiting for {why}"
-        await asyncio.sleep(0.05)
 
 
 def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_named(
@@ -91,21 +83,21 @@ def test_a_stall_takes_no_live_node_for_dead_and_a_death_during_it_is_still_name
             await look()
             await asyncio.sleep(0.1)
         beats["prior-1"][1].cancel()  # a death before the stall: named once the reaper reads (its view is built)
-        await _until(lambda: said("prior-1"), 20, "the reaper to name prior-1")
+        await until(lambda: said("prior-1"), timeout=20, what="the reaper to name prior-1")
         try:
             os.kill(pid, signal.SIGSTOP)
-            await _until(lambda: all_threads_stopped(pid), 10, "nats-server to stop")
+            await until(lambda: all_threads_stopped(pid), timeout=10, what="nats-server to stop")
             beats["dead-1"][1].cancel()  # dies during the stall: its entry expires meanwhile
             beats["api-dead"][1].cancel()  # an API too: the records it left without a message are the reaper's
             # stopped until dead-1's entry is past registry.ttl, by a second: the reaper's reads and lease
             # renewals fail meanwhile, and at the resume every entry is due to expire (live-1's too)
             expiry = last_beat["dead-1"] + SETTINGS.registry.ttl + 1.0
-            await _until(lambda: time.time() > expiry, 30, "dead-1's entry to be past its ttl")
+            await until(lambda: time.time() > expiry, timeout=30, what="dead-1's entry to be past its ttl")
         finally:
             os.kill(pid, signal.SIGCONT)
-        await _until(lambda: said("dead-1"), 20, "the reaper to name dead-1 (before the fix: never)")
-        await _until(lambda: any("API api-dead (gamead t) died" in r.getMessage() for r in caplog.records), 20,
-                     "the reaper to take api-dead for dead")
+        await until(lambda: said("dead-1"), timeout=20, what="the reaper to name dead-1 (before the fix: never)")
+        await until(lambda: any("API api-dead (gamead t) died" in r.getMessage() for r in caplog.records),
+                    timeout=20, what="the reaper to take api-dead for dead")
         stop.set()
         beats["live-1"][2].set()
         await asyncio.gather(reaper, beats["live-1"][1], return_exceptions=True)

@@ -27,6 +27,7 @@ from gamead_core.registry.beat import BeatHealth, run_heartbeat
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper import run_reaper
 from tests.support import ad, reaper_rounds
+from tests.waits import until
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 1.0, "heartbeat_interval": 0.25}})
 DEADLINE = 30.0  #: seconds any one wait may take
@@ -35,14 +36,6 @@ DEADLINE = 30.0  #: seconds any one wait may take
 def _ack(seq: int) -> str:
     """A well-formed ack subject of a level consumer (nobody listens: the ``nak`` goes nowhere)."""
     return f"$JS.ACK.{names.work_stream(0)}.{names.level_consumer(2)}.1.{seq}.{seq}.1.0"
-
-
-async def _until(what: str, check: Callable[[], object]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while not await check():  # type: ignore[misc]
-        assert loop.time() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 def test_a_worker_stopped_cleanly_during_a_gap_is_not_recovered_and_a_killed_one_is(
@@ -91,7 +84,7 @@ def test_a_worker_stopped_cleanly_during_a_gap_is_not_recovered_and_a_killed_one
             async def both_listed() -> bool:
                 return {n.id for n in await registry.list()} >= set(stops)
 
-            await _until("both workers listed", both_listed)
+            await until(both_listed, timeout=DEADLINE, what="both workers listed")
             await asyncio.to_thread(reaper_rounds, server.url)  # the reaper has read both
             own_beat.failing = True  # the gap: its view is held over, nothing judged
             await asyncio.to_thread(reaper_rounds, server.url, 1)
@@ -103,13 +96,13 @@ def test_a_worker_stopped_cleanly_during_a_gap_is_not_recovered_and_a_killed_one
             async def all_gone() -> bool:
                 return [await registry.lookup(node) for node in stops] == [(None, False)] * len(stops)
 
-            await _until("both entries and the delete mark gone (registry.ttl)", all_gone)
+            await until(all_gone, timeout=DEADLINE, what="both entries and the delete mark gone (registry.ttl)")
             own_beat.failing = False  # the gap ends: held-over nodes absent registry.ttl from now are judged
 
             async def dead_settled() -> bool:
                 return (await store.get("ad-of-dead-1")).revision != revisions["ad-of-dead-1"]  # type: ignore
 
-            await _until("the killed worker's ad recovered", dead_settled)
+            await until(dead_settled, timeout=DEADLINE, what="the killed worker's ad recovered")
             await asyncio.to_thread(reaper_rounds, server.url)  # clean-1 was judged in that round or the next
             stop.set()
             await asyncio.wait_for(reaper, DEADLINE)

@@ -25,7 +25,6 @@ run had nats-py take in all 4,000 before the reader's first turn (the stall's re
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +34,7 @@ from nats.js.api import KeyValueConfig, StreamConfig
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter, stalled_read_error
+from tests.waits import until
 
 N, K = 4_000, 40  #: keys in the bucket; keys rewritten once the read has begun
 VALUE = b"v" * 1024
@@ -56,7 +56,7 @@ async def _read_rewriting(js: nats.js.JetStreamContext, writer: nats.js.JetStrea
     try:
         async for msg in read_stream(js, "KV_SCAN", "$KV.SCAN.>", timeout=3.0, follow=follow):
             if not seen:
-                await _held(proxy)
+                await until(lambda: proxy.holds, timeout=30, interval=0.002, what="the read held at the proxy")
                 for i in range(N - K, N):
                     await kv.put(f"k{i:05d}", VALUE + b"new")
                 proxy.release()
@@ -64,14 +64,6 @@ async def _read_rewriting(js: nats.js.JetStreamContext, writer: nats.js.JetStrea
     finally:
         proxy.release()
     return seen
-
-
-async def _held(proxy: PublishFilter) -> None:
-    """Until ``proxy`` holds the read (its first stall began), at most 30 s."""
-    deadline = time.monotonic() + 30
-    while proxy.holds == 0:
-        assert time.monotonic() < deadline, "the proxy never held the read"
-        await asyncio.sleep(0.002)
 
 
 def test_keys_rewritten_during_a_read_are_read(fresh_nats: Callable[[], EmbeddedNats]) -> None:

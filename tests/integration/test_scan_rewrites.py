@@ -16,7 +16,6 @@ first, so the test had been loosened to take the old revision too, and then pass
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,6 +35,7 @@ from gamead_core.store.ads import AdStore
 from gamead_core.store.listing import records_page
 from tests.nats_filter import PublishFilter
 from tests.support import SAMPLE_AD
+from tests.waits import until
 
 N, K = 3_000, 40
 PAD = "p" * 900  #: ~1 KiB a key: the bucket's ~3 MiB are far more than nats-server pushes before flow control
@@ -49,10 +49,7 @@ async def _while_read_held(url: str, proxy: PublishFilter, rewrite: Callable[[An
     try:
         other = await nats.connect(url)
         try:
-            deadline = time.monotonic() + 30
-            while proxy.holds == 0:
-                assert time.monotonic() < deadline, "the read never reached its first deliveries"
-                await asyncio.sleep(0.002)
+            await until(lambda: proxy.holds, timeout=30, interval=0.002, what="the read held at the proxy")
             await rewrite(other.jetstream())
         finally:
             await other.close()

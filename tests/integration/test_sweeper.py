@@ -15,6 +15,7 @@ from gamead_core.store.ads import AdStore
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.reaper import run_reaper
 from gamead_core.embedded import EmbeddedNats
+from tests.waits import until
 
 
 def test_of_two_workers_only_the_lease_holder_sweeps(fresh_nats: Callable[[], EmbeddedNats]) -> None:
@@ -36,10 +37,7 @@ def test_of_two_workers_only_the_lease_holder_sweeps(fresh_nats: Callable[[], Em
             sweepers = {me: Sweeper(every=0.2) for me in ("worker-a", "worker-b")}
             tasks = [asyncio.create_task(run_reaper(nc, js, store, registry, settings, me, stop, sweeper=sw))
                      for me, sw in sweepers.items()]
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
-            while sum(sw.runs for sw in sweepers.values()) < 4 and loop.time() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: sum(sw.runs for sw in sweepers.values()) >= 4, timeout=20, what="4 sweeps")
             kv = await js.key_value(names.LEASES_BUCKET)
             holder = (await kv.get(names.REAPER_LEASE)).value.decode()
             stop.set()

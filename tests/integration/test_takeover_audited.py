@@ -23,6 +23,7 @@ from gamead_core.ids import new_job_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Selection
 from gamead_core.models import utcnow
 from tests.support import until_ready
+from tests.waits import until
 
 
 def test_a_job_resumed_by_another_node_is_audited_with_both_nodes(nats_server: EmbeddedNats) -> None:
@@ -35,12 +36,17 @@ def test_a_job_resumed_by_another_node_is_audited_with_both_nodes(nats_server: E
                 mode="filter", filter={"errorClass": "NoSuchErrorLeft40"}), started_by="alice", created_at=utcnow(),
                 runner="api-gone", lease_until=time.time() - 3600, lease_ttl=1)  # its node died an hour ago
             await app.state.jobs.store.create(job)
-            deadline = time.monotonic() + 30
-            while (doc := (await client.get(f"/v1/jobs/{job.id}")).json())["resumes"] == 0 \
-                    or (records := (await client.get("/v1/audit", params={"jobId": job.id})).json()["items"]) == []:
-                assert time.monotonic() < deadline, doc
-                await asyncio.sleep(0.2)
-            return app.state.jobs.node_id, doc, records
+            docs: list[dict[str, Any]] = [{}]
+
+            async def audited() -> list[dict[str, Any]]:
+                """The job's audit records once another node resumed it (none before)."""
+                docs[0] = (await client.get(f"/v1/jobs/{job.id}")).json()
+                if docs[0]["resumes"] == 0:
+                    return []
+                return (await client.get("/v1/audit", params={"jobId": job.id})).json()["items"]
+
+            records = await until(audited, timeout=30, interval=0.2, what=lambda: f"the takeover audited ({docs[0]})")
+            return app.state.jobs.node_id, docs[0], records
 
     node, doc, records = asyncio.run(scenario())
     assert doc["runner"] == node and doc["resumes"] == 1, doc

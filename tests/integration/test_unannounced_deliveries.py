@@ -29,6 +29,7 @@ from gamead_core.store.ads import AdStore, encode
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.reaper import recover_exited, run_reaper
 from tests.support import Proc, ad, doctor_report, start_worker, wait_for
+from tests.waits import until
 
 ACK_WAIT = 8.0  #: seconds, the level consumers' ack_wait in these tests (short: the redelivery is awaited)
 LEVEL = 2
@@ -129,10 +130,9 @@ def test_the_reaper_names_a_worker_that_died_announcing_nothing(
             reaper = asyncio.create_task(run_reaper(nc, js, await AdStore.open(nc, js), registry, settings,
                                                     "worker-reaper", stop))
             await _die_holding(server.url, settings, "remote-1", 4301, pulls=1, announce=0)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30  # the entry's ttl (2 s) and a few reaper rounds
-            while not any(line in r.getMessage() for r in caplog.records) and loop.time() < deadline:
-                await asyncio.sleep(0.1)
+            # within the entry's ttl (2 s) and a few reaper rounds
+            await until(lambda: any(line in r.getMessage() for r in caplog.records), timeout=30,
+                        what=f"the line {line!r}")
             stop.set()
             await reaper
 
@@ -158,11 +158,10 @@ def test_a_worker_killed_after_its_entry_expired_still_gets_its_line(
             await _queue(nc, js, "Held By The Frozen")
             await _die_holding(server.url, settings, "local-4", 4401, pulls=1, announce=1)
             registry = Registry(nc, js, settings.registry)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while (await registry.lookup("local-4"))[0] is not None:  # expires after the ttl
-                assert loop.time() < deadline, "the entry never expired"
-                await asyncio.sleep(0.1)
+            async def expired() -> bool:
+                return (await registry.lookup("local-4"))[0] is None  # after the ttl
+
+            await until(expired, timeout=30, what="local-4's entry to expire")
             await recover_exited(nc, js, settings, "local-4", 4401)
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):

@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
 
 import nats
 
@@ -17,15 +16,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
-
-
-async def _until(probe: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := probe()):
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return found
+from tests.waits import until
 
 
 def test_up_s_autoscaler_samples_every_second_between_its_5s_ticks(fresh_nats: Callable[[], EmbeddedNats]) -> None:
@@ -48,8 +39,9 @@ def test_up_s_autoscaler_samples_every_second_between_its_5s_ticks(fresh_nats: C
             def sampled_at() -> str | None:
                 return ((autoscaler.status() or {}).get("observed") or {}).get("sampledAt")
 
-            first = await _until(sampled_at, "a first decision")
-            second = await _until(lambda: (at := sampled_at()) != first and at, "a second decision, a tick later")
+            first = await until(sampled_at, timeout=30.0, what="a first decision")
+            second = await until(lambda: (at := sampled_at()) != first and at,
+                                 timeout=30.0, what="a second decision, a tick later")
             stop.set()
             await task
         finally:

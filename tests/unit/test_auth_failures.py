@@ -15,6 +15,7 @@ import pytest
 from gamead_core.api.auth import weak_tokens
 from gamead_core.api.auth_failures import LOG_LINES, FailedAuth, FailureBuckets, client_key
 from gamead_core.config import AuthSettings, RateLimitSettings, RateSettings
+from tests.waits import until
 
 GATE_LOGGER = "gamead_core.api.middleware"
 
@@ -108,12 +109,8 @@ def test_a_burst_that_stops_is_still_summarised(caplog: pytest.LogCaptureFixture
         failures = FailedAuth(RateSettings(rate=1.0, burst=20), every=0.2)
         for _ in range(30):
             refused_401(failures, "10.0.0.7")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not (said := [r for r in caplog.records if r.message.startswith("refusals not logged")]):
-            assert loop.time() < deadline, "no summary line of the refusals left out"
-            await asyncio.sleep(0.02)
-        return said
+        return await until(lambda: [r for r in caplog.records if r.message.startswith("refusals not logged")],
+                           timeout=10, what="a summary line of the refusals left out")
 
     said = asyncio.run(burst_then_silence())
     assert said[0].refusals_not_logged == 29 and said[0].top_client == "10.0.0.7"  # type: ignore[attr-defined]

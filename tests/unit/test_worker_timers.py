@@ -12,6 +12,7 @@ import pytest
 from gamead_core.errors import TaskTimeout
 from gamead_core.worker.timelimit import TimeLimit
 from gamead_core.worker.timers import Deadlines
+from tests.waits import until
 
 
 def test_deadlines_fire_in_order_after_their_delay_and_never_once_removed() -> None:
@@ -37,9 +38,7 @@ def test_deadlines_fire_in_order_after_their_delay_and_never_once_removed() -> N
         added["a again"] = loop.time()
         deadlines.add("a", fire, "a again")  # replaced: to the end, its deadline from now
         assert len(deadlines) == 3
-        deadline = loop.time() + 30
-        while len(fired) < 3 and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(fired) >= 3, timeout=30, what="three callbacks fired")
         assert early == []  # never early
         assert len(deadlines) == 0
         return fired
@@ -102,9 +101,7 @@ def test_shortening_the_delay_brings_pending_deadlines_forward_in_order() -> Non
         timers.add("a", fired.append, "a")
         timers.add("b", fired.append, "b")
         timers.shorten(0.05)
-        deadline = asyncio.get_running_loop().time() + 5
-        while len(fired) < 2 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(fired) >= 2, timeout=5, what="both renewals fired")
         return fired
 
     assert asyncio.run(main()) == ["a", "b"]
