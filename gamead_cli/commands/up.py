@@ -44,6 +44,7 @@ from gamead_cli.commands.up_console import (
     worker_command,
 )
 from gamead_cli.commands.up_disk import low_room_line
+from gamead_cli.commands.up_fsize import fsize_words, raise_fsize
 from gamead_cli.commands.up_drift import DriftNote
 from gamead_cli.commands.up_liveness import health_url, monitor_port, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
@@ -121,6 +122,7 @@ def up(
 ) -> None:
     started_by = os.getppid()  # first thing: the parent --die-with-parent watches (gamead_cli.commands.up_parent)
     nofile = raise_nofile()  # the soft open-files limit up to the hard one; every child inherits it
+    fsize = raise_fsize()  # the soft file-size limit too: nats-server's store files (attack43a F1)
     from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
     from gamead_core.telemetry.tracing import check_tracing_env
@@ -167,6 +169,8 @@ def up(
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if not settings.nats.url and (low := low_room_line(data.path)) is not None:  # attack41a F2
             say(f"[yellow]![/] {escape(low)}")
+        if not settings.nats.url and (capped := fsize_words(fsize, str(data.path / "jetstream"))):  # attack43a F1
+            say(f"[yellow]![/] {escape(capped)}")
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
         made_token = stack_credentials(settings.nats)  # its embedded nats-server requires it: nats.token in the copy
