@@ -26,7 +26,6 @@ from gamead_core.queue import acks
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.dlq import DeadLetters
 from tests.support import submission
-from tests.waits import until
 
 
 #: seconds each publish of the tests a stream takes late may wait for its ack: a resend is made only while the deadline
@@ -43,9 +42,13 @@ def _resent(js: Any) -> bool:
     return any((e[0].again if type(e) is tuple else getattr(e, "tries", 0)) for e in list(waiting.values()))
 
 
-def _resent_or_done(js: Any, publish: asyncio.Future[Any]) -> bool:
-    """True once ``publish`` was sent again, or has ended (answered: without resends, at its first answer)."""
-    return _resent(js) or publish.done()
+async def _until_resent(js: Any, publish: asyncio.Future[Any]) -> None:
+    """Wait until ``publish`` was sent again, or has ended (answered: without resends, at its first answer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ROOM
+    while not _resent(js) and not publish.done():
+        assert loop.time() < deadline, f"no publish was sent again within {ROOM:g} s"
+        await asyncio.sleep(0.01)
 
 
 def test_a_publish_no_stream_took_yet_is_stored_once_a_stream_takes_it(
@@ -61,14 +64,14 @@ def test_a_publish_no_stream_took_yet_is_stored_once_a_stream_takes_it(
         try:
             one = asyncio.ensure_future(
                 (await publish_acked(js, "r.one", b"ad", headers={"Nats-Msg-Id": "one"}, timeout=ROOM)))
-            await until(lambda: _resent_or_done(js, one), timeout=ROOM, what="a publish sent again")
+            await _until_resent(js, one)
             await js.add_stream(name="R1", subjects=["r.one"], storage=StorageType.MEMORY)
             ack = await one
             assert isinstance(ack, Ack) and ack.seq == 1 and not ack.duplicate
 
             messages = [(f"r.many.{i}", b"ad %d" % i, {"Nats-Msg-Id": f"id-{i}"}) for i in range(20)]
             many = asyncio.ensure_future(publish_many(js, messages, timeout=ROOM))
-            await until(lambda: _resent_or_done(js, many), timeout=ROOM, what="a publish sent again")
+            await _until_resent(js, many)
             await js.add_stream(name="R2", subjects=["r.many.>"], storage=StorageType.MEMORY)
             answers = await many
             assert all(isinstance(a, Ack) and not a.duplicate for a in answers), answers
@@ -126,7 +129,7 @@ def test_a_dead_letter_no_stream_took_yet_is_stored_once_a_stream_takes_it(
                          dead_at=now, submitted_at=now, ad=submission())
         try:
             add = asyncio.ensure_future(DeadLetters(js).add(entry))
-            await until(lambda: _resent_or_done(js, add), timeout=ROOM, what="a publish sent again")
+            await _until_resent(js, add)
             await js.add_stream(name=names.DLQ_STREAM, subjects=[names.dlq_subject(ad_id)],
                                 storage=StorageType.MEMORY)
             seq, duplicate = await add
@@ -169,8 +172,8 @@ def test_a_late_message_of_a_big_batch_is_resent_by_its_own_round_trip(
 
         async def busy_while_written() -> None:
             while not batch.written:
-                turn_ends = time.monotonic() + 0.04
-                while time.monotonic() < turn_ends:
+                until = time.monotonic() + 0.04
+                while time.monotonic() < until:
                     pass
                 await asyncio.sleep(0)
 
