@@ -32,6 +32,8 @@ HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
 _MAX_FIELD_ERRORS = 5
 #: API URL → where it came from when the operator did not name it and it may not answer (:func:`from_stopped_stack`)
 _SOURCES: dict[str, str] = {}
+#: the line :func:`say_source` is to say before the first request, if one (:func:`from_default`)
+_UNSAID: dict[str, str] = {}
 
 
 def from_stopped_stack(url: str, state_file: str) -> None:
@@ -40,6 +42,37 @@ def from_stopped_stack(url: str, state_file: str) -> None:
     wonder where a port they never typed came from (review41b, after attack41b F5)."""
     _SOURCES[url.rstrip("/")] = (f"it is the apiUrl of {state_file}, of a gamead up that is not running there now: "
                                  "start it again (gamead up), or set --api or GAMEAD_API_URL for another API")
+
+
+#: where the API URL in use came from when no source chose it: the built-in default (:func:`from_default`)
+DEFAULT_SOURCE = ("the default (no --api, GAMEAD_API_URL, client.api_url in the config, nor a gamead up stack here "
+                  "or above)")
+
+
+def from_default(url: str, named: str) -> None:
+    """Note that ``url`` (``named``: as :func:`gamead_cli.options.api_named` shows it) is the built-in default
+    ``client.api_url``, no source having chosen it: :func:`say_source` then says so once, one dim line on stderr
+    before the first request goes out, ``· API http://127.0.0.1:8080: the default (…) — whichever process holds
+    that port``, and :func:`unreachable` names it too (``… (connection refused) — it is the default (…): is
+    `gamead up` …``): whichapi43, after attack43a F3, a table from whatever stack held 8080 read as this
+    directory's."""
+    _SOURCES[url.rstrip("/")] = f"it is {DEFAULT_SOURCE}: {HINT}"
+    _UNSAID["default"] = f"· {named}: {DEFAULT_SOURCE} — whichever process holds that port"
+
+
+def unsaid_forgotten() -> None:
+    """Forget the line :func:`from_default` left unsaid: a new resolution of the API URL decides afresh (one process
+    running several commands: the tests)."""
+    _UNSAID.clear()
+
+
+def say_source() -> None:
+    """Say the line :func:`from_default` left, if any, once per process (stderr, dim: stdout stays the output's);
+    thread-safe (``dict.pop``). Called by :class:`gamead_cli.client.ApiClient` before each request, and by the
+    full-screen ``gamead top`` before it takes the screen."""
+    if (line := _UNSAID.pop("default", None)) is not None:
+        from gamead_cli.output import note_line
+        note_line(line)
 
 
 def connect_cause(exc: Exception) -> str:

@@ -27,7 +27,7 @@ from gamead_cli.ad_calls import AdCalls
 from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json,
                                 late, read_whole, redirected, stream_pieces)
 from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
-                                   lost_kind, no_answer, unreachable, unsendable)
+                                   lost_kind, no_answer, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
 from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
@@ -125,6 +125,7 @@ class ApiClient(AdCalls):
         ``client.max_answer_bytes`` and :func:`gamead_cli.answers.answer_bound` (:data:`ANSWER_TIMEOUTS` × its timeout;
         ``own``: the name of a verb's own wait, then that wait + ``client.timeout``), else :class:`NoAnswer`
         (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
+        say_source()  # the URL is the built-in default: said once, before the first request (whichapi43)
         deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until - retry.LEAST_TRY)
         headers, attempt, earlier = kw.get("headers"), 0, None  # earlier: the last connection error seen
         while True:
@@ -302,6 +303,7 @@ class ApiClient(AdCalls):
         began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
         longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
         (say ``--api`` points at something else) raises :class:`ApiClientError`."""
+        say_source()  # as send's
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
         deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
         while True:

@@ -101,33 +101,45 @@ def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
     return load_settings(config, **overrides)
 
 
-def client_settings_from(config: Path | None, api: str | None) -> GameadSettings:
+def client_settings_from(config: Path | None, api: str | None, *, talks: bool = True) -> GameadSettings:
     """The settings of a client command (``--config``, ``--api``): ``client.api_url`` is ``--api``, else
     GAMEAD_API_URL (or GAMEAD_CLIENT__API_URL), else the config file's ``client.api_url``, else the API of the
     ``gamead up`` of ``embedded.data_dir`` (``./.gamead``, else that of the nearest parent directory:
     :func:`gamead_core.datadir_find.stack_data_dir`; its ``gamead-up.json``,
     :func:`gamead_core.datadir.recorded_stack`; also a stack stopped since, whose API it then finds down), else
     ``http://127.0.0.1:8080``. So a verb run in a stack's directory talks to that stack, never silently to another
-    one on 8080 (attack41b F5: a stopped stack's directory fell back to 8080)."""
+    one on 8080 (attack41b F5: a stopped stack's directory fell back to 8080). When none of these chose it and the
+    command ``talks`` to the API (every verb but ``config show``), one dim line on stderr says the URL is the
+    built-in default, whichever process holds that port, before the first request goes out (a refusal of the
+    input before that is its one red line alone), and so does the red line if it cannot be reached
+    (:func:`gamead_cli.api_errors.from_default`; whichapi43, after attack43a F3: ``ads list`` run where no stack is
+    showed another stack's table as this directory's)."""
     from gamead_core.config.local import api_url_problem
     from gamead_core.datadir import STATE_FILE, recorded_stack
     from gamead_core.datadir_find import stack_data_dir
     from gamead_core.errors import ConfigError
 
+    from gamead_cli.api_errors import from_default, unsaid_forgotten
+
+    unsaid_forgotten()
     settings = settings_from(config, client={"api_url": api})
-    if "api_url" not in settings.client.model_fields_set:
-        # stopped too: never another stack on 8080 (a41b F5); from a subdirectory too, as git finds .git (left42)
-        stack = recorded_stack(stack_data_dir(settings.embedded))
-        if stack is not None and stack.api_url is not None:
-            # the one rule of every source (exit 5), and only the loopback http URL that up writes (a41c F1)
-            if (problem := api_url_problem(stack.api_url) or not_up_url(stack.api_url)) is not None:
-                raise ConfigError(f"the apiUrl of {stack.data_dir / STATE_FILE} (the gamead up "
-                                  f"{'running' if stack.running else 'that ran'} there): {problem} — set --api or "
-                                  "GAMEAD_API_URL")
-            settings.client = settings.client.model_copy(update={"api_url": stack.api_url})
-            if not stack.running:  # its API is most likely down: the error will name this file (api_errors)
-                from gamead_cli.api_errors import from_stopped_stack
-                from_stopped_stack(settings.client.api_url, str(stack.data_dir / STATE_FILE))
+    if "api_url" in settings.client.model_fields_set:
+        return settings
+    # stopped too: never another stack on 8080 (a41b F5); from a subdirectory too, as git finds .git (left42)
+    stack = recorded_stack(stack_data_dir(settings.embedded))
+    if stack is None or stack.api_url is None:  # the built-in default: said once, before the first request
+        if talks:
+            from_default(settings.client.api_url, api_named(settings.client.api_url))
+        return settings
+    # the one rule of every source (exit 5), and only the loopback http URL that up writes (a41c F1)
+    if (problem := api_url_problem(stack.api_url) or not_up_url(stack.api_url)) is not None:
+        raise ConfigError(f"the apiUrl of {stack.data_dir / STATE_FILE} (the gamead up "
+                          f"{'running' if stack.running else 'that ran'} there): {problem} — set --api or "
+                          "GAMEAD_API_URL")
+    settings.client = settings.client.model_copy(update={"api_url": stack.api_url})
+    if not stack.running:  # its API is most likely down: the error will name this file (api_errors)
+        from gamead_cli.api_errors import from_stopped_stack
+        from_stopped_stack(settings.client.api_url, str(stack.data_dir / STATE_FILE))
     return settings
 
 

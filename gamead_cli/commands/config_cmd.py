@@ -58,7 +58,7 @@ def show(
 
     Example: gamead config show --config prod.yaml -o json
     """
-    settings = client_settings_from(config, None)  # client.api_url: the API a verb run here talks to
+    settings = client_settings_from(config, None, talks=False)  # client.api_url: the API a verb run here talks to
     where = data_dir if data_dir is not None else stack_data_dir(settings.embedded)  # a parent's too (left42)
     if stack:
         settings = stack_settings(where)

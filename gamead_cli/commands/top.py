@@ -59,6 +59,7 @@ import typer
 from rich.console import Console, RenderableType
 
 from gamead_cli import exitcodes, service_clock
+from gamead_cli.api_errors import say_source
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from,
                                 duration_between)
@@ -187,6 +188,7 @@ def top(
     except typer.BadParameter:
         client.close()
         raise
+    say_source()  # the built-in default API URL, said before the dashboard takes the screen (whichapi43)
     try:
         with service_clock.held():  # the screen is the dashboard's: a clock skew is said once it gives it back
             _run(DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
