@@ -119,11 +119,11 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
 
     async def run() -> tuple[int, int, int]:
         ncs = [await nats.connect(n.url) for n in r3_stack["cluster"].nodes]
+        jss = [nc.jetstream(timeout=5) for nc in ncs]
+        made: list[str] = []
         try:
-            jss = [nc.jetstream(timeout=5) for nc in ncs]
             stores = [await AdStore.open(nc, js) for nc, js in zip(ncs, jss)]
             reads = misses = conflicts_unseen = 0
-            made: list[str] = []
             for writer in range(3):
                 for reader in range(3):
                     if writer == reader:
@@ -145,16 +145,20 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
                                 await stores[reader].get(record.id)
                             except NotFound:
                                 conflicts_unseen += 1
-            # these are records of ads never published (queued, no message): test data that breaks the service's
-            # invariants, so it goes (gamead doctor checks the stack after the next tests)
-            for start in range(0, len(made), 100):
-                await asyncio.gather(*(jss[0].purge_stream(names.ADS_BUCKET_STREAM,
-                                                           subject=f"$KV.{names.ADS_BUCKET}.{ad_id}")
-                                       for ad_id in made[start:start + 100]))
             return reads, misses, conflicts_unseen
         finally:
-            for nc in ncs:
-                await nc.close()
+            # these are records of ads never published (queued, no message): test data that breaks the service's
+            # invariants, so it goes, however this test ends (gamead doctor checks the shared stack in the next
+            # tests; flake43: this test cut by pytest's 120 s timeout on a loaded machine left 1,188 of them, and
+            # the next two tests of the module failed on doctor's no_message 1188)
+            try:
+                for start in range(0, len(made), 100):
+                    await asyncio.gather(*(jss[0].purge_stream(names.ADS_BUCKET_STREAM,
+                                                               subject=f"$KV.{names.ADS_BUCKET}.{ad_id}")
+                                           for ad_id in made[start:start + 100]))
+            finally:
+                for nc in ncs:
+                    await nc.close()
 
     reads, misses, unseen = asyncio.run(run())
     assert (misses, unseen) == (0, 0), f"{misses} of {reads} reads missed; {unseen} records unseen after a Conflict"

@@ -66,12 +66,17 @@ def test_storage_gate_refusals_cost_no_token_answer_repeats_and_are_counted(tmp_
             metrics = olga.get("/metrics").text
         codes = [(r.status_code, (r.json().get("error") or {}).get("code")) for r in singles + batches]
         refused = sum(c == (503, "storage_failing") for c in codes[:SINGLES])
+        new_code = (new_keyed.json().get("error") or {}).get("code")
+        # refused by the gate, or let through as the trial (the first submit TRIAL_EVERY s after the last trial)
+        # and refused by the store itself: both certain, neither stored (flake43: on a loaded machine the repeats
+        # before it took more than 0.2 s and it was the trial, 503 storage_failed, in 1 of 2 runs of make test)
+        gated = new_code == "storage_failing"
         seen = {"throttled (429)": sum(c[0] == 429 for c in codes),  # a refusal spends no token
                 "repeats": [(r.status_code, r.json().get("duplicate"), r.json().get("id")) for r in repeats],
-                "new keyed": (new_keyed.status_code, (new_keyed.json().get("error") or {}).get("code")),
-                "counted": _refused_series(metrics) >= refused + 1}  # + the new keyed ad
+                "new keyed": (new_keyed.status_code, new_code in ("storage_failing", "storage_failed")),
+                "counted": _refused_series(metrics) >= refused + gated}  # + the new keyed ad if the gate refused it
         assert seen == {"throttled (429)": 0, "repeats": [(202, True, first.json()["id"])] * REPEATS,
-                        "new keyed": (503, "storage_failing"), "counted": True}, codes
+                        "new keyed": (503, True), "counted": True}, (new_code, codes)
         assert refused >= SINGLES // 2, codes  # all but the trials (one every 0.2 s, each a write refused)
     finally:
         server.stop()
