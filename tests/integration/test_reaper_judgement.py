@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats
 import pytest
@@ -126,12 +126,15 @@ def test_a_purged_registry_names_no_live_worker_dead(
             return b'"holder":"r"' in (await kv.get(names.REAPER_LEASE)).value.replace(b" ", b"")
 
         led: list[bool] = []
-        await _until(lambda: led and "live-2" in ids, 20, also=lambda: asyncio.gather(look(), _note(led, held)))
+        await until(_after(lambda: asyncio.gather(look(), _note(led, held)), lambda: led and "live-2" in ids),
+                    timeout=20, what="the reaper leading, live-2 listed")
         first = await registry.lookup("live-2")
-        await _until(lambda: next_beat[0] is not None, 10, also=lambda: _beat_after(registry, first[0], next_beat))
+        await until(_after(lambda: _beat_after(registry, first[0], next_beat), lambda: next_beat[0] is not None),
+                    timeout=10, what="a beat of live-2 after its first")
         await js.purge_stream(f"KV_{names.REGISTRY_BUCKET}")  # right after a beat: the next is 2 s away
         ids.clear()
-        await _until(lambda: "live-2" in ids, 20, also=look)  # the reaper's rounds meanwhile saw it absent
+        # the reaper's rounds meanwhile saw it absent
+        await until(_after(look, lambda: "live-2" in ids), timeout=20, what="live-2 listed again")
         stop.set()
         await asyncio.gather(reaper, beat, return_exceptions=True)
         await nc.close()
@@ -139,6 +142,17 @@ def test_a_purged_registry_names_no_live_worker_dead(
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
         asyncio.run(main())
     assert not any("worker live-2" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def _after(also: Callable[[], Awaitable[object]], want: Callable[[], object]) -> Callable[[], Awaitable[object]]:
+    """A probe for :func:`tests.waits.until`: ``also()`` awaited (a look that fills what ``want`` reads; one that
+    fails, a key not written yet, is made again at the next poll), then ``want()``."""
+    async def probe() -> object:
+        with contextlib.suppress(Exception):
+            await also()
+        return want()
+
+    return probe
 
 
 async def _note(into: list[bool], probe: Callable[[], object]) -> None:
