@@ -1,6 +1,7 @@
 """``gamead up`` and the disk of its data dir: it restarts its embedded nats-server once the disk has room again
 after a full disk (attack41a F1; when: :mod:`gamead_core.scaling.disk_mend`): the readings of its log and disk,
-the signal, the console line; and it says at its start when that disk has less room than that (attack41a F2)."""
+the signal, the console line; the cause its log names (a file-size limit: attack43a F1); and it says at its start
+when that disk has less room than that (attack41a F2)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from gamead_cli.formats import byte_size
 from gamead_core.scaling.disk_mend import (
     OUT_OF_SPACE,
     TAIL_BYTES,
+    FILE_TOO_LARGE,
     DiskMend,
     out_of_space_logged,
     room_needed,
+    store_error_logged,
 )
 from gamead_core.scaling.nats_watch import Note
 from gamead_core.scaling.ready_watch import Reading, storage_failing
+from gamead_core.scaling.store_cause import file_size_limit, fsize_words
 
 
 def disk_mend(ttl: float, stack: UpStack, store_dir: Path,
@@ -52,6 +56,24 @@ def disk_mend(ttl: float, stack: UpStack, store_dir: Path,
         return Note(False, mend_line(pid, spell, store_dir, free, total, child.log_path))
 
     return step
+
+
+def store_cause(stack: UpStack, store_dir: Path) -> Callable[[], str | None]:
+    """The ``cause()`` of ``gamead up``'s :class:`~gamead_core.scaling.ready_watch.ReadyWatch`: when the running
+    nats-server of ``stack`` last logged :data:`FILE_TOO_LARGE` of its store (``store_dir``), the file-size limit's
+    advice, naming the limit's size from its ``/proc/<pid>/limits`` where readable (attack43a F1: the disk's advice
+    was given with GBs free); else None (the disk's advice stands). Never raises."""
+
+    def cause() -> str | None:
+        child = stack.sup.children.get(NATS_CHILD)
+        if child is None or child.pid is None:
+            return None
+        if store_error_logged(log_tail(child.log_path, TAIL_BYTES), child.pid) != FILE_TOO_LARGE:
+            return None
+        limit = file_size_limit(child.pid)
+        return fsize_words(str(child.log_path), str(store_dir), None if limit is None else byte_size(limit))
+
+    return cause
 
 
 def store_room(store_dir: Path) -> tuple[int, int, int, int] | None:
@@ -95,4 +117,4 @@ def low_room_words(data_dir: Path, free: int, total: int) -> str:
             "gamead up another --data-dir")
 
 
-__all__ = ["disk_mend", "low_room_line", "low_room_words", "mend_line", "store_room"]
+__all__ = ["disk_mend", "low_room_line", "low_room_words", "mend_line", "store_cause", "store_room"]

@@ -214,11 +214,12 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
                                  f"(pid {child.pid})"
 
     store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
-    watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart)
+    from gamead_cli.commands.up_disk import disk_mend, store_cause
+
+    cause = store_cause(stack, Path(store)) if store is not None else (lambda: None)  # ulimit -f: attack43a F1
+    watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart, cause)
     notes = [RedisNote(settings.registry.ttl).observe]  # a Redis the API cannot use (attack41a F4)
     if store is not None:  # a full disk, freed: nats-server restarted by gamead up itself (attack41a F1)
-        from gamead_cli.commands.up_disk import disk_mend
-
         notes.append(disk_mend(settings.registry.ttl, stack, Path(store)))
     drift = also
 

@@ -52,9 +52,10 @@ KINDS: Final[tuple[Kind, ...]] = (
        "nothing of gamead's to repair: fix what refuses the write (the detail says it; a JetStream memory store "
        "at its limit: delete what fills it); the nodes beat and work again by themselves", items="object"),
     _k("store_unwritable", 4, "JetStream's file store does not store a write to the work streams or the ad bucket "
-       "(a full disk, a store at its limit): every submit is refused (503) and no worker can record an outcome",
-       None, "nothing of gamead's to repair: free space (the detail says where and whether nats-server must then "
-       "be restarted: a full disk leaves each stream refusing writes until it restarts); every node recovers by "
+       "(a full disk, a store at its limit, nats-server's file-size limit): every submit is refused (503) and no "
+       "worker can record an outcome", None, "nothing of gamead's to repair: free space, or lift nats-server's "
+       "file-size limit (the detail says which its log names, where, and whether nats-server must then be "
+       "restarted: a full disk leaves each stream refusing writes until it restarts); every node recovers by "
        "itself once writes are stored", items="object"),
     _k("redis_unwritable", 4, "Redis (redis.url) refuses writes: ads still flow (submits, reads, analysis), but "
        "rate limits are counted per API node instead of shared, and GET /ads/{id} bypasses the cache", None,

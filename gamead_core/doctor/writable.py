@@ -36,6 +36,7 @@ from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import GameadError, StorageFailed, error_text
 from gamead_core.queue.write_check import check_targets, writes_stored
+from gamead_core.scaling.store_cause import LIFT
 
 #: The key of the doctor's write probe in the registry bucket (never a node's: node keys are node ids).
 PROBE_KEY = "gamead-doctor-write-probe"
@@ -124,10 +125,13 @@ def unstored_line(why: str, refused: bool, timeout: float) -> str:
     else:
         cause = (f"JetStream did not store a write in {timeout:g} s: {why}: on a full disk nats-server stops "
                  "answering a stream's writes (its log says 'no space left on device') and keeps refusing them "
-                 "until it restarts")
-        fix = ("free space on the disk of nats-server's store directory (gamead up's: DATA_DIR/jetstream), then "
+                 "until it restarts; under a file-size limit (RLIMIT_FSIZE, ulimit -f) it does the same once a "
+                 "file of its store reaches it (its log says 'file too large'), whatever the free space")
+        fix = ("look at nats-server's log (gamead up's: DATA_DIR/nats-server.log): for 'no space left on device', "
+               "free space on the disk of nats-server's store directory (gamead up's: DATA_DIR/jetstream), then "
                "restart nats-server (one server at a time in a cluster; gamead up restarts its own once the disk "
-               "has room again, attack41a F1)")
+               "has room again, attack41a F1); for 'file too large', free space does not help: restart "
+               f"nats-server (gamead up) without the limit ({LIFT}; attack43a F1)")
     return f"{cause}; every submit is refused (503) meanwhile. What to do: {fix}"
 
 

@@ -11,7 +11,9 @@ as the console and ``gamead doctor`` told them to (a 30 MB tmpfs, freed: still u
   answer counts neither way; a ready answer ends the spell);
 * the last :data:`TAIL_BYTES` of nats-server's log hold a line of *this* nats-server process (each line starts
   ``[PID]``) saying ``no space left on device`` (:func:`out_of_space_logged`): a store at ``max_file_store`` or an
-  account limit recovers once room is freed, without a restart, and is never restarted;
+  account limit recovers once room is freed, without a restart, and is never restarted; nor is one that logs
+  ``file too large`` (:data:`FILE_TOO_LARGE`: its file-size limit, which its successor inherits; what to do is said
+  instead, :mod:`gamead_core.scaling.store_cause`);
 * the store's disk has at least :func:`room_needed` free now, and free inodes (:func:`inodes_needed`): a file system
   out of inodes logs the same ``no space left on device`` with its bytes free (attack41c F3: a tmpfs of 64 inodes,
   61 of 64 MB free: nats-server's ``Error creating msg block file: … no space left on device``), and a restart there
@@ -32,6 +34,9 @@ from typing import Final
 TAIL_BYTES: Final[int] = 256 * 1024
 #: what nats-server's log says of a write the disk refused (strerror(ENOSPC))
 OUT_OF_SPACE: Final[str] = "no space left on device"
+#: what nats-server's log says of a write past its file-size limit (strerror(EFBIG): RLIMIT_FSIZE, ``ulimit -f``):
+#: no free space and no restart helps, the limit is the process's (attack43a F1)
+FILE_TOO_LARGE: Final[str] = "file too large"
 #: the free space that always counts as room (bytes), whatever the disk's size
 ROOM_FLOOR: Final[int] = 64 * 1024 * 1024
 #: the share of a smaller disk that counts as room (of its bytes, and of its inodes)
@@ -62,8 +67,22 @@ def inodes_needed(total: int) -> int:
 def out_of_space_logged(lines: Iterable[str], pid: int) -> bool:
     """Whether nats-server's log ``lines`` (its tail) hold one of process ``pid`` (``[PID] …``) saying
     :data:`OUT_OF_SPACE`. Pure."""
-    mark = f"[{pid}] "
-    return any(line.startswith(mark) and OUT_OF_SPACE in line and not _A_CONNECTIONS.search(line) for line in lines)
+    return store_error_logged(lines, pid) == OUT_OF_SPACE
+
+
+def store_error_logged(lines: Iterable[str], pid: int) -> str | None:
+    """The write error of its store the last of nats-server's log ``lines`` (its tail) of process ``pid``
+    (``[PID] …``) that says one gives: :data:`OUT_OF_SPACE` (a full disk) or :data:`FILE_TOO_LARGE` (its
+    file-size limit); None when none says either. A line about a connection never counts (its client's bytes).
+    Pure."""
+    mark, found = f"[{pid}] ", None
+    for line in lines:
+        if not line.startswith(mark) or _A_CONNECTIONS.search(line):
+            continue
+        for words in (OUT_OF_SPACE, FILE_TOO_LARGE):
+            if words in line:
+                found = words
+    return found
 
 
 class DiskMend:
@@ -104,5 +123,5 @@ class DiskMend:
         return True
 
 
-__all__ = ["INODE_FLOOR", "OUT_OF_SPACE", "ROOM_FLOOR", "ROOM_SHARE", "TAIL_BYTES", "DiskMend", "inodes_needed",
-           "out_of_space_logged", "room_needed"]
+__all__ = ["FILE_TOO_LARGE", "INODE_FLOOR", "OUT_OF_SPACE", "ROOM_FLOOR", "ROOM_SHARE", "TAIL_BYTES", "DiskMend",
+           "inodes_needed", "out_of_space_logged", "room_needed", "store_error_logged"]

@@ -23,6 +23,7 @@ import httpx
 
 from gamead_core.scaling.answers import ANSWER_TIMEOUT, each_interval, liveness_client
 from gamead_core.scaling.nats_watch import Note
+from gamead_core.scaling.store_cause import BOTH
 
 #: Seconds between two questions to the API's ``/readyz``.
 WATCH_EVERY = 1.0
@@ -44,14 +45,18 @@ class Reading:
 class ReadyWatch:
     """Whether the API has been unready for more than ``ttl`` s (``registry.ttl``), from one reading at a time
     (:meth:`observe`). ``store_dir``: where the embedded nats-server keeps its store (None: NATS is not ours);
-    ``restart()``: how to restart nats-server, for the storage advice."""
+    ``restart()``: how to restart nats-server, for the storage advice; ``cause()``: the advice by the cause
+    nats-server's log names, when it names another than a full disk (:mod:`gamead_core.scaling.store_cause`), or
+    None (the disk's)."""
 
     def __init__(self, ttl: float, store_dir: str | None = None,
                  restart: Callable[[], str] = lambda: "restart nats-server",
-                 nats_restart: Callable[[], tuple[float, str] | None] = lambda: None) -> None:
+                 nats_restart: Callable[[], tuple[float, str] | None] = lambda: None,
+                 cause: Callable[[], str | None] = lambda: None) -> None:
         self.ttl = ttl
         self.store_dir = store_dir
         self.restart = restart
+        self.cause = cause
         #: (monotonic s, words) of the embedded nats-server's last death or restart seen by ``gamead up`` (``nats-server
         #: (pid N) is being restarted``), or None (none, or not ours)
         self.nats_restart = nats_restart
@@ -86,14 +91,18 @@ class ReadyWatch:
         after = None  # a death or restart of nats-server just before or during this spell explains it (regress39 F5)
         if (restarted := self.nats_restart()) is not None and restarted[0] >= self._since - self.ttl:
             after = restarted[1]
+        failing = storage_failing(reading.failing)
         return Note(False, unready_line(who, now - self._since, self.ttl, reading.failing, self.store_dir,
-                                        self.restart() if storage_failing(reading.failing) else "", after))
+                                        self.restart() if failing else "", after, self.cause() if failing else None))
 
 
 def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str], store_dir: str | None = None,
-                 restart: str = "restart nats-server", after: str | None = None) -> str:
+                 restart: str = "restart nats-server", after: str | None = None, cause: str | None = None) -> str:
     """The console line of an API unready for ``seconds`` (past ``ttl``, ``registry.ttl``): each failing check
-    and its text; for ``storage``, what to do (README "JetStream's storage is full"). ``after``: a restart of
+    and its text; for ``storage``, what to do (README "JetStream's storage is full"): ``cause``, the advice for the
+    cause nats-server's log names when it is not a full disk (its file-size limit, attack43a F1); else, with
+    ``store_dir`` (nats-server is ours), the full disk's; else (its log is not ours to read) both causes'
+    (:data:`~gamead_core.scaling.store_cause.BOTH`). ``after``: a restart of
     nats-server by ``gamead up`` that this follows (``nats-server was restarted 1.2s ago (pid N)``): then the line
     says so and that it ends by itself, not the disk advice (regress39 F5: after ``up`` killed a frozen server, the
     console blamed the disk and told to kill the server it had just restarted). Pure."""
@@ -103,12 +112,16 @@ def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str
     if after is not None:
         return (f"{line}; {after}: this follows from that, and ends once the API has reconnected and JetStream has "
                 "recovered its store (said when it is ready again)")
-    if storage_failing(failing):
-        where = f" ({store_dir})" if store_dir else ""
-        line += (f"; JetStream does not store writes: free space on the disk of nats-server's store{where}, then "
-                 f"{restart} (a full disk leaves a stream refusing writes until nats-server restarts; a store at "
-                 "max_file_store recovers once room is freed); gamead doctor says more")
-    return line
+    if not storage_failing(failing):
+        return line
+    if cause is not None:
+        return f"{line}; JetStream does not store writes: {cause}; gamead doctor says more"
+    if store_dir is None:
+        return (f"{line}; JetStream does not store writes: {BOTH}; a store at max_file_store recovers once room is "
+                "freed; gamead doctor says more")
+    return (f"{line}; JetStream does not store writes: free space on the disk of nats-server's store ({store_dir}), "
+            f"then {restart} (a full disk leaves a stream refusing writes until nats-server restarts; a store at "
+            "max_file_store recovers once room is freed); gamead doctor says more")
 
 
 def storage_failing(failing: Mapping[str, str]) -> bool:
