@@ -22,18 +22,26 @@ MIN_CONNECTIONS = 16
 _UNLIMITED_ASK = 1 << 20
 
 
-def raise_nofile() -> int:
-    """Raise this process's soft ``RLIMIT_NOFILE`` to its hard limit; returns the soft limit now in force (a count of
-    file descriptors). Never raises: a limit the kernel refuses to raise (macOS's ``kern.maxfilesperproc``, a
-    sandbox) is left as it was."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = _UNLIMITED_ASK if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < want:
+def raise_soft(which: int, unlimited_ask: int = resource.RLIM_INFINITY) -> int:
+    """Raise this process's soft limit ``which`` (a ``resource.RLIMIT_*``) to its hard limit, or to ``unlimited_ask``
+    when the hard one is unlimited; returns the soft limit now in force (``resource.RLIM_INFINITY``: none). Never
+    raises: a limit the kernel refuses to raise (macOS's ``kern.maxfilesperproc``, a sandbox) is left as it was.
+    Children inherit it."""
+    soft, hard = resource.getrlimit(which)
+    want = unlimited_ask if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and (want == resource.RLIM_INFINITY or soft < want):
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            resource.setrlimit(which, (want, hard))
             soft = want
         except (ValueError, OSError):
             pass
+    return soft
+
+
+def raise_nofile() -> int:
+    """Raise this process's soft ``RLIMIT_NOFILE`` to its hard limit (:func:`raise_soft`); returns the soft limit now
+    in force (a count of file descriptors)."""
+    soft = raise_soft(resource.RLIMIT_NOFILE, _UNLIMITED_ASK)
     return _UNLIMITED_ASK if soft == resource.RLIM_INFINITY else soft
 
 

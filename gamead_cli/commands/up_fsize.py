@@ -15,21 +15,15 @@ from __future__ import annotations
 import resource
 
 from gamead_cli.formats import byte_size
+from gamead_core.fd_limit import raise_soft
 
 __all__ = ["fsize_words", "raise_fsize"]
 
 
 def raise_fsize() -> int | None:
-    """Raise this process's soft ``RLIMIT_FSIZE`` to its hard limit (children inherit it); returns the soft limit
-    now in force, in bytes, or None when there is none (unlimited). Never raises: a limit the kernel refuses to
-    raise is left as it was."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        try:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
+    """Raise this process's soft ``RLIMIT_FSIZE`` to its hard limit (:func:`gamead_core.fd_limit.raise_soft`;
+    children inherit it); returns the soft limit now in force, in bytes, or None when there is none (unlimited)."""
+    soft = raise_soft(resource.RLIMIT_FSIZE)
     return None if soft == resource.RLIM_INFINITY else soft
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,3 +134,25 @@ async def burst(pilot: Pilot[Any], *keys: Any) -> None:
         event.set_sender(app)
         app._driver.send_message(event)
     await pilot.pause()
+
+
+def on_recording(recorded: dict[str, Any], size: tuple[int, int],
+                 scenario: Callable[[Any, Pilot[Any]], Awaitable[None]], **kw: Any) -> None:
+    """Run ``scenario(app, pilot)`` on a dashboard of ``size`` (columns, rows) fed ``recorded`` (the recording,
+    never refreshed), once its stats and dead letters are on screen; ``kw``: more :class:`DashboardApp` arguments
+    (``readonly=True``)."""
+    import asyncio
+
+    from gamead_cli.tui.app import DashboardApp
+    from gamead_cli.tui.source_recorded import RecordedSource
+    from gamead_cli.tui.widgets_tables import DlqTable
+
+    async def main() -> None:
+        app = DashboardApp(RecordedSource(recorded), refresh=3600, **kw)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
+                        what="the recording on screen")
+            await pilot.pause()
+            await scenario(app, pilot)
+
+    asyncio.run(main())

@@ -3,7 +3,6 @@ token that may not act (``GET /v1/whoami``: a viewer's) turns the dashboard read
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import io
 from typing import Any
@@ -15,19 +14,8 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import TypedConfirmScreen
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import on_recording, screen_text, until
 
-
-def run(recorded: dict[str, Any], size: tuple[int, int], scenario: Any, **kw: Any) -> None:
-    async def main() -> None:
-        app = DashboardApp(RecordedSource(recorded), refresh=3600, **kw)
-        async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
-                        what="the recording on screen")
-            await pilot.pause()
-            await scenario(app, pilot)
-
-    asyncio.run(main())
 
 
 def test_the_audit_panel_shows_when_who_what_how_many_and_how_it_went(recorded: dict[str, Any]) -> None:
@@ -39,7 +27,7 @@ def test_the_audit_panel_shows_when_who_what_how_many_and_how_it_went(recorded: 
         assert "replicas 4 for 600s" in text and "28 ads" in text and "succeeded" in text
         assert app.query_one("#audit").has_class("-alert")  # a refusal among the last actions
 
-    run(recorded, (120, 40), scenario)
+    on_recording(recorded, (120, 40), scenario)
 
 
 def test_a_token_that_may_not_act_makes_the_dashboard_read_only(recorded: dict[str, Any]) -> None:
@@ -60,7 +48,7 @@ def test_a_token_that_may_not_act_makes_the_dashboard_read_only(recorded: dict[s
         await pilot.pause()
         assert not isinstance(app.screen, TypedConfirmScreen) and app.source.calls == []  # type: ignore[attr-defined]
 
-    run(recorded, (80, 24), scenario)
+    on_recording(recorded, (80, 24), scenario)
 
 
 def test_an_operator_token_keeps_the_actions(recorded: dict[str, Any]) -> None:
@@ -71,7 +59,7 @@ def test_an_operator_token_keeps_the_actions(recorded: dict[str, Any]) -> None:
         await until(pilot, lambda: "q quit" in screen_text(app).splitlines()[-1], what="the footer drawn")
         assert not app.readonly and "r replay" in screen_text(app).splitlines()[-1]
 
-    run(recorded, (80, 24), scenario)
+    on_recording(recorded, (80, 24), scenario)
 
 
 def test_an_api_without_an_audit_trail_says_so_in_the_panel_and_shows_the_rest(recorded: dict[str, Any]) -> None:
@@ -82,7 +70,7 @@ def test_an_api_without_an_audit_trail_says_so_in_the_panel_and_shows_the_rest(r
         text = screen_text(app)
         assert "the API has no audit trail (HTTP 404)" in text and "DLQ 12 entries" in text
 
-    run(recorded, (120, 40), scenario)
+    on_recording(recorded, (120, 40), scenario)
 
 
 def test_top_once_prints_the_last_actions_with_a_header(recorded: dict[str, Any]) -> None:

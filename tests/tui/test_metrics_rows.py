@@ -10,17 +10,14 @@ title says nothing (4 failed); with it, 4 passed.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from gamead_cli.tui import view_queue
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets import MetricsPanel
-from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import on_recording, screen_text, until
 
 LABELS = [m.label for m in view_queue.metric_rows(None)]
 
@@ -32,17 +29,6 @@ OTHERS = {
     (200, 50): ("P5     177", "nodes · 2 workers · 1 stuck ─", "dead letters ─", "01m87vh1dcyhv24fg6ynrat2qm"),
 }
 
-
-def run(recorded: dict[str, Any], size: tuple[int, int], scenario: Any) -> None:
-    async def main() -> None:
-        app = DashboardApp(RecordedSource(recorded), refresh=3600)
-        async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
-                        what="the recording on screen")
-            await pilot.pause()
-            await scenario(app, pilot)
-
-    asyncio.run(main())
 
 
 @pytest.mark.parametrize("size", list(OTHERS), ids=["80x24", "120x40", "200x50"])
@@ -60,7 +46,7 @@ def test_every_metric_row_is_on_screen_and_no_other_panel_lost_a_row(recorded: d
             for other in OTHERS[size]:
                 assert other in text, other
 
-    run(recorded, size, scenario)
+    on_recording(recorded, size, scenario)
 
 
 def test_a_metrics_panel_too_short_for_its_rows_says_how_many_lie_below(recorded: dict[str, Any]) -> None:
@@ -72,4 +58,4 @@ def test_a_metrics_panel_too_short_for_its_rows_says_how_many_lie_below(recorded
         app.query_one("#top-row").styles.height = 8
         await until(pilot, lambda: "more ↓" not in screen_text(app).splitlines()[1], what="the title back")
 
-    run(recorded, (120, 40), scenario)
+    on_recording(recorded, (120, 40), scenario)

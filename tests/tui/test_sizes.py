@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -23,22 +22,10 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqPanel, DlqTable, NodesPanel, NodesTable
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import on_recording, screen_text, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
 
-
-def run(recorded: dict[str, Any], size: tuple[int, int],
-        scenario: Callable[[DashboardApp, Any], Awaitable[None]], **kw: Any) -> None:
-    async def main() -> None:
-        app = DashboardApp(RecordedSource(recorded), refresh=3600, **kw)
-        async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
-                        what="the recording on screen")
-            await pilot.pause()
-            await scenario(app, pilot)
-
-    asyncio.run(main())
 
 
 async def footer(app: DashboardApp, pilot: Any) -> str:
@@ -74,7 +61,7 @@ def test_80x24_shows_every_panel_and_the_whole_help(recorded: dict[str, Any]) ->
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="the help to close")
 
-    run(recorded, (80, 24), scenario)
+    on_recording(recorded, (80, 24), scenario)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=["80x24", "200x50"])
@@ -99,7 +86,7 @@ def test_a_dialog_taller_than_the_terminal_scrolls_to_its_last_line(recorded: di
         text = screen_text(app)
         assert last in text and ("escape to close" in text or "(escape: back)" in text)  # and the way out
 
-    run(recorded, size, scenario)
+    on_recording(recorded, size, scenario)
 
 
 def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_footer(recorded: dict[str, Any]) -> None:
@@ -125,7 +112,7 @@ def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_foote
         await pilot.pause()
         assert "press escape to close" in screen_text(app)
 
-    run(recorded, (60, 20), scenario)
+    on_recording(recorded, (60, 20), scenario)
 
 
 @pytest.mark.parametrize(("size", "dropped"), [
@@ -142,7 +129,7 @@ def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[i
         assert set(ALL_PANELS) - shown(app) == dropped
         assert (await footer(app, pilot)).lstrip().startswith("q quit")  # the footer always
 
-    run(recorded, size, scenario)
+    on_recording(recorded, size, scenario)
     assert [d[0] for d in DROP_ORDER] == ["metrics", "audit", "autoscaler", "top-row", "nodes"]
 
 
@@ -201,7 +188,7 @@ def test_readonly_hides_the_actions_and_says_so(recorded: dict[str, Any]) -> Non
         help_text = screen_text(app)
         assert "read-only" in help_text and "replay the marked" not in help_text
 
-    run(recorded, (80, 24), scenario, readonly=True)
+    on_recording(recorded, (80, 24), scenario, readonly=True)
 
 
 def test_top_once_at_80_columns_keeps_whole_dlq_ids_and_labels_every_figure(recorded: dict[str, Any]) -> None:
@@ -231,7 +218,7 @@ def test_a_long_autoscaler_decision_ends_in_an_ellipsis_at_80_columns(recorded: 
         row = next(line for line in screen_text(app).splitlines() if "autoscaler 2 → 4" in line)
         assert row.rstrip().endswith("…") and len(row.rstrip()) <= 80, row
 
-    run(recorded, (80, 24), scenario)
+    on_recording(recorded, (80, 24), scenario)
 
 
 def test_rows_below_a_short_panel_are_counted_in_its_title(recorded: dict[str, Any]) -> None:
@@ -250,9 +237,9 @@ def test_rows_below_a_short_panel_are_counted_in_its_title(recorded: dict[str, A
         await pilot.press("down", "down")
         await until(pilot, lambda: "more" not in str(panel.border_title), what="the count to go at the last row")
 
-    run(recorded, (80, 24), scenario)
+    on_recording(recorded, (80, 24), scenario)
 
     async def tall(app: DashboardApp, pilot: Any) -> None:
         assert "more" not in str(app.query_one(NodesPanel).border_title)
 
-    run(recorded, (120, 40), tall)
+    on_recording(recorded, (120, 40), tall)
