@@ -27,7 +27,7 @@ from gamead_core.scaling.disk_mend import (
 )
 from gamead_core.scaling.nats_watch import Note
 from gamead_core.scaling.ready_watch import Reading, storage_failing
-from gamead_core.scaling.store_cause import file_size_limit, fsize_words
+from gamead_core.scaling.store_cause import file_size_limit, fsize_advice
 
 
 def disk_mend(ttl: float, stack: UpStack, store_dir: Path,
@@ -71,7 +71,7 @@ def store_cause(stack: UpStack, store_dir: Path) -> Callable[[], str | None]:
         if store_error_logged(log_tail(child.log_path, TAIL_BYTES), child.pid) != FILE_TOO_LARGE:
             return None
         limit = file_size_limit(child.pid)
-        return fsize_words(str(child.log_path), str(store_dir), None if limit is None else byte_size(limit))
+        return fsize_advice(str(child.log_path), str(store_dir), None if limit is None else byte_size(limit))
 
     return cause
 

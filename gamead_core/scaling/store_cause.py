@@ -13,7 +13,7 @@ Two causes look the same from a client (the store's writes go unanswered or are 
 
 Before, ``gamead up``'s unready line and ``gamead doctor``'s ``store_unwritable`` gave the disk advice alone, which
 an operator under a file-size limit cannot act on (attack43a: a 4 MiB ``ulimit -f``, GBs free). Now a node that
-reads nats-server's log names the cause it logged (:func:`fsize_words`); one that cannot (NATS not its own: a remote
+reads nats-server's log names the cause it logged (:func:`fsize_advice`); one that cannot (NATS not its own: a remote
 server, ``gamead doctor``) names both (:data:`BOTH`). Pure but for :func:`file_size_limit` (``/proc``).
 """
 
@@ -53,7 +53,7 @@ def file_size_limit(pid: int) -> int | None:
         return None
 
 
-def fsize_words(log: str, store_dir: str, limit: str | None) -> str:
+def fsize_advice(log: str, store_dir: str, limit: str | None) -> str:
     """The advice of a store at nats-server's file-size limit: its ``log`` said :data:`FILE_TOO_LARGE`; ``limit``:
     its size as said (``8.0 MiB``; None: not readable). Not the disk. Pure."""
     size = f" of {limit}" if limit else ""
@@ -62,4 +62,4 @@ def fsize_words(log: str, store_dir: str, limit: str | None) -> str:
             f"restart under the same limit helps: start it (gamead up) from a shell without the limit ({LIFT})")
 
 
-__all__ = ["BOTH", "LIFT", "file_size_limit", "fsize_of_limits", "fsize_words"]
+__all__ = ["BOTH", "LIFT", "file_size_limit", "fsize_of_limits", "fsize_advice"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from gamead_core.doctor.writable import unstored_line
 from gamead_core.scaling.disk_mend import FILE_TOO_LARGE, OUT_OF_SPACE, out_of_space_logged, store_error_logged
 from gamead_core.scaling.ready_watch import Reading, ReadyWatch, unready_line
-from gamead_core.scaling.store_cause import BOTH, fsize_of_limits, fsize_words
+from gamead_core.scaling.store_cause import BOTH, fsize_of_limits, fsize_advice
 
 #: a line as nats-server logs a write past its file-size limit (attack43a: the ad bucket's first block)
 TOO_LARGE = "[42] 2026/12/05 10:11:12.123456 [ERR] JetStream failed to store a msg on stream '$G > KV_gamead_ads': " \
@@ -41,7 +41,7 @@ def test_the_limit_is_read_from_proc_limits() -> None:
 
 
 def test_the_unready_line_names_the_file_size_limit_not_the_disk() -> None:
-    words = fsize_words("/d/nats-server.log", "/d/jetstream", "1.0 MiB")
+    words = fsize_advice("/d/nats-server.log", "/d/jetstream", "1.0 MiB")
     watch = ReadyWatch(10.0, "/d/jetstream", lambda: "restart nats-server (kill 42)", cause=lambda: words)
     assert all(watch.observe(Reading(False, FAILING), t) is None for t in (100.0, 105.0, 110.0))
     note = watch.observe(Reading(False, FAILING), 110.5)
@@ -49,7 +49,7 @@ def test_the_unready_line_names_the_file_size_limit_not_the_disk() -> None:
     assert "the file-size limit of 1.0 MiB nats-server runs under (RLIMIT_FSIZE), not the disk" in note.text
     assert "ulimit -f unlimited" in note.text and "free space on the disk" not in note.text, note.text
     assert "kill 42" not in note.text, "a restart under the same limit meets it again"
-    unknown = fsize_words("/d/nats-server.log", "/d/jetstream", None)
+    unknown = fsize_advice("/d/nats-server.log", "/d/jetstream", None)
     assert "reached the file-size limit nats-server runs under" in unknown, unknown
 
 
