@@ -31,6 +31,17 @@ def _fork_server() -> Iterator[None]:
     ForkServer.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _process_clock_forgotten() -> None:
+    """Each test starts with this process's nats-server clock (:data:`gamead_core.clock.CLOCK`) knowing no sample:
+    an earlier test's sample stays its anchor, within ± half its round trip of nats-server's time (a loaded machine:
+    up to seconds), and a test that compares ``clock.now()`` with a stamp nats-server just wrote read it as earlier
+    than a record written before it (fresh clone of 2a70f227: test_orphans' older_line read None)."""
+    from gamead_core.clock import CLOCK
+
+    CLOCK.forget()
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
