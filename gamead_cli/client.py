@@ -121,10 +121,10 @@ class ApiClient(AdCalls):
         :class:`ApiUnreachable` when it never reached the API. ``until`` (a ``time.monotonic()`` value) bounds the
         whole request: no retry waits past it, nor begins with less than :data:`gamead_cli.retry.LEAST_TRY` s of it
         left, and each try's timeout is cut to the seconds left (a lookup's time bound: review30b F4; ``until_name``
-        names it in errors); a try it cut whose connect timed out raises the refusal the API gave before, if any. Each answer is read whole within
-        ``client.max_answer_bytes`` and :func:`gamead_cli.answers.answer_bound` (:data:`ANSWER_TIMEOUTS` × its timeout;
-        ``own``: the name of a verb's own wait, then that wait + ``client.timeout``), else :class:`NoAnswer`
-        (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
+        names it in errors); a try it cut whose connect timed out raises the refusal the API gave before, if any.
+        Each answer is read whole within ``client.max_answer_bytes`` and :func:`gamead_cli.answers.answer_bound`
+        (:data:`ANSWER_TIMEOUTS` × its timeout; ``own``: the name of a verb's own wait, then that wait +
+        ``client.timeout``), else :class:`NoAnswer` (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
         say_source()  # the URL is the built-in default: said once, before the first request (whichapi43)
         deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until - retry.LEAST_TRY)
         headers, attempt, earlier = kw.get("headers"), 0, None  # earlier: the last connection error seen
