@@ -269,7 +269,10 @@ class Sweeper:
     """Sweeps every ``every`` seconds, on the worker that holds the reaper lease only.
 
     The first sweep comes a random 5 s … ``every`` after the worker first leads (capped by ``every``), so
-    workers that start together do not sweep together after a take-over. ``runs`` counts the sweeps done.
+    workers that start together do not sweep together after a take-over. A sweep comes at once at the first
+    leading round after a reconnection to NATS, the lease lost meanwhile or not: a restarted nats-server is
+    when a message past its consumer appears (after a full disk: attack43a F2, a completed ad's message that
+    stayed until ``doctor --repair``; selfheal43). ``runs`` counts the sweeps done.
     """
 
     def __init__(self, every: float = SWEEP_EVERY, *, monotonic: Callable[[], float] = time.monotonic,
@@ -278,19 +281,25 @@ class Sweeper:
         self.runs = 0
         self._mono = monotonic
         self._next: float | None = None
+        self._reconnects: int | None = None  #: the reconnect count at the last leading round (kept between leads)
         self.healer = healer if healer is not None else DlqHealer(monotonic=monotonic)  #: the DLQ's healing
 
     async def tick(self, leading: bool, js: JetStreamContext, store: AdStore, settings: GameadSettings,
                    me: str, *, reconnects: int | None = None) -> SweepReport | None:
         """Sweep when ``leading`` and due; forget the schedule when not leading. The report, or None. Every
         leading round also heals the DLQ a little (:class:`~gamead_core.worker.dlq_heal.DlqHealer`; a pass at once
-        when ``reconnects``, the NATS connection's reconnect count, changed)."""
+        when ``reconnects``, the NATS connection's reconnect count, changed). A change of ``reconnects`` since the
+        last leading round makes the sweep due at once (the class doc)."""
         now = self._mono()
         if not leading:
             self._next = None
             self.healer.forget()
             return None
         await self.healer.tick(js, store, reconnects=reconnects)
+        if reconnects is not None:
+            if self._reconnects is not None and reconnects != self._reconnects:
+                self._next = now  # a restarted server: its leftovers settled now, not up to ``every`` later
+            self._reconnects = reconnects
         if self._next is None:
             self._next = now + random.uniform(min(5.0, self.every), self.every)
             return None

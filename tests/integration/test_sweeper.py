@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats
+import nats.js.errors
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -51,3 +52,81 @@ def test_of_two_workers_only_the_lease_holder_sweeps(fresh_nats: Callable[[], Em
     assert a + b >= 4, (a, b)
     assert sorted((a, b))[0] == 0, f"both workers swept: {a} and {b}"
     assert holder == ("worker-a" if a else "worker-b")
+
+
+def test_a_completed_ads_message_left_past_its_consumer_is_removed_at_once_after_nats_server_restarts(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """attack43a F2 (selfheal43): after a full disk and the nats-server restart that ends it, a completed ad's
+    message stayed in the work stream past its consumer (doctor: ``stranded`` + ``completed_with_message``) and
+    nothing removed it while the doctor looked: the reaper sweeps only every ``SWEEP_EVERY`` s, the first a random
+    5 s … ``SWEEP_EVERY`` after it leads again. Here such a message is made (a consumer with ``max_deliver`` 1
+    delivers it once, unacknowledged; its record ``completed``), a reaper leads with an hour between sweeps, and
+    nats-server restarts on the same store: the message is gone within 30 s, by the sweep's own rule (a final
+    record: the message removed), and the record is still ``completed``. Without the sweep at a reconnection:
+    the message still there after 30 s (checked: fails without, passes with)."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.models import AdStatus
+    from gamead_core.queue.publish import publish_ad
+    from gamead_core.queue.topology import consumer_config
+    from gamead_core.store.ads import encode
+    from gamead_core.worker.mover import stranded
+    from tests.integration.test_records import record
+
+    server = fresh_nats()
+    settings = GameadSettings(registry={"heartbeat_interval": 1.0, "ttl": 10.0})
+    ad_id = new_ad_id()
+
+    async def on_subject(js: nats.js.JetStreamContext) -> int:
+        subject = names.level_subject(4)
+        info = await js.stream_info(names.ADS_STREAM, subjects_filter=subject)
+        return int((info.state.subjects or {}).get(subject, 0))
+
+    async def main() -> tuple[int, str]:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            store = await AdStore.open(nc, js)
+            done = record(ad_id, AdStatus.COMPLETED).model_copy(update={"priority": 4})
+            await store.create(done)
+            given_up = consumer_config(4, settings.queue)
+            given_up.max_deliver, given_up.ack_wait = 1, 1.0
+            await js.add_consumer(names.ADS_STREAM, given_up)  # delivers once, never again
+            await publish_ad(js, ad_id=ad_id, level=4, payload=encode(done), timeout=5)
+            sub = await js.pull_subscribe_bind(names.level_consumer(4), names.ADS_STREAM)
+            assert len(await sub.fetch(1, timeout=5)) == 1  # delivered, never acknowledged
+            await until(lambda: stranded(js, 4), timeout=20, what="the message past its consumer")
+            sweeper = Sweeper(every=3600.0)
+            task = asyncio.create_task(run_reaper(nc, js, store, Registry(nc, js, settings.registry), settings,
+                                                  "worker-a", stop, sweeper=sweeper))
+            kv = await js.key_value(names.LEASES_BUCKET)
+
+            async def leads() -> bool:
+                try:
+                    return "worker-a" in (await kv.get(names.REAPER_LEASE)).value.decode()
+                except nats.js.errors.KeyNotFoundError:
+                    return False
+
+            await until(leads, timeout=20, what="the reaper lease")
+            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.start)
+            await until(lambda: _none_left(on_subject(js)), timeout=30, what="the leftover message removed")
+            left = await on_subject(js)
+            stop.set()
+            await task
+            return left, (await store.get(ad_id)).record.status.value
+        finally:
+            await nc.close()
+
+    left, status = asyncio.run(main())
+    assert (left, status) == (0, "completed")
+
+
+async def _none_left(count: Awaitable[int]) -> bool:
+    """Whether ``count`` reads 0 (a reading that fails, as during a reconnection, is no: look again)."""
+    try:
+        return await count == 0
+    except Exception:  # noqa: BLE001 - NATS unreachable for a moment
+        return False
