@@ -78,13 +78,17 @@ def recorded() -> dict[str, Any]:
 
 
 async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
-    """Let the app run until ``probe()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    """Let the app run until ``probe()`` is truthy; fail naming ``what`` after ``timeout`` seconds. The probe is
+    looked at once more when the deadline has passed: on a loaded machine the last pause can outlast the deadline
+    with the outcome reached meanwhile (typeahead43: "timed out ... waiting for the first DLQ entry marked (last:
+    {'01m87v…'})", the set filled during that pause)."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
+    while True:
         last = probe()
         if last:
             return last
+        if time.monotonic() >= deadline:
+            break
         await pilot.pause(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
@@ -117,9 +121,19 @@ def row_keys(table: Any) -> list[str]:
 async def burst(pilot: Pilot[Any], *keys: Any) -> None:
     """Send ``keys`` to the app as a terminal does when they are typed faster than the app handles them (a paste,
     tmux ``send-keys``, type-ahead on a slow link): every key handed to the driver at once, in order, without
-    :meth:`Pilot.press`'s wait for the app to go idle after each; then wait until the app is idle. A key is a
+    :meth:`Pilot.press`'s wait for the app to go idle after each; then wait until the app has read them. A key is a
     character (``":"``, ``"q"``), a Textual key name (``"enter"``, ``"escape"``) or an event to send as it is
-    (``events.Paste("Wor")``: a terminal's bracketed paste)."""
+    (``events.Paste("Wor")``: a terminal's bracketed paste).
+
+    Returns once the app has read every key (a callback handed to the driver after them has run): each is then
+    handed on or held by ``app.typeahead``, not necessarily handled yet. Wait on the outcome a test asserts with
+    :func:`until`, and with :func:`handled` before asserting that a key did nothing. ``pilot.pause()`` is no
+    such wait: Textual's ``wait_for_idle`` takes a process that got under 1 ms of CPU in 20 ms for idle, and on a
+    loaded machine a process waiting for a CPU is that (flake43: 4 of test_typeahead's 8 tests failed in one
+    loaded ``make test``, e.g. ``filter_text '' == 'wor'``: the check ran before ``/`` had been read). Both trees
+    pinned to one CPU beside 10 busy loops, at once: test_typeahead with ``pilot.pause()`` here 6 of 16 failed
+    (2 rounds), then 3 of 24 (3 more, all ``'' == 'wor'``); with this wait, 2 of 16 and 1 of 24 (each a 10 s
+    deadline passed; a burst's outcome now has 30 s)."""
     from textual import events
     from textual.keys import _character_to_key
 
@@ -133,7 +147,33 @@ async def burst(pilot: Pilot[Any], *keys: Any) -> None:
             event = events.Key(name, char)
         event.set_sender(app)
         app._driver.send_message(event)
-    await pilot.pause()
+    await keys_read(pilot)
+
+
+async def keys_read(pilot: Pilot[Any]) -> None:
+    """Wait until the app has read every key (event) handed to its driver so far, by :func:`burst` or
+    :meth:`Pilot.press`: a callback handed to the driver after them has run (the driver posts in order). A key read
+    is handed on or held by ``app.typeahead``, not necessarily handled yet. Fails after 10 s."""
+    import asyncio
+
+    from textual import events
+
+    read = asyncio.Event()
+    pilot.app._driver.send_message(events.Callback(callback=read.set))
+    await until(pilot, read.is_set, what="every key handed to the driver read")
+
+
+async def handled(pilot: Pilot[Any]) -> None:
+    """Wait until every key handed to the driver so far has been read and handled all the way up
+    (:func:`all_handled`): what a test waits for before asserting that keys did nothing. Fails after 10 s each."""
+    await keys_read(pilot)
+    await until(pilot, lambda: all_handled(pilot.app), what="every key read handled")
+
+
+def all_handled(app: Any) -> bool:
+    """Whether ``app.typeahead`` holds no key and has none on its way (each handled all the way up): what a test
+    waits for before asserting that the keys of a burst did nothing, or nothing more."""
+    return not app.typeahead.held and app.typeahead._since is None
 
 
 def on_recording(recorded: dict[str, Any], size: tuple[int, int],

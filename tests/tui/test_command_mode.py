@@ -15,7 +15,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets import SummaryBar
 from gamead_cli.tui.widgets_help import HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
-from tests.tui.conftest import row_keys, screen_text, until
+from tests.tui.conftest import handled, row_keys, screen_text, until
 
 #: ads of level 2 in the recording's time (its stats were generated at 22:42:13.9897Z)
 ADS = [
@@ -83,9 +83,9 @@ def test_a_level_with_no_ad_says_so_in_words(recorded: dict[str, Any]) -> None:
         app.open_level(3)
         screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
                              and app.screen, what="level 3 read")
-        await pilot.pause()
-        text = screen_text(app)
-        assert "no ad of P3 waits or is held now" in text and "the oldest 0" not in text, text
+        text = await until(pilot, lambda: "no ad of P3 waits or is held now" in (t := screen_text(app)) and t,
+                           what="level 3's words drawn")
+        assert "the oldest 0" not in text, text
         assert screen.query_one("#level-table").row_count == 0
 
     run(source, scenario)
@@ -107,8 +107,8 @@ def test_an_api_nodes_details_show_its_analysis_counts_as_its_row_does(recorded:
             table.move_cursor(row=row)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), what=f"the details of {node}")
-            await pilot.pause()
-            shown[node] = screen_text(app)
+            shown[node] = await until(pilot, lambda: "completed ads" in (t := screen_text(app)) and t,
+                                      what=f"the details of {node} drawn")
             await pilot.press("escape")
             await until(pilot, lambda: not isinstance(app.screen, DetailScreen), what="the details to close")
         for word in ("concurrency", "in flight", "completed ads", "failed attempts", "dead"):
@@ -180,13 +180,14 @@ def test_ctrl_a_marks_what_the_filter_shows_and_x_purges_them_after_typing_the_c
         table = app.query_one(DlqTable)
         table.focus()
         await pilot.press("slash", *"ValueError", "enter", "ctrl+a")
+        await until(pilot, lambda: table.marked, what="the filtered entries marked")
         assert table.marked == set(values)
         await pilot.press("x")
         dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                              what="the typed confirmation")
         assert dialog.count == 3
         await pilot.press("2", "enter")  # the wrong count: nothing happens
-        await pilot.pause()
+        await handled(pilot)
         assert app.screen is dialog and source.calls == []
         await pilot.press("3", "enter")
         await until(pilot, lambda: source.calls == [("purge", values)], what="one purge of the marked set")
@@ -211,6 +212,7 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
         table = app.query_one(DlqTable)
         table.focus()
         await pilot.press("ctrl+a")
+        await handled(pilot)
         assert table.marked == set()
         for line in ("scale 4 for 10m", "replay class=TimeoutError", "purge class=TimeoutError"):
             app.run_command_line(line)  # what enter on the command line does (typing: the tests above)
@@ -227,9 +229,8 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
         await pilot.press("escape")
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
-        await pilot.pause()
-        shown = screen_text(app)
-        assert ":doctor" in shown and ":scale" not in shown and ":replay" not in shown
+        shown = await until(pilot, lambda: ":doctor" in (t := screen_text(app)) and t, what="the help drawn")
+        assert ":scale" not in shown and ":replay" not in shown
 
     run(source, scenario, readonly=True)
 

@@ -14,7 +14,7 @@ from gamead_cli.tui.commands import pasted
 from gamead_cli.tui.screens import CommandLine, LevelScreen
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import FilterBar, NodesTable
-from tests.tui.conftest import burst, until
+from tests.tui.conftest import all_handled, burst, until
 from tests.tui.test_command_mode import ADS
 from tests.tui.test_typeahead import run
 
@@ -61,6 +61,7 @@ def test_any_other_paste_with_no_input_focused_is_ignored(recorded: dict[str, An
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         nodes = app.query_one(NodesTable)
         await burst(pilot, events.Paste("q"), events.Paste("level 4"), events.Paste(""))
+        await until(pilot, lambda: not app.is_running or all_handled(app), what="every paste handled")
         assert app.is_running and app.focused is nodes and nodes.filter_text == ""
         assert not app.query_one(CommandLine).has_class("-shown") and not app.query_one(FilterBar).has_class("-shown")
 

@@ -16,8 +16,13 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui import typeahead
 from gamead_cli.tui.typeahead import TypeAhead
 from gamead_cli.tui.widgets_tables import DlqTable, FilterBar, FilterTable, NodesTable
-from tests.tui.conftest import burst, row_keys, until
+from tests.tui.conftest import all_handled, burst, row_keys, until
 from tests.tui.test_command_mode import ADS
+
+#: seconds a test waits for what a burst does: each key's turn goes up to the app twice before the next goes on,
+#: and at load ~20 a burst of 8 keys took more than 10 s (typeahead43: the typed-count test timed out at 10 s, 1 of
+#: 2 runs, in HEAD and with the wait on the outcome alike; the watchdog test, whose keys each wait KEY_WAIT, once)
+OUTCOME = 30.0
 
 
 def run(source: RecordedSource, scenario: Callable[[DashboardApp, Any], Awaitable[None]]) -> DashboardApp:
@@ -41,7 +46,7 @@ def test_a_command_typed_in_one_burst_runs_and_its_q_is_a_letter(recorded: dict[
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         dlq = app.query_one(DlqTable)
         await burst(pilot, ":", "d", "l", "q", "enter", "space")
-        await until(pilot, lambda: not app.is_running or dlq.marked, what="the first DLQ entry marked")
+        await until(pilot, lambda: not app.is_running or dlq.marked, timeout=OUTCOME, what="the first DLQ entry marked")
         assert app.is_running and app.focused is dlq and dlq.marked == {row_keys(dlq)[0]}
         assert app.query_one(CommandLine).value == "" and not app.query_one(CommandLine).has_class("-shown")
 
@@ -56,8 +61,9 @@ def test_a_filter_typed_in_one_burst_keeps_every_letter(recorded: dict[str, Any]
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         nodes = app.query_one(NodesTable)
         await burst(pilot, "/", "w", "o", "r", "enter")
-        await until(pilot, lambda: not app.query_one(FilterBar).has_class("-shown"), what="the filter bar closed")
-        assert nodes.filter_text == "wor" and app.focused is nodes
+        await until(pilot, lambda: not app.query_one(FilterBar).has_class("-shown") and app.focused is nodes
+                    and nodes.filter_text, timeout=OUTCOME, what="the filter bar closed, a filter kept")
+        assert nodes.filter_text == "wor"
 
     run(source, scenario)
 
@@ -72,8 +78,9 @@ def test_the_typed_count_of_a_confirmation_typed_ahead_reaches_it(recorded: dict
         dlq = app.query_one(DlqTable)
         first = row_keys(dlq)[0]
         await burst(pilot, ":", "escape", "tab", "tab", "space", "x", "1", "enter")
-        await until(pilot, lambda: source.calls, what="a purge")
-        assert source.calls == [("purge", [first])] and not isinstance(app.screen, TypedConfirmScreen)
+        await until(pilot, lambda: source.calls and not isinstance(app.screen, TypedConfirmScreen),
+                    timeout=OUTCOME, what="a purge, the confirmation closed")
+        assert source.calls == [("purge", [first])]
 
     run(source, scenario)
 
@@ -87,10 +94,11 @@ def test_keys_typed_ahead_reach_a_screen_a_command_opens(recorded: dict[str, Any
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         await burst(pilot, ":", *"level 2", "enter", "/", *"!Flight", "enter")
         screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
-                             and app.screen, what="level 2's ads")
+                             and app.screen, timeout=OUTCOME, what="level 2's ads")
         table = screen.query_one("#level-table", FilterTable)
-        await until(pilot, lambda: table.filter_text == "!Flight", what="the level's filter")
-        await until(pilot, lambda: row_keys(table) == [ADS[1]["id"], ADS[0]["id"]], what="the ads not in flight")
+        await until(pilot, lambda: table.filter_text == "!Flight", timeout=OUTCOME, what="the level's filter")
+        await until(pilot, lambda: row_keys(table) == [ADS[1]["id"], ADS[0]["id"]], timeout=OUTCOME,
+                    what="the ads not in flight")
 
     run(source, scenario)
 
@@ -106,7 +114,8 @@ def test_a_key_whose_turn_never_comes_back_lets_the_next_go_on(recorded: dict[st
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         await burst(pilot, "/", "w")
-        await until(pilot, lambda: app.query_one(NodesTable).filter_text == "w", what="the filter w")
+        await until(pilot, lambda: app.query_one(NodesTable).filter_text == "w", timeout=OUTCOME,
+                    what="the filter w")
 
     run(source, scenario)
 
@@ -122,8 +131,9 @@ def test_a_paste_after_a_key_that_opens_the_filter_reaches_the_filter(recorded: 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         nodes = app.query_one(NodesTable)
         await burst(pilot, "/", events.Paste("wor"), "enter")
-        await until(pilot, lambda: not app.query_one(FilterBar).has_class("-shown"), what="the filter bar closed")
-        assert nodes.filter_text == "wor" and app.focused is nodes
+        await until(pilot, lambda: not app.query_one(FilterBar).has_class("-shown") and app.focused is nodes
+                    and nodes.filter_text, timeout=OUTCOME, what="the filter bar closed, a filter kept")
+        assert nodes.filter_text == "wor"
 
     run(source, scenario)
 
@@ -151,9 +161,8 @@ def test_a_click_after_a_key_in_one_burst_does_not_overtake_it(recorded: dict[st
             return kind(None, x, y, 0, 0, 1, False, False, False, screen_x=x, screen_y=y)  # type: ignore[arg-type]
 
         await burst(pilot, "?", button(events.MouseDown), button(events.MouseUp))
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and not app.typeahead.held,
-                    what="the help on top, nothing held")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and all_handled(app),
+                    timeout=OUTCOME, what="the help on top, the click handled")
         assert dlq.cursor_row == 0, "the click overtook the ? typed before it"
 
     run(source, scenario)
@@ -180,8 +189,8 @@ def test_a_wheel_storm_then_a_key_keeps_its_order(recorded: dict[str, Any]) -> N
                                           screen_x=x, screen_y=y)
 
         await burst(pilot, *(wheel() for _ in range(10_000)), "?")
-        screen = await until(pilot, lambda: isinstance(app.screen, HelpScreen) and not app.typeahead.held
-                             and app.screen, timeout=120, what="the help on top, nothing held")
+        screen = await until(pilot, lambda: isinstance(app.screen, HelpScreen) and all_handled(app)
+                             and app.screen, timeout=120, what="the help on top, every event handled")
         await pilot.pause()
         scroll = screen.query_one("#help-scroll", VerticalScroll)
         assert scroll.max_scroll_y > 0, "the help fits: a scroll of it would not show"
