@@ -163,22 +163,42 @@ def byte_size(n: int | float | None) -> str:
 JUST_NOW = 1.5
 
 
+def page_now(now: datetime | None = None) -> datetime:
+    """The one ``now`` of a page that prints several ages (``ads get``, ``dlq show``, ``jobs show``, top's details):
+    ``now`` when given, else the service's time (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time
+    as future). A view reads it once and passes it to each :func:`utc_when`, so its ages are told from one instant
+    (attack43b F3)."""
+    if now is not None:
+        return now
+    from gamead_cli.service_clock import utcnow
+
+    return utcnow()
+
+
+def shown_age(when: datetime, now: datetime) -> float:
+    """Seconds from ``when`` to ``now`` (aware datetimes) as an age beside its whole-second stamp: under 10 s (printed
+    in tenths) the exact difference; from 10 s (printed in whole seconds or coarser) the difference of the two whole
+    seconds, ``now``'s and the stamp's, so two ages told from one ``now`` differ by exactly what their printed stamps
+    do (attack43b F3: ``12:36:11 (5m21s ago)`` beside ``12:36:12 (5m19s ago)``: 321.0 s and 319.74 s, each cut
+    on its own). Within 1 s of the exact age. Pure."""
+    exact = (now - when).total_seconds()
+    if round(exact, 1) < 10:
+        return exact
+    return float(math.floor(now.timestamp()) - math.floor(when.timestamp()))
+
+
 def utc_when(value: Any, *, now: datetime | None = None) -> str:
-    """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
-    when the time can be read and is in the past, or within :data:`JUST_NOW` after now: ``0.0s ago``; ``-`` for
-    none). Pure given ``now`` (an aware datetime); else the age is on the service's clock
-    (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time as future)."""
+    """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age,
+    :func:`shown_age`, when the time can be read and is in the past, or within :data:`JUST_NOW` after now:
+    ``0.0s ago``; ``-`` for none). Pure given ``now`` (an aware datetime: a page passes its one
+    :func:`page_now` to each); else the age is on the service's clock now."""
     if not value:
         return "-"
     when = _utc(value)
     if when is None:
         return str(value)
     text = _stamp(when)
-    if now is None:
-        from gamead_cli.service_clock import utcnow
-
-        now = utcnow()
-    seconds = (now - when).total_seconds()
+    seconds = shown_age(when, page_now(now))
     if -JUST_NOW <= seconds < 0:  # within the service clock's error of now: it happened now, not in the future
         seconds = 0.0
     return f"{text} ({ago(seconds)})" if seconds >= 0 else text

@@ -3,6 +3,7 @@ and what a dry run or an empty count says (``-o json`` keeps the wire documents)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import RenderableType
@@ -10,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import clip, empty_text, month_time, plain, replay_count, time_column, utc_when, window_text
+from gamead_cli.formats import (clip, empty_text, month_time, page_now, plain, replay_count, time_column, utc_when,
+                                window_text)
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -107,7 +109,7 @@ def job_summary(job: dict[str, Any]) -> str:
     return summary(Job.model_validate(job))
 
 
-def job_view(job: dict[str, Any]) -> Any:
+def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
     """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
     what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
     grid = Table.grid(padding=(0, 2))
@@ -135,9 +137,10 @@ def job_view(job: dict[str, Any]) -> Any:
         grid.add_row("rate", f"{job['rate']:g} ads/s")
     if job.get("startedBy"):
         grid.add_row("started by", plain(job["startedBy"]))
+    now = page_now(now)  # its ages from one instant (attack43b F3)
     for label, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
         if job.get(key):
-            grid.add_row(label, utc_when(job[key]))
+            grid.add_row(label, utc_when(job[key], now=now))
     if job.get("resumes"):
         grid.add_row("resumed", f"{job['resumes']} time(s) after its API node died")
     return grid
