@@ -142,6 +142,20 @@ def ago(seconds: float | None) -> str:
     return "-" if seconds is None else f"{age(seconds)} ago"
 
 
+def rows_shown(count: int, of: str | None, offset: Any = None, after_cursor: bool = False) -> str:
+    """Which rows of a paged list a page holds (``ads list``, ``dlq list``): ``rows 501-735 of 735`` when the rows
+    before it are known (``offset``: the API's count of matches before the page, an int; ``row 5 of 5`` for one),
+    ``235 shown (after the
+    cursor) of 735`` when a cursor was given and they are not, else ``235 shown of 735``; ``of`` is the total as
+    said (``735``, ``at least 27 matching``; None: no total). Before (attack43b F4) a second page read
+    ``235 shown of 735``, as if 500 were missing. Pure."""
+    total = f" of {of}" if of is not None else ""
+    known = isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0 and count > 0
+    if known and (offset > 0 or after_cursor):
+        return f"rows {offset + 1}-{offset + count}{total}" if count > 1 else f"row {offset + 1}{total}"
+    return f"{count} shown" + (" (after the cursor)" if after_cursor else "") + total
+
+
 def byte_size(n: int | float | None) -> str:
     """A byte count in IEC units, the one way the CLI writes sizes (``gamead top``, ``gamead doctor``):
     ``512 B``, ``511.5 KiB``, ``3.0 GiB`` (1 KiB = 1024 B; one decimal above bytes); ``-`` for None. Pure."""

@@ -22,6 +22,7 @@ from gamead_cli.formats import (
     page_now,
     plain,
     replay_count,
+    rows_shown,
     short_datetime,
     short_time,
     time_column,
@@ -88,13 +89,15 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
                        right=("PRI", "SCORE/10"), caption=None if rows else "no ads match")
 
 
-def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
+def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None,
+                 after_cursor: bool = False) -> RenderableType:
     """The answer of ``GET /ads``: a table, then how many are shown of how many match and whether more exist
     (:func:`next_page_command` says how to read them). ``no ads`` (``no ads match --status dead``, with the
     ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none. When the API's scan
     did not read every record (``complete`` false), both say it: ``among the newest 100 records
     (api.list_scan_limit)``, 100 being ``scanned``; records the API could not read (``unreadable``) are said
-    after it, with their ids (attack31a F8)."""
+    after it, with their ids (attack31a F8). A page read ``after_cursor`` says which rows it holds
+    (:func:`~gamead_cli.formats.rows_shown`: ``rows 501-735 of 735``, from the answer's ``offset``)."""
     items = body.get("items") or []
     among = scan_note(body)
     if not items:
@@ -104,8 +107,8 @@ def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None
         text.append(unreadable_note(body), style="yellow")
         return text
     count, total = body.get("count", len(items)), body.get("total")
-    line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + (f" {among}" if among else "")
-                + ", newest first", style="dim")
+    line = Text(rows_shown(count, None if total is None else str(total), body.get("offset"), after_cursor)
+                + (f" {among}" if among else "") + ", newest first", style="dim")
     line.append(unreadable_note(body), style="yellow")
     if body.get("nextCursor"):
         line.append(" · more exist; the next page:", style="dim")

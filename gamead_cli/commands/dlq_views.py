@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import (clip, empty_text, month_time, page_now, plain, replay_count, time_column, utc_when,
-                                window_text)
+from gamead_cli.formats import (clip, empty_text, month_time, page_now, plain, replay_count, rows_shown,
+                                time_column, utc_when, window_text)
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -57,10 +57,13 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
                                                     f"{full}{stopped}{more}")
         return Group(empty, *notes)
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
-    of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
-          else " (the matches before the cursor were not all counted: dlq.scan_limit / dlq.scan_time)")
+    after_cursor = bool((flags or {}).get("--cursor"))
+    of = f"{at_least}{body['total']} matching" if body.get("total") is not None else None
+    shown = rows_shown(body["count"], of, body.get("offset"), after_cursor) + (
+        "" if of is not None else " (the matches before the cursor were not all counted: dlq.scan_limit / "
+                                  "dlq.scan_time)")
     window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
-    said = plain(f"{body['count']} shown{of}{window} ({_in_dlq(body)} in the DLQ{full}){more}{stopped}")
+    said = plain(f"{shown}{window} ({_in_dlq(body)} in the DLQ{full}){more}{stopped}")
     return Group(entries_table(body), said, *notes)
 
 
