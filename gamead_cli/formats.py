@@ -14,6 +14,7 @@ from rich.text import Text
 
 from gamead_cli.cell_text import cut_at
 from gamead_core.durations import format_duration
+from gamead_core.rate_window import RATE_WINDOW_SECONDS, span, window_words  # noqa: F401 (the CLI's names)
 from gamead_core.safe_text import shown
 
 
@@ -112,29 +113,12 @@ def took(seconds: float) -> str:
     return age(seconds, fine=True)
 
 
-def span(seconds: float) -> str:
-    """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline or a rate reaches. Pure."""
-    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
-
-
-#: seconds of the API's "last minute" rates: ``gamead_core.stats.rates.RATE_WINDOW`` (a test keeps them equal)
-RATE_WINDOW_SECONDS = 60
-
-
 def short_window(seconds: Any) -> str | None:
     """``last 11 s`` when the API's rates are over less than their minute (``windowSeconds`` 11: its sampler, or the
     autoscaler leader's, started 11 s ago); None for the full minute or an unknown window. Pure; the one wording of
     ``gamead top`` and ``gamead scale status``."""
     short = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and round(seconds) < RATE_WINDOW_SECONDS
     return window_words(seconds) if short else None
-
-
-def window_words(seconds: Any) -> str:
-    """The window of an API figure for people: ``last minute`` (60 s, or unknown), ``last 11 s`` (a short one,
-    :func:`short_window`), ``last 5 min``. Pure."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or round(seconds) == RATE_WINDOW_SECONDS:
-        return "last minute"
-    return f"last {span(round(seconds))}"
 
 
 def ago(seconds: float | None) -> str:
