@@ -210,7 +210,7 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
     busy = per_worker_capacity([WorkerLoad(4, 0.5, 0.0)] * 2, completion_rate=1500.0, saturated=True, since=1.0)
     assert busy is not None
     assert per_worker_text(busy.rate, busy.wire()) == (
-        "750.0 ads/s (measured: 1,500.0 ads/s completed (last minute) by 2 busy worker(s))")  # no worker measured its CPU
+        "750.0 ads/s (measured: 1,500.0 ads/s completed (last minute) by 2 busy worker(s))")  # no worker's CPU
     measured = per_worker_capacity([WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=1.18)] * 2, completion_rate=1500.0,
                                    saturated=True, since=1.0)
     assert measured is not None and per_worker_text(measured.rate, measured.wire()) == (
