@@ -22,3 +22,23 @@ def test_a_later_page_whose_position_is_unknown_says_it_follows_the_cursor() -> 
 def test_a_first_page_reads_as_before() -> None:
     assert rows_shown(500, "735", 0) == "500 shown of 735"
     assert rows_shown(3, "at least 27 matching", None) == "3 shown of at least 27 matching"
+
+
+def test_an_audit_page_after_a_cursor_says_so() -> None:
+    """`gamead audit --cursor 19` has no total to place its rows in: it says they follow the cursor. Without the fix
+    it read `1 record(s), newest first`, as the first page does."""
+    import io
+
+    from rich.console import Console
+
+    from gamead_cli.commands.audit import audit_view
+
+    body = {"items": [{"id": "01m87vkmq8v5dcb3rz1x2y4a6e", "seq": 6, "at": "2026-11-24T22:42:11Z", "action": "purge",
+                       "outcome": "accepted", "actor": "alice", "role": "operator", "client": "10.0.4.17",
+                       "repeats": 1}], "count": 1, "nextCursor": 6}
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(audit_view(body, {"--cursor": 19}))
+    assert "1 record(s) (after the cursor), newest first" in out.getvalue(), out.getvalue()
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(audit_view(body, {}))
+    assert "1 record(s), newest first" in out.getvalue(), out.getvalue()
