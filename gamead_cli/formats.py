@@ -14,6 +14,7 @@ from rich.text import Text
 
 from gamead_cli.cell_text import cut_at
 from gamead_core.durations import format_duration
+from gamead_core.rate_window import RATE_WINDOW_SECONDS, span, window_words  # noqa: F401 (the CLI's names)
 from gamead_core.safe_text import shown
 
 
@@ -112,15 +113,6 @@ def took(seconds: float) -> str:
     return age(seconds, fine=True)
 
 
-def span(seconds: float) -> str:
-    """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline or a rate reaches. Pure."""
-    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
-
-
-#: seconds of the API's "last minute" rates: ``gamead_core.stats.rates.RATE_WINDOW`` (a test keeps them equal)
-RATE_WINDOW_SECONDS = 60
-
-
 def short_window(seconds: Any) -> str | None:
     """``last 11 s`` when the API's rates are over less than their minute (``windowSeconds`` 11: its sampler, or the
     autoscaler leader's, started 11 s ago); None for the full minute or an unknown window. Pure; the one wording of
@@ -129,17 +121,23 @@ def short_window(seconds: Any) -> str | None:
     return window_words(seconds) if short else None
 
 
-def window_words(seconds: Any) -> str:
-    """The window of an API figure for people: ``last minute`` (60 s, or unknown), ``last 11 s`` (a short one,
-    :func:`short_window`), ``last 5 min``. Pure."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or round(seconds) == RATE_WINDOW_SECONDS:
-        return "last minute"
-    return f"last {span(round(seconds))}"
-
-
 def ago(seconds: float | None) -> str:
     """``1.9s ago``: how long since something happened."""
     return "-" if seconds is None else f"{age(seconds)} ago"
+
+
+def rows_shown(count: int, of: str | None, offset: Any = None, after_cursor: bool = False) -> str:
+    """Which rows of a paged list a page holds (``ads list``, ``dlq list``): ``rows 501-735 of 735`` when the rows
+    before it are known (``offset``: the API's count of matches before the page, an int; ``row 5 of 5`` for one),
+    ``235 shown (after the
+    cursor) of 735`` when a cursor was given and they are not, else ``235 shown of 735``; ``of`` is the total as
+    said (``735``, ``at least 27 matching``; None: no total). Before (attack43b F4) a second page read
+    ``235 shown of 735``, as if 500 were missing. Pure."""
+    total = f" of {of}" if of is not None else ""
+    known = isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0 and count > 0
+    if known and (offset > 0 or after_cursor):
+        return f"rows {offset + 1}-{offset + count}{total}" if count > 1 else f"row {offset + 1}{total}"
+    return f"{count} shown" + (" (after the cursor)" if after_cursor else "") + total
 
 
 def byte_size(n: int | float | None) -> str:
@@ -163,22 +161,42 @@ def byte_size(n: int | float | None) -> str:
 JUST_NOW = 1.5
 
 
+def page_now(now: datetime | None = None) -> datetime:
+    """The one ``now`` of a page that prints several ages (``ads get``, ``dlq show``, ``jobs show``, top's details):
+    ``now`` when given, else the service's time (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time
+    as future). A view reads it once and passes it to each :func:`utc_when`, so its ages are told from one instant
+    (attack43b F3)."""
+    if now is not None:
+        return now
+    from gamead_cli.service_clock import utcnow
+
+    return utcnow()
+
+
+def shown_age(when: datetime, now: datetime) -> float:
+    """Seconds from ``when`` to ``now`` (aware datetimes) as an age beside its whole-second stamp: under 10 s (printed
+    in tenths) the exact difference; from 10 s (printed in whole seconds or coarser) the difference of the two whole
+    seconds, ``now``'s and the stamp's, so two ages told from one ``now`` differ by exactly what their printed stamps
+    do (attack43b F3: ``12:36:11 (5m21s ago)`` beside ``12:36:12 (5m19s ago)``: 321.0 s and 319.74 s, each cut
+    on its own). Within 1 s of the exact age. Pure."""
+    exact = (now - when).total_seconds()
+    if round(exact, 1) < 10:
+        return exact
+    return float(math.floor(now.timestamp()) - math.floor(when.timestamp()))
+
+
 def utc_when(value: Any, *, now: datetime | None = None) -> str:
-    """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
-    when the time can be read and is in the past, or within :data:`JUST_NOW` after now: ``0.0s ago``; ``-`` for
-    none). Pure given ``now`` (an aware datetime); else the age is on the service's clock
-    (:mod:`gamead_cli.service_clock`: a laptop 2 h fast read every time as future)."""
+    """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age,
+    :func:`shown_age`, when the time can be read and is in the past, or within :data:`JUST_NOW` after now:
+    ``0.0s ago``; ``-`` for none). Pure given ``now`` (an aware datetime: a page passes its one
+    :func:`page_now` to each); else the age is on the service's clock now."""
     if not value:
         return "-"
     when = _utc(value)
     if when is None:
         return str(value)
     text = _stamp(when)
-    if now is None:
-        from gamead_cli.service_clock import utcnow
-
-        now = utcnow()
-    seconds = (now - when).total_seconds()
+    seconds = shown_age(when, page_now(now))
     if -JUST_NOW <= seconds < 0:  # within the service clock's error of now: it happened now, not in the future
         seconds = 0.0
     return f"{text} ({ago(seconds)})" if seconds >= 0 else text

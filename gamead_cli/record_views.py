@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -18,8 +19,10 @@ from gamead_cli.formats import (
     clip,
     command_text,
     empty_text,
+    page_now,
     plain,
     replay_count,
+    rows_shown,
     short_datetime,
     short_time,
     time_column,
@@ -86,13 +89,15 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
                        right=("PRI", "SCORE/10"), caption=None if rows else "no ads match")
 
 
-def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
+def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None,
+                 after_cursor: bool = False) -> RenderableType:
     """The answer of ``GET /ads``: a table, then how many are shown of how many match and whether more exist
     (:func:`next_page_command` says how to read them). ``no ads`` (``no ads match --status dead``, with the
     ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none. When the API's scan
     did not read every record (``complete`` false), both say it: ``among the newest 100 records
     (api.list_scan_limit)``, 100 being ``scanned``; records the API could not read (``unreadable``) are said
-    after it, with their ids (attack31a F8)."""
+    after it, with their ids (attack31a F8). A page read ``after_cursor`` says which rows it holds
+    (:func:`~gamead_cli.formats.rows_shown`: ``rows 501-735 of 735``, from the answer's ``offset``)."""
     items = body.get("items") or []
     among = scan_note(body)
     if not items:
@@ -102,8 +107,8 @@ def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None
         text.append(unreadable_note(body), style="yellow")
         return text
     count, total = body.get("count", len(items)), body.get("total")
-    line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + (f" {among}" if among else "")
-                + ", newest first", style="dim")
+    line = Text(rows_shown(count, None if total is None else str(total), body.get("offset"), after_cursor)
+                + (f" {among}" if among else "") + ", newest first", style="dim")
     line.append(unreadable_note(body), style="yellow")
     if body.get("nextCursor"):
         line.append(" · more exist; the next page:", style="dim")
@@ -210,9 +215,10 @@ def replays_text(replays: str) -> str:
     return "from the DLQ (count unknown: by an older gamead)" if replays == "?" else f"{replays}× from the DLQ"
 
 
-def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
+def ad_view(record: Mapping[str, Any], again: str = "", now: datetime | None = None) -> RenderableType:
     """One ad record: facts, then its analysis or its error."""
     ad = record.get("ad") or {}
+    now = page_now(now)  # every age on the page from one instant (attack43b F3)
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
@@ -229,18 +235,18 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
         facts.add_row("visuals", plain(", ".join(map(str, ad["visualElements"]))))
     if ad.get("callToAction"):
         facts.add_row("call to action", plain(ad["callToAction"]))
-    facts.add_row("submitted", utc_when(record.get("submittedAt")))
+    facts.add_row("submitted", utc_when(record.get("submittedAt"), now=now))
     #: ``completedAt`` is when the ad reached its final status: analysed, dead-lettered, or failed (purged)
     ended = {"dead": "dead at", "failed": "failed at"}.get(str(record.get("status")), "completed")
     for label, key in (("started", "startedAt"), (ended, "completedAt"), ("retry at", "retryAt")):
         if record.get(key):
-            facts.add_row(label, utc_when(record[key]))
+            facts.add_row(label, utc_when(record[key], now=now))
     if record.get("attempts"):
         facts.add_row("attempts", str(record["attempts"]))
     if replays := replay_count(record):
         facts.add_row("replayed", replays_text(replays))
     if record.get("firstFailureAt"):  # -o json has it: so does the table, whatever the status
-        facts.add_row("first failure", utc_when(record["firstFailureAt"]))
+        facts.add_row("first failure", utc_when(record["firstFailureAt"], now=now))
     if record.get("workerId"):
         facts.add_row("worker", plain(record["workerId"]))
 
@@ -269,12 +275,13 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     return Group(*parts)
 
 
-def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
+def dlq_entry_view(entry: Mapping[str, Any], again: str = "", now: datetime | None = None) -> RenderableType:
     """One DLQ entry (``GET /v1/dlq/{id}``) for people, as :func:`ad_view` shows an ad: labels an operator reads,
     times in UTC with their age, the error with whether it was retryable, the ad's own fields, then the command
     that replays it (``again``: the flags that reach the same API). ``-o json`` keeps the wire names. A repeat
     death (``replays``) says so: its attempts count since its last replay, its first failure is its first ever."""
     ad = entry.get("ad") or {}
+    now = page_now(now)  # every age on the page from one instant (attack43b F3)
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
@@ -294,12 +301,13 @@ def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
         error.append(" (retryable; its attempts ran out)" if retryable else " (not retryable)", style="dim")
     facts.add_row("error", error)
     facts.add_row("message", plain(entry.get("errorMessage", "")))
-    first = utc_when(entry.get("firstFailureAt")) + (" — its first ever, before the replay" if replays else "")
+    first = utc_when(entry.get("firstFailureAt"), now=now) + (
+        " — its first ever, before the replay" if replays else "")
     facts.add_row("first failure", first)
-    facts.add_row("last failure", utc_when(entry.get("lastFailureAt")))
-    facts.add_row("dead at", utc_when(entry.get("deadAt")))
+    facts.add_row("last failure", utc_when(entry.get("lastFailureAt"), now=now))
+    facts.add_row("dead at", utc_when(entry.get("deadAt"), now=now))
     facts.add_row("worker", plain(entry.get("workerId") or "-"))
-    facts.add_row("submitted", utc_when(entry.get("submittedAt")))
+    facts.add_row("submitted", utc_when(entry.get("submittedAt"), now=now))
     if ad.get("genre"):
         facts.add_row("genre", plain(ad["genre"]))
     if ad.get("duration") is not None:

@@ -87,7 +87,7 @@ def list_(
         body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit,
                                cursor=cursor)
     flags = {"--status": status.value if status else None, "--priority": priority}
-    emit(body, output, partial(ad_list_view, flags=flags))
+    emit(body, output, partial(ad_list_view, flags=flags, after_cursor=cursor is not None))
     command = next_page_command(body, flags, client.again, limit)
     if command and output != OutputFormat.json:  # -o json: its nextCursor
         print_command(command)

@@ -67,7 +67,8 @@ def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
             why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit); older ones: the command below"
         return empty_text("no audit records", flags, f"{window_text(body, '')}; {why}" if window_text(body) else why)
     count = body.get("count", 0)
-    line = f"{count} record(s), newest first" + (f" · {window_text(body, '')}" if window_text(body) else "")
+    after = " (after the cursor)" if (flags or {}).get("--cursor") else ""  # no total: rows unknown (attack43b F4)
+    line = f"{count} record(s){after}, newest first" + (f" · {window_text(body, '')}" if window_text(body) else "")
     if not body.get("complete", True):
         line += f" · read {body.get('scanned')} records, then stopped (audit.scan_limit)"
     if body.get("items") and stdout_console().width < 110:

@@ -3,6 +3,7 @@ and what a dry run or an empty count says (``-o json`` keeps the wire documents)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import RenderableType
@@ -10,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import clip, empty_text, month_time, plain, replay_count, time_column, utc_when, window_text
+from gamead_cli.formats import (clip, empty_text, month_time, page_now, plain, replay_count, rows_shown,
+                                time_column, utc_when, window_text)
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -55,10 +57,13 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
                                                     f"{full}{stopped}{more}")
         return Group(empty, *notes)
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
-    of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
-          else " (the matches before the cursor were not all counted: dlq.scan_limit / dlq.scan_time)")
+    after_cursor = bool((flags or {}).get("--cursor"))
+    of = f"{at_least}{body['total']} matching" if body.get("total") is not None else None
+    shown = rows_shown(body["count"], of, body.get("offset"), after_cursor) + (
+        "" if of is not None else " (the matches before the cursor were not all counted: dlq.scan_limit / "
+                                  "dlq.scan_time)")
     window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
-    said = plain(f"{body['count']} shown{of}{window} ({_in_dlq(body)} in the DLQ{full}){more}{stopped}")
+    said = plain(f"{shown}{window} ({_in_dlq(body)} in the DLQ{full}){more}{stopped}")
     return Group(entries_table(body), said, *notes)
 
 
@@ -107,7 +112,7 @@ def job_summary(job: dict[str, Any]) -> str:
     return summary(Job.model_validate(job))
 
 
-def job_view(job: dict[str, Any]) -> Any:
+def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
     """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
     what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
     grid = Table.grid(padding=(0, 2))
@@ -135,9 +140,10 @@ def job_view(job: dict[str, Any]) -> Any:
         grid.add_row("rate", f"{job['rate']:g} ads/s")
     if job.get("startedBy"):
         grid.add_row("started by", plain(job["startedBy"]))
+    now = page_now(now)  # its ages from one instant (attack43b F3)
     for label, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
         if job.get(key):
-            grid.add_row(label, utc_when(job[key]))
+            grid.add_row(label, utc_when(job[key], now=now))
     if job.get("resumes"):
         grid.add_row("resumed", f"{job['resumes']} time(s) after its API node died")
     return grid

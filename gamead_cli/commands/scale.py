@@ -28,6 +28,7 @@ from gamead_cli.formats import (
     short_time,
     short_window,
     time_column,
+    window_words,
 )
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
@@ -73,12 +74,13 @@ def _ms(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
+def per_worker_text(rate: float | None, basis: dict[str, Any] | None, window: Any = None) -> str:
     """``observed.perWorkerPerSec`` and which bound gave it (``observed.perWorkerBasis``), for people. Pure.
 
     ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
     ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
-    ``60.0 ads/s (measured: 120.0 ads/s completed by 2 busy worker(s); 1.18 ms CPU per ad)``; ``unknown``
+    ``60.0 ads/s (measured: 120.0 ads/s completed (last minute: ``window``, the rates' seconds) by 2 busy
+    worker(s); 1.18 ms CPU per ad)``; ``unknown``
     without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate. A rate the
     autoscaler used though none was measured now says so: ``(last measured 42s ago; CPU-bound: …)`` or
     ``(initial_per_worker_rate: none measured yet)``, as its reason line (attack32a F1)."""
@@ -88,7 +90,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     if b.get("bound") == "initial":
         return f"{rate_figure(rate)} ads/s (initial_per_worker_rate: none measured yet)"
     if b.get("lastMeasuredSecondsAgo") is not None:
-        kept = per_worker_text(rate, {k: v for k, v in b.items() if k != "lastMeasuredSecondsAgo"})
+        kept = per_worker_text(rate, {k: v for k, v in b.items() if k != "lastMeasuredSecondsAgo"}, window)
         head, _, rest = kept.partition(" (")
         return f"{head} (last measured {b['lastMeasuredSecondsAgo']:.0f}s ago" + (f"; {rest}" if rest else ")")
     text = f"{rate_figure(rate)} ads/s"
@@ -99,7 +101,9 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     also = f"; {cpu}" if b.get("cpuPerAdMs") is not None else ""  # measured whatever the bound: say it
     if bound == "measured":
         done = b.get("completedPerSec")
-        return text + (f" (measured: {rate_figure(done)} ads/s completed by {b.get('workers')} busy worker(s){also})"
+        over = window_words(window)
+        return text + (f" (measured: {rate_figure(done)} ads/s completed ({over}) by {b.get('workers')} busy "
+                       f"worker(s){also})"
                        if done is not None else f" (measured{also})")
     if bound == "cpu":
         little = b.get("latencyBoundPerSec")
@@ -212,8 +216,10 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:  # "queued": submittedPerSec grows with DLQ replays too (attack43b F1)
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{_seconds(obs.get('oldestAgeSeconds'))}, queued {rate_figure(obs.get('submittedPerSec') or 0)} ads/s"))
-        facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
+            f"{_seconds(obs.get('oldestAgeSeconds'))}, queued {rate_figure(obs.get('submittedPerSec') or 0)} ads/s "
+            f"({window_words(obs.get('windowSeconds'))})"))  # every rate says its window (attack43b F5)
+        facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"),
+                                                            obs.get("windowSeconds"))))
         short = short_window(obs.get("windowSeconds"))  # the rates above: under a minute of the leader's samples
         if short:
             facts.add_row("rates over", Text(f"{short} (under a minute of samples: {short_why(doc)})", style="yellow"))

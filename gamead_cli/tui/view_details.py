@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.formats import age, ago, plain, utc_when
+from gamead_cli.formats import age, ago, page_now, plain, utc_when
 from gamead_cli.inputs import strict_dumps
 
 #: wire names whose label is not just their words
@@ -50,9 +51,10 @@ def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.1f}".removesuffix(".0")
 
 
-def value_text(key: str, value: Any) -> str:
-    """One scalar for people, by its wire name: a time (``…At``) in UTC with its age, seconds and milliseconds with
-    their unit, a flag as ``yes``/``no``, ``-`` for none (``not measured yet`` for one of :data:`MEASURED`)."""
+def value_text(key: str, value: Any, now: datetime | None = None) -> str:
+    """One scalar for people, by its wire name: a time (``…At``) in UTC with its age (from ``now``: the page's one,
+    :func:`gamead_cli.formats.page_now`), seconds and milliseconds with their unit, a flag as ``yes``/``no``, ``-``
+    for none (``not measured yet`` for one of :data:`MEASURED`)."""
     if value is None and key in MEASURED:
         return "not measured yet"
     if value is None or value == "":
@@ -70,41 +72,42 @@ def value_text(key: str, value: Any) -> str:
             return f"{_number(value)} ms"
         return _number(value)
     if key.endswith("At") and isinstance(value, str):
-        return utc_when(value)
+        return utc_when(value, now=now)
     return str(value)
 
 
-def _flat(key: str, value: Mapping[str, Any]) -> str:
+def _flat(key: str, value: Mapping[str, Any], now: datetime) -> str:
     """A mapping of scalars on one line: ``p50 12 ms · p95 40 ms · count 3``."""
     unit = "p50" if key.endswith("Ms") else ""
-    return " · ".join(f"{label(k)} {value_text(unit if k.startswith('p') and unit else k, v)}"
+    return " · ".join(f"{label(k)} {value_text(unit if k.startswith('p') and unit else k, v, now)}"
                       for k, v in value.items())
 
 
-def _rows(grid: Table, data: Mapping[str, Any], indent: str) -> None:
+def _rows(grid: Table, data: Mapping[str, Any], indent: str, now: datetime) -> None:
     for key, value in data.items():
         name = Text(indent + label(str(key)))  # a key from the server is never read as markup
         if isinstance(value, Mapping) and value and all(not isinstance(v, (Mapping, list)) for v in value.values())\
                 and (key.endswith("Ms") or not indent and key not in ("ad",)):
-            grid.add_row(name, plain(_flat(str(key), value)))
+            grid.add_row(name, plain(_flat(str(key), value, now)))
         elif isinstance(value, Mapping) and not indent:  # the ad, an error: its fields on rows of their own
             grid.add_row(name, Text(""))
-            _rows(grid, value, indent + "  ")
+            _rows(grid, value, indent + "  ", now)
         elif isinstance(value, list) and all(not isinstance(v, (Mapping, list)) for v in value):
-            grid.add_row(name, plain(", ".join(value_text(str(key), v) for v in value) or "-"))
+            grid.add_row(name, plain(", ".join(value_text(str(key), v, now) for v in value) or "-"))
         elif isinstance(value, (Mapping, list)):  # deeper (an analysis): JSON, its text as it reads
             grid.add_row(name, plain(strict_dumps(value, indent=2, default=str, ensure_ascii=False)))
         else:
-            grid.add_row(name, plain(value_text(str(key), value)))
+            grid.add_row(name, plain(value_text(str(key), value, now)))
 
 
-def details_view(data: Mapping[str, Any]) -> Table:
+def details_view(data: Mapping[str, Any], now: datetime | None = None) -> Table:
     """Every field of one node, DLQ entry or ad record (``data``, as the API sends it), labelled, with units and
-    times in UTC with their age; the fields of a nested object (the ad) on rows of their own, indented."""
+    times in UTC with their age (all from one ``now``: the page's); the fields of a nested object (the ad) on rows of
+    their own, indented."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    _rows(grid, data, "")
+    _rows(grid, data, "", page_now(now))  # every age on the screen from one instant (attack43b F3)
     return grid
 
 

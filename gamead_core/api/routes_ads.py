@@ -125,13 +125,16 @@ async def list_ads(
     ad's key, so an ad submitted meanwhile never appears on a later page and none is skipped or repeated
     (`gamead_core.store.listing`). A cursor that is not one is 422 `validation_failed`. The scan reads the
     newest `api.list_scan_limit` records: `scanned` says how many it read, `complete` whether that was all;
-    records this gamead cannot read are skipped, counted in `unreadable` and named in `unreadableIds`."""
+    records this gamead cannot read are skipped, counted in `unreadable` and named in `unreadableIds`. `offset`:
+    the matching records before this page (newer than the cursor; 0 on the first page): it holds rows `offset + 1`
+    to `offset + count` of `total`."""
     settings = request.app.state.settings
     async with request.app.state.scans.slot():  # 503 list_busy past api.list_scans (gamead_core.api.scan_gate)
         page = await _link(request).store.page(
             status=status, priority=priority, limit=limit, before=cursor, scan_limit=settings.api.list_scan_limit
         )
     items = [r.model_dump(mode="json", exclude_none=True) for r in page.records]
-    return _json({"items": items, "count": len(items), "total": page.total, "nextCursor": page.next_cursor,
+    return _json({"items": items, "count": len(items), "total": page.total, "offset": page.offset,
+                  "nextCursor": page.next_cursor,
                   "scanned": page.scanned, "complete": page.complete, "unreadable": page.unreadable,
                   "unreadableIds": list(page.unreadable_ids)})

@@ -257,11 +257,11 @@ async def list_dlq(
             budget = _budget(request)
             page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
                                                  budget=budget, count=count)
-        return orjson.dumps({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
-                             "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
-                             "scanned": page.scanned, "complete": page.complete, "stoppedAt": stopped_at(budget),
-                             "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable],
-                             "maxMsgs": page.max_msgs, "full": page.full})
+        return orjson.dumps({"items": [_entry(e) for e in page.items], "count": len(page.items),
+                             "total": page.total, "offset": page.offset, "inDlq": page.in_dlq, "untilSeq": page.fence,
+                             "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete,
+                             "stoppedAt": stopped_at(budget), "maxMsgs": page.max_msgs, "full": page.full,
+                             "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable]})
 
     key = ("dlq", watcher, flt, limit, cursor, until_seq, newest, count)  # identical concurrent reads: one scan
     body, age = await request.app.state.dlq_reads.read(

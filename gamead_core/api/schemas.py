@@ -28,6 +28,8 @@ class AdPage(_Doc):
     count: int = Field(description="Items in this page.")
     total: int = Field(description="Ads matching the filters among the records scanned (the newest "
                                    "`api.list_scan_limit`), every page's.")
+    offset: int = Field(0, description="Matching ads before this page (newer than `cursor`; 0 on the first page): "
+                                       "it holds rows `offset + 1` to `offset + count` of `total`.")
     next_cursor: str | None = Field(None, description="Pass as `cursor` (same filters) for the next page, older "
                                                       "ads; null on the last page.")
     scanned: int = Field(description="Records this request read: the newest, at most `api.list_scan_limit` "
@@ -51,6 +53,10 @@ class DlqPage(_Doc):
                                           "on, among those read (`complete` false: the read stopped short), as for "
                                           "`GET /ads`; null when `count=false` asked for none. A filtered count "
                                           "stops at the fence (`untilSeq`).")
+    offset: int | None = Field(None, description="Matching entries before this page (up to `cursor`; 0 on the first "
+                               "page, oldest first): it holds rows `offset + 1` to `offset + count` of `total`. "
+                               "Null when not counted (no filter after a cursor, `--newest`, `count=false`, or the "
+                               "count stopped at its budget).")
     in_dlq: int = Field(0, description="Entries in the whole DLQ, filters aside.")
     max_msgs: int | None = Field(None, description="The DLQ's limit of entries (`dlq.max_msgs` as the stream has it); "
                                                    "null: unlimited.")

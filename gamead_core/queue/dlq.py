@@ -97,6 +97,7 @@ class Page:
     #: ``in_dlq``): a message written by something other than gamead (attack31b F3), at most :data:`UNREADABLE_KEPT`
     unreadable: list[tuple[int, str]] = field(default_factory=list)
     max_msgs: int | None = None  #: the DLQ's ``max_msgs`` (``dlq.max_msgs`` as the stream has it); None: unlimited
+    offset: int | None = None  #: matching entries before the page (up to ``after``); None: not counted
 
     @property
     def full(self) -> bool:
@@ -321,5 +322,8 @@ class DeadLetters:
             complete = complete and (state is None or after < int(state.first_seq))
         # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
         shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
+        # the rows before the page: known on a first page, or when a filter's count read up to the cursor
+        offset = None if newest_first or not count or ahead.exhausted else 0 if after == 0 else before if flt.active \
+            else None
         return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence, unreadable,
-                    max_msgs_of(info))
+                    max_msgs_of(info), offset)

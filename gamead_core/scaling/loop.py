@@ -229,11 +229,11 @@ class Autoscaler:
             sample = await self._observe()
         except Exception as exc:  # noqa: BLE001
             return await self._failed(wall, None, "cannot observe the queue", exc)
-        reading, rates = sample.reading, dict(self.sampler.rates)
+        reading, rates, window = sample.reading, dict(self.sampler.rates), self.sampler.rate_window  # one reading
         workers = reading.workers
         if isinstance(self.backend, NoneScaler) and workers is not None:
             self.backend.tell(sum(1 for w in workers if w.state != "draining"))
-        observed = observed_document(sample, rates, self.sampler.per_worker_basis, self.sampler.rate_window)
+        observed = observed_document(sample, rates, self.sampler.per_worker_basis, window)
         try:
             current = await self.backend.current_replicas_async()
         except Exception as exc:  # noqa: BLE001
@@ -257,7 +257,7 @@ class Autoscaler:
             decision, reason = None, prefix + reason
         else:
             obs = observation_of(reading, rates, current, at=mono, now=self._clock(),
-                                 basis=self.sampler.per_worker_basis)
+                                 basis=self.sampler.per_worker_basis, window=window)
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
             observed.update(decision.per_worker or {})  # the rate it used, when not observed: one figure, one basis

@@ -26,12 +26,13 @@ def usable_reading(sample: Sample | None) -> QueueReading:
 
 
 def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *, at: float,
-                   now: float, basis: dict[str, Any] | None = None) -> Observation:
+                   now: float, basis: dict[str, Any] | None = None, window: float | None = None) -> Observation:
     """The policy's input: ``reading`` (levels and ack pending, counting the readable partitions of a level
     unreadable as a whole), the sampler's ``rates`` (ads per second: ``submittedPerSec``, ``completedPerSec``,
     ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the policy's monotonic clock, ``now`` in epoch
     seconds (the reading's age is ``now - reading.t``); ``basis`` how the per-worker rate was derived
-    (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
+    (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason); ``window`` the seconds the rates are over
+    (``QueueSampler.rate_window``: the reason says it beside the arrival rate)."""
     levels = reading.levels + reading.partial  # a partly read level counts what was read (a lower bound)
     return Observation(
         at=at,
@@ -45,6 +46,7 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
         metrics_age_s=max(0.0, now - reading.t),
         per_worker_bound=(basis or {}).get("bound"),
         per_worker_basis=basis,
+        rate_window_s=window,
     )
 
 

@@ -79,6 +79,7 @@ class Observation:
     #: which rule gave ``per_worker_rate`` (gamead_core.stats.rates.Bound: measured, cpu, latency, mixed); shown
     per_worker_bound: str | None = None
     per_worker_basis: Mapping[str, Any] | None = None  #: how it was derived (``PerWorkerRate.wire()``), kept with it
+    rate_window_s: float | None = None  #: seconds ``arrival_rate`` is over (sampler's ``rate_window``; None: unknown)
 
     @property
     def pending(self) -> int:
@@ -207,7 +208,8 @@ class ScalingPolicy:
                 if by_age > raw:
                     raw, late = by_age, aged
             demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late,
-                                 rate=rate, rate_note=rate_note, bound=obs.per_worker_bound, raw=raw)
+                                 rate=rate, rate_note=rate_note, bound=obs.per_worker_bound, raw=raw,
+                                 window=obs.rate_window_s)
 
         target = self._clamp(raw)
         within_tolerance = (

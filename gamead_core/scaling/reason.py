@@ -1,7 +1,7 @@
 """The demand half of the policy's reason line, pure: what the queue holds and what it needs, in words.
 
-``backlog 5,000 (oldest p1 12.3s > 10s) + 40 delivered, arriving 2.0 ads/s at 40.0 ads/s per worker
-(measured) needs 8`` — :func:`demand_text` builds it from figures
+``backlog 5,000 (oldest p1 12.3s > 10s) + 40 delivered, arriving 2.0 ads/s (last minute) at 40.0 ads/s per
+worker (measured) needs 8`` — :func:`demand_text` builds it from figures
 :class:`~gamead_core.scaling.policy.ScalingPolicy` already worked out.
 """
 
@@ -12,6 +12,7 @@ import re
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
+from gamead_core.rate_window import window_words
 
 #: How the reason line names the rule behind a per-worker rate (gamead_core.stats.rates.per_worker_capacity).
 BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (latency-bound)",
@@ -28,12 +29,14 @@ def rate_figure(per_sec: float) -> str:
 
 
 def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arrival: float, late: LevelDepth | None,
-                rate: float, rate_note: str, bound: str | None, raw: int) -> str:
+                rate: float, rate_note: str, bound: str | None, raw: int, window: float | None = None) -> str:
     """``backlog`` (ads pending), ``ack_pending`` (ads delivered to workers, not acknowledged: running, buffered
     or being written — not "in flight": a prefetched ad waits), ``arrival`` (ads/s), the level that is
     late (``late``, None: none; with nothing pending its age is of ads held unstarted, which the line says), the
     per-worker ``rate`` (ads/s) with its ``rate_note`` (``" (last measured)"``…; empty: the ``bound`` that gave it
-    is named) and the raw recommendation ``raw`` (replicas) → one line without a newline."""
+    is named), the raw recommendation ``raw`` (replicas) and ``window``, the seconds ``arrival`` is over (None:
+    unknown, said as the nominal minute) → one line without a newline. The arrival rate says its window (attack43b
+    F5: ``arriving 2.2 ads/s`` named none; it is the throughput panel's ``last minute`` one)."""
     parts = [f"backlog {backlog:,}"]
     if late is not None:
         urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
@@ -45,7 +48,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     if ack_pending > 0:
         parts.append(f" + {ack_pending:,} delivered")
     if arrival > 0:
-        parts.append(f", arriving {rate_figure(arrival)} ads/s")
+        parts.append(f", arriving {rate_figure(arrival)} ads/s ({window_words(window)})")
     if not rate_note and bound in BOUND_NOTES:
         rate_note = BOUND_NOTES[bound]
     parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {raw:,}")

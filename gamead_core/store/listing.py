@@ -91,6 +91,9 @@ class RecordsPage:
     #: many, and the keys of the first :data:`UNREADABLE_NAMED`
     unreadable: int = 0
     unreadable_ids: tuple[str, ...] = ()
+    #: matching records before the page (newer than its cursor, on the pages before; 0 without one): the page holds
+    #: rows ``offset + 1`` to ``offset + len(records)`` of ``total`` (attack43b F4: page 2 read "235 shown of 735")
+    offset: int = 0
 
 
 async def records_page(
@@ -124,7 +127,7 @@ async def _scan(js: JetStreamContext, status: AdStatus | None, priority: int | N
     head (:mod:`gamead_core.store.record_head`) and the page's records at the end. None (without ``whole``): a
     record of the page did not decode to what its head said, or not at all: read again with ``whole``."""
     newest = _Newest(limit + 1)  # the ``limit + 1`` newest (one more: is there more?)
-    counted: set[str] = set()  # the keys counted in ``total``: a key read again (rewritten meanwhile) replaces
+    counted: dict[str, Key] = {}  # the records counted in ``total``, by id: one read again (rewritten) replaces
     seen = unreadable = 0
     bad: list[str] = []
     prefix = names.kv_prefix(names.ADS_BUCKET)
@@ -144,11 +147,11 @@ async def _scan(js: JetStreamContext, status: AdStatus | None, priority: int | N
                     bad.append(ad_id)
                 hit = None
             if hit is None and ad_id in counted:  # read before, rewritten since: its last revision wins
-                counted.discard(ad_id)
+                del counted[ad_id]
                 newest.unmatch(ad_id)
             if hit is None:
                 continue
-            counted.add(ad_id)
+            counted[ad_id] = hit[0]
             if after_key is None or hit[0] < after_key:
                 newest.put(*hit)
     ordered = newest.ordered()
@@ -158,7 +161,8 @@ async def _scan(js: JetStreamContext, status: AdStatus | None, priority: int | N
     more = len(ordered) > limit
     return RecordsPage([r for r in records[:limit] if r is not None], cursor_of(ordered[limit - 1][0]) if more
                        else None, len(counted), scanned=seen, complete=window.whole, unreadable=unreadable,
-                       unreadable_ids=tuple(bad))
+                       unreadable_ids=tuple(bad),
+                       offset=0 if after_key is None else sum(1 for key in counted.values() if not key < after_key))
 
 
 class _Newest:

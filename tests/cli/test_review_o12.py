@@ -149,6 +149,11 @@ def test_ads_list_says_how_many_and_prints_the_next_pages_command(own_api: str, 
     following = json.loads(nxt.stdout)
     assert following["items"] and following["items"][0]["id"] not in {i["id"] for i in as_json["items"]}
     assert following["items"][0]["submittedAt"] <= as_json["items"][-1]["submittedAt"]
+    # attack43b F4: the second page said "3 shown of N" as if 3 were missing; now which rows it holds
+    assert as_json["offset"] == 0 and following["offset"] == 3, following
+    second = gamead(*more.group(1).split()[1:], cwd=tmp_path, COLUMNS="60")
+    assert f"rows 4-{3 + following['count']} of {counted.group(1)}, newest first" in _ANSI.sub("", second.stdout), \
+        second.stdout
 
 
 def test_ads_list_with_a_malformed_cursor_is_one_red_line_exit_2_before_any_request(tmp_path: Path,

@@ -309,7 +309,7 @@ def test_dlq_list_prints_the_next_pages_command_whole_and_keeps_the_total(lane: 
     """attack25d #8: the hint was ``more after --cursor 81`` (not a command; run as ``dlq list --cursor 81`` it
     dropped --since and showed an unrelated page) and "61 matching" became "60 matching" on page 2 (those left
     after the cursor). Now it prints the whole next command, filters and --api included, which runs verbatim,
-    and every page says the filter's total."""
+    and every page says the filter's total, and (attack43b F4) which rows of it it holds."""
     import shlex
     from datetime import timezone
 
@@ -332,7 +332,8 @@ def test_dlq_list_prints_the_next_pages_command_whole_and_keeps_the_total(lane: 
         assert words[1:3] == ["dlq", "list"] and "--since" in words and "--api" in words, out[-1]
         argv = words[1:]
     assert sorted(seen) == sorted(mine)  # every page of the filter, none twice, nothing else
-    assert [line.split(" matching")[0] for line in lines] == ["2 shown of 5", "2 shown of 5", "1 shown of 5"], lines
+    # attack43b F4: later pages said "2 shown of 5", "1 shown of 5", as if rows were missing; now which rows they are
+    assert [line.split(" matching")[0] for line in lines] == ["2 shown of 5", "rows 3-4 of 5", "row 5 of 5"], lines
 
 
 def test_a_replayed_ad_that_dies_again_says_so_in_dlq_list_and_show(lane: Lane) -> None:

@@ -91,7 +91,7 @@ def test_need_counts_in_flight_work_and_keeps_up_with_arrivals() -> None:
     decision = policy.decide(obs(0, 600, in_flight=600, arrival=80.0, current=3))
     assert decision.raw_recommendation == 3
     assert decision.desired == 3
-    expected = "backlog 600 + 600 delivered, arriving 80.0 ads/s at 40.0 ads/s per worker needs 3"
+    expected = "backlog 600 + 600 delivered, arriving 80.0 ads/s (last minute) at 40.0 ads/s per worker needs 3"
     assert expected in decision.reason
     assert decision.reason.endswith("→ hold 3")
 
@@ -100,7 +100,7 @@ def test_a_slow_per_worker_rate_is_printed_with_the_digits_that_explain_the_need
     """attack31c F5: 45 s analyses measure 0.022 ads/s per worker; one decimal printed ``0.0 ads/s per worker needs
     3``, which nobody could check. Below 1 ads/s a rate keeps 2 significant digits; from 1 up the one decimal."""
     slow = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 1, in_flight=1, arrival=0.05, rate=0.022, current=1))
-    assert "arriving 0.050 ads/s at 0.022 ads/s per worker" in slow.reason
+    assert "arriving 0.050 ads/s (last minute) at 0.022 ads/s per worker" in slow.reason
     assert "0.0 ads/s" not in slow.reason
 
 
