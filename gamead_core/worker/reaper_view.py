@@ -21,7 +21,8 @@ doctor names them), and the held-over entries may be long gone nodes another rea
 An entry that vanished less than ``registry.ttl`` after its last heartbeat, with no gap (the registry bucket purged or
 lost without a reconnection this node saw), did not expire: only the bucket's ``max_age`` expires one
 (:func:`gamead_core.registry.gone.lost_early`, gone43). Given the time (``wall``), such a node is not judged: it is
-kept (:attr:`RegistryView.lost`) and judged if still absent once its entry would have expired (heartbeat + grace).
+kept (:attr:`RegistryView.lost`) and judged if still absent once its entry would have expired (heartbeat + grace),
+and at most ``grace`` after it was found absent (:attr:`RegistryView.lost_since`: a heartbeat stamped ahead).
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ class RegistryView:
     back_at: float | None = None  #: when the first good read after the gap was made
     #: nodes whose entries vanished less than ``grace`` after their heartbeat, not seen since: not expired (gone43)
     lost: dict[str, NodeInfo] = field(default_factory=dict)
+    #: when each :attr:`lost` node was first found absent: it is held ``grace`` after that at most, whatever its
+    #: heartbeat says (a first beat stamped on a host clock 5 min ahead held a killed API's records 5 min)
+    lost_since: dict[str, float] = field(default_factory=dict)
 
     def gap(self, now: float) -> None:
         """This round's read cannot be compared with the last one (module doc): hold the last view over."""
         if self.gap_from is None and self.good_at is not None:
             self.gap_from = self.good_at
         self.held.update({**self.lost, **self.seen})
-        self.seen, self.lost, self.back_at = {}, {}, None
+        self.seen, self.lost, self.lost_since, self.back_at = {}, {}, {}, None
         if self.gap_from is not None and now - self.gap_from > self.keep:
             self.held = {}
 
@@ -65,9 +69,11 @@ class RegistryView:
         heartbeats are), none absent less than ``grace`` after its heartbeat: lost with the bucket, not expired
         (module doc; :meth:`read` keeps it in :attr:`lost`). Changes nothing: :meth:`read` records the read once
         its deaths are settled (a round that fails before leaves them to the next)."""
-        last = {**self.lost, **self.seen}
-        out = [n for n in node_deaths(last, now_seen, lambda node: True)
-               if n.id in now_seen or wall is None or not lost_early([n], wall, self.grace)[0]]
+        def held(n: NodeInfo) -> bool:  # lost with the bucket; never past ``grace`` after it was found absent
+            return (wall is not None and n.id not in now_seen and bool(lost_early([n], wall, self.grace)[0])
+                    and now - self.lost_since.get(n.id, now) < self.grace)
+
+        out = [n for n in node_deaths({**self.lost, **self.seen}, now_seen, lambda node: True) if not held(n)]
         back_at = now if self.back_at is None else self.back_at
         for node_id, old in self.held.items():
             new = now_seen.get(node_id)
@@ -83,6 +89,7 @@ class RegistryView:
         gone = {node.id for node in judged}
         self.held = {i: n for i, n in self.held.items() if i not in now_seen and i not in gone}
         self.lost = {i: n for i, n in {**self.lost, **self.seen}.items() if i not in now_seen and i not in gone}
+        self.lost_since = {i: self.lost_since.get(i, now) for i in self.lost}
         self.seen, self.good_at, self.gap_from = dict(now_seen), now, None
         if not self.held:
             self.back_at = None
@@ -90,6 +97,7 @@ class RegistryView:
     def forget(self) -> None:
         """Nothing is known of the registry (this node does not lead, for good: its first view starts anew)."""
         self.seen, self.held, self.lost, self.good_at, self.gap_from, self.back_at = {}, {}, {}, None, None, None
+        self.lost_since = {}
 
 
 __all__ = ["RegistryView"]

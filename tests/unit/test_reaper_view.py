@@ -96,3 +96,22 @@ def test_a_node_lost_with_the_bucket_is_held_over_not_judged_at_once() -> None:
     view.gap(10.7)
     assert read([], 11.0) == [] and read([], 12.9) == []  # held: judged grace after the first read after the gap
     assert read([], 13.0) == ["c"]
+
+
+def test_a_lost_node_whose_beat_reads_ahead_is_held_grace_after_it_was_found_absent_at_most() -> None:
+    """Fresh clone of f4bdedc7 (test_clock_skew_worker): an API on a host 5 min ahead, killed before its second beat,
+    left an entry stamped 5 min ahead (its first beat comes before its first clock sample); held "lost with the
+    bucket" until that stamp + ``grace``, its records waited 5 min for the reaper (the test's 30 s wait failed). A
+    lost node is held ``grace`` after it was first found absent at most: before, ``[]`` at 2.0 (judged at 300 s)."""
+    view, beat = RegistryView(grace=2.0, keep=120.0), T0.timestamp()
+    ahead = _node("x").model_copy(update={"heartbeat_at": T0 + timedelta(seconds=300)})
+
+    def read(nodes: list[NodeInfo], now: float) -> list[str]:
+        listed = {n.id: n for n in nodes}
+        judged = view.deaths(listed, now, wall=beat + now)
+        view.read(listed, judged, now)
+        return [n.id for n in judged]
+
+    assert read([ahead], 0.0) == []
+    assert read([], 0.5) == [] and read([], 2.4) == []  # held: found absent at 0.5
+    assert read([], 2.5) == ["x"]  # grace after it was found absent: judged, not 300 s on
