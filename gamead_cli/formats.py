@@ -14,7 +14,7 @@ from rich.text import Text
 
 from gamead_cli.cell_text import cut_at
 from gamead_core.durations import format_duration
-from gamead_core.rate_window import RATE_WINDOW_SECONDS, span, window_words  # noqa: F401 (the CLI's names)
+from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.safe_text import shown
 
 

@@ -17,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import age, span
+from gamead_cli.formats import age
 from gamead_cli.tui.view_audit import audit_table
 from gamead_cli.tui.view_figures import num, spark
 from gamead_cli.tui.view_header import autoscaler_text, registry_unread, summary_text
@@ -40,6 +40,7 @@ from gamead_cli.tui.view_tables import (
     dlq_summary,
     node_row,
 )
+from gamead_core.rate_window import span
 from gamead_core.safe_text import shown_tree
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from rich.text import Text
 
-from gamead_cli.formats import age, clip, fit_duration, plain, span, window_words
+from gamead_cli.formats import age, clip, fit_duration, plain
 from gamead_cli.tui.view_figures import approx_ms, estimate_bucket, num, rate, series, wait_verdict
+from gamead_core.rate_window import span, window_words
 
 LEVELS = (1, 2, 3, 4, 5)
 

@@ -19,8 +19,8 @@ from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Static
 
-from gamead_cli.formats import span
 from gamead_cli.tui import view_figures, view_header, view_queue
+from gamead_core.rate_window import span
 
 log = logging.getLogger(__name__)
 

@@ -322,8 +322,9 @@ class DeadLetters:
             complete = complete and (state is None or after < int(state.first_seq))
         # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
         shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
-        # the rows before the page: known on a first page, or when a filter's count read up to the cursor
-        offset = None if newest_first or not count or ahead.exhausted else 0 if after == 0 else before if flt.active \
-            else None
+        # the rows before the page (``before``, 0 on a first page): known there, or when a filter's count read up to
+        # the cursor whole
+        known = count and not newest_first and not ahead.exhausted and (after == 0 or flt.active)
+        offset = before if known else None
         return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence, unreadable,
                     max_msgs_of(info), offset)

@@ -19,9 +19,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from gamead_cli.formats import short_window
 from gamead_cli.main import app
-from gamead_cli.formats import RATE_WINDOW_SECONDS, short_window, window_words
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.stats.rates import RATE_WINDOW
 from tests.support import Proc, start_api, wait_for
 

@@ -58,7 +58,7 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
     queue-wait p95 over the last minute and how far back the depth reaches, each said for what it is."""
     import asyncio
 
-    from gamead_cli.formats import span
+    from gamead_core.rate_window import span
     from gamead_cli.tui import view, view_queue
     from gamead_cli.tui.app import DashboardApp
     from gamead_cli.tui.widgets import QueuePanel

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 
 from gamead_cli.commands.dlq_filters import has_age, parse_when
 from gamead_cli.commands.scale import parse_duration as scale_for
-from gamead_cli.formats import age, ago, span, took
+from gamead_cli.formats import age, ago, took
 from gamead_cli.options import duration_between
 from gamead_cli.tui.commands import CommandError, parse
 from gamead_core.config import GameadSettings
 from gamead_core.durations import FORMS, parse_duration
+from gamead_core.rate_window import span
 
 READ = [("90", 90), ("1.5", 1.5), ("90s", 90), ("10m", 600), ("2h30m", 9000), ("1d4h", 100_800), ("3m05s", 185),
         ("1.5h", 5400), ("350 ms", 0.35), ("2.5 s", 2.5), ("5 min", 300), ("2h 30m", 9000), (" 2H30M ", 9000),
