@@ -20,6 +20,7 @@ from gamead_core.config import RegistrySettings
 from gamead_core.queue import cas_answer
 from gamead_core.registry import Registry
 from tests.cluster import NatsCluster, fresh_cluster
+from tests.waits import until
 
 
 @pytest.fixture
@@ -52,6 +53,12 @@ class _Raced:
             raise
 
 
+async def _led(nc: Any, stream: str) -> bool:
+    """Whether ``stream`` has a leader (an R3 stream just made has none for a moment: a write then meets no stream)."""
+    info = await nc.jetstream(timeout=5).stream_info(stream)
+    return info.cluster is not None and info.cluster.leader is not None
+
+
 def test_a_mark_meeting_a_write_in_flight_under_the_earlier_key_is_no_error(cluster: NatsCluster) -> None:
     """Up to 8 ids ``w_<n>`` deleted on an R3 registry, each mark under the earlier key racing a write in flight
     there: every delete returns (the id's own mark written; the earlier one lost to the write, as the docstring
@@ -62,6 +69,8 @@ def test_a_mark_meeting_a_write_in_flight_under_the_earlier_key_is_no_error(clus
         try:
             raced = _Raced(nc.jetstream(timeout=5), nc)
             registry = Registry(nc, raced, RegistrySettings(), replicas=3, timeout=5)  # type: ignore[arg-type]
+            await registry.open()  # a fresh R3 bucket: its stream has no leader for a moment, a write meets none
+            await until(lambda: _led(nc, registry.stream), timeout=30, what="the registry stream's leader")
             for n in range(8):
                 await registry.delete(f"w_{n}", f"w_{n}:7@2026-01-01T00:00:00+00:00")
                 if cas_answer.BUSY in raced.verdicts:
