@@ -318,6 +318,7 @@ async def run_reaper(
                     view.gap(time.monotonic())  # not comparable with the last good read: held over (reaper_view)
                 reconnects = nc.stats.get("reconnects", 0)
                 judged = view.deaths({**nodes, **now_apis}, time.monotonic(), clock.now())  # lost_early: held
+                stopped = [n for n in view.first_absent({**nodes, **now_apis}, judged) if await registry.stopped(n)]
                 for dead in judged:
                     if dead.id not in nodes and dead.id not in now_apis:
                         if await registry.stopped(dead):  # a clean shutdown (its delete mark, or its stop note,
@@ -326,7 +327,7 @@ async def run_reaper(
                         orphans.died(dead)  # its records left without a message (gamead_core.worker.orphans)
                     else:
                         await recover(nc, store, dead, settings, silent=dead.id not in nodes)  # not a new pid
-                view.read({**nodes, **now_apis}, judged, time.monotonic())
+                view.read({**nodes, **now_apis}, judged + stopped, time.monotonic())  # stopped: deleted (review44 F1)
                 await orphans.settle(js, settings, registry, now_apis, reconnects)  # + deaths no one saw
                 await sweeper.tick(True, js, store, settings, me, reconnects=reconnects)  # DLQ healed after one
             else:  # a lease lost to a stall is a gap; one another node took: its reaper judges meanwhile

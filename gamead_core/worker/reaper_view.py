@@ -22,7 +22,9 @@ An entry that vanished less than ``registry.ttl`` after its last heartbeat, with
 lost without a reconnection this node saw), did not expire: only the bucket's ``max_age`` expires one
 (:func:`gamead_core.registry.gone.lost_early`, gone43). Given the time (``wall``), such a node is not judged: it is
 kept (:attr:`RegistryView.lost`) and judged if still absent once its entry would have expired (heartbeat + grace),
-and at most ``grace`` after it was found absent (:attr:`RegistryView.lost_since`: a heartbeat stamped ahead).
+and at most ``grace`` after it was found absent (:attr:`RegistryView.lost_since`: a heartbeat stamped ahead). A
+deleted entry (a clean stop) vanished undeleted neither: the reaper asks the registry about each node found absent
+for the first time (:meth:`RegistryView.first_absent`) while its delete mark lives (review44 F1).
 """
 
 from __future__ import annotations
@@ -80,6 +82,17 @@ class RegistryView:
             if (new is not None and not same_incarnation(old, new)) or (new is None and now - back_at >= self.grace):
                 out.append(old)
         return out
+
+    def first_absent(self, now_seen: dict[str, NodeInfo], judged: list[NodeInfo]) -> list[NodeInfo]:
+        """The nodes of the last good read absent from ``now_seen`` and not in ``judged`` (:meth:`deaths` holds them:
+        gone with the bucket, or deleted), this read being the first to find them absent. The caller asks the
+        registry whether each was deleted and gives those to :meth:`read` with ``judged`` (settled, not lost; one
+        registry read a node, at its first absence, besides the one at its judgement): a clean stop is told by its
+        delete mark, which ``max_age`` removes ``registry.ttl`` after the stop, so asked only once the hold ends
+        (heartbeat + ``grace``) it is gone about one time in four and, with no clean-stop note, the node was judged
+        dead and its running ad charged an attempt (review44 F1). Pure."""
+        out = {node.id for node in judged}
+        return [node for i, node in self.seen.items() if i not in now_seen and i not in out]
 
     def read(self, now_seen: dict[str, NodeInfo], judged: list[NodeInfo], now: float) -> None:
         """A good read whose deaths (``judged``, from :meth:`deaths`) were settled: it is the view now; the nodes
