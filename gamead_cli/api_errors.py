@@ -61,9 +61,12 @@ def from_default(url: str, named: str) -> None:
 
 
 def unsaid_forgotten() -> None:
-    """Forget the line :func:`from_default` left unsaid: a new resolution of the API URL decides afresh (one process
-    running several commands: the tests)."""
+    """Forget the line :func:`from_default` left unsaid and where each URL came from (:func:`from_default`,
+    :func:`from_stopped_stack`): a new resolution of the API URL decides afresh (one process running several
+    commands: the tests; before, a URL named by ``--api`` after the default was still called the default in its red
+    line: review44 F4)."""
     _UNSAID.clear()
+    _SOURCES.clear()
 
 
 def say_source() -> None:

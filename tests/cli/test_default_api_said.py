@@ -60,6 +60,18 @@ def test_a_url_any_source_chose_is_not_called_the_default(
     assert capsys.readouterr() == ("", "")
 
 
+def test_a_later_resolution_naming_the_url_drops_the_default_from_its_red_line(isolated_env: Path) -> None:
+    """review44 F4: a new resolution decides afresh (``unsaid_forgotten``), but the red line's source of the URL
+    (``_SOURCES``) was kept: in one process, the default resolved, then ``--api http://127.0.0.1:8080`` named on
+    purpose, an unreachable API's red line still said "it is the default (no --api, …)". Without the fix: that
+    text in the line; with it, the plain hint. In process: the port itself is not touched."""
+    client_settings_from(None, None)
+    client_settings_from(None, DEFAULT)
+    refused = str(unreachable(DEFAULT, httpx.ConnectError("[Errno 111] Connection refused"), 10.0))
+    assert "the default" not in refused and refused.endswith("is `gamead up` or `gamead serve` running? Set --api "
+                                                             "or GAMEAD_API_URL."), refused
+
+
 def _refused(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(2)
