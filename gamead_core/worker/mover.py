@@ -272,7 +272,9 @@ class Sweeper:
     workers that start together do not sweep together after a take-over. A sweep comes at once at the first
     leading round after a reconnection to NATS, the lease lost meanwhile or not: a restarted nats-server is
     when a message past its consumer appears (after a full disk: attack43a F2, a completed ad's message that
-    stayed until ``doctor --repair``; selfheal43). ``runs`` counts the sweeps done.
+    stayed until ``doctor --repair``; selfheal43); one that fails (the restarted server not answering yet) is
+    tried again ``min(5 s, every)`` later until one completes (review44 F2: before, ``every`` later). ``runs``
+    counts the sweeps begun.
     """
 
     def __init__(self, every: float = SWEEP_EVERY, *, monotonic: Callable[[], float] = time.monotonic,
@@ -282,6 +284,7 @@ class Sweeper:
         self._mono = monotonic
         self._next: float | None = None
         self._reconnects: int | None = None  #: the reconnect count at the last leading round (kept between leads)
+        self._owed = False  #: a reconnection made a sweep due and none has completed since (review44 F2)
         self.healer = healer if healer is not None else DlqHealer(monotonic=monotonic)  #: the DLQ's healing
 
     async def tick(self, leading: bool, js: JetStreamContext, store: AdStore, settings: GameadSettings,
@@ -299,15 +302,17 @@ class Sweeper:
         if reconnects is not None:
             if self._reconnects is not None and reconnects != self._reconnects:
                 self._next = now  # a restarted server: its leftovers settled now, not up to ``every`` later
+                self._owed = True
             self._reconnects = reconnects
         if self._next is None:
             self._next = now + random.uniform(min(5.0, self.every), self.every)
             return None
         if now < self._next:
             return None
-        self._next = now + self.every
+        self._next = now + (min(5.0, self.every) if self._owed else self.every)  # one owed: again soon if it fails
         self.runs += 1
         report = await sweep(js, store, DeadLetters(js), settings)
+        self._next, self._owed = now + self.every, False
         log.debug("sweep %d by %s: %d settled", self.runs, me, report.total, extra={"worker_id": me})
         return report
 

@@ -130,3 +130,41 @@ async def _none_left(count: Awaitable[int]) -> bool:
         return await count == 0
     except Exception:  # noqa: BLE001 - NATS unreachable for a moment
         return False
+
+
+def test_the_sweep_a_reconnection_makes_due_is_tried_again_soon_when_it_fails(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review44 F2: a reconnection makes the sweep due at once (selfheal43), but its next time was set to
+    ``every`` on before it ran: a sweep that failed then (a restarted server not answering yet; here a closed
+    connection's) left the rest to ``every`` later (3600 s here, 60 s as shipped). Now one owed by a
+    reconnection is tried again ``min(5 s, every)`` on until one completes; then ``every`` again. On the
+    sweeper's own clock (``monotonic``): without the fix, no sweep at +5 s (0 of 1); with it, 1, then none at +10 s."""
+    server = fresh_nats()
+    settings = GameadSettings()
+    mono = [1000.0]
+
+    async def main() -> tuple[int, int, int]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        try:
+            await ensure_topology(js, settings)
+            store = await AdStore.open(nc, js)
+            sweeper = Sweeper(every=3600.0, monotonic=lambda: mono[0])
+            assert await sweeper.tick(True, js, store, settings, "w", reconnects=0) is None  # first lead: scheduled
+            gone = await nats.connect(server.url)
+            await gone.close()  # NATS not answering yet after its restart: every request of the sweep fails
+            mono[0] += 1.0
+            failed = 0
+            try:
+                await sweeper.tick(True, gone.jetstream(), store, settings, "w", reconnects=1)  # due at once
+            except Exception:  # noqa: BLE001 - the reaper logs it and goes on
+                failed = 1
+            mono[0] += 5.0
+            swept = int(await sweeper.tick(True, js, store, settings, "w", reconnects=1) is not None)
+            mono[0] += 5.0
+            again = int(await sweeper.tick(True, js, store, settings, "w", reconnects=1) is not None)
+            return failed, swept, again
+        finally:
+            await nc.close()
+
+    assert asyncio.run(main()) == (1, 1, 0)
