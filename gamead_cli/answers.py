@@ -160,10 +160,6 @@ def decode_json(content: bytes, *, url: str, what: str) -> Any:
                              f"(JSON nested too deeply) — {_NOT_API}") from None
 
 
-__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "answer_bound", "decode_json", "late", "read_whole", "redirected", "size_text",
-           "stream_pieces"]
-
-
 def answers_like_gamead(http: httpx.Client, url: str, limit: int, timeout: float) -> bool:
     """True if ``GET /healthz`` through ``http`` (whose base URL is ``url``) answers like a gamead API: a JSON object
     with a string ``status`` (200 ok, or 503 while NATS is away), read as any answer is (at most ``limit`` bytes,
@@ -177,3 +173,7 @@ def answers_like_gamead(http: httpx.Client, url: str, limit: int, timeout: float
     except (httpx.HTTPError, ValueError, ApiClientError):
         return False
     return isinstance(body, dict) and isinstance(body.get("status"), str)
+
+
+__all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "answer_bound", "answers_like_gamead", "decode_json", "late",
+           "read_whole", "redirected", "size_text", "stream_pieces"]

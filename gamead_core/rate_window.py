@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-#: seconds of the API's "last minute" rates: ``gamead_core.stats.rates.RATE_WINDOW`` (a test keeps them equal)
+#: seconds of the API's "last minute" rates (``gamead_core.stats.rates.RATE_WINDOW`` is this one)
 RATE_WINDOW_SECONDS: Final[int] = 60
 
 

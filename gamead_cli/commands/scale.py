@@ -21,14 +21,12 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from gamead_cli.formats import (
-    RATE_WINDOW_SECONDS,
     command_text,
     empty_text,
     plain,
     short_time,
     short_window,
     time_column,
-    window_words,
 )
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
@@ -36,6 +34,7 @@ from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
 from gamead_core.errors import ApiClientError
+from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
 
@@ -101,7 +100,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None, window: An
     also = f"; {cpu}" if b.get("cpuPerAdMs") is not None else ""  # measured whatever the bound: say it
     if bound == "measured":
         done = b.get("completedPerSec")
-        over = window_words(window)
+        over = window_words(b.get("windowSeconds", window))  # a kept rate's own window (review44 F3)
         return text + (f" (measured: {rate_figure(done)} ads/s completed ({over}) by {b.get('workers')} busy "
                        f"worker(s){also})"
                        if done is not None else f" (measured{also})")

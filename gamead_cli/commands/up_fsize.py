@@ -16,6 +16,7 @@ import resource
 
 from gamead_cli.formats import byte_size
 from gamead_core.fd_limit import raise_soft
+from gamead_core.scaling.store_cause import LIFT
 
 __all__ = ["fsize_words", "raise_fsize"]
 
@@ -36,5 +37,4 @@ def fsize_words(limit: int | None, store_dir: str) -> str:
     return (f"a file-size limit of {byte_size(limit)} (RLIMIT_FSIZE, ulimit -f; its hard limit, so it cannot be "
             f"raised here) applies to gamead up and every process it starts: once a file of nats-server's store "
             f"({store_dir}) reaches it, JetStream refuses writes ('file too large' in its log) and every submit is "
-            "refused (503) whatever the free space; start gamead up from a shell without it (ulimit -f unlimited; "
-            "systemd LimitFSIZE=infinity)")
+            f"refused (503) whatever the free space; start gamead up from a shell without it ({LIFT})")

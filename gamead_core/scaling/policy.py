@@ -162,7 +162,8 @@ class ScalingPolicy:
 
         rate, rate_note, used, last = _usable_rate(obs.per_worker_rate), "", None, self._last_rate
         if rate is not None:
-            self._last_rate = (rate, obs.at, dict(obs.per_worker_basis or {"bound": obs.per_worker_bound}))
+            self._last_rate = (rate, obs.at, {**(obs.per_worker_basis or {"bound": obs.per_worker_bound}),
+                                              "windowSeconds": obs.rate_window_s})  # its own window, said when kept
         elif last is not None and obs.at - last[1] <= LAST_RATE_MAX_AGE:
             age = round(obs.at - last[1])
             rate, rate_note, used = last[0], f" (last measured {age}s ago)", {**last[2], "lastMeasuredSecondsAgo": age}

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from gamead_core.rate_window import RATE_WINDOW_SECONDS
 from gamead_core.registry import Percentiles
 
-RATE_WINDOW = 60.0  #: seconds behind "per second over the last minute"
+RATE_WINDOW = float(RATE_WINDOW_SECONDS)  #: seconds behind "per second over the last minute"
 #: rate name → the sample total it is the rate of: ads submitted, ads completed, failed attempts that will be
 #: retried (attempts, not ads: one ad may fail several), ads dead-lettered (``failedPerSec`` before: the two summed)
 COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "retriedPerSec": "retried",

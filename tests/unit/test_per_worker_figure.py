@@ -27,11 +27,13 @@ def test_a_latency_bound_of_a_few_samples_is_no_per_worker_rate() -> None:
     assert capped is not None and capped.bound == "cpu" and round(capped.rate, 1) == 909.1
 
 
-def _obs(at: float, rate: float | None, backlog: int = 50) -> Observation:
-    basis = {"bound": "cpu", "perWorkerPerSec": rate, "cpuPerAdMs": 1.1} if rate is not None else None
+def _obs(at: float, rate: float | None, backlog: int = 50, basis: dict | None = None,
+         window: float | None = None) -> Observation:
+    if basis is None and rate is not None:
+        basis = {"bound": "cpu", "perWorkerPerSec": rate, "cpuPerAdMs": 1.1}
     return Observation(at=at, levels=[LevelDepth(3, backlog, oldest_age=1.0)], ack_pending=0, arrival_rate=0.5,
                        completion_rate=0.0, per_worker_rate=rate, current_replicas=2, metrics_age_s=1.0,
-                       per_worker_bound=(basis or {}).get("bound"), per_worker_basis=basis)
+                       per_worker_bound=(basis or {}).get("bound"), per_worker_basis=basis, rate_window_s=window)
 
 
 def test_the_last_measured_rate_says_its_age_and_is_dropped_after_the_documented_time() -> None:
@@ -42,7 +44,8 @@ def test_the_last_measured_rate_says_its_age_and_is_dropped_after_the_documented
     kept = policy.decide(_obs(120.0, None))
     assert "909.1 ads/s per worker (last measured 120s ago) needs 1" in kept.reason
     assert kept.per_worker == {"perWorkerPerSec": 909.1, "perWorkerBasis": {
-        "bound": "cpu", "perWorkerPerSec": 909.1, "cpuPerAdMs": 1.1, "lastMeasuredSecondsAgo": 120}}
+        "bound": "cpu", "perWorkerPerSec": 909.1, "cpuPerAdMs": 1.1, "windowSeconds": None,
+        "lastMeasuredSecondsAgo": 120}}
     dropped = policy.decide(_obs(LAST_RATE_MAX_AGE + 1, None))
     assert dropped.reason == f"backlog 50 but no per-worker rate measured in the last {LAST_RATE_MAX_AGE:g}s → hold 2"
     assert dropped.per_worker is None and reason_kind(dropped.reason) == "no rate"
@@ -61,3 +64,15 @@ def test_scale_status_says_the_kept_figure_and_its_age_as_the_reason_does() -> N
     assert per_worker_text(909.1, basis) == ("909.1 ads/s (last measured 120s ago; CPU-bound: 1.10 ms CPU per ad; "
                                              "concurrency / p50 alone: 17,175/s)")
     assert per_worker_text(40.0, {"lastMeasuredSecondsAgo": 7}) == "40.0 ads/s (last measured 7s ago)"
+
+
+def test_a_kept_measured_rate_says_the_window_it_was_measured_over() -> None:
+    """review44 F3: a rate measured over a young sampler's 20 s and kept 42 s later, when the rates are over a
+    minute, was said as "completed (last minute)" (the window now); it says its own "last 20 s"."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=8))
+    basis = {"bound": "measured", "perWorkerPerSec": 60.0, "completedPerSec": 120.0, "workers": 2}
+    policy.decide(_obs(0.0, 60.0, basis=basis, window=20.0))
+    kept = policy.decide(_obs(42.0, None, window=60.0))
+    assert kept.per_worker is not None
+    text = per_worker_text(60.0, kept.per_worker["perWorkerBasis"], 60.0)
+    assert text == "60.0 ads/s (last measured 42s ago; measured: 120.0 ads/s completed (last 20 s) by 2 busy worker(s))"
