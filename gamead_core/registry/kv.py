@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from gamead_core import clock, names
 from gamead_core.config import RegistrySettings
 from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError
+from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
 from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
@@ -129,10 +130,10 @@ class Registry:
         """Write ``info`` as the node's entry, and take a sample of nats-server's clock from it
         (:mod:`gamead_core.clock`): the put's round trip brackets the stamp the stored entry carries, read back
         (one direct get; a read that fails only skips the sample). Raises the gamead error tree for NATS errors."""
-        kv = await self.open()
+        await self.open()
         with self._boundary():
             sent = clock.local()
-            revision = await kv.put(node_key(info.id), info.model_dump_json().encode())
+            revision = (await self._publish(node_key(info.id), info.model_dump_json().encode(), {})).seq
             received = clock.local()
         await sample_stamp(self._js, self.stream, revision, sent, received, direct=self._direct)
 
@@ -200,8 +201,16 @@ class Registry:
         key, earlier = node_key(node_id), earlier_node_key(node_id)
         headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
         with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
-            await asyncio.gather(self._js.publish(f"{self.prefix}{key}", b"", headers=headers, timeout=self._timeout),
+            await asyncio.gather(self._publish(key, b"", headers),
                                  *([self._mark_earlier(earlier, node_id, headers)] if earlier != key else []))
+
+    async def _publish(self, key: str, payload: bytes, headers: dict[str, str]) -> Ack:
+        """Every acknowledged registry write: ``payload`` under ``key``, its ack awaited within the registry's
+        ``timeout``, sent again while answered "no responders" as the queue's writes are
+        (:func:`~gamead_core.queue.acks.publish_acked`): a fresh replicated bucket's stream with no leader yet
+        answers so, and a stop or mark failed ``TopologyMissing`` (left44). Raises nats-py's errors."""
+        return await (await publish_acked(self._js, f"{self.prefix}{key}", payload, headers=headers,
+                                          timeout=self._timeout))
 
     async def _mark_earlier(self, key: str, node_id: str, headers: dict[str, str]) -> None:
         """:meth:`delete`'s mark under ``node_id``'s earlier ``key``: not over another id's live entry, and lost
@@ -217,8 +226,7 @@ class Registry:
         expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
         try:
             with nats_boundary():
-                await retry_busy(lambda: self._js.publish(f"{self.prefix}{key}", b"", headers={**headers, **expected},
-                                                          timeout=self._timeout))
+                await retry_busy(lambda: self._publish(key, b"", {**headers, **expected}))
         except (Conflict, StillBusy):
             pass
 
