@@ -21,11 +21,12 @@ from pydantic import ValidationError
 
 from gamead_core import clock, names
 from gamead_core.config import RegistrySettings
-from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError
+from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError, TopologyMissing
 from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
 from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
+from gamead_core.registry.stamp import sample_stamp
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.store.cas import StillBusy, retry_busy
@@ -34,25 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Most entries one ``list()`` reads (far more nodes than any deployment runs).
 MAX_NODES = 4096
-
-
-async def sample_stamp(js: JetStreamContext, stream: str, revision: int, sent: float, received: float, *,
-                       direct: bool = False) -> bool:
-    """Sample nats-server's clock (:mod:`gamead_core.clock`) from any KV put a process makes anyway: ``revision``
-    is the put's stream sequence in ``stream``, ``sent``/``received`` the :func:`gamead_core.clock.local` readings
-    just before the put and just after its acknowledgement. Reads the stored message back (one get, ``direct`` if
-    the stream allows it) and notes its stamp. True if a sample was taken; never raises (a missed sample keeps the
-    last anchor). Used by :meth:`Registry.put` (heartbeats) and the lease keeper's writes (review33 R8: a process
-    that holds or judges a lease but keeps no registry entry, ``gamead up``'s autoscaler, samples there)."""
-    try:
-        stored = await js.get_msg(stream, seq=revision, direct=direct)
-    except Exception as exc:  # noqa: BLE001 - a missed sample keeps the last anchor
-        log.debug("clock sample skipped: %r", exc)
-        return False
-    if stored.time is None:
-        return False
-    clock.CLOCK.note(sent, stored.time.timestamp(), received)
-    return True
 
 
 def bucket_config(settings: RegistrySettings, replicas: int = 1) -> KeyValueConfig:
@@ -96,8 +78,10 @@ class Registry:
     def prefix(self) -> str:
         return names.kv_prefix(names.REGISTRY_BUCKET)
 
-    async def open(self) -> KeyValue:
-        """Create the bucket if missing (racing creators agree); reuse one that exists with other limits."""
+    async def open(self, create: bool = True) -> KeyValue:
+        """Create the bucket if missing (racing creators agree); reuse one that exists with other limits. ``create``
+        False: look it up only, :class:`~gamead_core.errors.TopologyMissing` if missing (a reader that must not
+        make it with its own ``registry.ttl``: the repartition guard, review43 F4)."""
         if self._kv is not None:
             return self._kv
         async with self._lock:
@@ -105,11 +89,8 @@ class Registry:
                 return self._kv
             with nats_boundary():
                 try:
-                    try:
-                        kv = await self._js.create_key_value(bucket_config(self.settings, self._replicas))
-                    except nats.js.errors.BadRequestError as exc:
-                        if exc.err_code != 10058:  # not "exists with a different configuration"
-                            raise
+                    kv = await self._create() if create else None
+                    if kv is None:  # exists (with another configuration), or only looked up
                         kv = await self._js.key_value(names.REGISTRY_BUCKET)
                         info = await self._js.stream_info(self.stream)
                         have = info.config.max_age
@@ -119,12 +100,23 @@ class Registry:
                                 have, self.settings.ttl,
                             )
                         self._direct = bool(info.config.allow_direct)
+                except nats.js.errors.BucketNotFoundError as exc:
+                    raise TopologyMissing(f"no registry bucket ({self.stream}) on this NATS") from exc
                 except nats.js.errors.APIError as exc:
                     raise TopologyError(
                         f"JetStream refused the registry bucket: {exc.description} (code {exc.err_code})"
                     ) from exc
             self._kv = kv
         return kv
+
+    async def _create(self) -> KeyValue | None:
+        """The bucket, made as configured (or found so); None if it exists with another configuration (10058)."""
+        try:
+            return await self._js.create_key_value(bucket_config(self.settings, self._replicas))
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != 10058:  # not "exists with a different configuration"
+                raise
+            return None
 
     async def put(self, info: NodeInfo) -> None:
         """Write ``info`` as the node's entry, and take a sample of nats-server's clock from it
@@ -276,12 +268,13 @@ class Registry:
         headers = raw.headers or {}
         return headers.get(names.HDR_KV_OPERATION, "PUT"), headers.get(names.HDR_ORIGIN, ""), raw.data
 
-    async def list(self) -> list[NodeInfo]:
-        """Every live node, sorted by role then id. One request to the server, which must end within the
-        registry's ``timeout`` (``nats.request_timeout``) for the whole listing. Raises ``QueueUnavailable``
-        when it did not (saying how many nodes arrived: a partial list must never be taken for the whole one,
-        e.g. by the reaper, which would take the missing nodes for dead), and the gamead error tree."""
-        kv = await self.open()
+    async def list(self, create: bool = True) -> list[NodeInfo]:
+        """Every live node, sorted by role then id (``create`` False: the bucket is not made if missing, :meth:`open`).
+        One request to the server, which must end within the registry's ``timeout`` (``nats.request_timeout``) for
+        the whole listing. Raises ``QueueUnavailable`` when it did not (saying how many nodes arrived: a partial list
+        must never be taken for the whole one, e.g. by the reaper, which would take the missing nodes for dead), and
+        the gamead error tree."""
+        kv = await self.open(create)
         with self._boundary():
             if self._direct:
                 raw, complete = await last_values(self._nc, self.stream, self.prefix, batch=MAX_NODES,
@@ -341,4 +334,4 @@ def _decode(data: bytes) -> NodeInfo | None:
         return None
 
 
-__all__ = ["MAX_NODES", "Registry", "bucket_config", "sample_stamp"]
+__all__ = ["MAX_NODES", "Registry", "bucket_config"]
