@@ -33,7 +33,7 @@ _MAX_FIELD_ERRORS = 5
 #: API URL → where it came from when the operator did not name it and it may not answer (:func:`from_stopped_stack`)
 _SOURCES: dict[str, str] = {}
 #: the line :func:`say_source` is to say before the first request, if one (:func:`from_default`)
-_UNSAID: dict[str, str] = {}
+_UNSAID: dict[str, tuple[str, str]] = {}
 
 
 def from_stopped_stack(url: str, state_file: str) -> None:
@@ -53,11 +53,13 @@ def from_default(url: str, named: str) -> None:
     """Note that ``url`` (``named``: as :func:`gamead_cli.options.api_named` shows it) is the built-in default
     ``client.api_url``, no source having chosen it: :func:`say_source` then says so once, one dim line on stderr
     before the first request goes out, ``· API http://127.0.0.1:8080: the default (…) — whichever process holds
-    that port``, and :func:`unreachable` names it too (``… (connection refused) — it is the default (…): is
-    `gamead up` …``): whichapi43, after attack43a F3, a table from whatever stack held 8080 read as this
-    directory's."""
-    _SOURCES[url.rstrip("/")] = f"it is {DEFAULT_SOURCE}: {HINT}"
-    _UNSAID["default"] = f"· {named}: {DEFAULT_SOURCE} — whichever process holds that port"
+    that port``, and :func:`unreachable` names it too: ``… (connection refused) — it is the default, said above:
+    is `gamead up` …`` once that line was said, the whole statement (``— it is the default (…): is …``) if not
+    (whichapi43, after attack43a F3: a table from whatever stack held 8080 read as this directory's; left44, after
+    attack43c F1: the red line repeated the note's 110 characters right under it)."""
+    key = url.rstrip("/")
+    _SOURCES[key] = f"it is {DEFAULT_SOURCE}: {HINT}"
+    _UNSAID["default"] = (key, f"· {named}: {DEFAULT_SOURCE} — whichever process holds that port")
 
 
 def unsaid_forgotten() -> None:
@@ -73,9 +75,12 @@ def say_source() -> None:
     """Say the line :func:`from_default` left, if any, once per process (stderr, dim: stdout stays the output's);
     thread-safe (``dict.pop``). Called by :class:`gamead_cli.client.ApiClient` before each request, and by the
     full-screen ``gamead top`` before it takes the screen."""
-    if (line := _UNSAID.pop("default", None)) is not None:
+    if (unsaid := _UNSAID.pop("default", None)) is not None:
         from gamead_cli.output import note_line
+        url, line = unsaid
         note_line(line)
+        if url in _SOURCES:  # said: the red line refers to it, not says it again (from_default)
+            _SOURCES[url] = f"it is the default, said above: {HINT}"
 
 
 def connect_cause(exc: Exception) -> str:

@@ -34,58 +34,24 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import nats.errors
-import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, NoStreamResponseError
+from nats.js.errors import NoStreamResponseError
 
-from gamead_core import names
 from gamead_core.queue import hpub
+from gamead_core.queue.ack_answer import Ack, parse_ack
 from gamead_core.queue.deadlines import expire_after, respite
 from gamead_core.queue.ack_waits import Group as _Group, One as _One
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.resend import resend_at
 
-__all__ = ["Ack", "on_no_responders", "parse_ack", "pending", "publish_acked", "publish_many"]
+__all__ = ["Ack", "on_no_responders", "parse_ack", "pending", "publish_acked", "publish_many", "resends"]
 
-_NO_RESPONDERS = "503"
 E = TypeVar("E")
-
-
-class Ack(NamedTuple):
-    """JetStream's answer to a stored publish (``{"stream", "seq", "duplicate"}``, nats-server ``JSPubAckResponse``).
-    ``seq`` of a ``duplicate`` is the first message's with that ``Nats-Msg-Id``. ``count``: the messages of the
-    atomic batch this publish committed (its ``"count"``, NATS ADR-50; 0 for a plain publish)."""
-
-    stream: str | None
-    seq: int
-    duplicate: bool
-    count: int = 0
-
-
-def parse_ack(msg: Msg) -> Ack:
-    """The :class:`Ack` of a JetStream publish reply. Raises what ``js.publish`` raises for it:
-    ``NoStreamResponseError`` (no stream listens on the subject), the ``APIError`` subclass of an error reply
-    (``nats.js.errors.APIError.from_error``: ``ServiceUnavailableError`` for 503 …), ``APIError`` for a reply
-    that is not JSON."""
-    headers = msg.headers
-    if headers and headers.get(names.HDR_STATUS) == _NO_RESPONDERS:
-        raise NoStreamResponseError
-    try:
-        resp = orjson.loads(msg.data)
-    except orjson.JSONDecodeError as exc:
-        raise APIError(description="the publish ack is not JSON") from exc
-    if not isinstance(resp, dict):
-        raise APIError(description="the publish ack is not a JSON object")
-    error = resp.get("error")
-    if error is not None:
-        raise APIError.from_error(error)  # raises the specific class itself for most codes
-    return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")),
-               int(resp.get("count") or 0))
 
 
 class _Acks:
@@ -100,6 +66,7 @@ class _Acks:
         self._waiting: dict[str, _One | tuple[_Group, int]] = {}
         self._resends: set[asyncio.Task[None]] = set()  #: resends of "no responders" under way (the module doc)
         self.no_responders: Callable[[], None] | None = None  #: told of a write's first one (on_no_responders)
+        self.resends = 0  #: "no responders" answers sent again so far (:func:`resends`)
         #: above this many entries the map is swept of futures that ended without an answer (expired or
         #: cancelled: a reply pops its own entry); doubled after each sweep, so sweeping is amortised O(1)
         self._sweep_at = _SWEEP_FLOOR
@@ -160,6 +127,7 @@ class _Acks:
         if when is None:
             return False
         loop.call_at(when, self._start_resend, entry)
+        self.resends += 1
         return True
 
     def _start_resend(self, entry: _One | tuple[_Group, int]) -> None:
@@ -342,6 +310,14 @@ def on_no_responders(js: JetStreamContext, callback: Callable[[], None]) -> None
     """Call ``callback()`` (no I/O: it runs in nats-py's read loop) at each write's first "no responders" on ``js``'s
     connection (attack41c F5: on one server a deleted stream was repaired only at a write's deadline, 2 s on)."""
     _acks_of(js).no_responders = callback
+
+
+def resends(js: JetStreamContext) -> int:
+    """How many publishes on ``js``'s connection were answered "no responders" and sent again (each resend counted
+    when its answer came and the resend was set): a count that only grows, so a watcher (a test waiting for a
+    write's first such answer) cannot miss one between two looks (left44)."""
+    acks = _ACKS.get(js._nc)  # noqa: SLF001
+    return acks.resends if acks is not None else 0
 
 
 def pending(js: JetStreamContext) -> int:

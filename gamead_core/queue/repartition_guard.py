@@ -90,7 +90,8 @@ async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, 
     """Raise :class:`PartitionsChanged` (touching nothing) while the registry lists a live node on a
     ``queue.partitions`` other than ``setting`` (:func:`blocking_nodes`), or cannot be read (its reason said).
     Returns quietly when no such node is listed, or there is no registry bucket (module docstring). Reads only:
-    never creates the bucket.
+    never creates the bucket (one lost between the check and a listing, a restarted nats-server's memory store, is
+    a listing that failed: refused; before, review43 F4, the listing made it with this start's ``registry.ttl``).
 
     An entry is a node's last heartbeat, so one listed may be of a node stopped or killed moments ago (a stop whose
     delete a replica has not applied yet, a kill -9 before the procedure's start): the fresh clone of 99496397 was
@@ -114,7 +115,7 @@ async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, 
     deadline, seen = loop.time() + ttl + 1.0, None
     while True:
         try:
-            nodes = await registry.list()
+            nodes = await registry.list(create=False)  # a bucket lost since: refused, never made (review43 F4)
         except GameadError as exc:
             raise _unread(setting, exc) from exc
         now = reference_now(nodes, clock.utcnow())  # not the host's clock alone (review43 F1)

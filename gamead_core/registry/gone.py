@@ -62,16 +62,24 @@ def found_again(lost: Iterable[NodeInfo], looked: Iterable[object]) -> tuple[lis
     return expired, back
 
 
-def lost_early(expired: Iterable[NodeInfo], now: float, ttl: float) -> tuple[list[NodeInfo], list[NodeInfo]]:
+def lost_early(expired: Iterable[NodeInfo], now: float, ttl: float,
+               absent: Mapping[str, float] | None = None) -> tuple[list[NodeInfo], list[NodeInfo]]:
     """``(held, expired)`` of the ``expired`` entries (vanished, not deleted: :func:`found_again`), seen at ``now``
     (epoch s, the sampler's clock: nats-server's, as heartbeats are). ``held``: those ``now`` is less than ``ttl``
     seconds (``registry.ttl``, the bucket's ``max_age``) after their last ``heartbeat_at``: ``max_age`` cannot
     have removed them, the bucket lost them; listed with that entry (a killed node so too: as long as its entry
-    would have lived). ``expired``: the rest, gone. Rule from the module doc (gone43). Pure."""
+    would have lived). ``absent``: seconds (any clock) each node, by id, has been found absent so far (none: 0);
+    one absent ``ttl`` or more is expired whatever its heartbeat says: a beat stamped ahead of ``now`` (a first
+    beat, before its host's first clock sample, on a host whose clock is ahead) would hold it until that stamp +
+    ``ttl`` (a killed API's records 5 min: e0fc0799; the views listed it as long: left44). ``expired``: the
+    rest, gone. The one rule of the views (:mod:`gamead_core.stats.gone_watch`) and the reaper
+    (:class:`~gamead_core.worker.reaper_view.RegistryView`); from the module doc (gone43). Pure."""
     held: list[NodeInfo] = []
     out: list[NodeInfo] = []
+    absent = absent or {}
     for node in expired:
-        (held if now < node.heartbeat_at.timestamp() + ttl else out).append(node)
+        early = now < node.heartbeat_at.timestamp() + ttl and absent.get(node.id, 0.0) < ttl
+        (held if early else out).append(node)
     return held, out
 
 

@@ -21,10 +21,12 @@ from pydantic import ValidationError
 
 from gamead_core import clock, names
 from gamead_core.config import RegistrySettings
-from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError
+from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError, TopologyMissing
+from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import Values, last_values
 from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
+from gamead_core.registry.stamp import sample_stamp
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.store.cas import StillBusy, retry_busy
@@ -33,25 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Most entries one ``list()`` reads (far more nodes than any deployment runs).
 MAX_NODES = 4096
-
-
-async def sample_stamp(js: JetStreamContext, stream: str, revision: int, sent: float, received: float, *,
-                       direct: bool = False) -> bool:
-    """Sample nats-server's clock (:mod:`gamead_core.clock`) from any KV put a process makes anyway: ``revision``
-    is the put's stream sequence in ``stream``, ``sent``/``received`` the :func:`gamead_core.clock.local` readings
-    just before the put and just after its acknowledgement. Reads the stored message back (one get, ``direct`` if
-    the stream allows it) and notes its stamp. True if a sample was taken; never raises (a missed sample keeps the
-    last anchor). Used by :meth:`Registry.put` (heartbeats) and the lease keeper's writes (review33 R8: a process
-    that holds or judges a lease but keeps no registry entry, ``gamead up``'s autoscaler, samples there)."""
-    try:
-        stored = await js.get_msg(stream, seq=revision, direct=direct)
-    except Exception as exc:  # noqa: BLE001 - a missed sample keeps the last anchor
-        log.debug("clock sample skipped: %r", exc)
-        return False
-    if stored.time is None:
-        return False
-    clock.CLOCK.note(sent, stored.time.timestamp(), received)
-    return True
 
 
 def bucket_config(settings: RegistrySettings, replicas: int = 1) -> KeyValueConfig:
@@ -95,8 +78,10 @@ class Registry:
     def prefix(self) -> str:
         return names.kv_prefix(names.REGISTRY_BUCKET)
 
-    async def open(self) -> KeyValue:
-        """Create the bucket if missing (racing creators agree); reuse one that exists with other limits."""
+    async def open(self, create: bool = True) -> KeyValue:
+        """Create the bucket if missing (racing creators agree); reuse one that exists with other limits. ``create``
+        False: look it up only, :class:`~gamead_core.errors.TopologyMissing` if missing (a reader that must not
+        make it with its own ``registry.ttl``: the repartition guard, review43 F4)."""
         if self._kv is not None:
             return self._kv
         async with self._lock:
@@ -104,11 +89,8 @@ class Registry:
                 return self._kv
             with nats_boundary():
                 try:
-                    try:
-                        kv = await self._js.create_key_value(bucket_config(self.settings, self._replicas))
-                    except nats.js.errors.BadRequestError as exc:
-                        if exc.err_code != 10058:  # not "exists with a different configuration"
-                            raise
+                    kv = await self._create() if create else None
+                    if kv is None:  # exists (with another configuration), or only looked up
                         kv = await self._js.key_value(names.REGISTRY_BUCKET)
                         info = await self._js.stream_info(self.stream)
                         have = info.config.max_age
@@ -118,6 +100,8 @@ class Registry:
                                 have, self.settings.ttl,
                             )
                         self._direct = bool(info.config.allow_direct)
+                except nats.js.errors.BucketNotFoundError as exc:
+                    raise TopologyMissing(f"no registry bucket ({self.stream}) on this NATS") from exc
                 except nats.js.errors.APIError as exc:
                     raise TopologyError(
                         f"JetStream refused the registry bucket: {exc.description} (code {exc.err_code})"
@@ -125,14 +109,23 @@ class Registry:
             self._kv = kv
         return kv
 
+    async def _create(self) -> KeyValue | None:
+        """The bucket, made as configured (or found so); None if it exists with another configuration (10058)."""
+        try:
+            return await self._js.create_key_value(bucket_config(self.settings, self._replicas))
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != 10058:  # not "exists with a different configuration"
+                raise
+            return None
+
     async def put(self, info: NodeInfo) -> None:
         """Write ``info`` as the node's entry, and take a sample of nats-server's clock from it
         (:mod:`gamead_core.clock`): the put's round trip brackets the stamp the stored entry carries, read back
         (one direct get; a read that fails only skips the sample). Raises the gamead error tree for NATS errors."""
-        kv = await self.open()
+        await self.open()
         with self._boundary():
             sent = clock.local()
-            revision = await kv.put(node_key(info.id), info.model_dump_json().encode())
+            revision = (await self._publish(node_key(info.id), info.model_dump_json().encode(), {})).seq
             received = clock.local()
         await sample_stamp(self._js, self.stream, revision, sent, received, direct=self._direct)
 
@@ -200,8 +193,16 @@ class Registry:
         key, earlier = node_key(node_id), earlier_node_key(node_id)
         headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
         with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
-            await asyncio.gather(self._js.publish(f"{self.prefix}{key}", b"", headers=headers, timeout=self._timeout),
+            await asyncio.gather(self._publish(key, b"", headers),
                                  *([self._mark_earlier(earlier, node_id, headers)] if earlier != key else []))
+
+    async def _publish(self, key: str, payload: bytes, headers: dict[str, str]) -> Ack:
+        """Every acknowledged registry write: ``payload`` under ``key``, its ack awaited within the registry's
+        ``timeout``, sent again while answered "no responders" as the queue's writes are
+        (:func:`~gamead_core.queue.acks.publish_acked`): a fresh replicated bucket's stream with no leader yet
+        answers so, and a stop or mark failed ``TopologyMissing`` (left44). Raises nats-py's errors."""
+        return await (await publish_acked(self._js, f"{self.prefix}{key}", payload, headers=headers,
+                                          timeout=self._timeout))
 
     async def _mark_earlier(self, key: str, node_id: str, headers: dict[str, str]) -> None:
         """:meth:`delete`'s mark under ``node_id``'s earlier ``key``: not over another id's live entry, and lost
@@ -217,8 +218,7 @@ class Registry:
         expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
         try:
             with nats_boundary():
-                await retry_busy(lambda: self._js.publish(f"{self.prefix}{key}", b"", headers={**headers, **expected},
-                                                          timeout=self._timeout))
+                await retry_busy(lambda: self._publish(key, b"", {**headers, **expected}))
         except (Conflict, StillBusy):
             pass
 
@@ -268,12 +268,13 @@ class Registry:
         headers = raw.headers or {}
         return headers.get(names.HDR_KV_OPERATION, "PUT"), headers.get(names.HDR_ORIGIN, ""), raw.data
 
-    async def list(self) -> list[NodeInfo]:
-        """Every live node, sorted by role then id. One request to the server, which must end within the
-        registry's ``timeout`` (``nats.request_timeout``) for the whole listing. Raises ``QueueUnavailable``
-        when it did not (saying how many nodes arrived: a partial list must never be taken for the whole one,
-        e.g. by the reaper, which would take the missing nodes for dead), and the gamead error tree."""
-        kv = await self.open()
+    async def list(self, create: bool = True) -> list[NodeInfo]:
+        """Every live node, sorted by role then id (``create`` False: the bucket is not made if missing, :meth:`open`).
+        One request to the server, which must end within the registry's ``timeout`` (``nats.request_timeout``) for
+        the whole listing. Raises ``QueueUnavailable`` when it did not (saying how many nodes arrived: a partial list
+        must never be taken for the whole one, e.g. by the reaper, which would take the missing nodes for dead), and
+        the gamead error tree."""
+        kv = await self.open(create)
         with self._boundary():
             if self._direct:
                 raw, complete = await last_values(self._nc, self.stream, self.prefix, batch=MAX_NODES,
@@ -333,4 +334,4 @@ def _decode(data: bytes) -> NodeInfo | None:
         return None
 
 
-__all__ = ["MAX_NODES", "Registry", "bucket_config", "sample_stamp"]
+__all__ = ["MAX_NODES", "Registry", "bucket_config"]

@@ -71,7 +71,7 @@ from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.registry.kv import sample_stamp
+from gamead_core.registry.stamp import sample_stamp
 from gamead_core.scaling.lease_rule import (
     AUTOSCALER_LEASE,
     TTL_INTERVALS,

@@ -34,7 +34,7 @@ def node_states(sampler: QueueSampler, now: float | None = None) -> list[tuple[A
     now = sampler.clock() if now is None else now
     at = datetime.fromtimestamp(now, timezone.utc)
     out = [(node, _state(sampler, node, at)) for node in _nodes(sampler)]
-    return out + [(g.node, "gone") for g in sampler.gone.values()]
+    return out + [(g.node, "gone") for g in sampler.vanished.gone.values()]
 
 
 def node_counts(shown: list[tuple[Any, str]]) -> dict[str, int]:

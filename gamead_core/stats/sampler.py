@@ -41,11 +41,11 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry, server_started
-from gamead_core.registry.gone import Gone, found_again, keep_seconds, lost_early, remember_gone, vanished
 from gamead_core.stats.began import Began
 from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles, worker_load
+from gamead_core.stats.gone_watch import GoneWatch
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import COUNTERS, RATE_WINDOW, MonotonicTotal, counter_rates, per_worker_capacity
 from gamead_core.stats.reading import QueueReading, read_queue
@@ -129,8 +129,7 @@ class QueueSampler:
         #: the registry's entries at its last read, and when (epoch s): None until this node first read it
         self.registry_nodes: tuple[NodeInfo, ...] | None = None
         self.registry_read_at: float | None = None
-        #: nodes whose entry expired (silent past registry.ttl) by id, listed ``gone`` for a while
-        self.gone: dict[str, Gone] = {}
+        self.vanished = GoneWatch()  #: nodes listed ``gone`` (``.gone``), and those held (:mod:`.gone_watch`)
         self.dlq_bytes: int | None = None
         self.dlq_max: int | None = None  #: dlq.max_msgs as the stream has it (None: unlimited)
         self._dlq_size: int | None = None
@@ -199,23 +198,11 @@ class QueueSampler:
                 reading, extra = await read_queue(js, registry, now, partitions, again), []
             self.errors = [*reading.errors, *extra]
             if reading.nodes is not None:  # with the nodes that beat again since the listing (found_again)
-                reading = replace(reading, nodes=await self._note_gone(reading.nodes, now))
+                reading = replace(reading, nodes=await self.vanished.note(
+                    registry, self.registry_nodes or (), reading.nodes, now, self.settings.registry.ttl))
             sample = self._derive(reading)
             self._append(sample)
             return sample
-
-    async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> tuple[NodeInfo, ...]:
-        """Nodes whose entries expired (vanished, not deleted, ``registry.ttl`` after their beat) into :attr:`gone`;
-        ``nodes`` with those beating again meanwhile or lost with the bucket (last entry). :mod:`~.registry.gone`."""
-        lost, ttl = vanished(self.registry_nodes or (), nodes), self.settings.registry.ttl
-        expired: list[NodeInfo] = []
-        if lost and self.registry is not None:
-            looked = await asyncio.gather(*(self.registry.lookup(n.id) for n in lost), return_exceptions=True)
-            expired, back = found_again(lost, looked)
-            held, expired = lost_early(expired, now, ttl)  # not expired: gone with the bucket (gone43)
-            nodes = tuple(sorted((*nodes, *back, *held), key=lambda n: (n.role, n.id)))
-        self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(ttl))
-        return nodes
 
     def _derive(self, reading: QueueReading) -> Sample:
         now = reading.t

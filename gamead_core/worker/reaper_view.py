@@ -72,8 +72,8 @@ class RegistryView:
         (module doc; :meth:`read` keeps it in :attr:`lost`). Changes nothing: :meth:`read` records the read once
         its deaths are settled (a round that fails before leaves them to the next)."""
         def held(n: NodeInfo) -> bool:  # lost with the bucket; never past ``grace`` after it was found absent
-            return (wall is not None and n.id not in now_seen and bool(lost_early([n], wall, self.grace)[0])
-                    and now - self.lost_since.get(n.id, now) < self.grace)
+            absent = {n.id: now - self.lost_since.get(n.id, now)}
+            return wall is not None and n.id not in now_seen and bool(lost_early([n], wall, self.grace, absent)[0])
 
         out = [n for n in node_deaths({**self.lost, **self.seen}, now_seen, lambda node: True) if not held(n)]
         back_at = now if self.back_at is None else self.back_at

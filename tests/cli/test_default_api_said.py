@@ -8,7 +8,11 @@ URL; and said when the first request goes out, so a refusal of the input before 
 the fix: the note is absent (test 1: 0 lines of 1; test 3: 0 of 1; the red line said only ``is `gamead up` or
 `gamead serve` running?``): 2 of 3 tests fail (now: say_source absent, collection error); with it 3 of 3 pass.
 A verb run against a real API on the default port is not possible here (the port may be taken on this machine),
-hence the resolution in process and one CLI run where the port is whatever it is."""
+hence the resolution in process and one CLI run where the port is whatever it is.
+
+left44 (attack43c F1): the red line repeated the note's ~110-character parenthetical right under it; once the note is
+said it refers to it (``— it is the default, said above: is …``), said whole only if the note was not. Without the
+fix (api_errors.py of 41f8bf05): tests 1 and 3 fail (the red line carries the parenthetical a second time)."""
 
 from __future__ import annotations
 
@@ -26,20 +30,25 @@ from tests.support import clean_env, run_gamead
 DEFAULT = "http://127.0.0.1:8080"
 NOTE = f"· API {DEFAULT}: the default (no --api, GAMEAD_API_URL, client.api_url in the config, nor a gamead up " \
        "stack here or above) — whichever process holds that port"
+#: the red line of an unreachable default once the note said it (attack43c F1: it said the note's 110 characters again)
+SAID = (f"cannot reach the gamead API at {DEFAULT} (connection refused) — it is the default, said above: is "
+        "`gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL.")
 
 
 def test_the_resolution_says_the_default_once_and_its_red_line_names_it(
         isolated_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = client_settings_from(None, None)
     assert settings.client.api_url == DEFAULT and capsys.readouterr() == ("", "")  # nothing sent yet: nothing said
+    refused = unreachable(DEFAULT, httpx.ConnectError("[Errno 111] Connection refused"), 10.0)
+    assert str(refused).startswith(f"cannot reach the gamead API at {DEFAULT} (connection refused) — it is the "
+                                   "default (no --api, GAMEAD_API_URL, client.api_url in the config, nor a gamead "
+                                   "up stack here or above): is `gamead up`"), str(refused)  # not said: said whole
     say_source()  # as the client does before each request
     say_source()
     out, err = capsys.readouterr()
     assert out == "" and " ".join(err.split()) == NOTE, err  # once
     refused = unreachable(DEFAULT, httpx.ConnectError("[Errno 111] Connection refused"), 10.0)
-    assert str(refused).startswith(f"cannot reach the gamead API at {DEFAULT} (connection refused) — it is the "
-                                   "default (no --api, GAMEAD_API_URL, client.api_url in the config, nor a gamead "
-                                   "up stack here or above): is `gamead up`"), str(refused)
+    assert str(refused) == SAID, str(refused)  # the note said it: the red line refers to it (attack43c F1)
     # config show reads the URL but sends nothing: it says nothing of it
     client_settings_from(None, None, talks=False)
     say_source()
@@ -90,9 +99,8 @@ def test_a_verb_run_where_nothing_chose_the_api_says_so_on_stderr_alone(tmp_path
     answer = json.loads(done.stdout)  # stdout is the JSON document alone: an API's answer or the error's
     if free and _refused(8080):  # nothing there before nor after: this run found nothing either
         assert done.returncode == 3, done.stdout[-2000:]
-        red = f"cannot reach the gamead API at {DEFAULT} (connection refused) — it is the default (no --api"
-        assert answer["error"]["message"].startswith(red), answer
-        assert len(lines) == 2 and lines[1].startswith(f"error: {red}"), lines
+        assert answer["error"]["message"] == SAID, answer
+        assert len(lines) == 2 and lines[1] == f"error: {SAID}", lines  # the note's parenthetical once, not twice
     chosen = run_gamead("ads", "list", "-o", "json", cwd=tmp_path,
                         env=clean_env(COLUMNS="400", GAMEAD_API_URL=closed_api_url), timeout=120)
     assert chosen.returncode == 3 and chosen.stderr.count("\n") == 1, chosen.stderr[-2000:]

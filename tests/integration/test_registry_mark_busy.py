@@ -31,10 +31,10 @@ def cluster(nats_cluster: NatsCluster) -> NatsCluster:
 class _Raced:
     """The registry's JetStream context, the real one, but after each read of a key's last message (the mark's
     compare-and-set reads the earlier key first) a write of that key is sent and not awaited: in flight when the
-    mark follows. The verdicts of the refused publishes are kept."""
+    mark follows."""
 
     def __init__(self, js: Any, nc: Any) -> None:
-        self._js, self._nc, self.verdicts = js, nc, []
+        self._js, self._nc = js, nc
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._js, name)
@@ -45,9 +45,15 @@ class _Raced:
         finally:
             await self._nc.publish(subject, b"")  # a plain publish, stored by the stream: not waited for
 
-    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+
+class _Watched(Registry):
+    """The real registry, keeping the verdicts of its refused writes (every one goes through ``_publish``)."""
+
+    verdicts: list[str]
+
+    async def _publish(self, key: str, payload: bytes, headers: dict[str, str]) -> Any:
         try:
-            return await self._js.publish(*args, **kwargs)
+            return await super()._publish(key, payload, headers)
         except nats.js.errors.APIError as exc:
             self.verdicts.append(cas_answer.verdict(exc))
             raise
@@ -68,14 +74,15 @@ def test_a_mark_meeting_a_write_in_flight_under_the_earlier_key_is_no_error(clus
         nc = await nats.connect(cluster.servers)
         try:
             raced = _Raced(nc.jetstream(timeout=5), nc)
-            registry = Registry(nc, raced, RegistrySettings(), replicas=3, timeout=5)  # type: ignore[arg-type]
+            registry = _Watched(nc, raced, RegistrySettings(), replicas=3, timeout=5)  # type: ignore[arg-type]
+            registry.verdicts = []
             await registry.open()  # a fresh R3 bucket: its stream has no leader for a moment, a write meets none
             await until(lambda: _led(nc, registry.stream), timeout=30, what="the registry stream's leader")
             for n in range(8):
                 await registry.delete(f"w_{n}", f"w_{n}:7@2026-01-01T00:00:00+00:00")
-                if cas_answer.BUSY in raced.verdicts:
+                if cas_answer.BUSY in registry.verdicts:
                     break
-            return raced.verdicts
+            return registry.verdicts
         finally:
             await nc.close()
 
