@@ -203,23 +203,36 @@ def top(
 
 
 def _run(dashboard: DashboardApp) -> None:
-    """Run the full-screen dashboard; Ctrl-C in it, or SIGINT to this process, exits 130 (README exit codes),
-    after the terminal is given back."""
-    def on_sigint(signum: int, frame: object) -> None:
+    """Run the full-screen dashboard; Ctrl-C in it, or SIGINT to this process, exits 130, SIGTERM 143 and SIGHUP
+    129 (README exit codes: each handled as Ctrl-C), after the terminal is given back. Each signal asks the app to
+    quit from inside its loop, so Textual stops its driver and its input thread: before (regress44 F8), SIGTERM and
+    SIGHUP raised KeyboardInterrupt wherever the main thread was (gamead_cli.first_signals), and a dashboard whose
+    driver was not stopped could outlive its closed terminal, its input thread spinning on the dead tty. A signal
+    that came ignored (``nohup``) stays ignored."""
+    codes = {signal.SIGINT: exitcodes.INTERRUPTED, signal.SIGTERM: exitcodes.TERMINATED,
+             signal.SIGHUP: exitcodes.HUNG_UP}
+
+    def on_signal(signum: int, frame: object) -> None:
         # asyncio.run's own handler cancels Textual's main task, which Textual takes as a clean quit (exit 0)
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # before or after the dashboard's loop: an ordinary interrupt
+        except RuntimeError:  # before or after the dashboard's loop: the handler it replaced acts
+            before = previous.get(signum)
+            if callable(before):
+                before(signum, frame)
+                return
             raise KeyboardInterrupt from None
-        loop.call_soon_threadsafe(dashboard.action_interrupt)
+        loop.call_soon_threadsafe(lambda: dashboard.exit(return_code=codes[signal.Signals(signum)]))
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in codes
+                if sig == signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         dashboard.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if dashboard.return_code == exitcodes.INTERRUPTED:
-        raise typer.Exit(exitcodes.INTERRUPTED)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+    if dashboard.return_code in codes.values():
+        raise typer.Exit(dashboard.return_code)
 
 
 def _recorder(record: Path | None, record_max_mb: float) -> Recorder | None:

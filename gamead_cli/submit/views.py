@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.formats import command_text, short_time
+from gamead_cli.formats import command_text, short_time, took
 from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
@@ -110,7 +110,7 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("not sent", Text(not_sent_text(summary), style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
-    grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
+    grid.add_row("elapsed", took(summary.get("elapsedSeconds", 0.0)))  # 50ms, 2.0s, 2m05s: every duration printed
     rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s sent"
     if summary.get("targetRate"):
         rate += f" (target {summary['targetRate']:g})"
@@ -136,7 +136,7 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
                                               "ads sent: --wait did not follow them)", style="yellow"))
         p50, p95 = summary.get("latencyP50Seconds"), summary.get("latencyP95Seconds")
         if p50 is not None and p95 is not None:
-            grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s (submit → completed)")
+            grid.add_row("latency", f"p50 {took(p50)} · p95 {took(p95)} (submit → completed)")
     if summary.get("interrupted"):
         grid.add_row("interrupted", Text(f"yes ({stopped_by()}): the figures above are what was done so far",
                                          style="yellow"))

@@ -35,8 +35,8 @@ def refused_credentials(exc: BaseException, url: str, nats: NatsSettings | None 
         fix = "set nats.token, or nats.user and nats.password, as the server requires"
     return ConfigError(
         f"NATS at {redact_url(url)} refused the connection: Authorization Violation (credentials missing or wrong): "
-        f"{fix} (a gamead up stack's: --config "
-        "<its data dir, default ./.gamead>/config-in-force.yaml, as in the gamead worker command it prints)")
+        f"{fix} (a gamead up stack's: --config <its data dir, default ./.gamead>/config-in-force.yaml; in that "
+        "directory, gamead worker or gamead serve without --nats-url prints the whole command that joins it)")
 
 
 async def probe(settings: NatsSettings, url: str, *, name: str) -> None:

@@ -37,3 +37,17 @@ def test_the_line_of_a_lost_stdout_names_the_ads_not_sent_itself() -> None:
     assert "not sent row" not in note and "2740 (stopped: interrupted (Ctrl-C); none of these is queued" in note
     assert "6 caught by the stop: lines ads.ndjson:261-266" in note
     assert "2734 never sent: the input after ads.ndjson:260" in note
+
+
+def test_its_durations_are_printed_as_every_duration_a_command_prints() -> None:
+    """regress44 F1: a 2-ad ``gamead submit ads.ndjson --wait`` printed ``elapsed 0.05 s`` and ``latency p50 0.00 s
+    · p95 0.01 s``: a p50 of "0.00 s" says nothing. The README says every duration a command prints is
+    ``durations.format_duration``'s (``350ms`` under a second, ``2m05s``). Without the fix this test fails (``0.05 s``);
+    with it, it passes."""
+    text = _text({"sent": 2, "accepted": 2, "duplicates": 0, "elapsedSeconds": 0.05, "ratePerSecond": 38.4,
+                  "acceptedPerSecond": 38.4, "completed": 2, "failed": 0, "dead": 0,
+                  "latencyP50Seconds": 0.004, "latencyP95Seconds": 0.012})
+    words = " ".join(text.split())
+    assert "elapsed 50ms" in words and "latency p50 4ms · p95 12ms (submit → completed)" in words
+    assert "elapsed 2m05s" in " ".join(_text({"sent": 25060, "accepted": 25060, "elapsedSeconds": 125.3,
+                                               "ratePerSecond": 200.0}).split())
