@@ -8,7 +8,7 @@ import os
 
 from gamead_core.clock import now_ns
 
-__all__ = ["new_ad_id", "new_ad_ids", "ulid_text", "ulid_texts"]
+__all__ = ["new_ad_id", "new_ad_ids", "time_text", "ulid_text", "ulid_texts"]
 
 
 #: Crockford's base32 in lower case (the ULID alphabet, https://github.com/ulid/spec), two characters per
@@ -22,6 +22,15 @@ def ulid_text(value: int) -> str:
     """The 26 lower-case characters of the ULID whose 128 bits are ``value`` (as
     ``str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()``; ``base64.b32encode`` is slower: Python code)."""
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def time_text(ms: int) -> str:
+    """The 10 characters of a ULID's time part for ``ms`` (Unix milliseconds, 48 bits): ``ulid_text(ms << 80)[:10]``,
+    its 50 top bits as 5 pairs, without the 8 pairs of a random part that slice drops (perf44a: at 1,000 ids/s
+    nearly every id has a new millisecond, and that slice was ~4 of the ~7 µs of :func:`new_ad_id`; pure)."""
+    pairs = _PAIRS
+    return "".join((pairs[ms >> 40], pairs[(ms >> 30) & 1023], pairs[(ms >> 20) & 1023], pairs[(ms >> 10) & 1023],
+                    pairs[ms & 1023]))
 
 
 #: the last millisecond an id was made in, and its 10 characters (the time part of every id made in it)
@@ -38,7 +47,7 @@ def new_ad_id() -> str:
     ms = now_ns() // 1_000_000
     last = _last_ms
     if last[0] != ms:
-        last = _last_ms = (ms, ulid_text(ms << 80)[:10])
+        last = _last_ms = (ms, time_text(ms))
     v, pairs = int.from_bytes(os.urandom(10), "big"), _PAIRS
     return "".join((last[1], pairs[v >> 70], pairs[(v >> 60) & 1023], pairs[(v >> 50) & 1023], pairs[(v >> 40) & 1023],
                     pairs[(v >> 30) & 1023], pairs[(v >> 20) & 1023], pairs[(v >> 10) & 1023], pairs[v & 1023]))
@@ -55,7 +64,7 @@ def ulid_texts(ms: int, noise: bytes) -> list[str]:
     :func:`ulid_text` writes them: the time's 10 characters once, then the random part's 8 pairs of characters
     per id, unrolled (0.73 µs an id against 1.16 µs for one ``base64.b32encode`` of all the noise, Python code
     in 3.11; in-process, 100 ids a call, same run)."""
-    head = ulid_text(ms << 80)[:10]
+    head = time_text(ms)
     pairs, number = _PAIRS, int.from_bytes
     out = []
     for k in range(0, len(noise), 10):
