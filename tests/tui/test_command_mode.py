@@ -15,7 +15,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets import SummaryBar
 from gamead_cli.tui.widgets_help import HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
-from tests.tui.conftest import handled, row_keys, screen_text, until
+from tests.tui.conftest import handled, row_keys, screen_text, settled, until
 
 #: ads of level 2 in the recording's time (its stats were generated at 22:42:13.9897Z)
 ADS = [
@@ -216,15 +216,15 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
         assert table.marked == set()
         for line in ("scale 4 for 10m", "replay class=TimeoutError", "purge class=TimeoutError"):
             app.run_command_line(line)  # what enter on the command line does (typing: the tests above)
-            await pilot.pause()
+            await settled(pilot)
             assert not isinstance(app.screen, TypedConfirmScreen)
         assert source.calls == []
         await pilot.press("colon", *"sc")
-        await pilot.pause(0.2)
+        await settled(pilot)
         assert app.query_one(CommandLine)._suggestion == ""  # scale is not offered
         await pilot.press("escape", "ctrl+p", *"scale")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
-        await pilot.pause(0.3)
+        await settled(pilot)
         assert ":scale" not in screen_text(app)  # the palette offers no action either
         await pilot.press("escape")
         await pilot.press("question_mark")

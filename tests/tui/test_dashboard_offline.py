@@ -13,7 +13,7 @@ from gamead_cli.tui.widgets import Banner, SummaryBar
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable, FilterBar, NodesTable
 from gamead_core.errors import ApiClientError, ApiUnreachable
-from tests.tui.conftest import row_keys, until
+from tests.tui.conftest import row_keys, settled, until
 
 
 class CountingSource(RecordedSource):
@@ -94,11 +94,11 @@ def test_marked_dlq_entries_are_replayed_after_confirmation(recorded: dict[str, 
                              what="confirmation")
         assert "Replay 2 dead-lettered ads" in dialog.question
         await pilot.press("p", "enter")  # keys type into the count; a wrong count keeps the dialog open
-        await pilot.pause()
+        await settled(pilot)
         assert app.screen is dialog and not app.paused and source.calls == []
         assert "that is not 2" in str(dialog.query_one("#typed-hint").render())
         await pilot.press("escape")  # declined: nothing happens
-        await pilot.pause()
+        await settled(pilot)
         assert source.calls == []
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
@@ -121,7 +121,7 @@ def test_purge_needs_confirmation_and_acts_on_the_current_entry(recorded: dict[s
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
         await pilot.press("escape")
-        await pilot.pause()
+        await settled(pilot)
         assert source.calls == []
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")

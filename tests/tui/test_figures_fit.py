@@ -25,7 +25,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view_figures import num, rate
 from gamead_cli.tui.widgets import QueuePanel, SparkRow
-from tests.tui.conftest import until
+from tests.tui.conftest import settled, until
 
 YEAR = 365 * 86400
 
@@ -65,7 +65,7 @@ def test_live_level_and_metric_rows_keep_their_columns(recorded: dict[str, Any],
         app = DashboardApp(RecordedSource(_huge(recorded)), refresh=3600)
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: app.stats is not None, what="the first refresh")
-            await pilot.pause()
+            await settled(pilot)
             row = app.query_one("#level-4", SparkRow).text
             panel = app.query_one(QueuePanel)
             header = str(panel.query_one(".header", Static).content).removesuffix("  DEPTH")  # as shown

@@ -11,7 +11,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view_tables import border_labels
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
-from tests.tui.conftest import burst, screen_text, until
+from tests.tui.conftest import burst, screen_text, settled, until
 
 
 def filtered_screen(recorded: dict[str, Any], size: tuple[int, int], *keys: str) -> tuple[list[str], int]:
@@ -24,7 +24,7 @@ def filtered_screen(recorded: dict[str, Any], size: tuple[int, int], *keys: str)
             await burst(pilot, *keys)
             nodes = app.query_one(NodesTable)
             await until(pilot, lambda: app.focused is nodes and nodes.filter_text, what="the filter kept")
-            await pilot.pause()
+            await settled(pilot)
             return screen_text(app).splitlines(), nodes.row_count
 
     return asyncio.run(main())

@@ -21,7 +21,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.screens import AdsTable, LevelScreen
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import DlqTable, FilterTable, NodesTable
-from tests.tui.conftest import until
+from tests.tui.conftest import settled, until
 
 SIZES = [(80, 24), (80, 40), (90, 24), (100, 26)]
 
@@ -69,7 +69,7 @@ def test_live_tables_drop_whole_columns_never_cut_a_label_or_figure(recorded: di
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0
                         and app.query_one(NodesTable).row_count == 3, what="the recording on screen")
-            await pilot.pause()
+            await settled(pilot)
             nodes = app.query_one(NodesTable)
             text = _assert_whole(nodes, ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95",
                                          "HEARTBEAT", "LAST ERROR"))
@@ -105,7 +105,7 @@ def test_a_levels_ads_table_keeps_whole_labels_and_ages_at_80x24(recorded: dict[
             await pilot.press("colon", *"level 2", "enter")
             screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
                                  and app.screen, what="level 2's ads")
-            await pilot.pause()
+            await settled(pilot)
             table = screen.query_one(AdsTable)
             text = _assert_whole(table, view_queue.LEVEL_AD_COLUMNS)
             assert {"STATE", "AGE"} <= set(_labels(table)), text

@@ -108,8 +108,8 @@ def test_logs_not_reachable_is_one_line() -> None:
         app = DashboardApp(ApiSource(ApiClient("http://127.0.0.1:9", timeout=0.5)), refresh=3600)
         async with app.run_test(size=(120, 40)) as pilot:
             app.run_command_line("logs local-1")
-            await pilot.pause()
-            notes = raised_toasts(app)
+            notes = await until(pilot, lambda: any(m.startswith("logs not reachable") for m in raised_toasts(app))
+                                and raised_toasts(app), what="the 'logs not reachable' toast")
             assert any(m.startswith("logs not reachable") and "--logs DIR" in m and "\n" not in m for m in notes)
             assert not isinstance(app.screen, LogScreen)
 

@@ -65,8 +65,7 @@ def test_a_notification_and_the_banner_show_server_text_as_is(recorded: dict[str
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         app.notify("DLQ entry [link=x]y [/ is gone", severity="warning")
-        await pilot.pause()
-        notes = raised_toasts(app)
+        notes = await until(pilot, lambda: raised_toasts(app), what="the toast")
         assert "DLQ entry [link=x]y [/ is gone" in notes
         source.failure = ApiUnreachable("GET /v1/stats: [link=x]y [/ connection refused")
         banner = app.query_one(Banner)

@@ -17,7 +17,7 @@ import pytest
 from gamead_cli.tui import view_queue
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.widgets import MetricsPanel
-from tests.tui.conftest import on_recording, screen_text, until
+from tests.tui.conftest import on_recording, screen_text, settled, until
 
 LABELS = [m.label for m in view_queue.metric_rows(None)]
 
@@ -38,7 +38,7 @@ def test_every_metric_row_is_on_screen_and_no_other_panel_lost_a_row(recorded: d
         for focused in (False, True):  # the focused panel's border (accent) has no bottom either
             if focused:
                 app.query_one(MetricsPanel).focus()
-                await pilot.pause()
+                await settled(pilot)
             text = screen_text(app)
             missing = [label for label in LABELS if f"│ {label} " not in text]
             assert not missing, f"focused={focused}: {missing} not on screen:\n{text}"

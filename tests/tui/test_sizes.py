@@ -22,7 +22,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqPanel, DlqTable, NodesPanel, NodesTable
-from tests.tui.conftest import on_recording, screen_text, until
+from tests.tui.conftest import on_recording, screen_text, settled, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
 
@@ -51,11 +51,11 @@ def test_80x24_shows_every_panel_and_the_whole_help(recorded: dict[str, Any]) ->
             assert figure in text, figure
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
-        await pilot.pause()
+        await settled(pilot)
         text = screen_text(app)
         assert "press escape to close" in text and "quit" in text and "pause / resume" in text
         await pilot.press("end")  # the rest scrolls into view: the commands and what the colours mean
-        await pilot.pause()
+        await settled(pilot)
         text = screen_text(app)
         assert ":quit" in text and "count from then" in text and "press escape to close" in text
         await pilot.press("escape")
@@ -80,9 +80,9 @@ def test_a_dialog_taller_than_the_terminal_scrolls_to_its_last_line(recorded: di
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         app.push_screen(opened())
-        await pilot.pause()
+        await settled(pilot)
         await pilot.press("end")
-        await pilot.pause()
+        await settled(pilot)
         text = screen_text(app)
         assert last in text and ("escape to close" in text or "(escape: back)" in text)  # and the way out
 
@@ -102,14 +102,14 @@ def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_foote
         await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the entry's details")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DetailScreen), what="the details to close")
-        await pilot.pause()
+        await settled(pilot)
         after = screen_text(app).splitlines()
         assert after[0] == lines[0] and after[1] == lines[1]  # the top did not scroll away
         assert all(len(line.rstrip()) <= 60 and not line.rstrip().endswith(("▁", "█", "▇")) or "│" in line
                    for line in after)  # no sparkline pieces stranded at the right edge
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
-        await pilot.pause()
+        await settled(pilot)
         assert "press escape to close" in screen_text(app)
 
     on_recording(recorded, (60, 20), scenario)
@@ -179,12 +179,12 @@ def test_readonly_hides_the_actions_and_says_so(recorded: dict[str, Any]) -> Non
         assert "replay" not in bottom and "purge" not in bottom
         app.query_one(DlqTable).focus()
         await pilot.press("space", "r", "x")
-        await pilot.pause()
+        await settled(pilot)
         assert not isinstance(app.screen, TypedConfirmScreen) and not app.query_one(DlqTable).marked
         assert "mark" not in screen_text(app).splitlines()[-1]
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
-        await pilot.pause()
+        await settled(pilot)
         help_text = screen_text(app)
         assert "read-only" in help_text and "replay the marked" not in help_text
 

@@ -10,7 +10,7 @@ from gamead_cli.tui import view, view_header, view_queue
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets import QueuePanel, SparkRow, SummaryBar
-from tests.tui.conftest import until
+from tests.tui.conftest import settled, until
 
 
 def test_each_level_shows_its_oldest_age_against_its_promised_wait(recorded: dict[str, Any]) -> None:
@@ -30,7 +30,7 @@ def test_the_panel_reds_the_late_level_and_titles_the_fleet_wait_p95(recorded: d
         app = DashboardApp(RecordedSource(recorded), refresh=3600)
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.stats is not None, what="the first refresh")
-            await pilot.pause()
+            await settled(pilot)
             assert app.query_one("#level-5", SparkRow).has_class("-late")
             assert not app.query_one("#level-1", SparkRow).has_class("-late")
             panel = app.query_one(QueuePanel)

@@ -16,7 +16,7 @@ from gamead_cli.tui.screens import TypedConfirmScreen
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import until
+from tests.tui.conftest import settled, until
 
 
 def dashboard(recorded: dict[str, Any], **kw: Any) -> DashboardApp:
@@ -34,7 +34,7 @@ async def loaded(pilot: Pilot[Any]) -> None:
     app = pilot.app
     await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,  # type: ignore[attr-defined]
                 what="the recording on screen")
-    await pilot.pause()
+    await settled(pilot)
 
 
 def test_layout_at_120x40(snap_compare: Any, recorded: dict[str, Any]) -> None:
@@ -58,7 +58,7 @@ def test_details_opened_and_closed_at_60x20(snap_compare: Any, recorded: dict[st
         await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), what="details")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(pilot.app.screen, DetailScreen), what="details closed")
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(dashboard(recorded), terminal_size=(60, 20), run_before=visit)
 
@@ -68,7 +68,7 @@ def help_open(pilot: Pilot[Any]) -> Any:
         await loaded(pilot)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
-        await pilot.pause()
+        await settled(pilot)
 
     return run()
 
@@ -92,7 +92,7 @@ def test_replay_confirmation_at_80x24(snap_compare: Any, recorded: dict[str, Any
         await pilot.press("space", "down", "space", "r")
         await until(pilot, lambda: isinstance(pilot.app.screen, TypedConfirmScreen), what="confirmation")
         steady_cursor(pilot)
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=confirm)
 
@@ -106,7 +106,7 @@ def test_level_drill_down_at_120x40(snap_compare: Any, recorded: dict[str, Any])
         await pilot.press("colon", *"level 2", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, LevelScreen) and pilot.app.screen.loaded,
                     what="level 2's ads")
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(dashboard({**recorded, "ads": ADS}), terminal_size=(120, 40), run_before=drill)
 
@@ -120,6 +120,6 @@ def test_command_line_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> N
         line.cursor_blink = False
         await pilot.press("colon", *"rep")
         await until(pilot, lambda: line._suggestion == "replay class=PermanentError", what="the completion")
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=typing)

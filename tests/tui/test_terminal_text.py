@@ -34,7 +34,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view import Snapshot, snapshot_view
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from gamead_core.safe_text import REFUSED, refused_char, shown, shown_tree
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import screen_text, settled, until
 
 CSI = "A\u009b31mRED\u009b0m"
 OSC = "X\u009d8;;http://evil\u009cLINK\u009d8;;\u009c"
@@ -155,7 +155,7 @@ def test_the_dashboard_shows_stored_text_escaped(recorded: dict[str, Any]) -> No
         async with app.run_test(size=(200, 50)) as pilot:
             await until(pilot, lambda: app.query_one(DlqTable).row_count > 0
                         and app.query_one(NodesTable).row_count > 0, what="the first refresh")
-            await pilot.pause(0.3)
+            await settled(pilot)
             text = screen_text(app)
             assert not RAW.search(text), text
             assert "\\u009b" in text, text

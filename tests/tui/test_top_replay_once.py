@@ -13,6 +13,7 @@ from gamead_cli.main import app
 from gamead_cli.tui.recording import Recorder
 from gamead_cli.tui.source import fetch_snapshot
 from gamead_cli.tui.source_recorded import RecordedSource
+from tests.tui.conftest import settled, until
 
 
 def _recording(tmp_path: Path, recorded: dict[str, Any]) -> Path:
@@ -76,9 +77,8 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
     async def live() -> str:
         dashboard = DashboardApp(RecordedSource({**recorded, "stats": stats}), refresh=3600)
         async with dashboard.run_test(size=(120, 40)) as pilot:
-            while dashboard.stats is None:
-                await pilot.pause(0.05)
-            await pilot.pause()
+            await until(pilot, lambda: dashboard.stats is not None, what="the first refresh")
+            await settled(pilot)
             return str(dashboard.query_one(QueuePanel).border_title)
 
     shown = asyncio.run(asyncio.wait_for(live(), 30))
@@ -97,9 +97,8 @@ def test_the_dlq_pane_says_how_old_a_page_the_api_kept_is(recorded: dict[str, An
     async def title(page: dict[str, Any]) -> str:
         dashboard = DashboardApp(RecordedSource({**recorded, "dlq": page}), refresh=3600)
         async with dashboard.run_test(size=(120, 40)) as pilot:
-            while dashboard.dlq is None:
-                await pilot.pause(0.05)
-            await pilot.pause()
+            await until(pilot, lambda: dashboard.dlq is not None, what="the first refresh")
+            await settled(pilot)
             return str(dashboard.query_one(DlqPanel).border_title).removesuffix(" · 5 more ↓")  # rows below
 
     assert asyncio.run(asyncio.wait_for(title({**recorded["dlq"], "ageSeconds": 12.4}), 30)) == \

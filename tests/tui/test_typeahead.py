@@ -16,7 +16,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui import typeahead
 from gamead_cli.tui.typeahead import TypeAhead
 from gamead_cli.tui.widgets_tables import DlqTable, FilterBar, FilterTable, NodesTable
-from tests.tui.conftest import all_handled, burst, row_keys, until
+from tests.tui.conftest import all_handled, burst, row_keys, settled, until
 from tests.tui.test_command_mode import ADS
 
 #: seconds a test waits for what a burst does: each key's turn goes up to the app twice before the next goes on,
@@ -191,7 +191,7 @@ def test_a_wheel_storm_then_a_key_keeps_its_order(recorded: dict[str, Any]) -> N
         await burst(pilot, *(wheel() for _ in range(10_000)), "?")
         screen = await until(pilot, lambda: isinstance(app.screen, HelpScreen) and all_handled(app)
                              and app.screen, timeout=120, what="the help on top, every event handled")
-        await pilot.pause()
+        await settled(pilot)
         scroll = screen.query_one("#help-scroll", VerticalScroll)
         assert scroll.max_scroll_y > 0, "the help fits: a scroll of it would not show"
         assert scroll.scroll_y == 0, f"the help scrolled to {scroll.scroll_y} by wheel events from before the ?"

@@ -12,7 +12,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view_header import summary_text
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import screen_text, settled, until
 
 JOB = {"kind": "replay", "id": "01kbq3z8x4w5v6t7s8r9p0n1m2", "state": "succeeded", "phase": "done",
        "counts": {"matched": 5, "done": 5, "completed": 0, "dead again": 5}}
@@ -26,7 +26,7 @@ def shown(recorded: dict[str, Any], size: tuple[int, int], job: dict[str, Any] |
             await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
                         what="the first refresh")
             app.job = job
-            await pilot.pause()
+            await settled(pilot)
             return screen_text(app).splitlines()
 
     return asyncio.run(main())
