@@ -103,6 +103,9 @@ class TypeAhead:
 
     async def _drain(self) -> None:
         while self.held and self._since is None:
+            if not self.app.screen_stack:  # closing: no screen left to take them (tuiwait44: ScreenStackError)
+                self.held.clear()
+                return
             screen = self.app.screen
             if screen not in self.settled:  # just pushed: its compose, mount and focus come first in its queue
                 turn = self._begin()
