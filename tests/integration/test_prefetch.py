@@ -19,6 +19,7 @@ import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.registry import NodeInfo
 from gamead_core.registry.nodes import node_key
 from tests.ports import start_metered_worker
 from tests.support import Proc, ad, frozen, start_api, start_worker, wait_for, wait_terminal
@@ -57,7 +58,8 @@ class Lane:
         return proc, port
 
     def holding(self, worker_id: str) -> list[dict]:
-        """The ``holding`` list of the worker's registry entry (its last heartbeat or announcement)."""
+        """The ``holding`` list of the worker's registry entry (its last heartbeat or announcement), read as the
+        registry's readers read it (a ``NodeInfo``: an announcement leaves ``started`` out when false)."""
 
         async def read() -> list[dict]:
             nc = await nats.connect(self.nats.url)
@@ -67,7 +69,9 @@ class Lane:
                     entry = await kv.get(node_key(worker_id))
                 except Exception:  # noqa: BLE001 - not there yet
                     return []
-                return list(json.loads(entry.value or b"{}").get("holding", []))
+                if not entry.value:
+                    return []
+                return [h.model_dump() for h in NodeInfo.model_validate_json(entry.value).holding]
             finally:
                 await nc.close()
 

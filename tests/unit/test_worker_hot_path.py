@@ -1,7 +1,8 @@
 """A worker's per-ad bookkeeping made cheaper writes what it wrote before (issue 14.2, session 34): the held-ads
 announcement joins each held delivery's JSON made when it changed (the same bytes as serialising them all at
-each start step: ~70 held at a backlog), and a completed ad's Prometheus histograms get the bucket found once
-(the same series as prometheus-client's own ``observe``). Pure."""
+each start step, ``held_json``'s way: ~70 held at a backlog; readers validate the same ``HeldAd`` list), and a
+completed ad's Prometheus histograms get the bucket found once (the same series as prometheus-client's own
+``observe``). Pure."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from gamead_core.telemetry import metrics
 from gamead_core.telemetry.histogram import BUCKETS
 from gamead_core.worker import announce
 from gamead_core.worker.announce import announcement
-from gamead_core.worker.held import HeldAds
+from gamead_core.registry import HeldAd
+from gamead_core.worker.held import HeldAds, held_json
 
 
 def test_the_announcements_held_ads_are_the_same_bytes_through_every_change() -> None:
@@ -33,7 +35,8 @@ def test_the_announcements_held_ads_are_the_same_bytes_through_every_change() ->
             held.unmark(key)
         else:
             held.pop(key)
-        assert held.wire_json() == orjson.dumps(held.wire())
+        assert held.wire_json() == b"[%s]" % b",".join(map(held_json, held.wire()))
+        assert [HeldAd.model_validate(h) for h in orjson.loads(held.wire_json())] == held.listing()
     head = b'{"id":"w-1","role":"worker"'
     since = {3: 1764849000.5}
     assert announcement(head, held.wire_json(), 4, "2026-12-04T10:30:00Z", since) == announcement(
