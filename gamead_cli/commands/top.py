@@ -58,12 +58,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console, RenderableType
 
-from gamead_cli import exitcodes, service_clock
+from gamead_cli import exitcodes, first_signals, service_clock
 from gamead_cli.api_errors import say_source
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from,
                                 duration_between)
 from gamead_cli.output import emit
+from gamead_cli.stdout_guard import silence_stdout
 from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
@@ -203,21 +204,45 @@ def top(
 
 
 def _run(dashboard: DashboardApp) -> None:
-    """Run the full-screen dashboard; Ctrl-C in it, or SIGINT to this process, exits 130 (README exit codes),
-    after the terminal is given back."""
-    def on_sigint(signum: int, frame: object) -> None:
-        # asyncio.run's own handler cancels Textual's main task, which Textual takes as a clean quit (exit 0)
+    """Run the full-screen dashboard until it ends, through Textual's own exit whatever ends it (topsig44: its
+    driver stopped, its input thread ended, the terminal given back). Ctrl-C in it, or SIGINT, exits 130; SIGTERM
+    and SIGHUP, taken as Ctrl-C by every command, 143 and 129 with the line ``interrupted (SIGTERM)`` (README exit
+    codes); its terminal gone without a signal, 129 as for SIGHUP (:mod:`gamead_cli.tui.app_stops`). While the
+    dashboard's loop runs a signal only asks the app to stop (:meth:`~gamead_cli.tui.app_stops.StopsFromOutside.
+    stop_by`): raised as a KeyboardInterrupt in the middle of Textual's loop, it left the driver running and its
+    non-daemon input thread held the process for ever (regress44 F8). The same signal again while the app stops
+    takes its default action (the process ends by it at once, as :mod:`gamead_cli.first_signals` does); the other
+    two are ignored meanwhile. A signal inherited as ignored (``nohup``) stays ignored."""
+    asked: list[int] = []
+    first_signals.STOPPED["signal"] = None
+    terminals = [stream for stream in (sys.__stdout__, sys.__stderr__) if stream is not None and stream.isatty()]
+
+    def on_signal(signum: int, frame: object) -> None:
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # before or after the dashboard's loop: an ordinary interrupt
+        except RuntimeError:  # before or after the dashboard's loop: an ordinary interrupt (no driver runs)
+            first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
             raise KeyboardInterrupt from None
-        loop.call_soon_threadsafe(dashboard.action_interrupt)
+        if asked:
+            if asked[0] == signum:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+            return
+        asked.append(signum)
+        loop.call_soon_threadsafe(dashboard.stop_by, signum)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    taken = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) != signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, *taken)}
     try:
         dashboard.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for stream in terminals:  # a terminal gone (hung up): what is said next goes nowhere, not to an EIO
+        if not stream.isatty():
+            silence_stdout(stream)
+    if first_signals.STOPPED["signal"] is not None:  # SIGTERM, SIGHUP, a terminal gone: the boundary's line
+        raise KeyboardInterrupt
     if dashboard.return_code == exitcodes.INTERRUPTED:
         raise typer.Exit(exitcodes.INTERRUPTED)
 
