@@ -58,12 +58,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console, RenderableType
 
-from gamead_cli import exitcodes, service_clock
+from gamead_cli import exitcodes, first_signals, service_clock
 from gamead_cli.api_errors import say_source
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from,
                                 duration_between)
 from gamead_cli.output import emit
+from gamead_cli.stdout_guard import silence_stdout
 from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
@@ -203,36 +204,47 @@ def top(
 
 
 def _run(dashboard: DashboardApp) -> None:
-    """Run the full-screen dashboard; Ctrl-C in it, or SIGINT to this process, exits 130, SIGTERM 143 and SIGHUP
-    129 (README exit codes: each handled as Ctrl-C), after the terminal is given back. Each signal asks the app to
-    quit from inside its loop, so Textual stops its driver and its input thread: before (regress44 F8), SIGTERM and
-    SIGHUP raised KeyboardInterrupt wherever the main thread was (gamead_cli.first_signals), and a dashboard whose
-    driver was not stopped could outlive its closed terminal, its input thread spinning on the dead tty. A signal
-    that came ignored (``nohup``) stays ignored."""
-    codes = {signal.SIGINT: exitcodes.INTERRUPTED, signal.SIGTERM: exitcodes.TERMINATED,
-             signal.SIGHUP: exitcodes.HUNG_UP}
+    """Run the full-screen dashboard until it ends, through Textual's own exit whatever ends it (topsig44: its
+    driver stopped, its input thread ended, the terminal given back). Ctrl-C in it, or SIGINT, exits 130; SIGTERM
+    and SIGHUP, taken as Ctrl-C by every command, 143 and 129 with the line ``interrupted (SIGTERM)`` (README exit
+    codes); its terminal gone without a signal, 129 as for SIGHUP (:mod:`gamead_cli.tui.app_stops`). While the
+    dashboard's loop runs a signal only asks the app to stop (:meth:`~gamead_cli.tui.app_stops.StopsFromOutside.
+    stop_by`): raised as a KeyboardInterrupt in the middle of Textual's loop, it left the driver running and its
+    non-daemon input thread held the process for ever (regress44 F8). The same signal again while the app stops
+    takes its default action (the process ends by it at once, as :mod:`gamead_cli.first_signals` does); the other
+    two are ignored meanwhile. A signal inherited as ignored (``nohup``) stays ignored."""
+    asked: list[int] = []
+    first_signals.STOPPED["signal"] = None
+    terminals = [stream for stream in (sys.__stdout__, sys.__stderr__) if stream is not None and stream.isatty()]
 
     def on_signal(signum: int, frame: object) -> None:
-        # asyncio.run's own handler cancels Textual's main task, which Textual takes as a clean quit (exit 0)
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # before or after the dashboard's loop: the handler it replaced acts
-            before = previous.get(signum)
-            if callable(before):
-                before(signum, frame)
-                return
+        except RuntimeError:  # before or after the dashboard's loop: an ordinary interrupt (no driver runs)
+            first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
             raise KeyboardInterrupt from None
-        loop.call_soon_threadsafe(lambda: dashboard.exit(return_code=codes[signal.Signals(signum)]))
+        if asked:
+            if asked[0] == signum:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+            return
+        asked.append(signum)
+        loop.call_soon_threadsafe(dashboard.stop_by, signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in codes
-                if sig == signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN}
+    taken = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) != signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, *taken)}
     try:
         dashboard.run()
     finally:
-        for sig, before in previous.items():
-            signal.signal(sig, before)
-    if dashboard.return_code in codes.values():
-        raise typer.Exit(dashboard.return_code)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for stream in terminals:  # a terminal gone (hung up): what is said next goes nowhere, not to an EIO
+        if not stream.isatty():
+            silence_stdout(stream)
+    if first_signals.STOPPED["signal"] is not None:  # SIGTERM, SIGHUP, a terminal gone: the boundary's line
+        raise KeyboardInterrupt
+    if dashboard.return_code == exitcodes.INTERRUPTED:
+        raise typer.Exit(exitcodes.INTERRUPTED)
 
 
 def _recorder(record: Path | None, record_max_mb: float) -> Recorder | None:

@@ -7,11 +7,13 @@ on screen under a banner and the next tick simply tries again — the app never 
 
 This module holds the app's layout, keys and message handlers; its other jobs are mixed in: refreshing
 (``app_refresh``), replaying a recording (``app_replay``), the DLQ's replay / purge (``app_dlq``) and the
-command line with its drill-downs (``app_commands``).
+command line with its drill-downs (``app_commands``), and the stops from outside — signals, a terminal gone
+(``app_stops``).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,12 +29,12 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
 
-from gamead_cli import exitcodes
 from gamead_cli.tui import commands, view_tables
 from gamead_cli.tui.app_commands import CommandActions
 from gamead_cli.tui.app_dlq import DlqActions
 from gamead_cli.tui.app_refresh import Refreshing
 from gamead_cli.tui.app_replay import ReplayControls
+from gamead_cli.tui.app_stops import StopsFromOutside
 from gamead_cli.tui.recording import Player, Recorder
 from gamead_cli.tui.screens import CommandLine, CommandSuggester, DashboardCommands
 from gamead_cli.tui.source import DataSource, ShownSource
@@ -75,7 +77,7 @@ DROP_ORDER: tuple[tuple[str, str, int], ...] = (
 )
 
 
-class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[None]):
+class DashboardApp(StopsFromOutside, Refreshing, ReplayControls, DlqActions, CommandActions, App[None]):
     """The ``gamead top`` dashboard over any :class:`~gamead_cli.tui.source.DataSource`."""
 
     CSS_PATH = "top.tcss"
@@ -173,7 +175,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
 
     def action_interrupt(self) -> None:
         """Ctrl-C: quit at once, with exit code 130 (``gamead top`` passes it on)."""
-        self.exit(return_code=exitcodes.INTERRUPTED)
+        self.stop_by(signal.SIGINT)
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
@@ -196,6 +198,7 @@ class DashboardApp(Refreshing, ReplayControls, DlqActions, CommandActions, App[N
     def on_mount(self) -> None:
         self.query_one(NodesTable).focus()
         self.fit(self.size)
+        self.watch_terminal()  # a terminal gone without a signal ends the dashboard too (app_stops)
         self._timer = self.set_interval(self.refresh_seconds, self.tick)
         self.tick()
 

@@ -68,8 +68,11 @@ def test_no_toast_shows_raw_markup(recorded: dict[str, Any]) -> None:
     assert shown == ["Press ctrl+q to quit the app", "filter [b]x[/b] matched nothing"], shown
 
 
-def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int]:
-    """``gamead top --replay`` (no server needed) on a pseudo-terminal of 120×40, once its footer is drawn."""
+def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any], *,
+                       controlling: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    """``gamead top --replay`` (no server needed) on a pseudo-terminal of 120×40, once its footer is drawn;
+    ``controlling``: the pty is its session's controlling terminal, as under ``script`` or sshd (closing the
+    master then sends it SIGHUP), else it is only its stdin, stdout and stderr (closing sends nothing)."""
     rec = Recorder(tmp_path / "r.jsonl")
     for i, snap in enumerate(frames(recorded, 2)):
         rec.write(snap, at=1_764_000_000.0 + i)
@@ -77,7 +80,8 @@ def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any]) -> tuple[subpro
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = GameadPopen(gamead_argv("top", "--replay", str(tmp_path / "r.jsonl")), stdin=slave, stdout=slave,
-                       stderr=slave, env={**clean_env(), "TERM": "xterm-256color"}, start_new_session=True)
+                       stderr=slave, env={**clean_env(), "TERM": "xterm-256color"}, start_new_session=True,
+                       preexec_fn=_take_the_terminal if controlling else None)
     os.close(slave)
     seen, deadline = b"", time.monotonic() + 30
     while b"quit" not in seen:
@@ -85,6 +89,11 @@ def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any]) -> tuple[subpro
         if select.select([master], [], [], 0.2)[0]:
             seen += os.read(master, 65536)
     return proc, master
+
+
+def _take_the_terminal() -> None:
+    """``preexec_fn``: the pty on stdin becomes the controlling terminal of the child's new session."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 @pytest.mark.parametrize("how", ["the key", "SIGINT"])

@@ -1,0 +1,132 @@
+"""``gamead top`` ends through its own exit path however it is stopped from outside, and no process outlives its
+terminal (topsig44, regress44 F8: ``timeout 8 script -qc "gamead top --record …"`` left an orphan, its pty gone,
+burning 22 % of a core for 11 min, Textual's input thread reading end-of-file from the hung-up terminal for ever).
+
+Each test runs ``gamead top --replay`` (no server needed) as a real process on a pty the test holds, stops it from
+outside and waits, with a deadline, for the process to end; it is killed by its PID in ``finally``.
+
+Without the fix (``gamead_cli/commands/top.py``, ``gamead_cli/tui/app.py`` and ``app_stops.py`` as on main), of
+the 6 cases: SIGTERM and SIGHUP exited 143 / 129 but printed a KeyboardInterrupt traceback on the terminal; the
+terminal closed with no signal left top running, 3 threads, 449 CPU ticks in 15 s (still running at the deadline);
+the terminal closed under the kernel's SIGHUP, and SIGTERM then the terminal closed (``script``'s way), exited 1.
+With it: 143 / 129 with the terminal given back (its alternate screen left) and the one line ``error: interrupted
+(SIGTERM)``; a closed terminal ends it, 129 (143 after a SIGTERM first).
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textual.drivers._writer_thread import MAX_QUEUED_WRITES, WriterThread
+
+from gamead_cli import exitcodes
+from gamead_cli.tui.app_stops import _Shedding
+from tests.tui.test_ctrl_c import _top_in_a_terminal
+
+#: seconds a stopped dashboard is given to end (it ends within a second or two; a loaded machine is slower)
+DEADLINE = 30.0
+
+
+def _until_it_ends(proc: subprocess.Popen[bytes], master: int) -> bytes:
+    """What ``proc`` writes on its terminal until it has ended (and written all), within :data:`DEADLINE`."""
+    seen, deadline = b"", time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the pty's other end has closed it (the process ended)
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    return seen
+
+
+def _ended(proc: subprocess.Popen[bytes]) -> int | None:
+    """``proc``'s exit code once it has ended, None if it still runs at :data:`DEADLINE`."""
+    try:
+        return proc.wait(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", exitcodes.TERMINATED), ("SIGHUP", exitcodes.HUNG_UP)])
+def test_a_signal_ends_top_through_its_own_exit_and_gives_the_terminal_back(
+        tmp_path: Path, recorded: dict[str, Any], name: str, code: int) -> None:
+    proc, master = _top_in_a_terminal(tmp_path, recorded, controlling=True)
+    try:
+        proc.send_signal(getattr(signal, name))
+        shown = _until_it_ends(proc, master)
+        assert _ended(proc) == code, shown[-600:]
+        assert b"\x1b[?1049l" in shown, shown[-600:]  # the alternate screen left: the driver stopped
+        text = shown.decode("utf-8", "replace")
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-1500:]
+        assert f"error: interrupted ({name})" in text, text[-600:]
+    finally:
+        _kill(proc)
+        os.close(master)
+
+
+@pytest.mark.parametrize(("controlling", "first", "code"), [
+    (False, None, exitcodes.HUNG_UP),  # the pty only its stdio: closing it sends no signal at all
+    (True, None, exitcodes.HUNG_UP),  # its controlling terminal: the kernel sends SIGHUP
+    (False, "SIGTERM", exitcodes.TERMINATED),  # `script` on `timeout`'s SIGTERM: SIGTERM, then the pty closed
+], ids=["no signal", "the kernel's SIGHUP", "SIGTERM then closed"])
+def test_a_closed_terminal_ends_top(tmp_path: Path, recorded: dict[str, Any], controlling: bool, first: str | None,
+                                    code: int) -> None:
+    proc, master = _top_in_a_terminal(tmp_path, recorded, controlling=controlling)
+    try:
+        if first is not None:
+            proc.send_signal(getattr(signal, first))
+        os.close(master)
+        assert _ended(proc) == code, "gamead top outlived its terminal" if proc.poll() is None else proc.returncode
+    finally:
+        _kill(proc)
+
+
+def test_writes_to_a_hung_up_terminal_never_block_the_dashboard() -> None:
+    """Textual's writer thread writing to a real hung-up pty (its master closed): every write fails ``EIO``. On
+    the plain file the thread died of the first failed flush and, its queue full after 30 more writes
+    (``MAX_QUEUED_WRITES``), the dashboard's next write blocked its loop for ever — the check for a gone terminal
+    included (without :class:`_Shedding`: 60 writes, not done within the 30 s deadline). Through it the writes
+    are dropped and the thread stops when asked."""
+    master, slave = pty.openpty()
+    os.close(master)  # the slave hangs up
+    out = os.fdopen(slave, "w", encoding="utf-8")
+    writer = WriterThread(_Shedding(out))  # type: ignore[arg-type]
+    writer.start()
+    done = threading.Event()
+
+    def dashboard() -> None:
+        for _ in range(MAX_QUEUED_WRITES * 2):
+            writer.write("x" * 10_000)  # more than the file's buffer: each is written (and fails) at once
+        writer.stop()
+        done.set()
+
+    threading.Thread(target=dashboard, daemon=True).start()
+    try:
+        assert done.wait(DEADLINE), "the writes to the hung-up terminal blocked"
+        assert not writer.is_alive()
+    finally:
+        try:
+            out.close()
+        except OSError:  # its last flush: EIO
+            pass
