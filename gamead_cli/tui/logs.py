@@ -92,7 +92,7 @@ def worker_log(log_dir: Path, name: str) -> Path:
     candidates = [log_dir / f"{name}.log", log_dir / f"worker-{name}.log"]
     if (k := local_index(name)) is not None:  # local-K, local-K-<tag> (gamead_core.scaling.local_ids)
         candidates.append(log_dir / f"worker-{k}.log")
-    if name.startswith("api-"):  # an API node (api-HOST-PID): gamead up runs one, logging to api.log
+    if name.startswith("api-"):  # an API node (api-HOST-PID-RANDOM): gamead up runs one, logging to api.log
         candidates.append(log_dir / "api.log")
     for path in candidates:
         if path.is_file():
