@@ -171,6 +171,11 @@ def idempotency_key_problem(key: str) -> str | None:
     return None
 
 
+def id_tail() -> str:
+    """6 lower-case characters of a fresh ULID's random part: what tells apart two ids of one host and pid."""
+    return str(ULID())[-6:].lower()
+
+
 def new_worker_id() -> str:
     """A fresh worker id, ``<host>-<pid>-<6 chars of a ULID>`` (see :data:`WorkerId`)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"
+    return f"{socket.gethostname()}-{os.getpid()}-{id_tail()}"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from gamead_core.embedded import free_port
 from gamead_core.port_claims import Holder, PortClaims
 from gamead_core.proc import port_free
+from gamead_core.scaling.local_ids import local_index
 
 
 def url_host(host: str) -> str:
@@ -40,11 +41,10 @@ class WorkerMetricsPorts:
         return self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
 
     def planned(self, worker_id: str) -> int | None:
-        """The port ``worker_id`` gets when it is free: ``base + k - 1`` for ``local-<k>``; None for another id."""
-        prefix, _, k = worker_id.rpartition("-")
-        if prefix != "local" or not (k.isascii() and k.isdigit()) or int(k) < 1:
-            return None
-        return self.base + int(k) - 1
+        """The port ``worker_id`` gets when it is free: ``base + k - 1`` for ``local-<k>`` (or ``local-<k>-<tag>``:
+        :mod:`gamead_core.scaling.local_ids`); None for another id."""
+        k = local_index(worker_id)
+        return None if k is None or k < 1 else self.base + k - 1
 
     def port_for(self, worker_id: str) -> int:
         """The port for a (re)start of ``worker_id`` (call it only while no process of that id runs): the one it

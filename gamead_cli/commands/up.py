@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from functools import partial
@@ -125,6 +126,7 @@ def up(
     fsize = raise_fsize()  # the soft file-size limit too: nats-server's store files (attack43a F1)
     from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
+    from gamead_core.scaling.local_ids import stack_tag
     from gamead_core.telemetry.tracing import check_tracing_env
 
     settings = settings_from(
@@ -132,7 +134,8 @@ def up(
     )
     in_force = config_path(config)
     check_tracing_env()  # its children's OTEL_* (they inherit them): refused before anything starts (exit 5)
-    if not settings.nats.url:  # the embedded server's credentials: refused before anything starts (exit 5)
+    shared = bool(settings.nats.url)  # a NATS other stacks may use: its workers' ids carry its tag (.local_ids)
+    if not shared:  # the embedded server's credentials: refused before anything starts (exit 5)
         authorization(**nats_credentials(settings))
     settings.api.host = "127.0.0.1"
     # absolute: every path it prints (data, logs, gamead-up.json, the worker's --config) is for another terminal,
@@ -240,8 +243,8 @@ def up(
             enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"),
             claims=claims)
         scaler = LocalScaler(stack.sup, argv=lambda wid: gamead_argv("worker", "--id", wid, *metrics.args(wid)),
-                             env=env, log_dir=logs,
-                             drain_timeout=settings.worker.drain_timeout)
+                             env=env, log_dir=logs, drain_timeout=settings.worker.drain_timeout,
+                             id_tag=stack_tag(socket.gethostname(), str(data.path)) if shared else "")
         api = stack.sup.start(API_CHILD, gamead_argv("serve"), env, logs / "api.log")
         ready = wait_api_ready(api_url, settings.api.port, api,
                                StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))

@@ -35,7 +35,6 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
 
     from gamead_core.registry import Registry
     from gamead_core.scaling.answers import Answer, ask, heartbeat_error, liveness_client
-    from gamead_core.scaling.local import worker_id_of
     from gamead_core.scaling.probe import (
         HeartbeatProbe,
         Silent,
@@ -60,7 +59,7 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
         for name in [*scaler.worker_names, API_CHILD]:  # the API is matched by host and pid (probe.api_key)
             child = scaler.supervisor.children.get(name)
             if child is not None and child.alive and child.pid is not None:
-                key = api_key(child.pid, host) if name == API_CHILD else worker_id_of(name)
+                key = api_key(child.pid, host) if name == API_CHILD else scaler.worker_id(name)
                 out.append(Watched(name, key, child.pid, child.started_at, child.started_wall))
         for pid in [p for p in [*told, *answered] if p not in {w.pid for w in out}]:
             told.pop(pid, None)  # gone (killed, restarted, stopped)

@@ -58,7 +58,6 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
 
     from gamead_core.queue.connection import connect_options
     from gamead_core.registry import Registry
-    from gamead_core.scaling.local import worker_id_of
     from gamead_core.scaling.probe import HeartbeatProbe, Watched
     from gamead_core.shutdown import mark_ours
 
@@ -101,7 +100,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
                 if name not in watches or watches[name][0] != child.pid:  # a restart is watched from its own start
                     watches[name] = (child.pid, new_watch(child.started_at))
                 if child.alive and child.pid is not None:
-                    watched.append(Watched(name, worker_id_of(name), child.pid, child.started_at, child.started_wall))
+                    watched.append(Watched(name, scaler.worker_id(name), child.pid, child.started_at, child.started_wall))
             try:
                 entries = {n.id: n for n in await registry.list() if n.role == "worker" and n.host == host}
             except Exception:  # noqa: BLE001 - not read this time: the workers' watches bound the wait

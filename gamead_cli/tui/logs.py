@@ -29,6 +29,7 @@ from typing import Any
 from gamead_core.datadir import running_stack
 from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
 from gamead_core.safe_text import shown
+from gamead_core.scaling.local_ids import local_index
 
 #: bytes read from the end of a file at first, and at most per later read
 TAIL_BYTES = 64 * 1024
@@ -41,7 +42,6 @@ HEAD_BYTES = 1024
 MAX_FILES = 64
 #: what ``:logs NAME`` accepts: a node id or a log file's name, never a path
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_LOCAL_WORKER = re.compile(r"^local-(\d{1,6})$")
 
 
 class LogsUnavailable(Exception):
@@ -90,9 +90,9 @@ def worker_log(log_dir: Path, name: str) -> Path:
     if not _NAME.match(name):
         raise LogsUnavailable(f"not a worker name: {name[:40]!r} (a node id as the nodes table shows it)")
     candidates = [log_dir / f"{name}.log", log_dir / f"worker-{name}.log"]
-    if m := _LOCAL_WORKER.match(name):
-        candidates.append(log_dir / f"worker-{int(m.group(1))}.log")
-    if name.startswith("api-"):  # an API node (api-HOST-PID): gamead up runs one, logging to api.log
+    if (k := local_index(name)) is not None:  # local-K, local-K-<tag> (gamead_core.scaling.local_ids)
+        candidates.append(log_dir / f"worker-{k}.log")
+    if name.startswith("api-"):  # an API node (api-HOST-PID-RANDOM): gamead up runs one, logging to api.log
         candidates.append(log_dir / "api.log")
     for path in candidates:
         if path.is_file():

@@ -26,7 +26,7 @@ from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, NotFound, QueueUnavailable
-from gamead_core.ids import is_job_id, new_job_id, normal_id
+from gamead_core.ids import id_tail, is_job_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, JobState
 from gamead_core.jobs.runner import JobService
 from gamead_core.jobs.store import JobStore
@@ -37,7 +37,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start this node's job service (after the app's own lifespan made ``app.state.link``)."""
     settings = app.state.settings
     link = app.state.link
-    node_id = f"{socket.gethostname()}-{os.getpid()}-{new_job_id()[-6:]}"
+    # the API node's id less ``api-`` (runner_node maps it back), or one of the same form
+    node_id = getattr(link, "node_id", "").removeprefix("api-") or f"{socket.gethostname()}-{os.getpid()}-{id_tail()}"
 
     def ops() -> DlqOps:
         return link.ops  # type: ignore[no-any-return]  # raises QueueUnavailable while NATS is away

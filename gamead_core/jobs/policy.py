@@ -114,8 +114,9 @@ def lease_too_far(job: Job, now: float, lease: float) -> bool:
 
 
 def runner_node(runner: str | None) -> str | None:
-    """The registry id of the API node whose job runner id is ``runner`` (``<host>-<pid>-<6 chars>`` →
-    ``api-<host>-<pid>``, :func:`gamead_core.registry.new_api_node_id`); None for none or another form."""
+    """The registry id an API node before attack44 had as the job runner ``runner`` (``<host>-<pid>-<6 chars>`` →
+    ``api-<host>-<pid>``); None for none or another form. A later node's id is ``api-<runner>``
+    (:func:`gamead_core.registry.new_api_node_id`): :func:`stuck_text` looks for either."""
     head, _, tail = (runner or "").rpartition("-")
     return f"api-{head}" if head and len(tail) == 6 else None
 
@@ -133,7 +134,8 @@ def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) 
     written = written_ttl(job, now)
     renewed_ahead = job.lease_until - job.lease_ttl - now if job.lease_ttl else 0.0
     kind = stuck_why(renewed_ahead=renewed_ahead, written_ttl=written, ttl=lease,
-                     registered=None if registered is None or node is None else node in registered)
+                     registered=None if registered is None or node is None else bool(
+                         {node, f"api-{job.runner}"} & registered))
     if kind is None:
         return None
     if kind == "clock_ahead":

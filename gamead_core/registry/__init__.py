@@ -16,10 +16,13 @@ One job per module:
 * :mod:`~gamead_core.registry.beat`: heartbeating (:func:`run_heartbeat`, :func:`heartbeating`), which takes
   a callable that returns the node's :class:`NodeInfo`;
 * :mod:`~gamead_core.registry.stops`: the clean-stop notes (bucket ``gamead_stops``, a day) that tell a clean stop
-  from a death once ``registry.ttl`` removed the entry's delete mark (:meth:`Registry.stopped`).
+  from a death once ``registry.ttl`` removed the entry's delete mark (:meth:`Registry.stopped`);
+* :mod:`~gamead_core.registry.claim`: a start refused an id a live process of another incarnation holds
+  (:func:`claim`, attack44 F1).
 """
 
 from gamead_core.registry.beat import heartbeating, run_heartbeat
+from gamead_core.registry.claim import claim
 from gamead_core.registry.health import is_stuck, node_state, percentiles
 from gamead_core.registry.kv import Registry, bucket_config
 from gamead_core.registry.nodes import (
@@ -51,6 +54,7 @@ __all__ = [
     "api_incarnation",
     "api_node_info",
     "bucket_config",
+    "claim",
     "deaths",
     "heartbeating",
     "incarnation",

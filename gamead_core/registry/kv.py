@@ -259,6 +259,16 @@ class Registry:
             except nats.js.errors.NotFoundError:
                 return None
 
+    async def revision(self, node_id: str) -> tuple[int, NodeInfo | None]:
+        """``(sequence, entry)`` of the last write under ``node_id``'s key: 0 when there is none, entry None for a
+        delete mark or an unreadable value; any write of the holder (a beat, an announcement) changes the sequence
+        (:mod:`gamead_core.registry.claim`). Raises the gamead error tree."""
+        await self.open()
+        raw = await self._last_msg(node_key(node_id))
+        if raw is None or (raw.headers or {}).get(names.HDR_KV_OPERATION) in ("DEL", "PURGE"):
+            return (raw.seq if raw is not None else 0), None
+        return raw.seq, _decode(raw.data) if raw.data else None
+
     async def _last(self, key: str) -> tuple[str | None, str, bytes | None]:
         """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none), the
         process it names (its ``Gamead-Origin``; "" for none) and its data."""

@@ -18,6 +18,7 @@ from importlib import metadata
 
 from gamead_core import clock
 from gamead_core.clock_offset import measured
+from gamead_core.ids import id_tail
 from gamead_core.models import utcnow
 from gamead_core.registry.health import node_state, percentiles
 from gamead_core.registry.wire import CREATE_FENCE, HeldAd, NodeInfo
@@ -249,10 +250,13 @@ def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo],
 
 
 def new_api_node_id() -> str:
-    """``api-<host>-<pid>``: the host name's characters outside the node-id set (:data:`~.wire.NODE_ID_PATTERN`)
-    as ``_``, at most 200 of them, so the id is always one the registry takes."""
+    """``api-<host>-<pid>-<6 chars of a ULID>``: the host name's characters outside the node-id set
+    (:data:`~.wire.NODE_ID_PATTERN`) as ``_``, at most 200 of them, so the id is always one the registry takes. The
+    random part is a worker id's (:func:`gamead_core.ids.new_worker_id`): two API processes with one host name and
+    one pid (containers sharing the host's name, gamead as PID 1 in each) shared ``api-<host>-<pid>``, one registry
+    key, and each worker's reaper read one's beats as the other's death (attack44 F1 addendum 2)."""
     host = re.sub(r"[^-_.:@=A-Za-z0-9]", "_", socket.gethostname())[:200] or "_"
-    return f"api-{host}-{os.getpid()}"
+    return f"api-{host}-{os.getpid()}-{id_tail()}"
 
 
 __all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "earlier_node_key",

@@ -47,10 +47,11 @@ class HeldAd(BaseModel):
 
 
 #: A node's id as the registry takes one: a worker id (:data:`gamead_core.ids.WORKER_ID_PATTERN`) or an API's
-#: ``api-<host>-<pid>``, at most 255 characters of the same set. Its registry key and every subject built from it
-#: stay far below nats-server's 4 KiB control line: an entry naming a 5,000-character id closed the NATS connection
-#: of the API and of the worker holding the reaper lease ("maximum control line exceeded") once it expired (attack40a
-#: F7); one with a character a key cannot hold (``U+200B``) was reaped as expired while it was being refreshed.
+#: ``api-<host>-<pid>-<6 chars>``, at most 255 characters of the same set. Its registry key and every subject built
+#: from it stay far below nats-server's 4 KiB control line: an entry naming a 5,000-character id closed the NATS
+#: connection of the API and of the worker holding the reaper lease ("maximum control line exceeded") once it
+#: expired (attack40a F7); one with a character a key cannot hold (``U+200B``) was reaped as expired while it was
+#: being refreshed.
 NODE_ID_PATTERN = r"^[A-Za-z0-9][-_.:@=A-Za-z0-9]{0,254}$"
 
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from gamead_core.scaling.local_ids import worker_id_of
 from gamead_core.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,6 @@ def _check_count(n: int) -> None:
 
 
 
-def worker_id_of(name: str) -> str:
-    """The worker id (``local-3``) of the local worker child ``name`` (``worker-3``): the one rule for both."""
-    return f"local-{name.rsplit('-', 1)[1]}"
 
 class LocalScaler:
     """``gamead worker`` processes on this machine, started and stopped through ``supervisor``."""
@@ -67,10 +65,12 @@ class LocalScaler:
         env: dict[str, str],
         log_dir: Path,
         drain_timeout: float,
+        id_tag: str = "",
     ) -> None:
         """``argv(worker_id)`` is the command line of one worker, asked again at each of its restarts; ``env``
-        its environment."""
+        its environment; ``id_tag`` the stack's tag in its workers' ids (:mod:`.local_ids`, "": none)."""
         self.supervisor = supervisor
+        self.id_tag = id_tag
         self._argv = argv
         self._env = dict(env)
         self._log_dir = log_dir
@@ -114,6 +114,10 @@ class LocalScaler:
 
     # --- changing ---------------------------------------------------------------------------------------
 
+    def worker_id(self, name: str) -> str:
+        """The worker id of child ``name`` (``worker-3`` → ``local-3``, or ``local-3-<tag>``: :mod:`.local_ids`)."""
+        return worker_id_of(name, self.id_tag)
+
     def _free_index(self) -> int:
         taken = {int(n.rsplit("-", 1)[1]) for n in [*self._workers, *self._leaving]}
         k = 1
@@ -124,7 +128,7 @@ class LocalScaler:
     def _start_one(self) -> str:
         k = self._free_index()
         name = f"worker-{k}"
-        worker_id = worker_id_of(name)
+        worker_id = self.worker_id(name)
         self.supervisor.start(name, lambda: self._argv(worker_id), self._env, self._log_dir / f"{name}.log")
         self._workers.append(name)
         log.info("started %s (%s)", name, worker_id)
@@ -232,7 +236,7 @@ class LocalScaler:
         if name in self._workers and pid is not None:
             # seen serving (its first registry heartbeat, Supervisor.seen_up) or not: one refused at its start
             # registered nothing, and its recovery must not say it died holding deliveries (attack28c F3)
-            self._exits.append((worker_id_of(name), pid, bool(getattr(child, "up", True))))
+            self._exits.append((self.worker_id(name), pid, bool(getattr(child, "up", True))))
 
     async def wait_drained(self) -> None:
         """Wait for every background stop to finish (bounded by ``stop_timeout``)."""

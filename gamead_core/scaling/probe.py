@@ -94,7 +94,7 @@ class Watched:
 
 def api_key(pid: int, host: str) -> str:
     """The ``worker_id`` a :class:`Watched` API process is watched under, ``api@<host>/<pid>``: an API entry is
-    matched by the host *and* pid it announces (its node id ``api-HOST-PID``, :func:`gamead_core.registry.nodes.
+    matched by the host *and* pid it announces (its node id ``api-HOST-PID-RANDOM``, :func:`gamead_core.registry.nodes.
     new_api_node_id`), so another machine's API with the same pid never stands in for ours."""
     return f"api@{host}/{pid}"
 

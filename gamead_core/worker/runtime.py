@@ -43,7 +43,7 @@ from gamead_core.queue.partition_watch import watch_result
 from gamead_core.queue.refusal import stop_if_stale
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.registry import NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
+from gamead_core.registry import NodeInfo, Registry, WorkerSelf, claim, heartbeating, worker_node_info
 from gamead_core.registry.beat import BeatHealth
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
@@ -151,8 +151,8 @@ class Worker:
             self._batch = BatchStart(self._handler, held=self._held, keepalive=self._keepalive, slots=self._slots,
                                   handoff=lambda msg: self._track(self._run_one(msg)), track=self._track,
                                   ended=self._ended, running=self._running) if self._batch_ok else None
-            await registry.open()
-            # Before our first heartbeat overwrites it: what a dead process with our id still held.
+            await claim(registry, self._snapshot(), interval=self.settings.registry.heartbeat_interval,
+                        ttl=self.settings.registry.ttl)  # not an id a live process holds (.registry.claim: exit 5)
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
             puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
                                                 own=self._held.keys, handed=self._handbacks)  # (.handback)

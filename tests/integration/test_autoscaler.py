@@ -237,7 +237,7 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
         return seen.pop() if len(seen) == 1 and None not in seen else None
 
     leader_id = wait_for(agreed_leader, timeout=10, interval=0.1, what="both nodes to name one leader")
-    leader_pid = int(leader_id.rsplit("-", 1)[1])
+    leader_pid = int(leader_id.rsplit("-", 2)[1])  # api-<host>-<pid>-<6 random> (attack44 F1 addendum 2)
     assert leader_pid in ids
     leader = a if a.pid == leader_pid else b
     follower = b if leader is a else a
@@ -259,9 +259,10 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
     assert _scale(follower_url)["desired"] == 3
 
     leader.kill()  # kill -9: no release, the lease must expire (1.5 s) before the follower may take it
-    follower_id = f"{leader_id.rsplit('-', 1)[0]}-{follower.pid}"
-    wait_for(lambda: (_scale(follower_url).get("leader") or {}).get("id") == follower_id, timeout=15,
-             interval=0.05, what="the follower to take over once the dead leader's lease expired")
+    follower_head = f"{leader_id.rsplit('-', 2)[0]}-{follower.pid}-"  # its id: this and its own 6 random characters
+    follower_id = wait_for(lambda: (i := (_scale(follower_url).get("leader") or {}).get("id") or "").startswith(
+        follower_head) and i, timeout=15, interval=0.05,
+        what="the follower to take over once the dead leader's lease expired")
     # The new leader carries on with the shared decisions and the override.
     doc = wait_for(lambda: (d := _scale(follower_url)).get("decisions", [{}])[0].get("leader") == follower_id
                    and d, timeout=5, interval=0.1, what="a decision by the new leader")

@@ -1,0 +1,92 @@
+"""Claiming a node id at start: an id whose registry entry a live process of another incarnation keeps renewing
+is refused (attack44 F1, F3).
+
+Two live processes under one id write one registry key in turn, and every reaper reads each write of the other
+incarnation as the death of the one before (:func:`~gamead_core.registry.nodes.deaths`): it charged the running
+ad of a process that was still analysing it ``WorkerLost`` and ran it again elsewhere, once a beat, and the start
+of the second process "adopted" what the first held (handed its running ads back). So a worker reads its key
+before anything else it does with the registry (:func:`claim`):
+
+* nothing there, a delete mark (a clean stop), or this very process's entry: the id is free;
+* another incarnation's entry: a live holder rewrites it at least every ``heartbeat_interval`` (its own, read from
+  the entry; a beat, or an announcement of the ads it holds). The start watches the key for that interval +
+  :data:`WATCH_MARGIN` s (never more than ``registry.ttl`` + the margin): written again by a process other than
+  this one (not a delete mark) → :func:`id_taken`, exit 5, naming the holder's host, pid and
+  heartbeat age; not written, deleted or expired → the holder is dead (kill -9, a crash, a pod or a systemd unit
+  restarted with a fixed ``--id``) and the start goes on, at most that long later.
+
+Why a watch, not the holder's pid or its heartbeat's age: a pid means something only on its own host and in its
+own pid namespace (containers share a host name with gamead as PID 1 in each), and an age is only as good as two
+hosts' clocks; a change of the key's stream sequence is neither. What the watch cannot tell: a holder alive but
+writing nothing for longer than the watch (its registry writes refused, its loop frozen) is taken for dead, as the
+reaper already takes it. Two starts within one read of each other both find the key free: that race is the only
+way left to share an id (``gamead up`` gives its workers ids of their own stack: :mod:`gamead_core.scaling.local`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gamead_core import clock
+from gamead_core.errors import ConfigError
+from gamead_core.registry.kv import Registry
+from gamead_core.registry.nodes import same_incarnation
+from gamead_core.registry.wire import NodeInfo
+
+log = logging.getLogger(__name__)
+
+#: seconds a start watches a held key beyond the holder's heartbeat interval: its put's round trip and a busy loop
+WATCH_MARGIN = 1.0
+#: seconds between two reads of the key while watching it (at most)
+POLL_EVERY = 0.2
+
+
+def watch_for(holder: NodeInfo, own_interval: float, ttl: float) -> float:
+    """Seconds to watch ``holder``'s entry for a renewal: its ``heartbeat_interval`` (``own_interval``, this node's
+    ``registry.heartbeat_interval`` s, for an older node that does not say it), at most ``ttl`` (``registry.ttl``
+    s: an entry not renewed that long is gone), plus :data:`WATCH_MARGIN`. Pure."""
+    return min(holder.heartbeat_interval or own_interval, ttl) + WATCH_MARGIN
+
+
+def renewed_by_other(first_seq: int, seq: int, entry: NodeInfo | None, me: NodeInfo) -> bool:
+    """True when the key, last written at ``first_seq`` when the start read it, was written again (``seq``) with
+    ``entry``, a live entry of a process other than ``me``. Pure."""
+    return seq != first_seq and entry is not None and not same_incarnation(entry, me)
+
+
+def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float) -> ConfigError:
+    """The one-line refusal of a start as ``node_id`` that ``holder`` (a live process) holds: its host, pid and
+    heartbeat age (``age`` s), and the watch (``watched`` s) that saw it renewed. A ``ConfigError``: exit 5, as a
+    taken port (:func:`gamead_core.listen.listen_refusal`). Pure."""
+    return ConfigError(
+        f"the id {node_id} is held by a live process: host {holder.host}, pid {holder.pid}, heartbeat {age:.1f} s ago "
+        f"(its entry was renewed while this start watched it for {watched:.1f} s); two processes under one id would "
+        "each take the other for dead and charge its running ads: stop that process or choose another --id")
+
+
+async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float) -> None:
+    """Refuse to start as ``me.id`` while another live process holds it (module docstring). ``interval`` and
+    ``ttl``: this node's ``registry.heartbeat_interval`` and ``registry.ttl``, seconds. Returns at once when the key
+    is free; after at most :func:`watch_for` seconds when it holds a dead process's entry. Raises
+    :func:`id_taken`'s ``ConfigError`` (a live holder) and the gamead error tree (the registry unreadable)."""
+    first_seq, holder = await registry.revision(me.id)
+    if holder is None or same_incarnation(holder, me):
+        return
+    window = watch_for(holder, interval, ttl)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + window
+    log.info("the id %s has an entry of another process (host %s, pid %d): watching it up to %.1f s for a beat "
+             "before taking it", me.id, holder.host, holder.pid, window, extra={"node_id": me.id})
+    while (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(POLL_EVERY, left))
+        seq, entry = await registry.revision(me.id)
+        if entry is not None and renewed_by_other(first_seq, seq, entry, me):
+            raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), window)
+        if seq != first_seq:  # deleted (a clean stop) or expired: nobody holds it
+            return
+    log.info("the id %s: the entry of process %d on %s was not renewed in %.1f s: it is dead, its id taken over",
+             me.id, holder.pid, holder.host, window, extra={"node_id": me.id})
+
+
+__all__ = ["POLL_EVERY", "WATCH_MARGIN", "claim", "id_taken", "renewed_by_other", "watch_for"]
