@@ -37,9 +37,9 @@ from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
+from gamead_core.scaling.stacks import another_stack_text
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
-
 
 
 def parse_duration(value: str) -> float:
@@ -175,7 +175,7 @@ def short_why(doc: dict[str, Any]) -> str:
 
 def leader_text(leader: dict[str, Any] | None) -> Text:
     """The ``leader`` row of ``scale status``: its id and since when, and a warning when its holder is not a registered
-    node (``registered`` false: it may be gone, attack31b F2). Pure."""
+    node (``registered`` false: attack31b F2), or another ``gamead up`` stack's (``thisStack`` false: attack44 F4)."""
     if not leader:
         return Text("none (no autoscaler holds the lease)", style="yellow")
     text = plain(f"{leader['id']} (since {short_time(leader.get('since'))} UTC)")
@@ -183,6 +183,8 @@ def leader_text(leader: dict[str, Any] | None) -> Text:
         ends = short_time(leader.get("expiresAt"))
         text.append(f"  (not a registered node: it may be gone; its lease ends by {ends} UTC, or sooner once another "
                     "node sees it unrenewed for its TTL; gamead doctor --repair releases it)", style="yellow")
+    if leader.get("thisStack") is False:
+        text.append(f"  ({another_stack_text(leader)})", style="yellow")
     return text
 
 
@@ -245,6 +247,8 @@ def who_applies(doc: dict[str, Any], again: str = "") -> str:
                 "with backend kubernetes or none)")
     if doc.get("backend") == "none":
         return "backend none: the leader only shows what it would do; no worker count changes"
+    if doc["leader"].get("thisStack") is False:  # attack44 F4: B's override scaled A's workers, said as if B's
+        return f"applied at its next decision by {another_stack_text(doc['leader'])}"
     if doc.get("error"):
         failed = ("its last scale call failed" if doc.get("desired") is not None
                   else f"its last decision failed ({doc.get('reason') or 'no reason recorded'})")

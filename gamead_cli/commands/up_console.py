@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from gamead_core.config import GameadSettings
+from gamead_core.scaling.lease_rule import Lease
+from gamead_core.scaling.stacks import follower_line
 
 console = Console(stderr=True, highlight=False)
 _console_ok = {"ok": True}
@@ -133,3 +135,22 @@ def show_decision(entry: dict[str, object]) -> None:
         say(f"[red]![/] autoscaler: {escape(str(entry['reason']))}: {escape(str(entry['error']))}")
     elif entry.get("desired") != entry.get("current"):
         say(f"[cyan]↕[/] autoscaler: {escape(str(entry['reason']))}")
+
+
+class OtherLeader:
+    """The autoscaler's ``on_follow`` hook of a ``gamead up`` whose stack is ``here``: says once (and again for a new
+    holder) that another stack's autoscaler leads this NATS, and whose workers it moves (attack44 F4: a second stack
+    on one ``nats.url`` was told nothing, and its workers never scaled)."""
+
+    def __init__(self, here: str) -> None:
+        self.here = here
+        self._said: tuple[str, str | None] | None = None
+
+    def __call__(self, lease: Lease | None) -> None:
+        # none, released, this stack's own, or advice only (an acting gamead up takes it at once)
+        if lease is None or not lease.holder or lease.stack == self.here or not lease.acts:
+            self._said = None
+            return
+        if (lease.holder, lease.stack) != self._said:
+            self._said = (lease.holder, lease.stack)
+            say(f"[yellow]![/] {escape(follower_line(lease.holder, lease.stack))}")

@@ -10,7 +10,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from gamead_cli.commands.up_console import say, show_decision
+from gamead_cli.commands.up_console import OtherLeader, say, show_decision
 from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import install_stop_handlers, request_stop, stop_requested, stop_signals
@@ -18,6 +18,7 @@ from gamead_cli.commands.up_stack import UpStack
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
+from gamead_core.scaling.stacks import stack_id
 from gamead_core.shutdown import mark_ours
 from gamead_core.stop_bound import within
 
@@ -112,8 +113,9 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
             probe = start_probe(settings, nc, link.js, scaler, stop, metrics)
         if autoscaling and nc is not None:
+            here = stack_id(settings.embedded.data_dir)  # written into the lease: whose workers it moves
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
-                                             on_decision=show_decision)
+                                             on_decision=show_decision, stack=here, on_follow=OtherLeader(here))
             autoscaler = Autoscaler(scaling, deps)
             task = asyncio.create_task(autoscaler.run(stop))
         while not stop.is_set():

@@ -34,6 +34,7 @@ from gamead_core.audit import record_action
 from gamead_core.errors import Conflict, QueueUnavailable
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for, new_holder_id, status_document
+from gamead_core.scaling.stacks import api_stack
 from gamead_core.scaling.store import (
     MAX_OVERRIDE_SECONDS,
     Override,
@@ -78,7 +79,8 @@ async def _document(request: Request) -> tuple[dict[str, Any], StoredOverride]:
     autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
     now = clock.now()
     doc = status_document(state, lease, stored.override, now=now, settings=request.app.state.settings.autoscaler,
-                          node_id=autoscaler.node_id if autoscaler else None, registered=_registered(request, now))
+                          node_id=autoscaler.node_id if autoscaler else None, registered=_registered(request, now),
+                          stack=api_stack(request.app.state.settings))  # whose workers the leader moves
     doc["overrideRevision"] = stored.revision
     return doc, stored
 

@@ -38,6 +38,8 @@ class AutoscalerDeps:
     ``/v1/stats`` shows.
     ``backend`` None: never lead, only read the shared state. ``registry`` (settings) gives a sampler
     without a registry one once NATS is up. ``on_decision`` is called with each new kind of decision.
+    ``stack``: the ``gamead up`` stack written into the lease (its data dir: :mod:`gamead_core.scaling.stacks`);
+    ``on_follow`` is called with the lease a follower read each interval (None: no lease readable).
     """
 
     link: Link
@@ -51,15 +53,19 @@ class AutoscalerDeps:
     on_decision: Callable[[dict[str, Any]], None] | None = None
     clock: Callable[[], float] = server_now  #: epoch s on nats-server's clock: leases, decisions (attack33a F5)
     monotonic: Callable[[], float] = time.monotonic
+    stack: str | None = None
+    on_follow: Callable[[Any], None] | None = None
 
     @classmethod
     def standalone(cls, settings: GameadSettings, link: Link, *, node_id: str, backend: Scaler | None,
-                   on_decision: Callable[[dict[str, Any]], None] | None = None) -> AutoscalerDeps:
+                   on_decision: Callable[[dict[str, Any]], None] | None = None, stack: str | None = None,
+                   on_follow: Callable[[Any], None] | None = None) -> AutoscalerDeps:
         """Deps for a process without a stats sampler (``gamead up``): a queue-only sampler of its own."""
         sampler = QueueSampler(link, settings, node_id=node_id, sections=False)
         return cls(link=link, sampler=sampler, node_id=node_id, backend=backend, own_sampler=True,
                    registry=settings.registry, stream_replicas=settings.queue.replicas,
-                   request_timeout=settings.nats.request_timeout, on_decision=on_decision)
+                   request_timeout=settings.nats.request_timeout, on_decision=on_decision, stack=stack,
+                   on_follow=on_follow)
 
 
 def new_holder_id(role: str = "api") -> str:

@@ -4,7 +4,11 @@ The lease is one key (``autoscaler``) in bucket ``gamead_leases`` (no bucket TTL
 own expiry). Its value names the holder and when the lease expires::
 
     {"holder": "api-host-123", "acquiredAt": 1717000000.0, "renewedAt": 1717000010.0,
-     "expiresAt": 1717000025.0, "ttl": 15.0, "acts": true}
+     "expiresAt": 1717000025.0, "ttl": 15.0, "acts": true, "stack": "/srv/a/.gamead"}
+
+``stack`` (a ``gamead up``'s data dir, left out by any other holder): whose workers the holder moves, as ``gamead
+scale status`` and ``gamead up`` say when several stacks share one NATS (:mod:`gamead_core.scaling.stacks`: one
+autoscaler per NATS, and why). An older reader ignores it; a lease without it reads as None.
 
 ``acts``: the holder changes the worker count (backend ``kubernetes`` or ``local``) rather than only
 advising (``none``). An advice-only candidate never takes the lease of an acting holder (a ``gamead serve``
@@ -106,6 +110,7 @@ class LeaseKeeper:
         monotonic: Callable[[], float] = time.monotonic,
         connected: Callable[[], bool] | None = None,
         acts: bool = True,
+        stack: str | None = None,
     ) -> None:
         if not ttl > 0:
             raise ValueError(f"ttl must be positive, not {ttl!r}")
@@ -114,6 +119,7 @@ class LeaseKeeper:
         self.ttl = ttl
         self.key = key
         self.acts = acts  #: changes the worker count (False: advice only; see the module docstring)
+        self.stack = stack  #: the ``gamead up`` stack written into the lease (None: not a ``gamead up``)
         self._clock = clock
         self._mono = monotonic
         self._connected = connected or (lambda: True)  #: is NATS reachable now? (a release is skipped if not)
@@ -187,6 +193,8 @@ class LeaseKeeper:
                     # `sent`), so the silence never outlasts the holder's own deadline by the get's latency (R4)
                     quiet = self._unchanged_for(getattr(entry, "revision", None), sent, self._mono())
                     decision = lease_decision(now, current, self.me, self.ttl, self.acts, held, unchanged_for=quiet)
+                    if decision.write is not None and self.stack:  # whose workers the holder moves (attack44 F4)
+                        decision = replace(decision, write=replace(decision.write, stack=self.stack))
                     unsampled = self._clock is server_now and server_clock.CLOCK.offset is None
                     if unsampled and decision.action == "take" and current is not None and not (
                             silent(current, quiet, self.ttl) or (self.acts and not current.acts)):

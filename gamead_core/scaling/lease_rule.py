@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from gamead_core.scaling.stacks import read_stack
 from gamead_core.scaling.unusable import said_unusable, usable_time
 
 #: The key of the autoscaler's lease.
@@ -42,6 +43,9 @@ class Lease:
     renewed_at: float
     expires_at: float
     acts: bool = True  #: the holder changes the worker count (not advice only)
+    #: the holder's ``gamead up`` stack (its data dir; None: not a ``gamead up``, or an older writer): whose workers
+    #: it moves (:mod:`gamead_core.scaling.stacks`)
+    stack: str | None = None
 
     @property
     def ttl(self) -> float:
@@ -58,6 +62,7 @@ class Lease:
             "expiresAt": self.expires_at,
             "ttl": round(self.ttl, 3),
             "acts": self.acts,
+            **({"stack": self.stack} if self.stack else {}),  # an older reader ignores it
         })
 
     @classmethod
@@ -73,6 +78,7 @@ class Lease:
                 renewed_at=float(raw["renewedAt"]),
                 expires_at=float(raw["expiresAt"]),
                 acts=raw.get("acts") is not False,
+                stack=read_stack(raw.get("stack")),
             )
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
             return said_unusable(AUTOSCALER_LEASE, data)

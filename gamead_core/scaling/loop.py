@@ -67,9 +67,9 @@ class Autoscaler:
         self.settings, self.deps, self.link, self.node_id = settings, deps, deps.link, deps.node_id
         self.backend, self.sampler, self.interval = deps.backend, deps.sampler, settings.interval
         self.ttl = lease_ttl(settings.interval)
-        self._clock = deps.clock
-        self._mono = deps.monotonic
-        self.shared = SharedState(settings, deps.node_id, clock=deps.clock, on_decision=deps.on_decision)
+        self._clock, self._mono = deps.clock, deps.monotonic
+        self.shared = SharedState(settings, deps.node_id, clock=deps.clock, on_decision=deps.on_decision,
+                                  on_follow=deps.on_follow)
         self.keeper: LeaseKeeper | None = None
         self._policy: ScalingPolicy | None = None
         self._leading = False
@@ -119,7 +119,7 @@ class Autoscaler:
                 assert self.store is not None
                 self.keeper = LeaseKeeper(await self.store.leases_kv(), self.node_id, self.ttl,
                                           clock=self._clock, monotonic=self._mono, connected=self._connected,
-                                          acts=not isinstance(self.backend, NoneScaler))
+                                          acts=not isinstance(self.backend, NoneScaler), stack=self.deps.stack)
                 keeper_task = asyncio.create_task(self.keeper.run(keeper_stop), name="gamead-autoscaler-lease")
             await self._loop(stop)
         except asyncio.CancelledError:

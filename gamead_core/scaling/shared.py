@@ -1,6 +1,7 @@
 """The autoscaler's shared state as one node holds it: the leader's decision log, written to the scaling
 bucket after every tick, and this node's last view of that state, the override and the lease (for
-``/v1/stats`` and ``GET /v1/scale``), read by a follower every interval.
+``/v1/stats`` and ``GET /v1/scale``), read by a follower every interval (and shown to ``on_follow``: ``gamead up``
+says when another stack leads, :mod:`gamead_core.scaling.stacks`).
 
 The documents are built by the pure :mod:`gamead_core.scaling.status`; the bucket is
 :class:`~gamead_core.scaling.store.ScaleStore`. Nothing here raises: a failed read keeps the last view, a
@@ -29,12 +30,14 @@ class SharedState:
     bucket is open; ``clock`` gives Unix seconds; ``on_decision`` is called with each new line of the log."""
 
     def __init__(self, settings: AutoscalerSettings, node_id: str, *, clock: Callable[[], float],
-                 on_decision: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_decision: Callable[[dict[str, Any]], None] | None = None,
+                 on_follow: Callable[[Lease | None], None] | None = None) -> None:
         self.settings = settings
         self.node_id = node_id
         self.store: ScaleStore | None = None
         self._clock = clock
         self._on_decision = on_decision
+        self._on_follow = on_follow  #: called with the lease each follow read (gamead up: another stack leads?)
         self.decisions: list[dict[str, Any]] = []
         self.view: dict[str, Any] | None = None
         self.override: Override | None = None
@@ -58,6 +61,12 @@ class SharedState:
                 self.store.state(), self.store.override(), self.store.lease())
         except Exception as exc:  # noqa: BLE001 - keep the last view
             log.debug("autoscaler: cannot read the shared state: %s", error_text(exc))
+            return
+        if self._on_follow is not None:
+            try:
+                self._on_follow(self.lease_seen)
+            except Exception:  # noqa: BLE001 - a display hook must not break the loop
+                log.exception("autoscaler: on_follow hook failed")
 
     async def record(self, entry: dict[str, Any], *, observed: dict[str, Any] | None, override: Override | None,
                      running: int | None, backend: str, leader_since: float | None, draining: Any,

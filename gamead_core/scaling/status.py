@@ -10,6 +10,7 @@ from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.models import utc_iso
 from gamead_core.scaling.apply import tick_calls_seconds
 from gamead_core.scaling.lease import Lease, lease_ttl
+from gamead_core.scaling.stacks import same_stack
 from gamead_core.scaling.store import Override, active_override, iso
 from gamead_core.stats.sampler import Sample
 
@@ -39,19 +40,23 @@ def status_document(
     settings: AutoscalerSettings,
     node_id: str | None = None,
     registered: Collection[str] | None = None,
+    stack: str | None = None,
 ) -> dict[str, Any]:
     """The ``GET /v1/scale`` answer from the shared state, the lease and the override (all may be None).
     ``registered``: the ids of the live registry entries (None: not read). ``leader.registered`` says whether the
     lease's holder is one of them: False for a holder that is gone (attack31b F2: ``api-deadnode-999`` was shown as
     the leader for an hour); None when not known, or for ``gamead up``'s own autoscaler (``up-…``), which keeps no
-    registry entry."""
+    registry entry. ``stack``: the ``gamead up`` stack this API belongs to (None: none); ``leader.stack`` is the
+    leader's, ``leader.thisStack`` whether it is this one (False: another stack's leader moves its own workers, not
+    this stack's; None: not known; :func:`gamead_core.scaling.stacks.same_stack`, attack44 F4)."""
     st = state or {}
     leader = None
     if lease is not None and not lease.expired(now):
         known = registered is not None and not lease.holder.startswith("up-")
         leader = {"id": lease.holder, "since": iso(lease.acquired_at), "expiresAt": iso(lease.expires_at),
                   "expiresInSeconds": round(max(0.0, lease.expires_at - now), 2),
-                  "registered": (lease.holder in registered) if known and registered is not None else None}
+                  "registered": (lease.holder in registered) if known and registered is not None else None,
+                  "stack": lease.stack, "thisStack": same_stack(lease.holder, lease.stack, stack)}
     updated = _seconds(st.get("t"), None)
     interval = _seconds(st.get("intervalSeconds"), None) or settings.interval
     age = round(max(0.0, now - updated), 2) if updated is not None else None
