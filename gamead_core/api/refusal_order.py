@@ -90,14 +90,17 @@ class Refusal:
 
 class HeldFlow(FlowControl):
     """uvicorn's flow control of one connection, whose reading stays paused while ``held`` (a refusal waits for
-    earlier answers: nothing more is read); ``reading(on)`` is called each time reading is paused (``False``) or
-    resumed (``True``), so the read deadline stops while the server keeps from reading."""
+    earlier answers: nothing more is read) or ``may_read()`` is False (the pipelining bound); ``reading(on)`` is
+    called each time reading is paused (``False``) or resumed (``True``), so the read deadline stops while the
+    server keeps from reading."""
 
     held = False
 
     def __init__(self, transport: asyncio.Transport, reading: Callable[[bool], None]) -> None:
         super().__init__(transport)
         self._reading = reading
+        #: asked before reading resumes: False keeps it paused (the pipelining bound, :mod:`~.pipeline_depth`)
+        self.may_read: Callable[[], bool] = lambda: True
 
     def pause_reading(self) -> None:
         if not self.read_paused:
@@ -105,7 +108,7 @@ class HeldFlow(FlowControl):
             self._reading(False)
 
     def resume_reading(self) -> None:
-        if self.read_paused and not self.held:
+        if self.read_paused and not self.held and self.may_read():
             super().resume_reading()
             self._reading(True)
 
