@@ -56,7 +56,8 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after:
                                                               "age (2h, 2h30m, 1d4h).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age "
                                                               "(2h, 2h30m, 1d4h).")]
-IdsArg = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Ad ids; or use --all / filters.")]
+IdsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="[ID]...", help=f"Ad ids (at most {MAX_IDS:,}); or use --all / filters.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry in the DLQ.")]
 DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and return at once (follow it with "
                                                           "`gamead dlq jobs JOB --follow`).")]
