@@ -18,6 +18,7 @@ from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import (
     clip,
     command_text,
+    count_text,
     empty_text,
     page_now,
     plain,
@@ -107,7 +108,7 @@ def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None
         text.append(unreadable_note(body), style="yellow")
         return text
     count, total = body.get("count", len(items)), body.get("total")
-    line = Text(rows_shown(count, None if total is None else str(total), body.get("offset"), after_cursor)
+    line = Text(rows_shown(count, None if total is None else count_text(total), body.get("offset"), after_cursor)
                 + (f" {among}" if among else "") + ", newest first", style="dim")
     line.append(unreadable_note(body), style="yellow")
     if body.get("nextCursor"):

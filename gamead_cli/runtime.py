@@ -39,7 +39,8 @@ def require_nats_url(settings: GameadSettings, verb: str = "worker") -> str:
 
 
 def _join_command(data_dir: Path, verb: str) -> str | None:
-    """``gamead worker --config <its config copy> --nats-url <its NATS>`` of the ``gamead up`` running on
+    """``gamead worker --config <its config copy> --nats-url <its NATS>`` (``serve``: and ``--port 0``, any free
+    port) of the ``gamead up`` running on
     ``data_dir`` (from its ``stack-env.json``, the variables it starts its children with), or None when none runs
     there or its file does not say both."""
     from gamead_cli.commands.up_console import worker_command
@@ -55,7 +56,10 @@ def _join_command(data_dir: Path, verb: str) -> str | None:
     url, config = (env.get("GAMEAD_NATS__URL"), env.get("GAMEAD_CONFIG")) if isinstance(env, dict) else (None, None)
     if not isinstance(url, str) or not isinstance(config, str):
         return None
-    return worker_command(gamead_program(), url, Path(config)).replace(" worker ", f" {verb} ", 1)
+    command = worker_command(gamead_program(), url, Path(config)).replace(" worker ", f" {verb} ", 1)
+    # its config copy holds the stack's own api.port, taken by the stack's API: a joining API takes a free one and
+    # its log line says which (regress44 F2: the printed command always failed, "port … is taken", exit 5)
+    return f"{command} --port 0" if verb == "serve" else command
 
 
 def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | None = None, *,

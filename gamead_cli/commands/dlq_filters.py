@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gamead_cli.options import ad_id_arg, duration_seconds, job_id_arg
+from gamead_core.api.body_caps import MAX_IDS
 from gamead_core.durations import FORMS
 from gamead_core.errors import GameadError
 
@@ -55,7 +56,8 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after:
                                                               "age (2h, 2h30m, 1d4h).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age "
                                                               "(2h, 2h30m, 1d4h).")]
-IdsArg = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Ad ids; or use --all / filters.")]
+IdsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="[ID]...", help=f"Ad ids (at most {MAX_IDS:,}); or use --all / filters.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry in the DLQ.")]
 DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and return at once (follow it with "
                                                           "`gamead dlq jobs JOB --follow`).")]
@@ -155,10 +157,17 @@ def checked_job_id(value: str) -> str:
 
 
 def selection_body(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:
+    """The request's selection: ``{"ids": [...]}``, ``{"all": true}`` or ``{"filter": {...}}``. Raises
+    ``typer.BadParameter`` (exit 2) unless exactly one is given, or for more ids than one request may name
+    (:data:`gamead_core.api.body_caps.MAX_IDS`: the API's ``ids`` ``maxItems``; attack44 F2: 2,300 ids were
+    sent and refused as 66,723 bytes, a bound said in bytes)."""
     chosen = [bool(ids), everything, bool(flt)]
     if sum(chosen) != 1:
         raise typer.BadParameter("say which entries: ad IDs, --all, or filters (--error-class, --message, "
                                  "--priority, --since, --until), exactly one of these")
+    if ids and len(ids) > MAX_IDS:
+        raise typer.BadParameter(f"{len(ids):,} ids: at most {MAX_IDS:,} per command (the API's bound); use a "
+                                 f"filter, or split the list (xargs -n {MAX_IDS})", param_hint="ID")
     if ids:
         return {"ids": [checked_ad_id(i) for i in ids]}
     return {"all": True} if everything else {"filter": flt}

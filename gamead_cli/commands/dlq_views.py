@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import (clip, empty_text, month_time, page_now, plain, replay_count, rows_shown,
-                                time_column, utc_when, window_text)
+from gamead_cli.formats import (clip, count_text, empty_text, month_time, page_now, plain, replay_count,
+                                rows_shown, time_column, utc_when, window_text)
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -53,17 +53,17 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
         said = window_text(body)  # the absolute window an age (--since 2m) stood for
-        empty = empty_text("no DLQ entries", flags, f"{said + '; ' if said else ''}{_in_dlq(body)} in the DLQ"
-                                                    f"{full}{stopped}{more}")
+        empty = empty_text("no DLQ entries", flags, f"{said + '; ' if said else ''}{count_text(_in_dlq(body))} in "
+                                                    f"the DLQ{full}{stopped}{more}")
         return Group(empty, *notes)
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
     after_cursor = bool((flags or {}).get("--cursor"))
-    of = f"{at_least}{body['total']} matching" if body.get("total") is not None else None
+    of = f"{at_least}{count_text(body['total'])} matching" if body.get("total") is not None else None
     shown = rows_shown(body["count"], of, body.get("offset"), after_cursor) + (
         "" if of is not None else " (the matches before the cursor were not all counted: dlq.scan_limit / "
                                   "dlq.scan_time)")
     window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
-    said = plain(f"{shown}{window} ({_in_dlq(body)} in the DLQ{full}){more}{stopped}")
+    said = plain(f"{shown}{window} ({count_text(_in_dlq(body))} in the DLQ{full}){more}{stopped}")
     return Group(entries_table(body), said, *notes)
 
 
@@ -75,8 +75,9 @@ def full_text(body: dict[str, Any]) -> Text | None:
         return None
     from gamead_core.full_stores import DLQ_REMEDY  # (imports nats-py: only for a full DLQ)
 
-    return Text(f"the DLQ is full ({_in_dlq(body)} of dlq.max_msgs {body.get('maxMsgs')}): every new dead-lettering "
-                f"is refused and the ads it refuses wait queued; {DLQ_REMEDY}", style="bold red")
+    return Text(f"the DLQ is full ({count_text(_in_dlq(body))} of dlq.max_msgs {count_text(body.get('maxMsgs'))}): "
+                f"every new dead-lettering is refused and the ads it refuses wait queued; {DLQ_REMEDY}",
+                style="bold red")
 
 
 def _bound(answer: dict[str, Any]) -> str:

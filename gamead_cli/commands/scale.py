@@ -196,7 +196,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     facts.add_row("backend", plain(doc.get("backend")))
     leader = doc.get("leader")
     facts.add_row("leader", leader_text(leader))
-    workers = Text(f"{_n(doc.get('current'))} → {_n(doc.get('desired'))}")
+    workers = Text(f"current {_n(doc.get('current'))} → desired {_n(doc.get('desired'))}")  # which is which (r44 F5)
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
     if doc.get("draining"):
         workers.append(f", {doc['draining']} draining", style="yellow")

@@ -52,6 +52,9 @@ def serve(
     # the port first, before NATS or the app: a taken api.port is one line and exit 5, with nothing started to stop
     # (uvicorn binds only after the app's start-up, and its shutdown after a failed bind hung for ever)
     listener = bind_listener(settings.api.host, settings.api.port, "api.port")
+    if not settings.api.port:  # 0: a free one; from here on the one taken (its log line, its /metrics URL)
+        taken = settings.api.model_copy(update={"port": listener.getsockname()[1]})
+        settings = settings.model_copy(update={"api": taken})
     redis_pool = settings.redis.max_connections if settings.redis.url else 0
     max_connections, line, low = connection_bound(nofile, settings.api.max_connections, redis_pool)
     if settings.nats.give_up_after:  # wait for NATS, then exit 3: for a supervisor that wants to know

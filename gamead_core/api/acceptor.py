@@ -211,3 +211,7 @@ class AcceptingServer(uvicorn.Server):
 
         acceptors = [Acceptor(loop, sock, factory, self.server_state) for sock in sockets or []]
         self.servers = acceptors  # type: ignore[assignment]  # close() and wait_closed(), all uvicorn asks of them
+        for sock in sockets or []:  # uvicorn says it only for sockets it made: said here, the port taken for 0 too
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            log.info("serving on http://%s:%d", shown, port, extra={"api_url": f"http://{shown}:{port}"})

@@ -10,6 +10,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import ClientDisconnect
 
+from gamead_core.api.body_caps import body_cap
 from gamead_core.api.errors import (
     AmbiguousField,
     InvalidJson,
@@ -199,7 +200,11 @@ async def body_bytes(request: Request) -> bytes:
 
 
 async def read_body(request: Request, model: type[M]) -> M:
-    return parse_body(await request.body(), model, request.app.state.settings.api.max_body_bytes)
+    """``request``'s body as ``model`` (:func:`parse_body`), within its route's cap
+    (:func:`gamead_core.api.body_caps.body_cap`)."""
+    api = request.app.state.settings.api
+    cap, _ = body_cap(request.url.path, api.max_body_bytes, api.batch_max_body_bytes)
+    return parse_body(await request.body(), model, cap)
 
 
 class NoFields(BaseModel):

@@ -46,13 +46,12 @@ from typing import Any, ClassVar
 
 import httptools
 
+from gamead_core.api.body_caps import body_cap
 from gamead_core.api.http_sweep import start_sweeper
 from gamead_core.api.refusal_order import InOrderRefusals, Refusal
 from gamead_core.api.write_watch import TimedWrites
 from gamead_core.config import ApiSettings
 
-#: the batch routes (``api.batch_max_body_bytes``); here, so a worker's /metrics listener imports no Starlette
-BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
 
 #: allowance for the method, version and separators around the request target in a head's byte count
 _LINE_OVERHEAD = 16
@@ -86,9 +85,7 @@ class HttpLimits:
 
     def body_cap(self, url: bytes) -> tuple[int, str]:
         """The body cap of a request target (bytes) and the setting it comes from."""
-        if url.partition(b"?")[0].decode("latin-1") in BATCH_PATHS:
-            return self.max_batch_body, "api.batch_max_body_bytes"
-        return self.max_body, "api.max_body_bytes"
+        return body_cap(url.partition(b"?")[0].decode("latin-1"), self.max_body, self.max_batch_body)
 
 
 #: the ``Content-Encoding`` values of a body read as sent (RFC 9110 §8.4: ``identity`` is no encoding at all)

@@ -55,7 +55,8 @@ from gamead_core.api.auth import (
 )
 from gamead_core.api.auth_failures import FailedAuth, client_key, shared
 from gamead_core.api.errors import DuplicateHeader, error_response
-from gamead_core.api.http_limits import BATCH_PATHS, Refusal, coding_refusal
+from gamead_core.api.body_caps import BATCH_PATHS, body_cap
+from gamead_core.api.http_limits import Refusal, coding_refusal
 from gamead_core.api.query_names import query_refusal
 from gamead_core.api.records_gate import token_deferred
 from gamead_core.api.quota import RateQuota
@@ -121,7 +122,7 @@ class GateMiddleware:
                               details=refused.details)
             return
         klass = route_class(scope["path"])
-        max_body = self.max_batch_body if scope["path"] in BATCH_PATHS else self.max_body
+        max_body, limit_name = body_cap(scope["path"], self.max_body, self.max_batch_body)
 
         # --- 1. body-size cap ------------------------------------------------------------------------
         length: bytes | None = None
@@ -159,7 +160,7 @@ class GateMiddleware:
                 self._note_caller(scope, authorization)  # so the audit trail says who got this 413
                 await self._error(scope, receive, send, 413, "payload_too_large",
                                   f"the body is {declared} bytes; the limit is {max_body} bytes "
-                                  f"({_limit_name(scope['path'])})")
+                                  f"({limit_name})")
                 return
         elif streamed:  # chunked: count the bytes as they arrive
             await self._call_capped(scope, receive, send, klass, authorization, max_body)
@@ -199,8 +200,8 @@ class GateMiddleware:
             await send(message)
 
         try:
-            await self._gate(scope, self._capped(receive, max_body, _limit_name(scope["path"])), tracking_send, klass,
-                             authorization)
+            setting = body_cap(scope["path"], self.max_body, self.max_batch_body)[1]
+            await self._gate(scope, self._capped(receive, max_body, setting), tracking_send, klass, authorization)
         except BodyTooLarge as exc:  # raised where no handler of the app saw it
             if started:
                 raise
@@ -319,10 +320,6 @@ class GateMiddleware:
         if extra:
             response.raw_headers.extend(extra)
         await response(scope, receive, send)
-
-
-def _limit_name(path: str) -> str:
-    return "api.batch_max_body_bytes" if path in BATCH_PATHS else "api.max_body_bytes"
 
 
 def _client_ip(scope: Scope) -> str:

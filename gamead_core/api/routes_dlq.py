@@ -9,19 +9,20 @@ most ``dlq.scan_limit`` entries and ``dlq.scan_time`` seconds and says when it s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gamead_core.api.body import body_schema, read_body
+from gamead_core.api.body_caps import MAX_IDS
 from gamead_core.api.contract import error_responses
 from gamead_core.api.dlq_import import ImportedEntry
-from gamead_core.api.errors import ConfirmationRequired, DuplicateQueryParameter, JobsNotRunning, ValidationFailed
+from gamead_core.api.errors import ConfirmationRequired, DuplicateQueryParameter, ValidationFailed
+from gamead_core.api.job_answers import job_response, jobs_of as _jobs
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.shared_reads import max_age_of, shared_answer, watching
@@ -31,7 +32,6 @@ from gamead_core.errors import NotFound
 from gamead_core.json_keys import one_name_per_field
 from gamead_core.ids import MAX_CURSOR, AdId, is_ad_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, Selection
-from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget
 from gamead_core.dlq_pattern import MAX_ERROR_CLASS, MAX_REPLAY_RATE, filter_refusal
@@ -39,9 +39,8 @@ from gamead_core.times import UtcDatetime
 
 router = APIRouter(prefix="/v1/dlq", tags=["dlq"])
 
-MAX_SELECTION = 100_000
+MAX_SELECTION = 100_000  #: most entries one job acts on (a filter or all; ids: body_caps.MAX_IDS)
 MAX_TEXT = MAX_ERROR_CLASS  #: the longest errorClass filter (gamead_core.dlq_pattern)
-NDJSON = "application/x-ndjson"
 
 
 class _Body(BaseModel):
@@ -64,7 +63,7 @@ class FilterBody(_Body):
 class SelectionBody(_Body):
     """Exactly one of ``ids``, ``filter`` or ``all``."""
 
-    ids: list[AdId] | None = Field(None, max_length=MAX_SELECTION)
+    ids: list[AdId] | None = Field(None, max_length=MAX_IDS)  # its body always fits: api.body_caps
     filter: FilterBody | None = None
     all: bool = False
     limit: int = Field(10_000, ge=1, le=MAX_SELECTION, description="Most entries one job acts on.")
@@ -95,13 +94,6 @@ class ImportBody(_Body):
 
 def _link(request: Request) -> QueueLink:
     return request.app.state.link  # type: ignore[no-any-return]
-
-
-def _jobs(request: Request) -> JobService:
-    jobs = getattr(request.app.state, "jobs", None)
-    if jobs is None:
-        raise JobsNotRunning("operator jobs are not running on this API node")
-    return jobs  # type: ignore[no-any-return]
 
 
 def _principal(request: Request) -> str:
@@ -182,28 +174,6 @@ def _id_items(body: SelectionBody) -> list[list[Any]] | None:
     if body.ids is None:
         return None
     return [[ad_id, None] for ad_id in dict.fromkeys(body.ids[: body.limit])]
-
-
-def job_response(request: Request, job: Job, status: int = 202) -> Response:
-    """A job's document (``status``), or (``Accept: application/x-ndjson``) its progress stream (200)."""
-    location = {"Location": f"/v1/jobs/{job.id}"}
-    if NDJSON in request.headers.get("accept", ""):
-        return progress_stream(_jobs(request), job, 200, location)
-    return _json(job.wire(), status, location)
-
-
-def progress_stream(jobs: JobService, job: Job, status: int = 200,
-                    headers: dict[str, str] | None = None) -> StreamingResponse:
-    """NDJSON: ``job`` (the document the route has just read: an unknown job was its 404, before any answer
-    started, attack27 F1), then a line each time it changes, until it finishes. Disconnecting never stops the job
-    (it runs in its own task)."""
-
-    async def lines() -> AsyncIterator[bytes]:
-        async for seen in jobs.follow(job.id, first=job):
-            yield orjson.dumps(seen.wire()) + b"\n"
-
-    return StreamingResponse(lines(), status_code=status, media_type=NDJSON,
-                             headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 #: the answers of a route that starts a job: 202 with the job; with ``Accept: application/x-ndjson``, 200 and

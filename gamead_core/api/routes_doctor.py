@@ -20,7 +20,7 @@ from starlette.responses import Response
 from gamead_core.api.body import no_body
 from gamead_core.api.errors import JobsNotRunning
 from gamead_core.api.responses import json_response
-from gamead_core.api.routes_dlq import job_response
+from gamead_core.api.job_answers import job_response
 from gamead_core.api.state import QueueLink
 from gamead_core.config.section import Seconds
 from gamead_core.doctor import redis_writes

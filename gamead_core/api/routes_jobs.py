@@ -21,7 +21,7 @@ from gamead_core.api.body import no_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import JobFinished, JobsNotRunning
 from gamead_core.api.responses import json_response
-from gamead_core.api.routes_dlq import NDJSON, progress_stream
+from gamead_core.api.job_answers import NDJSON, progress_stream
 from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
 from gamead_core.dlq_ops import DlqOps

@@ -54,7 +54,7 @@ from gamead_core.scaling.policy import ScalingPolicy, retry_delay
 from gamead_core.scaling.retry import Backoff, wait_any, wait_backoff
 from gamead_core.scaling.shared import SharedState
 from gamead_core.scaling.status import STALE_INTERVALS, observed_document, status_document
-from gamead_core.scaling.store import Override, ScaleStore, active_override, iso, override_reason
+from gamead_core.scaling.store import Override, ScaleStore, active_override, clock_utc, override_reason
 from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
@@ -246,14 +246,14 @@ class Autoscaler:
         stored = await self._read_override()
         override = active_override(stored, wall)
         if stored is not None and override is None:
-            prefix += f"override {stored.replicas} expired at {iso(stored.until)}; "
+            prefix += f"override {stored.replicas} expired at {clock_utc(stored.until, wall)}; "
             self._override_read = None  # expired: never again, readable or not
             try:
                 await self.store.clear_override(only=stored)
             except GameadError as exc:
                 log.info("autoscaler: cannot remove the expired override: %s", exc.message)
         if override is not None:
-            desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
+            desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas, now=wall)
             decision, reason = None, prefix + reason
         else:
             obs = observation_of(reading, rates, current, at=mono, now=self._clock(),

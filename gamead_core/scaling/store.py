@@ -115,11 +115,22 @@ def clamp_override(replicas: int, min_replicas: int, max_replicas: int) -> tuple
 # --- decisions ----------------------------------------------------------------------------------------
 
 
-def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int) -> tuple[int, str]:
-    """(desired replicas, the reason line) while ``override`` is active and ``current`` replicas run."""
+def clock_utc(epoch: float, now: float) -> str:
+    """Epoch seconds as a reason line says a time, as ``gamead scale set`` does: ``16:04:55 UTC``, with its date
+    (``2026-12-06 16:04:55 UTC``) when it is not ``now``'s UTC day (an override lasts up to 7 days). Pure.
+    regress44 F5: the reason said ``until 2026-12-05T16:04:55.442Z`` where the verb said ``until 16:04:55 UTC``."""
+    text = utc_iso(epoch, "seconds")  # 2026-12-05T16:04:55Z
+    day = "" if text[:10] == utc_iso(now, "seconds")[:10] else f"{text[:10]} "
+    return f"{day}{text[11:19]} UTC"
+
+
+def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int, *,
+                    now: float) -> tuple[int, str]:
+    """(desired replicas, the reason line) while ``override`` is active and ``current`` replicas run; ``now``:
+    epoch seconds (its end is said as :func:`clock_utc` says it)."""
     desired, note = clamp_override(override.replicas, min_replicas, max_replicas)
     action = f"scale {current}→{desired}" if desired != current else f"hold {current}"
-    reason = f"manual override to {override.replicas} until {iso(override.until)} → {action}"
+    reason = f"manual override to {override.replicas} until {clock_utc(override.until, now)} → {action}"
     return desired, reason + (f" ({note})" if note else "")
 
 

@@ -127,7 +127,7 @@ def test_ads_list_says_how_many_and_prints_the_next_pages_command(own_api: str, 
     shown = gamead("ads", "list", "--priority", "2", "--limit", "3", "--api", own_api, cwd=tmp_path, COLUMNS="60")
     assert shown.returncode == 0, shown.stderr
     lines = _ANSI.sub("", shown.stdout).splitlines()
-    counted = next((re.search(r"^3 shown of (\d+), newest first · more exist; the next page:$", line.strip())
+    counted = next((re.search(r"^3 shown of ([\d,]+), newest first · more exist; the next page:$", line.strip())
                     for line in lines if "shown of" in line), None)
     assert counted is not None, shown.stdout
     printed = [line.strip() for line in lines if " ads list --cursor " in line]
@@ -137,7 +137,7 @@ def test_ads_list_says_how_many_and_prints_the_next_pages_command(own_api: str, 
     assert more is not None
     as_json = json.loads(gamead("ads", "list", "--priority", "2", "--limit", "3", "--api", own_api, "-o", "json",
                                 cwd=tmp_path).stdout)
-    assert as_json["nextCursor"] == more.group(3) and as_json["total"] == int(counted.group(1))
+    assert as_json["nextCursor"] == more.group(3) and as_json["total"] == int(counted.group(1).replace(",", ""))
     command = more.group(1).split()
     assert command[1:3] == ["ads", "list"] and "--priority" in command and "--limit" in command
     if command[0] == "gamead":  # on the PATH of this run

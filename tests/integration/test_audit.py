@@ -261,7 +261,9 @@ def test_the_trail_is_paged_newest_first_filtered_and_kept_within_its_limits(sta
 def test_a_body_over_the_cap_is_recorded_with_its_caller_and_code(stack: Stack) -> None:
     """A 413 for a declared body over ``api.max_body_bytes`` comes before authentication: it was not in the
     trail. Now it is, with the caller's token and the code it got; an unknown token's 413 still is not."""
-    big = b'{"all": true, "confirm": true, "pad": "' + b"x" * 70_000 + b'"}'
+    from gamead_core.api.body_caps import ID_LIST_BODY  # the purge route's cap: room for its ids (attack44 F2)
+
+    big = b'{"all": true, "confirm": true, "pad": "' + b"x" * ID_LIST_BODY + b'"}'
     with stack.as_("erin") as erin:  # no other test acts as erin
         assert erin.post("/v1/dlq/purge", content=big).status_code == 413
     with httpx.Client(base_url=stack.url, timeout=5, headers={"Authorization": "Bearer not-a-token"}) as nobody:

@@ -311,6 +311,8 @@ def test_the_cli_sends_gamead_token(nodes: list[str], monkeypatch: pytest.Monkey
 
 
 def test_a_100_kib_body_is_refused_on_every_route(nodes: list[str]) -> None:
+    from gamead_core.api.body_caps import ID_LIST_BODY
+
     big = b'{"title": "' + b"x" * (100 * 1024) + b'"}'
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked, capped while it streams
@@ -321,7 +323,8 @@ def test_a_100_kib_body_is_refused_on_every_route(nodes: list[str]) -> None:
         ("POST", "/ads", big, bearer(SUBMIT2)),
         ("POST", "/ads", chunks(), bearer(SUBMIT2)),
         ("POST", "/ads", big, {}),  # the size is checked first, before auth
-        ("POST", "/v1/dlq/replay", big, bearer(OPS)),
+        # a replay's cap is room for its 10,000 ids (body_caps.ID_LIST_BODY, attack44 F2): a body over that
+        ("POST", "/v1/dlq/replay", b'{"title": "' + b"x" * ID_LIST_BODY + b'"}', bearer(OPS)),
         ("PUT", "/healthz", big, {}),
     ]
     for method, path, body, headers in cases:

@@ -35,7 +35,7 @@ def test_doctor_and_top_say_the_same_unit_for_the_same_bytes() -> None:
                       "storage": {"fileBytes": 520_473, "memoryBytes": 3275,
                                   "sampledAt": "2026-11-30T04:02:44.000Z"}}}
     header = summary_text(stats, "http://api").plain
-    assert "511.5 KiB stored 4.0s ago" in header, header
+    assert "511.5 KiB stored (read 4.0s ago)" in header, header
     assert "KB" not in header
 
 

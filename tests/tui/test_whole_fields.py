@@ -37,11 +37,11 @@ def test_the_header_at_80_columns_drops_whole_fields(recorded: dict[str, Any]) -
     slots, and the answer's time stays. Without the fix: ``… NATS v2.15.1 · 2.8 MiB`` (cut there), 1 of 1."""
     recorded["stats"]["nats"]["storage"]["sampledAt"] = "2026-11-24T22:42:09.989677Z"  # 4 s before the answer
     whole = summary_text(recorded["stats"], "http://recorded").plain
-    assert "2.8 MiB stored 4.0s ago" in whole  # the field a narrow header leaves out, whole
+    assert "2.8 MiB stored (read 4.0s ago)" in whole  # the field a narrow header leaves out, whole
     header = shown(recorded, (80, 24))[0].strip()
     assert header == "gamead 1 api · 2 workers 1 stuck  NATS v2.15.1  at 22:42:13 UTC", header
     wide = shown(recorded, (200, 50))[0].strip()
-    assert wide.endswith("(6/6 slots busy) 1 stuck  NATS gamead_embedded v2.15.1 · 2.8 MiB stored 4.0s ago"
+    assert wide.endswith("(6/6 slots busy) 1 stuck  NATS gamead_embedded v2.15.1 · 2.8 MiB stored (read 4.0s ago)"
                          "  at 22:42:13 UTC"), wide
 
 

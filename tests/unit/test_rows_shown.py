@@ -4,6 +4,8 @@ it is the part after the cursor when it did not."""
 
 from __future__ import annotations
 
+import io
+
 from gamead_cli.formats import rows_shown
 
 
@@ -42,3 +44,27 @@ def test_an_audit_page_after_a_cursor_says_so() -> None:
     out = io.StringIO()
     Console(file=out, width=200, no_color=True).print(audit_view(body, {}))
     assert "1 record(s), newest first" in out.getvalue(), out.getvalue()
+
+
+
+def test_figures_carry_thousands_separators_as_every_count_the_cli_prints() -> None:
+    """regress44 F7: ``gamead ads list`` said ``1 shown of 2622`` where doctor says ``2,615 records``; ``dlq
+    list`` alike. Without the fix: ``1 shown of 2622, newest first`` (and ``rows 1001-2000``)."""
+    from rich.console import Console
+
+    from gamead_cli.commands.dlq_views import list_view
+    from gamead_cli.record_views import ad_list_view
+
+    def said(view: object) -> str:
+        console = Console(width=200, record=True, file=io.StringIO())
+        console.print(view)
+        return " ".join(console.export_text().split())
+
+    item = {"id": "01m87v538ce744cfgethvyb39n", "status": "completed", "priority": 3, "title": "One",
+            "submittedAt": "2026-12-05T16:00:00Z"}
+    assert "1 shown of 2,622, newest first" in said(ad_list_view({"items": [item], "count": 1, "total": 2622}))
+    entry = {"adId": item["id"], "title": "One", "priority": 3, "errorClass": "X", "errorMessage": "m",
+             "deadAt": "2026-12-05T16:00:00Z", "attempts": 1}
+    dlq = said(list_view({"items": [entry], "count": 1, "total": 1200, "inDlq": 12_000, "offset": 1000}))
+    assert "row 1,001 of 1,200 matching (12,000 in the DLQ)" in dlq, dlq
+    assert rows_shown(1000, "12,000", 1000) == "rows 1,001-2,000 of 12,000"
