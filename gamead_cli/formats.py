@@ -129,10 +129,10 @@ def ago(seconds: float | None) -> str:
 def rows_shown(count: int, of: str | None, offset: Any = None, after_cursor: bool = False) -> str:
     """Which rows of a paged list a page holds (``ads list``, ``dlq list``): ``rows 501-735 of 735`` when the rows
     before it are known (``offset``: the API's count of matches before the page, an int; ``row 5 of 5`` for one),
-    ``235 shown (after the cursor) of 735`` when a cursor was given and they are not, else ``235 shown of 735``; ``of`` is the total as
-    said (``2,622``, ``at least 27 matching``: :func:`count_text`; None: no total). Figures with thousands
-    separators, as every count the CLI prints (regress44 F7: ``1 shown of 2622``). Before (attack43b F4) a second
-    page read ``235 shown of 735``, as if 500 were missing. Pure."""
+    ``235 shown (after the cursor) of 735`` when a cursor was given and they are not, else ``235 shown of 735``;
+    ``of`` is the total as said (``2,622``, ``at least 27 matching``: :func:`count_text`; None: no total). Figures
+    with thousands separators, as every count the CLI prints (regress44 F7: ``1 shown of 2622``). Before (attack43b
+    F4) a second page read ``235 shown of 735``, as if 500 were missing. Pure."""
     total = f" of {of}" if of is not None else ""
     known = isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0 and count > 0
     if known and (offset > 0 or after_cursor):

@@ -100,7 +100,8 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
                 if name not in watches or watches[name][0] != child.pid:  # a restart is watched from its own start
                     watches[name] = (child.pid, new_watch(child.started_at))
                 if child.alive and child.pid is not None:
-                    watched.append(Watched(name, scaler.worker_id(name), child.pid, child.started_at, child.started_wall))
+                    watched.append(Watched(name, scaler.worker_id(name), child.pid, child.started_at,
+                                           child.started_wall))
             try:
                 entries = {n.id: n for n in await registry.list() if n.role == "worker" and n.host == host}
             except Exception:  # noqa: BLE001 - not read this time: the workers' watches bound the wait

@@ -20,6 +20,7 @@ import pytest
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.worker.reaper_view import RegistryView
 from tests.integration.test_node_views import clocked_sampler, scraped_workers, worker_entry
+from tests.waits import until
 
 AHEAD = 300.0  #: seconds the killed node's host clock read ahead when it stamped its last beat
 
@@ -56,12 +57,10 @@ def test_a_killed_node_whose_beat_reads_ahead_is_gone_when_the_reaper_judges_it(
 
             await registry.put(worker_entry("ahead-w", age=-AHEAD, now=time.time()))
             assert await read(time.time()) == ("idle", [])  # listed, beating (its beat reads ahead)
-            for _ in range(200):  # the entry expires ~2 s after its put (the bucket's max_age)
-                if "ahead-w" not in [n.id for n in await registry.list()]:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the killed worker's entry never expired")
+            async def expired() -> bool:  # ~2 s after its put (the bucket's max_age)
+                return "ahead-w" not in [n.id for n in await registry.list()]
+
+            await until(expired, timeout=10.0, what="the killed worker's entry to expire")
             found = time.time()
             assert await read(found) == ("idle", [])  # absent: held by both (it may have been lost with the bucket)
             assert await read(found + 1.9) == ("idle", [])
