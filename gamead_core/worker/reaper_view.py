@@ -1,6 +1,6 @@
 """What the reaper has seen of the registry, kept across a gap in its reading (:class:`RegistryView`; pure, no I/O).
 
-A death is judged between two good reads of one registry (:func:`gamead_core.worker.reaper.run_reaper`): a node
+A death is judged between two good reads of one registry (:func:`gamead_core.worker.reaper_loop.run_reaper`): a node
 listed by one and gone from the next (or back as another incarnation). Some reads cannot be compared with the
 one before: after a round that failed (nats-server stalled: the listing got no answer), a lease lost meanwhile (a
 stall outlasts the reaper lease too), a reconnection (a restarted nats-server's registry, a memory store, starts

@@ -64,7 +64,8 @@ from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.batch_start import BatchStart, batch_usable
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
-from gamead_core.worker.reaper import adopt_predecessor, run_reaper
+from gamead_core.worker.reaper import adopt_predecessor
+from gamead_core.worker.reaper_loop import run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.slots import SlotWatch
@@ -90,8 +91,7 @@ class Worker:
         self._batch_ok = batch_usable(settings, len(hooks))
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
-        self._gate = SoloGate()
-        self._slots = SlotWatch(self.concurrency)  #: free slots; wakes the pull loop when one frees
+        self._gate, self._slots = SoloGate(), SlotWatch(self.concurrency)  #: (slots: wake the pull loop when freed)
         self._nc: NATS | None = None
         self._puller: AgingPuller | None = None  #: its long polls' inboxes hold ads unstarted too (.unstarted)
         self._registry: Registry | None = None
