@@ -8,13 +8,13 @@ sweep of the work stream (:class:`~gamead_core.worker.mover.Sweeper`).
 A read that cannot be compared with the last good one is a *gap* (the view is held over it and its absent nodes
 are judged ``registry.ttl`` after it ends, :mod:`.reaper_view`): a failure before the listing arrived (the lease,
 the listing), a reconnection, this node's own heartbeat refused, or a good read that came ``registry.ttl`` −
-``registry.heartbeat_interval`` or more after the last one (:func:`unread_too_long`: a live node's entry can have
-expired unseen only then, whatever failed meanwhile). A failure after the listing arrived (a recovery, the
-orphans, the sweep) is no gap: it is logged and tried again on its own (a recovery at the next round, which judges
-the same nodes again; the sweep ``min(5 s, every)`` later, :class:`~gamead_core.worker.mover.Sweeper`). Before,
-every failed round was a gap, and a sweep owed by a reconnection that kept failing every 5 s (a work stream not
-answering while the registry did) restarted the ``registry.ttl`` grace each time: deaths were never judged while it
-lasted (attack44b F4: 2 of 4 killed workers unjudged 73 s).
+``registry.heartbeat_interval`` or more after the last one (:func:`.reaper_view.unread_too_long`: a live node's
+entry can have expired unseen only then, whatever failed meanwhile). A failure after the listing arrived (a
+recovery, the orphans, the sweep) is no gap: it is logged and tried again on its own (a recovery at the next round,
+which judges the same nodes again; the sweep ``min(5 s, every)`` later, :class:`~gamead_core.worker.mover.Sweeper`).
+Before, every failed round was a gap, and a sweep owed by a reconnection that kept failing every 5 s (a work stream
+not answering while the registry did) restarted the ``registry.ttl`` grace each time: deaths were never judged while
+it lasted (attack44b F4: 2 of 4 killed workers unjudged 73 s).
 """
 
 from __future__ import annotations
@@ -38,18 +38,9 @@ from gamead_core.store.ads import AdStore
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.orphans import Orphans
 from gamead_core.worker.reaper import reaper_lease_ttl, recover
-from gamead_core.worker.reaper_view import RegistryView
+from gamead_core.worker.reaper_view import RegistryView, unread_too_long
 
 log = logging.getLogger(__name__)
-
-
-def unread_too_long(last: float | None, now: float, ttl: float, beat: float) -> bool:
-    """True when a listing that arrived at ``now`` came ``ttl`` − ``beat`` seconds or more after the last recorded
-    one was asked for (``last``, None: none; monotonic s; ``ttl``: ``registry.ttl``, ``beat``: the heartbeat
-    interval): only then can a live node's entry have expired between the two (its last beat landed at most
-    ``beat`` before ``last``, and ``max_age`` is ``ttl``), so the two are compared only while this is False,
-    whatever failed in between (the module doc). Pure."""
-    return last is not None and now - last >= ttl - beat
 
 
 async def _judge(nc: NATS, store: AdStore, registry: Registry, settings: GameadSettings, view: RegistryView,
@@ -129,4 +120,4 @@ async def run_reaper(
         await keeper.release()
 
 
-__all__ = ["run_reaper", "unread_too_long"]
+__all__ = ["run_reaper"]
