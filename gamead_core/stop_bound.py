@@ -36,6 +36,11 @@ from collections.abc import Awaitable, Callable
 #: less than those steps' 18: with NATS frozen a fresh clone's run saw the steps take 13.4 s and the bound cut a stop
 #: that was ending by itself (test_shutdown's frozen-NATS case, exit 1)
 WORKER_MARGIN = 18.0
+#: seconds past ``worker.drain_timeout``, from the stop's start, within which a worker's last writes that nothing else
+#: makes (a hand-back's refund, the clean stop's delete mark and note: without them a clean stop is judged a death
+#: and its running ad charged) are tried again while NATS is away or does not answer (attack44b F2): ``gamead up``
+#: SIGKILLs a worker ``drain_timeout`` + 5 s into its stop (scaling.local.STOP_GRACE), less the NATS close (2 s)
+LAST_WRITES_MARGIN = 3.0
 #: seconds ``gamead serve``'s stop may take: uvicorn's graceful shutdown (10 s) plus the lifespan's (leases,
 #: heartbeat, NATS drain); with the 5 s preStop, below manifests/base/api.yaml's terminationGracePeriodSeconds (35)
 API_BOUND = 25.0
@@ -54,6 +59,12 @@ log = logging.getLogger(__name__)
 def worker_bound(drain_timeout: float) -> float:
     """Seconds a worker's stop may take, from its first stop signal: ``drain_timeout`` + :data:`WORKER_MARGIN`."""
     return drain_timeout + WORKER_MARGIN
+
+
+def last_writes_until(began: float, drain_timeout: float) -> float:
+    """Until when (the clock of ``began``, s) a worker whose stop began at ``began`` tries its last writes again:
+    ``began`` + ``drain_timeout`` + :data:`LAST_WRITES_MARGIN` (pure)."""
+    return began + drain_timeout + LAST_WRITES_MARGIN
 
 
 def up_bound(children: float) -> float:
@@ -171,5 +182,5 @@ def arm(bound: float, role: str, *, loop: asyncio.AbstractEventLoop | None = Non
     return thread
 
 
-__all__ = ["API_BOUND", "CUT_EXIT", "UP_MARGIN", "WORKER_MARGIN", "arm", "still_running", "up_bound", "within",
-           "worker_bound"]
+__all__ = ["API_BOUND", "CUT_EXIT", "LAST_WRITES_MARGIN", "UP_MARGIN", "WORKER_MARGIN", "arm", "last_writes_until",
+           "still_running", "up_bound", "within", "worker_bound"]

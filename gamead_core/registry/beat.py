@@ -13,9 +13,11 @@ from gamead_core.clock_offset import OffsetLog
 from gamead_core.errors import error_text
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
-from gamead_core.shutdown import last_write
+from gamead_core.shutdown import last_writes
 
 log = logging.getLogger(__name__)
+#: seconds a clean stop's delete mark and note are tried for unless the caller gives its own (:func:`run_heartbeat`)
+LAST_FOR = 2.0
 
 
 @dataclass
@@ -61,12 +63,15 @@ class BeatHealth:
 async def run_heartbeat(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event,
     *, unfinished: Callable[[], int] | None = None, health: BeatHealth | None = None,
+    last_for: Callable[[], float] | None = None,
 ) -> None:
     """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry and note the stop
     (:meth:`Registry.stop`): a clean stop, which the reaper does not take for a death. Unless ``unfinished()``
     (work the node leaves behind that the reaper finishes for a dead node, e.g. an API's unsettled submits:
     :mod:`gamead_core.worker.orphans`) is not 0: then the entry is left to expire (``registry.ttl``), so the
-    reaper sees a death and finishes that work.
+    reaper sees a death and finishes that work. The delete and note are tried again until they land, for
+    ``last_for()`` seconds from then (:data:`LAST_FOR` when not given; :func:`~gamead_core.shutdown.last_writes`:
+    NATS away at the stop and back within it, attack44b F2).
 
     Never raises: a failed beat is logged (once per outage) and retried at the next tick; ``health`` (when
     given) says how the puts fare. A host clock more than ``clock_offset.OFFSET_LIMIT`` off nats-server's is
@@ -110,7 +115,8 @@ async def run_heartbeat(
                     extra={"node_id": node_id, "left": left})
     else:
         try:  # its stop noted too: a clean stop is told from a death after registry.ttl (registry.stops)
-            await last_write(lambda: registry.stop(final), timeout=2.0, connected=registry.connected)
+            until = asyncio.get_running_loop().time() + (last_for() if last_for is not None else LAST_FOR)
+            await last_writes(lambda: registry.stop(final), until=until, connected=lambda: registry.connected)
         except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
             log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id,
                      error_text(exc))
@@ -119,17 +125,18 @@ async def run_heartbeat(
 @asynccontextmanager
 async def heartbeating(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, health: BeatHealth | None = None,
+    last_for: Callable[[], float] | None = None,
 ) -> AsyncIterator[BeatHealth]:
     """``async with heartbeating(...) as health:`` beats while the block runs (``health``: how the puts fare, the
-    one given or a new one); the entry is deleted on the way out."""
+    one given or a new one); the entry is deleted on the way out, tried for ``last_for()`` s (:func:`run_heartbeat`)."""
     stop = asyncio.Event()
     health = health if health is not None else BeatHealth()
-    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop, health=health))
+    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop, health=health, last_for=last_for))
     try:
         yield health
     finally:
         stop.set()
-        await _settle(task, timeout=interval + 3.0)
+        await _settle(task, timeout=interval + 1.0 + max(2.0, last_for() if last_for is not None else LAST_FOR))
 
 
 async def _settle(task: asyncio.Task[None], timeout: float) -> None:

@@ -43,28 +43,9 @@ def vanished(before: Iterable[NodeInfo], after: Iterable[NodeInfo]) -> list[Node
     return [n for n in before if n.id not in live]
 
 
-def found_again(lost: Iterable[NodeInfo], looked: Iterable[object]) -> tuple[list[NodeInfo], list[NodeInfo]]:
-    """``(expired, back)`` of the ``lost`` entries (:func:`vanished`), given what looking each up again gave
-    (``looked``, one per entry: ``(entry or None, deleted)`` or the exception the lookup raised). ``expired``: no
-    entry and not deleted, or not looked up (it may hold ads); ``back``: the entries found, of nodes that beat again
-    between the listing and the lookup (a late beat, e.g. a loaded machine): live, to be listed as such, never
-    dropped from the views for a read (flakes32: a worker beating late was in neither list). Deleted ones (a clean
-    stop) are in neither. Pure."""
-    expired: list[NodeInfo] = []
-    back: list[NodeInfo] = []
-    for node, got in zip(lost, looked):
-        if isinstance(got, BaseException) or not isinstance(got, tuple):
-            expired.append(node)
-        elif got[0] is not None:
-            back.append(got[0])
-        elif not got[1]:
-            expired.append(node)
-    return expired, back
-
-
 def lost_early(expired: Iterable[NodeInfo], now: float, ttl: float,
                absent: Mapping[str, float] | None = None) -> tuple[list[NodeInfo], list[NodeInfo]]:
-    """``(held, expired)`` of the ``expired`` entries (vanished, not deleted: :func:`found_again`), seen at ``now``
+    """``(held, expired)`` of the ``expired`` entries (vanished, not deleted), seen at ``now``
     (epoch s, the sampler's clock: nats-server's, as heartbeats are). ``held``: those ``now`` is less than ``ttl``
     seconds (``registry.ttl``, the bucket's ``max_age``) after their last ``heartbeat_at``: ``max_age`` cannot
     have removed them, the bucket lost them; listed with that entry (a killed node so too: as long as its entry
@@ -96,4 +77,4 @@ def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: 
     return out
 
 
-__all__ = ["GONE_KEEP_MIN", "Gone", "found_again", "keep_seconds", "lost_early", "remember_gone", "vanished"]
+__all__ = ["GONE_KEEP_MIN", "Gone", "keep_seconds", "lost_early", "remember_gone", "vanished"]

@@ -4,7 +4,7 @@ replaced, as a Kubernetes liveness probe replaces a container (the API too since
 -STOP``, for 21 s and ``gamead up`` never named it).
 
 The bound is the registry's own: ``registry.ttl``, the silence after which a node's entry expires, it is gone
-from ``gamead workers`` and the autoscaler's count, and the reaper (:func:`gamead_core.worker.reaper.run_reaper`)
+from ``gamead workers`` and the autoscaler's count, and the reaper (:func:`gamead_core.worker.reaper_loop.run_reaper`)
 recovers what it held. A process that still exists past it is frozen (SIGSTOP, a frozen cgroup) or hung: the
 supervisor, which sees only processes, would count it as live for ever. :class:`HeartbeatProbe` tells which
 ones (pure bookkeeping, clocked by ``time.monotonic``); :func:`run_probe` reads the registry every

@@ -186,6 +186,7 @@ class QueueSampler:
             if reason is not None or js is None:
                 self.errors = [f"NATS unavailable: {reason}"]
                 self.nodes_ok = False
+                self.vanished.missed()  # the next read is after a gap (gone_watch)
                 sample = Sample(QueueReading(t=now, connected=False))
                 self._append(sample)
                 return sample
@@ -197,9 +198,11 @@ class QueueSampler:
             else:
                 reading, extra = await read_queue(js, registry, now, partitions, again), []
             self.errors = [*reading.errors, *extra]
-            if reading.nodes is not None:  # with the nodes that beat again since the listing (found_again)
+            if reading.nodes is not None:  # with the vanished nodes held and those back since the listing (gone_watch)
                 reading = replace(reading, nodes=await self.vanished.note(
-                    registry, self.registry_nodes or (), reading.nodes, now, self.settings.registry.ttl))
+                    registry, reading.nodes, now, self.settings.registry.ttl, reconnects=nc.stats.get("reconnects", 0)))
+            else:
+                self.vanished.missed()
             sample = self._derive(reading)
             self._append(sample)
             return sample

@@ -30,7 +30,7 @@ for longer than any ``ack_wait``, backoff or analysis could take). :func:`sweep`
   one deleted: the ad gets fresh deliveries and keeps its budget.
 
 One worker sweeps: the holder of the reaper lease (``gamead_leases``, key ``reaper``;
-:func:`gamead_core.worker.reaper.run_reaper`) calls :meth:`Sweeper.tick` on each of its rounds, and a
+:func:`gamead_core.worker.reaper_loop.run_reaper`) calls :meth:`Sweeper.tick` on each of its rounds, and a
 :class:`Sweeper` sweeps every ``SWEEP_EVERY`` s while its worker leads. The other workers never read the
 stream for it (a sweep costs up to ``SWEEP_BATCH`` ``get_msg`` and KV reads per level). Each round of the
 leader also heals the DLQ a little (:class:`gamead_core.worker.dlq_heal.DlqHealer`: entries of final ads that a

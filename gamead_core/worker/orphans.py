@@ -10,7 +10,7 @@ added per ad to the submit path or to the worker's handling of an ad:
   :func:`gamead_core.registry.api_incarnation`: node id, pid, start time), a header of the records' stream
   message. The bucket keeps one message per key, so a message that still carries it is the record exactly as
   that API created it: no worker, sweep, recovery or repair has written it since.
-* **when**: the reaper (:func:`gamead_core.worker.reaper.run_reaper`) sees an API's registry entry expire (the
+* **when**: the reaper (:func:`gamead_core.worker.reaper_loop.run_reaper`) sees an API's registry entry expire (the
   node went silent: ``registry.ttl``) or come back as another incarnation (:func:`api_deaths`); a clean shutdown
   deletes its entry, settles its own writes and is not a death.
 * **what**: the records' stream is read, headers only, from ``queue.duplicate_window`` − :data:`SAFETY` s

@@ -7,8 +7,8 @@ has it first). Whoever notices the death recovers them with :func:`recover`:
 * **the worker's next incarnation** (same id, e.g. restarted by ``gamead up``'s supervisor) finds its
   predecessor's entry under its own key at start-up (:func:`adopt_predecessor`);
 * **the reaper**, one worker at a time (a lease in ``gamead_leases``, key ``reaper``), watches the registry
-  (:func:`run_reaper`): an entry that expired (its node went silent without deleting it) or was replaced by
-  another incarnation of the same id is a death. A clean shutdown deletes its entry (and hands back its
+  (:func:`gamead_core.worker.reaper_loop.run_reaper`): an entry that expired (its node went silent without
+  deleting it) or was replaced by another incarnation of the same id is a death. A clean shutdown deletes its entry (and hands back its
   ads itself), which the reaper tells apart from an expiry.
 
 For each held ad, :func:`gamead_core.worker.budget.held_state` says what it was doing. Every change is a
@@ -41,9 +41,7 @@ between an ad's record and its work message; :mod:`gamead_core.worker.orphans` q
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -59,18 +57,12 @@ from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation, same_incarnation
 from gamead_core.registry import deaths as node_deaths
-from gamead_core.registry.beat import BeatHealth
-from gamead_core.scaling.lease import LeaseKeeper
-from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
 from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.lost_count import count_lost
-from gamead_core.worker.mover import Sweeper
-from gamead_core.worker.orphans import Orphans
-from gamead_core.worker.reaper_view import RegistryView
 from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line, unregistered_line
 
 log = logging.getLogger(__name__)
@@ -288,63 +280,4 @@ def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[Node
     return node_deaths(before, after, lambda node: True)
 
 
-async def run_reaper(
-    nc: NATS, js: JetStreamContext, store: AdStore, registry: Registry, settings: GameadSettings, me: str,
-    stop: asyncio.Event, sweeper: Sweeper | None = None, own_beat: BeatHealth | None = None,
-) -> None:
-    """While holding the reaper lease, watch the registry and recover the ads of dead workers, queue the records
-    dead API nodes left without a message (:mod:`gamead_core.worker.orphans`), and sweep the work stream for
-    stranded messages with ``sweeper`` (every ``SWEEP_EVERY`` s unless given one; :mod:`gamead_core.worker.mover`).
-    A death is judged between two good reads of one registry; after a failed round, a lost lease, a reconnection
-    (review27 F2) or while this process's own heartbeat (``own_beat``) is refused, the last good view is held over
-    and its nodes still absent ``registry.ttl`` after the gap are judged (:mod:`.reaper_view`). Never raises."""
-    interval = settings.registry.heartbeat_interval
-    keeper: LeaseKeeper | None = None
-    view = RegistryView(grace=settings.registry.ttl, keep=settings.queue.duplicate_window)  # across gaps (doctor36)
-    sweeper, orphans = sweeper or Sweeper(), Orphans()
-    reconnects = -1  #: the connection's reconnect count at the last good read (-1: none yet)
-    while not stop.is_set():
-        try:
-            if keeper is None:
-                kv = await open_bucket(js, names.LEASES_BUCKET, "gamead leader leases", settings.queue.replicas)
-                ttl = reaper_lease_ttl(interval, settings.registry.ttl)
-                keeper = LeaseKeeper(kv, me, ttl, key=names.REAPER_LEASE, connected=lambda: bool(nc.is_connected))
-            await keeper.step()
-            if keeper.is_leader:
-                everyone = await registry.list()
-                nodes = {n.id: n for n in everyone if n.role == "worker"}
-                now_apis = {n.id: n for n in everyone if n.role == "api"}
-                if nc.stats.get("reconnects", 0) != reconnects or (own_beat is not None and own_beat.failing):
-                    view.gap(time.monotonic())  # not comparable with the last good read: held over (reaper_view)
-                reconnects = nc.stats.get("reconnects", 0)
-                judged = view.deaths({**nodes, **now_apis}, time.monotonic(), clock.now())  # lost_early: held
-                stopped = [n for n in view.first_absent({**nodes, **now_apis}, judged) if await registry.stopped(n)]
-                for dead in judged:
-                    if dead.id not in nodes and dead.id not in now_apis:
-                        if await registry.stopped(dead):  # a clean shutdown (its delete mark, or its stop note,
-                            continue  # judged after a gap: registry.stops): it handed its ads back (an API: settled)
-                    if dead.role == "api":
-                        orphans.died(dead)  # its records left without a message (gamead_core.worker.orphans)
-                    else:
-                        await recover(nc, store, dead, settings, silent=dead.id not in nodes)  # not a new pid
-                view.read({**nodes, **now_apis}, judged + stopped, time.monotonic())  # stopped: deleted (review44 F1)
-                await orphans.settle(js, settings, registry, now_apis, reconnects)  # + deaths no one saw
-                await sweeper.tick(True, js, store, settings, me, reconnects=reconnects)  # DLQ healed after one
-            else:  # a lease lost to a stall is a gap; one another node took: its reaper judges meanwhile
-                if keeper.seen is not None and keeper.seen.holder not in ("", me):
-                    view.forget()
-                else:
-                    view.gap(time.monotonic())
-                await sweeper.tick(False, js, store, settings, me)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one bad round
-            log.warning("reaper: %s", error_text(exc))
-            reconnects = -1  # the next good read is after a gap: the last view is held over it
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval / 2)
-    if keeper is not None:
-        await keeper.release()
-
-
-__all__ = ["Recovery", "adopt_predecessor", "death_id", "deaths", "reaper_lease_ttl", "recover", "recover_exited", "run_reaper"]
+__all__ = ["Recovery", "adopt_predecessor", "death_id", "deaths", "reaper_lease_ttl", "recover", "recover_exited"]

@@ -1,6 +1,6 @@
 """What the reaper has seen of the registry, kept across a gap in its reading (:class:`RegistryView`; pure, no I/O).
 
-A death is judged between two good reads of one registry (:func:`gamead_core.worker.reaper.run_reaper`): a node
+A death is judged between two good reads of one registry (:func:`gamead_core.worker.reaper_loop.run_reaper`): a node
 listed by one and gone from the next (or back as another incarnation). Some reads cannot be compared with the
 one before: after a round that failed (nats-server stalled: the listing got no answer), a lease lost meanwhile (a
 stall outlasts the reaper lease too), a reconnection (a restarted nats-server's registry, a memory store, starts
@@ -113,4 +113,14 @@ class RegistryView:
         self.lost_since = {}
 
 
-__all__ = ["RegistryView"]
+def unread_too_long(last: float | None, now: float, ttl: float, beat: float) -> bool:
+    """True when a listing that arrived at ``now`` came ``ttl`` − ``beat`` seconds or more after the last recorded
+    one was asked for (``last``, None: none; s; ``ttl``: ``registry.ttl``, ``beat``: the heartbeat
+    interval): only then can a live node's entry have expired between the two (its last beat landed at most
+    ``beat`` before ``last``, and ``max_age`` is ``ttl``), so the two are compared only while this is False,
+    whatever failed in between (the reaper, :mod:`gamead_core.worker.reaper_loop`, and the views,
+    :mod:`gamead_core.stats.gone_watch`; any one clock). Pure."""
+    return last is not None and now - last >= ttl - beat
+
+
+__all__ = ["RegistryView", "unread_too_long"]

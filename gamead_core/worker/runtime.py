@@ -12,8 +12,8 @@ written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.s
 cannot be written stops the pulls (:mod:`.fence`). An idle worker woken by an ad at a steady flow lets more join
 it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
-Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
-up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded.
+Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for up to
+``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded (.drain).
 The same, then exit 5: the queue repartitioned, or NATS refusing our credentials; exit 3: NATS closed the client.
 Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 """
@@ -51,7 +51,7 @@ from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.counters import WorkerStats
-from gamead_core.worker.drain import drain
+from gamead_core.worker.drain import LastWrites, drain
 from gamead_core.worker.fence import Fence
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.handback import HandBacks, bound_broken, over_bound
@@ -64,7 +64,8 @@ from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.batch_start import BatchStart, batch_usable
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
-from gamead_core.worker.reaper import adopt_predecessor, run_reaper
+from gamead_core.worker.reaper import adopt_predecessor
+from gamead_core.worker.reaper_loop import run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.slots import SlotWatch
@@ -88,10 +89,9 @@ class Worker:
         self._in_hand = 0  #: one per handler's task, the batch start's own (gamead_core.worker.batch_start)
         self._batch: BatchStart | None = None  #: first deliveries of a start step, in one task (.batch_start)
         self._batch_ok = batch_usable(settings, len(hooks))
-        self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
+        self._shielded, self._writes = Shield(), LastWrites(settings.worker.drain_timeout)  #: a stop's last writes
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
-        self._gate = SoloGate()
-        self._slots = SlotWatch(self.concurrency)  #: free slots; wakes the pull loop when one frees
+        self._gate, self._slots = SoloGate(), SlotWatch(self.concurrency)  #: (slots: wake the pull loop when freed)
         self._nc: NATS | None = None
         self._puller: AgingPuller | None = None  #: its long polls' inboxes hold ads unstarted too (.unstarted)
         self._registry: Registry | None = None
@@ -165,14 +165,14 @@ class Worker:
             stale = asyncio.create_task(stop_if_stale(nc, js, self.settings, self.nats_url, stop))  # exit 5 ends
             lapses = asyncio.create_task(watch(self._lease, self._let_go, self._doubt))  # a lapsed lease (.lease)
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
-                                    self.settings.registry.heartbeat_interval, self._fence.health):
+                                    self.settings.registry.heartbeat_interval, self._fence.health, self._writes.left):
                 try:
                     await self._loop(puller, stop)
                 finally:
                     lapses.cancel()
                     await puller.stop()
                     await self._hand_back()
-                    await drain(self._tasks, self._abort, self.settings.worker.drain_timeout, self._shielded,
+                    await drain(self._tasks, self._abort, self._writes, self._shielded,
                                 self.settings.nats.request_timeout)  # in-flight ads get drain_timeout, then back
                     await asyncio.gather(reaper, return_exceptions=True)
                     changed = await watch_result(stale)  # raised below: never in place of the loop's error

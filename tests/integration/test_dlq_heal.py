@@ -21,7 +21,7 @@ from gamead_core.registry import Registry
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.dlq_heal import DlqHealer
 from gamead_core.worker.mover import Sweeper
-from gamead_core.worker.reaper import run_reaper
+from gamead_core.worker.reaper_loop import run_reaper
 from tests.support import assert_doctor_clean, submission
 from tests.waits import until
 

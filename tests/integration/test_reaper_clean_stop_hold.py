@@ -27,7 +27,7 @@ from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation
 from gamead_core.registry.beat import run_heartbeat
 from gamead_core.registry.nodes import node_key
 from gamead_core.store.ads import AdStore
-from gamead_core.worker.reaper import run_reaper
+from gamead_core.worker.reaper_loop import run_reaper
 from tests.support import ad, reaper_rounds
 from tests.waits import until
 

@@ -21,7 +21,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.beat import run_heartbeat
 from gamead_core.store.ads import AdStore
-from gamead_core.worker.reaper import run_reaper
+from gamead_core.worker.reaper_loop import run_reaper
 from tests.waits import until
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.5}})

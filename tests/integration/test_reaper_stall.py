@@ -33,7 +33,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.beat import run_heartbeat
 from gamead_core.store.ads import AdStore
-from gamead_core.worker.reaper import run_reaper
+from gamead_core.worker.reaper_loop import run_reaper
 from tests.support import all_threads_stopped
 from tests.waits import until
 

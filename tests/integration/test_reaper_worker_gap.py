@@ -4,7 +4,7 @@ The reaper holds its last good view over a gap (its own heartbeat refused, a rec
 held-over node still absent ``registry.ttl`` after it; such a node is skipped when :meth:`Registry.stopped` says it
 stopped cleanly. Within ``registry.ttl`` of the stop its entry's delete mark says so; later only the clean-stop note
 does (orphan41, :mod:`gamead_core.registry.stops`). orphan41 tested that note for an API (test_reaper_first_look);
-this is its worker path in :func:`gamead_core.worker.reaper.run_reaper`. Real nats-server, registry.ttl 1 s; the
+this is its worker path in :func:`gamead_core.worker.reaper_loop.run_reaper`. Real nats-server, registry.ttl 1 s; the
 workers beat through gamead's own heartbeat loop, each on its own connection."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry
 from gamead_core.registry.beat import BeatHealth, run_heartbeat
 from gamead_core.store.ads import AdStore
-from gamead_core.worker.reaper import run_reaper
+from gamead_core.worker.reaper_loop import run_reaper
 from tests.support import ad, reaper_rounds
 from tests.waits import until
 

@@ -14,7 +14,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import Registry
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.mover import Sweeper
-from gamead_core.worker.reaper import run_reaper
+from gamead_core.worker.reaper_loop import run_reaper
 from gamead_core.embedded import EmbeddedNats
 from tests.waits import until
 

@@ -27,7 +27,8 @@ from gamead_core.registry import HeldAd, NodeInfo, Registry
 from gamead_core.registry.wire import CREATE_FENCE
 from gamead_core.store.ads import AdStore, encode
 from gamead_core.worker.budget import delivery_id
-from gamead_core.worker.reaper import recover_exited, run_reaper
+from gamead_core.worker.reaper import recover_exited
+from gamead_core.worker.reaper_loop import run_reaper
 from tests.support import Proc, ad, doctor_report, start_worker, wait_for
 from tests.waits import until
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gamead_core.registry import NodeInfo
-from gamead_core.worker.reaper_view import RegistryView
+from gamead_core.worker.reaper_view import RegistryView, unread_too_long
 
 T0 = datetime(2026, 12, 4, tzinfo=UTC)
 
@@ -115,3 +115,12 @@ def test_a_lost_node_whose_beat_reads_ahead_is_held_grace_after_it_was_found_abs
     assert read([ahead], 0.0) == []
     assert read([], 0.5) == [] and read([], 2.4) == []  # held: found absent at 0.5
     assert read([], 2.5) == ["x"]  # grace after it was found absent: judged, not 300 s on
+
+
+def test_reads_too_far_apart_are_a_gap_whatever_failed_between() -> None:
+    """attack44b F4: a failure after the reaper's listing (a sweep) is no longer a gap; what that rule also covered, a
+    stall that ended between two rounds, is told by the time between the listings instead: a live node's entry can
+    have expired unseen only when they are ``registry.ttl`` − heartbeat or more apart (ttl 10 s, heartbeat 2 s: 8 s)."""
+    assert not unread_too_long(None, 100.0, 10.0, 2.0)  # no read yet: nothing to compare
+    assert not unread_too_long(0.0, 7.9, 10.0, 2.0)
+    assert unread_too_long(0.0, 8.0, 10.0, 2.0)

@@ -1,0 +1,64 @@
+"""A clean stop while NATS is away writes its delete mark and note once NATS is back within the stop (attack44b F2).
+
+The last write of a stopping node's heartbeat loop (:meth:`Registry.stop`: the clean-stop note and the delete mark)
+was tried once, for 2 s, and not at all while NATS was away: a worker SIGTERMed during a NATS outage that came back
+3 s before the process exited wrote neither, was judged a death ("stopped answering") and, running one ad, had it
+charged an attempt. Now it is tried again until it lands or the stop's time for it ends
+(:func:`gamead_core.shutdown.last_writes`; the worker's is :class:`gamead_core.worker.drain.LastWrites`). Real
+nats-server, killed (kill -9: the registry, a memory store, goes with it) and started again on its port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import nats
+
+from gamead_core import clock
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.registry import NodeInfo, Registry, run_heartbeat
+from tests.waits import until
+
+SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.25}})
+DEADLINE = 30.0  #: seconds any one wait may take
+LAST_FOR = 20.0  #: seconds the stop gives its mark and note (a worker's: worker.drain_timeout + 3 s)
+
+
+def test_a_clean_stop_during_a_nats_outage_is_noted_once_nats_is_back(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """Node ``stop-1`` beats; nats-server is killed, the node's stop begins while its connection is down, then the
+    server is started again. The heartbeat loop ends having written the note and the mark: the registry says the
+    process stopped cleanly (:meth:`Registry.stopped`, what the reaper asks). Without the retry (beat.py's one
+    ``last_write`` before this change): not tried at all (NATS away), ``stopped`` False (0 of 1); with it True."""
+    server = fresh_nats()
+    t0 = datetime.now(timezone.utc)
+
+    def me() -> NodeInfo:
+        return NodeInfo(id="stop-1", role="worker", host="h", pid=4545, version="t", started_at=t0,
+                        heartbeat_at=datetime.fromtimestamp(clock.now(), timezone.utc))
+
+    async def main() -> bool:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, SETTINGS)
+            registry, stop = Registry(nc, js, SETTINGS.registry, timeout=1.0), asyncio.Event()
+            beating = asyncio.create_task(run_heartbeat(registry, me, 0.25, stop, last_for=lambda: LAST_FOR))
+
+            async def listed() -> bool:
+                return "stop-1" in {n.id for n in await registry.list()}
+
+            await until(listed, timeout=DEADLINE, what="stop-1 listed")
+            server.kill()
+            await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
+            stop.set()  # the stop begins while NATS is away
+            await asyncio.to_thread(server.start)
+            await asyncio.wait_for(beating, DEADLINE)
+            await until(lambda: nc.is_connected, timeout=DEADLINE, what="the connection back")
+            return await registry.stopped(me())
+        finally:
+            await nc.close()
+
+    assert asyncio.run(main()), "the clean stop wrote neither its note nor its mark once NATS was back"
