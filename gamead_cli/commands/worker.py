@@ -42,6 +42,9 @@ def worker(
                                  help="Serve Prometheus /metrics on this port, 0 = off \\[worker.metrics_port].")
     ] = None,
     give_up_after: GiveUpAfterOpt = None,
+    dead_pid: Annotated[int | None, typer.Option("--after-pid", min=1, hidden=True, help=(
+        "gamead up's own: the pid of this id's previous worker, which it reaped; its registry entry is taken over "
+        "at once, not after the claim's watch."))] = None,
 ) -> None:
     nofile = raise_nofile()  # first: the soft open-files limit up to the hard one (Go's runtime and nginx do it too)
     if worker_id is not None and not is_worker_id(worker_id):  # it is written into DLQ entries an export carries
@@ -56,7 +59,7 @@ def worker(
     if low := low_nofile_words(nofile):  # said at start: each ad, NATS and Redis connection and scrape is a descriptor
         logging.getLogger("gamead_core.worker").warning("worker: %s", low, extra={"nofile": nofile})
     setup_tracing("worker")  # only when OTEL_* variables ask for traces
-    runtime = Worker(settings, url, worker_id=worker_id)
+    runtime = Worker(settings, url, worker_id=worker_id, dead_pid=dead_pid)
     collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
 
     async def main() -> None:

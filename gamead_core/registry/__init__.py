@@ -18,7 +18,9 @@ One job per module:
 * :mod:`~gamead_core.registry.stops`: the clean-stop notes (bucket ``gamead_stops``, a day) that tell a clean stop
   from a death once ``registry.ttl`` removed the entry's delete mark (:meth:`Registry.stopped`);
 * :mod:`~gamead_core.registry.claim`: a start refused an id a live process of another incarnation holds
-  (:func:`claim`, attack44 F1).
+  (:func:`claim`, attack44 F1);
+* :mod:`~gamead_core.registry.owner`: every write of a node's entry reads its key first; a process whose key holds
+  another's entry (it was taken for dead while frozen) writes it no more and ends (attack44c F1).
 """
 
 from gamead_core.registry.beat import heartbeating, run_heartbeat

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from gamead_core.clock_offset import OffsetLog
-from gamead_core.errors import error_text
+from gamead_core.errors import ConfigError, error_text
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.shutdown import last_writes
@@ -36,6 +36,8 @@ class BeatHealth:
     sent_ok: float | None = None
     lapse_after: float | None = None  #: seconds between two landed puts' sends past which the entry may have lapsed
     lapsed_from: float | None = None  #: ``sent_ok`` before the last landed put sent ``lapse_after`` or more after it
+    #: another process took this node's id over (:func:`~gamead_core.registry.owner.id_lost`, exit 5); no beat since
+    lost: ConfigError | None = None
 
     def landed(self, sent: float) -> None:
         """A put sent at monotonic ``sent`` succeeded: note it, and a lapse between it and the one before (a node
@@ -63,7 +65,7 @@ class BeatHealth:
 async def run_heartbeat(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event,
     *, unfinished: Callable[[], int] | None = None, health: BeatHealth | None = None,
-    last_for: Callable[[], float] | None = None,
+    last_for: Callable[[], float] | None = None, lost: Callable[[], None] | None = None,
 ) -> None:
     """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry and note the stop
     (:meth:`Registry.stop`): a clean stop, which the reaper does not take for a death. Unless ``unfinished()``
@@ -71,7 +73,9 @@ async def run_heartbeat(
     :mod:`gamead_core.worker.orphans`) is not 0: then the entry is left to expire (``registry.ttl``), so the
     reaper sees a death and finishes that work. The delete and note are tried again until they land, for
     ``last_for()`` seconds from then (:data:`LAST_FOR` when not given; :func:`~gamead_core.shutdown.last_writes`:
-    NATS away at the stop and back within it, attack44b F2).
+    NATS away at the stop and back within it, attack44b F2). Another process found holding the key (a put raising
+    :func:`~gamead_core.registry.owner.id_lost`: this one was frozen past its start's watch) ends the beats at once
+    and deletes nothing (the key is the other's): ``health.lost`` says why and ``lost()`` (when given) is called.
 
     Never raises: a failed beat is logged (once per outage) and retried at the next tick; ``health`` (when
     given) says how the puts fare. A host clock more than ``clock_offset.OFFSET_LIMIT`` off nats-server's is
@@ -95,6 +99,12 @@ async def run_heartbeat(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down
+            if last is not None and exc is registry.owner.lost(last.id):  # another process holds the key
+                health.lost = registry.owner.lost(last.id)
+                log.warning("%s", exc, extra={"node_id": last.id})
+                if lost is not None:
+                    lost()
+                return
             if not failing:
                 log.warning("heartbeat failed (retrying every %.1fs): %s", interval,
                             error_text(exc))
@@ -125,13 +135,15 @@ async def run_heartbeat(
 @asynccontextmanager
 async def heartbeating(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, health: BeatHealth | None = None,
-    last_for: Callable[[], float] | None = None,
+    last_for: Callable[[], float] | None = None, lost: Callable[[], None] | None = None,
 ) -> AsyncIterator[BeatHealth]:
     """``async with heartbeating(...) as health:`` beats while the block runs (``health``: how the puts fare, the
-    one given or a new one); the entry is deleted on the way out, tried for ``last_for()`` s (:func:`run_heartbeat`)."""
+    one given or a new one); the entry is deleted on the way out, tried for ``last_for()`` s (:func:`run_heartbeat`).
+    ``lost``: called once another process took the id over (:func:`run_heartbeat`)."""
     stop = asyncio.Event()
     health = health if health is not None else BeatHealth()
-    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop, health=health, last_for=last_for))
+    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop, health=health, last_for=last_for,
+                                             lost=lost))
     try:
         yield health
     finally:

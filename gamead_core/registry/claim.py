@@ -8,9 +8,14 @@ of the second process "adopted" what the first held (handed its running ads back
 before anything else it does with the registry (:func:`claim`):
 
 * nothing there, a delete mark (a clean stop), or this very process's entry: the id is free;
+* the entry of the process ``gamead up`` reaped before restarting this one under its id (``dead_pid``, on this
+  host: :mod:`gamead_core.scaling.local`): the holder is known dead, the id taken over at once (attack44c F2);
 * another incarnation's entry: a live holder rewrites it at least every ``heartbeat_interval`` (its own, read from
   the entry; a beat, or an announcement of the ads it holds). The start watches the key for that interval +
-  :data:`WATCH_MARGIN` s (never more than ``registry.ttl`` + the margin): written again by a process other than
+  :data:`WATCH_MARGIN` s, never more than this process's own ``registry.heartbeat_interval`` and ``registry.ttl``
+  + the margin (an entry saying 3600 made a start wait 3601 s: attack44c F2; a holder beating slower than the
+  deployment's setting, taken for dead, finds its key another's at its next beat and ends, exit 5:
+  :mod:`gamead_core.registry.owner`): written again by a process other than
   this one (not a delete mark) → :func:`id_taken`, exit 5, naming the holder's host, pid and
   heartbeat age; not written, deleted or expired → the holder is dead (kill -9, a crash, a pod or a systemd unit
   restarted with a fixed ``--id``) and the start goes on, at most that long later.
@@ -19,8 +24,11 @@ Why a watch, not the holder's pid or its heartbeat's age: a pid means something 
 own pid namespace (containers share a host name with gamead as PID 1 in each), and an age is only as good as two
 hosts' clocks; a change of the key's stream sequence is neither. What the watch cannot tell: a holder alive but
 writing nothing for longer than the watch (its registry writes refused, its loop frozen) is taken for dead, as the
-reaper already takes it. Two starts within one read of each other both find the key free: that race is the only
-way left to share an id (``gamead up`` gives its workers ids of their own stack: :mod:`gamead_core.scaling.local`).
+reaper already takes it; when it thaws its next write finds the key another's and it ends
+(:mod:`gamead_core.registry.owner`, attack44c F1). Two starts within one read of each other both find the key
+free: the later one's first beat finds the other's entry and ends the same way (``gamead up`` gives its workers
+ids of their own stack: :mod:`gamead_core.scaling.local`). ``dead_pid`` is a pid ``gamead up`` reaped itself: its
+children share its host and pid namespace, so there it names one process.
 """
 
 from __future__ import annotations
@@ -44,9 +52,16 @@ POLL_EVERY = 0.2
 
 def watch_for(holder: NodeInfo, own_interval: float, ttl: float) -> float:
     """Seconds to watch ``holder``'s entry for a renewal: its ``heartbeat_interval`` (``own_interval``, this node's
-    ``registry.heartbeat_interval`` s, for an older node that does not say it), at most ``ttl`` (``registry.ttl``
+    ``registry.heartbeat_interval`` s, for an older node that does not say it), at most ``own_interval`` (a value
+    in the entry is the holder's word, not this process's settings: attack44c F2) and ``ttl`` (``registry.ttl``
     s: an entry not renewed that long is gone), plus :data:`WATCH_MARGIN`. Pure."""
-    return min(holder.heartbeat_interval or own_interval, ttl) + WATCH_MARGIN
+    return min(holder.heartbeat_interval or own_interval, own_interval, ttl) + WATCH_MARGIN
+
+
+def reaped(holder: NodeInfo, me: NodeInfo, dead_pid: int | None) -> bool:
+    """True when ``holder`` is the process ``gamead up`` reaped before starting ``me`` under its id: pid
+    ``dead_pid`` on ``me``'s host (a pid is known dead only on its own host, by the parent that reaped it). Pure."""
+    return dead_pid is not None and holder.pid == dead_pid and holder.host == me.host
 
 
 def renewed_by_other(first_seq: int, seq: int, entry: NodeInfo | None, me: NodeInfo) -> bool:
@@ -65,13 +80,20 @@ def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float) -> Conf
         "each take the other for dead and charge its running ads: stop that process or choose another --id")
 
 
-async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float) -> None:
+async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float, dead_pid: int | None = None) -> None:
     """Refuse to start as ``me.id`` while another live process holds it (module docstring). ``interval`` and
-    ``ttl``: this node's ``registry.heartbeat_interval`` and ``registry.ttl``, seconds. Returns at once when the key
-    is free; after at most :func:`watch_for` seconds when it holds a dead process's entry. Raises
+    ``ttl``: this node's ``registry.heartbeat_interval`` and ``registry.ttl``, seconds; ``dead_pid``: the pid of
+    the predecessor ``gamead up`` reaped (:func:`reaped`). Returns at once when the key is free or the reaped
+    predecessor's; after at most :func:`watch_for` seconds when it holds a dead process's entry; a dead holder's
+    entry is then noted as this process's to write over (:meth:`~.owner.Ownership.taken_over`). Raises
     :func:`id_taken`'s ``ConfigError`` (a live holder) and the gamead error tree (the registry unreadable)."""
     first_seq, holder = await registry.revision(me.id)
     if holder is None or same_incarnation(holder, me):
+        return
+    if reaped(holder, me, dead_pid):
+        registry.owner.taken_over(me.id, first_seq)
+        log.info("the id %s: its entry is of process %d, which gamead up saw end: taken over at once", me.id,
+                 holder.pid, extra={"node_id": me.id})
         return
     window = watch_for(holder, interval, ttl)
     loop = asyncio.get_running_loop()
@@ -85,8 +107,9 @@ async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float
             raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), window)
         if seq != first_seq:  # deleted (a clean stop) or expired: nobody holds it
             return
+    registry.owner.taken_over(me.id, first_seq)
     log.info("the id %s: the entry of process %d on %s was not renewed in %.1f s: it is dead, its id taken over",
              me.id, holder.pid, holder.host, window, extra={"node_id": me.id})
 
 
-__all__ = ["POLL_EVERY", "WATCH_MARGIN", "claim", "id_taken", "renewed_by_other", "watch_for"]
+__all__ = ["POLL_EVERY", "WATCH_MARGIN", "claim", "id_taken", "reaped", "renewed_by_other", "watch_for"]

@@ -16,8 +16,10 @@ import logging
 from typing import NamedTuple
 
 import nats.errors
+import nats.js.errors
 import orjson
 from nats.aio.client import Client as NATS
+from nats.js.kv import KeyValue
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
@@ -74,4 +76,26 @@ async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout
             await unsubscribe_quietly(sub)
 
 
-__all__ = ["Values", "last_values"]
+async def scan_values(kv: KeyValue, timeout: float) -> Values:
+    """Fallback of :func:`last_values` for a bucket without direct access: keys, then one get per key, all within
+    ``timeout`` s (``nats.request_timeout``; what arrived by then, ``complete`` False)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    out: list[bytes] = []
+    try:
+        keys = await asyncio.wait_for(kv.keys(), timeout)
+        for key in keys:
+            try:
+                entry = await asyncio.wait_for(kv.get(key), deadline - loop.time())
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            if entry.value:  # an expired key can come back with value None: treat it as missing
+                out.append(entry.value)
+    except nats.js.errors.NoKeysError:
+        return Values([], True)
+    except asyncio.TimeoutError:  # nats-py's TimeoutError too
+        return Values(out, False)
+    return Values(out, True)
+
+
+__all__ = ["Values", "last_values", "scan_values"]

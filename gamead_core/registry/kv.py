@@ -24,7 +24,8 @@ from gamead_core.config import RegistrySettings
 from gamead_core.errors import Conflict, GameadError, QueueUnavailable, TopologyError, TopologyMissing
 from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.registry.direct import Values, last_values
+from gamead_core.registry.direct import last_values, scan_values
+from gamead_core.registry.owner import STALE_MARGIN, Ownership
 from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
 from gamead_core.registry.stamp import sample_stamp
 from gamead_core.registry.stops import StopNotes
@@ -64,6 +65,8 @@ class Registry:
         self._direct = True
         self._lock = asyncio.Lock()
         self._stops = StopNotes(js)
+        #: whose keys this process writes, and which another process took over (.owner: attack44c F1)
+        self.owner = Ownership(settings.heartbeat_interval + STALE_MARGIN)
 
     @property
     def connected(self) -> bool:
@@ -121,8 +124,11 @@ class Registry:
     async def put(self, info: NodeInfo) -> None:
         """Write ``info`` as the node's entry, and take a sample of nats-server's clock from it
         (:mod:`gamead_core.clock`): the put's round trip brackets the stamp the stored entry carries, read back
-        (one direct get; a read that fails only skips the sample). Raises the gamead error tree for NATS errors."""
+        (one direct get; a read that fails only skips the sample). The key is read first: another process's entry
+        there raises :func:`~gamead_core.registry.owner.id_lost` (a ``ConfigError``) and nothing is written, then
+        or later (:mod:`gamead_core.registry.owner`). Raises the gamead error tree for NATS errors."""
         await self.open()
+        await self.owner.check(info, self.revision)
         with self._boundary():
             sent = clock.local()
             revision = (await self._publish(node_key(info.id), info.model_dump_json().encode(), {})).seq
@@ -132,7 +138,7 @@ class Registry:
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
         """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a
         worker's last beat with its held ads brought up to date). Never raises."""
-        if self._kv is None:
+        if self._kv is None or not await self.owner.may_send(node_id, self.revision):
             return
         try:
             await self._nc.publish(f"{self.prefix}{node_key(node_id)}", payload)
@@ -143,8 +149,9 @@ class Registry:
         """Send ``info`` as the node's entry without waiting for the server's answer (a plain publish to the
         KV subject). Messages from one connection are applied in order, so a request sent after this call
         (e.g. the record write before an analysis) reaches the server after it. Does nothing before the
-        bucket was opened. Never raises: the next periodic beat repairs a lost one."""
-        if self._kv is None:
+        bucket was opened, nor once another process took the id over, and reads the key first when this process's
+        last look at it is stale (:mod:`gamead_core.registry.owner`). Never raises: the next beat repairs a lost one."""
+        if self._kv is None or not await self.owner.may_send(info.id, self.revision):
             return
         try:
             await self._nc.publish(f"{self.prefix}{node_key(info.id)}", info.model_dump_json().encode())
@@ -225,7 +232,10 @@ class Registry:
     async def stop(self, info: NodeInfo) -> None:
         """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
         tells it from a death after ``registry.ttl``) and its entry deleted, together. Raises the delete's gamead
-        error; a note not written is logged (INFO: its stop reads as before, by the delete mark alone)."""
+        error; a note not written is logged (INFO: its stop reads as before, by the delete mark alone). Nothing at
+        all once another process took the id over: the key is its (:mod:`gamead_core.registry.owner`)."""
+        if self.owner.lost(info.id) is not None:
+            return
         noted, deleted = await asyncio.gather(
             self._stops.note(info), self.delete(info.id, incarnation(info.id, info.pid, info.started_at)),
             return_exceptions=True)
@@ -290,7 +300,7 @@ class Registry:
                 raw, complete = await last_values(self._nc, self.stream, self.prefix, batch=MAX_NODES,
                                                   timeout=self._timeout)
             else:
-                raw, complete = await self._scan(kv)
+                raw, complete = await scan_values(kv, self._timeout)
         if not complete and not raw:  # nothing at all: NATS away or stalled, said as every other such read says it
             raise QueueUnavailable(f"NATS did not answer the registry listing within {self._timeout:g} s "
                                    "(nats.request_timeout)")
@@ -312,28 +322,6 @@ class Registry:
         except GameadError:
             self._kv = None
             raise
-
-
-    async def _scan(self, kv: KeyValue) -> Values:
-        """Fallback for a bucket without direct access: keys, then one get per key, all within the registry's
-        ``timeout`` (what arrived by then, ``complete`` False)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        out: list[bytes] = []
-        try:
-            keys = await asyncio.wait_for(kv.keys(), self._timeout)
-            for key in keys:
-                try:
-                    entry = await asyncio.wait_for(kv.get(key), deadline - loop.time())
-                except nats.js.errors.KeyNotFoundError:
-                    continue
-                if entry.value:  # an expired key can come back with value None: treat it as missing
-                    out.append(entry.value)
-        except nats.js.errors.NoKeysError:
-            return Values([], True)
-        except asyncio.TimeoutError:  # nats-py's TimeoutError too
-            return Values(out, False)
-        return Values(out, True)
 
 
 def _decode(data: bytes) -> NodeInfo | None:

@@ -81,6 +81,7 @@ class LocalScaler:
         self.started: int | None = None
         self._leaving: dict[str, Supervisor] = {}  # child name → its own supervisor while it drains
         self._drains: set[asyncio.Task[None]] = set()
+        self._reaped: dict[str, int] = {}  # child name → pid of its last process seen dead (--after-pid)
         self._exits: list[tuple[str, int, bool]] = []  # (worker id, pid, seen up) of dead workers, not yet recovered
         self._recover: Callable[[str, int, bool], Awaitable[object]] | None = None
         self._recoveries: set[asyncio.Task[object]] = set()
@@ -129,10 +130,19 @@ class LocalScaler:
         k = self._free_index()
         name = f"worker-{k}"
         worker_id = self.worker_id(name)
-        self.supervisor.start(name, lambda: self._argv(worker_id), self._env, self._log_dir / f"{name}.log")
+        self._reaped.pop(name, None)
+        self.supervisor.start(name, lambda: self._restart_argv(name, worker_id), self._env,
+                              self._log_dir / f"{name}.log")
         self._workers.append(name)
         log.info("started %s (%s)", name, worker_id)
         return name
+
+    def _restart_argv(self, name: str, worker_id: str) -> list[str]:
+        """Child ``name``'s command line; after its process died, with ``--after-pid`` of that process: this
+        supervisor reaped it, so its restart takes its registry entry over at once, not after the claim's watch
+        (:func:`gamead_core.registry.claim.reaped`, attack44c F2: 3 s by default, 21 s with a 20 s heartbeat)."""
+        dead = self._reaped.get(name)
+        return [*self._argv(worker_id), *(["--after-pid", str(dead)] if dead is not None else [])]
 
     def _healthy(self, name: str) -> bool:
         child = self.supervisor.children.get(name)
@@ -234,6 +244,7 @@ class LocalScaler:
             self._chained_exit(child, code)
         name, pid = getattr(child, "name", ""), getattr(child, "pid", None)
         if name in self._workers and pid is not None:
+            self._reaped[name] = pid
             # seen serving (its first registry heartbeat, Supervisor.seen_up) or not: one refused at its start
             # registered nothing, and its recovery must not say it died holding deliveries (attack28c F3)
             self._exits.append((self.worker_id(name), pid, bool(getattr(child, "up", True))))

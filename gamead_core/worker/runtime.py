@@ -80,9 +80,9 @@ class Worker:
     """One worker process's runtime. ``await Worker(settings, url).run(stop_event)``."""
 
     def __init__(self, settings: GameadSettings, nats_url: str, *, worker_id: str | None = None,
-                 hooks: Sequence[Hook] = ()) -> None:
+                 hooks: Sequence[Hook] = (), dead_pid: int | None = None) -> None:
         self.settings, self.nats_url = settings, nats_url
-        self.id = worker_id or new_worker_id()
+        self.id, self._dead_pid = worker_id or new_worker_id(), dead_pid  # dead_pid: gamead up reaped it (.claim)
         self.concurrency, self.stats = settings.worker.concurrency, WorkerStats()
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()  #: and the ads in them not ended (the slots count these):
@@ -152,7 +152,7 @@ class Worker:
                                   handoff=lambda msg: self._track(self._run_one(msg)), track=self._track,
                                   ended=self._ended, running=self._running) if self._batch_ok else None
             await claim(registry, self._snapshot(), interval=self.settings.registry.heartbeat_interval,
-                        ttl=self.settings.registry.ttl)  # not an id a live process holds (.registry.claim: exit 5)
+                        ttl=self.settings.registry.ttl, dead_pid=self._dead_pid)  # not a live one's (exit 5)
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
             puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
                                                 own=self._held.keys, handed=self._handbacks)  # (.handback)
@@ -165,7 +165,8 @@ class Worker:
             stale = asyncio.create_task(stop_if_stale(nc, js, self.settings, self.nats_url, stop))  # exit 5 ends
             lapses = asyncio.create_task(watch(self._lease, self._let_go, self._doubt))  # a lapsed lease (.lease)
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
-                                    self.settings.registry.heartbeat_interval, self._fence.health, self._writes.left):
+                                    self.settings.registry.heartbeat_interval, self._fence.health,
+                                    last_for=self._writes.left, lost=stop.set):
                 try:
                     await self._loop(puller, stop)
                 finally:
@@ -175,7 +176,7 @@ class Worker:
                     await drain(self._tasks, self._abort, self._writes, self._shielded,
                                 self.settings.nats.request_timeout)  # in-flight ads get drain_timeout, then back
                     await asyncio.gather(reaper, return_exceptions=True)
-                    changed = await watch_result(stale)  # raised below: never in place of the loop's error
+                    changed = await watch_result(stale) or self._fence.health.lost  # id taken over (.registry.owner)
                 if changed is not None:
                     raise changed  # exit 5 once repartitioned
         finally:
@@ -187,8 +188,7 @@ class Worker:
     def describe(self) -> WorkerSelf:
         """What this worker says of itself in its heartbeat: all the registry needs (times: gamead_core.clock)."""
         st = self.stats
-        return WorkerSelf(
-            id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
+        return WorkerSelf(id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
             processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error,
             last_progress=st.last_progress, recent=list(st.recent), holding=self._held.listing(),
             task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),

@@ -40,6 +40,15 @@ async def _older_mark(kv: Any, key: str) -> str | None:
     return "PUT"
 
 
+async def _restarted(js: Any, registry: Any, node_id: str) -> Any:
+    """The registry of a new process of ``node_id`` once its claim took the dead one's entry over (as
+    :func:`gamead_core.registry.claim.claim` does after its watch): each process writes through its own, and one
+    finding another process's entry in its key stops writing it (attack44c F1)."""
+    restart = type(registry)(js._nc, js, registry.settings)
+    restart.owner.taken_over(node_id, (await restart.revision(node_id))[0])
+    return restart
+
+
 def test_a_rolling_deploy_reads_and_marks_the_earlier_registry_keys(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     from gamead_core import names
     from gamead_core.config import load_settings
@@ -96,8 +105,9 @@ def test_a_later_process_clean_stop_does_not_hide_an_earlier_one_death(fresh_nat
         killed = api_node_info("api-box-1", started=time.time() - 60)
         later = killed.model_copy(update={"started_at": killed.started_at.replace(year=killed.started_at.year + 1)})
         await registry.put(killed)  # killed -9: no delete, no note
-        await registry.put(later)
-        await registry.stop(later)  # the later process of the same id stops cleanly
+        restart = await _restarted(js, registry, killed.id)  # another process: a registry of its own
+        await restart.put(later)
+        await restart.stop(later)  # the later process of the same id stops cleanly
         older = api_node_info("api-older-1", started=time.time())
         await registry.put(older)
         await (await js.key_value("gamead_registry")).delete("api-older-1")  # an older gamead's clean stop
@@ -169,7 +179,8 @@ def test_a_live_entry_under_the_key_keeps_the_earlier_key_mark_out(fresh_nats: C
         await kv.delete(_earlier_key(older.id))  # the older gamead's clean stop: a mark naming no process
         killed = api_node_info("api-my_host-1", started=time.time() - 60)
         await registry.put(killed)  # killed -9: no delete, no note
-        await registry.put(killed.model_copy(update={"pid": killed.pid + 1}))  # its restart beats under the key
+        restart = await _restarted(js, registry, killed.id)
+        await restart.put(killed.model_copy(update={"pid": killed.pid + 1}))  # its restart beats under the key
         return await registry.stopped(killed)
 
     assert on_js(server.url, drill) is False, "a killed process read as stopped by an older process's mark"

@@ -43,9 +43,12 @@ def _red_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
 
 
+_NEWCOMER_STARTED = time.time() - 60  #: one process: its start time the same in every beat
+
+
 def _newcomer() -> NodeInfo:
     """A node already on the new setting (1), on another host: it never blocks the change."""
-    return api_node_info("api-on-the-new-setting", started=time.time() - 60, partitions=1).model_copy(
+    return api_node_info("api-on-the-new-setting", started=_NEWCOMER_STARTED, partitions=1).model_copy(
         update={"host": "another-host", "pid": 4242})
 
 

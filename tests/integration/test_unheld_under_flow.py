@@ -57,11 +57,12 @@ def test_a_worker_finishing_its_deliveries_during_the_check_is_no_unheld_note(
             msgs = await sub.fetch(ADS, timeout=10)
             assert len(msgs) == ADS
             registry = Registry(nc, js, settings.registry)
+            started = utcnow()  # one process: its start time the same in every announcement
 
             async def announce() -> None:
                 now = utcnow()
                 await registry.put(NodeInfo(
-                    id="worker-1", role="worker", host="h", pid=4701, version="t", started_at=now, heartbeat_at=now,
+                    id="worker-1", role="worker", host="h", pid=4701, version="t", started_at=started, heartbeat_at=now,
                     holding=[HeldAd(ad_id=m.headers[names.HDR_AD_ID], delivery=delivery_id(m.metadata.sequence.stream,
                                                                                             1), ack_subject=m.reply)
                              for m in msgs], ack_wait=settings.queue.ack_wait, fence=CREATE_FENCE))

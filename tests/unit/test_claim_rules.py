@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from gamead_core.registry.claim import WATCH_MARGIN, id_taken, renewed_by_other, watch_for
+import pytest
+
+from gamead_core.errors import ConfigError
+from gamead_core.registry.claim import WATCH_MARGIN, id_taken, reaped, renewed_by_other, watch_for
+from gamead_core.registry.owner import Ownership, taken_by
 from gamead_core.registry.wire import NodeInfo
 
 _T0 = datetime(2026, 12, 5, tzinfo=timezone.utc)
@@ -16,10 +20,40 @@ def _node(pid: int, interval: float | None = 2.0) -> NodeInfo:
                     heartbeat_interval=interval)
 
 
-def test_the_watch_lasts_the_holders_beat_plus_the_margin_never_past_the_ttl() -> None:
-    assert watch_for(_node(1, 5.0), 2.0, 10.0) == 5.0 + WATCH_MARGIN
+def test_the_watch_lasts_the_holders_beat_plus_the_margin_never_past_this_nodes_own_settings() -> None:
+    """attack44c F2: the holder's entry said how long to watch, capped only by ``registry.ttl`` (up to a day): an
+    entry saying 3600 made a start wait 3601 s. Now this node's own ``heartbeat_interval`` caps it too. Figures for
+    (3600 s holder, own 2 s, ttl 10 s): with the fix 3.0 s; without 11.0 s."""
+    assert watch_for(_node(1, 1.0), 2.0, 10.0) == 1.0 + WATCH_MARGIN  # a faster holder: its own beat
+    assert watch_for(_node(1, 30.0), 20.0, 10.0) == 10.0 + WATCH_MARGIN  # never past the ttl
     assert watch_for(_node(1, None), 2.0, 10.0) == 2.0 + WATCH_MARGIN  # an older node: this node's interval
-    assert watch_for(_node(1, 3600.0), 2.0, 10.0) == 10.0 + WATCH_MARGIN
+    assert watch_for(_node(1, 3600.0), 2.0, 10.0) == 2.0 + WATCH_MARGIN
+
+
+def test_only_the_pid_gamead_up_reaped_on_this_host_skips_the_watch() -> None:
+    """attack44c F2: ``--after-pid`` names the one process ``gamead up`` saw end; its entry (that pid, this host)
+    is taken over at once; another pid, or that pid on another host, is watched as before."""
+    me = _node(9)
+    assert reaped(_node(4250), me, 4250)
+    assert not reaped(_node(4251), me, 4250) and not reaped(_node(4250), me, None)
+    assert not reaped(_node(4250).model_copy(update={"host": "other"}), me, 4250)
+
+
+def test_a_key_holding_another_processs_entry_is_lost_for_good() -> None:
+    """attack44c F1: a process whose key holds another's entry (not the dead predecessor's it took over) stops
+    writing it: the refusal is kept, every later write refused, and it names the other process."""
+    me, other = _node(1), _node(2)
+    assert taken_by(5, None, me, None) is None and taken_by(5, _node(1), me, None) is None
+    assert taken_by(5, other, me, 5) is None  # the dead predecessor's write this start took over
+    assert taken_by(6, other, me, 5) is other
+    owner = Ownership(3.0)
+    owner.taken_over("local-1", 5)
+    owner.judge(me, 5, other, 0.0)  # over the dead one's entry: ours to write
+    with pytest.raises(ConfigError, match="the id local-1 was taken over by another process \\(host vm, pid 2"):
+        owner.judge(me, 7, other, 1.0)
+    with pytest.raises(ConfigError):
+        owner.judge(me, 8, None, 2.0)  # nothing there now: still lost, never written again
+    assert owner.lost("local-1") is not None and owner.mine("local-1") is not None
 
 
 def test_only_another_processs_new_write_is_a_renewal() -> None:

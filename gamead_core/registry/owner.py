@@ -1,0 +1,120 @@
+"""Which registry keys this process writes, and whether another incarnation took one over (attack44c F1).
+
+The start's claim (:mod:`gamead_core.registry.claim`) takes for dead a holder that wrote nothing for its watch: a
+process SIGSTOPped (a paused VM or container) past it, then resumed, is alive, and before this both wrote one key
+for ever (views alternated pids, every reaper said "died" each few seconds). So every write of a node's entry goes
+through :class:`Ownership` (:class:`~gamead_core.registry.kv.Registry` holds one): an acknowledged put first reads
+the key and, when its last write is an entry of another process — not the dead predecessor this start took the id
+over from (:meth:`Ownership.taken_over`) — refuses (:func:`id_lost`: a ``ConfigError``, exit 5) and the key is
+that process's from then on: no put or announcement of this one is written there again, nor its delete mark
+(:meth:`Ownership.lost`). An announcement sent without an answer (``put_nowait``) reads the key first only when
+this process's last check is older than its ``registry.heartbeat_interval`` + :data:`STALE_MARGIN` s: longer than
+any watch that could have taken the id over meanwhile (a frozen process), so a resumed one checks before it
+writes, and a beating one pays no read. Whichever of two processes under one id reads the other's entry first
+stops: one keeps the id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from gamead_core.errors import ConfigError, GameadError
+from gamead_core.registry.nodes import same_incarnation
+from gamead_core.registry.wire import NodeInfo
+
+log = logging.getLogger(__name__)
+
+#: seconds beyond ``registry.heartbeat_interval`` after the last check at which an unanswered write reads first
+STALE_MARGIN = 1.0
+
+
+def taken_by(seq: int, entry: NodeInfo | None, me: NodeInfo, predecessor_seq: int | None) -> NodeInfo | None:
+    """The other process now holding ``me.id``'s key, whose last write (sequence ``seq``) is ``entry`` (None: a
+    delete mark, expired, nothing): an entry of a process other than ``me``, unless it is the write at
+    ``predecessor_seq`` (the dead holder's entry this start took the id over from). None: the key is ``me``'s to
+    write. Pure."""
+    if entry is None or same_incarnation(entry, me) or seq == predecessor_seq:
+        return None
+    return entry
+
+
+def id_lost(node_id: str, other: NodeInfo) -> ConfigError:
+    """The one line of a process whose id ``node_id`` another process (``other``) took over while it wrote
+    nothing (frozen past the start's watch): a ``ConfigError``, exit 5, as a refused start. Pure."""
+    return ConfigError(
+        f"the id {node_id} was taken over by another process (host {other.host}, pid {other.pid}, started "
+        f"{other.started_at}) while this one wrote no heartbeat (frozen or paused longer than the start's watch): "
+        "this process stops writing its registry entry and ends, its held ads handed back; the other keeps the id")
+
+
+class Ownership:
+    """The keys one :class:`~gamead_core.registry.kv.Registry` writes: per node id the last entry put, when its
+    key was last found this process's (monotonic s), the dead predecessor's write a start took over, and the
+    refusal once it was lost. ``fresh_for``: seconds a check stays good for unanswered writes (module
+    docstring)."""
+
+    def __init__(self, fresh_for: float) -> None:
+        self.fresh_for = fresh_for
+        self._mine: dict[str, NodeInfo] = {}
+        self._checked: dict[str, float] = {}
+        self._predecessor: dict[str, int] = {}
+        self._lost: dict[str, ConfigError] = {}
+
+    def taken_over(self, node_id: str, seq: int) -> None:
+        """The write at ``seq`` under ``node_id``'s key is a dead process's: this one may write over it
+        (:func:`~gamead_core.registry.claim.claim` after a watch saw no beat)."""
+        self._predecessor[node_id] = seq
+
+    def lost(self, node_id: str) -> ConfigError | None:
+        """The refusal (:func:`id_lost`) once another process took ``node_id`` over; None while it is ours."""
+        return self._lost.get(node_id)
+
+    def mine(self, node_id: str) -> NodeInfo | None:
+        """The last entry this process put under ``node_id``, when its check is stale (None: fresh, or none)."""
+        fresh = time.monotonic() - self._checked.get(node_id, float("-inf")) < self.fresh_for
+        return None if fresh else self._mine.get(node_id)
+
+    def judge(self, me: NodeInfo, seq: int, entry: NodeInfo | None, read_at: float) -> None:
+        """Note the key's last write (``seq``, ``entry``), read at monotonic ``read_at``, before ``me`` is
+        written. Raises :func:`id_lost` (and notes it: :meth:`lost`) when another process holds it."""
+        if (refusal := self._lost.get(me.id)) is not None:
+            raise refusal
+        other = taken_by(seq, entry, me, self._predecessor.get(me.id))
+        if other is not None:
+            self._lost[me.id] = id_lost(me.id, other)
+            raise self._lost[me.id]
+        self._mine[me.id], self._checked[me.id] = me, read_at
+
+    async def check(self, me: NodeInfo, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> None:
+        """Read ``me.id``'s key (``read``: :meth:`~gamead_core.registry.kv.Registry.revision`) before ``me`` is
+        written, and :meth:`judge` it. A read that fails (NATS away, the bucket's stream without a leader yet:
+        left44) judges nothing: the write goes on as before, with its own retries, and the next one reads again.
+        Raises :func:`id_lost`."""
+        if (refusal := self._lost.get(me.id)) is not None:
+            raise refusal
+        read_at = time.monotonic()
+        try:
+            seq, entry = await read(me.id)
+        except GameadError as exc:
+            log.debug("the registry key of %s not read before its write: %s", me.id, exc.message)
+            return
+        self.judge(me, seq, entry, read_at)
+
+    async def may_send(self, node_id: str, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> bool:
+        """May an unanswered write of ``node_id``'s entry go out: not lost, and the key read again (:meth:`check`)
+        when the last look is stale (a process resumed after a freeze). Raises nothing but ``read``'s non-gamead
+        errors (a bug)."""
+        if node_id in self._lost:
+            return False
+        if (mine := self.mine(node_id)) is None:
+            return True
+        try:
+            await self.check(mine, read)
+        except ConfigError:  # id_lost: the key is another process's
+            return False
+        return True
+
+
+__all__ = ["STALE_MARGIN", "Ownership", "id_lost", "taken_by"]
