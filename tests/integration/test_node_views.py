@@ -34,13 +34,16 @@ def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
     s.stop()
 
 
-def worker_entry(node_id: str, *, age: float = 0.0, in_flight: int = 0, now: float | None = None) -> NodeInfo:
+def worker_entry(node_id: str, *, age: float = 0.0, in_flight: int = 0, now: float | None = None,
+                 started: float | None = None) -> NodeInfo:
     """A worker's registry entry whose last heartbeat was ``age`` seconds before ``now`` (epoch s, default the
-    wall clock)."""
+    wall clock), of a process started at ``started`` (epoch s; default 100 s before ``now``: the beats of one
+    process give the same, as a registry takes another start time for another process: registry.owner)."""
     now = time.time() if now is None else now
     return NodeInfo.model_validate({
         "id": node_id, "role": "worker", "host": "h", "pid": 4242, "version": "0", "concurrency": 2,
-        "inFlight": in_flight, "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age})
+        "inFlight": in_flight, "startedAt": now - 100 if started is None else started, "heartbeatAt": now - age,
+        "lastProgressAt": now - age})
 
 
 async def answer(sampler: QueueSampler, path: str) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def test_nodes_that_vanished_across_a_nats_restart_are_held_not_gone(server: Emb
 
             t = clock.at
             for node in ("w-1", "w-2"):
-                await registry.put(worker_entry(node, now=t))
+                await registry.put(worker_entry(node, now=t, started=t - 100))
             first = await states(t)
             server.kill()
             await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
@@ -66,11 +66,11 @@ def test_nodes_that_vanished_across_a_nats_restart_are_held_not_gone(server: Emb
 
             after = await until(read_back, timeout=DEADLINE, what="a registry read after the restart")
             gauge = (await scraped_workers(sampler)).get("gone", 0.0)
-            await registry.put(worker_entry("w-1", now=t + 5.5))  # w-1 beats again; w-2 does not
+            await registry.put(worker_entry("w-1", now=t + 5.5, started=t - 100))  # w-1 beats again; w-2 does not
             again = await states(t + 5.5)
-            await registry.put(worker_entry("w-1", now=t + 6.5))
+            await registry.put(worker_entry("w-1", now=t + 6.5, started=t - 100))
             await states(t + 6.5)  # reads less than registry.ttl - heartbeat apart: no gap between them
-            await registry.put(worker_entry("w-1", now=t + 7.4))
+            await registry.put(worker_entry("w-1", now=t + 7.4, started=t - 100))
             judged = await states(t + 7.6)  # 2 s after the reads came back (t + 5)
             return [first, after, gauge, again, judged]
         finally:
