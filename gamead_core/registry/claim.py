@@ -29,6 +29,11 @@ reaper already takes it; when it thaws its next write finds the key another's an
 free: the later one's first beat finds the other's entry and ends the same way (``gamead up`` gives its workers
 ids of their own stack: :mod:`gamead_core.scaling.local`). ``dead_pid`` is a pid ``gamead up`` reaped itself: its
 children share its host and pid namespace, so there it names one process.
+
+A registry that does not answer the key's read (a bucket just made whose replicated stream has no leader yet, which
+answers "no responders": a start on a 3-node cluster ended exit 3 at once, test_replica_behind) is read again every
+:data:`POLL_EVERY` s for as long as a watch could last; still unread, the start goes on unchecked, as every start
+did before the claim (its beats' ownership check, :mod:`gamead_core.registry.owner`, still ends a second holder).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import asyncio
 import logging
 
 from gamead_core import clock
-from gamead_core.errors import ConfigError
+from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.nodes import same_incarnation
 from gamead_core.registry.wire import NodeInfo
@@ -80,14 +85,34 @@ def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float) -> Conf
         "each take the other for dead and charge its running ads: stop that process or choose another --id")
 
 
+async def _revision(registry: Registry, node_id: str, until: float) -> tuple[int, NodeInfo | None] | None:
+    """:meth:`Registry.revision` of ``node_id``, read again every :data:`POLL_EVERY` s while the registry does not
+    answer (``QueueUnavailable``) until ``until`` (the loop's clock); None if it never did."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await registry.revision(node_id)
+        except QueueUnavailable:
+            if loop.time() + POLL_EVERY >= until:
+                return None
+            await asyncio.sleep(POLL_EVERY)
+
+
 async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float, dead_pid: int | None = None) -> None:
     """Refuse to start as ``me.id`` while another live process holds it (module docstring). ``interval`` and
     ``ttl``: this node's ``registry.heartbeat_interval`` and ``registry.ttl``, seconds; ``dead_pid``: the pid of
     the predecessor ``gamead up`` reaped (:func:`reaped`). Returns at once when the key is free or the reaped
     predecessor's; after at most :func:`watch_for` seconds when it holds a dead process's entry; a dead holder's
     entry is then noted as this process's to write over (:meth:`~.owner.Ownership.taken_over`). Raises
-    :func:`id_taken`'s ``ConfigError`` (a live holder) and the gamead error tree (the registry unreadable)."""
-    first_seq, holder = await registry.revision(me.id)
+    :func:`id_taken`'s ``ConfigError`` (a live holder) and the gamead error tree (a registry read failing otherwise
+    than by not answering: module docstring)."""
+    loop = asyncio.get_running_loop()
+    read = await _revision(registry, me.id, loop.time() + min(interval, ttl) + WATCH_MARGIN)
+    if read is None:
+        log.warning("the id %s: the registry did not answer its key's read: starting without the check that no live "
+                    "process holds it", me.id, extra={"node_id": me.id})
+        return
+    first_seq, holder = read
     if holder is None or same_incarnation(holder, me):
         return
     if reaped(holder, me, dead_pid):
@@ -96,13 +121,14 @@ async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float
                  holder.pid, extra={"node_id": me.id})
         return
     window = watch_for(holder, interval, ttl)
-    loop = asyncio.get_running_loop()
     deadline = loop.time() + window
     log.info("the id %s has an entry of another process (host %s, pid %d): watching it up to %.1f s for a beat "
              "before taking it", me.id, holder.host, holder.pid, window, extra={"node_id": me.id})
     while (left := deadline - loop.time()) > 0:
         await asyncio.sleep(min(POLL_EVERY, left))
-        seq, entry = await registry.revision(me.id)
+        if (read := await _revision(registry, me.id, deadline)) is None:
+            break  # unread to the watch's end: not renewed that it could see
+        seq, entry = read
         if entry is not None and renewed_by_other(first_seq, seq, entry, me):
             raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), window)
         if seq != first_seq:  # deleted (a clean stop) or expired: nobody holds it
