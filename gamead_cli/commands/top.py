@@ -80,11 +80,14 @@ ONCE_HISTORY = 120
 
 
 def _no_full_screen() -> str | None:
-    """Why the full-screen UI cannot be drawn here, or None: stdout is not a terminal, or the terminal says it
-    cannot move the cursor (``TERM=dumb``, as Emacs' shell and some CI consoles set it: attack30c, Textual drew
-    its escapes there all the same)."""
+    """Why the full-screen UI cannot be drawn here, or None: stdout is not a terminal, stdin is not one (``gamead
+    top < /dev/null``: Textual's input thread read end-of-file over and over, 30 % of a core until killed, and no
+    key could quit it: attack44c F3), or the terminal says it cannot move the cursor (``TERM=dumb``, as Emacs'
+    shell and some CI consoles set it: attack30c, Textual drew its escapes there all the same)."""
     if not sys.stdout.isatty():
         return "needs a terminal"
+    if sys.stdin is None or not sys.stdin.isatty():
+        return "reads its keys from a terminal (stdin is not one)"
     if os.environ.get("TERM", "") == "dumb":
         return "needs a terminal that can draw it (TERM=dumb)"
     return None

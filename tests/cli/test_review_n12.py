@@ -70,3 +70,27 @@ def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui() -> None:
     said = done.stderr.decode()
     assert done.returncode == 2, said
     assert "needs a terminal that can draw it (TERM=dumb): add --once" in said, said
+
+
+def test_top_with_stdin_not_a_terminal_refuses_the_full_screen_ui() -> None:
+    """attack44c F3: ``gamead top < /dev/null`` on a terminal ran the dashboard with its input thread reading
+    end-of-file over and over (30 % of a core, 18x a live top's CPU, until killed; no key could quit it). It now
+    says why it cannot, exit 2, before reaching for the API. Without the check: still running at the deadline."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.forked_popen import gamead_run
+    from tests.support import clean_env, gamead_argv
+
+    leader, follower = pty.openpty()
+    try:
+        done = gamead_run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"),
+                          stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
+                          env=clean_env(TERM="xterm"), timeout=60)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    said = done.stderr.decode()
+    assert done.returncode == 2, said
+    assert "reads its keys from a terminal (stdin is not one): add --once" in said, said
