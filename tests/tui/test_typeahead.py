@@ -107,15 +107,24 @@ def test_keys_typed_ahead_reach_a_screen_a_command_opens(recorded: dict[str, Any
 
 def test_a_key_whose_turn_never_comes_back_lets_the_next_go_on(recorded: dict[str, Any],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A turn that is never handed back holds the keys behind it for KEY_WAIT at most (0.3 s here), then they go
-    on: every hand-back is dropped, and ``/`` then ``w`` still filters by ``w``. Without the watchdog the ``w``
-    waited for ever (1 of 1 failed)."""
+    """A turn that is never handed back holds the keys behind it for KEY_WAIT at most, then they go on: every
+    hand-back is dropped, and ``/`` then ``w`` still filters by ``w``. The ``w`` is held while the turn is out
+    (KEY_WAIT an hour) until ``/`` has opened the filter and focused it; then KEY_WAIT is 0 and the watchdog's next
+    look lets it go on. The screen counts as settled from the start: its own turn, never handed back either, would
+    hold ``/`` too. Without the watchdog the ``w`` waited for ever (1 of 1 failed). flake44: with KEY_WAIT 0.3 s
+    from the start the watchdog could give the turn up before ``/`` itself was handled on a loaded machine (a look
+    every 0.5 s; a key's handling there took longer), and the ``w`` went to the nodes table: the filter ''."""
     source = RecordedSource(recorded)
     monkeypatch.setattr(TypeAhead, "_pass", lambda self, *args: None)
-    monkeypatch.setattr(typeahead, "KEY_WAIT", 0.3)
+    monkeypatch.setattr(typeahead, "KEY_WAIT", 3600.0)
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
+        bar = app.query_one(FilterBar)
+        app.typeahead.settled.add(app.screen)  # mounted (its own turn would never come back either)
         await burst(pilot, "/", "w")
+        await until(pilot, lambda: bar.has_class("-shown") and app.focused is bar and app.typeahead.held,
+                    timeout=OUTCOME, what="the filter open and focused, the w held")
+        monkeypatch.setattr(typeahead, "KEY_WAIT", 0.0)  # the turn is now older than KEY_WAIT: given up
         await until(pilot, lambda: app.query_one(NodesTable).filter_text == "w", timeout=OUTCOME,
                     what="the filter w")
 
