@@ -24,12 +24,14 @@ __all__ = ["server"]  # the fixture, shared with test_node_views
 URL = "http://127.0.0.1:18780/metrics"  # the API port a restarted API reuses
 
 
-def api_entry(node_id: str, *, age: float = 0.0, now: float | None = None) -> NodeInfo:
-    """An API node's registry entry announcing :data:`URL`, its last heartbeat ``age`` s before ``now``."""
+def api_entry(node_id: str, *, age: float = 0.0, now: float | None = None, started: float | None = None) -> NodeInfo:
+    """An API node's registry entry announcing :data:`URL`, its last heartbeat ``age`` s before ``now``, of a process
+    started at ``started`` (epoch s; default 100 s before ``now``): as worker_entry's."""
     now = time.time() if now is None else now
     return NodeInfo.model_validate({
         "id": node_id, "role": "api", "host": "h", "pid": 4343, "version": "0", "concurrency": 0, "inFlight": 0,
-        "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age, "metricsUrl": URL,
+        "startedAt": now - 100 if started is None else started, "heartbeatAt": now - age, "lastProgressAt": now - age,
+        "metricsUrl": URL,
         "fence": CREATE_FENCE})  # a node of this gamead (without it: an older one, the doctor's unfenced_node)
 
 
@@ -45,10 +47,11 @@ def test_late_and_gone_nodes_are_counted_once_and_the_views_agree(server: Embedd
         try:
             registry, sampler, clock = clocked_sampler(nc)  # 1.5 s after the late nodes' beats: late
             # (> 2.5 × 0.5 s), not stuck (2 s)
+            started = time.time() - 100  # each node's one start time: a new one would be another process (owner)
             await registry.put(worker_entry("frozen-w", age=1.5, now=clock.at))
-            await registry.put(worker_entry("busy-w", in_flight=1, now=clock.at))
+            await registry.put(worker_entry("busy-w", in_flight=1, now=clock.at, started=started))
             await registry.put(api_entry("api-dead", now=clock.at))
-            await registry.put(api_entry("api-late", age=1.5, now=clock.at))
+            await registry.put(api_entry("api-late", age=1.5, now=clock.at, started=started))
             await sampler.sample()
             counts = sampler.stats()["nodes"]
             # late nodes are live: in workers/api, and counted apart per role (no sum counts one twice)
@@ -59,9 +62,9 @@ def test_late_and_gone_nodes_are_counted_once_and_the_views_agree(server: Embedd
             clock.at = None  # the wall clock: api-dead and frozen-w stop beating, their entries expire
             for _ in range(200):
                 now = time.time()
-                await registry.put(worker_entry("busy-w", in_flight=1, now=now))
-                await registry.put(api_entry("api-new", now=now))  # the restarted API, on the same port
-                await registry.put(api_entry("api-late", age=1.5, now=now))
+                await registry.put(worker_entry("busy-w", in_flight=1, now=now, started=started))
+                await registry.put(api_entry("api-new", now=now, started=started))  # the restarted API, same port
+                await registry.put(api_entry("api-late", age=1.5, now=now, started=started))
                 if not {"api-dead", "frozen-w"} & {n.id for n in await registry.list()}:
                     break
                 await sampler.sample()  # remembers them before they expire

@@ -90,6 +90,7 @@ def test_ads_finished_together_are_written_once_each_and_acknowledged_once_in_on
         assert out["rounds"] == 1 and out["written"] == ADS and out["processed"] == ADS
         assert [r.status for r in out["final"]] == [AdStatus.COMPLETED] * ADS
         assert all(r.attempts == 1 and r.analysis is not None for r in out["final"])
+        wait_for(lambda: all(len(watch.of(i)) >= 2 for i in out["ids"]), what="the watch to see each ad's writes")
         assert [[w["status"] for w in watch.of(i)] for i in out["ids"]] == [["queued", "completed"]] * ADS
         assert acks.count == ADS and out["left"] == 0
         # the taps see reads in the server's order: once they have seen the test's own final read of each ad
@@ -115,6 +116,9 @@ def test_a_round_where_one_write_loses_settles_the_others_and_reads_only_that_on
         assert out["rounds"] == 1 and out["written"] == ADS - 1 and out["processed"] == ADS
         assert [r.status for r in out["final"]] == [AdStatus.COMPLETED] * ADS
         others = [i for k, i in enumerate(ids) if k != 3]
+        # the watch has a connection of its own: what it sees may come after the acks' tap saw the last ack
+        wait_for(lambda: len(watch.of(ids[3])) >= 4 and all(len(watch.of(i)) >= 2 for i in others),
+                 what="the watch to see each ad's writes")
         assert [[w["status"] for w in watch.of(i)] for i in others] == [["queued", "completed"]] * (ADS - 1)
         # queued (API), queued again (the operator's rewrite: test's read of it too), the lost write, the re-write
         assert [w["status"] for w in watch.of(ids[3])] == ["queued", "queued", "completed", "completed"]
