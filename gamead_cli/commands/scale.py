@@ -30,6 +30,7 @@ from gamead_cli.formats import (
 )
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
+from gamead_cli.per_worker import per_worker_text
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
@@ -67,52 +68,6 @@ def _n(value: Any) -> str:
 def _seconds(value: float | None) -> str:
     """``12.3 s``; ``-`` for None (nothing pending: no oldest ad), as ``gamead top`` shows it."""
     return "-" if value is None else f"{value:.1f} s"
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def per_worker_text(rate: float | None, basis: dict[str, Any] | None, window: Any = None) -> str:
-    """``observed.perWorkerPerSec`` and which bound gave it (``observed.perWorkerBasis``), for people. Pure.
-
-    ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
-    ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
-    ``60.0 ads/s (measured: 120.0 ads/s completed (last minute: ``window``, the rates' seconds) by 2 busy
-    worker(s); 1.18 ms CPU per ad)``; ``unknown``
-    without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate. A rate the
-    autoscaler used though none was measured now says so: ``(last measured 42s ago; CPU-bound: …)`` or
-    ``(initial_per_worker_rate: none measured yet)``, as its reason line (attack32a F1)."""
-    if rate is None:
-        return "unknown"
-    b = basis or {}
-    if b.get("bound") == "initial":
-        return f"{rate_figure(rate)} ads/s (initial_per_worker_rate: none measured yet)"
-    if b.get("lastMeasuredSecondsAgo") is not None:
-        kept = per_worker_text(rate, {k: v for k, v in b.items() if k != "lastMeasuredSecondsAgo"}, window)
-        head, _, rest = kept.partition(" (")
-        return f"{head} (last measured {b['lastMeasuredSecondsAgo']:.0f}s ago" + (f"; {rest}" if rest else ")")
-    text = f"{rate_figure(rate)} ads/s"
-    cpu = f"{b['cpuPerAdMs']:.2f} ms CPU per ad" if b.get("cpuPerAdMs") is not None else "CPU per ad"
-    latency = (f"concurrency {b['concurrency']:g} / p50 {_ms(b['p50Ms'])} ms"
-               if b.get("concurrency") is not None and b.get("p50Ms") is not None else "concurrency / p50")
-    bound = b.get("bound")
-    also = f"; {cpu}" if b.get("cpuPerAdMs") is not None else ""  # measured whatever the bound: say it
-    if bound == "measured":
-        done = b.get("completedPerSec")
-        over = window_words(b.get("windowSeconds", window))  # a kept rate's own window (review44 F3)
-        return text + (f" (measured: {rate_figure(done)} ads/s completed ({over}) by {b.get('workers')} busy "
-                       f"worker(s){also})"
-                       if done is not None else f" (measured{also})")
-    if bound == "cpu":
-        little = b.get("latencyBoundPerSec")
-        return f"{text} (CPU-bound: {cpu}" + (f"; concurrency / p50 alone: {little:,.0f}/s)" if little else ")")
-    if bound == "latency":
-        return f"{text} (latency-bound: {latency}{also})"
-    if bound == "mixed":
-        return (f"{text} (mean; CPU-bound for {b.get('cpuBoundWorkers')} of {b.get('workers')} workers, "
-                f"latency-bound for the others; means of all: {cpu}, {latency})")
-    return text
 
 
 def _reason_text(d: dict[str, Any]) -> Text:
