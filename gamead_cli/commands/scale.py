@@ -36,6 +36,7 @@ from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
 from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
+from gamead_core.scaling.applies import applied_by
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.scaling.stacks import another_stack_text
@@ -192,24 +193,17 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     return Group(facts, Text(""), Text("last decisions (times in UTC)", style="bold"), listed)
 
 
-def who_applies(doc: dict[str, Any], again: str = "") -> str:
-    """Who will act on an override, from ``GET /v1/scale``'s ``backend``, ``leader`` and last ``error`` (its
-    ``reason`` names what failed when no count was decided). Pure. A leader whose last call failed is not promised
-    to apply it: the override is recorded, and the failure is named (``again``: the flags of the command it names,
-    :func:`gamead_cli.options.reach_again`)."""
-    if not doc.get("leader"):
-        return ("no autoscaler holds the lease now: nothing applies it until one leads (gamead up, or a gamead serve "
-                "with backend kubernetes or none)")
-    if doc.get("backend") == "none":
-        return "backend none: the leader only shows what it would do; no worker count changes"
-    if doc["leader"].get("thisStack") is False:  # attack44 F4: B's override scaled A's workers, said as if B's
-        return f"applied at its next decision by {another_stack_text(doc['leader'])}"
-    if doc.get("error"):
-        failed = ("its last scale call failed" if doc.get("desired") is not None
-                  else f"its last decision failed ({doc.get('reason') or 'no reason recorded'})")
-        return (f"recorded, but not applied yet: {failed}: {doc['error']}; the leader retries, and applies the "
-                f"override once a scale call succeeds ({follow_up('scale', 'status', again=again)})")
-    return "applied by the autoscaler's leader at its next decision"
+def who_applies(body: dict[str, Any], again: str = "") -> str:
+    """Who will act on an override: ``appliedBy.text`` of a ``POST``/``DELETE /v1/scale/override`` answer, or of its
+    ``status`` read by :func:`gamead_core.scaling.applies.applied_by` (an API from before ``appliedBy``). Pure. A
+    leader whose last call failed is not promised to apply it: the failure is named, and the command to follow it
+    (``again``: the flags of the command it names, :func:`gamead_cli.options.reach_again`)."""
+    applied = body.get("appliedBy")
+    if not isinstance(applied, dict) or not isinstance(applied.get("text"), str):
+        applied = applied_by(body.get("status") or {})
+    if applied.get("by") == "leader_failing":
+        return f"{applied['text']} ({follow_up('scale', 'status', again=again)})"
+    return str(applied["text"])
 
 
 def override_text(ov: dict[str, Any]) -> str:
@@ -283,7 +277,7 @@ def set_override(
         line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
-        undo = command_text(f"{who_applies(b.get('status') or {}, client.again)}; undo with: "
+        undo = command_text(f"{who_applies(b, client.again)}; undo with: "
                             f"{follow_up('scale', 'clear', again=client.again)}")
         return Group(line, undo)
 
@@ -301,5 +295,11 @@ def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: Co
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
         done_before_output("the override WAS cleared" if body.get("removed") or body.get("cleared")
                            else "no override was set: nothing was cleared")
-    emit(body, output, lambda b: Text(f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
-                                      else "override cleared" if b.get("cleared") else "no override was set"))
+    def view(b: dict[str, Any]) -> RenderableType:
+        said = (f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
+                else "override cleared" if b.get("cleared") else "no override was set")
+        if not b.get("cleared"):
+            return Text(said)
+        return Group(Text(said), command_text(f"back to the policy: {who_applies(b, client.again)}"))
+
+    emit(body, output, view)
