@@ -30,11 +30,13 @@ from gamead_cli.formats import (
 )
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
+from gamead_cli.per_worker import per_worker_text
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
 from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
+from gamead_core.scaling.applies import applied_by
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.scaling.stacks import another_stack_text
@@ -67,52 +69,6 @@ def _n(value: Any) -> str:
 def _seconds(value: float | None) -> str:
     """``12.3 s``; ``-`` for None (nothing pending: no oldest ad), as ``gamead top`` shows it."""
     return "-" if value is None else f"{value:.1f} s"
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def per_worker_text(rate: float | None, basis: dict[str, Any] | None, window: Any = None) -> str:
-    """``observed.perWorkerPerSec`` and which bound gave it (``observed.perWorkerBasis``), for people. Pure.
-
-    ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
-    ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
-    ``60.0 ads/s (measured: 120.0 ads/s completed (last minute: ``window``, the rates' seconds) by 2 busy
-    worker(s); 1.18 ms CPU per ad)``; ``unknown``
-    without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate. A rate the
-    autoscaler used though none was measured now says so: ``(last measured 42s ago; CPU-bound: …)`` or
-    ``(initial_per_worker_rate: none measured yet)``, as its reason line (attack32a F1)."""
-    if rate is None:
-        return "unknown"
-    b = basis or {}
-    if b.get("bound") == "initial":
-        return f"{rate_figure(rate)} ads/s (initial_per_worker_rate: none measured yet)"
-    if b.get("lastMeasuredSecondsAgo") is not None:
-        kept = per_worker_text(rate, {k: v for k, v in b.items() if k != "lastMeasuredSecondsAgo"}, window)
-        head, _, rest = kept.partition(" (")
-        return f"{head} (last measured {b['lastMeasuredSecondsAgo']:.0f}s ago" + (f"; {rest}" if rest else ")")
-    text = f"{rate_figure(rate)} ads/s"
-    cpu = f"{b['cpuPerAdMs']:.2f} ms CPU per ad" if b.get("cpuPerAdMs") is not None else "CPU per ad"
-    latency = (f"concurrency {b['concurrency']:g} / p50 {_ms(b['p50Ms'])} ms"
-               if b.get("concurrency") is not None and b.get("p50Ms") is not None else "concurrency / p50")
-    bound = b.get("bound")
-    also = f"; {cpu}" if b.get("cpuPerAdMs") is not None else ""  # measured whatever the bound: say it
-    if bound == "measured":
-        done = b.get("completedPerSec")
-        over = window_words(b.get("windowSeconds", window))  # a kept rate's own window (review44 F3)
-        return text + (f" (measured: {rate_figure(done)} ads/s completed ({over}) by {b.get('workers')} busy "
-                       f"worker(s){also})"
-                       if done is not None else f" (measured{also})")
-    if bound == "cpu":
-        little = b.get("latencyBoundPerSec")
-        return f"{text} (CPU-bound: {cpu}" + (f"; concurrency / p50 alone: {little:,.0f}/s)" if little else ")")
-    if bound == "latency":
-        return f"{text} (latency-bound: {latency}{also})"
-    if bound == "mixed":
-        return (f"{text} (mean; CPU-bound for {b.get('cpuBoundWorkers')} of {b.get('workers')} workers, "
-                f"latency-bound for the others; means of all: {cpu}, {latency})")
-    return text
 
 
 def _reason_text(d: dict[str, Any]) -> Text:
@@ -237,24 +193,17 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     return Group(facts, Text(""), Text("last decisions (times in UTC)", style="bold"), listed)
 
 
-def who_applies(doc: dict[str, Any], again: str = "") -> str:
-    """Who will act on an override, from ``GET /v1/scale``'s ``backend``, ``leader`` and last ``error`` (its
-    ``reason`` names what failed when no count was decided). Pure. A leader whose last call failed is not promised
-    to apply it: the override is recorded, and the failure is named (``again``: the flags of the command it names,
-    :func:`gamead_cli.options.reach_again`)."""
-    if not doc.get("leader"):
-        return ("no autoscaler holds the lease now: nothing applies it until one leads (gamead up, or a gamead serve "
-                "with backend kubernetes or none)")
-    if doc.get("backend") == "none":
-        return "backend none: the leader only shows what it would do; no worker count changes"
-    if doc["leader"].get("thisStack") is False:  # attack44 F4: B's override scaled A's workers, said as if B's
-        return f"applied at its next decision by {another_stack_text(doc['leader'])}"
-    if doc.get("error"):
-        failed = ("its last scale call failed" if doc.get("desired") is not None
-                  else f"its last decision failed ({doc.get('reason') or 'no reason recorded'})")
-        return (f"recorded, but not applied yet: {failed}: {doc['error']}; the leader retries, and applies the "
-                f"override once a scale call succeeds ({follow_up('scale', 'status', again=again)})")
-    return "applied by the autoscaler's leader at its next decision"
+def who_applies(body: dict[str, Any], again: str = "") -> str:
+    """Who will act on an override: ``appliedBy.text`` of a ``POST``/``DELETE /v1/scale/override`` answer, or of its
+    ``status`` read by :func:`gamead_core.scaling.applies.applied_by` (an API from before ``appliedBy``). Pure. A
+    leader whose last call failed is not promised to apply it: the failure is named, and the command to follow it
+    (``again``: the flags of the command it names, :func:`gamead_cli.options.reach_again`)."""
+    applied = body.get("appliedBy")
+    if not isinstance(applied, dict) or not isinstance(applied.get("text"), str):
+        applied = applied_by(body.get("status") or {})
+    if applied.get("by") == "leader_failing":
+        return f"{applied['text']} ({follow_up('scale', 'status', again=again)})"
+    return str(applied["text"])
 
 
 def override_text(ov: dict[str, Any]) -> str:
@@ -328,7 +277,7 @@ def set_override(
         line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
-        undo = command_text(f"{who_applies(b.get('status') or {}, client.again)}; undo with: "
+        undo = command_text(f"{who_applies(b, client.again)}; undo with: "
                             f"{follow_up('scale', 'clear', again=client.again)}")
         return Group(line, undo)
 
@@ -346,5 +295,11 @@ def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: Co
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
         done_before_output("the override WAS cleared" if body.get("removed") or body.get("cleared")
                            else "no override was set: nothing was cleared")
-    emit(body, output, lambda b: Text(f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
-                                      else "override cleared" if b.get("cleared") else "no override was set"))
+    def view(b: dict[str, Any]) -> RenderableType:
+        said = (f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
+                else "override cleared" if b.get("cleared") else "no override was set")
+        if not b.get("cleared"):
+            return Text(said)
+        return Group(Text(said), command_text(f"back to the policy: {who_applies(b, client.again)}"))
+
+    emit(body, output, view)

@@ -170,7 +170,7 @@ async def set_override(request: Request) -> Response:
     log.info("manual override: %d workers for %.0fs", body.replicas, body.for_seconds)
     _poke(request)
     return _json({"override": ov.wire(now), "replaced": replaced.wire(now) if replaced else None,
-                  "effectiveReplicas": effective, "note": note, "status": doc}, 201)
+                  "effectiveReplicas": effective, "note": note, "appliedBy": doc["appliedBy"], "status": doc}, 201)
 
 
 @router.delete("/override", summary="End the manual override; the policy decides again at the next tick",
@@ -200,7 +200,7 @@ async def clear_override(request: Request) -> Response:
         raise _changed(stands, "override cleared, then set again before this answer" if cleared
                        else "no override to clear, then one was set before this answer")
     removed = read.override.wire(clock.now()) if cleared and read.override is not None else None
-    return _json({"cleared": cleared, "removed": removed, "status": doc})
+    return _json({"cleared": cleared, "removed": removed, "appliedBy": doc["appliedBy"], "status": doc})
 
 
 # --- wiring ------------------------------------------------------------------------------------------

@@ -118,6 +118,9 @@ class ScaleDocument(_Doc):
     leader: dict[str, Any] | None = None
     override: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = Field(default_factory=list)
+    applied_by: dict[str, Any] | None = Field(None, description="Who acts on the override: `by` (`leader`, "
+                                              "`leader_failing`, `another_stack`, `advice_only`, `no_leader`), "
+                                              "`leader`, `leaderIsThisNode`, `failed`, `error`, `text`.")
 
 
 class OverrideSet(_Doc):
@@ -127,7 +130,8 @@ class OverrideSet(_Doc):
     replaced: dict[str, Any] | None = Field(None, description="The override this one replaced (in force when it "
                                             "was written, as `override` is shown), or null: none stood.")
     effective_replicas: int = Field(description="The override clamped to the autoscaler's min and max.")
-    note: str | None = None
+    note: str | None = Field(None, description="How the override was clamped to min/max replicas, or null.")
+    applied_by: dict[str, Any] | None = Field(None, description="Who acts on it (as `status.appliedBy`).")
     status: ScaleDocument
 
 
@@ -136,6 +140,7 @@ class OverrideCleared(_Doc):
 
     cleared: bool = Field(description="False if no override was set.")
     removed: dict[str, Any] | None = Field(None, description="The override this request removed, or null.")
+    applied_by: dict[str, Any] | None = Field(None, description="Who acts on the change (as `status.appliedBy`).")
     status: ScaleDocument
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.models import utc_iso
+from gamead_core.scaling.applies import applied_by
 from gamead_core.scaling.apply import tick_calls_seconds
 from gamead_core.scaling.lease import Lease, lease_ttl
 from gamead_core.scaling.stacks import same_stack
@@ -67,7 +68,7 @@ def status_document(
         timeout = settings.kubernetes.request_timeout
         due += tick_calls_seconds(timeout) if leader is not None else timeout
     ov = active_override(override, now)
-    return {
+    doc = {
         "backend": st.get("backend") or settings.backend,
         "leader": leader,
         "current": st.get("current"),
@@ -88,6 +89,8 @@ def status_document(
         "decisions": list(st.get("decisions") or []),
         "node": node_id,
     }
+    doc["appliedBy"] = applied_by(doc)  # who acts on the override, as scale set says it (attack44c F5)
+    return doc
 
 
 def _oldest(reading: Any) -> float | None:

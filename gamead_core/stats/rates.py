@@ -228,13 +228,32 @@ class PerWorkerRate:
     concurrency: float | None = None  #: mean concurrency of the live workers with a p50, whichever the bound
     p50_ms: float | None = None  #: mean p50 processing time of the live workers with one, ms, whichever the bound
     little_rate: float | None = None  #: mean of the workers' latency bounds alone (the rule without the CPU cap)
+    #: the slowest and the fastest worker behind a mean of ``cpu``/``latency``/``mixed`` (:func:`worker_figures`),
+    #: each with its own figures, which reproduce its own rate (None for ``measured``: one pool rate, divided)
+    slowest: dict[str, object] | None = None
+    fastest: dict[str, object] | None = None
 
     def wire(self) -> dict[str, object]:
-        """camelCase for ``/v1/stats`` (``rates.perWorkerBasis``) and ``/v1/scale`` (``observed``)."""
+        """camelCase for ``/v1/stats`` (``rates.perWorkerBasis``) and ``/v1/scale`` (``observed``).
+
+        ``cpuPerAdMs``, ``concurrency``, ``p50Ms`` and ``latencyBoundPerSec`` are means over the workers (for
+        ``cpu``, ``latency`` and ``mixed``: the ``workers`` whose own rates ``perWorkerPerSec`` is the mean of), so
+        with more than one worker they need not reproduce ``perWorkerPerSec`` (a mean of ratios is no ratio of means:
+        attack44c F6); ``slowest`` and ``fastest`` are two of those workers, each with figures that give its own
+        ``perSec``."""
         return {"bound": self.bound, "perWorkerPerSec": round(self.rate, 3), "workers": self.workers,
                 "completedPerSec": self.completion_rate, "cpuBoundWorkers": self.cpu_bound_workers,
                 "cpuPerAdMs": self.cpu_per_ad_ms, "concurrency": self.concurrency, "p50Ms": self.p50_ms,
-                "latencyBoundPerSec": None if self.little_rate is None else round(self.little_rate, 3)}
+                "latencyBoundPerSec": None if self.little_rate is None else round(self.little_rate, 3),
+                "slowest": self.slowest, "fastest": self.fastest}
+
+
+def worker_figures(w: WorkerLoad, c: Capacity) -> dict[str, object]:
+    """One worker's own rate (``perSec``) and the figures that give it: ``concurrency × 1000 / p50Ms`` when
+    ``bound`` is ``latency`` (that is ``latencyBoundPerSec``), ``1000 / cpuPerAdMs`` when ``cpu``. Pure."""
+    return {"perSec": round(c.rate, 3), "bound": c.bound, "concurrency": w.concurrency,
+            "p50Ms": None if w.p50_ms is None else round(w.p50_ms, 4),
+            "cpuPerAdMs": _positive(w.cpu_per_ad_ms), "latencyBoundPerSec": round(c.little, 3)}
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -269,15 +288,20 @@ def per_worker_capacity(
         n = len(steady) if live else (replicas_before or 0)
         if n > 0:
             return PerWorkerRate(completion_rate / n, "measured", n, completion_rate=completion_rate, **figures)
-    known = [(w, c) for w in live if (c := worker_capacity(w)) is not None]
+    known = sorted(((w, c) for w in live if (c := worker_capacity(w)) is not None), key=lambda k: k[1].rate)
     if not known:
         return None
     by_cpu = [w for w, c in known if c.bound == "cpu"]
     by_latency = [w for w, c in known if c.bound == "latency"]
     bound: Bound = "mixed" if by_cpu and by_latency else "cpu" if by_cpu else "latency"
+    # the means of the workers the rate is the mean of, not of others (a worker of too few samples has no rate)
+    figures = {"cpu_per_ad_ms": _mean([c for w, _ in known if (c := _positive(w.cpu_per_ad_ms)) is not None]),
+               "concurrency": _mean([float(w.concurrency) for w, _ in known]),
+               "p50_ms": _mean([w.p50_ms for w, _ in known if w.p50_ms is not None])}
     return PerWorkerRate(
         sum(c.rate for _, c in known) / len(known), bound, len(known), cpu_bound_workers=len(by_cpu),
-        little_rate=sum(c.little for _, c in known) / len(known), **figures,
+        little_rate=sum(c.little for _, c in known) / len(known), slowest=worker_figures(*known[0]),
+        fastest=worker_figures(*known[-1]), **figures,
     )
 
 
@@ -314,4 +338,5 @@ __all__ = [
     "window_rate",
     "window_span",
     "worker_capacity",
+    "worker_figures",
 ]

@@ -214,7 +214,7 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
     measured = per_worker_capacity([WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=1.18)] * 2, completion_rate=1500.0,
                                    saturated=True, since=1.0)
     assert measured is not None and per_worker_text(measured.rate, measured.wire()) == (
-        "750.0 ads/s (measured: 1,500.0 ads/s completed (last minute) by 2 busy worker(s); 1.18 ms CPU per ad)")
+        "750.0 ads/s (measured: 1,500.0 ads/s completed (last minute) by 2 busy worker(s); mean 1.18 ms CPU per ad)")
     assert per_worker_text(None, None) == "unknown"
     assert per_worker_text(80.0, None) == "80.0 ads/s"  # an older leader without the basis
     # attack31c F5: a slow worker's rate keeps 2 significant digits (it was "0.0 ads/s", beside "needs 3")
