@@ -68,3 +68,5 @@ def test_the_refusal_names_the_holder() -> None:
     line = id_taken("local-1", _node(4242), 0.43, 3.0).message
     assert "the id local-1 is held by a live process: host vm, pid 4242, heartbeat 0.4 s ago" in line
     assert "choose another --id" in line and "\n" not in line
+    raced = id_taken("local-1", _node(4242), 0.1, None).message  # claim45: its write came between our read and write
+    assert "is held by a live process" in raced and "two starts at once" in raced and "watched" not in raced
