@@ -58,7 +58,8 @@ def id_lost(me: NodeInfo, other: NodeInfo) -> ConfigError:
                            "entry written by hand: this process stops writing its registry entry, stops serving and "
                            "ends (restart it: it takes a new id); the other keeps the id")
     return ConfigError(
-        f"{head} while this one wrote no heartbeat (frozen or paused longer than the start's watch): "
+        f"{head} while this one wrote no heartbeat (frozen or paused longer than the start's watch, or beating less "
+        "often than that start's registry.heartbeat_interval): "
         "this process stops writing its registry entry and ends, its held ads handed back; the other keeps the id")
 
 
