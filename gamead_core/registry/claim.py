@@ -201,4 +201,5 @@ async def _watch(registry: Registry, me: NodeInfo, first_seq: int, holder: NodeI
     return first_seq
 
 
-__all__ = ["CLAIM_TRIES", "POLL_EVERY", "WATCH_MARGIN", "Claimed", "claim", "id_taken", "reaped", "renewed_by_other", "watch_for"]
+__all__ = ["CLAIM_TRIES", "POLL_EVERY", "WATCH_MARGIN", "Claimed", "claim", "id_taken", "reaped", "renewed_by_other",
+           "watch_for"]
