@@ -224,8 +224,9 @@ async def adopt_predecessor(
     claimed: Claimed | None = None,
 ) -> Recovery | None:
     """At start-up: if our key held the entry of an earlier process with our id (it died without deleting it),
-    recover what it held: ``claimed.previous``, the entry the start's claim wrote over (:mod:`gamead_core.registry.
-    claim`; its key free, the entry an older gamead left under the id's earlier key, if any); without ``claimed``
+    recover what it held: ``claimed.previous``, the entry the start's claim wrote over
+    (:mod:`gamead_core.registry.claim`; its key free, the entry an older gamead left under the id's earlier key, if
+    any); without ``claimed``
     (the registry did not answer the claim), what the key holds. Then put ``me``, our first heartbeat, before any
     ad is pulled: the put samples nats-server's clock (:meth:`Registry.put`, :mod:`gamead_core.clock`), so the
     first ads' ``startedAt`` and aging keys are on it, not on this host's clock (attack33a F2, F7: before, the
