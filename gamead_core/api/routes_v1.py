@@ -81,6 +81,18 @@ def _optional_sections(app: FastAPI) -> dict[str, Callable[[], Any]]:
     return {"cache": lambda: redis_stats(app), "autoscaler": lambda: autoscaler_status(app)}
 
 
+def _id_lost(app: FastAPI) -> None:
+    """This node's key holds another process's entry (:mod:`gamead_core.registry.owner`: a copy of this process, an
+    entry written by hand), its beats ended: the node stops serving and ``gamead serve`` exits 5 with the beat's
+    line (``state.refused``, as refused credentials: :func:`gamead_core.queue.refusal.serve_until_refused`).
+    Serving on, it had no entry of its own (out of ``gamead workers`` and the doctor's view) while its id, the
+    autoscaler lease's holder and its writes' origin, was another live process's (claim45)."""
+    if getattr(app.state, "refused", None) is None:
+        app.state.refused = app.state.beat_health.lost
+    if (stop := getattr(app.state, "stop_serving", None)) is not None:
+        stop()
+
+
 async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     """Start the stats sampler and this node's heartbeat; return the coroutine function that stops both.
 
@@ -113,6 +125,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
             stop,
             unfinished=link.unsettled_count,  # left unsettled: the entry expires, the reaper settles them
             health=app.state.beat_health,  # /readyz's registry check
+            lost=lambda: _id_lost(app),  # another process's entry in this node's key: stop serving, exit 5
         )
 
     tasks = [

@@ -25,10 +25,19 @@ own pid namespace (containers share a host name with gamead as PID 1 in each), a
 hosts' clocks; a change of the key's stream sequence is neither. What the watch cannot tell: a holder alive but
 writing nothing for longer than the watch (its registry writes refused, its loop frozen) is taken for dead, as the
 reaper already takes it; when it thaws its next write finds the key another's and it ends
-(:mod:`gamead_core.registry.owner`, attack44c F1). Two starts within one read of each other both find the key
-free: the later one's first beat finds the other's entry and ends the same way (``gamead up`` gives its workers
-ids of their own stack: :mod:`gamead_core.scaling.local`). ``dead_pid`` is a pid ``gamead up`` reaped itself: its
+(:mod:`gamead_core.registry.owner`, attack44c F1). ``dead_pid`` is a pid ``gamead up`` reaped itself: its
 children share its host and pid namespace, so there it names one process.
+
+The claim ends with the key's write itself, a compare-and-set on the last write it judged
+(:meth:`~gamead_core.registry.kv.Registry.put_over`: expected last subject sequence, 0 for a key with no message,
+a delete or purge mark's own sequence after a clean stop), not a read and, later, an unconditional first beat:
+two starts at the same moment both read the key free, both started and pulled, each took the other's entry for a
+predecessor's, until one's beat found the other's entry (up to the longer of their heartbeat intervals later:
+claim45). Now one write lands, the other is refused (``Conflict``), reads the key again, finds the winner's
+entry, and ends at once (:func:`id_taken`, exit 5) before it pulls anything. A refusal over a key holding no live
+entry (deleted or expired between the read and the write) claims again, :data:`CLAIM_TRIES` times at most.
+The start recovers what the dead holder it wrote over held (:class:`Claimed`,
+:func:`~gamead_core.worker.reaper.adopt_predecessor`).
 
 A registry that does not answer the key's read (a bucket just made whose replicated stream has no leader yet, which
 answers "no responders": a start on a 3-node cluster ended exit 3 at once, test_replica_behind) is read again every
@@ -40,9 +49,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from gamead_core import clock
-from gamead_core.errors import ConfigError, QueueUnavailable
+from gamead_core.errors import ConfigError, Conflict, QueueUnavailable
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.nodes import same_incarnation
 from gamead_core.registry.wire import NodeInfo
@@ -53,6 +63,8 @@ log = logging.getLogger(__name__)
 WATCH_MARGIN = 1.0
 #: seconds between two reads of the key while watching it (at most)
 POLL_EVERY = 0.2
+#: claims a start makes while its write is refused over a key that holds no live entry (a delete mark, expiry)
+CLAIM_TRIES = 3
 
 
 def watch_for(holder: NodeInfo, own_interval: float, ttl: float) -> float:
@@ -75,13 +87,16 @@ def renewed_by_other(first_seq: int, seq: int, entry: NodeInfo | None, me: NodeI
     return seq != first_seq and entry is not None and not same_incarnation(entry, me)
 
 
-def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float) -> ConfigError:
+def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float | None) -> ConfigError:
     """The one-line refusal of a start as ``node_id`` that ``holder`` (a live process) holds: its host, pid and
-    heartbeat age (``age`` s), and the watch (``watched`` s) that saw it renewed. A ``ConfigError``: exit 5, as a
-    taken port (:func:`gamead_core.listen.listen_refusal`). Pure."""
+    heartbeat age (``age`` s), and the watch (``watched`` s) that saw it renewed (None: it wrote the key between
+    this start's read and write, a start at the same moment). A ``ConfigError``: exit 5, as a taken port
+    (:func:`gamead_core.listen.listen_refusal`). Pure."""
+    seen = (f"its entry was renewed while this start watched it for {watched:.1f} s" if watched is not None else
+            "it wrote its entry between this start's read of the key and its own write: two starts at once")
     return ConfigError(
         f"the id {node_id} is held by a live process: host {holder.host}, pid {holder.pid}, heartbeat {age:.1f} s ago "
-        f"(its entry was renewed while this start watched it for {watched:.1f} s); two processes under one id would "
+        f"({seen}); two processes under one id would "
         "each take the other for dead and charge its running ads: stop that process or choose another --id")
 
 
@@ -98,28 +113,76 @@ async def _revision(registry: Registry, node_id: str, until: float) -> tuple[int
             await asyncio.sleep(POLL_EVERY)
 
 
-async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float, dead_pid: int | None = None) -> None:
-    """Refuse to start as ``me.id`` while another live process holds it (module docstring). ``interval`` and
-    ``ttl``: this node's ``registry.heartbeat_interval`` and ``registry.ttl``, seconds; ``dead_pid``: the pid of
-    the predecessor ``gamead up`` reaped (:func:`reaped`). Returns at once when the key is free or the reaped
-    predecessor's; after at most :func:`watch_for` seconds when it holds a dead process's entry; a dead holder's
-    entry is then noted as this process's to write over (:meth:`~.owner.Ownership.taken_over`). Raises
-    :func:`id_taken`'s ``ConfigError`` (a live holder) and the gamead error tree (a registry read failing otherwise
-    than by not answering: module docstring)."""
+@dataclass(frozen=True)
+class Claimed:
+    """The id is this process's: its entry was written over the key's last write (:meth:`Registry.put_over`), or
+    is to be over it (``written`` False: that write went unanswered, the dead holder's write noted as this process's
+    to write over: :meth:`~.owner.Ownership.taken_over`). ``previous``: the dead holder's entry it replaces, whose
+    held ads the start recovers (None: the key was free)."""
+
+    previous: NodeInfo | None
+    written: bool = True
+
+
+async def _write_over(registry: Registry, me: NodeInfo, seq: int, holder: NodeInfo | None) -> Claimed | None:
+    """Write ``me`` over the key's last write at ``seq`` (``holder``: that write's entry, a dead process's, or None).
+    None: another write came first and is not a live process's (a delete mark, expiry): read again. Raises
+    :func:`id_taken` when it is another process's (it wrote after this start read: it lives)."""
+    try:
+        await registry.put_over(me, seq)
+    except Conflict:
+        if (read := await _revision(registry, me.id, 0.0)) is None:
+            return None  # unread: claim again
+        entry = read[1]
+        if entry is not None and same_incarnation(entry, me):  # this write, sent again (no responders), landed
+            return Claimed(holder)
+        if entry is not None:
+            raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), None) from None
+        return None
+    except QueueUnavailable as exc:  # unanswered: it may have landed; the first beat writes over that seq
+        registry.owner.taken_over(me.id, seq)
+        log.warning("the id %s: its claim's write was not answered (%s): starting on the key as read", me.id,
+                    exc.message, extra={"node_id": me.id})
+        return Claimed(holder, written=False)
+    return Claimed(holder)
+
+
+async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float,
+                dead_pid: int | None = None) -> Claimed | None:
+    """Take ``me.id`` for this process unless another live process holds it (module docstring): the key's last
+    write read, judged, and ``me`` written over it, a compare-and-set (:meth:`Registry.put_over`). ``interval``
+    and ``ttl``: this node's ``registry.heartbeat_interval`` and ``registry.ttl``, seconds; ``dead_pid``: the pid
+    of the predecessor ``gamead up`` reaped (:func:`reaped`). Returns at once when the key is free or the reaped
+    predecessor's; after at most :func:`watch_for` seconds when it holds a dead process's entry. Returns
+    :class:`Claimed` (the dead holder's entry, if any), or None when the registry did not answer the read (the
+    start goes on unchecked). Raises :func:`id_taken`'s ``ConfigError`` (a live holder, or a rival start whose
+    write came first) and the gamead error tree (a registry failing otherwise than by not answering)."""
     loop = asyncio.get_running_loop()
-    read = await _revision(registry, me.id, loop.time() + min(interval, ttl) + WATCH_MARGIN)
-    if read is None:
-        log.warning("the id %s: the registry did not answer its key's read: starting without the check that no live "
-                    "process holds it", me.id, extra={"node_id": me.id})
-        return
-    first_seq, holder = read
-    if holder is None or same_incarnation(holder, me):
-        return
-    if reaped(holder, me, dead_pid):
-        registry.owner.taken_over(me.id, first_seq)
-        log.info("the id %s: its entry is of process %d, which gamead up saw end: taken over at once", me.id,
-                 holder.pid, extra={"node_id": me.id})
-        return
+    until = loop.time() + min(interval, ttl) + WATCH_MARGIN
+    for _ in range(CLAIM_TRIES):
+        if (read := await _revision(registry, me.id, until)) is None:
+            log.warning("the id %s: the registry did not answer its key's read: starting without the check that no "
+                        "live process holds it", me.id, extra={"node_id": me.id})
+            return None
+        seq, holder = read
+        if holder is not None and same_incarnation(holder, me):
+            return Claimed(None)
+        if holder is not None and reaped(holder, me, dead_pid):
+            log.info("the id %s: its entry is of process %d, which gamead up saw end: taken over at once", me.id,
+                     holder.pid, extra={"node_id": me.id})
+        elif holder is not None:
+            seq = await _watch(registry, me, seq, holder, interval, ttl)
+        if (claimed := await _write_over(registry, me, seq, holder)) is not None:
+            return claimed
+    raise QueueUnavailable(f"the registry key of {me.id} changed under {CLAIM_TRIES} claims in a row")
+
+
+async def _watch(registry: Registry, me: NodeInfo, first_seq: int, holder: NodeInfo, interval: float,
+                 ttl: float) -> int:
+    """Watch ``holder``'s entry (the key's last write at ``first_seq``) for :func:`watch_for` seconds; return the
+    sequence of the key's last write once the holder is judged dead (not renewed; deleted or expired). Raises
+    :func:`id_taken` when another process wrote it meanwhile."""
+    loop = asyncio.get_running_loop()
     window = watch_for(holder, interval, ttl)
     deadline = loop.time() + window
     log.info("the id %s has an entry of another process (host %s, pid %d): watching it up to %.1f s for a beat "
@@ -132,10 +195,11 @@ async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float
         if entry is not None and renewed_by_other(first_seq, seq, entry, me):
             raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), window)
         if seq != first_seq:  # deleted (a clean stop) or expired: nobody holds it
-            return
-    registry.owner.taken_over(me.id, first_seq)
+            return seq
     log.info("the id %s: the entry of process %d on %s was not renewed in %.1f s: it is dead, its id taken over",
              me.id, holder.pid, holder.host, window, extra={"node_id": me.id})
+    return first_seq
 
 
-__all__ = ["POLL_EVERY", "WATCH_MARGIN", "claim", "id_taken", "reaped", "renewed_by_other", "watch_for"]
+__all__ = ["CLAIM_TRIES", "POLL_EVERY", "WATCH_MARGIN", "Claimed", "claim", "id_taken", "reaped", "renewed_by_other",
+           "watch_for"]

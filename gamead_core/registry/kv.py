@@ -151,12 +151,22 @@ class Registry:
         (e.g. the record write before an analysis) reaches the server after it. Does nothing before the
         bucket was opened, nor once another process took the id over, and reads the key first when this process's
         last look at it is stale (:mod:`gamead_core.registry.owner`). Never raises: the next beat repairs a lost one."""
-        if self._kv is None or not await self.owner.may_send(info.id, self.revision):
-            return
-        try:
-            await self._nc.publish(f"{self.prefix}{node_key(info.id)}", info.model_dump_json().encode())
-        except Exception as exc:  # noqa: BLE001 - best effort; the periodic beat follows
-            log.debug("early heartbeat failed: %r", exc)
+        await self.put_raw_nowait(info.id, info.model_dump_json().encode())
+
+    async def put_over(self, info: NodeInfo, last: int) -> int:
+        """Write ``info`` as the node's entry only while the key's last write is the one at stream sequence ``last``
+        (0: nothing at all), a compare-and-set: the start's claim (:mod:`gamead_core.registry.claim`), which no
+        rival start's write can slip between its read and its write. Samples nats-server's clock as :meth:`put`.
+        Returns the entry's sequence. Raises ``Conflict`` (another write came first) and the gamead error tree."""
+        await self.open()
+        expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
+        with nats_boundary():
+            sent = clock.local()
+            seq = (await retry_busy(lambda: self._publish(node_key(info.id), info.model_dump_json().encode(),
+                                                          expected))).seq
+            received = clock.local()
+        await sample_stamp(self._js, self.stream, seq, sent, received, direct=self._direct)
+        return seq
 
     async def lookup(self, node_id: str) -> tuple[NodeInfo | None, bool]:
         """``(entry, deleted)`` for ``node_id``: its current entry (None when there is none), and whether
@@ -167,14 +177,17 @@ class Registry:
         names no process (an older gamead's) or one of ``node_id`` (review42b F1). Raises the gamead error tree."""
         kv, key = await self.open(), node_key(node_id)
         entry, deleted = await self._read(kv, key)
-        if entry is None and not deleted and (earlier := earlier_node_key(node_id)) != key:
-            op, origin, data = await self._last(earlier)  # one read: the entry or the mark, and whose
-            if op in ("DEL", "PURGE"):  # a mark naming another id's process is not this one's stop (review42b F1)
-                deleted = origin == "" or incarnation_id(origin) == node_id
-            elif op is not None and data:
-                entry = _decode(data)
-                entry = entry if entry is None or entry.id == node_id else None  # another id's: shared earlier key
-        return entry, deleted
+        return (entry, deleted) if entry is not None or deleted else await self.lookup_earlier(node_id)
+
+    async def lookup_earlier(self, node_id: str) -> tuple[NodeInfo | None, bool]:
+        """:meth:`lookup` of ``node_id``'s earlier key alone (``(None, False)`` for an id whose key is the same)."""
+        if (earlier := earlier_node_key(node_id)) == node_key(node_id):
+            return None, False
+        op, origin, data = await self._last(earlier)  # one read: the entry or the mark, and whose
+        if op in ("DEL", "PURGE"):  # a mark naming another id's process is not this one's stop (review42b F1)
+            return None, origin == "" or incarnation_id(origin) == node_id
+        entry = _decode(data) if op is not None and data else None
+        return (entry if entry is None or entry.id == node_id else None), False  # another id's: shared earlier key
 
     async def _read(self, kv: KeyValue, key: str) -> tuple[NodeInfo | None, bool]:
         """:meth:`lookup` of one key."""

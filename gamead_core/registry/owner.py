@@ -12,6 +12,12 @@ this process's last check is older than its ``registry.heartbeat_interval`` + :d
 any watch that could have taken the id over meanwhile (a frozen process), so a resumed one checks before it
 writes, and a beating one pays no read. Whichever of two processes under one id reads the other's entry first
 stops: one keeps the id.
+
+A key found empty by a process that wrote it before (deleted by another process, expired while this one was frozen
+or its writes failed past ``registry.ttl``, a NATS restart) is this process's to write again: the write puts it
+back and :func:`gone_again` says so, one line with the id (claim45: an API SIGSTOPped past the ttl came back
+silently after ``gamead workers`` had listed it gone). An API whose key another process took over ends too
+(:func:`gamead_core.api.routes_v1.start_observers`): its id is its process's, so the other is a copy of it.
 """
 
 from __future__ import annotations
@@ -40,13 +46,32 @@ def taken_by(seq: int, entry: NodeInfo | None, me: NodeInfo, predecessor_seq: in
     return entry
 
 
-def id_lost(node_id: str, other: NodeInfo) -> ConfigError:
-    """The one line of a process whose id ``node_id`` another process (``other``) took over while it wrote
-    nothing (frozen past the start's watch): a ``ConfigError``, exit 5, as a refused start. Pure."""
+def id_lost(me: NodeInfo, other: NodeInfo) -> ConfigError:
+    """The one line of process ``me`` whose id another process (``other``) took over: a worker frozen past a
+    start's watch; an API, whose id is its own process's (``api-<host>-<pid>-<random>``), copied (a cloned VM or
+    container, a restored checkpoint) or its key written by hand (claim45). A ``ConfigError``, exit 5, as a refused
+    start. Pure."""
+    head = (f"the id {me.id} was taken over by another process (host {other.host}, pid {other.pid}, started "
+            f"{other.started_at})")
+    if me.role == "api":
+        return ConfigError(f"{head}: an API node's id is its own process's, so that is a copy of this process or an "
+                           "entry written by hand: this process stops writing its registry entry, stops serving and "
+                           "ends (restart it: it takes a new id); the other keeps the id")
     return ConfigError(
-        f"the id {node_id} was taken over by another process (host {other.host}, pid {other.pid}, started "
-        f"{other.started_at}) while this one wrote no heartbeat (frozen or paused longer than the start's watch): "
+        f"{head} while this one wrote no heartbeat (frozen or paused longer than the start's watch, or beating less "
+        "often than that start's registry.heartbeat_interval): "
         "this process stops writing its registry entry and ends, its held ads handed back; the other keeps the id")
+
+
+def gone_again(me: NodeInfo, seq: int) -> None:
+    """Say (one JSON line, with the node's id) that ``me``'s entry, written by this process before, was not in its
+    key when it came to write again (``seq``: the key's last write, 0 for none): deleted by another process,
+    expired (this one frozen, or its writes failing, past ``registry.ttl``: the reapers took it for dead
+    meanwhile), or the registry lost (a NATS restart); this write announces it again (claim45)."""
+    log.warning("the registry entry of %s (pid %d) was gone when it came to write it again (%s): announcing it again",
+                me.id, me.pid, "deleted by another process" if seq else
+                "expired: this process frozen or its writes failing past registry.ttl, or NATS restarted",
+                extra={"node_id": me.id, "key_seq": seq})
 
 
 class Ownership:
@@ -83,8 +108,10 @@ class Ownership:
             raise refusal
         other = taken_by(seq, entry, me, self._predecessor.get(me.id))
         if other is not None:
-            self._lost[me.id] = id_lost(me.id, other)
+            self._lost[me.id] = id_lost(me, other)
             raise self._lost[me.id]
+        if entry is None and me.id in self._mine:  # written before, gone now: this write puts it back
+            gone_again(me, seq)
         self._mine[me.id], self._checked[me.id] = me, read_at
 
     async def check(self, me: NodeInfo, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> None:
@@ -117,4 +144,4 @@ class Ownership:
         return True
 
 
-__all__ = ["STALE_MARGIN", "Ownership", "id_lost", "taken_by"]
+__all__ = ["STALE_MARGIN", "Ownership", "gone_again", "id_lost", "taken_by"]

@@ -57,6 +57,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation, same_incarnation
 from gamead_core.registry import deaths as node_deaths
+from gamead_core.registry.claim import Claimed
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
@@ -219,16 +220,23 @@ async def recover(
 
 
 async def adopt_predecessor(
-    nc: NATS, store: AdStore, registry: Registry, settings: GameadSettings, me: NodeInfo
+    nc: NATS, store: AdStore, registry: Registry, settings: GameadSettings, me: NodeInfo,
+    claimed: Claimed | None = None,
 ) -> Recovery | None:
-    """At start-up: if our key still holds the entry of an earlier process with our id (it died without
-    deleting it), recover what it held. Then put ``me``, our first heartbeat, before any ad is pulled: the put
-    samples nats-server's clock (:meth:`Registry.put`, :mod:`gamead_core.clock`), so the first ads' ``startedAt``
-    and aging keys are on it, not on this host's clock (attack33a F2, F7: before, the heartbeats' first sample
-    raced the first pull); a failed put is logged, the heartbeats try again. Returns None when there was nothing
-    to adopt."""
+    """At start-up: if our key held the entry of an earlier process with our id (it died without deleting it),
+    recover what it held: ``claimed.previous``, the entry the start's claim wrote over
+    (:mod:`gamead_core.registry.claim`; its key free, the entry an older gamead left under the id's earlier key, if
+    any); without ``claimed``
+    (the registry did not answer the claim), what the key holds. Then put ``me``, our first heartbeat, before any
+    ad is pulled: the put samples nats-server's clock (:meth:`Registry.put`, :mod:`gamead_core.clock`), so the
+    first ads' ``startedAt`` and aging keys are on it, not on this host's clock (attack33a F2, F7: before, the
+    heartbeats' first sample raced the first pull); a failed put is logged, the heartbeats try again. Returns None
+    when there was nothing to adopt. Never the entry of a rival start written after the claim's read (claim45)."""
     try:
-        previous, _ = await registry.lookup(me.id)
+        if claimed is None:
+            previous, _ = await registry.lookup(me.id)
+        else:
+            previous = claimed.previous or (await registry.lookup_earlier(me.id))[0]
     except GameadError as exc:
         log.warning("could not read the registry entry of a predecessor: %s", exc.message)
         previous = None

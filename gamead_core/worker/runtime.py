@@ -151,9 +151,9 @@ class Worker:
             self._batch = BatchStart(self._handler, held=self._held, keepalive=self._keepalive, slots=self._slots,
                                   handoff=lambda msg: self._track(self._run_one(msg)), track=self._track,
                                   ended=self._ended, running=self._running) if self._batch_ok else None
-            await claim(registry, self._snapshot(), interval=self.settings.registry.heartbeat_interval,
-                        ttl=self.settings.registry.ttl, dead_pid=self._dead_pid)  # not a live one's (exit 5)
-            await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
+            claimed = await claim(registry, self._snapshot(), interval=self.settings.registry.heartbeat_interval,
+                                  ttl=self.settings.registry.ttl, dead_pid=self._dead_pid)  # not a live one's (exit 5)
+            await adopt_predecessor(nc, store, registry, self.settings, self._snapshot(), claimed)
             puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
                                                 own=self._held.keys, handed=self._handbacks)  # (.handback)
             await puller.start()

@@ -68,3 +68,23 @@ def test_the_refusal_names_the_holder() -> None:
     line = id_taken("local-1", _node(4242), 0.43, 3.0).message
     assert "the id local-1 is held by a live process: host vm, pid 4242, heartbeat 0.4 s ago" in line
     assert "choose another --id" in line and "\n" not in line
+    raced = id_taken("local-1", _node(4242), 0.1, None).message  # claim45: its write came between our read and write
+    assert "is held by a live process" in raced and "two starts at once" in raced and "watched" not in raced
+
+
+def test_an_entry_gone_under_its_writer_is_said_once_when_written_again(caplog: pytest.LogCaptureFixture) -> None:
+    """claim45 1: a key found empty (deleted, expired) after this process wrote it is said once, with the id, at
+    the write that puts it back; a first write, and a write over its own entry, say nothing."""
+    owner, me = Ownership(3.0), _node(1)
+    with caplog.at_level("WARNING", logger="gamead_core.registry.owner"):
+        owner.judge(me, 0, None, 0.0)  # the first write: nothing was there yet
+        owner.judge(me, 1, me, 1.0)
+        owner.judge(me, 2, None, 2.0)  # a delete mark at 2
+        owner.judge(me, 3, me, 3.0)
+        owner.judge(me, 0, None, 4.0)  # expired
+    said = [(r.getMessage(), getattr(r, "node_id", None)) for r in caplog.records]
+    assert [("deleted by another process" in m, "expired" in m, i) for m, i in said] == [
+        (True, False, "local-1"), (False, True, "local-1")], said
+    api = _node(1).model_copy(update={"id": "api-vm-1-abcdef", "role": "api"})
+    with pytest.raises(ConfigError, match="stops serving and ends"):
+        Ownership(3.0).judge(api, 4, api.model_copy(update={"pid": 2}), 0.0)
