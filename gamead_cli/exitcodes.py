@@ -66,7 +66,8 @@ TABLE: tuple[tuple[int, str], ...] = (
              "server refuses, `Authorization Violation`, at the start of `gamead worker` and `gamead serve`, "
              "or for `nats.refused_exit_after` seconds after they had connected; a `gamead worker --id` a live process "
              "holds: `the id … is held by a live process: host …, pid …, heartbeat … s ago …`; a worker whose id "
-             "another process took over while it was frozen: `the id … was taken over by another process …`)"),
+             "another process took over while it was frozen, or an API whose registry key another process wrote: "
+             "`the id … was taken over by another process …`)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C: `gamead submit`'s summary says "
               "what was sent; a command still starting says `interrupted (SIGHUP) while gamead … was starting: "
