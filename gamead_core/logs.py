@@ -61,6 +61,13 @@ def pop_ad_fields(token: contextvars.Token[dict[str, Any] | None]) -> None:
     _AD_FIELDS.reset(token)
 
 
+def current_ad_id() -> str | None:
+    """The ``ad_id`` of the current task's ad fields (:func:`ad_fields`), or None (e.g. what a shielded write is for:
+    :class:`gamead_core.worker.shield.Shield`)."""
+    fields = _AD_FIELDS.get()
+    return fields.get("ad_id") if fields else None
+
+
 class ContextFields(logging.Filter):
     """Adds the task's ad fields and the current span's ``trace_id``/``span_id`` to every record (an
     ``extra=`` given at the call wins)."""

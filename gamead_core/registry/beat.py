@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from gamead_core.clock_offset import OffsetLog
 from gamead_core.errors import ConfigError, error_text
+from gamead_core.names import STOPS_BUCKET
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.shutdown import last_writes
@@ -128,8 +129,11 @@ async def run_heartbeat(
             until = asyncio.get_running_loop().time() + (last_for() if last_for is not None else LAST_FOR)
             await last_writes(lambda: registry.stop(final), until=until, connected=lambda: registry.connected)
         except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
-            log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id,
-                     error_text(exc))
+            if registry.stop_unwritten(final) == ["note"]:  # its mark landed: told by it alone, for registry.ttl
+                log.info("clean stop of %s not noted in %s within the stop's last writes (told by its registry "
+                         "entry's delete mark alone, for registry.ttl): %s", node_id, STOPS_BUCKET, error_text(exc))
+            else:
+                log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id, error_text(exc))
 
 
 @asynccontextmanager

@@ -64,7 +64,7 @@ class Registry:
         self._kv: KeyValue | None = None
         self._direct = True
         self._lock = asyncio.Lock()
-        self._stops = StopNotes(js)
+        self._stops, self._stop_landed = StopNotes(js), set[tuple[str, str]]()  #: (incarnation, part) of stop()
         #: whose keys this process writes, and which another process took over (.owner: attack44c F1)
         self.owner = Ownership(settings.heartbeat_interval + STALE_MARGIN)
 
@@ -244,19 +244,34 @@ class Registry:
 
     async def stop(self, info: NodeInfo) -> None:
         """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
-        tells it from a death after ``registry.ttl``) and its entry deleted, together. Raises the delete's gamead
-        error; a note not written is logged (INFO: its stop reads as before, by the delete mark alone). Nothing at
-        all once another process took the id over: the key is its (:mod:`gamead_core.registry.owner`)."""
+        tells it from a death after ``registry.ttl``) and its entry deleted, together; what landed is not sent again
+        by a later call for that process, so the caller tries again until both land (reap45: a note not written,
+        its mark landed, was never tried again: past ``registry.ttl`` the reaper took the stop for a death).
+        Raises the delete's gamead error, else the note's (:meth:`stop_unwritten` says which; a note's bucket missing,
+        :class:`TopologyMissing`, is said in one INFO line instead, not tried again). Nothing at all once
+        another process took the id over: the key is its (:mod:`gamead_core.registry.owner`)."""
         if self.owner.lost(info.id) is not None:
             return
-        noted, deleted = await asyncio.gather(
-            self._stops.note(info), self.delete(info.id, incarnation(info.id, info.pid, info.started_at)),
-            return_exceptions=True)
-        if isinstance(deleted, BaseException):
-            raise deleted
-        if isinstance(noted, BaseException):
-            log.info("clean stop of %s not noted in %s (told by its registry entry's delete mark alone, for "
-                     "registry.ttl): %s", info.id, names.STOPS_BUCKET, getattr(noted, "message", None) or repr(noted))
+        me, unwritten = incarnation(info.id, info.pid, info.started_at), self.stop_unwritten(info)
+
+        async def write(part: str) -> None:
+            try:
+                await (self.delete(info.id, me) if part == "mark" else self._stops.note(info))
+            except TopologyMissing as exc:  # no gamead_stops (an older gamead's topology): not retried, said
+                if part == "mark":
+                    raise
+                log.info("clean stop of %s not noted in %s (told by its registry entry's delete mark alone, for "
+                         "registry.ttl): %s", info.id, names.STOPS_BUCKET, exc.message)
+            self._stop_landed.add((me, part))
+
+        errors = [r for r in await asyncio.gather(*map(write, unwritten), return_exceptions=True) if r is not None]
+        if errors:
+            raise errors[0]
+
+    def stop_unwritten(self, info: NodeInfo) -> list[str]:
+        """What :meth:`stop` has not written yet of ``info``'s process's clean stop: ``mark`` (the delete), ``note``."""
+        me = incarnation(info.id, info.pid, info.started_at)
+        return [part for part in ("mark", "note") if (me, part) not in self._stop_landed]
 
     async def stopped(self, node: NodeInfo) -> bool:
         """True if ``node``'s process stopped cleanly: the last write under its id's key (or, nothing written there,

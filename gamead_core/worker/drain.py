@@ -4,7 +4,14 @@ waited for. Each await has its own bound (:func:`gamead_core.stop_bound.within`,
 refund our storage failed, retried: :func:`gamead_core.worker.give_back.give_back`) and the clean stop's delete mark
 and note (:func:`gamead_core.registry.beat.run_heartbeat`) are waited for / tried until :class:`LastWrites` says,
 2 s of it kept for the mark: NATS away at the stop and back within it (attack44b F2: both cut 4 s and 2 s into the
-stop, the process then exited before NATS was back, 5.5 s into its 22 s bound, and its running ad was charged)."""
+stop, the process then exited before NATS was back, 5.5 s into its 22 s bound, and its running ad was charged).
+
+That wait's deadline ends the wait, never the writes (reap45: it cancelled every shielded write and ack still
+running, e.g. a settle round between its record write and its ack, whose ad was then redelivered): they run on
+through the rest of the stop (the clean stop's mark and note, the NATS drain, whose close fails what is still
+unanswered) and a WARNING names their ads (field ``ads``). One not ended leaves its ad as the last write that landed
+says: a record written but not acknowledged is redelivered after ``ack_wait`` and acknowledged as final, unanalysed;
+a record not written is analysed again (its attempt charged, as for a stop cut by SIGKILL)."""
 
 from __future__ import annotations
 
@@ -41,7 +48,8 @@ async def drain(tasks: set[asyncio.Task[None]], abort: asyncio.Event, writes: La
     """Wait up to ``writes.drain_timeout`` s for ``tasks`` (the worker's: a set it keeps up to date; tasks added
     meanwhile are waited for too) unless ``abort`` is set; cancel what is left (given 1 s); then wait for
     ``shielded`` 2 × ``request_timeout`` s, or longer while ``writes`` leaves more than :data:`LAST_FOR` s beyond
-    (the module doc). A cut wait is named in a WARNING (``within``); never raises."""
+    (the module doc), then leave those still running (a WARNING names their ads). A cut wait for the cancelled
+    analyses is named in a WARNING (``within``); never raises."""
     writes.begin()
     drain_timeout = writes.drain_timeout
     if tasks:
@@ -58,7 +66,13 @@ async def drain(tasks: set[asyncio.Task[None]], abort: asyncio.Event, writes: La
         for task in pending:
             task.cancel()
         await within(asyncio.gather(*pending, return_exceptions=True), 1.0, "the cancelled analyses")  # fix35d
-    await within(shielded.wait(), max(2 * request_timeout, writes.left() - LAST_FOR), "the shielded settles (acks)")
+    wait = max(2 * request_timeout, writes.left() - LAST_FOR)
+    if left := await shielded.wait(wait):  # never cut: they run on while the stop goes on (the module doc)
+        ads = shielded.ads()
+        log.warning("stopping: %d shielded writes and acks still running after %.1f s (%d ads: %s), left running while "
+                    "the stop goes on; an ad whose write or ack does not land before NATS is closed comes back after "
+                    "ack_wait", left, wait, len(ads), ", ".join(ads[:10]) + (" …" if len(ads) > 10 else ""),
+                    extra={"ads": ads, "still_running": left})
 
 
 __all__ = ["LastWrites", "drain"]

@@ -48,11 +48,13 @@ class SettleRounds:
     """The completion rounds of one worker. ``track``: the worker's shield (``Shield.track``), so the drain
     waits for a round in flight. ``rounds`` and ``written`` count the rounds run and the writes they made."""
 
-    def __init__(self, store: AdStore, track: Callable[[asyncio.Future[Any]], None] | None = None) -> None:
+    def __init__(self, store: AdStore, track: Callable[[asyncio.Future[Any], Callable[[], list[str]]], None] | None
+                 = None) -> None:
         self._store = store
         self._track = track
         self._queued: list[tuple[Msg, tuple[str, bytes, int], asyncio.Future[Result]]] = []
         self._running = False  #: a round task runs (it takes what is queued when its round ends)
+        self._sending: list[str] = []  #: the ads of the round under way (named if a stop leaves it running)
         self.rounds = 0
         self.written = 0
 
@@ -71,7 +73,7 @@ class SettleRounds:
         self._running = True
         task = asyncio.ensure_future(self._rounds())
         if self._track is not None:
-            self._track(task)
+            self._track(task, self.ads)
 
     async def _rounds(self) -> None:
         """Rounds, one after another, while records are queued; a round that raised (a cancelled loop) leaves
@@ -85,8 +87,13 @@ class SettleRounds:
             if self._queued:  # only after a round raised: the loop above takes everything otherwise
                 self._start()
 
+    def ads(self) -> list[str]:
+        """The ads the round task writes: the round's under way and those queued for the next."""
+        return [*self._sending, *(ad_id for _, (ad_id, _, _), _ in self._queued)]
+
     async def _round(self, batch: list[tuple[Msg, tuple[str, bytes, int], asyncio.Future[Result]]]) -> None:
         self.rounds += 1
+        self._sending = [ad_id for _, (ad_id, _, _), _ in batch]
         try:
             results = await self._store.update_many([write for _, write, _ in batch], final=True)
         except BaseException as exc:  # noqa: BLE001 - a cancelled loop (update_many answers per write): tell each
