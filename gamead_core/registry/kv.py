@@ -26,8 +26,9 @@ from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import last_values, scan_values
 from gamead_core.registry.owner import STALE_MARGIN, Ownership
-from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
+from gamead_core.registry.nodes import earlier_node_key, incarnation_id, node_key
 from gamead_core.registry.stamp import sample_stamp
+from gamead_core.registry.stop_writes import CleanStop
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.store.cas import StillBusy, retry_busy
@@ -50,7 +51,7 @@ def bucket_config(settings: RegistrySettings, replicas: int = 1) -> KeyValueConf
     )
 
 
-class Registry:
+class Registry(CleanStop):
     """The registry bucket. Construct without I/O; the bucket is created (idempotently) on first use."""
 
     def __init__(
@@ -241,53 +242,6 @@ class Registry:
                 await retry_busy(lambda: self._publish(key, b"", {**headers, **expected}))
         except (Conflict, StillBusy):
             pass
-
-    async def stop(self, info: NodeInfo) -> None:
-        """A clean stop of ``info``'s process: its clean-stop note put (:mod:`gamead_core.registry.stops`: what
-        tells it from a death after ``registry.ttl``) and its entry deleted, together; what landed is not sent again
-        by a later call for that process, so the caller tries again until both land (reap45: a note not written,
-        its mark landed, was never tried again: past ``registry.ttl`` the reaper took the stop for a death).
-        Raises the delete's gamead error, else the note's (:meth:`stop_unwritten` says which; a note's bucket missing,
-        :class:`TopologyMissing`, is said in one INFO line instead, not tried again). Nothing at all once
-        another process took the id over: the key is its (:mod:`gamead_core.registry.owner`)."""
-        if self.owner.lost(info.id) is not None:
-            return
-        me, unwritten = incarnation(info.id, info.pid, info.started_at), self.stop_unwritten(info)
-
-        async def write(part: str) -> None:
-            try:
-                await (self.delete(info.id, me) if part == "mark" else self._stops.note(info))
-            except TopologyMissing as exc:  # no gamead_stops (an older gamead's topology): not retried, said
-                if part == "mark":
-                    raise
-                log.info("clean stop of %s not noted in %s (told by its registry entry's delete mark alone, for "
-                         "registry.ttl): %s", info.id, names.STOPS_BUCKET, exc.message)
-            self._stop_landed.add((me, part))
-
-        errors = [r for r in await asyncio.gather(*map(write, unwritten), return_exceptions=True) if r is not None]
-        if errors:
-            raise errors[0]
-
-    def stop_unwritten(self, info: NodeInfo) -> list[str]:
-        """What :meth:`stop` has not written yet of ``info``'s process's clean stop: ``mark`` (the delete), ``note``."""
-        me = incarnation(info.id, info.pid, info.started_at)
-        return [part for part in ("mark", "note") if (me, part) not in self._stop_landed]
-
-    async def stopped(self, node: NodeInfo) -> bool:
-        """True if ``node``'s process stopped cleanly: the last write under its id's key (or, nothing written there,
-        under the earlier key, as :meth:`lookup`: review42b F7) is a delete mark of that process, or one naming
-        none (an older gamead's), within ``registry.ttl`` of the stop; or the process noted the stop
-        (:mod:`gamead_core.registry.stops`, a day). False for a death: the entry expired, was never written, or the
-        mark is another process's of the same id (before, any mark under the id counted: a later process's clean
-        stop hid an earlier one's kill -9, review42 F3). Raises the gamead error tree."""
-        await self.open()
-        key = node_key(node.id)
-        op, origin, _ = await self._last(key)
-        if op is None and (earlier := earlier_node_key(node.id)) != key:  # nothing under its key at all
-            op, origin, _ = await self._last(earlier)
-        if op in ("DEL", "PURGE") and origin in ("", incarnation(node.id, node.pid, node.started_at)):
-            return True
-        return await self._stops.noted(node)
 
     async def _last_msg(self, key: str) -> Any:
         """The last message written under ``key`` (nats-py's ``RawStreamMsg``), or None when there is none."""
