@@ -326,7 +326,15 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    result = asyncio.run(drill(args, log))
+    def on_term(signum: int, frame: Any) -> None:  # as Ctrl-C: drill's finally stops its gamead up (a session of
+        raise KeyboardInterrupt  # its own: never signalled with us); before, SIGTERM left that stack running
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = asyncio.run(drill(args, log))
+    except KeyboardInterrupt:
+        log("interrupted: its gamead up was stopped")
+        sys.exit(130)
     if args.output == "json":
         print(json.dumps(asdict(result), indent=2))
     else:
