@@ -20,14 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from gamead_cli.formats import (
-    command_text,
-    empty_text,
-    plain,
-    short_time,
-    short_window,
-    time_column,
-)
+from gamead_cli.formats import age as age_text, command_text, empty_text, plain, short_time, short_window, time_column
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
 from gamead_cli.per_worker import per_worker_text
@@ -165,8 +158,9 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
         facts.add_row("error", Text(str(doc["error"]), style="red"))
     ov = doc.get("override")
     if ov:
-        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC "
-                                       f"({ov.get('remainingSeconds', 0):.0f}s left)", style="bold magenta"))
+        left = age_text(max(0.0, float(ov.get("remainingSeconds") or 0)))  # 29m53s, as every duration is printed
+        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC ({left} left)",
+                                       style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
     obs = doc.get("observed") or {}
