@@ -132,7 +132,7 @@ def scan_note(body: Mapping[str, Any]) -> str:
     the bucket (``complete`` false; 100: its ``scanned``), else ``""`` (every record was read). Pure."""
     if body.get("complete", True):
         return ""
-    return f"among the newest {body.get('scanned', 'api.list_scan_limit')} records (api.list_scan_limit)"
+    return f"among the newest {count_text(body.get('scanned', 'api.list_scan_limit'))} records (api.list_scan_limit)"
 
 
 def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
