@@ -103,6 +103,8 @@ def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None
     among = scan_note(body)
     if not items:
         text = empty_text("no ads", flags)
+        if after_cursor:  # a later page: ads exist before it (attack45 F11: it read as an empty store)
+            text.append(" after the cursor", style="yellow")
         if among:
             text.append(f" {among}", style="dim")
         text.append(unreadable_note(body), style="yellow")

@@ -32,3 +32,23 @@ def test_the_other_stopped_reads_say_their_counts_with_separators() -> None:
     dlq = {"items": [], "count": 0, "total": 0, "inDlq": 50000, "complete": False, "scanned": 20000,
            "stoppedAt": "dlq.scan_limit", "nextCursor": 20000}
     assert "read 20,000 entries, then stopped at dlq.scan_limit" in shown(list_view(dlq))
+
+
+def test_an_empty_later_page_says_it_is_after_the_cursor() -> None:
+    """attack45 F11: `gamead ads list --cursor <older than every ad>` said `no ads`, as for an empty store."""
+    import io
+
+    from rich.console import Console
+
+    from gamead_cli.record_views import ad_list_view
+
+    def shown(renderable: object) -> str:
+        out = io.StringIO()
+        Console(file=out, width=200).print(renderable)
+        return " ".join(out.getvalue().split())
+
+    empty = {"items": [], "count": 0, "total": 0, "complete": True, "scanned": 40, "nextCursor": None}
+    assert shown(ad_list_view(empty, after_cursor=True)) == "no ads after the cursor"
+    dead = shown(ad_list_view(empty, {"--status": "dead"}, after_cursor=True))
+    assert dead == "no ads match --status dead after the cursor"
+    assert shown(ad_list_view(empty)) == "no ads"
