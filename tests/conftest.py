@@ -127,7 +127,7 @@ def client(api_url: str) -> Iterator[httpx.Client]:
         yield c
 
 
-# --- running in parallel: `make test` = pytest -n 6 --dist loadgroup --no-loadscope-reorder -------------
+# --- running in parallel: `make test` = pytest -n 10 --dist loadgroup --no-loadscope-reorder ------------
 
 #: directories in the order their modules start: the long ones with real servers first, so that the short
 #: ones fill the gaps at the end and the workers finish together
