@@ -137,14 +137,17 @@ def test_a_config_file_that_never_ends_is_a_config_error(tmp_path: Path) -> None
         (["nosuch"], "No such command"),
         (["ads", "list", "--limit", "0"], "--limit"),
         # a negative count read as an unknown option before (brief scale12 item 3): "No such option: -1"
-        (["scale", "set", "-1"], "Invalid value for 'REPLICAS': the worker count must be ≥ 0 (0 to 10,000), not -1"),
+        (["scale", "set", "-1"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not -1"),
+        # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before
+        (["scale", "set", "1000000"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not "
+                                      "1,000,000"),
         (["scale", "set", "abc"], "Invalid value for 'REPLICAS': Input should be a valid integer"),  # quoted alike
-        (["scale", "set", "--for", "5m", "-2"], "must be ≥ 0 (0 to 10,000), not -2"),
-        (["scale", "set", "--", "-1"], "must be ≥ 0 (0 to 10,000), not -1"),
+        (["scale", "set", "--for", "5m", "-2"], "must be 0 to 10,000, not -2"),
+        (["scale", "set", "--", "-1"], "must be 0 to 10,000, not -1"),
         (["scale", "set", "3", "--for", "-5"], "cannot read duration '-5'"),  # an option's value stays its own
     ],
     ids=["scale-for-banana", "workers-role", "flags-without-genre", "unknown-command", "out-of-range",
-         "scale-set-negative", "scale-set-not-a-number", "scale-set-negative-after-for",
+         "scale-set-negative", "scale-set-past-the-top", "scale-set-not-a-number", "scale-set-negative-after-for",
          "scale-set-negative-after-dashes", "scale-for-negative"],
 )
 def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
