@@ -64,6 +64,35 @@ def test_submit_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: st
     one_red_line(result, "ad.json", fragment)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "line"),
+    [
+        ("empty.ndjson", b"", "empty.ndjson: holds no ad"),
+        ("blank.ndjson", b"\n  \n\n", "blank.ndjson: holds no ad"),
+        ("empty.json", b" \n", "empty.json: holds no ad"),
+        ("array.json", b"[]", "array.json: holds no ad"),
+        ("-", b"", "stdin: holds no ad"),
+        ("--ndjson -", b"", "stdin: holds no ad"),
+        ("str.json", b'"just a string"', "str.json: must hold one JSON object (the ad) or an array of them, not a "
+                                         "string"),
+        ("num.json", b"42", "or an array of them, not a number"),
+        ("items.json", b'[{"title": "x"}, null]', "items.json[1]: is null, not an ad"),
+    ],
+    ids=["empty-ndjson", "blank-ndjson", "blank-json", "empty-array", "empty-stdin", "empty-stdin-ndjson",
+         "a-string", "a-number", "a-null-item"],
+)
+def test_an_input_with_no_ad_is_one_rule_in_json_words(tmp_path: Path, name: str, content: bytes, line: str) -> None:
+    """attack45 F12: no ad in the input was answered three ways (an empty NDJSON file: ``sent 0``, exit 0; ``[]``:
+    ``holds an empty array``; empty stdin: ``not valid JSON (Expecting value …)``), and a string said Python's
+    ``not str``. Now every one is exit 2, ``<source>: holds no ad``, nothing sent; a JSON value says JSON's name.
+    Stdin is empty (/dev/null) here; no API is asked (port 1)."""
+    if not name.endswith("-"):
+        (tmp_path / name).write_bytes(content)
+    result = gamead("submit", *name.split(), "--api", "http://127.0.0.1:1", cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, result.stdout + result.stderr
+    one_red_line(result, line)
+
+
 def test_submit_of_dev_zero_reads_a_bounded_amount(tmp_path: Path) -> None:
     """Refused before a byte is read (files14: every input file must be a regular file, as --config must)."""
     result = gamead("submit", "/dev/zero", cwd=tmp_path)
