@@ -74,6 +74,37 @@ def signals_held() -> Iterator[None]:
                 os.kill(os.getpid(), came[0])  # its default action, now that it is back
 
 
+#: seconds between two looks of a waiting main thread at the stops :func:`signals_flagged` noted
+POLL = 0.1
+
+
+@contextmanager
+def signals_flagged() -> Iterator[list[int]]:
+    """SIGINT, SIGTERM and SIGHUP noted, never raised, for the block: each appends its number to the list yielded
+    (SIGTERM and SIGHUP remembered for :func:`stopped_by`, as :func:`signals_interrupt` does), and the block looks
+    at the list between its waits, each bounded by :data:`POLL` (attack45 F5). A KeyboardInterrupt raised inside
+    a wait (``Event.wait``, ``Semaphore.acquire``, ``concurrent.futures.wait``) as ``Condition.wait`` takes its lock
+    back left the lock unheld, and the ``with`` around it then ended the run on ``RuntimeError: release unlocked
+    lock``, with no summary. A signal ignored (``nohup``) or at its default action is left as it is; on the main
+    thread only (elsewhere: a plain block, the list stays empty)."""
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+
+    def note(signum: int, _frame: Any) -> None:  # nothing that takes a lock: it runs wherever the thread is
+        if signum != signal.SIGINT:
+            STOPPED["signal"] = signum
+        came.append(signum)
+
+    before = {sig: signal.signal(sig, note) for sig in _HELD if callable(signal.getsignal(sig))}
+    try:
+        yield came
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def ended() -> None:
     """The command has ended (its output written, its exit code known): from now on SIGINT, SIGTERM and SIGHUP
     end the process at once, by their default action (the shell says 130, 143, 129), where a Python handler is

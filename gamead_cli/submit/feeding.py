@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from gamead_cli.stops import POLL
 from gamead_cli.submit.batches import Item
 
 #: a partial batch is sent once no new ad was read for this long (seconds)
@@ -43,8 +44,8 @@ class Feed:
     rather than drop ads the producer has already written."""
 
     def __init__(self, items: Iterable[Item], *, idle: float = IDLE_SECONDS, max_age: float = MAX_AGE_SECONDS,
-                 ahead: int = READ_AHEAD) -> None:
-        self.idle, self.max_age = idle, max_age
+                 ahead: int = READ_AHEAD, woken: Callable[[], bool] = lambda: False) -> None:
+        self.idle, self.max_age, self._woken = idle, max_age, woken
         self.held: list[Item] = []
         self._queue: queue.Queue[object] = queue.Queue(maxsize=ahead)
         self._ended = False
@@ -63,17 +64,22 @@ class Feed:
     def chunks(self, size: Callable[[], int]) -> Iterator[list[Item]]:
         """Runs of at most ``size()`` items (asked again for each item): a full run at once, a partial one after
         ``idle`` seconds without a new item or ``max_age`` seconds after its first item, the last at the end of
-        the stream. Raises what reading the stream raised, after the runs read before it."""
+        the stream. Raises what reading the stream raised, after the runs read before it. Waiting for a first
+        item, looks at ``woken()`` every :data:`~gamead_cli.stops.POLL` s and raises KeyboardInterrupt once it is
+        true (a stop signal the sender took as a flag: a quiet stream would hold it for ever)."""
         first_at = 0.0
         while True:
-            wait = None
+            wait = POLL
             if self.held:
                 now = time.monotonic()
                 wait = max(0.0, min(self.idle, first_at + self.max_age - now))
             try:
-                got = self._queue.get(timeout=wait) if wait is None or wait > 0 else self._queue.get_nowait()
+                got = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
-                yield self._take()
+                if self.held:
+                    yield self._take()
+                elif self._woken():
+                    raise KeyboardInterrupt from None
                 continue
             if got is _END or isinstance(got, _Failed):
                 self._ended = True

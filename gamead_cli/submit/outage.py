@@ -115,13 +115,13 @@ def iso_text(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def pace(stop: threading.Event, at: float) -> bool:
-    """Wait until monotonic time ``at`` (in bounded steps: ``Event.wait`` overflows past ``TIMEOUT_MAX``);
-    True if ``stop`` was set meanwhile."""
+def pace(stop: threading.Event, at: float, woken: Callable[[], bool] = lambda: False, step: float = 60.0) -> bool:
+    """Wait until monotonic time ``at`` (in steps of ``step`` s at most: ``Event.wait`` overflows past
+    ``TIMEOUT_MAX``); True if ``stop`` was set meanwhile or ``woken()`` became true (asked after each step)."""
     while (delay := at - time.monotonic()) > 0:
-        if stop.wait(min(delay, 60.0)):
+        if stop.wait(min(delay, step)) or woken():
             return True
-    return stop.is_set()
+    return stop.is_set() or woken()
 
 
 class Outage:
@@ -235,16 +235,18 @@ class Outage:
             self.out -= 1
             self._cond.notify_all()
 
-    def hold(self, stop: threading.Event, tick: Callable[[], None] = lambda: None) -> bool:
+    def hold(self, stop: threading.Event, tick: Callable[[], None] = lambda: None,
+             woken: Callable[[], bool] = lambda: False) -> bool:
         """Before the next batch goes out: wait while the API is unreachable and a request is out (calling
         ``tick`` every :data:`LOOK_EVERY` s: the progress bar). Returns True, ``stop`` set, when the run must stop
         sending: the outage outlasted :attr:`hold_for` and no request is out any more (said once). Adds the wait to
-        :attr:`paused`. Returns at once when ``stop`` is set (Ctrl-C)."""
+        :attr:`paused`. Returns (False) at once when ``stop`` is set, within :data:`LOOK_EVERY` of ``woken()``
+        (a stop signal noted, :func:`gamead_cli.stops.signals_flagged`)."""
         began = self._clock()
         try:
             while True:
                 with self._cond:
-                    if stop.is_set():
+                    if stop.is_set() or woken():
                         return False
                     if self._due():  # its stop time: the requests out end as they may (left39b)
                         waited = self._stop()

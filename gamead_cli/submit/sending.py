@@ -26,7 +26,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
     reused_key_advice,
     stop_reason,
 )
-from gamead_cli.stops import signals_held, stopped_by
+from gamead_cli.stops import POLL, signals_flagged, signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.outage import MARKS, Outage, Runs, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
@@ -98,7 +98,8 @@ def send_many(
     def labelled(index: int, item: Any) -> tuple[str, Any]:
         return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
 
-    with progress_bar() as progress:
+    # a stop signal is a flag here, looked at between bounded waits, never raised inside one (attack45 F5)
+    with signals_flagged() as came, progress_bar() as progress:
         task = progress.add_task("submitting", total=total, info="")
         shown = total  #: the bar's total: the count, grown with the ads read past it
         outage = client.watch = Outage(client.api_url, client.retry_for, lambda mark, text: progress.console.print(
@@ -184,23 +185,35 @@ def send_many(
         interrupted, last, unread = False, "", ""
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
         futures: dict[Future[None], list[Item]] = {}  #: each request's ads, to name them if it is cancelled
-        feed = Feed(enumerate(ads)) if live else None
+
+        def woken() -> bool:  # a stop signal noted
+            return bool(came)
+
+        def check() -> None:  # a stop signal noted: acted on here, where no wait is under way
+            if came:
+                raise KeyboardInterrupt
+
+        feed = Feed(enumerate(ads), woken=woken) if live else None
         chunk: list[Item] = []  #: the run in hand, not yet given to the pool
         runs = Runs((feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: outage.size(limit["size"])))
+        acted = 0  #: the stop signals acted on: the first stops the sending, a second the wait for those out
         try:
             for run in runs:
                 chunk = run
-                if rate > 0 and pace(stop, start + outage.paused + chunk[-1][0] / rate):  # its last ad's turn
+                if rate > 0 and pace(stop, start + outage.paused + chunk[-1][0] / rate, woken, POLL):
+                    check()  # its last ad's turn came, or a stop
                     break
                 if outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
-                                                                                      outage.status()))):
+                                                                                      outage.status())), woken):
                     with lock:  # sending stops (the API away past client.retry_for); with no count to take notSent
                         named = chunk + runs.left() + (feed.rest() if feed else []) if total is None else []
                         for i, item in named:  # from (a stream), the ads in hand and read ahead are named
                             tally.not_sent(i, labelled(i, item)[0], f"not sent: {outage.reason()}")
                     break
+                check()
                 chunk = run = runs.cut(run, outage.size(len(run)))  # a store outage begun since it was formed
-                slots.acquire()
+                while not slots.acquire(timeout=POLL):
+                    check()
                 if stop.is_set():
                     slots.release()
                     break
@@ -216,10 +229,11 @@ def send_many(
                     progress.update(task, total=shown)  # stop names the ads in hand, as a stream's does
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
+                check()  # before the next run is taken: a stop during the hand-over sends no run more
         except OSError as exc:  # the input read no further (review30b F6: EIO, a non-blocking pipe; attack38b F1:
             unread = str(exc) if isinstance(exc, InputStopped) else f"{type(exc).__name__}: {exc}"  # a 64 MiB line)
         except KeyboardInterrupt:
-            interrupted = True
+            interrupted, acted = True, min(len(came), 1)
             stop.set()
             client.cancel_retries()
             held = chunk + runs.left() + (feed.partial() if feed else [])  # in hand, partial run: sent, not dropped;
@@ -232,20 +246,18 @@ def send_many(
                     tally.hand_out([(i, labelled(i, item)[0]) for i, item in held[k:k + limit["size"]]])
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
                 sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]
-        try:
-            pool.shutdown(wait=True)  # the requests in flight finish (each bounded by the client timeout)
-        except KeyboardInterrupt:  # the first Ctrl-C after the last send: stop the resends, let those finish
-            stop.set()
-            client.cancel_retries()
-            try:
-                if interrupted:  # a second Ctrl-C: do not wait for them
-                    raise
-                interrupted = True
-                # not pool.shutdown again: a join cut by KeyboardInterrupt may not wait a second time (CPython)
-                wait_futures(futures)
-            except KeyboardInterrupt:  # the requests in flight end now: the exit does not wait for them (F11)
+        # the requests in flight finish (each bounded by the client timeout), looked at every POLL s for a stop
+        while pending := [f for f in futures if not f.done()]:
+            if len(came) > acted and not interrupted:  # the first stop after the last send: no resends
+                stop.set()
+                client.cancel_retries()
+                interrupted, acted = True, acted + 1
+            if len(came) > acted:  # a second stop: the requests in flight end now, the exit does not wait (F11)
                 pool.shutdown(wait=False, cancel_futures=True)
                 client.abort()
+                break
+            wait_futures(pending, timeout=POLL)
+        pool.shutdown(wait=not pending)  # its threads idle, or left to end as their requests are cut
         elapsed, client.watch = time.monotonic() - start, None  # the lookups after it are not the run's
         cancelled = 0  # of the ads handed out, those a second Ctrl-C cancelled (counted by the tally)
         with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
@@ -257,6 +269,7 @@ def send_many(
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()
 
+    interrupted = interrupted or bool(came)  # a stop as the last request ended: the run says so, exit 130
     if fatal and counts["accepted"] + counts["duplicates"] == 0 and not counts["unknown"]:
         raise fatal[0]
     order, unsure, unknown = tally.order, tally.unsure, tally.unknown
