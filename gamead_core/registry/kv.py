@@ -201,20 +201,22 @@ class Registry(CleanStop):
                 return None, getattr(exc, "op", None) in ("DEL", "PURGE")  # with the marker's operation
         return (_decode(entry.value) if entry.value else None), False
 
-    async def delete(self, node_id: str, incarnation: str | None = None) -> None:
+    async def delete(self, node_id: str, incarnation: str | None = None, last: int | None = None) -> None:
         """Delete ``node_id``'s entry (a clean stop), under its key and, for an id whose key an older gamead made
         otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
         reaper of a rolling deploy looks for the mark (review42 F1), unless another id's live entry is the last
         write there (that key is many ids' earlier one and one id's own: ``w.1``'s beside ``w_1``, ``w:1``; its
         mark deleted a live node, which the reaper then took for dead: review42b F1), written only if nothing was
         written there since it was read. ``incarnation`` (the stopping process's) goes in the mark as its
-        ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). Raises the gamead
+        ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). ``last``: the mark under
+        its key only while the key's last write is that sequence (0: none), else ``Conflict``. Raises the gamead
         error tree."""
         await self.open()
         key, earlier = node_key(node_id), earlier_node_key(node_id)
         headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
+        expected = {} if last is None else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
         with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
-            await asyncio.gather(self._publish(key, b"", headers),
+            await asyncio.gather(self._publish(key, b"", {**headers, **expected}),
                                  *([self._mark_earlier(earlier, node_id, headers)] if earlier != key else []))
 
     async def _publish(self, key: str, payload: bytes, headers: dict[str, str]) -> Ack:
