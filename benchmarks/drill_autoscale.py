@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -104,11 +105,11 @@ async def _queue_depth(js: Any) -> tuple[int, int]:
     return sum(int(i.num_pending or 0) for i in infos), sum(int(i.num_ack_pending or 0) for i in infos)
 
 
-async def _sample(api: str, nats_url: str, up_pid: int, t0: list[float], stop: asyncio.Event,
-                  points: list[Point], last_doc: dict[str, Any]) -> None:
+async def _sample(api: str, nats_url: str, token: str | None, up_pid: int, t0: list[float],
+                  stop: asyncio.Event, points: list[Point], last_doc: dict[str, Any]) -> None:
     import nats
 
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, token=token)
     js = nc.jetstream()
     async with httpx.AsyncClient(base_url=api, timeout=5) as client:
         while not stop.is_set():
@@ -211,7 +212,10 @@ async def drill(args: argparse.Namespace, log: Any) -> Result:
                 raise SystemExit(f"gamead up did not start:\n{out_path.read_text(errors='replace')[-3000:]}")
             await asyncio.sleep(0.1)
         nats_url = re.search(r"(nats://[\d.]+:\d+)", out_path.read_text()).group(1)  # type: ignore[union-attr]
-        sampler = asyncio.create_task(_sample(api, nats_url, up.pid, t0, stop, points, last_doc))
+        # gamead up's nats-server requires this stack's own token (written to config-in-force.yaml for its
+        # children): without it every connect was 'Authorization Violation' and the drill failed (newcomer45)
+        token = (yaml.safe_load((tmp / "data" / "config-in-force.yaml").read_text()) or {}).get("nats", {}).get("token")
+        sampler = asyncio.create_task(_sample(api, nats_url, token, up.pid, t0, stop, points, last_doc))
         await asyncio.sleep(args.settle)  # a few quiet decisions first (the policy's history starts here)
         ads = list(generate_ads(args.ads, seed=7))
         log(f"sending {args.ads:,} ads …")
@@ -224,6 +228,8 @@ async def drill(args: argparse.Namespace, log: Any) -> Result:
         end = time.monotonic() + args.timeout
         while time.monotonic() < end:
             await asyncio.sleep(0.5)
+            if sampler.done():  # it failed (NATS refused it): say so now, not after --timeout of empty samples
+                await sampler
             recent = [p for p in points if p.t > send_s]
             if drained_s is None:
                 done = next((p for p in recent if p.waiting == 0 and p.in_flight == 0), None)
@@ -320,7 +326,15 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    result = asyncio.run(drill(args, log))
+    def on_term(signum: int, frame: Any) -> None:  # as Ctrl-C: drill's finally stops its gamead up (a session of
+        raise KeyboardInterrupt  # its own: never signalled with us); before, SIGTERM left that stack running
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = asyncio.run(drill(args, log))
+    except KeyboardInterrupt:
+        log("interrupted: its gamead up was stopped")
+        sys.exit(130)
     if args.output == "json":
         print(json.dumps(asdict(result), indent=2))
     else:

@@ -13,7 +13,7 @@ OK = 0
 ERROR = 1  #: the request failed, or any unexpected error (the message says why)
 USAGE = 2  #: bad usage: flags, arguments, an input file missing or not JSON (Click's own code)
 UNREACHABLE = 3  #: the API (or NATS) could not be reached, or the URL is not a gamead API
-NOT_FOUND = 4  #: the named ad / entry does not exist
+NOT_FOUND = 4  #: the named ad / entry / job does not exist
 CONFIG = 5  #: the configuration is invalid (config file or GAMEAD_* variable)
 AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
 INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
@@ -58,7 +58,7 @@ TABLE: tuple[tuple[int, str], ...] = (
                   "one cut while the request was still being written says `nothing was done`); "
                   "or NATS closed the connection of `gamead worker` or `gamead serve` for good (a server error such "
                   "as `maximum payload violation`: the one line names it)"),
-    (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
+    (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist"),
     (CONFIG, "the configuration is invalid or cannot work (config file, `GAMEAD_*` variable or flag; also a port it "
              "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
              "taken, not ours, or reserved by another running `gamead up` — refused at start; a `--data-dir` "

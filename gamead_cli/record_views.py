@@ -103,6 +103,8 @@ def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None
     among = scan_note(body)
     if not items:
         text = empty_text("no ads", flags)
+        if after_cursor:  # a later page: ads exist before it (attack45 F11: it read as an empty store)
+            text.append(" after the cursor", style="yellow")
         if among:
             text.append(f" {among}", style="dim")
         text.append(unreadable_note(body), style="yellow")
@@ -132,7 +134,7 @@ def scan_note(body: Mapping[str, Any]) -> str:
     the bucket (``complete`` false; 100: its ``scanned``), else ``""`` (every record was read). Pure."""
     if body.get("complete", True):
         return ""
-    return f"among the newest {body.get('scanned', 'api.list_scan_limit')} records (api.list_scan_limit)"
+    return f"among the newest {count_text(body.get('scanned', 'api.list_scan_limit'))} records (api.list_scan_limit)"
 
 
 def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",

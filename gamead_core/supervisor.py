@@ -33,7 +33,8 @@ Such a child is retried for as long as it is refused (the stack must not die of 
 L2): :attr:`Child.refusals` counts its refusals in a row (since it was last seen serving), the event line says the
 count from the second one and is said only at :func:`refusal_said`'s tries, its restart only after its first
 (:func:`restart_said`: attack28c F3, a ``restarted`` line per retry), and ``on_refused(child, why)`` (``gamead
-up``: listed as refused in ``gamead-up.json``) at every one; ``on_up(child)`` once it is seen serving again.
+up``: listed as refused in ``gamead-up.json``) at every one; ``on_up(child)`` once it is seen serving again, said
+through ``on_good(message)`` (a recovery: ``gamead up`` prints it ``✓``, its other events ``!``; attack45 F2).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class Supervisor:
     """Starts children, restarts the ones that die (even by SIGKILL), stops them with SIGTERM."""
 
     on_event: Callable[[str], None] = field(default=lambda msg: log.info(msg))
+    on_good: Callable[[str], None] | None = None  #: a recovery's line (serving again); None: ``on_event``
     children: dict[str, Child] = field(default_factory=dict)
     on_spawn: Callable[[Child], None] | None = None
     on_exit: Callable[[Child, int], None] | None = None
@@ -170,11 +172,8 @@ class Supervisor:
         with open(child.log_path, "ab") as out:
             child.started_wall = time.time()
             child.proc = subprocess.Popen(
-                child.argv,
-                env={**child.env, PARENT_PID_ENV: str(os.getpid())},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                child.argv, env={**child.env, PARENT_PID_ENV: str(os.getpid())},
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 # its own process group (our Ctrl-C handling decides how children stop) in our session: if we
                 # die while it is stopped (SIGSTOP), the kernel continues it (SIGHUP + SIGCONT to a process
                 # group orphaned with a stopped member, POSIX "orphaned process group"), so the SIGTERM below
@@ -208,7 +207,7 @@ class Supervisor:
         child.refusal_final = False
         if child.refusals:
             self._say(child, f"{child.name} (pid {child.pid}) is serving again, after {child.refusals} refused "
-                             "start(s) in a row")
+                             "start(s) in a row", good=True)
             child.refusals = 0
             self._hook(self.on_up, child)
 
@@ -237,10 +236,10 @@ class Supervisor:
         if not child.quiet_restart:
             self._say(child, f"{child.name} restarted (pid {child.pid})")
 
-    def _say(self, child: Child, message: str) -> None:
-        """``on_event(message)``; a failing console hook is logged, never fatal."""
+    def _say(self, child: Child, message: str, good: bool = False) -> None:
+        """``on_event(message)`` (``on_good``'s if set, for a ``good`` one); a failing hook is logged, never fatal."""
         try:
-            self.on_event(message)
+            (self.on_good if good and self.on_good else self.on_event)(message)
         except Exception:  # noqa: BLE001 - logged, never fatal
             log.exception("on_event hook failed for %s", child.name)
 

@@ -127,7 +127,7 @@ def client(api_url: str) -> Iterator[httpx.Client]:
         yield c
 
 
-# --- running in parallel: `make test` = pytest -n 6 --dist loadgroup --no-loadscope-reorder -------------
+# --- running in parallel: `make test` = pytest -n 10 --dist loadgroup --no-loadscope-reorder ------------
 
 #: directories in the order their modules start: the long ones with real servers first, so that the short
 #: ones fill the gaps at the end and the workers finish together
@@ -139,14 +139,17 @@ _ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
 #: 19), test_nats_stall 88 / 97, tests/tui/test_snapshots 38 / 87, tests/cli/test_attack24_cli 60 / 56. Session 29
 #: (load 8-10, -n 4, 730 s): test_up 179, test_kubernetes_backend 148, test_nats_stall 103, test_schemathesis 38,
 #: then test_up_parent, test_cli_errors, test_worker_faults, test_autoscaler, test_cluster_frozen,
-#: test_up_late_refusal (one test), test_dlq and test_attack24_cli 56-64 each
+#: test_up_late_refusal (one test), test_dlq and test_attack24_cli 56-64 each. Suite45 (-n 10, 349 s, the other
+#: workers done at 334-342 s): the last to end were two cli modules started with the cli directory at ~300 s,
+#: test_hostile_answers (46 s) and test_submit_outage_accounts (40 s): now they start with these
 _LONGEST = ("tests/integration/test_up.py", "tests/integration/test_kubernetes_backend.py",
             "tests/integration/test_nats_stall.py", "tests/integration/test_schemathesis.py",
             "tests/integration/test_up_parent.py", "tests/integration/test_worker_faults.py",
             "tests/integration/test_autoscaler.py", "tests/integration/test_cluster_frozen.py",
             "tests/integration/test_up_late_refusal.py", "tests/integration/test_dlq.py",
             "tests/cli/test_cli_errors.py", "tests/cli/test_attack24_cli.py", "tests/tui/test_snapshots.py",
-            "tests/cli/test_submit_lookup_bound.py")
+            "tests/cli/test_submit_lookup_bound.py", "tests/cli/test_hostile_answers.py",
+            "tests/cli/test_submit_outage_accounts.py")
 #: CPU-bound unit modules that start first among the unit ones, not with the servers' start-ups above (session 29:
 #: started there, at load 17, test_analyzer_equivalence took 184 s and its hypothesis test passed pytest's 120 s
 #: timeout) and not last of all on one worker (at load 8-10: test_analyzer_equivalence 42 s, test_supervisor 36 s

@@ -82,7 +82,7 @@ def list_(
 
     Example: gamead ads list --status completed --priority 1 --limit 20
     """
-    cursor_arg(cursor)
+    cursor = cursor_arg(cursor)
     with api_client(config, api) as client:
         body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit,
                                cursor=cursor)

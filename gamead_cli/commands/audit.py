@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.commands.dlq_filters import on_service_clock, window_of, window_options
-from gamead_cli.formats import empty_text, plain, time_column, window_text
+from gamead_cli.formats import count_text, empty_text, plain, time_column, window_text
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit, print_command, stdout_console
 from gamead_cli.record_views import next_page_command
@@ -64,13 +64,15 @@ def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
     if not body.get("items"):
         why = "a record is kept audit.max_age, 90 days by default"
         if not body.get("complete", True):
-            why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit); older ones: the command below"
+            why = (f"read {count_text(body.get('scanned'))} records, then stopped (audit.scan_limit); older ones: "
+                   "the command below")
         return empty_text("no audit records", flags, f"{window_text(body, '')}; {why}" if window_text(body) else why)
     count = body.get("count", 0)
     after = " (after the cursor)" if (flags or {}).get("--cursor") else ""  # no total: rows unknown (attack43b F4)
-    line = f"{count} record(s){after}, newest first" + (f" · {window_text(body, '')}" if window_text(body) else "")
+    line = (f"{count_text(count)} record(s){after}, newest first"
+            + (f" · {window_text(body, '')}" if window_text(body) else ""))
     if not body.get("complete", True):
-        line += f" · read {body.get('scanned')} records, then stopped (audit.scan_limit)"
+        line += f" · read {count_text(body.get('scanned'))} records, then stopped (audit.scan_limit)"
     if body.get("items") and stdout_console().width < 110:
         line += " · job ids and clients: -o json, or a wider terminal"
     if body.get("nextCursor"):  # the command follows (print_command): whole, runnable as printed

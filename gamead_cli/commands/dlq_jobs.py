@@ -16,7 +16,7 @@ from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.commands.dlq_filters import window_of
 from gamead_cli.commands.dlq_views import job_view, named_ids, none_matched_view, would_view
-from gamead_cli.formats import command_text, window_text
+from gamead_cli.formats import command_text, count_text, window_text
 from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
@@ -139,8 +139,8 @@ def _preview(client: ApiClient, path: str, selection: dict[str, Any]) -> dict[st
     preview = client.request("POST", path, json={**selection, "dryRun": True})
     if not preview.get("complete", True):
         bound = preview.get("stoppedAt") or "dlq.scan_limit / dlq.scan_time"
-        note_line(f"the count read {preview.get('scanned')} entries and stopped at {bound}; the job itself reads the "
-                  "whole DLQ")
+        note_line(f"the count read {count_text(preview.get('scanned'))} entries and stopped at {bound}; the job "
+                  "itself reads the whole DLQ")
     return preview
 
 

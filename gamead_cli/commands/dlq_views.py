@@ -44,8 +44,9 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
     more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
+    scanned = body.get("scanned")
     stopped = ("" if body.get("complete", True)
-               else f" · read {body.get('scanned')} entr{'y' if body.get('scanned') == 1 else 'ies'}, then stopped at "
+               else f" · read {count_text(scanned)} entr{'y' if scanned == 1 else 'ies'}, then stopped at "
                     f"{_bound(body)}")
     notes = [t for t in (full_text(body), unreadable_text(body.get("unreadable") or [])) if t is not None]
     full = ": full" if body.get("full") else ""

@@ -20,14 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from gamead_cli.formats import (
-    command_text,
-    empty_text,
-    plain,
-    short_time,
-    short_window,
-    time_column,
-)
+from gamead_cli.formats import age as age_text, command_text, empty_text, plain, short_time, short_window, time_column
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
 from gamead_cli.per_worker import per_worker_text
@@ -37,7 +30,11 @@ from gamead_cli.stops import write_out
 from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.applies import applied_by
-from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
+from gamead_core.scaling.bounds import (  # the API's own bounds
+    MAX_OVERRIDE_REPLICAS,
+    MAX_OVERRIDE_SECONDS,
+    replicas_refused,
+)
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.scaling.stacks import another_stack_text
 
@@ -165,8 +162,9 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
         facts.add_row("error", Text(str(doc["error"]), style="red"))
     ov = doc.get("override")
     if ov:
-        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC "
-                                       f"({ov.get('remainingSeconds', 0):.0f}s left)", style="bold magenta"))
+        left = age_text(max(0.0, float(ov.get("remainingSeconds") or 0)))  # 29m53s, as every duration is printed
+        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC ({left} left)",
+                                       style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
     obs = doc.get("observed") or {}
@@ -243,14 +241,21 @@ class _CountCommand(TyperCommand):
             if token in valued:
                 next(tokens, None)  # an option's value, e.g. --for 10m
             elif re.fullmatch(r"-\d+", token):
-                raise typer.BadParameter(f"the worker count must be ≥ 0 (0 to {MAX_OVERRIDE_REPLICAS:,}), not {token}",
-                                         ctx=ctx, param_hint="'REPLICAS'")  # quoted as click quotes it
+                raise typer.BadParameter(replicas_refused(token), ctx=ctx, param_hint="'REPLICAS'")  # as click quotes
         return super().parse_args(ctx, args)
+
+
+def _replicas(value: int) -> int:
+    """The count past the top bound refused in the same sentence as a negative one (:class:`_CountCommand`)."""
+    if not 0 <= value <= MAX_OVERRIDE_REPLICAS:
+        raise typer.BadParameter(replicas_refused(f"{value:,}"))
+    return value
 
 
 @app.command("set", cls=_CountCommand)
 def set_override(
-    replicas: Annotated[int, typer.Argument(metavar="REPLICAS", min=0, max=MAX_OVERRIDE_REPLICAS, help="Workers to hold (0 to 10000).")],
+    replicas: Annotated[int, typer.Argument(metavar="REPLICAS", callback=_replicas,
+                                            help=f"Workers to hold (0 to {MAX_OVERRIDE_REPLICAS:,}).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h30m, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

@@ -1,7 +1,7 @@
 """Run the whole stack on this machine: an embedded nats-server, the API and autoscaled workers.
 
 Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
-autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the same
+autoscaler (from --workers 0 it only advises: no worker is started, join one with the printed command). Every child that dies (nats-server and the API included) is restarted with a back-off, on the same
 port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named, killed
 and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers drain
 first, then the API, then NATS; a second signal makes workers hand their ads back at once. Started with SIGHUP
@@ -127,7 +127,7 @@ def up(
     from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
     from gamead_core.scaling.local_ids import stack_tag
-    from gamead_core.telemetry.tracing import check_tracing_env
+    from gamead_core.telemetry.tracing import check_tracing_env, tracing_line
 
     settings = settings_from(
         config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
@@ -271,6 +271,8 @@ def up(
                 f"({escape(follow_up('scale', 'status', again=f' --api {api_url}'))}; --no-autoscale keeps {workers})")
         if banner := fault_banner(settings):
             say(banner)
+        if traced := tracing_line(str(logs)):  # as fault injection: said, not only in the children's logs
+            say(f"[green]✓[/] {escape(traced)}")
         program = gamead_program()
         joining = None if workers else worker_command(program, None if settings.nats.url else nats_url, snapshot)
         if joining:

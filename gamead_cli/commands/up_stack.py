@@ -53,6 +53,7 @@ class UpStack:
         self.data = data
         self._state_failing = False  #: a rewrite of gamead-up.json failed and was said; not written again since
         self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
+                              on_good=lambda msg: say(f"[green]✓[/] {escape(msg)}"),
                               on_spawn=lambda child: self._state_write(data.record, child, child.name, child.pid or 0),
                               on_end=lambda child: self._state_write(data.forget, child, child.pid or 0),
                               on_poll=self._state_file_again, on_exit=self._on_exit,

@@ -100,7 +100,8 @@ def chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]
 #: how a request's answer was lost (the ``lost`` of :func:`gamead_cli.api_errors.no_answer`), in words
 LOST_WORDS = {"timeout": "no answer in time", "reset": "connection reset before the answer came",
               "closed": "connection closed without an answer", "garbled": "an answer that is not HTTP",
-              "unreadable": "an answer that is not a gamead answer"}
+              "unreadable": "an answer that is not a gamead answer",
+              "interrupted": "its request still out when a second Ctrl-C ended the wait"}  # attack45 F4
 
 
 def stop_reason(errors: list[Any], outage: bool | str, retry_for: float, keyed: bool, interrupted: bool = False,

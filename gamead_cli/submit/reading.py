@@ -4,7 +4,9 @@ sent; a bad NDJSON line after the first stands as a :class:`GameadError` in its 
 
 from __future__ import annotations
 
+import codecs
 import itertools
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -33,6 +35,18 @@ MAX_AD_FILE_BYTES = 1024 * 1024
 MAX_AD_DEPTH = 16
 #: Defaults of an ad built from flags (only --title and --genre are needed).
 FLAG_DEFAULTS: dict[str, Any] = {"callToAction": "Play now", "duration": 30}
+#: What an input without an ad is refused with (exit 2), whatever its format: an empty file or stdin, only blank
+#: lines, an empty array (attack45 F12: ``sent 0`` exit 0, ``holds an empty array``, ``not valid JSON`` before)
+NO_AD = "holds no ad"
+
+
+def json_kind(value: Any) -> str:
+    """What JSON calls decoded ``value`` (``a string``, ``a number``, ``true``, ``null``…), for a message: Python's
+    type names (``not str``) are not the input's (attack45 F12). Pure."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    kinds = ((str, "a string"), ((int, float), "a number"), (list, "an array"), (dict, "an object"))
+    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
 
 
 def _depth(value: Any) -> int:
@@ -69,20 +83,20 @@ def load_ad_file(source: str) -> dict[str, Any]:
     """
     data = load_ad_input(source)
     if not isinstance(data, dict):
-        raise BadInputFile(input_name(source), f"must hold one JSON object (the ad), not {type(data).__name__}")
+        raise BadInputFile(input_name(source), f"must hold one JSON object (the ad), not {json_kind(data)}")
     return data
 
 
 def ads_of_array(source: str, ads: list[Any], overrides: Mapping[str, Any]) -> list[Labeled]:
     """The ads of a JSON file holding an array, each labelled with its jq path (``ads.json[0]``, 0-based) and
-    ``overrides`` applied. Pure. Raises :class:`BadInputFile` (exit 2, nothing sent) for an empty array or an
+    ``overrides`` applied. Pure. Raises :class:`BadInputFile` (exit 2, nothing sent) for an empty array (NO_AD) or an
     element that is not a JSON object: the whole file is read already, so it is refused whole."""
     where = input_name(source)
     if not ads:
-        raise BadInputFile(where, "holds an empty array: no ad to submit")
+        raise BadInputFile(where, NO_AD)
     for n, item in enumerate(ads):
         if not isinstance(item, dict):
-            raise BadInputFile(f"{where}[{n}]", f"is {type(item).__name__}, not an ad: the file must hold one "
+            raise BadInputFile(f"{where}[{n}]", f"is {json_kind(item)}, not an ad: the file must hold one "
                                "JSON object (an ad) or an array of them")
         if (twice := spelled_twice_problem(item)) is not None:
             raise BadInputFile(f"{where}[{n}]", twice)
@@ -97,6 +111,8 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
     if len(raw) > MAX_AD_FILE_BYTES:
         raise BadInputFile(where, f"larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
                            "(many ads: an NDJSON file, one a line)")
+    if not raw.removeprefix(codecs.BOM_UTF8).strip():  # empty, or only blanks: no ad, not "not valid JSON"
+        raise BadInputFile(where, NO_AD)
     try:
         data = load_json(raw, where)
     except BadInputFile as exc:
@@ -104,8 +120,7 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
             raise BadInputFile(where, f"nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from None
         raise
     if not isinstance(data, (dict, list)):
-        raise BadInputFile(where, f"must hold one JSON object (the ad) or an array of them, not "
-                           f"{type(data).__name__}")
+        raise BadInputFile(where, f"must hold one JSON object (the ad) or an array of them, not {json_kind(data)}")
     if _depth(data) > MAX_AD_DEPTH + isinstance(data, list):
         raise BadInputFile(where, f"nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
     if isinstance(data, dict) and (twice := spelled_twice_problem(data)) is not None:
@@ -198,6 +213,8 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
             try:
                 number, line = next(lines)
             except StopIteration:
+                if first:  # empty, or only blank lines: refused as an empty array is, nothing sent (exit 2)
+                    raise BadInputFile(where, NO_AD) from None
                 return
             except TooLarge as exc:  # a line too long to skip (a sparse hole): it was rejected as it was read;
                 raise InputStopped(str(exc)) from None  # the rest is not read, and the summary says so (attack38b F1)

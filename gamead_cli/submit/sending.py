@@ -206,6 +206,8 @@ def send_many(
                     break
                 outage.started()
                 with signals_held():  # a Ctrl-C lands before or after the hand-over, never inside it: the run
+                    with lock:
+                        tally.hand_out([(i, labelled(i, item)[0]) for i, item in run])
                     futures[pool.submit(one, run)], chunk = run, []  # could be sent twice (review30b F2), and
                     sent, last = sent + len(run), labelled(*run[-1])[0]  # counted with it: held, the Ctrl-C is
                     # raised as the block ends, past a count after it (regress41 F2: "sent 100, accepted 110")
@@ -226,6 +228,8 @@ def send_many(
                     tally.not_sent(i, labelled(i, item)[0], f"not sent: read ahead when {stopped_by()} came")
             for k in range(0, len(held), limit["size"]):
                 outage.started()
+                with lock:
+                    tally.hand_out([(i, labelled(i, item)[0]) for i, item in held[k:k + limit["size"]]])
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
                 sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]
         try:
@@ -248,6 +252,7 @@ def send_many(
             for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
                 tally.not_sent(i, labelled(i, item)[0], f"not sent: {stopped_by()} came before its batch went out")
                 sent, cancelled = sent - 1, cancelled + 1  # never sent: notSent once (left39b: it was rejected too)
+            tally.abandon()  # those still out when a second Ctrl-C ended the wait: may be queued (attack45 F4)
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()

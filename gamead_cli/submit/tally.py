@@ -43,9 +43,31 @@ class Tally:
         self.lost: Counter[str] = Counter()  #: how the answers of batches that got none were lost → ads
         self.items: dict[int, dict[str, Any]] = {}  #: input index (< ITEMS_KEPT) → what became of that ad
         self.order: dict[int, str] = {}  #: input index → id of a newly accepted ad
+        self.out: dict[int, str] = {}  #: index → where of an ad handed to a request and not counted yet
+        self.closed = False  #: counted for good (:meth:`abandon`): what a request still out says is not counted
+
+    def hand_out(self, pairs: list[tuple[int, str]]) -> None:
+        """The ads ``(index, where)`` go to a request now: each is counted by an outcome, or by :meth:`abandon`."""
+        self.out.update(pairs)
+
+    def abandon(self) -> None:
+        """The run ends without waiting for its requests still out (a second Ctrl-C): their ads went out and may
+        be queued, so each counts as "may be queued", its answer lost ``interrupted`` (attack45 F4: they were in
+        ``sent`` and in no other figure, 10 queued ads said by none); what those requests answer later is not
+        counted (the summary is made)."""
+        for index, where in list(self.out.items()):
+            self.counts["unknown"] += 1
+            self.lost["interrupted"] += 1
+            if index < MAYBE_KEPT:
+                self.unknown[index] = where
+            self.done(index, where, "maybeQueued", None)
+        self.closed = True
 
     def reject(self, index: int, where: str, code: str, message: str) -> None:
         """The ad at ``index`` (named ``where``) refused: ``code``, ``message``."""
+        if self.closed:
+            return
+        self.out.pop(index, None)
         self.rejected[code] += 1
         keep_first(self.listed, index, {"where": where, "code": code, "message": message}, REJECTIONS_LISTED)
         if self.keep_items and index < ITEMS_KEPT:
@@ -53,6 +75,7 @@ class Tally:
 
     def done(self, index: int, where: str, outcome: str, ad_id: str | None) -> None:
         """The ad at ``index``: ``outcome`` (``accepted``, ``duplicate``, ``maybeQueued``), its id if known."""
+        self.out.pop(index, None)
         if self.keep_items and index < ITEMS_KEPT:
             self.items[index] = {"where": where, "outcome": outcome, "id": ad_id}
             if ad_id is None and self.key:
@@ -60,6 +83,9 @@ class Tally:
 
     def not_sent(self, index: int, where: str, why: str) -> None:
         """The ad at ``index`` was handed out but is not queued and was not sent again (module doc): ``why``."""
+        if self.closed:
+            return
+        self.out.pop(index, None)
         self.counts["unsent"] += 1
         if index < MAYBE_KEPT:
             self.unsent[index] = where
@@ -69,6 +95,8 @@ class Tally:
     def settle(self, index: int, where: str, body: Any) -> None:
         """What became of one ad sent: ``body`` is its result (``{"id", …}``, ``{"error": …}``) or the
         :class:`GameadError` standing for it (its whole request refused, no answer, a bad line)."""
+        if self.closed:
+            return
         error = body.get("error") if isinstance(body, dict) else None
         # an answer of the API: any per-ad result, or the whole request refused (not a local bad line)
         self.counts["answered"] += isinstance(body, dict) or (isinstance(body, ApiClientError)

@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.formats import command_text, short_time, took
+from gamead_cli.formats import command_text, count_text, short_time, took
 from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
@@ -73,21 +73,21 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    grid.add_row("sent", str(summary.get("sent", 0)))
-    grid.add_row("accepted", Text(str(summary.get("accepted", 0)), style="green"))
-    grid.add_row("duplicates", str(summary.get("duplicates", 0)))
+    grid.add_row("sent", count_text(summary.get("sent", 0)))
+    grid.add_row("accepted", Text(count_text(summary.get("accepted", 0)), style="green"))
+    grid.add_row("duplicates", count_text(summary.get("duplicates", 0)))
     rejected: Mapping[str, int] = summary.get("rejected") or {}
     if rejected:
-        detail = ", ".join(f"{code} {n}" for code, n in sorted(rejected.items()))
-        grid.add_row("rejected", Text(f"{sum(rejected.values())} ({detail})", style="red"))
+        detail = ", ".join(f"{code} {count_text(n)}" for code, n in sorted(rejected.items()))
+        grid.add_row("rejected", Text(f"{count_text(sum(rejected.values()))} ({detail})", style="red"))
     else:
         grid.add_row("rejected", "0")
     if summary.get("queuedFound"):
-        grid.add_row("queued (found)", Text(f"{summary['queuedFound']} (no answer in time, but looked up: they are "
-                                            "queued, do not resend them)", style="green"))
+        grid.add_row("queued (found)", Text(f"{count_text(summary['queuedFound'])} (no answer in time, but looked up: "
+                                            "they are queued, do not resend them)", style="green"))
     if summary.get("notQueued"):
-        grid.add_row("not queued", Text(f"{summary['notQueued']} (no answer in time, and looked up: no such ad, "
-                                        f"never queued; safe to resend: {_ranges(summary, 'notQueuedWhere')})",
+        grid.add_row("not queued", Text(f"{count_text(summary['notQueued'])} (no answer in time, and looked up: no "
+                                        f"such ad, never queued; safe to resend: {_ranges(summary, 'notQueuedWhere')})",
                                         style="red"))
     if summary.get("maybeQueued"):
         key, unknown = summary.get("idempotencyKey"), summary.get("maybeQueuedUnknown") or 0
@@ -100,8 +100,9 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
                       + (", or find those whose batch got no answer with the command below" if unknown else ""))
             if unknown:
                 look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
-        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} ({lost_text(summary)}, still unknown: they may "
-                                           f"still be analysed; {_ranges(summary, 'maybeQueuedWhere')}; {settle})",
+        grid.add_row("may be queued", Text(f"{count_text(summary['maybeQueued'])} ({lost_text(summary)}, still "
+                                           f"unknown: they may still be analysed; "
+                                           f"{_ranges(summary, 'maybeQueuedWhere')}; {settle})",
                                            style="yellow"))
     if summary.get("outages"):
         grid.add_row("store refusing" if store_only(summary) else "API unreachable",
@@ -123,11 +124,11 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("not listed", Text(f"{summary['itemsOmitted']:,} (the ads after the first {listed:,}: counted "
                                         "above, not listed one by one in -o json items and ids)", style="yellow"))
     if "completed" in summary:
-        grid.add_row("completed", Text(str(summary["completed"]), style="green"))
+        grid.add_row("completed", Text(count_text(summary["completed"]), style="green"))
         failed = summary.get("failed", 0) + summary.get("dead", 0)
-        grid.add_row("failed/dead", Text(str(failed), style="red" if failed else ""))
+        grid.add_row("failed/dead", Text(count_text(failed), style="red" if failed else ""))
         if summary.get("pending"):
-            grid.add_row("still pending", Text(str(summary["pending"]), style="yellow"))
+            grid.add_row("still pending", Text(count_text(summary["pending"]), style="yellow"))
         if summary.get("notFollowed"):
             # loaded already: the summary is submit's
             from gamead_cli.submit.sending import FOLLOWED_MAX
@@ -152,11 +153,12 @@ def not_sent_text(summary: Mapping[str, Any]) -> str:
     why = summary.get("stoppedBecause") or "the outage's stop came before their next try"
     caught = summary.get("notSentCaught") or 0
     never = summary["notSent"] - caught
-    parts = [f"{caught} caught by the stop: {_ranges(summary, 'notSentWhere')}"] if caught else []
+    parts = [f"{count_text(caught)} caught by the stop: {_ranges(summary, 'notSentWhere')}"] if caught else []
     if never:
-        parts.append(f"{never} never sent" + (f": the input after {summary['lastSent']}" if summary.get("lastSent")
-                                              else ""))
-    return f"{summary['notSent']} (stopped: {why}; none of these is queued, safe to resend; {'; '.join(parts)})"
+        parts.append(f"{count_text(never)} never sent"
+                     + (f": the input after {summary['lastSent']}" if summary.get("lastSent") else ""))
+    return (f"{count_text(summary['notSent'])} (stopped: {why}; none of these is queued, safe to resend; "
+            f"{'; '.join(parts)})")
 
 
 def outage_text(summary: Mapping[str, Any]) -> str:
@@ -176,8 +178,9 @@ def outage_text(summary: Mapping[str, Any]) -> str:
     return (f"{len(spans)} time{'s' if len(spans) > 1 else ''}: {when}{' …' if len(spans) > 5 else ''}; sending "
             + (f"paused {paused:.1f} s, then stopped; " if summary.get("stoppedByOutage") else
                f"paused {paused:.1f} s (the run ended that much later, --rate kept); ")
-            + f"{summary.get('refusedByOutage') or 0} ads caught by the stop, never queued (the not sent row); "
-            + (f"{maybe} may be queued (a request went out and its answer never came: see that row)"
+            + f"{count_text(summary.get('refusedByOutage') or 0)} ads caught by the stop, never queued (the not sent "
+              "row); "
+            + (f"{count_text(maybe)} may be queued (a request went out and its answer never came: see that row)"
                            if maybe else "none may be queued (every request sent was answered)"))
 
 
@@ -228,7 +231,8 @@ def _ranges(summary: Mapping[str, Any], key: str) -> str:
 def interrupted_line(summary: Mapping[str, Any], count: int | None) -> str:
     """The red line of an interrupted bulk submit: how many ads were sent, up to which input line, and how to
     resume without doubles (attack30c F5). Pure but for the signal remembered (:func:`gamead_cli.stops.stopped_by`)."""
-    line = f"interrupted ({stopped_by()}): {summary['sent']} of {count if count is not None else '?'} ad(s) sent"
+    of = count_text(count if count is not None else "?")
+    line = f"interrupted ({stopped_by()}): {count_text(summary['sent'])} of {of} ad(s) sent"
     if not summary.get("lastSent"):  # nothing sent, or stopped while --wait followed them
         return line
     line += f", the input up to {summary['lastSent']} (none after it)"
@@ -242,14 +246,15 @@ def sent_note(summary: Mapping[str, Any]) -> str:
     """What a bulk submit did, for the line of a stdout that then cannot take its summary (attack30c F2): the counts,
     the lines not queued (safe to resend), "do not resend" the others. Pure."""
     rejected = sum((summary.get("rejected") or {}).values())
-    note = (f"the ads WERE sent: {summary.get('sent', 0)} sent, {summary.get('accepted', 0)} accepted, "
-            f"{summary.get('duplicates', 0)} duplicates, {rejected} rejected")
+    note = (f"the ads WERE sent: {count_text(summary.get('sent', 0))} sent, {count_text(summary.get('accepted', 0))} "
+            f"accepted, {count_text(summary.get('duplicates', 0))} duplicates, {count_text(rejected)} rejected")
     if summary.get("queuedFound"):
-        note += f", {summary['queuedFound']} queued (found)"
+        note += f", {count_text(summary['queuedFound'])} queued (found)"
     if summary.get("maybeQueued"):
-        note += f", {summary['maybeQueued']} may be queued ({_ranges(summary, 'maybeQueuedWhere')})"
+        note += f", {count_text(summary['maybeQueued'])} may be queued ({_ranges(summary, 'maybeQueuedWhere')})"
     if summary.get("notQueued"):
-        note += f", {summary['notQueued']} not queued ({_ranges(summary, 'notQueuedWhere')}: safe to resend)"
+        note += (f", {count_text(summary['notQueued'])} not queued ({_ranges(summary, 'notQueuedWhere')}: safe to "
+                 "resend)")
     if summary.get("notSent"):  # which ones, here: the summary that would say it is what cannot be written
         note += f", {not_sent_text(summary)}"  # (regress40 F6: it pointed at that summary's row)
     return note + "; do not resend the others"

@@ -44,7 +44,12 @@ def wait_for_ad(client: ApiClient, ad_id: str, timeout: float) -> dict[str, Any]
             interval = min(interval * 1.5, 1.0)
 
 
-def _latency(record: Mapping[str, Any]) -> float | None:
+def completion_latency(record: Mapping[str, Any]) -> float | None:
+    """Seconds from an ad's submit to its completion; None unless it completed: a dead ad's ``completedAt`` is
+    when it was dead-lettered, which the summary's ``latency … (submit → completed)`` row is not (attack45 F7:
+    5 ads dead, 0 completed, printed ``p50 8ms · p95 9ms (submit → completed)``). Pure."""
+    if record.get("status") != "completed":
+        return None
     try:
         start = datetime.fromisoformat(str(record["submittedAt"]))
         end = datetime.fromisoformat(str(record["completedAt"]))
@@ -74,7 +79,7 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
                 batch = pending[:window]
                 for ad_id, record in zip(batch, pool.map(fetch, batch), strict=True):
                     if record is not None and record.get("status") in TERMINAL:
-                        final[ad_id] = (str(record.get("status")), _latency(record))
+                        final[ad_id] = (str(record.get("status")), completion_latency(record))
                 done = set(final)
                 pending = [i for i in pending if i not in done]
                 failed = sum(1 for status, _ in final.values() if status in FAILED)

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import plain, short_time, time_column
+from gamead_cli.formats import age, plain, short_time, time_column
 
 #: outcome → rich style
 OUTCOME_STYLES: dict[str, str] = {"accepted": "cyan", "succeeded": "green", "refused": "bold red", "failed": "red",
@@ -43,7 +43,7 @@ def audit_selection(record: Mapping[str, Any]) -> str:
         return str(mode)
     if "replicas" in details:
         asked, held = details["replicas"], details.get("effectiveReplicas", details["replicas"])
-        text = f"replicas {asked} for {float(details.get('forSeconds') or 0):g}s"
+        text = f"replicas {asked} for {age(max(0.0, float(details.get('forSeconds') or 0)))}"
         if held != asked:  # clamped: the record says to what, and by which bound
             bound = "max_replicas" if asked > held else "min_replicas"
             text += f", clamped to {held} ({bound} {details.get(_BOUND_FIELDS[bound], '?')})"

@@ -139,8 +139,9 @@ class SparkText(Widget):
     def history(self, values: Sequence[float | None]) -> None:
         values = tuple(values) if len(values) > 1 else ()  # one point has no shape: no full bar
         if values != self._history:
+            drawn = self._drawn[2]  # before _line, which stores the new line (compared with itself: never redrawn)
             self._history = values
-            if self._line(self.size.width) != self._drawn[2]:
+            if self._line(self.size.width) != drawn:
                 self.refresh()
 
     def _line(self, width: int) -> str:

@@ -12,10 +12,10 @@ before anything else it does with the registry (:func:`claim`):
   host: :mod:`gamead_core.scaling.local`): the holder is known dead, the id taken over at once (attack44c F2);
 * another incarnation's entry: a live holder rewrites it at least every ``heartbeat_interval`` (its own, read from
   the entry; a beat, or an announcement of the ads it holds). The start watches the key for that interval +
-  :data:`WATCH_MARGIN` s, never more than this process's own ``registry.heartbeat_interval`` and ``registry.ttl``
-  + the margin (an entry saying 3600 made a start wait 3601 s: attack44c F2; a holder beating slower than the
-  deployment's setting, taken for dead, finds its key another's at its next beat and ends, exit 5:
-  :mod:`gamead_core.registry.owner`): written again by a process other than
+  :data:`WATCH_MARGIN` s, never more than ``registry.ttl`` + the margin (an entry saying 3600 made a start wait
+  3601 s: attack44c F2; an entry not renewed for ``registry.ttl`` is gone from the bucket anyway). Not capped at
+  this process's own ``registry.heartbeat_interval``: a live holder beating every 10 s was taken for dead by a start
+  beating every 1 s, and ended exit 5 at its next beat (claim45): written again by a process other than
   this one (not a delete mark) → :func:`id_taken`, exit 5, naming the holder's host, pid and
   heartbeat age; not written or expired → the holder is dead (kill -9, a crash, a pod or a systemd unit
   restarted with a fixed ``--id``) and the start goes on, at most that long later, adopting what it held;
@@ -70,10 +70,10 @@ CLAIM_TRIES = 3
 
 def watch_for(holder: NodeInfo, own_interval: float, ttl: float) -> float:
     """Seconds to watch ``holder``'s entry for a renewal: its ``heartbeat_interval`` (``own_interval``, this node's
-    ``registry.heartbeat_interval`` s, for an older node that does not say it), at most ``own_interval`` (a value
-    in the entry is the holder's word, not this process's settings: attack44c F2) and ``ttl`` (``registry.ttl``
-    s: an entry not renewed that long is gone), plus :data:`WATCH_MARGIN`. Pure."""
-    return min(holder.heartbeat_interval or own_interval, own_interval, ttl) + WATCH_MARGIN
+    ``registry.heartbeat_interval`` s, for an older node that does not say it), at most ``ttl`` (``registry.ttl``
+    s: an entry not renewed that long is gone; a value in the entry is the holder's word: attack44c F2), plus
+    :data:`WATCH_MARGIN`. A holder slower than this node is waited for, up to ``ttl`` (claim45). Pure."""
+    return min(holder.heartbeat_interval or own_interval, ttl) + WATCH_MARGIN
 
 
 def reaped(holder: NodeInfo, me: NodeInfo, dead_pid: int | None) -> bool:

@@ -77,6 +77,30 @@ def check_tracing_env(env: Mapping[str, str] | None = None) -> None:
         raise ConfigError(f"invalid configuration: {problem}")
 
 
+def tracing_line(logs: str, env: Mapping[str, str] | None = None) -> str | None:
+    """What ``gamead up`` says at its start when its children trace (attack45 F6: only their logs said so), or None
+    when tracing is off: where each exporter sends (the URL the OTLP exporter posts to: ``…_TRACES_ENDPOINT`` as
+    given, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces`` for http, the SDK's localhost default else) and
+    where a failed export is said (``logs``: the children's logs). Pure."""
+    env = os.environ if env is None else env
+    if not wanted(env):
+        return None
+    grpc, where = _protocol(env) == "grpc", []
+    for name in dict.fromkeys(n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")):
+        if name == "otlp":
+            base = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
+            url = ((env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+                   or (base if grpc else base and f"{base.rstrip('/')}/v1/traces")
+                   or ("http://localhost:4317" if grpc else "http://localhost:4318/v1/traces"))
+            where.append(f"sent by OTLP {'grpc' if grpc else 'http/protobuf'} to {redact_url(url)}")
+        elif name == "console":
+            where.append("printed to each process's log (console exporter)")
+    service = env.get("OTEL_SERVICE_NAME") or "gamead-api, gamead-worker"
+    return (f"tracing is on (OTEL_* variables): spans of the API and workers ({service}) are {' and '.join(where)}; "
+            f"a batch that cannot be sent is said in their logs ({logs}), not here; OTEL_SDK_DISABLED=true "
+            "turns it off")
+
+
 def _protocol(env: Mapping[str, str]) -> str:
     return (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
             or "http/protobuf").strip().lower()
@@ -266,5 +290,6 @@ __all__ = [
     "mark_span",
     "setup_tracing",
     "shutdown_tracing",
+    "tracing_line",
     "wanted",
 ]

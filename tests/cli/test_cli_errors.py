@@ -64,6 +64,35 @@ def test_submit_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: st
     one_red_line(result, "ad.json", fragment)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "line"),
+    [
+        ("empty.ndjson", b"", "empty.ndjson: holds no ad"),
+        ("blank.ndjson", b"\n  \n\n", "blank.ndjson: holds no ad"),
+        ("empty.json", b" \n", "empty.json: holds no ad"),
+        ("array.json", b"[]", "array.json: holds no ad"),
+        ("-", b"", "stdin: holds no ad"),
+        ("--ndjson -", b"", "stdin: holds no ad"),
+        ("str.json", b'"just a string"', "str.json: must hold one JSON object (the ad) or an array of them, not a "
+                                         "string"),
+        ("num.json", b"42", "or an array of them, not a number"),
+        ("items.json", b'[{"title": "x"}, null]', "items.json[1]: is null, not an ad"),
+    ],
+    ids=["empty-ndjson", "blank-ndjson", "blank-json", "empty-array", "empty-stdin", "empty-stdin-ndjson",
+         "a-string", "a-number", "a-null-item"],
+)
+def test_an_input_with_no_ad_is_one_rule_in_json_words(tmp_path: Path, name: str, content: bytes, line: str) -> None:
+    """attack45 F12: no ad in the input was answered three ways (an empty NDJSON file: ``sent 0``, exit 0; ``[]``:
+    ``holds an empty array``; empty stdin: ``not valid JSON (Expecting value …)``), and a string said Python's
+    ``not str``. Now every one is exit 2, ``<source>: holds no ad``, nothing sent; a JSON value says JSON's name.
+    Stdin is empty (/dev/null) here; no API is asked (port 1)."""
+    if not name.endswith("-"):
+        (tmp_path / name).write_bytes(content)
+    result = gamead("submit", *name.split(), "--api", "http://127.0.0.1:1", cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, result.stdout + result.stderr
+    one_red_line(result, line)
+
+
 def test_submit_of_dev_zero_reads_a_bounded_amount(tmp_path: Path) -> None:
     """Refused before a byte is read (files14: every input file must be a regular file, as --config must)."""
     result = gamead("submit", "/dev/zero", cwd=tmp_path)
@@ -137,14 +166,17 @@ def test_a_config_file_that_never_ends_is_a_config_error(tmp_path: Path) -> None
         (["nosuch"], "No such command"),
         (["ads", "list", "--limit", "0"], "--limit"),
         # a negative count read as an unknown option before (brief scale12 item 3): "No such option: -1"
-        (["scale", "set", "-1"], "Invalid value for 'REPLICAS': the worker count must be ≥ 0 (0 to 10,000), not -1"),
+        (["scale", "set", "-1"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not -1"),
+        # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before
+        (["scale", "set", "1000000"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not "
+                                      "1,000,000"),
         (["scale", "set", "abc"], "Invalid value for 'REPLICAS': Input should be a valid integer"),  # quoted alike
-        (["scale", "set", "--for", "5m", "-2"], "must be ≥ 0 (0 to 10,000), not -2"),
-        (["scale", "set", "--", "-1"], "must be ≥ 0 (0 to 10,000), not -1"),
+        (["scale", "set", "--for", "5m", "-2"], "must be 0 to 10,000, not -2"),
+        (["scale", "set", "--", "-1"], "must be 0 to 10,000, not -1"),
         (["scale", "set", "3", "--for", "-5"], "cannot read duration '-5'"),  # an option's value stays its own
     ],
     ids=["scale-for-banana", "workers-role", "flags-without-genre", "unknown-command", "out-of-range",
-         "scale-set-negative", "scale-set-not-a-number", "scale-set-negative-after-for",
+         "scale-set-negative", "scale-set-past-the-top", "scale-set-not-a-number", "scale-set-negative-after-for",
          "scale-set-negative-after-dashes", "scale-for-negative"],
 )
 def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
@@ -257,7 +289,7 @@ def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: 
     # said as a stopped run says it (newcomer33 F7: notSent and stoppedBecause were missing)
     assert summary["notSent"] == 1000 - summary["sent"] and summary["stoppedBecause"] == "interrupted (Ctrl-C)"
     assert summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values()) == summary["sent"]
-    assert "Traceback" not in err and f"{summary['sent']} of 1000" in err
+    assert "Traceback" not in err and f"{summary['sent']:,} of 1,000" in err  # counts with separators (attack45 F8)
 
 
 @pytest.mark.parametrize("scheme", ["nats", "tls"])

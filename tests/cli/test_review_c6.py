@@ -152,7 +152,7 @@ def test_a_json_array_file_is_sent_as_a_batch_naming_each_id(url: str, tmp_path:
     bad = tmp_path / "bad.json"
     bad.write_text('[{"title": "x"}, 7]', encoding="utf-8")
     refused = gamead(url, "submit", str(bad), code=2)  # bad input, as every input file (was 1; ops12a)
-    assert f"{bad}[1]: is int, not an ad" in " ".join(refused.stderr.split())
+    assert f"{bad}[1]: is a number, not an ad" in " ".join(refused.stderr.split())
 
 
 # --- 4. every figure printed says what it is ------------------------------------------------------------------------

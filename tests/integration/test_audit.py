@@ -181,7 +181,7 @@ def test_a_clamped_override_is_recorded_with_the_count_that_held_and_the_bound(
     monkeypatch.setenv("GAMEAD_API_URL", stack.url)
     result = CliRunner().invoke(app, ["audit", "--actor", "frank", "--action", "scale.set"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "replicas 50 for 60s, clamped to 20 (max_replicas 20)" in result.stdout
+    assert "replicas 50 for 1m00s, clamped to 20 (max_replicas 20)" in result.stdout
 
 
 def test_an_override_that_lost_its_compare_and_set_is_not_listed_as_accepted(stack: Stack) -> None:

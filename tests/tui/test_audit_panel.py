@@ -24,7 +24,7 @@ def test_the_audit_panel_shows_when_who_what_how_many_and_how_it_went(recorded: 
         panel = lines[next(i for i, line in enumerate(lines) if "audit · last operator actions" in line):]
         text = "\n".join(panel)
         assert "22:42:11" in text and "wallboard" in text and "refused forbidden +2 earlier refusals not recorded" in text
-        assert "replicas 4 for 600s" in text and "28 ads" in text and "succeeded" in text
+        assert "replicas 4 for 10m00s" in text and "28 ads" in text and "succeeded" in text
         assert app.query_one("#audit").has_class("-alert")  # a refusal among the last actions
 
     on_recording(recorded, (120, 40), scenario)

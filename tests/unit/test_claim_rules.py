@@ -27,7 +27,8 @@ def test_the_watch_lasts_the_holders_beat_plus_the_margin_never_past_this_nodes_
     assert watch_for(_node(1, 1.0), 2.0, 10.0) == 1.0 + WATCH_MARGIN  # a faster holder: its own beat
     assert watch_for(_node(1, 30.0), 20.0, 10.0) == 10.0 + WATCH_MARGIN  # never past the ttl
     assert watch_for(_node(1, None), 2.0, 10.0) == 2.0 + WATCH_MARGIN  # an older node: this node's interval
-    assert watch_for(_node(1, 3600.0), 2.0, 10.0) == 2.0 + WATCH_MARGIN
+    assert watch_for(_node(1, 3600.0), 2.0, 10.0) == 10.0 + WATCH_MARGIN  # the holder's word, up to the ttl
+    assert watch_for(_node(1, 10.0), 1.0, 30.0) == 10.0 + WATCH_MARGIN  # a slower live holder is waited for (claim45)
 
 
 def test_only_the_pid_gamead_up_reaped_on_this_host_skips_the_watch() -> None:

@@ -31,8 +31,21 @@ def test_an_empty_queue_has_no_oldest_ad_in_json_or_table() -> None:
 def test_the_audit_line_of_a_clamped_override_names_the_count_that_held_and_the_bound() -> None:
     clamped = {"action": "scale.set", "details": {"replicas": 3, "forSeconds": 60.0, "effectiveReplicas": 2,
                                                   "minReplicas": 1, "maxReplicas": 2}}
-    assert audit_selection(clamped) == "replicas 3 for 60s, clamped to 2 (max_replicas 2)"
+    assert audit_selection(clamped) == "replicas 3 for 1m00s, clamped to 2 (max_replicas 2)"
     kept = {"action": "scale.set", "details": {"replicas": 2, "forSeconds": 60.0, "effectiveReplicas": 2}}
-    assert audit_selection(kept) == "replicas 2 for 60s"
+    assert audit_selection(kept) == "replicas 2 for 1m00s"
     older = {"action": "scale.set", "details": {"replicas": 2, "forSeconds": 60.0}}  # a record written before
-    assert audit_selection(older) == "replicas 2 for 60s"
+    assert audit_selection(older) == "replicas 2 for 1m00s"
+
+
+def test_an_override_says_its_time_as_every_duration_is_printed() -> None:
+    """newcomer45: ``gamead scale set 8 --for 30m`` then ``scale status`` said ``(1793s left)`` and ``gamead audit``
+    ``replicas 8 for 1800s``, where every other duration gamead prints reads ``29m53s`` (``format_duration``)."""
+    console = Console(width=160, record=True)
+    override = {"replicas": 8, "until": "2026-12-05T18:01:40Z", "remainingSeconds": 1793.4}
+    console.print(status_view({"backend": "local", "current": 4, "desired": 4, "decisions": [], "override": override}))
+    row = next(line for line in console.export_text().splitlines() if line.startswith("override"))
+    assert "(29m53s left)" in row and "1793" not in row, row
+    record = {"action": "scale.set", "details": {"replicas": 8, "forSeconds": 1800.0, "effectiveReplicas": 4,
+                                                  "minReplicas": 2, "maxReplicas": 4}}
+    assert audit_selection(record) == "replicas 8 for 30m00s, clamped to 4 (max_replicas 4)"

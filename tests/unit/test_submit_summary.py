@@ -34,9 +34,9 @@ def test_the_line_of_a_lost_stdout_names_the_ads_not_sent_itself() -> None:
     note = sent_note({"sent": 260, "accepted": 260, "duplicates": 0, "rejected": {}, "notSent": 2740,
                       "notSentCaught": 6, "notSentWhere": ["ads.ndjson:261-266"], "lastSent": "ads.ndjson:260",
                       "stoppedBecause": "interrupted (Ctrl-C)"})
-    assert "not sent row" not in note and "2740 (stopped: interrupted (Ctrl-C); none of these is queued" in note
+    assert "not sent row" not in note and "2,740 (stopped: interrupted (Ctrl-C); none of these is queued" in note
     assert "6 caught by the stop: lines ads.ndjson:261-266" in note
-    assert "2734 never sent: the input after ads.ndjson:260" in note
+    assert "2,734 never sent: the input after ads.ndjson:260" in note
 
 
 def test_its_durations_are_printed_as_every_duration_a_command_prints() -> None:
@@ -51,3 +51,22 @@ def test_its_durations_are_printed_as_every_duration_a_command_prints() -> None:
     assert "elapsed 50ms" in words and "latency p50 4ms · p95 12ms (submit → completed)" in words
     assert "elapsed 2m05s" in " ".join(_text({"sent": 25060, "accepted": 25060, "elapsedSeconds": 125.3,
                                                "ratePerSecond": 200.0}).split())
+
+
+def test_every_count_of_the_summary_and_its_red_line_has_thousands_separators() -> None:
+    """attack45 F8: `gamead submit --count 100000 --rate 100`, Ctrl-C: `sent 360`, `not sent 99640 (… 99640 never
+    sent …)` and `interrupted (Ctrl-C): 360 of 100000 ad(s) sent`, beside `not listed 1,234` in the same panel
+    (regress44 F7: every count the CLI prints has them)."""
+    from gamead_cli.submit.views import interrupted_line
+
+    summary = {"sent": 12000, "accepted": 10500, "duplicates": 1200, "rejected": {"validation_failed": 1100},
+               "maybeQueued": 1500, "maybeQueuedLost": {"timeout": 1500}, "notSent": 88000, "notSentCaught": 0,
+               "lastSent": "ad 12000", "stoppedBecause": "interrupted (Ctrl-C)", "elapsedSeconds": 120.0,
+               "ratePerSecond": 100.0, "acceptedPerSecond": 87.5, "completed": 9000, "failed": 1500, "dead": 0}
+    text = " ".join(_text(summary).split())
+    for row in ("sent 12,000", "accepted 10,500", "duplicates 1,200", "rejected 1,100 (validation_failed 1,100)",
+                "may be queued 1,500", "not sent 88,000 (stopped", "88,000 never sent", "completed 9,000",
+                "failed/dead 1,500"):
+        assert row in text, (row, text)
+    assert interrupted_line(summary, 100000).startswith("interrupted (Ctrl-C): 12,000 of 100,000 ad(s) sent")
+    assert "12,000 sent, 10,500 accepted, 1,200 duplicates, 1,100 rejected" in sent_note(summary)

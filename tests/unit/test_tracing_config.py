@@ -53,3 +53,28 @@ def test_log_lines_carry_the_ad_fields_and_never_a_password() -> None:
         "ad_id": "01abc", "worker_id": "w1", "priority": 2, "delivery": 2}
     assert "hunter2" not in out.getvalue()
     assert "ad_id" not in second
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({}, None),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+     "are sent by OTLP http/protobuf to http://127.0.0.1:4318/v1/traces;"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://u:secret@c:4318/", "OTEL_SERVICE_NAME": "ads"},
+     "(ads) are sent by OTLP http/protobuf to http://u:***@c:4318/v1/traces;"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://d:1"},
+     "to http://c:4318/custom;"),
+    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "by OTLP grpc to http://localhost:4317;"),
+    ({"OTEL_TRACES_EXPORTER": "console"}, "are printed to each process's log (console exporter);"),
+    ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, None),
+], ids=["off", "endpoint", "masked-and-named", "traces-endpoint-wins", "grpc-default", "console", "disabled"])
+def test_gamead_up_says_tracing_is_on_and_where_it_exports(env: dict[str, str], said: str | None) -> None:
+    """attack45 F6: with OTEL_EXPORTER_OTLP_ENDPOINT set to a port with no collector, ``gamead up``'s console never
+    said tracing was on (only the children's logs did, then an export error per batch). Its start now says so
+    (``✓ tracing is on …``, as fault injection is said), where the spans go and where a failed export is said."""
+    line = tracing.tracing_line("/d/logs", env)
+    if said is None:
+        assert line is None
+        return
+    assert line is not None and line.startswith("tracing is on (OTEL_* variables): spans of the API and workers ")
+    assert said in line, line
+    assert "a batch that cannot be sent is said in their logs (/d/logs), not here" in line

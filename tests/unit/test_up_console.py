@@ -6,6 +6,8 @@ last-resort lines."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,32 @@ def test_a_logged_exception_keeps_its_type_message_and_place_on_its_line() -> No
         logger.removeHandler(handler)
     assert len(lines) == 1 and lines[0].startswith("autoscaler lease: step failed (KeyError: 'leader', at "
                                                    "test_up_console.py:"), lines
+
+
+def test_a_child_serving_again_is_a_check_line_on_the_console(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """attack45 F2: the API refused 4 starts in a row (its port held), then served again: ``gamead up`` printed
+    ``! api (pid N) is serving again, after 4 refused start(s) in a row``, a warning, where every other recovery
+    line is ``✓``. Its refusals stay ``!``."""
+    from gamead_cli.commands.up_stack import UpStack
+    from gamead_core.config import GameadSettings
+    from tests.support import wait_for
+
+    data = DataDir(tmp_path / "data")
+    data.path.mkdir()
+    stack = UpStack(GameadSettings(), data)
+    stack.sup.settled = True
+    api = stack.sup.start("api", [sys.executable, "-c", "import sys; sys.exit(5)"], dict(os.environ),
+                          tmp_path / "api.log")
+    try:
+        wait_for(lambda: (stack.sup.poll(), api.refusals >= 1)[1], timeout=20, what="a refusal")
+        api.argv = sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+        wait_for(lambda: (stack.sup.poll(), api.alive and api.proc is not None and api.proc.args == sleeper)[1],
+                 timeout=20, what="the api restarted and running")
+        tries = api.refusals
+        stack.sup.seen_up("api", api.pid)
+        err = capsys.readouterr().err.splitlines()
+        assert f"✓ api (pid {api.pid}) is serving again, after {tries} refused start(s) in a row" in err, err
+        assert any(line.startswith("! api (pid ") and "refused to start" in line for line in err), err
+    finally:
+        stack.sup.stop_all(timeout=5)
