@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -40,6 +39,7 @@ from gamead_core.errors import GameadError, PartitionsChanged
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.liveness import connection_of
 from gamead_core.registry.kv import Registry
+from gamead_core.registry.nodes import this_host
 from gamead_core.registry.wire import NodeInfo
 
 log = logging.getLogger("gamead_core.queue.topology")
@@ -110,7 +110,7 @@ async def refuse_live_old_nodes(js: JetStreamContext, settings: GameadSettings, 
                             timeout=settings.nats.request_timeout)
     except GameadError as exc:
         raise _unread(setting, exc) from exc
-    ttl, own = settings.registry.ttl, (socket.gethostname(), os.getpid())
+    ttl, own = settings.registry.ttl, (this_host(), os.getpid())  # as its entries say it
     loop = asyncio.get_running_loop()
     deadline, seen = loop.time() + ttl + 1.0, None
     while True:

@@ -17,8 +17,9 @@ before anything else it does with the registry (:func:`claim`):
   this process's own ``registry.heartbeat_interval``: a live holder beating every 10 s was taken for dead by a start
   beating every 1 s, and ended exit 5 at its next beat (claim45): written again by a process other than
   this one (not a delete mark) → :func:`id_taken`, exit 5, naming the holder's host, pid and
-  heartbeat age; not written, deleted or expired → the holder is dead (kill -9, a crash, a pod or a systemd unit
-  restarted with a fixed ``--id``) and the start goes on, at most that long later.
+  heartbeat age; not written or expired → the holder is dead (kill -9, a crash, a pod or a systemd unit
+  restarted with a fixed ``--id``) and the start goes on, at most that long later, adopting what it held;
+  deleted by its clean stop (a fixed ``--id`` pod rolled) → the start goes on, adopting nothing (review45).
 
 Why a watch, not the holder's pid or its heartbeat's age: a pid means something only on its own host and in its
 own pid namespace (containers share a host name with gamead as PID 1 in each), and an age is only as good as two
@@ -52,7 +53,7 @@ import logging
 from dataclasses import dataclass
 
 from gamead_core import clock
-from gamead_core.errors import ConfigError, Conflict, QueueUnavailable
+from gamead_core.errors import ConfigError, Conflict, GameadError, QueueUnavailable
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.nodes import same_incarnation
 from gamead_core.registry.wire import NodeInfo
@@ -171,17 +172,21 @@ async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float
             log.info("the id %s: its entry is of process %d, which gamead up saw end: taken over at once", me.id,
                      holder.pid, extra={"node_id": me.id})
         elif holder is not None:
-            seq = await _watch(registry, me, seq, holder, interval, ttl)
+            seq, stopped = await _watch(registry, me, seq, holder, interval, ttl)
+            holder = None if stopped else holder  # a clean stop left nothing to adopt (review45)
         if (claimed := await _write_over(registry, me, seq, holder)) is not None:
             return claimed
     raise QueueUnavailable(f"the registry key of {me.id} changed under {CLAIM_TRIES} claims in a row")
 
 
 async def _watch(registry: Registry, me: NodeInfo, first_seq: int, holder: NodeInfo, interval: float,
-                 ttl: float) -> int:
+                 ttl: float) -> tuple[int, bool]:
     """Watch ``holder``'s entry (the key's last write at ``first_seq``) for :func:`watch_for` seconds; return the
-    sequence of the key's last write once the holder is judged dead (not renewed; deleted or expired). Raises
-    :func:`id_taken` when another process wrote it meanwhile."""
+    sequence of the key's last write once the holder is gone (not renewed; deleted or expired), and whether it
+    stopped cleanly (its delete mark or stop note, :meth:`Registry.stopped`): then it held nothing to recover
+    (review45: a holder stopping during the watch, e.g. a fixed ``--id`` pod rolled, was adopted as dead, its
+    held ads handed back a second time and a line saying it died). Raises :func:`id_taken` when another process
+    wrote it meanwhile."""
     loop = asyncio.get_running_loop()
     window = watch_for(holder, interval, ttl)
     deadline = loop.time() + window
@@ -195,10 +200,24 @@ async def _watch(registry: Registry, me: NodeInfo, first_seq: int, holder: NodeI
         if entry is not None and renewed_by_other(first_seq, seq, entry, me):
             raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), window)
         if seq != first_seq:  # deleted (a clean stop) or expired: nobody holds it
-            return seq
+            return seq, seq != 0 and await _stopped(registry, holder)
     log.info("the id %s: the entry of process %d on %s was not renewed in %.1f s: it is dead, its id taken over",
              me.id, holder.pid, holder.host, window, extra={"node_id": me.id})
-    return first_seq
+    return first_seq, False
+
+
+async def _stopped(registry: Registry, holder: NodeInfo) -> bool:
+    """Whether ``holder``, whose entry left its key during the watch, stopped cleanly (:meth:`Registry.stopped`);
+    False when that cannot be read (adopted as a death: every recovery is a compare-and-set on the records)."""
+    try:
+        stopped = await registry.stopped(holder)
+    except GameadError as exc:
+        log.debug("the id %s: whether process %d stopped cleanly not read: %s", holder.id, holder.pid, exc.message)
+        return False
+    if stopped:
+        log.info("the id %s: process %d on %s stopped cleanly while this start watched its entry: the id is free",
+                 holder.id, holder.pid, holder.host, extra={"node_id": holder.id})
+    return stopped
 
 
 __all__ = ["CLAIM_TRIES", "POLL_EVERY", "WATCH_MARGIN", "Claimed", "claim", "id_taken", "reaped", "renewed_by_other",

@@ -35,6 +35,8 @@ from gamead_core.store.cas import StillBusy, retry_busy
 
 log = logging.getLogger(__name__)
 
+#: compare-and-set tries of one acknowledged put over writes landing meanwhile (its own announcements)
+PUT_TRIES = 3
 #: Most entries one ``list()`` reads (far more nodes than any deployment runs).
 MAX_NODES = 4096
 
@@ -127,13 +129,25 @@ class Registry(CleanStop):
         (:mod:`gamead_core.clock`): the put's round trip brackets the stamp the stored entry carries, read back
         (one direct get; a read that fails only skips the sample). The key is read first: another process's entry
         there raises :func:`~gamead_core.registry.owner.id_lost` (a ``ConfigError``) and nothing is written, then
-        or later (:mod:`gamead_core.registry.owner`). Raises the gamead error tree for NATS errors."""
+        or later (:mod:`gamead_core.registry.owner`). The write goes over that read, a compare-and-set (review45: a
+        beat answered late, landing after the id's next process had claimed the key, wrote over that healthy
+        process's entry, which then ended exit 5 as if frozen; now the late one is refused and its next beat finds
+        the key another's); written meanwhile, read again, :data:`PUT_TRIES` times in all. Raises the gamead error
+        tree for NATS errors (``Conflict``: written meanwhile at every try)."""
         await self.open()
-        await self.owner.check(info, self.revision)
-        with self._boundary():
-            sent = clock.local()
-            revision = (await self._publish(node_key(info.id), info.model_dump_json().encode(), {})).seq
-            received = clock.local()
+        for tries_left in reversed(range(PUT_TRIES)):
+            last = await self.owner.check(info, self.revision)
+            expected = {} if last is None else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
+            try:
+                with self._boundary():
+                    sent = clock.local()
+                    revision = (await retry_busy(lambda: self._publish(
+                        node_key(info.id), info.model_dump_json().encode(), expected))).seq
+                    received = clock.local()
+                break
+            except Conflict:
+                if not tries_left:
+                    raise
         await sample_stamp(self._js, self.stream, revision, sent, received, direct=self._direct)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
@@ -201,20 +215,22 @@ class Registry(CleanStop):
                 return None, getattr(exc, "op", None) in ("DEL", "PURGE")  # with the marker's operation
         return (_decode(entry.value) if entry.value else None), False
 
-    async def delete(self, node_id: str, incarnation: str | None = None) -> None:
+    async def delete(self, node_id: str, incarnation: str | None = None, last: int | None = None) -> None:
         """Delete ``node_id``'s entry (a clean stop), under its key and, for an id whose key an older gamead made
         otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
         reaper of a rolling deploy looks for the mark (review42 F1), unless another id's live entry is the last
         write there (that key is many ids' earlier one and one id's own: ``w.1``'s beside ``w_1``, ``w:1``; its
         mark deleted a live node, which the reaper then took for dead: review42b F1), written only if nothing was
         written there since it was read. ``incarnation`` (the stopping process's) goes in the mark as its
-        ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). Raises the gamead
+        ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). ``last``: the mark under
+        its key only while the key's last write is that sequence (0: none), else ``Conflict``. Raises the gamead
         error tree."""
         await self.open()
         key, earlier = node_key(node_id), earlier_node_key(node_id)
         headers = {names.HDR_KV_OPERATION: "DEL", **({names.HDR_ORIGIN: incarnation} if incarnation else {})}
+        expected = {} if last is None else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
         with self._boundary():  # what KeyValue.delete publishes, with the incarnation beside it
-            await asyncio.gather(self._publish(key, b"", headers),
+            await asyncio.gather(self._publish(key, b"", {**headers, **expected}),
                                  *([self._mark_earlier(earlier, node_id, headers)] if earlier != key else []))
 
     async def _publish(self, key: str, payload: bytes, headers: dict[str, str]) -> Ack:

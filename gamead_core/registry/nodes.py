@@ -129,6 +129,18 @@ class WorkerSelf:
     unstarted_since: Mapping[int, float] = field(default_factory=dict)
 
 
+#: pid → the host name its entries say (:func:`this_host`)
+_HOSTS: dict[int, str] = {}
+
+
+def this_host() -> str:
+    """The host name every registry entry of this process says: the one it had at its first entry. Read again per
+    beat, a host renamed under a live process (DHCP, ``hostnamectl``) made its own earlier entry another process's
+    (:func:`same_incarnation` compares host, pid and start): an API stopped and exited 5 as a copy of itself, a
+    worker too, and the reapers took it for dead (review45)."""
+    return _HOSTS.setdefault(os.getpid(), socket.gethostname())
+
+
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
     """The heartbeat of a worker, from what it says of itself (``now``: epoch seconds, default the clock).
     Processing and queue-wait percentiles cover the samples of the last ``RECENT_WINDOW`` seconds."""
@@ -138,7 +150,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
     info = NodeInfo(
         id=me.id,
         role="worker",
-        host=socket.gethostname(),
+        host=this_host(),
         pid=os.getpid(),
         version=VERSION,
         fence=CREATE_FENCE,
@@ -189,7 +201,7 @@ def api_node_info(
     return NodeInfo(
         id=node_id,
         role="api",
-        host=socket.gethostname(),
+        host=this_host(),
         pid=os.getpid(),
         version=VERSION,
         fence=CREATE_FENCE,
@@ -261,4 +273,4 @@ def new_api_node_id() -> str:
 
 __all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "earlier_node_key",
            "incarnation", "incarnation_id", "same_incarnation", "new_api_node_id", "node_key", "server_started",
-           "uptime", "worker_node_info"]
+           "this_host", "uptime", "worker_node_info"]

@@ -114,11 +114,12 @@ class Ownership:
             gone_again(me, seq)
         self._mine[me.id], self._checked[me.id] = me, read_at
 
-    async def check(self, me: NodeInfo, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> None:
+    async def check(self, me: NodeInfo, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> int | None:
         """Read ``me.id``'s key (``read``: :meth:`~gamead_core.registry.kv.Registry.revision`) before ``me`` is
-        written, and :meth:`judge` it. A read that fails (NATS away, the bucket's stream without a leader yet:
-        left44) judges nothing: the write goes on as before, with its own retries, and the next one reads again.
-        Raises :func:`id_lost`."""
+        written, and :meth:`judge` it; return the sequence of the key's last write, which an acknowledged write
+        goes over (a compare-and-set: review45). A read that fails (NATS away, the bucket's stream without a leader
+        yet: left44) judges nothing and returns None: the write goes on as before, with its own retries, and the
+        next one reads again. Raises :func:`id_lost`."""
         if (refusal := self._lost.get(me.id)) is not None:
             raise refusal
         read_at = time.monotonic()
@@ -126,8 +127,9 @@ class Ownership:
             seq, entry = await read(me.id)
         except GameadError as exc:
             log.debug("the registry key of %s not read before its write: %s", me.id, exc.message)
-            return
+            return None
         self.judge(me, seq, entry, read_at)
+        return seq
 
     async def may_send(self, node_id: str, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> bool:
         """May an unanswered write of ``node_id``'s entry go out: not lost, and the key read again (:meth:`check`)

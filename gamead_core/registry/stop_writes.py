@@ -9,18 +9,21 @@ import asyncio
 import logging
 
 from gamead_core import names
-from gamead_core.errors import TopologyMissing
-from gamead_core.registry.nodes import earlier_node_key, incarnation, node_key
+from gamead_core.errors import Conflict, GameadError, TopologyMissing
+from gamead_core.registry.nodes import earlier_node_key, incarnation, node_key, same_incarnation
 from gamead_core.registry.owner import Ownership
 from gamead_core.registry.stops import StopNotes
 from gamead_core.registry.wire import NodeInfo
 
 log = logging.getLogger("gamead_core.registry.kv")  # the registry's own logger, as before the split
 
+#: compare-and-set tries of a clean stop's mark over writes landing meanwhile (its own announcements, a late retry)
+MARK_TRIES = 3
+
 
 class CleanStop:
     """Mixed into :class:`~gamead_core.registry.kv.Registry`, whose ``owner``, ``_stops``, ``_stop_landed``,
-    ``open``, ``delete`` and ``_last`` it uses."""
+    ``open``, ``delete``, ``revision`` and ``_last`` it uses."""
 
     owner: Ownership
     _stops: StopNotes
@@ -40,7 +43,7 @@ class CleanStop:
 
         async def write(part: str) -> None:
             try:
-                await (self.delete(info.id, me) if part == "mark" else self._stops.note(info))
+                await (self._mark(info, me) if part == "mark" else self._stops.note(info))
             except TopologyMissing as exc:  # no gamead_stops (an older gamead's topology): not retried, said
                 if part == "mark":
                     raise
@@ -51,6 +54,31 @@ class CleanStop:
         errors = [r for r in await asyncio.gather(*map(write, unwritten), return_exceptions=True) if r is not None]
         if errors:
             raise errors[0]
+
+    async def _mark(self, info: NodeInfo, me: str) -> None:
+        """The delete mark of ``info``'s entry (``me``: its incarnation), a compare-and-set on the key's last write,
+        read just before (review45: an unconditional delete answered late, or a retry of it, landed after the id's
+        next process had claimed the key and written its entry, and deleted that live process's entry: every reaper
+        took it for dead). Nothing when that write is another process's entry: the key is its. Written meanwhile
+        (``Conflict``: its own announcement, a late mark of its own): read again, :data:`MARK_TRIES` times in all.
+        A read that fails (the bucket's stream missing or without a leader yet) judges nothing: the mark is sent
+        unconditionally, as before, and sent again while answered "no responders" (left44). Raises the gamead error
+        tree."""
+        for tries_left in reversed(range(MARK_TRIES)):
+            try:
+                seq, entry = await self.revision(info.id)
+            except GameadError as exc:
+                log.debug("the registry key of %s not read before its delete mark: %s", info.id, exc.message)
+                return await self.delete(info.id, me)
+            if entry is not None and not same_incarnation(entry, info):
+                log.info("clean stop of %s: its registry key holds another process's entry (host %s, pid %d): not "
+                         "deleted", info.id, entry.host, entry.pid, extra={"node_id": info.id})
+                return
+            try:
+                return await self.delete(info.id, me, last=seq)
+            except Conflict:
+                if not tries_left:
+                    raise
 
     def stop_unwritten(self, info: NodeInfo) -> list[str]:
         """What :meth:`stop` has not written yet of ``info``'s process's clean stop: ``mark`` (the delete), ``note``."""
@@ -74,4 +102,4 @@ class CleanStop:
         return await self._stops.noted(node)
 
 
-__all__ = ["CleanStop"]
+__all__ = ["MARK_TRIES", "CleanStop"]
