@@ -132,12 +132,14 @@ class Registry(CleanStop):
         or later (:mod:`gamead_core.registry.owner`). The write goes over that read, a compare-and-set (review45: a
         beat answered late, landing after the id's next process had claimed the key, wrote over that healthy
         process's entry, which then ended exit 5 as if frozen; now the late one is refused and its next beat finds
-        the key another's); written meanwhile, read again, :data:`PUT_TRIES` times in all. Raises the gamead error
-        tree for NATS errors (``Conflict``: written meanwhile at every try)."""
+        the key another's; as one frozen between its read and its write: fresh45c); written meanwhile (its own
+        announcements, a replica's read behind the leader), read again, :data:`PUT_TRIES` times in all, the last
+        write unconditional once its read found the key this process's, as before review45: a beat is not lost to
+        the check (a worker that cannot beat takes no work). Raises the gamead error tree for NATS errors."""
         await self.open()
         for tries_left in reversed(range(PUT_TRIES)):
             last = await self.owner.check(info, self.revision)
-            expected = {} if last is None else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
+            expected = {} if last is None or not tries_left else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
             try:
                 with self._boundary():
                     sent = clock.local()
@@ -145,9 +147,8 @@ class Registry(CleanStop):
                         node_key(info.id), info.model_dump_json().encode(), expected))).seq
                     received = clock.local()
                 break
-            except Conflict:
-                if not tries_left:
-                    raise
+            except Conflict:  # written since the read: read the key again
+                continue
         await sample_stamp(self._js, self.stream, revision, sent, received, direct=self._direct)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:

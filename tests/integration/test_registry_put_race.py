@@ -1,0 +1,57 @@
+"""A heartbeat's read and write of its registry key are one compare-and-set (fresh45c: a process frozen between
+them, its id taken over meanwhile, wrote over the new holder's entry when it thawed; the new holder, live, then
+found the key another's and ended exit 5, the frozen one ran on: ``test_a_holder_frozen_past_the_watch_ends_when_it
+_thaws`` saw (exited, code, holder is the second) = (False, None, False) in a loaded fresh clone)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
+
+import nats
+
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import ConfigError
+from gamead_core.registry.kv import Registry
+from tests.integration.test_node_views import worker_entry
+
+
+def test_a_beat_frozen_between_its_read_and_its_write_does_not_go_over_the_new_holder(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """The second process takes ``dup`` over right after the first's read (as a SIGSTOP there would let it).
+    Figures (the first's put refused, the key's holder): with the fix (True, the second's start); without
+    (False, the first's: its write went over the second's)."""
+    url = fresh_nats().url
+
+    async def scenario() -> tuple[bool, float]:
+        nc = await nats.connect(url)
+        try:
+            settings = GameadSettings(registry={"ttl": 10.0, "heartbeat_interval": 0.5}).registry
+            first, second = Registry(nc, nc.jetstream(), settings), Registry(nc, nc.jetstream(), settings)
+            t0 = time.time()
+            mine, theirs = worker_entry("dup", started=t0 - 100), worker_entry("dup", started=t0 - 1)
+            await first.put(mine)
+            read, took = first.revision, []
+
+            async def frozen_after_read(node_id: str) -> Any:
+                got = await read(node_id)
+                if not took:  # the first is "frozen" here: the second's claim lands before its write
+                    took.append(await second.put_over(theirs, got[0]))
+                return got
+
+            first.revision = frozen_after_read  # type: ignore[method-assign]
+            try:
+                await first.put(worker_entry("dup", started=t0 - 100))  # the thawed first's next beat
+                refused = False
+            except ConfigError:
+                refused = True
+            _, holder = await second.revision("dup")
+            assert holder is not None
+            return refused, holder.started_at.timestamp() - t0
+        finally:
+            await nc.close()
+
+    refused, holder_started = asyncio.run(scenario())
+    assert (refused, round(holder_started)) == (True, -1)
