@@ -124,6 +124,9 @@ class LevelScreen(Crumbed):
     Enter shows an ad's record; ``/`` filters (``!`` first inverts)."""
 
     BINDINGS = [Binding("escape", "back", "back"), Binding("slash", "filter", "filter", key_display="/")]
+    #: focus and hidden parts set where composed, not queried in on_mount: a screen closed as it opens (the app
+    #: ending) has its children gone by then (NoMatches ended the app: fresh45c)
+    AUTO_FOCUS = "#level-table"
 
     def __init__(self, level: int) -> None:
         super().__init__()
@@ -136,11 +139,9 @@ class LevelScreen(Crumbed):
             yield self.breadcrumb_line()
             yield Static(Text(f"P{self.level}: reading its ads…", style="dim"), id="level-note")
             yield AdsTable(id="level-table")
-            yield Input(placeholder="filter rows (! first inverts; enter keeps, escape clears)", id="level-filter")
-
-    def on_mount(self) -> None:
-        self.query_one("#level-filter").display = False
-        self.query_one(AdsTable).focus()
+            bar = Input(placeholder="filter rows (! first inverts; enter keeps, escape clears)", id="level-filter")
+            bar.display = False
+            yield bar
 
     def show(self, rows: Iterable[tuple[str, tuple[RenderableType, ...]]], note: str) -> None:
         self.query_one(AdsTable).set_rows(rows)
@@ -198,6 +199,7 @@ class LogScreen(Crumbed):
     then each new one as it is written, while the screen is open. Reads run in a worker thread."""
 
     BINDINGS = [Binding("escape,q", "dismiss", "back")]
+    AUTO_FOCUS = "#log-lines"  # as LevelScreen's
 
     def __init__(self, follower: LogFollower, every: float = 1.0) -> None:
         super().__init__()
@@ -215,7 +217,6 @@ class LogScreen(Crumbed):
             yield Log(max_lines=MAX_LINES, id="log-lines")
 
     def on_mount(self) -> None:
-        self.query_one("#log-lines", Log).focus()
         self.follow()
         self.set_interval(self.every, self.follow)
 
@@ -249,6 +250,7 @@ class TypedConfirmScreen(ModalScreen[bool]):
     Anything else keeps the dialog open (and says so); escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
+    AUTO_FOCUS = "#typed-count"  # as LevelScreen's
 
     def __init__(self, question: str, count: int, detail: str = "") -> None:
         super().__init__()
@@ -264,9 +266,6 @@ class TypedConfirmScreen(ModalScreen[bool]):
             yield Static(Text.from_markup(f"type [b]{self.count}[/b] and enter to go on, escape to cancel"),
                          classes="hint", id="typed-hint")
             yield Input(placeholder=f"type {self.count}", id="typed-count", max_length=12)
-
-    def on_mount(self) -> None:
-        self.query_one("#typed-count").focus()
 
     @on(Input.Submitted, "#typed-count")
     def _typed(self, event: Input.Submitted) -> None:
