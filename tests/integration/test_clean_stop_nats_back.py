@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import nats
 
@@ -25,6 +26,23 @@ from tests.waits import until
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.25}})
 DEADLINE = 30.0  #: seconds any one wait may take
 LAST_FOR = 20.0  #: seconds the stop gives its mark and note (a worker's: worker.drain_timeout + 3 s)
+
+
+async def beating(nc: Any, me: Callable[[], NodeInfo], last_for: float = LAST_FOR,
+                  ) -> tuple[Registry, asyncio.Event, asyncio.Task[None]]:
+    """A registry on ``nc`` (topology made) beating ``me()`` every 0.25 s, once its entry is listed: the registry,
+    the event that stops the beat (its clean stop then gets ``last_for`` s) and the beat's task."""
+    js = nc.jetstream(timeout=1.0)
+    await ensure_topology(js, SETTINGS)
+    registry, stop = Registry(nc, js, SETTINGS.registry, timeout=1.0), asyncio.Event()
+    task = asyncio.create_task(run_heartbeat(registry, me, 0.25, stop, last_for=lambda: last_for))
+    node_id = me().id
+
+    async def listed() -> bool:
+        return node_id in {n.id for n in await registry.list()}
+
+    await until(listed, timeout=DEADLINE, what=f"{node_id} listed")
+    return registry, stop, task
 
 
 def test_a_clean_stop_during_a_nats_outage_is_noted_once_nats_is_back(fresh_nats: Callable[[], EmbeddedNats]) -> None:
@@ -42,20 +60,12 @@ def test_a_clean_stop_during_a_nats_outage_is_noted_once_nats_is_back(fresh_nats
     async def main() -> bool:
         nc = await nats.connect(server.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
         try:
-            js = nc.jetstream()
-            await ensure_topology(js, SETTINGS)
-            registry, stop = Registry(nc, js, SETTINGS.registry, timeout=1.0), asyncio.Event()
-            beating = asyncio.create_task(run_heartbeat(registry, me, 0.25, stop, last_for=lambda: LAST_FOR))
-
-            async def listed() -> bool:
-                return "stop-1" in {n.id for n in await registry.list()}
-
-            await until(listed, timeout=DEADLINE, what="stop-1 listed")
+            registry, stop, beat = await beating(nc, me)
             server.kill()
             await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
             stop.set()  # the stop begins while NATS is away
             await asyncio.to_thread(server.start)
-            await asyncio.wait_for(beating, DEADLINE)
+            await asyncio.wait_for(beat, DEADLINE)
             await until(lambda: nc.is_connected, timeout=DEADLINE, what="the connection back")
             return await registry.stopped(me())
         finally:

@@ -17,15 +17,12 @@ from datetime import datetime, timezone
 import nats
 
 from gamead_core import clock, names
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.queue.topology import ensure_topology
-from gamead_core.registry import NodeInfo, Registry, run_heartbeat
+from gamead_core.registry import NodeInfo
+from tests.integration.test_clean_stop_nats_back import DEADLINE, beating
 from tests.nats_filter import PublishFilter
 from tests.waits import until
 
-SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.25}})
-DEADLINE = 30.0  #: seconds any one wait may take
 LAST_FOR = 10.0  #: seconds the stop gives its mark and note (a worker's: worker.drain_timeout + 3 s)
 
 
@@ -48,18 +45,10 @@ def test_a_clean_stop_whose_note_is_lost_once_is_still_noted(
     async def main() -> bool:
         nc = await nats.connect(link.url)
         try:
-            js = nc.jetstream(timeout=1.0)
-            await ensure_topology(js, SETTINGS)
-            registry, stop = Registry(nc, js, SETTINGS.registry, timeout=1.0), asyncio.Event()
-            beating = asyncio.create_task(run_heartbeat(registry, me, 0.25, stop, last_for=lambda: LAST_FOR))
-
-            async def listed() -> bool:
-                return "note-1" in {n.id for n in await registry.list()}
-
-            await until(listed, timeout=DEADLINE, what="note-1 listed")
+            registry, stop, beat = await beating(nc, me, LAST_FOR)
             link.drop(names.kv_prefix(names.STOPS_BUCKET), count=1)  # the note's first write lost in flight
             stop.set()
-            await asyncio.wait_for(beating, DEADLINE)
+            await asyncio.wait_for(beat, DEADLINE)
             assert link.dropped == 1
 
             async def mark_gone() -> bool:
