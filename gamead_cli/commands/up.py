@@ -2,8 +2,8 @@
 
 Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
 autoscaler (from --workers 0 it only advises: no worker is started, join one with the printed command). Every
-child that dies (nats-server and the API included) is restarted with a back-off, on the same port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named, killed
-and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers drain
+child that dies (nats-server and the API included) is restarted with a back-off, on the same port and data dir;
+one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named, killed and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers drain
 first, then the API, then NATS; a second signal makes workers hand their ads back at once. Started with SIGHUP
 ignored (`nohup gamead up &`), it leaves SIGHUP ignored: the stack outlives the terminal. If this process is
 killed, its children stop too. With --die-with-parent (what `make up` passes) it also stops, as on SIGTERM (exit
