@@ -1,15 +1,15 @@
 """Run the whole stack on this machine: an embedded nats-server, the API and autoscaled workers.
 
-Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
-autoscaler (from --workers 0 it only advises: no worker is started, join one with the printed command). Every
-child that dies (nats-server and the API included) is restarted with a back-off, on the same port and data dir;
-one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named, killed and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers drain
-first, then the API, then NATS; a second signal makes workers hand their ads back at once. Started with SIGHUP
-ignored (`nohup gamead up &`), it leaves SIGHUP ignored: the stack outlives the terminal. If this process is
-killed, its children stop too. With --die-with-parent (what `make up` passes) it also stops, as on SIGTERM (exit
-0), within a second of the process that started it dying, even by SIGKILL; without it, a stack whose starter
-goes away keeps running (`nohup gamead up &` from a shell that then exits). One stack per --data-dir: a second
-one is refused.
+Workers scale between --workers and --max-workers with the queue; this process owns them and runs the autoscaler
+(from --workers 0 it only advises: no worker is started, join one with the printed command). Every child that dies
+(nats-server and the API included) is restarted with a back-off, on the same port and data dir; one frozen or hung
+for registry.ttl (nats-server: no answer on its /healthz) is named, killed and restarted too. Ctrl-C, SIGTERM or
+SIGHUP (closing the terminal) stop everything cleanly: workers drain first, then the API, then NATS; a second signal
+makes workers hand their ads back at once. Started with SIGHUP ignored (`nohup gamead up &`), it leaves SIGHUP
+ignored: the stack outlives the terminal. If this process is killed, its children stop too. With --die-with-parent
+(what `make up` passes) it also stops, as on SIGTERM (exit 0), within a second of the process that started it dying,
+even by SIGKILL; without it, a stack whose starter goes away keeps running (`nohup gamead up &` from a shell that
+then exits). One stack per --data-dir: a second one is refused.
 
 Each worker serves Prometheus /metrics on its own port: local-k on the API port + k (8081, 8082, … beside
 8080), or --metrics-port + k - 1; a taken port falls back to a free one, and the console says which.
