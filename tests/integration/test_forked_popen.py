@@ -25,9 +25,9 @@ def test_a_piped_command_is_forked_and_reads_its_stdin_and_writes_its_stdout(tmp
     with GameadPopen(argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it) as cli:
         assert _forked(cli.pid)
-        out, err = cli.communicate("", timeout=60)  # no ad: it ends once its stdin ends
-    assert cli.returncode == 0, err
-    assert json.loads(out)["accepted"] == 0, out
+        out, err = cli.communicate("", timeout=60)  # no ad: it ends once its stdin ends, refused (left45b F12)
+    assert cli.returncode == 2 and "stdin: holds no ad" in err, err
+    assert json.loads(out)["error"]["code"] == "bad_usage", out
 
 
 def test_run_gives_what_subprocess_run_gives(tmp_path: Path) -> None:
