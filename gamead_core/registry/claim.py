@@ -88,13 +88,15 @@ def renewed_by_other(first_seq: int, seq: int, entry: NodeInfo | None, me: NodeI
     return seq != first_seq and entry is not None and not same_incarnation(entry, me)
 
 
-def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float | None) -> ConfigError:
+def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float | None, *, late: bool = False) -> ConfigError:
     """The one-line refusal of a start as ``node_id`` that ``holder`` (a live process) holds: its host, pid and
     heartbeat age (``age`` s), and the watch (``watched`` s) that saw it renewed (None: it wrote the key between
-    this start's read and write, a start at the same moment). A ``ConfigError``: exit 5, as a taken port
+    this start's read and write: a start at the same moment, or, ``late``, the watched holder itself renewing
+    right after the watch: review45 F5). A ``ConfigError``: exit 5, as a taken port
     (:func:`gamead_core.listen.listen_refusal`). Pure."""
     seen = (f"its entry was renewed while this start watched it for {watched:.1f} s" if watched is not None else
-            "it wrote its entry between this start's read of the key and its own write: two starts at once")
+            "it renewed its entry right after this start's watch ended (a late beat, or a process resumed)" if late
+            else "it wrote its entry between this start's read of the key and its own write: two starts at once")
     return ConfigError(
         f"the id {node_id} is held by a live process: host {holder.host}, pid {holder.pid}, heartbeat {age:.1f} s ago "
         f"({seen}); two processes under one id would "
@@ -138,7 +140,9 @@ async def _write_over(registry: Registry, me: NodeInfo, seq: int, holder: NodeIn
         if entry is not None and same_incarnation(entry, me):  # this write, sent again (no responders), landed
             return Claimed(holder)
         if entry is not None:
-            raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), None) from None
+            late = holder is not None and same_incarnation(entry, holder)  # the watched one renewed after all
+            raise id_taken(me.id, entry, max(0.0, clock.now() - entry.heartbeat_at.timestamp()), None,
+                           late=late) from None
         return None
     except QueueUnavailable as exc:  # unanswered: it may have landed; the first beat writes over that seq
         registry.owner.taken_over(me.id, seq)

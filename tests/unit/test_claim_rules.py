@@ -71,6 +71,8 @@ def test_the_refusal_names_the_holder() -> None:
     assert "choose another --id" in line and "\n" not in line
     raced = id_taken("local-1", _node(4242), 0.1, None).message  # claim45: its write came between our read and write
     assert "is held by a live process" in raced and "two starts at once" in raced and "watched" not in raced
+    late = id_taken("local-1", _node(4242), 0.1, None, late=True).message  # review45 F5: the holder's own beat
+    assert "renewed its entry right after this start's watch ended" in late and "two starts" not in late
 
 
 def test_an_entry_gone_under_its_writer_is_said_once_when_written_again(caplog: pytest.LogCaptureFixture) -> None:
