@@ -245,7 +245,7 @@ def _not_an_ad(data: object) -> str:
     if isinstance(data, list):
         return ("a JSON array, not one JSON object (an ad): NDJSON holds one ad a line; a file holding one array "
                 "of ads is sent as such when it is not read as NDJSON (named *.json, no --ndjson)")
-    return "not one JSON object (an ad)"
+    return f"{json_kind(data)}, not one JSON object (an ad)"  # a string, a number, null (regress45: JSON's words)
 
 
 def _line_problem(problem: str) -> str:

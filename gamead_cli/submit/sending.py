@@ -185,6 +185,7 @@ def send_many(
         interrupted, last, unread = False, "", ""
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
         futures: dict[Future[None], list[Item]] = {}  #: each request's ads, to name them if it is cancelled
+        before: dict[Future[None], str] = {}  #: the last ad handed out before each request (lastSent if cancelled)
 
         def woken() -> bool:  # a stop signal noted
             return bool(came)
@@ -221,7 +222,8 @@ def send_many(
                 with signals_held():  # a Ctrl-C lands before or after the hand-over, never inside it: the run
                     with lock:
                         tally.hand_out([(i, labelled(i, item)[0]) for i, item in run])
-                    futures[pool.submit(one, run)], chunk = run, []  # could be sent twice (review30b F2), and
+                    future = pool.submit(one, run)  # could be sent twice (review30b F2), and
+                    futures[future], before[future], chunk = run, last, []
                     sent, last = sent + len(run), labelled(*run[-1])[0]  # counted with it: held, the Ctrl-C is
                     # raised as the block ends, past a count after it (regress41 F2: "sent 100, accepted 110")
                 if shown is not None and sent > shown:  # more than counted (a file appended while read): the bar's
@@ -229,6 +231,7 @@ def send_many(
                     progress.update(task, total=shown)  # stop names the ads in hand, as a stream's does
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
+                    before = {f: before[f] for f in futures}
                 check()  # before the next run is taken: a stop during the hand-over sends no run more
         except OSError as exc:  # the input read no further (review30b F6: EIO, a non-blocking pipe; attack38b F1:
             unread = str(exc) if isinstance(exc, InputStopped) else f"{type(exc).__name__}: {exc}"  # a 64 MiB line)
@@ -244,7 +247,8 @@ def send_many(
                 outage.started()
                 with lock:
                     tally.hand_out([(i, labelled(i, item)[0]) for i, item in held[k:k + limit["size"]]])
-                futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
+                future = pool.submit(one, held[k:k + limit["size"]], False)
+                futures[future], before[future] = held[k:k + limit["size"]], last
                 sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]
         # the requests in flight finish (each bounded by the client timeout), looked at every POLL s for a stop
         while pending := [f for f in futures if not f.done()]:
@@ -265,6 +269,8 @@ def send_many(
                 tally.not_sent(i, labelled(i, item)[0], f"not sent: {stopped_by()} came before its batch went out")
                 sent, cancelled = sent - 1, cancelled + 1  # never sent: notSent once (left39b: it was rejected too)
             tally.abandon()  # those still out when a second Ctrl-C ended the wait: may be queued (attack45 F4)
+        # the pool starts requests in order: those cancelled are the last handed out, none of their ads went out
+        last = next((before[f] for f in futures if f.cancelled()), last)  # (regress45: it named their last ad)
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()

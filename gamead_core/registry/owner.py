@@ -27,8 +27,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.models import iso_z
 from gamead_core.registry.nodes import same_incarnation
 from gamead_core.registry.wire import NodeInfo
+from gamead_core.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def id_lost(me: NodeInfo, other: NodeInfo) -> ConfigError:
     container, a restored checkpoint) or its key written by hand (claim45). A ``ConfigError``, exit 5, as a refused
     start. Pure."""
     head = (f"the id {me.id} was taken over by another process (host {other.host}, pid {other.pid}, started "
-            f"{other.started_at})")
+            f"{iso_z(as_utc(other.started_at), 'milliseconds')}: its startedAt in gamead workers -o json)")
     if me.role == "api":
         return ConfigError(f"{head}: an API node's id is its own process's, so that is a copy of this process or an "
                            "entry written by hand: this process stops writing its registry entry, stops serving and "

@@ -70,3 +70,15 @@ def test_every_count_of_the_summary_and_its_red_line_has_thousands_separators() 
         assert row in text, (row, text)
     assert interrupted_line(summary, 100000).startswith("interrupted (Ctrl-C): 12,000 of 100,000 ad(s) sent")
     assert "12,000 sent, 10,500 accepted, 1,200 duplicates, 1,100 rejected" in sent_note(summary)
+
+
+def test_the_rate_row_has_thousands_separators_and_its_target_as_given() -> None:
+    """regress45: `gamead submit --count 3000 --rate 1000000` said `rate 7449.4 ads/s sent (target 1e+06)`, and a
+    batch refused bigger `batch size 10000 ads a request`, beside counts with separators in the same panel."""
+    summary = {"sent": 3000, "accepted": 1000, "duplicates": 0, "rejected": {"validation_failed": 2000},
+               "elapsedSeconds": 0.4, "ratePerSecond": 7449.4, "acceptedPerSecond": 2483.1, "targetRate": 1000000.0,
+               "batchSize": 10000}
+    text = " ".join(_text(summary).split())
+    assert "rate 7,449.4 ads/s sent (target 1,000,000), 2,483.1 ads/s accepted" in text, text
+    assert "batch size 10,000 ads a request" in text, text
+    assert "(target 0.001)" in " ".join(_text({**summary, "targetRate": 0.001}).split())
