@@ -148,7 +148,10 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     facts.add_column()
     facts.add_row("backend", plain(doc.get("backend")))
     leader = doc.get("leader")
-    facts.add_row("leader", leader_text(leader))
+    here = leader_text(leader)
+    if leader and (doc.get("appliedBy") or {}).get("leaderIsThisNode") is False:  # a follower answered (regress45)
+        here.append("  (not the API node that answered)", style="dim")
+    facts.add_row("leader", here)
     workers = Text(f"current {_n(doc.get('current'))} → desired {_n(doc.get('desired'))}")  # which is which (r44 F5)
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
     if doc.get("draining"):

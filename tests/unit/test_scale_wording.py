@@ -33,3 +33,17 @@ def test_the_workers_row_says_which_figure_is_current_and_which_desired() -> Non
     console.print(status_view({"backend": "local", "current": 2, "desired": 3, "minReplicas": 2, "maxReplicas": 4}))
     row = next(line for line in console.export_text().splitlines() if line.startswith("workers"))
     assert " ".join(row.split()) == "workers current 2 → desired 3 (min 2, max 4)", row
+
+
+def test_the_leader_row_says_when_the_leader_is_not_the_node_that_answered() -> None:
+    """regress45: ``scale status`` against a follower (``gamead serve`` beside a ``gamead up``) named the leader
+    without saying it was another node; its JSON said so (``appliedBy.leaderIsThisNode``). Both ways now."""
+    def leader_row(here: bool | None) -> str:
+        console = Console(width=200, record=True, color_system=None)
+        console.print(status_view({"backend": "local", "leader": {"id": "up-vm-1", "since": "2026-12-05T18:00:00Z"},
+                                   "appliedBy": {"by": "leader", "leaderIsThisNode": here}}))
+        return next(line for line in console.export_text().splitlines() if line.startswith("leader"))
+
+    assert "(not the API node that answered)" in leader_row(False)
+    assert "answered" not in leader_row(True) and "answered" not in leader_row(None)
+
