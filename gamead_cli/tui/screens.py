@@ -34,9 +34,9 @@ def breadcrumb(app: Any) -> str:
 
 
 class Crumbed(ModalScreen[None]):
-    """A drill-down screen: a breadcrumb on top, escape goes back one screen."""
+    """A drill-down screen: a breadcrumb on top, escape (or q, as on every drill-down: regress45) goes back one."""
 
-    BINDINGS = [Binding("escape", "dismiss", "back")]
+    BINDINGS = [Binding("escape,q", "dismiss", "back")]
     crumb = ""
 
     def breadcrumb_line(self) -> Static:
@@ -123,7 +123,7 @@ class LevelScreen(Crumbed):
     """One priority level: its oldest waiting ads, then its oldest in flight (id, age, attempts, worker).
     Enter shows an ad's record; ``/`` filters (``!`` first inverts)."""
 
-    BINDINGS = [Binding("escape", "back", "back"), Binding("slash", "filter", "filter", key_display="/")]
+    BINDINGS = [Binding("escape,q", "back", "back"), Binding("slash", "filter", "filter", key_display="/")]
     #: focus and hidden parts set where composed, not queried in on_mount: a screen closed as it opens (the app
     #: ending) has its children gone by then (NoMatches ended the app: fresh45c)
     AUTO_FOCUS = "#level-table"
