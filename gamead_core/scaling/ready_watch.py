@@ -74,6 +74,8 @@ class ReadyWatch:
         was said at once as "unready for 40 s", the dead one's spell and silence counted in)."""
         if reading.ready is None:
             return None
+        if self._who is not None and who != self._who:  # up restarted it (a death): its first ready answer is said
+            self._owed = True  # (regress45: a killed API got "restarted (pid M)", then nothing, never a ✓)
         if self._since is not None and (who != self._who or now - (self._last or now) > self.ttl):
             self._owed = self._owed or self._said  # its "ready again" is still owed (review29b F7)
             self._since, self._said = None, False  # a new spell

@@ -96,13 +96,18 @@ def test_up_says_an_api_unready_past_the_ttl_once_with_what_fails_and_once_when_
     back = watch.observe(reading_of(200, None), 121.0, "the API (pid 7)")
     assert back is not None and back.good and back.text == ("the API (pid 7) is ready again after 21.0s unready "
                                                             "(/readyz answered 200)")
-    assert watch.observe(reading_of(200, None), 202.0) is None
-    assert watch.observe(unready, 203.0) is None and watch.observe(reading_of(200, None), 204.0) is None, \
+    assert watch.observe(reading_of(200, None), 202.0, "the API (pid 7)") is None
+    assert watch.observe(unready, 203.0, "the API (pid 7)") is None \
+        and watch.observe(reading_of(200, None), 204.0, "the API (pid 7)") is None, \
         "a short spell is not said, nor its end"
-    topology = watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 205.0)
-    assert topology is None
-    assert watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 210.0) is None
-    line = watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 216.0)
+    restarted = watch.observe(reading_of(200, None), 204.5, "the API (pid 8)")  # up restarted it (regress45)
+    assert restarted is not None and restarted.good \
+        and restarted.text == "the API (pid 8) is ready (/readyz answered 200)"
+    assert watch.observe(reading_of(200, None), 205.0, "the API (pid 8)") is None, "said once"
+    missing = reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}})
+    assert watch.observe(missing, 205.0, "the API (pid 8)") is None
+    assert watch.observe(missing, 210.0, "the API (pid 8)") is None
+    line = watch.observe(missing, 216.0, "the API (pid 8)")
     assert line is not None and "topology: failing: GAMEAD_ADS missing" in line.text and "disk" not in line.text
     assert reading_of(502, "<html>") == Reading(None)
     # attack29c F6: the connection bound's 503 is the API refusing the probe's connection, not "unready"
