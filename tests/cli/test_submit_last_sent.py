@@ -9,16 +9,13 @@ Real nats-server, a real API frozen (SIGSTOP) so every request slot waits, a rea
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 
 from gamead_core.embedded import EmbeddedNats
-from tests.forked_popen import GameadPopen
-from tests.support import Proc, clean_env, frozen, gamead_argv, killed_if_left, sigint_reaches_it, start_api, wait_for
+from tests.cli.test_submit_lookup_bound import ctrl_c_until_summary, submit_to_a_frozen_api
+from tests.support import Proc, wait_for
 
 CONCURRENCY = 2
 
@@ -40,32 +37,13 @@ def _waiting(pid: int) -> int:
 
 def test_the_red_line_names_the_last_ad_sent_not_one_a_second_ctrl_c_cancelled(
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path)
-    procs.append(api)
-    err = tmp_path / "submit.err"
-    with err.open("w") as sink:
-        cli = GameadPopen(gamead_argv("submit", "--count", "5000", "--rate", "200", "--batch-size", "10",
-                                      "--concurrency", str(CONCURRENCY), "--title", "Last sent", "--genre", "RPG",
-                                      "--api", url, "-o", "json"),
-                          env=clean_env(GAMEAD_CLIENT__TIMEOUT="60"), stdout=subprocess.PIPE, stderr=sink,
-                          stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
-    with killed_if_left(cli):
-        with httpx.Client(base_url=url, timeout=10) as http:
-            wait_for(lambda: http.get("/ads", params={"limit": 20}).json()["count"] >= 10, timeout=60,
-                     what="some ads of the run queued")
-        with frozen(api.pid):
-            wait_for(lambda: _waiting(cli.pid) >= CONCURRENCY, timeout=60,
-                     what="every request slot waiting for the frozen API's answer")
-
-            def pressed() -> bool:  # one Ctrl-C more, until the summary is out
-                if "interrupted (Ctrl-C)" in _said(err) or cli.poll() is not None:
-                    return True
-                cli.send_signal(signal.SIGINT)
-                return False
-
-            wait_for(pressed, timeout=60, interval=0.5, what="the summary after Ctrl-C, twice or more")
-            out, _ = cli.communicate(timeout=60)
+    with submit_to_a_frozen_api(fresh_nats().url, procs, tmp_path, "--count", "5000", "--rate", "200",
+                                "--batch-size", "10", "--concurrency", str(CONCURRENCY), "--title", "Last sent",
+                                "--genre", "RPG") as (cli, err):
+        wait_for(lambda: _waiting(cli.pid) >= CONCURRENCY, timeout=60,
+                 what="every request slot waiting for the frozen API's answer")
+        ctrl_c_until_summary(cli, err)
+        out, _ = cli.communicate(timeout=60)
     said = _said(err)
     summary = json.loads(out)
     caught = summary["notSentWhere"]

@@ -50,6 +50,38 @@ def _said(path: Path) -> str:
     return " ".join(path.read_text().split())
 
 
+@contextlib.contextmanager
+def submit_to_a_frozen_api(nats_url: str, procs: list[Proc], tmp_path: Path,
+                           *args: str) -> Iterator[tuple[GameadPopen, Path]]:
+    """``gamead submit *args --api <a new API> -o json`` (stderr to a file), its API frozen (SIGSTOP) once 10 of
+    its ads are queued: yields the submit and its stderr's file, the API frozen; the submit is killed if left."""
+    api, url = start_api(nats_url, tmp_path)
+    procs.append(api)
+    err = tmp_path / "submit.err"
+    with err.open("w") as sink:
+        cli = GameadPopen(gamead_argv("submit", *args, "--api", url, "-o", "json"),
+                          env=clean_env(GAMEAD_CLIENT__TIMEOUT="60"), stdout=subprocess.PIPE, stderr=sink,
+                          stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
+    with killed_if_left(cli):
+        with httpx.Client(base_url=url, timeout=10) as http:
+            wait_for(lambda: http.get("/ads", params={"limit": 20}).json()["count"] >= 10, timeout=60,
+                     what="some ads of the run queued")
+        with frozen(api.pid):
+            yield cli, err
+
+
+def ctrl_c_until_summary(cli: subprocess.Popen[str], err: Path) -> None:
+    """Press Ctrl-C (SIGINT to ``cli``) again every ~0.5 s, as a user does, until its summary says it was
+    interrupted (``err``: its stderr's file) or it ended; fails the test past 60 s."""
+    def pressed() -> bool:
+        if "interrupted (Ctrl-C)" in _said(err) or cli.poll() is not None:
+            return True
+        cli.send_signal(signal.SIGINT)
+        return False
+
+    wait_for(pressed, timeout=60, interval=0.5, what="the summary after Ctrl-C, twice or more")
+
+
 def _reading(pid: int) -> bool:
     """True if a thread of ``pid`` waits on a socket (its kernel wait channel is ``poll``: a request waiting for
     its answer), not on a lock or a timer (a retry's back-off). Linux ``/proc``."""
@@ -178,34 +210,15 @@ def test_ctrl_c_again_while_batches_wait_for_a_black_holed_api_exits_at_once_wit
     (``client.timeout`` 60 s). Ctrl-C pressed again and again, as a user does: the second one stops waiting for
     them, the summary comes, and the exit does not wait for them either (before: up to 60 s more after the
     summary; a Ctrl-C during that wait printed ``Exception ignored … threading._shutdown``)."""
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path)
-    procs.append(api)
-    err = tmp_path / "paced.err"
-    with err.open("w") as sink:
-        cli = GameadPopen(gamead_argv("submit", "--count", "2000", "--rate", "50", "--title", "Paced black hole",
-                                      "--genre", "RPG", "--api", url, "-o", "json"),
-                          env=clean_env(GAMEAD_CLIENT__TIMEOUT="60"), stdout=subprocess.PIPE, stderr=sink,
-                          stdin=subprocess.DEVNULL, text=True, preexec_fn=sigint_reaches_it)
-    with killed_if_left(cli):
-        with httpx.Client(base_url=url, timeout=10) as http:
-            wait_for(lambda: http.get("/ads", params={"limit": 20}).json()["count"] >= 10, timeout=60,
-                     what="some ads of the run queued")
-        with frozen(api.pid):
-            wait_for(lambda: _reading(cli.pid), timeout=60, what="a batch waiting for the frozen API's answer")
-
-            def pressed() -> bool:  # one Ctrl-C more, until the summary is out
-                if "interrupted (Ctrl-C)" in _said(err) or cli.poll() is not None:
-                    return True
-                cli.send_signal(signal.SIGINT)
-                return False
-
-            wait_for(pressed, timeout=60, interval=0.5, what="the summary after Ctrl-C, twice or more")
-            try:
-                cli.wait(timeout=MARGIN)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"still running {MARGIN:g} s after its summary (waiting for its batches): {_said(err)}")
-            out, _ = cli.communicate(timeout=30)
+    with submit_to_a_frozen_api(fresh_nats().url, procs, tmp_path, "--count", "2000", "--rate", "50", "--title",
+                                "Paced black hole", "--genre", "RPG") as (cli, err):
+        wait_for(lambda: _reading(cli.pid), timeout=60, what="a batch waiting for the frozen API's answer")
+        ctrl_c_until_summary(cli, err)
+        try:
+            cli.wait(timeout=MARGIN)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {MARGIN:g} s after its summary (waiting for its batches): {_said(err)}")
+        out, _ = cli.communicate(timeout=30)
     said = _said(err)
     assert cli.returncode in (130, -signal.SIGINT), (cli.returncode, said)
     assert "Traceback" not in said and "Exception ignored" not in said, said
