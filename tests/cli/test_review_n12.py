@@ -49,33 +49,9 @@ def test_top_without_a_terminal_names_no_flag_it_was_not_given() -> None:
     assert "needs a terminal: add --once" in result.output and "Invalid value" not in result.output, result.output
 
 
-def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui() -> None:
-    """attack30c: under ``TERM=dumb`` (Emacs' shell, some CI consoles) on a real terminal, ``gamead top`` drew the
-    full-screen Textual UI and its 24-bit colour escapes all the same. It now says why it cannot, exit 2, before
-    reaching for the API. A real pseudo-terminal: stdout is a TTY, only TERM says it cannot draw."""
-    import os
-    import pty
-    import subprocess
-
-    from tests.forked_popen import gamead_run
-    from tests.support import clean_env, gamead_argv
-
-    leader, follower = pty.openpty()
-    try:
-        done = gamead_run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"), stdin=follower,
-                          stdout=follower, stderr=subprocess.PIPE, env=clean_env(TERM="dumb"), timeout=60)
-    finally:
-        os.close(follower)
-        os.close(leader)
-    said = done.stderr.decode()
-    assert done.returncode == 2, said
-    assert "needs a terminal that can draw it (TERM=dumb): add --once" in said, said
-
-
-def test_top_with_stdin_not_a_terminal_refuses_the_full_screen_ui() -> None:
-    """attack44c F3: ``gamead top < /dev/null`` on a terminal ran the dashboard with its input thread reading
-    end-of-file over and over (30 % of a core, 18x a live top's CPU, until killed; no key could quit it). It now
-    says why it cannot, exit 2, before reaching for the API. Without the check: still running at the deadline."""
+def _top_on_a_pty(term: str, stdin_too: bool) -> tuple[int, str]:
+    """``gamead top`` (to a closed API) with stdout on a real pseudo-terminal, stdin on it too (``stdin_too``) or
+    ``/dev/null``, under ``TERM=term``: its exit code and stderr."""
     import os
     import pty
     import subprocess
@@ -86,11 +62,27 @@ def test_top_with_stdin_not_a_terminal_refuses_the_full_screen_ui() -> None:
     leader, follower = pty.openpty()
     try:
         done = gamead_run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"),
-                          stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
-                          env=clean_env(TERM="xterm"), timeout=60)
+                          stdin=follower if stdin_too else subprocess.DEVNULL, stdout=follower,
+                          stderr=subprocess.PIPE, env=clean_env(TERM=term), timeout=60)
     finally:
         os.close(follower)
         os.close(leader)
-    said = done.stderr.decode()
-    assert done.returncode == 2, said
+    return done.returncode, done.stderr.decode()
+
+
+def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui() -> None:
+    """attack30c: under ``TERM=dumb`` (Emacs' shell, some CI consoles) on a real terminal, ``gamead top`` drew the
+    full-screen Textual UI and its 24-bit colour escapes all the same. It now says why it cannot, exit 2, before
+    reaching for the API. A real pseudo-terminal: stdout is a TTY, only TERM says it cannot draw."""
+    code, said = _top_on_a_pty("dumb", stdin_too=True)
+    assert code == 2, said
+    assert "needs a terminal that can draw it (TERM=dumb): add --once" in said, said
+
+
+def test_top_with_stdin_not_a_terminal_refuses_the_full_screen_ui() -> None:
+    """attack44c F3: ``gamead top < /dev/null`` on a terminal ran the dashboard with its input thread reading
+    end-of-file over and over (30 % of a core, 18x a live top's CPU, until killed; no key could quit it). It now
+    says why it cannot, exit 2, before reaching for the API. Without the check: still running at the deadline."""
+    code, said = _top_on_a_pty("xterm", stdin_too=False)
+    assert code == 2, said
     assert "reads its keys from a terminal (stdin is not one): add --once" in said, said

@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
-import pytest
 
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.worker.reaper_view import RegistryView
-from tests.integration.test_node_views import clocked_sampler, scraped_workers, worker_entry
+from tests.integration.test_node_views import clocked_sampler, scraped_workers, server, worker_entry
 from tests.waits import until
 
+__all__ = ["server"]  # the fixture, shared with test_node_views
+
 AHEAD = 300.0  #: seconds the killed node's host clock read ahead when it stamped its last beat
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    s = EmbeddedNats(tmp_path / "nats").start()
-    yield s
-    s.stop()
 
 
 def test_a_killed_node_whose_beat_reads_ahead_is_gone_when_the_reaper_judges_it(server: EmbeddedNats) -> None:

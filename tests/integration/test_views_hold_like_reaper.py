@@ -11,28 +11,20 @@ view (:mod:`gamead_core.stats.gone_watch`). Real nats-server; the sampler's cloc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
-import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry.nodes import node_key
 from gamead_core.registry.stops import StopNotes
-from tests.integration.test_node_views import clocked_sampler, scraped_workers, worker_entry
+from tests.integration.test_node_views import clocked_sampler, scraped_workers, server, worker_entry
 from tests.waits import until
 
+__all__ = ["server"]  # the fixture, shared with test_node_views
+
 DEADLINE = 30.0  #: seconds any one wait may take
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    s = EmbeddedNats(tmp_path / "nats").start()
-    yield s
-    s.stop()
 
 
 def test_nodes_that_vanished_across_a_nats_restart_are_held_not_gone(server: EmbeddedNats) -> None:
