@@ -139,17 +139,11 @@ class Registry(CleanStop):
         await self.open()
         for tries_left in reversed(range(PUT_TRIES)):
             last = await self.owner.check(info, self.revision)
-            expected = {} if last is None or not tries_left else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
             try:
-                with self._boundary():
-                    sent = clock.local()
-                    revision = (await retry_busy(lambda: self._publish(
-                        node_key(info.id), info.model_dump_json().encode(), expected))).seq
-                    received = clock.local()
-                break
+                await self._write(info, last if tries_left else None)
+                return
             except Conflict:  # written since the read: read the key again
                 continue
-        await sample_stamp(self._js, self.stream, revision, sent, received, direct=self._direct)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
         """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a
@@ -175,8 +169,14 @@ class Registry(CleanStop):
         rival start's write can slip between its read and its write. Samples nats-server's clock as :meth:`put`.
         Returns the entry's sequence. Raises ``Conflict`` (another write came first) and the gamead error tree."""
         await self.open()
-        expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
-        with nats_boundary():
+        return await self._write(info, last)
+
+    async def _write(self, info: NodeInfo, last: int | None) -> int:
+        """``info`` written under its key, only over the write at sequence ``last`` (None: whatever is there), and
+        nats-server's clock sampled from it (:meth:`put`). Returns its sequence. Raises ``Conflict`` and the gamead
+        error tree."""
+        expected = {} if last is None else {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
+        with self._boundary():
             sent = clock.local()
             seq = (await retry_busy(lambda: self._publish(node_key(info.id), info.model_dump_json().encode(),
                                                           expected))).seq
