@@ -181,10 +181,11 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
     ``nats_ours``, the embedded nats-server's store dir and PID), and once when it is ready again; and each note
     ``also`` makes of a reading (the settings not in force: :meth:`.up_drift.DriftNote.observe_reading`). On
     ``nats_ours``, a full disk freed again has nats-server restarted (:mod:`.up_disk`, attack41a F1); a Redis the
-    API cannot use is said too (:mod:`.up_redis`, attack41a F4)."""
+    API cannot use is said too, and spans its exporter cannot send (:mod:`.up_soft`, attack41a F4, attack45 F6)."""
     from pathlib import Path
 
-    from gamead_cli.commands.up_redis import RedisNote
+    from gamead_cli.commands.up_soft import redis_note, tracing_note
+    from gamead_core.telemetry.tracing import export_targets, wanted
     from gamead_core.scaling.ready_watch import ReadyWatch, run_ready_watch
 
     def who() -> str | None:
@@ -217,7 +218,9 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
 
     cause = store_cause(stack, Path(store)) if store is not None else (lambda: None)  # ulimit -f: attack43a F1
     watch = ReadyWatch(settings.registry.ttl, store, restart, nats_restart, cause)
-    notes = [RedisNote(settings.registry.ttl).observe]  # a Redis the API cannot use (attack41a F4)
+    notes = [redis_note(settings.registry.ttl).observe]  # a Redis the API cannot use (attack41a F4)
+    if wanted():  # the children trace (up's environment is theirs): spans the API cannot send (attack45 F6)
+        notes.append(tracing_note(settings.registry.ttl, export_targets()).observe)
     if store is not None:  # a full disk, freed: nats-server restarted by gamead up itself (attack41a F1)
         notes.append(disk_mend(settings.registry.ttl, stack, Path(store)))
     drift = also

@@ -43,6 +43,7 @@ from gamead_core.queue.closed import closed_text
 from gamead_core.queue.liveness import round_trip
 from gamead_core.queue.refusal import lasting, refusal_text
 from gamead_core.redact import without_servers
+from gamead_core.telemetry.tracing import export_readiness
 
 router = APIRouter()
 
@@ -86,8 +87,8 @@ async def healthz(request: Request) -> Response:
                  503)
 
 
-#: checks that report but never make the node unready (Redis down = degraded, still serving)
-_SOFT_CHECKS = frozenset({"redis", "registry", "reads"})
+#: checks that report but never make the node unready (Redis down = degraded, still serving; spans not exported)
+_SOFT_CHECKS = frozenset({"redis", "registry", "reads", "tracing"})
 
 
 def _clock_check(beat_done: bool) -> str:
@@ -117,6 +118,7 @@ async def readyz(request: Request) -> Response:
     checks = link.readiness()
     redis = request.app.state.redis
     checks["redis"] = "disabled" if redis is None else redis.status()
+    checks["tracing"] = export_readiness()  # soft: spans the exporter could not send (attack45 F6)
     if (reads := getattr(link, "reads", None)) is not None:  # soft: the submit path does not use it (read_conn)
         checks["reads"] = reads.readiness(request.app.state.settings.nats.stale_after)
     if (beat := getattr(request.app.state, "beat_health", None)) is not None:

@@ -40,6 +40,8 @@ class Reading:
     differs: tuple[str, ...] | None = None
     #: its ``checks.redis`` (``ok``, ``disabled``, ``degraded: …``; None: not said), which never makes it unready
     redis: str | None = None
+    #: its ``checks.tracing`` (the same words; spans its exporter could not send), which never makes it unready
+    tracing: str | None = None
 
 
 class ReadyWatch:
@@ -149,19 +151,19 @@ def reading_of(status: int, body: object) -> Reading:
     ``error.details`` (every check, ``ok``/``degraded`` ones left out) or ``checks``; any other status is no
     reading, and so is a 503 the connection bound answered (``too_many_connections``: the API refused the probe's
     connection, it did not say it is unready; attack29c F6: "unready … no check named"). Its ``differs`` too
-    (:func:`differs_of`), and its ``checks.redis``. Pure."""
+    (:func:`differs_of`), and its ``checks.redis`` and ``checks.tracing``. Pure."""
     checks = body.get("checks") if isinstance(body, Mapping) else None
-    redis = checks.get("redis") if isinstance(checks, Mapping) else None
-    redis = redis if isinstance(redis, str) else None
+    soft = {name: text for name in ("redis", "tracing")
+            if isinstance(checks, Mapping) and isinstance(text := checks.get(name), str)}
     if status == 200:
-        return Reading(True, differs=differs_of(body), redis=redis)
+        return Reading(True, differs=differs_of(body), **soft)
     error = body.get("error") if isinstance(body, Mapping) else None
     if status != 503 or (isinstance(error, Mapping) and error.get("code") == "too_many_connections"):
         return Reading(None)
     failing = {str(k): str(v) for k, v in (checks or {}).items()
                if isinstance(v, str) and v != "ok" and not v.startswith("degraded") and v != "disabled"
-               and k not in ("redis", "registry")}  # as /readyz: redis and registry never make a node unready
-    return Reading(False, failing, differs_of(body), redis)
+               and k not in ("redis", "registry", "tracing")}  # as /readyz: soft checks never make it unready
+    return Reading(False, failing, differs_of(body), **soft)
 
 
 async def ask_ready(client: httpx.AsyncClient, url: str, timeout: float = ANSWER_TIMEOUT) -> Reading:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _enabled = False
 _tracer: Any = None
+_health: Any = None  #: the :class:`~gamead_core.telemetry.export_health.ExportHealth` of this process's exporters
 
 
 def wanted(env: Mapping[str, str] | None = None) -> bool:
@@ -79,12 +80,24 @@ def check_tracing_env(env: Mapping[str, str] | None = None) -> None:
 
 def tracing_line(logs: str, env: Mapping[str, str] | None = None) -> str | None:
     """What ``gamead up`` says at its start when its children trace (attack45 F6: only their logs said so), or None
-    when tracing is off: where each exporter sends (the URL the OTLP exporter posts to: ``…_TRACES_ENDPOINT`` as
-    given, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces`` for http, the SDK's localhost default else) and
-    where a failed export is said (``logs``: the children's logs). Pure."""
+    when tracing is off: where each exporter sends (:func:`export_targets`) and where a failed export is said (a
+    spell of the API's on the console, :mod:`gamead_cli.commands.up_soft`; each batch in ``logs``, the children's
+    logs). Pure."""
     env = os.environ if env is None else env
     if not wanted(env):
         return None
+    service = env.get("OTEL_SERVICE_NAME") or "gamead-api, gamead-worker"
+    return (f"tracing is on (OTEL_* variables): spans of the API and workers ({service}) are {export_targets(env)}; "
+            f"spans the API cannot send for registry.ttl are said here, each failed batch in their logs ({logs}); "
+            "OTEL_SDK_DISABLED=true turns it off")
+
+
+def export_targets(env: Mapping[str, str] | None = None) -> str:
+    """Where the spans go, in words: ``sent by OTLP http/protobuf to http://…/v1/traces`` (the URL the OTLP exporter
+    posts to: ``…_TRACES_ENDPOINT`` as given, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces`` for http, the
+    SDK's localhost default else; its password masked), ``printed to each process's log (console exporter)``, or
+    both joined by ``and``. Pure."""
+    env = os.environ if env is None else env
     grpc, where = _protocol(env) == "grpc", []
     for name in dict.fromkeys(n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")):
         if name == "otlp":
@@ -95,10 +108,7 @@ def tracing_line(logs: str, env: Mapping[str, str] | None = None) -> str | None:
             where.append(f"sent by OTLP {'grpc' if grpc else 'http/protobuf'} to {redact_url(url)}")
         elif name == "console":
             where.append("printed to each process's log (console exporter)")
-    service = env.get("OTEL_SERVICE_NAME") or "gamead-api, gamead-worker"
-    return (f"tracing is on (OTEL_* variables): spans of the API and workers ({service}) are {' and '.join(where)}; "
-            f"a batch that cannot be sent is said in their logs ({logs}), not here; OTEL_SDK_DISABLED=true "
-            "turns it off")
+    return " and ".join(where)
 
 
 def _protocol(env: Mapping[str, str]) -> str:
@@ -114,7 +124,7 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     """Install the global tracer provider for this process (``role``: ``api`` or ``worker``) when the
     ``OTEL_*`` variables ask for it; returns whether tracing is on. Idempotent. Raises :class:`ConfigError`
     for ``grpc`` without its exporter installed."""
-    global _enabled, _tracer
+    global _enabled, _tracer, _health
     env = os.environ if env is None else env
     if _enabled or not wanted(env):
         return _enabled
@@ -124,6 +134,9 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    from gamead_core.telemetry.export_health import ExportHealth, WatchedExporter
+
+    _health = ExportHealth()
     service = env.get("OTEL_SERVICE_NAME") or f"gamead-{role}"
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     resource = resource.merge(Resource.create({"service.name": service}))
@@ -131,9 +144,9 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     for name in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
         name = name.strip().lower()
         if name == "console":
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(ConsoleSpanExporter(), _health)))
         elif name == "otlp":
-            provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(env)))
+            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(_otlp_exporter(env), _health)))
         elif name and name != "none":
             log.warning("OTEL_TRACES_EXPORTER %r is not supported by gamead (otlp, console); ignored", name)
     trace.set_tracer_provider(provider)
@@ -141,6 +154,12 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     _enabled = True
     log.info("tracing on: service %s, exporter %s", service, env.get("OTEL_TRACES_EXPORTER") or "otlp")
     return True
+
+
+def export_readiness() -> str:
+    """``/readyz``'s soft ``tracing`` check: ``disabled`` (tracing off), ``ok`` (no span batch failed since the
+    last one sent), or ``degraded: spans not exported …`` (:meth:`ExportHealth.readiness`)."""
+    return "disabled" if not _enabled or _health is None else _health.readiness()
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> Any:
@@ -286,6 +305,8 @@ __all__ = [
     "current_ids",
     "current_traceparent",
     "enabled",
+    "export_readiness",
+    "export_targets",
     "producer_span",
     "mark_span",
     "setup_tracing",

@@ -154,7 +154,7 @@ def test_probes_and_docs(client: httpx.Client) -> None:
     ready = client.get("/readyz").json()
     assert ready == {"status": "ready", "checks": {"nats": "ok", "topology": "ok", "storage": "ok",
                                                   "redis": "disabled", "reads": "ok", "registry": "ok",
-                                                  "clock": "ok"},
+                                                  "tracing": "disabled", "clock": "ok"},
                      "differs": []}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()

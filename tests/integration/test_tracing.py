@@ -19,9 +19,10 @@ from tests.support import ad, start_api, start_worker, wait_for, wait_terminal
 
 
 class Receiver:
-    """An OTLP/HTTP trace receiver on a free loopback port: every span received, with its service name."""
+    """An OTLP/HTTP trace receiver on a loopback ``port`` (0: a free one): every span received, with its service
+    name."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.spans: list[dict[str, Any]] = []
         lock = threading.Lock()
         spans = self.spans
@@ -49,7 +50,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -77,4 +77,4 @@ def test_gamead_up_says_tracing_is_on_and_where_it_exports(env: dict[str, str], 
         return
     assert line is not None and line.startswith("tracing is on (OTEL_* variables): spans of the API and workers ")
     assert said in line, line
-    assert "a batch that cannot be sent is said in their logs (/d/logs), not here" in line
+    assert "spans the API cannot send for registry.ttl are said here, each failed batch in their logs (/d/logs)" in line

@@ -1,0 +1,84 @@
+"""Whether this process's spans reach their exporter (attack45 F6): ``/readyz``'s soft ``tracing`` check.
+
+With an OTLP endpoint nothing listens on, the SDK's :class:`BatchSpanProcessor` drops every batch and says so only in
+the process's own log (``Failed to export span batch``): ``gamead up``'s console said nothing, the operator saw no
+traces and no reason. :class:`WatchedExporter` wraps the exporter the processor calls and counts each batch's
+result in an :class:`ExportHealth`; ``/readyz`` reports it as ``checks.tracing`` (``ok``, ``disabled``, ``degraded:
+…``), which never makes a node unready (traces are not the service), and ``gamead up`` says a failing spell once
+on its console (:mod:`gamead_cli.commands.up_soft`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+
+class ExportHealth:
+    """The results of the span batches one exporter was asked to send, counted from the last success.
+    ``clock``: monotonic seconds (injectable for tests). Thread-safe: the processor's thread writes, ``/readyz``
+    reads."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.failing_since: float | None = None  #: monotonic: the first failed batch since the last success
+        self.batches_failed = 0  #: batches failed in a row (the present spell)
+        self.spans_dropped = 0  #: spans of those batches (dropped: the SDK does not resend a failed batch)
+        self.cause = ""  #: the last failure's exception (``ConnectionError: …``), or "" (the exporter said FAILURE)
+
+    def record(self, ok: bool, spans: int, cause: str = "") -> None:
+        """One batch of ``spans`` spans sent (``ok``) or not: a success ends the failing spell."""
+        with self._lock:
+            if ok:
+                self.failing_since, self.batches_failed, self.spans_dropped, self.cause = None, 0, 0, ""
+                return
+            if self.failing_since is None:
+                self.failing_since = self._clock()
+            self.batches_failed += 1
+            self.spans_dropped += spans
+            self.cause = cause
+
+    def readiness(self) -> str:
+        """``ok``, or ``degraded: spans not exported for 12 s (3 batches, 41 spans dropped): <cause>`` (the cause
+        left out when the exporter gave none). Never a server's address: ``/readyz`` says what fails, not where."""
+        with self._lock:
+            if self.failing_since is None:
+                return "ok"
+            seconds = self._clock() - self.failing_since
+            batches, spans, cause = self.batches_failed, self.spans_dropped, self.cause
+        words = (f"degraded: spans not exported for {seconds:.0f} s ({batches:,} batch{'es' if batches != 1 else ''}, "
+                 f"{spans:,} span{'s' if spans != 1 else ''} dropped): the exporter could not send them")
+        return f"{words} ({cause})" if cause else words
+
+
+class WatchedExporter(SpanExporter):
+    """``inner`` (an OpenTelemetry :class:`SpanExporter`), each :meth:`export`'s result counted in ``health``. An
+    exception the exporter raises is counted as a failure and returned as ``FAILURE`` (the SDK logs and drops the
+    batch either way)."""
+
+    def __init__(self, inner: SpanExporter, health: ExportHealth) -> None:
+        self.inner, self.health = inner, health
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # noqa: BLE001 - a failed batch, counted; the service goes on
+            self.health.record(False, len(spans), f"{type(exc).__name__}: {exc}"[:200])
+            return SpanExportResult.FAILURE
+        self.health.record(result == SpanExportResult.SUCCESS, len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> Any:
+        return self.inner.force_flush(timeout_millis)
+
+
+__all__ = ["ExportHealth", "WatchedExporter"]

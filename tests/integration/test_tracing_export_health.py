@@ -1,0 +1,44 @@
+"""attack45 F6: spans sent to a collector that does not answer were dropped batch after batch and said only in each
+process's log. A real ``gamead serve`` whose OTLP endpoint has nothing listening says it in ``/readyz``'s soft
+``tracing`` check (``degraded: spans not exported …``, still ready: traces are not the service), and ``ok`` again
+once a collector (the OTLP receiver of test_tracing) takes its spans; ``gamead up``'s console line is built from
+that check (tests/unit/test_up_soft.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from gamead_core.embedded import free_port
+from tests.integration.test_tracing import Receiver
+from tests.support import ad, start_api, wait_for
+
+
+def test_readyz_says_spans_are_not_exported_and_when_they_are_again(fresh_nats, procs,  # type: ignore[no-untyped-def]
+                                                                     tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there yet: every export is refused
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1", "GAMEAD_RATELIMIT__ENABLED": "false"}
+    api, url = start_api(fresh_nats().url, tmp_path, **otel)
+    procs.append(api)
+    seen: list[dict[str, object]] = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+
+        def tracing_says(start: str) -> bool:
+            client.post("/ads", json=ad("traced ad"))  # spans to send (a server span and a producer span each)
+            seen.append(client.get("/readyz").json())
+            return str(seen[-1]["checks"]["tracing"]).startswith(start)  # type: ignore[index]
+
+        wait_for(lambda: tracing_says("degraded: spans not exported for "), timeout=60, what="tracing degraded")
+        ready = seen[-1]
+        assert ready["status"] == "degraded", ready  # still ready (200): the ads flow
+        checks = ready["checks"]
+        assert "dropped): the exporter could not send them" in checks["tracing"], ready  # type: ignore[index]
+        assert str(port) not in str(checks), "what fails, never where"
+        receiver = Receiver(port)
+        try:
+            wait_for(lambda: tracing_says("ok"), timeout=60, what="tracing ok once a collector takes the spans")
+            assert wait_for(lambda: receiver.spans, timeout=30, what="spans received")
+        finally:
+            receiver.close()
