@@ -268,15 +268,18 @@ class Registry(CleanStop):
             except nats.js.errors.NotFoundError:
                 return None
 
-    async def revision(self, node_id: str) -> tuple[int, NodeInfo | None]:
+    async def revision(self, node_id: str, earlier: bool = False) -> tuple[int, NodeInfo | None]:
         """``(sequence, entry)`` of the last write under ``node_id``'s key: 0 when there is none, entry None for a
         delete mark or an unreadable value; any write of the holder (a beat, an announcement) changes the sequence
-        (:mod:`gamead_core.registry.claim`). Raises the gamead error tree."""
+        (:mod:`gamead_core.registry.claim`). ``earlier``: under the key an older gamead beats ``node_id`` under
+        (:func:`earlier_node_key`), an entry there counting only if it is ``node_id``'s. Raises the gamead error
+        tree."""
         await self.open()
-        raw = await self._last_msg(node_key(node_id))
+        raw = await self._last_msg(earlier_node_key(node_id) if earlier else node_key(node_id))
         if raw is None or (raw.headers or {}).get(names.HDR_KV_OPERATION) in ("DEL", "PURGE"):
             return (raw.seq if raw is not None else 0), None
-        return raw.seq, _decode(raw.data) if raw.data else None
+        entry = _decode(raw.data) if raw.data else None
+        return raw.seq, entry if entry is None or not earlier or entry.id == node_id else None
 
     async def _last(self, key: str) -> tuple[str | None, str, bytes | None]:
         """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none), the
