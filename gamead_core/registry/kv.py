@@ -133,17 +133,22 @@ class Registry(CleanStop):
         beat answered late, landing after the id's next process had claimed the key, wrote over that healthy
         process's entry, which then ended exit 5 as if frozen; now the late one is refused and its next beat finds
         the key another's; as one frozen between its read and its write: fresh45c); written meanwhile (its own
-        announcements, a replica's read behind the leader), read again, :data:`PUT_TRIES` times in all, the last
-        write unconditional once its read found the key this process's, as before review45: a beat is not lost to
-        the check (a worker that cannot beat takes no work). Raises the gamead error tree for NATS errors."""
+        announcements, a replica's read behind the leader), read again, :data:`PUT_TRIES` times in all; then the key
+        read once more: another process's (:func:`~.owner.id_lost`), or this one's last write, renewed since its
+        read: the beat returns, not written and no failure (a worker that cannot beat takes no work). Never
+        unconditional once its read answered (review46 F2: the last try was, and one frozen between that read and
+        its write went over the new holder's entry). Raises the gamead error tree for NATS errors."""
         await self.open()
-        for tries_left in reversed(range(PUT_TRIES)):
+        for _ in range(PUT_TRIES):
             last = await self.owner.check(info, self.revision)
             try:
-                await self._write(info, last if tries_left else None)
+                await self._write(info, last)
                 return
             except Conflict:  # written since the read: read the key again
                 continue
+        await self.owner.check(info, self.revision)  # another's raises id_lost; this one's own: renewed meanwhile
+        log.debug("the beat of %s not written: its key written %d times between its read and write (its own "
+                  "announcements)", info.id, PUT_TRIES)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
         """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a
