@@ -26,7 +26,7 @@ from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import last_values, scan_values
 from gamead_core.registry.owner import STALE_MARGIN, Ownership
-from gamead_core.registry.nodes import earlier_node_key, incarnation_id, node_key
+from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
 from gamead_core.registry.stamp import sample_stamp
 from gamead_core.registry.stop_writes import CleanStop
 from gamead_core.registry.stops import StopNotes
@@ -226,7 +226,8 @@ class Registry(CleanStop):
         otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
         reaper of a rolling deploy looks for the mark (review42 F1), unless another id's live entry is the last
         write there (that key is many ids' earlier one and one id's own: ``w.1``'s beside ``w_1``, ``w:1``; its
-        mark deleted a live node, which the reaper then took for dead: review42b F1), written only if nothing was
+        mark deleted a live node, which the reaper then took for dead: review42b F1), nor any entry of another process
+        of this id (an older gamead's, started beside this one: review46 F4), written only if nothing was
         written there since it was read. ``incarnation`` (the stopping process's) goes in the mark as its
         ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). ``last``: the mark under
         its key only while the key's last write is that sequence (0: none), else ``Conflict``. Raises the gamead
@@ -256,7 +257,8 @@ class Registry(CleanStop):
         last = await self._last_msg(key)
         if last is not None and (last.headers or {}).get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
             entry = _decode(last.data) if last.data else None
-            if entry is not None and entry.id != node_id:
+            if entry is not None and (entry.id, incarnation(entry.id, entry.pid, entry.started_at)) != (
+                    node_id, headers.get(names.HDR_ORIGIN)):  # another id's, or an older process's of this id
                 return
         expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
         try:

@@ -73,3 +73,30 @@ def test_a_start_beside_a_live_older_process_of_its_id_is_refused(fresh_nats: Ca
 
 def test_a_dead_older_process_s_id_is_taken_over(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     assert _claim_beside_older(fresh_nats().url, older_beats=False) == (False, "-1")
+
+
+def test_a_clean_stop_leaves_a_live_older_process_s_entry_under_the_earlier_key(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review46 F4: a newer process's clean stop marks the earlier key too (for an older reaper: review42 F1), over
+    whatever entry of its id was there. An older process of the id (its rollback started beside the newer one: an
+    older gamead has no claim) had its live entry deleted: every newer reaper then read it as a death (the mark names
+    the newer process) and charged its running ads. Figure (the earlier key's last write after the stop): before
+    ``DEL``; now the older process's entry, ``PUT``."""
+
+    async def scenario() -> str | None:
+        nc = await nats.connect(fresh_nats().url)
+        try:
+            registry = Registry(nc, nc.jetstream(), SETTINGS)
+            await registry.open()
+            kv = await nc.jetstream().key_value(names.REGISTRY_BUCKET)
+            t0 = time.time()
+            newer = worker_entry("worker_1", started=t0 - 100)
+            await registry.put_over(newer, 0)
+            await kv.put("worker_1", worker_entry("worker_1", started=t0 - 1).model_dump_json().encode())
+            await registry.stop(newer)
+            raw = await nc.jetstream().get_last_msg(registry.stream, f"{registry.prefix}worker_1")
+            return (raw.headers or {}).get(names.HDR_KV_OPERATION, "PUT")
+        finally:
+            await nc.close()
+
+    assert asyncio.run(scenario()) == "PUT"
