@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from gamead_core import clock
 from gamead_core.errors import ConfigError, Conflict, GameadError, QueueUnavailable
 from gamead_core.registry.kv import Registry
-from gamead_core.registry.nodes import same_incarnation
+from gamead_core.registry.nodes import earlier_node_key, node_key, same_incarnation
 from gamead_core.registry.wire import NodeInfo
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,15 @@ def id_taken(node_id: str, holder: NodeInfo, age: float, watched: float | None, 
         "each take the other for dead and charge its running ads: stop that process or choose another --id")
 
 
-async def _revision(registry: Registry, node_id: str, until: float) -> tuple[int, NodeInfo | None] | None:
-    """:meth:`Registry.revision` of ``node_id``, read again every :data:`POLL_EVERY` s while the registry does not
-    answer (``QueueUnavailable``) until ``until`` (the loop's clock); None if it never did."""
+async def _revision(registry: Registry, node_id: str, until: float,
+                    earlier: bool = False) -> tuple[int, NodeInfo | None] | None:
+    """:meth:`Registry.revision` of ``node_id`` (``earlier``: of its older gamead's key), read again every
+    :data:`POLL_EVERY` s while the registry does not answer (``QueueUnavailable``) until ``until`` (the loop's
+    clock); None if it never did."""
     loop = asyncio.get_running_loop()
     while True:
         try:
-            return await registry.revision(node_id)
+            return await registry.revision(node_id, earlier)
         except QueueUnavailable:
             if loop.time() + POLL_EVERY >= until:
                 return None
@@ -163,6 +165,7 @@ async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float
     start goes on unchecked). Raises :func:`id_taken`'s ``ConfigError`` (a live holder, or a rival start whose
     write came first) and the gamead error tree (a registry failing otherwise than by not answering)."""
     loop = asyncio.get_running_loop()
+    await _older_holder(registry, me, interval, ttl, dead_pid)
     until = loop.time() + min(interval, ttl) + WATCH_MARGIN
     for _ in range(CLAIM_TRIES):
         if (read := await _revision(registry, me.id, until)) is None:
@@ -183,8 +186,23 @@ async def claim(registry: Registry, me: NodeInfo, *, interval: float, ttl: float
     raise QueueUnavailable(f"the registry key of {me.id} changed under {CLAIM_TRIES} claims in a row")
 
 
+async def _older_holder(registry: Registry, me: NodeInfo, interval: float, ttl: float, dead_pid: int | None) -> None:
+    """Watch the key an older gamead beats ``me.id`` under (:func:`~.nodes.earlier_node_key`: ``worker_1``'s is
+    ``worker_1``, its own ``worker=5f1``) as :func:`claim` watches the id's own: an entry of ``me.id`` there renewed
+    raises :func:`id_taken` (review46 F1: a rolling upgrade of a fixed ``--id`` pod, the new one started while the
+    older one still ran, read only its own key, found it free, started beside the live older process and adopted
+    its running ads). Nothing for an id whose key is the same, an entry not renewed, or a key not read."""
+    if earlier_node_key(me.id) == node_key(me.id):
+        return
+    loop = asyncio.get_running_loop()
+    read = await _revision(registry, me.id, loop.time() + min(interval, ttl) + WATCH_MARGIN, earlier=True)
+    if read is None or read[1] is None or same_incarnation(read[1], me) or reaped(read[1], me, dead_pid):
+        return
+    await _watch(registry, me, read[0], read[1], interval, ttl, earlier=True)
+
+
 async def _watch(registry: Registry, me: NodeInfo, first_seq: int, holder: NodeInfo, interval: float,
-                 ttl: float) -> tuple[int, bool]:
+                 ttl: float, earlier: bool = False) -> tuple[int, bool]:
     """Watch ``holder``'s entry (the key's last write at ``first_seq``) for :func:`watch_for` seconds; return the
     sequence of the key's last write once the holder is gone (not renewed; deleted or expired), and whether it
     stopped cleanly (its delete mark or stop note, :meth:`Registry.stopped`): then it held nothing to recover
@@ -198,7 +216,7 @@ async def _watch(registry: Registry, me: NodeInfo, first_seq: int, holder: NodeI
              "before taking it", me.id, holder.host, holder.pid, window, extra={"node_id": me.id})
     while (left := deadline - loop.time()) > 0:
         await asyncio.sleep(min(POLL_EVERY, left))
-        if (read := await _revision(registry, me.id, deadline)) is None:
+        if (read := await _revision(registry, me.id, deadline, earlier)) is None:
             break  # unread to the watch's end: not renewed that it could see
         seq, entry = read
         if entry is not None and renewed_by_other(first_seq, seq, entry, me):

@@ -26,7 +26,7 @@ from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.direct import last_values, scan_values
 from gamead_core.registry.owner import STALE_MARGIN, Ownership
-from gamead_core.registry.nodes import earlier_node_key, incarnation_id, node_key
+from gamead_core.registry.nodes import earlier_node_key, incarnation, incarnation_id, node_key
 from gamead_core.registry.stamp import sample_stamp
 from gamead_core.registry.stop_writes import CleanStop
 from gamead_core.registry.stops import StopNotes
@@ -133,17 +133,22 @@ class Registry(CleanStop):
         beat answered late, landing after the id's next process had claimed the key, wrote over that healthy
         process's entry, which then ended exit 5 as if frozen; now the late one is refused and its next beat finds
         the key another's; as one frozen between its read and its write: fresh45c); written meanwhile (its own
-        announcements, a replica's read behind the leader), read again, :data:`PUT_TRIES` times in all, the last
-        write unconditional once its read found the key this process's, as before review45: a beat is not lost to
-        the check (a worker that cannot beat takes no work). Raises the gamead error tree for NATS errors."""
+        announcements, a replica's read behind the leader), read again, :data:`PUT_TRIES` times in all; then the key
+        read once more: another process's (:func:`~.owner.id_lost`), or this one's last write, renewed since its
+        read: the beat returns, not written and no failure (a worker that cannot beat takes no work). Never
+        unconditional once its read answered (review46 F2: the last try was, and one frozen between that read and
+        its write went over the new holder's entry). Raises the gamead error tree for NATS errors."""
         await self.open()
-        for tries_left in reversed(range(PUT_TRIES)):
+        for _ in range(PUT_TRIES):
             last = await self.owner.check(info, self.revision)
             try:
-                await self._write(info, last if tries_left else None)
+                await self._write(info, last)
                 return
             except Conflict:  # written since the read: read the key again
                 continue
+        await self.owner.check(info, self.revision)  # another's raises id_lost; this one's own: renewed meanwhile
+        log.debug("the beat of %s not written: its key written %d times between its read and write (its own "
+                  "announcements)", info.id, PUT_TRIES)
 
     async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
         """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a
@@ -221,7 +226,8 @@ class Registry(CleanStop):
         otherwise (:func:`~gamead_core.registry.nodes.earlier_node_key`), under that one too: where an older
         reaper of a rolling deploy looks for the mark (review42 F1), unless another id's live entry is the last
         write there (that key is many ids' earlier one and one id's own: ``w.1``'s beside ``w_1``, ``w:1``; its
-        mark deleted a live node, which the reaper then took for dead: review42b F1), written only if nothing was
+        mark deleted a live node, which the reaper then took for dead: review42b F1), nor any entry of another process
+        of this id (an older gamead's, started beside this one: review46 F4), written only if nothing was
         written there since it was read. ``incarnation`` (the stopping process's) goes in the mark as its
         ``Gamead-Origin``: :meth:`stopped` counts it for that process alone (review42 F3). ``last``: the mark under
         its key only while the key's last write is that sequence (0: none), else ``Conflict``. Raises the gamead
@@ -251,7 +257,8 @@ class Registry(CleanStop):
         last = await self._last_msg(key)
         if last is not None and (last.headers or {}).get(names.HDR_KV_OPERATION) not in ("DEL", "PURGE"):
             entry = _decode(last.data) if last.data else None
-            if entry is not None and entry.id != node_id:
+            if entry is not None and (entry.id, incarnation(entry.id, entry.pid, entry.started_at)) != (
+                    node_id, headers.get(names.HDR_ORIGIN)):  # another id's, or an older process's of this id
                 return
         expected = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last.seq if last is not None else 0)}
         try:
@@ -268,15 +275,18 @@ class Registry(CleanStop):
             except nats.js.errors.NotFoundError:
                 return None
 
-    async def revision(self, node_id: str) -> tuple[int, NodeInfo | None]:
+    async def revision(self, node_id: str, earlier: bool = False) -> tuple[int, NodeInfo | None]:
         """``(sequence, entry)`` of the last write under ``node_id``'s key: 0 when there is none, entry None for a
         delete mark or an unreadable value; any write of the holder (a beat, an announcement) changes the sequence
-        (:mod:`gamead_core.registry.claim`). Raises the gamead error tree."""
+        (:mod:`gamead_core.registry.claim`). ``earlier``: under the key an older gamead beats ``node_id`` under
+        (:func:`earlier_node_key`), an entry there counting only if it is ``node_id``'s. Raises the gamead error
+        tree."""
         await self.open()
-        raw = await self._last_msg(node_key(node_id))
+        raw = await self._last_msg(earlier_node_key(node_id) if earlier else node_key(node_id))
         if raw is None or (raw.headers or {}).get(names.HDR_KV_OPERATION) in ("DEL", "PURGE"):
             return (raw.seq if raw is not None else 0), None
-        return raw.seq, _decode(raw.data) if raw.data else None
+        entry = _decode(raw.data) if raw.data else None
+        return raw.seq, entry if entry is None or not earlier or entry.id == node_id else None
 
     async def _last(self, key: str) -> tuple[str | None, str, bytes | None]:
         """The operation of the last write under ``key`` (``PUT``, ``DEL``, ``PURGE``; None when there is none), the

@@ -53,7 +53,7 @@ from nats.js import JetStreamContext
 from gamead_core import clock, names
 from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
-from gamead_core.errors import Conflict, GameadError, NotFound, error_text
+from gamead_core.errors import ConfigError, Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation, same_incarnation
 from gamead_core.registry import deaths as node_deaths
@@ -230,8 +230,10 @@ async def adopt_predecessor(
     (the registry did not answer the claim), what the key holds. Then put ``me``, our first heartbeat, before any
     ad is pulled: the put samples nats-server's clock (:meth:`Registry.put`, :mod:`gamead_core.clock`), so the
     first ads' ``startedAt`` and aging keys are on it, not on this host's clock (attack33a F2, F7: before, the
-    heartbeats' first sample raced the first pull); a failed put is logged, the heartbeats try again. Returns None
-    when there was nothing to adopt. Never the entry of a rival start written after the claim's read (claim45)."""
+    heartbeats' first sample raced the first pull); a failed put is logged, the heartbeats try again, but the key
+    found another process's raises :func:`~gamead_core.registry.owner.id_lost` (exit 5) before any pull (review46
+    F3: a claim whose write went unanswered, a rival's landed). Returns None when there was nothing to adopt.
+    Never the entry of a rival start written after the claim's read (claim45)."""
     try:
         if claimed is None:
             previous, _ = await registry.lookup(me.id)
@@ -246,6 +248,8 @@ async def adopt_predecessor(
         adopted = await recover(nc, store, previous, settings)
     try:
         await registry.put(me)
+    except ConfigError:  # id_lost: a rival start's claim landed where this one's went unanswered (review46 F3)
+        raise
     except GameadError as exc:
         log.warning("first heartbeat not written (the heartbeats try again): %s", exc.message)
     return adopted

@@ -55,3 +55,46 @@ def test_a_beat_frozen_between_its_read_and_its_write_does_not_go_over_the_new_h
 
     refused, holder_started = asyncio.run(scenario())
     assert (refused, round(holder_started)) == (True, -1)
+
+
+def test_a_beat_whose_last_try_is_frozen_does_not_go_over_the_new_holder(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review46 F2: the beat's last of ``PUT_TRIES`` writes went unconditionally. Its first two tries each see one
+    of its own announcements land between their read and write (a busy worker), and it is "frozen" after its last
+    read while the second process takes ``dup`` over. Figures (the first's put refused, the key's holder): with the
+    fix (True, the second's start); without (False, -100 s: the first's last try wrote over the second's entry,
+    which then ended exit 5 at its next beat while the frozen one ran on)."""
+    url = fresh_nats().url
+
+    async def scenario() -> tuple[bool, float]:
+        nc = await nats.connect(url)
+        try:
+            settings = GameadSettings(registry={"ttl": 10.0, "heartbeat_interval": 0.5}).registry
+            first, second = Registry(nc, nc.jetstream(), settings), Registry(nc, nc.jetstream(), settings)
+            t0 = time.time()
+            await first.put(worker_entry("dup", started=t0 - 100))
+            read, reads = first.revision, []
+
+            async def busy_then_frozen(node_id: str) -> Any:
+                got = await read(node_id)
+                reads.append(got[0])
+                if len(reads) < 3:  # its own announcement lands between this read and the write
+                    await first.put_over(worker_entry("dup", started=t0 - 100), got[0])
+                elif len(reads) == 3:  # frozen here: the second's claim lands before the write
+                    await second.put_over(worker_entry("dup", started=t0 - 1), got[0])
+                return got
+
+            first.revision = busy_then_frozen  # type: ignore[method-assign]
+            try:
+                await first.put(worker_entry("dup", started=t0 - 100))
+                refused = False
+            except ConfigError:
+                refused = True
+            _, holder = await second.revision("dup")
+            assert holder is not None
+            return refused, holder.started_at.timestamp() - t0
+        finally:
+            await nc.close()
+
+    refused, holder_started = asyncio.run(scenario())
+    assert (refused, round(holder_started)) == (True, -1)
