@@ -50,10 +50,10 @@ def taken_by(seq: int, entry: NodeInfo | None, me: NodeInfo, predecessor_seq: in
 
 def id_lost(me: NodeInfo, other: NodeInfo, written: bool = True) -> ConfigError:
     """The one line of process ``me`` whose id another process (``other``) took over: a worker frozen past a
-    start's watch (``written``: this process wrote its entry before; else a start whose claim got no answer while
-    another start's landed, review46 F7); an API, whose id is its own process's (``api-<host>-<pid>-<random>``),
-    copied (a cloned VM or container, a restored checkpoint) or its key written by hand (claim45). A
-    ``ConfigError``, exit 5, as a refused start. Pure."""
+    start's watch (``written``: this process wrote a heartbeat before; else a start whose claim got no answer
+    while another start's landed, or one paused between its claim and first heartbeat: review46 F7); an API,
+    whose id is its own process's (``api-<host>-<pid>-<random>``), copied (a cloned VM or container, a restored
+    checkpoint) or its key written by hand (claim45). A ``ConfigError``, exit 5, as a refused start. Pure."""
     head = (f"the id {me.id} was taken over by another process (host {other.host}, pid {other.pid}, started "
             f"{iso_z(as_utc(other.started_at), 'milliseconds')}: its startedAt in gamead workers -o json)")
     if me.role == "api":
@@ -61,9 +61,9 @@ def id_lost(me: NodeInfo, other: NodeInfo, written: bool = True) -> ConfigError:
                            "entry written by hand: this process stops writing its registry entry, stops serving and "
                            "ends (restart it: it takes a new id); the other keeps the id")
     if not written:
-        return ConfigError(f"{head} before this one's first heartbeat was written (its claim's write got no answer "
-                           "and another start of the id claimed it meanwhile): this process ends before taking any "
-                           "work; the other keeps the id")
+        return ConfigError(f"{head} before this one's first heartbeat was written (another start of the id claimed "
+                           "it while this one's claim got no answer, or while this one was paused after it): this "
+                           "process ends before taking any work; the other keeps the id")
     return ConfigError(
         f"{head} while this one wrote no heartbeat (frozen or paused longer than the start's watch, or beating less "
         "often than that start's registry.heartbeat_interval): "
