@@ -170,8 +170,8 @@ def send_many(
                 if not again or cut:
                     return
                 answers = [a for a in answers if a[0] in again]
-                if stop.wait(wait):  # Ctrl-C, a fatal error or the outage's stop meanwhile: not sent again
-                    cut = outage.cut(True)  # (the outage's lock, never taken under ours)
+                if cut := outage.cut(stop.wait(wait)):  # Ctrl-C, a fatal error or the outage's stop meanwhile, or
+                    # its stop time come (outage46): not sent again (the outage's lock, never taken under ours)
                     with lock:
                         for i, where, _ in answers:
                             tally.not_sent(i, where, f"not sent again ({again[i].get('code')}): {cut}")

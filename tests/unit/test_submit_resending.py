@@ -1,0 +1,87 @@
+"""outage46: a batch's ads refused certainly unsent (503 ``storage_failing``, no ``details.adId``) while an outage
+is under way are never settled as ``rejected`` before the outage's stop: they are sent again, or held until that
+stop and then not sent (``notSent``: never judged by the API). Session 45's flake of
+``test_submit_outage_accounts[json]`` (50 ads, one batch at 500/s, ``rejected storage_failing``): the next resend's
+wait (its ``retryAfter``, or the back-off) did not fit in the time left, while the outage was not yet due to stop
+the run, so :func:`next_try` answered "their own resends ran out" and the ads were counted refused for good.
+:class:`Outage` and :func:`next_try` on the test's own clock: no sleep, no timing assert."""
+
+from __future__ import annotations
+
+import pytest
+
+from gamead_cli.submit.outage import Outage
+from gamead_cli.submit.resending import next_try
+
+T0 = 1_796_351_465.0  # 2026-12-04T02:31:05Z
+HOLD = 5.0  #: client.retry_for, as in test_submit_outage_accounts
+FAILING = {"code": "storage_failing", "message": "the store is failing", "details": {"retryAfter": 1}}
+STOPPED = "the API's store still refused every ad after client.retry_for (storage_failing: the store is failing)"
+
+
+def _outage(now: list[float]) -> Outage:
+    return Outage("http://127.0.0.1:8080", HOLD, lambda mark, text: None, clock=lambda: now[0],
+                  wall=lambda: T0 + now[0])
+
+
+def _store_outage_at(now: list[float], since: float) -> Outage:
+    outage = _outage(now)
+    now[0] = since
+    outage.judge([{"error": FAILING}] * 50)  # a batch of 50, every ad refused for the store: the outage begins
+    assert outage.since == since
+    return outage
+
+
+@pytest.mark.parametrize("own", [7.5, 5.0], ids=["batch sent after the outage began", "batch sent before"])
+def test_ads_whose_next_try_does_not_fit_before_the_outages_stop_are_held_to_it_then_not_sent(own: float) -> None:
+    """Store outage from 2 s (its stop at 7 s). At 6.8 s (a batch sent at 2.5 s: its own bound 7.5 s; or at 0 s:
+    the outage's stop 7 s) its 50 ads are refused again, ``retryAfter`` 1 s: the wait fits neither bound. Before:
+    ``(None, "")``, the 50 ads ``rejected storage_failing``; now they wait the 0.2 s left to the stop, and then
+    are not sent again, in the stop's words."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 6.8
+    wait, cut = next_try(outage, 4, [FAILING] * 50, own, now[0], False)
+    assert cut == "" and wait == pytest.approx(0.2), (wait, cut)  # held: not settled (rejected), not cut yet
+    now[0] += wait
+    assert outage.cut(False) == STOPPED  # the look after the wait: the stop came (left39b's notSent words)
+    assert next_try(outage, 5, [FAILING] * 50, own, now[0], False) == (None, STOPPED)
+    assert outage.stopped and outage.summary(50)["stoppedByOutage"] is True
+
+
+def test_a_store_outage_turned_unreachable_holds_the_ads_it_refused_too() -> None:
+    """A store outage from 2 s, then a connection refused at 3 s (the outage is now "unreachable", its stop still
+    7 s): at 4.5 s a batch's own bound (4.6 s) leaves no room for a 1 s wait. Before: ``(None, "")``, rejected;
+    now held until the stop (2.5 s)."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 3.0
+    assert outage.refused("connection refused") is True and outage.kind == "unreachable"
+    now[0] = 4.5
+    wait, cut = next_try(outage, 3, [FAILING] * 10, 4.6, now[0], False)
+    assert cut == "" and wait == pytest.approx(2.5), (wait, cut)
+
+
+def test_a_wait_that_would_end_past_the_outages_stop_ends_at_it() -> None:
+    """At 6 s (stop at 7 s) a 3 s ``retryAfter`` fits the batch's own bound (10 s): before, the ads went again at
+    9 s, 2 s after the stop the ``!`` line promised; now the wait ends at the stop, where they are cut."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 6.0
+    late = {**FAILING, "details": {"retryAfter": 3}}
+    assert next_try(outage, 2, [late], 10.0, now[0], False) == (pytest.approx(1.0), "")
+
+
+def test_without_an_outage_the_ads_own_resends_end_with_their_last_answer_and_a_stop_cuts_them() -> None:
+    """No outage under way (none began, or it ended): a wait that does not fit the batch's own bound is not
+    started and the last answer stands (``(None, "")``: rejected with its code), as before; a wait that fits is
+    waited. The run's stop (a Ctrl-C) cuts them whatever the outage."""
+    now = [3.0]
+    outage = _outage(now)
+    assert next_try(outage, 3, [FAILING], 3.5, now[0], False) == (None, "")
+    assert next_try(outage, 1, [FAILING], 8.0, now[0], False) == (1.0, "")
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 3.0
+    outage.judge([{"id": "01m9"}])  # an ad taken: the outage ends
+    assert outage.since is None and next_try(outage, 3, [FAILING], 3.5, now[0], False) == (None, "")
+    assert next_try(outage, 1, [FAILING], 8.0, now[0], True) == (None, "the run stopped before their next try")
