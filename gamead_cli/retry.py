@@ -76,8 +76,11 @@ def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | N
 
 #: Codes of one ad's error in a ``POST /ads/batch`` answer that a whole request would have been retried for (503,
 #: 429, 409 in process); with no ``details.adId`` NATS certainly took nothing of that ad (gamead_core.api.routes_batch).
+#: Every 503 an ad can get (outage46: ``records_full``, ``topology_changed``, ``topology_error``,
+#: ``too_many_connections`` begin a store outage in ``gamead submit`` but their ads were counted rejected at once)
 RESENDABLE_CODES = frozenset({"queue_unavailable", "storage_failed", "storage_failing", "topology_missing",
-                              "queue_full", "rate_limited", "idempotency_key_in_process"})
+                              "queue_full", "records_full", "topology_changed", "topology_error",
+                              "too_many_connections", "rate_limited", "idempotency_key_in_process"})
 #: one ad's (or a whole request's 409) code: a request with its key is being stored right now (attack38a F3)
 IN_PROCESS = "idempotency_key_in_process"
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from gamead_cli.submit.outage import Outage
+from gamead_cli import retry
+from gamead_cli.submit.outage import STORE_CODES, Outage
 from gamead_cli.submit.resending import next_try
+from gamead_core.errors import ApiClientError
 
 T0 = 1_796_351_465.0  # 2026-12-04T02:31:05Z
 HOLD = 5.0  #: client.retry_for, as in test_submit_outage_accounts
@@ -85,3 +87,17 @@ def test_without_an_outage_the_ads_own_resends_end_with_their_last_answer_and_a_
     outage.judge([{"id": "01m9"}])  # an ad taken: the outage ends
     assert outage.since is None and next_try(outage, 3, [FAILING], 3.5, now[0], False) == (None, "")
     assert next_try(outage, 1, [FAILING], 8.0, now[0], True) == (None, "the run stopped before their next try")
+
+
+@pytest.mark.parametrize("code", sorted(STORE_CODES))
+def test_an_ad_refused_with_any_code_that_begins_a_store_outage_is_resent_not_rejected(code: str) -> None:
+    """Every 503 code an ad can get begins a store outage (:data:`STORE_CODES`); without ``details.adId`` NATS took
+    nothing of it, so it is resent and, at the outage's stop, not sent — per ad in a batch answer or for a whole
+    batch refused. Before: ``records_full``, ``topology_changed``, ``topology_error`` and ``too_many_connections``
+    were not resendable, so their ads were counted rejected at once (test_submit_node_refuses: the batches out
+    until the first refusal came back, ``rejected`` ``topology_changed``) while the outage they began was said."""
+    error = {"code": code, "message": "m", "details": None}
+    assert retry.resendable(error), code
+    whole = ApiClientError("m", status=503, api_code=code)
+    assert retry.as_ad_answer(whole) == {"error": error}, code
+    assert not retry.resendable({**error, "details": {"adId": "01m9"}})  # may be stored: looked up, never resent
