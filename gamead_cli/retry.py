@@ -138,3 +138,14 @@ def next_wait(attempt: int, retry_after: float | None, remaining: float, *,
     wait = retry_after if retry_after is not None else backoff(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP,
                                                               uniform=uniform)
     return wait if wait < remaining else None
+
+
+def held_wait(wait: float | None, held: float | None) -> float | None:
+    """``wait`` (:func:`next_wait`'s: None when it would not end within its budget) while an outage under way stops
+    the run in ``held`` seconds (``gamead submit``'s :meth:`~gamead_cli.submit.outage.Outage.left`; None: none is
+    under way): at most ``held``, and ``held`` when it did not fit — the try then comes at the stop, where the
+    outage says whether it is cut, not before it (outage46: given up a few seconds before, their ads were counted
+    rejected, or not sent though the API came back within the time the outage's line promised). Pure."""
+    if held is None or held <= 0:
+        return wait
+    return held if wait is None else min(wait, held)

@@ -28,7 +28,4 @@ def next_try(outage: Outage, attempt: int, errors: list[Mapping[str, object]], o
     if cut:
         return None, cut
     wait = retry.next_wait(attempt, retry.ad_retry_after(list(errors)), outage.resend_until(own) - now)
-    until = outage.stop_at()
-    if until is None:
-        return wait, ""
-    return min(until - now, float("inf") if wait is None else wait), ""
+    return retry.held_wait(wait, outage.left()), ""  # not due (cut said ""): left() > 0 while one is under way

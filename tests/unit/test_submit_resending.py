@@ -8,16 +8,24 @@ the run, so :func:`next_try` answered "their own resends ran out" and the ads we
 
 from __future__ import annotations
 
+import threading
+
+import httpx
 import pytest
 
 from gamead_cli import retry
+from gamead_cli.client import ApiClient
 from gamead_cli.submit.outage import STORE_CODES, Outage
 from gamead_cli.submit.resending import next_try
 from gamead_core.errors import ApiClientError
+from tests.support import ad
 
 T0 = 1_796_351_465.0  # 2026-12-04T02:31:05Z
 HOLD = 5.0  #: client.retry_for, as in test_submit_outage_accounts
 FAILING = {"code": "storage_failing", "message": "the store is failing", "details": {"retryAfter": 1}}
+#: a 202 of POST /ads, as a batch's result (the client checks its shape)
+ACCEPTED = {"id": "a1", "status": "queued", "priority": 3, "duplicate": False, "submittedAt": "2026-01-01T00:00:00Z",
+            "ad": ad("t")}
 STOPPED = "the API's store still refused every ad after client.retry_for (storage_failing: the store is failing)"
 
 
@@ -101,3 +109,33 @@ def test_an_ad_refused_with_any_code_that_begins_a_store_outage_is_resent_not_re
     whole = ApiClientError("m", status=503, api_code=code)
     assert retry.as_ad_answer(whole) == {"error": error}, code
     assert not retry.resendable({**error, "details": {"adId": "01m9"}})  # may be stored: looked up, never resent
+
+
+def test_held_wait_ends_at_the_outages_stop_and_waits_for_it_when_the_try_did_not_fit() -> None:
+    assert retry.held_wait(None, None) is None and retry.held_wait(0.5, None) == 0.5  # no outage: as it was
+    assert retry.held_wait(None, 0.2) == 0.2 and retry.held_wait(3.0, 1.0) == 1.0 and retry.held_wait(0.5, 1.0) == 0.5
+    assert retry.held_wait(None, 0.0) is None and retry.held_wait(None, -1.0) is None  # due: the outage cuts
+
+
+def test_a_batch_refused_by_connection_is_retried_until_the_outages_stop_not_only_its_own_retry_for() -> None:
+    """The unreachable outage's ``!`` line says the requests out are retried until its stop. A batch whose own
+    ``client.retry_for`` (0.2 s here) ends before that stop (2 s: a batch sent before the outage began, or whose
+    next back-off did not fit) gave up at its own bound: its ads ``not sent`` though the API answered again
+    within the time promised. Now it is retried until the stop and its ad accepted. httpx's in-process transport
+    (as test_client_retry): the connection refused for the outage's first 0.5 s, then answered."""
+    outage = Outage("http://api.test", 2.0, lambda mark, text: None)  # the outage's own clock: time.monotonic
+    lock, seen = threading.Lock(), []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(request.url.path)
+            left = outage.left()
+        if len(seen) > 1 and (left is None or left > 1.5):  # the API gone for the outage's first 0.5 s
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"results": [ACCEPTED], "accepted": 1, "duplicates": 0, "rejected": 0})
+
+    client = ApiClient("http://api.test", transport=httpx.MockTransport(api), retry_for=0.2)
+    client.watch = outage
+    assert client.submit_batch([ad("t")])["results"] == [ACCEPTED]  # answered: the API was there
+    assert client.submit_batch([ad("t")])["results"] == [ACCEPTED], seen  # before: ApiUnreachable at 0.2 s
+    assert outage.spans and outage.since is None and not outage.stopped  # the outage said, ended, not a stop
