@@ -145,7 +145,9 @@ def held_wait(wait: float | None, held: float | None) -> float | None:
     the run in ``held`` seconds (``gamead submit``'s :meth:`~gamead_cli.submit.outage.Outage.left`; None: none is
     under way): at most ``held``, and ``held`` when it did not fit — the try then comes at the stop, where the
     outage says whether it is cut, not before it (outage46: given up a few seconds before, their ads were counted
-    rejected, or not sent though the API came back within the time the outage's line promised). Pure."""
-    if held is None or held <= 0:
+    rejected, or not sent though the API came back within the time the outage's line promised); 0 when the stop
+    is already due (read just after the caller found it not: the look at once then cuts). Pure."""
+    if held is None:
         return wait
+    held = max(0.0, held)
     return held if wait is None else min(wait, held)

@@ -28,4 +28,4 @@ def next_try(outage: Outage, attempt: int, errors: list[Mapping[str, object]], o
     if cut:
         return None, cut
     wait = retry.next_wait(attempt, retry.ad_retry_after(list(errors)), outage.resend_until(own) - now)
-    return retry.held_wait(wait, outage.left()), ""  # not due (cut said ""): left() > 0 while one is under way
+    return retry.held_wait(wait, outage.left()), ""  # an outage under way: never None, so never settled
