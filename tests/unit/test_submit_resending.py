@@ -12,6 +12,8 @@ import threading
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gamead_cli import retry
 from gamead_cli.client import ApiClient
@@ -116,6 +118,16 @@ def test_held_wait_ends_at_the_outages_stop_and_waits_for_it_when_the_try_did_no
     assert retry.held_wait(None, 0.2) == 0.2 and retry.held_wait(3.0, 1.0) == 1.0 and retry.held_wait(0.5, 1.0) == 0.5
     # due already (read just after cut() found it not): look again at once, where the outage cuts; never None
     assert retry.held_wait(None, 0.0) == 0.0 and retry.held_wait(None, -0.001) == 0.0
+
+
+@given(st.none() | st.floats(0, 60), st.none() | st.floats(-5, 60))
+def test_held_wait_never_gives_up_while_an_outage_is_under_way_and_never_waits_past_its_stop(
+        wait: float | None, held: float | None) -> None:
+    got = retry.held_wait(wait, held)
+    if held is None:
+        assert got == wait  # no outage: next_wait's answer, None (give up) included
+    else:
+        assert got is not None and 0 <= got <= max(0.0, held) and (wait is None or got <= wait)
 
 
 def test_a_batch_refused_by_connection_is_retried_until_the_outages_stop_not_only_its_own_retry_for() -> None:
