@@ -68,7 +68,7 @@ class ApiClient(AdCalls):
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
         #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
-        #: wait to retry it), ``answered()`` at each answer
+        #: wait to retry it), ``answered()`` at each answer, ``left()``: seconds to its stop, which the retries wait for
         self.watch: Any = None
         self._lock = threading.Lock()
         self._cancelled = threading.Event()  #: set by :meth:`cancel_retries` (Ctrl-C): no more waits to retry
@@ -151,7 +151,8 @@ class ApiClient(AdCalls):
                 cause = f"connect timed out after {took:g}s" if isinstance(exc, httpx.ConnectTimeout) \
                     else connect_cause(exc)
                 if self._wait_to_retry(attempt, deadline, (self._reached or self._connected) and retry.may_retry(
-                        method, headers, sent=False) and (self.watch is None or self.watch.refused(cause))):
+                        method, headers, sent=False) and (self.watch is None or self.watch.refused(cause)),
+                        held=self.watch.left() if self.watch is not None else None):  # after refused(): begun
                     earlier = exc
                     continue
                 raise unreachable(self.api_url, exc, took, cut=cut) from exc
@@ -235,11 +236,13 @@ class ApiClient(AdCalls):
         with self._lock:
             self.retried += 1
 
-    def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None) -> bool:
-        """Sleep before sending again and answer True, or answer False (not allowed, or no budget left)."""
+    def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None, *,
+                       held: float | None = None) -> bool:
+        """Sleep before sending again and answer True, or answer False (not allowed, or no budget left and no
+        outage's stop in ``held`` s: :func:`gamead_cli.retry.held_wait`)."""
         if not allowed or self._cancelled.is_set():
             return False
-        wait = retry.next_wait(attempt, retry_after, deadline - time.monotonic())
+        wait = retry.held_wait(retry.next_wait(attempt, retry_after, deadline - time.monotonic()), held)
         if wait is None or self._cancelled.wait(wait):
             return False
         self.count_retry()

@@ -76,8 +76,11 @@ def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | N
 
 #: Codes of one ad's error in a ``POST /ads/batch`` answer that a whole request would have been retried for (503,
 #: 429, 409 in process); with no ``details.adId`` NATS certainly took nothing of that ad (gamead_core.api.routes_batch).
+#: Every 503 an ad can get (outage46: ``records_full``, ``topology_changed``, ``topology_error``,
+#: ``too_many_connections`` begin a store outage in ``gamead submit`` but their ads were counted rejected at once)
 RESENDABLE_CODES = frozenset({"queue_unavailable", "storage_failed", "storage_failing", "topology_missing",
-                              "queue_full", "rate_limited", "idempotency_key_in_process"})
+                              "queue_full", "records_full", "topology_changed", "topology_error",
+                              "too_many_connections", "rate_limited", "idempotency_key_in_process"})
 #: one ad's (or a whole request's 409) code: a request with its key is being stored right now (attack38a F3)
 IN_PROCESS = "idempotency_key_in_process"
 
@@ -135,3 +138,16 @@ def next_wait(attempt: int, retry_after: float | None, remaining: float, *,
     wait = retry_after if retry_after is not None else backoff(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP,
                                                               uniform=uniform)
     return wait if wait < remaining else None
+
+
+def held_wait(wait: float | None, held: float | None) -> float | None:
+    """``wait`` (:func:`next_wait`'s: None when it would not end within its budget) while an outage under way stops
+    the run in ``held`` seconds (``gamead submit``'s :meth:`~gamead_cli.submit.outage.Outage.left`; None: none is
+    under way): at most ``held``, and ``held`` when it did not fit — the try then comes at the stop, where the
+    outage says whether it is cut, not before it (outage46: given up a few seconds before, their ads were counted
+    rejected, or not sent though the API came back within the time the outage's line promised); 0 when the stop
+    is already due (read just after the caller found it not: the look at once then cuts). Pure."""
+    if held is None:
+        return wait
+    held = max(0.0, held)
+    return held if wait is None else min(wait, held)

@@ -217,6 +217,11 @@ class Outage:
         since = self.since
         return max(own, since + self.hold_for) if since is not None and self.kind == "store" else own
 
+    def left(self) -> float | None:
+        """Seconds until the outage under way stops the run (its start + :attr:`hold_for`); None: none is."""
+        since = self.since
+        return None if since is None else since + self.hold_for - self._clock()
+
     def size(self, most: int) -> int:
         """The next batch's size: ``most`` (ads), or 1 while the store refuses (a probe: one ad left uncertain at
         most)."""

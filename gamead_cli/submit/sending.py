@@ -30,6 +30,7 @@ from gamead_cli.stops import POLL, signals_flagged, signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.outage import MARKS, Outage, Runs, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
+from gamead_cli.submit.resending import next_try
 from gamead_cli.submit.tally import Tally
 from gamead_cli.submit.views import progress_bar, progress_info
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
@@ -155,9 +156,8 @@ def send_many(
                 outage.judge(body for _, _, body in answers)  # every ad refused for the store: an outage (F3)
                 again = {i: body["error"] for i, _, body in answers
                          if isinstance(body, dict) and retry.resendable(body.get("error"))}
-                wait = None if not again or stop.is_set() else retry.next_wait(attempt, retry.ad_retry_after(
-                    list(again.values())), outage.resend_until(deadline) - time.monotonic())
-                cut = outage.cut(stop.is_set()) if again and wait is None else ""  # the run's stop, not the ads' own
+                wait, cut = next_try(outage, attempt, list(again.values()), deadline, time.monotonic(),
+                                     stop.is_set()) if again else (None, "")  # cut: the run's stop, not the ads' own
                 again = again if cut else {} if wait is None else again
                 with lock:
                     for i, where, body in answers:
@@ -170,8 +170,8 @@ def send_many(
                 if not again or cut:
                     return
                 answers = [a for a in answers if a[0] in again]
-                if stop.wait(wait):  # Ctrl-C, a fatal error or the outage's stop meanwhile: not sent again
-                    cut = outage.cut(True)  # (the outage's lock, never taken under ours)
+                if cut := outage.cut(stop.wait(wait)):  # Ctrl-C, a fatal error or the outage's stop meanwhile, or
+                    # its stop time come (outage46): not sent again (the outage's lock, never taken under ours)
                     with lock:
                         for i, where, _ in answers:
                             tally.not_sent(i, where, f"not sent again ({again[i].get('code')}): {cut}")

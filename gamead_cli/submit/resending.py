@@ -1,0 +1,31 @@
+"""One step of a bulk ``gamead submit``'s resends (:func:`gamead_cli.submit.sending.send_many`): after a batch's
+answer, whether its ads refused certainly unsent (:func:`gamead_cli.retry.resendable`) go again and when, or are
+not sent again (the run's stop: ``notSent``), or are settled with their last answer (their own resends spent).
+Pure but for :meth:`~gamead_cli.submit.outage.Outage.cut`, which records the outage's stop when it is due."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gamead_cli import retry
+from gamead_cli.submit.outage import Outage
+
+
+def next_try(outage: Outage, attempt: int, errors: list[Mapping[str, object]], own: float, now: float,
+             stopping: bool) -> tuple[float | None, str]:
+    """For the ads refused with ``errors`` after try ``attempt`` of their batch, whose own resends end at ``own``
+    (the outage's clock, as ``now``; ``stopping``: the run's stop event is set): ``(wait, "")`` to send them again
+    after ``wait`` s, or to look again then; ``(None, why)`` not to, ``why`` the words of their ``notSent`` items
+    (the run's stop, or the outage's stop time come: :meth:`Outage.cut`); ``(None, "")`` when their own resends
+    ran out and no outage is under way: the caller settles them with their last answer (rejected).
+
+    While an outage is under way its stop bounds the wait: a wait that would end past it ends at it, and one that
+    does not fit the time left (``retryAfter`` or the back-off longer than it) waits for it instead of giving up
+    (outage46: 50 ads refused ``storage_failing`` 0.2 s before the stop were counted ``rejected``, never judged by
+    the API; an outage turned "unreachable" kept only the batch's own bound, alike). The caller looks again after
+    the wait (``Outage.cut``): the stop come, the ads are not sent; the outage over, they go."""
+    cut = outage.cut(stopping)  # the run's stop, or the outage's: "" when neither (not a stop, not yet due)
+    if cut:
+        return None, cut
+    wait = retry.next_wait(attempt, retry.ad_retry_after(list(errors)), outage.resend_until(own) - now)
+    return retry.held_wait(wait, outage.left()), ""  # an outage under way: never None, so never settled

@@ -1,0 +1,154 @@
+"""outage46: a batch's ads refused certainly unsent (503 ``storage_failing``, no ``details.adId``) while an outage
+is under way are never settled as ``rejected`` before the outage's stop: they are sent again, or held until that
+stop and then not sent (``notSent``: never judged by the API). Session 45's flake of
+``test_submit_outage_accounts[json]`` (50 ads, one batch at 500/s, ``rejected storage_failing``): the next resend's
+wait (its ``retryAfter``, or the back-off) did not fit in the time left, while the outage was not yet due to stop
+the run, so :func:`next_try` answered "their own resends ran out" and the ads were counted refused for good.
+:class:`Outage` and :func:`next_try` on the test's own clock: no sleep, no timing assert."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gamead_cli import retry
+from gamead_cli.client import ApiClient
+from gamead_cli.submit.outage import STORE_CODES, Outage
+from gamead_cli.submit.resending import next_try
+from gamead_core.errors import ApiClientError
+from tests.support import ad
+
+T0 = 1_796_351_465.0  # 2026-12-04T02:31:05Z
+HOLD = 5.0  #: client.retry_for, as in test_submit_outage_accounts
+FAILING = {"code": "storage_failing", "message": "the store is failing", "details": {"retryAfter": 1}}
+#: a 202 of POST /ads, as a batch's result (the client checks its shape)
+ACCEPTED = {"id": "a1", "status": "queued", "priority": 3, "duplicate": False, "submittedAt": "2026-01-01T00:00:00Z",
+            "ad": ad("t")}
+STOPPED = "the API's store still refused every ad after client.retry_for (storage_failing: the store is failing)"
+
+
+def _outage(now: list[float]) -> Outage:
+    return Outage("http://127.0.0.1:8080", HOLD, lambda mark, text: None, clock=lambda: now[0],
+                  wall=lambda: T0 + now[0])
+
+
+def _store_outage_at(now: list[float], since: float) -> Outage:
+    outage = _outage(now)
+    now[0] = since
+    outage.judge([{"error": FAILING}] * 50)  # a batch of 50, every ad refused for the store: the outage begins
+    assert outage.since == since
+    return outage
+
+
+@pytest.mark.parametrize("own", [7.5, 5.0], ids=["batch sent after the outage began", "batch sent before"])
+def test_ads_whose_next_try_does_not_fit_before_the_outages_stop_are_held_to_it_then_not_sent(own: float) -> None:
+    """Store outage from 2 s (its stop at 7 s). At 6.8 s (a batch sent at 2.5 s: its own bound 7.5 s; or at 0 s:
+    the outage's stop 7 s) its 50 ads are refused again, ``retryAfter`` 1 s: the wait fits neither bound. Before:
+    ``(None, "")``, the 50 ads ``rejected storage_failing``; now they wait the 0.2 s left to the stop, and then
+    are not sent again, in the stop's words."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 6.8
+    wait, cut = next_try(outage, 4, [FAILING] * 50, own, now[0], False)
+    assert cut == "" and wait == pytest.approx(0.2), (wait, cut)  # held: not settled (rejected), not cut yet
+    now[0] += wait
+    assert outage.cut(False) == STOPPED  # the look after the wait: the stop came (left39b's notSent words)
+    assert next_try(outage, 5, [FAILING] * 50, own, now[0], False) == (None, STOPPED)
+    assert outage.stopped and outage.summary(50)["stoppedByOutage"] is True
+
+
+def test_a_store_outage_turned_unreachable_holds_the_ads_it_refused_too() -> None:
+    """A store outage from 2 s, then a connection refused at 3 s (the outage is now "unreachable", its stop still
+    7 s): at 4.5 s a batch's own bound (4.6 s) leaves no room for a 1 s wait. Before: ``(None, "")``, rejected;
+    now held until the stop (2.5 s)."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 3.0
+    assert outage.refused("connection refused") is True and outage.kind == "unreachable"
+    now[0] = 4.5
+    wait, cut = next_try(outage, 3, [FAILING] * 10, 4.6, now[0], False)
+    assert cut == "" and wait == pytest.approx(2.5), (wait, cut)
+
+
+def test_a_wait_that_would_end_past_the_outages_stop_ends_at_it() -> None:
+    """At 6 s (stop at 7 s) a 3 s ``retryAfter`` fits the batch's own bound (10 s): before, the ads went again at
+    9 s, 2 s after the stop the ``!`` line promised; now the wait ends at the stop, where they are cut."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 6.0
+    late = {**FAILING, "details": {"retryAfter": 3}}
+    assert next_try(outage, 2, [late], 10.0, now[0], False) == (pytest.approx(1.0), "")
+
+
+def test_without_an_outage_the_ads_own_resends_end_with_their_last_answer_and_a_stop_cuts_them() -> None:
+    """No outage under way (none began, or it ended): a wait that does not fit the batch's own bound is not
+    started and the last answer stands (``(None, "")``: rejected with its code), as before; a wait that fits is
+    waited. The run's stop (a Ctrl-C) cuts them whatever the outage."""
+    now = [3.0]
+    outage = _outage(now)
+    assert next_try(outage, 3, [FAILING], 3.5, now[0], False) == (None, "")
+    assert next_try(outage, 1, [FAILING], 8.0, now[0], False) == (1.0, "")
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 3.0
+    outage.judge([{"id": "01m9"}])  # an ad taken: the outage ends
+    assert outage.since is None and next_try(outage, 3, [FAILING], 3.5, now[0], False) == (None, "")
+    assert next_try(outage, 1, [FAILING], 8.0, now[0], True) == (None, "the run stopped before their next try")
+
+
+@pytest.mark.parametrize("code", sorted(STORE_CODES))
+def test_an_ad_refused_with_any_code_that_begins_a_store_outage_is_resent_not_rejected(code: str) -> None:
+    """Every 503 code an ad can get begins a store outage (:data:`STORE_CODES`); without ``details.adId`` NATS took
+    nothing of it, so it is resent and, at the outage's stop, not sent — per ad in a batch answer or for a whole
+    batch refused. Before: ``records_full``, ``topology_changed``, ``topology_error`` and ``too_many_connections``
+    were not resendable, so their ads were counted rejected at once (test_submit_node_refuses: the batches out
+    until the first refusal came back, ``rejected`` ``topology_changed``) while the outage they began was said."""
+    error = {"code": code, "message": "m", "details": None}
+    assert retry.resendable(error), code
+    whole = ApiClientError("m", status=503, api_code=code)
+    assert retry.as_ad_answer(whole) == {"error": error}, code
+    assert not retry.resendable({**error, "details": {"adId": "01m9"}})  # may be stored: looked up, never resent
+
+
+def test_held_wait_ends_at_the_outages_stop_and_waits_for_it_when_the_try_did_not_fit() -> None:
+    assert retry.held_wait(None, None) is None and retry.held_wait(0.5, None) == 0.5  # no outage: as it was
+    assert retry.held_wait(None, 0.2) == 0.2 and retry.held_wait(3.0, 1.0) == 1.0 and retry.held_wait(0.5, 1.0) == 0.5
+    # due already (read just after cut() found it not): look again at once, where the outage cuts; never None
+    assert retry.held_wait(None, 0.0) == 0.0 and retry.held_wait(None, -0.001) == 0.0
+
+
+@given(st.none() | st.floats(0, 60), st.none() | st.floats(-5, 60))
+def test_held_wait_never_gives_up_while_an_outage_is_under_way_and_never_waits_past_its_stop(
+        wait: float | None, held: float | None) -> None:
+    got = retry.held_wait(wait, held)
+    if held is None:
+        assert got == wait  # no outage: next_wait's answer, None (give up) included
+    else:
+        assert got is not None and 0 <= got <= max(0.0, held) and (wait is None or got <= wait)
+
+
+def test_a_batch_refused_by_connection_is_retried_until_the_outages_stop_not_only_its_own_retry_for() -> None:
+    """The unreachable outage's ``!`` line says the requests out are retried until its stop. A batch whose own
+    ``client.retry_for`` (0.2 s here) ends before that stop (2 s: a batch sent before the outage began, or whose
+    next back-off did not fit) gave up at its own bound: its ads ``not sent`` though the API answered again
+    within the time promised. Now it is retried until the stop and its ad accepted. httpx's in-process transport
+    (as test_client_retry): the connection refused for the outage's first 0.5 s, then answered."""
+    outage = Outage("http://api.test", 2.0, lambda mark, text: None)  # the outage's own clock: time.monotonic
+    lock, seen = threading.Lock(), []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(request.url.path)
+            left = outage.left()
+        if len(seen) > 1 and (left is None or left > 1.5):  # the API gone for the outage's first 0.5 s
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"results": [ACCEPTED], "accepted": 1, "duplicates": 0, "rejected": 0})
+
+    client = ApiClient("http://api.test", transport=httpx.MockTransport(api), retry_for=0.2)
+    client.watch = outage
+    assert client.submit_batch([ad("t")])["results"] == [ACCEPTED]  # answered: the API was there
+    assert client.submit_batch([ad("t")])["results"] == [ACCEPTED], seen  # before: ApiUnreachable at 0.2 s
+    assert outage.spans and outage.since is None and not outage.stopped  # the outage said, ended, not a stop
