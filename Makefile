@@ -32,7 +32,7 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 up: $(VENV)/.installed          ## the whole stack: embedded NATS, API on :8080, workers; it all stops if make is killed
 	$(BIN)/gamead up --die-with-parent $(ARGS)
 
-test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes, 6 at a time
+test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes, 10 at a time
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q $(TEST_ARGS)
 
 bench: $(VENV)/.installed-test  ## benchmarks (on demand, not part of the tests)

@@ -75,9 +75,16 @@ def re_frame(frame: str) -> str:
     return frame.split(" (", 1)[0]
 
 
+USAGE = "usage: sweep_profile.py --out FILE [bench_sweep.py's arguments]"
+
+
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:  # newcomer46: --help was the usage error, exit 1
+        print(f"{USAGE}\n\n{__doc__.strip()}\n\nbench_sweep.py's arguments: "
+              ".venv/bin/python benchmarks/bench_sweep.py --help")
+        return 0
     if "--out" not in argv[:-1]:
-        sys.exit("usage: sweep_profile.py --out FILE [bench_sweep.py's arguments]")
+        sys.exit(USAGE)
     i = argv.index("--out")
     out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
     api: dict[str, Any] = {}

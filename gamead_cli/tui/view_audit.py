@@ -24,7 +24,7 @@ _BOUND_FIELDS = {"max_replicas": "maxReplicas", "min_replicas": "minReplicas"}
 
 
 def audit_selection(record: Mapping[str, Any]) -> str:
-    """What an action chose, in a few words: ``3 ids``, ``filter errorClass=Timeout``, ``all``, ``replicas 4
+    """What an action chose, in a few words: ``3 ids`` (``1 id``), ``filter errorClass=Timeout``, ``all``, ``replicas 4
     for 600s``, ``replicas 3 for 60s, clamped to 2 (max_replicas 2)`` (the record's ``effectiveReplicas``),
     ``…, replacing 5 (by alice)``; a clear: ``removing 5 (by alice)`` or ``none stood``."""
     sel = record.get("selection") or {}
@@ -32,8 +32,9 @@ def audit_selection(record: Mapping[str, Any]) -> str:
     mode = sel.get("mode")
     if record.get("action") == "job.takeover":  # which node resumed the job, after which one's lease expired
         return f"from {details.get('fromNode') or '?'} to {details.get('toNode') or '?'}"
-    if mode == "ids":
-        return f"{sel.get('ids', '?')} ids"
+    if mode == "ids":  # a count; "1 ids" before newcomer46
+        n = sel.get("ids")
+        return f"{n:,} id{'' if n == 1 else 's'}" if isinstance(n, int) and not isinstance(n, bool) else "? ids"
     if mode == "filter":
         flt = sel.get("filter") or {}
         return ("filter " + ", ".join(f"{k}={v}" for k, v in flt.items())) if flt else "filter"
