@@ -145,6 +145,13 @@ def count_text(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
 
 
+def counted(n: Any, what: str = "ad") -> str:
+    """A count with what it counts, as the CLI prints counts of ads (``gamead submit``'s summary): ``2,622 ads``,
+    ``1 ad``, ``0 ads`` (:func:`count_text`'s figure; ``what``: another noun, ``worker``). Before (units46) the
+    summary said ``sent 200``, ``rejected 0``: 200 of what. Pure."""
+    return f"{count_text(n)} {what}" + ("" if n == 1 else "s")
+
+
 def byte_size(n: int | float | None) -> str:
     """A byte count in IEC units, the one way the CLI writes sizes (``gamead top``, ``gamead doctor``):
     ``512 B``, ``511.5 KiB``, ``3.0 GiB`` (1 KiB = 1024 B; one decimal above bytes); ``-`` for None. Pure."""
