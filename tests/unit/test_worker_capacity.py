@@ -228,7 +228,7 @@ def test_status_view_labels_the_ticks_column_and_the_per_worker_row() -> None:
                         "perWorkerPerSec": 847.458,
                         "perWorkerBasis": {"bound": "cpu", "cpuPerAdMs": 1.18, "workers": 1}},
            "decisions": [{"at": "2026-11-30T11:00:00Z", "lastAt": "2026-11-30T11:00:09Z", "repeats": 10,
-                          "current": 1, "desired": 1, "applied": True, "reason": "hold 1"}]}
+                          "current": 1, "desired": 1, "applied": True, "reason": "hold 1 worker"}]}
     console = Console(width=160, record=True)
     console.print(status_view(doc))
     text = console.export_text()
@@ -244,5 +244,5 @@ def test_the_decision_reason_names_the_bound() -> None:
     rates = {"submittedPerSec": 0.0, "completedPerSec": 0.0, "perWorkerPerSec": 847.5}
     obs = observation_of(reading, rates, 1, at=0.0, now=100.0, basis={"bound": "cpu", "cpuPerAdMs": 1.18})
     decision = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=10, target_drain_seconds=1)).decide(obs)
-    assert "at 847.5 ads/s per worker (CPU-bound) needs 4" in decision.reason
+    assert "at 847.5 ads/s per worker (CPU-bound) needs 4 workers" in decision.reason
     assert observation_of(reading, rates, 1, at=0.0, now=100.0).per_worker_bound is None  # an older sampler
