@@ -32,3 +32,17 @@ def test_ads_get_and_dlq_show_say_attempts_alike() -> None:
     entry = {"adId": record["id"], "title": "Dragon Kingdom", "priority": 3, "attempts": 1, "errorClass": "X"}
     assert "attempts 3 analysis attempts" in _text(ad_view(record, now=NOW))
     assert "attempts 1 analysis attempt " in _text(dlq_entry_view(entry, now=NOW)) + " "
+
+
+def test_the_dashboards_details_and_audit_say_what_they_count() -> None:
+    """``gamead top``: a DLQ entry's details said ``attempts 1`` (``dlq show``: ``1 analysis attempt``); the audit's
+    WHAT of an override cleared or replaced said ``removing 3 (by alice)``, ``replacing 5 (by bob)``: 3 of what."""
+    from gamead_cli.tui.view_audit import audit_selection
+    from gamead_cli.tui.view_details import details_view
+
+    assert "attempts 1 analysis attempt" in _text(details_view({"adId": "01m93x", "attempts": 1}, now=NOW))
+    cleared = {"action": "scale.clear", "details": {"removes": {"replicas": 3, "setBy": "alice"}}}
+    assert audit_selection(cleared) == "removing an override of 3 workers (by alice)"
+    replaced = {"action": "scale.set", "details": {"replicas": 4, "forSeconds": 600, "replaces": {"replicas": 5,
+                                                                                            "setBy": "bob"}}}
+    assert audit_selection(replaced) == "replicas 4 for 10m00s, replacing an override of 5 workers (by bob)"
