@@ -13,7 +13,7 @@ from typing import Any
 from rich.text import Text
 
 from gamead_cli.cell_text import cut_at
-from gamead_core.durations import format_duration
+from gamead_core.durations import exact_duration, format_duration
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.safe_text import shown
 
@@ -145,6 +145,13 @@ def count_text(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
 
 
+def counted(n: Any, what: str = "ad") -> str:
+    """A count with what it counts, as the CLI prints counts of ads (``gamead submit``'s summary): ``2,622 ads``,
+    ``1 ad``, ``0 ads`` (:func:`count_text`'s figure; ``what``: another noun, ``worker``). Before (units46) the
+    summary said ``sent 200``, ``rejected 0``: 200 of what. Pure."""
+    return f"{count_text(n)} {what}" + ("" if n == 1 else "s")
+
+
 def byte_size(n: int | float | None) -> str:
     """A byte count in IEC units, the one way the CLI writes sizes (``gamead top``, ``gamead doctor``):
     ``512 B``, ``511.5 KiB``, ``3.0 GiB`` (1 KiB = 1024 B; one decimal above bytes); ``-`` for None. Pure."""
@@ -158,6 +165,29 @@ def byte_size(n: int | float | None) -> str:
         if value < 1024 or unit == "TiB":
             break
     return f"{value:.1f} {unit}"
+
+
+def settings_shown(settings: Any, data: Any) -> Any:
+    """``data`` (the plain dump of ``settings``, a pydantic settings tree: ``masked_dump``) with each setting in
+    seconds written as a duration (:func:`gamead_core.durations.exact_duration`: ``ack_wait: 30s``, ``ttl: 5m00s``,
+    ``max_age: 14d``, ``socket_timeout: 250ms``), as ``gamead config show`` prints it for people; every other value
+    as it is (``-o json`` prints ``data`` itself: numbers). Each reads back as the value shown (a setting in seconds
+    takes a duration). Before (units46) ``ack_wait: 30.0``: 30 of what. Pure."""
+    from pydantic import BaseModel
+
+    from gamead_core.config.section import in_seconds
+
+    if isinstance(settings, BaseModel) and isinstance(data, dict):
+        fields = type(settings).model_fields
+        return {k: (exact_duration(v) if k in fields and in_seconds(fields[k]) and _seconds_number(v)
+                    else settings_shown(getattr(settings, k, None), v)) for k, v in data.items()}
+    if isinstance(settings, Mapping) and isinstance(data, dict):
+        return {k: settings_shown(settings.get(k), v) for k, v in data.items()}
+    return data
+
+
+def _seconds_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf
 
 
 #: seconds after ``now`` a time may lie and still read as now (``0.0s ago``): the service's clock is known within

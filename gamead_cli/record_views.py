@@ -17,6 +17,7 @@ from rich.text import Text
 from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import (
     clip,
+    counted,
     command_text,
     count_text,
     empty_text,
@@ -245,7 +246,7 @@ def ad_view(record: Mapping[str, Any], again: str = "", now: datetime | None = N
         if record.get(key):
             facts.add_row(label, utc_when(record[key], now=now))
     if record.get("attempts"):
-        facts.add_row("attempts", str(record["attempts"]))
+        facts.add_row("attempts", counted(record["attempts"], "analysis attempt"))  # as dlq show (was a bare 1)
     if replays := replay_count(record):
         facts.add_row("replayed", replays_text(replays))
     if record.get("firstFailureAt"):  # -o json has it: so does the table, whatever the status
@@ -295,7 +296,7 @@ def dlq_entry_view(entry: Mapping[str, Any], again: str = "", now: datetime | No
     replays = replay_count(entry)  # "?": replayed by older code, which kept no count
     since = (f" since its last replay at {short_time(entry.get('replayedAt'))} UTC" if entry.get("replayedAt")
              else " since its last replay" if replays else "")
-    facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s){since}"))
+    facts.add_row("attempts", plain(f"{counted(entry.get('attempts', '?'), 'analysis attempt')}{since}"))
     if replays:  # a repeat death: the first failure below is from its first life, the attempts from this one
         facts.add_row("replayed", Text(f"{replays_text(replays)}, then dead again", style="yellow"))
     error = Text(str(entry.get("errorClass") or "?"), style="bold red")

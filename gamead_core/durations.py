@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Any, Final
 
 #: seconds per unit, by every name a unit is read under (lower case)
@@ -84,6 +85,18 @@ def format_duration(seconds: float, *, fine: bool = False) -> str:
     return f"{days}d{hours}h" if hours else f"{days}d"
 
 
+def exact_duration(seconds: float) -> str:
+    """``seconds`` (≥ 0, finite) as :func:`format_duration` prints it (``fine``: ``250ms``, ``1.5s``, ``30s``,
+    ``5m00s``, ``14d``) when :func:`parse_duration` reads that back as exactly ``seconds``, else in seconds with
+    every digit it has (``12.5s``, ``0.05s``, ``0.0001s``): what ``gamead config show`` prints for a setting in
+    seconds, so a value copied from it into a config file is the value shown (units46: it printed ``ack_wait:
+    30.0``, no unit). Pure; raises ``ValueError`` as :func:`format_duration` does."""
+    text = format_duration(seconds, fine=True) if seconds else format_duration(seconds)  # 0: 0.0s, not 0ms
+    if parse_duration(text) == seconds:
+        return text
+    return f"{Decimal(repr(float(seconds))):f}s"  # Decimal: every digit, never an exponent (1e-05s is unread)
+
+
 def is_duration(text: str | None) -> bool:
     """Does :func:`parse_duration` read ``text``? Pure."""
     try:
@@ -98,4 +111,4 @@ def _refusal(text: Any) -> str:
     return f"cannot read duration {shown}: use {FORMS}"
 
 
-__all__ = ["FORMS", "MOST", "UNITS", "format_duration", "is_duration", "parse_duration"]
+__all__ = ["FORMS", "MOST", "UNITS", "exact_duration", "format_duration", "is_duration", "parse_duration"]

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from gamead_cli.formats import settings_shown
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import ConfigOpt, client_settings_from
 from gamead_cli.program import follow_up
@@ -68,7 +69,8 @@ def show(
     if output == ConfigFormat.json:
         text = strict_dumps(data, indent=2, default=str) + "\n"
     else:
-        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        shown = settings_shown(settings, data)  # ack_wait: 30s (a duration, as a config file takes it), not 30.0
+        text = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, allow_unicode=True)
     sys.stdout.write(text)
 
 

@@ -20,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from gamead_cli.formats import age as age_text, command_text, empty_text, plain, short_time, short_window, time_column
+from gamead_cli.formats import (age as age_text, counted, command_text, empty_text, plain, short_time, short_window,
+                                time_column)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
 from gamead_cli.per_worker import per_worker_text
@@ -173,7 +174,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     obs = doc.get("observed") or {}
     if obs:  # "queued": submittedPerSec grows with DLQ replays too (attack43b F1)
         facts.add_row("observed", plain(
-            f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
+            f"pending {counted(obs.get('pending', 0))}, ack pending {counted(obs.get('ackPending', 0))}, oldest "
             f"{_seconds(obs.get('oldestAgeSeconds'))}, queued {rate_figure(obs.get('submittedPerSec') or 0)} ads/s "
             f"({window_words(obs.get('windowSeconds'))})"))  # every rate says its window (attack43b F5)
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"),

@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.formats import command_text, count_text, short_time, took
+from gamead_cli.formats import counted, command_text, count_text, short_time, took
 from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
@@ -73,20 +73,20 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    grid.add_row("sent", count_text(summary.get("sent", 0)))
-    grid.add_row("accepted", Text(count_text(summary.get("accepted", 0)), style="green"))
-    grid.add_row("duplicates", count_text(summary.get("duplicates", 0)))
+    grid.add_row("sent", counted(summary.get("sent", 0)))
+    grid.add_row("accepted", Text(counted(summary.get("accepted", 0)), style="green"))
+    grid.add_row("duplicates", counted(summary.get("duplicates", 0)))
     rejected: Mapping[str, int] = summary.get("rejected") or {}
     if rejected:
         detail = ", ".join(f"{code} {count_text(n)}" for code, n in sorted(rejected.items()))
-        grid.add_row("rejected", Text(f"{count_text(sum(rejected.values()))} ({detail})", style="red"))
+        grid.add_row("rejected", Text(f"{counted(sum(rejected.values()))} ({detail})", style="red"))
     else:
-        grid.add_row("rejected", "0")
+        grid.add_row("rejected", counted(0))
     if summary.get("queuedFound"):
-        grid.add_row("queued (found)", Text(f"{count_text(summary['queuedFound'])} (no answer in time, but looked up: "
+        grid.add_row("queued (found)", Text(f"{counted(summary['queuedFound'])} (no answer in time, but looked up: "
                                             "they are queued, do not resend them)", style="green"))
     if summary.get("notQueued"):
-        grid.add_row("not queued", Text(f"{count_text(summary['notQueued'])} (no answer in time, and looked up: no "
+        grid.add_row("not queued", Text(f"{counted(summary['notQueued'])} (no answer in time, and looked up: no "
                                         f"such ad, never queued; safe to resend: {_ranges(summary, 'notQueuedWhere')})",
                                         style="red"))
     if summary.get("maybeQueued"):
@@ -100,7 +100,7 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
                       + (", or find those whose batch got no answer with the command below" if unknown else ""))
             if unknown:
                 look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
-        grid.add_row("may be queued", Text(f"{count_text(summary['maybeQueued'])} ({lost_text(summary)}, still "
+        grid.add_row("may be queued", Text(f"{counted(summary['maybeQueued'])} ({lost_text(summary)}, still "
                                            f"unknown: they may still be analysed; "
                                            f"{_ranges(summary, 'maybeQueuedWhere')}; {settle})",
                                            style="yellow"))
@@ -122,20 +122,22 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     grid.add_row("rate", rate)
     if summary.get("itemsOmitted"):
         listed = summary.get("sent", 0) - summary["itemsOmitted"]  # gamead_cli.submit.sending.ITEMS_KEPT
-        grid.add_row("not listed", Text(f"{summary['itemsOmitted']:,} (the ads after the first {listed:,}: counted "
-                                        "above, not listed one by one in -o json items and ids)", style="yellow"))
+        grid.add_row("not listed", Text(f"{counted(summary['itemsOmitted'])} (the ads after the first {listed:,}: "
+                                        "counted above, not listed one by one in -o json items and ids)",
+                                        style="yellow"))
     if "completed" in summary:
-        grid.add_row("completed", Text(count_text(summary["completed"]), style="green"))
+        grid.add_row("completed", Text(counted(summary["completed"]), style="green"))
         failed = summary.get("failed", 0) + summary.get("dead", 0)
-        grid.add_row("failed/dead", Text(count_text(failed), style="red" if failed else ""))
+        grid.add_row("failed/dead", Text(counted(failed), style="red" if failed else ""))
         if summary.get("pending"):
-            grid.add_row("still pending", Text(count_text(summary["pending"]), style="yellow"))
+            grid.add_row("still pending", Text(counted(summary["pending"]), style="yellow"))
         if summary.get("notFollowed"):
             # loaded already: the summary is submit's
             from gamead_cli.submit.sending import FOLLOWED_MAX
 
-            grid.add_row("not followed", Text(f"{summary['notFollowed']:,} (accepted after the first {FOLLOWED_MAX:,} "
-                                              "ads sent: --wait did not follow them)", style="yellow"))
+            grid.add_row("not followed", Text(f"{counted(summary['notFollowed'])} (accepted after the first "
+                                              f"{FOLLOWED_MAX:,} ads sent: --wait did not follow them)",
+                                              style="yellow"))
         p50, p95 = summary.get("latencyP50Seconds"), summary.get("latencyP95Seconds")
         if p50 is not None and p95 is not None:
             grid.add_row("latency", f"p50 {took(p50)} · p95 {took(p95)} (submit → completed)")
@@ -158,7 +160,7 @@ def not_sent_text(summary: Mapping[str, Any]) -> str:
     if never:
         parts.append(f"{count_text(never)} never sent"
                      + (f": the input after {summary['lastSent']}" if summary.get("lastSent") else ""))
-    return (f"{count_text(summary['notSent'])} (stopped: {why}; none of these is queued, safe to resend; "
+    return (f"{counted(summary['notSent'])} (stopped: {why}; none of these is queued, safe to resend; "
             f"{'; '.join(parts)})")
 
 

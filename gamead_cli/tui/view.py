@@ -23,7 +23,6 @@ from gamead_cli.tui.view_figures import num, spark
 from gamead_cli.tui.view_header import autoscaler_text, registry_unread, summary_text
 from gamead_cli.tui.view_queue import (
     LEVEL_CELLS,
-    MetricRow,
     level_rows,
     metric_rows,
     metrics_title,
@@ -110,18 +109,6 @@ class Legend:
         return self.text(width)
 
 
-def _with_unit(row: MetricRow) -> str:
-    """A metric's value with what it counts: ``0.1 ads/s`` (rates of ads), ``1.4 attempts/s`` (retried attempts),
-    ``3 ads`` (ack pending); times carry theirs."""
-    if row.key == "retried" and row.value.endswith("/s"):
-        return row.value[:-2] + " attempts/s"
-    if row.key in ("submitted", "completed", "dead") and row.value.endswith("/s"):
-        return row.value[:-2] + " ads/s"
-    if row.key == "inflight" and row.value != "-":
-        return f"{row.value} ads"
-    return row.value
-
-
 def shown_snapshot(snap: Snapshot) -> Snapshot:
     """``snap`` with every text escaped where it would not show as itself (:func:`gamead_core.safe_text.shown_tree`):
     what ``gamead top --once`` renders (its ``-o json`` keeps the texts as the API sent them)."""
@@ -154,7 +141,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     trend_label = f"LAST {back}"
     metrics = FittedTable(
         ("", "VALUE", " ", trend_label),
-        [(m.label, _with_unit(m), Text(m.note, style="dim"), "") for m in rows],
+        [(m.label, m.text, Text(m.note, style="dim"), "") for m in rows],
         flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
         title=f"{metrics_title(stats)} (ack pending: now)",
         fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import age, plain, short_time, time_column
+from gamead_cli.formats import age, counted, plain, short_time, time_column
 
 #: outcome → rich style
 OUTCOME_STYLES: dict[str, str] = {"accepted": "cyan", "succeeded": "green", "refused": "bold red", "failed": "red",
@@ -26,7 +26,8 @@ _BOUND_FIELDS = {"max_replicas": "maxReplicas", "min_replicas": "minReplicas"}
 def audit_selection(record: Mapping[str, Any]) -> str:
     """What an action chose, in a few words: ``3 ids`` (``1 id``), ``filter errorClass=Timeout``, ``all``, ``replicas 4
     for 600s``, ``replicas 3 for 60s, clamped to 2 (max_replicas 2)`` (the record's ``effectiveReplicas``),
-    ``…, replacing 5 (by alice)``; a clear: ``removing 5 (by alice)`` or ``none stood``."""
+    ``…, replacing an override of 5 workers (by alice)``; a clear: ``removing an override of 5 workers (by alice)``
+    or ``none stood``."""
     sel = record.get("selection") or {}
     details = record.get("details") or {}
     mode = sel.get("mode")
@@ -60,9 +61,10 @@ def audit_selection(record: Mapping[str, Any]) -> str:
 
 
 def _override(wire: Mapping[str, Any]) -> str:
-    """``3 (by alice)``: an override's count and who set it, as a record's ``replaces``/``removes`` hold it."""
+    """``an override of 3 workers (by alice)``: an override's count and who set it, as a record's
+    ``replaces``/``removes`` hold it (units46: ``removing 3 (by alice)``, 3 of what)."""
     by = wire.get("setBy")
-    return f"{wire.get('replicas', '?')}" + (f" (by {by})" if by else "")
+    return f"an override of {counted(wire.get('replicas', '?'), 'worker')}" + (f" (by {by})" if by else "")
 
 
 def audit_repeats(record: Mapping[str, Any]) -> Text:

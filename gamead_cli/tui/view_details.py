@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.formats import age, ago, page_now, plain, utc_when
+from gamead_cli.formats import age, ago, counted, page_now, plain, utc_when
 from gamead_cli.inputs import strict_dumps
 
 #: wire names whose label is not just their words
@@ -28,6 +28,9 @@ LABELS = {"adId": "ad id", "firstFailureAt": "first failure", "lastFailureAt": "
           "clockOffsetSeconds": "clock offset (+: host behind)", "clockErrorSeconds": "clock offset ±"}
 #: wire names of a number of seconds without ``Seconds`` in them (the node's settings)
 SECONDS = frozenset({"taskTimeout", "ackWait", "heartbeatInterval", "duration", "retryIn"})
+#: wire names of a count shown with what it counts (``attempts 1 analysis attempt``, as ``gamead dlq show``; units46:
+#: a bare ``attempts 1``)
+COUNTED = {"attempts": "analysis attempt"}
 #: wire names of an age in seconds, shown as "… ago"
 AGES = frozenset({"heartbeatAgeSeconds"})
 #: wire names of a measurement that is null until its first sample: a node's host clock against nats-server's, which
@@ -70,6 +73,8 @@ def value_text(key: str, value: Any, now: datetime | None = None) -> str:
             return f"{_number(value)} s"
         if key.endswith("Ms") or key in ("p50", "p95", "p99"):
             return f"{_number(value)} ms"
+        if key in COUNTED and isinstance(value, int):
+            return counted(value, COUNTED[key])
         return _number(value)
     if key.endswith("At") and isinstance(value, str):
         return utc_when(value, now=now)

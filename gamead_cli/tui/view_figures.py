@@ -31,13 +31,21 @@ def num(value: Any, width: int | None = None) -> str:
 
 def rate(per_sec: float | None) -> str:
     """A rate per second: ``12.3/s``; from 1,000 on with its SI step, one decimal, truncated: ``1.2k/s``,
-    ``123.4k/s``, ``5.6M/s``, ``999.9G/s`` (at most 8 cells up to 999.9T/s: the metrics panel's column; before,
-    2,000,000/s was ``2,000.0k/s``, 10 cells). Pure."""
+    ``123.4k/s``, ``5.6M/s``, ``999.9G/s`` (at most 8 cells up to 999.9T/s; before, 2,000,000/s was
+    ``2,000.0k/s``, 10 cells). Where the rate has a name for what it counts, :func:`per_second` and that unit
+    (``12.3 ads/s``: :class:`gamead_cli.tui.view_queue.MetricRow`). Pure."""
+    figure = per_second(per_sec)
+    return figure if per_sec is None else f"{figure}/s"
+
+
+def per_second(per_sec: float | None) -> str:
+    """The figure of a rate per second, without its unit: ``12.3``, ``1.2k``, ``999.9T`` (at most 6 cells; 999.96
+    is ``999.9``, never ``1,000.0``); ``-`` for None. Pure."""
     if per_sec is None:
         return "-"
-    if per_sec < 1000:  # 999.96 is 999.9/s, not 1,000.0/s (9 cells)
-        return f"{min(per_sec, 999.9):,.1f}/s"
-    return f"{_stepped(per_sec, decimals=True)}/s"
+    if per_sec < 1000:
+        return f"{min(per_sec, 999.9):,.1f}"
+    return _stepped(per_sec, decimals=True)
 
 
 def _step(value: float) -> tuple[str, int]:

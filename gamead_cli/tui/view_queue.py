@@ -11,7 +11,7 @@ from typing import Any
 from rich.text import Text
 
 from gamead_cli.formats import age, clip, fit_duration, plain
-from gamead_cli.tui.view_figures import approx_ms, estimate_bucket, num, rate, series, wait_verdict
+from gamead_cli.tui.view_figures import approx_ms, estimate_bucket, num, per_second, series, wait_verdict
 from gamead_core.rate_window import span, window_words
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -151,17 +151,36 @@ def metrics_title(stats: Mapping[str, Any] | None, width: int | None = None) -> 
 class MetricRow:
     key: str
     label: str
-    value: str
+    value: str  #: the figure: ``12.3``, ``2`` (its :attr:`unit` apart), ``≈15ms`` (a time carries its own)
     history: list[float | None]
     note: str = ""
+    unit: str = ""  #: what :attr:`value` counts: ``ads/s``, ``attempts/s``, ``ads``; "" for a time
+
+    @property
+    def text(self) -> str:
+        """The value with what it counts, as ``gamead top --once`` prints it: ``12.3 ads/s``, ``1.4 attempts/s``,
+        ``3 ads``, ``≈15ms``; ``- ads/s`` when not known. Before (units46) the live dashboard printed ``12.3/s`` and
+        ``3``: a rate of what, a count of what."""
+        return f"{self.value} {self.unit}" if self.unit else self.value
 
 
-#: the cells of a metric's value in the dashboard's metrics panel: a rate (``999.9G/s``), a time (``≈2m05s``) and a
-#: count (:func:`~gamead_cli.tui.view_figures.num`) are never longer
+#: the cells of a metric's value in the dashboard's metrics panel: a rate's figure (``999.9T``), a time (``≈2m05s``)
+#: and a count (:func:`~gamead_cli.tui.view_figures.num`) are never longer
 METRIC_CELLS = 8
 #: the cells of a metric's label there: the longest, ``ack pending`` (in 9 its value ended 2 cells right of the
 #: others'; tui43)
 METRIC_LABEL_CELLS = len("ack pending")
+#: the cells of a metric's unit there: the longest, ``attempts/s``
+METRIC_UNIT_CELLS = len("attempts/s")
+
+
+def metric_line(row: MetricRow) -> str:
+    """A metric as the live dashboard's metrics panel shows it, in fixed columns (label, value right-aligned, what
+    it counts): ``queued          12.3 ads/s     ``, ``ack pending        3 ads       ``; a time (its unit in its
+    value: ``wait p95      ≈15ms``) without the unit's column, as its row has its percentiles' note beside it.
+    Pure."""
+    line = f"{row.label:<{METRIC_LABEL_CELLS}} {row.value:>{METRIC_CELLS}}"
+    return f"{line} {row.unit:<{METRIC_UNIT_CELLS}}" if row.unit else line
 
 
 def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
@@ -186,15 +205,19 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     # "queued", not "submitted": submittedPerSec is the work stream's growth, DLQ replays included (attack43b F1:
     # 21 ads replayed and none submitted read "submitted 0.3 ads/s")
     return [
-        MetricRow("submitted", "queued", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
-        MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
+        MetricRow("submitted", "queued", per_second(rates.get("submittedPerSec")),
+                  series(hist.get("submittedPerSec")), unit="ads/s"),
+        MetricRow("completed", "completed", per_second(rates.get("completedPerSec")),
+                  series(hist.get("completedPerSec")), unit="ads/s"),
         # failed attempts that will be retried (attempts: an ad may fail several) apart from ads dead-lettered
-        MetricRow("retried", "retried", rate(rates.get("retriedPerSec")), series(hist.get("retriedPerSec"))),
-        MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
+        MetricRow("retried", "retried", per_second(rates.get("retriedPerSec")), series(hist.get("retriedPerSec")),
+                  unit="attempts/s"),
+        MetricRow("dead", "dead", per_second(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec")),
+                  unit="ads/s"),
         MetricRow("wait", "wait p95", est(wait, "p95"), series(hist.get("queueWaitP95Ms")), pct(wait)),
         MetricRow("proc", "proc p95", est(proc, "p95"), series(hist.get("processingP95Ms")), pct(proc)),
         MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending")), METRIC_CELLS),
-                  series(hist.get("ackPending"))),
+                  series(hist.get("ackPending")), unit="ads"),
     ]
 
 

@@ -289,9 +289,7 @@ class MetricsPanel(Vertical, can_focus=True):
         set_border(self, title=base + more)
         for m in view_queue.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
-            label, value = view_queue.METRIC_LABEL_CELLS, view_queue.METRIC_CELLS
-            row.query_one(SparkRow).show(f"{m.label:<{label}} {m.value:>{value}}", m.history,
-                                          late=m.key == "dead" and any(m.history))
+            row.query_one(SparkRow).show(view_queue.metric_line(m), m.history, late=m.key == "dead" and any(m.history))
             if m.key not in self.NOTED:
                 continue
             note = row.query_one(".note", Static)

@@ -70,6 +70,21 @@ Seconds = Annotated[float, BeforeValidator(_seconds_value), AfterValidator(plus_
 PositiveSeconds = Annotated[Seconds, annotated_types.Ge(MIN_SECONDS)]
 
 
+def in_seconds(field: Any) -> bool:
+    """Is ``field`` (a pydantic ``FieldInfo``) a setting in seconds: :data:`Seconds` or :data:`PositiveSeconds`,
+    alone or ``| None``? What ``gamead config show`` prints as a duration (``30s``, not ``30.0``). Pure."""
+    found = list(getattr(field, "metadata", ()))
+    stack = [getattr(field, "annotation", None)]
+    while stack:
+        a = stack.pop()
+        if typing.get_origin(a) is Annotated:
+            found.extend(a.__metadata__)
+            stack.append(typing.get_args(a)[0])
+        else:
+            stack.extend(typing.get_args(a))
+    return any(isinstance(m, BeforeValidator) and m.func is _seconds_value for m in found)
+
+
 def leaf_types(annotation: Any) -> list[Any]:
     """The plain types a field's ``annotation`` is made of (``int | None`` → ``[NoneType, int]``; ``list[str]`` →
     ``[str]``; a ``Literal[...]`` stays whole). Pure."""

@@ -51,7 +51,7 @@ from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
-from gamead_core.scaling.reason import demand_text
+from gamead_core.scaling.reason import action_words, count_of, demand_text
 from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
@@ -180,7 +180,8 @@ class ScalingPolicy:
 
         idle = work == 0 and arrival == 0
         unseen = ", ".join(map(str, obs.unreadable_levels))
-        what = f"backlog {backlog:,}" if backlog else f"{work:,} delivered" if work else "arrivals"
+        what = (f"backlog {count_of(backlog, 'ad')}" if backlog else f"{count_of(work, 'ad')} delivered" if work
+                else "arrivals")
         if current == 0 and s.max_replicas > 0 and (obs.unreadable_levels if idle else rate is None):
             # KEDA's activation: someone must run to measure a rate, or to drain what may wait unseen.
             what = f"priority {unseen} unreadable" if idle else what
@@ -312,9 +313,7 @@ class ScalingPolicy:
         desired = clamped
         if desired != current:
             self._events.append((at, desired - current))
-            action = f"scale {current}→{desired}"
-        else:
-            action = f"hold {current}"
+        action = action_words(current, desired)
         suffix = f" ({'; '.join(notes)})" if notes else ""
         return ScalingDecision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw,
                                current=current, per_worker=self._used)

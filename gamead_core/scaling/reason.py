@@ -1,7 +1,7 @@
 """The demand half of the policy's reason line, pure: what the queue holds and what it needs, in words.
 
-``backlog 5,000 (oldest p1 12.3s > 10s) + 40 delivered, arriving 2.0 ads/s (last minute) at 40.0 ads/s per
-worker (measured) needs 8`` — :func:`demand_text` builds it from figures
+``backlog 5,000 ads (oldest p1 12.3s > 10s) + 40 delivered, arriving 2.0 ads/s (last minute) at 40.0 ads/s per
+worker (measured) needs 8 workers`` — :func:`demand_text` builds it from figures
 :class:`~gamead_core.scaling.policy.ScalingPolicy` already worked out.
 """
 
@@ -28,6 +28,18 @@ def rate_figure(per_sec: float) -> str:
     return f"{per_sec:.{1 - math.floor(math.log10(per_sec))}f}"
 
 
+def count_of(n: int, noun: str) -> str:
+    """``5,000 ads``, ``1 worker``: a count of the reason line with what it counts (units46: ``backlog 0``,
+    ``needs 1 → hold 2`` named neither ads nor workers). Pure."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def action_words(current: int, desired: int) -> str:
+    """The end of a reason line, what the autoscaler does: ``scale 2→4 workers``, ``hold 2 workers``. Pure."""
+    return f"scale {current}→{count_of(desired, 'worker')}" if desired != current else \
+        f"hold {count_of(current, 'worker')}"
+
+
 def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arrival: float, late: LevelDepth | None,
                 rate: float, rate_note: str, bound: str | None, raw: int, window: float | None = None) -> str:
     """``backlog`` (ads pending), ``ack_pending`` (ads delivered to workers, not acknowledged: running, buffered
@@ -37,7 +49,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     is named), the raw recommendation ``raw`` (replicas) and ``window``, the seconds ``arrival`` is over (None:
     unknown, said as the nominal minute) → one line without a newline. The arrival rate says its window (attack43b
     F5: ``arriving 2.2 ads/s`` named none; it is the throughput panel's ``last minute`` one)."""
-    parts = [f"backlog {backlog:,}"]
+    parts = [f"backlog {count_of(backlog, 'ad')}"]
     if late is not None:
         urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
         limit = s.max_wait_seconds if urgent or s.max_age_seconds is None else s.max_age_seconds
@@ -51,7 +63,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
         parts.append(f", arriving {rate_figure(arrival)} ads/s ({window_words(window)})")
     if not rate_note and bound in BOUND_NOTES:
         rate_note = BOUND_NOTES[bound]
-    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {raw:,}")
+    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {count_of(raw, 'worker')}")
     return "".join(parts)
 
 

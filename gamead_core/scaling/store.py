@@ -29,7 +29,7 @@ from gamead_core.models import utc_iso
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
-from gamead_core.scaling.reason import reason_kind
+from gamead_core.scaling.reason import action_words, count_of, reason_kind
 from gamead_core.scaling.unusable import said_unusable, usable_time
 from gamead_core.store.cas import retry_busy
 
@@ -129,8 +129,9 @@ def override_reason(override: Override, current: int, min_replicas: int, max_rep
     """(desired replicas, the reason line) while ``override`` is active and ``current`` replicas run; ``now``:
     epoch seconds (its end is said as :func:`clock_utc` says it)."""
     desired, note = clamp_override(override.replicas, min_replicas, max_replicas)
-    action = f"scale {current}→{desired}" if desired != current else f"hold {current}"
-    reason = f"manual override to {override.replicas} until {clock_utc(override.until, now)} → {action}"
+    action = action_words(current, desired)
+    to = count_of(override.replicas, "worker")
+    reason = f"manual override to {to} until {clock_utc(override.until, now)} → {action}"
     return desired, reason + (f" ({note})" if note else "")
 
 

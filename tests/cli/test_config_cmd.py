@@ -47,9 +47,41 @@ def test_show_json_is_valid_json(runner: CliRunner) -> None:
     assert set(data) >= {"api", "nats", "queue", "worker", "client"}
 
 
-def test_show_yaml_and_json_agree(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["config", "show"])
-    assert yaml.safe_load(result.stdout) == show(runner)
+def test_show_yaml_and_json_agree(runner: CliRunner, tmp_path: Path) -> None:
+    """The YAML says each setting in seconds as a duration (units46), which reads back as the number ``-o json``
+    gives: the YAML shown, given as the config file, shows the same JSON."""
+    result = runner.invoke(app, ["config", "show"], env={"GAMEAD_REDIS__SOCKET_TIMEOUT": "0.3"})
+    shown = yaml.safe_load(result.stdout)
+    json_data = show(runner, env={"GAMEAD_REDIS__SOCKET_TIMEOUT": "0.3"})
+    assert shown.keys() == json_data.keys() and shown["worker"]["concurrency"] == json_data["worker"]["concurrency"]
+    (tmp_path / "shown.yaml").write_text(result.stdout, encoding="utf-8")
+    assert _floats(show(runner, "--config", str(tmp_path / "shown.yaml"))) == _floats(json_data)
+
+
+def _floats(tree: object) -> object:
+    """``tree`` with every int a float (a default of ``14 * DAY`` is an int, the same read back a float)."""
+    if isinstance(tree, dict):
+        return {k: _floats(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_floats(v) for v in tree]
+    return float(tree) if isinstance(tree, int) and not isinstance(tree, bool) else tree
+
+
+def test_show_says_durations_with_their_unit_and_json_keeps_numbers(runner: CliRunner) -> None:
+    """units46: ``config show`` printed ``ack_wait: 30.0``, ``ttl: 300.0``, ``max_age: 1209600``: seconds said
+    nowhere. Each setting in seconds now reads as a duration, as a config file may give it (``30s``, ``5m00s``,
+    ``14d``, ``250ms``; exact: ``12.5s``); counts, ports and sizes named in bytes stay numbers; ``-o json`` keeps
+    numbers. Without the fix: ``30.0 != '30s'``."""
+    env = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "12.5"}
+    data = yaml.safe_load(runner.invoke(app, ["config", "show"], env=env).stdout)
+    assert (data["queue"]["ack_wait"], data["cache"]["ttl"], data["dlq"]["max_age"]) == ("30s", "5m00s", "14d")
+    assert (data["redis"]["socket_timeout"], data["worker"]["drain_timeout"]) == ("250ms", "12.5s")
+    assert (data["autoscaler"]["target_drain_seconds"], data["nats"]["give_up_after"]) == ("30s", "0.0s")
+    assert data["autoscaler"]["max_age_seconds"] is None  # unset stays unset
+    assert (data["worker"]["concurrency"], data["api"]["max_body_bytes"], data["api"]["port"]) == (4, 65536, 8080)
+    numbers = show(runner, env=env)
+    assert (numbers["queue"]["ack_wait"], numbers["worker"]["drain_timeout"], numbers["dlq"]["max_age"]) == \
+        (30.0, 12.5, 1209600)
 
 
 def test_config_file_values_appear_and_env_beats_file(runner: CliRunner, tmp_path: Path) -> None:

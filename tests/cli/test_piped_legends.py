@@ -29,7 +29,8 @@ def test_a_piped_legend_is_one_line_however_long(runner: CliRunner, api_url: str
 
 
 def test_the_autoscalers_reason_is_whole() -> None:
-    reason = ("backlog 0, arriving 7.3 ads/s at 594.6 ads/s per worker (CPU-bound) needs 1 → hold 4 "
+    reason = ("backlog 0 ads, arriving 7.3 ads/s at 594.6 ads/s per worker (CPU-bound) needs 1 worker → "
+              "hold 4 workers "
               "(highest recommendation of the last 300 s)")
     shown = autoscaler_text({"autoscaler": {"current": 4, "desired": 4, "reason": reason,
                                             "leader": {"id": "up-vm-1"}}}).plain

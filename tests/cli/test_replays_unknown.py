@@ -33,7 +33,7 @@ def test_a_dlq_entry_replayed_by_older_code_says_replayed_count_unknown() -> Non
     assert attempts_cell(old) == "5 ↻?"
     shown = _shown(dlq_entry_view(old))
     assert "replayed from the DLQ (count unknown: by an older gamead), then dead again" in shown, shown
-    assert "5 analysis attempt(s) since its last replay" in shown, shown
+    assert "5 analysis attempts since its last replay" in shown, shown
 
 
 def test_an_ad_replayed_by_older_code_says_replayed_count_unknown() -> None:

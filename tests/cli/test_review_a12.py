@@ -69,9 +69,9 @@ def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
         table = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--api", url], env=QUICK)
     text = " ".join(table.stdout.replace("│", " ").split())
     assert table.exit_code == 1, table.output
-    assert ("rejected 0 may be queued 3 (no answer in time, still unknown: they may still be analysed; lines ad 1-3; "
-            "do not resend them without an idempotency key: look them up, or find those whose batch got no answer "
-            "with the command below)") in text, text
+    assert ("rejected 0 ads may be queued 3 ads (no answer in time, still unknown: they may still be analysed; lines "
+            "ad 1-3; do not resend them without an idempotency key: look them up, or find those whose batch got no "
+            "answer with the command below)") in text, text
     assert text.endswith(f"find them with: {gamead_program()} ads list --api {url}"), text  # runs as printed
     _all_queued(api, url, sent + 3)
     # with a key, the summary names it: the same command with the same key settles them, nothing queued twice

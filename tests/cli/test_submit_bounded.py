@@ -122,7 +122,7 @@ def _text(summary: dict[str, object]) -> str:
 def test_the_text_summary_says_ads_past_the_cap_are_counted_not_listed() -> None:
     text = _text({"sent": 10_500, "accepted": 0, "duplicates": 0, "rejected": {"validation_failed": 10_500},
                   "elapsedSeconds": 2.0, "ratePerSecond": 5250.0, "acceptedPerSecond": 0.0, "itemsOmitted": 500})
-    assert "not listed 500 (the ads after the first 10,000: counted above" in text, text
+    assert "not listed 500 ads (the ads after the first 10,000: counted above" in text, text
 
 
 def test_keep_first_keeps_the_smallest_indexes_whatever_order_they_come_in() -> None:

@@ -83,7 +83,7 @@ def test_an_unkeyed_run_whose_first_batch_is_reset_names_the_reset_and_says_why_
                                                  "twice)"), summary
         else:
             text = " ".join(run.stdout.split())
-            assert "may be queued 20 (connection reset before the answer came, still unknown" in text, text
+            assert "may be queued 20 ads (connection reset before the answer came, still unknown" in text, text
             assert "no answer in time" not in text, text
             assert ("(stopped: a batch got no answer before any ad was accepted (connection reset before the answer "
                     "came; not resent") in text, text

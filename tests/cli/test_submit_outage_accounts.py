@@ -88,6 +88,6 @@ def test_a_run_an_outage_stopped_counts_each_ad_once_and_none_it_was_resending_r
                 for m in [re.search(rf"│ {re.escape(name)}\s+(\d[\d,]*)", out)] if m is not None}
         assert rows.get("rejected") == 0, out
         assert sum(rows.values()) == COUNT, (rows, out)
-        assert re.search(r"not sent\s+[\d,]+ \(stopped: the API's store still refused every ad after client\.retry_for",
-                         out), out
+        assert re.search(r"not sent\s+[\d,]+ ads \(stopped: the API's store still refused every ad after "
+                         r"client\.retry_for", out), out
     assert code == 1, said

@@ -77,7 +77,7 @@ def test_ads_left_may_be_queued_by_a_frozen_nats_are_looked_up_and_named_not_que
     out, _ = cli.communicate(timeout=120)
     text = " ".join(out.replace("│", " ").split())
     assert cli.returncode == 1, (out, _said(err))
-    assert f"not queued 6 (no answer in time, and looked up: no such ad, never queued; safe to resend: lines " \
+    assert f"not queued 6 ads (no answer in time, and looked up: no such ad, never queued; safe to resend: lines " \
            f"{file}:1-6)" in text, text
     assert "may be queued" not in text, text
     assert _listed(url, "Stalled line") == 0  # none was queued: resending them queues each once

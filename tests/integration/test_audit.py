@@ -160,7 +160,8 @@ def test_refusals_cancels_and_overrides_are_recorded_and_dry_runs_and_unknown_ca
     # attack39a F3: a clear names what it removed, and a no-op clear says nothing stood (both read alike before)
     noop, removed = stack.trail(actor="alice", action="scale.clear")[:2]
     assert noop["details"] == {"removes": None} and removed["details"]["removes"]["replicas"] == 2, (noop, removed)
-    assert audit_selection(noop) == "none stood" and audit_selection(removed) == "removing 2 (by alice)"
+    assert audit_selection(noop) == "none stood" and audit_selection(removed) == \
+        "removing an override of 2 workers (by alice)"
 
 
 def test_a_clamped_override_is_recorded_with_the_count_that_held_and_the_bound(

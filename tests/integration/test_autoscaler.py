@@ -136,7 +136,7 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
         assert setting.returncode == 0, setting.stderr
         assert "clamped to 3" in setting.stdout
         wait_for(lambda: _scale(url).get("current") == 3, timeout=30, interval=0.1, what="3 workers")
-        wait_for(lambda: "autoscaler: manual override to 5" in up.output(), timeout=15,
+        wait_for(lambda: "autoscaler: manual override to 5 workers" in up.output(), timeout=15,
                  what="the scale-up on the console")
 
         cleared = run_gamead("scale", "clear", "--api", url, env=up.env, timeout=30)
@@ -145,7 +145,7 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
                        what="back to 1 worker (draining)")
         assert doc["override"] is None
         reasons = [d["reason"] for d in doc["decisions"]]
-        assert any("manual override to 5" in r and "clamped to 3" in r for r in reasons), reasons
+        assert any("manual override to 5 workers" in r and "clamped to 3" in r for r in reasons), reasons
         assert any("no backlog" in r for r in reasons), reasons
 
         assert up.popen is not None
@@ -254,7 +254,7 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
     status = _cli("scale", "status", "-o", "json", "--api", ids[leader.pid])
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["override"]["replicas"] == 3
-    wait_for(lambda: "manual override to 3" in (_scale(follower_url).get("reason") or ""), timeout=15,
+    wait_for(lambda: "manual override to 3 workers" in (_scale(follower_url).get("reason") or ""), timeout=15,
              interval=0.1, what="the leader to apply the override")
     assert _scale(follower_url)["desired"] == 3
 
@@ -266,7 +266,7 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
     # The new leader carries on with the shared decisions and the override.
     doc = wait_for(lambda: (d := _scale(follower_url)).get("decisions", [{}])[0].get("leader") == follower_id
                    and d, timeout=5, interval=0.1, what="a decision by the new leader")
-    assert doc["desired"] == 3 and "manual override to 3" in doc["reason"]
+    assert doc["desired"] == 3 and "manual override to 3 workers" in doc["reason"]
     assert any(d["leader"] == leader_id for d in doc["decisions"])
 
     cleared = _cli("scale", "clear", "--api", follower_url)

@@ -662,8 +662,8 @@ def test_an_answer_that_is_not_json_names_the_server_and_the_call(api: ApiDouble
 @pytest.mark.parametrize("count", [-5, 2**31])
 def test_a_scale_count_no_api_server_sends_is_not_decided_from(api: ApiDouble, tmp_path: Path, count: int) -> None:
     """attack39b F4: a Scale answering ``spec.replicas: -5`` (a hostile proxy, a buggy double) was taken as is: the
-    decision row read FROM -5 TO 2 and its reason "scale 0→2". A count outside an int32's 0 … 2³¹−1 is an answer
-    that is not a Scale (ScalerUnavailable, as a garbled one), never a count to decide from."""
+    decision row read FROM -5 TO 2 and its reason "scale 0→2 workers". A count outside an int32's 0 … 2³¹−1 is an
+    answer that is not a Scale (ScalerUnavailable, as a garbled one), never a count to decide from."""
     api.replicas[(NS, DEPLOYMENT)] = count
     scaler = make_scaler(tmp_path, api.url)
     with pytest.raises(ScalerUnavailable) as info:
@@ -910,7 +910,7 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
             await scale_store.put_override(Override(0, now + 300, now, "alice"), expected=0)
             autoscaler = _standalone(settings, nc, js, "k8s-held")
             task = asyncio.create_task(autoscaler.run(stop))
-            await until(lambda: "manual override to 0" in (autoscaler.status().get("reason") or ""), timeout=10,
+            await until(lambda: "manual override to 0 workers" in (autoscaler.status().get("reason") or ""), timeout=10,
                         what="the override to be applied")
             server.deny(override_reads)  # reload: the override can no longer be read
 
@@ -950,7 +950,7 @@ def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
         async with _guarded_link(server, settings) as (nc, js):
             autoscaler = _standalone(settings, nc, js, "k8s-lapsed")
             task = asyncio.create_task(autoscaler.run(stop))
-            await until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""), timeout=30,
+            await until(lambda: "hold 0 workers" in (autoscaler.status().get("reason") or ""), timeout=30,
                         what="a first decision")
             api.get_delay = 10.0  # the reload below (unconfirmed) takes effect well within the slow tick
             server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
@@ -1021,7 +1021,7 @@ def test_a_leader_whose_lease_lapsed_during_its_scale_call_does_not_record_it(
         async with _guarded_link(server, settings) as (nc, js):
             autoscaler = _standalone(settings, nc, js, "k8s-lapsed-call")
             task = asyncio.create_task(autoscaler.run(stop))
-            await until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""),
+            await until(lambda: "hold 0 workers" in (autoscaler.status().get("reason") or ""),
                         timeout=20, what="a first decision")
             await _publish(js, [f"01KLCAL{i:019d}" for i in range(3)])
             await until(lambda: bool(_patches(api)), timeout=20, what="a PATCH")
@@ -1036,7 +1036,7 @@ def test_a_leader_whose_lease_lapsed_during_its_scale_call_does_not_record_it(
     _run_stopping(server, main)
     assert _patches(api) == [{"spec": {"replicas": 1}}]
     lapsed = [r.getMessage() for r in caplog.records if "during the scale call" in r.getMessage()]
-    assert len(lapsed) == 1 and "scale 0→1" in lapsed[0] and lapsed[0].endswith("(applied: yes) not recorded")
+    assert len(lapsed) == 1 and "scale 0→1 worker" in lapsed[0] and lapsed[0].endswith("(applied: yes) not recorded")
 
 
 def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
@@ -1061,7 +1061,7 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
             await ensure_topology(js, settings)
             autoscaler = _standalone(settings, nc, js, "k8s-hand")
             task = asyncio.create_task(autoscaler.run(stop))
-            await until(lambda: "hold 1" in (autoscaler.status().get("reason") or ""), timeout=20,
+            await until(lambda: "hold 1 worker" in (autoscaler.status().get("reason") or ""), timeout=20,
                         what="a first decision")
             api.replicas[(NS, DEPLOYMENT)] = 5  # kubectl scale, behind its back
             await until(lambda: autoscaler.status().get("decisions", [{}])[0].get("current") == 5, timeout=20,
@@ -1091,7 +1091,8 @@ def test_a_change_behind_its_back_stays_named_while_the_holds_after_it_fold(
     caplog.set_level(logging.DEBUG, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
+        await until(lambda: "hold 3 workers" in (autoscaler.status().get("reason") or ""), timeout=20,
+                    what="a first decision")
         api.replicas[(NS, DEPLOYMENT)] = 1  # kubectl scale, behind its back
         await until(lambda: autoscaler.shared.decisions[0]["current"] == 1
                     and autoscaler.shared.decisions[0]["repeats"] >= 4, timeout=20, what="folded holds at 1")
@@ -1099,7 +1100,7 @@ def test_a_change_behind_its_back_stays_named_while_the_holds_after_it_fold(
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-fold", scenario)
     head = autoscaler.status()["decisions"][0]
     assert head["reason"] == ("replicas changed outside the autoscaler (3→1); no backlog, nothing delivered, "
-                              "no arrivals → hold 1 (min 1)"), head
+                              "no arrivals → hold 1 worker (min 1)"), head
     assert head["changed"] == "replicas changed outside the autoscaler (3→1)"
     assert autoscaler.status()["reason"] == head["reason"]
     named = [(r.levelname, r.getMessage()) for r in caplog.records if "outside the autoscaler" in r.getMessage()
@@ -1121,7 +1122,8 @@ def test_another_controller_setting_the_count_every_tick_is_one_warning_not_one_
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
+        await until(lambda: "hold 3 workers" in (autoscaler.status().get("reason") or ""), timeout=20,
+                    what="a first decision")
         for count in (1, 3, 1, 3, 1, 3):
             api.replicas[(NS, DEPLOYMENT)] = count  # the other controller, behind the autoscaler's back
             await until(lambda: autoscaler.shared.decisions[0]["current"] == count,
@@ -1179,7 +1181,8 @@ def test_after_scale_clear_the_window_keeps_the_overrides_count(
     settings = _at(api, tmp_path, 2, min_replicas=2, scale_down_stabilization_seconds=10.0, period_seconds=1.0)
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
+        await until(lambda: "hold 2 workers" in (autoscaler.status().get("reason") or ""), timeout=20,
+                    what="a first decision")
         scale_store = ScaleStore(js)
         now = time.time()
         await scale_store.put_override(Override(4, now + 300, now, "alice"), expected=0)
@@ -1196,7 +1199,7 @@ def test_after_scale_clear_the_window_keeps_the_overrides_count(
     last_override = max(i for i, d in enumerate(decisions) if d["override"])
     after = decisions[last_override + 1]
     assert (after["current"], after["desired"]) == (4, 4), decisions
-    assert after["reason"].endswith("→ hold 4 (highest recommendation in last 10s is 4)")
+    assert after["reason"].endswith("→ hold 4 workers (highest recommendation in last 10s is 4)")
 
 
 def _stepping(api: ApiDouble, tmp_path: Path) -> GameadSettings:
@@ -1218,7 +1221,8 @@ def test_a_patch_that_timed_out_but_landed_counts_as_applied(
     api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
 ) -> None:
     """The API server applies the PATCH 1→2 but answers after the client's timeout: the count read back is 2, so
-    the decision is recorded as applied and its step is used — the next ticks hold 2 ("scale-up step for this 60s
+    the decision is recorded as applied and its step is used — the next ticks hold 2 workers ("scale-up step for
+    this 60s
     period used"). Before: recorded as not applied while the Deployment ran 2, and 2→3 at the next tick."""
     settings = _stepping(api, tmp_path)
 
@@ -1275,7 +1279,7 @@ def test_a_patch_that_landed_but_was_answered_500_uses_its_step(
 ) -> None:
     """Drill F1: the API server applies each PATCH, then answers 500 ``etcdserver: request timed out`` (or 200 with
     a body that is not JSON). With +1 replica per 60 s period, 60 ads pending (need 4): one PATCH 1→2, recorded
-    applied (the count read back), and the next ticks hold 2 ("scale-up step for this 60s period used"). Before:
+    applied (the count read back), and the next ticks hold 2 workers ("scale-up step for this 60s period used"). Before:
     1→2→3→4 within seconds, every one recorded "not applied"."""
     settings = _stepping(api, tmp_path)
     api.patch_delay = 0.0
@@ -1411,7 +1415,8 @@ def test_with_an_override_set_a_failing_read_still_backs_off(
         return [r.getMessage() for r in caplog.records if "cannot read the replica count" in r.getMessage()]
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), timeout=20, what="a first decision")
+        await until(lambda: "hold 2 workers" in (autoscaler.status().get("reason") or ""), timeout=20,
+                    what="a first decision")
         api.fail_with = 403
         await until(lambda: len(warned()) >= 2, timeout=20, what="failing reads")
         now = time.time()

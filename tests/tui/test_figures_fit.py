@@ -57,7 +57,7 @@ def test_compact_figures_keep_their_unit_and_never_round_up() -> None:
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
 def test_live_level_and_metric_rows_keep_their_columns(recorded: dict[str, Any], size: tuple[int, int]) -> None:
     """The live dashboard: P4's row ends where its header's P95 ends (at 80x24 where the panel is compact, where
-    MAX ends) and each figure sits under its label; the metrics rows are their 20 cells (label 11, value 8).
+    MAX ends) and each figure sits under its label; the metrics rows are their 31 cells (label 11, value 8, unit 10).
     Without the fix (5 failed of 5 in this module; 5 passed with): the P4 row 22 cells long at 120x40
     (``12,345,678 1,234,567 1,000,000,000,000 11574d! 36500d ≈11574d``), 9 at 80x24; submitted ``2,000.0k/s``;
     ``ack pending`` 2 cells longer than the other metrics rows."""
@@ -78,8 +78,9 @@ def test_live_level_and_metric_rows_keep_their_columns(recorded: dict[str, Any],
                     assert row[:header.index(label) + len(label)].endswith(cell), (label, header, row)
             queued = app.query_one("#metric-submitted").query_one(SparkRow).text
             inflight = app.query_one("#metric-inflight").query_one(SparkRow).text
-            assert queued.split() == ["queued", "2.0M/s"] and len(queued) == 20, queued
-            assert inflight.split() == ["ack", "pending", "1.0T"] and len(inflight) == 20, inflight
+            # label 11, value 8, what it counts 10 (units46: the figure ``2.0M/s`` said no more than per second)
+            assert queued.split() == ["queued", "2.0M", "ads/s"] and len(queued) == 31, queued
+            assert inflight.split() == ["ack", "pending", "1.0T", "ads"] and len(inflight) == 31, inflight
 
     asyncio.run(main())
 

@@ -210,8 +210,8 @@ def test_a_long_autoscaler_decision_ends_in_an_ellipsis_at_80_columns(recorded: 
     stopped, cut unmarked mid-sentence (its one row took the first line of the wrapped decision). Now it ends in
     `…` at the edge (`gamead scale status` has it whole). Without the fix (widgets.py of d7ed5250) the row ends
     `per`; with it, `…`."""
-    recorded["stats"]["autoscaler"]["reason"] = ("backlog 0, arriving 0.25 ads/s at 497.6 ads/s per worker (last "
-                                                 "measured 558s ago) needs 1 → hold 2 (min 2)")
+    recorded["stats"]["autoscaler"]["reason"] = ("backlog 0 ads, arriving 0.25 ads/s at 497.6 ads/s per worker (last "
+                                                 "measured 558s ago) needs 1 worker → hold 2 workers (min 2)")
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         await footer(app, pilot)

@@ -35,8 +35,8 @@ def test_the_policy_sees_the_readings_figures() -> None:
 
 
 def test_a_decision_line_says_when_what_and_who() -> None:
-    entry = decision_entry(0.0, 2, 4, "backlog 42", True, None, False, "api-1")
-    assert entry == {"at": "1970-01-01T00:00:00.000Z", "current": 2, "desired": 4, "reason": "backlog 42",
+    entry = decision_entry(0.0, 2, 4, "backlog 42 ads", True, None, False, "api-1")
+    assert entry == {"at": "1970-01-01T00:00:00.000Z", "current": 2, "desired": 4, "reason": "backlog 42 ads",
                      "applied": True, "error": None, "override": False, "leader": "api-1"}
 
 

@@ -101,7 +101,7 @@ def entry(at: str, current: int | None, desired: int | None, reason: str = "r", 
 
 
 def test_repeated_decisions_fold_into_one_line_with_a_count() -> None:
-    a, b = (f"backlog {n} at 1.0 ads/s per worker needs 1 → hold 1" for n in (1, 2))
+    a, b = (f"backlog {n} at 1.0 ads/s per worker needs 1 worker → hold 1 worker" for n in (1, 2))
     log = record_decision([], entry("t1", 1, 1, a))
     log = record_decision(log, entry("t2", 1, 1, b))
     log = record_decision(log, entry("t3", 1, 3, "scale"))

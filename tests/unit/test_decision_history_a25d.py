@@ -39,24 +39,24 @@ def test_a_busy_stretch_and_the_idle_one_after_it_are_two_lines_each_honest_at_b
     log = _run([132, 214, 91, 0, 0, 0])
     assert [(d["repeats"], reason_kind(d["reason"])) for d in log] == [(3, "idle"), (3, "demand")]
     idle, busy = log
-    assert busy["at"] == iso(T0) and busy["firstReason"].startswith("backlog 132,")
-    assert busy["lastAt"] == iso(T0 + 10) and busy["reason"].startswith("backlog 91,")
+    assert busy["at"] == iso(T0) and busy["firstReason"].startswith("backlog 132 ads,")
+    assert busy["lastAt"] == iso(T0 + 10) and busy["reason"].startswith("backlog 91 ads,")
     assert idle["at"] == iso(T0 + 15) and idle["reason"].startswith("no backlog")
     doc = {"backend": "local", "current": 2, "desired": 2, "minReplicas": 1, "maxReplicas": 2, "decisions": log}
     console = Console(width=200, record=True)
     console.print(status_view(doc))
     text = console.export_text()
     busy_row = next(line for line in text.splitlines() if line.startswith("00:32:49–00:32:59"))
-    assert "latest 00:32:59: backlog 91," in busy_row  # the reason shown is the one of its time
-    assert "first 00:32:49: backlog 132," in text
+    assert "latest 00:32:59: backlog 91 ads," in busy_row  # the reason shown is the one of its time
+    assert "first 00:32:49: backlog 132 ads," in text
     idle_row = next(line for line in text.splitlines() if line.startswith("00:33:04–00:33:14"))
     assert not re.search(r"backlog \d", idle_row) and "latest 00:33:14: no backlog" in idle_row
 
 
 def test_reason_kinds_of_the_policy_lines() -> None:
-    assert reason_kind("metrics 31.0s old (> 30s) → hold 2") == "stale"
-    assert reason_kind("backlog 5 but no per-worker rate measured yet → hold 1") == "no rate"
-    assert reason_kind("backlog 5 at 0 replicas: activation → scale 0→1") == "activation"
-    assert reason_kind("manual override to 3 until 2026-12-03T00:00:00Z → hold 2 (override 3 clamped to 2 "
-                       "(max_replicas))") == "override"
+    assert reason_kind("metrics 31.0s old (> 30s) → hold 2 workers") == "stale"
+    assert reason_kind("backlog 5 ads but no per-worker rate measured yet → hold 1 worker") == "no rate"
+    assert reason_kind("backlog 5 ads at 0 replicas: activation → scale 0→1 worker") == "activation"
+    assert reason_kind("manual override to 3 workers until 2026-12-03T00:00:00Z → hold 2 workers (override 3 "
+                       "clamped to 2 (max_replicas))") == "override"
     assert reason_kind("cannot observe the queue") == "cannot observe the queue"

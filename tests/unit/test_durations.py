@@ -17,7 +17,7 @@ from gamead_cli.formats import age, ago, took
 from gamead_cli.options import duration_between
 from gamead_cli.tui.commands import CommandError, parse
 from gamead_core.config import GameadSettings
-from gamead_core.durations import FORMS, parse_duration
+from gamead_core.durations import FORMS, exact_duration, parse_duration
 from gamead_core.rate_window import span
 
 READ = [("90", 90), ("1.5", 1.5), ("90s", 90), ("10m", 600), ("2h30m", 9000), ("1d4h", 100_800), ("3m05s", 185),
@@ -143,3 +143,17 @@ def test_one_formatter_prints_what_the_grammar_reads_as_itself_over_ten_years() 
     assert (ms(125_300), approx_ms(125_300), ms(31_030)) == ("2m05s", "≈2m10s", "31.03s")  # were 125.30s, ≈130s
     with pytest.raises(ValueError):
         format_duration(-1)
+
+
+def test_a_setting_shown_as_a_duration_reads_back_as_itself() -> None:
+    """units46: ``gamead config show`` prints each setting in seconds with :func:`exact_duration`: gamead's
+    duration (``30s``, ``5m00s``, ``14d``, ``250ms``) when it reads back exactly, else every digit (``12.5s``,
+    ``0.0001s``: never an exponent, which no duration reading takes)."""
+    shown = {30.0: "30s", 300.0: "5m00s", 14 * 86400: "14d", 0.25: "250ms", 12.5: "12.5s", 1e-4: "0.0001s",
+             0.0: "0.0s", 1.5: "1.5s", 60.0: "1m00s"}
+    assert {s: exact_duration(s) for s in shown} == shown
+    v = 0.001
+    while v < 3650 * 86400:
+        for seconds in (v, round(v, 3), float(int(v))):
+            assert parse_duration(exact_duration(seconds)) == seconds, (seconds, exact_duration(seconds))
+        v *= 1.07

@@ -42,12 +42,13 @@ def test_the_last_measured_rate_says_its_age_and_is_dropped_after_the_documented
     assert "909.1 ads/s per worker (CPU-bound)" in measured.reason
     assert measured.per_worker is None  # the observation's own figure: /v1/scale says it already
     kept = policy.decide(_obs(120.0, None))
-    assert "909.1 ads/s per worker (last measured 120s ago) needs 1" in kept.reason
+    assert "909.1 ads/s per worker (last measured 120s ago) needs 1 worker" in kept.reason
     assert kept.per_worker == {"perWorkerPerSec": 909.1, "perWorkerBasis": {
         "bound": "cpu", "perWorkerPerSec": 909.1, "cpuPerAdMs": 1.1, "windowSeconds": None,
         "lastMeasuredSecondsAgo": 120}}
     dropped = policy.decide(_obs(LAST_RATE_MAX_AGE + 1, None))
-    assert dropped.reason == f"backlog 50 but no per-worker rate measured in the last {LAST_RATE_MAX_AGE:g}s → hold 2"
+    assert dropped.reason == (f"backlog 50 ads but no per-worker rate measured in the last {LAST_RATE_MAX_AGE:g}s → "
+                              "hold 2 workers")
     assert dropped.per_worker is None and reason_kind(dropped.reason) == "no rate"
 
 

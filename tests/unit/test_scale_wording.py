@@ -22,10 +22,11 @@ def test_an_overrides_end_is_said_as_the_verb_says_it() -> None:
     until = Override(replicas=8, until=NOW + 295.192, set_at=NOW)  # 16:04:55.442
     desired, reason = override_reason(until, 4, 2, 4, now=NOW)
     assert desired == 4
-    assert reason == "manual override to 8 until 16:04:55 UTC → hold 4 (override 8 clamped to 4 (max_replicas))"
+    assert reason == ("manual override to 8 workers until 16:04:55 UTC → hold 4 workers (override 8 clamped to 4 "
+                      "(max_replicas))")
     later = Override(replicas=3, until=NOW + 2 * 86400, set_at=NOW)  # not today: its date too
-    assert override_reason(later, 2, 2, 4, now=NOW)[1] == "manual override to 3 until 2026-12-07 16:00:00 UTC → " \
-                                                           "scale 2→3"
+    assert override_reason(later, 2, 2, 4, now=NOW)[1] == ("manual override to 3 workers until 2026-12-07 16:00:00 "
+                                                           "UTC → scale 2→3 workers")
 
 
 def test_the_workers_row_says_which_figure_is_current_and_which_desired() -> None:

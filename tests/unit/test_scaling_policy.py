@@ -77,8 +77,8 @@ def test_the_reason_is_one_line_with_the_numbers_behind_the_decision() -> None:
     assert decision == ScalingDecision(
         desired=6,
         reason=(
-            "backlog 5,000 (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8"
-            " → scale 2→6 (step limit +4)"
+            "backlog 5,000 ads (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8 workers"
+            " → scale 2→6 workers (step limit +4)"
         ),
         raw_recommendation=8,
     )
@@ -91,9 +91,10 @@ def test_need_counts_in_flight_work_and_keeps_up_with_arrivals() -> None:
     decision = policy.decide(obs(0, 600, in_flight=600, arrival=80.0, current=3))
     assert decision.raw_recommendation == 3
     assert decision.desired == 3
-    expected = "backlog 600 + 600 delivered, arriving 80.0 ads/s (last minute) at 40.0 ads/s per worker needs 3"
+    expected = ("backlog 600 ads + 600 delivered, arriving 80.0 ads/s (last minute) at 40.0 ads/s per worker needs "
+                "3 workers")
     assert expected in decision.reason
-    assert decision.reason.endswith("→ hold 3")
+    assert decision.reason.endswith("→ hold 3 workers")
 
 
 def test_a_slow_per_worker_rate_is_printed_with_the_digits_that_explain_the_need() -> None:
@@ -137,8 +138,8 @@ def test_scale_up_is_immediate_but_bounded_per_period() -> None:
 def test_step_limited_scale_up_says_so() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
     first, second = run(policy, [needing(20)] * 2, start=2)
-    assert first.reason.endswith("→ scale 2→6 (step limit +4)")
-    assert second.reason.endswith("→ hold 6 (scale-up step for this 15s period used)")
+    assert first.reason.endswith("→ scale 2→6 workers (step limit +4)")
+    assert second.reason.endswith("→ hold 6 workers (scale-up step for this 15s period used)")
 
 
 def test_percent_step_wins_when_larger() -> None:
@@ -180,10 +181,10 @@ def test_scale_down_goes_to_the_highest_recent_recommendation_and_says_why() -> 
     policy.decide(obs(100, needing(6), current=10))
     decision = policy.decide(obs(200, needing(3), current=10))
     assert decision.desired == 10
-    assert "hold 10 (highest recommendation in last 300s is 10)" in decision.reason
+    assert "hold 10 workers (highest recommendation in last 300s is 10)" in decision.reason
     decision = policy.decide(obs(310, needing(3), current=10))
     assert decision.desired == 6  # the t=0 recommendation left the window, t=100 did not
-    assert decision.reason.endswith("→ scale 10→6 (highest recommendation in last 300s is 6)")
+    assert decision.reason.endswith("→ scale 10→6 workers (highest recommendation in last 300s is 6)")
 
 
 def test_a_fresh_policy_new_leader_does_not_skip_the_window() -> None:
@@ -191,7 +192,7 @@ def test_a_fresh_policy_new_leader_does_not_skip_the_window() -> None:
     decisions = run(policy, [0] * 60, start=10)  # 295 s of an idle queue, starting right now
     assert {d.desired for d in decisions} == {10}
     assert decisions[0].reason == (
-        "no backlog, nothing delivered, no arrivals → hold 10 (highest recommendation in last 300s is 10)"
+        "no backlog, nothing delivered, no arrivals → hold 10 workers (highest recommendation in last 300s is 10)"
     )
 
 
@@ -219,7 +220,7 @@ def test_idle_queue_without_any_rate_reaches_min_after_the_window() -> None:
 
 def test_alternating_load_does_not_flap_the_replica_count() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
-    # needs 12 / 8 around a current 10: both are outside the 10% tolerance
+    # needs 12 workers / 8 around a current 10: both are outside the 10% tolerance
     backlogs = [needing(12) if i % 2 else needing(8) for i in range(58)]  # 290 s, inside the window
     desired = [d.desired for d in run(policy, backlogs, start=10)]
     changes = [(a, b) for a, b in zip(desired, desired[1:]) if a != b]
@@ -231,7 +232,7 @@ def test_jitter_inside_the_tolerance_changes_nothing() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
     decisions = run(policy, [needing(11) if i % 2 else needing(9) for i in range(100)], start=10)
     assert {d.desired for d in decisions} == {10}
-    assert "hold 10 (within 10% tolerance of 11)" in decisions[1].reason
+    assert "hold 10 workers (within 10% tolerance of 11)" in decisions[1].reason
 
 
 @settings(max_examples=60, deadline=None)
@@ -256,7 +257,7 @@ def test_stale_metrics_hold_and_say_why() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
     decision = policy.decide(obs(0, needing(20), current=3, metrics_age=45.0))
     assert decision == ScalingDecision(
-        desired=3, reason="metrics 45.0s old (> 30s) → hold 3", raw_recommendation=None
+        desired=3, reason="metrics 45.0s old (> 30s) → hold 3 workers", raw_recommendation=None
     )
 
 
@@ -264,7 +265,7 @@ def test_stale_metrics_still_respect_the_bounds() -> None:
     policy = ScalingPolicy(AutoscalerSettings(max_replicas=20))
     decision = policy.decide(obs(0, 0, current=50, metrics_age=math.nan))
     assert decision.desired == 20
-    assert decision.reason.endswith("→ scale 50→20 (clamped to [1, 20])")
+    assert decision.reason.endswith("→ scale 50→20 workers (clamped to [1, 20])")
 
 
 @pytest.mark.parametrize("rate", [None, 0.0, -3.0, math.nan])
@@ -273,7 +274,7 @@ def test_backlog_without_any_measured_rate_holds(rate: float | None) -> None:
     decision = policy.decide(obs(0, 5_000, current=2, rate=rate))
     assert decision.desired == 2
     assert decision.raw_recommendation is None
-    assert decision.reason == "backlog 5,000 but no per-worker rate measured yet → hold 2"
+    assert decision.reason == "backlog 5,000 ads but no per-worker rate measured yet → hold 2 workers"
 
 
 def test_a_missing_rate_falls_back_to_the_last_measured_one() -> None:
@@ -281,7 +282,7 @@ def test_a_missing_rate_falls_back_to_the_last_measured_one() -> None:
     policy.decide(obs(0, needing(2), current=2, rate=RATE))
     decision = policy.decide(obs(5, needing(4), current=2, rate=None))
     assert decision.desired == 4
-    assert "at 40.0 ads/s per worker (last measured 5s ago) needs 4" in decision.reason
+    assert "at 40.0 ads/s per worker (last measured 5s ago) needs 4 workers" in decision.reason
 
 
 # --- properties ----------------------------------------------------------------------------------------
@@ -457,7 +458,7 @@ def test_zero_replicas_with_a_backlog_activate_one_at_once_without_any_rate() ->
     policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=10))
     decision = policy.decide(obs(0, 500, current=0, rate=None))
     assert decision.desired == 1
-    assert decision.reason == "backlog 500 at 0 replicas: activation → scale 0→1"
+    assert decision.reason == "backlog 500 ads at 0 replicas: activation → scale 0→1 worker"
     assert policy.decide(obs(5, 0, current=1, rate=None)).desired == 1  # no work: hold (window)
 
 
@@ -465,9 +466,9 @@ def test_a_configured_starting_rate_stands_in_until_one_is_measured() -> None:
     policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=10, initial_per_worker_rate=20.0))
     decision = policy.decide(obs(0, 1_200, current=0, rate=None))  # 1,200 / 30 s = 40 ads/s at 20 → 2
     assert decision.desired == 2
-    assert "at 20.0 ads/s per worker (initial, none measured yet) needs 2" in decision.reason
+    assert "at 20.0 ads/s per worker (initial, none measured yet) needs 2 workers" in decision.reason
     decision = policy.decide(obs(30, 1_200, current=2, rate=40.0))  # measured wins: 1 is enough
-    assert "at 40.0 ads/s per worker needs 1" in decision.reason
+    assert "at 40.0 ads/s per worker needs 1 worker" in decision.reason
 
 
 def test_the_oldest_age_of_any_level_adds_pressure_with_max_age_seconds() -> None:
@@ -478,7 +479,8 @@ def test_the_oldest_age_of_any_level_adds_pressure_with_max_age_seconds() -> Non
     assert ScalingPolicy(AutoscalerSettings(**base)).decide(obs(0, current=1, levels=levels)).desired == 1
     decision = ScalingPolicy(AutoscalerSettings(**base, max_age_seconds=60.0)).decide(obs(0, current=1, levels=levels))
     assert decision.desired == 3
-    assert decision.reason.startswith("backlog 6,000 (oldest p5 90.0s > 60s) at 40.0 ads/s per worker needs 3")
+    assert decision.reason.startswith("backlog 6,000 ads (oldest p5 90.0s > 60s) at 40.0 ads/s per worker needs 3 "
+                                      "workers")
 
 
 def test_a_scale_event_that_did_not_happen_does_not_use_the_step() -> None:
@@ -510,7 +512,7 @@ def test_a_call_reported_not_applied_that_lands_later_uses_its_step_from_when_it
     policy.not_applied(first)
     policy.landed(0, +1)
     held = policy.decide(obs(5, needing(4), current=2))
-    assert held.desired == 2 and held.reason.endswith("→ hold 2 (scale-up step for this 60s period used)")
+    assert held.desired == 2 and held.reason.endswith("→ hold 2 workers (scale-up step for this 60s period used)")
     later = policy.decide(obs(61, needing(4), current=2))
     assert later.desired == 3
 
@@ -527,7 +529,7 @@ def test_a_count_set_by_the_bounds_names_the_bound_not_a_step_limit(
     policy = ScalingPolicy(AutoscalerSettings(**settings_))
     decision = policy.decide(obs(0, 0, current=current))
     assert decision.desired == want
-    assert f"→ scale {current}→{want} (" in decision.reason and decision.reason.endswith(f"{bounds})")
+    assert f"→ scale {current}→{want} workers (" in decision.reason and decision.reason.endswith(f"{bounds})")
     assert "step" not in decision.reason, decision.reason
 
 
@@ -540,7 +542,7 @@ def test_a_count_cut_behind_its_back_climbs_again_at_once(cut_to: int) -> None:
                                               scale_up_max_percent=0))
     assert policy.decide(obs(0, needing(8), current=0)).desired == 4
     again = policy.decide(obs(5, needing(8), current=cut_to))
-    assert again.desired == 4 and again.reason.endswith(f"→ scale {cut_to}→4 (step limit +{4 - cut_to})")
+    assert again.desired == 4 and again.reason.endswith(f"→ scale {cut_to}→4 workers (step limit +{4 - cut_to})")
 
 
 def test_zero_replicas_with_work_activate_even_after_a_scale_up_and_down_in_the_period() -> None:
@@ -559,7 +561,8 @@ def test_zero_replicas_activate_one_when_a_level_cannot_be_read() -> None:
     settings = AutoscalerSettings(min_replicas=0, max_replicas=10, scale_down_stabilization_seconds=0)
     policy = ScalingPolicy(settings)
     first = policy.decide(obs_unreadable(0, 0, current=0))
-    assert first.desired == 1 and first.reason == "priority 3 unreadable at 0 replicas: activation → scale 0→1"
+    assert first.desired == 1
+    assert first.reason == "priority 3 unreadable at 0 replicas: activation → scale 0→1 worker"
     assert policy.decide(obs_unreadable(20, 0, current=1)).desired == 1
     assert policy.decide(obs(40, 0, current=1)).desired == 0
     assert ScalingPolicy(settings).decide(obs(0, 0, current=0)).desired == 0  # every level read, idle: stays 0
@@ -579,7 +582,7 @@ def test_after_an_override_is_cleared_the_window_covers_the_count_it_ran() -> No
         policy.overridden(t, 4)
     first = policy.decide(obs(405, 0, current=4))
     assert first.desired == 4
-    assert first.reason == ("no backlog, nothing delivered, no arrivals → hold 4 "
+    assert first.reason == ("no backlog, nothing delivered, no arrivals → hold 4 workers "
                             "(highest recommendation in last 300s is 4)")
     held = [policy.decide(obs(t, 0, current=4)).desired for t in range(410, 705, 5)]
     assert set(held) == {4}  # through t = 700: the first decision after the override (t = 405) is in the window

@@ -10,7 +10,7 @@ from gamead_cli.submit.views import sent_note, summary_view
 
 
 def _text(summary: dict[str, object]) -> str:
-    console = Console(width=120, record=True, color_system=None)
+    console = Console(width=160, record=True, color_system=None)  # a row whole on its line (units46: 4 cells more)
     console.print(summary_view(summary))
     return console.export_text()
 
@@ -34,7 +34,7 @@ def test_the_line_of_a_lost_stdout_names_the_ads_not_sent_itself() -> None:
     note = sent_note({"sent": 260, "accepted": 260, "duplicates": 0, "rejected": {}, "notSent": 2740,
                       "notSentCaught": 6, "notSentWhere": ["ads.ndjson:261-266"], "lastSent": "ads.ndjson:260",
                       "stoppedBecause": "interrupted (Ctrl-C)"})
-    assert "not sent row" not in note and "2,740 (stopped: interrupted (Ctrl-C); none of these is queued" in note
+    assert "not sent row" not in note and "2,740 ads (stopped: interrupted (Ctrl-C); none of these is queued" in note
     assert "6 caught by the stop: lines ads.ndjson:261-266" in note
     assert "2,734 never sent: the input after ads.ndjson:260" in note
 
@@ -64,9 +64,10 @@ def test_every_count_of_the_summary_and_its_red_line_has_thousands_separators() 
                "lastSent": "ad 12000", "stoppedBecause": "interrupted (Ctrl-C)", "elapsedSeconds": 120.0,
                "ratePerSecond": 100.0, "acceptedPerSecond": 87.5, "completed": 9000, "failed": 1500, "dead": 0}
     text = " ".join(_text(summary).split())
-    for row in ("sent 12,000", "accepted 10,500", "duplicates 1,200", "rejected 1,100 (validation_failed 1,100)",
-                "may be queued 1,500", "not sent 88,000 (stopped", "88,000 never sent", "completed 9,000",
-                "failed/dead 1,500"):
+    for row in ("sent 12,000 ads", "accepted 10,500 ads", "duplicates 1,200 ads",
+                "rejected 1,100 ads (validation_failed 1,100)", "may be queued 1,500 ads",
+                "not sent 88,000 ads (stopped",
+                "88,000 never sent", "completed 9,000 ads", "failed/dead 1,500 ads"):
         assert row in text, (row, text)
     assert interrupted_line(summary, 100000).startswith("interrupted (Ctrl-C): 12,000 of 100,000 ad(s) sent")
     assert "12,000 sent, 10,500 accepted, 1,200 duplicates, 1,100 rejected" in sent_note(summary)
@@ -82,3 +83,15 @@ def test_the_rate_row_has_thousands_separators_and_its_target_as_given() -> None
     assert "rate 7,449.4 ads/s sent (target 1,000,000), 2,483.1 ads/s accepted" in text, text
     assert "batch size 10,000 ads a request" in text, text
     assert "(target 0.001)" in " ".join(_text({**summary, "targetRate": 0.001}).split())
+
+
+def test_every_count_of_the_summary_says_it_counts_ads() -> None:
+    """units46: the summary of `gamead submit --count 200` said `sent 200`, `accepted 200`, `duplicates 0`,
+    `rejected 0`: 200 of what (a batch is a request of many ads). Each count says `ads` (`1 ad`), as its rate row
+    says `ads/s`. Without the fix: `sent 200 ads` not in the panel."""
+    summary = {"sent": 200, "accepted": 199, "duplicates": 1, "rejected": {}, "elapsedSeconds": 4.0,
+               "ratePerSecond": 50.0, "completed": 1, "failed": 0, "dead": 0, "pending": 198}
+    text = " ".join(_text(summary).split())
+    for row in ("sent 200 ads", "accepted 199 ads", "duplicates 1 ad", "rejected 0 ads", "completed 1 ad",
+                "failed/dead 0 ads", "still pending 198 ads", "rate 50.0 ads/s sent", "elapsed 4.0s"):
+        assert row in text, (row, text)

@@ -224,15 +224,17 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
 
 def test_status_view_labels_the_ticks_column_and_the_per_worker_row() -> None:
     doc = {"backend": "local", "current": 1, "desired": 1, "minReplicas": 1, "maxReplicas": 4,
-           "observed": {"pending": 0, "ackPending": 0, "oldestAgeSeconds": 0.0, "submittedPerSec": 2.0,
+           "observed": {"pending": 1234, "ackPending": 1, "oldestAgeSeconds": 0.0, "submittedPerSec": 2.0,
                         "perWorkerPerSec": 847.458,
                         "perWorkerBasis": {"bound": "cpu", "cpuPerAdMs": 1.18, "workers": 1}},
            "decisions": [{"at": "2026-11-30T11:00:00Z", "lastAt": "2026-11-30T11:00:09Z", "repeats": 10,
-                          "current": 1, "desired": 1, "applied": True, "reason": "hold 1"}]}
+                          "current": 1, "desired": 1, "applied": True, "reason": "hold 1 worker"}]}
     console = Console(width=160, record=True)
     console.print(status_view(doc))
     text = console.export_text()
     assert "per worker  847.5 ads/s (CPU-bound: 1.18 ms CPU per ad)" in text
+    # units46: the observed counts say what they count (was "observed    pending 0, ack pending 0, oldest 0.0 s")
+    assert "observed    pending 1,234 ads, ack pending 1 ad, oldest 0.0 s, queued 2.0 ads/s" in text, text
     header = next(line for line in text.splitlines() if "TIME" in line and "REASON" in line)
     assert header.split()[:3] == ["TIME", "(UTC)", "TICKS"]
 
@@ -242,5 +244,5 @@ def test_the_decision_reason_names_the_bound() -> None:
     rates = {"submittedPerSec": 0.0, "completedPerSec": 0.0, "perWorkerPerSec": 847.5}
     obs = observation_of(reading, rates, 1, at=0.0, now=100.0, basis={"bound": "cpu", "cpuPerAdMs": 1.18})
     decision = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=10, target_drain_seconds=1)).decide(obs)
-    assert "at 847.5 ads/s per worker (CPU-bound) needs 4" in decision.reason
+    assert "at 847.5 ads/s per worker (CPU-bound) needs 4 workers" in decision.reason
     assert observation_of(reading, rates, 1, at=0.0, now=100.0).per_worker_bound is None  # an older sampler
