@@ -58,15 +58,16 @@ def _phase_text(job: dict[str, Any]) -> str:
     if phase == "selecting":
         return "checking every invariant" if kind == "repair" else "selecting entries"
     if phase == "following":
-        return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
-                f"· still running {c.get('stillRunning', 0)}")
+        return (f"waiting for outcomes · completed {count_text(c.get('completed', 0))} · dead again "
+                f"{count_text(c.get('deadAgain', 0))} · still running {count_text(c.get('stillRunning', 0))}")
     if phase == "done":
         return "done"
     if job.get("waiting"):  # an action that waits (a stuck lease: released once unchanged for its TTL)
         return f"{ACTING.get(kind, kind)} · waiting: {job['waiting']}"
-    outcomes = f" · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)}" if kind == "replay" else ""
-    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)}{outcomes} "
-            f"· skipped {c.get('skipped', 0)}")
+    outcomes = (f" · completed {count_text(c.get('completed', 0))} · dead again {count_text(c.get('deadAgain', 0))}"
+                if kind == "replay" else "")
+    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {count_text(c.get(ACTED.get(kind, ''), 0))}{outcomes} "
+            f"· skipped {count_text(c.get('skipped', 0))}")
 
 
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
         grid.add_row("waiting", plain(job["waiting"]))
     reasons = job.get("skippedReasons") or {}
     if reasons:
-        grid.add_row("skipped", plain("; ".join(f"{n} {why}" for why, n in reasons.items())))
+        grid.add_row("skipped", plain("; ".join(f"{count_text(n)} {why}" for why, n in reasons.items())))
     if job.get("rate"):
         grid.add_row("rate", f"{job['rate']:g} ads/s")
     if job.get("startedBy"):
@@ -201,7 +201,8 @@ def jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
     for j in body["items"]:
         c = j.get("counts") or {}
         rows.append((plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase") or ""),
-                     f"{c.get('done', 0)}/{c['matched']}" if "matched" in c else "-",  # not selected: no 0/0
+                     f"{count_text(c.get('done', 0))}/{count_text(c['matched'])}" if "matched" in c
+                     else "-",  # not selected: no 0/0
                      plain(job_summary(j)), plain(j.get("startedBy") or ""),
                      plain(month_time(j.get("createdAt")))))
     return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,

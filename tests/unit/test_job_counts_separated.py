@@ -1,0 +1,37 @@
+"""attack46 F1: a job's counts are written as every count the CLI prints, ``5,000`` (regress44 F7's rule). Two
+``gamead dlq replay --all`` at once over 5,000 dead ads said ``replayed 2840 of 5000 matched · … · skipped 2160``,
+``skipped  2450 no longer in the DLQ …`` and ``DONE/MATCHED 5000/5000`` beside ``dlq list``'s ``5,000 matching``."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from gamead_cli.commands.dlq_jobs import _phase_text
+from gamead_cli.commands.dlq_views import job_view, jobs_table
+
+JOB = {"id": "01m93vwd6s5qr77jhtq3w7qnxc", "kind": "replay", "state": "succeeded", "phase": "done",
+       "counts": {"matched": 5000, "done": 5000, "remaining": 0, "replayed": 2840, "skipped": 2160,
+                  "completed": 1200, "deadAgain": 1640, "stillRunning": 0},
+       "skippedReasons": {"no longer in the DLQ (replayed, purged or expired meanwhile)": 1821},
+       "selection": {"mode": "all"}, "startedBy": "op", "createdAt": "2026-12-05T19:46:17Z", "rate": 1000.0}
+
+
+def shown(renderable: object) -> str:
+    console = Console(width=200, record=True)
+    console.print(renderable)
+    return " ".join(console.export_text().split())
+
+
+def test_the_job_card_and_the_jobs_table_separate_thousands() -> None:
+    card = shown(job_view(JOB))
+    assert "replayed 2,840 of 5,000 matched · completed 1,200 · dead again 1,640 · skipped 2,160" in card
+    assert "skipped 1,821 no longer in the DLQ" in card
+    table = shown(jobs_table({"items": [JOB]}))
+    assert "5,000/5,000" in table and "replayed 2,840 of 5,000 matched" in table
+
+
+def test_the_follow_progress_separates_thousands() -> None:
+    acting = {**JOB, "state": "running", "phase": "acting"}
+    assert _phase_text(acting) == "replaying · replayed 2,840 · completed 1,200 · dead again 1,640 · skipped 2,160"
+    following = {**JOB, "state": "running", "phase": "following", "counts": {**JOB["counts"], "stillRunning": 1001}}
+    assert _phase_text(following) == "waiting for outcomes · completed 1,200 · dead again 1,640 · still running 1,001"
