@@ -234,18 +234,21 @@ def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: C
 
 class _CountCommand(TyperCommand):
     """A command whose argument is a count: a negative one (``-1``) would read as an unknown option ("No such
-    option: -1"); it is refused saying what a count must be instead (a usage error, exit 2)."""
+    option: -1"); it is refused saying what a count must be instead (a usage error, exit 2). ``-0`` is 0, as
+    everywhere gamead reads a number (attack46 F3: it was refused as "must be 0 to 10,000, not -0")."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         valued = {o for p in self.get_params(ctx) if p.param_type_name == "option" and not getattr(p, "is_flag", True)
                   for o in p.opts}
-        tokens = iter(args)
+        read, tokens = [], iter(args)
         for token in tokens:
             if token in valued:
-                next(tokens, None)  # an option's value, e.g. --for 10m
-            elif re.fullmatch(r"-\d+", token):
+                read += [token, next(tokens, "")]  # an option's value, e.g. --for 10m
+                continue
+            if re.fullmatch(r"-0*[1-9]\d*", token):
                 raise typer.BadParameter(replicas_refused(token), ctx=ctx, param_hint="'REPLICAS'")  # as click quotes
-        return super().parse_args(ctx, args)
+            read.append("0" if re.fullmatch(r"-0+", token) else token)
+        return super().parse_args(ctx, read)
 
 
 def _replicas(value: int) -> int:
