@@ -165,7 +165,11 @@ def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body:
     UTC``, the window the filter's times stand for, or "") unless ``yes``, and run the job with ``body``. Each
     answer names that window (attack33a F10: none did), ``-o json`` as ``since``/``until`` (ISO)."""
     window = window_of(selection.get("filter"))
-    preview = {**_preview(client, path, selection), **window}
+    try:
+        preview = {**_preview(client, path, selection), **window}
+    except KeyboardInterrupt:  # a read (a dry run): no job yet (attack46 F5: the line was a bare "interrupted")
+        raise exitcodes.Interrupted(f"interrupted ({stopped_by()}) while counting the entries, before any job: "
+                                    f"nothing was {verb}") from None
     if dry_run:
         emit(preview, output, lambda p: would_view(p, verb))
         return
