@@ -154,7 +154,7 @@ def _nothing_to_do(preview: dict[str, Any]) -> bool:
 def _how_many(preview: dict[str, Any]) -> str:
     """``28`` or, after a count that stopped early, ``at least 28``; ``28 (the job's limit; more match)``."""
     past = " (the job's limit; more match)" if preview.get("pastLimit") else ""
-    return f"{'' if preview.get('complete', True) else 'at least '}{preview['matched']}{past}"
+    return f"{'' if preview.get('complete', True) else 'at least '}{count_text(preview['matched'])}{past}"
 
 
 def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body: dict[str, Any], verb: str,

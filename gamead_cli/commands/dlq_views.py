@@ -157,7 +157,7 @@ def would_view(preview: dict[str, Any], verb: str) -> Any:
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
     past = " (the job's limit: more entries match, left in the DLQ)" if preview.get("pastLimit") else ""
-    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{past}{_window(preview)}"
+    return plain(f"{at_least}{count_text(n)} entr{'y' if n == 1 else 'ies'} would be {verb}{past}{_window(preview)}"
                  f"{_not_in_dlq(preview)}")
 
 
@@ -176,7 +176,7 @@ def _window(body: dict[str, Any]) -> str:
 def _not_in_dlq(preview: dict[str, Any]) -> str:
     if preview.get("notInDlqIds"):
         return f" (not in the DLQ: {named_ids(preview['notInDlqIds'])})"
-    return f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
+    return f" ({count_text(preview['notInDlq'])} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
 
 
 NAMED_IDS = 10  #: most ids a line names (``-o json`` has them all)
@@ -185,7 +185,7 @@ NAMED_IDS = 10  #: most ids a line names (``-o json`` has them all)
 def named_ids(ids: list[str]) -> str:
     """``a, b, c`` or, past :data:`NAMED_IDS`, the first ones ``and 990 more (-o json lists them)``. Pure."""
     more = len(ids) - NAMED_IDS
-    return ", ".join(ids[:NAMED_IDS]) + (f" and {more} more (-o json lists them)" if more > 0 else "")
+    return ", ".join(ids[:NAMED_IDS]) + (f" and {more:,} more (-o json lists them)" if more > 0 else "")
 
 
 JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", time_column("CREATED"))

@@ -35,3 +35,14 @@ def test_the_follow_progress_separates_thousands() -> None:
     assert _phase_text(acting) == "replaying · replayed 2,840 · completed 1,200 · dead again 1,640 · skipped 2,160"
     following = {**JOB, "state": "running", "phase": "following", "counts": {**JOB["counts"], "stillRunning": 1001}}
     assert _phase_text(following) == "waiting for outcomes · completed 1,200 · dead again 1,640 · still running 1,001"
+
+
+def test_the_dry_run_and_the_question_separate_thousands() -> None:
+    """`gamead dlq purge --until 0s --dry-run` over 5,579 entries said `5579 entries would be purged`, and the
+    question `Purge 5579 dead-lettered ad(s)?`."""
+    from gamead_cli.commands.dlq_jobs import _how_many
+    from gamead_cli.commands.dlq_views import would_view
+
+    preview = {"matched": 5579, "dryRun": True, "complete": True, "notInDlq": 1200}
+    assert shown(would_view(preview, "purged")).startswith("5,579 entries would be purged (1,200 of the ids are not")
+    assert _how_many({**preview, "complete": False}) == "at least 5,579"
