@@ -46,3 +46,17 @@ def test_the_dry_run_and_the_question_separate_thousands() -> None:
     preview = {"matched": 5579, "dryRun": True, "complete": True, "notInDlq": 1200}
     assert shown(would_view(preview, "purged")).startswith("5,579 entries would be purged (1,200 of the ids are not")
     assert _how_many({**preview, "complete": False}) == "at least 5,579"
+
+
+def test_an_import_cut_short_separates_thousands() -> None:
+    """Two `gamead dlq import` of 5,579 lines at once, one stopped by the API's rate limit: `imported 0 of 5579 lines
+    (skipped 5263) by 89 jobs (…); …; the 257 lines after line 5322 were not sent` (line numbers stay as written)."""
+    from types import SimpleNamespace
+
+    from gamead_cli.commands.dlq_transfer import _cut_short
+
+    totals = {"lines": 5579, "imported": 1000, "skipped": 4263, "skippedReasons": {}, "jobs": ["a", "b", "c", "d"]}
+    batch = [(line, {}) for line in range(2264, 2323)]
+    text = _cut_short(totals, 2263, batch, None, SimpleNamespace(again={}))
+    assert text.startswith("; imported 1,000 of 5,579 lines (skipped 4,263) by 4 jobs (a … d)"), text
+    assert "the 3,316 lines from line 2264 on were not sent" in text, text
