@@ -301,7 +301,7 @@ def export(
         say_changed(once)
     window = window_text(flt)  # the absolute window an age stood for (attack33a F10)
     if file != "-" or (window and kept):
-        note_line(f"exported {kept} entr{'y' if kept == 1 else 'ies'}{' ' + window if window else ''}"
+        note_line(f"exported {kept:,} entr{'y' if kept == 1 else 'ies'}{' ' + window if window else ''}"
                   + (f" to {file}" if file != "-" else ""))
     elif kept == 0:  # stdout holds nothing: say why on stderr
         note_line(f"no DLQ entries{' ' + window if window else ''} match: nothing exported")
@@ -339,11 +339,11 @@ def import_(
         copy.close()
 
     def view(t: dict[str, Any]) -> Any:
-        text = f"imported {t['imported']} of {t['lines']} lines · skipped {t['skipped']}"
+        text = f"imported {t['imported']:,} of {t['lines']:,} lines · skipped {t['skipped']:,}"
         if t["skippedReasons"]:
-            text += " (" + "; ".join(f"{n} {why}" for why, n in t["skippedReasons"].items()) + ")"
+            text += " (" + "; ".join(f"{n:,} {why}" for why, n in t["skippedReasons"].items()) + ")"
         return plain(text)
 
-    done_before_output(f"the import WAS done: imported {totals['imported']} of {totals['lines']} lines, skipped "
-                       f"{totals['skipped']}; do not import again")
+    done_before_output(f"the import WAS done: imported {totals['imported']:,} of {totals['lines']:,} lines, skipped "
+                       f"{totals['skipped']:,}; do not import again")
     emit(totals, output, view)

@@ -58,15 +58,16 @@ def _phase_text(job: dict[str, Any]) -> str:
     if phase == "selecting":
         return "checking every invariant" if kind == "repair" else "selecting entries"
     if phase == "following":
-        return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
-                f"· still running {c.get('stillRunning', 0)}")
+        return (f"waiting for outcomes · completed {count_text(c.get('completed', 0))} · dead again "
+                f"{count_text(c.get('deadAgain', 0))} · still running {count_text(c.get('stillRunning', 0))}")
     if phase == "done":
         return "done"
     if job.get("waiting"):  # an action that waits (a stuck lease: released once unchanged for its TTL)
         return f"{ACTING.get(kind, kind)} · waiting: {job['waiting']}"
-    outcomes = f" · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)}" if kind == "replay" else ""
-    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)}{outcomes} "
-            f"· skipped {c.get('skipped', 0)}")
+    outcomes = (f" · completed {count_text(c.get('completed', 0))} · dead again {count_text(c.get('deadAgain', 0))}"
+                if kind == "replay" else "")
+    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {count_text(c.get(ACTED.get(kind, ''), 0))}{outcomes} "
+            f"· skipped {count_text(c.get('skipped', 0))}")
 
 
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def _nothing_to_do(preview: dict[str, Any]) -> bool:
 def _how_many(preview: dict[str, Any]) -> str:
     """``28`` or, after a count that stopped early, ``at least 28``; ``28 (the job's limit; more match)``."""
     past = " (the job's limit; more match)" if preview.get("pastLimit") else ""
-    return f"{'' if preview.get('complete', True) else 'at least '}{preview['matched']}{past}"
+    return f"{'' if preview.get('complete', True) else 'at least '}{count_text(preview['matched'])}{past}"
 
 
 def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body: dict[str, Any], verb: str,
@@ -164,7 +165,11 @@ def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body:
     UTC``, the window the filter's times stand for, or "") unless ``yes``, and run the job with ``body``. Each
     answer names that window (attack33a F10: none did), ``-o json`` as ``since``/``until`` (ISO)."""
     window = window_of(selection.get("filter"))
-    preview = {**_preview(client, path, selection), **window}
+    try:
+        preview = {**_preview(client, path, selection), **window}
+    except KeyboardInterrupt:  # a read (a dry run): no job yet (attack46 F5: the line was a bare "interrupted")
+        raise exitcodes.Interrupted(f"interrupted ({stopped_by()}) while counting the entries, before any job: "
+                                    f"nothing was {verb}") from None
     if dry_run:
         emit(preview, output, lambda p: would_view(p, verb))
         return

@@ -277,11 +277,11 @@ def _cut_short(totals: dict[str, Any], done: int, batch: list[tuple[int, dict[st
     already is not named again). Pure but for ``client.again`` (the follow-up's flags)."""
     from gamead_cli.program import follow_up
 
-    skipped = f" (skipped {totals['skipped']})" if totals["skipped"] else ""
+    skipped = f" (skipped {totals['skipped']:,})" if totals["skipped"] else ""
     ids = totals["jobs"]
     jobs = ("" if not ids else f" by job {ids[0]}" if len(ids) == 1  # none: newcomer35 F4 said "by jobs ;"
-            else f" by jobs {', '.join(ids)}" if len(ids) <= 3 else f" by {len(ids)} jobs ({ids[0]} … {ids[-1]})")
-    text = f"; imported {totals['imported']} of {totals['lines']} lines{skipped}{jobs}"
+            else f" by jobs {', '.join(ids)}" if len(ids) <= 3 else f" by {len(ids):,} jobs ({ids[0]} … {ids[-1]})")
+    text = f"; imported {totals['imported']:,} of {totals['lines']:,} lines{skipped}{jobs}"
     first, last = (batch[0][0], batch[-1][0]) if batch else (1, 0)
     unsent, where = totals["lines"] - done, f"after line {last}"
     if job is not None and not ended:
@@ -291,7 +291,7 @@ def _cut_short(totals: dict[str, Any], done: int, batch: list[tuple[int, dict[st
     elif not ended:
         where = f"from line {first} on"
     if unsent > 0:
-        text += f"; the {unsent} line{'s' if unsent != 1 else ''} {where} {'were' if unsent != 1 else 'was'} not sent"
+        text += f"; the {unsent:,} line{'s' if unsent != 1 else ''} {where} {'were' if unsent != 1 else 'was'} not sent"
     return text + "; run the same command again: entries already imported are skipped (identical)"
 
 

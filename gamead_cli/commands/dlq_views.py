@@ -137,7 +137,7 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
         grid.add_row("waiting", plain(job["waiting"]))
     reasons = job.get("skippedReasons") or {}
     if reasons:
-        grid.add_row("skipped", plain("; ".join(f"{n} {why}" for why, n in reasons.items())))
+        grid.add_row("skipped", plain("; ".join(f"{count_text(n)} {why}" for why, n in reasons.items())))
     if job.get("rate"):
         grid.add_row("rate", f"{job['rate']:g} ads/s")
     if job.get("startedBy"):
@@ -157,7 +157,7 @@ def would_view(preview: dict[str, Any], verb: str) -> Any:
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
     past = " (the job's limit: more entries match, left in the DLQ)" if preview.get("pastLimit") else ""
-    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{past}{_window(preview)}"
+    return plain(f"{at_least}{count_text(n)} entr{'y' if n == 1 else 'ies'} would be {verb}{past}{_window(preview)}"
                  f"{_not_in_dlq(preview)}")
 
 
@@ -176,7 +176,7 @@ def _window(body: dict[str, Any]) -> str:
 def _not_in_dlq(preview: dict[str, Any]) -> str:
     if preview.get("notInDlqIds"):
         return f" (not in the DLQ: {named_ids(preview['notInDlqIds'])})"
-    return f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
+    return f" ({count_text(preview['notInDlq'])} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
 
 
 NAMED_IDS = 10  #: most ids a line names (``-o json`` has them all)
@@ -185,7 +185,7 @@ NAMED_IDS = 10  #: most ids a line names (``-o json`` has them all)
 def named_ids(ids: list[str]) -> str:
     """``a, b, c`` or, past :data:`NAMED_IDS`, the first ones ``and 990 more (-o json lists them)``. Pure."""
     more = len(ids) - NAMED_IDS
-    return ", ".join(ids[:NAMED_IDS]) + (f" and {more} more (-o json lists them)" if more > 0 else "")
+    return ", ".join(ids[:NAMED_IDS]) + (f" and {more:,} more (-o json lists them)" if more > 0 else "")
 
 
 JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", time_column("CREATED"))
@@ -201,7 +201,8 @@ def jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
     for j in body["items"]:
         c = j.get("counts") or {}
         rows.append((plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase") or ""),
-                     f"{c.get('done', 0)}/{c['matched']}" if "matched" in c else "-",  # not selected: no 0/0
+                     f"{count_text(c.get('done', 0))}/{count_text(c['matched'])}" if "matched" in c
+                     else "-",  # not selected: no 0/0
                      plain(job_summary(j)), plain(j.get("startedBy") or ""),
                      plain(month_time(j.get("createdAt")))))
     return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,

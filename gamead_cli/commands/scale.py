@@ -20,8 +20,8 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from gamead_cli.formats import (age as age_text, counted, command_text, empty_text, plain, short_time, short_window,
-                                time_column)
+from gamead_cli.formats import (age as age_text, command_text, counted, empty_text, page_now, plain, short_time,
+                                short_window, time_column)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit
 from gamead_cli.per_worker import per_worker_text
@@ -127,12 +127,21 @@ def short_why(doc: dict[str, Any]) -> str:
     return "the leader restarted"
 
 
+def when_utc(value: Any) -> str:
+    """An ISO time of the scale verbs as the autoscaler's reason line says one (``clock_utc``): ``16:04:55 UTC``, with
+    its date when it is not today's on the service's clock, ``2026-12-07 16:04:55 UTC`` (attack46 F8: ``scale set 3
+    --for 2d`` said ``until 20:21:58 UTC``, a time of today that had just passed). ``- UTC`` for none."""
+    text = str(value or "")
+    day = text[:10] if len(text) >= 19 and text[10] in "T " else None
+    return f"{day} " * (day is not None and day != page_now().strftime("%Y-%m-%d")) + f"{short_time(value)} UTC"
+
+
 def leader_text(leader: dict[str, Any] | None) -> Text:
     """The ``leader`` row of ``scale status``: its id and since when, and a warning when its holder is not a registered
     node (``registered`` false: attack31b F2), or another ``gamead up`` stack's (``thisStack`` false: attack44 F4)."""
     if not leader:
         return Text("none (no autoscaler holds the lease)", style="yellow")
-    text = plain(f"{leader['id']} (since {short_time(leader.get('since'))} UTC)")
+    text = plain(f"{leader['id']} (since {when_utc(leader.get('since'))})")
     if leader.get("registered") is False:
         ends = short_time(leader.get("expiresAt"))
         text.append(f"  (not a registered node: it may be gone; its lease ends by {ends} UTC, or sooner once another "
@@ -167,7 +176,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     ov = doc.get("override")
     if ov:
         left = age_text(max(0.0, float(ov.get("remainingSeconds") or 0)))  # 29m53s, as every duration is printed
-        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC ({left} left)",
+        facts.add_row("override", Text(f"{ov['replicas']} until {when_utc(ov.get('until'))} ({left} left)",
                                        style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
@@ -212,8 +221,7 @@ def override_text(ov: dict[str, Any]) -> str:
     """An override of the API (``replaced``, ``removed``) for people: ``5 worker(s) until 00:28:09 UTC, set by
     alice at 00:18:09 UTC``. Pure."""
     by = f" by {ov['setBy']}" if ov.get("setBy") else ""
-    return (f"{ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC, set{by} at "
-            f"{short_time(ov.get('setAt'))} UTC")
+    return f"{ov.get('replicas')} worker(s) until {when_utc(ov.get('until'))}, set{by} at {when_utc(ov.get('setAt'))}"
 
 
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
@@ -235,18 +243,21 @@ def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: C
 
 class _CountCommand(TyperCommand):
     """A command whose argument is a count: a negative one (``-1``) would read as an unknown option ("No such
-    option: -1"); it is refused saying what a count must be instead (a usage error, exit 2)."""
+    option: -1"); it is refused saying what a count must be instead (a usage error, exit 2). ``-0`` is 0, as
+    everywhere gamead reads a number (attack46 F3: it was refused as "must be 0 to 10,000, not -0")."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         valued = {o for p in self.get_params(ctx) if p.param_type_name == "option" and not getattr(p, "is_flag", True)
                   for o in p.opts}
-        tokens = iter(args)
+        read, tokens = [], iter(args)
         for token in tokens:
             if token in valued:
-                next(tokens, None)  # an option's value, e.g. --for 10m
-            elif re.fullmatch(r"-\d+", token):
+                read += [token, next(tokens, "")]  # an option's value, e.g. --for 10m
+                continue
+            if re.fullmatch(r"-0*[1-9]\d*", token):
                 raise typer.BadParameter(replicas_refused(token), ctx=ctx, param_hint="'REPLICAS'")  # as click quotes
-        return super().parse_args(ctx, args)
+            read.append("0" if re.fullmatch(r"-0+", token) else token)
+        return super().parse_args(ctx, read)
 
 
 def _replicas(value: int) -> int:
@@ -281,7 +292,7 @@ def set_override(
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
-        line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC", style="bold")
+        line = Text(f"override: {ov.get('replicas')} worker(s) until {when_utc(ov.get('until'))}", style="bold")
         # what this write replaced (a concurrent operator's loses with 409, naming what stands): drill attack25 F6
         line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
         if b.get("note"):

@@ -103,7 +103,7 @@ def up(
     ] = True,
     port: Annotated[int | None, typer.Option(help="API port \\[api.port, default 8080].")] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="NATS data and logs \\[embedded.data_dir, default ./.gamead].")
+        str | None, typer.Option("--data-dir", help="NATS data and logs \\[embedded.data_dir, default ./.gamead].")
     ] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, max=1024, help="Slots per worker (1-1024).")] = None,
     metrics_port: Annotated[

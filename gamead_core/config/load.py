@@ -19,7 +19,7 @@ from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
 from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
 from gamead_core.config.origin import file_lines, origin
-from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, walk
+from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, octal_number, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
@@ -37,8 +37,7 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
     """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if present."""
     if explicit:
         return Path(explicit)
-    env = os.environ.get(CONFIG_ENV)
-    if env:
+    if env := os.environ.get(CONFIG_ENV):
         return Path(env)
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
@@ -120,6 +119,8 @@ def _check_shape(path: Path) -> None:
         key, line, again = dup
         raise ConfigError(f"config file {path}: key {key!r} is written twice (line {line} and line {again}); "
                           "keep one (YAML keys are unique; PyYAML would keep the last without a word)")
+    if (octal := octal_number(root)) is not None:  # YAML 1.1's octal: a zero-padded 030 would run as 24
+        raise ConfigError(f"config file {path}: {_dotted(octal[0])} (line {octal[1]}): {octal[2]}")
 
 
 def _yaml_source(path: Path) -> YamlConfigSettingsSource:

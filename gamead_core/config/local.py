@@ -37,6 +37,16 @@ class EmbeddedSettings(Section):
                     "that died or was refused again: 0.5 s after a first death in a row, doubled at each one up "
                     "to this; at least 0.5 s (the first back-off). At most 1 hour (3600 s).")
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        """An empty ``data_dir`` (``--data-dir "$UNSET"``, ``GAMEAD_EMBEDDED__DATA_DIR=``) is refused: read as a
+        path it is the working directory, where ``gamead up`` wrote its store, logs and ``nats.conf`` among the
+        operator's files (attack46 F9). ``.`` says so on purpose and stays allowed."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: name a directory (default ./.gamead), or . for the working directory")
+        return value
+
 
 class LogSettings(Section):
     """``log:`` – level and format (JSON lines with ids as fields, or text)."""

@@ -7,6 +7,7 @@ nested aliases (a "billion laughs") cannot make a walk long.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import yaml
@@ -64,4 +65,22 @@ def walk(root: yaml.Node | None) -> Iterator[tuple[tuple[Part, ...], yaml.Node]]
             stack.extend((item, (*where, i)) for i, item in enumerate(node.value))
 
 
-__all__ = ["Part", "compose", "count_nodes", "key_part", "walk"]
+#: an int PyYAML (YAML 1.1) reads in base 8: written with a leading zero (``010`` is 8, ``030`` is 24), which YAML 1.2,
+#: JSON and the ``GAMEAD_*`` variables read in base 10 (``GAMEAD_WORKER__CONCURRENCY=010`` is 10)
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+OCTAL_WORDS = ("a number written with a leading 0 is octal in YAML (030 is read as 24): write it without the 0, or "
+               "in quotes if it is text ('030')")
+
+
+def octal_number(root: yaml.Node | None) -> tuple[tuple[Part, ...], int, str] | None:
+    """The first value under ``root`` that YAML 1.1 reads as an octal int: ``(its path, its line from 1,
+    :data:`OCTAL_WORDS`)``; None if there is none. A quoted ``'010'`` is text, not such a number (attack46 F4:
+    ``queue.ack_wait: 030`` ran with 24 s and ``worker.concurrency: 010`` with 8, not a word said)."""
+    for where, node in walk(root):
+        if (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int" and not node.style
+                and _OCTAL.fullmatch(node.value)):
+            return where, node.start_mark.line + 1, OCTAL_WORDS  # never the value: it may be a secret's
+    return None
+
+
+__all__ = ["Part", "compose", "count_nodes", "key_part", "octal_number", "OCTAL_WORDS", "walk"]

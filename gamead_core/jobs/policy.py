@@ -185,24 +185,24 @@ def summary(job: Job) -> str:
     if "matched" not in c and not job.chunks:  # no work list: its selection never ended (attack34a F2)
         return unselected(job)
     if job.kind == JobKind.REPAIR:
-        parts = [f"{c.get(acted, 0)} of {c.get('matched', 0)} repair actions taken"]
-        parts += [f"{_REPAIR_WORDS[name]} {c[name]}" for name in Mark.REPAIRED.values() if c.get(name)]
-        parts.append(f"skipped {c.get('skipped', 0)}")
+        parts = [f"{c.get(acted, 0):,} of {c.get('matched', 0):,} repair actions taken"]
+        parts += [f"{_REPAIR_WORDS[name]} {c[name]:,}" for name in Mark.REPAIRED.values() if c.get(name)]
+        parts.append(f"skipped {c.get('skipped', 0):,}")
         if c.get("remaining"):
-            parts.append(f"not done {c['remaining']}")
+            parts.append(f"not done {c['remaining']:,}")
         return " · ".join(parts)
-    parts = [f"{acted} {c.get(acted, 0)} of {c.get('matched', 0)} matched"]
+    parts = [f"{acted} {c.get(acted, 0):,} of {c.get('matched', 0):,} matched"]
     if job.kind == JobKind.REPLAY:
-        parts += [f"completed {c.get('completed', 0)}", f"dead again {c.get('deadAgain', 0)}"]
+        parts += [f"completed {c.get('completed', 0):,}", f"dead again {c.get('deadAgain', 0):,}"]
         if not job.state.terminal:
-            parts.append(f"still running {c.get('stillRunning', 0)}")
+            parts.append(f"still running {c.get('stillRunning', 0):,}")
         elif c.get("stillRunning"):
-            parts.append(f"not finished when the job ended {c['stillRunning']}")
-    parts.append(f"skipped {c.get('skipped', 0)}")
+            parts.append(f"not finished when the job ended {c['stillRunning']:,}")
+    parts.append(f"skipped {c.get('skipped', 0):,}")
     if c.get("remaining"):
-        parts.append(f"not done {c['remaining']}")
+        parts.append(f"not done {c['remaining']:,}")
     if job.selection.not_in_dlq:
-        parts.append(f"ids not in the DLQ {job.selection.not_in_dlq}")
+        parts.append(f"ids not in the DLQ {job.selection.not_in_dlq:,}")
     if job.selection.past_limit:  # never "N of N matched" over part of what matched (doctor36)
         parts.append(f"more entries matched than the job's limit ({job.selection.limit or 10_000:,}): left in the DLQ")
     return " · ".join(parts)
