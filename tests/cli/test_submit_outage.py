@@ -112,9 +112,9 @@ def test_a_run_whose_api_stays_away_stops_after_retry_for_and_names_what_was_not
     # connection cut by the kill (a loaded run: 3, "connection reset before the answer came"), not by a timeout
     if outage[2] != "none":
         assert f" {outage[2]} may be queued (a request went out and its answer never came: see that row)" in text
-        assert re.search(rf"may be queued {outage[2]} \(connection (reset before the answer came|closed without an "
-                         r"answer), still unknown", text), text
+        assert re.search(rf"may be queued {outage[2]} ads? \(connection (reset before the answer came|closed "
+                         r"without an answer), still unknown", text), text
     assert "(stopped: the API was still unreachable after client.retry_for; none of these is queued, safe to " \
            "resend; " in text and "never sent: the input after ad " in text, text
-    not_sent = re.search(r"not sent (\d+) \(stopped", text)
-    assert not_sent is not None and 0 < int(not_sent[1]) < COUNT, text
+    not_sent = re.search(r"not sent ([\d,]+) ads? \(stopped", text)
+    assert not_sent is not None and 0 < int(not_sent[1].replace(",", "")) < COUNT, text
