@@ -176,10 +176,7 @@ class Settler:
         error its write met: finished as the module doc says). Also the batch start's (:mod:`.batch_start`)."""
         store, started = self.store, current.record
         if isinstance(first, int):  # written and acknowledged by the round
-            self._pause.ok()
-            self.stats.processed += 1
-            self._sample(started, now)
-            return
+            return self.counted(started, now)
         done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
         finished = UnlessLanded(done, lambda rec: completing(rec, done, delivery, self.worker_id))  # not ours: None
 
@@ -205,6 +202,13 @@ class Settler:
         self._sample(current.record, now)
         # Not shielded (one task fewer per ad): an ack is put in nats-py's buffer before its first await, whole
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
+
+    def counted(self, started: AdRecord, now: datetime) -> None:
+        """The attempt ``started`` completed at ``now``, written and acknowledged by its round: counted and sampled
+        (what :meth:`completed` does for a revision, without a coroutine: the batch start's common path)."""
+        self._pause.ok()
+        self.stats.processed += 1
+        self._sample(started, now)
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:
         started, now = record.started_at, clock.now()
