@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg

@@ -204,8 +204,8 @@ class Settler:
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
     def counted(self, started: AdRecord, now: datetime, began: datetime | None = None) -> None:
-        """The attempt ``started`` (or ``started`` not started yet, begun at ``began``) completed at ``now``, written
-        and acknowledged: counted and sampled (:meth:`completed` for a revision, without a coroutine: the batch's)."""
+        """The attempt of ``started`` (its :meth:`started` record, or its queued one begun at ``began``) completed at
+        ``now``, written and acknowledged: counted, sampled (:meth:`completed`'s, without a coroutine: the batch's)."""
         self._pause.ok()
         self.stats.processed += 1
         self._sample(started, now, began)
