@@ -76,8 +76,7 @@ from gamead_core.queue.topology import ensure_topology  # noqa: E402
 from gamead_core.store.ads import AdStore, decode, encode, write_headers  # noqa: E402
 from gamead_core.worker.analyzer import analyze  # noqa: E402
 from gamead_core.worker.budget import delivery_id  # noqa: E402
-from gamead_core.worker.completed_json import completed_bytes  # noqa: E402
-from gamead_core.worker.transitions import started_record  # noqa: E402
+from gamead_core.worker.completed_json import completed_bytes_of  # noqa: E402
 
 
 def make_records(n: int, seed: int) -> list[AdRecord]:
@@ -254,19 +253,20 @@ async def raw_batch(js: Any, store: AdStore, msgs: list[Any]) -> None:
 
 
 def outcome(payload: bytes, delivery: str) -> tuple[str, bytes]:
-    """A worker's CPU work for one ad beyond NATS: the work message's record decoded, its ad analysed, its
-    ``processing`` record built (``started_record``) and then the completed record's bytes (``completed_bytes``).
-    Returns the ad id and those bytes."""
-    record = decode(payload)
-    started = started_record(record, delivery, _WORKER_ID)
-    return record.id, completed_bytes(started, utcnow(), analyze(record.ad))
+    """A worker's CPU work for one ad beyond NATS: the work message's record decoded, its ad analysed and the
+    completed record's bytes built as the batch start builds them (``completed_bytes_of``, from its start time: no
+    ``processing`` record, drain46; before, ``started_record`` then ``completed_bytes``). Returns the ad id and
+    those bytes."""
+    record, began = decode(payload), utcnow()
+    analysis = analyze(record.ad)
+    return record.id, completed_bytes_of(record, delivery, _WORKER_ID, began, utcnow(), analysis)
 
 
 def floor_batch(lean: bool) -> Handle:
     """The raw loop's work plus what gamead's promise needs per ad and nothing else ("the protocol floor"): the
     completed record written as a compare-and-set over the revision the message names, and the ``ack`` only once
     that write is acknowledged. Per fetch: every ad decoded, analysed, its completed record built as the worker
-    builds it (its ``processing`` record by ``started_record``, then ``completed_bytes``), the batch's
+    builds it (``completed_bytes_of``), the batch's
     writes published together with the worker's headers (``write_headers``: the compare-and-set and the
     completed-record TTL), then the acks. ``lean``: through ``AdStore.update_many`` (the worker's own call: one
     reply subscription, one timer per batch); else nats-py's own ``js.publish`` each, gathered. Serial (fetch,

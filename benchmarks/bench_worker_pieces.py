@@ -12,6 +12,8 @@ the process (``time.process_time``), µs per call, medians of the rounds:
 * ``header parse``: the connection's parse of a work delivery's header block (:mod:`gamead_core.queue.headers`);
 * ``metrics.completed``: one completed ad's Prometheus series and heartbeat windows;
 * ``announcement``: the held-ads announcement's bytes with 40 deliveries held (per start step, ~0.3 per ad);
+* ``held ledger``: one ad's life in the held ledger on the batch start's path: held, flagged started, unflagged
+  (analysed), popped, each flag change with its JSON (drain46);
 * ``ack``: a settle round's ``ack`` of one delivery (4,000 put in the buffer without a turn of the loop);
 * ``KV write``: a settle round's compare-and-set publish of a 2.5 kB completed record (its bytes only).
 
@@ -67,6 +69,14 @@ async def _pieces(url: str) -> dict[str, float]:
     head = b'{"id":"w"' + b',"x":1' * 250
     wire = getattr(held, "wire_json", held.wire)
     out["announcement"] = _per(lambda: announcement(head, wire(), 4, "2026-12-04T10:30:00.123Z", {3: 1.0}))
+    ledger, keys = HeldAds(), [("GAMEAD_ADS", 200000 + i) for i in range(N)]
+    t0 = time.process_time()
+    for i, key in enumerate(keys):  # an ad's life in the ledger on the batch start's path
+        ledger.hold(key, f"01jd{i:022d}", f"{key[1]}.1", f"$JS.ACK.GAMEAD_ADS.gamead-level-3.1.{key[1]}.{i}.32.1.9")
+        ledger.mark_started(key)
+        ledger.unmark(key)
+        ledger.pop(key)
+    out["held ledger"] = (time.process_time() - t0) / N * 1e6
     msgs = [Msg(_client=nc, subject="x", data=b"",
                 reply=f"$JS.ACK.BENCHPIECES.c.1.{i}.{i}.1.1764849000123456789.{i}") for i in range(N)]
     ack_all = getattr(hpub, "ack_all", None)

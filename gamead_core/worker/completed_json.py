@@ -23,8 +23,9 @@ import orjson
 
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, Analysis, ComponentScore
 from gamead_core.store.ads import encode
+from gamead_core.worker.transitions import started_record
 
-__all__ = ["completed_bytes", "completed_record"]
+__all__ = ["completed_bytes", "completed_bytes_of", "completed_record"]
 
 _ZERO = timedelta(0)
 
@@ -62,11 +63,11 @@ _COMPONENTS = dict(_ANALYSIS)["components"]
 _SAME = all(name == wire for name, wire in _COMPONENT)
 
 
-def _by_hand(started: AdRecord, now: datetime, analysis: Analysis) -> bytes:
-    """The common path's completed record: every field of :data:`_ABSENT` None but ``retryAt`` and ``suspect``
-    (cleared by the completion), times aware (orjson writes them as pydantic does: ``…123456Z``, no fraction when
-    whole; any offset but zero is left to the model); raises :class:`_NotByHand` for any other record."""
-    f = started.__dict__
+def _by_hand(f: dict[str, Any], now: datetime, analysis: Analysis) -> bytes:
+    """The common path's completed record, from the started record's fields ``f`` (its ``__dict__``): every field
+    of :data:`_ABSENT` None but ``retryAt`` and ``suspect`` (cleared by the completion), times aware (orjson writes
+    them as pydantic does: ``…123456Z``, no fraction when whole; any offset but zero is left to the model); raises
+    :class:`_NotByHand` for any other record."""
     for name in _ABSENT:
         if f[name] is not None and name not in ("retry_at", "suspect"):
             raise _NotByHand
@@ -112,7 +113,7 @@ def _layout_holds() -> bool:
                        ad=ad, started_at=when, attempts=1, worker_id="w-1", delivery="7.1", suspect=True)
     try:
         done = when.replace(microsecond=0)
-        return _by_hand(started, done, analyze(ad)) == encode(completed_record(started, done, analyze(ad)))
+        return _by_hand(started.__dict__, done, analyze(ad)) == encode(completed_record(started, done, analyze(ad)))
     except Exception:  # noqa: BLE001 - any surprise means: use the model
         return False
 
@@ -126,7 +127,23 @@ def completed_bytes(started: AdRecord, now: datetime, analysis: Analysis) -> byt
     for a valid record."""
     if _HAND:
         try:
-            return _by_hand(started, now, analysis)
+            return _by_hand(started.__dict__, now, analysis)
         except (_NotByHand, orjson.JSONEncodeError):
             pass
     return encode(completed_record(started, now, analysis))
+
+
+def completed_bytes_of(rec: AdRecord, delivery: str, worker_id: str, began: datetime, now: datetime,
+                       analysis: Analysis) -> bytes:
+    """``completed_bytes(started_record(rec, delivery, worker_id, at=began), now, analysis)``, the same bytes,
+    without building the started record (pydantic's ``model_copy``, ~3.5 µs per ad, drain46): the batch start's
+    common path, which needs that record only when its write does not succeed (then it builds it, from the same
+    ``began``). The fields the started record changes are those set here; its ``status`` and ``suspect`` are not
+    written (the completion sets the one and clears the other)."""
+    if _HAND:
+        try:
+            return _by_hand({**rec.__dict__, "started_at": began, "attempts": rec.attempts + 1, "worker_id": worker_id,
+                             "delivery": delivery}, now, analysis)
+        except (_NotByHand, orjson.JSONEncodeError):
+            pass
+    return completed_bytes(started_record(rec, delivery, worker_id, at=began), now, analysis)

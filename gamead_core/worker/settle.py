@@ -100,9 +100,9 @@ class Settler:
         return await read_record(self.store, msg, ad_id, first=first, leader=leader,
                                  max_attempts=self.settings.max_attempts)
 
-    def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
-        """``rec`` as the attempt under ``delivery`` sees it: ``processing`` here, one attempt charged (pure)."""
-        return started_record(rec, delivery, self.worker_id, suspect)
+    def started(self, rec: AdRecord, delivery: str, suspect: bool = False, at: datetime | None = None) -> AdRecord:
+        """``rec`` as the attempt under ``delivery`` sees it: ``processing`` here since ``at`` (None: now) (pure)."""
+        return started_record(rec, delivery, self.worker_id, suspect, at)
 
     async def mark(self, current: Versioned) -> Versioned:
         """Write ``current.record`` (a :meth:`started` one) over ``current.revision``: the ``processing`` mark of an
@@ -176,10 +176,7 @@ class Settler:
         error its write met: finished as the module doc says). Also the batch start's (:mod:`.batch_start`)."""
         store, started = self.store, current.record
         if isinstance(first, int):  # written and acknowledged by the round
-            self._pause.ok()
-            self.stats.processed += 1
-            self._sample(started, now)
-            return
+            return self.counted(started, now)
         done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
         finished = UnlessLanded(done, lambda rec: completing(rec, done, delivery, self.worker_id))  # not ours: None
 
@@ -206,8 +203,15 @@ class Settler:
         # Not shielded (one task fewer per ad): an ack is put in nats-py's buffer before its first await, whole
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
-    def _sample(self, record: AdRecord, finished: datetime) -> None:
-        started, now = record.started_at, clock.now()
+    def counted(self, started: AdRecord, now: datetime, began: datetime | None = None) -> None:
+        """The attempt of ``started`` (its :meth:`started` record, or its queued one begun at ``began``) completed at
+        ``now``, written and acknowledged: counted, sampled (:meth:`completed`'s, without a coroutine: the batch's)."""
+        self._pause.ok()
+        self.stats.processed += 1
+        self._sample(started, now, began)
+
+    def _sample(self, record: AdRecord, finished: datetime, began_at: datetime | None = None) -> None:
+        started, now = record.started_at if began_at is None else began_at, clock.now()
         if started is not None:
             began = started.timestamp()  # once: an aware datetime's timestamp() asks its tzinfo each time
             processing_ms = (finished.timestamp() - began) * 1000

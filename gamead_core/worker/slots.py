@@ -35,7 +35,7 @@ class SlotWatch:
     :data:`WRITING_PER_SLOT` × ``concurrency``) analysed ads being written with their slots given back. One waiter
     at a time (the pull loop); :meth:`freed` may be called at any time, also with no waiter."""
 
-    __slots__ = ("concurrency", "writing", "settling", "_waiter", "pace", "_took")
+    __slots__ = ("concurrency", "writing", "settling", "_waiter", "pace", "_took", "_timer")
 
     def __init__(self, concurrency: int, writing: int | None = None) -> None:
         self.concurrency = concurrency
@@ -44,6 +44,8 @@ class SlotWatch:
         self._waiter: asyncio.Future[bool] | None = None
         self.pace: float | None = None  #: recent mean seconds an ad holds its slot (None before one gave it back)
         self._took: dict[object, float] = {}  #: ad → time.monotonic() it took its slot (until it gives it back)
+        #: (its loop, the timer armed for the earliest wait's timeout, kept across waits, when it fires)
+        self._timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle, float] | None = None
 
     def free(self, running: int, *, blocked: bool = False) -> int:
         """Analyses that may start now, with ``running`` ads in hand (their tasks, settling ones included);
@@ -85,13 +87,23 @@ class SlotWatch:
             waiter.set_result(woke)
 
     async def wait(self, timeout: float | None) -> bool:
-        """Until :meth:`freed` (True) or ``timeout`` seconds (None: no limit) passed (False)."""
+        """Until :meth:`freed` (True) or ``timeout`` seconds (None: no limit) passed (False), or earlier (False) when
+        a timer an earlier wait armed fires first: a timer is kept across waits and armed again only for a wait
+        that must end before it (drain46: the pull loop waits once per start step, each for about the buffer's
+        stall, ~1 s; a timer made and cancelled per step was ~2 us of each ad's CPU at 4 slots). The caller looks
+        again at what it waits for on any False."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, self._wake, False) if timeout is not None else None
+        at, armed = (None if timeout is None else loop.time() + timeout), self._timer
+        if at is not None and (armed is None or armed[0] is not loop or armed[2] > at):
+            if armed is not None:
+                armed[1].cancel()
+            self._timer = (loop, loop.call_at(at, self._rang), at)
         try:
             return await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _rang(self) -> None:
+        self._timer = None
+        self._wake(False)

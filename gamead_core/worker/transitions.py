@@ -15,12 +15,13 @@ from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
 from gamead_core.worker.budget import lost_attempt, parse_delivery, superseded
 
 
-def started_record(rec: AdRecord, delivery: str, worker_id: str, suspect: bool = False) -> AdRecord:
-    """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by ``worker_id`` since now, one attempt
-    charged, ``suspect`` if asked, already so, or the attempt it follows was lost (:func:`lost_attempt`)."""
+def started_record(rec: AdRecord, delivery: str, worker_id: str, suspect: bool = False,
+                   at: datetime | None = None) -> AdRecord:
+    """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by ``worker_id`` since ``at`` (None: now),
+    one attempt charged, ``suspect`` if asked, already so, or the attempt it follows was lost (:func:`lost_attempt`)."""
     return rec.model_copy(update={
         "status": AdStatus.PROCESSING,
-        "started_at": utcnow(),
+        "started_at": utcnow() if at is None else at,
         "attempts": rec.attempts + 1,
         "worker_id": worker_id,
         "delivery": delivery,

@@ -28,6 +28,7 @@ from gamead_core.models import (
 from gamead_core.store.ads import decode, encode
 from gamead_core.worker import completed_json
 from gamead_core.worker.analyzer import analyze
+from gamead_core.worker.transitions import started_record
 from tests.ad_strategies import ad_text
 from tests.support import ad
 
@@ -125,3 +126,24 @@ def test_an_analysis_a_hook_changed_is_encoded_as_the_model_encodes_it() -> None
     extra_kind.components.append(_Scored(name="hook", score=1.0, weight=0.0, reason="added by a hook"))
     for analysis in (int_score, int_weight, extra_kind):
         assert completed_json.completed_bytes(started, when, analysis) == _model(started, when, analysis)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ADS, _TIMES, _TIMES, _TIMES, st.integers(0, 9), st.booleans(), st.data())
+def test_the_batch_starts_bytes_without_the_started_record_are_the_same(
+        ad_: AdSubmission, submitted: datetime, began: datetime, now: datetime, attempts: int, real: bool,
+        data: st.DataObject) -> None:
+    """``completed_bytes_of`` (the batch start's path, drain46: no ``processing`` record built) writes what
+    ``completed_bytes`` writes for the record ``started_record`` makes at the same start time, for any queued
+    record, the rare ones the model encodes included."""
+    analysis = analyze(ad_) if real else data.draw(_ANALYSES)
+    when = datetime(2026, 11, 30, 12, 0, 0, 250, tzinfo=timezone.utc)
+    extra = data.draw(st.sampled_from([{}, {"suspect": True}, {"delivery": "3.1"}, {"retry_at": when},
+                                       {"error": AdError(error_class="TimeoutError", message="slow", at=when)},
+                                       {"replay_of": 12, "job_id": "job-1"}]))
+    queued = decode(encode(AdRecord(id="01jdsample0000000000000000", status=AdStatus.QUEUED, priority=ad_.priority,
+                                    submitted_at=submitted, ad=ad_, attempts=attempts, **extra)))
+    started = started_record(queued, "17.1", "host-1-abcdef", at=began)
+    assert started.started_at == began
+    assert completed_json.completed_bytes_of(queued, "17.1", "host-1-abcdef", began, now, analysis) == \
+        completed_json.completed_bytes(started, now, analysis)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -201,3 +202,18 @@ def test_a_full_worker_keeps_its_buffer_4_prefetch_waits_at_least_1_s_and_for_ev
     assert buffer_stall(0.05) == 1.0  # the default: 1 s
     assert buffer_stall(0.5) == 2.0
     assert buffer_stall(0) is None  # prefetch_wait 0: no limit, hoarding included
+
+
+def test_the_bar_is_the_free_th_best_key_of_any_buffer() -> None:
+    """``bar_key`` reads the first ``free`` levels of the heap only (drain46): the same key as the ``free``-th
+    smallest of all, for random buffers (ties, pops and pushes between) and every ``free``."""
+    rnd = random.Random(46)
+    for _ in range(300):
+        buffer = PrefetchBuffer()
+        for _ in range(rnd.randint(1, 60)):
+            buffer.push(object(), float(rnd.randint(0, 40)))  # type: ignore[arg-type]
+            if rnd.random() < 0.2:
+                buffer.pop()
+        keys = sorted(entry[0] for entry in buffer._heap)
+        for free in range(1, len(keys) + 3):
+            assert buffer.bar_key(free) == (keys[min(free, len(keys)) - 1] if keys else None), (free, keys)

@@ -75,3 +75,39 @@ def test_a_slots_pace_ends_when_the_slot_is_given_back_not_when_the_outcome_is_w
     now[0] += 0.012  # a failed attempt: its slot is held to the end
     slots.ended("b")
     assert slots.pace == pytest.approx(next_pace(0.002, 0.012))
+
+
+def test_the_pull_loops_waits_share_one_timer_armed_again_only_for_an_earlier_timeout() -> None:
+    """drain46: the pull loop waits once per start step, each for about the buffer's stall; one timer serves
+    successive waits whose timeouts end later (a wait it ends early returns False: the loop looks again), and a
+    wait that must end sooner arms its own, which ends it on time; a new event loop arms its own."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        slots = SlotWatch(1)
+        first = asyncio.ensure_future(slots.wait(0.3))
+        await asyncio.sleep(0)
+        slots.freed()
+        assert await first is True
+        timer = slots._timer
+        later = asyncio.ensure_future(slots.wait(5.0))  # ends after the armed one: no new timer
+        await asyncio.sleep(0)
+        assert slots._timer is timer
+        t0 = loop.time()
+        assert await asyncio.wait_for(later, 2) is False  # woken by the earlier timer (0.3 s), not after 5 s
+        assert loop.time() - t0 < 2 and slots._timer is None
+        slots_timer_before = asyncio.ensure_future(slots.wait(5.0))
+        await asyncio.sleep(0)
+        assert slots._timer is not None and slots._timer[2] > loop.time() + 4  # armed for its own timeout
+        sooner = slots._timer
+        slots.freed()
+        assert await slots_timer_before is True
+        assert await slots.wait(0.05) is False  # must end sooner than the armed 5 s: its own timer, on time
+        assert slots._timer is not sooner
+
+    asyncio.run(main())
+    slots = SlotWatch(1)
+
+    async def once() -> bool:
+        return await slots.wait(0.05)
+
+    assert asyncio.run(once()) is False and asyncio.run(once()) is False  # each loop arms its own
