@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Static
 
 from gamead_cli.cell_text import clip_cells
 from gamead_cli.fitted import FittedTable
+from gamead_cli.formats import TIME_ZONE
 from gamead_cli.tui import view_audit, view_header, view_tables
 from gamead_cli.tui.widgets import safe_render, set_border
 
@@ -284,8 +285,9 @@ class DlqPanel(FilteredPanel):
 
     def _table(self) -> None:
         items = (self.dlq or {}).get("items") or []
-        self.query_one(DlqTable).set_rows(
-            (view_tables.dlq_id(e), view_tables.dlq_row(e)) for e in items if isinstance(e, Mapping))
+        table = self.query_one(DlqTable)
+        table.set_rows((view_tables.dlq_id(e), view_tables.dlq_row(e)) for e in items if isinstance(e, Mapping))
+        table.display = bool(items) or table.has_focus  # no header under "0 entries" (newcomer46); focus kept
 
     def watch_stats(self) -> None:
         self._summary()
@@ -302,7 +304,7 @@ class DlqPanel(FilteredPanel):
 class AuditPanel(Vertical):
     """The last operator actions (``GET /v1/audit``): time, who, action, what, how many ads, outcome."""
 
-    BORDER_TITLE = "audit · last operator actions"
+    BORDER_TITLE = f"audit · last operator actions · times {TIME_ZONE}"  # no header row here (newcomer46)
     audit: var[Mapping[str, Any] | None] = var(None)
     audit_error: var[str | None] = var(None)
 

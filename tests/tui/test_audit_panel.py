@@ -3,6 +3,7 @@ token that may not act (``GET /v1/whoami``: a viewer's) turns the dashboard read
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 from typing import Any
@@ -115,3 +116,26 @@ def test_levels_the_api_cannot_read_are_named_with_the_reason(recorded: dict[str
     console.print(view.snapshot_view(snap, "http://recorded"))
     assert "P1,P3 unreadable (nats: timeout)" in console.export_text()
     assert view_queue.unreadable_note(recorded["stats"]) == ""
+
+
+def test_an_empty_dlq_shows_no_table_header_and_the_audit_panel_says_its_times_are_utc(
+        recorded: dict[str, Any]) -> None:
+    """newcomer46: the live dashboard's empty dead-letter panel drew `0 entries` above an empty table header (ID,
+    PRI, …), and the audit panel's times (no header row there) said no time zone (``--once`` has ``TIME (UTC)``)."""
+    recorded = copy.deepcopy(recorded)
+    recorded["dlq"] = {"items": [], "inDlq": 0}
+    recorded["stats"]["dlq"] = {"size": 0, "bytes": 0}
+
+    async def main() -> None:
+        app = DashboardApp(RecordedSource(recorded), refresh=3600)
+        async with app.run_test(size=(120, 40)) as pilot:
+            def drawn() -> str:
+                text = screen_text(app)
+                return text if app.dlq is not None and "times UTC" in text else ""
+
+            text = await until(pilot, drawn, what="the dead letters and the audit on screen")
+            await settled(pilot)
+            assert "0 entries" in screen_text(app), text
+            assert not app.query_one(DlqTable).display, "an empty table is not drawn"
+
+    asyncio.run(main())
