@@ -166,10 +166,10 @@ def test_a_config_file_that_never_ends_is_a_config_error(tmp_path: Path) -> None
         (["nosuch"], "No such command"),
         (["ads", "list", "--limit", "0"], "--limit"),
         # a negative count read as an unknown option before (brief scale12 item 3): "No such option: -1"
-        (["scale", "set", "-1"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not -1"),
-        # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before
-        (["scale", "set", "1000000"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not "
-                                      "1,000,000"),
+        (["scale", "set", "-1"], "REPLICAS (the worker count) must be 0 to 10,000, not -1"),
+        # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before; range46:
+        # every number out of range in this one sentence, without click's "Invalid value for 'REPLICAS': "
+        (["scale", "set", "1000000"], "REPLICAS (the worker count) must be 0 to 10,000, not 1,000,000"),
         (["scale", "set", "abc"], "Invalid value for 'REPLICAS': Input should be a valid integer"),  # quoted alike
         (["scale", "set", "--for", "5m", "-2"], "must be 0 to 10,000, not -2"),
         (["scale", "set", "--", "-1"], "must be 0 to 10,000, not -1"),
@@ -390,7 +390,7 @@ def test_a_cursor_past_the_int64_maximum_is_refused_and_the_bound_said_is_that_m
     """An attack drill (session 23): the bound said was 2**63, one past the largest int64, and 2**63 was taken."""
     refused = gamead(*verb, "--cursor", str(2**63), "--api", closed_api_url, cwd=tmp_path)
     assert refused.returncode == exitcodes.USAGE
-    one_red_line(refused, str(2**63 - 1))
+    one_red_line(refused, f"--cursor must be 0 to {2**63 - 1:,}, not {2**63:,}")  # range46: the one sentence
     taken = gamead(*verb, "--cursor", str(2**63 - 1), "--api", closed_api_url, cwd=tmp_path)
     assert taken.returncode == exitcodes.UNREACHABLE, taken.stderr  # past the options: it went for the API
 
