@@ -59,6 +59,8 @@ ApiOpt = Annotated[
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+#: what is in force when no config file is: said so by ``gamead up``'s config line and ``gamead config path``
+NO_CONFIG_FILE = "no config file (defaults, GAMEAD_* and flags)"
 
 
 def api_named(url: str) -> str:
