@@ -36,7 +36,7 @@ class OutOfRange(typer.BadParameter):
 
     def __init__(self, span: Range, given: Any, *, what: str | None = None, **kw: Any) -> None:
         self.span, self.given, self.what = span, given, what
-        super().__init__(span.refusal(what or "the value", given), **kw)
+        super().__init__(span.refusal(what or param_name(None, kw.get("param_hint")), given), **kw)
 
     def format_message(self) -> str:
         return self.span.refusal(self.what or param_name(self.param, self.param_hint), self.given)
