@@ -59,6 +59,8 @@ ApiOpt = Annotated[
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+#: what is in force when no config file is: said so by ``gamead up``'s config line and ``gamead config path``
+NO_CONFIG_FILE = "no config file (defaults, GAMEAD_* and flags)"
 
 
 def api_named(url: str) -> str:
@@ -210,39 +212,39 @@ def duration_seconds(text: str | None) -> float | None:
 
 def duration_between(low: float, high: float, *, zero: bool = False) -> Any:
     """A Typer ``callback`` for an option in seconds (declared ``str``, metavar ``DURATION``): its text read by
-    :func:`gamead_core.durations.parse_duration` (``90``, ``1.5``, ``30s``, ``2m30s``…), then bounded as
-    :func:`bounded_float` bounds it. A text that is no duration is one ``Invalid value`` usage error (exit 2)
-    naming the forms read."""
+    :func:`gamead_core.durations.parse_duration` (``90``, ``1.5``, ``30s``, ``2m30s``…), then bounded to
+    ``[low, high]`` (``0`` too when ``zero``): ``--refresh must be 0.2s to 1m, not 0`` (:mod:`gamead_cli.bounds`,
+    exit 2). A text that is no duration is one ``Invalid value`` usage error (exit 2) naming the forms read."""
+    from gamead_core.bound_text import Range
     from gamead_core.durations import parse_duration
 
-    bounded = bounded_float(low, high, zero=zero)
+    from gamead_cli.bounds import checked
 
     def check(value: str | float | None) -> float | None:
         if value is None:
             return None
         try:
-            return bounded(parse_duration(str(value)))  # type: ignore[no-any-return]
+            seconds = parse_duration(str(value))
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+        return checked(seconds, Range(low, high, or_zero=zero, seconds=True), str(value))
 
     return check
 
 
 def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
     """A Typer ``callback`` for a float option: refuses ``inf``, ``nan`` and anything outside ``[low, high]``
-    (``0`` too when ``zero``: "0 = off / as fast as possible") at parse time, as one ``Invalid value for
-    '--flag'`` usage error (exit 2). The bounds are those the command can act on: past them a sleep, a
-    deadline or an ``int()`` of the value overflows (``OverflowError``) or the API refuses the number.
-    Click's own ``min``/``max`` let ``inf`` and ``nan`` through (nan compares false), hence this."""
-    import math
+    (``0`` too when ``zero``: "0 = off / as fast as possible") at parse time, in the one sentence of a number
+    out of range (``--rate must be 0.001 to 100,000, not 0``: :mod:`gamead_cli.bounds`, exit 2). The bounds are
+    those the command can act on: past them a sleep, a deadline or an ``int()`` of the value overflows
+    (``OverflowError``) or the API refuses the number. Click's own ``min``/``max`` let ``inf`` and ``nan``
+    through (nan compares false), hence this."""
+    from gamead_core.bound_text import Range
+
+    from gamead_cli.bounds import checked
 
     def check(value: float | None) -> float | None:
-        if value is None or (zero and value == 0):
-            return value
-        if not math.isfinite(value) or not low <= value <= high:
-            extra = " (or 0)" if zero else ""
-            raise typer.BadParameter(f"{value:g} is not a number from {low:g} to {high:g}{extra}")
-        return value
+        return None if value is None else checked(value, Range(low, high, or_zero=zero))
 
     return check
 

@@ -122,8 +122,9 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
     """Wait until NATS at ``url`` takes a connection (one attempt every :data:`RETRY_EVERY` s, each closed at
     once: the role then makes its own), for ``nats.give_up_after`` seconds (0: for ever). The first failed
     attempt, then one every :data:`REACH_ROUND` s, logs a WARNING naming the URL (credentials masked), the error,
-    how long it has been (ms under a second: :func:`gamead_cli.formats.took`), the next attempt and when it gives
-    up, with fields ``nats_url``, ``waited_seconds``,
+    how long it has been, the next attempt and when it gives up, every duration in the one form of
+    :func:`gamead_cli.formats.took` (``502ms``, ``16s``; range46: ``next attempt in 0.5 s`` beside ``502ms``), with
+    fields ``nats_url``, ``waited_seconds``,
     ``attempts``, ``give_up_after``. Raises :class:`NatsUnreachable` (exit 3) once ``give_up_after`` has passed.
     Returns at once when ``stop`` is set (SIGTERM, Ctrl-C). Why keep trying by default: under Kubernetes a process
     that exits is restarted with a growing back-off (CrashLoopBackOff, up to 5 minutes), so exiting only delays
@@ -145,13 +146,13 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
             waited = now - started
             if give_up and waited >= give_up:
                 raise NatsUnreachable(f"{exc.message}; gave up after {took(waited)} and {_attempts(attempts)} "
-                                      f"(nats.give_up_after {give_up:g} s)") from exc
+                                      f"(nats.give_up_after {took(give_up)})") from exc
             if logged is None or now - logged >= REACH_ROUND:
                 logged = now
                 until = f"giving up in {took(give_up - waited)}" if give_up else "for ever (nats.give_up_after 0)"
-                log.warning("%s cannot reach NATS at %s for %s, %s (%s); next attempt in %g s, %s",
+                log.warning("%s cannot reach NATS at %s for %s, %s (%s); next attempt in %s, %s",
                             role, where, took(waited), _attempts(attempts), exc.message.split(f"{where}: ", 1)[-1],
-                            RETRY_EVERY, until, extra={"nats_url": where, "waited_seconds": round(waited, 1),
+                            took(RETRY_EVERY), until, extra={"nats_url": where, "waited_seconds": round(waited, 1),
                                           "attempts": attempts, "give_up_after": give_up})
             if stop is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -160,5 +161,5 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
                 await asyncio.sleep(RETRY_EVERY)
             continue
         if attempts > 1:
-            log.info("%s reached NATS at %s after %.0f s", role, where, loop.time() - started)
+            log.info("%s reached NATS at %s after %s", role, where, took(loop.time() - started))
         return

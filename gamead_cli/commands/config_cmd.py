@@ -14,7 +14,7 @@ import yaml
 
 from gamead_cli.formats import settings_shown
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.options import ConfigOpt, client_settings_from
+from gamead_cli.options import NO_CONFIG_FILE, ConfigOpt, client_settings_from
 from gamead_cli.program import follow_up
 from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
 from gamead_core.datadir import STACK_ENV_FILE, running_stack
@@ -142,7 +142,8 @@ def path(
         typer.Option("--output", "-o", help="text for people, json for scripts.", case_sensitive=False),
     ] = PathFormat.text,
 ) -> None:
-    """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "none";
+    """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "no config file
+    (defaults, GAMEAD_* and flags)";
     -o json: {"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "default" | null}.
 
     Example: gamead config path -o json
@@ -157,4 +158,4 @@ def path(
         data = {"path": str(found.resolve()) if found else None, "source": source}
         sys.stdout.write(strict_dumps(data) + "\n")
         return
-    sys.stdout.write(f"{found.resolve() if found else 'none'}\n")
+    sys.stdout.write(f"{found.resolve() if found else NO_CONFIG_FILE}\n")  # range46: was a bare "none"

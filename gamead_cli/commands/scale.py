@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
+from gamead_cli.bounds import OutOfRange
 from gamead_cli.formats import (age as age_text, command_text, counted, empty_text, page_now, plain, short_time,
                                 short_window, time_column)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
@@ -28,26 +29,32 @@ from gamead_cli.per_worker import per_worker_text
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
+from gamead_core.bound_text import Range
 from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.applies import applied_by
 from gamead_core.scaling.bounds import (  # the API's own bounds
     MAX_OVERRIDE_REPLICAS,
     MAX_OVERRIDE_SECONDS,
-    replicas_refused,
 )
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.scaling.stacks import another_stack_text
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
+#: the API's bounds of an override (:mod:`gamead_core.scaling.bounds`), as a refusal says them
+REPLICAS_RANGE = Range(0, MAX_OVERRIDE_REPLICAS)
+FOR_RANGE = Range(0, MAX_OVERRIDE_SECONDS, low_open=True, seconds=True)
+#: what a refusal of the count calls it (attack45 F9: one sentence for both bounds)
+REPLICAS_WHAT = "REPLICAS (the worker count)"
+
 
 def parse_duration(value: str) -> float:
     """``--for``: a duration read by :func:`gamead_core.durations.parse_duration` (``30s``, ``10m``, ``2h30m``,
     ``1d4h``, ``90`` seconds…) → seconds. Pure.
 
-    Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else (naming the forms read) or outside
-    (0, 7d].
+    Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else (naming the forms read), and
+    :class:`~gamead_cli.bounds.OutOfRange` outside (0, 7d]: ``--for must be 0 to 7d (0 excluded), not 8d``.
     """
     from gamead_core.durations import parse_duration as read
 
@@ -55,8 +62,8 @@ def parse_duration(value: str) -> float:
         seconds = read(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--for") from None
-    if not 0 < seconds <= MAX_OVERRIDE_SECONDS:
-        raise typer.BadParameter(f"duration {value!r} must be more than 0 and at most 7d", param_hint="--for")
+    if not FOR_RANGE.holds(seconds):
+        raise OutOfRange(FOR_RANGE, value, param_hint="--for")
     return seconds
 
 
@@ -255,15 +262,15 @@ class _CountCommand(TyperCommand):
                 read += [token, next(tokens, "")]  # an option's value, e.g. --for 10m
                 continue
             if re.fullmatch(r"-0*[1-9]\d*", token):
-                raise typer.BadParameter(replicas_refused(token), ctx=ctx, param_hint="'REPLICAS'")  # as click quotes
-            read.append("0" if re.fullmatch(r"-0+", token) else token)
+                raise OutOfRange(REPLICAS_RANGE, token, what=REPLICAS_WHAT, ctx=ctx)
+            read.append("0" if re.fullmatch(r"-0+", token) else token)  # -0 is 0 (attack46 F3)
         return super().parse_args(ctx, read)
 
 
 def _replicas(value: int) -> int:
     """The count past the top bound refused in the same sentence as a negative one (:class:`_CountCommand`)."""
-    if not 0 <= value <= MAX_OVERRIDE_REPLICAS:
-        raise typer.BadParameter(replicas_refused(f"{value:,}"))
+    if not REPLICAS_RANGE.holds(value):
+        raise OutOfRange(REPLICAS_RANGE, value, what=REPLICAS_WHAT)
     return value
 
 

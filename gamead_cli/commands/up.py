@@ -33,6 +33,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from gamead_cli.bounds import OutOfRange
 from gamead_cli.commands.up_config import child_env, forget_env, nats_credentials, snapshot_config, snapshot_env
 from gamead_cli.commands.up_console import (
     config_line,
@@ -70,6 +71,7 @@ from gamead_cli.commands.up_supervise import supervise
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
+from gamead_core.bound_text import Range
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, authorization, stack_credentials, wait_for_listener
 from gamead_core.errors import ConfigError
@@ -143,7 +145,7 @@ def up(
     settings.embedded.data_dir = Path(os.path.abspath(settings.embedded.data_dir))
     most = max_workers if max_workers is not None else max(4, workers)
     if most < workers:
-        raise typer.BadParameter(f"must be at least --workers ({workers})", param_hint="--max-workers")
+        raise OutOfRange(Range(max(1, workers), MAX_LOCAL_WORKERS), most, param_hint="--max-workers")
     autoscaling = autoscale and workers > 0  # from 0 workers no service rate can be measured
     scaling = settings.autoscaler.model_copy(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from gamead_cli.options import NO_CONFIG_FILE
 from gamead_core.config import GameadSettings
 from gamead_core.scaling.lease_rule import Lease
 from gamead_core.scaling.stacks import follower_line
@@ -62,7 +63,7 @@ def config_line(path: Path | None, snapshot: Path, kept: int = 0) -> str:
     every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``;
     ``kept``: how many of its settings are not in force, the live limits the fleet shares kept (said on the next
     line: :mod:`.up_drift`; attack32c F1: "every child runs with it" while the consumers kept another ack_wait)."""
-    what = f"config file {escape(str(path))}" if path is not None else "no config file (defaults, GAMEAD_* and flags)"
+    what = f"config file {escape(str(path))}" if path is not None else NO_CONFIG_FILE
     if kept:
         return (f"[green]✓[/] config: {what}; every child runs with it as it is now (GAMEAD_* and flags included: "
                 f"{escape(str(snapshot))}), but for {kept} limit{'s' if kept != 1 else ''} the fleet shares, whose "

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
+from gamead_core.bound_text import is_bound_error, setting_range
 from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
 from gamead_core.config.origin import file_lines, origin
 from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, octal_number, walk
@@ -236,17 +237,17 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
         return origin(GameadSettings, loc, flags=init, env_flags=_ENV_ALIASES, file=path,
                       file_data=source.yaml_data if source is not None else None, lines=lines)
 
-    problems, placed = [], False
-    errors = exc.errors()
+    problems, placed, errors = [], False, exc.errors()
     for err in errors[:_SHOWN_PROBLEMS]:
         loc = tuple(err["loc"])
         named, head, msg = _named_in(loc, err["msg"]), ".".join(str(p) for p in loc), err["msg"]
         if named:  # a rule across settings: where each one it names was set, after the rule
             found = "; ".join(f"{'.'.join(key)} from {w}" for key in named if (w := where(key)))
             text = (f"{head}: {msg}" if head else msg) + (f" ({found})" if found else "")
-        else:
-            found = where(loc) if loc else ""
-            text = f"{head}{f' ({found})' if found else ''}: {msg}" if head else msg
+        else:  # a number past its bound in the one sentence of gamead_core.bound_text (range46)
+            found, span = where(loc) if loc else "", setting_range(GameadSettings, loc) if is_bound_error(err) else None
+            label = f"{head}{f' ({found})' if found else ''}"
+            text = span.refusal(label, err["input"]) if span else f"{label}: {msg}" if head else msg
         problems.append(text)
         placed = placed or bool(found)
     unplaced = f" (from {path})" if path and not placed else ""

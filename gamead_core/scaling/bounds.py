@@ -9,14 +9,6 @@ MAX_OVERRIDE_SECONDS = 7 * 86400.0
 #: Largest worker count an override may hold.
 MAX_OVERRIDE_REPLICAS = 10_000
 
-
-
-def replicas_refused(given: str) -> str:
-    """Why ``gamead scale set``'s count ``given`` (as typed, or with separators) is refused: one sentence for both
-    bounds (attack45 F9: ``-1`` and ``1000000`` were refused in two wordings, one pydantic's). Pure."""
-    return f"the worker count must be 0 to {MAX_OVERRIDE_REPLICAS:,}, not {given}"
-
-
 #: The largest ``spec.replicas`` the Kubernetes API holds: an int32 (apps/v1 ScaleSpec).
 MAX_SCALE_REPLICAS = 2**31 - 1
 
@@ -33,4 +25,4 @@ def replica_count(value: object) -> int:
     return value
 
 
-__all__ = ["MAX_OVERRIDE_REPLICAS", "MAX_OVERRIDE_SECONDS", "MAX_SCALE_REPLICAS", "replica_count", "replicas_refused"]
+__all__ = ["MAX_OVERRIDE_REPLICAS", "MAX_OVERRIDE_SECONDS", "MAX_SCALE_REPLICAS", "replica_count"]

@@ -166,10 +166,10 @@ def test_a_config_file_that_never_ends_is_a_config_error(tmp_path: Path) -> None
         (["nosuch"], "No such command"),
         (["ads", "list", "--limit", "0"], "--limit"),
         # a negative count read as an unknown option before (brief scale12 item 3): "No such option: -1"
-        (["scale", "set", "-1"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not -1"),
-        # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before
-        (["scale", "set", "1000000"], "Invalid value for 'REPLICAS': the worker count must be 0 to 10,000, not "
-                                      "1,000,000"),
+        (["scale", "set", "-1"], "REPLICAS (the worker count) must be 0 to 10,000, not -1"),
+        # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before; range46:
+        # every number out of range in this one sentence, without click's "Invalid value for 'REPLICAS': "
+        (["scale", "set", "1000000"], "REPLICAS (the worker count) must be 0 to 10,000, not 1,000,000"),
         (["scale", "set", "abc"], "Invalid value for 'REPLICAS': Input should be a valid integer"),  # quoted alike
         (["scale", "set", "--for", "5m", "-2"], "must be 0 to 10,000, not -2"),
         (["scale", "set", "--", "-1"], "must be 0 to 10,000, not -1"),
@@ -333,7 +333,7 @@ def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Pa
     assert proc.returncode == exitcodes.UNREACHABLE, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot connect to NATS at nats://ops:***@127.0.0.1:{port}: "), last
-    assert "[Errno 111]" in last and "gave up after" in last and "nats.give_up_after 2 s)" in last, last
+    assert "[Errno 111]" in last and "gave up after" in last and "nats.give_up_after 2.0s)" in last, last
     assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
 
 
@@ -367,7 +367,9 @@ def test_a_worker_keeps_trying_for_nats_and_says_why(tmp_path: Path) -> None:
     assert waiting["level"] == "WARNING" and waiting["nats_url"] == f"nats://127.0.0.1:{port}"
     message = waiting["message"]
     assert f"worker cannot reach NATS at nats://127.0.0.1:{port} for " in message and "[Errno 111]" in message
-    assert "next attempt in 0.5 s, for ever (nats.give_up_after 0)" in message and waiting["attempts"] >= 1
+    # every duration in one form (range46: "for 502ms, … next attempt in 0.5 s" mixed two)
+    assert re.search(r" for (\d+ms|\d+\.\ds|\d+s), ", message), message
+    assert "next attempt in 500ms, for ever (nats.give_up_after 0)" in message and waiting["attempts"] >= 1
     assert all(r.get("logger") != "gamead_core.queue.connection" for r in seen)  # one voice, not one per attempt
 
 
@@ -390,7 +392,7 @@ def test_a_cursor_past_the_int64_maximum_is_refused_and_the_bound_said_is_that_m
     """An attack drill (session 23): the bound said was 2**63, one past the largest int64, and 2**63 was taken."""
     refused = gamead(*verb, "--cursor", str(2**63), "--api", closed_api_url, cwd=tmp_path)
     assert refused.returncode == exitcodes.USAGE
-    one_red_line(refused, str(2**63 - 1))
+    one_red_line(refused, f"--cursor must be 0 to {2**63 - 1:,}, not {2**63:,}")  # range46: the one sentence
     taken = gamead(*verb, "--cursor", str(2**63 - 1), "--api", closed_api_url, cwd=tmp_path)
     assert taken.returncode == exitcodes.UNREACHABLE, taken.stderr  # past the options: it went for the API
 

@@ -30,9 +30,9 @@ def _one_config_error(result: subprocess.CompletedProcess[str], *fragments: str)
     ("GAMEAD_WORKER__FAULTS__MATCH", "(", ("worker.faults.match (GAMEAD_WORKER__FAULTS__MATCH=()",
                                            "not a valid RE2 regular expression: missing )")),
     ("GAMEAD_WORKER__FAULTS__MATCH", "(?<=a)b", ("worker.faults.match", "not a valid RE2 regular expression")),
-    ("GAMEAD_REGISTRY__TTL", "1e300", ("registry.ttl (GAMEAD_REGISTRY__TTL=1e300)", "less than or equal to 86400")),
+    ("GAMEAD_REGISTRY__TTL", "1e300", ("registry.ttl (GAMEAD_REGISTRY__TTL=1e300)", "must be 1ms to 1d, not 1e300")),
     ("GAMEAD_API__MAX_BODY_BYTES", "99999999999999999999999", ("api.max_body_bytes (GAMEAD_API__MAX_BODY_BYTES=",
-                                                               "less than or equal to 67108864")),
+                                                               "must be 1,024 to 67,108,864, not 99,")),
 ])
 def test_config_show_refuses_it_in_one_line_exit_5(tmp_path: Path, variable: str, value: str,
                                                     fragments: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gamead_core.bound_text import seconds_text
 from gamead_core.config import GameadSettings, load_settings
 from gamead_core.config.env_names import OTHER_VARIABLES, refuse_unknown_variables
 from gamead_core.errors import ConfigError
@@ -132,7 +133,7 @@ def test_a_period_below_its_floor_is_refused_and_its_floor_is_accepted(
     floor = FLOORS[name]
     message = _refusal(monkeypatch, **{name: str(floor / 1000)})  # the attacker's 0.0001-like values
     assert f"({name}={floor / 1000:g})" in message or f"({name}={floor / 1000})" in message, message
-    assert f"greater than or equal to {floor:g}" in message
+    assert f"must be {seconds_text(floor)} to " in message, message  # range46: was pydantic's "greater than or equal"
     section, key = name.removeprefix("GAMEAD_").lower().split("__")
     field = GameadSettings.model_fields[section].annotation.model_fields[key]  # type: ignore[union-attr]
     assert f"at least {floor:g} s" in (field.description or "").lower(), f"{section}.{key} does not say its floor and why"

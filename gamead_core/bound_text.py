@@ -1,0 +1,160 @@
+"""The one sentence of a number refused for its range, wherever gamead refuses one: a CLI flag or argument
+(Typer's ``min``/``max``, a callback, a hand check: :mod:`gamead_cli.bounds`) and a setting (a config file, a
+``GAMEAD_*`` variable or a flag that feeds one: :mod:`gamead_core.config.load`)::
+
+    --limit must be 1 to 500, not 0
+    REPLICAS (the worker count) must be 0 to 10,000, not 100,000
+    --refresh must be 0.2s to 1m, not 0
+    api.port (a command-line option) must be 0 to 65,535, not 70,000
+
+Before (range46) one kind of refusal read three ways: pydantic's ``Input should be less than or equal to 64``,
+``the worker count must be 0 to 10,000, not …`` (attack45 F9) and ``0 is not a number from 0.2 to 60``.
+Numbers carry thousands separators; a duration's bounds are printed as :func:`gamead_core.durations.format_duration`
+prints one (a whole unit without its zero tail: ``1m``, not ``1m00s``), the value refused as it was typed.
+Pure; no pydantic (a field's bounds are read from its metadata by name)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from gamead_core.durations import format_duration
+
+#: pydantic's error types of a number past a bound (``ge``, ``gt``, ``le``, ``lt``)
+BOUND_ERRORS = frozenset({"greater_than_equal", "greater_than", "less_than_equal", "less_than"})
+#: characters of a refused text shown at most
+SHOWN = 40
+
+
+def number_text(value: float) -> str:
+    """``10,000``, ``0.001``, ``1,000,000`` (``1e6``), ``inf``: a number as a refusal shows it. Pure."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)[:SHOWN]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value.is_integer() and abs(value) < 1e21:
+        return f"{int(value):,}"
+    return f"{value:,.15g}"
+
+
+def seconds_text(seconds: float) -> str:
+    """A bound in seconds: ``0``, ``1ms``, ``0.2s``, ``10s``, ``1m``, ``7d`` (:func:`format_duration`, a whole
+    unit without its zero tail: each still reads back as itself). Pure."""
+    if seconds == 0:
+        return "0"
+    text = format_duration(seconds, fine=seconds < 0.1)
+    for tail, unit in ((".0s", "s"), ("m00s", "m"), ("h00m", "h")):
+        if text.endswith(tail):
+            return text[: -len(tail)] + unit
+    return text
+
+
+def given_text(given: Any, *, seconds: bool = False) -> str:
+    """The value refused, as typed: a text that is a number gets separators (``100000`` → ``100,000``), a
+    duration's text is left as typed (``8d``); a duration read already (a setting's ``2h``: 7200.0) is printed
+    as its bounds are (``2h``). Pure."""
+    if isinstance(given, str):
+        text = given.strip()
+        if not seconds:
+            for kind in (int, float):
+                try:
+                    return number_text(kind(text))
+                except ValueError:
+                    continue
+        return text[:SHOWN] + ("…" if len(text) > SHOWN else "")
+    if seconds and isinstance(given, (int, float)) and not isinstance(given, bool) and math.isfinite(given):
+        return seconds_text(given) if given == 0 or 0.001 <= given < 1e9 else f"{number_text(given)}s"
+    return number_text(given)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number's range: ``low``/``high`` (None: no bound that side), each included unless ``*_open``;
+    ``or_zero``: 0 is taken too ("0 = off"); ``seconds``: a duration."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    or_zero: bool = False
+    seconds: bool = False
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` is in the range (``inf`` and ``nan`` never are). Pure."""
+        if self.or_zero and value == 0:
+            return True
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def span(self) -> str:
+        """``1 to 500``, ``at least 1``, ``0 or 0.001 to 1,000,000``, ``0 to 7d (0 excluded)``. Pure."""
+        show = seconds_text if self.seconds else number_text
+        lo = None if self.low is None else show(self.low)
+        hi = None if self.high is None else show(self.high)
+        if lo is not None and hi is not None:
+            text = f"{lo} to {hi}"
+            shut = [b for b, is_open in ((lo, self.low_open), (hi, self.high_open)) if is_open]
+            text += f" ({' and '.join(shut)} excluded)" if shut else ""
+        elif lo is not None:
+            text = f"{'more than' if self.low_open else 'at least'} {lo}"
+        else:
+            text = f"{'less than' if self.high_open else 'at most'} {hi}"
+        return f"0 or {text}" if self.or_zero else text
+
+    def refusal(self, what: str, given: Any) -> str:
+        """``<what> must be <lo> to <hi>, not <given>``: the one sentence of a number out of range. Pure."""
+        return f"{what} must be {self.span()}, not {given_text(given, seconds=self.seconds)}"
+
+
+def is_bound_error(error: dict[str, Any]) -> bool:
+    """Whether a pydantic error (one of ``ValidationError.errors()``) is a number past a bound. Pure."""
+    return error.get("type") in BOUND_ERRORS
+
+
+def range_of(field: Any) -> Range | None:
+    """The range a pydantic field gives (``Ge``/``Gt``/``Le``/``Lt`` objects, read by their attribute: those of its
+    type, ``PositiveSeconds | None`` too, then its own ``metadata``, which win); in seconds when its type is
+    :data:`gamead_core.config.section.Seconds`; None when it has no bound. Pure."""
+    rules = [*_rules(field.annotation), *(getattr(field, "metadata", None) or [])]
+    found: dict[str, Any] = {}
+    for item in rules:
+        found.update({name: getattr(item, name) for name in ("ge", "gt", "le", "lt")
+                      if getattr(item, name, None) is not None})
+    if not found:
+        return None
+    low, high = found.get("gt", found.get("ge")), found.get("lt", found.get("le"))
+    seconds = any(getattr(getattr(r, "func", None), "__name__", "") == "_seconds_value" for r in rules)
+    return Range(low, high, low_open="gt" in found, high_open="lt" in found, seconds=seconds)
+
+
+def _rules(annotation: Any) -> list[Any]:
+    """The metadata of every ``Annotated`` in a type (``Seconds | None``: that of ``Seconds``), innermost first."""
+    inner = [rule for arg in get_args(annotation) for rule in _rules(arg)]
+    return inner + list(getattr(annotation, "__metadata__", ()))
+
+
+def setting_range(model: Any, loc: tuple[Any, ...]) -> Range | None:
+    """The range of the setting at ``loc`` (``("api", "port")``; ``("ratelimit", "roles", "operator", "rate")``:
+    a dict's key skipped) of the settings ``model`` (a pydantic model class: its ``model_fields``), or None."""
+    at, where = 0, model
+    while at < len(loc):
+        field = getattr(where, "model_fields", {}).get(loc[at]) if isinstance(loc[at], str) else None
+        if field is None:
+            return None
+        if at == len(loc) - 1:
+            return range_of(field)
+        where = field.annotation
+        if not hasattr(where, "model_fields"):  # a dict of sections: its key is the next step of loc
+            where, at = next((a for a in get_args(where) if hasattr(a, "model_fields")), None), at + 1
+        at += 1
+    return None
+
+
+__all__ = ["BOUND_ERRORS", "Range", "given_text", "is_bound_error", "number_text", "range_of", "seconds_text",
+           "setting_range"]
