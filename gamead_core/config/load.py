@@ -98,10 +98,7 @@ def _repeated_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
 
 def _dotted(path: tuple[Part, ...]) -> str:
     """``queue.levels[2].name``: a node's path as an error names it (each key clipped)."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{_clipped(part)}"
-    return out
+    return "".join(f"[{p}]" if isinstance(p, int) else f"{'.' if i else ''}{_clipped(p)}" for i, p in enumerate(path))
 
 
 def _check_shape(path: Path) -> None:

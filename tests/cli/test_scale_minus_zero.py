@@ -28,4 +28,4 @@ def test_minus_zero_holds_zero_workers(runner: CliRunner, fresh_nats: Callable[[
         assert run.exit_code == 0, (argv, run.output)
         assert json.loads(run.stdout)["override"]["replicas"] == 0, (argv, run.stdout)
     refused = runner.invoke(app, ["scale", "set", "-01", "--api", url])  # a negative count still is not one
-    assert refused.exit_code == 2 and "must be 0 to 10,000, not -01" in refused.output, refused.output
+    assert refused.exit_code == 2 and "must be 0 to 10,000, not -1" in refused.output, refused.output  # range46
