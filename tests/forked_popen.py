@@ -11,7 +11,8 @@ pipes, text mode, ``communicate``, timeouts, ``send_signal``/``kill`` by PID, ``
 
 Forked only when nothing of the start needs a fresh process: ``[sys.executable, "-m", "gamead_cli", …]`` (str),
 no shell, no ``executable``, ``close_fds``, no ``pass_fds``, no user/group/umask/process group, no
-``preexec_fn`` but :func:`tests.support.sigint_reaches_it` (a forked child has Python's Ctrl-C handler), and the
+``preexec_fn`` but :func:`tests.support.sigint_reaches_it` (a forked child has Python's Ctrl-C handler) or the
+closing of ``closed=`` descriptors (a shell's ``>&-``: the fork server closes them in the child), and the
 same interpreter start-up variables (``PYTHON*``, ``LC_*``, ``LANG``) as pytest's. Otherwise, and with
 ``GAMEAD_TEST_FORKSERVER=0``, it is a plain ``Popen``. The child is in a session of its own (the server's
 children all are), and dies with pytest (``PR_SET_PDEATHSIG`` via the server; ``tests.dies_with_pytest`` tells
@@ -28,13 +29,31 @@ from typing import Any
 from tests.support import ForkServer, _forkable, sigint_reaches_it
 
 
+class _Closes:
+    """The ``preexec_fn`` of a start whose descriptors ``fds`` (0-2) are closed, as a shell's ``>&-``, ``2>&-``,
+    ``<&-`` leave them (a plain ``Popen`` calls it after setting up stdin, stdout and stderr; a fresh interpreter
+    then makes that ``sys.std*`` None). The fork server does the same in a forked child."""
+
+    def __init__(self, fds: tuple[int, ...]) -> None:
+        self.fds = fds
+
+    def __call__(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+
 class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
-    """``subprocess.Popen(argv, …)``, forked by the fork server when it can be (see the module docstring)."""
+    """``subprocess.Popen(argv, …)``, forked by the fork server when it can be (see the module docstring).
+    ``closed=(1,)`` (or 0, 2): that descriptor closed in the child, as by a shell's ``>&-`` (``<&-``, ``2>&-``)
+    before it runs the command (its ``stdin``/``stdout``/``stderr`` argument then only a placeholder)."""
 
     _server: ForkServer | None = None
     _signature = inspect.signature(subprocess.Popen._execute_child)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, closed: tuple[int, ...] = (), **kwargs: Any) -> None:
+        if closed:
+            assert kwargs.get("preexec_fn") is None, "closed= is a preexec_fn of its own"
+            kwargs["preexec_fn"] = _Closes(closed)
         # the test's own preexec_fn: Popen.__init__ chains tests.dies_with_pytest's before it (the forked child
         # dies with the fork server, which dies with pytest, and the undertaker is told its PID all the same)
         self._given_preexec = kwargs.get("preexec_fn")
@@ -52,8 +71,9 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
         fds = [fd if fd != -1 else inherited for fd, inherited in zip((a["p2cread"], a["c2pwrite"], a["errwrite"]),
                                                                        (0, 1, 2))]
         try:
+            closed = self._given_preexec.fds if isinstance(self._given_preexec, _Closes) else ()
             child = server.start([str(x) for x in a["args"][3:]], env, None,
-                                 cwd=os.fsdecode(a["cwd"]) if a["cwd"] is not None else None, fds=fds)
+                                 cwd=os.fsdecode(a["cwd"]) if a["cwd"] is not None else None, fds=fds, closed=closed)
         finally:
             self._close_pipe_fds(a["p2cread"], a["p2cwrite"], a["c2pread"], a["c2pwrite"], a["errread"],
                                  a["errwrite"])
@@ -64,7 +84,8 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
         argv = a["args"]
         if not (isinstance(argv, list) and all(isinstance(x, str) for x in argv) and a["executable"] is None
                 and not a["shell"] and a["close_fds"] and not a["pass_fds"]
-                and self._given_preexec in (None, sigint_reaches_it) and a["uid"] is None and a["gid"] is None
+                and (self._given_preexec in (None, sigint_reaches_it) or isinstance(self._given_preexec, _Closes))
+                and a["uid"] is None and a["gid"] is None
                 and a["gids"] is None and a["umask"] < 0
                 and a["process_group"] in (None, -1)):
             return None
