@@ -135,7 +135,40 @@ def gamead_run(argv: list[str], *, input: str | bytes | None = None, timeout: fl
     return subprocess.CompletedProcess(process.args, code if code is not None else -1, stdout, stderr)
 
 
-__all__ = ["GameadPopen", "gamead_run"]
+class SupervisedPopen(GameadPopen):
+    """``subprocess.Popen`` as :class:`gamead_core.supervisor.Supervisor` calls it, in a test that runs a
+    ``Supervisor`` of its own (:func:`fork_supervised`): a ``gamead`` child is forked by the fork server, not a
+    fresh interpreter (~1 CPU-s of imports; a restart after a crash took 20 s and more at load, suite46). What the
+    supervisor asks of its start is kept: the child is in a process group of its own (the server's children each
+    have a session of their own), dies with its parent (the server, which dies with pytest), and its parent watch
+    (``GAMEAD_PARENT_PID``, :func:`gamead_core.proc.watch_parent`) names its parent: the server. Any other start
+    (a sleeper, another interpreter's variables) is the supervisor's own ``Popen``."""
+
+    def __init__(self, argv: Any, *, env: dict[str, str] | None = None, process_group: int | None = None,
+                 preexec_fn: Any = None, **kwargs: Any) -> None:
+        from gamead_core.proc import PARENT_PID_ENV
+
+        server = ForkServer.get() if isinstance(argv, list) and env is not None and _forkable(argv, env) else None
+        if server is None or env is None:
+            super().__init__(argv, env=env, process_group=process_group, preexec_fn=preexec_fn, **kwargs)
+            return
+        super().__init__(argv, env={**env, PARENT_PID_ENV: str(server.popen.pid)}, **kwargs)
+        assert self._server is not None, f"{argv} was not forked"
+
+
+def fork_supervised(monkeypatch: Any) -> None:
+    """Make the ``gamead`` children of every :class:`gamead_core.supervisor.Supervisor` of this test forked
+    (:class:`SupervisedPopen`) for the rest of the test (``monkeypatch``: pytest's fixture)."""
+    from types import SimpleNamespace
+
+    from gamead_core import supervisor
+
+    monkeypatch.setattr(supervisor, "subprocess", SimpleNamespace(
+        Popen=SupervisedPopen, STDOUT=subprocess.STDOUT, DEVNULL=subprocess.DEVNULL,
+        TimeoutExpired=subprocess.TimeoutExpired))
+
+
+__all__ = ["GameadPopen", "SupervisedPopen", "fork_supervised", "gamead_run"]
 
 
 def reader_gone(*args: str) -> subprocess.CompletedProcess[str]:
