@@ -137,6 +137,11 @@ def _become(request: dict[str, Any], server: int, dies: Any) -> None:
         for target, fd in enumerate(request["fds"]):
             os.dup2(fd, target)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # close_fds=True, as Popen's child; the server's socket too
+        for fd in request.get("closed") or ():  # a shell's `>&-`: closed, and its sys.std* None, as a fresh
+            os.close(fd)                        # interpreter's start makes it for a descriptor it finds closed
+            name = ("stdin", "stdout", "stderr")[fd]
+            setattr(sys, name, None)
+            setattr(sys, f"__{name}__", None)
     else:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if request.get("err") else log

@@ -14,6 +14,7 @@ Real nats-server, API and ``gamead`` processes; faults are real (SIGSTOP of the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 
 from gamead_cli.submit.settling import where_ranges
 from gamead_core.embedded import EmbeddedNats
-from tests.forked_popen import GameadPopen
+from tests.forked_popen import GameadPopen, gamead_run
 from tests.support import Proc, ad, clean_env, frozen, gamead_argv, start_api, wait_for
 
 
@@ -40,10 +41,21 @@ def _listed(url: str, title: str) -> int:
     return sum(1 for i in items if str(i["ad"]["title"]).startswith(title))
 
 
+#: a shell's redirection (``sh -c 'exec "$@" REDIRECTION'``) as the descriptor it closes
+CLOSES = {">&-": 1, "2>&-": 2, "<&-": 0}
+
+
 def _shell(command: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``gamead args`` run by ``sh -c`` with ``command``'s redirections (``>&-``, ``<&-``, ``> /dev/full``)."""
-    return subprocess.run(["sh", "-c", f'exec "$@" {command}', "sh", *gamead_argv(*args)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    """``gamead args`` with its descriptors as ``sh -c 'exec "$@" COMMAND'`` leaves them: ``>&-``, ``2>&-``,
+    ``<&-`` closed (its ``sys.std*`` None, as a fresh interpreter makes it), ``> /dev/full`` stdout on /dev/full;
+    the others piped (stdin empty). Forked by the fork server (:class:`tests.forked_popen.GameadPopen`): through
+    ``sh``, each was a fresh interpreter, ~1 CPU-s of imports, and 3-7 s a command at load 10-17 (this module's
+    twelve such commands: 97 of its 110 s, suite46)."""
+    assert command in CLOSES or command == "> /dev/full", command
+    closed = (CLOSES[command],) if command in CLOSES else ()
+    with open("/dev/full", "w") if command == "> /dev/full" else contextlib.nullcontext() as full:
+        return gamead_run(gamead_argv(*args), env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          stdout=full if full is not None else subprocess.PIPE, text=True, timeout=120, closed=closed)
 
 
 def _start(path: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:

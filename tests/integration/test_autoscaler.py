@@ -20,6 +20,7 @@ import yaml
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.scaling.local import LocalScaler
 from gamead_core.supervisor import Supervisor
+from tests.forked_popen import fork_supervised
 from tests.support import (
     Proc,
     UpStack,
@@ -51,8 +52,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
-    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    fork_supervised(monkeypatch)  # its workers forked, not fresh interpreters (suite46)
     nats = fresh_nats()
     api, url = start_api(nats.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="local")  # shows state; never leads
     procs.append(api)

@@ -8,8 +8,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.forked_popen import GameadPopen, gamead_run
-from tests.support import clean_env, gamead_argv, sigint_reaches_it
+from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
 
 
 def _forked(pid: int) -> bool:
@@ -41,3 +43,21 @@ def test_run_gives_what_subprocess_run_gives(tmp_path: Path) -> None:
     usage = gamead_run(gamead_argv("no-such-verb"), env=clean_env(), cwd=tmp_path, capture_output=True, text=True,
                        timeout=60)
     assert usage.returncode == 2 and "no-such-verb" in usage.stderr, usage
+
+
+def test_a_descriptor_closed_as_by_a_shell_is_closed_in_the_forked_child_as_in_a_fresh_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``closed=(1,)``: stdout closed as ``sh -c 'exec "$@" >&-'`` leaves it (suite46: tests/cli/
+    test_submit_says_what_it_did_a30c.py ran its twelve commands through ``sh``, each a fresh interpreter). The
+    forked child has no descriptor 1 and says what a fresh interpreter (``GAMEAD_TEST_FORKSERVER=0``) says."""
+    argv = gamead_argv("submit", "--ndjson", "-", "--api", "http://127.0.0.1:9", "-o", "json")
+    seen = []
+    for forked in (True, False):
+        monkeypatch.setenv("GAMEAD_TEST_FORKSERVER", "1" if forked else "0")
+        with GameadPopen(argv, env=clean_env(GAMEAD_CLIENT__RETRY_FOR="0"), cwd=tmp_path, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, closed=(1,)) as cli:
+            assert _forked(cli.pid) == forked
+            wait_for(lambda: not Path(f"/proc/{cli.pid}/fd/1").exists(), timeout=30, what="its stdout closed")
+            out, err = cli.communicate("", timeout=60)
+        seen.append((cli.returncode, out, err))
+    assert seen[0] == seen[1] and seen[0][0] == 2 and "stdin: holds no ad" in seen[0][2], seen

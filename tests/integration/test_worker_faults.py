@@ -19,6 +19,7 @@ import pytest
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.supervisor import Supervisor
+from tests.forked_popen import fork_supervised
 from tests.support import (
     Proc,
     SubjectTap,
@@ -107,6 +108,7 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
         GAMEAD_WORKER__FAULTS__MATCH="^Poison", GAMEAD_WORKER__FAULTS__MODE="crash",
         GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="300", **FAST_REGISTRY, **LONG_ACK_WAIT,
     )
+    fork_supervised(monkeypatch)  # the workers and their restarts forked, not fresh interpreters (suite46)
     deaths: list[str] = []
     # the recovery runs here with the workers' settings, as `gamead up`'s does with its children's: with this
     # process's own (ack_wait 30 s, not 300) a recovery later than 20 s after a death judges the ads already
