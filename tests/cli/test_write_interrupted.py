@@ -11,6 +11,7 @@ is held, ends 130 with one red line saying the write may have been carried out a
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 import time
 from pathlib import Path
 
@@ -57,12 +58,22 @@ def test_a_followed_job_stopped_by_a_signal_exits_by_that_signal(tmp_path: Path,
                                                                  said: str) -> None:
     """regress40 F5: `gamead dlq replay` following its job exited 130 for SIGTERM and SIGHUP too (README: handled
     as Ctrl-C, exit 143 / 129): a CI job's cancel read "interrupted by Ctrl-C"."""
-    server = HostileServer("running_job").start()
-    proc = Proc("cli", gamead_argv("dlq", "replay", "--all", "--yes", "--api", server.url), clean_env(COLUMNS="300"),
-                tmp_path / "cli.log", cwd=tmp_path).start()
+    server = HostileServer("running_job")
+    output = signalled_when(tmp_path, server, lambda: server.followed > 0, sig, code, "dlq", "replay", "--all", "--yes")
+    assert f"interrupted ({said}): job {JOB} continues on the server: " in output, output
+    assert "Traceback" not in output
+
+
+def signalled_when(tmp_path: Path, server: HostileServer, ready: Callable[[], bool], sig: int, code: int,
+                   *args: str) -> str:
+    """Run ``gamead *args --api`` ``server`` (started here, stopped at the end), send it ``sig`` once ``ready()``
+    (within 60 s), check it exits ``code`` (within 30 s); its output."""
+    server.start()
+    proc = Proc("cli", gamead_argv(*args, "--api", server.url), clean_env(COLUMNS="300"), tmp_path / "cli.log",
+                cwd=tmp_path).start()
     try:
         deadline = time.monotonic() + 60
-        while server.followed == 0:
+        while not ready():
             assert proc.alive() and time.monotonic() < deadline, proc.output()
             time.sleep(0.02)
         proc.signal(sig)
@@ -70,5 +81,4 @@ def test_a_followed_job_stopped_by_a_signal_exits_by_that_signal(tmp_path: Path,
     finally:
         proc.kill()
         server.stop()
-    assert f"interrupted ({said}): job {JOB} continues on the server: " in proc.output(), proc.output()
-    assert "Traceback" not in proc.output()
+    return proc.output()

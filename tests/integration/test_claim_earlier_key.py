@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import nats
+from nats.js.kv import KeyValue
 
 from gamead_core import names
 from gamead_core.config import RegistrySettings
@@ -29,6 +30,13 @@ from tests.integration.test_node_views import worker_entry
 SETTINGS = RegistrySettings(ttl=10.0, heartbeat_interval=0.5)
 
 
+async def _opened(nc: nats.NATS) -> tuple[Registry, KeyValue]:
+    """The registry (opened) and its bucket as an older gamead writes it, on ``nc``."""
+    registry = Registry(nc, nc.jetstream(), SETTINGS)
+    await registry.open()
+    return registry, await nc.jetstream().key_value(names.REGISTRY_BUCKET)
+
+
 def _claim_beside_older(url: str, older_beats: bool) -> tuple[bool, str]:
     """Claim ``worker_1`` while an older gamead's process of it beats (``older_beats``) under key ``worker_1`` or
     left its entry there once (dead). Returns (refused, the claim's refusal or the new key's holder's start)."""
@@ -36,9 +44,7 @@ def _claim_beside_older(url: str, older_beats: bool) -> tuple[bool, str]:
     async def scenario() -> tuple[bool, str]:
         nc = await nats.connect(url)
         try:
-            registry = Registry(nc, nc.jetstream(), SETTINGS)
-            await registry.open()
-            kv = await nc.jetstream().key_value(names.REGISTRY_BUCKET)
+            registry, kv = await _opened(nc)
             t0 = time.time()
             older = worker_entry("worker_1", started=t0 - 100)
             await kv.put("worker_1", older.model_dump_json().encode())  # what an older gamead writes
@@ -86,9 +92,7 @@ def test_a_clean_stop_leaves_a_live_older_process_s_entry_under_the_earlier_key(
     async def scenario() -> str | None:
         nc = await nats.connect(fresh_nats().url)
         try:
-            registry = Registry(nc, nc.jetstream(), SETTINGS)
-            await registry.open()
-            kv = await nc.jetstream().key_value(names.REGISTRY_BUCKET)
+            registry, kv = await _opened(nc)
             t0 = time.time()
             newer = worker_entry("worker_1", started=t0 - 100)
             await registry.put_over(newer, 0)

@@ -18,12 +18,12 @@ import nats
 
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.errors import ConfigError
 from gamead_core.registry.claim import Claimed
 from gamead_core.registry.kv import Registry
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper import adopt_predecessor
 from tests.integration.test_node_views import worker_entry
+from tests.integration.test_registry_put_race import refusal_and_holder
 
 
 def test_a_start_whose_unanswered_claim_lost_ends_before_it_pulls(fresh_nats: Callable[[], EmbeddedNats]) -> None:
@@ -40,15 +40,9 @@ def test_a_start_whose_unanswered_claim_lost_ends_before_it_pulls(fresh_nats: Ca
             seq, _ = await late.revision("dup")
             late.owner.taken_over("dup", seq)  # its claim's put_over(seq) unanswered (claim._write_over)
             await rival.put_over(worker_entry("dup", started=t0 - 1), seq)  # the rival's landed
-            try:
-                await adopt_predecessor(nc, AdStore(nc, nc.jetstream()), late, settings,
-                                        worker_entry("dup", started=t0 - 2), Claimed(None, written=False))
-                refused = ""
-            except ConfigError as exc:
-                refused = exc.message
-            _, holder = await rival.revision("dup")
-            assert holder is not None
-            return refused, holder.started_at.timestamp() - t0
+            return await refusal_and_holder(adopt_predecessor(
+                nc, AdStore(nc, nc.jetstream()), late, settings, worker_entry("dup", started=t0 - 2),
+                Claimed(None, written=False)), rival, t0)
         finally:
             await nc.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any, Callable
 
 import nats
@@ -16,6 +17,19 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import ConfigError
 from gamead_core.registry.kv import Registry
 from tests.integration.test_node_views import worker_entry
+
+
+async def refusal_and_holder(attempt: Awaitable[object], registry: Registry, t0: float) -> tuple[str, float]:
+    """Await ``attempt`` (a put, a start): its refusal's line (a ``ConfigError``'s message; "" when it went on),
+    and the start of the process whose entry ``dup``'s key holds, in seconds from ``t0``."""
+    try:
+        await attempt
+        refused = ""
+    except ConfigError as exc:
+        refused = exc.message
+    _, holder = await registry.revision("dup")
+    assert holder is not None
+    return refused, holder.started_at.timestamp() - t0
 
 
 def test_a_beat_frozen_between_its_read_and_its_write_does_not_go_over_the_new_holder(
@@ -42,14 +56,8 @@ def test_a_beat_frozen_between_its_read_and_its_write_does_not_go_over_the_new_h
                 return got
 
             first.revision = frozen_after_read  # type: ignore[method-assign]
-            try:
-                await first.put(worker_entry("dup", started=t0 - 100))  # the thawed first's next beat
-                refused = False
-            except ConfigError:
-                refused = True
-            _, holder = await second.revision("dup")
-            assert holder is not None
-            return refused, holder.started_at.timestamp() - t0
+            refused, holder = await refusal_and_holder(first.put(worker_entry("dup", started=t0 - 100)), second, t0)
+            return bool(refused), holder  # the thawed first's next beat
         finally:
             await nc.close()
 
@@ -85,14 +93,8 @@ def test_a_beat_whose_last_try_is_frozen_does_not_go_over_the_new_holder(
                 return got
 
             first.revision = busy_then_frozen  # type: ignore[method-assign]
-            try:
-                await first.put(worker_entry("dup", started=t0 - 100))
-                refused = False
-            except ConfigError:
-                refused = True
-            _, holder = await second.revision("dup")
-            assert holder is not None
-            return refused, holder.started_at.timestamp() - t0
+            refused, holder = await refusal_and_holder(first.put(worker_entry("dup", started=t0 - 100)), second, t0)
+            return bool(refused), holder
         finally:
             await nc.close()
 
