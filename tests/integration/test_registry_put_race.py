@@ -19,6 +19,12 @@ from gamead_core.registry.kv import Registry
 from tests.integration.test_node_views import worker_entry
 
 
+def two_processes(nc: nats.NATS) -> tuple[Registry, Registry]:
+    """Two registries on ``nc``, as two processes of one id would write (ttl 10 s, beats every 0.5 s)."""
+    settings = GameadSettings(registry={"ttl": 10.0, "heartbeat_interval": 0.5}).registry
+    return Registry(nc, nc.jetstream(), settings), Registry(nc, nc.jetstream(), settings)
+
+
 async def refusal_and_holder(attempt: Awaitable[object], registry: Registry, t0: float) -> tuple[str, float]:
     """Await ``attempt`` (a put, a start): its refusal's line (a ``ConfigError``'s message; "" when it went on),
     and the start of the process whose entry ``dup``'s key holds, in seconds from ``t0``."""
@@ -42,8 +48,7 @@ def test_a_beat_frozen_between_its_read_and_its_write_does_not_go_over_the_new_h
     async def scenario() -> tuple[bool, float]:
         nc = await nats.connect(url)
         try:
-            settings = GameadSettings(registry={"ttl": 10.0, "heartbeat_interval": 0.5}).registry
-            first, second = Registry(nc, nc.jetstream(), settings), Registry(nc, nc.jetstream(), settings)
+            first, second = two_processes(nc)
             t0 = time.time()
             mine, theirs = worker_entry("dup", started=t0 - 100), worker_entry("dup", started=t0 - 1)
             await first.put(mine)
@@ -77,8 +82,7 @@ def test_a_beat_whose_last_try_is_frozen_does_not_go_over_the_new_holder(
     async def scenario() -> tuple[bool, float]:
         nc = await nats.connect(url)
         try:
-            settings = GameadSettings(registry={"ttl": 10.0, "heartbeat_interval": 0.5}).registry
-            first, second = Registry(nc, nc.jetstream(), settings), Registry(nc, nc.jetstream(), settings)
+            first, second = two_processes(nc)
             t0 = time.time()
             await first.put(worker_entry("dup", started=t0 - 100))
             read, reads = first.revision, []
