@@ -14,12 +14,13 @@ frozen process does not read: each waits the level consumer's ``ack_wait``. With
 ``queue.idle_wait`` (ttl 3 s, idle_wait 5 s) the reaper judged a frozen worker dead while its polls still lived,
 and the ad it charged and handed back (``nak``) went straight back into one of them (flake46: an ad of a worker
 frozen mid-analysis still ``running`` 30 s later, its consumer's ack_wait 300 s, while another worker idled). So a
-poll lives at most ``registry.ttl`` − 2 × ``registry.heartbeat_interval``: a worker frozen at F wrote its last
+poll lives at most ``registry.ttl`` − 1.5 × ``registry.heartbeat_interval``: a worker frozen at F wrote its last
 heartbeat at F − interval or later, so its entry expires at F − interval + ttl or later, and a poll it parked by F
-is gone by F + ttl − 2 × interval, one interval before (a heartbeat late by up to an interval on a loaded machine
-still leaves the poll gone first). Never below ``queue.idle_poll``: an idle worker looks again that often, and a
-shorter poll would leave levels unwatched between looks. At the defaults (ttl 10 s, interval 2 s) the bound is
-6 s: the polls live ``idle_wait`` (5 s) as before.
+is gone by F + ttl − 1.5 × interval, half an interval before (a heartbeat late by up to that on a loaded machine
+still leaves the poll gone first; the reaper's round and the ``nak``'s backoff come after the expiry too). Never
+below ``queue.idle_poll``: an idle worker looks again that often, and a shorter poll would leave levels unwatched
+between looks. At the defaults (ttl 10 s, interval 2 s) the bound is 7 s: the polls live ``idle_wait`` (5 s) as
+before; at ttl 3 s, interval 0.5 s, 2.25 s.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ def pull_said(before: str | None, problem: str | None) -> str | None:
 
 
 def poll_life(idle_wait: float, idle_poll: float, ttl: float, heartbeat_interval: float) -> float:
-    """Seconds a long poll waits at the server: ``idle_wait``, at most ``ttl − 2 × heartbeat_interval``, at least
+    """Seconds a long poll waits at the server: ``idle_wait``, at most ``ttl − 1.5 × heartbeat_interval``, at least
     ``idle_poll`` (the module doc)."""
-    return max(idle_poll, min(idle_wait, ttl - 2 * heartbeat_interval))
+    return max(idle_poll, min(idle_wait, ttl - 1.5 * heartbeat_interval))
 
 
 def puller_settings(settings: GameadSettings) -> QueueSettings:

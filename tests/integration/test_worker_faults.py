@@ -203,7 +203,7 @@ def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_
     keeps it parked at nats-server (``queue.idle_wait``, 5 s). Before (flake46), with ``registry.ttl`` 3 s the reaper
     judged A dead while that poll lived, and the ad it handed back went into it: to frozen A again, where it waited
     the consumer's ack_wait (300 s) while B idled ("timed out after 30s waiting for ad … to finish", 3 runs of 3; the
-    suite hit it only when A's start beat the submit). Now a poll lives at most ttl − 2 × heartbeat_interval
+    suite hit it only when A's start beat the submit). Now a poll lives at most ttl − 1.5 × heartbeat_interval
     (:func:`gamead_core.worker.idle.poll_life`): gone before A's entry expires."""
     fast = {**FAST_REGISTRY, "GAMEAD_QUEUE__ACK_WAIT": "2"}
     # 10 s analyses: the stop lands mid-analysis however slow the machine (seen running from its 0.5 s mark)

@@ -78,11 +78,12 @@ def test_a_cut_while_not_waiting_does_nothing() -> None:
     assert asyncio.run(main()) == "returned"
 
 
-@pytest.mark.parametrize(("ttl", "beat", "life"), [(10.0, 2.0, 5.0), (3.0, 0.5, 2.0), (1.0, 0.5, 0.5), (60.0, 5.0, 5.0)])
+@pytest.mark.parametrize(("ttl", "beat", "life"),
+                         [(10.0, 2.0, 5.0), (3.0, 0.5, 2.25), (1.0, 0.5, 0.5), (60.0, 5.0, 5.0), (4.0, 2.0, 1.0)])
 def test_a_long_poll_is_gone_an_interval_before_a_frozen_workers_entry_expires(ttl: float, beat: float,
                                                                               life: float) -> None:
-    """idle_wait 5 s, idle_poll 0.5 s: the defaults (ttl 10 s, beat 2 s) keep 5 s; ttl 3 s cuts it to 2 s, so a
-    worker frozen at F (last beat F − 0.5 s or later, entry gone F + 2.5 s or later) has none left at F + 2 s;
+    """idle_wait 5 s, idle_poll 0.5 s: the defaults (ttl 10 s, beat 2 s) keep 5 s; ttl 3 s cuts it to 2.25 s, so a
+    worker frozen at F (last beat F − 0.5 s or later, entry gone F + 2.5 s or later) has none left at F + 2.25 s;
     never below idle_poll (a worker looks again that often)."""
     assert poll_life(5.0, 0.5, ttl, beat) == life
     settings = GameadSettings.model_validate({"registry": {"ttl": ttl, "heartbeat_interval": beat}})
