@@ -57,7 +57,7 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.handback import HandBacks, bound_broken, over_bound
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
-from gamead_core.worker.idle import IdleWait, pull_said
+from gamead_core.worker.idle import IdleWait, pull_said, puller_settings
 from gamead_core.worker.lease import InDoubt, Lease, let_go, watch
 from gamead_core.worker.linger import Linger
 from gamead_core.worker.own_hooks import worker_hooks
@@ -154,8 +154,8 @@ class Worker:
             claimed = await claim(registry, self._snapshot(), interval=self.settings.registry.heartbeat_interval,
                                   ttl=self.settings.registry.ttl, dead_pid=self._dead_pid)  # not a live one's (exit 5)
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot(), claimed)
-            puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
-                                                own=self._held.keys, handed=self._handbacks)  # (.handback)
+            puller = self._puller = AgingPuller(nc, js, puller_settings(self.settings), handed=self._handbacks,
+                                                waiting_since=settle.waiting_since, own=self._held.keys)  # .idle
             await puller.start()
             await self._handler.redeliveries.naks.start(nc, self.settings.nats.request_timeout)  # (.naks_seen)
             await self._hooks.on_start()

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -185,6 +186,12 @@ def _where_they_wait(lane: Lane, records: dict[str, dict]) -> str:
     return f"unfinished: {left}\nworker log lines:\n" + "\n".join(lines[-60:])
 
 
+def _long_polls(lane: Lane, level: int) -> int:
+    """Pull requests waiting at nats-server on ``level``'s consumer (its ``num_waiting``): parked long polls."""
+    info: Any = lane.js(lambda js: js.consumer_info(names.work_stream(), names.level_consumer(level)))  # type: ignore
+    return int(info.num_waiting or 0)
+
+
 def _workers(lane: Lane) -> dict[str, dict]:
     return {w["id"]: w for w in lane.http.get("/v1/workers").json()["items"] if w["role"] == "worker"}
 
@@ -192,10 +199,18 @@ def _workers(lane: Lane) -> dict[str, dict]:
 def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_count_it(lane: Lane) -> None:
     """Issue 9 item 10. Worker A is frozen (SIGSTOP) mid-analysis; its heartbeat expires, the ad goes to
     worker B and completes there; A resumes (SIGCONT) and finishes its now stale analysis. Before: A
-    counted it too (2 processed for 1 ad). Now: processed 0 on A, 1 on B, and nobody counts a failure."""
+    counted it too (2 processed for 1 ad). Now: processed 0 on A, 1 on B, and nobody counts a failure.
+
+    A is idle when the ad comes, so the ad reaches it by a long poll, and A puts that poll back at once: frozen, A
+    keeps it parked at nats-server (``queue.idle_wait``, 5 s). Before (flake46), with ``registry.ttl`` 3 s the reaper
+    judged A dead while that poll lived, and the ad it handed back went into it: to frozen A again, where it waited
+    the consumer's ack_wait (300 s) while B idled ("timed out after 30s waiting for ad … to finish", 3 runs of 3; the
+    suite hit it only when A's start beat the submit). Now a poll lives at most ttl − 1.5 × heartbeat_interval
+    (:func:`gamead_core.worker.idle.poll_life`): gone before A's entry expires."""
     fast = {**FAST_REGISTRY, "GAMEAD_QUEUE__ACK_WAIT": "2"}
     # 10 s analyses: the stop lands mid-analysis however slow the machine (seen running from its 0.5 s mark)
     frozen = lane.worker("frozen", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="10000", **fast)
+    wait_for(lambda: _long_polls(lane, level=3) > 0, timeout=30, what="A idle, its long polls parked")
     ad_id = lane.submit("Frozen In Time", priority=3)
     wait_for(lambda: lane.record(ad_id).get("workerId") == "frozen", timeout=20, what="A to start the ad")
     with stopped_process(frozen.pid):

@@ -1,5 +1,6 @@
 """The pull loop's idle wait (``worker.idle.IdleWait``, issue 14): awaited in the loop's own task, ended by the
-stop's cut without a trace, while a cancellation from outside still ends the loop."""
+stop's cut without a trace, while a cancellation from outside still ends the loop; how long the worker's long
+polls wait at the server (``worker.idle.poll_life``, flake46)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 
 import pytest
 
-from gamead_core.worker.idle import IdleWait
+from gamead_core.config import GameadSettings
+from gamead_core.worker.idle import IdleWait, poll_life, puller_settings
 
 
 async def _forever() -> None:
@@ -74,3 +76,16 @@ def test_a_cut_while_not_waiting_does_nothing() -> None:
         return "returned"
 
     assert asyncio.run(main()) == "returned"
+
+
+@pytest.mark.parametrize(("ttl", "beat", "life"),
+                         [(10.0, 2.0, 5.0), (3.0, 0.5, 2.25), (1.0, 0.5, 0.5), (60.0, 5.0, 5.0), (4.0, 2.0, 1.0)])
+def test_a_long_poll_is_gone_an_interval_before_a_frozen_workers_entry_expires(ttl: float, beat: float,
+                                                                              life: float) -> None:
+    """idle_wait 5 s, idle_poll 0.5 s: the defaults (ttl 10 s, beat 2 s) keep 5 s; ttl 3 s cuts it to 2.25 s, so a
+    worker frozen at F (last beat F − 0.5 s or later, entry gone F + 2.5 s or later) has none left at F + 2.25 s;
+    never below idle_poll (a worker looks again that often)."""
+    assert poll_life(5.0, 0.5, ttl, beat) == life
+    settings = GameadSettings.model_validate({"registry": {"ttl": ttl, "heartbeat_interval": beat}})
+    assert puller_settings(settings).idle_wait == life
+    assert settings.queue.idle_wait == 5.0  # the node's own setting is left as it is (the topology, doctor, …)
