@@ -276,12 +276,26 @@ def test_an_operator_request_cut_short_is_audited_with_the_code_the_client_got(a
 # --- the measured attack ----------------------------------------------------------------------------------
 
 
+def _healthz(url: str) -> int:
+    """``GET /healthz``'s status. Tried again (3 times in all) when the API closed the connection unanswered: it
+    closes one whose request did not come within ``READ_TIMEOUT`` (1 s), and a client thread descheduled that long
+    between its connect and its send (fresh46a, load ~10: "Server disconnected without sending a response" at a
+    warm-up GET) is that case, not the one under test."""
+    for attempt in range(3):
+        try:
+            return httpx.get(f"{url}/healthz", timeout=5).status_code
+        except httpx.RemoteProtocolError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_ten_unfinished_50_mb_headers_leave_memory_flat(api: tuple[Proc, str]) -> None:
     """The issue's figure: 10 connections each sending an unfinished 50 MB header. Required: RSS within
     20 MB of the idle figure, every connection refused with 431 (or closed)."""
     proc, url = api
     for _ in range(30):  # warm up: what a normal request allocates is part of the idle figure
-        httpx.get(f"{url}/healthz", timeout=5)
+        _healthz(url)
     idle = rss_bytes(proc.pid)
     peak = idle
     done = threading.Event()
@@ -312,7 +326,7 @@ def test_ten_unfinished_50_mb_headers_leave_memory_flat(api: tuple[Proc, str]) -
     grown = (peak - idle) / MB
     print(f"API RSS idle {idle / MB:.1f} MB, peak under attack {peak / MB:.1f} MB (+{grown:.1f} MB)")
     assert grown < 20, f"RSS grew by {grown:.1f} MB under the attack (idle {idle / MB:.1f} MB)"
-    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # and it still serves
+    assert _healthz(url) == 200  # and it still serves
 
 
 def test_a_repeated_query_parameter_and_an_unmet_expect_are_refused_by_a_real_serve(api: tuple[Proc, str]) -> None:
