@@ -169,16 +169,17 @@ class Outage:
 
     def judge(self, bodies: Iterable[Any]) -> None:
         """The outcomes of one batch's ads (:func:`store_verdict`): every ad refused for the store begins a store
-        outage if none is under way (said once); an ad taken ends a store outage (said)."""
+        outage if none is under way (said once) and the run has not stopped (regress46: an answer after the stop
+        began a second outage, its ``!`` line promising a stop already made); an ad taken ends a store outage (said)."""
         verdict = store_verdict(bodies)
         if verdict == "":
             if self.since is not None and self.kind == "store":
                 self._end("store")
             return
-        if verdict is None or self.since is not None:
+        if verdict is None or self.since is not None or self.stopped:
             return
         with self._cond:
-            if self.since is not None:
+            if self.since is not None or self.stopped:
                 return
             self._begin(verdict)
             self.kind = "store"
