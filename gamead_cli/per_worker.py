@@ -21,7 +21,7 @@ def _ms(value: float) -> str:
 
 
 def _per_sec(value: Any) -> str:
-    return f"{value:,.0f}/s" if value >= 100 else f"{rate_figure(value)}/s"
+    return f"{value:,.0f} ads/s" if value >= 100 else f"{rate_figure(value)} ads/s"
 
 
 def _cpu(b: dict[str, Any]) -> str:
@@ -41,11 +41,11 @@ def _latency(b: dict[str, Any]) -> str:
 
 def own_words(b: dict[str, Any]) -> str:
     """One worker's bound and the figures that give its rate: ``CPU-bound: 1.18 ms CPU per ad; concurrency / p50
-    alone: 8,000/s`` or ``latency-bound: concurrency 4 / p50 120 ms; 1.18 ms CPU per ad`` (its CPU per ad whenever
+    alone: 8,000 ads/s`` or ``latency-bound: concurrency 4 / p50 120 ms; 1.18 ms CPU per ad`` (its CPU per ad whenever
     measured). Pure."""
     if b.get("bound") == "cpu":
         little = b.get("latencyBoundPerSec")
-        return f"CPU-bound: {_cpu(b)}" + (f"; concurrency / p50 alone: {little:,.0f}/s" if little else "")
+        return f"CPU-bound: {_cpu(b)}" + (f"; concurrency / p50 alone: {little:,.0f} ads/s" if little else "")
     return f"latency-bound: {_latency(b)}" + (f"; {_cpu(b)}" if b.get("cpuPerAdMs") is not None else "")
 
 
@@ -71,9 +71,9 @@ def _of_several(n: int, b: dict[str, Any]) -> str:
 def per_worker_text(rate: float | None, basis: dict[str, Any] | None, window: Any = None) -> str:
     """``observed.perWorkerPerSec`` and which bound gave it (``observed.perWorkerBasis``), for people. Pure.
 
-    ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
+    ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000 ads/s)``,
     ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
-    ``13,118.2 ads/s (mean of 2 workers' own rates: 1.5/s (latency-bound: …) and 26,235/s (latency-bound: …))``,
+    ``13,118.2 ads/s (mean of 2 workers' own rates: 1.5 ads/s (latency-bound: …) and 26,235 ads/s (latency-bound: …))``,
     ``60.0 ads/s (measured: 120.0 ads/s completed (last minute: ``window``, the rates' seconds) by 2 busy
     worker(s); mean 1.18 ms CPU per ad)``; ``unknown`` without a rate. The CPU per ad is shown whenever a worker
     measured it, whichever bound gave the rate. A rate the autoscaler used though none was measured now says so:

@@ -63,7 +63,7 @@ def test_an_initial_rate_is_named_as_such_in_the_observed_figures() -> None:
 def test_scale_status_says_the_kept_figure_and_its_age_as_the_reason_does() -> None:
     basis = {"bound": "cpu", "cpuPerAdMs": 1.1, "latencyBoundPerSec": 17174.7, "lastMeasuredSecondsAgo": 120}
     assert per_worker_text(909.1, basis) == ("909.1 ads/s (last measured 120s ago; CPU-bound: 1.10 ms CPU per ad; "
-                                             "concurrency / p50 alone: 17,175/s)")
+                                             "concurrency / p50 alone: 17,175 ads/s)")
     assert per_worker_text(40.0, {"lastMeasuredSecondsAgo": 7}) == "40.0 ads/s (last measured 7s ago)"
 
 

@@ -29,8 +29,8 @@ def _said(workers: list[WorkerLoad]) -> tuple[str, dict]:
 
 def test_the_findings_mean_of_a_fast_and_a_slow_worker_says_each_ones_own_rate() -> None:
     text, basis = _said([FAST, SLOW])
-    assert text == ("13,118.2 ads/s (mean of 2 workers' own rates: 1.5/s (latency-bound: concurrency 4 / p50 2,667 ms)"
-                    " and 26,235/s (latency-bound: concurrency 4 / p50 0.152 ms))"), text
+    assert text == ("13,118.2 ads/s (mean of 2 workers' own rates: 1.5 ads/s (latency-bound: concurrency 4 / p50 "
+                    "2,667 ms) and 26,235 ads/s (latency-bound: concurrency 4 / p50 0.152 ms))"), text
     assert "p50 1,333 ms" not in text  # the mean p50, which gave 3.0/s, is no longer printed as the cause
     assert basis["workers"] == 2 and basis["perWorkerPerSec"] == 13118.25
     assert basis["slowest"] == {"perSec": 1.5, "bound": "latency", "concurrency": 4, "p50Ms": 2666.6667,
@@ -42,19 +42,19 @@ def test_cpu_and_mixed_means_say_what_they_are() -> None:
     cpu, _ = _said([WorkerLoad(4, 0.1, 0.0, samples=50, cpu_per_ad_ms=0.5),
                     WorkerLoad(4, 0.1, 0.0, samples=50, cpu_per_ad_ms=2.0)])
     # was "1,250.0 ads/s (CPU-bound: 1.25 ms CPU per ad; …)": 1 / 1.25 ms is 800/s
-    assert cpu == ("1,250.0 ads/s (mean of 2 workers' own rates: 500/s (CPU-bound: 2.00 ms CPU per ad; concurrency "
-                   "/ p50 alone: 40,000/s) and 2,000/s (CPU-bound: 0.500 ms CPU per ad; concurrency / p50 alone: "
-                   "40,000/s))"), cpu
+    assert cpu == ("1,250.0 ads/s (mean of 2 workers' own rates: 500 ads/s (CPU-bound: 2.00 ms CPU per ad; "
+                   "concurrency / p50 alone: 40,000 ads/s) and 2,000 ads/s (CPU-bound: 0.500 ms CPU per ad; "
+                   "concurrency / p50 alone: 40,000 ads/s))"), cpu
     mixed, basis = _said([WorkerLoad(4, 0.5, 0.0, samples=50, cpu_per_ad_ms=2.0),
                           WorkerLoad(4, 100.0, 0.0, samples=50, cpu_per_ad_ms=2.0),
                           WorkerLoad(4, 50.0, 0.0, samples=50)])
     assert mixed.startswith("206.7 ads/s (mean of 3 workers' own rates, 1 of them CPU-bound, the rest latency-bound: "
-                            "from 40.0/s (latency-bound: concurrency 4 / p50 100 ms; 2.00 ms CPU per ad) to 500/s "
-                            "(CPU-bound: 2.00 ms CPU per ad"), mixed
+                            "from 40.0 ads/s (latency-bound: concurrency 4 / p50 100 ms; 2.00 ms CPU per ad) to "
+                            "500 ads/s (CPU-bound: 2.00 ms CPU per ad"), mixed
     assert "means of all" not in mixed and basis["bound"] == "mixed"
     alike, _ = _said([WorkerLoad(4, 0.1, 0.0, samples=50, cpu_per_ad_ms=0.5)] * 3)
     assert alike == ("2,000.0 ads/s (each of 3 workers, e.g. CPU-bound: 0.500 ms CPU per ad; concurrency / p50 "
-                     "alone: 40,000/s)"), alike
+                     "alone: 40,000 ads/s)"), alike
 
 
 def test_an_older_leaders_means_are_said_to_be_means() -> None:

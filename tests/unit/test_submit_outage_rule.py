@@ -161,3 +161,21 @@ def test_a_batchs_refused_ads_are_resent_until_the_store_outages_own_stop_not_on
     assert as_ad_answer(maybe) is maybe  # uncertain: looked up, never resent
     wrong = ApiClientError("bad", status=422, api_code="validation_failed")
     assert as_ad_answer(wrong) is wrong
+
+
+def test_after_the_stop_a_refused_answer_begins_no_second_outage() -> None:
+    """regress46: NATS frozen 12 s in a 3,000-ad run: ``✗ 20:58:39 UTC … sending stopped``, then an ad taken and
+    one more batch answer refused for the store (requests out at the stop) said ``! 20:58:40 UTC … if it still
+    refuses at 20:58:50 UTC … sending stops`` and the row ``store refusing 2 times: …; 20:58:40-20:58:40 UTC``."""
+    now = [0.0]
+    outage, said = _outage(now)
+    stop = threading.Event()
+    outage.judge([UNANSWERED] * 100)
+    now[0] = 10.5
+    assert outage.hold(stop) is True and stop.is_set()
+    now[0] = 11.0
+    outage.judge([{"id": "01m9"}])  # an answer that came after the stop: an ad taken
+    outage.judge([{"error": {"code": "queue_unavailable", "message": "NATS did not answer in time"}}])
+    assert [m for m, _ in said] == ["!", "✗"]
+    assert len(outage.summary(0)["outages"]) == 1 and outage.since is None
+    assert outage.reason().startswith("the API's store still refused every ad after client.retry_for")

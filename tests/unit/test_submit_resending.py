@@ -95,8 +95,26 @@ def test_without_an_outage_the_ads_own_resends_end_with_their_last_answer_and_a_
     outage = _store_outage_at(now, 2.0)
     now[0] = 3.0
     outage.judge([{"id": "01m9"}])  # an ad taken: the outage ends
-    assert outage.since is None and next_try(outage, 3, [FAILING], 3.5, now[0], False) == (None, "")
+    now[0] = 7.5  # a batch begun after its end (own bound 8.2 s, begun at 3.2 s): its own bound alone
+    assert outage.since is None and next_try(outage, 3, [FAILING], 8.2, now[0], False) == (None, "")
     assert next_try(outage, 1, [FAILING], 8.0, now[0], True) == (None, "the run stopped before their next try")
+
+
+def test_ads_held_through_an_outage_that_ended_are_resent_for_retry_for_after_its_end() -> None:
+    """regress46: NATS frozen 8 s in 'gamead submit --count 3000 --rate 800' (ratelimit 300/s): one store outage of
+    6.1 s, never stopped, yet 41 ads refused ``storage_failing`` ended ``rejected`` (exit 1): their batch, begun
+    before the outage, was probed one ad a try through it and had 1.4 s of its own 10 s left when it ended. Store
+    outage 2-6 s; a batch begun at 0.5 s (own bound 5.5 s): at 6.2 s its ads, refused with ``retryAfter`` 1 s, go
+    again (before: ``(None, "")``, rejected); they may until 11 s (the end + client.retry_for), not after."""
+    now = [0.0]
+    outage = _store_outage_at(now, 2.0)
+    now[0] = 6.0
+    outage.judge([{"id": "01m9"}])  # an ad taken: the store works again
+    now[0] = 6.2
+    assert outage.resend_until(5.5) == 11.0
+    assert next_try(outage, 5, [FAILING] * 41, 5.5, now[0], False) == (1.0, "")
+    now[0] = 10.5
+    assert next_try(outage, 6, [FAILING] * 41, 5.5, now[0], False) == (None, "")  # 1 s no longer fits: rejected
 
 
 @pytest.mark.parametrize("code", sorted(STORE_CODES))

@@ -201,7 +201,7 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
                               saturated=False, since=1.0)
     assert cpu is not None
     assert per_worker_text(round(cpu.rate, 3), cpu.wire()) == (
-        "847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)")
+        "847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000 ads/s)")
     lat = per_worker_capacity([WorkerLoad(4, 120.0, 0.0, cpu_per_ad_ms=1.18)], completion_rate=1.0,
                               saturated=False, since=1.0)
     assert lat is not None
