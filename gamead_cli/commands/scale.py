@@ -183,7 +183,8 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     ov = doc.get("override")
     if ov:
         left = age_text(max(0.0, float(ov.get("remainingSeconds") or 0)))  # 29m53s, as every duration is printed
-        facts.add_row("override", Text(f"{ov['replicas']} until {when_utc(ov.get('until'))} ({left} left)",
+        workers = counted(ov['replicas'], 'worker')
+        facts.add_row("override", Text(f"{workers} until {when_utc(ov.get('until'))} ({left} left)",
                                        style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
@@ -225,10 +226,11 @@ def who_applies(body: dict[str, Any], again: str = "") -> str:
 
 
 def override_text(ov: dict[str, Any]) -> str:
-    """An override of the API (``replaced``, ``removed``) for people: ``5 worker(s) until 00:28:09 UTC, set by
+    """An override of the API (``replaced``, ``removed``) for people: ``5 workers until 00:28:09 UTC, set by
     alice at 00:18:09 UTC``. Pure."""
     by = f" by {ov['setBy']}" if ov.get("setBy") else ""
-    return f"{ov.get('replicas')} worker(s) until {when_utc(ov.get('until'))}, set{by} at {when_utc(ov.get('setAt'))}"
+    return (f"{counted(ov.get('replicas'), 'worker')} until {when_utc(ov.get('until'))}, set{by} at "
+            f"{when_utc(ov.get('setAt'))}")
 
 
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
@@ -294,12 +296,13 @@ def set_override(
                                            json={"replicas": replicas, "forSeconds": seconds}),
                             "POST /v1/scale/override")
         stood = body.get("override") or {}
-        done_before_output(f"the override WAS set: {stood.get('replicas')} worker(s) until {stood.get('until')}; "
-                           "do not set it again")
+        done_before_output(f"the override WAS set: {counted(stood.get('replicas'), 'worker')} until "
+                           f"{stood.get('until')}; do not set it again")
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
-        line = Text(f"override: {ov.get('replicas')} worker(s) until {when_utc(ov.get('until'))}", style="bold")
+        line = Text(f"override: {counted(ov.get('replicas'), 'worker')} until {when_utc(ov.get('until'))}",
+                    style="bold")
         # what this write replaced (a concurrent operator's loses with 409, naming what stands): drill attack25 F6
         line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
         if b.get("note"):

@@ -91,7 +91,7 @@ def test_a_write_whose_stdout_reader_is_gone_says_once_what_it_did(lone_api: str
         assert httpx.get(f"{lone_api}/ads/{ad_id}", timeout=10).status_code == 200
     scaled = reader_gone("scale", "set", "2", "--for", "5m", "--api", lone_api)
     assert scaled.returncode == exitcodes.READER_GONE, scaled.stderr
-    assert "; the override WAS set: 2 worker(s) until " in scaled.stderr, scaled.stderr
+    assert "; the override WAS set: 2 workers until " in scaled.stderr, scaled.stderr
     cleared = reader_gone("scale", "clear", "--api", lone_api)
     assert cleared.returncode == exitcodes.READER_GONE and "; the override WAS cleared" in cleared.stderr, cleared.stderr
     # a read whose reader left is quiet, as Unix tools are

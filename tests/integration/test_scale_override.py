@@ -189,14 +189,14 @@ def test_each_scale_set_names_the_override_it_replaced_and_clear_the_one_it_remo
     url = _nodes(fresh_nats, procs, tmp_path)[0]
     env = clean_env(GAMEAD_API_URL=url)
     first = run_gamead("scale", "set", "5", "--for", "10m", env=env, timeout=60)
-    assert first.returncode == 0 and "override: 5 worker(s)" in first.stdout, first.stderr
+    assert first.returncode == 0 and "override: 5 workers" in first.stdout, first.stderr
     assert "(no override stood)" in first.stdout, first.stdout
     second = run_gamead("scale", "set", "3", "--for", "10m", env=env, timeout=60)
     assert second.returncode == 0, second.stderr
     flat = " ".join(second.stdout.split())
-    assert "override: 3 worker(s)" in flat and "(replaced 5 worker(s) until " in flat and " set by " in flat, flat
+    assert "override: 3 workers" in flat and "(replaced 5 workers until " in flat and " set by " in flat, flat
     assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"]["replicas"] == 3
     cleared = run_gamead("scale", "clear", env=env, timeout=60)
     assert cleared.returncode == 0, cleared.stderr
-    assert "override cleared (it was 3 worker(s) until " in " ".join(cleared.stdout.split()), cleared.stdout
+    assert "override cleared (it was 3 workers until " in " ".join(cleared.stdout.split()), cleared.stdout
     assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None
