@@ -21,6 +21,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
     ITEMS_KEPT,
     SIZE_REFUSALS,
     Item,
+    Runs,
     chunks,
     counted,
     reused_key_advice,
@@ -28,7 +29,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
 )
 from gamead_cli.stops import POLL, signals_flagged, signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
-from gamead_cli.submit.outage import MARKS, Outage, Runs, pace
+from gamead_cli.submit.outage import MARKS, Outage, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
 from gamead_cli.submit.resending import next_try
 from gamead_cli.submit.tally import Tally
