@@ -125,3 +125,30 @@ def stop_reason(errors: list[Any], outage: bool | str, retry_for: float, keyed: 
         return f"a batch got no answer before any ad was accepted ({how}; resent for client.retry_for: {retry_for:g} s)"
     return (f"a batch got no answer before any ad was accepted ({how}; not resent: it may have been queued, and only "
             "a batch with --idempotency-key is safe to send twice)")
+
+
+class Runs:
+    """The runs of ads to send (``runs``: lists of items), with a put-back: :meth:`cut` keeps the first ``most``
+    items of a run taken and gives the rest back, taken again before the next runs (outage38: a batch formed
+    before a store outage began went out whole; it now goes one ad at a time, as :meth:`Outage.size` says)."""
+
+    def __init__(self, runs: Iterable[list[Any]]) -> None:
+        self._runs = iter(runs)
+        self._back: list[list[Any]] = []
+
+    def __iter__(self) -> Runs:
+        return self
+
+    def __next__(self) -> list[Any]:
+        return self._back.pop() if self._back else next(self._runs)
+
+    def cut(self, run: list[Any], most: int) -> list[Any]:
+        """The first ``most`` (≥ 1) items of ``run``; the others are given back (the next run taken)."""
+        if len(run) <= most:
+            return run
+        self._back.append(run[most:])
+        return run[:most]
+
+    def left(self) -> list[Any]:
+        """The items given back and not taken again, in order."""
+        return [item for run in reversed(self._back) for item in run]

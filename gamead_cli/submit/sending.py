@@ -21,6 +21,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
     ITEMS_KEPT,
     SIZE_REFUSALS,
     Item,
+    Runs,
     chunks,
     counted,
     reused_key_advice,
@@ -28,7 +29,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
 )
 from gamead_cli.stops import POLL, signals_flagged, signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
-from gamead_cli.submit.outage import MARKS, Outage, Runs, pace
+from gamead_cli.submit.outage import MARKS, Outage, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
 from gamead_cli.submit.resending import next_try
 from gamead_cli.submit.tally import Tally
@@ -221,7 +222,7 @@ def send_many(
                     break
                 check()
                 chunk = run = runs.cut(run, outage.size(len(run)))  # a store outage begun since it was formed
-                while not slots.acquire(timeout=POLL):
+                while not outage.waiting(partial(slots.acquire, timeout=POLL)):  # an outage's part: paused
                     check()
                 if stop.is_set():
                     slots.release()
@@ -268,7 +269,7 @@ def send_many(
                 pool.shutdown(wait=False, cancel_futures=True)
                 client.abort()
                 break
-            wait_futures(pending, timeout=POLL)
+            outage.waiting(partial(wait_futures, pending, timeout=POLL))  # an outage's part: paused
         pool.shutdown(wait=not pending)  # its threads idle, or left to end as their requests are cut
         elapsed, client.watch = time.monotonic() - start, None  # the lookups after it are not the run's
         cancelled = 0  # of the ads handed out, those a second Ctrl-C cancelled (counted by the tally)

@@ -1,5 +1,5 @@
 """outage38's pure rules: the API's storage gate (:func:`gamead_core.api.storage_gate.admit`), the runs a bulk
-``gamead submit`` cuts to one ad once a store outage begins (:class:`gamead_cli.submit.outage.Runs`), and the
+``gamead submit`` cuts to one ad once a store outage begins (:class:`gamead_cli.submit.batches.Runs`), and the
 whole-answer bound a verb's error names (:func:`gamead_cli.answers.answer_bound`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gamead_cli.answers import answer_bound
-from gamead_cli.submit.outage import Runs
+from gamead_cli.submit.batches import Runs
 from gamead_core.api.storage_gate import (
     GO,
     REFUSE,

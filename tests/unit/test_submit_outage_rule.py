@@ -179,3 +179,44 @@ def test_after_the_stop_a_refused_answer_begins_no_second_outage() -> None:
     assert [m for m, _ in said] == ["!", "✗"]
     assert len(outage.summary(0)["outages"]) == 1 and outage.since is None
     assert outage.reason().startswith("the API's store still refused every ad after client.retry_for")
+
+
+def test_after_the_stop_a_refused_connection_begins_no_late_outage() -> None:
+    """paused46: once a store outage stopped the run, a request still out that meets a refused connection gave
+    ``! … is unreachable … if it still is at … sending stops`` (a stop already made), a second span, and a retry;
+    now it gives up at once, unsaid, and the stop's reason stays the store's."""
+    now = [0.0]
+    outage, said = _outage(now)
+    stop = threading.Event()
+    outage.judge([UNANSWERED] * 100)
+    now[0] = 10.5
+    assert outage.hold(stop) is True and stop.is_set()
+    now[0] = 11.0
+    outage.judge([{"id": "01m9"}])  # the store back after the stop: the outage ends, unsaid
+    assert outage.refused("connection refused") is False  # the API gone meanwhile: no retry, no late outage
+    assert [m for m, _ in said] == ["!", "✗"] and len(outage.summary(0)["outages"]) == 1
+    assert outage.reason().startswith("the API's store still refused every ad after client.retry_for")
+
+
+def test_the_senders_wait_for_a_free_slot_counts_the_outages_part_in_the_pause() -> None:
+    """paused46: a store outage of 6.0 s said ``!`` then ``✓`` but ``pausedSeconds`` 0.0: the sender was waiting
+    outside ``hold`` (for the requests out, every ad handed out; or for a free request slot, which the batches out
+    keep through a store outage). Such a wait counts from the outage's start (or its own, the later) to the
+    outage's end (or its own, the earlier), as a hold does; a wait with no outage counts nothing."""
+    now = [0.0]
+    outage, said = _outage(now)
+
+    def slot_after(steps: list[tuple[float, list[object] | None]]) -> bool:  # the wait: the clock moves in it
+        for at, bodies in steps:
+            now[0] = at
+            if bodies is not None:
+                outage.judge(bodies)
+        return True
+
+    assert outage.waiting(lambda: slot_after([(1.0, None)])) is True and outage.paused == 0.0  # no outage
+    outage.waiting(lambda: slot_after([(2.0, [UNANSWERED]), (7.0, None)]))  # begins at 2, still at 7
+    assert outage.paused == 5.0
+    outage.waiting(lambda: slot_after([(8.5, [{"id": "01m9"}]), (9.0, None)]))  # ends at 8.5
+    assert outage.paused == 6.5 and [m for m, _ in said] == ["!", "✓"]
+    outage.waiting(lambda: slot_after([(12.0, None)]))  # after it: nothing more
+    assert outage.summary(0)["pausedSeconds"] == 6.5
