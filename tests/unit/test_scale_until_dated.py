@@ -24,6 +24,7 @@ def test_an_override_ending_another_day_is_said_with_its_date() -> None:
     assert said.startswith(f"3 workers until {later:%Y-%m-%d %H:%M:%S} UTC, set by op at {now:%H:%M:%S} UTC"), said
     console = Console(width=200, record=True)
     console.print(status_view({"backend": "local", "override": ov, "current": 3, "desired": 3}))
-    assert f"override 3 workers until {later:%Y-%m-%d %H:%M:%S} UTC (2d left)" in " ".join(console.export_text().split())
+    shown = " ".join(console.export_text().split())
+    assert f"override 3 workers until {later:%Y-%m-%d %H:%M:%S} UTC (2d left)" in shown
     assert f"since {now - timedelta(days=1):%Y-%m-%d %H:%M:%S} UTC" in leader_text(
         {"id": "up-vm-1", "since": iso(now - timedelta(days=1))}).plain

@@ -163,10 +163,8 @@ def test_a_batchs_refused_ads_are_resent_until_the_store_outages_own_stop_not_on
     assert as_ad_answer(wrong) is wrong
 
 
-def test_after_the_stop_a_refused_answer_begins_no_second_outage() -> None:
-    """regress46: NATS frozen 12 s in a 3,000-ad run: ``✗ 20:58:39 UTC … sending stopped``, then an ad taken and
-    one more batch answer refused for the store (requests out at the stop) said ``! 20:58:40 UTC … if it still
-    refuses at 20:58:50 UTC … sending stops`` and the row ``store refusing 2 times: …; 20:58:40-20:58:40 UTC``."""
+def _stopped_by_a_store_outage() -> tuple[list[float], Outage, list[tuple[str, str]]]:
+    """A store outage begun at 0 s (hold 10 s) that stopped the run at 10.5 s; the clock left at 11 s."""
     now = [0.0]
     outage, said = _outage(now)
     stop = threading.Event()
@@ -174,6 +172,14 @@ def test_after_the_stop_a_refused_answer_begins_no_second_outage() -> None:
     now[0] = 10.5
     assert outage.hold(stop) is True and stop.is_set()
     now[0] = 11.0
+    return now, outage, said
+
+
+def test_after_the_stop_a_refused_answer_begins_no_second_outage() -> None:
+    """regress46: NATS frozen 12 s in a 3,000-ad run: ``✗ 20:58:39 UTC … sending stopped``, then an ad taken and
+    one more batch answer refused for the store (requests out at the stop) said ``! 20:58:40 UTC … if it still
+    refuses at 20:58:50 UTC … sending stops`` and the row ``store refusing 2 times: …; 20:58:40-20:58:40 UTC``."""
+    now, outage, said = _stopped_by_a_store_outage()
     outage.judge([{"id": "01m9"}])  # an answer that came after the stop: an ad taken
     outage.judge([{"error": {"code": "queue_unavailable", "message": "NATS did not answer in time"}}])
     assert [m for m, _ in said] == ["!", "✗"]
@@ -185,13 +191,7 @@ def test_after_the_stop_a_refused_connection_begins_no_late_outage() -> None:
     """paused46: once a store outage stopped the run, a request still out that meets a refused connection gave
     ``! … is unreachable … if it still is at … sending stops`` (a stop already made), a second span, and a retry;
     now it gives up at once, unsaid, and the stop's reason stays the store's."""
-    now = [0.0]
-    outage, said = _outage(now)
-    stop = threading.Event()
-    outage.judge([UNANSWERED] * 100)
-    now[0] = 10.5
-    assert outage.hold(stop) is True and stop.is_set()
-    now[0] = 11.0
+    now, outage, said = _stopped_by_a_store_outage()
     outage.judge([{"id": "01m9"}])  # the store back after the stop: the outage ends, unsaid
     assert outage.refused("connection refused") is False  # the API gone meanwhile: no retry, no late outage
     assert [m for m, _ in said] == ["!", "✗"] and len(outage.summary(0)["outages"]) == 1
