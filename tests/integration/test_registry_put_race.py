@@ -38,35 +38,42 @@ async def refusal_and_holder(attempt: Awaitable[object], registry: Registry, t0:
     return refused, holder.started_at.timestamp() - t0
 
 
+async def beat_with_reads(url: str, on_read: Callable[[int, int, Registry, Registry, float], Awaitable[None]]
+                          ) -> tuple[bool, float]:
+    """Two processes of ``dup`` on the NATS at ``url``: the first has beaten (started 100 s ago), then beats again,
+    ``on_read(n, seq, first, second, t0)`` run after its n-th read of the key (1-based; ``seq``: the key's last
+    write it read), before its write. Returns (that beat refused, the start of the key's holder, s from ``t0``)."""
+    nc = await nats.connect(url)
+    try:
+        first, second = two_processes(nc)
+        t0 = time.time()
+        await first.put(worker_entry("dup", started=t0 - 100))
+        read, reads = first.revision, [0]
+
+        async def watched(node_id: str) -> Any:
+            got = await read(node_id)
+            reads[0] += 1
+            await on_read(reads[0], got[0], first, second, t0)
+            return got
+
+        first.revision = watched  # type: ignore[method-assign]
+        refused, holder = await refusal_and_holder(first.put(worker_entry("dup", started=t0 - 100)), second, t0)
+        return bool(refused), holder
+    finally:
+        await nc.close()
+
+
 def test_a_beat_frozen_between_its_read_and_its_write_does_not_go_over_the_new_holder(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """The second process takes ``dup`` over right after the first's read (as a SIGSTOP there would let it).
     Figures (the first's put refused, the key's holder): with the fix (True, the second's start); without
     (False, the first's: its write went over the second's)."""
-    url = fresh_nats().url
 
-    async def scenario() -> tuple[bool, float]:
-        nc = await nats.connect(url)
-        try:
-            first, second = two_processes(nc)
-            t0 = time.time()
-            mine, theirs = worker_entry("dup", started=t0 - 100), worker_entry("dup", started=t0 - 1)
-            await first.put(mine)
-            read, took = first.revision, []
+    async def frozen_after_read(n: int, seq: int, first: Registry, second: Registry, t0: float) -> None:
+        if n == 1:  # the first is "frozen" here: the second's claim lands before its write
+            await second.put_over(worker_entry("dup", started=t0 - 1), seq)
 
-            async def frozen_after_read(node_id: str) -> Any:
-                got = await read(node_id)
-                if not took:  # the first is "frozen" here: the second's claim lands before its write
-                    took.append(await second.put_over(theirs, got[0]))
-                return got
-
-            first.revision = frozen_after_read  # type: ignore[method-assign]
-            refused, holder = await refusal_and_holder(first.put(worker_entry("dup", started=t0 - 100)), second, t0)
-            return bool(refused), holder  # the thawed first's next beat
-        finally:
-            await nc.close()
-
-    refused, holder_started = asyncio.run(scenario())
+    refused, holder_started = asyncio.run(beat_with_reads(fresh_nats().url, frozen_after_read))
     assert (refused, round(holder_started)) == (True, -1)
 
 
@@ -77,30 +84,12 @@ def test_a_beat_whose_last_try_is_frozen_does_not_go_over_the_new_holder(
     read while the second process takes ``dup`` over. Figures (the first's put refused, the key's holder): with the
     fix (True, the second's start); without (False, -100 s: the first's last try wrote over the second's entry,
     which then ended exit 5 at its next beat while the frozen one ran on)."""
-    url = fresh_nats().url
 
-    async def scenario() -> tuple[bool, float]:
-        nc = await nats.connect(url)
-        try:
-            first, second = two_processes(nc)
-            t0 = time.time()
-            await first.put(worker_entry("dup", started=t0 - 100))
-            read, reads = first.revision, []
+    async def busy_then_frozen(n: int, seq: int, first: Registry, second: Registry, t0: float) -> None:
+        if n < 3:  # its own announcement lands between this read and the write
+            await first.put_over(worker_entry("dup", started=t0 - 100), seq)
+        elif n == 3:  # frozen here: the second's claim lands before the write
+            await second.put_over(worker_entry("dup", started=t0 - 1), seq)
 
-            async def busy_then_frozen(node_id: str) -> Any:
-                got = await read(node_id)
-                reads.append(got[0])
-                if len(reads) < 3:  # its own announcement lands between this read and the write
-                    await first.put_over(worker_entry("dup", started=t0 - 100), got[0])
-                elif len(reads) == 3:  # frozen here: the second's claim lands before the write
-                    await second.put_over(worker_entry("dup", started=t0 - 1), got[0])
-                return got
-
-            first.revision = busy_then_frozen  # type: ignore[method-assign]
-            refused, holder = await refusal_and_holder(first.put(worker_entry("dup", started=t0 - 100)), second, t0)
-            return bool(refused), holder
-        finally:
-            await nc.close()
-
-    refused, holder_started = asyncio.run(scenario())
+    refused, holder_started = asyncio.run(beat_with_reads(fresh_nats().url, busy_then_frozen))
     assert (refused, round(holder_started)) == (True, -1)
