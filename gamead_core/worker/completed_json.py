@@ -23,7 +23,7 @@ import orjson
 
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, Analysis, ComponentScore
 from gamead_core.store.ads import encode
-from gamead_core.worker.transitions import started_record
+from gamead_core.worker.transitions import attempt_fields, started_record
 
 __all__ = ["completed_bytes", "completed_bytes_of", "completed_record"]
 
@@ -138,12 +138,11 @@ def completed_bytes_of(rec: AdRecord, delivery: str, worker_id: str, began: date
     """``completed_bytes(started_record(rec, delivery, worker_id, at=began), now, analysis)``, the same bytes,
     without building the started record (pydantic's ``model_copy``, ~3.5 µs per ad, drain46): the batch start's
     common path, which needs that record only when its write does not succeed (then it builds it, from the same
-    ``began``). The fields the started record changes are those set here; its ``status`` and ``suspect`` are not
-    written (the completion sets the one and clears the other)."""
+    ``began``). The fields the started record changes are :func:`~.transitions.attempt_fields`; its ``status`` and
+    ``suspect`` are not written (the completion sets the one and clears the other)."""
     if _HAND:
         try:
-            return _by_hand({**rec.__dict__, "started_at": began, "attempts": rec.attempts + 1, "worker_id": worker_id,
-                             "delivery": delivery}, now, analysis)
+            return _by_hand({**rec.__dict__, **attempt_fields(rec, delivery, worker_id, began)}, now, analysis)
         except (_NotByHand, orjson.JSONEncodeError):
             pass
     return completed_bytes(started_record(rec, delivery, worker_id, at=began), now, analysis)

@@ -20,13 +20,17 @@ def started_record(rec: AdRecord, delivery: str, worker_id: str, suspect: bool =
     """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by ``worker_id`` since ``at`` (None: now),
     one attempt charged, ``suspect`` if asked, already so, or the attempt it follows was lost (:func:`lost_attempt`)."""
     return rec.model_copy(update={
+        **attempt_fields(rec, delivery, worker_id, utcnow() if at is None else at),
         "status": AdStatus.PROCESSING,
-        "started_at": utcnow() if at is None else at,
-        "attempts": rec.attempts + 1,
-        "worker_id": worker_id,
-        "delivery": delivery,
         "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
     })
+
+
+def attempt_fields(rec: AdRecord, delivery: str, worker_id: str, at: datetime) -> dict[str, object]:
+    """The fields an attempt under ``delivery`` by ``worker_id`` begun at ``at`` sets on ``rec`` (its start, one
+    attempt charged, who, which delivery), by their attribute names: :func:`started_record`'s, and those the batch
+    start's completed bytes carry without building that record (:func:`~.completed_json.completed_bytes_of`)."""
+    return {"started_at": at, "attempts": rec.attempts + 1, "worker_id": worker_id, "delivery": delivery}
 
 
 def owner(delivery: str) -> Callable[[AdRecord], bool]:
