@@ -28,7 +28,12 @@ def held_json(held: dict[str, object]) -> bytes:
     ``"started":false``: ``HeldAd.started`` defaults to False in every gamead that reads it, so a reader validates
     the same ``HeldAd``; 16 of ~150 bytes per held ad, most of them not started (announce44: 13 of 17 per
     announcement at 1,000 ads/s)."""
-    return orjson.dumps(held if held.get("started") else {k: v for k, v in held.items() if k != "started"})
+    return _flagged(orjson.dumps({k: v for k, v in held.items() if k != "started"}), bool(held.get("started")))
+
+
+def _flagged(plain: bytes, started: bool) -> bytes:
+    """A held delivery's JSON from its JSON without ``started`` (``plain``): ``"started":true`` spliced on last."""
+    return plain[:-1] + _STARTED if started else plain
 
 
 class HeldAds:
@@ -58,7 +63,7 @@ class HeldAds:
         """Hold the delivery ``seq`` (:class:`HeldAd`'s fields, without building one)."""
         self._wire[seq] = {"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject, "started": started}
         plain = self._plain[seq] = orjson.dumps({"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject})
-        self._json[seq] = plain[:-1] + _STARTED if started else plain
+        self._json[seq] = _flagged(plain, started)
 
     def pop(self, seq: HeldKey) -> None:
         self._wire.pop(seq, None)
@@ -98,7 +103,7 @@ class HeldAds:
             return False
         self._wire[seq] = {**held, "started": started}  # a new dict: a listing handed out stays as it was
         plain = self._plain[seq]
-        self._json[seq] = plain[:-1] + _STARTED if started else plain
+        self._json[seq] = _flagged(plain, started)
         return True
 
     def unmark_others(self, seq: HeldKey) -> bool:
