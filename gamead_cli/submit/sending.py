@@ -31,7 +31,7 @@ from gamead_cli.stops import POLL, signals_flagged, signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.outage import MARKS, Outage, pace
 from gamead_cli.submit.reading import InputStopped, Labeled
-from gamead_cli.submit.resending import next_try
+from gamead_cli.submit.resending import next_try, own_end
 from gamead_cli.submit.tally import Tally
 from gamead_cli.submit.views import progress_bar, progress_info
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
@@ -161,9 +161,9 @@ def send_many(
                 outage.judge(body for _, _, body in answers)  # every ad refused for the store: an outage (F3)
                 again = {i: body["error"] for i, _, body in answers
                          if isinstance(body, dict) and retry.resendable(body.get("error"))}
-                paced = bool(again) and all(e.get("code") == "rate_limited" for e in again.values())
-                own = max(deadline, taken["at"] + client.retry_for) if paced else deadline  # attack46 F2
-                wait, cut = next_try(outage, attempt, list(again.values()), own, time.monotonic(),
+                errors = list(again.values())
+                own = own_end(errors, deadline, taken["at"], client.retry_for)
+                wait, cut = next_try(outage, attempt, errors, own, time.monotonic(),
                                      stop.is_set()) if again else (None, "")  # cut: the run's stop, not the ads' own
                 again = again if cut else {} if wait is None else again
                 with lock:
