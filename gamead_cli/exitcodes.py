@@ -80,7 +80,7 @@ TABLE: tuple[tuple[int, str], ...] = (
                  "gamead … was starting: nothing was started` (or `sent`)"),
     (READER_GONE, "stdout's reader went away before the output was all written (piped into `head -1`, or `true`): "
                   "128 + SIGPIPE, as a coreutils tool killed by SIGPIPE — a plain pipeline shows the "
-                  "reader's status, `set -o pipefail` sees 141 —, whatever the verb (before left39b: 1); no line, as "
+                  "reader's status, `set -o pipefail` sees 141 —, whatever the verb; no line, as "
                   "Unix tools say nothing there, unless a write was already done — `submit`, `dlq "
                   "import/replay/purge/cancel`, `scale set/clear`, `doctor --repair` — then one line says what, e.g. "
                   "`the ad WAS queued: id …; do not resend it`, as for a closed stdout"),
