@@ -80,8 +80,8 @@ BOUNDED: list[tuple[str, str]] = [
     ("top --record-max-mb 10001", "--record-max-mb must be 0.01 to 10,000, not 10,001"),
     ("scale set -1", "REPLICAS (the worker count) must be 0 to 10,000, not -1"),
     ("scale set 10001", "REPLICAS (the worker count) must be 0 to 10,000, not 10,001"),
-    ("scale set 1 --for 0", "--for must be 0 to 7d (0 excluded), not 0"),
-    ("scale set 1 --for 8d", "--for must be 0 to 7d (0 excluded), not 8d"),
+    ("scale set 1 --for 0", "--for must be more than 0 and at most 7d, not 0"),
+    ("scale set 1 --for 8d", "--for must be more than 0 and at most 7d, not 8d"),
 ]
 
 
