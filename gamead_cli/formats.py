@@ -170,9 +170,10 @@ def byte_size(n: int | float | None) -> str:
 def settings_shown(settings: Any, data: Any) -> Any:
     """``data`` (the plain dump of ``settings``, a pydantic settings tree: ``masked_dump``) with each setting in
     seconds written as a duration (:func:`gamead_core.durations.exact_duration`: ``ack_wait: 30s``, ``ttl: 5m00s``,
-    ``max_age: 14d``, ``socket_timeout: 250ms``), as ``gamead config show`` prints it for people; every other value
-    as it is (``-o json`` prints ``data`` itself: numbers). Each reads back as the value shown (a setting in seconds
-    takes a duration). Before (units46) ``ack_wait: 30.0``: 30 of what. Pure."""
+    ``max_age: 14d``, ``socket_timeout: 250ms``, ``nats_unhealthy_after: 1h02m05s``) and each in milliseconds
+    (``_ms``) a whole number when it is one (``write_linger_ms: 2``), as ``gamead config show`` prints it for
+    people; every other value as it is (``-o json`` prints ``data`` itself: numbers). Each reads back as the value
+    shown (a setting in seconds takes a duration). Before (units46) ``ack_wait: 30.0``: 30 of what. Pure."""
     from pydantic import BaseModel
 
     from gamead_core.config.section import in_seconds
@@ -180,10 +181,17 @@ def settings_shown(settings: Any, data: Any) -> Any:
     if isinstance(settings, BaseModel) and isinstance(data, dict):
         fields = type(settings).model_fields
         return {k: (exact_duration(v) if k in fields and in_seconds(fields[k]) and _seconds_number(v)
+                    else _whole(v) if k.endswith("_ms") and isinstance(v, float)
                     else settings_shown(getattr(settings, k, None), v)) for k, v in data.items()}
     if isinstance(settings, Mapping) and isinstance(data, dict):
         return {k: settings_shown(settings.get(k), v) for k, v in data.items()}
     return data
+
+
+def _whole(value: float) -> float | int:
+    """A setting in milliseconds (``_ms`` by its name) as the ones that are ints print: ``write_linger_ms: 2``
+    beside ``head_cache_ms: 100`` (polish47: ``2.0``); ``0.5`` stays. Pure."""
+    return int(value) if value.is_integer() else value
 
 
 def _seconds_number(value: Any) -> bool:

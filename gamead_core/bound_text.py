@@ -93,18 +93,15 @@ class Range:
         return above and below
 
     def span(self) -> str:
-        """``1 to 500``, ``at least 1``, ``0 or 0.001 to 1,000,000``, ``0 to 7d (0 excluded)``. Pure."""
+        """``1 to 500``, ``at least 1``, ``0 or 0.001 to 1,000,000``; a bound left out is said in words, on both
+        sides when either is: ``more than 0 and at most 7d`` (not ``0 to 7d (0 excluded)``, polish47). Pure."""
         show = seconds_text if self.seconds else number_text
-        lo = None if self.low is None else show(self.low)
-        hi = None if self.high is None else show(self.high)
-        if lo is not None and hi is not None:
-            text = f"{lo} to {hi}"
-            shut = [b for b, is_open in ((lo, self.low_open), (hi, self.high_open)) if is_open]
-            text += f" ({' and '.join(shut)} excluded)" if shut else ""
-        elif lo is not None:
-            text = f"{'more than' if self.low_open else 'at least'} {lo}"
+        lo = None if self.low is None else f"{'more than' if self.low_open else 'at least'} {show(self.low)}"
+        hi = None if self.high is None else f"{'less than' if self.high_open else 'at most'} {show(self.high)}"
+        if lo is not None and hi is not None and not (self.low_open or self.high_open):
+            text = f"{show(self.low)} to {show(self.high)}"
         else:
-            text = f"{'less than' if self.high_open else 'at most'} {hi}"
+            text = " and ".join(part for part in (lo, hi) if part is not None)
         return f"0 or {text}" if self.or_zero else text
 
     def refusal(self, what: str, given: Any) -> str:

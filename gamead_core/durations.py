@@ -87,14 +87,38 @@ def format_duration(seconds: float, *, fine: bool = False) -> str:
 
 def exact_duration(seconds: float) -> str:
     """``seconds`` (≥ 0, finite) as :func:`format_duration` prints it (``fine``: ``250ms``, ``1.5s``, ``30s``,
-    ``5m00s``, ``14d``) when :func:`parse_duration` reads that back as exactly ``seconds``, else in seconds with
-    every digit it has (``12.5s``, ``0.05s``, ``0.0001s``): what ``gamead config show`` prints for a setting in
-    seconds, so a value copied from it into a config file is the value shown (units46: it printed ``ack_wait:
-    30.0``, no unit). Pure; raises ``ValueError`` as :func:`format_duration` does."""
+    ``5m00s``, ``14d``) when :func:`parse_duration` reads that back as exactly ``seconds``; else in every unit it
+    needs, from its largest down to its last non-zero one (``1h02m05s``, ``1d1h01m01s``, ``1m30.5s``, ``12.5s``);
+    else (a sum of units a float cannot hold exactly) in seconds with every digit it has (``0.0001s``): what
+    ``gamead config show`` prints for a setting in seconds, so a value copied from it into a config file is the
+    value shown (units46: it printed ``ack_wait: 30.0``, no unit; polish47: ``3725.0s``, ``90061.0s``). Pure;
+    raises ``ValueError`` as :func:`format_duration` does."""
     text = format_duration(seconds, fine=True) if seconds else format_duration(seconds)  # 0: 0.0s, not 0ms
     if parse_duration(text) == seconds:
         return text
-    return f"{Decimal(repr(float(seconds))):f}s"  # Decimal: every digit, never an exponent (1e-05s is unread)
+    digits = Decimal(repr(float(seconds)))  # every digit, never an exponent (1e-05s is unread)
+    composed = _in_units(digits)
+    return composed if parse_duration(composed) == seconds else f"{digits:f}s"
+
+
+def _in_units(seconds: Decimal) -> str:
+    """``seconds`` in days, hours, minutes and seconds, from the largest non-zero unit to the last non-zero one, as
+    :func:`format_duration` writes them (``1d4h``, ``2h10m``, ``3m05s``: two digits after a larger unit but for
+    hours). Pure."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    amounts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    first = next((i for i, (n, _) in enumerate(amounts) if n), 3)
+    last = max((i for i, (n, _) in enumerate(amounts) if n), default=3)
+    parts = []
+    for i in range(first, last + 1):
+        n, unit = amounts[i]
+        text = f"{n.normalize():f}" if unit == "s" else f"{int(n)}"
+        if i > first and unit in ("m", "s"):
+            text = text.zfill(len(text) - len(text.split(".")[0]) + 2)  # 05 and 05.25: the whole part, 2 digits
+        parts.append(text + unit)
+    return "".join(parts)
 
 
 def is_duration(text: str | None) -> bool:

@@ -65,3 +65,13 @@ def check_window(since: datetime | None, until: datetime | None) -> None:
     if since is not None and until is not None and since >= until:
         raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()}): the window "
                          "[since, until) is empty; swap them, or drop one")
+
+
+def clock_utc(epoch: float, now: float) -> str:
+    """Epoch seconds as gamead's human output says a time beside others of the day: ``16:04:55 UTC``, with its date
+    (``2026-12-06 16:04:55 UTC``) when it is not ``now``'s UTC day. Pure. regress44 F5: a reason said ``until
+    2026-12-05T16:04:55.442Z`` where the verb said ``until 16:04:55 UTC``; polish47: the lapse of the autoscaler's
+    lease (``scale status``) and the doctor's lease times said ISO stamps too (JSON fields stay ISO)."""
+    when, today = datetime.fromtimestamp(epoch, timezone.utc), datetime.fromtimestamp(now, timezone.utc).date()
+    day = "" if when.date() == today else f"{when.date().isoformat()} "
+    return f"{day}{when:%H:%M:%S} UTC"

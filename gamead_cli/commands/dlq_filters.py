@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gamead_cli.bounds import OutOfRange
 from gamead_cli.options import ad_id_arg, duration_seconds, job_id_arg
 from gamead_core.api.body_caps import MAX_IDS
+from gamead_core.bound_text import Range
+from gamead_core.config.section import YEARS_10
 from gamead_core.durations import FORMS
 from gamead_core.errors import GameadError
+
+#: an age ``--since``/``--until`` may say: no DLQ entry or audit record is older than its stream's ``max_age``, at
+#: most ten years (``dlq.max_age``, ``audit.max_age``: :data:`gamead_core.config.section.YEARS_10`)
+AGE_RANGE = Range(0, YEARS_10, seconds=True)
 
 if TYPE_CHECKING:
     from gamead_cli.client import ApiClient
@@ -42,7 +49,11 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
 
 
 def when_option(value: str | None, flag: str, *, now: datetime | None = None) -> str | None:
-    """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2)."""
+    """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2), and so
+    is an age past :data:`AGE_RANGE` (``--until must be 0 to 3650d, not 99999d``: polish47, it was taken as
+    ``dead before 1753-02-20 …``)."""
+    if value is not None and (ago := age_seconds(value)) is not None and not AGE_RANGE.holds(ago):
+        raise OutOfRange(AGE_RANGE, value, param_hint=flag)
     try:
         return parse_when(value, now=now)
     except GameadError as exc:

@@ -54,7 +54,7 @@ def parse_duration(value: str) -> float:
     ``1d4h``, ``90`` seconds…) → seconds. Pure.
 
     Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else (naming the forms read), and
-    :class:`~gamead_cli.bounds.OutOfRange` outside (0, 7d]: ``--for must be 0 to 7d (0 excluded), not 8d``.
+    :class:`~gamead_cli.bounds.OutOfRange` outside (0, 7d]: ``--for must be more than 0 and at most 7d, not 8d``.
     """
     from gamead_core.durations import parse_duration as read
 

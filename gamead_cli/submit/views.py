@@ -28,6 +28,7 @@ from gamead_cli.record_views import status_text
 from gamead_cli.stops import stopped_by
 from gamead_cli.submit.batches import LOST_WORDS
 from gamead_cli.submit.outage import STORE_CODES
+from gamead_core.rate_text import rate_figure
 
 
 def progress_bar() -> Progress:
@@ -113,12 +114,12 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("batch size",
                      f"{count_text(summary['batchSize'])} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", took(summary.get("elapsedSeconds", 0.0)))  # 50ms, 2.0s, 2m05s: every duration printed
-    rate = f"{summary.get('ratePerSecond', 0.0):,.1f} ads/s sent"  # 7,449.4 (regress45: 7449.4, target 1e+06)
+    rate = f"{rate_figure(summary.get('ratePerSecond', 0.0))} ads/s sent"  # 7,449.4 (regress45: 7449.4), 0.50
     if summary.get("targetRate"):
         rate += f" (target {summary['targetRate']:,.10g})"  # as given: 1,000,000, 0.001
     taken = summary.get("acceptedPerSecond")  # newly queued only, duplicates not
     if taken is not None and summary.get("accepted", 0) + summary.get("duplicates", 0) != summary.get("sent", 0):
-        rate += f", {taken:,.1f} ads/s accepted"  # not all taken: the sent rate alone would read as throughput
+        rate += f", {rate_figure(taken)} ads/s accepted"  # not all taken: the sent rate alone reads as throughput
     grid.add_row("rate", rate)
     if summary.get("itemsOmitted"):
         listed = summary.get("sent", 0) - summary["itemsOmitted"]  # gamead_cli.submit.sending.ITEMS_KEPT

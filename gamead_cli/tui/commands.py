@@ -71,14 +71,15 @@ def duration(text: str) -> int:
     """``90`` / ``90s`` → 90, ``10m`` → 600, ``2h30m`` → 9000: read by
     :func:`gamead_core.durations.parse_duration`, as ``gamead scale set --for`` reads it, to whole seconds (1 …
     :data:`MAX_SCALE_SECONDS`)."""
+    from gamead_core.bound_text import Range
     from gamead_core.durations import parse_duration
 
     try:
         seconds = round(parse_duration(text))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    if not 1 <= seconds <= MAX_SCALE_SECONDS:
-        raise CommandError(f"a hold lasts 1s to {MAX_SCALE_SECONDS // 3600}h, not {text!r}")
+    if not 1 <= seconds <= MAX_SCALE_SECONDS:  # the one sentence of a number out of range, as the CLI's (polish47)
+        raise CommandError(Range(1, MAX_SCALE_SECONDS, seconds=True).refusal("a hold", text))
     return seconds
 
 

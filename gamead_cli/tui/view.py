@@ -109,6 +109,23 @@ class Legend:
         return self.text(width)
 
 
+class HeaderLine:
+    """``gamead top --once``'s first line as the live dashboard's header is at the width it is drawn at
+    (:func:`summary_text`: compact under 100 cells, whole fields dropped to fit), so a terminal never wraps it
+    mid-field (polish47: at 80 columns ``NATS`` ended the first line, ``gamead_embedded v2.15.1`` began the next);
+    to a pipe (:meth:`prose`) every field, on one line."""
+
+    def __init__(self, stats: Mapping[str, Any] | None, api_url: str, nodes: Any) -> None:
+        self.stats, self.api_url, self.nodes = stats, api_url, nodes
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        width = options.max_width
+        yield summary_text(self.stats, self.api_url, nodes=self.nodes, compact=width < 100, width=width)
+
+    def prose(self, _width: int) -> Text:
+        return summary_text(self.stats, self.api_url, nodes=self.nodes)
+
+
 def shown_snapshot(snap: Snapshot) -> Snapshot:
     """``snap`` with every text escaped where it would not show as itself (:func:`gamead_core.safe_text.shown_tree`):
     what ``gamead top --once`` renders (its ``-o json`` keeps the texts as the API sent them)."""
@@ -120,7 +137,7 @@ def shown_snapshot(snap: Snapshot) -> Snapshot:
 def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
     snap = shown_snapshot(snap)
     stats = snap.stats
-    parts: list[RenderableType] = [summary_text(stats, api_url, nodes=snap.nodes)]
+    parts: list[RenderableType] = [HeaderLine(stats, api_url, snap.nodes)]
     back = span(history_span(stats))
 
     levels = level_rows(stats)

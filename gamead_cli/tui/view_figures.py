@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from gamead_core.durations import format_duration
+from gamead_core.rate_text import rate_figure
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
@@ -39,12 +40,14 @@ def rate(per_sec: float | None) -> str:
 
 
 def per_second(per_sec: float | None) -> str:
-    """The figure of a rate per second, without its unit: ``12.3``, ``1.2k``, ``999.9T`` (at most 6 cells; 999.96
-    is ``999.9``, never ``1,000.0``); ``-`` for None. Pure."""
+    """The figure of a rate per second, without its unit: ``12.3``, ``0.10``, ``1.2k``, ``999.9T`` (at most 6
+    cells; 999.96 is ``999.9``, never ``1,000.0``; under a thousandth ``<0.001``); ``-`` for None. Under 1,000 as
+    ``gamead scale status`` writes it (:func:`gamead_core.rate_text.rate_figure`: ``0.10``, ``0.022``; polish47:
+    ``0.1`` beside its ``0.100``). Pure."""
     if per_sec is None:
         return "-"
     if per_sec < 1000:
-        return f"{min(per_sec, 999.9):,.1f}"
+        return "<0.001" if 0 < per_sec < 0.001 else rate_figure(min(per_sec, 999.9))
     return _stepped(per_sec, decimals=True)
 
 

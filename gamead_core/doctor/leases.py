@@ -44,12 +44,12 @@ from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Finding, ReadStats
 from gamead_core.doctor.verdict import add
 from gamead_core.errors import GameadError
-from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
 from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one rule's (stuck_why)
     AUTOSCALER_LEASE, CLOCK_SLACK, TRUST_TTLS, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
 from gamead_core.store.cas import StillBusy, retry_busy
+from gamead_core.times import clock_utc
 from gamead_core.worker.reaper import reaper_lease_ttl
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
     if kind is None:
         return None
     waits = WAITS.get(key, "the nodes that follow it wait")
-    until = f"until {utc_iso(lease.expires_at, 'seconds')}"
+    until = f"until {clock_utc(lease.expires_at, now)}"
     if kind == "clock_ahead":
         why = (f"its renewedAt lies {lease.renewed_at - now:.0f} s ahead: its holder's clock is ahead or it was "
                "written by hand")
@@ -111,10 +111,10 @@ async def _sleep(seconds: float, _what: str) -> None:
     await asyncio.sleep(seconds)
 
 
-def waiting_text(key: str, lease: Lease, window: float, release_at: float) -> str:
-    """What the repair of a stuck lease waits for, and until when (``release_at``: epoch seconds), as its job's
-    ``waiting`` says it (fix33a: a silent wait of 50-150 s at default settings). Pure."""
-    return (f"the {key} lease held by {lease.holder or '-'}: released at {utc_iso(release_at, 'seconds')} if it is "
+def waiting_text(key: str, lease: Lease, window: float, release_at: float, now: float) -> str:
+    """What the repair of a stuck lease waits for, and until when (``release_at``, ``now``: epoch seconds), as its
+    job's ``waiting`` says it (fix33a: a silent wait of 50-150 s at default settings). Pure."""
+    return (f"the {key} lease held by {lease.holder or '-'}: released at {clock_utc(release_at, now)} if it is "
             f"still unchanged then — {window:.0f} s unchanged (its TTL, at most {TRUST_TTLS:g} of this node's) proves "
             "no live holder renews it; a renewal meanwhile leaves it (healed)")
 
@@ -151,7 +151,7 @@ async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str
             window = release_window(key, lease, settings)
             if (left := since + window - time.monotonic()) < 0:
                 break
-            await wait(min(left + 0.05, window / 6), waiting_text(key, lease, window, first_seen + window))
+            await wait(min(left + 0.05, window / 6), waiting_text(key, lease, window, first_seen + window, clock.now()))
         now = clock.now()
         try:
             released = replace(lease, holder="", renewed_at=now, expires_at=now).to_json()

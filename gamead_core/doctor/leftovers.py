@@ -23,9 +23,9 @@ from gamead_core.errors import GameadError, NotFound
 from gamead_core.ids import is_job_id
 from gamead_core.jobs.policy import lease_expired, lease_key, stuck_text
 from gamead_core.jobs.store import JobStore
-from gamead_core.models import utc_iso
 from gamead_core.queue.partitions import partition_of
 from gamead_core.store.ads import AdStore
+from gamead_core.times import clock_utc
 from gamead_core.worker.mover import stranded, stranded_count
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: flo
         if lease_expired(job, now - grace):
             add(finding, job.id,
                 f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
-                f"{utc_iso(job.lease_until, 'seconds')}")
+                f"{clock_utc(job.lease_until, now)}")
             actions.append(["job_lease_expired", job.id, None])
         elif lease_key(job) == tuple(first) and (why := stuck_text(job, now, grace, registered)) is not None:
             add(finding, job.id, f"{why}. Fix: gamead doctor --repair (takes it over)")

@@ -73,7 +73,6 @@ from gamead_core import clock as server_clock
 from gamead_core.clock import now as server_now
 from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage
-from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.stamp import sample_stamp
 from gamead_core.scaling.lease_rule import (
@@ -88,6 +87,7 @@ from gamead_core.scaling.lease_rule import (
 )
 from gamead_core.shutdown import last_write
 from gamead_core.store.cas import create_key, retry_busy
+from gamead_core.times import clock_utc
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class LeaseKeeper:
         lapse = self.lapse
         if lapse is None or lapse[1] < since - self.ttl:
             return self.term, ""
-        return self.term, (f"leadership lapsed {utc_iso(lapse[0], 'seconds')} to {utc_iso(lapse[1], 'seconds')} "
+        return self.term, (f"leadership lapsed {clock_utc(lapse[0], since)} to {clock_utc(lapse[1], since)} "
                            f"({lapse[1] - lapse[0]:.0f} s without renewing the lease: this process was paused or "
                            "cut off from NATS); leading again")
 

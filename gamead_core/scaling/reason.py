@@ -7,25 +7,16 @@ worker (measured) needs 8 workers`` — :func:`demand_text` builds it from figur
 
 from __future__ import annotations
 
-import math
 import re
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
+from gamead_core.rate_text import rate_figure
 from gamead_core.rate_window import window_words
 
 #: How the reason line names the rule behind a per-worker rate (gamead_core.stats.rates.per_worker_capacity).
 BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (latency-bound)",
                "mixed": " (CPU- and latency-bound workers)"}
-
-
-def rate_figure(per_sec: float) -> str:
-    """A rate (ads/s) for a reason line or ``scale status`` (pure): ``40.0``, ``1,500.0`` at 1 and above (and 0),
-    below 1 to 2 significant digits (``0.022``, ``0.50``): one decimal printed a 45 s analysis's 0.022 ads/s per
-    worker as ``0.0``, beside ``needs 3`` that it could not explain (attack31c F5)."""
-    if per_sec >= 1 or per_sec <= 0 or not math.isfinite(per_sec):
-        return f"{per_sec:,.1f}"
-    return f"{per_sec:.{1 - math.floor(math.log10(per_sec))}f}"
 
 
 def count_of(n: int, noun: str) -> str:

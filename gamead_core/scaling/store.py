@@ -32,6 +32,7 @@ from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 from gamead_core.scaling.reason import action_words, count_of, reason_kind
 from gamead_core.scaling.unusable import said_unusable, usable_time
 from gamead_core.store.cas import retry_busy
+from gamead_core.times import clock_utc
 
 STATE_KEY = "state"
 OVERRIDE_KEY = "override"
@@ -113,15 +114,6 @@ def clamp_override(replicas: int, min_replicas: int, max_replicas: int) -> tuple
 
 
 # --- decisions ----------------------------------------------------------------------------------------
-
-
-def clock_utc(epoch: float, now: float) -> str:
-    """Epoch seconds as a reason line says a time, as ``gamead scale set`` does: ``16:04:55 UTC``, with its date
-    (``2026-12-06 16:04:55 UTC``) when it is not ``now``'s UTC day (an override lasts up to 7 days). Pure.
-    regress44 F5: the reason said ``until 2026-12-05T16:04:55.442Z`` where the verb said ``until 16:04:55 UTC``."""
-    text = utc_iso(epoch, "seconds")  # 2026-12-05T16:04:55Z
-    day = "" if text[:10] == utc_iso(now, "seconds")[:10] else f"{text[:10]} "
-    return f"{day}{text[11:19]} UTC"
 
 
 def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int, *,

@@ -80,8 +80,13 @@ BOUNDED: list[tuple[str, str]] = [
     ("top --record-max-mb 10001", "--record-max-mb must be 0.01 to 10,000, not 10,001"),
     ("scale set -1", "REPLICAS (the worker count) must be 0 to 10,000, not -1"),
     ("scale set 10001", "REPLICAS (the worker count) must be 0 to 10,000, not 10,001"),
-    ("scale set 1 --for 0", "--for must be 0 to 7d (0 excluded), not 0"),
-    ("scale set 1 --for 8d", "--for must be 0 to 7d (0 excluded), not 8d"),
+    ("scale set 1 --for 0", "--for must be more than 0 and at most 7d, not 0"),
+    ("scale set 1 --for 8d", "--for must be more than 0 and at most 7d, not 8d"),
+    # an age: no DLQ entry or audit record is older than 10 years (polish47: "dead before 1753-02-20 …" was taken)
+    ("dlq purge --until 99999d --dry-run", "--until must be 0 to 3650d, not 99999d"),
+    ("dlq list --since 3651d", "--since must be 0 to 3650d, not 3651d"),
+    ("dlq replay --since 11y", "--since must be 0 to 3650d, not 11y"),
+    ("audit --until 3651d", "--until must be 0 to 3650d, not 3651d"),
 ]
 
 

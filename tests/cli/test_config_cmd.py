@@ -50,9 +50,11 @@ def test_show_json_is_valid_json(runner: CliRunner) -> None:
 def test_show_yaml_and_json_agree(runner: CliRunner, tmp_path: Path) -> None:
     """The YAML says each setting in seconds as a duration (units46), which reads back as the number ``-o json``
     gives: the YAML shown, given as the config file, shows the same JSON."""
-    result = runner.invoke(app, ["config", "show"], env={"GAMEAD_REDIS__SOCKET_TIMEOUT": "0.3"})
+    env = {"GAMEAD_REDIS__SOCKET_TIMEOUT": "0.3", "GAMEAD_API__NATS_UNHEALTHY_AFTER": "3725",
+           "GAMEAD_DLQ__MAX_AGE": "90061.25", "GAMEAD_WORKER__DRAIN_TIMEOUT": "90.5", "GAMEAD_WORKER__LINGER_MS": "0.5"}
+    result = runner.invoke(app, ["config", "show"], env=env)
     shown = yaml.safe_load(result.stdout)
-    json_data = show(runner, env={"GAMEAD_REDIS__SOCKET_TIMEOUT": "0.3"})
+    json_data = show(runner, env=env)
     assert shown.keys() == json_data.keys() and shown["worker"]["concurrency"] == json_data["worker"]["concurrency"]
     (tmp_path / "shown.yaml").write_text(result.stdout, encoding="utf-8")
     assert _floats(show(runner, "--config", str(tmp_path / "shown.yaml"))) == _floats(json_data)
@@ -78,6 +80,12 @@ def test_show_says_durations_with_their_unit_and_json_keeps_numbers(runner: CliR
     assert (data["redis"]["socket_timeout"], data["worker"]["drain_timeout"]) == ("250ms", "12.5s")
     assert (data["autoscaler"]["target_drain_seconds"], data["nats"]["give_up_after"]) == ("30s", "0.0s")
     assert data["autoscaler"]["max_age_seconds"] is None  # unset stays unset
+    # polish47: a duration not round was bare seconds (3725.0s, 90061.0s) and one in ms by its name 2.0
+    odd = {"GAMEAD_API__NATS_UNHEALTHY_AFTER": "3725", "GAMEAD_DLQ__MAX_AGE": "90061"}
+    text = runner.invoke(app, ["config", "show"], env=odd).stdout
+    other = yaml.safe_load(text)
+    assert (other["api"]["nats_unhealthy_after"], other["dlq"]["max_age"]) == ("1h02m05s", "1d1h01m01s")
+    assert {"  write_linger_ms: 2", "  linger_ms: 5", "  head_cache_ms: 200"} <= set(text.splitlines())
     assert (data["worker"]["concurrency"], data["api"]["max_body_bytes"], data["api"]["port"]) == (4, 65536, 8080)
     numbers = show(runner, env=env)
     assert (numbers["queue"]["ack_wait"], numbers["worker"]["drain_timeout"], numbers["dlq"]["max_age"]) == \

@@ -163,12 +163,12 @@ def test_top_once_and_workers_say_what_each_figure_is(url: str) -> None:
     abbreviated columns are told under their tables, rates count ads per second, the time is in UTC."""
     shown: list[str] = []  # the rates line comes with the API's first stats sample (a fresh API: a second)
     wait_for(lambda: shown.append(" ".join(_ANSI.sub("", gamead(url, "top", "--once").stdout).split())) or
-             re.search(r"queued \d+\.\d ads/s", shown[-1]) is not None, timeout=30,
+             re.search(r"queued \d+\.\d+ ads/s", shown[-1]) is not None, timeout=30,
              what="top --once to show the API's first rates (two stats samples: a fresh API's first seconds show -)")
     top = shown[-1]
     assert re.search(r"PENDING, LAST \d+ (s|min) ", top), top
     assert "ACK-P: ack pending" in top and "MAX WAIT: the level's promised wait" in top
-    assert re.search(r"queued \d+\.\d ads/s", top) and re.search(r"at \d\d:\d\d:\d\d UTC", top)
+    assert re.search(r"queued \d+\.\d+ ads/s", top) and re.search(r"at \d\d:\d\d:\d\d UTC", top)
     assert "PROC P95: analysis time, last minute" in top
     workers = text(gamead(url, "workers"))
     assert "IN-FL: slots busy / slots" in workers and "HEARTBEAT: age of its last heartbeat" in workers

@@ -62,7 +62,8 @@ def test_the_repair_of_a_stuck_lease_says_what_it_waits_for_and_until_when(
     assert done.returncode == 0, (done.returncode, done.stdout, said)
     # before: nothing between the confirmation and the job's end, however long the wait
     waiting = re.search(r"• waiting: the reaper lease held by worker-deadnode-999: released at "
-                        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) if it is still unchanged then — (\d+) s unchanged \(its TTL, "
+                        r"((?:\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d UTC) if it is still unchanged then — (\d+) s "
+                        r"unchanged \(its TTL, "
                         r"at most 10 of this node's\) proves no live holder renews it; a renewal meanwhile leaves it "
                         r"\(healed\)", said)
     assert waiting is not None and int(waiting[2]) == 10, said

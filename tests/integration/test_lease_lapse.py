@@ -46,7 +46,7 @@ def test_a_lapsed_lease_taken_again_starts_a_new_term(fresh_nats: Callable[[], E
             lease = Lease.from_json(stored.value)
             assert lease is not None and lease.acquired_at == 1035.0
             term, note = keeper.new_term(1035.0)  # what the autoscaler's next decision names
-            assert term == 2 and note.startswith("leadership lapsed 1970-01-01T00:17:00Z to 1970-01-01T00:17:15Z "
+            assert term == 2 and note.startswith("leadership lapsed 00:17:00 UTC to 00:17:15 UTC "  # polish47: were ISO
                                                  "(15 s without renewing the lease"), note
             doc = status_document(None, lease, None, now=1036.0, settings=AutoscalerSettings(), node_id="up-1")
             assert doc["leader"]["since"].startswith("1970-01-01T00:17:15"), doc["leader"]

@@ -32,9 +32,12 @@ def test_every_example_of_the_help_parses(line: str, expected: Command) -> None:
     (":level 7", "level N, N from 1 to 5"),
     (":level two", "level N"),
     (":scale 4", "scale N for 10m"),
-    (":scale 4 for 3d", "a hold lasts 1s to 24h"),  # read (days are a unit, as for scale set --for), then bounded
+    # read (days are a unit, as for scale set --for), then bounded: the one sentence (polish47: "a hold lasts 1s to
+    # 24h, not '3d'")
+    (":scale 4 for 3d", r"^a hold must be 1s to 1d, not 3d$"),
     (":scale 4 for soon", "cannot read duration 'soon'"),
-    (":scale 4 for 30h", "a hold lasts 1s to 24h"),
+    (":scale 4 for 30h", r"^a hold must be 1s to 1d, not 30h$"),
+    (":scale 4 for 0.4s", r"^a hold must be 1s to 1d, not 0.4s$"),
     (":replay Timeout", "replay class=ErrorClass"),
     (":replay class=a.b>c", "not an error class"),  # never a NATS wildcard or a subject token
     (":dlq now", "takes no arguments"),

@@ -79,7 +79,7 @@ def test_top_once_shows_every_queue_and_node_label_whole(recorded: dict[str, Any
     for label, meaning in (("ACK-P", "ack pending"), ("REDEL", "redelivered"), ("MAX WAIT", "promised wait"),
                            ("WAIT P95", "queue wait over the last minute")):
         assert f"{label}: " in flat and meaning in flat, label  # each abbreviated figure is told below the table
-    assert re.search(r"queued +\d+\.\d ads/s", text) and re.search(r"ack pending +\d+ ads", text)
+    assert re.search(r"queued +\d+\.\d+ ads/s", text) and re.search(r"ack pending +\d+ ads", text)
     assert re.search(r"at \d\d:\d\d:\d\d UTC", flat)
     assert "LAST ERROR" in nodes and "MESSAGE" in dead and "OUTCOME" in audit  # worker-a has an error
     if width == 120:

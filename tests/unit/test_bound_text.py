@@ -20,8 +20,10 @@ from tests.support import drop_gamead_env
     (Range(1), "0", "x must be at least 1, not 0"),
     (Range(None, 5), 6, "x must be at most 5, not 6"),
     (Range(0.001, 1e6, or_zero=True), 1e9, "x must be 0 or 0.001 to 1,000,000, not 1,000,000,000"),
-    (Range(0, 1, high_open=True), 1.0, "x must be 0 to 1 (1 excluded), not 1"),
-    (Range(0, 7 * 86400, low_open=True, seconds=True), "8d", "x must be 0 to 7d (0 excluded), not 8d"),
+    (Range(0, 1, high_open=True), 1.0, "x must be at least 0 and less than 1, not 1"),
+    (Range(0, 7 * 86400, low_open=True, seconds=True), "8d", "x must be more than 0 and at most 7d, not 8d"),
+    (Range(0, 1, low_open=True, high_open=True), 0, "x must be more than 0 and less than 1, not 0"),
+    (Range(1, 9, low_open=True, or_zero=True), 1, "x must be 0 or more than 1 and at most 9, not 1"),
     (Range(0.2, 60, seconds=True), "0", "x must be 0.2s to 1m, not 0"),
     (Range(0.001, 3600, seconds=True), 7200.0, "x must be 1ms to 1h, not 2h"),  # a setting's "2h", read already
     (Range(0.001, 3600, seconds=True), 1e300, "x must be 1ms to 1h, not 1e+300s"),
@@ -54,6 +56,11 @@ def test_numbers_and_texts() -> None:
     ("GAMEAD_AUTOSCALER__MAX_AGE_SECONDS", "-1", "autoscaler.max_age_seconds (GAMEAD_AUTOSCALER__MAX_AGE_SECONDS=-1) "
                                                  "must be 1ms to 7d, not -1"),
     ("GAMEAD_QUEUE__ACK_WAIT", "0.5", "queue.ack_wait (GAMEAD_QUEUE__ACK_WAIT=0.5) must be 1s to 1d, not 0.5"),
+    # a bound left out (gt/lt) is said in words, both sides alike (polish47: "0 to 7d (0 excluded)" read oddly)
+    ("GAMEAD_RATELIMIT__RATE", "0", "ratelimit.rate (GAMEAD_RATELIMIT__RATE=0) must be more than 0 and at most "
+                                    "1,000,000,000, not 0"),
+    ("GAMEAD_AUTOSCALER__TOLERANCE", "1", "autoscaler.tolerance (GAMEAD_AUTOSCALER__TOLERANCE=1) must be at least 0 "
+                                          "and less than 1, not 1"),
     # a dict of sections: its key skipped to find the field
     ("GAMEAD_RATELIMIT__ROLES__OPERATOR__BURST", "0", "ratelimit.roles.operator.burst "
                                                       "(GAMEAD_RATELIMIT__ROLES__OPERATOR__BURST) must be 1 to "

@@ -150,7 +150,9 @@ def test_a_setting_shown_as_a_duration_reads_back_as_itself() -> None:
     duration (``30s``, ``5m00s``, ``14d``, ``250ms``) when it reads back exactly, else every digit (``12.5s``,
     ``0.0001s``: never an exponent, which no duration reading takes)."""
     shown = {30.0: "30s", 300.0: "5m00s", 14 * 86400: "14d", 0.25: "250ms", 12.5: "12.5s", 1e-4: "0.0001s",
-             0.0: "0.0s", 1.5: "1.5s", 60.0: "1m00s"}
+             0.0: "0.0s", 1.5: "1.5s", 60.0: "1m00s",
+             # polish47: were 3725.0s, 90061.0s, 90.5s, 86405.0s (bare seconds beside 1m00s and 30d)
+             3725.0: "1h02m05s", 90061.0: "1d1h01m01s", 90.5: "1m30.5s", 86405.0: "1d0h00m05s", 60.25: "1m00.25s"}
     assert {s: exact_duration(s) for s in shown} == shown
     v = 0.001
     while v < 3650 * 86400:

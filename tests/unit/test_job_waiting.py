@@ -8,7 +8,7 @@ from rich.console import Console
 from gamead_cli.commands.dlq_jobs import _phase_text
 from gamead_cli.commands.dlq_views import job_view
 
-WAITING = ("the reaper lease held by worker-deadnode-999: released at 2026-12-04T02:45:10Z if it is still unchanged "
+WAITING = ("the reaper lease held by worker-deadnode-999: released at 02:45:10 UTC if it is still unchanged "
            "then — 50 s unchanged (its TTL, at most 10 of this node's) proves no live holder renews it; a renewal "
            "meanwhile leaves it (healed)")
 JOB = {"id": "01m8n9x54xpmz6r2js5aqya767", "kind": "repair", "state": "running", "phase": "acting",

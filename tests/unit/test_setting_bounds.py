@@ -94,7 +94,7 @@ def test_a_value_past_the_bound_is_one_config_error_naming_the_setting(
     # "(GAMEAD_…=value)", or the variable alone under a dict's key; then the range it must be in (range46: the one
     # sentence of a number out of range, before pydantic's "Input should be less than or equal to …")
     assert f"{'.'.join(path)} ({variable}" in message, message
-    assert re.search(r"\) must be (.+ to|at most) .+, not ", message), message
+    assert re.search(r"\) must be (.+ to|(.+ and )?(at most|less than)) .+, not ", message), message  # polish47
 
 
 @pytest.mark.parametrize(("variable", "value", "named"), [
