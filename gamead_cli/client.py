@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -24,12 +23,12 @@ import httpx
 
 from gamead_cli import answer_shapes, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
-from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json,
-                                late, read_whole, redirected, stream_pieces)
-from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
+from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json, late, read_whole,
+                                redirected)
+from gamead_cli.api_errors import (changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
                                    lost_kind, no_answer, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
-from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
+from gamead_cli.streaming import StreamCalls
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
 
 
-class ApiClient(AdCalls):
+class ApiClient(AdCalls, StreamCalls):
     """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
 
     Thread-safe: ``submit --count`` shares one instance between its sender threads."""
@@ -296,54 +295,3 @@ class ApiClient(AdCalls):
             ) from exc
         return answer_shapes.check(self.api_url, method, path, body, reads=reads,
                                    dry=isinstance(sent, dict) and sent.get("dryRun") is True)
-
-    def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
-        """Send one request asking for newline-delimited JSON and yield each line as it arrives.
-
-        Opening the stream follows :meth:`send`'s rule for a connection error (a ``GET`` is safe to send again):
-        a connection refused once the API had answered or been connected to, or one reset or closed before the
-        answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it); once the answer
-        began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
-        longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
-        (say ``--api`` points at something else) raises :class:`ApiClientError`."""
-        say_source()  # as send's
-        headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
-        deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
-        while True:
-            attempt += 1
-            unsent, sent, waited = Unsent(self._opened), clock.local(), ANSWER_TIMEOUTS * self.timeout
-            head_by = time.monotonic() + waited  # the answer's head, and an error's body (client37); the lines: not
-            try:
-                with answer_deadline(head_by):
-                    request = self._http.build_request(method, path, headers=headers, timeout=None, **kw,
-                                                       extensions={"trace": unsent})
-                    response = self._http.send(request, stream=True)
-                with contextlib.closing(response):
-                    begun = self._reached = True
-                    service_clock.note(response.headers.get("date"), sent, clock.local())
-                    if response.is_redirect or 300 <= response.status_code < 400:
-                        raise redirected(response, self.api_url, f"{method} {path}", True)
-                    if response.is_error:  # read as any answer is: bounded (attack36 F3)
-                        with answer_deadline(time.monotonic() + waited):
-                            read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
-                                       limit=self.max_answer_bytes, deadline=time.monotonic() + waited, waited=waited)
-                        error = error_from_response(response)
-                        if response.status_code in (404, 405) and not self._is_gamead_api():
-                            raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
-                                                 f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
-                        raise error
-                    yield from ndjson_lines(stream_pieces(response, url=self.api_url, what=f"{method} {path}",
-                                                          most=MAX_STREAM_LINE_BYTES), f"{method} {path}")
-                return
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                if not begun and isinstance(exc, httpx.TimeoutException) and time.monotonic() >= head_by:
-                    raise late(self.api_url, f"{method} {path}", True, waited, head=True, sent_whole=True) from exc
-                if not begun and self._wait_to_retry(attempt, deadline, retry.may_retry(
-                        method, headers, sent=not connect) and (self._reached or self._connected if connect
-                                                               else self._reached or lost_kind(exc) is not None)):
-                    continue
-                if isinstance(exc, httpx.RemoteProtocolError):
-                    raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
-                                         f"{HINT}") from exc
-                raise unreachable(self.api_url, exc, self.timeout) from exc
