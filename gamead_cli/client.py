@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from gamead_cli import answer_shapes, retry, service_clock
+from gamead_cli import answer_shapes, pacing, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
 from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json, late, read_whole,
                                 redirected)
@@ -65,6 +65,7 @@ class ApiClient(AdCalls, StreamCalls):
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
+        self._through = 0.0  #: monotonic time of the last answer but a 429 (a request the rate limiter let through)
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
         #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
         #: wait to retry it), ``answered()`` at each answer, ``left()``: seconds to its stop, which the retries wait for
@@ -107,7 +108,8 @@ class ApiClient(AdCalls, StreamCalls):
              **kw: Any) -> httpx.Response:
         """Send one request; return the successful response or raise the matching gamead error.
 
-        A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
+        A 429, a 503 or a connection error is sent again within ``retry_for`` seconds (a 429: of this client's last
+        request the rate limiter let through, when later: :mod:`gamead_cli.pacing`) when that cannot do
         anything twice (:mod:`gamead_cli.retry`: GET and other idempotent methods, a POST with an
         ``Idempotency-Key``; any request refused by the rate limiter or never connected; with
         ``whole_503_took_nothing``, a route whose own 503 means it stored nothing, when the 503 carries gamead's
@@ -125,7 +127,8 @@ class ApiClient(AdCalls, StreamCalls):
         (:data:`ANSWER_TIMEOUTS` × its timeout; ``own``: the name of a verb's own wait, then that wait +
         ``client.timeout``), else :class:`NoAnswer` (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
         say_source()  # the URL is the built-in default: said once, before the first request (whichapi43)
-        deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until - retry.LEAST_TRY)
+        begun = time.monotonic()
+        deadline = pacing.retries_end(0, begun, 0.0, self.retry_for, until)  # a lost connection's (an answer's: below)
         headers, attempt, earlier = kw.get("headers"), 0, None  # earlier: the last connection error seen
         while True:
             attempt += 1
@@ -178,18 +181,16 @@ class ApiClient(AdCalls, StreamCalls):
             except httpx.HTTPError as exc:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
-            service_clock.note(response.headers.get("date"), sent, clock.local())  # the service's time
+            status = self._answered(response, sent)
             if self.watch is not None:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
-            status = response.status_code
             took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
             if took_nothing and self.watch is not None:  # a store refusal begins a store outage now (outage38)
                 self.watch.refused_whole(error_from_response(response))
             busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
-            if (status in retry.RETRY_STATUSES or busy) and self._wait_to_retry(
-                    attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,
-                                                       keyed=keyed, in_process=busy),
-                    retry.retry_after_seconds(response.headers.get("Retry-After"), service_clock.now())):
+            if (status in retry.RETRY_STATUSES or busy) and self._again_after(
+                    response, attempt, begun, until, retry.may_retry(
+                        method, headers, status=status, took_nothing=took_nothing, keyed=keyed, in_process=busy)):
                 continue
             break
         if response.is_redirect or 300 <= response.status_code < 400:  # never followed: the token would go too
@@ -234,6 +235,25 @@ class ApiClient(AdCalls, StreamCalls):
         """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
         with self._lock:
             self.retried += 1
+
+    def _answered(self, response: httpx.Response, sent: float) -> int:
+        """An answer came (``sent``: this machine's clock when its request went): its ``Date`` noted (the service's
+        time), and any but a 429 noted as a request the rate limiter let through (:func:`gamead_cli.pacing.
+        retries_end`). Returns its status."""
+        service_clock.note(response.headers.get("date"), sent, clock.local())
+        if response.status_code != 429:
+            self._through = time.monotonic()
+        return response.status_code
+
+    def _again_after(self, response: httpx.Response, attempt: int, begun: float, until: float | None,
+                     allowed: bool) -> bool:
+        """Wait to send again a request begun at ``begun`` (monotonic) and answered ``response`` (a 429, a 503, a
+        409 in process; read whole) and answer True, or answer False: not ``allowed``, or its retries' end come
+        (:mod:`gamead_cli.pacing`: a 429's is ``client.retry_for`` after this client's last request let through)."""
+        status = response.status_code
+        wait = pacing.answer_wait(status, response.headers.get("Retry-After"), service_clock.now())
+        return self._wait_to_retry(attempt, pacing.retries_end(status, begun, self._through, self.retry_for, until),
+                                   allowed, wait)
 
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None, *,
                        held: float | None = None) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from gamead_cli import retry, service_clock
+from gamead_cli import retry
 from gamead_cli.answers import ANSWER_TIMEOUTS, late, read_whole, redirected, stream_pieces
 from gamead_cli.api_errors import HINT, error_from_response, lost_kind, say_source, unreachable
 from gamead_cli.deadline_http import answer_deadline
@@ -24,7 +24,8 @@ from gamead_core.errors import ApiUnreachable
 
 class StreamCalls:
     """Mixin of :class:`gamead_cli.client.ApiClient`: needs its connection (``_http``), what it knows of the API
-    (``_reached``, ``_connected``, ``_opened``, ``_is_gamead_api``) and its retry rule (``_wait_to_retry``)."""
+    (``_reached``, ``_connected``, ``_opened``, ``_is_gamead_api``, ``_answered``) and its retry rules
+    (``_wait_to_retry``, ``_again_after``)."""
 
     api_url: str
     timeout: float
@@ -35,6 +36,8 @@ class StreamCalls:
     _connected: bool
     _opened: Any
     _wait_to_retry: Any
+    _answered: Any
+    _again_after: Any
     _is_gamead_api: Any
 
     def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
@@ -42,13 +45,16 @@ class StreamCalls:
 
         Opening the stream follows :meth:`send`'s rule for a connection error (a ``GET`` is safe to send again):
         a connection refused once the API had answered or been connected to, or one reset or closed before the
-        answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it); once the answer
+        answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it), and so is an answer
+        429 or 503 before any line, as :meth:`send` would (:mod:`gamead_cli.pacing`; attack46 F7: a 429 ended
+        ``dlq import`` and a followed replay at once, the job going on unwatched); once the answer
         began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
         longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
         (say ``--api`` points at something else) raises :class:`ApiClientError`."""
         say_source()  # as send's
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
-        deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
+        started = time.monotonic()
+        deadline, attempt, begun = started + self.retry_for, 0, False
         while True:
             attempt += 1
             unsent, sent, waited = Unsent(self._opened), clock.local(), ANSWER_TIMEOUTS * self.timeout
@@ -60,13 +66,17 @@ class StreamCalls:
                     response = self._http.send(request, stream=True)
                 with contextlib.closing(response):
                     begun = self._reached = True
-                    service_clock.note(response.headers.get("date"), sent, clock.local())
+                    status = self._answered(response, sent)
                     if response.is_redirect or 300 <= response.status_code < 400:
                         raise redirected(response, self.api_url, f"{method} {path}", True)
                     if response.is_error:  # read as any answer is: bounded (attack36 F3)
                         with answer_deadline(time.monotonic() + waited):
                             read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
                                        limit=self.max_answer_bytes, deadline=time.monotonic() + waited, waited=waited)
+                        if status in retry.RETRY_STATUSES and self._again_after(response, attempt, started, None, (
+                                retry.may_retry(method, headers, status=status))):  # before any line (attack46 F7)
+                            begun = False
+                            continue
                         error = error_from_response(response)
                         if response.status_code in (404, 405) and not self._is_gamead_api():
                             raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
