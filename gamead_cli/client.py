@@ -25,8 +25,8 @@ from gamead_cli import answer_shapes, pacing, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
 from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json, late, read_whole,
                                 redirected)
-from gamead_cli.api_errors import (changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
-                                   lost_kind, no_answer, say_source, unreachable, unsendable)
+from gamead_cli.api_errors import (by_proxy, changes_nothing, connect_cause, error_from_response, from_gamead,
+                                   in_process, lost_kind, no_answer, proxy_cause, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
 from gamead_cli.streaming import StreamCalls
 from gamead_cli.unsent import Unsent
@@ -182,21 +182,26 @@ class ApiClient(AdCalls, StreamCalls):
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
             status = self._answered(response, sent)
-            if self.watch is not None:  # an answer: ends the API-unreachable outage under way, if any
+            proxy = status in retry.GATEWAY_STATUSES and not from_gamead(response)  # the API gave no answer
+            if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
+            if proxy and self.watch is not None and not self.watch.refused(proxy_cause(response), proxy=True):
+                break  # a proxy's, as a connection refused: an outage (outage46's leftover); its stop come
+            held = self.watch.left() if proxy and self.watch is not None else None  # retried up to its stop
             took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
             if took_nothing and self.watch is not None:  # a store refusal begins a store outage now (outage38)
                 self.watch.refused_whole(error_from_response(response))
             busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
-            if (status in retry.RETRY_STATUSES or busy) and self._again_after(
+            if (status in retry.RETRY_STATUSES or busy or proxy) and self._again_after(
                     response, attempt, begun, until, retry.may_retry(
-                        method, headers, status=status, took_nothing=took_nothing, keyed=keyed, in_process=busy)):
+                        method, headers, status=status, took_nothing=took_nothing, keyed=keyed, in_process=busy,
+                        gateway=proxy), held=held):
                 continue
             break
         if response.is_redirect or 300 <= response.status_code < 400:  # never followed: the token would go too
             raise redirected(response, self.api_url, f"{method} {path}", reads)
         if response.is_error:
-            error = error_from_response(response)
+            error = error_from_response(response) if not proxy else by_proxy(self.api_url, response, reads=reads)
             if response.status_code in (404, 405) and not self._is_gamead_api():
                 raise ApiUnreachable(
                     f"no gamead API at {self.api_url}: {method} {response.request.url.path} answered HTTP "
@@ -246,14 +251,14 @@ class ApiClient(AdCalls, StreamCalls):
         return response.status_code
 
     def _again_after(self, response: httpx.Response, attempt: int, begun: float, until: float | None,
-                     allowed: bool) -> bool:
+                     allowed: bool, *, held: float | None = None) -> bool:
         """Wait to send again a request begun at ``begun`` (monotonic) and answered ``response`` (a 429, a 503, a
         409 in process; read whole) and answer True, or answer False: not ``allowed``, or its retries' end come
         (:mod:`gamead_cli.pacing`: a 429's is ``client.retry_for`` after this client's last request let through)."""
         status = response.status_code
         wait = pacing.answer_wait(status, response.headers.get("Retry-After"), service_clock.now())
         return self._wait_to_retry(attempt, pacing.retries_end(status, begun, self._through, self.retry_for, until),
-                                   allowed, wait)
+                                   allowed, wait, held=held)
 
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None, *,
                        held: float | None = None) -> bool:

@@ -1,6 +1,6 @@
 """A load balancer on loopback for the CLI's tests (outage46's leftover): a tiny asyncio HTTP server on a free port,
 in front of one upstream (a real gamead API). While it has no upstream (:meth:`FrontDoor.cut`) it answers every
-request itself, ``status`` with an HTML page and ``Retry-After``, as nginx or an ELB with no healthy target does
+request itself, ``status`` with an HTML page (and ``retry_after``, if given), as nginx or an ELB with no healthy target does
 (or, ``status`` 429, a limiter in front that refuses every request); otherwise it passes
 each request to the upstream whole (one request per connection: ``Connection: close`` both ways) and its answer
 back. Its own thread and event loop; :meth:`FrontDoor.stop` ends them."""
@@ -19,7 +19,7 @@ class FrontDoor:
     """``FrontDoor(upstream_port).start()``: ``url`` to give the CLI; ``answered`` counts the requests it answered
     itself, ``passed`` those it passed on."""
 
-    def __init__(self, upstream_port: int, *, status: int = 503, retry_after: int = 0) -> None:
+    def __init__(self, upstream_port: int, *, status: int = 503, retry_after: int | None = None) -> None:
         self.upstream_port, self.status, self.retry_after = upstream_port, status, retry_after
         self.answered = self.passed = 0
         self._until = 0.0  #: monotonic time until which it has no upstream
@@ -69,8 +69,9 @@ class FrontDoor:
                 title = f"{self.status} {REASONS.get(self.status, 'Error')}"
                 why = "no healthy upstream" if self.status != 429 else "slow down"
                 page = f"<html><head><title>{title}</title></head><body>{why}</body></html>".encode()
+                wait = f"Retry-After: {self.retry_after}\r\n" if self.retry_after is not None else ""
                 writer.write(f"HTTP/1.1 {title}\r\nContent-Type: text/html\r\nContent-Length: {len(page)}\r\n"
-                             f"Retry-After: {self.retry_after}\r\nConnection: close\r\n\r\n".encode() + page)
+                             f"{wait}Connection: close\r\n\r\n".encode() + page)
             else:
                 self.passed += 1
                 kept = [line for line in lines[1:] if line and not line.lower().startswith("connection:")]
