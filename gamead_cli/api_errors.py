@@ -2,7 +2,8 @@
 :class:`gamead_cli.client.ApiClient`):
 
 * connection refused, DNS failure, timeouts → :class:`ApiUnreachable` (names the URL, the cause, a hint)
-* a request that went out and got no answer → :class:`NoAnswer` (it may have been carried out)
+* a request that went out and got no answer → :class:`NoAnswer` (it may have been carried out), and so does a
+  write a proxy in front of the API answered 502, 503 or 504 (:func:`by_proxy`)
 * ``{"error": {"code", "message", "details"}}`` with 404 → :class:`NotFound`
 * any other error answer → :class:`ApiClientError` (``code`` = the API's code, ``status`` = HTTP status)
 
@@ -191,6 +192,27 @@ def no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False,
                      "API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
     error.lost = kind or "garbled"  # type: ignore[attr-defined]  # how: LOST_TEXT's kinds, or not HTTP
     error.waited = timeout  # type: ignore[attr-defined]  # seconds the answer was waited for (a timeout's)
+    return error
+
+
+def proxy_cause(response: httpx.Response) -> str:
+    """``HTTP 503 from a proxy (no healthy upstream)``: a proxy's or load balancer's answer for the API it could not
+    reach (:data:`gamead_cli.retry.GATEWAY_STATUSES`, no gamead error body), as an outage's cause says it."""
+    snippet = " ".join(re.sub(r"<[^>]*>", " ", response.text).split())[:60]  # an HTML page's words
+    return f"HTTP {response.status_code} from a proxy" + (f" ({snippet})" if snippet else "")
+
+
+def by_proxy(url: str, response: httpx.Response, *, reads: bool) -> ApiClientError:
+    """The error of a request a proxy in front of the API answered 502, 503 or 504 (:func:`proxy_cause`): a read's
+    as any error answer (:func:`error_from_response`); a write's :class:`NoAnswer` ``lost`` ``gateway``: the API
+    never answered, and the proxy may have passed the request on (a 504: it did), so it may have been carried out
+    (outage46's leftover: ``gamead submit`` counted such ads rejected, refused by an API that never saw them)."""
+    if reads:
+        return error_from_response(response)
+    error = NoAnswer(f"the gamead API at {url} gave no answer: {proxy_cause(response)} in front of it: it may "
+                     "have been carried out — is the API behind the proxy running? (--api / GAMEAD_API_URL names it)",
+                     status=response.status_code)
+    error.lost = "gateway"  # type: ignore[attr-defined]  # no_answer's kinds (LOST_WORDS)
     return error
 
 

@@ -16,20 +16,19 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from gamead_cli import answer_shapes, retry, service_clock
+from gamead_cli import answer_shapes, pacing, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
-from gamead_cli.answers import (ANSWER_TIMEOUTS, MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json,
-                                late, read_whole, redirected, stream_pieces)
-from gamead_cli.api_errors import (HINT, changes_nothing, connect_cause, error_from_response, from_gamead, in_process,
-                                   lost_kind, no_answer, say_source, unreachable, unsendable)
+from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json, late, read_whole,
+                                redirected)
+from gamead_cli.api_errors import (by_proxy, changes_nothing, connect_cause, error_from_response, from_gamead,
+                                   in_process, lost_kind, no_answer, proxy_cause, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
-from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
+from gamead_cli.streaming import StreamCalls
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
 
 
-class ApiClient(AdCalls):
+class ApiClient(AdCalls, StreamCalls):
     """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
 
     Thread-safe: ``submit --count`` shares one instance between its sender threads."""
@@ -66,6 +65,7 @@ class ApiClient(AdCalls):
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
+        self._through = 0.0  #: monotonic time of the last answer but a 429 (a request the rate limiter let through)
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
         #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
         #: wait to retry it), ``answered()`` at each answer, ``left()``: seconds to its stop, which the retries wait for
@@ -108,7 +108,8 @@ class ApiClient(AdCalls):
              **kw: Any) -> httpx.Response:
         """Send one request; return the successful response or raise the matching gamead error.
 
-        A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
+        A 429, a 503 or a connection error is sent again within ``retry_for`` seconds (a 429: of this client's last
+        request the rate limiter let through, when later: :mod:`gamead_cli.pacing`) when that cannot do
         anything twice (:mod:`gamead_cli.retry`: GET and other idempotent methods, a POST with an
         ``Idempotency-Key``; any request refused by the rate limiter or never connected; with
         ``whole_503_took_nothing``, a route whose own 503 means it stored nothing, when the 503 carries gamead's
@@ -126,7 +127,8 @@ class ApiClient(AdCalls):
         (:data:`ANSWER_TIMEOUTS` × its timeout; ``own``: the name of a verb's own wait, then that wait +
         ``client.timeout``), else :class:`NoAnswer` (:func:`gamead_cli.answers.read_whole`: attack36 F3)."""
         say_source()  # the URL is the built-in default: said once, before the first request (whichapi43)
-        deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until - retry.LEAST_TRY)
+        begun = time.monotonic()
+        deadline = pacing.retries_end(0, begun, 0.0, self.retry_for, until)  # a lost connection's (an answer's: below)
         headers, attempt, earlier = kw.get("headers"), 0, None  # earlier: the last connection error seen
         while True:
             attempt += 1
@@ -179,24 +181,27 @@ class ApiClient(AdCalls):
             except httpx.HTTPError as exc:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
-            service_clock.note(response.headers.get("date"), sent, clock.local())  # the service's time
-            if self.watch is not None:  # an answer: ends the API-unreachable outage under way, if any
+            status = self._answered(response, sent)
+            proxy = status in retry.GATEWAY_STATUSES and not from_gamead(response)  # the API gave no answer
+            if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
-            status = response.status_code
+            if proxy and self.watch is not None and not self.watch.refused(proxy_cause(response), proxy=True):
+                break  # a proxy's, as a connection refused: an outage (outage46's leftover); its stop come
+            held = self.watch.left() if proxy and self.watch is not None else None  # retried up to its stop
             took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
             if took_nothing and self.watch is not None:  # a store refusal begins a store outage now (outage38)
                 self.watch.refused_whole(error_from_response(response))
             busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
-            if (status in retry.RETRY_STATUSES or busy) and self._wait_to_retry(
-                    attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,
-                                                       keyed=keyed, in_process=busy),
-                    retry.retry_after_seconds(response.headers.get("Retry-After"), service_clock.now())):
+            if (status in retry.RETRY_STATUSES or busy or proxy) and self._again_after(
+                    response, attempt, begun, until, retry.may_retry(
+                        method, headers, status=status, took_nothing=took_nothing, keyed=keyed, in_process=busy,
+                        gateway=proxy), held=held):
                 continue
             break
         if response.is_redirect or 300 <= response.status_code < 400:  # never followed: the token would go too
             raise redirected(response, self.api_url, f"{method} {path}", reads)
         if response.is_error:
-            error = error_from_response(response)
+            error = error_from_response(response) if not proxy else by_proxy(self.api_url, response, reads=reads)
             if response.status_code in (404, 405) and not self._is_gamead_api():
                 raise ApiUnreachable(
                     f"no gamead API at {self.api_url}: {method} {response.request.url.path} answered HTTP "
@@ -235,6 +240,25 @@ class ApiClient(AdCalls):
         """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
         with self._lock:
             self.retried += 1
+
+    def _answered(self, response: httpx.Response, sent: float) -> int:
+        """An answer came (``sent``: this machine's clock when its request went): its ``Date`` noted (the service's
+        time), and any but a 429 noted as a request the rate limiter let through (:func:`gamead_cli.pacing.
+        retries_end`). Returns its status."""
+        service_clock.note(response.headers.get("date"), sent, clock.local())
+        if response.status_code != 429:
+            self._through = time.monotonic()
+        return response.status_code
+
+    def _again_after(self, response: httpx.Response, attempt: int, begun: float, until: float | None,
+                     allowed: bool, *, held: float | None = None) -> bool:
+        """Wait to send again a request begun at ``begun`` (monotonic) and answered ``response`` (a 429, a 503, a
+        409 in process; read whole) and answer True, or answer False: not ``allowed``, or its retries' end come
+        (:mod:`gamead_cli.pacing`: a 429's is ``client.retry_for`` after this client's last request let through)."""
+        status = response.status_code
+        wait = pacing.answer_wait(status, response.headers.get("Retry-After"), service_clock.now())
+        return self._wait_to_retry(attempt, pacing.retries_end(status, begun, self._through, self.retry_for, until),
+                                   allowed, wait, held=held)
 
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None, *,
                        held: float | None = None) -> bool:
@@ -296,54 +320,3 @@ class ApiClient(AdCalls):
             ) from exc
         return answer_shapes.check(self.api_url, method, path, body, reads=reads,
                                    dry=isinstance(sent, dict) and sent.get("dryRun") is True)
-
-    def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
-        """Send one request asking for newline-delimited JSON and yield each line as it arrives.
-
-        Opening the stream follows :meth:`send`'s rule for a connection error (a ``GET`` is safe to send again):
-        a connection refused once the API had answered or been connected to, or one reset or closed before the
-        answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it); once the answer
-        began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
-        longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
-        (say ``--api`` points at something else) raises :class:`ApiClientError`."""
-        say_source()  # as send's
-        headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
-        deadline, attempt, begun = time.monotonic() + self.retry_for, 0, False
-        while True:
-            attempt += 1
-            unsent, sent, waited = Unsent(self._opened), clock.local(), ANSWER_TIMEOUTS * self.timeout
-            head_by = time.monotonic() + waited  # the answer's head, and an error's body (client37); the lines: not
-            try:
-                with answer_deadline(head_by):
-                    request = self._http.build_request(method, path, headers=headers, timeout=None, **kw,
-                                                       extensions={"trace": unsent})
-                    response = self._http.send(request, stream=True)
-                with contextlib.closing(response):
-                    begun = self._reached = True
-                    service_clock.note(response.headers.get("date"), sent, clock.local())
-                    if response.is_redirect or 300 <= response.status_code < 400:
-                        raise redirected(response, self.api_url, f"{method} {path}", True)
-                    if response.is_error:  # read as any answer is: bounded (attack36 F3)
-                        with answer_deadline(time.monotonic() + waited):
-                            read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
-                                       limit=self.max_answer_bytes, deadline=time.monotonic() + waited, waited=waited)
-                        error = error_from_response(response)
-                        if response.status_code in (404, 405) and not self._is_gamead_api():
-                            raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
-                                                 f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
-                        raise error
-                    yield from ndjson_lines(stream_pieces(response, url=self.api_url, what=f"{method} {path}",
-                                                          most=MAX_STREAM_LINE_BYTES), f"{method} {path}")
-                return
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                if not begun and isinstance(exc, httpx.TimeoutException) and time.monotonic() >= head_by:
-                    raise late(self.api_url, f"{method} {path}", True, waited, head=True, sent_whole=True) from exc
-                if not begun and self._wait_to_retry(attempt, deadline, retry.may_retry(
-                        method, headers, sent=not connect) and (self._reached or self._connected if connect
-                                                               else self._reached or lost_kind(exc) is not None)):
-                    continue
-                if isinstance(exc, httpx.RemoteProtocolError):
-                    raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
-                                         f"{HINT}") from exc
-                raise unreachable(self.api_url, exc, self.timeout) from exc

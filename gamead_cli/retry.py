@@ -13,6 +13,9 @@ A request is sent again only when that cannot do anything twice:
 * an answer **409** ``idempotency_key_in_process`` (another request with the same ``Idempotency-Key`` is being
   stored right now: draft-ietf-httpapi-idempotency-key-header §2.7; attack38a F3): always, as the request carries
   its key (sent again after ``Retry-After`` it gets that request's answer, nothing twice);
+* an answer **502**, **503** or **504** from a proxy or load balancer in front of the API (no gamead error body):
+  as a connection lost after the request went out (the proxy may have passed it on), only for an idempotent
+  request; during ``gamead submit`` it begins an outage as a refused connection does (outage46's leftover);
 * an answer **503** that the API itself gave to a whole ``POST /ads/batch`` (its error body, not a proxy's): the
   route answers so only when NATS took none of the ads ("retry it as it is",
   :mod:`gamead_core.api.routes_batch`; an ad that may be stored gets its own result in a 200 instead).
@@ -42,6 +45,9 @@ from gamead_core.worker.backoff import backoff
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Statuses worth a retry (see the module doc for which requests).
 RETRY_STATUSES = frozenset({429, 503})
+#: A proxy's or load balancer's answers for an API it could not reach or that did not answer it (without gamead's
+#: error body): taken as a lost connection (outage46's leftover, :func:`may_retry`'s ``gateway``)
+GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: Back-off without a Retry-After: first and largest wait, in seconds.
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
@@ -59,15 +65,18 @@ def idempotent(method: str, headers: Mapping[str, str] | None) -> bool:
 
 
 def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | None = None,
-              sent: bool = True, took_nothing: bool = False, keyed: bool = False, in_process: bool = False) -> bool:
+              sent: bool = True, took_nothing: bool = False, keyed: bool = False, in_process: bool = False,
+              gateway: bool = False) -> bool:
     """Whether a request may be sent again after an answer ``status``, or (``status`` None) after a
     connection error; ``sent``: False if the connection was never made (nothing reached the API);
     ``took_nothing``: the answer is the API's own word that it stored nothing (a whole ``POST /ads/batch``
     answered 503 with gamead's error body), so a 503 may be resent even without an ``Idempotency-Key``;
     ``keyed``: the body carries an idempotency key for everything it may create (a repeat creates nothing);
-    ``in_process``: the answer is the API's 409 ``idempotency_key_in_process`` (:data:`IN_PROCESS`)."""
+    ``in_process``: the answer is the API's 409 ``idempotency_key_in_process`` (:data:`IN_PROCESS`);
+    ``gateway``: ``status`` (:data:`GATEWAY_STATUSES`) is a proxy's, not the API's: as a connection lost after the
+    request went out (the proxy may have passed it on), sent again only where that does nothing twice."""
     once = keyed or idempotent(method, headers)
-    if status is None:
+    if status is None or gateway:
         return not sent or once
     if status == 429 or in_process:
         return True

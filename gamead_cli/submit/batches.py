@@ -101,6 +101,7 @@ def chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]
 LOST_WORDS = {"timeout": "no answer in time", "reset": "connection reset before the answer came",
               "closed": "connection closed without an answer", "garbled": "an answer that is not HTTP",
               "unreadable": "an answer that is not a gamead answer",
+              "gateway": "a proxy answered for the API (HTTP 502/503/504)",  # outage46's leftover
               "interrupted": "its request still out when a second Ctrl-C ended the wait"}  # attack45 F4
 
 

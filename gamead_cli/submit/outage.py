@@ -42,12 +42,16 @@ T = TypeVar("T")
 MARKS = {"!": "yellow", "✓": "green", "✗": "red"}
 #: seconds between two looks of a paused sender at the outage (an answer or a Ctrl-C ends the wait sooner)
 LOOK_EVERY = 0.25
+#: seconds between two batches handed out while a proxy answers for the API (its ads not resent unkeyed: each probe's
+#: ad may be queued; without it every ad whose turn came went out, 81 of 120 at 40/s in a 2 s cut)
+PROBE_EVERY = 1.0
 #: error codes (a whole request's 503 or one ad's error in a batch answer) that say the API node, or its store,
 #: refuses every ad now, for a cause not the ad's: every 503 of the README's error table an ad can get — NATS or
 #: JetStream unreachable, unanswered, full or failing, the work stream or the record bucket full, a stream missing
 #: or unusable, this node's queue.partitions stale after a repartition (attack38a F1: 1,020 ads answered
 #: topology_changed for 2 min, no line), its connections all taken. Not the ad's own refusals (400, 409, 422), nor
-#: 429 (the caller's rate: the client waits it out). A whole request's 503 counts whatever its code (a proxy's)
+#: 429 (the caller's rate: the client waits it out). A whole request's 503 counts whatever its code (a proxy's,
+#: no gamead body: the API unreachable behind it instead, :meth:`Outage.refused`)
 STORE_CODES = frozenset({"queue_unavailable", "storage_failed", "storage_failing", "records_full",
                          "topology_missing", "queue_full", "topology_error", "topology_changed",
                          "too_many_connections"})
@@ -112,6 +116,8 @@ class Outage:
         self._since_wall = 0.0
         self.cause = ""
         self.kind = ""  #: of the outage under way: ``unreachable`` (no connection) or ``store`` (writes refused)
+        self.proxied = False  #: the API unreachable behind a proxy that answers for it (:meth:`refused`)
+        self._handed = 0.0  #: monotonic time the last request was handed out
         self.spans: list[dict[str, Any]] = []  #: ``{"since", "until", "seconds", "cause"}``, one per outage
         self.out = 0  #: requests out (handed to the pool, not finished)
         self.paused = 0.0  #: seconds the sending paused in all (the schedule waits as long)
@@ -122,18 +128,20 @@ class Outage:
 
     # --- the client's threads ----------------------------------------------------------------------------
 
-    def refused(self, cause: str) -> bool:
-        """A connection could not be made (``cause``: ``connection refused``…): the outage begins if none is under
-        way (said once; a store outage under way becomes this one, its start kept). True while a request may still
-        wait to retry: within :attr:`hold_for` of the outage's start. Once the run stopped, False and nothing begins
-        (paused46: a late ``!`` line promising a stop already made, as regress46 saw of :meth:`judge`)."""
+    def refused(self, cause: str, *, proxy: bool = False) -> bool:
+        """A connection could not be made (``cause``: ``connection refused``…), or (``proxy``) a proxy in front of
+        the API answered for it (502/503/504: outage46's leftover; one ad a batch while it lasts, :meth:`size`): the
+        outage begins if none is under way (said once; a store outage under way becomes this one, its start kept).
+        True while a request may still wait to retry: within :attr:`hold_for` of the outage's start. Once the run
+        stopped, False and nothing begins (paused46: a late ``!`` line promising a stop already made, as regress46
+        saw of :meth:`judge`)."""
         with self._cond:
             if self.stopped:  # the run stopped: its requests out give up
                 return False
             begun = self.since is None
             if begun:
                 self._begin(cause)
-            self.kind = "unreachable"
+            self.kind, self.proxied = "unreachable", self.proxied or proxy
             retry = self._clock() < self.since + self.hold_for
         if begun:  # said outside the lock: printing waits on the progress bar's own
             self._say("!", self._begun_text())
@@ -171,7 +179,7 @@ class Outage:
         self.judge([error])
 
     def _begin(self, cause: str) -> None:  # under the lock
-        self.since, self._since_wall, self.cause = self._clock(), self._wall(), cause
+        self.since, self._since_wall, self.cause, self.proxied = self._clock(), self._wall(), cause, False
         self._began = self.since
         self.spans.append({"since": iso_text(self._since_wall), "until": None, "seconds": None, "cause": cause})
 
@@ -208,16 +216,16 @@ class Outage:
         return None if since is None else since + self.hold_for - self._clock()
 
     def size(self, most: int) -> int:
-        """The next batch's size: ``most`` (ads), or 1 while the store refuses (a probe: one ad left uncertain at
-        most)."""
-        return 1 if self.since is not None and self.kind == "store" else most
+        """The next batch's size: ``most`` (ads), or 1 while the store refuses or a proxy answers for the API (a
+        probe: one ad left uncertain at most)."""
+        return 1 if self.since is not None and (self.kind == "store" or self.proxied) else most
 
     # --- the sender ---------------------------------------------------------------------------------------
 
     def started(self) -> None:
         """A request was handed out."""
         with self._cond:
-            self.out += 1
+            self.out, self._handed = self.out + 1, self._clock()
 
     def finished(self) -> None:
         """A request handed out ended (answered, refused, given up)."""
@@ -227,7 +235,8 @@ class Outage:
 
     def hold(self, stop: threading.Event, tick: Callable[[], None] = lambda: None,
              woken: Callable[[], bool] = lambda: False) -> bool:
-        """Before the next batch goes out: wait while the API is unreachable and a request is out (calling
+        """Before the next batch goes out: wait while the API is unreachable and a request is out, or, a proxy
+        answering for it, the last went less than :data:`PROBE_EVERY` ago (calling
         ``tick`` every :data:`LOOK_EVERY` s: the progress bar). Returns True, ``stop`` set, when the run must stop
         sending: the outage outlasted :attr:`hold_for` and no request is out any more (said once). Adds the wait to
         :attr:`paused`. Returns (False) at once when ``stop`` is set, within :data:`LOOK_EVERY` of ``woken()``
@@ -241,7 +250,8 @@ class Outage:
                     if self._due():  # its stop time: the requests out end as they may (left39b)
                         waited = self._stop()
                         break
-                    if self.since is None or self.out == 0:
+                    if self.since is None or self.out == 0 and not (
+                            self.proxied and self._clock() < self._handed + PROBE_EVERY):  # a proxy's: one a second
                         return False  # the API answers, or nothing is out: the next batch goes, to try again
                     self._cond.wait(LOOK_EVERY)
                 tick()
@@ -315,11 +325,12 @@ class Outage:
                     "resent, uncertain ones looked up at the end); if it still refuses at "
                     f"{until} (client.retry_for {self.hold_for:g} s) sending stops, the rest not sent. The --rate "
                     "schedule resumes where it paused: the run ends later by the pause")
+        out, cut = ("one ad at a time tries again (an ad the proxy answered for is resent only with "
+                    "--idempotency-key, else may be queued)", "the rest are not sent") if self.proxied else (
+            "the requests out are retried", "their ads are not sent (never queued, safe to resend), nor the rest")
         return (f"{clock_text(self._since_wall)} the API at {self.api_url} is unreachable ({self.cause}): sending "
-                f"paused, the requests out are retried; if it still is at {until} (client.retry_for "
-                f"{self.hold_for:g} s) sending stops and their ads are not sent (never queued, safe to resend), "
-                "nor the rest. The --rate schedule resumes where it paused: the run ends "
-                "later by the pause")
+                f"paused, {out}; if it still is at {until} (client.retry_for {self.hold_for:g} s) sending stops and "
+                f"{cut}. The --rate schedule resumes where it paused: the run ends later by the pause")
 
     def summary(self, refused: int) -> dict[str, Any]:
         """The figures ``-o json`` adds: ``outages`` (each ``since``/``until``: ISO times, ``until`` None when it

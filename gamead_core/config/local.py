@@ -72,7 +72,8 @@ class ClientSettings(Section):
     retry_for: Seconds = Field(
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
-                    "connection, where that is safe (gamead_cli.retry); 0 never retries. At most 600 s.")
+                    "connection, where that is safe (gamead_cli.retry; a 429: 6 times this, after the command's last "
+                    "request the rate limit let through: gamead_cli.pacing); 0 never retries. At most 600 s.")
     lookup_for: PositiveSeconds = Field(
         30.0, le=MINUTES_10,
         description="Seconds a bulk `gamead submit` spends at most looking up the ads whose publish got no answer "

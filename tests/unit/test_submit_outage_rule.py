@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+from gamead_cli import retry
 from gamead_cli.submit.outage import Outage, store_verdict
 from gamead_core.errors import ApiClientError, NoAnswer
 
@@ -220,3 +221,35 @@ def test_the_senders_wait_for_a_free_slot_counts_the_outages_part_in_the_pause()
     assert outage.paused == 6.5 and [m for m, _ in said] == ["!", "✓"]
     outage.waiting(lambda: slot_after([(12.0, None)]))  # after it: nothing more
     assert outage.summary(0)["pausedSeconds"] == 6.5
+
+
+# --- outage46's leftover: a proxy's 502/503/504 is the API unreachable behind it --------------------------------
+
+def test_a_proxy_answering_for_the_api_begins_an_unreachable_outage_probing_one_ad_at_a_time() -> None:
+    """A load balancer with no upstream answers for the API: the outage is the API unreachable (not its store), its
+    line says an ad the proxy answered for is resent only keyed, each batch meanwhile is one ad, and the API's
+    next answer ends it; a later outage of refused connections sends whole batches again."""
+    now = [0.0]
+    outage, said = _outage(now)
+    assert outage.refused("HTTP 503 from a proxy (no healthy upstream)", proxy=True) is True
+    assert outage.size(100) == 1 and outage.kind == "unreachable"
+    assert said[0][1].startswith("02:31:05 UTC the API at http://127.0.0.1:8080 is unreachable (HTTP 503 from a "
+                                 "proxy (no healthy upstream)): sending paused, one ad at a time tries again (an ad "
+                                 "the proxy answered for is resent only with --idempotency-key, else may be queued); "
+                                 "if it still is at 02:31:15 UTC (client.retry_for 10 s) sending stops and the rest "
+                                 "are not sent."), said
+    assert outage.refused("connection refused") is True and outage.size(100) == 1  # the same outage: still a proxy's
+    now[0] = 3.0
+    outage.answered()
+    assert [m for m, _ in said] == ["!", "✓"] and outage.size(100) == 100
+    assert outage.refused("connection refused") is True and outage.size(100) == 100
+    assert "the requests out are retried" in said[-1][1]
+
+
+def test_a_proxys_answer_is_retried_as_a_lost_connection_only_where_safe() -> None:
+    for status in (502, 503, 504):
+        assert not retry.may_retry("POST", None, status=status, gateway=True)  # may have been passed on
+        assert retry.may_retry("POST", {"Idempotency-Key": "k"}, status=status, gateway=True)
+        assert retry.may_retry("POST", None, status=status, gateway=True, keyed=True)
+        assert retry.may_retry("GET", None, status=status, gateway=True)
+    assert not retry.may_retry("GET", None, status=502)  # the API's own 502 (gamead body): not a proxy's

@@ -1,0 +1,68 @@
+"""outage46's leftover: a load balancer in front of the API with no upstream for a while answers a bulk submit's
+batches 502/503/504 with its own HTML page. Those ads were counted ``rejected`` (``http_502``…): refused by an API
+that never saw them, and a 502 or 504 was not even resent with ``--idempotency-key``. Now such an answer is the API
+unreachable behind the proxy: an outage (``!`` line, pause, one ad a batch, ``client.retry_for``), a keyed batch
+resent as after a lost connection, an unkeyed one's ads "may be queued" (the proxy may have passed it on), never
+rejected. A real API and NATS behind :class:`tests.front_door.FrontDoor` (a real socket, no mock)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.forked_popen import GameadPopen
+from tests.front_door import FrontDoor
+from tests.integration.dlq_lane import Lane, shared_lane  # noqa: F401 - shared_lane is a fixture
+from tests.support import clean_env, gamead_argv, wait_for
+
+COUNT = 120
+
+
+@pytest.fixture
+def door(shared_lane: Lane) -> Iterator[FrontDoor]:  # noqa: F811 - the fixture above
+    front = FrontDoor(int(shared_lane.url.rsplit(":", 1)[1]))
+    front.start()
+    yield front
+    front.stop()
+
+
+def _submit(door: FrontDoor, *args: str) -> dict:
+    """``gamead submit --count COUNT`` through ``door``, cut for 2 s once 3 batches went through."""
+    argv = gamead_argv("submit", "--count", str(COUNT), "--rate", "40", "--batch-size", "10", "--api", door.url,
+                       "-o", "json", *args)
+    with GameadPopen(argv, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        wait_for(lambda: door.passed >= 3, timeout=60, what="three batches through the front door")
+        door.cut(2.0)
+        out, err = proc.communicate(timeout=120)
+    summary = json.loads(out)
+    summary["stderr"], summary["exit"] = err, proc.returncode
+    return summary
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_keyed_run_rides_out_a_proxy_without_upstream_and_queues_every_ad(door: FrontDoor, status: int) -> None:
+    door.status = status
+    summary = _submit(door, "--idempotency-key", f"behind-proxy-{status}")
+    assert door.answered > 0, summary  # the proxy did answer for the API meanwhile
+    assert summary["exit"] == 0, summary["stderr"]
+    assert (summary["accepted"], summary["rejected"], summary["notSent"], summary["maybeQueued"]) == (
+        COUNT, {}, 0, 0), summary
+    title = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[status]
+    assert [o["cause"] for o in summary["outages"]] == [f"HTTP {status} from a proxy ({status} {title} no healthy "
+                                                        "upstream)"], summary
+    assert f"is unreachable (HTTP {status} from a proxy" in summary["stderr"], summary["stderr"]
+
+
+def test_an_unkeyed_runs_ads_a_proxy_answered_for_may_be_queued_never_rejected(door: FrontDoor) -> None:
+    """Not resent (the proxy may have passed them on): "may be queued". Meanwhile one ad a second tries again, so
+    few are left uncertain (a batch handed out at every turn of the schedule: 81 of the 120 ads)."""
+    summary = _submit(door)
+    assert door.answered > 0, summary
+    assert summary["rejected"] == {}, summary
+    assert summary["maybeQueuedLost"].get("gateway", 0) == summary["maybeQueuedUnknown"] > 0, summary
+    assert summary["maybeQueued"] <= 30 and summary["pausedSeconds"] > 1, summary
+    assert summary["accepted"] + summary["maybeQueued"] + summary["notSent"] == COUNT, summary
+    assert summary["exit"] == 1 and len(summary["outages"]) == 1, summary

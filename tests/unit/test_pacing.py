@@ -1,0 +1,63 @@
+"""attack46 F7: when a request the API answered 429 (its rate limiter: nothing was done) is sent again, and until
+when — pure (:mod:`gamead_cli.pacing`), no server: ``Retry-After`` plus up to 20 % at random, and retries that end
+6 × ``client.retry_for`` after the later of the request's start and the client's last request let through."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from gamead_cli import pacing, retry
+
+
+def most(low: float, high: float) -> float:
+    return high
+
+
+def least(low: float, high: float) -> float:
+    return low
+
+
+def test_a_429_waits_its_retry_after_and_at_most_a_fifth_more() -> None:
+    assert pacing.answer_wait(429, "2", 0.0, uniform=least) == 2.0
+    assert pacing.answer_wait(429, "2", 0.0, uniform=most) == pytest.approx(2.4)
+
+
+def test_a_429_retry_after_given_as_a_date_is_read_so() -> None:
+    now = datetime(2026, 12, 5, 22, 0, 0, tzinfo=timezone.utc)
+    later = format_datetime(now.replace(second=3), usegmt=True)
+    assert pacing.answer_wait(429, later, now.timestamp(), uniform=least) == 3.0
+
+
+@pytest.mark.parametrize("status", [503, 409])
+def test_a_503_or_a_409_waits_its_retry_after_as_read(status: int) -> None:
+    assert pacing.answer_wait(status, "2", 0.0, uniform=most) == 2.0
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_no_retry_after_leaves_the_back_off(status: int) -> None:
+    assert pacing.answer_wait(status, None, 0.0, uniform=most) is None
+    assert pacing.answer_wait(status, "soon", 0.0, uniform=most) is None
+
+
+def test_a_429s_retries_end_six_retry_for_after_the_clients_last_request_let_through_when_later() -> None:
+    """A command whose other requests keep passing (a submit's threads) keeps sending the refused one again; one
+    that sends one request at a time has 6 × ``retry_for`` of it (attack46 F7: 2 s starved one of two imports)."""
+    assert pacing.retries_end(429, started=100.0, through=130.0, retry_for=10.0) == 190.0
+    assert pacing.retries_end(429, started=100.0, through=50.0, retry_for=10.0) == 160.0  # before it: its start
+
+
+def test_a_503s_retries_end_retry_for_after_the_requests_start_whatever_passed_since() -> None:
+    assert pacing.retries_end(503, started=100.0, through=130.0, retry_for=10.0) == 110.0
+
+
+def test_a_callers_bound_ends_the_retries_before_it() -> None:
+    assert pacing.retries_end(429, started=100.0, through=130.0, retry_for=10.0, until=150.0) == 150.0 - retry.LEAST_TRY
+
+
+def test_retry_for_0_never_sends_a_429_again() -> None:
+    """Its end is now at the latest: :func:`gamead_cli.retry.next_wait` finds no time left for any wait."""
+    end = pacing.retries_end(429, started=100.0, through=100.0, retry_for=0.0)
+    assert retry.next_wait(1, pacing.answer_wait(429, "0", 0.0), end - 100.0) is None
