@@ -106,7 +106,7 @@ class Outage:
 
     def __init__(self, api_url: str, hold: float, say: Callable[[str, str], None], *,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = service_clock.now) -> None:
-        self.api_url, self.hold_for, self._say, self._clock, self._wall = api_url, hold, say, clock, wall
+        self.api_url, self.hold_for, self._print, self._clock, self._wall = api_url, hold, say, clock, wall
         self._cond = threading.Condition()
         self.since: float | None = None  #: monotonic start of the outage under way (None: the API answers)
         self._since_wall = 0.0
@@ -119,6 +119,14 @@ class Outage:
         self._waited = 0.0  #: seconds from the outage's start to the stop
         self.ended: float | None = None  #: monotonic end of the last outage that ended (None: none has)
         self._began = 0.0  #: monotonic start of the last outage begun (under way or ended)
+
+    def _say(self, mark: str, text: str) -> None:
+        """Print a line; one that cannot be written changes nothing else (review47 F3: stderr on /dev/full, the
+        ``!`` line's ``OSError`` raised through a request, its batch's ads counted twice, no summary, exit 1)."""
+        try:
+            self._print(mark, text)
+        except (OSError, ValueError):  # ValueError: a closed file
+            pass
 
     # --- the client's threads ----------------------------------------------------------------------------
 
