@@ -263,10 +263,10 @@ class ApiClient(AdCalls, StreamCalls):
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None, *,
                        held: float | None = None) -> bool:
         """Sleep before sending again and answer True, or answer False (not allowed, or no budget left and no
-        outage's stop in ``held`` s: :func:`gamead_cli.retry.held_wait`)."""
+        outage's stop in ``held`` s: :func:`gamead_cli.retry.outage_wait`)."""
         if not allowed or self._cancelled.is_set():
             return False
-        wait = retry.held_wait(retry.next_wait(attempt, retry_after, deadline - time.monotonic()), held)
+        wait = retry.outage_wait(attempt, retry_after, deadline - time.monotonic(), held)
         if wait is None or self._cancelled.wait(wait):
             return False
         self.count_retry()

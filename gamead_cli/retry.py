@@ -33,6 +33,7 @@ a wait that would end past that budget is not started and the last answer stands
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -160,3 +161,16 @@ def held_wait(wait: float | None, held: float | None) -> float | None:
         return wait
     held = max(0.0, held)
     return held if wait is None else min(wait, held)
+
+
+def outage_wait(attempt: int, retry_after: float | None, remaining: float, held: float | None, *,
+                uniform: Callable[[float, float], float] = random.uniform) -> float | None:
+    """The wait before try ``attempt`` + 1: with no outage under way (``held`` None), :func:`next_wait`'s within
+    ``remaining`` (None: give up); while one is (``held``: seconds to its stop), the back-off (or ``retry_after``)
+    whatever own budget is left, ended at the stop (:func:`held_wait`): never None, and never the whole time to
+    the stop without a try (review47 F8: a request or a batch's refused ads past their own ``client.retry_for``
+    waited blind to the stop; an API back meanwhile went unseen, and with every request out so waiting the run
+    stopped as if it were still away). Pure."""
+    if held is None:
+        return next_wait(attempt, retry_after, remaining, uniform=uniform)
+    return held_wait(next_wait(attempt, retry_after, math.inf, uniform=uniform), held)

@@ -261,8 +261,8 @@ class _CountCommand(TyperCommand):
         read, tokens = [], iter(args)
         for token in tokens:
             if token in valued:
-                read += [token, next(tokens, "")]  # an option's value, e.g. --for 10m
-                continue
+                read += [token, *([] if (value := next(tokens, None)) is None else [value])]  # e.g. --for 10m
+                continue  # (none: click says the option needs one, review47 F7; not "cannot read duration ''")
             if re.fullmatch(r"-0*[1-9]\d*", token):
                 raise OutOfRange(REPLICAS_RANGE, token, what=REPLICAS_WHAT, ctx=ctx)
             read.append("0" if re.fullmatch(r"-0+", token) else token)  # -0 is 0 (attack46 F3)

@@ -5,22 +5,18 @@ this run, or been connected to; it ends at the next answer of any kind. Meanwhil
 
 * sending pauses: no new batch goes out while one is out (the batches out retry, :mod:`gamead_cli.retry`; with none
   out, the next one goes to try again), and the ``--rate`` schedule waits with it, so it resumes where it paused —
-  no burst of the ads whose turn came meanwhile — and the run ends later by the pause (attack32c: a run of 30 s
-  took 100 s across a restart, silent; a backlog then went out unpaced);
+  no burst of the ads whose turn came meanwhile — and the run ends later by the pause;
 * the pause lasts at most ``client.retry_for`` (the budget of one request's retries): an API still unreachable then
-  ends the sending, at that time whatever is out (left39b: it waited for the requests out, so a store back
-  meanwhile left the promised stop unmade) — the requests out give up and the ads never sent, or caught waiting for
-  their next try, are ``notSent`` (never queued, safe to resend: :mod:`~gamead_cli.submit.tally`; left39b: they
-  were counted rejected with their last code) — rather than counting every later batch refused;
+  ends the sending, at that time whatever is out — the requests out give up and the ads never sent, or caught
+  waiting for their next try, are ``notSent`` (never queued, safe to resend: :mod:`~gamead_cli.submit.tally`) —
+  rather than counting every later batch refused;
 * one line on stderr when it begins (since when, why, what is done, until when), one when it ends or stops the
   run, and the progress bar says it meanwhile (:meth:`Outage.status`).
 
-The API's store refusing every ad is an outage too (submit37, attack37 F3: a full JetStream store answered 4,630 ads
-``queue_unavailable`` at full rate for 31 s, then left 566 "may be queued" that never were): it begins at a batch
-answer in which no ad was taken and at least one was refused for the store (:func:`store_verdict`: a 503
-``queue_unavailable``, ``topology_changed``… (:data:`STORE_CODES`: every 503 an ad can get), the whole request
-or per ad, with or without ``details.adId``) and ends at the first ad taken (accepted or a duplicate), not at any
-answer. It pauses and stops the sending as above, and meanwhile each batch is one ad (:meth:`Outage.size`): a probe,
+The API's store refusing every ad is an outage too: it begins at a batch answer in which no ad was taken and at least
+one was refused for the store (:func:`store_verdict`: a 503 ``queue_unavailable``, ``topology_changed``…
+(:data:`STORE_CODES`: every 503 an ad can get), the whole request or per ad, with or without ``details.adId``) and
+ends at the first ad taken (accepted or a duplicate), not at any answer. It pauses and stops the sending as above, and meanwhile each batch is one ad (:meth:`Outage.size`): a probe,
 so at most one ad per try can be left uncertain (its publish unanswered: settled by lookup in the summary).
 
 Thread-safe: the client's threads call :meth:`refused` and :meth:`answered`, the sender :meth:`hold`."""
@@ -110,7 +106,7 @@ class Outage:
 
     def __init__(self, api_url: str, hold: float, say: Callable[[str, str], None], *,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = service_clock.now) -> None:
-        self.api_url, self.hold_for, self._say, self._clock, self._wall = api_url, hold, say, clock, wall
+        self.api_url, self.hold_for, self._print, self._clock, self._wall = api_url, hold, say, clock, wall
         self._cond = threading.Condition()
         self.since: float | None = None  #: monotonic start of the outage under way (None: the API answers)
         self._since_wall = 0.0
@@ -125,6 +121,14 @@ class Outage:
         self._waited = 0.0  #: seconds from the outage's start to the stop
         self.ended: float | None = None  #: monotonic end of the last outage that ended (None: none has)
         self._began = 0.0  #: monotonic start of the last outage begun (under way or ended)
+
+    def _say(self, mark: str, text: str) -> None:
+        """Print a line; one that cannot be written changes nothing else (review47 F3: stderr on /dev/full, the
+        ``!`` line's ``OSError`` raised through a request, its batch's ads counted twice, no summary, exit 1)."""
+        try:
+            self._print(mark, text)
+        except (OSError, ValueError):  # ValueError: a closed file
+            pass
 
     # --- the client's threads ----------------------------------------------------------------------------
 

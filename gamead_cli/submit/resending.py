@@ -22,13 +22,15 @@ def next_try(outage: Outage, attempt: int, errors: list[Mapping[str, object]], o
     While an outage is under way its stop bounds the wait: a wait that would end past it ends at it, and one that
     does not fit the time left (``retryAfter`` or the back-off longer than it) waits for it instead of giving up
     (outage46: 50 ads refused ``storage_failing`` 0.2 s before the stop were counted ``rejected``, never judged by
-    the API; an outage turned "unreachable" kept only the batch's own bound, alike). The caller looks again after
-    the wait (``Outage.cut``): the stop come, the ads are not sent; the outage over, they go."""
+    the API; an outage turned "unreachable" kept only the batch's own bound, alike); past their own bound they
+    go again after each back-off, not only at the stop (review47 F8). The caller looks again after the wait
+    (``Outage.cut``): the stop come, the ads are not sent; the outage over, they go."""
     cut = outage.cut(stopping)  # the run's stop, or the outage's: "" when neither (not a stop, not yet due)
     if cut:
         return None, cut
-    wait = retry.next_wait(attempt, retry.ad_retry_after(list(errors)), outage.resend_until(own) - now)
-    return retry.held_wait(wait, outage.left()), ""  # an outage under way: never None, so never settled
+    wait = retry.outage_wait(attempt, retry.ad_retry_after(list(errors)), outage.resend_until(own) - now,
+                             outage.left())  # an outage under way: never None (never settled), never blind to it
+    return wait, ""
 
 
 def own_end(errors: list[Mapping[str, object]], chunk_end: float, last_taken: float, retry_for: float) -> float:

@@ -269,7 +269,10 @@ def send_many(
                 pool.shutdown(wait=False, cancel_futures=True)
                 client.abort()
                 break
-            outage.waiting(partial(wait_futures, pending, timeout=POLL))  # an outage's part: paused
+            if not outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
+                                                                                  outage.status())), woken):
+                outage.waiting(partial(wait_futures, pending, timeout=POLL))  # an outage's part: paused
+            # held as before a next batch: an outage's stop comes, said (review47 F2: unsaid, stoppedByOutage false)
         pool.shutdown(wait=not pending)  # its threads idle, or left to end as their requests are cut
         elapsed, client.watch = time.monotonic() - start, None  # the lookups after it are not the run's
         cancelled = 0  # of the ads handed out, those a second Ctrl-C cancelled (counted by the tally)

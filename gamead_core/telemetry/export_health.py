@@ -57,6 +57,14 @@ class ExportHealth:
         return f"{words} ({cause})" if cause else words
 
 
+def readiness_of(healths: Sequence[ExportHealth]) -> str:
+    """The ``tracing`` check of a process with one :class:`ExportHealth` per exporter: the readiness of the one
+    failing longest, ``ok`` when none fails (review47 F1: ``OTEL_TRACES_EXPORTER=otlp,console`` counted both into
+    one, each batch the console printed ended the OTLP exporter's failing spell: ``ok`` between its failures)."""
+    failing = [h for h in healths if h.failing_since is not None]
+    return min(failing, key=lambda h: h.failing_since or 0.0).readiness() if failing else "ok"
+
+
 class WatchedExporter(SpanExporter):
     """``inner`` (an OpenTelemetry :class:`SpanExporter`), each :meth:`export`'s result counted in ``health``. An
     exception the exporter raises is counted as a failure and returned as ``FAILURE`` (the SDK logs and drops the
@@ -81,4 +89,4 @@ class WatchedExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-__all__ = ["ExportHealth", "WatchedExporter"]
+__all__ = ["ExportHealth", "WatchedExporter", "readiness_of"]

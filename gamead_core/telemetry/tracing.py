@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _enabled = False
 _tracer: Any = None
-_health: Any = None  #: the :class:`~gamead_core.telemetry.export_health.ExportHealth` of this process's exporters
+_health: list[Any] = []  #: an :class:`~gamead_core.telemetry.export_health.ExportHealth` per exporter of this process
 
 
 def wanted(env: Mapping[str, str] | None = None) -> bool:
@@ -136,7 +136,7 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
 
     from gamead_core.telemetry.export_health import ExportHealth, WatchedExporter
 
-    _health = ExportHealth()
+    _health = []
     service = env.get("OTEL_SERVICE_NAME") or f"gamead-{role}"
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     resource = resource.merge(Resource.create({"service.name": service}))
@@ -144,9 +144,11 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     for name in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
         name = name.strip().lower()
         if name == "console":
-            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(ConsoleSpanExporter(), _health)))
+            _health.append(ExportHealth())  # one each: a console's batches end no spell of OTLP's (review47 F1)
+            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(ConsoleSpanExporter(), _health[-1])))
         elif name == "otlp":
-            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(_otlp_exporter(env), _health)))
+            _health.append(ExportHealth())
+            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(_otlp_exporter(env), _health[-1])))
         elif name and name != "none":
             log.warning("OTEL_TRACES_EXPORTER %r is not supported by gamead (otlp, console); ignored", name)
     trace.set_tracer_provider(provider)
@@ -158,8 +160,10 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
 
 def export_readiness() -> str:
     """``/readyz``'s soft ``tracing`` check: ``disabled`` (tracing off), ``ok`` (no span batch failed since the
-    last one sent), or ``degraded: spans not exported …`` (:meth:`ExportHealth.readiness`)."""
-    return "disabled" if not _enabled or _health is None else _health.readiness()
+    last one sent, by any exporter), or ``degraded: spans not exported …`` (:func:`readiness_of`)."""
+    from gamead_core.telemetry.export_health import readiness_of
+
+    return readiness_of(_health) if _enabled else "disabled"
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> Any:

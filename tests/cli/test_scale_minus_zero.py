@@ -29,3 +29,11 @@ def test_minus_zero_holds_zero_workers(runner: CliRunner, fresh_nats: Callable[[
         assert json.loads(run.stdout)["override"]["replicas"] == 0, (argv, run.stdout)
     refused = runner.invoke(app, ["scale", "set", "-01", "--api", url])  # a negative count still is not one
     assert refused.exit_code == 2 and "must be 0 to 10,000, not -1" in refused.output, refused.output  # range46
+
+
+def test_an_option_given_no_value_is_said_so(runner: CliRunner) -> None:
+    """review47 F7: attack46 F3's reading of the arguments put an empty value after an option given last
+    (``scale set 3 --for``): 'cannot read duration '''. Click says what is missing again; nothing is sent."""
+    run = runner.invoke(app, ["scale", "set", "3", "--api", "http://127.0.0.1:9", "--for"])
+    assert run.exit_code == 2 and "Option '--for' requires an argument" in run.output, run.output
+    assert "cannot read duration" not in run.output, run.output

@@ -118,3 +118,72 @@ def test_a_run_whose_api_stays_away_stops_after_retry_for_and_names_what_was_not
            "resend; " in text and "never sent: the input after ad " in text, text
     not_sent = re.search(r"not sent ([\d,]+) ads? \(stopped", text)
     assert not_sent is not None and 0 < int(not_sent[1].replace(",", "")) < COUNT, text
+
+
+def test_an_outage_after_every_ad_went_out_stops_the_run_as_its_line_said(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """review47 F2: 2,000 ads over an API limit of 300/s, all handed out at once (20 batches of 100 in 32 request
+    slots, their ads resent as the limit lets them), the API killed 500 ads in: the ``!`` line said sending stops
+    if it is still unreachable 3 s later, but the sender, waiting for the requests out, never looked at the
+    outage's stop (only its hold before a next batch did): no ``✗`` line, ``stoppedByOutage`` false, no
+    ``stoppedBecause``, and the row "paused 3.1 s (the run ended that much later)", while 1,469 ads being resent
+    were not sent, caught by that stop. Now the wait for the requests out holds as a next batch would."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE="300",
+                         GAMEAD_RATELIMIT__BURST="300")
+    procs.append(api)
+    err = tmp_path / "submit.err"
+    with err.open("w") as sink:
+        cli = GameadPopen(gamead_argv("submit", "--count", "2000", "--batch-size", "100", "--title", "Outage",
+                                      "--genre", "RPG", "--api", url, "-o", "json"),
+                          env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="3"), stdout=subprocess.PIPE,
+                          stderr=sink, stdin=subprocess.DEVNULL, text=True)
+    with killed_if_left(cli):
+        with httpx.Client(base_url=url, timeout=10) as http:  # its own GETs limited too: a 429 counts 0
+            wait_for(lambda: http.get("/ads", params={"limit": 500}).json().get("count", 0) >= 500
+                     or cli.poll() is not None, timeout=60, what="500 ads of the run queued")
+        assert cli.poll() is None, _said(err)
+        api.kill()
+        out, _ = cli.communicate(timeout=180)
+    said, summary = _said(err), json.loads(out)
+    figures = {k: summary.get(k) for k in ("sent", "accepted", "notSent", "maybeQueued", "outages",
+                                           "stoppedByOutage", "stoppedBecause", "refusedByOutage")}
+    assert summary["sent"] == 2000 and summary["notSent"] > 0, figures  # the ads being resent: caught
+    assert "! " in said and "is unreachable (connection refused): sending paused" in said, said
+    assert ("✗ " in said and f"the API at {url} is still unreachable after" in said
+            and "sending stopped" in said), (said, figures)
+    assert summary["stoppedByOutage"] is True, figures
+    assert summary["stoppedBecause"] == "the API was still unreachable after client.retry_for", figures
+
+
+def test_an_outage_line_stderr_cannot_take_changes_no_count(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """review47 F3: the run of the test above with stderr on ``/dev/full``: the outage's ``!`` line, printed in a
+    request's thread, raised ``OSError`` through the client into the batch's send, which counted every ad of the
+    batch rejected ``not_sent``, those already counted too; in the sender's hold it ended the run as an input error;
+    and ``-o json`` printed nothing, exit 1. A line that cannot be written now changes nothing else: the summary
+    comes, each ad counted once."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE="300",
+                         GAMEAD_RATELIMIT__BURST="300")
+    procs.append(api)
+    with open("/dev/full", "w") as full:
+        cli = GameadPopen(gamead_argv("submit", "--count", "2000", "--batch-size", "100", "--title", "Outage",
+                                      "--genre", "RPG", "--api", url, "-o", "json"),
+                          env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="3"), stdout=subprocess.PIPE,
+                          stderr=full, stdin=subprocess.DEVNULL, text=True)
+    with killed_if_left(cli):
+        with httpx.Client(base_url=url, timeout=10) as http:
+            wait_for(lambda: http.get("/ads", params={"limit": 500}).json().get("count", 0) >= 500
+                     or cli.poll() is not None, timeout=60, what="500 ads of the run queued")
+        api.kill()
+        out, _ = cli.communicate(timeout=180)
+    assert out.strip(), f"no summary on stdout (exit {cli.returncode})"
+    summary = json.loads(out)
+    figures = {k: summary.get(k) for k in ("sent", "accepted", "duplicates", "rejected", "maybeQueued", "notQueued",
+                                           "queuedFound", "notSent", "inputError", "stoppedByOutage")}
+    assert "inputError" not in summary and summary["stoppedByOutage"] is True, figures
+    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values())
+               + summary["maybeQueued"] + summary.get("notQueued", 0) + summary.get("queuedFound", 0)
+               + summary["notSent"])
+    assert summary["sent"] == 2000 and counted == 2000, figures

@@ -42,3 +42,30 @@ def test_readyz_says_spans_are_not_exported_and_when_they_are_again(fresh_nats, 
             assert wait_for(lambda: receiver.spans, timeout=30, what="spans received")
         finally:
             receiver.close()
+
+
+def test_a_console_exporter_does_not_hide_a_failing_collector(fresh_nats, procs,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    """review47 F1: with ``OTEL_TRACES_EXPORTER=otlp,console`` and no collector, both exporters counted into one
+    health: each batch the console printed ended the failing spell the OTLP exporter's batches began, so
+    ``checks.tracing`` said ``ok`` between them and its ``for N s`` never grew (gamead up, which says a spell past
+    registry.ttl, said nothing). Each exporter is counted on its own now: the spell lasts while ads are posted."""
+    port = free_port()  # nothing listens there: every OTLP export is refused, every console one succeeds
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1", "OTEL_TRACES_EXPORTER": "otlp,console",
+            "GAMEAD_RATELIMIT__ENABLED": "false"}
+    api, url = start_api(fresh_nats().url, tmp_path, **otel)
+    procs.append(api)
+    seen: list[str] = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+
+        def failing_for(seconds: float) -> bool:
+            client.post("/ads", json=ad("traced ad"))  # spans for both exporters: the console prints them
+            seen.append(str(client.get("/readyz").json()["checks"]["tracing"]))
+            said = seen[-1].removeprefix("degraded: spans not exported for ").split(" s ", 1)[0]
+            return said.isdigit() and int(said) >= seconds
+
+        try:
+            wait_for(lambda: failing_for(4), timeout=60, what="a spell of 4 s while ads are posted")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: the last readings {seen[-6:]}") from None

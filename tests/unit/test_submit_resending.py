@@ -64,14 +64,15 @@ def test_ads_whose_next_try_does_not_fit_before_the_outages_stop_are_held_to_it_
 def test_a_store_outage_turned_unreachable_holds_the_ads_it_refused_too() -> None:
     """A store outage from 2 s, then a connection refused at 3 s (the outage is now "unreachable", its stop still
     7 s): at 4.5 s a batch's own bound (4.6 s) leaves no room for a 1 s wait. Before: ``(None, "")``, rejected;
-    now held until the stop (2.5 s)."""
+    now held through the outage: tried again after the ``retryAfter`` (1 s), within the 2.5 s to the stop (review47
+    F8: it was the whole 2.5 s, no try between)."""
     now = [0.0]
     outage = _store_outage_at(now, 2.0)
     now[0] = 3.0
     assert outage.refused("connection refused") is True and outage.kind == "unreachable"
     now[0] = 4.5
     wait, cut = next_try(outage, 3, [FAILING] * 10, 4.6, now[0], False)
-    assert cut == "" and wait == pytest.approx(2.5), (wait, cut)
+    assert cut == "" and wait == pytest.approx(1.0), (wait, cut)
 
 
 def test_a_wait_that_would_end_past_the_outages_stop_ends_at_it() -> None:
@@ -170,3 +171,41 @@ def test_a_batch_refused_by_connection_is_retried_until_the_outages_stop_not_onl
     assert client.submit_batch([ad("t")])["results"] == [ACCEPTED]  # answered: the API was there
     assert client.submit_batch([ad("t")])["results"] == [ACCEPTED], seen  # before: ApiUnreachable at 0.2 s
     assert outage.spans and outage.since is None and not outage.stopped  # the outage said, ended, not a stop
+
+
+def test_a_request_past_its_own_retry_for_keeps_trying_and_sees_the_api_back_long_before_the_stop() -> None:
+    """review47 F8: a request whose own ``client.retry_for`` (0.2 s) ran out in an outage (stop in 10 s) waited the
+    whole time to the stop without a try. The API back 0.5 s in went unseen: with every request out in such a
+    wait, no other batch goes out to try (the sender holds while one is out), so the run stopped at the stop, as if
+    the API were still away (or, winning that race, went on 9.5 s late). Now it tries again after each back-off,
+    its last wait ending at the stop: it is answered with most of the outage's time left."""
+    outage = Outage("http://api.test", 10.0, lambda mark, text: None)  # the outage's own clock: time.monotonic
+    lock, seen, answered_with = threading.Lock(), [], []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(request.url.path)
+            left = outage.left()
+        if len(seen) > 1 and (left is None or left > 9.5):  # the API gone for the outage's first 0.5 s
+            raise httpx.ConnectError("connection refused", request=request)
+        answered_with.append(left)
+        return httpx.Response(200, json={"results": [ACCEPTED], "accepted": 1, "duplicates": 0, "rejected": 0})
+
+    client = ApiClient("http://api.test", transport=httpx.MockTransport(api), retry_for=0.2)
+    client.watch = outage
+    assert client.submit_batch([ad("t")])["results"] == [ACCEPTED]  # answered: the API was there
+    assert client.submit_batch([ad("t")])["results"] == [ACCEPTED], seen
+    assert answered_with[-1] is not None and answered_with[-1] > 5.0, answered_with  # before: ~0 s left
+
+
+def test_ads_past_their_own_resends_in_an_unreachable_outage_try_again_after_the_back_off() -> None:
+    """review47 F8, the resends of a batch's refused ads: an unreachable outage from 2 s (its stop at 7 s); at 3 s
+    the batch's own bound (3 s) is spent. Before: a wait of 4 s, to the stop, with no try between (an API back at
+    3.5 s unseen by these ads); now the back-off's (≤ 0.5 s after a second try), then they look again."""
+    now = [0.0]
+    outage = _outage(now)
+    now[0] = 2.0
+    assert outage.refused("connection refused") is True
+    now[0] = 3.0
+    wait, cut = next_try(outage, 2, [FAILING | {"details": {}}] * 10, 3.0, now[0], False)
+    assert cut == "" and wait is not None and wait <= 0.5, wait
