@@ -162,8 +162,11 @@ def decode_json(content: bytes, *, url: str, what: str) -> Any:
 
 def answers_like_gamead(http: httpx.Client, url: str, limit: int, timeout: float) -> bool:
     """True if ``GET /healthz`` through ``http`` (whose base URL is ``url``) answers like a gamead API: a JSON object
-    with a string ``status`` (200 ok, or 503 while NATS is away), read as any answer is (at most ``limit`` bytes,
-    whole within :data:`ANSWER_TIMEOUTS` × ``timeout`` seconds); False for anything else, an error included."""
+    with a string ``status`` (200 ok, or 503 while NATS is away) and a ``nats`` member (its link's figures, null
+    included), read as any answer is (at most ``limit`` bytes, whole within :data:`ANSWER_TIMEOUTS` × ``timeout``
+    seconds); False for anything else, an error included. A ``status`` alone was taken for gamead (attack47 F2):
+    nats-server's monitoring ``/healthz`` answers ``{"status":"ok"}`` too, so ``--api`` at the port ``gamead up``
+    prints as ``watched on …/healthz`` said ``GET /ads: not found (HTTP 404)``, exit 4."""
     waited = ANSWER_TIMEOUTS * timeout
     try:
         with answer_deadline(time.monotonic() + waited), http.stream("GET", "/healthz") as answer:
@@ -172,7 +175,7 @@ def answers_like_gamead(http: httpx.Client, url: str, limit: int, timeout: float
                                url=url, what="GET /healthz")
     except (httpx.HTTPError, ValueError, ApiClientError):
         return False
-    return isinstance(body, dict) and isinstance(body.get("status"), str)
+    return isinstance(body, dict) and isinstance(body.get("status"), str) and "nats" in body
 
 
 __all__ = ["ANSWER_TIMEOUTS", "MAX_ANSWER_BYTES", "answer_bound", "answers_like_gamead", "decode_json", "late",

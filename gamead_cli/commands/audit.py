@@ -50,7 +50,7 @@ def _table(body: dict[str, Any], width: int) -> Table:
         row: list[Any] = [_time(r.get("at"))[5:], plain(r.get("actor", "?"))]
         if wider:
             row += [plain(r.get("role") or "-"), plain(r.get("client") or "-")]
-        row += [plain(r.get("action")), plain(audit_selection(r)), "-" if r.get("ads") is None else str(r["ads"]),
+        row += [plain(r.get("action")), plain(audit_selection(r)), "-" if r.get("ads") is None else count_text(r["ads"]),
                 audit_outcome(r)]
         if wide:
             row.append(plain(r.get("jobId") or "-"))

@@ -20,6 +20,9 @@ ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"), "
 ENTRY_DROPS = ("TITLE", "ATT", "P", time_column("DEAD AT"), "MESSAGE")
 MESSAGE_MIN = 20
 ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
+#: longest message a row shows, on one line, wrapped in at most ~5 lines of MESSAGE (up to 4,000 characters: gamead
+#: dlq show has it whole); before (attack47 F4) a 4,000-character message made its row ~80 lines long
+MESSAGE_SHOWN = 240
 
 
 def attempts_cell(entry: dict[str, Any]) -> str:
@@ -30,11 +33,11 @@ def attempts_cell(entry: dict[str, Any]) -> str:
 
 
 def entries_table(body: dict[str, Any]) -> RenderableType:
-    """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
-    the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
-    ``-o json`` have everything)."""
+    """One row per entry; every label and id whole at any width: the message wraps (its first MESSAGE_SHOWN
+    characters), the title, the attempts, the priority and the time go first when the terminal is narrow, then the
+    message (``gamead dlq show ID`` or ``-o json`` have everything)."""
     rows = [(plain(e["adId"]), str(e["priority"]), attempts_cell(e), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
-             plain(e["errorMessage"]), plain(month_time(e["deadAt"])), plain(clip(e["title"], 30)))
+             plain(clip(e["errorMessage"], MESSAGE_SHOWN)), plain(month_time(e["deadAt"])), plain(clip(e["title"], 30)))
             for e in body["items"]]
     return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
                        flex_min=MESSAGE_MIN, right=("P", "ATT"))

@@ -77,6 +77,13 @@ def _streams(listed: Any) -> str:
     return f"{len(listed)} work streams ({', '.join(str(n) for n in listed)})"
 
 
+def _read(read: dict[str, Any], key: str, one: str, many: str | None = None) -> str:
+    """``read[key]`` with its noun, one or many: ``1 message``, ``15,638 records`` (attack47: ``1 messages in work
+    stream GAMEAD_ADS``, ``1 DLQ entries``)."""
+    n = read.get(key, 0)
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: str | None = None) -> RenderableType:
     """The report for people: a header naming the API it came from (``api``: its URL, :func:`api_named`), a
     block per kind of problem (what, how many, which, what --repair does), the notes, what was read, and the
@@ -117,10 +124,10 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         parts.append(block)
     read = report.get("read") or {}
     parts.append(Text(
-        f"read: {read.get('records', 0):,} records (keys only) · {read.get('workMessages', 0):,} messages in "
-        f"{_streams(read.get('workStreams'))} · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
-        f"{read.get('jobs', 0):,} job{'' if read.get('jobs', 0) == 1 else 's'} · "
-        f"{read.get('apiCalls', 0):,} JetStream API calls · "
+        f"read: {_read(read, 'records', 'record')} (keys only) · {_read(read, 'workMessages', 'message')} in "
+        f"{_streams(read.get('workStreams'))} · {_read(read, 'dlqEntries', 'DLQ entry', 'DLQ entries')} · "
+        f"{_read(read, 'recordReads', 'whole record')} · {_read(read, 'jobs', 'job')} · "
+        f"{_read(read, 'apiCalls', 'JetStream API call')} · "
         f"{byte_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     if report.get("topologyChanged"):
         parts.append(Text(f"per-ad checks not run (they would look for each ad in the wrong partition): "

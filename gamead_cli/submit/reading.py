@@ -28,6 +28,7 @@ from gamead_cli.inputs import (
 )
 from gamead_core.errors import GameadError
 from gamead_core.models import has_words
+from gamead_core.safe_text import REFUSED
 
 #: Largest ad file read (bytes). The API takes 64 KiB bodies by default; `submit /dev/zero` must end.
 MAX_AD_FILE_BYTES = 1024 * 1024
@@ -294,7 +295,9 @@ def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
             f"the title {fields['title']!r} has no letters and no --description was given: the analyser would have "
             "no words of yours to analyse", param_hint="--title / --description")
     ad = {**FLAG_DEFAULTS, **fields}
-    ad.setdefault("description", f"{fields['title']}: {_a(str(fields['genre']))} game.")
+    # the API refuses a control character of the title or genre there: not in the description made from them too
+    title, genre = (REFUSED.sub("", str(fields[key])) for key in ("title", "genre"))  # (attack47 F8)
+    ad.setdefault("description", f"{title}: {_a(genre)} game.")
     return ad
 
 

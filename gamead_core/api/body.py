@@ -61,7 +61,7 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     error path: every body model is ``extra="forbid"``, so such a body never validates (review27 F7).
     """
     if len(body) > max_bytes:
-        raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes}")
+        raise PayloadTooLarge(f"the body is {len(body):,} bytes; the limit is {max_bytes:,}")
     try:
         value = model.model_validate_json(body, strict=True)
     except ValidationError as exc:

@@ -92,7 +92,7 @@ class HttpLimits:
 _IDENTITY = frozenset({b"", b"identity"})
 _ENCODED = Refusal(415, "unsupported_media_type", "the API does not decode a Content-Encoding: send the body "
                    "uncompressed, without that header (or Content-Encoding: identity)")
-_LONG_CHUNK_LINE = Refusal(400, "bad_request", f"a chunk size line is longer than {MAX_CHUNK_LINE} bytes")
+_LONG_CHUNK_LINE = Refusal(400, "bad_request", f"a chunk size line is longer than {MAX_CHUNK_LINE:,} bytes")
 
 
 def coding_refusal(value: bytes) -> Refusal | None:
@@ -305,8 +305,8 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
             return  # trailer fields after the last chunk, not a size line
         cap, setting = self.limits.body_cap(self.url)
         if size > cap:
-            self._refuse(Refusal(413, "payload_too_large", f"a chunk of {size} bytes passes the body limit of "
-                                 f"{cap} bytes ({setting})"))
+            self._refuse(Refusal(413, "payload_too_large", f"a chunk of {size:,} bytes passes the body limit of "
+                                 f"{cap:,} bytes ({setting})"))
 
     # --- refusing -----------------------------------------------------------------------------------------
 
@@ -322,11 +322,11 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
 
     def _line_too_long(self) -> Refusal:
         return Refusal(414, "request_line_too_long", f"the request target is longer than "
-                       f"{self.limits.max_request_line} bytes (api.max_request_line_bytes)")
+                       f"{self.limits.max_request_line:,} bytes (api.max_request_line_bytes)")
 
     def _too_large(self) -> Refusal:
         return Refusal(431, "headers_too_large", f"the request line and headers exceed "
-                       f"{self.limits.max_header_bytes} bytes (api.max_header_bytes)")
+                       f"{self.limits.max_header_bytes:,} bytes (api.max_header_bytes)")
 
     def _stop(self, refusal: Refusal) -> None:
         self._refusal = refusal

@@ -73,8 +73,8 @@ class BodyTooLarge(HTTPException):
     the batch route); rendered by the app's handlers as ``payload_too_large``."""
 
     def __init__(self, limit: int, seen: int | None = None, setting: str = "api.max_body_bytes") -> None:
-        size = f"is {seen} bytes" if seen is not None else "is too large"
-        super().__init__(413, f"the body {size}; the limit is {limit} bytes ({setting})")
+        size = f"is {seen:,} bytes" if seen is not None else "is too large"
+        super().__init__(413, f"the body {size}; the limit is {limit:,} bytes ({setting})")
 
 
 class GateMiddleware:
@@ -159,7 +159,7 @@ class GateMiddleware:
             if declared > max_body:
                 self._note_caller(scope, authorization)  # so the audit trail says who got this 413
                 await self._error(scope, receive, send, 413, "payload_too_large",
-                                  f"the body is {declared} bytes; the limit is {max_body} bytes "
+                                  f"the body is {declared:,} bytes; the limit is {max_body:,} bytes "
                                   f"({limit_name})")
                 return
         elif streamed:  # chunked: count the bytes as they arrive

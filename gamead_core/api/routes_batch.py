@@ -153,7 +153,7 @@ def repeated(body: bytes, held: int) -> dict[int, dict[str, Any]]:
 
 def _check_size(body: bytes, max_bytes: int) -> None:
     if len(body) > max_bytes:
-        raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
+        raise PayloadTooLarge(f"the body is {len(body):,} bytes; the limit is {max_bytes:,} (api.batch_max_body_bytes)")
 
 
 def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmission], list[str | None] | None] | None:

@@ -17,7 +17,7 @@ def client_for(handler: httpx.MockTransport | None = None, **kw: object) -> ApiC
 def answering(status: int, body: object = None, *, text: str | None = None, headers: dict | None = None):
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/healthz":  # the client asks it after a 404: is this a gamead API?
-            return httpx.Response(200, json={"status": "ok"})
+            return httpx.Response(200, json={"status": "ok", "nats": None})
         if text is not None:
             return httpx.Response(status, text=text, headers=headers)
         return httpx.Response(status, json=body, headers=headers)

@@ -141,6 +141,17 @@ def test_an_ad_from_flags_needs_only_title_and_genre(runner: CliRunner, api_url:
     assert "--genre" in unstyle(missing.stderr) and len(unstyle(missing.stderr).strip().splitlines()) == 1
 
 
+def test_a_refused_title_is_refused_alone(runner: CliRunner, api_url: str) -> None:
+    """attack47 F8: `gamead submit --title $'\\e[31mX' --genre RPG` said `title: must not contain control characters
+    (found U+001B); description: …` too: the description no one gave, made up from the title."""
+    for flag, value in (("--title", "\x1b[31mSky Saga"), ("--genre", "RPG\x9b")):
+        fields = {"--title": "Sky Saga", "--genre": "RPG", flag: value}
+        result = run(runner, api_url, "submit", *(part for pair in fields.items() for part in pair))
+        line = unstyle(result.stderr).strip()
+        assert result.exit_code == exitcodes.ERROR and "validation_failed" in line, line
+        assert f"{flag[2:]}: must not contain control characters" in line and "description" not in line, line
+
+
 def test_api_url_with_a_wrong_path_says_so(runner: CliRunner, api_url: str) -> None:
     result = runner.invoke(app, ["ads", "get", "01m87v538ce744cfgethvyb39n", "--api", f"{api_url}/gamead"])
     assert result.exit_code == exitcodes.UNREACHABLE, result.output

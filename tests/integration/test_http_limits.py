@@ -113,6 +113,22 @@ def test_a_long_request_line_gets_414(api: tuple[Proc, str]) -> None:
     assert ok.status_code == 200
 
 
+def test_the_limits_are_said_with_thousands_separators(api: tuple[Proc, str]) -> None:
+    """attack47 F6: ``gamead submit`` of a 100 KB ad printed ``the body is 100243 bytes; the limit is 65536 bytes``
+    beside every other count the CLI prints (``65,536``, regress44 F7)."""
+    said = {
+        "declared": send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 100_000),
+        "chunked": send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  + b"%x\r\n" % 100_000 + b" " * 100_000 + b"\r\n0\r\n\r\n"),
+        "headers": send_then_read(api[1], b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", 20_000, b"\r\n\r\n"),
+        "line": send_then_read(api[1], b"GET /ads/" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+    }
+    messages = {name: str(resp.error()["message"]) for name, resp in said.items()}
+    assert "the body is 100,000 bytes; the limit is 65,536 bytes" in messages["declared"], messages
+    assert "a chunk of 100,000 bytes passes the body limit of 65,536 bytes" in messages["chunked"], messages
+    assert "exceed 16,384 bytes" in messages["headers"] and "longer than 8,192 bytes" in messages["line"], messages
+
+
 def test_malformed_framing_is_answered_in_json(api: tuple[Proc, str]) -> None:
     resp = send_then_read(api[1], b"NOT HTTP AT ALL\r\n\r\n")
     assert resp.status == 400 and resp.error()["code"] == "bad_request"
