@@ -19,7 +19,8 @@ from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import interrupted_code, write_out
 from gamead_cli.submit.sending import send_many
 from gamead_cli.submit.settling import LOOKUP_SECONDS, settle
-from gamead_cli.submit.views import accepted_view, interrupted_line, rejections_lines, sent_note, summary_view
+from gamead_cli.submit.views import (accepted_view, ended_line, interrupted_line, rejections_lines, sent_note,
+                                     summary_view)
 from gamead_cli.submit.waiting import FAILED, wait_for_ad, wait_many
 from gamead_core.errors import GameadError, NoAnswer
 
@@ -64,7 +65,11 @@ def submit_one(
         print(accepted["id"], flush=True)
     else:
         emit(record, output, partial(ad_view, again=client.again))
-    return exitcodes.AD_FAILED if record.get("status") in FAILED else exitcodes.OK
+    if record.get("status") not in FAILED:
+        return exitcodes.OK
+    if output != OutputFormat.json or quiet:  # -o json: the record on stdout says it, as a bulk run's summary does
+        error_line(ended_line(record, again=client.again))
+    return exitcodes.AD_FAILED
 
 
 def submit_bulk(

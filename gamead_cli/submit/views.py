@@ -262,3 +262,18 @@ def sent_note(summary: Mapping[str, Any]) -> str:
     if summary.get("notSent"):  # which ones, here: the summary that would say it is what cannot be written
         note += f", {not_sent_text(summary)}"  # (regress40 F6: it pointed at that summary's row)
     return note + "; do not resend the others"
+
+
+def ended_line(record: Mapping[str, Any], again: str = "") -> str:
+    """The one line ``submit --wait`` adds on stderr when its ad ended ``dead`` or ``failed`` (exit 6): which, why,
+    and the command that shows it (its DLQ entry; a purged ad's record). ``-q`` printed the id alone and nothing
+    said why the exit was 6 (newcomer47)."""
+    ad_id, status = str(record.get("id")), str(record.get("status"))
+    error = record.get("error") or {}
+    why = ": ".join(str(part) for part in (error.get("errorClass"), error.get("message")) if part)
+    why = f": {why}" if why else ""
+    attempts = record.get("attempts")
+    after = f" after {counted(attempts, 'analysis attempt')}" if isinstance(attempts, int) else ""
+    verb = ("dlq", "show") if status == "dead" else ("ads", "get")
+    show = follow_up(*verb, ad_id, again=again)
+    return f"ad {ad_id} ended {status}{after}{why}; see it with: {show}"

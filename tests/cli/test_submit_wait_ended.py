@@ -1,0 +1,57 @@
+"""newcomer47: ``gamead submit --wait`` whose ad ended dead exits 6 (README's exit codes), and now says why on one
+red line of stderr with the command that shows it. Before, ``-q`` printed the id alone and exit 6 came with nothing
+on stderr, so a script's log said nothing of why; the table output showed the record but no next step. Without the
+fix: 2 failed (stderr empty); with it: 2 passed. ``-o json`` keeps stderr empty: its record on stdout says it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from gamead_cli import exitcodes
+from gamead_cli.main import app
+from gamead_cli.program import gamead_program
+from tests.integration.dlq_lane import DOOMED, Lane, lane  # noqa: F401 - lane is a fixture
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+
+@pytest.fixture
+def url(lane: Lane) -> Iterator[str]:  # noqa: F811 - the fixture imported above
+    lane.worker(**DOOMED)  # every ad titled "Doomed…" fails for good at its first attempt
+    yield lane.url
+
+
+def submit(url: str, title: str, *flags: str) -> Result:
+    args = ["submit", "--title", title, "--genre", "RPG", "--wait", "--timeout", "60", *flags, "--api", url]
+    return CliRunner().invoke(app, args, env={"COLUMNS": "100"})
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_quiet_wait_on_a_dead_ad_says_why_on_one_red_line(url: str) -> None:
+    result = submit(url, "Doomed quiet", "-q")
+    assert result.exit_code == exitcodes.AD_FAILED, result.output
+    ad_id = result.stdout.strip()  # -q: the id alone on stdout, as before
+    assert len(ad_id) == 26, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    said = one_line(result.stderr)
+    assert said.startswith(f"error: ad {ad_id} ended dead after 1 analysis attempt: PermanentError: "), said
+    assert f"see it with: {gamead_program()} dlq show {ad_id} --api {url}" in said, said  # runs as printed
+
+
+def test_table_and_json_wait_on_a_dead_ad(url: str) -> None:
+    table = submit(url, "Doomed table")
+    assert table.exit_code == exitcodes.AD_FAILED, table.output
+    assert "dead" in table.stdout  # the record, as before
+    assert "ended dead" in one_line(table.stderr) and "dlq show" in table.stderr
+    as_json = submit(url, "Doomed json", "-o", "json")
+    assert as_json.exit_code == exitcodes.AD_FAILED, as_json.output
+    assert json.loads(as_json.stdout)["status"] == "dead"
+    assert as_json.stderr == ""
