@@ -60,6 +60,8 @@ _STATUS = names.HDR_STATUS
 Key = tuple[int, int]
 #: Longest wait (s) of a worker with slots busy and levels it does not watch (:meth:`LongPolls.wait`, idle False)
 BUSY_LOOK = 0.05
+#: Longest wait (s) of :meth:`LongPolls.stop` for the server to confirm it delivers no more (``nats.request_timeout``)
+STOP_WAIT = 2.0
 
 
 class Inbox(asyncio.Queue[Msg]):
@@ -129,12 +131,27 @@ class LongPolls:
             self._subs.append(await subscribe_inline(self._nc, bell, functools.partial(self._on_bell, key)))
             self._bell[key] = bell
 
-    async def stop(self) -> None:
+    async def stop(self, wait: float = STOP_WAIT) -> None:
         """Unsubscribe (the server then drops our waiting long polls: nobody listens to their inbox) and hand
-        back at once the ads a long poll delivered that no pull took yet (``nak``: redelivered without delay)."""
-        for sub in self._subs:
-            await unsubscribe_quietly(sub)
-        self._subs.clear()
+        back at once the ads a long poll or a pull delivered that no pull took yet (``nak``: redelivered without
+        delay). Connected, each subscription is drained (nats-py's ``Subscription.drain``: the ``UNSUB``, then a
+        ``PING`` whose ``PONG`` comes after every delivery the server made before it took the ``UNSUB``), for at
+        most ``wait`` s, so those deliveries land in the inboxes and are handed back too. Before (chaos47 F1) the
+        subscriptions were dropped here at once: an ad the server had just given a long poll or a pull arrived
+        after, was thrown away by nats-py, and waited the consumer's ``ack_wait`` (30 s), though the stop was
+        clean (tests/integration/test_stop_late_delivery.py). Not closed by this: a delivery the server routes
+        while it takes the ``UNSUB`` (chaos47 F2: still 4 ads in 24 drains of busy workers)."""
+        subs, self._subs = self._subs, []
+        drained = False
+        if subs and self._nc.is_connected:
+            try:
+                ends = await asyncio.wait_for(asyncio.gather(*(s.drain() for s in subs), return_exceptions=True), wait)
+                drained = not any(isinstance(end, BaseException) for end in ends)
+            except asyncio.TimeoutError:
+                pass  # NATS silent: what it delivers now comes back after ack_wait, as before
+        if not drained:
+            for sub in subs:
+                await unsubscribe_quietly(sub)
         left: list[Msg] = []
         for queue in self.inbox.values():
             take_delivered(queue, queue.qsize(), left)

@@ -77,6 +77,10 @@ async def settle_foreign(store: AdStore, shielded: Callable[[Awaitable[Any]], Aw
         await shielded(msg.ack())
     if not say:
         return verdict
+    if verdict == "ack" and record.delivery == delivery:  # its own write landed, its answer did not (chaos47 F7)
+        log.info("ad %s: %s under delivery %s: its outcome was written after all (record %s under this delivery; the "
+                 "write's answer was lost): acknowledged", ad_id, what, delivery, record.status.value, extra=extra)
+        return verdict
     log.info(NOT_OURS + " (record %s, delivery %s: %s)", ad_id, what, delivery, record.status.value, record.delivery,
              "acknowledged" if verdict == "ack" else "left to its holder", extra=extra)
     return verdict

@@ -32,7 +32,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from gamead_core import names
+from gamead_core import clock, names
 from gamead_core.errors import error_text
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.read_end import unsubscribe_quietly
@@ -79,6 +79,9 @@ class NaksSeen:
         self._most = remembered
         self._said = False  #: the subscription's refusal was said (once)
         self._look: asyncio.Future[bool] | None = None  #: the second look for a refusal (:meth:`start`)
+        #: since when (nats-server's clock, :func:`gamead_core.clock.now`) the advisories are heard: the subscription
+        #: confirmed by its flush (None: not yet, or refused); a nak before it is not known here
+        self.since: float | None = None
 
     async def start(self, nc: NATS, timeout: float = 2.0) -> None:
         """Subscribe to the nak advisories on ``nc``; ``timeout``: seconds the flush that tells a refusal waits
@@ -92,6 +95,7 @@ class NaksSeen:
             return
         with contextlib.suppress(Exception):  # a refusal's -ERR comes around the flush's PONG (the module doc)
             await nc.flush(timeout)
+        self.since = clock.now()
         if not await self._refused(nc, sub):
             asyncio.get_running_loop().call_later(timeout, self._look_again, nc, sub)
 
@@ -99,7 +103,7 @@ class NaksSeen:
         """True (said, unsubscribed) if ``nc``'s last error is nats-server's refusal of ``sub`` (:func:`refused`)."""
         if self._said or not refused(nc.last_error):
             return self._said
-        self._said, why = True, str(nc.last_error)
+        self._said, why, self.since = True, str(nc.last_error), None
         await unsubscribe_quietly(sub)
         _say_unsubscribed(why)
         return True

@@ -90,6 +90,8 @@ class Recovery:
     refunded: int = 0
     handed_back: int = 0  #: ``nak`` sent
     untouched: int = 0  #: already settled, or changed meanwhile
+    #: final under the held delivery itself (its outcome written, its ack lost with the worker): acknowledged now
+    acked: int = 0
 
 
 def _nak_payload(delay: float) -> bytes:
@@ -98,15 +100,17 @@ def _nak_payload(delay: float) -> bytes:
     return b"-NAK " + orjson.dumps({"delay": int(delay * 1e9)})
 
 
-async def _nak(nc: NATS, held: HeldAd, delay: float) -> bool:
+async def _nak(nc: NATS, held: HeldAd, delay: float, payload: bytes | None = None) -> bool:
+    """``nak`` the delivery ``held`` (after ``delay`` s), or send ``payload`` (``+ACK``) on its ack subject."""
+    what, doing = ("hand back", "handing back") if payload is None else ("acknowledge", "acknowledging")
     if not names.is_work_ack_subject(held.ack_subject):
-        log.warning("not handing back ad %s: %r is not an ack subject of the work stream", held.ad_id,
+        log.warning("not %s ad %s: %r is not an ack subject of the work stream", doing, held.ad_id,
                     held.ack_subject[:200], extra={"ad_id": held.ad_id})
         return False
     try:
-        await nc.publish(held.ack_subject, _nak_payload(delay))
+        await nc.publish(held.ack_subject, _nak_payload(delay) if payload is None else payload)
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        log.warning("could not hand back ad %s: %r", held.ad_id, exc, extra={"ad_id": held.ad_id})
+        log.warning("could not %s ad %s: %r", what, held.ad_id, exc, extra={"ad_id": held.ad_id})
         return False
     return True
 
@@ -157,7 +161,12 @@ async def recover(
     for held, record, revision in found:
         state = held_state(record, held.delivery, held.started)
         if state == "settled":
-            report.untouched += 1
+            # its outcome was written under this very delivery, its ack not sent (chaos47 F6): acknowledged now,
+            # not left to ack_wait (a final ad's message in the work stream meanwhile: doctor completed_with_message)
+            if record.status.terminal and record.delivery == held.delivery and await _nak(nc, held, 0, b"+ACK"):
+                report.acked += 1
+            else:
+                report.untouched += 1
             continue
         delay = 0.0
         ack_wait, source = await ack_waits.of(held.ack_subject, node.ack_wait, settings.queue.ack_wait)
@@ -213,7 +222,7 @@ async def recover(
         waits.setdefault(wait, source)
     log.warning(
         "%s", recovery_line(node.id, len(node.holding), report.running, charge, report.handed_back,
-                            report.untouched, waits, gone=gone),
+                            report.untouched, waits, gone=gone, acked=report.acked),
         extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
     )
     return report

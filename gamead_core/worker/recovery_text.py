@@ -61,18 +61,21 @@ def unregistered_line(worker_id: str, pid: int) -> str:
 
 
 def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed_back: int, untouched: int,
-                  waits: dict[float, str], *, gone: str = "died") -> str:
+                  waits: dict[float, str], *, gone: str = "died", acked: int = 0) -> str:
     """The recovery's summary (pure): ``held`` announced ads, ``running`` of them running (the verdict:
     ``charged`` or not), ``handed_back`` ``nak``'ed now, ``untouched`` left as they were (said when
     any); the rest are left to JetStream's redelivery, said together with the deliveries it had not announced
     (:func:`unannounced_caveat`). No clause counts 0 of what JetStream still holds: it cannot know that. ``gone``:
-    what became of the worker (``died``; the reaper's ``stopped answering …`` for an expired entry)."""
+    what became of the worker (``died``; the reaper's ``stopped answering …`` for an expired entry); ``acked``: final
+    under their held delivery, acknowledged now (their ack died with the worker)."""
     if not held:
         return f"worker {worker_id} {gone} announcing no held ad; " + unannounced_caveat(waits)
     verdict = ("the one running was charged an attempt" if charged else
                "none charged (each runs alone next)" if running else "none charged")
-    left = max(0, held - handed_back - untouched)
+    left = max(0, held - handed_back - untouched - acked)
     done = [f"{handed_back} handed back"]
+    if acked:
+        done.append(f"{acked} acknowledged (their outcome was written; their ack was not sent)")
     if untouched:
         done.append(f"{untouched} left as they were (settled, gone, or already redelivered)")
     if left:

@@ -24,6 +24,9 @@ worker's own tell (:func:`why_redelivered`, pure):
   sends the advisory before it puts the message back, but on another of its queues), with the ad id, the
   delivery count, the seconds since the message was stored and since the last attempt the record names, and
   the ``ack_wait`` it waited.
+* ``unseen``: as ``lost``, but this worker began hearing the ``nak`` announcements after the earliest moment that
+  delivery can have been made (it started since): a hand-back before then, a stopping worker's, is not known here.
+  INFO (chaos47 F3: the first worker back after a spell with none called every ad handed back meanwhile lost).
 
 The record's ``delivery`` (``"<seq>.<count>"``, shown by ``gamead ads get``) already says that an attempt ran at
 a redelivery: no second place holds it.
@@ -51,7 +54,7 @@ log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 
 #: () → a worker's hand-backs for want of room: (stream, stream seq) → ``time.monotonic()`` of the hand-back
 Handed = Callable[[], Mapping[tuple[str, int], float]]
-Why = Literal["running", "recorded", "final", "handed_back", "nak", "lost"]
+Why = Literal["running", "recorded", "final", "handed_back", "nak", "lost", "unseen"]
 
 #: Seconds a redelivery may seem to come early and still be taken as ``ack_wait``'s: the clocks compared (the
 #: message's stored stamp, this process's view of nats-server's clock: :mod:`gamead_core.clock`) agree within
@@ -76,12 +79,16 @@ class Redelivery:
 
 
 def why_redelivered(record: AdRecord, *, seq: int, count: int, stored_at: float, now: float, ack_wait: float,
-                    handed_ago: float | None = None, naked: int | None = None) -> Redelivery:
+                    handed_ago: float | None = None, naked: int | None = None,
+                    listening_since: float | None = None) -> Redelivery:
     """Why delivery ``count`` (> 1) of the message at stream sequence ``seq``, stored at ``stored_at`` (Unix s,
     nats-server's clock), came at ``now`` (the same clock), given the ad's ``record`` as read at this delivery, the
     level consumer's ``ack_wait`` (seconds), ``handed_ago``: seconds since this worker handed this message back
-    unstarted (None: it did not), and ``naked``: the delivery count of its last ``nak`` nats-server announced
-    (None: none seen). The rules are the module's. Pure."""
+    unstarted (None: it did not), ``naked``: the delivery count of its last ``nak`` nats-server announced
+    (None: none seen), and ``listening_since``: since when (the same clock) this worker hears those announcements
+    (None: not known). The rules are the module's; a delivery that would be ``lost`` but may have been handed back
+    before this worker listened is ``unseen`` (chaos47 F3: after a spell with no worker, the first back called every
+    ad handed back meanwhile lost). Pure."""
     stored_ago = max(0.0, now - stored_at)
     if record.status == AdStatus.PROCESSING:  # lost attempt, live holder, later claim: the handler's lines
         return Redelivery("running", count, stored_ago, stored_ago, record.delivery)
@@ -98,6 +105,8 @@ def why_redelivered(record: AdRecord, *, seq: int, count: int, stored_at: float,
     if handed_ago is not None:
         return Redelivery("handed_back", count, stored_ago, min(since, handed_ago), record.delivery)
     why: Why = "lost" if since >= ack_wait - CLOCK_SLACK and naked != count - 1 else "nak"
+    if why == "lost" and listening_since is not None and listening_since > latest:
+        why = "unseen"
     return Redelivery(why, count, stored_ago, since, record.delivery)
 
 
@@ -117,6 +126,11 @@ def say(seen: Redelivery, ad_id: str, ack_wait: float) -> None:
                     "to a worker, or its worker died, froze or was too busy to take it, and queue.ack_wait (%gs) "
                     "brought it back",
                     ad_id, seen.count, seen.stored_ago, after, ack_wait, extra=extra)
+    elif seen.why == "unseen":
+        log.info("ad %s: delivered again (delivery %d, %.1fs after its message was stored) with no attempt recorded "
+                 "for its earlier delivery; a hand-back (nak) of it before this worker listened for them (it started "
+                 "since) is not known here: handed back by a worker that stopped, or lost on its way and brought back "
+                 "by queue.ack_wait (%gs)", ad_id, seen.count, seen.stored_ago, ack_wait, extra=extra)
     elif seen.why == "final":
         log.info("ad %s: delivered again (delivery %d) though its record says delivery %s ended it: that delivery's "
                  "acknowledgement did not reach NATS, so queue.ack_wait (%gs) brought it back", ad_id, seen.count,
@@ -171,7 +185,7 @@ class Redeliveries:
         seen = why_redelivered(record, seq=key[1], count=meta.num_delivered or 1,
                                stored_at=meta.timestamp.timestamp() if meta.timestamp is not None else now, now=now,
                                ack_wait=ack_wait, handed_ago=None if back is None else time.monotonic() - back,
-                               naked=self.naks.naked(*key))
+                               naked=self.naks.naked(*key), listening_since=self.naks.since)
         if seen.why == "lost":  # the callback runs in a copy of this context: the ad's log fields
             asyncio.get_running_loop().call_later(NAK_GRACE, self._say_lost, seen, key, ad_id, ack_wait)
         else:

@@ -160,3 +160,21 @@ def test_a_lost_verdicts_line_waits_for_a_nak_announced_just_after_the_redeliver
     asyncio.run(run())
     lines = {(r.ad_id, r.levelname, r.redelivery) for r in caplog.records if hasattr(r, "redelivery")}
     assert lines == {("a7", "DEBUG", "nak"), ("a8", "WARNING", "lost")}, lines
+
+
+def test_a_delivery_handed_back_before_this_worker_listened_is_not_called_lost(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """chaos47 F3: a worker stopped by SIGTERM handed 4 buffered ads back (nak) while no other worker ran; the first
+    one started 33 s later took them and said each was "lost on its way" (WARNING): it had not heard the naks, made
+    before it started. Listening since after the message was stored, it cannot tell: INFO, not a loss."""
+    caplog.set_level(logging.DEBUG, logger="gamead_core.worker.runtime")
+    late = why_redelivered(rec(), seq=7, count=2, stored_at=STORED, now=STORED + 40.0, ack_wait=ACK_WAIT,
+                           listening_since=STORED + 39.0)
+    assert late.why == "unseen"
+    heard_all = why_redelivered(rec(), seq=7, count=2, stored_at=STORED, now=STORED + 40.0, ack_wait=ACK_WAIT,
+                                listening_since=STORED - 1.0)
+    assert heard_all.why == "lost"  # listening since before its store: a nak would have been heard
+    say(late, "a1", ACK_WAIT)
+    [line] = [r for r in caplog.records if "a1" in r.getMessage()]
+    assert line.levelno == logging.INFO and "lost on its way" in line.getMessage()
+    assert "is not known here" in line.getMessage()

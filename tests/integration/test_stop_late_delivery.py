@@ -1,0 +1,55 @@
+"""A worker stopping cleanly hands back the ad the server gave its long poll just before the stop (chaos47 F1).
+
+The drill: `gamead up --workers 3` at 300 ads/s, a worker drained (SIGTERM) every 8 s; 1 ad in 8 drains waited the
+level consumer's ``ack_wait`` (30 s) before any worker ran it, its next delivery logged "no hand-back (nak) of
+it: that delivery was lost on its way to a worker". The stop unsubscribed its inboxes at once, so a delivery the
+server had sent before it took the ``UNSUB`` reached a subscription nats-py had already forgotten. Here the
+worker's connection goes through a proxy that holds the ad's delivery (and the server's bytes after it) for a
+moment while the worker is told to stop: a user sees the ad completed by the next worker within seconds, not
+after ``ack_wait`` (120 s here). Real nats-server, API and worker processes.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from tests.nats_filter import PublishFilter
+from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+
+#: seconds the proxy holds the ad's delivery to the stopping worker: longer than the worker takes to begin its
+#: stop once told (a few ms), shorter than its wait for the server to confirm the UNSUB (long_poll.STOP_WAIT, 2 s)
+HOLD = 1.5
+
+
+def test_an_ad_delivered_as_its_worker_stops_goes_to_the_next_worker_at_once(
+    fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    env = {"GAMEAD_QUEUE__ACK_WAIT": "120"}
+    api, url = start_api(server.url, tmp_path, **env)
+    procs.append(api)
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    leaving = start_worker(proxy.url, tmp_path, worker_id="leaving", ready=True, **env)
+    procs.append(leaving)
+    # idle, its long polls wait at the server: the ad's delivery to it is held on the way
+    proxy.stall_deliveries(after=0, seconds=HOLD, subject=names.level_subject(3))
+    with httpx.Client(base_url=url, timeout=10) as client:
+        answer = client.post("/ads", json=ad("Caught Leaving", 3))
+        assert answer.status_code == 202, answer.text
+        ad_id = answer.json()["id"]
+        wait_for(lambda: proxy.holds == 1, timeout=20, what="the ad's delivery to the leaving worker")
+        leaving.signal(signal.SIGTERM)
+        wait_for(lambda: not leaving.alive(), timeout=30, what="the leaving worker to exit")
+        assert leaving.popen is not None and leaving.popen.returncode == 0, leaving.output()[-2000:]
+        taker = start_worker(server.url, tmp_path, worker_id="taker", ready=True, **env)
+        procs.append(taker)
+        record = wait_terminal(client, ad_id, timeout=30)
+    assert record["status"] == "completed", record
+    assert record["workerId"] == "taker" and record["attempts"] == 1, record
