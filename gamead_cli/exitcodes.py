@@ -26,65 +26,21 @@ READER_GONE = 141
 #: (code, meaning) in the order the README shows them.
 TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
-    (ERROR, "the request failed, or its output could not be written (stdout or a FILE it writes: a full disk, an "
-            "I/O error; the line names where; also the private copy `dlq import` keeps in `$TMPDIR`; stdout's reader "
-            "gone early is 141, below), or an unexpected error (the message says why; `--debug` shows the "
-            "traceback)"),
-    (USAGE, "bad usage: flags, arguments (a flag value that is not text in the locale's encoding — a non-ASCII "
-            "`--title` under `LC_ALL=C` with Python's UTF-8 mode off — is refused naming the flag: use a UTF-8 locale "
-            "or `PYTHONUTF8=1`; a path may be any bytes), an output FILE that is a FIFO nothing reads (`dlq export FILE`, `top "
-            "--record FILE`: refused after waiting 5 s for a reader, said once, not waited on for ever), or an "
-            "input file that is missing, unreadable, not a regular file "
-            "(`/dev/zero`, a FIFO: refused before a byte is read, as `--config` refuses it) or not valid JSON/NDJSON "
-            "(the one red line names the file and line; an object naming a key twice is refused too, naming the "
-            "key: `ad.json:9: the key \"priority\" appears twice in one object (I-JSON, RFC 7493 §2.3)`, as the API "
-            "refuses it; so is an escape `\\ud800` without the other half of its UTF-16 surrogate pair, no character "
-            "(RFC 8259 §8.2), naming the escape; so is an ad giving one field under both its names: `ad.json: the field \"targetAudience\" is "
-            "given twice, as \"targetAudience\" and as \"target_audience\": give one of the two names` (in NDJSON, "
-            "after the first line, that ad is rejected, `ambiguous_field`; a field flag such as `--audience` replaces "
-            "the file's field under either name, and so does a file used as the template of `--count N`'s generated "
-            "ads: `target_audience` in it replaces their `targetAudience`); every file is read a bounded line at a "
-            "time and refused at "
-            "its first bad line; an NDJSON file is refused whole when its first line is not JSON, while a later bad "
-            "line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
-    (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API (a worker's `/metrics` port, "
-                  "nats-server's monitoring port: `no gamead API at …`; or its answer is not one: "
-                  "JSON of another shape than the route answers — a write's too, which says `it may have been carried "
-                  "out` —, JSON nested too deeply, a body longer than `client.max_answer_bytes` (64 MiB; each layer of "
-                  "its `Content-Encoding` too), a redirect (never followed), or an answer — its head too — not whole "
-                  "within 3 × `client.timeout`; the line names the API, the request and what was wrong); or a request "
-                  "went out and "
-                  "no answer came (`got the request but gave no answer`: a write may have been carried out, and a "
-                  "submit says how to find or settle its ad; a read or a dry run says `a read: nothing was changed`; "
-                  "one cut while the request was still being written says `nothing was done`); "
-                  "or NATS closed the connection of `gamead worker` or `gamead serve` for good (a server error such "
-                  "as `maximum payload violation`: the one line names it)"),
+    (ERROR, "the request failed, its output could not be written, or an unexpected error (the message says why; "
+            "`--debug` shows the traceback)"),
+    (USAGE, "bad usage: flags, arguments, an output FIFO nothing reads, or an input file that is missing, "
+            "unreadable, not a regular file or not valid JSON/NDJSON"),
+    (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
+                  "request got no answer, or NATS closed a node's connection for good"),
     (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist"),
-    (CONFIG, "the configuration is invalid or cannot work (config file, `GAMEAD_*` variable or flag; also a port it "
-             "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
-             "taken, not ours, or reserved by another running `gamead up` — refused at start; a `--data-dir` "
-             "another `gamead up` holds, or that is a file or cannot be created or written, or empty (`--data-dir "
-             "\"$UNSET\"`, `GAMEAD_EMBEDDED__DATA_DIR=`; `.` names the working directory on purpose); and NATS "
-             "credentials the "
-             "server refuses, `Authorization Violation`, at the start of `gamead worker` and `gamead serve`, "
-             "or for `nats.refused_exit_after` seconds after they had connected; a `gamead worker --id` a live process "
-             "holds: `the id … is held by a live process: host …, pid …, heartbeat … s ago …`; a worker whose id "
-             "another process took over while it was frozen, or an API whose registry key another process wrote: "
-             "`the id … was taken over by another process …`)"),
+    (CONFIG, "the configuration is invalid or cannot work: config file, `GAMEAD_*` variable or flag, a port or data "
+             "dir it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
-    (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C: `gamead submit`'s summary says "
-              "what was sent; a command still starting says `interrupted (SIGHUP) while gamead … was starting: "
-              "nothing was started` (or `sent`)"),
+    (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
-    (TERMINATED, "terminated (SIGTERM: `timeout`, a CI job cancelled, systemd), handled as Ctrl-C: `gamead "
-                 "submit`'s summary says what was sent; a command still starting says `interrupted (SIGTERM) while "
-                 "gamead … was starting: nothing was started` (or `sent`)"),
+    (TERMINATED, "terminated (SIGTERM: `timeout`, a CI job cancelled, systemd), handled as Ctrl-C"),
     (READER_GONE, "stdout's reader went away before the output was all written (piped into `head -1`, or `true`): "
-                  "128 + SIGPIPE, as a coreutils tool killed by SIGPIPE — a plain pipeline shows the "
-                  "reader's status, `set -o pipefail` sees 141 —, whatever the verb; no line, as "
-                  "Unix tools say nothing there, unless a write was already done — `submit`, `dlq "
-                  "import/replay/purge/cancel`, `scale set/clear`, `doctor --repair` — then one line says what, e.g. "
-                  "`the ad WAS queued: id …; do not resend it`, as for a closed stdout"),
+                  "128 + SIGPIPE, whatever the verb"),
 )
 
 
