@@ -80,8 +80,8 @@ def test_a_prlimit_nofile_start_is_forked_with_its_limits(tmp_path: Path) -> Non
     try:
         api.start()
         assert _forked(api.pid)
-        limits = Path(f"/proc/{api.pid}/limits").read_text()
-        assert re.search(r"Max open files\s+100\s+100\s", limits), limits
+        limited = re.compile(r"Max open files\s+100\s+100\s")  # set by the child itself, just after its fork
+        wait_for(lambda: limited.search(Path(f"/proc/{api.pid}/limits").read_text()), timeout=30, what="its limit")
         wait_for(lambda: "open-files limit 100" in api.output(), timeout=60, what="serve saying its limit")
     finally:
         api.stop(timeout=10)
