@@ -11,7 +11,9 @@ ARGS   ?= --workers 2
 # (test_cluster_frozen: its 40 ads past their 30 s bound beside other sessions' load; 14 s alone). Beside other
 # heavy work it is bound by the CPU and the count hardly matters (session 29, other sessions' suites and drills on
 # the machine: -n 4 12:28 at load 8-10; -n 6 15:28 at load 16-18, 14:00 at load 10-19; each run had 1-3 load-timing
-# failures, each of which passed alone). `make test TEST_ARGS=` runs it in one process. The suite starts ~200
+# failures, each of which passed alone). Suite47 (4,264 tests, -n 10, worktree runs): pytest 8:06 at load 2-12 (4,475
+# worker-s), 12:18 at load 8-22 (6,426); the workers ended within 7 s of each other (tests/README.md). `make test
+# TEST_ARGS=` runs it in one process. The suite starts ~200
 # Python processes: bytecode caches (__pycache__/, git-ignored) are kept even where PYTHONDONTWRITEBYTECODE is set.
 TEST_ARGS ?= -n 10 --dist loadgroup --no-loadscope-reorder
 

@@ -141,7 +141,11 @@ _ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
 #: then test_up_parent, test_cli_errors, test_worker_faults, test_autoscaler, test_cluster_frozen,
 #: test_up_late_refusal (one test), test_dlq and test_attack24_cli 56-64 each. Suite45 (-n 10, 349 s, the other
 #: workers done at 334-342 s): the last to end were two cli modules started with the cli directory at ~300 s,
-#: test_hostile_answers (46 s) and test_submit_outage_accounts (40 s): now they start with these
+#: test_hostile_answers (46 s) and test_submit_outage_accounts (40 s): now they start with these. Suite47 (-n 10, two
+#: runs, load 8-22 and 2-12, GAMEAD_TEST_TIMELINE): the workers ended within 6 and 7 s of each other, so the run is
+#: its worker-seconds over 10, not a tail; the four first here, each on a worker of its own from 0 s, were still the
+#: longest (test_up 240 / 125 s, test_kubernetes_backend 192 / 150, test_schemathesis 197 / 71, test_nats_stall 128 /
+#: 100); test_clock_skew_worker (79-81 s) and test_orphans (62-69 s) start early with the integration directory
 _LONGEST = ("tests/integration/test_up.py", "tests/integration/test_kubernetes_backend.py",
             "tests/integration/test_nats_stall.py", "tests/integration/test_schemathesis.py",
             "tests/integration/test_up_parent.py", "tests/integration/test_worker_faults.py",

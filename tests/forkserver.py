@@ -12,7 +12,8 @@ gamead line still runs in a real process of its own, on real servers; only the i
 
 Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}`` (optionally ``"err"``: a file of
 its own for stderr, which otherwise goes to ``log`` with stdout; ``"zygote"``: a ``gamead up`` whose children are
-forked too, ``tests/up_zygote.py``); or, on the socket whose descriptor follows ``--fds`` on the command line, one
+forked too, ``tests/up_zygote.py``; ``"nofile"``: ``[soft, hard]``, its ``RLIMIT_NOFILE``, as ``prlimit --nofile``
+sets it); or, on the socket whose descriptor follows ``--fds`` on the command line, one
 datagram ``{"id", "args", "env", "cwd"}`` with three descriptors (``SCM_RIGHTS``) that become the child's stdin,
 stdout and stderr, as ``Popen``'s pipes would (``tests/forked_popen.py``); answers on stdout
 ``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
@@ -154,6 +155,10 @@ def _become(request: dict[str, Any], server: int, dies: Any) -> None:
             os.close(err)
         os.close(devnull)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the server's socket
+    if request.get("nofile"):  # `prlimit --nofile=SOFT:HARD gamead …` (tests.support.Proc): set as prlimit sets it
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, tuple(request["nofile"]))
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from gamead_core.embedded import PICKED_STARTS, free_port
-from gamead_core.proc import port_owned_by
+from gamead_core.proc import alive, port_owned_by
 from tests.support import Proc, start_worker, wait_for, wait_worker_ready
 
 #: what ``gamead worker`` says (exit 5) when its ``worker.metrics_port`` is taken (README, tests/test_taken_ports)
@@ -75,7 +75,12 @@ def start_metered_worker(nats_url: str, log_dir: Path, *, ready: bool = False, t
             if not worker.alive():
                 return True
             assert worker.popen is not None
-            return port_owned_by(worker.popen.pid, port) is not False  # None: /proc cannot tell
+            owned = port_owned_by(worker.popen.pid, port)
+            if owned is None and not alive(worker.popen.pid):
+                # it ended (exit 5: taken), and the fork server reaped it before its report of the exit reached us:
+                # not a listener (it passed for one: a full run's worker "held" the port another process had)
+                return False
+            return owned is not False  # None: /proc cannot tell
 
         try:
             wait_for(listening, timeout=timeout, what=f"worker {worker.name} to listen on {port} (/metrics)")

@@ -220,19 +220,22 @@ class ForkServer:
             self._changed.notify_all()
 
     def start(self, args: list[str], env: dict[str, str], log: Path | None, *, cwd: Path | str | None = None,
-              err: Path | None = None, fds: list[int] | None = None, closed: tuple[int, ...] = ()) -> ForkedChild:
+              err: Path | None = None, fds: list[int] | None = None, closed: tuple[int, ...] = (),
+              nofile: tuple[int, int] | None = None) -> ForkedChild:
         """Fork ``gamead <args>`` with ``env`` in ``cwd`` (default: this process's working directory), output
         appended to ``log`` (stderr to ``err`` if given, else to ``log`` too), stdin ``/dev/null``; or, given
         ``fds`` (three descriptors, ``log`` unused), with those as its stdin, stdout and stderr (the caller keeps
         and closes its own copies), of which those numbered in ``closed`` (0-2) are then closed in the child, its
-        ``sys.stdin``/``stdout``/``stderr`` None (a shell's ``>&-``). ``RuntimeError`` if the server does not
+        ``sys.stdin``/``stdout``/``stderr`` None (a shell's ``>&-``); ``nofile``: its ``RLIMIT_NOFILE`` (soft,
+        hard), set in the child as ``prlimit --nofile=SOFT:HARD`` would. ``RuntimeError`` if the server does not
         answer or is gone."""
         with self._lock:
             self._next += 1
             request = self._next
             message = {"id": request, "args": args, "env": env, "cwd": str(cwd or os.getcwd()),
                        "log": str(log), "err": str(err) if err else None,
-                       "zygote": args[:1] == ["up"] and UP_CHILDREN_FORKED, "closed": list(closed)}
+                       "zygote": args[:1] == ["up"] and UP_CHILDREN_FORKED, "closed": list(closed),
+                       "nofile": list(nofile) if nofile else None}
             try:
                 if fds is not None:
                     import socket
@@ -290,6 +293,17 @@ _STARTUP_ENV = ("PYTHON", "LC_", "LANG")
 _DONE_IN_THE_CHILD = ("PYTHONFAULTHANDLER",)
 
 
+#: ``prlimit --nofile=SOFT:HARD`` before a command (tests of the open-files bound): a forked child sets it itself
+_NOFILE = re.compile(r"--nofile=(\d+):(\d+)")
+
+
+def _limited(argv: list[str]) -> tuple[list[str], tuple[int, int] | None]:
+    """``argv`` without a leading ``prlimit --nofile=SOFT:HARD``, and those limits (None: no such prefix). Pure."""
+    if len(argv) > 2 and argv[0] == "prlimit" and (found := _NOFILE.fullmatch(argv[1])):
+        return argv[2:], (int(found[1]), int(found[2]))
+    return argv, None
+
+
 def _forkable(argv: list[str], env: dict[str, str]) -> bool:
     if argv[:3] != [sys.executable, "-m", "gamead_cli"]:
         return False
@@ -315,9 +329,10 @@ class Proc:
         """Start it: a ``gamead`` command through the fork server (:class:`ForkServer`), anything else (or
         with the server off) as a fresh process. Either way in a session of its own, dying with pytest."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        server = ForkServer.get() if _forkable(self.argv, self.env) else None
+        argv, nofile = _limited(self.argv)  # a `prlimit --nofile` start is forked too (~1.5 CPU-s of imports each)
+        server = ForkServer.get() if _forkable(argv, self.env) else None
         if server is not None:
-            self.popen = server.start(self.argv[3:], self.env, self.log, cwd=self.cwd)
+            self.popen = server.start(argv[3:], self.env, self.log, cwd=self.cwd, nofile=nofile)
             record(self.popen.pid)  # the fork server's child: ended by pytest's undertaker too
             return self
         dies_with_pytest = die_with_parent()

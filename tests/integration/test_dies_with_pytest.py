@@ -37,7 +37,8 @@ def test_starts_a_plain_child_then_blocks():
 def test_a_plain_popen_of_a_test_dies_with_its_pytest(tmp_path: Path, sig: int, frozen: bool) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
     pidfile = tmp_path / "pid"
-    env = {**os.environ, "LEAK34_PIDFILE": str(pidfile), "LEAK34_FROZEN": str(int(frozen))}
+    env = {**os.environ, "LEAK34_PIDFILE": str(pidfile), "LEAK34_FROZEN": str(int(frozen)),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the suite's conftest alone: not 1.5 CPU-s of installed plugins
     inner = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist",
          "-p", "tests.conftest", str(tmp_path / "test_inner.py")],

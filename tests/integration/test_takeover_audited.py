@@ -1,7 +1,8 @@
 """A job resumed by another API node (its runner's lease expired: the node died) is in the audit trail: action
 ``job.takeover``, ``details`` ``fromNode`` / ``toNode``, the job's owner as actor, shown by ``gamead audit``'s
-SELECTION column as ``from A to B`` (left40). The API in-process over a real nats-server; the dead runner is a
-document whose lease passed an hour ago.
+SELECTION column as ``from A to B`` (left40). The API in-process over a real nats-server of its own (on the session
+NATS another module's API could resume the orphaned job first: suite46's full run); the dead runner is a document
+whose lease passed an hour ago.
 
 Figure without the fix: the job resumed (``resumes`` 1, ``runner`` this node) and ``GET /v1/audit?jobId=`` listed
 its end only (``purge`` succeeded by alice): no record said another node took it over, nor from which.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,7 +28,9 @@ from tests.support import until_ready
 from tests.waits import until
 
 
-def test_a_job_resumed_by_another_node_is_audited_with_both_nodes(nats_server: EmbeddedNats) -> None:
+def test_a_job_resumed_by_another_node_is_audited_with_both_nodes(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    nats_server = fresh_nats()
+
     async def scenario() -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
         app = create_app(GameadSettings(ratelimit={"enabled": False}, jobs={"lease": 1}), nats_server.url)
         async with app.router.lifespan_context(app), httpx.AsyncClient(

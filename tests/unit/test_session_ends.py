@@ -43,7 +43,8 @@ def test_a_server_is_torn_down_before_the_first_test_past_its_last_user_and_set_
     session's end."""
     (tmp_path / "conftest.py").write_text(_CONFTEST)
     (tmp_path / "test_order.py").write_text(_TESTS)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # only this plugin: the installed ones (hypothesis, schemathesis, Textual's snapshots, xdist) took 1.5 CPU-s to load
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
                           "-p", "tests.session_ends", "--basetemp", str(tmp_path / "base"), "test_order.py"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
