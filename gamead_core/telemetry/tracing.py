@@ -147,9 +147,9 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    from gamead_core.telemetry.export_health import ExportHealth, WatchedExporter
+    from gamead_core.telemetry.export_health import IDLE_AFTER, ExportHealth, WatchedExporter
 
-    _health = []
+    _health, idle = [], max(IDLE_AFTER, 3 * _schedule_delay(env))  # idle: a spell said as ended (review47 F6)
     service = env.get("OTEL_SERVICE_NAME") or f"gamead-{role}"
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     resource = resource.merge(Resource.create({"service.name": service}))
@@ -157,10 +157,10 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     for name in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
         name = name.strip().lower()
         if name == "console":
-            _health.append(ExportHealth())  # one each: a console's batches end no spell of OTLP's (review47 F1)
+            _health.append(ExportHealth(idle_after=idle))  # one each: a console's ends no OTLP spell (review47 F1)
             provider.add_span_processor(BatchSpanProcessor(WatchedExporter(ConsoleSpanExporter(), _health[-1])))
         elif name == "otlp":
-            _health.append(ExportHealth())
+            _health.append(ExportHealth(idle_after=idle))
             provider.add_span_processor(BatchSpanProcessor(WatchedExporter(_otlp_exporter(env), _health[-1])))
     trace.set_tracer_provider(provider)
     _tracer = trace.get_tracer("gamead")
@@ -175,6 +175,14 @@ def export_readiness() -> str:
     from gamead_core.telemetry.export_health import readiness_of
 
     return readiness_of(_health) if _enabled else "disabled"
+
+
+def _schedule_delay(env: Mapping[str, str]) -> float:
+    """``OTEL_BSP_SCHEDULE_DELAY`` in seconds (ms given; the SDK's 5 s when unset or not a number). Pure."""
+    try:
+        return max(0.0, float(env.get("OTEL_BSP_SCHEDULE_DELAY") or 5000) / 1000)
+    except ValueError:
+        return 5.0
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> Any:
