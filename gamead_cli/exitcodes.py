@@ -48,7 +48,7 @@ TABLE: tuple[tuple[int, str], ...] = (
             "its first bad line; an NDJSON file is refused whole when its first line is not JSON, while a later bad "
             "line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
     (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API (a worker's `/metrics` port, "
-                  "nats-server's monitoring port: `no gamead API at …`; or its answer is not one: "
+                  "nats-server's monitoring or client port: `no gamead API at …`; or its answer is not one: "
                   "JSON of another shape than the route answers — a write's too, which says `it may have been carried "
                   "out` —, JSON nested too deeply, a body longer than `client.max_answer_bytes` (64 MiB; each layer of "
                   "its `Content-Encoding` too), a redirect (never followed), or an answer — its head too — not whole "
