@@ -28,6 +28,7 @@ from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gam
 from gamead_cli.api_errors import (by_proxy, changes_nothing, connect_cause, error_from_response, from_gamead,
                                    in_process, lost_kind, no_answer, proxy_cause, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
+from gamead_cli.speaks_first import first_words, not_http
 from gamead_cli.streaming import StreamCalls
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
@@ -65,6 +66,7 @@ class ApiClient(AdCalls, StreamCalls):
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
+        self._own = transport is not None  #: a caller's transport (tests): no socket of ours is opened beside it
         self._through = 0.0  #: monotonic time of the last answer but a 429 (a request the rate limiter let through)
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
         #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
@@ -165,6 +167,9 @@ class ApiClient(AdCalls, StreamCalls):
                 if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= answer_by - 0.01:  # not resent
                     raise late(self.api_url, f"{method} {path}", reads, waited, head=response is None,
                                sent_whole=not unsent.failed, bound=bound) from exc
+                if not (self._reached or self._own or isinstance(exc, httpx.TimeoutException)) and (
+                        spoke := not_http(self.api_url, first_words(self.api_url))) is not None:
+                    raise spoke from exc  # a server that speaks first (NATS's INFO): not HTTP (attack47 F3)
                 lost = self._reached or lost_kind(exc) is not None
                 if self._wait_to_retry(attempt, deadline, lost and retry.may_retry(
                         method, headers, keyed=keyed, sent=not unsent.failed)):

@@ -55,7 +55,7 @@ def compile_pattern(pattern: str) -> Any:
     than :data:`PATTERN_MAX_MEM` (``pattern too large``). Syntax: https://github.com/google/re2/wiki/Syntax.
     """
     if len(pattern) > MAX_PATTERN:
-        raise ValueError(f"the pattern is {len(pattern)} characters; the limit is {MAX_PATTERN}")
+        raise ValueError(f"the pattern is {len(pattern):,} characters; the limit is {MAX_PATTERN:,}")
     known = _compiled.get(pattern)
     if known is None:
         known = _compiled[pattern] = _compile(pattern)
@@ -86,8 +86,8 @@ def _compile(pattern: str) -> Any:
     try:
         compiled = re2.compile(pattern, options)
         if compiled.programsize > MAX_PROGRAM:
-            return ValueError(f"the pattern compiles to {compiled.programsize} RE2 instructions; the limit is "
-                              f"{MAX_PROGRAM} (`.{{1,500}}` is about 4,500): repeat less, e.g. `+` for `{{1,1000}}`")
+            return ValueError(f"the pattern compiles to {compiled.programsize:,} RE2 instructions; the limit is "
+                              f"{MAX_PROGRAM:,} (`.{{1,500}}` is about 4,500): repeat less, e.g. `+` for `{{1,1000}}`")
         return compiled
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc

@@ -26,7 +26,8 @@ class LinkProxy(Relay):
         super().__init__(target)
         self.reset_first, self.delay = reset_first, delay
         self.url = f"http://127.0.0.1:{self.port}"
-        self.accepted = 0  #: connections accepted so far
+        self.accepted = 0  #: connections that carried a request so far (a connection opened and left silent, as
+        # the CLI's look at what speaks first at an address that never answered, is not one: attack47 F3)
         self.resets = 0  #: connections reset so far
 
     def start(self) -> LinkProxy:
@@ -34,25 +35,32 @@ class LinkProxy(Relay):
         return self
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        with self._lock:
-            cut = self.accepted < self.reset_first
-            self.accepted += 1
-        threading.Thread(target=self._pump, args=(client, upstream, False, False), daemon=True).start()
+        cut = threading.Event()  #: set at its request's first byte when it is one of the first reset_first
+        threading.Thread(target=self._pump, args=(client, upstream, False, cut), daemon=True).start()
         threading.Thread(target=self._pump, args=(upstream, client, True, cut), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, answer: bool, cut: bool) -> None:
-        """Forward ``src`` → ``dst``; an ``answer`` (``dst`` the client) is delayed, or with ``cut`` the client is
-        reset at its first byte."""
+    def _counted(self, cut: threading.Event) -> None:
+        with self._lock:
+            if self.accepted < self.reset_first:
+                cut.set()
+            self.accepted += 1
+
+    def _pump(self, src: socket.socket, dst: socket.socket, answer: bool, cut: threading.Event) -> None:
+        """Forward ``src`` → ``dst``; an ``answer`` (``dst`` the client) is delayed, or with ``cut`` set (by the
+        request's first byte, which comes before it) the client is reset at its first byte."""
         later: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
         writer = None
-        if self.delay > 0 and answer and not cut:
+        if self.delay > 0 and answer and self.reset_first == 0:
             writer = threading.Thread(target=self._later, args=(later, dst), daemon=True)
             writer.start()
-        reset = False
+        reset, first = False, True
 
         def each(data: bytes) -> bool:
-            nonlocal reset
-            if cut:
+            nonlocal reset, first
+            if not answer and first:
+                self._counted(cut)
+            first = False
+            if answer and cut.is_set():
                 with self._lock:
                     self.resets += 1
                 dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -58,8 +58,8 @@ def send_many(
     batches were answered) in the summary's ``rejections``, the others counted in ``rejectionsNotListed``. A batch
     the API refuses for its size alone (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued
     nothing: it is split (to the API's max, else in halves), resent, and later batches use the smaller size. A
-    chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
-    rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
+    chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) counts its ads not yet
+    counted rejected ``not_sent``, each named with the exception: every future of the pool is read, none vanishes.
     With ``keep_items`` (``-o json``) the summary also has ``items``: one per ad sent, in input order, ``{"where",
     "outcome", "id"}`` (outcome ``accepted``, ``duplicate`` — the first ad's id — or ``maybeQueued``) or ``{"where",
     "outcome": "rejected", "code", "message"}``, and ``acceptedIds``, the ids of the ads newly queued, in input
@@ -111,9 +111,9 @@ def send_many(
         def one(chunk: list[Item], slot: bool = True) -> None:
             try:
                 send(chunk)
-            except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped
-                with lock:
-                    for i, item in chunk:
+            except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped: its
+                with lock:  # ads still out, not those an answer already counted (review47 F4: counted twice)
+                    for i, item in (pair for pair in chunk if pair[0] in tally.out):
                         reject(i, labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
                 raise
             finally:

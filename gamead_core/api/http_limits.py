@@ -233,7 +233,7 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         self._fields += 1
         if self._fields > self.limits.max_headers:
             self._stop(Refusal(431, "too_many_headers",
-                               f"more than {self.limits.max_headers} header fields (api.max_headers)"))
+                               f"more than {self.limits.max_headers:,} header fields (api.max_headers)"))
         # the body of uvicorn's HttpToolsProtocol.on_header, inlined: a super() call per field is measurable.
         # llhttp drops the leading whitespace of a value and keeps the trailing; RFC 9110 §5.5 excludes both from
         # the field value, so every reader (Idempotency-Key, X-Request-Id, If-Match…) gets the value as meant.

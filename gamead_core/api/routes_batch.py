@@ -218,8 +218,8 @@ def check_room(unsent: int, body: int, limit: int, extra: int = 0) -> None:
         return
     alone = ("; this batch alone is over it: send it in smaller parts" if needed > limit
              else "; retry after the time in Retry-After")
-    raise OutboundFull(f"NATS is not taking this batch: {unsent} bytes wait to be sent and the batch would add "
-                       f"~{needed} (its records and messages), over nats.max_pending_bytes = {limit}{alone}",
+    raise OutboundFull(f"NATS is not taking this batch: {unsent:,} bytes wait to be sent and the batch would add "
+                       f"~{needed:,} (its records and messages), over nats.max_pending_bytes = {limit:,}{alone}",
                        details={"unsentBytes": unsent, "writeBytes": needed, "maxPendingBytes": limit})
 
 

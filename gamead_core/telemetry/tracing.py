@@ -10,7 +10,7 @@ Configured by the standard variables only (https://opentelemetry.io/docs/specs/o
 * on when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console``) or an OTLP endpoint is set
   (``OTEL_EXPORTER_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); off when unset, or when
   ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``. Off costs one module-level bool test per
-  hook: the SDK is not even imported;
+  hook: the SDK is not even imported; another exporter name (``zipkin``) is refused at start, as by the SDK;
 * ``OTEL_EXPORTER_OTLP_PROTOCOL``/``…_TRACES_PROTOCOL``: ``http/protobuf`` (the default; the exporter
   ships with gamead) or ``grpc`` (needs ``opentelemetry-exporter-otlp-proto-grpc`` installed);
 * ``OTEL_SERVICE_NAME`` (default ``gamead-api`` / ``gamead-worker``), ``OTEL_RESOURCE_ATTRIBUTES``,
@@ -54,13 +54,26 @@ def wanted(env: Mapping[str, str] | None = None) -> bool:
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
+#: the ``OTEL_TRACES_EXPORTER`` names gamead builds an exporter for (``none``: tracing off)
+EXPORTERS = ("otlp", "console")
+
+
 def tracing_env_problem(env: Mapping[str, str] | None = None) -> str | None:
-    """What keeps the OTLP exporter the ``OTEL_*`` variables ask for from sending anywhere, or None (tracing off, no
-    OTLP exporter, or endpoints it can use): ``VARIABLE=value (masked): why``
-    (:func:`~gamead_core.config.addresses.otlp_endpoint_problem`). Pure."""
+    """What keeps the exporters the ``OTEL_*`` variables ask for from sending anywhere, or None (tracing off, or
+    exporters and endpoints gamead can use): ``VARIABLE=value (masked): why``. An exporter gamead does not build
+    (``zipkin``, ``jaeger``, a typo): the SDK's rule for an unknown ``OTEL_TRACES_EXPORTER`` is an error (its
+    auto-configuration refuses to start); gamead counted it as tracing on with no exporter (review47: ``/readyz``
+    ``ok``, spans sent nowhere). An OTLP endpoint: :func:`~gamead_core.config.addresses.otlp_endpoint_problem`.
+    Pure."""
     env = os.environ if env is None else env
     exporters = [n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")]
-    if not wanted(env) or "otlp" not in exporters:
+    if not wanted(env):
+        return None
+    if unknown := [n for n in dict.fromkeys(exporters) if n and n != "none" and n not in EXPORTERS]:
+        given = (env.get("OTEL_TRACES_EXPORTER") or "").strip()[:80]
+        return (f"OTEL_TRACES_EXPORTER={given}: gamead has no {', '.join(repr(n[:40]) for n in unknown)} exporter; "
+                f"it supports {', '.join(EXPORTERS)} (comma-separated), or none (tracing off)")
+    if "otlp" not in exporters:
         return None
     grpc = _protocol(env) == "grpc"
     for name in ENDPOINT_VARS:
@@ -71,9 +84,9 @@ def tracing_env_problem(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def check_tracing_env(env: Mapping[str, str] | None = None) -> None:
-    """Refuse (:class:`ConfigError`: one line, exit 5) an OTLP endpoint the exporter could not use
-    (:func:`tracing_env_problem`), before a process starts anything: it used to start and then log an export
-    error at every batch of spans (attack28a F3's kind)."""
+    """Refuse (:class:`ConfigError`: one line, exit 5) an exporter gamead does not build or an OTLP endpoint the
+    exporter could not use (:func:`tracing_env_problem`), before a process starts anything: it used to start and
+    then log an export error at every batch of spans (attack28a F3's kind)."""
     if (problem := tracing_env_problem(env)) is not None:
         raise ConfigError(f"invalid configuration: {problem}")
 
@@ -134,9 +147,9 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    from gamead_core.telemetry.export_health import ExportHealth, WatchedExporter
+    from gamead_core.telemetry.export_health import IDLE_AFTER, ExportHealth, WatchedExporter
 
-    _health = []
+    _health, idle = [], max(IDLE_AFTER, 3 * _schedule_delay(env))  # idle: a spell said as ended (review47 F6)
     service = env.get("OTEL_SERVICE_NAME") or f"gamead-{role}"
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     resource = resource.merge(Resource.create({"service.name": service}))
@@ -144,13 +157,11 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     for name in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
         name = name.strip().lower()
         if name == "console":
-            _health.append(ExportHealth())  # one each: a console's batches end no spell of OTLP's (review47 F1)
+            _health.append(ExportHealth(idle_after=idle))  # one each: a console's ends no OTLP spell (review47 F1)
             provider.add_span_processor(BatchSpanProcessor(WatchedExporter(ConsoleSpanExporter(), _health[-1])))
         elif name == "otlp":
-            _health.append(ExportHealth())
+            _health.append(ExportHealth(idle_after=idle))
             provider.add_span_processor(BatchSpanProcessor(WatchedExporter(_otlp_exporter(env), _health[-1])))
-        elif name and name != "none":
-            log.warning("OTEL_TRACES_EXPORTER %r is not supported by gamead (otlp, console); ignored", name)
     trace.set_tracer_provider(provider)
     _tracer = trace.get_tracer("gamead")
     _enabled = True
@@ -164,6 +175,14 @@ def export_readiness() -> str:
     from gamead_core.telemetry.export_health import readiness_of
 
     return readiness_of(_health) if _enabled else "disabled"
+
+
+def _schedule_delay(env: Mapping[str, str]) -> float:
+    """``OTEL_BSP_SCHEDULE_DELAY`` in seconds (ms given; the SDK's 5 s when unset or not a number). Pure."""
+    try:
+        return max(0.0, float(env.get("OTEL_BSP_SCHEDULE_DELAY") or 5000) / 1000)
+    except ValueError:
+        return 5.0
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> Any:

@@ -95,7 +95,7 @@ def test_a_bad_message_pattern_is_bad_usage_before_any_request(tmp_path: Path, c
     result = gamead("dlq", *args, "--message", pattern, "--api", closed_api_url, cwd=tmp_path)
     line = red_line(result)
     assert result.returncode == exitcodes.USAGE, result.stderr
-    assert "--message" in line and ("RE2" in line or "limit is 1000" in line), line
+    assert "--message" in line and ("RE2" in line or "limit is 1,000" in line), line
 
 
 def test_a_good_message_pattern_goes_to_the_api_and_imports_no_server_stack(tmp_path: Path,

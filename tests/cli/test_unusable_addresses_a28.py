@@ -112,3 +112,19 @@ def test_an_otlp_endpoint_no_exporter_can_use_is_refused_before_anything_starts(
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://u:{SECRET}@127.0.0.1:notaport"))
     _one_config_error(result, "OTEL_EXPORTER_OTLP_ENDPOINT=http://u:***@127.0.0.1:notaport: its port is not a number")
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ("serve", "--port", "0", "--nats-url", "nats://127.0.0.1:9"),
+    ("worker", "--nats-url", "nats://127.0.0.1:9"),
+    ("up", "--workers", "1", "--port", "0"),
+])
+def test_an_exporter_gamead_does_not_build_is_refused_before_anything_starts(
+        tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """review47: ``OTEL_TRACES_EXPORTER=zipkin`` started with tracing "on" and no exporter (``/readyz`` ``ok``,
+    ``gamead up``: "spans … are ;"). Now one line naming what gamead supports, exit 5, as the SDK refuses it."""
+    extra = ("--data-dir", str(tmp_path / "d")) if argv[0] == "up" else ()
+    result = run_gamead(*argv, *extra, cwd=tmp_path, timeout=60, env=clean_env(OTEL_TRACES_EXPORTER="zipkin"))
+    _one_config_error(result, "OTEL_TRACES_EXPORTER=zipkin: gamead has no 'zipkin' exporter; it supports otlp, "
+                      "console (comma-separated), or none (tracing off)")
+    assert not (tmp_path / "d").exists()

@@ -25,8 +25,8 @@ def _no_gamead_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ("(", "not a valid RE2 regular expression: missing )"),  # passed, then every ad died of "missing )"
     ("(?<=a)b", "not a valid RE2 regular expression"),  # look-behind: Python's re only
     (r"(a)\1", "not a valid RE2 regular expression"),  # back-reference: Python's re only
-    pytest.param("a" * 1001, "the limit is 1000", id="1001-characters"),
-    (".{1,1000}x", "RE2 instructions; the limit is 5000"),  # the DLQ filter's program bound
+    pytest.param("a" * 1001, "the limit is 1,000", id="1001-characters"),
+    (".{1,1000}x", "RE2 instructions; the limit is 5,000"),  # the DLQ filter's program bound
     ("((((.*){1,1000}){1,1000}){1,1000})", ""),  # past RE2's memory bound, or its repeat limit
 ])
 def test_a_pattern_re2_refuses_or_too_costly_is_one_config_error_naming_the_setting(

@@ -78,3 +78,23 @@ def test_gamead_up_says_tracing_is_on_and_where_it_exports(env: dict[str, str], 
     assert line is not None and line.startswith("tracing is on (OTEL_* variables): spans of the API and workers ")
     assert said in line, line
     assert "spans the API cannot send for registry.ttl are said here, each failed batch in their logs (/d/logs)" in line
+
+
+@pytest.mark.parametrize(("value", "refused"), [
+    ("zipkin", "OTEL_TRACES_EXPORTER=zipkin: gamead has no 'zipkin' exporter; it supports otlp, console"),
+    ("otlp, Jaeger", "OTEL_TRACES_EXPORTER=otlp, Jaeger: gamead has no 'jaeger' exporter"),
+    ("otlp,console", None),
+    ("console,none", None),
+    ("none", None),  # tracing off
+])
+def test_an_exporter_gamead_does_not_build_is_refused(value: str, refused: str | None) -> None:
+    """review47: ``OTEL_TRACES_EXPORTER=zipkin`` counted as tracing on with no exporter: ``/readyz`` said ``ok`` and
+    ``gamead up``'s line "spans … are ;" (sent nowhere). The SDK's auto-configuration refuses an exporter it cannot
+    build; so does gamead now (:func:`tracing.check_tracing_env`: one line, exit 5, before anything starts)."""
+    env = {"OTEL_TRACES_EXPORTER": value, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    problem = tracing.tracing_env_problem(env)
+    assert (problem is None) if refused is None else (problem is not None and problem.startswith(refused)), problem
+    if refused is not None:
+        assert problem is not None and problem.endswith("or none (tracing off)"), problem
+    elif tracing.wanted(env):
+        assert tracing.export_targets(env), env  # what is accepted says where its spans go
