@@ -172,9 +172,11 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
 def export_readiness() -> str:
     """``/readyz``'s soft ``tracing`` check: ``disabled`` (tracing off), ``ok`` (no span batch failed since the
     last one sent, by any exporter), or ``degraded: spans not exported …`` (:func:`readiness_of`)."""
+    if not _enabled:
+        return "disabled"  # tracing off imports nothing of the SDK (export_health imports it)
     from gamead_core.telemetry.export_health import readiness_of
 
-    return readiness_of(_health) if _enabled else "disabled"
+    return readiness_of(_health)
 
 
 def _schedule_delay(env: Mapping[str, str]) -> float:
