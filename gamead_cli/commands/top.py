@@ -137,7 +137,7 @@ def top(
         if once or output == OutputFormat.json:  # for scripts: the recording's last snapshot, no terminal needed
             try:
                 snap = player.frame(len(player) - 1)
-                data, view = snap.as_json(), snapshot_view(snap, player.api_url)
+                data, view = snap.as_json(), snapshot_view(snap, player.api_url, replaying=player.path.name)
                 if output != OutputFormat.json:
                     rendered(view)  # a recording of the wrong shapes fails here, before anything is printed
             except ConfigError as exc:

@@ -113,17 +113,19 @@ class HeaderLine:
     """``gamead top --once``'s first line as the live dashboard's header is at the width it is drawn at
     (:func:`summary_text`: compact under 100 cells, whole fields dropped to fit), so a terminal never wraps it
     mid-field (polish47: at 80 columns ``NATS`` ended the first line, ``gamead_embedded v2.15.1`` began the next);
-    to a pipe (:meth:`prose`) every field, on one line."""
+    to a pipe (:meth:`prose`) every field, on one line. ``replaying``: the recording's file name, said at every
+    width (``REPLAY incident.jsonl``), as the live dashboard says it: a compact line drops the address."""
 
-    def __init__(self, stats: Mapping[str, Any] | None, api_url: str, nodes: Any) -> None:
-        self.stats, self.api_url, self.nodes = stats, api_url, nodes
+    def __init__(self, stats: Mapping[str, Any] | None, api_url: str, nodes: Any, replaying: str | None) -> None:
+        self.stats, self.api_url, self.nodes, self.replaying = stats, api_url, nodes, replaying
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         width = options.max_width
-        yield summary_text(self.stats, self.api_url, nodes=self.nodes, compact=width < 100, width=width)
+        yield summary_text(self.stats, self.api_url, nodes=self.nodes, compact=width < 100, width=width,
+                           replaying=self.replaying)
 
     def prose(self, _width: int) -> Text:
-        return summary_text(self.stats, self.api_url, nodes=self.nodes)
+        return summary_text(self.stats, self.api_url, nodes=self.nodes, replaying=self.replaying)
 
 
 def shown_snapshot(snap: Snapshot) -> Snapshot:
@@ -134,10 +136,10 @@ def shown_snapshot(snap: Snapshot) -> Snapshot:
                     audit=shown_tree(snap.audit), audit_error=shown_tree(snap.audit_error))
 
 
-def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
+def snapshot_view(snap: Snapshot, api_url: str, width: int = 30, replaying: str | None = None) -> RenderableType:
     snap = shown_snapshot(snap)
     stats = snap.stats
-    parts: list[RenderableType] = [HeaderLine(stats, api_url, snap.nodes)]
+    parts: list[RenderableType] = [HeaderLine(stats, api_url, snap.nodes, replaying)]
     back = span(history_span(stats))
 
     levels = level_rows(stats)
