@@ -60,8 +60,8 @@ def test_colon_completes_and_enter_on_a_level_drills_down_with_a_breadcrumb(reco
         await pilot.press("slash", *"!waiting", "enter")  # `/!` inverts: not the two titled "… waiting"
         await until(pilot, lambda: row_keys(table) == [ADS[2]["id"]], what="only the ad in flight")
         await pilot.press("enter")
-        record = await until(pilot, lambda: isinstance(app.screen, RecordScreen) and app.screen,
-                             what="the ad's record")
+        record = await until(pilot, lambda: isinstance(app.screen, RecordScreen) and "In flight" in screen_text(app)
+                             and app.screen, what="the ad's record")  # pushed before it is drawn: wait for its text
         assert breadcrumb(app) == f"dashboard › P2 › ad {ADS[2]['id']}"
         assert "In flight" in screen_text(app) and "worker-b" in screen_text(app)
         await pilot.press("escape")

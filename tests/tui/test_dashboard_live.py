@@ -216,8 +216,10 @@ def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: 
             assert row[1] == "pending" and row[3] == "0" and row[4] == "-"  # no attempt, no worker yet
             table.move_cursor(row=keys.index(ids[1]), animate=False)
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RecordScreen), what="the ad's record")
-            assert f"Drill {tag} 1" in screen_text(app) and f"dashboard › P4 › ad {ids[1]}" in screen_text(app)
+            # the screen is pushed before its record is drawn (a loaded run read '' there): wait for what it shows
+            await until(pilot, lambda: isinstance(app.screen, RecordScreen) and f"Drill {tag} 1" in screen_text(app),
+                        what="the ad's record")
+            assert f"dashboard › P4 › ad {ids[1]}" in screen_text(app)
             await pilot.press("escape", "escape")
             await until(pilot, lambda: not isinstance(app.screen, (LevelScreen, RecordScreen)), what="back")
 
