@@ -7,8 +7,7 @@ still "gave no answer": never "no gamead API"."""
 
 from __future__ import annotations
 
-import socket
-import threading
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from gamead_cli import exitcodes
 from gamead_cli.main import app
 from gamead_core.embedded import EmbeddedNats
 from tests.cli.test_cli_live import unstyle
+from tests.cutting_listener import cutting_listener
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -42,32 +42,8 @@ def test_a_nats_client_port_is_named_not_waited_for(runner: CliRunner, nats_port
 
 def test_a_server_that_closes_without_a_word_is_still_no_answer(runner: CliRunner) -> None:
     """What a gamead API that died mid-request looks like: the request taken, the connection closed, no byte."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)  # the request (a probe's connection sends none: closed after the wait)
-                except TimeoutError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
+    with contextlib.contextmanager(cutting_listener)(1, reset=False) as url:  # one read, then a quiet close
         result = runner.invoke(app, ["ads", "list", "--api", url], env={"GAMEAD_CLIENT__RETRY_FOR": "0"})
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
     line = unstyle(result.stderr).strip()
     assert result.exit_code == exitcodes.UNREACHABLE, line
     assert line.startswith(f"error: the gamead API at {url} got the request but gave no answer"), line

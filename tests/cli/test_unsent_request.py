@@ -4,55 +4,23 @@ request went out whole still may have been carried out. The API side is a real T
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from gamead_cli.client import ApiClient
 from gamead_core.errors import ApiUnreachable, NoAnswer
-
-
-def _resetting_listener(read_first: int) -> Iterator[str]:
-    """A listener that reads ``read_first`` bytes of each connection (or all it gets within 2 s) and resets it."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(2)
-            got = 0
-            try:
-                while got < read_first and (chunk := conn.recv(65536)):
-                    got += len(chunk)
-            except TimeoutError:
-                pass
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()  # a reset
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    listener.close()
+from tests.cutting_listener import cutting_listener
 
 
 @pytest.fixture
 def cut_mid_body() -> Iterator[str]:
-    yield from _resetting_listener(read_first=1024)
+    yield from cutting_listener(read_first=1024)
 
 
 @pytest.fixture
 def cut_after_request() -> Iterator[str]:
-    yield from _resetting_listener(read_first=1 << 40)
+    yield from cutting_listener(read_first=1 << 40)
 
 
 def test_a_reset_while_the_body_is_written_says_nothing_was_done(cut_mid_body: str) -> None:

@@ -7,7 +7,6 @@ KV write) between the route's read and the cancel's, in a wrapper of the node's 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -15,9 +14,9 @@ import httpx
 from gamead_core.api.app import create_app
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.ids import new_job_id
-from gamead_core.jobs.model import Job, JobKind, JobState, Selection
+from gamead_core.jobs.model import JobState
 from gamead_core.models import utcnow
+from tests.jobs_support import running_elsewhere
 from tests.support import until_ready
 
 
@@ -28,9 +27,7 @@ def test_a_cancel_that_meets_the_job_ending_is_job_finished(nats_server: Embedde
                 transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
             await until_ready(client)
             jobs = app.state.jobs
-            job = Job(id=new_job_id(), kind=JobKind.REPLAY, state=JobState.RUNNING, selection=Selection(mode="all"),
-                      started_by="test", created_at=utcnow(), runner="api-elsewhere",
-                      lease_until=time.time() + 3600)  # a live runner on another node
+            job = running_elsewhere()
             await jobs.store.create(job)
             cancel = jobs.cancel
 

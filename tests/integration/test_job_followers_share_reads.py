@@ -7,16 +7,15 @@ every read of the jobs bucket counted by a wrapper of the node's own ``JobStore.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
 from gamead_core.api.app import create_app
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.ids import new_job_id
-from gamead_core.jobs.model import Job, JobKind, JobState, Selection
+from gamead_core.jobs.model import Job, JobState
 from gamead_core.models import utcnow
+from tests.jobs_support import running_elsewhere
 from tests.support import until_ready
 
 FOLLOWERS = 200
@@ -30,9 +29,7 @@ def test_many_followers_of_a_job_read_it_as_one_and_all_see_its_end(nats_server:
                 transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
             await until_ready(client)
             jobs = app.state.jobs
-            job = Job(id=new_job_id(), kind=JobKind.REPLAY, state=JobState.RUNNING, selection=Selection(mode="all"),
-                      started_by="test", created_at=utcnow(), runner="api-elsewhere",
-                      lease_until=time.time() + 3600)  # a live runner on another node
+            job = running_elsewhere()
             await jobs.store.create(job)
             reads, get = [0], jobs.store.get
 
