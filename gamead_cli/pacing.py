@@ -12,8 +12,9 @@ job took a 429 as the end, no try again, and each import ended exit 1 on the oth
   :func:`retries_end`) — as attack46 F2 resends a submit's ads refused ``rate_limited`` within ``retry_for`` of the
   run's last ad taken (:func:`gamead_cli.submit.resending.own_end`), with room for a client that sends one request
   at a time: the one refused waits ``Retry-After`` (1 s) while the other takes the tokens back, so one of two
-  imports gave up a dry run's request, every try of a 2 s ``retry_for`` (one retry) refused, in 1 run of 4. A command whose requests
-  keep passing keeps going; one the API refuses throughout still ends; ``retry_for`` 0 never sends one again;
+  imports gave up a dry run's request, every try of a 2 s ``retry_for`` (one retry) refused, in 1 run of 4. A
+  command whose requests keep passing keeps going; one the API refuses throughout still ends; ``retry_for`` 0 never
+  sends one again;
 * each try waits the ``Retry-After`` the API gave, plus up to :data:`JITTER` of it, so two clients refused
   together do not come back together (:func:`answer_wait`).
 
@@ -44,7 +45,7 @@ def answer_wait(status: int, header: str | None, now: float, *,
 def retries_end(status: int, started: float, through: float, retry_for: float, until: float | None = None) -> float:
     """When the retries of a request begun at ``started`` and answered ``status`` end (monotonic seconds): for a
     429, :data:`LIMITED_FOR` × ``retry_for`` after the later of ``started`` and ``through`` (the client's last
-    request the limiter let through); else ``retry_for`` after ``started``. Never past ``until`` less :data:`gamead_cli.retry.LEAST_TRY`
-    (a caller's bound on the whole request)."""
+    request the limiter let through); else ``retry_for`` after ``started``. Never past ``until`` less
+    :data:`gamead_cli.retry.LEAST_TRY` (a caller's bound on the whole request)."""
     end = max(started, through) + LIMITED_FOR * retry_for if status == 429 else started + retry_for
     return end if until is None else min(end, until - retry.LEAST_TRY)

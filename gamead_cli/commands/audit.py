@@ -50,8 +50,8 @@ def _table(body: dict[str, Any], width: int) -> Table:
         row: list[Any] = [_time(r.get("at"))[5:], plain(r.get("actor", "?"))]
         if wider:
             row += [plain(r.get("role") or "-"), plain(r.get("client") or "-")]
-        row += [plain(r.get("action")), plain(audit_selection(r)), "-" if r.get("ads") is None else count_text(r["ads"]),
-                audit_outcome(r)]
+        ads = "-" if r.get("ads") is None else count_text(r["ads"])
+        row += [plain(r.get("action")), plain(audit_selection(r)), ads, audit_outcome(r)]
         if wide:
             row.append(plain(r.get("jobId") or "-"))
         table.add_row(*row)
@@ -107,7 +107,8 @@ def audit(
                                                                "(2h, 2h30m, 7d).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before: ISO time (UTC if no offset) or age.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Records to show.")] = 20,
-    cursor: Annotated[int, typer.Option("--cursor", min=0, max=MAX_CURSOR, help="Older than this (the nextCursor shown).")] = 0,
+    cursor: Annotated[int, typer.Option("--cursor", min=0, max=MAX_CURSOR,
+                                        help="Older than this (the nextCursor shown).")] = 0,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,

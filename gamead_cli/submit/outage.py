@@ -13,11 +13,12 @@ this run, or been connected to; it ends at the next answer of any kind. Meanwhil
 * one line on stderr when it begins (since when, why, what is done, until when), one when it ends or stops the
   run, and the progress bar says it meanwhile (:meth:`Outage.status`).
 
-The API's store refusing every ad is an outage too: it begins at a batch answer in which no ad was taken and at least
-one was refused for the store (:func:`store_verdict`: a 503 ``queue_unavailable``, ``topology_changed``…
+The API's store refusing every ad is an outage too: it begins at a batch answer in which no ad was taken and at
+least one was refused for the store (:func:`store_verdict`: a 503 ``queue_unavailable``, ``topology_changed``…
 (:data:`STORE_CODES`: every 503 an ad can get), the whole request or per ad, with or without ``details.adId``) and
-ends at the first ad taken (accepted or a duplicate), not at any answer. It pauses and stops the sending as above, and meanwhile each batch is one ad (:meth:`Outage.size`): a probe,
-so at most one ad per try can be left uncertain (its publish unanswered: settled by lookup in the summary).
+ends at the first ad taken (accepted or a duplicate), not at any answer. It pauses and stops the sending as above,
+and meanwhile each batch is one ad (:meth:`Outage.size`): a probe, so at most one ad per try can be left uncertain
+(its publish unanswered: settled by lookup in the summary).
 
 Thread-safe: the client's threads call :meth:`refused` and :meth:`answered`, the sender :meth:`hold`."""
 
