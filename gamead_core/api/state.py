@@ -325,8 +325,8 @@ class QueueLink:
             state = refusal_text(self.nc) or closed_text(self.nc) or f"{state} (no answer for {since:.0f} s)"
             return {"nats": f"unavailable: {state}", "topology": "unknown", "storage": "unknown"}
         if (waiting := outbound_excess(self.nc, self.settings.nats.max_pending_bytes)) is not None:
-            return {"nats": f"unavailable: not taking writes ({waiting} bytes wait to be sent, "
-                            f"nats.max_pending_bytes = {self.settings.nats.max_pending_bytes})",
+            return {"nats": f"unavailable: not taking writes ({waiting:,} bytes wait to be sent, "
+                            f"nats.max_pending_bytes = {self.settings.nats.max_pending_bytes:,})",
                     "topology": "unknown", "storage": "unknown"}
         if (silent := unanswered_for(self.nc)) >= self.settings.nats.stale_after / 2:
             return {"nats": f"unavailable: the server does not answer (a PING unanswered for {silent:.1f} s; left "

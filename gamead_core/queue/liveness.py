@@ -120,8 +120,8 @@ def check_outbound(nc: NATS | None, limit: int) -> None:
     ``nats.max_pending_bytes``): NATS is connected but not reading (stalled, or a slow network), and buffering more
     would only grow memory. Raises :class:`QueueUnavailable` (503 ``queue_unavailable``)."""
     if (waiting := outbound_excess(nc, limit)) is not None:
-        raise QueueUnavailable(f"NATS is not taking writes: {waiting} bytes wait to be sent "
-                               f"(nats.max_pending_bytes = {limit})")
+        raise QueueUnavailable(f"NATS is not taking writes: {waiting:,} bytes wait to be sent "
+                               f"(nats.max_pending_bytes = {limit:,})")
 
 
 def connection_of(js: JetStreamContext) -> NATS:
@@ -142,9 +142,9 @@ class OutboundBacklog(nats.errors.Error):
         self.waiting, self.limit, self.size = waiting, limit, size  #: ``size``: the refused write's bytes
 
     def __str__(self) -> str:  # over the limit on its own, NATS may be fine (attack30b F1: it read "0 bytes wait")
-        return ((f"a write of {self.size} bytes is larger than nats.max_pending_bytes ({self.limit}) on its own"
-                 if self.size > self.limit else f"NATS is not taking writes: {self.waiting} bytes wait to be sent "
-                 f"(nats.max_pending_bytes = {self.limit})") + "; not sent")
+        return ((f"a write of {self.size:,} bytes is larger than nats.max_pending_bytes ({self.limit:,}) on its own"
+                 if self.size > self.limit else f"NATS is not taking writes: {self.waiting:,} bytes wait to be sent "
+                 f"(nats.max_pending_bytes = {self.limit:,})") + "; not sent")
 
 
 class PublishRefused(OutboundBacklog, nats.errors.OutboundBufferLimitError):

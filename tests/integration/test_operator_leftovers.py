@@ -128,7 +128,7 @@ def test_a_batch_that_would_overshoot_max_pending_bytes_is_refused_before_anythi
         assert resp.status_code == 503, resp.text
         assert resp.headers["retry-after"]
         error = resp.json()["error"]
-        assert error["code"] == "queue_unavailable" and "nats.max_pending_bytes = 65536" in error["message"]
+        assert error["code"] == "queue_unavailable" and "nats.max_pending_bytes = 65,536" in error["message"]
         assert error["details"]["maxPendingBytes"] == 65536 and error["details"]["writeBytes"] >= 2 * size - 64
         assert "smaller parts" in error["message"]  # over the bound by itself: only parts can pass
         assert _queued(client) == 0

@@ -153,8 +153,8 @@ def test_a_request_refused_by_the_outbound_guard_is_unavailable_and_leaves_the_w
     err = translate(refused)
     err.__cause__ = refused
     assert isinstance(err, QueueUnavailable)
-    assert err.message == ("NATS is not taking writes: 300000 bytes wait to be sent (nats.max_pending_bytes = "
-                           "262144); not sent")
+    assert err.message == ("NATS is not taking writes: 300,000 bytes wait to be sent (nats.max_pending_bytes = "
+                           "262,144); not sent")
     assert not not_stored(err)
 
 
@@ -165,6 +165,6 @@ def test_a_write_larger_than_the_bound_on_its_own_says_so_not_that_nats_takes_no
     from gamead_core.queue.liveness import OutboundBacklog, PublishRefused
 
     for refused in (OutboundBacklog(0, 4_194_304, size=6_000_512), PublishRefused(10, 4_194_304, size=6_000_512)):
-        assert translate(refused).message == ("a write of 6000512 bytes is larger than nats.max_pending_bytes "
-                                              "(4194304) on its own; not sent")
-    assert str(OutboundBacklog(4_194_000, 4_194_304, size=512)).startswith("NATS is not taking writes: 4194000 bytes")
+        assert translate(refused).message == ("a write of 6,000,512 bytes is larger than nats.max_pending_bytes "
+                                              "(4,194,304) on its own; not sent")
+    assert str(OutboundBacklog(4_194_000, 4_194_304, size=512)).startswith("NATS is not taking writes: 4,194,000 bytes")
