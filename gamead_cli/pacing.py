@@ -37,8 +37,10 @@ def answer_wait(status: int, header: str | None, now: float, *,
                 uniform: Callable[[float, float], float] = random.uniform) -> float | None:
     """Seconds to wait before sending again a request answered ``status`` with ``Retry-After`` ``header`` (``now``:
     epoch seconds, for an HTTP-date): the header as read, and for a 429 up to :data:`JITTER` of it more; None when
-    it says none (the caller's back-off then)."""
+    it says none, or 0 for a 429 (the caller's back-off then)."""
     wait = retry.retry_after_seconds(header, now)
+    if status == 429 and wait == 0:  # says nothing (gamead's limiter says >= 1 s): sent at once, a 429 storm
+        return None  # spun ~22 requests a second for 6 x retry_for (probe47 F2); the back-off then
     return wait + uniform(0.0, JITTER * wait) if status == 429 and wait is not None else wait
 
 

@@ -6,7 +6,9 @@ whole head that never comes, so the client said "the gamead API … got the requ
 overloaded or stopped?" and ``submit`` "the ad may be queued". An HTTP server never speaks before a request, so a
 fresh connection that is written to before it sends anything is no HTTP server: :func:`first_words` opens one and
 reads what comes unasked within :data:`FIRST_WAIT`; :func:`not_http` makes the one line of it. A gamead API that
-crashed or closed mid-request refuses that connection or says nothing on it: it is never called "no gamead API".
+crashed or closed mid-request refuses that connection or says nothing on it: it is never called "no gamead API";
+nor is one at ``api.max_connections`` with every connection serving, which answers a new connection ``HTTP/1.1 503``
+``too_many_connections`` as it opens (:mod:`gamead_core.api.conn_cap`; probe47 F1): an HTTP answer is HTTP.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def first_words(api_url: str, wait: float = FIRST_WAIT) -> bytes:
 def not_http(api_url: str, first: bytes) -> ApiUnreachable | None:
     """The error saying that what listens at ``api_url`` is no gamead API, named by ``first`` (its unasked bytes:
     ``INFO {`` is a NATS server's greeting), or None when there were none. Pure."""
-    if not first:
+    if not first or first.startswith(b"HTTP/"):  # an HTTP answer unasked: an API refusing new connections
         return None
     line = first.split(b"\n", 1)[0].rstrip(b"\r")
     shown = "".join(c if c.isprintable() and c.isascii() else "?" for c in line[:QUOTED].decode("latin-1"))

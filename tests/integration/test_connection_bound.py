@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gamead_cli.speaks_first import first_words, not_http
 from gamead_core.embedded import EmbeddedNats
 from tests.support import (
     Proc,
@@ -150,6 +151,19 @@ def test_a_new_connection_is_answered_503_when_every_connection_is_serving_a_req
             pass
         assert "api.max_connections (8) reached with no other connection waiting for a request (8 serving a " \
             "request, 0 writing" in proc.output()
+
+
+def test_an_api_at_its_bound_that_answers_503_as_a_connection_opens_is_still_a_gamead_api(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    """probe47 F1: the speaks-first probe (:mod:`gamead_cli.speaks_first`, run when a first request's connection is
+    lost) took the ``HTTP/1.1 503`` an API at ``api.max_connections`` writes as a connection opens for a server that
+    speaks first: ``no gamead API at …: it answered "HTTP/1.1 503 Service Una…" (before any request: not HTTP)``."""
+    with bounded_at_8(nats_server, tmp_path, **BUSY_ENV) as (_, url):
+        with every_slot_busy(nats_server, url, idle_sockets):
+            first = first_words(url, wait=5.0)
+            assert first.startswith(b"HTTP/1.1 503"), first
+            assert not_http(url, first) is None  # before: ApiUnreachable "no gamead API at …"
 
 
 #: the API's publish deadlines, long enough for its requests to stay in flight while NATS is stopped
