@@ -48,8 +48,8 @@ class StreamCalls:
         answer began, is tried again within ``retry_for`` (attack33b F5: this path bypassed it), and so is an answer
         429 or 503 (or a proxy's 502, 504) before any line, as :meth:`send` would (:mod:`gamead_cli.pacing`;
         attack46 F7: a 429 ended ``dlq import`` and a followed replay at once, the job going on unwatched); once
-        the answer began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow again). A line
-        longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
+        the answer began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow
+        again). A line longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
         (say ``--api`` points at something else) raises :class:`ApiClientError`."""
         say_source()  # as send's
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}

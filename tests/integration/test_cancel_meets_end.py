@@ -11,24 +11,15 @@ from typing import Any
 
 import httpx
 
-from gamead_core.api.app import create_app
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.jobs.model import JobState
 from gamead_core.models import utcnow
-from tests.jobs_support import running_elsewhere
-from tests.support import until_ready
+from tests.jobs_support import api_beside_a_running_job
 
 
 def test_a_cancel_that_meets_the_job_ending_is_job_finished(nats_server: EmbeddedNats) -> None:
     async def scenario() -> httpx.Response:
-        app = create_app(GameadSettings(ratelimit={"enabled": False}), nats_server.url)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            await until_ready(client)
-            jobs = app.state.jobs
-            job = running_elsewhere()
-            await jobs.store.create(job)
+        async with api_beside_a_running_job(nats_server.url) as (client, jobs, job):
             cancel = jobs.cancel
 
             async def ends_first(job_id: str, by: str) -> Any:

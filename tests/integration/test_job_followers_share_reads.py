@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 
-from gamead_core.api.app import create_app
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.jobs.model import Job, JobState
 from gamead_core.models import utcnow
-from tests.jobs_support import running_elsewhere
-from tests.support import until_ready
+from tests.jobs_support import api_beside_a_running_job
 
 FOLLOWERS = 200
 FOLLOWED_FOR = 2.0  #: seconds the followers wait before the job ends
@@ -24,13 +20,7 @@ FOLLOWED_FOR = 2.0  #: seconds the followers wait before the job ends
 
 def test_many_followers_of_a_job_read_it_as_one_and_all_see_its_end(nats_server: EmbeddedNats) -> None:
     async def scenario() -> tuple[int, list[list[JobState]]]:
-        app = create_app(GameadSettings(ratelimit={"enabled": False}), nats_server.url)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            await until_ready(client)
-            jobs = app.state.jobs
-            job = running_elsewhere()
-            await jobs.store.create(job)
+        async with api_beside_a_running_job(nats_server.url) as (client, jobs, job):
             reads, get = [0], jobs.store.get
 
             async def counted(job_id: str) -> tuple[Job, int]:
