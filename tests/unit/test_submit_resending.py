@@ -149,6 +149,27 @@ def test_held_wait_never_gives_up_while_an_outage_is_under_way_and_never_waits_p
         assert got is not None and 0 <= got <= max(0.0, held) and (wait is None or got <= wait)
 
 
+def _client_of_an_api_back_after(outage: Outage, gone_for: float) -> tuple[ApiClient, list[str], list[float | None]]:
+    """An :class:`ApiClient` (``retry_for`` 0.2 s) watched by ``outage``, on httpx's in-process transport (as
+    test_client_retry): the first request answered, then the connection refused for the outage's first
+    ``gone_for`` seconds, then each batch accepted. Also returns the paths tried and the outage's time left
+    (:meth:`Outage.left`) at each answer."""
+    lock, seen, answered_with = threading.Lock(), [], []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(request.url.path)
+            left = outage.left()
+        if len(seen) > 1 and (left is None or left > outage.hold_for - gone_for):
+            raise httpx.ConnectError("connection refused", request=request)
+        answered_with.append(left)
+        return httpx.Response(200, json={"results": [ACCEPTED], "accepted": 1, "duplicates": 0, "rejected": 0})
+
+    client = ApiClient("http://api.test", transport=httpx.MockTransport(api), retry_for=0.2)
+    client.watch = outage
+    return client, seen, answered_with
+
+
 def test_a_batch_refused_by_connection_is_retried_until_the_outages_stop_not_only_its_own_retry_for() -> None:
     """The unreachable outage's ``!`` line says the requests out are retried until its stop. A batch whose own
     ``client.retry_for`` (0.2 s here) ends before that stop (2 s: a batch sent before the outage began, or whose
@@ -156,18 +177,7 @@ def test_a_batch_refused_by_connection_is_retried_until_the_outages_stop_not_onl
     within the time promised. Now it is retried until the stop and its ad accepted. httpx's in-process transport
     (as test_client_retry): the connection refused for the outage's first 0.5 s, then answered."""
     outage = Outage("http://api.test", 2.0, lambda mark, text: None)  # the outage's own clock: time.monotonic
-    lock, seen = threading.Lock(), []
-
-    def api(request: httpx.Request) -> httpx.Response:
-        with lock:
-            seen.append(request.url.path)
-            left = outage.left()
-        if len(seen) > 1 and (left is None or left > 1.5):  # the API gone for the outage's first 0.5 s
-            raise httpx.ConnectError("connection refused", request=request)
-        return httpx.Response(200, json={"results": [ACCEPTED], "accepted": 1, "duplicates": 0, "rejected": 0})
-
-    client = ApiClient("http://api.test", transport=httpx.MockTransport(api), retry_for=0.2)
-    client.watch = outage
+    client, seen, _ = _client_of_an_api_back_after(outage, 0.5)
     assert client.submit_batch([ad("t")])["results"] == [ACCEPTED]  # answered: the API was there
     assert client.submit_batch([ad("t")])["results"] == [ACCEPTED], seen  # before: ApiUnreachable at 0.2 s
     assert outage.spans and outage.since is None and not outage.stopped  # the outage said, ended, not a stop
@@ -180,19 +190,7 @@ def test_a_request_past_its_own_retry_for_keeps_trying_and_sees_the_api_back_lon
     the API were still away (or, winning that race, went on 9.5 s late). Now it tries again after each back-off,
     its last wait ending at the stop: it is answered with most of the outage's time left."""
     outage = Outage("http://api.test", 10.0, lambda mark, text: None)  # the outage's own clock: time.monotonic
-    lock, seen, answered_with = threading.Lock(), [], []
-
-    def api(request: httpx.Request) -> httpx.Response:
-        with lock:
-            seen.append(request.url.path)
-            left = outage.left()
-        if len(seen) > 1 and (left is None or left > 9.5):  # the API gone for the outage's first 0.5 s
-            raise httpx.ConnectError("connection refused", request=request)
-        answered_with.append(left)
-        return httpx.Response(200, json={"results": [ACCEPTED], "accepted": 1, "duplicates": 0, "rejected": 0})
-
-    client = ApiClient("http://api.test", transport=httpx.MockTransport(api), retry_for=0.2)
-    client.watch = outage
+    client, seen, answered_with = _client_of_an_api_back_after(outage, 0.5)
     assert client.submit_batch([ad("t")])["results"] == [ACCEPTED]  # answered: the API was there
     assert client.submit_batch([ad("t")])["results"] == [ACCEPTED], seen
     assert answered_with[-1] is not None and answered_with[-1] > 5.0, answered_with  # before: ~0 s left
