@@ -77,11 +77,12 @@ async def echo_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def connected(app: Any) -> tuple[Any, Transport]:
-    """gamead's protocol serving ``app``, connected to an in-memory :class:`Transport` (call it on a running loop)."""
+def connected(app: Any, limits: HttpLimits = LIMITS) -> tuple[Any, Transport]:
+    """gamead's protocol serving ``app`` under ``limits``, connected to an in-memory :class:`Transport` (call it on
+    a running loop)."""
     config = Config(app, lifespan="off", log_config=None, access_log=False)
     config.load()
-    proto = bounded_protocol(LIMITS)(config=config, server_state=ServerState(), app_state={},
+    proto = bounded_protocol(limits)(config=config, server_state=ServerState(), app_state={},
                                     _loop=asyncio.get_running_loop())
     transport = Transport()
     proto.connection_made(transport)

@@ -9,16 +9,13 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
 from gamead_core.api.http_limits import HttpLimits
-from gamead_core.api.protocol import bounded_protocol
 from gamead_core.api.records_gate import records_refusal
 from gamead_core.api.routes_batch import check_room
 from gamead_core.dlq_pattern import compile_pattern
 from gamead_core.errors import OutboundFull
-from tests.unit.test_http_limits import Transport, echo_length
+from tests.unit.test_http_limits import connected, echo_length
 
 
 def test_the_records_bucket_refusal_separates_its_counts() -> None:
@@ -53,12 +50,7 @@ def test_the_header_count_refusal_separates_its_count() -> None:
     limits = HttpLimits(max_request_line=256, max_header_bytes=65_536, max_headers=1_000, read_timeout=60)
 
     async def scenario() -> bytes:
-        config = Config(echo_length, lifespan="off", log_config=None, access_log=False)
-        config.load()
-        proto = bounded_protocol(limits)(config=config, server_state=ServerState(), app_state={},
-                                         _loop=asyncio.get_running_loop())
-        transport = Transport()
-        proto.connection_made(transport)
+        proto, transport = connected(echo_length, limits)
         fields = b"".join(b"X-%d: v\r\n" % i for i in range(1_001))
         proto.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
         for _ in range(50):
