@@ -311,6 +311,13 @@ def in_process(response: httpx.Response) -> bool:
     return response.status_code == 409 and (_error_body(response) or {}).get("code") == retry.IN_PROCESS
 
 
+def from_proxy(response: httpx.Response) -> bool:
+    """True if ``response`` is a proxy's 502, 503 or 504 for the API behind it
+    (:data:`gamead_cli.retry.GATEWAY_STATUSES` without gamead's error body, :func:`from_gamead`): the API gave no
+    answer."""
+    return response.status_code in retry.GATEWAY_STATUSES and not from_gamead(response)
+
+
 def from_gamead(response: httpx.Response) -> bool:
     """True if an error answer carries gamead's error body ``{"error": {"code": …}}`` (the API's own answer, not a
     proxy's in front of it)."""

@@ -25,7 +25,7 @@ from gamead_cli import answer_shapes, pacing, retry, service_clock
 from gamead_cli.ad_calls import AdCalls
 from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gamead, decode_json, late, read_whole,
                                 redirected)
-from gamead_cli.api_errors import (by_proxy, changes_nothing, connect_cause, error_from_response, from_gamead,
+from gamead_cli.api_errors import (by_proxy, changes_nothing, connect_cause, error_from_response, from_proxy,
                                    in_process, lost_kind, no_answer, proxy_cause, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
 from gamead_cli.speaks_first import first_words, not_http
@@ -187,13 +187,13 @@ class ApiClient(AdCalls, StreamCalls):
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
             status = self._answered(response, sent)
-            proxy = status in retry.GATEWAY_STATUSES and not from_gamead(response)  # the API gave no answer
+            proxy = from_proxy(response)  # the API gave no answer
             if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
             if proxy and self.watch is not None and not self.watch.refused(proxy_cause(response), proxy=True):
                 break  # a proxy's, as a connection refused: an outage (outage46's leftover); its stop come
             held = self.watch.left() if proxy and self.watch is not None else None  # retried up to its stop
-            took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
+            took_nothing = whole_503_took_nothing and status == 503 and not proxy  # the API's own 503
             if took_nothing and self.watch is not None:  # a store refusal begins a store outage now (outage38)
                 self.watch.refused_whole(error_from_response(response))
             busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)

@@ -14,7 +14,7 @@ import httpx
 
 from gamead_cli import retry
 from gamead_cli.answers import ANSWER_TIMEOUTS, late, read_whole, redirected, stream_pieces
-from gamead_cli.api_errors import HINT, error_from_response, from_gamead, lost_kind, say_source, unreachable
+from gamead_cli.api_errors import HINT, error_from_response, from_proxy, lost_kind, say_source, unreachable
 from gamead_cli.deadline_http import answer_deadline
 from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
@@ -49,8 +49,8 @@ class StreamCalls:
         429 or 503 (or a proxy's 502, 504) before any line, as :meth:`send` would (:mod:`gamead_cli.pacing`;
         attack46 F7: a 429 ended ``dlq import`` and a followed replay at once, the job going on unwatched); once
         the answer began, a lost stream raises :class:`ApiUnreachable` (the caller decides whether to follow
-        again). A line longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON
-        (say ``--api`` points at something else) raises :class:`ApiClientError`."""
+        again). A line longer than :data:`gamead_cli.ndjson_lines.MAX_STREAM_LINE_BYTES` (never held whole) or not
+        strict JSON (say ``--api`` points at something else) raises :class:`ApiClientError`."""
         say_source()  # as send's
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
         started = time.monotonic()
@@ -73,7 +73,7 @@ class StreamCalls:
                         with answer_deadline(time.monotonic() + waited):
                             read_whole(response, url=self.api_url, what=f"{method} {path}", reads=True,
                                        limit=self.max_answer_bytes, deadline=time.monotonic() + waited, waited=waited)
-                        proxy = status in retry.GATEWAY_STATUSES and not from_gamead(response)  # a proxy's 5xx
+                        proxy = from_proxy(response)  # a proxy's 5xx
                         if (status in retry.RETRY_STATUSES or proxy) and self._again_after(
                                 response, attempt, started, None, retry.may_retry(method, headers, status=status,
                                                                                   gateway=proxy)):  # before any line
