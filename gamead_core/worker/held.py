@@ -45,10 +45,8 @@ class HeldAds:
         #: each one's JSON, made when it changes, in the same order: an announcement joins them (:meth:`wire_json`)
         #: instead of serialising every held delivery at every start step (~70 at a backlog; session 34);
         #: ``started`` only when set (:func:`held_json`)
+        #: (a flag's change splices ``"started":true`` on or off, :meth:`_flag`, instead of serialising it again)
         self._json: dict[HeldKey, bytes] = {}
-        #: each one's JSON not started, made once at :meth:`hold`: a flag's change splices ``"started":true`` onto it
-        #: (the same bytes as :func:`held_json`'s) instead of serialising it again, twice per ad at a backlog
-        self._plain: dict[HeldKey, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._wire)
@@ -62,13 +60,12 @@ class HeldAds:
     def hold(self, seq: HeldKey, ad_id: str, delivery: str, ack_subject: str, *, started: bool = False) -> None:
         """Hold the delivery ``seq`` (:class:`HeldAd`'s fields, without building one)."""
         self._wire[seq] = {"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject, "started": started}
-        plain = self._plain[seq] = orjson.dumps({"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject})
-        self._json[seq] = _flagged(plain, started)
+        self._json[seq] = _flagged(orjson.dumps({"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject}),
+                                   started)
 
     def pop(self, seq: HeldKey) -> None:
         self._wire.pop(seq, None)
         self._json.pop(seq, None)
-        self._plain.pop(seq, None)
 
     def wire(self) -> list[dict[str, object]]:
         """:meth:`listing` as JSON-ready dicts (``HeldAd``'s wire form), for the announcement between beats."""
@@ -102,8 +99,8 @@ class HeldAds:
         if held is None or held["started"] is started:
             return False
         self._wire[seq] = {**held, "started": started}  # a new dict: a listing handed out stays as it was
-        plain = self._plain[seq]
-        self._json[seq] = _flagged(plain, started)
+        was = self._json[seq]  # flagged as it was: not started (plain) when it is now set, else ending in _STARTED
+        self._json[seq] = _flagged(was if started else was[:-len(_STARTED)] + b"}", started)
         return True
 
     def unmark_others(self, seq: HeldKey) -> bool:
