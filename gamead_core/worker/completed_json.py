@@ -144,5 +144,5 @@ def completed_bytes_of(rec: AdRecord, delivery: str, worker_id: str, began: date
         try:
             return _by_hand({**rec.__dict__, **attempt_fields(rec, delivery, worker_id, began)}, now, analysis)
         except (_NotByHand, orjson.JSONEncodeError):
-            pass
-    return completed_bytes(started_record(rec, delivery, worker_id, at=began), now, analysis)
+            pass  # the started record's fields fail _by_hand as these do: not tried twice
+    return encode(completed_record(started_record(rec, delivery, worker_id, at=began), now, analysis))
