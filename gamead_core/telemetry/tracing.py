@@ -58,6 +58,12 @@ ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPO
 EXPORTERS = ("otlp", "console")
 
 
+def _exporter_names(env: Mapping[str, str]) -> list[str]:
+    """``OTEL_TRACES_EXPORTER``'s names (the SDK's default ``otlp`` when unset), stripped and lower-cased, in order,
+    repeats kept. Pure."""
+    return [n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")]
+
+
 def tracing_env_problem(env: Mapping[str, str] | None = None) -> str | None:
     """What keeps the exporters the ``OTEL_*`` variables ask for from sending anywhere, or None (tracing off, or
     exporters and endpoints gamead can use): ``VARIABLE=value (masked): why``. An exporter gamead does not build
@@ -66,7 +72,7 @@ def tracing_env_problem(env: Mapping[str, str] | None = None) -> str | None:
     ``ok``, spans sent nowhere). An OTLP endpoint: :func:`~gamead_core.config.addresses.otlp_endpoint_problem`.
     Pure."""
     env = os.environ if env is None else env
-    exporters = [n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")]
+    exporters = _exporter_names(env)
     if not wanted(env):
         return None
     if unknown := [n for n in dict.fromkeys(exporters) if n and n != "none" and n not in EXPORTERS]:
@@ -112,7 +118,7 @@ def export_targets(env: Mapping[str, str] | None = None) -> str:
     both joined by ``and``. Pure."""
     env = os.environ if env is None else env
     grpc, where = _protocol(env) == "grpc", []
-    for name in dict.fromkeys(n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")):
+    for name in dict.fromkeys(_exporter_names(env)):
         if name == "otlp":
             base = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
             url = ((env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
@@ -154,14 +160,12 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     resource = resource.merge(Resource.create({"service.name": service}))
     provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER (SDK default)
-    for name in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
-        name = name.strip().lower()
-        if name == "console":
-            _health.append(ExportHealth(idle_after=idle))  # one each: a console's ends no OTLP spell (review47 F1)
-            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(ConsoleSpanExporter(), _health[-1])))
-        elif name == "otlp":
-            _health.append(ExportHealth(idle_after=idle))
-            provider.add_span_processor(BatchSpanProcessor(WatchedExporter(_otlp_exporter(env), _health[-1])))
+    for name in _exporter_names(env):
+        if name not in EXPORTERS:
+            continue  # none (or an empty name)
+        exporter = ConsoleSpanExporter() if name == "console" else _otlp_exporter(env)
+        _health.append(ExportHealth(idle_after=idle))  # one each: a console's ends no OTLP spell (review47 F1)
+        provider.add_span_processor(BatchSpanProcessor(WatchedExporter(exporter, _health[-1])))
     trace.set_tracer_provider(provider)
     _tracer = trace.get_tracer("gamead")
     _enabled = True
