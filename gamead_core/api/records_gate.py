@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from gamead_core.api.errors import ApiError
 from gamead_core.api.quota import RateQuota
+from gamead_core.bound_text import number_text
 
 #: seconds after which the sampler's reading of the bucket no longer refuses anything
 STALE_AFTER = 5.0
@@ -46,17 +47,12 @@ def records_refusal(app: Any) -> RecordsFull | None:
     used, limit, before = records.get("bytes"), records.get("maxBytes"), records.get("recordsBeforeLive")
     share = f"{used / limit:.0%}" if used and limit else "over its mark"
     return RecordsFull(
-        f"the ad-record bucket is {share} full (records.max_bytes = {_count(limit)}) and the records it would drop "
-        f"next include live ads' (only {_count(before)} of its {_count(records.get('keys'))} records are dropped "
-        "before the oldest waiting ad's): new ads are refused until workers finish the oldest ones or the bucket "
+        f"the ad-record bucket is {share} full (records.max_bytes = {number_text(limit)}) and the records it would "
+        f"drop next include live ads' (only {number_text(before)} of its {number_text(records.get('keys'))} records "
+        "are dropped before the oldest waiting ad's): new ads are refused until workers finish the oldest ones or the bucket "
         "gets room (raise records.max_bytes); retry after Retry-After",
         details={"usedBytes": used, "maxBytes": limit, "refuseAt": records.get("refuseAt"),
                  "recordsBeforeLive": before, "refuseBelow": records.get("refuseBelow")})
-
-
-def _count(n: Any) -> str:
-    """``n`` with thousands separators (``65,536``) when a whole number, else as it is (a missing figure)."""
-    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
 
 
 def token_deferred(scope: Scope, path: str) -> bool:
