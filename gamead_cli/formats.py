@@ -145,11 +145,12 @@ def count_text(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
 
 
-def counted(n: Any, what: str = "ad") -> str:
+def counted(n: Any, what: str = "ad", many: str | None = None) -> str:
     """A count with what it counts, as the CLI prints counts of ads (``gamead submit``'s summary): ``2,622 ads``,
-    ``1 ad``, ``0 ads`` (:func:`count_text`'s figure; ``what``: another noun, ``worker``). Before (units46) the
-    summary said ``sent 200``, ``rejected 0``: 200 of what. Pure."""
-    return f"{count_text(n)} {what}" + ("" if n == 1 else "s")
+    ``1 ad``, ``0 ads`` (:func:`count_text`'s figure; ``what``: another noun, ``worker``; ``many``: its plural when
+    not ``what`` + ``s``, ``DLQ entries``). Before (units46) the summary said ``sent 200``, ``rejected 0``: 200 of
+    what. Pure."""
+    return f"{count_text(n)} " + (what if n == 1 else many or what + "s")
 
 
 def byte_size(n: int | float | None) -> str:

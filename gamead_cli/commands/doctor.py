@@ -26,7 +26,7 @@ from rich.text import Text
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.doctor_verdict import holds
-from gamead_cli.formats import byte_size, command_text, plain, took
+from gamead_cli.formats import byte_size, command_text, counted, plain, took
 from gamead_cli.options import (
     ApiOpt,
     ConfigOpt,
@@ -77,13 +77,6 @@ def _streams(listed: Any) -> str:
     return f"{len(listed)} work streams ({', '.join(str(n) for n in listed)})"
 
 
-def _read(read: dict[str, Any], key: str, one: str, many: str | None = None) -> str:
-    """``read[key]`` with its noun, one or many: ``1 message``, ``15,638 records`` (attack47: ``1 messages in work
-    stream GAMEAD_ADS``, ``1 DLQ entries``)."""
-    n = read.get(key, 0)
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
-
-
 def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: str | None = None) -> RenderableType:
     """The report for people: a header naming the API it came from (``api``: its URL, :func:`api_named`), a
     block per kind of problem (what, how many, which, what --repair does), the notes, what was read, and the
@@ -124,10 +117,11 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         parts.append(block)
     read = report.get("read") or {}
     parts.append(Text(
-        f"read: {_read(read, 'records', 'record')} (keys only) · {_read(read, 'workMessages', 'message')} in "
-        f"{_streams(read.get('workStreams'))} · {_read(read, 'dlqEntries', 'DLQ entry', 'DLQ entries')} · "
-        f"{_read(read, 'recordReads', 'whole record')} · {_read(read, 'jobs', 'job')} · "
-        f"{_read(read, 'apiCalls', 'JetStream API call')} · "
+        f"read: {counted(read.get('records', 0), 'record')} (keys only) · "
+        f"{counted(read.get('workMessages', 0), 'message')} in {_streams(read.get('workStreams'))} · "
+        f"{counted(read.get('dlqEntries', 0), 'DLQ entry', 'DLQ entries')} · "
+        f"{counted(read.get('recordReads', 0), 'whole record')} · {counted(read.get('jobs', 0), 'job')} · "
+        f"{counted(read.get('apiCalls', 0), 'JetStream API call')} · "
         f"{byte_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     if report.get("topologyChanged"):
         parts.append(Text(f"per-ad checks not run (they would look for each ad in the wrong partition): "

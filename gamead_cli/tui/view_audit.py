@@ -35,7 +35,7 @@ def audit_selection(record: Mapping[str, Any]) -> str:
         return f"from {details.get('fromNode') or '?'} to {details.get('toNode') or '?'}"
     if mode == "ids":  # a count; "1 ids" before newcomer46
         n = sel.get("ids")
-        return f"{n:,} id{'' if n == 1 else 's'}" if isinstance(n, int) and not isinstance(n, bool) else "? ids"
+        return counted(n if isinstance(n, int) and not isinstance(n, bool) else "?", "id")
     if mode == "filter":
         flt = sel.get("filter") or {}
         return ("filter " + ", ".join(f"{k}={v}" for k, v in flt.items())) if flt else "filter"
