@@ -49,8 +49,8 @@ def records_refusal(app: Any) -> RecordsFull | None:
     return RecordsFull(
         f"the ad-record bucket is {share} full (records.max_bytes = {number_text(limit)}) and the records it would "
         f"drop next include live ads' (only {number_text(before)} of its {number_text(records.get('keys'))} records "
-        "are dropped before the oldest waiting ad's): new ads are refused until workers finish the oldest ones or the bucket "
-        "gets room (raise records.max_bytes); retry after Retry-After",
+        "are dropped before the oldest waiting ad's): new ads are refused until workers finish the oldest ones or the "
+        "bucket gets room (raise records.max_bytes); retry after Retry-After",
         details={"usedBytes": used, "maxBytes": limit, "refuseAt": records.get("refuseAt"),
                  "recordsBeforeLive": before, "refuseBelow": records.get("refuseBelow")})
 
