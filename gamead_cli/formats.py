@@ -177,7 +177,7 @@ def settings_shown(settings: Any, data: Any) -> Any:
     shown (a setting in seconds takes a duration). Before (units46) ``ack_wait: 30.0``: 30 of what. Pure."""
     from pydantic import BaseModel
 
-    from gamead_core.config.section import in_seconds
+    from gamead_core.config.fields import in_seconds
 
     if isinstance(settings, BaseModel) and isinstance(data, dict):
         fields = type(settings).model_fields
