@@ -9,18 +9,11 @@ import pytest
 
 from gamead_core.errors import NotFound
 from gamead_core.single_flight import SingleFlight
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.hand_clock import HandClock
 
 
 def test_callers_of_one_key_share_its_run_and_a_kept_outcome_answers_until_it_is_too_old() -> None:
-    clock, reads = Clock(), []
+    clock, reads = HandClock(100.0), []
 
     async def go() -> None:
         flights: SingleFlight[str, str] = SingleFlight(keep=0.25, clock=clock)
@@ -47,7 +40,7 @@ def test_callers_of_one_key_share_its_run_and_a_kept_outcome_answers_until_it_is
 
 
 def test_an_error_is_every_waiting_callers_and_kept_like_a_value() -> None:
-    clock, reads = Clock(), []
+    clock, reads = HandClock(100.0), []
 
     async def go() -> None:
         flights: SingleFlight[str, str] = SingleFlight(keep=0.25, clock=clock)
