@@ -30,6 +30,7 @@ from typing import Any
 from gamead_core import clock
 from gamead_core.clock_offset import sampled
 from gamead_core.config import GameadSettings
+from gamead_core.count_words import counted
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
 from gamead_core.ids import new_job_id
@@ -112,7 +113,7 @@ class JobService:
         route asks before it does any work for a new job (the fence, a count), and :meth:`create` again."""
         limit = self.settings.jobs.max_running
         if self.busy() >= limit:
-            raise JobsBusy(f"this API node already runs {limit} operator job{'s' if limit != 1 else ''} "
+            raise JobsBusy(f"this API node already runs {counted(limit, 'operator job')} "
                            "(jobs.max_running): no job was started; "
                            "try again when one has ended (gamead dlq jobs lists them)",
                            details={"running": self.busy(), "limit": limit, "setting": "jobs.max_running"})
