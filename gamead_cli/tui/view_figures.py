@@ -36,19 +36,20 @@ def rate(per_sec: float | None) -> str:
     ``2,000.0k/s``, 10 cells). Where the rate has a name for what it counts, :func:`per_second` and that unit
     (``12.3 ads/s``: :class:`gamead_cli.tui.view_queue.MetricRow`). Pure."""
     figure = per_second(per_sec)
-    return figure if per_sec is None else f"{figure}/s"
+    return figure if figure == "-" else f"{figure}/s"
 
 
 def per_second(per_sec: float | None) -> str:
     """The figure of a rate per second, without its unit: ``12.3``, ``0.10``, ``1.2k``, ``999.9T`` (at most 6
-    cells; 999.96 is ``999.9``, never ``1,000.0``; under a thousandth ``<0.001``); ``-`` for None. Under 1,000 as
+    cells; 999.96 is ``999.9``, never ``1,000.0``; under a thousandth ``<0.001``; from 1,000T ``>999T``); ``-`` for
+    None, ``nan`` or an infinity, ``0.0`` for a negative rate (probe47 F6: ``nan`` raised). Under 1,000 as
     ``gamead scale status`` writes it (:func:`gamead_core.rate_text.rate_figure`: ``0.10``, ``0.022``; polish47:
     ``0.1`` beside its ``0.100``). Pure."""
-    if per_sec is None:
+    if per_sec is None or not math.isfinite(per_sec):
         return "-"
     if per_sec < 1000:
-        return "<0.001" if 0 < per_sec < 0.001 else rate_figure(min(per_sec, 999.9))
-    return _stepped(per_sec, decimals=True)
+        return rate_figure(min(per_sec, 999.9))
+    return _stepped(per_sec, decimals=True) if per_sec < 1000 * SI_STEPS[0][1] else f">999{SI_STEPS[0][0]}"
 
 
 def _step(value: float) -> tuple[str, int]:
