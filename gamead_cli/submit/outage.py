@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from gamead_cli import service_clock
+from gamead_cli.formats import clock_text
 from gamead_core.errors import ApiUnreachable
 
 T = TypeVar("T")
@@ -78,11 +79,6 @@ def store_verdict(bodies: Iterable[Any]) -> str | None:
             first = re.split(r"[;:]", str(message or ""))[0].strip()  # the first clause: not its ad's id
             cause = f"{code}: {first}"[:120].rstrip(": ")
     return cause
-
-
-def clock_text(epoch: float) -> str:
-    """``02:31:05 UTC`` for epoch seconds ``epoch``. Pure."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S UTC")
 
 
 def iso_text(epoch: float) -> str:
