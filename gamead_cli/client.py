@@ -192,7 +192,9 @@ class ApiClient(AdCalls, StreamCalls):
             proxy = from_proxy(response)  # the API gave no answer
             if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
-            if proxy and self.watch is not None and not self.watch.refused(proxy_cause(response), proxy=True):
+            if proxy and self.watch is not None and not self.watch.refused(
+                    proxy_cause(response), proxy=True, resent=retry.may_retry(method, headers, keyed=keyed,
+                                                                               status=status, gateway=True)):
                 break  # a proxy's, as a connection refused: an outage (outage46's leftover); its stop come
             held = self.watch.left() if proxy and self.watch is not None else None  # retried up to its stop
             took_nothing = whole_503_took_nothing and status == 503 and not proxy  # the API's own 503
