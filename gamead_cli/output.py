@@ -36,7 +36,7 @@ def stderr_console() -> Console:
     :class:`StderrProgress` runs on it, that bar's console, so a line printed meanwhile, from any thread, goes above
     the bar (another console writes past rich's proxy of ``sys.stderr``: into the bar's line, probe47 F3)."""
     file = sys.stderr if sys.stderr is not None else _null()
-    live = _LIVE[-1] if _LIVE else None
+    live = (_LIVE[-1:] or [None])[0]  # one read: a bar may stop on another thread meanwhile
     if live is not None and live.file is getattr(file, "rich_proxied_file", file):
         return live
     return Console(file=file, highlight=False)
