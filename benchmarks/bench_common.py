@@ -252,3 +252,8 @@ class RunGuard:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
         return 1 if self.failed else 0
+
+
+if __name__ == "__main__":  # newcomer47: run by hand, it printed nothing
+    print(f"{__doc__.strip()}\n\nRun one of the bench_*.py scripts (benchmarks/README.md lists them).")
+    sys.exit(0 if sys.argv[1:] in ([], ["--help"], ["-h"]) else 2)

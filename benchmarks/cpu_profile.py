@@ -9,6 +9,7 @@ import collections
 import os
 import re
 import signal
+import sys
 from pathlib import Path
 
 SITE = Path(__file__).resolve().parent / "cpu_profile_site"
@@ -59,3 +60,8 @@ def summary(path: str, top: int = 25) -> str:
     out += [f"  {100 * n / total:5.1f} %  {name}" for name, n in cumulative.most_common(top * 4)
             if n < 0.99 * total][:top * 2]  # not the frames under (nearly) every sample: the CLI, the event loop
     return "\n".join(out)
+
+
+if __name__ == "__main__":  # newcomer47: run by hand, it printed nothing
+    print(f"{__doc__.strip()}\n\nNot a benchmark: sweep_profile.py and bench_worker_drain.py use it.")
+    sys.exit(0 if sys.argv[1:] in ([], ["--help"], ["-h"]) else 2)

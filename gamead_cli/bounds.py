@@ -10,11 +10,13 @@ The root group's usage line (:func:`gamead_cli.failures.usage_line`) asks :func:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
 from gamead_core.bound_text import Range, is_bound_error
+
+N = TypeVar("N", int, float)
 
 
 def param_name(param: Any, hint: Any = None) -> str:
@@ -61,11 +63,12 @@ def bound_line(exc: BaseException) -> str | None:
     return span.refusal(param_name(param), first.get("input"))
 
 
-def checked(value: float, span: Range, given: Any = None) -> float:
+def checked(value: N, span: Range, given: Any = None, **refusal: Any) -> N:
     """``value``, or :class:`OutOfRange` (exit 2) when ``span`` does not hold it; ``given``: the text typed
-    (a duration's), else ``value`` is shown."""
+    (a duration's), else ``value`` is shown; ``refusal``: :class:`OutOfRange`'s keywords, ``what``, ``param_hint``
+    (``--for``), ``ctx``."""
     if not span.holds(value):
-        raise OutOfRange(span, value if given is None else given)
+        raise OutOfRange(span, value if given is None else given, **refusal)
     return value
 
 

@@ -212,11 +212,8 @@ class ApiClient(AdCalls, StreamCalls):
         if response.is_error:
             error = error_from_response(response) if not proxy else by_proxy(self.api_url, response, reads=reads)
             if response.status_code in (404, 405) and not self._is_gamead_api():
-                raise ApiUnreachable(
-                    f"no gamead API at {self.api_url}: {method} {response.request.url.path} answered HTTP "
-                    f"{response.status_code} and GET {self.api_url}/healthz did not answer like gamead — "
-                    "--api (GAMEAD_API_URL) must be the API's base URL, e.g. http://127.0.0.1:8080"
-                ) from error
+                raise self._no_api_here(
+                    f"{method} {response.request.url.path} answered HTTP {response.status_code}") from error
             raise error
         return response
 
@@ -302,6 +299,13 @@ class ApiClient(AdCalls, StreamCalls):
             self._verified = answers_like_gamead(self._http, self.api_url, self.max_answer_bytes, self.timeout)
         return self._verified
 
+    def _no_api_here(self, answered: str) -> ApiUnreachable:
+        """What a client says when the base URL is no gamead API (``answered``: what the request got, and
+        ``GET /healthz`` did not answer like gamead): exit 3, naming ``--api``."""
+        return ApiUnreachable(f"no gamead API at {self.api_url}: {answered} and GET {self.api_url}/healthz did not "
+                              "answer like gamead — --api (GAMEAD_API_URL) must be the API's base URL, e.g. "
+                              "http://127.0.0.1:8080")
+
     def service_now(self) -> datetime:
         """The service's time now (aware UTC), to resolve an age like ``--since 1h`` on (attack33a F10): known
         from the ``Date`` of an earlier answer (:mod:`gamead_cli.service_clock`), else of a ``GET /healthz`` sent
@@ -333,11 +337,8 @@ class ApiClient(AdCalls, StreamCalls):
             if isinstance(exc, ApiUnreachable):
                 raise
             if not self._is_gamead_api():  # say a worker's metrics port: not an API at all (exit 3, not 1)
-                raise ApiUnreachable(
-                    f"no gamead API at {self.api_url}: {method} {path} answered a non-JSON body (HTTP "
-                    f"{response.status_code}) and GET {self.api_url}/healthz did not answer like gamead — "
-                    "--api (GAMEAD_API_URL) must be the API's base URL, e.g. http://127.0.0.1:8080"
-                ) from exc
+                raise self._no_api_here(
+                    f"{method} {path} answered a non-JSON body (HTTP {response.status_code})") from exc
             raise ApiClientError(
                 f"API answered {method} {path} with a non-JSON body (HTTP {response.status_code})",
                 status=response.status_code,

@@ -13,6 +13,7 @@ from typing import Any
 from rich.text import Text
 
 from gamead_cli.cell_text import cut_at
+from gamead_core.count_words import count_text as count_text, counted as counted  # the CLI imports them here
 from gamead_core.durations import exact_duration, format_duration
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.safe_text import shown
@@ -140,19 +141,6 @@ def rows_shown(count: int, of: str | None, offset: Any = None, after_cursor: boo
     return f"{count:,} shown" + (" (after the cursor)" if after_cursor else "") + total
 
 
-def count_text(n: Any) -> str:
-    """A count as the CLI prints counts, ``2,622``; anything but an int as it is (``?``). Pure."""
-    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
-
-
-def counted(n: Any, what: str = "ad", many: str | None = None) -> str:
-    """A count with what it counts, as the CLI prints counts of ads (``gamead submit``'s summary): ``2,622 ads``,
-    ``1 ad``, ``0 ads`` (:func:`count_text`'s figure; ``what``: another noun, ``worker``; ``many``: its plural when
-    not ``what`` + ``s``, ``DLQ entries``). Before (units46) the summary said ``sent 200``, ``rejected 0``: 200 of
-    what. Pure."""
-    return f"{count_text(n)} " + (what if n == 1 else many or what + "s")
-
-
 def byte_size(n: int | float | None) -> str:
     """A byte count in IEC units, the one way the CLI writes sizes (``gamead top``, ``gamead doctor``):
     ``512 B``, ``511.5 KiB``, ``3.0 GiB`` (1 KiB = 1024 B; one decimal above bytes); ``-`` for None. Pure."""
@@ -177,7 +165,7 @@ def settings_shown(settings: Any, data: Any) -> Any:
     shown (a setting in seconds takes a duration). Before (units46) ``ack_wait: 30.0``: 30 of what. Pure."""
     from pydantic import BaseModel
 
-    from gamead_core.config.section import in_seconds
+    from gamead_core.config.fields import in_seconds
 
     if isinstance(settings, BaseModel) and isinstance(data, dict):
         fields = type(settings).model_fields

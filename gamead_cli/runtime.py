@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gamead_core.config import GameadSettings
+from gamead_core.count_words import counted
 from gamead_core.errors import ConfigError, NatsUnreachable
 from gamead_core.stop_bound import arm
 
@@ -127,11 +128,6 @@ async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, start
         stopped.cancel()
 
 
-def _attempts(n: int) -> str:
-    """``1 attempt``, ``2 attempts``."""
-    return f"{n} attempt{'' if n == 1 else 's'}"
-
-
 async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asyncio.Event | None = None) -> None:
     """Wait until NATS at ``url`` takes a connection (one attempt every :data:`RETRY_EVERY` s, each closed at
     once: the role then makes its own), for ``nats.give_up_after`` seconds (0: for ever). The first failed
@@ -159,15 +155,16 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
             now = loop.time()
             waited = now - started
             if give_up and waited >= give_up:
-                raise NatsUnreachable(f"{exc.message}; gave up after {took(waited)} and {_attempts(attempts)} "
+                raise NatsUnreachable(f"{exc.message}; gave up after {took(waited)} and {counted(attempts, 'attempt')} "
                                       f"(nats.give_up_after {took(give_up)})") from exc
             if logged is None or now - logged >= REACH_ROUND:
                 logged = now
                 until = f"giving up in {took(give_up - waited)}" if give_up else "for ever (nats.give_up_after 0)"
                 log.warning("%s cannot reach NATS at %s for %s, %s (%s); next attempt in %s, %s",
-                            role, where, took(waited), _attempts(attempts), exc.message.split(f"{where}: ", 1)[-1],
-                            took(RETRY_EVERY), until, extra={"nats_url": where, "waited_seconds": round(waited, 1),
-                                          "attempts": attempts, "give_up_after": give_up})
+                            role, where, took(waited), counted(attempts, "attempt"),
+                            exc.message.split(f"{where}: ", 1)[-1], took(RETRY_EVERY), until,
+                            extra={"nats_url": where, "waited_seconds": round(waited, 1), "attempts": attempts,
+                                   "give_up_after": give_up})
             if stop is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), RETRY_EVERY)

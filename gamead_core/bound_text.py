@@ -11,13 +11,13 @@ Before (range46) one kind of refusal read three ways: pydantic's ``Input should 
 ``the worker count must be 0 to 10,000, not …`` (attack45 F9) and ``0 is not a number from 0.2 to 60``.
 Numbers carry thousands separators; a duration's bounds are printed as :func:`gamead_core.durations.format_duration`
 prints one (a whole unit without its zero tail: ``1m``, not ``1m00s``), the value refused as it was typed.
-Pure; no pydantic (a field's bounds are read from its metadata by name)."""
+Pure; no pydantic (a setting's range is read from its type by :mod:`gamead_core.config.fields`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from gamead_core.durations import format_duration
 
@@ -114,44 +114,4 @@ def is_bound_error(error: dict[str, Any]) -> bool:
     return error.get("type") in BOUND_ERRORS
 
 
-def range_of(field: Any) -> Range | None:
-    """The range a pydantic field gives (``Ge``/``Gt``/``Le``/``Lt`` objects, read by their attribute: those of its
-    type, ``PositiveSeconds | None`` too, then its own ``metadata``, which win); in seconds when its type is
-    :data:`gamead_core.config.section.Seconds`; None when it has no bound. Pure."""
-    rules = [*_rules(field.annotation), *(getattr(field, "metadata", None) or [])]
-    found: dict[str, Any] = {}
-    for item in rules:
-        found.update({name: getattr(item, name) for name in ("ge", "gt", "le", "lt")
-                      if getattr(item, name, None) is not None})
-    if not found:
-        return None
-    low, high = found.get("gt", found.get("ge")), found.get("lt", found.get("le"))
-    seconds = any(getattr(getattr(r, "func", None), "__name__", "") == "_seconds_value" for r in rules)
-    return Range(low, high, low_open="gt" in found, high_open="lt" in found, seconds=seconds)
-
-
-def _rules(annotation: Any) -> list[Any]:
-    """The metadata of every ``Annotated`` in a type (``Seconds | None``: that of ``Seconds``), innermost first."""
-    inner = [rule for arg in get_args(annotation) for rule in _rules(arg)]
-    return inner + list(getattr(annotation, "__metadata__", ()))
-
-
-def setting_range(model: Any, loc: tuple[Any, ...]) -> Range | None:
-    """The range of the setting at ``loc`` (``("api", "port")``; ``("ratelimit", "roles", "operator", "rate")``:
-    a dict's key skipped) of the settings ``model`` (a pydantic model class: its ``model_fields``), or None."""
-    at, where = 0, model
-    while at < len(loc):
-        field = getattr(where, "model_fields", {}).get(loc[at]) if isinstance(loc[at], str) else None
-        if field is None:
-            return None
-        if at == len(loc) - 1:
-            return range_of(field)
-        where = field.annotation
-        if not hasattr(where, "model_fields"):  # a dict of sections: its key is the next step of loc
-            where, at = next((a for a in get_args(where) if hasattr(a, "model_fields")), None), at + 1
-        at += 1
-    return None
-
-
-__all__ = ["BOUND_ERRORS", "Range", "given_text", "is_bound_error", "number_text", "range_of", "seconds_text",
-           "setting_range"]
+__all__ = ["BOUND_ERRORS", "Range", "given_text", "is_bound_error", "number_text", "seconds_text"]

@@ -50,7 +50,7 @@ from gamead_cli.commands.dlq_transfer import (
 )
 from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view
 from gamead_cli.exitcodes import OutputFailed
-from gamead_cli.formats import command_text, plain, window_text
+from gamead_cli.formats import command_text, counted, plain, window_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import (
@@ -301,7 +301,7 @@ def export(
         say_changed(once)
     window = window_text(flt)  # the absolute window an age stood for (attack33a F10)
     if file != "-" or (window and kept):
-        note_line(f"exported {kept:,} entr{'y' if kept == 1 else 'ies'}{' ' + window if window else ''}"
+        note_line(f"exported {counted(kept, 'entry', 'entries')}{' ' + window if window else ''}"
                   + (f" to {file}" if file != "-" else ""))
     elif kept == 0:  # stdout holds nothing: say why on stderr
         note_line(f"no DLQ entries{' ' + window if window else ''} match: nothing exported")

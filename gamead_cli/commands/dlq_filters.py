@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gamead_cli.bounds import OutOfRange
+from gamead_cli.bounds import checked
 from gamead_cli.options import ad_id_arg, duration_seconds, job_id_arg
 from gamead_core.api.body_caps import MAX_IDS
 from gamead_core.bound_text import Range
@@ -52,8 +52,8 @@ def when_option(value: str | None, flag: str, *, now: datetime | None = None) ->
     """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2), and so
     is an age past :data:`AGE_RANGE` (``--until must be 0 to 3650d, not 99999d``: polish47, it was taken as
     ``dead before 1753-02-20 …``)."""
-    if value is not None and (ago := age_seconds(value)) is not None and not AGE_RANGE.holds(ago):
-        raise OutOfRange(AGE_RANGE, value, param_hint=flag)
+    if value is not None and (ago := age_seconds(value)) is not None:
+        checked(ago, AGE_RANGE, value, param_hint=flag)
     try:
         return parse_when(value, now=now)
     except GameadError as exc:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from gamead_cli.commands.dlq_jobs import follow_job, job_progress
 from gamead_cli.exitcodes import Interrupted, OutputFailed
+from gamead_cli.formats import counted
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import api_client
 from gamead_cli.output import note_line, stderr_console
@@ -38,7 +39,7 @@ MAX_IMPORT_LINE_BYTES = IMPORT_BATCH_BYTES
 def say_changed(once: OncePerAd) -> None:
     """On stderr: how many ads' entries changed while ``dlq export`` paged (replayed and dead again: met twice),
     and which entry the output kept (:class:`gamead_cli.once_per_ad.OncePerAd`)."""
-    ads = f"{once.changed} ad{'' if once.changed == 1 else 's'}"
+    ads = counted(once.changed)
     if once.take_back:
         note_line(f"{ads} changed during the export (replayed and dead again): written once each, its newest entry")
     else:
@@ -291,7 +292,7 @@ def _cut_short(totals: dict[str, Any], done: int, batch: list[tuple[int, dict[st
     elif not ended:
         where = f"from line {first} on"
     if unsent > 0:
-        text += f"; the {unsent:,} line{'s' if unsent != 1 else ''} {where} {'were' if unsent != 1 else 'was'} not sent"
+        text += f"; the {counted(unsent, 'line')} {where} {'were' if unsent != 1 else 'was'} not sent"
     return text + "; run the same command again: entries already imported are skipped (identical)"
 
 
@@ -301,5 +302,4 @@ def export_failed(pending: PendingFile | None, written: list[int]) -> str:
     F9: ``dlq export /dev/stdout | head -c 100`` said "nothing was exported" after its reader had read some)."""
     if pending is None or pending.tmp is not None or written[0] == 0:
         return "; nothing was exported"
-    return (f"; the export was cut short: at most the first {written[0]} "
-            f"entr{'y' if written[0] == 1 else 'ies'} reached it")
+    return f"; the export was cut short: at most the first {counted(written[0], 'entry', 'entries')} reached it"

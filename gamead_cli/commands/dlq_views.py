@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import (clip, count_text, empty_text, month_time, page_now, plain, replay_count,
+from gamead_cli.formats import (clip, count_text, counted, empty_text, month_time, page_now, plain, replay_count,
                                 rows_shown, time_column, utc_when, window_text)
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
@@ -49,7 +49,7 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
     scanned = body.get("scanned")
     stopped = ("" if body.get("complete", True)
-               else f" · read {count_text(scanned)} entr{'y' if scanned == 1 else 'ies'}, then stopped at "
+               else f" · read {counted(scanned, 'entry', 'entries')}, then stopped at "
                     f"{_bound(body)}")
     notes = [t for t in (full_text(body), unreadable_text(body.get("unreadable") or [])) if t is not None]
     full = ": full" if body.get("full") else ""
@@ -160,7 +160,7 @@ def would_view(preview: dict[str, Any], verb: str) -> Any:
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
     past = " (the job's limit: more entries match, left in the DLQ)" if preview.get("pastLimit") else ""
-    return plain(f"{at_least}{count_text(n)} entr{'y' if n == 1 else 'ies'} would be {verb}{past}{_window(preview)}"
+    return plain(f"{at_least}{counted(n, 'entry', 'entries')} would be {verb}{past}{_window(preview)}"
                  f"{_not_in_dlq(preview)}")
 
 

@@ -53,7 +53,7 @@ _NOUNS = {"ad": ("ad", "ads"), "object": ("object", "objects"), "job": ("job", "
 
 def _how_many(count: int, item_kind: str, lower_bound: bool = False) -> str:
     one, many = _NOUNS.get(item_kind, ("item", "items"))
-    return f"{'at least ' if lower_bound else ''}{count:,} {one if count == 1 else many}"
+    return f"{'at least ' if lower_bound else ''}{counted(count, one, many)}"
 
 
 def _items(items: list[str], count: int, more: Any = None) -> str:
@@ -135,8 +135,8 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
     elif problems:
         kinds = len(findings)
         warnings = all(f.get("severity") == "warning" for f in findings)  # the ads flow: a warning, not an error
-        parts.append(Text(f"{problems:,} problem{'s' if problems != 1 else ''} of {kinds} "
-                          f"kind{'s' if kinds != 1 else ''}{' (warnings: the ads still flow)' if warnings else ''}",
+        parts.append(Text(f"{counted(problems, 'problem')} of {counted(kinds, 'kind')}"
+                          f"{' (warnings: the ads still flow)' if warnings else ''}",
                           style="bold yellow" if warnings else "bold red"))
     else:
         parts.append(Text("no problem in what was read, but the read was partial", style="bold yellow"))

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from gamead_cli.bounds import OutOfRange
+from gamead_cli.bounds import OutOfRange, checked
 from gamead_cli.formats import (age as age_text, command_text, counted, empty_text, page_now, plain, short_time,
                                 short_window, time_column)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
@@ -62,9 +62,7 @@ def parse_duration(value: str) -> float:
         seconds = read(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--for") from None
-    if not FOR_RANGE.holds(seconds):
-        raise OutOfRange(FOR_RANGE, value, param_hint="--for")
-    return seconds
+    return checked(seconds, FOR_RANGE, value, param_hint="--for")
 
 
 def _n(value: Any) -> str:
@@ -271,9 +269,7 @@ class _CountCommand(TyperCommand):
 
 def _replicas(value: int) -> int:
     """The count past the top bound refused in the same sentence as a negative one (:class:`_CountCommand`)."""
-    if not REPLICAS_RANGE.holds(value):
-        raise OutOfRange(REPLICAS_RANGE, value, what=REPLICAS_WHAT)
-    return value
+    return checked(value, REPLICAS_RANGE, what=REPLICAS_WHAT)
 
 
 @app.command("set", cls=_CountCommand)

@@ -33,7 +33,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from gamead_cli.bounds import OutOfRange
+from gamead_cli.bounds import checked
 from gamead_cli.commands.up_config import child_env, forget_env, nats_credentials, snapshot_config, snapshot_env
 from gamead_cli.commands.up_console import (
     config_line,
@@ -144,8 +144,7 @@ def up(
     # which may be in another directory (attack25 finding 9: `--data-dir rel-d` printed `logs: rel-d/logs`)
     settings.embedded.data_dir = Path(os.path.abspath(settings.embedded.data_dir))
     most = max_workers if max_workers is not None else max(4, workers)
-    if most < workers:
-        raise OutOfRange(Range(max(1, workers), MAX_LOCAL_WORKERS), most, param_hint="--max-workers")
+    checked(most, Range(max(1, workers), MAX_LOCAL_WORKERS), param_hint="--max-workers")  # not under --workers
     autoscaling = autoscale and workers > 0  # from 0 workers no service rate can be measured
     scaling = settings.autoscaler.model_copy(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}

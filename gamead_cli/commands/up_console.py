@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from gamead_cli.options import NO_CONFIG_FILE
 from gamead_core.config import GameadSettings
+from gamead_core.count_words import counted
 from gamead_core.scaling.lease_rule import Lease
 from gamead_core.scaling.stacks import follower_line
 
@@ -66,7 +67,7 @@ def config_line(path: Path | None, snapshot: Path, kept: int = 0) -> str:
     what = f"config file {escape(str(path))}" if path is not None else NO_CONFIG_FILE
     if kept:
         return (f"[green]✓[/] config: {what}; every child runs with it as it is now (GAMEAD_* and flags included: "
-                f"{escape(str(snapshot))}), but for {kept} limit{'s' if kept != 1 else ''} the fleet shares, whose "
+                f"{escape(str(snapshot))}), but for {counted(kept, 'limit')} the fleet shares, whose "
                 "live value stays (below); an edit takes effect at the next gamead up")
     return (f"[green]✓[/] config: {what}; every child runs with it as it is now (the settings in force, "
             f"GAMEAD_* and flags included: {escape(str(snapshot))}); an edit takes effect at the next gamead up")

@@ -203,6 +203,9 @@ def send_many(
             if came:
                 raise KeyboardInterrupt
 
+        def tick() -> None:  # the bar while an outage holds the sending back: what it says of the outage
+            progress.update(task, info=progress_info(counts, rejected, outage.status()))
+
         feed = Feed(enumerate(ads), woken=woken) if live else None
         chunk: list[Item] = []  #: the run in hand, not yet given to the pool
         runs = Runs((feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: outage.size(limit["size"])))
@@ -213,8 +216,7 @@ def send_many(
                 if rate > 0 and pace(stop, start + outage.paused + chunk[-1][0] / rate, woken, POLL):
                     check()  # its last ad's turn came, or a stop
                     break
-                if outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
-                                                                                      outage.status())), woken):
+                if outage.hold(stop, tick, woken):
                     with lock:  # sending stops (the API away past client.retry_for); with no count to take notSent
                         named = chunk + runs.left() + (feed.rest() if feed else []) if total is None else []
                         for i, item in named:  # from (a stream), the ads in hand and read ahead are named
@@ -269,8 +271,7 @@ def send_many(
                 pool.shutdown(wait=False, cancel_futures=True)
                 client.abort()
                 break
-            if not outage.hold(stop, lambda: progress.update(task, info=progress_info(counts, rejected,
-                                                                                  outage.status())), woken):
+            if not outage.hold(stop, tick, woken):
                 outage.waiting(partial(wait_futures, pending, timeout=POLL))  # an outage's part: paused
             # held as before a next batch: an outage's stop comes, said (review47 F2: unsaid, stoppedByOutage false)
         pool.shutdown(wait=not pending)  # its threads idle, or left to end as their requests are cut

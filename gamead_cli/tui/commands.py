@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gamead_core.bound_text import Range
 from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
 
-#: the largest ``scale`` hold the command line accepts (the API has its own bound too)
-MAX_SCALE_SECONDS = 24 * 3600
+#: the ``scale`` hold the command line accepts, in whole seconds: 1s to 1d (the API has its own bound too)
+HOLD_RANGE = Range(1, 24 * 3600, seconds=True)
 #: longest command line accepted (an input box, not a document)
 MAX_LINE = 200
 
@@ -69,17 +70,16 @@ class Command:
 
 def duration(text: str) -> int:
     """``90`` / ``90s`` → 90, ``10m`` → 600, ``2h30m`` → 9000: read by
-    :func:`gamead_core.durations.parse_duration`, as ``gamead scale set --for`` reads it, to whole seconds (1 …
-    :data:`MAX_SCALE_SECONDS`)."""
-    from gamead_core.bound_text import Range
+    :func:`gamead_core.durations.parse_duration`, as ``gamead scale set --for`` reads it, to whole seconds in
+    :data:`HOLD_RANGE`, else refused in the one sentence of a number out of range, as the CLI's (polish47)."""
     from gamead_core.durations import parse_duration
 
     try:
         seconds = round(parse_duration(text))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    if not 1 <= seconds <= MAX_SCALE_SECONDS:  # the one sentence of a number out of range, as the CLI's (polish47)
-        raise CommandError(Range(1, MAX_SCALE_SECONDS, seconds=True).refusal("a hold", text))
+    if not HOLD_RANGE.holds(seconds):
+        raise CommandError(HOLD_RANGE.refusal("a hold", text))
     return seconds
 
 

@@ -20,7 +20,7 @@ from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import age
 from gamead_cli.tui.view_audit import audit_table
 from gamead_cli.tui.view_figures import num, spark
-from gamead_cli.tui.view_header import autoscaler_text, registry_unread, summary_text
+from gamead_cli.tui.view_header import HEADER_COMPACT_BELOW, autoscaler_text, registry_unread, summary_text
 from gamead_cli.tui.view_queue import (
     LEVEL_CELLS,
     level_rows,
@@ -111,18 +111,19 @@ class Legend:
 
 class HeaderLine:
     """``gamead top --once``'s first line as the live dashboard's header is at the width it is drawn at
-    (:func:`summary_text`: compact under 100 cells, whole fields dropped to fit), so a terminal never wraps it
-    mid-field (polish47: at 80 columns ``NATS`` ended the first line, ``gamead_embedded v2.15.1`` began the next);
-    to a pipe (:meth:`prose`) every field, on one line. ``replaying``: the recording's file name, said at every
-    width (``REPLAY incident.jsonl``), as the live dashboard says it: a compact line drops the address."""
+    (:func:`summary_text`: compact under :data:`HEADER_COMPACT_BELOW` cells, whole fields dropped to fit), so a
+    terminal never wraps it mid-field (polish47: at 80 columns ``NATS`` ended the first line, ``gamead_embedded
+    v2.15.1`` began the next); to a pipe (:meth:`prose`) every field, on one line. ``replaying``: the recording's
+    file name, said at every width (``REPLAY incident.jsonl``), as the live dashboard says it: a compact line drops
+    the address."""
 
     def __init__(self, stats: Mapping[str, Any] | None, api_url: str, nodes: Any, replaying: str | None) -> None:
         self.stats, self.api_url, self.nodes, self.replaying = stats, api_url, nodes, replaying
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         width = options.max_width
-        yield summary_text(self.stats, self.api_url, nodes=self.nodes, compact=width < 100, width=width,
-                           replaying=self.replaying)
+        yield summary_text(self.stats, self.api_url, nodes=self.nodes, compact=width < HEADER_COMPACT_BELOW,
+                           width=width, replaying=self.replaying)
 
     def prose(self, _width: int) -> Text:
         return summary_text(self.stats, self.api_url, nodes=self.nodes, replaying=self.replaying)

@@ -74,7 +74,7 @@ def audit_repeats(record: Mapping[str, Any]) -> Text:
     repeats = record.get("repeats")
     if not repeats:
         return Text("")
-    return Text(f"+{repeats} earlier refusal{'' if repeats == 1 else 's'} not recorded", style="dim")
+    return Text(f"+{counted(repeats, 'earlier refusal')} not recorded", style="dim")
 
 
 def audit_outcome(record: Mapping[str, Any], *, repeats: bool = True) -> Text:
@@ -97,7 +97,7 @@ def audit_row(record: Mapping[str, Any], *, repeats: bool = True) -> tuple[Text,
         plain(record.get("actor") or "?"),
         plain(record.get("action") or "?"),
         plain(audit_selection(record)),
-        Text("" if ads is None else f"{ads:,} ad{'' if ads == 1 else 's'}", justify="right"),
+        Text("" if ads is None else counted(ads), justify="right"),
         audit_outcome(record, repeats=repeats),
     )
 

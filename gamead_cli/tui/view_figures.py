@@ -14,7 +14,7 @@ from gamead_core.rate_text import rate_figure
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 
-#: the SI steps a large figure is written in (:func:`num` given a width, :func:`rate`), largest first
+#: the SI steps a large figure is written in (:func:`num` given a width, :func:`per_second`), largest first
 SI_STEPS: tuple[tuple[str, int], ...] = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
 
 
@@ -30,19 +30,12 @@ def num(value: Any, width: int | None = None) -> str:
     return ("-" if value < 0 else "") + _stepped(abs(value), decimals=abs(value) < 10 * _step(abs(value))[1])
 
 
-def rate(per_sec: float | None) -> str:
-    """A rate per second: ``12.3/s``; from 1,000 on with its SI step, one decimal, truncated: ``1.2k/s``,
-    ``123.4k/s``, ``5.6M/s``, ``999.9G/s`` (at most 8 cells up to 999.9T/s; before, 2,000,000/s was
-    ``2,000.0k/s``, 10 cells). Where the rate has a name for what it counts, :func:`per_second` and that unit
-    (``12.3 ads/s``: :class:`gamead_cli.tui.view_queue.MetricRow`). Pure."""
-    figure = per_second(per_sec)
-    return figure if figure == "-" else f"{figure}/s"
-
-
 def per_second(per_sec: float | None) -> str:
-    """The figure of a rate per second, without its unit: ``12.3``, ``0.10``, ``1.2k``, ``999.9T`` (at most 6
-    cells; 999.96 is ``999.9``, never ``1,000.0``; under a thousandth ``<0.001``; from 1,000T ``>999T``); ``-`` for
-    None, ``nan`` or an infinity, ``0.0`` for a negative rate (probe47 F6: ``nan`` raised). Under 1,000 as
+    """The figure of a rate per second, without its unit, written beside what it counts (``12.3 ads/s``:
+    :class:`gamead_cli.tui.view_queue.MetricRow`): ``12.3``, ``0.10``; from 1,000 on with its SI step, one decimal,
+    truncated: ``1.2k``, ``123.4k``, ``999.9T`` (at most 6 cells; 999.96 is ``999.9``, never ``1,000.0``; before,
+    2,000,000/s was ``2,000.0k/s``; under a thousandth ``<0.001``; from 1,000T ``>999T``); ``-`` for None, ``nan``
+    or an infinity, ``0.0`` for a negative rate (probe47 F6: ``nan`` raised). Under 1,000 as
     ``gamead scale status`` writes it (:func:`gamead_core.rate_text.rate_figure`: ``0.10``, ``0.022``; polish47:
     ``0.1`` beside its ``0.100``). Pure."""
     if per_sec is None or not math.isfinite(per_sec):

@@ -14,21 +14,23 @@ from gamead_cli.formats import age, ago, byte_size, clip, short_time
 from gamead_cli.tui.view_details import wire_words
 from gamead_cli.tui.view_figures import epoch, num
 
+#: a header line narrower than this many cells is compact (:func:`summary_text`: no API address, no NATS server)
+HEADER_COMPACT_BELOW = 100
+
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
                  compact: bool = False, readonly: bool = False, doctor: Text | None = None,
                  replaying: str | None = None, width: int | None = None,
                  nodes: Sequence[Mapping[str, Any]] | None = None) -> Text:
-    """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
-    under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
-    ``REPLAY <file>`` when it plays a recording, ``doctor``'s last verdict (:func:`doctor_text`) once run, and the
-    API's storage state and Redis link while not ok (:func:`storage_text`, :func:`redis_text`). In ``width``
-    cells (None: whole) by dropping whole fields (:func:`~gamead_cli.cell_text.fit_fields`), in this order: the
-    API's address, the storage used with its age, the busy slots, the answer's time, the NATS server's version
-    (regress41 F7). ``nodes``: the ``/v1/workers`` items the nodes table shows; when given, the node counts are
-    theirs (:func:`node_tally`), so the header and the table never disagree (tui42 F2: two answers 2-3 s apart on
-    a loaded box read ``5 late`` above a table of ``2 late · 3 stuck``, ``1 gone`` above a table with no gone
-    row)."""
+    """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals under
+    :data:`HEADER_COMPACT_BELOW` columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top
+    --readonly``), ``REPLAY <file>`` when it plays a recording, ``doctor``'s last verdict (:func:`doctor_text`) once
+    run, and the API's storage state and Redis link while not ok (:func:`storage_text`, :func:`redis_text`). In
+    ``width`` cells (None: whole) by dropping whole fields (:func:`~gamead_cli.cell_text.fit_fields`), in this order:
+    the API's address, the storage used with its age, the busy slots, the answer's time, the NATS server's version
+    (regress41 F7). ``nodes``: the ``/v1/workers`` items the nodes table shows; when given, the node counts are theirs
+    (:func:`node_tally`), so the header and the table never disagree (tui42 F2: two answers 2-3 s apart on a loaded box
+    read ``5 late`` above a table of ``2 late · 3 stuck``, ``1 gone`` above a table with no gone row)."""
     nodes_given = nodes
     fields: list[tuple[Text, int]] = []
 

@@ -71,7 +71,7 @@ class SummaryBar(Static):
         self.api_url = api_url
 
     def render(self) -> RenderableType:
-        compact = self.size.width < 100
+        compact = self.size.width < view_header.HEADER_COMPACT_BELOW
         ran = self.doctor is not None or self.doctor_error is not None
         doctor = view_header.doctor_text(self.doctor, self.doctor_error) if ran else None
         return safe_render(view_header.summary_text, self.stats, self.api_url, paused=self.paused,

@@ -17,7 +17,6 @@ each read in flight is one answer, however many requests wait for it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -29,6 +28,7 @@ from starlette.requests import Request
 
 from gamead_core.api.auth import auth_required
 from gamead_core.api.responses import JsonResponse
+from gamead_core.single_flight import SingleFlight
 from gamead_core.telemetry.metrics import API_REGISTRY
 
 #: answers of shared reads, by read (``dlq``: GET /v1/dlq, ``audit``: GET /v1/audit) and how each was answered:
@@ -74,7 +74,7 @@ class SharedReads:
         self._clock = clock
         self._cache: TTLCache[Hashable, tuple[float, bytes]] = TTLCache(
             maxsize=max_bytes, ttl=max(max_age, 0.001), timer=clock, getsizeof=lambda v: len(v[1]))
-        self._flights: dict[Hashable, asyncio.Task[tuple[float, bytes]]] = {}
+        self._flights: SingleFlight[Hashable, tuple[float, bytes]] = SingleFlight()
         self.reads = self.joined = self.cached = 0
 
     async def read(self, key: Hashable, run: Callable[[], Awaitable[bytes]], *,
@@ -88,28 +88,21 @@ class SharedReads:
             self.cached += 1
             SHARED_READS.labels(self.name, "cached").inc()
             return hit[1], self._clock() - hit[0]
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = asyncio.get_running_loop().create_task(self._run(key, run))
-            flight.add_done_callback(_retrieved)  # no "exception was never retrieved" when every requester left
-            self._flights[key] = flight
-            self.reads += 1
-            SHARED_READS.labels(self.name, "read").inc()
-        else:
+        if key in self._flights:
             self.joined += 1
             SHARED_READS.labels(self.name, "joined").inc()
-        _, body = await asyncio.shield(flight)  # one requester going away never stops the others' read
+        else:
+            self.reads += 1
+            SHARED_READS.labels(self.name, "read").inc()
+        _, body = await self._flights.run(key, lambda: self._run(key, run))  # one requester leaving stops no read
         return body, 0.0
 
     async def _run(self, key: Hashable, run: Callable[[], Awaitable[bytes]]) -> tuple[float, bytes]:
-        try:
-            body = await run()
-            done = (self._clock(), body)
-            if self.max_age > 0 and len(body) <= self._cache.maxsize:
-                self._cache[key] = done
-            return done
-        finally:
-            self._flights.pop(key, None)
+        body = await run()
+        done = (self._clock(), body)
+        if self.max_age > 0 and len(body) <= self._cache.maxsize:
+            self._cache[key] = done
+        return done
 
     def snapshot(self) -> dict[str, Any]:
         """The counters (``/v1/stats`` style): ``{reads, joined, cached, inFlight, cachedBytes, maxAgeSeconds}``."""
@@ -125,8 +118,3 @@ def shared_answer(body: bytes, age: float) -> JsonResponse:
     if age > 0:
         headers["Age"] = str(int(age))
     return JsonResponse(stamped, 200, headers)
-
-
-def _retrieved(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
-from gamead_core.bound_text import is_bound_error, setting_range
+from gamead_core.bound_text import is_bound_error
 from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
+from gamead_core.config.fields import setting_range
 from gamead_core.config.origin import file_lines, origin
 from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, octal_number, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings

@@ -10,7 +10,6 @@ says where it was written: ``GAMEAD_QUEUE__PARTITIONS=abc`` (secrets are never s
 from __future__ import annotations
 
 import os
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from gamead_core.config.fields import field_at
 from gamead_core.config.section import leaf_types
 from gamead_core.config.yaml_nodes import compose, walk
 from gamead_core.redact import redact_url
@@ -39,25 +39,9 @@ def _walk(data: Any, loc: Sequence[str | int]) -> tuple[bool, Any]:
     return True, data
 
 
-def _annotation(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
-    """The type of the field at ``loc`` under ``model`` (list indexes step into the item type), or None."""
-    annotation: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = args[0] if args else None
-            continue
-        kinds = [a for a in (typing.get_args(annotation) or (annotation,)) if isinstance(a, type)]
-        fields = next((k.model_fields for k in kinds if issubclass(k, BaseModel)), None)
-        if fields is None or part not in fields:
-            return None
-        annotation = fields[part].annotation
-    return annotation
-
-
 def _shows_value(model: type[BaseModel], loc: Sequence[str | int]) -> bool:
     """True if the value at ``loc`` may be printed: a plain setting, not a secret nor a section."""
-    annotation = _annotation(model, loc)
+    annotation = field_at(model, loc)[1]
     if annotation is None or any(w in str(p).lower() for p in loc for w in _SECRET_WORDS):
         return False
     return not any(k is SecretStr or (isinstance(k, type) and issubclass(k, (BaseModel, list, dict)))

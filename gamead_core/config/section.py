@@ -44,7 +44,7 @@ def plus_zero(value: Any) -> Any:
     return 0.0 if isinstance(value, float) and value == 0 else value
 
 
-def _seconds_value(value: Any) -> Any:
+def seconds_value(value: Any) -> Any:
     """A setting in seconds as given: a text with a unit read by :func:`gamead_core.durations.parse_duration`
     (``30s``, ``2h30m``, ``14d``); anything else left to the field's own validation as before: a number, or a
     text Python reads as one (a ``GAMEAD_*`` variable: ``"90"``, ``"1e3"``, ``"-1"`` refused by its bound,
@@ -65,24 +65,9 @@ def _seconds_value(value: Any) -> Any:
 #: A setting in seconds: a number, or a duration as the CLI prints and reads one (``queue.ack_wait: 30s``,
 #: ``GAMEAD_DLQ__MAX_AGE=14d``, ``registry.ttl: 1m``): fix34, one reading of a duration everywhere; ``-0`` is 0
 #: (:func:`plus_zero`; ``GET /v1/doctor?settle=-0`` answered ``settleSeconds: -0.0``, attack42a F3)
-Seconds = Annotated[float, BeforeValidator(_seconds_value), AfterValidator(plus_zero)]
+Seconds = Annotated[float, BeforeValidator(seconds_value), AfterValidator(plus_zero)]
 #: A setting in seconds that cannot be 0: at least :data:`MIN_SECONDS` (a timeout, an interval, an age)
 PositiveSeconds = Annotated[Seconds, annotated_types.Ge(MIN_SECONDS)]
-
-
-def in_seconds(field: Any) -> bool:
-    """Is ``field`` (a pydantic ``FieldInfo``) a setting in seconds: :data:`Seconds` or :data:`PositiveSeconds`,
-    alone or ``| None``? What ``gamead config show`` prints as a duration (``30s``, not ``30.0``). Pure."""
-    found = list(getattr(field, "metadata", ()))
-    stack = [getattr(field, "annotation", None)]
-    while stack:
-        a = stack.pop()
-        if typing.get_origin(a) is Annotated:
-            found.extend(a.__metadata__)
-            stack.append(typing.get_args(a)[0])
-        else:
-            stack.extend(typing.get_args(a))
-    return any(isinstance(m, BeforeValidator) and m.func is _seconds_value for m in found)
 
 
 def leaf_types(annotation: Any) -> list[Any]:

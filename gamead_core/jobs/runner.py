@@ -30,6 +30,7 @@ from typing import Any
 from gamead_core import clock
 from gamead_core.clock_offset import sampled
 from gamead_core.config import GameadSettings
+from gamead_core.count_words import counted
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
 from gamead_core.ids import new_job_id
@@ -38,10 +39,10 @@ from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
 from gamead_core.jobs.policy import (cancelled_end, lease_expired, lease_key, lease_too_far, lease_window,
                                      resume_decision, tally, written_ttl)
-from gamead_core.jobs.recent import RecentReads
 from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import utcnow
+from gamead_core.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class JobService:
         #: the doctor's repair actions on this node, for ``repair`` jobs (set by ``gamead_core.api.routes_doctor``)
         self.repairs: Callable[[], RepairActions] | None = None
         #: the progress streams' reads of a job, one per STREAM_POLL however many follow it (attack47 F5)
-        self._polls: RecentReads[str, tuple[Job, int]] = RecentReads(lambda job_id: self.store.get(job_id), STREAM_POLL)
+        self._polls: SingleFlight[str, tuple[Job, int]] = SingleFlight(keep=STREAM_POLL)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -112,7 +113,7 @@ class JobService:
         route asks before it does any work for a new job (the fence, a count), and :meth:`create` again."""
         limit = self.settings.jobs.max_running
         if self.busy() >= limit:
-            raise JobsBusy(f"this API node already runs {limit} operator job{'s' if limit != 1 else ''} "
+            raise JobsBusy(f"this API node already runs {counted(limit, 'operator job')} "
                            "(jobs.max_running): no job was started; "
                            "try again when one has ended (gamead dlq jobs lists them)",
                            details={"running": self.busy(), "limit": limit, "setting": "jobs.max_running"})
@@ -212,7 +213,8 @@ class JobService:
         while not job.state.terminal:
             await asyncio.sleep(STREAM_POLL)
             try:
-                latest, new_revision = await self._polls.get(job_id)  # shared with the node's other followers
+                # one read per STREAM_POLL, shared with the node's other followers
+                latest, new_revision = await self._polls.run(job_id, lambda: self.store.get(job_id))
             except QueueUnavailable:
                 continue
             except NotFound:

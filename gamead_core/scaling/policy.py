@@ -50,8 +50,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
+from gamead_core.count_words import counted
 from gamead_core.queue.depth import LevelDepth
-from gamead_core.scaling.reason import action_words, count_of, demand_text
+from gamead_core.scaling.reason import action_words, demand_text
 from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
@@ -180,7 +181,7 @@ class ScalingPolicy:
 
         idle = work == 0 and arrival == 0
         unseen = ", ".join(map(str, obs.unreadable_levels))
-        what = (f"backlog {count_of(backlog, 'ad')}" if backlog else f"{count_of(work, 'ad')} delivered" if work
+        what = (f"backlog {counted(backlog, 'ad')}" if backlog else f"{counted(work, 'ad')} delivered" if work
                 else "arrivals")
         if current == 0 and s.max_replicas > 0 and (obs.unreadable_levels if idle else rate is None):
             # KEDA's activation: someone must run to measure a rate, or to drain what may wait unseen.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from gamead_core.config.autoscaler import AutoscalerSettings
+from gamead_core.count_words import counted
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.rate_text import rate_figure
 from gamead_core.rate_window import window_words
@@ -19,16 +20,10 @@ BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (l
                "mixed": " (CPU- and latency-bound workers)"}
 
 
-def count_of(n: int, noun: str) -> str:
-    """``5,000 ads``, ``1 worker``: a count of the reason line with what it counts (units46: ``backlog 0``,
-    ``needs 1 → hold 2`` named neither ads nor workers). Pure."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
 def action_words(current: int, desired: int) -> str:
     """The end of a reason line, what the autoscaler does: ``scale 2→4 workers``, ``hold 2 workers``. Pure."""
-    return f"scale {current}→{count_of(desired, 'worker')}" if desired != current else \
-        f"hold {count_of(current, 'worker')}"
+    return f"scale {current}→{counted(desired, 'worker')}" if desired != current else \
+        f"hold {counted(current, 'worker')}"
 
 
 def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arrival: float, late: LevelDepth | None,
@@ -40,7 +35,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     is named), the raw recommendation ``raw`` (replicas) and ``window``, the seconds ``arrival`` is over (None:
     unknown, said as the nominal minute) → one line without a newline. The arrival rate says its window (attack43b
     F5: ``arriving 2.2 ads/s`` named none; it is the throughput panel's ``last minute`` one)."""
-    parts = [f"backlog {count_of(backlog, 'ad')}"]
+    parts = [f"backlog {counted(backlog, 'ad')}"]
     if late is not None:
         urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
         limit = s.max_wait_seconds if urgent or s.max_age_seconds is None else s.max_age_seconds
@@ -54,7 +49,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
         parts.append(f", arriving {rate_figure(arrival)} ads/s ({window_words(window)})")
     if not rate_note and bound in BOUND_NOTES:
         rate_note = BOUND_NOTES[bound]
-    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {count_of(raw, 'worker')}")
+    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {counted(raw, 'worker')}")
     return "".join(parts)
 
 

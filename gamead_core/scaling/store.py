@@ -24,12 +24,13 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 
 from gamead_core import names
+from gamead_core.count_words import counted
 from gamead_core.errors import Conflict, TopologyError
 from gamead_core.models import utc_iso
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
-from gamead_core.scaling.reason import action_words, count_of, reason_kind
+from gamead_core.scaling.reason import action_words, reason_kind
 from gamead_core.scaling.unusable import said_unusable, usable_time
 from gamead_core.store.cas import retry_busy
 from gamead_core.times import clock_utc
@@ -122,7 +123,7 @@ def override_reason(override: Override, current: int, min_replicas: int, max_rep
     epoch seconds (its end is said as :func:`clock_utc` says it)."""
     desired, note = clamp_override(override.replicas, min_replicas, max_replicas)
     action = action_words(current, desired)
-    to = count_of(override.replicas, "worker")
+    to = counted(override.replicas, "worker")
     reason = f"manual override to {to} until {clock_utc(override.until, now)} → {action}"
     return desired, reason + (f" ({note})" if note else "")
 

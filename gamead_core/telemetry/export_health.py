@@ -18,6 +18,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from gamead_core.count_words import counted
+
 
 #: seconds after a failed batch with no batch tried since (none in flight) past which the spell is said as ended
 #: at that failure (review47 F6): the processor tries a batch every ``OTEL_BSP_SCHEDULE_DELAY`` (5 s by default)
@@ -72,7 +74,7 @@ class ExportHealth:
                 return "ok"
             now, since, last = self._clock(), self.failing_since, self.failed_at
             batches, spans, cause, idle = self.batches_failed, self.spans_dropped, self.cause, not self.trying
-        dropped = f"{batches:,} batch{'es' if batches != 1 else ''}, {spans:,} span{'s' if spans != 1 else ''} dropped"
+        dropped = f"{counted(batches, 'batch', 'batches')}, {counted(spans, 'span')} dropped"
         if idle and now - last > self.idle_after:
             words = (f"degraded: the last span batch failed {now - last:.0f} s ago, none tried since (no span to "
                      f"send): {dropped} over {last - since:.0f} s; the exporter could not send them")

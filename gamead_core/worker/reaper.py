@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from gamead_core import clock, names
@@ -95,20 +96,23 @@ class Recovery:
 
 
 def _nak_payload(delay: float) -> bytes:
+    """The reply that hands a delivery back (``-NAK``), redelivered after ``delay`` s when > 0."""
     if delay <= 0:
-        return b"-NAK"
-    return b"-NAK " + orjson.dumps({"delay": int(delay * 1e9)})
+        return Msg.Ack.Nak
+    return Msg.Ack.Nak + b" " + orjson.dumps({"delay": int(delay * 1e9)})
 
 
-async def _nak(nc: NATS, held: HeldAd, delay: float, payload: bytes | None = None) -> bool:
-    """``nak`` the delivery ``held`` (after ``delay`` s), or send ``payload`` (``+ACK``) on its ack subject."""
-    what, doing = ("hand back", "handing back") if payload is None else ("acknowledge", "acknowledging")
+async def _settle_delivery(nc: NATS, held: HeldAd, reply: bytes) -> bool:
+    """Send ``reply`` on the ack subject of the delivery ``held``: ``+ACK`` (``Msg.Ack.Ack``) acknowledges it, a
+    ``-NAK`` (:func:`_nak_payload`) hands it back. False, logged, if that is no ack subject of the work stream or
+    NATS did not take it."""
+    what, doing = ("acknowledge", "acknowledging") if reply == Msg.Ack.Ack else ("hand back", "handing back")
     if not names.is_work_ack_subject(held.ack_subject):
         log.warning("not %s ad %s: %r is not an ack subject of the work stream", doing, held.ad_id,
                     held.ack_subject[:200], extra={"ad_id": held.ad_id})
         return False
     try:
-        await nc.publish(held.ack_subject, _nak_payload(delay) if payload is None else payload)
+        await nc.publish(held.ack_subject, reply)
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
         log.warning("could not %s ad %s: %r", what, held.ad_id, exc, extra={"ad_id": held.ad_id})
         return False
@@ -163,7 +167,8 @@ async def recover(
         if state == "settled":
             # its outcome was written under this very delivery, its ack not sent (chaos47 F6): acknowledged now,
             # not left to ack_wait (a final ad's message in the work stream meanwhile: doctor completed_with_message)
-            if record.status.terminal and record.delivery == held.delivery and await _nak(nc, held, 0, b"+ACK"):
+            final_here = record.status.terminal and record.delivery == held.delivery
+            if final_here and await _settle_delivery(nc, held, Msg.Ack.Ack):
                 report.acked += 1
             else:
                 report.untouched += 1
@@ -213,7 +218,7 @@ async def recover(
                             extra={"ad_id": held.ad_id, "worker_id": node.id, "lost_in": death})
             else:
                 report.refunded += 1
-        if window and await _nak(nc, held, delay):
+        if window and await _settle_delivery(nc, held, _nak_payload(delay)):
             report.handed_back += 1
     # one line per recovery, even when it found nothing announced: the dead worker may have held deliveries it
     # had not announced yet, which only JetStream's ack_wait brings back (gamead_core.worker.recovery_text)

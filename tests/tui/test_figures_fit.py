@@ -23,7 +23,7 @@ from gamead_cli.formats import age, fit_duration
 from gamead_cli.tui import view
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
-from gamead_cli.tui.view_figures import num, rate
+from gamead_cli.tui.view_figures import num, per_second
 from gamead_cli.tui.widgets import QueuePanel, SparkRow
 from tests.tui.conftest import settled, until
 
@@ -47,8 +47,8 @@ def test_compact_figures_keep_their_unit_and_never_round_up() -> None:
         ["999,999", "1.0M", "2.3M", "12M", "1.0T", "-"]
     assert num(12_345_678) == "12,345,678"  # no width: exact, as before
     assert [num(n, 5) for n in (9_999, 99_999, 999_999)] == ["9,999", "99k", "999k"]
-    assert [rate(r) for r in (999.96, 1_450.0, 123_456.0, 2e6, 999.9e12)] == \
-        ["999.9/s", "1.4k/s", "123.4k/s", "2.0M/s", "999.9T/s"]
+    assert [per_second(r) for r in (999.96, 1_450.0, 123_456.0, 2e6, 999.9e12)] == \
+        ["999.9", "1.4k", "123.4k", "2.0M", "999.9T"]
     assert [fit_duration(age(s) + "!", 6) for s in (10**9, 2 * YEAR + 7200, 3 * 86400 + 4 * 3600)] == \
         ["31y!", "730d!", "3d4h!"]
     assert fit_duration(age(100 * YEAR), 5) == "100y"

@@ -61,9 +61,10 @@ def test_numbers_and_texts() -> None:
                                     "1,000,000,000, not 0"),
     ("GAMEAD_AUTOSCALER__TOLERANCE", "1", "autoscaler.tolerance (GAMEAD_AUTOSCALER__TOLERANCE=1) must be at least 0 "
                                           "and less than 1, not 1"),
-    # a dict of sections: its key skipped to find the field
+    # a dict of sections: its key steps into the section (gamead_core.config.fields.field_at), for the range and
+    # for the value shown beside the variable, as every other setting's (reread48: the variable alone before)
     ("GAMEAD_RATELIMIT__ROLES__OPERATOR__BURST", "0", "ratelimit.roles.operator.burst "
-                                                      "(GAMEAD_RATELIMIT__ROLES__OPERATOR__BURST) must be 1 to "
+                                                      "(GAMEAD_RATELIMIT__ROLES__OPERATOR__BURST=0) must be 1 to "
                                                       "1,000,000,000, not 0"),
 ])
 def test_a_setting_past_its_bound_says_its_range(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str,

@@ -11,19 +11,12 @@ import pytest
 
 from gamead_core.api.errors import ListBusy
 from gamead_core.api.shared_reads import SharedReads, max_age_of, shared_answer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.hand_clock import HandClock
 
 
 def test_24_identical_concurrent_reads_run_one_read_and_a_watcher_may_take_a_recent_answer() -> None:
     """The figure: 24 identical reads at once were 24 scans; now one, and a second later one more."""
-    clock, runs = Clock(), []
+    clock, runs = HandClock(100.0), []
 
     async def go() -> None:
         shared, release = SharedReads("dlq", 1.0, clock=clock), asyncio.Event()

@@ -11,28 +11,21 @@ import nats.js.errors
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.storage import CHECK_BACKOFF_CAP, WRITE_FAILURE_HOLD, StorageProbe, check_delay, probe_key
 from gamead_core.queue.write_check import refusal
+from tests.hand_clock import HandClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def probe(clock: Clock) -> StorageProbe:
+def probe(clock: HandClock) -> StorageProbe:
     p = StorageProbe(None, "api-host-1", interval=5, timeout=1, clock=clock)  # type: ignore[arg-type]
     p._set("ok", None)  # a probe write succeeded
     return p
 
 
 def test_an_unanswered_submit_fails_the_check_until_a_write_succeeds() -> None:
-    clock = Clock()
+    clock = HandClock(1000.0)
     p = probe(clock)
     assert p.readiness() == "ok"
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += 3
+    clock.now += 3
     assert p.readiness() == ("failing: a submit's write to the work stream failed 3 s ago: "
                              "NATS did not answer in time")
     assert p.status()["state"] == "failing" and p.status()["probe"] == "ok"
@@ -41,23 +34,23 @@ def test_an_unanswered_submit_fails_the_check_until_a_write_succeeds() -> None:
 
 
 def test_a_reconnect_clears_it_and_so_does_time() -> None:
-    clock = Clock()
+    clock = HandClock(1000.0)
     p = probe(clock)
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
     p.reconnected()  # nats-server restarted: its write errors are gone
     assert p.readiness() == "ok"
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    clock.now += WRITE_FAILURE_HOLD + 0.1
     assert p.readiness() == "ok", "a cluster moves the stream's leader by itself: the mark is bounded"
 
 
 def test_a_failing_probe_says_why_and_for_how_long() -> None:
-    clock = Clock()
+    clock = HandClock(1000.0)
     seen: list[Any] = []
     p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, on_failure=seen.append)  # type: ignore[arg-type]
     assert p.readiness() == "unknown: no probe write yet"
     p._set("failing", QueueUnavailable("JetStream could not store the write: insufficient resources (code 10023)"))
-    clock.t += 12
+    clock.now += 12
     assert p.readiness() == ("failing: JetStream could not store the write: insufficient resources (code 10023) "
                              "(for 12 s)")
     assert len(seen) == 1
@@ -83,13 +76,13 @@ class Check:
             raise self.error
 
 
-def held_past_the_hold(clock: Clock, check: Check) -> StorageProbe:
+def held_past_the_hold(clock: HandClock, check: Check) -> StorageProbe:
     """A probe (write check ``check``) whose last probe stored, with one submit that NATS did not answer, and
     :data:`WRITE_FAILURE_HOLD` just past: the next round runs the write check."""
     p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
     p._set("ok", None)
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    clock.now += WRITE_FAILURE_HOLD + 0.1
     return p
 
 
@@ -97,11 +90,11 @@ def test_past_the_hold_only_a_stored_write_clears_a_failed_one() -> None:
     """A drill (session 24): on a full disk ``/readyz`` said ready, storage ok, 15 s after the last failed submit
     while every submit still failed (nats-server never answers a write to the marked stream). The hold's end now
     runs a real write check; the node stays unready until a write is stored again."""
-    clock, check = Clock(), Check()
+    clock, check = HandClock(1000.0), Check()
     p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
     p._set("ok", None)  # the probe's own bucket still takes its small puts
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    clock.now += WRITE_FAILURE_HOLD + 0.1
     assert p._check_due() and not asyncio.run(p.check_writes()) and check.runs == 1
     assert p.readiness() == ("failing: a submit's write to the work stream failed 15 s ago: NATS did not answer "
                              "in time; a write check failed too: NATS did not answer in time")
@@ -111,10 +104,10 @@ def test_past_the_hold_only_a_stored_write_clears_a_failed_one() -> None:
 
 
 def test_no_write_check_runs_within_the_hold() -> None:
-    clock, check = Clock(), Check()
+    clock, check = HandClock(1000.0), Check()
     p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD - 1
+    clock.now += WRITE_FAILURE_HOLD - 1
     assert not p._check_due()
 
 
@@ -135,7 +128,7 @@ def test_a_full_or_leaderless_stream_answers_the_check_and_readyz_names_it() -> 
     """Review: one held timeout needed every partition and the ad bucket to *store* a write, so a full queue
     (discard new) or a partition without a leader kept every API node unready for ever. Answered now clears:
     ``/readyz`` is ready (``degraded``), naming which target refused and why."""
-    clock = Clock()
+    clock = HandClock(1000.0)
     check = Refusing(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])
     p = held_past_the_hold(clock, check)
     assert asyncio.run(p.check_writes())
@@ -164,17 +157,17 @@ def test_failed_write_checks_back_off() -> None:
     """Review: while held, the check ran every second, 2×(partitions+1) JetStream calls each time. Now 1, 2, 4,
     8, 16, then every 30 s; a new failure starts the schedule over (after its hold)."""
     assert [check_delay(n) for n in range(8)] == [0, 1, 2, 4, 8, 16, CHECK_BACKOFF_CAP, CHECK_BACKOFF_CAP]
-    clock, check = Clock(), Check()
+    clock, check = HandClock(1000.0), Check()
     p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    clock.now += WRITE_FAILURE_HOLD + 0.1
 
     def tick_for(seconds: int) -> int:  # the probe loop, once a second while failing: checks run
         runs = check.runs
         for _ in range(seconds):
             if p._check_due():
                 asyncio.run(p.check_writes())
-            clock.t += 1
+            clock.now += 1
         return check.runs - runs
 
     assert tick_for(60) == 6  # at 0, 1, 3, 7, 15, 31 s (then 61 s), not 60
@@ -187,7 +180,7 @@ def test_failed_write_checks_back_off() -> None:
 def test_a_submit_failing_during_a_check_is_not_cleared_by_it() -> None:
     """Review: a submit failing while a check awaited was cleared by that check's success. A check clears only
     failures observed before it started."""
-    clock = Clock()
+    clock = HandClock(1000.0)
     p: StorageProbe
 
     class FailsASubmitMeanwhile(Check):
@@ -223,7 +216,7 @@ def test_a_check_running_when_a_submit_is_stored_does_not_apply_its_outcome() ->
     a refusal made ``/readyz`` ``degraded`` with no log line, a failure was remembered and the next unrelated
     failure read "…; a write check failed too: …". The stored submit is the later word."""
     async def run(check: Held) -> tuple[StorageProbe, bool]:
-        clock = Clock()
+        clock = HandClock(1000.0)
         p = held_past_the_hold(clock, check)
         task = asyncio.create_task(p.check_writes())
         await asyncio.sleep(0)  # the check's writes are waiting
@@ -244,17 +237,17 @@ def test_degraded_ends_by_itself_on_an_idle_node_and_stats_say_it() -> None:
     """Review: ``degraded`` lasted until a submit was stored, so an idle node (a load balancer sends it nothing)
     said it for ever, while ``/v1/stats`` ``storage.state`` said ``ok``. While degraded the write check runs
     again every :data:`CHECK_BACKOFF_CAP` s; once every target stores, ``/readyz`` says ``ok``."""
-    clock = Clock()
+    clock = HandClock(1000.0)
     check = Refusing(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])
     p = held_past_the_hold(clock, check)
     assert asyncio.run(p.check_writes()) and p.readiness().startswith("degraded: ")
     assert p.status()["state"] == "degraded"
-    clock.t += CHECK_BACKOFF_CAP - 1
+    clock.now += CHECK_BACKOFF_CAP - 1
     assert not p._check_due(), "not at every probe"
-    clock.t += 1
+    clock.now += 1
     assert p._check_due() and asyncio.run(p.check_writes()) and p.readiness().startswith("degraded: ")
     check.refused = []  # the workers drained the full stream
-    clock.t += CHECK_BACKOFF_CAP
+    clock.now += CHECK_BACKOFF_CAP
     assert p._check_due() and asyncio.run(p.check_writes())
     assert p.readiness() == "ok" and p.status()["state"] == "ok" and not p._check_due()
 

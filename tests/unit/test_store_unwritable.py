@@ -11,6 +11,7 @@ from gamead_core.doctor.writable import unstored_line
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.storage import StorageProbe
 from gamead_core.scaling.ready_watch import Reading, ReadyWatch, reading_of
+from tests.hand_clock import HandClock
 
 
 def test_the_doctor_says_a_refused_and_an_unanswered_write_each_with_what_to_do() -> None:
@@ -27,26 +28,18 @@ def test_the_doctor_says_a_refused_and_an_unanswered_write_each_with_what_to_do(
     assert not holds(report), "exit 1, as the other write findings"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_stats_say_for_how_long_storage_has_been_failing_whichever_failed_first() -> None:
-    clock = Clock()
+    clock = HandClock(1000.0)
     p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock)  # type: ignore[arg-type]
     p._set("ok", None)
     assert p.status()["failingForSeconds"] is None
     p.observe_write(QueueUnavailable("NATS did not answer in time"))  # a submit's write, the probe still ok
-    clock.t += 4
+    clock.now += 4
     p.observe_write(QueueUnavailable("NATS did not answer in time"))  # another: the failure began 4 s earlier
-    clock.t += 3
+    clock.now += 3
     assert p.status()["state"] == "failing" and p.status()["failingForSeconds"] == 7.0
     p._set("failing", QueueUnavailable("NATS did not answer in time"))
-    clock.t += 5
+    clock.now += 5
     assert p.status()["failingForSeconds"] == 12.0, "since the first failed write, the earlier"
     p.observe_write(None)  # a submit stored: only the probe fails now, since it began
     assert p.status()["failingForSeconds"] == 5.0
