@@ -28,6 +28,7 @@ from gamead_cli.answers import (MAX_ANSWER_BYTES, answer_bound, answers_like_gam
 from gamead_cli.api_errors import (by_proxy, changes_nothing, connect_cause, error_from_response, from_proxy,
                                    in_process, lost_kind, no_answer, proxy_cause, say_source, unreachable, unsendable)
 from gamead_cli.deadline_http import DeadlineTransport, answer_deadline
+from gamead_cli.output import note_line
 from gamead_cli.speaks_first import first_words, not_http
 from gamead_cli.streaming import StreamCalls
 from gamead_cli.unsent import Unsent
@@ -68,6 +69,7 @@ class ApiClient(AdCalls, StreamCalls):
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
         self._own = transport is not None  #: a caller's transport (tests): no socket of ours is opened beside it
         self._through = 0.0  #: monotonic time of the last answer but a 429 (a request the rate limiter let through)
+        self._limited_said = False  #: the rate-limit line said (once a command: :meth:`_say_limited`)
         #: told of the API going away and coming back (``gamead submit``'s :class:`gamead_cli.submit.outage.Outage`):
         #: ``refused(cause) -> bool`` at each connection not made once it had answered or been connected (False: do not
         #: wait to retry it), ``answered()`` at each answer, ``left()``: seconds to its stop, which the retries wait for
@@ -190,7 +192,9 @@ class ApiClient(AdCalls, StreamCalls):
             proxy = from_proxy(response)  # the API gave no answer
             if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
-            if proxy and self.watch is not None and not self.watch.refused(proxy_cause(response), proxy=True):
+            if proxy and self.watch is not None and not self.watch.refused(
+                    proxy_cause(response), proxy=True, resent=retry.may_retry(method, headers, keyed=keyed,
+                                                                               status=status, gateway=True)):
                 break  # a proxy's, as a connection refused: an outage (outage46's leftover); its stop come
             held = self.watch.left() if proxy and self.watch is not None else None  # retried up to its stop
             took_nothing = whole_503_took_nothing and status == 503 and not proxy  # the API's own 503
@@ -259,20 +263,35 @@ class ApiClient(AdCalls, StreamCalls):
         (:mod:`gamead_cli.pacing`: a 429's is ``client.retry_for`` after this client's last request let through)."""
         status = response.status_code
         wait = pacing.answer_wait(status, response.headers.get("Retry-After"), service_clock.now())
+        since = max(begun, self._through) if status == 429 else None  # refused by the rate limiter since then
         return self._wait_to_retry(attempt, pacing.retries_end(status, begun, self._through, self.retry_for, until),
-                                   allowed, wait, held=held)
+                                   allowed, wait, held=held, limited=since)
 
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None, *,
-                       held: float | None = None) -> bool:
+                       held: float | None = None, limited: float | None = None) -> bool:
         """Sleep before sending again and answer True, or answer False (not allowed, or no budget left and no
-        outage's stop in ``held`` s: :func:`gamead_cli.retry.outage_wait`)."""
+        outage's stop in ``held`` s: :func:`gamead_cli.retry.outage_wait`). ``limited``: refused 429 since then
+        (monotonic), said once a command when long (:func:`gamead_cli.pacing.say_limited`)."""
         if not allowed or self._cancelled.is_set():
             return False
         wait = retry.outage_wait(attempt, retry_after, deadline - time.monotonic(), held)
+        if wait is not None and limited is not None:
+            self._say_limited(limited, wait, deadline)
         if wait is None or self._cancelled.wait(wait):
             return False
         self.count_retry()
         return True
+
+    def _say_limited(self, since: float, wait: float, deadline: float) -> None:
+        """Say on stderr that the API rate-limits this command, until when it tries, once (probe47 F3): above a
+        progress bar (rich's, which holds ``sys.stderr``); never on stdout, never an error if stderr cannot take it."""
+        now = time.monotonic()
+        with self._lock:
+            if not pacing.say_limited(since, now, wait, self._limited_said):
+                return
+            self._limited_said = True
+        with contextlib.suppress(OSError, ValueError):  # ValueError: a closed file
+            note_line(pacing.limited_text(service_clock.now() + deadline - now))
 
     def _is_gamead_api(self) -> bool:
         """True if ``GET /healthz`` at the base URL answers like a gamead API (checked once per client)."""

@@ -278,6 +278,12 @@ def time_column(label: str) -> str:
     return f"{label} ({TIME_ZONE})"
 
 
+def clock_text(epoch: float) -> str:
+    """``02:31:05 UTC`` for epoch seconds ``epoch``: a time the CLI says on stderr within the hour (an outage's
+    stop, a rate limit's end). Pure."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime(f"%H:%M:%S {TIME_ZONE}")
+
+
 def short_time(value: Any) -> str:
     """The clock part of an ISO 8601 time: ``2024-05-01T12:34:56.789Z`` → ``12:34:56`` (``-`` for none)."""
     if not value:

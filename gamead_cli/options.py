@@ -289,7 +289,6 @@ def cursor_arg(value: str | None, hint: str = "--cursor") -> str | None:
     (:func:`gamead_core.ids.is_ad_cursor`): a malformed one is bad usage, exit 2, one line, never a request."""
     from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 
-    value = None if value is None else value.lower()  # its ad id's capitals are the same id (attack45 F10)
-    if value is not None and not is_ad_cursor(value):
+    if value is not None and not is_ad_cursor(value.lower()):  # its ad id's capitals: the same id (attack45 F10)
         raise typer.BadParameter(f"{value[:60]!r} is not a page cursor ({AD_CURSOR_RULE})", param_hint=hint)
-    return value
+    return None if value is None else value.lower()  # refused as given: ESC [2J was quoted '\x1b[2j' (attack47 F9)

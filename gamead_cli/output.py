@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
+from rich.progress import Progress
 from rich.text import Text
 
 from gamead_cli.cell_text import folded_tree
@@ -31,8 +32,34 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     """A console on the current ``sys.stderr``: errors, spinners, progress bars. With fd 2 closed (``2>&-``:
-    ``sys.stderr`` is None) on ``/dev/null``: never on stdout, where rich would put it (a ``-o json`` pipe)."""
-    return Console(file=sys.stderr if sys.stderr is not None else _null(), highlight=False)
+    ``sys.stderr`` is None) on ``/dev/null``: never on stdout, where rich would put it (a ``-o json`` pipe). While a
+    :class:`StderrProgress` runs on it, that bar's console, so a line printed meanwhile, from any thread, goes above
+    the bar (another console writes past rich's proxy of ``sys.stderr``: into the bar's line, probe47 F3)."""
+    file = sys.stderr if sys.stderr is not None else _null()
+    live = (_LIVE[-1:] or [None])[0]  # one read: a bar may stop on another thread meanwhile
+    if live is not None and live.file is getattr(file, "rich_proxied_file", file):
+        return live
+    return Console(file=file, highlight=False)
+
+
+#: the consoles of the progress bars running on stderr (:class:`StderrProgress`), the latest last
+_LIVE: list[Console] = []
+
+
+class StderrProgress(Progress):
+    """A progress bar on stderr whose console :func:`stderr_console` gives while it runs: every stderr line of the
+    process (an error, a note, the API client's rate-limit line from a sender thread) is printed above it."""
+
+    def start(self) -> None:
+        _LIVE.append(self.console)
+        super().start()
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.console in _LIVE:
+                _LIVE.remove(self.console)
 
 
 def _null() -> Any:

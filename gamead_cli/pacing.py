@@ -18,7 +18,11 @@ job took a 429 as the end, no try again, and each import ended exit 1 on the oth
 * each try waits the ``Retry-After`` the API gave, plus up to :data:`JITTER` of it, so two clients refused
   together do not come back together (:func:`answer_wait`).
 
-A 503 or a 409 keeps its bound (``client.retry_for`` of the request's start) and waits ``Retry-After`` as read."""
+A 503 or a 409 keeps its bound (``client.retry_for`` of the request's start) and waits ``Retry-After`` as read.
+
+A command the API refuses 429 for more than :data:`SAY_AFTER` seconds says so once, on stderr, before the wait that
+takes it past them (:func:`say_limited`, :func:`limited_text`): probe47 F3, ``gamead ads list`` against a 429
+throughout waited 61 s and 48 requests with nothing on stderr until its final error."""
 
 from __future__ import annotations
 
@@ -26,11 +30,15 @@ import random
 from collections.abc import Callable
 
 from gamead_cli import retry
+from gamead_cli.formats import clock_text
 
 #: the share of a 429's wait added at random: clients refused together come back apart
 JITTER = 0.2
 #: a 429's retries last this many times ``client.retry_for`` (after the client's last request let through)
 LIMITED_FOR = 6
+#: seconds a request may be refused 429 (since the later of its start and the client's last request let through)
+#: before the command says it is rate limited: once a command
+SAY_AFTER = 5.0
 
 
 def answer_wait(status: int, header: str | None, now: float, *,
@@ -51,3 +59,16 @@ def retries_end(status: int, started: float, through: float, retry_for: float, u
     :data:`gamead_cli.retry.LEAST_TRY` (a caller's bound on the whole request)."""
     end = max(started, through) + LIMITED_FOR * retry_for if status == 429 else started + retry_for
     return end if until is None else min(end, until - retry.LEAST_TRY)
+
+
+def say_limited(since: float, now: float, wait: float, said: bool) -> bool:
+    """Whether to say, as a wait of ``wait`` s to send again a request refused 429 begins (``now``, monotonic),
+    that the API rate-limits the command: not ``said`` yet, and by the wait's end the request will have been refused
+    since ``since`` (the later of its start and the client's last request let through: :func:`retries_end`'s)
+    for :data:`SAY_AFTER` s or more. A long ``Retry-After`` is said as its wait begins, not after it. Pure."""
+    return not said and now + wait - since >= SAY_AFTER
+
+
+def limited_text(until: float) -> str:
+    """The line that says so: its retries end at ``until`` (epoch seconds, the service's clock). Pure."""
+    return f"rate limited by the API (HTTP 429); trying again until {clock_text(until)}"

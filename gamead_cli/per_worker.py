@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from gamead_core.rate_window import window_words
+from gamead_core.rate_text import CEILING
 from gamead_core.scaling.reason import rate_figure
 
 
@@ -21,7 +22,7 @@ def _ms(value: float) -> str:
 
 
 def _per_sec(value: Any) -> str:
-    return f"{value:,.0f} ads/s" if value >= 100 else f"{rate_figure(value)} ads/s"
+    return f"{value:,.0f} ads/s" if 100 <= value <= CEILING else f"{rate_figure(value)} ads/s"  # inf: rate_figure's
 
 
 def _cpu(b: dict[str, Any]) -> str:

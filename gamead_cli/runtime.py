@@ -30,13 +30,27 @@ def require_nats_url(settings: GameadSettings, verb: str = "worker") -> str:
     if not settings.nats.url:
         from gamead_core.datadir_find import stack_data_dir
 
-        joins = _join_command(stack_data_dir(settings.embedded), verb)
+        data_dir = stack_data_dir(settings.embedded)
+        joins = _join_command(data_dir, verb)
         raise ConfigError(
             "nats.url is not set: point it at your NATS server (--nats-url, GAMEAD_NATS__URL or config.yaml), "
-            + (f"or join the gamead up running here with `{joins}`" if joins else
+            + (f"or join the gamead up running {_where(data_dir, settings)} with `{joins}`" if joins else
                "or run `gamead up`, which starts an embedded one")
         )
     return settings.nats.url
+
+
+def _where(data_dir: Path, settings: GameadSettings) -> str:
+    """``here`` when ``data_dir`` is the one a verb run in the working directory finds (its ``.gamead``, or a
+    parent's), else ``on <data_dir>``: ``--config OTHER/.gamead/config-in-force.yaml`` names OTHER's stack, which
+    the hint called "running here" (attack47 F9)."""
+    from gamead_core.datadir_find import find_data_dir
+
+    found = find_data_dir(Path(type(settings.embedded).model_fields["data_dir"].default))
+    with contextlib.suppress(OSError):
+        if found.resolve() == data_dir.resolve():
+            return "here"
+    return f"on {data_dir.resolve()}"
 
 
 def _join_command(data_dir: Path, verb: str) -> str | None:

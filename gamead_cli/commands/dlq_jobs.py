@@ -18,7 +18,7 @@ from gamead_cli.commands.dlq_filters import window_of
 from gamead_cli.commands.dlq_views import job_view, named_ids, none_matched_view, would_view
 from gamead_cli.formats import command_text, count_text, window_text
 from gamead_cli.options import OutputFormat, confirm
-from gamead_cli.output import emit, note_line, stderr_console
+from gamead_cli.output import StderrProgress, emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import interrupted_code, stopped_by, write_out
@@ -30,8 +30,8 @@ ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "rep
 
 
 def job_progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=stderr_console(), transient=False, disable=not sys.stderr.isatty())
+    return StderrProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=stderr_console(), transient=False, disable=not sys.stderr.isatty())
 
 
 def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:

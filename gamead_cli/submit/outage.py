@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from gamead_cli import service_clock
+from gamead_cli.submit.outage_words import (at_once_text, begun_text, ended_text, reason_text, stopped_text,
+                                            status_text)
 from gamead_core.errors import ApiUnreachable
 
 T = TypeVar("T")
@@ -80,11 +82,6 @@ def store_verdict(bodies: Iterable[Any]) -> str | None:
     return cause
 
 
-def clock_text(epoch: float) -> str:
-    """``02:31:05 UTC`` for epoch seconds ``epoch``. Pure."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S UTC")
-
-
 def iso_text(epoch: float) -> str:
     """``2026-12-04T02:31:05.123Z`` for epoch seconds ``epoch``. Pure."""
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -119,6 +116,7 @@ class Outage:
         self.out = 0  #: requests out (handed to the pool, not finished)
         self.paused = 0.0  #: seconds the sending paused in all (the schedule waits as long)
         self.stopped = False  #: the run stopped: the API was still unreachable at the end of a pause
+        self.took = False  #: an ad of the run was taken (accepted, a duplicate): :meth:`judge` saw one
         self._waited = 0.0  #: seconds from the outage's start to the stop
         self.ended: float | None = None  #: monotonic end of the last outage that ended (None: none has)
         self._began = 0.0  #: monotonic start of the last outage begun (under way or ended)
@@ -133,13 +131,14 @@ class Outage:
 
     # --- the client's threads ----------------------------------------------------------------------------
 
-    def refused(self, cause: str, *, proxy: bool = False) -> bool:
+    def refused(self, cause: str, *, proxy: bool = False, resent: bool = True) -> bool:
         """A connection could not be made (``cause``: ``connection refused``…), or (``proxy``) a proxy in front of
         the API answered for it (502/503/504: outage46's leftover; one ad a batch while it lasts, :meth:`size`): the
         outage begins if none is under way (said once; a store outage under way becomes this one, its start kept).
         True while a request may still wait to retry: within :attr:`hold_for` of the outage's start. Once the run
         stopped, False and nothing begins (paused46: a late ``!`` line promising a stop already made, as regress46
-        saw of :meth:`judge`)."""
+        saw of :meth:`judge`). A proxy's answer to a request not ``resent`` (unkeyed) before any ad was taken stops
+        the run at once (``gamead submit``'s rule for a first batch with no answer): said so, no pause promised."""
         with self._cond:
             if self.stopped:  # the run stopped: its requests out give up
                 return False
@@ -147,8 +146,10 @@ class Outage:
             if begun:
                 self._begin(cause)
             self.kind, self.proxied = "unreachable", self.proxied or proxy
-            retry = self._clock() < self.since + self.hold_for
-        if begun:  # said outside the lock: printing waits on the progress bar's own
+            retry, at_once = self._clock() < self.since + self.hold_for, proxy and not resent and not self.took
+        if begun and at_once:  # said outside the lock: printing waits on the progress bar's own
+            self._say("✗", at_once_text(self._since_wall, self.api_url, cause))
+        elif begun:
             self._say("!", self._begun_text())
         return retry
 
@@ -164,6 +165,7 @@ class Outage:
         outage if none is under way (said once) and the run has not stopped (regress46: an answer after the stop
         began a second outage, its ``!`` line promising a stop already made); an ad taken ends a store outage (said)."""
         verdict = store_verdict(bodies)
+        self.took = self.took or verdict == ""
         if verdict == "":
             if self.since is not None and self.kind == "store":
                 self._end("store")
@@ -198,9 +200,7 @@ class Outage:
             self._cond.notify_all()
             said = not self.stopped
         if said:
-            how = "unreachable" if kind == "unreachable" else f"refusing writes ({self.cause})"
-            self._say("✓", f"{clock_text(self._wall())} the API at {self.api_url} answers again after "
-                           f"{seconds:.1f} s {how}: sending resumes where it paused")
+            self._say("✓", ended_text(self._wall(), self.api_url, seconds, kind, self.cause))
 
     def resend_until(self, own: float) -> float:
         """Until when (the clock's time) a batch whose own resends end at ``own`` resends its refused ads: during a
@@ -261,9 +261,7 @@ class Outage:
                     self._cond.wait(LOOK_EVERY)
                 tick()
             stop.set()
-            self._say("✗", f"{clock_text(self._wall())} the API at {self.api_url} {self._still()} after "
-                           f"{waited:.0f} s ({self.cause}): sending stopped, the summary says which ads were not "
-                           f"sent (client.retry_for {self.hold_for:g} s: GAMEAD_CLIENT__RETRY_FOR=S waits longer)")
+            self._say("✗", stopped_text(self._wall(), self.api_url, self.kind, waited, self.cause, self.hold_for))
             return True
         finally:
             self.paused += self._clock() - began
@@ -305,37 +303,15 @@ class Outage:
 
     def status(self) -> str:
         """What the progress bar adds while an outage is under way (``""`` when none is)."""
-        if self.since is None:
-            return ""
-        what = "API unreachable" if self.kind == "unreachable" else "the API's store refuses writes"
-        return f" · {what} since {clock_text(self._since_wall)} ({self.cause}): paused"
+        return "" if self.since is None else status_text(self.kind, self._since_wall, self.cause)
 
     def reason(self) -> str:
         """Why the sending stopped, when an outage stopped it (``stoppedBecause``): the API unreachable, or its
         store refusing every ad, past ``client.retry_for``; ``""`` when none did."""
-        if not self.stopped:
-            return ""
-        if self.kind == "store":
-            return f"the API's store still refused every ad after client.retry_for ({self.cause})"
-        return "the API was still unreachable after client.retry_for"
-
-    def _still(self) -> str:
-        return "is still unreachable" if self.kind == "unreachable" else "still refuses every ad for its store"
+        return reason_text(self.kind, self.cause) if self.stopped else ""
 
     def _begun_text(self) -> str:
-        until = clock_text(self._since_wall + self.hold_for)
-        if self.kind == "store":
-            return (f"{clock_text(self._since_wall)} the API at {self.api_url} refuses every ad for its store "
-                    f"({self.cause}): sending paused, one ad at a time tries again (certainly unsent ones are "
-                    "resent, uncertain ones looked up at the end); if it still refuses at "
-                    f"{until} (client.retry_for {self.hold_for:g} s) sending stops, the rest not sent. The --rate "
-                    "schedule resumes where it paused: the run ends later by the pause")
-        out, cut = ("one ad at a time tries again (an ad the proxy answered for is resent only with "
-                    "--idempotency-key, else may be queued)", "the rest are not sent") if self.proxied else (
-            "the requests out are retried", "their ads are not sent (never queued, safe to resend), nor the rest")
-        return (f"{clock_text(self._since_wall)} the API at {self.api_url} is unreachable ({self.cause}): sending "
-                f"paused, {out}; if it still is at {until} (client.retry_for {self.hold_for:g} s) sending stops and "
-                f"{cut}. The --rate schedule resumes where it paused: the run ends later by the pause")
+        return begun_text(self._since_wall, self.api_url, self.cause, self.kind, self.hold_for, self.proxied)
 
     def summary(self, refused: int) -> dict[str, Any]:
         """The figures ``-o json`` adds: ``outages`` (each ``since``/``until``: ISO times, ``until`` None when it

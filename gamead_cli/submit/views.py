@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.formats import counted, command_text, count_text, short_time, took
-from gamead_cli.output import stderr_console
+from gamead_cli.output import StderrProgress, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
 from gamead_cli.stops import stopped_by
@@ -34,7 +34,7 @@ from gamead_core.rate_text import rate_figure
 def progress_bar() -> Progress:
     """A progress bar on stderr; silent when stderr is not a terminal (CI logs, pipes)."""
     console = stderr_console()
-    return Progress(
+    return StderrProgress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),

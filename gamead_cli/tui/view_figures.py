@@ -34,14 +34,15 @@ def per_second(per_sec: float | None) -> str:
     """The figure of a rate per second, without its unit, written beside what it counts (``12.3 ads/s``:
     :class:`gamead_cli.tui.view_queue.MetricRow`): ``12.3``, ``0.10``; from 1,000 on with its SI step, one decimal,
     truncated: ``1.2k``, ``123.4k``, ``999.9T`` (at most 6 cells; 999.96 is ``999.9``, never ``1,000.0``; before,
-    2,000,000/s was ``2,000.0k/s``; under a thousandth ``<0.001``); ``-`` for None. Under 1,000 as
+    2,000,000/s was ``2,000.0k/s``; under a thousandth ``<0.001``; from 1,000T ``>999T``); ``-`` for None, ``nan``
+    or an infinity, ``0.0`` for a negative rate (probe47 F6: ``nan`` raised). Under 1,000 as
     ``gamead scale status`` writes it (:func:`gamead_core.rate_text.rate_figure`: ``0.10``, ``0.022``; polish47:
     ``0.1`` beside its ``0.100``). Pure."""
-    if per_sec is None:
+    if per_sec is None or not math.isfinite(per_sec):
         return "-"
     if per_sec < 1000:
-        return "<0.001" if 0 < per_sec < 0.001 else rate_figure(min(per_sec, 999.9))
-    return _stepped(per_sec, decimals=True)
+        return rate_figure(min(per_sec, 999.9))
+    return _stepped(per_sec, decimals=True) if per_sec < 1000 * SI_STEPS[0][1] else f">999{SI_STEPS[0][0]}"
 
 
 def _step(value: float) -> tuple[str, int]:

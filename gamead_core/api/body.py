@@ -148,6 +148,9 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
     * ``NaN`` / ``Infinity`` / ``-Infinity`` where a value starts (no JSON number, RFC 8259 §6);
     * arrays and objects nested deeper than the parser reads (pydantic's "recursion limit", orjson's "depth
       limit": 200 and 1,024 levels; no body of this API nests more than 4);
+    * a body that is empty or only whitespace, or that begins with a byte-order mark (RFC 8259 §8.1: a JSON text
+      sent over a network has none): said so (attack47 F9: ``EOF while parsing a value at line 1 column 0``,
+      ``expected value at line 1 column 1``);
     * else ``the body is not valid JSON: <reason>``.
 
     Called on the error path only: the hot path never decodes twice."""
@@ -155,6 +158,11 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return InvalidJson(f"the body is not UTF-8 text (byte {exc.start} is not): JSON is UTF-8 (RFC 8259 §8.1)")
+    if not text.strip():
+        return InvalidJson(f"the body is not valid JSON: it is {'empty' if not text else 'only whitespace'}")
+    if text.startswith("\ufeff"):
+        return InvalidJson("the body is not valid JSON: it begins with a byte-order mark (U+FEFF, bytes EF BB BF), "
+                           "which JSON text sent over a network must not have (RFC 8259 §8.1): send it without")
     pos = getattr(reason, "pos", None)
     word = next((w for w in _NOT_NUMBERS if text.startswith(w, pos)), None) if isinstance(pos, int) else None
     if word is not None:

@@ -21,7 +21,9 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
   pipelined request waiting for the one before it, a body waiting for its application) and goes on with what
   was left when reading resumes (:mod:`gamead_core.api.refusal_order`); idle keep-alive connections close after
   ``api.keep_alive_timeout`` (uvicorn's own timer);
-* malformed framing → ``400 bad_request``, a chunk size line not hex (llhttp) or over :data:`MAX_CHUNK_LINE`;
+* malformed framing → ``400 bad_request``, a chunk size line not hex (llhttp) or over
+  :data:`~gamead_core.api.chunk_lines.MAX_CHUNK_LINE`, and so a trailer after the last chunk
+  (:mod:`gamead_core.api.chunk_lines`);
 * a chunk size over the route's body cap → ``413 payload_too_large`` once its size line is read (a stalled
   ``FFFFFFFFFFFFFFFF`` chunk was a 408 after ``api.read_timeout``), the cap of the middleware's byte count;
 * a ``Content-Encoding`` other than ``identity`` → ``415 unsupported_media_type``: bodies are read as sent, never
@@ -47,6 +49,7 @@ from typing import Any, ClassVar
 import httptools
 
 from gamead_core.api.body_caps import body_cap
+from gamead_core.api.chunk_lines import NOT_CHUNKED, SIZE_LINE, ChunkLines
 from gamead_core.api.http_sweep import start_sweeper
 from gamead_core.api.refusal_order import InOrderRefusals, Refusal
 from gamead_core.api.write_watch import TimedWrites
@@ -57,9 +60,6 @@ from gamead_core.config import ApiSettings
 _LINE_OVERHEAD = 16
 #: ``": "`` and CRLF around each header field in a head's byte count
 _FIELD_OVERHEAD = 4
-#: longest chunk size line (hex size, extensions, CRLF) taken, bytes
-MAX_CHUNK_LINE = 1024
-_NOT_CHUNKED, _SIZE_LINE, _CHUNK_DATA = 0, 1, 2  #: where a chunked body's framing is
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,18 @@ class HttpLimits:
 _IDENTITY = frozenset({b"", b"identity"})
 _ENCODED = Refusal(415, "unsupported_media_type", "the API does not decode a Content-Encoding: send the body "
                    "uncompressed, without that header (or Content-Encoding: identity)")
-_LONG_CHUNK_LINE = Refusal(400, "bad_request", f"a chunk size line is longer than {MAX_CHUNK_LINE:,} bytes")
+
+
+#: llhttp's words that tell a client nothing, said as what it sent (attack47 F9: ``User callback error``)
+_PARSER_WORDS = {"Pause on PRI/Upgrade": "it began with HTTP/2's connection preface (PRI * HTTP/2.0): the API speaks "
+                 "HTTP/1.1 only", "User callback error": "its head could not be read"}
+
+
+def target_refusal(url: bytes) -> Refusal:
+    """``400 bad_request`` for a request target that is neither a path nor an absolute URL (uvicorn cannot parse
+    it): ``CONNECT 127.0.0.1:22`` was ``the request is not valid HTTP/1.1: User callback error`` (attack47 F9)."""
+    return Refusal(400, "bad_request", f"the request target {url[:60].decode('latin-1')!r} is not a path (such as "
+                   "/ads) nor an absolute URL: the API serves paths, and is no proxy to CONNECT through")
 
 
 def coding_refusal(value: bytes) -> Refusal | None:
@@ -112,7 +123,7 @@ class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; httptools re-raises it as a parser error."""
 
 
-class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
+class BoundedHttpToolsProtocol(ChunkLines, TimedWrites, InOrderRefusals):
     """uvicorn's httptools protocol with bounded heads, a read timeout and JSON refusals (module docstring).
 
     Hot-path cost, measured by ``benchmarks/bench_http_limits.py``: a counter per header field, a clock read
@@ -133,10 +144,11 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         self._deadline: float | None = None  #: loop time by which the current request must be whole
         self._read_left: float | None = None  #: seconds left of the deadline, while the server keeps from reading
         self._refusal: Refusal | None = None
-        self._framing = _NOT_CHUNKED  #: where the current chunked body is (_SIZE_LINE, _CHUNK_DATA)
         self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
-        self._line_tail = b""  #: an unfinished chunk size line, from earlier reads
-        self._sized, self._chunk_read = False, 0  #: a size line ended in the read parsed; its chunk's bytes there
+        #: where the current chunked body is (chunk_lines: a size line, a chunk's data, its trailer), an unfinished
+        #: size line from earlier reads, a size line ended in the read parsed, its trailer's bytes so far
+        self._reset_framing(NOT_CHUNKED)
+        self._chunk_read = 0  #: the bytes of the chunk in progress in the read parsed
 
     # --- connection ------------------------------------------------------------------------------------
 
@@ -205,7 +217,8 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
             self._upgrade_ignored()
             return
         except httptools.HttpParserError as exc:
-            self._refuse(self._refusal or Refusal(400, "bad_request", f"the request is not valid HTTP/1.1: {exc}"))
+            self._refuse(self._refusal or Refusal(400, "bad_request", "the request is not valid HTTP/1.1: "
+                                                  f"{_PARSER_WORDS.get(str(exc), exc)}"))
             return
         if self._framing:
             self._check_chunk_line(data)
@@ -256,57 +269,27 @@ class BoundedHttpToolsProtocol(TimedWrites, InOrderRefusals):
         if self._raw_head + self._chunk > limits.max_header_bytes and self._head_size() > limits.max_header_bytes:
             self._stop(self._too_large())
         if self._te_chunked:
-            self._framing, self._line_tail, self._sized, self._te_chunked = _SIZE_LINE, b"", False, False
+            self._reset_framing(SIZE_LINE)
+            self._te_chunked = False
         self._body_here = 0
         if self.parser.should_upgrade() and self._declares_body():
             self._stop(Refusal(400, "bad_request", "a request with a body cannot ask to switch protocols (Upgrade): "
                                "the API speaks HTTP/1.1 only; send it without the Upgrade header"))
-        super().on_headers_complete()
-
-    def on_chunk_header(self) -> None:
-        self._framing, self._sized, self._chunk_read = _CHUNK_DATA, True, 0
+        try:
+            super().on_headers_complete()
+        except httptools.HttpParserInvalidURLError:  # uvicorn parses the target: CONNECT's host:port is none
+            self._stop(target_refusal(self.url))
 
     def on_body(self, body: bytes) -> None:
         self._chunk_read += len(body)
         self._body_here += len(body)
         super().on_body(body)
 
-    def on_chunk_complete(self) -> None:
-        self._framing, self._line_tail, self._sized = _SIZE_LINE, b"", False
-
     def on_message_complete(self) -> None:
         self._in_message = False
-        self._framing = _NOT_CHUNKED
+        self._framing = NOT_CHUNKED
         self._deadline = self._read_left = None
         super().on_message_complete()
-
-    # --- chunk size lines ----------------------------------------------------------------------------------
-
-    def _check_chunk_line(self, data: bytes) -> None:
-        """A read's last chunk size line (finished or not) is at most :data:`MAX_CHUNK_LINE` and its size at
-        most the cap (llhttp checks the hex); a chunk in progress ends the read, its size line just before."""
-        if self._framing == _SIZE_LINE:  # unfinished: what follows the last line feed
-            cut = data.rfind(b"\n")
-            self._line_tail = data[cut + 1:] if cut >= 0 else self._line_tail + data
-            if len(self._line_tail) > MAX_CHUNK_LINE:
-                self._refuse(_LONG_CHUNK_LINE)
-        if not self._sized:
-            return
-        self._sized = False
-        head = data[:len(data) - self._chunk_read]  # ... + the size line + its CRLF
-        cut = head.rfind(b"\n", 0, len(head) - 1)
-        line = head[cut + 1:] if cut >= 0 else self._line_tail + head
-        self._line_tail = b""
-        if len(line) > MAX_CHUNK_LINE:
-            return self._refuse(_LONG_CHUNK_LINE)
-        try:
-            size = int(line.partition(b";")[0].strip(), 16)
-        except ValueError:
-            return  # trailer fields after the last chunk, not a size line
-        cap, setting = self.limits.body_cap(self.url)
-        if size > cap:
-            self._refuse(Refusal(413, "payload_too_large", f"a chunk of {size:,} bytes passes the body limit of "
-                                 f"{cap:,} bytes ({setting})"))
 
     # --- refusing -----------------------------------------------------------------------------------------
 

@@ -26,6 +26,17 @@ def test_what_is_no_cursor_is_still_refused(bad: str) -> None:
         cursor_arg(bad)
 
 
+def test_a_refused_cursor_is_quoted_as_given_not_lowered(closed_api_url: str, isolated_env: Path) -> None:
+    """attack47 F9: ``--cursor $'\\e[2J'`` was refused as ``'\\x1b[2j' is not a page cursor``."""
+    from typer.testing import CliRunner
+
+    from gamead_cli.main import app
+
+    result = CliRunner().invoke(app, ["ads", "list", "--cursor", "\x1b[2J", "--api", closed_api_url])
+    assert result.exit_code == 2, result.stderr
+    assert "'\\x1b[2J' is not a page cursor (" in " ".join(result.stderr.split()), result.stderr
+
+
 def test_ads_list_sends_a_cursor_in_capitals_as_printed(closed_api_url: str, isolated_env: Path) -> None:
     """The verb itself: past the check (exit 2 before, naming --cursor), to the API (none here: exit 3)."""
     from typer.testing import CliRunner

@@ -46,3 +46,23 @@ def test_the_printed_serve_join_command_runs_verbatim_and_listens(tmp_path: Path
             joined.stop()
         up.stop()
     assert joined.popen is not None and joined.popen.poll() is not None
+
+
+def test_a_stack_named_by_its_config_from_elsewhere_is_not_said_running_here(tmp_path: Path) -> None:
+    """attack47 F9: ``gamead serve --config OTHER/.gamead/config-in-force.yaml`` run in another directory said
+    ``join the gamead up running here with …``: OTHER's stack, not here's. Now it names OTHER's data dir; in the
+    stack's own directory it still says ``here`` (the test above)."""
+    other, elsewhere = tmp_path / "other", tmp_path / "elsewhere"
+    other.mkdir()
+    elsewhere.mkdir()
+    up = up_stack(other, "--workers", "0", data_dir=other / ".gamead").start()
+    try:
+        up.wait_ready()
+        config = other / ".gamead" / "config-in-force.yaml"
+        refused = run_gamead("serve", "--config", str(config), cwd=elsewhere, env=clean_env(), timeout=120)
+    finally:
+        up.stop()
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 5, refused.stderr
+    assert f"or join the gamead up running on {(other / '.gamead').resolve()} with `" in said, said
+    assert "running here" not in said, said

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.forked_popen import GameadPopen
+from gamead_core.embedded import free_port
+from tests.forked_popen import GameadPopen, gamead_run
 from tests.front_door import FrontDoor
 from tests.integration.dlq_lane import Lane, shared_lane  # noqa: F401 - shared_lane is a fixture
 from tests.support import clean_env, gamead_argv, wait_for
@@ -66,3 +67,22 @@ def test_an_unkeyed_runs_ads_a_proxy_answered_for_may_be_queued_never_rejected(d
     assert summary["maybeQueued"] <= 30 and summary["pausedSeconds"] > 1, summary
     assert summary["accepted"] + summary["maybeQueued"] + summary["notSent"] == COUNT, summary
     assert summary["exit"] == 1 and len(summary["outages"]) == 1, summary
+
+
+def test_an_unkeyed_run_a_proxy_answers_for_from_the_start_says_it_stopped_not_paused() -> None:
+    """probe47 F4: a proxy answering 503 before any ad was taken: the first batch is not resent (unkeyed) and the
+    run stops at once, as its summary says; the ``!`` line promised a pause until ``client.retry_for`` and one ad a
+    time trying again, then the run ended 60 ms later. Now one ``✗`` line says the stop."""
+    door = FrontDoor(free_port(), status=503).start()
+    try:
+        door.cut(3600)
+        result = gamead_run(gamead_argv("submit", "--count", "100", "--rate", "20", "--api", door.url, "-o", "json"),
+                            env=clean_env(GAMEAD_CLIENT__RETRY_FOR="3"), capture_output=True, text=True, timeout=120)
+    finally:
+        door.stop()
+    summary = json.loads(result.stdout)
+    assert result.returncode == 1 and door.answered == 1, (door.answered, result.stderr)
+    assert (summary["maybeQueued"], summary["notSent"], summary["accepted"]) == (2, 98, 0), summary
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("✗ ") and "no ad of this run was taken yet: sending stopped at once" in line, line
+    assert "paused" not in line and "if it still is at" not in line, line

@@ -143,3 +143,21 @@ def test_a_body_nested_too_deep_is_worded_the_same_by_both_parsers(http: httpx.C
     assert error["code"] == "invalid_json", error
     assert error["message"].startswith("the body nests arrays and objects deeper than this API reads (line 1 "
                                        "column "), error
+
+
+@pytest.mark.parametrize("path", ["/ads", "/ads/batch"])
+@pytest.mark.parametrize("body, said", [
+    (b"", "it is empty"), (b" \r\n\t", "it is only whitespace"),
+    ("\ufeff".encode() + json.dumps(SAMPLE_AD).encode(), "it begins with a byte-order mark (U+FEFF, bytes EF BB BF), "
+     "which JSON text sent over a network must not have (RFC 8259 §8.1): send it without")],
+    ids=["empty", "whitespace", "bom"])
+def test_an_empty_body_or_one_after_a_byte_order_mark_is_said_so(http: httpx.Client, path: str, body: bytes,
+                                                                   said: str) -> None:
+    """attack47 F9: a BOM before the JSON was ``expected value at line 1 column 1``, an empty body ``EOF while
+    parsing a value at line 1 column 0`` (the parser's words)."""
+    if path == "/ads/batch" and body.startswith("\ufeff".encode()):
+        body = "\ufeff".encode() + json.dumps({"ads": [SAMPLE_AD]}).encode()
+    resp = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert (error["code"], error["message"]) == ("invalid_json", f"the body is not valid JSON: {said}"), error

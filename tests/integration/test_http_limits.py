@@ -407,6 +407,10 @@ _REFUSED = {
     "413 chunk size": (_CHUNKED + b"FFFFFFFFFFFFFFFF\r\n{", 413, "payload_too_large", "api.max_body_bytes"),
     "400 chunk size line": (_CHUNKED + b"0" * 2000, 400, "bad_request", "chunk size line"),
     "400 llhttp": (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request", "not valid HTTP/1.1"),
+    "400 trailer": (_CHUNKED + b"2\r\n{}\r\n0\r\nX-Trailer: " + b"a" * 30_000 + b"\r\n\r\n", 400, "bad_request",
+                    "the trailer fields after the last chunk are longer than 1,024 bytes"),
+    "400 CONNECT": (b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", 400, "bad_request",
+                    "the request target '127.0.0.1:22' is not a path (such as /ads) nor an absolute URL"),
 }
 
 

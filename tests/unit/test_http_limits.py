@@ -198,6 +198,30 @@ def test_a_chunk_size_line_too_long_or_not_hex_is_400_at_once() -> None:
     assert refusal(drive(chunked() + b"1" + b"F" * 16 + b"\r\n"))[:2] == (400, "bad_request")  # overflow
 
 
+def test_a_long_trailer_is_said_as_a_trailer_and_bounded_however_it_is_split() -> None:
+    """attack47 F9: a 30 KB trailer field after the last chunk was ``a chunk size line is longer than 1,024 bytes``
+    in one read, and went through whole when split across reads (httptools joins a field's pieces)."""
+    trailer = b"X-Trailer: " + b"a" * 30_000 + b"\r\n\r\n"
+    last = chunked() + b"2\r\n{}\r\n0\r\n"
+    for reads in ([last + trailer], [last, trailer[:600], trailer[600:1200], trailer[1200:]],
+                  [last + trailer[:20], trailer[20:]]):
+        assert refusal(drive(*reads)) == (400, "bad_request", "the trailer fields after the last chunk are longer "
+                                          "than 1,024 bytes (the API reads none: send the body without them)")
+    short = b"X-Trailer: " + b"a" * 900 + b"\r\n\r\n"  # under the bound, split: served
+    assert statuses(drive(last, short[:500], short[500:])) == [200]
+
+
+def test_llhttps_words_are_said_as_what_the_client_sent() -> None:
+    """attack47 F9: ``CONNECT 127.0.0.1:22`` was ``the request is not valid HTTP/1.1: User callback error``, an
+    HTTP/2 preface ``… Pause on PRI/Upgrade``."""
+    assert refusal(drive(b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n")) == (
+        400, "bad_request", "the request target '127.0.0.1:22' is not a path (such as /ads) nor an absolute URL: "
+        "the API serves paths, and is no proxy to CONNECT through")
+    assert refusal(drive(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")) == (
+        400, "bad_request", "the request is not valid HTTP/1.1: it began with HTTP/2's connection preface "
+        "(PRI * HTTP/2.0): the API speaks HTTP/1.1 only")
+
+
 def test_valid_chunked_bodies_are_served_however_they_are_split() -> None:
     data = chunked() + b"5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n"
     assert statuses(drive(data)) == [200]

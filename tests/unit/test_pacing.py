@@ -68,3 +68,16 @@ def test_retry_for_0_never_sends_a_429_again() -> None:
     """Its end is now at the latest: :func:`gamead_cli.retry.next_wait` finds no time left for any wait."""
     end = pacing.retries_end(429, started=100.0, through=100.0, retry_for=0.0)
     assert retry.next_wait(1, pacing.answer_wait(429, "0", 0.0), end - 100.0) is None
+
+
+def test_a_command_refused_429_past_a_few_seconds_says_so_once() -> None:
+    """probe47 F3: ``gamead ads list`` against a 429 throughout waited 61 s with nothing on stderr. The line comes
+    with the wait that takes the refusal past :data:`pacing.SAY_AFTER` seconds (a long ``Retry-After`` as it
+    begins), once a command."""
+    assert pacing.SAY_AFTER == 5.0
+    assert not pacing.say_limited(100.0, 102.0, 1.0, said=False)  # 3 s refused by the wait's end: quiet
+    assert pacing.say_limited(100.0, 104.0, 1.0, said=False)  # 5 s by its end: said as it begins
+    assert pacing.say_limited(100.0, 100.0, 30.0, said=False)  # a Retry-After of 30 s: said at once
+    assert not pacing.say_limited(100.0, 140.0, 4.0, said=True)  # once a command
+    assert pacing.limited_text(datetime(2026, 12, 6, 1, 2, 3, tzinfo=timezone.utc).timestamp()) == \
+        "rate limited by the API (HTTP 429); trying again until 01:02:03 UTC"

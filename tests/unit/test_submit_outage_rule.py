@@ -246,6 +246,26 @@ def test_a_proxy_answering_for_the_api_begins_an_unreachable_outage_probing_one_
     assert "the requests out are retried" in said[-1][1]
 
 
+def test_a_proxys_answer_not_resent_before_any_ad_was_taken_promises_no_pause() -> None:
+    """probe47 F4: unkeyed, the first batch answered by a proxy is not resent and ``gamead submit`` stops at once
+    (its rule for a first batch with no answer); the ``!`` line promised a pause until 02:31:15 and the run ended
+    60 ms later. Now that case is said as the stop it is; once an ad was taken the outage pauses as before."""
+    now = [0.0]
+    outage, said = _outage(now)
+    assert outage.refused("HTTP 503 from a proxy (no healthy upstream)", proxy=True, resent=False) is True
+    assert said == [("✗", "02:31:05 UTC the API at http://127.0.0.1:8080 is unreachable (HTTP 503 from a proxy (no "
+                            "healthy upstream)) and no ad of this run was taken yet: sending stopped at once, the "
+                            "batch the proxy answered for not resent (only --idempotency-key makes that safe: its "
+                            "ads may be queued), the rest not sent; the summary says which")], said
+    keyed, said_keyed = _outage(now)  # keyed: resent up to the outage's stop, as promised
+    keyed.refused("HTTP 503 from a proxy (no healthy upstream)", proxy=True, resent=True)
+    assert [m for m, _ in said_keyed] == ["!"] and "sending paused" in said_keyed[0][1]
+    later, said_later = _outage(now)  # an ad was taken before: the pause and the probes come
+    later.judge([{"id": "01m9"}])
+    later.refused("HTTP 503 from a proxy (no healthy upstream)", proxy=True, resent=False)
+    assert [m for m, _ in said_later] == ["!"] and "sending paused, one ad at a time" in said_later[0][1]
+
+
 def test_a_proxys_answer_is_retried_as_a_lost_connection_only_where_safe() -> None:
     for status in (502, 503, 504):
         assert not retry.may_retry("POST", None, status=status, gateway=True)  # may have been passed on
