@@ -105,14 +105,14 @@ def quiet_leftovers(loop: asyncio.AbstractEventLoop) -> None:
 
 async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
     """Close a NATS connection on the way out: drained (pending publishes flushed, subscriptions ended, at
-    most ``drain_timeout`` seconds) when NATS is there, closed at once when it is away (a drain of a
+    most ``drain_timeout`` seconds, 0: not drained) when NATS is there, closed at once when it is away (a drain of a
     reconnecting client raises, and could only wait for a server that is not coming back in time). Never
     raises."""
     if nc is None or nc.is_closed:
         return
     mark_ours(nc)  # before drain/close: its closed_cb must not take it for nats-py's close
     quiet_leftovers(asyncio.get_running_loop())
-    if nc.is_connected:
+    if nc.is_connected and drain_timeout > 0:
         try:
             await last_write(nc.drain, timeout=drain_timeout)
             return

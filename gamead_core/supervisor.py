@@ -50,6 +50,7 @@ from pathlib import Path
 
 from gamead_core.log_bound import CHECK_EVERY, LOG_LIMIT, bound_log
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
+from gamead_core.restart_streak import streak_after_exit
 from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ def restart_delay(recent_failures: int, base: float = 0.5, cap: float = 30.0) ->
     return backoff_ceiling(recent_failures, base=base, cap=cap)
 
 
-#: A child that ran this long before dying is considered healthy again: its failure streak resets.
-HEALTHY_AFTER = 30.0
 #: A child refused again and again is said on the console at its first two refusals, then every this many
 REFUSALS_SAID_EVERY = 10
 
@@ -279,8 +278,8 @@ class Supervisor:
                 continue
             if child.restart_at is None:
                 ran = now - child.started_at
-                child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
-                delay = restart_delay(child.failures, *self.restart_backoff)
+                child.failures, reckoned = streak_after_exit(child.failures, ran, code)
+                delay = restart_delay(reckoned, *self.restart_backoff)
                 child.restart_at = now + delay
                 child.quiet_restart = code in self.refusal_codes and not restart_said(child.refusals + 1)
                 if code in self.refusal_codes:

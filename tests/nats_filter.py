@@ -18,7 +18,10 @@ does for a while, or until :meth:`PublishFilter.release` (or the client's reques
 delivery (:attr:`PublishFilter.holds`), however loaded the machine (flake39: a fault timed by polling for a state
 let a loaded run pass that state first); after :meth:`PublishFilter.lose_deliveries`, the next such frames are
 swallowed whole (:attr:`PublishFilter.lost`): deliveries nats-server made that never reach the client, as on a
-link that broke under them (attack40b F4). Threads only; stopped by :meth:`PublishFilter.stop`.
+link that broke under them (attack40b F4); after :meth:`PublishFilter.lose_unsubscribed`, a stalled delivery whose
+subscription the client unsubscribed (``UNSUB``) while it was held is swallowed as it would go on (counted in
+:attr:`PublishFilter.lost`), as nats-server loses a delivery it routes after it took the ``UNSUB`` though it picked
+the pull request before (chaos47 F2). Threads only; stopped by :meth:`PublishFilter.stop`.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class PublishFilter(Relay):
         self._release_on: bytes | None = None  #: subject prefix of a client publish that ends the stall
         self._losing: tuple[bytes, int] | None = None  #: (subject prefix, frames left) of :meth:`lose_deliveries`
         self.lost = 0  #: deliveries swallowed so far
+        self._unsubscribed: set[bytes] | None = None  #: sids the client unsubscribed, once lose_unsubscribed() is on
 
     def start(self) -> PublishFilter:
         threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
@@ -87,6 +91,12 @@ class PublishFilter(Relay):
         sees them."""
         with self._lock:
             self._losing = (subject.encode(), count)
+
+    def lose_unsubscribed(self) -> None:
+        """From now on, a delivery :meth:`stall_deliveries` held is swallowed when it goes on if the client sent an
+        ``UNSUB`` of its subscription meanwhile (the server routed it after taking the ``UNSUB``: chaos47 F2)."""
+        with self._lock:
+            self._unsubscribed = set()
 
     def release(self) -> None:
         """End the stall under way (:attr:`holds` tells one began): the held bytes go on at once."""
@@ -160,7 +170,20 @@ class PublishFilter(Relay):
             while not self._stop.is_set() and not self._released.wait(0.05):
                 if end is not None and time.monotonic() >= end:
                     break
-            data = data[cut:]  # a stall armed again meanwhile counts from the held frame on
+            data = self._unless_unsubscribed(data[cut:])  # a stall armed again meanwhile counts from the held frame on
+
+    def _unless_unsubscribed(self, data: bytes) -> bytes:
+        """``data`` (the server's bytes from a held delivery on), its first frame swallowed when
+        :meth:`lose_unsubscribed` is on and the client unsubscribed that frame's subscription while it was held."""
+        end = data.find(b"\r\n")
+        words = data[:end].split() if end >= 0 else []
+        with self._lock:
+            gone = self._unsubscribed is not None and len(words) > 2 and words[2] in self._unsubscribed
+        if not gone:
+            return data
+        with self._lock:
+            self.lost += 1
+        return data[end + 2 + int(words[-1]) + 2:]
 
     def _unlost(self, buf: bytes) -> tuple[bytes, bytes]:
         """The server's bytes in ``buf`` that go on while :meth:`lose_deliveries` is in force (whole frames, the
@@ -194,6 +217,10 @@ class PublishFilter(Relay):
             words = line.split()
             op = words[0].upper() if words else b""
             size = end + 2
+            if op == b"UNSUB" and len(words) > 1:
+                with self._lock:
+                    if self._unsubscribed is not None:
+                        self._unsubscribed.add(words[1])
             if op in (b"PUB", b"HPUB"):
                 size += int(words[-1]) + 2  # the payload (headers included) and its CRLF
                 if len(buf) < size:

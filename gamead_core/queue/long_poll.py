@@ -62,6 +62,8 @@ Key = tuple[int, int]
 BUSY_LOOK = 0.05
 #: Longest wait (s) of :meth:`LongPolls.stop` for the server to confirm it delivers no more (``nats.request_timeout``)
 STOP_WAIT = 2.0
+#: Seconds :meth:`LongPolls.stop` waits past a live long poll's ``expires`` for the server's answer (408) to it
+POLL_MARGIN = 1.0
 
 
 class Inbox(asyncio.Queue[Msg]):
@@ -118,6 +120,7 @@ class LongPolls:
         self.rung_at: float | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._subs: list[Subscription] = []
+        self._ending = False  #: :meth:`stop` waits for the live long polls to end: every answer wakes it
 
     async def start(self) -> None:
         """Subscribe every inbox and bell."""
@@ -131,19 +134,22 @@ class LongPolls:
             self._subs.append(await subscribe_inline(self._nc, bell, functools.partial(self._on_bell, key)))
             self._bell[key] = bell
 
-    async def stop(self, wait: float = STOP_WAIT) -> None:
-        """Unsubscribe (the server then drops our waiting long polls: nobody listens to their inbox) and hand
-        back at once the ads a long poll or a pull delivered that no pull took yet (``nak``: redelivered without
-        delay). Connected, each subscription is drained (nats-py's ``Subscription.drain``: the ``UNSUB``, then a
-        ``PING`` whose ``PONG`` comes after every delivery the server made before it took the ``UNSUB``), for at
-        most ``wait`` s, so those deliveries land in the inboxes and are handed back too. Before (chaos47 F1) the
-        subscriptions were dropped here at once: an ad the server had just given a long poll or a pull arrived
-        after, was thrown away by nats-py, and waited the consumer's ``ack_wait`` (30 s), though the stop was
-        clean (tests/integration/test_stop_late_delivery.py). Not closed by this: a delivery the server routes
-        while it takes the ``UNSUB`` (chaos47 F2: still 4 ads in 24 drains of busy workers)."""
+    async def stop(self, wait: float = STOP_WAIT, *, answering: bool = True, drain: float | None = None) -> None:
+        """Let every live long poll end (:meth:`_outlive`; ``drain``: the worker's ``worker.drain_timeout``, the wait's
+        bound with ``wait`` more; None: not waited for), unsubscribe and hand back at once the ads a long poll or a
+        pull delivered that no pull took yet (``nak``: redelivered without delay). ``answering`` False: NATS did not
+        answer a ``PING`` (frozen): none of that is waited for, the subscriptions are dropped at once and what the
+        server delivers meanwhile comes back after ``ack_wait``. Connected, each subscription is drained (nats-py's
+        ``Subscription.drain``: the ``UNSUB``, then a ``PING`` whose ``PONG`` comes after every delivery the server made
+        before it took the ``UNSUB``), for at most ``wait`` s, so those deliveries land in the inboxes and are handed
+        back too. Before (chaos47 F1) the subscriptions were dropped here at once: an ad the server had just given a
+        long poll or a pull arrived after, was thrown away by nats-py, and waited the consumer's ``ack_wait`` (30 s),
+        though the stop was clean (tests/integration/test_stop_late_delivery.py)."""
         subs, self._subs = self._subs, []
         drained = False
-        if subs and self._nc.is_connected:
+        if subs and answering and self._nc.is_connected:
+            if drain is not None:
+                await self._outlive(time.monotonic() + drain + wait)
             try:
                 ends = await asyncio.wait_for(asyncio.gather(*(s.drain() for s in subs), return_exceptions=True), wait)
                 drained = not any(isinstance(end, BaseException) for end in ends)
@@ -157,6 +163,34 @@ class LongPolls:
             take_delivered(queue, queue.qsize(), left)
         await nak_now(left)
 
+    async def _outlive(self, until: float) -> None:
+        """Keep the inboxes until each live long poll has been answered (an ad, or 408 at its ``expires``:
+        ``queue.idle_wait`` at most, plus :data:`POLL_MARGIN`), NATS went away or ``until`` (monotonic: a stop must end
+        within ``gamead up``'s grace, ``worker.drain_timeout`` + 5 s, whatever ``queue.idle_wait``), handing back
+        (``nak``) every ad that arrives meanwhile. Before (chaos47 F2) the stop unsubscribed at once: nats-server checks
+        a pull request's listener when it picks the request and routes the delivery to it on another goroutine, so an
+        ``UNSUB`` taken between the two lost the ad at the server, which counted it delivered: it waited the consumer's
+        ``ack_wait`` (30 s), 4 ads in 24 drains of busy workers. The worker's drain of its running analyses runs
+        meanwhile (:mod:`gamead_core.worker.runtime`)."""
+        loop = asyncio.get_running_loop()
+        self._ending = True
+        while True:
+            left: list[Msg] = []
+            for queue in self.inbox.values():
+                take_delivered(queue, queue.qsize(), left)
+            await nak_now(left)
+            now, end = time.monotonic(), max(self._polling.values(), default=0.0) + POLL_MARGIN
+            end = min(end, until)
+            if not self._polling or not self._nc.is_connected or now >= end:
+                return
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(end - now, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                timer.cancel()
+
     def _on_bell(self, key: Key, msg: Msg) -> None:
         """An answer to ``key``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
         (queued for the next pull) and wakes the worker, its level noted in :attr:`backlog` when more wait behind
@@ -169,6 +203,8 @@ class LongPolls:
                 self.quiet_until = 0.0
                 self.backlog.clear()
                 self._ring()
+            elif self._ending:
+                self._wake()
             return
         self.inbox[key].put_nowait(msg)
         try:
@@ -185,6 +221,9 @@ class LongPolls:
         self.published += 1
         if self.rung_at is None:
             self.rung_at = time.monotonic()
+        self._wake()
+
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

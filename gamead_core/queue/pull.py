@@ -92,10 +92,10 @@ class AgingPuller:
     async def start(self) -> None:
         await self._polls.start()
 
-    async def stop(self) -> None:
-        """Unsubscribe (the server then drops our waiting long polls) and hand back at once the ads a long poll
-        delivered that no pull took yet (``nak``: redelivered without delay)."""
-        await self._polls.stop()
+    async def stop(self, *, answering: bool = True, drain: float | None = None) -> None:
+        """Let the live long polls end, unsubscribe, hand back at once the ads a long poll delivered that no pull
+        took yet (``nak``: redelivered without delay); ``answering`` False: at once (:meth:`LongPolls.stop`)."""
+        await self._polls.stop(answering=answering, drain=drain)
 
     # --- level health (gamead_core.queue.level_health) ---------------------------------------------
     def readable(self, level: int) -> bool:  # False while level is failing and its back-off has not passed

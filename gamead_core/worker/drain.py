@@ -32,11 +32,17 @@ class LastWrites:
     def __init__(self, drain_timeout: float) -> None:
         self.drain_timeout = drain_timeout
         self.until: float | None = None  #: the event loop's clock (s); None: the stop has not begun
+        self.silent = False  #: NATS did not answer as the stop began: each last write is tried once (:meth:`give_up`)
 
     def begin(self) -> None:
         """The stop begins now (the first call counts)."""
         if self.until is None:
             self.until = last_writes_until(asyncio.get_running_loop().time(), self.drain_timeout)
+
+    def give_up(self) -> None:
+        """The stop begins now with NATS silent (:mod:`gamead_core.worker.nats_silent`): no time left for retries."""
+        self.silent = True
+        self.until = asyncio.get_running_loop().time()
 
     def left(self) -> float:
         """Seconds left for the last writes (:data:`~gamead_core.registry.beat.LAST_FOR` before the stop began)."""

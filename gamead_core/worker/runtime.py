@@ -60,6 +60,7 @@ from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait, pull_said, puller_settings
 from gamead_core.worker.lease import InDoubt, Lease, let_go, watch
 from gamead_core.worker.linger import Linger
+from gamead_core.worker.nats_silent import stop_begins
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.batch_start import BatchStart, batch_usable
@@ -86,9 +87,8 @@ class Worker:
         self.concurrency, self.stats = settings.worker.concurrency, WorkerStats()
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()  #: and the ads in them not ended (the slots count these):
-        self._in_hand = 0  #: one per handler's task, the batch start's own (gamead_core.worker.batch_start)
-        self._batch: BatchStart | None = None  #: first deliveries of a start step, in one task (.batch_start)
-        self._batch_ok = batch_usable(settings, len(hooks))
+        self._in_hand, self._batch_ok = 0, batch_usable(settings, len(hooks))  #: in hand: one per handler's task, the
+        self._batch: BatchStart | None = None  #: batch start's own; first deliveries of a start step, in one task
         self._shielded, self._writes = Shield(), LastWrites(settings.worker.drain_timeout)  #: a stop's last writes
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._gate, self._slots = SoloGate(), SlotWatch(self.concurrency)  #: (slots: wake the pull loop when freed)
@@ -128,8 +128,7 @@ class Worker:
         with an incompatible config), after the drain ``PartitionsChanged`` (repartitioned under it) or
         ``CredentialsRefused`` (for ``nats.refused_exit_after`` s, :mod:`gamead_core.queue.refusal`); errors of
         single ads or pulls are logged and never end the run."""
-        nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
-        self._nc = nc
+        nc = self._nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         metrics_server = None
         try:
             metrics_server = await self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
@@ -171,16 +170,19 @@ class Worker:
                     await self._loop(puller, stop)
                 finally:
                     lapses.cancel()
-                    await puller.stop()
+                    answering = await stop_begins(nc, self.id, self.settings, held=len(self._held), writes=self._writes,
+                                                  ack_wait=self._keepalive.ack_wait, abort=self._abort)  # .nats_silent
+                    polls = asyncio.ensure_future(puller.stop(answering=answering, drain=self._writes.drain_timeout))
                     await self._hand_back()
                     await drain(self._tasks, self._abort, self._writes, self._shielded,
                                 self.settings.nats.request_timeout)  # in-flight ads get drain_timeout, then back
+                    await polls
                     await asyncio.gather(reaper, return_exceptions=True)
                     changed = await watch_result(stale) or self._fence.health.lost  # id taken over (.registry.owner)
                 if changed is not None:
                     raise changed  # exit 5 once repartitioned
         finally:
-            await close_connection(nc)  # drained; or closed at once if NATS is away
+            await close_connection(nc, drain_timeout=0.0 if self._writes.silent else 5.0)  # drained, unless away/silent
             await self.metrics.stop_serving(metrics_server)
             log.info("worker stopped", extra={"worker_id": self.id, "processed": self.stats.processed,
                                               "failed": self.stats.failed, "handed_back": self.stats.handed_back})
@@ -224,8 +226,7 @@ class Worker:
         idle = IdleWait()  #: the wait for work, in this task (gamead_core.worker.idle)
         linger = Linger(self.settings.worker.linger_ms / 1000)
         stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
-        buffer = self._buffer
-        ws, qs = self.settings.worker, self.settings.queue
+        buffer, ws, qs = self._buffer, self.settings.worker, self.settings.queue
         try:
             while not stop.is_set():
                 pause = max(self._pause.paused_for(), 1.0 if (fenced := self._fence.closed()) else 0.0)
@@ -276,7 +277,7 @@ class Worker:
     async def _start(self, msgs: list[Msg], free: int) -> None:
         """Hold the new deliveries ``msgs`` (not started), then start the best ``free`` of them and of the buffer; the
         rest stay buffered. One held-ads announcement covers the step, put before its analyses start (the reaper)."""
-        buffer = self._buffer
+        buffer, ws = self._buffer, self.settings.worker  # (ws: the bound holds whatever the pull brought, .handback)
         if self._lease.news():  # lapsed since the watch looked: nothing held may start (.lease)
             self._let_go()
         changed = bool(msgs)
@@ -287,10 +288,9 @@ class Worker:
                 self._held.hold_delivery(msg)
                 self._keepalive.hold(msg)
                 buffer.push(msg, delivery_key(msg, now, step), waited_since(msg))
-        fast = self.settings.worker.processing_mark_after > 0
+        fast = ws.processing_mark_after > 0
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
         self._last_start = time.monotonic() if starting else self._last_start
-        ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
         depth = prefetch_depth(ws.prefetch, self.concurrency, self._slots.pace, ws.prefetch_wait)
         await self._hand_back(back := over_bound(buffer, depth), "beyond the buffer's bound")
         self._handbacks.after_step(back, free=free, started=len(starting), depth=depth, buffered=len(buffer))

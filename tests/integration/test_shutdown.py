@@ -78,3 +78,26 @@ def test_a_worker_told_to_stop_while_nats_is_frozen_leaves_no_traceback(
     assert not [line for line in lines if line["level"] in ("ERROR", "CRITICAL")], out[-2000:]
     assert "Traceback" not in out and "never retrieved" not in out, out[-2000:]
     assert any(line.get("message") == "worker stopped" for line in lines)
+
+
+def test_a_worker_stopped_while_nats_is_frozen_says_what_it_gives_up_and_ends_within_a_few_request_timeouts(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe47 F5: SIGTERM to an idle worker while nats-server is frozen (SIGSTOP): it exited after 33-37 s, saying
+    nothing for ~31 s (its last writes were tried again until drain_timeout (25 s) + 3 s, then the connection's
+    drain waited 5 s). Now its first words say NATS does not answer and what it gives up, and it exits 0 within a few
+    ``nats.request_timeout`` (2 s): its PING, the registry entry's one removal try, the close."""
+    server = fresh_nats()
+    worker = start_worker(server.url, tmp_path, worker_id="frozen-idle", ready=True)
+    procs.append(worker)
+    with frozen(server.proc.pid):  # type: ignore[union-attr]
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: "NATS not answering" in worker.output(), timeout=10, what="the worker to say NATS is silent")
+        wait_for(lambda: not worker.alive(), timeout=15, what="the worker to exit")
+    out = worker.output()
+    assert worker.popen is not None and worker.popen.returncode == 0, out[-2000:]
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    said = [line for line in lines if "NATS not answering" in str(line.get("message"))]
+    assert len(said) == 1 and said[0]["level"] == "WARNING", said
+    assert "queue.ack_wait (30 s)" in said[0]["message"] and "registry.ttl (10 s)" in said[0]["message"], said
+    assert any(line.get("message") == "worker stopped" for line in lines)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gamead_core.restart_streak import HEALTHY_AFTER, streak_after_exit
 from gamead_core.supervisor import Child, Supervisor, restart_delay
 from tests.support import wait_for
 
@@ -19,6 +20,26 @@ def test_restart_delay_grows_and_is_capped() -> None:
     assert delays[1:4] == [0.5, 1.0, 2.0]
     assert all(a <= b for a, b in zip(delays, delays[1:]))
     assert max(delays) == 30.0
+
+
+def test_a_worker_stopped_by_sigterm_again_and_again_comes_back_at_the_base_delay_each_time() -> None:
+    """chaos47 F4: an operator's SIGTERM (exit 0) every 4 s counted as deaths in a row, so the worker waited 0.5, 1,
+    2 … then 30 s to come back. An exit 0 restarts at the base delay and leaves the streak as it was."""
+    streak, delays = 0, []
+    for _ in range(8):  # each run lived 4 s, then exited 0
+        streak, reckoned = streak_after_exit(streak, 4.0, 0)
+        delays.append(restart_delay(reckoned))
+    assert delays == [0.5] * 8 and streak == 0
+    # crashes still grow it; a clean exit between them neither grows nor forgets it
+    streak, _ = streak_after_exit(streak, 1.0, -9)
+    streak, reckoned = streak_after_exit(streak, 1.0, 3)
+    assert (streak, restart_delay(reckoned)) == (2, 1.0)
+    streak, reckoned = streak_after_exit(streak, 1.0, 0)
+    assert (streak, restart_delay(reckoned)) == (2, 0.5)
+    streak, reckoned = streak_after_exit(streak, 1.0, -9)
+    assert (streak, restart_delay(reckoned)) == (3, 2.0)
+    # a long life forgets the streak, as before
+    assert streak_after_exit(streak, HEALTHY_AFTER, -9) == (1, 1)
 
 
 def _kill_and_see_it_restarted(sup: Supervisor, child: Child) -> None:
