@@ -50,7 +50,7 @@ from pathlib import Path
 
 from gamead_core.log_bound import CHECK_EVERY, LOG_LIMIT, bound_log
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
-from gamead_core.restart_streak import streak_after_exit
+from gamead_core.restart_streak import exit_words, streak_after_exit
 from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
@@ -293,9 +293,7 @@ class Supervisor:
                                       f"the rest keeps running; retrying in {delay:.1f}s")
                     self._hook(self.on_refused, child, why)
                 else:
-                    how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}"
-                           + (f" ({self.exit_meanings[code]})" if code in self.exit_meanings else "") if code
-                           else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
+                    how = exit_words(code, self.exit_meanings)
                     self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
                 self._ended(child)
                 self._hook(self.on_exit, child, code)

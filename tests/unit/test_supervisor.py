@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.restart_streak import HEALTHY_AFTER, streak_after_exit
+from gamead_core.restart_streak import HEALTHY_AFTER, exit_words, streak_after_exit
 from gamead_core.supervisor import Child, Supervisor, restart_delay
 from tests.support import wait_for
 
@@ -493,3 +493,22 @@ def test_a_child_that_exits_with_the_injected_crash_faults_code_is_said_to_be_th
         assert any("died with exit code 70 (the injected crash fault); restarting in" in e for e in events), events
     finally:
         sup.stop_all(timeout=5)
+
+
+@pytest.mark.parametrize(("code", "words", "death"), [
+    (0, "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)", False),
+    (-15, "was stopped by SIGTERM (signal 15, sent from outside)", False),
+    (-2, "was stopped by SIGINT (signal 2, sent from outside)", False),
+    (-1, "was stopped by SIGHUP (signal 1, sent from outside)", False),
+    (-9, "died with signal 9 (SIGKILL)", True),
+    (-11, "died with signal 11 (SIGSEGV)", True),
+    (-200, "died with signal 200", True),
+    (70, "died with exit code 70 (the injected crash fault)", True),
+    (3, "died with exit code 3", True),
+])
+def test_the_console_names_the_exit_and_a_stop_from_outside_is_no_death(code: int, words: str, death: bool) -> None:
+    """attack47 F9: an operator's SIGTERM to the API read "api (pid …) died with signal 15" and grew the restart
+    streak as a crash does. A stop by SIGTERM, SIGINT or SIGHUP is said as one and restarts at the base delay."""
+    assert exit_words(code, {70: "the injected crash fault"}) == words
+    streak, reckoned = streak_after_exit(2, 1.0, code)
+    assert (streak, reckoned) == ((3, 3) if death else (2, 1))
