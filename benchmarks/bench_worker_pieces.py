@@ -15,7 +15,11 @@ the process (``time.process_time``), µs per call, medians of the rounds:
 * ``held ledger``: one ad's life in the held ledger on the batch start's path: held, flagged started, unflagged
   (analysed), popped, each flag change with its JSON (drain46);
 * ``ack``: a settle round's ``ack`` of one delivery (4,000 put in the buffer without a turn of the loop);
-* ``KV write``: a settle round's compare-and-set publish of a 2.5 kB completed record (its bytes only).
+* ``KV write``: a settle round's compare-and-set publish of a 2.5 kB completed record (its bytes only);
+* ``bar order``: a pull behind the prefetch buffer's bar ordering the 5 levels (each level's ``head_key``, then
+  ``pull_order``), once per such start step (cpuworker48);
+* ``unstartedSince``: the announcement's per-level oldest wait over 26 buffered ads (cpuworker48);
+* ``heartbeatAt``: the announcement's time text, as the tree's worker makes it (cpuworker48).
 
 Nothing is sent but what the connection flushes on its own; the acks' reply subjects name no consumer.
 """
@@ -104,6 +108,34 @@ async def _pieces(url: str) -> dict[str, float]:
         nc._pending_data_size = 0
     out["KV write"] = spent / 4000 * 1e6
     await nc.close()
+    out.update(_step_pieces())
+    return out
+
+
+def _step_pieces() -> dict[str, float]:
+    """The start step's pieces of cpuworker48, as the tree this process imports makes them; µs of CPU per call."""
+    from nats.aio.msg import Msg
+
+    from gamead_core import clock, names
+    from gamead_core.models import iso_z, utcnow
+    from gamead_core.queue.aging import LevelHead, delivery_key, head_key, pull_order
+    from gamead_core.worker import announce
+    from gamead_core.worker.prefetch import PrefetchBuffer
+    from gamead_core.worker.unstarted import unstarted_since, waited_since
+
+    out: dict[str, float] = {}
+    heads = {1: LevelHead(1, 100, 3.2, 4), 2: LevelHead(2, 40, 5.0, 2, 1, 7.0), 3: LevelHead(3, 0, 0.0, 1),
+             4: LevelHead(4, 12, 9.9), 5: LevelHead(5, 300, 20.0, 3)}
+    out["bar order"] = _per(lambda: pull_order({lvl: h for lvl, h in heads.items()
+                                                if head_key(h, 1.7e9, 2.0) < 1.7e9 + 5}, 2.0))
+    buffer = PrefetchBuffer()
+    for i in range(26):
+        msg = Msg(_client=None, subject=names.level_subject(1 + i % 5), data=b"{}",  # type: ignore[arg-type]
+                  reply=f"$JS.ACK.GAMEAD_ADS.c.1.{i + 1}.{i + 1}.{int((1.7e9 - i / 100) * 1e9)}.0")
+        buffer.push(msg, delivery_key(msg, 1.7e9, 2.0), waited_since(msg))
+    out["unstartedSince"] = _per(lambda: unstarted_since((), known=buffer.waiting()))
+    now_iso = getattr(announce, "now_iso", None)
+    out["heartbeatAt"] = _per((lambda: now_iso(clock.now())) if now_iso else (lambda: iso_z(utcnow())))
     return out
 
 

@@ -47,11 +47,14 @@ class LevelHead:
 
     @property
     def wait(self) -> float:
-        """Seconds the most patient waiting ad of this level has waited (0 when none waits)."""
-        ages = ([max(self.head_age, 0.0)] if self.pending > 0 else []) + (
-            [max(self.due_age, 0.0)] if self.due > 0 else []
-        )
-        return max(ages, default=0.0)
+        """Seconds the most patient waiting ad of this level has waited (0 when none waits). No list per call: the
+        pull loop asks each level's twice per start step (cpuworker48)."""
+        wait = 0.0
+        if self.pending > 0 and self.head_age > wait:
+            wait = self.head_age
+        if self.due > 0 and self.due_age > wait:
+            wait = self.due_age
+        return wait
 
 
 def level_score(level: int, head_age: float, aging_step: float) -> float:
@@ -64,8 +67,10 @@ def level_score(level: int, head_age: float, aging_step: float) -> float:
 def pull_order(heads: Mapping[int, LevelHead] | list[LevelHead], aging_step: float) -> list[int]:
     """Levels with waiting ads, in the order a worker should try them (best first)."""
     items = heads.values() if isinstance(heads, Mapping) else heads
-    ready = [h for h in items if h.ready > 0]
-    ready.sort(key=lambda h: (level_score(h.level, h.wait, aging_step), h.level))
+    ready = [h for h in items if h.pending + h.due > 0]  # h.ready > 0, without the property's call
+    if ready and aging_step <= 0:  # level_score's check, once, not per level (cpuworker48)
+        raise ValueError("aging_step must be positive")
+    ready.sort(key=lambda h: (h.level - h.wait / aging_step, h.level))  # level_score (h.wait is never negative)
     return [h.level for h in ready]
 
 

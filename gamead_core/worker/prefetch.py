@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections.abc import Iterator
 
 from nats.aio.msg import Msg
@@ -72,6 +73,9 @@ def next_pace(slot_time: float | None, sample: float) -> float:
     return sample if slot_time is None else slot_time + PACE_WEIGHT * (sample - slot_time)
 
 
+_SINCE = operator.itemgetter(3)  #: a buffered entry's ``since`` (:meth:`PrefetchBuffer.push`)
+
+
 class PrefetchBuffer:
     """Buffered deliveries, best (lowest :func:`delivery_key`) first; ties in arrival order."""
 
@@ -91,8 +95,9 @@ class PrefetchBuffer:
         heapq.heappush(self._heap, (key, next(self._order), msg, since))
 
     def waiting(self) -> Iterator[object]:
-        """The ``since`` of every buffered delivery (:meth:`push`), in no particular order."""
-        return (entry[3] for entry in self._heap)
+        """The ``since`` of every buffered delivery (:meth:`push`), in no particular order (a ``map``, not a
+        generator: read at every held-ads announcement, cpuworker48)."""
+        return map(_SINCE, self._heap)
 
     def best_key(self) -> float | None:
         """The key of the next ad :meth:`pop` returns; None when empty."""

@@ -35,7 +35,6 @@ from gamead_core import clock
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
 from gamead_core.ids import new_worker_id
-from gamead_core.models import iso_z, utcnow
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
@@ -49,7 +48,7 @@ from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
-from gamead_core.worker.announce import announcement, beat_head
+from gamead_core.worker.announce import announcement, beat_head, now_iso
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.drain import LastWrites, drain
 from gamead_core.worker.fence import Fence
@@ -215,7 +214,7 @@ class Worker:
         if self._beat_doc is None or self._beat_doc[0] is not beat:
             self._beat_doc = (beat, beat_head(orjson.loads(beat.model_dump_json())))
         await self._registry.put_raw_nowait(beat.id, announcement(
-            self._beat_doc[1], self._held.wire_json(), self.stats.in_flight, iso_z(utcnow()), self._unstarted()))
+            self._beat_doc[1], self._held.wire_json(), self.stats.in_flight, now_iso(clock.now()), self._unstarted()))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the

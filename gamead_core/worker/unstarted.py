@@ -21,7 +21,6 @@ poll), nothing per ad on the worker's hot path.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 import nats.errors
@@ -51,12 +50,18 @@ def unstarted_since(*held: Iterable[Msg], known: Iterable[tuple[int, float] | No
     out. A message that is not a work-stream delivery (no JetStream metadata, a subject naming no level) or has no
     time stamp is skipped."""
     out: dict[int, float] = {}
-    for pair in itertools.chain(known, (waited_since(msg) for msgs in held for msg in msgs)):
+    _earliest(out, known)  # the prefetch buffer's, at every held-ads announcement: no chained generators
+    _earliest(out, (waited_since(msg) for msgs in held for msg in msgs))  # (cpuworker48)
+    return out
+
+
+def _earliest(out: dict[int, float], pairs: Iterable[tuple[int, float] | None]) -> None:
+    """Each ``(level, at)`` of ``pairs`` (None skipped) into ``out`` where it is the level's earliest."""
+    for pair in pairs:
         if pair is not None:
             level, at = pair
             if level not in out or at < out[level]:
                 out[level] = at
-    return out
 
 
 __all__ = ["unstarted_since", "waited_since"]

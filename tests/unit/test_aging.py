@@ -106,3 +106,36 @@ def test_the_order_is_earliest_due_time_plus_level_steps(items: list[tuple[int, 
     order = pull_order(heads, STEP)
     key = {h.level: (h.level * STEP - h.wait, h.level) for h in heads if h.ready}
     assert order == sorted(key, key=lambda lvl: key[lvl])
+
+
+def _listed_wait(head: LevelHead) -> float:
+    """``LevelHead.wait`` as it was written before cpuworker48 (a list per call): the reference."""
+    ages = ([max(head.head_age, 0.0)] if head.pending > 0 else []) + ([max(head.due_age, 0.0)] if head.due > 0 else [])
+    return max(ages, default=0.0)
+
+
+signed = st.floats(min_value=-50, max_value=1_000, allow_nan=False)
+
+
+@given(st.lists(st.tuples(levels, st.integers(0, 3), signed, st.integers(0, 2), signed), min_size=0, max_size=5,
+                unique_by=lambda t: t[0]), st.sampled_from([0.5, 2.0, 10.0]))
+def test_the_wait_and_the_order_are_the_listed_ones(items: list[tuple[int, int, float, int, float]],
+                                                    step: float) -> None:
+    """The pull loop's cheaper ``wait`` and ``pull_order`` (no list per level, the step checked once) give what the
+    listed ``wait`` and ``level_score`` gave, negative ages (a clock ahead) and empty levels included."""
+    heads = [LevelHead(lvl, n, age, due=d, due_age=dage) for lvl, n, age, d, dage in items]
+    for head in heads:
+        assert head.wait == _listed_wait(head)
+    listed = sorted((h for h in heads if h.ready > 0), key=lambda h: (level_score(h.level, _listed_wait(h), step),
+                                                                       h.level))
+    assert pull_order(heads, step) == [h.level for h in listed]
+
+
+def test_a_step_of_zero_is_refused_only_when_a_level_is_ready() -> None:
+    assert pull_order([LevelHead(1, 0, 3.0)], 0.0) == []
+    try:
+        pull_order([LevelHead(1, 1, 3.0)], 0.0)
+    except ValueError as exc:
+        assert "aging_step must be positive" in str(exc)
+    else:
+        raise AssertionError("a ready level with aging_step 0 was ordered")

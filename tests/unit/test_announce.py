@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gamead_core.config import GameadSettings
-from gamead_core.models import iso_z, utcnow
+from gamead_core.models import iso_z, utc_iso, utcnow
 from gamead_core.registry import NodeInfo
-from gamead_core.worker.announce import announcement, beat_head
+from gamead_core.worker.announce import announcement, beat_head, now_iso
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.runtime import Worker
 
@@ -79,3 +79,18 @@ def test_an_announcement_says_what_is_held_unstarted_now_not_at_the_last_beat() 
     assert NodeInfo.model_validate_json(announcement(beat_head(beat), [], 1, iso_z(utcnow()))).unstarted_since == {}
     now = NodeInfo.model_validate_json(announcement(beat_head(beat), [], 1, iso_z(utcnow()), {2: 1_800_000_000.5}))
     assert {lv: at.timestamp() for lv, at in now.unstarted_since.items()} == {2: 1_800_000_000.5}
+
+
+@given(st.one_of(st.floats(min_value=0, max_value=4e9, allow_nan=False),
+                 st.integers(1_600_000_000 * 10**7, 1_800_000_000 * 10**7).map(lambda n: n / 10**7)))
+def test_the_announcements_time_is_the_iso_text_a_datetime_gives(at: float) -> None:
+    """``heartbeatAt`` from :func:`now_iso` (the second's text kept) is ``utc_iso``'s, microsecond rounding and the
+    carry into the next second included, whatever second was formatted before."""
+    assert now_iso(at) == utc_iso(at)
+    assert now_iso(at + 1.0) == utc_iso(at + 1.0)
+
+
+def test_the_announcements_time_at_edges_of_a_second() -> None:
+    for at in (1_764_849_000.0, 1_764_849_000.9999996, 1_764_849_000.0000004, 1_764_849_000.0000005,
+               1_764_849_000.5, 0.0, 1_764_849_001.0000015):
+        assert now_iso(at) == utc_iso(at)
