@@ -6,11 +6,11 @@ a task each (:mod:`.batch_start`); the rest wait in the prefetch buffer, :mod:`.
 and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad
 whose record is already final is acknowledged without being analysed again, so each ad completes exactly once.
 
-One ad: :class:`~gamead_core.worker.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside
-hooks (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware: keep-alive, time limit, faults); outcomes are
-written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`); a heartbeat that
-cannot be written stops the pulls (:mod:`.fence`). An idle worker woken by an ad at a steady flow lets more join
-it first (:mod:`.linger`). Counters: :mod:`.counters`.
+One ad: :class:`.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside hooks (:mod:`.hooks`,
+as dramatiq's middleware: keep-alive, time limit, faults); outcomes are written by :mod:`.settle`; our storage
+failing is never the ad's fault (:mod:`.storage_pause`); a heartbeat that cannot be written stops the pulls
+(:mod:`.fence`), and so does a quiet asked (:mod:`.quiet`). An idle worker woken by an ad at a steady flow lets
+more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for up to
 ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded (.drain).
@@ -64,6 +64,7 @@ from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.batch_start import BatchStart, batch_usable
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
+from gamead_core.worker.quiet import QuietSwitch
 from gamead_core.worker.reaper import adopt_predecessor
 from gamead_core.worker.reaper_loop import run_reaper
 from gamead_core.worker.settle import Settler
@@ -88,7 +89,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()  #: and the ads in them not ended (the slots count these):
         self._in_hand = 0  #: one per handler's task, the batch start's own (gamead_core.worker.batch_start)
         self._batch: BatchStart | None = None  #: first deliveries of a start step, in one task (.batch_start)
-        self._batch_ok = batch_usable(settings, len(hooks))
+        self._batch_ok, self._quiet = batch_usable(settings, len(hooks)), QuietSwitch(self.id, self.stats)  # .quiet
         self._shielded, self._writes = Shield(), LastWrites(settings.worker.drain_timeout)  #: a stop's last writes
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._gate, self._slots = SoloGate(), SlotWatch(self.concurrency)  #: (slots: wake the pull loop when freed)
@@ -129,8 +130,7 @@ class Worker:
         ``CredentialsRefused`` (for ``nats.refused_exit_after`` s, :mod:`gamead_core.queue.refusal`); errors of
         single ads or pulls are logged and never end the run."""
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
-        self._nc = nc
-        metrics_server = None
+        self._nc, metrics_server = nc, None
         try:
             metrics_server = await self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
@@ -157,6 +157,7 @@ class Worker:
             puller = self._puller = AgingPuller(nc, js, puller_settings(self.settings), handed=self._handbacks,
                                                 waiting_since=settle.waiting_since, own=self._held.keys)  # .idle
             await puller.start()
+            await self._quiet.listen(nc, claimed, said=lambda: registry.put_nowait(self._snapshot()))  # (.quiet)
             await self._handler.redeliveries.naks.start(nc, self.settings.nats.request_timeout)  # (.naks_seen)
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
@@ -189,7 +190,7 @@ class Worker:
         """What this worker says of itself in its heartbeat: all the registry needs (times: gamead_core.clock)."""
         st = self.stats
         return WorkerSelf(id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
-            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error,
+            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error, quiet=self._quiet.on,
             last_progress=st.last_progress, recent=list(st.recent), holding=self._held.listing(),
             task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
             ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
@@ -221,13 +222,13 @@ class Worker:
         for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
-        idle = IdleWait()  #: the wait for work, in this task (gamead_core.worker.idle)
-        linger = Linger(self.settings.worker.linger_ms / 1000)
-        stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
-        buffer = self._buffer
-        ws, qs = self.settings.worker, self.settings.queue
+        idle, linger = IdleWait(), Linger(self.settings.worker.linger_ms / 1000)  #: the wait for work, here (.idle)
+        stopping.add_done_callback(self._quiet.waking(lambda: (self._slots.freed(), idle.cut())))  # or a quiet
+        buffer, ws, qs = self._buffer, self.settings.worker, self.settings.queue
         try:
             while not stop.is_set():
+                if self._quiet.on and await self._quiet.hold(puller, stopping, self._hand_back):
+                    continue  # quiet: no pull, no long poll parked, until resumed (gamead_core.worker.quiet)
                 pause = max(self._pause.paused_for(), 1.0 if (fenced := self._fence.closed()) else 0.0)
                 if pause > 0:  # our storage failed (pulling more would only hand them back), or our heartbeat
                     if buffer and fenced:  # is not written: hand back (.fence)
@@ -338,7 +339,6 @@ class Worker:
             self._held.unmark(key)
             self.stats.in_flight = self._running()
 
-    # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
         task = asyncio.current_task()
