@@ -129,6 +129,8 @@ class QuietSwitch:
         self.said = said
         self.restore(getattr(claimed, "previous", None))
         self._sub = await nc.subscribe(control_subject(self.id), cb=self._request)
+        if self.on and said is not None:  # the claim wrote its entry not quiet: say it now, not at the next beat
+            await self._say()
 
     def document(self, changed: bool | None = None) -> dict[str, Any]:
         """The answer to a control request: the worker's id, whether it is quiet, the ads it runs."""
@@ -181,9 +183,9 @@ class QuietSwitch:
         self._applied.set()
         return True
 
-    async def _say(self, stopping: asyncio.Future[Any]) -> None:
+    async def _say(self, stopping: asyncio.Future[Any] | None = None) -> None:
         """The new state in the registry now, not at the next beat (but once stopping: the beats say draining)."""
-        if self.said is not None and not stopping.done():
+        if self.said is not None and not (stopping is not None and stopping.done()):
             try:
                 await self.said()
             except Exception as exc:  # noqa: BLE001 - the next heartbeat says it anyway

@@ -11,6 +11,7 @@ kill -9. An id no worker answers for is 404 ``worker_not_live`` (CLI exit 4), on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,14 @@ def test_quiet_survives_a_nats_restart_and_unknown_ids_are_refused_and_audited(
         quiet.kill()  # a crash: its entry stays (quiet) until the restart under its id takes it over
         again = start_worker(server.url, tmp_path, worker_id="quiet-2", concurrency=2, ready=True, **SLOW)
         procs.append(again)
-        entry = wait_for(lambda: (e := _worker(http, "quiet-2")) and e["pid"] != quiet.pid and e, timeout=20,
-                         what="the restarted quiet-2 beats")
-        assert entry["quiet"] is True and entry["state"] == "quiet"
+        entry = wait_for(lambda: (e := _worker(http, "quiet-2")) and e["pid"] != quiet.pid and e["quiet"] and e,
+                         timeout=20, what="the restarted quiet-2 quiet (without the restore: it takes ads)")
+        assert entry["state"] == "quiet"
         after = http.post("/ads", json=ad("After the restart", priority=1)).json()["id"]
         record = wait_terminal(http, after, timeout=30)
         assert (record["status"], record["workerId"]) == ("completed", "busy-2")
+
+        everyone = run_gamead("workers", "resume", "--all", "-o", "json", env=env)
+        assert everyone.returncode == 0, everyone.stderr
+        answers = {(a["workerId"], a["quiet"], a["changed"]) for a in json.loads(everyone.stdout)["items"]}
+        assert answers == {("quiet-2", False, True), ("busy-2", False, False)}
