@@ -1,7 +1,7 @@
 """``gamead workers quiet ID`` / ``resume ID`` (quiet48): on a NATS of their own, a real API and real workers.
 
 A quiet worker finishes the ad it runs, takes none of the ads submitted next (its fellow runs them all, each
-completed once), shows ``quiet`` in ``gamead workers`` (table and JSON), ``/v1/stats`` and
+completed once), shows ``quiet`` in ``gamead workers`` (table and JSON), ``top --once``, ``/v1/stats`` and
 ``gamead_workers{state="quiet"}``, and ``gamead doctor`` finds nothing wrong. Its long polls live 120 s here
 (``queue.idle_wait``): a resume that left them as they were before the quiet took the urgent ad only once they
 expired; resumed, it takes it at once. A NATS restart leaves it quiet, and so does its restart under its id after a
@@ -64,6 +64,8 @@ def test_a_quiet_worker_finishes_its_ad_takes_no_new_one_and_resumed_takes_an_ur
         assert entry["state"] == "quiet" and entry["quiet"] is True and entry["inFlight"] == 0
         table = run_gamead("workers", env=env)
         assert table.returncode == 0 and "quiet" in table.stdout and "1 quiet" in table.stdout, table.stdout
+        top = run_gamead("top", "--once", env={**env, "COLUMNS": "160"})
+        assert top.returncode == 0 and " 1 quiet" in top.stdout and "quiet-1" in top.stdout, top.stdout
         scraped = http.get("/metrics").text
         assert 'gamead_workers{state="quiet"} 1.0' in scraped
         assert http.get("/v1/stats").json()["nodes"]["quiet"] == 1
