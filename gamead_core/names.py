@@ -109,6 +109,17 @@ def audit_subject(action: str) -> str:
     return f"{AUDIT_SUBJECT_PREFIX}.{action}"
 
 
+#: One control subject per worker (core NATS request/reply, no stream): ``gamead.control.worker.<key>``, ``<key>``
+#: the worker id's registry key (``gamead_core.registry.node_key``: one token, no ``.``, ``*`` or ``>``).
+#: ``gamead_core.worker.quiet`` listens there; ``gamead_core.api.routes_workers`` asks ``quiet`` / ``resume``.
+WORKER_CONTROL_PREFIX: Final[str] = "gamead.control.worker"
+
+
+def worker_control_subject(key: str) -> str:
+    """The control subject of the worker whose registry key is ``key`` (never a client's string as is)."""
+    return f"{WORKER_CONTROL_PREFIX}.{key}"
+
+
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"
 #: the stream behind the ad-record bucket (JetStream's KV convention, ADR-8: ``KV_<bucket>``)

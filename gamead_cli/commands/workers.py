@@ -8,10 +8,15 @@ is the node's own monotonic uptime. An API node
 that could not read the registry yet (just started, NATS away) says so in one red line, exit 3, rather than
 listing no node; -o json still prints the API's body (readAt null, error saying why) on stdout, exit 3 too.
 
+A worker told `gamead workers quiet ID` takes no new ad while it finishes what it runs and stays alive (STATE
+quiet, for a host about to be drained or a worker to inspect); `gamead workers resume ID` has it take ads again.
+
 [bold]Examples[/bold]
 
   gamead workers
   gamead workers -o json | jq '.items[] | select(.state == "stuck") | .id'
+  gamead workers quiet local-1      (--all: every live worker)
+  gamead workers resume local-1
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli.client import ApiClient
+from gamead_cli.commands.workers_quiet import quiet, resume
 from gamead_cli.formats import empty_text
 from gamead_cli.options import (
     ApiOpt,
@@ -67,7 +73,7 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     live = [n for n in items if n.get("state") != "gone"]
     workers = sum(1 for n in live if n.get("role") == "worker")
     line = Text(f"{len(items)} node(s): {len(live) - workers} api, {workers} worker(s)", style="dim")
-    for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+    for word, style in (("quiet", "magenta"), ("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
         count = sum(1 for n in items if n.get("state") == word)
         if count:  # gone: its entry expired, still listed (it may hold ads)
             line.append(f" — {count} {word}", style=style)
@@ -82,7 +88,12 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     return Group(*parts)
 
 
+app = typer.Typer(help=__doc__, rich_markup_mode="rich")
+
+
+@app.callback(invoke_without_command=True)
 def workers(
+    ctx: typer.Context,
     role: Annotated[
         str | None, typer.Option("--role", help="Only nodes of this role: api or worker.", show_default=False)
     ] = None,
@@ -90,6 +101,8 @@ def workers(
     api: ApiOpt = None,
     config: ConfigOpt = None,
 ) -> None:
+    if ctx.invoked_subcommand is not None:  # quiet / resume: their own options
+        return
     if role not in (None, "api", "worker"):
         raise typer.BadParameter("must be api or worker", param_hint="--role")
     settings = client_settings_from(config, api)
@@ -103,3 +116,7 @@ def workers(
     if unread:
         raise NatsUnreachable(str(body.get("error") or "registry not read yet"))
     emit(body, output, lambda b: _view(b, role))
+
+
+app.command("quiet")(quiet)
+app.command("resume")(resume)

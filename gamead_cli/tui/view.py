@@ -80,7 +80,7 @@ QUEUE_LEGEND: dict[str, str] = {
 #: what each figure of the nodes table is (``gamead workers``, ``gamead top --once``)
 NODES_LEGEND: dict[str, str] = {
     "STATE": "late = heartbeat overdue (2.5 beats), stuck = silent past registry.ttl or no progress, "
-             "gone = its entry expired (listed a while, may still hold ads)",
+             "gone = its entry expired (listed a while, may still hold ads), quiet = takes no new ad until resumed",
     "UP": "time since the process started (a restarted node keeps its id: its counts start again)",
     "IN-FL": "slots busy / slots", "COMPLETED": "ads completed since the process started",
     "FAILED": "failed analysis attempts (retried or dead-lettered) since the process started", "PROC P95": "analysis time, last minute",

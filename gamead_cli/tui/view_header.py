@@ -66,7 +66,7 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             add(Text.assemble((f"{nodes.get('api', 0)} api", "bold"), (" · ", "dim"),
                               (f"{n_workers} worker{'' if n_workers == 1 else 's'}", "bold")))
             add(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", "dim", rank=3)
-        for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+        for word, style in (("quiet", "magenta"), ("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
             count = _count(nodes, word) + _count(nodes, f"api{word.title()}")  # workers' and API nodes'
             if count:  # late: heartbeat overdue; gone: its entry expired (not counted above), as the footer
                 add(f" {count} {word}", style)
@@ -86,9 +86,9 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
 
 def node_tally(nodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """The counts of ``/v1/workers`` items as ``/v1/stats`` ``nodes`` names them: ``api`` / ``workers`` (live: not
-    gone), ``late`` / ``stuck`` / ``gone`` (of every role: the header adds the API's to the workers'), ``inFlight``
-    / ``concurrency`` (slots of the live workers), ``apiLate`` / ``apiStuck`` / ``apiGone`` 0 (counted above). The one
-    count of the nodes panel's title and the header. Pure."""
+    gone), ``late`` / ``stuck`` / ``gone`` / ``quiet`` (of every role: the header adds the API's to the workers'),
+    ``inFlight`` / ``concurrency`` (slots of the live workers), ``apiLate`` / ``apiStuck`` / ``apiGone`` 0 (counted
+    above). The one count of the nodes panel's title and the header. Pure."""
     live = [n for n in nodes if isinstance(n, Mapping) and n.get("state") != "gone"]
     workers = [n for n in live if n.get("role") == "worker"]
 
@@ -97,7 +97,7 @@ def node_tally(nodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
     tally = {"api": sum(1 for n in live if n.get("role") == "api"), "workers": len(workers),
              **{w: sum(1 for n in nodes if isinstance(n, Mapping) and n.get("state") == w)
-                for w in ("late", "stuck", "gone")},
+                for w in ("late", "stuck", "gone", "quiet")},
              "apiLate": 0, "apiStuck": 0, "apiGone": 0, "inFlight": total("inFlight"),
              "concurrency": total("concurrency")}
     return tally

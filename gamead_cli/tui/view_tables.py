@@ -17,7 +17,7 @@ from gamead_cli.tui.view_figures import ms, num
 
 #: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
 STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "late": "yellow",
-                                 "stuck": "bold red", "gone": "bold red"}
+                                 "quiet": "magenta", "stuck": "bold red", "gone": "bold red"}
 
 
 def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:

@@ -44,7 +44,8 @@ Figures are per second or percentiles over the last minute
 (less just after the API started: the panel's title says);
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
-[yellow]draining[/] stopping · [yellow]late[/] heartbeat 2.5 beats overdue ·
+[yellow]draining[/] stopping · [magenta]quiet[/] takes no new ad until
+resumed · [yellow]late[/] heartbeat 2.5 beats overdue ·
 [bold red]stuck[/] holds ads, finished none within its task timeout,
 or no heartbeat for registry.ttl · [bold red]gone[/] its registry entry
 expired (listed a while; it may still hold ads). UP: since

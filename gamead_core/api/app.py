@@ -27,6 +27,7 @@ from gamead_core.api import (
     routes_metrics,
     routes_scale,
     routes_v1,
+    routes_workers,
 )
 from gamead_core.api.audit_gate import AuditGate
 from gamead_core.api.auth import WEAK_BELOW_CHARS, WEAK_BELOW_DISTINCT, auth_mode, weak_tokens
@@ -166,6 +167,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_doctor.router)  # after jobs: its lifespan gives them the doctor's repairs
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
+    app.include_router(routes_workers.router)  # quiet / resume one worker
     app.include_router(routes_audit.router)
     app.include_router(routes_levels.router)  # the dashboard's drill-down: a level's oldest ads
     if settings.metrics.enabled:

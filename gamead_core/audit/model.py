@@ -29,14 +29,16 @@ def _actions() -> dict[str, str]:
     # every job kind (replay, purge, import, and any added later, such as the doctor's repair) is an action
     actions = {kind.name: kind.value for kind in JobKind}
     actions.update(JOB_CANCEL="job.cancel", JOB_TAKEOVER="job.takeover", SCALE_SET="scale.set",
-                   SCALE_CLEAR="scale.clear", REFUSALS_SUPPRESSED="refusals_suppressed", OTHER="other")
+                   SCALE_CLEAR="scale.clear", WORKER_QUIET="worker.quiet", WORKER_RESUME="worker.resume",
+                   REFUSALS_SUPPRESSED="refusals_suppressed", OTHER="other")
     return actions
 
 
 #: What an operator did. A job's action is its kind (``replay``, ``purge``, ``import``, ``repair``…);
 #: ``job.cancel``; ``job.takeover`` (an API node resumed a job whose runner's lease expired: ``details``
 #: ``fromNode``, ``toNode``, ``resumes``, ``phase``); ``scale.set`` / ``scale.clear`` (the autoscaler's manual
-#: override); ``refusals_suppressed``: the refusals of a window past ``audit.node_refusals``, counted
+#: override); ``worker.quiet`` / ``worker.resume`` (``gamead workers quiet|resume ID``: ``details`` ``workerId``,
+#: the worker's answer); ``refusals_suppressed``: the refusals of a window past ``audit.node_refusals``, counted
 #: (:mod:`gamead_core.audit.refusal_cap`); ``other``: a ``/v1`` write that is not one of these (a route added later
 #: that writes no record of its own).
 AuditAction = Enum("AuditAction", _actions(), type=str)  # type: ignore[misc]
@@ -64,7 +66,7 @@ class AuditRecord(BaseModel):
     seq: int | None = Field(None, description="Sequence in stream GAMEAD_AUDIT (set when read; the cursor).")
     at: UtcDatetime
     action: str = Field(description="replay | purge | import | repair | job.cancel | job.takeover | scale.set | "
-                                    "scale.clear | refusals_suppressed | other")
+                                    "scale.clear | worker.quiet | worker.resume | refusals_suppressed | other")
     outcome: Outcome
     actor: str = Field(description="The token's name, or `anonymous`.")
     role: str | None = Field(None, description="The token's role (submitter, viewer, operator).")
@@ -111,6 +113,8 @@ _ROUTE_ACTIONS: Final[tuple[tuple[str, re.Pattern[str], str], ...]] = (
     ("POST", re.compile(r"/v1/jobs/[^/]+/cancel"), "job.cancel"),
     ("POST", re.compile(r"/v1/scale/override"), "scale.set"),
     ("DELETE", re.compile(r"/v1/scale/override"), "scale.clear"),
+    ("POST", re.compile(r"/v1/workers/[^/]+/quiet"), "worker.quiet"),
+    ("POST", re.compile(r"/v1/workers/[^/]+/resume"), "worker.resume"),
     ("POST", re.compile(r"/v1/doctor/repair"), "repair"),
 )
 

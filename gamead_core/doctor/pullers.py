@@ -57,15 +57,19 @@ def pending_by_partition(infos: Mapping[tuple[int, int], ConsumerInfo]) -> dict[
     return out
 
 
+NONE_RUNS = "no worker is running"
+
+
 def nobody_pulls(nodes: Sequence[NodeInfo], partitions: int) -> str | None:
     """Why no live worker among ``nodes`` (the registry's entries) pulls the queue's ``partitions``, or None when
     one does: a worker not draining whose setting is the queue's (None, an older worker: taken to pull every
     partition). Pure."""
-    workers = [n for n in nodes if n.role == "worker" and n.state not in ("draining", "gone")]
+    live = [n for n in nodes if n.role == "worker" and n.state not in ("draining", "gone")]
+    workers = [n for n in live if not n.quiet]  # a quiet one pulls nothing (gamead_core.worker.quiet)
     if any(w.partitions in (None, partitions) for w in workers):
         return None
-    if not workers:
-        return "no worker is running"
+    if not workers:  # every live one quiet (gamead_core.worker.quiet): said so, with how to resume them
+        return f"every live worker ({len(live)}) is quiet: gamead workers resume --all" if live else NONE_RUNS
     set_to = "/".join(sorted({str(w.partitions) for w in workers}))
     return f"every live worker ({len(workers)}) is configured for queue.partitions {set_to}, the queue has {partitions}"
 

@@ -123,7 +123,11 @@ class LongPolls:
         self._ending = False  #: :meth:`stop` waits for the live long polls to end: every answer wakes it
 
     async def start(self) -> None:
-        """Subscribe every inbox and bell."""
+        """Subscribe every inbox and bell. Again after :meth:`stop` (a quiet worker resumed,
+        :mod:`gamead_core.worker.quiet`): no long poll of before is live, no quiet spell nor backlog hint holds."""
+        self._polling.clear()
+        self.quiet_until, self.rung_at = 0.0, None
+        self.backlog.clear()
         for key, queue in self.inbox.items():
             inbox = self._nc.new_inbox()
 

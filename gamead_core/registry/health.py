@@ -36,8 +36,9 @@ LATE_BEATS = 2.5
 
 def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | None = None,
                heartbeat_interval: float | None = None, read_age: float = 0.0) -> State:
-    """The state to show: the node's own ``draining``, else ``stuck`` / ``late`` / ``idle`` / ``ok`` as seen at
-    ``now`` (``task_timeout``, ``ttl``, ``heartbeat_interval``, ``read_age``: seconds).
+    """The state to show: the node's own ``draining``, else ``stuck`` / ``late`` / ``quiet`` (a worker told to take
+    no new ad, its ``quiet``: :mod:`gamead_core.worker.quiet`) / ``idle`` / ``ok`` as seen at ``now``
+    (``task_timeout``, ``ttl``, ``heartbeat_interval``, ``read_age``: seconds).
 
     With ``ttl`` (``registry.ttl``): a heartbeat older than it is ``stuck`` whatever the node last said (the
     registry could not be read again, e.g. NATS away: its last ``idle``/``ok`` is not known to hold any more;
@@ -57,6 +58,8 @@ def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | 
         return "late"
     if info.state == "draining":
         return "draining"
+    if info.quiet:
+        return "quiet"
     if info.role == "worker" and info.in_flight <= 0:
         return "idle"
     return "ok"

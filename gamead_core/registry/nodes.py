@@ -127,6 +127,7 @@ class WorkerSelf:
     partitions: int | None = None  #: its ``queue.partitions`` (the work streams it pulls from)
     #: priority → epoch s the oldest ad it holds unstarted was submitted (gamead_core.worker.unstarted)
     unstarted_since: Mapping[int, float] = field(default_factory=dict)
+    quiet: bool = False  #: told to take no new ad (gamead_core.worker.quiet)
 
 
 #: pid → the host name its entries say (:func:`this_host`)
@@ -179,6 +180,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, me.task_timeout)
+    info.quiet = me.quiet  # after: its own state stays one an older API reads (which API shows quiet: from this)
     return info
 
 

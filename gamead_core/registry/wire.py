@@ -12,9 +12,10 @@ from gamead_core.shared_numbers import Count
 from gamead_core.telemetry.histogram import LatencyBuckets
 
 Role = Literal["api", "worker"]
-#: a node's own state (``ok``, ``idle``, ``stuck``, ``draining``) or, as the API shows it, also ``late`` (its
-#: heartbeat overdue) and ``gone`` (its entry expired: silent past ``registry.ttl``)
-State = Literal["ok", "idle", "stuck", "draining", "late", "gone"]
+#: a node's own state (``ok``, ``idle``, ``stuck``, ``draining``, ``quiet``: a worker told to take no new ad,
+#: gamead_core.worker.quiet) or, as the API shows it, also ``late`` (its heartbeat overdue) and ``gone`` (its entry
+#: expired: silent past ``registry.ttl``)
+State = Literal["ok", "idle", "stuck", "draining", "quiet", "late", "gone"]
 
 
 class Percentiles(BaseModel):
@@ -114,6 +115,9 @@ class NodeInfo(BaseModel):
     #: and its reaper queues a dead API's record again, only by compare-and-set. None from an older node, whose
     #: reaper publishes without it and whose API deletes blind (gamead doctor: ``unfenced_node``)
     fence: Count | None = None
+    #: a worker told to take no new ad (``gamead workers quiet``, gamead_core.worker.quiet): it pulls nothing and
+    #: finishes what it runs; False from an API node, a worker taking ads, or an older worker
+    quiet: bool = False
 
 
 #: the create fence's version (gamead_core.store.create_fence, gamead_core.worker.orphan_reput) every heartbeat says

@@ -81,6 +81,7 @@ class Observation:
     per_worker_bound: str | None = None
     per_worker_basis: Mapping[str, Any] | None = None  #: how it was derived (``PerWorkerRate.wire()``), kept with it
     rate_window_s: float | None = None  #: seconds ``arrival_rate`` is over (sampler's ``rate_window``; None: unknown)
+    quiet_workers: int = 0  #: live workers told to take no new ad (gamead_core.worker.quiet): replicas, no capacity
 
     @property
     def pending(self) -> int:
@@ -210,9 +211,10 @@ class ScalingPolicy:
                                            target_drain_seconds=s.max_age_seconds)
                 if by_age > raw:
                     raw, late = by_age, aged
+            raw += max(0, obs.quiet_workers)  # the raw recommendation counts quiet workers: replicas of no capacity
             demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late,
                                  rate=rate, rate_note=rate_note, bound=obs.per_worker_bound, raw=raw,
-                                 window=obs.rate_window_s)
+                                 window=obs.rate_window_s, quiet=max(0, obs.quiet_workers))
 
         target = self._clamp(raw)
         within_tolerance = (

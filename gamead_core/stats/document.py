@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 def node_states(sampler: QueueSampler, now: float | None = None) -> list[tuple[Any, str]]:
     """``(registry entry, state)`` of every node the views list, as seen at ``now`` (epoch s, default the
-    sampler's clock): the live ones with :func:`_state` (``ok``/``idle``/``stuck``/``late``/``draining``), then
-    those whose entry expired a short while ago, ``gone`` (:mod:`gamead_core.registry.gone`). The one decision
-    of a node's state for ``/v1/workers``, ``gamead workers``, ``top`` and ``/metrics``' ``gamead_workers``."""
+    sampler's clock): the live ones with :func:`_state` (``ok``/``idle``/``stuck``/``late``/``draining``/
+    ``quiet``), then those whose entry expired a short while ago, ``gone`` (:mod:`gamead_core.registry.gone`). The
+    one decision of a node's state for ``/v1/workers``, ``gamead workers``, ``top`` and ``/metrics``'
+    ``gamead_workers``."""
     now = sampler.clock() if now is None else now
     at = datetime.fromtimestamp(now, timezone.utc)
     out = [(node, _state(sampler, node, at)) for node in _nodes(sampler)]
@@ -40,16 +41,16 @@ def node_states(sampler: QueueSampler, now: float | None = None) -> list[tuple[A
 def node_counts(shown: list[tuple[Any, str]]) -> dict[str, int]:
     """``/v1/stats`` ``nodes``' counts of ``shown`` (:func:`node_states`), no node counted twice in a sum of
     disjoint fields. ``api`` / ``workers``: the live ones of that role (registry entry present, in any state:
-    late and stuck included; gone ones not). ``idle`` / ``stuck`` / ``draining`` / ``late``: the workers in that
-    state (parts of ``workers``), ``gone``: the gone workers (not in ``workers``), each equal to ``/metrics``'
+    late and stuck included; gone ones not). ``idle`` / ``stuck`` / ``draining`` / ``late`` / ``quiet``: the workers
+    in that state (parts of ``workers``), ``gone``: the gone workers (not in ``workers``), each equal to ``/metrics``'
     ``gamead_workers{state}``. ``apiLate`` / ``apiStuck`` (parts of ``api``) and ``apiGone`` (not in ``api``): the
     same for API nodes. Pure."""
     def count(role: str, states: tuple[str, ...]) -> int:
         return sum(1 for node, state in shown if node.role == role and state in states)
 
-    live = ("ok", "idle", "stuck", "late", "draining")
+    live = ("ok", "idle", "stuck", "late", "draining", "quiet")
     return {"api": count("api", live), "workers": count("worker", live),
-            **{state: count("worker", (state,)) for state in ("stuck", "draining", "idle", "late", "gone")},
+            **{state: count("worker", (state,)) for state in ("stuck", "draining", "idle", "late", "quiet", "gone")},
             **{f"api{state.title()}": count("api", (state,)) for state in ("late", "stuck", "gone")}}
 
 

@@ -114,6 +114,7 @@ def worker_load(node: Any) -> WorkerLoad:
     registry entry."""
     return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
                       started_at=server_started(node), draining=node.state == "draining",
+                      quiet=bool(getattr(node, "quiet", False)),
                       cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None), samples=node.processing_ms.count)
 
 

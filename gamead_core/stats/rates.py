@@ -163,6 +163,7 @@ class WorkerLoad:
     p50_ms: float | None
     started_at: float  #: epoch seconds, nats-server's clock (``registry.server_started``: not its host's startedAt)
     draining: bool = False
+    quiet: bool = False  #: told to take no new ad (gamead_core.worker.quiet): no capacity, left out like draining
     cpu_per_ad_ms: float | None = None  #: the worker's process CPU per settled ad (``cpuPerAdMs``), ms
     samples: int | None = None  #: processing times behind ``p50_ms`` (its ``count``; None: not said, an older entry)
 
@@ -277,7 +278,7 @@ def per_worker_capacity(
     capacity) the mean over the live workers of :func:`worker_capacity`: Little's law capped by the CPU a
     worker spends per ad (``cpu``, ``latency``, or ``mixed`` when the workers differ).
     """
-    live = [w for w in workers or () if not w.draining]
+    live = [w for w in workers or () if not (w.draining or w.quiet)]
     steady = [w for w in live if w.started_at <= since]
     # what was measured, reported whichever bound decides the rate (``bound`` names that one)
     timed = [w for w in live if w.concurrency > 0 and _positive(w.p50_ms) is not None]

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 #: the ``state`` label of ``gamead_workers``: as ``/v1/workers`` shows them
 #: (:func:`~gamead_core.stats.document.node_states`)
-WORKER_STATES = ("ok", "idle", "stuck", "late", "draining", "gone")
+WORKER_STATES = ("ok", "idle", "stuck", "late", "draining", "quiet", "gone")
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
@@ -107,7 +107,8 @@ def _lost(sample: Any) -> Iterator[Any]:
 
 def _workers(sampler: Any, sample: Any) -> Iterator[Any]:
     workers = GaugeMetricFamily("gamead_workers", "Workers /v1/workers lists, by the state it shows them in "
-                                "(late: heartbeat overdue; gone: registry entry expired).", labels=["state"])
+                                "(late: heartbeat overdue; quiet: told to take no new ad; gone: registry entry "
+                                "expired).", labels=["state"])
     # the nodes and states /v1/workers lists (node_states: the last registry read, states as seen now, and the
     # gone ones), so the metric and the views never disagree about a node
     if sampler is not None and sampler.nodes_ok and sampler.registry_nodes is not None:

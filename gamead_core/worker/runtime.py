@@ -6,17 +6,15 @@ a task each (:mod:`.batch_start`); the rest wait in the prefetch buffer, :mod:`.
 and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad
 whose record is already final is acknowledged without being analysed again, so each ad completes exactly once.
 
-One ad: :class:`~gamead_core.worker.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside
-hooks (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware: keep-alive, time limit, faults); outcomes are
-written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`); a heartbeat that
-cannot be written stops the pulls (:mod:`.fence`). An idle worker woken by an ad at a steady flow lets more join
-it first (:mod:`.linger`). Counters: :mod:`.counters`.
+One ad: :class:`.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside hooks (:mod:`.hooks`,
+as dramatiq's middleware: keep-alive, time limit, faults); outcomes are written by :mod:`.settle`; our storage
+failing is never the ad's fault (:mod:`.storage_pause`); a heartbeat that cannot be written stops the pulls
+(:mod:`.fence`), and so does a quiet asked (:mod:`.quiet`). An idle worker woken by an ad at a steady flow lets
+more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
-Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for up to
-``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded (.drain).
-The same, then exit 5: the queue repartitioned, or NATS refusing our credentials; exit 3: NATS closed the client.
-Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
-"""
+Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back, let in-flight ads finish for up to
+``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded (.drain);
+the same, then exit 5 (repartitioned, credentials refused) or 3 (NATS closed the client). See manifests/."""
 
 from __future__ import annotations
 
@@ -64,6 +62,7 @@ from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.batch_start import BatchStart, batch_usable
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
+from gamead_core.worker.quiet import QuietSwitch
 from gamead_core.worker.reaper import adopt_predecessor
 from gamead_core.worker.reaper_loop import run_reaper
 from gamead_core.worker.settle import Settler
@@ -88,6 +87,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()  #: and the ads in them not ended (the slots count these):
         self._in_hand, self._batch_ok = 0, batch_usable(settings, len(hooks))  #: in hand: one per handler's task, the
         self._batch: BatchStart | None = None  #: batch start's own; first deliveries of a start step, in one task
+        self._quiet = QuietSwitch(self.id, self.stats)  #: a quiet asked stops the pulls (gamead_core.worker.quiet)
         self._shielded, self._writes = Shield(), LastWrites(settings.worker.drain_timeout)  #: a stop's last writes
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._gate, self._slots = SoloGate(), SlotWatch(self.concurrency)  #: (slots: wake the pull loop when freed)
@@ -155,6 +155,7 @@ class Worker:
             puller = self._puller = AgingPuller(nc, js, puller_settings(self.settings), handed=self._handbacks,
                                                 waiting_since=settle.waiting_since, own=self._held.keys)  # .idle
             await puller.start()
+            await self._quiet.listen(nc, claimed, said=lambda: registry.put_nowait(self._snapshot()))  # (.quiet)
             await self._handler.redeliveries.naks.start(nc, self.settings.nats.request_timeout)  # (.naks_seen)
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
@@ -190,7 +191,7 @@ class Worker:
         """What this worker says of itself in its heartbeat: all the registry needs (times: gamead_core.clock)."""
         st = self.stats
         return WorkerSelf(id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
-            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error,
+            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error, quiet=self._quiet.on,
             last_progress=st.last_progress, recent=list(st.recent), holding=self._held.listing(),
             task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
             ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
@@ -222,12 +223,13 @@ class Worker:
         for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
-        idle = IdleWait()  #: the wait for work, in this task (gamead_core.worker.idle)
-        linger = Linger(self.settings.worker.linger_ms / 1000)
-        stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
+        idle, linger = IdleWait(), Linger(self.settings.worker.linger_ms / 1000)  #: the wait for work, here (.idle)
+        stopping.add_done_callback(self._quiet.waking(lambda: (self._slots.freed(), idle.cut())))  # or a quiet
         buffer, ws, qs = self._buffer, self.settings.worker, self.settings.queue
         try:
             while not stop.is_set():
+                if self._quiet.on and await self._quiet.hold(puller, stopping, self._hand_back):
+                    continue  # quiet: no pull, no long poll parked, until resumed (gamead_core.worker.quiet)
                 pause = max(self._pause.paused_for(), 1.0 if (fenced := self._fence.closed()) else 0.0)
                 if pause > 0:  # our storage failed (pulling more would only hand them back), or our heartbeat
                     if buffer and fenced:  # is not written: hand back (.fence)
@@ -337,7 +339,6 @@ class Worker:
             self._held.unmark(key)
             self.stats.in_flight = self._running()
 
-    # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
         task = asyncio.current_task()

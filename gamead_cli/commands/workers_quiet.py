@@ -1,0 +1,121 @@
+"""``gamead workers quiet ID`` / ``gamead workers resume ID`` (``--all``: every live worker): tell a worker to take
+no new ad while it finishes what it runs and stays alive (Sidekiq's quiet), or to take ads again."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from gamead_cli.formats import command_text, counted, empty_text
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
+from gamead_cli.output import emit
+from gamead_cli.program import follow_up
+from gamead_cli.stdout_guard import done_before_output
+from gamead_cli.stops import write_out
+from gamead_core.errors import ApiClientError, NotFound
+from gamead_core.ids import WORKER_ID_RULE, is_worker_id
+
+#: as :data:`gamead_core.worker.quiet.Verb` (not imported: a client command loads no nats-py)
+Verb = Literal["quiet", "resume"]
+IdArg = Annotated[str | None, typer.Argument(metavar="ID", show_default=False,
+                                             help="The worker's id, as `gamead workers` lists it.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every live worker.")]
+
+
+def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
+    """One worker's answer for people: ``w1 is quiet: it takes no new ad, 2 ads running finish`` (``was already
+    quiet`` when asked twice). Pure."""
+    who, running = doc.get("workerId"), counted(doc.get("inFlight") or 0, "ad")
+    if verb == "quiet":
+        now = "is quiet" if doc.get("changed", True) else "was already quiet"
+        return Text(f"{who} {now}: it takes no new ad ({running} running finish)", style="bold")
+    now = "resumed" if doc.get("changed", True) else "was not quiet"
+    return Text(f"{who} {now}: it takes ads ({running} running)", style="bold")
+
+
+def _ids(client: Any, worker_id: str | None, every: bool) -> list[str]:
+    if every == (worker_id is not None):
+        raise typer.BadParameter("name one worker ID, or --all (not both)", param_hint="ID")
+    if worker_id is not None:
+        if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
+            raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
+        return [worker_id]
+    body = client.request("GET", "/v1/workers", params={"role": "worker"})
+    if not isinstance(body, dict):
+        raise ApiClientError("the API answered GET /v1/workers with unexpected data")
+    return [n["id"] for n in body.get("items") or [] if isinstance(n, dict) and n.get("state") != "gone"
+            and isinstance(n.get("id"), str)]
+
+
+def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat, api: str | None,
+            config: Any) -> None:
+    """``POST /v1/workers/{id}/{verb}`` for the worker named, or for each live one (``--all``: one that is gone
+    meanwhile is named, not an error)."""
+    with api_client(config, api) as client:
+        ids = _ids(client, worker_id, every)
+        answers: list[dict[str, Any]] = []
+        gone: list[str] = []
+        with write_out(f"POST /v1/workers/ID/{verb}", follow_up("workers", again=client.again)):
+            for wid in ids:
+                try:
+                    body = client.request("POST", f"/v1/workers/{wid}/{verb}")
+                except NotFound:
+                    if not every:
+                        raise
+                    gone.append(wid)
+                    continue
+                if not isinstance(body, dict):
+                    raise ApiClientError(f"the API answered POST /v1/workers/{wid}/{verb} with unexpected data")
+                answers.append(body)
+            if answers:
+                done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
+    other = "resume" if verb == "quiet" else "quiet"
+    doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone}
+
+    def view(_: dict[str, Any]) -> RenderableType:
+        if every and not answers and not gone:
+            return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
+        parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
+        parts += [Text(f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
+        if answers:
+            back = follow_up("workers", other, *(["--all"] if every else [str(answers[0].get("workerId"))]),
+                             again=client.again)
+            parts.append(command_text(f"shown as {'quiet' if verb == 'quiet' else 'its state'} in gamead workers "
+                                      f"within a heartbeat; undo with: {back}"))
+        return Group(*parts)
+
+    emit(doc, output, view)
+
+
+def quiet(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
+          api: ApiOpt = None, config: ConfigOpt = None) -> None:
+    """Tell a worker to take no new ad: it hands back what it prefetched, keeps no long poll at NATS, finishes and
+    settles what it runs, and stays alive, heartbeating (STATE quiet). The autoscaler counts no capacity for it.
+
+    A worker that is not live: exit 4 (worker_not_live). It stays quiet across NATS and API restarts; a worker
+    restarted under its id after a crash stays quiet too, one that stopped cleanly starts taking ads.
+
+    [bold]Examples[/bold]
+
+      gamead workers quiet local-1
+      gamead workers quiet --all -o json
+    """
+    control("quiet", worker_id, every, output, api, config)
+
+
+def resume(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
+           api: ApiOpt = None, config: ConfigOpt = None) -> None:
+    """Tell a quiet worker to take ads again: it subscribes its long polls and looks at the queue at once.
+
+    [bold]Examples[/bold]
+
+      gamead workers resume local-1
+      gamead workers resume --all
+    """
+    control("resume", worker_id, every, output, api, config)
+
+
+__all__ = ["answer_line", "control", "quiet", "resume"]

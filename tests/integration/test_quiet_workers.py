@@ -1,0 +1,137 @@
+"""``gamead workers quiet ID`` / ``resume ID`` (quiet48): on a NATS of their own, a real API and real workers.
+
+A quiet worker finishes the ad it runs, takes none of the ads submitted next (its fellow runs them all, each
+completed once), shows ``quiet`` in ``gamead workers`` (table and JSON), ``top --once``, ``/v1/stats`` and
+``gamead_workers{state="quiet"}``, and ``gamead doctor`` finds nothing wrong. Its long polls live 120 s here
+(``queue.idle_wait``): a resume that left them as they were before the quiet took the urgent ad only once they
+expired; resumed, it takes it at once. A NATS restart leaves it quiet, and so does its restart under its id after a
+kill -9. An id no worker answers for is 404 ``worker_not_live`` (CLI exit 4), one that is no worker id 404
+``not_found``; each request is in the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
+
+#: every analysis takes 1.5 s: the quiet worker still runs its ad when told
+SLOW = {"GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "1500", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5"}
+#: and long polls that live ~120 s (their life is bound by registry.ttl too: gamead_core.worker.idle.poll_life)
+LONG_POLLS = {**SLOW, "GAMEAD_QUEUE__IDLE_WAIT": "120", "GAMEAD_REGISTRY__TTL": "120"}
+
+
+def _worker(http: httpx.Client, worker_id: str) -> dict[str, Any] | None:
+    items = http.get("/v1/workers", params={"role": "worker"}).json().get("items") or []
+    return next((n for n in items if n.get("id") == worker_id), None)
+
+
+def _record(http: httpx.Client, ad_id: str) -> dict[str, Any]:
+    return http.get(f"/ads/{ad_id}").json()  # type: ignore[no-any-return]
+
+
+def test_a_quiet_worker_finishes_its_ad_takes_no_new_one_and_resumed_takes_an_urgent_one_at_once(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    quiet = start_worker(server.url, tmp_path, worker_id="quiet-1", concurrency=2, ready=True, **LONG_POLLS)
+    procs.append(quiet)
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first = http.post("/ads", json=ad("Running when told", priority=3)).json()["id"]
+        wait_for(lambda: (_worker(http, "quiet-1") or {}).get("inFlight") == 1, timeout=15, what="quiet-1 runs it")
+        told = run_gamead("workers", "quiet", "quiet-1", "-o", "json", env=env)
+        assert told.returncode == 0, told.stderr
+        assert '"quiet":true' in told.stdout.replace(" ", "") and '"inFlight":1' in told.stdout.replace(" ", "")
+        busy = start_worker(server.url, tmp_path, worker_id="busy-1", concurrency=2, ready=True, **LONG_POLLS)
+        procs.append(busy)
+        later = [http.post("/ads", json=ad(f"After the quiet {n}", priority=1 + n % 5)).json()["id"]
+                 for n in range(6)]
+        done = {ad_id: wait_terminal(http, ad_id, timeout=40) for ad_id in [first, *later]}
+        assert {r["status"] for r in done.values()} == {"completed"}
+        assert all(r["attempts"] == 1 for r in done.values())  # each completed once
+        assert done[first]["workerId"] == "quiet-1"  # what it ran, it finished
+        assert {done[a]["workerId"] for a in later} == {"busy-1"}  # before the fix: 2-3 of them ran on quiet-1
+        entry = wait_for(lambda: _worker(http, "quiet-1"), what="quiet-1 listed")
+        assert entry["state"] == "quiet" and entry["quiet"] is True and entry["inFlight"] == 0
+        table = run_gamead("workers", env=env)
+        assert table.returncode == 0 and "quiet" in table.stdout and "1 quiet" in table.stdout, table.stdout
+        top = run_gamead("top", "--once", env={**env, "COLUMNS": "160"})
+        assert top.returncode == 0 and " 1 quiet" in top.stdout and "quiet-1" in top.stdout, top.stdout
+        scraped = http.get("/metrics").text
+        assert 'gamead_workers{state="quiet"} 1.0' in scraped
+        assert http.get("/v1/stats").json()["nodes"]["quiet"] == 1
+        doctor = run_gamead("doctor", "--settle", "0", env=env, timeout=120)  # what quiet-1 held is settled
+        assert doctor.returncode == 0, (doctor.stdout[-2000:], doctor.stderr[-2000:])
+
+        busy.stop()  # only the quiet worker is left: the urgent ad waits for it
+        urgent = http.post("/ads", json=ad("Urgent after resume", priority=1)).json()["id"]
+        assert _record(http, urgent)["status"] == "queued"
+        resumed = run_gamead("workers", "resume", "quiet-1", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "quiet-1 resumed" in resumed.stdout
+        # before the fix (long polls and their quiet spell kept across the quiet): taken ~120 s later
+        record = wait_terminal(http, urgent, timeout=15)
+        assert record["status"] == "completed" and record["workerId"] == "quiet-1"
+
+
+def test_quiet_survives_a_nats_restart_and_unknown_ids_are_refused_and_audited(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    quiet = start_worker(server.url, tmp_path, worker_id="quiet-2", concurrency=2, ready=True, **SLOW)
+    busy = start_worker(server.url, tmp_path, worker_id="busy-2", concurrency=2, ready=True, **SLOW)
+    procs.extend([quiet, busy])
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        answer = http.post("/v1/workers/quiet-2/quiet")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"workerId": "quiet-2", "quiet": True, "changed": True, "inFlight": 0}
+        assert http.post("/v1/workers/quiet-2/quiet").json()["changed"] is False  # asked twice
+
+        server.stop()
+        server.start()  # the registry is a memory stream: it comes back empty, each worker beats into it again
+        wait_for(lambda: (_worker(http, "quiet-2") or {}).get("quiet") is True
+                 and http.get("/readyz").status_code == 200, timeout=30, what="quiet-2 beats again, quiet")
+        ads = [http.post("/ads", json=ad(f"After NATS came back {n}", priority=2)).json()["id"] for n in range(4)]
+        done = [wait_terminal(http, ad_id, timeout=40) for ad_id in ads]
+        assert {(r["status"], r["workerId"], r["attempts"]) for r in done} == {("completed", "busy-2", 1)}
+
+        gone = http.post("/v1/workers/nobody-here/quiet")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "worker_not_live"
+        bad = http.post("/v1/workers/bad*id/resume")
+        assert bad.status_code == 404 and bad.json()["error"]["code"] == "not_found"
+        cli = run_gamead("workers", "quiet", "nobody-here", env=env)
+        assert cli.returncode == 4 and cli.stdout == ""
+        assert len(cli.stderr.strip().splitlines()) == 1 and "worker nobody-here is not live" in cli.stderr
+
+        records = http.get("/v1/audit", params={"action": "worker.quiet"}).json()["items"]
+        asked = [(r["outcome"], (r.get("details") or {}).get("workerId"), r.get("code")) for r in records]
+        assert ("accepted", "quiet-2", None) in asked
+        assert ("failed", None, "worker_not_live") in asked or ("failed", "nobody-here", "worker_not_live") in asked
+        assert ("accepted", "nobody-here", None) in asked
+
+        quiet.kill()  # a crash: its entry stays (quiet) until the restart under its id takes it over
+        again = start_worker(server.url, tmp_path, worker_id="quiet-2", concurrency=2, ready=True, **SLOW)
+        procs.append(again)
+        entry = wait_for(lambda: (e := _worker(http, "quiet-2")) and e["pid"] != quiet.pid and e["quiet"] and e,
+                         timeout=20, what="the restarted quiet-2 quiet (without the restore: it takes ads)")
+        assert entry["state"] == "quiet"
+        after = http.post("/ads", json=ad("After the restart", priority=1)).json()["id"]
+        record = wait_terminal(http, after, timeout=30)
+        assert (record["status"], record["workerId"]) == ("completed", "busy-2")
+
+        everyone = run_gamead("workers", "resume", "--all", "-o", "json", env=env)
+        assert everyone.returncode == 0, everyone.stderr
+        answers = {(a["workerId"], a["quiet"], a["changed"]) for a in json.loads(everyone.stdout)["items"]}
+        assert answers == {("quiet-2", False, True), ("busy-2", False, False)}

@@ -1,0 +1,82 @@
+"""Pure: the rules of a quiet worker (quiet48) — the control request and its answer, the state shown, the wire an
+older API reads, the doctor's pullers, the audit action, the counts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from gamead_core.audit import action_for
+from gamead_core.doctor.pullers import nobody_pulls
+from gamead_core.registry import NodeInfo, WorkerSelf, node_state, worker_node_info
+from gamead_core.stats.document import node_counts
+from gamead_core.worker.quiet import control_subject, decide, read_verb, restored
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def node(**kw: Any) -> NodeInfo:
+    base: dict[str, Any] = dict(id="w", role="worker", host="h", pid=1, version="0", started_at=T0,
+                                heartbeat_at=T0, concurrency=4, heartbeat_interval=2.0)
+    return NodeInfo(**{**base, **kw})
+
+
+def test_a_control_request_is_read_and_decided_and_asked_twice_changes_nothing() -> None:
+    assert read_verb(orjson.dumps({"verb": "quiet"})) == "quiet"
+    assert read_verb(orjson.dumps({"verb": "resume"})) == "resume"
+    for junk in (b"quiet", b"{}", b"[1]", orjson.dumps({"verb": "stop"}), b"\xff"):
+        assert read_verb(junk) is None
+    assert decide("quiet", False) == (True, True)
+    assert decide("quiet", True) == (True, False)
+    assert decide("resume", True) == (False, True)
+    assert decide("resume", False) == (False, False)
+
+
+@pytest.mark.parametrize("worker_id", ["local-1", "host.example.com-12-ab12cd", "worker_1", "a:b@c=d"])
+def test_the_control_subject_is_one_token_of_the_checked_id(worker_id: str) -> None:
+    subject = control_subject(worker_id)
+    assert subject.startswith("gamead.control.worker.")
+    token = subject.removeprefix("gamead.control.worker.")
+    assert token and not set(token) & {".", "*", ">", " "}
+    assert control_subject("w.1") != control_subject("w_1")  # one to one, as the registry keys
+
+
+def test_a_restart_takes_its_dead_predecessors_quiet_and_only_that() -> None:
+    assert restored(None) is False
+    assert restored(node(quiet=False)) is False
+    assert restored(node(quiet=True)) is True
+
+
+def test_quiet_is_shown_unless_late_stuck_or_draining_says_more() -> None:
+    now = T0 + timedelta(seconds=1)
+    assert node_state(node(quiet=True), now, 60.0) == "quiet"
+    assert node_state(node(quiet=True, in_flight=2), now, 60.0) == "quiet"  # finishing what it runs
+    assert node_state(node(quiet=True), T0 + timedelta(seconds=6), 60.0) == "late"
+    assert node_state(node(quiet=True, state="draining"), now, 60.0) == "draining"
+    assert node_state(node(quiet=False), now, 60.0) == "idle"
+
+
+def test_a_quiet_workers_own_state_on_the_wire_is_one_an_older_api_reads() -> None:
+    me = WorkerSelf(id="w", concurrency=2, started=T0.timestamp(), in_flight=0, processed=0, failed=0,
+                    last_error=None, last_progress=None, recent=[], holding=[], task_timeout=60.0, ack_wait=30.0,
+                    quiet=True)
+    info = worker_node_info(me, now=T0.timestamp() + 1)
+    assert info.quiet is True and info.state == "idle"  # "quiet" is not a State an older API's model takes
+    assert orjson.loads(info.model_dump_json())["quiet"] is True
+
+
+def test_the_doctor_counts_no_quiet_worker_as_pulling_and_says_when_all_are() -> None:
+    assert nobody_pulls([node(id="q", quiet=True, partitions=3), node(id="b", partitions=3)], 3) is None
+    assert nobody_pulls([node(id="q", quiet=True, partitions=3)], 3) == (
+        "every live worker (1) is quiet: gamead workers resume --all")
+
+
+def test_the_audit_action_and_the_counts_name_quiet() -> None:
+    assert action_for("POST", "/v1/workers/local-1/quiet") == "worker.quiet"
+    assert action_for("POST", "/v1/workers/local-1/resume") == "worker.resume"
+    shown = [(node(id="q"), "quiet"), (node(id="b"), "ok"), (node(id="a", role="api"), "ok")]
+    counts = node_counts(shown)
+    assert counts["workers"] == 2 and counts["quiet"] == 1  # a quiet worker is live, and counted apart
