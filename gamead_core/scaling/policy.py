@@ -20,10 +20,10 @@ One decision, given an :class:`Observation`:
    With ``max_age_seconds`` set, the same holds for every level: when the oldest waiting ad of level ``p`` has
    waited longer, pending ads of ``1..p`` drain within it. Held unstarted ads only mark a level late (review30 F2).
 
-   ``needed = ceil(need_rate / per_worker_rate)`` (0 with no work and no arrival), the *raw recommendation*,
-   clamped to ``[min, max]``. No rate measured now: the last one measured stands in for :data:`LAST_RATE_MAX_AGE`
-   s, its age said (attack32a F1 kept one for ever), then ``initial_per_worker_rate`` when set; else the count is
-   held — but 0 replicas with work go to 1 (KEDA's *activation*: someone must run to measure anything).
+   ``needed = ceil(need_rate / per_worker_rate)`` (0 with no work and no arrival) plus the quiet workers (replicas of
+   no capacity), the *raw recommendation*, clamped to ``[min, max]``. No rate measured now: the last one measured
+   stands in for :data:`LAST_RATE_MAX_AGE` s, its age said, then ``initial_per_worker_rate`` when set; else the count
+   is held — but 0 replicas with work go to 1 (KEDA's *activation*: someone must run to measure anything).
    :attr:`ScalingDecision.per_worker` is a rate used that was not observed, for ``/v1/scale``'s ``observed``.
 3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
 4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step, ceil(start * (1 +
@@ -55,8 +55,7 @@ from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.reason import action_words, demand_text
 from gamead_core.worker.backoff import backoff_ceiling
 
-#: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
-_RAW_CAP = 1_000_000
+_RAW_CAP = 1_000_000  #: Upper bound of a raw recommendation (a near-zero rate must not make an absurd integer).
 #: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
 _EPS = 1e-9
 #: Seconds a per-worker rate measured earlier may stand in for one not measured now (10 min: two scale-down windows)
@@ -211,10 +210,10 @@ class ScalingPolicy:
                                            target_drain_seconds=s.max_age_seconds)
                 if by_age > raw:
                     raw, late = by_age, aged
-            raw += max(0, obs.quiet_workers)  # the raw recommendation counts quiet workers: replicas of no capacity
-            demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late,
-                                 rate=rate, rate_note=rate_note, bound=obs.per_worker_bound, raw=raw,
-                                 window=obs.rate_window_s, quiet=max(0, obs.quiet_workers))
+            raw += (quiet := max(0, obs.quiet_workers))  # raw counts quiet workers: replicas of no capacity
+            demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late, rate=rate,
+                                 rate_note=rate_note, bound=obs.per_worker_bound, raw=raw, window=obs.rate_window_s,
+                                 quiet=quiet)
 
         target = self._clamp(raw)
         within_tolerance = (
