@@ -51,6 +51,7 @@ from gamead_core.doctor.read import ReadBudget, list_messages, subject_counts
 from gamead_core.doctor.records import FirstLook, first_look, read_facts
 from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
+from gamead_core.doctor.naks_heard import NaksHeard
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.unreadable import UnreadableRecords
 from gamead_core.doctor.verdict import (MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add, detail_for, judge,
@@ -96,6 +97,14 @@ class Doctor:
         """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
         all; a missing stream or bucket is a finding, a listing cut short by the budget makes the report
         partial."""
+        naks = NaksHeard()  # from before the first read: each nak a retry the unheld check leaves out (chaos48)
+        await naks.start(self.nc, self.settings.nats.request_timeout)
+        try:
+            return await self._diagnose(settle, naks)
+        finally:
+            await naks.stop()
+
+    async def _diagnose(self, settle: float | None, naks: NaksHeard) -> Diagnosis:
         ds = self.settings.doctor
         settle = ds.settle if settle is None else settle
         started = time.monotonic()
@@ -177,7 +186,7 @@ class Doctor:
         infos: dict[tuple[int, int], Any] = {}
         levels = {(lvl, p): n for p in self._parts for lvl in names.LEVELS
                   if (n := await stranded_on(self.js, lvl, stats, p, infos))}
-        unheld = Unheld(self.nc, self.js, self.settings)
+        unheld = Unheld(self.nc, self.js, self.settings, naks)
         await unheld.first(infos, seen.retry_at, stats)
         pullers = Pullers(self.js, unheld.registry, len(self._parts), self.settings.queue.aging_step)  # attack28b F3
         await pullers.first(infos, stats)

@@ -11,6 +11,8 @@ showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
              − the ads the live workers announce holding (their registry entries)
              − the ads waiting out a timed retry (a record ``queued`` with ``retryAt`` still ahead: ``nak``'ed
                with a delay, ack-pending until then)
+             − the messages nats-server announced a ``nak`` of since the run began (a retry that began after the
+               first look read its record: :mod:`gamead_core.doctor.naks_heard`)
 
 read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
 milliseconds), the smaller excess reported. The second reading lists the holdings both before and after the
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -68,8 +70,9 @@ class Unheld:
     """The check, over one doctor run: :meth:`first` after the stranded check filled ``infos``, :meth:`confirm`
     in the second look."""
 
-    def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings) -> None:
+    def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings, naks: Sized = ()) -> None:
         self._js = js
+        self._naks = naks  #: the messages whose nak was heard since the run began (NaksHeard), each a timed retry
         self.registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                                  timeout=settings.nats.request_timeout)
         self._levels: list[Level] = [(lvl, p) for p in range(settings.queue.partitions) for lvl in names.LEVELS]
@@ -83,6 +86,10 @@ class Unheld:
     def suspect(self) -> bool:
         """The first reading found an excess: the second look must read again."""
         return self._first > 0
+
+    def _timed(self) -> int:
+        """The timed retries now: those the first look read, and each message whose nak was heard since."""
+        return timed_retries(self._retry_at, clock.now()) + len(self._naks)
 
     async def _holdings(self, stats: ReadStats) -> set[tuple[str, str, str]] | None:
         """The deliveries every live worker announces holding (worker, ad id, delivery); None when the registry
@@ -117,7 +124,7 @@ class Unheld:
             return
         held = await self._held(stats)
         if held is not None:
-            self._first, self._first_at = excess(pending, held, timed_retries(retry_at, clock.now())), time.monotonic()
+            self._first, self._first_at = excess(pending, held, self._timed()), time.monotonic()
 
     async def confirm(self, stats: ReadStats, note: Note) -> None:
         """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
@@ -141,7 +148,7 @@ class Unheld:
         after = await self._holdings(stats)
         if before is None or after is None:
             return
-        count = min(self._first, excess(pending, len(before | after), timed_retries(self._retry_at, clock.now())))
+        count = min(self._first, excess(pending, len(before | after), self._timed()))
         if count <= 0:
             return
         note.count, note.where = count, True
