@@ -85,9 +85,13 @@ def say_source() -> None:
 
 
 def connect_cause(exc: Exception) -> str:
+    """The cause of a connection that failed, in the words the outage lines and red lines say (``connection
+    refused``, ``connection reset``: an API that died while the connection was being made), else the error's text."""
     text = str(exc).lower()
     if "refused" in text:
         return "connection refused"
+    if "reset by peer" in text:
+        return "connection reset"
     if any(
         s in text
         for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")
