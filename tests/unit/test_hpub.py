@@ -26,6 +26,12 @@ CASES = [
     # CR LF inside a value must not become a header line of its own (nats-py turns it into spaces)
     ("gamead.ads.p1", b"p", {"Gamead-Origin": "api h 1\r\nNats-Msg-Id: evil"}),
     ("gamead.ads.p1", b"p", {"Gamead-Origin": "api h 1", "Gamead-Ad-Id": "a: b"}),
+    # checked header by header (cpuapi48): a plain header before or after one nats-py rewrites hides nothing
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Origin": "a\tb"}),
+    ("gamead.ads.p1", b"p", {"Gamead-Origin": "v\x7f", "Nats-Msg-Id": "01jd"}),
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Ad-Id": " 01jd"}),
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Ad-Id": "01jd\n"}),
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Ad-Id": "x"}),  # names remembered: checked again
 ]
 
 
