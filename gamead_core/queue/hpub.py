@@ -44,7 +44,7 @@ from gamead_core.queue.liveness import (
 from gamead_core.queue.write_linger import ATTR as _LINGER
 from gamead_core.queue.write_linger import kick_flusher
 
-__all__ = ["ack_all", "send"]
+__all__ = ["ack_all", "plain_lines", "send"]
 
 #: a header name nats-py writes unchanged: an HTTP token (its ``_HEADER_KEY_RE``)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -57,12 +57,15 @@ _CONNECTED = NATS.CONNECTED
 
 
 async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict[str, str],
-               loop: asyncio.AbstractEventLoop) -> None:
+               loop: asyncio.AbstractEventLoop, lines: str | None = None) -> None:
     """Publish ``payload`` to ``subject`` with ``reply`` and ``headers`` (at least one) on ``nc``: what
     ``await nc.publish(subject, payload, reply=reply, headers=headers)`` does, the same bytes in the same buffer
-    (module doc). Raises what that raises: :class:`~gamead_core.queue.liveness.PublishRefused` over the guard's
-    bound (nothing written), nats-py's errors (from ``nc.publish``, which every other case is handed to)."""
-    lines = _plain_lines(headers) if headers else None
+    (module doc). ``lines``: :func:`plain_lines` of ``headers``, when the caller has it already (a header set it
+    sends again and again, or one it wrote from values plain by construction); else it is worked out here. Raises
+    what ``nc.publish`` raises: :class:`~gamead_core.queue.liveness.PublishRefused` over the guard's bound (nothing
+    written), nats-py's errors (from ``nc.publish``, which every other case is handed to)."""
+    if lines is None:
+        lines = plain_lines(headers) if headers else None
     try:
         max_pending = nc._max_pending_size  # noqa: SLF001 - nats-py's pending_size
         plain = not (nc._status != _CONNECTED or len(payload) > nc._max_payload  # noqa: SLF001
@@ -95,7 +98,7 @@ async def send(nc: NATS, subject: str, payload: bytes, reply: str, headers: dict
         kick_flusher(nc, loop)  # as nats-py's _flush_pending does
 
 
-def _plain_lines(headers: dict[str, str]) -> str | None:
+def plain_lines(headers: dict[str, str]) -> str | None:
     """The header lines (``name: value`` CR LF each) nats-py writes for ``headers``, when it writes them unchanged;
     None when it would not (its ``publish`` then takes the message). Checked per header, so a CR LF or ``: `` in one
     value can never pass for a line of its own (review33 hpub F1): a name is an HTTP token, a value is printable
