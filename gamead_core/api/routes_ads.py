@@ -43,8 +43,10 @@ async def submit(request: Request) -> Response:
     ad = parse_body(await body_bytes(request), NewAd, settings.api.max_body_bytes)  # any Content-Type
     refusal = records_refusal(request.app)  # 503 records_full: the full record bucket would drop live ads' records
     # the rate-limit token, when the gate middleware left it to us (review31 R2): taken once the storage gate let
-    # the submit through, or a repeat was answered; a refusal spends none (left39a)
-    charge = functools.partial(take_token, request)
+    # the submit through, or a repeat was answered; a refusal spends none (left39a). None when it took it itself
+    # (the common case: no partial made, no call awaited per submit)
+    left = request.scope.get("state", {}).get("rate_quota") is not None
+    charge = functools.partial(take_token, request) if left else None
     if idempotency_key is None:
         if refusal is not None:
             raise refusal

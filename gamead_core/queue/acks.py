@@ -176,8 +176,8 @@ class _Acks:
             del waiting[token]
         self._sweep_at = max(_SWEEP_FLOOR, 2 * len(waiting))
 
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float
-                      ) -> asyncio.Future[Ack]:
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float,
+                      lines: str | None = None) -> asyncio.Future[Ack]:
         if not self._prefix:
             await self._subscribe()
         token = self._token()
@@ -189,7 +189,8 @@ class _Acks:
         if len(waiting) > self._sweep_at or not self._next & _SWEEP_EVERY_MASK:
             self._sweep()
         try:
-            await hpub.send(self._nc, subject, payload, self._prefix + token, headers, self._loop)  # nc.publish's bytes
+            await hpub.send(self._nc, subject, payload, self._prefix + token, headers, self._loop,  # nc.publish's bytes
+                            lines)
         except BaseException:
             waiting.pop(token, None)
             future.cancel()
@@ -285,12 +286,13 @@ def _acks_of(js: JetStreamContext) -> _Acks:
 
 
 async def publish_acked(js: JetStreamContext, subject: str, payload: bytes, *, headers: dict[str, str],
-                        timeout: float) -> asyncio.Future[Ack]:
+                        timeout: float, lines: str | None = None) -> asyncio.Future[Ack]:
     """Publish to a JetStream subject and return the future of its ack (``timeout`` seconds from now, then
     ``asyncio.TimeoutError``). Raises nats-py's errors if the publish itself fails (connection closed,
     reconnect buffer full …); the future carries the ack's errors (see :func:`parse_ack`). Call it inside
-    ``nats_boundary()`` and await the future there too."""
-    return await _acks_of(js).publish(subject, payload, headers, timeout)
+    ``nats_boundary()`` and await the future there too. ``lines``: ``headers`` as :func:`hpub.plain_lines
+    <gamead_core.queue.hpub.plain_lines>` writes them, if the caller has them (:func:`hpub.send`)."""
+    return await _acks_of(js).publish(subject, payload, headers, timeout, lines)
 
 
 async def publish_many(js: JetStreamContext, messages: Sequence[tuple[str, bytes, dict[str, str]] | E],

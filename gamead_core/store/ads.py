@@ -36,6 +36,7 @@ from gamead_core.store import cas
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
 from gamead_core.store.unreadable import decode_stored
+from gamead_core.store.write_heads import create_heads, write_headers
 
 log = logging.getLogger(__name__)
 #: how often :meth:`AdStore.create` looks again at a key whose create lost to a write not applied yet, and the pause
@@ -75,22 +76,6 @@ def _lost(exc: BaseException) -> bool:
 def _busy(exc: BaseException) -> QueueUnavailable:
     """A compare-and-set still busy after :func:`gamead_core.store.cas.publish_cas` tried it again: not decided."""
     return cas.still_busy(exc, cas.BUSY_TRIES)
-
-
-def write_headers(last: int | None, ttl: float | None, *, delete: bool = False,
-                   origin: str | None = None) -> dict[str, str]:
-    """The headers of a write to a record's key: the compare-and-set over revision ``last`` (None: none), the
-    TTL in whole seconds (as nats-py's ``js.publish(msg_ttl=…)`` writes it), a delete marker (ADR-8), the
-    ``Gamead-Origin`` of a create (``origin``: :attr:`AdStore.origin`); on a delete marker ``origin`` is the API
-    withdrawing the ad (``Gamead-Withdrawn``: its client was told "not queued", read by ``gamead doctor``)."""
-    headers = {names.HDR_KV_OPERATION: "DEL"} if delete else {names.HDR_ORIGIN: origin} if origin else {}
-    if delete and origin:
-        headers[names.HDR_WITHDRAWN] = origin
-    if last is not None:
-        headers[names.HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
-    if ttl is not None:
-        headers[names.HDR_TTL] = str(int(ttl))
-    return headers
 
 
 def _translated(exc: BaseException) -> GameadError:
@@ -181,8 +166,9 @@ class AdStore:
     async def send_create(self, ad_id: str, payload: bytes) -> asyncio.Future[Ack]:
         """The create-only put of the fresh ``queued`` record of ``ad_id`` (``payload``: its :func:`encode` bytes) sent,
         its ack's future returned (:func:`publish_acked`; raises nats-py's errors): the submit path awaits it."""
-        return await publish_acked(self.js, names.kv_subject(names.ADS_BUCKET, ad_id), payload,
-                                   headers=write_headers(0, None, origin=self.origin), timeout=self._timeout)
+        headers, lines = create_heads(self.origin)
+        return await publish_acked(self.js, names.kv_subject(names.ADS_BUCKET, ad_id), payload, headers=headers,
+                                   timeout=self._timeout, lines=lines)
 
     async def _entry(self, kv: KeyValue, ad_id: str) -> KeyValue.Entry | None:
         """The live entry of ``ad_id`` as ``kv`` reads it; None if missing, deleted, purged or expired."""

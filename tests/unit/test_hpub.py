@@ -26,6 +26,12 @@ CASES = [
     # CR LF inside a value must not become a header line of its own (nats-py turns it into spaces)
     ("gamead.ads.p1", b"p", {"Gamead-Origin": "api h 1\r\nNats-Msg-Id: evil"}),
     ("gamead.ads.p1", b"p", {"Gamead-Origin": "api h 1", "Gamead-Ad-Id": "a: b"}),
+    # checked header by header (cpuapi48): a plain header before or after one nats-py rewrites hides nothing
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Origin": "a\tb"}),
+    ("gamead.ads.p1", b"p", {"Gamead-Origin": "v\x7f", "Nats-Msg-Id": "01jd"}),
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Ad-Id": " 01jd"}),
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Ad-Id": "01jd\n"}),
+    ("gamead.ads.p1", b"p", {"Nats-Msg-Id": "01jd", "Gamead-Ad-Id": "x"}),  # names remembered: checked again
 ]
 
 
@@ -109,3 +115,22 @@ def test_a_lone_write_is_delivered_without_another_publish_to_flush_it(nats_serv
             await nc.close()
 
     asyncio.run(run())
+
+
+def test_lines_written_ahead_are_the_checks_own() -> None:
+    """The submit path's two writes send header lines worked out ahead (cpuapi48): the create's once per origin, the
+    message's from its id and revision. They are what hpub's own check writes for the same headers, and an id that is
+    not letters and digits is left to that check."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.queue.publish import id_lines
+    from gamead_core.store.write_heads import create_heads, write_headers
+
+    for origin in ("api host-1 4711 01jd", None):
+        headers, lines = create_heads(origin)
+        assert headers == write_headers(0, None, origin=origin) and lines == hpub.plain_lines(headers)
+        assert create_heads(origin)[0] is headers  # made once
+    ad_id = new_ad_id()
+    assert id_lines(ad_id, 12) == hpub.plain_lines({"Nats-Msg-Id": ad_id, "Gamead-Ad-Id": ad_id,
+                                                   "Gamead-Record-Revision": "12"})
+    assert id_lines("01jd\r\nNats-Expected-Last-Subject-Sequence: 9", 12) is None
+    assert id_lines("01jd é", 12) is None and id_lines(ad_id, None) is None
