@@ -1,5 +1,6 @@
-"""How ``gamead up`` reads a child's exit: the words its console says, and the deaths in a row its restart back-off
-counts (pure; :mod:`gamead_core.supervisor`)."""
+"""How ``gamead up`` reads a child's exit: the words its console says, the deaths in a row its restart back-off
+counts, at the exit and once a worker's recovery has read its death, and how often a refused child is said (pure;
+:mod:`gamead_core.supervisor`)."""
 
 from __future__ import annotations
 
@@ -50,4 +51,41 @@ def streak_after_exit(failures: int, ran: float, code: int) -> tuple[int, int]:
     return streak + 1, streak + 1
 
 
-__all__ = ["HEALTHY_AFTER", "STOP_SIGNALS", "exit_words", "stopped_from_outside", "streak_after_exit"]
+def streak_after_recovery(before: int, completed: int, lone_charged: bool) -> int | None:
+    """A worker's death has been recovered (its held ads handed back, :func:`gamead_core.worker.reaper.recover`):
+    the streak it leaves, ``before`` being the deaths in a row before it; None: it counts as a death in a row, its
+    back-off doubles. Not a crash loop, so no lengthening and a restart at the base delay (chaos48 F4: 4 poison ads
+    in 9,000 kept both workers of a ``gamead up`` in the 30 s back-off for minutes, 1,886 ads still queued):
+
+    * it had ``completed`` ads since its start (its last heartbeat's ``processed``): it works; the streak restarts
+      from 0, as after :data:`HEALTHY_AFTER` s of life;
+    * its recovery charged the one ad it was running (``lone_charged``, the lone-run rule): the crash is that ad's,
+      which dies after its ``max_attempts`` crashes; the streak is left at ``before``.
+
+    A worker that dies before completing anything with no such charge (a broken configuration, every ad crashing
+    while not yet alone) keeps the doubling back-off."""
+    if completed > 0:
+        return 0
+    return before if lone_charged else None
+
+
+#: A child refused again and again is said on the console at its first two refusals, then every this many
+REFUSALS_SAID_EVERY = 10
+
+
+def refusal_said(refusals: int) -> bool:
+    """Is a child's ``refusals``-th refusal in a row said on the console (pure)? The first two (the second says it
+    will be retried for as long as it is refused), then every :data:`REFUSALS_SAID_EVERY`-th: about every 5 min
+    at the 30 s back-off cap, so a stack that lost a child for good says so without flooding its console."""
+    return refusals <= 2 or refusals % REFUSALS_SAID_EVERY == 0
+
+
+def restart_said(refusals: int) -> bool:
+    """Is the restart that follows a child's ``refusals``-th refusal in a row said on the console (pure; 0: its exit
+    was no refusal, said)? After its first only: the refusal lines say the count and "retrying in …"; a
+    ``restarted (pid …)`` line at every retry flooded the console between them (attack28c F3)."""
+    return refusals <= 1
+
+
+__all__ = ["HEALTHY_AFTER", "REFUSALS_SAID_EVERY", "STOP_SIGNALS", "exit_words", "refusal_said", "restart_said",
+           "stopped_from_outside", "streak_after_exit", "streak_after_recovery"]

@@ -50,7 +50,8 @@ from pathlib import Path
 
 from gamead_core.log_bound import CHECK_EVERY, LOG_LIMIT, bound_log
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
-from gamead_core.restart_streak import exit_words, streak_after_exit
+from gamead_core.restart_streak import (REFUSALS_SAID_EVERY, exit_words, refusal_said, restart_said,
+                                       stopped_from_outside, streak_after_exit, streak_after_recovery)
 from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
@@ -60,24 +61,6 @@ def restart_delay(recent_failures: int, base: float = 0.5, cap: float = 30.0) ->
     """Seconds to wait before restarting a child that has died ``recent_failures`` times in a row:
     ``min(cap, base·2^(n−1))``, 0 before any failure."""
     return backoff_ceiling(recent_failures, base=base, cap=cap)
-
-
-#: A child refused again and again is said on the console at its first two refusals, then every this many
-REFUSALS_SAID_EVERY = 10
-
-
-def refusal_said(refusals: int) -> bool:
-    """Is a child's ``refusals``-th refusal in a row said on the console (pure)? The first two (the second says it
-    will be retried for as long as it is refused), then every :data:`REFUSALS_SAID_EVERY`-th: about every 5 min
-    at the 30 s back-off cap, so a stack that lost a child for good says so without flooding its console."""
-    return refusals <= 2 or refusals % REFUSALS_SAID_EVERY == 0
-
-
-def restart_said(refusals: int) -> bool:
-    """Is the restart that follows a child's ``refusals``-th refusal in a row said on the console (pure; 0: its exit
-    was no refusal, said)? After its first only: the refusal lines say the count and "retrying in …"; a
-    ``restarted (pid …)`` line at every retry flooded the console between them (attack28c F3)."""
-    return refusals <= 1
 
 
 @dataclass
@@ -104,6 +87,8 @@ class Child:
     #: its retried exits with a refusal code since it was last seen serving (:meth:`Supervisor.seen_up`)
     refusals: int = 0
     quiet_restart: bool = False  #: its next restart is not said (a refusal in a row: :func:`restart_said`)
+    #: its last death that grew its streak, until :meth:`Supervisor.death_read` reads it: (pid, streak before, when)
+    death: tuple[int, int, float] | None = None
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)
     #: builds ``argv`` again before each restart (e.g. a port kept for the child was taken meanwhile); None: the
@@ -260,6 +245,24 @@ class Supervisor:
             log.exception("explain hook failed for %s", child.name)
             return ""
 
+    def death_read(self, name: str, pid: int, completed: int, lone_charged: bool) -> None:
+        """The recovery of child ``name``'s process ``pid`` read its death (:func:`streak_after_recovery`): no crash
+        loop leaves its streak as it was, and a restart still waiting comes at the base delay after the death
+        (said). A later death of it, a stop, a retired or replaced child: left alone."""
+        child = self.children.get(name)
+        if child is None or child.retired or child.death is None or child.death[0] != pid:
+            return
+        _, before, died = child.death
+        if (streak := streak_after_recovery(before, completed, lone_charged)) is None:
+            return
+        child.failures, child.death = streak, None
+        base = restart_delay(1, *self.restart_backoff)
+        if child.restart_at is not None and child.restart_at > died + base:
+            child.restart_at = died + base
+            why = f"it completed {completed} ads" if completed else "its crash was the one ad it ran, charged"
+            self._say(child, f"{child.name} (pid {pid}) restarts at the base delay instead ({why}: no crash "
+                             f"loop); restarting in {max(0.0, child.restart_at - time.monotonic()):.1f}s")
+
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
         now = time.monotonic()
@@ -279,6 +282,7 @@ class Supervisor:
             if child.restart_at is None:
                 ran = now - child.started_at
                 child.failures, reckoned = streak_after_exit(child.failures, ran, code)
+                child.death = None if stopped_from_outside(code) else (child.proc.pid, child.failures - 1, now)
                 delay = restart_delay(reckoned, *self.restart_backoff)
                 child.restart_at = now + delay
                 child.quiet_restart = code in self.refusal_codes and not restart_said(child.refusals + 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,7 +83,8 @@ class LocalScaler:
         self._leaving: dict[str, Supervisor] = {}  # child name → its own supervisor while it drains
         self._drains: set[asyncio.Task[None]] = set()
         self._reaped: dict[str, int] = {}  # child name → pid of its last process seen dead (--after-pid)
-        self._exits: list[tuple[str, int, bool]] = []  # (worker id, pid, seen up) of dead workers, not yet recovered
+        #: (child name, pid, seen up) of dead workers, not yet recovered
+        self._exits: list[tuple[str, int, bool]] = []
         self._recover: Callable[[str, int, bool], Awaitable[object]] | None = None
         self._recoveries: set[asyncio.Task[object]] = set()
         self._chained_exit = supervisor.on_exit  # keep the owner's hook (e.g. gamead up's log line)
@@ -225,10 +227,20 @@ class LocalScaler:
         exits, self._exits = self._exits, []
         if self._recover is None:
             return
-        for worker_id, pid, registered in exits:
-            task = asyncio.get_running_loop().create_task(self._recover(worker_id, pid, registered))
+        for name, pid, registered in exits:
+            task = asyncio.get_running_loop().create_task(self._recover(self.worker_id(name), pid, registered))
             self._recoveries.add(task)
             task.add_done_callback(self._recoveries.discard)
+            task.add_done_callback(partial(self._recovered, name, pid))
+
+    def _recovered(self, name: str, pid: int, task: asyncio.Task[object]) -> None:
+        """What the recovery of worker ``name``'s process ``pid`` found tells its restart (chaos48 F4): progress
+        (ads completed since its start) or a charge of the one ad it ran alone is no crash loop
+        (:meth:`Supervisor.death_read`). A recovery that failed or found no entry of it: the death counts."""
+        report = None if task.cancelled() or task.exception() is not None else task.result()
+        completed, lone = getattr(report, "completed", None), getattr(report, "lone_charged", None)
+        if isinstance(completed, int) and isinstance(lone, bool):
+            self.supervisor.death_read(name, pid, completed, lone)
 
     def attach_recovery(self, recover: Callable[[str, int, bool], Awaitable[object]]) -> None:
         """When a worker dies, :meth:`poll` runs ``recover(worker_id, pid, registered)`` in the event loop at once
@@ -247,7 +259,7 @@ class LocalScaler:
             self._reaped[name] = pid
             # seen serving (its first registry heartbeat, Supervisor.seen_up) or not: one refused at its start
             # registered nothing, and its recovery must not say it died holding deliveries (attack28c F3)
-            self._exits.append((self.worker_id(name), pid, bool(getattr(child, "up", True))))
+            self._exits.append((name, pid, bool(getattr(child, "up", True))))
 
     async def wait_drained(self) -> None:
         """Wait for every background stop to finish (bounded by ``stop_timeout``)."""

@@ -93,6 +93,9 @@ class Recovery:
     untouched: int = 0  #: already settled, or changed meanwhile
     #: final under the held delivery itself (its outcome written, its ack lost with the worker): acknowledged now
     acked: int = 0
+    completed: int = 0  #: ads the worker had completed since its start (its last heartbeat's ``processed``)
+    #: it was running one analysis, charged for its death (the lone-run rule): the crash is that ad's
+    lone_charged: bool = False
 
 
 def _nak_payload(delay: float) -> bytes:
@@ -141,7 +144,7 @@ async def recover(
     what was done before stays done, and a repeat finishes the rest.
     """
     now = clock.now() if now is None else now
-    report = Recovery(node.id)
+    report = Recovery(node.id, completed=node.processed)
     ack_waits = AckWaits(nc, timeout=settings.nats.request_timeout)
     judged: dict[float, str] = {}  # the ack_waits the held ads were judged with, and where each came from
     renew_every = keepalive_period(node.ack_wait) if node.ack_wait else None
@@ -160,7 +163,7 @@ async def recover(
     running = [f for f in found if f[1].lost_in == death
                or held_state(f[1], f[0].delivery, f[0].started) in ("running", "started")]
     report.running = len(running)
-    charge = death_verdict(len(running))
+    charge = report.lone_charged = death_verdict(len(running))
     wcfg = settings.worker
     for held, record, revision in found:
         state = held_state(record, held.delivery, held.started)

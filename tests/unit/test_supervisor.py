@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.restart_streak import HEALTHY_AFTER, exit_words, streak_after_exit
+from gamead_core.restart_streak import HEALTHY_AFTER, exit_words, streak_after_exit, streak_after_recovery
 from gamead_core.supervisor import Child, Supervisor, restart_delay
 from tests.support import wait_for
 
@@ -40,6 +40,80 @@ def test_a_worker_stopped_by_sigterm_again_and_again_comes_back_at_the_base_dela
     assert (streak, restart_delay(reckoned)) == (3, 2.0)
     # a long life forgets the streak, as before
     assert streak_after_exit(streak, HEALTHY_AFTER, -9) == (1, 1)
+
+
+def test_a_poison_ads_crashes_do_not_lengthen_the_back_off_but_a_crash_loop_still_doubles_it() -> None:
+    """chaos48 F4: 4 poison ads in 9,000 crashed both workers of a ``gamead up`` 5 times each in turn; each crash
+    grew the streak, both waited 30 s to come back, 1,886 ads still queued 4 min after the last submit. A death
+    whose recovery found ads completed since the start resets the streak; one that charged the one ad it ran alone
+    (the crash is that ad's) leaves it as it was; any other (nothing completed, no lone charge) grows it."""
+    assert streak_after_recovery(4, 37, False) == 0  # it works: as after HEALTHY_AFTER s of life
+    assert streak_after_recovery(4, 37, True) == 0
+    assert streak_after_recovery(2, 0, True) == 2  # the crash is the ad's: not a death in a row
+    assert streak_after_recovery(2, 0, False) is None  # broken for every ad, or its configuration: counted
+    # the k1 run: one worker's deaths, the poison ad's first in a mix (none charged), then 5 lone charged crashes
+    streak, delays = 0, []
+    for lone in (False, True, True, True, True, True):
+        before = streak
+        streak, reckoned = streak_after_exit(streak, 2.0, 70)
+        kept = streak_after_recovery(before, 0, lone)
+        streak, reckoned = (streak, reckoned) if kept is None else (kept, 1)
+        delays.append(restart_delay(reckoned))
+    assert delays == [0.5] * 6, delays  # before: 0.5, 1, 2, 4, 8, 16
+    # a worker that crashes before completing anything, while not alone, keeps doubling
+    streak, delays = 0, []
+    for _ in range(8):
+        before = streak
+        streak, reckoned = streak_after_exit(streak, 2.0, 70)
+        assert streak_after_recovery(before, 0, False) is None
+        delays.append(restart_delay(reckoned))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def _next_death(sup: Supervisor, child: Child) -> int:
+    """Restart ``child`` (a process exiting 3 at once) now if it waits, and poll ``sup`` until its process has died
+    and its restart is set; return that process's pid."""
+    if child.restart_at is not None:
+        child.restart_at = 0.0  # restart now: this test is not about waiting
+        wait_for(lambda: (sup.poll(), child.restart_at is None)[1], timeout=10, what="a restart")
+    pid = child.pid
+    wait_for(lambda: (sup.poll(), child.restart_at is not None)[1], timeout=10, what="a death")
+    assert pid is not None
+    return pid
+
+
+def test_a_death_read_as_no_crash_loop_restarts_at_the_base_delay_and_leaves_the_streak(tmp_path: Path) -> None:
+    """Supervisor.death_read: the recovery comes after the death's line set the delay (4 s at a 4th death in a row):
+    a lone charge brings the restart to 0.5 s after the death and the streak back to 3, said on the console; a
+    recovery of a death that is a crash loop, or of another process, changes nothing; ads completed reset it."""
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append)
+    child = sup.start("w", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), tmp_path / "w.log")
+    try:
+        for _ in range(4):
+            pid = _next_death(sup, child)
+        assert child.failures == 4 and "restarting in 4.0s" in events[-1]
+        said, lines = child.restart_at, len(events)
+        assert said is not None
+        sup.death_read("w", pid, 0, False)  # no progress, no lone charge: a crash loop, it keeps its back-off
+        sup.death_read("w", pid + 1, 0, True)  # not this death's process
+        assert (child.failures, child.restart_at, len(events)) == (4, said, lines)
+        sup.death_read("w", pid, 0, True)
+        assert child.failures == 3 and child.restart_at is not None
+        assert said - child.restart_at == pytest.approx(3.5, abs=0.01)
+        assert "restarts at the base delay instead (its crash was the one ad it ran, charged" in events[-1]
+        sup.death_read("w", pid, 0, True)  # read once: a second recovery of the same death changes nothing
+        assert child.failures == 3
+        pid = _next_death(sup, child)
+        assert child.failures == 4 and "restarting in 4.0s" in events[-1]
+        sup.death_read("w", pid, 12, False)
+        assert child.failures == 0 and "(it completed 12 ads: no crash loop)" in events[-1]
+        pid = _next_death(sup, child)
+        assert "restarting in 0.5s" in events[-1]
+        sup.death_read("w", pid, 0, True)  # its restart is at the base delay already: nothing said
+        assert child.failures == 0 and "restarting in 0.5s" in events[-1]
+    finally:
+        sup.stop_all(timeout=5)
 
 
 def _kill_and_see_it_restarted(sup: Supervisor, child: Child) -> None:
