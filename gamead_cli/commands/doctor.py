@@ -167,7 +167,7 @@ class _Null:
 
 def _repairable(report: dict[str, Any]) -> int:
     fixable = sum(f["count"] for f in report.get("findings") or [] if f.get("repair"))
-    obsolete = sum(n["count"] for n in report.get("notes") or [] if n["kind"] == "obsolete_object")
+    obsolete = sum(n["count"] for n in report.get("notes") or [] if n["kind"] in ("obsolete_object", "ack_lost"))
     return int(fixable + obsolete)
 
 

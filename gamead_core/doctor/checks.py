@@ -62,12 +62,15 @@ class Facts:
     retry_at: datetime | None
     replayed_at: datetime | None
     revision: int
+    completed_at: datetime | None = None  #: when it ended (nats-server's clock): :mod:`gamead_core.doctor.ack_lost`
+    delivery: str | None = None  #: the delivery that last started an analysis (``"<stream seq>.<count>"``)
 
     @classmethod
     def of(cls, record: AdRecord, revision: int) -> Facts:
         """The facts of ``record`` read at ``revision``. Pure."""
         return cls(record.id, record.status, record.priority, record.attempts, record.submitted_at,
-                   record.started_at, record.retry_at, record.replayed_at, revision)
+                   record.started_at, record.retry_at, record.replayed_at, revision, record.completed_at,
+                   record.delivery)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   and failed ones are only listed (~200 bytes each). Each is judged as it arrives, only a suspect's facts kept
   (:mod:`gamead_core.doctor.records`): memory does not grow with the records' size;
 * the second look: per finding, one record read (one per unreadable record of a live ad), one DLQ read and
-  one read per message it names.
+  one read per message it names; one ``CONSUMER.INFO`` per level holding a completed ad's message
+  (:mod:`gamead_core.doctor.ack_lost`: a lost ack is a note until ``ack_wait``).
 
 So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D): the store's *open* work, not its history (bench_doctor.py).
 """
@@ -41,6 +42,7 @@ from nats.js import JetStreamContext
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor import writable
+from gamead_core.doctor.ack_lost import AckLost
 from gamead_core.doctor.checks import WorkMsg, records_to_read
 from gamead_core.doctor.keys import Keys, list_keys
 from gamead_core.doctor.leases import Leases
@@ -201,7 +203,7 @@ class Doctor:
             await asyncio.sleep(settle)
             await unread.confirm(stats, found["record_unreadable"])
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
-            await unheld.confirm(stats, notes["ack_pending_unheld"])
+            await unheld.confirm(stats, notes["ack_pending_unheld"], notes["ack_lost"].count)
             await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"], found["clock_offset"],
                                   found["unfenced_node"])
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
@@ -307,6 +309,7 @@ class Doctor:
         if (why := unsettled(suspects, again, work_whole=self._work_whole)) is not None:
             budget.stop(why)  # said, not guessed: the report is partial (doctor36)
         confirmed = judge(again, clock.now(), self.rules, work_whole=self._work_whole)
+        acks = AckLost(self.js, len(self._parts))  # a completed ad's lost ack: a note until ack_wait (chaos48 F3)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:
                 if not suspected(code, suspects[ad_id]):
@@ -315,7 +318,10 @@ class Doctor:
                     await note_unrecorded(self.js, names.work_stream(partition_of(ad_id, len(self._parts))),
                                           again.work.get(ad_id, []), ad_id, stats, notes)
                     continue
-                add(found[code], ad_id, detail_for(code, ad_id, again))
+                if code == "completed_with_message":
+                    await acks.judge(ad_id, again, stats, found[code], notes["ack_lost"])
+                else:
+                    add(found[code], ad_id, detail_for(code, ad_id, again))
                 actions.extend(actions_for(code, ad_id, again))
 
     async def _message_there(self, seq: int, stats: ReadStats, ad_id: str) -> bool:

@@ -174,6 +174,10 @@ NOTES: Final[dict[str, str]] = {
                           "~1 s apart to skip in-flight announcements; timed retries left out): a dead worker's last "
                           "deliveries, not announced before it died; JetStream redelivers them within its consumer's "
                           "ack_wait (below)",
+    "ack_lost": "completed ad whose message is still ack-pending under the very delivery that completed it, younger "
+                "than its consumer's ack_wait: that delivery's acknowledgement was lost (a stream leader's fail-over); "
+                "JetStream delivers it again and a worker acknowledges it unanalysed. Past ack_wait (+5 s) it is the "
+                "error completed_with_message (--repair removes the message either way)",
 }
 
 

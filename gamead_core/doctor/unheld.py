@@ -13,6 +13,7 @@ showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
                with a delay, ack-pending until then)
              − the messages nats-server announced a ``nak`` of since the run began (a retry that began after the
                first look read its record: :mod:`gamead_core.doctor.naks_heard`)
+             − the completed ads whose ack was lost, noted ``ack_lost`` (:mod:`gamead_core.doctor.ack_lost`)
 
 read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
 milliseconds), the smaller excess reported. The second reading lists the holdings both before and after the
@@ -126,10 +127,11 @@ class Unheld:
         if held is not None:
             self._first, self._first_at = excess(pending, held, self._timed()), time.monotonic()
 
-    async def confirm(self, stats: ReadStats, note: Note) -> None:
+    async def confirm(self, stats: ReadStats, note: Note, explained: int = 0) -> None:
         """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
         (``count``: unheld deliveries; items: where, the levels with deliveries ack-pending, each with its count of
-        all ack-pending ones and ``ack_wait``; nothing "more" than them)."""
+        all ack-pending ones and ``ack_wait``; nothing "more" than them). ``explained``: deliveries another note
+        already names (``ack_lost``: a completed ad's lost ack, not a dead worker's)."""
         if not self._first:
             return
         await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
@@ -148,7 +150,7 @@ class Unheld:
         after = await self._holdings(stats)
         if before is None or after is None:
             return
-        count = min(self._first, excess(pending, len(before | after), self._timed()))
+        count = min(self._first, excess(pending, len(before | after), self._timed() + explained))
         if count <= 0:
             return
         note.count, note.where = count, True

@@ -1,0 +1,143 @@
+"""A completed ad whose message is still ack-pending under the delivery that completed it: its ``+ACK`` was lost.
+
+A worker records ``completed``, then acknowledges the delivery with a plain ``+ACK`` (no reply). On a 3-node
+cluster a SIGKILL of the stream leader loses a few of those (chaos48 F3: 2-6 ads per kill, whichever node the
+worker was on): the record is final, written once, and the message stays ack-pending until the consumer's
+``ack_wait`` (30 s) runs out; JetStream then delivers it again and a worker acknowledges it unanalysed (its record
+says that delivery ended it). Meanwhile the doctor said ``✗ completed_with_message`` and exited 1, so a cron that
+pages on exit 1 paged after every fail-over.
+
+So a ``completed_with_message`` is the note ``ack_lost`` (exit 0) when all of these hold (:func:`redelivered_by`):
+
+* the ad has one message, and it is the one its record's ``delivery`` names (the record was completed under it);
+* that message is ack-pending at its level consumer: above the consumer's ack floor and at or below the last
+  stream sequence it delivered (``CONSUMER.INFO``; a work-queue stream removes a message once it is acked);
+* its completion (``completedAt``, stamped on nats-server's clock: :mod:`gamead_core.clock`) plus the consumer's
+  ``ack_wait`` plus :data:`MARGIN` is still ahead of the doctor's now (nats-server's clock too). The redelivery is
+  due ``ack_wait`` after the delivery's last acknowledgement of progress, which came before the completion, so
+  ``completedAt + ack_wait`` is its latest time; :data:`MARGIN` covers the next pull of that level.
+
+Past that, nothing redelivered it: the finding ``completed_with_message`` (exit 1), with what was due when.
+``--repair`` removes the message by its sequence in both cases (if the record is still ``completed``): nats-server
+terminates a deleted message's pending delivery, so nothing is redelivered and a late ``+ACK`` is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import nats.errors
+from nats.js import JetStreamContext
+
+from gamead_core import clock, names
+from gamead_core.doctor.checks import Facts, WorkMsg
+from gamead_core.doctor.model import Finding, Note, ReadStats
+from gamead_core.doctor.verdict import Look, add
+from gamead_core.errors import GameadError
+from gamead_core.models import AdStatus
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.partitions import partition_of
+from gamead_core.times import clock_utc
+from gamead_core.worker.budget import parse_delivery
+
+log = logging.getLogger(__name__)
+
+#: Seconds past ``completedAt + ack_wait`` a lost ack stays a note: a worker's next pull of the ad's level.
+MARGIN = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """What a level consumer says of its deliveries: its ack floor and the last stream sequence it delivered
+    (stream sequences), and its ``ack_wait`` (seconds)."""
+
+    ack_floor: int
+    delivered: int
+    ack_wait: float
+
+    def pending(self, seq: int) -> bool:
+        """Whether stream sequence ``seq`` (still in the work stream) is delivered and not acknowledged."""
+        return self.ack_floor < seq <= self.delivered
+
+
+def redelivered_by(facts: Facts | None, messages: Sequence[WorkMsg], floor: Floor | None) -> float | None:
+    """When JetStream redelivers a completed ad's message whose ack was lost (epoch seconds: ``completedAt`` +
+    the consumer's ``ack_wait``), or None when the ad is not one (module doc). Pure."""
+    if facts is None or facts.status != AdStatus.COMPLETED or facts.completed_at is None or floor is None:
+        return None
+    if len(messages) != 1 or messages[0].seq != parse_delivery(facts.delivery)[0]:
+        return None
+    if not floor.pending(messages[0].seq):
+        return None
+    return facts.completed_at.timestamp() + floor.ack_wait
+
+
+def young(by: float, now: float) -> bool:
+    """Whether a redelivery due at ``by`` may still be on its way at ``now`` (:data:`MARGIN`). Pure."""
+    return now <= by + MARGIN
+
+
+def note_text(by: float, now: float) -> str:
+    """The note's detail for one ad. Pure."""
+    return (f"ack lost: JetStream redelivers it by {clock_utc(by, now)} and a worker acknowledges it unanalysed "
+            f"(--repair removes it now)")
+
+
+def late_text(by: float, ack_wait: float, now: float) -> str:
+    """The finding's detail for one ad whose redelivery is overdue. Pure."""
+    return (f"its acknowledgement was lost and nothing redelivered it: due by {clock_utc(by, now)} (completedAt + "
+            f"its consumer's ack_wait, {ack_wait:g} s), {now - by:.0f} s ago; is a worker pulling its level?")
+
+
+class AckLost:
+    """The check in one doctor run's second look: the consumers' floors read once each (one ``CONSUMER.INFO``
+    per level and partition of a completed ad with a message)."""
+
+    def __init__(self, js: JetStreamContext, partitions: int) -> None:
+        self._js = js
+        self._parts = partitions
+        self._floors: dict[tuple[int, int], Floor | None] = {}
+
+    async def floor(self, level: int, partition: int, stats: ReadStats) -> Floor | None:
+        """The floor of ``level``'s consumer in work-stream ``partition``; None when it cannot be read."""
+        key = (level, partition)
+        if key not in self._floors:
+            stats.api_calls += 1
+            try:
+                with nats_boundary():
+                    info = await self._js.consumer_info(names.work_stream(partition),
+                                                        names.level_consumer(level, partition))
+                self._floors[key] = Floor(int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0,
+                                          int(info.delivered.stream_seq or 0) if info.delivered else 0,
+                                          float(info.config.ack_wait or 0))
+            except (GameadError, nats.errors.Error) as exc:
+                log.debug("doctor: consumer of level %d, partition %d: %r", level, partition, exc)
+                self._floors[key] = None
+        return self._floors[key]
+
+    async def due(self, facts: Facts | None, messages: Sequence[WorkMsg], partition: int,
+                  stats: ReadStats) -> tuple[float, float] | None:
+        """``(redelivery due, ack_wait)`` of a completed ad whose ack was lost (:func:`redelivered_by`); None when
+        it is not one."""
+        if facts is None or facts.status != AdStatus.COMPLETED or len(messages) != 1:
+            return None
+        floor = await self.floor(messages[0].level, partition, stats)
+        by = redelivered_by(facts, messages, floor)
+        return None if by is None or floor is None else (by, floor.ack_wait)
+
+    async def judge(self, ad_id: str, look: Look, stats: ReadStats, finding: Finding, note: Note) -> None:
+        """A confirmed ``completed_with_message`` of ``ad_id`` (the second ``look``) goes into ``note`` while its lost
+        ack's redelivery may still come (:func:`young`), else into ``finding`` (with when it was due, if it was a
+        lost ack)."""
+        messages = look.work.get(ad_id, [])
+        lost = await self.due(look.records.get(ad_id), messages, partition_of(ad_id, self._parts), stats)
+        now = clock.now()
+        if lost is not None and young(lost[0], now):
+            add(note, ad_id, note_text(lost[0], now))
+        else:
+            add(finding, ad_id, None if lost is None else late_text(lost[0], lost[1], now))
+
+
+__all__ = ["MARGIN", "AckLost", "Floor", "late_text", "note_text", "redelivered_by", "young"]

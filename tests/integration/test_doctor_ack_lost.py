@@ -1,0 +1,128 @@
+"""A completed ad whose ``+ACK`` was lost: `gamead doctor` notes it (exit 0) while JetStream's redelivery may still
+come, and fails (exit 1) once it is overdue (chaos48 F3).
+
+The drill: a 3-node R3 cluster, the stream leader SIGKILLed at 120 ads/s: 2-6 ads per kill were `completed` (one
+write) while their plain `+ACK` was lost, so their messages stayed ack-pending until `ack_wait` (30 s) redelivered
+them to a worker that acknowledged them unanalysed; `gamead doctor` 22-28 s after each kill said `✗
+completed_with_message · 6 ads · invariant 2`, exit 1: a cron paging on exit 1 paged after every fail-over. Here
+on one real nats-server: a connection pulls each ad's delivery, writes its record `completed` under it, and never
+acknowledges it (the lost ack); no worker runs, so past `ack_wait` nothing redelivers it (a real fault).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import AdStatus, utcnow
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.analyzer import analyze
+from gamead_core.worker.budget import delivery_id
+from tests.support import Proc, ad, assert_doctor_clean, clean_env, run_gamead, start_api, wait_for
+
+ACK_WAIT = 10  #: seconds: the stack's queue.ack_wait (its level consumers'), short so "past it" comes soon
+LEVEL = 5
+YOUNG_LEVEL = 4  #: the young ad's: a pull of LEVEL past ack_wait gets an old one's redelivery first
+
+
+def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int = LEVEL) -> list[str]:
+    """Submit one ad per title, pull each delivery, record it `completed` under it; acknowledge none."""
+
+    async def run() -> list[str]:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            for title in titles:
+                answer = await client.post("/ads", json=ad(title, level))
+                assert answer.status_code == 202, answer.text
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe_bind(names.level_consumer(level), names.ADS_STREAM)
+            store = await AdStore.open(nc, js)
+            done: list[str] = []
+            while len(done) < len(titles):
+                for msg in await sub.fetch(len(titles) - len(done), timeout=10):
+                    ad_id = msg.headers[names.HDR_AD_ID]
+                    current = await store.get(ad_id)
+                    record, now = current.record, utcnow()
+                    await store.update(record.model_copy(update={
+                        "status": AdStatus.COMPLETED, "attempts": 1, "worker_id": "local-9", "started_at": now,
+                        "delivery": delivery_id(msg.metadata.sequence.stream, msg.metadata.num_delivered),
+                        "completed_at": utcnow(), "analysis": analyze(record.ad)}), current.revision)
+                    done.append(ad_id)  # and no ack: it was lost on its way
+            return done
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _doctor(url: str, *args: str) -> tuple[int, dict[str, Any]]:
+    run = run_gamead("doctor", "--api", url, "--settle", "0.5", "-o", "json", *args, env=clean_env(), timeout=120)
+    assert run.stdout.strip(), run.stderr
+    return run.returncode, json.loads(run.stdout)
+
+
+def _ack_pending(nats_url: str) -> tuple[int, int]:
+    """The ack-pending deliveries of both levels' consumers, and the messages left in the work stream."""
+
+    async def run() -> tuple[int, int]:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            pending = [(await js.consumer_info(names.ADS_STREAM, names.level_consumer(lvl))).num_ack_pending
+                       for lvl in (LEVEL, YOUNG_LEVEL)]
+            return sum(int(n or 0) for n in pending), int((await js.stream_info(names.ADS_STREAM)).state.messages)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def test_a_lost_ack_is_a_note_until_ack_wait_then_an_error_and_repair_removes_both(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__ACK_WAIT=str(ACK_WAIT))
+    procs.append(api)
+    old = _complete_without_ack(url, server.url, ["Ack Lost One", "Ack Lost Two"])
+
+    # within ack_wait: JetStream redelivers them and a worker acknowledges them unanalysed: a note, exit 0
+    code, report = _doctor(url)
+    assert code == 0 and report["findings"] == [], report
+    [note] = [n for n in report["notes"] if n["kind"] == "ack_lost"]
+    assert note["count"] == 2 and sorted(note["sample"]) == sorted(old), note
+    for ad_id in old:
+        assert note["details"][ad_id].startswith("ack lost: JetStream redelivers it by "), note
+        assert note["details"][ad_id].endswith(" UTC and a worker acknowledges it unanalysed (--repair removes it "
+                                               "now)"), note
+    assert "ack_pending_unheld" not in {n["kind"] for n in report["notes"]}, report  # the same deliveries, named
+
+    # past ack_wait (+ the margin) with nothing redelivered: the invariant's error, exit 1
+    def overdue() -> dict[str, Any] | None:
+        code, report = _doctor(url)
+        return report if code == 1 else None
+
+    report = wait_for(overdue, timeout=ACK_WAIT + 60, interval=1, what="doctor exit 1 past ack_wait")
+    [finding] = report["findings"]
+    assert finding["kind"] == "completed_with_message" and sorted(finding["sample"]) == sorted(old), report
+    assert "nothing redelivered it" in finding["details"][old[0]], finding
+    assert "ack_lost" not in {n["kind"] for n in report["notes"]}, report
+
+    # --repair removes the overdue ones and a young one alike: nothing is left ack-pending to redeliver
+    [young] = _complete_without_ack(url, server.url, ["Ack Lost Three"], YOUNG_LEVEL)
+    assert _ack_pending(server.url) == (3, 3)
+    run = run_gamead("doctor", "--api", url, "--repair", "--yes", "-o", "json", env=clean_env(), timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    fixed = json.loads(run.stdout)
+    assert young in [n for n in fixed["before"]["notes"] if n["kind"] == "ack_lost"][0]["sample"], fixed["before"]
+    assert fixed["after"]["ok"] and not fixed["after"]["notes"], fixed["after"]
+    assert _ack_pending(server.url) == (0, 0)
+    assert_doctor_clean(url)
