@@ -20,14 +20,16 @@ from tests import dies_with_pytest  # noqa: F401 - on import: every child of pyt
 from tests.nats_filter import PublishFilter
 from tests.support import ForkServer, Proc, start_api, start_worker
 
-#: Hypothesis' default 200 ms deadline per example and its too_slow health check are assertions on elapsed time
-#: (house rule 5): at load 17, test_one_of_each's backoff property failed on one slow example (session 48). A property
-#: test asserts what the code answers, never how fast; a test that sets its own settings still gets these two.
-settings.register_profile("gamead", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("gamead")
-
 pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline", "tests.shared_tls",
                   "tests.session_ends", "tests.tiny_disk", "tests.plain_sigint"]
+
+#: Hypothesis's checks of a test's own speed (a 200 ms deadline per example; "input generation is slow" past 1 s of
+#: draws, 30 s without a deadline) are timings of the machine, not what a test asserts: 24 of the suite's 29 modules
+#: of @given tests had set deadline=None one by one. Suite48's run at load 14-23 (-n 10) failed two of the others so,
+#: each passing alone: test_submit_path (DeadlineExceeded, 234 ms) and test_idempotency (FailedHealthCheck too_slow,
+#: 4 inputs in 1.16 s), and test_one_of_each's backoff property at load 17. A test may still set a deadline of its own.
+settings.register_profile("gamead", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gamead")
 
 
 @pytest.fixture(scope="session", autouse=True)
