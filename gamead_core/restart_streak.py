@@ -40,11 +40,11 @@ def exit_words(code: int, meanings: Mapping[int, str]) -> str:
 
 def streak_after_exit(failures: int, ran: float, code: int) -> tuple[int, int]:
     """A child that died ``failures`` times in a row has exited with ``code`` after running ``ran`` s: its streak now
-    and the streak its restart's delay is reckoned from (:func:`~gamead_core.supervisor.restart_delay`). The streak
-    restarts from 0 after :data:`HEALTHY_AFTER` s of life; a stop asked from outside (:func:`stopped_from_outside`:
-    exit 0, or an end by an operator's SIGTERM) does not grow it and restarts at the base delay; any other exit grows it by one. Before (chaos47
-    F4) an exit 0 counted as a death in a row: workers SIGTERMed every 4 s waited 16 s, then 30 s, to come back, and
-    none ran meanwhile."""
+    and the streak its restart's delay is reckoned from (:func:`~gamead_core.supervisor.restart_delay`). The
+    streak restarts from 0 after :data:`HEALTHY_AFTER` s of life; a stop asked from outside
+    (:func:`stopped_from_outside`: exit 0, or an end by an operator's SIGTERM) does not grow it and restarts at
+    the base delay; any other exit grows it by one. Before (chaos47 F4) an exit 0 counted as a death in a row:
+    workers SIGTERMed every 4 s waited 16 s, then 30 s, to come back, and none ran meanwhile."""
     streak = 0 if ran >= HEALTHY_AFTER else failures
     if stopped_from_outside(code):
         return streak, 1
