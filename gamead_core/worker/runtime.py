@@ -170,8 +170,8 @@ class Worker:
                     await self._loop(puller, stop)
                 finally:
                     lapses.cancel()
-                    answering = await stop_begins(nc, self.id, self.settings, held=len(self._held), writes=self._writes,
-                                                  ack_wait=self._keepalive.ack_wait, abort=self._abort)  # .nats_silent
+                    answering = await stop_begins(nc, js, self.id, self.settings, len(self._held),  # .nats_silent
+                                                  self._keepalive.ack_wait, writes=self._writes, abort=self._abort)
                     polls = asyncio.ensure_future(puller.stop(answering=answering, drain=self._writes.drain_timeout))
                     await self._hand_back()
                     await drain(self._tasks, self._abort, self._writes, self._shielded,
