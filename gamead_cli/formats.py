@@ -17,6 +17,7 @@ from gamead_core.count_words import count_text as count_text, counted as counted
 from gamead_core.durations import exact_duration, format_duration
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.safe_text import shown
+from gamead_core.times import clock_utc
 
 
 def command_text(text: str, style: str = "dim") -> Text:
@@ -280,8 +281,8 @@ def time_column(label: str) -> str:
 
 def clock_text(epoch: float) -> str:
     """``02:31:05 UTC`` for epoch seconds ``epoch``: a time the CLI says on stderr within the hour (an outage's
-    stop, a rate limit's end). Pure."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime(f"%H:%M:%S {TIME_ZONE}")
+    stop, a rate limit's end); :func:`gamead_core.times.clock_utc` without the date. Pure."""
+    return clock_utc(epoch, epoch)
 
 
 def short_time(value: Any) -> str:
