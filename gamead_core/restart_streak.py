@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 
+from gamead_core.count_words import counted
+
 #: A child that ran this long before dying is considered healthy again: its failure streak resets.
 HEALTHY_AFTER = 30.0
 
@@ -51,6 +53,12 @@ def streak_after_exit(failures: int, ran: float, code: int) -> tuple[int, int]:
     return streak + 1, streak + 1
 
 
+def forgiven_words(completed: int) -> str:
+    """Why a death did not lengthen the back-off (:func:`streak_after_recovery`): ``it completed 12 ads`` (progress
+    since its start), else the lone-run charge. Pure."""
+    return f"it completed {counted(completed, 'ad')}" if completed else "its crash was the one ad it ran, charged"
+
+
 def streak_after_recovery(before: int, completed: int, lone_charged: bool) -> int | None:
     """A worker's death has been recovered (its held ads handed back, :func:`gamead_core.worker.reaper.recover`):
     the streak it leaves, ``before`` being the deaths in a row before it; None: it counts as a death in a row, its
@@ -87,5 +95,5 @@ def restart_said(refusals: int) -> bool:
     return refusals <= 1
 
 
-__all__ = ["HEALTHY_AFTER", "REFUSALS_SAID_EVERY", "STOP_SIGNALS", "exit_words", "refusal_said", "restart_said",
-           "stopped_from_outside", "streak_after_exit", "streak_after_recovery"]
+__all__ = ["HEALTHY_AFTER", "REFUSALS_SAID_EVERY", "STOP_SIGNALS", "exit_words", "forgiven_words", "refusal_said",
+           "restart_said", "stopped_from_outside", "streak_after_exit", "streak_after_recovery"]

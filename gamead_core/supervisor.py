@@ -50,7 +50,7 @@ from pathlib import Path
 
 from gamead_core.log_bound import CHECK_EVERY, LOG_LIMIT, bound_log
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
-from gamead_core.restart_streak import (REFUSALS_SAID_EVERY, exit_words, refusal_said, restart_said,
+from gamead_core.restart_streak import (REFUSALS_SAID_EVERY, exit_words, forgiven_words, refusal_said, restart_said,
                                        stopped_from_outside, streak_after_exit, streak_after_recovery)
 from gamead_core.worker.backoff import backoff_ceiling
 
@@ -259,9 +259,8 @@ class Supervisor:
         base = restart_delay(1, *self.restart_backoff)
         if child.restart_at is not None and child.restart_at > died + base:
             child.restart_at = died + base
-            why = f"it completed {completed} ads" if completed else "its crash was the one ad it ran, charged"
-            self._say(child, f"{child.name} (pid {pid}) restarts at the base delay instead ({why}: no crash "
-                             f"loop); restarting in {max(0.0, child.restart_at - time.monotonic()):.1f}s")
+            self._say(child, f"{child.name} (pid {pid}) restarts at the base delay instead "
+                             f"({forgiven_words(completed)}: no crash loop); restarting in {max(0.0, child.restart_at - time.monotonic()):.1f}s")
 
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""

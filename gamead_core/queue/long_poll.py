@@ -162,6 +162,10 @@ class LongPolls:
         if not drained:
             for sub in subs:
                 await unsubscribe_quietly(sub)
+        await self._nak_inboxes()
+
+    async def _nak_inboxes(self) -> None:
+        """Hand back (``nak``) every ad the inboxes hold: never started, never charged."""
         left: list[Msg] = []
         for queue in self.inbox.values():
             take_delivered(queue, queue.qsize(), left)
@@ -179,10 +183,7 @@ class LongPolls:
         loop = asyncio.get_running_loop()
         self._ending = True
         while True:
-            left: list[Msg] = []
-            for queue in self.inbox.values():
-                take_delivered(queue, queue.qsize(), left)
-            await nak_now(left)
+            await self._nak_inboxes()
             now, end = time.monotonic(), max(self._polling.values(), default=0.0) + POLL_MARGIN
             end = min(end, until)
             if not self._polling or not self._nc.is_connected or now >= end:
