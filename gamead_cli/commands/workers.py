@@ -39,6 +39,7 @@ from gamead_cli.options import (
 )
 from gamead_cli.output import emit
 from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
+from gamead_cli.tui.view_tables import NOTED_STATES, STATE_STYLES
 from gamead_core.clock_offset import offset_words, past_limit
 from gamead_core.errors import ApiClientError, NatsUnreachable
 
@@ -73,10 +74,10 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     live = [n for n in items if n.get("state") != "gone"]
     workers = sum(1 for n in live if n.get("role") == "worker")
     line = Text(f"{len(items)} node(s): {len(live) - workers} api, {workers} worker(s)", style="dim")
-    for word, style in (("quiet", "magenta"), ("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+    for word in NOTED_STATES:
         count = sum(1 for n in items if n.get("state") == word)
         if count:  # gone: its entry expired, still listed (it may hold ads)
-            line.append(f" — {count} {word}", style=style)
+            line.append(f" — {count} {word}", style=STATE_STYLES[word])
     table = nodes_table(items, title=None)
     parts: list[RenderableType] = [table, Legend(table, NODES_LEGEND), line]
     parts += clock_notes(live)

@@ -13,6 +13,7 @@ from gamead_cli.doctor_verdict import holds, warnings
 from gamead_cli.formats import age, ago, byte_size, clip, short_time
 from gamead_cli.tui.view_details import wire_words
 from gamead_cli.tui.view_figures import epoch, num
+from gamead_cli.tui.view_tables import NOTED_STATES, STATE_STYLES
 
 #: a header line narrower than this many cells is compact (:func:`summary_text`: no API address, no NATS server)
 HEADER_COMPACT_BELOW = 100
@@ -66,10 +67,10 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             add(Text.assemble((f"{nodes.get('api', 0)} api", "bold"), (" · ", "dim"),
                               (f"{n_workers} worker{'' if n_workers == 1 else 's'}", "bold")))
             add(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", "dim", rank=3)
-        for word, style in (("quiet", "magenta"), ("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+        for word in NOTED_STATES:
             count = _count(nodes, word) + _count(nodes, f"api{word.title()}")  # workers' and API nodes'
             if count:  # late: heartbeat overdue; gone: its entry expired (not counted above), as the footer
-                add(f" {count} {word}", style)
+                add(f" {count} {word}", STATE_STYLES[word])
         add("  NATS", "dim")
         if nats.get("connected"):
             name = "" if compact else f"{nats.get('server') or '?'} "
@@ -97,7 +98,7 @@ def node_tally(nodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
     tally = {"api": sum(1 for n in live if n.get("role") == "api"), "workers": len(workers),
              **{w: sum(1 for n in nodes if isinstance(n, Mapping) and n.get("state") == w)
-                for w in ("late", "stuck", "gone", "quiet")},
+                for w in NOTED_STATES},
              "apiLate": 0, "apiStuck": 0, "apiGone": 0, "inFlight": total("inFlight"),
              "concurrency": total("concurrency")}
     return tally

@@ -18,6 +18,9 @@ from gamead_cli.tui.view_figures import ms, num
 #: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
 STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "late": "yellow",
                                  "quiet": "magenta", "stuck": "bold red", "gone": "bold red"}
+#: the node states counted apart beside a node count (``gamead workers``' footer, top's header and nodes title), in
+#: the order they are said
+NOTED_STATES = ("quiet", "late", "stuck", "gone")
 
 
 def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:

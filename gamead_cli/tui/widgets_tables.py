@@ -261,7 +261,7 @@ class NodesPanel(FilteredPanel):
             self.set_title(str(self.BORDER_TITLE))
             return
         tally = view_header.node_tally(nodes)  # the header's counts too (tui42 F2)
-        counts = {w: tally[w] for w in ("quiet", "late", "stuck", "gone")}
+        counts = {w: tally[w] for w in view_tables.NOTED_STATES}
         title = f"nodes · {tally['workers']} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
         self.set_title(title)
         self.set_class(bool(counts["stuck"] or counts["gone"]), "-alert")
