@@ -121,13 +121,13 @@ class LongPolls:
         self._waiter: asyncio.Future[None] | None = None
         self._subs: list[Subscription] = []
         self._ending = False  #: :meth:`stop` waits for the live long polls to end: every answer wakes it
+        self._reconnects = self._reconnect_count()  #: the connection's reconnections when the long polls were placed
 
     async def start(self) -> None:
         """Subscribe every inbox and bell. Again after :meth:`stop` (a quiet worker resumed,
         :mod:`gamead_core.worker.quiet`): no long poll of before is live, no quiet spell nor backlog hint holds."""
-        self._polling.clear()
-        self.quiet_until, self.rung_at = 0.0, None
-        self.backlog.clear()
+        self._forget()
+        self.rung_at = None
         for key, queue in self.inbox.items():
             inbox = self._nc.new_inbox()
 
@@ -266,6 +266,8 @@ class LongPolls:
     async def place(self, skip: list[Key] | None = None) -> None:
         """Make sure each readable (level, partition) not in ``skip`` nor :attr:`full` has one long poll waiting at
         the server."""
+        if self._reconnect_count() != self._reconnects:  # a restarted server kept no pull request of ours: none
+            self._forget()  # is live, nor the quiet spell they vouched for (quiet48: the next ad waited ~idle_wait)
         mono = time.monotonic()
         for key in self.inbox:
             if ((skip and key in skip) or key in self.full or self._polling.get(key, 0.0) > mono
@@ -276,6 +278,15 @@ class LongPolls:
             except nats.errors.Error:
                 return  # NATS is away: the next pull says so
             self._polling[key] = mono + self._idle_wait
+
+    def _reconnect_count(self) -> int:  # nats-py's count of this connection's reconnections
+        return (getattr(self._nc, "stats", None) or {}).get("reconnects", 0)
+
+    def _forget(self) -> None:
+        """No long poll of ours is live (none placed yet, or lost with the server), no quiet spell nor hint holds."""
+        self._polling.clear()
+        self.backlog.clear()
+        self.quiet_until, self._reconnects = 0.0, self._reconnect_count()
 
     def take(self, free: int, into: list[Msg] | None = None) -> list[Msg]:
         """Ads already delivered to us (long polls, late answers), most urgent level first, appended to ``into``

@@ -13,7 +13,8 @@ oldest pending ad is the oldest of the partitions' heads. So the aging order of
 :mod:`gamead_core.queue.aging` holds across partitions: a level's score uses its oldest ad, wherever it waits.
 
 The worker (:mod:`gamead_core.queue.pull`) reads each level in every partition; a pull of the level goes first
-to the partition with the oldest head, then to the others that have something waiting (:func:`oldest_first`).
+to the partition whose most patient ad (new or due again) has waited longest, then to the others that have
+something waiting (:mod:`gamead_core.queue.part_heads`).
 An idle worker keeps one long poll per level *and partition*: 5 × N waiting pull requests at the server, each
 re-placed every ``queue.idle_wait`` seconds (5 N / idle_wait requests a second per idle worker: 3 a second for
 N = 3 at the default 5 s), and a look at the heads reads 5 × N consumers (concurrently). A partition that cannot
@@ -66,15 +67,6 @@ def merge_depths(level: int, depths: Iterable[LevelDepth]) -> LevelDepth:
                       sum(d.redelivered for d in depths), max(ages) if ages else None)
 
 
-def oldest_first(depths: dict[int, LevelDepth]) -> list[int]:
-    """Partitions of one level with a pending ad, the one with the oldest head first (ties: lower partition),
-    then the partitions with nothing pending but ack pending ads (redeliveries may come due there). Which
-    partition a level's pull goes to first."""
-    pending = sorted((p for p, d in depths.items() if d.pending),
-                     key=lambda p: (-(depths[p].oldest_age or 0.0), p))
-    return pending + sorted(p for p, d in depths.items() if not d.pending and d.ack_pending)
-
-
 def made_with(partition: int, metadata: Mapping[str, str] | None) -> int | None:
     """The ``queue.partitions`` a work stream's ``metadata`` says it was made with: 1 for partition 0 without it
     (a single-stream install of before), None for another partition without it or a value out of 1 …
@@ -93,7 +85,7 @@ def partition_of_msg(msg: object) -> int:
         return 0
 
 
-__all__ = ["PartitionChange", "made_with", "merge_depths", "oldest_first", "partition_change", "partition_of",
+__all__ = ["PartitionChange", "made_with", "merge_depths", "partition_change", "partition_of",
            "partition_of_msg", "per_partition_limit", "settle_by", "settle_rule", "work_streams"]
 
 

@@ -31,7 +31,8 @@ Two kinds of ads wait in a level, and the view sees both:
   redelivery first (JetStream serves redeliveries before new messages), and its wait counts from when it
   became due: a retried ad keeps its place in the aging order.
 
-Partitions (``queue.partitions``): each level is read, long-polled and pulled in each; :mod:`.partitions`.
+Partitions (``queue.partitions``): each level is read, long-polled and pulled in each (:mod:`.partitions`); a level's
+view is kept per partition and its pulls go to the most patient partition first (:mod:`.part_heads`).
 A level that cannot be read (its consumer was deleted, its pull is refused) never blocks the others: it is
 left out of the view and tried again with back-off, logged once when it fails and once when it recovers
 (:mod:`gamead_core.queue.level_health`).
@@ -43,7 +44,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Container, Iterator
-from dataclasses import replace
 
 import nats.errors
 import nats.js.errors
@@ -55,12 +55,13 @@ from gamead_core import clock, names
 from gamead_core.config import QueueSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.aging import LevelHead, delivery_key, head_key, pull_order
-from gamead_core.queue.depth import LevelDepth, level_depths
+from gamead_core.queue.depth import level_depths
 from gamead_core.queue.due import DUE_PROBE, DueProbe, HandedBack, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
-from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
+from gamead_core.queue.part_heads import after_pull, by_wait, merge_heads
+from gamead_core.queue.partitions import partition_of_msg
 from gamead_core.queue.long_poll import LongPolls
-from gamead_core.queue.pull_request import next_head_age, pending_behind, pull_no_wait
+from gamead_core.queue.pull_request import pending_behind, pull_no_wait
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ class AgingPuller:
         self._levels = LevelHealth()
         self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable,  #: inboxes and long polls
                                 full=handed.full if handed is not None else None)
-        self._depths: dict[int, dict[int, LevelDepth]] = {}  #: level → partition → its last reading
-        self._heads: dict[int, LevelHead] = {}
+        self._parts_seen: dict[int, dict[int, LevelHead]] = {}  #: level → partition → its view (:mod:`.part_heads`)
+        self._heads: dict[int, LevelHead] = {}  #: level → its view, merged from its partitions'
         self._heads_at = 0.0
         self._read_at: dict[int, float] = {}  #: level → epoch s of its head's last read (its wait counts from it)
         self._mono_read: dict[int, float] = {}  #: level → monotonic s of the same read (how fresh the view is)
@@ -119,14 +120,13 @@ class AgingPuller:
             self._levels.failed(level, error_text(exc))
             return None
         self._levels.ok(level)
-        self._depths[level] = depths
-        d = merge_depths(level, depths.values())
-        due, due_age = 0, 0.0
-        for p, dp in depths.items() if self._due is not None else ():
-            if dp.ack_pending:
-                n, age = await self._due.count(level, dp, now, p)  # type: ignore[union-attr]
-                due, due_age = due + n, max(due_age, age)
-        return LevelHead(level, d.pending, d.oldest_age or 0.0, d.ack_pending, due, due_age)
+        parts: dict[int, LevelHead] = {}
+        for p, dp in depths.items():  # each partition's view apart: a pull orders them by it (chaos48 F2)
+            due, due_age = await self._due.count(level, dp, now, p) if self._due is not None and dp.ack_pending \
+                else (0, 0.0)
+            parts[p] = LevelHead(level, dp.pending, dp.oldest_age or 0.0, dp.ack_pending, due, due_age)
+        self._parts_seen[level] = parts
+        return merge_heads(level, parts.values())
 
     async def heads(self, *, fresh: bool = False) -> dict[int, LevelHead]:
         """Waiting ads and the longest wait per readable level, each level's reused for ``queue.head_cache_ms``
@@ -146,24 +146,29 @@ class AgingPuller:
             self._read_at[level], self._mono_read[level] = now, mono
             if head is None:
                 self._heads.pop(level, None)
+                self._parts_seen.pop(level, None)
             else:
                 self._heads[level] = head
 
     # --- pulling -------------------------------------------------------------------------------------
     async def _pull_level(self, level: int, want: int) -> list[Msg]:
-        """Up to ``want`` ads of ``level``, partitions with the oldest head first (all when the view has none)."""
-        depths = self._depths.get(level)
-        order = oldest_first(depths) if depths else list(self._parts)
+        """Up to ``want`` ads of ``level``, its partitions' most patient ad first (all when the view has none); each
+        partition's view, and the level's merged from them, counts off what its pull took (:mod:`.part_heads`)."""
+        parts = self._parts_seen.get(level)
         got: list[Msg] = []
-        for p in order:
-            msgs = await pull_no_wait(self._nc, self._polls.inbox[(level, p)], self._polls.reply[(level, p)], level=level,
-                                      partition=p, want=want - len(got), health=self._levels)
-            if self._due is not None and len(self._parts) > 1:
-                self._due.taken(level, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1),
-                                drained=len(msgs) < want - len(got), partition=p)
+        for p in by_wait(parts) if parts else self._parts:
+            ask = want - len(got)
+            inbox, reply = self._polls.inbox[(level, p)], self._polls.reply[(level, p)]
+            msgs = await pull_no_wait(self._nc, inbox, reply, level=level, partition=p, want=ask, health=self._levels)
+            if parts and p in parts:
+                parts[p], taken_due = after_pull(parts[p], msgs, ask, self._read_at.get(level, 0.0))
+                if self._due is not None:
+                    self._due.taken(level, taken_due, drained=len(msgs) < ask, partition=p)
             got.extend(msgs)
             if len(got) >= want:
                 break
+        if parts and level in self._heads:
+            self._heads[level] = merge_heads(level, parts.values())
         return got
 
     async def pull(self, free: int, *, bar: float | None = None) -> list[Msg]:
@@ -292,19 +297,7 @@ class AgingPuller:
         for level in pull_order(ahead, step):
             want = free - len(got)
             msgs = await self._pull_level(level, want)
-            got.extend(msgs)
-            head = self._heads.get(level)
-            if head is not None:  # a short answer means the level is drained
-                taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1)) if head.due else 0
-                if self._due is not None and len(self._parts) == 1:  # (per partition in _pull_level otherwise)
-                    self._due.taken(level, taken_due, drained=len(msgs) < want)
-                if len(msgs) == want:  # what the view counted, less what was taken, but never fewer than the
-                    head = replace(head, due=head.due - taken_due,  # deliveries say wait (pending_behind)
-                                   pending=max(0, head.pending - (len(msgs) - taken_due), pending_behind(msgs)),
-                                   head_age=next_head_age(head.head_age, self._read_at.get(level, 0.0), msgs))
-                else:
-                    head = replace(head, pending=0, due=0)
-                self._heads[level] = head
+            got.extend(msgs)  # (the level's view counted them off: _pull_level)
             if self._due is not None:
                 for msg in msgs:
                     self._due.forget(msg.metadata.sequence.stream, partition_of_msg(msg))

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
+from gamead_core.queue.aging import LevelHead
 from gamead_core.queue.depth import LevelDepth
+from gamead_core.queue.part_heads import by_wait, merge_heads
 from gamead_core.queue.partitions import (
     merge_depths,
-    oldest_first,
     partition_change,
     partition_of,
     per_partition_limit,
@@ -142,10 +143,19 @@ def test_a_levels_view_sums_counts_and_keeps_the_oldest_head() -> None:
     assert (merged.pending, merged.ack_pending, merged.redelivered, merged.oldest_age) == (8, 3, 1, 9.5)
     assert (merged.ack_floor, merged.delivered_seq) == (0, 0)  # sequences of different streams do not add up
     assert merge_depths(2, [depths[0]]) == depths[0]
-    # a pull goes to the oldest head first, then to the other partition with something waiting, then to one with
-    # only ads in flight (a redelivery may come due there)
-    assert oldest_first(depths) == [2, 0, 1]
-    assert oldest_first({0: LevelDepth(1, 0), 1: LevelDepth(1, 0)}) == []
+
+
+def test_a_levels_pull_goes_to_its_most_patient_partition_first_due_retries_counted() -> None:
+    """chaos48 F2: partition 1's only waiting ads are retries due 8 s; partition 0 has a new ad of 4 s. Before, the
+    pull went to the oldest *new* ad first (partition 0), so the level, scored by its retries, served fresh ads."""
+    heads = {0: LevelHead(2, 3, 4.0, 1), 1: LevelHead(2, 0, 0.0, 2, 2, 8.0), 2: LevelHead(2, 5, 9.5),
+             3: LevelHead(2, 0, 0.0, 4)}
+    # then the partition with only ads in flight (a redelivery may have come due there unseen); an empty one never
+    assert by_wait({**heads, 4: LevelHead(2, 0, 0.0)}) == [2, 1, 0, 3]
+    merged = merge_heads(2, list(heads.values()))
+    assert merged == LevelHead(2, 8, 9.5, 7, 2, 8.0)  # counts summed, each kind's longest wait
+    assert merge_heads(2, [heads[1]]) is heads[1]
+    assert merge_heads(2, [heads[0], heads[3]]).due_age == 0.0  # no due ad: no due wait
 
 
 # --- changing queue.partitions -------------------------------------------------------------------------------
