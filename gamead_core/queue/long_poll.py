@@ -184,8 +184,7 @@ class LongPolls:
         self._ending = True
         while True:
             await self._nak_inboxes()
-            now, end = time.monotonic(), max(self._polling.values(), default=0.0) + POLL_MARGIN
-            end = min(end, until)
+            now, end = time.monotonic(), min(max(self._polling.values(), default=0.0) + POLL_MARGIN, until)
             if not self._polling or not self._nc.is_connected or now >= end:
                 return
             waiter = self._waiter = loop.create_future()
