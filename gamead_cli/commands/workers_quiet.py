@@ -26,12 +26,15 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Every live worker.")]
 
 
 def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
-    """One worker's answer for people: ``w1 is quiet: it takes no new ad, 2 ads running finish`` (``was already
-    quiet`` when asked twice). Pure."""
-    who, running = doc.get("workerId"), counted(doc.get("inFlight") or 0, "ad")
+    """One worker's answer for people: ``w1 is quiet: it takes no new ad (the 2 ads it runs finish first)`` (``was
+    already quiet`` when asked twice; ``none running`` when it runs none). Pure."""
+    who, n = doc.get("workerId"), doc.get("inFlight") or 0
+    running = counted(n, "ad")
     if verb == "quiet":
         now = "is quiet" if doc.get("changed", True) else "was already quiet"
-        return Text(f"{who} {now}: it takes no new ad ({running} running finish)", style="bold")
+        rest = f"the {running} it runs finish first" if n > 1 else "the ad it runs finishes first" if n else \
+            "none running"
+        return Text(f"{who} {now}: it takes no new ad ({rest})", style="bold")
     now = "resumed" if doc.get("changed", True) else "was not quiet"
     return Text(f"{who} {now}: it takes ads ({running} running)", style="bold")
 

@@ -80,3 +80,12 @@ def test_the_audit_action_and_the_counts_name_quiet() -> None:
     shown = [(node(id="q"), "quiet"), (node(id="b"), "ok"), (node(id="a", role="api"), "ok")]
     counts = node_counts(shown)
     assert counts["workers"] == 2 and counts["quiet"] == 1  # a quiet worker is live, and counted apart
+
+
+@pytest.mark.parametrize(("running", "said"), [(0, "(none running)"), (1, "(the ad it runs finishes first)"),
+                                               (2, "(the 2 ads it runs finish first)")])
+def test_the_quiet_answer_says_what_it_still_runs_in_words(running: int, said: str) -> None:
+    """The lead's drill: ``local-2 is quiet: it takes no new ad (0 ads running finish)``."""
+    from gamead_cli.commands.workers_quiet import answer_line
+    line = answer_line({"workerId": "local-2", "inFlight": running, "changed": True}, "quiet").plain
+    assert line == f"local-2 is quiet: it takes no new ad {said}"
