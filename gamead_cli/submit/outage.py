@@ -165,8 +165,8 @@ class Outage:
         outage if none is under way (said once) and the run has not stopped (regress46: an answer after the stop
         began a second outage, its ``!`` line promising a stop already made); an ad taken ends a store outage (said)."""
         verdict = store_verdict(bodies)
-        self.took = self.took or verdict == ""
         if verdict == "":
+            self.took = True
             if self.since is not None and self.kind == "store":
                 self._end("store")
             return
