@@ -259,8 +259,8 @@ class Supervisor:
         base = restart_delay(1, *self.restart_backoff)
         if child.restart_at is not None and child.restart_at > died + base:
             child.restart_at = died + base
-            self._say(child, f"{child.name} (pid {pid}) restarts at the base delay instead "
-                             f"({forgiven_words(completed)}: no crash loop); restarting in {max(0.0, child.restart_at - time.monotonic()):.1f}s")
+            self._say(child, f"{child.name} (pid {pid}) restarts at the base delay instead ({forgiven_words(completed)}"
+                             f": no crash loop); restarting in {max(0.0, child.restart_at - time.monotonic()):.1f}s")
 
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
