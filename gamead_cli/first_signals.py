@@ -23,7 +23,8 @@ start, 0.15 s idle, up to 0.9 s with 8 started at once at load 32) an inherited-
 kernel, out of any process's reach (regress39 F8: a worker INT'd 1 s after its spawn retried NATS on; README).
 The same signal a second time while the first is being acted on takes its default action (the process ends by it at
 once, as before this module); the other one is ignored then (a closed terminal's SIGHUP and a supervisor's SIGTERM
-come together). Only the standard library is imported here.
+come together). Only the standard library (and :mod:`gamead_cli.interrupt_point`, which imports only it) is
+imported here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from types import FrameType
+
+from gamead_cli.interrupt_point import raise_interrupt
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); :mod:`gamead_cli.stops` shares this dict
 STOPPED: dict[str, int | None] = {"signal": None}
@@ -63,13 +67,14 @@ def install(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _on_signal(signum: int, _frame: object) -> None:
-    """Raise :class:`KeyboardInterrupt` in the main thread, the signal remembered; a repeat of the one being acted
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    """Raise :class:`KeyboardInterrupt` in the main thread (never inside a lock's taking:
+    :func:`gamead_cli.interrupt_point.raise_interrupt`), the signal remembered; a repeat of the one being acted
     on takes its default action, the other one is ignored meanwhile (module docstring)."""
     acting = PHASE["acting"]
     if acting is None:
         PHASE["acting"] = STOPPED["signal"] = signum
-        raise KeyboardInterrupt
+        raise_interrupt(_frame)
     if acting == signum:
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)

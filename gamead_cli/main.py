@@ -13,9 +13,10 @@ def main() -> None:
     (:func:`gamead_cli.stops.ended`): a Ctrl-C while the exit waits for a thread prints no traceback. A
     SIGTERM, SIGHUP or Ctrl-C that comes before the error boundary exists (while its modules are imported) ends
     the command as the boundary would have: one red line, exit 143 / 129 / 130."""
-    from gamead_cli import first_signals
+    from gamead_cli import first_signals, interrupt_point
 
     first_signals.install()
+    interrupt_point.install()
     try:
         try:
             from gamead_cli.root import app

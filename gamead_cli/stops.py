@@ -11,9 +11,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from gamead_cli import exitcodes, first_signals
+from gamead_cli.interrupt_point import raise_interrupt, settled
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); the one dict of :mod:`gamead_cli.first_signals`
 STOPPED: dict[str, int | None] = first_signals.STOPPED
@@ -23,20 +25,23 @@ _NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP", int(sign
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
     """Inside the block SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread, as Ctrl-C does,
-    and are remembered (:func:`stopped_by`, :func:`interrupted_code`). Outside the main thread (a test runner's
-    thread) nothing changes: Python lets only the main thread set handlers. The command is then no longer starting
-    (:func:`gamead_cli.first_signals.handed_over`): a stop says what it did, not "nothing was sent"."""
+    never inside a lock's taking (:func:`gamead_cli.interrupt_point.raise_interrupt`; Ctrl-C too, unless another
+    handler than Python's has it), and are remembered (:func:`stopped_by`, :func:`interrupted_code`). Outside the
+    main thread (a test runner's thread) nothing changes: Python lets only the main thread set handlers. The
+    command is then no longer starting (:func:`gamead_cli.first_signals.handed_over`): a stop says what it did, not
+    "nothing was sent"."""
     STOPPED["signal"] = None
     first_signals.handed_over()
 
-    def handler(signum: int, _frame: Any) -> None:
-        STOPPED["signal"] = signum
-        raise KeyboardInterrupt
+    def handler(signum: int, frame: FrameType | None) -> None:
+        STOPPED["signal"] = None if signum == signal.SIGINT else signum
+        raise_interrupt(frame)
 
     before: dict[int, Any] = {}
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            before[sig] = signal.signal(sig, handler)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            if sig != signal.SIGINT or signal.getsignal(sig) is signal.default_int_handler:
+                before[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread
         pass
     try:
@@ -110,9 +115,11 @@ def ended() -> None:
     end the process at once, by their default action (the shell says 130, 143, 129), where a Python handler is
     set. The interpreter's exit then joins the threads still running (a request in flight); a Ctrl-C during that
     join printed ``Exception ignored in: <module 'threading'> … KeyboardInterrupt`` (review30b F11). A signal
-    ignored (``nohup``, a background job) stays ignored. On the main thread only (elsewhere: nothing)."""
+    ignored (``nohup``, a background job) stays ignored. An interrupt put off (:mod:`gamead_cli.interrupt_point`)
+    is no longer due. On the main thread only (elsewhere: nothing)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    settled()
     for sig in _HELD:
         if callable(signal.getsignal(sig)):
             signal.signal(sig, signal.SIG_DFL)

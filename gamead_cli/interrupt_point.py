@@ -1,0 +1,92 @@
+"""Where a stop signal's :class:`KeyboardInterrupt` may land (session 48's fresh-clone failure: ``gamead dlq replay``
+following its job, sent SIGHUP, was still running 30 s later; one run in hundreds).
+
+The CLI's handlers (:mod:`gamead_cli.first_signals`, :func:`gamead_cli.stops.signals_interrupt`) raise a
+KeyboardInterrupt in the main thread wherever it is, so that a Ctrl-C, SIGTERM or SIGHUP ends a blocking read at
+once. Two places keep it from doing its job, whatever the command:
+
+* **A lock being taken or given back.** ``with lock:`` whose ``__enter__`` is Python code (httpcore's
+  ``ThreadLock``, around its connection pool and each connection's state) takes the lock, then Python runs the
+  pending handler before ``__enter__`` returns: the interrupt comes out of ``__enter__``, the ``with`` never runs
+  ``__exit__``, and the lock stays taken; the unwind (httpcore closes the request under the same lock) then waits
+  on it for ever (CPython bpo-29988). The same in an ``__exit__`` before it releases, or an ``acquire``/``release``.
+  Here the interrupt is raised again 1 ms later (``SIGALRM``), by then inside the ``with`` block, whose ``__exit__``
+  runs; a frame still taking a lock after :data:`PUT_OFF_AT_MOST` seconds gets it anyway.
+* **A finalizer.** An interrupt raised while a ``__del__`` or a generator's clean-up runs (the garbage collector
+  can run them anywhere) is printed as ``Exception ignored in: …`` and dropped (``sys.unraisablehook``): the
+  command reads on as if no signal came. :func:`install` sets a hook that raises it again 1 ms later, the same way.
+
+Only the standard library is imported here (it is installed before the CLI's other modules load).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+#: frames in which an interrupt would leave a lock taken (or a context half set up): it is put off past them
+TAKING = frozenset({"__enter__", "__exit__", "acquire", "release"})
+#: seconds after which an interrupt put off is raised wherever the main thread is (a lock waited on for ever)
+PUT_OFF_AT_MOST = 1.0
+#: seconds between an interrupt put off and its next try
+AGAIN_AFTER = 0.001
+#: ``since``: the ``time.monotonic()`` of the first put-off of the interrupt due (None: none due)
+_DUE: dict[str, float | None] = {"since": None}
+
+
+def raise_interrupt(frame: FrameType | None) -> None:
+    """Raise :class:`KeyboardInterrupt`, as a handler of a stop signal does; ``frame``: the frame the handler
+    interrupted (its second argument). In a frame named in :data:`TAKING` (module docstring) it is not raised
+    there but 1 ms later, by ``SIGALRM`` (the main thread's handler), unless it has been put off for
+    :data:`PUT_OFF_AT_MOST` seconds already. Main thread only (where Python runs signal handlers)."""
+    since = _DUE["since"]
+    if frame is not None and frame.f_code.co_name in TAKING and (
+            since is None or time.monotonic() - since < PUT_OFF_AT_MOST):
+        _again_soon()
+        return
+    _DUE["since"] = None
+    raise KeyboardInterrupt
+
+
+def _again_soon() -> None:
+    """Raise the interrupt due :data:`AGAIN_AFTER` seconds from now (``SIGALRM``, handled by :func:`_again`)."""
+    if _DUE["since"] is None:
+        _DUE["since"] = time.monotonic()
+    if signal.getsignal(signal.SIGALRM) is not _again:
+        signal.signal(signal.SIGALRM, _again)
+    signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER)
+
+
+def _again(_signum: int, frame: FrameType | None) -> None:
+    if _DUE["since"] is not None:
+        raise_interrupt(frame)
+
+
+def _unraisable(unraisable: Any) -> None:
+    """``sys.unraisablehook``: an interrupt a finalizer dropped is raised again (module docstring); anything else
+    is reported as Python reports it."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _main_thread():
+        _again_soon()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def install() -> None:
+    """Raise again an interrupt a finalizer dropped (module docstring). Called once, by the entry point."""
+    sys.unraisablehook = _unraisable
+
+
+def settled() -> None:
+    """The command has ended: no interrupt is due any more (a timer left would end the process by ``SIGALRM``)."""
+    if _DUE["since"] is not None and _main_thread():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _DUE["since"] = None

@@ -1,0 +1,103 @@
+"""A stop signal's KeyboardInterrupt never leaves a lock taken nor is dropped by a finalizer
+(:mod:`gamead_cli.interrupt_point`; session 48's fresh clone: ``gamead dlq replay`` following its job, sent SIGHUP,
+was still running 30 s later).
+
+Figures, before: a SIGTERM handled while a Python ``__enter__`` had taken its lock (httpcore's ``ThreadLock`` around
+its connection pool) came out of ``__enter__``: the lock stayed taken (the next ``with`` on it, httpcore's unwind,
+waits for ever); one handled while a ``__del__`` ran was printed as ``Exception ignored`` and dropped: the command
+went on reading. Real signals, sent to this process (pytest runs tests in its main thread, where Python runs
+handlers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gamead_cli import interrupt_point
+from gamead_cli.stops import STOPPED, signals_interrupt
+
+
+def _wait_for_the_interrupt() -> None:
+    """Idle (in short sleeps) up to 10 s: a KeyboardInterrupt due comes out of here."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class _TakesThenSignalled:
+    """A context manager whose Python ``__enter__`` takes a lock (as httpcore's ``ThreadLock`` does) and, lock taken,
+    is sent SIGTERM before it returns."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entered = False
+
+    def __enter__(self) -> _TakesThenSignalled:
+        self.lock.acquire()
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as this call returns: in this frame
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
+
+
+@pytest.fixture
+def stop_handlers() -> Iterator[None]:
+    with signals_interrupt():
+        yield
+    interrupt_point.settled()
+
+
+def test_a_signal_while_a_lock_is_taken_is_raised_in_the_block_whose_exit_gives_it_back(stop_handlers: None) -> None:
+    taking = _TakesThenSignalled()
+    with pytest.raises(KeyboardInterrupt):
+        with taking:
+            taking.entered = True
+            _wait_for_the_interrupt()
+    assert taking.entered, "the interrupt came out of __enter__"
+    assert not taking.lock.locked(), "the lock was left taken: the next `with` on it waits for ever"
+    assert STOPPED["signal"] == signal.SIGTERM
+
+
+class _SignalledWhileFinalized:
+    """An object whose ``__del__`` is sent SIGTERM (the garbage collector runs finalizers anywhere)."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(10))  # Python code after the call: the handler's KeyboardInterrupt is raised in this finalizer
+
+
+def test_a_signal_a_finalizer_dropped_is_raised_again(stop_handlers: None) -> None:
+    before = sys.unraisablehook
+    interrupt_point.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            finalized = _SignalledWhileFinalized()
+            del finalized  # the interrupt, raised in __del__, is "ignored" by Python: the hook raises it again
+            _wait_for_the_interrupt()
+    finally:
+        sys.unraisablehook = before
+
+
+def test_a_lock_taken_for_ever_gets_the_interrupt_anyway(stop_handlers: None) -> None:
+    """A frame taking a lock for longer than PUT_OFF_AT_MOST (a deadlock) is interrupted there, not for ever put off."""
+    held = threading.Lock()
+    held.acquire()
+
+    class Waits:
+        def __enter__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            held.acquire()  # never given: only an interrupt ends this
+
+        def __exit__(self, *_exc: object) -> None:
+            held.release()
+
+    with pytest.raises(KeyboardInterrupt):
+        with Waits():
+            pass
