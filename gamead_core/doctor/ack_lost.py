@@ -120,12 +120,11 @@ class AckLost:
     async def due(self, facts: Facts | None, messages: Sequence[WorkMsg], partition: int,
                   stats: ReadStats) -> tuple[float, float] | None:
         """``(redelivery due, ack_wait)`` of a completed ad whose ack was lost (:func:`redelivered_by`); None when
-        it is not one."""
-        if facts is None or facts.status != AdStatus.COMPLETED or len(messages) != 1:
+        it is not one. One message's consumer is read; :func:`redelivered_by` checks the rest."""
+        if len(messages) != 1 or (floor := await self.floor(messages[0].level, partition, stats)) is None:
             return None
-        floor = await self.floor(messages[0].level, partition, stats)
         by = redelivered_by(facts, messages, floor)
-        return None if by is None or floor is None else (by, floor.ack_wait)
+        return None if by is None else (by, floor.ack_wait)
 
     async def judge(self, ad_id: str, look: Look, stats: ReadStats, finding: Finding, note: Note) -> None:
         """A confirmed ``completed_with_message`` of ``ad_id`` (the second ``look``) goes into ``note`` while its lost
