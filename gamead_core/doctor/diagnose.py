@@ -53,8 +53,7 @@ from gamead_core.doctor.read import ReadBudget, list_messages, subject_counts
 from gamead_core.doctor.records import FirstLook, first_look, read_facts
 from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
-from gamead_core.doctor.naks_heard import NaksHeard
-from gamead_core.doctor.unheld import Unheld
+from gamead_core.doctor.unheld import Unheld, naks_unheard
 from gamead_core.doctor.unreadable import UnreadableRecords
 from gamead_core.doctor.verdict import (MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add, detail_for, judge,
                                         rules_of, summary, suspected, unsettled)
@@ -71,6 +70,7 @@ from gamead_core.queue.write_check import is_check_subject
 from gamead_core.stats.dlq_room import dlq_full_detail
 from gamead_core.stats.records_room import room_detail
 from gamead_core.store.ads import AdStore
+from gamead_core.worker.naks_seen import NaksSeen
 
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
 _WHOLE = ("no_message", "message_without_record", "analysed_without_record")  #: codes a whole listing confirms
@@ -99,14 +99,14 @@ class Doctor:
         """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
         all; a missing stream or bucket is a finding, a listing cut short by the budget makes the report
         partial."""
-        naks = NaksHeard()  # from before the first read: each nak a retry the unheld check leaves out (chaos48)
+        naks = NaksSeen(say=naks_unheard)  # from before the first read: each nak a retry unheld leaves out (chaos48)
         await naks.start(self.nc, self.settings.nats.request_timeout)
         try:
             return await self._diagnose(settle, naks)
         finally:
             await naks.stop()
 
-    async def _diagnose(self, settle: float | None, naks: NaksHeard) -> Diagnosis:
+    async def _diagnose(self, settle: float | None, naks: NaksSeen) -> Diagnosis:
         ds = self.settings.doctor
         settle = ds.settle if settle is None else settle
         started = time.monotonic()
