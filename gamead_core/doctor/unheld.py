@@ -21,7 +21,8 @@ consumer infos and counts a delivery held at either (a steady flow acknowledges 
 ack pending, then no longer announced; regress40 F7's kind), so a race between its reads only undercounts.
 The first reading reuses the consumer infos the stranded check already read
 (:func:`gamead_core.doctor.leftovers.stranded_on`); only when it finds an excess is a second one made (one
-``CONSUMER.INFO`` per level and partition, two registry listings). It breaks no invariant and
+``CONSUMER.INFO`` per level and partition, two registry listings), whose infos the lost-ack check reuses in turn
+(``again``: :class:`gamead_core.doctor.ack_lost.AckLost`). It breaks no invariant and
 fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
 
 The naks heard: a retry that began after its record was read (every second under a steady flow of failing ads) was
@@ -93,6 +94,9 @@ class Unheld:
         self._pending: dict[Level, int] = {}
         self._ack_wait: dict[Level, float] = {}
         self._retry_at: Sequence[float] = ()
+        self._read_twice = False
+        self._again: tuple[int, int] | None = None  #: the second reading: (ack pending, held at either listing)
+        self.again: dict[Level, ConsumerInfo] = {}  #: the consumer infos the second reading read
 
     @property
     def suspect(self) -> bool:
@@ -138,30 +142,38 @@ class Unheld:
         if held is not None:
             self._first, self._first_at = excess(pending, held, self._timed()), time.monotonic()
 
-    async def confirm(self, stats: ReadStats, note: Note, explained: int = 0) -> None:
-        """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
-        (``count``: unheld deliveries; items: where, the levels with deliveries ack-pending, each with its count of
-        all ack-pending ones and ``ack_wait``; nothing "more" than them). ``explained``: deliveries another note
-        already names (``ack_lost``: a completed ad's lost ack, not a dead worker's)."""
-        if not self._first:
+    async def read_again(self, stats: ReadStats) -> None:
+        """The second reading, :data:`APART` s after the first at least (only when the first found an excess): the
+        consumer infos (kept in ``again``) between two listings of the holdings. Once."""
+        if not self._first or self._read_twice:
             return
+        self._read_twice = True
         await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
         before = await self._holdings(stats)  # and after: one held at either is held (regress40 F7's kind)
-        infos: dict[Level, ConsumerInfo] = {}
         for level in self._levels:
             stats.api_calls += 1
             try:
                 with nats_boundary():
-                    infos[level] = await self._js.consumer_info(names.work_stream(level[1]),
-                                                                names.level_consumer(*level))
+                    self.again[level] = await self._js.consumer_info(names.work_stream(level[1]),
+                                                                     names.level_consumer(*level))
             except (GameadError, nats.errors.Error) as exc:
                 log.debug("doctor: consumer of %s: %r", _label(level), exc)
         self._pending = {}
-        pending = self._keep(infos)
+        pending = self._keep(self.again)
         after = await self._holdings(stats)
-        if before is None or after is None:
+        if before is not None and after is not None:
+            self._again = pending, len(before | after)
+
+    async def confirm(self, stats: ReadStats, note: Note, explained: int = 0) -> None:
+        """After :meth:`read_again` (made here if it was not): the smaller excess goes into ``note`` (``count``:
+        unheld deliveries; items: where, the levels with deliveries ack-pending, each with its count of all
+        ack-pending ones and ``ack_wait``; nothing "more" than them). ``explained``: deliveries another note already
+        names (``ack_lost``: a completed ad's lost ack, not a dead worker's)."""
+        await self.read_again(stats)
+        if self._again is None:
             return
-        count = min(self._first, excess(pending, len(before | after), self._timed() + explained))
+        pending, held = self._again
+        count = min(self._first, excess(pending, held, self._timed() + explained))
         if count <= 0:
             return
         note.count, note.where = count, True
