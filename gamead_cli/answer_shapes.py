@@ -45,6 +45,7 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("POST", r"/v1/dlq/(replay|purge|import)", "gamead_core.jobs.model:Job", "a job"),
     ("POST", r"/v1/jobs/[^/]+/cancel", "gamead_core.jobs.model:Job", "a job"),
     ("POST", r"/v1/doctor/repair", "gamead_core.jobs.model:Job", "a job"),
+    ("POST", r"/v1/workers/[^/]+/(quiet|resume)", ":WorkerControl", "a worker's answer"),
     ("POST dry", r"/v1/dlq/(replay|purge)", "gamead_core.api.schemas:DryRun", "a dry run's count"),
     ("POST dry", r"/v1/dlq/import", "gamead_core.api.schemas:ImportChecked", "an import's check"),
 )
@@ -140,6 +141,8 @@ def _local_model(name: str) -> Any:
                                                  message=(str, ...)), ...))
         fields = {"results": (list[AdAccepted | error], ...), "accepted": (int, ...),  # type: ignore[valid-type]
                   "duplicates": (int, ...), "rejected": (int, ...)}
+    elif name == "WorkerControl":  # routes_workers.WorkerControlAnswer
+        fields = {"workerId": (str, ...), "quiet": (bool, ...), "changed": (bool, ...), "inFlight": (int, ...)}
     elif name == "OldestPage":  # routes_levels.OldestPage
         fields = {"level": (int, ...), "count": (int, ...), "items": (list[dict[str, Any]], ...)}
     else:  # GET /v1/doctor: what ``gamead doctor`` reads of its report

@@ -192,19 +192,18 @@ class ApiClient(AdCalls, StreamCalls):
             proxy = from_proxy(response)  # the API gave no answer
             if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
                 self.watch.answered()
-            if proxy and self.watch is not None and not self.watch.refused(
-                    proxy_cause(response), proxy=True, resent=retry.may_retry(method, headers, keyed=keyed,
-                                                                               status=status, gateway=True)):
+            took_nothing = whole_503_took_nothing and status == 503 and not proxy  # the API's own 503
+            busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
+            resend = retry.may_retry(method, headers, status=status, took_nothing=took_nothing, keyed=keyed,
+                                     in_process=busy, gateway=proxy)
+            if proxy and self.watch is not None and not self.watch.refused(proxy_cause(response), proxy=True,
+                                                                           resent=resend):
                 break  # a proxy's, as a connection refused: an outage (outage46's leftover); its stop come
             held = self.watch.left() if proxy and self.watch is not None else None  # retried up to its stop
-            took_nothing = whole_503_took_nothing and status == 503 and not proxy  # the API's own 503
             if took_nothing and self.watch is not None:  # a store refusal begins a store outage now (outage38)
                 self.watch.refused_whole(error_from_response(response))
-            busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
             if (status in retry.RETRY_STATUSES or busy or proxy) and self._again_after(
-                    response, attempt, begun, until, retry.may_retry(
-                        method, headers, status=status, took_nothing=took_nothing, keyed=keyed, in_process=busy,
-                        gateway=proxy), held=held):
+                    response, attempt, begun, until, resend, held=held):
                 continue
             break
         if response.is_redirect or 300 <= response.status_code < 400:  # never followed: the token would go too

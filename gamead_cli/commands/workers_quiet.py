@@ -15,7 +15,7 @@ from gamead_cli.output import emit
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
-from gamead_core.errors import ApiClientError, NotFound
+from gamead_core.errors import NotFound
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 
 #: as :data:`gamead_core.worker.quiet.Verb` (not imported: a client command loads no nats-py)
@@ -46,11 +46,8 @@ def _ids(client: Any, worker_id: str | None, every: bool) -> list[str]:
         if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
             raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
         return [worker_id]
-    body = client.request("GET", "/v1/workers", params={"role": "worker"})
-    if not isinstance(body, dict):
-        raise ApiClientError("the API answered GET /v1/workers with unexpected data")
-    return [n["id"] for n in body.get("items") or [] if isinstance(n, dict) and n.get("state") != "gone"
-            and isinstance(n.get("id"), str)]
+    body = client.request("GET", "/v1/workers", params={"role": "worker"})  # a dict of items (answer_shapes)
+    return [n["id"] for n in body.get("items") or [] if n.get("state") != "gone" and isinstance(n.get("id"), str)]
 
 
 def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat, api: str | None,
@@ -70,9 +67,7 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
                         raise
                     gone.append(wid)
                     continue
-                if not isinstance(body, dict):
-                    raise ApiClientError(f"the API answered POST /v1/workers/{wid}/{verb} with unexpected data")
-                answers.append(body)
+                answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
             if answers:
                 done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
     other = "resume" if verb == "quiet" else "quiet"

@@ -35,7 +35,7 @@ class ChunkLines:
     _refuse: Any
 
     def _reset_framing(self, framing: int) -> None:
-        self._framing, self._line_tail, self._sized, self._trailer = framing, b"", False, 0
+        self._framing, self._line_tail, self._sized, self._trailer, self._chunk_read = framing, b"", False, 0, 0
 
     def on_chunk_header(self) -> None:
         self._framing, self._sized, self._chunk_read = CHUNK_DATA, True, 0

@@ -146,9 +146,9 @@ class BoundedHttpToolsProtocol(ChunkLines, TimedWrites, InOrderRefusals):
         self._refusal: Refusal | None = None
         self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
         #: where the current chunked body is (chunk_lines: a size line, a chunk's data, its trailer), an unfinished
-        #: size line from earlier reads, a size line ended in the read parsed, its trailer's bytes so far
+        #: size line from earlier reads, a size line ended in the read parsed, its trailer's bytes so far, the bytes
+        #: of the chunk in progress in the read parsed
         self._reset_framing(NOT_CHUNKED)
-        self._chunk_read = 0  #: the bytes of the chunk in progress in the read parsed
 
     # --- connection ------------------------------------------------------------------------------------
 
@@ -287,7 +287,7 @@ class BoundedHttpToolsProtocol(ChunkLines, TimedWrites, InOrderRefusals):
 
     def on_message_complete(self) -> None:
         self._in_message = False
-        self._framing = NOT_CHUNKED
+        self._reset_framing(NOT_CHUNKED)
         self._deadline = self._read_left = None
         super().on_message_complete()
 

@@ -25,11 +25,12 @@ terminates a deleted message's pending delivery, so nothing is redelivered and a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import nats.errors
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from gamead_core import clock, names
 from gamead_core.doctor.checks import Facts, WorkMsg
@@ -93,22 +94,26 @@ def late_text(by: float, ack_wait: float, now: float) -> str:
 
 class AckLost:
     """The check in one doctor run's second look: the consumers' floors read once each (one ``CONSUMER.INFO``
-    per level and partition of a completed ad with a message)."""
+    per level and partition of a completed ad with a message, none of those in ``infos``: the same look's reading
+    of them, :meth:`gamead_core.doctor.unheld.Unheld.read_again`)."""
 
-    def __init__(self, js: JetStreamContext, partitions: int) -> None:
+    def __init__(self, js: JetStreamContext, partitions: int,
+                 infos: Mapping[tuple[int, int], ConsumerInfo] | None = None) -> None:
         self._js = js
         self._parts = partitions
+        self._infos = infos or {}
         self._floors: dict[tuple[int, int], Floor | None] = {}
 
     async def floor(self, level: int, partition: int, stats: ReadStats) -> Floor | None:
         """The floor of ``level``'s consumer in work-stream ``partition``; None when it cannot be read."""
         key = (level, partition)
         if key not in self._floors:
-            stats.api_calls += 1
             try:
-                with nats_boundary():
-                    info = await self._js.consumer_info(names.work_stream(partition),
-                                                        names.level_consumer(level, partition))
+                if (info := self._infos.get(key)) is None:
+                    stats.api_calls += 1
+                    with nats_boundary():
+                        info = await self._js.consumer_info(names.work_stream(partition),
+                                                            names.level_consumer(level, partition))
                 self._floors[key] = Floor(int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0,
                                           int(info.delivered.stream_seq or 0) if info.delivered else 0,
                                           float(info.config.ack_wait or 0))
@@ -120,12 +125,11 @@ class AckLost:
     async def due(self, facts: Facts | None, messages: Sequence[WorkMsg], partition: int,
                   stats: ReadStats) -> tuple[float, float] | None:
         """``(redelivery due, ack_wait)`` of a completed ad whose ack was lost (:func:`redelivered_by`); None when
-        it is not one."""
-        if facts is None or facts.status != AdStatus.COMPLETED or len(messages) != 1:
+        it is not one. One message's consumer is read; :func:`redelivered_by` checks the rest."""
+        if len(messages) != 1 or (floor := await self.floor(messages[0].level, partition, stats)) is None:
             return None
-        floor = await self.floor(messages[0].level, partition, stats)
         by = redelivered_by(facts, messages, floor)
-        return None if by is None or floor is None else (by, floor.ack_wait)
+        return None if by is None else (by, floor.ack_wait)
 
     async def judge(self, ad_id: str, look: Look, stats: ReadStats, finding: Finding, note: Note) -> None:
         """A confirmed ``completed_with_message`` of ``ad_id`` (the second ``look``) goes into ``note`` while its lost

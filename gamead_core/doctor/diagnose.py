@@ -23,7 +23,7 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   (:mod:`gamead_core.doctor.records`): memory does not grow with the records' size;
 * the second look: per finding, one record read (one per unreadable record of a live ad), one DLQ read and
   one read per message it names; one ``CONSUMER.INFO`` per level holding a completed ad's message
-  (:mod:`gamead_core.doctor.ack_lost`: a lost ack is a note until ``ack_wait``).
+  (:mod:`gamead_core.doctor.ack_lost`: a lost ack is a note until ``ack_wait``; none the unheld check read again).
 
 So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D): the store's *open* work, not its history (bench_doctor.py).
 """
@@ -53,8 +53,7 @@ from gamead_core.doctor.read import ReadBudget, list_messages, subject_counts
 from gamead_core.doctor.records import FirstLook, first_look, read_facts
 from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
-from gamead_core.doctor.naks_heard import NaksHeard
-from gamead_core.doctor.unheld import Unheld
+from gamead_core.doctor.unheld import Unheld, naks_unheard
 from gamead_core.doctor.unreadable import UnreadableRecords
 from gamead_core.doctor.verdict import (MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add, detail_for, judge,
                                         rules_of, summary, suspected, unsettled)
@@ -71,6 +70,7 @@ from gamead_core.queue.write_check import is_check_subject
 from gamead_core.stats.dlq_room import dlq_full_detail
 from gamead_core.stats.records_room import room_detail
 from gamead_core.store.ads import AdStore
+from gamead_core.worker.naks_seen import NaksSeen
 
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
 _WHOLE = ("no_message", "message_without_record", "analysed_without_record")  #: codes a whole listing confirms
@@ -99,14 +99,14 @@ class Doctor:
         """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
         all; a missing stream or bucket is a finding, a listing cut short by the budget makes the report
         partial."""
-        naks = NaksHeard()  # from before the first read: each nak a retry the unheld check leaves out (chaos48)
+        naks = NaksSeen(say=naks_unheard)  # from before the first read: each nak a retry unheld leaves out (chaos48)
         await naks.start(self.nc, self.settings.nats.request_timeout)
         try:
             return await self._diagnose(settle, naks)
         finally:
             await naks.stop()
 
-    async def _diagnose(self, settle: float | None, naks: NaksHeard) -> Diagnosis:
+    async def _diagnose(self, settle: float | None, naks: NaksSeen) -> Diagnosis:
         ds = self.settings.doctor
         settle = ds.settle if settle is None else settle
         started = time.monotonic()
@@ -202,7 +202,8 @@ class Doctor:
         if suspects or levels or jobs or missing or any(c.suspect for c in (unheld, pullers, leases, unread)):
             await asyncio.sleep(settle)
             await unread.confirm(stats, found["record_unreadable"])
-            await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
+            await unheld.read_again(stats)  # its consumer infos, the lost-ack check's too
+            await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions, unheld.again)
             await unheld.confirm(stats, notes["ack_pending_unheld"], notes["ack_lost"].count)
             await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"], found["clock_offset"],
                                   found["unfenced_node"])
@@ -270,7 +271,7 @@ class Doctor:
     async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: dict[int, int],
                            budget: ReadBudget,
                            stats: ReadStats, found: dict[str, Finding], notes: dict[str, Note],
-                           actions: list[list[Any]]) -> None:
+                           actions: list[list[Any]], infos: dict[tuple[int, int], Any]) -> None:
         if not suspects:
             return
         again = Look(withdrawn=first.withdrawn)
@@ -309,7 +310,7 @@ class Doctor:
         if (why := unsettled(suspects, again, work_whole=self._work_whole)) is not None:
             budget.stop(why)  # said, not guessed: the report is partial (doctor36)
         confirmed = judge(again, clock.now(), self.rules, work_whole=self._work_whole)
-        acks = AckLost(self.js, len(self._parts))  # a completed ad's lost ack: a note until ack_wait (chaos48 F3)
+        acks = AckLost(self.js, len(self._parts), infos)  # a lost ack: a note until ack_wait (chaos48 F3)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:
                 if not suspected(code, suspects[ad_id]):

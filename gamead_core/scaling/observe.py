@@ -45,7 +45,7 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
         current_replicas=current,
         metrics_age_s=max(0.0, now - reading.t),
         per_worker_bound=(basis or {}).get("bound"),
-        quiet_workers=sum(1 for w in reading.workers or () if getattr(w, "quiet", False) and w.state != "draining"),
+        quiet_workers=sum(1 for w in reading.workers or () if w.quiet and w.state != "draining"),
         per_worker_basis=basis,
         rate_window_s=window,
     )

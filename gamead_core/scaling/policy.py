@@ -210,10 +210,10 @@ class ScalingPolicy:
                                            target_drain_seconds=s.max_age_seconds)
                 if by_age > raw:
                     raw, late = by_age, aged
-            raw += (quiet := max(0, obs.quiet_workers))  # raw counts quiet workers: replicas of no capacity
             demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late, rate=rate,
                                  rate_note=rate_note, bound=obs.per_worker_bound, raw=raw, window=obs.rate_window_s,
-                                 quiet=quiet)
+                                 quiet=(quiet := max(0, obs.quiet_workers)))
+            raw += quiet  # raw counts quiet workers: replicas of no capacity
 
         target = self._clamp(raw)
         within_tolerance = (

@@ -33,10 +33,10 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     or being written — not "in flight": a prefetched ad waits), ``arrival`` (ads/s), the level that is
     late (``late``, None: none; with nothing pending its age is of ads held unstarted, which the line says), the
     per-worker ``rate`` (ads/s) with its ``rate_note`` (``" (last measured)"``…; empty: the ``bound`` that gave it
-    is named), the raw recommendation ``raw`` (replicas) and ``window``, the seconds ``arrival`` is over (None:
-    unknown, said as the nominal minute) → one line without a newline. The arrival rate says its window (attack43b
-    F5: ``arriving 2.2 ads/s`` named none; it is the throughput panel's ``last minute`` one). ``quiet``: of ``raw``,
-    the quiet workers (no capacity: ``needs 2 workers + 1 quiet``)."""
+    is named), the raw recommendation ``raw`` (replicas, the quiet ones not counted) and ``window``, the seconds
+    ``arrival`` is over (None: unknown, said as the nominal minute) → one line without a newline. The arrival rate
+    says its window (attack43b F5: ``arriving 2.2 ads/s`` named none; it is the throughput panel's ``last minute``
+    one). ``quiet``: the quiet workers, replicas of no capacity, said after ``raw`` (``needs 2 workers + 1 quiet``)."""
     parts = [f"backlog {counted(backlog, 'ad')}"]
     if late is not None:
         urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
@@ -51,7 +51,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
         parts.append(f", arriving {rate_figure(arrival)} ads/s ({window_words(window)})")
     if not rate_note and bound in BOUND_NOTES:
         rate_note = BOUND_NOTES[bound]
-    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {counted(raw - quiet, 'worker')}")
+    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {counted(raw, 'worker')}")
     if quiet:
         parts.append(f" + {quiet} quiet")
     return "".join(parts)

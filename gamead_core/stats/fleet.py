@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from gamead_core.registry import NodeInfo, Percentiles, server_started
 from gamead_core.stats.rates import WorkerLoad, merge_percentiles
@@ -109,13 +108,13 @@ def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]
     return {level: p.p95 for level, p in fleet_level_wait(workers).items()}
 
 
-def worker_load(node: Any) -> WorkerLoad:
+def worker_load(node: NodeInfo) -> WorkerLoad:
     """What the per-worker rate (:func:`gamead_core.stats.rates.per_worker_capacity`) uses of one worker's
     registry entry."""
     return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
                       started_at=server_started(node), draining=node.state == "draining",
-                      quiet=bool(getattr(node, "quiet", False)),
-                      cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None), samples=node.processing_ms.count)
+                      quiet=node.quiet,
+                      cpu_per_ad_ms=node.cpu_per_ad_ms, samples=node.processing_ms.count)
 
 
 __all__ = ["bucket_estimate", "fleet_level_wait", "fleet_level_wait_p95", "fleet_percentiles", "worker_load"]

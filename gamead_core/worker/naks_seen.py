@@ -18,6 +18,9 @@ refuses (a user without the permission) leaves the worker with its own hand-back
 error callback), so :meth:`NaksSeen.start` reads the connection's last error after a flush, and again ``timeout`` s
 later (nats-server may send the ``-ERR`` after the flush's ``PONG``: 4 of 20 connections); the refused subscription
 is dropped, so that nats-py does not send it again at each reconnection (review41b F2: the line was never said).
+
+A doctor run hears them too, from its start to its :meth:`NaksSeen.stop` (:mod:`gamead_core.doctor.unheld`: each
+message nak'ed meanwhile is a timed retry, not a dead worker's delivery), saying a refusal its own way (``say``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -72,13 +76,17 @@ def parse_nak(subject: str, data: bytes) -> tuple[str, int, int] | None:
 
 class NaksSeen:
     """The delivery count of the last ``nak`` nats-server announced for each work-stream message (at most
-    ``remembered``): :meth:`naked`. :meth:`start` subscribes on a connection."""
+    ``remembered``; ``len``: how many): :meth:`naked`. :meth:`start` subscribes on a connection, :meth:`stop`
+    unsubscribes; ``say`` gets why it could not (default: the worker's WARNING)."""
 
-    def __init__(self, remembered: int = REMEMBERED) -> None:
+    def __init__(self, remembered: int = REMEMBERED, *, say: Callable[[str], None] | None = None) -> None:
         self._last: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._most = remembered
+        self._say = say or _say_unsubscribed
         self._said = False  #: the subscription's refusal was said (once)
-        self._look: asyncio.Future[bool] | None = None  #: the second look for a refusal (:meth:`start`)
+        self._sub: Subscription | None = None
+        self._later: asyncio.TimerHandle | None = None  #: the second look for a refusal (:meth:`start`)
+        self._look: asyncio.Future[bool] | None = None  #: that look under way
         #: since when (nats-server's clock, :func:`gamead_core.clock.now`) the advisories are heard: the subscription
         #: confirmed by its flush (None: not yet, or refused); a nak before it is not known here
         self.since: float | None = None
@@ -86,26 +94,38 @@ class NaksSeen:
     async def start(self, nc: NATS, timeout: float = 2.0) -> None:
         """Subscribe to the nak advisories on ``nc``; ``timeout``: seconds the flush that tells a refusal waits
         (``nats.request_timeout``; no answer in time: taken as subscribed). Never raises: a subscription that fails
-        or that nats-server refuses (:func:`refused`; then unsubscribed) is said once (WARNING), and the worker
+        or that nats-server refuses (:func:`refused`; then unsubscribed) is said once (``say``), and the worker
         judges redeliveries without them."""
         try:
-            sub = await subscribe_inline(nc, SUBJECT, self._on_advisory)
+            self._sub = sub = await subscribe_inline(nc, SUBJECT, self._on_advisory)
         except Exception as exc:  # noqa: BLE001 - a log line's evidence, not the worker's work
-            _say_unsubscribed(error_text(exc))
+            self._say(error_text(exc))
             return
         with contextlib.suppress(Exception):  # a refusal's -ERR comes around the flush's PONG (the module doc)
             await nc.flush(timeout)
         self.since = clock.now()
         if not await self._refused(nc, sub):
-            asyncio.get_running_loop().call_later(timeout, self._look_again, nc, sub)
+            self._later = asyncio.get_running_loop().call_later(timeout, self._look_again, nc, sub)
+
+    async def stop(self) -> None:
+        """Unsubscribe, and look no more for a refusal (a worker's ends with its connection). Never raises."""
+        sub, self._sub = self._sub, None
+        if self._later is not None:
+            self._later.cancel()
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await unsubscribe_quietly(sub)
+
+    def __len__(self) -> int:
+        return len(self._last)
 
     async def _refused(self, nc: NATS, sub: Subscription) -> bool:
         """True (said, unsubscribed) if ``nc``'s last error is nats-server's refusal of ``sub`` (:func:`refused`)."""
         if self._said or not refused(nc.last_error):
             return self._said
-        self._said, why, self.since = True, str(nc.last_error), None
+        self._said, why, self.since, self._sub = True, str(nc.last_error), None, None
         await unsubscribe_quietly(sub)
-        _say_unsubscribed(why)
+        self._say(why)
         return True
 
     def _look_again(self, nc: NATS, sub: Subscription) -> None:

@@ -80,7 +80,7 @@ def decide(verb: Verb, quiet: bool) -> tuple[bool, bool]:
 def restored(previous: NodeInfo | None) -> bool:
     """Whether a start takes over quiet: the entry of its id's dead predecessor (:class:`~gamead_core.registry.
     claim.Claimed` ``previous``) said ``quiet``. Pure."""
-    return bool(previous is not None and getattr(previous, "quiet", False))
+    return previous is not None and previous.quiet
 
 
 class _Stats(Protocol):

@@ -102,13 +102,15 @@ def test_the_live_dashboard_says_the_api_does_not_answer_a_trickled_head(hostile
         client.close()
 
 
-@pytest.mark.parametrize("verb", WRITES + [("dlq", "replay", "--all", "--yes"), ("dlq", "purge", "--all", "--yes")],
+@pytest.mark.parametrize("verb", WRITES + [("dlq", "replay", "--all", "--yes"), ("dlq", "purge", "--all", "--yes"),
+                                           ("workers", "quiet", "local-1"), ("workers", "resume", "local-1")],
                          ids=" ".join)
 def test_a_write_answered_with_another_shape_may_have_been_carried_out(hostile: Callable[..., HostileServer],
                                                                       tmp_path: Path, verb: tuple[str, ...]) -> None:
     """Before: ``submit`` "accepted ad 5", ``scale clear`` "no override was set" (exit 0); ``scale set``, ``dlq
-    cancel/replay/purge`` "unexpected AttributeError/TypeError" (exit 1). Now the answer is checked against the
-    route's model: exit 3, "it may have been carried out"."""
+    cancel/replay/purge`` "unexpected AttributeError/TypeError" (exit 1); ``workers quiet/resume`` (re-read49)
+    "None is quiet" / "None resumed" (exit 0). Now the answer is checked against the route's model: exit 3, "it may
+    have been carried out"."""
     server = hostile("shape")
     result = _gamead(tmp_path, *verb, "--api", server.url)
     assert result.returncode == 3, result.stdout + result.stderr

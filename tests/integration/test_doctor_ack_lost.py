@@ -19,8 +19,12 @@ from typing import Any
 
 import httpx
 import nats
+from nats.aio.msg import Msg
 
 from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.diagnose import diagnose
+from gamead_core.doctor.model import Report
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import AdStatus, utcnow
 from gamead_core.store.ads import AdStore
@@ -126,3 +130,41 @@ def test_a_lost_ack_is_a_note_until_ack_wait_then_an_error_and_repair_removes_bo
     assert fixed["after"]["ok"] and not fixed["after"]["notes"], fixed["after"]
     assert _ack_pending(server.url) == (0, 0)
     assert_doctor_clean(url)
+
+
+def test_the_second_look_reads_a_lost_acks_consumer_once(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc],
+                                                         tmp_path: Path) -> None:
+    """re-read49: a lost ack is also a delivery no worker holds, so the second look read its level's
+    ``CONSUMER.INFO`` twice, once for the ack-pending check and once for the lost-ack check (3 reads of it in a run
+    with the first look's); now the ack-pending check's reading serves both: one read of it in each look, and the
+    same note."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__ACK_WAIT=str(ACK_WAIT))
+    procs.append(api)
+    [lost] = _complete_without_ack(url, server.url, ["Ack Lost Once"])
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": ACK_WAIT}})
+
+    async def run() -> tuple[Report, int]:
+        counter, nc = await nats.connect(server.url), await nats.connect(server.url, inbox_prefix="_DOCTOR")
+        asked: list[str] = []
+
+        async def count(msg: Msg) -> None:
+            if msg.reply.startswith("_DOCTOR."):  # the doctor's, not the API's sampler's
+                asked.append(msg.subject)
+
+        try:
+            await counter.subscribe(f"$JS.API.CONSUMER.INFO.{names.ADS_STREAM}.{names.level_consumer(LEVEL)}",
+                                    cb=count)
+            await counter.flush()
+            diagnosis = await diagnose(nc, nc.jetstream(), settings, settle=0.5)
+            await counter.flush()  # after every request the doctor made: each one routed to it already
+            return diagnosis.report, len(asked)
+        finally:
+            await nc.close()
+            await counter.close()
+
+    report, reads = asyncio.run(run())
+    notes = {n.code: n for n in report.notes if n.count}
+    assert set(notes) == {"ack_lost"} and notes["ack_lost"].items == [lost], notes
+    assert not [f for f in report.findings if f.count], report.findings
+    assert reads == 2, f"{reads} reads of the level's consumer in one run"

@@ -115,7 +115,7 @@ def callers_for(case: schemathesis.Case) -> dict[str, str | None]:
 
 
 @schema.parametrize()
-@settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(suppress_health_check=list(HealthCheck), database=None)
 def test_every_operation_keeps_the_contract_for_every_caller(case: schemathesis.Case) -> None:
     failures = []
     for caller, token in callers_for(case).items():

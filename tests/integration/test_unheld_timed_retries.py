@@ -5,7 +5,7 @@ left out only the timed retries whose record its first look had read as ``queued
 that began after its record was read counted as a dead worker's unannounced delivery (the drill: 150 ads/s, 10 %
 of them failing 60 % of their attempts, no worker dead: ``ack_pending_unheld · 32 … a dead worker's last
 deliveries``). Now each message whose ``nak`` nats-server announced since the run began is left out too
-(:mod:`gamead_core.doctor.naks_heard`).
+(:class:`gamead_core.worker.naks_seen.NaksSeen`, as the doctor's run starts it).
 
 A real nats-server; a "worker" (a plain connection) takes 20 deliveries and hands each back with a 60 s delay
 after the doctor's first look read their records (here: read none with ``retryAt``); nothing announces holding
@@ -22,10 +22,10 @@ import nats
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Note, ReadStats
-from gamead_core.doctor.naks_heard import NaksHeard
-from gamead_core.doctor.unheld import Unheld
+from gamead_core.doctor.unheld import Unheld, naks_unheard
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
+from gamead_core.worker.naks_seen import NaksSeen
 
 LEVEL = 3
 RETRIES = 20  #: deliveries handed back with a delay (timed retries the first look did not see)
@@ -43,7 +43,7 @@ def test_retries_that_began_after_the_first_look_are_no_dead_workers_deliveries(
         nc = await nats.connect(server.url)
         doc = await nats.connect(server.url)
         js, doc_js = nc.jetstream(), doc.jetstream()
-        naks = NaksHeard()
+        naks = NaksSeen(say=naks_unheard)
         try:
             await ensure_topology(js, settings)
             await naks.start(doc, 5.0)  # as the doctor's run begins, before its first look

@@ -69,7 +69,7 @@ ads = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(ads)
 def test_any_valid_ad_gets_a_bounded_consistent_explained_analysis(ad: AdSubmission) -> None:
     analysis = analyze(ad)

@@ -272,7 +272,7 @@ ads = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(ads)
 def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmission) -> None:
     assert_rules1_but_the_three_fixes(ad)
@@ -281,7 +281,7 @@ def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmissi
 # --- the shortcut's two facts, checked directly ---------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
 def test_ascii_tokens_from_the_byte_table_are_the_regex_tokens(text: str) -> None:
     """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens, in order; and
@@ -293,7 +293,7 @@ def test_ascii_tokens_from_the_byte_table_are_the_regex_tokens(text: str) -> Non
     assert analyzer._ascii_words(fast) == analyzer._WORD.findall(text.lower())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.text(max_size=40))
 def test_folding_keeps_length_and_word_boundaries(text: str) -> None:
     """Every character folds to one character of the same word/non-word class, so token boundaries and
@@ -303,7 +303,7 @@ def test_folding_keeps_length_and_word_boundaries(text: str) -> None:
     assert [bool(analyzer._TOKEN.match(c)) for c in folded] == [bool(analyzer._TOKEN.match(c)) for c in text]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.one_of(st.text(alphabet="aZ9 '-_.’é", max_size=40),
                  st.text(alphabet=st.characters(codec="ascii"), max_size=80)))
 def test_words_without_the_regex_are_the_regex_words(text: str) -> None:
@@ -318,7 +318,7 @@ ascii_copy = st.lists(st.tuples(st.builds(_mangle, st.sampled_from(_TERMS), st.s
                       max_size=30).map(lambda parts: "".join(w + j for w, j in parts))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(ascii_copy)
 def test_the_token_order_finds_what_the_regexes_find(text: str) -> None:
     """On ASCII text ``_find`` orders one-word hits by their first token instead of running their regexes: the
@@ -335,7 +335,7 @@ def _stem(word: str) -> str:
         return word[:-3] + "y"
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(phrase(200), phrase(2000))
 def test_the_copy_read_once_is_what_each_rule_read(title: str, description: str) -> None:
     """``_read`` (ASCII: words of the lower-cased parts, stemmed all at once) gives the word counts and
@@ -348,13 +348,13 @@ def test_the_copy_read_once_is_what_each_rule_read(title: str, description: str)
     assert copy.stems == frozenset({_stem(w) for w in words} - analyzer.STOPWORDS)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.lists(st.text(alphabet="sie'-ſKİy1", min_size=1, max_size=7), max_size=12))
 def test_stemming_all_at_once_is_stemming_each_word(words: list[str]) -> None:
     assert analyzer._stem_all(words) == frozenset({_stem(w) for w in words} - analyzer.STOPWORDS)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(alphabet="aZ9 .!?_-é’", max_size=40))
 def test_sentences_are_counted_as_before(text: str) -> None:
     """One ``_SENTENCE_WORDS`` match per part between runs of . ! ? that has a ``_WORD`` word (as rules-1)."""

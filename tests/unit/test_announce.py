@@ -30,7 +30,7 @@ _DOC = orjson.loads(Worker(GameadSettings(), "nats://127.0.0.1:1", worker_id="w5
 _OTHER = {"failed": 0, "lastError": None, "cpuPerAdMs": None, "clockOffsetSeconds": 0.0, "fence": None}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(_HELD, st.integers(0, 64), st.booleans())
 def test_an_announcement_is_the_beat_brought_up_to_date(held: list[dict[str, object]], in_flight: int,
                                                         other: bool) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gamead_core.api.errors import ApiError
@@ -121,7 +121,7 @@ def test_whole_request_errors_are_the_same() -> None:
     assert too_big.value.code == "payload_too_large"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(st.lists(st.sampled_from(ITEMS), min_size=1, max_size=8),
        st.lists(st.text(max_size=12), min_size=1, max_size=8))
 def test_any_mix_reads_the_same_both_ways(items: list[Any], titles: list[str]) -> None:

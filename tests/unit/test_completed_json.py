@@ -68,7 +68,7 @@ def test_the_layout_check_passed_so_the_records_are_built_by_hand() -> None:
     assert completed_json._HAND  # else every record below would come from the model and the test prove nothing
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(_ADS, _TIMES, _TIMES, _TIMES, st.integers(1, 9), st.booleans(), st.data())
 def test_a_completed_record_built_by_hand_is_the_models_bytes(ad_: AdSubmission, submitted: datetime,
                                                                began: datetime, now: datetime, attempts: int,
@@ -128,7 +128,7 @@ def test_an_analysis_a_hook_changed_is_encoded_as_the_model_encodes_it() -> None
         assert completed_json.completed_bytes(started, when, analysis) == _model(started, when, analysis)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(_ADS, _TIMES, _TIMES, _TIMES, st.integers(0, 9), st.booleans(), st.data())
 def test_the_batch_starts_bytes_without_the_started_record_are_the_same(
         ad_: AdSubmission, submitted: datetime, began: datetime, now: datetime, attempts: int, real: bool,

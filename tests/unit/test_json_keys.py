@@ -30,7 +30,7 @@ def _escaped(key: str) -> str:
     return f"\\u{ord(key[0]):04x}{key[1:]}"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(title=st.one_of(ad_text(60), TRICKY), description=st.one_of(ad_text(60), TRICKY),
        repeat=st.one_of(st.none(), st.sampled_from(KEYS)), escape=st.booleans())
 def test_may_repeat_never_misses_a_repeated_key(title: str, description: str, repeat: str | None,
@@ -79,7 +79,7 @@ def test_the_submission_fields_with_two_names_are_found() -> None:
 
 
 @given(text=ad_text(200) | TRICKY, escape=st.booleans(), both=st.booleans())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 def test_a_field_under_both_names_is_found_exactly_whatever_the_text_and_escapes(
         text: str, escape: bool, both: bool) -> None:
     from gamead_core.json_keys import spelled_twice, two_spellings

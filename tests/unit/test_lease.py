@@ -95,7 +95,7 @@ _steps = st.lists(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=600)
 @given(_steps)
 @example([("a", "read", 0.0), ("a", "write", 0.0), ("b", "read", 5.95), ("b", "write", 0.0)])  # taken too early?
 def test_compare_and_set_never_yields_two_live_holders(steps: list[tuple[str, str, float]]) -> None:

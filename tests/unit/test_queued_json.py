@@ -42,7 +42,7 @@ def test_the_layout_check_passed_so_the_records_are_built_by_hand() -> None:
     assert queued_json._HAND  # else every record below would come from the model and the test prove nothing
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(_ADS, min_size=1, max_size=5), _TIMES)
 def test_a_queued_record_built_by_hand_is_the_models_bytes(items: list[dict[str, Any]], when: datetime) -> None:
     # validated as the batch route validates them (strict, from the JSON text)

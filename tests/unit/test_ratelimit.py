@@ -58,7 +58,7 @@ def test_headers_of_an_allowed_request() -> None:
     }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     rate=st.floats(0.1, 1000.0),
     burst=st.integers(1, 500),
@@ -75,7 +75,7 @@ def test_never_more_than_burst_plus_rate_times_elapsed(rate: float, burst: int, 
         assert allowed <= burst + rate * t + 1e-6
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(rate=st.floats(0.5, 100.0), burst=st.integers(1, 50), idle=st.floats(0.0, 60.0))
 def test_a_refused_request_passes_after_retry_after(rate: float, burst: int, idle: float) -> None:
     tokens, t = float(burst), 0.0

@@ -235,7 +235,7 @@ def test_jitter_inside_the_tolerance_changes_nothing() -> None:
     assert "hold 10 workers (within 10% tolerance of 11)" in decisions[1].reason
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     low=st.integers(1, 20),
     high=st.integers(1, 20),
@@ -334,7 +334,7 @@ def observations(draw: st.DrawFn, max_size: int = 30) -> list[Observation]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(config=settings_st, history=observations())
 def test_property_desired_is_always_within_min_and_max(
     config: AutoscalerSettings, history: list[Observation]
@@ -346,7 +346,7 @@ def test_property_desired_is_always_within_min_and_max(
         assert decision.reason and "\n" not in decision.reason
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     config=settings_st,
     history=observations(max_size=15),
@@ -377,7 +377,7 @@ def test_property_more_backlog_never_means_fewer_replicas(
         assert small.raw_recommendation <= large.raw_recommendation
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(config=settings_st, history=observations(max_size=10), stale=st.floats(30.001, 1e6))
 def test_property_missing_or_stale_data_holds_the_current_count(
     config: AutoscalerSettings, history: list[Observation], stale: float
