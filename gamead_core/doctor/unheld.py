@@ -13,7 +13,7 @@ showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
                with a delay, ack-pending until then)
              − the messages nats-server announced a ``nak`` of since the run began (a retry that began after the
                first look read its record: :mod:`gamead_core.doctor.naks_heard`)
-             − the completed ads whose ack was lost, noted ``ack_lost`` (:mod:`gamead_core.doctor.ack_lost`)
+             − the completed or dead ads whose ack was lost, noted ``ack_lost`` (:mod:`gamead_core.doctor.ack_lost`)
 
 read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
 milliseconds), the smaller excess reported. The second reading lists the holdings both before and after the
@@ -131,7 +131,7 @@ class Unheld:
         """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
         (``count``: unheld deliveries; items: where, the levels with deliveries ack-pending, each with its count of
         all ack-pending ones and ``ack_wait``; nothing "more" than them). ``explained``: deliveries another note
-        already names (``ack_lost``: a completed ad's lost ack, not a dead worker's)."""
+        already names (``ack_lost``: a completed or dead ad's lost ack, not a dead worker's)."""
         if not self._first:
             return
         await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
