@@ -250,8 +250,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             the pod; 403 as an API server whose RBAC lacks ``patch`` on ``pods``."""
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._send(401, {"kind": "Status", "code": 401, "message": "Unauthorized"})
-            if state.pod_patch_fail_with is not None or self.command != "PATCH":
-                code = state.pod_patch_fail_with or 405
+            assert self.command == "PATCH", self.command  # the autoscaler never reads a pod (its Role cannot)
+            if (code := state.pod_patch_fail_with) is not None:
                 return self._send(code, {"kind": "Status", "code": code, "reason": "Forbidden", "message": (
                     f'pods "{name}" is forbidden: User "system:serviceaccount:{ns}:gamead-autoscaler" cannot patch '
                     f'resource "pods" in API group "" in the namespace "{ns}"')})
