@@ -1,25 +1,29 @@
-"""A completed ad whose message is still ack-pending under the delivery that completed it: its ``+ACK`` was lost.
+"""An ended ad (completed, or dead-lettered) whose message is still ack-pending under the delivery that ended it: its
+``+ACK`` was lost.
 
-A worker records ``completed``, then acknowledges the delivery with a plain ``+ACK`` (no reply). On a 3-node
-cluster a SIGKILL of the stream leader loses a few of those (chaos48 F3: 2-6 ads per kill, whichever node the
-worker was on): the record is final, written once, and the message stays ack-pending until the consumer's
-``ack_wait`` (30 s) runs out; JetStream then delivers it again and a worker acknowledges it unanalysed (its record
-says that delivery ended it). Meanwhile the doctor said ``✗ completed_with_message`` and exited 1, so a cron that
-pages on exit 1 paged after every fail-over.
+A worker records ``completed`` (or, its budget spent, copies the ad into the DLQ and records ``dead``), then
+acknowledges the delivery with a plain ``+ACK`` (no reply). On a 3-node cluster a SIGKILL of the stream leader loses a
+few of those (chaos48 F3: 2-6 ads per kill, whichever node the worker was on): the record is final, written once, and
+the message stays ack-pending until the consumer's ``ack_wait`` (30 s) runs out; JetStream then delivers it again and
+a worker acknowledges it unanalysed (its record is terminal). Meanwhile the doctor said ``✗ completed_with_message``
+(or ``✗ dead_with_message``) and exited 1, so a cron that pages on exit 1 paged after every fail-over.
 
-So a ``completed_with_message`` is the note ``ack_lost`` (exit 0) when all of these hold (:func:`redelivered_by`):
+So a ``completed_with_message`` or ``dead_with_message`` is the note ``ack_lost`` (exit 0) when all of these hold
+(:func:`redelivered_by`):
 
-* the ad has one message, and it is the one its record's ``delivery`` names (the record was completed under it);
+* the ad has one message, and it is the one its record's ``delivery`` names (the record was ended under it);
 * that message is ack-pending at its level consumer: above the consumer's ack floor and at or below the last
   stream sequence it delivered (``CONSUMER.INFO``; a work-queue stream removes a message once it is acked);
-* its completion (``completedAt``, stamped on nats-server's clock: :mod:`gamead_core.clock`) plus the consumer's
-  ``ack_wait`` plus :data:`MARGIN` is still ahead of the doctor's now (nats-server's clock too). The redelivery is
-  due ``ack_wait`` after the delivery's last acknowledgement of progress, which came before the completion, so
-  ``completedAt + ack_wait`` is its latest time; :data:`MARGIN` covers the next pull of that level.
+* its end (``completedAt``: when it completed or became dead, stamped on nats-server's clock:
+  :mod:`gamead_core.clock`) plus the consumer's ``ack_wait`` plus :data:`MARGIN` is still ahead of the doctor's now
+  (nats-server's clock too). The redelivery is due ``ack_wait`` after the delivery's last acknowledgement of progress,
+  which came before the end, so ``completedAt + ack_wait`` is its latest time; :data:`MARGIN` covers the next pull of
+  that level.
 
-Past that, nothing redelivered it: the finding ``completed_with_message`` (exit 1), with what was due when.
-``--repair`` removes the message by its sequence in both cases (if the record is still ``completed``): nats-server
-terminates a deleted message's pending delivery, so nothing is redelivered and a late ``+ACK`` is ignored.
+Past that, nothing redelivered it: the finding (``completed_with_message``, ``dead_with_message``; exit 1), with what
+was due when. ``--repair`` removes the message by its sequence in both cases (if the record is still ``completed``, or
+``dead``; the DLQ entry stays): nats-server terminates a deleted message's pending delivery, so nothing is redelivered
+and a late ``+ACK`` is ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from nats.js.api import ConsumerInfo
 
 from gamead_core import clock, names
 from gamead_core.doctor.checks import Facts, WorkMsg
+from gamead_core.doctor.model import ACK_LOST_MARGIN as MARGIN  # the one figure, also in the note's text
 from gamead_core.doctor.model import Finding, Note, ReadStats
 from gamead_core.doctor.verdict import Look, add
 from gamead_core.errors import GameadError
@@ -45,8 +50,10 @@ from gamead_core.worker.budget import parse_delivery
 
 log = logging.getLogger(__name__)
 
-#: Seconds past ``completedAt + ack_wait`` a lost ack stays a note: a worker's next pull of the ad's level.
-MARGIN = 5.0
+#: What a record may say of an ad whose ack was lost: both end the delivery, and a redelivery is acknowledged unrun
+ENDED = (AdStatus.COMPLETED, AdStatus.DEAD)
+#: The finding of each (what the note stands in for while the redelivery may come)
+FINDINGS = ("completed_with_message", "dead_with_message")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +71,9 @@ class Floor:
 
 
 def redelivered_by(facts: Facts | None, messages: Sequence[WorkMsg], floor: Floor | None) -> float | None:
-    """When JetStream redelivers a completed ad's message whose ack was lost (epoch seconds: ``completedAt`` +
-    the consumer's ``ack_wait``), or None when the ad is not one (module doc). Pure."""
-    if facts is None or facts.status != AdStatus.COMPLETED or facts.completed_at is None or floor is None:
+    """When JetStream redelivers an ended ad's message (completed, or dead) whose ack was lost (epoch seconds:
+    ``completedAt`` + the consumer's ``ack_wait``), or None when the ad is not one (module doc). Pure."""
+    if facts is None or facts.status not in ENDED or facts.completed_at is None or floor is None:
         return None
     if len(messages) != 1 or messages[0].seq != parse_delivery(facts.delivery)[0]:
         return None
@@ -94,7 +101,7 @@ def late_text(by: float, ack_wait: float, now: float) -> str:
 
 class AckLost:
     """The check in one doctor run's second look: the consumers' floors read once each (one ``CONSUMER.INFO``
-    per level and partition of a completed ad with a message, none of those in ``infos``: the same look's reading
+    per level and partition of an ended ad with a message, none of those in ``infos``: the same look's reading
     of them, :meth:`gamead_core.doctor.unheld.Unheld.read_again`)."""
 
     def __init__(self, js: JetStreamContext, partitions: int,
@@ -124,7 +131,7 @@ class AckLost:
 
     async def due(self, facts: Facts | None, messages: Sequence[WorkMsg], partition: int,
                   stats: ReadStats) -> tuple[float, float] | None:
-        """``(redelivery due, ack_wait)`` of a completed ad whose ack was lost (:func:`redelivered_by`); None when
+        """``(redelivery due, ack_wait)`` of an ended ad whose ack was lost (:func:`redelivered_by`); None when
         it is not one. One message's consumer is read; :func:`redelivered_by` checks the rest."""
         if len(messages) != 1 or (floor := await self.floor(messages[0].level, partition, stats)) is None:
             return None
@@ -132,9 +139,9 @@ class AckLost:
         return None if by is None else (by, floor.ack_wait)
 
     async def judge(self, ad_id: str, look: Look, stats: ReadStats, finding: Finding, note: Note) -> None:
-        """A confirmed ``completed_with_message`` of ``ad_id`` (the second ``look``) goes into ``note`` while its lost
-        ack's redelivery may still come (:func:`young`), else into ``finding`` (with when it was due, if it was a
-        lost ack)."""
+        """A confirmed ``completed_with_message`` or ``dead_with_message`` of ``ad_id`` (the second ``look``) goes
+        into ``note`` while its lost ack's redelivery may still come (:func:`young`), else into ``finding`` (with
+        when it was due, if it was a lost ack)."""
         messages = look.work.get(ad_id, [])
         lost = await self.due(look.records.get(ad_id), messages, partition_of(ad_id, self._parts), stats)
         now = clock.now()
@@ -144,4 +151,4 @@ class AckLost:
             add(finding, ad_id, None if lost is None else late_text(lost[0], lost[1], now))
 
 
-__all__ = ["MARGIN", "AckLost", "Floor", "late_text", "note_text", "redelivered_by", "young"]
+__all__ = ["ENDED", "FINDINGS", "MARGIN", "AckLost", "Floor", "late_text", "note_text", "redelivered_by", "young"]

@@ -22,7 +22,7 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   and failed ones are only listed (~200 bytes each). Each is judged as it arrives, only a suspect's facts kept
   (:mod:`gamead_core.doctor.records`): memory does not grow with the records' size;
 * the second look: per finding, one record read (one per unreadable record of a live ad), one DLQ read and
-  one read per message it names; one ``CONSUMER.INFO`` per level holding a completed ad's message
+  one read per message it names; one ``CONSUMER.INFO`` per level holding a completed or dead ad's message
   (:mod:`gamead_core.doctor.ack_lost`: a lost ack is a note until ``ack_wait``; none the unheld check read again).
 
 So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D): the store's *open* work, not its history (bench_doctor.py).
@@ -42,6 +42,7 @@ from nats.js import JetStreamContext
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor import writable
+from gamead_core.doctor.ack_lost import FINDINGS as ACK_LOST_FINDINGS
 from gamead_core.doctor.ack_lost import AckLost
 from gamead_core.doctor.checks import WorkMsg, records_to_read
 from gamead_core.doctor.keys import Keys, list_keys
@@ -310,7 +311,7 @@ class Doctor:
         if (why := unsettled(suspects, again, work_whole=self._work_whole)) is not None:
             budget.stop(why)  # said, not guessed: the report is partial (doctor36)
         confirmed = judge(again, clock.now(), self.rules, work_whole=self._work_whole)
-        acks = AckLost(self.js, len(self._parts), infos)  # a lost ack: a note until ack_wait (chaos48 F3)
+        acks = AckLost(self.js, len(self._parts), infos)  # an ended ad's lost ack: a note until ack_wait (chaos48 F3)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:
                 if not suspected(code, suspects[ad_id]):
@@ -319,7 +320,7 @@ class Doctor:
                     await note_unrecorded(self.js, names.work_stream(partition_of(ad_id, len(self._parts))),
                                           again.work.get(ad_id, []), ad_id, stats, notes)
                     continue
-                if code == "completed_with_message":
+                if code in ACK_LOST_FINDINGS:  # a completed or dead ad's lost ack: a note until ack_wait
                     await acks.judge(ad_id, again, stats, found[code], notes["ack_lost"])
                 else:
                     add(found[code], ad_id, detail_for(code, ad_id, again))

@@ -13,6 +13,9 @@ from typing import Any, Final, Literal
 from gamead_core.clock_offset import OFFSET_LIMIT
 
 ItemKind = Literal["ad", "object", "job"]
+#: Seconds past ``completedAt + ack_wait`` a lost ack stays the note ``ack_lost``: a worker's next pull of the ad's
+#: level (:mod:`gamead_core.doctor.ack_lost`; the note's text below says it)
+ACK_LOST_MARGIN: Final = 5.0
 #: ``error``: a broken invariant of the ads or of what every node needs; ``warning``: the ads still flow, a
 #: promise of the README does not hold meanwhile (``redis_unwritable``: rate limits are per node, no cache)
 Severity = Literal["error", "warning"]
@@ -174,10 +177,11 @@ NOTES: Final[dict[str, str]] = {
                           "~1 s apart to skip in-flight announcements; timed retries left out): a dead worker's last "
                           "deliveries, not announced before it died; JetStream redelivers them within its consumer's "
                           "ack_wait (below)",
-    "ack_lost": "completed ad whose message is still ack-pending under the very delivery that completed it, younger "
-                "than its consumer's ack_wait: that delivery's acknowledgement was lost (a stream leader's fail-over); "
-                "JetStream delivers it again and a worker acknowledges it unanalysed. Past ack_wait (+5 s) it is the "
-                "error completed_with_message (--repair removes the message either way)",
+    "ack_lost": "completed or dead ad whose message is still ack-pending under the very delivery that ended it, "
+                "younger than its consumer's ack_wait: that delivery's acknowledgement was lost (a stream leader's "
+                "fail-over); JetStream delivers it again and a worker acknowledges it unanalysed. Past ack_wait "
+                f"(+{ACK_LOST_MARGIN:g} s) it is the error completed_with_message or dead_with_message (--repair "
+                "removes the message either way; a dead ad's DLQ entry stays)",
 }
 
 
@@ -299,4 +303,4 @@ class Report:
         }
 
 
-__all__ = ["KINDS", "KIND_BY_CODE", "NOTES", "Finding", "Kind", "Note", "ReadStats", "Report"]
+__all__ = ["ACK_LOST_MARGIN", "KINDS", "KIND_BY_CODE", "NOTES", "Finding", "Kind", "Note", "ReadStats", "Report"]

@@ -13,7 +13,7 @@ showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
                with a delay, ack-pending until then)
              − the messages nats-server announced a ``nak`` of since the run began (a retry that began after the
                first look read its record: :class:`~gamead_core.worker.naks_seen.NaksSeen`)
-             − the completed ads whose ack was lost, noted ``ack_lost`` (:mod:`gamead_core.doctor.ack_lost`)
+             − the completed or dead ads whose ack was lost, noted ``ack_lost`` (:mod:`gamead_core.doctor.ack_lost`)
 
 read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
 milliseconds), the smaller excess reported. The second reading lists the holdings both before and after the
@@ -168,7 +168,7 @@ class Unheld:
         """After :meth:`read_again` (made here if it was not): the smaller excess goes into ``note`` (``count``:
         unheld deliveries; items: where, the levels with deliveries ack-pending, each with its count of all
         ack-pending ones and ``ack_wait``; nothing "more" than them). ``explained``: deliveries another note already
-        names (``ack_lost``: a completed ad's lost ack, not a dead worker's)."""
+        names (``ack_lost``: a completed or dead ad's lost ack, not a dead worker's)."""
         await self.read_again(stats)
         if self._again is None:
             return

@@ -142,6 +142,22 @@ def this_host() -> str:
     return _HOSTS.setdefault(os.getpid(), socket.gethostname())
 
 
+#: The environment variable a worker's Kubernetes pod name is in (manifests/base/worker.yaml: the downward API)
+POD_NAME_ENV = "POD_NAME"
+#: A pod name as Kubernetes makes one (a DNS subdomain, RFC 1123): anything else is no pod's
+POD_NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def pod_name(value: object) -> str | None:
+    """``value`` when it is a pod name Kubernetes could have made, else None. Pure."""
+    return value if isinstance(value, str) and POD_NAME_PATTERN.fullmatch(value) else None
+
+
+def this_pod(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Kubernetes pod this process runs in (env :data:`POD_NAME_ENV`), None when unset or not a pod name."""
+    return pod_name((os.environ if environ is None else environ).get(POD_NAME_ENV))
+
+
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
     """The heartbeat of a worker, from what it says of itself (``now``: epoch seconds, default the clock).
     Processing and queue-wait percentiles cover the samples of the last ``RECENT_WINDOW`` seconds."""
@@ -176,6 +192,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         cpu_per_ad_ms=me.cpu_per_ad_ms,
         partitions=me.partitions,
         unstarted_since={level: _at(at) for level, at in me.unstarted_since.items()},
+        pod=this_pod(),
         **_clock_fields(me.started),
     )
     if not draining:
@@ -273,6 +290,7 @@ def new_api_node_id() -> str:
     return f"api-{host}-{os.getpid()}-{id_tail()}"
 
 
-__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "earlier_node_key",
-           "incarnation", "incarnation_id", "same_incarnation", "new_api_node_id", "node_key", "server_started",
-           "this_host", "uptime", "worker_node_info"]
+__all__ = ["POD_NAME_ENV", "POD_NAME_PATTERN", "RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation",
+           "api_node_info", "deaths", "earlier_node_key", "incarnation", "incarnation_id", "same_incarnation",
+           "new_api_node_id", "node_key", "server_started", "pod_name", "this_host", "this_pod", "uptime",
+           "worker_node_info"]

@@ -118,6 +118,10 @@ class NodeInfo(BaseModel):
     #: a worker told to take no new ad (``gamead workers quiet``, gamead_core.worker.quiet): it pulls nothing and
     #: finishes what it runs; False from an API node, a worker taking ads, or an older worker
     quiet: bool = False
+    #: a worker's Kubernetes pod (env ``POD_NAME``, set from ``metadata.name`` by the downward API in
+    #: manifests/base/worker.yaml): the pod a scale-down marks to go first when the worker is quiet or idle
+    #: (gamead_core.scaling.removal). None outside Kubernetes (``gamead up``), from an API node or an older worker
+    pod: str | None = Field(default=None, max_length=253)
 
 
 #: the create fence's version (gamead_core.store.create_fence, gamead_core.worker.orphan_reput) every heartbeat says

@@ -13,16 +13,28 @@ one the backend already sent again while only the Deployment's status had moved;
 sure: the count changed since it was read (an outside change), or every attempt was refused. *Not applied*, not in
 doubt, nothing read back, and no error: not a failure to back off from (the note says why); the next tick reads the
 count again and decides from it.
+
+A scale-down through a backend that can (``kubernetes``) first marks the pods to go (:mod:`.removal`: quiet workers
+first, then the idlest; one PATCH each, all within one call's time) and says which in the note (``removes first:
+gamead-worker-…-x2 (quiet-1, quiet)``), or why it could not: the scale call is made either way.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from gamead_core import clock
 from gamead_core.errors import ScalerConflict, ScalerUnavailable, error_text
+from gamead_core.registry.wire import NodeInfo
 from gamead_core.scaling.local import NoneScaler, Scaler
+from gamead_core.scaling.removal import removal_note, to_remove
+
+log = logging.getLogger(__name__)
 
 #: Waits (seconds) before reading the count back again while it does not show a sent call's count yet.
 SETTLE_SECONDS = (0.5, 1.0, 2.0)
@@ -36,11 +48,14 @@ CALL_TIMEOUTS = 2
 def tick_calls_seconds(request_timeout: float) -> float:
     """The longest a tick's Kubernetes calls can take, ``request_timeout`` (s) per connect and per read, each call
     given up on at :data:`CALL_TIMEOUTS` of them (:class:`~gamead_core.scaling.call_thread.CallThread`): the GET of
-    the count, a scale call's PATCHes and the reads between them (2 × :data:`SCALE_ATTEMPTS` − 1), and after a call
-    in doubt the read-back, once more after each wait of :data:`SETTLE_SECONDS`: 10 calls and 3.5 s, 103.5 s at the
-    default 5 s. What ``gamead scale status`` allows a leader before calling its state stale (review30 F12). Pure."""
-    calls = 1 + (2 * SCALE_ATTEMPTS - 1) + 1 + len(SETTLE_SECONDS)
+    the count, a scale-down's pod marks (one call's time in all), a scale call's PATCHes and the reads between them
+    (2 × :data:`SCALE_ATTEMPTS` − 1), and after a call in doubt the read-back, once more after each wait of
+    :data:`SETTLE_SECONDS`: 11 calls and 3.5 s, 113.5 s at the default 5 s. What ``gamead scale status`` allows a
+    leader before calling its state stale (review30 F12). Pure."""
+    calls = 1 + 1 + (2 * SCALE_ATTEMPTS - 1) + 1 + len(SETTLE_SECONDS)
     return CALL_TIMEOUTS * request_timeout * calls + sum(SETTLE_SECONDS)
+#: ``apply_replicas``'s ``workers`` when not given: it marks no pod before a scale-down
+NO_MARKS: Any = object()
 #: Appended to the reason of a call refused with 409 Conflict because the count changed (``{now}``: the new count).
 CONFLICT_NOTE = (" (not applied: the count changed to {now} since it was read, outside the autoscaler (409 Conflict); "
                  "decided again next tick)")
@@ -64,14 +79,42 @@ class Outcome:
 
 
 async def apply_replicas(backend: Scaler, current: int, desired: int, *,
-                         settle: Sequence[float] = SETTLE_SECONDS) -> Outcome:
+                         settle: Sequence[float] = SETTLE_SECONDS, workers: Any = NO_MARKS) -> Outcome:
     """Set ``desired`` replicas through ``backend`` (``current`` run now; equal counts: no call). A call that may
-    have landed is read back, then again after each wait of ``settle`` (seconds) while the count differs. Never
-    raises a backend's error: it is in the outcome."""
+    have landed is read back, then again after each wait of ``settle`` (seconds) while the count differs. A
+    scale-down through a backend that marks pods first marks those of ``workers`` (the registry's entries; None:
+    unread; :data:`NO_MARKS`, the default: marks none) to go (module doc). Never raises a backend's error: it is in
+    the outcome."""
     if desired == current:
         return Outcome(True, current)
     if isinstance(backend, NoneScaler):
         return Outcome(False, current, note=" (backend none: advice only, not applied)")
+    mark = getattr(backend, "mark_for_removal_async", None)
+    marked = await _mark_first(mark, workers, current - desired) \
+        if mark is not None and desired < current and workers is not NO_MARKS else ""
+    outcome = await _apply(backend, current, desired, settle)
+    return dataclasses.replace(outcome, note=marked + outcome.note) if marked else outcome
+
+
+async def _mark_first(mark: Any, workers: Iterable[NodeInfo] | None, count: int) -> str:
+    """Mark the pods of ``count`` of ``workers`` to go first through ``mark``; the note that says which. Never
+    raises."""
+    if workers is None:
+        return " (the workers could not be read: Kubernetes picks which pods go)"
+    marks = to_remove(workers, count, clock.now())
+    if not marks:
+        return removal_note([], count)
+    try:
+        done, failed = await mark(marks)
+    except Exception as exc:  # noqa: BLE001 - the scale-down goes on: Kubernetes picks which pods go
+        done, failed = [], error_text(exc)
+    if failed:
+        log.warning("autoscaler: could not mark the pods a scale-down removes first: %s", failed)
+    return removal_note(done, count, failed)
+
+
+async def _apply(backend: Scaler, current: int, desired: int, settle: Sequence[float]) -> Outcome:
+    """The scale call of :func:`apply_replicas` and what came of it."""
     try:
         await backend.set_replicas_async(desired)
         return Outcome(True, desired)
@@ -105,5 +148,5 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
     return Outcome(False, shows, error, f" ({answer}; the count read back is {shows}: not applied)", in_doubt=True)
 
 
-__all__ = ["CALL_TIMEOUTS", "CONFLICT_NOTE", "CONFLICT_RETRIED_NOTE", "SCALE_ATTEMPTS", "SETTLE_SECONDS", "Outcome",
-           "apply_replicas", "tick_calls_seconds"]
+__all__ = ["CALL_TIMEOUTS", "CONFLICT_NOTE", "CONFLICT_RETRIED_NOTE", "NO_MARKS", "SCALE_ATTEMPTS", "SETTLE_SECONDS",
+           "Outcome", "apply_replicas", "tick_calls_seconds"]

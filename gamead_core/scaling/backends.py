@@ -91,6 +91,11 @@ class LazyKubernetesScaler:
     async def set_replicas_async(self, n: int) -> None:
         await self._call(lambda scaler: scaler.set_replicas_async(n))
 
+    async def mark_for_removal_async(self, marks: list[Any]) -> tuple[list[Any], str]:
+        """Mark the pods a scale-down removes first (:meth:`~gamead_core.scaling.kubernetes.KubernetesScaler.
+        mark_for_removal_async`)."""
+        return await self._call(lambda scaler: scaler.mark_for_removal_async(marks))
+
     def close(self) -> None:
         if self._scaler is not None:
             self._scaler.close()

@@ -31,7 +31,8 @@ A write must follow a read of its own (:meth:`KubernetesScaler.set_replicas` ref
 
 Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
 the constructor. The RBAC the scaler needs is in ``manifests/base/rbac.yaml``: ``get`` + ``patch`` on
-``deployments/scale``, API group ``apps``, and nothing else (it never reads the Deployment itself).
+``deployments/scale``, API group ``apps`` (it never reads the Deployment itself), and ``patch`` on ``pods`` to mark
+the pods a scale-down removes first (:meth:`KubernetesScaler.mark_for_removal_async`, :mod:`.pod_cost`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ from gamead_core.scaling.bounds import replica_count
 from gamead_core.scaling.call_thread import CallThread
 from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
 from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_BYTES, check_kubeconfig  # noqa: F401 - re-exported
+from gamead_core.scaling.pod_cost import PodCosts
+from gamead_core.scaling.removal import Mark
 
 #: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object (ours with ``metadata.resourceVersion``).
 SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
@@ -119,6 +122,7 @@ class KubernetesScaler:
         # answers read up to a bound (attack30b F2: a 400 MB one took ~2 GB and froze the API's loop for seconds)
         self._api_client.rest_client.pool_manager = CappedAnswers(self._api_client.rest_client.pool_manager)
         self._apps = k8s.AppsV1Api(self._api_client)
+        self.pods = PodCosts(self._api_client, settings)  #: marks the pods a scale-down removes first
         #: the async calls' thread: one at a time, each bounded, cut when given up on (attack30b F5)
         self._calls = CallThread(on_give_up=CappedAnswers.abort)
         #: (``metadata.resourceVersion``, ``spec.replicas``) of the Scale read last and not written since (None: none).
@@ -215,6 +219,11 @@ class KubernetesScaler:
         and the reads between them); cut short, it may have landed (``sent``). Raises :class:`ScalerError`."""
         await self._calls.run(f"patch {_SCALE} of {self.target} at {self.host}", lambda: self.set_replicas(n),
                               self._within(2 * SCALE_ATTEMPTS - 1), sent=True)
+
+    async def mark_for_removal_async(self, marks: list[Mark]) -> tuple[list[Mark], str]:
+        """:meth:`PodCosts.mark` in a thread, all within one call's time: ``(marks landed, why it stopped or "")``."""
+        return await self._calls.run(f"patch the deletion cost of {len(marks)} pod(s) in {self._settings.namespace}",
+                                     lambda: self.pods.mark(marks), self._within(1), sent=True)
 
     def _within(self, calls: int) -> float:
         return CALL_TIMEOUTS * self._settings.request_timeout * calls  # each call: a connect and a read

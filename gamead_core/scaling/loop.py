@@ -265,7 +265,7 @@ class Autoscaler:
         if not self.is_leader:  # the lease lapsed during this tick's calls: another node may lead by now
             log.warning("autoscaler: the lease lapsed during this tick; %s neither applied nor recorded", reason)
             return self.interval
-        outcome = await apply_replicas(self.backend, current, desired)
+        outcome = await apply_replicas(self.backend, current, desired, workers=workers)  # quiet pods go first
         reason, error, now_running = reason + outcome.note, outcome.error, outcome.running
         self._counts.called(current, desired, outcome, mono, wall, decision is not None)
         if outcome.applied is not True and decision is not None:  # what did not (surely) happen: no step used

@@ -18,9 +18,10 @@ from gamead_core.stats.sampler import Sample
 #: ``state`` older than this many intervals is shown as stale (its leader is gone or stuck); a leader backing off
 #: after a failure says when it records next (``nextInSeconds``), and is allowed that instead of one interval; with
 #: the kubernetes backend, while a leader holds the lease, what every call one tick may make can take
-#: (:func:`~gamead_core.scaling.apply.tick_calls_seconds`: a GET, up to 3 PATCHes with a read between, a read-back
-#: after a doubt; each call cut at 2 × ``request_timeout``), so a live leader in a slow tick is not stale (review30
-#: F12: one ``request_timeout`` was allowed, and a tick may make 10 calls); with no leader, one ``request_timeout``.
+#: (:func:`~gamead_core.scaling.apply.tick_calls_seconds`: a GET, a scale-down's pod marks, up to 3 PATCHes with a
+#: read between, a read-back after a doubt; each call cut at 2 × ``request_timeout``), so a live leader in a slow tick
+#: is not stale (review30 F12: one ``request_timeout`` was allowed; a tick may make 11 calls); with no leader, one
+#: ``request_timeout``.
 STALE_INTERVALS = 3.0
 
 

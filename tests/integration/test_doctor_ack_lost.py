@@ -6,7 +6,8 @@ write) while their plain `+ACK` was lost, so their messages stayed ack-pending u
 them to a worker that acknowledged them unanalysed; `gamead doctor` 22-28 s after each kill said `✗
 completed_with_message · 6 ads · invariant 2`, exit 1: a cron paging on exit 1 paged after every fail-over. Here
 on one real nats-server: a connection pulls each ad's delivery, writes its record `completed` under it, and never
-acknowledges it (the lost ack); no worker runs, so past `ack_wait` nothing redelivers it (a real fault).
+acknowledges it (the lost ack); no worker runs, so past `ack_wait` nothing redelivers it (a real fault). The same
+for an ad dead-lettered under its delivery (DLQ entry, record `dead`) whose ack was lost: `dead_with_message`.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from typing import Any
 import httpx
 import nats
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import diagnose
-from gamead_core.doctor.model import Report
+from gamead_core.doctor.model import ACK_LOST_MARGIN, Report
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.models import AdStatus, utcnow
+from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
+from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.budget import delivery_id
+from gamead_core.worker.deadletter import dead_letter
 from tests.support import Proc, ad, assert_doctor_clean, clean_env, run_gamead, start_api, wait_for
 
 ACK_WAIT = 10  #: seconds: the stack's queue.ack_wait (its level consumers'), short so "past it" comes soon
@@ -37,8 +41,10 @@ LEVEL = 5
 YOUNG_LEVEL = 4  #: the young ad's: a pull of LEVEL past ack_wait gets an old one's redelivery first
 
 
-def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int = LEVEL) -> list[str]:
-    """Submit one ad per title, pull each delivery, record it `completed` under it; acknowledge none."""
+def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int = LEVEL, *,
+                          dead: bool = False) -> list[str]:
+    """Submit one ad per title, pull each delivery, record it `completed` under it (``dead``: run under it, then
+    dead-lettered as a worker does: its DLQ entry, then its record `dead`); acknowledge none."""
 
     async def run() -> list[str]:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
@@ -56,6 +62,10 @@ def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int
                     ad_id = msg.headers[names.HDR_AD_ID]
                     current = await store.get(ad_id)
                     record, now = current.record, utcnow()
+                    if dead:
+                        await _dead_letter(store, js, record, current.revision, msg)
+                        done.append(ad_id)
+                        continue
                     await store.update(record.model_copy(update={
                         "status": AdStatus.COMPLETED, "attempts": 1, "worker_id": "local-9", "started_at": now,
                         "delivery": delivery_id(msg.metadata.sequence.stream, msg.metadata.num_delivered),
@@ -66,6 +76,18 @@ def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int
             await nc.close()
 
     return asyncio.run(run())
+
+
+async def _dead_letter(store: AdStore, js: JetStreamContext, record: AdRecord, revision: int, msg: Msg) -> None:
+    """What a worker does with an ad that fails for good under delivery ``msg``: its record `processing` under
+    it, then the DLQ entry and the record `dead` (:func:`dead_letter`); the ack that would follow is lost."""
+    seq = msg.metadata.sequence.stream
+    running = record.model_copy(update={"status": AdStatus.PROCESSING, "attempts": 1, "worker_id": "local-9",
+                                        "started_at": utcnow(),
+                                        "delivery": delivery_id(seq, msg.metadata.num_delivered)})
+    await store.update(running, revision)
+    error = AdError(error_class="Permanent", message="refused for good", retryable=False, at=utcnow())
+    assert await dead_letter(store, DeadLetters(js), running, error, 1, source_seq=seq, worker_id="local-9")
 
 
 def _doctor(url: str, *args: str) -> tuple[int, dict[str, Any]]:
@@ -168,3 +190,39 @@ def test_the_second_look_reads_a_lost_acks_consumer_once(fresh_nats: Callable[[]
     assert set(notes) == {"ack_lost"} and notes["ack_lost"].items == [lost], notes
     assert not [f for f in report.findings if f.count], report.findings
     assert reads == 2, f"{reads} reads of the level's consumer in one run"
+
+
+def test_a_dead_ads_lost_ack_is_the_same_note_until_ack_wait_then_dead_with_message(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """The same lost ``+ACK`` after a dead-lettering (the DLQ entry written, the record `dead` under the delivery):
+    JetStream redelivers the message within ack_wait and a worker acknowledges it unanalysed (its record is
+    terminal), so the doctor notes ``ack_lost`` (exit 0) until its end (``completedAt``, when it became dead) +
+    ack_wait + the margin, then fails ``dead_with_message``. Before: ``✗ dead_with_message``, exit 1, at once."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__ACK_WAIT=str(ACK_WAIT))
+    procs.append(api)
+    [dead] = _complete_without_ack(url, server.url, ["Dead Ack Lost"], dead=True)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get(f"/ads/{dead}").json()["status"] == "dead"
+        assert [e["adId"] for e in http.get("/v1/dlq").json()["items"]] == [dead]
+
+    code, report = _doctor(url)
+    assert code == 0 and report["findings"] == [], report  # before: dead_with_message, exit 1
+    [note] = [n for n in report["notes"] if n["kind"] == "ack_lost"]
+    assert note["sample"] == [dead] and note["details"][dead].startswith("ack lost: JetStream redelivers it by "), note
+    assert "completed or dead ad" in note["what"] and f"(+{ACK_LOST_MARGIN:g} s)" in note["what"], note
+
+    def overdue() -> dict[str, Any] | None:
+        code, report = _doctor(url)
+        return report if code == 1 else None
+
+    report = wait_for(overdue, timeout=ACK_WAIT + 60, interval=1, what="doctor exit 1 past ack_wait")
+    [finding] = report["findings"]
+    assert finding["kind"] == "dead_with_message" and finding["sample"] == [dead], report
+    assert "nothing redelivered it" in finding["details"][dead], finding
+    run = run_gamead("doctor", "--api", url, "--repair", "--yes", "-o", "json", env=clean_env(), timeout=120)
+    assert run.returncode == 0 and json.loads(run.stdout)["after"]["ok"], run.stdout[-2000:] + run.stderr
+    assert _ack_pending(server.url) == (0, 0)
+    with httpx.Client(base_url=url, timeout=10) as http:  # the DLQ entry stays: replay it to run the ad again
+        assert [e["adId"] for e in http.get("/v1/dlq").json()["items"]] == [dead]

@@ -67,6 +67,9 @@ NS = "gamead-test"
 DEPLOYMENT = "gamead-worker"
 SCALE_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/{DEPLOYMENT}/scale"
 _PATH_RE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)(/scale)?$")
+_POD_RE = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$")
+#: the annotation the ReplicaSet controller deletes the lowest of first (unset: 0)
+COST = "controller.kubernetes.io/pod-deletion-cost"
 
 
 @dataclass
@@ -104,6 +107,12 @@ class ApiDouble:
     modified_before_patch: bool = False  # the next PATCH (once) finds the Deployment changed since it was read
     replicas_before_patch: int | None = None  # the next PATCH (once) finds the count set to this (kubectl scale)
     lock: threading.Lock = field(default_factory=threading.Lock)  # a write's check and its change are one step
+    #: the worker Deployment's pods, oldest first: a scale-down by k deletes k of them as the ReplicaSet controller
+    #: does (all ready): the lowest pod-deletion-cost first, then the most recently created
+    pods: list[str] = field(default_factory=list)
+    annotations: dict[str, dict[str, str]] = field(default_factory=dict)  # pod → its annotations
+    removed: list[str] = field(default_factory=list)  # the pods a scale-down deleted, in order
+    pod_patch_fail_with: int | None = None  # answer every PATCH of a pod with this status (its scale still works)
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -164,6 +173,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             if self.command == "GET" and state.get_delay:
                 state.release.wait(state.get_delay)
             path = self.path.split("?", 1)[0]
+            if (pod := _POD_RE.match(path)) is not None:
+                return self._pod(*pod.groups(), body)
             match = _PATH_RE.match(path)
             if not match:
                 return self._send(404, _status_body(404, "?", path, self.command))
@@ -205,8 +216,9 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                         state.resource_version += 1
                     if version != str(state.resource_version):
                         return self._send(409, _status_body(409, ns, name, "PATCH"))
-                    state.replicas[(ns, name)] = patch["spec"]["replicas"]
+                    before, state.replicas[(ns, name)] = state.replicas[(ns, name)], patch["spec"]["replicas"]
                     state.resource_version += 1
+                    _scaled_down(state, before - patch["spec"]["replicas"])
                 for key, value in state.after_patch.items():
                     setattr(state, key, value)
                 if state.patch_delay:
@@ -232,6 +244,24 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             else:
                 obj = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": name}}
             self._send(200, obj)
+
+        def _pod(self, ns: str, name: str, body: bytes) -> None:
+            """A pod's PATCH (a JSON merge patch of its annotations, as ``kubectl annotate`` sends), answered with
+            the pod; 403 as an API server whose RBAC lacks ``patch`` on ``pods``."""
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return self._send(401, {"kind": "Status", "code": 401, "message": "Unauthorized"})
+            assert self.command == "PATCH", self.command  # the autoscaler never reads a pod (its Role cannot)
+            if (code := state.pod_patch_fail_with) is not None:
+                return self._send(code, {"kind": "Status", "code": code, "reason": "Forbidden", "message": (
+                    f'pods "{name}" is forbidden: User "system:serviceaccount:{ns}:gamead-autoscaler" cannot patch '
+                    f'resource "pods" in API group "" in the namespace "{ns}"')})
+            if ns != NS or name not in state.pods:
+                return self._send(404, {"kind": "Status", "code": 404, "message": f'pods "{name}" not found'})
+            assert self.headers.get("Content-Type") == "application/merge-patch+json"
+            with state.lock:
+                state.annotations.setdefault(name, {}).update(json.loads(body)["metadata"]["annotations"])
+            self._send(200, {"kind": "Pod", "apiVersion": "v1", "metadata": {
+                "name": name, "namespace": ns, "annotations": state.annotations[name]}})
 
         def _trickle(self) -> None:
             self.close_connection = True
@@ -260,6 +290,15 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
         do_GET = do_PATCH = do_PUT = do_POST = _handle
 
     return Handler
+
+
+def _scaled_down(state: ApiDouble, by: int) -> None:
+    """The ReplicaSet controller's choice (Kubernetes docs, "Pod deletion cost"; every pod ready): ``by`` pods
+    deleted, the lowest ``pod-deletion-cost`` first, then the most recently created."""
+    order = sorted(enumerate(state.pods), key=lambda p: (int(state.annotations.get(p[1], {}).get(COST, "0")), -p[0]))
+    for _, pod in order[:max(0, by)]:
+        state.pods.remove(pod)
+        state.removed.append(pod)
 
 
 @pytest.fixture

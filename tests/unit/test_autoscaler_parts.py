@@ -197,24 +197,25 @@ def test_a_kubernetes_leader_whose_calls_time_out_is_not_stale_and_a_stale_one_w
     state = {"t": 100.0, "backend": "kubernetes", "intervalSeconds": 1.0, "nextInSeconds": 1.0, "decisions": []}
     assert status_document(state, None, None, now=106.5, settings=settings)["stale"] is False  # 1 + 5 + 2 × 1 s
     assert status_document(state, None, None, now=108.5, settings=settings)["stale"] is True
-    lease = Lease("api-1", 90.0, 207.0, 212.0)  # a leader past what its tick's calls may take (review30 F12, below)
+    lease = Lease("api-1", 90.0, 217.0, 222.0)  # a leader past what its tick's calls may take (review30 F12, below)
 
     def said(doc: dict) -> str:
         console = Console(width=200, record=True, color_system=None)
         console.print(status_view(doc))
         return console.export_text()
 
-    assert "stale: its leader has not recorded for 109s: its tick may hang" in said(
-        status_document(state, lease, None, now=209.0, settings=settings))
+    assert "stale: its leader has not recorded for 119s: its tick may hang" in said(
+        status_document(state, lease, None, now=219.0, settings=settings))
     assert "stale: no leader is recording" in said(status_document(state, None, None, now=109.0, settings=settings))
 
 
 def test_a_kubernetes_leader_in_a_slow_tick_is_not_stale_while_its_calls_may_still_run() -> None:
-    """review30 F12: one tick may make 10 Kubernetes calls (the GET of the count, 3 PATCHes with a read again after
-    each 409, a read-back after a doubt and one more after each of 3 waits), each given up on at 2 × request_timeout;
+    """review30 F12: one tick may make 11 Kubernetes calls (the GET of the count, a scale-down's pod marks (one call's
+    time in all, left49), 3 PATCHes with a read again after each 409, a read-back after a doubt and one more after
+    each of 3 waits), each given up on at 2 × request_timeout;
     one request_timeout was allowed, so a live leader in a slow tick (a GET and 3 PATCHes answered 409 at 10 s each:
     60 s without a record) showed "stale". While a leader holds the lease its calls' bound is allowed (1 s interval +
-    103.5 s + 2 intervals); with no leader, one request_timeout as before."""
+    113.5 s + 2 intervals); with no leader, one request_timeout as before."""
     settings = AutoscalerSettings(interval=1.0, backend="kubernetes", kubernetes={"request_timeout": 5.0})
     state = {"t": 100.0, "backend": "kubernetes", "intervalSeconds": 1.0, "nextInSeconds": 1.0, "decisions": []}
 
@@ -222,8 +223,8 @@ def test_a_kubernetes_leader_in_a_slow_tick_is_not_stale_while_its_calls_may_sti
         lease = Lease("api-1", 90.0, now - 1.0, now + 2.0) if leading else None
         return status_document(state, lease, None, now=now, settings=settings)["stale"]
 
-    assert tick_calls_seconds(5.0) == 103.5
-    assert [stale(160.0), stale(206.0), stale(207.0)] == [False, False, True]
+    assert tick_calls_seconds(5.0) == 113.5
+    assert [stale(160.0), stale(216.0), stale(217.0)] == [False, False, True]
     assert [stale(106.5, leading=False), stale(108.5, leading=False)] == [False, True]
 
 

@@ -26,6 +26,7 @@ from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.config.placeholders import PLACEHOLDER_MARKER
 from gamead_core.errors import ConfigError
 from gamead_core.queue.atomic import MIN_SERVER
+from gamead_core.registry.nodes import POD_NAME_ENV
 from gamead_core.stop_bound import API_BOUND, worker_bound
 from tests.kustomize import WORKLOADS, render
 
@@ -196,6 +197,9 @@ def test_pods_read_the_mounted_config() -> None:
     api_env = {e["name"]: e for c in containers(find("Deployment", "gamead-api")) for e in c["env"]}
     own = api_env["GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE"]["valueFrom"]["fieldRef"]
     assert own == {"fieldPath": "metadata.namespace"}  # the autoscaler scales the worker of its own namespace
+    worker_env = {e["name"]: e for c in containers(find("Deployment", "gamead-worker")) for e in c["env"]}
+    pod = worker_env[POD_NAME_ENV]["valueFrom"]["fieldRef"]
+    assert pod == {"fieldPath": "metadata.name"}  # its pod in its registry entry: a scale-down marks a quiet one's
 
 
 def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
@@ -315,22 +319,28 @@ def test_the_secret_template_holds_only_placeholders_gamead_refuses(monkeypatch:
 # --- RBAC -----------------------------------------------------------------------------------------------
 
 
-def test_autoscaler_role_grants_exactly_get_and_patch_scale() -> None:
+def test_autoscaler_role_grants_exactly_get_and_patch_scale_and_patch_pods() -> None:
     """attack39b F6: the Role also granted ``get`` on ``deployments`` (the pod template: env, image), which no code
-    path uses: only ``read_namespaced_deployment_scale`` and ``patch_namespaced_deployment_scale`` are called."""
+    path uses: only ``read_namespaced_deployment_scale`` and ``patch_namespaced_deployment_scale`` are called, and
+    ``patch_namespaced_pod`` (left49: a scale-down marks the quiet pods to go first), whose pods cannot be named in
+    advance (no ``resourceNames``), and that reads none (no ``get``/``list``)."""
     role = find("Role", "gamead-autoscaler")
     worker = config_yaml()["autoscaler"]["kubernetes"]["deployment"]
     grants = set()
     for rule in role["rules"]:
         assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule
-        assert rule.get("resourceNames", [worker]) == [worker], rule
+        if rule["resources"] != ["pods"]:
+            assert rule.get("resourceNames") == [worker], rule
         grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert grants == {
         ("apps", "deployments/scale", "get"),
         ("apps", "deployments/scale", "patch"),
+        ("", "pods", "patch"),
     }
-    called = set(re.findall(r"\.(\w+_namespaced_\w+)\(", (ROOT / "gamead_core/scaling/kubernetes.py").read_text()))
-    assert called == {"read_namespaced_deployment_scale", "patch_namespaced_deployment_scale"}
+    called = set()
+    for module in ("kubernetes.py", "pod_cost.py"):
+        called |= set(re.findall(r"\.(\w+_namespaced_\w+)\(", (ROOT / "gamead_core/scaling" / module).read_text()))
+    assert called == {"read_namespaced_deployment_scale", "patch_namespaced_deployment_scale", "patch_namespaced_pod"}
     assert not [o for o in OBJECTS if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
 
     binding = find("RoleBinding", "gamead-autoscaler")
