@@ -216,3 +216,17 @@ def test_a_refused_choice_reads_without_the_validators_word(argv: list[str], sai
     result = CliRunner().invoke(app, argv, env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
     assert said in result.stderr and "Value error" not in result.stderr, result.stderr
+
+
+def test_audit_help_names_every_action_and_outcome_it_takes() -> None:
+    """newcomer49: `gamead audit --help` listed ten actions while `--action` takes twelve: the trail shows
+    `worker.quiet` records (`gamead workers quiet`), and `--action worker.quiet` filters them, but neither the help
+    nor the README named it (nor `worker.resume`). The help names every action and outcome the flag accepts."""
+    from gamead_core.audit.model import OUTCOMES, AuditAction
+
+    result = CliRunner().invoke(app, ["audit", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
+    missing = [a.value for a in AuditAction if not re.search(rf"[ ,:]{re.escape(a.value)}[,.]", text)]
+    assert not missing, f"`gamead audit --help` does not name the action(s) {missing}"
+    assert all(re.search(rf"[ ,:]{o}[,.]", text) for o in OUTCOMES), text
