@@ -230,3 +230,21 @@ def test_audit_help_names_every_action_and_outcome_it_takes() -> None:
     missing = [a.value for a in AuditAction if not re.search(rf"[ ,:]{re.escape(a.value)}[,.]", text)]
     assert not missing, f"`gamead audit --help` does not name the action(s) {missing}"
     assert all(re.search(rf"[ ,:]{o}[,.]", text) for o in OUTCOMES), text
+
+
+@pytest.mark.parametrize("path", [["submit"], ["top"]], ids=["submit", "top"])
+def test_a_duration_options_default_is_shown_with_its_unit(path: list[str]) -> None:
+    """newcomer49: `gamead submit --help` showed `--timeout DURATION … [default: 60.0]` and `gamead top --help`
+    `--refresh DURATION … [default: 1.0]`: a bare figure beside a flag that takes 90s, 10m, 500ms. Every
+    DURATION option's shown default is a duration with its unit, and the command still reads it (60 s, 1 s)."""
+    from gamead_core.durations import parse_duration
+
+    shown = {}
+    for param in _command(path).params:
+        if param.metavar == "DURATION" and param.default is not None and param.show_default is not False:
+            assert not re.fullmatch(r"[\d.]+", str(param.default)), (param.name, param.default)
+            shown[param.name] = parse_duration(str(param.default))
+    assert shown == {"submit": {"timeout": 60.0}, "top": {"refresh": 1.0}}[path[0]]
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\[default: (60s|1s)\]", result.output), result.output
