@@ -196,7 +196,10 @@ def jobs(
 ) -> None:
     """List the DLQ's operator jobs (replay, purge, import, repair), newest first; or show (--follow) one.
 
-    Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2x4k7m9p3q5r8s0t2v4w6y --follow
+    [bold]Examples[/bold]
+
+      gamead dlq jobs --state running
+      gamead dlq jobs 01jb2x4k7m9p3q5r8s0t2v4w6y --follow
     """
     if kind is not None and kind not in ACTED:
         raise typer.BadParameter(f"{kind!r}: use replay, purge, import or repair", param_hint="--kind")

@@ -248,3 +248,13 @@ def test_a_duration_options_default_is_shown_with_its_unit(path: list[str]) -> N
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert re.search(r"\[default: (60s|1s)\]", result.output), result.output
+
+
+@pytest.mark.parametrize("path", [*PATHS, *GROUPS, []], ids=[" ".join(p) or "gamead" for p in [*PATHS, *GROUPS, []]])
+def test_every_help_example_line_pastes_as_one_command(path: list[str]) -> None:
+    """newcomer49: `gamead dlq jobs --help` showed `Example: gamead dlq jobs --state running · gamead dlq jobs
+    01jb… --follow`, two commands on one line: pasted, the line is one command whose `·` and second `gamead` are
+    refused (exit 2). Each example line of a help page is one command."""
+    for line in (_command(path).help or "").splitlines():
+        example = line.strip().removeprefix("Example:").strip()
+        assert not (example.startswith("gamead ") and " · gamead " in example), line
