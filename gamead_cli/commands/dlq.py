@@ -53,15 +53,7 @@ from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.formats import command_text, counted, plain, window_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.once_per_ad import OncePerAd
-from gamead_cli.options import (
-    ApiOpt,
-    ConfigOpt,
-    OutputFormat,
-    OutputOpt,
-    YesOpt,
-    api_client,
-    bounded_float,
-)
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float
 from gamead_cli.output import emit, note_line, print_command
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import dlq_entry_view, next_page_command
