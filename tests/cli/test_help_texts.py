@@ -258,3 +258,13 @@ def test_every_help_example_line_pastes_as_one_command(path: list[str]) -> None:
     for line in (_command(path).help or "").splitlines():
         example = line.strip().removeprefix("Example:").strip()
         assert not (example.startswith("gamead ") and " · gamead " in example), line
+
+
+@pytest.mark.parametrize("path", [["ads", "list"], ["dlq", "list"], ["dlq", "jobs"], ["audit"]],
+                         ids=["ads list", "dlq list", "dlq jobs", "audit"])
+def test_every_list_verb_takes_minus_n_for_its_limit(path: list[str]) -> None:
+    """newcomer49: `dlq list`, `dlq jobs` and `audit` take `-n` for `--limit`, `ads list` took only `-l`
+    (`gamead ads list -n 5`: No such option). Every list verb takes `-n` (`ads list` keeps `-l` too)."""
+    result = CliRunner().invoke(app, [*path, "-n", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "--limit must be 1 to" in result.stderr and "not 0" in result.stderr, result.stderr
