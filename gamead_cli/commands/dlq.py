@@ -130,7 +130,7 @@ def replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be replayed.")] = False,
     rate: Annotated[float | None, typer.Option(
         callback=bounded_float(MIN_REPLAY_RATE, MAX_REPLAY_RATE),
-        help=f"Replays per second, {MIN_REPLAY_RATE:g} to {MAX_REPLAY_RATE:g} \\[dlq.replay_rate].")] = None,
+        help=f"Replays per second, {MIN_REPLAY_RATE:g} to {MAX_REPLAY_RATE:,g} \\[dlq.replay_rate].")] = None,
     stop_on_failure_rate: Annotated[float | None, typer.Option(
         callback=bounded_float(0, 1), help="Stop when more than this share of replayed ads fail again (e.g. 0.5).")] = None,
     detach: DetachOpt = False,

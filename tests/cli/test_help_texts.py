@@ -268,3 +268,12 @@ def test_every_list_verb_takes_minus_n_for_its_limit(path: list[str]) -> None:
     result = CliRunner().invoke(app, [*path, "-n", "0"], env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
     assert "--limit must be 1 to" in result.stderr and "not 0" in result.stderr, result.stderr
+
+
+def test_replay_rate_help_writes_its_bound_as_the_refusal_does() -> None:
+    """newcomer49: `gamead dlq replay --help` said `--rate … 0.001 to 100000` while its refusal says `--rate must be
+    0.001 to 100,000` and `submit --help` `0.001 to 1,000,000`: every count the CLI prints has its separators."""
+    shown = CliRunner().invoke(app, ["dlq", "replay", "--help"], env={"COLUMNS": "250"})
+    refused = CliRunner().invoke(app, ["dlq", "replay", "--all", "--rate", "0"], env={"COLUMNS": "250"})
+    assert refused.exit_code == 2 and "--rate must be 0.001 to 100,000, not 0" in refused.stderr, refused.stderr
+    assert "Replays per second, 0.001 to 100,000 " in " ".join(shown.output.split()), shown.output
