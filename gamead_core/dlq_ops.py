@@ -45,7 +45,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound, QueueFull, WorkStreamMissing
 from gamead_core.jobs.model import Mark
-from gamead_core.models import AdRecord, AdStatus, DlqEntry, utcnow
+from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
 from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
 from gamead_core.queue.publish import publish_ad
 from gamead_core.telemetry.metrics import ads_replayed
@@ -304,6 +304,8 @@ class DlqOps:
                 id=entry.ad_id, status=AdStatus.DEAD, priority=entry.priority, submitted_at=entry.submitted_at,
                 ad=entry.ad, attempts=entry.attempts, worker_id=entry.worker_id, job_id=job_id,
                 completed_at=entry.dead_at, first_failure_at=entry.first_failure_at,
+                error=AdError(error_class=entry.error_class, message=entry.error_message, retryable=entry.retryable,
+                              at=entry.last_failure_at),  # the entry's failure: `ads get` says why it died
             ))
             return
         await self._store.update(versioned.record.model_copy(update={"job_id": job_id}), versioned.revision)

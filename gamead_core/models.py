@@ -204,7 +204,7 @@ class AdError(BaseModel):
 
     model_config = _WIRE
 
-    error_class: str = Field(description="The failure's kind, e.g. \"Timeout\", \"WorkerLost\" (the DLQ filters "
+    error_class: str = Field(description="The failure's kind, e.g. \"TaskTimeout\", \"WorkerLost\" (the DLQ filters "
                                          "on it).")
     message: str = Field(description="What went wrong, as the failure said it.")
     retryable: bool = Field(True, description="False for a permanent failure: the ad is dead-lettered at once, "

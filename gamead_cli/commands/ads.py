@@ -66,7 +66,7 @@ def list_(
         int | None, typer.Option("--priority", "-p", min=1, max=5, help="Only ads of this priority (1-5).")
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-l", min=1, max=500, help="Most ads to show (1-500).")
+        int, typer.Option("--limit", "-n", "-l", min=1, max=500, help="Most ads to show (1-500).")
     ] = 50,
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Read on after this cursor: the next page's command is "

@@ -99,7 +99,8 @@ def audit(
     actor: Annotated[str | None, typer.Option("--actor", help="Only this token name (or anonymous).")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Only this action: replay, purge, import, repair, "
                                                                  "job.cancel, job.takeover, scale.set, scale.clear, "
-                                                                 "refusals_suppressed, other.")] = None,
+                                                                 "worker.quiet, worker.resume, refusals_suppressed, "
+                                                                 "other.")] = None,
     outcome: Annotated[str | None, typer.Option("--outcome", help="Only this outcome: accepted, refused, failed, "
                                                                    "succeeded, cancelled, interrupted.")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only the records of this job.")] = None,

@@ -53,15 +53,7 @@ from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.formats import command_text, counted, plain, window_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.once_per_ad import OncePerAd
-from gamead_cli.options import (
-    ApiOpt,
-    ConfigOpt,
-    OutputFormat,
-    OutputOpt,
-    YesOpt,
-    api_client,
-    bounded_float,
-)
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float
 from gamead_cli.output import emit, note_line, print_command
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import dlq_entry_view, next_page_command
@@ -138,7 +130,7 @@ def replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be replayed.")] = False,
     rate: Annotated[float | None, typer.Option(
         callback=bounded_float(MIN_REPLAY_RATE, MAX_REPLAY_RATE),
-        help=f"Replays per second, {MIN_REPLAY_RATE:g} to {MAX_REPLAY_RATE:g} \\[dlq.replay_rate].")] = None,
+        help=f"Replays per second, {MIN_REPLAY_RATE:g} to {MAX_REPLAY_RATE:,g} \\[dlq.replay_rate].")] = None,
     stop_on_failure_rate: Annotated[float | None, typer.Option(
         callback=bounded_float(0, 1), help="Stop when more than this share of replayed ads fail again (e.g. 0.5).")] = None,
     detach: DetachOpt = False,
@@ -196,7 +188,10 @@ def jobs(
 ) -> None:
     """List the DLQ's operator jobs (replay, purge, import, repair), newest first; or show (--follow) one.
 
-    Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2x4k7m9p3q5r8s0t2v4w6y --follow
+    [bold]Examples[/bold]
+
+      gamead dlq jobs --state running
+      gamead dlq jobs 01jb2x4k7m9p3q5r8s0t2v4w6y --follow
     """
     if kind is not None and kind not in ACTED:
         raise typer.BadParameter(f"{kind!r}: use replay, purge, import or repair", param_hint="--kind")

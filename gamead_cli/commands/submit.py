@@ -131,7 +131,7 @@ def submit(
     timeout: Annotated[
         str, typer.Option("--timeout", callback=duration_between(0, MAX_WAIT_SECONDS), metavar="DURATION",
                           help="How long --wait waits before giving up: seconds, or 90s, 10m, 1h30m (at most 7d).")
-    ] = 60.0,
+    ] = "60s",
     count: Annotated[
         int | None,
         typer.Option(

@@ -97,7 +97,7 @@ def top(
     refresh: Annotated[
         str, typer.Option("--refresh", callback=duration_between(0.2, 60), metavar="DURATION",
                           help="Time between two refreshes: seconds, or 500ms, 2s.")
-    ] = 1.0,
+    ] = "1s",
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit (no full-screen UI).")] = False,
     readonly: Annotated[
         bool, typer.Option("--readonly", help="No actions: replay, purge, scale and marking are hidden; the header says "

@@ -81,8 +81,8 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         if answers:
             back = follow_up("workers", other, *(["--all"] if every else [str(answers[0].get("workerId"))]),
                              again=client.again)
-            parts.append(command_text(f"shown as {'quiet' if verb == 'quiet' else 'its state'} in gamead workers "
-                                      f"within a heartbeat; undo with: {back}"))
+            parts.append(command_text(f"{'shown' if verb == 'quiet' else 'no longer shown'} as quiet in gamead "
+                                      f"workers within a heartbeat; undo with: {back}"))
         return Group(*parts)
 
     emit(doc, output, view)

@@ -216,3 +216,64 @@ def test_a_refused_choice_reads_without_the_validators_word(argv: list[str], sai
     result = CliRunner().invoke(app, argv, env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
     assert said in result.stderr and "Value error" not in result.stderr, result.stderr
+
+
+def test_audit_help_names_every_action_and_outcome_it_takes() -> None:
+    """newcomer49: `gamead audit --help` listed ten actions while `--action` takes twelve: the trail shows
+    `worker.quiet` records (`gamead workers quiet`), and `--action worker.quiet` filters them, but neither the help
+    nor the README named it (nor `worker.resume`). The help names every action and outcome the flag accepts."""
+    from gamead_core.audit.model import OUTCOMES, AuditAction
+
+    result = CliRunner().invoke(app, ["audit", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
+    missing = [a.value for a in AuditAction if not re.search(rf"[ ,:]{re.escape(a.value)}[,.]", text)]
+    assert not missing, f"`gamead audit --help` does not name the action(s) {missing}"
+    assert all(re.search(rf"[ ,:]{o}[,.]", text) for o in OUTCOMES), text
+
+
+@pytest.mark.parametrize("path", [["submit"], ["top"]], ids=["submit", "top"])
+def test_a_duration_options_default_is_shown_with_its_unit(path: list[str]) -> None:
+    """newcomer49: `gamead submit --help` showed `--timeout DURATION … [default: 60.0]` and `gamead top --help`
+    `--refresh DURATION … [default: 1.0]`: a bare figure beside a flag that takes 90s, 10m, 500ms. Every
+    DURATION option's shown default is a duration with its unit, and the command still reads it (60 s, 1 s)."""
+    from gamead_core.durations import parse_duration
+
+    shown = {}
+    for param in _command(path).params:
+        if param.metavar == "DURATION" and param.default is not None and param.show_default is not False:
+            assert not re.fullmatch(r"[\d.]+", str(param.default)), (param.name, param.default)
+            shown[param.name] = parse_duration(str(param.default))
+    assert shown == {"submit": {"timeout": 60.0}, "top": {"refresh": 1.0}}[path[0]]
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\[default: (60s|1s)\]", result.output), result.output
+
+
+@pytest.mark.parametrize("path", [*PATHS, *GROUPS, []], ids=[" ".join(p) or "gamead" for p in [*PATHS, *GROUPS, []]])
+def test_every_help_example_line_pastes_as_one_command(path: list[str]) -> None:
+    """newcomer49: `gamead dlq jobs --help` showed `Example: gamead dlq jobs --state running · gamead dlq jobs
+    01jb… --follow`, two commands on one line: pasted, the line is one command whose `·` and second `gamead` are
+    refused (exit 2). Each example line of a help page is one command."""
+    for line in (_command(path).help or "").splitlines():
+        example = line.strip().removeprefix("Example:").strip()
+        assert not (example.startswith("gamead ") and " · gamead " in example), line
+
+
+@pytest.mark.parametrize("path", [["ads", "list"], ["dlq", "list"], ["dlq", "jobs"], ["audit"]],
+                         ids=["ads list", "dlq list", "dlq jobs", "audit"])
+def test_every_list_verb_takes_minus_n_for_its_limit(path: list[str]) -> None:
+    """newcomer49: `dlq list`, `dlq jobs` and `audit` take `-n` for `--limit`, `ads list` took only `-l`
+    (`gamead ads list -n 5`: No such option). Every list verb takes `-n` (`ads list` keeps `-l` too)."""
+    result = CliRunner().invoke(app, [*path, "-n", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "--limit must be 1 to" in result.stderr and "not 0" in result.stderr, result.stderr
+
+
+def test_replay_rate_help_writes_its_bound_as_the_refusal_does() -> None:
+    """newcomer49: `gamead dlq replay --help` said `--rate … 0.001 to 100000` while its refusal says `--rate must be
+    0.001 to 100,000` and `submit --help` `0.001 to 1,000,000`: every count the CLI prints has its separators."""
+    shown = CliRunner().invoke(app, ["dlq", "replay", "--help"], env={"COLUMNS": "250"})
+    refused = CliRunner().invoke(app, ["dlq", "replay", "--all", "--rate", "0"], env={"COLUMNS": "250"})
+    assert refused.exit_code == 2 and "--rate must be 0.001 to 100,000, not 0" in refused.stderr, refused.stderr
+    assert "Replays per second, 0.001 to 100,000 " in " ".join(shown.output.split()), shown.output

@@ -174,7 +174,11 @@ def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path, 
         assert json.loads(imported.stdout)["imported"] == 2
         with httpx.Client(base_url=url, timeout=10) as there:
             after = {e["adId"]: e for e in there.get("/v1/dlq").json()["items"]}
-            assert {there.get(f"/ads/{i}").json()["status"] for i in ids} == {"dead"}
+            records = {i: there.get(f"/ads/{i}").json() for i in ids}
+            assert {r["status"] for r in records.values()} == {"dead"}
+            # newcomer49: the record an import created had no `error`: `ads get` said not why the ad died
+            assert {i: (r["error"]["errorClass"], r["error"]["message"]) for i, r in records.items()} == {
+                i: (e["errorClass"], e["errorMessage"]) for i, e in before.items()}, records
         strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
         assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
         again = runner.invoke(cli, ["dlq", "import", str(dump), "--api", url, "-o", "json"])

@@ -78,6 +78,8 @@ def test_a_quiet_worker_finishes_its_ad_takes_no_new_one_and_resumed_takes_an_ur
         resumed = run_gamead("workers", "resume", "quiet-1", env=env)
         assert resumed.returncode == 0, resumed.stderr
         assert "quiet-1 resumed" in resumed.stdout
+        # newcomer49: it said "shown as its state in gamead workers within a heartbeat" (which state?)
+        assert "no longer shown as quiet in gamead workers within a heartbeat" in resumed.stdout, resumed.stdout
         # before the fix (long polls and their quiet spell kept across the quiet): taken ~120 s later
         record = wait_terminal(http, urgent, timeout=15)
         assert record["status"] == "completed" and record["workerId"] == "quiet-1"
