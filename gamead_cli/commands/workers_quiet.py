@@ -61,14 +61,16 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         ids = _ids(client, worker_id, every)
         answers: list[dict[str, Any]] = []
         gone: list[str] = []
+        silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
         with write_out(f"POST /v1/workers/ID/{verb}", follow_up("workers", again=client.again)):
             for wid in ids:
                 try:
                     body = client.request("POST", f"/v1/workers/{wid}/{verb}")
-                except NotFound:
+                except NotFound as exc:
                     if not every:
                         raise
                     gone.append(wid)
+                    silent |= {wid} if isinstance(exc.details, dict) and exc.details.get("answered") is False else set()
                     continue
                 if not isinstance(body, dict):
                     raise ApiClientError(f"the API answered POST /v1/workers/{wid}/{verb} with unexpected data")
@@ -76,13 +78,16 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
             if answers:
                 done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
     other = "resume" if verb == "quiet" else "quiet"
-    doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone}
+    doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 
     def view(_: dict[str, Any]) -> RenderableType:
         if every and not answers and not gone:
             return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
-        parts += [Text(f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
+        parts += [Text(f"{wid}: no answer in time (frozen, or its NATS link down): it may still "
+                       f"{'go quiet' if verb == 'quiet' else verb} when it wakes; gamead workers shows its state"
+                       if wid in silent else
+                       f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
         if answers:
             back = follow_up("workers", other, *(["--all"] if every else [str(answers[0].get("workerId"))]),
                              again=client.again)

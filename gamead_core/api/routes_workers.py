@@ -75,8 +75,7 @@ async def _control(request: Request, worker_id: str, verb: Verb) -> Response:
         except nats.errors.NoRespondersError:
             raise WorkerNotLive.named(worker_id, "no running worker answers for this id") from None
         except (nats.errors.TimeoutError, TimeoutError):
-            raise WorkerNotLive.named(worker_id, f"it did not answer within {wait:g} s (frozen, or its NATS link "
-                                                 "is down)") from None
+            raise WorkerNotLive.silent(worker_id, verb, wait) from None
     try:
         doc = WorkerControlAnswer.model_validate(orjson.loads(answer.data))
     except ValueError:

@@ -53,6 +53,15 @@ class WorkerNotLive(NotFound):
         return cls(f"worker {worker_id} is not live: {why} (gamead workers lists the live ones)",
                    details={"workerId": worker_id})
 
+    @classmethod
+    def silent(cls, worker_id: str, verb: str, wait: float) -> WorkerNotLive:
+        """No answer in time: a frozen worker still reads the request when it wakes, and carries it out then
+        (probe49: SIGSTOP, ``quiet --all`` said "not live any more", SIGCONT: it went quiet)."""
+        return cls(f"worker {worker_id} did not answer within {wait:g} s (frozen, or its NATS link is down): not "
+                   f"done now, but it may still {'go quiet' if verb == 'quiet' else verb} when it wakes; gamead "
+                   "workers shows its state",
+                   details={"workerId": worker_id, "answered": False})
+
 
 def control_subject(worker_id: str) -> str:
     """The control subject of ``worker_id`` (checked by the caller: :func:`gamead_core.ids.is_worker_id`): one

@@ -12,6 +12,7 @@ kill -9. An id no worker answers for is 404 ``worker_not_live`` (CLI exit 4), on
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,37 @@ def test_quiet_survives_a_nats_restart_and_unknown_ids_are_refused_and_audited(
         assert everyone.returncode == 0, everyone.stderr
         answers = {(a["workerId"], a["quiet"], a["changed"]) for a in json.loads(everyone.stdout)["items"]}
         assert answers == {("quiet-2", False, True), ("busy-2", False, False)}
+
+
+def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe49: SIGSTOP one worker, `gamead workers quiet --all`: "frozen-1: not live any more (it stopped
+    meanwhile)", exit 0; SIGCONT, and frozen-1 read the request waiting in its socket and went quiet — stopped it
+    was not, and the request was carried out. The lines now say it got no answer and may still go quiet."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_REGISTRY__TTL="120")  # frozen-1 stays listed (not gone)
+    procs.append(api)
+    frozen = start_worker(server.url, tmp_path, worker_id="frozen-1", ready=True, **LONG_POLLS)
+    awake = start_worker(server.url, tmp_path, worker_id="awake-1", ready=True, **LONG_POLLS)
+    procs.extend([frozen, awake])
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        wait_for(lambda: _worker(http, "frozen-1") and _worker(http, "awake-1"), what="both listed")
+        frozen.signal(signal.SIGSTOP)
+        try:
+            one = run_gamead("workers", "quiet", "frozen-1", env=env)
+            assert one.returncode == 4 and one.stdout == "", one.stderr
+            assert "did not answer within" in one.stderr and "may still go quiet when it wakes" in one.stderr
+            every = run_gamead("workers", "quiet", "--all", "-o", "json", env=env)
+            assert every.returncode == 0, every.stderr
+            doc = json.loads(every.stdout)
+            assert [a["workerId"] for a in doc["items"]] == ["awake-1"]
+            assert doc["notLive"] == ["frozen-1"] and doc["noAnswer"] == ["frozen-1"]
+            text = run_gamead("workers", "quiet", "--all", env=env)
+            assert "frozen-1: no answer in time" in text.stdout and "stopped meanwhile" not in text.stdout, text.stdout
+        finally:
+            frozen.signal(signal.SIGCONT)
+        # it wakes, reads the requests that waited in its socket and carries them out: it goes quiet, as said
+        wait_for(lambda: (_worker(http, "frozen-1") or {}).get("quiet") is True, timeout=30,
+                 what="frozen-1 quiet once it woke")
