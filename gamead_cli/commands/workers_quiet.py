@@ -39,9 +39,26 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     return Text(f"{who} {now}: it takes ads ({running} running)", style="bold")
 
 
+def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | None:
+    """What undoes the answers' changes: ``("--all", "")`` when each one changed, ``("ID", " (ID: local-2, local-3;
+    not --all: local-1 already was)")`` when some already were (``--all`` would undo an earlier operator's act, e.g.
+    resume the worker quiet for inspection: probe49), None when none changed (nothing to undo). Pure."""
+    changed = [str(a.get("workerId")) for a in answers if a.get("changed", True)]
+    if not changed:
+        return None
+    if not every:
+        return changed[0], ""
+    if len(changed) == len(answers):
+        return "--all", ""
+    kept = [str(a.get("workerId")) for a in answers if not a.get("changed", True)]
+    were = "was" if len(kept) == 1 else "were"
+    return "ID", f" (ID: {', '.join(changed)}; not --all: {', '.join(kept)} already {were})"
+
+
 def _ids(client: Any, worker_id: str | None, every: bool) -> list[str]:
     if every == (worker_id is not None):
-        raise typer.BadParameter("name one worker ID, or --all (not both)", param_hint="ID")
+        raise typer.BadParameter("name one worker ID or --all, not both" if every else "name one worker ID, or --all",
+                                 param_hint="ID")
     if worker_id is not None:
         if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
             raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
@@ -88,11 +105,11 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
                        f"{'go quiet' if verb == 'quiet' else verb} when it wakes; gamead workers shows its state"
                        if wid in silent else
                        f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
-        if answers:
-            back = follow_up("workers", other, *(["--all"] if every else [str(answers[0].get("workerId"))]),
-                             again=client.again)
+        undo = undo_words(answers, every)
+        if undo is not None:
+            back = follow_up("workers", other, undo[0], again=client.again)
             parts.append(command_text(f"shown as {'quiet' if verb == 'quiet' else 'its state'} in gamead workers "
-                                      f"within a heartbeat; undo with: {back}"))
+                                      f"within a heartbeat; undo with: {back}{undo[1]}"))
         return Group(*parts)
 
     emit(doc, output, view)
@@ -126,4 +143,4 @@ def resume(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = O
     control("resume", worker_id, every, output, api, config)
 
 
-__all__ = ["answer_line", "control", "quiet", "resume"]
+__all__ = ["answer_line", "control", "quiet", "resume", "undo_words"]
