@@ -102,3 +102,17 @@ def test_the_undo_hint_undoes_only_what_changed() -> None:
     assert undo_words([one, {**two, "changed": False}], every=True) is None  # nothing changed: nothing to undo
     assert undo_words([two], every=False) == ("local-2", "")
     assert undo_words([one], every=False) is None
+
+
+def test_the_audit_trail_says_which_worker_was_told() -> None:
+    """probe49: `gamead audit` showed `worker.quiet  -` in SELECTION: which worker was quieted was only in -o json."""
+    from rich.console import Console
+
+    from gamead_cli.tui.view_audit import audit_selection, audit_table
+    record = {"action": "worker.quiet", "outcome": "accepted", "actor": "alice", "at": "2026-12-06T04:22:52Z",
+              "details": {"workerId": "local-2"}}
+    assert audit_selection(record) == "worker local-2"
+    assert audit_selection({**record, "action": "worker.resume", "details": {}}) == "-"
+    console = Console(width=120, record=True)
+    console.print(audit_table({"items": [record]}))
+    assert "worker local-2" in console.export_text()
