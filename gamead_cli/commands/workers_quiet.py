@@ -30,6 +30,9 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     already quiet`` when asked twice; ``none running`` when it runs none). Pure."""
     who, n = doc.get("workerId"), doc.get("inFlight") or 0
     running = counted(n, "ad")
+    if doc.get("draining"):  # stopping: quiet or resumed, it takes no ad (probe49 F7: "resumed: it takes ads")
+        return Text(f"{who} is stopping (draining): it takes no new ad, resumed or not ({running} running)",
+                    style="bold yellow")
     if verb == "quiet":
         now = "is quiet" if doc.get("changed", True) else "was already quiet"
         rest = f"the {running} it runs finish first" if n > 1 else "the ad it runs finishes first" if n else \

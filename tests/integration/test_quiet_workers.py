@@ -170,3 +170,27 @@ def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes
         # it wakes, reads the requests that waited in its socket and carries them out: it goes quiet, as said
         wait_for(lambda: (_worker(http, "frozen-1") or {}).get("quiet") is True, timeout=30,
                  what="frozen-1 quiet once it woke")
+
+
+def test_a_draining_worker_is_said_to_be_stopping_not_resumed(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe49 F7: a SIGTERMed worker finishing its ad (`draining 1/1` in `gamead workers`): `gamead workers resume`
+    said `drain-1 resumed: it takes ads (1 ad running)`; it takes none, stopping. Its answer says it drains."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    slow = {**SLOW, "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "15000", "GAMEAD_WORKER__DRAIN_TIMEOUT": "30"}
+    worker = start_worker(server.url, tmp_path, worker_id="drain-1", ready=True, **slow)
+    procs.append(worker)
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        ad_id = http.post("/ads", json=ad("Running as it stops", priority=2)).json()["id"]
+        wait_for(lambda: (_worker(http, "drain-1") or {}).get("inFlight") == 1, timeout=20, what="drain-1 runs it")
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: (_worker(http, "drain-1") or {}).get("state") == "draining", timeout=15, what="draining")
+        back = run_gamead("workers", "resume", "drain-1", env=env)
+        assert back.returncode == 0, back.stderr  # before: "drain-1 resumed: it takes ads (1 ad running)"
+        assert "drain-1 is stopping (draining): it takes no new ad, resumed or not (1 ad running)" in back.stdout
+        assert http.post("/v1/workers/drain-1/quiet").json()["draining"] is True
+        assert wait_terminal(http, ad_id, timeout=40)["status"] == "completed"  # what it ran, it finished
