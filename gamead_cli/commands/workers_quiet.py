@@ -30,6 +30,9 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     already quiet`` when asked twice; ``none running`` when it runs none). Pure."""
     who, n = doc.get("workerId"), doc.get("inFlight") or 0
     running = counted(n, "ad")
+    if doc.get("draining"):  # stopping: quiet or resumed, it takes no ad (probe49 F7: "resumed: it takes ads")
+        return Text(f"{who} is stopping (draining): it takes no new ad, resumed or not ({running} running)",
+                    style="bold yellow")
     if verb == "quiet":
         now = "is quiet" if doc.get("changed", True) else "was already quiet"
         rest = f"the {running} it runs finish first" if n > 1 else "the ad it runs finishes first" if n else \
@@ -39,9 +42,26 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     return Text(f"{who} {now}: it takes ads ({running} running)", style="bold")
 
 
+def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | None:
+    """What undoes the answers' changes: ``("--all", "")`` when each one changed, ``("ID", " (ID: local-2, local-3;
+    not --all: local-1 already was)")`` when some already were (``--all`` would undo an earlier operator's act, e.g.
+    resume the worker quiet for inspection: probe49), None when none changed (nothing to undo). Pure."""
+    changed = [str(a.get("workerId")) for a in answers if a.get("changed", True)]
+    if not changed:
+        return None
+    if not every:
+        return changed[0], ""
+    if len(changed) == len(answers):
+        return "--all", ""
+    kept = [str(a.get("workerId")) for a in answers if not a.get("changed", True)]
+    were = "was" if len(kept) == 1 else "were"
+    return "ID", f" (ID: {', '.join(changed)}; not --all: {', '.join(kept)} already {were})"
+
+
 def _ids(client: Any, worker_id: str | None, every: bool) -> list[str]:
     if every == (worker_id is not None):
-        raise typer.BadParameter("name one worker ID, or --all (not both)", param_hint="ID")
+        raise typer.BadParameter("name one worker ID or --all, not both" if every else "name one worker ID, or --all",
+                                 param_hint="ID")
     if worker_id is not None:
         if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
             raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
@@ -58,31 +78,36 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         ids = _ids(client, worker_id, every)
         answers: list[dict[str, Any]] = []
         gone: list[str] = []
+        silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
         with write_out(f"POST /v1/workers/ID/{verb}", follow_up("workers", again=client.again)):
             for wid in ids:
                 try:
                     body = client.request("POST", f"/v1/workers/{wid}/{verb}")
-                except NotFound:
+                except NotFound as exc:
                     if not every:
                         raise
                     gone.append(wid)
+                    silent |= {wid} if isinstance(exc.details, dict) and exc.details.get("answered") is False else set()
                     continue
                 answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
             if answers:
                 done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
     other = "resume" if verb == "quiet" else "quiet"
-    doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone}
+    doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 
     def view(_: dict[str, Any]) -> RenderableType:
         if every and not answers and not gone:
             return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
-        parts += [Text(f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
-        if answers:
-            back = follow_up("workers", other, *(["--all"] if every else [str(answers[0].get("workerId"))]),
-                             again=client.again)
+        parts += [Text(f"{wid}: no answer in time (frozen, or its NATS link down): it may still "
+                       f"{'go quiet' if verb == 'quiet' else verb} when it wakes; gamead workers shows its state"
+                       if wid in silent else
+                       f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
+        undo = undo_words(answers, every)
+        if undo is not None:
+            back = follow_up("workers", other, undo[0], again=client.again)
             parts.append(command_text(f"{'shown' if verb == 'quiet' else 'no longer shown'} as quiet in gamead "
-                                      f"workers within a heartbeat; undo with: {back}"))
+                                      f"workers within a heartbeat; undo with: {back}{undo[1]}"))
         return Group(*parts)
 
     emit(doc, output, view)
@@ -116,4 +141,4 @@ def resume(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = O
     control("resume", worker_id, every, output, api, config)
 
 
-__all__ = ["answer_line", "control", "quiet", "resume"]
+__all__ = ["answer_line", "control", "quiet", "resume", "undo_words"]

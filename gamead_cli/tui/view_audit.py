@@ -27,7 +27,7 @@ def audit_selection(record: Mapping[str, Any]) -> str:
     """What an action chose, in a few words: ``3 ids`` (``1 id``), ``filter errorClass=Timeout``, ``all``, ``replicas 4
     for 600s``, ``replicas 3 for 60s, clamped to 2 (max_replicas 2)`` (the record's ``effectiveReplicas``),
     ``…, replacing an override of 5 workers (by alice)``; a clear: ``removing an override of 5 workers (by alice)``
-    or ``none stood``."""
+    or ``none stood``; ``worker local-1`` (quiet, resume)."""
     sel = record.get("selection") or {}
     details = record.get("details") or {}
     mode = sel.get("mode")
@@ -57,6 +57,8 @@ def audit_selection(record: Mapping[str, Any]) -> str:
         return f"removing {_override(removed)}" if isinstance(removed, dict) else "none stood"
     if record.get("action") == "job.cancel" and details.get("kind"):
         return f"a {details['kind']} job"
+    if str(record.get("action")).startswith("worker.") and details.get("workerId"):  # which one (probe49: "-")
+        return f"worker {details['workerId']}"
     return "-"
 
 

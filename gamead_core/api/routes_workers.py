@@ -24,6 +24,7 @@ from gamead_core.api.body import no_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.responses import json_response
 from gamead_core.audit import record_action
+from gamead_core.count_words import counted
 from gamead_core.errors import GameadError, NotFound, QueueUnavailable
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.queue.connection import nats_boundary
@@ -42,6 +43,7 @@ class WorkerControlAnswer(BaseModel):
     quiet: bool = Field(description="Whether it is quiet now: it takes no new ad.")
     changed: bool = Field(description="False when it already was so (asked twice).")
     in_flight: int = Field(description="Ads it runs now (a quiet worker finishes them).")
+    draining: bool = Field(default=False, description="It is stopping: it takes no new ad, resumed or not.")
 
 
 _ID = Path(description=f"The worker's id, as `gamead workers` lists it ({WORKER_ID_RULE}).")
@@ -73,15 +75,34 @@ async def _control(request: Request, worker_id: str, verb: Verb) -> Response:
         try:
             answer = await link.nc.request(control_subject(worker_id), orjson.dumps({"verb": verb}), timeout=wait)
         except nats.errors.NoRespondersError:
-            raise WorkerNotLive.named(worker_id, "no running worker answers for this id") from None
+            raise WorkerNotLive.named(worker_id, await _stopping(request, worker_id) or "no running worker "
+                                      "answers for this id") from None
         except (nats.errors.TimeoutError, TimeoutError):
-            raise WorkerNotLive.named(worker_id, f"it did not answer within {wait:g} s (frozen, or its NATS link "
-                                                 "is down)") from None
+            raise WorkerNotLive.silent(worker_id, verb, wait) from None
     try:
         doc = WorkerControlAnswer.model_validate(orjson.loads(answer.data))
     except ValueError:
         raise GameadError(f"worker {worker_id} answered {verb} with unexpected data") from None
-    return _json(doc.model_dump(by_alias=True))
+    return _json(doc.model_dump(by_alias=True, exclude=None if doc.draining else {"draining"}))  # said when so
+
+
+async def _stopping(request: Request, worker_id: str) -> str | None:
+    """Why a listed worker answers no control request: it is draining (its control subject ended with its pulls:
+    it takes no new ad already, probe49 F7), from this node's last registry read; None otherwise."""
+    sampler = getattr(request.app.state, "stats_sampler", None)
+    if sampler is None:
+        return None
+    try:
+        await sampler.current()  # as GET /v1/workers reads it
+        items = sampler.workers_payload("worker").get("items") or []
+    except Exception:  # noqa: BLE001 - no registry read: the plain answer
+        return None
+    entry = next((n for n in items if isinstance(n, dict) and n.get("id") == worker_id), None)
+    if entry is None or entry.get("state") != "draining":
+        return None
+    running = entry.get("inFlight") or 0
+    return "it is stopping (draining): it takes no new ad already" + (
+        f", the {counted(running, 'ad')} it runs finish first" if running else "")
 
 
 __all__ = ["WorkerControlAnswer", "router"]

@@ -23,7 +23,8 @@ One decision, given an :class:`Observation`:
    ``needed = ceil(need_rate / per_worker_rate)`` (0 with no work and no arrival) plus the quiet workers (replicas of
    no capacity), the *raw recommendation*, clamped to ``[min, max]``. No rate measured now: the last one measured
    stands in for :data:`LAST_RATE_MAX_AGE` s, its age said, then ``initial_per_worker_rate`` when set; else the count
-   is held — but 0 replicas with work go to 1 (KEDA's *activation*: someone must run to measure anything).
+   is held — but 0 replicas with work go to 1 (KEDA's *activation*: someone must run to measure anything), and
+   N replicas all quiet to N + 1 (else the wait had no end: a quiet worker measures nothing; probe49).
    :attr:`ScalingDecision.per_worker` is a rate used that was not observed, for ``/v1/scale``'s ``observed``.
 3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
 4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step, ceil(start * (1 +
@@ -117,15 +118,11 @@ def required_replicas(*, work: int, arrival_rate: float, per_worker_rate: float,
     if urgent_late:
         need_rate = max(need_rate, arrival + max(0, urgent_backlog) / max_wait_seconds)
     replicas = need_rate / per_worker_rate
-    if replicas >= _RAW_CAP:
-        return _RAW_CAP
-    return max(1, math.ceil(replicas - _EPS))
+    return _RAW_CAP if replicas >= _RAW_CAP else max(1, math.ceil(replicas - _EPS))
 
 
 def _usable_rate(rate: float | None) -> float | None:
-    if rate is None or not math.isfinite(rate) or rate <= 0:
-        return None
-    return rate
+    return rate if rate is not None and math.isfinite(rate) and rate > 0 else None
 
 
 class ScalingPolicy:
@@ -183,11 +180,13 @@ class ScalingPolicy:
         unseen = ", ".join(map(str, obs.unreadable_levels))
         what = (f"backlog {counted(backlog, 'ad')}" if backlog else f"{counted(work, 'ad')} delivered" if work
                 else "arrivals")
-        if current == 0 and s.max_replicas > 0 and (obs.unreadable_levels if idle else rate is None):
-            # KEDA's activation: someone must run to measure a rate, or to drain what may wait unseen.
-            what = f"priority {unseen} unreadable" if idle else what
-            self._recommendations.append((obs.at, self._clamp(1)))  # the scale-down window remembers it
-            return self._finish(obs.at, current, 1, f"{what} at 0 replicas: activation", [], 1)
+        quiet = max(0, obs.quiet_workers)  # replicas of no capacity: every replica quiet takes no ad, as 0 (probe49)
+        if current <= quiet and s.max_replicas > current and (obs.unreadable_levels if idle else rate is None):
+            # KEDA's activation: someone must run (and take ads) to measure a rate, or to drain what may wait unseen.
+            what = (f"priority {unseen} unreadable" if idle else what) + (f" at {counted(current, 'replica')}, every "
+                                                                        "one quiet" if current else " at 0 replicas")
+            self._recommendations.append((obs.at, self._clamp(current + 1)))  # the scale-down window remembers it
+            return self._finish(obs.at, current, current + 1, f"{what}: activation", [], current + 1)
         if idle:
             raw = 0
             demand = "no backlog, nothing delivered, no arrivals"
@@ -212,7 +211,7 @@ class ScalingPolicy:
                     raw, late = by_age, aged
             demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late, rate=rate,
                                  rate_note=rate_note, bound=obs.per_worker_bound, raw=raw, window=obs.rate_window_s,
-                                 quiet=(quiet := max(0, obs.quiet_workers)))
+                                 quiet=quiet)
             raw += quiet  # raw counts quiet workers: replicas of no capacity
 
         target = self._clamp(raw)

@@ -53,6 +53,15 @@ class WorkerNotLive(NotFound):
         return cls(f"worker {worker_id} is not live: {why} (gamead workers lists the live ones)",
                    details={"workerId": worker_id})
 
+    @classmethod
+    def silent(cls, worker_id: str, verb: str, wait: float) -> WorkerNotLive:
+        """No answer in time: a frozen worker still reads the request when it wakes, and carries it out then
+        (probe49: SIGSTOP, ``quiet --all`` said "not live any more", SIGCONT: it went quiet)."""
+        return cls(f"worker {worker_id} did not answer within {wait:g} s (frozen, or its NATS link is down): not "
+                   f"done now, but it may still {'go quiet' if verb == 'quiet' else verb} when it wakes; gamead "
+                   "workers shows its state",
+                   details={"workerId": worker_id, "answered": False})
+
 
 def control_subject(worker_id: str) -> str:
     """The control subject of ``worker_id`` (checked by the caller: :func:`gamead_core.ids.is_worker_id`): one
@@ -105,13 +114,18 @@ class QuietSwitch:
         self._applied.set()
         self._sub: Subscription | None = None
         self.wake: Callable[[], None] = lambda: None
+        self.stopped = False  #: the pull loop ended (the worker drains): it takes no ad, resumed or not (probe49 F7)
         self.said: Callable[[], Awaitable[None]] | None = None  #: writes the registry entry now (the new state)
 
     def waking(self, wake: Callable[[], None]) -> Callable[[object], None]:
         """Take ``wake`` (ends the pull loop's waits) for a change of state; returns it as a done callback (the
         loop's stop ends them too)."""
         self.wake = wake
-        return lambda _: wake()
+
+        def ended(_: object) -> None:
+            self.stopped = True
+            wake()
+        return ended
 
     def restore(self, previous: NodeInfo | None) -> None:
         """Start quiet when the dead predecessor of this id was (:func:`restored`)."""
@@ -137,6 +151,8 @@ class QuietSwitch:
         doc: dict[str, Any] = {"workerId": self.id, "quiet": self.on, "inFlight": self._stats.in_flight}
         if changed is not None:
             doc["changed"] = changed
+        if self.stopped:  # quiet or resumed, it takes no ad: it is stopping
+            doc["draining"] = True
         return doc
 
     async def _request(self, msg: Msg) -> None:
@@ -151,7 +167,8 @@ class QuietSwitch:
             self._changed.set()
             self.wake()
         try:
-            await asyncio.wait_for(self._applied.wait(), APPLY_WAIT)
+            if not self.stopped:  # no pull loop left to apply it
+                await asyncio.wait_for(self._applied.wait(), APPLY_WAIT)
         except asyncio.TimeoutError:
             pass  # the loop is busy (a pull under way): applied at its next step; the answer says the state asked
         await _answer(msg, self.document(changed))

@@ -58,6 +58,19 @@ def test_404_is_not_found() -> None:
         client_for(answering(404, body)).get_ad("x")
 
 
+def test_a_404_keeps_the_apis_own_code() -> None:
+    """probe49: `gamead workers quiet local-9 -o json` printed `"code": "not_found"`, the API's being
+    `worker_not_live` (README's error table): the CLI kept the class (exit 4) but dropped the code."""
+    body = {"error": {"code": "worker_not_live", "message": "worker local-9 is not live: …",
+                      "details": {"workerId": "local-9"}}}
+    with pytest.raises(NotFound) as caught:
+        client_for(answering(404, body)).request("POST", "/v1/workers/local-9/quiet")
+    assert caught.value.code == "worker_not_live" and caught.value.details == {"workerId": "local-9"}
+    with pytest.raises(NotFound) as plain:
+        client_for(answering(404, {"error": {"code": "not_found", "message": "no ad with id x"}})).get_ad("x")
+    assert plain.value.code == "not_found"
+
+
 def test_404_from_something_that_is_not_gamead_says_so() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(404, text="<html>Not Found</html>")

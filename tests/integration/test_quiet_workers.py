@@ -12,6 +12,7 @@ kill -9. An id no worker answers for is 404 ``worker_not_live`` (CLI exit 4), on
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,62 @@ def test_quiet_survives_a_nats_restart_and_unknown_ids_are_refused_and_audited(
         assert everyone.returncode == 0, everyone.stderr
         answers = {(a["workerId"], a["quiet"], a["changed"]) for a in json.loads(everyone.stdout)["items"]}
         assert answers == {("quiet-2", False, True), ("busy-2", False, False)}
+
+
+def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe49: SIGSTOP one worker, `gamead workers quiet --all`: "frozen-1: not live any more (it stopped
+    meanwhile)", exit 0; SIGCONT, and frozen-1 read the request waiting in its socket and went quiet — stopped it
+    was not, and the request was carried out. The lines now say it got no answer and may still go quiet."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_REGISTRY__TTL="120")  # frozen-1 stays listed (not gone)
+    procs.append(api)
+    frozen = start_worker(server.url, tmp_path, worker_id="frozen-1", ready=True, **LONG_POLLS)
+    awake = start_worker(server.url, tmp_path, worker_id="awake-1", ready=True, **LONG_POLLS)
+    procs.extend([frozen, awake])
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        wait_for(lambda: _worker(http, "frozen-1") and _worker(http, "awake-1"), what="both listed")
+        frozen.signal(signal.SIGSTOP)
+        try:
+            one = run_gamead("workers", "quiet", "frozen-1", env=env)
+            assert one.returncode == 4 and one.stdout == "", one.stderr
+            assert "did not answer within" in one.stderr and "may still go quiet when it wakes" in one.stderr
+            every = run_gamead("workers", "quiet", "--all", "-o", "json", env=env)
+            assert every.returncode == 0, every.stderr
+            doc = json.loads(every.stdout)
+            assert [a["workerId"] for a in doc["items"]] == ["awake-1"]
+            assert doc["notLive"] == ["frozen-1"] and doc["noAnswer"] == ["frozen-1"]
+            text = run_gamead("workers", "quiet", "--all", env=env)
+            assert "frozen-1: no answer in time" in text.stdout and "stopped meanwhile" not in text.stdout, text.stdout
+        finally:
+            frozen.signal(signal.SIGCONT)
+        # it wakes, reads the requests that waited in its socket and carries them out: it goes quiet, as said
+        wait_for(lambda: (_worker(http, "frozen-1") or {}).get("quiet") is True, timeout=30,
+                 what="frozen-1 quiet once it woke")
+
+
+def test_a_draining_worker_is_said_to_be_stopping_not_resumed(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe49 F7: a SIGTERMed worker finishing its ad (`draining 1/1` in `gamead workers`): `gamead workers resume`
+    said `drain-1 resumed: it takes ads (1 ad running)`; it takes none, stopping. Its answer says it drains."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    # 40 s: the resume below must reach it while it drains (at load 30, 15 s was too short: exit 4, it had ended)
+    slow = {**SLOW, "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "40000", "GAMEAD_WORKER__DRAIN_TIMEOUT": "90"}
+    worker = start_worker(server.url, tmp_path, worker_id="drain-1", ready=True, **slow)
+    procs.append(worker)
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        ad_id = http.post("/ads", json=ad("Running as it stops", priority=2)).json()["id"]
+        wait_for(lambda: (_worker(http, "drain-1") or {}).get("inFlight") == 1, timeout=20, what="drain-1 runs it")
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: (_worker(http, "drain-1") or {}).get("state") == "draining", timeout=15, what="draining")
+        back = run_gamead("workers", "resume", "drain-1", env=env)
+        assert back.returncode == 0, back.stderr  # before: "drain-1 resumed: it takes ads (1 ad running)"
+        assert "drain-1 is stopping (draining): it takes no new ad, resumed or not (1 ad running)" in back.stdout
+        assert http.post("/v1/workers/drain-1/quiet").json()["draining"] is True
+        assert wait_terminal(http, ad_id, timeout=90)["status"] == "completed"  # what it ran, it finished

@@ -89,3 +89,30 @@ def test_the_quiet_answer_says_what_it_still_runs_in_words(running: int, said: s
     from gamead_cli.commands.workers_quiet import answer_line
     line = answer_line({"workerId": "local-2", "inFlight": running, "changed": True}, "quiet").plain
     assert line == f"local-2 is quiet: it takes no new ad {said}"
+
+
+def test_the_undo_hint_undoes_only_what_changed() -> None:
+    """probe49: local-1 quiet for inspection, then `gamead workers quiet --all` (local-2 changed) said `undo with:
+    gamead workers resume --all`, which resumes local-1 too; and `resume --all` when none was quiet offered an
+    `undo with: gamead workers quiet --all` of nothing."""
+    from gamead_cli.commands.workers_quiet import undo_words
+    one, two = {"workerId": "local-1", "changed": False}, {"workerId": "local-2", "changed": True}
+    assert undo_words([one, two], every=True) == ("ID", " (ID: local-2; not --all: local-1 already was)")
+    assert undo_words([{**one, "changed": True}, two], every=True) == ("--all", "")
+    assert undo_words([one, {**two, "changed": False}], every=True) is None  # nothing changed: nothing to undo
+    assert undo_words([two], every=False) == ("local-2", "")
+    assert undo_words([one], every=False) is None
+
+
+def test_the_audit_trail_says_which_worker_was_told() -> None:
+    """probe49: `gamead audit` showed `worker.quiet  -` in SELECTION: which worker was quieted was only in -o json."""
+    from rich.console import Console
+
+    from gamead_cli.tui.view_audit import audit_selection, audit_table
+    record = {"action": "worker.quiet", "outcome": "accepted", "actor": "alice", "at": "2026-12-06T04:22:52Z",
+              "details": {"workerId": "local-2"}}
+    assert audit_selection(record) == "worker local-2"
+    assert audit_selection({**record, "action": "worker.resume", "details": {}}) == "-"
+    console = Console(width=120, record=True)
+    console.print(audit_table({"items": [record]}))
+    assert "worker local-2" in console.export_text()
