@@ -11,7 +11,9 @@ pipes, text mode, ``communicate``, timeouts, ``send_signal``/``kill`` by PID, ``
 
 Forked only when nothing of the start needs a fresh process: ``[sys.executable, "-m", "gamead_cli", …]`` (str),
 no shell, no ``executable``, ``close_fds``, no ``pass_fds``, no user/group/umask/process group, no
-``preexec_fn`` but :func:`tests.support.sigint_reaches_it` (a forked child has Python's Ctrl-C handler) or the
+``preexec_fn`` but :func:`tests.support.sigint_reaches_it` (a forked child has Python's Ctrl-C handler),
+:func:`takes_the_terminal` (the fork server's child does the same: suite49, a ``gamead top`` on a pty it controls
+had been a fresh interpreter, ~1.5 CPU-s of imports) or the
 closing of ``closed=`` descriptors (a shell's ``>&-``: the fork server closes them in the child), and the
 same interpreter start-up variables (``PYTHON*``, ``LC_*``, ``LANG``) as pytest's. Otherwise, and with
 ``GAMEAD_TEST_FORKSERVER=0``, it is a plain ``Popen``. The child is in a session of its own (the server's
@@ -27,6 +29,16 @@ import subprocess
 from typing import Any
 
 from tests.support import ForkServer, _forkable, sigint_reaches_it
+
+
+def takes_the_terminal() -> None:
+    """``preexec_fn`` of a start with ``start_new_session=True`` and a pty on its stdin: that pty becomes the
+    controlling terminal of the child's new session, as under ``script`` or sshd (closing the pty's master then
+    sends it SIGHUP). Forked, the fork server's child does the same (``ctty``)."""
+    import fcntl
+    import termios
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class _Closes:
@@ -73,7 +85,8 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
         try:
             closed = self._given_preexec.fds if isinstance(self._given_preexec, _Closes) else ()
             child = server.start([str(x) for x in a["args"][3:]], env, None,
-                                 cwd=os.fsdecode(a["cwd"]) if a["cwd"] is not None else None, fds=fds, closed=closed)
+                                 cwd=os.fsdecode(a["cwd"]) if a["cwd"] is not None else None, fds=fds, closed=closed,
+                                 ctty=self._given_preexec is takes_the_terminal)
         finally:
             self._close_pipe_fds(a["p2cread"], a["p2cwrite"], a["c2pread"], a["c2pwrite"], a["errread"],
                                  a["errwrite"])
@@ -84,7 +97,8 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
         argv = a["args"]
         if not (isinstance(argv, list) and all(isinstance(x, str) for x in argv) and a["executable"] is None
                 and not a["shell"] and a["close_fds"] and not a["pass_fds"]
-                and (self._given_preexec in (None, sigint_reaches_it) or isinstance(self._given_preexec, _Closes))
+                and (self._given_preexec in (None, sigint_reaches_it, takes_the_terminal)
+                     or isinstance(self._given_preexec, _Closes))
                 and a["uid"] is None and a["gid"] is None
                 and a["gids"] is None and a["umask"] < 0
                 and a["process_group"] in (None, -1)):

@@ -143,6 +143,11 @@ def _become(request: dict[str, Any], server: int, dies: Any) -> None:
             name = ("stdin", "stdout", "stderr")[fd]
             setattr(sys, name, None)
             setattr(sys, f"__{name}__", None)
+        if request.get("ctty"):  # Popen(preexec_fn=takes_the_terminal): its stdin's pty becomes its controlling
+            import fcntl          # terminal, as under `script` or sshd (closing the pty's master sends it SIGHUP)
+            import termios
+
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     else:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if request.get("err") else log

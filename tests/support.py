@@ -221,21 +221,22 @@ class ForkServer:
 
     def start(self, args: list[str], env: dict[str, str], log: Path | None, *, cwd: Path | str | None = None,
               err: Path | None = None, fds: list[int] | None = None, closed: tuple[int, ...] = (),
-              nofile: tuple[int, int] | None = None) -> ForkedChild:
+              nofile: tuple[int, int] | None = None, ctty: bool = False) -> ForkedChild:
         """Fork ``gamead <args>`` with ``env`` in ``cwd`` (default: this process's working directory), output
         appended to ``log`` (stderr to ``err`` if given, else to ``log`` too), stdin ``/dev/null``; or, given
         ``fds`` (three descriptors, ``log`` unused), with those as its stdin, stdout and stderr (the caller keeps
         and closes its own copies), of which those numbered in ``closed`` (0-2) are then closed in the child, its
         ``sys.stdin``/``stdout``/``stderr`` None (a shell's ``>&-``); ``nofile``: its ``RLIMIT_NOFILE`` (soft,
-        hard), set in the child as ``prlimit --nofile=SOFT:HARD`` would. ``RuntimeError`` if the server does not
-        answer or is gone."""
+        hard), set in the child as ``prlimit --nofile=SOFT:HARD`` would; ``ctty`` (with ``fds``): the terminal on its
+        stdin becomes its controlling terminal (``TIOCSCTTY``, in its new session). ``RuntimeError`` if the server
+        does not answer or is gone."""
         with self._lock:
             self._next += 1
             request = self._next
             message = {"id": request, "args": args, "env": env, "cwd": str(cwd or os.getcwd()),
                        "log": str(log), "err": str(err) if err else None,
                        "zygote": args[:1] == ["up"] and UP_CHILDREN_FORKED, "closed": list(closed),
-                       "nofile": list(nofile) if nofile else None}
+                       "nofile": list(nofile) if nofile else None, "ctty": ctty}
             try:
                 if fds is not None:
                     import socket

@@ -25,7 +25,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.recording import Recorder
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.forked_popen import GameadPopen
+from tests.forked_popen import GameadPopen, takes_the_terminal
 from tests.support import clean_env, gamead_argv
 from tests.tui.conftest import until
 from tests.tui.test_record_replay import frames
@@ -81,7 +81,7 @@ def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any], *,
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = GameadPopen(gamead_argv("top", "--replay", str(tmp_path / "r.jsonl")), stdin=slave, stdout=slave,
                        stderr=slave, env={**clean_env(), "TERM": "xterm-256color"}, start_new_session=True,
-                       preexec_fn=_take_the_terminal if controlling else None)
+                       preexec_fn=takes_the_terminal if controlling else None)
     os.close(slave)
     seen, deadline = b"", time.monotonic() + 30
     while b"quit" not in seen:
@@ -89,11 +89,6 @@ def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any], *,
         if select.select([master], [], [], 0.2)[0]:
             seen += os.read(master, 65536)
     return proc, master
-
-
-def _take_the_terminal() -> None:
-    """``preexec_fn``: the pty on stdin becomes the controlling terminal of the child's new session."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 @pytest.mark.parametrize("how", ["the key", "SIGINT"])
