@@ -239,7 +239,9 @@ class QueuePanel(Vertical, can_focus=True):
         text = view_queue.level_header(compact=compact)
         if str(header.content) != text:
             header.update(literal(text))
-        set_border(self, title=view_queue.queue_title(stats, self._history, compact=compact))
+        # how far back the answer's sparklines reach, as ``--once`` says it (less than asked right after a start)
+        reach = self._history if stats is None else view_queue.history_span(stats)
+        set_border(self, title=view_queue.queue_title(stats, reach, compact=compact))
         rows = view_queue.level_rows(stats)
         for row in rows:
             self.query_one(f"#level-{row.priority}", SparkRow).show(

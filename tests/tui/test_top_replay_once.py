@@ -83,7 +83,11 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
             return str(dashboard.query_one(QueuePanel).border_title)
 
     shown = asyncio.run(asyncio.wait_for(live(), 30))
-    assert shown == view_queue.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
+    # newcomer49: the live title said "depth: last 5 min" (what it asked for) of the very answer --once titled
+    # "depth: last 2 min" (what it held): both now say how far back the answer's sparklines reach
+    assert shown == title
+    assert view_queue.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
+    assert view_queue.queue_title(stats, 300, compact=True) == "queue · wait p95 ≈25ms · depth: last 5 min"
 
 
 def test_the_dlq_pane_says_how_old_a_page_the_api_kept_is(recorded: dict[str, Any]) -> None:
