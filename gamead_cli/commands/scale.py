@@ -231,6 +231,13 @@ def override_text(ov: dict[str, Any]) -> str:
             f"{when_utc(ov.get('setAt'))}")
 
 
+def replaced_text(body: dict[str, Any]) -> str:
+    """What a ``scale set`` replaced (a concurrent operator's write loses with 409, naming what stands: drill attack25
+    F6): `` (replaced 5 workers until …, set by alice at …)``, or `` (no override was set before)`` (newcomer49: it
+    said ``(no override stood)``). Pure."""
+    return f" (replaced {override_text(body['replaced'])})" if body.get("replaced") else " (no override was set before)"
+
+
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiClientError(f"the API answered {what} with unexpected data")
@@ -299,8 +306,7 @@ def set_override(
         ov = b.get("override") or {}
         line = Text(f"override: {counted(ov.get('replicas'), 'worker')} until {when_utc(ov.get('until'))}",
                     style="bold")
-        # what this write replaced (a concurrent operator's loses with 409, naming what stands): drill attack25 F6
-        line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
+        line.append(replaced_text(b))
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
         undo = command_text(f"{who_applies(b, client.again)}; undo with: "
