@@ -144,7 +144,7 @@ def path(
 ) -> None:
     """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "no config file
     (defaults, GAMEAD_* and flags)";
-    -o json: {"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "default" | null}.
+    -o json: {"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "working directory" | null}.
 
     Example: gamead config path -o json
     """
@@ -153,7 +153,8 @@ def path(
         check_file(found)  # missing, /dev/zero, a FIFO, a directory, over 1 MiB: the reason, exit 5
     if output == PathFormat.json:
         given = ctx.get_parameter_source("config")  # --config or $GAMEAD_CONFIG (the option's envvar)
-        source = (None if found is None else "default" if config is None
+        # ./config.yaml: "working directory", where it was found ("default" read as the built-in values: newcomer49)
+        source = (None if found is None else "working directory" if config is None
                   else "GAMEAD_CONFIG" if getattr(given, "name", None) == "ENVIRONMENT" else "--config")
         data = {"path": str(found.resolve()) if found else None, "source": source}
         sys.stdout.write(strict_dumps(data) + "\n")

@@ -206,7 +206,9 @@ def test_path_takes_o_json(runner: CliRunner, isolated_env: Path, tmp_path: Path
     assert result.exit_code == 0 and json.loads(result.stdout) == {"path": None, "source": None}
     (isolated_env / "config.yaml").write_text("{}\n", encoding="utf-8")
     result = runner.invoke(app, ["config", "path", "-o", "json"])
-    assert json.loads(result.stdout) == {"path": str((isolated_env / "config.yaml").resolve()), "source": "default"}
+    # newcomer49: "default" (read as the built-in values elsewhere) for ./config.yaml: now where it was found
+    assert json.loads(result.stdout) == {"path": str((isolated_env / "config.yaml").resolve()),
+                                         "source": "working directory"}
     other = tmp_path / "other.yaml"
     other.write_text("{}\n", encoding="utf-8")
     result = runner.invoke(app, ["config", "path", "--config", str(other), "--output", "json"])
