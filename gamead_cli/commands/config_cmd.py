@@ -16,6 +16,7 @@ from gamead_cli.formats import settings_shown
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import NO_CONFIG_FILE, ConfigOpt, client_settings_from
 from gamead_cli.program import follow_up
+from gamead_cli.zero_notes import with_zero_notes, zero_meanings
 from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
 from gamead_core.datadir import STACK_ENV_FILE, running_stack
 from gamead_core.datadir_find import stack_data_dir
@@ -71,6 +72,7 @@ def show(
     else:
         shown = settings_shown(settings, data)  # ack_wait: 30s (a duration, as a config file takes it), not 30.0
         text = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        text = with_zero_notes(text, zero_meanings(settings, data))  # give_up_after: 0s  # 0 = keep trying for ever
     sys.stdout.write(text)
 
 

@@ -215,3 +215,14 @@ def test_path_takes_o_json(runner: CliRunner, isolated_env: Path, tmp_path: Path
     assert json.loads(result.stdout) == {"path": str(other.resolve()), "source": "--config"}
     result = runner.invoke(app, ["config", "path", "-o", "json"], env={"GAMEAD_CONFIG": str(other)})
     assert json.loads(result.stdout) == {"path": str(other.resolve()), "source": "GAMEAD_CONFIG"}
+
+
+def test_show_says_what_a_setting_of_0_means(runner: CliRunner) -> None:
+    """newcomer49: ``give_up_after: 0.0s`` read as "give up at once", where 0 means keep trying for ever. A setting
+    at 0 whose help says what 0 means is shown with it, as a YAML comment (the output still reads back as it was);
+    one not at 0 is shown bare. Without the fix the line was ``  give_up_after: 0.0s``."""
+    lines = runner.invoke(app, ["config", "show"]).stdout.splitlines()
+    assert "  give_up_after: 0.0s  # 0 = keep trying for ever" in lines
+    assert "  nats_port: 0  # 0 = free port" in lines and "    rate: 0.0  # 0 = off" in lines
+    text = runner.invoke(app, ["config", "show"], env={"GAMEAD_NATS__GIVE_UP_AFTER": "30"}).stdout
+    assert "  give_up_after: 30s" in text.splitlines() and yaml.safe_load(text)["nats"]["give_up_after"] == "30s"
