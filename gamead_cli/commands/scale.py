@@ -283,7 +283,8 @@ def _replicas(value: int) -> int:
 def set_override(
     replicas: Annotated[int, typer.Argument(metavar="REPLICAS", callback=_replicas,
                                             help=f"Workers to hold (0 to {MAX_OVERRIDE_REPLICAS:,}).")],
-    for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h30m, 1d (at most 7d).")] = "10m",
+    for_: Annotated[str, typer.Option("--for", metavar="DURATION",
+                                                    help="How long: 30s, 10m, 2h30m, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
