@@ -249,6 +249,20 @@ def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
     return check
 
 
+def sequence_between(low: int, high: int) -> Any:
+    """A Typer ``callback`` for a stream-sequence option (``--cursor``, ``--until-seq``, metavar ``SEQ``): refuses a
+    value outside ``[low, high]`` as Typer's ``min``/``max`` did (``--cursor must be 0 to 9,223,…, not -1``, exit 2),
+    without their ``[0<=x<=9223372036854775807]`` in the help (newcomer49: noise beside ``SEQ``)."""
+    from gamead_core.bound_text import Range
+
+    from gamead_cli.bounds import checked
+
+    def check(param: typer.CallbackParam, value: int | None) -> int | None:
+        return None if value is None else checked(value, Range(low, high), param=param)
+
+    return check
+
+
 #: ``gamead serve`` and ``gamead worker``: how long to wait for NATS at start before exit 3 (0: keep trying)
 GiveUpAfterOpt = Annotated[
     str | None,

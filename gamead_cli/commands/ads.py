@@ -69,8 +69,9 @@ def list_(
         int, typer.Option("--limit", "-n", "-l", min=1, max=500, help="Most ads to show (1-500).")
     ] = 50,
     cursor: Annotated[
-        str | None, typer.Option("--cursor", help="Read on after this cursor: the next page's command is "
-                                 "printed under a full page (-o json: nextCursor).", show_default=False)
+        str | None, typer.Option("--cursor", metavar="CURSOR", show_default=False,
+                                 help="Read on after this cursor: the next page's command is printed under a full "
+                                      "page (-o json: nextCursor).")
     ] = None,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from gamead_cli.commands.dlq_filters import on_service_clock, window_of, window_options
 from gamead_cli.formats import count_text, empty_text, plain, time_column, window_text
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, sequence_between
 from gamead_cli.output import emit, print_command, stdout_console
 from gamead_cli.record_views import next_page_command
 from gamead_cli.tui.view_audit import audit_outcome, audit_selection
@@ -104,11 +104,13 @@ def audit(
     outcome: Annotated[str | None, typer.Option("--outcome", help="Only this outcome: accepted, refused, failed, "
                                                                    "succeeded, cancelled, interrupted.")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only the records of this job.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="At or after: ISO time (UTC if no offset) or age "
-                                                               "(2h, 2h30m, 7d).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Before: ISO time (UTC if no offset) or age.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="TIME|AGE",
+                                              help="At or after: ISO time (UTC if no offset) or age (2h, 2h30m, 7d).")
+                     ] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="TIME|AGE",
+                                              help="Before: ISO time (UTC if no offset) or age.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Records to show.")] = 20,
-    cursor: Annotated[int, typer.Option("--cursor", min=0, max=MAX_CURSOR,
+    cursor: Annotated[int, typer.Option("--cursor", callback=sequence_between(0, MAX_CURSOR), metavar="SEQ",
                                         help="Older than this (the nextCursor shown).")] = 0,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

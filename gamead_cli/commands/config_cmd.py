@@ -16,6 +16,7 @@ from gamead_cli.formats import settings_shown
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import NO_CONFIG_FILE, ConfigOpt, client_settings_from
 from gamead_cli.program import follow_up
+from gamead_cli.zero_notes import with_zero_notes, zero_meanings
 from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
 from gamead_core.datadir import STACK_ENV_FILE, running_stack
 from gamead_core.datadir_find import stack_data_dir
@@ -71,6 +72,7 @@ def show(
     else:
         shown = settings_shown(settings, data)  # ack_wait: 30s (a duration, as a config file takes it), not 30.0
         text = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        text = with_zero_notes(text, zero_meanings(settings, data))  # give_up_after: 0s  # 0 = keep trying for ever
     sys.stdout.write(text)
 
 
@@ -144,7 +146,7 @@ def path(
 ) -> None:
     """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "no config file
     (defaults, GAMEAD_* and flags)";
-    -o json: {"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "default" | null}.
+    -o json: {"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "working directory" | null}.
 
     Example: gamead config path -o json
     """
@@ -153,7 +155,8 @@ def path(
         check_file(found)  # missing, /dev/zero, a FIFO, a directory, over 1 MiB: the reason, exit 5
     if output == PathFormat.json:
         given = ctx.get_parameter_source("config")  # --config or $GAMEAD_CONFIG (the option's envvar)
-        source = (None if found is None else "default" if config is None
+        # ./config.yaml: "working directory", where it was found ("default" read as the built-in values: newcomer49)
+        source = (None if found is None else "working directory" if config is None
                   else "GAMEAD_CONFIG" if getattr(given, "name", None) == "ENVIRONMENT" else "--config")
         data = {"path": str(found.resolve()) if found else None, "source": source}
         sys.stdout.write(strict_dumps(data) + "\n")

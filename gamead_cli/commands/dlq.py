@@ -53,7 +53,8 @@ from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.formats import command_text, counted, plain, window_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.once_per_ad import OncePerAd
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float
+from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float,
+                                sequence_between)
 from gamead_cli.output import emit, note_line, print_command
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import dlq_entry_view, next_page_command
@@ -75,10 +76,11 @@ def list_(
     error_class: ErrorClassOpt = None, message: MessageOpt = None, priority: PriorityOpt = None,
     since: SinceOpt = None, until: UntilOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Entries per page.")] = 50,
-    cursor: Annotated[int, typer.Option(min=0, max=MAX_CURSOR, help="Continue after this cursor (from the previous page).")] = 0,
+    cursor: Annotated[int, typer.Option(callback=sequence_between(0, MAX_CURSOR), metavar="SEQ",
+                                        help="Continue after this cursor (from the previous page).")] = 0,
     newest: Annotated[bool, typer.Option("--newest", help="The most recent entries first.")] = False,
     until_seq: Annotated[int | None, typer.Option(
-        "--until-seq", min=0, max=MAX_CURSOR,
+        "--until-seq", callback=sequence_between(0, MAX_CURSOR), metavar="SEQ",
         help="Only entries at or below this DLQ sequence (the next-page command passes the first page's).")] = None,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:

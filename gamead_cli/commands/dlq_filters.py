@@ -63,10 +63,10 @@ def when_option(value: str | None, flag: str, *, now: datetime | None = None) ->
 ErrorClassOpt = Annotated[str | None, typer.Option("--error-class", "-e", help="Only this error class.")]
 MessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="RE2 regex on the error message.")]
 PriorityOpt = Annotated[int | None, typer.Option("--priority", "-p", min=1, max=5, help="Only this priority.")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after: ISO time (UTC if no offset) or "
-                                                              "age (2h, 2h30m, 1d4h).")]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age "
-                                                              "(2h, 2h30m, 1d4h).")]
+SinceOpt = Annotated[str | None, typer.Option("--since", metavar="TIME|AGE", help="Dead at or after: ISO time (UTC "
+                                                                  "if no offset) or age (2h, 2h30m, 1d4h).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", metavar="TIME|AGE", help="Dead before: ISO time (UTC if no "
+                                                                  "offset) or age (2h, 2h30m, 1d4h).")]
 IdsArg = Annotated[list[str] | None, typer.Argument(
     metavar="[ID]...", help=f"Ad ids (at most {MAX_IDS:,}); or use --all / filters.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry in the DLQ.")]

@@ -117,10 +117,11 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         parts.append(block)
     read = report.get("read") or {}
     parts.append(Text(
-        f"read: {counted(read.get('records', 0), 'record')} (keys only) · "
+        # newcomer49: "16 whole records" said neither what they were nor of what: they are of the records listed
+        f"read: {counted(read.get('records', 0), 'record')} (keys only; {read.get('recordReads', 0):,} of them "
+        f"read whole: waiting, dead and suspect ads) · "
         f"{counted(read.get('workMessages', 0), 'message')} in {_streams(read.get('workStreams'))} · "
-        f"{counted(read.get('dlqEntries', 0), 'DLQ entry', 'DLQ entries')} · "
-        f"{counted(read.get('recordReads', 0), 'whole record')} · {counted(read.get('jobs', 0), 'job')} · "
+        f"{counted(read.get('dlqEntries', 0), 'DLQ entry', 'DLQ entries')} · {counted(read.get('jobs', 0), 'job')} · "
         f"{counted(read.get('apiCalls', 0), 'JetStream API call')} · "
         f"{byte_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     if report.get("topologyChanged"):

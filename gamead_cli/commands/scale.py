@@ -231,6 +231,13 @@ def override_text(ov: dict[str, Any]) -> str:
             f"{when_utc(ov.get('setAt'))}")
 
 
+def replaced_text(body: dict[str, Any]) -> str:
+    """What a ``scale set`` replaced (a concurrent operator's write loses with 409, naming what stands: drill attack25
+    F6): `` (replaced 5 workers until …, set by alice at …)``, or `` (no override was set before)`` (newcomer49: it
+    said ``(no override stood)``). Pure."""
+    return f" (replaced {override_text(body['replaced'])})" if body.get("replaced") else " (no override was set before)"
+
+
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiClientError(f"the API answered {what} with unexpected data")
@@ -276,7 +283,8 @@ def _replicas(value: int) -> int:
 def set_override(
     replicas: Annotated[int, typer.Argument(metavar="REPLICAS", callback=_replicas,
                                             help=f"Workers to hold (0 to {MAX_OVERRIDE_REPLICAS:,}).")],
-    for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h30m, 1d (at most 7d).")] = "10m",
+    for_: Annotated[str, typer.Option("--for", metavar="DURATION",
+                                                    help="How long: 30s, 10m, 2h30m, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
@@ -299,8 +307,7 @@ def set_override(
         ov = b.get("override") or {}
         line = Text(f"override: {counted(ov.get('replicas'), 'worker')} until {when_utc(ov.get('until'))}",
                     style="bold")
-        # what this write replaced (a concurrent operator's loses with 409, naming what stands): drill attack25 F6
-        line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
+        line.append(replaced_text(b))
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
         undo = command_text(f"{who_applies(b, client.again)}; undo with: "

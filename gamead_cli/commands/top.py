@@ -69,15 +69,12 @@ from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
 from gamead_cli.tui.view import snapshot_view
+from gamead_cli.tui.view_queue import HISTORY_POINTS
 from gamead_core.datadir_find import stack_data_dir
 from gamead_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from gamead_cli.tui.app import DashboardApp
-
-#: history points of the one-shot view (its sparklines are this many seconds long at most)
-ONCE_HISTORY = 120
-
 
 def _no_full_screen() -> str | None:
     """Why the full-screen UI cannot be drawn here, or None: stdout is not a terminal, stdin is not one (``gamead
@@ -169,7 +166,7 @@ def top(
         recorder = _recorder(record, record_max_mb)  # --record with --once: the one snapshot is recorded
         try:
             with ApiClient.from_settings(settings.client) as client:
-                snap = fetch_snapshot(ApiSource(client), ONCE_HISTORY)
+                snap = fetch_snapshot(ApiSource(client), HISTORY_POINTS)
             if recorder is not None:  # a full disk: OutputFailed naming the file (the recording's file says it)
                 recorder.write(snap)
         finally:

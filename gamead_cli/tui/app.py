@@ -40,6 +40,7 @@ from gamead_cli.tui.screens import CommandLine, CommandSuggester, DashboardComma
 from gamead_cli.tui.source import DataSource, ShownSource
 from gamead_cli.tui.typeahead import HELD_MOUSE, TypeAhead
 from gamead_cli.tui.view import Snapshot
+from gamead_cli.tui.view_queue import HISTORY_POINTS
 from gamead_cli.tui.widgets import (
     AutoscalerLine,
     Banner,
@@ -59,8 +60,6 @@ from gamead_cli.tui.widgets_tables import (
     NodesTable,
 )
 
-#: one-second samples asked of ``/v1/stats`` for the sparklines (five minutes)
-HISTORY_POINTS = 300
 _DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause", "command"})
 #: actions that change the service: absent from a read-only dashboard
 _WRITE_ACTIONS = frozenset({"replay", "purge"})

@@ -23,6 +23,7 @@ from gamead_cli.tui.view_figures import num, spark
 from gamead_cli.tui.view_header import HEADER_COMPACT_BELOW, autoscaler_text, registry_unread, summary_text
 from gamead_cli.tui.view_queue import (
     LEVEL_CELLS,
+    history_span,
     level_rows,
     metric_rows,
     metrics_title,
@@ -58,14 +59,6 @@ class Snapshot:
     def as_json(self) -> dict[str, Any]:
         return {"stats": self.stats, "workers": list(self.nodes), "dlq": self.dlq, "dlqError": self.dlq_error,
                 "audit": self.audit, "auditError": self.audit_error}
-
-
-def history_span(stats: Mapping[str, Any] | None) -> int:
-    """Seconds of history in the stats' ``history`` (one point per second): the longest series."""
-    hist = (stats or {}).get("history") or {}
-    lengths = [len(v) for v in hist.values() if isinstance(v, list)]
-    lengths += [len(v) for lv in hist.values() if isinstance(lv, Mapping) for v in lv.values() if isinstance(v, list)]
-    return max(lengths, default=0)
 
 
 #: what each figure of the one-shot queue table is (``gamead top --once``; the dashboard's help says the same)

@@ -116,15 +116,32 @@ LEVEL_HEADER = level_header()
 LEVEL_COMPACT_BELOW = 56
 
 
+#: one-second samples asked of ``/v1/stats`` for the depth sparklines, by the live dashboard and ``--once`` alike
+HISTORY_POINTS = 300
+
+
+def history_span(stats: Mapping[str, Any] | None) -> int:
+    """Seconds of history in the stats' ``history`` (one point per second): the longest series. Pure."""
+    hist = (stats or {}).get("history") or {}
+    lengths = [len(v) for v in hist.values() if isinstance(v, list)]
+    lengths += [len(v) for lv in hist.values() if isinstance(lv, Mapping) for v in lv.values() if isinstance(v, list)]
+    return max(lengths, default=0)
+
+
+def depth_words(history_seconds: float) -> str:
+    """``depth: last 5 min``: how far back the depth sparklines reach, as every view says it. Pure."""
+    return f"depth: last {span(history_seconds)}"
+
+
 def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, compact: bool = False) -> str:
     """The queue panel's title, the live dashboard's and ``gamead top --once``'s alike: ``queue · 3 partitions ·
     wait p95 25ms · depth: last 5 min`` (the partitions when several; the fleet's queue-wait p95 over the last
     minute, ``latency.queueWaitMs.p95``; how far back the depth sparklines reach, ``history_seconds``) and the
-    levels that could not be read. ``compact`` (a narrow panel): ``queue (5 min) · wait p95 25ms``."""
+    levels that could not be read. ``compact`` (a narrow panel): ``queue · wait p95 25ms``, the panel's subtitle
+    saying :func:`depth_words` (newcomer49: ``queue (5 min)`` said 5 min of nothing named)."""
     wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
     p95 = f"wait p95 {approx_ms(wait.get('p95'), estimate_bucket(wait, 'p95')) if isinstance(wait, Mapping) else '-'}"
-    title = (f"queue ({span(history_seconds)}) · {p95}" if compact
-             else f"queue{partitions_note(stats)} · {p95} · depth: last {span(history_seconds)}")
+    title = f"queue · {p95}" if compact else f"queue{partitions_note(stats)} · {p95} · {depth_words(history_seconds)}"
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
 
 

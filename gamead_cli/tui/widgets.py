@@ -20,7 +20,6 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from gamead_cli.tui import view_figures, view_header, view_queue
-from gamead_core.rate_window import span
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +219,7 @@ class QueuePanel(Vertical, can_focus=True):
     def __init__(self, *, history_seconds: int = 300, **kw: Any) -> None:
         super().__init__(**kw)
         self._history = history_seconds
-        set_border(self, title=f"queue · depth: last {span(history_seconds)}")
+        set_border(self, title=f"queue · {view_queue.depth_words(history_seconds)}")
 
     def compose(self) -> ComposeResult:
         yield Static(view_queue.LEVEL_HEADER, classes="header")
@@ -239,13 +238,17 @@ class QueuePanel(Vertical, can_focus=True):
         text = view_queue.level_header(compact=compact)
         if str(header.content) != text:
             header.update(literal(text))
-        set_border(self, title=view_queue.queue_title(stats, self._history, compact=compact))
+        # how far back the answer's sparklines reach, as ``--once`` says it (less than asked right after a start)
+        reach = self._history if stats is None else view_queue.history_span(stats)
+        set_border(self, title=view_queue.queue_title(stats, reach, compact=compact))
         rows = view_queue.level_rows(stats)
         for row in rows:
             self.query_one(f"#level-{row.priority}", SparkRow).show(
                 view_queue.level_text(row, compact=compact), row.history, late=row.late)
         late = [r.priority for r in rows if r.late]
-        subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
+        # a narrow panel's title has no room for the depth's reach: its bottom border says it, in the same words
+        said = [f"late: P{', P'.join(map(str, late))}" if late else "", view_queue.depth_words(reach) if compact else ""]
+        subtitle = " · ".join(filter(None, said))
         set_border(self, subtitle=subtitle)
         self.set_class(bool(late), "-late")
 

@@ -134,8 +134,8 @@ class NatsSettings(Section):
         "once instead of buffering (NATS connected but not reading, e.g. stalled). At most 1 GiB.")
     give_up_after: Seconds = Field(
         0.0, ge=0, le=7 * 86400, description="Seconds `gamead serve` and `gamead worker` try to reach NATS at start "
-        "before they exit with code 3 (cannot reach); 0 = keep trying, with a WARNING line naming the URL, the error "
-        "and the next attempt every few seconds. At most 7 days (604800 s).")
+        "before they exit with code 3 (cannot reach); 0 = keep trying for ever, with a WARNING line naming the URL, "
+        "the error and the next attempt every few seconds. At most 7 days (604800 s).")
     refused_exit_after: Seconds = Field(
         30.0, ge=0, le=DAY, description="Seconds `gamead worker` and `gamead serve` go on retrying once NATS refuses "
         "their credentials after they had connected (Authorization Violation: its token changed, e.g. a stack "

@@ -206,10 +206,23 @@ def test_path_takes_o_json(runner: CliRunner, isolated_env: Path, tmp_path: Path
     assert result.exit_code == 0 and json.loads(result.stdout) == {"path": None, "source": None}
     (isolated_env / "config.yaml").write_text("{}\n", encoding="utf-8")
     result = runner.invoke(app, ["config", "path", "-o", "json"])
-    assert json.loads(result.stdout) == {"path": str((isolated_env / "config.yaml").resolve()), "source": "default"}
+    # newcomer49: "default" (read as the built-in values elsewhere) for ./config.yaml: now where it was found
+    assert json.loads(result.stdout) == {"path": str((isolated_env / "config.yaml").resolve()),
+                                         "source": "working directory"}
     other = tmp_path / "other.yaml"
     other.write_text("{}\n", encoding="utf-8")
     result = runner.invoke(app, ["config", "path", "--config", str(other), "--output", "json"])
     assert json.loads(result.stdout) == {"path": str(other.resolve()), "source": "--config"}
     result = runner.invoke(app, ["config", "path", "-o", "json"], env={"GAMEAD_CONFIG": str(other)})
     assert json.loads(result.stdout) == {"path": str(other.resolve()), "source": "GAMEAD_CONFIG"}
+
+
+def test_show_says_what_a_setting_of_0_means(runner: CliRunner) -> None:
+    """newcomer49: ``give_up_after: 0.0s`` read as "give up at once", where 0 means keep trying for ever. A setting
+    at 0 whose help says what 0 means is shown with it, as a YAML comment (the output still reads back as it was);
+    one not at 0 is shown bare. Without the fix the line was ``  give_up_after: 0.0s``."""
+    lines = runner.invoke(app, ["config", "show"]).stdout.splitlines()
+    assert "  give_up_after: 0.0s  # 0 = keep trying for ever" in lines
+    assert "  nats_port: 0  # 0 = free port" in lines and "    rate: 0.0  # 0 = off" in lines
+    text = runner.invoke(app, ["config", "show"], env={"GAMEAD_NATS__GIVE_UP_AFTER": "30"}).stdout
+    assert "  give_up_after: 30s" in text.splitlines() and yaml.safe_load(text)["nats"]["give_up_after"] == "30s"

@@ -277,3 +277,19 @@ def test_replay_rate_help_writes_its_bound_as_the_refusal_does() -> None:
     refused = CliRunner().invoke(app, ["dlq", "replay", "--all", "--rate", "0"], env={"COLUMNS": "250"})
     assert refused.exit_code == 2 and "--rate must be 0.001 to 100,000, not 0" in refused.stderr, refused.stderr
     assert "Replays per second, 0.001 to 100,000 " in " ".join(shown.output.split()), shown.output
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[" ".join(p) for p in PATHS])
+def test_time_and_sequence_flags_name_what_they_take(path: list[str]) -> None:
+    """newcomer49: `scale set --for <str>`, `dlq list --since <str>` / `--until <str>` beside `--timeout DURATION`,
+    and `--cursor <int range> [0<=x<=9223372036854775807]`: noise. They show DURATION, TIME|AGE and SEQ (ads list's
+    opaque cursor CURSOR); the bound is still refused as before (test_bound_refusals)."""
+    takes = {"--for": "DURATION", "--since": "TIME|AGE", "--until": "TIME|AGE", "--cursor": "SEQ", "--until-seq": "SEQ"}
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "9223372036854775807" not in result.output, result.output
+    for line in result.output.splitlines():
+        cells = line.strip("│ ").split()
+        if cells and cells[0] in takes:
+            wanted = "CURSOR" if path == ["ads", "list"] and cells[0] == "--cursor" else takes[cells[0]]
+            assert cells[1] == wanted, (path, line)

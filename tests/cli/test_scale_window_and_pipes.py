@@ -69,7 +69,7 @@ def test_one_wording_for_top_and_scale_status() -> None:
 
 def test_piped_prose_is_one_line_and_columns_is_the_width_when_set(
         runner: CliRunner, fresh_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    sentence = re.compile(r"^override: 100 workers until \d\d:\d\d:\d\d UTC \(no override stood\) — "
+    sentence = re.compile(r"^override: 100 workers until \d\d:\d\d:\d\d UTC \(no override was set before\) — "
                           r"override 100 clamped to 20 \(max_replicas\)$", re.M)
     piped = runner.invoke(app, ["scale", "set", "100", "--for", "1m", "--api", fresh_api])  # not a terminal
     assert piped.exit_code == 0, piped.output

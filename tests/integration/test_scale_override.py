@@ -135,7 +135,7 @@ def test_concurrent_cli_operators_each_exit_0_or_a_single_red_line_and_1(
             assert len(lines) == 1 and "stands" in lines[0] and "conflict" not in out, (command, err)
         elif command[1] == "set":
             winners.append(int(command[2]))
-            assert "(replaced " in out or "(no override stood)" in out, (command, out)
+            assert "(replaced " in out or "(no override was set before)" in out, (command, out)
     # the final state is what one operator was told stands (or none, when a clear was last)
     assert final is None or final["replicas"] in winners, (final, results)
 
@@ -190,7 +190,7 @@ def test_each_scale_set_names_the_override_it_replaced_and_clear_the_one_it_remo
     env = clean_env(GAMEAD_API_URL=url)
     first = run_gamead("scale", "set", "5", "--for", "10m", env=env, timeout=60)
     assert first.returncode == 0 and "override: 5 workers" in first.stdout, first.stderr
-    assert "(no override stood)" in first.stdout, first.stdout
+    assert "(no override was set before)" in first.stdout, first.stdout
     second = run_gamead("scale", "set", "3", "--for", "10m", env=env, timeout=60)
     assert second.returncode == 0, second.stderr
     flat = " ".join(second.stdout.split())

@@ -75,15 +75,23 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
     titles = [line.strip() for line in table.stdout.splitlines() if line.strip().split(" ·")[0] == "queue"]
     assert titles == [title]
 
-    async def live() -> str:
+    async def live(size: tuple[int, int] = (120, 40)) -> str:
         dashboard = DashboardApp(RecordedSource({**recorded, "stats": stats}), refresh=3600)
-        async with dashboard.run_test(size=(120, 40)) as pilot:
+        async with dashboard.run_test(size=size) as pilot:
             await until(pilot, lambda: dashboard.stats is not None, what="the first refresh")
             await settled(pilot)
-            return str(dashboard.query_one(QueuePanel).border_title)
+            panel = dashboard.query_one(QueuePanel)
+            return str(panel.border_title) if size[0] >= 120 else f"{panel.border_title} / {panel.border_subtitle}"
 
+    # a narrow panel (80 columns) said "queue (5 min)": its reach now goes in its bottom border, in the same words
+    narrow = asyncio.run(asyncio.wait_for(live((80, 24)), 30))
+    assert narrow == f"queue · wait p95 ≈25ms / late: P5 · depth: last {depth}"  # the recording's P5 is late
     shown = asyncio.run(asyncio.wait_for(live(), 30))
-    assert shown == view_queue.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
+    # newcomer49: the live title said "depth: last 5 min" (what it asked for) of the very answer --once titled
+    # "depth: last 2 min" (what it held): both now say how far back the answer's sparklines reach
+    assert shown == title
+    assert view_queue.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
+    assert view_queue.queue_title(stats, 300, compact=True) == "queue · wait p95 ≈25ms"  # depth: the subtitle
 
 
 def test_the_dlq_pane_says_how_old_a_page_the_api_kept_is(recorded: dict[str, Any]) -> None:

@@ -23,12 +23,14 @@ def read_line(read: dict[str, int]) -> str:
 def test_one_of_each_is_said_in_the_singular() -> None:
     line = read_line({"records": 1, "workMessages": 1, "dlqEntries": 1, "recordReads": 1, "jobs": 1, "apiCalls": 1,
                       "payloadBytes": 10})
-    assert line.startswith("read: 1 record (keys only) · 1 message in work stream GAMEAD_ADS · 1 DLQ entry · "
-                           "1 whole record · 1 job · 1 JetStream API call · "), line
+    assert line.startswith("read: 1 record (keys only; 1 of them read whole: waiting, dead and suspect ads) · "
+                           "1 message in work stream GAMEAD_ADS · 1 DLQ entry · 1 job · 1 JetStream API call · "), line
 
 
 def test_many_in_the_plural_with_separators() -> None:
     line = read_line({"records": 15638, "workMessages": 0, "dlqEntries": 600, "recordReads": 603, "jobs": 25,
                       "apiCalls": 47, "payloadBytes": 10})
-    assert line.startswith("read: 15,638 records (keys only) · 0 messages in work stream GAMEAD_ADS · 600 DLQ "
-                           "entries · 603 whole records · 25 jobs · 47 JetStream API calls · "), line
+    # newcomer49: "603 whole records" said neither what they were nor of how many: of the 15,638 listed
+    assert line.startswith("read: 15,638 records (keys only; 603 of them read whole: waiting, dead and suspect ads) · "
+                           "0 messages in work stream GAMEAD_ADS · 600 DLQ entries · 25 jobs · "
+                           "47 JetStream API calls · "), line
