@@ -267,11 +267,12 @@ def ad_view(record: Mapping[str, Any], again: str = "", now: datetime | None = N
             text.append(f" (at {short_time(error['at'])} UTC)", style="dim")
         parts.append(Panel(text, title="error" if current else "earlier failure", title_align="left",
                            border_style="red" if current else "dim"))
-    if not record.get("analysis") and not record.get("error"):
-        ad_id = record.get("id", "")
-        if record.get("status") == "dead":  # final: nothing more will come
-            hint = f"no analysis: the ad is dead (its DLQ entry: {follow_up('dlq', 'show', ad_id, again=again)})"
-        elif record.get("status") == "failed":
+    ad_id = record.get("id", "")
+    if record.get("status") == "dead":  # final: nothing more will come; its DLQ entry says why and replays it
+        entry = f"its DLQ entry: {follow_up('dlq', 'show', ad_id, again=again)}"
+        parts.append(command_text(entry if analysis or error else f"no analysis: the ad is dead ({entry})"))
+    elif not analysis and not error:
+        if record.get("status") == "failed":
             hint = "no analysis: the ad failed for good (purged from the DLQ)"
         else:
             hint = f"no analysis yet — check again with: {follow_up('ads', 'get', ad_id, again=again)}"
