@@ -84,10 +84,10 @@ class SharedReads:
         ``age``: seconds since that answer was read (0.0 for a read this request started or joined). ``run``'s
         error is every waiting request's (a refusal, e.g. 503 ``list_busy``, is not cached)."""
         limit = min(accept_age, self.max_age)
-        if limit > 0 and (hit := self._cache.get(key)) is not None and self._clock() - hit[0] <= limit:
+        if limit > 0 and (hit := self._cache.get(key)) is not None and (age := self._clock() - hit[0]) <= limit:
             self.cached += 1
             SHARED_READS.labels(self.name, "cached").inc()
-            return hit[1], self._clock() - hit[0]
+            return hit[1], age  # the age checked: a second look at the clock could say more than the limit
         if key in self._flights:
             self.joined += 1
             SHARED_READS.labels(self.name, "joined").inc()

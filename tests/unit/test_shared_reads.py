@@ -41,6 +41,29 @@ def test_24_identical_concurrent_reads_run_one_read_and_a_watcher_may_take_a_rec
     asyncio.run(go())
 
 
+def test_a_cached_answer_is_never_said_older_than_the_age_it_was_given_for() -> None:
+    """test_dlq_watchers at load 30 (a fresh clone, session 49): a watcher asking for at most 1 s got an answer said
+    to be older (``ageSeconds`` > 1): the age was checked against the limit, then the clock read again for the
+    answer. Here the clock moves on 0.3 s at each look (before: said 1.2 s)."""
+    looks: list[float] = []
+
+    def clock() -> float:
+        looks.append(100.0 + 0.3 * len(looks))
+        return looks[-1]
+
+    async def go() -> tuple[bytes, float]:
+        shared = SharedReads("dlq", 1.0, clock=clock)
+
+        async def read() -> bytes:
+            return b'{"items":[]}'
+
+        await shared.read("k", read, accept_age=1)
+        return await shared.read("k", read, accept_age=1)
+
+    body, age = asyncio.run(go())
+    assert body == b'{"items":[]}' and age <= 1.0, age
+
+
 def test_a_refusal_is_every_joined_readers_and_is_not_kept() -> None:
     async def go() -> None:
         shared, calls = SharedReads("dlq", 1.0), []
