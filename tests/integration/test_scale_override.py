@@ -169,14 +169,19 @@ def test_an_override_shorter_than_one_decision_interval_is_refused(
 ) -> None:
     """attack41b F4: `gamead scale set 3 --for 1s` (autoscaler.interval 5 s) printed "applied by the autoscaler's
     leader at its next decision", exit 0, though the override ended before any decision: nothing applied it. Now
-    422 ``validation_failed`` naming the interval: one line, exit 1 (README: the request failed); nothing is set."""
+    422 ``validation_failed`` naming the interval (``details[0].min``: 5), nothing set. probe49 F8: the CLI said it
+    as a failed request, exit 1, where every other bad ``--for`` (0, 8d, banana) is bad usage, exit 2: now exit 2,
+    one line in the sentence of the others, ``--for must be 5s to 7d, not 1s: shorter than …``."""
     nats = fresh_nats()
     api, url = start_api(nats.url, tmp_path, **ENV)
     procs.append(api)
+    answer = httpx.post(f"{url}/v1/scale/override", json={"replicas": 3, "forSeconds": 1}, timeout=10)
+    assert answer.status_code == 422 and answer.json()["error"]["details"][0]["min"] == 5, answer.text
     run = run_gamead("scale", "set", "3", "--for", "1s", "--api", url, env=clean_env(), timeout=60)
-    assert run.returncode == 1, (run.stdout, run.stderr)
+    assert run.returncode == 2, (run.stdout, run.stderr)
     lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "shorter than the autoscaler's decision interval (5 s)" in lines[0], run.stderr
+    assert len(lines) == 1 and "--for must be 5s to 7d, not 1s: shorter than the autoscaler's decision interval " \
+        "(5 s)" in lines[0], run.stderr
     assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None
 
 
