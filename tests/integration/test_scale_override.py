@@ -16,7 +16,7 @@ import httpx
 
 from gamead_core.embedded import EmbeddedNats
 from tests.forked_popen import GameadPopen
-from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, wait_for
+from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, start_worker, wait_for
 
 ROUNDS = 6
 ENV = {"GAMEAD_AUTOSCALER__BACKEND": "local"}  # shows the shared state, never leads: only operators write
@@ -205,3 +205,31 @@ def test_each_scale_set_names_the_override_it_replaced_and_clear_the_one_it_remo
     assert cleared.returncode == 0, cleared.stderr
     assert "override cleared (it was 3 workers until " in " ".join(cleared.stdout.split()), cleared.stdout
     assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None
+
+
+def test_scale_status_under_an_override_says_every_worker_is_quiet(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe49 F8: under `gamead scale set 2` with every worker quiet (`gamead workers quiet --all`) and an ad
+    waiting, `gamead scale status` said only `manual override to 2 workers until … → hold 2 workers`: nothing said
+    that no worker takes an ad (`gamead doctor` did: `every live worker (2) is quiet`). The reason now says it, in
+    doctor's words, with the command that resumes them."""
+    nats = fresh_nats()
+    leader, url = start_api(nats.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="none", GAMEAD_AUTOSCALER__INTERVAL="0.5",
+                            GAMEAD_REGISTRY__HEARTBEAT_INTERVAL="0.5")
+    procs.append(leader)
+    for wid in ("calm-1", "calm-2"):
+        procs.append(start_worker(nats.url, tmp_path, worker_id=wid, ready=True,
+                                  GAMEAD_REGISTRY__HEARTBEAT_INTERVAL="0.5"))
+    env = clean_env(GAMEAD_API_URL=url)
+    assert run_gamead("scale", "set", "2", "--for", "10m", env=env, timeout=60).returncode == 0
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return run_gamead("scale", "status", env=clean_env(GAMEAD_API_URL=url, COLUMNS="300"), timeout=60)
+
+    wait_for(lambda: "→ hold 2 workers" in status().stdout, timeout=30, what="the override held")
+    assert "quiet" not in status().stdout  # both take ads: nothing said
+    told = run_gamead("workers", "quiet", "--all", env=env, timeout=60)
+    assert told.returncode == 0, told.stderr
+    said = "→ hold 2 workers; every live worker (2) is quiet: gamead workers resume --all"
+    wait_for(lambda: said in status().stdout, timeout=30, what="scale status saying every worker is quiet")
