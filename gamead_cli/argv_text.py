@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
+from gamead_core.safe_text import byte_escapes
+
 #: a lone UTF-16 surrogate: what ``surrogateescape`` makes of a byte that is not text in the locale's encoding
 _LONE = re.compile("[\ud800-\udfff]")
 #: what the message tells an operator to do about it
@@ -71,7 +73,7 @@ def unencodable_flag(root: Any, args: list[str], load: Callable[[str], Any]) -> 
 
 def holder_of(args: list[str], text: str) -> str | None:
     """How a message names what on the command line ``args`` holds ``text`` (a character that could not be
-    encoded): ``--title`` for an option's value, else the argument itself (``'K\\udcc3nig'``); None if no
+    encoded): ``--title`` for an option's value, else the argument itself (``'K\\xc3nig'``); None if no
     argument holds it. Pure."""
     for n, arg in enumerate(args):
         if text and text in arg:
@@ -79,5 +81,5 @@ def holder_of(args: list[str], text: str) -> str | None:
                 return arg.split("=", 1)[0]
             if n and args[n - 1].startswith("-") and not arg.startswith("-"):
                 return args[n - 1]
-            return f"the argument {arg.encode('utf-8', 'backslashreplace').decode('ascii', 'replace')!r}"
+            return f"the argument {byte_escapes(repr(arg))}"  # its bytes that are no text as typed: \xc3
     return None

@@ -80,8 +80,9 @@ def fail_with(argv: list[str], message: str, code: str, exit_code: int, details:
     if json_wanted(argv) and not _json_printed() and not getattr(sys.stdout, "broken", False):
         from gamead_cli.inputs import strict_dumps
         from gamead_core.redact import redact_text
+        from gamead_core.safe_text import byte_escapes
 
-        doc: dict[str, Any] = {"code": code, "message": " ".join(redact_text(str(message)).split()),
+        doc: dict[str, Any] = {"code": code, "message": " ".join(byte_escapes(redact_text(str(message))).split()),
                                "exitCode": exit_code}
         if details is not None:
             doc["details"] = details

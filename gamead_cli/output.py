@@ -22,7 +22,7 @@ from gamead_cli.cell_text import folded_tree
 from gamead_cli.formats import command_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
-from gamead_core.safe_text import shown, shown_tree
+from gamead_core.safe_text import byte_escapes, shown, shown_tree
 
 
 def stdout_console() -> Console:
@@ -72,7 +72,7 @@ _NULL: dict[str, Any] = {}
 
 
 def _one_line(text: str) -> str:
-    return shown(" ".join(text.split()))
+    return byte_escapes(shown(" ".join(text.split())))  # a command-line byte that is no text: \xff (probe49 F8)
 
 
 def red_line(text: str) -> None:

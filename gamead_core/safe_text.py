@@ -79,7 +79,21 @@ def code_point(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+#: a byte that is no text in the locale's encoding, as Python's surrogateescape (PEP 383) reads it: U+DC80-U+DCFF
+_BYTE = re.compile("[\udc80-\udcff]")
+#: such a byte as ``repr()`` escapes it (``\udcff``): after an even number of backslashes (an odd one: typed)
+_BYTE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
+
+
+def byte_escapes(text: str) -> str:
+    """``text`` (a line naming a command-line value) with each byte that was no text written ``\\xff``, as typed
+    (``$'\\xff'``): a raw one (U+DCFF) and one ``repr()`` escaped (``'\\udcff'``: probe49 F8). Pure."""
+    return _BYTE_ESCAPE.sub(r"\1\\x\2", _BYTE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text))
+
+
 def _escape(char: str) -> str:
+    if _BYTE.match(char):
+        return f"\\x{ord(char) - 0xDC00:02x}"  # a byte read by surrogateescape: as it was typed
     return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
 
@@ -147,5 +161,5 @@ def shown_tree(value: Any) -> Any:
     return value
 
 
-__all__ = ["OBEYED_PAST_C0", "REFUSED", "UNSHOWN_PRINTABLE", "code_point", "has_shown_char", "refused_char", "shown",
-           "shown_tree", "shows"]
+__all__ = ["OBEYED_PAST_C0", "REFUSED", "UNSHOWN_PRINTABLE", "byte_escapes", "code_point", "has_shown_char",
+           "refused_char", "shown", "shown_tree", "shows"]

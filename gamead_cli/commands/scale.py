@@ -36,6 +36,8 @@ from gamead_core.scaling.applies import applied_by
 from gamead_core.scaling.bounds import (  # the API's own bounds
     MAX_OVERRIDE_REPLICAS,
     MAX_OVERRIDE_SECONDS,
+    TOO_SHORT,
+    too_short_reason,
 )
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.scaling.stacks import another_stack_text
@@ -63,6 +65,18 @@ def parse_duration(value: str) -> float:
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--for") from None
     return checked(seconds, FOR_RANGE, value, param_hint="--for")
+
+
+def too_short(exc: ApiClientError, given: str) -> typer.BadParameter | None:
+    """The API's 422 for an override shorter than the autoscaler's decision interval (a bound only the leader
+    knows: its ``intervalSeconds``) as the bad ``--for`` it is, exit 2 as every other (probe49 F8: exit 1), in the
+    sentence of the others: ``--for must be 5s to 7d, not 1s: shorter than …``; None for any other error. Pure."""
+    details = exc.details if isinstance(exc.details, list) else []
+    floor = next((d.get("min") for d in details if isinstance(d, dict) and d.get("type") == TOO_SHORT), None)
+    if exc.status != 422 or isinstance(floor, bool) or not isinstance(floor, (int, float)):
+        return None
+    span = Range(floor, MAX_OVERRIDE_SECONDS, seconds=True)
+    return typer.BadParameter(f"{span.refusal('--for', given)}: {too_short_reason(floor)}", param_hint="--for")
 
 
 def _n(value: Any) -> str:
@@ -296,9 +310,11 @@ def set_override(
     seconds = parse_duration(for_)
     with api_client(config, api) as client, write_out("POST /v1/scale/override",
                                                       follow_up("scale", "status", again=client.again)):
-        body = _expect_dict(client.request("POST", "/v1/scale/override",
-                                           json={"replicas": replicas, "forSeconds": seconds}),
-                            "POST /v1/scale/override")
+        try:
+            answer = client.request("POST", "/v1/scale/override", json={"replicas": replicas, "forSeconds": seconds})
+        except ApiClientError as exc:
+            raise too_short(exc, for_) or exc from None
+        body = _expect_dict(answer, "POST /v1/scale/override")
         stood = body.get("override") or {}
         done_before_output(f"the override WAS set: {counted(stood.get('replicas'), 'worker')} until "
                            f"{stood.get('until')}; do not set it again")

@@ -79,8 +79,9 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         answers: list[dict[str, Any]] = []
         gone: list[str] = []
         silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
-        with write_out(f"POST /v1/workers/ID/{verb}", follow_up("workers", again=client.again)):
-            for wid in ids:
+        for wid in ids:  # an interrupt names the worker asked, and those asked before it (probe49 F8: "ID")
+            before = f" ({verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)})" if answers else ""
+            with write_out(f"POST /v1/workers/{wid}/{verb}{before}", follow_up("workers", again=client.again)):
                 try:
                     body = client.request("POST", f"/v1/workers/{wid}/{verb}")
                 except NotFound as exc:
@@ -89,9 +90,9 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
                     gone.append(wid)
                     silent |= {wid} if isinstance(exc.details, dict) and exc.details.get("answered") is False else set()
                     continue
-                answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
-            if answers:
-                done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
+            answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
+        if answers:
+            done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
     other = "resume" if verb == "quiet" else "quiet"
     doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 

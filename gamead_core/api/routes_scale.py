@@ -32,7 +32,7 @@ from gamead_core.api.responses import json_response
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
 from gamead_core.audit import record_action
 from gamead_core.errors import Conflict, QueueUnavailable
-from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, TOO_SHORT, too_short_reason
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for, new_holder_id, status_document
 from gamead_core.scaling.stacks import api_stack
 from gamead_core.scaling.store import (
@@ -111,10 +111,9 @@ def _lasts_a_decision(for_seconds: float, interval: float) -> None:
     leader's ``intervalSeconds``): it could end before any decision applies it, and the operator was told it would
     be applied (attack41b F4: ``gamead scale set 3 --for 1ms``, exit 0, "applied … at its next decision")."""
     if for_seconds < interval:
-        msg = (f"an override of {for_seconds:g} s is shorter than the autoscaler's decision interval "
-               f"({interval:g} s): it could end before any decision applies it")
-        raise ValidationFailed(msg, details=[{"loc": "forSeconds", "msg": f"at least {interval:g} s",
-                                              "type": "too_short"}])
+        raise ValidationFailed(f"an override of {for_seconds:g} s is {too_short_reason(interval)}",
+                               details=[{"loc": "forSeconds", "msg": f"at least {interval:g} s", "type": TOO_SHORT,
+                                         "min": interval}])
 
 
 def _changed(stands: StoredOverride, what: str) -> Conflict:

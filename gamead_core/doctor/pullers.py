@@ -43,6 +43,7 @@ from gamead_core.errors import GameadError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.depth import LevelDepth, level_depth
 from gamead_core.registry import NodeInfo, Registry
+from gamead_core.scaling.reason import every_quiet
 from gamead_core.stats.rates import aging_horizon
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def nobody_pulls(nodes: Sequence[NodeInfo], partitions: int) -> str | None:
     if any(w.partitions in (None, partitions) for w in workers):
         return None
     if not workers:  # every live one quiet (gamead_core.worker.quiet): said so, with how to resume them
-        return f"every live worker ({len(live)}) is quiet: gamead workers resume --all" if live else NONE_RUNS
+        return every_quiet(live) or NONE_RUNS  # the sentence of `gamead scale status` (probe49 F8)
     set_to = "/".join(sorted({str(w.partitions) for w in workers}))
     return f"every live worker ({len(workers)}) is configured for queue.partitions {set_to}, the queue has {partitions}"
 

@@ -9,6 +9,18 @@ MAX_OVERRIDE_SECONDS = 7 * 86400.0
 #: Largest worker count an override may hold.
 MAX_OVERRIDE_REPLICAS = 10_000
 
+#: The ``type`` of the 422 detail refusing an override shorter than the autoscaler's decision interval (its
+#: ``min``: the interval, seconds); ``gamead scale set`` reads it as a bad ``--for`` (exit 2).
+TOO_SHORT = "too_short"
+
+
+def too_short_reason(interval: float) -> str:
+    """Why an override shorter than the decision interval (``interval``, seconds, the leader's ``intervalSeconds``)
+    is refused, as the API and ``gamead scale set`` say it. Pure."""
+    return (f"shorter than the autoscaler's decision interval ({interval:g} s): it could end before any decision "
+            "applies it")
+
+
 #: The largest ``spec.replicas`` the Kubernetes API holds: an int32 (apps/v1 ScaleSpec).
 MAX_SCALE_REPLICAS = 2**31 - 1
 
@@ -25,4 +37,5 @@ def replica_count(value: object) -> int:
     return value
 
 
-__all__ = ["MAX_OVERRIDE_REPLICAS", "MAX_OVERRIDE_SECONDS", "MAX_SCALE_REPLICAS", "replica_count"]
+__all__ = ["MAX_OVERRIDE_REPLICAS", "MAX_OVERRIDE_SECONDS", "MAX_SCALE_REPLICAS", "TOO_SHORT", "replica_count",
+           "too_short_reason"]

@@ -253,7 +253,7 @@ class Autoscaler:
             except GameadError as exc:
                 log.info("autoscaler: cannot remove the expired override: %s", exc.message)
         if override is not None:
-            desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas, now=wall)
+            desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas, workers, now=wall)
             decision, reason = None, prefix + reason
         else:
             obs = observation_of(reading, rates, current, at=mono, now=self._clock(),

@@ -8,6 +8,8 @@ worker (measured) needs 8 workers`` — :func:`demand_text` builds it from figur
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.count_words import counted
@@ -55,6 +57,15 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     if quiet:
         parts.append(f" + {quiet} quiet")
     return "".join(parts)
+
+
+def every_quiet(workers: Iterable[Any] | None) -> str | None:
+    """``every live worker (2) is quiet: gamead workers resume --all`` when each live worker of ``workers`` (the
+    registry's, ``quiet`` and ``state``) is quiet, as ``gamead doctor`` says it; else None (none live too). Pure."""
+    live = [w for w in workers or () if getattr(w, "state", None) not in ("draining", "gone")]
+    if not live or not all(getattr(w, "quiet", False) for w in live):
+        return None
+    return f"every live worker ({len(live)}) is quiet: gamead workers resume --all"
 
 
 #: The phrase of each rule's reason line (:class:`~gamead_core.scaling.policy.ScalingPolicy` and the override), in

@@ -30,7 +30,7 @@ from gamead_core.models import utc_iso
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
-from gamead_core.scaling.reason import action_words, reason_kind
+from gamead_core.scaling.reason import action_words, every_quiet, reason_kind
 from gamead_core.scaling.unusable import said_unusable, usable_time
 from gamead_core.store.cas import retry_busy
 from gamead_core.times import clock_utc
@@ -117,15 +117,17 @@ def clamp_override(replicas: int, min_replicas: int, max_replicas: int) -> tuple
 # --- decisions ----------------------------------------------------------------------------------------
 
 
-def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int, *,
-                    now: float) -> tuple[int, str]:
+def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int,
+                    workers: Sequence[Any] | None = None, *, now: float) -> tuple[int, str]:
     """(desired replicas, the reason line) while ``override`` is active and ``current`` replicas run; ``now``:
-    epoch seconds (its end is said as :func:`clock_utc` says it)."""
+    epoch seconds (its end is said as :func:`clock_utc` says it); ``workers``: the registry's, each live one quiet
+    said after (probe49 F8: ``→ hold 2 workers`` while none took an ad)."""
     desired, note = clamp_override(override.replicas, min_replicas, max_replicas)
     action = action_words(current, desired)
     to = counted(override.replicas, "worker")
     reason = f"manual override to {to} until {clock_utc(override.until, now)} → {action}"
-    return desired, reason + (f" ({note})" if note else "")
+    quiet = every_quiet(workers)
+    return desired, reason + (f" ({note})" if note else "") + (f"; {quiet}" if quiet else "")
 
 
 def _same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:

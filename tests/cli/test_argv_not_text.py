@@ -4,6 +4,7 @@ UnicodeEncodeError", exit 1. Now bad usage, exit 2, naming the flag and what to 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,4 +49,28 @@ def test_a_path_that_is_not_text_is_left_to_its_command() -> None:
     assert unencodable_flag(root, ["submit", "--wait", name], load_command) is None  # FILE after a flag
     assert unencodable_flag(root, ["top", f"--record={name}"], load_command) is None
     assert unencodable_flag(root, ["submit", "-a", name], load_command) == "-a"
-    assert holder_of(["ads", "get", name], name[-3:]) == f"the argument {name.encode('utf-8', 'backslashreplace').decode()!r}"
+    assert holder_of(["ads", "get", name], name[-3:]) == "the argument 'Drachen K\\xc3\\xb6nig'"  # as typed
+
+
+def _utf8_locale(*args: bytes | str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    argv = [os.fsencode(sys.executable), b"-m", b"gamead_cli", *(a if isinstance(a, bytes) else a.encode()
+                                                                   for a in args)]
+    return subprocess.run(argv, env=clean_env(), cwd=cwd, capture_output=True, text=True, errors="replace",
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_a_byte_that_is_no_text_is_named_as_typed_in_every_error(tmp_path: Path, closed_api_url: str) -> None:
+    """probe49 F8: `gamead workers quiet $'\\xff'` said `Invalid value for ID: '\\udcff'` (Python's surrogate
+    escape, PEP 383): a character nobody typed. Every error line echoing a command-line value (an id, a command's
+    name, under -o json the document too, a value under an ASCII locale) now writes the byte as typed, ``\\xff``."""
+    api = ["--api", closed_api_url]
+    cases = [(["workers", "quiet", b"a\xffb", *api], "ID: 'a\\xffb'"), (["ads", "get", b"\xff", *api], "'\\xff' is"),
+             ([b"\xff"], "No such command '\\xff'"), (["dlq", "jobs", b"\xfe", *api], "JOB: '\\xfe'")]
+    for argv, said in cases:
+        result = _utf8_locale(*argv, cwd=tmp_path)
+        assert result.returncode == exitcodes.USAGE, result.stderr
+        assert "\\udc" not in one_red_line(result, said)
+    as_json = _utf8_locale("dlq", "jobs", b"\xff", "-o", "json", *api, cwd=tmp_path)
+    assert "JOB: '\\xff'" in json.loads(as_json.stdout)["error"]["message"], as_json.stdout
+    koenig = _ascii_locale("ads", "get", KOENIG, *api, cwd=tmp_path)
+    one_red_line(koenig, "'Drachen K\\xc3\\xb6nig'")

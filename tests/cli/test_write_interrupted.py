@@ -27,7 +27,10 @@ VERBS = [(("dlq", "replay", "--all", "--yes"), "POST /v1/dlq/replay", "dlq jobs"
          (("dlq", "cancel", JOB), f"POST /v1/jobs/{JOB}/cancel", f"dlq jobs {JOB}"),
          (("scale", "set", "3", "--for", "5m"), "POST /v1/scale/override", "scale status"),
          (("scale", "clear"), "DELETE /v1/scale/override", "scale status"),
-         (("submit", "--title", "t", "--genre", "rpg"), "POST /ads", "ads list")]
+         (("submit", "--title", "t", "--genre", "rpg"), "POST /ads", "ads list"),
+         # probe49 F8: it said "POST /v1/workers/ID/quiet", naming no worker
+         (("workers", "quiet", "local-1"), "POST /v1/workers/local-1/quiet", "workers"),
+         (("workers", "resume", "local-2"), "POST /v1/workers/local-2/resume", "workers")]
 
 
 @pytest.mark.parametrize(("verb", "write", "check"), VERBS, ids=[" ".join(v[0]) for v in VERBS])

@@ -16,7 +16,7 @@ import httpx
 
 from gamead_core.embedded import EmbeddedNats
 from tests.forked_popen import GameadPopen
-from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, wait_for
+from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, start_worker, wait_for
 
 ROUNDS = 6
 ENV = {"GAMEAD_AUTOSCALER__BACKEND": "local"}  # shows the shared state, never leads: only operators write
@@ -169,14 +169,19 @@ def test_an_override_shorter_than_one_decision_interval_is_refused(
 ) -> None:
     """attack41b F4: `gamead scale set 3 --for 1s` (autoscaler.interval 5 s) printed "applied by the autoscaler's
     leader at its next decision", exit 0, though the override ended before any decision: nothing applied it. Now
-    422 ``validation_failed`` naming the interval: one line, exit 1 (README: the request failed); nothing is set."""
+    422 ``validation_failed`` naming the interval (``details[0].min``: 5), nothing set. probe49 F8: the CLI said it
+    as a failed request, exit 1, where every other bad ``--for`` (0, 8d, banana) is bad usage, exit 2: now exit 2,
+    one line in the sentence of the others, ``--for must be 5s to 7d, not 1s: shorter than …``."""
     nats = fresh_nats()
     api, url = start_api(nats.url, tmp_path, **ENV)
     procs.append(api)
+    answer = httpx.post(f"{url}/v1/scale/override", json={"replicas": 3, "forSeconds": 1}, timeout=10)
+    assert answer.status_code == 422 and answer.json()["error"]["details"][0]["min"] == 5, answer.text
     run = run_gamead("scale", "set", "3", "--for", "1s", "--api", url, env=clean_env(), timeout=60)
-    assert run.returncode == 1, (run.stdout, run.stderr)
+    assert run.returncode == 2, (run.stdout, run.stderr)
     lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "shorter than the autoscaler's decision interval (5 s)" in lines[0], run.stderr
+    assert len(lines) == 1 and "--for must be 5s to 7d, not 1s: shorter than the autoscaler's decision interval " \
+        "(5 s)" in lines[0], run.stderr
     assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None
 
 
@@ -200,3 +205,31 @@ def test_each_scale_set_names_the_override_it_replaced_and_clear_the_one_it_remo
     assert cleared.returncode == 0, cleared.stderr
     assert "override cleared (it was 3 workers until " in " ".join(cleared.stdout.split()), cleared.stdout
     assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None
+
+
+def test_scale_status_under_an_override_says_every_worker_is_quiet(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """probe49 F8: under `gamead scale set 2` with every worker quiet (`gamead workers quiet --all`) and an ad
+    waiting, `gamead scale status` said only `manual override to 2 workers until … → hold 2 workers`: nothing said
+    that no worker takes an ad (`gamead doctor` did: `every live worker (2) is quiet`). The reason now says it, in
+    doctor's words, with the command that resumes them."""
+    nats = fresh_nats()
+    leader, url = start_api(nats.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="none", GAMEAD_AUTOSCALER__INTERVAL="0.5",
+                            GAMEAD_REGISTRY__HEARTBEAT_INTERVAL="0.5")
+    procs.append(leader)
+    for wid in ("calm-1", "calm-2"):
+        procs.append(start_worker(nats.url, tmp_path, worker_id=wid, ready=True,
+                                  GAMEAD_REGISTRY__HEARTBEAT_INTERVAL="0.5"))
+    env = clean_env(GAMEAD_API_URL=url)
+    assert run_gamead("scale", "set", "2", "--for", "10m", env=env, timeout=60).returncode == 0
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return run_gamead("scale", "status", env=clean_env(GAMEAD_API_URL=url, COLUMNS="300"), timeout=60)
+
+    wait_for(lambda: "→ hold 2 workers" in status().stdout, timeout=30, what="the override held")
+    assert "quiet" not in status().stdout  # both take ads: nothing said
+    told = run_gamead("workers", "quiet", "--all", env=env, timeout=60)
+    assert told.returncode == 0, told.stderr
+    said = "→ hold 2 workers; every live worker (2) is quiet: gamead workers resume --all"
+    wait_for(lambda: said in status().stdout, timeout=30, what="scale status saying every worker is quiet")
