@@ -21,6 +21,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from gamead_cli.bounds import OutOfRange, checked
+from gamead_cli.commands.scale_refusals import too_short
 from gamead_cli.formats import (age as age_text, command_text, counted, empty_text, page_now, plain, short_time,
                                 short_window, time_column)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
@@ -33,12 +34,7 @@ from gamead_core.bound_text import Range
 from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.applies import applied_by
-from gamead_core.scaling.bounds import (  # the API's own bounds
-    MAX_OVERRIDE_REPLICAS,
-    MAX_OVERRIDE_SECONDS,
-    TOO_SHORT,
-    too_short_reason,
-)
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.scaling.stacks import another_stack_text
 
@@ -65,18 +61,6 @@ def parse_duration(value: str) -> float:
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--for") from None
     return checked(seconds, FOR_RANGE, value, param_hint="--for")
-
-
-def too_short(exc: ApiClientError, given: str) -> typer.BadParameter | None:
-    """The API's 422 for an override shorter than the autoscaler's decision interval (a bound only the leader
-    knows: its ``intervalSeconds``) as the bad ``--for`` it is, exit 2 as every other (probe49 F8: exit 1), in the
-    sentence of the others: ``--for must be 5s to 7d, not 1s: shorter than …``; None for any other error. Pure."""
-    details = exc.details if isinstance(exc.details, list) else []
-    floor = next((d.get("min") for d in details if isinstance(d, dict) and d.get("type") == TOO_SHORT), None)
-    if exc.status != 422 or isinstance(floor, bool) or not isinstance(floor, (int, float)):
-        return None
-    span = Range(floor, MAX_OVERRIDE_SECONDS, seconds=True)
-    return typer.BadParameter(f"{span.refusal('--for', given)}: {too_short_reason(floor)}", param_hint="--for")
 
 
 def _n(value: Any) -> str:
@@ -313,7 +297,9 @@ def set_override(
         try:
             answer = client.request("POST", "/v1/scale/override", json={"replicas": replicas, "forSeconds": seconds})
         except ApiClientError as exc:
-            raise too_short(exc, for_) or exc from None
+            if (bad := too_short(exc, for_)) is not None:
+                raise bad from None
+            raise
         body = _expect_dict(answer, "POST /v1/scale/override")
         stood = body.get("override") or {}
         done_before_output(f"the override WAS set: {counted(stood.get('replicas'), 'worker')} until "

@@ -67,11 +67,11 @@ LEVEL_CELLS = {"PENDING": 7, "ACK-P": 5, "REDEL": 5}
 
 def level_text(row: LevelRow, *, compact: bool = False) -> str:
     """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
-    ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
-    queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
-    leaves out the redelivered count and the p95 (the panel's title keeps the fleet's). Each duration fits its
-    column (:func:`~gamead_cli.formats.fit_duration`: ``11m!``, not ``11m07s!`` shifting MAX and P95; tui42 F6), and
-    each count (:data:`LEVEL_CELLS`: ``12M``, not ``12,345,678``; tui43)."""
+    ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's
+    settings) and the level's queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms);
+    ``compact`` (a narrow panel) leaves out the redelivered count and the p95 (the panel's title keeps the fleet's).
+    Each duration fits its column (:func:`~gamead_cli.formats.fit_duration`: ``11m!``, not ``11m07s!`` shifting MAX
+    and P95; tui42 F6), and each count (:data:`LEVEL_CELLS`: ``12M``, not ``12,345,678``; tui43)."""
     pend, ack, red = (LEVEL_CELLS[c] for c in ("PENDING", "ACK-P", "REDEL"))
     redel = "" if compact else f" {num(row.redelivered, red):>{red}}"
     p95 = "" if compact else f" {fit_duration(wait_p95_text(row).plain, 6):>6}"
@@ -141,7 +141,8 @@ def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, comp
     saying :func:`depth_words` (newcomer49: ``queue (5 min)`` said 5 min of nothing named)."""
     wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
     p95 = f"wait p95 {approx_ms(wait.get('p95'), estimate_bucket(wait, 'p95')) if isinstance(wait, Mapping) else '-'}"
-    title = f"queue · {p95}" if compact else f"queue{partitions_note(stats)} · {p95} · {depth_words(history_seconds)}"
+    title = (f"queue · {p95}" if compact
+             else f"queue{partitions_note(stats)} · {p95} · {depth_words(history_seconds)}")
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
 
 

@@ -247,7 +247,8 @@ class QueuePanel(Vertical, can_focus=True):
                 view_queue.level_text(row, compact=compact), row.history, late=row.late)
         late = [r.priority for r in rows if r.late]
         # a narrow panel's title has no room for the depth's reach: its bottom border says it, in the same words
-        said = [f"late: P{', P'.join(map(str, late))}" if late else "", view_queue.depth_words(reach) if compact else ""]
+        said = [f"late: P{', P'.join(map(str, late))}" if late else "",
+                view_queue.depth_words(reach) if compact else ""]
         subtitle = " · ".join(filter(None, said))
         set_border(self, subtitle=subtitle)
         self.set_class(bool(late), "-late")
