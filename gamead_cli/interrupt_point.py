@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from types import FrameType
 from typing import Any
@@ -61,8 +62,23 @@ def _again_soon() -> None:
 
 
 def _again(_signum: int, frame: FrameType | None) -> None:
-    if _DUE["since"] is not None:
-        raise_interrupt(frame)
+    if _DUE["since"] is None:
+        return
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # another one (a Ctrl-C meanwhile) is being acted on
+        _DUE["since"] = None
+        return
+    raise_interrupt(frame)
+
+
+def take_due() -> bool:
+    """Whether an interrupt was due (put off, not raised yet); it is no longer (the timer stopped). A block that
+    must not be cut (:func:`gamead_cli.stops.signals_flagged`, :func:`~gamead_cli.stops.signals_held`) takes it at
+    its start, as a signal that came meanwhile, instead of having it raised inside. Main thread only."""
+    if _DUE["since"] is None or not _main_thread():
+        return False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _DUE["since"] = None
+    return True
 
 
 def _unraisable(unraisable: Any) -> None:
@@ -75,8 +91,6 @@ def _unraisable(unraisable: Any) -> None:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

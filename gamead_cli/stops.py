@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from gamead_cli import exitcodes, first_signals
-from gamead_cli.interrupt_point import raise_interrupt, settled
+from gamead_cli.interrupt_point import raise_interrupt, settled, take_due
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); the one dict of :mod:`gamead_cli.first_signals`
 STOPPED: dict[str, int | None] = first_signals.STOPPED
@@ -64,7 +64,7 @@ def signals_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    came: list[int] = []
+    came: list[int] = [_due()] if take_due() else []  # one put off before the block: acted on after it
     before = {sig: signal.signal(sig, lambda signum, _frame: came.append(signum)) for sig in _HELD}
     try:
         yield
@@ -77,6 +77,11 @@ def signals_held() -> Iterator[None]:
                 handler(came[0], None)  # raises (KeyboardInterrupt) here: after the block
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), came[0])  # its default action, now that it is back
+
+
+def _due() -> int:
+    """The signal of an interrupt that was put off: the one remembered (SIGTERM, SIGHUP), else Ctrl-C's."""
+    return STOPPED["signal"] or int(signal.SIGINT)
 
 
 #: seconds between two looks of a waiting main thread at the stops :func:`signals_flagged` noted
@@ -103,6 +108,8 @@ def signals_flagged() -> Iterator[list[int]]:
         came.append(signum)
 
     before = {sig: signal.signal(sig, note) for sig in _HELD if callable(signal.getsignal(sig))}
+    if take_due():  # one put off before the block (gamead_cli.interrupt_point): noted, never raised inside
+        came.append(_due())
     try:
         yield came
     finally:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from gamead_cli import interrupt_point
-from gamead_cli.stops import STOPPED, signals_interrupt
+from gamead_cli.stops import STOPPED, signals_flagged, signals_held, signals_interrupt
 
 
 def _wait_for_the_interrupt() -> None:
@@ -101,3 +101,23 @@ def test_a_lock_taken_for_ever_gets_the_interrupt_anyway(stop_handlers: None) ->
     with pytest.raises(KeyboardInterrupt):
         with Waits():
             pass
+
+
+@pytest.mark.parametrize("block", ["flagged", "held"])
+def test_an_interrupt_put_off_is_taken_by_a_block_that_must_not_be_cut(stop_handlers: None, block: str) -> None:
+    """review49 B1: put off 1 ms past a lock's ``__enter__``, the interrupt was raised inside the next block that
+    must not be cut (``signals_flagged``: submit's waits, attack45 F5; ``signals_held``: its hand-over of ads).
+    Now the block takes it as a signal that came: noted (flagged) or acted on after the block (held)."""
+    taking, inside = _TakesThenSignalled(), []
+    if block == "flagged":
+        with taking, signals_flagged() as came:  # the SIGTERM put off past __enter__, then the block begins
+            for _ in range(30):  # 0.3 s of waits: a put-off interrupt is due within 1 ms
+                time.sleep(0.01)
+            inside.append("whole")
+        assert came == [signal.SIGTERM]
+    else:
+        with pytest.raises(KeyboardInterrupt), taking, signals_held():
+            for _ in range(30):
+                time.sleep(0.01)
+            inside.append("whole")
+    assert inside == ["whole"] and not taking.lock.locked()
