@@ -15,15 +15,28 @@ showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
                first look read its record: :class:`~gamead_core.worker.naks_seen.NaksSeen`)
              − the completed or dead ads whose ack was lost, noted ``ack_lost`` (:mod:`gamead_core.doctor.ack_lost`)
 
-read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
-milliseconds), the smaller excess reported. The second reading lists the holdings both before and after the
-consumer infos and counts a delivery held at either (a steady flow acknowledges ads between the reads: counted
-ack pending, then no longer announced; regress40 F7's kind), so a race between its reads only undercounts.
-The first reading reuses the consumer infos the stranded check already read
-(:func:`gamead_core.doctor.leftovers.stranded_on`); only when it finds an excess is a second one made (one
-``CONSUMER.INFO`` per level and partition, two registry listings), whose infos the lost-ack check reuses in turn
-(``again``: :class:`gamead_core.doctor.ack_lost.AckLost`). It breaks no invariant and
-fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
+read twice, the smaller excess reported. The first reading counts (the consumer infos the stranded check already
+read, :func:`gamead_core.doctor.leftovers.stranded_on`, and a listing of the holdings); only when it finds an excess
+is a second one made, by stream sequence (probe49 F3): the consumer infos, then the messages each consumer has
+pending (:mod:`gamead_core.doctor.pending_seqs`: one batched direct get per level with deliveries pending), read
+again :data:`GRACE` s later, while every registry announcement is heard (:mod:`gamead_core.doctor.announced`) from a
+listing of the holdings before the infos to one after; the listing after is :data:`APART` s after the first reading
+at least. A message counts unheld only when it is pending in both readings and no worker announced holding it in
+that window: a live worker's fresh delivery not announced yet at the infos (its announcement late on a loaded
+machine) is announced within the window; an acknowledgement in flight at the infos has landed by the second
+reading; a dead worker's unannounced delivery is neither. Before, counts at two instants: at 100 ads/s on a
+loaded machine (load 12) 4 to 8 of a live worker's deliveries a run were said to be a dead worker's (8, 4, 8, 8, 8
+in 5 of 6 runs), with no worker dead. Still counted, as the note says: a live worker's ad waiting in a long poll's inbox
+for a free slot (not announced; its ``unstartedSince`` says so), and an ad a busy worker handed back (``nak``) before
+the run began that no worker pulled again yet (its nak was not heard; under a backlog of more urgent levels a P5 ad
+handed back "beyond the buffer's bound" waited so > 1 min at 200 ads/s: 3 of the residual notes of 2-6). The
+messages cannot be read by sequence (more than :data:`~gamead_core.doctor.pending_seqs.MOST`, direct gets off):
+the second reading counts, every held delivery heard of a message its consumer had delivered at the infos
+(:func:`.announced.pending_then`), held at either listing or heard between, counted held (regress40 F7's kind: a
+race only undercounts). Its consumer infos are reused by the lost-ack check (``again``:
+:class:`gamead_core.doctor.ack_lost.AckLost`). Cost: the second reading waits :data:`APART` s after the first as
+before, plus up to 2 direct gets per level with pending deliveries (each at most ``num_ack_pending`` + 16
+messages). It breaks no invariant and fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
 
 The naks heard: a retry that began after its record was read (every second under a steady flow of failing ads) was
 counted as a dead worker's delivery (chaos48, 150 ads/s with 10 % of the ads failing 60 % of their attempts and no
@@ -46,15 +59,20 @@ from nats.js.api import ConsumerInfo
 
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
+from gamead_core.doctor.announced import Announced, HeldKey, held_key, pending_then
 from gamead_core.doctor.model import Note, ReadStats
+from gamead_core.doctor.pending_seqs import Span, pending_in
 from gamead_core.errors import GameadError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
 
 log = logging.getLogger(__name__)
 
-#: Fewest seconds between the two readings (skips announcements in flight).
+#: Fewest seconds between the first reading and the second's listing after its consumer infos.
 APART = 1.0
+#: Seconds the second reading hears announcements after its consumer infos, before its listing after them: a live
+#: worker announces a delivery it had then within them (:mod:`.announced`), of :data:`APART`.
+GRACE = 0.5
 
 Level = tuple[int, int]  #: (priority level, work-stream partition)
 
@@ -84,7 +102,7 @@ class Unheld:
     in the second look."""
 
     def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings, naks: Sized = ()) -> None:
-        self._js = js
+        self._nc, self._js, self._timeout = nc, js, settings.nats.request_timeout
         self._naks = naks  #: the messages whose nak was heard since the run began (NaksSeen), each a timed retry
         self.registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                                  timeout=settings.nats.request_timeout)
@@ -107,16 +125,16 @@ class Unheld:
         """The timed retries now: those the first look read, and each message whose nak was heard since."""
         return timed_retries(self._retry_at, clock.now()) + len(self._naks)
 
-    async def _holdings(self, stats: ReadStats) -> set[tuple[str, str, str]] | None:
-        """The deliveries every live worker announces holding (worker, ad id, delivery); None when the registry
-        cannot be listed."""
+    async def _holdings(self, stats: ReadStats) -> set[HeldKey] | None:
+        """The messages every live worker announces holding a delivery of (:func:`.announced.held_key`); None when
+        the registry cannot be listed."""
         stats.api_calls += 1
         try:
             nodes = await self.registry.list()
         except GameadError as exc:
             log.debug("doctor: registry listing: %s", exc.message)
             return None
-        return {(n.id, h.ad_id, h.delivery) for n in nodes if n.role == "worker" for h in n.holding}
+        return {held_key(h.ack_subject, h.ad_id, h.delivery) for n in nodes if n.role == "worker" for h in n.holding}
 
     async def _held(self, stats: ReadStats) -> int | None:
         """How many deliveries the live workers announce holding; None when the registry cannot be listed."""
@@ -143,13 +161,49 @@ class Unheld:
             self._first, self._first_at = excess(pending, held, self._timed()), time.monotonic()
 
     async def read_again(self, stats: ReadStats) -> None:
-        """The second reading, :data:`APART` s after the first at least (only when the first found an excess): the
-        consumer infos (kept in ``again``) between two listings of the holdings. Once."""
+        """The second reading (only when the first found an excess): the consumer infos (kept in ``again``) and the
+        messages each has pending (:mod:`.pending_seqs`), read again :data:`GRACE` s later, with a listing of the
+        holdings before and after and every announcement between heard (:mod:`.announced`); the listing after
+        :data:`APART` s after the first reading at least. Once."""
         if not self._first or self._read_twice:
             return
         self._read_twice = True
-        await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
-        before = await self._holdings(stats)  # and after: one held at either is held (regress40 F7's kind)
+        await asyncio.sleep(max(0.0, APART - GRACE - (time.monotonic() - self._first_at)))
+        heard = Announced(self._nc, self.registry.prefix)  # every announcement until the listing after (probe49 F3)
+        await heard.start(self._timeout)  # not heard: the listings count alone, as before
+        try:
+            before = await self._holdings(stats)  # and after: one held at either is held (regress40 F7's kind)
+            pending = await self._infos(stats)
+            spans = [Span(info) for info in self.again.values()]
+            then = await self._pending_now(spans, stats)
+            await asyncio.sleep(GRACE)  # a live worker announces a delivery it received before the infos meanwhile
+            now = await self._pending_now(spans, stats) if then is not None else None
+            after = await self._holdings(stats)
+        finally:
+            await heard.stop()
+        if before is None or after is None:
+            return
+        held = before | after | heard.seen
+        if then is not None and now is not None:  # by sequence: pending in both readings, announced by nobody
+            self._again = len((then & now) - held), 0
+            return
+        delivered = {(span.stream, span.consumer): span.last for span in spans}  # by count (as before)
+        self._again = pending, sum(1 for k in held if pending_then(k, delivered))
+
+    async def _pending_now(self, spans: list[Span], stats: ReadStats) -> set[HeldKey] | None:
+        """The messages of ``spans`` pending now (:func:`.pending_seqs.pending_in`); None if any cannot be read."""
+        seqs: set[HeldKey] = set()
+        for span in spans:
+            if span.pending:
+                stats.api_calls += 1
+            got = await pending_in(self._nc, span, self._timeout)
+            if got is None:
+                return None
+            seqs |= got
+        return seqs
+
+    async def _infos(self, stats: ReadStats) -> int:
+        """The second reading's consumer infos (kept in ``again``): their ack-pending deliveries in all."""
         for level in self._levels:
             stats.api_calls += 1
             try:
@@ -159,10 +213,7 @@ class Unheld:
             except (GameadError, nats.errors.Error) as exc:
                 log.debug("doctor: consumer of %s: %r", _label(level), exc)
         self._pending = {}
-        pending = self._keep(self.again)
-        after = await self._holdings(stats)
-        if before is not None and after is not None:
-            self._again = pending, len(before | after)
+        return self._keep(self.again)
 
     async def confirm(self, stats: ReadStats, note: Note, explained: int = 0) -> None:
         """After :meth:`read_again` (made here if it was not): the smaller excess goes into ``note`` (``count``:
@@ -185,4 +236,4 @@ class Unheld:
                                                f"({self._ack_wait.get(level, 0):g} s)")
 
 
-__all__ = ["APART", "Unheld", "excess", "naks_unheard", "timed_retries"]
+__all__ = ["APART", "GRACE", "Unheld", "excess", "naks_unheard", "timed_retries"]

@@ -7,14 +7,21 @@ holdings before and after the consumer infos and counts a delivery held at eithe
 A real nats-server; the doctor's connection goes through a proxy (:class:`tests.nats_filter.PublishFilter`) that
 holds its registry listings (``$JS.API.DIRECT.GET``) while a "worker" (a plain connection, as in
 ``test_unannounced_deliveries``) acknowledges its announced deliveries one by one and announces what it still
-holds."""
+holds.
+
+probe49 F3, the same family under a steady flow: a live worker's deliveries not announced yet (late on a loaded
+machine) were unheld at both instants the counts were compared. Now the second reading goes by stream sequence
+(:mod:`gamead_core.doctor.pending_seqs`, :mod:`gamead_core.doctor.announced`)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import nats
+import nats.errors
+from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -99,3 +106,94 @@ def test_a_worker_finishing_its_deliveries_during_the_check_is_no_unheld_note(
     assert suspect, "the first reading found no excess: the second one never ran"
     assert acked_during > 0, "no delivery was acknowledged during the second reading"
     assert note.count == 0, f"{note.count} unheld noted ({note.items}): acked during the second reading"
+
+
+RATE = 40  #: ads a second published during the flow
+LAG = 0.15  #: seconds between a delivery and the live worker's announcement of it (a loaded machine's event loop)
+SETTLE = 0.3  #: seconds the live worker holds an announced delivery before acknowledging it
+
+
+def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_deliveries(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """probe49 F3: during a steady flow (40 ads/s) a live worker announcing each delivery 0.15 s after it came (as a
+    loaded machine's worker does) and one delivery of a dead worker (fetched, never announced nor acknowledged). The
+    check counted by number, at two instants, so the live worker's fresh deliveries were unheld in both readings:
+    figure before 7 (the dead one and ~6 live ones, said to be a dead worker's last deliveries); now by stream
+    sequence, pending in both readings and announced by nobody meanwhile: the dead one only."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": 120.0}})
+
+    async def scenario() -> tuple[Note, int]:
+        nc = await nats.connect(server.url)
+        doc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        announced: dict[int, Msg] = {}  #: stream seq → the delivery the live worker announces
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            await ensure_topology(js, settings)
+            sub = await js.pull_subscribe_bind(names.level_consumer(LEVEL), names.ADS_STREAM)
+            await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: "dead-1"})
+            assert len(await sub.fetch(1, timeout=10)) == 1  # the dead worker's: never announced, never acked
+            registry = Registry(nc, js, settings.registry)
+            started = utcnow()
+
+            async def publish() -> None:
+                i = 0
+                while not stop.is_set():
+                    await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"ad-{i}"})
+                    i += 1
+                    await asyncio.sleep(1 / RATE)
+
+            async def run(msg: Msg) -> None:  # announced LAG after it came, acknowledged SETTLE after that
+                await asyncio.sleep(LAG)
+                announced[msg.metadata.sequence.stream] = msg
+                await asyncio.sleep(SETTLE)
+                await msg.ack_sync()
+                announced.pop(msg.metadata.sequence.stream, None)
+
+            async def pull() -> None:
+                while not stop.is_set():
+                    try:
+                        msgs = await sub.fetch(10, timeout=0.05)
+                    except nats.errors.TimeoutError:
+                        continue
+                    for msg in msgs:
+                        task = asyncio.create_task(run(msg))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+
+            async def announce() -> None:  # what the live worker holds, said every 20 ms
+                while not stop.is_set():
+                    await registry.put(NodeInfo(
+                        id="worker-1", role="worker", host="h", pid=4702, version="t", started_at=started,
+                        heartbeat_at=utcnow(), ack_wait=settings.queue.ack_wait, fence=CREATE_FENCE,
+                        holding=[HeldAd(ad_id=m.headers[names.HDR_AD_ID], delivery=delivery_id(seq, 1),
+                                        ack_subject=m.reply) for seq, m in list(announced.items())]))
+                    await asyncio.sleep(0.02)
+
+            flow = [asyncio.create_task(f()) for f in (publish, pull, announce)]
+            try:
+                deadline = time.monotonic() + 10
+                while len(announced) < RATE * SETTLE / 2 and time.monotonic() < deadline:  # steady: a flow held
+                    await asyncio.sleep(0.05)
+                assert len(announced) >= RATE * SETTLE / 2, f"the flow never settled: {len(announced)} announced"
+                infos = {(lvl, 0): await js.consumer_info(names.ADS_STREAM, names.level_consumer(lvl))
+                         for lvl in names.LEVELS}
+                unheld = Unheld(doc, doc.jetstream(), settings)
+                stats, note = ReadStats(), Note("ack_pending_unheld")
+                await unheld.first(infos, [], stats)
+                await unheld.confirm(stats, note)
+                acked = (await js.consumer_info(names.ADS_STREAM, names.level_consumer(LEVEL))).ack_floor.stream_seq
+            finally:
+                stop.set()
+                await asyncio.gather(*flow, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
+            return note, acked
+        finally:
+            await doc.close()
+            await nc.close()
+
+    note, acked = asyncio.run(scenario())
+    assert acked == 0, "the dead worker's delivery was acknowledged: it did not stay unheld"
+    assert note.count == 1, f"{note.count} unheld noted ({note.items}): only the dead worker's one delivery is"
