@@ -278,11 +278,6 @@ def _error_body(response: httpx.Response) -> dict[str, Any] | None:
     return err if isinstance(err, dict) else None
 
 
-def _coded(exc: NotFound, code: str) -> NotFound:
-    exc.code = code
-    return exc
-
-
 def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
     """Turn an HTTP error answer into the matching gamead error (not raised)."""
     status = response.status_code
@@ -299,7 +294,7 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
     message = str(err.get("message") or response.reason_phrase or "error")
     details = err.get("details")
     if status == 404:  # the API's own code kept (worker_not_live): -o json's error.code said not_found (probe49)
-        return _coded(NotFound(message, details=details), code)
+        return NotFound(message, details=details, code=code)
     fields = _field_errors(details) if status == 422 else ""
     if fields and fields.split("; ")[0] not in message:  # the API may already name them
         message = f"{message}: {fields}"

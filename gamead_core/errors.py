@@ -59,11 +59,13 @@ class GameadError(Exception):
     #: what an API client is told instead of ``message`` (None: ``message`` is safe to show)
     client_message: str | None = None
 
-    def __init__(self, message: str, *, details: Any = None) -> None:
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         message = redact_text(message)
         super().__init__(message)
         self.message = message
         self.details = details
+        if code:  # set once, at creation: the code another system answered with (an API's ``worker_not_live``)
+            self.code = code
 
 
 class ConfigError(GameadError):
@@ -271,10 +273,8 @@ class ApiClientError(GameadError):
 
     def __init__(self, message: str, *, status: int | None = None, details: Any = None,
                  api_code: str | None = None) -> None:
-        super().__init__(message, details=details)
+        super().__init__(message, details=details, code=api_code)
         self.status = status
-        if api_code:  # set once, at creation: the code the server answered with
-            self.code = api_code
 
 
 class ApiUnreachable(ApiClientError):
