@@ -88,12 +88,17 @@ _BYTE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
 def byte_escapes(text: str) -> str:
     """``text`` (a line naming a command-line value) with each byte that was no text written ``\\xff``, as typed
     (``$'\\xff'``): a raw one (U+DCFF) and one ``repr()`` escaped (``'\\udcff'``: probe49 F8). Pure."""
-    return _BYTE_ESCAPE.sub(r"\1\\x\2", _BYTE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text))
+    return _BYTE_ESCAPE.sub(r"\1\\x\2", _BYTE.sub(lambda m: _byte(m.group()), text))
+
+
+def _byte(char: str) -> str:
+    """A byte read by surrogateescape (U+DC80-U+DCFF), written as it was typed: ``\\xff``. Pure."""
+    return f"\\x{ord(char) - 0xDC00:02x}"
 
 
 def _escape(char: str) -> str:
     if _BYTE.match(char):
-        return f"\\x{ord(char) - 0xDC00:02x}"  # a byte read by surrogateescape: as it was typed
+        return _byte(char)  # a byte read by surrogateescape: as it was typed
     return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
 

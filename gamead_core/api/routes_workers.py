@@ -28,6 +28,7 @@ from gamead_core.count_words import counted
 from gamead_core.errors import GameadError, NotFound, QueueUnavailable
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.queue.connection import nats_boundary
+from gamead_core.stats.document import node_states
 from gamead_core.worker.quiet import APPLY_WAIT, Verb, WorkerNotLive, control_subject
 
 router = APIRouter(prefix="/v1/workers", tags=["operations"])
@@ -75,8 +76,8 @@ async def _control(request: Request, worker_id: str, verb: Verb) -> Response:
         try:
             answer = await link.nc.request(control_subject(worker_id), orjson.dumps({"verb": verb}), timeout=wait)
         except nats.errors.NoRespondersError:
-            raise WorkerNotLive.named(worker_id, await _stopping(request, worker_id) or "no running worker "
-                                      "answers for this id") from None
+            why = await _stopping(request, worker_id) or "no running worker answers for this id"
+            raise WorkerNotLive.named(worker_id, why) from None
         except (nats.errors.TimeoutError, TimeoutError):
             raise WorkerNotLive.silent(worker_id, verb, wait) from None
     try:
@@ -94,13 +95,13 @@ async def _stopping(request: Request, worker_id: str) -> str | None:
         return None
     try:
         await sampler.current()  # as GET /v1/workers reads it
-        items = sampler.workers_payload("worker").get("items") or []
+        states = node_states(sampler)  # its one decision of a node's state, without the document around it
     except Exception:  # noqa: BLE001 - no registry read: the plain answer
         return None
-    entry = next((n for n in items if isinstance(n, dict) and n.get("id") == worker_id), None)
-    if entry is None or entry.get("state") != "draining":
+    node = next((n for n, state in states if n.role == "worker" and n.id == worker_id and state == "draining"), None)
+    if node is None:
         return None
-    running = entry.get("inFlight") or 0
+    running = node.in_flight
     return "it is stopping (draining): it takes no new ad already" + (
         f", the {counted(running, 'ad')} it runs finish first" if running else "")
 

@@ -133,7 +133,9 @@ class AckLost:
                   stats: ReadStats) -> tuple[float, float] | None:
         """``(redelivery due, ack_wait)`` of an ended ad whose ack was lost (:func:`redelivered_by`); None when
         it is not one. One message's consumer is read; :func:`redelivered_by` checks the rest."""
-        if len(messages) != 1 or (floor := await self.floor(messages[0].level, partition, stats)) is None:
+        if facts is None or len(messages) != 1:
+            return None
+        if (floor := await self.floor(messages[0].level, partition, stats)) is None:
             return None
         by = redelivered_by(facts, messages, floor)
         return None if by is None else (by, floor.ack_wait)

@@ -153,9 +153,18 @@ def pod_name(value: object) -> str | None:
     return value if isinstance(value, str) and POD_NAME_PATTERN.fullmatch(value) else None
 
 
+_PODS: dict[int, str | None] = {}  #: pid → its pod, read at its first entry (:func:`this_pod`)
+
+
 def this_pod(environ: Mapping[str, str] | None = None) -> str | None:
-    """The Kubernetes pod this process runs in (env :data:`POD_NAME_ENV`), None when unset or not a pod name."""
-    return pod_name((os.environ if environ is None else environ).get(POD_NAME_ENV))
+    """The Kubernetes pod this process runs in (env :data:`POD_NAME_ENV`), None when unset or not a pod name. Of
+    ``os.environ`` (no ``environ``): read once per process, as :func:`this_host` (not env + regex every beat)."""
+    if environ is not None:
+        return pod_name(environ.get(POD_NAME_ENV))
+    pid = os.getpid()
+    if pid not in _PODS:
+        _PODS[pid] = pod_name(os.environ.get(POD_NAME_ENV))
+    return _PODS[pid]
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:

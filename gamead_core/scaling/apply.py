@@ -43,6 +43,14 @@ SETTLE_SECONDS = (0.5, 1.0, 2.0)
 SCALE_ATTEMPTS = 3
 #: ``request_timeout``\ s one Kubernetes HTTP call may take before it is given up on: a connect and a read
 CALL_TIMEOUTS = 2
+#: ``apply_replicas``'s ``workers`` when not given: it marks no pod before a scale-down
+NO_MARKS: Any = object()
+#: Appended to the reason of a call refused with 409 Conflict because the count changed (``{now}``: the new count).
+CONFLICT_NOTE = (" (not applied: the count changed to {now} since it was read, outside the autoscaler (409 Conflict); "
+                 "decided again next tick)")
+#: Appended to the reason of a call whose every attempt was refused with 409 Conflict at the same count.
+CONFLICT_RETRIED_NOTE = (" (not applied: the Deployment kept changing (409 Conflict to each attempt) though its count "
+                         "did not; tried again next tick)")
 
 
 def tick_calls_seconds(request_timeout: float) -> float:
@@ -54,14 +62,6 @@ def tick_calls_seconds(request_timeout: float) -> float:
     leader before calling its state stale (review30 F12). Pure."""
     calls = 1 + 1 + (2 * SCALE_ATTEMPTS - 1) + 1 + len(SETTLE_SECONDS)
     return CALL_TIMEOUTS * request_timeout * calls + sum(SETTLE_SECONDS)
-#: ``apply_replicas``'s ``workers`` when not given: it marks no pod before a scale-down
-NO_MARKS: Any = object()
-#: Appended to the reason of a call refused with 409 Conflict because the count changed (``{now}``: the new count).
-CONFLICT_NOTE = (" (not applied: the count changed to {now} since it was read, outside the autoscaler (409 Conflict); "
-                 "decided again next tick)")
-#: Appended to the reason of a call whose every attempt was refused with 409 Conflict at the same count.
-CONFLICT_RETRIED_NOTE = (" (not applied: the Deployment kept changing (409 Conflict to each attempt) though its count "
-                         "did not; tried again next tick)")
 
 
 @dataclass(frozen=True, slots=True)

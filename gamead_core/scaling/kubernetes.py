@@ -73,9 +73,8 @@ from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
 from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_BYTES, check_kubeconfig  # noqa: F401 - re-exported
 from gamead_core.scaling.pod_cost import PodCosts
 from gamead_core.scaling.removal import Mark
+from gamead_core.scaling.server_said import MERGE_PATCH_CONTENT_TYPE, one_line, server_message
 
-#: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object (ours with ``metadata.resourceVersion``).
-SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 _API_GROUP = "apps"
 _SCALE = "deployments/scale"
 
@@ -203,7 +202,7 @@ class KubernetesScaler:
                 s.deployment,
                 s.namespace,
                 body,
-                _content_type=SCALE_PATCH_CONTENT_TYPE,
+                _content_type=MERGE_PATCH_CONTENT_TYPE,  # with ``metadata.resourceVersion``
                 _request_timeout=s.request_timeout,
             ),
         )
@@ -254,7 +253,7 @@ class KubernetesScaler:
             what = "not JSON" if isinstance(exc, json.JSONDecodeError) else "not a Scale object"
             raise ScalerUnavailable(
                 f"Kubernetes API at {self.host} answered the call to {verb} {_SCALE} of {self.target}, but the "
-                f"answer was {what} ({_short(exc, 120)})",
+                f"answer was {what} ({one_line(exc, 120)})",
                 sent=True, answer=f"an answer to the call that was {what}",  # a 2xx: a write may well have landed
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -267,9 +266,9 @@ class KubernetesScaler:
             if timed_out and not isinstance(cause, urllib3.exceptions.NewConnectionError):
                 what = f"did not answer within {self._settings.request_timeout:g}s"
             elif sent:
-                what = f"closed the connection without an answer ({_short(cause)})"
+                what = f"closed the connection without an answer ({one_line(cause)})"
             else:
-                what = f"is unreachable ({_short(cause)})"
+                what = f"is unreachable ({one_line(cause)})"
             raise ScalerUnavailable(
                 f"Kubernetes API at {self.host} {what} trying to {verb} {_SCALE} of {self.target}", sent=sent
             ) from exc
@@ -277,7 +276,7 @@ class KubernetesScaler:
     def _from_status(self, verb: str, exc: ApiException) -> ScalerError:
         s = self._settings
         status = int(exc.status or 0)
-        said = _server_message(exc)
+        said = server_message(exc)
         if status == 401:
             return ScalerForbidden(
                 f"Kubernetes API at {self.host} rejected the credentials (401 Unauthorized) while trying to "
@@ -319,23 +318,3 @@ class KubernetesScaler:
             f"{said}",
             status=status,
         )
-
-
-def _server_message(exc: ApiException) -> str:
-    """The ``message`` of a Kubernetes ``Status`` body, else the HTTP reason; one line of at most 300 characters."""
-    body = exc.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if body:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return _short(body)
-        if isinstance(data, dict) and data.get("message"):
-            return _short(data["message"])  # attack30b F1: 3 MB of it went whole into logs and the shared state
-    return _short(exc.reason or "no message")
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

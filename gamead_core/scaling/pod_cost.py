@@ -11,7 +11,6 @@ then picks which pods go, as before). The RBAC it needs is in ``manifests/base/r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,9 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.scaling.capped_answers import AnswerTooLarge
 from gamead_core.scaling.removal import DELETION_COST, Mark
-
-#: What ``kubectl annotate`` sends too
-ANNOTATE_CONTENT_TYPE = "application/merge-patch+json"
+from gamead_core.scaling.server_said import MERGE_PATCH_CONTENT_TYPE, one_line, server_message
 
 
 def cost_patch(cost: int) -> dict[str, Any]:
@@ -57,7 +54,7 @@ class PodCosts:
         where = f"pod {mark.pod} in namespace {s.namespace}"
         try:
             self._core.patch_namespaced_pod(mark.pod, s.namespace, cost_patch(mark.cost),
-                                            _content_type=ANNOTATE_CONTENT_TYPE, _request_timeout=s.request_timeout)
+                                            _content_type=MERGE_PATCH_CONTENT_TYPE, _request_timeout=s.request_timeout)
             return None
         except ApiException as exc:
             status = int(exc.status or 0)
@@ -65,26 +62,12 @@ class PodCosts:
                 return ""
             if status in (401, 403):
                 return (f"forbidden to patch {where} (HTTP {status}): RBAC must grant verb 'patch' on resource "
-                        f"'pods' in the core API group (manifests/base/rbac.yaml). Server: {_said(exc)}")
-            return f"the Kubernetes API answered HTTP {status} to patch {where}: {_said(exc)}"
+                        f"'pods' in the core API group (manifests/base/rbac.yaml). Server: {server_message(exc, 200)}")
+            return f"the Kubernetes API answered HTTP {status} to patch {where}: {server_message(exc, 200)}"
         except AnswerTooLarge as exc:
             return f"the Kubernetes API answered the patch of {where} with more than {exc.limit} bytes"
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:  # ValueError: an answer not a Pod
-            return f"the Kubernetes API failed the patch of {where}: {_short(exc)}"
+            return f"the Kubernetes API failed the patch of {where}: {one_line(exc, 200)}"
 
 
-def _said(exc: ApiException) -> str:
-    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        data = None
-    return _short(data["message"] if isinstance(data, dict) and data.get("message") else exc.reason or "no message")
-
-
-def _short(value: object, limit: int = 200) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-__all__ = ["ANNOTATE_CONTENT_TYPE", "PodCosts", "cost_patch"]
+__all__ = ["PodCosts", "cost_patch"]

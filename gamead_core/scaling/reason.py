@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.count_words import counted
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.rate_text import rate_figure
 from gamead_core.rate_window import window_words
+from gamead_core.registry.wire import NodeInfo
 
 #: How the reason line names the rule behind a per-worker rate (gamead_core.stats.rates.per_worker_capacity).
 BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (latency-bound)",
@@ -59,11 +59,11 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     return "".join(parts)
 
 
-def every_quiet(workers: Iterable[Any] | None) -> str | None:
+def every_quiet(workers: Iterable[NodeInfo] | None) -> str | None:
     """``every live worker (2) is quiet: gamead workers resume --all`` when each live worker of ``workers`` (the
     registry's, ``quiet`` and ``state``) is quiet, as ``gamead doctor`` says it; else None (none live too). Pure."""
-    live = [w for w in workers or () if getattr(w, "state", None) not in ("draining", "gone")]
-    if not live or not all(getattr(w, "quiet", False) for w in live):
+    live = [w for w in workers or () if w.state not in ("draining", "gone")]
+    if not live or not all(w.quiet for w in live):
         return None
     return f"every live worker ({len(live)}) is quiet: gamead workers resume --all"
 

@@ -64,7 +64,7 @@ def to_remove(workers: Iterable[NodeInfo], count: int, now: float) -> list[Mark]
     seen: set[str] = set()
     candidates: list[tuple[NodeInfo, str]] = []
     for worker in workers:
-        pod = pod_name(getattr(worker, "pod", None))
+        pod = pod_name(worker.pod)
         if pod is None or pod in seen or worker.role != "worker" or worker.state in NOT_CANDIDATES:
             continue
         seen.add(pod)
