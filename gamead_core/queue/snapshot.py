@@ -149,6 +149,48 @@ async def _from_leader(js: JetStreamContext, stream: str, subject: str) -> Entry
     return Entry(raw.subject or subject, raw.seq or 0, dict(raw.headers or {}), raw.data or b"")
 
 
+#: reads of the keys past an end their consumer said, at most (:func:`_keys_to_the_end`): an ad is rewritten two or
+#: three times in a row (queued, processing, completed), so one rewritten at the end of every one of them is none
+GO_ON_AT_MOST = 5
+
+
+async def _more_after(js: JetStreamContext, stream: str, subject: str, at: int) -> bool:
+    """Whether ``stream`` holds a message on ``subject`` after sequence ``at`` (one ``STREAM.MSG.GET``,
+    ``next_by_subj``, asked of the leader)."""
+    with nats_boundary():
+        try:
+            await js.get_msg(stream, seq=at + 1, subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            return False
+    return True
+
+
+async def _keys_to_the_end(js: JetStreamContext, stream: str, subject: str, at: int, timeout: float) -> dict[str, int]:
+    """:func:`read_keys` from ``at + 1``, then again from the last sequence read while the stream holds a message on
+    ``subject`` after it (at most :data:`GO_ON_AT_MOST` reads). A consumer's "nothing pending" is the server's count
+    as it sends a message, not a look at what follows: a key rewritten as the read ended had its revision ahead of
+    the read removed and its new one past that end, unread (session 49: ``GET /ads`` left out the 4 ads a worker
+    was running and said ``complete: true``; 11 of 300 reads of a bucket rewritten as a worker does missed a key;
+    0 of 300 now). A new revision is stored before the old one is removed, so the look after a read finds it.
+    Under a steady flow of new keys (or a storm a later read cannot catch up with) the reads stop there: those are
+    keys written after the read began."""
+    keys: dict[str, int] = {}
+    for again in range(GO_ON_AT_MOST):
+        try:
+            more = await read_keys(js, stream, subject, start_seq=at + 1, timeout=timeout)
+        except ScanIncomplete:
+            if again:  # a storm of writes past the end read: what came after the read began, as before
+                break
+            raise
+        for key, seq in more.items():
+            keys.pop(key, None)  # read again (rewritten meanwhile): its place is its last sequence
+            keys[key] = seq
+        at = max(at, *keys.values()) if keys else at
+        if not await _more_after(js, stream, subject, at):
+            break
+    return keys
+
+
 async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None,
                         timeout: float = 5.0) -> AsyncIterator[Any]:
     """Yield the current message of every key of ``stream`` on ``subject`` with a message at or after
@@ -171,9 +213,9 @@ async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, star
         async for msg in bodies:
             at, pending = position(msg)
             yield msg
-    if pending == 0:  # nothing on ``subject`` after the last one read: the key set as of it (a quiet bucket; and
-        return  # no key read to wait ``timeout`` for a key when only other subjects, a job's work list, came since)
-    keys = await read_keys(js, stream, subject, start_seq=at + 1, timeout=timeout)
+    if pending == 0 and not await _more_after(js, stream, subject, at):  # a quiet bucket: the key set as of it (no
+        return  # key read to wait ``timeout`` for a key when only other subjects, a job's work list, came since)
+    keys = await _keys_to_the_end(js, stream, subject, at, timeout)
     if not keys:
         return
     try:
