@@ -16,7 +16,9 @@ count again and decides from it.
 
 A scale-down through a backend that can (``kubernetes``) first marks the pods to go (:mod:`.removal`: quiet workers
 first, then the idlest; one PATCH each, all within one call's time) and says which in the note (``removes first:
-gamead-worker-…-x2 (quiet-1, quiet)``), or why it could not: the scale call is made either way.
+gamead-worker-…-x2 (quiet-1, quiet)``), or why it could not: the scale call is made either way. The ``local``
+backend (``gamead up``) picks the workers it stops by the same rule, given the workers' entries (:mod:`.local_stops`:
+unhealthy ones first), and the note says which: ``stops local-1 (quiet)``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 from gamead_core import clock
 from gamead_core.errors import ScalerConflict, ScalerUnavailable, error_text
 from gamead_core.registry.wire import NodeInfo
-from gamead_core.scaling.local import NoneScaler, Scaler
+from gamead_core.scaling.local import LocalScaler, NoneScaler, Scaler
+from gamead_core.scaling.local_stops import stops_note
 from gamead_core.scaling.removal import removal_note, to_remove
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,7 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
     mark = getattr(backend, "mark_for_removal_async", None)
     marked = await _mark_first(mark, workers, current - desired) \
         if mark is not None and desired < current and workers is not NO_MARKS else ""
-    outcome = await _apply(backend, current, desired, settle)
+    outcome = await _apply(backend, current, desired, settle, None if workers is NO_MARKS else workers)
     return dataclasses.replace(outcome, note=marked + outcome.note) if marked else outcome
 
 
@@ -113,9 +116,12 @@ async def _mark_first(mark: Any, workers: Iterable[NodeInfo] | None, count: int)
     return removal_note(done, count, failed)
 
 
-async def _apply(backend: Scaler, current: int, desired: int, settle: Sequence[float]) -> Outcome:
-    """The scale call of :func:`apply_replicas` and what came of it."""
+async def _apply(backend: Scaler, current: int, desired: int, settle: Sequence[float],
+                 workers: Iterable[NodeInfo] | None) -> Outcome:
+    """The scale call of :func:`apply_replicas` and what came of it (a local backend's stops by ``workers``)."""
     try:
+        if isinstance(backend, LocalScaler):  # it stops the quiet, then the idlest first (.local_stops)
+            return Outcome(True, desired, note=stops_note(await backend.set_replicas_async(desired, workers)))
         await backend.set_replicas_async(desired)
         return Outcome(True, desired)
     except Exception as exc:  # noqa: BLE001 - recorded and retried by the caller, never raised

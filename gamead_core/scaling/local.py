@@ -4,12 +4,12 @@
 (the one ``gamead up`` already runs, so a worker that dies is restarted with back-off like any other
 child). Scaling up starts ``python -m gamead_cli worker --id local-<k>`` children (``k`` is the lowest
 free number, so ids stay ``local-1 … local-N``). Scaling down stops unhealthy workers first (dead and awaiting
-their restart, or :attr:`LocalScaler.unhealthy` says so: e.g. frozen, or not beaten yet), then the newest, with
-SIGTERM: they
-stop pulling, finish their in-flight ads within ``worker.drain_timeout`` and exit; whoever is still alive
-``drain_timeout + 5`` s later is killed. The waiting runs in a thread (``asyncio.to_thread``) in the
-background, so neither the event loop nor the next decision waits for a drain; draining workers no longer
-count as replicas.
+their restart, or :attr:`LocalScaler.unhealthy` says so: e.g. frozen, or not beaten yet), then, by their registry
+entries (the autoscaler's reading), the quiet ones, then those running and holding the fewest ads, the newest among
+equals (:mod:`.local_stops`: the rule of a Kubernetes scale-down), with SIGTERM: they stop pulling, finish their
+in-flight ads within ``worker.drain_timeout`` and exit; whoever is still alive ``drain_timeout + 5`` s later is
+killed. The waiting runs in a thread (``asyncio.to_thread``) in the background, so neither the event loop nor the
+next decision waits for a drain; draining workers no longer count as replicas.
 
 Every call comes from one thread (the event loop's): the supervisor is not thread-safe, so the workers to
 stop are first moved to a supervisor of their own, which the background thread alone then touches.
@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from gamead_core.registry.wire import NodeInfo
 from gamead_core.scaling.local_ids import worker_id_of
+from gamead_core.scaling.local_stops import Running, Stop, to_stop
 from gamead_core.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -158,15 +160,20 @@ class LocalScaler:
             log.exception("unhealthy hook failed for %s", name)
             return True
 
-    def to_stop(self, count: int) -> list[str]:
-        """The ``count`` workers a scale-down stops: unhealthy ones first, then the newest."""
-        order = sorted(range(len(self._workers)), key=lambda i: (self._healthy(self._workers[i]), -i))
-        return [self._workers[i] for i in order[:count]]
+    def to_stop(self, count: int, entries: Iterable[NodeInfo] | None = None) -> list[Stop]:
+        """The ``count`` workers a scale-down stops, in order (:func:`.local_stops.to_stop`): unhealthy ones first,
+        then by their registry ``entries`` (None: unread) the quiet, then the idlest, the newest among equals."""
+        running = []
+        for name in self._workers:
+            child = self.supervisor.children.get(name)
+            running.append(Running(name, self.worker_id(name), child.pid if child is not None else None,
+                                   self._healthy(name)))
+        return to_stop(running, count, entries)
 
-    def _detach_newest(self, count: int) -> Supervisor:
-        """Move ``count`` workers (:meth:`to_stop`) out of the shared supervisor into one of their own."""
+    def _detach(self, stops: list[Stop]) -> Supervisor:
+        """Move the workers of ``stops`` out of the shared supervisor into a supervisor of their own."""
         leaving = Supervisor(on_event=self.supervisor.on_event)
-        for name in self.to_stop(count):
+        for name in [s.name for s in stops]:
             child = self.supervisor.children.pop(name)
             child.retired = True  # nobody restarts it
             leaving.children[name] = child
@@ -178,19 +185,21 @@ class LocalScaler:
         for name in names:
             self._leaving.pop(name, None)
 
-    def _start_or_detach(self, n: int) -> Supervisor | None:
-        """Start workers until ``n`` run; or detach the newest beyond ``n`` (returned, still to be stopped)."""
+    def _start_or_detach(self, n: int, entries: Iterable[NodeInfo] | None) -> tuple[Supervisor | None, list[Stop]]:
+        """Start workers until ``n`` run; or detach those beyond ``n`` (:meth:`to_stop`: returned with their
+        supervisor, still to be stopped)."""
         _check_count(n)
         while len(self._workers) < n:
             self._start_one()
         if len(self._workers) > n:
-            return self._detach_newest(len(self._workers) - n)
-        return None
+            stops = self.to_stop(len(self._workers) - n, entries)
+            return self._detach(stops), stops
+        return None, []
 
     def set_replicas(self, n: int) -> None:
         """Start or stop workers until ``n`` remain. Blocking variant (stops and waits in this thread)."""
         self.started = n if self.started is None else self.started
-        leaving = self._start_or_detach(n)
+        leaving, _ = self._start_or_detach(n, None)
         if leaving is not None:
             names = list(leaving.children)
             try:
@@ -198,15 +207,18 @@ class LocalScaler:
             finally:
                 self._stopped(names)
 
-    async def set_replicas_async(self, n: int) -> None:
-        """Start workers now, or SIGTERM the newest ones and let them drain in the background."""
-        leaving = self._start_or_detach(n)
+    async def set_replicas_async(self, n: int, entries: Iterable[NodeInfo] | None = None) -> list[Stop]:
+        """Start workers now, or SIGTERM those :meth:`to_stop` picks by ``entries`` (the registry's, None: unread)
+        and let them drain in the background. Returns the workers it stops, in order (none: [])."""
+        leaving, stops = self._start_or_detach(n, entries)
         if leaving is not None:
             names = list(leaving.children)
-            log.info("stopping %s (draining up to %.0fs)", ", ".join(names), self.stop_timeout)
+            log.info("stopping %s (draining up to %.0fs)", ", ".join(f"{s.name} ({s.worker}, {s.why})" for s in stops),
+                     self.stop_timeout)
             task = asyncio.create_task(self._drain(leaving, names), name=f"gamead-drain-{'+'.join(names)}")
             self._drains.add(task)
             task.add_done_callback(self._drains.discard)
+        return stops
 
     async def _drain(self, leaving: Supervisor, names: list[str]) -> None:
         try:

@@ -51,7 +51,15 @@ def mark_cost(now: float, quiet: bool) -> int:
     return max(-(2**31), -2 * max(0, int(now) - COST_EPOCH) - (1 if quiet else 0))
 
 
-def _why(worker: NodeInfo) -> str:
+def removal_rank(worker: NodeInfo) -> tuple[bool, int, int]:
+    """Where ``worker`` stands in a scale-down's order, the lowest going first: the quiet ones, then by the ads it
+    runs, then holds, fewest first. The one rule of both backends: a Kubernetes scale-down's marks
+    (:func:`to_remove`) and the workers ``gamead up`` stops (:func:`gamead_core.scaling.local_stops.to_stop`). Pure."""
+    return (not worker.quiet, worker.in_flight, len(worker.holding))
+
+
+def removal_why(worker: NodeInfo) -> str:
+    """Why ``worker`` goes first, in :func:`removal_rank`'s words: ``quiet``, ``idle`` or ``running N``. Pure."""
     if worker.quiet:
         return "quiet"
     return "idle" if worker.in_flight == 0 and not worker.holding else f"running {worker.in_flight}"
@@ -69,9 +77,9 @@ def to_remove(workers: Iterable[NodeInfo], count: int, now: float) -> list[Mark]
             continue
         seen.add(pod)
         candidates.append((worker, pod))
-    candidates.sort(key=lambda c: (not c[0].quiet, c[0].in_flight, len(c[0].holding), c[0].id))
+    candidates.sort(key=lambda c: (*removal_rank(c[0]), c[0].id))
     chosen = candidates[:max(0, min(count, MAX_MARKS))]
-    return [Mark(pod, w.id, _why(w), mark_cost(now, w.quiet)) for w, pod in chosen]
+    return [Mark(pod, w.id, removal_why(w), mark_cost(now, w.quiet)) for w, pod in chosen]
 
 
 def removal_note(marked: list[Mark], count: int, failed: str = "") -> str:
@@ -91,4 +99,4 @@ def removal_note(marked: list[Mark], count: int, failed: str = "") -> str:
 
 
 __all__ = ["COST_EPOCH", "DELETION_COST", "MAX_MARKS", "Mark", "NOT_CANDIDATES", "mark_cost", "removal_note",
-           "to_remove"]
+           "removal_rank", "removal_why", "to_remove"]
