@@ -11,7 +11,11 @@ once. Two places keep it from doing its job, whatever the command:
   ``__exit__``, and the lock stays taken; the unwind (httpcore closes the request under the same lock) then waits
   on it for ever (CPython bpo-29988). The same in an ``__exit__`` before it releases, or an ``acquire``/``release``.
   Here the interrupt is raised again 1 ms later (``SIGALRM``), by then inside the ``with`` block, whose ``__exit__``
-  runs; a frame still taking a lock after :data:`PUT_OFF_AT_MOST` seconds gets it anyway.
+  runs; a frame still taking a lock after :data:`PUT_OFF_AT_MOST` seconds gets it anyway. The timer repeats every
+  1 ms until the interrupt is raised or taken: an alarm that came after its handler set it and before a lock's wait
+  began runs no handler, and a one-shot timer left that wait waiting for ever (session 50: a fresh clone's
+  ``test_a_lock_taken_for_ever_gets_the_interrupt_anyway`` hung at load 30; 5 of 10 runs with the timer at 10 µs).
+  The ``SIGALRM`` handler and timer there before (pytest-timeout's) are given back then.
 * **A finalizer.** An interrupt raised while a ``__del__`` or a generator's clean-up runs (the garbage collector
   can run them anywhere) is printed as ``Exception ignored in: …`` and dropped (``sys.unraisablehook``): the
   command reads on as if no signal came. :func:`install` sets a hook that raises it again 1 ms later, the same way.
@@ -36,6 +40,8 @@ PUT_OFF_AT_MOST = 1.0
 AGAIN_AFTER = 0.001
 #: ``since``: the ``time.monotonic()`` of the first put-off of the interrupt due (None: none due)
 _DUE: dict[str, float | None] = {"since": None}
+#: the ``SIGALRM`` handler and timer (seconds left, interval) before an interrupt was due: given back after it
+_BEFORE: list[tuple[Any, tuple[float, float]]] = []
 
 
 def raise_interrupt(frame: FrameType | None) -> None:
@@ -48,24 +54,39 @@ def raise_interrupt(frame: FrameType | None) -> None:
             since is None or time.monotonic() - since < PUT_OFF_AT_MOST):
         _again_soon()
         return
-    _DUE["since"] = None
+    _not_due()
     raise KeyboardInterrupt
 
 
 def _again_soon() -> None:
-    """Raise the interrupt due :data:`AGAIN_AFTER` seconds from now (``SIGALRM``, handled by :func:`_again`)."""
+    """Raise the interrupt due every :data:`AGAIN_AFTER` seconds from now until it is raised or taken (``SIGALRM``,
+    handled by :func:`_again`; the module docstring says why it repeats)."""
+    if _DUE["since"] is not None:
+        return  # the timer runs already
+    _DUE["since"] = time.monotonic()
+    _BEFORE[:] = [(signal.signal(signal.SIGALRM, _again),
+                   signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER, AGAIN_AFTER))]
+
+
+def _not_due() -> None:
+    """No interrupt is due any more: the timer stops, and the ``SIGALRM`` handler and timer of before are given back
+    (the time they had left less the time since; one that ran out meanwhile fires at once)."""
     if _DUE["since"] is None:
-        _DUE["since"] = time.monotonic()
-    if signal.getsignal(signal.SIGALRM) is not _again:
-        signal.signal(signal.SIGALRM, _again)
-    signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER)
+        return
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    since, _DUE["since"] = _DUE["since"], None
+    for handler, (left, every) in _BEFORE:
+        signal.signal(signal.SIGALRM, handler)
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(1e-6, left - (time.monotonic() - since)), every)
+    _BEFORE.clear()
 
 
 def _again(_signum: int, frame: FrameType | None) -> None:
     if _DUE["since"] is None:
         return
     if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # another one (a Ctrl-C meanwhile) is being acted on
-        _DUE["since"] = None
+        _not_due()
         return
     raise_interrupt(frame)
 
@@ -76,8 +97,7 @@ def take_due() -> bool:
     its start, as a signal that came meanwhile, instead of having it raised inside. Main thread only."""
     if _DUE["since"] is None or not _main_thread():
         return False
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    _DUE["since"] = None
+    _not_due()
     return True
 
 
@@ -101,6 +121,5 @@ def install() -> None:
 
 def settled() -> None:
     """The command has ended: no interrupt is due any more (a timer left would end the process by ``SIGALRM``)."""
-    if _DUE["since"] is not None and _main_thread():
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _DUE["since"] = None
+    if _main_thread():
+        _not_due()

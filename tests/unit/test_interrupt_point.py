@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +102,63 @@ def test_a_lock_taken_for_ever_gets_the_interrupt_anyway(stop_handlers: None) ->
     with pytest.raises(KeyboardInterrupt):
         with Waits():
             pass
+
+
+_RACE = """
+import os, signal, sys, threading
+from gamead_cli import interrupt_point
+from gamead_cli.stops import signals_interrupt
+interrupt_point.AGAIN_AFTER, interrupt_point.PUT_OFF_AT_MOST = 1e-5, 0.05
+interrupted = 0
+for _ in range(20):
+    held = threading.Lock()
+    held.acquire()
+    class Waits:
+        def __enter__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            held.acquire()
+        def __exit__(self, *_exc):
+            held.release()
+    with signals_interrupt():
+        try:
+            with Waits():
+                pass
+        except KeyboardInterrupt:
+            interrupted += 1
+    print(interrupted, flush=True)
+"""
+
+
+def test_an_alarm_before_the_lock_wait_begins_still_interrupts_it() -> None:
+    """Session 50: a fresh clone's suite hung in the test above (load 30): the put-off interrupt's one-shot alarm came
+    after its handler set it and before the lock's wait began (the process descheduled meanwhile), so no handler ran
+    and the wait never ended. With the alarm 10 µs away (a process descheduled that long) it hung 5 of 10 runs; the
+    timer now repeats until the interrupt is raised: 20 of 20 waits here are interrupted."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        out = subprocess.run([sys.executable, "-c", _RACE], capture_output=True, text=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"a lock wait was never interrupted (interrupted before it: {exc.stdout!r})")
+    assert out.stdout.split()[-1:] == ["20"], (out.stdout[-200:], out.stderr[-2000:])
+
+
+def test_the_alarm_handler_and_timer_there_before_are_given_back(stop_handlers: None) -> None:
+    """A put-off interrupt borrows ``SIGALRM``: its handler and timer before (pytest-timeout's, here a stand-in) are
+    back once the interrupt is raised; before, pytest-timeout's was gone for the rest of the run (the hang above
+    was never timed out)."""
+    def theirs(_signum: int, _frame: object) -> None:
+        raise AssertionError("not due yet")
+
+    before = signal.signal(signal.SIGALRM, theirs)
+    signal.setitimer(signal.ITIMER_REAL, 300)
+    try:
+        with pytest.raises(KeyboardInterrupt), _TakesThenSignalled():
+            _wait_for_the_interrupt()
+        assert signal.getsignal(signal.SIGALRM) is theirs
+        assert 200 < signal.getitimer(signal.ITIMER_REAL)[0] <= 300
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
 
 
 @pytest.mark.parametrize("block", ["flagged", "held"])
