@@ -227,7 +227,8 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
         await settled(pilot)
         assert ":scale" not in screen_text(app)  # the palette offers no action either
         await pilot.press("escape")
-        await pilot.press("question_mark")
+        await until(pilot, lambda: not isinstance(app.screen, CommandPalette), what="the palette closed")  # or ? is
+        await pilot.press("question_mark")  # typed into its search
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         shown = await until(pilot, lambda: ":doctor" in (t := screen_text(app)) and t, what="the help drawn")
         assert ":scale" not in shown and ":replay" not in shown

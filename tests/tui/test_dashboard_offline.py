@@ -65,19 +65,21 @@ def test_tab_moves_between_panels_and_enter_shows_details(recorded: dict[str, An
         screen = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen,
                              what="node details")
         assert screen.title_text == "node worker-a"
-        await pilot.press("escape")
-        await pilot.press("tab")
-        assert isinstance(app.focused, DlqTable)
+        await pilot.press("escape")  # the tab must come after the details closed and gave the table its focus back:
+        await until(pilot, lambda: app.focused is app.query_one(NodesTable), what="the details closed")  # load 30
+        await pilot.press("tab")  # ... pressed at once, it came before and the nodes table kept the focus
+        await until(pilot, lambda: isinstance(app.focused, DlqTable), what="the DLQ table focused")
         first = row_keys(app.focused)[0]
         await pilot.press("enter")
         screen = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen,
                              what="DLQ entry details")
         assert screen.title_text == f"dead letter {first}"
         await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.focused, DlqTable), what="the details closed")
         await pilot.press("tab")  # wraps round to the queue panel, then the metrics
-        assert app.focused is not None and app.focused.id == "queue"
+        await until(pilot, lambda: app.focused is not None and app.focused.id == "queue", what="the queue focused")
         await pilot.press("tab")
-        assert app.focused is not None and app.focused.id == "metrics"
+        await until(pilot, lambda: app.focused is not None and app.focused.id == "metrics", what="the metrics focused")
 
     run(RecordedSource(recorded), scenario)
 
