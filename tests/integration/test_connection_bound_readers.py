@@ -167,6 +167,7 @@ NOFILE = 80
 
 
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+@pytest.mark.timeout(300)  # 64 readers of 6 MB one after another: 11 s at load 1, past the default 120 s at load 30
 def test_never_reading_readers_past_the_open_files_limit_leave_healthz_answering(
     nats_server: EmbeddedNats, tmp_path: Path, held: ExitStack
 ) -> None:
