@@ -4,7 +4,8 @@
 A key is ``(stream, consumer, stream sequence)``, read from the delivery's ack subject: the message JetStream counts
 ack pending on that consumer, whichever delivery of it a worker holds. :class:`Announced` hears every registry entry
 put while it listens (a plain subscription to the registry's subjects: a worker's held-ads announcement is a publish
-there, :meth:`gamead_core.registry.Registry.put_raw_nowait`), so a delivery a live worker received just before the
+there, :meth:`gamead_core.registry.Registry.put_raw_nowait`; and what it handed back lately, ``handedBack``:
+:func:`handed_keys`), so a delivery a live worker received just before the
 consumer infos were read, announced after the listing before them and settled before the listing after them (a
 short ad under a steady flow) is seen held too; probe49 F3: at 100 ads/s on a loaded machine, 2 to 6 such
 deliveries a run were said to be a dead worker's.
@@ -13,7 +14,7 @@ deliveries a run were said to be a dead worker's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -52,6 +53,18 @@ def keys_of(holding: Iterable[object]) -> set[HeldKey]:
     return keys
 
 
+def handed_keys(handed_back: Mapping[str, object]) -> set[HeldKey]:
+    """The keys of an entry's ``handedBack`` (``<stream>.<consumer>`` → stream sequences: the deliveries a live worker
+    handed back lately, ack pending until a pull takes them again, :mod:`gamead_core.worker.handed`); pure. Anything
+    else in it (an unknown shape from a newer worker) is skipped: the check may only overcount, as before the field."""
+    keys: set[HeldKey] = set()
+    for where, seqs in handed_back.items():
+        stream, dot, consumer = str(where).partition(".")
+        if dot and stream and consumer and isinstance(seqs, list):
+            keys.update((stream, consumer, seq) for seq in seqs if type(seq) is int)
+    return keys
+
+
 def pending_then(key: HeldKey, delivered: dict[tuple[str, str], int]) -> bool:
     """Whether ``key`` may have been ack pending when the consumer infos were read (``delivered``: (stream, consumer)
     → the last stream sequence its consumer had delivered then): not a message delivered only later. Pure."""
@@ -69,6 +82,7 @@ class Announced:
         self._nc, self._prefix = nc, prefix
         self._sub: Subscription | None = None
         self.seen: set[HeldKey] = set()
+        self.handed: set[HeldKey] = set()  #: and every delivery a worker announced having handed back lately
 
     async def start(self, timeout: float) -> bool:
         """Listen (the server has the subscription once this returns True); False when NATS did not confirm it
@@ -91,6 +105,8 @@ class Announced:
             return
         if isinstance(doc, dict) and doc.get("role") == "worker" and isinstance(doc.get("holding"), list):
             self.seen |= keys_of(doc["holding"])
+            if isinstance(back := doc.get("handedBack"), dict):
+                self.handed |= handed_keys(back)
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
@@ -98,4 +114,4 @@ class Announced:
             await unsubscribe_quietly(sub)
 
 
-__all__ = ["Announced", "HeldKey", "held_key", "keys_of", "pending_then"]
+__all__ = ["Announced", "HeldKey", "handed_keys", "held_key", "keys_of", "pending_then"]

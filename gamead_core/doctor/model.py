@@ -174,10 +174,11 @@ NOTES: Final[dict[str, str]] = {
     "unusable_shared_value": "a shared value every node reads (KV gamead_scaling / gamead_leases) that gamead "
                              "cannot use: read as none (a counter as 0) until its next write replaces it",
     "ack_pending_unheld": "deliveries acknowledgement-pending at JetStream that no live worker holds (by stream "
-                          "sequence: pending in two readings 0.5 s apart and announced by no worker meanwhile; timed "
-                          "retries left out): a dead worker's last deliveries, not announced before it died, or ads a "
-                          "busy worker handed back before this run (its log: 'handing back … beyond the buffer's "
-                          "bound') or keeps in a long poll's inbox (its unstartedSince) that no pull took yet; "
+                          "sequence: pending in two readings 0.5 s apart and announced by no worker meanwhile, held "
+                          "or handed back in its last 30 s; timed retries left out): a dead worker's last "
+                          "deliveries, not announced before it died, or ads a busy worker handed back over 30 s ago "
+                          "(its log: 'handing back … beyond the buffer's bound') or keeps in a long poll's inbox "
+                          "(its unstartedSince) that no pull took yet; "
                           "JetStream redelivers a dead worker's within its consumer's ack_wait (below)",
     "ack_lost": "completed or dead ad whose message is still ack-pending under the very delivery that ended it, "
                 "younger than its consumer's ack_wait: that delivery's acknowledgement was lost (a stream leader's "

@@ -21,19 +21,23 @@ is a second one made, by stream sequence (probe49 F3): the consumer infos, then 
 pending (:mod:`gamead_core.doctor.pending_seqs`: one batched direct get per level with deliveries pending), read
 again :data:`GRACE` s later, while every registry announcement is heard (:mod:`gamead_core.doctor.announced`) from a
 listing of the holdings before the infos to one after; the listing after is :data:`APART` s after the first reading
-at least. A message counts unheld only when it is pending in both readings and no worker announced holding it in
-that window: a live worker's fresh delivery not announced yet at the infos (its announcement late on a loaded
-machine) is announced within the window; an acknowledgement in flight at the infos has landed by the second
-reading; a dead worker's unannounced delivery is neither. Before, counts at two instants: at 100 ads/s on a
-loaded machine (load 12) 4 to 8 of a live worker's deliveries a run were said to be a dead worker's (8, 4, 8, 8, 8
-in 5 of 6 runs), with no worker dead. Still counted, as the note says: a live worker's ad waiting in a long poll's inbox
-for a free slot (not announced; its ``unstartedSince`` says so), and an ad a busy worker handed back (``nak``) before
-the run began that no worker pulled again yet (its nak was not heard; under a backlog of more urgent levels a P5 ad
-handed back "beyond the buffer's bound" waited so > 1 min at 200 ads/s: 3 of the residual notes of 2-6). The
+at least. A message counts unheld only when it is pending in both readings and no worker announced holding it in that
+window, nor having handed it back (``nak``, unstarted) in its last 30 s (``handedBack``,
+:mod:`gamead_core.worker.handed`: ack pending until a pull takes it again; handback50, a worker told quiet with 9 ads
+buffered and nobody else pulling: 9 noted before): a live worker's fresh delivery not announced yet at the infos (its
+announcement late on a loaded machine) is announced within the window; an acknowledgement in flight at the infos has
+landed by the second reading; a dead worker's unannounced delivery is neither. Before, counts at two instants: at 100
+ads/s on a loaded machine (load 12) 4 to 8 of a live worker's deliveries a run were said to be a dead worker's (8, 4, 8,
+8, 8 in 5 of 6 runs), with no worker dead. Still counted, as the note says: a live worker's ad waiting in a long poll's
+inbox for a free slot (not announced; its ``unstartedSince`` says so), and an ad a busy worker handed back (``nak``)
+over 30 s before the run that no worker pulled again yet (its nak was not heard; under a backlog of more urgent
+levels a P5 ad handed back "beyond the buffer's bound" waited so > 1 min at 200 ads/s: 3 of the residual notes of
+2-6). The
 messages cannot be read by sequence (more than :data:`~gamead_core.doctor.pending_seqs.MOST`, direct gets off):
 the second reading counts, every held delivery heard of a message its consumer had delivered at the infos
 (:func:`.announced.pending_then`), held at either listing or heard between, counted held (regress40 F7's kind: a
-race only undercounts). Its consumer infos are reused by the lost-ack check (``again``:
+race only undercounts; ``handedBack`` is not read there: a handed-back ad acknowledged since would hide a dead
+worker's). Its consumer infos are reused by the lost-ack check (``again``:
 :class:`gamead_core.doctor.ack_lost.AckLost`). Cost: the second reading waits :data:`APART` s after the first as
 before, plus up to 2 direct gets per level with pending deliveries (each at most ``num_ack_pending`` + 16
 messages). It breaks no invariant and fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
@@ -59,7 +63,7 @@ from nats.js.api import ConsumerInfo
 
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
-from gamead_core.doctor.announced import Announced, HeldKey, held_key, pending_then
+from gamead_core.doctor.announced import Announced, HeldKey, handed_keys, held_key, pending_then
 from gamead_core.doctor.model import Note, ReadStats
 from gamead_core.doctor.pending_seqs import Span, pending_in
 from gamead_core.errors import GameadError
@@ -125,16 +129,20 @@ class Unheld:
         """The timed retries now: those the first look read, and each message whose nak was heard since."""
         return timed_retries(self._retry_at, clock.now()) + len(self._naks)
 
-    async def _holdings(self, stats: ReadStats) -> set[HeldKey] | None:
+    async def _holdings(self, stats: ReadStats, handed: set[HeldKey] | None = None) -> set[HeldKey] | None:
         """The messages every live worker announces holding a delivery of (:func:`.announced.held_key`); None when
-        the registry cannot be listed."""
+        the registry cannot be listed. Into ``handed``: those it announces having handed back lately (``handedBack``,
+        :func:`.announced.handed_keys`)."""
         stats.api_calls += 1
         try:
             nodes = await self.registry.list()
         except GameadError as exc:
             log.debug("doctor: registry listing: %s", exc.message)
             return None
-        return {held_key(h.ack_subject, h.ad_id, h.delivery) for n in nodes if n.role == "worker" for h in n.holding}
+        workers = [n for n in nodes if n.role == "worker"]
+        if handed is not None:
+            handed.update(*(handed_keys(n.handed_back) for n in workers))
+        return {held_key(h.ack_subject, h.ad_id, h.delivery) for n in workers for h in n.holding}
 
     async def _held(self, stats: ReadStats) -> int | None:
         """How many deliveries the live workers announce holding; None when the registry cannot be listed."""
@@ -172,20 +180,21 @@ class Unheld:
         heard = Announced(self._nc, self.registry.prefix)  # every announcement until the listing after (probe49 F3)
         await heard.start(self._timeout)  # not heard: the listings count alone, as before
         try:
-            before = await self._holdings(stats)  # and after: one held at either is held (regress40 F7's kind)
+            back: set[HeldKey] = set()  # handed back lately by a live worker: not held, not unheld (handback50)
+            before = await self._holdings(stats, back)  # and after: one held at either is held (regress40 F7's kind)
             pending = await self._infos(stats)
             spans = [Span(info) for info in self.again.values()]
             then = await self._pending_now(spans, stats)
             await asyncio.sleep(GRACE)  # a live worker announces a delivery it received before the infos meanwhile
             now = await self._pending_now(spans, stats) if then is not None else None
-            after = await self._holdings(stats)
+            after = await self._holdings(stats, back)
         finally:
             await heard.stop()
         if before is None or after is None:
             return
         held = before | after | heard.seen
         if then is not None and now is not None:  # by sequence: pending in both readings, announced by nobody
-            self._again = len((then & now) - held), 0
+            self._again = len((then & now) - held - back - heard.handed), 0
             return
         delivered = {(span.stream, span.consumer): span.last for span in spans}  # by count (as before)
         self._again = pending, sum(1 for k in held if pending_then(k, delivered))

@@ -128,6 +128,8 @@ class WorkerSelf:
     #: priority → epoch s the oldest ad it holds unstarted was submitted (gamead_core.worker.unstarted)
     unstarted_since: Mapping[int, float] = field(default_factory=dict)
     quiet: bool = False  #: told to take no new ad (gamead_core.worker.quiet)
+    #: ``<stream>.<consumer>`` → stream sequences it handed back lately (gamead_core.worker.handed)
+    handed_back: Mapping[str, list[int]] = field(default_factory=dict)
 
 
 #: pid → the host name its entries say (:func:`this_host`)
@@ -195,6 +197,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         heartbeat_interval=me.heartbeat_interval,
         state="draining" if draining else "ok",
         holding=list(me.holding),
+        handed_back=dict(me.handed_back),
         ack_wait=me.ack_wait,
         metrics_url=me.metrics_url,
         latency_buckets=me.latency_buckets,

@@ -86,6 +86,10 @@ class NodeInfo(BaseModel):
     #: A worker's held ads (written before their analyses start), so that whoever notices its death can
     #: hand them to other workers at once (gamead_core.worker.reaper).
     holding: list[HeldAd] = []
+    #: A worker's deliveries handed back (``nak`` at once) in its last 30 s, JetStream's ack pending until a pull takes
+    #: them again: ``<stream>.<consumer>`` → stream sequences (gamead_core.worker.handed); the doctor counts them held.
+    #: Empty (left out of the JSON) from an API node, an older worker, or one that handed none back lately.
+    handed_back: dict[str, list[int]] = Field(default={}, exclude_if=lambda v: not v)
     #: the level consumers' live ``ack_wait`` a worker paces its in-progress acks by (its own ``queue.ack_wait`` until
     #: it knows the live one; gamead_core.worker.keepalive): when its ads return by themselves
     ack_wait: float | None = None

@@ -1,5 +1,6 @@
 """The held-ads announcement's bytes: the last heartbeat's document with ``holding``, ``inFlight``,
-``unstartedSince`` and ``heartbeatAt`` brought up to date, spliced from bytes made once per beat (issue 14).
+``unstartedSince``, ``heartbeatAt`` and ``handedBack`` (:mod:`.handed`) brought up to date, spliced from bytes made
+once per beat (issue 14).
 
 At a steady trickle of ads every start step announces (an unconfirmed registry put before the analyses start,
 so a crash is charged: :mod:`gamead_core.worker.reaper`). The beat's part (latency buckets, counters, ~1.8 kB)
@@ -28,7 +29,7 @@ from gamead_core.registry import NodeInfo
 from gamead_core.worker.held import held_json
 
 #: the fields an announcement brings up to date (the rest is the last beat's)
-FRESH = ("holding", "inFlight", "unstartedSince", "heartbeatAt")
+FRESH = ("holding", "inFlight", "unstartedSince", "heartbeatAt", "handedBack")
 #: how many ``unstartedSince`` times :func:`since_iso` keeps written (bounded: emptied when full)
 ISO_MEMO_SIZE = 64
 #: the ``NodeInfo`` fields (wire name → default) whose default is empty (None, 0, [], {}): left out of an
@@ -82,13 +83,16 @@ def beat_head(doc: dict[str, Any]) -> bytes:
 
 
 def announcement(head: bytes, holding: list[dict[str, object]] | bytes, in_flight: int, heartbeat_at: str,
-                 unstarted_since: Mapping[int, float] | None = None) -> bytes:
+                 unstarted_since: Mapping[int, float] | None = None,
+                 handed_back: Mapping[str, list[int]] | None = None) -> bytes:
     """``head`` (:func:`beat_head`) completed with ``holding`` (the held ads' wire form, each written by
     :func:`~gamead_core.worker.held.held_json`, or its JSON already: :meth:`.held.HeldAds.wire_json`), ``inFlight``,
-    ``unstartedSince`` (priority → epoch s, :func:`gamead_core.worker.unstarted.unstarted_since`; None: none held)
-    and ``heartbeatAt`` (an ISO 8601 time, :func:`gamead_core.models.iso_z`)."""
+    ``unstartedSince`` (priority → epoch s, :func:`gamead_core.worker.unstarted.unstarted_since`; None: none held),
+    ``heartbeatAt`` (an ISO 8601 time, :func:`gamead_core.models.iso_z`) and ``handedBack``
+    (:meth:`gamead_core.worker.handed.RecentHandBacks.wire`; left out when empty, its default)."""
     sep = b"," if len(head) > 1 else b""
     since = {str(level): since_iso(at) for level, at in (unstarted_since or {}).items()}
     held = holding if isinstance(holding, bytes) else b"[%s]" % b",".join(map(held_json, holding))
-    return b"%s%s\"holding\":%s,\"inFlight\":%d,\"unstartedSince\":%s,\"heartbeatAt\":%s}" % (
-        head, sep, held, in_flight, orjson.dumps(since), orjson.dumps(heartbeat_at))
+    back = b',"handedBack":%s' % orjson.dumps(handed_back) if handed_back else b""
+    return b"%s%s\"holding\":%s,\"inFlight\":%d,\"unstartedSince\":%s,\"heartbeatAt\":%s%s}" % (
+        head, sep, held, in_flight, orjson.dumps(since), orjson.dumps(heartbeat_at), back)

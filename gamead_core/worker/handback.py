@@ -39,6 +39,7 @@ from gamead_core import names
 from gamead_core.queue.partitions import partition_of_msg
 from gamead_core.queue.pull_request import nak_now
 from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.handed import RecentHandBacks
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer
@@ -66,8 +67,10 @@ class HandBacks:
                  stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]],
                  partitions: int = 1) -> None:
         self._long_polls = len(names.LEVELS) * partitions  #: the puller's long polls, all placed (one per level)
+        #: every delivery handed back lately, whatever the why: the entry's ``handedBack`` (.handed)
+        self.recent = RecentHandBacks()
         self._parts = {"held": held, "keepalive": keepalive, "shielded": shielded, "stats": stats,
-                       "worker_id": worker_id, "announce": announce}
+                       "worker_id": worker_id, "announce": announce, "handed": self.recent}
         #: (level, partition) this worker handed ads back from for want of room: no long poll is put back there
         #: until it has room (the puller's LongPolls shares this set and empties it on an idle wait)
         self.full: set[tuple[int, int]] = set()
@@ -116,7 +119,8 @@ def level_of(msg: Msg) -> int:
 
 
 async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckWaitKeepAlive, shielded: Shield,
-                    stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]]) -> None:
+                    stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]],
+                    handed: RecentHandBacks | None = None) -> None:
     """``nak`` each of ``msgs`` (buffered deliveries, never started) at once: no longer kept alive nor held,
     counted in ``stats.handed_back``, logged once with ``why``, the count and the first :data:`IDS_LOGGED` ad ids
     (``ad_ids``; attack29a F12: the line named none). A no-op for none.
@@ -124,12 +128,15 @@ async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckW
     The held-ads announcement without them (``announce``) is put before the ``nak``s, on the same connection: a
     worker killed after its ``nak`` must not leave them announced as its own, or the reaper, taking them for
     waiting in a dead worker's hands, would claim and ``nak`` what another worker may be running already
-    (review15; :mod:`gamead_core.worker.reaper`)."""
+    (review15; :mod:`gamead_core.worker.reaper`). It says them handed back instead (``handed``: the entry's
+    ``handedBack``, :mod:`gamead_core.worker.handed`): ack pending until a pull takes them again, not unheld."""
     if not msgs:
         return
     for msg in msgs:
         keepalive.release(msg)
         held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
+    if handed is not None:
+        handed.note(msgs, time.monotonic())
     await announce()
     ids = [(msg.headers or {}).get(names.HDR_AD_ID, "?") for msg in msgs[:IDS_LOGGED]]
     more = f" and {len(msgs) - len(ids)} more" if len(msgs) > len(ids) else ""

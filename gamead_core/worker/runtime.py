@@ -6,11 +6,10 @@ a task each (:mod:`.batch_start`); the rest wait in the prefetch buffer, :mod:`.
 and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad
 whose record is already final is acknowledged without being analysed again, so each ad completes exactly once.
 
-One ad: :class:`.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside hooks (:mod:`.hooks`,
-as dramatiq's middleware: keep-alive, time limit, faults); outcomes are written by :mod:`.settle`; our storage
-failing is never the ad's fault (:mod:`.storage_pause`); a heartbeat that cannot be written stops the pulls
-(:mod:`.fence`), and so does a quiet asked (:mod:`.quiet`). An idle worker woken by an ad at a steady flow lets
-more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
+One ad: :class:`.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside hooks (:mod:`.hooks`:
+keep-alive, time limit, faults); outcomes written by :mod:`.settle`; our storage failing is never the ad's fault
+(:mod:`.storage_pause`); a heartbeat that cannot be written stops the pulls (:mod:`.fence`), as a quiet asked does
+(:mod:`.quiet`). An idle worker woken at a steady flow lets more join it first (:mod:`.linger`). :mod:`.counters`.
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back, let in-flight ads finish for up to
 ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded (.drain);
@@ -124,9 +123,8 @@ class Worker:
         more buffered), through the hooks (:mod:`.hooks`). After ``stop``: no new pulls, buffered ads handed back
         (``nak``), in-flight ads get up to ``worker.drain_timeout`` s (:meth:`hand_back_now` cuts it), the rest
         handed back (refunded). Raises ``QueueUnavailable`` (NATS unreachable at start), ``TopologyError`` (a stream
-        with an incompatible config), after the drain ``PartitionsChanged`` (repartitioned under it) or
-        ``CredentialsRefused`` (for ``nats.refused_exit_after`` s, :mod:`gamead_core.queue.refusal`); errors of
-        single ads or pulls are logged and never end the run."""
+        with an incompatible config), after the drain ``PartitionsChanged`` (repartitioned) or ``CredentialsRefused``
+        (``nats.refused_exit_after`` s, :mod:`gamead_core.queue.refusal`); an ad's or a pull's errors are logged."""
         nc = self._nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         metrics_server = None
         try:
@@ -193,7 +191,8 @@ class Worker:
         return WorkerSelf(id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
             processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error, quiet=self._quiet.on,
             last_progress=st.last_progress, recent=list(st.recent), holding=self._held.listing(),
-            task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
+            task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),  # handed: .handed
+            handed_back=self._handbacks.recent.wire(time.monotonic()),
             ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(clock.now())),
             cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
@@ -215,7 +214,8 @@ class Worker:
         if self._beat_doc is None or self._beat_doc[0] is not beat:
             self._beat_doc = (beat, beat_head(orjson.loads(beat.model_dump_json())))
         await self._registry.put_raw_nowait(beat.id, announcement(
-            self._beat_doc[1], self._held.wire_json(), self.stats.in_flight, now_iso(clock.now()), self._unstarted()))
+            self._beat_doc[1], self._held.wire_json(), self.stats.in_flight, now_iso(clock.now()), self._unstarted(),
+            self._handbacks.recent.wire(time.monotonic())))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
