@@ -14,9 +14,12 @@ worker hands back, ``serve`` stops serving, ``submit`` prints its summary); :fun
 default action back once the command has ended.
 
 Left as they were: a signal inherited as ignored (``nohup``: ``gamead up`` still finds SIGHUP ignored and leaves
-it so), and SIGINT (Python's own Ctrl-C handler) — but a command of :data:`NOTHING_YET` takes SIGINT even when
-it came ignored (a background job of a script: ``gamead serve &``; from :func:`install` on when the command line
-names one, else once :func:`command` names it), as its own handlers do once installed (uvicorn's, ``gamead up``'s,
+it so). SIGINT keeps Python's way (a :class:`KeyboardInterrupt`, :func:`ctrl_c`) but is never raised inside a lock's
+taking either (session 50: Python's own handler raised it there, outside the blocks of
+:func:`gamead_cli.stops.signals_interrupt`: the lock left taken, the unwind waiting on it for ever). A command of
+:data:`NOTHING_YET` takes SIGINT even when it came ignored (a background job of a script: ``gamead serve &``;
+from :func:`install` on when the command line names one, else once :func:`command` names it), as its own handlers
+do once installed (uvicorn's, ``gamead up``'s,
 the worker's): before, a ``kill -INT`` in the ~0.5 s between ``gamead serve``'s ``connections: at most …`` line and
 uvicorn's handlers was dropped and the API served on (attack39b F17). Before :func:`install` runs (the interpreter's
 start, 0.15 s idle, up to 0.9 s with 8 started at once at load 32) an inherited-ignored SIGINT is discarded by the
@@ -63,8 +66,15 @@ def install(argv: list[str] | None = None) -> None:
             signal.signal(sig, _on_signal)
             _TAKEN.append(int(sig))
     words = sys.argv[1:] if argv is None else argv
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and NOTHING_YET.keys() & set(words):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    sigint = signal.getsignal(signal.SIGINT)
+    if sigint is signal.default_int_handler or (sigint == signal.SIG_IGN and NOTHING_YET.keys() & set(words)):
+        signal.signal(signal.SIGINT, ctrl_c)
+
+
+def ctrl_c(_signum: int, frame: FrameType | None) -> None:
+    """SIGINT's handler: Python's (``signal.default_int_handler``: a :class:`KeyboardInterrupt` in the main thread),
+    never raised inside a lock's taking (:func:`gamead_cli.interrupt_point.raise_interrupt`; module docstring)."""
+    raise_interrupt(frame)
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -87,7 +97,7 @@ def command(name: str | None) -> None:
     if name not in NOTHING_YET:
         PHASE["starting"] = False
     elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the command takes it once serving: from now on
+        signal.signal(signal.SIGINT, ctrl_c)  # the command takes it once serving: from now on
 
 
 def handed_over() -> None:

@@ -40,7 +40,7 @@ def signals_interrupt() -> Iterator[None]:
     before: dict[int, Any] = {}
     try:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            if sig != signal.SIGINT or signal.getsignal(sig) is signal.default_int_handler:
+            if sig != signal.SIGINT or signal.getsignal(sig) in (signal.default_int_handler, first_signals.ctrl_c):
                 before[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread
         pass

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gamead_cli import interrupt_point
+from gamead_cli import first_signals, interrupt_point
 from gamead_cli.stops import STOPPED, signals_flagged, signals_held, signals_interrupt
 
 
@@ -35,13 +35,14 @@ class _TakesThenSignalled:
     """A context manager whose Python ``__enter__`` takes a lock (as httpcore's ``ThreadLock`` does) and, lock taken,
     is sent SIGTERM before it returns."""
 
-    def __init__(self) -> None:
+    def __init__(self, sig: int = signal.SIGTERM) -> None:
         self.lock = threading.Lock()
         self.entered = False
+        self.sig = sig
 
     def __enter__(self) -> _TakesThenSignalled:
         self.lock.acquire()
-        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as this call returns: in this frame
+        os.kill(os.getpid(), self.sig)  # the handler runs as this call returns: in this frame
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -104,9 +105,28 @@ def test_a_lock_taken_for_ever_gets_the_interrupt_anyway(stop_handlers: None) ->
             pass
 
 
+def test_a_ctrl_c_outside_the_commands_blocks_leaves_no_lock_taken() -> None:
+    """review49: the rule held only inside :func:`signals_interrupt`; elsewhere (``gamead ads list``, ``scale``…)
+    Python's own Ctrl-C handler raised in the lock's ``__enter__``: the lock stayed taken. Now the entry point's
+    SIGINT handler (:func:`gamead_cli.first_signals.ctrl_c`) puts it off as the others do. Before: left taken."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a CLI starts (a test runner's worker may ignore it)
+    try:
+        first_signals.install([])
+        taking = _TakesThenSignalled(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt), taking:
+            taking.entered = True
+            _wait_for_the_interrupt()
+        assert taking.entered and not taking.lock.locked(), "the lock was left taken"
+    finally:
+        interrupt_point.settled()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 _RACE = """
 import os, signal, sys, threading
-from gamead_cli import interrupt_point
+from gamead_cli import first_signals, interrupt_point
 from gamead_cli.stops import signals_interrupt
 interrupt_point.AGAIN_AFTER, interrupt_point.PUT_OFF_AT_MOST = 1e-5, 0.05
 interrupted = 0
