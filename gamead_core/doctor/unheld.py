@@ -180,7 +180,7 @@ class Unheld:
         heard = Announced(self._nc, self.registry.prefix)  # every announcement until the listing after (probe49 F3)
         await heard.start(self._timeout)  # not heard: the listings count alone, as before
         try:
-            back: set[HeldKey] = set()  # handed back lately by a live worker: not held, not unheld (handback50)
+            back = heard.handed  # handed back lately by a live worker: not held, not unheld (handback50)
             before = await self._holdings(stats, back)  # and after: one held at either is held (regress40 F7's kind)
             pending = await self._infos(stats)
             spans = [Span(info) for info in self.again.values()]
@@ -194,7 +194,7 @@ class Unheld:
             return
         held = before | after | heard.seen
         if then is not None and now is not None:  # by sequence: pending in both readings, announced by nobody
-            self._again = len((then & now) - held - back - heard.handed), 0
+            self._again = len((then & now) - held - back), 0
             return
         delivered = {(span.stream, span.consumer): span.last for span in spans}  # by count (as before)
         self._again = pending, sum(1 for k in held if pending_then(k, delivered))

@@ -70,7 +70,7 @@ class HandBacks:
         #: every delivery handed back lately, whatever the why: the entry's ``handedBack`` (.handed)
         self.recent = RecentHandBacks()
         self._parts = {"held": held, "keepalive": keepalive, "shielded": shielded, "stats": stats,
-                       "worker_id": worker_id, "announce": announce, "handed": self.recent}
+                       "worker_id": worker_id, "announce": announce}
         #: (level, partition) this worker handed ads back from for want of room: no long poll is put back there
         #: until it has room (the puller's LongPolls shares this set and empties it on an idle wait)
         self.full: set[tuple[int, int]] = set()
@@ -105,8 +105,10 @@ class HandBacks:
         a fenced heartbeat) they are remembered as handed back for want of room (:meth:`note`)."""
         if not msgs:  # the common case, at every start step of the pull loop: nothing to remember or send
             return
+        now = time.monotonic()
         if not at_once:
-            self.note(msgs, time.monotonic())
+            self.note(msgs, now)
+        self.recent.note(msgs, now)  # announced by hand_back's announcement, before the naks
         await hand_back(msgs, why, **self._parts)  # type: ignore[arg-type]
 
 
@@ -119,8 +121,7 @@ def level_of(msg: Msg) -> int:
 
 
 async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckWaitKeepAlive, shielded: Shield,
-                    stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]],
-                    handed: RecentHandBacks | None = None) -> None:
+                    stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]]) -> None:
     """``nak`` each of ``msgs`` (buffered deliveries, never started) at once: no longer kept alive nor held,
     counted in ``stats.handed_back``, logged once with ``why``, the count and the first :data:`IDS_LOGGED` ad ids
     (``ad_ids``; attack29a F12: the line named none). A no-op for none.
@@ -128,15 +129,13 @@ async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckW
     The held-ads announcement without them (``announce``) is put before the ``nak``s, on the same connection: a
     worker killed after its ``nak`` must not leave them announced as its own, or the reaper, taking them for
     waiting in a dead worker's hands, would claim and ``nak`` what another worker may be running already
-    (review15; :mod:`gamead_core.worker.reaper`). It says them handed back instead (``handed``: the entry's
+    (review15; :mod:`gamead_core.worker.reaper`). :class:`HandBacks` has noted them handed back by then (the entry's
     ``handedBack``, :mod:`gamead_core.worker.handed`): ack pending until a pull takes them again, not unheld."""
     if not msgs:
         return
     for msg in msgs:
         keepalive.release(msg)
         held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
-    if handed is not None:
-        handed.note(msgs, time.monotonic())
     await announce()
     ids = [(msg.headers or {}).get(names.HDR_AD_ID, "?") for msg in msgs[:IDS_LOGGED]]
     more = f" and {len(msgs) - len(ids)} more" if len(msgs) > len(ids) else ""
