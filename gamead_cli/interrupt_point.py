@@ -15,7 +15,8 @@ once. Two places keep it from doing its job, whatever the command:
   1 ms until the interrupt is raised or taken: an alarm that came after its handler set it and before a lock's wait
   began runs no handler, and a one-shot timer left that wait waiting for ever (session 50: a fresh clone's
   ``test_a_lock_taken_for_ever_gets_the_interrupt_anyway`` hung at load 30; 5 of 10 runs with the timer at 10 µs).
-  The ``SIGALRM`` handler and timer there before (pytest-timeout's) are given back then.
+  A timer that was running before (pytest-timeout's) is set again then, and its handler still runs when it is
+  due; an alarm of ours that comes late (delivered as the timer stopped) finds nothing due and does nothing.
 * **A finalizer.** An interrupt raised while a ``__del__`` or a generator's clean-up runs (the garbage collector
   can run them anywhere) is printed as ``Exception ignored in: …`` and dropped (``sys.unraisablehook``): the
   command reads on as if no signal came. :func:`install` sets a hook that raises it again 1 ms later, the same way.
@@ -40,8 +41,9 @@ PUT_OFF_AT_MOST = 1.0
 AGAIN_AFTER = 0.001
 #: ``since``: the ``time.monotonic()`` of the first put-off of the interrupt due (None: none due)
 _DUE: dict[str, float | None] = {"since": None}
-#: the ``SIGALRM`` handler and timer (seconds left, interval) before an interrupt was due: given back after it
-_BEFORE: list[tuple[Any, tuple[float, float]]] = []
+#: the ``SIGALRM`` handler before the first interrupt put off (``handler``), and its timer: when it fires
+#: (``at``, monotonic s; None: none runs) and every how many seconds after (``every``, 0: once)
+_THEIRS: dict[str, Any] = {"handler": None, "at": None, "every": 0.0}
 
 
 def raise_interrupt(frame: FrameType | None) -> None:
@@ -60,30 +62,41 @@ def raise_interrupt(frame: FrameType | None) -> None:
 
 def _again_soon() -> None:
     """Raise the interrupt due every :data:`AGAIN_AFTER` seconds from now until it is raised or taken (``SIGALRM``,
-    handled by :func:`_again`; the module docstring says why it repeats)."""
+    handled by :func:`_again`; the module docstring says why it repeats). The handler and timer there before are
+    noted first, so that a signal handled at any point after gives them back (review50)."""
     if _DUE["since"] is not None:
         return  # the timer runs already
-    _DUE["since"] = time.monotonic()
-    _BEFORE[:] = [(signal.signal(signal.SIGALRM, _again),
-                   signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER, AGAIN_AFTER))]
+    now, handler = time.monotonic(), signal.getsignal(signal.SIGALRM)
+    left, every = signal.getitimer(signal.ITIMER_REAL)
+    if handler is not _again:
+        _THEIRS.update(handler=handler, at=now + left if left > 0 else None, every=every)
+    _DUE["since"] = now
+    signal.signal(signal.SIGALRM, _again)
+    signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER, AGAIN_AFTER)
 
 
-def _not_due() -> None:
-    """No interrupt is due any more: the timer stops, and the ``SIGALRM`` handler and timer of before are given back
-    (the time they had left less the time since; one that ran out meanwhile fires at once)."""
+def _not_due() -> bool:
+    """No interrupt is due any more (returned: whether one was): our timer stops, the one before runs again (the time
+    it had left less the time since; one that ran out meanwhile fires at once). Nothing due first: an alarm of ours
+    delivered meanwhile does nothing (review50: it raised the interrupt a block was taking, from here)."""
     if _DUE["since"] is None:
-        return
+        return False
+    _DUE["since"] = None
     signal.setitimer(signal.ITIMER_REAL, 0)
-    since, _DUE["since"] = _DUE["since"], None
-    for handler, (left, every) in _BEFORE:
-        signal.signal(signal.SIGALRM, handler)
-        if left > 0:
-            signal.setitimer(signal.ITIMER_REAL, max(1e-6, left - (time.monotonic() - since)), every)
-    _BEFORE.clear()
+    if (at := _THEIRS["at"]) is not None:
+        signal.setitimer(signal.ITIMER_REAL, max(1e-6, at - time.monotonic()), _THEIRS["every"])
+    return True
 
 
-def _again(_signum: int, frame: FrameType | None) -> None:
+def _again(signum: int, frame: FrameType | None) -> None:
+    """``SIGALRM`` while an interrupt is put off: try to raise it (:func:`raise_interrupt`). None due: the timer
+    there before fired (its handler runs; our late alarms are left unanswered)."""
     if _DUE["since"] is None:
+        at = _THEIRS["at"]
+        if at is not None and time.monotonic() >= at - AGAIN_AFTER:
+            _THEIRS["at"] = at + _THEIRS["every"] if _THEIRS["every"] else None
+            if callable(theirs := _THEIRS["handler"]):
+                theirs(signum, frame)
         return
     if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # another one (a Ctrl-C meanwhile) is being acted on
         _not_due()
@@ -95,10 +108,7 @@ def take_due() -> bool:
     """Whether an interrupt was due (put off, not raised yet); it is no longer (the timer stopped). A block that
     must not be cut (:func:`gamead_cli.stops.signals_flagged`, :func:`~gamead_cli.stops.signals_held`) takes it at
     its start, as a signal that came meanwhile, instead of having it raised inside. Main thread only."""
-    if _DUE["since"] is None or not _main_thread():
-        return False
-    _not_due()
-    return True
+    return _main_thread() and _not_due()
 
 
 def _unraisable(unraisable: Any) -> None:

@@ -33,6 +33,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from gamead_cli import first_signals
 from gamead_cli.bounds import checked
 from gamead_cli.commands.up_config import child_env, forget_env, nats_credentials, snapshot_config, snapshot_env
 from gamead_cli.commands.up_console import (
@@ -306,7 +307,7 @@ def up(
             data.unlock()
             logging.getLogger().removeHandler(lines)
             install_stop_handlers(signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, first_signals.ctrl_c)  # Ctrl-C as in every command (gamead_cli.first_signals)
     say("[green]✓[/] stopped")
 
 

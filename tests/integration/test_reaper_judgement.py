@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +21,7 @@ from gamead_core.models import utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.beat import run_heartbeat
+from gamead_core.scaling.lease import Lease
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper_loop import run_reaper
 from tests.waits import until
@@ -170,9 +170,9 @@ async def _note(into: list[bool], probe: Callable[[], object]) -> None:
 
 async def _note_renewal(js: JetStreamContext, into: list[float]) -> None:
     """Append the reaper lease's ``renewedAt`` (epoch s) to ``into`` while its holder is the reaper ``r``."""
-    lease = json.loads((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).value)
-    if lease.get("holder") == "r":
-        into.append(lease["renewedAt"])
+    lease = Lease.from_json((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).value)
+    if lease is not None and lease.holder == "r":
+        into.append(lease.renewed_at)
 
 
 async def _beat_after(registry: Registry, before: NodeInfo | None, into: list[NodeInfo | None]) -> None:
