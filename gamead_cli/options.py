@@ -233,7 +233,8 @@ def duration_between(low: float, high: float, *, zero: bool = False) -> Any:
 
 
 def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
-    """A Typer ``callback`` for a float option: refuses ``inf``, ``nan`` and anything outside ``[low, high]``
+    """A Typer ``callback`` for a number option (a float; an int too: :func:`sequence_between`): refuses ``inf``,
+    ``nan`` and anything outside ``[low, high]``
     (``0`` too when ``zero``: "0 = off / as fast as possible") at parse time, in the one sentence of a number
     out of range (``--rate must be 0.001 to 100,000, not 0``: :mod:`gamead_cli.bounds`, exit 2). The bounds are
     those the command can act on: past them a sleep, a deadline or an ``int()`` of the value overflows
@@ -252,15 +253,9 @@ def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
 def sequence_between(low: int, high: int) -> Any:
     """A Typer ``callback`` for a stream-sequence option (``--cursor``, ``--until-seq``, metavar ``SEQ``): refuses a
     value outside ``[low, high]`` as Typer's ``min``/``max`` did (``--cursor must be 0 to 9,223,…, not -1``, exit 2),
-    without their ``[0<=x<=9223372036854775807]`` in the help (newcomer49: noise beside ``SEQ``)."""
-    from gamead_core.bound_text import Range
-
-    from gamead_cli.bounds import checked
-
-    def check(param: typer.CallbackParam, value: int | None) -> int | None:
-        return None if value is None else checked(value, Range(low, high), param=param)
-
-    return check
+    without their ``[0<=x<=9223372036854775807]`` in the help (newcomer49: noise beside ``SEQ``). The check of
+    :func:`bounded_float` (Click names the option of a refusal raised in its callback)."""
+    return bounded_float(low, high)
 
 
 #: ``gamead serve`` and ``gamead worker``: how long to wait for NATS at start before exit 3 (0: keep trying)

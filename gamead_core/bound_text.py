@@ -83,10 +83,11 @@ class Range:
     seconds: bool = False
 
     def holds(self, value: float) -> bool:
-        """Whether ``value`` is in the range (``inf`` and ``nan`` never are). Pure."""
+        """Whether ``value`` is in the range (``inf`` and ``nan`` never are; an int of any size is compared as it is:
+        ``math.isfinite`` of one past a float's range raised ``OverflowError``). Pure."""
         if self.or_zero and value == 0:
             return True
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)

@@ -58,6 +58,12 @@ def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | 
     return "ID", f" (ID: {', '.join(changed)}; not --all: {', '.join(kept)} already {were})"
 
 
+def asked_text(verb: Verb, answers: list[dict[str, Any]]) -> str:
+    """``quiet WAS asked of local-1, local-2``: the workers whose answers to ``verb`` came (said when an interrupt
+    or an unwritable stdout cuts the command short). Pure."""
+    return f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}"
+
+
 def _ids(client: Any, worker_id: str | None, every: bool) -> list[str]:
     if every == (worker_id is not None):
         raise typer.BadParameter("name one worker ID or --all, not both" if every else "name one worker ID, or --all",
@@ -80,7 +86,7 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         gone: list[str] = []
         silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
         for wid in ids:  # an interrupt names the worker asked, and those asked before it (probe49 F8: "ID")
-            before = f" ({verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)})" if answers else ""
+            before = f" ({asked_text(verb, answers)})" if answers else ""
             with write_out(f"POST /v1/workers/{wid}/{verb}{before}", follow_up("workers", again=client.again)):
                 try:
                     body = client.request("POST", f"/v1/workers/{wid}/{verb}")
@@ -92,7 +98,7 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
                     continue
             answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
         if answers:
-            done_before_output(f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}")
+            done_before_output(asked_text(verb, answers))
     other = "resume" if verb == "quiet" else "quiet"
     doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 

@@ -20,9 +20,9 @@ read, :func:`gamead_core.doctor.leftovers.stranded_on`, and a listing of the hol
 is a second one made, by stream sequence (probe49 F3): the consumer infos, then the messages each consumer has
 pending (:mod:`gamead_core.doctor.pending_seqs`: one batched direct get per level with deliveries pending), read
 again :data:`GRACE` s later, while every registry announcement is heard (:mod:`gamead_core.doctor.announced`) from a
-listing of the holdings before the infos to one after; the listing after is :data:`APART` s after the first reading
-at least. A message counts unheld only when it is pending in both readings and no worker announced holding it in that
-window, nor having handed it back (``nak``, unstarted) in its last 30 s (``handedBack``,
+listing of the holdings before the infos to one after. A message counts unheld only when it is pending in both
+readings and no worker announced holding it in that window, nor having handed it back (``nak``, unstarted) in its
+last 30 s (``handedBack``,
 :mod:`gamead_core.worker.handed`: ack pending until a pull takes it again; handback50, a worker told quiet with 9 ads
 buffered and nobody else pulling: 9 noted before): a live worker's fresh delivery not announced yet at the infos (its
 announcement late on a loaded machine) is announced within the window; an acknowledgement in flight at the infos has
@@ -38,9 +38,12 @@ the second reading counts, every held delivery heard of a message its consumer h
 (:func:`.announced.pending_then`), held at either listing or heard between, counted held (regress40 F7's kind: a
 race only undercounts; ``handedBack`` is not read there: a handed-back ad acknowledged since would hide a dead
 worker's). Its consumer infos are reused by the lost-ack check (``again``:
-:class:`gamead_core.doctor.ack_lost.AckLost`). Cost: the second reading waits :data:`APART` s after the first as
-before, plus up to 2 direct gets per level with pending deliveries (each at most ``num_ack_pending`` + 16
-messages). It breaks no invariant and fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
+:class:`gamead_core.doctor.ack_lost.AckLost`). Cost: :data:`GRACE` s, plus up to 2 direct gets per level with
+pending deliveries (each at most ``num_ack_pending`` + 16 messages). No wait after the first reading: a delivery
+counted unheld was out at the second reading's infos, so it had :data:`GRACE` s at least to be announced whenever the
+first reading was. (Before, ``APART``: the second reading began 0.5 s after the first at least, a bound of the
+two-counts design kept when probe49 F3 made it moot; it waited under a ``doctor.settle`` below 0.5 s only.) It
+breaks no invariant and fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
 
 The naks heard: a retry that began after its record was read (every second under a steady flow of failing ads) was
 counted as a dead worker's delivery (chaos48, 150 ads/s with 10 % of the ads failing 60 % of their attempts and no
@@ -53,7 +56,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
 
 import nats.errors
@@ -72,10 +74,8 @@ from gamead_core.registry import Registry
 
 log = logging.getLogger(__name__)
 
-#: Fewest seconds between the first reading and the second's listing after its consumer infos.
-APART = 1.0
 #: Seconds the second reading hears announcements after its consumer infos, before its listing after them: a live
-#: worker announces a delivery it had then within them (:mod:`.announced`), of :data:`APART`.
+#: worker announces a delivery it had then within them (:mod:`.announced`).
 GRACE = 0.5
 
 Level = tuple[int, int]  #: (priority level, work-stream partition)
@@ -112,7 +112,6 @@ class Unheld:
                                  timeout=settings.nats.request_timeout)
         self._levels: list[Level] = [(lvl, p) for p in range(settings.queue.partitions) for lvl in names.LEVELS]
         self._first = 0
-        self._first_at = 0.0
         self._pending: dict[Level, int] = {}
         self._ack_wait: dict[Level, float] = {}
         self._retry_at: Sequence[float] = ()
@@ -166,17 +165,15 @@ class Unheld:
             return
         held = await self._held(stats)
         if held is not None:
-            self._first, self._first_at = excess(pending, held, self._timed()), time.monotonic()
+            self._first = excess(pending, held, self._timed())
 
     async def read_again(self, stats: ReadStats) -> None:
         """The second reading (only when the first found an excess): the consumer infos (kept in ``again``) and the
         messages each has pending (:mod:`.pending_seqs`), read again :data:`GRACE` s later, with a listing of the
-        holdings before and after and every announcement between heard (:mod:`.announced`); the listing after
-        :data:`APART` s after the first reading at least. Once."""
+        holdings before and after and every announcement between heard (:mod:`.announced`). Once."""
         if not self._first or self._read_twice:
             return
         self._read_twice = True
-        await asyncio.sleep(max(0.0, APART - GRACE - (time.monotonic() - self._first_at)))
         heard = Announced(self._nc, self.registry.prefix)  # every announcement until the listing after (probe49 F3)
         await heard.start(self._timeout)  # not heard: the listings count alone, as before
         try:
@@ -245,4 +242,4 @@ class Unheld:
                                                f"({self._ack_wait.get(level, 0):g} s)")
 
 
-__all__ = ["APART", "GRACE", "Unheld", "excess", "naks_unheard", "timed_retries"]
+__all__ = ["GRACE", "Unheld", "excess", "naks_unheard", "timed_retries"]

@@ -220,9 +220,16 @@ class KubernetesScaler:
                               self._within(2 * SCALE_ATTEMPTS - 1), sent=True)
 
     async def mark_for_removal_async(self, marks: list[Mark]) -> tuple[list[Mark], str]:
-        """:meth:`PodCosts.mark` in a thread, all within one call's time: ``(marks landed, why it stopped or "")``."""
-        return await self._calls.run(f"patch the deletion cost of {len(marks)} pod(s) in {self._settings.namespace}",
-                                     lambda: self.pods.mark(marks), self._within(1), sent=True)
+        """:meth:`PodCosts.mark` in a thread, all within one call's time: ``(marks landed, why it stopped or "")``.
+        Cut by that deadline, the marks that landed before it are still returned (the ReplicaSet deletes them
+        first), and why the rest were not made."""
+        landed: list[Mark] = []
+        try:
+            return await self._calls.run(f"patch the deletion cost of {len(marks)} pod(s) in "
+                                         f"{self._settings.namespace}", lambda: self.pods.mark(marks, landed),
+                                         self._within(1), sent=True)
+        except ScalerUnavailable as exc:  # the deadline (or an earlier call not returned: none landed)
+            return list(landed), exc.message
 
     def _within(self, calls: int) -> float:
         return CALL_TIMEOUTS * self._settings.request_timeout * calls  # each call: a connect and a read

@@ -37,9 +37,10 @@ class PodCosts:
         self._core = k8s.CoreV1Api(api_client)
         self._settings = settings
 
-    def mark(self, marks: Sequence[Mark]) -> tuple[list[Mark], str]:
-        """PATCH each of ``marks`` in order; ``(the marks that landed, why it stopped or "")``."""
-        done: list[Mark] = []
+    def mark(self, marks: Sequence[Mark], done: list[Mark] | None = None) -> tuple[list[Mark], str]:
+        """PATCH each of ``marks`` in order; ``(the marks that landed, why it stopped or "")``. ``done``: the
+        caller's list, each mark appended as it lands (a caller that stops waiting still knows which did)."""
+        done = [] if done is None else done
         for mark in marks:
             why = self._patch(mark)
             if why is None:

@@ -46,6 +46,8 @@ BOUNDED: list[tuple[str, str]] = [
     ("dlq list --cursor -1", f"--cursor must be 0 to {MAX_CURSOR}, not -1"),
     (f"dlq list --cursor {2**63}", f"--cursor must be 0 to {MAX_CURSOR}, not {2**63:,}"),
     ("dlq list --until-seq -1", f"--until-seq must be 0 to {MAX_CURSOR}, not -1"),
+    # minors50: an int past a float's range was "unexpected OverflowError" (exit 1) in the sequence's check
+    (f"dlq list --until-seq {10**400}", f"--until-seq must be 0 to {MAX_CURSOR}, not {10**400:,}"),
     ("dlq list --priority 0", "--priority must be 1 to 5, not 0"),
     ("dlq purge --priority 6", "--priority must be 1 to 5, not 6"),
     ("dlq replay --priority 6", "--priority must be 1 to 5, not 6"),
@@ -80,6 +82,7 @@ BOUNDED: list[tuple[str, str]] = [
     ("top --record-max-mb 10001", "--record-max-mb must be 0.01 to 10,000, not 10,001"),
     ("scale set -1", "REPLICAS (the worker count) must be 0 to 10,000, not -1"),
     ("scale set 10001", "REPLICAS (the worker count) must be 0 to 10,000, not 10,001"),
+    (f"scale set {10**400}", f"REPLICAS (the worker count) must be 0 to 10,000, not {10**400:,}"),
     ("scale set 1 --for 0", "--for must be more than 0 and at most 7d, not 0"),
     ("scale set 1 --for 8d", "--for must be more than 0 and at most 7d, not 8d"),
     # an age: no DLQ entry or audit record is older than 10 years (polish47: "dead before 1753-02-20 …" was taken)

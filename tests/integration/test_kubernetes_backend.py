@@ -113,6 +113,7 @@ class ApiDouble:
     annotations: dict[str, dict[str, str]] = field(default_factory=dict)  # pod → its annotations
     removed: list[str] = field(default_factory=list)  # the pods a scale-down deleted, in order
     pod_patch_fail_with: int | None = None  # answer every PATCH of a pod with this status (its scale still works)
+    pod_trickled: str = ""  # the pod whose PATCH is answered as trickle does, a byte every 0.2 s (never applied)
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -257,22 +258,24 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                     f'resource "pods" in API group "" in the namespace "{ns}"')})
             if ns != NS or name not in state.pods:
                 return self._send(404, {"kind": "Status", "code": 404, "message": f'pods "{name}" not found'})
+            if name == state.pod_trickled:
+                return self._trickle(0.2)
             assert self.headers.get("Content-Type") == "application/merge-patch+json"
             with state.lock:
                 state.annotations.setdefault(name, {}).update(json.loads(body)["metadata"]["annotations"])
             self._send(200, {"kind": "Pod", "apiVersion": "v1", "metadata": {
                 "name": name, "namespace": ns, "annotations": state.annotations[name]}})
 
-        def _trickle(self) -> None:
+        def _trickle(self, every: float = 0.0) -> None:
             self.close_connection = True
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", "100000")
             self.end_headers()
-            while state.trickle and not state.release.is_set():
+            while (every or state.trickle) and not state.release.is_set():
                 self.wfile.write(b" ")
                 self.wfile.flush()
-                state.release.wait(state.trickle)
+                state.release.wait(every or state.trickle)
 
         def _send(self, code: int, obj: dict | None = None, raw: bytes = b"", gzip: bool = False) -> None:
             data = raw or json.dumps(obj).encode()

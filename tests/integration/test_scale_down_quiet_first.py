@@ -118,6 +118,30 @@ def test_without_rbac_on_pods_the_scale_down_still_happens_and_says_why_kubernet
     assert note.endswith("; Kubernetes picks which go)"), note
 
 
+def test_marks_that_landed_before_the_calls_deadline_are_named_the_rest_said_cut(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    """The quiet pod's PATCH answered, the idle one's answered a byte at a time past the call's deadline (2 ×
+    ``request_timeout``): the call is cut, the scale-down goes on, and the note names the quiet pod as marked (the
+    ReplicaSet deletes it first). Before: the timeout reached ``_mark_first`` and the note said none was marked."""
+    api.replicas[(NS, DEPLOYMENT)], api.pods, api.pod_trickled = 3, [QUIET, IDLE, BUSY], IDLE
+
+    async def run() -> str:
+        with make_scaler(tmp_path, api.url, timeout=1) as scaler:
+            assert await scaler.current_replicas_async() == 3
+            outcome = await apply_replicas(scaler, 3, 1, workers=[_worker("quiet-1", QUIET, quiet=True),
+                                                                    _worker("idle-1", IDLE)])
+            assert outcome.applied is True and outcome.error is None, outcome
+            return outcome.note
+    note = asyncio.run(run())
+    assert _calls(api) == [("pod", QUIET), ("pod", IDLE), ("scale", "1")]
+    assert api.removed[0] == QUIET, api.removed  # marked: the first to go
+    assert note.startswith(f" (marked {QUIET} (quiet-1, quiet) to go first, then could not mark the pods to remove "
+                           f"first: the call to patch the deletion cost of 2 pod(s) in {NS} did not end within 2s"), \
+        note  # before: " (could not mark the pods to remove first: the call to patch …", none named
+    assert note.endswith("it was cut; Kubernetes picks which go)"), note
+
+
 def test_with_the_registry_unread_no_pod_is_marked_and_the_line_says_why(api: ApiDouble, tmp_path: Path) -> None:
     api.replicas[(NS, DEPLOYMENT)], api.pods = 2, [QUIET, BUSY]
     note = _scale_down(api, tmp_path, None, 2, 1)  # type: ignore[arg-type] - the reading had no registry

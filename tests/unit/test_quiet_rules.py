@@ -104,6 +104,15 @@ def test_the_undo_hint_undoes_only_what_changed() -> None:
     assert undo_words([one], every=False) is None
 
 
+def test_the_workers_asked_are_named_one_way_in_an_interrupt_and_a_lost_output() -> None:
+    """probe49 F8: an interrupt under ``--all`` names the workers asked before (``POST … (quiet WAS asked of …)``),
+    as an unwritable stdout does (``…; quiet WAS asked of …``): one text (it was built twice)."""
+    from gamead_cli.commands.workers_quiet import asked_text
+    answers = [{"workerId": "local-1"}, {"workerId": "local-2"}]
+    assert asked_text("quiet", answers) == "quiet WAS asked of local-1, local-2"
+    assert asked_text("resume", answers[:1]) == "resume WAS asked of local-1"
+
+
 def test_the_audit_trail_says_which_worker_was_told() -> None:
     """probe49: `gamead audit` showed `worker.quiet  -` in SELECTION: which worker was quieted was only in -o json."""
     from rich.console import Console
