@@ -51,6 +51,18 @@ def _process_clock_forgotten() -> None:
     CLOCK.forget()
 
 
+@pytest.fixture(autouse=True)
+def _stop_forgotten() -> None:
+    """Each test starts with the CLI's stop state of a fresh command (:data:`gamead_cli.first_signals.STOPPED`,
+    ``PHASE``): a test whose ``signals_interrupt`` block ended by SIGTERM left ``STOPPED`` set, and a later one in the
+    same worker that prints a Ctrl-C's line read ``interrupted (SIGTERM)`` (fresh clone at load 30:
+    test_submit_summary after test_interrupt_point)."""
+    from gamead_cli.first_signals import PHASE, STOPPED
+
+    STOPPED["signal"] = None
+    PHASE.update(command=None, starting=False, acting=None)
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
