@@ -39,6 +39,7 @@ DEADLINE = 30.0  #: seconds any one wait may take
 JUDGED_WITHIN = 12.0  #: seconds after the kill the death must be judged by (entry expiry 2 s + grace 2 s, and slack)
 
 
+@pytest.mark.timeout(300)  # four waits of up to DEADLINE each: past the default 120 s at load 30
 def test_a_death_is_judged_while_every_sweep_fails(
     fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter], caplog: pytest.LogCaptureFixture,
 ) -> None:
