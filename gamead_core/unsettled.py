@@ -66,6 +66,7 @@ from gamead_core.errors import (
 from gamead_core.log_throttle import Throttle
 from gamead_core.queue.partitions import PartitionChange, settle_by
 from gamead_core.queue.publish import Outgoing, publish_ads
+from gamead_core.stop_bound import ended
 from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.store.create_fence import OWNED, withdraw_creates
 
@@ -166,9 +167,8 @@ class Unsettled:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._task is not None:  # cancelled again if a NATS await took the cancel (hang50)
+            await ended([self._task], 1.0, "the settling rounds")
         if len(self):
             try:
                 await asyncio.wait_for(self._round(), LAST_ROUND)

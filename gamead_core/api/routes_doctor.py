@@ -31,6 +31,7 @@ from gamead_core.doctor.verdict import add
 from gamead_core.jobs.model import JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.redis_link import RedisLink
+from gamead_core.stop_bound import ended
 
 
 class _OneRun:
@@ -66,10 +67,7 @@ class _OneRun:
 
     async def cancel(self) -> None:
         """Stop every run in progress (the node is shutting down)."""
-        tasks = list(self._runs.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await ended(list(self._runs.values()), 3.0, "the doctor's run")  # a cancel taken by a NATS await (hang50)
 
 
 @asynccontextmanager

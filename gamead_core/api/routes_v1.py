@@ -25,6 +25,7 @@ from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.registry.beat import BeatHealth
 from gamead_core.stats import QueueSampler
+from gamead_core.stop_bound import ended
 from gamead_core.telemetry.metrics import api_metrics_url
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,10 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     async def stop_observers() -> None:
         stop.set()
         _, pending = await asyncio.wait(tasks, timeout=3.0)
-        for task in pending:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.warning("observer ended with an error: %r", result)
+        await ended(pending, 2.0, "the stats sampler and heartbeat")  # a cancel a NATS await took (hang50)
+        for task in tasks:
+            if task.done() and not task.cancelled() and isinstance(error := task.exception(), Exception):
+                log.warning("observer ended with an error: %r", error)
 
     return stop_observers
 

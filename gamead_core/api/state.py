@@ -55,6 +55,7 @@ from gamead_core.queue.write_linger import linger_writes
 from gamead_core.redact import redact_url
 from gamead_core.registry import api_incarnation, new_api_node_id
 from gamead_core.shutdown import close_connection
+from gamead_core.stop_bound import ended
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.orphans import reaper_reach
 
@@ -228,9 +229,7 @@ class QueueLink:
         and quiet: nothing left running, nothing logged above debug."""
         self._stop.set()
         tasks = [t for t in (self._task, *self._loops) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await ended(tasks, 1.0, "the NATS link's loops")  # cancelled again if a NATS await took the cancel (hang50)
         if self._intake is not None:  # ambiguous submits not settled yet are the doctor's
             await self._intake.unsettled.close()
         await asyncio.gather(close_connection(self.nc or self._setting_up), self.reads.close())  # or one being set up

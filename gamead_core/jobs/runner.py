@@ -43,6 +43,7 @@ from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import utcnow
 from gamead_core.single_flight import SingleFlight
+from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,16 @@ class JobService:
 
     async def stop(self, timeout: float = 3.0) -> None:
         """Stop sweeping; stop this node's jobs and give their leases back so another node resumes them."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        sweeper = [self._sweeper] if self._sweeper is not None else []
+        for task in sweeper:
+            task.cancel()
         runs = list(self._runs.values())
         for task in runs:
-            task.cancel()
+            task.cancel()  # once: each gives its lease back, shielded (a second cancel would not wait for it)
         if runs:
             await asyncio.wait(runs, timeout=timeout)
-        if self._sweeper is not None:
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        # cancelled again until it ends: a sweep's NATS await may take the cancel (hang50, stop_bound.ended)
+        await ended(sweeper, timeout, "the jobs' sweeper")
 
     @property
     def store(self) -> JobStore:

@@ -15,6 +15,7 @@ from gamead_core.names import STOPS_BUCKET
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.shutdown import last_writes
+from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
 #: seconds a clean stop's delete mark and note are tried for unless the caller gives its own (:func:`run_heartbeat`)
@@ -158,8 +159,7 @@ async def heartbeating(
 async def _settle(task: asyncio.Task[None], timeout: float) -> None:
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await ended([task], 2.0, "the heartbeat")  # cancelled again if a NATS await took the cancel (hang50)
 
 
 __all__ = ["BeatHealth", "heartbeating", "run_heartbeat"]

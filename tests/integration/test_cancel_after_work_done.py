@@ -30,12 +30,18 @@ DONE = {"matched": 2, "done": 2, "remaining": 0, "replayed": 2, "skipped": 0, "c
         "stillRunning": 0}
 
 
+async def _answers(client: httpx.AsyncClient, path: str) -> bool:
+    return (await client.get(path)).status_code == 200
+
+
 def test_a_cancel_after_every_item_is_done_ends_the_job_as_it_would_have(nats_server: EmbeddedNats) -> None:
     async def scenario() -> tuple[httpx.Response, dict[str, Any]]:
         app = create_app(GameadSettings(ratelimit={"enabled": False}), nats_server.url)
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
             await until_ready(client)
+            # the jobs' bucket opens in the background after /readyz (its first try may time out at load: hang50)
+            await until(lambda: _answers(client, "/v1/jobs"), timeout=30, interval=0.1, what="the jobs to be served")
             job = Job(id=new_job_id(), kind=JobKind.REPLAY, state=JobState.RUNNING, phase=JobPhase.FOLLOWING,
                       selection=Selection(mode="all"), counts=dict(DONE), started_by="test", created_at=utcnow(),
                       runner="api-gone", lease_until=time.time() - 7200, lease_ttl=30)  # its runner died

@@ -1,0 +1,49 @@
+"""hang50: :func:`gamead_core.stop_bound.ended` stops a background loop that took its first cancel (Python 3.11's
+``asyncio.wait_for`` returns an await's result when it ended as the cancel came, so the loop goes on) by cancelling
+it again; one that takes every cancel is left after its bound, named in a WARNING, and the stop goes on. Without
+the second cancel the first loop below ran on (a stop that ``gather``-ed it never ended: the API's jobs' stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from gamead_core.stop_bound import ended
+
+
+async def _takes_cancels(taking: list[bool], first: bool = True) -> None:
+    """A loop whose await takes a cancel while ``taking[0]`` (and the first one when ``first``), as a NATS
+    request's wait_for may; then it ends on one."""
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if not (first or taking[0]):
+                raise
+            first = False
+
+
+def test_a_loop_that_took_the_first_cancel_is_ended_by_the_next() -> None:
+    async def main() -> tuple[bool, bool]:
+        loop = asyncio.create_task(_takes_cancels([False]))
+        await asyncio.sleep(0)  # it runs, into its sleep
+        return await ended([loop], 10.0, "the loop"), loop.done()
+
+    assert asyncio.run(main()) == (True, True)
+
+
+def test_a_loop_that_takes_every_cancel_is_left_after_its_bound_and_named(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[bool, bool]:
+        taking = [True]
+        loop = asyncio.create_task(_takes_cancels(taking))
+        await asyncio.sleep(0)
+        stopped = await ended([loop], 0.3, "the stubborn loop")
+        running = not loop.done()
+        taking[0] = False  # asyncio.run's own cancel at its end ends it
+        return stopped, running
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.stop_bound"):
+        assert asyncio.run(main()) == (False, True)
+    assert "the stubborn loop did not end within 0.3 s of its cancel" in caplog.text
