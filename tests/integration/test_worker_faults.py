@@ -130,6 +130,7 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
         scaler = LocalScaler(Supervisor(on_event=deaths.append), argv=lambda wid: gamead_argv("worker", "--id", wid),
                              env=env, log_dir=lane.logs, drain_timeout=5)
         scaler.attach_recovery(partial(recover_exited, nc, nc.jetstream(), settings))
+        scaler.set_replicas(2)
         try:
             async with httpx.AsyncClient(base_url=lane.url, timeout=20) as http:
                 async def submit(title: str) -> str:
@@ -140,10 +141,6 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
                 started = time.monotonic()
                 poison = await submit("Poison Pill")
                 normal = [await submit(f"Innocent {i}") for i in range(20)]
-                # the workers start once all 21 are queued (crashflake50): an ad submitted as the poison crashed a
-                # worker 1 ms after its first start step went to that worker's long poll, unread, known to no
-                # recovery (its last moments, README: what you see on a worker's death), and waited ack_wait
-                scaler.set_replicas(2)
                 deadline = started + 180  # well inside ack_wait (300 s)
                 records: dict[str, dict] = {}
                 while True:
