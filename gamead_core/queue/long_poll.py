@@ -38,7 +38,6 @@ where nothing waits, instead of 5 ``consumer_info`` requests and their ~1 kB ans
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +49,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gamead_core import names
+from gamead_core.queue.inbox import Inbox
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.pull_request import is_status, nak_now, take_delivered
 from gamead_core.queue.read_end import unsubscribe_quietly
@@ -66,37 +66,13 @@ STOP_WAIT = 2.0
 POLL_MARGIN = 1.0
 
 
-class Inbox(asyncio.Queue[Msg]):
-    """A (level, partition)'s inbox: an ``asyncio.Queue`` whose waiting messages can be looked at in place, each
-    with when it came (``time.monotonic()``, s)."""
-
-    def _init(self, maxsize: int) -> None:  # asyncio.Queue's store hooks, as its own subclasses override them
-        super()._init(maxsize)
-        self._came: collections.deque[float] = collections.deque()
-
-    def _put(self, item: Msg) -> None:
-        self._queue.append(item)
-        self._came.append(time.monotonic())
-
-    def _get(self) -> Msg:
-        self._came.popleft()
-        return self._queue.popleft()
-
-    def waiting(self, came_within: float | None = None) -> Iterator[Msg]:
-        """The messages in the inbox now, first in first, without taking them (iterate at once: no await between);
-        with ``came_within`` (s) only those that came no longer ago than that."""
-        if came_within is None:
-            return iter(self._queue)
-        since = time.monotonic() - came_within
-        return (m for m, at in zip(self._queue, self._came) if at >= since)
-
-
 class LongPolls:
     """Inboxes, bells and long polls of every (level, partition) in ``partitions``; ``readable(level)`` says
-    whether a level may be asked now (its :class:`~gamead_core.queue.level_health.LevelHealth`)."""
+    whether a level may be asked now (its :class:`~gamead_core.queue.level_health.LevelHealth`); ``arrived()`` is
+    called at each message an inbox takes (the worker's wake-up: a full one holds it at once, crashflake50)."""
 
     def __init__(self, nc: NATS, idle_wait: float, partitions: range, readable: Callable[[int], bool], *,
-                 full: set[Key] | None = None) -> None:
+                 full: set[Key] | None = None, arrived: Callable[[], None] | None = None) -> None:
         self._nc = nc
         #: (level, partition) the worker had no room for (it handed ads back from there, "No room" above): no long
         #: poll is put back there until the worker empties it (room again) or waits idle (:meth:`wait` empties it)
@@ -105,6 +81,8 @@ class LongPolls:
         self._readable = readable
         keys = [(lvl, p) for lvl in names.LEVELS for p in partitions]  #: level order, then partition
         self.inbox: dict[Key, Inbox] = {key: Inbox() for key in keys}
+        for inbox in self.inbox.values():
+            inbox.arrived = arrived
         self.reply: dict[Key, str] = {}  #: subject of each inbox (the reply subject of its no_wait pulls)
         self._bell: dict[Key, str] = {}  #: reply subject of each long poll
         #: the long-poll request's subject per key and its bytes (the same for all): built once, not per ad

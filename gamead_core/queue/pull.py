@@ -71,16 +71,18 @@ class AgingPuller:
 
     ``waiting_since`` (optional) lets the view see due redeliveries (see the module doc); ``own`` returns
     the (stream, sequence) of each delivery this worker holds, which are never due; ``handed`` the worker's
-    hand-backs (:class:`~gamead_core.queue.due.HandedBack`): no long poll where it had no room, its ads due.
+    hand-backs (:class:`~gamead_core.queue.due.HandedBack`): no long poll where it had no room, its ads due;
+    ``arrived()`` is called at each message an inbox takes (:class:`~gamead_core.queue.inbox.Inbox`).
     """
 
     def __init__(self, nc: NATS, js: JetStreamContext, qs: QueueSettings, *, waiting_since: WaitingSince | None = None,
-                 own: Callable[[], Container[tuple[str, int]]] | None = None, handed: HandedBack | None = None) -> None:
+                 own: Callable[[], Container[tuple[str, int]]] | None = None, handed: HandedBack | None = None,
+                 arrived: Callable[[], None] | None = None) -> None:
         self._nc, self._js, self._qs = nc, js, qs
         self._parts = range(qs.partitions)  #: work-stream partitions (queue.partitions); the dicts: (level, partition)
         self._levels = LevelHealth()
         self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable,  #: inboxes and long polls
-                                full=handed.full if handed is not None else None)
+                                full=handed.full if handed is not None else None, arrived=arrived)
         self._parts_seen: dict[int, dict[int, LevelHead]] = {}  #: level → partition → its view (:mod:`.part_heads`)
         self._heads: dict[int, LevelHead] = {}  #: level → its view, merged from its partitions'
         self._heads_at = 0.0
@@ -326,6 +328,11 @@ class AgingPuller:
     @property
     def published(self) -> int:  # how many ads long polls have delivered to us; pass it to wait_for_work
         return self._polls.published
+
+    def take_delivered(self) -> list[Msg]:
+        """Every ad delivered to us (long polls, late answers) that no pull took yet, status answers dropped: for a
+        worker with no free slot to hold at once (:mod:`gamead_core.queue.inbox`)."""
+        return self._polls.take(sum(inbox.qsize() for inbox in self._polls.inbox.values()))
 
     def unstarted(self) -> Iterator[Msg]:  # ads its long polls brought, no pull took, ack_wait not past: LongPolls
         return self._polls.unstarted(self._qs.ack_wait)

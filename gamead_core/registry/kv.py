@@ -72,6 +72,10 @@ class Registry(CleanStop):
         self.owner = Ownership(settings.heartbeat_interval + STALE_MARGIN)
 
     @property
+    def connection(self) -> NATS:  # its writes' connection (a flush confirms them: gamead_core.worker.confirm)
+        return self._nc
+
+    @property
     def connected(self) -> bool:
         """Is the NATS connection up right now (not reconnecting, not closed)?"""
         return bool(self._nc.is_connected)

@@ -55,6 +55,7 @@ from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enab
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, ends_unrun, lost_attempt, superseded
+from gamead_core.worker.confirm import confirm_held
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.foreign import DONE, settle_unexpected
 from gamead_core.worker.give_back import may_have_landed, unclaim
@@ -101,7 +102,7 @@ class AdHandler:
         self._hooks = hooks
         self._shielded = shielded
         self._held = held if held is not None else HeldAds()
-        self._announce = announce
+        self._announce, self._registry = announce, registry
         self._analysed = analysed
         self.redeliveries = Redeliveries(settle.ack_wait, handed, registry=registry,  #: why one came (.redelivery)
                                           holder_wait=settings.registry.heartbeat_interval)
@@ -214,9 +215,11 @@ class AdHandler:
                         else:
                             await settle.stale(msg, current.record, delivery)
                         return
-                    if suspect:
+                    if suspect:  # it may crash us: what we hold is at the server first (.confirm)
                         log.info("ad %s runs alone: it was in flight on a worker that stopped answering", ad_id,
                                  extra={"ad_id": ad_id, "worker_id": self.worker_id})
+                        nc = self._registry.connection if self._registry is not None else None
+                        await confirm_held(self._held, self._announce_now, nc, self.settings.nats.request_timeout)
                     outcome = await self._hooks.attempt(current.record, self._analyse)
                     marked = True
                 settled = True

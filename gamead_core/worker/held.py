@@ -47,6 +47,7 @@ class HeldAds:
         #: ``started`` only when set (:func:`held_json`)
         #: (a flag's change splices ``"started":true`` on or off, :meth:`_flag`, instead of serialising it again)
         self._json: dict[HeldKey, bytes] = {}
+        self.changes = 0  #: deliveries held or let go so far (a confirmed announcement compares it: .confirm)
 
     def __len__(self) -> int:
         return len(self._wire)
@@ -59,11 +60,13 @@ class HeldAds:
 
     def hold(self, seq: HeldKey, ad_id: str, delivery: str, ack_subject: str, *, started: bool = False) -> None:
         """Hold the delivery ``seq`` (:class:`HeldAd`'s fields, without building one)."""
+        self.changes += 1
         self._wire[seq] = {"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject, "started": started}
         self._json[seq] = _flagged(orjson.dumps({"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject}),
                                    started)
 
     def pop(self, seq: HeldKey) -> None:
+        self.changes += 1
         self._wire.pop(seq, None)
         self._json.pop(seq, None)
 

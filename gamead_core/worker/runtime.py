@@ -2,14 +2,14 @@
 
 Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and, at a
 backlog, ``worker.prefetch`` more → start the best in aging order, a step's first deliveries in one task, others
-a task each (:mod:`.batch_start`); the rest wait in the prefetch buffer, :mod:`.prefetch`) → hand the buffer back
-and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad
-whose record is already final is acknowledged without being analysed again, so each ad completes exactly once.
+a task each (:mod:`.batch_start`); the rest wait in the prefetch buffer, :mod:`.prefetch`, as do the ads a long poll
+brings a full worker, :mod:`gamead_core.queue.inbox`) → hand the buffer back and drain on shutdown. At-least-once:
+every record write is a compare-and-set, a redelivered ad whose record is final is acknowledged unanalysed.
 
-One ad: :class:`.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside hooks (:mod:`.hooks`:
+One ad: :class:`.handle.AdHandler` (record → checks → analyse → outcome → ack/nak) inside hooks (:mod:`.hooks`:
 keep-alive, time limit, faults); outcomes written by :mod:`.settle`; our storage failing is never the ad's fault
-(:mod:`.storage_pause`); a heartbeat that cannot be written stops the pulls (:mod:`.fence`), as a quiet asked does
-(:mod:`.quiet`). An idle worker woken at a steady flow lets more join it first (:mod:`.linger`). :mod:`.counters`.
+(:mod:`.storage_pause`); an unwritable heartbeat stops the pulls (:mod:`.fence`), as a quiet does (:mod:`.quiet`);
+an idle worker woken by an ad at a steady flow lets more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back, let in-flight ads finish for up to
 ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded (.drain);
@@ -151,7 +151,8 @@ class Worker:
                                   ttl=self.settings.registry.ttl, dead_pid=self._dead_pid)  # not a live one's (exit 5)
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot(), claimed)
             puller = self._puller = AgingPuller(nc, js, puller_settings(self.settings), handed=self._handbacks,
-                                                waiting_since=settle.waiting_since, own=self._held.keys)  # .idle
+                                                waiting_since=settle.waiting_since, own=self._held.keys,  # .idle
+                                                arrived=self._slots.freed)  # a full worker's loop holds them
             await puller.start()
             await self._quiet.listen(nc, claimed, said=lambda: registry.put_nowait(self._snapshot()))  # (.quiet)
             await self._handler.redeliveries.naks.start(nc, self.settings.nats.request_timeout)  # (.naks_seen)
@@ -195,8 +196,7 @@ class Worker:
             handed_back=self._handbacks.recent.wire(time.monotonic()),
             ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(clock.now())),
-            cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
-        )
+            cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions)  # cpu: gamead_core.stats.rates
 
     def _unstarted(self) -> dict[int, float]:  # beat's and announcement's unstartedSince (.unstarted, .announce)
         return unstarted_since(self._puller.unstarted() if self._puller else (), known=self._buffer.waiting())
@@ -238,6 +238,8 @@ class Worker:
                     continue
                 free = self._slots.free(self._in_hand, blocked=self._gate.blocked)
                 if free <= 0:
+                    if came := puller.take_delivered():  # ads a long poll brought to a full worker (.queue.inbox):
+                        await self._start(came, 0)  # held, announced, kept alive now; buffered or handed back
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
                     woke = await self._slots.wait(self._fence.bound(wait))  # a slot freed, the stop, a timeout
@@ -324,8 +326,7 @@ class Worker:
         self.stats.in_flight = self._running()
 
     async def _hand_back(self, msgs: list[Msg] | None = None, why: str = "shutting down") -> None:
-        """``nak`` ``msgs`` at once (never started nor charged; their levels noted as without room, .handback), or the
-        whole buffer (no ``msgs``: no more pulls, on shutdown or a fenced heartbeat), for another worker."""
+        """``nak`` ``msgs`` (never started; levels noted without room, .handback), or, with none, the whole buffer."""
         await self._handbacks(self._buffer.take_all() if msgs is None else msgs, why, at_once=msgs is None)
 
     def _running(self, starting: int = 0) -> int:
@@ -333,8 +334,7 @@ class Worker:
         return self._in_hand + starting - len(self._slots.settling)
 
     def _analysed(self, key: HeldKey) -> None:
-        """The task's ad ``key`` was analysed: once its slot is given back it is not running, nor (its ``started``
-        flag cleared for the next announcement) an analysis a crash may be attributed to."""
+        """Its ad ``key`` analysed: once its slot is given back, neither running nor (flag cleared) a crash's cause."""
         if self._slots.analysed(asyncio.current_task()):
             self._held.unmark(key)
             self.stats.in_flight = self._running()

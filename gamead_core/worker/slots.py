@@ -78,7 +78,7 @@ class SlotWatch:
             self.pace = next_pace(self.pace, time.monotonic() - began)
 
     def freed(self) -> None:
-        """A slot freed (or the worker stops): wake the waiter, if any."""
+        """A slot freed (or the worker stops, or an ad reached an inbox: a full worker holds it): wake the waiter."""
         self._wake(True)
 
     def _wake(self, woke: bool) -> None:

@@ -13,7 +13,7 @@ from gamead_core import names
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.depth import LevelDepth
-from gamead_core.queue import long_poll
+from gamead_core.queue import inbox as inbox_module
 from gamead_core.queue.long_poll import Inbox, LongPolls
 from gamead_core.registry import NodeInfo
 from gamead_core.scaling.policy import Observation, ScalingPolicy
@@ -56,7 +56,7 @@ def test_an_inbox_ad_delivered_longer_than_ack_wait_ago_is_not_said_held(monkeyp
     until a slot freed (up to ``worker.task_timeout``). Here ack_wait is 30 s: at 40 s the P5 ad delivered at 0 s is
     left out, the P5 one delivered at 25 s counts; taking the first from the inbox keeps the times in step."""
     clock = SimpleNamespace(now=1000.0)
-    monkeypatch.setattr(long_poll, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(inbox_module, "time", SimpleNamespace(monotonic=lambda: clock.now))  # (the inboxes' clock)
     polls = LongPolls(None, 5.0, range(1), lambda _: True)  # type: ignore[arg-type]  # no NATS: inboxes only
     inbox = polls.inbox[(5, 0)]
     inbox.put_nowait(_msg(5, 1, NOW - 50))
