@@ -35,7 +35,9 @@ from tests.support import (
     wait_terminal,
 )
 
-SLOW = {"GAMEAD_QUEUE__ACK_WAIT": "2", "GAMEAD_WORKER__PROCESSING_MARK_AFTER": "10",
+#: ack_wait 6 s: at 2 s, b's in-progress acks (every ack_wait / 3) came late at load 13-22 and the ad went back to
+#: 'a' (completed by 'a', attempts 2: 3 of 3 runs on 5599f7d1 at load 13-16, a fresh clone's run); 0 of 3 at 6 s
+SLOW = {"GAMEAD_QUEUE__ACK_WAIT": "6", "GAMEAD_WORKER__PROCESSING_MARK_AFTER": "10",
         "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "15000", "GAMEAD_REGISTRY__TTL": "60"}
 PULLS = "$JS.API.CONSUMER.MSG.NEXT."  #: the subjects of a worker's pull requests (JetStream ADR-13)
 TWICE = "but it is final or a later delivery runs it now"  #: the line of an outcome analysed for nothing
@@ -45,7 +47,7 @@ def test_an_unmarked_analysis_whose_message_went_to_another_worker_stops_at_its_
         fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter], procs: list[Proc],
         tmp_path: Path) -> None:
     """Worker 'a' starts an ad of 15 s (marked after 10 s), 'b' idle beside it (its pulls lost until then); 'a' is
-    stopped (SIGSTOP; ``registry.ttl`` 60 s) before its mark until the message, redelivered after ``ack_wait`` 2 s,
+    stopped (SIGSTOP; ``registry.ttl`` 60 s) before its mark until the message, redelivered after ``ack_wait`` 6 s,
     runs on 'b' (``processing`` under delivery 2). Resumed, 'a' stops its analysis at its mark: no outcome of it
     (before: 1 of 1, run to its end), its line says why, and the ad completes once, by 'b', one attempt charged."""
     server = fresh_nats()
