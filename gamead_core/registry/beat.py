@@ -84,11 +84,11 @@ async def run_heartbeat(
     given) says how the puts fare. A host clock more than ``clock_offset.OFFSET_LIMIT`` off nats-server's is
     logged once (a warning), and once when it is back (:class:`~gamead_core.clock_offset.OffsetLog`).
 
-    Cancelled once it beat (its stop's bound cut it: the API's observers' stop, :func:`heartbeating`'s), it says in
-    one line that it leaves its entry to the TTL, and why, before it ends (flakes50B: a beat's clock sample waiting
-    its ``nats.request_timeout`` on a connection NATS had just dropped, then the removal tried while NATS was away,
-    outlasted the API's 3 s for both: cancelled, it said nothing, and the log of a stop with NATS gone never told why
-    the entry stayed).
+    Cancelled once it beat and ``stop`` is set (its stop's bound cut it: the API's observers' stop,
+    :func:`heartbeating`'s), it says in one line that it leaves its entry to the TTL, and why, before it ends
+    (flakes50B: a beat's clock sample waiting its ``nats.request_timeout`` on a connection NATS had just dropped, then
+    the removal tried while NATS was away, outlasted the API's 3 s for both: cancelled, it said nothing, and the log
+    of a stop with NATS gone never told why the entry stayed). A cancel without ``stop`` (a test's) says nothing.
     """
     health = health if health is not None else BeatHealth()
     try:
@@ -96,7 +96,7 @@ async def run_heartbeat(
         if last is not None:
             await _leave(registry, last, unfinished, last_for)
     except asyncio.CancelledError:  # the stop's bound cut it: the entry stays until registry.ttl; say so, and why
-        if (node_id := health.tried) is not None and health.lost is None:
+        if stop.is_set() and (node_id := health.tried) is not None and health.lost is None:  # a stop's, not a beat's
             why = "NATS is away" if not registry.connected else "NATS did not answer in time"
             log.info("could not remove heartbeat of %s on shutdown (the ttl will): the stop's time for it ran out "
                      "(%s)", node_id, why, extra={"node_id": node_id})
