@@ -40,6 +40,7 @@ class BeatHealth:
     lapsed_from: float | None = None  #: ``sent_ok`` before the last landed put sent ``lapse_after`` or more after it
     #: another process took this node's id over (:func:`~gamead_core.registry.owner.id_lost`, exit 5); no beat since
     lost: ConfigError | None = None
+    tried: str | None = None  #: the node id of the last put tried (None before one was): what a stop leaves or removes
 
     def landed(self, sent: float) -> None:
         """A put sent at monotonic ``sent`` succeeded: note it, and a lapse between it and the one before (a node
@@ -82,14 +83,37 @@ async def run_heartbeat(
     Never raises: a failed beat is logged (once per outage) and retried at the next tick; ``health`` (when
     given) says how the puts fare. A host clock more than ``clock_offset.OFFSET_LIMIT`` off nats-server's is
     logged once (a warning), and once when it is back (:class:`~gamead_core.clock_offset.OffsetLog`).
+
+    Cancelled once it beat and ``stop`` is set (its stop's bound cut it: the API's observers' stop,
+    :func:`heartbeating`'s), it says in one line that it leaves its entry to the TTL, and why, before it ends
+    (flakes50B: a beat's clock sample waiting its ``nats.request_timeout`` on a connection NATS had just dropped, then
+    the removal tried while NATS was away, outlasted the API's 3 s for both: cancelled, it said nothing, and the log
+    of a stop with NATS gone never told why the entry stayed). A cancel without ``stop`` (a test's) says nothing.
     """
+    health = health if health is not None else BeatHealth()
+    try:
+        last = await _beat(registry, snapshot, interval, stop, health, lost)
+        if last is not None:
+            await _leave(registry, last, unfinished, last_for)
+    except asyncio.CancelledError:  # the stop's bound cut it: the entry stays until registry.ttl; say so, and why
+        if stop.is_set() and (node_id := health.tried) is not None and health.lost is None:  # a stop's, not a beat's
+            why = "NATS is away" if not registry.connected else "NATS did not answer in time"
+            log.info("could not remove heartbeat of %s on shutdown (the ttl will): the stop's time for it ran out "
+                     "(%s)", node_id, why, extra={"node_id": node_id})
+        raise
+
+
+async def _beat(registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event,
+                health: BeatHealth, lost: Callable[[], None] | None) -> NodeInfo | None:
+    """:func:`run_heartbeat`'s beats until ``stop``: the last entry put (tried), or None (none tried, or the key is
+    another process's: nothing of this one's to remove)."""
     last: NodeInfo | None = None
     failing = False
-    health = health if health is not None else BeatHealth()
     offset_log = OffsetLog()  # each put samples nats-server's clock: a host clock off by > 1 s is said once
     while not stop.is_set():
         try:
             info = last = snapshot()
+            health.tried = info.id
             sent = time.monotonic()
             await registry.put(info)
             health.landed(sent)
@@ -106,7 +130,7 @@ async def run_heartbeat(
                 log.warning("%s", exc, extra={"node_id": last.id})
                 if lost is not None:
                     lost()
-                return
+                return None
             if not failing:
                 log.warning("heartbeat failed (retrying every %.1fs): %s", interval,
                             error_text(exc))
@@ -116,26 +140,30 @@ async def run_heartbeat(
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:
             pass
-    if last is None:
-        return
-    left, node_id, final = unfinished() if unfinished is not None else 0, last.id, last
+    return last
+
+
+async def _leave(registry: Registry, final: NodeInfo, unfinished: Callable[[], int] | None,
+                 last_for: Callable[[], float] | None) -> None:
+    """:func:`run_heartbeat`'s stop: delete the entry and note the stop, or leave it to expire; one line says which
+    when it is not removed."""
+    left, node_id = unfinished() if unfinished is not None else 0, final.id
     if left:
         log.warning("%s leaves %d unsettled writes: its registry entry is left to expire (registry.ttl) so that the "
                     "reaper takes it for dead and queues those still within queue.duplicate_window (the lines "
                     "'ambiguous submits left unsettled' say if any need gamead doctor --repair; so does a NATS restart "
                     "after more than that window)", node_id, left,
                     extra={"node_id": node_id, "left": left})
-    else:
-        try:  # its stop noted too: a clean stop is told from a death after registry.ttl (registry.stops)
-            until = asyncio.get_running_loop().time() + (last_for() if last_for is not None else LAST_FOR)
-            await last_writes(lambda: registry.stop(final), until=until, connected=lambda: registry.connected)
-        except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
-            if registry.stop_unwritten(final) == ["note"]:  # its mark landed: told by it alone, for registry.ttl
-                log.info("clean stop of %s not noted in %s within the stop's last writes (told by its registry "
-                         "entry's delete mark alone, for registry.ttl): %s", node_id, STOPS_BUCKET, error_text(exc))
-            else:
-                log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id, error_text(exc))
-
+        return
+    try:  # its stop noted too: a clean stop is told from a death after registry.ttl (registry.stops)
+        until = asyncio.get_running_loop().time() + (last_for() if last_for is not None else LAST_FOR)
+        await last_writes(lambda: registry.stop(final), until=until, connected=lambda: registry.connected)
+    except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
+        if registry.stop_unwritten(final) == ["note"]:  # its mark landed: told by it alone, for registry.ttl
+            log.info("clean stop of %s not noted in %s within the stop's last writes (told by its registry "
+                     "entry's delete mark alone, for registry.ttl): %s", node_id, STOPS_BUCKET, error_text(exc))
+        else:
+            log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id, error_text(exc))
 
 @asynccontextmanager
 async def heartbeating(

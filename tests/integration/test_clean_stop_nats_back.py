@@ -10,17 +10,20 @@ nats-server, killed (kill -9: the registry, a memory store, goes with it) and st
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import nats
+import pytest
 
 from gamead_core import clock
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry, run_heartbeat
+from gamead_core.stop_bound import ended
 from tests.waits import until
 
 SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.25}})
@@ -72,3 +75,38 @@ def test_a_clean_stop_during_a_nats_outage_is_noted_once_nats_is_back(fresh_nats
             await nc.close()
 
     assert asyncio.run(main()), "the clean stop wrote neither its note nor its mark once NATS was back"
+
+
+def test_a_clean_stop_cut_while_nats_is_gone_says_it_leaves_the_entry_to_the_ttl(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """flakes50B: the API gives its heartbeat's stop 3 s, then cancels it (``stop_observers``). With NATS killed, a
+    beat's clock sample waited its request timeout on the dropped connection, then the removal was tried while NATS
+    was away: past the 3 s, cancelled, the heartbeat said nothing, and the API's log of that stop never told why its
+    entry stayed (test_shutdown's NATS-gone case, 1 of 4,581 tests in a fresh clone's suite at load 4-15). Here the
+    stop is cut while NATS is away: one INFO line names the node, that the TTL removes its entry, and why (before
+    the fix: no line, 0 of 1)."""
+    server = fresh_nats()
+    t0 = datetime.now(timezone.utc)
+
+    def me() -> NodeInfo:
+        return NodeInfo(id="cut-1", role="api", host="h", pid=4546, version="t", started_at=t0,
+                        heartbeat_at=datetime.fromtimestamp(clock.now(), timezone.utc))
+
+    async def main() -> None:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+        try:
+            _, stop, beat = await beating(nc, me)
+            server.kill()
+            await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
+            stop.set()  # its removal is tried while NATS is away, for up to 5 s (shutdown.AWAY_WAIT)
+            # the stop's bound cuts it, as the API's stop_observers does (cancelled again every 0.1 s: hang50)
+            assert await ended([beat], DEADLINE, "the heartbeat")
+        finally:
+            await nc.close()
+
+    with caplog.at_level(logging.INFO, logger="gamead_core.registry.beat"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if r.name == "gamead_core.registry.beat"]
+    assert any("could not remove heartbeat of cut-1 on shutdown (the ttl will)" in m and "NATS is away" in m
+               for m in said), said
