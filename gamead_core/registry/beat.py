@@ -165,6 +165,7 @@ async def _leave(registry: Registry, final: NodeInfo, unfinished: Callable[[], i
         else:
             log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id, error_text(exc))
 
+
 @asynccontextmanager
 async def heartbeating(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, health: BeatHealth | None = None,
