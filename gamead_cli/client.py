@@ -191,7 +191,7 @@ class ApiClient(AdCalls, StreamCalls):
             status = self._answered(response, sent)
             proxy = from_proxy(response)  # the API gave no answer
             if self.watch is not None and not proxy:  # an answer: ends the API-unreachable outage under way, if any
-                self.watch.answered()
+                self.watch.answered(started)  # not one sent before the outage began (flakes50)
             took_nothing = whole_503_took_nothing and status == 503 and not proxy  # the API's own 503
             busy = status == 409 and in_process(response)  # its key's first request still stored (attack38a F3)
             resend = retry.may_retry(method, headers, status=status, took_nothing=took_nothing, keyed=keyed,

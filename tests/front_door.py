@@ -22,6 +22,8 @@ class FrontDoor:
     def __init__(self, upstream_port: int, *, status: int = 503, retry_after: int | None = None) -> None:
         self.upstream_port, self.status, self.retry_after = upstream_port, status, retry_after
         self.answered = self.passed = 0
+        self.holding = 0  #: answers of the upstream held back now (:meth:`hold_next`)
+        self._hold, self._released = False, asyncio.Event()
         self._until = 0.0  #: monotonic time until which it has no upstream
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -37,6 +39,15 @@ class FrontDoor:
     def cut(self, seconds: float) -> None:
         """No upstream for ``seconds`` from now: every request answered ``status`` meanwhile."""
         self._until = time.monotonic() + seconds
+
+    def hold_next(self) -> None:
+        """The next request passed on keeps its upstream's answer (``holding``) until :meth:`release`: an upstream
+        slow to answer, its answer coming after the door's own to later requests (flakes50)."""
+        self._hold = True
+
+    def release(self) -> None:
+        """The answers held back (:meth:`hold_next`) go, and none is held after."""
+        self._loop.call_soon_threadsafe(self._released.set)
 
     @property
     def cutting(self) -> bool:
@@ -74,11 +85,17 @@ class FrontDoor:
                              f"{wait}Connection: close\r\n\r\n".encode() + page)
             else:
                 self.passed += 1
+                held, self._hold = self._hold, False
                 kept = [line for line in lines[1:] if line and not line.lower().startswith("connection:")]
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
                 up_writer.write("\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1") + body)
                 await up_writer.drain()
-                writer.write(await up_reader.read())  # to the upstream's close: one request a connection
+                answer = await up_reader.read()  # to the upstream's close: one request a connection
+                if held:
+                    self.holding += 1
+                    await self._released.wait()
+                    self.holding -= 1
+                writer.write(answer)
                 up_writer.close()
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):

@@ -153,12 +153,16 @@ class Outage:
             self._say("!", self._begun_text())
         return retry
 
-    def answered(self) -> None:
-        """The API answered: the outage under way, if it is the API unreachable, ends (said, unless it stopped the
-        run); a store outage ends only at an ad taken (:meth:`judge`)."""
-        if self.since is None or self.kind != "unreachable":  # every answer comes here: no lock while it answers
-            return
-        self._end("unreachable")
+    def answered(self, sent: float | None = None) -> None:
+        """The API answered a request sent at ``sent`` (the clock's time; None: now): the outage under way, if it
+        is the API unreachable and the request went after it began, ends (said, unless it stopped the run); a store
+        outage ends only at an ad taken (:meth:`judge`). An answer to a request sent before the outage began says
+        nothing of the API since (flakes50: a proxy passed a batch on just before its upstream went, the batch's
+        200 came after the first 504 and ended the outage, the next 504 began another: two outages said of one)."""
+        since = self.since
+        if since is None or self.kind != "unreachable" or sent is not None and sent < since:
+            return  # every answer comes here: no lock while it answers
+        self._end("unreachable", sent)
 
     def judge(self, bodies: Iterable[Any]) -> None:
         """The outcomes of one batch's ads (:func:`store_verdict`): every ad refused for the store begins a store
@@ -190,9 +194,9 @@ class Outage:
         self._began = self.since
         self.spans.append({"since": iso_text(self._since_wall), "until": None, "seconds": None, "cause": cause})
 
-    def _end(self, kind: str) -> None:
+    def _end(self, kind: str, sent: float | None = None) -> None:
         with self._cond:
-            if self.since is None or self.kind != kind:
+            if self.since is None or self.kind != kind or sent is not None and sent < self.since:
                 return
             seconds = self._clock() - self.since
             self.spans[-1].update(until=iso_text(self._wall()), seconds=round(seconds, 3))

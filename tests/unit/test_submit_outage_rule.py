@@ -246,6 +246,23 @@ def test_a_proxy_answering_for_the_api_begins_an_unreachable_outage_probing_one_
     assert "the requests out are retried" in said[-1][1]
 
 
+def test_an_answer_to_a_request_sent_before_the_outage_began_does_not_end_it() -> None:
+    """flakes50: a batch a proxy passed on just before its upstream went answered 200 after the first 504: it ended
+    the outage 0.0 s in and the next 504 began another (``!``, ``✓``, ``!``, ``✓``: two outages said of one). An
+    answer says the API is back only for a request sent once the outage had begun."""
+    now = [5.0]
+    outage, said = _outage(now)
+    assert outage.refused("HTTP 504 from a proxy (no healthy upstream)", proxy=True) is True
+    now[0] = 5.05
+    outage.answered(sent=4.9)  # sent before the outage began: the API then, not now
+    assert [m for m, _ in said] == ["!"] and outage.since == 5.0
+    assert outage.refused("HTTP 504 from a proxy (no healthy upstream)", proxy=True) is True  # the same outage
+    now[0] = 7.5
+    outage.answered(sent=7.4)
+    assert [m for m, _ in said] == ["!", "✓"] and "answers again after 2.5 s unreachable" in said[-1][1]
+    assert len(outage.summary(0)["outages"]) == 1
+
+
 def test_a_proxys_answer_not_resent_before_any_ad_was_taken_promises_no_pause() -> None:
     """probe47 F4: unkeyed, the first batch answered by a proxy is not resent and ``gamead submit`` stops at once
     (its rule for a first batch with no answer); the ``!`` line promised a pause until 02:31:15 and the run ended
