@@ -16,11 +16,6 @@ live registry entry: never stuck. Otherwise it is stuck when (:func:`stuck_text`
   this node uses for that key: :func:`lease_ttls`): written by hand or a bug; or
 * its holder has no live registry entry (API nodes and workers register under the id they hold leases with;
   ``gamead up``'s own autoscaler, ``up-<host>-<pid>``, registers nothing and is judged by the first two rules).
-  Not while the registry bucket is younger than its ``max_age`` (``registry.ttl``: :func:`absence_unproven`): a
-  bucket lost (a restarted nats-server empties its memory store; ``nats kv rm``) and recreated holds no entry of a
-  live node until its next heartbeat, up to ``registry.heartbeat_interval`` later — as the views and the reaper
-  hold such a node (:mod:`gamead_core.registry.gone`, gone43); flakes50A: the topology healing recreated it and
-  the doctor named the answering API's autoscaler lease stuck, "the node is gone", for its 30 s beat interval.
 
 Read twice (:meth:`Leases.first`, then :meth:`Leases.confirm` after the doctor's settle, with a fresh registry
 listing): reported only when the key kept the revision first read and is still stuck, with a repair action
@@ -28,8 +23,7 @@ listing): reported only when the key kept the revision first read and is still s
 once it has itself seen that revision unchanged for longer than the lease's own ttl (the followers' silence rule,
 :func:`gamead_core.scaling.lease_rule.silent_after`): a live holder renews within it, and the repair is skipped as
 healed. A live node takes the released lease at its next step. Cost: 1 keys listing and 1 get per key (2 keys),
-1 registry listing when a lease is live (and 1 stream info of the registry when its holder is not listed); again
-for the suspects. Never raises: an unreadable bucket is another
+1 registry listing when a lease is live; again for the suspects. Never raises: an unreadable bucket is another
 check's.
 """
 
@@ -100,14 +94,6 @@ def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
     return (f"held by {lease.holder} {until}: {why}; {waits} until a node takes it over (nodes of this version do "
             f"once it stood unchanged for its TTL; older ones wait for expiresAt). Fix: gamead doctor --repair "
             "(releases it)")
-
-
-def absence_unproven(born: float | None, max_age: float, now: float) -> bool:
-    """Whether a node missing from the registry bucket, created at ``born`` (epoch s, nats-server's clock; None:
-    unknown) with entries that live ``max_age`` s (0: for ever), may still be live: the bucket is younger than
-    ``max_age`` at ``now``, so the entry may have gone with the bucket it was in rather than expired (a live node
-    writes it again at its next beat). Pure."""
-    return born is not None and max_age > 0 and now - born < max_age
 
 
 def release_window(key: str, lease: Lease, settings: GameadSettings) -> float:
@@ -190,27 +176,10 @@ class Leases:
         """The first reading found a stuck lease: the second look must read again."""
         return bool(self._suspects)
 
-    async def registered(self, stats: ReadStats, holders: Iterable[str] | None = None) -> set[str] | None:
-        """The ids of the live nodes (not ``gone``); None when the registry cannot be read. ``holders`` (None: not
-        asked; the job leases' runners are not) missing from a bucket too young to prove them gone
-        (:func:`absence_unproven`) are counted in, as live: judged again once the bucket is as old as its ttl (not
-        None for all: a registered holder is never judged by its fields, review31 R5)."""
+    async def registered(self, stats: ReadStats) -> set[str] | None:
+        """The ids of the live nodes (not ``gone``); None when the registry cannot be read."""
         ids = await self._registered(stats)
-        if ids is None:
-            return None
-        missing = set(holders or ()) - set(ids)
-        return set(ids) | missing if missing and await self._young(stats) else set(ids)
-
-    async def _young(self, stats: ReadStats) -> bool:
-        """Whether the registry bucket is younger than its entries' ``max_age`` (:func:`absence_unproven`)."""
-        stats.api_calls += 1
-        try:
-            info = await self._js.stream_info(self._registry.stream)
-        except Exception as exc:  # noqa: BLE001 - unreadable: the listing's word stands
-            log.debug("doctor: the registry bucket's age: %s", exc)
-            return False
-        born = info.created.timestamp() if info.created is not None else None
-        return absence_unproven(born, float(info.config.max_age or 0), clock.now())
+        return None if ids is None else set(ids)
 
     async def _registered(self, stats: ReadStats) -> list[str] | None:
         stats.api_calls += 1
@@ -235,9 +204,7 @@ class Leases:
                      ) -> dict[str, tuple[str, int]]:
         now = clock.now()
         live = [k for k, (lease, _) in read.items() if lease is not None and not lease.expired(now)]
-        holders = [lease.holder for k, (lease, _) in read.items()
-                   if k in live and lease is not None and not lease.holder.startswith(UNREGISTERED)]
-        registered = await self.registered(stats, holders) if live else None
+        registered = await self._registered(stats) if live else None
         return {k: (text, rev) for k, (lease, rev) in read.items()
                 if (text := stuck_text(k, lease, now, self._ttls.get(k), registered)) is not None}
 
@@ -264,5 +231,5 @@ class Leases:
                 actions.append(["lease_stuck", key, revision])
 
 
-__all__ = ["CLOCK_SLACK", "Leases", "Wait", "absence_unproven", "lease_ttls", "release_stuck", "release_window",
-           "stuck_text", "waiting_text"]
+__all__ = ["CLOCK_SLACK", "Leases", "Wait", "lease_ttls", "release_stuck", "release_window", "stuck_text",
+           "waiting_text"]
