@@ -48,25 +48,39 @@ async def beating(nc: Any, me: Callable[[], NodeInfo], last_for: float = LAST_FO
     return registry, stop, task
 
 
+def _node(node_id: str, role: str, pid: int) -> Callable[[], NodeInfo]:
+    """A node's heartbeat snapshot, stamped on nats-server's clock at each beat."""
+    started = datetime.now(timezone.utc)
+
+    def me() -> NodeInfo:
+        return NodeInfo(id=node_id, role=role, host="h", pid=pid, version="t", started_at=started,
+                        heartbeat_at=datetime.fromtimestamp(clock.now(), timezone.utc))
+
+    return me
+
+
+async def _stop_while_away(server: EmbeddedNats, nc: Any, me: Callable[[], NodeInfo]) -> tuple[Registry, Any]:
+    """``me`` beating (:func:`beating`), then nats-server killed and the node's stop begun while its connection is
+    down: its registry and heartbeat task."""
+    registry, stop, beat = await beating(nc, me)
+    server.kill()
+    await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
+    stop.set()
+    return registry, beat
+
+
 def test_a_clean_stop_during_a_nats_outage_is_noted_once_nats_is_back(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """Node ``stop-1`` beats; nats-server is killed, the node's stop begins while its connection is down, then the
     server is started again. The heartbeat loop ends having written the note and the mark: the registry says the
     process stopped cleanly (:meth:`Registry.stopped`, what the reaper asks). Without the retry (beat.py's one
     ``last_write`` before this change): not tried at all (NATS away), ``stopped`` False (0 of 1); with it True."""
     server = fresh_nats()
-    t0 = datetime.now(timezone.utc)
-
-    def me() -> NodeInfo:
-        return NodeInfo(id="stop-1", role="worker", host="h", pid=4545, version="t", started_at=t0,
-                        heartbeat_at=datetime.fromtimestamp(clock.now(), timezone.utc))
+    me = _node("stop-1", "worker", 4545)
 
     async def main() -> bool:
         nc = await nats.connect(server.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
         try:
-            registry, stop, beat = await beating(nc, me)
-            server.kill()
-            await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
-            stop.set()  # the stop begins while NATS is away
+            registry, beat = await _stop_while_away(server, nc, me)
             await asyncio.to_thread(server.start)
             await asyncio.wait_for(beat, DEADLINE)
             await until(lambda: nc.is_connected, timeout=DEADLINE, what="the connection back")
@@ -87,19 +101,12 @@ def test_a_clean_stop_cut_while_nats_is_gone_says_it_leaves_the_entry_to_the_ttl
     stop is cut while NATS is away: one INFO line names the node, that the TTL removes its entry, and why (before
     the fix: no line, 0 of 1)."""
     server = fresh_nats()
-    t0 = datetime.now(timezone.utc)
-
-    def me() -> NodeInfo:
-        return NodeInfo(id="cut-1", role="api", host="h", pid=4546, version="t", started_at=t0,
-                        heartbeat_at=datetime.fromtimestamp(clock.now(), timezone.utc))
+    me = _node("cut-1", "api", 4546)
 
     async def main() -> None:
         nc = await nats.connect(server.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
         try:
-            _, stop, beat = await beating(nc, me)
-            server.kill()
-            await until(lambda: not nc.is_connected, timeout=DEADLINE, what="the connection down")
-            stop.set()  # its removal is tried while NATS is away, for up to 5 s (shutdown.AWAY_WAIT)
+            _, beat = await _stop_while_away(server, nc, me)  # its removal tried while NATS is away (up to 5 s)
             # the stop's bound cuts it, as the API's stop_observers does (cancelled again every 0.1 s: hang50)
             assert await ended([beat], DEADLINE, "the heartbeat")
         finally:
