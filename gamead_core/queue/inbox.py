@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 
 from nats.aio.msg import Msg
 
+from gamead_core.queue.pull_request import is_status
+
 
 class Inbox(asyncio.Queue[Msg]):
     """A (level, partition)'s inbox: an ``asyncio.Queue`` whose waiting messages can be looked at in place, each
@@ -31,7 +33,7 @@ class Inbox(asyncio.Queue[Msg]):
     def _put(self, item: Msg) -> None:
         self._queue.append(item)
         self._came.append(time.monotonic())
-        if self.arrived is not None:
+        if self.arrived is not None and not is_status(item):  # a late 404/408 brings nothing to hold
             self.arrived()
 
     def _get(self) -> Msg:

@@ -332,7 +332,7 @@ class AgingPuller:
     def take_delivered(self) -> list[Msg]:
         """Every ad delivered to us (long polls, late answers) that no pull took yet, status answers dropped: for a
         worker with no free slot to hold at once (:mod:`gamead_core.queue.inbox`)."""
-        return self._polls.take(sum(inbox.qsize() for inbox in self._polls.inbox.values()))
+        return self._polls.take(1 << 62)  # every one: no count of them first
 
     def unstarted(self) -> Iterator[Msg]:  # ads its long polls brought, no pull took, ack_wait not past: LongPolls
         return self._polls.unstarted(self._qs.ack_wait)
