@@ -18,6 +18,8 @@ from gamead_core.shutdown import last_writes
 from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
+#: the line of a stop that left its node's entry to expire: the node id, and why
+NOT_REMOVED = "could not remove heartbeat of %s on shutdown (the ttl will): %s"
 #: seconds a clean stop's delete mark and note are tried for unless the caller gives its own (:func:`run_heartbeat`)
 LAST_FOR = 2.0
 
@@ -98,8 +100,7 @@ async def run_heartbeat(
     except asyncio.CancelledError:  # the stop's bound cut it: the entry stays until registry.ttl; say so, and why
         if stop.is_set() and (node_id := health.tried) is not None and health.lost is None:  # a stop's, not a beat's
             why = "NATS is away" if not registry.connected else "NATS did not answer in time"
-            log.info("could not remove heartbeat of %s on shutdown (the ttl will): the stop's time for it ran out "
-                     "(%s)", node_id, why, extra={"node_id": node_id})
+            log.info(NOT_REMOVED, node_id, f"the stop's time for it ran out ({why})", extra={"node_id": node_id})
         raise
 
 
@@ -163,7 +164,7 @@ async def _leave(registry: Registry, final: NodeInfo, unfinished: Callable[[], i
             log.info("clean stop of %s not noted in %s within the stop's last writes (told by its registry "
                      "entry's delete mark alone, for registry.ttl): %s", node_id, STOPS_BUCKET, error_text(exc))
         else:
-            log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id, error_text(exc))
+            log.info(NOT_REMOVED, node_id, error_text(exc))
 
 
 @asynccontextmanager
