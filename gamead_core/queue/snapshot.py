@@ -28,6 +28,11 @@ sequence read on, the rest is read in the two steps below, which alone have to k
    its delete marker. A key a request left out (gone, a replica behind the leader, an answer cut at the server's
    ``max_bytes``) is asked of the stream leader, one get, before it counts as gone.
 
+3. **Writers faster than step 1** (it reads more than :func:`~gamead_core.queue.scan.follow_bound` past the end
+   it measured: :class:`KeysOutran`; ci50, a loaded CI machine): the keys as the server's subject index has them
+   at one instant (:mod:`gamead_core.queue.key_list`), if the stream holds at most :data:`INDEX_AT_MOST` times
+   the window's messages in subjects, then step 2 for them all, dropping those last written before the window.
+
 A key read in the first pass and again in the steps comes twice, its later revision last: the caller keeps the
 last one per key (as for ``follow``). Memory: the keys past the first pass (~50 bytes each) and one request's
 values (:data:`MULTI_LAST_MAX` records) or three :data:`~gamead_core.queue.feed_room.REQUEST_BYTES` at a time. A
@@ -56,6 +61,7 @@ from gamead_core.queue.direct_batch import (
     direct_batch,
 )
 from gamead_core.queue.in_order import read_in_order
+from gamead_core.queue.key_list import keys_now
 from gamead_core.queue.pull_feed import pull_feed
 from gamead_core.queue.read_end import opened, unsubscribe_quietly
 from gamead_core.queue.scan import (
@@ -65,6 +71,10 @@ from gamead_core.queue.scan import (
     read_stream,
     still_unread,
 )
+
+
+class KeysOutran(ScanIncomplete):
+    """:func:`read_keys` read more than its bound past the end it measured: writers outran it (not a stall)."""
 
 
 async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None,
@@ -112,8 +122,8 @@ async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_se
     finally:
         await unsubscribe_quietly(sub)
     if past > extra:
-        raise ScanIncomplete(f"stream {stream}'s keys kept moving faster than they were read: {read} read; retry",
-                             details={"stream": stream, "read": read})
+        raise KeysOutran(f"stream {stream}'s keys kept moving faster than they were read: {read} read; retry",
+                         details={"stream": stream, "read": read})
     return keys
 
 
@@ -148,6 +158,10 @@ async def _from_leader(js: JetStreamContext, stream: str, subject: str) -> Entry
             return None
     return Entry(raw.subject or subject, raw.seq or 0, dict(raw.headers or {}), raw.data or b"")
 
+
+#: a window's keys are asked of the server's index when the stream holds at most this many subjects a message of the
+#: window (:mod:`gamead_core.queue.key_list`): the values of keys outside the window are read and dropped
+INDEX_AT_MOST = 4
 
 #: reads of the keys past an end their consumer said, at most (:func:`_keys_to_the_end`): an ad is rewritten two or
 #: three times in a row (queued, processing, completed), so one rewritten at the end of every one of them is none
@@ -215,13 +229,23 @@ async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, star
             yield msg
     if pending == 0 and not await _more_after(js, stream, subject, at):  # a quiet bucket: the key set as of it (no
         return  # key read to wait ``timeout`` for a key when only other subjects, a job's work list, came since)
-    keys = await _keys_to_the_end(js, stream, subject, at, timeout)
+    outside = 0  # entries of a sequence below it are keys outside the window
+    try:
+        keys = await _keys_to_the_end(js, stream, subject, at, timeout)
+    except KeysOutran:  # writers faster than the key read: the keys as the server's index has them, if few enough
+        floor = max(info.state.first_seq, start_seq or 1)
+        listed = await keys_now(js, stream, subject, at_most=INDEX_AT_MOST * (info.state.last_seq - floor + 1),
+                                timeout=timeout)
+        if listed is None:
+            raise
+        keys, outside = dict.fromkeys(listed, 0), floor  # from the index: each at its revision, or out of the window
     if not keys:
         return
     try:
         async with aclosing(read_values(js, stream, list(keys), timeout=timeout)) as values:
             async for entry in values:
-                yield entry
+                if not 0 < entry.seq < outside:  # a key last written before the window (index keys only)
+                    yield entry
         return
     except DirectGetsOff:  # allow_direct turned off since: the rest in stream order (a key twice: last wins)
         pass
