@@ -164,15 +164,17 @@ class Outage:
             return  # every answer comes here: no lock while it answers
         self._end("unreachable", sent)
 
-    def judge(self, bodies: Iterable[Any]) -> None:
-        """The outcomes of one batch's ads (:func:`store_verdict`): every ad refused for the store begins a store
-        outage if none is under way (said once) and the run has not stopped (regress46: an answer after the stop
-        began a second outage, its ``!`` line promising a stop already made); an ad taken ends a store outage (said)."""
+    def judge(self, bodies: Iterable[Any], sent: float | None = None) -> None:
+        """The outcomes of one batch's ads (:func:`store_verdict`), its request sent at ``sent`` (the clock's time;
+        None: now): every ad refused for the store begins a store outage if none is under way (said once) and the
+        run has not stopped (regress46: an answer after the stop began a second outage, its ``!`` line promising a
+        stop already made); an ad taken ends a store outage (said) if its batch went after the outage began (as
+        :meth:`answered`: one taken before says nothing of the store since)."""
         verdict = store_verdict(bodies)
         if verdict == "":
             self.took = True
             if self.since is not None and self.kind == "store":
-                self._end("store")
+                self._end("store", sent)
             return
         if verdict is None or self.since is not None or self.stopped:
             return

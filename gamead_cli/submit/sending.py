@@ -155,10 +155,11 @@ def send_many(
             good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
             answers: list[tuple[int, str, Any]] = [(i, where, ad) for i, where, ad in named
                                                    if isinstance(ad, GameadError)]
-            deadline = time.monotonic() + client.retry_for
+            sent = deadline = time.monotonic()  # (sent: the latest post's, the outage's clock: only its ads are taken)
+            deadline += client.retry_for
             answers += post(good) if good else []
             for attempt in itertools.count(1):
-                outage.judge(body for _, _, body in answers)  # every ad refused for the store: an outage (F3)
+                outage.judge((body for _, _, body in answers), sent)  # every ad refused for the store: an outage (F3)
                 again = {i: body["error"] for i, _, body in answers
                          if isinstance(body, dict) and retry.resendable(body.get("error"))}
                 errors = list(again.values())
@@ -188,6 +189,7 @@ def send_many(
                     return
                 client.count_retry()
                 resend = [g for g in good if g[0] in again][:(most := outage.size(len(answers)))]  # 1 if refusing
+                sent = time.monotonic()
                 answers = post(resend) + answers[most:]  # the others wait with their last answer (outage38)
 
         start = time.monotonic()

@@ -263,6 +263,23 @@ def test_an_answer_to_a_request_sent_before_the_outage_began_does_not_end_it() -
     assert len(outage.summary(0)["outages"]) == 1
 
 
+def test_an_ad_taken_by_a_batch_sent_before_a_store_outage_began_does_not_end_it() -> None:
+    """The store-outage side of flakes50: a batch sent just before the store began refusing came back with an ad
+    taken after the outage's first refusals: it ended the outage 0.0 s in (``!``, ``✓``, then ``!`` again at the next
+    refusal: one outage said as two). An ad taken says the store is back only for a batch sent once it began."""
+    now = [5.0]
+    outage, said = _outage(now)
+    outage.judge([UNANSWERED] * 10, sent=4.95)
+    assert [m for m, _ in said] == ["!"] and outage.since == 5.0
+    now[0] = 5.05
+    outage.judge([{"id": "01m9"}], sent=4.9)  # taken before the outage began: the store then, not now
+    assert [m for m, _ in said] == ["!"] and outage.since == 5.0
+    now[0] = 7.5
+    outage.judge([{"id": "01ma"}], sent=7.4)
+    assert [m for m, _ in said] == ["!", "✓"] and "answers again after 2.5 s refusing writes" in said[-1][1]
+    assert len(outage.summary(0)["outages"]) == 1
+
+
 def test_a_proxys_answer_not_resent_before_any_ad_was_taken_promises_no_pause() -> None:
     """probe47 F4: unkeyed, the first batch answered by a proxy is not resent and ``gamead submit`` stops at once
     (its rule for a first batch with no answer); the ``!`` line promised a pause until 02:31:15 and the run ended
