@@ -33,6 +33,7 @@ from gamead_core.queue.closed import NatsClosed
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import PartitionChange, partition_change
 from gamead_core.queue.topology import read_topology
+from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,10 @@ async def watch_result(task: asyncio.Task[None]) -> ConfigError | NatsClosed | N
     :class:`~gamead_core.errors.PartitionsChanged` (or refusal, or :class:`NatsClosed`) it raised, or None; for
     the caller to raise only when nothing else failed (never masking the main loop's or the drain's exception).
     Any other error is logged, not raised."""
-    if not task.done():
-        task.cancel()
+    if not await ended([task], 2.0, "the partitions watch"):  # cancelled again until it ends (hang50), bounded
+        return None
     try:
-        await task
+        task.result()
     except (ConfigError, NatsClosed) as exc:  # PartitionsChanged, credentials refused, NATS closed the client
         return exc
     except asyncio.CancelledError:

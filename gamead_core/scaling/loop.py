@@ -56,6 +56,7 @@ from gamead_core.scaling.shared import SharedState
 from gamead_core.scaling.status import STALE_INTERVALS, observed_document, status_document
 from gamead_core.scaling.store import Override, ScaleStore, active_override, clock_utc, override_reason
 from gamead_core.stats.sampler import Sample
+from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,8 @@ class Autoscaler:
         finally:
             keeper_stop.set()  # releases the lease if held
             if keeper_task is not None:
-                done, _ = await asyncio.wait({keeper_task}, timeout=3.0)
-                if not done:
-                    keeper_task.cancel()
-                await asyncio.gather(keeper_task, return_exceptions=True)
+                await asyncio.wait({keeper_task}, timeout=3.0)  # it releases the lease
+                await ended([keeper_task], 2.0, "the autoscaler's lease keeper")  # cancels it again if need be
             await asyncio.gather(*filter(None, [sampling]), return_exceptions=True)
             if isinstance(self.backend, LazyKubernetesScaler):
                 self.backend.close()  # a local backend's workers belong to its owner (`gamead up`)

@@ -47,3 +47,21 @@ def test_a_loop_that_takes_every_cancel_is_left_after_its_bound_and_named(caplog
     with caplog.at_level(logging.WARNING, logger="gamead_core.stop_bound"):
         assert asyncio.run(main()) == (False, True)
     assert "the stubborn loop did not end within 0.3 s of its cancel" in caplog.text
+
+
+def test_the_partitions_watch_that_took_its_first_cancel_still_ends_the_workers_stop() -> None:
+    """Session 50's leftover: the worker's stop ended its partitions watch with one cancel and an unbounded await
+    (:func:`gamead_core.queue.partition_watch.watch_result`): a watch that took that cancel (a NATS request's
+    wait_for) held the worker's stop until its process bound cut it (exit 1). Before: ``watch_result`` never returned
+    (the 5 s wait here ran out); now it returns None, the watch ended by the next cancel."""
+    from gamead_core.queue.partition_watch import watch_result
+
+    async def main() -> tuple[bool, object, bool]:
+        watch = asyncio.create_task(_takes_cancels([False]))
+        await asyncio.sleep(0)
+        stopping = asyncio.create_task(watch_result(watch))
+        done, _ = await asyncio.wait({stopping}, timeout=5.0)  # a deadline: it never returns without the 2nd cancel
+        result = stopping.result() if done else stopping.cancel()
+        return bool(done), result, watch.done()
+
+    assert asyncio.run(main()) == (True, None, True)
