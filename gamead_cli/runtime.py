@@ -13,7 +13,7 @@ from pathlib import Path
 from gamead_core.config import GameadSettings
 from gamead_core.count_words import counted
 from gamead_core.errors import ConfigError, NatsUnreachable
-from gamead_core.stop_bound import arm
+from gamead_core.stop_bound import arm, ended
 
 log = logging.getLogger("gamead_cli.runtime")
 #: seconds between two lines of :func:`reach_nats` saying that NATS is still away
@@ -119,9 +119,7 @@ async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, start
     try:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done() and not started():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await ended([task], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
             return
         await task
     finally:

@@ -50,6 +50,7 @@ from gamead_core.redact import redact_url, without_servers
 from gamead_core.redis_breaker import BreakerState, CircuitBreaker
 from gamead_core.redis_calls import HEALTH_BUCKET_KEY, HEALTH_CACHE_KEY, HEALTH_TTL_MS, TOKEN_BUCKET_LUA
 from gamead_core.redis_memory import full_for_writes
+from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -281,9 +282,7 @@ class RedisLink:
 
     async def close(self) -> None:
         if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+            await ended([self._prober], 2.0, "the Valkey prober")  # cancelled again until it ends (hang50), bounded
         with contextlib.suppress(Exception):
             await self.client.aclose()
         with contextlib.suppress(Exception):

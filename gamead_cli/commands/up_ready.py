@@ -32,6 +32,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.proc import cpu_sample
 from gamead_core.redact import redact_url
 from gamead_core.start_watch import StartWatch
+from gamead_core.stop_bound import ended
 
 #: seconds between two reads of the registry while the workers start
 POLL_EVERY = 0.2
@@ -133,10 +134,8 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
             mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5)
-        elif not connect.done():
-            connect.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await connect
+        else:
+            await ended([connect], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
 
 
 def worker_line(pids: dict[str, int | None], starting: list[str], slots: int) -> str:

@@ -4,7 +4,6 @@ nats-server's watch and the API's readiness watch until a stop signal; then drai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.scaling.stacks import stack_id
 from gamead_core.shutdown import mark_ours
-from gamead_core.stop_bound import within
+from gamead_core.stop_bound import within, ended
 
 T = TypeVar("T")
 
@@ -38,9 +37,7 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
     try:
         while not task.done():
             if stop.is_set():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await ended([task], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
                 return None
             poll()
             await asyncio.wait({task, stopping}, timeout=every, return_when=asyncio.FIRST_COMPLETED)

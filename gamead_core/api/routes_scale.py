@@ -45,6 +45,7 @@ from gamead_core.scaling.store import (
     standing_text,
 )
 from gamead_core.stats.document import node_states
+from gamead_core.stop_bound import ended
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +263,8 @@ async def start_autoscaler(app: FastAPI) -> Callable[[], Awaitable[None]]:
 
     async def stop_autoscaler() -> None:
         stop.set()
-        done, _ = await asyncio.wait({task}, timeout=5.0)
-        if not done:
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait({task}, timeout=5.0)
+        await ended([task], 3.0, "the autoscaler")  # cancelled again until it ends (hang50), bounded
 
     return stop_autoscaler
 

@@ -25,6 +25,7 @@ from gamead_core.jobs.store import WorkList
 from gamead_core.models import STORED, DlqEntry, utcnow
 from gamead_core.queue.dlq import DlqFilter
 from gamead_core.shutdown import last_write
+from gamead_core.stop_bound import ended
 
 if TYPE_CHECKING:
     from gamead_core.jobs.runner import JobService
@@ -152,9 +153,7 @@ class JobRun:
                     return plan.result()
                 await self._retrying(self.checkpoint)
         finally:
-            if not plan.done():
-                plan.cancel()
-                await asyncio.gather(plan, return_exceptions=True)
+            await ended([plan], 2.0, "the job's selection")  # cancelled again until it ends (hang50), bounded
 
     async def _act(self) -> None:
         job, work = self.job, self.work

@@ -65,3 +65,23 @@ def test_the_partitions_watch_that_took_its_first_cancel_still_ends_the_workers_
         return bool(done), result, watch.done()
 
     assert asyncio.run(main()) == (True, None, True)
+
+
+def test_a_stop_before_a_role_started_ends_a_connect_that_took_its_first_cancel() -> None:
+    """The same kind in the CLI: ``gamead worker``/``serve`` stopped (SIGTERM, Ctrl-C) while still connecting
+    cancelled the connect once and awaited it without a bound (nats-py's connect waits with wait_for): one that took
+    the cancel held the process. Before: ``run_until_stopped`` never returned (the 5 s wait here ran out)."""
+    from gamead_cli.runtime import run_until_stopped
+
+    async def main() -> tuple[bool, bool]:
+        stop = asyncio.Event()
+        work = asyncio.ensure_future(_takes_cancels([False]))
+        running = asyncio.create_task(run_until_stopped(work, stop, started=lambda: False))
+        await asyncio.sleep(0)
+        stop.set()
+        done, _ = await asyncio.wait({running}, timeout=5.0)  # a deadline: it never returns without the 2nd cancel
+        if not done:
+            running.cancel()
+        return bool(done), work.done()
+
+    assert asyncio.run(main()) == (True, True)
