@@ -136,8 +136,8 @@ class AgingPuller:
         mono, ttl = time.monotonic(), self._qs.head_cache_ms / 1000
         if not fresh and self._heads_at and mono - self._heads_at < ttl:
             return self._heads
-        await self._read_heads([lvl for lvl in names.LEVELS
-                                if fresh or not self._heads_at or mono - self._mono_read.get(lvl, -ttl) >= ttl])
+        if stale := [lvl for lvl in names.LEVELS if fresh or mono - self._mono_read.get(lvl, -ttl) >= ttl]:
+            await self._read_heads(stale)
         self._heads_at = min(self._mono_read.get(lvl, mono) for lvl in names.LEVELS)  #: its oldest level's read
         return self._heads
 
@@ -224,8 +224,8 @@ class AgingPuller:
             got.extend(await self._sweep(free - len(got)))
         if not got:  # the view has nothing: the long polls look again (an ad waiting now is handed to them at
             polls.quiet(since=self._heads_at)  # once, with how many wait behind it) and watch every level from
-            self._heads_at = 0.0  # now on; what waits came after the view's oldest read (the spell's start)
-            await polls.place()
+            self._heads_at, self._mono_read = 0.0, {}  # now on (no level's read is fresh: what waits came after
+            await polls.place()  # the view's oldest read, the spell's start)
         return got
 
     async def _pull_beating(self, free: int, bar: float, noted: Container[int] = ()) -> list[Msg]:

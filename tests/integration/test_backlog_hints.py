@@ -51,14 +51,14 @@ async def _drain(puller: AgingPuller, want: int, free: int, step: float) -> list
     return started
 
 
-def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
-         aging_step: float = 10.0) -> tuple[list[tuple[int, bytes]], int]:
+def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int, aging_step: float = 10.0,
+         head_cache_ms: int = 200) -> tuple[list[tuple[int, bytes]], int]:
     """Publish ``batches`` ((level, count) each, in one atomic batch) to a quiet puller; pull them all. Returns (level,
-    body) in the order they started and the ``consumer_info`` requests made meanwhile. With an ``aging_step`` under a second
-    the quiet spell is older than one step when the ads come."""
+    body) in the order they started and the ``consumer_info`` requests made meanwhile. With an ``aging_step`` under a
+    second the quiet spell is older than one step when the ads come."""
 
     async def go() -> tuple[list[tuple[int, bytes]], int]:
-        async with _quiet_puller(server, aging_step) as (puller, _, pjs):
+        async with _quiet_puller(server, aging_step, head_cache_ms) as (puller, _, pjs):
             if aging_step < 1:
                 await asyncio.sleep(2 * aging_step)  # the spell is older than one step (not a wait for state)
             infos = SubjectTap(server.url, f"$JS.API.CONSUMER.INFO.{names.ADS_STREAM}.>")
@@ -82,11 +82,12 @@ def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
 
 
 @contextlib.asynccontextmanager
-async def _quiet_puller(server: EmbeddedNats, aging_step: float = 10.0,
+async def _quiet_puller(server: EmbeddedNats, aging_step: float = 10.0, head_cache_ms: int = 200,
                         ) -> AsyncIterator[tuple[AgingPuller, JetStreamContext, JetStreamContext]]:
-    """A puller on ``server``'s topology (aging step 10 s by default) that found the queue empty, so every level
-    is long-polled; yields it, its JetStream context and a publisher's. Everything is closed at the end."""
-    settings = GameadSettings(queue={"idle_wait": 120, "aging_step": aging_step})
+    """A puller on ``server``'s topology (aging step 10 s, views kept 200 ms by default) that found the queue
+    empty, so every level is long-polled; yields it, its JetStream context and a publisher's. Everything is closed at
+    the end."""
+    settings = GameadSettings(queue={"idle_wait": 120, "aging_step": aging_step, "head_cache_ms": head_cache_ms})
     nc = await nats.connect(server.url)
     js = nc.jetstream()
     await ensure_topology(js, settings)
@@ -112,7 +113,9 @@ def test_a_backlog_in_one_level_is_pulled_without_reading_a_head(fresh_nats: Cal
 
 def test_backlogs_in_two_levels_are_pulled_most_urgent_first_without_a_head_read(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
-    got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2)
+    # the view is kept all the drain long (head_cache_ms 60 s): the looks counted are those the puller decides on,
+    # not its re-reads every 200 ms, which a loaded machine's slower drain added (15 in a full run at load 12-19)
+    got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2, head_cache_ms=60_000)
     levels = [level for level, _ in got]
     # every P1 ad before every P5 ad: every ad waiting arrived in the quiet spell, so level order is aging order
     # (before, the P5 ad a long poll brought started beside the first P1 ad). At most the P5 ad its long poll
@@ -120,9 +123,10 @@ def test_backlogs_in_two_levels_are_pulled_most_urgent_first_without_a_head_read
     assert sorted(levels) == [1] * 6 + [5] * 6
     last_p1 = max(i for i, level in enumerate(levels) if level == 1)
     assert levels[:last_p1].count(5) <= 2, levels  # the P1 ads never wait behind the P5 backlog
-    # the held P5 ad is the bar of the pulls that follow (only what beats it is pulled): up to two ordered looks
-    # of 5 levels while level 1 drains (before, none: the P5 ad started at once)
-    assert infos <= 10, infos
+    # the held P5 ad is the bar of the pulls that follow (only what beats it is pulled): one ordered look of 5
+    # levels while level 1 drains (before, none: the P5 ad started at once), and the P5 backlog is pulled by that
+    # view (before, flakes51: 10, the first pull without a bar read again every level the bar's look had just read)
+    assert infos <= 5, infos
 
 
 def test_backlogs_after_a_quiet_spell_longer_than_an_aging_step_take_the_ordered_look(
