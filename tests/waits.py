@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tests.support import POLL_CEILING
 
@@ -38,4 +38,18 @@ async def until(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0,
         interval = min(ceiling, interval * 1.5)
 
 
-__all__ = ["until"]
+async def registry_older_than_ttl(js: Any) -> None:
+    """Wait until the registry bucket is older than its entries' ``max_age`` (``registry.ttl``): only then does the
+    doctor take a node missing from it for gone (a younger bucket may have lost a live node's entry: flakes50A)."""
+    import time
+
+    from gamead_core import names
+
+    info = await js.stream_info(names.kv_stream(names.REGISTRY_BUCKET))
+    assert info.created is not None
+    ready = info.created.timestamp() + float(info.config.max_age or 0) + 0.1
+    await until(lambda: time.time() > ready, timeout=ready - time.time() + 10, interval=0.05,
+                what="the registry bucket older than its ttl")
+
+
+__all__ = ["registry_older_than_ttl", "until"]

@@ -17,7 +17,8 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   registry listing when some delivery is ack-pending, and 5 × N + 1 more when more are than the live workers hold
   (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads wait
   where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`); + 2
-  and a get per lease key, 1 registry listing when a lease is live (:mod:`gamead_core.doctor.leases`);
+  and a get per lease key, 1 registry listing when a lease is live (+ 1 stream info when one, or a job's, is named
+  for a holder not listed: :mod:`gamead_core.doctor.leases`);
 * records read whole: the non-final ones (≈ B + D) and those of ads with a message or a DLQ entry; completed
   and failed ones are only listed (~200 bytes each). Each is judged as it arrives, only a suspect's facts kept
   (:mod:`gamead_core.doctor.records`): memory does not grow with the records' size;

@@ -16,6 +16,11 @@ live registry entry: never stuck. Otherwise it is stuck when (:func:`stuck_text`
   this node uses for that key: :func:`lease_ttls`): written by hand or a bug; or
 * its holder has no live registry entry (API nodes and workers register under the id they hold leases with;
   ``gamead up``'s own autoscaler, ``up-<host>-<pid>``, registers nothing and is judged by the first two rules).
+  Not while the registry bucket is younger than its ``max_age`` (``registry.ttl``: :func:`absence_unproven`): a
+  bucket lost (a restarted nats-server empties its memory store; ``nats kv rm``) and recreated holds no entry of a
+  live node until its next heartbeat — as the views and the reaper hold such a node (:mod:`gamead_core.registry.
+  gone`, gone43). Only this reason waits for the bucket's age: the first two are judged at once (lease51; flakes50A
+  deferred every reason for an unlisted holder, and a gone holder's lease with a TTL of 3600 s went unnamed).
 
 Read twice (:meth:`Leases.first`, then :meth:`Leases.confirm` after the doctor's settle, with a fresh registry
 listing): reported only when the key kept the revision first read and is still stuck, with a repair action
@@ -23,7 +28,8 @@ listing): reported only when the key kept the revision first read and is still s
 once it has itself seen that revision unchanged for longer than the lease's own ttl (the followers' silence rule,
 :func:`gamead_core.scaling.lease_rule.silent_after`): a live holder renews within it, and the repair is skipped as
 healed. A live node takes the released lease at its next step. Cost: 1 keys listing and 1 get per key (2 keys),
-1 registry listing when a lease is live; again for the suspects. Never raises: an unreadable bucket is another
+1 registry listing when a lease is live (+ 1 stream info of the registry when one is named stuck); again for the
+suspects. Never raises: an unreadable bucket is another
 check's.
 """
 
@@ -68,17 +74,19 @@ def lease_ttls(settings: GameadSettings) -> dict[str, float]:
 
 
 def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
-               registered: Iterable[str] | None) -> str | None:
+               registered: Iterable[str] | None, gone_unproven: bool = False) -> str | None:
     """Why the lease of ``key`` is stuck (the finding's detail), or None when it is not: released, expired, held by
     a registered node, or consistent with a live holder by its own fields (its ``renewedAt`` not ahead, its written
     ttl no longer than :func:`trust_cap` of ``ttl``, the TTL this node uses for ``key``; None: unknown key, no
-    cap). ``now``: epoch seconds; ``registered``: ids of the live nodes (None: the registry could not be read).
-    Pure; the rules are the module docstring's (review31 R5)."""
+    cap). ``now``: epoch seconds; ``registered``: ids of the live nodes (None: the registry could not be read);
+    ``gone_unproven``: a holder not among them may be live (:func:`absence_unproven`). Pure; the rules are the
+    module docstring's (review31 R5)."""
     if lease is None or lease.expired(now):
         return None
     known = registered is not None and not lease.holder.startswith(UNREGISTERED)  # up-…: keeps no entry
     kind = stuck_why(renewed_ahead=lease.renewed_at - now, written_ttl=lease.ttl, ttl=ttl,
-                     registered=lease.holder in set(registered or ()) if known else None)
+                     registered=lease.holder in set(registered or ()) if known else None,
+                     gone_unproven=gone_unproven)
     if kind is None:
         return None
     waits = WAITS.get(key, "the nodes that follow it wait")
@@ -94,6 +102,14 @@ def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
     return (f"held by {lease.holder} {until}: {why}; {waits} until a node takes it over (nodes of this version do "
             f"once it stood unchanged for its TTL; older ones wait for expiresAt). Fix: gamead doctor --repair "
             "(releases it)")
+
+
+def absence_unproven(born: float | None, max_age: float, now: float) -> bool:
+    """Whether a node missing from the registry bucket, created at ``born`` (epoch s, nats-server's clock; None:
+    unknown) with entries that live ``max_age`` s (0: for ever), may still be live: the bucket is younger than
+    ``max_age`` at ``now``, so the entry may have gone with the bucket it was in rather than expired (a live node
+    writes it again at its next beat). Pure."""
+    return born is not None and max_age > 0 and now - born < max_age
 
 
 def release_window(key: str, lease: Lease, settings: GameadSettings) -> float:
@@ -181,6 +197,18 @@ class Leases:
         ids = await self._registered(stats)
         return None if ids is None else set(ids)
 
+    async def young(self, stats: ReadStats) -> bool:
+        """Whether the registry bucket is younger than its entries' ``max_age``: a node missing from it may be live
+        (:func:`absence_unproven`); False when its stream cannot be read (the listing's word stands)."""
+        stats.api_calls += 1
+        try:
+            info = await self._js.stream_info(self._registry.stream)
+        except Exception as exc:  # noqa: BLE001 - unreadable: the listing's word stands
+            log.debug("doctor: the registry bucket's age: %s", exc)
+            return False
+        born = info.created.timestamp() if info.created is not None else None
+        return absence_unproven(born, float(info.config.max_age or 0), clock.now())
+
     async def _registered(self, stats: ReadStats) -> list[str] | None:
         stats.api_calls += 1
         try:
@@ -205,8 +233,13 @@ class Leases:
         now = clock.now()
         live = [k for k, (lease, _) in read.items() if lease is not None and not lease.expired(now)]
         registered = await self._registered(stats) if live else None
-        return {k: (text, rev) for k, (lease, rev) in read.items()
-                if (text := stuck_text(k, lease, now, self._ttls.get(k), registered)) is not None}
+
+        def judged(unproven: bool) -> dict[str, tuple[str, int]]:
+            return {k: (text, rev) for k, (lease, rev) in read.items()
+                    if (text := stuck_text(k, lease, now, self._ttls.get(k), registered, unproven)) is not None}
+
+        stuck = judged(False)  # the bucket's age read only when it may matter: some holder named
+        return judged(True) if stuck and registered is not None and await self.young(stats) else stuck
 
     async def first(self, stats: ReadStats) -> None:
         """Read every key of the leases bucket and keep the stuck ones (none when the bucket is missing)."""
@@ -231,5 +264,5 @@ class Leases:
                 actions.append(["lease_stuck", key, revision])
 
 
-__all__ = ["CLOCK_SLACK", "Leases", "Wait", "lease_ttls", "release_stuck", "release_window", "stuck_text",
-           "waiting_text"]
+__all__ = ["CLOCK_SLACK", "Leases", "Wait", "absence_unproven", "lease_ttls", "release_stuck", "release_window",
+           "stuck_text", "waiting_text"]

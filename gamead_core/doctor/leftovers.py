@@ -81,7 +81,9 @@ async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: Re
     seconds): every API node's sweeper had time to take them over; and those with no live runner while their
     lease lasts (:func:`~gamead_core.jobs.policy.stuck_text`, attack31b F2b; ``nodes``: a
     :class:`~gamead_core.doctor.leases.Leases`, whose ``registered()`` lists the live nodes once some job is
-    unfinished). Each id → its lease as read (:func:`~gamead_core.jobs.policy.lease_key`). {} when unreadable."""
+    unfinished; a runner's node missing from a registry bucket younger than ``registry.ttl`` may be live:
+    :meth:`~gamead_core.doctor.leases.Leases.young`, lease51). Each id → its lease as read
+    (:func:`~gamead_core.jobs.policy.lease_key`). {} when unreadable."""
     try:
         jobs = await (await JobStore.open(js)).list(limit=10**9)
     except GameadError:
@@ -90,8 +92,16 @@ async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: Re
     stats.jobs = len(jobs)
     live = any(not j.state.terminal for j in jobs)
     registered = await nodes.registered(stats) if nodes is not None and live else None
+    named = any(stuck_text(j, now, grace, registered) is not None for j in jobs)
+    unproven = named and await _young(nodes, registered, stats)
     return {j.id: lease_key(j) for j in jobs
-            if lease_expired(j, now - grace) or stuck_text(j, now, grace, registered) is not None}
+            if lease_expired(j, now - grace) or stuck_text(j, now, grace, registered, unproven) is not None}
+
+
+async def _young(nodes: Any, registered: set[str] | None, stats: ReadStats) -> bool:
+    """Whether the registry's bucket is too young to prove a runner's node gone (``nodes``: as for
+    :func:`expired_jobs`; False when the registry was not read): read once some job would be named for it."""
+    return nodes is not None and registered is not None and bool(await nodes.young(stats))
 
 
 async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: float, stats: ReadStats,
@@ -107,6 +117,7 @@ async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: flo
     except GameadError:  # the bucket went meanwhile: a topology finding of the next run
         return
     registered = await nodes.registered(stats) if nodes is not None else None
+    unproven: bool | None = None  # the registry bucket's youth (_young): read at the first job named
     now = clock.now()
     for job_id, first in job_ids.items():
         stats.api_calls += 1
@@ -121,6 +132,9 @@ async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: flo
                 f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
                 f"{clock_utc(job.lease_until, now)}")
             actions.append(["job_lease_expired", job.id, None])
-        elif lease_key(job) == tuple(first) and (why := stuck_text(job, now, grace, registered)) is not None:
-            add(finding, job.id, f"{why}. Fix: gamead doctor --repair (takes it over)")
-            actions.append(["job_lease_expired", job.id, revision])
+        elif lease_key(job) == tuple(first) and stuck_text(job, now, grace, registered) is not None:
+            if unproven is None:
+                unproven = await _young(nodes, registered, stats)
+            if (why := stuck_text(job, now, grace, registered, unproven)) is not None:
+                add(finding, job.id, f"{why}. Fix: gamead doctor --repair (takes it over)")
+                actions.append(["job_lease_expired", job.id, revision])

@@ -121,13 +121,15 @@ def runner_node(runner: str | None) -> str | None:
     return f"api-{head}" if head and len(tail) == 6 else None
 
 
-def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) -> str | None:
+def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None,
+               gone_unproven: bool = False) -> str | None:
     """Why unfinished ``job``, its lease not expired at ``now`` (epoch s), has no live runner, for the doctor
     (attack31b F2b); None when it may have one. The leader leases' rule (:func:`gamead_core.scaling.lease_rule.
     stuck_why`, fix32): a runner whose API node has a live registry entry is never stuck (``registered``: live
     node ids; None: unknown); otherwise it is when its lease was renewed ahead of ``now`` (``leaseUntil −
     leaseTtl``: a clock ahead), its ttl is longer than 10 × ``lease`` (``jobs.lease`` s) allows (for a document
-    without ``leaseTtl``, what is left of it: :func:`written_ttl`), or its runner's node is not registered. Pure."""
+    without ``leaseTtl``, what is left of it: :func:`written_ttl`), or its runner's node is not registered — unless
+    ``gone_unproven`` (the registry's bucket too young to prove a node gone: lease51). Pure."""
     if job.state.terminal or lease_expired(job, now):
         return None
     node = runner_node(job.runner)
@@ -135,7 +137,7 @@ def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) 
     renewed_ahead = job.lease_until - job.lease_ttl - now if job.lease_ttl else 0.0
     kind = stuck_why(renewed_ahead=renewed_ahead, written_ttl=written, ttl=lease,
                      registered=None if registered is None or node is None else bool(
-                         {node, f"api-{job.runner}"} & registered))
+                         {node, f"api-{job.runner}"} & registered), gone_unproven=gone_unproven)
     if kind is None:
         return None
     if kind == "clock_ahead":

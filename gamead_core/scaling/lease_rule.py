@@ -132,7 +132,7 @@ StuckWhy = Literal["clock_ahead", "ttl_too_long", "holder_gone"]
 
 
 def stuck_why(*, renewed_ahead: float, written_ttl: float, ttl: float | None,
-              registered: bool | None) -> StuckWhy | None:
+              registered: bool | None, gone_unproven: bool = False) -> StuckWhy | None:
     """Why a lease that has not expired has no live holder, or None when it may have one: the one rule of the
     doctor's leader leases (:func:`gamead_core.doctor.leases.stuck_text`) and job leases
     (:func:`gamead_core.jobs.policy.stuck_text`) (attack31b F2, review31 R5, fix32). ``registered``: whether its
@@ -142,14 +142,16 @@ def stuck_why(*, renewed_ahead: float, written_ttl: float, ttl: float | None,
     :data:`CLOCK_SLACK` ahead of now (``renewed_ahead``, s: ``"clock_ahead"``, its holder's clock is ahead or it was
     written by hand), its ``written_ttl`` (s) is longer than any node trusts (:func:`trust_cap` of ``ttl``, the
     reader's TTL for it; None: no cap) plus the slack (``"ttl_too_long"``: by hand or a bug), or its holder is not
-    registered (False: ``"holder_gone"``). Pure."""
+    registered (False: ``"holder_gone"``) — unless ``gone_unproven``: the registry's bucket is younger than its
+    entries' ``max_age`` and may have lost a live holder's entry (:func:`gamead_core.doctor.leases.absence_unproven`,
+    lease51); the two other reasons are judged all the same. Pure."""
     if registered:
         return None
     if renewed_ahead > CLOCK_SLACK:
         return "clock_ahead"
     if ttl is not None and written_ttl > trust_cap(ttl) + CLOCK_SLACK:
         return "ttl_too_long"
-    return "holder_gone" if registered is False else None
+    return "holder_gone" if registered is False and not gone_unproven else None
 
 
 def silent(current: Lease, unchanged_for: float, ttl: float) -> bool:

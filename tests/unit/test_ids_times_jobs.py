@@ -311,6 +311,9 @@ def test_a_job_lease_carries_its_ttl_and_is_judged_stuck_by_the_leader_leases_ru
     assert stuck_text(live, now, 15.0, None) is None and stuck_text(live, now, 15.0, {"api-host-1"}) is None
     gone = stuck_text(live, now, 15.0, {"api-other-2"})
     assert gone is not None and "(api-host-1) has no live registry entry" in gone
+    # lease51: a registry bucket too young to prove the runner's node gone defers only that reason
+    assert stuck_text(live, now, 15.0, {"api-other-2"}, gone_unproven=True) is None
+    assert stuck_text(far.model_copy(update={"lease_ttl": 30.0}), now, 30.0, {"api-other-2"}, True) == clock
     # its written ttl, not what is left of it, is what a reader waits for: seen 1 s before its renewal, still 60 s
     assert written_ttl(live, now + 59.0) == 60.0 and lease_window(written_ttl(live, now + 59.0), 15.0) == 60.0
     assert written_ttl(live.model_copy(update={"lease_ttl": None}), now + 59.0) == 1.0  # an older gamead's document
