@@ -1527,6 +1527,52 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
     assert status["applied"] is True and status["current"] == 7 and status["error"] is None
 
 
+@pytest.mark.timeout(90)
+def test_the_back_off_goes_on_when_the_leader_takes_its_own_lapsed_lease_again(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """flakes51 C: every PATCH refused (403) under an override; the leader's renewals are refused past its 1.5 s
+    lease (here a partition from the leases bucket; in CI a process starved on a loaded machine), then allowed: it
+    takes its own lease again, nobody having led meanwhile. Its 403s go on as the next attempts after longer waits
+    (before: its new term started the back-off again, "attempt 1, retrying in 0.5s", as if the failure had just
+    begun, and it called the refusing API at the shortest wait again after each lapse). Its line "leading" says
+    the lapse (before: the same words as its start)."""
+    server = GuardedNats(tmp_path)
+    settings = _at(api, tmp_path, 2)
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    def said(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with _guarded_link(server, settings) as (nc, js):
+            autoscaler = _standalone(settings, nc, js, "k8s-relapse")
+            task = asyncio.create_task(autoscaler.run(stop))
+            api.patch_fail_with = 403
+            now = time.time()
+            await ScaleStore(js).put_override(Override(5, now + 300, now, "alice"), expected=0)
+            await until(lambda: len(said("could not scale 2→5")) >= 3, timeout=20, what="three 403s in a row")
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            await until(lambda: bool(said("no longer leading")), timeout=20, what="it to step down")
+            calls = len(said("could not scale 2→5"))
+            server.deny([])
+            await until(lambda: len(said("autoscaler: leading (")) == 2 and len(said("could not scale 2→5")) > calls,
+                        timeout=20, what="it to lead again and call again")
+            stop.set()
+            await task
+
+    _run_stopping(server, main)
+    failed = said("could not scale 2→5")
+    attempts = [int(re.search(r"\(attempt (\d+),", m).group(1)) for m in failed]  # type: ignore[union-attr]
+    waits = [float(re.search(r"retrying in ([\d.]+)s\)", m).group(1)) for m in failed]  # type: ignore[union-attr]
+    assert attempts == list(range(1, len(failed) + 1)), failed
+    assert waits == sorted(waits) and waits[-1] > waits[2], failed
+    first, again = said("autoscaler: leading (")
+    assert first == "autoscaler: leading (k8s-relapse, backend kubernetes)"
+    assert again.startswith("autoscaler: leading (k8s-relapse, backend kubernetes): leadership lapsed "), again
+
+
 # --- drill attack24b F6: `gamead scale set` does not promise what the leader's failing calls contradict ------
 
 
