@@ -4,7 +4,8 @@ Read top-down (:meth:`Autoscaler.run`):
 
 1. **Lease.** A :class:`~gamead_core.scaling.lease.LeaseKeeper` competes for the ``autoscaler`` lease
    (TTL = 3 × interval) in a task of its own, so a slow scale call never delays a renewal; a lapse (a frozen
-   process) starts a new term: "leader since" restarts and the next decision names the lapse. A process
+   process) starts a new term: "leader since" restarts, the next decision names the lapse, and the retry back-off
+   (4.) goes on where it was (nobody led meanwhile: the failures in a row are still this node's). A process
    without a backend (``backend=None``: an API node while ``gamead up`` owns the local workers) only reads.
 2. **Observe** (leader only): the latest sample of the process's one
    :class:`~gamead_core.stats.sampler.QueueSampler` — the reading and rates ``/v1/stats`` and ``gamead top`` show
@@ -67,8 +68,7 @@ class Autoscaler:
     def __init__(self, settings: AutoscalerSettings, deps: AutoscalerDeps) -> None:
         self.settings, self.deps, self.link, self.node_id = settings, deps, deps.link, deps.node_id
         self.backend, self.sampler, self.interval = deps.backend, deps.sampler, settings.interval
-        self.ttl = lease_ttl(settings.interval)
-        self._clock, self._mono = deps.clock, deps.monotonic
+        self.ttl, self._clock, self._mono = lease_ttl(settings.interval), deps.clock, deps.monotonic
         self.shared = SharedState(settings, deps.node_id, clock=deps.clock, on_decision=deps.on_decision,
                                   on_follow=deps.on_follow)
         self.keeper: LeaseKeeper | None = None
@@ -202,15 +202,15 @@ class Autoscaler:
         self._leader_since = self._clock()
         self._term, self._lapse_note = self.keeper.new_term(self._leader_since) if self.keeper else (0, "")
         self._policy = ScalingPolicy(self.settings)
-        self._backoff.reset()
+        self._backoff = self._backoff if self._lapse_note else Backoff()  # a lapse: its failures in a row stand
         self._override_read = self.shared.override  # as this node last read it while following (or None)
         await self.shared.resume()
         self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono(), self.backend)
-        log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
+        log.info("autoscaler: leading (%s, backend %s)%s", self.node_id, self.backend_name,
+                 self._lapse_note and f": {self._lapse_note}")  # a lapse: not a start (the keeper's line is another)
 
     def _deposed(self) -> None:
-        self._leading = False
-        self._policy = None
+        self._leading, self._policy = False, None
         log.info("autoscaler: no longer leading (%s)", self.node_id)
 
     @property

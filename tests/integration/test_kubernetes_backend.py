@@ -37,7 +37,7 @@ from rich.console import Console
 from gamead_cli.commands.scale import status_view
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.config.autoscaler import KubernetesScalerSettings
+from gamead_core.config.autoscaler import AutoscalerSettings, KubernetesScalerSettings
 from gamead_core.embedded import EmbeddedNats, nats_server_binary, start_on_picked_port
 from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
@@ -56,6 +56,7 @@ from gamead_core.scaling.kubernetes import (
     ScalerNotFound,
     ScalerUnavailable,
 )
+from gamead_core.scaling.lease import lease_ttl
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.store import Override, ScaleStore
 from gamead_core.telemetry.collectors import _autoscaler as _autoscaler_series
@@ -1184,7 +1185,12 @@ def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str
     """Run an autoscaler of ``settings`` on ``server`` (fresh topology) while ``scenario(autoscaler, js)`` runs;
     stopped after it. ``backlog``: ad ids published (:func:`_publish`) before it starts, so its first look sees
     them all (published from the scenario, a tick in the middle saw 16 of 60 on a loaded machine). Returns the
-    autoscaler (its ``status()`` and ``shared.decisions`` stay readable)."""
+    autoscaler (its ``status()`` and ``shared.decisions`` stay readable).
+
+    Its lease lasts what one at the default interval does (15 s), not 3 × the 0.5 s interval: nobody else competes
+    for it here, so its TTL only decides whether a stall of this test process ends the term, and these tests assert
+    what one term does (a lapse is named in the next decision's reason, and starts a fresh policy and count watch).
+    CI at load 12-19 stalled one past 1.5 s (flakes51 C: "leading" twice); the lapse tests use the 1.5 s lease."""
 
     async def main() -> Autoscaler:
         nc = await nats.connect(server.url)
@@ -1194,6 +1200,7 @@ def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str
             await ensure_topology(js, settings)
             await _publish(js, backlog or [])
             autoscaler = _standalone(settings, nc, js, node_id)
+            autoscaler.ttl = lease_ttl(AutoscalerSettings().interval)  # 15 s: see above
             task = asyncio.create_task(autoscaler.run(stop))
             try:
                 await scenario(autoscaler, js)
@@ -1497,6 +1504,10 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
         store = ScaleStore(js)
+        # the first tick builds the Kubernetes client (1 s idle, 3-17 s at load 20-27): not part of the four 403s'
+        # deadline below, which it ran out at load 24 (flakes51 C); a node's first decision within 30 s of its start
+        await until(lambda: "hold 2 workers" in (autoscaler.status().get("reason") or ""), timeout=30,
+                    what="a first decision")
         now = time.time()
         api.patch_fail_with = 403
         revision = await store.put_override(Override(5, now + 300, now, "alice"), expected=0)
@@ -1525,6 +1536,52 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-backoff", scenario)
     status = autoscaler.status()
     assert status["applied"] is True and status["current"] == 7 and status["error"] is None
+
+
+@pytest.mark.timeout(90)
+def test_the_back_off_goes_on_when_the_leader_takes_its_own_lapsed_lease_again(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """flakes51 C: every PATCH refused (403) under an override; the leader's renewals are refused past its 1.5 s
+    lease (here a partition from the leases bucket; in CI a process starved on a loaded machine), then allowed: it
+    takes its own lease again, nobody having led meanwhile. Its 403s go on as the next attempts after longer waits
+    (before: its new term started the back-off again, "attempt 1, retrying in 0.5s", as if the failure had just
+    begun, and it called the refusing API at the shortest wait again after each lapse). Its line "leading" says
+    the lapse (before: the same words as its start)."""
+    server = GuardedNats(tmp_path)
+    settings = _at(api, tmp_path, 2)
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    def said(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with _guarded_link(server, settings) as (nc, js):
+            autoscaler = _standalone(settings, nc, js, "k8s-relapse")
+            task = asyncio.create_task(autoscaler.run(stop))
+            api.patch_fail_with = 403
+            now = time.time()
+            await ScaleStore(js).put_override(Override(5, now + 300, now, "alice"), expected=0)
+            await until(lambda: len(said("could not scale 2→5")) >= 3, timeout=20, what="three 403s in a row")
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            await until(lambda: bool(said("no longer leading")), timeout=20, what="it to step down")
+            calls = len(said("could not scale 2→5"))
+            server.deny([])
+            await until(lambda: len(said("autoscaler: leading (")) == 2 and len(said("could not scale 2→5")) > calls,
+                        timeout=20, what="it to lead again and call again")
+            stop.set()
+            await task
+
+    _run_stopping(server, main)
+    failed = said("could not scale 2→5")
+    attempts = [int(re.search(r"\(attempt (\d+),", m).group(1)) for m in failed]  # type: ignore[union-attr]
+    waits = [float(re.search(r"retrying in ([\d.]+)s\)", m).group(1)) for m in failed]  # type: ignore[union-attr]
+    assert attempts == list(range(1, len(failed) + 1)), failed
+    assert waits == sorted(waits) and waits[-1] > waits[2], failed
+    first, again = said("autoscaler: leading (")
+    assert first == "autoscaler: leading (k8s-relapse, backend kubernetes)"
+    assert again.startswith("autoscaler: leading (k8s-relapse, backend kubernetes): leadership lapsed "), again
 
 
 # --- drill attack24b F6: `gamead scale set` does not promise what the leader's failing calls contradict ------
