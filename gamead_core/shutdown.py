@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from gamead_core.errors import QueueUnavailable
+from gamead_core.stop_bound import ended
 
 T = TypeVar("T")
 #: seconds a last write of :func:`last_writes` waits at most for NATS away (reconnecting): a nats-server restarted
@@ -118,10 +119,26 @@ async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
             return
         except Exception as exc:  # noqa: BLE001 - NATS went or is slow: close without draining
             log.debug("draining the NATS connection failed: %r", exc)
+    await close_for_good(nc)
+
+
+async def close_for_good(nc: Any, timeout: float = 2.0) -> None:
+    """``nc.close()`` within ``timeout`` s, and nats-py's reconnection loop ended with it (at most ``timeout`` s
+    more). Never raises. Call :func:`mark_ours` first.
+
+    Why the loop (flakes51B): nats-py's close cancels it once, and Python 3.11's ``asyncio.wait_for`` takes a cancel
+    that comes as the await it wraps ends (a connect refused by a server that is gone): the loop goes on trying every
+    ``reconnect_time_wait`` after the close, for ever, and ``asyncio.run``'s exit waits on it (one cancel, taken the
+    same way: a test's run hung until pytest-timeout's 120 s, 1,140 refused connects logged). :func:`ended` cancels
+    it again until it ends."""
     try:
-        await asyncio.wait_for(nc.close(), 2.0)
+        await asyncio.wait_for(nc.close(), timeout)
     except Exception as exc:  # noqa: BLE001 - nats-py can fail writing to a dead socket; we are leaving
         log.debug("closing the NATS connection failed: %r", exc)
+    reconnecting = getattr(nc, "_reconnection_task", None)  # nats-py keeps it there (no public handle)
+    if reconnecting is not None and not reconnecting.done():
+        await ended([reconnecting], timeout, "nats-py's reconnection loop of a closed connection")
 
 
-__all__ = ["AWAY_WAIT", "close_connection", "closed_by_us", "last_write", "last_writes", "mark_ours", "quiet_leftovers"]
+__all__ = ["AWAY_WAIT", "close_connection", "close_for_good", "closed_by_us", "last_write", "last_writes", "mark_ours",
+           "quiet_leftovers"]

@@ -14,7 +14,6 @@ configuration (exit 5) meanwhile ends ``up`` with its message, as it did before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 from collections.abc import Callable
@@ -60,7 +59,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
     from gamead_core.queue.connection import connect_options
     from gamead_core.registry import Registry
     from gamead_core.scaling.probe import HeartbeatProbe, Watched
-    from gamead_core.shutdown import mark_ours
+    from gamead_core.shutdown import close_for_good, mark_ours
 
     pending, given_up = list(scaler.worker_names), []
     watches: dict[str, tuple[int | None, StartWatch]] = {}
@@ -132,8 +131,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
     finally:
         if nc is not None:
             mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), 5)
+            await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
         else:
             await ended([connect], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
 

@@ -18,8 +18,8 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.scaling.stacks import stack_id
-from gamead_core.shutdown import mark_ours
-from gamead_core.stop_bound import within, ended
+from gamead_core.shutdown import close_for_good, mark_ours
+from gamead_core.stop_bound import ended, within
 
 T = TypeVar("T")
 
@@ -144,10 +144,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     finally:
         if nc is not None:
             mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
-            try:
-                await asyncio.wait_for(nc.close(), 5)
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                pass
+            await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
         for sig in stop_signals():
             loop.remove_signal_handler(sig)
         install_stop_handlers(request_stop)  # remove_signal_handler restored the defaults: never die by a late signal

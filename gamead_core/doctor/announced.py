@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from gamead_core.queue.flush_all import flush_all
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.read_end import unsubscribe_quietly
 
@@ -89,7 +90,7 @@ class Announced:
         within ``timeout`` s (then nothing is heard: the check counts the listings only, as before)."""
         try:
             self._sub = await subscribe_inline(self._nc, f"{self._prefix}>", self._heard)
-            await self._nc.flush(timeout)
+            await flush_all(self._nc, timeout)  # its PING after the SUB (nc.flush's went ahead: flakes51B)
         except Exception as exc:  # noqa: BLE001 - a doctor's extra look: without it the listings still count
             log.debug("doctor: registry announcements not heard: %r", exc)
             await self.stop()

@@ -7,10 +7,11 @@ step took while the write was answered (a pull under way when the ad began waiti
 test (tests/integration/test_worker_faults.py) three innocent ads taken 1 ms before the poison's crash were never
 in the worker's registry entry; its recovery knew nothing of them and they waited ack_wait (300 s).
 
-:func:`confirm_held` announces, then waits for nats-server to answer a ``PING`` (it has every message sent before),
-again while a start step held or let go of ads meanwhile (at most :data:`ROUNDS` times); the attempt starts right
-after it, with no await between. What it cannot cover: ads delivered to a live long poll of the worker in its last
-milliseconds, not yet read (the recovery line's "last moments").
+:func:`confirm_held` announces, then waits for nats-server to answer a ``PING`` sent after the announcement (it
+has every message sent before; :func:`gamead_core.queue.flush_all.flush_all`: nats-py's own flush sent its ``PING``
+ahead, flakes51B), again while a start step held or let go of ads meanwhile (at most :data:`ROUNDS` times); the
+attempt starts right after it, with no await between. What it cannot cover: ads delivered to a live long poll of
+the worker in its last milliseconds, not yet read (the recovery line's "last moments").
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import nats.errors
 from nats.aio.client import Client as NATS
 
+from gamead_core.queue.flush_all import flush_all
 from gamead_core.worker.held import HeldAds
 
 #: Announce-and-confirm rounds at most (a start step between each: rare; a worker pulls nothing while it runs alone)
@@ -38,7 +40,7 @@ async def confirm_held(held: HeldAds, announce: Callable[[], Awaitable[None]], n
         if nc is None:
             return False
         try:
-            await nc.flush(timeout)
+            await flush_all(nc, timeout)  # nc.flush's PING would go out ahead of the announcement
         except (nats.errors.Error, asyncio.TimeoutError):
             return False
         if held.changes == seen:

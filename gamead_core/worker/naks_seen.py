@@ -16,7 +16,8 @@ another stream ignored; each is parsed in the connection's read loop (≤ 2 KiB 
 refuses (a user without the permission) leaves the worker with its own hand-backs only, said once: nats-py's
 ``subscribe`` never raises for it (the refusal is a later ``-ERR 'Permissions Violation for Subscription …'`` to the
 error callback), so :meth:`NaksSeen.start` reads the connection's last error after a flush, and again ``timeout`` s
-later (nats-server may send the ``-ERR`` after the flush's ``PONG``: 4 of 20 connections); the refused subscription
+later (nats-server sent the ``-ERR`` after the flush's ``PONG`` in 4 of 20 connections: nats-py's flush wrote its
+``PING`` ahead of the ``SUB``; :func:`~gamead_core.queue.flush_all.flush_all` sends it after); the refused subscription
 is dropped, so that nats-py does not send it again at each reconnection (review41b F2: the line was never said).
 
 A doctor run hears them too, from its start to its :meth:`NaksSeen.stop` (:mod:`gamead_core.doctor.unheld`: each
@@ -38,6 +39,7 @@ from nats.aio.subscription import Subscription
 
 from gamead_core import clock, names
 from gamead_core.errors import error_text
+from gamead_core.queue.flush_all import flush_all
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.read_end import unsubscribe_quietly
 
@@ -102,7 +104,7 @@ class NaksSeen:
             self._say(error_text(exc))
             return
         with contextlib.suppress(Exception):  # a refusal's -ERR comes around the flush's PONG (the module doc)
-            await nc.flush(timeout)
+            await flush_all(nc, timeout)
         self.since = clock.now()
         if not await self._refused(nc, sub):
             self._later = asyncio.get_running_loop().call_later(timeout, self._look_again, nc, sub)

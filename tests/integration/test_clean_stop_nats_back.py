@@ -5,7 +5,12 @@ was tried once, for 2 s, and not at all while NATS was away: a worker SIGTERMed 
 3 s before the process exited wrote neither, was judged a death ("stopped answering") and, running one ad, had it
 charged an attempt. Now it is tried again until it lands or the stop's time for it ends
 (:func:`gamead_core.shutdown.last_writes`; the worker's is :class:`gamead_core.worker.drain.LastWrites`). Real
-nats-server, killed (kill -9: the registry, a memory store, goes with it) and started again on its port."""
+nats-server, killed (kill -9: the registry, a memory store, goes with it) and started again on its port.
+
+Each test closes its connection as a process does (:func:`gamead_core.shutdown.close_connection`): with a bare
+``nc.close()``, nats-py's reconnection loop could take the close's cancel and go on trying the killed server for
+ever, and ``asyncio.run``'s exit waited on it (flakes51B: the cut stop's test hung 120 s in a fresh clone's suite;
+tests/integration/test_close_for_good.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry, run_heartbeat
+from gamead_core.shutdown import close_connection
 from gamead_core.stop_bound import ended
 from tests.waits import until
 
@@ -86,7 +92,7 @@ def test_a_clean_stop_during_a_nats_outage_is_noted_once_nats_is_back(fresh_nats
             await until(lambda: nc.is_connected, timeout=DEADLINE, what="the connection back")
             return await registry.stopped(me())
         finally:
-            await nc.close()
+            await close_connection(nc, drain_timeout=0)  # as a process does: its reconnect loop ended too
 
     assert asyncio.run(main()), "the clean stop wrote neither its note nor its mark once NATS was back"
 
@@ -110,7 +116,7 @@ def test_a_clean_stop_cut_while_nats_is_gone_says_it_leaves_the_entry_to_the_ttl
             # the stop's bound cuts it, as the API's stop_observers does (cancelled again every 0.1 s: hang50)
             assert await ended([beat], DEADLINE, "the heartbeat")
         finally:
-            await nc.close()
+            await close_connection(nc, drain_timeout=0)  # as a process does: its reconnect loop ended too
 
     with caplog.at_level(logging.INFO, logger="gamead_core.registry.beat"):
         asyncio.run(main())

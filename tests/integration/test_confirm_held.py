@@ -16,26 +16,29 @@ import nats
 import orjson
 
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.flush_all import flush_all
 from gamead_core.worker.confirm import confirm_held
 from gamead_core.worker.held import HeldAds
+from tests.nats_filter import PublishFilter
 
 SUBJECT = "crashflake50.announced"
 
 
-def _run(server: EmbeddedNats, hold_during_first: bool) -> tuple[bool, int, list[list[str]]]:
+def _run(server: EmbeddedNats, hold_during_first: bool, via: str | None = None) -> tuple[bool, int, list[list[str]]]:
     """confirm_held over a ledger holding ad-1 (and, with ``hold_during_first``, ad-2 held by a "start step" while
-    the first confirmation is awaited); returns what it said, how many announcements it made and what a plain
-    subscriber got of them, every one of them in by the time it returned."""
+    the first confirmation is awaited), its connection to ``via`` (a proxy's URL) or the server; returns what it
+    said, how many announcements it made and what a plain subscriber of the server got of them, every one of them
+    in by the time it returned."""
 
     async def main() -> tuple[bool, int, list[list[str]]]:
-        nc, watcher = await nats.connect(server.url), await nats.connect(server.url)
+        nc, watcher = await nats.connect(via or server.url), await nats.connect(server.url)
         got: list[list[str]] = []
         try:
             async def note(msg: nats.aio.msg.Msg) -> None:
                 got.append(orjson.loads(msg.data))
 
             await watcher.subscribe(SUBJECT, cb=note)
-            await watcher.flush()
+            await flush_all(watcher)  # the server has the subscription (watcher.flush's PING went ahead of it)
             held = HeldAds()
             held.hold(("S", 1), "ad-1", "1.1", "ack-1")
             calls = 0
@@ -70,3 +73,17 @@ def test_a_ledger_that_did_not_change_is_announced_and_confirmed_once(
 ) -> None:
     confirmed, calls, got = _run(fresh_nats(), hold_during_first=False)
     assert confirmed and calls == 1 and got == [["ad-1"]]
+
+
+def test_an_announcement_slow_on_its_way_is_at_the_server_when_the_confirmation_returns(
+    fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter],
+) -> None:
+    """The announcement's bytes reach nats-server 2 s after the worker wrote them (a proxy holds them, and what the
+    worker writes after them): the confirmation waits for them. Before (nc.flush): confirmed at once, the watcher
+    got nothing (``[]``); after: ``[['ad-1']]``."""
+    server = fresh_nats()
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    links.append(proxy)
+    proxy.hold(SUBJECT, 2.0)
+    confirmed, calls, got = _run(server, hold_during_first=False, via=proxy.url)
+    assert confirmed and calls == 1 and got == [["ad-1"]], (confirmed, calls, got)
