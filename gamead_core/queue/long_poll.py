@@ -77,7 +77,7 @@ class LongPolls:
         #: (level, partition) the worker had no room for (it handed ads back from there, "No room" above): no long
         #: poll is put back there until the worker empties it (room again) or waits idle (:meth:`wait` empties it)
         self.full: set[Key] = set() if full is None else full
-        self._idle_wait = idle_wait
+        self.idle_wait = idle_wait  #: seconds a long poll waits at the server (its life)
         self._readable = readable
         keys = [(lvl, p) for lvl in names.LEVELS for p in partitions]  #: level order, then partition
         self.inbox: dict[Key, Inbox] = {key: Inbox() for key in keys}
@@ -216,7 +216,7 @@ class LongPolls:
         oldest part when a view is read level by level; default now): the spell counts from it."""
         mono = time.monotonic()
         self._quiet_since = mono if since is None else min(since, mono)
-        self.quiet_until = mono + self._idle_wait
+        self.quiet_until = mono + self.idle_wait
         self.backlog.clear()
 
     def loud(self) -> set[int]:
@@ -226,6 +226,12 @@ class LongPolls:
         self.quiet_until = 0.0
         self.backlog.clear()
         return noted
+
+    def live(self, margin: float = POLL_MARGIN) -> bool:
+        """True while a long poll of ours may still be answered with an ad: not answered, and not more than ``margin`` s
+        past its expiry (one unanswered that long went with a restarted server). :mod:`gamead_core.worker.alone`."""
+        since = time.monotonic() - margin
+        return any(at > since for at in self._polling.values())
 
     def watched(self, key: Key) -> bool:
         """True while ``key`` has a live long poll of ours."""
@@ -254,7 +260,7 @@ class LongPolls:
                 await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])
             except nats.errors.Error:
                 return  # NATS is away: the next pull says so
-            self._polling[key] = mono + self._idle_wait
+            self._polling[key] = mono + self.idle_wait
 
     def _reconnect_count(self) -> int:  # nats-py's count of this connection's reconnections
         return (getattr(self._nc, "stats", None) or {}).get("reconnects", 0)

@@ -81,8 +81,8 @@ class AgingPuller:
         self._nc, self._js, self._qs = nc, js, qs
         self._parts = range(qs.partitions)  #: work-stream partitions (queue.partitions); the dicts: (level, partition)
         self._levels = LevelHealth()
-        self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable,  #: inboxes and long polls
-                                full=handed.full if handed is not None else None, arrived=arrived)
+        self.polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable,  #: inboxes and long polls
+                               full=handed.full if handed is not None else None, arrived=arrived)  # (.worker.alone)
         self._parts_seen: dict[int, dict[int, LevelHead]] = {}  #: level → partition → its view (:mod:`.part_heads`)
         self._heads: dict[int, LevelHead] = {}  #: level → its view, merged from its partitions'
         self._heads_at = 0.0
@@ -93,12 +93,12 @@ class AgingPuller:
         self._due = waiting_since and DueProbe(js, waiting_since, own or (lambda: ()), handed and handed.handed)
 
     async def start(self) -> None:
-        await self._polls.start()
+        await self.polls.start()
 
     async def stop(self, *, answering: bool = True, drain: float | None = None) -> None:
         """Let the live long polls end, unsubscribe, hand back at once the ads a long poll delivered that no pull
         took yet (``nak``: redelivered without delay); ``answering`` False: at once (:meth:`LongPolls.stop`)."""
-        await self._polls.stop(answering=answering, drain=drain)
+        await self.polls.stop(answering=answering, drain=drain)
 
     # --- level health (gamead_core.queue.level_health) ---------------------------------------------
     def readable(self, level: int) -> bool:  # False while level is failing and its back-off has not passed
@@ -160,7 +160,7 @@ class AgingPuller:
         got: list[Msg] = []
         for p in by_wait(parts) if parts else self._parts:
             ask = want - len(got)
-            inbox, reply = self._polls.inbox[(level, p)], self._polls.reply[(level, p)]
+            inbox, reply = self.polls.inbox[(level, p)], self.polls.reply[(level, p)]
             msgs = await pull_no_wait(self._nc, inbox, reply, level=level, partition=p, want=ask, health=self._levels)
             if parts and p in parts:
                 parts[p], taken_due = after_pull(parts[p], msgs, ask, self._read_at.get(level, 0.0))
@@ -182,7 +182,7 @@ class AgingPuller:
         could beat ``bar`` are read again, every ``queue.head_cache_ms`` (``L`` read at ``t``: ``t+L·step < bar``)."""
         if free <= 0:
             return []
-        polls = self._polls
+        polls = self.polls
         # Delivered already (the long polls bring ≤ 1 each): all of them, beyond ``free`` — the start step runs the
         # best by aging key and holds the rest (taking ``free`` in level order starved a P2 ad behind a P1 stream
         # past its aging bound). No reads. The long polls that brought them are put back now, not at the next empty
@@ -247,7 +247,7 @@ class AgingPuller:
     def _backlog_first(self, bar: float | None) -> bool:
         """True when the noted backlogs may be pulled most urgent level first with no head read: no buffer's bar
         to compare with, and the levels are in aging order (:meth:`LongPolls.level_ordered`)."""
-        return bar is None and self._polls.level_ordered(self._qs.aging_step)
+        return bar is None and self.polls.level_ordered(self._qs.aging_step)
 
     async def _pull_backlog(self, free: int) -> list[Msg]:
         """Up to ``free`` ads of the levels a long poll noted a backlog in, most urgent level first, while every
@@ -255,7 +255,7 @@ class AgingPuller:
         back first, so an ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it,
         beyond ``free`` if need be (at most one per long poll: the worker's start step holds them all and starts
         the best by aging key). Ends the quiet spell (``loud``) when a level cannot be pulled."""
-        polls = self._polls
+        polls = self.polls
         hinted = sorted(polls.backlog)  # (level, partition): most urgent level first
         #: the most urgent level left unwatched for a while (its long poll brought an ad with nothing behind it):
         #: what arrived there meanwhile is unseen, so no noted level after it is pulled blind
@@ -327,24 +327,24 @@ class AgingPuller:
 
     @property
     def published(self) -> int:  # how many ads long polls have delivered to us; pass it to wait_for_work
-        return self._polls.published
+        return self.polls.published
 
     def take_delivered(self) -> list[Msg]:
         """Every ad delivered to us (long polls, late answers) that no pull took yet, status answers dropped: for a
         worker with no free slot to hold at once (:mod:`gamead_core.queue.inbox`)."""
-        return self._polls.take(1 << 62)  # every one: no count of them first
+        return self.polls.take(1 << 62)  # every one: no count of them first
 
     def unstarted(self) -> Iterator[Msg]:  # ads its long polls brought, no pull took, ack_wait not past: LongPolls
-        return self._polls.unstarted(self._qs.ack_wait)
+        return self.polls.unstarted(self._qs.ack_wait)
 
     @property
     def rung_at(self) -> float | None:  # when the oldest ad a long poll brought that no pull took yet came
-        return self._polls.rung_at
+        return self.polls.rung_at
 
     async def wait_for_work(self, since: int, timeout: float, *, idle: bool = True) -> None:
         """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes; the long polls
         are (re)placed first, so reading ``since`` before a pull makes it race-free (:meth:`LongPolls.wait`, idle)."""
-        await self._polls.wait(since, timeout, idle=idle)
+        await self.polls.wait(since, timeout, idle=idle)
 
 
 __all__ = ["AgingPuller", "DUE_PROBE", "WaitingSince"]

@@ -10,8 +10,9 @@ in the worker's registry entry; its recovery knew nothing of them and they waite
 :func:`confirm_held` announces, then waits for nats-server to answer a ``PING`` sent after the announcement (it
 has every message sent before; :func:`gamead_core.queue.flush_all.flush_all`: nats-py's own flush sent its ``PING``
 ahead, flakes51B), again while a start step held or let go of ads meanwhile (at most :data:`ROUNDS` times); the
-attempt starts right after it, with no await between. What it cannot cover: ads delivered to a live long poll of
-the worker in its last milliseconds, not yet read (the recovery line's "last moments").
+attempt starts right after it, with no await between. Alone, it could not cover an ad delivered to a live long poll
+of the worker in its last milliseconds, not yet read (the recovery line's "last moments"): :mod:`.alone` first waits
+until no pull request of the worker is at the server (lastmoments51).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enab
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import NAK_WINDOW, budget_spent, delivery_id, ends_unrun, lost_attempt, superseded
-from gamead_core.worker.confirm import confirm_held
+from gamead_core.worker.alone import QueueSide, alone_at_queue
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.foreign import DONE, settle_unexpected
 from gamead_core.worker.give_back import may_have_landed, unclaim
@@ -86,23 +86,20 @@ class AdHandler:
     succeeded, before its outcome is written (the worker may then start another analysis in its slot, and no
     longer counts this one as running); ``registry``: where a delivery the record names as running is looked up
     before it is called lost (:func:`~gamead_core.worker.holder.holder_of`); ``handed``: the worker's hand-backs
-    (:meth:`~.handback.HandBacks.handed`), which tell a redelivery it caused (:mod:`.redelivery`)."""
+    (:meth:`~.handback.HandBacks.handed`), which tell a redelivery it caused (:mod:`.redelivery`); ``queue``: the
+    worker's pulls, ended before a suspect ad's attempt (:mod:`.alone`; None: only what it holds is confirmed)."""
 
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
                  gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
                  held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None,
                  analysed: Callable[[HeldKey], None] | None = None, registry: Registry | None = None,
-                 lease: Lease | None = None, handed: Handed | None = None) -> None:
-        self.settings = settings
-        self.worker_id = worker_id
-        self.stats = stats
-        self._settle = settle
-        self._gate = gate
-        self._pause = pause
+                 lease: Lease | None = None, handed: Handed | None = None, queue: QueueSide | None = None) -> None:
+        self.settings, self.worker_id, self.stats = settings, worker_id, stats
+        self._settle, self._gate, self._pause = settle, gate, pause
         self._hooks = hooks
         self._shielded = shielded
         self._held = held if held is not None else HeldAds()
-        self._announce, self._registry = announce, registry
+        self._announce, self._registry, self._queue = announce, registry, queue
         self._analysed = analysed
         self.redeliveries = Redeliveries(settle.ack_wait, handed, registry=registry,  #: why one came (.redelivery)
                                           holder_wait=settings.registry.heartbeat_interval)
@@ -215,11 +212,12 @@ class AdHandler:
                         else:
                             await settle.stale(msg, current.record, delivery)
                         return
-                    if suspect:  # it may crash us: what we hold is at the server first (.confirm)
+                    if suspect:  # it may crash us: no pull of ours at the server, what we hold there (.alone)
                         log.info("ad %s runs alone: it was in flight on a worker that stopped answering", ad_id,
                                  extra={"ad_id": ad_id, "worker_id": self.worker_id})
                         nc = self._registry.connection if self._registry is not None else None
-                        await confirm_held(self._held, self._announce_now, nc, self.settings.nats.request_timeout)
+                        await alone_at_queue(self._held, self._announce_now, nc, self.settings.nats.request_timeout,
+                                             self._queue, ad_id)
                     outcome = await self._hooks.attempt(current.record, self._analyse)
                     marked = True
                 settled = True

@@ -45,6 +45,7 @@ from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
+from gamead_core.worker.alone import QueueSide
 from gamead_core.worker.announce import announcement, beat_head, now_iso
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.drain import LastWrites, drain
@@ -140,7 +141,8 @@ class Worker:
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held, handed=self._handbacks.handed,
-                                      analysed=self._analysed, registry=registry, lease=self._lease)
+                                      analysed=self._analysed, registry=registry, lease=self._lease,
+                                      queue=QueueSide(self._slots, lambda: self._puller))  # a suspect's (.alone)
             self._doubt = InDoubt(store, self._handler.running, self._handler.taken, self.id)  # .lease
             self._let_go = partial(let_go, self._lease, self.id, buffer=self._buffer, keepalive=self._keepalive,
                                    held=self._held, doubt=self._doubt)  # a lapse: buffer let go, analyses in doubt
@@ -315,8 +317,7 @@ class Worker:
 
     def _track(self, coro: Coroutine[Any, Any, None], ads: int = 0) -> None:  # a task the drain waits for
         self._in_hand += ads  # the ads it takes in hand (the slots count them)
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
+        self._tasks.add(task := asyncio.create_task(coro))
         task.add_done_callback(self._tasks.discard)
 
     def _ended(self, key: HeldKey, slot: object = None) -> None:  # an ad ended (a batch's: slot = key)
@@ -341,8 +342,7 @@ class Worker:
 
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
-        task = asyncio.current_task()
-        self._slots.took(task)  # its slot's pace: until it gives the slot back (gamead_core.worker.slots)
+        self._slots.took(task := asyncio.current_task())  # its slot's pace: until it gives the slot back (.slots)
         try:
             await self._handler(msg)
         finally:

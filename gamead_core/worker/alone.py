@@ -1,0 +1,109 @@
+"""A suspect ad runs alone at the queue too (lastmoments51): before its attempt its worker has no pull request at
+nats-server or under way, and every ad those delivered is held and announced, at the server (:mod:`.confirm`).
+
+A suspect ad may crash its worker (a poison ad runs alone each time until it ends dead). While it waits and runs,
+its gate (:class:`~.solo.SoloGate`) leaves the pull loop no free slot, so the worker sends no new pull; but the long
+polls placed before (one per (level, partition), living ``queue.idle_wait`` at the server; a pull puts them back as
+it takes its ads, the suspect one's included) still take what is published meanwhile. An ad one delivered in the
+last millisecond before the crash was never read, so never announced (registry ``holding``): no recovery could hand
+it back, and it waited the consumer's ``ack_wait`` (the crash-loop test, ~3 in 21 runs at load 25, 300 s there;
+tests/integration/test_alone_at_queue.py holds that moment open).
+
+:func:`alone_at_queue` waits, before the attempt, until (:meth:`QueueSide.still`)
+
+* every long poll of the worker was answered (an ad, or 408 at its expiry; or unanswered :data:`POLL_MARGIN` past
+  its expiry: gone with a restarted server),
+* the pull loop waits for a slot (:attr:`.slots.SlotWatch.waiting`): no ``no_wait`` pull of its is under way, and
+  the gate keeps it from sending one until the suspect ad has settled,
+* no inbox holds an ad (the loop holds them at once, :mod:`gamead_core.queue.inbox`; one that came while it was busy
+  holding others missed its wake-up, and is woken for here),
+
+then announces what the worker holds and waits for nats-server's ``PING`` answer (:func:`.confirm.confirm_held`): a
+delivery made before it is read by then, and looked for again. That takes up to about one long poll's life (the
+worker's ``queue.idle_wait``; 5 s at the defaults); past it and :data:`MARGIN` more the worker says so and the
+attempt goes on, as before. Suspect ads are rare (only after a crash) and ordinary ones pay nothing: the wait looks
+every :data:`STEP` s instead of hooking into the long polls' and slots' hot paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from nats.aio.client import Client as NATS
+
+from gamead_core.queue.long_poll import POLL_MARGIN, LongPolls
+from gamead_core.queue.pull import AgingPuller
+from gamead_core.worker.confirm import ROUNDS, confirm_held
+from gamead_core.worker.held import HeldAds
+from gamead_core.worker.slots import SlotWatch
+
+log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
+
+#: Seconds between two looks at the queue side while a suspect ad waits to start
+STEP = 0.02
+#: Seconds past the last long poll's life (and :data:`POLL_MARGIN`) the wait goes on, for the loop to park
+MARGIN = 2.0
+
+
+class QueueSide:
+    """A worker's queue side, as a suspect ad's start looks at it: its ``slots`` (where the pull loop waits) and its
+    ``puller`` (None before the worker made it)."""
+
+    def __init__(self, slots: SlotWatch, puller: Callable[[], AgingPuller | None]) -> None:
+        self._slots, self._puller = slots, puller
+
+    def _polls(self) -> LongPolls | None:
+        puller = self._puller()
+        return None if puller is None else puller.polls
+
+    @property
+    def bound(self) -> float:
+        """Longest wait (s) for :meth:`still`: a long poll's life, :data:`POLL_MARGIN` and :data:`MARGIN`."""
+        polls = self._polls()
+        return (0.0 if polls is None else polls.idle_wait) + POLL_MARGIN + MARGIN
+
+    def still(self) -> bool:
+        """True when the worker has no pull request at the server or under way and no ad waits in an inbox."""
+        if (polls := self._polls()) is None:
+            return True
+        if next(polls.unstarted(), None) is not None:
+            self._slots.freed()  # the loop holds it (a wake-up it missed while it was holding others)
+            return False
+        return self._slots.waiting and not polls.live()
+
+    async def settle(self, until: float) -> bool:
+        """Wait until :meth:`still` (True), or ``until`` (monotonic s) passed (False)."""
+        while not self.still():
+            if time.monotonic() >= until:
+                return False
+            await asyncio.sleep(STEP)
+        return True
+
+
+async def alone_at_queue(held: HeldAds, announce: Callable[[], Awaitable[None]], nc: NATS | None, timeout: float,
+                         queue: QueueSide | None, ad_id: str) -> bool:
+    """Before suspect ad ``ad_id``'s attempt: its worker alone at the queue (``queue``, :meth:`QueueSide.settle`;
+    None: not looked at), then what it holds at the server (:func:`confirm_held`, ``timeout`` s for the ``PING``),
+    again while a delivery came meanwhile (at most :data:`ROUNDS` times). True when both hold; False when not (said
+    when the queue side did not settle in time): the attempt goes on."""
+    if queue is None:
+        return await confirm_held(held, announce, nc, timeout)
+    began = time.monotonic()
+    for _ in range(ROUNDS):
+        if not await queue.settle(began + queue.bound):
+            log.warning("ad %s runs alone while this worker may still be given ads (a long poll unanswered, or its "
+                        "pull loop not waiting, after %.1fs): one delivered as it crashes comes back after ack_wait",
+                        ad_id, time.monotonic() - began, extra={"ad_id": ad_id})
+            await confirm_held(held, announce, nc, timeout)
+            return False
+        if not await confirm_held(held, announce, nc, timeout):
+            return False
+        if queue.still():
+            return True
+    return False
+
+
+__all__ = ["MARGIN", "QueueSide", "STEP", "alone_at_queue"]

@@ -1,0 +1,66 @@
+"""When a suspect ad's worker counts as alone at the queue (gamead_core.worker.alone.QueueSide.still): no long poll of
+its may still be answered, its pull loop waits for a slot (so no pull of its is under way), and no ad waits unheld in
+an inbox; one that does wakes the loop, which holds it. The whole wait, against a real nats-server:
+tests/integration/test_alone_at_queue.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+from gamead_core.queue.long_poll import POLL_MARGIN, LongPolls
+from gamead_core.worker.alone import MARGIN, QueueSide
+from gamead_core.worker.slots import SlotWatch
+
+
+def _side() -> tuple[QueueSide, LongPolls, SlotWatch]:
+    polls = LongPolls(None, 5.0, range(1), lambda level: True)  # type: ignore[arg-type] # no NATS: nothing is sent
+    slots = SlotWatch(2)
+    return QueueSide(slots, lambda: SimpleNamespace(polls=polls)), polls, slots  # type: ignore[arg-type,return-value]
+
+
+async def _parked(slots: SlotWatch) -> asyncio.Task[bool]:
+    """The pull loop, waiting for a slot (as a full or blocked worker's loop does)."""
+    task = asyncio.ensure_future(slots.wait(None))
+    await asyncio.sleep(0)
+    assert slots.waiting
+    return task
+
+
+def test_a_live_long_poll_or_a_loop_under_way_is_not_alone_at_the_queue() -> None:
+    async def main() -> None:
+        side, polls, slots = _side()
+        assert side.bound == 5.0 + POLL_MARGIN + MARGIN  # one long poll's life, then the margins
+        assert not side.still()  # the loop is not waiting for a slot: it may be pulling
+        loop = await _parked(slots)
+        assert side.still()
+        polls._polling[(3, 0)] = time.monotonic() + 5.0  # a long poll at the server (LongPolls.place)
+        assert not side.still()
+        polls._polling[(3, 0)] = time.monotonic() - POLL_MARGIN - 0.1  # expired, never answered: gone
+        assert side.still()
+        polls._polling[(3, 0)] = time.monotonic() + 5.0
+        polls._polling.pop((3, 0))  # answered (LongPolls._on_bell: an ad, or 408)
+        assert side.still()
+        loop.cancel()
+
+    asyncio.run(main())
+
+
+def test_an_ad_left_in_an_inbox_wakes_the_loop_to_hold_it() -> None:
+    async def main() -> None:
+        side, polls, slots = _side()
+        loop = await _parked(slots)
+        polls.inbox[(2, 0)]._queue.append(SimpleNamespace(headers=None))  # came while the loop held others: no wake
+        polls.inbox[(2, 0)]._came.append(time.monotonic())
+        assert not side.still()
+        assert await asyncio.wait_for(loop, 5) is True  # woken: it takes the ad and holds it (Worker._loop)
+        polls.take(1)
+        await _parked(slots)
+        assert side.still()
+
+    asyncio.run(main())
+
+
+def test_no_puller_yet_is_alone() -> None:
+    assert QueueSide(SlotWatch(1), lambda: None).still()
