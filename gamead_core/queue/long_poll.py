@@ -51,6 +51,7 @@ from nats.aio.subscription import Subscription
 from gamead_core import names
 from gamead_core.queue.inbox import Inbox
 from gamead_core.queue.inline_sub import subscribe_inline
+from gamead_core.queue.poll_room import to_place
 from gamead_core.queue.pull_request import is_status, nak_now, take_delivered
 from gamead_core.queue.read_end import unsubscribe_quietly
 
@@ -246,16 +247,14 @@ class LongPolls:
         return level_order_is_aging_order([level for level, _ in self.backlog],
                                           time.monotonic() - self._quiet_since, aging_step)
 
-    async def place(self, skip: list[Key] | None = None) -> None:
+    async def place(self, skip: list[Key] | None = None, room: int | None = None) -> None:
         """Make sure each readable (level, partition) not in ``skip`` nor :attr:`full` has one long poll waiting at
-        the server."""
+        the server; none when ``room`` (what the worker can take after this step's ads) is below 0 (.poll_room)."""
         if self._reconnect_count() != self._reconnects:  # a restarted server kept no pull request of ours: none
             self._forget()  # is live, nor the quiet spell they vouched for (quiet48: the next ad waited ~idle_wait)
         mono = time.monotonic()
-        for key in self.inbox:
-            if ((skip and key in skip) or key in self.full or self._polling.get(key, 0.0) > mono
-                    or not self._readable(key[0])):
-                continue
+        for key in to_place([k for k in self.inbox if not ((skip and k in skip) or k in self.full
+                             or self._polling.get(k, 0.0) > mono or not self._readable(k[0]))], room):
             try:
                 await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])
             except nats.errors.Error:

@@ -186,7 +186,7 @@ class AgingPuller:
         # Delivered already (the long polls bring ≤ 1 each): all of them, beyond ``free`` — the start step runs the
         # best by aging key and holds the rest (taking ``free`` in level order starved a P2 ad behind a P1 stream
         # past its aging bound). No reads. The long polls that brought them are put back now, not at the next empty
-        # look: until then a more urgent ad arriving reached no one, and the next slot took a less urgent one.
+        # look (a more urgent ad arriving reached no one), unless they are more than ``free`` (a hand-back: .poll_room).
         # A level noted with a backlog is pulled directly (no long poll): when it is more urgent than one of these,
         # it is pulled too, so the long polls' less urgent ads cannot keep it waiting.
         # With no quiet spell (nothing says what waits unseen), or a more urgent noted backlog that a spell older
@@ -194,13 +194,13 @@ class AgingPuller:
         # as they were, and a fresh P2 ad overtook a P1 backlog by its whole 2 steps (bench_aging.py, step 2 s).
         local = polls.take(free + len(polls.inbox))
         if local:
-            await polls.place(skip=list(polls.backlog))
+            await polls.place(skip=list(polls.backlog), room=None if bar is not None else free - len(local))
             quiet = time.monotonic() < polls.quiet_until
             hinted = min(polls.backlog, default=None)
             if not quiet or (hinted is not None
                              and hinted[0] < max(names.level_of_subject(m.subject) for m in local)):
                 if quiet and self._backlog_first(bar):
-                    local.extend(await self._pull_backlog(free))
+                    local.extend(await self._pull_backlog(free, room=free - len(local)))
                 else:
                     noted = polls.loud()
                     now, step = clock.now(), self._qs.aging_step
@@ -249,19 +249,19 @@ class AgingPuller:
         to compare with, and the levels are in aging order (:meth:`LongPolls.level_ordered`)."""
         return bar is None and self.polls.level_ordered(self._qs.aging_step)
 
-    async def _pull_backlog(self, free: int) -> list[Msg]:
+    async def _pull_backlog(self, free: int, room: int | None = None) -> list[Msg]:
         """Up to ``free`` ads of the levels a long poll noted a backlog in, most urgent level first, while every
         other level is long-polled (:mod:`gamead_core.queue.long_poll`, "Backlog hints"): their long polls are put
         back first, so an ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it,
         beyond ``free`` if need be (at most one per long poll: the worker's start step holds them all and starts
-        the best by aging key). Ends the quiet spell (``loud``) when a level cannot be pulled."""
+        the best by aging key; ``room`` < 0: none is put back, .poll_room). Ends the quiet spell when a level fails."""
         polls = self.polls
         hinted = sorted(polls.backlog)  # (level, partition): most urgent level first
         #: the most urgent level left unwatched for a while (its long poll brought an ad with nothing behind it):
         #: what arrived there meanwhile is unseen, so no noted level after it is pulled blind
         blind = min((k[0] for k in polls.inbox if k not in polls.backlog and not polls.watched(k)
                      and self.readable(k[0])), default=None)
-        await polls.place(skip=hinted)  # their own long polls would take the next ads these pulls are for
+        await polls.place(skip=hinted, room=room)  # their own long polls would take the next ads these pulls are for
         got: list[Msg] = []
         for key in hinted:
             level, p = key

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import nats
+import pytest
 from nats.js import JetStreamContext
 
 from gamead_core import names
@@ -237,3 +238,32 @@ def test_a_long_polled_ad_does_not_overtake_a_more_urgent_backlog_a_long_spell_c
 
     levels = asyncio.run(go())
     assert levels == [1, 1, 1, 1, 1, 1, 5], levels
+
+
+@pytest.mark.parametrize(("want", "placed"), [(4, ()), (5, tuple(names.LEVELS))])
+def test_long_polls_are_not_put_back_by_a_pull_that_got_more_than_it_asked_for(
+        fresh_nats: Callable[[], EmbeddedNats], want: int, placed: tuple[int, ...]) -> None:
+    """churn51: the long polls of an idle worker (4 slots, no buffer yet: no pace timed) bring one ad of each level,
+    5 for 4 free slots; its start step hands the P5 ad back. The pull put all five long polls back first, so the
+    ``nak``'ed ad came straight back to it (or to another full worker's, and back: one ad between two workers 4 times
+    in a loaded full run, test_handback_churn_two). Now a pull that got more than it asked for puts none back (the
+    handed-back ad waits for a worker with room); one that asked for 5 puts all back, as before."""
+
+    async def go() -> tuple[int, dict[int, int]]:
+        async with _quiet_puller(fresh_nats()) as (puller, js, pjs):
+            ads = [(names.level_subject(level), f"{level}-0".encode(), {}) for level in names.LEVELS]
+            await publish_batch(pjs, ads, stream=names.work_stream(0), timeout=10)
+            async with asyncio.timeout(10):  # each level's long poll has brought its ad
+                while puller.published < len(names.LEVELS):
+                    await asyncio.sleep(0.01)
+            got = await puller.pull(want)
+            await js._nc.flush()  # (the puller's connection) the long polls put back, if any, are at the server
+            waiting = {level: (await js.consumer_info(names.ADS_STREAM, names.level_consumer(level, 0))).num_waiting
+                       for level in names.LEVELS}
+            for msg in got:
+                await msg.ack()
+            return len(got), waiting
+
+    count, waiting = asyncio.run(go())
+    assert count == 5  # all of them: the start step runs the best by aging key and hands the rest back
+    assert waiting == {level: int(level in placed) for level in names.LEVELS}, waiting  # before: 1 on each level
