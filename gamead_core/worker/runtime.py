@@ -220,10 +220,9 @@ class Worker:
             self._handbacks.recent.wire(time.monotonic())))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
-        """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
-        buffer holds enough for the free slots, the puller is asked only for ads that beat its best; otherwise
-        for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
-        finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
+        """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): with enough
+        buffered for the free slots, only ads that beat its best are pulled; else the free slots and up to
+        ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
         idle, linger = IdleWait(), Linger(self.settings.worker.linger_ms / 1000)  #: the wait for work, here (.idle)
         stopping.add_done_callback(self._quiet.waking(lambda: (self._slots.freed(), idle.cut())))  # or a quiet
@@ -242,6 +241,7 @@ class Worker:
                 if free <= 0:
                     if came := puller.take_delivered():  # ads a long poll brought to a full worker (.queue.inbox):
                         await self._start(came, 0)  # held, announced, kept alive now; buffered or handed back
+                        continue  # look again: a slot freed or an ad came during the start woke no one (no waiter)
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
                     woke = await self._slots.wait(self._fence.bound(wait))  # a slot freed, the stop, a timeout
