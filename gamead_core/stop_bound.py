@@ -214,5 +214,12 @@ def arm(bound: float, role: str, *, loop: asyncio.AbstractEventLoop | None = Non
     return thread
 
 
+async def settle(task: asyncio.Future[Any], grace: float, bound: float, what: str) -> bool:
+    """Wait up to ``grace`` seconds for ``task`` to end by itself (its stop already asked), then :func:`ended` it
+    within ``bound`` seconds more: True if it ended."""
+    await asyncio.wait({task}, timeout=grace)
+    return await ended([task], bound, what)
+
+
 __all__ = ["API_BOUND", "CUT_EXIT", "LAST_WRITES_MARGIN", "RECANCEL_EVERY", "UP_MARGIN", "WORKER_MARGIN", "arm",
-           "ended", "last_writes_until", "still_running", "up_bound", "within", "worker_bound"]
+           "ended", "last_writes_until", "settle", "still_running", "up_bound", "within", "worker_bound"]

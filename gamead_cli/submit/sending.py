@@ -155,8 +155,8 @@ def send_many(
             good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
             answers: list[tuple[int, str, Any]] = [(i, where, ad) for i, where, ad in named
                                                    if isinstance(ad, GameadError)]
-            sent = deadline = time.monotonic()  # (sent: the latest post's, the outage's clock: only its ads are taken)
-            deadline += client.retry_for
+            sent = time.monotonic()  # the latest post's (the outage's clock): only its ads can have been taken
+            deadline = sent + client.retry_for
             answers += post(good) if good else []
             for attempt in itertools.count(1):
                 outage.judge((body for _, _, body in answers), sent)  # every ad refused for the store: an outage (F3)

@@ -45,7 +45,7 @@ from gamead_core.scaling.store import (
     standing_text,
 )
 from gamead_core.stats.document import node_states
-from gamead_core.stop_bound import ended
+from gamead_core.stop_bound import settle
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +263,7 @@ async def start_autoscaler(app: FastAPI) -> Callable[[], Awaitable[None]]:
 
     async def stop_autoscaler() -> None:
         stop.set()
-        await asyncio.wait({task}, timeout=5.0)
-        await ended([task], 3.0, "the autoscaler")  # cancelled again until it ends (hang50), bounded
+        await settle(task, 5.0, 3.0, "the autoscaler")  # cancelled again until it ends (hang50), bounded
 
     return stop_autoscaler
 

@@ -15,7 +15,7 @@ from gamead_core.names import STOPS_BUCKET
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.shutdown import last_writes
-from gamead_core.stop_bound import ended
+from gamead_core.stop_bound import settle
 
 log = logging.getLogger(__name__)
 #: the line of a stop that left its node's entry to expire: the node id, and why
@@ -183,13 +183,8 @@ async def heartbeating(
         yield health
     finally:
         stop.set()
-        await _settle(task, timeout=interval + 1.0 + max(2.0, last_for() if last_for is not None else LAST_FOR))
-
-
-async def _settle(task: asyncio.Task[None], timeout: float) -> None:
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        await ended([task], 2.0, "the heartbeat")  # cancelled again if a NATS await took the cancel (hang50)
+        await settle(task, interval + 1.0 + max(2.0, last_for() if last_for is not None else LAST_FOR), 2.0,
+                     "the heartbeat")  # cancelled again if a NATS await took the cancel (hang50)
 
 
 __all__ = ["BeatHealth", "heartbeating", "run_heartbeat"]

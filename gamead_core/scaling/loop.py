@@ -57,7 +57,7 @@ from gamead_core.scaling.shared import SharedState
 from gamead_core.scaling.status import STALE_INTERVALS, observed_document, status_document
 from gamead_core.scaling.store import Override, ScaleStore, active_override, clock_utc, override_reason
 from gamead_core.stats.sampler import Sample
-from gamead_core.stop_bound import ended
+from gamead_core.stop_bound import settle
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ class Autoscaler:
         finally:
             keeper_stop.set()  # releases the lease if held
             if keeper_task is not None:
-                await asyncio.wait({keeper_task}, timeout=3.0)  # it releases the lease
-                await ended([keeper_task], 2.0, "the autoscaler's lease keeper")  # cancels it again if need be
+                await settle(keeper_task, 3.0, 2.0, "the autoscaler's lease keeper")  # it releases the lease
             await asyncio.gather(*filter(None, [sampling]), return_exceptions=True)
             if isinstance(self.backend, LazyKubernetesScaler):
                 self.backend.close()  # a local backend's workers belong to its owner (`gamead up`)
@@ -202,7 +201,8 @@ class Autoscaler:
         self._leader_since = self._clock()
         self._term, self._lapse_note = self.keeper.new_term(self._leader_since) if self.keeper else (0, "")
         self._policy = ScalingPolicy(self.settings)
-        self._backoff = self._backoff if self._lapse_note else Backoff()  # a lapse: its failures in a row stand
+        if not self._lapse_note:  # a lapse of its own lease: its failures in a row stand
+            self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
         await self.shared.resume()
         self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono(), self.backend)
