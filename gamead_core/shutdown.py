@@ -124,13 +124,14 @@ async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
 
 async def close_for_good(nc: Any, timeout: float = 2.0) -> None:
     """``nc.close()`` within ``timeout`` s, and nats-py's reconnection loop ended with it (at most ``timeout`` s
-    more). Never raises. Call :func:`mark_ours` first.
+    more), marked ours first (:func:`mark_ours`). Never raises.
 
     Why the loop (flakes51B): nats-py's close cancels it once, and Python 3.11's ``asyncio.wait_for`` takes a cancel
     that comes as the await it wraps ends (a connect refused by a server that is gone): the loop goes on trying every
     ``reconnect_time_wait`` after the close, for ever, and ``asyncio.run``'s exit waits on it (one cancel, taken the
     same way: a test's run hung until pytest-timeout's 120 s, 1,140 refused connects logged). :func:`ended` cancels
     it again until it ends."""
+    mark_ours(nc)  # its closed_cb must not take it for nats-py's close
     try:
         await asyncio.wait_for(nc.close(), timeout)
     except Exception as exc:  # noqa: BLE001 - nats-py can fail writing to a dead socket; we are leaving

@@ -59,7 +59,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
     from gamead_core.queue.connection import connect_options
     from gamead_core.registry import Registry
     from gamead_core.scaling.probe import HeartbeatProbe, Watched
-    from gamead_core.shutdown import close_for_good, mark_ours
+    from gamead_core.shutdown import close_for_good
 
     pending, given_up = list(scaler.worker_names), []
     watches: dict[str, tuple[int | None, StartWatch]] = {}
@@ -130,7 +130,6 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
         return given_up
     finally:
         if nc is not None:
-            mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
             await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
         else:
             await ended([connect], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded

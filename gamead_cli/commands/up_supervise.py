@@ -18,7 +18,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.scaling.stacks import stack_id
-from gamead_core.shutdown import close_for_good, mark_ours
+from gamead_core.shutdown import close_for_good
 from gamead_core.stop_bound import ended, within
 
 T = TypeVar("T")
@@ -143,7 +143,6 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
             raise refusal
     finally:
         if nc is not None:
-            mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
             await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
         for sig in stop_signals():
             loop.remove_signal_handler(sig)

@@ -222,7 +222,8 @@ async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, star
             async for msg in reads:
                 yield msg
         return
-    at, pending = max(info.state.first_seq, start_seq or 1) - 1, None  # the last sequence read, pending after it
+    floor = max(info.state.first_seq, start_seq or 1)  # the window's first sequence
+    at, pending = floor - 1, None  # the last sequence read, pending after it
     async with aclosing(read_in_order(js, stream, subject, info, start_seq=start_seq, timeout=timeout)) as bodies:
         async for msg in bodies:
             at, pending = position(msg)
@@ -233,7 +234,6 @@ async def read_snapshot(js: JetStreamContext, stream: str, subject: str, *, star
     try:
         keys = await _keys_to_the_end(js, stream, subject, at, timeout)
     except KeysOutran:  # writers faster than the key read: the keys as the server's index has them, if few enough
-        floor = max(info.state.first_seq, start_seq or 1)
         listed = await keys_now(js, stream, subject, at_most=INDEX_AT_MOST * (info.state.last_seq - floor + 1),
                                 timeout=timeout)
         if listed is None:
