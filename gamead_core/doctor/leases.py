@@ -238,8 +238,8 @@ class Leases:
             return {k: (text, rev) for k, (lease, rev) in read.items()
                     if (text := stuck_text(k, lease, now, self._ttls.get(k), registered, unproven)) is not None}
 
-        stuck = judged(False)  # the bucket's age read only when it may matter: some holder named
-        return judged(True) if stuck and registered is not None and await self.young(stats) else stuck
+        stuck, sure = judged(False), judged(True)  # the bucket's age read only when it matters: one named for its
+        return sure if stuck != sure and await self.young(stats) else stuck  # holder not listed, and for that alone
 
     async def first(self, stats: ReadStats) -> None:
         """Read every key of the leases bucket and keep the stuck ones (none when the bucket is missing)."""

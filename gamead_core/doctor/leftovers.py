@@ -92,10 +92,14 @@ async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: Re
     stats.jobs = len(jobs)
     live = any(not j.state.terminal for j in jobs)
     registered = await nodes.registered(stats) if nodes is not None and live else None
-    named = any(stuck_text(j, now, grace, registered) is not None for j in jobs)
-    unproven = named and await _young(nodes, registered, stats)
+    unproven = any(_for_absence(j, now, grace, registered) for j in jobs) and await _young(nodes, registered, stats)
     return {j.id: lease_key(j) for j in jobs
             if lease_expired(j, now - grace) or stuck_text(j, now, grace, registered, unproven) is not None}
+
+
+def _for_absence(job: Any, now: float, grace: float, registered: set[str] | None) -> bool:
+    """Whether ``job`` is named for its runner not listed in the registry, and for that alone (pure)."""
+    return stuck_text(job, now, grace, registered) is not None and stuck_text(job, now, grace, registered, True) is None
 
 
 async def _young(nodes: Any, registered: set[str] | None, stats: ReadStats) -> bool:
@@ -133,8 +137,8 @@ async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: flo
                 f"{clock_utc(job.lease_until, now)}")
             actions.append(["job_lease_expired", job.id, None])
         elif lease_key(job) == tuple(first) and stuck_text(job, now, grace, registered) is not None:
-            if unproven is None:
+            if unproven is None and _for_absence(job, now, grace, registered):
                 unproven = await _young(nodes, registered, stats)
-            if (why := stuck_text(job, now, grace, registered, unproven)) is not None:
+            if (why := stuck_text(job, now, grace, registered, bool(unproven))) is not None:
                 add(finding, job.id, f"{why}. Fix: gamead doctor --repair (takes it over)")
                 actions.append(["job_lease_expired", job.id, revision])
