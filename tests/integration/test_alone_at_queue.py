@@ -12,18 +12,15 @@ the stream, and the worker started in the killed one's place runs it at once."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
+from tests.long_polled import waiting_pulls
 from tests.support import Proc, ad, all_threads_stopped, start_api, start_worker, wait_for, wait_terminal
 
 LEVEL = 3
@@ -33,20 +30,6 @@ SETTINGS = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL"
             "GAMEAD_QUEUE__IDLE_WAIT": "8", "GAMEAD_QUEUE__ACK_WAIT": "300", "GAMEAD_WORKER__BACKOFF_BASE": "0.2",
             "GAMEAD_WORKER__MAX_ATTEMPTS": "5"}
 POISON = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^Poison"}
-
-
-def _waiting_polls(url: str) -> int:
-    """Pull requests waiting at nats-server on the level's consumer (``num_waiting``): live long polls."""
-
-    async def main() -> int:
-        nc = await nats.connect(url)
-        try:
-            info: Any = await nc.jetstream().consumer_info(names.work_stream(), names.level_consumer(LEVEL))
-            return int(info.num_waiting or 0)
-        finally:
-            await nc.close()
-
-    return asyncio.run(main())
 
 
 @pytest.fixture
@@ -83,7 +66,7 @@ def test_an_ad_published_while_a_suspect_ad_runs_alone_is_not_lost_with_its_work
                  what="the suspect poison ad to run alone on the second worker")
         second.signal(signal.SIGSTOP)  # its last moments, held open: whatever reaches it now, it never reads
         wait_for(lambda: all_threads_stopped(second.pid), timeout=10, interval=0.005, what="the worker to stop")
-        polls = _waiting_polls(nats_url)
+        polls = waiting_pulls(nats_url, (LEVEL,))[LEVEL]  # live long polls at the server
         innocent = submit("Innocent Bystander")
         second.kill()  # as the poison's crash would
         worker("3")
