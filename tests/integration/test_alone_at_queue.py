@@ -13,7 +13,7 @@ the stream, and the worker started in the killed one's place runs it at once."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,19 +32,13 @@ SETTINGS = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL"
 POISON = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^Poison"}
 
 
-@pytest.fixture
-def api(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> Iterator[tuple[str, str]]:
-    server = fresh_nats()
-    proc, url = start_api(server.url, tmp_path, **SETTINGS)
-    procs.append(proc)
-    yield server.url, url
-
-
 @pytest.mark.timeout(180)
 def test_an_ad_published_while_a_suspect_ad_runs_alone_is_not_lost_with_its_worker(
-    api: tuple[str, str], procs: list[Proc], tmp_path: Path,
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path,
 ) -> None:
-    nats_url, url = api
+    nats_url = fresh_nats().url
+    api, url = start_api(nats_url, tmp_path, **SETTINGS)
+    procs.append(api)
 
     def worker(run: str, **env: str) -> Proc:  # one id, as `gamead up` restarts it: each adopts what the last held
         proc = start_worker(nats_url, tmp_path / run, worker_id="w", concurrency=2, **SETTINGS, **env)

@@ -10,7 +10,7 @@ loop at load 20-30: an innocent ad ``queued`` for 160 s) left it to the consumer
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +42,13 @@ def _delivered(url: str) -> int:
     return asyncio.run(main())
 
 
-@pytest.fixture
-def api(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> Iterator[tuple[str, str]]:
-    server = fresh_nats()
-    proc, url = start_api(server.url, tmp_path, **LONG_ACK_WAIT, **FAST_REGISTRY)
-    procs.append(proc)
-    yield server.url, url
-
-
 @pytest.mark.timeout(120)
 def test_an_ad_a_busy_worker_was_given_comes_back_at_once_when_it_dies(
-    api: tuple[str, str], procs: list[Proc], tmp_path: Path,
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path,
 ) -> None:
-    nats_url, url = api
+    nats_url = fresh_nats().url
+    api, url = start_api(nats_url, tmp_path, **LONG_ACK_WAIT, **FAST_REGISTRY)
+    procs.append(api)
     # one slot, a 30 s analysis: the first ad fills it; the second comes to the long poll put back meanwhile
     busy = start_worker(nats_url, tmp_path, worker_id="busy", concurrency=1, ready=True,
                         GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="30000", **FAST_REGISTRY, **LONG_ACK_WAIT)
