@@ -22,6 +22,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.beat import run_heartbeat
 from gamead_core.scaling.lease import Lease
+from gamead_core.shutdown import close_for_good
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper_loop import run_reaper
 from tests.waits import until
@@ -88,9 +89,8 @@ def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_s
         await until(lambda: looked(lambda: said("dead-1")), timeout=30, interval=0.1, what="the reaper to name dead-1")
         stop.set()
         await asyncio.gather(reaper, beats["live-1"][1], return_exceptions=True)
-        for c, _ in beats.values():
-            await c.close()
-        await nc.close()
+        for c in [*(beat_nc for beat_nc, _ in beats.values()), nc]:
+            await close_for_good(c)  # after a restart of their server: bounded whatever came back (closes52)
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
         asyncio.run(main())
