@@ -51,8 +51,7 @@ def test_entries_of_final_ads_leave_the_dlq_by_themselves_and_again_after_a_nats
 ) -> None:
     server = fresh_nats()
 
-    async def main() -> tuple[dict[str, bool], dict[str, bool], int]:
-        nc = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+    async def scenario(nc: nats.NATS) -> tuple[dict[str, bool], dict[str, bool], int]:
         js = nc.jetstream()
         await ensure_topology(js, SETTINGS)
         store, dlq = await AdStore.open(nc, js), DeadLetters(js)
@@ -91,8 +90,14 @@ def test_entries_of_final_ads_leave_the_dlq_by_themselves_and_again_after_a_nats
         after = {**await in_dlq(ads), **await in_dlq(later)}
         stop.set()
         await asyncio.gather(reaper, return_exceptions=True)
-        await close_for_good(nc)  # after a restart of its server: bounded whatever came back (closes52)
         return first, after, healer.removed
+
+    async def main() -> tuple[dict[str, bool], dict[str, bool], int]:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+        try:
+            return await scenario(nc)
+        finally:  # its server restarted, or not if that failed: bounded either way (closes52)
+            await close_for_good(nc)
 
     first, after, removed = asyncio.run(main())
     assert first == {"completed": False, "failed": False, "dead": True}, first
