@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 #: seconds a worker's stop may take beyond ``worker.drain_timeout``, the sum of its later steps' own deadlines at the
 #: default ``nats.request_timeout`` (2 s): the cancelled analyses (1 s), the shielded settles (2 × 2 s), the lease's
@@ -52,6 +52,7 @@ UP_MARGIN = 10.0
 #: exit code of a process whose stop was cut by its bound (the README's 1: an unexpected error, the line says why)
 CUT_EXIT = 1
 _armed = threading.Lock()
+T = TypeVar("T")
 
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,26 @@ async def ended(tasks: Iterable[asyncio.Future[Any]], seconds: float, what: str)
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: never "Task exception was never retrieved" at exit
     return True
+
+
+async def waited(awaitable: Awaitable[T], seconds: float, what: str, *, again_for: float = 2.0) -> T:
+    """``asyncio.wait_for(awaitable, seconds)`` whose cancel of ``awaitable`` (past ``seconds``, or the caller
+    cancelled) cannot hold the caller: it is cancelled again until it ends (:func:`ended`, at most ``again_for`` s
+    more, then left). Returns its result, also one it came to as it was cancelled; raises what it raised, else
+    ``asyncio.TimeoutError`` past ``seconds``. Why (closes52): nats-py's connect retries for ever with
+    ``max_reconnect_attempts=-1`` and takes a cancel that lands as an attempt is refused; ``wait_for`` then waited
+    on it for ever (a start that should have said "cannot connect to NATS" and exited hung while NATS was away)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        await ended([task], again_for, what)
+        raise
+    if not done:
+        await ended([task], again_for, what)
+        if not task.done() or task.cancelled():
+            raise asyncio.TimeoutError
+    return task.result()
 
 
 def _ours(task: asyncio.Task[object]) -> bool:
@@ -222,4 +243,4 @@ async def settle(task: asyncio.Future[Any], grace: float, bound: float, what: st
 
 
 __all__ = ["API_BOUND", "CUT_EXIT", "LAST_WRITES_MARGIN", "RECANCEL_EVERY", "UP_MARGIN", "WORKER_MARGIN", "arm",
-           "ended", "last_writes_until", "settle", "still_running", "up_bound", "within", "worker_bound"]
+           "ended", "last_writes_until", "settle", "still_running", "up_bound", "waited", "within", "worker_bound"]

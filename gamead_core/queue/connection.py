@@ -28,6 +28,7 @@ from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, n
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
+from gamead_core.stop_bound import waited
 
 log = logging.getLogger(__name__)
 ERROR_LOG_EVERY = 5.0  #: s between two "nats connection error" lines of a client (those between: counted in the next)
@@ -177,14 +178,14 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
     while True:
         try:
             # nats-py's first connect keeps trying as long as max_reconnect_attempts allows (-1: for ever, for
-            # the reconnects we want); each attempt here is bounded, so retry_for holds
-            nc = await asyncio.wait_for(nats.connect(
+            # the reconnects we want); each attempt here is bounded, a cancel it takes too (waited), so retry_for holds
+            nc = await waited(nats.connect(
                 **options,
                 error_cb=_log_error,
                 disconnected_cb=_disconnected,
                 reconnected_cb=_reconnected,
                 closed_cb=_closed,
-            ), timeout=max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0)
+            ), max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0, "a NATS connect")
             made.append(nc)
             guard_reader(nc, settings.stale_after)
             guard_writes(nc, settings.max_pending_bytes)

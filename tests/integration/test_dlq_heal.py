@@ -18,6 +18,7 @@ from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import Registry
+from gamead_core.shutdown import close_for_good
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.dlq_heal import DlqHealer
 from gamead_core.worker.mover import Sweeper
@@ -50,8 +51,7 @@ def test_entries_of_final_ads_leave_the_dlq_by_themselves_and_again_after_a_nats
 ) -> None:
     server = fresh_nats()
 
-    async def main() -> tuple[dict[str, bool], dict[str, bool], int]:
-        nc = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+    async def scenario(nc: nats.NATS) -> tuple[dict[str, bool], dict[str, bool], int]:
         js = nc.jetstream()
         await ensure_topology(js, SETTINGS)
         store, dlq = await AdStore.open(nc, js), DeadLetters(js)
@@ -90,8 +90,14 @@ def test_entries_of_final_ads_leave_the_dlq_by_themselves_and_again_after_a_nats
         after = {**await in_dlq(ads), **await in_dlq(later)}
         stop.set()
         await asyncio.gather(reaper, return_exceptions=True)
-        await nc.close()
         return first, after, healer.removed
+
+    async def main() -> tuple[dict[str, bool], dict[str, bool], int]:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+        try:
+            return await scenario(nc)
+        finally:  # its server restarted, or not if that failed: bounded either way (closes52)
+            await close_for_good(nc)
 
     first, after, removed = asyncio.run(main())
     assert first == {"completed": False, "failed": False, "dead": True}, first

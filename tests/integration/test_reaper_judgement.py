@@ -22,6 +22,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.beat import run_heartbeat
 from gamead_core.scaling.lease import Lease
+from gamead_core.shutdown import close_for_good
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper_loop import run_reaper
 from tests.waits import until
@@ -39,8 +40,9 @@ def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_s
         return any(f"worker {node} died" in r.getMessage() or f"worker {node} stopped answering" in r.getMessage()
                    for r in caplog.records)
 
-    async def main() -> None:
+    async def scenario(opened: list[nats.NATS]) -> None:
         nc = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+        opened.append(nc)
         js = nc.jetstream()
         await ensure_topology(js, SETTINGS)
         registry = Registry(nc, js, SETTINGS.registry)
@@ -49,6 +51,7 @@ def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_s
         beats: dict[str, tuple[nats.NATS, asyncio.Task[None]]] = {}
         for node in ("live-1", "dead-1"):
             nc_ = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+            opened.append(nc_)
             reg = Registry(nc_, nc_.jetstream(), SETTINGS.registry)
 
             def snap(node: str = node) -> NodeInfo:
@@ -88,9 +91,14 @@ def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_s
         await until(lambda: looked(lambda: said("dead-1")), timeout=30, interval=0.1, what="the reaper to name dead-1")
         stop.set()
         await asyncio.gather(reaper, beats["live-1"][1], return_exceptions=True)
-        for c, _ in beats.values():
-            await c.close()
-        await nc.close()
+
+    async def main() -> None:
+        opened: list[nats.NATS] = []
+        try:
+            await scenario(opened)
+        finally:  # their server restarted, or not if that failed: bounded either way (closes52)
+            for nc in opened:
+                await close_for_good(nc)
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
         asyncio.run(main())

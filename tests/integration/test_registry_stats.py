@@ -20,6 +20,7 @@ from gamead_core.config import RegistrySettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo, Registry, api_node_info, run_heartbeat
 from gamead_core.scaling.reason import rate_figure
+from gamead_core.shutdown import close_for_good
 from gamead_core.stats import aging_horizon
 from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
 
@@ -154,7 +155,7 @@ def test_heartbeat_never_raises_when_nats_is_gone(tmp_path: Any) -> None:
         assert beats >= 3 and not beat.done()  # three beats failed, and it is still trying: not crashed
         stop.set()
         await asyncio.wait_for(beat, 5)  # ends cleanly although the final delete fails too
-        await nc.close()
+        await close_for_good(nc)  # its server gone: a plain close can leave nats-py reconnecting (closes52)
 
     asyncio.run(scenario())
 

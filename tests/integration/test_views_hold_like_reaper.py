@@ -19,6 +19,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry.nodes import node_key
 from gamead_core.registry.stops import StopNotes
+from gamead_core.shutdown import close_for_good
 from tests.integration.test_node_views import clocked_sampler, scraped_workers, server, worker_entry
 from tests.waits import until
 
@@ -66,7 +67,7 @@ def test_nodes_that_vanished_across_a_nats_restart_are_held_not_gone(server: Emb
             judged = await states(t + 7.6)  # 2 s after the reads came back (t + 5)
             return [first, after, gauge, again, judged]
         finally:
-            await nc.close()
+            await close_for_good(nc)  # its server may be gone (a restart that failed): bounded (closes52)
 
     first, after, gauge, again, judged = asyncio.run(scenario())
     assert first == {"w-1": "idle", "w-2": "idle"}, first

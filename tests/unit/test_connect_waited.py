@@ -1,0 +1,66 @@
+"""closes52: a connect to a NATS that is gone ends when it is given up, though nats-py's connect loop took a cancel.
+
+gamead connects with ``max_reconnect_attempts=-1`` (a NATS restart must not kill a process), so nats-py's first
+connect retries a refused server for ever, and Python 3.11's ``asyncio.wait_for`` inside it (each attempt's) takes
+a cancel that lands as the attempt is refused. ``asyncio.wait_for(nats.connect(...))`` (gamead_core.queue.connection
+until this change) then waited on that connect for ever: a start meant to say "cannot connect to NATS" after
+``retry_for`` hung while NATS was away. :func:`gamead_core.stop_bound.waited` cancels it again until it ends.
+
+The take is forced by its order, as in tests/integration/test_close_for_good.py: the error callback nats-py awaits
+after a refused connect waits in a ``wait_for`` whose future completes in the turn the cancel comes. Nobody listens
+on the port (a server gone). Before (``asyncio.wait_for``): the connect still ran 30 s after its caller gave up
+(``wait_for`` never returned); after: it ends with its caller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import pytest
+
+from gamead_core.embedded import free_port
+from gamead_core.stop_bound import waited
+
+DEADLINE = 30.0  #: seconds any one wait may take
+
+
+def _connect(error_cb: Callable[[Exception], Awaitable[None]] | None = None) -> Any:
+    """nats-py's connect as gamead's (retrying for ever), to a loopback port nobody listens on."""
+    options: dict[str, Any] = {"reconnect_time_wait": 0.1, "max_reconnect_attempts": -1, "connect_timeout": 2}
+    if error_cb is not None:
+        options["error_cb"] = error_cb
+    return nats.connect(f"nats://127.0.0.1:{free_port()}", **options)
+
+
+def test_a_connect_given_up_while_nats_is_gone_ends_though_nats_py_took_the_cancel() -> None:
+    async def main() -> tuple[bool, int]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[None] = loop.create_future()
+        asked = asyncio.Event()
+
+        async def error_cb(exc: Exception) -> None:  # awaited by nats-py's connect loop after a refused attempt
+            if isinstance(exc, ConnectionRefusedError) and not answer.done():
+                asked.set()
+                await asyncio.wait_for(answer, DEADLINE)
+
+        connecting = asyncio.ensure_future(waited(_connect(error_cb), DEADLINE, "a NATS connect"))
+        await asyncio.wait_for(asked.wait(), DEADLINE)
+        answer.set_result(None)  # the callback's wait ends in the turn the cancel comes
+        connecting.cancel()  # the caller gives up (a stop, or its own deadline)
+        await asyncio.wait({connecting}, timeout=DEADLINE)
+        left = len(asyncio.all_tasks()) - 1  # the connect's task, still trying, besides this one
+        return connecting.done(), left
+
+    given_up, left = asyncio.run(main())
+    assert given_up and left == 0, "the connect to the gone NATS still runs after its caller gave it up"
+
+
+def test_a_connect_that_outlasts_its_bound_raises_a_timeout_and_leaves_nothing_trying() -> None:
+    async def main() -> int:
+        with pytest.raises(asyncio.TimeoutError):
+            await waited(_connect(), 0.5, "a NATS connect")
+        return len(asyncio.all_tasks()) - 1
+
+    assert asyncio.run(main()) == 0, "the connect to the gone NATS still runs after its bound"
