@@ -38,7 +38,7 @@ from nats.aio.client import Client as NATS
 
 from gamead_core.queue.long_poll import POLL_MARGIN, LongPolls
 from gamead_core.queue.pull import AgingPuller
-from gamead_core.worker.confirm import ROUNDS, confirm_held
+from gamead_core.worker.confirm import confirm_held
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.slots import SlotWatch
 
@@ -96,26 +96,23 @@ class QueueSide:
 
 
 async def alone_at_queue(held: HeldAds, announce: Callable[[], Awaitable[None]], nc: NATS | None, timeout: float,
-                         queue: QueueSide | None, ad_id: str) -> bool:
+                         queue: QueueSide | None, ad_id: str) -> None:
     """Before suspect ad ``ad_id``'s attempt: its worker alone at the queue (``queue``, :meth:`QueueSide.settle`;
     None: not looked at), then what it holds at the server (:func:`confirm_held`, ``timeout`` s for the ``PING``),
-    again while a delivery came meanwhile (at most :data:`ROUNDS` times). True when both hold; False when not (said
-    when the queue side did not settle in time): the attempt goes on."""
+    again while the queue side stirred meanwhile (a late answer to a pull), for :attr:`QueueSide.bound` s at most
+    (not settled by then: said). The attempt goes on either way, as when NATS did not answer the ``PING``."""
     if queue is None:
-        return await confirm_held(held, announce, nc, timeout)
+        await confirm_held(held, announce, nc, timeout)
+        return
     began = time.monotonic()
-    for _ in range(ROUNDS):
-        if not await queue.settle(began + queue.bound):
-            log.warning("ad %s runs alone while this worker may still be given ads (a long poll unanswered, or a "
-                        "pull of its under way, after %.1fs): one delivered as it crashes comes back after ack_wait",
-                        ad_id, time.monotonic() - began, extra={"ad_id": ad_id})
-            await confirm_held(held, announce, nc, timeout)
-            return False
-        if not await confirm_held(held, announce, nc, timeout):
-            return False
-        if queue.still():
-            return True
-    return False
+    until = began + queue.bound
+    while await queue.settle(until):
+        if not await confirm_held(held, announce, nc, timeout) or queue.still() or time.monotonic() >= until:
+            return
+    log.warning("ad %s runs alone while this worker may still be given ads (a long poll unanswered, or a pull of its "
+                "under way, after %.1fs): one delivered as it crashes comes back after ack_wait",
+                ad_id, time.monotonic() - began, extra={"ad_id": ad_id})
+    await confirm_held(held, announce, nc, timeout)
 
 
 __all__ = ["MARGIN", "QueueSide", "STEP", "alone_at_queue"]

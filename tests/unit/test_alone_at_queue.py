@@ -9,8 +9,12 @@ import asyncio
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from gamead_core.queue.long_poll import POLL_MARGIN, LongPolls
+from gamead_core.worker import alone
 from gamead_core.worker.alone import MARGIN, QueueSide
+from gamead_core.worker.held import HeldAds
 from gamead_core.worker.slots import SlotWatch
 
 
@@ -76,3 +80,26 @@ def test_an_ad_left_in_an_inbox_wakes_the_loop_to_hold_it() -> None:
 
 def test_no_puller_yet_is_alone() -> None:
     assert QueueSide(SlotWatch(1), lambda: None).still()
+
+
+def test_a_suspect_ad_waits_for_its_pull_loop_and_says_so_only_past_the_bound(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """alone_at_queue: still at once, the held ads are announced and it returns, silent; a pull under way past the
+    bound (here 0.1 + 0.2 s), it says so, announces anyway and returns (the attempt goes on)."""
+    monkeypatch.setattr(alone, "POLL_MARGIN", 0.0)
+    monkeypatch.setattr(alone, "MARGIN", 0.2)
+    polls = LongPolls(None, 0.1, range(1), lambda level: True)  # type: ignore[arg-type]
+    side = QueueSide(SlotWatch(1), lambda: SimpleNamespace(polls=polls))  # type: ignore[arg-type,return-value]
+    announced: list[int] = []
+
+    async def announce() -> None:
+        announced.append(1)
+
+    async def main() -> None:
+        await alone.alone_at_queue(HeldAds(), announce, None, 1.0, side, "01quiet")
+        assert announced == [1] and "runs alone while" not in caplog.text
+        with side:  # a pull under way for good
+            await asyncio.wait_for(alone.alone_at_queue(HeldAds(), announce, None, 1.0, side, "01busy"), 5)
+        assert announced == [1, 1] and "ad 01busy runs alone while this worker may still be given ads" in caplog.text
+
+    asyncio.run(main())
