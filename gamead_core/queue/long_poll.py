@@ -142,6 +142,7 @@ class LongPolls:
             for sub in subs:
                 await unsubscribe_quietly(sub)
         await self._nak_inboxes()
+        self._polling.clear()  # none can bring us an ad any more (a quiet worker's suspect ad waits for none: alone52)
 
     async def _nak_inboxes(self) -> None:
         """Hand back (``nak``) every ad the inboxes hold: never started, never charged."""
@@ -255,11 +256,12 @@ class LongPolls:
         mono = time.monotonic()
         for key in to_place([k for k in self.inbox if not ((skip and k in skip) or k in self.full
                              or self._polling.get(k, 0.0) > mono or not self._readable(k[0]))], room):
+            self._polling[key] = mono + self.idle_wait  # live from before it is sent (:meth:`live`: .worker.alone)
             try:
                 await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])
             except nats.errors.Error:
+                self._polling.pop(key, None)
                 return  # NATS is away: the next pull says so
-            self._polling[key] = mono + self.idle_wait
 
     def _reconnect_count(self) -> int:  # nats-py's count of this connection's reconnections
         return (getattr(self._nc, "stats", None) or {}).get("reconnects", 0)

@@ -13,16 +13,18 @@ tests/integration/test_alone_at_queue.py holds that moment open).
 
 * every long poll of the worker was answered (an ad, or 408 at its expiry; or unanswered :data:`POLL_MARGIN` past
   its expiry: gone with a restarted server),
-* the pull loop waits for a slot (:attr:`.slots.SlotWatch.waiting`): no ``no_wait`` pull of its is under way, and
-  the gate keeps it from sending one until the suspect ad has settled,
+* no pull of the pull loop is under way (:attr:`QueueSide.pulling`, set by the loop from its pull until the start
+  step of what that brought ended; the gate keeps it from sending another until the suspect ad has settled). Not
+  "the loop waits for a slot" (alone52): a worker told quiet or draining parks its loop elsewhere, and its suspect
+  ad waited the whole bound and said so in a false WARNING,
 * no inbox holds an ad (the loop holds them at once, :mod:`gamead_core.queue.inbox`; one that came while it was busy
   holding others missed its wake-up, and is woken for here),
 
 then announces what the worker holds and waits for nats-server's ``PING`` answer (:func:`.confirm.confirm_held`): a
 delivery made before it is read by then, and looked for again. That takes up to about one long poll's life (the
 worker's ``queue.idle_wait``; 5 s at the defaults); past it and :data:`MARGIN` more the worker says so and the
-attempt goes on, as before. Suspect ads are rare (only after a crash) and ordinary ones pay nothing: the wait looks
-every :data:`STEP` s instead of hooking into the long polls' and slots' hot paths.
+attempt goes on, as before. Suspect ads are rare (only after a crash) and ordinary ones pay a bool set and cleared
+per pull: the wait looks every :data:`STEP` s instead of hooking into the long polls' and slots' hot paths.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from nats.aio.client import Client as NATS
 
 from gamead_core.queue.long_poll import POLL_MARGIN, LongPolls
 from gamead_core.queue.pull import AgingPuller
-from gamead_core.worker.confirm import ROUNDS, confirm_held
+from gamead_core.worker.confirm import confirm_held
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.slots import SlotWatch
 
@@ -49,11 +51,21 @@ MARGIN = 2.0
 
 
 class QueueSide:
-    """A worker's queue side, as a suspect ad's start looks at it: its ``slots`` (where the pull loop waits) and its
-    ``puller`` (None before the worker made it)."""
+    """A worker's queue side, as a suspect ad's start looks at it: its ``slots`` (a wake-up for the pull loop), its
+    ``puller`` (None before the worker made it) and :attr:`pulling`. The pull loop wraps its pull and the start
+    step of what it brought in ``with side:`` (a bool set and cleared: no task, future or lock)."""
+
+    __slots__ = ("_slots", "_puller", "pulling")
 
     def __init__(self, slots: SlotWatch, puller: Callable[[], AgingPuller | None]) -> None:
         self._slots, self._puller = slots, puller
+        self.pulling = False  #: a pull of the loop's is under way, or the start step of what it brought
+
+    def __enter__(self) -> None:
+        self.pulling = True
+
+    def __exit__(self, *exc: object) -> None:
+        self.pulling = False
 
     def _polls(self) -> LongPolls | None:
         puller = self._puller()
@@ -72,7 +84,7 @@ class QueueSide:
         if next(polls.unstarted(), None) is not None:
             self._slots.freed()  # the loop holds it (a wake-up it missed while it was holding others)
             return False
-        return self._slots.waiting and not polls.live()
+        return not self.pulling and not polls.live()
 
     async def settle(self, until: float) -> bool:
         """Wait until :meth:`still` (True), or ``until`` (monotonic s) passed (False)."""
@@ -84,26 +96,23 @@ class QueueSide:
 
 
 async def alone_at_queue(held: HeldAds, announce: Callable[[], Awaitable[None]], nc: NATS | None, timeout: float,
-                         queue: QueueSide | None, ad_id: str) -> bool:
+                         queue: QueueSide | None, ad_id: str) -> None:
     """Before suspect ad ``ad_id``'s attempt: its worker alone at the queue (``queue``, :meth:`QueueSide.settle`;
     None: not looked at), then what it holds at the server (:func:`confirm_held`, ``timeout`` s for the ``PING``),
-    again while a delivery came meanwhile (at most :data:`ROUNDS` times). True when both hold; False when not (said
-    when the queue side did not settle in time): the attempt goes on."""
+    again while the queue side stirred meanwhile (a late answer to a pull), for :attr:`QueueSide.bound` s at most
+    (not settled by then: said). The attempt goes on either way, as when NATS did not answer the ``PING``."""
     if queue is None:
-        return await confirm_held(held, announce, nc, timeout)
+        await confirm_held(held, announce, nc, timeout)
+        return
     began = time.monotonic()
-    for _ in range(ROUNDS):
-        if not await queue.settle(began + queue.bound):
-            log.warning("ad %s runs alone while this worker may still be given ads (a long poll unanswered, or its "
-                        "pull loop not waiting, after %.1fs): one delivered as it crashes comes back after ack_wait",
-                        ad_id, time.monotonic() - began, extra={"ad_id": ad_id})
-            await confirm_held(held, announce, nc, timeout)
-            return False
-        if not await confirm_held(held, announce, nc, timeout):
-            return False
-        if queue.still():
-            return True
-    return False
+    until = began + queue.bound
+    while await queue.settle(until):
+        if not await confirm_held(held, announce, nc, timeout) or queue.still() or time.monotonic() >= until:
+            return
+    log.warning("ad %s runs alone while this worker may still be given ads (a long poll unanswered, or a pull of its "
+                "under way, after %.1fs): one delivered as it crashes comes back after ack_wait",
+                ad_id, time.monotonic() - began, extra={"ad_id": ad_id})
+    await confirm_held(held, announce, nc, timeout)
 
 
 __all__ = ["MARGIN", "QueueSide", "STEP", "alone_at_queue"]

@@ -62,6 +62,7 @@ from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.batch_start import BatchStart, batch_usable
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, prefetch_depth
+from gamead_core.worker.pull_step import pull_step
 from gamead_core.worker.quiet import QuietSwitch
 from gamead_core.worker.reaper import adopt_predecessor
 from gamead_core.worker.reaper_loop import run_reaper
@@ -91,6 +92,7 @@ class Worker:
         self._shielded, self._writes = Shield(), LastWrites(settings.worker.drain_timeout)  #: a stop's last writes
         self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._gate, self._slots = SoloGate(), SlotWatch(self.concurrency)  #: (slots: wake the pull loop when freed)
+        self._side = QueueSide(self._slots, lambda: self._puller)  #: the loop's pulls, as a suspect's start sees them
         self._nc: NATS | None = None
         self._puller: AgingPuller | None = None  #: its long polls' inboxes hold ads unstarted too (.unstarted)
         self._registry: Registry | None = None
@@ -142,7 +144,7 @@ class Worker:
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held, handed=self._handbacks.handed,
                                       analysed=self._analysed, registry=registry, lease=self._lease,
-                                      queue=QueueSide(self._slots, lambda: self._puller))  # a suspect's (.alone)
+                                      queue=self._side)  # a suspect ad waits for it (.alone)
             self._doubt = InDoubt(store, self._handler.running, self._handler.taken, self.id)  # .lease
             self._let_go = partial(let_go, self._lease, self.id, buffer=self._buffer, keepalive=self._keepalive,
                                    held=self._held, doubt=self._doubt)  # a lapse: buffer let go, analyses in doubt
@@ -226,7 +228,7 @@ class Worker:
         stopping = asyncio.ensure_future(stop.wait())
         idle, linger = IdleWait(), Linger(self.settings.worker.linger_ms / 1000)  #: the wait for work, here (.idle)
         stopping.add_done_callback(self._quiet.waking(lambda: (self._slots.freed(), idle.cut())))  # or a quiet
-        buffer, ws, qs = self._buffer, self.settings.worker, self.settings.queue
+        buffer, ws, qs, side = self._buffer, self.settings.worker, self.settings.queue, self._side
         try:
             while not stop.is_set():
                 if self._quiet.on and await self._quiet.hold(puller, stopping, self._hand_back):
@@ -240,7 +242,8 @@ class Worker:
                 free = self._slots.free(self._in_hand, blocked=self._gate.blocked)
                 if free <= 0:
                     if came := puller.take_delivered():  # ads a long poll brought to a full worker (.queue.inbox):
-                        await self._start(came, 0)  # held, announced, kept alive now; buffered or handed back
+                        with side:  # held, announced, kept alive now; buffered or handed back
+                            await self._start(came, 0)
                         continue  # look again: a slot freed or an ad came during the start woke no one (no waiter)
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
@@ -248,34 +251,26 @@ class Worker:
                     if not woke and stall is not None and time.monotonic() - self._last_start >= stall:
                         await self._hand_back(buffer.take_all(), why=f"no slot freed for {stall:g} s")
                     continue
-                buffered = len(buffer)
-                seen = puller.published
-                try:
-                    if buffered >= free:  # the buffer fills the slots: only what beats the last it would start
-                        msgs = await puller.pull(free, bar=buffer.bar_key(free))
+                buffered, seen = len(buffer), puller.published
+                with side:  # our pull under way, then the start step of what it brought (a suspect waits: .alone)
+                    try:
+                        msgs: list[Msg] | None = await pull_step(puller, buffer, free, ws, self.concurrency,
+                                                                 self._slots.pace)
+                    except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
+                        self._pull_problem = pull_said(self._pull_problem, error_text(exc))
+                        msgs = [] if buffered else None  # None: nothing to start, look again in a second
                     else:
-                        extra = prefetch_depth(ws.prefetch, self.concurrency, self._slots.pace, ws.prefetch_wait)
-                        # at least the free slots: a buffered ad (e.g. one a long poll brought beyond what a pull
-                        # asked for) then competes with as many from the queue as there are slots, so an urgent ad
-                        # waiting there starts before it (before: with no prefetch it took a slot of its own)
-                        msgs = await puller.pull(max(free, free + extra - buffered))
-                except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
-                    self._pull_problem = pull_said(self._pull_problem, error_text(exc))
-                    if not buffered:
-                        await asyncio.wait({stopping}, timeout=1.0)
-                        continue
-                    msgs = []
-                else:
-                    self._pull_problem = pull_said(self._pull_problem, None)
-                if not msgs and not buffered:
-                    if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
-                        await idle.wait(puller.wait_for_work(seen, qs.idle_poll, idle=free >= self.concurrency))
-                        gather = linger.after_wake(time.monotonic(), puller.rung_at) if puller.published != seen else 0
-                        if gather and not stop.is_set():  # woken by an ad: let more join it (.linger)
-                            await idle.wait(asyncio.sleep(gather))
-                    continue
-                linger.took(len(msgs))
-                await self._start(msgs, free)
+                        self._pull_problem = pull_said(self._pull_problem, None)
+                    if msgs or buffered:
+                        linger.took(len(msgs or ()))
+                        await self._start(msgs or [], free)
+                if msgs is None:
+                    await asyncio.wait({stopping}, timeout=1.0)
+                elif not msgs and not buffered and not stop.is_set():  # stop set now: its cut may have come already
+                    await idle.wait(puller.wait_for_work(seen, qs.idle_poll, idle=free >= self.concurrency))
+                    gather = linger.after_wake(time.monotonic(), puller.rung_at) if puller.published != seen else 0
+                    if gather and not stop.is_set():  # woken by an ad: let more join it (.linger)
+                        await idle.wait(asyncio.sleep(gather))
         finally:
             stopping.cancel()
 

@@ -77,12 +77,6 @@ class SlotWatch:
         if began is not None:
             self.pace = next_pace(self.pace, time.monotonic() - began)
 
-    @property
-    def waiting(self) -> bool:
-        """True while the pull loop waits in :meth:`wait`, not woken yet: it sends no pull meanwhile (.alone)."""
-        waiter = self._waiter
-        return waiter is not None and not waiter.done()
-
     def freed(self) -> None:
         """A slot freed (or the worker stops, or an ad reached an inbox: a full worker holds it): wake the waiter."""
         self._wake(True)
