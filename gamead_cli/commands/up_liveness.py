@@ -173,8 +173,8 @@ def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
 
-    return asyncio.create_task(run_nats_watch(NatsWatch(settings.registry.ttl), target, url, tell, kill, stop),
-                               name="gamead-up-nats-watch")
+    watch = NatsWatch(settings.registry.ttl, begun=time.monotonic())  # the start before saw it listen
+    return asyncio.create_task(run_nats_watch(watch, target, url, tell, kill, stop), name="gamead-up-nats-watch")
 
 
 def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Event,
