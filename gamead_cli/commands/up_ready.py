@@ -25,7 +25,7 @@ from rich.markup import escape
 from gamead_cli.commands.up_console import say
 from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import check_stop
-from gamead_cli.commands.up_stack import UpStack
+from gamead_cli.commands.up_stack import API_CHILD, UpStack
 from gamead_cli.commands.up_start import API_STALL_AFTER, API_START_CAP, cpu_words, progress_words
 from gamead_core.config import GameadSettings
 from gamead_core.proc import cpu_sample
@@ -39,7 +39,7 @@ POLL_EVERY = 0.2
 
 def heartbeat_probe(settings: GameadSettings) -> Any:
     """The :class:`~gamead_core.scaling.probe.HeartbeatProbe` of ``gamead up``'s whole life: the start's wait for
-    the workers observes with it, and the stack's liveness probe (:func:`.up_liveness.start_probe`) goes on with
+    the workers observes them and the API with it, and the stack's liveness probe (:func:`.up_liveness.start_probe`) goes on with
     what it saw (flakes52C: a fresh one, begun 15-40 s after the workers registered at load 40, never saw a busy
     worker's beat, said it had written none since its start, and killed it blind)."""
     from gamead_core.scaling.probe import HeartbeatProbe
@@ -70,7 +70,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
 
     from gamead_core.queue.connection import connect_options
     from gamead_core.registry import Registry
-    from gamead_core.scaling.probe import Watched
+    from gamead_core.scaling.probe import Watched, api_key
     from gamead_core.shutdown import close_for_good
 
     pending, given_up = list(scaler.worker_names), []
@@ -109,12 +109,14 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
                 child = stack.sup.children[name]
                 if name not in watches or watches[name][0] != child.pid:  # a restart is watched from its own start
                     watches[name] = (child.pid, new_watch(child.started_at))
-            watched = [Watched(name, scaler.worker_id(name), child.pid, child.started_at, child.started_wall)
-                       for name in scaler.worker_names  # registered ones too: the probe keeps every worker's beats
-                       if (child := stack.sup.children.get(name)) is not None and child.alive
+            watched = [Watched(name, api_key(child.pid, host) if name == API_CHILD else scaler.worker_id(name),
+                               child.pid, child.started_at, child.started_wall)
+                       for name in [*scaler.worker_names, API_CHILD]  # registered ones and the API too: the probe
+                       if (child := stack.sup.children.get(name)) is not None and child.alive  # keeps their beats
                        and child.pid is not None]
             try:
-                entries = {n.id: n for n in await registry.list() if n.role == "worker" and n.host == host}
+                entries = {n.id if n.role == "worker" else api_key(n.pid, n.host): n for n in await registry.list()
+                           if n.role in ("worker", "api") and n.host == host}
             except Exception:  # noqa: BLE001 - not read this time: the workers' watches bound the wait
                 probe.blind()
             else:
