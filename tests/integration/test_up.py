@@ -431,8 +431,11 @@ def test_with_no_autoscale_a_killed_workers_ad_is_recovered_by_the_supervisor_no
                               what="the supervisor to recover the dead worker's ad")
             assert record["lostIn"].startswith(f"{holder}:")
             # recovered by gamead up's own supervisor (its log), not left to a restarted worker or ack_wait
-            wait_for(lambda: f"worker {holder} died holding 1 announced ad(s)" in up.output(), timeout=20,
-                     what="gamead up to log its recovery of the dead worker's ad")
+            try:
+                wait_for(lambda: f"worker {holder} died holding 1 announced ad(s)" in up.output(), timeout=20,
+                         what="gamead up to log its recovery of the dead worker's ad")
+            except AssertionError as exc:  # what it said instead (f52b failed here with nothing to read)
+                raise AssertionError(f"{exc}; gamead up said:\n{up.output()[-3000:]}") from None
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
     finally:
         up.kill_everything()
