@@ -51,7 +51,7 @@ from gamead_cli.commands.up_fsize import fsize_words, raise_fsize
 from gamead_cli.commands.up_drift import DriftNote
 from gamead_cli.commands.up_liveness import health_url, monitor_port, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
-from gamead_cli.commands.up_ready import wait_workers_registered, worker_line
+from gamead_cli.commands.up_ready import heartbeat_probe, wait_workers_registered, worker_line
 from gamead_cli.commands.up_signals import (
     StopRequested,
     check_stop,
@@ -261,8 +261,9 @@ def up(
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
         check_stop()
         scaler.set_replicas(workers)
+        beats = heartbeat_probe(settings)  # the workers' beats the start sees, kept by the stack's liveness probe
         if workers:  # said once they registered (up_ready): a burst sent at the hints finds them pulling
-            starting = wait_workers_registered(settings, nats_url, stack, scaler)
+            starting = wait_workers_registered(settings, nats_url, stack, scaler, probe=beats)
             said = worker_line(scaler.pids(), starting, settings.worker.concurrency)
             say(f"[yellow]![/] {escape(said)}" if starting else f"[green]✓[/] {escape(said)}")
             if metrics.enabled:
@@ -291,7 +292,7 @@ def up(
         # rest keeps running; a refusal of a first start (above) still ends up with the child's message
         stack.settle()  # nats-server and the API are up; each worker once it beats (up_liveness)
         asyncio.run(supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
-                               metrics=metrics, nats_health=nats_health, drift=drift))
+                               metrics=metrics, nats_health=nats_health, drift=drift, beats=beats))
     except StopRequested:
         say("stopping before the start finished …")
     finally:

@@ -21,7 +21,7 @@ from gamead_core.metrics_ports import WorkerMetricsPorts
 
 
 def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event,
-                 metrics: WorkerMetricsPorts | None = None) -> asyncio.Task[None]:
+                 metrics: WorkerMetricsPorts | None = None, seen: Any = None) -> asyncio.Task[None]:
     """The liveness probe of the local workers and the API (:mod:`gamead_core.scaling.probe`): a child whose
     registry heartbeat is silent for ``registry.ttl`` is asked whether it is alive (the API on its ``/healthz``, a
     worker on its ``/metrics`` from ``metrics``; :mod:`gamead_core.scaling.answers`). One that answers is left
@@ -30,7 +30,9 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
     busy, wedged: :func:`~gamead_core.scaling.probe.judge`) and, if so judged, named on the console and SIGKILLed,
     so that the supervisor restarts it (and its held ads are recovered as for any dead worker); a scale-down stops
     such workers first. A child's first heartbeat ends its start (:meth:`~gamead_core.supervisor.Supervisor.
-    seen_up`): an exit 5 after it is retried, never the end of the stack."""
+    seen_up`): an exit 5 after it is retried, never the end of the stack. ``seen``: the start's
+    :class:`~gamead_core.scaling.probe.HeartbeatProbe` (:func:`.up_ready.heartbeat_probe`), whose sightings of
+    the workers' beats it goes on with (None: a new one)."""
     import socket
 
     from gamead_core.registry import Registry
@@ -46,7 +48,8 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
 
     registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                         timeout=settings.nats.request_timeout)
-    probe = HeartbeatProbe(settings.registry.ttl, every=settings.registry.heartbeat_interval)
+    probe = (seen if seen is not None else
+             HeartbeatProbe(settings.registry.ttl, every=settings.registry.heartbeat_interval))
     host = socket.gethostname()  # as this machine's children announce it in their entries
     def unhealthy(name: str) -> bool:
         child = scaler.supervisor.children.get(name)
@@ -170,8 +173,8 @@ def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
 
-    return asyncio.create_task(run_nats_watch(NatsWatch(settings.registry.ttl), target, url, tell, kill, stop),
-                               name="gamead-up-nats-watch")
+    watch = NatsWatch(settings.registry.ttl, begun=time.monotonic())  # the start before saw it listen
+    return asyncio.create_task(run_nats_watch(watch, target, url, tell, kill, stop), name="gamead-up-nats-watch")
 
 
 def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Event,

@@ -25,7 +25,7 @@ from rich.markup import escape
 from gamead_cli.commands.up_console import say
 from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import check_stop
-from gamead_cli.commands.up_stack import UpStack
+from gamead_cli.commands.up_stack import API_CHILD, UpStack
 from gamead_cli.commands.up_start import API_STALL_AFTER, API_START_CAP, cpu_words, progress_words
 from gamead_core.config import GameadSettings
 from gamead_core.proc import cpu_sample
@@ -37,9 +37,19 @@ from gamead_core.stop_bound import ended
 POLL_EVERY = 0.2
 
 
+def heartbeat_probe(settings: GameadSettings) -> Any:
+    """The :class:`~gamead_core.scaling.probe.HeartbeatProbe` of ``gamead up``'s whole life: the start's wait for
+    the workers observes them and the API with it, and the stack's liveness probe (:func:`.up_liveness.start_probe`) goes on with
+    what it saw (flakes52C: a fresh one, begun 15-40 s after the workers registered at load 40, never saw a busy
+    worker's beat, said it had written none since its start, and killed it blind)."""
+    from gamead_core.scaling.probe import HeartbeatProbe
+
+    return HeartbeatProbe(settings.registry.ttl, every=settings.registry.heartbeat_interval)
+
+
 def wait_workers_registered(settings: GameadSettings, nats_url: str, stack: UpStack, scaler: Any, *,
                             stall_after: float = API_STALL_AFTER, cap: float = API_START_CAP,
-                            note_after: float = 15.0) -> list[str]:
+                            note_after: float = 15.0, probe: Any = None) -> list[str]:
     """Wait until every worker of ``scaler`` (its children in ``stack``'s supervisor) has written its first
     registry heartbeat on the NATS at ``nats_url``, each for as long as its process makes progress: a worker
     not registered after ``stall_after`` s without progress (CPU time unchanged, not waiting for a CPU or a disk)
@@ -47,23 +57,24 @@ def wait_workers_registered(settings: GameadSettings, nats_url: str, stack: UpSt
     ``note_after`` s is said once. A registered worker's start is over (:meth:`~gamead_core.supervisor.
     Supervisor.seen_up`). Returns the names of the workers not registered. Raises :class:`StopRequested` on a
     stop signal, and the child's own :class:`~gamead_core.errors.ConfigError` (exit 5) if one refused its
-    configuration. NATS not reached within ``stall_after`` s is said and not waited for."""
+    configuration. NATS not reached within ``stall_after`` s is said and not waited for. ``probe``: the
+    :func:`heartbeat_probe` that observes every worker's beats (a new one if None)."""
     return asyncio.run(_wait(settings, nats_url, stack, scaler,
-                             partial(StartWatch, stall_after=stall_after, cap=cap, note_after=note_after)))
+                             partial(StartWatch, stall_after=stall_after, cap=cap, note_after=note_after),
+                             heartbeat_probe(settings) if probe is None else probe))
 
 
 async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler: Any,
-                new_watch: Callable[[float], StartWatch]) -> list[str]:
+                new_watch: Callable[[float], StartWatch], probe: Any) -> list[str]:
     import nats
 
     from gamead_core.queue.connection import connect_options
     from gamead_core.registry import Registry
-    from gamead_core.scaling.probe import HeartbeatProbe, Watched
+    from gamead_core.scaling.probe import Watched, api_key
     from gamead_core.shutdown import close_for_good
 
     pending, given_up = list(scaler.worker_names), []
     watches: dict[str, tuple[int | None, StartWatch]] = {}
-    probe = HeartbeatProbe(settings.registry.ttl)
     host = socket.gethostname()  # as this machine's workers announce it in their entries
     async def quiet(exc: Exception) -> None:  # nats-py's errors: what matters is said by the wait itself
         pass
@@ -94,22 +105,24 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
             _poll(stack)
             now = time.monotonic()
             pending = [name for name in pending if name in stack.sup.children]  # one stopped is not waited for
-            watched = []
             for name in pending:
                 child = stack.sup.children[name]
                 if name not in watches or watches[name][0] != child.pid:  # a restart is watched from its own start
                     watches[name] = (child.pid, new_watch(child.started_at))
-                if child.alive and child.pid is not None:
-                    watched.append(Watched(name, scaler.worker_id(name), child.pid, child.started_at,
-                                           child.started_wall))
+            watched = [Watched(name, api_key(child.pid, host) if name == API_CHILD else scaler.worker_id(name),
+                               child.pid, child.started_at, child.started_wall)
+                       for name in [*scaler.worker_names, API_CHILD]  # registered ones and the API too: the probe
+                       if (child := stack.sup.children.get(name)) is not None and child.alive  # keeps their beats
+                       and child.pid is not None]
             try:
-                entries = {n.id: n for n in await registry.list() if n.role == "worker" and n.host == host}
+                entries = {n.id if n.role == "worker" else api_key(n.pid, n.host): n for n in await registry.list()
+                           if n.role in ("worker", "api") and n.host == host}
             except Exception:  # noqa: BLE001 - not read this time: the workers' watches bound the wait
                 probe.blind()
             else:
                 probe.observe(watched, entries, now)
             for w in watched:
-                if probe.beaten(w.name, w.pid):
+                if w.name in pending and probe.beaten(w.name, w.pid):
                     stack.sup.seen_up(w.name, w.pid)  # serving: a refusal of it from now on is retried
                     pending.remove(w.name)
             for name in list(pending):
@@ -165,4 +178,4 @@ def _given_up(name: str, pid: int | None, watch: StartWatch, verdict: str, now: 
             "(its registry heartbeat)")
 
 
-__all__ = ["POLL_EVERY", "wait_workers_registered", "worker_line"]
+__all__ = ["POLL_EVERY", "heartbeat_probe", "wait_workers_registered", "worker_line"]

@@ -48,12 +48,13 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
 
 async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: UpStack,
                      autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None,
-                     nats_health: Callable[[], str] | None = None, drift: Any = None) -> None:
+                     nats_health: Callable[[], str] | None = None, drift: Any = None, beats: Any = None) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
     recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not. ``nats_health``:
     the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`watch_nats`).
     ``drift``: what the start said of the settings not in force (:class:`.up_drift.DriftNote`), said again as the
-    API's ``/readyz`` changes it."""
+    API's ``/readyz`` changes it. ``beats``: the start's :func:`.up_ready.heartbeat_probe`, which the liveness
+    probe goes on with (None: a new one)."""
     import nats
     import nats.errors
 
@@ -108,7 +109,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
             from gamead_core.worker.reaper import recover_exited
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
-            probe = start_probe(settings, nc, link.js, scaler, stop, metrics)
+            probe = start_probe(settings, nc, link.js, scaler, stop, metrics, beats)
         if autoscaling and nc is not None:
             here = stack_id(settings.embedded.data_dir)  # written into the lease: whose workers it moves
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,

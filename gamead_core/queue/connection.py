@@ -19,6 +19,7 @@ from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreacha
                                 QueueUnavailable, StorageFailed, TopologyChanged, TopologyError, TopologyMissing,
                                 error_text)
 from gamead_core.key_in_process import JS_DUPLICATE_IN_PROCESS, IdempotencyKeyInProcess
+from gamead_core.deferred_imports import load
 from gamead_core.queue.cas_answer import BUSY, LOST, still_busy, verdict
 from gamead_core.queue.closed import note_nats_closed
 from gamead_core.queue.flush_all import flush_in_order
@@ -95,9 +96,14 @@ def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
 
 
 def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str, Any]:
-    """Keyword arguments for :func:`nats.connect` from the ``nats`` settings section."""
+    """Keyword arguments for :func:`nats.connect` from the ``nats`` settings section. A ``ws://``/``wss://``
+    server loads aiohttp now (:mod:`gamead_core.deferred_imports`), before any connect's timer runs: nats-py
+    imports it inside the connect, where ~100 modules at load 40 outran a 3 s bound (flakes52C)."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if any(u.lower().startswith(("ws://", "wss://")) for u in servers):
+        load("aiohttp")
     opts: dict[str, Any] = {
-        "servers": [u.strip() for u in url.split(",") if u.strip()],
+        "servers": servers,
         "name": name,
         "connect_timeout": settings.connect_timeout,
         "max_reconnect_attempts": -1,  # keep trying: a NATS restart must not kill the process

@@ -236,9 +236,9 @@ class LocalScaler:
         """Restart dead children (the supervisor's back-off), and start the recovery of what dead workers
         held (see :meth:`attach_recovery`). Call periodically from the event loop's thread."""
         self.supervisor.poll()
+        if self._recover is None:  # kept until one is attached: gamead up attaches it once its supervisor's NATS
+            return  # connection is up, and a worker killed before (at load 40) was never recovered by it (flakes52C)
         exits, self._exits = self._exits, []
-        if self._recover is None:
-            return
         for name, pid, registered in exits:
             task = asyncio.get_running_loop().create_task(self._recover(self.worker_id(name), pid, registered))
             self._recoveries.add(task)

@@ -71,10 +71,15 @@ class NatsWatch:
     ``start_grace`` more before its first answer) and is to be killed, from one reading at a time (:meth:`observe`).
     """
 
-    def __init__(self, ttl: float, *, name: str = "nats-server", start_grace: float = START_GRACE) -> None:
+    def __init__(self, ttl: float, *, name: str = "nats-server", start_grace: float = START_GRACE,
+                 begun: float | None = None) -> None:
         self.ttl = ttl
         self.name = name
         self.start_grace = start_grace
+        #: monotonic: when the watch began (None: unknown). A server started before is watched from then: the
+        #: time before is gamead up's start, which saw it listen, neither silence nor a gap of the watch (flakes52C:
+        #: "did not run for 71.7s (gamead up was not scheduled …)" of the first reading after a 70 s start at load 40)
+        self.begun = begun
         self._life: _Life | None = None
         self._last: float | None = None  #: monotonic: the previous reading (of any pid)
 
@@ -89,6 +94,7 @@ class NatsWatch:
         last, self._last = self._last, now
         life = self._life
         if life is None or life.pid != pid:  # its first reading: the watch saw nothing since its start either
+            started_at = started_at if self.begun is None else max(started_at, self.begun)
             life = self._life = _Life(pid, started_at)
             last = started_at if last is None or last < started_at else last
         gap, skipped = (0.0 if last is None else now - last), unseen(last, now)

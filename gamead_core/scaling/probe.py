@@ -270,15 +270,15 @@ async def run_probe(
 ) -> None:
     """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, ``sample(pid)`` each worker of
     ``workers()`` (state, CPU time), ``check(worker)`` each one silent past the bound (its liveness endpoint,
-    :func:`gamead_core.scaling.answers.ask`; None: it has none; all at once), and call ``on_silent`` for each
-    with :func:`judge`'s verdict (a worker left running is handed over again at each reading until it beats or is
-    killed); ``on_back(worker, silent_for)`` once such a worker beats again after ``silent_for`` s. ``clock``:
-    the observer's clock (s); ``host``: the machine whose entries count (default: this one's hostname, as its
-    processes announce it); ``on_beat(worker)`` at each reading for each worker that has beaten since its start
-    (it is serving: ``gamead up`` ends its start, :meth:`gamead_core.supervisor.Supervisor.seen_up`);
-    ``on_late(silent)`` for each of :attr:`HeartbeatProbe.late` (silent past the bound only with a gap). Never
-    raises (a failed read is logged and makes the probe :meth:`~HeartbeatProbe.blind`; a failed check counts as
-    no answer; so is a failing hook)."""
+    :func:`gamead_core.scaling.answers.ask`; None: it has none; all at once), and call ``on_silent`` for each with
+    :func:`judge`'s verdict (a worker left running is handed over again at each reading until it beats or is
+    killed; one with no earlier reading of its process, at the next); ``on_back(worker, silent_for)`` once such a
+    worker beats again after ``silent_for`` s. ``clock``: the observer's clock (s); ``host``: the machine whose
+    entries count (default: this one's hostname, as its processes announce it); ``on_beat(worker)`` at each
+    reading for each worker that has beaten since its start (it is serving: ``gamead up`` ends its start,
+    :meth:`gamead_core.supervisor.Supervisor.seen_up`); ``on_late(silent)`` for each of :attr:`HeartbeatProbe.
+    late` (silent past the bound only with a gap). Never raises (a failed read is logged and makes the probe
+    :meth:`~HeartbeatProbe.blind`; a failed check counts as no answer; so is a failing hook)."""
     host = socket.gethostname() if host is None else host
     readings: dict[int, tuple[float, CpuSample]] = {}  # pid → (monotonic time, its previous reading)
     waiting: dict[tuple[str, int], float] = {}  # (name, pid) left running while silent → its silence (s)
@@ -307,8 +307,9 @@ async def run_probe(
             answers = await _answers(check, [w for s in silents for w in watched if w.name == s.name])
             for silent in silents:
                 silent_now.add((silent.name, silent.pid))
-                before = readings.get(silent.pid)
-                reading = current.get(silent.pid)
+                before, reading = readings.get(silent.pid), current.get(silent.pid)
+                if before is None and reading is not None:  # no CPU seen yet (the probe's first reading): the next
+                    continue  # judges it on what it saw, never kills it for lack of a reading (flakes52C)
                 verdict = judge(silent, probe.ttl, before[1] if before else None, reading[1] if reading else None,
                                 now - before[0] if before else None, start_grace=probe.start_grace,
                                 answer=answers.get((silent.name, silent.pid)))
@@ -321,8 +322,7 @@ async def run_probe(
             for w in watched:
                 if (w.name, w.pid) in waiting and (w.name, w.pid) not in silent_now and on_back is not None:
                     on_back(w, waiting[(w.name, w.pid)])
-            for key in [k for k in waiting if k not in silent_now]:
-                del waiting[key]
+            waiting = {key: silence for key, silence in waiting.items() if key in silent_now}
             readings = current
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)

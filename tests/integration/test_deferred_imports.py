@@ -10,9 +10,12 @@ fails (aiohttp's 60 modules and yarl's loaded).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gamead_core.embedded import free_port, nats_server_binary, terminate, wait_for_listener
@@ -31,9 +34,17 @@ print(type(sys.modules.get("aiohttp")).__name__)
 """
 
 _OVER_WS = """
-import asyncio, sys
+import asyncio, sys, time
 from gamead_core.config import GameadSettings
 from gamead_core.queue.connection import connection
+
+class SlowImport:  # argv[2]: seconds aiohttp's import takes (a loaded machine), 0: as it is
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp":
+            time.sleep(float(sys.argv[2]))
+        return None
+
+sys.meta_path.insert(0, SlowImport())
 
 async def main() -> None:
     async with connection(GameadSettings().nats, sys.argv[1], name="ws-test") as nc:
@@ -77,9 +88,9 @@ def test_a_walk_over_the_modules_does_not_load_aiohttp() -> None:
     assert out[1] == "Deferred True"
 
 
-def test_a_websocket_nats_url_still_works(tmp_path: Path) -> None:
-    """A nats-server with a WebSocket listener: gamead's connection to its ``ws://`` URL loads aiohttp then and
-    reaches JetStream."""
+@contextmanager
+def _ws_nats(tmp_path: Path) -> Iterator[int]:
+    """A nats-server with JetStream and a WebSocket listener; yields its WebSocket port."""
     port, ws_port = free_port(), free_port()
     conf = tmp_path / "nats.conf"
     conf.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{tmp_path / "js"}"\n}}\n'
@@ -90,9 +101,31 @@ def test_a_websocket_nats_url_still_works(tmp_path: Path) -> None:
                                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
     try:
         wait_for_listener("127.0.0.1", ws_port, proc, time.monotonic() + 15, log)
-        done = subprocess.run([sys.executable, "-c", _OVER_WS, f"ws://127.0.0.1:{ws_port}"], capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert done.stdout.split() == ["jetstream", "True", "True"], done.stdout
+        yield ws_port
     finally:
         terminate(proc, 10)
+
+
+def _over_ws(ws_port: int, import_takes: float, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _OVER_WS, f"ws://127.0.0.1:{ws_port}", str(import_takes)],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+
+def test_a_websocket_nats_url_still_works(tmp_path: Path) -> None:
+    """A nats-server with a WebSocket listener: gamead's connection to its ``ws://`` URL loads aiohttp then and
+    reaches JetStream."""
+    with _ws_nats(tmp_path) as ws_port:
+        done = _over_ws(ws_port, 0)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["jetstream", "True", "True"], done.stdout
+
+
+def test_a_slow_aiohttp_import_is_not_charged_to_the_connect(tmp_path: Path) -> None:
+    """flakes52C: a fresh clone's suite at load 40 failed the test above with ``cannot connect to NATS at ws://…:
+    TimeoutError``: nats-py imports aiohttp (deferred, ~100 modules) inside the connect, under its bound
+    (``nats.connect_timeout`` + 1 s, one attempt). Here the import takes 3 s and the bound is 1.5 s: before, the
+    connect failed so; now a ``ws://`` server has aiohttp loaded before the connect begins, and it connects."""
+    with _ws_nats(tmp_path) as ws_port:
+        done = _over_ws(ws_port, 3, GAMEAD_NATS__CONNECT_TIMEOUT="0.5")
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["jetstream", "True", "True"], done.stdout

@@ -54,6 +54,9 @@ def test_a_configured_token_cannot_hold_a_comma() -> None:
 # --- C3.3: `gamead up --workers 0` prints hints that work in that mode ---------------------------------------
 
 
+# flakes52C: 120 s covered a gamead up start (60-70 s at load 40) and a worker and 5 hint commands, each a gamead
+# process of 0.7-1.0 s CPU (15-20 s at load 40): 47 s at load 14-22. Each command keeps its own 120 s bound.
+@pytest.mark.timeout(300)
 def test_up_with_no_worker_prints_a_worker_command_first_and_every_hint_works_verbatim(
         tmp_path: Path, procs: list[Proc]) -> None:
     """``gamead up --workers 0`` printed ``submit … --wait``, which no worker would ever answer. Now the first hint

@@ -91,7 +91,8 @@ def test_a_worker_refused_while_up_waits_for_it_to_register_ends_up_with_its_mes
 def test_a_worker_that_does_not_register_is_named_and_up_goes_on_with_the_others(
         tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], monkeypatch: pytest.MonkeyPatch) -> None:
     """The wait is bounded as the API's start is: worker-2, a process asleep that never writes a heartbeat, is
-    named after the stall window (here 2 s) and not waited for; worker-1, a real ``gamead worker``, registered."""
+    named after the stall window (here 2 s) and not waited for; worker-1, a real ``gamead worker``, registered,
+    and the probe the wait observed with (the stack's liveness probe goes on with it) has seen it beat."""
     lines: list[str] = []
     monkeypatch.setattr(up_ready, "say", lines.append)
     server = fresh_nats()
@@ -103,10 +104,13 @@ def test_a_worker_that_does_not_register_is_named_and_up_goes_on_with_the_others
                          log_dir=tmp_path, drain_timeout=3)
     scaler.set_replicas(2)
     try:
+        beats = up_ready.heartbeat_probe(settings)  # handed to the stack's liveness probe (flakes52C)
         starting = up_ready.wait_workers_registered(settings, server.url, stack, scaler, stall_after=2.0, cap=120.0,
-                                                    note_after=60.0)
+                                                    note_after=60.0, probe=beats)
         pids = scaler.pids()
         assert starting == ["worker-2"], lines
+        # the beats the wait saw are kept, a worker's that registered while another was still waited for too
+        assert beats.beaten("worker-1", pids["worker-1"]) and not beats.beaten("worker-2", pids["worker-2"])
         named = [ln for ln in lines if "worker-2" in ln]
         assert len(named) == 1 and f"worker-2 (pid {pids['worker-2']}) has not registered after " in named[0], lines
         assert "its process made no progress for the last 2s" in named[0] and "going on without waiting" in named[0]

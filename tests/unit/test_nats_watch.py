@@ -128,3 +128,16 @@ def test_a_server_first_read_long_after_its_start_is_not_killed_on_silence_no_re
     assert not kill and note is not None and "but this watch itself did not run for 60.0s" in note.text
     later = [(t, *watch.observe(7, 0.0, NONE, CpuSample("T", 0.0), float(t))) for t in range(61, 80)]
     assert [t for t, _, kill in later if kill][0] == 76  # 5 s counted at 60, 21 s at 76: past ttl + START_GRACE
+
+
+def test_a_server_started_before_the_watch_began_is_watched_from_then_not_said_unseen() -> None:
+    """flakes52C: the watch begins once ``gamead up``'s start is over (70 s after nats-server's start at load 40),
+    and its first reading, unanswered, said "has not answered /healthz for 71.7s, but this watch itself did not run
+    for 71.7s (gamead up was not scheduled …)": the start had seen it listen. Watched from the watch's start
+    (``begun``): nothing said then; named past ttl + START_GRACE of silence the watch saw."""
+    watch = NatsWatch(TTL, begun=70.0)
+    assert watch.observe(7, 0.0, NONE, CpuSample("T", 0.0), 71.7) == (None, False)
+    later = [(t, *watch.observe(7, 0.0, NONE, CpuSample("T", 0.0), 70.0 + t)) for t in range(2, 25)]
+    t, note, kill = next(reading for reading in later if reading[1] is not None)  # the first line said: the kill
+    assert kill and t == TTL + START_GRACE + 1 and note is not None and "did not run" not in note.text
+    assert note.text.startswith(f"nats-server (pid 7) does not answer /healthz for {t:.1f}s"), note.text

@@ -131,6 +131,28 @@ def test_run_probe_hands_over_the_verdict_and_says_when_a_waiting_worker_beats_a
     assert back == [5.0]  # it beat at reading 6, after 5 s of silence
 
 
+def test_a_worker_silent_past_the_bound_at_the_probes_first_reading_is_judged_on_cpu_it_saw_not_killed_blind() -> None:
+    """flakes52C: ``gamead up``'s probe begins once the stack's start is over (at load 40, 38 s after a worker's
+    start); its first reading found the worker (busy on CPU, state R) silent past ``registry.ttl`` +
+    ``START_GRACE`` and, with no earlier reading of its process, SIGKILLed it as "frozen or hung" (verdict
+    ``unknown``, kill). Now it is judged at the next reading, on the CPU the probe saw: busy, left running."""
+    clock = {"n": 39.0}
+    seen: list[tuple[float, str, bool]] = []
+    stop = asyncio.Event()
+
+    async def read() -> list[NodeInfo]:
+        clock["n"] += 1
+        if clock["n"] >= 43:
+            stop.set()
+        return []  # its entry is gone (expired), or was never seen by this probe
+
+    w = [Watched("worker-1", "local-1", 100, started_at=0.0)]
+    asyncio.run(run_probe(HeartbeatProbe(ttl=4, start_grace=30), read, lambda: w,
+                          lambda s, v: seen.append((clock["n"], v.why, v.kill)), stop, 0,
+                          sample=lambda pid: CpuSample("R", clock["n"] * 0.5), clock=lambda: clock["n"], host="h"))
+    assert seen == [(41.0, "busy", False), (42.0, "busy", False)]  # never ("unknown", True) at 40
+
+
 # --- review26 F7: silence alone never kills; the API's entry is matched by host and pid ----------------------
 
 
