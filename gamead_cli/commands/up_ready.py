@@ -39,9 +39,10 @@ POLL_EVERY = 0.2
 
 def heartbeat_probe(settings: GameadSettings) -> Any:
     """The :class:`~gamead_core.scaling.probe.HeartbeatProbe` of ``gamead up``'s whole life: the start's wait for
-    the workers observes them and the API with it, and the stack's liveness probe (:func:`.up_liveness.start_probe`) goes on with
-    what it saw (flakes52C: a fresh one, begun 15-40 s after the workers registered at load 40, never saw a busy
-    worker's beat, said it had written none since its start, and killed it blind)."""
+    the workers observes them and the API with it, and the stack's liveness probe
+    (:func:`.up_liveness.start_probe`) goes on with what it saw (flakes52C: a fresh one, begun 15-40 s after the
+    workers registered at load 40, never saw a busy worker's beat, said it had written none since its start, and
+    killed it blind)."""
     from gamead_core.scaling.probe import HeartbeatProbe
 
     return HeartbeatProbe(settings.registry.ttl, every=settings.registry.heartbeat_interval)
