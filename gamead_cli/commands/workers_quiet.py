@@ -58,6 +58,19 @@ def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | 
     return "ID", f" (ID: {', '.join(changed)}; not --all: {', '.join(kept)} already {were})"
 
 
+def gone_words(worker_id: str, verb: Verb, again: str) -> str:
+    """The line for a worker listed live that no process answered for (it died or stopped meanwhile). A worker
+    started again under its id (``gamead up`` restarts ``local-k`` within a second of a crash) takes its dead
+    predecessor's entry, so it takes ads after a ``quiet`` that missed it, and stays quiet after a ``resume`` that
+    missed it (attack52: ``quiet --all`` during a poison ad's crash loop missed one restarting worker in 4 of 5
+    runs and said "not live any more (it stopped meanwhile)" of a worker back taking ads a second later); ``again``:
+    the command that asks it again. Pure."""
+    now = "not quiet: one started again under its id takes ads" if verb == "quiet" else \
+        "not resumed: one started again under its id after a death stays quiet"
+    return (f"{worker_id}: no process answered for it (it died or stopped meanwhile), {now} (gamead up restarts a "
+            f"worker that died); ask it again once gamead workers lists it: {again}")
+
+
 def asked_text(verb: Verb, answers: list[dict[str, Any]]) -> str:
     """``quiet WAS asked of local-1, local-2``: the workers whose answers to ``verb`` came (said when an interrupt
     or an unwritable stdout cuts the command short). Pure."""
@@ -108,8 +121,8 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
         parts += [Text(f"{wid}: no answer in time (frozen, or its NATS link down): it may still "
                        f"{'go quiet' if verb == 'quiet' else verb} when it wakes; gamead workers shows its state"
-                       if wid in silent else
-                       f"{wid}: not live any more (it stopped meanwhile)", style="yellow") for wid in gone]
+                       if wid in silent else gone_words(wid, verb, follow_up("workers", verb, wid, again=client.again)),
+                       style="yellow") for wid in gone]
         undo = undo_words(answers, every)
         if undo is not None:
             back = follow_up("workers", other, undo[0], again=client.again)

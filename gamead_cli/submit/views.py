@@ -202,7 +202,7 @@ def lost_text(summary: Mapping[str, Any]) -> str:
     lost = Counter({LOST_WORDS.get(k, k): n for k, n in (summary.get("maybeQueuedLost") or {}).items() if n})
     lost[LOST_WORDS["timeout"]] += (summary.get("maybeQueued") or 0) - sum(lost.values())  # publish timed out
     ways = [(n, why) for why, n in lost.most_common() if n > 0]
-    return ways[0][1] if len(ways) == 1 else ", ".join(f"{n} {why}" for n, why in ways) or LOST_WORDS["timeout"]
+    return ways[0][1] if len(ways) == 1 else ", ".join(f"{n:,} {why}" for n, why in ways) or LOST_WORDS["timeout"]
 
 
 def rejections_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -198,3 +198,35 @@ def test_a_draining_worker_is_said_to_be_stopping_not_resumed(
         assert "drain-1 is stopping (draining): it takes no new ad, resumed or not (1 ad running)" in said
         assert http.post("/v1/workers/drain-1/quiet").json()["draining"] is True
         assert wait_terminal(http, ad_id, timeout=90)["status"] == "completed"  # what it ran, it finished
+
+
+def test_a_worker_that_died_before_quiet_all_reached_it_is_said_to_take_ads_once_restarted(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """attack52: `gamead workers quiet --all` while a poison ad crash-loops `gamead up`'s workers: a worker listed
+    live but dead when asked was said "not live any more (it stopped meanwhile)", exit 0; `gamead up` restarted it
+    under its id a second later and it took ads, not quiet. The line now says it is not quiet, that one started
+    again under its id takes ads, and gives the command that asks it again."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_REGISTRY__TTL="120")  # the dead one stays listed
+    procs.append(api)
+    first = start_worker(server.url, tmp_path / "1", worker_id="crash-1", ready=True, **LONG_POLLS)
+    procs.append(first)
+    env = clean_env(GAMEAD_API_URL=url)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        wait_for(lambda: _worker(http, "crash-1"), what="crash-1 listed")
+        first.kill()  # as a crash would, its entry left behind
+        wait_for(lambda: not first.alive(), timeout=10, what="crash-1 dead")
+        told = run_gamead("workers", "quiet", "--all", env=env)
+        assert told.returncode == 0, told.stderr
+        said = " ".join(told.stdout.split())  # the line as read, wherever a narrow terminal folded it
+        assert "crash-1: no process answered for it (it died or stopped meanwhile), not quiet: one started again " \
+               "under its id takes ads" in said, said
+        assert "workers quiet crash-1 --api" in said, said
+        again = start_worker(server.url, tmp_path / "2", worker_id="crash-1", ready=True, **LONG_POLLS)  # restarted
+        procs.append(again)
+        entry = wait_for(lambda: (e := _worker(http, "crash-1")) and e["pid"] == again.pid and e, timeout=30,
+                         what="the restarted crash-1 listed")
+        assert entry["quiet"] is False and entry["state"] != "quiet", entry  # what the line said: it takes ads
+        ad_id = http.post("/ads", json=ad("After the restart", priority=1)).json()["id"]
+        assert wait_terminal(http, ad_id, timeout=30)["workerId"] == "crash-1"

@@ -95,3 +95,14 @@ def test_every_count_of_the_summary_says_it_counts_ads() -> None:
     for row in ("sent 200 ads", "accepted 199 ads", "duplicates 1 ad", "rejected 0 ads", "completed 1 ad",
                 "failed/dead 0 ads", "still pending 198 ads", "rate 50.0 ads/s sent", "elapsed 4.0s"):
         assert row in text, (row, text)
+
+
+def test_the_ways_the_may_be_queued_ads_were_lost_are_counted_with_thousands_separators() -> None:
+    """attack52: `gamead submit --count 3000 --rate 1000` with the API SIGSTOPped 1.5 s in (then killed and restarted
+    by `gamead up`): `may be queued 3,000 ads (1600 no answer in time, 1400 connection reset before the answer
+    came, …)`: the row's own count had separators, its two parts none."""
+    summary = {"sent": 3000, "accepted": 0, "duplicates": 0, "maybeQueued": 3000,
+               "maybeQueuedLost": {"timeout": 1600, "reset": 1400}, "maybeQueuedWhere": ["ad 1-3000"],
+               "elapsedSeconds": 13.0, "ratePerSecond": 238.5, "acceptedPerSecond": 0.0}
+    text = " ".join(_text(summary).split())
+    assert "may be queued 3,000 ads (1,600 no answer in time, 1,400 connection reset before the answer came" in text
