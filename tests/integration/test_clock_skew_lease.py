@@ -18,9 +18,14 @@ import nats.js.errors
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.scaling.lease import Lease, LeaseKeeper
 from tests.support import clean_env
+from tests.working import Working
 
 SKEWED = str(Path(__file__).resolve().parents[1] / "skewed_lease.py")
 TTL = 3.0
+#: seconds the skewed process may go without progress (CPU, or waiting for one) while a test waits on its steps, and
+#: at most in all: its start imports nats-py and gamead (~0.65 s of CPU, 2 s of wall time at load 9), which took past
+#: a fixed 20 s at load 35-42 (a full suite beside another: its log still empty), where a process gets ~5 % of a core
+STALL_AFTER, CAP = 20.0, 60.0
 
 
 def _start(server: EmbeddedNats, skew: float, bucket: str, holder: str, out: Path) -> subprocess.Popen[bytes]:
@@ -44,6 +49,7 @@ def test_a_keeper_5_min_behind_keeps_its_lease_from_a_true_clock_rival(
     server = fresh_nats()
     out = tmp_path / "behind.log"
     proc = _start(server, -300.0, "gamead_leases_r8a", "up-behind", out)
+    working = Working(proc.pid, stall_after=STALL_AFTER, cap=CAP)
 
     async def run() -> None:
         nc = await nats.connect(server.url)
@@ -57,15 +63,14 @@ def test_a_keeper_5_min_behind_keeps_its_lease_from_a_true_clock_rival(
                     return None
                 return lease.holder if lease is not None else None
 
-            deadline = asyncio.get_running_loop().time() + 20
             while await holder() != "up-behind":
-                assert asyncio.get_running_loop().time() < deadline, out.read_text()
+                working.check(out.read_text)
                 await asyncio.sleep(0.05)
             rival = LeaseKeeper(kv, "api-true", TTL)
             seen = len(_steps(out))
             # the rival looks until the skewed holder renewed 4 more times (ttl/3 each)
             while len(_steps(out)) < seen + 4:
-                assert asyncio.get_running_loop().time() < deadline + 20, out.read_text()
+                working.check(out.read_text)
                 await asyncio.sleep(min(0.2, await rival.step()))
                 assert not rival.is_leader, "the true-clock rival took a live holder's lease"
             assert await holder() == "up-behind"
@@ -92,9 +97,9 @@ def test_a_keeper_5_min_ahead_does_not_take_a_live_leaders_lease(
             await leader.step()
             assert leader.is_leader
             proc = _start(server, 300.0, "gamead_leases_r8b", "up-ahead", out)
-            deadline = asyncio.get_running_loop().time() + 30
+            working = Working(proc.pid, stall_after=STALL_AFTER, cap=CAP)
             while len(_steps(out)) < 4:  # the skewed process looked at the live lease 4 times
-                assert asyncio.get_running_loop().time() < deadline, out.read_text()
+                working.check(out.read_text)
                 await asyncio.sleep(min(0.2, await leader.step()))
                 assert leader.is_leader, "the skewed process took the live leader's lease: " + out.read_text()
             assert all(s.endswith("leader=0") for s in _steps(out)), out.read_text()
@@ -121,10 +126,10 @@ def test_no_lease_a_keeper_5_min_behind_writes_is_already_expired_when_stored(
             kv = await nc.jetstream(timeout=5).create_key_value(bucket="gamead_leases_r8c", history=1)
             watcher = await kv.watch("autoscaler")
             proc = _start(server, -300.0, "gamead_leases_r8c", "up-behind", out)
+            working = Working(proc.pid, stall_after=STALL_AFTER, cap=CAP)
             written: list[tuple[str, float, float]] = []  # (holder, expiresAt, nats-server's stamp of the write)
-            deadline = asyncio.get_running_loop().time() + 30
             while sum(holder == "up-behind" for holder, _, _ in written) < 3:  # its first write and 2 renewals
-                assert asyncio.get_running_loop().time() < deadline, out.read_text()
+                working.check(out.read_text)
                 try:
                     entry = await watcher.updates(timeout=0.5)
                 except nats.errors.TimeoutError:
