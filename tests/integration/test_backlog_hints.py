@@ -240,14 +240,16 @@ def test_a_long_polled_ad_does_not_overtake_a_more_urgent_backlog_a_long_spell_c
     assert levels == [1, 1, 1, 1, 1, 1, 5], levels
 
 
-@pytest.mark.parametrize(("want", "placed"), [(4, ()), (5, tuple(names.LEVELS))])
+@pytest.mark.parametrize(("want", "placed"), [(4, ()), (5, ()), (7, (1, 2)), (10, tuple(names.LEVELS))])
 def test_long_polls_are_not_put_back_by_a_pull_that_got_more_than_it_asked_for(
         fresh_nats: Callable[[], EmbeddedNats], want: int, placed: tuple[int, ...]) -> None:
     """churn51: the long polls of an idle worker (4 slots, no buffer yet: no pace timed) bring one ad of each level,
     5 for 4 free slots; its start step hands the P5 ad back. The pull put all five long polls back first, so the
     ``nak``'ed ad came straight back to it (or to another full worker's, and back: one ad between two workers 4 times
     in a loaded full run, test_handback_churn_two). Now a pull that got more than it asked for puts none back (the
-    handed-back ad waits for a worker with room); one that asked for 5 puts all back, as before."""
+    handed-back ad waits for a worker with room). churn52: nor does one left with no room (asked for 5: before, it put
+    all five back, five long polls for no place); one with room for 2 puts back the 2 most urgent levels', one with
+    room for 5 all."""
 
     async def go() -> tuple[int, dict[int, int]]:
         async with _quiet_puller(fresh_nats()) as (puller, js, pjs):

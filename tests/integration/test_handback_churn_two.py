@@ -35,11 +35,6 @@ BATCH = 5  #: ads a request
 #: buffers (1 each: worker.prefetch_wait 50 ms of 150 ms analyses over 4 slots) and 6 waiting: at capacity, a queue
 #: at most levels, never a backlog that grows (12: the product 11-29, the old rule 81-100; 10: both 14-26)
 WINDOW = 16
-#: ads sent first, before either worker has timed an analysis (no pace: no prefetch room; its five long polls for
-#: four slots): each may be handed back up to 5 times, the others 3. churn51: every ad handed back 3+ times was sent in
-#: the first ~0.5 s (within 0.16-0.48 s of the second worker's start); one was 4 times in 2 of ~25 runs (fresh clones
-#: at load 3-19 and loops beside 2 busy loops), after its cause found so far was mended (queue/poll_room.py)
-STARTUP = 2 * WINDOW
 
 
 async def _send(url: str, nats_url: str) -> list[str]:
@@ -66,9 +61,12 @@ async def _send(url: str, nats_url: str) -> list[str]:
 def test_two_busy_workers_do_not_bounce_one_ad_between_them(
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
     """Two workers (4 slots, 150 ms analyses) and 600 ads of every priority kept at their capacity: no ad is
-    handed back more than 3 times (5 for the first :data:`STARTUP`), and all the hand-backs together are at most
-    10 % of the ads (before, this sender: 198-211, one ad 7 times; the first, time-paced sender's 119-130 over
-    101-104 ads; after: 14-24); every ad completes with 1 attempt."""
+    handed back more than 3 times, and all the hand-backs together are at most 10 % of the ads (before, this sender:
+    198-211, one ad 7 times; the first, time-paced sender's 119-130 over 101-104 ads; after: 14-24); every ad
+    completes with 1 attempt. At start-up, before either worker has timed an analysis (no pace: no prefetch room),
+    an ad of the first window went back and forth 4 times (2 of ~25 runs; 3+ in 5 of 8 before churn51): each worker
+    kept 5 long polls live for 4 slots or fewer, the more for less room (churn52: 2+ in 8 of 8 runs, then in 5 of
+    12, none more; a busy worker now keeps no more long polls than it has room for, queue/poll_room.py)."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **FAST)
     procs.append(api)
@@ -90,8 +88,6 @@ def test_two_busy_workers_do_not_bounce_one_ad_between_them(
           f"by one worker {per_worker.most_common(3)}")
     assert collections.Counter(r["status"] for r in records) == {"completed": len(ids)}
     assert all(r["attempts"] == 1 for r in records)  # a hand-back is never charged
-    first = set(ids[:STARTUP])
-    assert max((n for i, n in per_ad.items() if i not in first), default=0) <= 3, per_ad.most_common(3)
-    assert max(per_ad.values(), default=0) <= 5, per_ad.most_common(3)  # the first window's (STARTUP)
+    assert max(per_ad.values(), default=0) <= 3, per_ad.most_common(3)
     assert total <= len(ids) // 10, (total, per_ad.most_common(3))
     assert not any("invariant broken" in w.output() for w in workers)
