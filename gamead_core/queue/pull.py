@@ -189,15 +189,15 @@ class AgingPuller:
         # look (a more urgent ad arriving reached no one), as many as the room left allows (.poll_room). A level noted
         # with a backlog is pulled directly (no long poll): when more urgent than one of these, it is pulled too, so
         # the long polls' less urgent ads cannot keep it waiting. With no quiet spell (nothing says what waits
-        # unseen), a more urgent noted backlog that a spell older than an aging step cannot order blind, or a more
-        # urgent level left without a long poll (``short`` of room: .poll_room), the view is asked for what beats them:
-        # before, they were started as they were, and a fresh P2 ad overtook a P1 backlog by its whole 2 steps
-        # (bench_aging.py, step 2 s).
+        # unseen), a more urgent noted backlog or level left without a long poll (``short`` of room: .poll_room) that
+        # a spell older than an aging step cannot order blind, the view is asked for what beats them: before, they were
+        # started as they were: a fresh P2 ad overtook a P1 backlog by its whole 2 steps (bench_aging.py, step 2 s).
         local = polls.take(free + len(polls.inbox))
         if local:
             await polls.place(skip=list(polls.backlog), room=None if bar is not None else free - len(local))
             quiet, worst = time.monotonic() < polls.quiet_until, max(names.level_of_subject(m.subject) for m in local)
-            hinted, short = min(polls.backlog, default=None), min(polls.short, default=(worst, 0))[0] < worst
+            hinted = min(polls.backlog, default=None)
+            short = bool(polls.short) and (min(polls.short)[0] < worst or not polls.level_ordered(self._qs.aging_step))
             if not quiet or short or (hinted is not None and hinted[0] < worst):
                 if quiet and not short and self._backlog_first(bar):
                     local.extend(await self._pull_backlog(free, room=free - len(local)))
