@@ -15,10 +15,10 @@ A long poll at nats-server cannot be taken back: the only bound is at placing. N
 for the room it has left beyond the long polls still live (``room - live``), the most urgent levels first; the levels
 it leaves without one (:attr:`~gamead_core.queue.long_poll.LongPolls.short`) are covered by the head reads, as the
 levels it handed ads back from are (a wait with slots busy looks again within ``BUSY_LOOK``, ending the quiet spell
-once a level has been short that long; a step whose long polls brought an ad less urgent than a short level asks the
-view for what beats it, :mod:`gamead_core.queue.pull`). A step with room for every long poll, or none to count (a pull against
-the buffer's bar, a wait with every slot free: idle workers cost nothing and see an arriving ad at once), places them
-all, as before."""
+once a level has been short that long; a step whose long polls brought an ad less urgent than a short level, or
+any ad once the quiet spell is older than an aging step, asks the view for what beats it, :mod:`.pull`). A step
+with room for every long poll, or none to count (a pull against the buffer's bar, a wait with every slot free: idle
+workers cost nothing and see an arriving ad at once), places them all, as before."""
 
 from __future__ import annotations
 
