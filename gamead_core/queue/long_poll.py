@@ -78,6 +78,11 @@ class LongPolls:
         #: (level, partition) the worker had no room for (it handed ads back from there, "No room" above): no long
         #: poll is put back there until the worker empties it (room again) or waits idle (:meth:`wait` empties it)
         self.full: set[Key] = set() if full is None else full
+        #: (level, partition) the last placing left without a long poll for want of room (.poll_room): watched by the
+        #: head reads, as :attr:`full`, once short for :data:`BUSY_LOOK` (since ``_short_at``, monotonic: a worker whose
+        #: one ad runs for ms reads nothing); ``_room``: the room that placing was given (a busy wait places for it)
+        self.short: set[Key] = set()
+        self._short_at, self._room = 0.0, None
         self.idle_wait = idle_wait  #: seconds a long poll waits at the server (its life)
         self._readable = readable
         keys = [(lvl, p) for lvl in names.LEVELS for p in partitions]  #: level order, then partition
@@ -250,12 +255,18 @@ class LongPolls:
 
     async def place(self, skip: list[Key] | None = None, room: int | None = None) -> None:
         """Make sure each readable (level, partition) not in ``skip`` nor :attr:`full` has one long poll waiting at
-        the server; none when ``room`` (what the worker can take after this step's ads) is below 0 (.poll_room)."""
+        the server, as many as ``room`` (what the worker can take after this step's ads; None: no bound) leaves beyond
+        the live ones, most urgent first; the others are :attr:`short` (.poll_room)."""
         if self._reconnect_count() != self._reconnects:  # a restarted server kept no pull request of ours: none
             self._forget()  # is live, nor the quiet spell they vouched for (quiet48: the next ad waited ~idle_wait)
         mono = time.monotonic()
-        for key in to_place([k for k in self.inbox if not ((skip and k in skip) or k in self.full
-                             or self._polling.get(k, 0.0) > mono or not self._readable(k[0]))], room):
+        keys = [k for k in self.inbox if not ((skip and k in skip) or k in self.full
+                or self._polling.get(k, 0.0) > mono or not self._readable(k[0]))]
+        placing = to_place(keys, room, sum(at > mono for at in self._polling.values()))
+        if not self.short:
+            self._short_at = mono
+        self.short, self._room = set(keys[len(placing):]), room
+        for key in placing:
             self._polling[key] = mono + self.idle_wait  # live from before it is sent (:meth:`live`: .worker.alone)
             try:
                 await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])
@@ -270,6 +281,7 @@ class LongPolls:
         """No long poll of ours is live (none placed yet, or lost with the server), no quiet spell nor hint holds."""
         self._polling.clear()
         self.backlog.clear()
+        self.short.clear()
         self.quiet_until, self._reconnects = 0.0, self._reconnect_count()
 
     def take(self, free: int, into: list[Msg] | None = None) -> list[Msg]:
@@ -298,18 +310,21 @@ class LongPolls:
         seconds pass. The long polls are (re)placed first; an ad that arrived since the last look is delivered to
         them at once, so reading ``since`` before a pull makes the wake-up race-free. One future and one timer
         per wait (not ``asyncio.wait_for``'s task). ``idle``: every slot of the worker is free, so the levels it
-        handed ads back from (:attr:`full`) get their long polls back; a worker with slots still busy keeps them
-        unwatched and ends the quiet spell instead: its next pull looks at the heads and takes, for its free slots
-        only, what waits there (a long poll per level brought up to five ads for one free slot, and the ad handed
-        back went from one busy worker's long poll to the other's, 14-18 times in 6 s: attack37 F4)."""
+        handed ads back from (:attr:`full`) get their long polls back; a worker with slots still busy keeps them (and
+        those its room leaves :attr:`short`) unwatched and ends the quiet spell instead (within :data:`BUSY_LOOK` for a
+        short one): its next pull looks at the heads and takes, for its free slots only, what waits there (a long poll
+        per level brought up to five ads for one free slot, and the ad handed back went from one busy worker's long
+        poll to the other's, 14-18 times in 6 s: attack37 F4)."""
         if self.delivered():
             return
         self.rung_at = None  # every inbox is empty, however it was emptied (a no_wait pull takes from it too)
         if idle:
             self.full.clear()  # room for anything, a level it handed back from included
-        elif self.full:  # its next pull looks at those levels soon: an ad there waits no idle_poll for it
-            self.quiet_until, timeout = 0.0, min(timeout, BUSY_LOOK)
-        await self.place()
+        await self.place(room=None if idle else self._room)  # busy: for the room its last step left (.poll_room)
+        if not idle and (self.full or self.short):  # its next pull looks at those levels soon: an ad there waits
+            timeout = min(timeout, BUSY_LOOK)  # no idle_poll for it
+            if self.full or time.monotonic() - self._short_at >= BUSY_LOOK:
+                self.quiet_until = 0.0
         if self.published != since or timeout <= 0:
             return
         loop = asyncio.get_running_loop()

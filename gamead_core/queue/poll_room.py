@@ -7,14 +7,18 @@ or its own), just as full, and came back: one ad handed back 4 times between two
 (tests/integration/test_handback_churn_two.py). The "no room" rule (:attr:`~gamead_core.queue.long_poll.LongPolls.full`)
 only covers long polls put back *after* a hand-back.
 
-Now a step that took more ads than its pull asked for (``want``: the worker's free slots and what its prefetch buffer
-may still hold, so its start step hands the rest back) puts no long poll back: a handed-back ad waits for a worker
-with room, or in the queue, where the views count it due from its first publish. A step that took no more than it
-asked for puts them all back, as before (its next free slot must see the next urgent ad: ``bench_aging.py``). The
-levels left without one get it back at the worker's next pull that brings nothing from a long poll, or its next wait
-for work (:meth:`~gamead_core.queue.long_poll.LongPolls.place`, no limit); until then a worker out of a quiet spell
-reads their heads, and one in a spell pulls no noted backlog less urgent than an unwatched level blind
-(:mod:`gamead_core.queue.pull`)."""
+churn52: that was not enough. A step that took no more than it asked for put every long poll back, however little
+room it had left: a worker with room for two more ads kept five long polls live (two still waiting, three put back),
+and those five could bring five ads; the start step handed the surplus back, into a long poll of the other busy
+worker (or its own) placed the same way, and one ad of the first window went back and forth 4 times (2 of ~25 runs).
+A long poll at nats-server cannot be taken back: the only bound is at placing. Now a step places new long polls only
+for the room it has left beyond the long polls still live (``room - live``), the most urgent levels first; the levels
+it leaves without one (:attr:`~gamead_core.queue.long_poll.LongPolls.short`) are covered by the head reads, as the
+levels it handed ads back from are (a wait with slots busy looks again within ``BUSY_LOOK``, ending the quiet spell
+once a level has been short that long; a step whose long polls brought an ad less urgent than a short level, or
+any ad once the quiet spell is older than an aging step, asks the view for what beats it, :mod:`.pull`). A step
+with room for every long poll, or none to count (a pull against the buffer's bar, a wait with every slot free: idle
+workers cost nothing and see an arriving ad at once), places them all, as before."""
 
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ from typing import TypeVar
 K = TypeVar("K")
 
 
-def to_place(keys: list[K], room: int | None) -> list[K]:
-    """The long polls (``keys``, each without a live long poll) a step puts back: all of them unless ``room`` (the ads
-    the worker can still take after this step's: its pull's ``want`` less what it took; None: not known, a pull against
-    the buffer's bar, an empty look, a wait) is below 0, a hand-back to come: then none."""
-    return [] if room is not None and room < 0 else keys
+def to_place(keys: list[K], room: int | None, live: int = 0) -> list[K]:
+    """The long polls (``keys``, each without a live long poll, most urgent level first) a step puts back: as many as
+    ``room`` (the ads the worker can still take after this step's: its pull's ``want`` less what it took) leaves
+    beyond the ``live`` long polls still waiting at the server, none below 0; all of them when ``room`` is None
+    (no bound: a pull against the buffer's bar, an idle worker's wait)."""
+    return keys if room is None else keys[:max(0, room - live)]

@@ -186,20 +186,20 @@ class AgingPuller:
         # Delivered already (the long polls bring ≤ 1 each): all of them, beyond ``free`` — the start step runs the
         # best by aging key and holds the rest (taking ``free`` in level order starved a P2 ad behind a P1 stream
         # past its aging bound). No reads. The long polls that brought them are put back now, not at the next empty
-        # look (a more urgent ad arriving reached no one), unless they are more than ``free`` (a hand-back: .poll_room).
-        # A level noted with a backlog is pulled directly (no long poll): when it is more urgent than one of these,
-        # it is pulled too, so the long polls' less urgent ads cannot keep it waiting.
-        # With no quiet spell (nothing says what waits unseen), or a more urgent noted backlog that a spell older
-        # than an aging step cannot order blind, the view is asked for what beats them: before, they were started
-        # as they were, and a fresh P2 ad overtook a P1 backlog by its whole 2 steps (bench_aging.py, step 2 s).
+        # look (a more urgent ad arriving reached no one), as many as the room left allows (.poll_room). A level noted
+        # with a backlog is pulled directly (no long poll): when more urgent than one of these, it is pulled too, so
+        # the long polls' less urgent ads cannot keep it waiting. With no quiet spell (nothing says what waits
+        # unseen), a more urgent noted backlog or level left without a long poll (``short`` of room: .poll_room) that
+        # a spell older than an aging step cannot order blind, the view is asked for what beats them: before, they were
+        # started as they were: a fresh P2 ad overtook a P1 backlog by its whole 2 steps (bench_aging.py, step 2 s).
         local = polls.take(free + len(polls.inbox))
         if local:
             await polls.place(skip=list(polls.backlog), room=None if bar is not None else free - len(local))
-            quiet = time.monotonic() < polls.quiet_until
+            quiet, worst = time.monotonic() < polls.quiet_until, max(names.level_of_subject(m.subject) for m in local)
             hinted = min(polls.backlog, default=None)
-            if not quiet or (hinted is not None
-                             and hinted[0] < max(names.level_of_subject(m.subject) for m in local)):
-                if quiet and self._backlog_first(bar):
+            short = bool(polls.short) and (min(polls.short)[0] < worst or not polls.level_ordered(self._qs.aging_step))
+            if not quiet or short or (hinted is not None and hinted[0] < worst):
+                if quiet and not short and self._backlog_first(bar):
                     local.extend(await self._pull_backlog(free, room=free - len(local)))
                 else:
                     noted = polls.loud()
@@ -210,7 +210,7 @@ class AgingPuller:
         noted: Container[int] = ()  #: levels a long poll saw ads waiting in (the view of them is out of date)
         if time.monotonic() < polls.quiet_until:  # every level is long-polled: only a noted backlog waits
             if not polls.backlog:
-                await polls.place()  # a long poll that brought an ad is put back (a no-op while all wait)
+                await polls.place(room=free)  # a long poll that brought an ad is put back (no-op while all wait)
                 return []
             if self._backlog_first(bar):
                 got = await self._pull_backlog(free)
@@ -225,7 +225,7 @@ class AgingPuller:
         if not got:  # the view has nothing: the long polls look again (an ad waiting now is handed to them at
             polls.quiet(since=self._heads_at)  # once, with how many wait behind it) and watch every level from
             self._heads_at, self._mono_read = 0.0, {}  # now on (no level's read is fresh: what waits came after
-            await polls.place()  # the view's oldest read, the spell's start)
+            await polls.place(room=free)  # the view's oldest read, the spell's start; for its room: .poll_room)
         return got
 
     async def _pull_beating(self, free: int, bar: float, noted: Container[int] = ()) -> list[Msg]:

@@ -240,14 +240,49 @@ def test_a_long_polled_ad_does_not_overtake_a_more_urgent_backlog_a_long_spell_c
     assert levels == [1, 1, 1, 1, 1, 1, 5], levels
 
 
-@pytest.mark.parametrize(("want", "placed"), [(4, ()), (5, tuple(names.LEVELS))])
+def test_a_long_polled_ad_does_not_overtake_an_older_ad_of_a_level_left_without_a_long_poll(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """churn52: a worker with no room left puts no long poll back (queue/poll_room.py): level 2's, used by its first
+    ad with one slot, stays down, and the next P2 ad waits unseen. Aging step 0.25 s: it waits 3 steps, then a P1 ad
+    comes to level 1's long poll, and the slot frees. Started as it was, the P1 ad would overtake the P2 ad, whose key
+    beats it by 2 steps; the spell being older than a step, the view is asked first."""
+    step = 0.25
+
+    async def go() -> bytes:
+        buffer = PrefetchBuffer()
+        async with _quiet_puller(fresh_nats(), aging_step=step) as (puller, js, pjs):
+            async with asyncio.timeout(10):
+                await pjs.publish(names.level_subject(2), b"2-0")
+                while puller.published < 1:  # level 2's long poll has it
+                    await asyncio.sleep(0.01)
+                for msg in await puller.pull(1):  # the one slot: no room left, level 2's long poll stays down
+                    await msg.ack()
+                await pjs.publish(names.level_subject(2), b"2-1")
+                await asyncio.sleep(3 * step)  # it waits unseen (not a wait for state)
+                await pjs.publish(names.level_subject(1), b"1-0")
+                while puller.published < 2:  # level 1's long poll has it
+                    await asyncio.sleep(0.01)
+                now = time.time()
+                for msg in await puller.pull(1):  # the slot freed
+                    buffer.push(msg, delivery_key(msg, now, step))
+                started = buffer.pop()
+            for msg in [started, *buffer.take_all()]:
+                await msg.ack()
+            return started.data
+
+    assert asyncio.run(go()) == b"2-1"  # without the look: b"1-0"
+
+
+@pytest.mark.parametrize(("want", "placed"), [(4, ()), (5, ()), (7, (1, 2)), (10, tuple(names.LEVELS))])
 def test_long_polls_are_not_put_back_by_a_pull_that_got_more_than_it_asked_for(
         fresh_nats: Callable[[], EmbeddedNats], want: int, placed: tuple[int, ...]) -> None:
     """churn51: the long polls of an idle worker (4 slots, no buffer yet: no pace timed) bring one ad of each level,
     5 for 4 free slots; its start step hands the P5 ad back. The pull put all five long polls back first, so the
     ``nak``'ed ad came straight back to it (or to another full worker's, and back: one ad between two workers 4 times
     in a loaded full run, test_handback_churn_two). Now a pull that got more than it asked for puts none back (the
-    handed-back ad waits for a worker with room); one that asked for 5 puts all back, as before."""
+    handed-back ad waits for a worker with room). churn52: nor does one left with no room (asked for 5: before, it put
+    all five back, five long polls for no place); one with room for 2 puts back the 2 most urgent levels', one with
+    room for 5 all."""
 
     async def go() -> tuple[int, dict[int, int]]:
         async with _quiet_puller(fresh_nats()) as (puller, js, pjs):

@@ -20,7 +20,7 @@ import nats
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry.nodes import node_key
-from tests.long_polled import wait_long_polled
+from tests.long_polled import wait_long_polled, waiting_pulls
 from tests.support import (
     Proc,
     ad,
@@ -167,7 +167,9 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
             wait_long_polled(server.url, what="'one' idle, its long polls placed")  # (tests.long_polled)
             first = http.post("/ads", json=ad("First", 3)).json()["id"]
             wait_for(lambda: watch.started(first), timeout=20, what="'one' to run 'First'")
-            wait_long_polled(server.url, what="'one' busy with 'First', its long polls waiting")
+            # its other levels' long polls waiting (level 3's, used up by 'First', stays down: no room, churn52)
+            wait_for(lambda: all(waiting_pulls(server.url, (1, 2, 4, 5)).values()), timeout=20, interval=0.1,
+                     what="'one' busy with 'First', its other levels' long polls waiting")
             batch = http.post("/ads/batch", json={"ads": [ad(f"Other {p}", p) for p in (1, 2, 4, 5)]})
             others = [r["id"] for r in batch.json()["results"]]
             records = [wait_terminal(http, i, timeout=60) for i in [first, *others]]

@@ -47,5 +47,5 @@ def test_an_inbox_emptied_by_another_path_leaves_no_stale_time_once_the_worker_w
     assert polls.rung_at is None
 
 
-async def _no_place(skip: object = None) -> None:
+async def _no_place(skip: object = None, room: object = None) -> None:
     return None
