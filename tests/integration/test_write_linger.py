@@ -15,13 +15,20 @@ from gamead_core.queue.connection import connect
 from gamead_core.queue.write_linger import ATTR, linger_writes
 from gamead_core.shutdown import close_connection
 
-STEADY = 60  #: acked writes, one every ~0.5 ms: a flow of ~2,000 writes a second, as at ~1,000 submits a second
+STEADY = 60  #: acked writes, one every GAP
+GAP = 0.002  #: seconds between two writes of the flow: 500 writes a second, 10 in a linger
 LINGER_MS = 20.0  #: long beside the flow's gaps, even on a loaded machine
 
 
-async def _flow(url: str, linger_ms: float, stream: str) -> tuple[int, int, bool]:
+async def _flow(url: str, linger_ms: float, stream: str, *, due: bool = False) -> tuple[int, int, bool]:
     """``STEADY`` acked publishes at a steady flow, then one after a 1.5 s silence, on a connection with a write
-    linger of ``linger_ms``: (socket writes the flow took, acks received, a write of the lone publish waits)."""
+    linger of ``linger_ms``: (socket writes the flow took, acks received, a write of the lone publish waits).
+
+    ``due``: the flow is one of requests arriving from outside, write ``i`` due ``i`` × :data:`GAP` after the
+    first (as submits come from clients, whatever the API's machine does): each turn writes every write due
+    by then. Without it, each turn writes one and the next comes :data:`GAP` after that turn, a flow that slows
+    with the machine: at load 35-42 its writes came 10-40 ms apart (a 60-write flow took 1-2 s), ~50 a second,
+    where a 20 ms linger rightly gathers nothing (rate x linger < 1: 40-45 socket writes in two fresh clones)."""
     nc = linger_writes(await connect(load_settings().nats, url, name="gamead-api"), linger_ms)
     try:
         js = nc.jetstream()
@@ -36,11 +43,14 @@ async def _flow(url: str, linger_ms: float, stream: str) -> tuple[int, int, bool
             write(data)
 
         transport.writelines = counted
-        acks = []
-        for i in range(STEADY):
-            acks.append(await publish_acked(js, f"{stream}.ad", b"ad %d" % i, headers={"Nats-Msg-Id": f"m{i}"},
-                                            timeout=30))
-            await asyncio.sleep(0.0005)
+        acks: list[Any] = []
+        loop, start = asyncio.get_running_loop(), asyncio.get_running_loop().time()
+        while len(acks) < STEADY:
+            until = len(acks) + 1 if not due else min(STEADY, int((loop.time() - start) / GAP) + 1)
+            for i in range(len(acks), max(until, len(acks) + 1)):
+                acks.append(await publish_acked(js, f"{stream}.ad", b"ad %d" % i, headers={"Nats-Msg-Id": f"m{i}"},
+                                                timeout=30))
+            await asyncio.sleep(GAP)
         answered = await asyncio.wait_for(asyncio.gather(*acks), 60)
         flow_writes = writes
         await asyncio.sleep(1.5)  # 75 lingers of silence: the flow is forgotten
@@ -54,10 +64,10 @@ async def _flow(url: str, linger_ms: float, stream: str) -> tuple[int, int, bool
 
 
 def test_a_steady_flow_of_writes_shares_socket_writes(nats_server: EmbeddedNats) -> None:
-    """60 acked writes ~0.5 ms apart with a 20 ms linger leave in at most 30 socket writes (figure, without the
+    """60 acked writes due 2 ms apart with a 20 ms linger leave in at most 30 socket writes (figure, without the
     linger: 60 writes, one each), every one acknowledged once (60 distinct sequences); a write after 1.5 s of
     silence is sent at once (no linger waits for it)."""
-    writes, acked, lone_waits = asyncio.run(_flow(nats_server.url, LINGER_MS, "LINGER_ON"))
+    writes, acked, lone_waits = asyncio.run(_flow(nats_server.url, LINGER_MS, "LINGER_ON", due=True))
     assert acked == STEADY
     assert writes <= STEADY // 2, f"{writes} socket writes for {STEADY} writes at a steady flow"
     assert not lone_waits
