@@ -58,15 +58,19 @@ def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | 
     return "ID", f" (ID: {', '.join(changed)}; not --all: {', '.join(kept)} already {were})"
 
 
-def gone_words(worker_id: str, verb: Verb, again: str) -> str:
-    """The line for a worker listed live that no process answered for (it died or stopped meanwhile). A worker
-    started again under its id (``gamead up`` restarts ``local-k`` within a second of a crash) takes its dead
-    predecessor's entry, so it takes ads after a ``quiet`` that missed it, and stays quiet after a ``resume`` that
-    missed it (attack52: ``quiet --all`` during a poison ad's crash loop missed one restarting worker in 4 of 5
-    runs and said "not live any more (it stopped meanwhile)" of a worker back taking ads a second later); ``again``:
-    the command that asks it again. Pure."""
+def missed_words(worker_id: str, verb: Verb, again: str, *, silent: bool) -> str:
+    """The line for a worker listed live that ``verb`` did not reach: ``silent`` (listed, no answer in time: frozen,
+    or its NATS link down), else no process answered for it (it died or stopped meanwhile). A worker started again
+    under its id (``gamead up`` restarts ``local-k`` within a second of a crash) takes its dead predecessor's
+    ``quiet`` (.worker.quiet.restored), so it takes ads after a ``quiet`` that missed it, and after a ``resume`` that
+    missed it stays quiet if it was (attack52: ``quiet --all`` during a poison ad's crash loop missed one restarting
+    worker in 4 of 5 runs and said "not live any more (it stopped meanwhile)" of a worker back taking ads a second
+    later); ``again``: the command that asks it again. Pure."""
+    if silent:
+        return (f"{worker_id}: no answer in time (frozen, or its NATS link down): it may still "
+                f"{'go quiet' if verb == 'quiet' else verb} when it wakes; gamead workers shows its state")
     now = "not quiet: one started again under its id takes ads" if verb == "quiet" else \
-        "not resumed: one started again under its id after a death stays quiet"
+        "not resumed: one started again under its id stays quiet if it was"
     return (f"{worker_id}: no process answered for it (it died or stopped meanwhile), {now} (gamead up restarts a "
             f"worker that died); ask it again once gamead workers lists it: {again}")
 
@@ -119,10 +123,8 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
         if every and not answers and not gone:
             return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
-        parts += [Text(f"{wid}: no answer in time (frozen, or its NATS link down): it may still "
-                       f"{'go quiet' if verb == 'quiet' else verb} when it wakes; gamead workers shows its state"
-                       if wid in silent else gone_words(wid, verb, follow_up("workers", verb, wid, again=client.again)),
-                       style="yellow") for wid in gone]
+        parts += [Text(missed_words(wid, verb, follow_up("workers", verb, wid, again=client.again),
+                                    silent=wid in silent), style="yellow") for wid in gone]
         undo = undo_words(answers, every)
         if undo is not None:
             back = follow_up("workers", other, undo[0], again=client.again)
