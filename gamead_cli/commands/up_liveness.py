@@ -37,8 +37,8 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
 
     from gamead_core.registry import Registry
     from gamead_core.scaling.answers import Answer, ask, heartbeat_error, liveness_client
+    from gamead_cli.commands.up_ready import heartbeat_probe
     from gamead_core.scaling.probe import (
-        HeartbeatProbe,
         Silent,
         Verdict,
         Watched,
@@ -48,8 +48,7 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
 
     registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                         timeout=settings.nats.request_timeout)
-    probe = (seen if seen is not None else
-             HeartbeatProbe(settings.registry.ttl, every=settings.registry.heartbeat_interval))
+    probe = seen if seen is not None else heartbeat_probe(settings)
     host = socket.gethostname()  # as this machine's children announce it in their entries
     def unhealthy(name: str) -> bool:
         child = scaler.supervisor.children.get(name)
