@@ -20,8 +20,17 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
+from tests.integration.dlq_lane import POISON
 from tests.long_polled import waiting_pulls
-from tests.support import Proc, ad, all_threads_stopped, start_api, start_worker, wait_for, wait_terminal
+from tests.support import (
+    Proc,
+    ad,
+    all_threads_stopped,
+    start_api,
+    start_worker,
+    wait_for,
+    wait_terminal,
+)
 
 LEVEL = 3
 #: a long poll lives 8 s (queue.idle_wait, below registry.ttl − 1.5 × heartbeat: gamead_core.worker.idle.poll_life):
@@ -29,7 +38,6 @@ LEVEL = 3
 SETTINGS = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "12",
             "GAMEAD_QUEUE__IDLE_WAIT": "8", "GAMEAD_QUEUE__ACK_WAIT": "300", "GAMEAD_WORKER__BACKOFF_BASE": "0.2",
             "GAMEAD_WORKER__MAX_ATTEMPTS": "5"}
-POISON = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^Poison"}
 
 
 @pytest.mark.timeout(180)

@@ -25,7 +25,7 @@ import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.integration.dlq_lane import fill_dead
+from tests.integration.dlq_lane import FINISHED, fill_dead
 from tests.support import Proc, all_threads_stopped, start_api, wait_for
 
 #: dead ads at every field limit (~12 KB as a DLQ entry): flow control holds the selection's consumer at a few hundred
@@ -60,7 +60,7 @@ def _ended(http: httpx.Client, job_id: str, still_for: float) -> dict:
     progress, since = None, time.monotonic()
     while True:
         job = http.get(f"/v1/jobs/{job_id}").json()
-        if job.get("state") in ("succeeded", "failed", "cancelled", "interrupted"):
+        if job.get("state") in FINISHED:
             return job
         now = (job.get("phase"), (job.get("counts") or {}).get("done"))
         if now != progress:
@@ -123,7 +123,7 @@ def test_a_replay_past_its_limit_says_what_it_left(fresh_nats: Callable[[], Embe
 
         def ended() -> dict | None:
             job = http.get(f"/v1/jobs/{job_id}").json()
-            return job if job.get("state") in ("succeeded", "failed", "cancelled", "interrupted") else None
+            return job if job.get("state") in FINISHED else None
 
         job = wait_for(ended, timeout=60, interval=0.2, what="the replay to end")
         left = http.get("/v1/dlq", params={"limit": 1}).json()["inDlq"]
