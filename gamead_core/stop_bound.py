@@ -97,10 +97,11 @@ async def within(step: Awaitable[object], seconds: float, what: str) -> bool:
 RECANCEL_EVERY = 0.1
 
 
-async def ended(tasks: Iterable[asyncio.Future[Any]], seconds: float, what: str) -> bool:
+async def ended(tasks: Iterable[asyncio.Future[Any]], seconds: float, what: str, *, doing: str = "the stop") -> bool:
     """Cancel ``tasks`` (a background loop being stopped) and wait at most ``seconds`` for them to end, cancelling
     again every :data:`RECANCEL_EVERY` s those still running: True if all ended, else a WARNING names ``what`` and
-    they are left. Their errors are not raised (they are the loop's own, logged by it or not worth a stop's).
+    they are left (``doing``: what goes on without them, the stop unless said). Their errors are not raised (they
+    are the loop's own, logged by it or not worth a stop's).
 
     Why again (hang50): Python 3.11's ``asyncio.wait_for`` returns the result of an await that ended as the cancel
     came (nats-py's every request and ``next_msg`` wait so), taking the cancel with it: a job sweeper cancelled in
@@ -113,7 +114,8 @@ async def ended(tasks: Iterable[asyncio.Future[Any]], seconds: float, what: str)
     while left:
         wait = min(RECANCEL_EVERY, deadline - loop.time())
         if wait <= 0:
-            log.warning("stopping: %s did not end within %g s of its cancel; left, the stop goes on", what, seconds)
+            log.warning("%s: %s did not end within %g s of its cancel; left, %s goes on",
+                        "stopping" if doing == "the stop" else "given up", what, seconds, doing)
             return False
         for task in left:
             task.cancel()
@@ -135,10 +137,10 @@ async def waited(awaitable: Awaitable[T], seconds: float, what: str, *, again_fo
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
-        await ended([task], again_for, what)
+        await ended([task], again_for, what, doing="what waited on it")
         raise
     if not done:
-        await ended([task], again_for, what)
+        await ended([task], again_for, what, doing="what waited on it")
         if not task.done() or task.cancelled():
             raise asyncio.TimeoutError
     return task.result()

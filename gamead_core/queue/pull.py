@@ -195,15 +195,15 @@ class AgingPuller:
         local = polls.take(free + len(polls.inbox))
         if local:
             await polls.place(skip=list(polls.backlog), room=None if bar is not None else free - len(local))
-            quiet, worst = time.monotonic() < polls.quiet_until, max(names.level_of_subject(m.subject) for m in local)
+            quiet, step = time.monotonic() < polls.quiet_until, self._qs.aging_step
             hinted = min(polls.backlog, default=None)
-            short = bool(polls.short) and (min(polls.short)[0] < worst or not polls.level_ordered(self._qs.aging_step))
+            worst = max(names.level_of_subject(m.subject) for m in local) if quiet and (polls.short or hinted) else 0
+            short = quiet and bool(polls.short) and (min(polls.short)[0] < worst or not polls.level_ordered(step))
             if not quiet or short or (hinted is not None and hinted[0] < worst):
                 if quiet and not short and self._backlog_first(bar):
                     local.extend(await self._pull_backlog(free, room=free - len(local)))
                 else:
-                    noted = polls.loud()
-                    now, step = clock.now(), self._qs.aging_step
+                    noted, now = polls.loud(), clock.now()
                     best = min(delivery_key(m, now, step) for m in local)
                     local.extend(await self._pull_beating(free, best if bar is None else min(bar, best), noted))
             return local

@@ -107,7 +107,7 @@ async def alone_at_queue(held: HeldAds, announce: Callable[[], Awaitable[None]],
     began = time.monotonic()
     until = began + queue.bound
     while await queue.settle(until):
-        if not await confirm_held(held, announce, nc, timeout) or queue.still() or time.monotonic() >= until:
+        if not await confirm_held(held, announce, nc, timeout) or queue.still():
             return
     log.warning("ad %s runs alone while this worker may still be given ads (a long poll unanswered, or a pull of its "
                 "under way, after %.1fs): one delivered as it crashes comes back after ack_wait",
