@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from gamead_core.proc import cpu_sample
 from gamead_core.start_watch import StartWatch
-from tests.support import POLL_CEILING
-
-T = TypeVar("T")
 
 
 class Working:
@@ -42,20 +38,4 @@ class Working:
                              f"({self.watch.cpu_seconds}s of CPU, state {self.watch.state}): {told}")
 
 
-def wait_while_working(probe: Callable[[], T], pid: int, *, stall_after: float, cap: float, what: str,
-                       interval: float = 0.05) -> T:
-    """:func:`tests.support.wait_for` whose deadline is :class:`Working`'s on ``pid``: poll ``probe`` until it
-    returns something truthy and return that."""
-    working = Working(pid, stall_after=stall_after, cap=cap)
-    ceiling = max(interval, POLL_CEILING)
-    last: T | None = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        working.check(lambda: f"waiting for {what} (last: {last!r})")
-        time.sleep(interval)
-        interval = min(ceiling, interval * 1.5)
-
-
-__all__ = ["Working", "wait_while_working"]
+__all__ = ["Working"]

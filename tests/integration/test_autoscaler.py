@@ -35,7 +35,7 @@ from tests.support import (
     wait_for,
     wait_terminal,
 )
-from tests.working import wait_while_working
+from tests.working import Working
 
 
 def _scale(url: str) -> dict[str, Any]:
@@ -299,8 +299,9 @@ def test_a_broken_kubernetes_backend_never_takes_the_api_down(
     # Its first tick builds the Kubernetes client: ~0.9 s of CPU (importing the client), 1.7-5.5 s of wall time at
     # load 11-19, past a fixed 10 s at load 35-42 (a full suite beside another: failed in both runs). So it is
     # waited on while the API makes progress (CPU, or waiting for one), failing after 10 s without any, or 60 s.
-    doc = wait_while_working(lambda: (d := _scale(url)).get("error") and d, api.pid, stall_after=10, cap=60,
-                             interval=0.1, what="the scaler error to be recorded")
+    working = Working(api.pid, stall_after=10, cap=60)
+    doc = wait_for(lambda: ((d := _scale(url)).get("error") and d) or working.check("the scaler error to be recorded"),
+                   timeout=60, interval=0.1, what="the scaler error to be recorded")
     assert doc["backend"] == "kubernetes" and doc["applied"] is False
     assert "cannot read the replica count" in doc["reason"] and "unreachable" in doc["error"]
     # said once (brief small12 item 6): a status line shows `reason: error` (gamead up, scale status), and the
