@@ -19,6 +19,7 @@ import pytest
 
 from gamead_core.embedded import EmbeddedNats
 from tests.integration.dlq_lane import POISON
+from tests.integration.test_alone_at_queue import LEVEL, SETTINGS
 from tests.support import (
     Proc,
     ad,
@@ -29,12 +30,8 @@ from tests.support import (
     wait_for,
 )
 
-LEVEL = 3
-#: long polls live 8 s (queue.idle_wait, below registry.ttl − 1.5 × heartbeat), so a suspect ad's wait is bounded at
-#: 8 + 1 + 2 = 11 s (gamead_core.worker.alone: QueueSide.bound)
-SETTINGS = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "12",
-            "GAMEAD_QUEUE__IDLE_WAIT": "8", "GAMEAD_QUEUE__ACK_WAIT": "300", "GAMEAD_WORKER__BACKOFF_BASE": "0.2",
-            "GAMEAD_WORKER__MAX_ATTEMPTS": "5"}
+#: SETTINGS: long polls live 8 s, so a suspect ad's wait is bounded at 8 + 1 + 2 = 11 s (gamead_core.worker.alone:
+#: QueueSide.bound)
 FALSE_ALARM = "runs alone while this worker may still be given ads"
 #: Seconds a quiet worker's suspect ad may take to start once the quiet is answered (its long polls are dropped by
 #: then); the bound it waited before is ~10 s later
