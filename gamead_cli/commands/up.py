@@ -263,9 +263,13 @@ def up(
         scaler.set_replicas(workers)
         beats = heartbeat_probe(settings)  # the workers' beats the start sees, kept by the stack's liveness probe
         if workers:  # said once they registered (up_ready): a burst sent at the hints finds them pulling
-            starting = wait_workers_registered(settings, nats_url, stack, scaler, probe=beats)
-            said = worker_line(scaler.pids(), starting, settings.worker.concurrency)
-            say(f"[yellow]![/] {escape(said)}" if starting else f"[green]✓[/] {escape(said)}")
+            registered: dict[str, int] = {}
+            starting = wait_workers_registered(settings, nats_url, stack, scaler, probe=beats, registered=registered)
+            pids = scaler.pids()  # a registered worker dead since (a crash loop) is said so, not as registered
+            fallen = {name: pid for name, pid in registered.items()
+                      if name in pids and (pids[name] != pid or not stack.sup.children[name].alive)}
+            said = worker_line(pids, starting, settings.worker.concurrency, fallen)
+            say(f"[yellow]![/] {escape(said)}" if starting or fallen else f"[green]✓[/] {escape(said)}")
             if metrics.enabled:
                 say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(most)}; "
                     f"also in {escape(follow_up('workers', again=f' --api {api_url}'))})")

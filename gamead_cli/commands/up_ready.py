@@ -50,7 +50,8 @@ def heartbeat_probe(settings: GameadSettings) -> Any:
 
 def wait_workers_registered(settings: GameadSettings, nats_url: str, stack: UpStack, scaler: Any, *,
                             stall_after: float = API_STALL_AFTER, cap: float = API_START_CAP,
-                            note_after: float = 15.0, probe: Any = None) -> list[str]:
+                            note_after: float = 15.0, probe: Any = None,
+                            registered: dict[str, int] | None = None) -> list[str]:
     """Wait until every worker of ``scaler`` (its children in ``stack``'s supervisor) has written its first
     registry heartbeat on the NATS at ``nats_url``, each for as long as its process makes progress: a worker
     not registered after ``stall_after`` s without progress (CPU time unchanged, not waiting for a CPU or a disk)
@@ -59,14 +60,16 @@ def wait_workers_registered(settings: GameadSettings, nats_url: str, stack: UpSt
     Supervisor.seen_up`). Returns the names of the workers not registered. Raises :class:`StopRequested` on a
     stop signal, and the child's own :class:`~gamead_core.errors.ConfigError` (exit 5) if one refused its
     configuration. NATS not reached within ``stall_after`` s is said and not waited for. ``probe``: the
-    :func:`heartbeat_probe` that observes every worker's beats (a new one if None)."""
+    :func:`heartbeat_probe` that observes every worker's beats (a new one if None); ``registered``, if given, is
+    filled with name → pid of each worker as the process seen registered (for :func:`worker_line`'s ``fallen``)."""
     return asyncio.run(_wait(settings, nats_url, stack, scaler,
                              partial(StartWatch, stall_after=stall_after, cap=cap, note_after=note_after),
-                             heartbeat_probe(settings) if probe is None else probe))
+                             heartbeat_probe(settings) if probe is None else probe,
+                             {} if registered is None else registered))
 
 
 async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler: Any,
-                new_watch: Callable[[float], StartWatch], probe: Any) -> list[str]:
+                new_watch: Callable[[float], StartWatch], probe: Any, registered: dict[str, int]) -> list[str]:
     import nats
 
     from gamead_core.queue.connection import connect_options
@@ -125,6 +128,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
             for w in watched:
                 if w.name in pending and probe.beaten(w.name, w.pid):
                     stack.sup.seen_up(w.name, w.pid)  # serving: a refusal of it from now on is retried
+                    registered[w.name] = w.pid
                     pending.remove(w.name)
             for name in list(pending):
                 child = stack.sup.children.get(name)
@@ -149,16 +153,25 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
             await ended([connect], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
 
 
-def worker_line(pids: dict[str, int | None], starting: list[str], slots: int) -> str:
-    """The console line of the workers ``up`` started (``pids``: name → pid; ``starting``: those not registered;
-    ``slots``: ``worker.concurrency``), e.g. ``2 worker(s) registered (pid 11, 12), 4 slot(s) each`` or ``1 of 2
-    worker(s) registered (pid 11), 4 slot(s) each; still starting: worker-2 (pid 12)``. Pure."""
-    ready = [str(pid) for name, pid in pids.items() if name not in starting]
+def worker_line(pids: dict[str, int | None], starting: list[str], slots: int,
+                fallen: dict[str, int] | None = None) -> str:
+    """The console line of the workers ``up`` started (``pids``: name → pid now; ``starting``: those not registered;
+    ``slots``: ``worker.concurrency``; ``fallen``: name → pid of a registered worker whose process has died since,
+    its pid now in ``pids`` a restart's or the dead one), e.g. ``2 worker(s) registered (pid 11, 12), 4 slot(s)
+    each`` or ``1 of 2 worker(s) registered (pid 11), 4 slot(s) each; still starting: worker-2 (pid 12)``; with
+    ``fallen``: ``…; since died: worker-2 (pid 12; restarted as pid 15)``: a pid said registered is never one that
+    died before the line (attack52 F4: a poison ad's crash loop). Pure."""
+    fallen = fallen or {}
+    ready = [str(fallen.get(name, pid)) for name, pid in pids.items() if name not in starting]
     count = f"{len(ready)} of {len(pids)}" if starting else f"{len(pids)}"
     pids_said = f" (pid {', '.join(ready)})" if ready else ""
     line = f"{count} worker(s) registered{pids_said}, {slots} slot(s) each"
     if starting:
         line += "; still starting: " + ", ".join(f"{name} (pid {pids.get(name)})" for name in starting)
+    if fallen:
+        line += "; since died: " + ", ".join(
+            f"{name} (pid {pid}; " + ("restarting)" if pids.get(name) in (None, pid) else
+                                      f"restarted as pid {pids[name]})") for name, pid in fallen.items())
     return line
 
 
