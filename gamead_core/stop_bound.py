@@ -126,24 +126,49 @@ async def ended(tasks: Iterable[asyncio.Future[Any]], seconds: float, what: str,
     return True
 
 
-async def waited(awaitable: Awaitable[T], seconds: float, what: str, *, again_for: float = 2.0) -> T:
+async def waited(awaitable: Awaitable[T], seconds: float, what: str, *, again_for: float = 2.0,
+                 unused: Callable[[T], Awaitable[object]] | None = None) -> T:
     """``asyncio.wait_for(awaitable, seconds)`` whose cancel of ``awaitable`` (past ``seconds``, or the caller
     cancelled) cannot hold the caller: it is cancelled again until it ends (:func:`ended`, at most ``again_for`` s
     more, then left). Returns its result, also one it came to as it was cancelled; raises what it raised, else
     ``asyncio.TimeoutError`` past ``seconds``. Why (closes52): nats-py's connect retries for ever with
     ``max_reconnect_attempts=-1`` and takes a cancel that lands as an attempt is refused; ``wait_for`` then waited
-    on it for ever (a start that should have said "cannot connect to NATS" and exited hung while NATS was away)."""
+    on it for ever (a start that should have said "cannot connect to NATS" and exited hung while NATS was away).
+    ``unused``: given a result nobody receives (the caller was cancelled as it came, or it came after the await was
+    left), e.g. a NATS client to close, so a late connect leaves no client reconnecting for ever."""
     task = asyncio.ensure_future(awaitable)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
         await ended([task], again_for, what, doing="what waited on it")
+        _hand_unused(task, unused)
         raise
     if not done:
         await ended([task], again_for, what, doing="what waited on it")
         if not task.done() or task.cancelled():
+            _hand_unused(task, unused)
             raise asyncio.TimeoutError
     return task.result()
+
+
+def _hand_unused(task: asyncio.Future[T], unused: Callable[[T], Awaitable[object]] | None) -> None:
+    """Give ``task``'s result to ``unused`` (run as a task) once it has one: now, or when a task left running ends."""
+    if unused is None:
+        return
+
+    def give(done: asyncio.Future[T]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            _UNUSED.add(spent := asyncio.ensure_future(unused(done.result())))
+            spent.add_done_callback(_UNUSED.discard)
+
+    if task.done():
+        give(task)
+    else:
+        task.add_done_callback(give)
+
+
+#: the tasks :func:`_hand_unused` started, kept until they end (the event loop holds only weak references)
+_UNUSED: set[asyncio.Future[object]] = set()
 
 
 def _ours(task: asyncio.Task[object]) -> bool:

@@ -28,7 +28,7 @@ from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writ
 from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, note_closed, note_error
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
-from gamead_core.shutdown import close_connection
+from gamead_core.shutdown import close_connection, close_for_good
 from gamead_core.stop_bound import waited
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
                 disconnected_cb=_disconnected,
                 reconnected_cb=_reconnected,
                 closed_cb=_closed,
-            ), max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0, "a NATS connect")
+            ), max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0, "a NATS connect",
+                unused=close_for_good)  # one that connects after it was given up is closed, not left reconnecting
             made.append(nc)
             guard_reader(nc, settings.stale_after)
             guard_writes(nc, settings.max_pending_bytes)
