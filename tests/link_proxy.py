@@ -4,7 +4,8 @@ F2) without touching either end.
 :class:`LinkProxy` forwards both ways; its first ``reset_first`` connections are reset (RST, ``SO_LINGER`` 0) as
 soon as the server's answer to them begins to come back — the request reached the server whole and was acted on,
 the client gets a reset instead of the answer, as when a proxy or a load balancer between restarts — and with
-``delay`` every byte of an answer is held that many seconds before it goes on (a long link). Threads only;
+``delay`` every byte of an answer (of a connection not reset) is held that many seconds before it goes on (a long
+link; with ``reset_first``, the resets come first). Threads only;
 stopped by :meth:`LinkProxy.stop`.
 """
 
@@ -50,7 +51,7 @@ class LinkProxy(Relay):
         request's first byte, which comes before it) the client is reset at its first byte."""
         later: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
         writer = None
-        if self.delay > 0 and answer and self.reset_first == 0:
+        if self.delay > 0 and answer:
             writer = threading.Thread(target=self._later, args=(later, dst), daemon=True)
             writer.start()
         reset, first = False, True
@@ -76,6 +77,7 @@ class LinkProxy(Relay):
 
         self._forward(src, each)
         if reset:
+            later.put(None)  # its writer, if any, ends
             return
         if writer is not None:
             later.put(None)

@@ -334,12 +334,15 @@ def send_many(
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
     never = 0  # ads never handed out
-    if interrupted or (stop.is_set() and not unread):  # stopped before its input's end: why, Ctrl-C too
-        summary["stoppedBecause"] = stop_reason(fatal, outage.reason(), client.retry_for, bool(idempotency_key),
-                                                interrupted, stopped_by())
+    stopped = interrupted or (stop.is_set() and not unread)  # stopped before its input's end, Ctrl-C too
+    if stopped:
         never = total - sent - cancelled if total is not None and sent + cancelled < total else 0
     # always, 0 for a run that sent everything: the README's sum holds over the JSON's keys (regress39 F4)
-    summary.update(tally.not_sent_figures(never))  # with those the stop caught (left39b)
+    summary.update(figures := tally.not_sent_figures(never))  # with those the stop caught (left39b)
+    # why; a stop that came once every ad of a known input had gone out stopped nothing: not said (attack52 F5)
+    if interrupted or (stopped and (total is None or figures["notSent"])):
+        summary["stoppedBecause"] = stop_reason(fatal, outage.reason(), client.retry_for, bool(idempotency_key),
+                                                interrupted, stopped_by())
     if interrupted or unread or outage.stopped:
         summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
     return summary, ids

@@ -87,3 +87,26 @@ def test_an_unkeyed_run_whose_first_batch_is_reset_names_the_reset_and_says_why_
             assert "no answer in time" not in text, text
             assert ("(stopped: a batch got no answer before any ad was accepted (connection reset before the answer "
                     "came; not resent") in text, text
+
+
+def test_a_reset_batch_after_which_every_ad_was_sent_is_said_as_no_stop(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """attack52 F5: both batches of a 40-ad run out at once, the first reset before any ad was accepted: sending stops
+    there, but nothing was left to send. The summary said ``stoppedBecause: a batch got no answer before any ad was
+    accepted`` beside ``notSent: 0`` (read as a run cut short, with every ad sent); a stop that stopped nothing is
+    not said. The reset batch is still "may be queued" (exit 1)."""
+    api, url = start_api(fresh_nats().url, tmp_path, GAMEAD_RATELIMIT__ENABLED="false")
+    procs.append(api)
+    # the other batch's answer held 1 s: the reset comes first, while no ad was accepted yet
+    proxy = LinkProxy(("127.0.0.1", int(url.rsplit(":", 1)[1])), reset_first=1, delay=1.0).start()
+    try:
+        run = run_gamead("submit", "--count", "40", "--title", "Cut", "--genre", "RPG", "--api", proxy.url,
+                         "--concurrency", "2", "--batch-size", "20", "-o", "json",
+                         env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="30"), timeout=120)
+    finally:
+        proxy.stop()
+    assert run.returncode == 1, (run.returncode, run.stderr, run.stdout)
+    summary = json.loads(run.stdout)
+    assert summary["sent"] == 40 and summary["notSent"] == 0, summary
+    assert summary["accepted"] == 20 and summary["maybeQueuedUnknown"] == 20, summary
+    assert "stoppedBecause" not in summary, summary
