@@ -270,11 +270,12 @@ class Sweeper:
 
     The first sweep comes a random 5 s … ``every`` after the worker first leads (capped by ``every``), so
     workers that start together do not sweep together after a take-over. A sweep comes at once at the first
-    leading round after a reconnection to NATS, the lease lost meanwhile or not: a restarted nats-server is
-    when a message past its consumer appears (after a full disk: attack43a F2, a completed ad's message that
-    stayed until ``doctor --repair``; selfheal43); one that fails (the restarted server not answering yet) is
-    tried again ``min(5 s, every)`` later until one completes (review44 F2: before, ``every`` later). ``runs``
-    counts the sweeps begun.
+    leading round after a reconnection to NATS, the lease lost meanwhile or not, or made before it first led (the
+    count starts at a new connection's 0; ci53: its first round failed as the server stopped, and the first sweep
+    was put a random 5 s … ``every`` on): a restarted nats-server is when a message past its consumer appears
+    (after a full disk: attack43a F2, a completed ad's message that stayed until ``doctor --repair``; selfheal43);
+    one that fails (the restarted server not answering yet) is tried again ``min(5 s, every)`` later until one
+    completes (review44 F2: before, ``every`` later). ``runs`` counts the sweeps begun.
     """
 
     def __init__(self, every: float = SWEEP_EVERY, *, monotonic: Callable[[], float] = time.monotonic,
@@ -283,7 +284,9 @@ class Sweeper:
         self.runs = 0
         self._mono = monotonic
         self._next: float | None = None
-        self._reconnects: int | None = None  #: the reconnect count at the last leading round (kept between leads)
+        #: the reconnect count at the last leading round (kept between leads); 0 before the first one, a new
+        #: connection's: a reconnection before it is one too (ci53: the first round failed with the server going away)
+        self._reconnects = 0
         self._owed = False  #: a reconnection made a sweep due and none has completed since (review44 F2)
         self.healer = healer if healer is not None else DlqHealer(monotonic=monotonic)  #: the DLQ's healing
 
@@ -300,7 +303,7 @@ class Sweeper:
             return None
         await self.healer.tick(js, store, reconnects=reconnects)
         if reconnects is not None:
-            if self._reconnects is not None and reconnects != self._reconnects:
+            if reconnects != self._reconnects:
                 self._next = now  # a restarted server: its leftovers settled now, not up to ``every`` later
                 self._owed = True
             self._reconnects = reconnects

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import nats
 import nats.js.errors
+from nats.aio.client import Client as NATS
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -66,39 +67,15 @@ def test_a_completed_ads_message_left_past_its_consumer_is_removed_at_once_after
     nats-server restarts on the same store: the message is gone within 30 s, by the sweep's own rule (a final
     record: the message removed), and the record is still ``completed``. Without the sweep at a reconnection:
     the message still there after 30 s (checked: fails without, passes with)."""
-    from gamead_core.ad_ids import new_ad_id
-    from gamead_core.models import AdStatus
-    from gamead_core.queue.publish import publish_ad
-    from gamead_core.queue.topology import consumer_config
-    from gamead_core.store.ads import encode
-    from gamead_core.worker.mover import stranded
-    from tests.integration.test_records import record
-
     server = fresh_nats()
     settings = GameadSettings(registry={"heartbeat_interval": 1.0, "ttl": 10.0})
-    ad_id = new_ad_id()
-
-    async def on_subject(js: nats.js.JetStreamContext) -> int:
-        subject = names.level_subject(4)
-        info = await js.stream_info(names.ADS_STREAM, subjects_filter=subject)
-        return int((info.state.subjects or {}).get(subject, 0))
 
     async def main() -> tuple[int, str]:
         nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
         js = nc.jetstream()
         stop = asyncio.Event()
         try:
-            await ensure_topology(js, settings)
-            store = await AdStore.open(nc, js)
-            done = record(ad_id, AdStatus.COMPLETED).model_copy(update={"priority": 4})
-            await store.create(done)
-            given_up = consumer_config(4, settings.queue)
-            given_up.max_deliver, given_up.ack_wait = 1, 1.0
-            await js.add_consumer(names.ADS_STREAM, given_up)  # delivers once, never again
-            await publish_ad(js, ad_id=ad_id, level=4, payload=encode(done), timeout=5)
-            sub = await js.pull_subscribe_bind(names.level_consumer(4), names.ADS_STREAM)
-            assert len(await sub.fetch(1, timeout=5)) == 1  # delivered, never acknowledged
-            await until(lambda: stranded(js, 4), timeout=20, what="the message past its consumer")
+            store, ad_id = await _leftover(nc, js, settings)
             sweeper = Sweeper(every=3600.0)
             task = asyncio.create_task(run_reaper(nc, js, store, Registry(nc, js, settings.registry), settings,
                                                   "worker-a", stop, sweeper=sweeper))
@@ -113,8 +90,8 @@ def test_a_completed_ads_message_left_past_its_consumer_is_removed_at_once_after
             await until(leads, timeout=20, what="the reaper lease")
             await asyncio.to_thread(server.stop)
             await asyncio.to_thread(server.start)
-            await until(lambda: _none_left(on_subject(js)), timeout=30, what="the leftover message removed")
-            left = await on_subject(js)
+            await until(lambda: _none_left(_on_subject(js)), timeout=30, what="the leftover message removed")
+            left = await _on_subject(js)
             stop.set()
             await task
             return left, (await store.get(ad_id)).record.status.value
@@ -123,6 +100,77 @@ def test_a_completed_ads_message_left_past_its_consumer_is_removed_at_once_after
 
     left, status = asyncio.run(main())
     assert (left, status) == (0, "completed")
+
+
+def test_a_reaper_that_first_leads_after_a_nats_server_restart_removes_the_leftover_at_once(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """ci53: the test above failed in CI (4 of 12 runs beside two busy loops here): the reaper's first round took
+    the lease, the test saw it and stopped nats-server before that round reached the sweeper (the registry's
+    listing cut off: ``NATS did not answer in time``), so the sweeper's first leading round came after the
+    reconnection, had no count to compare it with, and put its first sweep a random 5 s … 3600 s on. A worker
+    whose reaper first leads after a restart (another led then, or its first round was cut off) is the same.
+    Here the message past its consumer is made, nats-server restarts on the same store, and only then a reaper
+    starts on the reconnected connection, with an hour between sweeps: the message is gone within 30 s and the
+    record still ``completed``. Without the fix: still there after 30 s (it passes only if the random first sweep
+    falls within 30 s: 25 in 3,595)."""
+    server = fresh_nats()
+    settings = GameadSettings(registry={"heartbeat_interval": 1.0, "ttl": 10.0})
+
+    async def main() -> tuple[int, str]:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            store, ad_id = await _leftover(nc, js, settings)
+            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.start)
+            await until(lambda: nc.stats["reconnects"] >= 1 and nc.is_connected, timeout=30, what="the reconnection")
+            task = asyncio.create_task(run_reaper(nc, js, store, Registry(nc, js, settings.registry), settings,
+                                                  "worker-a", stop, sweeper=Sweeper(every=3600.0)))
+            await until(lambda: _none_left(_on_subject(js)), timeout=30, what="the leftover message removed")
+            left = await _on_subject(js)
+            stop.set()
+            await task
+            return left, (await store.get(ad_id)).record.status.value
+        finally:
+            await close_for_good(nc)  # its server may be gone (a restart that failed): bounded (closes52)
+
+    left, status = asyncio.run(main())
+    assert (left, status) == (0, "completed")
+
+
+async def _leftover(nc: NATS, js: nats.js.JetStreamContext, settings: GameadSettings) -> tuple[AdStore, str]:
+    """A completed ad's message left past its consumer on level 4 (a consumer with ``max_deliver`` 1 delivered it
+    once, unacknowledged; its record ``completed``), the topology made first; the store and the ad's id."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.models import AdStatus
+    from gamead_core.queue.publish import publish_ad
+    from gamead_core.queue.topology import consumer_config
+    from gamead_core.store.ads import encode
+    from gamead_core.worker.mover import stranded
+    from tests.integration.test_records import record
+
+    await ensure_topology(js, settings)
+    store = await AdStore.open(nc, js)
+    ad_id = new_ad_id()
+    done = record(ad_id, AdStatus.COMPLETED).model_copy(update={"priority": 4})
+    await store.create(done)
+    given_up = consumer_config(4, settings.queue)
+    given_up.max_deliver, given_up.ack_wait = 1, 1.0
+    await js.add_consumer(names.ADS_STREAM, given_up)  # delivers once, never again
+    await publish_ad(js, ad_id=ad_id, level=4, payload=encode(done), timeout=5)
+    sub = await js.pull_subscribe_bind(names.level_consumer(4), names.ADS_STREAM)
+    assert len(await sub.fetch(1, timeout=5)) == 1  # delivered, never acknowledged
+    await until(lambda: stranded(js, 4), timeout=20, what="the message past its consumer")
+    return store, ad_id
+
+
+async def _on_subject(js: nats.js.JetStreamContext) -> int:
+    """The messages on level 4's subject of the work stream."""
+    subject = names.level_subject(4)
+    info = await js.stream_info(names.ADS_STREAM, subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
 
 
 async def _none_left(count: Awaitable[int]) -> bool:
