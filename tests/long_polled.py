@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+from nats.aio.client import Client as NATS
 
 from gamead_core import names
 from tests.support import wait_for
@@ -28,6 +29,21 @@ async def _waiting(url: str, levels: tuple[int, ...]) -> dict[int, int]:
         return {lvl: info.num_waiting or 0 for lvl, info in zip(levels, infos)}
     finally:
         await nc.close()
+
+
+async def counted(nc: NATS, levels: tuple[int, ...] = names.LEVELS, partition: int = 0) -> None:
+    """Return once nats-server counts, in each of ``levels``' consumers, every pull request sent on ``nc`` before
+    (or on a connection flushed since). A ``PONG`` does not say so: nats-server hands a pull request to its
+    consumer's own queue (``processNextMsgReq``), read by another goroutine, so a ``consumer_info`` right after a
+    flush may not count a long poll placed (ci53: ``num_waiting`` 0 on level 1, the first read, 1 a few ms later,
+    though the puller had placed all five; 12 reads in 60 beside 2 busy loops). A ``no_wait`` pull of one ad goes
+    through the same queue after them: its answer says they are counted. Only for consumers with nothing pending,
+    where it is answered 404 at once (with an ad waiting it would take it: an error here)."""
+    for level in levels:
+        subject = names.pull_next_subject(names.work_stream(partition), names.level_consumer(level, partition))
+        answer = await nc.request(subject, b'{"batch": 1, "no_wait": true}', timeout=10)
+        status = (answer.headers or {}).get(names.HDR_STATUS)
+        assert status in ("404", "408"), f"level {level}: the marker pull was answered {status or answer.data!r}"
 
 
 def waiting_pulls(url: str, levels: tuple[int, ...] = names.LEVELS) -> dict[int, int]:

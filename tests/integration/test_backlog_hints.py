@@ -25,6 +25,7 @@ from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.queue.aging import delivery_key
 from gamead_core.worker.prefetch import PrefetchBuffer
+from tests.long_polled import counted
 from tests.support import SubjectTap
 
 
@@ -292,7 +293,8 @@ def test_long_polls_are_not_put_back_by_a_pull_that_got_more_than_it_asked_for(
                 while puller.published < len(names.LEVELS):
                     await asyncio.sleep(0.01)
             got = await puller.pull(want)
-            await js._nc.flush()  # (the puller's connection) the long polls put back, if any, are at the server
+            # the long polls put back, if any, are counted at the server: a flush is not enough (tests.long_polled)
+            await counted(js._nc)  # (the puller's connection)
             waiting = {level: (await js.consumer_info(names.ADS_STREAM, names.level_consumer(level, 0))).num_waiting
                        for level in names.LEVELS}
             for msg in got:
