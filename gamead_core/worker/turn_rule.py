@@ -3,9 +3,9 @@
 A suspect ad (:mod:`gamead_core.worker.budget`) runs alone on its worker, whose gate then blocks every other analysis
 and pull (:mod:`gamead_core.worker.solo`). A poison ad among the suspects crashes that worker again, and before, every
 worker given a suspect ad ran it alone: 4 poison ads among 400 at 25 ads/s (3 workers, 2 busy loops beside them, load
-12-17) left the fleet completing nothing for 28 s (8 s now). Now a worker runs a suspect ad alone only while it holds
-the lease ``suspect`` of bucket ``gamead_leases`` (:mod:`gamead_core.worker.suspect_turn`); one given a suspect ad while
-another holds it hands the ad back and goes on with ordinary ads.
+12-20) left the fleet completing nothing for 19-28 s (8-10 s now). Now a worker runs a suspect ad alone only while it
+holds the lease ``suspect`` of bucket ``gamead_leases`` (:mod:`gamead_core.worker.suspect_turn`); one given a suspect ad
+while another holds it hands the ad back and goes on with ordinary ads.
 
 The lease's value (:class:`Turn`) is written in the leader leases' shape (``holder``, ``acquiredAt``,
 ``renewedAt``, ``expiresAt``, ``ttl``: :class:`gamead_core.scaling.lease_rule.Lease` reads it, so ``gamead doctor``
