@@ -131,6 +131,8 @@ REGISTRY_BUCKET: Final[str] = "gamead_registry"
 LEASES_BUCKET: Final[str] = "gamead_leases"
 #: Key (in LEASES_BUCKET) of the lease held by the one worker that hands back the ads of dead workers.
 REAPER_LEASE: Final[str] = "reaper"
+#: Key (in LEASES_BUCKET) of the lease of the one worker running a suspect ad alone (gamead_core.worker.turn_rule).
+SUSPECT_LEASE: Final[str] = "suspect"
 SCALING_BUCKET: Final[str] = "gamead_scaling"
 #: One key per API node, rewritten by its storage probe (does JetStream still store writes?).
 HEALTH_BUCKET: Final[str] = "gamead_health"

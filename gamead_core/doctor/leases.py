@@ -57,6 +57,7 @@ from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one
 from gamead_core.store.cas import StillBusy, retry_busy
 from gamead_core.times import clock_utc
 from gamead_core.worker.reaper import reaper_lease_ttl
+from gamead_core.worker.suspect_turn import bound_of
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,15 @@ log = logging.getLogger(__name__)
 UNREGISTERED = ("up-",)
 #: What waits while each lease is stuck.
 WAITS = {AUTOSCALER_LEASE: "nobody scales the workers",
-         names.REAPER_LEASE: "nobody recovers a dead node's ads, sweeps stranded messages or heals the DLQ"}
+         names.REAPER_LEASE: "nobody recovers a dead node's ads, sweeps stranded messages or heals the DLQ",
+         names.SUSPECT_LEASE: "no suspect ad runs alone"}
 
 
 def lease_ttls(settings: GameadSettings) -> dict[str, float]:
     """The TTL (seconds) the nodes use for each known lease key, from ``settings`` (pure)."""
     return {AUTOSCALER_LEASE: lease_ttl(settings.autoscaler.interval),
-            names.REAPER_LEASE: reaper_lease_ttl(settings.registry.heartbeat_interval, settings.registry.ttl)}
+            names.REAPER_LEASE: reaper_lease_ttl(settings.registry.heartbeat_interval, settings.registry.ttl),
+            names.SUSPECT_LEASE: bound_of(settings)}  # held at most this long, never renewed (.worker.turn_rule)
 
 
 def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,

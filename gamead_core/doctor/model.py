@@ -145,9 +145,10 @@ KINDS: Final[tuple[Kind, ...]] = (
        "is gone, or its leaseUntil lies further ahead than 10 × jobs.lease",
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
        items="job"),
-    _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's) held by a node that is gone, renewed "
-       "ahead of now, or with a TTL no node writes: until a node takes it over, nobody reaps (a dead node's ads), "
-       "heals the DLQ or scales", "released by compare-and-set at the revision read, once it stood unchanged for its "
+    _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's, the suspect ads') held by a node that is "
+       "gone, renewed ahead of now, or with a TTL no node writes: until a node takes it over, nobody reaps (a dead "
+       "node's ads), heals the DLQ, scales or runs a suspect ad alone",
+       "released by compare-and-set at the revision read, once it stood unchanged for its "
        "own TTL: a live node takes it at its next step", items="object"),
 )
 

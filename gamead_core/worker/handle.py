@@ -70,6 +70,7 @@ from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
+from gamead_core.worker.suspect_turn import SuspectTurns
 from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
@@ -95,12 +96,10 @@ class AdHandler:
                  analysed: Callable[[HeldKey], None] | None = None, registry: Registry | None = None,
                  lease: Lease | None = None, handed: Handed | None = None, queue: QueueSide | None = None) -> None:
         self.settings, self.worker_id, self.stats = settings, worker_id, stats
-        self._settle, self._gate, self._pause = settle, gate, pause
-        self._hooks = hooks
-        self._shielded = shielded
+        self._settle, self._gate, self._pause, self._hooks, self._shielded = settle, gate, pause, hooks, shielded
+        self._turns = SuspectTurns(settings, worker_id, gate, shielded, registry)  #: one suspect alone in the fleet
         self._held = held if held is not None else HeldAds()
-        self._announce, self._registry, self._queue = announce, registry, queue
-        self._analysed = analysed
+        self._announce, self._registry, self._queue, self._analysed = announce, registry, queue, analysed
         self.redeliveries = Redeliveries(settle.ack_wait, handed, registry=registry,  #: why one came (.redelivery)
                                           holder_wait=settings.registry.heartbeat_interval)
         self.lease = lease  #: the worker's lease: an ad taken in hand before it lapsed may be recovered (.lease)
@@ -181,7 +180,10 @@ class AdHandler:
                     and record.status != AdStatus.PROCESSING and self._held.started(key))
             if not fast:  # the record will tell whether it runs: it must not count as running meanwhile
                 await self._unmark(key)
-            async with (self._gate.solo() if suspect else self._gate.shared()):
+            async with (self._turns.turn(msg, ad_id) if suspect else self._gate.shared()) as alone:
+                if alone is False:  # another suspect ad runs alone in the fleet: handed back (.suspect_turn)
+                    settled = True
+                    return
                 if fast and not self._held.started(key):  # a suspect ad ran alone meanwhile: the record tells
                     fast = False
                 if suspect and self._held.unmark_others(key):  # nothing else may count as running beside it

@@ -66,6 +66,7 @@ from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.lost_count import count_lost
 from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line, unregistered_line
+from gamead_core.worker.suspect_turn import release_dead
 
 log = logging.getLogger(__name__)
 #: How the lines name a worker whose registry entry expired: dead, or only silent (SIGSTOP, a hang), it cannot tell
@@ -145,6 +146,7 @@ async def recover(
     """
     now = clock.now() if now is None else now
     report = Recovery(node.id, completed=node.processed)
+    await release_dead(nc, node, settings.nats.request_timeout)  # its suspect lease, if it held it (.suspect_turn)
     ack_waits = AckWaits(nc, timeout=settings.nats.request_timeout)
     judged: dict[float, str] = {}  # the ack_waits the held ads were judged with, and where each came from
     renew_every = keepalive_period(node.ack_wait) if node.ack_wait else None

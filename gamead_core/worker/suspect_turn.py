@@ -1,0 +1,198 @@
+"""The suspect lease at the bucket (poison53; the rules: :mod:`gamead_core.worker.turn_rule`).
+
+``async with turns.turn(msg, ad_id) as alone:`` replaces the solo gate (:meth:`~.solo.SoloGate.solo`) for a suspect
+ad. Before it waits for the gate it takes the lease ``suspect`` of ``gamead_leases``: one get, then one
+compare-and-set (create over no key or a deletion, update over a free value). ``alone`` is
+
+* True: the lease is this ad's; the ad runs alone behind the gate, and the lease is deleted on its revision once
+  the analysis is settled (on the way out of the ``async with``, shielded: a shutdown's cancel does not skip it);
+* False: another suspect ad runs alone (this process's own included): the delivery was handed back with a ``nak``
+  of :data:`~.turn_rule.HAND_ON_DELAY` (uncharged, its record untouched), the gate was not entered and the worker
+  goes on with ordinary ads. Said at INFO once per ad (DEBUG after), with the holder;
+* None: the lease could not be read or written (NATS, the bucket): the ad runs alone on this worker as it did
+  before the lease, behind the gate. Said once per outage (:class:`~gamead_core.log_throttle.Outage`).
+
+A dead holder's recovery (its next incarnation, ``gamead up``'s supervisor, the reaper:
+:func:`gamead_core.worker.reaper.recover`) releases its lease at once (:func:`release_dead`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from types import TracebackType
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from gamead_core import clock, names
+from gamead_core.config import GameadSettings
+from gamead_core.errors import GameadError, error_text
+from gamead_core.log_throttle import Outage
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.long_poll import POLL_MARGIN
+from gamead_core.registry import NodeInfo, Registry
+from gamead_core.scaling.store import open_bucket
+from gamead_core.store.cas import StillBusy, retry_busy
+from gamead_core.worker.alone import MARGIN
+from gamead_core.worker.shield import Shield
+from gamead_core.worker.solo import SoloGate
+from gamead_core.worker.turn_rule import HAND_ON_DELAY, Turn, held_by, turn_bound, verdict
+
+log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
+
+#: At most this many ad ids whose hand-back was said at INFO are remembered (then DEBUG for them)
+SAID = 1000
+_ERRORS = (GameadError, StillBusy, nats.errors.Error, TimeoutError)
+
+
+def bound_of(settings: GameadSettings) -> float:
+    """:func:`~.turn_rule.turn_bound` for ``settings``: the longest a live worker holds the suspect lease."""
+    alone = settings.queue.idle_wait + POLL_MARGIN + MARGIN
+    return turn_bound(settings.worker.task_timeout, alone, settings.registry.ttl)
+
+
+async def _read(kv: Any) -> tuple[Turn | None, int]:
+    """The lease and its revision (0: no key; a deletion's revision: create over it)."""
+    try:
+        entry = await kv.get(names.SUSPECT_LEASE)
+    except nats.js.errors.KeyNotFoundError as exc:  # a deletion (KeyDeletedError) carries its revision
+        marker = getattr(exc, "entry", None)
+        return None, int(getattr(marker, "revision", 0) or 0)
+    return Turn.from_json(entry.value), int(entry.revision or 0)
+
+
+class SuspectTurns:
+    """The suspect lease of one worker (``worker_id``, this process): :meth:`turn` per suspect ad. ``registry``
+    (None: no lease, the ad runs alone here as before) is where a holder's entry is looked up and whose connection
+    reaches the bucket."""
+
+    def __init__(self, settings: GameadSettings, worker_id: str, gate: SoloGate, shielded: Shield,
+                 registry: Registry | None) -> None:
+        self.settings, self.worker_id, self.pid = settings, worker_id, os.getpid()
+        self._gate, self._shielded, self._registry = gate, shielded, registry
+        self._kv: Any = None
+        self._outage = Outage()
+        self._said: dict[str, None] = {}  #: ads whose hand-back was said at INFO (insertion order, bounded)
+
+    def turn(self, msg: Msg, ad_id: str) -> _Turn:
+        return _Turn(self, msg, ad_id)
+
+    async def take(self, ad_id: str) -> tuple[bool | None, int, str]:
+        """(True, revision, why) taken (why: whose free lease it took over, "" when none), (False, 0, why) held by
+        another, (None, 0, error) not reachable."""
+        if self._registry is None:
+            return None, 0, "no registry"
+        try:
+            with nats_boundary():
+                if self._kv is None:
+                    js = self._registry.connection.jetstream(timeout=self.settings.nats.request_timeout)
+                    self._kv = await open_bucket(js, names.LEASES_BUCKET, "gamead leader leases",
+                                                 self.settings.queue.replicas)
+                turn, revision = await _read(self._kv)
+                now = clock.now()
+                what, why = verdict(turn, self.worker_id, self.pid, now)
+                if what == "look_up" and turn is not None:
+                    entry, _ = await self._registry.lookup(turn.holder)
+                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid)
+                if what != "take":
+                    return False, 0, why
+                mine = Turn(self.worker_id, self.pid, ad_id, now, bound_of(self.settings)).to_json()
+                try:
+                    written = await retry_busy(lambda: self._kv.update(names.SUSPECT_LEASE, mine, last=revision))
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    return False, 0, "another suspect ad took the lease first"
+        except _ERRORS as exc:
+            if (still := self._outage.failed(time.monotonic())) is not None:
+                log.warning("suspect lease: cannot take it%s (%s): ad %s runs alone on this worker without it, as "
+                            "suspect ads did before the lease (others may run alone elsewhere meanwhile)",
+                            f", {still}" if still else "", error_text(exc), ad_id, extra={"ad_id": ad_id})
+            return None, 0, error_text(exc)
+        if (again := self._outage.recovered(time.monotonic())) is not None:
+            log.info("suspect lease: %s", again, extra={"ends_warning": True})
+        return True, int(written), why
+
+    async def release(self, revision: int, ad_id: str) -> None:
+        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure is left to its staleness."""
+        try:
+            with nats_boundary():
+                await retry_busy(lambda: self._kv.delete(names.SUSPECT_LEASE, last=revision))
+        except (nats.js.errors.KeyWrongLastSequenceError, *_ERRORS) as exc:
+            log.debug("suspect lease: not released (%s); it is free once stale", error_text(exc),
+                      extra={"ad_id": ad_id})
+
+    def said(self, ad_id: str) -> bool:
+        """Whether a hand-back of ``ad_id`` was said at INFO before (noting it now)."""
+        if ad_id in self._said:
+            return True
+        if len(self._said) >= SAID:
+            self._said.pop(next(iter(self._said)))
+        self._said[ad_id] = None
+        return False
+
+
+class _Turn:
+    """``async with turns.turn(msg, ad_id) as alone:`` (the module doc)."""
+
+    __slots__ = ("_turns", "_msg", "_ad_id", "_revision", "_entered")
+
+    def __init__(self, turns: SuspectTurns, msg: Msg, ad_id: str) -> None:
+        self._turns, self._msg, self._ad_id = turns, msg, ad_id
+        self._revision = 0
+        self._entered = False
+
+    async def __aenter__(self) -> bool | None:
+        turns, ad_id = self._turns, self._ad_id
+        alone, self._revision, why = await turns.take(ad_id)
+        if alone is False:
+            level = logging.DEBUG if turns.said(ad_id) else logging.INFO
+            log.log(level, "suspect ad %s handed back (due again in %.1fs, uncharged): at most one suspect ad runs "
+                    "alone in the fleet and %s; this worker goes on with other ads", ad_id, HAND_ON_DELAY, why,
+                    extra={"ad_id": ad_id})
+            await turns._shielded(self._msg.nak(delay=HAND_ON_DELAY))  # noqa: SLF001 - the worker's shield
+            return False
+        if alone and why:
+            log.info("suspect lease taken over for ad %s: %s", ad_id, why, extra={"ad_id": ad_id})
+        try:
+            await turns._gate.solo().__aenter__()  # noqa: SLF001
+        except BaseException:
+            if self._revision:
+                await turns._shielded(turns.release(self._revision, ad_id))  # noqa: SLF001
+            raise
+        self._entered = True
+        return alone
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if not self._entered:
+            return
+        turns = self._turns
+        await turns._gate.solo().__aexit__(et, e, tb)  # noqa: SLF001
+        if self._revision:
+            await turns._shielded(turns.release(self._revision, self._ad_id))  # noqa: SLF001
+
+
+async def release_dead(nc: NATS, node: NodeInfo, timeout: float) -> None:
+    """The recovery of dead worker ``node``: release the suspect lease if that process holds it (deleted on its
+    revision), so the next suspect ad runs alone at once rather than once the lease is judged stale. Never
+    raises (logged at DEBUG: the lease is free once stale anyway)."""
+    try:
+        with nats_boundary():
+            kv = await nc.jetstream(timeout=timeout).key_value(names.LEASES_BUCKET)
+            turn, revision = await _read(kv)
+            if not held_by(turn, node.id, node.pid):
+                return
+            await retry_busy(lambda: kv.delete(names.SUSPECT_LEASE, last=revision))
+    except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BucketNotFoundError, *_ERRORS) as exc:
+        log.debug("suspect lease of dead worker %s not released: %s", node.id, error_text(exc))
+        return
+    log.warning("suspect lease released: worker %s (pid %d) died running suspect ad %s alone; the next suspect ad "
+                "may run alone at once", node.id, node.pid, turn.ad_id if turn else "?",
+                extra={"worker_id": node.id, "ad_id": turn.ad_id if turn else None})
+
+
+__all__ = ["SuspectTurns", "bound_of", "release_dead"]

@@ -1,0 +1,135 @@
+"""The suspect lease at a real nats-server (gamead_core.worker.suspect_turn): taken by one process, handed back by
+another while its holder's registry entry is that process's, taken over once it is not, freed by the recovery of
+its dead holder (:func:`gamead_core.worker.reaper.recover`), and a NATS away never strands the suspect ad."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import nats
+import pytest
+
+from gamead_core import clock, names
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import utcnow
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.registry import NodeInfo, Registry
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.reaper import recover
+from gamead_core.worker.shield import Shield
+from gamead_core.worker.solo import SoloGate
+from gamead_core.worker.suspect_turn import SuspectTurns
+from gamead_core.worker.turn_rule import Turn
+
+
+class _Msg:
+    """A delivery's stand-in: only its ``nak`` is asked for (what the hand-back sends)."""
+
+    def __init__(self) -> None:
+        self.naks: list[float] = []
+
+    async def nak(self, delay: float = 0) -> None:
+        self.naks.append(delay)
+
+
+def _node(worker_id: str, pid: int) -> NodeInfo:
+    now = utcnow()
+    return NodeInfo(id=worker_id, role="worker", host="h", pid=pid, version="t", started_at=now, heartbeat_at=now)
+
+
+def _turns(settings: GameadSettings, registry: Registry, worker_id: str, pid: int) -> SuspectTurns:
+    turns = SuspectTurns(settings, worker_id, SoloGate(), Shield(), registry)
+    turns.pid = pid  # one test process plays several worker processes
+    return turns
+
+
+async def _lease(js: Any) -> Turn | None:
+    kv = await js.key_value(names.LEASES_BUCKET)
+    try:
+        return Turn.from_json((await kv.get(names.SUSPECT_LEASE)).value)
+    except nats.js.errors.KeyNotFoundError:
+        return None
+
+
+@pytest.mark.timeout(60)
+def test_one_holder_at_a_time_and_a_dead_holders_recovery_frees_it(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    server = fresh_nats()
+    settings = GameadSettings()
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            registry = Registry(nc, js, settings.registry)
+            await registry.put(_node("w1", 101))
+            await registry.put(_node("w2", 202))
+            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+
+            first = _Msg()
+            async with w1.turn(first, "ad-1") as alone:  # type: ignore[arg-type]
+                assert alone is True and not first.naks
+                held = await _lease(js)
+                assert held is not None and (held.holder, held.pid, held.ad_id) == ("w1", 101, "ad-1")
+                assert held.taken_at == pytest.approx(clock.now(), abs=5)
+                other, again = _Msg(), _Msg()
+                async with w2.turn(other, "ad-2") as second:  # type: ignore[arg-type]
+                    assert second is False  # w1 lives (its entry is pid 101): handed back, the gate not entered
+                async with w1.turn(again, "ad-3") as third:  # type: ignore[arg-type]
+                    assert third is False  # w1 runs ad-1 alone: not a second one beside it
+                assert other.naks == [1.0] and again.naks == [1.0]
+                assert not w2._gate.blocked  # noqa: SLF001 - w2 goes on with ordinary ads
+            assert await _lease(js) is None  # released once ad-1 was settled
+
+            async with w1.turn(_Msg(), "ad-4") as alone:  # type: ignore[arg-type]
+                assert alone is True
+            late = w1.turn(_Msg(), "ad-5")  # type: ignore[arg-type]
+            assert await late.__aenter__() is True
+            restarted = Registry(nc, js, settings.registry)  # w1 restarted under its id: its pid 101 died
+            await restarted.put_over(_node("w1", 111), (await restarted.revision("w1"))[0])
+            taken = w2.turn(_Msg(), "ad-6")  # type: ignore[arg-type]
+            assert await taken.__aenter__() is True  # taken over from the dead process
+            await late.__aexit__(None, None, None)  # its release, on the revision it took, deletes nothing of w2's
+            assert (await _lease(js)).holder == "w2"  # type: ignore[union-attr]
+            await taken.__aexit__(None, None, None)
+            assert await _lease(js) is None
+
+            async with w2.turn(_Msg(), "ad-7"):  # type: ignore[arg-type]
+                store = await AdStore.open(nc, js)
+                await recover(nc, store, _node("w1", 111), settings)  # another process's death: not its lease
+                assert (await _lease(js)).holder == "w2"  # type: ignore[union-attr]
+                await recover(nc, store, _node("w2", 202), settings)  # its holder's death: freed at once
+                assert await _lease(js) is None
+                async with _turns(settings, restarted, "w1", 111).turn(_Msg(), "ad-8") as next_one:  # type: ignore
+                    assert next_one is True
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_nats_that_does_not_answer_runs_the_suspect_ad_alone_here_as_before(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"nats": {"request_timeout": 0.5}})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_topology(js, settings)
+        registry = Registry(nc, js, settings.registry)
+        await nc.close()  # NATS gone: reading the lease fails at once
+        turns = SuspectTurns(settings, "w1", SoloGate(), Shield(), registry)
+        msg = _Msg()
+        async with turns.turn(msg, "ad-1") as alone:  # type: ignore[arg-type]
+            assert alone is None and not msg.naks  # runs alone here, behind the gate, without the lease
+            assert turns._gate.blocked  # noqa: SLF001
+
+    asyncio.run(main())
