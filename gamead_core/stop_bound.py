@@ -140,35 +140,48 @@ async def waited(awaitable: Awaitable[T], seconds: float, what: str, *, again_fo
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
+        if unused is not None:
+            hand_late(task, unused)  # first: a second cancel during the end below must not skip it
         await ended([task], again_for, what, doing="what waited on it")
-        _hand_unused(task, unused)
         raise
     if not done:
-        await ended([task], again_for, what, doing="what waited on it")
+        try:
+            await ended([task], again_for, what, doing="what waited on it")
+        except asyncio.CancelledError:
+            if unused is not None:
+                hand_late(task, unused)
+            raise
         if not task.done() or task.cancelled():
-            _hand_unused(task, unused)
+            if unused is not None:
+                hand_late(task, unused)
             raise asyncio.TimeoutError
     return task.result()
 
 
-def _hand_unused(task: asyncio.Future[T], unused: Callable[[T], Awaitable[object]] | None) -> None:
-    """Give ``task``'s result to ``unused`` (run as a task) once it has one: now, or when a task left running ends."""
-    if unused is None:
-        return
+#: tasks :func:`keep` holds until they end (the event loop keeps only weak references to tasks)
+_KEPT: set[asyncio.Future[Any]] = set()
+
+
+def keep(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """Hold ``task`` until it ends, so a task nobody awaits is not collected half-done; returns it."""
+    _KEPT.add(task)
+    task.add_done_callback(_KEPT.discard)
+    return task
+
+
+def hand_late(task: asyncio.Future[T], use: Callable[[T], Awaitable[object]]) -> None:
+    """Give ``task``'s result, which nobody else will receive, to ``use`` (run as a kept task) once it has one:
+    now, or when ``task`` (kept meanwhile) ends; an error or a cancel is not handed. E.g. a NATS client connected
+    after its caller gave up (closed), a read's subscription made after its reader was cancelled (unsubscribed)."""
 
     def give(done: asyncio.Future[T]) -> None:
         if not done.cancelled() and done.exception() is None:
-            _UNUSED.add(spent := asyncio.ensure_future(unused(done.result())))
-            spent.add_done_callback(_UNUSED.discard)
+            keep(asyncio.ensure_future(use(done.result())))
 
     if task.done():
         give(task)
     else:
-        task.add_done_callback(give)
-
-
-#: the tasks :func:`_hand_unused` started, kept until they end (the event loop holds only weak references)
-_UNUSED: set[asyncio.Future[object]] = set()
+        keep(task).add_done_callback(give)
 
 
 def _ours(task: asyncio.Task[object]) -> bool:

@@ -10,6 +10,8 @@ from typing import Any, Protocol, TypeVar
 
 import nats.errors
 
+from gamead_core.stop_bound import hand_late, keep
+
 
 class Unsubscribable(Protocol):
     """nats-py's ``Subscription`` or a :class:`~gamead_core.queue.pull_feed.PullFeed`."""
@@ -19,24 +21,9 @@ class Unsubscribable(Protocol):
 
 S = TypeVar("S", bound=Unsubscribable)
 
-#: starts and ends under way whose reader was cancelled meanwhile (held so they are not collected half-done)
-_ENDING: set[asyncio.Future[Any]] = set()
-
-
-def _keep(task: asyncio.Future[Any]) -> None:
-    _ENDING.add(task)
-    task.add_done_callback(_ENDING.discard)
-
-
 async def _quietly(sub: Unsubscribable) -> None:
     with contextlib.suppress(nats.errors.Error):
         await sub.unsubscribe()
-
-
-def _end_late(task: asyncio.Future[Any]) -> None:
-    """The start of a read whose reader was cancelled meanwhile has ended: what it made is given up."""
-    if not task.cancelled() and task.exception() is None:
-        _keep(asyncio.ensure_future(_quietly(task.result())))
 
 
 async def opened(starting: Awaitable[S]) -> S:
@@ -50,8 +37,7 @@ async def opened(starting: Awaitable[S]) -> S:
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        _keep(task)
-        task.add_done_callback(_end_late)
+        hand_late(task, _quietly)  # what the start makes once it ends is given up
         raise
 
 
@@ -61,5 +47,5 @@ async def unsubscribe_quietly(sub: Unsubscribable) -> None:
     task, shielded: a reader cancelled again meanwhile (a client disconnect's cancel over a timeout's, a shutdown
     over either) leaves at once and the unsubscription ends on its own (its bounds: ``pull_feed.DELETE_WAIT``)."""
     task = asyncio.ensure_future(_quietly(sub))
-    _keep(task)
+    keep(task)
     await asyncio.shield(task)

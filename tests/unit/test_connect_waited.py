@@ -69,21 +69,19 @@ def test_a_connect_that_outlasts_its_bound_raises_a_timeout_and_leaves_nothing_t
 def test_a_result_that_comes_after_the_await_was_given_up_is_handed_to_unused() -> None:
     """A connect that took every cancel and connected after :func:`waited` gave it up (its ``again_for`` past): its
     client went to nobody and reconnected for ever. Now ``unused`` gets it (gamead closes it: close_for_good).
-    Plain asyncio: an await that ignores cancels for ~0.6 s, then returns."""
-
-    async def stubborn() -> str:
-        loop = asyncio.get_running_loop()
-        until = loop.time() + 0.6
-        while loop.time() < until:
-            try:
-                await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                continue  # as nats-py's connect loop takes a cancel
-        return "a client"
+    Plain asyncio: an await that ignores cancels until the test has seen ``waited`` give up, then returns."""
 
     async def main() -> list[str]:
         given: list[str] = []
-        got = asyncio.Event()
+        got, gave_up = asyncio.Event(), asyncio.Event()
+
+        async def stubborn() -> str:
+            while not gave_up.is_set():
+                try:
+                    await gave_up.wait()
+                except asyncio.CancelledError:
+                    continue  # as nats-py's connect loop takes a cancel
+            return "a client"
 
         async def unused(result: str) -> None:
             given.append(result)
@@ -91,6 +89,7 @@ def test_a_result_that_comes_after_the_await_was_given_up_is_handed_to_unused() 
 
         with pytest.raises(asyncio.TimeoutError):
             await waited(stubborn(), 0.05, "a stubborn await", again_for=0.1, unused=unused)
+        gave_up.set()
         await asyncio.wait_for(got.wait(), DEADLINE)
         return given
 
