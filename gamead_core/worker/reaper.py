@@ -146,7 +146,6 @@ async def recover(
     """
     now = clock.now() if now is None else now
     report = Recovery(node.id, completed=node.processed)
-    await release_dead(nc, node, settings.nats.request_timeout)  # its suspect lease, if it held it (.suspect_turn)
     ack_waits = AckWaits(nc, timeout=settings.nats.request_timeout)
     judged: dict[float, str] = {}  # the ack_waits the held ads were judged with, and where each came from
     renew_every = keepalive_period(node.ack_wait) if node.ack_wait else None
@@ -234,6 +233,8 @@ async def recover(
     for held, payload in naks:
         if await _settle_delivery(nc, held, payload):
             report.handed_back += 1
+    # its suspect lease, if it held it (.suspect_turn): after the hand-backs, which a slow NATS must not delay
+    await release_dead(nc, node, settings.nats.request_timeout)
     # one line per recovery, even when it found nothing announced: the dead worker may have held deliveries it
     # had not announced yet, which only JetStream's ack_wait brings back (gamead_core.worker.recovery_text)
     waits = await level_ack_waits(ack_waits, settings.queue.partitions, node.ack_wait, settings.queue.ack_wait)

@@ -78,6 +78,7 @@ class SuspectTurns:
         self._kv: Any = None
         self._outage = Outage()
         self._said: dict[str, None] = {}  #: ads whose hand-back was said at INFO (insertion order, bounded)
+        self.holding: str | None = None  #: the ad whose turn holds the lease in this process now
 
     def turn(self, msg: Msg, ad_id: str) -> _Turn:
         return _Turn(self, msg, ad_id)
@@ -95,10 +96,12 @@ class SuspectTurns:
                                                  self.settings.queue.replicas)
                 turn, revision = await _read(self._kv)
                 now = clock.now()
-                what, why = verdict(turn, self.worker_id, self.pid, now)
+                here = self.holding is not None
+                what, why = verdict(turn, self.worker_id, self.pid, now, running_here=here)
                 if what == "look_up" and turn is not None:
                     entry, _ = await self._registry.lookup(turn.holder)
-                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid)
+                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid,
+                                        running_here=here)
                 if what != "take":
                     return False, 0, why
                 mine = Turn(self.worker_id, self.pid, ad_id, now, bound_of(self.settings)).to_json()
@@ -114,10 +117,14 @@ class SuspectTurns:
             return None, 0, error_text(exc)
         if (again := self._outage.recovered(time.monotonic())) is not None:
             log.info("suspect lease: %s", again, extra={"ends_warning": True})
+        self.holding = ad_id
         return True, int(written), why
 
     async def release(self, revision: int, ad_id: str) -> None:
-        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure is left to its staleness."""
+        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure leaves it to this process's next
+        suspect ad (a leftover of its own: taken over) or to its staleness."""
+        if self.holding == ad_id:
+            self.holding = None
         try:
             with nats_boundary():
                 await retry_busy(lambda: self._kv.delete(names.SUSPECT_LEASE, last=revision))

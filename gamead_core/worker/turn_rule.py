@@ -83,11 +83,13 @@ def turn_bound(task_timeout: float, alone_wait: float, registry_ttl: float) -> f
     return 2 * task_timeout + alone_wait + registry_ttl
 
 
-def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | None = -1) -> tuple[Verdict, str]:
+def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | None = -1, *,
+            running_here: bool = True) -> tuple[Verdict, str]:
     """What worker ``me`` (process ``pid``) does with a suspect ad, the lease read as ``turn`` at ``now`` (epoch s),
     and why (for the log line): ``take`` it (free), ``hand_back`` the ad (held), or ``look_up`` the holder's
     registry entry first and ask again with ``holder_pid``: the pid of that entry, None when it is gone (-1: not
-    read). Pure."""
+    read). ``running_here``: a turn of this process holds the lease now; when none does, this process's own lease
+    is a leftover (a release that failed, a write whose answer was lost) and is taken, not waited out. Pure."""
     if turn is None:
         return "take", ""
     if not turn.holder:
@@ -95,8 +97,10 @@ def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | 
     if now >= turn.expires_at:
         return "take", f"taken {now - turn.taken_at:.0f} s ago, past its bound of {turn.bound:.0f} s"
     if turn.holder == me:
-        if turn.pid == pid:
+        if turn.pid == pid and running_here:
             return "hand_back", f"this worker runs ad {turn.ad_id} alone"
+        if turn.pid == pid:
+            return "take", f"this process's own, for ad {turn.ad_id}, left by a turn that ended (not released)"
         return "take", f"this worker's previous process (pid {turn.pid}) died running ad {turn.ad_id} alone"
     if holder_pid == -1:
         return "look_up", ""

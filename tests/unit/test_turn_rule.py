@@ -31,6 +31,14 @@ def test_this_process_holding_it_for_another_ad_hands_back_without_a_look_up() -
     assert verdict(HELD, "w2", 4242, NOW) == ("hand_back", "this worker runs ad 01ad alone")
 
 
+def test_this_processs_own_lease_with_no_turn_of_it_running_is_a_leftover_taken_at_once() -> None:
+    """final53 R1: a release that failed (logged at DEBUG), or a compare-and-set that landed with its answer lost,
+    left the lease to its own process, which handed every suspect ad back (and every other worker too: its entry is
+    live) until the bound, 138 s at the defaults. With no turn of that process running, it is taken over."""
+    assert verdict(HELD, "w2", 4242, NOW, running_here=False) == (
+        "take", "this process's own, for ad 01ad, left by a turn that ended (not released)")
+
+
 @pytest.mark.parametrize(("holder_pid", "why"), [
     (None, "its holder w2 (pid 4242) has no registry entry any more"),
     (77, "its holder w2 is another process now (pid 77, not 4242)"),  # restarted under its id: the holder died
