@@ -95,13 +95,14 @@ class SuspectTurns:
                                                  self.settings.queue.replicas)
                 turn, revision = await _read(self._kv)
                 now = clock.now()
-                what, why = verdict(turn, self.worker_id, self.pid, now)
+                own = bound_of(self.settings)
+                what, why = verdict(turn, self.worker_id, self.pid, now, own_bound=own)
                 if what == "look_up" and turn is not None:
                     entry, _ = await self._registry.lookup(turn.holder)
-                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid)
+                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid, own)
                 if what != "take":
                     return False, 0, why
-                mine = Turn(self.worker_id, self.pid, ad_id, now, bound_of(self.settings)).to_json()
+                mine = Turn(self.worker_id, self.pid, ad_id, now, own).to_json()
                 try:
                     written = await retry_busy(lambda: self._kv.update(names.SUSPECT_LEASE, mine, last=revision))
                 except nats.js.errors.KeyWrongLastSequenceError:
