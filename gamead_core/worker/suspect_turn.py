@@ -99,7 +99,10 @@ class SuspectTurns:
                 what, why = verdict(turn, self.worker_id, self.pid, now, own_bound=own)
                 if what == "look_up" and turn is not None:
                     entry, _ = await self._registry.lookup(turn.holder)
-                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid, own)
+                    holder_pid = None if entry is None else entry.pid
+                    if holder_pid is None and await self._registry_young(now):  # its entry may have gone with it
+                        holder_pid = turn.pid
+                    what, why = verdict(turn, self.worker_id, self.pid, now, holder_pid, own)
                 if what != "take":
                     return False, 0, why
                 mine = Turn(self.worker_id, self.pid, ad_id, now, own).to_json()
@@ -116,6 +119,24 @@ class SuspectTurns:
         if (again := self._outage.recovered(time.monotonic())) is not None:
             log.info("suspect lease: %s", again, extra={"ends_warning": True})
         return True, int(written), why
+
+    async def _registry_young(self, now: float) -> bool:
+        """Whether the registry bucket is younger than its entries' ``max_age`` (``registry.ttl``): a holder missing
+        from it may be live, its entry gone with a restarted nats-server's memory store until its next beat (the
+        doctor's rule: :func:`gamead_core.doctor.leases.absence_unproven`). attack53: ``kill -9`` of ``gamead up``'s
+        nats-server while a suspect ad ran alone, and another worker took the lease from the live holder (two
+        suspect ads alone at once). False when its stream cannot be read (the lookup's word stands)."""
+        if (registry := self._registry) is None:
+            return False
+        try:
+            with nats_boundary():
+                js = registry.connection.jetstream(timeout=self.settings.nats.request_timeout)
+                info = await js.stream_info(registry.stream)
+        except _ERRORS as exc:
+            log.debug("suspect lease: the registry bucket's age: %s", error_text(exc))
+            return False
+        max_age = float(info.config.max_age or 0)
+        return info.created is not None and max_age > 0 and now - info.created.timestamp() < max_age
 
     async def release(self, revision: int, ad_id: str) -> None:
         """Delete the lease on ``revision`` (taken for ``ad_id``). A failure is left to its staleness."""
