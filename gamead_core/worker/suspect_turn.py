@@ -18,6 +18,7 @@ A dead holder's recovery (its next incarnation, ``gamead up``'s supervisor, the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -47,6 +48,8 @@ log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 
 #: At most this many ad ids whose hand-back was said at INFO are remembered (then DEBUG for them)
 SAID = 1000
+#: Seconds between two tries of a release that failed (:meth:`SuspectTurns.release`)
+RELEASE_EVERY = 1.0
 _ERRORS = (GameadError, StillBusy, nats.errors.Error, TimeoutError)
 
 
@@ -78,6 +81,7 @@ class SuspectTurns:
         self._kv: Any = None
         self._outage = Outage()
         self._said: dict[str, None] = {}  #: ads whose hand-back was said at INFO (insertion order, bounded)
+        self._later: asyncio.Task[None] | None = None  #: a failed release tried again (:meth:`release`)
 
     def turn(self, msg: Msg, ad_id: str) -> _Turn:
         return _Turn(self, msg, ad_id)
@@ -139,13 +143,36 @@ class SuspectTurns:
         return info.created is not None and max_age > 0 and now - info.created.timestamp() < max_age
 
     async def release(self, revision: int, ad_id: str) -> None:
-        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure is left to its staleness."""
+        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure (NATS away) is tried again every
+        :data:`RELEASE_EVERY` in the background until it is deleted, taken over, or past its bound: attack53, a
+        release failed as nats-server restarted and every suspect ad of the fleet, this worker's own too, was
+        handed back for the lease's whole bound (138 s) while its holder ran nothing."""
         try:
             with nats_boundary():
                 await retry_busy(lambda: self._kv.delete(names.SUSPECT_LEASE, last=revision))
-        except (nats.js.errors.KeyWrongLastSequenceError, *_ERRORS) as exc:
-            log.debug("suspect lease: not released (%s); it is free once stale", error_text(exc),
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return  # taken over meanwhile: not ours any more
+        except _ERRORS as exc:
+            log.debug("suspect lease: not released (%s); tried again every %.0f s", error_text(exc), RELEASE_EVERY,
                       extra={"ad_id": ad_id})
+            if self._later is None or self._later.done():
+                self._later = asyncio.create_task(self._release_later(revision, ad_id))
+
+    async def _release_later(self, revision: int, ad_id: str) -> None:
+        """:meth:`release`'s tries again, until the lease's bound passed (it is free then anyway)."""
+        until = time.monotonic() + bound_of(self.settings)
+        while time.monotonic() < until:
+            await asyncio.sleep(RELEASE_EVERY)
+            try:
+                with nats_boundary():
+                    await self._kv.delete(names.SUSPECT_LEASE, last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return
+            except _ERRORS:
+                continue
+            log.info("suspect lease released (ad %s), late: NATS did not answer when it was settled", ad_id,
+                     extra={"ad_id": ad_id})
+            return
 
     def said(self, ad_id: str) -> bool:
         """Whether a hand-back of ``ad_id`` was said at INFO before (noting it now)."""

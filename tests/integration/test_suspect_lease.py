@@ -176,3 +176,50 @@ def test_a_holder_missing_from_a_registry_younger_than_its_ttl_keeps_the_lease(
             await nc.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(90)
+def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """attack53: the release failed while nats-server restarted, and every suspect ad of the fleet (its holder's
+    own too: "this worker runs ad-1 alone") was handed back for the lease's whole bound (138 s) while its holder
+    ran nothing. The release is tried again every second: another worker takes the lease once NATS is back."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"nats": {"request_timeout": 0.5}})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            registry = Registry(nc, js, settings.registry)
+            w1_node = _node("w1", 101)
+            await registry.put(w1_node)
+            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            held = w1.turn(_Msg(), "ad-1")  # type: ignore[arg-type]
+            assert await held.__aenter__() is True
+            server.stop()
+            await held.__aexit__(None, None, None)  # settled with NATS away: not released
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the registry's memory store came back empty: the node beats again, as every node does
+                try:
+                    await ensure_topology(js, settings)
+                    await registry.put(w1_node)
+                    break
+                except Exception:  # noqa: BLE001 - JetStream not ready yet after the restart
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.2)
+            assert await _lease(js) is not None  # w1's, live
+            deadline, taken = time.monotonic() + 20, False  # well within the lease's bound of 138 s
+            while taken is not True and time.monotonic() < deadline:
+                await registry.put(w1_node)  # w1 lives: its heartbeat
+                async with w2.turn(_Msg(), "ad-2") as taken:  # type: ignore[arg-type]
+                    pass
+                await asyncio.sleep(0.2)
+            assert taken is True
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
