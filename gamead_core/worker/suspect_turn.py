@@ -18,6 +18,7 @@ A dead holder's recovery (its next incarnation, ``gamead up``'s supervisor, the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -47,6 +48,8 @@ log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 
 #: At most this many ad ids whose hand-back was said at INFO are remembered (then DEBUG for them)
 SAID = 1000
+#: Seconds between two tries of a release that failed (:meth:`SuspectTurns.release`)
+RELEASE_EVERY = 1.0
 _ERRORS = (GameadError, StillBusy, nats.errors.Error, TimeoutError)
 
 
@@ -79,6 +82,7 @@ class SuspectTurns:
         self._outage = Outage()
         self._said: dict[str, None] = {}  #: ads whose hand-back was said at INFO (insertion order, bounded)
         self.holding: str | None = None  #: the ad whose turn holds the lease in this process now
+        self._later: asyncio.Task[None] | None = None  #: a failed release tried again (:meth:`release`)
 
     def turn(self, msg: Msg, ad_id: str) -> _Turn:
         return _Turn(self, msg, ad_id)
@@ -96,15 +100,17 @@ class SuspectTurns:
                                                  self.settings.queue.replicas)
                 turn, revision = await _read(self._kv)
                 now = clock.now()
-                here = self.holding is not None
-                what, why = verdict(turn, self.worker_id, self.pid, now, running_here=here)
+                own, here = bound_of(self.settings), self.holding is not None
+                what, why = verdict(turn, self.worker_id, self.pid, now, own_bound=own, running_here=here)
                 if what == "look_up" and turn is not None:
                     entry, _ = await self._registry.lookup(turn.holder)
-                    what, why = verdict(turn, self.worker_id, self.pid, now, None if entry is None else entry.pid,
-                                        running_here=here)
+                    holder_pid = None if entry is None else entry.pid
+                    if holder_pid is None and await self._registry_young(now):  # its entry may have gone with it
+                        holder_pid = turn.pid
+                    what, why = verdict(turn, self.worker_id, self.pid, now, holder_pid, own, running_here=here)
                 if what != "take":
                     return False, 0, why
-                mine = Turn(self.worker_id, self.pid, ad_id, now, bound_of(self.settings)).to_json()
+                mine = Turn(self.worker_id, self.pid, ad_id, now, own).to_json()
                 try:
                     written = await retry_busy(lambda: self._kv.update(names.SUSPECT_LEASE, mine, last=revision))
                 except nats.js.errors.KeyWrongLastSequenceError:
@@ -120,17 +126,58 @@ class SuspectTurns:
         self.holding = ad_id
         return True, int(written), why
 
+    async def _registry_young(self, now: float) -> bool:
+        """Whether the registry bucket is younger than its entries' ``max_age`` (``registry.ttl``): a holder missing
+        from it may be live, its entry gone with a restarted nats-server's memory store until its next beat (the
+        doctor's rule: :func:`gamead_core.doctor.leases.absence_unproven`). attack53: ``kill -9`` of ``gamead up``'s
+        nats-server while a suspect ad ran alone, and another worker took the lease from the live holder (two
+        suspect ads alone at once). False when its stream cannot be read (the lookup's word stands)."""
+        if (registry := self._registry) is None:
+            return False
+        try:
+            with nats_boundary():
+                js = registry.connection.jetstream(timeout=self.settings.nats.request_timeout)
+                info = await js.stream_info(registry.stream)
+        except _ERRORS as exc:
+            log.debug("suspect lease: the registry bucket's age: %s", error_text(exc))
+            return False
+        max_age = float(info.config.max_age or 0)
+        return info.created is not None and max_age > 0 and now - info.created.timestamp() < max_age
+
     async def release(self, revision: int, ad_id: str) -> None:
-        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure leaves it to this process's next
-        suspect ad (a leftover of its own: taken over) or to its staleness."""
+        """Delete the lease on ``revision`` (taken for ``ad_id``). A failure (NATS away) is tried again every
+        :data:`RELEASE_EVERY` in the background until it is deleted, taken over, or past its bound: attack53, a
+        release failed as nats-server restarted and every suspect ad of the fleet, this worker's own too, was
+        handed back for the lease's whole bound (138 s) while its holder ran nothing. Meanwhile this process's
+        next suspect ad takes it over (a leftover of its own: :attr:`holding` is cleared first)."""
         if self.holding == ad_id:
             self.holding = None
         try:
             with nats_boundary():
                 await retry_busy(lambda: self._kv.delete(names.SUSPECT_LEASE, last=revision))
-        except (nats.js.errors.KeyWrongLastSequenceError, *_ERRORS) as exc:
-            log.debug("suspect lease: not released (%s); it is free once stale", error_text(exc),
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return  # taken over meanwhile: not ours any more
+        except _ERRORS as exc:
+            log.debug("suspect lease: not released (%s); tried again every %.0f s", error_text(exc), RELEASE_EVERY,
                       extra={"ad_id": ad_id})
+            if self._later is None or self._later.done():
+                self._later = asyncio.create_task(self._release_later(revision, ad_id))
+
+    async def _release_later(self, revision: int, ad_id: str) -> None:
+        """:meth:`release`'s tries again, until the lease's bound passed (it is free then anyway)."""
+        until = time.monotonic() + bound_of(self.settings)
+        while time.monotonic() < until:
+            await asyncio.sleep(RELEASE_EVERY)
+            try:
+                with nats_boundary():
+                    await self._kv.delete(names.SUSPECT_LEASE, last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return
+            except _ERRORS:
+                continue
+            log.info("suspect lease released (ad %s), late: NATS did not answer when it was settled", ad_id,
+                     extra={"ad_id": ad_id})
+            return
 
     def said(self, ad_id: str) -> bool:
         """Whether a hand-back of ``ad_id`` was said at INFO before (noting it now)."""

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import orjson
 
+from gamead_core.scaling.lease_rule import CLOCK_SLACK, trust_cap
+
 #: Seconds a suspect ad handed back waits before it is delivered again (the lease holder's run: ~0.1-5 s)
 HAND_ON_DELAY = 1.0
 
@@ -83,19 +85,27 @@ def turn_bound(task_timeout: float, alone_wait: float, registry_ttl: float) -> f
     return 2 * task_timeout + alone_wait + registry_ttl
 
 
-def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | None = -1, *,
-            running_here: bool = True) -> tuple[Verdict, str]:
+def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | None = -1,
+            own_bound: float | None = None, *, running_here: bool = True) -> tuple[Verdict, str]:
     """What worker ``me`` (process ``pid``) does with a suspect ad, the lease read as ``turn`` at ``now`` (epoch s),
     and why (for the log line): ``take`` it (free), ``hand_back`` the ad (held), or ``look_up`` the holder's
     registry entry first and ask again with ``holder_pid``: the pid of that entry, None when it is gone (-1: not
-    read). ``running_here``: a turn of this process holds the lease now; when none does, this process's own lease
-    is a leftover (a release that failed, a write whose answer was lost) and is taken, not waited out. Pure."""
+    read). ``own_bound``: this worker's :func:`turn_bound`; a written bound is trusted up to
+    :func:`~gamead_core.scaling.lease_rule.trust_cap` of it, and a lease taken ahead of now (past
+    :data:`~gamead_core.scaling.lease_rule.CLOCK_SLACK`; the time is nats-server's for every worker) is free: a
+    hand edit or a bug never holds every suspect ad back for ever (attack53: ``expiresAt`` 9999999999 naming a live
+    worker kept 4 suspect ads handed back every second; None: no cap). ``running_here``: a turn of this process
+    holds the lease now; when none does, this process's own lease is a leftover (a release that failed, a write
+    whose answer was lost) and is taken, not waited out. Pure."""
     if turn is None:
         return "take", ""
     if not turn.holder:
         return "take", "released"
-    if now >= turn.expires_at:
-        return "take", f"taken {now - turn.taken_at:.0f} s ago, past its bound of {turn.bound:.0f} s"
+    if turn.taken_at > now + CLOCK_SLACK:
+        return "take", f"taken {turn.taken_at - now:.0f} s ahead of now: written by hand or by a bug"
+    bound = turn.bound if own_bound is None else min(turn.bound, trust_cap(own_bound))
+    if now >= turn.taken_at + bound:
+        return "take", f"taken {now - turn.taken_at:.0f} s ago, past its bound of {bound:.0f} s"
     if turn.holder == me:
         if turn.pid == pid and running_here:
             return "hand_back", f"this worker runs ad {turn.ad_id} alone"

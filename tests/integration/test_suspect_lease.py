@@ -5,6 +5,7 @@ its dead holder (:func:`gamead_core.worker.reaper.recover`), and a NATS away nev
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -131,5 +132,94 @@ def test_a_nats_that_does_not_answer_runs_the_suspect_ad_alone_here_as_before(
         async with turns.turn(msg, "ad-1") as alone:  # type: ignore[arg-type]
             assert alone is None and not msg.naks  # runs alone here, behind the gate, without the lease
             assert turns._gate.blocked  # noqa: SLF001
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_holder_missing_from_a_registry_younger_than_its_ttl_keeps_the_lease(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """attack53: ``kill -9`` of ``gamead up``'s nats-server while a suspect ad ran alone emptied the registry (a
+    memory store) and another worker took the lease from the live holder at once: two suspect ads alone. While the
+    registry bucket is younger than ``registry.ttl`` a missing holder may be live (the doctor's rule): handed back;
+    once it is older, the holder's absence stands and the lease is taken over."""
+    server = fresh_nats()
+    settings = GameadSettings(registry={"ttl": 4, "heartbeat_interval": 1})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            registry = Registry(nc, js, settings.registry)
+            await registry.put(_node("w1", 101))
+            w1 = _turns(settings, registry, "w1", 101)
+            async with w1.turn(_Msg(), "ad-1") as alone:  # type: ignore[arg-type]
+                assert alone is True
+                await js.delete_key_value(names.REGISTRY_BUCKET)  # a restarted nats-server's empty memory store
+                await ensure_topology(js, settings)
+                fresh = Registry(nc, js, settings.registry)
+                await fresh.put(_node("w2", 202))  # w2 beat first; w1 not yet
+                w2 = _turns(settings, fresh, "w2", 202)
+                msg = _Msg()
+                async with w2.turn(msg, "ad-2") as second:  # type: ignore[arg-type]
+                    assert second is False and msg.naks == [1.0]  # w1 may be live: it runs ad-1 alone
+                assert (await _lease(js)).holder == "w1"  # type: ignore[union-attr]
+                deadline, third = time.monotonic() + 20, False  # the bucket older than its ttl: w1's absence stands
+                while third is not True and time.monotonic() < deadline:
+                    async with w2.turn(_Msg(), "ad-3") as third:  # type: ignore[arg-type]
+                        pass
+                    await asyncio.sleep(0.2)
+                assert third is True
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(90)
+def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """attack53: the release failed while nats-server restarted, and every suspect ad of the fleet (its holder's
+    own too: "this worker runs ad-1 alone") was handed back for the lease's whole bound (138 s) while its holder
+    ran nothing. The release is tried again every second: another worker takes the lease once NATS is back."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"nats": {"request_timeout": 0.5}})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            registry = Registry(nc, js, settings.registry)
+            w1_node = _node("w1", 101)
+            await registry.put(w1_node)
+            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            held = w1.turn(_Msg(), "ad-1")  # type: ignore[arg-type]
+            assert await held.__aenter__() is True
+            server.stop()
+            await held.__aexit__(None, None, None)  # settled with NATS away: not released
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the registry's memory store came back empty: the node beats again, as every node does
+                try:
+                    await ensure_topology(js, settings)
+                    await registry.put(w1_node)
+                    break
+                except Exception:  # noqa: BLE001 - JetStream not ready yet after the restart
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.2)
+            assert await _lease(js) is not None  # w1's, live
+            deadline, taken = time.monotonic() + 20, False  # well within the lease's bound of 138 s
+            while taken is not True and time.monotonic() < deadline:
+                await registry.put(w1_node)  # w1 lives: its heartbeat
+                async with w2.turn(_Msg(), "ad-2") as taken:  # type: ignore[arg-type]
+                    pass
+                await asyncio.sleep(0.2)
+            assert taken is True
+        finally:
+            await nc.close()
 
     asyncio.run(main())

@@ -77,3 +77,18 @@ def test_the_bound_covers_a_live_holders_whole_turn() -> None:
     settings = GameadSettings()
     wait = settings.queue.idle_wait + 1.0 + 2.0  # its long polls' life, POLL_MARGIN, alone.MARGIN
     assert bound_of(settings) == pytest.approx(2 * settings.worker.task_timeout + wait + settings.registry.ttl)
+
+
+def test_a_hand_written_lease_never_holds_every_suspect_ad_back_for_ever() -> None:
+    """attack53: ``expiresAt`` 9999999999 naming a live worker (its pid right) kept 4 suspect ads handed back every
+    second while ``gamead doctor`` said every invariant held; the written bound is trusted up to 10 of this
+    worker's own, and a lease taken ahead of now (nats-server's clock, every worker's) is free at once."""
+    far = Turn(holder="w2", pid=4242, ad_id="hand", taken_at=NOW - 3, bound=9_999_999_999.0 - NOW)
+    assert verdict(far, "w1", 1, NOW, holder_pid=4242, own_bound=100.0)[0] == "hand_back"  # within 10 x 100 s
+    assert verdict(far, "w1", 1, NOW - 3 + 1000, holder_pid=4242, own_bound=100.0) == (
+        "take", "taken 1000 s ago, past its bound of 1000 s")
+    ahead = Turn(holder="w2", pid=4242, ad_id="hand", taken_at=NOW + 3600, bound=100.0)
+    assert verdict(ahead, "w1", 1, NOW, own_bound=100.0) == (
+        "take", "taken 3600 s ahead of now: written by hand or by a bug")
+    assert verdict(ahead, "w2", 4242, NOW, own_bound=100.0)[0] == "take"  # its own process too
+    assert verdict(HELD, "w1", 1, NOW, holder_pid=4242, own_bound=100.0)[0] == "hand_back"  # a live one holds
