@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from types import TracebackType
@@ -33,7 +34,7 @@ from nats.aio.msg import Msg
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, error_text
-from gamead_core.log_throttle import Outage
+from gamead_core.log_throttle import Outage, Throttle
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.long_poll import POLL_MARGIN
 from gamead_core.registry import NodeInfo, Registry
@@ -80,7 +81,7 @@ class SuspectTurns:
         self._gate, self._shielded, self._registry = gate, shielded, registry
         self._kv: Any = None
         self._outage = Outage()
-        self._said: dict[str, None] = {}  #: ads whose hand-back was said at INFO (insertion order, bounded)
+        self._said = Throttle(every=math.inf, max_kinds=SAID)  #: ads whose hand-back was said at INFO (bounded)
         self.holding: str | None = None  #: the ad whose turn holds the lease in this process now
         self._later: asyncio.Task[None] | None = None  #: a failed release tried again (:meth:`release`)
 
@@ -181,12 +182,7 @@ class SuspectTurns:
 
     def said(self, ad_id: str) -> bool:
         """Whether a hand-back of ``ad_id`` was said at INFO before (noting it now)."""
-        if ad_id in self._said:
-            return True
-        if len(self._said) >= SAID:
-            self._said.pop(next(iter(self._said)))
-        self._said[ad_id] = None
-        return False
+        return self._said.allow(ad_id, 0.0) is None
 
 
 class _Turn:
