@@ -76,11 +76,10 @@ class LinkProxy(Relay):
             return True
 
         self._forward(src, each)
+        later.put(None)  # its writer, if any, ends (after what it holds, unless reset)
         if reset:
-            later.put(None)  # its writer, if any, ends
             return
         if writer is not None:
-            later.put(None)
             writer.join(timeout=self.delay + 5)
         self._shut(src, dst)
 

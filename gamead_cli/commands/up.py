@@ -51,7 +51,7 @@ from gamead_cli.commands.up_fsize import fsize_words, raise_fsize
 from gamead_cli.commands.up_drift import DriftNote
 from gamead_cli.commands.up_liveness import health_url, monitor_port, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
-from gamead_cli.commands.up_ready import heartbeat_probe, wait_workers_registered, worker_line
+from gamead_cli.commands.up_ready import died_since, heartbeat_probe, wait_workers_registered, worker_line
 from gamead_cli.commands.up_signals import (
     StopRequested,
     check_stop,
@@ -266,8 +266,7 @@ def up(
             registered: dict[str, int] = {}
             starting = wait_workers_registered(settings, nats_url, stack, scaler, probe=beats, registered=registered)
             pids = scaler.pids()  # a registered worker dead since (a crash loop) is said so, not as registered
-            fallen = {name: pid for name, pid in registered.items()
-                      if name in pids and (pids[name] != pid or not stack.sup.children[name].alive)}
+            fallen = died_since(registered, pids, lambda name: stack.sup.children[name].alive)
             said = worker_line(pids, starting, settings.worker.concurrency, fallen)
             say(f"[yellow]![/] {escape(said)}" if starting or fallen else f"[green]✓[/] {escape(said)}")
             if metrics.enabled:

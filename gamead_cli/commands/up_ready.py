@@ -171,9 +171,17 @@ def worker_line(pids: dict[str, int | None], starting: list[str], slots: int,
         line += "; still starting: " + ", ".join(f"{name} (pid {pids.get(name)})" for name in starting)
     if fallen:
         line += "; since died: " + ", ".join(
-            f"{name} (pid {pid}; " + ("restarting)" if pids.get(name) in (None, pid) else
+            f"{name} (pid {pid}; " + ("restarting)" if pids.get(name) == pid else
                                       f"restarted as pid {pids[name]})") for name, pid in fallen.items())
     return line
+
+
+def died_since(registered: dict[str, int], pids: dict[str, int | None], alive: Callable[[str], bool]) -> dict[str, int]:
+    """The workers among ``registered`` (name → the pid seen register) whose process has died since: another pid
+    now in ``pids`` (a restart), or the same one no longer ``alive(name)``; name → the registered pid, for
+    :func:`worker_line`'s ``fallen``. A worker no longer in ``pids`` (stopped on purpose) is left out. Pure."""
+    return {name: pid for name, pid in registered.items()
+            if name in pids and (pids[name] != pid or not alive(name))}
 
 
 def _poll(stack: UpStack) -> None:
@@ -193,4 +201,4 @@ def _given_up(name: str, pid: int | None, watch: StartWatch, verdict: str, now: 
             "(its registry heartbeat)")
 
 
-__all__ = ["POLL_EVERY", "heartbeat_probe", "wait_workers_registered", "worker_line"]
+__all__ = ["POLL_EVERY", "died_since", "heartbeat_probe", "wait_workers_registered", "worker_line"]

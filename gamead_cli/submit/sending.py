@@ -340,7 +340,7 @@ def send_many(
     # always, 0 for a run that sent everything: the README's sum holds over the JSON's keys (regress39 F4)
     summary.update(figures := tally.not_sent_figures(never))  # with those the stop caught (left39b)
     # why; a stop that came once every ad of a known input had gone out stopped nothing: not said (attack52 F5)
-    if interrupted or (stopped and (total is None or figures["notSent"])):
+    if stopped and (interrupted or total is None or figures["notSent"]):
         summary["stoppedBecause"] = stop_reason(fatal, outage.reason(), client.retry_for, bool(idempotency_key),
                                                 interrupted, stopped_by())
     if interrupted or unread or outage.stopped:
