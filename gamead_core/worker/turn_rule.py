@@ -118,8 +118,10 @@ def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | 
         return "take", f"its holder {turn.holder} (pid {turn.pid}) has no registry entry any more"
     if holder_pid != turn.pid:
         return "take", f"its holder {turn.holder} is another process now (pid {holder_pid}, not {turn.pid})"
-    return "hand_back", (f"ad {turn.ad_id} runs alone on worker {turn.holder} (pid {turn.pid}) since "
-                         f"{max(0.0, now - turn.taken_at):.1f} s")
+    # taken, not necessarily running: the holder runs it once its other analyses ended (attack53: "runs alone since
+    # 20 s" was said of an ad whose worker still waited for a hanging one)
+    return "hand_back", (f"ad {turn.ad_id} has the turn on worker {turn.holder} (pid {turn.pid}), taken "
+                         f"{max(0.0, now - turn.taken_at):.1f} s ago")
 
 
 def held_by(turn: Turn | None, worker_id: str, pid: int) -> bool:

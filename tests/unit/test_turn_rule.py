@@ -24,7 +24,7 @@ def test_a_live_holder_keeps_it_and_the_ad_is_handed_back_naming_it() -> None:
     assert verdict(HELD, "w1", 1, NOW) == ("look_up", "")  # its registry entry tells first
     what, why = verdict(HELD, "w1", 1, NOW, holder_pid=4242)
     assert what == "hand_back"
-    assert why == "ad 01ad runs alone on worker w2 (pid 4242) since 3.0 s"
+    assert why == "ad 01ad has the turn on worker w2 (pid 4242), taken 3.0 s ago"
 
 
 def test_this_process_holding_it_for_another_ad_hands_back_without_a_look_up() -> None:
