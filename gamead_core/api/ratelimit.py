@@ -39,25 +39,32 @@ class Decision(NamedTuple):
     remaining: int  #: whole tokens left after this request
     reset: float  #: seconds until the bucket is full again
     retry_after: float  #: seconds until a refused request would pass (0 when allowed)
+    #: decided on the bucket every API node shares (in Redis), not on this node's own (no Redis, or it did not
+    #: answer this call in time: ci53, a 0.25 s timeout on a loaded machine counted one request on a fresh bucket)
+    shared: bool = False
 
     def headers(self) -> list[tuple[bytes, bytes]]:
+        """``X-RateLimit-Limit/Remaining/Reset/Scope`` (``shared`` or ``node``), then ``Retry-After`` if refused."""
         out = [
             (b"x-ratelimit-limit", b"%d" % self.limit),
             (b"x-ratelimit-remaining", b"%d" % self.remaining),
             (b"x-ratelimit-reset", b"%d" % math.ceil(self.reset)),
+            (b"x-ratelimit-scope", b"shared" if self.shared else b"node"),
         ]
         if not self.allowed:
             out.append((b"retry-after", b"%d" % max(1, math.ceil(self.retry_after))))
         return out
 
 
-def decide(allowed: bool, tokens: float, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
+def decide(allowed: bool, tokens: float, *, rate: float, burst: int, cost: float = 1.0,
+           shared: bool = False) -> Decision:
     """Build the :class:`Decision` from a bucket's level after the request (shared by every store)."""
     if tokens < 0.0:
         tokens = 0.0
     elif tokens > burst:
         tokens = float(burst)
-    return Decision(allowed, burst, int(tokens), (burst - tokens) / rate, 0.0 if allowed else (cost - tokens) / rate)
+    return Decision(allowed, burst, int(tokens), (burst - tokens) / rate,
+                    0.0 if allowed else (cost - tokens) / rate, shared)
 
 
 def take(
@@ -145,7 +152,7 @@ class RateLimiter:
             return None
         allowed, tokens = reply
         level = float(tokens.decode() if isinstance(tokens, bytes) else tokens)  # type: ignore[arg-type]
-        return decide(bool(allowed), level, rate=rate, burst=burst, cost=cost)
+        return decide(bool(allowed), level, rate=rate, burst=burst, cost=cost, shared=True)
 
     def snapshot(self) -> dict[str, object]:
         return {

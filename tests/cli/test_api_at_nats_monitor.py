@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gamead_cli import exitcodes
 from gamead_cli.main import app
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import ANY_PORT, EmbeddedNats
 from tests.cli.test_cli_live import unstyle
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 @pytest.fixture(scope="module")
 def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a real nats-server's HTTP monitoring (stopped at the end of the module)."""
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats"), monitor_port=free_port()).start()
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"), monitor_port=ANY_PORT).start()
     yield f"http://127.0.0.1:{server.monitor_port}"
     server.stop()
 

@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,8 +20,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_cli.speaks_first import first_words, not_http
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import PICKED_STARTS, EmbeddedNats
 from tests.support import (
+    PortTaken,
     Proc,
     ad,
     clean_env,
@@ -42,19 +44,46 @@ def address(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def start_limited(nats_url: str, logs: Path, port: int, hard: int = NOFILE, **env: str) -> tuple[Proc, str]:
-    """``gamead serve`` with ``RLIMIT_NOFILE`` ``NOFILE``:``hard`` (``prlimit``), ready."""
-    argv = ["prlimit", f"--nofile={NOFILE}:{hard}", *gamead_argv("serve", "--port", str(port))]
-    proc = Proc("api", argv, clean_env(GAMEAD_NATS__URL=nats_url, **env), logs / "api.log").start()
-    url = f"http://127.0.0.1:{port}"
-    wait_api_ready(proc, url)
-    return proc, url
+def start_limited(nats_url: str, logs: Path, hard: int = NOFILE, **env: str) -> tuple[Proc, str]:
+    """``gamead serve`` with ``RLIMIT_NOFILE`` ``NOFILE``:``hard`` (``prlimit``), ready, on a free port: picked again
+    if another process takes it before the API binds it, up to ``PICKED_STARTS`` times (ci53, as ``start_api``)."""
+    for attempt in range(PICKED_STARTS):
+        port = free_port()
+        argv = ["prlimit", f"--nofile={NOFILE}:{hard}", *gamead_argv("serve", "--port", str(port))]
+        proc = Proc("api", argv, clean_env(GAMEAD_NATS__URL=nats_url, **env), logs / f"api-{port}.log").start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_api_ready(proc, url)
+        except PortTaken:
+            proc.stop(timeout=10)
+            if attempt == PICKED_STARTS - 1:
+                raise
+            continue
+        return proc, url
+    raise AssertionError("unreachable")
+
+
+def test_a_picked_api_port_another_process_took_is_picked_again(
+    nats_server: EmbeddedNats, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ci53: the harness's picked API port, taken before the API binds it (a listener of this test holds the first
+    pick), is picked again: the API serves on the next. Before: ``PortTaken`` ended the test at its setup."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        first = taken.getsockname()[1]
+        picks, pick = iter([first]), free_port
+        monkeypatch.setattr(sys.modules[__name__], "free_port", lambda: next(picks, None) or pick())
+        proc, url = start_limited(nats_server.url, tmp_path)
+        try:
+            assert url != f"http://127.0.0.1:{first}"
+            assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        finally:
+            proc.stop()
 
 
 @contextmanager
 def bounded_at_8(server: EmbeddedNats, logs: Path, **env: str) -> Iterator[tuple[Proc, str]]:
     """An API (:func:`start_limited`) at ``api.max_connections`` 8, with ``env``; stopped at the block's end."""
-    proc, url = start_limited(server.url, logs, free_port(), GAMEAD_API__MAX_CONNECTIONS="8", **env)
+    proc, url = start_limited(server.url, logs, GAMEAD_API__MAX_CONNECTIONS="8", **env)
     try:
         yield proc, url
     finally:
@@ -90,7 +119,7 @@ def soft_nofile(pid: int) -> int:
 def test_serve_and_worker_raise_their_soft_open_files_limit_to_the_hard_one(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), hard=4 * NOFILE)
+    proc, url = start_limited(nats_server.url, tmp_path, hard=4 * NOFILE)
     argv = ["prlimit", f"--nofile={NOFILE}:{4 * NOFILE}", *gamead_argv("worker", "--id", "fd-w1")]
     worker = Proc("fd-w1", argv, clean_env(GAMEAD_NATS__URL=nats_server.url), tmp_path / "worker.log").start()
     try:
@@ -107,7 +136,7 @@ def test_serve_and_worker_raise_their_soft_open_files_limit_to_the_hard_one(
 def test_idle_connections_past_the_bound_make_room_for_a_submit(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port())
+    proc, url = start_limited(nats_server.url, tmp_path)
     try:
         hold_idle(url, idle_sockets, IDLE)
         answer = submit(url)  # before: connection reset or an empty reply for as long as the sockets were held
@@ -128,7 +157,7 @@ def test_accept_out_of_descriptors_closes_a_waiting_connection_and_says_so(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
     # a bound the limit cannot hold: accept() itself fails with EMFILE
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="5000")
+    proc, url = start_limited(nats_server.url, tmp_path, GAMEAD_API__MAX_CONNECTIONS="5000")
     try:
         hold_idle(url, idle_sockets, IDLE)
         answer = submit(url)
@@ -258,7 +287,7 @@ def _refused_503(answer: bytes) -> bool:
 def test_a_request_in_flight_is_not_closed_for_room_when_the_next_pipelined_one_begins(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="2",
+    proc, url = start_limited(nats_server.url, tmp_path, GAMEAD_API__MAX_CONNECTIONS="2",
                               GAMEAD_NATS__REQUEST_TIMEOUT="10")
     assert nats_server.proc is not None
     try:
@@ -326,7 +355,7 @@ def test_a_sigterm_cuts_requests_still_sending_their_bodies_without_a_traceback(
     """attack29c F7: on SIGTERM uvicorn waited for requests whose body was still coming until its graceful timeout
     (10 s), then cancelled each one's task with an ERROR traceback ("Exception in ASGI application"), one per
     connection. They are cut at once now (nothing of them was received whole), without a traceback."""
-    proc, url = start_limited(nats_server.url, tmp_path, free_port())
+    proc, url = start_limited(nats_server.url, tmp_path)
     try:
         for sock in hold_idle(url, idle_sockets, 5):
             sock.sendall(SLOW_BODY)
@@ -345,7 +374,7 @@ def test_a_sigterm_keeps_the_202_of_a_whole_post_with_a_slow_one_pipelined_behin
     """review29b F1: a whole POST waiting on its ack with a second POST pipelined behind it, its body still coming:
     the SIGTERM cut meant for requests still sending their bodies closed the connection, so the first ad was
     queued and its client got no 202 (a resend without a key: a second ad)."""
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), **BUSY_ENV)
+    proc, url = start_limited(nats_server.url, tmp_path, **BUSY_ENV)
     assert nats_server.proc is not None
     try:
         (sock,) = hold_idle(url, idle_sockets, 1)
@@ -367,7 +396,7 @@ def test_a_slow_body_pipelined_behind_an_answered_request_still_makes_room(
 ) -> None:
     """review29b F2: GET /healthz and a trickling POST sent in one write: once the GET was answered the connection
     counted busy though the POST's body was still coming, so the slow-body lock-out of attack29c F1 worked again."""
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="3")
+    proc, url = start_limited(nats_server.url, tmp_path, GAMEAD_API__MAX_CONNECTIONS="3")
     try:
         for sock in hold_idle(url, idle_sockets, 3):
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + SLOW_BODY)

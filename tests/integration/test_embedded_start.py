@@ -8,9 +8,17 @@ import socket
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
-from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary, start_on_picked_port, terminate
+from gamead_core.embedded import (
+    ANY_PORT,
+    EmbeddedNats,
+    free_port,
+    nats_server_binary,
+    start_on_picked_port,
+    terminate,
+)
 from gamead_core.errors import ConfigError
 from gamead_core.proc import port_owned_by
 from tests.support import process_environ
@@ -39,6 +47,26 @@ def test_a_picked_port_another_process_took_before_the_server_bound_it_is_picked
             assert f"127.0.0.1:{first}: bind: address already in use" in server.log_path.read_text()
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
                 assert client.recv(4096).startswith(b"INFO ")  # a NATS server's greeting
+        finally:
+            server.stop()
+
+
+def test_a_picked_monitoring_port_another_process_took_is_picked_again(tmp_path: Path) -> None:
+    """ci53: the same race on the monitoring port (``monitor_port`` :data:`ANY_PORT`): nats-server exits 1 ("Can't
+    start monitoring: … bind: address already in use") when another process binds the pick first. A listener of
+    this test holds the first monitoring pick; the server starts anyway and its ``/healthz`` answers on the next.
+    Before: ``monitor_port=free_port()`` ended the start on that exit (4 errors at setup in a fresh clone's run)."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        first = taken.getsockname()[1]
+        picks = iter([first])  # the monitoring port is picked first
+        server = EmbeddedNats(tmp_path / "nats", monitor_port=ANY_PORT,
+                              pick_port=lambda host: next(picks, None) or free_port(host))
+        server.start()
+        try:
+            assert server.monitor_port not in (first, ANY_PORT) and server.proc is not None
+            assert f"127.0.0.1:{first}: bind: address already in use" in server.log_path.read_text()
+            health = httpx.get(f"http://127.0.0.1:{server.monitor_port}/healthz", timeout=10)
+            assert health.json() == {"status": "ok"}
         finally:
             server.stop()
 

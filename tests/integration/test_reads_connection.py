@@ -23,10 +23,10 @@ import nats
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import ANY_PORT, EmbeddedNats
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.store.ads import encode
-from tests.support import Proc, ad, free_port, start_api
+from tests.support import Proc, ad, start_api
 
 RECORDS = 4_000  #: records of ~2.6 KB each in the bucket: ~10 MB for one whole scan
 MIB = 1024 * 1024
@@ -64,8 +64,8 @@ def test_a_list_scan_streams_on_the_reads_connection(tmp_path: Path, procs: list
     (``scanned`` 4,000), a submit beside it is 202, and nats-server sent the submit path's connection
     (``gamead-api``) under 1 MiB meanwhile, the reads connection at least the records' bytes. Before the fix: no
     reads connection, and ``gamead-api`` got the whole scan (≥ 10 MB) ahead of the submit's ack."""
-    monitor = free_port()
-    server = EmbeddedNats(tmp_path / "nats", monitor_port=monitor).start()
+    server = EmbeddedNats(tmp_path / "nats", monitor_port=ANY_PORT).start()
+    monitor = server.monitor_port
     try:
         api, url = start_api(server.url, tmp_path, GAMEAD_API__LIST_SCAN_LIMIT=str(RECORDS))
         procs.append(api)

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import ANY_PORT, EmbeddedNats
 from tests.integration.dlq_lane import fill_dead
-from tests.support import Proc, free_port, start_api
+from tests.support import Proc, start_api
 
 RECORDS = 8_000  #: records of ~12 KB: 96 MB, each listing more than its flow-control window (32 MiB)
 ENTRIES = 2_000  #: of them, dead ads with a DLQ entry of ~12 KB (24 MB)
@@ -46,8 +46,8 @@ def test_many_big_reads_at_once_never_close_the_reads_connection(tmp_path: Path,
     """8 DLQ searches over 48 MB of entries and a listing of 4,000 records at once: every answer 200 (the listing
     complete), no connection of the API closed, no slow consumer in nats-server's log. Before the fix: the
     reads connection closed as a slow consumer (``MaxPending of 67108864 Exceeded``)."""
-    monitor = free_port()
-    server = EmbeddedNats(tmp_path / "nats", monitor_port=monitor).start()
+    server = EmbeddedNats(tmp_path / "nats", monitor_port=ANY_PORT).start()
+    monitor = server.monitor_port
     try:
         asyncio.run(fill_dead(server.url, RECORDS, ENTRIES))
         api, url = start_api(server.url, tmp_path, GAMEAD_DLQ__SCANS=str(READS),
