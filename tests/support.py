@@ -415,13 +415,18 @@ class PortTaken(AssertionError):
     """The API could not bind its port: another process took it between :func:`free_port` and the bind."""
 
 
+def check_port_taken(proc: Proc, url: str) -> None:
+    """Raise :class:`PortTaken` if the API ``proc`` (on ``url``) said it could not bind its port."""
+    if "address already in use" in proc.output():
+        raise PortTaken(f"API {url} could not bind its port:\n{proc.output()[-1000:]}")
+
+
 def wait_api_ready(proc: Proc, url: str, timeout: float = 30) -> None:
     """Poll ``/readyz`` until 200; fail at once, with the log, if the process died or its port was taken
     (:class:`PortTaken`: ``/readyz`` then answers from whoever holds the port, or not at all)."""
 
     def is_ready() -> bool:
-        if "address already in use" in proc.output():
-            raise PortTaken(f"API {url} could not bind its port:\n{proc.output()[-1000:]}")
+        check_port_taken(proc, url)
         if not proc.alive():
             raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
         try:
@@ -432,32 +437,46 @@ def wait_api_ready(proc: Proc, url: str, timeout: float = 30) -> None:
     wait_for(is_ready, timeout=timeout, what=f"API {url} ready")
 
 
+def on_a_free_port(start: Callable[[int], T], port: int | None = None) -> T:
+    """``start(port)``, or, without ``port``, ``start`` on a port picked with :func:`free_port` and picked again
+    when ``start`` raises :class:`PortTaken` (another process of this shared machine took it between the pick and
+    the bind: a full parallel run did, once), up to ``PICKED_STARTS`` times; a port the caller chose is not.
+    ``start`` stops what it started before it raises."""
+    for attempt in range(PICKED_STARTS):
+        try:
+            return start(port or free_port())
+        except PortTaken:
+            if port is not None or attempt == PICKED_STARTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def serve_ready(proc: Proc, port: int) -> tuple[Proc, str]:
+    """Start ``proc`` (a ``gamead serve`` on ``port``) and wait for its ``/readyz`` 200; on :class:`PortTaken`,
+    stop it and raise (for :func:`on_a_free_port`)."""
+    url = f"http://127.0.0.1:{port}"
+    proc.start()
+    try:
+        wait_api_ready(proc, url)
+    except PortTaken:
+        proc.stop(timeout=10)
+        raise
+    return proc, url
+
+
 def start_api(
     nats_url: str, log_dir: Path, *, ready: bool = True, port: int | None = None, **env: str
 ) -> tuple[Proc, str]:
-    """``gamead serve`` on ``nats_url`` and ``port`` (a free one by default); with ``ready``, return once
-    ``/readyz`` answers 200. A free port another process took before the API bound it (a full parallel run did,
-    once) is given up for another, up to ``PICKED_STARTS`` times; a port the caller chose is not."""
-    for attempt in range(PICKED_STARTS):
-        chosen = port or free_port()
-        proc = Proc(
-            "api",
-            gamead_argv("serve", "--port", str(chosen)),
-            clean_env(GAMEAD_NATS__URL=nats_url, **env),
-            log_dir / f"api-{chosen}.log",
-        ).start()
-        url = f"http://127.0.0.1:{chosen}"
+    """``gamead serve`` on ``nats_url`` and ``port`` (a free one by default, :func:`on_a_free_port`); with
+    ``ready``, return once ``/readyz`` answers 200."""
+    def start(chosen: int) -> tuple[Proc, str]:
+        proc = Proc("api", gamead_argv("serve", "--port", str(chosen)), clean_env(GAMEAD_NATS__URL=nats_url, **env),
+                    log_dir / f"api-{chosen}.log")
         if not ready:
-            return proc, url
-        try:
-            wait_api_ready(proc, url)
-        except PortTaken:
-            proc.stop(timeout=10)
-            if port is not None or attempt == PICKED_STARTS - 1:
-                raise
-            continue
-        return proc, url
-    raise AssertionError("unreachable")
+            return proc.start(), f"http://127.0.0.1:{chosen}"
+        return serve_ready(proc, chosen)
+
+    return on_a_free_port(start, port)
 
 
 def start_worker(nats_url: str, log_dir: Path, *, worker_id: str = "w1", concurrency: int = 1, ready: bool = False,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import Proc, clean_env, drop_gamead_env, gamead_argv, wait_for
+from tests.support import Proc, check_port_taken, clean_env, drop_gamead_env, gamead_argv, on_a_free_port, wait_for
 
 
 @pytest.fixture
@@ -41,20 +41,32 @@ def api_without_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     interpreter start and imports of its own, which took ~8 s of the fixture on a loaded 2-core machine."""
     from gamead_core.embedded import free_port
 
-    api = f"http://127.0.0.1:{free_port()}"
     cwd = tmp_path_factory.mktemp("serve")
-    serve = Proc("api", gamead_argv("serve", "--port", api.rsplit(":", 1)[1]),
-                 clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"), cwd / "api.log", cwd=cwd)
+    nats_url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
 
-    def answers_503() -> bool:
+    def start(port: int) -> tuple[Proc, str]:
+        """Picked again (:func:`on_a_free_port`) if another process took ``port`` before the API bound it."""
+        api = f"http://127.0.0.1:{port}"
+        serve = Proc("api", gamead_argv("serve", "--port", str(port)), clean_env(GAMEAD_NATS__URL=nats_url),
+                     cwd / f"api-{port}.log", cwd=cwd)
+
+        def answers_503() -> bool:
+            check_port_taken(serve, api)
+            try:
+                return httpx.get(f"{api}/ads?limit=1", timeout=2).status_code == 503
+            except httpx.HTTPError:
+                return False
+
         try:
-            return httpx.get(f"{api}/ads?limit=1", timeout=2).status_code == 503
-        except httpx.HTTPError:
-            return False
+            serve.start()
+            wait_for(answers_503, timeout=60, what="the API serving 503 while NATS is away")
+        except BaseException:
+            serve.stop(timeout=30)
+            raise
+        return serve, api
 
+    serve, api = on_a_free_port(start)
     try:
-        serve.start()
-        wait_for(answers_503, timeout=60, what="the API serving 503 while NATS is away")
         yield api
     finally:
         serve.stop(timeout=30)

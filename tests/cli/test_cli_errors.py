@@ -327,7 +327,7 @@ def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Pa
     from gamead_core.embedded import free_port
 
     port = free_port()
-    argv = gamead_argv(verb, "--give-up-after", "2", *(["--port", str(free_port())] if verb == "serve" else []))
+    argv = gamead_argv(verb, "--give-up-after", "2", *(["--port", "0"] if verb == "serve" else []))
     proc = run_gamead(*argv[3:], env=clean_env(GAMEAD_NATS__URL=f"nats://ops:s3cret@127.0.0.1:{port}"),
                       cwd=tmp_path, timeout=120)
     assert proc.returncode == exitcodes.UNREACHABLE, proc.stderr[-2000:]

@@ -25,7 +25,7 @@ import httpx
 import nats
 import pytest
 
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import Conflict
 from gamead_core.ids import new_job_id
 from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Selection
@@ -37,7 +37,8 @@ from tests.support import (
     clean_env,
     run_gamead,
     start_api,
-    wait_api_ready,
+    on_a_free_port,
+    serve_ready,
     wait_for,
     wait_worker_ready,
 )
@@ -58,16 +59,15 @@ class Stack:
     slow: Proc | None = None
     slow_url: str = ""  #: the API node 10 min behind
 
-    def start_skewed(self, name: str, skew: float, *args: str) -> Proc:
+    def skewed(self, name: str, skew: float, *args: str) -> Proc:
         return Proc(name, [sys.executable, SKEWED, str(skew), *args],
-                    clean_env(GAMEAD_NATS__URL=self.nats.url, **ENV), self.root / f"{name}.log").start()
+                    clean_env(GAMEAD_NATS__URL=self.nats.url, **ENV), self.root / f"{name}.log")
+
+    def start_skewed(self, name: str, skew: float, *args: str) -> Proc:
+        return self.skewed(name, skew, *args).start()
 
     def skewed_api(self, name: str, skew: float) -> tuple[Proc, str]:
-        port = free_port()
-        proc = self.start_skewed(name, skew, "serve", "--port", str(port))
-        url = f"http://127.0.0.1:{port}"
-        wait_api_ready(proc, url)
-        return proc, url
+        return on_a_free_port(lambda port: serve_ready(self.skewed(name, skew, "serve", "--port", str(port)), port))
 
     def nodes(self, url: str | None = None) -> dict[str, dict[str, Any]]:
         return {n["id"]: n for n in httpx.get(f"{url or self.url}/v1/workers", timeout=10).json()["items"]}
@@ -215,7 +215,7 @@ def test_a_node_1_min_ahead_takes_neither_a_live_runners_job_nor_the_live_autosc
                     await asyncio.sleep(0.5)
 
             await renew(2)
-            ahead = stack.start_skewed("api-ahead", 60.0, "serve", "--port", str(free_port()))
+            ahead = stack.start_skewed("api-ahead", 60.0, "serve", "--port", "0")
             deadline = time.monotonic() + 40
             while stack.entry_of(ahead) is None and time.monotonic() < deadline:  # up, clock sampled
                 await renew(1)

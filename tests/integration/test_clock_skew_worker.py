@@ -15,15 +15,16 @@ from typing import Any
 import httpx
 
 from gamead_core import names
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from tests.support import (
     Proc,
     ad,
     clean_env,
+    on_a_free_port,
     on_js,
     reaper_lease_revision,
+    serve_ready,
     start_api,
-    wait_api_ready,
     wait_for,
     wait_terminal,
     wait_worker_ready,
@@ -165,14 +166,13 @@ def test_the_reaper_judges_a_dead_apis_records_on_the_servers_clock_whatever_the
     assert line.group(1) == "0", line.group(0)  # before: 1, its second message stored
     assert on_js(server.url, _messages) == 2, "a work message published twice"  # the busy ad's, the waiting one's
 
-    port = free_port()
-    ahead = Proc("api-ahead", [sys.executable, SKEWED, "300", "serve", "--port", str(port)],
-                 clean_env(GAMEAD_NATS__URL=server.url, **env), tmp_path / "api-ahead.log").start()
+    ahead, url = on_a_free_port(lambda port: serve_ready(
+        Proc("api-ahead", [sys.executable, SKEWED, "300", "serve", "--port", str(port)],
+             clean_env(GAMEAD_NATS__URL=server.url, **env), tmp_path / f"api-ahead-{port}.log"), port))
     procs.append(ahead)
-    wait_api_ready(ahead, f"http://127.0.0.1:{port}")
     seen = reaper_lease_revision(server.url)
     wait_for(lambda: reaper_lease_revision(server.url) >= seen + 2, timeout=30, what="two reaper rounds seeing it alive")
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    with httpx.Client(base_url=url, timeout=10) as http:
         assert http.post("/ads", json=ad("through a fast API")).status_code == 202
     ahead.kill()
     second = wait_for(lambda: (lambda found: found[1] if len(found) > 1 else None)(re.findall(REPORT, reaper.output())),

@@ -9,7 +9,6 @@ import json
 import shutil
 import signal
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,16 +19,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_cli.speaks_first import first_words, not_http
-from gamead_core.embedded import PICKED_STARTS, EmbeddedNats
+from gamead_core.embedded import EmbeddedNats
+from tests import support
 from tests.support import (
-    PortTaken,
     Proc,
     ad,
     clean_env,
     free_port,
     frozen,
     gamead_argv,
-    wait_api_ready,
+    on_a_free_port,
+    serve_ready,
     wait_for,
 )
 
@@ -46,21 +46,13 @@ def address(url: str) -> tuple[str, int]:
 
 def start_limited(nats_url: str, logs: Path, hard: int = NOFILE, **env: str) -> tuple[Proc, str]:
     """``gamead serve`` with ``RLIMIT_NOFILE`` ``NOFILE``:``hard`` (``prlimit``), ready, on a free port: picked again
-    if another process takes it before the API binds it, up to ``PICKED_STARTS`` times (ci53, as ``start_api``)."""
-    for attempt in range(PICKED_STARTS):
-        port = free_port()
+    if another process takes it before the API binds it, up to ``PICKED_STARTS`` times (ci53, ``on_a_free_port``)."""
+    def start(port: int) -> tuple[Proc, str]:
         argv = ["prlimit", f"--nofile={NOFILE}:{hard}", *gamead_argv("serve", "--port", str(port))]
-        proc = Proc("api", argv, clean_env(GAMEAD_NATS__URL=nats_url, **env), logs / f"api-{port}.log").start()
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_api_ready(proc, url)
-        except PortTaken:
-            proc.stop(timeout=10)
-            if attempt == PICKED_STARTS - 1:
-                raise
-            continue
-        return proc, url
-    raise AssertionError("unreachable")
+        return serve_ready(Proc("api", argv, clean_env(GAMEAD_NATS__URL=nats_url, **env), logs / f"api-{port}.log"),
+                           port)
+
+    return on_a_free_port(start)
 
 
 def test_a_picked_api_port_another_process_took_is_picked_again(
@@ -71,7 +63,7 @@ def test_a_picked_api_port_another_process_took_is_picked_again(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         first = taken.getsockname()[1]
         picks, pick = iter([first]), free_port
-        monkeypatch.setattr(sys.modules[__name__], "free_port", lambda: next(picks, None) or pick())
+        monkeypatch.setattr(support, "free_port", lambda: next(picks, None) or pick())
         proc, url = start_limited(nats_server.url, tmp_path)
         try:
             assert url != f"http://127.0.0.1:{first}"

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, clean_env, free_port, gamead_argv, start_api, wait_api_ready, wait_for
+from tests.support import Proc, ad, clean_env, gamead_argv, on_a_free_port, serve_ready, start_api, wait_for
 
 #: answers of about 1.2 MB each (100 ads of ~12 KB: the longest description and 100 tags of 100 characters)
 BIG_PAGE = "/ads?limit=100"
@@ -175,12 +175,12 @@ def test_never_reading_readers_past_the_open_files_limit_leave_healthz_answering
     of one answer each, never reading, at an open-files limit of 80 (bound 16) left ``/healthz`` unanswered (> 60 s):
     each closed for room kept its descriptor, out of the count (here, before: 68 sockets held against the bound of
     16, at the limit of 80). Now each is cut."""
-    port = free_port()
-    argv = ["prlimit", f"--nofile={NOFILE}:{NOFILE}", *gamead_argv("serve", "--port", str(port))]
-    proc = Proc("api", argv, clean_env(GAMEAD_NATS__URL=nats_server.url), tmp_path / "api.log").start()
-    url = f"http://127.0.0.1:{port}"
+    def start(port: int) -> tuple[Proc, str]:
+        argv = ["prlimit", f"--nofile={NOFILE}:{NOFILE}", *gamead_argv("serve", "--port", str(port))]
+        return serve_ready(Proc("api", argv, clean_env(GAMEAD_NATS__URL=nats_server.url), tmp_path / "api.log"), port)
+
+    proc, url = on_a_free_port(start)
     try:
-        wait_api_ready(proc, url)
         assert "connections: at most 16 open" in proc.output()
         fill(url, batches=5)
         for n in range(64):  # one at a time, as attack34a's pin.py did (2.2 s apart): each answered first

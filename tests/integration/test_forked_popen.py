@@ -74,8 +74,7 @@ def test_a_prlimit_nofile_start_is_forked_with_its_limits(tmp_path: Path) -> Non
     ``python -m gamead_cli``, not a fork."""
     if os.environ.get("GAMEAD_TEST_FORKSERVER") == "0" or shutil.which("prlimit") is None:
         pytest.skip("every start a fresh interpreter, or no prlimit")
-    port = free_port()
-    argv = ["prlimit", "--nofile=100:100", *gamead_argv("serve", "--port", str(port))]
+    argv = ["prlimit", "--nofile=100:100", *gamead_argv("serve", "--port", "0")]
     api = Proc("api", argv, clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"), tmp_path / "api.log")
     try:
         api.start()

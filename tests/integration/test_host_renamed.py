@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, clean_env, free_port, wait_api_ready, wait_for
+from tests.support import Proc, clean_env, on_a_free_port, serve_ready, wait_for
 
 ENV = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "1", "GAMEAD_REGISTRY__TTL": "5"}
 
@@ -38,11 +38,11 @@ def test_an_api_whose_host_is_renamed_serves_on(fresh_nats: Callable[[], Embedde
     time. Figures (alive, exit code, lines saying its id was taken over): with the fix (True, None, 0); without
     (False, 5, 2): "the id api-… was taken over by another process (host <old name>, pid <its own pid> …): an
     API node's id is its own process's, so that is a copy of this process …"."""
-    port = free_port()
-    api = Proc("api", ["unshare", "-u", sys.executable, "-m", "gamead_cli", "serve", "--port", str(port)],
-               clean_env(GAMEAD_NATS__URL=fresh_nats().url, **ENV), tmp_path / "api.log").start()
+    nats_url = fresh_nats().url
+    api, _ = on_a_free_port(lambda port: serve_ready(
+        Proc("api", ["unshare", "-u", sys.executable, "-m", "gamead_cli", "serve", "--port", str(port)],
+             clean_env(GAMEAD_NATS__URL=nats_url, **ENV), tmp_path / f"api-{port}.log"), port))
     procs.append(api)
-    wait_api_ready(api, f"http://127.0.0.1:{port}")
     subprocess.run(["nsenter", "-t", str(api.pid), "-u", "hostname", "renamed-host"], check=True)
     try:
         wait_for(lambda: not api.alive(), timeout=5, what="the API to end")

@@ -22,7 +22,6 @@ import nats
 
 from gamead_core import names
 from gamead_core.config import RegistrySettings
-from gamead_core.embedded import free_port
 from gamead_core.registry import NodeInfo, Registry, api_node_info, heartbeating
 from tests.integration.test_nats_stall import until
 from tests.support import Proc, clean_env, run_gamead, start_api, start_worker, work_streams
@@ -70,7 +69,7 @@ def test_a_live_node_on_the_old_setting_refuses_the_repartition_an_expired_one_d
                 old_id = next(n.id for n in await registry.list() if n.partitions == 3)
                 before = await asyncio.to_thread(work_streams, url)
                 assert sorted(before) == ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
-                for args in (("worker", "--id", "p1-first"), ("serve", "--port", str(free_port()))):
+                for args in (("worker", "--id", "p1-first"), ("serve", "--port", "0")):
                     run = await asyncio.to_thread(_gamead, url, *args)
                     lines = _red_lines(run)
                     assert run.returncode == 5, (args, run.returncode, run.stderr[-3000:])

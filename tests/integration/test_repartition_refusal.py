@@ -8,6 +8,7 @@ A plain nats-server stopped and started again by its PID (same port, same store)
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,20 @@ from typing import Any
 import httpx
 import pytest
 
-from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
-from tests.support import Proc, ad, clean_env, gamead_argv, start_api, wait_for, work_streams
+from gamead_core.embedded import EmbeddedNats, nats_server_binary, wait_for_listener
+from gamead_core.errors import QueueUnavailable
+from tests.support import (
+    PortTaken,
+    Proc,
+    ad,
+    check_port_taken,
+    clean_env,
+    gamead_argv,
+    on_a_free_port,
+    start_api,
+    wait_for,
+    work_streams,
+)
 
 P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600"}
 
@@ -41,21 +54,24 @@ def _queued_then_away(server: EmbeddedNats, tmp_path: Path, procs: list[Proc], c
 def _serve_while_nats_is_away(url: str, tmp_path: Path, procs: list[Proc], **env: str) -> tuple[Proc, int]:
     """``gamead serve`` (the default queue.partitions 1) started while NATS is away: its pre-check is skipped and
     it serves 503. Returns once it answers ``/readyz`` (503)."""
-    port = free_port()
-    serve = Proc("serve", gamead_argv("serve", "--port", str(port)),
-                 clean_env(GAMEAD_NATS__URL=url, GAMEAD_NATS__CONNECT_TIMEOUT="1", **env),
-                 tmp_path / "serve.log").start()
-    procs.append(serve)
+    def start(port: int) -> tuple[Proc, int]:
+        serve = Proc("serve", gamead_argv("serve", "--port", str(port)),
+                     clean_env(GAMEAD_NATS__URL=url, GAMEAD_NATS__CONNECT_TIMEOUT="1", **env),
+                     tmp_path / f"serve-{port}.log").start()
+        procs.append(serve)
 
-    def unready() -> bool:
-        assert serve.alive(), serve.output()[-3000:]
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 503
-        except httpx.HTTPError:
-            return False
+        def unready() -> bool:
+            check_port_taken(serve, f"http://127.0.0.1:{port}")  # picked again (on_a_free_port)
+            assert serve.alive(), serve.output()[-3000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 503
+            except httpx.HTTPError:
+                return False
 
-    wait_for(unready, timeout=30, what="the API serving 503 while NATS is away")
-    return serve, port
+        wait_for(unready, timeout=30, what="the API serving 503 while NATS is away")
+        return serve, port
+
+    return on_a_free_port(start)
 
 
 def _ended(serve: Proc) -> int:
@@ -117,17 +133,29 @@ def test_a_set_up_that_fails_on_a_reachable_nats_is_not_called_nats_unreachable(
     """A nats-server without JetStream: NATS answers, the link's set-up cannot be done (retried, NATS may fix it).
     ``/readyz`` says NATS "ok" and the topology "not set up yet" with why; the log does not say "NATS not
     reachable" (before: "unavailable: connecting (no answer for N s)" and "NATS not reachable at … yet")."""
-    port = free_port()
-    plain = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    plain, port = on_a_free_port(lambda port: _plain_nats(port, tmp_path / f"nats-{port}.log"))
     try:
         url = f"nats://127.0.0.1:{port}"
-        api_port = free_port()
-        serve = Proc("serve", gamead_argv("serve", "--port", str(api_port)),
-                     clean_env(GAMEAD_NATS__URL=url, GAMEAD_NATS__CONNECT_TIMEOUT="1"), tmp_path / "plain.log").start()
-        procs.append(serve)
-        wait_for(lambda: "the queue link is not set up yet" in serve.output(), timeout=30,
-                 what="the start saying NATS answers but the link is not set up")
+
+        def start(api_port: int) -> tuple[Proc, int]:
+            serve = Proc("serve", gamead_argv("serve", "--port", str(api_port)),
+                         clean_env(GAMEAD_NATS__URL=url, GAMEAD_NATS__CONNECT_TIMEOUT="1"),
+                         tmp_path / f"plain-{api_port}.log").start()
+            procs.append(serve)
+
+            def said_and_answers() -> bool:
+                check_port_taken(serve, f"http://127.0.0.1:{api_port}")  # picked again (on_a_free_port)
+                if "the queue link is not set up yet" not in serve.output():
+                    return False
+                try:
+                    return httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 503
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(said_and_answers, timeout=30, what="the start saying NATS answers but the link is not set up")
+            return serve, api_port
+
+        serve, api_port = on_a_free_port(start)
         checks = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()["checks"]
         assert checks["nats"] == "ok", checks
         assert checks["topology"].startswith("unknown: not set up yet (JetStream"), checks
@@ -136,3 +164,20 @@ def test_a_set_up_that_fails_on_a_reachable_nats_is_not_called_nats_unreachable(
     finally:
         plain.terminate()
         plain.wait(10)
+
+
+def _plain_nats(port: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A nats-server without JetStream listening on ``port``; :class:`PortTaken` if another process holds it."""
+    with open(log, "wb") as sink:
+        plain = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)],
+                                 stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_for_listener("127.0.0.1", port, plain, time.monotonic() + 30, log)
+    except QueueUnavailable as lost:
+        plain.terminate()
+        plain.wait(10)
+        said = f"{lost} {log.read_text(errors='replace')}"
+        if "address already in use" in said or "another process holds it" in said:
+            raise PortTaken(said) from None
+        raise
+    return plain, port

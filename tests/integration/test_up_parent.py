@@ -15,15 +15,15 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gamead_core.embedded import free_port
 from gamead_core.proc import die_with_parent, start_time
-from tests.support import ad, clean_env, gamead_argv, pid_alive, wait_for, wait_terminal
+from tests.support import PortTaken, ad, clean_env, gamead_argv, on_a_free_port, pid_alive, wait_for, wait_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent  #: the venv the tests run in: the Makefile's $(VENV)
@@ -72,6 +72,8 @@ class Started:
     def wait_ready(self) -> int:
         """Wait for the stack (its "Press Ctrl-C" line, nats-server, the API and worker-1 started): up's PID."""
         def ready() -> int | None:
+            if "choose another with --port" in self.output():  # the port picked was taken first (exit 5)
+                raise PortTaken(self.output()[-1000:])
             if self.parent.poll() is not None:
                 raise AssertionError(f"the parent exited with {self.parent.returncode}:\n{self.output()[-3000:]}")
             pid = self.up_pid()
@@ -96,13 +98,28 @@ class Started:
         self.parent.wait(10)
 
 
-def _start(argv: list[str], tmp_path: Path, data_dir: Path, **env: str) -> Started:
-    out = tmp_path / "up.out"
+def _start(argv: list[str], tmp_path: Path, data_dir: Path, *, name: str = "up", **env: str) -> Started:
+    out = tmp_path / f"{name}.out"
     with open(out, "ab") as sink:  # the parent dies with pytest, however pytest dies
         parent = subprocess.Popen(argv, env=_env(**env), stdout=sink, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
                                   preexec_fn=die_with_parent())
     return Started(parent, data_dir, out)
+
+
+def _ready_on_a_free_port(argv: Callable[[int], list[str]], tmp_path: Path, data_dir: Path,
+                          **env: str) -> tuple[Started, int, int]:
+    """``_start(argv(port))`` ready (:meth:`Started.wait_ready`): the stack, up's PID and its API port, picked again
+    (:func:`on_a_free_port`) if another process took it before ``up`` claimed it; SIGKILLed if it is not ready."""
+    def start(port: int) -> tuple[Started, int, int]:
+        stack = _start(argv(port), tmp_path, data_dir, name=f"up-{port}", **env)
+        try:
+            return stack, stack.wait_ready(), port
+        except BaseException:
+            stack.kill_everything()
+            raise
+
+    return on_a_free_port(start)
 
 
 def _ppid(pid: int) -> int:
@@ -115,11 +132,10 @@ def test_sigkilling_the_make_of_make_up_stops_the_whole_stack(tmp_path: Path) ->
     workers running and serving. Now ``gamead up`` (passed ``--die-with-parent`` by the Makefile) notices within a
     second, says so and stops as on SIGTERM: every process it started is gone, and it said ``stopped``."""
     data_dir = tmp_path / "data"
-    args = f"--port {free_port()} --data-dir {data_dir} --workers 1 --max-workers 1"
-    stack = _start(["make", "-s", "-C", str(ROOT), "-o", f"{VENV}/.installed", f"VENV={VENV}", "up", f"ARGS={args}"],
-                   tmp_path, data_dir)
+    stack, up, _ = _ready_on_a_free_port(
+        lambda port: ["make", "-s", "-C", str(ROOT), "-o", f"{VENV}/.installed", f"VENV={VENV}", "up",
+                      f"ARGS=--port {port} --data-dir {data_dir} --workers 1 --max-workers 1"], tmp_path, data_dir)
     try:
-        up = stack.wait_ready()
         assert _ppid(up) == stack.parent.pid  # the repro: `gamead up` is make's own child
         assert len(stack.alive()) == 4  # up, nats-server, api, worker-1
         os.kill(stack.parent.pid, signal.SIGKILL)
@@ -139,11 +155,10 @@ def test_without_the_flag_a_stack_whose_starter_is_gone_keeps_running_and_servin
     (``--die-with-parent`` is off by default). Its parent SIGKILLed, ``gamead up`` is reparented, and the stack
     still accepts and analyses an ad, every process of it running, nothing said of its parent."""
     data_dir = tmp_path / "data"
-    up_argv = gamead_argv("up", "--port", str(port := free_port()), "--data-dir", str(data_dir), "--workers", "1",
-                          "--no-autoscale")
-    stack = _start([sys.executable, "-c", PARENT, *up_argv], tmp_path, data_dir)
+    stack, up, port = _ready_on_a_free_port(lambda port: [sys.executable, "-c", PARENT, *gamead_argv(
+        "up", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1", "--no-autoscale")],
+        tmp_path, data_dir)
     try:
-        up = stack.wait_ready()
         assert _ppid(up) == stack.parent.pid
         os.kill(stack.parent.pid, signal.SIGKILL)
         stack.parent.wait(10)
@@ -166,11 +181,10 @@ def test_nohup_gamead_up_outlives_its_shell_and_the_terminals_sighup_and_still_s
     leaves SIGHUP ignored, and ``gamead up`` used to install its stop handler over it, so the stack stopped. Now it
     says SIGHUP is ignored, keeps running and analysing through the SIGHUP, and SIGTERM still stops everything."""
     data_dir = tmp_path / "data"
-    up_argv = gamead_argv("up", "--port", str(port := free_port()), "--data-dir", str(data_dir), "--workers", "1",
-                          "--no-autoscale")
-    stack = _start([sys.executable, "-c", PARENT, "nohup", *up_argv], tmp_path, data_dir)
+    stack, up, port = _ready_on_a_free_port(lambda port: [sys.executable, "-c", PARENT, "nohup", *gamead_argv(
+        "up", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1", "--no-autoscale")],
+        tmp_path, data_dir)
     try:
-        up = stack.wait_ready()
         assert ("SIGHUP was ignored when gamead up started (nohup?): closing the terminal leaves the stack running; "
                 f"stop it with Ctrl-C or `kill {up}` (SIGTERM)") in stack.output()
         os.kill(stack.parent.pid, signal.SIGKILL)  # the shell gone …
@@ -194,14 +208,14 @@ def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path) -> No
     workers (the ad handed back instead of finishing) and said the stack was stopping "as on SIGTERM" while it
     already was. Once a stop has begun the parent's death changes nothing: the drain goes on unhurried."""
     data_dir = tmp_path / "data"
-    up_argv = gamead_argv("up", "--port", str(port := free_port()), "--data-dir", str(data_dir), "--workers", "1",
-                          "--no-autoscale", "--die-with-parent")
     # the ad hangs (a fault drill) so that the drain lasts its whole drain_timeout: the parent dies well within it
-    stack = _start([sys.executable, "-c", PARENT, *up_argv], tmp_path, data_dir, GAMEAD_WORKER__DRAIN_TIMEOUT="10",
-                   GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="hang",
-                   GAMEAD_WORKER__FAULTS__MATCH="^Still Draining")
+    stack, up, port = _ready_on_a_free_port(
+        lambda port: [sys.executable, "-c", PARENT, *gamead_argv(
+            "up", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1", "--no-autoscale",
+            "--die-with-parent")], tmp_path, data_dir, GAMEAD_WORKER__DRAIN_TIMEOUT="10",
+        GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="hang",
+        GAMEAD_WORKER__FAULTS__MATCH="^Still Draining")
     try:
-        up = stack.wait_ready()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             ad_id = client.post("/ads", json=ad("Still Draining", 1)).json()["id"]
             wait_for(lambda: client.get(f"/ads/{ad_id}").json().get("workerId"), timeout=30,
