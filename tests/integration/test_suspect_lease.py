@@ -18,6 +18,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
+from gamead_core.shutdown import close_for_good
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper import recover
 from gamead_core.worker.shield import Shield
@@ -220,6 +221,6 @@ def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
                 await asyncio.sleep(0.2)
             assert taken is True
         finally:
-            await nc.close()
+            await close_for_good(nc)  # its server restarted (a restart that failed: bounded, closes52)
 
     asyncio.run(main())
