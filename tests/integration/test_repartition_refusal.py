@@ -63,10 +63,7 @@ def _serve_while_nats_is_away(url: str, tmp_path: Path, procs: list[Proc], **env
         def unready() -> bool:
             check_port_taken(serve, f"http://127.0.0.1:{port}")  # picked again (on_a_free_port)
             assert serve.alive(), serve.output()[-3000:]
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 503
-            except httpx.HTTPError:
-                return False
+            return _unready(port)
 
         wait_for(unready, timeout=30, what="the API serving 503 while NATS is away")
         return serve, port
@@ -145,12 +142,7 @@ def test_a_set_up_that_fails_on_a_reachable_nats_is_not_called_nats_unreachable(
 
             def said_and_answers() -> bool:
                 check_port_taken(serve, f"http://127.0.0.1:{api_port}")  # picked again (on_a_free_port)
-                if "the queue link is not set up yet" not in serve.output():
-                    return False
-                try:
-                    return httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 503
-                except httpx.HTTPError:
-                    return False
+                return "the queue link is not set up yet" in serve.output() and _unready(api_port)
 
             wait_for(said_and_answers, timeout=30, what="the start saying NATS answers but the link is not set up")
             return serve, api_port
@@ -181,3 +173,11 @@ def _plain_nats(port: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
             raise PortTaken(said) from None
         raise
     return plain, port
+
+
+def _unready(port: int) -> bool:
+    """Whether the API on ``port`` answers ``/readyz`` 503 now (False when it does not answer)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 503
+    except httpx.HTTPError:
+        return False

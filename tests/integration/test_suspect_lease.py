@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -46,6 +46,22 @@ def _turns(settings: GameadSettings, registry: Registry, worker_id: str, pid: in
     turns = SuspectTurns(settings, worker_id, SoloGate(), Shield(), registry)
     turns.pid = pid  # one test process plays several worker processes
     return turns
+
+
+async def _taken_within(turns: SuspectTurns, ad_id: str, seconds: float = 20.0,
+                        before: Callable[[], Awaitable[object]] | None = None) -> bool:
+    """Whether a turn of ``turns`` for ``ad_id`` takes the lease within ``seconds`` (tried every 0.2 s, after
+    ``before()`` if given)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if before is not None:
+            await before()
+        async with turns.turn(_Msg(), ad_id) as taken:  # type: ignore[arg-type]
+            pass
+        if taken is True:
+            return True
+        await asyncio.sleep(0.2)
+    return False
 
 
 async def _lease(js: Any) -> Turn | None:
@@ -167,12 +183,7 @@ def test_a_holder_missing_from_a_registry_younger_than_its_ttl_keeps_the_lease(
                 async with w2.turn(msg, "ad-2") as second:  # type: ignore[arg-type]
                     assert second is False and msg.naks == [1.0]  # w1 may be live: it runs ad-1 alone
                 assert (await _lease(js)).holder == "w1"  # type: ignore[union-attr]
-                deadline, third = time.monotonic() + 20, False  # the bucket older than its ttl: w1's absence stands
-                while third is not True and time.monotonic() < deadline:
-                    async with w2.turn(_Msg(), "ad-3") as third:  # type: ignore[arg-type]
-                        pass
-                    await asyncio.sleep(0.2)
-                assert third is True
+                assert await _taken_within(w2, "ad-3")  # the bucket older than its ttl: w1's absence stands
         finally:
             await nc.close()
 
@@ -213,13 +224,8 @@ def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.2)
             assert await _lease(js) is not None  # w1's, live
-            deadline, taken = time.monotonic() + 20, False  # well within the lease's bound of 138 s
-            while taken is not True and time.monotonic() < deadline:
-                await registry.put(w1_node)  # w1 lives: its heartbeat
-                async with w2.turn(_Msg(), "ad-2") as taken:  # type: ignore[arg-type]
-                    pass
-                await asyncio.sleep(0.2)
-            assert taken is True
+            # well within the lease's bound of 138 s; w1 lives meanwhile: its heartbeat before each try
+            assert await _taken_within(w2, "ad-2", before=lambda: registry.put(w1_node))
         finally:
             await close_for_good(nc)  # its server restarted (a restart that failed: bounded, closes52)
 

@@ -90,11 +90,7 @@ def test_a_completed_ads_message_left_past_its_consumer_is_removed_at_once_after
             await until(leads, timeout=20, what="the reaper lease")
             await asyncio.to_thread(server.stop)
             await asyncio.to_thread(server.start)
-            await until(lambda: _none_left(_on_subject(js)), timeout=30, what="the leftover message removed")
-            left = await _on_subject(js)
-            stop.set()
-            await task
-            return left, (await store.get(ad_id)).record.status.value
+            return await _swept(js, store, ad_id, stop, task)
         finally:
             await close_for_good(nc)  # its server may be gone (a restart that failed): bounded (closes52)
 
@@ -128,16 +124,23 @@ def test_a_reaper_that_first_leads_after_a_nats_server_restart_removes_the_lefto
             await until(lambda: nc.stats["reconnects"] >= 1 and nc.is_connected, timeout=30, what="the reconnection")
             task = asyncio.create_task(run_reaper(nc, js, store, Registry(nc, js, settings.registry), settings,
                                                   "worker-a", stop, sweeper=Sweeper(every=3600.0)))
-            await until(lambda: _none_left(_on_subject(js)), timeout=30, what="the leftover message removed")
-            left = await _on_subject(js)
-            stop.set()
-            await task
-            return left, (await store.get(ad_id)).record.status.value
+            return await _swept(js, store, ad_id, stop, task)
         finally:
             await close_for_good(nc)  # its server may be gone (a restart that failed): bounded (closes52)
 
     left, status = asyncio.run(main())
     assert (left, status) == (0, "completed")
+
+
+async def _swept(js: nats.js.JetStreamContext, store: AdStore, ad_id: str, stop: asyncio.Event,
+                 reaper: asyncio.Task[None]) -> tuple[int, str]:
+    """Wait (30 s at most) until level 4 holds no message; stop the ``reaper``; what is left on the subject and the
+    ad's record status."""
+    await until(lambda: _none_left(_on_subject(js)), timeout=30, what="the leftover message removed")
+    left = await _on_subject(js)
+    stop.set()
+    await reaper
+    return left, (await store.get(ad_id)).record.status.value
 
 
 async def _leftover(nc: NATS, js: nats.js.JetStreamContext, settings: GameadSettings) -> tuple[AdStore, str]:
