@@ -50,6 +50,12 @@ STEP = 0.02
 MARGIN = 2.0
 
 
+def queue_bound(idle_wait: float) -> float:
+    """Longest wait (s) for a worker's long polls to end, for long polls living ``idle_wait`` s
+    (``queue.idle_wait``): their life, :data:`POLL_MARGIN` and :data:`MARGIN`. Pure."""
+    return idle_wait + POLL_MARGIN + MARGIN
+
+
 class QueueSide:
     """A worker's queue side, as a suspect ad's start looks at it: its ``slots`` (a wake-up for the pull loop), its
     ``puller`` (None before the worker made it) and :attr:`pulling`. The pull loop wraps its pull and the start
@@ -75,7 +81,7 @@ class QueueSide:
     def bound(self) -> float:
         """Longest wait (s) for :meth:`still`: a long poll's life, :data:`POLL_MARGIN` and :data:`MARGIN`."""
         polls = self._polls()
-        return (0.0 if polls is None else polls.idle_wait) + POLL_MARGIN + MARGIN
+        return queue_bound(0.0 if polls is None else polls.idle_wait)
 
     def still(self) -> bool:
         """True when the worker has no pull request at the server or under way and no ad waits in an inbox."""

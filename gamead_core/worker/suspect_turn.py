@@ -36,11 +36,10 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage, Throttle
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.long_poll import POLL_MARGIN
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.cas import StillBusy, retry_busy
-from gamead_core.worker.alone import MARGIN
+from gamead_core.worker.alone import queue_bound
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.turn_rule import HAND_ON_DELAY, Turn, held_by, turn_bound, verdict
@@ -56,8 +55,7 @@ _ERRORS = (GameadError, StillBusy, nats.errors.Error, TimeoutError)
 
 def bound_of(settings: GameadSettings) -> float:
     """:func:`~.turn_rule.turn_bound` for ``settings``: the longest a live worker holds the suspect lease."""
-    alone = settings.queue.idle_wait + POLL_MARGIN + MARGIN
-    return turn_bound(settings.worker.task_timeout, alone, settings.registry.ttl)
+    return turn_bound(settings.worker.task_timeout, queue_bound(settings.queue.idle_wait), settings.registry.ttl)
 
 
 async def _read(kv: Any) -> tuple[Turn | None, int]:
