@@ -9,9 +9,9 @@ suspect ad of the fleet handed back, each second, for up to 10 of the lease's bo
 
 * names another process (``pid``): the one that took it is gone (workers take it over too);
 * does not hold its ad (``holding``: a worker lists every delivery it holds from its pull until it is settled,
-  before the lease is taken and until after it is released), the lease older than :func:`grace` (the registry's
-  ``registry.ttl`` and :data:`~gamead_core.scaling.lease_rule.CLOCK_SLACK`: an entry listed was written within
-  ``registry.ttl``, so after the lease was taken);
+  before the lease is taken and until after it is released), the entry written (``heartbeatAt``, nats-server's
+  clock) after the lease was taken (``acquiredAt``) and the lease older than :func:`grace` (``registry.ttl`` and
+  :data:`~gamead_core.scaling.lease_rule.CLOCK_SLACK`: an entry listed was written within ``registry.ttl``);
 * was taken longer ago than the longest its holder keeps it (:func:`holder_bound`) while its ``expiresAt`` lies
   further ahead: a live holder runs its suspect ad within that bound; past it, no run needs the lease.
 
@@ -53,7 +53,8 @@ def idle_why(turn: Turn | None, entry: NodeInfo | None, now: float, settings: Ga
     if turn.pid and entry.pid != turn.pid:
         return f"{who} is another process now (pid {entry.pid}): the process that took it is gone"
     age = now - turn.taken_at
-    if age > grace(settings) and all(held.ad_id != turn.ad_id for held in entry.holding):
+    since = entry.heartbeat_at.timestamp() > turn.taken_at + CLOCK_SLACK  # the entry was written after the take
+    if age > grace(settings) and since and all(held.ad_id != turn.ad_id for held in entry.holding):
         return (f"{who} does not hold ad {turn.ad_id} it was taken for {age:.0f} s ago (its registry entry, written "
                 f"since, lists {len(entry.holding)} held ad(s) without it): no run of it needs the lease")
     if age > (bound := holder_bound(entry, settings)) + CLOCK_SLACK:

@@ -4,6 +4,8 @@ while the holder holds its ad within its bound, nor for a released, expired or u
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.suspect_lease import grace, holder_bound, idle_text, idle_why
 from gamead_core.registry import HeldAd, NodeInfo
@@ -14,11 +16,12 @@ NOW = 10_000.0
 SETTINGS = GameadSettings()  # registry.ttl 10 (grace 12 s), task_timeout 60 (bound 138 s)
 
 
-def _entry(pid: int = 101, *ads: str, task_timeout: float | None = None, worker_id: str = "w1") -> NodeInfo:
+def _entry(pid: int = 101, *ads: str, task_timeout: float | None = None, worker_id: str = "w1",
+           beat: float = NOW) -> NodeInfo:
     holding = [HeldAd(ad_id=ad, delivery=f"{n}.1", ack_subject="$JS.ACK.x") for n, ad in enumerate(ads, 1)]
-    return NodeInfo.model_validate({"id": worker_id, "role": "worker", "host": "h", "pid": pid, "version": "t",
-                                    "startedAt": "2026-01-01T00:00:00Z", "heartbeatAt": "2026-01-01T00:00:00Z",
-                                    "holding": holding, "taskTimeout": task_timeout})
+    at = datetime.fromtimestamp(beat, timezone.utc)
+    return NodeInfo(id=worker_id, role="worker", host="h", pid=pid, version="t", started_at=at, heartbeat_at=at,
+                    holding=holding, task_timeout=task_timeout)
 
 
 def _turn(age: float, bound: float | None = None, pid: int = 101) -> Turn:
@@ -33,6 +36,7 @@ def test_a_holder_that_holds_its_ad_within_its_bound_keeps_it() -> None:
 
 def test_a_lease_young_released_expired_or_of_an_unlisted_holder_is_not_this_rules() -> None:
     assert idle_why(_turn(11), _entry(101), NOW, SETTINGS) is None  # its entry may not list it yet: the grace
+    assert idle_why(_turn(50), _entry(101, beat=NOW - 49), NOW, SETTINGS) is None  # written before the take
     assert idle_why(Turn("", 101, "ad-1", NOW - 50, 138), _entry(101), NOW, SETTINGS) is None  # released
     assert idle_why(_turn(140), _entry(101), NOW, SETTINGS) is None  # expired: every worker takes it
     assert idle_why(_turn(50), None, NOW, SETTINGS) is None  # no entry: "the node is gone" (leases.stuck_text)
