@@ -43,7 +43,7 @@ def test_a_suspect_lease_whose_registered_holder_does_not_hold_its_ad_is_named_a
     from gamead_core.worker.suspect_turn import bound_of
 
     server = fresh_nats()
-    settings = GameadSettings(doctor={"settle": 0.2}, registry={"ttl": 60.0})  # entries live through the test; grace 62 s
+    settings = GameadSettings(doctor={"settle": 0.2}, registry={"ttl": 60.0})  # entries live on; grace 62 s
     bound = bound_of(settings)  # the old repair waited this long (unchanged for its ttl)
 
     async def main() -> None:
