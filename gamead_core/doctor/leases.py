@@ -22,6 +22,11 @@ live registry entry: never stuck. Otherwise it is stuck when (:func:`stuck_text`
   gone`, gone43). Only this reason waits for the bucket's age: the first two are judged at once (lease51; flakes50A
   deferred every reason for an unlisted holder, and a gone holder's lease with a TTL of 3600 s went unnamed).
 
+The suspect lease (never renewed) held by a registered worker is named too when no run of its holder needs it
+(lease54, :mod:`gamead_core.doctor.suspect_lease`: its holder another process now, not holding its ad, or past the
+longest it keeps one); its repair releases it at once once that still holds, with a fresh look at the holder's entry
+(:func:`release_stuck`), rather than after its whole bound unchanged.
+
 Read twice (:meth:`Leases.first`, then :meth:`Leases.confirm` after the doctor's settle, with a fresh registry
 listing): reported only when the key kept the revision first read and is still stuck, with a repair action
 ``["lease_stuck", key, revision]``: :func:`release_stuck` releases it by compare-and-set at that revision, only
@@ -48,16 +53,18 @@ from nats.js import JetStreamContext
 from gamead_core import clock, names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Finding, ReadStats
+from gamead_core.doctor.suspect_lease import idle_text, idle_why
 from gamead_core.doctor.verdict import add
 from gamead_core.errors import GameadError
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.registry import Registry
+from gamead_core.registry import NodeInfo, Registry
 from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one rule's (stuck_why)
     AUTOSCALER_LEASE, CLOCK_SLACK, TRUST_TTLS, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
 from gamead_core.store.cas import StillBusy, retry_busy
 from gamead_core.times import clock_utc
 from gamead_core.worker.reaper import reaper_lease_ttl
 from gamead_core.worker.suspect_turn import bound_of
+from gamead_core.worker.turn_rule import Turn
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +145,25 @@ def waiting_text(key: str, lease: Lease, window: float, release_at: float, now: 
             "no live holder renews it; a renewal meanwhile leaves it (healed)")
 
 
+async def _runs_none(js: JetStreamContext, settings: GameadSettings, registry: Registry,
+                     value: bytes) -> bool | None:
+    """Whether the suspect lease ``value`` serves no run of its holder now: True when its holder has no live registry
+    entry (the bucket older than its ``max_age``: :func:`absence_unproven`) or :func:`idle_why` names why; False when
+    its live holder may run its ad with it; None when not proven (the bucket too young, the lease unreadable). The
+    proof a lease never renewed needs: "unchanged for its ttl" takes its whole bound. Raises GameadError."""
+    if (turn := Turn.from_json(value)) is None or not turn.holder:
+        return None
+    entry, _ = await registry.lookup(turn.holder)
+    now = clock.now()
+    if entry is not None and entry.state != "gone":
+        return idle_why(turn, entry, now, settings) is not None
+    info = await js.stream_info(registry.stream)
+    born = info.created.timestamp() if info.created is not None else None
+    return None if absence_unproven(born, float(info.config.max_age or 0), now) else True
+
+
 async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str, revision: int,
-                        wait: Wait = _sleep) -> Lease | None:
+                        wait: Wait = _sleep, registry: Registry | None = None) -> Lease | None:
     """The repair of ``lease_stuck``: release the lease of ``key`` (no holder, expired now) by compare-and-set at
     ``revision``, once this call has seen it keep that revision for longer than :func:`release_window` (it looks
     again every sixth of it, each look ``wait(seconds, waiting_text(…))``: a job says what it waits for and until
@@ -147,7 +171,9 @@ async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str
     after its last renewal (:mod:`gamead_core.scaling.lease`), so a shorter silence cannot exclude one that missed a
     renewal and renews in time (two leaders); and a registry entry gone is no proof either — a worker renews its
     reaper lease whether or not its heartbeat is written (the registry, a memory store, full: ``registry_unwritable``,
-    the leases bucket, a file store, still taking writes), and ``gamead up``'s autoscaler keeps no entry. Returns the
+    the leases bucket, a file store, still taking writes), and ``gamead up``'s autoscaler keeps no entry. The suspect
+    lease (never renewed, so unchanged for its whole bound) with a ``registry``: released at once when
+    :func:`_runs_none` proves no run of its holder needs it, left when its holder may run its ad (lease54). Returns the
     lease released (its holder), or None when it changed meanwhile (renewed: its holder lives; taken over), is missing
     or unreadable. Raises GameadError for NATS trouble."""
     with nats_boundary():
@@ -165,6 +191,11 @@ async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str
             lease = Lease.from_json(entry.value)
             if entry.revision != revision or lease is None:
                 return None
+            if since is None and key == names.SUSPECT_LEASE and registry is not None:
+                if (idle := await _runs_none(js, settings, registry, entry.value)) is not None:
+                    if not idle:
+                        return None  # its holder may run its ad: left
+                    break
             if since is None:  # from when the first get returned
                 since, first_seen = time.monotonic(), clock.now()
             window = release_window(key, lease, settings)
@@ -184,9 +215,10 @@ class Leases:
     """The check over one doctor run: :meth:`first` in the first look, :meth:`confirm` in the second."""
 
     def __init__(self, js: JetStreamContext, settings: GameadSettings, registry: Registry) -> None:
-        self._js = js
+        self._js, self._settings = js, settings
         self._ttls = lease_ttls(settings)
         self._registry = registry
+        self._turn: Turn | None = None  #: the suspect lease as last read (its own fields: .suspect_lease)
         self._kv: Any = None
         self._suspects: dict[str, int] = {}  #: key → the revision first read
 
@@ -197,8 +229,8 @@ class Leases:
 
     async def registered(self, stats: ReadStats) -> set[str] | None:
         """The ids of the live nodes (not ``gone``); None when the registry cannot be read."""
-        ids = await self._registered(stats)
-        return None if ids is None else set(ids)
+        nodes = await self._nodes(stats)
+        return None if nodes is None else set(nodes)
 
     async def young(self, stats: ReadStats) -> bool:
         """Whether the registry bucket is younger than its entries' ``max_age``: a node missing from it may be live
@@ -212,10 +244,11 @@ class Leases:
         born = info.created.timestamp() if info.created is not None else None
         return absence_unproven(born, float(info.config.max_age or 0), clock.now())
 
-    async def _registered(self, stats: ReadStats) -> list[str] | None:
+    async def _nodes(self, stats: ReadStats) -> dict[str, NodeInfo] | None:
+        """The live nodes' entries (not ``gone``) by id; None when the registry cannot be read."""
         stats.api_calls += 1
         try:
-            return [n.id for n in await self._registry.list() if n.state != "gone"]
+            return {n.id: n for n in await self._registry.list() if n.state != "gone"}
         except GameadError as exc:
             log.debug("doctor: registry listing for the leases: %s", exc.message)
             return None
@@ -229,20 +262,28 @@ class Leases:
             except Exception:  # noqa: BLE001 - deleted, purged or unreadable: no lease to judge
                 continue
             out[key] = (Lease.from_json(entry.value), int(entry.revision or 0))
+            if key == names.SUSPECT_LEASE:
+                self._turn = Turn.from_json(entry.value)
         return out
 
     async def _judge(self, read: dict[str, tuple[Lease | None, int]], stats: ReadStats
                      ) -> dict[str, tuple[str, int]]:
         now = clock.now()
         live = [k for k, (lease, _) in read.items() if lease is not None and not lease.expired(now)]
-        registered = await self._registered(stats) if live else None
+        nodes = await self._nodes(stats) if live else None
+        registered = None if nodes is None else list(nodes)
 
         def judged(unproven: bool) -> dict[str, tuple[str, int]]:
             return {k: (text, rev) for k, (lease, rev) in read.items()
                     if (text := stuck_text(k, lease, now, self._ttls.get(k), registered, unproven)) is not None}
 
         stuck, sure = judged(False), judged(True)  # the bucket's age read only when it matters: one named for its
-        return sure if stuck != sure and await self.young(stats) else stuck  # holder not listed, and for that alone
+        out = sure if stuck != sure and await self.young(stats) else stuck  # holder not listed, and for that alone
+        key = names.SUSPECT_LEASE  # held by a registered worker that runs no suspect ad with it (lease54)
+        if key in read and key not in out and nodes is not None and (turn := self._turn) is not None:
+            if (text := idle_text(turn, nodes.get(turn.holder), now, self._settings)) is not None:
+                out[key] = (text, read[key][1])
+        return out
 
     async def first(self, stats: ReadStats) -> None:
         """Read every key of the leases bucket and keep the stuck ones (none when the bucket is missing)."""

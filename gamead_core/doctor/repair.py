@@ -17,7 +17,8 @@ topology_missing           ``check_topology(create=True)``: what the API nodes' 
 job_lease_expired          :meth:`JobService.take_over`: resume the job here, or end it (``jobs.max_resumes``)
 lease_stuck                the lease released (no holder, expired now) by compare-and-set at the revision the
                            doctor read, once it stood so for its own ttl: a live node takes it at its next step
-                           (:func:`gamead_core.doctor.leases.release_stuck`)
+                           (:func:`gamead_core.doctor.leases.release_stuck`); the suspect lease at once, once no
+                           run of its holder needs it (:mod:`gamead_core.doctor.suspect_lease`)
 entry_without_record       create the ``dead`` record from the entry (create-only: never over a record)
 dead_without_entry         write a DLQ entry from the record, only if the ad has none
                            (``Nats-Expected-Last-Subject-Sequence: 0``), then confirm the record at the revision
@@ -66,6 +67,7 @@ from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import TopologyReport, check_topology
+from gamead_core.registry import Registry
 from gamead_core.store.ads import AdStore, Versioned, encode
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
@@ -174,8 +176,9 @@ class RepairOps:
             return Mark.HEALED
 
     async def _lease_stuck(self, item: list[Any], job_id: str, wait: Wait | None = None) -> str:
+        registry = Registry(self.nc, self.js, self.settings.registry, timeout=self.settings.nats.request_timeout)
         lease = await release_stuck(self.js, self.settings, item[1], item[2],  # unchanged for its own ttl (R5)
-                                    **({"wait": wait} if wait else {}))
+                                    **({"wait": wait} if wait else {}), registry=registry)
         if lease is None:
             return Mark.HEALED  # renewed (its holder lives) or taken over meanwhile
         log.warning("released the %s lease held by %s", item[1], lease.holder, extra={"job_id": job_id})

@@ -1,14 +1,18 @@
 """The suspect lease at the bucket (poison53; the rules: :mod:`gamead_core.worker.turn_rule`).
 
 ``async with turns.turn(msg, ad_id) as alone:`` replaces the solo gate (:meth:`~.solo.SoloGate.solo`) for a suspect
-ad. Before it waits for the gate it takes the lease ``suspect`` of ``gamead_leases``: one get, then one
-compare-and-set (create over no key or a deletion, update over a free value). ``alone`` is
+ad. It looks at the lease ``suspect`` of ``gamead_leases`` (one get): held, the ad is handed back at once and the
+gate is never blocked. Free, it waits at the gate for the worker's other analyses to end, and only then takes the
+lease (one get, then one compare-and-set: create over no key or a deletion, update over a free value); taken by
+another meanwhile, it leaves the gate and hands the ad back. lease54: taken before the gate, the lease was held
+unused while an analysis hung in another slot (up to ``worker.task_timeout``), and every other worker handed its
+suspect ads back meanwhile. ``alone`` is
 
 * True: the lease is this ad's; the ad runs alone behind the gate, and the lease is deleted on its revision once
   the analysis is settled (on the way out of the ``async with``, shielded: a shutdown's cancel does not skip it);
 * False: another suspect ad runs alone (this process's own included): the delivery was handed back with a ``nak``
-  of :data:`~.turn_rule.HAND_ON_DELAY` (uncharged, its record untouched), the gate was not entered and the worker
-  goes on with ordinary ads. Said at INFO once per ad (DEBUG after), with the holder;
+  of :data:`~.turn_rule.HAND_ON_DELAY` (uncharged, its record untouched), the gate is open and the worker goes on
+  with ordinary ads. Said at INFO once per ad (DEBUG after), with the holder;
 * None: the lease could not be read or written (NATS, the bucket): the ad runs alone on this worker as it did
   before the lease, behind the gate. Said once per outage (:class:`~gamead_core.log_throttle.Outage`).
 
@@ -86,9 +90,10 @@ class SuspectTurns:
     def turn(self, msg: Msg, ad_id: str) -> _Turn:
         return _Turn(self, msg, ad_id)
 
-    async def take(self, ad_id: str) -> tuple[bool | None, int, str]:
+    async def take(self, ad_id: str, *, write: bool = True) -> tuple[bool | None, int, str]:
         """(True, revision, why) taken (why: whose free lease it took over, "" when none), (False, 0, why) held by
-        another, (None, 0, error) not reachable."""
+        another, (None, 0, error) not reachable. ``write`` False: only whether it is free now (True, 0, why),
+        nothing written (the look before the gate: :class:`_Turn`)."""
         if self._registry is None:
             return None, 0, "no registry"
         try:
@@ -109,6 +114,8 @@ class SuspectTurns:
                     what, why = verdict(turn, self.worker_id, self.pid, now, holder_pid, own, running_here=here)
                 if what != "take":
                     return False, 0, why
+                if not write:
+                    return True, 0, why
                 mine = Turn(self.worker_id, self.pid, ad_id, now, own).to_json()
                 try:
                     written = await retry_busy(lambda: self._kv.update(names.SUSPECT_LEASE, mine, last=revision))
@@ -195,24 +202,32 @@ class _Turn:
 
     async def __aenter__(self) -> bool | None:
         turns, ad_id = self._turns, self._ad_id
-        alone, self._revision, why = await turns.take(ad_id)
-        if alone is False:
-            level = logging.DEBUG if turns.said(ad_id) else logging.INFO
-            log.log(level, "suspect ad %s handed back (due again in %.1fs, uncharged): at most one suspect ad runs "
-                    "alone in the fleet and %s; this worker goes on with other ads", ad_id, HAND_ON_DELAY, why,
-                    extra={"ad_id": ad_id})
-            await turns._shielded(self._msg.nak(delay=HAND_ON_DELAY))  # noqa: SLF001 - the worker's shield
-            return False
+        free, _, why = await turns.take(ad_id, write=False)  # held: handed back at once, the gate never blocked
+        if free is False:
+            return await self._hand_back(why)
+        solo = turns._gate.solo()  # noqa: SLF001 - the worker's gate
+        await solo.__aenter__()  # its other analyses end first: the lease is not held while they may hang
+        try:
+            alone, self._revision, why = await turns.take(ad_id)
+        except BaseException:  # cancelled (a shutdown): nothing taken that it knows of; the gate is left
+            await solo.__aexit__(None, None, None)
+            raise
+        if alone is False:  # taken by another meanwhile
+            await solo.__aexit__(None, None, None)
+            return await self._hand_back(why)
         if alone and why:
             log.info("suspect lease taken over for ad %s: %s", ad_id, why, extra={"ad_id": ad_id})
-        try:
-            await turns._gate.solo().__aenter__()  # noqa: SLF001
-        except BaseException:
-            if self._revision:
-                await turns._shielded(turns.release(self._revision, ad_id))  # noqa: SLF001
-            raise
         self._entered = True
         return alone
+
+    async def _hand_back(self, why: str) -> bool:
+        turns, ad_id = self._turns, self._ad_id
+        level = logging.DEBUG if turns.said(ad_id) else logging.INFO
+        log.log(level, "suspect ad %s handed back (due again in %.1fs, uncharged): at most one suspect ad runs "
+                "alone in the fleet and %s; this worker goes on with other ads", ad_id, HAND_ON_DELAY, why,
+                extra={"ad_id": ad_id})
+        await turns._shielded(self._msg.nak(delay=HAND_ON_DELAY))  # noqa: SLF001 - the worker's shield
+        return False
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:

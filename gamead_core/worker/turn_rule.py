@@ -78,10 +78,12 @@ class Turn:
 
 
 def turn_bound(task_timeout: float, alone_wait: float, registry_ttl: float) -> float:
-    """The longest (s) a live worker holds the suspect lease: its other analyses end (``task_timeout``), it is
-    alone at the queue (``alone_wait``: :attr:`gamead_core.worker.alone.QueueSide.bound`), the suspect ad's own
-    analysis (``task_timeout``), and ``registry_ttl`` for its writes (a holder silent that long is judged dead by
-    its registry entry anyway). Past it the lease is free, whoever holds it. Pure."""
+    """The longest (s) a live worker holds the suspect lease: it is alone at the queue (``alone_wait``:
+    :attr:`gamead_core.worker.alone.QueueSide.bound`), the suspect ad's own analysis (``task_timeout``), and
+    ``registry_ttl`` for its writes (a holder silent that long is judged dead by its registry entry anyway); and one
+    ``task_timeout`` more, for its other analyses to end: workers before lease54 took the lease before that wait
+    (now it is taken after it), and a fleet of both versions must agree on the bound (a newer worker or doctor
+    judging an older one's lease). Past it the lease is free, whoever holds it. Pure."""
     return 2 * task_timeout + alone_wait + registry_ttl
 
 
@@ -118,8 +120,8 @@ def verdict(turn: Turn | None, me: str, pid: int, now: float, holder_pid: int | 
         return "take", f"its holder {turn.holder} (pid {turn.pid}) has no registry entry any more"
     if holder_pid != turn.pid:
         return "take", f"its holder {turn.holder} is another process now (pid {holder_pid}, not {turn.pid})"
-    # taken, not necessarily running: the holder runs it once its other analyses ended (attack53: "runs alone since
-    # 20 s" was said of an ad whose worker still waited for a hanging one)
+    # taken, not necessarily running yet: its claim and its queue wait come first (attack53: "runs alone since 20 s"
+    # was said of an ad whose worker still waited for a hanging one; lease54: the lease is taken after that wait now)
     return "hand_back", (f"ad {turn.ad_id} has the turn on worker {turn.holder} (pid {turn.pid}), taken "
                          f"{max(0.0, now - turn.taken_at):.1f} s ago")
 

@@ -25,6 +25,7 @@ from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.suspect_turn import SuspectTurns
 from gamead_core.worker.turn_rule import Turn
+from tests.waits import until
 
 
 class _Msg:
@@ -228,5 +229,64 @@ def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
             assert await _taken_within(w2, "ad-2", before=lambda: registry.put(w1_node))
         finally:
             await close_for_good(nc)  # its server restarted (a restart that failed: bounded, closes52)
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_waiting_for_its_other_analyses_does_not_hold_the_lease_meanwhile(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """lease54: the lease was taken before the worker's gate drained, so with an analysis hanging in another slot
+    it was held unused up to ``worker.task_timeout`` and every other worker handed its suspect ads back meanwhile.
+    Now the worker drains first: another worker's suspect ad takes the lease and runs; a suspect ad given to a
+    worker while another holds it is handed back at once, its gate left open; the one that waited is handed back
+    when it finds the lease taken, and runs alone once it is free."""
+    server = fresh_nats()
+    settings = GameadSettings()
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        hang = asyncio.Event()
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            registry = Registry(nc, js, settings.registry)
+            await registry.put(_node("w1", 101))
+            await registry.put(_node("w2", 202))
+            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            gate = w1._gate  # noqa: SLF001 - the worker's gate its slots pass through
+
+            async def hanging() -> None:  # an analysis in another slot of w1 that does not end
+                async with gate.shared():
+                    await hang.wait()
+
+            async def turn(msg: _Msg, ad_id: str) -> bool | None:
+                async with w1.turn(msg, ad_id) as alone:  # type: ignore[arg-type]
+                    return alone
+
+            other = asyncio.create_task(hanging())
+            await until(lambda: gate.running == 1, what="w1's hanging analysis")
+            waited = _Msg()
+            waiting = asyncio.create_task(turn(waited, "ad-1"))
+            await until(lambda: gate.blocked, what="w1's suspect ad waiting for its other analyses")
+
+            taken = w2.turn(_Msg(), "ad-2")  # type: ignore[arg-type]
+            assert await taken.__aenter__() is True  # not handed back while w1 waits (before: for task_timeout)
+            assert (await _lease(js)).holder == "w2"  # type: ignore[union-attr]
+            late = _Msg()  # w1 given another suspect ad meanwhile: handed back without waiting at its gate
+            assert await asyncio.wait_for(turn(late, "ad-3"), 20) is False and late.naks == [1.0]
+            assert not other.done()  # (still hanging)
+
+            hang.set()
+            await other
+            assert await asyncio.wait_for(waiting, 20) is False and waited.naks == [1.0]  # the lease is w2's
+            assert not gate.blocked and gate.running == 0  # w1 goes on with ordinary ads
+            await taken.__aexit__(None, None, None)
+            assert await _lease(js) is None
+            assert await turn(_Msg(), "ad-1") is True  # its turn once the lease is free
+        finally:
+            hang.set()
+            await nc.close()
 
     asyncio.run(main())
