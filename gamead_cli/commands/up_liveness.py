@@ -152,11 +152,18 @@ def nats_argv(embedded: Any, claims: Any) -> list[str]:
     from gamead_core.proc import port_free
 
     if embedded.monitor_port and not port_free("127.0.0.1", embedded.monitor_port):
-        taken = embedded.monitor_port
-        embedded.monitor_port = claims.pick("127.0.0.1", MONITOR_PURPOSE)
-        say(f"[yellow]![/] the nats-server's monitoring port {taken} is taken by another process: its /healthz "
-            f"moves to http://127.0.0.1:{embedded.monitor_port}/healthz")
+        move_monitor(embedded, claims.pick, claims.release)
     return embedded.write_argv()
+
+
+def move_monitor(embedded: Any, pick: Callable[[str, str], int], release: Callable[[int], None]) -> None:
+    """Move the embedded nats-server's monitoring port, taken by another process, to a free one (``pick(host,
+    purpose)``, claimed; the taken one given back with ``release(port)``), said on the console."""
+    taken = embedded.monitor_port
+    embedded.monitor_port = pick("127.0.0.1", MONITOR_PURPOSE)
+    release(taken)
+    say(f"[yellow]![/] the nats-server's monitoring port {taken} is taken by another process: its /healthz "
+        f"moves to http://127.0.0.1:{embedded.monitor_port}/healthz")
 
 
 def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],
