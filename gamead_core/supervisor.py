@@ -128,6 +128,9 @@ class Supervisor:
     #: once a child refused before is seen serving again; failing hooks are logged, never fatal
     on_refused: Callable[[Child, str], None] | None = None
     on_up: Callable[[Child], None] | None = None
+    #: ``lost_port(child)`` (must not raise): its refusal is of a port the caller picked for it, taken by another
+    #: process before it bound it; no refusal of the start then, but a retry like any (its ``command`` picks again)
+    lost_port: Callable[[Child], bool] | None = None
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
     restart_backoff: tuple[float, float] = (0.5, 30.0)  #: restart_delay's base and cap (embedded.restart_backoff_cap)
@@ -237,10 +240,8 @@ class Supervisor:
                 log.exception("on_end hook failed for %s", child.name)
 
     def _why(self, child: Child) -> str:
-        if self.explain is None:
-            return ""
         try:
-            return self.explain(child)
+            return self.explain(child) if self.explain is not None else ""
         except Exception:  # a failing hook is logged, never fatal
             log.exception("explain hook failed for %s", child.name)
             return ""
@@ -271,7 +272,7 @@ class Supervisor:
             code = child.proc.poll()
             if code is None:
                 continue
-            if code in self.refusal_codes and child.refusal_final:
+            if code in self.refusal_codes and child.refusal_final and not (self.lost_port and self.lost_port(child)):
                 child.refused = code
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")

@@ -17,9 +17,10 @@ REASONS = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Temporari
 
 class FrontDoor:
     """``FrontDoor(upstream_port).start()``: ``url`` to give the CLI; ``answered`` counts the requests it answered
-    itself, ``passed`` those it passed on."""
+    itself, ``passed`` those it passed on. ``upstream_port`` None: it has no upstream at all and answers every
+    request itself (before, such tests handed it a ``free_port()`` pick it never used)."""
 
-    def __init__(self, upstream_port: int, *, status: int = 503, retry_after: int | None = None) -> None:
+    def __init__(self, upstream_port: int | None, *, status: int = 503, retry_after: int | None = None) -> None:
         self.upstream_port, self.status, self.retry_after = upstream_port, status, retry_after
         self.answered = self.passed = 0
         self.holding = 0  #: answers of the upstream held back now (:meth:`hold_next`)
@@ -51,7 +52,7 @@ class FrontDoor:
 
     @property
     def cutting(self) -> bool:
-        return time.monotonic() < self._until
+        return self.upstream_port is None or time.monotonic() < self._until
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -87,6 +88,7 @@ class FrontDoor:
                 self.passed += 1
                 held, self._hold = self._hold, False
                 kept = [line for line in lines[1:] if line and not line.lower().startswith("connection:")]
+                assert self.upstream_port is not None  # else cutting
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
                 up_writer.write("\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1") + body)
                 await up_writer.drain()

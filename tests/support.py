@@ -666,7 +666,10 @@ class UpStack:
     seen: dict[int, int | None] = field(default_factory=dict, repr=False)  # pid → start time
     #: the API port was picked here (:func:`up_stack`), not by the test: another one is picked if it is taken
     picked: bool = False
+    #: the variables of :attr:`env` whose port was picked here (:func:`up_stack`'s ``picked_env``): picked again too
+    picked_env: tuple[str, ...] = ()
     _from: int = field(default=0, repr=False)  #: where this start's output begins in ``out``
+    _starts: int = field(default=0, repr=False)  #: starts made again on a new pick (:meth:`_again`)
 
     @property
     def url(self) -> str:
@@ -703,10 +706,11 @@ class UpStack:
         """Wait for ``up``'s "Press Ctrl-C" line; ``timeout`` covers its API's start, which ``up`` waits on for
         up to ``API_START_CAP`` (180 s) while it makes progress (a loaded machine), plus nats-server's."""
         def ready() -> bool:
+            lost = self._lost() if self._starts < PICKED_STARTS - 1 else None
+            if lost is not None:  # another stack claimed (or a process took) a picked port first
+                self._again(lost)
+                return False
             if self.popen is not None and self.popen.poll() is not None:
-                if self.picked and self.popen.returncode == 5 and "choose another with --port" in self._said():
-                    self._again()  # another stack claimed (or a process took) the picked port first
-                    return False
                 raise AssertionError(f"gamead up exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
             return "Press Ctrl-C" in self._said()
 
@@ -718,12 +722,26 @@ class UpStack:
         """What this start printed (not an earlier start's)."""
         return self.output()[self._from:]
 
-    def _again(self) -> None:
-        """Start again on another free port: the one picked was taken between :func:`free_port` and ``up``'s
-        own claim of it (a parallel run saw another test's stack claim it, exit 5)."""
-        assert self.argv[self.argv.index("--port") + 1] == str(self.port)
-        self.port = free_port()
-        self.argv[self.argv.index("--port") + 1] = str(self.port)
+    def _lost(self) -> str | None:
+        """Which port picked here this start says another process (or stack) took before ``up`` or its child bound
+        it (:func:`port_said_lost`): ``--port`` (the API's), or the variable of :attr:`picked_env`; None if none."""
+        said = self._said()
+        picked = [("--port", self.port)] if self.picked else []
+        picked += [(name, int(self.env[name])) for name in self.picked_env]
+        return next((what for what, port in picked if port_said_lost(said, port)), None)
+
+    def _again(self, lost: str) -> None:
+        """Start again with a new pick for ``lost`` (:meth:`_lost`), up ended first if it still runs (a monitoring
+        port it moved): the port picked was taken between :func:`free_port` and ``up``'s own claim or its child's
+        bind (a parallel run saw another test's stack claim it, exit 5)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.stop()
+        self._starts += 1
+        if lost == "--port":
+            self.port = free_port()
+            self.argv[self.argv.index("--port") + 1] = str(self.port)
+        else:
+            self.env[lost] = str(free_port())
         self.start()
 
     def started(self) -> list[dict[str, object]]:
@@ -798,15 +816,28 @@ def _up_preexec(dies_with_pytest: Callable[[], None] | None) -> Callable[[], Non
     return preexec
 
 
+def port_said_lost(said: str, port: int) -> bool:
+    """True when ``gamead up``'s output ``said`` says ``port`` was taken by another process or reserved by another
+    stack: its own refusal (``port P on H is taken``, ``port P is reserved by``), its API's (``port P is taken``),
+    its moved monitoring port (``monitoring port P is taken``), nats-server's bind error (``H:P: bind: address
+    already in use``) or its port answered by another process (``port P on H answers, but not from``). Pure."""
+    return re.search(rf"\bport {port} (on \S+ )?is (taken|reserved)|:{port}: bind: address already in use|"
+                     rf"\bport {port} on \S+ answers, but not from", " ".join(said.split())) is not None
+
+
 def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path | None = None,
-             name: str = "up", **env: str) -> UpStack:
+             name: str = "up", picked_env: tuple[str, ...] = (), **env: str) -> UpStack:
     """A ``gamead up`` (not yet started) on ``port`` (default: a free one, picked again if another process takes
-    it first: read :attr:`UpStack.url` after :meth:`UpStack.wait_ready`) with its own data dir under ``tmp_path``."""
+    it first: read :attr:`UpStack.url` after :meth:`UpStack.wait_ready`) with its own data dir under ``tmp_path``.
+    ``picked_env``: variables (``GAMEAD_EMBEDDED__NATS_PORT`` …) set to a free port picked here, and picked again
+    the same way (read them from :attr:`UpStack.env` after :meth:`UpStack.wait_ready`)."""
     picked = port is None
     port = port or free_port()
     data_dir = data_dir or tmp_path / f"{name}-data"
     argv = gamead_argv("up", "--port", str(port), "--data-dir", str(data_dir), *args)
-    return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out", picked=picked)
+    env.update({variable: str(free_port()) for variable in picked_env})
+    return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out", picked=picked,
+                   picked_env=picked_env)
 
 
 # --- gamead doctor: the check every fault test ends with ----------------------------------------------------

@@ -25,7 +25,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +48,8 @@ from gamead_cli.commands.up_console import (
 from gamead_cli.commands.up_disk import low_room_line
 from gamead_cli.commands.up_fsize import fsize_words, raise_fsize
 from gamead_cli.commands.up_drift import DriftNote
-from gamead_cli.commands.up_liveness import health_url, monitor_port, nats_argv
+from gamead_cli.commands.up_liveness import health_url, monitor_port
+from gamead_cli.commands.up_nats import start_nats
 from gamead_cli.commands.up_parent import watch_parent
 from gamead_cli.commands.up_ready import died_since, heartbeat_probe, wait_workers_registered, worker_line
 from gamead_cli.commands.up_signals import (
@@ -60,11 +60,10 @@ from gamead_cli.commands.up_signals import (
     request_stop,
     stop_requested,
 )
-from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, UpStack, gamead_argv
+from gamead_cli.commands.up_stack import API_CHILD, UpStack, gamead_argv
 from gamead_cli.commands.up_start import (
     API_STALL_AFTER,
     API_START_CAP,
-    NATS_READY_TIMEOUT,
     check_port,
     wait_api_ready,
 )
@@ -74,7 +73,7 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.bound_text import Range
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, wait_for_listener
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.nats_auth import authorization, stack_credentials
 from gamead_core.errors import ConfigError
 from gamead_core.fd_limit import low_nofile_words, raise_nofile
@@ -210,19 +209,14 @@ def up(
             if nats_port:
                 claims.require(nats_port, "its embedded nats-server", "the embedded nats-server",
                                "set embedded.nats_port to another port (0 = any free port)")
-            embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
+            embedded = EmbeddedNats(data.path, port=nats_port,  # 0: picked at its start (up_nats.start_nats)
                                     sync_always=settings.embedded.sync_always,
                                     gomaxprocs=settings.embedded.gomaxprocs, **nats_credentials(settings),
                                     monitor_port=monitor_port(settings.embedded.nats_monitor_port, claims))
             # its liveness watch (F4): js-enabled-only, never a walk of every stream (slow on a big store)
             nats_health = partial(health_url, embedded)
             go_procs, go_why = embedded.go_runtime(os.environ)
-            embedded.prepare()
-            nats_child = stack.sup.start(NATS_CHILD, partial(nats_argv, embedded, claims),
-                                         embedded.env(os.environ, go_procs), embedded.log_path)
-            assert nats_child.proc is not None
-            wait_for_listener(embedded.host, embedded.port, nats_child.proc,
-                              time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
+            nats_child = start_nats(stack.sup, embedded, claims, embedded.env(os.environ, go_procs))
             nats_url = embedded.url
             check_stop()
             said = credentials_line(made_token, snapshot, bool(settings.nats.token))

@@ -126,14 +126,21 @@ def health_url(embedded: Any) -> str:
     return f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
 
 
+#: what the claim of the embedded nats-server's monitoring port says it is for (:mod:`gamead_core.port_claims`)
+MONITOR_PURPOSE = "its embedded nats-server's /healthz"
+
+
 def monitor_port(configured: int, claims: Any) -> int:
     """The embedded nats-server's monitoring port at ``gamead up``'s start: ``embedded.nats_monitor_port`` claimed
     for this stack (another running stack's reserved port: :class:`gamead_core.port_claims.PortReserved`, exit 5),
-    or with 0 a free one claimed (newcomer35 F1: it could not be chosen). A port some other process holds moves
+    or with 0 :data:`~gamead_core.embedded.ANY_PORT`: a free one picked and claimed at the start
+    (:func:`.up_nats.start_nats`; newcomer35 F1: it could not be chosen). A port some other process holds moves
     to a free one at the start, said on the console (:func:`nats_argv`)."""
+    from gamead_core.embedded import ANY_PORT
+
     if not configured:
-        return claims.pick("127.0.0.1", "its embedded nats-server's /healthz")
-    claims.require(configured, "its embedded nats-server's /healthz", "the embedded nats-server's monitoring",
+        return ANY_PORT
+    claims.require(configured, MONITOR_PURPOSE, "the embedded nats-server's monitoring",
                    "set embedded.nats_monitor_port to another port (0 = any free port)")
     return configured
 
@@ -145,11 +152,18 @@ def nats_argv(embedded: Any, claims: Any) -> list[str]:
     from gamead_core.proc import port_free
 
     if embedded.monitor_port and not port_free("127.0.0.1", embedded.monitor_port):
-        taken = embedded.monitor_port
-        embedded.monitor_port = claims.pick("127.0.0.1", "its embedded nats-server's /healthz")
-        say(f"[yellow]![/] the nats-server's monitoring port {taken} is taken by another process: its /healthz "
-            f"moves to http://127.0.0.1:{embedded.monitor_port}/healthz")
+        move_monitor(embedded, claims.pick, claims.release)
     return embedded.write_argv()
+
+
+def move_monitor(embedded: Any, pick: Callable[[str, str], int], release: Callable[[int], None]) -> None:
+    """Move the embedded nats-server's monitoring port, taken by another process, to a free one (``pick(host,
+    purpose)``, claimed; the taken one given back with ``release(port)``), said on the console."""
+    taken = embedded.monitor_port
+    embedded.monitor_port = pick("127.0.0.1", MONITOR_PURPOSE)
+    release(taken)
+    say(f"[yellow]![/] the nats-server's monitoring port {taken} is taken by another process: its /healthz "
+        f"moves to http://127.0.0.1:{embedded.monitor_port}/healthz")
 
 
 def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from gamead_cli import exitcodes
 from gamead_cli.commands.up_console import say
-from gamead_cli.commands.up_logs import child_error_line, last_log_line
+from gamead_cli.commands.up_logs import child_error_line, last_log_line, metrics_port_lost
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.proc import alive, start_time
@@ -61,6 +61,7 @@ class UpStack:
                               explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path),
                               on_refused=lambda child, why: data.refused(child.name, child.refusals, why),
                               on_up=lambda child: data.serving(child.name), exit_meanings=exit_meanings(settings),
+                              lost_port=lambda child: metrics_port_lost(child.log_path),  # a pick lost: picked again
                               restart_backoff=(Supervisor.restart_backoff[0], settings.embedded.restart_backoff_cap))
 
     def _state_write(self, write: Callable[..., None], child: Child, *args: Any) -> None:

@@ -190,22 +190,31 @@ def test_sighup_stops_a_serving_api_as_sigterm_does(tmp_path: Path) -> None:
     ``Application shutdown complete.`` in its log."""
     import httpx
 
-    from gamead_core.embedded import free_port
-    from tests.support import Proc
+    from tests.support import Proc, check_port_taken, on_a_free_port
 
-    api = f"http://127.0.0.1:{free_port()}"
-    serve = Proc("api", gamead_argv("serve", "--port", api.rsplit(":", 1)[1]),
-                 clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{_closed_port()}"), tmp_path / "api.log", cwd=tmp_path)
+    def start(port: int) -> Proc:
+        """serve on a picked ``port``, once it answers there; PortTaken (picked again) if another process took it."""
+        api = f"http://127.0.0.1:{port}"
+        serve = Proc("api", gamead_argv("serve", "--port", str(port)),
+                     clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{_closed_port()}"), tmp_path / f"api-{port}.log",
+                     cwd=tmp_path).start()
 
-    def answers() -> bool:
+        def answers() -> bool:
+            check_port_taken(serve, api)
+            try:
+                return httpx.get(f"{api}/healthz", timeout=2).status_code > 0
+            except httpx.HTTPError:
+                return False
+
         try:
-            return httpx.get(f"{api}/healthz", timeout=2).status_code > 0
-        except httpx.HTTPError:
-            return False
+            wait_for(answers, timeout=60, what="the API serving")
+        except BaseException:
+            serve.kill()
+            raise
+        return serve
 
-    serve.start()
+    serve = on_a_free_port(start)
     try:
-        wait_for(answers, timeout=60, what="the API serving")
         serve.signal(signal.SIGHUP)
         assert serve.popen is not None
         assert serve.popen.wait(timeout=60) == -signal.SIGHUP

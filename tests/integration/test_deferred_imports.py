@@ -14,11 +14,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gamead_core.embedded import free_port, nats_server_binary, terminate, wait_for_listener
+from gamead_core.embedded import (
+    free_port,
+    nats_server_binary,
+    port_lost,
+    start_on_picked_port,
+    terminate,
+    wait_for_listener,
+)
 from gamead_core.proc import die_with_parent
 
 ROLES = ("gamead_cli.commands.serve", "gamead_cli.commands.worker", "gamead_core.api.app",
@@ -89,19 +96,31 @@ def test_a_walk_over_the_modules_does_not_load_aiohttp() -> None:
 
 
 @contextmanager
-def _ws_nats(tmp_path: Path) -> Iterator[int]:
-    """A nats-server with JetStream and a WebSocket listener; yields its WebSocket port."""
-    port, ws_port = free_port(), free_port()
-    conf = tmp_path / "nats.conf"
-    conf.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{tmp_path / "js"}"\n}}\n'
-                    f'websocket {{\n  listen: "127.0.0.1:{ws_port}"\n  no_tls: true\n}}\n')
-    log = tmp_path / "nats-server.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
+def _ws_nats(tmp_path: Path, pick: Callable[[str], int] = free_port) -> Iterator[int]:
+    """A nats-server with JetStream and a WebSocket listener; yields its WebSocket port. Both ports are picked
+    (``pick(host)``) and picked again when another process takes one before the server binds it
+    (:func:`~gamead_core.embedded.start_on_picked_port`); the client port is waited for, which nats-server binds
+    after its WebSocket port (a WebSocket port it cannot bind ends it)."""
+    conf, log = tmp_path / "nats.conf", tmp_path / "nats-server.log"
+    ws: list[int] = []
+
+    def picked(host: str) -> int:
+        ws[:] = [pick(host)]
+        return pick(host)
+
+    def spawn(port: int) -> subprocess.Popen[bytes]:
+        conf.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{tmp_path / "js"}"\n}}\n'
+                        f'websocket {{\n  listen: "127.0.0.1:{ws[0]}"\n  no_tls: true\n}}\n')
+        with open(log, "ab") as out:
+            return subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
+
+    _, proc = start_on_picked_port(spawn, log, "nats-server", timeout=15.0, pick=picked,
+                                   lost=lambda problem, port: port_lost(problem, "127.0.0.1", port)
+                                   or port_lost(problem, "127.0.0.1", ws[0]))
     try:
-        wait_for_listener("127.0.0.1", ws_port, proc, time.monotonic() + 15, log)
-        yield ws_port
+        wait_for_listener("127.0.0.1", ws[0], proc, time.monotonic() + 15, log)
+        yield ws[0]
     finally:
         terminate(proc, 10)
 

@@ -13,7 +13,8 @@ import httpx
 import nats
 
 from gamead_core import names
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
+from tests.ports import ReservedPort
 from tests.support import Proc, ad, assert_doctor_clean, start_api, wait_for
 
 
@@ -55,9 +56,10 @@ def test_a_stream_at_max_msgs_answers_503_queue_full_with_retry_after(
 def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
     procs: list[Proc], tmp_path: Path
 ) -> None:
-    port = free_port()
+    held = ReservedPort()  # nothing listens there yet (held: no other process can, until NATS comes)
+    port = held.port
     secret = "S3cretPW"
-    nats_url = f"nats://gamead:{secret}@127.0.0.1:{port}"  # nothing listens there yet
+    nats_url = f"nats://gamead:{secret}@127.0.0.1:{port}"
     api, url = start_api(nats_url, tmp_path, ready=False, GAMEAD_API__NATS_UNHEALTHY_AFTER="2")
     procs.append(api)
     with httpx.Client(base_url=url, timeout=10) as client:
@@ -81,7 +83,7 @@ def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
         assert unhealthy.json()["error"]["code"] == "nats_unreachable"
         assert secret not in unhealthy.text and str(port) not in unhealthy.text
 
-        server = EmbeddedNats(tmp_path / "nats", port=port).start()  # NATS comes (back)
+        server = EmbeddedNats(tmp_path / "nats", port=held.release()).start()  # NATS comes (back)
         try:
             wait_for(lambda: client.get("/healthz").status_code == 200, timeout=20, what="/healthz ok again")
             wait_for(lambda: client.post("/ads", json=ad("After")).status_code == 202, timeout=20, what="submits")

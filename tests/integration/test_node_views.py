@@ -152,25 +152,28 @@ def test_requests_to_a_fresh_api_share_one_registry_read(server: EmbeddedNats) -
 def unread_api() -> Iterator[str]:
     """The real ``/v1/workers`` route (uvicorn, in a thread) of an API node that has not reached NATS yet: its
     sampler has no registry."""
+    import socket
     import threading
 
     import uvicorn
-
-    from gamead_core.embedded import free_port
 
     app = FastAPI()
     app.include_router(router)
     app.state.stats_sampler = QueueSampler(SimpleNamespace(nc=None, js=None, last_error=None), GameadSettings(),
                                            node_id="fresh-api")
-    port = free_port()
+    # bound here, on a port the kernel gives (before, a free_port() pick uvicorn bound later: another process
+    # could take it in between, and the wait below failed after 20 s)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     # log_config None: uvicorn's own would reconfigure this process's logging for the tests after this one
     served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=served.run, daemon=True)
+    thread = threading.Thread(target=served.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     wait_for(lambda: served.started, timeout=20, what="uvicorn to listen")
     yield f"http://127.0.0.1:{port}"
     served.should_exit = True
     thread.join(10)
+    listener.close()
 
 
 def test_gamead_workers_says_the_registry_was_not_read_in_one_red_line_exit_3(unread_api: str,

@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 from gamead_cli.main import app as cli
 from gamead_core.api.ratelimit import RateLimiter
 from gamead_core.config import RedisSettings
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.redis_link import RedisLink
+from tests.ports import ReservedPort
 from tests.redis_fixtures import ValkeyProc
 from tests.support import Proc, ad, clean_env, drop_gamead_env, run_gamead, start_api, start_worker, wait_for
 
@@ -514,11 +515,12 @@ def test_redis_outage_under_load_degrades_without_5xx_and_recovers(
 
 
 def test_serve_on_0_0_0_0_without_tokens_refuses_to_start(nats: EmbeddedNats) -> None:
-    port = free_port()
-    result = run_gamead("serve", "--host", "0.0.0.0", "--port", str(port), env=clean_env(GAMEAD_NATS__URL=nats.url),
-                        timeout=30)
-    assert result.returncode == 5  # the config error exit code
-    assert "refusing to start" in result.stderr
-    assert "auth.tokens" in result.stderr and "auth.enabled: false" in result.stderr
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    with ReservedPort() as held:  # no other process can listen there: a connection is refused unless serve did
+        port = held.port
+        result = run_gamead("serve", "--host", "0.0.0.0", "--port", str(port),
+                            env=clean_env(GAMEAD_NATS__URL=nats.url), timeout=30)
+        assert result.returncode == 5  # the config error exit code
+        assert "refusing to start" in result.stderr
+        assert "auth.tokens" in result.stderr and "auth.enabled: false" in result.stderr
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gamead_core.embedded import free_port
 from tests.support import UpStack, up_stack, wait_for
 
 
@@ -29,11 +28,11 @@ def _ready(url: str) -> bool:
 
 @pytest.mark.parametrize("child", ["nats-server", "api"])
 def test_a_port_a_stopped_stack_keeps_for_a_restart_is_refused_to_another_stack(tmp_path: Path, child: str) -> None:
-    nats_port = free_port()
-    first = up_stack(tmp_path, "--workers", "0", name="sA", GAMEAD_EMBEDDED__NATS_PORT=str(nats_port)).start()
+    first = up_stack(tmp_path, "--workers", "0", name="sA", picked_env=("GAMEAD_EMBEDDED__NATS_PORT",)).start()
     second: UpStack | None = None
     try:
         first.wait_ready()
+        nats_port = int(first.env["GAMEAD_EMBEDDED__NATS_PORT"])  # picked by the harness (again if it was lost)
         os.kill(first.pid, signal.SIGSTOP)  # a restart's gap that lasts: nobody restarts the child meanwhile
         victim = first.pid_of(child)
         os.kill(victim, signal.SIGKILL)
@@ -64,10 +63,10 @@ def test_the_embedded_nats_servers_monitoring_port_is_the_one_configured(tmp_pat
     """newcomer35 F1: ``gamead up`` watched its nats-server on a port the kernel picked (``watched on
     http://127.0.0.1:11599/healthz``), which no setting could choose (a firewall's or another tool's range). Now
     ``embedded.nats_monitor_port`` names it: the start line gives it and nats-server answers its ``/healthz`` there."""
-    port = free_port()
-    stack = up_stack(tmp_path, "--workers", "0", name="sM", GAMEAD_EMBEDDED__NATS_MONITOR_PORT=str(port)).start()
+    stack = up_stack(tmp_path, "--workers", "0", name="sM", picked_env=("GAMEAD_EMBEDDED__NATS_MONITOR_PORT",))
     try:
-        said = " ".join(stack.wait_ready().split())
+        said = " ".join(stack.start().wait_ready().split())
+        port = int(stack.env["GAMEAD_EMBEDDED__NATS_MONITOR_PORT"])  # picked by the harness (again if it was lost)
         assert f"watched on http://127.0.0.1:{port}/healthz" in said, said[-2000:]
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     finally:

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import httpx
 
-from gamead_core.embedded import free_port
 from tests.integration.test_tracing import Receiver
+from tests.ports import ReservedPort
 from tests.support import ad, start_api, wait_for
 
 
 def test_readyz_says_spans_are_not_exported_and_when_they_are_again(fresh_nats, procs,  # type: ignore[no-untyped-def]
                                                                      tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there yet: every export is refused
+    held = ReservedPort()  # nothing listens there yet (held: no other process can): every export is refused
+    port = held.port
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_EXPORTER_OTLP_TIMEOUT": "1", "GAMEAD_RATELIMIT__ENABLED": "false"}
     api, url = start_api(fresh_nats().url, tmp_path, **otel)
@@ -36,7 +37,7 @@ def test_readyz_says_spans_are_not_exported_and_when_they_are_again(fresh_nats, 
         checks = ready["checks"]
         assert "dropped): the exporter could not send them" in checks["tracing"], ready  # type: ignore[index]
         assert str(port) not in str(checks), "what fails, never where"
-        receiver = Receiver(port)
+        receiver = Receiver(held.release())
         try:
             wait_for(lambda: tracing_says("ok"), timeout=60, what="tracing ok once a collector takes the spans")
             assert wait_for(lambda: receiver.spans, timeout=30, what="spans received")
@@ -50,7 +51,8 @@ def test_a_console_exporter_does_not_hide_a_failing_collector(fresh_nats, procs,
     health: each batch the console printed ended the failing spell the OTLP exporter's batches began, so
     ``checks.tracing`` said ``ok`` between them and its ``for N s`` never grew (gamead up, which says a spell past
     registry.ttl, said nothing). Each exporter is counted on its own now: the spell lasts while ads are posted."""
-    port = free_port()  # nothing listens there: every OTLP export is refused, every console one succeeds
+    held = ReservedPort()  # nothing listens there, for the whole test: every OTLP export is refused
+    port = held.port  # and every console one succeeds
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_EXPORTER_OTLP_TIMEOUT": "1", "OTEL_TRACES_EXPORTER": "otlp,console",
             "GAMEAD_RATELIMIT__ENABLED": "false"}

@@ -8,6 +8,7 @@ that keeps using CPU for longer than the window is waited for; one asleep is giv
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from pathlib import Path
@@ -15,29 +16,50 @@ from pathlib import Path
 import pytest
 
 from gamead_cli.commands import up_start as up_module
-from gamead_core.embedded import free_port
 from gamead_core.errors import GameadError
+from gamead_core.proc import port_owned_by
 from gamead_core.start_watch import StartWatch
-from gamead_core.supervisor import Supervisor
+from gamead_core.supervisor import Child, Supervisor
+from tests.support import PortTaken, on_a_free_port, wait_for
 
-#: spends CPU in small slices for argv[2] s of wall time (a slow import), then answers /readyz 200 on argv[1]
+#: binds argv[1] at once (a port another process took: exit 1, "Address already in use"), spends CPU in small
+#: slices for argv[2] s of wall time (a slow import), then answers /readyz 200 there
 SLOW_START = """
 import sys, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 port, slow = int(sys.argv[1]), float(sys.argv[2])
+class Ready(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = HTTPServer(("127.0.0.1", port), Ready)
 end = time.monotonic() + slow
 while time.monotonic() < end:
     spent = time.process_time()
     while time.process_time() - spent < 0.1:
         pass
     time.sleep(0.2)
-class Ready(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
-    def log_message(self, *args):
-        pass
-HTTPServer(("127.0.0.1", port), Ready).serve_forever()
+server.serve_forever()
 """
+
+
+def _slow_api(sup: Supervisor, log_dir: Path) -> tuple[Child, int]:
+    """The stand-in API started on a picked port, picked again (:func:`tests.support.on_a_free_port`) when another
+    process took it before the stand-in bound it; returns it once it holds its port, and the port."""
+    def start(port: int) -> tuple[Child, int]:
+        api = sup.start("api", [sys.executable, "-c", SLOW_START, str(port), "8"], {}, log_dir / f"api-{port}.log")
+        wait_for(lambda: not api.alive or api.pid is not None and port_owned_by(api.pid, port) is not False,
+                 timeout=60, what="the stand-in API to bind its port")
+        if not api.alive:
+            said = (log_dir / f"api-{port}.log").read_text()
+            sup.stop("api", 10)
+            if "Address already in use" in said:
+                raise PortTaken(f"port {port}: {said[-500:]}")
+            raise AssertionError(f"the stand-in API exited: {said[-2000:]}")
+        return api, port
+
+    return on_a_free_port(start)
 
 
 @pytest.mark.parametrize("busy", [True, False])
@@ -45,11 +67,14 @@ def test_a_start_using_cpu_is_waited_for_past_the_stall_window_and_an_idle_one_i
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
     lines: list[str] = []
     monkeypatch.setattr(up_module, "say", lines.append)
-    port = free_port()
-    argv = ([sys.executable, "-c", SLOW_START, str(port), "8"] if busy
-            else [sys.executable, "-c", "import time; time.sleep(600)"])
     sup = Supervisor()
-    api = sup.start("api", argv, {}, tmp_path / "api.log")
+    nobody = socket.socket()  # bound, never listening: no process answers on its port (the idle start's)
+    nobody.bind(("127.0.0.1", 0))
+    if busy:
+        api, port = _slow_api(sup, tmp_path)
+    else:
+        port = nobody.getsockname()[1]
+        api = sup.start("api", [sys.executable, "-c", "import time; time.sleep(600)"], {}, tmp_path / "api.log")
     try:
         watch = StartWatch(time.monotonic(), stall_after=3.0, cap=300.0, note_after=1.0)
         if busy:
@@ -64,3 +89,4 @@ def test_a_start_using_cpu_is_waited_for_past_the_stall_window_and_an_idle_one_i
         assert len(said) == 1 and f"the API (pid {api.pid})" in said[0] and "up to 300s, or until 3s pass" in said[0]
     finally:
         sup.stop_all(10)
+        nobody.close()
