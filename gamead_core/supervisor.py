@@ -58,8 +58,7 @@ log = logging.getLogger(__name__)
 
 
 def restart_delay(recent_failures: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Seconds to wait before restarting a child that has died ``recent_failures`` times in a row:
-    ``min(cap, base·2^(n−1))``, 0 before any failure."""
+    """Seconds before restarting a child dead ``recent_failures`` times in a row: ``min(cap, base·2^(n−1))``, or 0."""
     return backoff_ceiling(recent_failures, base=base, cap=cap)
 
 
@@ -128,9 +127,9 @@ class Supervisor:
     #: once a child refused before is seen serving again; failing hooks are logged, never fatal
     on_refused: Callable[[Child, str], None] | None = None
     on_up: Callable[[Child], None] | None = None
-    #: ``lost_port(child)`` (must not raise): its refusal is of a port the caller picked for it, taken by another
-    #: process before it bound it; no refusal of the start then, but a retry like any (its ``command`` picks again)
-    lost_port: Callable[[Child], bool] | None = None
+    #: ``lost_port(child)`` (must not raise): what to say, "" if none, when its refusal is of a port the caller picked
+    #: for it, taken by another process before it bound it: a retry like any (its ``command`` picks again), said so
+    lost_port: Callable[[Child], str] | None = None
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
     restart_backoff: tuple[float, float] = (0.5, 30.0)  #: restart_delay's base and cap (embedded.restart_backoff_cap)
@@ -272,7 +271,8 @@ class Supervisor:
             code = child.proc.poll()
             if code is None:
                 continue
-            if code in self.refusal_codes and child.refusal_final and not (self.lost_port and self.lost_port(child)):
+            lost = self.lost_port(child) if self.lost_port and code in self.refusal_codes else ""
+            if code in self.refusal_codes and child.refusal_final and not lost:
                 child.refused = code
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")
@@ -287,7 +287,7 @@ class Supervisor:
                 child.restart_at = now + delay
                 child.quiet_restart = code in self.refusal_codes and not restart_said(child.refusals + 1)
                 if code in self.refusal_codes:
-                    why, child.refusals = self._why(child), child.refusals + 1
+                    why, child.refusals = lost or self._why(child), child.refusals + 1
                     what = (f"stopped with exit code {code} after running {ran:.0f}s (its configuration is refused "
                             "now)" if child.up else f"refused to start (exit code {code})")
                     again = (f" ({child.refusals} times in a row: retried for as long as it is refused, said every "

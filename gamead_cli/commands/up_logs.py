@@ -50,16 +50,19 @@ def child_error_line(path: Path) -> str:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_METRICS_TAKEN = re.compile(r"\(worker\.metrics_port\): port \d+ is taken by another process")
+_METRICS_TAKEN = re.compile(r"\(worker\.metrics_port\): port (\d+) is taken by another process")
 
 
-def metrics_port_lost(path: Path) -> bool:
-    """True when the child whose log is ``path`` refused its start because its ``/metrics`` port was taken
+def metrics_port_lost(path: Path) -> str:
+    """What to say ("" if not so) when the child whose log is ``path`` refused its start because its ``/metrics``
+    port was taken
     (``gamead worker``'s one line: ``cannot listen on H:P (worker.metrics_port): port P is taken by another
     process …``). Under ``gamead up`` every such port is ``up``'s own pick (:class:`~gamead_core.metrics_ports.
     WorkerMetricsPorts`), lost to another process before the worker bound it: a retry on a new pick, not a refusal
-    of the stack's start (:attr:`~gamead_core.supervisor.Supervisor.lost_port`). Never raises."""
-    return bool(_METRICS_TAKEN.search(child_error_line(path)))
+    of the stack's start (:attr:`~gamead_core.supervisor.Supervisor.lost_port`), said without the worker's advice
+    to choose another port (up chose it). Never raises."""
+    found = _METRICS_TAKEN.search(child_error_line(path))
+    return f"its /metrics port {found[1]}, picked by gamead up, was taken by another process first" if found else ""
 
 
 def refused_start(child: Child) -> ConfigError:

@@ -51,11 +51,16 @@ def test_a_metrics_port_up_picked_and_another_process_took_is_picked_again(
             except httpx.HTTPError:
                 return False
 
+        said: list[str] = []
+        stack.sup.on_event = said.append
         stack.sup.start("worker-1", argv, clean_env(GAMEAD_NATS__URL=nats_server.url), tmp_path / "worker-1.log")
         try:
             wait_for(serving, timeout=120, what="the worker's /metrics on a new pick")
             assert "(worker.metrics_port): port" in (tmp_path / "worker-1.log").read_text()  # the first pick lost
             assert metrics.ports["local-1"] in claims.held and taken[0] not in claims.held
+            lost = [line for line in said if f"port {taken[0]}" in line]
+            # before: the worker's own advice, "… choose another worker.metrics_port", for a port up chose
+            assert lost and all("picked by gamead up" in line and "choose another" not in line for line in lost), said
         finally:
             stack.sup.stop_all(10)
             claims.release_all()
