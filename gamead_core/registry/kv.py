@@ -141,10 +141,12 @@ class Registry(CleanStop):
         read once more: another process's (:func:`~.owner.id_lost`), or this one's last write, renewed since its
         read: the beat returns, not written and no failure (a worker that cannot beat takes no work). Never
         unconditional once its read answered (review46 F2: the last try was, and one frozen between that read and
-        its write went over the new holder's entry). Raises the gamead error tree for NATS errors."""
+        its write went over the new holder's entry); none once its clean stop began. Raises the gamead error tree."""
         await self.open()
         for _ in range(PUT_TRIES):
             last = await self.owner.check(info, self.revision)
+            if self.owner.stopped(info.id, info):  # its clean stop began: nothing after its delete mark (reg54)
+                return
             try:
                 await self._write(info, last)
                 return
@@ -165,11 +167,11 @@ class Registry(CleanStop):
             log.debug("early heartbeat failed: %r", exc)
 
     async def put_nowait(self, info: NodeInfo) -> None:
-        """Send ``info`` as the node's entry without waiting for the server's answer (a plain publish to the
-        KV subject). Messages from one connection are applied in order, so a request sent after this call
-        (e.g. the record write before an analysis) reaches the server after it. Does nothing before the
-        bucket was opened, nor once another process took the id over, and reads the key first when this process's
-        last look at it is stale (:mod:`gamead_core.registry.owner`). Never raises: the next beat repairs a lost one."""
+        """Send ``info`` as the node's entry without waiting for the server's answer (a plain publish to the KV
+        subject). Messages from one connection are applied in order, so a request sent after this call (e.g. the record
+        write before an analysis) reaches the server after it. Does nothing before the bucket was opened, once another
+        process took the id over or its clean stop began, and reads the key first when this process's last look at it is
+        stale (:mod:`gamead_core.registry.owner`). Never raises: the next beat repairs a lost one."""
         await self.put_raw_nowait(info.id, info.model_dump_json().encode())
 
     async def put_over(self, info: NodeInfo, last: int) -> int:

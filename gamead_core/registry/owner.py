@@ -18,6 +18,10 @@ or its writes failed past ``registry.ttl``, a NATS restart) is this process's to
 back and :func:`gone_again` says so, one line with the id (claim45: an API SIGSTOPped past the ttl came back
 silently after ``gamead workers`` had listed it gone). An API whose key another process took over ends too
 (:func:`gamead_core.api.routes_v1.start_observers`): its id is its process's, so the other is a copy of it.
+
+Once a process's clean stop began (:meth:`Ownership.stopping`, before its delete mark is sent), none of its writes
+of that entry goes out after it (:meth:`Ownership.stopped`): an announcement sent after the mark (a worker's quiet
+signal answered during its stop) put the entry back, listed alive until ``registry.ttl`` (reg54).
 """
 
 from __future__ import annotations
@@ -93,6 +97,20 @@ class Ownership:
         self._checked: dict[str, float] = {}
         self._predecessor: dict[str, int] = {}
         self._lost: dict[str, ConfigError] = {}
+        self._stopping: dict[str, NodeInfo] = {}  #: node id → the entry of its process whose clean stop began
+
+    def stopping(self, me: NodeInfo) -> None:
+        """``me``'s process begins its clean stop: no write of its entry goes out from now on (the module doc)."""
+        self._stopping[me.id] = me
+
+    def stopped(self, node_id: str, me: NodeInfo | None = None) -> bool:
+        """Has the clean stop of ``node_id``'s process begun (:meth:`stopping`): its entry is not written again.
+        ``me`` given: of that process; another process of the id (a new start on this registry) ends the refusal."""
+        begun = self._stopping.get(node_id)
+        if begun is not None and me is not None and not same_incarnation(begun, me):
+            del self._stopping[node_id]
+            return False
+        return begun is not None
 
     def taken_over(self, node_id: str, seq: int) -> None:
         """The write at ``seq`` under ``node_id``'s key is a dead process's: this one may write over it
@@ -139,10 +157,10 @@ class Ownership:
         return seq
 
     async def may_send(self, node_id: str, read: Callable[[str], Awaitable[tuple[int, NodeInfo | None]]]) -> bool:
-        """May an unanswered write of ``node_id``'s entry go out: not lost, and the key read again (:meth:`check`)
-        when the last look is stale (a process resumed after a freeze). Raises nothing but ``read``'s non-gamead
-        errors (a bug)."""
-        if node_id in self._lost:
+        """May an unanswered write of ``node_id``'s entry go out: not lost, its clean stop not begun (:meth:`stopped`,
+        looked at again after any read), and the key read again (:meth:`check`) when the last look is stale (a
+        process resumed after a freeze). Raises nothing but ``read``'s non-gamead errors (a bug)."""
+        if node_id in self._lost or self.stopped(node_id):
             return False
         if (mine := self.mine(node_id)) is None:
             return True
@@ -150,7 +168,7 @@ class Ownership:
             await self.check(mine, read)
         except ConfigError:  # id_lost: the key is another process's
             return False
-        return True
+        return not self.stopped(node_id)  # looked at again after the read: the stop may have begun meanwhile
 
 
 __all__ = ["STALE_MARGIN", "Ownership", "gone_again", "id_lost", "taken_by"]

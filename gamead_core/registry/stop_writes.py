@@ -36,9 +36,11 @@ class CleanStop:
         its mark landed, was never tried again: past ``registry.ttl`` the reaper took the stop for a death).
         Raises the delete's gamead error, else the note's (:meth:`stop_unwritten` says which; a note's bucket missing,
         :class:`TopologyMissing`, is said in one INFO line instead, not tried again). Nothing at all once
-        another process took the id over: the key is its (:mod:`gamead_core.registry.owner`)."""
+        another process took the id over: the key is its (:mod:`gamead_core.registry.owner`). From its call on, no
+        put or announcement of ``info``'s entry goes out (:meth:`~.owner.Ownership.stopping`)."""
         if self.owner.lost(info.id) is not None:
             return
+        self.owner.stopping(info)  # before its mark is sent: no write of the entry after it (reg54)
         me, unwritten = incarnation(info.id, info.pid, info.started_at), self.stop_unwritten(info)
 
         async def write(part: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 from gamead_core.config import RegistrySettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo, Registry, api_node_info, run_heartbeat
+from gamead_core.registry.beat import BeatHealth
 from gamead_core.scaling.reason import rate_figure
 from gamead_core.shutdown import close_for_good
 from gamead_core.stats import aging_horizon
@@ -81,18 +82,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 async def beat_then_stop(registry: Registry, node_id: str, **kw: Any) -> None:
-    """Run a heartbeat of API ``node_id`` (every 0.2 s) until its entry is listed (5 s at most), then stop it."""
-    stop = asyncio.Event()
+    """Run a heartbeat of API ``node_id`` (every 0.2 s) until its entry is listed and it beat twice (20 s at most),
+    then stop it. Its beats are one process's: one start time (reg54: a start time taken anew at each beat made each
+    beat another process's, so a second beat before the stop, as at load ~20, found the id taken over, ended the
+    heartbeat exit-5 style and left the entry to the ttl: "beater" still listed after its clean stop)."""
+    stop, health, started = asyncio.Event(), BeatHealth(), time.time()
     beat = asyncio.create_task(
-        run_heartbeat(registry, lambda: api_node_info(node_id, started=time.time()), 0.2, stop, **kw))
-    for _ in range(100):
-        if node_id in [n.id for n in await registry.list()]:
-            break
+        run_heartbeat(registry, lambda: api_node_info(node_id, started=started), 0.2, stop, health=health, **kw))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not (health.puts >= 2 and node_id in [n.id for n in await registry.list()]):
+        if loop.time() > deadline or beat.done():
+            raise AssertionError(f"heartbeat never appeared twice: {health.puts} beat(s), lost: {health.lost}")
         await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("heartbeat never appeared")
     stop.set()
     await beat
+    assert health.lost is None, health.lost
 
 
 def test_registry_put_list_delete_and_clean_shutdown(stack: Stack) -> None:
@@ -139,13 +144,12 @@ def test_heartbeat_never_raises_when_nats_is_gone(tmp_path: Any) -> None:
         nc = await nats.connect(server.url, max_reconnect_attempts=1, reconnect_time_wait=0.1)
         registry = Registry(nc, nc.jetstream(timeout=0.3), RegistrySettings(ttl=TTL, heartbeat_interval=1), timeout=0.3)
         server.stop()
-        stop = asyncio.Event()
-        beats = 0
+        stop, beats, started = asyncio.Event(), 0, time.time()
 
         def snapshot() -> NodeInfo:
             nonlocal beats
             beats += 1
-            return api_node_info("orphan", started=time.time())
+            return api_node_info("orphan", started=started)
 
         beat = asyncio.create_task(run_heartbeat(registry, snapshot, 0.1, stop))
         for _ in range(600):  # up to a minute for three failed beats

@@ -91,3 +91,13 @@ def test_an_entry_gone_under_its_writer_is_said_once_when_written_again(caplog: 
     api = _node(1).model_copy(update={"id": "api-vm-1-abcdef", "role": "api"})
     with pytest.raises(ConfigError, match="stops serving and ends"):
         Ownership(3.0).judge(api, 4, api.model_copy(update={"pid": 2}), 0.0)
+
+
+def test_a_clean_stop_ends_the_writes_of_its_own_process_alone() -> None:
+    """reg54: from its clean stop on, no write of the process's entry (beat or announcement) may follow its delete
+    mark; another process of the id (a restart under its name) writes again, and ends the refusal."""
+    owner, me, later = Ownership(3.0), _node(1), _node(2)
+    assert not owner.stopped(me.id)
+    owner.stopping(me)
+    assert (owner.stopped(me.id), owner.stopped(me.id, me)) == (True, True)
+    assert (owner.stopped(me.id, later), owner.stopped(me.id)) == (False, False)
