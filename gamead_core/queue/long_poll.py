@@ -49,6 +49,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gamead_core import names
+from gamead_core.queue.aging import level_order_is_aging_order
 from gamead_core.queue.inbox import Inbox
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.poll_room import to_place
@@ -335,14 +336,6 @@ class LongPolls:
         finally:
             self._waiter = None
             timer.cancel()
-
-
-def level_order_is_aging_order(levels: list[int], spell: float, aging_step: float) -> bool:
-    """Pure: may ads waiting in ``levels`` (one entry per noted (level, partition)) be served most urgent level
-    first, when nothing waited ``spell`` seconds ago? True when no level appears twice and ``spell <
-    aging_step``: every waiting ad then waited less than ``spell``, so two heads' due times differ by less than
-    one step and :func:`~gamead_core.queue.aging.due_key` (``due + level × step``) orders them by level."""
-    return len(set(levels)) == len(levels) and spell < aging_step
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:
