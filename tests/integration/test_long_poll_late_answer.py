@@ -18,7 +18,7 @@ level 1 is long-polled (the other levels unreadable), so its consumer's ``num_wa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.js import JetStreamContext
@@ -49,14 +49,13 @@ async def _waiting(js: JetStreamContext, want: int | None = None) -> int | bool:
     return count if want is None else count == want
 
 
-async def _next_step_counted(nc: nats.NATS, polls: LongPolls, direct: nats.NATS, js: JetStreamContext) -> int:
+async def _next_step_counted(nc: nats.NATS, polls: LongPolls, js: JetStreamContext) -> int:
     """The worker's next step (its long polls put back where it counts none live), every request it sent counted by
-    the server (a flush, then a marker pull on the test's own connection: tests.long_polled.counted); the server's
+    the server (a marker pull on the worker's own connection after them: tests.long_polled.counted); the server's
     count of waiting pull requests."""
     await nc.flush()  # the answers on their way came first: the worker has taken them
     await polls.place()
-    await nc.flush()
-    await counted(direct, (1,))
+    await counted(nc, (1,))
     return await _waiting(js)
 
 
@@ -69,7 +68,7 @@ async def _publish(js: JetStreamContext, polls: LongPolls, ad_id: str) -> None:
 
 
 def _run(server: EmbeddedNats, proxy: PublishFilter, idle_wait: float,
-         case: Callable[[nats.NATS, LongPolls, nats.NATS, JetStreamContext], object]) -> None:
+         case: Callable[[nats.NATS, LongPolls, JetStreamContext], Awaitable[None]]) -> None:
     async def go() -> None:
         direct = await nats.connect(server.url)
         nc = await nats.connect(proxy.url)
@@ -79,7 +78,7 @@ def _run(server: EmbeddedNats, proxy: PublishFilter, idle_wait: float,
             polls = LongPolls(nc, idle_wait, range(1), lambda level: level == KEY[0])
             await polls.start()
             try:
-                await case(nc, polls, direct, js)  # type: ignore[misc]
+                await case(nc, polls, js)
             finally:
                 await polls.stop(answering=False)
         finally:
@@ -97,7 +96,7 @@ def test_the_old_long_polls_late_408_leaves_the_new_one_counted(
     proxy = PublishFilter(("127.0.0.1", server.port)).start()
     links.append(proxy)
 
-    async def case(nc: nats.NATS, polls: LongPolls, direct: nats.NATS, js: JetStreamContext) -> None:
+    async def case(nc: nats.NATS, polls: LongPolls, js: JetStreamContext) -> None:
         proxy.stall_deliveries(after=0, seconds=None, subject="_INBOX.")  # the server's next answer to us is held
         await polls.place()  # the old long poll
         await until(lambda: proxy.holds == 1, timeout=LIFE + 20, what="the old long poll's 408, held on its way")
@@ -105,7 +104,7 @@ def test_the_old_long_polls_late_408_leaves_the_new_one_counted(
         await polls.place()  # the new one, while the old one's 408 is still on its way
         await until(lambda: _waiting(js), what="the new long poll waiting at the server")
         proxy.release()
-        assert await _next_step_counted(nc, polls, direct, js) == 1, "pull requests waiting for one worker's level"
+        assert await _next_step_counted(nc, polls, js) == 1, "pull requests waiting for one worker's level"
         assert polls.out(KEY) == 1 and polls.watched(KEY)
         await _publish(js, polls, "urgent")
         assert (await _waiting(js), polls.out(KEY)) == (0, 0)
@@ -123,7 +122,7 @@ def test_an_ad_the_old_long_poll_brings_leaves_the_new_one_counted(
     proxy = PublishFilter(("127.0.0.1", server.port)).start()
     links.append(proxy)
 
-    async def case(nc: nats.NATS, polls: LongPolls, direct: nats.NATS, js: JetStreamContext) -> None:
+    async def case(nc: nats.NATS, polls: LongPolls, js: JetStreamContext) -> None:
         proxy.hold(names.pull_next_subject(names.work_stream(0), names.level_consumer(*KEY)), HELD)
         await polls.place()  # the old long poll, held on its way
         await until(lambda: _waiting(js), timeout=HELD + 20, what="the old long poll waiting at the server")
@@ -132,7 +131,7 @@ def test_an_ad_the_old_long_poll_brings_leaves_the_new_one_counted(
         await polls.place()  # the new one, behind the old one still waiting at the server
         await until(lambda: _waiting(js, 2), what="both long polls waiting at the server")
         await _publish(js, polls, "old")  # served to the oldest request: the old long poll
-        assert await _next_step_counted(nc, polls, direct, js) == 1, "pull requests waiting for one worker's level"
+        assert await _next_step_counted(nc, polls, js) == 1, "pull requests waiting for one worker's level"
         assert polls.out(KEY) == 1 and polls.watched(KEY)
 
     _run(server, proxy, SHORT_LIFE, case)
