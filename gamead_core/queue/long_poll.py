@@ -92,7 +92,7 @@ class LongPolls:
         self.inbox: dict[Key, Inbox] = {key: Inbox() for key in keys}
         for inbox in self.inbox.values():
             inbox.arrived = arrived
-        self.reply: dict[Key, str] = {}  #: subject of each inbox (the reply subject of its no_wait pulls)
+        self.reply: dict[Key, str] = {}  #: subject of each inbox (its no_wait pulls' reply subjects are under it)
         self._bell: dict[Key, str] = {}  #: subject under which each key's long polls have their reply (``<bell>.<n>``)
         #: the long-poll request's subject per key and its bytes (the same for all): built once, not per ad
         self._subject = {key: names.pull_next_subject(names.work_stream(key[1]), names.level_consumer(*key))
@@ -120,7 +120,7 @@ class LongPolls:
             inbox = self._nc.new_inbox()
 
             # both handled in nats-py's read loop: no task hop per ad (gamead_core.queue.inline_sub)
-            self._subs.append(await subscribe_inline(self._nc, inbox, queue.put_nowait))
+            self._subs.append(await subscribe_inline(self._nc, f"{inbox}.*", queue.put_nowait))
             self.reply[key] = inbox
             bell = self._nc.new_inbox()
             self._subs.append(await subscribe_inline(self._nc, f"{bell}.*", functools.partial(self._on_bell, key)))
