@@ -33,7 +33,8 @@ async def _waiting(url: str, levels: tuple[int, ...]) -> dict[int, int]:
 
 async def counted(nc: NATS, levels: tuple[int, ...] = names.LEVELS, partition: int = 0) -> None:
     """Return once nats-server counts, in each of ``levels``' consumers, every pull request sent on ``nc`` before
-    (or on a connection flushed since). A ``PONG`` does not say so: nats-server hands a pull request to its
+    (on ``nc`` itself: another connection flushed before the marker was not enough, poll54: 2 runs in 8 counted one
+    long poll too few). A ``PONG`` does not say so: nats-server hands a pull request to its
     consumer's own queue (``processNextMsgReq``), read by another goroutine, so a ``consumer_info`` right after a
     flush may not count a long poll placed (ci53: ``num_waiting`` 0 on level 1, the first read, 1 a few ms later,
     though the puller had placed all five; 12 reads in 60 beside 2 busy loops). A ``no_wait`` pull of one ad goes

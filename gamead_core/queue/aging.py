@@ -112,3 +112,11 @@ def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
     if meta.timestamp is not None:
         due = min(now, meta.timestamp.timestamp())
     return due_key(level, due, aging_step)
+
+
+def level_order_is_aging_order(levels: list[int], spell: float, aging_step: float) -> bool:
+    """Pure: may ads waiting in ``levels`` (one entry per noted (level, partition)) be served most urgent level
+    first, when nothing waited ``spell`` seconds ago? True when no level appears twice and ``spell <
+    aging_step``: every waiting ad then waited less than ``spell``, so two heads' due times differ by less than
+    one step and :func:`due_key` (``due + level × step``) orders them by level."""
+    return len(set(levels)) == len(levels) and spell < aging_step

@@ -3,8 +3,8 @@
 
 Each (level, partition) has two reply subjects: the **inbox** of its ``no_wait`` pulls and the **bell** of its
 long poll (a JetStream pull request, ADR-13, with ``batch: 1`` and ``expires: queue.idle_wait``, waiting at the
-server until an ad arrives). An ad a long poll is answered with goes into the level's inbox, for the next pull,
-and wakes the worker.
+server until an ad arrives; each its own reply subject under the bell: an answer ends only its own, :mod:`.polls_out`).
+An ad a long poll is answered with goes into the level's inbox, for the next pull, and wakes the worker.
 
 **Quiet**: after a fresh look found nothing waiting, every level is long-polled, so nothing can wait unseen:
 the puller returns nothing without reading anything until ``queue.idle_wait`` has passed (:attr:`quiet_until`).
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import time
 from collections.abc import Callable, Iterator
 
@@ -49,9 +50,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gamead_core import names
+from gamead_core.queue.aging import level_order_is_aging_order
 from gamead_core.queue.inbox import Inbox
 from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.poll_room import to_place
+from gamead_core.queue.polls_out import PollsOut
 from gamead_core.queue.pull_request import is_status, nak_now, take_delivered
 from gamead_core.queue.read_end import unsubscribe_quietly
 
@@ -89,13 +92,14 @@ class LongPolls:
         self.inbox: dict[Key, Inbox] = {key: Inbox() for key in keys}
         for inbox in self.inbox.values():
             inbox.arrived = arrived
-        self.reply: dict[Key, str] = {}  #: subject of each inbox (the reply subject of its no_wait pulls)
-        self._bell: dict[Key, str] = {}  #: reply subject of each long poll
+        self.reply: dict[Key, str] = {}  #: subject of each inbox (its no_wait pulls' reply subjects are under it)
+        self._bell: dict[Key, str] = {}  #: subject under which each key's long polls have their reply (``<bell>.<n>``)
         #: the long-poll request's subject per key and its bytes (the same for all): built once, not per ad
         self._subject = {key: names.pull_next_subject(names.work_stream(key[1]), names.level_consumer(*key))
                          for key in keys}
         self._request = orjson.dumps({"batch": 1, "expires": int(idle_wait * 1e9)})
-        self._polling: dict[Key, float] = {}  #: monotonic expiry of each live long poll
+        self._out: PollsOut[Key] = PollsOut()  #: the long polls out at the server, by key and reply, with expiries
+        self._asked = itertools.count(1)  #: numbers the long polls' reply subjects (``<bell>.<n>``)
         self.quiet_until = 0.0  #: monotonic; until then nothing waits that the long polls would not bring
         self._quiet_since = 0.0  #: monotonic; when the quiet spell began (nothing was waiting then)
         self.backlog: dict[Key, int] = {}  #: levels a long poll said hold more (module doc): key → how many more
@@ -116,10 +120,10 @@ class LongPolls:
             inbox = self._nc.new_inbox()
 
             # both handled in nats-py's read loop: no task hop per ad (gamead_core.queue.inline_sub)
-            self._subs.append(await subscribe_inline(self._nc, inbox, queue.put_nowait))
+            self._subs.append(await subscribe_inline(self._nc, f"{inbox}.*", queue.put_nowait))
             self.reply[key] = inbox
             bell = self._nc.new_inbox()
-            self._subs.append(await subscribe_inline(self._nc, bell, functools.partial(self._on_bell, key)))
+            self._subs.append(await subscribe_inline(self._nc, f"{bell}.*", functools.partial(self._on_bell, key)))
             self._bell[key] = bell
 
     async def stop(self, wait: float = STOP_WAIT, *, answering: bool = True, drain: float | None = None) -> None:
@@ -147,7 +151,7 @@ class LongPolls:
             for sub in subs:
                 await unsubscribe_quietly(sub)
         await self._nak_inboxes()
-        self._polling.clear()  # none can bring us an ad any more (a quiet worker's suspect ad waits for none: alone52)
+        self._out.clear()  # none can bring us an ad any more (a quiet worker's suspect ad waits for none: alone52)
 
     async def _nak_inboxes(self) -> None:
         """Hand back (``nak``) every ad the inboxes hold: never started, never charged."""
@@ -169,8 +173,8 @@ class LongPolls:
         self._ending = True
         while True:
             await self._nak_inboxes()
-            now, end = time.monotonic(), min(max(self._polling.values(), default=0.0) + POLL_MARGIN, until)
-            if not self._polling or not self._nc.is_connected or now >= end:
+            now, end = time.monotonic(), min(self._out.latest() + POLL_MARGIN, until)
+            if not self._out or not self._nc.is_connected or now >= end:
                 return
             waiter = self._waiter = loop.create_future()
             timer = loop.call_later(end - now, _settle, waiter)
@@ -183,10 +187,10 @@ class LongPolls:
     def _on_bell(self, key: Key, msg: Msg) -> None:
         """An answer to ``key``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
         (queued for the next pull) and wakes the worker, its level noted in :attr:`backlog` when more wait behind
-        it; 408 (expired) or 404 only ends the request; another status (409 consumer deleted…) ends the quiet
-        spell and wakes the worker, whose ordered pull reads the level and reports its state."""
-        self._polling.pop(key, None)
+        it; 408 (expired) or 404 only ends the request; another status (409 consumer deleted…) ends the quiet spell and
+        wakes the worker, whose ordered pull reads the level and says its state. :mod:`.polls_out`: which one ended."""
         status = msg.headers.get(_STATUS) if msg.headers else None
+        self._out.ended(key, msg.subject if status else None)
         if status:
             if status not in ("404", "408"):  # the consumer is gone or unusable: the ordered path looks and says
                 self.quiet_until = 0.0
@@ -237,12 +241,15 @@ class LongPolls:
     def live(self, margin: float = POLL_MARGIN) -> bool:
         """True while a long poll of ours may still be answered with an ad: not answered, and not more than ``margin`` s
         past its expiry (one unanswered that long went with a restarted server). :mod:`gamead_core.worker.alone`."""
-        since = time.monotonic() - margin
-        return any(at > since for at in self._polling.values())
+        return self._out.latest() > time.monotonic() - margin
 
     def watched(self, key: Key) -> bool:
         """True while ``key`` has a live long poll of ours."""
-        return self._polling.get(key, 0.0) > time.monotonic()
+        return self._out.expiry(key) > time.monotonic()
+
+    def out(self, key: Key) -> int:
+        """Long polls of ``key`` unanswered (expired by our count included): what the server may hold (num_waiting)."""
+        return self._out.count(key)
 
     def level_ordered(self, aging_step: float) -> bool:
         """True when the levels in :attr:`backlog` may be pulled most urgent level first, with no head read: at
@@ -261,17 +268,18 @@ class LongPolls:
             self._forget()  # is live, nor the quiet spell they vouched for (quiet48: the next ad waited ~idle_wait)
         mono = time.monotonic()
         keys = [k for k in self.inbox if not ((skip and k in skip) or k in self.full
-                or self._polling.get(k, 0.0) > mono or not self._readable(k[0]))]
-        placing = to_place(keys, room, sum(at > mono for at in self._polling.values()))
+                or self._out.expiry(k) > mono or not self._readable(k[0]))]
+        placing = to_place(keys, room, self._out.watched(mono))
         if not self.short:
             self._short_at = mono
         self.short, self._room = set(keys[len(placing):]), room
         for key in placing:
-            self._polling[key] = mono + self.idle_wait  # live from before it is sent (:meth:`live`: .worker.alone)
+            reply = f"{self._bell[key]}.{next(self._asked)}"  # live from before it is sent (:meth:`live`)
+            self._out.sent(key, reply, mono + self.idle_wait, gone_before=mono - POLL_MARGIN)
             try:
-                await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])
+                await self._nc.publish(self._subject[key], self._request, reply=reply)
             except nats.errors.Error:
-                self._polling.pop(key, None)
+                self._out.ended(key, reply)
                 return  # NATS is away: the next pull says so
 
     def _reconnect_count(self) -> int:  # nats-py's count of this connection's reconnections
@@ -279,7 +287,7 @@ class LongPolls:
 
     def _forget(self) -> None:
         """No long poll of ours is live (none placed yet, or lost with the server), no quiet spell nor hint holds."""
-        self._polling.clear()
+        self._out.clear()
         self.backlog.clear()
         self.short.clear()
         self.quiet_until, self._reconnects = 0.0, self._reconnect_count()
@@ -335,14 +343,6 @@ class LongPolls:
         finally:
             self._waiter = None
             timer.cancel()
-
-
-def level_order_is_aging_order(levels: list[int], spell: float, aging_step: float) -> bool:
-    """Pure: may ads waiting in ``levels`` (one entry per noted (level, partition)) be served most urgent level
-    first, when nothing waited ``spell`` seconds ago? True when no level appears twice and ``spell <
-    aging_step``: every waiting ad then waited less than ``spell``, so two heads' due times differ by less than
-    one step and :func:`~gamead_core.queue.aging.due_key` (``due + level × step``) orders them by level."""
-    return len(set(levels)) == len(levels) and spell < aging_step
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

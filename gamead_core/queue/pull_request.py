@@ -4,12 +4,16 @@
 A ``no_wait`` request is answered at once: the messages there are (up to ``batch``), then a status message
 ends it — 404 (no messages) and 408 (expired) are normal answers, anything else (409 consumer deleted, 503 no
 responders…) is the level's failure, reported to its :class:`~gamead_core.queue.level_health.LevelHealth`.
-Answers land in the consumer's inbox queue, which may also hold late answers of an earlier request.
+Answers land in the consumer's inbox queue, which may also hold late answers of an earlier request: each request
+has its own reply subject under the inbox (``<inbox>.<n>``, the inbox subscribed as ``<inbox>.*``), so a late
+status of an earlier one (unanswered past :data:`PULL_TIMEOUT`) does not end the next one (poll54; a delivery, which
+carries its message's own subject, is taken by whichever request reads it: it is an ad for this worker either way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 _STATUS = names.HDR_STATUS
 #: seconds a ``no_wait`` request may go unanswered before its level counts as failing
 PULL_TIMEOUT = 1.0
+_ASKED = itertools.count(1)  #: numbers the requests' reply subjects (``<inbox>.<n>``)
 
 
 def is_status(msg: Msg) -> bool:
@@ -44,16 +49,16 @@ def take_delivered(queue: asyncio.Queue[Msg], want: int, into: list[Msg]) -> Non
 async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level: int, partition: int,
                        want: int, health: LevelHealth) -> list[Msg]:
     """Up to ``want`` messages of ``level``'s consumer in work-stream ``partition``: first those already in
-    ``queue`` (the inbox behind subject ``reply``), then one ``no_wait`` request for the rest, waiting at most
+    ``queue`` (the inbox subscribed as ``<reply>.*``), then one ``no_wait`` request for the rest, waiting at most
     :data:`PULL_TIMEOUT` s for its answer. Marks the level ok or failing in ``health``; an unreadable level
     is not asked. Raises nats-py's errors of the publish untranslated."""
     got: list[Msg] = []
     take_delivered(queue, want, got)
     if len(got) == want or not health.readable(level):
         return got
-    consumer = names.level_consumer(level, partition)
+    consumer, asked = names.level_consumer(level, partition), f"{reply}.{next(_ASKED)}"
     await nc.publish(names.pull_next_subject(names.work_stream(partition), consumer),
-                     orjson.dumps({"batch": want - len(got), "no_wait": True}), reply=reply)
+                     orjson.dumps({"batch": want - len(got), "no_wait": True}), reply=asked)
     deadline = time.monotonic() + PULL_TIMEOUT
     while len(got) < want:
         try:  # the answer's messages arrive together: a timer only to wait for the next, not per message
@@ -64,6 +69,8 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
                 health.failed(level, "its pull request was not answered", in_pull=True)
             break
         status = msg.headers.get(_STATUS) if msg.headers else None
+        if status and msg.subject != asked:  # the late end of an earlier request: not this one's
+            continue
         if status:
             if status in ("404", "408"):  # no (more) messages: a normal answer
                 health.ok(level, by_pull=True)

@@ -31,12 +31,13 @@ def test_a_live_long_poll_or_a_pull_under_way_is_not_alone_at_the_queue() -> Non
     with side:
         assert not side.still()  # its pull, or the start step of what it brought, is under way
     assert side.still()
-    polls._polling[(3, 0)] = time.monotonic() + 5.0  # a long poll at the server (LongPolls.place)
+    polls._out.sent((3, 0), "bell.1", time.monotonic() + 5.0, gone_before=0.0)  # at the server (LongPolls.place)
     assert not side.still()
-    polls._polling[(3, 0)] = time.monotonic() - POLL_MARGIN - 0.1  # expired, never answered: gone
+    polls._out.clear()
+    polls._out.sent((3, 0), "bell.2", time.monotonic() - POLL_MARGIN - 0.1, gone_before=0.0)  # never answered: gone
     assert side.still()
-    polls._polling[(3, 0)] = time.monotonic() + 5.0
-    polls._polling.pop((3, 0))  # answered (LongPolls._on_bell: an ad, or 408)
+    polls._out.sent((3, 0), "bell.3", time.monotonic() + 5.0, gone_before=time.monotonic() - POLL_MARGIN)
+    polls._out.ended((3, 0), "bell.3")  # answered (LongPolls._on_bell: its 408)
     assert side.still()
 
 
@@ -55,7 +56,7 @@ def test_stopped_long_polls_bring_nothing_so_none_is_waited_for() -> None:
     (alone52) they still counted live until their expiry, and a quiet worker's suspect ad waited for them."""
     async def main() -> None:
         side, polls, _ = _side()
-        polls._polling[(3, 0)] = time.monotonic() + 5.0
+        polls._out.sent((3, 0), "bell.1", time.monotonic() + 5.0, gone_before=0.0)
         assert not side.still()
         await polls.stop()
         assert side.still()

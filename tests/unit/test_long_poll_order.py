@@ -6,8 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gamead_core.queue.aging import due_key
-from gamead_core.queue.long_poll import level_order_is_aging_order
+from gamead_core.queue.aging import due_key, level_order_is_aging_order
 
 
 @given(
