@@ -3,6 +3,7 @@
 Run from the repository root (the arguments are ``bench_sweep.py``'s)::
 
     .venv/bin/python benchmarks/sweep_profile.py --out /tmp/api.prof --rates 1000 --step 30 --output json
+    .venv/bin/python benchmarks/sweep_profile.py --out /tmp/w1.prof --worker --rates 1000 --step 30 --output json
 
 The stack, the load and the figures are ``bench_sweep.py``'s. Only the API child is started with the CPU-time sampler
 of ``cpu_profile_site`` (``cpu_profile.sampler_env``), switched on and off at the two CPU snapshots that bound each
@@ -11,7 +12,8 @@ stopped with SIGINT first (``gamead serve`` ends by a SIGTERM's default action o
 samples), then as ``Procs.stop`` stops it. Printed on stderr after the sweep: :func:`cpu_profile.summary`, and the
 samples by part of the submit path (:data:`PARTS`) in % and in µs per ad (the share × the step's API CPU per ad;
 one step: with several, the shares are over all of them and the µs use the last step's figure). Shares only, as
-:mod:`cpu_profile` says: time in C code counts to the Python line that called it or runs next.
+:mod:`cpu_profile` says: time in C code counts to the Python line that called it or runs next. With ``--worker``
+(cpu54) the first worker is sampled instead of the API (the summary only: the parts are the API's).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def re_frame(frame: str) -> str:
     return frame.split(" (", 1)[0]
 
 
-USAGE = "usage: sweep_profile.py --out FILE [bench_sweep.py's arguments]"
+USAGE = "usage: sweep_profile.py --out FILE [--worker] [bench_sweep.py's arguments]"
 
 
 def main(argv: list[str]) -> int:
@@ -87,21 +89,42 @@ def main(argv: list[str]) -> int:
         sys.exit(USAGE)
     i = argv.index("--out")
     out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
-    api: dict[str, Any] = {}
+    worker = "--worker" in argv
+    argv = [arg for arg in argv if arg != "--worker"]
+    api: dict[str, Any] = {}  # "proc": the child sampled (the API, or with --worker the first worker)
     start, env_of, snapshot, stop = (bench_pipeline.Stack.start, bench_pipeline.gamead_env, bench_sweep.cpu_snapshot,
                                      bench_pipeline.Procs.stop)
+    start_workers = bench_pipeline.Stack.start_workers
 
-    def sampled_start(stack: bench_pipeline.Stack) -> bench_pipeline.Stack:
+    def sampled(launch: Any) -> Any:
+        """``launch`` run with the first child it starts sampled (its later ones as they were)."""
+        taken: list[bool] = []
+
         def env(url: str, **extra: str) -> dict[str, str]:
             e = env_of(url, **extra)
+            if taken:
+                return e
+            taken.append(True)
             return e | cpu_profile.sampler_env(out, e.get("PYTHONPATH"))
-        bench_pipeline.gamead_env = env  # the API alone: start() starts it, start_workers() the workers
+        bench_pipeline.gamead_env = env  # start() starts the API, start_workers() the workers
         try:
-            started = start(stack)
+            return launch()
         finally:
             bench_pipeline.gamead_env = env_of
+
+    def sampled_start(stack: bench_pipeline.Stack) -> bench_pipeline.Stack:
+        if worker:
+            return start(stack)
+        started = sampled(lambda: start(stack))
         api["proc"] = stack.api
         return started
+
+    def sampled_workers(stack: bench_pipeline.Stack, n: int, concurrency: int) -> None:
+        if not worker:
+            return start_workers(stack, n, concurrency)
+        sampled(lambda: start_workers(stack, n, concurrency))
+        api["proc"] = stack.workers[0]
+        return None
 
     def toggling_snapshot(pids: dict[str, int]) -> Any:
         taken = snapshot(pids)
@@ -118,6 +141,7 @@ def main(argv: list[str]) -> int:
         stop(procs, popen, timeout)
 
     bench_pipeline.Stack.start = sampled_start  # type: ignore[method-assign]
+    bench_pipeline.Stack.start_workers = sampled_workers  # type: ignore[method-assign]
     bench_sweep.cpu_snapshot = toggling_snapshot
     bench_pipeline.Procs.stop = stop_api_first  # type: ignore[method-assign]
     captured: dict[str, Any] = {}
@@ -132,7 +156,9 @@ def main(argv: list[str]) -> int:
     if not os.path.exists(out):
         print(f"no samples written to {out}", file=sys.stderr)
         return code or 1
-    print(cpu_profile.summary(out), file=sys.stderr)
+    print(cpu_profile.summary(out, top=40 if worker else 25), file=sys.stderr)
+    if worker:
+        return code
     steps = captured.get("results", {}).get("steps") or [{}]
     per_ad = (steps[-1].get("cpu_ms_per_ad") or {}).get("api")
     total, counts = parts(out)

@@ -31,3 +31,10 @@ def test_help_prints_the_usage_and_what_it_measures(capsys: pytest.CaptureFixtur
 def test_without_out_it_is_the_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit, match="usage: sweep_profile.py --out FILE"):
         _sweep_profile(monkeypatch).main(["--rates", "1000"])
+
+
+def test_help_names_the_worker_flag(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """cpu54: ``--worker`` samples the first worker instead of the API; the usage says so."""
+    assert _sweep_profile(monkeypatch).main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "[--worker]" in out and "the first worker is sampled" in out
