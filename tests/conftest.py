@@ -18,6 +18,7 @@ from gamead_core import collector
 from gamead_core.embedded import EmbeddedNats
 from tests import dies_with_pytest  # noqa: F401 - on import: every child of pytest dies with it (rule 4)
 from tests.nats_filter import PublishFilter
+from tests.ports import ReservedPort
 from tests.support import ForkServer, Proc, start_api, start_worker
 
 pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline", "tests.shared_tls",
@@ -61,6 +62,23 @@ def _stop_forgotten() -> None:
 
     STOPPED["signal"] = None
     PHASE.update(command=None, starting=False, acting=None)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[Callable[[], int]]:
+    """Factory of loopback ports where nothing answers (a connect is refused), each held for the whole test
+    (:class:`tests.ports.ReservedPort`: bound, not listening) and let go at its end. Before (nothing54), such a
+    port was a ``free_port()`` pick or a ``bind(0)`` let go at once: another process of this shared machine could
+    bind it meanwhile, and the test then talked to a stranger (a wrong answer, a hang, a flake)."""
+    held: list[ReservedPort] = []
+
+    def hold() -> int:
+        held.append(ReservedPort())
+        return held[-1].port
+
+    yield hold
+    for port in held:
+        port.release()
 
 
 @pytest.fixture(scope="session")

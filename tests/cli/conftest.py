@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.ports import ReservedPort
 from tests.support import Proc, check_port_taken, clean_env, drop_gamead_env, gamead_argv, on_a_free_port, wait_for
 
 
@@ -26,12 +26,10 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
 
 
 @pytest.fixture
-def closed_api_url() -> str:
-    """URL of a local port nothing listens on (bound then released: connecting is refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def closed_api_url(closed_port: Callable[[], int]) -> str:
+    """URL of a local port nothing listens on, held for the test (tests/conftest.py ``closed_port``: connecting is
+    refused, and no other process can bind it meanwhile; before, bound then let go at once: anyone's)."""
+    return f"http://127.0.0.1:{closed_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +37,9 @@ def api_without_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real ``gamead serve`` whose NATS never started: it answers 503 ``queue_unavailable`` (stopped by
     SIGTERM, by its PID, at the end of the module). Forked by the fork server (``tests.support.Proc``): no
     interpreter start and imports of its own, which took ~8 s of the fixture on a loaded 2-core machine."""
-    from gamead_core.embedded import free_port
-
     cwd = tmp_path_factory.mktemp("serve")
-    nats_url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    nothing = ReservedPort()  # held for the module: nothing listens there, nor can (before: a free_port() pick)
+    nats_url = f"nats://127.0.0.1:{nothing.port}"
 
     def start(port: int) -> tuple[Proc, str]:
         """Picked again (:func:`on_a_free_port`) if another process took ``port`` before the API bound it."""
@@ -65,8 +62,11 @@ def api_without_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             raise
         return serve, api
 
-    serve, api = on_a_free_port(start)
     try:
-        yield api
+        serve, api = on_a_free_port(start)
+        try:
+            yield api
+        finally:
+            serve.stop(timeout=30)
     finally:
-        serve.stop(timeout=30)
+        nothing.release()

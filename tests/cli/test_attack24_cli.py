@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
@@ -37,41 +36,38 @@ def red_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- item 5: a --data-dir that cannot work is exit 5 and a sentence, never "unexpected …" ------------------------
 
 
-def _up(data_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return gamead("up", "--workers", "0", "--port", str(free_port()), "--data-dir", str(data_dir), cwd=cwd)
+def _up(data_dir: Path, cwd: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """``gamead up`` on ``data_dir``, refused before its API's ``port`` matters: a port held for the test
+    (``closed_port``), so that no other process's listener there could change what it says."""
+    return gamead("up", "--workers", "0", "--port", str(port), "--data-dir", str(data_dir), cwd=cwd)
 
 
-def test_a_data_dir_that_is_a_file_is_exit_5_naming_the_flag(tmp_path: Path) -> None:
+def test_a_data_dir_that_is_a_file_is_exit_5_naming_the_flag(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     (tmp_path / "a-file").write_text("x")
-    result = _up(tmp_path / "a-file", tmp_path)
+    result = _up(tmp_path / "a-file", tmp_path, closed_port())
     assert result.returncode == exitcodes.CONFIG, result.stderr
     line = red_line(result)
     assert "--data-dir" in line and "is a file, not a directory" in line and "unexpected" not in line, line
 
 
-def test_a_data_dir_under_a_file_is_exit_5_naming_the_flag(tmp_path: Path) -> None:
+def test_a_data_dir_under_a_file_is_exit_5_naming_the_flag(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     (tmp_path / "a-file").write_text("x")
-    result = _up(tmp_path / "a-file" / "sub", tmp_path)
+    result = _up(tmp_path / "a-file" / "sub", tmp_path, closed_port())
     assert result.returncode == exitcodes.CONFIG, result.stderr
     line = red_line(result)
     assert "--data-dir" in line and "a part of its path is a file" in line and "unexpected" not in line, line
 
 
-def test_a_data_dir_whose_logs_is_a_file_is_exit_5_naming_the_flag(tmp_path: Path) -> None:
+def test_a_data_dir_whose_logs_is_a_file_is_exit_5_naming_the_flag(tmp_path: Path,
+                                                                    closed_port: Callable[[], int]) -> None:
     """The directories up creates in its data dir (logs/) are the flag's too. Was: "unexpected
     NotADirectoryError" once nats-server had started."""
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "logs").write_text("x")
-    result = _up(tmp_path / "d", tmp_path)
+    result = _up(tmp_path / "d", tmp_path, closed_port())
     assert result.returncode == exitcodes.CONFIG, result.stderr
     line = red_line(result)
     assert "--data-dir" in line and "its logs/ is a file, not a directory" in line, line
@@ -97,9 +93,9 @@ def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("sub", ["", "sub"])
-def test_a_data_dir_that_cannot_be_written_is_exit_5_naming_the_flag(tmp_path: Path, unwritable_dir: Path,
-                                                                     sub: str) -> None:
-    result = _up(unwritable_dir / sub if sub else unwritable_dir, tmp_path)
+def test_a_data_dir_that_cannot_be_written_is_exit_5_naming_the_flag(tmp_path: Path, unwritable_dir: Path, sub: str,
+                                                                     closed_port: Callable[[], int]) -> None:
+    result = _up(unwritable_dir / sub if sub else unwritable_dir, tmp_path, closed_port())
     assert result.returncode == exitcodes.CONFIG, result.stderr
     line = red_line(result)
     assert "--data-dir" in line and "cannot be written" in line and "unexpected" not in line, line

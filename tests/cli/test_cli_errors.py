@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -293,13 +294,12 @@ def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: 
 
 
 @pytest.mark.parametrize("scheme", ["nats", "tls"])
-def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, scheme: str) -> None:
+def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, scheme: str,
+                                                          closed_port: Callable[[], int]) -> None:
     """The reviewer's find: a worker whose NATS does not answer kept retrying through SIGTERM and Ctrl-C (30 s;
     a tls:// URL, 9.5 minutes under ``timeout 10``). Nothing is held yet, so a stop ends it at once."""
-    from gamead_core.embedded import free_port
-
     proc = GameadPopen(
-        gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"{scheme}://127.0.0.1:{free_port()}",
+        gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"{scheme}://127.0.0.1:{closed_port()}",
                                              PYTHONFAULTHANDLER="1"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it)
     try:
@@ -320,13 +320,12 @@ def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, schem
 
 
 @pytest.mark.parametrize("verb", ["worker", "serve"])
-def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Path, verb: str) -> None:
+def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Path, verb: str,
+                                                                    closed_port: Callable[[], int]) -> None:
     """Reviewer V8: ``gamead worker`` / ``gamead serve`` never used exit code 3 ("cannot reach"). With
     ``--give-up-after S`` (``nats.give_up_after``) they try for about S seconds, then end with one line naming
     the URL (credentials masked), the cause and the setting, and exit 3 — never a traceback."""
-    from gamead_core.embedded import free_port
-
-    port = free_port()
+    port = closed_port()
     argv = gamead_argv(verb, "--give-up-after", "2", *(["--port", "0"] if verb == "serve" else []))
     proc = run_gamead(*argv[3:], env=clean_env(GAMEAD_NATS__URL=f"nats://ops:s3cret@127.0.0.1:{port}"),
                       cwd=tmp_path, timeout=120)
@@ -337,13 +336,11 @@ def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Pa
     assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
 
 
-def test_a_worker_keeps_trying_for_nats_and_says_why(tmp_path: Path) -> None:
+def test_a_worker_keeps_trying_for_nats_and_says_why(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """By default (``nats.give_up_after`` 0) a worker keeps trying — a restart would only add Kubernetes'
     back-off — and its log says why it waits: at the first failed attempt, then every 5 s, a WARNING line with
     the URL, the error, how long, the next attempt and that it tries for ever. SIGTERM ends it at once, exit 0."""
-    from gamead_core.embedded import free_port
-
-    port = free_port()
+    port = closed_port()
     proc = GameadPopen(
         gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{port}",
                                              GAMEAD_NATS__CONNECT_TIMEOUT="0.5"),

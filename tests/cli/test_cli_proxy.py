@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import free_port
 from tests.support import clean_env, run_gamead
 
 
@@ -57,34 +56,35 @@ def _env(proxy_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_the_cli_asks_the_environments_proxy(proxy: tuple[str, list[str]], tmp_path: Path) -> None:
+def test_the_cli_asks_the_environments_proxy(proxy: tuple[str, list[str]], tmp_path: Path,
+                                              closed_port: Callable[[], int]) -> None:
     url, seen = proxy
-    api = f"http://127.0.0.1:{free_port()}"  # nothing listens: only the proxy can answer
+    api = f"http://127.0.0.1:{closed_port()}"  # nothing listens: only the proxy can answer
     result = run_gamead("workers", "--api", api, env=_env(url), cwd=tmp_path, timeout=60)
     assert seen == [f"GET {api}/v1/workers"], (seen, result.stderr)  # before: [] (connected directly)
     assert "502" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-def test_no_proxy_skips_it(proxy: tuple[str, list[str]], tmp_path: Path) -> None:
+def test_no_proxy_skips_it(proxy: tuple[str, list[str]], tmp_path: Path, closed_port: Callable[[], int]) -> None:
     url, seen = proxy
-    api = f"http://127.0.0.1:{free_port()}"
+    api = f"http://127.0.0.1:{closed_port()}"
     result = run_gamead("workers", "--api", api, env=_env(url, NO_PROXY="127.0.0.1"), cwd=tmp_path, timeout=60)
     assert seen == [], seen
     assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr  # unreachable, directly
 
 
-def test_a_proxy_that_refuses_is_named(tmp_path: Path) -> None:
+def test_a_proxy_that_refuses_is_named(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """A dead proxy read "cannot reach the gamead API at … (connection refused)": the refusal was the proxy's."""
-    dead = f"http://127.0.0.1:{free_port()}"
-    result = run_gamead("workers", "--api", f"http://127.0.0.1:{free_port()}", env=_env(dead), cwd=tmp_path,
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = run_gamead("workers", "--api", f"http://127.0.0.1:{closed_port()}", env=_env(dead), cwd=tmp_path,
                         timeout=60)
     assert result.returncode == 3, result.stderr
     assert f"through the proxy {dead} the environment names" in result.stderr, result.stderr
 
 
-def test_a_socks_proxy_is_one_line_and_exit_5(tmp_path: Path) -> None:
+def test_a_socks_proxy_is_one_line_and_exit_5(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     env = _env("", ALL_PROXY="socks5://127.0.0.1:1")
     del env["HTTP_PROXY"]
-    result = run_gamead("workers", "--api", f"http://127.0.0.1:{free_port()}", env=env, cwd=tmp_path, timeout=60)
+    result = run_gamead("workers", "--api", f"http://127.0.0.1:{closed_port()}", env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 5, result.stderr
     assert "socks5:// proxy" in result.stderr and "NO_PROXY" in result.stderr and "Traceback" not in result.stderr

@@ -5,12 +5,12 @@ naming the setting and where it was written, before anything starts or is writte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gamead_cli import exitcodes
-from tests.cli.test_attack24_cli import free_port
 from tests.cli.test_cli_errors import gamead, one_red_line
 
 
@@ -19,9 +19,9 @@ from tests.cli.test_cli_errors import gamead, one_red_line
     ([], {"GAMEAD_EMBEDDED__DATA_DIR": ""}, "GAMEAD_EMBEDDED__DATA_DIR="),
 ], ids=["flag", "env"])
 def test_an_empty_data_dir_is_refused_and_nothing_is_written(tmp_path: Path, args: list[str], env: dict[str, str],
-                                                             where: str) -> None:
+                                                             where: str, closed_port: Callable[[], int]) -> None:
     (tmp_path / "notes.txt").write_text("the operator's own file\n", encoding="utf-8")
-    result = gamead("up", "--port", str(free_port()), "--workers", "0", *args, cwd=tmp_path, timeout=20, **env)
+    result = gamead("up", "--port", str(closed_port()), "--workers", "0", *args, cwd=tmp_path, timeout=20, **env)
     assert result.returncode == exitcodes.CONFIG, result.stderr
     one_red_line(result, f"embedded.data_dir ({where})", "is empty: name a directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no store, logs, nats.conf or token

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -56,12 +55,6 @@ if _AT:
     sys.meta_path.insert(0, _HoldAtImport())
     sys.addaudithook(_hold_at_event)
 """
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Held:
@@ -124,10 +117,11 @@ def _one_red_line(err: str) -> str:
      129, "interrupted (SIGHUP) while gamead submit was starting: nothing was sent"),
 ])
 def test_a_signal_while_a_command_imports_is_one_line_and_its_exit_code(
-        tmp_path: Path, at: str, args: tuple[str, ...], sig: int, code: int, line: str) -> None:
+        tmp_path: Path, at: str, args: tuple[str, ...], sig: int, code: int, line: str,
+        closed_port: Callable[[], int]) -> None:
     """Figures: held at ``import gamead_cli.commands.worker`` (or ``typer``, ``gamead_cli.commands.submit``), the
     signal gave exit -15 / -1 and empty stderr before."""
-    port = str(_closed_port())
+    port = str(closed_port())
     held = Held(tmp_path, at, *(a.format(port=port) for a in args))
     held.signal(sig)
     returncode, out, err = held.end()
@@ -135,7 +129,8 @@ def test_a_signal_while_a_command_imports_is_one_line_and_its_exit_code(
     assert _one_red_line(err) == f"error: {line}"
 
 
-def test_a_sighup_inside_gamead_ups_body_before_its_handlers_starts_nothing(tmp_path: Path) -> None:
+def test_a_sighup_inside_gamead_ups_body_before_its_handlers_starts_nothing(
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """Held at ``gamead up``'s first act (raising its open-files limit: ``resource.setrlimit``, after the command
     line is parsed, before its stop handlers): SIGHUP (a closed terminal) ends it with one line, exit 129, and no
     data dir made. Before: killed by SIGHUP (-1), no line."""
@@ -147,7 +142,7 @@ def test_a_sighup_inside_gamead_ups_body_before_its_handlers_starts_nothing(tmp_
         resource.setrlimit(resource.RLIMIT_NOFILE, (32, hard))
 
     data = tmp_path / "data"
-    held = Held(tmp_path, "resource.setrlimit", "up", "--data-dir", str(data), "--port", str(_closed_port()),
+    held = Held(tmp_path, "resource.setrlimit", "up", "--data-dir", str(data), "--port", str(closed_port()),
                 preexec=lower_soft_limit)
     held.signal(signal.SIGHUP)
     returncode, out, err = held.end()
@@ -156,10 +151,11 @@ def test_a_sighup_inside_gamead_ups_body_before_its_handlers_starts_nothing(tmp_
     assert not data.exists()
 
 
-def test_ctrl_c_while_the_root_options_are_parsed_is_one_line_not_a_silent_130(tmp_path: Path) -> None:
+def test_ctrl_c_while_the_root_options_are_parsed_is_one_line_not_a_silent_130(
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """Typer imports pydantic while it parses the root's options, and made a Ctrl-C there a silent exit 130.
     Figure: held at ``import pydantic``, SIGINT gave 130 and empty stderr before."""
-    held = Held(tmp_path, "pydantic", "worker", "--nats-url", f"nats://127.0.0.1:{_closed_port()}",
+    held = Held(tmp_path, "pydantic", "worker", "--nats-url", f"nats://127.0.0.1:{closed_port()}",
                 preexec=sigint_reaches_it)
     held.signal(signal.SIGINT)
     returncode, out, err = held.end()
@@ -167,14 +163,15 @@ def test_ctrl_c_while_the_root_options_are_parsed_is_one_line_not_a_silent_130(t
     assert _one_red_line(err) == "error: interrupted while gamead worker was starting: nothing was started"
 
 
-def test_a_sighup_inherited_ignored_stays_ignored_while_a_sigterm_is_handled(tmp_path: Path) -> None:
+def test_a_sighup_inherited_ignored_stays_ignored_while_a_sigterm_is_handled(
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """``nohup gamead worker …``: SIGHUP ignored at exec stays ignored from the first instant (no line, no exit for
     it), and a SIGTERM after it is the one the line names. Before: the SIGTERM killed it silently (-15)."""
 
     def nohup() -> None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    held = Held(tmp_path, "gamead_cli.commands.worker", "worker", "--nats-url", f"nats://127.0.0.1:{_closed_port()}",
+    held = Held(tmp_path, "gamead_cli.commands.worker", "worker", "--nats-url", f"nats://127.0.0.1:{closed_port()}",
                 preexec=nohup)
     held.signal(signal.SIGHUP)  # a handler would run first (signals are handled in number order): exit 129
     held.signal(signal.SIGTERM)
@@ -183,7 +180,7 @@ def test_a_sighup_inherited_ignored_stays_ignored_while_a_sigterm_is_handled(tmp
     assert _one_red_line(err) == "error: interrupted (SIGTERM) while gamead worker was starting: nothing was started"
 
 
-def test_sighup_stops_a_serving_api_as_sigterm_does(tmp_path: Path) -> None:
+def test_sighup_stops_a_serving_api_as_sigterm_does(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """``gamead serve`` had no SIGHUP handler at all (uvicorn takes SIGINT and SIGTERM): a closed terminal ended it
     mid-request, without its shutdown. Now SIGHUP stops serving as SIGTERM does (its lifespan's shutdown runs), then
     the process ends by it (-1), as uvicorn ends it by SIGTERM. Figure: before, exit -1 at once, no
@@ -196,7 +193,7 @@ def test_sighup_stops_a_serving_api_as_sigterm_does(tmp_path: Path) -> None:
         """serve on a picked ``port``, once it answers there; PortTaken (picked again) if another process took it."""
         api = f"http://127.0.0.1:{port}"
         serve = Proc("api", gamead_argv("serve", "--port", str(port)),
-                     clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{_closed_port()}"), tmp_path / f"api-{port}.log",
+                     clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{closed_port()}"), tmp_path / f"api-{port}.log",
                      cwd=tmp_path).start()
 
         def answers() -> bool:
@@ -223,7 +220,8 @@ def test_sighup_stops_a_serving_api_as_sigterm_does(tmp_path: Path) -> None:
         serve.kill()
 
 
-def test_a_sigint_inherited_ignored_still_stops_serve_before_it_serves(tmp_path: Path) -> None:
+def test_a_sigint_inherited_ignored_still_stops_serve_before_it_serves(
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """attack39b F17: ``gamead serve &`` from a script has SIGINT ignored (an ignored signal stays ignored across
     ``exec``), and its ``kill -INT`` in the ~0.5 s between the ``connections: at most …`` line and uvicorn's own
     handlers (which take SIGINT whatever it was) was dropped: the API served on (714 s, until a SIGTERM). Held at
@@ -233,9 +231,10 @@ def test_a_sigint_inherited_ignored_still_stops_serve_before_it_serves(tmp_path:
     def background() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    port = str(_closed_port())
-    held = Held(tmp_path, "uvicorn.loops.uvloop", "serve", "--port", port, "--nats-url",
-                f"nats://127.0.0.1:{_closed_port()}", preexec=background)
+    # serve checks its port before it is held here: port 0 (any free one, bound by serve itself); before (nothing54)
+    # a port bound here and let go, anyone's until serve's check
+    held = Held(tmp_path, "uvicorn.loops.uvloop", "serve", "--port", "0", "--nats-url",
+                f"nats://127.0.0.1:{closed_port()}", preexec=background)
     err = _ended_by_sigint(held)
     assert err.strip().splitlines()[-1] == "error: interrupted", err
 
@@ -268,7 +267,8 @@ def test_a_command_run_off_the_main_thread_with_sigint_ignored_takes_nothing() -
         first_signals.PHASE.update(command=None, starting=False, acting=None)
 
 
-def test_a_sigint_inherited_ignored_during_the_imports_ends_serve_too(tmp_path: Path) -> None:
+def test_a_sigint_inherited_ignored_during_the_imports_ends_serve_too(
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """regress39 F6: the take above began once the command was parsed, after the CLI's imports (0.5-2 s loaded): a
     ``kill -INT`` of ``gamead serve &`` then was still dropped and it served on. Held at ``import typer`` (before
     the root group exists), SIGINT with SIGINT ignored at exec now ends it: one line, 130. Figure before: served on,
@@ -277,7 +277,7 @@ def test_a_sigint_inherited_ignored_during_the_imports_ends_serve_too(tmp_path: 
     def background() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    held = Held(tmp_path, "typer", "serve", "--port", str(_closed_port()), "--nats-url",
-                f"nats://127.0.0.1:{_closed_port()}", preexec=background)
+    held = Held(tmp_path, "typer", "serve", "--port", str(closed_port()), "--nats-url",
+                f"nats://127.0.0.1:{closed_port()}", preexec=background)
     err = _ended_by_sigint(held)
     assert _one_red_line(err) == "error: interrupted while gamead serve was starting: nothing was started"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-import socket
+from collections.abc import Callable
 
 from rich.console import Console
 from typer.testing import CliRunner
@@ -13,13 +13,7 @@ from gamead_cli.main import app
 from gamead_cli.record_views import ad_view
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_the_root_help_example_is_a_submit_the_cli_accepts() -> None:
+def test_the_root_help_example_is_a_submit_the_cli_accepts(closed_port: Callable[[], int]) -> None:
     """``gamead --help`` said ``gamead submit --title 'Sky Saga' --wait``: run as written, exit 2 "needs
     --genre". Its submit line now parses and only fails to reach the (absent) API: exit 3, not 2."""
     root = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
@@ -28,7 +22,7 @@ def test_the_root_help_example_is_a_submit_the_cli_accepts() -> None:
     title = example.group(2)
     args = example.group(1).replace(f"'{title}'", "TITLE").split()
     args[args.index("TITLE")] = title
-    result = CliRunner().invoke(app, ["submit", *args, "--api", f"http://127.0.0.1:{_closed_port()}"])
+    result = CliRunner().invoke(app, ["submit", *args, "--api", f"http://127.0.0.1:{closed_port()}"])
     assert result.exit_code == 3, result.output
 
 
@@ -42,16 +36,16 @@ def test_a_dead_ads_end_is_labelled_dead_at_not_completed() -> None:
     assert "dead at" in out.getvalue() and "completed" not in out.getvalue(), out.getvalue()
 
 
-def test_top_without_a_terminal_names_no_flag_it_was_not_given() -> None:
+def test_top_without_a_terminal_names_no_flag_it_was_not_given(closed_port: Callable[[], int]) -> None:
     """``gamead top < /dev/null`` (no --once) said ``Invalid value for --once: …``; the flag was never given."""
-    result = CliRunner().invoke(app, ["top", "--api", f"http://127.0.0.1:{_closed_port()}"])
+    result = CliRunner().invoke(app, ["top", "--api", f"http://127.0.0.1:{closed_port()}"])
     assert result.exit_code == 2
     assert "needs a terminal: add --once" in result.output and "Invalid value" not in result.output, result.output
 
 
-def _top_on_a_pty(term: str, stdin_too: bool) -> tuple[int, str]:
-    """``gamead top`` (to a closed API) with stdout on a real pseudo-terminal, stdin on it too (``stdin_too``) or
-    ``/dev/null``, under ``TERM=term``: its exit code and stderr."""
+def _top_on_a_pty(term: str, stdin_too: bool, api_port: int) -> tuple[int, str]:
+    """``gamead top`` (to a closed API on ``api_port``, held by the caller) with stdout on a real pseudo-terminal,
+    stdin on it too (``stdin_too``) or ``/dev/null``, under ``TERM=term``: its exit code and stderr."""
     import os
     import pty
     import subprocess
@@ -61,7 +55,7 @@ def _top_on_a_pty(term: str, stdin_too: bool) -> tuple[int, str]:
 
     leader, follower = pty.openpty()
     try:
-        done = gamead_run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"),
+        done = gamead_run(gamead_argv("top", "--api", f"http://127.0.0.1:{api_port}"),
                           stdin=follower if stdin_too else subprocess.DEVNULL, stdout=follower,
                           stderr=subprocess.PIPE, env=clean_env(TERM=term), timeout=60)
     finally:
@@ -70,19 +64,19 @@ def _top_on_a_pty(term: str, stdin_too: bool) -> tuple[int, str]:
     return done.returncode, done.stderr.decode()
 
 
-def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui() -> None:
+def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui(closed_port: Callable[[], int]) -> None:
     """attack30c: under ``TERM=dumb`` (Emacs' shell, some CI consoles) on a real terminal, ``gamead top`` drew the
     full-screen Textual UI and its 24-bit colour escapes all the same. It now says why it cannot, exit 2, before
     reaching for the API. A real pseudo-terminal: stdout is a TTY, only TERM says it cannot draw."""
-    code, said = _top_on_a_pty("dumb", stdin_too=True)
+    code, said = _top_on_a_pty("dumb", stdin_too=True, api_port=closed_port())
     assert code == 2, said
     assert "needs a terminal that can draw it (TERM=dumb): add --once" in said, said
 
 
-def test_top_with_stdin_not_a_terminal_refuses_the_full_screen_ui() -> None:
+def test_top_with_stdin_not_a_terminal_refuses_the_full_screen_ui(closed_port: Callable[[], int]) -> None:
     """attack44c F3: ``gamead top < /dev/null`` on a terminal ran the dashboard with its input thread reading
     end-of-file over and over (30 % of a core, 18x a live top's CPU, until killed; no key could quit it). It now
     says why it cannot, exit 2, before reaching for the API. Without the check: still running at the deadline."""
-    code, said = _top_on_a_pty("xterm", stdin_too=False)
+    code, said = _top_on_a_pty("xterm", stdin_too=False, api_port=closed_port())
     assert code == 2, said
     assert "reads its keys from a terminal (stdin is not one): add --once" in said, said

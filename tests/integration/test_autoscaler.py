@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.scaling.local import LocalScaler
 from gamead_core.supervisor import Supervisor
 from tests.forked_popen import fork_supervised
@@ -281,10 +281,10 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
 
 
 def test_a_broken_kubernetes_backend_never_takes_the_api_down(
-    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path, closed_port: Callable[[], int],
 ) -> None:
     nats = fresh_nats()
-    closed = free_port()  # nothing listens there
+    closed = closed_port()  # nothing listens there
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",

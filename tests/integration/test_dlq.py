@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -218,10 +219,8 @@ def test_cli_replay_with_dry_run_confirmation_and_json(lane: Lane) -> None:
     assert detached.exit_code == 0 and "no entries matched: nothing replayed" in detached.stdout, detached.output
 
 
-def test_dlq_commands_against_a_down_api_print_one_red_line() -> None:
-    from gamead_core.embedded import free_port
-
-    url = f"http://127.0.0.1:{free_port()}"
+def test_dlq_commands_against_a_down_api_print_one_red_line(closed_port: Callable[[], int]) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
     for args in (["dlq", "list"], ["dlq", "replay", "--all", "--yes"], ["dlq", "export", "-"]):
         result = CliRunner().invoke(cli, [*args, "--api", url])
         assert result.exit_code == 3

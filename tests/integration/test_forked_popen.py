@@ -9,11 +9,11 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import free_port
 from tests.forked_popen import GameadPopen, gamead_run
 from tests.support import Proc, clean_env, gamead_argv, sigint_reaches_it, wait_for
 
@@ -67,7 +67,7 @@ def test_a_descriptor_closed_as_by_a_shell_is_closed_in_the_forked_child_as_in_a
     assert seen[0] == seen[1] and seen[0][0] == 2 and "stdin: holds no ad" in seen[0][2], seen
 
 
-def test_a_prlimit_nofile_start_is_forked_with_its_limits(tmp_path: Path) -> None:
+def test_a_prlimit_nofile_start_is_forked_with_its_limits(tmp_path: Path, closed_port: Callable[[], int]) -> None:
     """``Proc(["prlimit", "--nofile=S:H", *gamead_argv(…)])`` (the open-files bound's tests: 11 API starts a run)
     is forked, its ``RLIMIT_NOFILE`` set in the child as prlimit sets it; before, a fresh interpreter (~0.6 CPU-s
     of imports each: test_connection_bound alone 8.7 -> 2.7 CPU-s). Without the fork server's part: ``prlimit``'s
@@ -75,7 +75,7 @@ def test_a_prlimit_nofile_start_is_forked_with_its_limits(tmp_path: Path) -> Non
     if os.environ.get("GAMEAD_TEST_FORKSERVER") == "0" or shutil.which("prlimit") is None:
         pytest.skip("every start a fresh interpreter, or no prlimit")
     argv = ["prlimit", "--nofile=100:100", *gamead_argv("serve", "--port", "0")]
-    api = Proc("api", argv, clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"), tmp_path / "api.log")
+    api = Proc("api", argv, clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{closed_port()}"), tmp_path / "api.log")
     try:
         api.start()
         assert _forked(api.pid)

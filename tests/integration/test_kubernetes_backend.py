@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -365,12 +364,6 @@ def make_scaler(tmp_path: Path, server: str, *, timeout: float = 2.0, **kw: str)
     return KubernetesScaler(settings, environ={})
 
 
-def free_closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- the wire ----------------------------------------------------------------------------------------
 
 
@@ -593,8 +586,8 @@ def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(10)
-def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
-    port = free_closed_port()
+def test_a_closed_port_is_unavailable_at_once(tmp_path: Path, closed_port: Callable[[], int]) -> None:
+    port = closed_port()
     # a request timeout far past this test's own deadline (10 s): only an answer at once can pass
     scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=300.0)
     with pytest.raises(ScalerUnavailable, match=f"127.0.0.1:{port} is unreachable") as info:

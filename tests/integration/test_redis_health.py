@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis
 
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from tests.redis_fixtures import ValkeyProc
 from tests.support import Proc, ad, clean_env, run_gamead, start_api, wait_for
 
@@ -60,7 +60,8 @@ def _doctor(url: str, *args: str) -> tuple[int, str]:
 
 @pytest.mark.timeout(180)
 def test_a_valkey_that_refuses_writes_keeps_the_node_degraded_and_the_doctor_says_so(
-    fresh_nats: Callable[[], EmbeddedNats], fresh_valkey: Callable[[], ValkeyProc], procs: list[Proc], tmp_path: Path
+    fresh_nats: Callable[[], EmbeddedNats], fresh_valkey: Callable[[], ValkeyProc], procs: list[Proc], tmp_path: Path,
+    closed_port: Callable[[], int],
 ) -> None:
     nats = fresh_nats()
     server = fresh_valkey()
@@ -99,7 +100,7 @@ def test_a_valkey_that_refuses_writes_keeps_the_node_degraded_and_the_doctor_say
     assert log.count(FAILING) == 1 and log.count(BACK) == 1, [ln for ln in log.splitlines() if "redis" in ln]
 
     # a read-only replica (a fail-over that left the node on the old primary): the same, said as such
-    valkey.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+    valkey.execute_command("REPLICAOF", "127.0.0.1", str(closed_port()))
     wait_for(lambda: _redis_check(url).startswith("degraded: read-only (a replica)"), timeout=15,
              what="degraded: READONLY")
     _stays_degraded(url, r"read-only (a replica)")
@@ -118,10 +119,10 @@ def test_a_valkey_that_refuses_writes_keeps_the_node_degraded_and_the_doctor_say
 ])
 def test_a_node_whose_redis_is_away_at_start_is_degraded_from_its_first_readyz(
     fresh_nats: Callable[[], EmbeddedNats], fresh_valkey: Callable[[], ValkeyProc], procs: list[Proc],
-    tmp_path: Path, where: str, said: str, logged: str
+    tmp_path: Path, where: str, said: str, logged: str, closed_port: Callable[[], int],
 ) -> None:
     nats = fresh_nats()
-    redis_url = f"redis://{where.format(port=free_port())}/0"
+    redis_url = f"redis://{where.format(port=closed_port())}/0"
     api, url = start_api(nats.url, tmp_path, ready=False, GAMEAD_REDIS__URL=redis_url)
     procs.append(api)
 

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from tests.redis_fixtures import ValkeyProc
 from tests.support import Proc, ad, start_api, start_worker, wait_for
 
@@ -53,9 +53,9 @@ def test_passwords_in_urls_never_leave_a_connected_api_or_worker(
 
 
 def test_passwords_in_urls_never_reach_a_client_while_nats_is_down(
-    redis_user: str, procs: list[Proc], tmp_path: Path
+    redis_user: str, procs: list[Proc], tmp_path: Path, closed_port: Callable[[], int],
 ) -> None:
-    dead = f"nats://gamead:{NATS_PW}@127.0.0.1:{free_port()}"
+    dead = f"nats://gamead:{NATS_PW}@127.0.0.1:{closed_port()}"
     api, url = start_api(dead, tmp_path, ready=False, GAMEAD_REDIS__URL=redis_user)
     procs.append(api)
 

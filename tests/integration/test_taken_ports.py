@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import QueueUnavailable
 from tests.support import clean_env, run_gamead
 
@@ -57,21 +57,23 @@ def test_worker_on_a_taken_metrics_port_exits_5_with_one_line(nats_server: Embed
 
 
 @pytest.mark.parametrize("role", ["serve", "worker"])
-def test_a_taken_port_is_refused_before_nats_is_even_tried(role: str, held_port: int) -> None:
+def test_a_taken_port_is_refused_before_nats_is_even_tried(
+        role: str, held_port: int, closed_port: Callable[[], int]) -> None:
     """No NATS at the URL (it would be tried for ever, nats.give_up_after 0): the port is refused first."""
     variable = "GAMEAD_API__PORT" if role == "serve" else "GAMEAD_WORKER__METRICS_PORT"
-    result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}", **{variable: str(held_port)}))
+    result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{closed_port()}", **{variable: str(held_port)}))
     assert result.returncode == 5, result.stderr[-2000:]
     assert f"port {held_port} is taken" in result.stderr and "nats" not in result.stderr.lower()
 
 
 @pytest.mark.parametrize(("role", "setting"), [("serve", "api.host"), ("worker", "worker.metrics_host")])
-def test_a_listen_host_that_does_not_resolve_names_the_host_setting(role: str, setting: str) -> None:
+def test_a_listen_host_that_does_not_resolve_names_the_host_setting(
+        role: str, setting: str, closed_port: Callable[[], int]) -> None:
     """A host name that passes load but resolves to nothing (``.invalid``: RFC 6761) is the host's fault: the line
     names ``api.host`` (``worker.metrics_host``), not "choose another api.port" as it did (attack28c F1)."""
     variable = "GAMEAD_" + setting.upper().replace(".", "__")
-    result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}",
-                                    GAMEAD_AUTH__ENABLED="false", GAMEAD_WORKER__METRICS_PORT=str(free_port()),
+    result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{closed_port()}",
+                                    GAMEAD_AUTH__ENABLED="false", GAMEAD_WORKER__METRICS_PORT=str(closed_port()),
                                     **{variable: "my-host.invalid"}))
     assert result.returncode == 5, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()[-1:]
@@ -84,13 +86,13 @@ def test_a_listen_host_that_does_not_resolve_names_the_host_setting(role: str, s
     ("api.port (--port)", "embedded.nats_monitor_port"),
 ])
 def test_up_given_one_port_for_two_of_its_listeners_is_refused_before_anything_starts(
-        tmp_path: Path, first: str, second: str) -> None:
+        tmp_path: Path, first: str, second: str, closed_port: Callable[[], int]) -> None:
     """attack41b F1: ``embedded.nats_port`` = ``embedded.nats_monitor_port`` started nats-server, which exited,
     and ``gamead up`` ended exit 1 with one 1,943-character line of its start-up banner; ``--port`` = either of
     them started nats-server, then refused the API's port as "taken by another process" (its own nats-server).
     Now one line naming both settings, exit 5, and nothing started: the data dir it made is removed. Without the
     fix: exit 1 (a line of 1,900+ characters), then twice exit 5 with "taken by another process"."""
-    port, other = free_port(), free_port()
+    port, other = closed_port(), closed_port()
     chosen = {name: port if name in (first, second) else 0
               for name in ("api.port (--port)", "embedded.nats_port", "embedded.nats_monitor_port")}
     api_port = chosen["api.port (--port)"] or other
@@ -119,7 +121,8 @@ def test_a_nats_server_that_cannot_listen_is_named_by_its_fatal_line(tmp_path: P
 
 
 @pytest.mark.parametrize("how", ["--port", "GAMEAD_API__PORT"])
-def test_up_with_api_port_0_is_refused_before_anything_starts(tmp_path: Path, how: str) -> None:
+def test_up_with_api_port_0_is_refused_before_anything_starts(
+        tmp_path: Path, how: str, closed_port: Callable[[], int]) -> None:
     """attack41b F2: ``gamead up --port 0`` started nats-server and an API that listened on a free port, then
     waited for it on port 0, "still starting" for up to 180 s, and failed. api.port 0 (a free one) is for
     ``gamead serve``; up says so before anything starts, exit 5, and leaves no data dir. Without the fix: no
@@ -128,7 +131,7 @@ def test_up_with_api_port_0_is_refused_before_anything_starts(tmp_path: Path, ho
     flags = ["--port", "0"] if how == "--port" else []
     variables = {} if how == "--port" else {"GAMEAD_API__PORT": "0"}
     result = run_gamead("up", "--workers", "0", "--data-dir", str(data), *flags, timeout=60,
-                        env=clean_env(GAMEAD_EMBEDDED__NATS_PORT=str(free_port()), **variables))
+                        env=clean_env(GAMEAD_EMBEDDED__NATS_PORT=str(closed_port()), **variables))
     assert result.returncode == 5, result.stderr[-2000:]
     assert result.stderr.strip().splitlines() == [
         "error: api.port 0 (any free port) is for gamead serve: gamead up waits on its API's port, prints it and "

@@ -24,14 +24,13 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from gamead_core.embedded import free_port
 from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import port_owned_by, start_time
 from tests.stale_node import unlisted
@@ -290,7 +289,7 @@ def test_sighup_drains_and_stops_everything_it_started(stack: UpStack) -> None:
 
 
 def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_dir_is_free_again(
-        tmp_path: Path) -> None:
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
     first = up_stack(tmp_path, "--workers", "1", "--no-autoscale", name="first", **FAST).start()
     try:
         first.wait_ready()
@@ -299,7 +298,7 @@ def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_
         assert "sync_interval" not in nats_config(first).read_text()  # the default: nats-server's own fsync
 
         # a second stack on the same data dir: refused at once, naming the dir and the PID holding it
-        same_dir = run_gamead("up", "--port", str(free_port()), "--data-dir", str(first.data_dir), env=clean_env(),
+        same_dir = run_gamead("up", "--port", str(closed_port()), "--data-dir", str(first.data_dir), env=clean_env(),
                               timeout=60, cwd=tmp_path)
         assert same_dir.returncode == 5  # the configuration cannot work, as a held port (stacks16 item 4; was 1)
         assert same_dir.stderr.strip() == (

@@ -16,9 +16,10 @@ import pytest
 
 from gamead_core.config import NatsSettings
 from gamead_core.embedded import EmbeddedNats, nats_server_binary
+from gamead_core.proc import port_owned_by
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import guard_writes, reader_alive
-from tests.support import frozen, wait_for
+from tests.support import PortTaken, frozen, on_a_free_port, wait_for
 
 
 def test_a_flow_control_reply_nats_py_sends_from_its_read_loop_is_never_refused(
@@ -70,6 +71,37 @@ def _waiting_over_tls(nc: nats.NATS) -> int:
     return nc.pending_data_size + tls.get_write_buffer_size() + tls._ssl_protocol._transport.get_write_buffer_size()
 
 
+def _tls_nats(tmp_path: Path, port: int, cert: Path, key: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A TLS nats-server on loopback ``port``, once it listens there itself; :class:`PortTaken` (for
+    :func:`on_a_free_port`: picked again) if another process took the port first. Before (nothing54), a port bound
+    here and let go, then waited on with a bare connect: another process's listener there passed for the server's."""
+    conf = tmp_path / f"tls-{port}.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\ntls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
+    log = tmp_path / f"nats-{port}.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out, stderr=out)
+
+    def listening() -> bool:
+        if server.poll() is not None:
+            said = log.read_text(errors="replace")
+            if "address already in use" in said:
+                raise PortTaken(f"nats-server could not bind {port}:\n{said[-1000:]}")
+            raise AssertionError(f"nats-server exited at start ({server.returncode}):\n{said[-2000:]}")
+        owned = port_owned_by(server.pid, port)
+        if owned is not None:  # /proc tells whose the listener is
+            return owned
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, timeout=10, interval=0.05, what="the TLS nats-server to listen")
+    except BaseException:
+        server.kill()
+        server.wait(10)
+        raise
+    return server, port
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test cert")
 def test_over_tls_what_waits_to_be_sent_stays_within_the_bound(tmp_path: Path) -> None:
     """Over TLS, asyncio's TLS transport reports only the bytes not yet encrypted; the encrypted ones wait in the
@@ -79,19 +111,9 @@ def test_over_tls_what_waits_to_be_sent_stays_within_the_bound(tmp_path: Path) -
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp_path / "tls.conf"
-    conf.write_text(f'listen: "127.0.0.1:{port}"\ntls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
-    server = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server, port = on_a_free_port(lambda port: _tls_nats(tmp_path, port, cert, key))
     bound = 256 * 1024
     settings = NatsSettings(request_timeout=1.0, max_pending_bytes=bound, stale_after=600, tls_ca=str(cert))
-
-    def listening() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
 
     async def run() -> int:
         nc = await connect(settings, f"tls://127.0.0.1:{port}", name="tls")
@@ -111,7 +133,6 @@ def test_over_tls_what_waits_to_be_sent_stays_within_the_bound(tmp_path: Path) -
                 await nc.close()
 
     try:
-        wait_for(listening, timeout=10, interval=0.05, what="the TLS nats-server to listen")
         waiting = asyncio.run(run())
     finally:
         server.terminate()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def closed_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+def closed_url(closed_port: Callable[[], int]) -> str:
+    """A URL where nothing answers, its port held for the test (tests/conftest.py ``closed_port``)."""
+    return f"http://127.0.0.1:{closed_port()}"
 
 
 def test_top_once_prints_every_panel(observed: Observed) -> None:

@@ -20,21 +20,22 @@ from typing import Any
 import nats
 import pytest
 
-from gamead_core.embedded import free_port
 from gamead_core.stop_bound import waited
 
 DEADLINE = 30.0  #: seconds any one wait may take
 
 
-def _connect(error_cb: Callable[[Exception], Awaitable[None]] | None = None) -> Any:
-    """nats-py's connect as gamead's (retrying for ever), to a loopback port nobody listens on."""
+def _connect(port: int, error_cb: Callable[[Exception], Awaitable[None]] | None = None) -> Any:
+    """nats-py's connect as gamead's (retrying for ever), to loopback ``port``, where nobody listens (the test holds
+    it: ``closed_port``)."""
     options: dict[str, Any] = {"reconnect_time_wait": 0.1, "max_reconnect_attempts": -1, "connect_timeout": 2}
     if error_cb is not None:
         options["error_cb"] = error_cb
-    return nats.connect(f"nats://127.0.0.1:{free_port()}", **options)
+    return nats.connect(f"nats://127.0.0.1:{port}", **options)
 
 
-def test_a_connect_given_up_while_nats_is_gone_ends_though_nats_py_took_the_cancel() -> None:
+def test_a_connect_given_up_while_nats_is_gone_ends_though_nats_py_took_the_cancel(
+        closed_port: Callable[[], int]) -> None:
     async def main() -> tuple[bool, int]:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[None] = loop.create_future()
@@ -45,7 +46,7 @@ def test_a_connect_given_up_while_nats_is_gone_ends_though_nats_py_took_the_canc
                 asked.set()
                 await asyncio.wait_for(answer, DEADLINE)
 
-        connecting = asyncio.ensure_future(waited(_connect(error_cb), DEADLINE, "a NATS connect"))
+        connecting = asyncio.ensure_future(waited(_connect(closed_port(), error_cb), DEADLINE, "a NATS connect"))
         await asyncio.wait_for(asked.wait(), DEADLINE)
         answer.set_result(None)  # the callback's wait ends in the turn the cancel comes
         connecting.cancel()  # the caller gives up (a stop, or its own deadline)
@@ -57,10 +58,11 @@ def test_a_connect_given_up_while_nats_is_gone_ends_though_nats_py_took_the_canc
     assert given_up and left == 0, "the connect to the gone NATS still runs after its caller gave it up"
 
 
-def test_a_connect_that_outlasts_its_bound_raises_a_timeout_and_leaves_nothing_trying() -> None:
+def test_a_connect_that_outlasts_its_bound_raises_a_timeout_and_leaves_nothing_trying(
+        closed_port: Callable[[], int]) -> None:
     async def main() -> int:
         with pytest.raises(asyncio.TimeoutError):
-            await waited(_connect(), 0.5, "a NATS connect")
+            await waited(_connect(closed_port()), 0.5, "a NATS connect")
         return len(asyncio.all_tasks()) - 1
 
     assert asyncio.run(main()) == 0, "the connect to the gone NATS still runs after its bound"

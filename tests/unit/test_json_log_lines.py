@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -43,10 +42,9 @@ async def _app(scope: dict, receive: object, send: object) -> None:  # a minimal
 
 
 def test_uvicorns_lines_carry_no_color_message(lines: io.StringIO) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(_app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    # port 0: the kernel's pick, bound by uvicorn at once (before, a port bound here, let go, and bound again by
+    # uvicorn later: another process's meanwhile, now and then)
+    server = uvicorn.Server(uvicorn.Config(_app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     try:

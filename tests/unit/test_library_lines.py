@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
+from collections.abc import Callable
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -16,18 +16,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from tests.support import json_log_lines
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_a_collector_down_is_one_line_per_kind_of_the_exporter_and_gamead_lines_pass() -> None:
+def test_a_collector_down_is_one_line_per_kind_of_the_exporter_and_gamead_lines_pass(
+        closed_port: Callable[[], int]) -> None:
     """Figure without the fold: 8 exporter lines for the 5 spans (retry and give-up lines); with it,
     one of each kind. gamead's own 5 lines all pass."""
     with json_log_lines("api") as out:
         provider = TracerProvider()
-        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{_closed_port()}/v1/traces", timeout=1)
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{closed_port()}/v1/traces", timeout=1)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         for _ in range(5):
             with provider.get_tracer("test").start_as_current_span("one"):

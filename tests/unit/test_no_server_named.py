@@ -5,12 +5,12 @@ tests/integration/test_terminal_text.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gamead_core.embedded import free_port
 from gamead_core.redact import without_servers
 from gamead_core.redis_link import _describe
 
@@ -32,8 +32,8 @@ def test_without_servers_keeps_what_failed_and_drops_where(text: str, said: str)
     assert without_servers(said) == said
 
 
-def test_the_breaker_reason_of_a_refused_connection_names_no_server() -> None:
-    port = free_port("127.0.0.1")
+def test_the_breaker_reason_of_a_refused_connection_names_no_server(closed_port: Callable[[], int]) -> None:
+    port = closed_port()
 
     async def failure() -> BaseException:
         client = aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import nats
 
 from gamead_cli.commands.up_supervise import supervising
 from gamead_core.config import NatsSettings
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.connection import connect_options
 
 
@@ -24,13 +25,15 @@ def _connect(url: str) -> object:
     return nats.connect(**connect_options(NatsSettings(connect_timeout=0.5), url, name="test supervisor"))
 
 
-def test_a_stop_ends_a_connect_that_never_succeeds_and_children_are_supervised_meanwhile() -> None:
+def test_a_stop_ends_a_connect_that_never_succeeds_and_children_are_supervised_meanwhile(
+        closed_port: Callable[[], int]) -> None:
     polls: list[int] = []
+    port = closed_port()
 
     async def run() -> object:
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(1.0, stop.set)  # Ctrl-C, one second in
-        return await supervising(_connect(f"nats://127.0.0.1:{free_port()}"), lambda: polls.append(1), stop,
+        return await supervising(_connect(f"nats://127.0.0.1:{port}"), lambda: polls.append(1), stop,
                                  every=0.05)
 
     done = threading.Event()
