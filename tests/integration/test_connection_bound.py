@@ -94,6 +94,12 @@ def hold_idle(url: str, stack: ExitStack, count: int) -> list[socket.socket]:
     return [stack.enter_context(socket.create_connection(address(url), timeout=10)) for _ in range(count)]
 
 
+def read_by_api(socks: list[socket.socket]) -> None:
+    """Wait until the API has read what ``socks`` sent (conn54: a connection whose bytes are still unread is about to
+    be served, so it is not cut for room: a newcomer meanwhile is refused, which is not what these tests set up)."""
+    wait_for(lambda: not any(unread_by_server(sock) for sock in socks), what="the API to read what was sent")
+
+
 def submit(url: str) -> httpx.Response:
     with httpx.Client(timeout=10) as client:
         return client.post(f"{url}/ads", json=ad("fd bound"))
@@ -216,6 +222,7 @@ def every_slot_busy(server: EmbeddedNats, url: str, stack: ExitStack) -> Iterato
             for sock in hold_idle(url, stack, 8):
                 sock.sendall(post_bytes(ad("in flight")))
                 busy.append(sock)
+            read_by_api(busy)
         busy[:] = [sock for sock in busy if unanswered(sock)]
         return _busy_seen(url)
 
@@ -351,8 +358,10 @@ def test_connections_still_sending_their_bodies_make_room_for_a_health_probe(
     api.read_timeout (a Kubernetes liveness probe would restart the pod). Until its last byte a request is waiting
     for its body, not served: such a connection is closed for room like an idle one (its ad was never received)."""
     with bounded_at_8(nats_server, tmp_path) as (_, url):
-        for sock in hold_idle(url, idle_sockets, 8):
+        slow = hold_idle(url, idle_sockets, 8)
+        for sock in slow:
             sock.sendall(SLOW_BODY)
+        read_by_api(slow)
         wait_for(lambda: scrape(url)["gamead_connections_open"] >= 8, what="the slow bodies' connections open")
         with httpx.Client(timeout=10) as client:
             health = client.get(f"{url}/healthz")
@@ -368,8 +377,10 @@ def test_a_sigterm_cuts_requests_still_sending_their_bodies_without_a_traceback(
     connection. They are cut at once now (nothing of them was received whole), without a traceback."""
     proc, url = start_limited(nats_server.url, tmp_path)
     try:
-        for sock in hold_idle(url, idle_sockets, 5):
+        slow = hold_idle(url, idle_sockets, 5)
+        for sock in slow:
             sock.sendall(SLOW_BODY)
+        read_by_api(slow)
         wait_for(lambda: scrape(url)["gamead_connections_open"] >= 5, what="the slow bodies' connections open")
         proc.signal(signal.SIGTERM)
         wait_for(lambda: proc.popen is not None and proc.popen.poll() is not None, timeout=30,
@@ -415,5 +426,30 @@ def test_a_slow_body_pipelined_behind_an_answered_request_still_makes_room(
         with httpx.Client(timeout=10) as client:
             health = client.get(f"{url}/healthz")
         assert health.status_code == 200, health.text  # before: 503 too_many_connections
+    finally:
+        proc.stop()
+
+
+def test_a_client_whose_request_came_whole_is_not_cut_for_room_before_the_api_read_it(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """conn54: a loaded API (here: stopped) accepts a newcomer before it reads a request already whole in the kernel;
+    that connection still counted as waiting (silent) and was cut for room, its client reading nothing (b'') though
+    it had spoken. Now one with unread bytes is passed over: the silent one is cut, the speaker answered."""
+    proc, url = start_limited(nats_server.url, tmp_path, GAMEAD_API__MAX_CONNECTIONS="2")
+    try:
+        wait_for(lambda: scrape(url)["gamead_connections_open"] <= 1, what="no connection open but the scrape's")
+        with ExitStack() as held:
+            speaker = held.enter_context(socket.create_connection(address(url), timeout=10))
+            silent = held.enter_context(socket.create_connection(address(url), timeout=10))
+            with frozen(proc.pid):
+                newcomer = held.enter_context(socket.create_connection(address(url), timeout=10))  # the kernel's
+                speaker.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                wait_for(lambda: (unread_by_server(speaker) or 0) > 0, what="the request in the API's socket")
+            answer = read_answer(speaker)
+            assert answer.startswith(b"HTTP/1.1 200"), answer  # before: b'' (cut for room, unread)
+            assert read_answer(silent, timeout=5) == b""  # the one that never spoke made the room
+            newcomer.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(newcomer).startswith(b"HTTP/1.1 200")
     finally:
         proc.stop()
