@@ -37,7 +37,8 @@ class WorkerMetricsPorts:
         self._claimed: set[int] = set()  # ports claimed here (not the API's, nor nats-server's)
 
     @property
-    def _bind_host(self) -> str:
+    def _reach_host(self) -> str:
+        """Where this machine reaches a worker's ``/metrics``: 127.0.0.1 for a wildcard host."""
         return self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
 
     def planned(self, worker_id: str) -> int | None:
@@ -48,24 +49,26 @@ class WorkerMetricsPorts:
 
     def port_for(self, worker_id: str) -> int:
         """The port for a (re)start of ``worker_id`` (call it only while no process of that id runs): the one it
-        had if it is still free, else its planned one if free, else a free one (said through ``on_fallback``)."""
+        had if it is still free, else its planned one if free, else a free one (said through ``on_fallback``). Free
+        where the worker binds, ``host`` itself: a wildcard's port held on any one address refuses the worker's bind
+        (review54: judged on 127.0.0.1 alone, a kept port so held was kept again at every restart)."""
         kept = self.ports.get(worker_id)
-        if kept is not None and port_free(self._bind_host, kept):
+        if kept is not None and port_free(self.host, kept):
             return kept
         planned = self.planned(worker_id)
         purpose = f"its worker {worker_id}'s /metrics"
         other = None
         if kept is None and planned is not None and planned <= 65535:
             other = self._claim(planned, purpose)
-            if other is None and port_free(self._bind_host, planned):
+            if other is None and port_free(self.host, planned):
                 self.ports[worker_id] = planned
                 return planned
         self._release(worker_id, kept, planned)  # taken by some other process: not kept for this worker
         if self.claims is not None:
-            self.ports[worker_id] = self.claims.pick(self._bind_host, purpose)
+            self.ports[worker_id] = self.claims.pick(self.host, purpose)
             self._claimed.add(self.ports[worker_id])
         else:
-            self.ports[worker_id] = free_port(self._bind_host)
+            self.ports[worker_id] = free_port(self.host)
         if self.on_fallback is not None:
             taken = (f"port {kept}, {worker_id}'s until it stopped, is taken now" if kept is not None else
                      f"port {planned} is reserved by {other.describe()}" if other is not None else
@@ -105,7 +108,7 @@ class WorkerMetricsPorts:
         port = self.ports.get(worker_id)
         if not self.enabled or port is None:
             return None
-        return f"http://{url_host(self._bind_host)}:{port}/metrics"
+        return f"http://{url_host(self._reach_host)}:{port}/metrics"
 
     def urls(self) -> str:
         return ", ".join(f"{wid} http://{url_host(self.host)}:{port}/metrics"

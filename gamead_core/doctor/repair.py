@@ -176,7 +176,8 @@ class RepairOps:
             return Mark.HEALED
 
     async def _lease_stuck(self, item: list[Any], job_id: str, wait: Wait | None = None) -> str:
-        registry = Registry(self.nc, self.js, self.settings.registry, timeout=self.settings.nats.request_timeout)
+        registry = Registry(self.nc, self.js, self.settings.registry, replicas=self.settings.queue.replicas,
+                            timeout=self.settings.nats.request_timeout)  # a bucket it makes: as every node's
         lease = await release_stuck(self.js, self.settings, item[1], item[2],  # unchanged for its own ttl (R5)
                                     **({"wait": wait} if wait else {}), registry=registry)
         if lease is None:

@@ -49,6 +49,16 @@ def _turns(settings: GameadSettings, registry: Registry, worker_id: str, pid: in
     return turns
 
 
+async def _two_workers(nc: Any, settings: GameadSettings) -> tuple[Any, SuspectTurns, SuspectTurns]:
+    """The topology made on ``nc``, and two registered workers' turns: ``(js, w1 pid 101, w2 pid 202)``."""
+    js = nc.jetstream()
+    await ensure_topology(js, settings)
+    registry = Registry(nc, js, settings.registry)
+    await registry.put(_node("w1", 101))
+    await registry.put(_node("w2", 202))
+    return js, _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+
+
 async def _taken_within(turns: SuspectTurns, ad_id: str, seconds: float = 20.0,
                         before: Callable[[], Awaitable[object]] | None = None) -> bool:
     """Whether a turn of ``turns`` for ``ad_id`` takes the lease within ``seconds`` (tried every 0.2 s, after
@@ -83,12 +93,7 @@ def test_one_holder_at_a_time_and_a_dead_holders_recovery_frees_it(
     async def main() -> None:
         nc = await nats.connect(server.url)
         try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
-            registry = Registry(nc, js, settings.registry)
-            await registry.put(_node("w1", 101))
-            await registry.put(_node("w2", 202))
-            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            js, w1, w2 = await _two_workers(nc, settings)
 
             first = _Msg()
             async with w1.turn(first, "ad-1") as alone:  # type: ignore[arg-type]
@@ -249,12 +254,7 @@ def test_a_worker_waiting_for_its_other_analyses_does_not_hold_the_lease_meanwhi
         nc = await nats.connect(server.url)
         hang = asyncio.Event()
         try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
-            registry = Registry(nc, js, settings.registry)
-            await registry.put(_node("w1", 101))
-            await registry.put(_node("w2", 202))
-            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            js, w1, w2 = await _two_workers(nc, settings)
             gate = w1._gate  # noqa: SLF001 - the worker's gate its slots pass through
 
             async def hanging() -> None:  # an analysis in another slot of w1 that does not end

@@ -114,3 +114,21 @@ def test_every_gamead_hint_names_its_api_even_on_the_default_port() -> None:
         gamead_lines = [c for c in commands if c.startswith("gamead ") and " worker " not in f" {c} "]
         assert len(gamead_lines) == 5
         assert all(c.endswith(f" --api {default}") for c in gamead_lines), gamead_lines
+
+
+def test_a_wildcard_hosts_metrics_port_held_on_one_address_is_not_kept_nor_planned() -> None:
+    """review54: with ``worker.metrics_host`` 0.0.0.0 the port was judged free on 127.0.0.1 alone, but the worker
+    binds the wildcard, which a listener on any one address (here 127.0.0.2) refuses. port54 made the worker's
+    'port P is taken' a retry on a new pick, and the pick kept P again: restarted on it forever, each exit said as
+    'picked by gamead up, was taken by another process first'. Judged where the worker binds, P is not used."""
+    from gamead_cli.commands.up import WorkerMetricsPorts
+
+    lines: list[str] = []
+    with socket.create_server(("127.0.0.2", 0)) as other:  # another process, on one address only
+        busy = other.getsockname()[1]
+        planned = WorkerMetricsPorts("0.0.0.0", busy, on_fallback=lines.append)
+        assert planned.port_for("local-1") != busy and lines[0].startswith(f"metrics: port {busy} is taken")
+        kept = WorkerMetricsPorts("0.0.0.0", free_port(), on_fallback=lines.append)
+        kept.ports["local-1"] = busy  # local-1's until it stopped (a restart after its exit 5)
+        assert kept.port_for("local-1") != busy and port_free("0.0.0.0", kept.ports["local-1"])
+        assert kept.local_url("local-1") == f"http://127.0.0.1:{kept.ports['local-1']}/metrics"  # reached on loopback
