@@ -140,8 +140,7 @@ class Supervisor:
         """The children that exited with a refusal code (not restarted), oldest first."""
         return [c for c in self.children.values() if c.refused is not None]
 
-    def start(self, name: str, argv: list[str] | Callable[[], list[str]], env: dict[str, str],
-              log_path: Path) -> Child:
+    def start(self, name: str, argv: list[str] | Callable[[], list[str]], env: dict[str, str], log_path: Path) -> Child:
         """Start child ``name`` (replacing any earlier one of that name) and return it. ``argv``: its command
         line, or a function returning it, called again before each restart."""
         command = argv if callable(argv) else None
@@ -271,8 +270,9 @@ class Supervisor:
             code = child.proc.poll()
             if code is None:
                 continue
-            lost = self.lost_port(child) if self.lost_port and code in self.refusal_codes else ""
-            if code in self.refusal_codes and child.refusal_final and not lost:
+            first = child.restart_at is None and code in self.refusal_codes  # judged once (a lost port reads a log)
+            lost = self.lost_port(child) if self.lost_port and first else ""
+            if first and child.refusal_final and not lost:
                 child.refused = code
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")
