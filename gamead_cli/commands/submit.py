@@ -189,7 +189,10 @@ def submit(
     if count is None and not file:
         overrides = complete_flag_ad(overrides)
     if quiet and (count is not None or bulk_file or array is not None):
-        raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
+        source = "stdin" if str(file) == "-" else file  # attack54: it said '--count' for a file
+        given = ("--count" if count is not None else f"{source}, an array of ads" if array is not None
+                 else f"{source}, read as NDJSON (any number of ads)")
+        raise typer.BadParameter(f"prints the id of one ad: it does not go with {given}", param_hint="--quiet")
 
     settings = client_settings_from(config, api)  # --api, env, config, else the stack running here
     # SIGTERM / SIGHUP as Ctrl-C: the summary says what was sent (gamead_cli.stops)

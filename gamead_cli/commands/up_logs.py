@@ -70,3 +70,18 @@ def refused_start(child: Child) -> ConfigError:
     message once, whole (its fix included), then where its log is. Exit code 5, as the child's."""
     message = child_error_line(child.log_path) or last_log_line(child.log_path) or "no output"
     return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")
+
+_NATS_CLIENT_TAKEN = re.compile(r"Error listening on port: (\S+):(\d+), .*bind: address already in use")
+
+
+def nats_port_taken(line: str) -> str:
+    """What to say ("" if not so) when nats-server's last log line ``line`` says its client port was taken by
+    another process as ``gamead up`` (re)started it. That port is kept, not picked again: the API and the workers
+    connect there (their config-in-force), so the restart waits for it, with the supervisor's back-off (attack54:
+    only nats-server's own line was said, every back-off, while the stack could take no ad). Pure."""
+    if (found := _NATS_CLIENT_TAKEN.search(line)) is None:
+        return ""
+    host, port = found[1], found[2]
+    return (f"nats-server's client port {port} on {host} is taken by another process: the API and the workers "
+            "connect there, so it is not moved; the API refuses submits (503) and no ad runs until it is free "
+            f"(lsof -nP -iTCP:{port} -sTCP:LISTEN names the holder); gamead up starts nats-server again once it is")

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from gamead_cli import exitcodes
 from gamead_cli.commands.up_console import say
-from gamead_cli.commands.up_logs import child_error_line, last_log_line, metrics_port_lost
+from gamead_cli.commands.up_logs import child_error_line, last_log_line, metrics_port_lost, nats_port_taken
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.proc import alive, start_time
@@ -92,6 +92,8 @@ class UpStack:
             return  # up ends with the child's own message (refused_start), said once
         if code > 0 and (line := last_log_line(child.log_path)):  # an exit, not a kill: say why
             say(f"  [dim]{escape(child.name)} log: {escape(line)}[/]")
+            if child.name == NATS_CHILD and (taken := nats_port_taken(line)):  # kept: its clients connect there
+                say(f"[yellow]![/] {escape(taken)}")
 
     def settle(self) -> None:
         """The stack is up: a child refused from now on (a restart, a new worker) is retried with back-off and the

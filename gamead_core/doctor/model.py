@@ -146,10 +146,12 @@ KINDS: Final[tuple[Kind, ...]] = (
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
        items="job"),
     _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's, the suspect ads') held by a node that is "
-       "gone, renewed ahead of now, or with a TTL no node writes: until a node takes it over, nobody reaps (a dead "
-       "node's ads), heals the DLQ, scales or runs a suspect ad alone",
-       "released by compare-and-set at the revision read, once it stood unchanged for its "
-       "own TTL: a live node takes it at its next step", items="object"),
+       "gone, renewed ahead of now, or with a TTL no node writes, or the suspect lease held by a live worker that runs "
+       "no suspect ad with it: until a node takes it over, nobody reaps (a dead node's ads), heals the DLQ, scales or "
+       "runs a suspect ad alone",
+       "released by compare-and-set at the revision read: the suspect lease at once when a fresh look at its "
+       "holder's registry entry proves no run needs it (left if its holder holds its ad by then), any other once it "
+       "stood unchanged for its own TTL: a live node takes it at its next step", items="object"),
 )
 
 KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}

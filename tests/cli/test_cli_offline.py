@@ -132,3 +132,22 @@ def test_help_has_an_example(runner: CliRunner, args: list[str]) -> None:
     assert result.exit_code == 0
     assert "gamead " in result.stdout
     assert "Example" in result.stdout
+
+
+@pytest.mark.parametrize(("name", "text", "args"), [
+    ("ads.ndjson", '{"title": "A", "genre": "RPG"}\n{"title": "B", "genre": "RPG"}\n', []),
+    ("ads.json", '[{"title": "A", "genre": "RPG"}, {"title": "B", "genre": "RPG"}]', []),
+    (None, None, ["--count", "3"]),
+])
+def test_submit_quiet_refusal_names_what_was_given(runner: CliRunner, tmp_path: Path, name: str | None,
+                                                    text: str | None, args: list[str]) -> None:
+    """attack54: ``-q`` with an NDJSON file (or a JSON array) was refused 'it does not go with --count', a flag
+    never given: the refusal names the input that holds several ads."""
+    files = []
+    if name is not None and text is not None:
+        (path := tmp_path / name).write_text(text, encoding="utf-8")
+        files = [str(path)]
+    result = runner.invoke(app, ["submit", *files, *args, "-q"])
+    assert result.exit_code == exitcodes.USAGE
+    line = assert_one_error_line(result, "prints the id of one ad")
+    assert ("--count" in line) == (name is None), line

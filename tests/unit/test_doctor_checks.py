@@ -186,3 +186,12 @@ def test_only_ads_past_their_levels_promised_wait_make_a_stream_unpulled() -> No
     assert late_text(young, 10.0) is None
     late = [LevelDepth(1, 2, oldest_age=35.0), LevelDepth(3, 5, oldest_age=19.0)]
     assert late_text(late, 10.0) == "7 ad(s) wait, the oldest 35 s (priority 1 promises 10 s)"
+
+
+def test_lease_stuck_says_the_suspect_lease_of_a_live_worker_and_its_release_at_once() -> None:
+    """attack54: a suspect lease held by a live worker that runs no suspect ad with it (lease54) was reported under a
+    kind saying 'held by a node that is gone, renewed ahead of now, or with a TTL no node writes' and a repair
+    'released … once it stood unchanged for its own TTL' (138 s), while the repair released it at once (~3 s)."""
+    kind = KIND_BY_CODE["lease_stuck"]
+    assert "runs no suspect ad with it" in kind.what, kind.what
+    assert kind.repair is not None and "at once" in kind.repair, kind.repair
