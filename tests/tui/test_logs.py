@@ -139,7 +139,7 @@ def test_the_log_screen_follows_a_live_worker_and_an_ads_story(observed: Observe
                 # while the screen is open, the worker logs an ad's fault: the line shows up
                 ad_id = httpx.post(f"{observed.url}/ads", json=ad(title), timeout=10).json()["id"]
                 fault = f"injecting a permanent fault into ad {ad_id}"
-                await until(pilot, lambda: fault in screen.text(), timeout=20, what="the fault line, followed")
+                await until(pilot, lambda: fault in screen.text(), what="the fault line, followed")
                 await pilot.press("escape")
                 await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back to the dashboard")
                 app.run_command_line(f"logs ad {ad_id}")  # the ad's story, from every log of the stack
