@@ -142,7 +142,8 @@ class DashboardApp(StopsFromOutside, Refreshing, ReplayControls, DlqActions, Com
         self._shown_at: float | None = None  #: monotonic seconds the last answer was shown (app_refresh.stale_note)
         self._failure: str | None = None  #: the banner of the last refresh's failure, without the figures' age
         self._aging: Timer | None = None  #: ticks the banner's age while the figures are stale (app_refresh)
-        self._busy = False
+        self._busy = False  #: a refresh (or a replay's frame) is on its way
+        self._again = False  #: a refresh was asked for while one was on its way: it follows that one
         self._ticks = 0
         #: the id of the job whose line each refresh brings up to date until it ends (app_refresh.follow_job)
         self._job_followed: str | None = None

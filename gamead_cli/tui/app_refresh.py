@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from textual import work
@@ -90,25 +91,32 @@ class Refreshing:
         self._busy = True
         self.poll()
 
-    def _want_dlq(self, stats: Mapping[str, Any]) -> bool:
+    def _polled(self) -> None:
+        """A refresh (or a replay's frame) has ended: the next may start, at once if one was asked for meanwhile."""
+        self._busy = False
+        if self._again and self.is_running:
+            self._again = False
+            self.tick()
+
+    def _want_dlq(self, stats: Mapping[str, Any], forced: bool = False) -> bool:
         size = (stats.get("dlq") or {}).get("size") if isinstance(stats, Mapping) else None
-        due = self._dlq_forced or self._ticks % DLQ_EVERY == 0 or size != self._dlq_size_seen
+        due = forced or self._ticks % DLQ_EVERY == 0 or size != self._dlq_size_seen
         if due:
             self._dlq_size_seen = size
         return due
 
-    @work(exclusive=True, group="poll", exit_on_error=False)
+    @work(group="poll", exit_on_error=False)
     async def poll(self) -> None:
+        """One refresh; never cancelled by the next (tui54: its thread cannot be, the answer was dropped): a
+        refresh asked for meanwhile follows it (:meth:`refresh_now`)."""
         if self.player is not None:
             await self.play(1)
             return
         try:
             self._ticks += 1
-            forced = self._dlq_forced
-            snap = await asyncio.to_thread(
-                fetch_snapshot, self.source, self.history, want_dlq=self._want_dlq, previous=self.snapshot)
-            if forced:
-                self._dlq_forced = False
+            forced, self._dlq_forced = self._dlq_forced, False  # a DLQ read asked for from now on: the next's
+            snap = await asyncio.to_thread(fetch_snapshot, self.source, self.history,
+                                           want_dlq=partial(self._want_dlq, forced=forced), previous=self.snapshot)
             self._dlq_forced = self._dlq_forced or stale_page(snap)
             self.apply(snap)
             await self.follow_job()
@@ -122,7 +130,7 @@ class Refreshing:
             self._failure = describe_failure(exc, self.refresh_seconds, self.failures)
             self._stale(True)
         finally:
-            self._busy = False
+            self._polled()
 
     async def follow_job(self) -> None:
         """The job line brought up to date with the job it shows, read once a refresh until the job has ended:
@@ -222,7 +230,11 @@ class Refreshing:
             self.error = self._failure + stale_note(self._shown_at, time.monotonic())
 
     def refresh_now(self, *, dlq: bool = False) -> None:
+        """A refresh now (``dlq``: with the DLQ page), or, while one is on its way (it may have read before what
+        changed), as soon as it ends: never a second request beside it."""
         if dlq:
             self._dlq_forced = True
-        self._busy = False
+        if self._busy:
+            self._again = True
+            return
         self.tick()

@@ -33,7 +33,7 @@ class ReplayControls:
         except Exception as exc:  # noqa: BLE001 - a bad recording is a banner, not a traceback
             self.error = f"⚠ cannot replay: {error_text(exc)}"
         finally:
-            self._busy = False
+            self._polled()
 
     def _show_position(self) -> None:
         """The header's ``REPLAY frame 12/300 ×2 · received 12:34:56``."""

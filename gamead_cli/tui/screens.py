@@ -196,7 +196,9 @@ class RecordScreen(Crumbed):
 
 class LogScreen(Crumbed):
     """The live tail of one worker's log or of one ad's story (:mod:`gamead_cli.tui.logs`): the last lines,
-    then each new one as it is written, while the screen is open. Reads run in a worker thread."""
+    then each new one as it is written, while the screen is open. Reads run in a worker thread, one at a time: a
+    tick while one is on its way starts none (tui54: each tick cancelled the read in flight, whose thread had
+    already taken its lines from the file; at load, where a read and its way back outlast a tick, no line showed)."""
 
     BINDINGS = [Binding("escape,q", "dismiss", "back")]
     AUTO_FOCUS = "#log-lines"  # as LevelScreen's
@@ -208,6 +210,7 @@ class LogScreen(Crumbed):
         self.crumb = follower.title
         self.lines_shown = 0
         self.reads = 0
+        self._reading = False  #: a read is on its way (started, its lines not shown yet)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="wide"):
@@ -224,8 +227,15 @@ class LogScreen(Crumbed):
         """Every line on the screen now (plain text; empty before the screen is composed)."""
         return "\n".join(line for log in self.query("#log-lines").results(Log) for line in log.lines)
 
-    @work(group="log-tail", exclusive=True, exit_on_error=False)
-    async def follow(self) -> None:
+    def follow(self) -> None:
+        """Read what was appended and show it (each tick), unless the last read is still on its way: its lines are
+        shown first, and the next tick reads on from there."""
+        if not self._reading:
+            self._reading = True
+            self._read()
+
+    @work(group="log-tail", exit_on_error=False)
+    async def _read(self) -> None:
         try:
             lines = await asyncio.to_thread(self.follower.read)
         except LogsUnavailable as exc:
@@ -234,6 +244,8 @@ class LogScreen(Crumbed):
         except OSError as exc:
             self.query_one("#log-note", Static).update(Text(f"cannot read the logs: {exc}", style="bold red"))
             return
+        finally:
+            self._reading = False
         self.reads += 1
         if lines:
             self.query_one("#log-lines", Log).write_lines(lines)

@@ -13,8 +13,11 @@ filter ``/`` opens, when the paste overtook the ``/`` (review41b).
 it has been handled all the way up (a turn passed from its widget to each parent in turn, behind what each has
 queued, to the app), and only once the screen on top has mounted and taken its focus. A key typed at human speed
 goes on at once, as before. Ctrl-C never waits. A turn that never comes back (its widget closed with the key in its
-queue) is given up once that widget is gone from the screen, or after :data:`KEY_WAIT` (a backstop: a turn takes
-milliseconds, a loaded box's a few hundred); at most :data:`MAX_HELD` keys wait, and any more go on as Textual would.
+queue) is given up once that widget is gone from the screen, or once it has waited :data:`KEY_WAIT` at a widget that
+handled nothing meanwhile (blocked, or the turn lost); a widget that works through its queue keeps it however long
+that takes (tui54: given up KEY_WAIT after it began, as turns of 5.1 and 5.3 s were at load ~15, the keys behind
+went on to the widget focused then: ``/wor`` typed ahead of a busy nodes table gave an empty filter and ``r`` opened
+a replay's confirmation); at most :data:`MAX_HELD` keys wait, and any more go on as Textual would.
 
 A mouse button (press, release, wheel: :data:`HELD_MOUSE`) waits its turn the same way (left42): Textual hands it to
 the screen on top when it reads it, so a click after ``escape`` in one burst went to the screen ``escape`` was about
@@ -43,9 +46,9 @@ from textual import events
 from textual.message_pump import MessagePump
 from textual.timer import Timer
 
-#: seconds a key waits at most for the one before it to be handled (or for a new screen to mount), then goes on
+#: seconds a key's turn waits at a widget (or a new screen) that handles nothing meanwhile, then the next key goes on
 KEY_WAIT = 5.0
-#: seconds between looks at a turn under way (is the widget holding it still there? is it older than KEY_WAIT?)
+#: seconds between looks at a turn under way (is the widget holding it still there? has it handled anything?)
 LOOK_EVERY = 0.5
 #: keys waiting their turn at most (a paste of a few thousand characters); any more are handed on at once
 MAX_HELD = 4096
@@ -81,6 +84,9 @@ class TypeAhead:
         self._watchdog: Timer | None = None
         self._target: weakref.ref[MessagePump] | None = None  #: the widget the key on its way was handed to
         self._at: weakref.ref[MessagePump] | None = None  #: where the turn under way waits now
+        #: (turn, where it waits, what that node handles next) at a look, and since when (monotonic s) it is so
+        self._mark: tuple[int, int, int] | None = None
+        self._still = 0.0
 
     async def key(self, event: events.Key | events.Paste | events.MouseEvent) -> None:
         """A key (or a paste, a mouse button) read from the terminal: handed on now if nothing is on its way, else
@@ -165,14 +171,24 @@ class TypeAhead:
 
     def _look(self) -> None:
         """Every LOOK_EVERY s while keys come (a timer's task): a turn whose widget is gone (removed or closed with
-        the turn in its queue), or older than KEY_WAIT, is given up in the app's task; idle, the timer stops."""
+        the turn in its queue), or stalled (:meth:`_stalled`), is given up in the app's task; idle, the timer stops."""
         if self._since is not None:
             at = self._at() if self._at is not None else None
-            if at is None or (at is not self.app and _gone(at)) or time.monotonic() - self._since >= KEY_WAIT:
+            if at is None or (at is not self.app and _gone(at)) or self._stalled(at):
                 self.app.call_later(self._give_up, self._turn)
         elif not self.held and self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog = None
+
+    def _stalled(self, at: MessagePump) -> bool:
+        """Whether the turn has waited :data:`KEY_WAIT` s at ``at`` with ``at`` handling nothing meanwhile: the
+        same message next in its queue (or none) at every look since."""
+        now = time.monotonic()
+        mark = (self._turn, id(at), id(_next(at)))
+        if mark != self._mark:
+            self._mark, self._still = mark, now
+            return False
+        return now - self._still >= KEY_WAIT
 
     async def _give_up(self, turn: int) -> None:
         if turn == self._turn and self._since is not None:
@@ -206,6 +222,15 @@ def _again(event: events.MouseEvent) -> events.MouseEvent:
 def _gone(node: MessagePump) -> bool:
     """Whether ``node`` will never handle what is in its queue: closed, closing, or taken off the app's tree."""
     return bool(getattr(node, "_closed", False) or getattr(node, "_closing", False)) or not node.is_attached
+
+
+def _next(node: MessagePump) -> object:
+    """The message ``node`` handles next (the one it took out to look at, else its queue's first), or None."""
+    pending = getattr(node, "_pending_message", None)
+    if pending is not None:
+        return pending
+    queue = getattr(getattr(node, "_message_queue", None), "_queue", None)
+    return queue[0] if queue else None
 
 
 def _queued(node: MessagePump) -> bool:

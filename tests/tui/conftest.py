@@ -24,6 +24,12 @@ from tests.support import Proc, start_api, start_worker, wait_for
 T = TypeVar("T")
 
 DATA = Path(__file__).parent / "data"
+#: seconds between two looks of :func:`until`
+LOOK = 0.05
+#: seconds a pilot wait allows by default before it fails: a deadline for a failure, never a wait (a wait ends when
+#: its state is reached). 10 s was a budget for a quiet machine: at load 15-20 "the app quiet" (test_sizes 79x40)
+#: and the live log's fault line (20 s) timed out (tui54)
+DEADLINE = 30.0
 TTL = 3.0
 #: every process of the observed stack: fast heartbeats, short ttl, no rate limit on /v1
 OBSERVED_ENV = {
@@ -77,11 +83,21 @@ def recorded() -> dict[str, Any]:
     return json.loads((DATA / "recorded.json").read_text(encoding="utf-8"))
 
 
-async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
-    """Let the app run until ``probe()`` is truthy; fail naming ``what`` after ``timeout`` seconds. The probe is
-    looked at once more when the deadline has passed: on a loaded machine the last pause can outlast the deadline
-    with the outcome reached meanwhile (typeahead43: "timed out ... waiting for the first DLQ entry marked (last:
-    {'01m87v…'})", the set filled during that pause)."""
+async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = DEADLINE,
+                what: str = "condition") -> T:
+    """Let the app run until ``probe()`` is truthy; fail naming ``what`` after ``timeout`` seconds, or at once when
+    the app has ended with it still falsy. The probe is looked at once more when the deadline has passed: on a
+    loaded machine the last pause can outlast the deadline with the outcome reached meanwhile (typeahead43: "timed
+    out ... waiting for the first DLQ entry marked (last: {'01m87v…'})", the set filled during that pause).
+
+    Between looks the app runs on its own (:data:`LOOK` s of ``asyncio.sleep``, then the screen's pending update, as
+    ``pilot.pause`` does), never ``pilot.pause(…)`` itself: that
+    posted a callback to the app and to every widget on screen (71 on the dashboard at 120x40) and waited for each
+    at every look, ~4.7 ms of CPU (0.2 with a sleep) and as many messages queued ahead of the app's own work; a
+    key's turn (``app.typeahead``), which goes widget to widget behind what each has queued, waited behind them at
+    each step (tui54: at load ~15, turns of 5.1 and 5.3 s, given up at ``typeahead.KEY_WAIT`` then)."""
+    import asyncio
+
     deadline = time.monotonic() + timeout
     while True:
         last = probe()
@@ -89,7 +105,10 @@ async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = 1
             return last
         if time.monotonic() >= deadline:
             break
-        await pilot.pause(0.05)
+        if not pilot.app.is_running:
+            raise AssertionError(f"the app ended while waiting for {what} (last: {last!r})")
+        await asyncio.sleep(LOOK)
+        pilot.app.screen._on_timer_update()  # the screen's pending update, as pilot.pause does
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
@@ -153,7 +172,7 @@ async def burst(pilot: Pilot[Any], *keys: Any) -> None:
 async def keys_read(pilot: Pilot[Any]) -> None:
     """Wait until the app has read every key (event) handed to its driver so far, by :func:`burst` or
     :meth:`Pilot.press`: a callback handed to the driver after them has run (the driver posts in order). A key read
-    is handed on or held by ``app.typeahead``, not necessarily handled yet. Fails after 10 s."""
+    is handed on or held by ``app.typeahead``, not necessarily handled yet. Fails after :data:`DEADLINE` s."""
     import asyncio
 
     from textual import events
@@ -165,12 +184,13 @@ async def keys_read(pilot: Pilot[Any]) -> None:
 
 async def handled(pilot: Pilot[Any]) -> None:
     """Wait until every key handed to the driver so far has been read and handled all the way up
-    (:func:`all_handled`): what a test waits for before asserting that keys did nothing. Fails after 10 s each."""
+    (:func:`all_handled`): what a test waits for before asserting that keys did nothing. Fails after
+    :data:`DEADLINE` s each."""
     await keys_read(pilot)
     await until(pilot, lambda: all_handled(pilot.app), what="every key read handled")
 
 
-async def settled(pilot: Pilot[Any], *, timeout: float = 10.0) -> None:
+async def settled(pilot: Pilot[Any], *, timeout: float = DEADLINE) -> None:
     """Wait until the app has done all it was asked so far: every key read handled (:func:`handled`), then at one
     look nothing queued at the app, its screen or any widget on it and no refresh, layout or recompose of them
     pending (:func:`quiet`); the frame :func:`screen_text` renders is then the one the app means to show. What a
@@ -204,8 +224,15 @@ def quiet(app: Any) -> bool:
         return False
     flags = ("_layout_required", "_repaint_required", "_scroll_required", "_recompose_required",
              "_refresh_styles_required")
-    return not any(_queued(node) or any(getattr(node, flag, False) for flag in flags)
+    return not any(_queued(node) or (_shown(node) and any(getattr(node, flag, False) for flag in flags))
                    for node in (app, *screen.walk_children(with_self=True)))
+
+
+def _shown(node: Any) -> bool:
+    """Whether ``node`` and every widget above it are displayed: a hidden input's pending repaint (the filter bar,
+    the command line) is no frame to wait for, and only a message to it would clear the flag (``pilot.pause``'s
+    callback to every widget did, at every look: tui54)."""
+    return all(getattr(n, "display", True) for n in (node, *getattr(node, "ancestors", ())))
 
 
 def all_handled(app: Any) -> bool:

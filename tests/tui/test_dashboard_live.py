@@ -60,7 +60,7 @@ def test_after_submitting_ads_the_panels_show_the_real_numbers(observed: Observe
     async def scenario() -> None:
         app = dashboard(observed.url)
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: shown_waiting(app) == expected, timeout=10,
+            await until(pilot, lambda: shown_waiting(app) == expected,
                         what=f"queue panel to show {expected} (shows {shown_waiting(app)})")
             # the same numbers the API reports, and the API node itself in the nodes table and header
             assert waiting(api.get("/v1/stats").json()) == expected
@@ -94,7 +94,7 @@ def test_the_nodes_table_agrees_with_the_registry_of_the_shared_stack(api_url: s
                 shown = shown_processed(app)
                 return shown is not None and shown >= len(ids) and shown == nodes["session-worker"]["processed"]
 
-            await until(pilot, agrees, timeout=15, what="session-worker's processed count on screen")
+            await until(pilot, agrees, what="session-worker's processed count on screen")
 
     asyncio.run(scenario())
 
@@ -112,7 +112,7 @@ def test_a_killed_worker_is_gone_from_the_table_once_its_ttl_lapses(observed: Ob
         app = dashboard(observed.url)
         async with app.run_test(size=(120, 40)) as pilot:
             table = app.query_one(NodesTable)
-            await until(pilot, lambda: worker_id in row_keys(table), timeout=20, what=f"{worker_id} in the table")
+            await until(pilot, lambda: worker_id in row_keys(table), what=f"{worker_id} in the table")
             worker.kill()  # SIGKILL: no clean shutdown, no deletion — only the ttl removes it
             killed = time.monotonic()
             # expected: ttl, plus one heartbeat that may have landed just before the kill, one sample, one refresh
@@ -143,7 +143,7 @@ def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
         app = dashboard(observed.url)
         async with app.run_test(size=(120, 40)) as pilot:
             table = app.query_one(DlqTable)
-            await until(pilot, lambda: ad_id in row_keys(table), timeout=10, what="the dead ad in the DLQ panel")
+            await until(pilot, lambda: ad_id in row_keys(table), what="the dead ad in the DLQ panel")
             assert app.dlq_error is None, app.dlq_error
             table.focus()
             table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
@@ -152,7 +152,7 @@ def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
                                  what="the replay confirmation")
             assert ad_id in dialog.detail
             await pilot.press("1", "enter")
-            await until(pilot, lambda: ad_id not in row_keys(table), timeout=10, what="the entry to leave the DLQ")
+            await until(pilot, lambda: ad_id not in row_keys(table), what="the entry to leave the DLQ")
             assert app.error is None
             # one server-side job, its progress on the job line, then its record in the audit panel
             job = await until(pilot, lambda: app.job, what="the job line")
@@ -160,7 +160,7 @@ def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
             assert job["selection"]["mode"] == "ids"
             await until(pilot, lambda: any(r.get("action") == "replay" and r.get("ads") == 1
                                            for r in (app.audit or {}).get("items") or []),
-                        timeout=10, what="the replay in the audit panel")
+                        what="the replay in the audit panel")
 
     asyncio.run(scenario())
     assert api.get(f"/v1/dlq/{ad_id}").status_code == 404
@@ -182,14 +182,14 @@ def test_the_api_going_away_shows_the_banner_and_the_dashboard_recovers(observed
             assert not banner.display
 
             first.stop()
-            await until(pilot, lambda: banner.display, timeout=10, what="the banner")
+            await until(pilot, lambda: banner.display, what="the banner")
             assert "API unreachable" in str(banner.message) and "retrying" in str(banner.message)
             assert app.stats is not None  # the last numbers stay on screen under the banner
             await until(pilot, lambda: app.failures >= 2, what="a few retries")
 
             second, _ = serve(observed.nats.url, port, observed.logs)
             procs.append(second)
-            await until(pilot, lambda: not banner.display and app.stats["node"] != node_before, timeout=15,
+            await until(pilot, lambda: not banner.display and app.stats["node"] != node_before,
                         what="the dashboard to recover on the restarted API")
             assert app.error is None
 
@@ -245,14 +245,14 @@ def test_the_job_line_follows_a_replay_to_its_end(observed: Observed, api: httpx
         app = dashboard(observed.url)
         async with app.run_test(size=(200, 50)) as pilot:
             table = app.query_one(DlqTable)
-            await until(pilot, lambda: ad_id in row_keys(table), timeout=10, what="the dead ad in the DLQ panel")
+            await until(pilot, lambda: ad_id in row_keys(table), what="the dead ad in the DLQ panel")
             table.focus()
             table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
             await pilot.press("space", "r")
             await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="the replay confirmation")
             await pilot.press("1", "enter")
             line = app.query_one(JobLine)
-            await until(pilot, lambda: (app.job or {}).get("phase") == "following", timeout=10,
+            await until(pilot, lambda: (app.job or {}).get("phase") == "following",
                         what="the job past acting, following its ad")
             procs.append(observed.worker(f"healthy-{uuid.uuid4().hex[:4]}"))  # the replayed ad completes
             try:

@@ -139,7 +139,7 @@ def test_the_log_screen_follows_a_live_worker_and_an_ads_story(observed: Observe
                 # while the screen is open, the worker logs an ad's fault: the line shows up
                 ad_id = httpx.post(f"{observed.url}/ads", json=ad(title), timeout=10).json()["id"]
                 fault = f"injecting a permanent fault into ad {ad_id}"
-                await until(pilot, lambda: fault in screen.text(), timeout=20, what="the fault line, followed")
+                await until(pilot, lambda: fault in screen.text(), what="the fault line, followed")
                 await pilot.press("escape")
                 await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back to the dashboard")
                 app.run_command_line(f"logs ad {ad_id}")  # the ad's story, from every log of the stack
@@ -166,3 +166,40 @@ def test_the_logs_command_line_takes_a_node_or_an_ad_and_nothing_else() -> None:
         with pytest.raises(commands.CommandError):
             commands.parse(bad)
     assert commands.complete("logs l", workers=["local-3"]) == "logs local-3"
+
+
+def test_a_tick_while_a_read_is_on_its_way_back_loses_no_line(tmp_path: Path) -> None:
+    """tui54: at load the log screen stopped following (test_the_log_screen_follows_… above timed out at 20 s
+    waiting for the fault line). Each tick of the screen started a read that cancelled the one in flight
+    (``exclusive``); a thread cannot be cancelled, so the cancelled read had taken its lines from the file and they
+    were dropped: once a read and its way back to the event loop took longer than a tick, no line ever showed. Here
+    the loop is held (``time.sleep``: a loaded machine's starved loop) while the first read runs, then a tick comes
+    before that read's answer is handled. Without the fix the file's lines never show; with it, they do, once."""
+    import time
+
+    from textual.worker import WorkerState
+
+    log = tmp_path / "worker-1.log"
+    log.write_text("".join(line(n) for n in range(3)))
+
+    async def scenario() -> None:
+        app = DashboardApp(ApiSource(ApiClient("http://127.0.0.1:9", timeout=0.5)), refresh=3600)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = LogScreen(follower(tmp_path, ["worker-1"]), every=3600)  # no tick but the test's
+            app.push_screen(screen)
+
+            def reading() -> bool:
+                return any(w.group == "log-tail" and w.state == WorkerState.RUNNING for w in screen.workers)
+
+            deadline = time.monotonic() + 10
+            while not screen.follower.tails:  # one turn of the loop per look: a pause would let the read come back
+                assert time.monotonic() < deadline, "the first read never started"
+                await asyncio.sleep(0)
+            # the first read's thread has begun reading the file (its tail is made there)
+            time.sleep(0.5)  # the loop starved meanwhile: the read is done, its answer not handled yet
+            screen.follow()  # the screen's next tick
+            await until(pilot, lambda: screen.reads >= 1 and not reading(), what="the reads done")
+            await until(pilot, lambda: "line 2" in screen.text(), what="the file's last line")
+            assert [x.split()[-1] for x in screen.text().splitlines()] == ["0", "1", "2"], screen.text()
+
+    asyncio.run(scenario())

@@ -44,9 +44,9 @@ def test_the_header_says_redis_is_unusable_while_it_is(observed: Observed, procs
                         what="the API using its Redis")
             assert "redis" not in said()
             valkey.kill()
-            await until(pilot, lambda: "redis degraded: cannot connect" in said(), timeout=20,
+            await until(pilot, lambda: "redis degraded: cannot connect" in said(),
                         what="the header to say Redis is unusable")  # before: nothing, ever
             valkey.start()
-            await until(pilot, lambda: "redis" not in said(), timeout=20, what="the header to drop it once usable")
+            await until(pilot, lambda: "redis" not in said(), what="the header to drop it once usable")
 
     asyncio.run(scenario())

@@ -49,14 +49,14 @@ def test_a_stopped_api_s_banner_says_how_old_the_figures_are(observed: Observed,
             await until(pilot, lambda: app.stats is not None, what="first stats")
             os.kill(api.pid, signal.SIGSTOP)
             try:
-                await until(pilot, lambda: banner.display, timeout=15, what="the banner")
+                await until(pilot, lambda: banner.display, what="the banner")
                 first = said_age(banner)
                 assert first is not None, banner.message  # before: "⚠ API slow — … (attempt 1)", no age
-                await until(pilot, lambda: (said_age(banner) or 0) >= first + 1, timeout=15,
+                await until(pilot, lambda: (said_age(banner) or 0) >= first + 1,
                             what="the banner's age to grow with the outage")
             finally:
                 os.kill(api.pid, signal.SIGCONT)
-            await until(pilot, lambda: not banner.display, timeout=15, what="the banner to go once it answers")
+            await until(pilot, lambda: not banner.display, what="the banner to go once it answers")
             assert app.error is None
 
     asyncio.run(scenario())

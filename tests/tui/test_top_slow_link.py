@@ -30,7 +30,7 @@ def test_a_slow_api_is_called_slow_with_the_wait_and_its_knob_not_unreachable(ap
         app = DashboardApp(ApiSource(client), refresh=1.0)
         async with app.run_test(size=(160, 40)) as pilot:
             banner = app.query_one(Banner)
-            await until(pilot, lambda: banner.display, timeout=20, what="the banner")
+            await until(pilot, lambda: banner.display, what="the banner")
             said = str(banner.message)
             assert "⚠ API slow" in said and "unreachable" not in said, said
             assert f"gave no answer within {WAIT:g} s, the live dashboard's wait" in said, said

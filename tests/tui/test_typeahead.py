@@ -224,3 +224,37 @@ def test_keys_held_when_the_app_has_no_screen_left_are_dropped_not_a_traceback()
     ahead.held.append((events.Key("q", "q"), 1))
     asyncio.run(ahead._drain())
     assert not ahead.held and handed == []
+
+
+def test_keys_behind_a_slow_turn_wait_for_it_while_its_widget_works(recorded: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """tui54: a turn was given up KEY_WAIT (5 s) after it began, however busy the widget holding it was; at load ~15
+    (test_typeahead and test_sizes pinned to one CPU beside busy loops) turns of 5.1 and 5.3 s were given up, one
+    with a key behind it, which then went on to the widget focused then: with ``/`` still queued at the nodes table,
+    ``wor`` went there too (the way test_typeahead's "the filter bar closed, a filter kept" times out). A turn is
+    now given up only when the widget holding it has handled nothing for KEY_WAIT (blocked, or the turn lost). Here
+    the nodes table has 3 s of work queued (60 handlers of 50 ms) before the burst ``/`` ``wor`` enter, KEY_WAIT
+    0.5 s. Without the fix the filter stays empty and the ``r`` opens a replay's confirmation (2 of 2); with it,
+    ``wor``."""
+    import time
+
+    source = RecordedSource(recorded)
+    monkeypatch.setattr(typeahead, "KEY_WAIT", 0.5)
+    monkeypatch.setattr(typeahead, "LOOK_EVERY", 0.1)
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        nodes = app.query_one(NodesTable)
+        await settled(pilot)
+        async def work() -> None:  # a widget at work: 50 ms of the loop, then the loop goes round
+            time.sleep(0.05)
+            await asyncio.sleep(0)
+
+        for _ in range(60):
+            nodes.call_later(work)
+        await burst(pilot, "/", "w", "o", "r", "enter")
+        await until(pilot, lambda: all_handled(app) and not nodes.message_queue_size, timeout=OUTCOME,
+                    what="the work and every key handled")
+        await settled(pilot)
+        assert nodes.filter_text == "wor" and app.focused is nodes, (nodes.filter_text, app.screen)
+
+    run(source, scenario)
