@@ -63,7 +63,8 @@ class Waiting:
     ``OrderedDict``: every operation O(1))."""
 
     def __init__(self) -> None:
-        self._conns: OrderedDict[Any, None] = OrderedDict()
+        #: each connection waiting, with its reads (``_reads``) when :meth:`longest` last passed it over in this wait
+        self._conns: OrderedDict[Any, int | None] = OrderedDict()
         #: refused connections still open (lingering): outside the bound, never closed for room
         self.refused: set[Any] = set()
 
@@ -84,21 +85,25 @@ class Waiting:
     def longest(self) -> Any | None:
         """Take out the connection waiting longest, or None if none waits (a closing one counts only while it holds
         bytes of an answer: a close waits for them). One whose request already came whole or in part, unread by the
-        API yet (:func:`unread`), is passed over and keeps its place, up to :data:`PASSED_OVER_AT_MOST` of them."""
-        passed: list[Any] = []
+        API yet (:func:`unread`), is passed over and keeps its place, up to :data:`PASSED_OVER_AT_MOST` of them; once
+        in a wait, but for newcomers that come before the API reads it again (final54: a client that sends a byte of
+        its head or body now and then had unread bytes at many a newcomer on a loaded API, so it was never cut)."""
+        passed: list[tuple[Any, int]] = []
         try:
             while self._conns:
-                conn, _ = self._conns.popitem(last=False)
+                conn, mark = self._conns.popitem(last=False)
                 if conn.transport.is_closing() and not buffered(conn.transport):
                     continue
-                if len(passed) < PASSED_OVER_AT_MOST and unread(conn.transport):
-                    passed.append(conn)
+                reads = getattr(conn, "_reads", 0)
+                if len(passed) < PASSED_OVER_AT_MOST and mark in (None, reads) and unread(conn.transport):
+                    passed.append((conn, reads))
                     continue
                 return conn
             return None
         finally:
-            for conn in reversed(passed):
-                self.goes_first(conn)
+            for conn, reads in reversed(passed):
+                self._conns[conn] = reads
+                self._conns.move_to_end(conn, last=False)
 
 
 #: connections with unread bytes :meth:`Waiting.longest` passes over for one newcomer (an ioctl each): a client

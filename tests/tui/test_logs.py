@@ -14,12 +14,12 @@ import pytest
 
 from gamead_cli.client import ApiClient
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.logs import TAIL_BYTES, FileTail, LogsUnavailable, default_log_dir, follower
+from gamead_cli.tui.logs import TAIL_BYTES, FileTail, LogFollower, LogsUnavailable, default_log_dir, follower
 from gamead_cli.tui.screens import LogScreen
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets_tables import NodesTable
 from tests.support import ad, wait_for, wait_worker_ready
-from tests.tui.conftest import Observed, raised_toasts, until
+from tests.tui.conftest import DEADLINE, Observed, raised_toasts, until
 
 pytestmark = pytest.mark.xdist_group("tui-observed")
 
@@ -173,19 +173,28 @@ def test_a_tick_while_a_read_is_on_its_way_back_loses_no_line(tmp_path: Path) ->
     waiting for the fault line). Each tick of the screen started a read that cancelled the one in flight
     (``exclusive``); a thread cannot be cancelled, so the cancelled read had taken its lines from the file and they
     were dropped: once a read and its way back to the event loop took longer than a tick, no line ever showed. Here
-    the loop is held (``time.sleep``: a loaded machine's starved loop) while the first read runs, then a tick comes
+    the loop is held (a loaded machine's starved loop) until the first read has returned, then a tick comes
     before that read's answer is handled. Without the fix the file's lines never show; with it, they do, once."""
+    import threading
     import time
 
     from textual.worker import WorkerState
 
     log = tmp_path / "worker-1.log"
     log.write_text("".join(line(n) for n in range(3)))
+    returned = threading.Event()  # the first read's thread has taken the file's lines and returned them
+
+    class Told(LogFollower):
+        def read(self) -> list[str]:
+            try:
+                return super().read()
+            finally:
+                returned.set()
 
     async def scenario() -> None:
         app = DashboardApp(ApiSource(ApiClient("http://127.0.0.1:9", timeout=0.5)), refresh=3600)
         async with app.run_test(size=(120, 40)) as pilot:
-            screen = LogScreen(follower(tmp_path, ["worker-1"]), every=3600)  # no tick but the test's
+            screen = LogScreen(Told(tmp_path, worker="worker-1"), every=3600)  # no tick but the test's
             app.push_screen(screen)
 
             def reading() -> bool:
@@ -195,8 +204,9 @@ def test_a_tick_while_a_read_is_on_its_way_back_loses_no_line(tmp_path: Path) ->
             while not screen.follower.tails:  # one turn of the loop per look: a pause would let the read come back
                 assert time.monotonic() < deadline, "the first read never started"
                 await asyncio.sleep(0)
-            # the first read's thread has begun reading the file (its tail is made there)
-            time.sleep(0.5)  # the loop starved meanwhile: the read is done, its answer not handled yet
+            # the first read's thread has begun reading the file (its tail is made there); the loop is held (a
+            # loaded machine's starved loop) until that read has returned: its answer not handled yet
+            assert returned.wait(DEADLINE), "the first read never returned"
             screen.follow()  # the screen's next tick
             await until(pilot, lambda: screen.reads >= 1 and not reading(), what="the reads done")
             await until(pilot, lambda: "line 2" in screen.text(), what="the file's last line")

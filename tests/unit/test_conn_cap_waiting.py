@@ -35,6 +35,7 @@ class _Transport:
 class _Conn:
     def __init__(self, name: str, transport: _Transport) -> None:
         self.name, self.transport = name, transport
+        self._reads = 0  #: as BoundedHttpToolsProtocol counts them
 
 
 @pytest.fixture
@@ -72,3 +73,21 @@ def test_past_the_bound_on_passing_over_the_longest_waiting_is_taken(pairs: Exit
     waiting.waits(_conn(pairs, "silent", False))
     assert waiting.longest().name == f"spoke{PASSED_OVER_AT_MOST}"  # an accept costs at most that many ioctls
     assert waiting.longest().name == "silent"  # the sixteen kept their places: passed over again
+
+
+def test_a_client_trickling_its_request_is_passed_over_once_not_at_every_newcomer(pairs: ExitStack) -> None:
+    """final54: a client sending a byte of its head (or body) now and then has unread bytes at many a newcomer on a
+    loaded API: passed over each time, it was never cut for room (the slow-loris bound of attack29, undone at load).
+    It is passed over while the API has not read it since (a burst of newcomers in one loop turn), not after."""
+    waiting = Waiting()
+    client_api = socket.socketpair()
+    api, client = (pairs.enter_context(s) for s in client_api)
+    trickler = _Conn("trickler", _Transport(api))
+    waiting.waits(trickler)
+    client.sendall(b"GET /healthz HTTP/1.1\r\n")
+    assert waiting.longest() is None  # passed over: its bytes are read next turn
+    assert waiting.longest() is None  # a second newcomer of the same turn: the API has not read them yet
+    api.recv(4096)  # the API's read, the head still unfinished: the connection waits on
+    trickler._reads += 1
+    client.sendall(b"H")  # its next byte, unread at the next newcomer
+    assert waiting.longest() is trickler  # before: None, at every newcomer the byte came before
