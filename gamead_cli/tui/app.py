@@ -38,6 +38,7 @@ from gamead_cli.tui.app_stops import StopsFromOutside
 from gamead_cli.tui.recording import Player, Recorder
 from gamead_cli.tui.screens import CommandLine, CommandSuggester, DashboardCommands
 from gamead_cli.tui.source import DataSource, ShownSource
+from gamead_cli.tui.turns import Turns
 from gamead_cli.tui.typeahead import HELD_MOUSE, TypeAhead
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.view_queue import HISTORY_POINTS
@@ -144,6 +145,8 @@ class DashboardApp(StopsFromOutside, Refreshing, ReplayControls, DlqActions, Com
         self._aging: Timer | None = None  #: ticks the banner's age while the figures are stale (app_refresh)
         self._busy = False  #: a refresh (or a replay's frame) is on its way
         self._again = False  #: a refresh was asked for while one was on its way: it follows that one
+        self._steps = 0  #: a replay's frames stepped (``.`` +1, ``,`` -1) while one was on its way: they follow it
+        self._turns: dict[str, Turns] = {}  #: requests of a kind taken in turn (app_commands.in_turn)
         self._ticks = 0
         #: the id of the job whose line each refresh brings up to date until it ends (app_refresh.follow_job)
         self._job_followed: str | None = None
@@ -293,4 +296,4 @@ class DashboardApp(StopsFromOutside, Refreshing, ReplayControls, DlqActions, Com
             if node is not None:
                 self.push_screen(DetailScreen(f"node {key}", view_tables.node_details(node)))
         elif isinstance(event.data_table, DlqTable):
-            self.show_dlq_entry(key)
+            self.open_dlq_entry(key)

@@ -46,9 +46,17 @@ class DlqActions:
 
         self.push_screen(TypedConfirmScreen(self._question(verb, len(ids)), len(ids), shown), answered)
 
-    @work(group="dlq-count", exclusive=True, exit_on_error=False)
+    @work(group="dlq-count", exit_on_error=False)
     async def confirm_filter(self, verb: str, flt: dict[str, Any]) -> None:
-        """``:replay class=X``: count what the filter matches now (a dry run), then the typed confirmation."""
+        """``:replay class=X``: count what the filter matches now (a dry run), then the typed confirmation. One
+        asked for meanwhile counts once this one's confirmation is answered (keys54: it cancelled this count, whose
+        confirmation never showed). Started by ``in_turn("dlq-count", …)``."""
+        try:
+            await self._confirm_filter(verb, flt)
+        finally:
+            self.turns("dlq-count").done()
+
+    async def _confirm_filter(self, verb: str, flt: dict[str, Any]) -> None:
         try:
             matched = await asyncio.to_thread(self.source.count, flt)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
@@ -58,13 +66,10 @@ class DlqActions:
         if not matched:
             self.notify(f"nothing to {verb}: no DLQ entry{what}", severity="warning")
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.dlq_action(verb, None, flt)
-
-        self.push_screen(TypedConfirmScreen(self._question(verb, matched, what), matched,
-                                            f"one server-side job over every entry{what} (matched now)"), answered)
+        screen = TypedConfirmScreen(self._question(verb, matched, what), matched,
+                                    f"one server-side job over every entry{what} (matched now)")
+        if await self.push_screen(screen, wait_for_dismiss=True):
+            self.dlq_action(verb, None, flt)
 
     @work(group="dlq-action", exit_on_error=False)
     async def dlq_action(self, verb: str, ids: list[str] | None, flt: dict[str, Any] | None = None) -> None:

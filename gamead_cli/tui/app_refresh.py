@@ -92,9 +92,13 @@ class Refreshing:
         self.poll()
 
     def _polled(self) -> None:
-        """A refresh (or a replay's frame) has ended: the next may start, at once if one was asked for meanwhile."""
+        """A refresh (or a replay's frame) has ended: the next may start, at once if one was asked for meanwhile:
+        first a replay's steps pressed meanwhile (:meth:`ReplayControls.action_step`), then a refresh."""
         self._busy = False
-        if self._again and self.is_running:
+        if self._steps and self.is_running:
+            self._busy = True
+            self.take_steps()
+        elif self._again and self.is_running:
             self._again = False
             self.tick()
 

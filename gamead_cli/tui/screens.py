@@ -174,7 +174,7 @@ class LevelScreen(Crumbed):
     @on(AdsTable.RowSelected)
     def _selected(self, event: AdsTable.RowSelected) -> None:
         event.stop()
-        self.app.show_ad(str(event.row_key.value))  # type: ignore[attr-defined]
+        self.app.open_ad(str(event.row_key.value))  # type: ignore[attr-defined]
 
 
 class RecordScreen(Crumbed):
