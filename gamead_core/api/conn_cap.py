@@ -46,7 +46,7 @@ from typing import Any
 
 from gamead_core.api.http_limits import BoundedHttpToolsProtocol
 from gamead_core.api.refusal_order import Refusal
-from gamead_core.api.write_watch import buffered, kernel_unread
+from gamead_core.api.write_watch import buffered
 from gamead_core import log_throttle
 from gamead_core.log_throttle import Throttle
 from gamead_core.telemetry.conn_metrics import CONNECTIONS_CLOSED_FOR_ROOM, CONNECTIONS_REFUSED, count, opened
@@ -63,8 +63,7 @@ class Waiting:
     ``OrderedDict``: every operation O(1))."""
 
     def __init__(self) -> None:
-        #: each connection waiting, with its reads (``_reads``) when :meth:`longest` last passed it over in this wait
-        self._conns: OrderedDict[Any, int | None] = OrderedDict()
+        self._conns: OrderedDict[Any, None] = OrderedDict()
         #: refused connections still open (lingering): outside the bound, never closed for room
         self.refused: set[Any] = set()
 
@@ -84,45 +83,12 @@ class Waiting:
 
     def longest(self) -> Any | None:
         """Take out the connection waiting longest, or None if none waits (a closing one counts only while it holds
-        bytes of an answer: a close waits for them). One whose request already came whole or in part, unread by the
-        API yet (:func:`unread`), is passed over and keeps its place, up to :data:`PASSED_OVER_AT_MOST` of them; once
-        in a wait, but for newcomers that come before the API reads it again (final54: a client that sends a byte of
-        its head or body now and then had unread bytes at many a newcomer on a loaded API, so it was never cut)."""
-        passed: list[tuple[Any, int]] = []
-        try:
-            while self._conns:
-                conn, mark = self._conns.popitem(last=False)
-                if conn.transport.is_closing() and not buffered(conn.transport):
-                    continue
-                reads = getattr(conn, "_reads", 0)
-                if len(passed) < PASSED_OVER_AT_MOST and mark in (None, reads) and unread(conn.transport):
-                    passed.append((conn, reads))
-                    continue
+        bytes of an answer: a close waits for them)."""
+        while self._conns:
+            conn, _ = self._conns.popitem(last=False)
+            if not conn.transport.is_closing() or buffered(conn.transport):
                 return conn
-            return None
-        finally:
-            for conn, reads in reversed(passed):
-                self._conns[conn] = reads
-                self._conns.move_to_end(conn, last=False)
-
-
-#: connections with unread bytes :meth:`Waiting.longest` passes over for one newcomer (an ioctl each): a client
-#: cannot make an accept costly, and past them the longest waiting is cut as before
-PASSED_OVER_AT_MOST = 16
-
-
-def unread(transport: Any) -> int:
-    """Bytes a client sent that sit unread in the kernel (``FIONREAD``) while ``transport`` reads (a request the
-    API takes in on its next loop turn: conn54, cut for room it read no answer though it had spoken, as a loaded
-    API accepts a newcomer before it reads them); 0 when reading is paused, the transport closing or the socket
-    gone. Never raises."""
-    sock = transport.get_extra_info("socket")
-    if sock is None or transport.is_closing() or not transport.is_reading():
-        return 0
-    try:
-        return kernel_unread(sock.fileno())
-    except (OSError, ValueError):
-        return 0
+        return None
 
 
 def serving(conn: Any) -> bool:

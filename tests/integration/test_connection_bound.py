@@ -95,8 +95,8 @@ def hold_idle(url: str, stack: ExitStack, count: int) -> list[socket.socket]:
 
 
 def read_by_api(socks: list[socket.socket]) -> None:
-    """Wait until the API has read what ``socks`` sent (conn54: a connection whose bytes are still unread is about to
-    be served, so it is not cut for room: a newcomer meanwhile is refused, which is not what these tests set up)."""
+    """Wait until the API has read what ``socks`` sent: the state these tests set up (requests in flight, bodies
+    still coming) begins there, not when the client's bytes reach the kernel."""
     wait_for(lambda: not any(unread_by_server(sock) for sock in socks), what="the API to read what was sent")
 
 
@@ -429,27 +429,3 @@ def test_a_slow_body_pipelined_behind_an_answered_request_still_makes_room(
     finally:
         proc.stop()
 
-
-def test_a_client_whose_request_came_whole_is_not_cut_for_room_before_the_api_read_it(
-    nats_server: EmbeddedNats, tmp_path: Path
-) -> None:
-    """conn54: a loaded API (here: stopped) accepts a newcomer before it reads a request already whole in the kernel;
-    that connection still counted as waiting (silent) and was cut for room, its client reading nothing (b'') though
-    it had spoken. Now one with unread bytes is passed over: the silent one is cut, the speaker answered."""
-    proc, url = start_limited(nats_server.url, tmp_path, GAMEAD_API__MAX_CONNECTIONS="2")
-    try:
-        wait_for(lambda: scrape(url)["gamead_connections_open"] <= 1, what="no connection open but the scrape's")
-        with ExitStack() as held:
-            speaker = held.enter_context(socket.create_connection(address(url), timeout=10))
-            silent = held.enter_context(socket.create_connection(address(url), timeout=10))
-            with frozen(proc.pid):
-                newcomer = held.enter_context(socket.create_connection(address(url), timeout=10))  # the kernel's
-                speaker.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                wait_for(lambda: (unread_by_server(speaker) or 0) > 0, what="the request in the API's socket")
-            answer = read_answer(speaker)
-            assert answer.startswith(b"HTTP/1.1 200"), answer  # before: b'' (cut for room, unread)
-            assert read_answer(silent, timeout=5) == b""  # the one that never spoke made the room
-            newcomer.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert read_answer(newcomer).startswith(b"HTTP/1.1 200")
-    finally:
-        proc.stop()
