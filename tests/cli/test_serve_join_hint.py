@@ -14,10 +14,12 @@ import shlex
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import Proc, clean_env, run_gamead, up_stack, wait_for
 
 
+@pytest.mark.timeout(300)
 def test_the_printed_serve_join_command_runs_verbatim_and_listens(tmp_path: Path) -> None:
     up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead").start()
     joined: Proc | None = None
@@ -48,6 +50,7 @@ def test_the_printed_serve_join_command_runs_verbatim_and_listens(tmp_path: Path
     assert joined.popen is not None and joined.popen.poll() is not None
 
 
+@pytest.mark.timeout(300)
 def test_a_stack_named_by_its_config_from_elsewhere_is_not_said_running_here(tmp_path: Path) -> None:
     """attack47 F9: ``gamead serve --config OTHER/.gamead/config-in-force.yaml`` run in another directory said
     ``join the gamead up running here with …``: OTHER's stack, not here's. Now it names OTHER's data dir; in the

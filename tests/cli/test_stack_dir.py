@@ -22,6 +22,7 @@ def _gamead(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
     return run_gamead(*args, cwd=cwd, env=clean_env(**env), timeout=120)
 
 
+@pytest.mark.timeout(300)
 def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_config_still_win(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, closed_api_url: str) -> None:
     up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead",  # cwd: tmp_path

@@ -121,6 +121,7 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
     assert "draining" in logs and "worker stopped" in logs
 
 
+@pytest.mark.timeout(300)
 def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -> None:
     env = dict(GAMEAD_AUTOSCALER__INTERVAL="0.5", GAMEAD_AUTOSCALER__SCALE_DOWN_STABILIZATION_SECONDS="1",
                GAMEAD_AUTOSCALER__PERIOD_SECONDS="0.5")

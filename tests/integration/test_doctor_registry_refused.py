@@ -27,7 +27,7 @@ from tests.integration.test_up_heartbeat_refused import (
 from tests.support import clean_env, run_gamead, up_stack, wait_for
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_doctor_and_readyz_say_the_registry_refuses_writes_while_the_memory_store_is_full(tmp_path: Path) -> None:
     server = EmbeddedNats(tmp_path / "nats", max_memory="8MB").start()
     (tmp_path / "config.yaml").write_text("registry: {ttl: 3, heartbeat_interval: 0.5}\n")

@@ -26,6 +26,7 @@ def _ready(url: str) -> bool:
         return False
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("child", ["nats-server", "api"])
 def test_a_port_a_stopped_stack_keeps_for_a_restart_is_refused_to_another_stack(tmp_path: Path, child: str) -> None:
     first = up_stack(tmp_path, "--workers", "0", name="sA", picked_env=("GAMEAD_EMBEDDED__NATS_PORT",)).start()
@@ -59,6 +60,7 @@ def test_a_port_a_stopped_stack_keeps_for_a_restart_is_refused_to_another_stack(
         first.stop()
 
 
+@pytest.mark.timeout(300)
 def test_the_embedded_nats_servers_monitoring_port_is_the_one_configured(tmp_path: Path) -> None:
     """newcomer35 F1: ``gamead up`` watched its nats-server on a port the kernel picked (``watched on
     http://127.0.0.1:11599/healthz``), which no setting could choose (a firewall's or another tool's range). Now

@@ -40,7 +40,7 @@ def doctor(url: str, *more: str) -> tuple[int, str]:
     return run.returncode, run.stdout + run.stderr
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_doctor_top_and_up_say_the_file_store_refuses_writes(tmp_path: Path) -> None:
     server = EmbeddedNats(tmp_path / "nats", max_file="4MB").start()
     (tmp_path / "config.yaml").write_text(CONFIG)

@@ -52,7 +52,7 @@ async def _empty_memory(url: str) -> None:
         await nc.close()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_an_api_and_a_worker_that_cannot_write_their_heartbeat_are_left_serving_and_named_once(
         tmp_path: Path) -> None:
     server = EmbeddedNats(tmp_path / "nats", max_memory="8MB").start()
@@ -107,7 +107,7 @@ def test_an_api_and_a_worker_that_cannot_write_their_heartbeat_are_left_serving_
         server.stop()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_an_ad_running_on_a_worker_that_cannot_write_its_heartbeat_is_analysed_once_and_never_charged(
         tmp_path: Path) -> None:
     """review27 F1: left running, the worker went on while the reaper (in that very worker) took its expired entry

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gamead_core.embedded import EmbeddedNats
 from tests.support import UpStack, run_gamead, up_stack, wait_for
@@ -40,6 +41,7 @@ def _workers(up: UpStack) -> int:
     return sum(1 for p in up.started() if str(p["name"]).startswith("worker-"))
 
 
+@pytest.mark.timeout(400)
 def test_a_second_stack_on_one_nats_is_told_whose_autoscaler_leads_and_whose_workers_an_override_moves(
         fresh_nats: Callable[[], EmbeddedNats], tmp_path: Path) -> None:
     server = fresh_nats()

@@ -14,12 +14,15 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from gamead_cli.commands.up_stack import API_STOP_TIMEOUT, NATS_STOP_TIMEOUT
 from gamead_core.scaling.local import STOP_GRACE
 from gamead_core.stop_bound import up_bound
 from tests.support import pid_alive, up_stack
 
 
+@pytest.mark.timeout(300)
 def test_children_that_ignore_their_sigterm_are_killed_named_and_up_ends_within_its_said_bound(
         tmp_path: Path) -> None:
     up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", GAMEAD_WORKER__DRAIN_TIMEOUT="1",

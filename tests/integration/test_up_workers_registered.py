@@ -44,6 +44,7 @@ def worker_site(tmp_path: Path, *lines: str) -> str:
     return os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
 
 
+@pytest.mark.timeout(300)
 def test_the_hints_come_once_every_worker_has_registered(tmp_path: Path) -> None:
     up = up_stack(tmp_path, "--workers", "2", "--no-autoscale", **FAST,
                   PYTHONPATH=worker_site(tmp_path, f"time.sleep({WORKER_DELAY})"))

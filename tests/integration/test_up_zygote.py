@@ -24,6 +24,7 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+@pytest.mark.timeout(300)
 def test_ups_children_are_forked_and_still_ups_own(tmp_path: Path) -> None:
     up = up_stack(tmp_path, "--workers", "2").start()
     try:
