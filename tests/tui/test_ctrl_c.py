@@ -22,13 +22,12 @@ from textual.content import Content
 
 from gamead_cli import exitcodes
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.recording import Recorder
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import DlqTable
 from tests.forked_popen import GameadPopen, takes_the_terminal
 from tests.support import clean_env, gamead_argv
 from tests.tui.conftest import until
-from tests.tui.test_record_replay import frames
+from tests.tui.test_record_replay import recording
 
 
 @pytest.mark.parametrize("where", ["a table", "the command line", "the help screen"])
@@ -73,10 +72,7 @@ def _top_in_a_terminal(tmp_path: Path, recorded: dict[str, Any], *,
     """``gamead top --replay`` (no server needed) on a pseudo-terminal of 120×40, once its footer is drawn;
     ``controlling``: the pty is its session's controlling terminal, as under ``script`` or sshd (closing the
     master then sends it SIGHUP), else it is only its stdin, stdout and stderr (closing sends nothing)."""
-    rec = Recorder(tmp_path / "r.jsonl")
-    for i, snap in enumerate(frames(recorded, 2)):
-        rec.write(snap, at=1_764_000_000.0 + i)
-    rec.close()
+    recording(tmp_path / "r.jsonl", recorded, 2)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = GameadPopen(gamead_argv("top", "--replay", str(tmp_path / "r.jsonl")), stdin=slave, stdout=slave,

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.recording import Player, Recorder
+from gamead_cli.tui.recording import Player
 from gamead_cli.tui.screens import LevelScreen, TypedConfirmScreen
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.turns import Turns
-from gamead_cli.tui.widgets import SparkRow
 from gamead_cli.tui.widgets_help import DetailScreen
 from gamead_cli.tui.widgets_tables import DlqTable
 from tests.tui.conftest import burst, handled, raised_toasts, screen_text, until
 from tests.tui.test_command_mode import ADS
-from tests.tui.test_record_replay import frames
+from tests.tui.test_record_replay import p1_waiting, recording
 
 
 class Gates:
@@ -100,10 +99,7 @@ def started(source: Slow, name: str, n: int) -> bool:
 def test_steps_pressed_while_a_frame_loads_are_all_taken(tmp_path: Path, recorded: dict[str, Any]) -> None:
     """``.`` then ``..`` while its frame loads: three frames on (was one: the two pressed meanwhile were dropped);
     then ``,`` past the start shows the first frame and says so."""
-    rec = Recorder(tmp_path / "s.jsonl")
-    for i, snap in enumerate(frames(recorded, 6)):
-        rec.write(snap, at=1_764_000_000.0 + i)
-    rec.close()
+    recording(tmp_path / "s.jsonl", recorded, 6)
     gate = threading.Event()
     gate.set()
 
@@ -113,9 +109,6 @@ def test_steps_pressed_while_a_frame_loads_are_all_taken(tmp_path: Path, recorde
             return super().frame(i)
 
     player = SlowPlayer(tmp_path / "s.jsonl")
-
-    def p1_waiting(app: DashboardApp) -> str:
-        return app.query_one("#level-1", SparkRow).text.split()[1]
 
     async def main() -> None:
         app = DashboardApp(player, refresh=3600, player=player)  # type: ignore[arg-type]

@@ -37,6 +37,20 @@ def frames(recorded: dict[str, Any], n: int) -> list[Snapshot]:
     return out
 
 
+def recording(path: Path, recorded: dict[str, Any], n: int) -> Path:
+    """A recording at ``path`` of :func:`frames` ``n``, one second apart; returns ``path``."""
+    rec = Recorder(path)
+    for i, snap in enumerate(frames(recorded, n)):
+        rec.write(snap, at=1_764_000_000.0 + i)
+    rec.close()
+    return path
+
+
+def p1_waiting(app: DashboardApp) -> str:
+    """P1's waiting count as the dashboard's level row shows it (:func:`frames`: 100 + the frame's index)."""
+    return app.query_one("#level-1", SparkRow).text.split()[1]
+
+
 def test_history_delta_round_trips() -> None:
     before = {"intervalSeconds": 1.0, "t": [1.0, 2.0, 3.0], "inFlight": [5, 6, 7], "waiting": {"1": [0, 1, 2]}}
     after = {"intervalSeconds": 1.0, "t": [2.0, 3.0, 4.0, 5.0], "inFlight": [6, 7, 8, 9],
@@ -78,14 +92,7 @@ def test_the_recording_stops_at_its_size_cap(tmp_path: Path, recorded: dict[str,
 
 def test_replay_plays_steps_and_changes_speed_with_no_action_offered(tmp_path: Path,
                                                                     recorded: dict[str, Any]) -> None:
-    rec = Recorder(tmp_path / "s.jsonl")
-    for i, snap in enumerate(frames(recorded, 3)):
-        rec.write(snap, at=1_764_000_000.0 + i)
-    rec.close()
-    player = Player(tmp_path / "s.jsonl")
-
-    def p1_waiting(app: DashboardApp) -> str:
-        return app.query_one("#level-1", SparkRow).text.split()[1]
+    player = Player(recording(tmp_path / "s.jsonl", recorded, 3))
 
     async def main() -> None:
         app = DashboardApp(player, refresh=3600, player=player)  # type: ignore[arg-type]
