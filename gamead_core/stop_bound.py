@@ -137,23 +137,25 @@ async def waited(awaitable: Awaitable[T], seconds: float, what: str, *, again_fo
     ``unused``: given a result nobody receives (the caller was cancelled as it came, or it came after the await was
     left), e.g. a NATS client to close, so a late connect leaves no client reconnecting for ever."""
     task = asyncio.ensure_future(awaitable)
+
+    def give_up() -> None:  # nobody receives the result: it goes to ``unused``
+        if unused is not None:
+            hand_late(task, unused)
+
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
-        if unused is not None:
-            hand_late(task, unused)  # first: a second cancel during the end below must not skip it
+        give_up()  # first: a second cancel during the end below must not skip it
         await ended([task], again_for, what, doing="what waited on it")
         raise
     if not done:
         try:
             await ended([task], again_for, what, doing="what waited on it")
         except asyncio.CancelledError:
-            if unused is not None:
-                hand_late(task, unused)
+            give_up()
             raise
         if not task.done() or task.cancelled():
-            if unused is not None:
-                hand_late(task, unused)
+            give_up()
             raise asyncio.TimeoutError
     return task.result()
 

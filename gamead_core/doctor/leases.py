@@ -58,6 +58,7 @@ from gamead_core.doctor.verdict import add
 from gamead_core.errors import GameadError
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import NodeInfo, Registry
+from gamead_core.registry.gone import absence_unproven, bucket_young  # absence_unproven re-exported: the rule's home
 from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one rule's (stuck_why)
     AUTOSCALER_LEASE, CLOCK_SLACK, TRUST_TTLS, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
 from gamead_core.store.cas import StillBusy, retry_busy
@@ -114,14 +115,6 @@ def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
             "(releases it)")
 
 
-def absence_unproven(born: float | None, max_age: float, now: float) -> bool:
-    """Whether a node missing from the registry bucket, created at ``born`` (epoch s, nats-server's clock; None:
-    unknown) with entries that live ``max_age`` s (0: for ever), may still be live: the bucket is younger than
-    ``max_age`` at ``now``, so the entry may have gone with the bucket it was in rather than expired (a live node
-    writes it again at its next beat). Pure."""
-    return born is not None and max_age > 0 and now - born < max_age
-
-
 def release_window(key: str, lease: Lease, settings: GameadSettings) -> float:
     """Seconds (monotonic) ``lease`` must stand unchanged before the repair releases it: the followers' rule
     (:func:`silent_after`) with the TTL this node uses for ``key`` (the largest known one for another key). Pure."""
@@ -157,9 +150,7 @@ async def _runs_none(js: JetStreamContext, settings: GameadSettings, registry: R
     now = clock.now()
     if entry is not None and entry.state != "gone":
         return idle_why(turn, entry, now, settings) is not None
-    info = await js.stream_info(registry.stream)
-    born = info.created.timestamp() if info.created is not None else None
-    return None if absence_unproven(born, float(info.config.max_age or 0), now) else True
+    return None if bucket_young(await js.stream_info(registry.stream), now) else True
 
 
 async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str, revision: int,
@@ -241,8 +232,7 @@ class Leases:
         except Exception as exc:  # noqa: BLE001 - unreadable: the listing's word stands
             log.debug("doctor: the registry bucket's age: %s", exc)
             return False
-        born = info.created.timestamp() if info.created is not None else None
-        return absence_unproven(born, float(info.config.max_age or 0), clock.now())
+        return bucket_young(info, clock.now())
 
     async def _nodes(self, stats: ReadStats) -> dict[str, NodeInfo] | None:
         """The live nodes' entries (not ``gone``) by id; None when the registry cannot be read."""

@@ -67,7 +67,7 @@ class PollsOut(Generic[K]):
 
     def watched(self, now: float) -> int:
         """How many keys have a long poll out whose expiry is later than ``now``."""
-        return sum(1 for polls in self._out.values() if polls and next(reversed(polls.values())) > now)
+        return sum(1 for key in self._out if self.expiry(key) > now)
 
     def count(self, key: K) -> int:
         """How many long polls of ``key`` are out (expired by the client's count but not answered included): those

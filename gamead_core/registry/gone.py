@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from nats.js.api import StreamInfo
+
 from gamead_core.registry.wire import NodeInfo
 
 #: a gone node is listed for at least this many seconds (and at least 2 × ``registry.ttl``)
@@ -77,4 +79,19 @@ def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: 
     return out
 
 
-__all__ = ["GONE_KEEP_MIN", "Gone", "keep_seconds", "lost_early", "remember_gone", "vanished"]
+def absence_unproven(born: float | None, max_age: float, now: float) -> bool:
+    """Whether a node missing from the registry bucket, created at ``born`` (epoch s, nats-server's clock; None:
+    unknown) with entries that live ``max_age`` s (0: for ever), may still be live: the bucket is younger than
+    ``max_age`` at ``now``, so the entry may have gone with the bucket it was in rather than expired (a live node
+    writes it again at its next beat). Pure."""
+    return born is not None and max_age > 0 and now - born < max_age
+
+
+def bucket_young(info: StreamInfo, now: float) -> bool:
+    """:func:`absence_unproven` for the registry bucket's stream ``info`` (its creation time and ``max_age``) at
+    ``now`` (epoch s, nats-server's clock). Pure."""
+    born = info.created.timestamp() if info.created is not None else None
+    return absence_unproven(born, float(info.config.max_age or 0), now)
+
+
+__all__ = ["GONE_KEEP_MIN", "Gone", "absence_unproven", "bucket_young", "keep_seconds", "lost_early", "remember_gone", "vanished"]

@@ -41,6 +41,7 @@ from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage, Throttle
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import NodeInfo, Registry
+from gamead_core.registry.gone import bucket_young
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.cas import StillBusy, retry_busy
 from gamead_core.worker.alone import queue_bound
@@ -135,7 +136,7 @@ class SuspectTurns:
     async def _registry_young(self, now: float) -> bool:
         """Whether the registry bucket is younger than its entries' ``max_age`` (``registry.ttl``): a holder missing
         from it may be live, its entry gone with a restarted nats-server's memory store until its next beat (the
-        doctor's rule: :func:`gamead_core.doctor.leases.absence_unproven`). attack53: ``kill -9`` of ``gamead up``'s
+        doctor's rule: :func:`gamead_core.registry.gone.absence_unproven`). attack53: ``kill -9`` of ``gamead up``'s
         nats-server while a suspect ad ran alone, and another worker took the lease from the live holder (two
         suspect ads alone at once). False when its stream cannot be read (the lookup's word stands)."""
         if (registry := self._registry) is None:
@@ -147,8 +148,7 @@ class SuspectTurns:
         except _ERRORS as exc:
             log.debug("suspect lease: the registry bucket's age: %s", error_text(exc))
             return False
-        max_age = float(info.config.max_age or 0)
-        return info.created is not None and max_age > 0 and now - info.created.timestamp() < max_age
+        return bucket_young(info, now)
 
     async def release(self, revision: int, ad_id: str) -> None:
         """Delete the lease on ``revision`` (taken for ``ad_id``). A failure (NATS away) is tried again every
