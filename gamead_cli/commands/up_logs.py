@@ -51,6 +51,7 @@ def child_error_line(path: Path) -> str:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _METRICS_TAKEN = re.compile(r"\(worker\.metrics_port\): port (\d+) is taken by another process")
+_NATS_CLIENT_TAKEN = re.compile(r"Error listening on port: (\S+):(\d+), .*bind: address already in use")
 
 
 def metrics_port_lost(path: Path) -> str:
@@ -70,8 +71,6 @@ def refused_start(child: Child) -> ConfigError:
     message once, whole (its fix included), then where its log is. Exit code 5, as the child's."""
     message = child_error_line(child.log_path) or last_log_line(child.log_path) or "no output"
     return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")
-
-_NATS_CLIENT_TAKEN = re.compile(r"Error listening on port: (\S+):(\d+), .*bind: address already in use")
 
 
 def nats_port_taken(line: str) -> str:

@@ -5,7 +5,7 @@ screens they open: a level's oldest ads, an ad's record, the audit trail, a dead
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 from textual import work
@@ -32,12 +32,21 @@ class CommandActions:
         """The requests of ``kind`` (:data:`gamead_cli.tui.turns.WAITING`) taken in turn."""
         return self._turns.setdefault(kind, Turns(kind))
 
-    def in_turn(self, kind: str, what: str, start: Callable[[], object]) -> None:
-        """Start a request of ``kind`` (``start``: its worker, which calls ``turns(kind).done()`` when it ends)
-        now, or after those of its kind asked before it; the line that says why not, when too many wait."""
-        refusal = self.turns(kind).ask(lambda: self.is_running and start(), what)
+    def in_turn(self, kind: str, what: str, start: Callable[[], Awaitable[None]]) -> None:
+        """Run a request of ``kind`` (``start()``: its coroutine, run in a worker of group ``kind``) now, or after
+        those of its kind asked before it; the line that says why not, when too many wait."""
+        refusal = self.turns(kind).ask(
+            lambda: self.is_running and self.run_worker(self._in_turn(kind, start), group=kind, exit_on_error=False),
+            what)
         if refusal is not None:
             self.notify(refusal, severity="warning", timeout=8)
+
+    async def _in_turn(self, kind: str, start: Callable[[], Awaitable[None]]) -> None:
+        """``start()``'s request, then the next of its kind (:meth:`Turns.done`), however it ended."""
+        try:
+            await start()
+        finally:
+            self.turns(kind).done()
 
     def error_classes(self) -> list[str]:
         """The error classes of the DLQ entries in view, most frequent first (for completion)."""
@@ -138,29 +147,22 @@ class CommandActions:
         """Enter on an ad of a level's list: its record, after the records asked for before it."""
         self.in_turn("details", f"ad {ad_id}", partial(self.show_ad, ad_id))
 
-    @work(group="details", exit_on_error=False)
     async def show_ad(self, ad_id: str) -> None:
         try:
             record = await asyncio.to_thread(self.source.ad, ad_id)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
             self.notify(f"ad {ad_id}: {error_text(exc)}", severity="warning")
             return
-        finally:
-            self.turns("details").done()
         self.push_screen(RecordScreen(f"ad {ad_id}", view_tables.details_view(record)))
 
-    @work(group="details", exit_on_error=False)
     async def show_audit(self) -> None:
         try:
             audit = await asyncio.to_thread(self.source.audit, 50)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
             self.notify(f"audit trail: {error_text(exc)}", severity="warning")
             return
-        finally:
-            self.turns("details").done()
         self.push_screen(RecordScreen("audit", view_audit.audit_table(audit, header=True, limit=50)))
 
-    @work(group="doctor", exit_on_error=False)
     async def run_doctor(self) -> None:
         """``:doctor``: one full check; its verdict and time stay in the header until the next ``:doctor``. One
         asked for while one runs checks after it (keys54: it cancelled the one running, whose verdict was lost)."""
@@ -170,8 +172,6 @@ class CommandActions:
         except Exception as exc:  # noqa: BLE001 - shown in the header
             self.doctor_error = error_text(exc)
             return
-        finally:
-            self.turns("doctor").done()
         self.doctor_error = None
         self.doctor = verdict
         problems, warned = verdict.get("problems") or 0, warnings(verdict)
@@ -182,7 +182,6 @@ class CommandActions:
         else:
             self.notify(f"doctor: {problems} problem(s)", severity="warning", timeout=5)
 
-    @work(group="scale", exit_on_error=False)
     async def scale(self, replicas: int, seconds: int) -> None:
         """``:scale N S``, sent after the ones asked for before it have answered: the API gets them in the order
         typed, the last one holds (keys54: each cancelled the one on its way, whose request went all the same, at
@@ -192,8 +191,6 @@ class CommandActions:
         except Exception as exc:  # noqa: BLE001 - say so, keep running
             self.notify(f"scale failed: {error_text(exc)}", severity="error", timeout=8)
             return
-        finally:
-            self.turns("scale").done()
         note = f" ({answer['note']})" if answer.get("note") else ""
         self.notify(f"holding {answer.get('effectiveReplicas', replicas)} workers for {seconds:,}s{note}",
                     timeout=5)
@@ -203,14 +200,11 @@ class CommandActions:
         """Enter on a dead letter: its details, after the records asked for before it."""
         self.in_turn("details", f"dead letter {entry_id}", partial(self.show_dlq_entry, entry_id))
 
-    @work(group="details", exit_on_error=False)
     async def show_dlq_entry(self, entry_id: str) -> None:
         try:
             entry = await asyncio.to_thread(self.source.dlq_entry, entry_id)
         except Exception:  # noqa: BLE001 - fall back to the row we already have
             entry = next((e for e in (self.dlq or {}).get("items") or [] if view_tables.dlq_id(e) == entry_id), None)
-        finally:
-            self.turns("details").done()
         if entry is None:
             self.notify(f"DLQ entry {entry_id} is gone", severity="warning")
             return

@@ -46,17 +46,10 @@ class DlqActions:
 
         self.push_screen(TypedConfirmScreen(self._question(verb, len(ids)), len(ids), shown), answered)
 
-    @work(group="dlq-count", exit_on_error=False)
     async def confirm_filter(self, verb: str, flt: dict[str, Any]) -> None:
         """``:replay class=X``: count what the filter matches now (a dry run), then the typed confirmation. One
         asked for meanwhile counts once this one's confirmation is answered (keys54: it cancelled this count, whose
-        confirmation never showed). Started by ``in_turn("dlq-count", …)``."""
-        try:
-            await self._confirm_filter(verb, flt)
-        finally:
-            self.turns("dlq-count").done()
-
-    async def _confirm_filter(self, verb: str, flt: dict[str, Any]) -> None:
+        confirmation never showed). Run by ``in_turn("dlq-count", …)``."""
         try:
             matched = await asyncio.to_thread(self.source.count, flt)
         except Exception as exc:  # noqa: BLE001 - say so, keep running

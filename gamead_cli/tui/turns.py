@@ -22,7 +22,6 @@ class Turns:
     Called on the app's thread only."""
 
     def __init__(self, kind: str) -> None:
-        self.kind = kind
         self.bound = WAITING[kind]
         self.busy = False  #: a request is on its way
         self.queue: deque[Callable[[], object]] = deque()  #: requests waiting behind it, oldest first
