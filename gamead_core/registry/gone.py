@@ -94,4 +94,5 @@ def bucket_young(info: StreamInfo, now: float) -> bool:
     return absence_unproven(born, float(info.config.max_age or 0), now)
 
 
-__all__ = ["GONE_KEEP_MIN", "Gone", "absence_unproven", "bucket_young", "keep_seconds", "lost_early", "remember_gone", "vanished"]
+__all__ = ["GONE_KEEP_MIN", "Gone", "absence_unproven", "bucket_young", "keep_seconds", "lost_early", "remember_gone",
+           "vanished"]
