@@ -205,10 +205,14 @@ def test_a_scrape_flood_builds_the_page_a_few_times_a_second_not_once_per_scrape
         listener = await serve_metrics(registry, "127.0.0.1", 0)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.port}", timeout=10) as client:
+                registered, began = builds.count, asyncio.get_running_loop().time()
                 for _ in range(MAX_CONNECTIONS):
                     text = await client.get("/metrics")
                     assert text.status_code == 200 and "gamead_probe_total 3.0" in text.text
-                assert builds.count <= 2
+                # at most one build per CACHE_SECONDS the flood lasted, not once per scrape (64): the rule, not the
+                # machine's speed (a fresh clone at load 40 took past 1 s for the 64 scrapes: 2 builds, asserted <= 1)
+                took = asyncio.get_running_loop().time() - began
+                assert builds.count - registered <= 1 + int(took // CACHE_SECONDS), (builds.count, took)
                 zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})  # another variant
                 assert zipped.headers["content-encoding"] == "gzip" and "gamead_probe_total 3.0" in zipped.text
                 # a change shows within CACHE_SECONDS or so
