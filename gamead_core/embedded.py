@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.go_runtime import go_max_procs, usable_cores
+from gamead_core.listen import bind_once
 from gamead_core.nats_auth import authorization
 from gamead_core.picked_start import PICKED_STARTS as PICKED_STARTS  # noqa: PLC0414 - theirs, re-exported
 from gamead_core.picked_start import start_picked
@@ -64,15 +65,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     for a process's restarts (an embedded nats-server's, a worker's ``/metrics``) inside that range can be
     given to any outgoing connection's local end while the process is down, the connection of a client
     reconnecting to that very port included (a TCP self-connect), and the restart then cannot listen. Falls
-    back to a port the kernel picks (``bind(host, 0)``: inside the range) after 64 taken picks."""
+    back to a port the kernel picks (``bind(host, 0)``: inside the range) after 64 taken picks. Raises
+    :class:`~gamead_core.listen.HostRefused`, in words, for a host no listener can bind (:func:`port_free`)."""
     spans = listen_candidates(ephemeral_range())
     for _ in range(_PICKS if spans else 0):
         port = random.choice(random.choices(spans, weights=[len(span) for span in spans])[0])  # uniform
         if port_free(host, port):
             return port
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return bind_once(host, 0, reuse=False)
 
 
 def nats_server_binary() -> str:
