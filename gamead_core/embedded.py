@@ -24,7 +24,10 @@ from pathlib import Path
 
 from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.go_runtime import go_max_procs, usable_cores
+from gamead_core.listen import bind_once
 from gamead_core.nats_auth import authorization
+from gamead_core.picked_start import PICKED_STARTS as PICKED_STARTS  # noqa: PLC0414 - theirs, re-exported
+from gamead_core.picked_start import start_picked
 from gamead_core.proc import die_with_parent, port_free, port_owned_by
 
 #: Where :func:`free_port` looks first: above the well-known and registered ports most services default to
@@ -33,9 +36,6 @@ PICK_FROM = 10000
 #: The ephemeral range assumed where ``/proc/sys/net/ipv4/ip_local_port_range`` cannot be read (Linux's default).
 EPHEMERAL_DEFAULT = (32768, 60999)
 _PICKS = 64
-#: starts of a server on a port it picked itself, each on a new pick when another process took the last one
-#: between the pick and the server's bind (:meth:`EmbeddedNats.start`)
-PICKED_STARTS = 3
 #: :attr:`EmbeddedNats.monitor_port` for a monitoring port picked at the start, picked again like the client port
 ANY_PORT = -1
 
@@ -65,15 +65,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     for a process's restarts (an embedded nats-server's, a worker's ``/metrics``) inside that range can be
     given to any outgoing connection's local end while the process is down, the connection of a client
     reconnecting to that very port included (a TCP self-connect), and the restart then cannot listen. Falls
-    back to a port the kernel picks (``bind(host, 0)``: inside the range) after 64 taken picks."""
+    back to a port the kernel picks (``bind(host, 0)``: inside the range) after 64 taken picks. Raises
+    :class:`~gamead_core.listen.HostRefused`, in words, for a host no listener can bind (:func:`port_free`)."""
     spans = listen_candidates(ephemeral_range())
     for _ in range(_PICKS if spans else 0):
         port = random.choice(random.choices(spans, weights=[len(span) for span in spans])[0])  # uniform
         if port_free(host, port):
             return port
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return bind_once(host, 0, reuse=False)
 
 
 def nats_server_binary() -> str:
@@ -137,17 +136,21 @@ def start_on_picked_port(spawn: Callable[[int], subprocess.Popen[bytes]], log: P
     instead whether a start failed on a lost pick: the child's other picked ports). Returns ``(port, child)``; raises
     :class:`QueueUnavailable` otherwise, the child stopped (:func:`terminate`). Used by
     :meth:`EmbeddedNats.start` and by the test harness for its other servers."""
-    for left in range(PICKED_STARTS - 1, -1, -1):
+    port = 0
+
+    def start() -> subprocess.Popen[bytes]:
+        nonlocal port
         port = pick(host)
-        proc = spawn(port)
-        try:
-            wait_for_listener(host, port, proc, time.monotonic() + timeout, log, what)
-            return port, proc
-        except QueueUnavailable as exc:
-            terminate(proc, 10.0)
-            if not left or not (lost(exc.message, port) if lost else port_lost(exc.message, host, port)):
-                raise
-    raise AssertionError("unreachable: the last start returns or raises")
+        return spawn(port)
+
+    def ready(child: subprocess.Popen[bytes]) -> None:
+        wait_for_listener(host, port, child, time.monotonic() + timeout, log, what)
+
+    def repick(problem: str) -> bool:  # the next start picks again
+        return lost(problem, port) if lost else port_lost(problem, host, port)
+
+    proc = start_picked(start, ready, lambda child: terminate(child, 10.0), repick)
+    return port, proc
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
@@ -217,13 +220,18 @@ class EmbeddedNats:
         The config pins the port, so every restart from this argv listens where clients reconnect.
         Raises :class:`ConfigError` (exit 5, as every taken port of a setting) if a fixed port is already taken.
         """
-        if self.monitor_port == ANY_PORT:
-            self.monitor_port = self.pick_port("127.0.0.1")
-        if not self.port:
-            self.port = self.pick_port(self.host)
-        else:
+        fixed = self.port
+        self._pick(self.monitor_port == ANY_PORT, not fixed)
+        if fixed:
             self._refuse_taken()
         return self.write_argv()
+
+    def _pick(self, monitor: bool, client: bool) -> None:
+        """Pick (:attr:`pick_port`) the monitoring port if ``monitor``, then the client port if ``client``."""
+        if monitor:
+            self.monitor_port = self.pick_port("127.0.0.1")
+        if client:
+            self.port = self.pick_port(self.host)
 
     def _refuse_taken(self) -> None:
         if not port_free(self.host, self.port):
@@ -256,35 +264,22 @@ class EmbeddedNats:
         :class:`QueueUnavailable` if the server exits, does not listen in time or loses its port every time;
         a server that did not start is stopped first."""
         fixed, pick_monitor = self.port, self.monitor_port == ANY_PORT
-        if not fixed or pick_monitor:
-            if fixed:
-                self._refuse_taken()
+        if fixed:
+            self._refuse_taken()
 
-            def pick(host: str) -> int:
-                if pick_monitor:
-                    self.monitor_port = self.pick_port("127.0.0.1")
-                return fixed or self.pick_port(host)
+        def spawn() -> subprocess.Popen[bytes]:
+            self._pick(pick_monitor, not fixed)
+            self.proc = self._spawn(self.write_argv())  # ours to stop from now on, until ready or not
+            return self.proc
 
-            def spawn(port: int) -> subprocess.Popen[bytes]:
-                self.port = port
-                return self._spawn(self.write_argv())
+        def lost(problem: str) -> bool:
+            return (not fixed and port_lost(problem, self.host, self.port)) or (
+                pick_monitor and port_lost(problem, "127.0.0.1", self.monitor_port))
 
-            def lost(problem: str, port: int) -> bool:
-                return (not fixed and port_lost(problem, self.host, port)) or (
-                    pick_monitor and port_lost(problem, "127.0.0.1", self.monitor_port))
-
-            try:
-                self.port, self.proc = start_on_picked_port(spawn, self.log_path, "nats-server", host=self.host,
-                                                            timeout=timeout, pick=pick, lost=lost)
-            except QueueUnavailable:
-                self.port, self.monitor_port = fixed, ANY_PORT if pick_monitor else self.monitor_port
-                raise
-            return self
-        self.proc = self._spawn(self.prepare())
         try:
-            self.wait_ready(self.proc, timeout)
+            start_picked(spawn, lambda proc: self.wait_ready(proc, timeout), lambda _: self.stop(), lost)
         except QueueUnavailable:
-            self.stop()  # exited already, or still trying: ours to end
+            self.port, self.monitor_port = fixed, ANY_PORT if pick_monitor else self.monitor_port
             raise
         return self
 

@@ -51,7 +51,9 @@ class WorkerMetricsPorts:
         """The port for a (re)start of ``worker_id`` (call it only while no process of that id runs): the one it
         had if it is still free, else its planned one if free, else a free one (said through ``on_fallback``). Free
         where the worker binds, ``host`` itself: a wildcard's port held on any one address refuses the worker's bind
-        (review54: judged on 127.0.0.1 alone, a kept port so held was kept again at every restart)."""
+        (review54: judged on 127.0.0.1 alone, a kept port so held was kept again at every restart). Raises
+        :class:`~gamead_core.listen.HostRefused` (a ConfigError and an OSError: the restart is said and tried again)
+        for a host no listener can bind (:func:`~gamead_core.proc.port_free`)."""
         kept = self.ports.get(worker_id)
         if kept is not None and port_free(self.host, kept):
             return kept

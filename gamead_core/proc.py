@@ -8,9 +8,9 @@
 * :func:`watch_parent` — the fallback where ``prctl`` is missing: a daemon thread in a Python child that
   polls ``os.getppid()`` and sends the process SIGTERM once it no longer matches the parent it was started
   by (``GAMEAD_PARENT_PID``). ``gamead`` starts it for every subcommand run under ``gamead up``.
-* :func:`port_free`, :func:`port_owned_by` — is a TCP port taken, and is it held by *this* PID (from
-  ``/proc/net/tcp*`` and ``/proc/<pid>/fd``, Linux; ``None`` = cannot tell)? Only the given PID's own
-  entries are read: nothing scans other processes.
+* :func:`port_free`, :func:`port_owned_by` — is a TCP port taken (a host no listener can bind: said in words), and
+  is it held by *this* PID (from ``/proc/net/tcp*`` and ``/proc/<pid>/fd``, Linux; ``None`` = cannot tell)? Only
+  the given PID's own entries are read: nothing scans other processes.
 * :func:`start_time` — a PID's start time (``/proc/<pid>/stat`` field 22), so a recorded PID is never
   confused with a later process that reused the number.
 * :func:`cpu_sample` — a PID's scheduler state and CPU time so far (``/proc/<pid>/stat`` fields 3, 14, 15):
@@ -23,7 +23,6 @@ import ctypes
 import errno
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gamead_core.libc import libc_function
+from gamead_core.listen import bind_once
 
 #: env var naming the PID of the ``gamead up`` that started a child (read by :func:`watch_parent`)
 PARENT_PID_ENV = "GAMEAD_PARENT_PID"
@@ -137,16 +137,16 @@ def alive(pid: int) -> bool:
 
 
 def port_free(host: str, port: int) -> bool:
-    """True if a listener could bind ``host:port`` now (with SO_REUSEADDR, as uvicorn and nats-server do)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
+    """True if a listener could bind ``host:port`` now (with SO_REUSEADDR, as uvicorn and nats-server do); False if
+    the port is taken (or not ours: below 1024). Raises :class:`~gamead_core.listen.HostRefused` (a ConfigError, exit
+    5, and an OSError), in words, for a host no listener can bind whatever the port (not this machine's, a family it
+    has not, a name that does not resolve: :func:`~gamead_core.listen.host_words`); any other OSError as is."""
+    try:
+        bind_once(host, port)
+    except OSError as exc:  # HostRefused (errno None) included: raised
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            return False
+        raise
     return True
 
 

@@ -186,6 +186,16 @@ def hand_late(task: asyncio.Future[T], use: Callable[[T], Awaitable[object]]) ->
         keep(task).add_done_callback(give)
 
 
+async def given_up(task: asyncio.Future[T], use: Callable[[T], Awaitable[object]], what: str,
+                   seconds: float = 2.0) -> bool:
+    """Give up on ``task`` (e.g. a connect a stop no longer waits for): its result, should it come, goes to ``use``
+    (:func:`hand_late`: a NATS client made from here on is closed, not left reconnecting), and ``task`` is cancelled,
+    again until it ends, for at most ``seconds`` (:func:`ended`, ``what`` named if it does not: hang50). True if it
+    ended."""
+    hand_late(task, use)
+    return await ended([task], seconds, what)
+
+
 def _ours(task: asyncio.Task[object]) -> bool:
     """True if ``task`` runs gamead's own code (its coroutine is in a ``gamead_*`` package), not a library's."""
     code = getattr(task.get_coro(), "cr_code", None)
@@ -285,4 +295,5 @@ async def settle(task: asyncio.Future[Any], grace: float, bound: float, what: st
 
 
 __all__ = ["API_BOUND", "CUT_EXIT", "LAST_WRITES_MARGIN", "RECANCEL_EVERY", "UP_MARGIN", "WORKER_MARGIN", "arm",
-           "ended", "last_writes_until", "settle", "still_running", "up_bound", "waited", "within", "worker_bound"]
+           "ended", "given_up", "last_writes_until", "settle", "still_running", "up_bound", "waited", "within",
+           "worker_bound"]

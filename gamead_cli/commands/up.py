@@ -77,7 +77,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.nats_auth import authorization, stack_credentials
 from gamead_core.errors import ConfigError
 from gamead_core.fd_limit import low_nofile_words, raise_nofile
-from gamead_core.listen import port_given_twice
+from gamead_core.listen import check_host, port_given_twice
 from gamead_core.logs import ConsoleLines
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.port_claims import PortClaims
@@ -196,6 +196,8 @@ def up(
                 "api.port (--port)": settings.api.port, "embedded.nats_port": settings.embedded.nats_port,
                 "embedded.nats_monitor_port": settings.embedded.nats_monitor_port})):
             raise twice
+        if settings.metrics.enabled:  # a /metrics host no worker can listen on: refused now, not at a worker's start
+            check_host(settings.worker.metrics_host, "worker.metrics_port")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         claims.require(settings.api.port, "its API", "the API", "choose another with --port")
         check_port(settings.api.host, settings.api.port, "the API", "--port")

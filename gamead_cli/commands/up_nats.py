@@ -13,8 +13,8 @@ from functools import partial
 from gamead_cli.commands.up_liveness import MONITOR_PURPOSE, move_monitor, nats_argv
 from gamead_cli.commands.up_stack import NATS_CHILD, NATS_STOP_TIMEOUT
 from gamead_cli.commands.up_start import NATS_READY_TIMEOUT
-from gamead_core.embedded import ANY_PORT, PICKED_STARTS, EmbeddedNats, port_lost, wait_for_listener
-from gamead_core.errors import QueueUnavailable
+from gamead_core.embedded import ANY_PORT, EmbeddedNats, port_lost, wait_for_listener
+from gamead_core.picked_start import start_picked
 from gamead_core.port_claims import PortClaims
 from gamead_core.proc import port_free
 from gamead_core.supervisor import Child, Supervisor
@@ -42,7 +42,8 @@ def start_nats(sup: Supervisor, embedded: EmbeddedNats, claims: PortClaims, env:
     stack (``pick(host, purpose)``: :meth:`PortClaims.pick` by default). A picked client port taken before the
     start is picked again; a start that lost a picked client port or the monitoring port to another process
     (:func:`lost_ports`) is stopped and made again on a new pick (the lost one given back), up to
-    :data:`~gamead_core.embedded.PICKED_STARTS` starts. Returns the child. Raises
+    :data:`~gamead_core.picked_start.PICKED_STARTS` starts (:func:`~gamead_core.picked_start.start_picked`).
+    Returns the child. Raises
     :class:`~gamead_core.errors.ConfigError` for a port of the settings that is taken and
     :class:`~gamead_core.errors.QueueUnavailable` if the server exits, does not listen in time or loses its
     picked ports every time (the child stopped)."""
@@ -54,26 +55,27 @@ def start_nats(sup: Supervisor, embedded: EmbeddedNats, claims: PortClaims, env:
         embedded.monitor_port = pick("127.0.0.1", MONITOR_PURPOSE)
     if not client_picked:
         embedded.prepare()  # the operator's port: refused (exit 5) if taken, never moved
-    for left in range(PICKED_STARTS - 1, -1, -1):
+
+    def start() -> Child:
         if client_picked and not port_free(embedded.host, embedded.port):
             embedded.port = _again(embedded.port, embedded.host, pick, claims)
         child = sup.start(NATS_CHILD, partial(nats_argv, embedded, claims), env, embedded.log_path)
         assert child.proc is not None
-        try:
-            wait_for_listener(embedded.host, embedded.port, child.proc, time.monotonic() + timeout,
-                              embedded.log_path)
-            return child
-        except QueueUnavailable as exc:
-            sup.stop(NATS_CHILD, NATS_STOP_TIMEOUT)
-            client, monitor = lost_ports(exc.message, embedded.host, embedded.port, embedded.monitor_port,
-                                         client_picked)
-            if not left or not (client or monitor):
-                raise
-            if client:
-                embedded.port = _again(embedded.port, embedded.host, pick, claims)
-            if monitor:
-                move_monitor(embedded, pick, claims.release)
-    raise AssertionError("unreachable: the last start returns or raises")
+        return child
+
+    def ready(child: Child) -> None:
+        assert child.proc is not None
+        wait_for_listener(embedded.host, embedded.port, child.proc, time.monotonic() + timeout, embedded.log_path)
+
+    def repick(problem: str) -> bool:
+        client, monitor = lost_ports(problem, embedded.host, embedded.port, embedded.monitor_port, client_picked)
+        if client:
+            embedded.port = _again(embedded.port, embedded.host, pick, claims)
+        if monitor:
+            move_monitor(embedded, pick, claims.release)
+        return client or monitor
+
+    return start_picked(start, ready, lambda _: sup.stop(NATS_CHILD, NATS_STOP_TIMEOUT), repick)
 
 
 def _again(lost: int, host: str, pick: Callable[[str, str], int], claims: PortClaims) -> int:

@@ -31,7 +31,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.proc import cpu_sample
 from gamead_core.redact import redact_url
 from gamead_core.start_watch import StartWatch
-from gamead_core.stop_bound import ended, hand_late
+from gamead_core.stop_bound import given_up
 
 #: seconds between two reads of the registry while the workers start
 POLL_EVERY = 0.2
@@ -150,8 +150,7 @@ async def _wait(settings: GameadSettings, nats_url: str, stack: UpStack, scaler:
         if nc is not None:
             await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
         else:
-            hand_late(connect, close_for_good)  # a client it makes from here on is closed, not left reconnecting
-            await ended([connect], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
+            await given_up(connect, close_for_good, "the connection")  # a late client closed; bounded
 
 
 def worker_line(pids: dict[str, int | None], starting: list[str], slots: int,

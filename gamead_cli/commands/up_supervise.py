@@ -19,7 +19,7 @@ from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.scaling.stacks import stack_id
 from gamead_core.shutdown import close_for_good
-from gamead_core.stop_bound import ended, hand_late, within
+from gamead_core.stop_bound import given_up, within
 
 T = TypeVar("T")
 
@@ -37,8 +37,7 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
     try:
         while not task.done():
             if stop.is_set():
-                hand_late(task, close_for_good)  # a client it makes from here on is closed, not left reconnecting
-                await ended([task], 2.0, "the connection")  # cancelled again until it ends (hang50), bounded
+                await given_up(task, close_for_good, "the connection")  # a late client closed; bounded
                 return None
             poll()
             await asyncio.wait({task, stopping}, timeout=every, return_when=asyncio.FIRST_COMPLETED)
