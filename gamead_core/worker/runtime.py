@@ -296,8 +296,9 @@ class Worker:
         self._handbacks.after_step(back, free=free, started=len(starting), depth=depth, buffered=len(buffer))
         for msg in starting:
             meta = msg.metadata
-            # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
-            if fast and (meta.num_delivered or 1) == 1:
+            # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it; not while a
+            # suspect ad waits or runs alone (poison55: a pull out as it went alone flagged 2 ads: its crash uncharged)
+            if fast and (meta.num_delivered or 1) == 1 and not self._gate.blocked:
                 changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
         self.stats.in_flight = self._running(len(starting))
         if broken := bound_broken(len(buffer), self.stats.in_flight, depth=depth, concurrency=self.concurrency):

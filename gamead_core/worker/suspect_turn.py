@@ -87,6 +87,8 @@ class SuspectTurns:
         self._said = Throttle(every=math.inf, max_kinds=SAID)  #: ads whose hand-back was said at INFO (bounded)
         self.holding: str | None = None  #: the ad whose turn holds the lease in this process now
         self._later: asyncio.Task[None] | None = None  #: a failed release tried again (:meth:`release`)
+        #: the newest release that failed: (revision, ad id, monotonic s it is tried until); what :attr:`_later` tries
+        self._pending: tuple[int, str, float] | None = None
 
     def turn(self, msg: Msg, ad_id: str) -> _Turn:
         return _Turn(self, msg, ad_id)
@@ -166,24 +168,33 @@ class SuspectTurns:
         except _ERRORS as exc:
             log.debug("suspect lease: not released (%s); tried again every %.0f s", error_text(exc), RELEASE_EVERY,
                       extra={"ad_id": ad_id})
+            self._pending = (revision, ad_id, time.monotonic() + bound_of(self.settings))  # the newest failed
             if self._later is None or self._later.done():
-                self._later = asyncio.create_task(self._release_later(revision, ad_id))
+                self._later = asyncio.create_task(self._release_later())
 
-    async def _release_later(self, revision: int, ad_id: str) -> None:
-        """:meth:`release`'s tries again, until the lease's bound passed (it is free then anyway)."""
-        until = time.monotonic() + bound_of(self.settings)
-        while time.monotonic() < until:
-            await asyncio.sleep(RELEASE_EVERY)
-            try:
-                with nats_boundary():
-                    await self._kv.delete(names.SUSPECT_LEASE, last=revision)
-            except nats.js.errors.KeyWrongLastSequenceError:
-                return
-            except _ERRORS:
-                continue
-            log.info("suspect lease released (ad %s), late: NATS did not answer when it was settled", ad_id,
-                     extra={"ad_id": ad_id})
-            return
+    async def _release_later(self) -> None:
+        """:meth:`release`'s tries again of the newest release that failed (:attr:`_pending`), each until the lease's
+        bound passed (it is free then anyway). poison55: it kept the revision it began with, so a newer turn's release
+        that failed while it slept was never tried again (its delete of the older revision lost to the newer one's):
+        that lease held every suspect ad of the fleet back until its bound (138 s at the defaults)."""
+        while (pending := self._pending) is not None:
+            revision, ad_id, until = pending
+            if time.monotonic() < until:
+                await asyncio.sleep(RELEASE_EVERY)
+                if self._pending is not pending:  # a newer one failed meanwhile: the older revision is not the lease
+                    continue
+                try:
+                    with nats_boundary():
+                        await self._kv.delete(names.SUSPECT_LEASE, last=revision)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    pass  # taken over meanwhile: not ours any more
+                except _ERRORS:
+                    continue
+                else:
+                    log.info("suspect lease released (ad %s), late: NATS did not answer when it was settled", ad_id,
+                             extra={"ad_id": ad_id})
+            if self._pending is pending:
+                self._pending = None
 
     def said(self, ad_id: str) -> bool:
         """Whether a hand-back of ``ad_id`` was said at INFO before (noting it now)."""

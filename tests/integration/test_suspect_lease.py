@@ -23,6 +23,7 @@ from gamead_core.store.ads import AdStore
 from gamead_core.worker.reaper import recover
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
+from gamead_core.worker import suspect_turn
 from gamead_core.worker.suspect_turn import SuspectTurns
 from gamead_core.worker.turn_rule import Turn
 from tests.waits import until
@@ -287,6 +288,54 @@ def test_a_worker_waiting_for_its_other_analyses_does_not_hold_the_lease_meanwhi
             assert await turn(_Msg(), "ad-1") is True  # its turn once the lease is free
         finally:
             hang.set()
+            await nc.close()
+
+    asyncio.run(main())
+
+
+async def _lease_writes(js: Any, taken: bool) -> None:
+    """The leases bucket's stream takes writes (``taken``) or refuses each one, a delete marker too: a 1-byte
+    message size limit (the marker's headers exceed it). NATS answers, refusing: a release that fails, on demand."""
+    config = (await js.stream_info(f"KV_{names.LEASES_BUCKET}")).config
+    config.max_msg_size = -1 if taken else 1
+    await js.update_stream(config)
+
+
+@pytest.mark.timeout(120)
+def test_a_newer_release_that_failed_while_an_older_one_was_retried_is_tried_again_too(
+    fresh_nats: Callable[[], EmbeddedNats], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """poison55: a failed release was tried again by one task that kept the revision it began with. A newer turn
+    of the same process (its own leftover taken over) whose release failed while that task slept was not tried:
+    the older revision's delete lost to the newer one, the task ended, and the lease stayed until its bound (138 s)
+    while every suspect ad of the fleet was handed back. Now the task tries the newest release that failed: another
+    worker's suspect ad takes the lease within seconds."""
+    every = 6.0  # the older try sleeps through both turns below (each a few NATS round trips)
+    monkeypatch.setattr(suspect_turn, "RELEASE_EVERY", every)
+    server = fresh_nats()
+    settings = GameadSettings()
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            registry = Registry(nc, js, settings.registry)
+            w1_node = _node("w1", 101)
+            await registry.put(w1_node)
+            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            for ad_id in ("ad-1", "ad-2"):  # ad-2's turn takes over ad-1's lease, left by the failed release
+                turn = w1.turn(_Msg(), ad_id)  # type: ignore[arg-type]
+                assert await turn.__aenter__() is True
+                await _lease_writes(js, taken=False)
+                await turn.__aexit__(None, None, None)  # settled, the release refused: tried again later
+                await _lease_writes(js, taken=True)
+            lease = await _lease(js)
+            assert lease is not None and lease.ad_id == "ad-2"
+            # w1 lives meanwhile (its heartbeat before each try): only the release frees the lease before its bound
+            assert await _taken_within(w2, "ad-3", seconds=4 * every, before=lambda: registry.put(w1_node)), (
+                f"the lease taken for ad-2 was not released: {await _lease(js)}")
+        finally:
             await nc.close()
 
     asyncio.run(main())
