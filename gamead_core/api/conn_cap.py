@@ -26,6 +26,11 @@ thousands of them:
   counted against the bound while it lingers: before (review29 F2), the next new connection closed it (its client
   read an empty reply instead of the 503) and was admitted in its place, the bound exceeded by one, so in a burst
   only the first and last client got an answer;
+* a connection whose client's bytes came but wait unread in the kernel spoke, whatever it was before: it is passed
+  over (:func:`speaks`) until the API reads it, then judged on what came (conn55: a loaded API makes the
+  connections it accepts before it reads what came on older ones, so one whose whole POST sat unread was cut for
+  a newcomer, its client reading nothing); one whose answer stalled is cut all the same (it reads nothing), and
+  with :data:`PASSED_OVER_AT_MOST` speakers passed over the newcomer is refused (an answer), none cut;
 * a connection with a request still unanswered is busy even once the first byte of the next, pipelined, request
   has come (review29 F1: it was "waiting" from that byte, so a new connection closed it and the answer of the
   request in flight -- a POST /ads's 202 -- was lost);
@@ -46,7 +51,7 @@ from typing import Any
 
 from gamead_core.api.http_limits import BoundedHttpToolsProtocol
 from gamead_core.api.refusal_order import Refusal
-from gamead_core.api.write_watch import buffered
+from gamead_core.api.write_watch import buffered, kernel_unread
 from gamead_core import log_throttle
 from gamead_core.log_throttle import Throttle
 from gamead_core.telemetry.conn_metrics import CONNECTIONS_CLOSED_FOR_ROOM, CONNECTIONS_REFUSED, count, opened
@@ -63,7 +68,8 @@ class Waiting:
     ``OrderedDict``: every operation O(1))."""
 
     def __init__(self) -> None:
-        self._conns: OrderedDict[Any, None] = OrderedDict()
+        #: each waiting connection, with its reads (``_reads``) when :meth:`longest` last passed it over in this wait
+        self._conns: OrderedDict[Any, int | None] = OrderedDict()
         #: refused connections still open (lingering): outside the bound, never closed for room
         self.refused: set[Any] = set()
 
@@ -83,12 +89,53 @@ class Waiting:
 
     def longest(self) -> Any | None:
         """Take out the connection waiting longest, or None if none waits (a closing one counts only while it holds
-        bytes of an answer: a close waits for them)."""
-        while self._conns:
-            conn, _ = self._conns.popitem(last=False)
-            if not conn.transport.is_closing() or buffered(conn.transport):
-                return conn
-        return None
+        bytes of an answer: a close waits for them). A speaker the API has not read yet (:func:`speaks`) is passed
+        over and keeps its place; after :data:`PASSED_OVER_AT_MOST` of them, None (the newcomer is refused)."""
+        passed: list[tuple[Any, int]] = []
+        try:
+            while self._conns:
+                conn, mark = self._conns.popitem(last=False)
+                if conn.transport.is_closing() and not buffered(conn.transport):
+                    continue
+                watch = conn._watch
+                if not speaks(unread(conn.transport), watch is not None and watch.stalled > 0, mark, conn._reads):
+                    return conn
+                passed.append((conn, conn._reads))
+                if len(passed) >= PASSED_OVER_AT_MOST:
+                    return None
+            return None
+        finally:
+            for conn, reads in reversed(passed):  # in their places, each marked with its reads
+                self._conns[conn] = reads
+                self._conns.move_to_end(conn, last=False)
+
+
+#: speakers :meth:`Waiting.longest` passes over for one newcomer at most (an ioctl each): then the newcomer is
+#: refused 503, an answer too, rather than a speaker cut or every waiting connection looked at
+PASSED_OVER_AT_MOST = 16
+
+
+def speaks(unread: int, stalled: bool, mark: int | None, reads: int) -> bool:
+    """Whether a waiting connection is a client that spoke and that the API has not read yet, so not to be cut for
+    room (conn55: a loaded API makes a newcomer's connection before it reads a request already whole in the kernel;
+    cut, its client read nothing though it had spoken): ``unread`` bytes of its client wait in the kernel (0 while
+    the API keeps from reading it), its answer is not ``stalled`` (a client that reads nothing of its answer is cut
+    as before, whatever it sent after) and the API has not read it since it was last passed over in this wait
+    (``mark``: its ``reads`` then, None if never; final54: a client sending a byte of its request now and then is
+    passed over until the API's next read of it, not at every newcomer). Pure."""
+    return unread > 0 and not stalled and (mark is None or mark == reads)
+
+
+def unread(transport: Any) -> int:
+    """Bytes a client sent that wait unread in the kernel (``FIONREAD``) while ``transport`` reads: read on its
+    loop's next turn; 0 when reading is paused, the transport closing or the socket gone. Never raises."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.is_closing() or not transport.is_reading():
+        return 0
+    try:
+        return kernel_unread(sock.fileno())
+    except (OSError, ValueError):
+        return 0
 
 
 def serving(conn: Any) -> bool:

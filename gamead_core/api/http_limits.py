@@ -140,6 +140,7 @@ class BoundedHttpToolsProtocol(ChunkLines, TimedWrites, InOrderRefusals):
         self._raw_head = 0  #: raw bytes received, in earlier reads, while the current head was incomplete
         self._begun_here, self._body_here = False, 0  #: a message began in the read parsed; body bytes since a head
         self._chunk = 0  #: size of the read being parsed
+        self._reads = 0  #: reads of this connection so far (conn_cap: has the API read it since it passed it over?)
         self._fields = 0
         self._deadline: float | None = None  #: loop time by which the current request must be whole
         self._read_left: float | None = None  #: seconds left of the deadline, while the server keeps from reading
@@ -207,6 +208,7 @@ class BoundedHttpToolsProtocol(ChunkLines, TimedWrites, InOrderRefusals):
             self._deadline, self._read_left = None, max(0.0, self._deadline - self.loop.time())
 
     def data_received(self, data: bytes) -> None:
+        self._reads += 1
         if self._lingering or self._held is not None:
             return  # refused: read and dropped until the linger ends (none comes while held: reading is paused)
         self._unset_keepalive_if_required()

@@ -89,6 +89,11 @@ def kernel_unsent(fd: int) -> int:
     return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0])
 
 
+def kernel_unread(fd: int) -> int:
+    """Bytes socket ``fd`` received that its reader has not read yet (``FIONREAD``, Linux: its receive queue)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
+
+
 def buffered(transport: Any) -> int:
     """Bytes of an answer in ``transport``'s buffer: written, not yet taken by the kernel; not the bytes of this loop
     turn a :class:`~gamead_core.api.turn_writes.OneWritePerTurn` keeps (sent in the next callback: a small answer

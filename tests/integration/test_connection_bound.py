@@ -429,3 +429,25 @@ def test_a_slow_body_pipelined_behind_an_answered_request_still_makes_room(
     finally:
         proc.stop()
 
+
+
+def test_a_client_whose_whole_request_came_before_the_api_read_it_is_answered_not_cut_for_room(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    """conn55: a loaded API accepts newcomers in the same loop turn as a connection whose whole request already sits
+    in the kernel, unread: that connection counted as waiting (never spoke) and the newcomers past the bound cut it,
+    its client reading nothing (b'', its ad's fate unknown) though it had spoken. Made certain here, not left to the
+    load: the API stopped (SIGSTOP) while the speaker connects and sends a whole POST and 3 silent newcomers connect
+    (bound 2), all waiting in the kernel; resumed, it accepts the four before it reads the POST."""
+    proc, url = start_limited(nats_server.url, tmp_path, GAMEAD_API__MAX_CONNECTIONS="2")
+    try:
+        with frozen(proc.pid):
+            (speaker,) = hold_idle(url, idle_sockets, 1)
+            speaker.sendall(post_bytes(ad("spoke first")))
+            silent = hold_idle(url, idle_sockets, 3)
+        answer = read_answer(speaker)
+        assert answer.startswith(b"HTTP/1.1 202"), answer  # before: b'' (cut for room, its POST unread)
+        # the silent ones made the room: the first two cut by the next ones (the third is let in, and stays)
+        assert [read_answer(sock) for sock in silent[:2]] == [b"", b""]
+    finally:
+        proc.stop()
