@@ -5,6 +5,7 @@ commands to try next, the autoscaler's decisions)."""
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def config_line(path: Path | None, snapshot: Path, kept: int = 0) -> str:
     every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``;
     ``kept``: how many of its settings are not in force, the live limits the fleet shares kept (said on the next
     line: :mod:`.up_drift`; attack32c F1: "every child runs with it" while the consumers kept another ack_wait)."""
-    what = f"config file {escape(str(path))}" if path is not None else NO_CONFIG_FILE
+    what = f"config file {escape(os.path.abspath(path))}" if path is not None else NO_CONFIG_FILE  # for any terminal
     if kept:
         return (f"[green]✓[/] config: {what}; every child runs with it as it is now (GAMEAD_* and flags included: "
                 f"{escape(str(snapshot))}), but for {counted(kept, 'limit')} the fleet shares, whose "

@@ -139,7 +139,7 @@ async def probe_store(js: JetStreamContext, stats: ReadStats, timeout: float, pa
     """One write check of the work streams (``partitions`` of them) and the ad bucket (module doc), ``timeout``
     seconds per write. Returns None when every target answered (a stream full or missing is another check's
     finding) or NATS is not connected (the rest of the run says it), else the :func:`unstored_line` detail."""
-    stats.api_calls += 2 * len(check_targets(partitions))  # a publish and a purge each, at most
+    stats.api_calls += 2 * len(check_targets(partitions)) + 2  # a publish and a purge each; the counter's read, write
     try:
         await writes_stored(js, partitions, timeout)
     except StorageFailed as exc:

@@ -12,6 +12,9 @@ target in turn and purges that subject at once. What it counts (:func:`refusal`,
   10005 "insufficient storage": :class:`~gamead_core.errors.StorageFailed`), no answer in time (a full disk: the
   stream's write error), or no connection. The check stops at the first such target.
 
+Each check first adds its work-stream writes to a shared counter (:mod:`gamead_core.queue.check_count`), which the
+stats samplers take off the streams' growth: a check is no queued ad in ``gamead top`` or the autoscaler.
+
 Leftovers: a publish nats-py buffered through a disconnect inside a check may be stored after the check and its
 purge. Such a message never matters and never lingers: no consumer filters on its subject (it is never in a
 level's backlog), ``gamead doctor`` skips it (:func:`is_check_subject`), an empty value is no record to ``ads
@@ -30,6 +33,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed
+from gamead_core.queue.check_count import count_checks
 from gamead_core.queue.connection import translate
 
 #: The last subject token of the write check's messages in each work stream (no consumer filters on it) and its key
@@ -80,7 +84,9 @@ async def writes_stored(js: JetStreamContext, partitions: int, timeout: float) -
     (naming the stream) at the first write not stored: a storage refusal, no answer in time, no connection."""
     refused: list[str] = []
     targets = check_targets(partitions)
-    reached = 0
+    reached = stored = 0
+    # counted before they are written, so no sampler takes them for ads; those not stored are taken back after
+    counted = js._nc.is_connected and await _count(js, partitions, timeout)
     try:
         for stream, subject in targets:
             if not js._nc.is_connected:  # a publish would wait in the reconnect buffer and be stored after the check
@@ -88,6 +94,8 @@ async def writes_stored(js: JetStreamContext, partitions: int, timeout: float) -
             reached += 1
             try:
                 await js.publish(subject, b"", timeout=timeout, stream=stream)
+                if reached <= partitions:  # a work stream's (the ad bucket's is no queued ad)
+                    stored += 1
             except (nats.errors.Error, asyncio.TimeoutError) as exc:
                 if (why := refusal(exc)) is None:
                     error = translate(exc)
@@ -101,7 +109,18 @@ async def writes_stored(js: JetStreamContext, partitions: int, timeout: float) -
     finally:
         if reached < len(targets) and js._nc.is_connected:  # stopped early: purge the rest too
             await _purge(js, targets[reached:])
+        if counted and stored < partitions and js._nc.is_connected:
+            await _count(js, stored - partitions, timeout)
     return refused
+
+
+async def _count(js: JetStreamContext, n: int, timeout: float) -> bool:
+    """Add ``n`` to the check counter (:mod:`gamead_core.queue.check_count`) within ``timeout`` seconds: whether
+    it was written (a store that takes no write is the check's to say)."""
+    try:
+        return await asyncio.wait_for(count_checks(js, n), timeout)
+    except asyncio.TimeoutError:
+        return False
 
 
 async def purge_checks(js: JetStreamContext, partitions: int) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.queue.check_count import read_checks
 from gamead_core.queue.depth import LevelDepth, level_depth
 from gamead_core.queue.partitions import made_with, merge_depths
 from gamead_core.errors import error_text
@@ -59,6 +60,9 @@ class QueueReading:
     partial: tuple[LevelDepth, ...] = ()
     #: the work stream's last sequence (summed over the partitions): every accepted submit or replay adds one
     last_seq: int | None = None
+    #: the work streams' write-check messages ever counted (:mod:`gamead_core.queue.check_count`), read after
+    #: ``last_seq``; None when it could not be read
+    checked_writes: int | None = None
     messages: int | None = None  #: messages in the work stream(s)
     bytes: int | None = None
     nodes: tuple[NodeInfo, ...] | None = None  #: the registry's entries; None when it could not be read
@@ -103,18 +107,18 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
     ``unreadable``)."""
     parts = await asyncio.gather(
         asyncio.gather(*(_level(js, lvl, now, partitions) for lvl in names.LEVELS), return_exceptions=True),
-        _streams(js, partitions),
+        _streams_then_checks(js, partitions),
         registry.list() if registry is not None else _none(),
         read_lost(js),
         return_exceptions=True,
     )
     levels, stream, nodes, lost = parts
-    live = partitions if isinstance(stream, BaseException) else stream[3]
+    live = partitions if isinstance(stream, BaseException) else stream[0][3]
     if live != partitions:  # repartitioned under this node: the queue's partitions, not the setting
         partitions = live
         levels, stream = await asyncio.gather(
             asyncio.gather(*(_level(js, lvl, now, live) for lvl in names.LEVELS), return_exceptions=True),
-            _streams(js, live), return_exceptions=True)
+            _streams_then_checks(js, live), return_exceptions=True)
     errors: list[str] = []
     for what, part in zip(("queue levels", "work stream", "registry"), (levels, stream, nodes)):
         if isinstance(part, BaseException):
@@ -140,9 +144,9 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
                 held[level] = min(at, held.get(level, at))
         except Exception as exc:  # noqa: BLE001 - the figure without them, and why
             errors.append(f"ads waiting again: {error_text(exc)}")
-    last_seq = messages = size = None
+    last_seq = messages = size = checked = None
     if not isinstance(stream, BaseException):
-        last_seq, messages, size, _ = stream
+        (last_seq, messages, size, _), checked = stream
     return QueueReading(
         t=now,
         connected=True,
@@ -150,6 +154,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         unreadable=tuple(unreadable),
         partial=with_held(partial, held, now),
         last_seq=last_seq,
+        checked_writes=checked,
         messages=messages,
         bytes=size,
         nodes=None if isinstance(nodes, BaseException) or nodes is None else tuple(nodes),
@@ -188,6 +193,17 @@ async def _streams(js: JetStreamContext, partitions: int) -> tuple[int | None, i
         return None, None, None, live
     return (sum(int(i.state.last_seq or 0) for i in infos), sum(int(i.state.messages or 0) for i in infos),
             sum(int(i.state.bytes or 0) for i in infos), live)
+
+
+async def _streams_then_checks(js: JetStreamContext, partitions: int) -> tuple[tuple[Any, ...], int | None]:
+    """:func:`_streams`, then the write checks' counter (None when it cannot be read): read after the sequences,
+    so every check message they hold is counted (:mod:`gamead_core.queue.check_count`)."""
+    streams = await _streams(js, partitions)
+    try:
+        checked: int | None = await read_checks(js)
+    except Exception:  # noqa: BLE001 - the rate then counts the checks, as before the counter
+        checked = None
+    return streams, checked
 
 
 def _none() -> Awaitable[Any]:

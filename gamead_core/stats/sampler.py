@@ -11,7 +11,8 @@ Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples ar
 than that, over the samples it has), all between the same two samples, divided by the seconds between them, which
 :attr:`QueueSampler.rate_window` says (:func:`~gamead_core.stats.rates.counter_rates`):
 
-* ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
+* ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one), less the write
+  checks' messages (``gamead doctor``'s, a failing API's: :func:`~gamead_core.stats.queued.queued_sequence`);
 * ``completed``/``retried``/``deadLetteredPerSec``: Δ of the workers' ``processed``, ``failed − dead`` (+ attempts
   lost with crashed workers: ``lost_count``), ``dead`` counters, as :class:`~.rates.MonotonicTotal` totals (never < 0);
 * ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker while ads
@@ -47,6 +48,7 @@ from gamead_core.stats.document import stats_document, workers_document
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles, worker_load
 from gamead_core.stats.gone_watch import GoneWatch
 from gamead_core.stats.history import History
+from gamead_core.stats.queued import queued_sequence
 from gamead_core.stats.rates import COUNTERS, RATE_WINDOW, MonotonicTotal, counter_rates, per_worker_capacity
 from gamead_core.stats.reading import QueueReading, read_queue
 from gamead_core.stats.records_room import records_reading
@@ -125,6 +127,7 @@ class QueueSampler:
         self.rate_window: float | None = None
         self.began = Began(clock)  #: when it began counting (nats-server's clock: review33 R6)
         self._submitted, self._completed, self._retried, self._dead = (MonotonicTotal() for _ in range(4))
+        self._queued: tuple[int, int, int] | None = None  #: :func:`.queued.queued_sequence`'s last result
         self.nodes_ok = False
         #: the registry's entries at its last read, and when (epoch s): None until this node first read it
         self.registry_nodes: tuple[NodeInfo, ...] | None = None
@@ -210,8 +213,9 @@ class QueueSampler:
     def _derive(self, reading: QueueReading) -> Sample:
         now = reading.t
         submitted = None
-        if reading.last_seq is not None:
-            submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
+        if reading.last_seq is not None:  # the write checks' messages taken off (newcomer55 F1)
+            self._queued = queued_sequence(reading.last_seq, reading.checked_writes, self._queued)
+            submitted = self._submitted.update({"stream": (self._queued[2], False)}, now)
         completed = retried = dead = None
         processing = queue_wait = Percentiles()
         level_wait: dict[int, Percentiles] = {}

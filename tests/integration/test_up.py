@@ -526,7 +526,10 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
     up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **FAST).start()
     try:
         output = up.wait_ready()
-        assert "config: config file config.yaml; every child runs with it as it is now (the settings in force" in output
+        # by its absolute path, as every path up prints (newcomer55 F3: it said "config file config.yaml")
+        said = re.search(r"config: config file (/\S+); every child runs with it as it is now \(the settings in force",
+                         output)
+        assert said and Path(said.group(1)).samefile(tmp_path / "config.yaml"), output[-3000:]
         # the settings that differ from the defaults (ttl 10 is the default), with the flags' and GAMEAD_*'s beside
         assert yaml.safe_load((up.data_dir / "config-in-force.yaml").read_text())["registry"] == {
             "heartbeat_interval": 0.5}

@@ -199,15 +199,20 @@ def _yaml_keys(data: dict, prefix: str = "") -> set[str]:
     return out
 
 
+#: keys the example documents commented out: set in a file, even to their default, they change what a CLI verb finds
+#: (client.api_url wins over the running stack; embedded.data_dir stops the search in parent directories: newcomer55)
+COMMENTED_OUT = {"client.api_url", "embedded.data_dir"}
+
+
 def test_config_example_documents_every_key_and_loads() -> None:
     example = ROOT / "config.yaml.example"
     data = yaml.safe_load(example.read_text())
-    assert _yaml_keys(data) == _keys(GameadSettings)
+    assert _yaml_keys(data) == _keys(GameadSettings) - COMMENTED_OUT
     load_settings(example)  # and it is a valid config as it stands
     text = example.read_text()
     for key in _keys(GameadSettings):
         leaf = key.rsplit(".", 1)[-1]
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{leaf}:"))
+        line = next(ln for ln in text.splitlines() if ln.strip().removeprefix("# ").startswith(f"{leaf}:"))
         assert "#" in line or any(
             prev.strip().startswith("#") for prev in text.splitlines()[max(0, text.splitlines().index(line) - 2):text.splitlines().index(line)]
         ), f"{key} has no comment"
