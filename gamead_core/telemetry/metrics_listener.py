@@ -18,7 +18,13 @@ heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn
   after :data:`EVICT_MIN_AGE` seconds for a new connection, or at once by a client opening over
   :data:`HARD_CONNECTIONS` connections a second (then the oldest waiting connections go whatever their age, so a
   scrape that sends its request as it connects, as Prometheus does, still gets in: the new connection is closed
-  only when :data:`HARD_CONNECTIONS` requests are all being answered). The kernel's listen backlog is :data:`BACKLOG`;
+  only when :data:`HARD_CONNECTIONS` requests are all being answered). A connection whose client's bytes came but
+  wait unread in the kernel spoke and is not closed for room (the API's rule, :func:`gamead_core.api.conn_cap.speaks`;
+  scrape55: a loaded worker makes the connections it accepts before it reads a scrape already whole in the kernel,
+  which was closed for them, its scraper reading nothing, a gap in the series) until the listener reads it; a
+  client whose answer stalled is closed all the same. Past ``conn_cap.PASSED_OVER_AT_MOST`` such connections
+  passed over, no more is closed for that newcomer (over :data:`HARD_CONNECTIONS`, the newcomer is closed).
+  The kernel's listen backlog is :data:`BACKLOG`;
 * a request must arrive whole within :data:`READ_TIMEOUT` seconds of the connection's opening or of its first
   byte (a deadline, not per byte): ``408``, or just closed when it never sent a byte; an idle keep-alive
   connection is closed after :data:`READ_TIMEOUT` seconds too (uvicorn's ``timeout_keep_alive``);
@@ -45,7 +51,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from gamead_core.api.conn_cap import say
+from gamead_core.api.conn_cap import PASSED_OVER_AT_MOST, say, speaks, unread
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
@@ -72,15 +78,17 @@ class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
     closing ones waiting for a request (none sent yet, or idle after an answer), oldest first: when a connection
     opens, those older than :data:`EVICT_MIN_AGE` seconds, and any once :data:`HARD_CONNECTIONS` are open; when a
     request has arrived whole, any. The new connection is closed at once only when :data:`HARD_CONNECTIONS` others
-    are all being answered."""
+    are all being answered. A connection whose request came but waits unread in the kernel is passed over
+    (:func:`_spoke`), at most :data:`~gamead_core.api.conn_cap.PASSED_OVER_AT_MOST` per room made."""
 
     def connection_made(self, transport: Any) -> None:
+        self._passed: tuple[Any, int] | None = None  #: (cycle, reads) when last passed over as a speaker (_spoke)
         super().connection_made(transport)
         self.opened = self.loop.time()
         self._make_room(self.opened - EVICT_MIN_AGE)
         if len(self._others()) >= HARD_CONNECTIONS:  # all too young: the oldest waiting go anyway, not the newcomer
             self._make_room(float("inf"))
-        if len(self._others()) >= HARD_CONNECTIONS:  # every one of them is being answered
+        if len(self._others()) >= HARD_CONNECTIONS:  # every one of them is being answered, or spoke (_spoke)
             transport.close()
             self.connections.discard(self)
 
@@ -95,18 +103,41 @@ class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
 
     def _make_room(self, opened_by: float) -> None:
         """Close the oldest connections waiting for a request opened by ``opened_by`` (loop time, seconds)
-        until this one fits in :data:`MAX_CONNECTIONS` (or none is left to close)."""
+        until this one fits in :data:`MAX_CONNECTIONS` (or none is left to close), passing over those whose
+        request came unread (:func:`_spoke`; after :data:`~gamead_core.api.conn_cap.PASSED_OVER_AT_MOST` of them,
+        no more is closed)."""
         others = self._others()
         if len(others) < MAX_CONNECTIONS:
             return
         waiting = sorted((c for c in others if (c.cycle is None or c.cycle.response_complete)
                           and _opened(c) <= opened_by), key=_opened)
-        for conn in waiting[:len(others) + 1 - MAX_CONNECTIONS]:
+        room, passed = len(others) + 1 - MAX_CONNECTIONS, 0
+        for conn in waiting:
+            if room <= 0 or passed >= PASSED_OVER_AT_MOST:
+                return
+            if _spoke(conn):  # its request came, unread yet (scrape55): kept, judged once read
+                passed += 1
+                continue
             conn._cut()  # aborted: a close would keep the descriptor until a client that does not read had read
             # (attack34a F1)
             # out of the count now, not at its connection_lost (a later loop turn): uvicorn's limit_concurrency
             # counts this set, and a scrape read in the same turn would be a 503
             self.connections.discard(conn)
+            room -= 1
+
+
+def _spoke(conn: Any) -> bool:
+    """Whether a waiting connection's client spoke and the listener has not read it yet, the API's rule
+    (:func:`gamead_core.api.conn_cap.speaks`): bytes unread in the kernel, its answer not stalled, not read since
+    it was last passed over in this wait (a wait is one value of ``conn.cycle``: None before the first request,
+    then the request answered last). Marks ``conn`` passed over when so."""
+    mark = conn._passed
+    watch = conn._watch
+    if not speaks(unread(conn.transport), watch is not None and watch.stalled > 0,
+                  mark[1] if mark is not None and mark[0] is conn.cycle else None, conn._reads):
+        return False
+    conn._passed = (conn.cycle, conn._reads)
+    return True
 
 
 def _opened(conn: Any) -> float:

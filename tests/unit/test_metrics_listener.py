@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, Iterable
 
 import httpx
@@ -248,6 +249,87 @@ def test_a_scrape_gets_in_however_fast_silent_connections_were_opened_before_it(
         finally:
             for writer in silent:
                 writer.close()
+            await listener.close()
+
+    asyncio.run(run())
+
+
+async def _spoke_before_newcomers(port: int, newcomers: int) -> tuple[bytes, list[socket.socket]]:
+    """A whole ``GET /metrics`` sent on a new connection, then ``newcomers`` silent connections, all whole in the
+    kernel before the listener (this loop: nothing here awaits until all are sent) accepts any of them; resumed, the
+    loop accepts them in one go and makes every connection before it reads the GET, as a loaded worker does. Returns
+    what the speaker read until the listener closed it (b'' if it was cut; 10 s deadline) and the silent sockets."""
+    speaker = socket.create_connection(("127.0.0.1", port))
+    speaker.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(newcomers)]
+    speaker.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def answer() -> bytes:
+        got = b""
+        while chunk := await loop.sock_recv(speaker, 65536):
+            got += chunk
+        return got
+
+    try:
+        return await asyncio.wait_for(answer(), timeout=10), silent
+    except ConnectionResetError:  # cut by an abort: the client saw no answer
+        return b"", silent
+    finally:
+        speaker.close()
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the listener closed ``sock`` (EOF or reset), or else left it open (nothing within 1 s)."""
+    sock.settimeout(1)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_scrape_whose_request_waits_unread_is_not_closed_for_room_by_older_rules(monkeypatch: Any) -> None:
+    """scrape55 (the race conn55 fixed in the API): a connection whose whole request waited unread in the kernel
+    counted as waiting for one, so the newcomers the listener made before reading it closed it, the scraper reading
+    nothing (a gap in the series). Here by age: it is older than ``EVICT_MIN_AGE`` (lowered to 0 so it is on any
+    machine, as a keep-alive connection from the scrape before is)."""
+    monkeypatch.setattr(metrics_listener, "EVICT_MIN_AGE", 0.0)
+
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        silent: list[socket.socket] = []
+        try:
+            answer, silent = await _spoke_before_newcomers(listener.port, MAX_CONNECTIONS)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"gamead_probe_total 3.0" in answer, answer[:200]
+            assert len(listener.server.server_state.connections) <= MAX_CONNECTIONS  # a silent one made the room
+        finally:
+            for sock in silent:
+                sock.close()
+            await listener.close()
+
+    asyncio.run(run())
+
+
+def test_a_scrape_whose_request_waits_unread_is_not_closed_past_the_hard_bound(monkeypatch: Any) -> None:
+    """The same race past ``HARD_CONNECTIONS`` (the oldest waiting go whatever their age): the speaker, the oldest,
+    was closed first though its request had come. Bounds lowered (2 and 4) so few connections pass them."""
+    monkeypatch.setattr(metrics_listener, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(metrics_listener, "HARD_CONNECTIONS", 4)
+    monkeypatch.setattr(metrics_listener, "EVICT_MIN_AGE", 60.0)  # all young on any machine: only the hard bound
+
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        silent: list[socket.socket] = []
+        try:
+            answer, silent = await _spoke_before_newcomers(listener.port, 4)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"gamead_probe_total 3.0" in answer, answer[:200]
+            # the three oldest silent ones made the room, the last is let in
+            assert [_closed(sock) for sock in silent] == [True, True, True, False]
+        finally:
+            for sock in silent:
+                sock.close()
             await listener.close()
 
     asyncio.run(run())
