@@ -55,10 +55,8 @@ def bound_line(exc: BaseException) -> str | None:
     if param is None or not callable(errors) or type(cause).__name__ != "ValidationError":
         return None
     first = (errors() or [{}])[0]
-    if not is_bound_error(first):
-        return None
     span = Range(getattr(param, "min", None), getattr(param, "max", None))
-    if span.low is None and span.high is None:
+    if not is_bound_error(first, span) or (span.low is None and span.high is None):
         return None
     return span.refusal(param_name(param), first.get("input"))
 
