@@ -68,3 +68,17 @@ def test_a_config_file_number_of_5000_digits_is_named_with_its_line(monkeypatch:
     with pytest.raises(ConfigError) as caught:
         load_settings(cfg)
     assert said in str(caught.value) and "mapping" not in str(caught.value), caught.value
+
+
+def test_a_json_file_number_of_5000_digits_is_named_with_its_line_in_gamead_words() -> None:
+    """``gamead submit ad.json`` (``dlq import``, NDJSON lines alike: :func:`~gamead_cli.inputs.load_json`) said
+    Python's own words, cut at 120 characters: ``not valid JSON (Exceeds the limit (4300 digits) for integer string
+    conversion: value has 5000 digits; use sys.set_int_max_str_digits() t)``, on no line."""
+    from gamead_cli.inputs import BadInputFile, load_json
+
+    with pytest.raises(BadInputFile) as caught:
+        load_json(f'{{"title": "T",\n"duration": {LONG}}}'.encode(), "ad.json")
+    assert caught.value.format_message() == (
+        f"Invalid value for FILE: ad.json:2: not valid JSON ({SHOWN} has {DIGITS:,} digits; gamead reads numbers "
+        f"of at most {sys.get_int_max_str_digits():,} digits)")
+    assert load_json(b'{"duration": 30, "priority": -2}', "ad.json") == {"duration": 30, "priority": -2}
