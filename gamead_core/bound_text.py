@@ -16,6 +16,7 @@ Pure; no pydantic (a setting's range is read from its type by :mod:`gamead_core.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,13 @@ class Range:
         return f"{what} must be {self.span()}, not {given_text(given, seconds=self.seconds)}"
 
 
+def too_long(what: str, given: Any) -> str:
+    """``--count has 5,000 digits; gamead reads numbers of at most 4,300 digits``: an int of more digits than Python
+    converts where no bound on its side says more (:data:`TOO_LONG`; ``--count`` is at least 1, and it is). Pure."""
+    digits = sum(c.isdigit() for c in str(given))
+    return f"{what} has {digits:,} digits; gamead reads numbers of at most {sys.get_int_max_str_digits():,} digits"
+
+
 def is_bound_error(error: dict[str, Any], span: Range | None = None) -> bool:
     """Whether a pydantic error (one of ``ValidationError.errors()``) is a number past a bound: of
     :data:`BOUND_ERRORS`, or :data:`TOO_LONG` when ``span`` (the value's range) bounds the side of its sign. Pure."""
@@ -131,4 +139,5 @@ def is_bound_error(error: dict[str, Any], span: Range | None = None) -> bool:
     return error.get("type") in BOUND_ERRORS
 
 
-__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text", "seconds_text"]
+__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text", "seconds_text",
+           "too_long"]

@@ -97,6 +97,10 @@ BOUNDED: list[tuple[str, str]] = [
     (f"ads list --limit {LONG}", f"--limit must be 1 to 500, not {LONG_SHOWN}"),
     (f"submit --priority {LONG}", f"--priority must be 1 to 5, not {LONG_SHOWN}"),
     (f"dlq list --priority -{LONG}", f"--priority must be 1 to 5, not -{LONG_SHOWN[:-2]}…"),
+    (f"scale set {LONG}", f"REPLICAS (the worker count) must be 0 to 10,000, not {LONG_SHOWN}"),
+    (f"submit --count -{LONG}", f"--count must be at least 1, not -{LONG_SHOWN[:-2]}…"),
+    # past no bound it has (--count is at least 1, and it is): said in digits
+    (f"submit --count {LONG}", "--count has 5,000 digits; gamead reads numbers of at most 4,300 digits"),
 ]
 
 
