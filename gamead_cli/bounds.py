@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from gamead_core.bound_text import Range, is_bound_error
+from gamead_core.bound_text import TOO_LONG, Range, is_bound_error, too_long
 
 N = TypeVar("N", int, float)
 
@@ -55,10 +55,10 @@ def bound_line(exc: BaseException) -> str | None:
     if param is None or not callable(errors) or type(cause).__name__ != "ValidationError":
         return None
     first = (errors() or [{}])[0]
-    if not is_bound_error(first):
-        return None
     span = Range(getattr(param, "min", None), getattr(param, "max", None))
-    if span.low is None and span.high is None:
+    if first.get("type") == TOO_LONG and not is_bound_error(first, span):  # 5,000 digits, past no bound it has
+        return too_long(param_name(param), first.get("input"))
+    if not is_bound_error(first, span) or (span.low is None and span.high is None):
         return None
     return span.refusal(param_name(param), first.get("input"))
 

@@ -63,7 +63,8 @@ def _constant_line(text: str) -> int:
 
 
 class _Overflow(ValueError):
-    """A number token (``1e999``) whose float is infinite; its text is the token."""
+    """A number token (``1e999``) whose float is infinite, or an int of more digits than Python converts (4,300);
+    its text is the token."""
 
 
 def _token_line(text: str, token: str) -> int:
@@ -89,8 +90,14 @@ def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
             raise _Overflow(token)
         return value
 
+    def whole(token: str) -> int:
+        try:
+            return int(token)
+        except ValueError:  # more digits than Python converts: its own words, "use sys.set_int_max_str_digits()"
+            raise _Overflow(token) from None
+
     try:
-        return json.loads(text, parse_constant=refuse, parse_float=finite,
+        return json.loads(text, parse_constant=refuse, parse_float=finite, parse_int=whole,
                           object_pairs_hook=unique_pairs if unique else None)
     except RepeatedKey:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
@@ -98,8 +105,11 @@ def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
         raise KeyTwice(repeat_message(repeat), body.count("\n", 0, repeat.offset) + 1) from None
     except _Overflow as exc:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        token = str(exc)
-        raise NotJson(f"{token[:40]} overflows to infinity (not a finite number)", _token_line(body, token)) from None
+        token, line = str(exc), _token_line(body, str(exc))
+        if "." in token or "e" in token.lower():
+            raise NotJson(f"{token[:40]} overflows to infinity (not a finite number)", line) from None
+        raise NotJson(f"{token[:40]}… has {len(token.lstrip('-')):,} digits; gamead reads numbers of at most "
+                      f"{sys.get_int_max_str_digits():,} digits", line) from None
     except NotJson as exc:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         raise NotJson(str(exc), _constant_line(body)) from None

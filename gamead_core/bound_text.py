@@ -16,6 +16,7 @@ Pure; no pydantic (a setting's range is read from its type by :mod:`gamead_core.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +24,25 @@ from gamead_core.durations import format_duration
 
 #: pydantic's error types of a number past a bound (``ge``, ``gt``, ``le``, ``lt``)
 BOUND_ERRORS = frozenset({"greater_than_equal", "greater_than", "less_than_equal", "less_than"})
+#: pydantic's error type of an int of more digits than Python converts (``sys.get_int_max_str_digits()``, 4,300):
+#: past any bound gamead sets on the side of its sign (attack55: ``Unable to parse input string as an integer,
+#: exceeded maximum size`` where 30 digits said ``must be 1 to 1,024, not …``)
+TOO_LONG = "int_parsing_size"
 #: characters of a refused text shown at most
 SHOWN = 40
 
 
 def number_text(value: float) -> str:
-    """``10,000``, ``0.001``, ``1,000,000`` (``1e6``), ``inf``: a number as a refusal shows it. Pure."""
+    """``10,000``, ``0.001``, ``1,000,000`` (``1e6``), ``inf``, ``a number of ~6,021 digits`` (an int past the
+    4,300 digits Python writes): a number as a refusal shows it. Pure."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)[:SHOWN]
     if isinstance(value, int):
-        return f"{value:,}"
+        try:
+            return f"{value:,}"
+        except ValueError:  # more digits than Python writes (4,300): "unexpected ValueError", exit 1 (attack55)
+            digits = math.ceil(abs(value).bit_length() * math.log10(2))
+            return f"a{' negative' if value < 0 else ''} number of ~{digits:,} digits"
     if not math.isfinite(value):
         return str(value)
     if value.is_integer() and abs(value) < 1e21:
@@ -61,9 +71,12 @@ def given_text(given: Any, *, seconds: bool = False) -> str:
         if not seconds:
             for kind in (int, float):
                 try:
-                    return number_text(kind(text))
+                    value = kind(text)
                 except ValueError:
                     continue
+                if kind is int or math.isfinite(value) or "n" in text.lower():  # inf, nan: as read
+                    return number_text(value)
+                break  # 1e999, or 5,000 digits int() does not convert: as typed, not "inf"
         return text[:SHOWN] + ("…" if len(text) > SHOWN else "")
     if seconds and isinstance(given, (int, float)) and not isinstance(given, bool) and math.isfinite(given):
         return seconds_text(given) if given == 0 or 0.001 <= given < 1e9 else f"{number_text(given)}s"
@@ -110,9 +123,21 @@ class Range:
         return f"{what} must be {self.span()}, not {given_text(given, seconds=self.seconds)}"
 
 
-def is_bound_error(error: dict[str, Any]) -> bool:
-    """Whether a pydantic error (one of ``ValidationError.errors()``) is a number past a bound. Pure."""
+def too_long(what: str, given: Any) -> str:
+    """``--count has 5,000 digits; gamead reads numbers of at most 4,300 digits``: an int of more digits than Python
+    converts where no bound on its side says more (:data:`TOO_LONG`; ``--count`` is at least 1, and it is). Pure."""
+    digits = sum(c.isdigit() for c in str(given))
+    return f"{what} has {digits:,} digits; gamead reads numbers of at most {sys.get_int_max_str_digits():,} digits"
+
+
+def is_bound_error(error: dict[str, Any], span: Range | None = None) -> bool:
+    """Whether a pydantic error (one of ``ValidationError.errors()``) is a number past a bound: of
+    :data:`BOUND_ERRORS`, or :data:`TOO_LONG` when ``span`` (the value's range) bounds the side of its sign. Pure."""
+    if error.get("type") == TOO_LONG:
+        below = str(error.get("input", "")).strip().startswith("-")
+        return span is not None and (span.low if below else span.high) is not None
     return error.get("type") in BOUND_ERRORS
 
 
-__all__ = ["BOUND_ERRORS", "Range", "given_text", "is_bound_error", "number_text", "seconds_text"]
+__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text", "seconds_text",
+           "too_long"]

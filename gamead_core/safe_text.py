@@ -139,6 +139,12 @@ def shown(text: str) -> str:
     return _contextual(text) if quiet else "".join(_escaped(c) for c in text)
 
 
+def shown_cut(text: str, most: int = 80) -> str:
+    """:func:`shown` of ``text``'s first ``most`` characters, ending ``…`` when cut: a client's text echoed in an
+    answer (a request path in a 405: ``/ads/\\u001b[2J``, not the escape itself, nor 8 KiB of it, attack55). Pure."""
+    return shown(text[:most]) + ("…" if len(text) > most else "")
+
+
 def shows(char: str) -> bool:
     """True when ``char`` shows on a terminal: not whitespace (nor U+2800, a braille space), not a control,
     separator, surrogate or format character but the visible prepended marks (U+0600 …), not a Hangul filler,
@@ -167,4 +173,4 @@ def shown_tree(value: Any) -> Any:
 
 
 __all__ = ["OBEYED_PAST_C0", "REFUSED", "UNSHOWN_PRINTABLE", "byte_escapes", "code_point", "has_shown_char",
-           "refused_char", "shown", "shown_tree", "shows"]
+           "refused_char", "shown", "shown_cut", "shown_tree", "shows"]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -266,7 +267,8 @@ class _CountCommand(TyperCommand):
             if token in valued:
                 read += [token, *([] if (value := next(tokens, None)) is None else [value])]  # e.g. --for 10m
                 continue  # (none: click says the option needs one, review47 F7; not "cannot read duration ''")
-            if re.fullmatch(r"-0*[1-9]\d*", token):
+            too_long = token.isdigit() and 0 < sys.get_int_max_str_digits() < len(token)  # 5,000 digits (attack55)
+            if too_long or re.fullmatch(r"-0*[1-9]\d*", token):
                 raise OutOfRange(REPLICAS_RANGE, token, what=REPLICAS_WHAT, ctx=ctx)
             read.append("0" if re.fullmatch(r"-0+", token) else token)  # -0 is 0 (attack46 F3)
         return super().parse_args(ctx, read)

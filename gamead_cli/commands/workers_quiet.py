@@ -31,7 +31,9 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     who, n = doc.get("workerId"), doc.get("inFlight") or 0
     running = counted(n, "ad")
     if doc.get("draining"):  # stopping: quiet or resumed, it takes no ad (probe49 F7: "resumed: it takes ads")
-        return Text(f"{who} is stopping (draining): it takes no new ad, resumed or not ({running} running)",
+        then = ": quiet it once gamead workers lists it" if verb == "quiet" else ""  # a clean stop keeps no quiet
+        return Text(f"{who} is stopping (draining): it takes no new ad, resumed or not ({running} running); one "
+                    f"started again under its id (gamead up restarts a stopped worker) takes ads{then}",
                     style="bold yellow")
     if verb == "quiet":
         now = "is quiet" if doc.get("changed", True) else "was already quiet"
@@ -45,17 +47,18 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
 def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | None:
     """What undoes the answers' changes: ``("--all", "")`` when each one changed, ``("ID", " (ID: local-2, local-3;
     not --all: local-1 already was)")`` when some already were (``--all`` would undo an earlier operator's act, e.g.
-    resume the worker quiet for inspection: probe49), None when none changed (nothing to undo). Pure."""
-    changed = [str(a.get("workerId")) for a in answers if a.get("changed", True)]
-    if not changed:
+    resume the worker quiet for inspection: probe49), None when none changed (nothing to undo; a draining worker
+    changes nothing that lasts: its clean stop keeps no quiet). Pure."""
+    changed = [str(a.get("workerId")) for a in answers if a.get("changed", True) and not a.get("draining")]
+    if not changed:  # a draining worker keeps nothing: its next start takes ads (attack55: "shown as quiet …")
         return None
     if not every:
         return changed[0], ""
     if len(changed) == len(answers):
         return "--all", ""
-    kept = [str(a.get("workerId")) for a in answers if not a.get("changed", True)]
-    were = "was" if len(kept) == 1 else "were"
-    return "ID", f" (ID: {', '.join(changed)}; not --all: {', '.join(kept)} already {were})"
+    kept = [str(a.get("workerId")) for a in answers if not a.get("changed", True) and not a.get("draining")]
+    were = f"; not --all: {', '.join(kept)} already {'was' if len(kept) == 1 else 'were'}" if kept else ""
+    return "ID", f" (ID: {', '.join(changed)}{were})"
 
 
 def missed_words(worker_id: str, verb: Verb, again: str, *, silent: bool) -> str:

@@ -44,6 +44,7 @@ from starlette.types import Receive, Scope, Send
 from gamead_core.api.auth import SAFE_METHODS, auth_required, route_class
 from gamead_core.api.errors import error_response
 from gamead_core.config import GameadSettings
+from gamead_core.safe_text import shown_cut
 
 
 class ErrorDetail(BaseModel):
@@ -341,6 +342,7 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     if request.method == "OPTIONS":
         return Response(status_code=204, headers={"Allow": allow})
     detail = exc.detail if isinstance(exc, HTTPException) and isinstance(exc.detail, str) else "Method Not Allowed"
+    path = shown_cut(request.url.path)  # a client's text: escaped and cut (attack55: an ESC, 8 KiB echoed raw)
     return error_response(405, "method_not_allowed",
-                          f"{request.method} is not allowed on {request.url.path}: {detail.lower()}; use {allow}",
+                          f"{request.method} is not allowed on {path}: {detail.lower()}; use {allow}",
                           {"allow": allow.split(", ")}, {"Allow": allow})

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from gamead_core.api.errors import ApiError, DuplicateQueryParameter, UnknownQueryParameter
+from gamead_core.safe_text import shown_cut
 
 __all__ = ["PROBES", "declared_names", "query_refusal", "parameter_names", "repeated_parameter"]
 
@@ -103,5 +104,5 @@ def query_refusal(scope: dict[str, Any]) -> ApiError | None:
         return None
     known = known_names(scope.get("app"), scope["method"], scope["path"])
     if known is not None and (unknown := next((n for n in names if n not in known), None)) is not None:
-        return UnknownQueryParameter.of(unknown, scope["method"], scope["path"], known)
+        return UnknownQueryParameter.of(unknown, scope["method"], shown_cut(scope["path"]), known)
     return None

@@ -43,18 +43,21 @@ def _port_problem(parts: SplitResult) -> str | None:
     return None
 
 
-def _unresolvable(hostname: str) -> str | None:
+def unresolvable(hostname: str) -> str | None:
     """Why no resolver can ever find ``hostname`` (a URL's host), or None: a name over 253 characters or with a
-    label over 63 (RFC 1035 §2.3.4). attack40a F8: such a ``nats.url`` passed, and the worker retried it for ever.
-    Other characters are the resolver's to judge (Docker's names hold ``_``). Pure."""
+    label over 63 (RFC 1035 §2.3.4), or an empty label (``a..b``, ``.a``; a last dot is the root's). attack40a F8:
+    such a ``nats.url`` passed, and the worker retried it for ever; attack55: ``--api http://a..b`` (or a label of
+    64) was ``unexpected UnicodeError`` (the idna codec), exit 1. Other characters are the resolver's to judge
+    (Docker's names hold ``_``). The rule of every URL gamead connects to (NATS, Redis, the API, HTTP). Pure."""
     try:
         ipaddress.ip_address(hostname)
         return None
     except ValueError:
         pass
-    if len(hostname.rstrip(".")) > 253 or any(len(label) > 63 for label in hostname.split(".")):
-        return (f"its host {hostname[:40]!r}… can never resolve: a host name is at most 253 characters, each label "
-                "(between dots) at most 63")
+    labels = hostname[:-1].split(".") if hostname.endswith(".") else hostname.split(".")
+    if len(hostname.rstrip(".")) > 253 or any(not 0 < len(label) <= 63 for label in labels):
+        return (f"its host {hostname[:40]!r}{'…' if len(hostname) > 40 else ''} can never resolve: a host name is at "
+                "most 253 characters, each label (between dots) 1 to 63")
     return None
 
 
@@ -82,7 +85,7 @@ def redis_url_problem(url: str) -> str | None:
             return problem
         if not parts.hostname:
             return "it names no host (e.g. redis://127.0.0.1:6379/0)"
-        if (problem := _unresolvable(parts.hostname)) is not None:
+        if (problem := unresolvable(parts.hostname)) is not None:
             return problem
         db = unquote(parts.path).strip("/")
         if db and not db.isdigit():
@@ -137,7 +140,7 @@ def nats_url_problem(url: str) -> str | None:
             parts = urlsplit(server if sep else f"nats://{server}")
         except ValueError as exc:
             return f"{which + ': ' if which else ''}not a URL ({exc})"
-        problem = _port_problem(parts) or (_unresolvable(parts.hostname) if parts.hostname and parts.hostname != "none"
+        problem = _port_problem(parts) or (unresolvable(parts.hostname) if parts.hostname and parts.hostname != "none"
                                            else "it names no host (e.g. nats://127.0.0.1:4222)")
         if problem is not None:
             return f"{which + ': ' if which else ''}{problem}"
@@ -214,4 +217,4 @@ def http_url_problem(url: str, example: str) -> str | None:
         return problem
     if not parts.hostname:
         return f"it names no host (e.g. {example})"
-    return None
+    return unresolvable(parts.hostname)

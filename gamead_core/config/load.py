@@ -21,7 +21,7 @@ from gamead_core.bound_text import is_bound_error
 from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
 from gamead_core.config.fields import setting_range
 from gamead_core.config.origin import file_lines, origin
-from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, octal_number, walk
+from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, misread_number, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
@@ -118,7 +118,7 @@ def _check_shape(path: Path) -> None:
         key, line, again = dup
         raise ConfigError(f"config file {path}: key {key!r} is written twice (line {line} and line {again}); "
                           "keep one (YAML keys are unique; PyYAML would keep the last without a word)")
-    if (octal := octal_number(root)) is not None:  # YAML 1.1's octal: a zero-padded 030 would run as 24
+    if (octal := misread_number(root)) is not None:  # YAML 1.1's octal (030 would run as 24), 5,000 digits
         raise ConfigError(f"config file {path}: {_dotted(octal[0])} (line {octal[1]}): {octal[2]}")
 
 
@@ -243,7 +243,8 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
             found = "; ".join(f"{'.'.join(key)} from {w}" for key in named if (w := where(key)))
             text = (f"{head}: {msg}" if head else msg) + (f" ({found})" if found else "")
         else:  # a number past its bound in the one sentence of gamead_core.bound_text (range46)
-            found, span = where(loc) if loc else "", setting_range(GameadSettings, loc) if is_bound_error(err) else None
+            found, span = where(loc) if loc else "", setting_range(GameadSettings, loc)
+            span = span if is_bound_error(err, span) else None
             label = f"{head}{f' ({found})' if found else ''}"
             text = span.refusal(label, err["input"]) if span else f"{label}: {msg}" if head else msg
         problems.append(text)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from gamead_core.config.addresses import unresolvable
 from gamead_core.config.placeholders import refuse_placeholder
 from gamead_core.config.section import HOUR, MINUTES_10, PositiveSeconds, Seconds, Section
 
@@ -125,6 +126,8 @@ def api_url_problem(url: str) -> str | None:
         return f"{url[:80]!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8080)"
     if not parts.hostname:
         return f"{url[:80]!r} names no host (e.g. http://127.0.0.1:8080)"
+    if (problem := unresolvable(parts.hostname)) is not None:
+        return f"{url[:80]!r}: {problem}"
     if parts.query or parts.fragment or url.strip().endswith(("?", "#")):
         return (f"{url[:80]!r} has a query (?…) or a fragment (#…): the API's address is a base URL that each "
                 "request's path is added to (e.g. http://127.0.0.1:8080)")

@@ -7,7 +7,9 @@ nested aliases (a "billion laughs") cannot make a walk long.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Iterator
 
 import yaml
@@ -72,15 +74,24 @@ OCTAL_WORDS = ("a number written with a leading 0 is octal in YAML (030 is read 
                "in quotes if it is text ('030')")
 
 
-def octal_number(root: yaml.Node | None) -> tuple[tuple[Part, ...], int, str] | None:
-    """The first value under ``root`` that YAML 1.1 reads as an octal int: ``(its path, its line from 1,
-    :data:`OCTAL_WORDS`)``; None if there is none. A quoted ``'010'`` is text, not such a number (attack46 F4:
-    ``queue.ack_wait: 030`` ran with 24 s and ``worker.concurrency: 010`` with 8, not a word said)."""
+def misread_number(root: yaml.Node | None) -> tuple[tuple[Part, ...], int, str] | None:
+    """The first value under ``root`` that YAML 1.1 reads as an int other than as written: ``(its path, its line
+    from 1, what is wrong)``; None if there is none.
+
+    * an octal int, :data:`OCTAL_WORDS`. A quoted ``'010'`` is text, not such a number (attack46 F4:
+      ``queue.ack_wait: 030`` ran with 24 s and ``worker.concurrency: 010`` with 8, not a word said);
+    * an int of more digits than Python converts (``sys.get_int_max_str_digits()``, 4,300): PyYAML's ``ValueError``
+      was said as ``config file … must hold a mapping of sections at the top level`` (attack55)."""
+    most = sys.get_int_max_str_digits() or math.inf
     for where, node in walk(root):
-        if (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int" and not node.style
-                and _OCTAL.fullmatch(node.value)):
-            return where, node.start_mark.line + 1, OCTAL_WORDS  # never the value: it may be a secret's
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int" and not node.style:
+            if _OCTAL.fullmatch(node.value):
+                return where, node.start_mark.line + 1, OCTAL_WORDS  # never the value: it may be a secret's
+            digits = sum(c.isdigit() for c in node.value)  # base 10 (0x, 0b: a power of 2's base has no limit)
+            if digits > most and not node.value.lstrip("+-").startswith(("0x", "0b")):
+                return where, node.start_mark.line + 1, (f"a number of {digits:,} digits, past any bound a setting "
+                                                         f"has (Python reads at most {most:,} digits)")
     return None
 
 
-__all__ = ["Part", "compose", "count_nodes", "key_part", "octal_number", "OCTAL_WORDS", "walk"]
+__all__ = ["Part", "compose", "count_nodes", "key_part", "misread_number", "OCTAL_WORDS", "walk"]

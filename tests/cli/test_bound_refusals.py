@@ -19,6 +19,8 @@ from tests.support import clean_env, run_gamead
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 MAX_CURSOR = f"{2**63 - 1:,}"
+LONG = "9" * 5000  # more digits than Python converts (sys.get_int_max_str_digits(): 4,300)
+LONG_SHOWN = "9" * 40 + "…"  # a refused text, cut to its first 40 characters
 
 #: (command line, the sentence): every bounded option and argument, a value past each of its bounds
 BOUNDED: list[tuple[str, str]] = [
@@ -90,10 +92,19 @@ BOUNDED: list[tuple[str, str]] = [
     ("dlq list --since 3651d", "--since must be 0 to 3650d, not 3651d"),
     ("dlq replay --since 11y", "--since must be 0 to 3650d, not 11y"),
     ("audit --until 3651d", "--until must be 0 to 3650d, not 3651d"),
+    # attack55: more digits than Python converts (4,300) was pydantic's "Unable to parse input string as an integer,
+    # exceeded maximum size" (tests/unit/test_numbers_too_long.py)
+    (f"ads list --limit {LONG}", f"--limit must be 1 to 500, not {LONG_SHOWN}"),
+    (f"submit --priority {LONG}", f"--priority must be 1 to 5, not {LONG_SHOWN}"),
+    (f"dlq list --priority -{LONG}", f"--priority must be 1 to 5, not -{LONG_SHOWN[:-2]}…"),
+    (f"scale set {LONG}", f"REPLICAS (the worker count) must be 0 to 10,000, not {LONG_SHOWN}"),
+    (f"submit --count -{LONG}", f"--count must be at least 1, not -{LONG_SHOWN[:-2]}…"),
+    # past no bound it has (--count is at least 1, and it is): said in digits
+    (f"submit --count {LONG}", "--count has 5,000 digits; gamead reads numbers of at most 4,300 digits"),
 ]
 
 
-@pytest.mark.parametrize(("line", "sentence"), BOUNDED, ids=[line for line, _ in BOUNDED])
+@pytest.mark.parametrize(("line", "sentence"), BOUNDED, ids=[line[:60] for line, _ in BOUNDED])
 def test_a_number_past_its_bound_is_one_sentence_and_exit_2(line: str, sentence: str) -> None:
     code, out, err = invoke(*line.split())
     assert code == exitcodes.USAGE, err

@@ -196,6 +196,7 @@ def test_a_draining_worker_is_said_to_be_stopping_not_resumed(
         assert back.returncode == 0, back.stderr  # before: "drain-1 resumed: it takes ads (1 ad running)"
         said = " ".join(back.stdout.split())  # the line as read, wherever a narrow terminal folded it
         assert "drain-1 is stopping (draining): it takes no new ad, resumed or not (1 ad running)" in said
+        assert "undo with" not in said  # attack55: its clean stop keeps nothing to undo
         assert http.post("/v1/workers/drain-1/quiet").json()["draining"] is True
         assert wait_terminal(http, ad_id, timeout=90)["status"] == "completed"  # what it ran, it finished
 

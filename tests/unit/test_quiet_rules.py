@@ -125,3 +125,22 @@ def test_the_audit_trail_says_which_worker_was_told() -> None:
     console = Console(width=120, record=True)
     console.print(audit_table({"items": [record]}))
     assert "worker local-2" in console.export_text()
+
+
+def test_a_draining_worker_is_offered_no_undo_and_said_to_come_back_taking_ads() -> None:
+    """attack55: `gamead workers quiet local-1` racing a SIGTERM of that worker (`gamead up` running it) said
+    `local-1 is stopping (draining): …` and then `shown as quiet in gamead workers within a heartbeat; undo with:
+    gamead workers resume local-1`; its clean stop kept no quiet, and `gamead up` restarted it 0.5 s later taking
+    ads (`gamead workers`: idle)."""
+    from gamead_cli.commands.workers_quiet import answer_line, undo_words
+    stopping = {"workerId": "local-1", "changed": True, "draining": True, "inFlight": 0}
+    other = {"workerId": "local-2", "changed": True}
+    assert undo_words([stopping], every=False) is None
+    assert undo_words([stopping, other], every=True) == ("ID", " (ID: local-2)")
+    assert undo_words([stopping, other, {"workerId": "local-3", "changed": False}], every=True) == (
+        "ID", " (ID: local-2; not --all: local-3 already was)")
+    said = answer_line(stopping, "quiet").plain
+    assert said.startswith("local-1 is stopping (draining): it takes no new ad, resumed or not (0 ads running); ")
+    assert said.endswith("one started again under its id (gamead up restarts a stopped worker) takes ads: quiet it "
+                         "once gamead workers lists it")
+    assert answer_line(stopping, "resume").plain.endswith("takes ads")
