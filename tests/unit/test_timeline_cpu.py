@@ -1,0 +1,32 @@
+"""The opt-in CPU timeline (tests/timeline.py): what it names a started process, and the ranking it prints."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.timeline import _kind, cpu_summary
+
+
+def test_a_started_process_is_named_by_its_program_and_a_gamead_interpreter_by_its_command() -> None:
+    assert _kind(["/opt/bin/nats-server", "-c", "x.conf"]) == "nats-server"
+    assert _kind("valkey-server") == "valkey-server"
+    assert _kind([sys.executable, "-m", "gamead_cli", "up", "--port", "1"]) == "python:up"
+    assert _kind([sys.executable, "-c", "print(1)"]) == "python"
+    assert _kind([]) == "?"
+
+
+def test_modules_rank_by_cpu_fixtures_by_setup_cpu_and_processes_are_summed() -> None:
+    rows = [
+        {"id": "tests/a.py::t1", "cpu": 1.0, "own": 0.25, "kids": 0.75, "procs": {"nats-server": 2},
+         "fixtures": [["lane", "function", 0.5, 0.0, 1.0]]},
+        {"id": "tests/a.py::t2", "cpu": 2.0, "own": 1.0, "kids": 1.0, "procs": {"gamead:serve": 1},
+         "fixtures": [["lane", "function", 0.25, 0.0, 1.0], ["stack", "session", 0.0, 0.0, 3.0]]},
+        {"id": "tests/b.py::t", "cpu": 5.0, "own": 5.0, "kids": 0.0},  # a row of the older format
+    ]
+    lines = cpu_summary(rows)
+    modules = [line.split()[0] for line in lines[1:3]]
+    assert modules == ["tests/b.py", "tests/a.py"]
+    assert lines[2].split()[1:5] == ["3.0", "1.2", "1.8", "2"] and "nats-server=2" in lines[2]
+    lane = next(line for line in lines if line.strip().startswith("lane"))
+    assert lane.split()[1:4] == ["function", "2", "0.8"]
+    assert lines[-1] == "processes started: nats-server 2, gamead:serve 1"
