@@ -30,6 +30,7 @@ ended within 3 s of each other and the longest module (``test_up``, 266 s) was a
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import resource
@@ -90,10 +91,13 @@ def _count_starts() -> None:
 
     execute, fork = subprocess.Popen._execute_child, ForkServer.start  # type: ignore[attr-defined]
 
+    # wrapped (``__wrapped__``): tests/forked_popen.py binds its arguments by ``Popen._execute_child``'s signature
+    @functools.wraps(execute)
     def counted_execute(self: Any, args: Any, *rest: Any, **kw: Any) -> Any:
         _NOW["procs"][_kind(args)] += 1
         return execute(self, args, *rest, **kw)
 
+    @functools.wraps(fork)
     def counted_fork(self: Any, args: list[str], *rest: Any, **kw: Any) -> Any:
         _NOW["procs"][f"gamead:{args[0] if args else '?'}"] += 1
         return fork(self, args, *rest, **kw)

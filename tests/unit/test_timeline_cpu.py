@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import inspect
+import subprocess
 import sys
+
+import pytest
 
 from tests.timeline import _kind, cpu_summary
 
@@ -30,3 +35,19 @@ def test_modules_rank_by_cpu_fixtures_by_setup_cpu_and_processes_are_summed() ->
     lane = next(line for line in lines if line.strip().startswith("lane"))
     assert lane.split()[1:4] == ["function", "2", "0.8"]
     assert lines[-1] == "processes started: nats-server 2, gamead:serve 1"
+
+
+def test_counting_starts_keeps_popens_signature_and_counts_a_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/forked_popen.py binds its arguments by ``Popen._execute_child``'s signature: a run with the timeline
+    on failed 98 of its tests with ``KeyError: 'executable'`` when the counting wrapper hid it."""
+    from tests import timeline
+    from tests.support import ForkServer
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", subprocess.Popen._execute_child)
+    monkeypatch.setattr(ForkServer, "start", ForkServer.start)
+    monkeypatch.setitem(timeline._NOW, "procs", collections.Counter())
+    before = inspect.signature(subprocess.Popen._execute_child)
+    timeline._count_starts()
+    assert inspect.signature(subprocess.Popen._execute_child) == before
+    subprocess.run(["true"], check=True)
+    assert timeline._NOW["procs"]["true"] == 1
