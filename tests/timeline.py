@@ -200,19 +200,43 @@ def summary(rows: list[dict[str, Any]], n: int = 30) -> str:
     return "\n".join(lines + cpu_summary(rows, n))
 
 
+def charged(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each module's CPU with the setup of its first test on a worker charged to the module that worker ran before
+    it (pure): that setup is where the last module's processes are counted when they end late (a ``gamead up``'s,
+    reported by the fork server after its test) and where tests/session_ends.py stops a session server whose last
+    user that module was."""
+    out: dict[str, float] = collections.defaultdict(float)
+    by_worker: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in rows:
+        by_worker[r.get("w", "")].append(r)
+    for rs in by_worker.values():
+        before = None
+        for r in sorted(rs, key=lambda r: r["s"]):
+            path = r["id"].split("::", 1)[0]
+            out[path] += r.get("cpu", 0)
+            if path != before and before is not None:
+                setup = r.get("phases", {}).get("setup", 0.0)
+                out[path] -= setup
+                out[before] += setup
+            before = path
+    return out
+
+
 def cpu_summary(rows: list[dict[str, Any]], n: int = 30) -> list[str]:
     """Where the CPU went (pure): modules by CPU (the pytest process's own, its children's), fixtures by the CPU
     of their setups, and the processes started, in all and by module."""
-    lines = [f"most CPU modules:{'':42s}   CPU    own   kids  tests processes started"]
+    lines = ["most CPU modules (charged: CPU less its first test's setup on a worker, plus the next module's there):",
+             f"{'':60s}charged    CPU    own   kids  tests processes started"]
     by_module: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for r in rows:
         by_module[r["id"].split("::", 1)[0]].append(r)
-    for path, rs in sorted(by_module.items(), key=lambda kv: -sum(r.get("cpu", 0) for r in kv[1]))[:n]:
+    moved = charged(rows)
+    for path, rs in sorted(by_module.items(), key=lambda kv: -moved.get(kv[0], 0.0))[:n]:
         procs: collections.Counter[str] = collections.Counter()
         for r in rs:
             procs.update(r.get("procs", {}))
-        lines.append(f"  {path:58s} {sum(r.get('cpu', 0) for r in rs):6.1f} {sum(r.get('own', 0) for r in rs):6.1f} "
-                     f"{sum(r.get('kids', 0) for r in rs):6.1f} {len(rs):6d} "
+        lines.append(f"  {path:58s} {moved[path]:6.1f} {sum(r.get('cpu', 0) for r in rs):6.1f} "
+                     f"{sum(r.get('own', 0) for r in rs):6.1f} {sum(r.get('kids', 0) for r in rs):6.1f} {len(rs):6d} "
                      + " ".join(f"{k}={v}" for k, v in procs.most_common(5)))
     fixtures: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0, 0.0])
     for r in rows:

@@ -20,18 +20,21 @@ def test_a_started_process_is_named_by_its_program_and_a_gamead_interpreter_by_i
     assert _kind([]) == "?"
 
 
-def test_modules_rank_by_cpu_fixtures_by_setup_cpu_and_processes_are_summed() -> None:
+def test_modules_rank_by_charged_cpu_fixtures_by_setup_cpu_and_processes_are_summed() -> None:
     rows = [
-        {"id": "tests/a.py::t1", "cpu": 1.0, "own": 0.25, "kids": 0.75, "procs": {"nats-server": 2},
-         "fixtures": [["lane", "function", 0.5, 0.0, 1.0]]},
-        {"id": "tests/a.py::t2", "cpu": 2.0, "own": 1.0, "kids": 1.0, "procs": {"gamead:serve": 1},
+        {"w": "gw0", "s": 1, "id": "tests/a.py::t1", "cpu": 1.0, "own": 0.25, "kids": 0.75,
+         "procs": {"nats-server": 2}, "fixtures": [["lane", "function", 0.5, 0.0, 1.0]]},
+        {"w": "gw0", "s": 2, "id": "tests/a.py::t2", "cpu": 2.0, "own": 1.0, "kids": 1.0, "procs": {"gamead:serve": 1},
          "fixtures": [["lane", "function", 0.25, 0.0, 1.0], ["stack", "session", 0.0, 0.0, 3.0]]},
-        {"id": "tests/b.py::t", "cpu": 5.0, "own": 5.0, "kids": 0.0},  # a row of the older format
+        # its setup counted what tests/a.py started, ended late: charged to tests/a.py
+        {"w": "gw0", "s": 3, "id": "tests/b.py::t", "cpu": 5.0, "own": 1.0, "kids": 4.0, "phases": {"setup": 4.0}},
+        {"w": "gw1", "s": 1, "id": "tests/c.py::t", "cpu": 2.5, "own": 2.5, "kids": 0.0},  # a row of the old format
     ]
     lines = cpu_summary(rows)
-    modules = [line.split()[0] for line in lines[1:3]]
-    assert modules == ["tests/b.py", "tests/a.py"]
-    assert lines[2].split()[1:5] == ["3.0", "1.2", "1.8", "2"] and "nats-server=2" in lines[2]
+    modules = [line.split()[0] for line in lines[2:5]]
+    assert modules == ["tests/a.py", "tests/c.py", "tests/b.py"]
+    assert lines[2].split()[1:6] == ["7.0", "3.0", "1.2", "1.8", "2"] and "nats-server=2" in lines[2]
+    assert lines[4].split()[1:3] == ["1.0", "5.0"]
     lane = next(line for line in lines if line.strip().startswith("lane"))
     assert lane.split()[1:4] == ["function", "2", "0.8"]
     assert lines[-1] == "processes started: nats-server 2, gamead:serve 1"
