@@ -46,8 +46,9 @@ def test_counting_starts_keeps_popens_signature_and_counts_a_start(monkeypatch: 
     from tests import timeline
     from tests.support import ForkServer
 
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", subprocess.Popen._execute_child)
-    monkeypatch.setattr(ForkServer, "start", ForkServer.start)
+    # the originals (unwrapped: in a run with the timeline on they are wrapped already)
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", inspect.unwrap(subprocess.Popen._execute_child))
+    monkeypatch.setattr(ForkServer, "start", inspect.unwrap(ForkServer.start))
     monkeypatch.setitem(timeline._NOW, "procs", collections.Counter())
     before = inspect.signature(subprocess.Popen._execute_child)
     timeline._count_starts()
