@@ -134,7 +134,8 @@ def test_an_outage_after_every_ad_went_out_stops_the_run_as_its_line_said(
     the ``!`` line said sending stops if it is still unreachable 3 s later, but the sender, waiting for the requests
     out, never looked at the outage's stop (only its hold before a next batch did): no ``✗`` line,
     ``stoppedByOutage`` false, no ``stoppedBecause``, and the row "paused 3.1 s (the run ended that much later)",
-    while 1,469 ads being resent were not sent, caught by that stop. Now the wait for the requests out holds as a next batch would."""
+    while 1,469 ads being resent were not sent, caught by that stop. Now the wait for the requests out holds as a
+    next batch would."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE=str(LIMIT),
                          GAMEAD_RATELIMIT__BURST=str(LIMIT))
