@@ -738,8 +738,8 @@ class UpStack:
             self.stop()
         self._starts += 1
         if lost == "--port":
-            self.port = free_port()
-            self.argv[self.argv.index("--port") + 1] = str(self.port)
+            old, self.port = self.port, free_port()
+            self.argv = with_port(self.argv, old, self.port)
         else:
             self.env[lost] = str(free_port())
         self.start()
@@ -804,6 +804,18 @@ class UpStack:
             self.popen.wait(10)
 
 
+def with_port(argv: list[str], old: int, new: int) -> list[str]:
+    """``argv`` with its ``--port old`` made ``--port new``: a word of its own, or within the shell command of a
+    ``bash -c`` (a printed restart command run verbatim). Raises ``AssertionError`` if it has no ``--port old``.
+    Pure."""
+    if "--port" in argv and argv[argv.index("--port") + 1] == str(old):
+        at = argv.index("--port") + 1
+        return [*argv[:at], str(new), *argv[at + 1:]]
+    command, count = re.subn(rf"(?<!\S)--port {old}(?!\S)", f"--port {new}", argv[-1])
+    assert count == 1, f"no --port {old} to pick again in {argv}"
+    return [*argv[:-1], command]
+
+
 def _up_preexec(dies_with_pytest: Callable[[], None] | None) -> Callable[[], None]:
     """``preexec_fn`` of a test's ``gamead up``: it dies with pytest, and SIGHUP stops it (the default
     disposition) even when the tests run under ``nohup``, which ``gamead up`` would respect (it leaves an ignored
@@ -826,12 +838,15 @@ def port_said_lost(said: str, port: int) -> bool:
 
 
 def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path | None = None,
-             name: str = "up", picked_env: tuple[str, ...] = (), **env: str) -> UpStack:
+             name: str = "up", picked_env: tuple[str, ...] = (), kept: bool = False, **env: str) -> UpStack:
     """A ``gamead up`` (not yet started) on ``port`` (default: a free one, picked again if another process takes
     it first: read :attr:`UpStack.url` after :meth:`UpStack.wait_ready`) with its own data dir under ``tmp_path``.
     ``picked_env``: variables (``GAMEAD_EMBEDDED__NATS_PORT`` …) set to a free port picked here, and picked again
-    the same way (read them from :attr:`UpStack.env` after :meth:`UpStack.wait_ready`)."""
-    picked = port is None
+    the same way (read them from :attr:`UpStack.env` after :meth:`UpStack.wait_ready`). ``kept``: ``port`` is the
+    one an earlier stack of the test had (its printed restart command names it), not one the test needs: nothing
+    holds a port while no stack runs, so it is picked again as a free one is if another process took it (flake55:
+    a restart on a kept port at load ~40 exited 5, "port 23250 is taken by another process")."""
+    picked = port is None or kept
     port = port or free_port()
     data_dir = data_dir or tmp_path / f"{name}-data"
     argv = gamead_argv("up", "--port", str(port), "--data-dir", str(data_dir), *args)

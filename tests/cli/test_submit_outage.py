@@ -21,6 +21,7 @@ import httpx
 
 from gamead_core.embedded import EmbeddedNats
 from tests.forked_popen import GameadPopen
+from tests.mid_run import assert_left, queued, wait_queued
 from tests.support import (
     Proc,
     clean_env,
@@ -31,6 +32,9 @@ from tests.support import (
 )
 
 COUNT, RATE = 300, 30
+#: the runs over the API's rate limit (ads per second, its burst alike): 2,000 ads take 20 s of it; the API is killed
+#: once 300 are queued, and at least 500 must be left to send then (5 s of the limit; the stop comes 3 s after)
+LIMITED_COUNT, LIMIT, KILL_AT, LEFT_AT_KILL = 2000, 100, 300, 500
 
 
 def _said(path: Path) -> str:
@@ -125,32 +129,32 @@ def test_a_run_whose_api_stays_away_stops_after_retry_for_and_names_what_was_not
 def test_an_outage_after_every_ad_went_out_stops_the_run_as_its_line_said(
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
     """review47 F2: 2,000 ads over an API limit of 300/s, all handed out at once (20 batches of 100 in 32 request
-    slots, their ads resent as the limit lets them), the API killed 500 ads in: the ``!`` line said sending stops
-    if it is still unreachable 3 s later, but the sender, waiting for the requests out, never looked at the
-    outage's stop (only its hold before a next batch did): no ``✗`` line, ``stoppedByOutage`` false, no
-    ``stoppedBecause``, and the row "paused 3.1 s (the run ended that much later)", while 1,469 ads being resent
-    were not sent, caught by that stop. Now the wait for the requests out holds as a next batch would."""
+    slots, their ads resent as the limit lets them), the API killed 500 ads in (here 100/s, killed 300 ads in,
+    counted in NATS: flake55, at load ~40 the run sent its last ad before the test's rate-limited GETs saw 500):
+    the ``!`` line said sending stops if it is still unreachable 3 s later, but the sender, waiting for the requests
+    out, never looked at the outage's stop (only its hold before a next batch did): no ``✗`` line,
+    ``stoppedByOutage`` false, no ``stoppedBecause``, and the row "paused 3.1 s (the run ended that much later)",
+    while 1,469 ads being resent were not sent, caught by that stop. Now the wait for the requests out holds as a
+    next batch would."""
     server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE="300",
-                         GAMEAD_RATELIMIT__BURST="300")
+    api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE=str(LIMIT),
+                         GAMEAD_RATELIMIT__BURST=str(LIMIT))
     procs.append(api)
     err = tmp_path / "submit.err"
     with err.open("w") as sink:
-        cli = GameadPopen(gamead_argv("submit", "--count", "2000", "--batch-size", "100", "--title", "Outage",
-                                      "--genre", "RPG", "--api", url, "-o", "json"),
+        cli = GameadPopen(gamead_argv("submit", "--count", str(LIMITED_COUNT), "--batch-size", "100", "--title",
+                                      "Outage", "--genre", "RPG", "--api", url, "-o", "json"),
                           env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="3"), stdout=subprocess.PIPE,
                           stderr=sink, stdin=subprocess.DEVNULL, text=True)
     with killed_if_left(cli):
-        with httpx.Client(base_url=url, timeout=10) as http:  # its own GETs limited too: a 429 counts 0
-            wait_for(lambda: http.get("/ads", params={"limit": 500}).json().get("count", 0) >= 500
-                     or cli.poll() is not None, timeout=60, what="500 ads of the run queued")
-        assert cli.poll() is None, _said(err)
+        wait_queued(server.url, cli, KILL_AT, err)  # counted in NATS: the test's own GETs would take the run's tokens
         api.kill()
+        assert_left(queued(server.url), LIMITED_COUNT, LEFT_AT_KILL, "the API's kill")
         out, _ = cli.communicate(timeout=180)
     said, summary = _said(err), json.loads(out)
     figures = {k: summary.get(k) for k in ("sent", "accepted", "notSent", "maybeQueued", "outages",
                                            "stoppedByOutage", "stoppedBecause", "refusedByOutage")}
-    assert summary["sent"] == 2000 and summary["notSent"] > 0, figures  # the ads being resent: caught
+    assert summary["sent"] == LIMITED_COUNT and summary["notSent"] > 0, figures  # the ads being resent: caught
     # the API killed while a request's connection was being made: reset (probe48 saw "[Errno 104] Connection reset
     # by peer" there); else refused
     assert "! " in said and re.search(r"is unreachable \(connection (refused|reset)\): sending paused", said), said
@@ -168,19 +172,18 @@ def test_an_outage_line_stderr_cannot_take_changes_no_count(
     and ``-o json`` printed nothing, exit 1. A line that cannot be written now changes nothing else: the summary
     comes, each ad counted once."""
     server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE="300",
-                         GAMEAD_RATELIMIT__BURST="300")
+    api, url = start_api(server.url, tmp_path, GAMEAD_RATELIMIT__ENABLED="true", GAMEAD_RATELIMIT__RATE=str(LIMIT),
+                         GAMEAD_RATELIMIT__BURST=str(LIMIT))
     procs.append(api)
     with open("/dev/full", "w") as full:
-        cli = GameadPopen(gamead_argv("submit", "--count", "2000", "--batch-size", "100", "--title", "Outage",
-                                      "--genre", "RPG", "--api", url, "-o", "json"),
+        cli = GameadPopen(gamead_argv("submit", "--count", str(LIMITED_COUNT), "--batch-size", "100", "--title",
+                                      "Outage", "--genre", "RPG", "--api", url, "-o", "json"),
                           env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="3"), stdout=subprocess.PIPE,
                           stderr=full, stdin=subprocess.DEVNULL, text=True)
     with killed_if_left(cli):
-        with httpx.Client(base_url=url, timeout=10) as http:
-            wait_for(lambda: http.get("/ads", params={"limit": 500}).json().get("count", 0) >= 500
-                     or cli.poll() is not None, timeout=60, what="500 ads of the run queued")
+        wait_queued(server.url, cli, KILL_AT)
         api.kill()
+        assert_left(queued(server.url), LIMITED_COUNT, LEFT_AT_KILL, "the API's kill")
         out, _ = cli.communicate(timeout=180)
     assert out.strip(), f"no summary on stdout (exit {cli.returncode})"
     summary = json.loads(out)
@@ -190,4 +193,4 @@ def test_an_outage_line_stderr_cannot_take_changes_no_count(
     counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values())
                + summary["maybeQueued"] + summary.get("notQueued", 0) + summary.get("queuedFound", 0)
                + summary["notSent"])
-    assert summary["sent"] == 2000 and counted == 2000, figures
+    assert summary["sent"] == LIMITED_COUNT and counted == LIMITED_COUNT, figures

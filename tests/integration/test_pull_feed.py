@@ -269,3 +269,26 @@ def test_a_request_no_one_listens_for_yet_is_asked_again_not_taken_for_the_consu
             await nc.close()
 
     assert asyncio.run(run()) == 50
+
+
+def test_a_read_waiting_for_its_connections_room_is_not_taken_for_a_silent_server(nats_server: EmbeddedNats) -> None:
+    """flake55: 24 reads at once of a stream with big messages at load ~40 (the first test here) ended
+    ScanIncomplete, "5 messages read, then 5 s without one while NATS still held more", right before a big one: each
+    read asks for a big message in turn (the connection's lock for several units of room), and the time a read
+    waited for that lock, behind the other reads of its own process, counted as the server's silence — NATS had not
+    been asked. Here another read holds that lock for 3 × the read's 1 s timeout: the read gets both messages once it
+    can ask (before: ScanIncomplete after 0)."""
+    async def run() -> list[int]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream(timeout=10)
+            await filled_stream(js, "LOCKED", [BIG, 10])
+            big = feed_room.room_of(nc)[1]
+            await big.acquire()  # another read of this connection is asking for a big message
+            asyncio.get_running_loop().call_later(3.0, big.release)  # (the other read's wait; not a wait for state)
+            async with aclosing(read_stream(js, "LOCKED", "locked.>", timeout=1)) as msgs:
+                return [len(m.data) async for m in msgs]
+        finally:
+            await nc.close()
+
+    assert asyncio.run(run()) == [BIG, 10]

@@ -38,8 +38,9 @@ def test_a_restart_with_a_lower_ack_wait_says_it_is_not_in_force_and_the_command
     finally:
         first.stop()
     asked = {"GAMEAD_QUEUE__ACK_WAIT": "10", "GAMEAD_DLQ__MAX_MSGS": "500"}
-    lower = up_stack(tmp_path, "--workers", "0", port=first.port, data_dir=first.data_dir, name="lower",
-                     **QUICK, **asked).start()
+    # a port of its own (picked, again if taken): the restart is about the data dir, and a kept port is anybody's
+    # while no stack runs (flake55)
+    lower = up_stack(tmp_path, "--workers", "0", data_dir=first.data_dir, name="lower", **QUICK, **asked).start()
     try:
         output = lower.wait_ready()
         body = _readyz(lower.url, output)
@@ -58,7 +59,8 @@ def test_a_restart_with_a_lower_ack_wait_says_it_is_not_in_force_and_the_command
     assert " GAMEAD_QUEUE__ACK_WAIT=10 " in command and " GAMEAD_DLQ__MAX_MSGS=500 " in command
 
     # the printed command, verbatim, without the variables the restart had
-    applied = up_stack(tmp_path, port=first.port, data_dir=first.data_dir, name="applied", **QUICK)
+    # its --port is lower's: picked again (in the command) only if another process took it meanwhile
+    applied = up_stack(tmp_path, port=lower.port, data_dir=first.data_dir, name="applied", kept=True, **QUICK)
     applied.argv = ["bash", "-c", command]  # bash execs its last command: its pid is gamead up's
     applied.env = clean_env(**QUICK)
     applied.start()
