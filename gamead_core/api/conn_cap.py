@@ -97,8 +97,7 @@ class Waiting:
                 conn, mark = self._conns.popitem(last=False)
                 if conn.transport.is_closing() and not buffered(conn.transport):
                     continue
-                watch = conn._watch
-                if not speaks(unread(conn.transport), watch is not None and watch.stalled > 0, mark, conn._reads):
+                if not spoke(conn, mark):
                     return conn
                 passed.append((conn, conn._reads))
                 if len(passed) >= PASSED_OVER_AT_MOST:
@@ -124,6 +123,15 @@ def speaks(unread: int, stalled: bool, mark: int | None, reads: int) -> bool:
     (``mark``: its ``reads`` then, None if never; final54: a client sending a byte of its request now and then is
     passed over until the API's next read of it, not at every newcomer). Pure."""
     return unread > 0 and not stalled and (mark is None or mark == reads)
+
+
+def spoke(conn: Any, mark: int | None) -> bool:
+    """:func:`speaks` of a waiting connection ``conn`` (a
+    :class:`~gamead_core.api.http_limits.BoundedHttpToolsProtocol`) as it is now: its client's bytes unread in the
+    kernel (:func:`unread`), its answer stalled or not, ``mark`` its reads when last passed over in this wait (None if
+    never). The API's rule and the metrics listener's. An ioctl; never raises."""
+    watch = conn._watch
+    return speaks(unread(conn.transport), watch is not None and watch.stalled > 0, mark, conn._reads)
 
 
 def unread(transport: Any) -> int:

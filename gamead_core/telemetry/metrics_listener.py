@@ -51,7 +51,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from gamead_core.api.conn_cap import PASSED_OVER_AT_MOST, say, speaks, unread
+from gamead_core.api.conn_cap import PASSED_OVER_AT_MOST, say, spoke
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
@@ -132,9 +132,7 @@ def _spoke(conn: Any) -> bool:
     it was last passed over in this wait (a wait is one value of ``conn.cycle``: None before the first request,
     then the request answered last). Marks ``conn`` passed over when so."""
     mark = conn._passed
-    watch = conn._watch
-    if not speaks(unread(conn.transport), watch is not None and watch.stalled > 0,
-                  mark[1] if mark is not None and mark[0] is conn.cycle else None, conn._reads):
+    if not spoke(conn, mark[1] if mark is not None and mark[0] is conn.cycle else None):
         return False
     conn._passed = (conn.cycle, conn._reads)
     return True

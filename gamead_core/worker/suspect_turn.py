@@ -179,22 +179,27 @@ class SuspectTurns:
         that lease held every suspect ad of the fleet back until its bound (138 s at the defaults)."""
         while (pending := self._pending) is not None:
             revision, ad_id, until = pending
-            if time.monotonic() < until:
-                await asyncio.sleep(RELEASE_EVERY)
-                if self._pending is not pending:  # a newer one failed meanwhile: the older revision is not the lease
-                    continue
-                try:
-                    with nats_boundary():
-                        await self._kv.delete(names.SUSPECT_LEASE, last=revision)
-                except nats.js.errors.KeyWrongLastSequenceError:
-                    pass  # taken over meanwhile: not ours any more
-                except _ERRORS:
-                    continue
-                else:
-                    log.info("suspect lease released (ad %s), late: NATS did not answer when it was settled", ad_id,
-                             extra={"ad_id": ad_id})
-            if self._pending is pending:
+            if time.monotonic() >= until:
                 self._pending = None
+                return
+            await asyncio.sleep(RELEASE_EVERY)
+            # a newer one failed meanwhile: the older revision is not the lease, the newer one is tried
+            if self._pending is pending and await self._deleted_late(revision, ad_id) and self._pending is pending:
+                self._pending = None
+
+    async def _deleted_late(self, revision: int, ad_id: str) -> bool:
+        """One late try of the lease's delete on ``revision`` (taken for ``ad_id``): True once it is done with
+        (deleted, said at INFO, or taken over meanwhile: not ours any more), False if NATS did not answer."""
+        try:
+            with nats_boundary():
+                await self._kv.delete(names.SUSPECT_LEASE, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return True
+        except _ERRORS:
+            return False
+        log.info("suspect lease released (ad %s), late: NATS did not answer when it was settled", ad_id,
+                 extra={"ad_id": ad_id})
+        return True
 
     def said(self, ad_id: str) -> bool:
         """Whether a hand-back of ``ad_id`` was said at INFO before (noting it now)."""
