@@ -16,11 +16,10 @@ time) is taken back once the check is over.
 
 from __future__ import annotations
 
-import nats.js.errors
 from nats.js import JetStreamContext
 
 from gamead_core.worker.lost_count import MAX_COUNT, unusable
-from gamead_core.worker.scaling_key import change_key, scaling_bucket
+from gamead_core.worker.scaling_key import change_key, read_key
 
 #: The counter's key in :data:`gamead_core.names.SCALING_BUCKET`.
 KEY = "writes.checked"
@@ -41,11 +40,7 @@ async def count_checks(js: JetStreamContext, n: int) -> bool:
 
 async def read_checks(js: JetStreamContext) -> int:
     """The cluster's count of work-stream check writes (0 when none was ever counted). Raises NATS errors."""
-    try:
-        entry = await scaling_bucket(js).get(KEY)
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-        return 0
-    return _number(entry.value)
+    return _number(await read_key(js, KEY))
 
 
 __all__ = ["KEY", "count_checks", "read_checks"]

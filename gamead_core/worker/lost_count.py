@@ -19,12 +19,10 @@ from __future__ import annotations
 import logging
 import re
 
-import nats.errors
-import nats.js.errors
 from nats.js import JetStreamContext
 
 from gamead_core import names, shared_numbers
-from gamead_core.worker.scaling_key import change_key, scaling_bucket
+from gamead_core.worker.scaling_key import change_key, read_key
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +39,7 @@ async def count_lost(js: JetStreamContext, n: int = 1) -> bool:
 
 async def read_lost(js: JetStreamContext) -> int:
     """The cluster's count of lost-and-retried attempts (0 when none was ever counted). Raises NATS errors."""
-    try:
-        entry = await scaling_bucket(js).get(KEY)
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-        return 0
-    return _number(entry.value)
+    return _number(await read_key(js, KEY))
 
 
 #: The largest count the key may hold: the largest integer a float (a Prometheus sample, a rate) holds exactly.

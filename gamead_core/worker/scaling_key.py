@@ -30,6 +30,15 @@ def scaling_bucket(js: JetStreamContext) -> KeyValue:
                     pre=names.kv_prefix(names.SCALING_BUCKET), js=js, direct=False)
 
 
+async def read_key(js: JetStreamContext, key: str) -> bytes | None:
+    """``key``'s current value in the bucket; None when there is no such key (never written, or deleted). Raises
+    NATS errors."""
+    try:
+        return (await scaling_bucket(js).get(key)).value
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        return None
+
+
 async def change_key(js: JetStreamContext, key: str, change: Callable[[bytes | None], bytes], what: str) -> bool:
     """Write ``change(value)`` over ``key``'s current value (None: no such key, then created), by compare-and-set,
     reading again after each lost race, at most :data:`TRIES` times. Returns whether it was written; never raises:
@@ -53,4 +62,4 @@ async def change_key(js: JetStreamContext, key: str, change: Callable[[bytes | N
     return False
 
 
-__all__ = ["TRIES", "change_key", "scaling_bucket"]
+__all__ = ["TRIES", "change_key", "read_key", "scaling_bucket"]
