@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import typer
 
+from gamead_core.bound_text import too_long
 from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import RepeatedKey, repeat_message, repeats, unique_pairs
 
@@ -108,8 +109,7 @@ def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
         token, line = str(exc), _token_line(body, str(exc))
         if "." in token or "e" in token.lower():
             raise NotJson(f"{token[:40]} overflows to infinity (not a finite number)", line) from None
-        raise NotJson(f"{token[:40]}… has {len(token.lstrip('-')):,} digits; gamead reads numbers of at most "
-                      f"{sys.get_int_max_str_digits():,} digits", line) from None
+        raise NotJson(too_long(f"{token[:40]}…", token), line) from None
     except NotJson as exc:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         raise NotJson(str(exc), _constant_line(body)) from None

@@ -1133,14 +1133,22 @@ async def queue_ad(store: Any, js: Any, title: str, priority: int = 3) -> tuple[
     (``AdRecord``) and that revision."""
     from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, utcnow
-    from gamead_core.store.ads import encode
 
     record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=priority, submitted_at=utcnow(),
                       ad=AdSubmission.model_validate(ad(title)))
+    return record, await queue_record(store, js, record)
+
+
+async def queue_record(store: Any, js: Any, record: Any) -> int:
+    """``record`` (an ``AdRecord``) queued as the API queues an ad: created in ``store`` (an ``AdStore``), then its
+    work message published on ``js`` at its priority with the record's revision (``Gamead-Record-Revision``).
+    Returns that revision."""
+    from gamead_core.store.ads import encode
+
     revision = await store.create(record)
-    await js.publish(names.level_subject(priority), encode(record), headers={
+    await js.publish(names.level_subject(record.priority), encode(record), headers={
         names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)})
-    return record, revision
+    return revision
 
 
 def _rss_kib(pid: int) -> int:

@@ -46,8 +46,8 @@ _DIR = os.environ.get("GAMEAD_TEST_TIMELINE")
 _forked_seen = {"server": None, "sum": 0.0}
 
 
-def _cpu_so_far() -> float:
-    """CPU seconds this process, its reaped children and the fork server's ended children have used."""
+def _own_and_kids() -> tuple[float, float]:
+    """CPU seconds used so far: (this process's, its reaped children's plus the fork server's ended children's)."""
     from tests.support import ForkServer
 
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -56,14 +56,7 @@ def _cpu_so_far() -> float:
         _forked_seen["server"], _forked_seen["base"] = server, _forked_seen["sum"]
     forked = _forked_seen.get("base", 0.0) + (sum(server.cpu.values()) if server is not None else 0.0)
     _forked_seen["sum"] = forked
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + forked
-
-
-def _own_and_kids() -> tuple[float, float]:
-    """(this process's CPU seconds, its reaped children's plus the fork server's ended children's)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    mine = own.ru_utime + own.ru_stime
-    return mine, _cpu_so_far() - mine
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime + forked
 
 
 #: the test being run: its processes started (by kind) and the CPU of the fixtures it set up, filled in by the

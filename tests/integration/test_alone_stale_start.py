@@ -23,18 +23,17 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, Analysis, utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import Registry
-from gamead_core.store.ads import AdStore, encode
+from gamead_core.store.ads import AdStore
 from gamead_core.worker.budget import death_verdict, held_state
 from gamead_core.worker.hooks import Analyse, Hook
 from gamead_core.worker.pull_step import pull_step
 from gamead_core.worker.runtime import Worker
-from tests.support import ad
+from tests.support import ad, queue_record
 from tests.waits import until
 
 LEVEL = 3
@@ -54,12 +53,6 @@ class HangOne(Hook):
             self.alone.set()
             await self.go.wait()
         return await call()
-
-
-async def _publish(js: Any, store: AdStore, record: AdRecord) -> None:
-    revision = await store.create(record)  # as POST /ads writes it: the record, then the message naming its revision
-    headers = {names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)}
-    await js.publish(names.level_subject(record.priority), encode(record), headers=headers)
 
 
 def _record(title: str, **extra: Any) -> AdRecord:
@@ -101,11 +94,11 @@ async def _scenario(url: str) -> tuple[list[str], str, dict[str, AdStatus]]:
         hang = HangOne(suspect.id)
         worker = Worker(settings, url, worker_id="stale-start", hooks=[hang])
         running = asyncio.create_task(worker.run(stop))
-        await _publish(js, store, suspect)
+        await queue_record(store, js, suspect)
         await until(hang.alone.is_set, timeout=60, what="the suspect ad to run alone")
         innocents = [_record(f"Innocent {i}") for i in range(2)]
         for record in innocents:
-            await _publish(js, store, record)
+            await queue_record(store, js, record)
         # the pull loop's step (pull, then start what it brought) with the free slots it counted before the gate
         # closed (3 of 4): what a pull sent then and answered after the suspect ad went alone does
         brought: list[Msg] = []

@@ -8,8 +8,7 @@ stores one message in each work stream, and ``submittedPerSec`` was the streams'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import nats
@@ -25,10 +24,8 @@ from gamead_core.stats import QueueSampler
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    s = EmbeddedNats(tmp_path / "nats").start()
-    yield s
-    s.stop()
+def server(fresh_nats: Callable[[], EmbeddedNats]) -> EmbeddedNats:
+    return fresh_nats()
 
 
 @pytest.mark.parametrize("partitions", [1, 3])
@@ -71,5 +68,3 @@ def test_a_check_counted_before_its_write_holds_the_count_and_never_lowers_it() 
     s = queued_sequence(105, None, s)  # counter unread: the last one read stands
     assert s == (105, 11, 94)
     assert queued_sequence(3, 11, s)[2] == 0  # stream recreated
-
-
