@@ -20,6 +20,7 @@ from gamead_cli.zero_notes import with_zero_notes, zero_meanings
 from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
 from gamead_core.datadir import STACK_ENV_FILE, running_stack
 from gamead_core.datadir_find import stack_data_dir
+from gamead_core.errors import ConfigError
 
 app = typer.Typer(
     help="Show the effective configuration: defaults < config file < GAMEAD_* env vars < flags.\n\n"
@@ -60,12 +61,13 @@ def show(
 
     Example: gamead config show --config prod.yaml -o json
     """
-    settings = client_settings_from(config, None, talks=False)  # client.api_url: the API a verb run here talks to
-    where = data_dir if data_dir is not None else stack_data_dir(settings.embedded)  # a parent's too (left42)
-    if stack:
-        settings = stack_settings(where)
-    elif (note := stack_note(where, config)) is not None:
-        sys.stderr.write(note + "\n")
+    if stack:  # the stack's settings need nothing of this directory's but, without --data-dir, where it runs
+        settings = stack_settings(data_dir if data_dir is not None else stack_dir_here(config))
+    else:
+        settings = client_settings_from(config, None, talks=False)  # client.api_url: what a verb run here talks to
+        where = data_dir if data_dir is not None else stack_data_dir(settings.embedded)  # a parent's too (left42)
+        if (note := stack_note(where, config)) is not None:
+            sys.stderr.write(note + "\n")
     data = masked_dump(settings)
     if output == ConfigFormat.json:
         text = strict_dumps(data, indent=2, default=str) + "\n"
@@ -74,6 +76,18 @@ def show(
         text = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, allow_unicode=True)
         text = with_zero_notes(text, zero_meanings(settings, data))  # give_up_after: 0s  # 0 = keep trying for ever
     sys.stdout.write(text)
+
+
+def stack_dir_here(config: Path | None) -> Path:
+    """The data dir of the stack ``config show --stack`` shows when no ``--data-dir`` names one: this directory's
+    ``embedded.data_dir`` (``config``, ``./config.yaml``, ``GAMEAD_*``), else ``./.gamead`` or the nearest parent's.
+    Raises :class:`~gamead_core.errors.ConfigError` (exit 5) when that configuration does not load, saying it was
+    read only for this and how to do without it (words55 F4: the bare error read as if the stack's were broken)."""
+    try:
+        return stack_data_dir(load_settings(config).embedded)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (--stack reads this directory's configuration only for embedded.data_dir, where "
+                          "the stack runs: give --data-dir DIR to show the stack's without it)") from None
 
 
 def stack_settings(data_dir: Path) -> GameadSettings:

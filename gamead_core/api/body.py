@@ -20,6 +20,7 @@ from gamead_core.api.errors import (
     validation_failure,
 )
 from gamead_core.api.unknown_keys import trimmed
+from gamead_core.bound_text import SHOWN
 from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import (
     has_repeat,
@@ -136,6 +137,11 @@ def refuse_repeats(body: bytes) -> None:
 _AT = re.compile(r"line (\d+) column (\d+)")
 #: Words some parsers take for a number that JSON has no way to write (RFC 8259 §6).
 _NOT_NUMBERS: Final[tuple[str, ...]] = ("NaN", "Infinity", "-Infinity")
+#: What each parser says of a number past a double's range: orjson (any number past ±1.8e308), pydantic's (an int of
+#: more than 4,300 digits; a shorter one it reads, the field's bound refuses, and orjson then reads the body again)
+_HUGE: Final[tuple[str, ...]] = ("number is infinity when parsed as double", "number out of range")
+#: a JSON number (RFC 8259 §6), from its first character
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 def not_json(body: bytes, reason: object) -> InvalidJson:
@@ -146,6 +152,10 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
     * a body that is not UTF-8 (JSON text is UTF-8, RFC 8259 §8.1);
     * an unpaired UTF-16 surrogate escape (RFC 8259 §8.2);
     * ``NaN`` / ``Infinity`` / ``-Infinity`` where a value starts (no JSON number, RFC 8259 §6);
+    * a number past a double's range (``1e400``, an integer of 400 or 5,000 digits): ``the number at byte 13
+      (9999…, 5,000 characters) is past the range this API reads (a double's: ±1.8e308)``, whichever parser
+      tripped on it (words55 F2: "number out of range" from ``POST /ads``, "number is infinity when parsed as
+      double" from ``POST /ads/batch``);
     * arrays and objects nested deeper than the parser reads (pydantic's "recursion limit", orjson's "depth
       limit": 200 and 1,024 levels; no body of this API nests more than 4);
     * a body that is empty or only whitespace, or that begins with a byte-order mark (RFC 8259 §8.1: a JSON text
@@ -171,6 +181,8 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
         at = len(text[:pos].encode())  # orjson counts characters; the other messages count bytes
         return InvalidJson(f"the body is not valid JSON: {word} at byte {at} is not a JSON number "
                            "(JSON has no NaN or Infinity; RFC 8259 §6)")
+    if any(words in str(reason) for words in _HUGE):
+        return _huge(text, reason)
     if "recursion limit" in str(reason) or "depth limit" in str(reason):
         where = _AT.search(str(reason))
         at = f" (line {where[1]} column {where[2]})" if where else ""
@@ -181,6 +193,26 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
         return InvalidJson(f"the body is not valid JSON: {escape} at byte {at} is half of a UTF-16 surrogate pair "
                            "without its other half (an unpaired surrogate is no character; RFC 8259 §8.2)")
     return InvalidJson(f"the body is not valid JSON: {reason}")
+
+
+def _huge(text: str, reason: object) -> InvalidJson:
+    """The 400 for a number of ``text`` past a double's range, found from where ``reason`` (orjson's error: ``pos``,
+    the number's first character; pydantic's message: ``line L column C``, within the number) says the parser
+    tripped: the number's byte offset and its text, cut at 40 characters with its length."""
+    pos = getattr(reason, "pos", None)
+    if not isinstance(pos, int):
+        where = _AT.search(str(reason))
+        lines = text.split("\n")
+        line = min(int(where[1]), len(lines)) if where else 1
+        pos = sum(len(s) + 1 for s in lines[:line - 1]) + (int(where[2]) - 1 if where else 0)
+    pos = max(0, min(pos, len(text)))
+    while pos > 0 and text[pos - 1] in "0123456789+-.eE":  # back to the number's first character
+        pos -= 1
+    number = _NUMBER.match(text, pos)
+    token = number[0] if number else text[pos:pos + SHOWN]
+    shown = token if len(token) <= SHOWN else f"{token[:SHOWN]}…, {len(token):,} characters"
+    return InvalidJson(f"the body is not valid JSON for this API: the number at byte {len(text[:pos].encode())} "
+                       f"({shown}) is past the range this API reads (a double's: ±1.8e308)")
 
 
 async def body_bytes(request: Request) -> bytes:

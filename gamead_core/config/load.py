@@ -1,5 +1,4 @@
-"""Building the settings: find the config file, check it, let pydantic-settings read and merge it with the
-env and the flags, mask secrets."""
+"""Building the settings: find the config file, check it, let pydantic-settings merge it with env and flags."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from pydantic_settings import SettingsError, YamlConfigSettingsSource
 from gamead_core.bound_text import is_bound_error
 from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
 from gamead_core.config.fields import setting_range
-from gamead_core.config.origin import file_lines, origin
+from gamead_core.config.origin import file_lines, origin, written
 from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, misread_number, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
@@ -245,8 +244,9 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
         else:  # a number past its bound in the one sentence of gamead_core.bound_text (range46)
             found, span = where(loc) if loc else "", setting_range(GameadSettings, loc)
             span = span if is_bound_error(err, span) else None
-            label = f"{head}{f' ({found})' if found else ''}"
-            text = span.refusal(label, err["input"]) if span else f"{label}: {msg}" if head else msg
+            label, data = f"{head}{f' ({found})' if found else ''}", source.yaml_data if source else None
+            text = (span.refusal(label, written(loc, err["input"], flags=init, file_data=data)) if span  # as typed
+                    else f"{label}: {msg}" if head else msg)
         problems.append(text)
         placed = placed or bool(found)
     unplaced = f" (from {path})" if path and not placed else ""

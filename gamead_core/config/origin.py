@@ -9,6 +9,7 @@ says where it was written: ``GAMEAD_QUEUE__PARTITIONS=abc`` (secrets are never s
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -117,4 +118,27 @@ def origin(model: type[BaseModel], loc: Sequence[str | int], *, flags: Mapping[s
     return ""
 
 
-__all__ = ["ENV_DELIMITER", "ENV_PREFIX", "file_lines", "origin"]
+def written(loc: Sequence[str | int], given: Any, *, flags: Mapping[str, Any], file_data: Mapping[str, Any] | None,
+            environ: Mapping[str, str] | None = None) -> Any:
+    """The value at ``loc`` as the operator wrote it, following :func:`origin`'s layering (a flag's value, a
+    ``GAMEAD_*`` variable's text or a key of its section's JSON, the config file's value), for a refusal to echo:
+    ``99999999999y``, not the seconds it was read as (words55 F3); ``given`` (pydantic's input) when none of
+    them holds it. Pure but for reading ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    loc = tuple(loc)
+    found, value = _walk(flags, loc)
+    if found:
+        return value
+    if (var := _env_var(loc, environ)) is not None:
+        if var.upper() == ENV_PREFIX + ENV_DELIMITER.join(str(p) for p in loc).upper():
+            return environ[var]
+        try:  # a section's JSON (GAMEAD_DLQ='{"max_age": "8d"}'): its key, else pydantic's input
+            found, value = _walk(json.loads(environ[var]), loc[len(var[len(ENV_PREFIX):].split(ENV_DELIMITER)):])
+        except (ValueError, RecursionError):
+            return given
+        return value if found else given
+    found, value = _walk(file_data or {}, loc)
+    return value if found else given
+
+
+__all__ = ["ENV_DELIMITER", "ENV_PREFIX", "file_lines", "origin", "written"]

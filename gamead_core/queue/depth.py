@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 
 from gamead_core import names
-from gamead_core.queue.direct_read import fell_back, hedged
+from gamead_core.queue.direct_read import clustered_of, fell_back, hedged
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ async def peek_next(js: JetStreamContext, stream: str, subject: str, after_seq: 
     except nats.js.errors.NotFoundError:
         return None
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
-        fell_back(stream, exc)
+        fell_back(stream, exc, clustered=clustered_of(js._nc))
     try:
         return await js.get_msg(stream, seq=after_seq + 1, subject=subject, next=True)
     except nats.js.errors.NotFoundError:

@@ -1,4 +1,4 @@
-"""Direct gets that do not wait on a replica that stopped answering.
+"""Direct gets that do not wait on a replica (or a server) that stopped answering.
 
 Any replica of a stream may answer a direct get (``$JS.API.DIRECT.GET``: the replicas' queue group). A server
 stopped without closing its connections (SIGSTOP, a GC or VM stall, hung) stays in that group until the other
@@ -43,11 +43,34 @@ def hedged(js: JetStreamContext) -> JetStreamContext:
     return short
 
 
-def fell_back(stream: str, exc: Exception, now: float | None = None) -> None:
+def cause(reason: str, clustered: bool | None) -> str:
+    """What a fallback of ``reason`` (``timeout``, ``no_responders``: :func:`fell_back`) says of its cause, from
+    what is known of the server: ``clustered`` is whether the connected nats-server is in a cluster (its INFO's
+    ``cluster``; None: not known). One server has no replicas: a timeout there is the server itself."""
+    if reason == "no_responders":
+        return "the stream has no direct gets"
+    if clustered is False:
+        return "the nats-server itself is slow (busy, or its disk)"
+    if clustered:
+        return "a replica's server is slow or stopped"
+    return "the nats-server is slow, or a replica's server is slow or stopped"
+
+
+def clustered_of(nc: object) -> bool | None:
+    """Whether ``nc`` (a nats-py connection) reached a nats-server in a cluster, from the INFO it last sent
+    (``cluster`` names the cluster); None when no INFO was read yet."""
+    info = getattr(nc, "_server_info", None)
+    if not isinstance(info, dict) or not info:
+        return None
+    return bool(info.get("cluster"))
+
+
+def fell_back(stream: str, exc: Exception, now: float | None = None, *, clustered: bool | None = None) -> None:
     """A direct get of ``stream`` raised ``exc`` (nats-py's ``TimeoutError``: no answer within
     :data:`DIRECT_HEDGE`; ``NoRespondersError``: the stream has no direct gets) and its caller asks the stream
     leader: counted in ``gamead_direct_get_fallbacks_total{reason}`` (when ``metrics.enabled``), logged at most
-    once per :data:`LOG_EVERY` seconds (``now``: ``time.monotonic()`` seconds) with the count since."""
+    once per :data:`LOG_EVERY` seconds (``now``: ``time.monotonic()`` seconds) with the count since and the
+    cause :func:`cause` names for ``clustered`` (:func:`clustered_of` the connection; None: not known)."""
     reason = "no_responders" if isinstance(exc, nats.errors.NoRespondersError) else "timeout"
     if metrics.recording():
         metrics.DIRECT_GET_FALLBACKS.labels(reason).inc()
@@ -55,6 +78,6 @@ def fell_back(stream: str, exc: Exception, now: float | None = None) -> None:
     _logged["since"] += 1
     if now - _logged["at"] >= LOG_EVERY:
         log.warning("a direct get of stream %s was asked of its leader (%s; %d such since the last line, logged at "
-                    "most once a minute): a replica is slow or stopped, or the stream has no direct gets",
-                    stream, reason, _logged["since"], extra={"stream": stream})
+                    "most once a minute): %s", stream, reason, _logged["since"], cause(reason, clustered),
+                    extra={"stream": stream})
         _logged["at"], _logged["since"] = now, 0

@@ -31,7 +31,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import nats_boundary, translate
-from gamead_core.queue.direct_read import fell_back, hedged
+from gamead_core.queue.direct_read import clustered_of, fell_back, hedged
 from gamead_core.store import cas
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
@@ -191,7 +191,8 @@ class AdStore:
                 try:
                     entry = await self._entry(self._kv, ad_id)
                 except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:  # no direct gets (or
-                    fell_back(self._kv._stream, exc)  # no stream); a replica on a stopped server: the leader
+                    fell_back(self._kv._stream, exc, clustered=clustered_of(self._nc))  # no stream); a replica
+                    # on a stopped server, or one slow server: the leader
             if entry is None:
                 entry = await self._entry(self._leader, ad_id)
         if entry is None:

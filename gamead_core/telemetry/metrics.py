@@ -116,7 +116,8 @@ HTTP_DURATION = Histogram(
 #: both roles make direct gets (the API's queue heads and record reads, a worker's record reads)
 DIRECT_GET_FALLBACKS = Counter(
     "gamead_direct_get_fallbacks", "Direct gets (any replica) this process asked the stream leader again, by reason "
-    "(timeout: no answer within 0.5 s, a replica on a stopped or slow server; no_responders: no direct gets).",
+    "(timeout: no answer within 0.5 s: a slow server, or a replica on a stopped or slow one; no_responders: no direct "
+    "gets).",
     ["reason"], registry=API_REGISTRY,
 )
 WORKER_REGISTRY.register(DIRECT_GET_FALLBACKS)

@@ -87,6 +87,15 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         assert named.returncode == 0, named.stderr
         assert json.loads(named.stdout)["worker"]["max_attempts"] == 7
         assert json.loads(named.stdout)["client"]["api_url"] == up.url == children["client"]["api_url"]
+        # words55 F4: a broken config.yaml where it is run was refused, though --stack shows the stack's own
+        (elsewhere / "config.yaml").write_text("worker:\n  concurrency: abc\n")
+        named = _gamead(elsewhere, "config", "show", "--stack", "--data-dir", str(up.data_dir), "-o", "json")
+        assert named.returncode == 0 and json.loads(named.stdout)["worker"]["max_attempts"] == 7, named.stderr
+        unnamed = _gamead(elsewhere, "config", "show", "--stack")  # it is read for embedded.data_dir: said so
+        assert unnamed.returncode == 5 and unnamed.stderr.count("\n") == 1, unnamed.stderr
+        assert "worker.concurrency (config file config.yaml, line 2)" in unnamed.stderr, unnamed.stderr
+        assert ("(--stack reads this directory's configuration only for embedded.data_dir, where the stack runs: give "
+                "--data-dir DIR to show the stack's without it)") in unnamed.stderr, unnamed.stderr
     finally:
         up.stop()
     assert not (up.data_dir / "stack-env.json").exists()  # it may hold secrets: not kept past the stack

@@ -132,6 +132,24 @@ def test_nan_or_infinity_is_not_json_on_every_route(http: httpx.Client, word: st
                                 "no NaN or Infinity; RFC 8259 §6)"), error
 
 
+@pytest.mark.parametrize("value", ["9" * 5000, "-" + "9" * 5000, "9" * 400, "1e400"],
+                         ids=["5000-digits", "minus-5000-digits", "400-digits", "1e400"])
+@pytest.mark.parametrize("path", ["/ads", "/ads/batch", "/v1/scale/override"])
+def test_a_number_past_a_doubles_range_is_one_sentence_on_every_route(http: httpx.Client, value: str,
+                                                                      path: str) -> None:
+    """words55 F2: a 5,000-digit number was "number out of range at line 1 column 4315" from ``POST /ads``
+    (pydantic's parser) and "number is infinity when parsed as double: line 1 column 14 (char 13)" from ``POST
+    /ads/batch`` (orjson's): one rule (a double's range), one sentence naming the number's byte, one code."""
+    body = _with_value(path, value)
+    resp = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    shown = value if len(value) <= 40 else f"{value[:40]}…, {len(value):,} characters"
+    assert (error["code"], error["message"]) == (
+        "invalid_json", f"the body is not valid JSON for this API: the number at byte {body.index(value.encode())} "
+                        f"({shown}) is past the range this API reads (a double's: ±1.8e308)"), error
+
+
 @pytest.mark.parametrize("path", ["/ads", "/ads/batch"])
 def test_a_body_nested_too_deep_is_worded_the_same_by_both_parsers(http: httpx.Client, path: str) -> None:
     """``POST /ads`` said "recursion limit exceeded", ``POST /ads/batch`` "depth limit exceeded" (pydantic's and

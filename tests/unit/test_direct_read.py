@@ -54,3 +54,37 @@ def test_a_direct_get_asked_of_the_leader_is_counted_and_logged_once_a_minute(fr
 
 async def _never_answer(msg: Any) -> None:
     return None
+
+
+def test_a_timeout_on_one_server_blames_that_server_not_a_replica(fresh_nats: Callable[[], Any], caplog: Any) -> None:
+    """words55 F1: a single nats-server (gamead up's) has no replicas; its log line named 'a replica' anyway."""
+    async def run() -> None:
+        server = fresh_nats()
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name="S", subjects=["s.>"])
+            await js.publish("s.a", b"x")
+            await nc.subscribe("$JS.API.DIRECT.GET.S", queue="replicas", cb=_never_answer)  # the server stalls
+            await nc.flush()
+            head = await peek_next(js, "S", "s.a", 0)
+            assert head is not None and head.data == b"x"
+        finally:
+            await nc.close()
+
+    direct_read._logged["at"] = float("-inf")
+    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.direct_read"):
+        asyncio.run(run())
+    lines = [r.getMessage() for r in caplog.records if r.name == "gamead_core.queue.direct_read"]
+    assert len(lines) == 1 and "(timeout;" in lines[0], lines
+    assert "replica" not in lines[0] and "the nats-server itself is slow" in lines[0], lines
+
+
+def test_the_cause_said_follows_what_is_known_of_the_server() -> None:
+    assert "replica" in direct_read.cause("timeout", True)
+    assert "replica" not in direct_read.cause("timeout", False)
+    assert "server" in direct_read.cause("timeout", None) and "replica" in direct_read.cause("timeout", None)
+    assert direct_read.cause("no_responders", False) == "the stream has no direct gets"
+    assert direct_read.clustered_of(object()) is None
+    assert direct_read.clustered_of(type("C", (), {"_server_info": {"cluster": "c1"}})()) is True
+    assert direct_read.clustered_of(type("C", (), {"_server_info": {"server_name": "n"}})()) is False
