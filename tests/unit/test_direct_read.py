@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 import nats
 
@@ -45,11 +45,16 @@ def test_a_direct_get_asked_of_the_leader_is_counted_and_logged_once_a_minute(fr
         finally:
             await nc.close()
 
+    lines = _lines_logged(run, caplog)
+    assert len(lines) == 1 and "stream S " in lines[0], lines  # three fallbacks, one line within the minute
+
+
+def _lines_logged(run: Callable[[], Coroutine[Any, Any, None]], caplog: Any) -> list[str]:
+    """The lines direct_read logs at WARNING while ``run()`` runs, its once-a-minute bound reset first."""
     direct_read._logged["at"] = float("-inf")
     with caplog.at_level(logging.WARNING, logger="gamead_core.queue.direct_read"):
         asyncio.run(run())
-    lines = [r.getMessage() for r in caplog.records if r.name == "gamead_core.queue.direct_read"]
-    assert len(lines) == 1 and "stream S " in lines[0], lines  # three fallbacks, one line within the minute
+    return [r.getMessage() for r in caplog.records if r.name == "gamead_core.queue.direct_read"]
 
 
 async def _never_answer(msg: Any) -> None:
@@ -72,10 +77,7 @@ def test_a_timeout_on_one_server_blames_that_server_not_a_replica(fresh_nats: Ca
         finally:
             await nc.close()
 
-    direct_read._logged["at"] = float("-inf")
-    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.direct_read"):
-        asyncio.run(run())
-    lines = [r.getMessage() for r in caplog.records if r.name == "gamead_core.queue.direct_read"]
+    lines = _lines_logged(run, caplog)
     assert len(lines) == 1 and "(timeout;" in lines[0], lines
     assert "replica" not in lines[0] and "the nats-server itself is slow" in lines[0], lines
 
