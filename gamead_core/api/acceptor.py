@@ -52,6 +52,15 @@ PAUSE_SECONDS = 0.1
 ACCEPTS_PER_TURN = 16
 #: waiting connections closed at most per accept() failed for want of a descriptor
 ROOM_PER_FAILURE = 16
+#: seconds past each whole second of the service clock the server's tick wakes to rewrite the Date header
+TICK_PAST = 0.005
+
+
+def till_next_second(now: float) -> float:
+    """Seconds from ``now`` (service clock, Unix s) to :data:`TICK_PAST` past its next whole second: when the
+    server's next tick is due (:meth:`AcceptingServer.main_loop`). Between :data:`TICK_PAST` and 1 s +
+    :data:`TICK_PAST`. Pure."""
+    return int(now) + 1 - now + TICK_PAST if now >= 0 else TICK_PAST
 
 
 def pauses(code: int | None) -> bool:
@@ -156,10 +165,43 @@ class AcceptingServer(uvicorn.Server):
     """uvicorn's server whose listening sockets are served by an :class:`Acceptor` each (module docstring), and
     whose responses' ``Date`` header (RFC 9110 §6.6.1: the origin server's clock) is nats-server's time
     (:mod:`gamead_core.clock`), not the host's: uvicorn's own (``date_header``, off in ``gamead serve``) reads the
-    host clock. Written into the headers every response starts with at the first tick (0.1 s) of each second: no
-    cost per request. The CLI reads it to resolve relative times on the service's clock."""
+    host clock. Written into the headers every response starts with at a tick :data:`TICK_PAST` s past each second
+    of that clock: no cost per request. The CLI reads it to resolve relative times on the service's clock.
+
+    Its main loop sleeps until that tick or a stop (``should_exit`` set: a signal, ``stop_serving``), not uvicorn's
+    0.1 s ticks (idle55: 10 of an idle API's timer wake-ups a second, of ~35)."""
 
     _second = -1  #: the second the Date header says
+    _exit = False
+    _wake: Callable[[], None] | None = None  #: wakes :meth:`main_loop` (None: not running)
+
+    @property
+    def should_exit(self) -> bool:  # type: ignore[override]
+        """uvicorn's flag to stop serving; setting it True wakes :meth:`main_loop` at once (from any thread)."""
+        return self._exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit = value
+        if value and (wake := self._wake) is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nothing waits any more
+                wake()
+
+    async def main_loop(self) -> None:
+        """uvicorn's (:meth:`on_tick` until it says exit), ticking once per second of the service clock, just past
+        it (:func:`till_next_second`), or at once when ``should_exit`` is set."""
+        loop, stop = asyncio.get_running_loop(), asyncio.Event()
+        self._wake = lambda: loop.call_soon_threadsafe(stop.set)
+        try:
+            counter = 0  # a multiple of 10 each tick: uvicorn's once-a-second duties run at every one
+            exit_now = await self.on_tick(counter)
+            while not exit_now:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), till_next_second(clock.now()))
+                counter = (counter + 10) % 864000
+                exit_now = await self.on_tick(counter)
+        finally:
+            self._wake = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -192,8 +234,9 @@ class AcceptingServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         exit_now = await super().on_tick(counter)
-        # every tick (0.1 s), once the second changed: uvicorn's once a second let it lag up to 1 s, and a
-        # node paused for 8 s (SIGSTOP, a VM) answered with the pre-pause second until its next refresh (newcomer33 F1)
+        # every tick (just past each second), once the second changed: uvicorn's once a second let it lag up to 1 s,
+        # and a node paused for 8 s (SIGSTOP, a VM) answered with the pre-pause second until its next refresh
+        # (newcomer33 F1); a tick due during a pause runs as soon as the loop runs again
         if (second := int(now := clock.now())) != self._second or counter % 10 == 0:  # uvicorn's own rewrite
             self._second = second
             self.server_state.default_headers = [(b"date", formatdate(now, usegmt=True).encode()),
