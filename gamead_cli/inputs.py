@@ -22,9 +22,9 @@ from typing import IO, Any
 
 import typer
 
-from gamead_core.bound_text import too_long
 from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import RepeatedKey, repeat_message, repeats, unique_pairs
+from gamead_core.json_numbers import first_past_range, past_range, past_range_words
 
 #: JSON's non-numbers, refused by :func:`strict_loads` (Python's json module accepts them by default)
 _CONSTANTS = ("NaN", "Infinity", "-Infinity")
@@ -40,6 +40,11 @@ class NotJson(ValueError):
 
 class KeyTwice(NotJson):
     """JSON text whose object names a key twice (I-JSON, RFC 7493 §2.3); the message names the key."""
+
+
+class PastRange(NotJson):
+    """JSON text holding a number past a double's range (``1e999``, 400 digits), which the API refuses (400
+    ``invalid_json``); the message is the API's (:func:`gamead_core.json_numbers.past_range_words`)."""
 
 
 def _constant_line(text: str) -> int:
@@ -64,19 +69,13 @@ def _constant_line(text: str) -> int:
 
 
 class _Overflow(ValueError):
-    """A number token (``1e999``) whose float is infinite, or an int of more digits than Python converts (4,300);
-    its text is the token."""
-
-
-def _token_line(text: str, token: str) -> int:
-    """1-based line of the first ``token`` in ``text`` (1 if none)."""
-    at = text.find(token)
-    return text.count("\n", 0, at) + 1 if at >= 0 else 1
+    """A number token past a double's range (:func:`gamead_core.json_numbers.past_range`)."""
 
 
 def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
-    """``json.loads`` that refuses ``NaN``, ``Infinity``, ``-Infinity`` (not JSON, RFC 8259 §6) and a number
-    that overflows a float to infinity (``1e999``: RFC 8259 §6 lets a parser limit the range; ours is finite);
+    """``json.loads`` that refuses ``NaN``, ``Infinity``, ``-Infinity`` (not JSON, RFC 8259 §6) and, as
+    :class:`PastRange` in the API's words, any number the API refuses as past a double's range (``1e999``, an
+    integer of 400 or 5,000 digits: :mod:`gamead_core.json_numbers`; RFC 8259 §6 lets a parser limit the range);
     with ``unique``, an object naming a key twice too (I-JSON, RFC 7493 §2.3; the API refuses it: 400
     ``invalid_json``), named with its line and path (:mod:`gamead_core.json_keys`).
 
@@ -91,11 +90,10 @@ def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
             raise _Overflow(token)
         return value
 
-    def whole(token: str) -> int:
-        try:
-            return int(token)
-        except ValueError:  # more digits than Python converts: its own words, "use sys.set_int_max_str_digits()"
-            raise _Overflow(token) from None
+    def whole(token: str) -> int:  # 309 digits or more may be past 1.8e308 (and int() refuses 4,301)
+        if len(token) > 308 and past_range(token):
+            raise _Overflow(token)
+        return int(token)
 
     try:
         return json.loads(text, parse_constant=refuse, parse_float=finite, parse_int=whole,
@@ -104,12 +102,10 @@ def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         repeat = next(repeats(body))
         raise KeyTwice(repeat_message(repeat), body.count("\n", 0, repeat.offset) + 1) from None
-    except _Overflow as exc:
+    except _Overflow:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        token, line = str(exc), _token_line(body, str(exc))
-        if "." in token or "e" in token.lower():
-            raise NotJson(f"{token[:40]} overflows to infinity (not a finite number)", line) from None
-        raise NotJson(too_long(f"{token[:40]}…", token), line) from None
+        at = first_past_range(body) or 0  # the first such number: json.loads reads in order
+        raise PastRange(past_range_words(body, at), body.count("\n", 0, at) + 1) from None
     except NotJson as exc:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         raise NotJson(str(exc), _constant_line(body)) from None
@@ -328,7 +324,8 @@ def load_json(data: bytes, where: str, *, line: int | None = None, hint: str = "
     try:
         value = strict_loads(text, unique=True)
     except NotJson as exc:
-        problem = str(exc)[:200] if isinstance(exc, KeyTwice) else f"not valid JSON ({str(exc)[:120]})"
+        problem = (str(exc)[:200] if isinstance(exc, KeyTwice) else f"not valid JSON for this API: {exc}"
+                   if isinstance(exc, PastRange) else f"not valid JSON ({str(exc)[:120]})")
         raise BadInputFile(where, problem, exc.line if line is None else line, hint) from None
     if "\\u" in text and (lone := unpaired_surrogate(text)) is not None:  # no UTF-8 can carry it: refused here,
         at, escape = lone  # as the API refuses it, not by the HTTP client's encoder (attack30c F8)

@@ -20,7 +20,6 @@ from gamead_core.api.errors import (
     validation_failure,
 )
 from gamead_core.api.unknown_keys import trimmed
-from gamead_core.bound_text import SHOWN
 from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import (
     has_repeat,
@@ -35,6 +34,7 @@ from gamead_core.json_keys import (
     twice_message,
     two_spellings,
 )
+from gamead_core.json_numbers import past_range_words
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -140,8 +140,6 @@ _NOT_NUMBERS: Final[tuple[str, ...]] = ("NaN", "Infinity", "-Infinity")
 #: What each parser says of a number past a double's range: orjson (any number past ±1.8e308), pydantic's (an int of
 #: more than 4,300 digits; a shorter one it reads, the field's bound refuses, and orjson then reads the body again)
 _HUGE: Final[tuple[str, ...]] = ("number is infinity when parsed as double", "number out of range")
-#: a JSON number (RFC 8259 §6), from its first character
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 def not_json(body: bytes, reason: object) -> InvalidJson:
@@ -198,7 +196,8 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
 def _huge(text: str, reason: object) -> InvalidJson:
     """The 400 for a number of ``text`` past a double's range, found from where ``reason`` (orjson's error: ``pos``,
     the number's first character; pydantic's message: ``line L column C``, within the number) says the parser
-    tripped: the number's byte offset and its text, cut at 40 characters with its length."""
+    tripped: the number's byte offset and its text, cut at 40 characters with its length (the CLI's reader says
+    the same: :func:`gamead_core.json_numbers.past_range_words`)."""
     pos = getattr(reason, "pos", None)
     if not isinstance(pos, int):
         where = _AT.search(str(reason))
@@ -208,11 +207,7 @@ def _huge(text: str, reason: object) -> InvalidJson:
     pos = max(0, min(pos, len(text)))
     while pos > 0 and text[pos - 1] in "0123456789+-.eE":  # back to the number's first character
         pos -= 1
-    number = _NUMBER.match(text, pos)
-    token = number[0] if number else text[pos:pos + SHOWN]
-    shown = token if len(token) <= SHOWN else f"{token[:SHOWN]}…, {len(token):,} characters"
-    return InvalidJson(f"the body is not valid JSON for this API: the number at byte {len(text[:pos].encode())} "
-                       f"({shown}) is past the range this API reads (a double's: ±1.8e308)")
+    return InvalidJson(f"the body is not valid JSON for this API: {past_range_words(text, pos)}")
 
 
 async def body_bytes(request: Request) -> bytes:

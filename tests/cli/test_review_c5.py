@@ -1,6 +1,7 @@
 """What a reviewer found in the CLI (task C5), each as a kind: a number that overflows to infinity is refused
-by every strict reader, a chunk the submit pool could not send is counted and named, every ``-o json`` is
-strict JSON, a recording of the wrong shapes is bad input, ``--record`` with ``--once`` records."""
+by every strict reader (in the API's words since numbers55: tests/cli/test_submit_numbers_past_range.py), a
+chunk the submit pool could not send is counted and named, every ``-o json`` is strict JSON, a recording of the
+wrong shapes is bad input, ``--record`` with ``--once`` records."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def strict_json(text: str) -> object:
 
 @pytest.mark.parametrize("text, line", [('{"a": 1,\n "b": 1e999}', 2), ("[-1e999]", 1), ('{"a": 1E+400}', 1)])
 def test_strict_loads_refuses_a_number_that_overflows(text: str, line: int) -> None:
-    with pytest.raises(NotJson, match="overflows to infinity") as caught:
+    with pytest.raises(NotJson, match="is past the range this API reads") as caught:  # the API's words (numbers55)
         strict_loads(text)
     assert caught.value.line == line
     assert strict_loads('{"a": 1e308, "b": 1.5}') == {"a": 1e308, "b": 1.5}  # large but finite: kept
@@ -51,7 +52,7 @@ def test_submit_ndjson_with_1e999_names_the_line_and_sends_the_rest(tmp_path: Pa
     assert code == 1, err
     assert summary["sent"] == 2 and summary["accepted"] == 1 and summary["rejected"] == {"invalid_json": 1}
     assert summary["rejections"][0]["where"] == f"{path}:2"
-    assert "1e999 overflows to infinity" in summary["rejections"][0]["message"]
+    assert "(1e999) is past the range this API reads" in summary["rejections"][0]["message"]
 
 
 def test_a_chunk_the_pool_cannot_send_is_counted_and_named(api_url: str) -> None:
@@ -71,7 +72,7 @@ def test_submit_json_file_with_1e999_names_file_line(tmp_path: Path) -> None:
     path.write_text('{"title": "x",\n "duration": 1e999}\n', encoding="utf-8")
     code, _, err = invoke("submit", str(path))
     assert code == 2  # as every input file that is not JSON (README); was: unexpected ValueError, then exit 1
-    assert "x.json:2: not valid JSON (1e999 overflows to infinity" in one_red_line(err)
+    assert "x.json:2: not valid JSON for this API: the number at byte 28 (1e999) is past" in one_red_line(err)
 
 
 def test_dlq_import_with_1e999_is_exit_2_naming_file_line(tmp_path: Path, closed_api_url: str) -> None:
@@ -79,7 +80,7 @@ def test_dlq_import_with_1e999_is_exit_2_naming_file_line(tmp_path: Path, closed
     path.write_text('{"a":1e999}\n', encoding="utf-8")
     code, _, err = invoke("dlq", "import", str(path), "--api", closed_api_url)
     assert code == 2, err  # was: unexpected ValueError, exit 1
-    assert "f.jsonl:1: not valid JSON (1e999 overflows to infinity" in one_red_line(err)
+    assert "f.jsonl:1: not valid JSON for this API: the number at byte " in one_red_line(err)
 
 
 def test_top_replay_of_1e999_is_refused_not_printed_as_infinity(tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_top_replay_of_1e999_is_refused_not_printed_as_infinity(tmp_path: Path) 
     path.write_text('{"v":1,"at":1,"snapshot":{"stats":{"queue":{"depth":1e999}}}}\n', encoding="utf-8")
     code, out, err = invoke("top", "--replay", str(path), "--once", "-o", "json")
     assert code == 2 and set(json.loads(out)) == {"error"}  # was: exit 0 and "Infinity" on stdout (not JSON)
-    assert "f.jsonl:1: not valid JSON (1e999 overflows to infinity" in one_red_line(err)
+    assert "f.jsonl:1: not valid JSON for this API: the number at byte " in one_red_line(err)
 
 
 # --- item 3: a recording of the wrong shapes; --record with --once ----------------------------------------

@@ -73,12 +73,13 @@ def test_a_config_file_number_of_5000_digits_is_named_with_its_line(monkeypatch:
 def test_a_json_file_number_of_5000_digits_is_named_with_its_line_in_gamead_words() -> None:
     """``gamead submit ad.json`` (``dlq import``, NDJSON lines alike: :func:`~gamead_cli.inputs.load_json`) said
     Python's own words, cut at 120 characters: ``not valid JSON (Exceeds the limit (4300 digits) for integer string
-    conversion: value has 5000 digits; use sys.set_int_max_str_digits() t)``, on no line."""
+    conversion: value has 5000 digits; use sys.set_int_max_str_digits() t)``, on no line; then its own words, ``has
+    5,000 digits; gamead reads numbers of at most 4,300 digits``; now the API's (numbers55)."""
     from gamead_cli.inputs import BadInputFile, load_json
 
     with pytest.raises(BadInputFile) as caught:
         load_json(f'{{"title": "T",\n"duration": {LONG}}}'.encode(), "ad.json")
-    assert caught.value.format_message() == (
-        f"Invalid value for FILE: ad.json:2: not valid JSON ({SHOWN} has {DIGITS:,} digits; gamead reads numbers "
-        f"of at most {sys.get_int_max_str_digits():,} digits)")
+    assert caught.value.format_message() == (  # the API's words of such a number (numbers55)
+        f"Invalid value for FILE: ad.json:2: not valid JSON for this API: the number at byte 27 ({SHOWN[:-1]}…, "
+        f"{DIGITS:,} characters) is past the range this API reads (a double's: ±1.8e308)")
     assert load_json(b'{"duration": 30, "priority": -2}', "ad.json") == {"duration": 30, "priority": -2}
