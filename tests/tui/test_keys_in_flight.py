@@ -132,6 +132,16 @@ def test_steps_pressed_while_a_frame_loads_are_all_taken(tmp_path: Path, recorde
     asyncio.run(main())
 
 
+async def second_while_first_held(pilot: Any, source: Slow, kind: str, first: str, second: str) -> None:
+    """``:first`` typed and its ``kind`` request held at the gate once sent; ``:second`` typed and handled
+    meanwhile; then the gate released."""
+    await pilot.press("colon", *first, "enter")
+    await until(pilot, lambda: started(source, kind, 1), what=f"the first {kind} request sent")
+    await pilot.press("colon", *second, "enter")
+    await handled(pilot)
+    source.gates.release()
+
+
 def test_scale_asked_twice_goes_in_order_and_both_answers_show(recorded: dict[str, Any]) -> None:
     """``:scale 3`` then ``:scale 5`` while the first is on its way: one request at a time, in the order typed (the
     last typed holds), each answer shown. Was: both sent at once, the first's answer dropped."""
@@ -139,11 +149,7 @@ def test_scale_asked_twice_goes_in_order_and_both_answers_show(recorded: dict[st
     source.gates.hold("scale")
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"scale 3 for 60s", "enter")
-        await until(pilot, lambda: started(source, "scale", 1), what="the first :scale sent")
-        await pilot.press("colon", *"scale 5 for 60s", "enter")
-        await handled(pilot)
-        source.gates.release()
+        await second_while_first_held(pilot, source, "scale", "scale 3 for 60s", "scale 5 for 60s")
         await until(pilot, lambda: sum("holding" in t for t in raised_toasts(app)) == 2, what="both answers")
         assert [t for t in raised_toasts(app) if "holding" in t] == ["holding 3 workers for 60s",
                                                                      "holding 5 workers for 60s"]
@@ -179,11 +185,7 @@ def test_a_filter_replay_asked_while_another_counts_asks_its_own_confirmation_af
     source.gates.hold("count")
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"replay class=TimeoutError", "enter")
-        await until(pilot, lambda: started(source, "count", 1), what="the first count")
-        await pilot.press("colon", *"purge class=ValueError", "enter")
-        await handled(pilot)
-        source.gates.release()
+        await second_while_first_held(pilot, source, "count", "replay class=TimeoutError", "purge class=ValueError")
         first = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                             what="a confirmation")
         assert "Replay 3 dead-lettered ads of class TimeoutError" in first.question
