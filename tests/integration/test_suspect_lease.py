@@ -50,14 +50,23 @@ def _turns(settings: GameadSettings, registry: Registry, worker_id: str, pid: in
     return turns
 
 
-async def _two_workers(nc: Any, settings: GameadSettings) -> tuple[Any, SuspectTurns, SuspectTurns]:
-    """The topology made on ``nc``, and two registered workers' turns: ``(js, w1 pid 101, w2 pid 202)``."""
+async def _w1_registered(nc: Any, settings: GameadSettings
+                         ) -> tuple[Any, Registry, NodeInfo, SuspectTurns, SuspectTurns]:
+    """The topology made on ``nc``, worker w1 (pid 101) registered and w2 (pid 202) not: ``(js, registry, w1's
+    entry, w1's turns, w2's turns)``."""
     js = nc.jetstream()
     await ensure_topology(js, settings)
     registry = Registry(nc, js, settings.registry)
-    await registry.put(_node("w1", 101))
+    w1_node = _node("w1", 101)
+    await registry.put(w1_node)
+    return js, registry, w1_node, _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+
+
+async def _two_workers(nc: Any, settings: GameadSettings) -> tuple[Any, SuspectTurns, SuspectTurns]:
+    """The topology made on ``nc``, and two registered workers' turns: ``(js, w1 pid 101, w2 pid 202)``."""
+    js, registry, _, w1, w2 = await _w1_registered(nc, settings)
     await registry.put(_node("w2", 202))
-    return js, _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+    return js, w1, w2
 
 
 async def _taken_within(turns: SuspectTurns, ad_id: str, seconds: float = 20.0,
@@ -210,12 +219,7 @@ def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
     async def main() -> None:
         nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
         try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
-            registry = Registry(nc, js, settings.registry)
-            w1_node = _node("w1", 101)
-            await registry.put(w1_node)
-            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            js, registry, w1_node, w1, w2 = await _w1_registered(nc, settings)
             held = w1.turn(_Msg(), "ad-1")  # type: ignore[arg-type]
             assert await held.__aenter__() is True
             server.stop()
@@ -318,12 +322,7 @@ def test_a_newer_release_that_failed_while_an_older_one_was_retried_is_tried_aga
     async def main() -> None:
         nc = await nats.connect(server.url)
         try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
-            registry = Registry(nc, js, settings.registry)
-            w1_node = _node("w1", 101)
-            await registry.put(w1_node)
-            w1, w2 = _turns(settings, registry, "w1", 101), _turns(settings, registry, "w2", 202)
+            js, registry, w1_node, w1, w2 = await _w1_registered(nc, settings)
             for ad_id in ("ad-1", "ad-2"):  # ad-2's turn takes over ad-1's lease, left by the failed release
                 turn = w1.turn(_Msg(), ad_id)  # type: ignore[arg-type]
                 assert await turn.__aenter__() is True
