@@ -56,9 +56,10 @@ def bound_line(exc: BaseException) -> str | None:
         return None
     first = (errors() or [{}])[0]
     span = Range(getattr(param, "min", None), getattr(param, "max", None))
-    if first.get("type") == TOO_LONG and not is_bound_error(first, span):  # 5,000 digits, past no bound it has
+    bound = is_bound_error(first, span)
+    if first.get("type") == TOO_LONG and not bound:  # 5,000 digits, past no bound it has
         return too_long(param_name(param), first.get("input"))
-    if not is_bound_error(first, span) or (span.low is None and span.high is None):
+    if not bound or (span.low is None and span.high is None):
         return None
     return span.refusal(param_name(param), first.get("input"))
 
