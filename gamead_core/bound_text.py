@@ -123,6 +123,12 @@ class Range:
         return f"{what} must be {self.span()}, not {given_text(given, seconds=self.seconds)}"
 
 
+def past_int_digits(digits: int) -> bool:
+    """Whether a base-10 int of ``digits`` digits has more than Python converts (``sys.get_int_max_str_digits()``,
+    4,300 by default; 0: no limit). Pure."""
+    return 0 < sys.get_int_max_str_digits() < digits
+
+
 def too_long(what: str, given: Any) -> str:
     """``--count has 5,000 digits; gamead reads numbers of at most 4,300 digits``: an int of more digits than Python
     converts where no bound on its side says more (:data:`TOO_LONG`; ``--count`` is at least 1, and it is). Pure."""
@@ -139,5 +145,5 @@ def is_bound_error(error: dict[str, Any], span: Range | None = None) -> bool:
     return error.get("type") in BOUND_ERRORS
 
 
-__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text", "seconds_text",
-           "too_long"]
+__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text",
+           "past_int_digits", "seconds_text", "too_long"]

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -31,7 +30,7 @@ from gamead_cli.per_worker import per_worker_text
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
-from gamead_core.bound_text import Range
+from gamead_core.bound_text import Range, past_int_digits
 from gamead_core.errors import ApiClientError
 from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.applies import applied_by
@@ -267,7 +266,7 @@ class _CountCommand(TyperCommand):
             if token in valued:
                 read += [token, *([] if (value := next(tokens, None)) is None else [value])]  # e.g. --for 10m
                 continue  # (none: click says the option needs one, review47 F7; not "cannot read duration ''")
-            too_long = token.isdigit() and 0 < sys.get_int_max_str_digits() < len(token)  # 5,000 digits (attack55)
+            too_long = token.isdigit() and past_int_digits(len(token))  # 5,000 digits (attack55)
             if too_long or re.fullmatch(r"-0*[1-9]\d*", token):
                 raise OutOfRange(REPLICAS_RANGE, token, what=REPLICAS_WHAT, ctx=ctx)
             read.append("0" if re.fullmatch(r"-0+", token) else token)  # -0 is 0 (attack46 F3)

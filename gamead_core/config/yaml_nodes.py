@@ -7,12 +7,13 @@ nested aliases (a "billion laughs") cannot make a walk long.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from collections.abc import Iterator
 
 import yaml
+
+from gamead_core.bound_text import past_int_digits
 
 #: one step of a node's path: a mapping key's text (``<tag>`` for a key that is no scalar) or a sequence index
 Part = str | int
@@ -82,15 +83,15 @@ def misread_number(root: yaml.Node | None) -> tuple[tuple[Part, ...], int, str] 
       ``queue.ack_wait: 030`` ran with 24 s and ``worker.concurrency: 010`` with 8, not a word said);
     * an int of more digits than Python converts (``sys.get_int_max_str_digits()``, 4,300): PyYAML's ``ValueError``
       was said as ``config file … must hold a mapping of sections at the top level`` (attack55)."""
-    most = sys.get_int_max_str_digits() or math.inf
     for where, node in walk(root):
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int" and not node.style:
             if _OCTAL.fullmatch(node.value):
                 return where, node.start_mark.line + 1, OCTAL_WORDS  # never the value: it may be a secret's
             digits = sum(c.isdigit() for c in node.value)  # base 10 (0x, 0b: a power of 2's base has no limit)
-            if digits > most and not node.value.lstrip("+-").startswith(("0x", "0b")):
+            if past_int_digits(digits) and not node.value.lstrip("+-").startswith(("0x", "0b")):
                 return where, node.start_mark.line + 1, (f"a number of {digits:,} digits, past any bound a setting "
-                                                         f"has (Python reads at most {most:,} digits)")
+                                                         f"has (Python reads at most {sys.get_int_max_str_digits():,} "
+                                                         "digits)")
     return None
 
 
