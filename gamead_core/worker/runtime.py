@@ -288,17 +288,17 @@ class Worker:
                 self._held.hold_delivery(msg)
                 self._keepalive.hold(msg)
                 buffer.push(msg, delivery_key(msg, now, step), waited_since(msg))
-        fast = ws.processing_mark_after > 0
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
         self._last_start = time.monotonic() if starting else self._last_start
         depth = prefetch_depth(ws.prefetch, self.concurrency, self._slots.pace, ws.prefetch_wait)
         await self._hand_back(back := over_bound(buffer, depth), "beyond the buffer's bound")
         self._handbacks.after_step(back, free=free, started=len(starting), depth=depth, buffered=len(buffer))
+        # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it; not while a
+        # suspect ad waits or runs alone (poison55: a pull out as it went alone flagged 2 ads: its crash uncharged)
+        fast = ws.processing_mark_after > 0 and not self._gate.blocked  # the loop below never awaits
         for msg in starting:
             meta = msg.metadata
-            # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it; not while a
-            # suspect ad waits or runs alone (poison55: a pull out as it went alone flagged 2 ads: its crash uncharged)
-            if fast and (meta.num_delivered or 1) == 1 and not self._gate.blocked:
+            if fast and (meta.num_delivered or 1) == 1:
                 changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
         self.stats.in_flight = self._running(len(starting))
         if broken := bound_broken(len(buffer), self.stats.in_flight, depth=depth, concurrency=self.concurrency):
