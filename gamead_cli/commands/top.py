@@ -47,7 +47,6 @@ back they reach.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import signal
@@ -209,30 +208,13 @@ def _run(dashboard: DashboardApp) -> None:
     and SIGHUP, taken as Ctrl-C by every command, 143 and 129 with the line ``interrupted (SIGTERM)`` (README exit
     codes); its terminal gone without a signal, 129 as for SIGHUP (:mod:`gamead_cli.tui.app_stops`). While the
     dashboard's loop runs a signal only asks the app to stop (:meth:`~gamead_cli.tui.app_stops.StopsFromOutside.
-    stop_by`): raised as a KeyboardInterrupt in the middle of Textual's loop, it left the driver running and its
-    non-daemon input thread held the process for ever (regress44 F8). The same signal again while the app stops
-    takes its default action (the process ends by it at once, as :mod:`gamead_cli.first_signals` does); the other
-    two are ignored meanwhile. A signal inherited as ignored (``nohup``) stays ignored."""
-    asked: list[int] = []
+    take_signal`): raised as a KeyboardInterrupt in the middle of Textual's loop, it left the driver running and its
+    non-daemon input thread held the process for ever (regress44 F8). A signal inherited as ignored (``nohup``)
+    stays ignored."""
     first_signals.STOPPED["signal"] = None
     terminals = [stream for stream in (sys.__stdout__, sys.__stderr__) if stream is not None and stream.isatty()]
-
-    def on_signal(signum: int, frame: object) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # before or after the dashboard's loop: an ordinary interrupt (no driver runs)
-            first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
-            raise KeyboardInterrupt from None
-        if asked:
-            if asked[0] == signum:
-                signal.signal(signum, signal.SIG_DFL)
-                signal.raise_signal(signum)
-            return
-        asked.append(signum)
-        loop.call_soon_threadsafe(dashboard.stop_by, signum)
-
     taken = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) != signal.SIG_IGN]
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, *taken)}
+    previous = {sig: signal.signal(sig, dashboard.take_signal) for sig in (signal.SIGINT, *taken)}
     try:
         dashboard.run()
     finally:

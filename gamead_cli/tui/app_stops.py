@@ -4,8 +4,9 @@ F8: a ``timeout 8 script -qc "gamead top --record …"`` left an orphan, its pty
 11 min: SIGTERM was raised as a KeyboardInterrupt in the middle of Textual's loop, the driver's stop never ran, and
 its non-daemon input thread, reading end-of-file from the hung-up terminal for ever, held the interpreter's exit).
 
-* A signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP — is :meth:`StopsFromOutside.stop_by`, called on the app's loop
-  (``gamead_cli.commands.top`` routes them there): exit code 130 / 143 / 129 (README exit codes).
+* A signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP — is :meth:`StopsFromOutside.stop_by`, called in the app's loop's
+  thread (``gamead_cli.commands.top`` routes them there): exit code 130 / 143 / 129 (README exit codes); the
+  first stop asked is the one taken.
 * A terminal that went away without a signal (a pty master closed by a terminal emulator or ``script`` that
   killed nothing, an SSH session gone where no SIGHUP reached the process): Textual's input thread reads
   end-of-file from it and tells no one, so the app looks every :data:`CHECK_SECONDS` whether the terminals its
@@ -18,6 +19,7 @@ its non-daemon input thread, reading end-of-file from the hung-up terminal for e
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import IO, Any
@@ -101,11 +103,37 @@ class StopsFromOutside:
         if isinstance(driver, WatchedDriver) and driver.terminal_gone():
             self.stop_by(signal.SIGHUP)
 
+    def take_signal(self, signum: int, _frame: object) -> None:
+        """The handler of SIGINT, SIGTERM and SIGHUP while ``gamead top`` runs (``signal.signal``): on the
+        dashboard's loop, :meth:`stop_by`; the same signal again while it stops takes its default action (the
+        process ends by it at once, as :mod:`gamead_cli.first_signals` does), the others are ignored meanwhile.
+        Before or after the loop (no driver runs): an ordinary interrupt, a :class:`KeyboardInterrupt`."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
+            raise KeyboardInterrupt from None
+        asked = getattr(self, "_signal_asked", None)
+        if asked is None:
+            self._signal_asked = signum
+            self.stop_by(signum)
+        elif asked == signum:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
     def stop_by(self, signum: int) -> None:
         """End the dashboard as ``signum`` (SIGINT, SIGTERM, SIGHUP) asks: through Textual's exit, exit code
         130 / 143 / 129 (:func:`gamead_cli.stops.interrupted_code`), the signal remembered for the command's
-        line (``interrupted (SIGTERM)``; none for Ctrl-C). A second stop changes nothing."""
-        if getattr(self, "_exit", False):
+        line (``interrupted (SIGTERM)``; none for Ctrl-C). The first stop asked is the one taken: it is recorded
+        at once and acted on at the loop's next turn, so a later one changes nothing whichever reaches the loop
+        first (session 55's CI: ``script``'s SIGTERM, its pty closed right after, and the terminal check's turn
+        came before the signal's: exit 129, not 143). Safe in a signal handler run on the loop's thread: it only
+        records and schedules (``call_soon_threadsafe``)."""
+        if getattr(self, "_stop_asked", None) is not None or getattr(self, "_exit", False):
             return
+        self._stop_asked = signum
         first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
+        asyncio.get_running_loop().call_soon_threadsafe(self._end_as_asked)
+
+    def _end_as_asked(self) -> None:
         self.exit(return_code=interrupted_code())  # type: ignore[attr-defined]

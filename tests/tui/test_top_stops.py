@@ -15,6 +15,7 @@ With it: 143 / 129 with the terminal given back (its alternate screen left) and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import select
@@ -29,8 +30,8 @@ import pytest
 
 from textual.drivers._writer_thread import MAX_QUEUED_WRITES, WriterThread
 
-from gamead_cli import exitcodes
-from gamead_cli.tui.app_stops import _Shedding
+from gamead_cli import exitcodes, first_signals
+from gamead_cli.tui.app_stops import StopsFromOutside, WatchedDriver, _Shedding
 from tests.tui.test_ctrl_c import _top_in_a_terminal
 
 #: seconds a stopped dashboard is given to end (it ends within a second or two; a loaded machine is slower)
@@ -100,6 +101,45 @@ def test_a_closed_terminal_ends_top(tmp_path: Path, recorded: dict[str, Any], co
         assert _ended(proc) == code, "gamead top outlived its terminal" if proc.poll() is None else proc.returncode
     finally:
         _kill(proc)
+
+
+class _Dashboard(StopsFromOutside):
+    """The stops of the dashboard app on a :class:`WatchedDriver` whose terminal is the slave of a real pty, the
+    exit codes Textual's ``exit`` was given recorded (the app itself needs a driver this test cannot hold)."""
+
+    def __init__(self, terminal: int) -> None:
+        self._driver = WatchedDriver.__new__(WatchedDriver)
+        self._driver._terminals = (terminal,)
+        self.codes: list[int] = []
+
+    def exit(self, return_code: int) -> None:
+        self.codes.append(return_code)
+        self._exit = True
+
+
+def test_the_first_stop_asked_is_the_one_taken() -> None:
+    """Session 55's CI: ``script``'s way (SIGTERM, then its pty closed) exited 129, not 143, when the terminal
+    check's turn on the loop came before the SIGTERM's. Here a real SIGTERM reaches the dashboard's handler, the
+    pty hangs up, and the check runs before the loop acted on the signal: the SIGTERM's 143 is taken (with the
+    handler scheduling the whole stop for the loop's next turn, as before: the check's 129)."""
+    master, slave = pty.openpty()
+    app, before = _Dashboard(slave), first_signals.STOPPED["signal"]
+
+    async def signal_then_check() -> None:
+        signal.raise_signal(signal.SIGTERM)
+        os.close(master)  # the pty hung up
+        app._look_at_terminal()  # its turn first
+        await asyncio.sleep(0.05)
+
+    previous = signal.signal(signal.SIGTERM, app.take_signal)
+    try:
+        asyncio.run(signal_then_check())
+        assert app.codes == [exitcodes.TERMINATED]
+        assert first_signals.STOPPED["signal"] == signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        first_signals.STOPPED["signal"] = before
+        os.close(slave)
 
 
 def test_writes_to_a_hung_up_terminal_never_block_the_dashboard() -> None:
