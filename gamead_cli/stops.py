@@ -29,12 +29,19 @@ def signals_interrupt() -> Iterator[None]:
     handler than Python's has it), and are remembered (:func:`stopped_by`, :func:`interrupted_code`). Outside the
     main thread (a test runner's thread) nothing changes: Python lets only the main thread set handlers. The
     command is then no longer starting (:func:`gamead_cli.first_signals.handed_over`): a stop says what it did, not
-    "nothing was sent"."""
+    "nothing was sent". The first signal is the one remembered; while it is acted on the same one again raises
+    again and another is ignored (as :mod:`gamead_cli.first_signals`: a supervisor's SIGTERM and a closed
+    terminal's SIGHUP come together; the SIGHUP cut ``submit``'s summary and turned exit 143 into 129)."""
     STOPPED["signal"] = None
     first_signals.handed_over()
+    acting: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        STOPPED["signal"] = None if signum == signal.SIGINT else signum
+        if acting and acting[0] != signum:
+            return  # another signal while the first is acted on (a closed terminal's SIGHUP after a SIGTERM)
+        if not acting:
+            acting.append(signum)
+            STOPPED["signal"] = None if signum == signal.SIGINT else signum
         raise_interrupt(frame)
 
     before: dict[int, Any] = {}
@@ -103,7 +110,7 @@ def signals_flagged() -> Iterator[list[int]]:
         return
 
     def note(signum: int, _frame: Any) -> None:  # nothing that takes a lock: it runs wherever the thread is
-        if signum != signal.SIGINT:
+        if signum != signal.SIGINT and not came:  # the first stop is the one remembered
             STOPPED["signal"] = signum
         came.append(signum)
 

@@ -4,6 +4,7 @@ nats-server's watch and the API's readiness watch until a stop signal; then drai
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
 from types import SimpleNamespace
@@ -66,18 +67,18 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     stop = asyncio.Event()
     seen = {"signals": 0}
 
-    def on_signal() -> None:
-        seen["signals"] += 1
+    def on_signal(signum: int) -> None:
+        seen["signals"] += signum != signal.SIGHUP  # SIGHUP never hurries: a closed terminal's comes beside a SIGTERM
         stop_requested.set()  # a stop has begun: the parent watch's SIGTERM must not hurry it (up._parent_gone)
-        if seen["signals"] == 1:
+        if seen["signals"] <= 1:
             stop.set()
         else:
             stack.hurry_workers()
 
     for sig in stop_signals():
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)
     if stop_requested.is_set():  # it came before the handlers above: stop now
-        on_signal()
+        on_signal(signal.SIGTERM)
     nc = None
     refusal: ConfigError | None = None
     probe: asyncio.Task[None] | None = None

@@ -202,11 +202,14 @@ def test_nohup_gamead_up_outlives_its_shell_and_the_terminals_sighup_and_still_s
         stack.kill_everything()
 
 
-def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("then", ["the parent killed", "SIGHUP"])
+def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path, then: str) -> None:
     """review28 U1: ``timeout -k 5 10 make up`` (a CI step killed with a grace period): SIGTERM, forwarded, starts
     the drain; the parent is SIGKILLed meanwhile, and the parent watch sent a second SIGTERM, which hurried the
     workers (the ad handed back instead of finishing) and said the stack was stopping "as on SIGTERM" while it
-    already was. Once a stop has begun the parent's death changes nothing: the drain goes on unhurried."""
+    already was. Once a stop has begun the parent's death changes nothing: the drain goes on unhurried. Nor does
+    a SIGHUP (``timeout`` around ``script``: its SIGTERM, then the terminal closed; before, the SIGHUP counted as
+    a second stop signal and hurried the workers)."""
     data_dir = tmp_path / "data"
     # the ad hangs (a fault drill) so that the drain lasts its whole drain_timeout: the parent dies well within it
     stack, up, port = _ready_on_a_free_port(
@@ -222,8 +225,11 @@ def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path) -> No
                      what="the worker to start the ad")
         os.kill(up, signal.SIGTERM)  # the stop begins …
         wait_for(lambda: "stopping: workers drain first" in stack.output(), timeout=20, what="the drain to begin")
-        os.kill(stack.parent.pid, signal.SIGKILL)  # … and the parent is killed during it
-        stack.parent.wait(10)
+        if then == "SIGHUP":
+            os.kill(up, signal.SIGHUP)  # … and its terminal closes
+        else:
+            os.kill(stack.parent.pid, signal.SIGKILL)  # … or the parent is killed during it
+            stack.parent.wait(10)
         wait_for(lambda: not stack.alive(), timeout=90, what="gamead up and every process it started to be gone")
         said = stack.output()
         assert "is gone" not in said and "stopping now: workers hand their ads back" not in said, said[-3000:]

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gamead_cli import first_signals, interrupt_point
-from gamead_cli.stops import STOPPED, signals_flagged, signals_held, signals_interrupt
+from gamead_cli import exitcodes, first_signals, interrupt_point
+from gamead_cli.stops import STOPPED, interrupted_code, signals_flagged, signals_held, signals_interrupt
 
 
 def _wait_for_the_interrupt() -> None:
@@ -127,7 +127,7 @@ def test_a_ctrl_c_outside_the_commands_blocks_leaves_no_lock_taken() -> None:
 
 _RACE = """
 import os, signal, sys, threading
-from gamead_cli import first_signals, interrupt_point
+from gamead_cli import exitcodes, first_signals, interrupt_point
 from gamead_cli.stops import signals_interrupt
 interrupt_point.AGAIN_AFTER, interrupt_point.PUT_OFF_AT_MOST = 1e-4, 0.05
 interrupted = 0
@@ -225,3 +225,27 @@ def test_an_interrupt_put_off_is_taken_by_a_block_that_must_not_be_cut(stop_hand
                 time.sleep(0.01)
             inside.append("whole")
     assert inside == ["whole"] and not taking.lock.locked()
+
+
+def test_the_first_stop_is_remembered_and_another_does_not_cut_its_unwind(stop_handlers: None) -> None:
+    """``timeout`` around ``script`` (or systemd, then the SSH session closing): SIGTERM, then the terminal's SIGHUP
+    while the command acts on the first (``submit`` printing its summary). Before: the SIGHUP raised a second
+    KeyboardInterrupt in the unwind and the exit code said 129; now the unwind runs on and says 143."""
+    unwound = False
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            _wait_for_the_interrupt()
+        finally:
+            os.kill(os.getpid(), signal.SIGHUP)  # Python runs its handler as this call returns: here
+            unwound = True
+    assert unwound, "the SIGHUP cut the unwind of the SIGTERM"
+    assert interrupted_code() == exitcodes.TERMINATED
+
+
+def test_the_first_stop_noted_is_the_one_remembered(stop_handlers: None) -> None:
+    with signals_flagged() as came:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGHUP)
+    assert came == [signal.SIGTERM, signal.SIGHUP]
+    assert interrupted_code() == exitcodes.TERMINATED
