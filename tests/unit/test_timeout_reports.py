@@ -1,0 +1,50 @@
+"""Session 56's load hunt: both fresh clones ended after 300 of 4,880 tests on an INTERNALERROR — pytest-timeout's
+alarm went off while pytest wrote a slow test's failure report (tests/timeout_reports.py). Here a test leaves the
+alarm 50 ms to run and fails; its report takes a second (a hook that sleeps, as the AST walk did at load 49)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import clean_env
+
+REPO = Path(__file__).resolve().parents[2]
+
+LATE_FAILURE = """
+import signal
+
+
+def test_fails_with_the_alarm_nearly_due():
+    signal.setitimer(signal.ITIMER_REAL, 0.05)  # pytest-timeout's own alarm (its handler), 50 ms left
+    assert False, "the test's own failure"
+"""
+
+SLOW_REPORT = """
+import time
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when == "call":
+        time.sleep(1)  # the failure's report is slow to write
+"""
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["pytest-timeout alone", "with tests.timeout_reports"])
+def test_a_slow_report_is_not_cut_by_the_timeout(tmp_path: Path, guarded: bool, request: pytest.FixtureRequest) -> None:
+    (tmp_path / "test_late.py").write_text(LATE_FAILURE)
+    (tmp_path / "conftest.py").write_text(SLOW_REPORT)
+    plugins = ["-p", "tests.timeout_reports"] if guarded else []
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+                          "-o", "timeout=30", *plugins, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env=clean_env(PYTHONPATH=str(REPO), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
+    said = run.stdout + run.stderr
+    if not guarded:  # the premise: pytest-timeout alone ends the session on an internal error
+        assert run.returncode == pytest.ExitCode.INTERNAL_ERROR and "INTERNALERROR" in said, said[-2000:]
+        return
+    assert request.config.pluginmanager.has_plugin("tests.timeout_reports"), "the suite runs without the guard"
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, said[-2000:]
+    assert "INTERNALERROR" not in said and "the test's own failure" in said, said[-2000:]
