@@ -11,10 +11,10 @@ from gamead_core.errors import ApiClientError, ApiUnreachable, ConfigError, Game
 
 OK = 0
 ERROR = 1  #: the request failed, or any unexpected error (the message says why)
-USAGE = 2  #: bad usage: flags, arguments, an input file missing or not JSON (Click's own code)
+USAGE = 2  #: bad usage: flags, arguments, an input file missing or not JSON (Click's own code; not --config's: 5)
 UNREACHABLE = 3  #: the API (or NATS) could not be reached, or the URL is not a gamead API
 NOT_FOUND = 4  #: the named ad / entry / job does not exist, or the worker named is not live
-CONFIG = 5  #: the configuration is invalid (config file or GAMEAD_* variable)
+CONFIG = 5  #: the configuration is invalid (config file, missing too, or GAMEAD_* variable)
 AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
 INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
 HUNG_UP = 129  #: SIGHUP (128 + 1), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
@@ -28,13 +28,14 @@ TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
     (ERROR, "the request failed, its output could not be written, or an unexpected error (the message says why; "
             "`--debug` shows the traceback)"),
-    (USAGE, "bad usage: flags, arguments, an output FIFO nothing reads, or an input file that is missing, "
-            "unreadable, not a regular file or not valid JSON/NDJSON"),
+    (USAGE, "bad usage: flags, arguments, an output FIFO nothing reads, or an input file (of ads, DLQ entries, a "
+            "recording) that is missing, unreadable, not a regular file or not valid JSON/NDJSON"),
     (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
                   "request got no answer, or NATS closed a node's connection for good"),
     (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or the worker of "
                 "`workers quiet ID` / `resume ID` is not live"),
-    (CONFIG, "the configuration is invalid or cannot work: config file, `GAMEAD_*` variable or flag, a port or data "
+    (CONFIG, "the configuration is invalid or cannot work: config file (missing, unreadable or not a regular file "
+             "too, whether `--config` or `GAMEAD_CONFIG` names it), `GAMEAD_*` variable or flag, a port or data "
              "dir it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C"),

@@ -124,8 +124,9 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class NotUtf8(ValueError):
-    """Bytes that are not UTF-8 JSON text; the message says where (``byte 0: a UTF-16 byte-order mark``), ``at``
-    is that byte's 0-based offset."""
+    """Bytes that are not UTF-8 JSON text; the message says where (``byte 0: a UTF-16 byte-order mark``), counted
+    as an editor shows the text: after a UTF-8 byte-order mark, which it does not show (as every position a message
+    names: a number's byte, a column). ``at`` is that byte's 0-based offset in the bytes read (for its line)."""
 
     def __init__(self, message: str, at: int = 0) -> None:
         super().__init__(message)
@@ -136,20 +137,21 @@ def utf8_text(data: bytes, *, bom: bool = True) -> str:
     """``data`` decoded as UTF-8, the one encoding of JSON text (RFC 8259 §8.1); with ``bom`` a leading UTF-8
     byte-order mark is dropped (Windows editors write one). Pure.
 
-    Raises :class:`NotUtf8` naming the first offending byte (0-based) for a UTF-16/UTF-32 byte-order mark, a NUL
-    byte (JSON text never holds one raw, RFC 8259 §7; it is how UTF-16 and UTF-32 text shows) or bytes that are
-    not UTF-8 — so a UTF-16 file is refused as such, never half-read by Python's JSON encoding detection."""
+    Raises :class:`NotUtf8` naming the first offending byte (0-based, counted after a UTF-8 BOM: small56, it said
+    ``byte 15`` of the byte an editor shows as 12) for a UTF-16/UTF-32 byte-order mark, a NUL byte (JSON text
+    never holds one raw, RFC 8259 §7; it is how UTF-16 and UTF-32 text shows) or bytes that are not UTF-8 — so a
+    UTF-16 file is refused as such, never half-read by Python's JSON encoding detection."""
     for mark, what in _WIDE_BOMS:
         if data.startswith(mark):
             raise NotUtf8(f"byte 0: {what}", 0)
     skip = len(_UTF8_BOM) if bom and data.startswith(_UTF8_BOM) else 0
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise NotUtf8(f"byte {nul}: a NUL byte, as in UTF-16 or UTF-32 text", nul)
+        raise NotUtf8(f"byte {nul - skip}: a NUL byte, as in UTF-16 or UTF-32 text", nul)
     try:
         return data[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NotUtf8(f"byte {exc.start + skip}", exc.start + skip) from None
+        raise NotUtf8(f"byte {exc.start}", exc.start + skip) from None
 
 
 #: the buffer an input file is read through (bytes): a run of blank lines is passed this much a step

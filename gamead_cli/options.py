@@ -63,6 +63,14 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confir
 NO_CONFIG_FILE = "no config file (defaults, GAMEAD_* and flags)"
 
 
+def config_named(path: Path | None, none: str = NO_CONFIG_FILE) -> str:
+    """``config file /abs/config.yaml``: the config file in force (``path`` as found: made absolute, for a line
+    read in any terminal); ``none`` when there is none. Pure but for the working directory."""
+    import os
+
+    return f"config file {os.path.abspath(path)}" if path is not None else none
+
+
 def api_named(url: str) -> str:
     """``API http://127.0.0.1:8080``: the API a command talks to, as every confirmation prompt and ``gamead
     doctor``'s header name it (a password in the URL shown as ``***``), so a ``GAMEAD_API_URL`` pointing at the

@@ -50,16 +50,28 @@ def _at(host: str, port: int) -> str:
     return f"{shown}:{port}" if port else shown
 
 
+def _bound(host: str, port: int, *, reuse: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port``, not listening (SO_REUSEADDR if ``reuse``, as uvicorn and nats-server
+    bind; IPv6 when ``host`` holds a colon; ``port`` 0: one the kernel picks). The caller owns and closes it. Raises
+    the OSError of making or binding it (the socket closed): a machine without IPv6 refuses the socket itself
+    (``EAFNOSUPPORT``)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def bind_once(host: str, port: int, *, reuse: bool = True) -> int:
-    """Bind a TCP socket to ``host:port`` (SO_REUSEADDR if ``reuse``, as uvicorn and nats-server bind; IPv6 when
-    ``host`` holds a colon; ``port`` 0: one the kernel picks) and close it at once: the port it bound. Raises
+    """Bind a TCP socket to ``host:port`` (:func:`_bound`) and close it at once: the port it bound. Raises
     :class:`HostRefused` for a host no listener can bind whatever the port (:func:`host_words`), naming no setting
     (a check of a port: :func:`gamead_core.proc.port_free`); else the bind's OSError (a port taken) as is."""
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-            if reuse:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+        with _bound(host, port, reuse=reuse) as sock:
             return int(sock.getsockname()[1])
     except OSError as exc:
         if (why := host_words(host, exc)) is None:
@@ -105,16 +117,14 @@ def port_given_twice(ports: Mapping[str, int]) -> ConfigError | None:
 
 
 def bind_listener(host: str, port: int, setting: str, backlog: int = 2048) -> socket.socket:
-    """A TCP socket bound to ``host:port`` and listening (SO_REUSEADDR, as uvicorn binds; IPv6 when ``host`` holds
-    a colon; ``port`` 0 = a free one). The caller owns and closes it. Raises :class:`ConfigError`
-    (:func:`listen_refusal`) when it cannot bind; ``setting`` names the setting the port came from."""
-    try:  # made in the try: a machine without IPv6 refuses the socket itself (EAFNOSUPPORT)
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    """A TCP socket bound to ``host:port`` (:func:`_bound`: SO_REUSEADDR, as uvicorn binds; ``port`` 0 = a free one)
+    and listening. The caller owns and closes it. Raises :class:`ConfigError` (:func:`listen_refusal`) when it
+    cannot bind; ``setting`` names the setting the port came from."""
+    try:
+        sock = _bound(host, port)
     except OSError as exc:
         raise listen_refusal(host, port, setting, exc) from exc
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
         sock.listen(backlog)
     except OSError as exc:
         sock.close()

@@ -8,6 +8,7 @@ written past what gamead can use (attack31b F5's kind): ``processed: 10**400`` i
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, ValidationInfo
@@ -43,9 +44,28 @@ def _epoch(value: float, info: ValidationInfo) -> float:
     return clamped
 
 
+def unusable_count(value: bytes | None) -> str | None:
+    """Why ``value``, a shared counter key's (KV ``gamead_scaling``: :mod:`gamead_core.worker.lost_count`,
+    :mod:`gamead_core.queue.check_count`), is no count gamead can use (a decimal integer from 0 to
+    :data:`MAX_COUNT`), clipped to 40 characters; None when it is one (or absent). Pure."""
+    text = (value or b"0")[:4400].decode("utf-8", "replace").strip()
+    shown = text if len(text) <= 40 else f"{text[:37]}… ({len(value or b'')} bytes)"
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return f"{shown!r} is not a decimal integer"
+    if len(text) > 20 or not 0 <= int(text) <= MAX_COUNT:
+        return f"{shown} is outside 0 … 2**53"
+    return None
+
+
+def count_in(value: bytes | None) -> int:
+    """The count a shared counter key's ``value`` holds; 0 when absent or unusable (:func:`unusable_count`: the
+    next change rewrites it). Pure."""
+    return 0 if unusable_count(value) is not None else int((value or b"0").decode())
+
+
 #: A count, pid or size in a shared document: an ``int`` clamped to ``0 … 2**53``.
 Count = Annotated[int, AfterValidator(_count)]
 #: A time in a shared document, epoch seconds: a ``float`` clamped to 1970 … the end of year 9999.
 Epoch = Annotated[float, AfterValidator(_epoch)]
 
-__all__ = ["MAX_COUNT", "MAX_EPOCH", "Count", "Epoch"]
+__all__ = ["MAX_COUNT", "MAX_EPOCH", "Count", "Epoch", "count_in", "unusable_count"]

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from gamead_cli.options import config_named
 from gamead_core.config import GameadSettings
 
 
@@ -48,7 +49,7 @@ def snapshot_config(path: Path | None, settings: GameadSettings, data_dir: Path)
 
     from gamead_core.config import differing_dump
 
-    source = f"config file {os.path.abspath(path)}" if path is not None else "no config file"
+    source = config_named(path, "no config file")
     head = (f"# the settings gamead up started with ({source}, GAMEAD_* variables, flags) that differ from the "
             "defaults;\n# every child reads this file: edit the config file and restart gamead up instead\n")
     text = head + yaml.safe_dump(differing_dump(settings), sort_keys=False, allow_unicode=True)

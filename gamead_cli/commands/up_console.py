@@ -5,14 +5,13 @@ commands to try next, the autoscaler's decisions)."""
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from gamead_cli.options import NO_CONFIG_FILE
+from gamead_cli.options import config_named
 from gamead_core.config import GameadSettings
 from gamead_core.count_words import counted
 from gamead_core.scaling.lease_rule import Lease
@@ -65,7 +64,7 @@ def config_line(path: Path | None, snapshot: Path, kept: int = 0) -> str:
     every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``;
     ``kept``: how many of its settings are not in force, the live limits the fleet shares kept (said on the next
     line: :mod:`.up_drift`; attack32c F1: "every child runs with it" while the consumers kept another ack_wait)."""
-    what = f"config file {escape(os.path.abspath(path))}" if path is not None else NO_CONFIG_FILE  # for any terminal
+    what = escape(config_named(path))  # absolute: for any terminal
     if kept:
         return (f"[green]✓[/] config: {what}; every child runs with it as it is now (GAMEAD_* and flags included: "
                 f"{escape(str(snapshot))}), but for {counted(kept, 'limit')} the fleet shares, whose "

@@ -53,7 +53,8 @@ def send_many(
     fast as possible), ``concurrency`` requests in flight.
 
     An ad that is not a JSON object (a bad NDJSON line: a :class:`GameadError` in its place) is counted as rejected
-    under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one, else ``ad N``,
+    under that error's code: the summary's ``rejected`` counts them all (as its row and the API's batch answer do),
+    ``rejectedByCode`` by code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one, else ``ad N``,
     1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in input order (not in the order their
     batches were answered) in the summary's ``rejections``, the others counted in ``rejectionsNotListed``. A batch
     the API refuses for its size alone (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued
@@ -300,7 +301,7 @@ def send_many(
         "sent": sent,
         "accepted": counts["accepted"],
         "duplicates": counts["duplicates"],
-        "rejected": dict(rejected),  # by code, counted after the client's retries (gamead_cli.retry)
+        "rejected": sum(rejected.values()), "rejectedByCode": dict(rejected),  # after retries (gamead_cli.retry)
         "retried": client.retried,  # requests sent again after a 429, a 503 or a lost connection
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,  # ads sent a second

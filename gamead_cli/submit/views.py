@@ -77,10 +77,10 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     grid.add_row("sent", counted(summary.get("sent", 0)))
     grid.add_row("accepted", Text(counted(summary.get("accepted", 0)), style="green"))
     grid.add_row("duplicates", counted(summary.get("duplicates", 0)))
-    rejected: Mapping[str, int] = summary.get("rejected") or {}
-    if rejected:
-        detail = ", ".join(f"{code} {count_text(n)}" for code, n in sorted(rejected.items()))
-        grid.add_row("rejected", Text(f"{counted(sum(rejected.values()))} ({detail})", style="red"))
+    by_code: Mapping[str, int] = summary.get("rejectedByCode") or {}
+    if by_code:
+        detail = ", ".join(f"{code} {count_text(n)}" for code, n in sorted(by_code.items()))
+        grid.add_row("rejected", Text(f"{counted(sum(by_code.values()))} ({detail})", style="red"))
     else:
         grid.add_row("rejected", counted(0))
     if summary.get("queuedFound"):
@@ -249,7 +249,7 @@ def interrupted_line(summary: Mapping[str, Any], count: int | None) -> str:
 def sent_note(summary: Mapping[str, Any]) -> str:
     """What a bulk submit did, for the line of a stdout that then cannot take its summary (attack30c F2): the counts,
     the lines not queued (safe to resend), "do not resend" the others. Pure."""
-    rejected = sum((summary.get("rejected") or {}).values())
+    rejected = summary.get("rejected") or 0
     note = (f"the ads WERE sent: {count_text(summary.get('sent', 0))} sent, {count_text(summary.get('accepted', 0))} "
             f"accepted, {count_text(summary.get('duplicates', 0))} duplicates, {count_text(rejected)} rejected")
     if summary.get("queuedFound"):

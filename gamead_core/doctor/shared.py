@@ -18,11 +18,12 @@ from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 from gamead_core.scaling.store import OVERRIDE_KEY, Override
+from gamead_core.shared_numbers import unusable_count
 from gamead_core.worker import lost_count
 
 
 def _counter(data: bytes) -> str | None:
-    why = lost_count.unusable(data)
+    why = unusable_count(data)
     return None if why is None else f"{why} (read as 0; the next lost attempt rewrites it)"
 
 

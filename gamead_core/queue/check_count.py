@@ -18,29 +18,24 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 
-from gamead_core.worker.lost_count import MAX_COUNT, unusable
-from gamead_core.worker.scaling_key import change_key, read_key
+from gamead_core.shared_numbers import MAX_COUNT, count_in
+from gamead_core.store.scaling_key import change_key, read_key
 
 #: The counter's key in :data:`gamead_core.names.SCALING_BUCKET`.
 KEY = "writes.checked"
-
-
-def _number(value: bytes | None) -> int:
-    """The count in ``value``; 0 for one gamead cannot use (:func:`~gamead_core.worker.lost_count.unusable`). Pure."""
-    return 0 if unusable(value) is not None else int((value or b"0").decode())
 
 
 async def count_checks(js: JetStreamContext, n: int) -> bool:
     """Add ``n`` work-stream check writes (about to be made; negative: those not stored, taken back) to the
     cluster's counter. Returns whether it was
     written; never raises (a failure is logged: only the samplers' queued rate then counts those writes)."""
-    return await change_key(js, KEY, lambda value: str(min(MAX_COUNT, max(0, _number(value) + n))).encode(),
+    return await change_key(js, KEY, lambda value: str(min(MAX_COUNT, max(0, count_in(value) + n))).encode(),
                             "count the write check's messages")
 
 
 async def read_checks(js: JetStreamContext) -> int:
     """The cluster's count of work-stream check writes (0 when none was ever counted). Raises NATS errors."""
-    return _number(await read_key(js, KEY))
+    return count_in(await read_key(js, KEY))
 
 
 __all__ = ["KEY", "count_checks", "read_checks"]

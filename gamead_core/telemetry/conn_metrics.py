@@ -4,6 +4,11 @@ closed for room and the failed accept() calls went only to a throttled WARNING l
 :data:`gamead_core.telemetry.metrics.API_REGISTRY` by that module (served on the API's ``GET /metrics``; this one
 imports nothing of gamead's, as the protocol that records them is imported by it); recorded only while
 ``metrics.enabled`` (:func:`gamead_core.telemetry.metrics.set_recording` sets :data:`recording`).
+
+A worker's ``/metrics`` listener (:mod:`gamead_core.telemetry.metrics_listener`) keeps a bound of its own and
+counts under the same names, in series of its own (:data:`SCRAPES_REFUSED`, :data:`SCRAPES_CLOSED_FOR_ROOM`,
+registered in :data:`gamead_core.telemetry.metrics.WORKER_REGISTRY`): before, it closed connections for room and
+no series said so.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ CONNECTIONS_CLOSED_FOR_ROOM: Final = Counter(
     "gamead_connections_closed_for_room", "Connections waiting for a request closed to make room for a new one "
     "(api.max_connections reached, or accept() out of descriptors).", registry=None,
 )
+#: the same two counts, of a worker's ``/metrics`` listener (its fixed bound: 32 connections served, 64 open)
+_SCRAPES = "connections to this worker's /metrics"
+SCRAPES_REFUSED: Final = Counter("gamead_connections_refused", f"New {_SCRAPES} closed at once (64 open, every "
+                                 "other one being answered or holding a request not read yet).", registry=None)
+SCRAPES_CLOSED_FOR_ROOM: Final = Counter("gamead_connections_closed_for_room", f"Waiting {_SCRAPES} closed to make "
+                                         "room for a new one (32 open).", registry=None)
 ACCEPT_FAILURES: Final = Counter(
     "gamead_accept_failures", "accept() calls that failed, by reason: the errno's name (EMFILE, ENFILE, ENOBUFS, "
     "ENOMEM, or a network error of the new socket Linux says to retry), else 'other'.",

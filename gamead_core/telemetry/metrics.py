@@ -122,6 +122,8 @@ DIRECT_GET_FALLBACKS = Counter(
 )
 WORKER_REGISTRY.register(DIRECT_GET_FALLBACKS)
 conn_metrics.register(API_REGISTRY)  # the API's connection bound (gamead_connections_*, gamead_accept_failures)
+WORKER_REGISTRY.register(conn_metrics.SCRAPES_REFUSED)  # the /metrics listener's bound, under the same names
+WORKER_REGISTRY.register(conn_metrics.SCRAPES_CLOSED_FOR_ROOM)
 
 _LEVELS = tuple(str(level) for level in range(1, 6))
 _recording = True  #: ``metrics.enabled`` of this process (:func:`set_recording`)

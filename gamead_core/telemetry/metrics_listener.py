@@ -24,6 +24,8 @@ heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn
   which was closed for them, its scraper reading nothing, a gap in the series) until the listener reads it; a
   client whose answer stalled is closed all the same. Past ``conn_cap.PASSED_OVER_AT_MOST`` such connections
   passed over, no more is closed for that newcomer (over :data:`HARD_CONNECTIONS`, the newcomer is closed).
+  Each connection closed for room counts in ``gamead_connections_closed_for_room_total``, a newcomer closed at once
+  in ``gamead_connections_refused_total``: the API's names (:mod:`gamead_core.telemetry.conn_metrics`).
   The kernel's listen backlog is :data:`BACKLOG`;
 * a request must arrive whole within :data:`READ_TIMEOUT` seconds of the connection's opening or of its first
   byte (a deadline, not per byte): ``408``, or just closed when it never sent a byte; an idle keep-alive
@@ -55,6 +57,7 @@ from gamead_core.api.conn_cap import PASSED_OVER_AT_MOST, say, spoke
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
+from gamead_core.telemetry.conn_metrics import SCRAPES_CLOSED_FOR_ROOM, SCRAPES_REFUSED, count
 
 MAX_CONNECTIONS = 32  #: connections served at once
 EVICT_MIN_AGE = 1.0  #: seconds a connection is kept at least when newer connections want its place
@@ -91,6 +94,7 @@ class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
         if len(self._others()) >= HARD_CONNECTIONS:  # every one of them is being answered, or spoke (_spoke)
             transport.close()
             self.connections.discard(self)
+            count(SCRAPES_REFUSED)
 
     def on_headers_complete(self) -> None:
         self._make_room(float("inf"))  # a request beats connections that have not sent one
@@ -123,6 +127,7 @@ class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
             # out of the count now, not at its connection_lost (a later loop turn): uvicorn's limit_concurrency
             # counts this set, and a scrape read in the same turn would be a 503
             self.connections.discard(conn)
+            count(SCRAPES_CLOSED_FOR_ROOM)
             room -= 1
 
 

@@ -31,7 +31,7 @@ from gamead_core.log_throttle import Throttle
 from gamead_core.models import utc_iso
 from gamead_core.telemetry.metrics import WorkerMetrics, count_poison
 from gamead_core.worker.poison import NotAnAd, quoted
-from gamead_core.worker.scaling_key import change_key, scaling_bucket
+from gamead_core.store.scaling_key import change_key, scaling_bucket
 
 log = logging.getLogger(__name__)
 

@@ -289,7 +289,7 @@ def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: 
     assert summary["interrupted"] is True and 1 <= summary["sent"] < 1000
     # said as a stopped run says it (newcomer33 F7: notSent and stoppedBecause were missing)
     assert summary["notSent"] == 1000 - summary["sent"] and summary["stoppedBecause"] == "interrupted (Ctrl-C)"
-    assert summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values()) == summary["sent"]
+    assert summary["accepted"] + summary["duplicates"] + sum(summary["rejectedByCode"].values()) == summary["sent"]
     assert "Traceback" not in err and f"{summary['sent']:,} of 1,000" in err  # counts with separators (attack45 F8)
 
 

@@ -194,7 +194,7 @@ def test_submit_count_prints_a_summary(runner: CliRunner, api_url: str) -> None:
     summary = run_json(runner, api_url, "submit", "--count", "25", "--rate", "0", "--seed", "3")
     assert summary["sent"] == 25
     assert summary["accepted"] == 25
-    assert summary["duplicates"] == 0 and summary["rejected"] == {}
+    assert summary["duplicates"] == 0 and summary["rejectedByCode"] == {}
     assert summary["elapsedSeconds"] > 0 and summary["ratePerSecond"] > 0
 
 

@@ -90,6 +90,24 @@ def test_submit_invalid_json(runner: CliRunner, tmp_path: Path) -> None:
     assert_one_error_line(result, "bad.json:2:", "not valid JSON")
 
 
+@pytest.mark.parametrize("argv", [["submit", "ad.json"], ["submit", "ads.ndjson"], ["dlq", "import", "dead.jsonl"]])
+def test_a_utf8_bom_does_not_move_the_byte_a_message_names(runner: CliRunner, tmp_path: Path, closed_api_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    """small56: a byte-order mark (which a Windows editor writes and no editor shows) made ``not UTF-8 text (byte
+    14)`` of the byte an editor shows as 11, while the number's byte a file with one names was counted after it.
+    Every reader of an input file names the same bytes the same with it and without it, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    said = []
+    for bom in (b"", b"\xef\xbb\xbf"):
+        for text, words in ((b'{"adId": "x\xff"}\n', "not UTF-8 text (byte 11)"),
+                            (b'{"adId": 1e999}\n', "the number at byte 9 (1e999)")):
+            (tmp_path / argv[-1]).write_bytes(bom + text)
+            result = runner.invoke(app, [*argv, "--api", closed_api_url])
+            assert result.exit_code == exitcodes.USAGE, result.output
+            said.append(assert_one_error_line(result, f"{argv[-1]}:1: ", words))  # before, with a BOM: byte 14
+    assert said[:2] == said[2:]
+
+
 def test_submit_invalid_json_on_stdin(runner: CliRunner) -> None:
     result = runner.invoke(app, ["submit", "-"], input="not json")
     assert result.exit_code == exitcodes.USAGE

@@ -194,7 +194,7 @@ def test_submit_count_rejects_an_ad_only_after_its_retries() -> None:
     c = client(transport)
     ads = [{"title": f"ad {i}"} for i in range(5)]
     summary, ids = send_many(c, ads, total=5, rate=0, concurrency=2, idempotency_key=None, batch_size=1)
-    assert summary["accepted"] == 5 and summary["rejected"] == {} and summary["retried"] == 3
+    assert summary["accepted"] == 5 and summary["rejectedByCode"] == {} and summary["retried"] == 3
     assert len(seen) == 8
 
 

@@ -180,6 +180,27 @@ def test_path_missing_explicit_file(runner: CliRunner, tmp_path: Path) -> None:
     assert "missing.yaml" in result.stderr
 
 
+#: client verbs, each with an --api nothing listens on (never reached: the config is read first)
+_VERBS = (["config", "show"], ["config", "show", "--stack"], ["ads", "list"], ["submit", "--count", "1"], ["doctor"],
+          ["dlq", "list"], ["workers"], ["scale", "status"], ["audit"])
+
+
+@pytest.mark.parametrize("verb", _VERBS, ids=" ".join)
+def test_a_missing_config_file_is_exit_5_for_every_verb_as_the_readme_says(runner: CliRunner, tmp_path: Path,
+                                                                           verb: list[str]) -> None:
+    """small56: the exit-code table said 2 for a missing input file and 5 for the config file, and left open which
+    a missing ``--config`` file is. It is the configuration: 5 for every verb, one red line naming it, whether
+    ``--config`` or ``GAMEAD_CONFIG`` names it (the README says so now). The server verbs read it the same way
+    first (``serve``, ``worker``, ``up``: :func:`gamead_cli.options.settings_from`)."""
+    missing = str(tmp_path / "missing.yaml")
+    api = [] if verb[0] == "config" else ["--api", "http://127.0.0.1:9"]
+    for argv, env in (([*verb, *api, "--config", missing], None), ([*verb, *api], {"GAMEAD_CONFIG": missing})):
+        result = runner.invoke(app, argv, env=env)
+        lines = unstyle(result.stderr).strip().splitlines()
+        assert result.exit_code == exitcodes.CONFIG, (argv, result.output)
+        assert len(lines) == 1 and lines[0].startswith(f"error: cannot read config file {missing}"), lines
+
+
 def test_show_masks_passwords_inside_urls(runner: CliRunner) -> None:
     """Issue 11.4: ``nats.url = nats://user:PW@host`` and ``redis.url`` printed by ``config show`` (yaml and json)."""
     env = {"GAMEAD_NATS__URL": "nats://gamead:PW-nats@nats:4222", "GAMEAD_REDIS__URL": "redis://:PW-redis@valkey:6379/0"}

@@ -45,7 +45,7 @@ def test_a_later_ambiguous_ndjson_ad_is_rejected_and_the_others_sent(tmp_path: P
     result = gamead("submit", "ads.ndjson", "--api", api_url, "-o", "json", cwd=tmp_path)
     assert result.returncode == exitcodes.ERROR, result.stderr
     summary = json.loads(result.stdout)
-    assert (summary["accepted"], summary["rejected"]) == (1, {"ambiguous_field": 1}), summary
+    assert (summary["accepted"], summary["rejectedByCode"]) == (1, {"ambiguous_field": 1}), summary
     assert "ads.ndjson:2" in result.stdout, result.stdout
 
 
@@ -66,7 +66,7 @@ def test_a_template_file_giving_a_python_name_is_sent_with_count(tmp_path: Path,
     result = gamead("submit", "ad.json", "--count", "2", "--api", api_url, "-o", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(result.stdout)
-    assert (summary["accepted"], summary["rejected"]) == (2, {}), summary
+    assert (summary["accepted"], summary["rejectedByCode"]) == (2, {}), summary
     for ad_id in summary["acceptedIds"]:
         shown = gamead("ads", "get", ad_id, "--api", api_url, "-o", "json", cwd=tmp_path)
         assert json.loads(shown.stdout)["ad"]["targetAudience"] == ["from file"], shown.stdout

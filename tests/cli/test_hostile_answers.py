@@ -141,7 +141,7 @@ def test_a_bulk_submit_counts_ads_of_an_answer_of_another_shape_as_may_be_queued
     result = _gamead(tmp_path, "submit", "--count", "250", "--genre", "rpg", "-o", "json", "--api", server.url,
                      GAMEAD_CLIENT__TIMEOUT="30")  # a loaded machine's slow answer is "timeout", counted the same
     summary = json.loads(result.stdout)
-    assert summary["accepted"] == 0 and summary["rejected"] == {}, summary
+    assert summary["accepted"] == 0 and summary["rejectedByCode"] == {}, summary
     assert summary["maybeQueued"] + summary.get("notSent", 0) == 250 and summary["maybeQueued"] >= 100, summary
     assert summary["maybeQueuedLost"]["unreadable"] > 0, summary
 

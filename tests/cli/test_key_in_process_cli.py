@@ -79,5 +79,5 @@ def test_a_batch_ad_in_process_is_resent_neither_rejected_nor_an_outage() -> Non
     c = ApiClient("http://api.test", transport=transport, retry_for=5.0)
     summary, _ = send_many(c, [{"title": f"ad {i}"} for i in range(3)], total=3, rate=0, concurrency=1,
                            idempotency_key="run", batch_size=3)
-    assert summary["accepted"] == 3 and summary["rejected"] == {} and summary["outages"] == [], summary
+    assert summary["accepted"] == 3 and summary["rejectedByCode"] == {} and summary["outages"] == [], summary
     assert len(seen) == 2

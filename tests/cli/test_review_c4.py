@@ -118,7 +118,7 @@ def test_submit_ndjson_names_each_rejected_line_first_20_then_a_count(tmp_path: 
     assert len(lines) == 21 and lines[-1] == "… and 5 more rejected"
     code, out, _ = invoke("submit", "bad.ndjson", "--api", closed_api_url, "-o", "json")
     summary = json.loads(out)
-    assert summary["rejected"] == {"invalid_json": 25} and summary["rejectionsNotListed"] == 5
+    assert summary["rejectedByCode"] == {"invalid_json": 25} and summary["rejectionsNotListed"] == 5
     assert [r["where"] for r in summary["rejections"]] == [f"bad.ndjson:{n}" for n in range(1, 21)]
 
 
@@ -152,7 +152,7 @@ def test_submit_splits_a_batch_the_api_refuses_for_size(small_batch_api: str) ->
                             "--api", small_batch_api, "-o", "json")
     assert code == 0, err  # was: every ad rejected batch_too_large, exit 1
     summary = json.loads(out)
-    assert (summary["sent"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (30, 30, 0, {})
+    assert (summary["sent"], summary["accepted"], summary["duplicates"], summary["rejectedByCode"]) == (30, 30, 0, {})
     assert summary["batchSize"] == 7
 
 

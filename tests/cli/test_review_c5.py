@@ -50,7 +50,7 @@ def test_submit_ndjson_with_1e999_names_the_line_and_sends_the_rest(tmp_path: Pa
     summary = strict_json(out)
     # was: sent 2, accepted 0, rejected 0, exit 0: the chunk's ValueError vanished in the thread pool
     assert code == 1, err
-    assert summary["sent"] == 2 and summary["accepted"] == 1 and summary["rejected"] == {"invalid_json": 1}
+    assert summary["sent"] == 2 and summary["accepted"] == 1 and summary["rejectedByCode"] == {"invalid_json": 1}
     assert summary["rejections"][0]["where"] == f"{path}:2"
     assert "(1e999) is past the range this API reads" in summary["rejections"][0]["message"]
 
@@ -62,7 +62,7 @@ def test_a_chunk_the_pool_cannot_send_is_counted_and_named(api_url: str) -> None
         summary, ids = send_many(client, [ad("C5 fine"), {**ad("C5 inf"), "duration": math.inf}], total=2,
                                  rate=0, concurrency=1, idempotency_key=None, batch_size=2)
     assert summary["sent"] == 2 and summary["accepted"] == 0 and ids == []
-    assert summary["rejected"] == {"not_sent": 2}
+    assert summary["rejectedByCode"] == {"not_sent": 2}
     assert [r["where"] for r in summary["rejections"]] == ["ad 1", "ad 2"]
     assert "ValueError" in summary["rejections"][0]["message"]
 

@@ -49,7 +49,7 @@ def test_a_keyed_run_rides_out_a_proxy_without_upstream_and_queues_every_ad(door
     summary = _submit(door, "--idempotency-key", f"behind-proxy-{status}")
     assert door.answered > 0, summary  # the proxy did answer for the API meanwhile
     assert summary["exit"] == 0, summary["stderr"]
-    assert (summary["accepted"], summary["rejected"], summary["notSent"], summary["maybeQueued"]) == (
+    assert (summary["accepted"], summary["rejectedByCode"], summary["notSent"], summary["maybeQueued"]) == (
         COUNT, {}, 0, 0), summary
     title = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[status]
     assert [o["cause"] for o in summary["outages"]] == [f"HTTP {status} from a proxy ({status} {title} no healthy "
@@ -62,7 +62,7 @@ def test_an_unkeyed_runs_ads_a_proxy_answered_for_may_be_queued_never_rejected(d
     few are left uncertain (a batch handed out at every turn of the schedule: 81 of the 120 ads)."""
     summary = _submit(door)
     assert door.answered > 0, summary
-    assert summary["rejected"] == {}, summary
+    assert summary["rejectedByCode"] == {}, summary
     assert summary["maybeQueuedLost"].get("gateway", 0) == summary["maybeQueuedUnknown"] > 0, summary
     assert summary["maybeQueued"] <= 30 and summary["pausedSeconds"] > 1, summary
     assert summary["accepted"] + summary["maybeQueued"] + summary["notSent"] == COUNT, summary

@@ -72,7 +72,7 @@ def test_an_endless_style_stdin_lists_the_first_ads_only_and_the_first_20_reject
     body = json.loads(result.stdout)
     total = ITEMS_KEPT + 500
     assert body["sent"] == total and body["accepted"] == 400, {k: v for k, v in body.items() if k != "items"}
-    assert body["rejected"] == {"validation_failed": ITEMS_KEPT, "invalid_json": 100}
+    assert body["rejectedByCode"] == {"validation_failed": ITEMS_KEPT, "invalid_json": 100}
     # per-ad detail of the first ITEMS_KEPT lines, in input order; the 500 after them counted, not listed
     items = body["items"]
     assert len(items) == ITEMS_KEPT and body["itemsOmitted"] == 500
@@ -120,7 +120,8 @@ def _text(summary: dict[str, object]) -> str:
 
 
 def test_the_text_summary_says_ads_past_the_cap_are_counted_not_listed() -> None:
-    text = _text({"sent": 10_500, "accepted": 0, "duplicates": 0, "rejected": {"validation_failed": 10_500},
+    text = _text({"sent": 10_500, "accepted": 0, "duplicates": 0, "rejected": 10_500,
+                  "rejectedByCode": {"validation_failed": 10_500},
                   "elapsedSeconds": 2.0, "ratePerSecond": 5250.0, "acceptedPerSecond": 0.0, "itemsOmitted": 500})
     assert "not listed 500 ads (the ads after the first 10,000: counted above" in text, text
 

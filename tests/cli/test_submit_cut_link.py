@@ -52,7 +52,7 @@ def test_a_keyed_run_whose_connections_are_reset_mid_batch_sends_every_ad_exactl
     assert run.returncode == 0, (run.returncode, run.stderr, run.stdout[-2000:])
     summary = json.loads(run.stdout)
     assert summary["sent"] == COUNT and summary["accepted"] + summary["duplicates"] == COUNT, summary
-    assert summary["maybeQueued"] == 0 and summary["rejected"] == {} and summary["notSent"] == 0, summary
+    assert summary["maybeQueued"] == 0 and summary["rejectedByCode"] == {} and summary["notSent"] == 0, summary
     assert summary["retried"] >= 2 and "stoppedBecause" not in summary, summary
     assert _records(url) == COUNT  # each ad queued once: the resent batches were answered duplicate
 

@@ -43,4 +43,4 @@ def test_a_deleted_line_names_the_likely_cause_and_the_summary_how_to_settle(tmp
                      cwd=tmp_path)
     summary = json.loads(settled.stdout)
     assert summary["duplicates"] == 9 and summary["accepted"] == 0, summary  # none queued anew
-    assert list(summary["rejected"]) == ["validation_failed"] and "keyAdvice" not in summary, summary
+    assert list(summary["rejectedByCode"]) == ["validation_failed"] and "keyAdvice" not in summary, summary

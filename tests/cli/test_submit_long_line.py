@@ -32,7 +32,7 @@ def test_a_line_past_64_mib_is_one_rejection_and_the_lines_after_it_are_not_sent
     figures = {k: summary.get(k) for k in ("sent", "accepted", "rejected", "rejections", "inputError", "lastSent")}
     assert run.returncode == 1, (run.returncode, run.stderr[-2000:], figures)
     assert summary["sent"] == 2 and summary["accepted"] == 1, figures  # lines 1 and 2 read; line 3 never
-    assert summary["rejected"] == {"invalid_json": 1}, figures
+    assert summary["rejectedByCode"] == {"invalid_json": 1}, figures
     [rejection] = summary["rejections"]
     assert rejection["where"] == "big.ndjson:2" and "longer than 64 KiB" in rejection["message"], figures
     assert summary["inputError"] == "line 2 is longer than 64 MiB: the rest of the file is not read", figures

@@ -226,6 +226,6 @@ def test_ctrl_c_again_while_batches_wait_for_a_black_holed_api_exits_at_once_wit
     assert summary["interrupted"] is True and 10 <= summary["sent"] < 2000, summary
     # attack45 F4: the ads of the batches the second Ctrl-C stopped waiting for went out and may be queued: counted
     # so, and the README's sum holds (before, they were in "sent" alone: 2,000 less 10 counted in no figure)
-    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values())
+    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejectedByCode"].values())
                + summary["queuedFound"] + summary["notQueued"] + summary["maybeQueued"] + summary["notSent"])
     assert counted == 2000 and summary["maybeQueuedLost"].get("interrupted", 0) >= 1, summary

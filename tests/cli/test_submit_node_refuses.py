@@ -54,4 +54,4 @@ def test_a_run_against_a_node_left_on_old_partitions_says_so_pauses_and_stops(
     assert "topology_changed" in summary["stoppedBecause"], figures
     # the batches out until the first refusal came back, then one ad per probe: resent, then not sent at the stop
     # (outage46: until then those ads, certainly unsent, were counted rejected topology_changed)
-    assert summary["rejected"] == {} and summary["notSent"] == COUNT, figures
+    assert summary["rejectedByCode"] == {} and summary["notSent"] == COUNT, figures

@@ -59,7 +59,7 @@ def test_a_later_ndjson_line_past_range_is_that_ad_rejected_the_others_sent(tmp_
     code, out, err = invoke("submit", str(path), "--api", api_url, "-o", "json")
     summary = json.loads(out)
     assert code == 1, err  # was: 3 sent, the API refusing line 2 itself
-    assert summary["accepted"] == 2 and summary["rejected"] == {"invalid_json": 1}, summary
+    assert summary["accepted"] == 2 and summary["rejectedByCode"] == {"invalid_json": 1}, summary
     assert summary["rejections"][0]["where"] == f"{path}:2"
     assert f"({'9' * 40}…, 400 characters) {WORDS}" in summary["rejections"][0]["message"]
 

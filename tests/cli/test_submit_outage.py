@@ -81,7 +81,7 @@ def test_a_run_across_an_api_restart_pauses_says_so_and_sends_every_ad(
     assert "✓ " in said and f"the API at {url} answers again after" in said, said
     summary = json.loads(out)
     assert summary["sent"] == COUNT and summary["notSent"] == 0, summary
-    assert summary["rejected"] == {} and summary["refusedByOutage"] == 0, summary  # none lost to the outage
+    assert summary["rejectedByCode"] == {} and summary["refusedByOutage"] == 0, summary  # none lost to the outage
     # those whose request was out when the API died may be queued: the summary says so, and counts them
     assert summary["accepted"] + summary["maybeQueued"] + summary["queuedFound"] + summary["notQueued"] == COUNT
     assert cli.returncode == (1 if summary["maybeQueued"] or summary["notQueued"] else 0), (cli.returncode, said)
@@ -190,7 +190,7 @@ def test_an_outage_line_stderr_cannot_take_changes_no_count(
     figures = {k: summary.get(k) for k in ("sent", "accepted", "duplicates", "rejected", "maybeQueued", "notQueued",
                                            "queuedFound", "notSent", "inputError", "stoppedByOutage")}
     assert "inputError" not in summary and summary["stoppedByOutage"] is True, figures
-    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values())
+    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejectedByCode"].values())
                + summary["maybeQueued"] + summary.get("notQueued", 0) + summary.get("queuedFound", 0)
                + summary["notSent"])
     assert summary["sent"] == LIMITED_COUNT and counted == LIMITED_COUNT, figures

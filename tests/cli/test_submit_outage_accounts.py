@@ -80,7 +80,7 @@ def test_a_run_an_outage_stopped_counts_each_ad_once_and_none_it_was_resending_r
         summary = json.loads(out)
         figures = {k: summary.get(k) for k in ("sent", "rejected", *BUCKETS, "notSentCaught", "stoppedByOutage")}
         assert summary["stoppedByOutage"] is True, (figures, said)
-        assert summary["rejected"] == {}, figures
+        assert summary["rejectedByCode"] == {}, figures
         assert len(summary["notSentWhere"]) >= 1 or not summary["notSentCaught"], figures
         assert sum(summary.get(k, 0) for k in BUCKETS) == COUNT, figures
     else:

@@ -28,5 +28,5 @@ def test_a_run_past_the_rate_limit_slows_to_it_and_queues_every_ad(
                                    "-o", "json"], env={"GAMEAD_CLIENT__RETRY_FOR": "2"})
     summary = json.loads(cli.stdout)
     assert cli.exit_code == 0, cli.output
-    assert (summary["accepted"], summary["rejected"], summary["notSent"]) == (60, {}, 0), summary
+    assert (summary["accepted"], summary["rejectedByCode"], summary["notSent"]) == (60, {}, 0), summary
     assert len(set(summary["acceptedIds"])) == 60, summary

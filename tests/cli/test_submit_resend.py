@@ -32,7 +32,7 @@ def test_ads_of_a_batch_refused_for_want_of_tokens_are_sent_again_and_all_accept
                              env={"GAMEAD_CLIENT__RETRY_FOR": "30"})
     summary = json.loads(cli.stdout)
     assert cli.exit_code == 0, cli.output
-    assert (summary["accepted"], summary["rejected"]) == (30, {}), summary
+    assert (summary["accepted"], summary["rejectedByCode"]) == (30, {}), summary
     assert summary["retried"] >= 1, summary
     with httpx.Client(base_url=url, timeout=10) as http:  # each ad once (read once the bucket has a token again)
         pages: list[httpx.Response] = []
@@ -91,5 +91,5 @@ def test_a_ctrl_c_while_refused_ads_wait_to_be_sent_again_counts_the_ads_already
         wait_for(lambda: stored() == 10, timeout=60, what="the bucket's 10 ads stored, the 10 others refused")
         summary, _ = ctrl_c(cli)
     assert summary["interrupted"] is True and summary["accepted"] == 10, summary
-    assert summary["rejected"] == {} and (summary["notSent"], summary["notSentCaught"]) == (10, 10), summary
+    assert summary["rejectedByCode"] == {} and (summary["notSent"], summary["notSentCaught"]) == (10, 10), summary
     assert len(summary["acceptedIds"]) == 10, summary

@@ -53,7 +53,7 @@ def test_two_ctrl_c_as_a_wait_takes_its_lock_back_print_the_summary_and_exit_130
     assert cli.returncode == 130, (cli.returncode, out, err)
     summary = json.loads(out)
     assert summary["interrupted"] is True and summary["sent"] < 100000, summary
-    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values())
+    counted = (summary["accepted"] + summary["duplicates"] + sum(summary["rejectedByCode"].values())
                + summary["queuedFound"] + summary["notQueued"] + summary["maybeQueued"] + summary["notSent"])
     assert counted == 100000, summary
     assert "interrupted (Ctrl-C)" in err, err

@@ -76,7 +76,7 @@ def test_a_run_whose_store_refuses_pauses_says_so_and_leaves_few_ads_unsettled(
     said = _said(err)
     summary = json.loads(out)
     unsettled = (summary["maybeQueued"] + summary.get("notQueued", 0) + summary.get("queuedFound", 0)
-                 + sum(summary["rejected"].values()))
+                 + sum(summary["rejectedByCode"].values()))
     figures = {k: summary.get(k) for k in ("sent", "accepted", "rejected", "maybeQueued", "notQueued", "queuedFound",
                                            "outages", "pausedSeconds", "stoppedByOutage")}
     assert "refuses every ad for its store (queue_unavailable" in paused and "sending paused" in paused, (said,
@@ -86,7 +86,7 @@ def test_a_run_whose_store_refuses_pauses_says_so_and_leaves_few_ads_unsettled(
     [outage] = summary["outages"]
     assert outage["until"] is not None and outage["cause"].startswith("queue_unavailable"), figures
     assert summary["stoppedByOutage"] is False and summary["pausedSeconds"] >= FROZEN_FOR / 2, figures
-    assert summary["maybeQueued"] == 0 and summary["rejected"] == {}, figures
+    assert summary["maybeQueued"] == 0 and summary["rejectedByCode"] == {}, figures
     # the batches out until the first refusal came back (API publish timeout 1 s: measured 84 ads) and one ad per
     # probe; a sanity bound, well under the 8 s of the run's ads (320)
     assert unsettled <= 4 * RATE, figures

@@ -62,7 +62,7 @@ def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str
         wait_for(lambda: len(_titles_queued(api_url, tag)) == 1, timeout=30, what="the first ad queued")
         summary, _ = ctrl_c(cli)  # stdin still open
     assert summary["interrupted"] is True and summary["sent"] == 2 and summary["accepted"] == 2, summary
-    assert summary["rejected"] == {} and summary["notSent"] == 1, summary  # left39b: rejected not_sent before
+    assert summary["rejectedByCode"] == {} and summary["notSent"] == 1, summary  # left39b: rejected not_sent before
     assert summary["notSentWhere"] == ["stdin:3"], summary
     assert _titles_queued(api_url, tag) == {f"{tag} Ad {i}" for i in range(2)}
 
@@ -126,7 +126,7 @@ def test_ctrl_c_to_a_paced_stream_sends_the_batch_in_hand_and_names_what_was_rea
     queued = _titles_queued(api_url, tag)
     print(f"queued {len(queued)}, summary sent {summary['sent']}, rejected {summary['rejected']}")
     assert len(queued) <= 10, len(queued)  # before: all 200, at once
-    assert summary["rejected"] == {} and summary["notSent"] >= 150, summary  # left39b: rejected not_sent before
+    assert summary["rejectedByCode"] == {} and summary["notSent"] >= 150, summary  # left39b: rejected not_sent before
     assert summary["sent"] == summary["accepted"] == len(queued), summary
 
 

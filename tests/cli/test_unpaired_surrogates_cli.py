@@ -26,7 +26,7 @@ def test_one_line_with_an_unpaired_surrogate_is_rejected_alone_and_the_others_qu
     result = gamead("submit", "ads.ndjson", "--api", api_url, "-o", "json", cwd=tmp_path)
     summary = json.loads(result.stdout)
     assert result.returncode == exitcodes.ERROR, result.stderr  # one ad rejected
-    assert summary["accepted"] == 9 and summary["rejected"] == {"invalid_json": 1}, summary
+    assert summary["accepted"] == 9 and summary["rejectedByCode"] == {"invalid_json": 1}, summary
     [rejection] = summary["rejections"]
     assert rejection["where"] == "ads.ndjson:5" and "\\ud800" in rejection["message"], rejection
     assert "RFC 8259" in rejection["message"] and "Traceback" not in result.stderr

@@ -469,7 +469,7 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
     # the CLI counts them apart, not as rejected (a reviewer's run said "rejected 1,600" of which 800 completed)
     summary = json.loads(cli.stdout)
     # … and, looked up before the summary (attack30c F9), their records are there: "queued (found)", not resent
-    assert cli.exit_code == 0 and summary["rejected"] == {} and summary["queuedFound"] == 3, cli.output
+    assert cli.exit_code == 0 and summary["rejectedByCode"] == {} and summary["queuedFound"] == 3, cli.output
     assert summary["maybeQueued"] == summary["notQueued"] == 0, summary
     ids = [error["details"]["adId"], *(i["details"]["adId"] for i in items), *summary["queuedFoundIds"]]
     _run(server.url, lambda js, store: listen_on_level_2(js, store, True))

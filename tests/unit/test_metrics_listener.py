@@ -333,3 +333,72 @@ def test_a_scrape_whose_request_waits_unread_is_not_closed_past_the_hard_bound(m
             await listener.close()
 
     asyncio.run(run())
+
+
+async def _scraped(port: int, series: str, least: float) -> float | None:
+    """The value of ``series`` on the page served at ``port`` once it is at least ``least`` (scraped again while
+    the page is an older build, :data:`CACHE_SECONDS`, or the scrape was closed for the bound), or what the last
+    page read said after a 10 s deadline (None: absent)."""
+    loop = asyncio.get_running_loop()
+    deadline, value = loop.time() + 10, None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        while (value is None or value < least) and loop.time() < deadline:
+            try:
+                lines = (await client.get("/metrics", headers={"Connection": "close"})).text.splitlines()
+            except httpx.TransportError:  # itself closed for the bound (a newcomer too): asked again
+                lines = []
+            value = next((float(line.split()[1]) for line in lines if line.startswith(f"{series} ")), value)
+            if value is None or value < least:
+                await asyncio.sleep(0.1)
+    return value
+
+
+def test_a_worker_counts_the_connections_its_metrics_listener_closes_for_room() -> None:
+    """small56: the worker's ``/metrics`` closed waiting connections for room and no series counted it (the API's
+    ``gamead_connections_closed_for_room_total`` does). Now the worker's own page says it, under the API's name:
+    MAX_CONNECTIONS silent connections, then a scrape: one of them closed, the count one more."""
+    from gamead_core.telemetry.metrics import WORKER_REGISTRY
+
+    series = "gamead_connections_closed_for_room_total"
+
+    async def run() -> None:
+        before = WORKER_REGISTRY.get_sample_value(series) or 0.0
+        listener = await serve_metrics(WORKER_REGISTRY, "127.0.0.1", 0)
+        held = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(MAX_CONNECTIONS)]
+        try:
+            assert await _scraped(listener.port, series, before + 1) == before + 1  # before: absent (None)
+        finally:
+            for _, writer in held:
+                writer.close()
+            await listener.close()
+
+    asyncio.run(run())
+
+
+def test_a_worker_counts_the_newcomers_its_metrics_listener_closes_at_once(monkeypatch: Any) -> None:
+    """The same for a newcomer closed at once (every other connection holding a request, unread yet, past
+    ``HARD_CONNECTIONS``: lowered to 4 so few connections pass it): ``gamead_connections_refused_total``, the
+    API's name for a connection its bound refuses."""
+    from gamead_core.telemetry.metrics import WORKER_REGISTRY
+
+    monkeypatch.setattr(metrics_listener, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(metrics_listener, "HARD_CONNECTIONS", 4)
+    monkeypatch.setattr(metrics_listener, "EVICT_MIN_AGE", 60.0)  # all young on any machine: only the hard bound
+    series = "gamead_connections_refused_total"
+
+    async def run() -> None:
+        before = WORKER_REGISTRY.get_sample_value(series) or 0.0
+        listener = await serve_metrics(WORKER_REGISTRY, "127.0.0.1", 0)
+        speakers: list[socket.socket] = []
+        try:  # all whole in the kernel before the listener (this loop: no await until all are sent) accepts any
+            for _ in range(5):
+                speakers.append(socket.create_connection(("127.0.0.1", listener.port)))
+                speakers[-1].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            # the 5th speaker, and maybe a scrape of _scraped's while the others are answered (before: absent, None)
+            assert (await _scraped(listener.port, series, before + 1) or 0.0) >= before + 1
+        finally:
+            for sock in speakers:
+                sock.close()
+            await listener.close()
+
+    asyncio.run(run())

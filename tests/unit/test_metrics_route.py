@@ -95,6 +95,7 @@ def test_each_process_exports_only_the_series_it_produces() -> None:
     assert {"gamead_http_requests", "gamead_nats_connected", "process_cpu_seconds"} <= families
     api = {f.name for f in API_REGISTRY.collect() if f.name.startswith("gamead_")}
     worker = {f.name for f in WORKER_REGISTRY.collect() if f.name.startswith("gamead_")}
-    both = {"gamead_direct_get_fallbacks"}  # both roles make direct gets (gamead_core.queue.direct_read)
+    both = {"gamead_direct_get_fallbacks",  # both roles make direct gets (gamead_core.queue.direct_read)
+            "gamead_connections_refused", "gamead_connections_closed_for_room"}  # both bound their connections
     assert api == set(API_ONLY) | both and worker == set(WORKER_ONLY) | both
     assert {f.name for f in WORKER_REGISTRY.collect()} >= {"process_cpu_seconds", "python_info"}

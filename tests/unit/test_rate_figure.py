@@ -55,7 +55,8 @@ def test_top_and_scale_status_say_one_rate_alike(per_sec: float) -> None:
 
 def test_submit_summary_says_a_slow_rate_with_its_digits() -> None:
     """``submit --rate 0.25``: the summary said ``0.2 ads/s sent``, where the reason line says ``0.25``."""
-    text = _text(summary_view({"sent": 3, "accepted": 1, "duplicates": 0, "rejected": {"rate_limited": 2},
+    text = _text(summary_view({"sent": 3, "accepted": 1, "duplicates": 0, "rejected": 2,
+                               "rejectedByCode": {"rate_limited": 2},
                                "elapsedSeconds": 12.0, "ratePerSecond": 0.25, "acceptedPerSecond": 0.0833}))
     assert "rate 0.25 ads/s sent, 0.083 ads/s accepted" in text, text
 
@@ -89,6 +90,7 @@ def test_every_caller_says_an_odd_rate_in_its_short_figure(per_sec: float) -> No
     reason = demand_text(AutoscalerSettings(), backlog=10, ack_pending=0, arrival=per_sec, late=None, rate=per_sec,
                          rate_note="", bound=None, raw=2)
     assert f"at {figure} ads/s per worker" in reason and len(reason) < 120, reason
-    text = _text(summary_view({"sent": 3, "accepted": 3, "duplicates": 0, "rejected": {}, "elapsedSeconds": 1.0,
+    text = _text(summary_view({"sent": 3, "accepted": 3, "duplicates": 0, "rejected": 0,
+                               "rejectedByCode": {}, "elapsedSeconds": 1.0,
                                "ratePerSecond": per_sec, "acceptedPerSecond": per_sec}))
     assert f"rate {figure} ads/s sent" in text, text

@@ -34,5 +34,5 @@ def test_a_chunk_that_raised_after_a_first_answer_counts_each_ad_once() -> None:
                            idempotency_key=None, batch_size=4, keep_items=True)
     assert len(calls) == 2, calls  # the resend was tried (the exception path taken)
     assert summary["sent"] == 4 and summary["accepted"] == 2, summary
-    assert summary["rejected"] == {"not_sent": 2}, summary  # before: 4 (the two accepted counted again)
+    assert summary["rejectedByCode"] == {"not_sent": 2}, summary  # before: 4 (the two accepted counted again)
     assert [item["outcome"] for item in summary["items"]] == ["accepted", "accepted", "rejected", "rejected"], summary

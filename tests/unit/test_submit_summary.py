@@ -16,7 +16,8 @@ def _text(summary: dict[str, object]) -> str:
 
 
 def test_a_run_nothing_was_accepted_of_says_its_rate_was_of_ads_sent_and_none_accepted() -> None:
-    text = _text({"sent": 3000, "accepted": 0, "duplicates": 0, "rejected": {"queue_unavailable": 3000},
+    text = _text({"sent": 3000, "accepted": 0, "duplicates": 0, "rejected": 3000,
+                  "rejectedByCode": {"queue_unavailable": 3000},
                   "elapsedSeconds": 16.96, "ratePerSecond": 176.9, "acceptedPerSecond": 0.0})
     assert "176.9 ads/s sent, 0.0 ads/s accepted" in text
 
@@ -31,7 +32,8 @@ def test_the_line_of_a_lost_stdout_names_the_ads_not_sent_itself() -> None:
     """regress40 F6: an interrupted bulk submit whose stdout was closed said its 2,740 ads not sent were in "the
     summary's not sent row, -o json notSentWhere": no summary was written, and notSentWhere lists only those the stop
     caught. The line now names them: those caught (their lines) and the input after the last ad sent."""
-    note = sent_note({"sent": 260, "accepted": 260, "duplicates": 0, "rejected": {}, "notSent": 2740,
+    note = sent_note({"sent": 260, "accepted": 260, "duplicates": 0, "rejected": 0,
+                      "rejectedByCode": {}, "notSent": 2740,
                       "notSentCaught": 6, "notSentWhere": ["ads.ndjson:261-266"], "lastSent": "ads.ndjson:260",
                       "stoppedBecause": "interrupted (Ctrl-C)"})
     assert "not sent row" not in note and "2,740 ads (stopped: interrupted (Ctrl-C); none of these is queued" in note
@@ -59,7 +61,8 @@ def test_every_count_of_the_summary_and_its_red_line_has_thousands_separators() 
     (regress44 F7: every count the CLI prints has them)."""
     from gamead_cli.submit.views import interrupted_line
 
-    summary = {"sent": 12000, "accepted": 10500, "duplicates": 1200, "rejected": {"validation_failed": 1100},
+    summary = {"sent": 12000, "accepted": 10500, "duplicates": 1200, "rejected": 1100,
+               "rejectedByCode": {"validation_failed": 1100},
                "maybeQueued": 1500, "maybeQueuedLost": {"timeout": 1500}, "notSent": 88000, "notSentCaught": 0,
                "lastSent": "ad 12000", "stoppedBecause": "interrupted (Ctrl-C)", "elapsedSeconds": 120.0,
                "ratePerSecond": 100.0, "acceptedPerSecond": 87.5, "completed": 9000, "failed": 1500, "dead": 0}
@@ -76,7 +79,8 @@ def test_every_count_of_the_summary_and_its_red_line_has_thousands_separators() 
 def test_the_rate_row_has_thousands_separators_and_its_target_as_given() -> None:
     """regress45: `gamead submit --count 3000 --rate 1000000` said `rate 7449.4 ads/s sent (target 1e+06)`, and a
     batch refused bigger `batch size 10000 ads a request`, beside counts with separators in the same panel."""
-    summary = {"sent": 3000, "accepted": 1000, "duplicates": 0, "rejected": {"validation_failed": 2000},
+    summary = {"sent": 3000, "accepted": 1000, "duplicates": 0, "rejected": 2000,
+               "rejectedByCode": {"validation_failed": 2000},
                "elapsedSeconds": 0.4, "ratePerSecond": 7449.4, "acceptedPerSecond": 2483.1, "targetRate": 1000000.0,
                "batchSize": 10000}
     text = " ".join(_text(summary).split())
@@ -89,7 +93,8 @@ def test_every_count_of_the_summary_says_it_counts_ads() -> None:
     """units46: the summary of `gamead submit --count 200` said `sent 200`, `accepted 200`, `duplicates 0`,
     `rejected 0`: 200 of what (a batch is a request of many ads). Each count says `ads` (`1 ad`), as its rate row
     says `ads/s`. Without the fix: `sent 200 ads` not in the panel."""
-    summary = {"sent": 200, "accepted": 199, "duplicates": 1, "rejected": {}, "elapsedSeconds": 4.0,
+    summary = {"sent": 200, "accepted": 199, "duplicates": 1, "rejected": 0,
+               "rejectedByCode": {}, "elapsedSeconds": 4.0,
                "ratePerSecond": 50.0, "completed": 1, "failed": 0, "dead": 0, "pending": 198}
     text = " ".join(_text(summary).split())
     for row in ("sent 200 ads", "accepted 199 ads", "duplicates 1 ad", "rejected 0 ads", "completed 1 ad",

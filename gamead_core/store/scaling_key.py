@@ -1,5 +1,6 @@
 """One key of the shared ``gamead_scaling`` bucket changed by compare-and-set, as every node may change it at once:
-the lost-attempt counter (:mod:`gamead_core.worker.lost_count`) and the poison trace
+the lost-attempt counter (:mod:`gamead_core.worker.lost_count`), the write checks' counter
+(:mod:`gamead_core.queue.check_count`) and the poison trace
 (:mod:`gamead_core.worker.poison_trace`). A KV bucket's ``update(last=revision)`` is JetStream's optimistic
 concurrency (ADR-8): a loser reads again and retries, a bounded number of times; a busy answer (another write of
 the key in flight on R3, :mod:`gamead_core.queue.cas_answer`) is sent again first, and read again if still busy."""
