@@ -18,6 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 _PAUSED = pytest.StashKey[float]()
+#: the item is inside a phase (setup, call, teardown): a report written there (schemathesis' subtests write one per
+#: API operation during the call) is under the phase's own guard, and the alarm runs on
+_IN_PHASE = pytest.StashKey[bool]()
 
 
 def _timeouts_alarm() -> bool:
@@ -26,28 +29,37 @@ def _timeouts_alarm() -> bool:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
-    """Pause pytest-timeout's alarm while the phase's report is written (module docstring)."""
-    if _timeouts_alarm():
+    """Pause pytest-timeout's alarm while a phase's report is written after the phase (module docstring)."""
+    if not item.stash.get(_IN_PHASE, False) and _timeouts_alarm():
         left, _interval = signal.setitimer(signal.ITIMER_REAL, 0)
         if left > 0:
             item.stash[_PAUSED] = left
     yield
 
 
-def _resume(item: pytest.Item) -> None:
+def _phase(item: pytest.Item) -> Iterator[None]:
+    """The alarm's rest resumed as a phase begins; the item marked inside the phase until it ends."""
     left = item.stash.get(_PAUSED, 0.0)
     if left > 0 and _timeouts_alarm():
         item.stash[_PAUSED] = 0.0
         signal.setitimer(signal.ITIMER_REAL, left)
+    item.stash[_IN_PHASE] = True
+    try:
+        yield
+    finally:
+        item.stash[_IN_PHASE] = False
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    yield from _phase(item)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    _resume(item)
-    yield
+    yield from _phase(item)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    _resume(item)
-    yield
+    yield from _phase(item)

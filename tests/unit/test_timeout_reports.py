@@ -32,6 +32,22 @@ def pytest_runtest_makereport(item, call):
         time.sleep(1)  # the failure's report is slow to write
 """
 
+#: a report written inside the call (as schemathesis' subtests do, one per API operation) leaves the alarm running
+SUBTEST_THEN_HANG = """
+import signal
+import time
+
+from _pytest.runner import CallInfo
+
+
+def test_hangs_after_a_subtest_report(request):
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # pytest-timeout's alarm, 0.5 s left
+    call = CallInfo.from_call(lambda: None, when="call")
+    request.node.ihook.pytest_runtest_makereport(item=request.node, call=call)
+    for _ in range(600):
+        time.sleep(0.1)  # hangs: the alarm must end it
+"""
+
 
 @pytest.mark.parametrize("guarded", [False, True], ids=["pytest-timeout alone", "with tests.timeout_reports"])
 def test_a_slow_report_is_not_cut_by_the_timeout(tmp_path: Path, guarded: bool, request: pytest.FixtureRequest) -> None:
@@ -48,3 +64,13 @@ def test_a_slow_report_is_not_cut_by_the_timeout(tmp_path: Path, guarded: bool, 
     assert request.config.pluginmanager.has_plugin("tests.timeout_reports"), "the suite runs without the guard"
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, said[-2000:]
     assert "INTERNALERROR" not in said and "the test's own failure" in said, said[-2000:]
+
+
+def test_a_report_written_inside_a_test_leaves_its_timeout_running(tmp_path: Path) -> None:
+    (tmp_path / "test_hang.py").write_text(SUBTEST_THEN_HANG)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+                          "-o", "timeout=30", "-p", "tests.timeout_reports", str(tmp_path)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env=clean_env(PYTHONPATH=str(REPO), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
+    said = run.stdout + run.stderr
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED and "Timeout" in said, said[-2000:]
