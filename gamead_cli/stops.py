@@ -31,18 +31,15 @@ def signals_interrupt() -> Iterator[None]:
     command is then no longer starting (:func:`gamead_cli.first_signals.handed_over`): a stop says what it did, not
     "nothing was sent". The first signal is the one remembered; while it is acted on the same one again raises
     again and another is ignored (as :mod:`gamead_cli.first_signals`: a supervisor's SIGTERM and a closed
-    terminal's SIGHUP come together; the SIGHUP cut ``submit``'s summary and turned exit 143 into 129)."""
+    terminal's SIGHUP come together; the SIGHUP cut ``submit``'s summary and turned exit 143 into 129), in the
+    block and after it (:func:`gamead_cli.first_signals.take`: the command's line and exit code come after it)."""
     STOPPED["signal"] = None
+    first_signals.PHASE["acting"] = None
     first_signals.handed_over()
-    acting: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if acting and acting[0] != signum:
-            return  # another signal while the first is acted on (a closed terminal's SIGHUP after a SIGTERM)
-        if not acting:
-            acting.append(signum)
-            STOPPED["signal"] = None if signum == signal.SIGINT else signum
-        raise_interrupt(frame)
+        if first_signals.take(signum) != "other":  # another: a closed terminal's SIGHUP after a SIGTERM
+            raise_interrupt(frame)
 
     before: dict[int, Any] = {}
     try:
@@ -98,7 +95,7 @@ POLL = 0.1
 @contextmanager
 def signals_flagged() -> Iterator[list[int]]:
     """SIGINT, SIGTERM and SIGHUP noted, never raised, for the block: each appends its number to the list yielded
-    (SIGTERM and SIGHUP remembered for :func:`stopped_by`, as :func:`signals_interrupt` does), and the block looks
+    (the first remembered for :func:`stopped_by`, as :func:`signals_interrupt` does), and the block looks
     at the list between its waits, each bounded by :data:`POLL` (attack45 F5). A KeyboardInterrupt raised inside
     a wait (``Event.wait``, ``Semaphore.acquire``, ``concurrent.futures.wait``) as ``Condition.wait`` takes its lock
     back left the lock unheld, and the ``with`` around it then ended the run on ``RuntimeError: release unlocked
@@ -110,8 +107,7 @@ def signals_flagged() -> Iterator[list[int]]:
         return
 
     def note(signum: int, _frame: Any) -> None:  # nothing that takes a lock: it runs wherever the thread is
-        if signum != signal.SIGINT and not came:  # the first stop is the one remembered
-            STOPPED["signal"] = signum
+        first_signals.take(signum)  # the first stop is the one remembered, here and once the block has ended
         came.append(signum)
 
     before = {sig: signal.signal(sig, note) for sig in _HELD if callable(signal.getsignal(sig))}
