@@ -45,6 +45,8 @@ STOPPED: dict[str, int | None] = {"signal": None}
 _TAKEN: list[int] = []
 #: the command as far as it is known (:func:`command`), and whether it is still starting (:func:`handed_over`)
 PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
+#: ``PHASE["acting"]`` of a stop that no signal asked (:func:`take`)
+ASKED_INSIDE = 0
 #: what a command stopped before its own handlers exist has not done yet: until then it has started nothing
 #: (``up`` no process, ``serve`` no listener serving, ``worker`` took no ad) or sent nothing (``submit``). The
 #: other commands make no claim once their body runs (their first request may be out).
@@ -73,21 +75,38 @@ def install(argv: list[str] | None = None) -> None:
 
 def ctrl_c(_signum: int, frame: FrameType | None) -> None:
     """SIGINT's handler: Python's (``signal.default_int_handler``: a :class:`KeyboardInterrupt` in the main thread),
-    never raised inside a lock's taking (:func:`gamead_cli.interrupt_point.raise_interrupt`; module docstring)."""
-    raise_interrupt(frame)
+    never raised inside a lock's taking (:func:`gamead_cli.interrupt_point.raise_interrupt`; module docstring). While
+    a SIGTERM or SIGHUP is acted on it is ignored (:func:`take`): a Ctrl-C then cut the unwind of the first."""
+    if take(signal.SIGINT) != "other":
+        raise_interrupt(frame)
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
     """Raise :class:`KeyboardInterrupt` in the main thread (never inside a lock's taking:
     :func:`gamead_cli.interrupt_point.raise_interrupt`), the signal remembered; a repeat of the one being acted
-    on takes its default action, the other one is ignored meanwhile (module docstring)."""
-    acting = PHASE["acting"]
-    if acting is None:
-        PHASE["acting"] = STOPPED["signal"] = signum
+    on takes its default action, another one is ignored meanwhile (:func:`take`, module docstring)."""
+    taken = take(signum)
+    if taken == "first":
         raise_interrupt(_frame)
-    if acting == signum:
+    if taken == "again":
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
+
+
+def take(signum: int, *, signalled: bool = True) -> str:
+    """Note stop signal ``signum`` (SIGINT, SIGTERM, SIGHUP) in the one record of the stop being acted on
+    (:data:`PHASE`, ``acting``), shared by every handler of the CLI: ``"first"`` when none was (it is remembered for
+    the command's line and exit code, :data:`STOPPED`; none for Ctrl-C), ``"again"`` when it is that one again,
+    ``"other"`` when another one is (the caller ignores it: the first cause of a stop is the one the command
+    says and exits by, session 55's CI: a SIGTERM, then the closed terminal's SIGHUP, exited 129). ``signalled``
+    False: a stop no signal asked, said as ``signum`` (``gamead top``'s Ctrl-C key, its terminal gone: as SIGHUP);
+    every signal after it is another one. Safe in a signal handler: no lock, no I/O."""
+    acting = PHASE["acting"]
+    if acting is None:
+        PHASE["acting"] = int(signum) if signalled else ASKED_INSIDE
+        STOPPED["signal"] = None if signum == signal.SIGINT else int(signum)
+        return "first"
+    return "again" if acting == signum else "other"
 
 
 def command(name: str | None) -> None:

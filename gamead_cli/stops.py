@@ -29,20 +29,20 @@ def signals_interrupt() -> Iterator[None]:
     handler than Python's has it), and are remembered (:func:`stopped_by`, :func:`interrupted_code`). Outside the
     main thread (a test runner's thread) nothing changes: Python lets only the main thread set handlers. The
     command is then no longer starting (:func:`gamead_cli.first_signals.handed_over`): a stop says what it did, not
-    "nothing was sent". The first signal is the one remembered; while it is acted on the same one again raises
-    again and another is ignored (as :mod:`gamead_cli.first_signals`: a supervisor's SIGTERM and a closed
-    terminal's SIGHUP come together; the SIGHUP cut ``submit``'s summary and turned exit 143 into 129)."""
+    "nothing was sent". The first signal is the one remembered and acted on; while it is, another is ignored (a
+    supervisor's SIGTERM and a closed terminal's SIGHUP come together; the SIGHUP cut ``submit``'s summary and
+    turned exit 143 into 129), in the block and after it (:func:`gamead_cli.first_signals.take`: the command's line
+    and exit code come after it), and so is the same one again (README, ``submit``'s "Stopping it": once or twice
+    at any moment, the summary always comes; a second Ctrl-C as it was written cut it to ``error: interrupted``,
+    1 run in 8 with the two 20 ms apart). Once the command has ended (:func:`ended`) a further one ends the
+    process."""
     STOPPED["signal"] = None
+    first_signals.PHASE["acting"] = None
     first_signals.handed_over()
-    acting: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if acting and acting[0] != signum:
-            return  # another signal while the first is acted on (a closed terminal's SIGHUP after a SIGTERM)
-        if not acting:
-            acting.append(signum)
-            STOPPED["signal"] = None if signum == signal.SIGINT else signum
-        raise_interrupt(frame)
+        if first_signals.take(signum) == "first":  # another, or the same again, while the first is acted on: no
+            raise_interrupt(frame)  # second interrupt in its unwind (its summary, its line)
 
     before: dict[int, Any] = {}
     try:
@@ -71,7 +71,8 @@ def signals_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    came: list[int] = [_due()] if take_due() else []  # one put off before the block: acted on after it
+    due = take_due()  # one put off before the block (its handler took it already): raised after it
+    came: list[int] = [_due()] if due else []
     before = {sig: signal.signal(sig, lambda signum, _frame: came.append(signum)) for sig in _HELD}
     try:
         yield
@@ -80,6 +81,8 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
         if came:
             handler = before[came[0]]
+            if due:
+                raise_interrupt(None)  # not its handler again: to it, a repeat of the stop it took (ignored)
             if callable(handler):
                 handler(came[0], None)  # raises (KeyboardInterrupt) here: after the block
             elif handler == signal.SIG_DFL:
@@ -98,7 +101,7 @@ POLL = 0.1
 @contextmanager
 def signals_flagged() -> Iterator[list[int]]:
     """SIGINT, SIGTERM and SIGHUP noted, never raised, for the block: each appends its number to the list yielded
-    (SIGTERM and SIGHUP remembered for :func:`stopped_by`, as :func:`signals_interrupt` does), and the block looks
+    (the first remembered for :func:`stopped_by`, as :func:`signals_interrupt` does), and the block looks
     at the list between its waits, each bounded by :data:`POLL` (attack45 F5). A KeyboardInterrupt raised inside
     a wait (``Event.wait``, ``Semaphore.acquire``, ``concurrent.futures.wait``) as ``Condition.wait`` takes its lock
     back left the lock unheld, and the ``with`` around it then ended the run on ``RuntimeError: release unlocked
@@ -110,8 +113,7 @@ def signals_flagged() -> Iterator[list[int]]:
         return
 
     def note(signum: int, _frame: Any) -> None:  # nothing that takes a lock: it runs wherever the thread is
-        if signum != signal.SIGINT and not came:  # the first stop is the one remembered
-            STOPPED["signal"] = signum
+        first_signals.take(signum)  # the first stop is the one remembered, here and once the block has ended
         came.append(signum)
 
     before = {sig: signal.signal(sig, note) for sig in _HELD if callable(signal.getsignal(sig))}

@@ -56,6 +56,7 @@ from gamead_cli.commands.up_signals import (
     StopRequested,
     check_stop,
     choose_stop_signals,
+    hurry_handler,
     install_stop_handlers,
     request_stop,
     stop_requested,
@@ -298,7 +299,7 @@ def up(
     finally:
         parent_watched.set()  # a parent dying during the stop must not hurry it (a second SIGTERM would)
         # a second signal hurries the stop, never aborts it
-        install_stop_handlers(lambda signum, frame: stack.hurry_workers())
+        install_stop_handlers(hurry_handler(stack.hurry_workers))  # a SIGHUP beside a SIGTERM never hurries
         try:
             stack.arm_stop()  # a stop begun before supervise (or after its end): bounded too (fix35d)
             stack.stop_all(settings.worker.drain_timeout)

@@ -28,6 +28,25 @@ def request_stop(signum: int, frame: object) -> None:
     stop_requested.set()
 
 
+def hurries(signum: int) -> bool:
+    """Whether stop signal ``signum``, coming once ``gamead up``'s stop has begun, hurries it (its workers hand
+    their ads back at once; README "Stopping": a second one hurries): SIGINT and SIGTERM do, SIGHUP never (a
+    closed terminal's comes beside a supervisor's SIGTERM: ``timeout`` around ``script``, systemd's stop after the
+    SSH session closed)."""
+    return signum != signal.SIGHUP
+
+
+def hurry_handler(hurry: Callable[[], None]) -> Callable[[int, Any], None]:
+    """The handler of :func:`stop_signals` once the stop has begun outside the supervisor's loop (a stop asked
+    while the stack started, a refusal): ``hurry`` for a signal that :func:`hurries`, nothing for SIGHUP."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if hurries(signum):
+            hurry()
+
+    return handler
+
+
 def check_stop() -> None:
     if stop_requested.is_set():
         raise StopRequested

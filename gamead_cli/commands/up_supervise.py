@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 from gamead_cli.commands.up_console import OtherLeader, say, show_decision
 from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
-from gamead_cli.commands.up_signals import install_stop_handlers, request_stop, stop_requested, stop_signals
+from gamead_cli.commands.up_signals import (hurries, install_stop_handlers, request_stop, stop_requested,
+                                            stop_signals)
 from gamead_cli.commands.up_stack import UpStack
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
@@ -68,7 +69,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     seen = {"signals": 0}
 
     def on_signal(signum: int) -> None:
-        seen["signals"] += signum != signal.SIGHUP  # SIGHUP never hurries: a closed terminal's comes beside a SIGTERM
+        seen["signals"] += hurries(signum)  # SIGHUP never: a closed terminal's comes beside a SIGTERM
         stop_requested.set()  # a stop has begun: the parent watch's SIGTERM must not hurry it (up._parent_gone)
         if seen["signals"] <= 1:
             stop.set()

@@ -178,7 +178,7 @@ class DashboardApp(StopsFromOutside, Refreshing, ReplayControls, DlqActions, Com
 
     def action_interrupt(self) -> None:
         """Ctrl-C: quit at once, with exit code 130 (``gamead top`` passes it on)."""
-        self.stop_by(signal.SIGINT)
+        self.stop_by(signal.SIGINT, signalled=False)
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(

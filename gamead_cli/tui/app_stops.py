@@ -101,38 +101,48 @@ class StopsFromOutside:
     def _look_at_terminal(self) -> None:
         driver = getattr(self, "_driver", None)
         if isinstance(driver, WatchedDriver) and driver.terminal_gone():
-            self.stop_by(signal.SIGHUP)
+            self.stop_by(signal.SIGHUP, signalled=False)
 
     def take_signal(self, signum: int, _frame: object) -> None:
         """The handler of SIGINT, SIGTERM and SIGHUP while ``gamead top`` runs (``signal.signal``): on the
         dashboard's loop, :meth:`stop_by`; the same signal again while it stops takes its default action (the
-        process ends by it at once, as :mod:`gamead_cli.first_signals` does), the others are ignored meanwhile.
-        Before or after the loop (no driver runs): an ordinary interrupt, a :class:`KeyboardInterrupt`."""
+        process ends by it at once, as :mod:`gamead_cli.first_signals` does), the others are ignored meanwhile,
+        the loop's or not (:func:`gamead_cli.first_signals.take`: before, one after the loop's end or before its
+        start was raised and said, a SIGHUP after a SIGTERM: 129). Before or after the loop (no driver runs): an
+        ordinary interrupt, a :class:`KeyboardInterrupt`. On the loop of a dashboard quitting on its own (``q``),
+        none: its exit stands."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
-            raise KeyboardInterrupt from None
-        asked = getattr(self, "_signal_asked", None)
-        if asked is None:
-            self._signal_asked = signum
-            self.stop_by(signum)
-        elif asked == signum:
+            looping = False
+        else:
+            looping = True
+            if getattr(self, "_exit", False) and getattr(self, "_stop_asked", None) is None:
+                return
+        taken = first_signals.take(signum)
+        if taken == "again":
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
+        if taken != "first":
+            return
+        if not looping:
+            raise KeyboardInterrupt from None
+        self.stop_by(signum)
 
-    def stop_by(self, signum: int) -> None:
+    def stop_by(self, signum: int, *, signalled: bool = True) -> None:
         """End the dashboard as ``signum`` (SIGINT, SIGTERM, SIGHUP) asks: through Textual's exit, exit code
         130 / 143 / 129 (:func:`gamead_cli.stops.interrupted_code`), the signal remembered for the command's
         line (``interrupted (SIGTERM)``; none for Ctrl-C). The first stop asked is the one taken: it is recorded
-        at once and acted on at the loop's next turn, so a later one changes nothing whichever reaches the loop
-        first (session 55's CI: ``script``'s SIGTERM, its pty closed right after, and the terminal check's turn
-        came before the signal's: exit 129, not 143). Safe in a signal handler run on the loop's thread: it only
-        records and schedules (``call_soon_threadsafe``)."""
+        at once (:func:`gamead_cli.first_signals.take`, by :meth:`take_signal` for a signal; here for one no signal
+        asked, ``signalled`` False: the Ctrl-C key, the terminal gone) and acted on at the loop's next turn, so a
+        later one changes nothing whichever reaches the loop first (session 55's CI: ``script``'s SIGTERM, its pty
+        closed right after, and the terminal check's turn came before the signal's: exit 129, not 143). Safe in a
+        signal handler run on the loop's thread: it only records and schedules (``call_soon_threadsafe``)."""
         if getattr(self, "_stop_asked", None) is not None or getattr(self, "_exit", False):
             return
+        if not signalled and first_signals.take(signum, signalled=False) != "first":
+            return  # a signal asked a stop first: its own is acted on
         self._stop_asked = signum
-        first_signals.STOPPED["signal"] = None if signum == signal.SIGINT else signum
         asyncio.get_running_loop().call_soon_threadsafe(self._end_as_asked)
 
     def _end_as_asked(self) -> None:

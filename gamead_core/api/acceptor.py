@@ -210,7 +210,9 @@ class AcceptingServer(uvicorn.Server):
         a SIGTERM stops serving. One inherited as ignored (``nohup``) stays ignored. Once served, each signal that
         stopped it takes its default action (the process ends by it, as uvicorn's own re-raise did), SIGINT its
         handler before (Python's: one ``interrupted`` line, exit 130), whatever handled them before the start
-        (:mod:`gamead_cli.first_signals`). In the main thread only (elsewhere nothing is changed)."""
+        (:mod:`gamead_cli.first_signals`). The first signal is the one the process ends by, whatever came after it
+        (uvicorn raised each again, the last first: a supervisor's SIGTERM, then a closed terminal's SIGHUP, ended
+        the process by the SIGHUP, exit 129, not 143). In the main thread only (elsewhere nothing is changed)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -222,8 +224,8 @@ class AcceptingServer(uvicorn.Server):
         finally:
             for sig, handler in before.items():
                 signal.signal(sig, handler if sig == signal.SIGINT else signal.SIG_DFL)
-        for sig in reversed(self._captured_signals):  # LIFO, as uvicorn's
-            signal.raise_signal(sig)
+        if self._captured_signals:  # the first cause of the stop; a later one changes nothing
+            signal.raise_signal(self._captured_signals[0])
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """uvicorn's (a first SIGTERM/SIGINT/SIGHUP stops serving, a second SIGINT forces the exit), and the stop's

@@ -202,6 +202,50 @@ def test_a_ctrl_c_during_a_hand_over_counts_the_run_it_handed_over(api_url: str,
     assert summary["notSent"] == 15 and len(_titles_queued(api_url, tag)) == 5, summary
 
 
+def test_a_second_ctrl_c_as_the_summary_is_written_never_cuts_it(api_url: str, monkeypatch) -> None:
+    """README, ``submit``'s "Stopping it": a Ctrl-C once or twice at any moment, the summary and exit 130 always
+    come. The first here at the run's first hand-over (noted: the run stops), the second as the summary begins.
+    Before (signals56): the second was raised in the unwind of the first (``signals_interrupt`` raised a repeat):
+    no summary, ``error: interrupted`` alone, 130 (a real ``submit --count 100000 --rate 300 --wait`` Ctrl-C'd twice
+    20 ms apart: 1 run in 8)."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gamead_cli.submit import runs, sending
+    from tests.cli.test_review_c4 import invoke
+
+    class Interrupting(ThreadPoolExecutor):
+        """The stdlib pool, with a Ctrl-C arriving while the first run is handed to it."""
+
+        handed = 0
+
+        def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+            Interrupting.handed += 1
+            if Interrupting.handed == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # the first: held by the hand-over, noted as it ends
+            return super().submit(*args, **kwargs)
+
+    summary_begins = runs.done_before_output
+
+    def ctrl_c_again(note: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the second: Python runs its handler as this call returns
+        summary_begins(note)
+
+    monkeypatch.setattr(sending, "ThreadPoolExecutor", Interrupting)
+    monkeypatch.setattr(runs, "done_before_output", ctrl_c_again)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a CLI starts
+    try:
+        code, out, err = invoke("submit", "--count", "20", "--batch-size", "5", "--concurrency", "1",
+                                "--api", api_url, "-o", "json")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert code == 130 and out.strip(), f"no summary: {err}"
+    summary = json.loads(out)
+    assert summary["interrupted"] and summary["notSent"] == 15, summary
+    assert err.strip().splitlines()[-1].startswith("error: interrupted (Ctrl-C): 5 of 20 ad(s) sent"), err
+
+
 def test_a_non_blocking_stdin_is_read_as_a_blocking_one(api_url: str) -> None:
     """review30b F6: a pipe whose reading end a parent left non-blocking (Node, some IDEs) ended `submit --ndjson -`
     at its first pause with "unexpected BlockingIOError" and no summary. Read through it: the ads written before

@@ -138,7 +138,65 @@ def test_the_first_stop_asked_is_the_one_taken() -> None:
         assert first_signals.STOPPED["signal"] == signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
-        first_signals.STOPPED["signal"] = before
+        first_signals.STOPPED["signal"], first_signals.PHASE["acting"] = before, None
+        os.close(slave)
+
+
+def test_a_signal_after_the_dashboards_loop_is_not_a_new_stop() -> None:
+    """``script``'s way again, the closed terminal's SIGHUP coming once the dashboard's loop has ended on the
+    SIGTERM and ``gamead top`` has put the entry point's handlers back (:func:`gamead_cli.commands.top._run`), as it
+    gives the terminal back and says its line. Before (signals56): the handlers' record of the stop acted on was
+    not the dashboard's, the SIGHUP was a first stop there: a KeyboardInterrupt raised in that unwind, exit 129.
+    Now ignored: 143."""
+    master, slave = pty.openpty()
+    app, before = _Dashboard(slave), {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    async def signalled() -> None:
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.sleep(0.05)
+
+    try:
+        first_signals.install([])  # the entry point's handlers, which top's own replace while the loop runs
+        entry = {sig: signal.signal(sig, app.take_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        asyncio.run(signalled())
+        for sig, handler in entry.items():
+            signal.signal(sig, handler)
+        os.close(master)  # the pty hung up: the kernel's SIGHUP
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)  # its handler runs as this call returns
+            raised = False
+        except KeyboardInterrupt:
+            raised = True
+        assert not raised, "the SIGHUP after the loop was taken as a new stop"
+        assert app.codes == [exitcodes.TERMINATED] and first_signals.STOPPED["signal"] == signal.SIGTERM
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        first_signals.STOPPED["signal"] = None
+        first_signals.PHASE.update(command=None, starting=False, acting=None)
+        os.close(slave)
+
+
+def test_a_signal_while_the_dashboard_quits_on_its_own_leaves_its_exit() -> None:
+    """``q`` pressed, then a SIGTERM as the dashboard ends: its own exit (0) stands, no line (the signal's record of
+    the stop, :func:`gamead_cli.first_signals.take`, is for a stop the dashboard was not making already)."""
+    master, slave = pty.openpty()
+    app, before = _Dashboard(slave), signal.getsignal(signal.SIGTERM)
+
+    async def quit_then_signalled() -> None:
+        app.exit(return_code=exitcodes.OK)  # q
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.sleep(0.05)
+
+    signal.signal(signal.SIGTERM, app.take_signal)
+    try:
+        asyncio.run(quit_then_signalled())
+        assert app.codes == [exitcodes.OK] and first_signals.STOPPED["signal"] is None
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        first_signals.STOPPED["signal"] = None
+        first_signals.PHASE.update(acting=None)
+        os.close(master)
         os.close(slave)
 
 

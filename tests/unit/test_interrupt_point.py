@@ -249,3 +249,78 @@ def test_the_first_stop_noted_is_the_one_remembered(stop_handlers: None) -> None
         os.kill(os.getpid(), signal.SIGHUP)
     assert came == [signal.SIGTERM, signal.SIGHUP]
     assert interrupted_code() == exitcodes.TERMINATED
+
+
+@pytest.fixture
+def entry_point_handlers() -> Iterator[None]:
+    """The handlers every command starts with (:func:`gamead_cli.first_signals.install`), in this process."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a CLI starts (a test runner's worker may ignore it)
+    try:
+        first_signals.install([])
+        yield
+    finally:
+        interrupt_point.settled()
+        first_signals.PHASE.update(command=None, starting=False, acting=None)
+        STOPPED["signal"] = None
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize(("first", "then", "code"), [
+    (signal.SIGINT, signal.SIGTERM, exitcodes.INTERRUPTED),  # Ctrl-C, then a supervisor's stop
+    (signal.SIGTERM, signal.SIGINT, exitcodes.TERMINATED),  # a supervisor's stop, then Ctrl-C
+    (signal.SIGHUP, signal.SIGINT, exitcodes.HUNG_UP),
+], ids=["Ctrl-C then SIGTERM", "SIGTERM then Ctrl-C", "SIGHUP then Ctrl-C"])
+def test_the_first_stop_of_a_command_without_handlers_of_its_own_is_the_one_taken(
+        entry_point_handlers: None, first: int, then: int, code: int) -> None:
+    """signals56: ``gamead scale``, ``doctor``, ``ads --watch``, ``workers drain`` and every command while it starts
+    have the entry point's handlers only. Ctrl-C's (:func:`~gamead_cli.first_signals.ctrl_c`) stood apart from the
+    others' record of the stop acted on: a SIGTERM after a Ctrl-C raised a second KeyboardInterrupt in its unwind
+    and the exit code said 143, not 130; a Ctrl-C after a SIGTERM or SIGHUP cut its unwind (its line, the summary).
+    Now the one after is ignored: the unwind runs whole, the first one's exit code."""
+    unwound = False
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            os.kill(os.getpid(), first)
+            _wait_for_the_interrupt()
+        finally:
+            os.kill(os.getpid(), then)  # Python runs its handler as this call returns: here
+            unwound = True
+    assert unwound, "the second signal cut the unwind of the first"
+    assert interrupted_code() == code
+
+
+def _raised_by(sig: int) -> bool:
+    """Whether ``sig``, sent to this process, raised a KeyboardInterrupt (caught here: pytest would end the run)."""
+    try:
+        os.kill(os.getpid(), sig)  # Python runs its handler as this call returns: here
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def test_a_signal_after_the_commands_block_is_not_a_new_stop(entry_point_handlers: None) -> None:
+    """``gamead submit``, ``dlq replay``: SIGTERM inside :func:`signals_interrupt`, then the closed terminal's SIGHUP
+    once its block has ended (the entry point's handlers back), as the error boundary writes the line: before, the
+    SIGHUP was a first stop there (its own record was the block's): a KeyboardInterrupt raised in the line's
+    writing (a traceback) and exit 129. Now ignored: 143."""
+    with pytest.raises(KeyboardInterrupt), signals_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        _wait_for_the_interrupt()
+    assert not _raised_by(signal.SIGHUP), "the SIGHUP raised a second KeyboardInterrupt"
+    assert interrupted_code() == exitcodes.TERMINATED
+
+
+def test_a_stop_noted_is_the_first_for_the_block_around_it_too(entry_point_handlers: None) -> None:
+    """``gamead submit`` sends inside :func:`signals_flagged` (within :func:`signals_interrupt`): a SIGTERM noted
+    there, then a SIGHUP as it prints its summary, after the flagged block. Before: the SIGHUP was the first stop
+    of the outer block: a KeyboardInterrupt that cut the summary, exit 129. Now ignored: the summary whole, 143."""
+    summary = []
+    with signals_interrupt():
+        with signals_flagged() as came:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert came == [signal.SIGTERM]
+        if not _raised_by(signal.SIGHUP):
+            summary.append("whole")
+    assert summary == ["whole"] and interrupted_code() == exitcodes.TERMINATED
