@@ -4,8 +4,9 @@ every 0.2 s (``Popen.poll``: a ``wait4`` each, ~25 a second for a stack of 2 wor
 :class:`ChildExits` holds a pidfd (``os.pidfd_open``, Linux 5.3+) of each running child, read by the event loop
 (``loop.add_reader``): it turns readable once the process has ended, and :attr:`ChildExits.news` is set. Between
 ends the supervisor sleeps until what it has due (:func:`next_due`: a restart after its back-off, the logs' size
-check, a rewrite of ``gamead-up.json`` to retry) or its stop. Where ``pidfd_open`` is missing or fails (an older
-kernel, no descriptor left) it looks every :data:`FALLBACK_EVERY` s, as before.
+check once one grew (:mod:`gamead_core.log_growth`), a rewrite of ``gamead-up.json`` to retry) or its stop. Where
+``pidfd_open`` is missing or fails (an older kernel, no descriptor left) it looks every :data:`FALLBACK_EVERY` s,
+as before.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import time
 from collections.abc import Iterable
 
-from gamead_core.log_bound import CHECK_EVERY
 from gamead_core.scaling.retry import wait_any
 from gamead_core.supervisor import Supervisor
 
@@ -32,13 +32,12 @@ def running_pids(sup: Supervisor) -> list[int]:
 
 def next_due(sup: Supervisor, *also: float | None) -> float | None:
     """The monotonic time (s) :meth:`Supervisor.poll` next has something to do but a child's end: the earliest
-    restart after its back-off, the next look at the logs' sizes (:data:`~gamead_core.log_bound.CHECK_EVERY`), or
-    one of ``also`` (None: nothing). Pure."""
+    restart after its back-off, or one of ``also`` (None: nothing; the next look at the logs' sizes,
+    :meth:`gamead_core.log_growth.LogGrowth.due`), or None: nothing. Pure."""
     times = [c.restart_at for c in sup.children.values() if c.restart_at is not None and not c.retired
              and c.refused is None]
     times += [t for t in also if t is not None]
-    times.append(sup.logs_checked_at + CHECK_EVERY)
-    return min(times)
+    return min(times, default=None)
 
 
 class ChildExits:

@@ -18,6 +18,7 @@ from gamead_cli.commands.up_stack import UpStack
 from gamead_core.child_exits import ChildExits, next_due, running_pids
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.log_growth import LogGrowth
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.scaling.stacks import stack_id
 from gamead_core.shutdown import close_for_good
@@ -53,17 +54,26 @@ async def keep_children(sup: Supervisor, poll: Callable[[], None], stop: asyncio
                         retry_at: Callable[[], float | None] = lambda: None) -> list[Child]:
     """Until ``stop`` is set, ``poll()`` (restart dead children with back-off: :meth:`Supervisor.poll`) when a
     child of ``sup`` ends (the kernel's word: ``exits``, or :meth:`ChildExits.poke`), when ``sup`` has something
-    due (:func:`~gamead_core.child_exits.next_due`) or at ``retry_at()`` (monotonic s, None: never; a rewrite of
-    ``gamead-up.json`` to retry); never on a clock between (idle56: it looked every 0.2 s). Returns ``sup``'s
-    refused children (a configuration refusal: restarting cannot help) as soon as there are, else [] once ``stop``
-    is set."""
-    while not stop.is_set():
-        poll()
-        if refused := sup.refused:
-            return refused
-        exits.watch(running_pids(sup))
-        await exits.wait(stop, next_due(sup, retry_at()))
-    return []
+    due (:func:`~gamead_core.child_exits.next_due`), a second after the last look at the logs' sizes once one grew
+    (the kernel's word again: :class:`~gamead_core.log_growth.LogGrowth`) or at ``retry_at()`` (monotonic s, None:
+    never; a rewrite of ``gamead-up.json`` to retry); never on a clock between (idle56: it looked every 0.2 s).
+    Returns ``sup``'s refused children (a configuration refusal: restarting cannot help) as soon as there are, else
+    [] once ``stop`` is set."""
+    logs = LogGrowth(exits.poke)
+    try:
+        while not stop.is_set():
+            logs.watch(c.log_path for c in sup.children.values())
+            looked = sup.logs_checked_at
+            poll()
+            if refused := sup.refused:
+                return refused
+            if sup.logs_checked_at != looked:
+                logs.looked()
+            exits.watch(running_pids(sup))
+            await exits.wait(stop, next_due(sup, retry_at(), logs.due(sup.logs_checked_at)))
+        return []
+    finally:
+        logs.close()
 
 
 async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: UpStack,

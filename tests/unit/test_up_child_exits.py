@@ -2,7 +2,7 @@
 the event loop (gamead_core.child_exits), and looks again only when a restart is due, where it looked at every child
 every 0.2 s (issue 14 item 1). A dead child is still restarted, a refused one still ends the loop, with the pidfd
 and in the fallback (no ``pidfd_open``: every 0.2 s). Real processes (``sleep``), killed by the PID the test holds.
-The logs' own check is put off for good here, so only the child's end can wake the loop."""
+Their logs stay empty: with inotify (gamead_core.log_growth) only a child's end wakes the loop."""
 
 from __future__ import annotations
 
@@ -30,9 +30,7 @@ async def _until(probe, what: str, timeout: float = 20.0) -> None:  # type: igno
 
 
 def _supervisor(said: list[str]) -> Supervisor:
-    sup = Supervisor(on_event=said.append, restart_backoff=(0.05, 0.1), refusal_codes=frozenset({5}))
-    sup.logs_checked_at = float("inf")  # no look at the logs' sizes: nothing on a clock
-    return sup
+    return Supervisor(on_event=said.append, restart_backoff=(0.05, 0.1), refusal_codes=frozenset({5}))
 
 
 @pytest.mark.parametrize("fallback", [False, True], ids=["pidfd", "fallback"])
@@ -87,3 +85,31 @@ def test_a_child_refused_at_its_start_ends_the_watch_with_it(tmp_path: Path) -> 
     finally:
         sup.stop_all(5)
     assert [c.name for c in refused] == ["api"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "fallback"])
+def test_a_log_grown_past_its_bound_is_rotated_with_nothing_else_to_wake_the_loop(
+        tmp_path: Path, inotify: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not inotify:
+        monkeypatch.setattr("gamead_core.log_growth.libc_function", lambda name: None)
+    sup = Supervisor(log_limit=1000)
+    go, path = tmp_path / "go", tmp_path / "worker-1.log"  # the child writes 5000 bytes once this file is made
+
+    async def run() -> None:
+        exits, stop = ChildExits(), asyncio.Event()
+        sup.start("worker-1", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; head -c 5000 /dev/zero; "
+                                           f"exec {SLEEP} 60"], dict(os.environ), path)
+        keeping = asyncio.ensure_future(keep_children(sup, sup.poll, stop, exits))
+        await _until(lambda: sup.logs_checked_at > 0 and bool(exits._fds), "the first look")
+        go.touch()
+        older = path.with_name(path.name + ".1")
+        await _until(lambda: older.exists() and older.stat().st_size == 5000, "the log copied to worker-1.log.1")
+        stop.set()
+        assert await asyncio.wait_for(keeping, 20) == []
+        exits.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        sup.stop_all(5)
+    assert path.stat().st_size == 0
