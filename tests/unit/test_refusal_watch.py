@@ -6,7 +6,6 @@ a watch that still looked on a clock would see none of this in time. A real nats
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import nats
 import nats.errors
@@ -14,18 +13,11 @@ import nats.errors
 from gamead_core.config import NatsSettings
 from gamead_core.queue.closed import NatsClosed, note_nats_closed
 from gamead_core.queue.refusal import CredentialsRefused, cleared, note_error, stop_when_refused
+from tests.waits import until
 
 REFUSAL = nats.errors.Error("nats: 'Authorization Violation'")
 AWAY = nats.errors.TimeoutError()
 HOUR = 3600.0
-
-
-async def _until(probe: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not probe():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def _watch(nc: nats.NATS, looks: list[int], settings: NatsSettings, stop: asyncio.Event) -> asyncio.Future[object]:
@@ -40,9 +32,9 @@ def test_each_news_is_looked_at_and_a_lasting_refusal_ends_the_process() -> None
     async def run() -> object:
         nc, looks, stop = nats.NATS(), [], asyncio.Event()
         watch = _watch(nc, looks, NatsSettings(refused_exit_after=1), stop)
-        await _until(lambda: len(looks) == 1, "the first look")
+        await until(lambda: len(looks) == 1, what="the first look", timeout=20.0)
         note_error(nc, AWAY, away=True)  # news that ends nothing: looked at, the watch goes on
-        await _until(lambda: len(looks) == 2, "a look at the news")
+        await until(lambda: len(looks) == 2, what="a look at the news", timeout=20.0)
         assert not watch.done()
         note_error(nc, REFUSAL, away=True)  # a run of refusals begins: it ends the process once it lasted 1 s
         return await asyncio.wait_for(watch, 30)
@@ -54,7 +46,7 @@ def test_a_client_nats_closed_for_good_ends_the_process_at_once_and_a_stop_ends_
     async def run() -> tuple[object, object]:
         nc, looks, stop = nats.NATS(), [], asyncio.Event()
         watch = _watch(nc, looks, NatsSettings(refused_exit_after=30), stop)
-        await _until(lambda: len(looks) == 1, "the first look")
+        await until(lambda: len(looks) == 1, what="the first look", timeout=20.0)
         nc._err = nats.errors.Error("nats: maximum payload violation")  # what nats-py keeps as last_error
         assert note_nats_closed(nc) is not None  # its closed_cb
         closed = await asyncio.wait_for(watch, 30)

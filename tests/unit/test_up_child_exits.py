@@ -17,16 +17,9 @@ import pytest
 from gamead_cli.commands.up_supervise import keep_children
 from gamead_core.child_exits import ChildExits
 from gamead_core.supervisor import Supervisor
+from tests.waits import until
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
-
-
-async def _until(probe, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not probe():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def _supervisor(said: list[str]) -> Supervisor:
@@ -45,13 +38,14 @@ def test_a_killed_child_is_restarted_and_a_stop_ends_the_watch(tmp_path: Path, f
         first = child.pid
         assert first is not None
         keeping = asyncio.ensure_future(keep_children(sup, sup.poll, stop, exits))
-        await _until(lambda: exits.fallback or exits._fds, "the child watched")
+        await until(lambda: exits.fallback or exits._fds, what="the child watched", timeout=20.0)
         os.kill(first, signal.SIGKILL)
-        await _until(lambda: child.pid != first and child.alive, "its restart")
+        await until(lambda: child.pid != first and child.alive, what="its restart", timeout=20.0)
         second = child.pid
         assert second is not None
         os.kill(second, signal.SIGKILL)  # the restarted process is watched too
-        await _until(lambda: child.pid not in (first, second) and child.alive, "its second restart")
+        await until(lambda: child.pid not in (first, second) and child.alive, what="its second restart",
+                    timeout=20.0)
         stop.set()
         refused = await asyncio.wait_for(keeping, 20)
         exits.close()
@@ -74,7 +68,7 @@ def test_a_child_refused_at_its_start_ends_the_watch_with_it(tmp_path: Path) -> 
         sup.start("api", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; exit 5"], dict(os.environ),
                   tmp_path / "api.log")
         keeping = asyncio.ensure_future(keep_children(sup, sup.poll, asyncio.Event(), exits))
-        await _until(lambda: bool(exits._fds), "the child watched")
+        await until(lambda: bool(exits._fds), what="the child watched", timeout=20.0)
         go.touch()
         refused = await asyncio.wait_for(keeping, 20)
         exits.close()
@@ -100,10 +94,11 @@ def test_a_log_grown_past_its_bound_is_rotated_with_nothing_else_to_wake_the_loo
         sup.start("worker-1", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; head -c 5000 /dev/zero; "
                                            f"exec {SLEEP} 60"], dict(os.environ), path)
         keeping = asyncio.ensure_future(keep_children(sup, sup.poll, stop, exits))
-        await _until(lambda: sup.logs_checked_at > 0 and bool(exits._fds), "the first look")
+        await until(lambda: sup.logs_checked_at > 0 and bool(exits._fds), what="the first look", timeout=20.0)
         go.touch()
         older = path.with_name(path.name + ".1")
-        await _until(lambda: older.exists() and older.stat().st_size == 5000, "the log copied to worker-1.log.1")
+        await until(lambda: older.exists() and older.stat().st_size == 5000, what="the log copied to worker-1.log.1",
+                    timeout=20.0)
         stop.set()
         assert await asyncio.wait_for(keeping, 20) == []
         exits.close()
