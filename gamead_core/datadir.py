@@ -194,6 +194,12 @@ class DataDir:
         with self._guard:
             return list(self._live.values())
 
+    @property
+    def retry_at(self) -> float | None:
+        """When (``time.monotonic()``) :meth:`retry_write` rewrites the state file whose last rewrite failed; None:
+        none failed (nothing to retry)."""
+        return self._retry_at if self._failed else None
+
     def retry_write(self, now: float | None = None) -> bool:
         """Rewrite the state file if its last rewrite failed (a full disk; it may name a dead process's PID) and
         its back-off has passed (``now``: ``time.monotonic()``); ``gamead up`` calls it at every supervisor poll.

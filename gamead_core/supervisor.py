@@ -133,7 +133,7 @@ class Supervisor:
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
     restart_backoff: tuple[float, float] = (0.5, 30.0)  #: restart_delay's base and cap (embedded.restart_backoff_cap)
-    _logs_checked_at: float = field(default=0.0, repr=False)
+    logs_checked_at: float = field(default=0.0, repr=False)  #: when :meth:`poll` last looked at the logs (monotonic)
 
     @property
     def refused(self) -> list[Child]:
@@ -303,9 +303,9 @@ class Supervisor:
                 self._hook(self.on_exit, child, code)
             elif now >= child.restart_at:
                 self._restart(child, now)
-        if now - self._logs_checked_at >= CHECK_EVERY:
+        if now - self.logs_checked_at >= CHECK_EVERY:
             self.bound_logs()
-            self._logs_checked_at = now
+            self.logs_checked_at = now
         if self.on_poll is not None:
             try:
                 self.on_poll()

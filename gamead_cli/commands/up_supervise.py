@@ -16,12 +16,15 @@ from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import (hurries, install_stop_handlers, request_stop, stop_requested,
                                             stop_signals)
 from gamead_cli.commands.up_stack import UpStack
+from gamead_core.child_exits import ChildExits, next_due, running_pids
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.log_growth import LogGrowth
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.scaling.stacks import stack_id
 from gamead_core.shutdown import close_for_good
 from gamead_core.stop_bound import given_up, within
+from gamead_core.supervisor import Child, Supervisor
 
 T = TypeVar("T")
 
@@ -46,6 +49,32 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
         return task.result()
     finally:
         stopping.cancel()
+
+
+async def keep_children(sup: Supervisor, poll: Callable[[], None], stop: asyncio.Event, exits: ChildExits,
+                        retry_at: Callable[[], float | None] = lambda: None) -> list[Child]:
+    """Until ``stop`` is set, ``poll()`` (restart dead children with back-off: :meth:`Supervisor.poll`) when a
+    child of ``sup`` ends (the kernel's word: ``exits``, or :meth:`ChildExits.poke`), when ``sup`` has something
+    due (:func:`~gamead_core.child_exits.next_due`), a second after the last look at the logs' sizes once one grew
+    (the kernel's word again: :class:`~gamead_core.log_growth.LogGrowth`) or at ``retry_at()`` (monotonic s, None:
+    never; a rewrite of ``gamead-up.json`` to retry); never on a clock between (idle56: it looked every 0.2 s).
+    Returns ``sup``'s refused children (a configuration refusal: restarting cannot help) as soon as there are, else
+    [] once ``stop`` is set."""
+    logs = LogGrowth(exits.poke)
+    try:
+        while not stop.is_set():
+            logs.watch(c.log_path for c in sup.children.values())
+            looked = sup.logs_checked_at
+            poll()
+            if refused := sup.refused:
+                return refused
+            if sup.logs_checked_at != looked:
+                logs.looked()
+            exits.watch(running_pids(sup))
+            await exits.wait(stop, next_due(sup, retry_at(), logs.due(sup.logs_checked_at)))
+        return []
+    finally:
+        logs.close()
 
 
 async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: UpStack,
@@ -118,17 +147,17 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
                                              on_decision=show_decision, stack=here, on_follow=OtherLeader(here))
             autoscaler = Autoscaler(scaling, deps)
             task = asyncio.create_task(autoscaler.run(stop))
-        while not stop.is_set():
-            scaler.poll()  # restart dead children (workers, the API, nats-server) with back-off
-            if refused := stack.sup.refused:  # a configuration refusal: restarting cannot help
-                refusal = refused_start(refused[0])
-                stop_requested.set()
-                stop.set()
-                break
-            try:
-                await asyncio.wait_for(stop.wait(), 0.2)
-            except asyncio.TimeoutError:
-                pass
+        exits = ChildExits()
+        scaler.on_change = exits.poke  # a worker the autoscaler started is watched at once
+        try:  # restart dead children (workers, the API, nats-server) with back-off
+            refused = await keep_children(stack.sup, scaler.poll, stop, exits, lambda: stack.data.retry_at)
+        finally:
+            scaler.on_change = None
+            exits.close()
+        if refused:  # a configuration refusal: restarting cannot help
+            refusal = refused_start(refused[0])
+            stop_requested.set()
+            stop.set()
         stack.arm_stop()  # past its bound: every child left SIGKILLed and named, exit 1 (fix35d)
         say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry; all of it "
             f"within {stack.stop_bound():g}s, SIGKILL past it) …")

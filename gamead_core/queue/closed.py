@@ -23,6 +23,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 
 from gamead_core.errors import NatsUnreachable
+from gamead_core.queue.client_news import tell
 from gamead_core.shutdown import closed_by_us
 
 #: how ``/readyz``, ``/healthz`` and the exit line begin
@@ -49,6 +50,7 @@ def server_error(exc: BaseException | None) -> str:
 def note_nats_closed(nc: NATS) -> str | None:
     """``nc`` was closed: if nats-py closed it (not gamead, not a refusal), record it and return
     :func:`closed_text`'s text (the caller logs it once); else None."""
+    tell()  # stop_when_refused looks at once
     if closed_by_us(nc) or isinstance(nc.last_error, nats.errors.AuthorizationError) or nc in _CLOSED:
         return None
     _CLOSED[nc] = f"{CLOSED}: {server_error(nc.last_error)}"

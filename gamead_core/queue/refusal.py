@@ -38,6 +38,7 @@ from nats.js import JetStreamContext
 
 from gamead_core.config import GameadSettings, NatsSettings
 from gamead_core.errors import ConfigError, GameadError, QueueUnavailable
+from gamead_core.queue.client_news import news_or, tell
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def note_error(nc: NATS, exc: BaseException, *, away: bool, now: float | None = 
     the clock). Returns True for the first refusal of a run of them (the caller says it once); other errors met
     while away end the run once no refusal came for :data:`REFUSAL_GAP` s (the server away, not refusing)."""
     now = time.monotonic() if now is None else now
+    tell()  # the watch looks again (stop_when_refused): it waits for this, never polls
     if is_refusal(exc):
         _LAST[nc] = now
         if nc in _SINCE:
@@ -91,6 +93,7 @@ def note_closed(nc: NATS) -> bool:
     """``nc`` was closed: if nats-py closed it for a refusal (``last_error`` an ``AuthorizationError``, which only
     its read loop sets, closing the client for good), record it as :func:`note_error` does. Returns True if this
     starts a run of refusals (the caller says it once)."""
+    tell()  # a client closed: stop_when_refused looks at once
     if not isinstance(nc.last_error, nats.errors.AuthorizationError) or nc in _SINCE:
         return False
     _SINCE[nc] = _LAST[nc] = time.monotonic()
@@ -101,6 +104,7 @@ def cleared(nc: NATS) -> None:
     """``nc`` (re)connected: NATS took its credentials."""
     _SINCE.pop(nc, None)
     _LAST.pop(nc, None)
+    tell()
 
 
 def refused_for(nc: NATS | None) -> float | None:
@@ -140,12 +144,15 @@ def refusal_text(nc: NATS | None) -> str | None:
 async def stop_when_refused(nc_of: Callable[[], NATS | None], settings: NatsSettings, url: str,
                             stop: asyncio.Event | None = None, *, every: float = 0.5,
                             closed_note: str = "") -> GameadError | None:
-    """Look every ``every`` s at the client ``nc_of()`` returns; once NATS has refused its credentials for
-    ``settings.refused_exit_after`` seconds, log it as an ERROR and return the :class:`CredentialsRefused` to end
-    the process with (its message: :func:`~gamead_core.queue.probe.refused_credentials`'s, with how long). A client
-    nats-py closed for good on another server error (:mod:`gamead_core.queue.closed`) ends it at once the same way
-    with :class:`~gamead_core.queue.closed.NatsClosed` (exit 3; ``closed_note`` appended to its message). Returns
-    None once ``stop`` is set; never returns otherwise with ``refused_exit_after`` 0 (:func:`lasting`)."""
+    """Look at the client ``nc_of()`` returns at each news of it (:mod:`.client_news`: an error, a reconnect, a
+    close; never on a timer while it is connected, so an idle process is not woken by it), and when a run of
+    refusals would last: once NATS has refused its credentials for ``settings.refused_exit_after`` seconds, log it
+    as an ERROR and return the :class:`CredentialsRefused` to end the process with (its message:
+    :func:`~gamead_core.queue.probe.refused_credentials`'s, with how long). A client nats-py closed for good on
+    another server error (:mod:`gamead_core.queue.closed`) ends it at once the same way with
+    :class:`~gamead_core.queue.closed.NatsClosed` (exit 3; ``closed_note`` appended to its message). While
+    ``nc_of()`` is None (the API setting its connection up) it looks every ``every`` s. Returns None once ``stop``
+    is set; never returns otherwise with ``refused_exit_after`` 0 (:func:`lasting`)."""
     from gamead_core.queue.closed import NatsClosed, closed_text
     from gamead_core.queue.probe import refused_credentials
 
@@ -166,8 +173,17 @@ async def stop_when_refused(nc_of: Callable[[], NATS | None], settings: NatsSett
                                      "exiting")
             log.error("%s", exc.message, extra={"problem": "credentials_refused"})
             return exc
-        await asyncio.sleep(every)
+        await news_or(stop, _until_lasting(nc, settings, every))
     return None
+
+
+def _until_lasting(nc: NATS | None, settings: NatsSettings, every: float) -> float | None:
+    """Seconds until a run of refusals of ``nc`` lasts (:func:`lasting`), a little past it; None while it is not
+    refused (the next news says when it is); ``every`` while there is no client yet."""
+    if nc is None:
+        return every
+    seconds, limit = refused_for(nc), _exit_after(nc, settings)
+    return None if seconds is None or limit is None else max(limit - seconds, 0.0) + 0.01
 
 
 async def serve_until_refused(nc_of: Callable[[], NATS | None], settings: NatsSettings, url: str,

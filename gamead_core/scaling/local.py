@@ -93,6 +93,9 @@ class LocalScaler:
         #: ``unhealthy(child name)``: is this worker not known to be serving (e.g. its heartbeat is silent,
         #: :meth:`gamead_core.scaling.probe.HeartbeatProbe.unhealthy`)? A scale-down stops those first.
         self.unhealthy: Callable[[str], bool] | None = None
+        #: called when what its supervisor has due changed outside :meth:`poll` (a worker started, a restart
+        #: brought forward): ``gamead up`` polls again then (:class:`gamead_core.child_exits.ChildExits`)
+        self.on_change: Callable[[], None] | None = None
         supervisor.on_exit = self._worker_exited
 
     def __repr__(self) -> str:
@@ -139,6 +142,7 @@ class LocalScaler:
                               self._log_dir / f"{name}.log")
         self._workers.append(name)
         log.info("started %s (%s)", name, worker_id)
+        self._changed()
         return name
 
     def _restart_argv(self, name: str, worker_id: str) -> list[str]:
@@ -253,6 +257,11 @@ class LocalScaler:
         completed, lone = getattr(report, "completed", None), getattr(report, "lone_charged", None)
         if isinstance(completed, int) and isinstance(lone, bool):
             self.supervisor.death_read(name, pid, completed, lone)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def attach_recovery(self, recover: Callable[[str, int, bool], Awaitable[object]]) -> None:
         """When a worker dies, :meth:`poll` runs ``recover(worker_id, pid, registered)`` in the event loop at once

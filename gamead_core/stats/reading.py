@@ -97,19 +97,21 @@ class QueueReading:
 
 
 async def read_queue(js: JetStreamContext, registry: Registry | None, now: float,
-                     partitions: int = 1, again: Redeliveries | None = None) -> QueueReading:
+                     partitions: int = 1, again: Redeliveries | None = None, *, lost: bool = True) -> QueueReading:
     """Read every level (:func:`~gamead_core.queue.depth.level_depth`) of every work-stream partition, the work
     streams' states, the registry and the lost-attempts counter (:func:`~gamead_core.worker.lost_count.read_lost`)
     concurrently. ``partitions``: the node's ``queue.partitions``, read first;
     when ``GAMEAD_ADS`` says the queue has another count, the levels and streams are read again over that many
     (module docstring). ``again``: also age the ads waiting for redelivery (:mod:`gamead_core.stats.waiting_again`).
+    ``lost``: False leaves the lost-attempts counter unread (``lost_attempts`` None): only ``/v1/stats``'
+    ``retriedPerSec`` counts it, never the autoscaler (``gamead up``'s own sampler: one read a second fewer).
     Never raises for a part that cannot be read: it is left out and named in ``errors`` (and, for a level, in
     ``unreadable``)."""
     parts = await asyncio.gather(
         asyncio.gather(*(_level(js, lvl, now, partitions) for lvl in names.LEVELS), return_exceptions=True),
         _streams_then_checks(js, partitions),
         registry.list() if registry is not None else _none(),
-        read_lost(js),
+        read_lost(js) if lost else _none(),
         return_exceptions=True,
     )
     levels, stream, nodes, lost = parts

@@ -91,8 +91,9 @@ class Link(Protocol):
 class QueueSampler:
     """Samples once per ``interval`` (``run``) or on demand (``sample``) into a ring of ``keep`` samples.
 
-    ``sections``: also read what only ``/v1/stats`` shows (DLQ, records bucket, account, ``extras``: named
-    callables, sync or async, read once per sample with a 0.5 s bound). ``registry`` may be set later, once
+    ``sections``: also read what only ``/v1/stats`` shows (DLQ, records bucket, account, the lost-attempts
+    counter in ``retriedPerSec``, ``extras``: named callables, sync or async, read once per sample with a 0.5 s
+    bound). ``registry`` may be set later, once
     NATS is connected.
     """
 
@@ -199,7 +200,7 @@ class QueueSampler:
                 reading, extra = await asyncio.gather(read_queue(js, registry, now, partitions, again),
                                                       self._sections(js))
             else:
-                reading, extra = await read_queue(js, registry, now, partitions, again), []
+                reading, extra = await read_queue(js, registry, now, partitions, again, lost=False), []
             self.errors = [*reading.errors, *extra]
             if reading.nodes is not None:  # with the vanished nodes held and those back since the listing (gone_watch)
                 reading = replace(reading, nodes=await self.vanished.note(

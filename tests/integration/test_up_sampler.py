@@ -16,6 +16,8 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
+from gamead_core.stats import QueueSampler
+from gamead_core.worker.lost_count import count_lost
 from tests.waits import until
 
 
@@ -54,3 +56,29 @@ def test_up_s_autoscaler_samples_every_second_between_its_5s_ticks(fresh_nats: C
         assert autoscaler.status()["observed"]["windowSeconds"] >= t1 - t0 - 0.01  # its rates span the samples it has
 
     asyncio.run(main())
+
+
+def test_up_s_own_sampler_reads_what_its_autoscaler_uses_and_not_the_lost_attempts(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """idle56: ``gamead up``'s sampler read the lost-attempts counter every second, which only ``/v1/stats``'
+    ``retriedPerSec`` counts (an API node's sampler, ``sections``); its autoscaler never looks at it. The levels
+    and the work stream it decides on are still read; an API node's sampler still reads the counter."""
+    server = fresh_nats()
+    settings = GameadSettings()
+
+    async def main() -> tuple[object, object, object]:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream(timeout=2)
+            await ensure_topology(js, settings)
+            assert await count_lost(js, 7)  # attempts lost with crashed workers, cluster-wide
+            link = SimpleNamespace(nc=nc, js=js, last_error=None)
+            up = AutoscalerDeps.standalone(settings, link, node_id="up-test", backend=None).sampler
+            api = QueueSampler(link, settings, node_id="api-test")
+            return (await up.sample()).reading, (await api.sample()).reading, up.errors
+        finally:
+            await nc.close()
+
+    up, api, errors = asyncio.run(main())
+    assert up.lost_attempts is None and api.lost_attempts == 7  # type: ignore[attr-defined]
+    assert up.pending == 0 and up.last_seq is not None and errors == []  # type: ignore[attr-defined]
