@@ -117,6 +117,7 @@ def test_a_state_file_that_cannot_be_rewritten_is_said_once_in_words_not_as_a_ho
         wait_for(lambda: "worker-1 restarted (pid" in up.output(), timeout=60, what="the worker's restart")
         unwritable = f"{tiny_disk / 'gd' / 'gamead-up.json'} cannot be rewritten (No space left on device)"
         wait_for(lambda: unwritable in up.output(), timeout=10, what="the state file's failure in words")
+        assert not (tiny_disk / "gd" / "gamead-up.tmp").exists(), "a half-written copy left (attack56 F3)"
         ballast.unlink()
         wait_for(lambda: "gamead-up.json written again" in up.output(), timeout=60, what="the state file again")
         assert up.running_pid("worker-1") not in (None, worker), "it names the restarted worker"
@@ -150,3 +151,18 @@ def test_a_start_that_finds_its_disk_full_names_the_disk_exit_5(tiny_disk: Path,
         assert "free of 16.0 MiB" in last and "give gamead up another --data-dir" in last, last
     finally:
         up.kill_everything()
+
+
+def test_a_private_file_that_cannot_be_written_leaves_no_half_written_copy(tiny_disk: Path) -> None:
+    """attack56 F3: a data dir file written through ``<name>.tmp`` on a full disk (``config-in-force.yaml``, the
+    stack's NATS token in it; ``gamead-up.json`` above) left the half-written ``.tmp`` beside it, taking room on
+    the full disk. Now the failed write removes it, and the refusal (exit 5) names the data dir as before. With
+    the fix: passed; without it (up_config.py of 208fc525): the .tmp there, failed."""
+    from gamead_cli.commands.up_config import _write_private  # noqa: PLC0415 - the one writer under test
+    from gamead_core.errors import ConfigError  # noqa: PLC0415
+
+    fill_up(tiny_disk / "ballast")
+    target = tiny_disk / "config-in-force.yaml"
+    with pytest.raises(ConfigError, match="No space left on device"):
+        _write_private(target, b"nats:\n  token: " + b"x" * 200_000 + b"\n")
+    assert not target.exists() and not (tiny_disk / "config-in-force.yaml.tmp").exists(), sorted(tiny_disk.iterdir())
