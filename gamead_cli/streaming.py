@@ -1,7 +1,9 @@
 """The job-following stream of :class:`gamead_cli.client.ApiClient` (``stream_ndjson``: ``dlq jobs --follow``, a
 replay or purge followed, ``dlq import``'s jobs, the dashboard's jobs): one request asking for newline-delimited
 JSON, its lines yielded as they come, the answer's head bounded as every answer's, its lines for as long as the
-job runs."""
+job runs, each silence between two of its reads at most the same bound (the job's stream sends its document at
+least every :data:`~gamead_core.jobs.runner.STREAM_KEEPALIVE` s; attack56 F2: a frozen API or a link dropping
+packets held a followed ``dlq replay`` silent for ever)."""
 
 from __future__ import annotations
 
@@ -61,7 +63,8 @@ class StreamCalls:
             head_by = time.monotonic() + waited  # the answer's head, and an error's body (client37); the lines: not
             try:
                 with answer_deadline(head_by):
-                    request = self._http.build_request(method, path, headers=headers, timeout=None, **kw,
+                    request = self._http.build_request(method, path, headers=headers, **kw,
+                                                       timeout=httpx.Timeout(None, read=waited),  # silence bound
                                                        extensions={"trace": unsent})
                     response = self._http.send(request, stream=True)
                 with contextlib.closing(response):
@@ -95,6 +98,11 @@ class StreamCalls:
                         method, headers, sent=not connect) and (self._reached or self._connected if connect
                                                                else self._reached or lost_kind(exc) is not None)):
                     continue
+                if begun and isinstance(exc, httpx.ReadTimeout):  # no byte for `waited` s: a frozen API or link
+                    raise ApiUnreachable(f"the gamead API at {self.api_url} sent nothing on the stream of {method} "
+                                         f"{path} for {waited:g}s ({ANSWER_TIMEOUTS} × client.timeout; a running "
+                                         "job's stream sends a line every few seconds): cut — "
+                                         f"{HINT}") from exc
                 if isinstance(exc, httpx.RemoteProtocolError):
                     raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
                                          f"{HINT}") from exc

@@ -222,6 +222,8 @@ class DataDir:
             tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
             os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole
         except OSError:
+            with contextlib.suppress(OSError):  # never a half-written .tmp left beside it (attack56 F3)
+                tmp.unlink(missing_ok=True)
             self._failed += 1
             self._recovered = False  # stale again: nothing to say until a rewrite succeeds
             self._retry_at = time.monotonic() + backoff_ceiling(self._failed, base=RETRY_BASE, cap=RETRY_CAP)

@@ -45,7 +45,7 @@ from gamead_cli.commands.up_console import (
     say,
     worker_command,
 )
-from gamead_cli.commands.up_disk import low_room_line
+from gamead_cli.commands.up_disk import low_room_line, start_blamed_on_store
 from gamead_cli.commands.up_fsize import fsize_words, raise_fsize
 from gamead_cli.commands.up_drift import DriftNote
 from gamead_cli.commands.up_liveness import health_url, monitor_port
@@ -76,7 +76,7 @@ from gamead_core.bound_text import Range
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.nats_auth import authorization, stack_credentials
-from gamead_core.errors import ConfigError
+from gamead_core.errors import ConfigError, GameadError
 from gamead_core.fd_limit import low_nofile_words, raise_nofile
 from gamead_core.listen import check_host, port_given_twice
 from gamead_core.logs import ConsoleLines
@@ -246,8 +246,11 @@ def up(
                              env=env, log_dir=logs, drain_timeout=settings.worker.drain_timeout,
                              id_tag=stack_tag(socket.gethostname(), str(data.path)) if shared else "")
         api = stack.sup.start(API_CHILD, gamead_argv("serve"), env, logs / "api.log")
-        ready = wait_api_ready(api_url, settings.api.port, api,
-                               StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
+        try:
+            ready = wait_api_ready(api_url, settings.api.port, api,
+                                   StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
+        except GameadError as exc:  # its store's disk full: said, exit 5 (attack56 F1)
+            raise start_blamed_on_store(exc, stack, data.path / "jetstream") from None
         say(f"[green]✓[/] API (pid {api.pid}) on {escape(api_url)}  "
             f"(docs: {escape(api_url)}/docs, logs: {escape(str(logs))})")
         # the settings not in force (the live limits the fleet shares kept: attack32c F1), said with the config

@@ -92,4 +92,6 @@ def _write_private(path: Path, data: bytes) -> None:
             out.write(data)
         os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # a half-written copy (its secrets too) never left (attack56 F3)
+            tmp.unlink(missing_ok=True)
         raise data_dir_unusable(path.parent, exc) from None

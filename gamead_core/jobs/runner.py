@@ -206,7 +206,8 @@ class JobService:
 
     async def follow(self, job_id: str, first: Job | None = None) -> AsyncIterator[Job]:
         """The job's document now (``first``, when the caller has just read it: then nothing here raises), then
-        each time it changes (at least every few seconds) until it finishes; a job gone meanwhile ends it. Without
+        each time it changes, and at least every :data:`STREAM_KEEPALIVE` s (the last one read while NATS is away),
+        until it finishes; a job gone meanwhile ends it. Without
         ``first``, raises :class:`NotFound` at once for an unknown job. Stopping the iteration never stops
         the job."""
         job, revision = (first, None) if first is not None else await self.store.get(job_id)
@@ -217,8 +218,8 @@ class JobService:
             try:
                 # one read per STREAM_POLL, shared with the node's other followers
                 latest, new_revision = await self._polls.run(job_id, lambda: self.store.get(job_id))
-            except QueueUnavailable:
-                continue
+            except QueueUnavailable:  # NATS away: the last document, still sent every STREAM_KEEPALIVE s, so a
+                latest, new_revision = job, revision  # follower's bound on silence (attack56 F2) never cuts a live API
             except NotFound:
                 return
             changed = latest != job if revision is None else new_revision != revision

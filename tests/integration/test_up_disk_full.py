@@ -117,6 +117,7 @@ def test_a_state_file_that_cannot_be_rewritten_is_said_once_in_words_not_as_a_ho
         wait_for(lambda: "worker-1 restarted (pid" in up.output(), timeout=60, what="the worker's restart")
         unwritable = f"{tiny_disk / 'gd' / 'gamead-up.json'} cannot be rewritten (No space left on device)"
         wait_for(lambda: unwritable in up.output(), timeout=10, what="the state file's failure in words")
+        assert not (tiny_disk / "gd" / "gamead-up.tmp").exists(), "a half-written copy left (attack56 F3)"
         ballast.unlink()
         wait_for(lambda: "gamead-up.json written again" in up.output(), timeout=60, what="the state file again")
         assert up.running_pid("worker-1") not in (None, worker), "it names the restarted worker"
@@ -125,3 +126,43 @@ def test_a_state_file_that_cannot_be_rewritten_is_said_once_in_words_not_as_a_ho
         assert output.count(unwritable) == 1, output
     finally:
         up.kill_everything()
+
+
+@pytest.mark.timeout(300)
+def test_a_start_that_finds_its_disk_full_names_the_disk_exit_5(tiny_disk: Path, tmp_path: Path) -> None:
+    """attack56 F1: ``gamead up`` on a disk with ~96 KiB free (less than nats-server needs to create the streams,
+    more than "no room at all") started nats-server and the API, then ended after ~37 s with exit 1 and ``the API
+    … was not ready … consumer gamead-p4 missing, not created: … (code 10012)``: the disk unsaid but in the
+    warning lines above. Now the end says why, from nats-server's log (``no space left on device``), with the
+    disk's room, exit 5 (a data dir it cannot use). With the fix: passed; without it (up.py of 208fc525): exit 1,
+    failed."""
+    ballast = tiny_disk / "ballast"
+    fill_up(ballast)
+    os.truncate(ballast, ballast.stat().st_size - 96 * 1024)
+    up = up_stack(tmp_path, "--workers", "0", "--no-autoscale", data_dir=tiny_disk / "gd", **FAST).start()
+    try:
+        popen = up.popen
+        assert popen is not None
+        code = wait_for(popen.poll, timeout=240, what="gamead up's start to end (nonzero)")
+        last = up.output().strip().splitlines()[-1]
+        assert code == 5, up.output()[-2000:]
+        assert last.startswith("error: the API at ") and "no space left on device" in last, last
+        assert f"the disk of its store ({tiny_disk / 'gd' / 'jetstream'}) is full (" in last, last
+        assert "free of 16.0 MiB" in last and "give gamead up another --data-dir" in last, last
+    finally:
+        up.kill_everything()
+
+
+def test_a_private_file_that_cannot_be_written_leaves_no_half_written_copy(tiny_disk: Path) -> None:
+    """attack56 F3: a data dir file written through ``<name>.tmp`` on a full disk (``config-in-force.yaml``, the
+    stack's NATS token in it; ``gamead-up.json`` above) left the half-written ``.tmp`` beside it, taking room on
+    the full disk. Now the failed write removes it, and the refusal (exit 5) names the data dir as before. With
+    the fix: passed; without it (up_config.py of 208fc525): the .tmp there, failed."""
+    from gamead_cli.commands.up_config import _write_private  # noqa: PLC0415 - the one writer under test
+    from gamead_core.errors import ConfigError  # noqa: PLC0415
+
+    fill_up(tiny_disk / "ballast")
+    target = tiny_disk / "config-in-force.yaml"
+    with pytest.raises(ConfigError, match="No space left on device"):
+        _write_private(target, b"nats:\n  token: " + b"x" * 200_000 + b"\n")
+    assert not target.exists() and not (tiny_disk / "config-in-force.yaml.tmp").exists(), sorted(tiny_disk.iterdir())

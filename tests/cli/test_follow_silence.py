@@ -1,0 +1,79 @@
+"""attack56 F2: a followed job (``gamead dlq replay`` without ``--detach``, ``dlq jobs --follow``) whose API went
+silent once its progress stream had begun (a frozen API, a link dropping packets: here a proxy that forwards
+nothing any more, keeping the connections open) waited for ever, saying nothing: the stream's lines had no bound.
+A running job's stream sends its document every few seconds, so a silence of 3 × ``client.timeout`` now cuts it;
+the follow reconnects as for a lost API and then ends, exit 3, with the command that follows the job again.
+
+A real API and nats-server (this module's DLQ lane), the CLI in a process of its own behind the proxy."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from gamead_cli import exitcodes
+from tests.blackhole import BlackHole
+from tests.integration.dlq_lane import Lane, made_up_entry, shared_lane  # noqa: F401 - shared_lane is a fixture
+from tests.support import clean_env, run_gamead, wait_for
+
+
+@pytest.fixture(scope="module")
+def lane(shared_lane: Lane) -> Iterator[Lane]:  # noqa: F811 - the fixture above
+    yield shared_lane
+
+
+class _Counted:
+    """A client socket whose ``sendall`` (what the API answers, on its way back) is recorded in ``seen``."""
+
+    def __init__(self, sock: socket.socket, seen: list[bytes]) -> None:
+        self._sock, self._seen = sock, seen
+
+    def sendall(self, data: bytes) -> None:
+        self._seen.append(data)
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class WatchedHole(BlackHole):
+    """:class:`BlackHole` that keeps what it forwarded back to the clients (:attr:`answered`)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.answered: list[bytes] = []
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+        back = _Counted(client, self.answered)
+        threading.Thread(target=self._pump, args=(upstream, back, True), daemon=True).start()
+
+
+@pytest.mark.timeout(180)
+def test_a_followed_replay_whose_api_goes_silent_ends_exit_3_naming_the_job(lane: Lane) -> None:
+    entries = [made_up_entry(f"Silent follow {i}") for i in range(3)]
+    lane.run_job("/v1/dlq/import", {"entries": entries})
+    port = int(lane.url.rsplit(":", 1)[1])
+    hole = WatchedHole(("127.0.0.1", port)).start()
+    env = clean_env(GAMEAD_CLIENT__TIMEOUT="1", GAMEAD_CLIENT__RETRY_FOR="2")
+    ids = [e["adId"] for e in entries]
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            # 3 replays at 0.1/s, no worker to analyse them: the job runs for 20 s and more
+            run = pool.submit(run_gamead, "dlq", "replay", *ids, "--rate", "0.1", "--yes",
+                              "--api", f"http://127.0.0.1:{hole.port}", env=env, timeout=120)
+            wait_for(lambda: b"application/x-ndjson" in b"".join(hole.answered), timeout=60,
+                     what="the job's progress stream to begin")
+            hole.close_in()  # from now on: silence, the connection kept open
+            done = run.result(timeout=150)  # before: subprocess.TimeoutExpired after 120 s, nothing said
+    finally:
+        hole.stop()
+    said = " ".join(done.stderr.split())
+    assert done.returncode == exitcodes.UNREACHABLE, said
+    assert "lost the API while following job" in said and "dlq jobs" in said, said
+    assert "Traceback" not in said, said
