@@ -51,7 +51,7 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         add(storage + Text("  "))
     if (redis := redis_text(stats)) is not None:  # shared limits and the cache do not hold meanwhile (tui42 F3)
         add(redis + Text("  "))
-    if not compact:
+    if not compact and not (replaying and replaying in api_url):  # `top --replay F --once`: F said once, not twice
         add(api_url + "  ", "dim", rank=5)
     if stats is None:
         add("waiting for the first answer…", "dim")
