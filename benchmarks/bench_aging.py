@@ -41,6 +41,10 @@ import nats  # noqa: E402
 
 from gamead_core import names  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
+from needs_test_install import require  # noqa: E402
+
+require(__file__)
+
 from tests.support import SAMPLE_AD, Proc, start_api, start_worker, wait_for  # noqa: E402
 
 

@@ -23,6 +23,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
+from needs_test_install import require  # noqa: E402
+
+require(__file__)
+
 from tests.integration.dlq_lane import made_up_entry  # noqa: E402
 from tests.support import start_api, wait_for  # noqa: E402
 

@@ -177,7 +177,8 @@ def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body:
         if "ids" in selection:  # none of the ids the operator named is in the DLQ: exit 4 (attack30c F6)
             raise NotFound(f"{not_in_dlq_text(preview, len(selection['ids']))}: nothing {verb}",
                            details={"notInDlq": preview.get("notInDlqIds") or preview.get("notInDlq")})
-        emit({**preview, "dryRun": False}, output, lambda p: none_matched_view(p, verb))  # it was no dry run
+        emit({**preview, "dryRun": False}, output,  # it was no dry run
+             lambda p: none_matched_view(p, verb, selection.get("filter")))
         return
     said = window_text(window)
     confirm(question.format(n=_how_many(preview), window=f" {said}" if said else ""), yes, api=client.api_url)

@@ -164,10 +164,19 @@ def would_view(preview: dict[str, Any], verb: str) -> Any:
                  f"{_not_in_dlq(preview)}")
 
 
-def none_matched_view(preview: dict[str, Any], verb: str) -> Any:
-    """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``
-    (never the dry run's wording: nothing was asked, nothing was done), then its window (:func:`would_view`)."""
-    return plain(f"no entries matched: nothing {verb}{_window(preview)}{_not_in_dlq(preview)}")
+#: the flag of each field of a DLQ filter a replay or purge that matched nothing names (since/until: its window)
+FILTER_FLAGS = {"errorClass": "--error-class", "message": "--message", "priority": "--priority"}
+
+
+def none_matched_view(preview: dict[str, Any], verb: str, flt: dict[str, Any] | None = None) -> Any:
+    """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``,
+    or with the filter ``flt`` (the request's ``filter``) named as ``dlq list`` names it, ``no DLQ entries match
+    --priority 5: nothing purged`` (newcomer56: the filter went unsaid), never the dry run's wording (nothing was
+    asked, nothing was done); then its window (:func:`would_view`)."""
+    given = " ".join(f"{flag} {flt[key]}" for key, flag in FILTER_FLAGS.items()
+                     if (flt or {}).get(key) is not None)
+    what = f"no DLQ entries match {given}" if given else "no entries matched"
+    return plain(f"{what}: nothing {verb}{_window(preview)}{_not_in_dlq(preview)}")
 
 
 def _window(body: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ from gamead_core.rate_window import RATE_WINDOW_SECONDS, window_words
 from gamead_core.scaling.applies import applied_by
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
-from gamead_core.scaling.stacks import another_stack_text
+from gamead_core.scaling.stacks import another_stack_text, holder_words
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -145,6 +145,9 @@ def leader_text(leader: dict[str, Any] | None) -> Text:
     if not leader:
         return Text("none (no autoscaler holds the lease)", style="yellow")
     text = plain(f"{leader['id']} (since {when_utc(leader.get('since'))})")
+    who = holder_words(str(leader["id"]), leader.get("stack"))
+    if who.startswith("gamead up pid") and leader.get("thisStack") is not False:  # what `up-vm-10194` is (newcomer56)
+        text.append(f"  ({who}: its autoscaler)", style="dim")
     if leader.get("registered") is False:
         ends = short_time(leader.get("expiresAt"))
         text.append(f"  (not a registered node: it may be gone; its lease ends by {ends} UTC, or sooner once another "

@@ -271,7 +271,8 @@ def up(
             said = worker_line(pids, starting, settings.worker.concurrency, fallen)
             say(f"[yellow]![/] {escape(said)}" if starting or fallen else f"[green]✓[/] {escape(said)}")
             if metrics.enabled:
-                say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(most)}; "
+                runs = most if autoscaling else workers  # --no-autoscale keeps --workers: no local-k past it
+                say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(runs)}; "
                     f"also in {escape(follow_up('workers', again=f' --api {api_url}'))})")
         if autoscaling:
             say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "

@@ -3,6 +3,7 @@ summary of many, and the rejected ads named one a line. Each returns what to pri
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections import Counter
 from collections.abc import Mapping
@@ -234,16 +235,22 @@ def _ranges(summary: Mapping[str, Any], key: str) -> str:
 
 def interrupted_line(summary: Mapping[str, Any], count: int | None) -> str:
     """The red line of an interrupted bulk submit: how many ads were sent, up to which input line, and how to
-    resume without doubles (attack30c F5). Pure but for the signal remembered (:func:`gamead_cli.stops.stopped_by`)."""
+    resume without doubles (attack30c F5): a file from the line after it; ``--count N`` (``count``, its ads "ad K")
+    with ``--count N-K``, as no flag starts its ads at K + 1. Pure but for the signal remembered
+    (:func:`gamead_cli.stops.stopped_by`)."""
     of = count_text(count if count is not None else "?")
     line = f"interrupted ({stopped_by()}): {count_text(summary['sent'])} of {of} ad(s) sent"
     if not summary.get("lastSent"):  # nothing sent, or stopped while --wait followed them
         return line
     line += f", the input up to {summary['lastSent']} (none after it)"
-    if not summary.get("idempotencyKey"):
-        return line + ("; resume from the ad after it (next time give --idempotency-key KEY: the same command again "
-                       "then queues none twice)")
-    return line + "; the same command with the same --idempotency-key resumes, queueing none twice"
+    if summary.get("idempotencyKey"):
+        return line + "; the same command with the same --idempotency-key resumes, queueing none twice"
+    again = "next time give --idempotency-key KEY: the same command again then queues none twice"
+    generated = re.fullmatch(r"ad (\d+)", str(summary["lastSent"]))  # --count's ads are "ad N", a file's FILE:LINE
+    if generated and count is not None and count > int(generated.group(1)):
+        rest = count - int(generated.group(1))  # newcomer56: no flag starts --count's ads at N + 1
+        return line + f"; to send the {count_text(rest)} not sent, run it again with --count {rest} (new ads; {again})"
+    return line + f"; resume from the ad after it ({again})"
 
 
 def sent_note(summary: Mapping[str, Any]) -> str:

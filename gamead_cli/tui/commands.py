@@ -16,9 +16,13 @@ from typing import Any
 
 from gamead_core.bound_text import Range
 from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS
 
-#: the ``scale`` hold the command line accepts, in whole seconds: 1s to 1d (the API has its own bound too)
-HOLD_RANGE = Range(1, 24 * 3600, seconds=True)
+#: the ``scale`` hold the command line accepts, in whole seconds: 1s up to the API's longest override (7d), as
+#: ``gamead scale set --for`` (newcomer56: 1d here, while the CLI took 7d)
+HOLD_RANGE = Range(1, MAX_OVERRIDE_SECONDS, seconds=True)
+#: the worker count it holds: the API's bounds, as ``gamead scale set REPLICAS`` (newcomer56: 1000 here, 10,000 there)
+COUNT_RANGE = Range(0, MAX_OVERRIDE_REPLICAS)
 #: longest command line accepted (an input box, not a document)
 MAX_LINE = 200
 
@@ -42,7 +46,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("audit", "audit", "operator actions, newest first"),
     CommandSpec("logs", "logs WORKER / ad ID", "follow a log, or an ad's story"),
     CommandSpec("doctor", "doctor", "check once; verdict in the header"),
-    CommandSpec("scale", "scale N for 10m", "hold N workers (s, m or h)", acts=True),
+    CommandSpec("scale", "scale N for 10m", "hold N workers (s, m, h or d)", acts=True),
     CommandSpec("replay", "replay class=TaskTimeout", "replay a whole error class", acts=True),
     CommandSpec("purge", "purge class=TaskTimeout", "purge a whole error class", acts=True),
     CommandSpec("pause", "pause", "pause / resume refreshing"),
@@ -103,8 +107,8 @@ def parse(line: str) -> Command:
         if len(rest) != 3 or rest[1].lower() != "for" or not (rest[0].isascii() and rest[0].isdigit()):
             raise CommandError("say scale N for 10m")
         replicas = int(rest[0])
-        if not 0 <= replicas <= 1000:
-            raise CommandError("scale to 0 … 1000 workers")
+        if not COUNT_RANGE.holds(replicas):
+            raise CommandError(COUNT_RANGE.refusal("the worker count", rest[0]))
         return Command(name, {"replicas": replicas, "seconds": duration(rest[2])})
     if name == "logs":
         if len(rest) == 2 and rest[0].lower() == "ad":

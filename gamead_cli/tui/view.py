@@ -80,6 +80,11 @@ NODES_LEGEND: dict[str, str] = {
     "HEARTBEAT": "age of its last heartbeat", "LAST ERROR": "the latest error an analysis raised there"}
 
 
+#: what the cryptic columns of the DLQ table are (``gamead top --once``; newcomer56: ``P`` and ``ATT`` were unsaid)
+DLQ_LEGEND: dict[str, str] = {"P": "priority (1 most urgent … 5 least)",
+                              "ATT": "analysis attempts"}
+
+
 class Legend:
     """The legend under a :class:`FittedTable`: ``LABEL: meaning`` of each column of ``entries`` the table shows at
     the width both are drawn at, joined by `` · `` (dim), so a column a narrow terminal dropped is never explained
@@ -167,8 +172,8 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30, replaying: str 
     parts += [Text(""), dlq_summary(stats, snap.dlq, snap.dlq_error)]
     items = [e for e in list((snap.dlq or {}).get("items") or [])[:10] if isinstance(e, Mapping)]
     if items:
-        parts.append(FittedTable(DLQ_COLUMNS, [dlq_row(e) for e in items], flex="MESSAGE",
-                                 drop=DLQ_DROP, flex_max=60))
+        dead = FittedTable(DLQ_COLUMNS, [dlq_row(e) for e in items], flex="MESSAGE", drop=DLQ_DROP, flex_max=60)
+        parts += [dead, Legend(dead, DLQ_LEGEND)]
     parts += [Text(""), Text("audit · last operator actions", style="bold"),
               audit_table(snap.audit, snap.audit_error, header=True, limit=5)]
     parts += [Text(""), autoscaler_text(stats)]

@@ -51,7 +51,7 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         add(storage + Text("  "))
     if (redis := redis_text(stats)) is not None:  # shared limits and the cache do not hold meanwhile (tui42 F3)
         add(redis + Text("  "))
-    if not compact:
+    if not compact and not (replaying and replaying in api_url):  # `top --replay F --once`: F said once, not twice
         add(api_url + "  ", "dim", rank=5)
     if stats is None:
         add("waiting for the first answer…", "dim")
@@ -166,7 +166,7 @@ def registry_unread(stats: Mapping[str, Any] | None) -> str | None:
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
-    """``autoscaler 2 → 4 replicas  <reason>`` (with leader, override, staleness and error when present); the
+    """``autoscaler 2 → 4 workers  <reason>`` (with leader, override, staleness and error when present); the
     decision's reason whole, as ``gamead scale status`` gives it (attack29a F7: clipped at 90 characters, a piped
     ``top --once`` cut it mid-word, so a grep for its end found nothing)."""
     auto = (stats or {}).get("autoscaler")
@@ -179,9 +179,9 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
     reason = auto.get("reason", auto.get("lastReason"))
     if current is None and desired is None:  # a tick that could not read the count left both unknown: not "no
         # decision yet" while the leader records failures (attack30b F6), its reason says what failed
-        text.append("replicas unknown" if reason or auto.get("error") else "no decision yet", style="dim")
+        text.append("worker count unknown" if reason or auto.get("error") else "no decision yet", style="dim")
     else:
-        text.append(f"{num(current)} → {num(desired)} replicas",
+        text.append(f"{num(current)} → {num(desired)} workers",  # as `scale status` (newcomer56: "replicas")
                     style="bold" if current == desired else "bold yellow")
     if isinstance(auto.get("override"), Mapping):
         text.append("  override", style="bold magenta")

@@ -44,7 +44,8 @@ from gamead_core.api.auth import SAFE_METHODS
 from gamead_core.api.refusal_order import REFUSAL_SCOPE_KEY, Refusal
 from gamead_core.audit.context import ActionContext, enter, leave
 from gamead_core.audit.log import AuditLog, record_action
-from gamead_core.audit.model import AuditRecord, RefusalThrottle, action_for, job_of_path, request_id_from
+from gamead_core.audit.model import (AuditRecord, RefusalThrottle, action_for, job_of_path, request_id_from,
+                                     worker_of_path)
 from gamead_core.audit.refusal_cap import Caller, RefusalCap
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError
@@ -138,7 +139,7 @@ class AuditGate:
             error = _error_of(body)
             fields = {"outcome": "failed" if ctx.recorded else "refused", "code": error.get("code"),
                       "message": str(error.get("message") or "")[:300] or None,
-                      "details": {"status": status}, "undoes": ctx.accepted_seq,
+                      "details": {"status": status, **_worker_named(ctx.path or "")}, "undoes": ctx.accepted_seq,
                       "job_id": ctx.accepted_job_id or job_of_path(ctx.path or "")}
             # a failure after an accepted record is not throttled: at most one per accepted record, and it is what
             # tells ``outcome=accepted`` the action was not carried out
@@ -216,3 +217,10 @@ def _error_of(body: bytes) -> dict[str, Any]:
         return {}
     error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, dict) else {}
+
+
+def _worker_named(path: str) -> dict[str, str]:
+    """``{"workerId": id}`` for a ``worker.quiet``/``worker.resume`` request's path, else ``{}``
+    (:func:`~gamead_core.audit.model.worker_of_path`): what its failed record names, as its accepted one does."""
+    worker = worker_of_path(path)
+    return {"workerId": worker} if worker else {}

@@ -20,7 +20,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from ulid import ULID
 
-from gamead_core.ids import is_job_id, normal_id
+from gamead_core.ids import is_job_id, is_worker_id, normal_id
 from gamead_core.jobs.model import JobKind
 from gamead_core.times import UtcDatetime
 
@@ -137,6 +137,17 @@ def job_of_path(path: str) -> str | None:
     found = _JOB_PATH.fullmatch(path)
     job = normal_id(found[1]) if found else None
     return job if job is not None and is_job_id(job) else None
+
+
+_WORKER_PATH: Final = re.compile(r"/v1/workers/([^/]+)/(?:quiet|resume)")
+
+
+def worker_of_path(path: str) -> str | None:
+    """The worker id a ``/v1/workers/{id}/quiet|resume`` action names, or None (another path, or no worker id: a
+    client's string is never recorded as one). A failed or refused record carries it as ``details.workerId``, as the
+    accepted one does (newcomer56: ``gamead audit`` showed a failed ``worker.quiet``'s WHAT as ``-``). Pure."""
+    found = _WORKER_PATH.fullmatch(path)
+    return found[1] if found and is_worker_id(found[1]) else None
 
 
 #: a client's ``X-Request-Id`` is kept when it looks like an id; anything else is replaced by a fresh one

@@ -35,13 +35,15 @@ def test_the_autoscalers_reason_is_whole() -> None:
     shown = autoscaler_text({"autoscaler": {"current": 4, "desired": 4, "reason": reason,
                                             "leader": {"id": "up-vm-1"}}}).plain
     assert reason in shown and "…" not in shown, shown
+    # newcomer56: `autoscaler 4 → 4 replicas` beside `gamead scale status`'s `workers  current 4 → desired 4`
+    assert shown.startswith("autoscaler 4 → 4 workers  backlog"), shown
     assert isinstance(autoscaler_text(None), Text)
 
 
 def test_a_leader_that_cannot_read_the_count_is_not_shown_as_no_decision_yet() -> None:
     """attack30b F6: during a 403 the state's counts are unknown, and top said "no decision yet" beside the error,
-    though decisions had been recorded; it says the replicas are unknown, and why."""
+    though decisions had been recorded; it says the worker count is unknown, and why."""
     shown = autoscaler_text({"autoscaler": {"current": None, "desired": None, "reason": "cannot read the replica count",
                                             "error": "forbidden to get deployments/scale of gamead/gamead-worker"}})
-    assert shown.plain.startswith("autoscaler replicas unknown  error: forbidden to get"), shown.plain
+    assert shown.plain.startswith("autoscaler worker count unknown  error: forbidden to get"), shown.plain
     assert "no decision yet" in autoscaler_text({"autoscaler": {"current": None, "desired": None}}).plain

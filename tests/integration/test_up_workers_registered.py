@@ -66,6 +66,8 @@ def test_the_hints_come_once_every_worker_has_registered(tmp_path: Path) -> None
         assert said.startswith("✓ 2 worker(s) registered (pid ") and ", 4 slot(s) each" in said, said
         assert all(str(pid) in said for pid in pids), said
         assert output.index("worker(s) registered") < output.index("Next, in another terminal:")
+        # newcomer56: --no-autoscale keeps --workers, so no local-3 or local-4 ever runs (before: "up to local-4")
+        assert f"local-k on port {up.port}+k, up to local-2;" in output, output
     finally:
         up.kill_everything()
 

@@ -17,6 +17,8 @@ from gamead_cli.tui.commands import Command, CommandError
     (":audit", Command("audit")),
     (":doctor", Command("doctor")),
     (":scale 4 for 10m", Command("scale", {"replicas": 4, "seconds": 600})),
+    # newcomer56: the bounds of `gamead scale set` (the API's), not 1000 workers and 1d of its own
+    (":scale 5000 for 3d", Command("scale", {"replicas": 5000, "seconds": 3 * 86400})),
     ("scale 0 for 90s", Command("scale", {"replicas": 0, "seconds": 90})),
     ("scale 2 for 1h", Command("scale", {"replicas": 2, "seconds": 3600})),
     (":replay class=Timeout", Command("replay", {"filter": {"errorClass": "Timeout"}})),
@@ -34,10 +36,11 @@ def test_every_example_of_the_help_parses(line: str, expected: Command) -> None:
     (":scale 4", "scale N for 10m"),
     # read (days are a unit, as for scale set --for), then bounded: the one sentence (polish47: "a hold lasts 1s to
     # 24h, not '3d'")
-    (":scale 4 for 3d", r"^a hold must be 1s to 1d, not 3d$"),
+    (":scale 4 for 8d", r"^a hold must be 1s to 7d, not 8d$"),
     (":scale 4 for soon", "cannot read duration 'soon'"),
-    (":scale 4 for 30h", r"^a hold must be 1s to 1d, not 30h$"),
-    (":scale 4 for 0.4s", r"^a hold must be 1s to 1d, not 0.4s$"),
+    (":scale 4 for 200h", r"^a hold must be 1s to 7d, not 200h$"),
+    (":scale 4 for 0.4s", r"^a hold must be 1s to 7d, not 0.4s$"),
+    (":scale 10001 for 1h", r"^the worker count must be 0 to 10,000, not 10,001$"),
     (":replay Timeout", "replay class=ErrorClass"),
     (":replay class=a.b>c", "not an error class"),  # never a NATS wildcard or a subject token
     (":dlq now", "takes no arguments"),

@@ -34,6 +34,13 @@ def test_replay_once_prints_without_a_terminal(tmp_path: Path, recorded: dict[st
     for columns in ("160", "80"):  # under 100 columns the header is compact and drops the address ("replay of …")
         table = CliRunner().invoke(app, ["top", "--replay", str(path), "--once"], env={"COLUMNS": columns})
         assert table.exit_code == 0 and "REPLAY incident.jsonl" in table.stdout, (columns, table.output)
+    # newcomer56: piped, no COLUMNS (the header whole), it said the file twice: `REPLAY incident.jsonl replay of
+    # incident.jsonl  1 api · …`
+    piped = CliRunner().invoke(app, ["top", "--replay", str(path), "--once"], env={"COLUMNS": None})
+    assert piped.exit_code == 0 and piped.stdout.splitlines()[0].count("incident.jsonl") == 1, piped.output
+    # newcomer56: the DLQ table's P and ATT had no legend, though the queue's and the nodes' tables have theirs
+    assert ("P: priority (1 most urgent … 5 least) · ATT: analysis attempts"
+            in piped.stdout.splitlines()), piped.stdout
 
 
 def test_replay_without_once_and_without_a_terminal_says_to_add_once(tmp_path: Path,

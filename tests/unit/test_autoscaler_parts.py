@@ -382,3 +382,14 @@ def test_a_new_leader_charges_no_step_for_a_change_made_while_nobody_led_and_cou
               "changed": f"the scale call 1→2 of {iso(wall - 30)} landed late"}
     assert CountWatch.after([landed], late, wall, mono).seen(2, mono, late) == ""
     assert list(late._events) == [(mono - 30, 1)]
+
+
+def test_scale_status_says_what_a_gamead_up_leader_id_is() -> None:
+    """newcomer56: `gamead scale status` said `leader  up-vm-10194 (since 23:07:42 UTC)`, an id that `gamead workers`
+    never lists (the lease of the `gamead up` process itself); it now says whose it is, as `scale set` did."""
+    from gamead_cli.commands.scale import leader_text
+
+    leader = {"id": "up-vm-10194", "since": "2026-12-06T23:07:42.597Z", "stack": "/srv/a/.gamead", "thisStack": True}
+    said = leader_text(leader).plain
+    assert said.endswith("(gamead up pid 10194 on host vm, data dir /srv/a/.gamead: its autoscaler)"), said
+    assert "gamead up pid" not in leader_text({"id": "api-vm-7-abc123", "since": None}).plain

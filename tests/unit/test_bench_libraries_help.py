@@ -22,3 +22,21 @@ def test_a_library_says_what_it_is_and_what_to_run(name: str, pointer: str) -> N
     wrong = subprocess.run([sys.executable, str(_BENCH / name), "--rates", "1000"], capture_output=True, text=True,
                            timeout=60, check=False)
     assert wrong.returncode == 2
+
+
+# pytest made unimportable, as in the venv `make up` makes (no test extras); the script then run as `python FILE`.
+_WITHOUT_PYTEST = ("import runpy, sys; sys.modules['pytest'] = None; script = sys.argv[1]; sys.argv = sys.argv[1:]; "
+                   "sys.path.insert(0, script.rsplit('/', 1)[0]); runpy.run_path(script, run_name='__main__')")
+
+
+@pytest.mark.parametrize(("name", "args"), [("bench_aging.py", ["--help"]), ("bench_analyzer.py", ["--help"]),
+                                            ("bench_dlq_jobs.py", ["--help"]), ("bench_head_read.py", ["--help"]),
+                                            ("bench_peers.py", ["--help"]), ("bench_atomic.py", ["--cluster"])])
+def test_a_benchmark_needing_the_test_install_says_so_in_one_line(name: str, args: list[str]) -> None:
+    """newcomer56: from `make up`'s venv, `python benchmarks/bench_aging.py --help` (and four others, and
+    `bench_atomic.py --cluster`) ended in a traceback, `ModuleNotFoundError: No module named 'pytest'`, exit 1."""
+    ran = subprocess.run([sys.executable, "-c", _WITHOUT_PYTEST, str(_BENCH / name), *args], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert ran.returncode == 2, ran.stderr
+    assert "Traceback" not in ran.stderr and len(ran.stderr.splitlines()) == 1, ran.stderr
+    assert f"error: {name}" in ran.stderr and "make .venv/.installed-test" in ran.stderr

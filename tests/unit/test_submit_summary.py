@@ -111,3 +111,20 @@ def test_the_ways_the_may_be_queued_ads_were_lost_are_counted_with_thousands_sep
                "elapsedSeconds": 13.0, "ratePerSecond": 238.5, "acceptedPerSecond": 0.0}
     text = " ".join(_text(summary).split())
     assert "may be queued 3,000 ads (1,600 no answer in time, 1,400 connection reset before the answer came" in text
+
+
+def test_an_interrupted_count_run_says_how_to_send_the_rest() -> None:
+    """newcomer56: `gamead submit --count 1000 --rate 10`, SIGTERM after 60: `… the input up to ad 60 (none after
+    it); resume from the ad after it` — no flag starts --count's generated ads at 61. Now it names the command's
+    change that sends the rest; a file's line still says to resume after its line."""
+    from gamead_cli.submit.views import interrupted_line
+
+    counted = {"sent": 60, "accepted": 60, "lastSent": "ad 60", "notSent": 940}
+    said = interrupted_line(counted, 1000)
+    assert "the input up to ad 60 (none after it); to send the 940 not sent, run it again with --count 940" in said
+    assert "resume from the ad after it" not in said
+    filed = interrupted_line({"sent": 600, "lastSent": "ads.ndjson:600", "notSent": 1400}, 2000)
+    assert filed.endswith("(none after it); resume from the ad after it (next time give --idempotency-key KEY: the "
+                          "same command again then queues none twice)")
+    keyed = interrupted_line({**counted, "idempotencyKey": "run7"}, 1000)
+    assert keyed.endswith("; the same command with the same --idempotency-key resumes, queueing none twice")
