@@ -14,9 +14,9 @@ without its children (possible where the kernel cannot signal them): it is stopp
 ``up``'s own PID and start time (``pid``, ``pidStart``) and its API's URL (``apiUrl``): :func:`running_stack` reads
 them, so that a CLI verb run where a stack runs talks to that stack (the rule: README, "Which API a command talks
 to"); a file whose ``up`` is gone (PID dead, or reused by another process) is stale: a verb still talks to its
-``apiUrl`` (:func:`recorded_stack`), never to another stack on the default port. A child refused
-(exit 5) after the stack started, retried with back-off, is listed under ``"refused"`` (name, tries in a row, since,
-last, its reason) until it serves again (review28 L2): it is not up, though its retries come and go in ``"started"``.
+``apiUrl`` (:func:`recorded_stack`), never to another stack on the default port. A child refused (exit 5) after the
+stack started, retried with back-off, is listed under ``"refused"`` (name, tries in a row, since, last, its reason)
+until it serves again (review28 L2): it is not up, though its retries come and go in ``"started"``.
 """
 
 from __future__ import annotations
@@ -196,8 +196,7 @@ class DataDir:
 
     @property
     def retry_at(self) -> float | None:
-        """When (``time.monotonic()``) :meth:`retry_write` rewrites the state file whose last rewrite failed; None:
-        none failed (nothing to retry)."""
+        """When (``time.monotonic()``) :meth:`retry_write` rewrites the failed state file; None: none failed."""
         return self._retry_at if self._failed else None
 
     def retry_write(self, now: float | None = None) -> bool:
