@@ -26,8 +26,10 @@ start, 0.15 s idle, up to 0.9 s with 8 started at once at load 32) an inherited-
 kernel, out of any process's reach (regress39 F8: a worker INT'd 1 s after its spawn retried NATS on; README).
 The same signal a second time while the first is being acted on takes its default action (the process ends by it at
 once, as before this module); the other one is ignored then (a closed terminal's SIGHUP and a supervisor's SIGTERM
-come together). Only the standard library (and :mod:`gamead_cli.interrupt_point`, which imports only it) is
-imported here.
+come together): the one record of the first stop, :func:`take` (:data:`STOPPED`, :data:`PHASE`), is
+:mod:`gamead_core.first_stop`'s, which ``gamead serve``'s server shares (leftovers56). Only the standard library,
+:mod:`gamead_cli.interrupt_point` and :mod:`gamead_core.first_stop` (both import only it; ``gamead_core``'s
+package only puts in its stand-ins for deferred libraries) are imported here.
 """
 
 from __future__ import annotations
@@ -38,15 +40,13 @@ import threading
 from types import FrameType
 
 from gamead_cli.interrupt_point import raise_interrupt
+from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, take
 
-#: the signal that stopped the command (None: Ctrl-C, or not stopped); :mod:`gamead_cli.stops` shares this dict
-STOPPED: dict[str, int | None] = {"signal": None}
+__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "command", "ctrl_c", "handed_over", "install",
+           "interrupted_words", "take"]
+
 #: the signals this module handles: SIGTERM and SIGHUP, less one inherited as ignored
 _TAKEN: list[int] = []
-#: the command as far as it is known (:func:`command`), and whether it is still starting (:func:`handed_over`)
-PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
-#: ``PHASE["acting"]`` of a stop that no signal asked (:func:`take`)
-ASKED_INSIDE = 0
 #: what a command stopped before its own handlers exist has not done yet: until then it has started nothing
 #: (``up`` no process, ``serve`` no listener serving, ``worker`` took no ad) or sent nothing (``submit``). The
 #: other commands make no claim once their body runs (their first request may be out).
@@ -91,22 +91,6 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     if taken == "again":
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
-
-
-def take(signum: int, *, signalled: bool = True) -> str:
-    """Note stop signal ``signum`` (SIGINT, SIGTERM, SIGHUP) in the one record of the stop being acted on
-    (:data:`PHASE`, ``acting``), shared by every handler of the CLI: ``"first"`` when none was (it is remembered for
-    the command's line and exit code, :data:`STOPPED`; none for Ctrl-C), ``"again"`` when it is that one again,
-    ``"other"`` when another one is (the caller ignores it: the first cause of a stop is the one the command
-    says and exits by, session 55's CI: a SIGTERM, then the closed terminal's SIGHUP, exited 129). ``signalled``
-    False: a stop no signal asked, said as ``signum`` (``gamead top``'s Ctrl-C key, its terminal gone: as SIGHUP);
-    every signal after it is another one. Safe in a signal handler: no lock, no I/O."""
-    acting = PHASE["acting"]
-    if acting is None:
-        PHASE["acting"] = int(signum) if signalled else ASKED_INSIDE
-        STOPPED["signal"] = None if signum == signal.SIGINT else int(signum)
-        return "first"
-    return "again" if acting == signum else "other"
 
 
 def command(name: str | None) -> None:

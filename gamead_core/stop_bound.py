@@ -75,10 +75,17 @@ def up_bound(children: float) -> float:
     return children + UP_MARGIN
 
 
+#: seconds :func:`within` goes on cancelling a step it cut, until it ends (:func:`ended`), before leaving it
+CUT_FOR = 1.0
+
+
 async def within(step: Awaitable[object], seconds: float, what: str) -> bool:
     """Await one step of a stop for at most ``seconds``: True if it ended (its error raised, as awaiting it would),
-    False if not, then it is cancelled and left (never awaited again: a step that swallows its cancellation must
-    not hold the stop) and a WARNING names ``what``. Cancelled itself, it cancels the step."""
+    False if not, and a WARNING names ``what``: then it is cancelled until it ends (:func:`ended`, at most
+    :data:`CUT_FOR` s more), then left (never awaited again: a step that swallows its cancellations must not hold
+    the stop). Once was not enough (leftovers56): a cancel that Python 3.11's ``wait_for`` swallows left the step
+    running, ``gamead up``'s autoscaler past ``scaler.close()``, free to start a worker after the stop. Cancelled
+    itself, it cancels the step."""
     task = asyncio.ensure_future(step)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
@@ -86,8 +93,8 @@ async def within(step: Awaitable[object], seconds: float, what: str) -> bool:
         task.cancel()
         raise
     if not done:
-        task.cancel()
         log.warning("stopping: %s did not end within %g s; cut, the stop goes on", what, seconds)
+        await ended([task], CUT_FOR, what)
         return False
     task.result()
     return True

@@ -48,6 +48,7 @@ import typer
 from gamead_cli import exitcodes
 from gamead_cli.ad_fields import with_overrides
 from gamead_cli.client import ApiClient
+from gamead_cli.inputs import input_name
 from gamead_cli.options import (
     ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, duration_between, reach_again,
 )
@@ -181,7 +182,11 @@ def submit(
         raise typer.BadParameter(
             "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N"
         )
-    loaded = load_ad_input(file) if file and not bulk_file else {}
+    try:  # stdin (or a FIFO) waits on its writer: a stop there has the command started, reading (leftovers56)
+        loaded = load_ad_input(file) if file and not bulk_file else {}
+    except KeyboardInterrupt:  # before, "… while gamead submit was starting: nothing was sent"
+        raise exitcodes.Interrupted(f"interrupted ({stopped_by()}) while reading {input_name(file)}: "
+                                    "nothing was sent") from None
     array = loaded if isinstance(loaded, list) else None  # a JSON array of ads: sent as a batch, as NDJSON
     if array is not None and count is not None:
         raise typer.BadParameter("sends generated ads: it does not go with a file of several ads", param_hint="--count")

@@ -169,6 +169,7 @@ def up(
         logging.getLogger("gamead_core").setLevel(logging.INFO)
     stack = UpStack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
+    clean = False  # the run (or a stop before the start finished) ended without an error
     try:
         if die_with_parent:  # after the lock, inside the try whose finally ends it (review28 U2)
             watch_parent(started_by, _parent_gone, parent_watched)
@@ -298,23 +299,28 @@ def up(
         stack.settle()  # nats-server and the API are up; each worker once it beats (up_liveness)
         asyncio.run(supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
                                metrics=metrics, nats_health=nats_health, drift=drift, beats=beats))
+        clean = True
     except StopRequested:
         say("stopping before the start finished …")
+        clean = True
     finally:
         parent_watched.set()  # a parent dying during the stop must not hurry it (a second SIGTERM would)
         # a second signal hurries the stop, never aborts it
         install_stop_handlers(hurry_handler(stack.hurry_workers))  # a SIGHUP beside a SIGTERM never hurries
+        stopped = False  # every child stopped after a clean run or stop (an error ending up says its own line)
         try:
             stack.arm_stop()  # a stop begun before supervise (or after its end): bounded too (fix35d)
             stack.stop_all(settings.worker.drain_timeout)
+            stopped = clean
         finally:
             claims.release_all()
             forget_env(data.path)  # it may hold secrets of the environment: not kept past the stack
             data.unlock()
             logging.getLogger().removeHandler(lines)
+            if stopped:  # before the handlers below (leftovers56): a late SIGHUP or Ctrl-C there ended a complete stop
+                say("[green]✓[/] stopped")  # by the signal (no line) or as `error: interrupted`, 130
             install_stop_handlers(signal.SIG_DFL)
             signal.signal(signal.SIGINT, first_signals.ctrl_c)  # Ctrl-C as in every command (gamead_cli.first_signals)
-    say("[green]✓[/] stopped")
 
 
 def _parent_gone(parent: int) -> None:

@@ -41,6 +41,7 @@ import uvicorn
 
 from gamead_core import clock, collector
 from gamead_core.api.conn_cap import Holding, make_room, say
+from gamead_core.first_stop import after_the_first, take
 from gamead_core.stop_bound import API_BOUND, arm
 from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
 
@@ -212,7 +213,10 @@ class AcceptingServer(uvicorn.Server):
         handler before (Python's: one ``interrupted`` line, exit 130), whatever handled them before the start
         (:mod:`gamead_cli.first_signals`). The first signal is the one the process ends by, whatever came after it
         (uvicorn raised each again, the last first: a supervisor's SIGTERM, then a closed terminal's SIGHUP, ended
-        the process by the SIGHUP, exit 129, not 143). In the main thread only (elsewhere nothing is changed)."""
+        the process by the SIGHUP, exit 129, not 143), and another one after it, until the process ends, is ignored
+        (:func:`gamead_core.first_stop.after_the_first`, the record the CLI's handlers share: before, a SIGTERM
+        while a Ctrl-C's interrupt unwound ended ``gamead serve`` by SIGTERM, -15, not 130). In the main thread
+        only (elsewhere nothing is changed)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -223,7 +227,7 @@ class AcceptingServer(uvicorn.Server):
             yield
         finally:
             for sig, handler in before.items():
-                signal.signal(sig, handler if sig == signal.SIGINT else signal.SIG_DFL)
+                signal.signal(sig, handler if sig == signal.SIGINT else after_the_first)
         if self._captured_signals:  # the first cause of the stop; a later one changes nothing
             signal.raise_signal(self._captured_signals[0])
 
@@ -232,6 +236,7 @@ class AcceptingServer(uvicorn.Server):
         bound (:mod:`gamead_core.stop_bound`): ended within :data:`~gamead_core.stop_bound.API_BOUND` s however the
         lifespan's shutdown waits on NATS."""
         arm(API_BOUND, "serve")
+        take(sig)  # the first stop, in the process's one record (gamead_core.first_stop)
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:

@@ -8,7 +8,10 @@ A real API and nats-server (this module's DLQ lane), the CLI in a process of its
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +22,8 @@ import pytest
 from gamead_cli import exitcodes
 from tests.blackhole import BlackHole
 from tests.integration.dlq_lane import Lane, made_up_entry, shared_lane  # noqa: F401 - shared_lane is a fixture
-from tests.support import clean_env, run_gamead, wait_for
+from tests.forked_popen import GameadPopen
+from tests.support import clean_env, gamead_argv, killed_if_left, run_gamead, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +81,37 @@ def test_a_followed_replay_whose_api_goes_silent_ends_exit_3_naming_the_job(lane
     assert done.returncode == exitcodes.UNREACHABLE, said
     assert "lost the API while following job" in said and "dlq jobs" in said, said
     assert "Traceback" not in said, said
+
+
+@pytest.mark.timeout(180)
+def test_a_followed_replay_is_not_cut_while_the_api_s_nats_is_frozen(lane: Lane) -> None:
+    """attack56 F2's other half: while NATS is away the job's stream still sends its last document every
+    STREAM_KEEPALIVE (5) s, so the follower's bound on silence (3 × client.timeout: 12 s here) never cuts a live API.
+    This module's nats-server frozen (SIGSTOP) once the stream has begun, until 3 documents more came. Before
+    (gamead_core.jobs.runner's follow skipped a failed read): nothing came while NATS was frozen, the stream was cut
+    and followed again (the wait below ran out); now one stream, its documents still coming."""
+    entries = [made_up_entry(f"Frozen follow {i}") for i in range(3)]
+    lane.run_job("/v1/dlq/import", {"entries": entries})
+    port = int(lane.url.rsplit(":", 1)[1])
+    hole = WatchedHole(("127.0.0.1", port)).start()
+    nats_pid = lane.nats.proc.pid if lane.nats.proc is not None else None
+    assert nats_pid is not None
+    heads = lambda: b"".join(hole.answered).count(b"application/x-ndjson")  # noqa: E731 - streams begun
+    cli = GameadPopen(gamead_argv("dlq", "replay", *(e["adId"] for e in entries), "--rate", "0.1", "--yes", "--api",
+                                  f"http://127.0.0.1:{hole.port}"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True, env=clean_env(GAMEAD_CLIENT__TIMEOUT="4"))
+    try:
+        with killed_if_left(cli):
+            wait_for(lambda: heads() >= 1, timeout=60, what="the job's progress stream to begin")
+            frozen_at = len(hole.answered)
+            os.kill(nats_pid, signal.SIGSTOP)
+            try:
+                # 3 documents (>= 10 s of keep-alives) while NATS is frozen, on the one stream; or a second stream
+                wait_for(lambda: b"".join(hole.answered[frozen_at:]).count(b"}\n") >= 3 or heads() > 1,
+                         timeout=40, what="3 documents on the stream while NATS is frozen")
+            finally:
+                os.kill(nats_pid, signal.SIGCONT)
+            assert heads() == 1, "the stream was cut and followed again"
+            assert cli.poll() is None, cli.communicate()
+    finally:
+        hole.stop()

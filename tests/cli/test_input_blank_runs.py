@@ -104,6 +104,31 @@ def test_ctrl_c_while_the_input_is_read_before_any_ad_says_nothing_was_sent() ->
     assert json.loads(out)["error"]["message"] == "interrupted (Ctrl-C): nothing was sent", out
 
 
+def _reading_stdin(pid: int) -> bool:
+    """The process's main thread is blocked in ``read(0, …)`` (``/proc/PID/syscall``: read is 0 on Linux)."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[:2] == ["0", "0x0"]
+    except OSError:
+        return False
+
+
+def test_sigterm_while_one_ad_is_read_from_stdin_says_it_was_reading_it() -> None:
+    """``(echo '{"title":"x",'; sleep 100) | gamead submit -`` then SIGTERM: the command had started and was
+    reading stdin, yet said ``interrupted (SIGTERM) while gamead submit was starting: nothing was sent``. Now
+    ``… while reading stdin: nothing was sent``, exit 143 as before (leftovers56)."""
+    cli = GameadPopen(gamead_argv("submit", "-", "--api", "http://127.0.0.1:25501"), stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    with killed_if_left(cli):
+        assert cli.stdin is not None
+        cli.stdin.write('{"title":"x",\n')
+        cli.stdin.flush()  # the writer stays: stdin open, the ad unfinished
+        wait_for(lambda: _reading_stdin(cli.pid), timeout=60, what="gamead submit to wait on stdin")
+        cli.send_signal(signal.SIGTERM)
+        out, err = cli.communicate(timeout=60)
+    assert (cli.returncode, out) == (143, ""), err
+    assert err.strip().splitlines() == ["error: interrupted (SIGTERM) while reading stdin: nothing was sent"], err
+
+
 def test_a_fifo_given_to_dlq_import_is_told_to_pipe_it_to_dlq_import(tmp_path: Path) -> None:
     """``gamead dlq import FIFO``'s hint named ``gamead submit -``: it names ``gamead dlq import -``."""
     os.mkfifo(tmp_path / "dead.jsonl")

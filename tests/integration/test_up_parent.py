@@ -236,3 +236,36 @@ def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path, then:
         assert said.rstrip().endswith("stopped")
     finally:
         stack.kill_everything()
+
+
+#: ``gamead up`` whose stop handlers' last reset (to the default action) is followed at once by a SIGHUP to itself:
+#: a terminal closing in that instant, made deterministic (the reset is where ``up`` ends its stop)
+LATE_HANGUP = """
+import runpy, signal, sys
+from gamead_cli.commands import up_signals
+real = up_signals.install_stop_handlers
+def then_a_hangup(handler):
+    real(handler)
+    if handler == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGHUP)
+up_signals.install_stop_handlers = then_a_hangup
+sys.argv[0] = "gamead"
+runpy.run_module("gamead_cli", run_name="__main__")
+"""
+
+
+def test_a_sighup_as_the_stop_ends_comes_after_its_stopped_line(tmp_path: Path) -> None:
+    """leftovers56: ``gamead up`` set SIGTERM/SIGHUP back to their default action (and Ctrl-C to the usual
+    handler) before it said ``✓ stopped``: a SIGHUP in that instant (the terminal closing after a SIGTERM) ended a
+    complete stop by the signal with no line (a Ctrl-C: ``error: interrupted``, 130). Now the line comes first."""
+    data_dir = tmp_path / "data"
+    stack, up, _port = _ready_on_a_free_port(lambda port: [sys.executable, "-c", PARENT, sys.executable, "-c",
+                                                            LATE_HANGUP, "up", "--port", str(port), "--data-dir",
+                                                            str(data_dir), "--workers", "1", "--no-autoscale"],
+                                             tmp_path, data_dir)
+    try:
+        os.kill(up, signal.SIGTERM)
+        wait_for(lambda: not stack.alive(), timeout=60, what="gamead up and every process it started to be gone")
+        assert stack.output().rstrip().endswith("✓ stopped"), stack.output()[-3000:]
+    finally:
+        stack.kill_everything()

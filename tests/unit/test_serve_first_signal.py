@@ -32,3 +32,26 @@ def test_serve_ends_by_the_first_signal_that_stopped_it(first: str, then: str) -
     done = subprocess.run([sys.executable, "-c", _STOPPED_TWICE, first, then], env=clean_env(), capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == -getattr(signal, first), done.stdout + done.stderr
+
+
+_LATE_SIGTERM = """
+import os, signal, sys, uvicorn
+from gamead_core.api.acceptor import AcceptingServer
+server = AcceptingServer(uvicorn.Config(app=None))
+try:
+    with server.capture_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+except KeyboardInterrupt:  # the Ctrl-C's interrupt unwinds (the CLI's boundary: one line, 130) …
+    os.kill(os.getpid(), signal.SIGTERM)  # … when a SIGTERM comes
+    sys.exit(130)
+print("served on")
+"""
+
+
+def test_a_sigterm_while_serve_s_ctrl_c_unwinds_leaves_its_130() -> None:
+    """leftovers56: once served, SIGTERM and SIGHUP were set back to their default action while the Ctrl-C's
+    KeyboardInterrupt unwound: a SIGTERM then ended ``gamead serve`` by SIGTERM (-15), not 130. Now the stop being
+    acted on is the one in the process's record (:mod:`gamead_core.first_stop`), and the SIGTERM is ignored."""
+    done = subprocess.run([sys.executable, "-c", _LATE_SIGTERM], env=clean_env(), capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 130, done.stdout + done.stderr

@@ -85,3 +85,18 @@ def test_a_stop_before_a_role_started_ends_a_connect_that_took_its_first_cancel(
         return bool(done), work.done()
 
     assert asyncio.run(main()) == (True, True)
+
+
+def test_a_stop_step_cut_by_within_that_took_its_first_cancel_has_ended_when_the_stop_goes_on() -> None:
+    """leftovers56: :func:`gamead_core.stop_bound.within` cut a step past its bound with one cancel and went on;
+    ``gamead up``'s autoscaler (its loop awaiting a NATS request) that took that cancel ran on past
+    ``scaler.close()``, free to start a worker after the stop. Now it is cancelled until it ends (CUT_FOR s at most).
+    Before: the step still ran when ``within`` returned (``(False, False)``)."""
+    from gamead_core.stop_bound import within
+
+    async def main() -> tuple[bool, bool]:
+        step = asyncio.create_task(_takes_cancels([False]))
+        await asyncio.sleep(0)
+        return await within(step, 0.05, "the autoscaler's stop"), step.done()
+
+    assert asyncio.run(main()) == (False, True)

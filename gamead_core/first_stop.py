@@ -1,0 +1,47 @@
+"""The one record of a process's first stop (SIGINT, SIGTERM, SIGHUP, or a stop no signal asked), shared by every
+handler that acts on one: the CLI's (:mod:`gamead_cli.first_signals` takes it from here, names and all) and
+``gamead serve``'s server (:meth:`gamead_core.api.acceptor.AcceptingServer.capture_signals`), which cannot import
+the CLI (tests/unit/test_import_graph.py). The first stop is the one the process says and exits by; while it is
+acted on, another signal is ignored and the same one again takes its default action (session 55's CI: a
+SIGTERM, then the closed terminal's SIGHUP, exited 129; leftovers56: ``gamead serve`` Ctrl-C'd, then SIGTERM'd
+while the interrupt unwound, ended by SIGTERM, -15, not 130). Only the standard library is imported here."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+#: the signal that stopped the command (None: Ctrl-C, or not stopped); :mod:`gamead_cli.stops` shares this dict
+STOPPED: dict[str, int | None] = {"signal": None}
+#: the command as far as it is known, whether it is still starting (both the CLI's:
+#: :func:`gamead_cli.first_signals.command`, :func:`~gamead_cli.first_signals.handed_over`), and the stop being
+#: acted on (``acting``: a signal's number, :data:`ASKED_INSIDE`, None: none yet)
+PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
+#: ``PHASE["acting"]`` of a stop that no signal asked (:func:`take`)
+ASKED_INSIDE = 0
+
+
+def take(signum: int, *, signalled: bool = True) -> str:
+    """Note stop signal ``signum`` (SIGINT, SIGTERM, SIGHUP) in the one record of the stop being acted on
+    (:data:`PHASE`, ``acting``), shared by every handler of the process: ``"first"`` when none was (it is remembered
+    for the command's line and exit code, :data:`STOPPED`; none for Ctrl-C), ``"again"`` when it is that one again,
+    ``"other"`` when another one is (the caller ignores it: the first cause of a stop is the one the command
+    says and exits by). ``signalled`` False: a stop no signal asked, said as ``signum`` (``gamead top``'s Ctrl-C
+    key, its terminal gone: as SIGHUP); every signal after it is another one. Safe in a signal handler: no lock,
+    no I/O."""
+    acting = PHASE["acting"]
+    if acting is None:
+        PHASE["acting"] = int(signum) if signalled else ASKED_INSIDE
+        STOPPED["signal"] = None if signum == signal.SIGINT else int(signum)
+        return "first"
+    return "again" if acting == signum else "other"
+
+
+def after_the_first(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM's or SIGHUP's handler once the process has stopped acting on signals itself (``gamead serve`` has
+    stopped serving) but has not ended yet: the stop being acted on again, or the first of all, takes its default
+    action (the process ends by it); another one is ignored (:func:`take`), e.g. a SIGTERM while a Ctrl-C's
+    interrupt unwinds (before: the process ended by the SIGTERM, not with the Ctrl-C's 130)."""
+    if take(signum) != "other":
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
