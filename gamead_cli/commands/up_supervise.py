@@ -105,8 +105,11 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
         else:
             stack.hurry_workers()
 
+    def from_signal(signum: int, _frame: object) -> None:  # a plain handler (not the loop's): the hand-over below
+        loop.call_soon_threadsafe(on_signal, signum)  # replaces it at once, never through the default action
+
     for sig in stop_signals():
-        loop.add_signal_handler(sig, on_signal, sig)
+        signal.signal(sig, from_signal)
     if stop_requested.is_set():  # it came before the handlers above: stop now
         on_signal(signal.SIGTERM)
     nc = None
@@ -176,6 +179,4 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     finally:
         if nc is not None:
             await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
-        for sig in stop_signals():
-            loop.remove_signal_handler(sig)
-        install_stop_handlers(request_stop)  # remove_signal_handler restored the defaults: never die by a late signal
+        install_stop_handlers(request_stop)  # in one step: a late signal never meets the default action (leftovers56)

@@ -254,13 +254,31 @@ runpy.run_module("gamead_cli", run_name="__main__")
 """
 
 
-def test_a_sighup_as_the_stop_ends_comes_after_its_stopped_line(tmp_path: Path) -> None:
+#: the same, a SIGHUP just before the supervisor hands its signals back to ``up``'s stop handlers (it had set them
+#: to the default action first, through asyncio's ``remove_signal_handler``: the SIGHUP ended ``up`` mid-stop)
+HANGUP_AT_HAND_OVER = """
+import runpy, signal, sys
+from gamead_cli.commands import up_signals, up_supervise
+real = up_supervise.install_stop_handlers
+def hangup_then(handler):
+    if handler is up_signals.request_stop and up_signals.stop_requested.is_set():
+        signal.raise_signal(signal.SIGHUP)
+    real(handler)
+up_supervise.install_stop_handlers = hangup_then
+sys.argv[0] = "gamead"
+runpy.run_module("gamead_cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("hook", [LATE_HANGUP, HANGUP_AT_HAND_OVER], ids=["after the last reset", "at the hand-over"])
+def test_a_sighup_as_the_stop_ends_comes_after_its_stopped_line(tmp_path: Path, hook: str) -> None:
     """leftovers56: ``gamead up`` set SIGTERM/SIGHUP back to their default action (and Ctrl-C to the usual
     handler) before it said ``✓ stopped``: a SIGHUP in that instant (the terminal closing after a SIGTERM) ended a
-    complete stop by the signal with no line (a Ctrl-C: ``error: interrupted``, 130). Now the line comes first."""
+    complete stop by the signal with no line (a Ctrl-C: ``error: interrupted``, 130). Now the line comes first.
+    The supervisor's hand-over of its signals had the same instant at the default action (no line either)."""
     data_dir = tmp_path / "data"
     stack, up, _port = _ready_on_a_free_port(lambda port: [sys.executable, "-c", PARENT, sys.executable, "-c",
-                                                            LATE_HANGUP, "up", "--port", str(port), "--data-dir",
+                                                            hook, "up", "--port", str(port), "--data-dir",
                                                             str(data_dir), "--workers", "1", "--no-autoscale"],
                                              tmp_path, data_dir)
     try:
