@@ -70,6 +70,8 @@ def test_the_hints_come_once_every_worker_has_registered(tmp_path: Path) -> None
         up.kill_everything()
 
 
+# a whole `gamead up`, ~4.3 CPU-s: ~90 s at load 40 on 2 cores, near the 120 s default; its own wait is 240 s
+@pytest.mark.timeout(300)
 def test_a_worker_refused_while_up_waits_for_it_to_register_ends_up_with_its_message(tmp_path: Path) -> None:
     """A worker that refuses its configuration (exit 5) before its first heartbeat ends ``gamead up`` as before
     the wait: its own message, exit 5, everything stopped; no hints. Its start is slow and its setting refused
