@@ -17,7 +17,7 @@ from gamead_cli.argv_text import holder_of, unencodable_flag
 from gamead_cli.command_table import load_command
 from gamead_cli.main import app
 from tests.cli.test_cli_errors import one_red_line
-from tests.support import clean_env
+from tests.support import clean_env, run_gamead
 
 KOENIG = b"Drachen K\xc3\xb6nig"  # UTF-8 bytes: not text under LC_ALL=C with UTF-8 mode off
 
@@ -53,10 +53,12 @@ def test_a_path_that_is_not_text_is_left_to_its_command() -> None:
 
 
 def _utf8_locale(*args: bytes | str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    argv = [os.fsencode(sys.executable), b"-m", b"gamead_cli", *(a if isinstance(a, bytes) else a.encode()
-                                                                   for a in args)]
-    return subprocess.run(argv, env=clean_env(), cwd=cwd, capture_output=True, text=True, errors="replace",
-                          stdin=subprocess.DEVNULL, timeout=60)
+    """``gamead <args>`` under the runner's (UTF-8) locale: forked by the fork server (:func:`run_gamead`), each
+    byte argument as the interpreter decodes it (``os.fsdecode``: a byte that is no UTF-8 becomes a lone
+    surrogate, PEP 383). A fresh interpreter each took ~0.5 CPU-s: the last test's six, ~3.4 CPU-s, outlasted the
+    120 s timeout at load 40-65 on 2 cores (flake56)."""
+    return run_gamead(*(os.fsdecode(a) if isinstance(a, bytes) else a for a in args), env=clean_env(), cwd=cwd,
+                      errors="replace")
 
 
 def test_a_byte_that_is_no_text_is_named_as_typed_in_every_error(tmp_path: Path, closed_api_url: str) -> None:

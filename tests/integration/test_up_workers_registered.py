@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,10 @@ from tests.support import clean_env, gamead_argv, pid_alive, run_gamead, up_stac
 WORKER_DELAY = 8.0
 #: seconds the API may take to list what the registry holds: it reads it once a second (its stats sampler), so
 #: `gamead workers` run the instant the hints appear once listed nothing though both workers had registered (a
-#: fresh clone's run, session 28); well under WORKER_DELAY, so without up's wait the workers are still not listed
-API_READ_LAG = 4.0
+#: fresh clone's run, session 28). A deadline for a failure, not the test's measure: that was 4 s, under
+#: WORKER_DELAY, and at load 40 one forked `gamead workers` and the API's read can take longer (flake56); what
+#: tells a hint given too early is now each worker's ``startedAt`` (after its WORKER_DELAY) against the hints
+API_READ_LAG = 60.0
 FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_LOG__LEVEL": "WARNING"}
 
 
@@ -51,17 +55,21 @@ def test_the_hints_come_once_every_worker_has_registered(tmp_path: Path) -> None
     up.start()
     try:
         output = up.wait_ready()  # the "Press Ctrl-C to stop." line, after the hints
+        hints_seen = time.time()
         pids = {up.pid_of("worker-1"), up.pid_of("worker-2")}
 
-        def listed() -> set[tuple[str, int]] | None:
+        def listed() -> set[tuple[str, int, str]] | None:
             done = run_gamead("workers", "--api", up.url, "-o", "json", env=clean_env())
             assert done.returncode == 0, done.stderr
-            found = {(n["id"], n["pid"]) for n in json.loads(done.stdout)["items"] if n["role"] == "worker"}
-            return found if {pid for _, pid in found} == pids else None
+            found = {(n["id"], n["pid"], n["startedAt"]) for n in json.loads(done.stdout)["items"]
+                     if n["role"] == "worker"}
+            return found if {pid for _, pid, _ in found} == pids else None
 
-        # no more than the API's own read lag after the hints (a worker not yet started takes WORKER_DELAY more)
         workers = wait_for(listed, timeout=API_READ_LAG, interval=0.2, what=f"both workers listed ({output[-2000:]})")
-        assert {wid for wid, _ in workers} == {"local-1", "local-2"}, workers
+        assert {wid for wid, _, _ in workers} == {"local-1", "local-2"}, workers
+        # each started (its WORKER_DELAY over) before the hints were seen: without up's wait they came first
+        started = {wid: datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() for wid, _, at in workers}
+        assert all(at < hints_seen for at in started.values()), (started, hints_seen)
         said = next(ln for ln in output.splitlines() if "worker(s) registered" in ln)
         assert said.startswith("✓ 2 worker(s) registered (pid ") and ", 4 slot(s) each" in said, said
         assert all(str(pid) in said for pid in pids), said
@@ -72,6 +80,8 @@ def test_the_hints_come_once_every_worker_has_registered(tmp_path: Path) -> None
         up.kill_everything()
 
 
+# a whole `gamead up`, ~4.3 CPU-s: ~90 s at load 40 on 2 cores, near the 120 s default; its own wait is 240 s
+@pytest.mark.timeout(300)
 def test_a_worker_refused_while_up_waits_for_it_to_register_ends_up_with_its_message(tmp_path: Path) -> None:
     """A worker that refuses its configuration (exit 5) before its first heartbeat ends ``gamead up`` as before
     the wait: its own message, exit 5, everything stopped; no hints. Its start is slow and its setting refused

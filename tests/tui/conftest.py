@@ -153,8 +153,10 @@ async def burst(pilot: Pilot[Any], *keys: Any) -> None:
     pinned to one CPU beside 10 busy loops, at once: test_typeahead with ``pilot.pause()`` here 6 of 16 failed
     (2 rounds), then 3 of 24 (3 more, all ``'' == 'wor'``); with this wait, 2 of 16 and 1 of 24 (each a 10 s
     deadline passed; a burst's outcome now has 30 s)."""
+    import unicodedata
+
     from textual import events
-    from textual.keys import _character_to_key
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 
     app = pilot.app
     for key in keys:
@@ -163,10 +165,29 @@ async def burst(pilot: Pilot[Any], *keys: Any) -> None:
         else:
             name = _character_to_key(key) if len(key) == 1 and not key.isalnum() else key
             char = key if len(key) == 1 else {"enter": "\r", "escape": "\x1b", "space": " "}.get(key)
+            if char is None:  # a printable key's name ("colon", "left_square_bracket"): its character, as press has
+                try:
+                    char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+                except KeyError:
+                    char = None
             event = events.Key(name, char)
         event.set_sender(app)
         app._driver.send_message(event)
     await keys_read(pilot)
+
+
+async def press(pilot: Pilot[Any], *keys: Any) -> None:
+    """Type ``keys`` (as :func:`burst` takes them) and wait until each is read and handled all the way up: what
+    ``pilot.press`` is used for, waiting on the app's state instead of the machine's. ``pilot.press`` waits after
+    every key, twice, until the process looks idle (``wait_for_idle``: under 1 ms of CPU in a 20 ms sleep, else again,
+    up to 1 s), then up to a fixed 30 s for every widget on screen to take a callback (``WaitForScreenTimeout``).
+    Pinned to one CPU beside 8 busy loops, ``:replay class=TimeoutError`` then ``:purge class=ValueError`` (52 keys
+    by ``pilot.press``) ended in that ``WaitForScreenTimeout``, then the test's 120 s timeout (flake56; the same
+    modules were cut at 120 s in a ``make test`` at load 38-46: test_keys_in_flight, test_markup_c5,
+    test_dashboard_offline). The keys go in one burst: the app hands each on once the one before has been handled
+    (``app.typeahead``, tests/tui/test_typeahead.py)."""
+    await burst(pilot, *keys)
+    await until(pilot, lambda: all_handled(pilot.app), what=f"the keys {keys!r} handled")
 
 
 async def keys_read(pilot: Pilot[Any]) -> None:

@@ -15,7 +15,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets import SummaryBar
 from gamead_cli.tui.widgets_help import HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
-from tests.tui.conftest import handled, row_keys, screen_text, settled, until
+from tests.tui.conftest import handled, press, row_keys, screen_text, settled, until
 
 #: ads of level 2 in the recording's time (its stats were generated at 22:42:13.9897Z)
 ADS = [
@@ -45,10 +45,10 @@ def test_colon_completes_and_enter_on_a_level_drills_down_with_a_breadcrumb(reco
     source = RecordedSource({**recorded, "ads": ADS})
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"lev")
+        await press(pilot, "colon", *"lev")
         line = app.query_one(CommandLine)
         await until(pilot, lambda: line._suggestion == "level 1", what="the completion")
-        await pilot.press("tab", "backspace", "2", "enter")
+        await press(pilot, "tab", "backspace", "2", "enter")
         screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
                              and app.screen, what="level 2's ads")
         table = screen.query_one("#level-table")
@@ -57,16 +57,16 @@ def test_colon_completes_and_enter_on_a_level_drills_down_with_a_breadcrumb(reco
         assert [str(c) for c in table.get_row(ADS[1]["id"])][1:5] == ["pending", "4m00s", "1", "-"]
         assert [str(c) for c in table.get_row(ADS[2]["id"])][1:5] == ["ack pending", "2m00s", "2", "worker-b"]
         assert "dashboard › P2" in screen_text(app)
-        await pilot.press("slash", *"!waiting", "enter")  # `/!` inverts: not the two titled "… waiting"
+        await press(pilot, "slash", *"!waiting", "enter")  # `/!` inverts: not the two titled "… waiting"
         await until(pilot, lambda: row_keys(table) == [ADS[2]["id"]], what="only the ad in flight")
-        await pilot.press("enter")
+        await press(pilot, "enter")
         record = await until(pilot, lambda: isinstance(app.screen, RecordScreen) and "In flight" in screen_text(app)
                              and app.screen, what="the ad's record")  # pushed before it is drawn: wait for its text
         assert breadcrumb(app) == f"dashboard › P2 › ad {ADS[2]['id']}"
         assert "In flight" in screen_text(app) and "worker-b" in screen_text(app)
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: app.screen is screen, what="back to the level")
-        await pilot.press("q")  # as escape, as on the record and log screens (regress45: q did nothing here)
+        await press(pilot, "q")  # as escape, as on the record and log screens (regress45: q did nothing here)
         await until(pilot, lambda: not isinstance(app.screen, LevelScreen), what="back to the dashboard")
         assert record is not None and app.is_running
 
@@ -105,11 +105,11 @@ def test_an_api_nodes_details_show_its_analysis_counts_as_its_row_does(recorded:
             table = app.query_one(NodesTable)
             table.focus()
             table.move_cursor(row=row)
-            await pilot.press("enter")
+            await press(pilot, "enter")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), what=f"the details of {node}")
             shown[node] = await until(pilot, lambda: "completed ads" in (t := screen_text(app)) and t,
                                       what=f"the details of {node} drawn")
-            await pilot.press("escape")
+            await press(pilot, "escape")
             await until(pilot, lambda: not isinstance(app.screen, DetailScreen), what="the details to close")
         for word in ("concurrency", "in flight", "completed ads", "failed attempts", "dead"):
             assert re.search(rf"{word}\s+-\s", shown["api-vm-21584"]), (word, shown["api-vm-21584"])
@@ -124,7 +124,7 @@ def test_enter_on_the_queue_panel_drills_into_the_chosen_level(recorded: dict[st
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         app.query_one("#queue").focus()
-        await pilot.press("down", "enter")  # P1 → P2
+        await press(pilot, "down", "enter")  # P1 → P2
         await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.level == 2,
                     what="level 2 drilled into")
 
@@ -135,15 +135,15 @@ def test_the_palette_runs_the_same_commands(recorded: dict[str, Any]) -> None:
     source = RecordedSource(recorded)
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("ctrl+p")
+        await press(pilot, "ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
-        await pilot.press(*"scale")
+        await press(pilot, *"scale")
         await until(pilot, lambda: ":scale 4 for 10m" in screen_text(app), what="the scale command offered")
-        await pilot.press(*["backspace"] * 5, *"doctor")
+        await press(pilot, *["backspace"] * 5, *"doctor")
         # the list searched again for "doctor" (Textual gathers the hits in a worker, restarted at each key)
         await until(pilot, lambda: ":doctor" in (text := screen_text(app)) and ":scale 4 for 10m" not in text,
                     what="the doctor command offered alone")
-        await pilot.press("enter")
+        await press(pilot, "enter")
         await until(pilot, lambda: app.doctor is not None, what="the doctor's verdict")
         assert source.calls == [("doctor", None)]
         await until(pilot, lambda: "doctor ok at" in str(app.query_one(SummaryBar).render()),
@@ -157,12 +157,12 @@ def test_colon_replay_by_class_asks_for_the_count_and_runs_one_job(recorded: dic
     timeouts = [i["adId"] for i in recorded["dlq"]["items"] if i["errorClass"] == "TimeoutError"]
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"replay class=TimeoutError", "enter")
+        await press(pilot, "colon", *"replay class=TimeoutError", "enter")
         dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                              what="the typed confirmation")
         assert dialog.count == len(timeouts) == 3
         assert "Replay 3 dead-lettered ads of class TimeoutError" in dialog.question
-        await pilot.press("3", "enter")
+        await press(pilot, "3", "enter")
         await until(pilot, lambda: source.calls == [("replay", {"errorClass": "TimeoutError"})],
                     what="one replay job by filter")
         await until(pilot, lambda: not set(timeouts) & set(row_keys(app.query_one(DlqTable))),
@@ -179,17 +179,17 @@ def test_ctrl_a_marks_what_the_filter_shows_and_x_purges_them_after_typing_the_c
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         table = app.query_one(DlqTable)
         table.focus()
-        await pilot.press("slash", *"ValueError", "enter", "ctrl+a")
+        await press(pilot, "slash", *"ValueError", "enter", "ctrl+a")
         await until(pilot, lambda: table.marked, what="the filtered entries marked")
         assert table.marked == set(values)
-        await pilot.press("x")
+        await press(pilot, "x")
         dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                              what="the typed confirmation")
         assert dialog.count == 3
-        await pilot.press("2", "enter")  # the wrong count: nothing happens
+        await press(pilot, "2", "enter")  # the wrong count: nothing happens
         await handled(pilot)
         assert app.screen is dialog and source.calls == []
-        await pilot.press("3", "enter")
+        await press(pilot, "3", "enter")
         await until(pilot, lambda: source.calls == [("purge", values)], what="one purge of the marked set")
 
     run(source, scenario)
@@ -199,7 +199,7 @@ def test_scale_for_a_while(recorded: dict[str, Any]) -> None:
     source = RecordedSource(recorded)
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"scale 4 for 10m", "enter")
+        await press(pilot, "colon", *"scale 4 for 10m", "enter")
         await until(pilot, lambda: source.calls == [("scale", (4, 600))], what="the override")
 
     run(source, scenario)
@@ -211,7 +211,7 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         table = app.query_one(DlqTable)
         table.focus()
-        await pilot.press("ctrl+a")
+        await press(pilot, "ctrl+a")
         await handled(pilot)
         assert table.marked == set()
         for line in ("scale 4 for 10m", "replay class=TimeoutError", "purge class=TimeoutError"):
@@ -219,16 +219,16 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
             await settled(pilot)
             assert not isinstance(app.screen, TypedConfirmScreen)
         assert source.calls == []
-        await pilot.press("colon", *"sc")
+        await press(pilot, "colon", *"sc")
         await settled(pilot)
         assert app.query_one(CommandLine)._suggestion == ""  # scale is not offered
-        await pilot.press("escape", "ctrl+p", *"scale")
+        await press(pilot, "escape", "ctrl+p", *"scale")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
         await settled(pilot)
         assert ":scale" not in screen_text(app)  # the palette offers no action either
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: not isinstance(app.screen, CommandPalette), what="the palette closed")  # or ? is
-        await pilot.press("question_mark")  # typed into its search
+        await press(pilot, "question_mark")  # typed into its search
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         shown = await until(pilot, lambda: ":doctor" in (t := screen_text(app)) and t, what="the help drawn")
         assert ":scale" not in shown and ":replay" not in shown
@@ -238,7 +238,7 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
 
 def test_help_lists_every_key_and_command(recorded: dict[str, Any]) -> None:
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("question_mark")
+        await press(pilot, "question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         from gamead_cli.tui.commands import COMMANDS
         from gamead_cli.tui.widgets_help import help_text

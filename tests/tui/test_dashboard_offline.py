@@ -13,7 +13,7 @@ from gamead_cli.tui.widgets import Banner, SummaryBar
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable, FilterBar, NodesTable
 from gamead_core.errors import ApiClientError, ApiUnreachable
-from tests.tui.conftest import row_keys, settled, until
+from tests.tui.conftest import press, row_keys, settled, until
 
 
 class CountingSource(RecordedSource):
@@ -47,13 +47,13 @@ def test_slash_filters_the_focused_table_and_escape_clears_it(recorded: dict[str
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         nodes = app.query_one(NodesTable)
         assert app.focused is nodes and nodes.row_count == 3
-        await pilot.press("slash", *"stuck")
+        await press(pilot, "slash", *"stuck")
         assert app.query_one(FilterBar).display
         await until(pilot, lambda: row_keys(nodes) == ["worker-a"], what="only the stuck worker")
-        await pilot.press("enter")  # keep the filter, back to the table
+        await press(pilot, "enter")  # keep the filter, back to the table
         assert app.focused is nodes and row_keys(nodes) == ["worker-a"]
         assert "filter: stuck" in str(app.query_one("#nodes").border_subtitle)
-        await pilot.press("slash", "escape")
+        await press(pilot, "slash", "escape")
         await until(pilot, lambda: nodes.row_count == 3, what="all rows back")
 
     run(RecordedSource(recorded), scenario)
@@ -61,24 +61,24 @@ def test_slash_filters_the_focused_table_and_escape_clears_it(recorded: dict[str
 
 def test_tab_moves_between_panels_and_enter_shows_details(recorded: dict[str, Any]) -> None:
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("down", "enter")  # second node row
+        await press(pilot, "down", "enter")  # second node row
         screen = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen,
                              what="node details")
         assert screen.title_text == "node worker-a"
-        await pilot.press("escape")  # the tab must come after the details closed and gave the table its focus back:
+        await press(pilot, "escape")  # the tab must come after the details closed and gave the table its focus back:
         await until(pilot, lambda: app.focused is app.query_one(NodesTable), what="the details closed")  # load 30
-        await pilot.press("tab")  # ... pressed at once, it came before and the nodes table kept the focus
+        await press(pilot, "tab")  # ... pressed at once, it came before and the nodes table kept the focus
         await until(pilot, lambda: isinstance(app.focused, DlqTable), what="the DLQ table focused")
         first = row_keys(app.focused)[0]
-        await pilot.press("enter")
+        await press(pilot, "enter")
         screen = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen,
                              what="DLQ entry details")
         assert screen.title_text == f"dead letter {first}"
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: isinstance(app.focused, DlqTable), what="the details closed")
-        await pilot.press("tab")  # wraps round to the queue panel, then the metrics
+        await press(pilot, "tab")  # wraps round to the queue panel, then the metrics
         await until(pilot, lambda: app.focused is not None and app.focused.id == "queue", what="the queue focused")
-        await pilot.press("tab")
+        await press(pilot, "tab")
         await until(pilot, lambda: app.focused is not None and app.focused.id == "metrics", what="the metrics focused")
 
     run(RecordedSource(recorded), scenario)
@@ -91,20 +91,20 @@ def test_marked_dlq_entries_are_replayed_after_confirmation(recorded: dict[str, 
         table = app.query_one(DlqTable)
         table.focus()
         first, second, *_ = row_keys(table)
-        await pilot.press("space", "down", "space", "r")
+        await press(pilot, "space", "down", "space", "r")
         dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                              what="confirmation")
         assert "Replay 2 dead-lettered ads" in dialog.question
-        await pilot.press("p", "enter")  # keys type into the count; a wrong count keeps the dialog open
+        await press(pilot, "p", "enter")  # keys type into the count; a wrong count keeps the dialog open
         await settled(pilot)
         assert app.screen is dialog and not app.paused and source.calls == []
         assert "that is not 2" in str(dialog.query_one("#typed-hint").render())
-        await pilot.press("escape")  # declined: nothing happens
+        await press(pilot, "escape")  # declined: nothing happens
         await settled(pilot)
         assert source.calls == []
-        await pilot.press("r")
+        await press(pilot, "r")
         await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
-        await pilot.press("2", "enter")
+        await press(pilot, "2", "enter")
         await until(pilot, lambda: source.calls == [("replay", [first, second])], what="the replay call")
         await until(pilot, lambda: first not in row_keys(table) and second not in row_keys(table),
                     what="replayed entries to leave the table")
@@ -120,14 +120,14 @@ def test_purge_needs_confirmation_and_acts_on_the_current_entry(recorded: dict[s
         table = app.query_one(DlqTable)
         table.focus()
         current = row_keys(table)[0]
-        await pilot.press("x")
+        await press(pilot, "x")
         await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await settled(pilot)
         assert source.calls == []
-        await pilot.press("x")
+        await press(pilot, "x")
         await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
-        await pilot.press("1", "enter")
+        await press(pilot, "1", "enter")
         await until(pilot, lambda: source.calls == [("purge", [current])], what="the purge call")
 
     run(source, scenario)
@@ -154,14 +154,14 @@ def test_p_pauses_and_resumes_refreshing(recorded: dict[str, Any]) -> None:
         app.tick = counted_tick  # type: ignore[method-assign]
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.stats is not None, what="the first refresh")
-            await pilot.press("p")  # handled on the app's loop: at load 38 not yet as press() returned (suite49)
+            await press(pilot, "p")  # handled on the app's loop: at load 38 not yet as press() returned (suite49)
             await until(pilot, lambda: app.paused and "PAUSED" in str(app.query_one(SummaryBar).render()),
                         what="PAUSED in the summary bar")
             await until(pilot, lambda: not polling(app), what="a refresh under way to finish")
             paused_at, ticked = source.refreshes, ticks
             await until(pilot, lambda: ticks >= ticked + 3, what="three refresh periods")
             assert source.refreshes == paused_at  # the timer ticked, nothing was fetched
-            await pilot.press("p")
+            await press(pilot, "p")
             await until(pilot, lambda: source.refreshes > paused_at, what="refreshes to resume")
 
     asyncio.run(main())
@@ -169,9 +169,9 @@ def test_p_pauses_and_resumes_refreshing(recorded: dict[str, Any]) -> None:
 
 def test_question_mark_shows_help(recorded: dict[str, Any]) -> None:
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("question_mark")
+        await press(pilot, "question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help to close")
 
     run(RecordedSource(recorded), scenario)

@@ -17,7 +17,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.turns import Turns
 from gamead_cli.tui.widgets_help import DetailScreen
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import burst, handled, raised_toasts, screen_text, until
+from tests.tui.conftest import burst, handled, press, raised_toasts, screen_text, until
 from tests.tui.test_command_mode import ADS
 from tests.tui.test_record_replay import p1_waiting, recording
 
@@ -116,7 +116,7 @@ def test_steps_pressed_while_a_frame_loads_are_all_taken(tmp_path: Path, recorde
             try:
                 await until(pilot, lambda: p1_waiting(app) == "100" and not app._busy, what="the first frame")
                 gate.clear()
-                await pilot.press("full_stop")
+                await press(pilot, "full_stop")
                 await until(pilot, lambda: app._busy, what="the frame on its way")
                 await burst(pilot, "full_stop", "full_stop")
                 await handled(pilot)
@@ -135,9 +135,9 @@ def test_steps_pressed_while_a_frame_loads_are_all_taken(tmp_path: Path, recorde
 async def second_while_first_held(pilot: Any, source: Slow, kind: str, first: str, second: str) -> None:
     """``:first`` typed and its ``kind`` request held at the gate once sent; ``:second`` typed and handled
     meanwhile; then the gate released."""
-    await pilot.press("colon", *first, "enter")
+    await press(pilot, "colon", *first, "enter")
     await until(pilot, lambda: started(source, kind, 1), what=f"the first {kind} request sent")
-    await pilot.press("colon", *second, "enter")
+    await press(pilot, "colon", *second, "enter")
     await handled(pilot)
     source.gates.release()
 
@@ -164,9 +164,9 @@ def test_doctor_asked_while_one_runs_checks_after_it_and_one_more_is_refused_on_
     source.gates.hold("doctor")
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"doctor", "enter")
+        await press(pilot, "colon", *"doctor", "enter")
         await until(pilot, lambda: started(source, "doctor", 1), what="the first check")
-        await pilot.press("colon", *"doctor", "enter", "colon", *"doctor", "enter")
+        await press(pilot, "colon", *"doctor", "enter", "colon", *"doctor", "enter")
         await until(pilot, lambda: any(":doctor: not done" in t for t in raised_toasts(app)),
                     what="the third :doctor refused on screen")
         source.gates.release()
@@ -189,7 +189,7 @@ def test_a_filter_replay_asked_while_another_counts_asks_its_own_confirmation_af
         first = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                             what="a confirmation")
         assert "Replay 3 dead-lettered ads of class TimeoutError" in first.question
-        await pilot.press("escape")
+        await press(pilot, "escape")
         second = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen is not first
                              and app.screen, what="the second confirmation")
         assert "Purge 3 dead-lettered ads of class ValueError" in second.question
@@ -209,15 +209,15 @@ def test_enter_on_a_dead_letter_then_another_opens_both(recorded: dict[str, Any]
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         app.query_one(DlqTable).focus()
-        await pilot.press("enter")
+        await press(pilot, "enter")
         await until(pilot, lambda: started(source, "dlq_entry", 1), what="the first entry read")
-        await pilot.press("down", "enter")
+        await press(pilot, "down", "enter")
         await handled(pilot)
         source.gates.release()
         await until(pilot, lambda: len(opened(app)) == 2, what="both open")
         asked = source.gates.started["dlq_entry"]
         assert len(set(asked)) == 2 and opened(app) == [f"dead letter {i}" for i in asked]  # the second on top
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: opened(app) == [f"dead letter {asked[0]}"] and asked[0] in screen_text(app),
                     what="the first under it")
 
@@ -231,14 +231,14 @@ def test_a_level_opened_over_another_leaves_the_first_one_read(recorded: dict[st
     source.gates.hold("oldest")
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("colon", *"level 2", "enter")
+        await press(pilot, "colon", *"level 2", "enter")
         p2 = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen, what="P2 open")
         await until(pilot, lambda: started(source, "oldest", 1), what="P2's read")
         app.run_command_line("level 3")  # as the palette's hit does
         await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen is not p2, what="P3 open")
         source.gates.release()
         await until(pilot, lambda: app.screen.loaded, what="P3 read")
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: app.screen is p2 and p2.loaded and "Oldest waiting" in screen_text(app),
                     what="P2's ads")
 

@@ -15,7 +15,7 @@ from gamead_cli.tui.view_tables import details_view
 from gamead_cli.tui.widgets import Banner
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from gamead_core.errors import ApiUnreachable
-from tests.tui.conftest import raised_toasts, until
+from tests.tui.conftest import press, raised_toasts, until
 
 KEYS = {"[": "left_square_bracket", "]": "right_square_bracket", "/": "slash", "=": "equals_sign"}
 
@@ -50,11 +50,11 @@ def test_a_filter_of_markup_characters_is_shown_as_typed(recorded: dict[str, Any
         nodes = app.query_one(NodesTable)
         panel = nodes.parent
         for typed in ("[/", "[link=x]y"):  # was: MarkupError traceback; then a link rendered as markup
-            await pilot.press("slash", *keys(typed))
+            await press(pilot, "slash", *keys(typed))
             await until(pilot, lambda: panel._border_subtitle is not None
                         and panel._border_subtitle.plain == f"filter: {typed}", what=f"the filter {typed!r} shown")
             assert nodes.row_count == 0  # nothing matches: the filter ran
-            await pilot.press("escape")
+            await press(pilot, "escape")
             await until(pilot, lambda: nodes.row_count == 3, what="the filter cleared")
 
     run(RecordedSource(recorded), scenario)
