@@ -15,7 +15,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import TypedConfirmScreen
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import on_recording, screen_text, settled, until
+from tests.tui.conftest import on_recording, press, screen_text, settled, until
 
 
 
@@ -45,7 +45,7 @@ def test_a_token_that_may_not_act_makes_the_dashboard_read_only(recorded: dict[s
         await until(pilot, lambda: app.readonly, what="read-only mode")
         await until(pilot, read_only_drawn, what="READ-ONLY on top, a footer without replay and purge")
         app.query_one(DlqTable).focus()
-        await pilot.press("space", "r", "x")
+        await press(pilot, "space", "r", "x")
         await settled(pilot)
         assert not isinstance(app.screen, TypedConfirmScreen) and app.source.calls == []  # type: ignore[attr-defined]
 

@@ -26,7 +26,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import DlqTable
 from tests.forked_popen import GameadPopen, takes_the_terminal
 from tests.support import clean_env, gamead_argv
-from tests.tui.conftest import raised_toasts, until
+from tests.tui.conftest import press, raised_toasts, until
 from tests.tui.test_record_replay import recording
 
 
@@ -37,9 +37,9 @@ def test_ctrl_c_quits_the_dashboard_with_130_from_anywhere(recorded: dict[str, A
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.query_one(DlqTable).row_count > 0, what="the first snapshot")
             if where == "the command line":
-                await pilot.press("colon", "d")
+                await press(pilot, "colon", "d")
             elif where == "the help screen":
-                await pilot.press("question_mark")
+                await press(pilot, "question_mark")
                 await until(pilot, lambda: len(app.screen_stack) > 1, what="the help screen")
             await pilot.press("ctrl+c")
             await until(pilot, lambda: app._exit, what="the dashboard to quit")

@@ -19,7 +19,7 @@ from gamead_cli.tui.screens import LevelScreen, RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets import Banner, JobLine, SparkRow, SummaryBar
 from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from tests.support import Proc, ad, wait_terminal
-from tests.tui.conftest import TTL, Observed, row_keys, screen_text, serve, until
+from tests.tui.conftest import TTL, Observed, press, row_keys, screen_text, serve, until
 
 #: one pytest-xdist worker runs every module of the package's ``observed`` stack (started once)
 pytestmark = pytest.mark.xdist_group("tui-observed")
@@ -147,11 +147,11 @@ def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
             assert app.dlq_error is None, app.dlq_error
             table.focus()
             table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
-            await pilot.press("space", "r")
+            await press(pilot, "space", "r")
             dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                                  what="the replay confirmation")
             assert ad_id in dialog.detail
-            await pilot.press("1", "enter")
+            await press(pilot, "1", "enter")
             await until(pilot, lambda: ad_id not in row_keys(table), what="the entry to leave the DLQ")
             assert app.error is None
             # one server-side job, its progress on the job line, then its record in the audit panel
@@ -206,7 +206,7 @@ def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: 
         app = dashboard(observed.url)
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.stats is not None, what="first stats")
-            await pilot.press("colon", *"level 4", "enter")
+            await press(pilot, "colon", *"level 4", "enter")
             screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
                                  and app.screen, what="level 4's ads")
             table = screen.query_one("#level-table")
@@ -215,12 +215,12 @@ def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: 
             row = [str(c) for c in table.get_row(ids[0])]
             assert row[1] == "pending" and row[3] == "0" and row[4] == "-"  # no attempt, no worker yet
             table.move_cursor(row=keys.index(ids[1]), animate=False)
-            await pilot.press("enter")
+            await press(pilot, "enter")
             # the screen is pushed before its record is drawn (a loaded run read '' there): wait for what it shows
             await until(pilot, lambda: isinstance(app.screen, RecordScreen) and f"Drill {tag} 1" in screen_text(app),
                         what="the ad's record")
             assert f"dashboard › P4 › ad {ids[1]}" in screen_text(app)
-            await pilot.press("escape", "escape")
+            await press(pilot, "escape", "escape")
             await until(pilot, lambda: not isinstance(app.screen, (LevelScreen, RecordScreen)), what="back")
 
     asyncio.run(scenario())
@@ -248,9 +248,9 @@ def test_the_job_line_follows_a_replay_to_its_end(observed: Observed, api: httpx
             await until(pilot, lambda: ad_id in row_keys(table), what="the dead ad in the DLQ panel")
             table.focus()
             table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
-            await pilot.press("space", "r")
+            await press(pilot, "space", "r")
             await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="the replay confirmation")
-            await pilot.press("1", "enter")
+            await press(pilot, "1", "enter")
             line = app.query_one(JobLine)
             await until(pilot, lambda: (app.job or {}).get("phase") == "following",
                         what="the job past acting, following its ad")

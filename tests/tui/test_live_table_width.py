@@ -21,7 +21,7 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.screens import AdsTable, LevelScreen
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_tables import DlqTable, FilterTable, NodesTable
-from tests.tui.conftest import settled, until
+from tests.tui.conftest import press, settled, until
 
 SIZES = [(80, 24), (80, 40), (90, 24), (100, 26)]
 
@@ -102,7 +102,7 @@ def test_a_levels_ads_table_keeps_whole_labels_and_ages_at_80x24(recorded: dict[
         app = DashboardApp(RecordedSource({**recorded, "ads": ADS}), refresh=3600)
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: app.stats is not None, what="the first refresh")
-            await pilot.press("colon", *"level 2", "enter")
+            await press(pilot, "colon", *"level 2", "enter")
             screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
                                  and app.screen, what="level 2's ads")
             await settled(pilot)

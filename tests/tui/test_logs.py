@@ -19,7 +19,7 @@ from gamead_cli.tui.screens import LogScreen
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets_tables import NodesTable
 from tests.support import ad, wait_for, wait_worker_ready
-from tests.tui.conftest import DEADLINE, Observed, raised_toasts, until
+from tests.tui.conftest import DEADLINE, Observed, press, raised_toasts, until
 
 pytestmark = pytest.mark.xdist_group("tui-observed")
 
@@ -131,7 +131,7 @@ def test_the_log_screen_follows_a_live_worker_and_an_ads_story(observed: Observe
                 await until(pilot, lambda: wid in {k for k, _ in table._rows}, what=f"{wid} in the nodes table")
                 table.filter_text = wid
                 table.focus()
-                await pilot.press("l")  # the key on a node
+                await press(pilot, "l")  # the key on a node
                 screen = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen,
                                      what="the log screen")
                 assert isinstance(screen, LogScreen)
@@ -140,7 +140,7 @@ def test_the_log_screen_follows_a_live_worker_and_an_ads_story(observed: Observe
                 ad_id = httpx.post(f"{observed.url}/ads", json=ad(title), timeout=10).json()["id"]
                 fault = f"injecting a permanent fault into ad {ad_id}"
                 await until(pilot, lambda: fault in screen.text(), what="the fault line, followed")
-                await pilot.press("escape")
+                await press(pilot, "escape")
                 await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back to the dashboard")
                 app.run_command_line(f"logs ad {ad_id}")  # the ad's story, from every log of the stack
                 story = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen,

@@ -16,7 +16,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import SparkRow, SummaryBar
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import press, screen_text, until
 
 
 def frames(recorded: dict[str, Any], n: int) -> list[Snapshot]:
@@ -105,19 +105,19 @@ def test_replay_plays_steps_and_changes_speed_with_no_action_offered(tmp_path: P
             footer = await until(pilot, lambda: "q quit" in screen_text(app).splitlines()[-1]
                                  and screen_text(app).splitlines()[-1], what="the footer")
             assert "replay" not in footer and "purge" not in footer and ". step" in footer
-            await pilot.press("full_stop")
+            await press(pilot, "full_stop")
             await until(pilot, lambda: p1_waiting(app) == "101", what="one step forward")
             assert app.paused
-            await pilot.press("full_stop", "full_stop")  # the end: stays on the last frame
+            await press(pilot, "full_stop", "full_stop")  # the end: stays on the last frame
             await until(pilot, lambda: p1_waiting(app) == "102", what="the last frame")
-            await pilot.press("comma")
+            await press(pilot, "comma")
             await until(pilot, lambda: p1_waiting(app) == "101", what="one step back")
-            await pilot.press("plus", "plus")
+            await press(pilot, "plus", "plus")
             assert app.speed == 4.0
             await until(pilot, lambda: "×4" in str(app.query_one(SummaryBar).render()), what="the speed shown")
-            await pilot.press("minus")
+            await press(pilot, "minus")
             assert app.speed == 2.0
-            await pilot.press("colon", *"level 2", "enter")  # nothing was recorded but the snapshots
+            await press(pilot, "colon", *"level 2", "enter")  # nothing was recorded but the snapshots
             await until(pilot, lambda: "not in the recording" in screen_text(app), what="the level's note")
 
     asyncio.run(main())

@@ -22,7 +22,7 @@ from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqPanel, DlqTable, NodesPanel, NodesTable
-from tests.tui.conftest import on_recording, screen_text, settled, until
+from tests.tui.conftest import on_recording, press, screen_text, settled, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
 
@@ -49,16 +49,16 @@ def test_80x24_shows_every_panel_and_the_whole_help(recorded: dict[str, Any]) ->
         for figure in ("OLDEST", "DEPTH", "q quit", "? help", "DLQ 12 entries", "autoscaler 2 → 4",
                        "audit · last operator actions", "wallboard", "refused forbidden"):
             assert figure in text, figure
-        await pilot.press("question_mark")
+        await press(pilot, "question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         await settled(pilot)
         text = screen_text(app)
         assert "press escape to close" in text and "quit" in text and "pause / resume" in text
-        await pilot.press("end")  # the rest scrolls into view: the commands and what the colours mean
+        await press(pilot, "end")  # the rest scrolls into view: the commands and what the colours mean
         await settled(pilot)
         text = screen_text(app)
         assert ":quit" in text and "count from then" in text and "press escape to close" in text
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="the help to close")
 
     on_recording(recorded, (80, 24), scenario)
@@ -83,7 +83,7 @@ def test_a_dialog_taller_than_the_terminal_scrolls_to_its_last_line(recorded: di
         for screen, (opened, last) in dialogs.items():
             app.push_screen(opened())
             await settled(pilot)
-            await pilot.press("end")
+            await press(pilot, "end")
             await settled(pilot)
             text = screen_text(app)
             assert last in text, (screen, text)
@@ -104,16 +104,16 @@ def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_foote
         assert "OLDEST" in text and "DEPTH" in text and "47s" in text  # the queue keeps every column
         assert "01m87vjgr0jpf99az52ef3wdqx" in text  # a DLQ row
         assert lines[-1].lstrip().startswith("q quit  ? help")  # the footer, quit first
-        await pilot.press("tab", "enter")  # to the DLQ, open an entry, close it: nothing scrolls or stays
+        await press(pilot, "tab", "enter")  # to the DLQ, open an entry, close it: nothing scrolls or stays
         await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the entry's details")
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: not isinstance(app.screen, DetailScreen), what="the details to close")
         await settled(pilot)
         after = screen_text(app).splitlines()
         assert after[0] == lines[0] and after[1] == lines[1]  # the top did not scroll away
         assert all(len(line.rstrip()) <= 60 and not line.rstrip().endswith(("▁", "█", "▇")) or "│" in line
                    for line in after)  # no sparkline pieces stranded at the right edge
-        await pilot.press("question_mark")
+        await press(pilot, "question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         await settled(pilot)
         assert "press escape to close" in screen_text(app)
@@ -184,11 +184,11 @@ def test_readonly_hides_the_actions_and_says_so(recorded: dict[str, Any]) -> Non
         assert "READ-ONLY" in screen_text(app).splitlines()[0]
         assert "replay" not in bottom and "purge" not in bottom
         app.query_one(DlqTable).focus()
-        await pilot.press("space", "r", "x")
+        await press(pilot, "space", "r", "x")
         await settled(pilot)
         assert not isinstance(app.screen, TypedConfirmScreen) and not app.query_one(DlqTable).marked
         assert "mark" not in screen_text(app).splitlines()[-1]
-        await pilot.press("question_mark")
+        await press(pilot, "question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         await settled(pilot)
         help_text = screen_text(app)
@@ -240,7 +240,7 @@ def test_rows_below_a_short_panel_are_counted_in_its_title(recorded: dict[str, A
         assert str(app.query_one(DlqPanel).border_title).endswith(" more ↓")
         table = app.query_one(NodesTable)
         table.focus()
-        await pilot.press("down", "down")
+        await press(pilot, "down", "down")
         await until(pilot, lambda: "more" not in str(panel.border_title), what="the count to go at the last row")
 
     on_recording(recorded, (80, 24), scenario)

@@ -16,7 +16,7 @@ from gamead_cli.tui.screens import TypedConfirmScreen
 from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
 from gamead_cli.tui.widgets_tables import DlqTable
-from tests.tui.conftest import settled, until
+from tests.tui.conftest import press, settled, until
 
 
 def dashboard(recorded: dict[str, Any], **kw: Any) -> DashboardApp:
@@ -54,9 +54,9 @@ def test_details_opened_and_closed_at_60x20(snap_compare: Any, recorded: dict[st
     """tab, enter, escape: the screen is as it was (it used to scroll and strand sparkline pieces)."""
     async def visit(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
-        await pilot.press("tab", "enter")
+        await press(pilot, "tab", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), what="details")
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await until(pilot, lambda: not isinstance(pilot.app.screen, DetailScreen), what="details closed")
         await settled(pilot)
 
@@ -66,7 +66,7 @@ def test_details_opened_and_closed_at_60x20(snap_compare: Any, recorded: dict[st
 def help_open(pilot: Pilot[Any]) -> Any:
     async def run() -> None:
         await loaded(pilot)
-        await pilot.press("question_mark")
+        await press(pilot, "question_mark")
         await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
         await settled(pilot)
 
@@ -89,7 +89,7 @@ def test_replay_confirmation_at_80x24(snap_compare: Any, recorded: dict[str, Any
     async def confirm(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         pilot.app.query_one(DlqTable).focus()
-        await pilot.press("space", "down", "space", "r")
+        await press(pilot, "space", "down", "space", "r")
         await until(pilot, lambda: isinstance(pilot.app.screen, TypedConfirmScreen), what="confirmation")
         steady_cursor(pilot)
         await settled(pilot)
@@ -103,7 +103,7 @@ def test_level_drill_down_at_120x40(snap_compare: Any, recorded: dict[str, Any])
 
     async def drill(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
-        await pilot.press("colon", *"level 2", "enter")
+        await press(pilot, "colon", *"level 2", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, LevelScreen) and pilot.app.screen.loaded,
                     what="level 2's ads")
         await settled(pilot)
@@ -118,7 +118,7 @@ def test_command_line_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> N
         await loaded(pilot)
         line = pilot.app.query_one(CommandLine)
         line.cursor_blink = False
-        await pilot.press("colon", *"rep")
+        await press(pilot, "colon", *"rep")
         await until(pilot, lambda: line._suggestion == "replay class=PermanentError", what="the completion")
         await settled(pilot)
 
