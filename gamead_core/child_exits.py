@@ -32,8 +32,9 @@ def running_pids(sup: Supervisor) -> list[int]:
 
 def next_due(sup: Supervisor, *also: float | None) -> float | None:
     """The monotonic time (s) :meth:`Supervisor.poll` next has something to do but a child's end: the earliest
-    restart after its back-off, or one of ``also`` (None: nothing; the next look at the logs' sizes,
-    :meth:`gamead_core.log_growth.LogGrowth.due`), or None: nothing. Pure."""
+    restart after its back-off, or of ``also``, the caller's other times due (None: none; ``gamead up``'s: the next
+    look at the logs' sizes, :meth:`gamead_core.log_growth.LogGrowth.due`, and the state file's rewrite to retry,
+    :attr:`gamead_core.datadir.DataDir.retry_at`), or None: nothing. Pure."""
     times = [c.restart_at for c in sup.children.values() if c.restart_at is not None and not c.retired
              and c.refused is None]
     times += [t for t in also if t is not None]

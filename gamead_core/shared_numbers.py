@@ -3,6 +3,9 @@ written past what gamead can use (attack31b F5's kind): ``processed: 10**400`` i
 ``GET /v1/workers`` a 500 (``orjson``: integer exceeds 64-bit range); a job's ``leaseUntil`` of ``-1e300`` made
 ``gamead doctor`` fail formatting it. Such a number is clamped into range as it is read and said once per field
 (WARNING); the next write by gamead replaces it. Pure but for that log line.
+
+A shared counter's key (KV ``gamead_scaling``: the lost attempts', the write checks') is not clamped: a value that
+is no count (:func:`unusable_count`) is read as 0 (:func:`count_in`), and the next change rewrites it.
 """
 
 from __future__ import annotations

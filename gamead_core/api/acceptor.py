@@ -208,15 +208,14 @@ class AcceptingServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         """uvicorn's, with SIGHUP too (a closed terminal, and the kernel's SIGHUP to a process group orphaned with a
         stopped member): before, it had no handler in ``gamead serve`` at all, which it then left mid-request, where
-        a SIGTERM stops serving. One inherited as ignored (``nohup``) stays ignored. Once served, each signal that
-        stopped it takes its default action (the process ends by it, as uvicorn's own re-raise did), SIGINT its
-        handler before (Python's: one ``interrupted`` line, exit 130), whatever handled them before the start
-        (:mod:`gamead_cli.first_signals`). The first signal is the one the process ends by, whatever came after it
-        (uvicorn raised each again, the last first: a supervisor's SIGTERM, then a closed terminal's SIGHUP, ended
-        the process by the SIGHUP, exit 129, not 143), and another one after it, until the process ends, is ignored
-        (:func:`gamead_core.first_stop.after_the_first`, the record the CLI's handlers share: before, a SIGTERM
-        while a Ctrl-C's interrupt unwound ended ``gamead serve`` by SIGTERM, -15, not 130). In the main thread
-        only (elsewhere nothing is changed)."""
+        a SIGTERM stops serving. One inherited as ignored (``nohup``) stays ignored. Once served, the first signal
+        that stopped it is raised again, whatever came after it (uvicorn raised each again, the last first: a
+        supervisor's SIGTERM, then a closed terminal's SIGHUP, ended the process by the SIGHUP, exit 129, not 143):
+        a SIGTERM or SIGHUP takes its default action (the process ends by it), SIGINT its handler before (Python's:
+        one ``interrupted`` line, exit 130), whatever handled them before the start (:mod:`gamead_cli.first_signals`).
+        Another one after it, until the process ends, is ignored (:func:`gamead_core.first_stop.after_the_first`,
+        the record the CLI's handlers share: before, a SIGTERM while a Ctrl-C's interrupt unwound ended ``gamead
+        serve`` by SIGTERM, -15, not 130). In the main thread only (elsewhere nothing is changed)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return

@@ -114,7 +114,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         read_lost(js) if lost else _none(),
         return_exceptions=True,
     )
-    levels, stream, nodes, lost = parts
+    levels, stream, nodes, lost_read = parts
     live = partitions if isinstance(stream, BaseException) else stream[0][3]
     if live != partitions:  # repartitioned under this node: the queue's partitions, not the setting
         partitions = live
@@ -162,7 +162,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         nodes=None if isinstance(nodes, BaseException) or nodes is None else tuple(nodes),
         errors=tuple(errors),
         partitions=partitions,
-        lost_attempts=lost if isinstance(lost, int) else None,
+        lost_attempts=lost_read if isinstance(lost_read, int) else None,
     )
 
 
