@@ -41,7 +41,7 @@ import nats  # noqa: E402
 
 from gamead_core import names  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
-from needs_test_install import require  # noqa: E402
+from benchmarks.needs_test_install import require  # noqa: E402
 
 require(__file__)
 

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gamead_core.worker.analyzer import analyze  # noqa: E402
-from needs_test_install import require  # noqa: E402
+from benchmarks.needs_test_install import require  # noqa: E402
 
 require(__file__)
 

@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-atomic-") as tmp:
         if args.cluster:
-            from needs_test_install import require  # noqa: PLC0415
+            from benchmarks.needs_test_install import require  # noqa: PLC0415
 
             require(__file__, " --cluster")
             from tests.cluster import NatsCluster  # noqa: PLC0415 - three routed JetStream nodes, stopped by PID

@@ -23,7 +23,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
-from needs_test_install import require  # noqa: E402
+from benchmarks.needs_test_install import require  # noqa: E402
 
 require(__file__)
 

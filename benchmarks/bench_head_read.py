@@ -38,7 +38,7 @@ from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa:
 from gamead_core.queue.depth import peek_next  # noqa: E402
 from gamead_core.queue.topology import ensure_topology  # noqa: E402
 from gamead_core.store.ads import encode  # noqa: E402
-from needs_test_install import require  # noqa: E402
+from benchmarks.needs_test_install import require  # noqa: E402
 
 require(__file__)
 

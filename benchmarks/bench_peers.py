@@ -45,7 +45,7 @@ from bench_pipeline import Procs  # noqa: E402
 from bench_worker_drain import drain_gamead, drain_levels, publish_backlog, raw_batch  # noqa: E402
 
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
-from needs_test_install import require  # noqa: E402
+from benchmarks.needs_test_install import require  # noqa: E402
 
 require(__file__)
 
