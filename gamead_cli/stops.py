@@ -137,10 +137,12 @@ def ended() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     settled()
-    held = tuple(sig for sig in _HELD if callable(signal.getsignal(sig)))
-    if not first_signals.after_stop(held):  # a stop acted on: only its signal again ends the process, by it
-        for sig in held:
-            signal.signal(sig, signal.SIG_DFL)
+    # a stop acted on: only its signal again ends the process, by it; the others ignored, the defaults an event
+    # loop's end put back included (a worker's: its handlers are the loop's)
+    if not first_signals.after_stop(_HELD):
+        for sig in _HELD:
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
 
 
 def stopped_by() -> str:

@@ -1,5 +1,5 @@
 """A signal after a command's stop is over (its line written, its exit code known) never changes its code (attack56b
-F2): a supervisor's SIGTERM and a closed terminal's SIGHUP come together, and the SIGHUP, arriving once the command
+F2, F3): a supervisor's SIGTERM and a closed terminal's SIGHUP come together, and the SIGHUP, arriving once the command
 had set the default actions back for the interpreter's exit (``gamead_cli.stops.ended``; ``gamead up`` right after
 its stack stopped), ended the process by SIGHUP: 129 where the README says 143 (a command stopped by SIGTERM) or 0
 (``gamead up`` stopped by it). 1 run in 6 of ``gamead up`` started, SIGTERM, SIGHUP 0.1 s later.
@@ -103,4 +103,16 @@ def test_a_sighup_after_gamead_up_stopped_on_sigterm_leaves_its_exit_0(tmp_path:
     held.wait(held.exit_mark.exists, "the hold at its exit")
     assert held.out.read_text().rstrip().endswith("stopped")
     os.kill(held.proc.pid, signal.SIGHUP)  # the closed terminal's
+    assert held.end() == 0, held.out.read_text()
+
+
+def test_a_sighup_after_a_worker_stopped_on_sigterm_leaves_its_exit_0(
+        tmp_path: Path, closed_port: Callable[[], int]) -> None:
+    """A worker stops on its event loop's handlers, which the loop's end takes away (the defaults back): before, -1
+    (ended by the SIGHUP), after 0, as with no SIGHUP."""
+    held = HeldTwice(tmp_path, None, "worker", "--nats-url", f"nats://127.0.0.1:{closed_port()}")
+    held.wait(lambda: "cannot reach NATS" in held.out.read_text(), "the worker waiting for NATS")
+    os.kill(held.proc.pid, signal.SIGTERM)
+    held.wait(held.exit_mark.exists, "the hold at its exit")
+    os.kill(held.proc.pid, signal.SIGHUP)
     assert held.end() == 0, held.out.read_text()
