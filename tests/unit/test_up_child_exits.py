@@ -10,7 +10,9 @@ import asyncio
 import os
 import shutil
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,26 @@ from gamead_core.supervisor import Supervisor
 from tests.waits import until
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
+
+
+def _writes_once(go: Path) -> list[str]:
+    """A child that writes 5000 bytes to its log once file ``go`` is made, then sleeps."""
+    return ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; head -c 5000 /dev/zero; exec {SLEEP} 60"]
+
+
+async def _stopped(stop: asyncio.Event, keeping: asyncio.Future[list[object]], exits: ChildExits) -> None:
+    """Stop the watch ``keeping`` runs: it ends with no refused child."""
+    stop.set()
+    assert await asyncio.wait_for(keeping, 20) == []
+    exits.close()
+
+
+def _run(sup: Supervisor, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``run()`` in an event loop of its own; then every child of ``sup`` stopped (by the PIDs it holds)."""
+    try:
+        asyncio.run(run())
+    finally:
+        sup.stop_all(5)
 
 
 def _supervisor(said: list[str]) -> Supervisor:
@@ -91,22 +113,16 @@ def test_a_log_grown_past_its_bound_is_rotated_with_nothing_else_to_wake_the_loo
 
     async def run() -> None:
         exits, stop = ChildExits(), asyncio.Event()
-        sup.start("worker-1", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; head -c 5000 /dev/zero; "
-                                           f"exec {SLEEP} 60"], dict(os.environ), path)
+        sup.start("worker-1", _writes_once(go), dict(os.environ), path)
         keeping = asyncio.ensure_future(keep_children(sup, sup.poll, stop, exits))
         await until(lambda: sup.logs_checked_at > 0 and bool(exits._fds), what="the first look", timeout=20.0)
         go.touch()
         older = path.with_name(path.name + ".1")
         await until(lambda: older.exists() and older.stat().st_size == 5000, what="the log copied to worker-1.log.1",
                     timeout=20.0)
-        stop.set()
-        assert await asyncio.wait_for(keeping, 20) == []
-        exits.close()
+        await _stopped(stop, keeping, exits)
 
-    try:
-        asyncio.run(run())
-    finally:
-        sup.stop_all(5)
+    _run(sup, run)
     assert path.stat().st_size == 0
 
 
@@ -120,8 +136,7 @@ def test_a_log_in_a_log_directory_deleted_or_replaced_while_up_runs_is_still_bou
 
     async def run() -> None:
         exits, stop = ChildExits(), asyncio.Event()
-        child = sup.start("worker-1", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; "
-                                                   f"head -c 5000 /dev/zero; exec {SLEEP} 60"], dict(os.environ), path)
+        child = sup.start("worker-1", _writes_once(go), dict(os.environ), path)
         keeping = asyncio.ensure_future(keep_children(sup, sup.poll, stop, exits))
         await until(lambda: sup.logs_checked_at > 0 and bool(exits._fds), what="the first look", timeout=20.0)
         if how == "deleted":
@@ -138,11 +153,6 @@ def test_a_log_in_a_log_directory_deleted_or_replaced_while_up_runs_is_still_bou
         older = path.with_name(path.name + ".1")
         await until(lambda: older.exists() and path.stat().st_size <= 1000, what="the new log copied and emptied",
                     timeout=20.0)
-        stop.set()
-        assert await asyncio.wait_for(keeping, 20) == []
-        exits.close()
+        await _stopped(stop, keeping, exits)
 
-    try:
-        asyncio.run(run())
-    finally:
-        sup.stop_all(5)
+    _run(sup, run)
