@@ -103,6 +103,21 @@ def command(name: str | None) -> None:
         signal.signal(signal.SIGINT, ctrl_c)  # the command takes it once serving: from now on
 
 
+def after_stop(signals: tuple[int, ...]) -> bool:
+    """The stop acted on is over, the command's exit code known (its line written; ``gamead up``'s stack stopped):
+    of ``signals``, the one that stopped it (:data:`PHASE` ``acting``) again takes its default action (ends the
+    process by it, as the same one again always did), another is ignored: a closed terminal's SIGHUP after a
+    supervisor's SIGTERM ended a stopped ``gamead up`` (exit 0) or a ``submit`` (143) by SIGHUP, 129, the first
+    stop's code lost (attack56b F2). Returns False, changing nothing, when no signal's stop was acted on. From the
+    main thread only."""
+    acting = PHASE["acting"]
+    if not acting:  # none, or a stop no signal asked (ASKED_INSIDE)
+        return False
+    for sig in signals:
+        signal.signal(sig, signal.SIG_DFL if sig == acting else signal.SIG_IGN)
+    return True
+
+
 def handed_over() -> None:
     """The command installs handlers of its own for these signals: it is no longer starting."""
     PHASE["starting"] = False

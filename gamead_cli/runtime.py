@@ -93,20 +93,21 @@ def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | No
     loop = asyncio.get_running_loop()
     seen = {"n": 0}
 
-    def first() -> None:
+    def first(sig: int) -> None:
+        first_signals.take(sig)  # the stop acted on, if the first: the one the process may end by (stops.ended)
         if bound is not None:
             arm(bound, role, loop=loop)
         stop.set()
 
-    def handler() -> None:
+    def handler(sig: int) -> None:
         seen["n"] += 1
-        first()
+        first(sig)
         if seen["n"] > 1 and on_second is not None:
             on_second()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, handler)
-    loop.add_signal_handler(signal.SIGHUP, first)  # never "a second signal": it comes beside a SIGTERM
+        loop.add_signal_handler(sig, handler, sig)
+    loop.add_signal_handler(signal.SIGHUP, first, signal.SIGHUP)  # never "a second signal": it comes beside a SIGTERM
 
 
 async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, started: Callable[[], bool]) -> None:

@@ -129,16 +129,20 @@ def signals_flagged() -> Iterator[list[int]]:
 def ended() -> None:
     """The command has ended (its output written, its exit code known): from now on SIGINT, SIGTERM and SIGHUP
     end the process at once, by their default action (the shell says 130, 143, 129), where a Python handler is
-    set. The interpreter's exit then joins the threads still running (a request in flight); a Ctrl-C during that
-    join printed ``Exception ignored in: <module 'threading'> … KeyboardInterrupt`` (review30b F11). A signal
-    ignored (``nohup``, a background job) stays ignored. An interrupt put off (:mod:`gamead_cli.interrupt_point`)
-    is no longer due. On the main thread only (elsewhere: nothing)."""
+    set; after a stop acted on, only its signal again does, another is ignored (:func:`first_signals.after_stop`:
+    the first stop's code stands). The interpreter's exit then joins the threads still running (a request in
+    flight); a Ctrl-C during that join printed ``Exception ignored in: <module 'threading'> … KeyboardInterrupt``
+    (review30b F11). A signal ignored (``nohup``, a background job) stays ignored. An interrupt put off
+    (:mod:`gamead_cli.interrupt_point`) is no longer due. On the main thread only (elsewhere: nothing)."""
     if threading.current_thread() is not threading.main_thread():
         return
     settled()
-    for sig in _HELD:
-        if callable(signal.getsignal(sig)):
-            signal.signal(sig, signal.SIG_DFL)
+    # a stop acted on: only its signal again ends the process, by it; the others ignored, the defaults an event
+    # loop's end put back included (a worker's: its handlers are the loop's)
+    if not first_signals.after_stop(_HELD):
+        for sig in _HELD:
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
 
 
 def stopped_by() -> str:

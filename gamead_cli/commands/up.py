@@ -32,7 +32,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from gamead_cli import first_signals
 from gamead_cli.bounds import checked
 from gamead_cli.commands.up_config import child_env, forget_env, nats_credentials, snapshot_config, snapshot_env
 from gamead_cli.commands.up_console import (
@@ -54,6 +53,7 @@ from gamead_cli.commands.up_parent import watch_parent
 from gamead_cli.commands.up_ready import died_since, heartbeat_probe, wait_workers_registered, worker_line
 from gamead_cli.commands.up_signals import (
     StopRequested,
+    after_stop,
     check_stop,
     choose_stop_signals,
     hurry_handler,
@@ -319,8 +319,7 @@ def up(
             logging.getLogger().removeHandler(lines)
             if stopped:  # before the handlers below (leftovers56): a late SIGHUP or Ctrl-C there ended a complete stop
                 say("[green]✓[/] stopped")  # by the signal (no line) or as `error: interrupted`, 130
-            install_stop_handlers(signal.SIG_DFL)
-            signal.signal(signal.SIGINT, first_signals.ctrl_c)  # Ctrl-C as in every command (gamead_cli.first_signals)
+            after_stop()  # its stop's signal again ends the process, another is ignored: the first stop's code
 
 
 def _parent_gone(parent: int) -> None:

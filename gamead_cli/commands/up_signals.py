@@ -25,6 +25,8 @@ stop_requested = threading.Event()
 
 
 def request_stop(signum: int, frame: object) -> None:
+    """Ask the stop; the first signal is the stop acted on (:func:`first_signals.take`, for :func:`after_stop`)."""
+    first_signals.take(signum)
     stop_requested.set()
 
 
@@ -41,6 +43,7 @@ def hurry_handler(hurry: Callable[[], None]) -> Callable[[int, Any], None]:
     while the stack started, a refusal): ``hurry`` for a signal that :func:`hurries`, nothing for SIGHUP."""
 
     def handler(signum: int, _frame: Any) -> None:
+        first_signals.take(signum)  # the first stop, if none was acted on yet (a refusal stopped the stack)
         if hurries(signum):
             hurry()
 
@@ -70,6 +73,16 @@ def choose_stop_signals() -> bool:
 def stop_signals() -> tuple[int, ...]:
     """The signals that stop this run (:func:`choose_stop_signals`)."""
     return tuple(_stop_signals)
+
+
+def after_stop() -> None:
+    """The stack has stopped: the signal that stopped it again ends the process by its default action, another is
+    ignored (:func:`first_signals.after_stop`: a closed terminal's SIGHUP after the SIGTERM turned exit 0 into
+    129, attack56b F2); with no signal's stop (a refusal) each of :func:`stop_signals` takes its default action,
+    Ctrl-C as in every command (:func:`first_signals.ctrl_c`)."""
+    if not first_signals.after_stop(stop_signals()):
+        install_stop_handlers(signal.SIG_DFL)
+        signal.signal(signal.SIGINT, first_signals.ctrl_c)
 
 
 def install_stop_handlers(handler: Callable[[int, Any], None]) -> None:

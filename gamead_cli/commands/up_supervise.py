@@ -10,6 +10,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from gamead_cli import first_signals
 from gamead_cli.commands.up_console import OtherLeader, say, show_decision
 from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
@@ -98,6 +99,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     seen = {"signals": 0}
 
     def on_signal(signum: int) -> None:
+        first_signals.take(signum)  # the stop acted on, if the first (up_signals.after_stop)
         seen["signals"] += hurries(signum)  # SIGHUP never: a closed terminal's comes beside a SIGTERM
         stop_requested.set()  # a stop has begun: the parent watch's SIGTERM must not hurry it (up._parent_gone)
         if seen["signals"] <= 1:

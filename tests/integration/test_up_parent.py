@@ -238,17 +238,16 @@ def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path, then:
         stack.kill_everything()
 
 
-#: ``gamead up`` whose stop handlers' last reset (to the default action) is followed at once by a SIGHUP to itself:
+#: ``gamead up`` whose stop handlers' last reset (:func:`up_signals.after_stop`) is followed at once by a SIGHUP:
 #: a terminal closing in that instant, made deterministic (the reset is where ``up`` ends its stop)
 LATE_HANGUP = """
 import runpy, signal, sys
 from gamead_cli.commands import up_signals
-real = up_signals.install_stop_handlers
-def then_a_hangup(handler):
-    real(handler)
-    if handler == signal.SIG_DFL:
-        signal.raise_signal(signal.SIGHUP)
-up_signals.install_stop_handlers = then_a_hangup
+real = up_signals.after_stop
+def then_a_hangup():
+    real()
+    signal.raise_signal(signal.SIGHUP)
+up_signals.after_stop = then_a_hangup
 sys.argv[0] = "gamead"
 runpy.run_module("gamead_cli", run_name="__main__")
 """
