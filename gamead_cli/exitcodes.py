@@ -28,15 +28,14 @@ TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
     (ERROR, "the request failed, its output could not be written, or an unexpected error (the message says why; "
             "`--debug` shows the traceback)"),
-    (USAGE, "bad usage: flags, arguments, an output FIFO nothing reads, or an input file (of ads, DLQ entries, a "
-            "recording) that is missing, unreadable, not a regular file or not valid JSON/NDJSON"),
+    (USAGE, "bad usage: flags, arguments, an output FIFO nothing reads, or an input file that is missing, "
+            "unreadable, not a regular file or not valid JSON/NDJSON"),
     (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
                   "request got no answer, or NATS closed a node's connection for good"),
     (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or the worker of "
                 "`workers quiet ID` / `resume ID` is not live"),
-    (CONFIG, "the configuration is invalid or cannot work: config file (missing, unreadable or not a regular file "
-             "too, whether `--config` or `GAMEAD_CONFIG` names it), `GAMEAD_*` variable or flag, a port or data "
-             "dir it cannot use, NATS credentials refused, a worker id held"),
+    (CONFIG, "the configuration is invalid or cannot work: config file, `GAMEAD_*` variable or flag, a port or "
+             "data dir it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
