@@ -14,6 +14,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core.embedded import EmbeddedNats
+from tests.long_polled import wait_long_polled, waiting_pulls
 from tests.support import Proc, ad, hangs_once, start_api, start_worker, wait_for
 
 #: beats every 0.5 s; one aging step of 1 s: priority 5's promised wait (aging horizon) is 4 s
@@ -45,10 +46,12 @@ def test_an_ad_a_busy_workers_long_poll_holds_unstarted_counts_as_the_levels_old
         one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **ENV,
                            **hangs_once("Busy", task_timeout=120))
         procs.append(one)
+        wait_long_polled(server.url)  # the premise (tests/long_polled.py): its long polls wait before 'Busy'
         http.post("/ads", json=ad("Busy", 1)).raise_for_status()
         wait_for(lambda: any(w["id"] == "one" and w["inFlight"] == 1 for w in http.get("/v1/workers").json()["items"]),
                  timeout=30, what="'one' to run 'Busy'")
-        low = http.post("/ads", json=ad("Low", 5)).json()["id"]
+        wait_for(lambda: waiting_pulls(server.url, (5,))[5], timeout=30, what="P5's long poll waiting beside 'Busy'")
+        low = http.post("/ads", json=ad("Low", 5)).json()["id"]  # (the hunt at load 40: 'Low' stayed pending)
 
         level = wait_for(lambda: (lv := _level(http, 5))["overHorizon"] and lv, timeout=30, interval=0.2,
                          what="level 5 over its horizon")
