@@ -118,3 +118,12 @@ def test_a_followed_replay_is_not_cut_while_the_api_s_nats_is_frozen(lane: Lane,
             assert cli.poll() is None, cli.communicate()
     finally:
         hole.stop()
+
+
+def test_the_least_silence_spans_three_of_the_api_s_keep_alives() -> None:
+    """The CLI's own copy of the keep-alive's period (gamead_cli.streaming does not import the job runner, which
+    loads nats-py) follows the API's: a live stream's silence never reaches the bound."""
+    from gamead_cli.streaming import LEAST_SILENCE
+    from gamead_core.jobs.runner import STREAM_KEEPALIVE
+
+    assert LEAST_SILENCE >= 3 * STREAM_KEEPALIVE
