@@ -28,11 +28,18 @@ def command_text(text: str, style: str = "dim") -> Text:
     return Text(text, style=style, no_wrap=True, overflow="ignore")
 
 
+def flags_given(flags: Mapping[str, Any] | None) -> str:
+    """``--state running --priority 5``: the flags of ``flags`` (``{"--state": "running"}``) that were given, one
+    whose value is None, False or empty left out, as the line of a search that found nothing names them
+    (:func:`empty_text`, a DLQ replay or purge that matched nothing). Pure."""
+    return " ".join(f"{flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
+
+
 def empty_text(nothing: str, flags: Mapping[str, Any] | None = None, hint: str = "") -> Text:
     """What a list verb prints when its list is empty, instead of a bare table header: ``no jobs`` or, with the
-    filters given (``{"--state": "running"}``; ``None`` values left out), ``no jobs match --state running``, then
+    filters given (``{"--state": "running"}``; :func:`flags_given`), ``no jobs match --state running``, then
     ``hint`` (what to do, or why it can be empty). ``-o json`` prints the verb's empty shape instead. Pure."""
-    given = " ".join(f"{flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    given = flags_given(flags)
     text = Text(f"{nothing} match {given}" if given else nothing, style="yellow")
     if hint:
         text.append(f" ({hint})", style="dim")

@@ -1,9 +1,9 @@
 """The job-following stream of :class:`gamead_cli.client.ApiClient` (``stream_ndjson``: ``dlq jobs --follow``, a
 replay or purge followed, ``dlq import``'s jobs, the dashboard's jobs): one request asking for newline-delimited
 JSON, its lines yielded as they come, the answer's head bounded as every answer's, its lines for as long as the
-job runs, each silence between two of its reads at most the same bound (the job's stream sends its document at
-least every :data:`~gamead_core.jobs.runner.STREAM_KEEPALIVE` s; attack56 F2: a frozen API or a link dropping
-packets held a followed ``dlq replay`` silent for ever)."""
+job runs, each silence between two of its reads at most the same bound, or :data:`LEAST_SILENCE` if longer (the
+job's stream sends its document at least every :data:`~gamead_core.jobs.runner.STREAM_KEEPALIVE` s; attack56 F2: a
+frozen API or a link dropping packets held a followed ``dlq replay`` silent for ever)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ from gamead_cli.ndjson_lines import MAX_STREAM_LINE_BYTES, ndjson_lines
 from gamead_cli.unsent import Unsent
 from gamead_core import clock
 from gamead_core.errors import ApiUnreachable
+
+#: the least silence (s) a job's stream begun is given before it is cut: 3 of the API's keep-alives
+#: (:data:`gamead_core.jobs.runner.STREAM_KEEPALIVE`, 5 s; not imported: it loads nats-py). Without it a short
+#: ``client.timeout`` cut a live API's stream: at 1 s a 3 s bound, while its NATS was away (keep-alives 5 s apart)
+#: the stream was cut and not followed again until NATS came back (reread56)
+LEAST_SILENCE = 15.0
 
 
 class StreamCalls:
@@ -60,11 +66,12 @@ class StreamCalls:
         while True:
             attempt += 1
             unsent, sent, waited = Unsent(self._opened), clock.local(), ANSWER_TIMEOUTS * self.timeout
+            silence = max(waited, LEAST_SILENCE)  # between two reads of the stream's lines
             head_by = time.monotonic() + waited  # the answer's head, and an error's body (client37); the lines: not
             try:
                 with answer_deadline(head_by):
                     request = self._http.build_request(method, path, headers=headers, **kw,
-                                                       timeout=httpx.Timeout(None, read=waited),  # silence bound
+                                                       timeout=httpx.Timeout(None, read=silence),
                                                        extensions={"trace": unsent})
                     response = self._http.send(request, stream=True)
                 with contextlib.closing(response):
@@ -98,11 +105,11 @@ class StreamCalls:
                         method, headers, sent=not connect) and (self._reached or self._connected if connect
                                                                else self._reached or lost_kind(exc) is not None)):
                     continue
-                if begun and isinstance(exc, httpx.ReadTimeout):  # no byte for `waited` s: a frozen API or link
+                if begun and isinstance(exc, httpx.ReadTimeout):  # no byte for `silence` s: a frozen API or link
                     raise ApiUnreachable(f"the gamead API at {self.api_url} sent nothing on the stream of {method} "
-                                         f"{path} for {waited:g}s ({ANSWER_TIMEOUTS} × client.timeout; a running "
-                                         "job's stream sends a line every few seconds): cut — "
-                                         f"{HINT}") from exc
+                                         f"{path} for {silence:g}s ({ANSWER_TIMEOUTS} × client.timeout, "
+                                         f"{LEAST_SILENCE:g}s at least; a running job's stream sends a line every "
+                                         f"few seconds): cut — {HINT}") from exc
                 if isinstance(exc, httpx.RemoteProtocolError):
                     raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — "
                                          f"{HINT}") from exc

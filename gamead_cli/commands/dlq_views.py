@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import (clip, count_text, counted, empty_text, month_time, page_now, plain, replay_count,
-                                rows_shown, time_column, utc_when, window_text)
+from gamead_cli.formats import (clip, count_text, counted, empty_text, flags_given, month_time, page_now, plain,
+                                replay_count, rows_shown, time_column, utc_when, window_text)
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -170,11 +170,11 @@ FILTER_FLAGS = {"errorClass": "--error-class", "message": "--message", "priority
 
 def none_matched_view(preview: dict[str, Any], verb: str, flt: dict[str, Any] | None = None) -> Any:
     """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``,
-    or with the filter ``flt`` (the request's ``filter``) named as ``dlq list`` names it, ``no DLQ entries match
-    --priority 5: nothing purged`` (newcomer56: the filter went unsaid), never the dry run's wording (nothing was
-    asked, nothing was done); then its window (:func:`would_view`)."""
-    given = " ".join(f"{flag} {flt[key]}" for key, flag in FILTER_FLAGS.items()
-                     if (flt or {}).get(key) is not None)
+    or with the filter ``flt`` (the request's ``filter``) named as ``dlq list`` names it
+    (:func:`~gamead_cli.formats.flags_given`), ``no DLQ entries match --priority 5: nothing purged`` (newcomer56:
+    the filter went unsaid), never the dry run's wording (nothing was asked, nothing was done); then its window
+    (:func:`would_view`)."""
+    given = flags_given({flag: (flt or {}).get(key) for key, flag in FILTER_FLAGS.items()})
     what = f"no DLQ entries match {given}" if given else "no entries matched"
     return plain(f"{what}: nothing {verb}{_window(preview)}{_not_in_dlq(preview)}")
 

@@ -66,15 +66,27 @@ def store_cause(stack: UpStack, store_dir: Path) -> Callable[[], str | None]:
     was given with GBs free); else None (the disk's advice stands). Never raises."""
 
     def cause() -> str | None:
-        child = stack.sup.children.get(NATS_CHILD)
-        if child is None or child.pid is None:
-            return None
-        if store_error_logged(log_tail(child.log_path, TAIL_BYTES), child.pid) != FILE_TOO_LARGE:
-            return None
-        limit = file_size_limit(child.pid)
-        return fsize_advice(str(child.log_path), str(store_dir), None if limit is None else byte_size(limit))
+        logged = _store_error(stack, store_dir)
+        return None if logged is None else logged[2]
 
     return cause
+
+
+def _store_error(stack: UpStack, store_dir: Path) -> tuple[str, Path, str | None] | None:
+    """The write error of its store (``store_dir``) the running nats-server of ``stack`` last logged
+    (:func:`~gamead_core.scaling.disk_mend.store_error_logged`: :data:`OUT_OF_SPACE` or :data:`FILE_TOO_LARGE`),
+    its log, and for :data:`FILE_TOO_LARGE` the file-size limit's advice (:func:`fsize_advice`, the limit's size
+    from its ``/proc/<pid>/limits`` where readable; else None); None when none runs or it logged none. Never
+    raises."""
+    child = stack.sup.children.get(NATS_CHILD)
+    if child is None or child.pid is None:
+        return None
+    said = store_error_logged(log_tail(child.log_path, TAIL_BYTES), child.pid)
+    if said != FILE_TOO_LARGE:
+        return None if said is None else (said, child.log_path, None)
+    limit = file_size_limit(child.pid)
+    return said, child.log_path, fsize_advice(str(child.log_path), str(store_dir),
+                                              None if limit is None else byte_size(limit))
 
 
 def start_blamed_on_store(error: GameadError, stack: UpStack, store_dir: Path) -> GameadError:
@@ -86,19 +98,13 @@ def start_blamed_on_store(error: GameadError, stack: UpStack, store_dir: Path) -
     (a refusal of the API's own, exit 5 already, too). Before (attack56 F1), a start on a disk with 92 KiB free
     ended after 37 s with exit 1 and ``consumer gamead-p4 missing, not created: … (code 10012)``, the disk unsaid
     but in the warning 40 lines up. Never raises."""
-    child = stack.sup.children.get(NATS_CHILD)
-    if isinstance(error, ConfigError) or child is None or child.pid is None:
+    if isinstance(error, ConfigError) or (logged := _store_error(stack, store_dir)) is None:
         return error
-    said = store_error_logged(log_tail(child.log_path, TAIL_BYTES), child.pid)
-    if said is None:
-        return error
-    if said == FILE_TOO_LARGE:
-        limit = file_size_limit(child.pid)
-        cause = fsize_advice(str(child.log_path), str(store_dir), None if limit is None else byte_size(limit))
-    else:
+    _said, log, cause = logged
+    if cause is None:  # out of space
         room = store_room(store_dir)
         free = "" if room is None else f" ({byte_size(room[0])} free of {byte_size(room[1])})"
-        cause = (f"nats-server's log ({child.log_path}) says '{OUT_OF_SPACE}': the disk of its store ({store_dir}) "
+        cause = (f"nats-server's log ({log}) says '{OUT_OF_SPACE}': the disk of its store ({store_dir}) "
                  f"is full{free}, so JetStream could not create what the stack needs; free space there, or give "
                  "gamead up another --data-dir")
     return ConfigError(f"{error.message.rstrip('.')}. Why: {cause}")

@@ -14,8 +14,7 @@ from gamead_cli import first_signals
 from gamead_cli.commands.up_console import OtherLeader, say, show_decision
 from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
-from gamead_cli.commands.up_signals import (hurries, install_stop_handlers, request_stop, stop_requested,
-                                            stop_signals)
+from gamead_cli.commands.up_signals import hurries, install_stop_handlers, request_stop, stop_requested
 from gamead_cli.commands.up_stack import UpStack
 from gamead_core.child_exits import ChildExits, next_due, running_pids
 from gamead_core.config import GameadSettings
@@ -110,8 +109,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     def from_signal(signum: int, _frame: object) -> None:  # a plain handler (not the loop's): the hand-over below
         loop.call_soon_threadsafe(on_signal, signum)  # replaces it at once, never through the default action
 
-    for sig in stop_signals():
-        signal.signal(sig, from_signal)
+    install_stop_handlers(from_signal)
     if stop_requested.is_set():  # it came before the handlers above: stop now
         on_signal(signal.SIGTERM)
     nc = None

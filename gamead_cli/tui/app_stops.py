@@ -4,9 +4,9 @@ F8: a ``timeout 8 script -qc "gamead top --record …"`` left an orphan, its pty
 11 min: SIGTERM was raised as a KeyboardInterrupt in the middle of Textual's loop, the driver's stop never ran, and
 its non-daemon input thread, reading end-of-file from the hung-up terminal for ever, held the interpreter's exit).
 
-* A signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP — is :meth:`StopsFromOutside.stop_by`, called in the app's loop's
-  thread (``gamead_cli.commands.top`` routes them there): exit code 130 / 143 / 129 (README exit codes); the
-  first stop asked is the one taken.
+* A signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP — is taken by :meth:`StopsFromOutside.take_signal` (their handler
+  while ``gamead_cli.commands.top`` runs the app), which asks :meth:`StopsFromOutside.stop_by` in the app's loop's
+  thread: exit code 130 / 143 / 129 (README exit codes); the first stop asked is the one taken.
 * A terminal that went away without a signal (a pty master closed by a terminal emulator or ``script`` that
   killed nothing, an SSH session gone where no SIGHUP reached the process): Textual's input thread reads
   end-of-file from it and tells no one, so the app looks every :data:`CHECK_SECONDS` whether the terminals its

@@ -21,8 +21,9 @@ from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECON
 #: the ``scale`` hold the command line accepts, in whole seconds: 1s up to the API's longest override (7d), as
 #: ``gamead scale set --for`` (newcomer56: 1d here, while the CLI took 7d)
 HOLD_RANGE = Range(1, MAX_OVERRIDE_SECONDS, seconds=True)
-#: the worker count it holds: the API's bounds, as ``gamead scale set REPLICAS`` (newcomer56: 1000 here, 10,000 there)
-COUNT_RANGE = Range(0, MAX_OVERRIDE_REPLICAS)
+#: the worker count it holds: the API's bounds, named and set as ``gamead scale set REPLICAS``'s (newcomer56: 1000
+#: here, 10,000 there)
+REPLICAS_RANGE = Range(0, MAX_OVERRIDE_REPLICAS)
 #: longest command line accepted (an input box, not a document)
 MAX_LINE = 200
 
@@ -107,8 +108,8 @@ def parse(line: str) -> Command:
         if len(rest) != 3 or rest[1].lower() != "for" or not (rest[0].isascii() and rest[0].isdigit()):
             raise CommandError("say scale N for 10m")
         replicas = int(rest[0])
-        if not COUNT_RANGE.holds(replicas):
-            raise CommandError(COUNT_RANGE.refusal("the worker count", rest[0]))
+        if not REPLICAS_RANGE.holds(replicas):
+            raise CommandError(REPLICAS_RANGE.refusal("the worker count", rest[0]))
         return Command(name, {"replicas": replicas, "seconds": duration(rest[2])})
     if name == "logs":
         if len(rest) == 2 and rest[0].lower() == "ad":

@@ -84,12 +84,15 @@ def test_a_followed_replay_whose_api_goes_silent_ends_exit_3_naming_the_job(lane
 
 
 @pytest.mark.timeout(180)
-def test_a_followed_replay_is_not_cut_while_the_api_s_nats_is_frozen(lane: Lane) -> None:
+@pytest.mark.parametrize("timeout", ["4", "1"], ids=["client.timeout 4 s", "client.timeout 1 s"])
+def test_a_followed_replay_is_not_cut_while_the_api_s_nats_is_frozen(lane: Lane, timeout: str) -> None:
     """attack56 F2's other half: while NATS is away the job's stream still sends its last document every
-    STREAM_KEEPALIVE (5) s, so the follower's bound on silence (3 × client.timeout: 12 s here) never cuts a live API.
-    This module's nats-server frozen (SIGSTOP) once the stream has begun, until 3 documents more came. Before
+    STREAM_KEEPALIVE (5) s, so the follower's bound on silence (3 × client.timeout: 12 s at 4 s) never cuts a live
+    API. This module's nats-server frozen (SIGSTOP) once the stream has begun, until 3 documents more came. Before
     (gamead_core.jobs.runner's follow skipped a failed read): nothing came while NATS was frozen, the stream was cut
-    and followed again (the wait below ran out); now one stream, its documents still coming."""
+    and followed again (the wait below ran out); now one stream, its documents still coming. At a 1 s
+    client.timeout the bound was 3 s, under the 5 s between two keep-alives: the stream was cut and followed again
+    (reread56, 2 streams); now the bound is 15 s at least (gamead_cli.streaming.LEAST_SILENCE)."""
     entries = [made_up_entry(f"Frozen follow {i}") for i in range(3)]
     lane.run_job("/v1/dlq/import", {"entries": entries})
     port = int(lane.url.rsplit(":", 1)[1])
@@ -99,7 +102,7 @@ def test_a_followed_replay_is_not_cut_while_the_api_s_nats_is_frozen(lane: Lane)
     heads = lambda: b"".join(hole.answered).count(b"application/x-ndjson")  # noqa: E731 - streams begun
     cli = GameadPopen(gamead_argv("dlq", "replay", *(e["adId"] for e in entries), "--rate", "0.1", "--yes", "--api",
                                   f"http://127.0.0.1:{hole.port}"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE, text=True, env=clean_env(GAMEAD_CLIENT__TIMEOUT="4"))
+                      stderr=subprocess.PIPE, text=True, env=clean_env(GAMEAD_CLIENT__TIMEOUT=timeout))
     try:
         with killed_if_left(cli):
             wait_for(lambda: heads() >= 1, timeout=60, what="the job's progress stream to begin")
@@ -115,3 +118,12 @@ def test_a_followed_replay_is_not_cut_while_the_api_s_nats_is_frozen(lane: Lane)
             assert cli.poll() is None, cli.communicate()
     finally:
         hole.stop()
+
+
+def test_the_least_silence_spans_three_of_the_api_s_keep_alives() -> None:
+    """The CLI's own copy of the keep-alive's period (gamead_cli.streaming does not import the job runner, which
+    loads nats-py) follows the API's: a live stream's silence never reaches the bound."""
+    from gamead_cli.streaming import LEAST_SILENCE
+    from gamead_core.jobs.runner import STREAM_KEEPALIVE
+
+    assert LEAST_SILENCE >= 3 * STREAM_KEEPALIVE

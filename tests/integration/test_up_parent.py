@@ -203,7 +203,7 @@ def test_nohup_gamead_up_outlives_its_shell_and_the_terminals_sighup_and_still_s
 
 
 @pytest.mark.parametrize("then", ["the parent killed", "SIGHUP"])
-def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path, then: str) -> None:
+def test_neither_a_parent_dying_nor_a_sighup_during_the_drain_hurries_it(tmp_path: Path, then: str) -> None:
     """review28 U1: ``timeout -k 5 10 make up`` (a CI step killed with a grace period): SIGTERM, forwarded, starts
     the drain; the parent is SIGKILLed meanwhile, and the parent watch sent a second SIGTERM, which hurried the
     workers (the ad handed back instead of finishing) and said the stack was stopping "as on SIGTERM" while it

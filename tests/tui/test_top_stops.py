@@ -33,6 +33,7 @@ from textual.drivers._writer_thread import MAX_QUEUED_WRITES, WriterThread
 from gamead_cli import exitcodes, first_signals
 from gamead_cli.tui.app_stops import StopsFromOutside, WatchedDriver, _Shedding
 from tests.tui.test_ctrl_c import _top_in_a_terminal
+from tests.waits import until
 
 #: seconds a stopped dashboard is given to end (it ends within a second or two; a loaded machine is slower)
 DEADLINE = 30.0
@@ -129,7 +130,7 @@ def test_the_first_stop_asked_is_the_one_taken() -> None:
         signal.raise_signal(signal.SIGTERM)
         os.close(master)  # the pty hung up
         app._look_at_terminal()  # its turn first
-        await asyncio.sleep(0.05)
+        await until(lambda: app.codes, what="the dashboard's exit", timeout=20.0)
 
     previous = signal.signal(signal.SIGTERM, app.take_signal)
     try:
@@ -153,7 +154,7 @@ def test_a_signal_after_the_dashboards_loop_is_not_a_new_stop() -> None:
 
     async def signalled() -> None:
         signal.raise_signal(signal.SIGTERM)
-        await asyncio.sleep(0.05)
+        await until(lambda: app.codes, what="the dashboard's exit", timeout=20.0)
 
     try:
         first_signals.install([])  # the entry point's handlers, which top's own replace while the loop runs
@@ -186,7 +187,7 @@ def test_a_signal_while_the_dashboard_quits_on_its_own_leaves_its_exit() -> None
     async def quit_then_signalled() -> None:
         app.exit(return_code=exitcodes.OK)  # q
         signal.raise_signal(signal.SIGTERM)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # one turn of the loop: what the handler scheduled (call_soon_threadsafe) has run
 
     signal.signal(signal.SIGTERM, app.take_signal)
     try:

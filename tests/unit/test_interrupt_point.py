@@ -227,19 +227,25 @@ def test_an_interrupt_put_off_is_taken_by_a_block_that_must_not_be_cut(stop_hand
     assert inside == ["whole"] and not taking.lock.locked()
 
 
+def _unwound_whole(first: int, then: int) -> bool:
+    """Whether the unwind of the KeyboardInterrupt that signal ``first`` (sent to this process) raised ran to its
+    end with signal ``then`` sent during it (a second KeyboardInterrupt would cut it; pytest.raises takes either)."""
+    unwound = False
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            os.kill(os.getpid(), first)
+            _wait_for_the_interrupt()
+        finally:
+            os.kill(os.getpid(), then)  # Python runs its handler as this call returns: here
+            unwound = True
+    return unwound
+
+
 def test_the_first_stop_is_remembered_and_another_does_not_cut_its_unwind(stop_handlers: None) -> None:
     """``timeout`` around ``script`` (or systemd, then the SSH session closing): SIGTERM, then the terminal's SIGHUP
     while the command acts on the first (``submit`` printing its summary). Before: the SIGHUP raised a second
     KeyboardInterrupt in the unwind and the exit code said 129; now the unwind runs on and says 143."""
-    unwound = False
-    with pytest.raises(KeyboardInterrupt):
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            _wait_for_the_interrupt()
-        finally:
-            os.kill(os.getpid(), signal.SIGHUP)  # Python runs its handler as this call returns: here
-            unwound = True
-    assert unwound, "the SIGHUP cut the unwind of the SIGTERM"
+    assert _unwound_whole(signal.SIGTERM, signal.SIGHUP), "the SIGHUP cut the unwind of the SIGTERM"
     assert interrupted_code() == exitcodes.TERMINATED
 
 
@@ -279,15 +285,7 @@ def test_the_first_stop_of_a_command_without_handlers_of_its_own_is_the_one_take
     others' record of the stop acted on: a SIGTERM after a Ctrl-C raised a second KeyboardInterrupt in its unwind
     and the exit code said 143, not 130; a Ctrl-C after a SIGTERM or SIGHUP cut its unwind (its line, the summary).
     Now the one after is ignored: the unwind runs whole, the first one's exit code."""
-    unwound = False
-    with pytest.raises(KeyboardInterrupt):
-        try:
-            os.kill(os.getpid(), first)
-            _wait_for_the_interrupt()
-        finally:
-            os.kill(os.getpid(), then)  # Python runs its handler as this call returns: here
-            unwound = True
-    assert unwound, "the second signal cut the unwind of the first"
+    assert _unwound_whole(first, then), "the second signal cut the unwind of the first"
     assert interrupted_code() == code
 
 

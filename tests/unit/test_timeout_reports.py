@@ -49,15 +49,21 @@ def test_hangs_after_a_subtest_report(request):
 """
 
 
+def _pytest_on(folder: Path, guarded: bool) -> tuple[subprocess.CompletedProcess[str], str]:
+    """pytest run on ``folder`` in a process of its own with pytest-timeout alone (a 30 s alarm), and with
+    tests.timeout_reports if ``guarded``; its result and all it said (stdout, then stderr)."""
+    plugins = ["-p", "tests.timeout_reports"] if guarded else []
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+                          "-o", "timeout=30", *plugins, str(folder)], cwd=folder, capture_output=True, text=True,
+                         timeout=120, env=clean_env(PYTHONPATH=str(REPO), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
+    return run, run.stdout + run.stderr
+
+
 @pytest.mark.parametrize("guarded", [False, True], ids=["pytest-timeout alone", "with tests.timeout_reports"])
 def test_a_slow_report_is_not_cut_by_the_timeout(tmp_path: Path, guarded: bool, request: pytest.FixtureRequest) -> None:
     (tmp_path / "test_late.py").write_text(LATE_FAILURE)
     (tmp_path / "conftest.py").write_text(SLOW_REPORT)
-    plugins = ["-p", "tests.timeout_reports"] if guarded else []
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
-                          "-o", "timeout=30", *plugins, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120, env=clean_env(PYTHONPATH=str(REPO), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
-    said = run.stdout + run.stderr
+    run, said = _pytest_on(tmp_path, guarded)
     if not guarded:  # the premise: pytest-timeout alone ends the session on an internal error
         assert run.returncode == pytest.ExitCode.INTERNAL_ERROR and "INTERNALERROR" in said, said[-2000:]
         return
@@ -68,9 +74,5 @@ def test_a_slow_report_is_not_cut_by_the_timeout(tmp_path: Path, guarded: bool, 
 
 def test_a_report_written_inside_a_test_leaves_its_timeout_running(tmp_path: Path) -> None:
     (tmp_path / "test_hang.py").write_text(SUBTEST_THEN_HANG)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
-                          "-o", "timeout=30", "-p", "tests.timeout_reports", str(tmp_path)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120,
-                         env=clean_env(PYTHONPATH=str(REPO), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
-    said = run.stdout + run.stderr
+    run, said = _pytest_on(tmp_path, guarded=True)
     assert run.returncode == pytest.ExitCode.TESTS_FAILED and "Timeout" in said, said[-2000:]
