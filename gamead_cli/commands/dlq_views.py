@@ -13,6 +13,7 @@ from rich.text import Text
 from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import (clip, count_text, counted, empty_text, flags_given, month_time, page_now, plain,
                                 replay_count, rows_shown, time_column, utc_when, window_text)
+from gamead_cli.tui.view import DLQ_LEGEND, Legend
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -68,7 +69,8 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
                                   "dlq.scan_time)")
     window = f" · {window_text(body)}" if window_text(body) else ""  # what an age (--since 2m) stood for
     said = plain(f"{shown}{window} ({count_text(_in_dlq(body))} in the DLQ{full}){more}{stopped}")
-    return Group(entries_table(body), said, *notes)
+    table = entries_table(body)
+    return Group(table, Legend(table, DLQ_LEGEND), said, *notes)  # what P and ATT are, as gamead top --once says
 
 
 def full_text(body: dict[str, Any]) -> Text | None:

@@ -363,3 +363,5 @@ def test_a_replayed_ad_that_dies_again_says_so_in_dlq_list_and_show(lane: Lane) 
     listed = CliRunner().invoke(cli, ["dlq", "list", "--api", lane.url], env={"COLUMNS": "200"})
     row = next(line for line in listed.stdout.splitlines() if ad_id in line)
     assert " 1 ↻1 " in row, listed.stdout
+    # rcB: what P and ATT are was said under gamead top --once's DLQ table only, not under dlq list's
+    assert "P: priority (1 most urgent … 5 least) · ATT: analysis attempts" in listed.stdout, listed.stdout
