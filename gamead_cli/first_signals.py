@@ -40,10 +40,10 @@ import threading
 from types import FrameType
 
 from gamead_cli.interrupt_point import raise_interrupt
-from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, take
+from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, take
 
-__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "command", "ctrl_c", "handed_over", "install",
-           "interrupted_words", "take"]
+__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "after_stop", "command", "ctrl_c", "handed_over",
+           "install", "interrupted_words", "take"]
 
 #: the signals this module handles: SIGTERM and SIGHUP, less one inherited as ignored
 _TAKEN: list[int] = []
@@ -101,21 +101,6 @@ def command(name: str | None) -> None:
         PHASE["starting"] = False
     elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, ctrl_c)  # the command takes it once serving: from now on
-
-
-def after_stop(signals: tuple[int, ...]) -> bool:
-    """The stop acted on is over, the command's exit code known (its line written; ``gamead up``'s stack stopped):
-    of ``signals``, the one that stopped it (:data:`PHASE` ``acting``) again takes its default action (ends the
-    process by it, as the same one again always did), another is ignored: a closed terminal's SIGHUP after a
-    supervisor's SIGTERM ended a stopped ``gamead up`` (exit 0) or a ``submit`` (143) by SIGHUP, 129, the first
-    stop's code lost (attack56b F2). Returns False, changing nothing, when no signal's stop was acted on. From the
-    main thread only."""
-    acting = PHASE["acting"]
-    if not acting:  # none, or a stop no signal asked (ASKED_INSIDE)
-        return False
-    for sig in signals:
-        signal.signal(sig, signal.SIG_DFL if sig == acting else signal.SIG_IGN)
-    return True
 
 
 def handed_over() -> None:

@@ -37,6 +37,23 @@ def take(signum: int, *, signalled: bool = True) -> str:
     return "again" if acting == signum else "other"
 
 
+def after_stop(signals: tuple[int, ...]) -> bool:
+    """The stop acted on is over, the command's exit code known (its line written; ``gamead up``'s stack stopped;
+    ``gamead serve`` about to end by its first signal): of ``signals``, the one that stopped it (:data:`PHASE`
+    ``acting``) again takes its default action (ends the process by it, as the same one again always did), another
+    is ignored, by the kernel: no handler of this process runs for it. A closed terminal's SIGHUP after a
+    supervisor's SIGTERM ended a stopped ``gamead up`` (exit 0) or a ``submit`` (143) by SIGHUP, 129, the first
+    stop's code lost (attack56b F2); ``gamead serve``'s SIGINT between its handlers' reset and its first signal's
+    raise ended it by Python's KeyboardInterrupt (fix56c). Returns False, changing nothing, when no signal's stop
+    was acted on. From the main thread only. The one rule: :mod:`gamead_cli.first_signals` shares it."""
+    acting = PHASE["acting"]
+    if not acting:  # none, or a stop no signal asked (ASKED_INSIDE)
+        return False
+    for sig in signals:
+        signal.signal(sig, signal.SIG_DFL if sig == acting else signal.SIG_IGN)
+    return True
+
+
 def after_the_first(signum: int, _frame: FrameType | None) -> None:
     """SIGTERM's or SIGHUP's handler once the process has stopped acting on signals itself (``gamead serve`` has
     stopped serving) but has not ended yet: the stop being acted on again, or the first of all, takes its default

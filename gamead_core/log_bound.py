@@ -39,9 +39,16 @@ def rotated(path: Path) -> Path:
 _FAILING: set[Path] = set()
 
 
+#: bytes read and written at a time by a log's copy
+COPY_CHUNK = 1024 * 1024
+
+
 def _copy(path: Path, older: Path, size: int) -> None:
-    """Copy ``path`` to ``older`` through ``<older>.tmp`` (replaced only when whole). Raises ``OSError``; leaves
-    no ``.tmp`` behind."""
+    """Copy the first ``size`` bytes of ``path`` (its size as measured) to ``older`` through ``<older>.tmp``
+    (replaced only when whole). Never more: the copy runs in ``gamead up``'s event loop, and a child writing faster
+    than it copies kept it there, copying until an end of file that moved on (fix56c; rule: no input may block the
+    event loop); what was written since is truncated with the rest, as the lines between copy and truncation always
+    were. Raises ``OSError``; leaves no ``.tmp`` behind."""
     free = shutil.disk_usage(path.parent).free
     if free < 2 * size:  # the copy would leave the disk (nearly) full for JetStream
         raise OSError(errno.ENOSPC, f"{free} bytes free, the copy needs {size} and as much left")
@@ -49,7 +56,10 @@ def _copy(path: Path, older: Path, size: int) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         with open(fd, "wb") as dst, path.open("rb") as src:
-            shutil.copyfileobj(src, dst, 1024 * 1024)
+            left = size
+            while left > 0 and (chunk := src.read(min(COPY_CHUNK, left))):
+                dst.write(chunk)
+                left -= len(chunk)
         os.replace(tmp, older)
     except OSError:
         if not tmp.is_dir():

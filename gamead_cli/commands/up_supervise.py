@@ -7,11 +7,11 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from gamead_cli import first_signals
 from gamead_cli.commands.up_console import OtherLeader, say, show_decision
+from gamead_cli.commands.up_link import UpLink
 from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import hurries, install_stop_handlers, request_stop, stop_requested
@@ -29,14 +29,15 @@ from gamead_core.supervisor import Child, Supervisor
 T = TypeVar("T")
 
 
-async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: asyncio.Event,
+async def supervising(connecting: Awaitable[T], poll: Callable[[], None] | None, stop: asyncio.Event,
                       every: float = 0.2) -> T | None:
     """Await ``connecting`` (the supervisor's NATS connection) while still supervising: ``poll()`` (restart dead
-    children) every ``every`` s, and give up (cancel it, return None) once ``stop`` is set. nats-py's connect
-    with ``allow_reconnect`` and no attempt limit tries for ever while the server is down: if the embedded
-    nats-server died just before, the loop that restarts it never ran and Ctrl-C only said "stopping now",
-    for ever (found so when a test run was stopped, its nats-server killed just before a stack's supervisor
-    connected). Raises what ``connecting`` raises."""
+    children) every ``every`` s (None: no poll and no clock, a connect again while :func:`keep_children` runs),
+    and give up (cancel it, return None) once ``stop`` is set. nats-py's connect with ``allow_reconnect`` and no
+    attempt limit tries for ever while the server is down: if the embedded nats-server died just before, the loop
+    that restarts it never ran and Ctrl-C only said "stopping now", for ever (found so when a test run was
+    stopped, its nats-server killed just before a stack's supervisor connected). Raises what ``connecting``
+    raises."""
     task = asyncio.ensure_future(connecting)
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -44,8 +45,10 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
             if stop.is_set():
                 await given_up(task, close_for_good, "the connection")  # a late client closed; bounded
                 return None
-            poll()
-            await asyncio.wait({task, stopping}, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            if poll is not None:
+                poll()
+            await asyncio.wait({task, stopping}, timeout=every if poll is not None else None,
+                               return_when=asyncio.FIRST_COMPLETED)
         return task.result()
     finally:
         stopping.cancel()
@@ -89,8 +92,6 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     import nats
     import nats.errors
 
-    from gamead_core.queue.connection import connect_options
-    from gamead_core.queue.liveness import guard_reader, guard_writes
     from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
 
     loop = asyncio.get_running_loop()
@@ -112,44 +113,41 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     install_stop_handlers(from_signal)
     if stop_requested.is_set():  # it came before the handlers above: stop now
         on_signal(signal.SIGTERM)
-    nc = None
+    link = UpLink(settings, nats_url)
     refusal: ConfigError | None = None
-    probe: asyncio.Task[None] | None = None
+    kept: asyncio.Task[None] | None = None
     watch = watch_nats(settings, stack, nats_health, stop) if nats_health else None
     ready_watch = watch_api_ready(settings, stack, stop, nats_ours=nats_health is not None,  # attack29b F1
                                   also=drift.observe_reading if drift is not None else None)  # attack32c F1
+    # each with its own deadline (gamead_core.stop_bound.within): a reading hung on a stalled NATS is cut
+    step = settings.nats.request_timeout + 3
     try:
-        task = None
         if autoscaling or recovery:
-            async def _quiet(exc: Exception) -> None:  # nats-py reconnects; the autoscaler reports failures
-                pass
-
             try:
-                nc = await supervising(nats.connect(**connect_options(settings.nats, nats_url,
-                                                                      name="gamead-up supervisor"),
-                                                    error_cb=_quiet), scaler.poll, stop)
+                nc = await supervising(link.connecting(), scaler.poll, stop)
             except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
                 raise GameadError(f"gamead up cannot connect to NATS at {nats_url}: {exc}") from exc
-        if nc is not None:
-            # a dead read loop (nats-py #624) is reconnected, a stopped server left, as for every other role
-            guard_reader(nc, settings.nats.stale_after)
-            guard_writes(nc, settings.nats.max_pending_bytes)  # its own writes too (leases, recoveries, probe)
-            link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
-                                   ready=asyncio.Event())
-            link.ready.set()
+            if nc is not None:
+                link.use(nc)
+        if link.nc is not None:
             # a worker that dies has its held ads handed to the others at once (gamead_core.worker.reaper),
             # with or without the autoscaler: else, with --no-autoscale, a death could go unrecovered until its
             # ads were redelivered after ack_wait, and charge an innocent ad (a reviewer's crash drill, issue I5)
             from gamead_core.worker.reaper import recover_exited
 
-            scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
-            probe = start_probe(settings, nc, link.js, scaler, stop, metrics, beats)
-        if autoscaling and nc is not None:
+            scaler.attach_recovery(link.recovering(partial(recover_exited, settings=settings), stop))
             here = stack_id(settings.embedded.data_dir)  # written into the lease: whose workers it moves
-            deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
-                                             on_decision=show_decision, stack=here, on_follow=OtherLeader(here))
-            autoscaler = Autoscaler(scaling, deps)
-            task = asyncio.create_task(autoscaler.run(stop))
+            follow = OtherLeader(here)
+
+            def on_link(ended: asyncio.Event) -> list[asyncio.Task[None]]:  # each connection's, again after a close
+                tasks = [start_probe(settings, link.nc, link.js, scaler, ended, metrics, beats)]
+                if autoscaling:
+                    deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
+                                                     on_decision=show_decision, stack=here, on_follow=follow)
+                    tasks.insert(0, asyncio.create_task(Autoscaler(scaling, deps).run(ended)))  # lease first
+                return tasks
+
+            kept = asyncio.create_task(link.keep(stop, on_link, step, lambda c: supervising(c, None, stop)))
         exits = ChildExits()
         scaler.on_change = exits.poke  # a worker the autoscaler started is watched at once
         try:  # restart dead children (workers, the API, nats-server) with back-off
@@ -164,12 +162,8 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
         stack.arm_stop()  # past its bound: every child left SIGKILLed and named, exit 1 (fix35d)
         say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry; all of it "
             f"within {stack.stop_bound():g}s, SIGKILL past it) …")
-        # each with its own deadline (gamead_core.stop_bound.within): a reading hung on a stalled NATS is cut
-        step = settings.nats.request_timeout + 3
-        if task is not None:
-            await within(task, step, "the autoscaler's stop")  # releases the lease (at most 2 s)
-        if probe is not None:
-            await within(probe, step, "the liveness probe's last reading")  # draining workers are never probed
+        if kept is not None:  # the autoscaler's stop releases the lease (at most 2 s); draining workers are never
+            await within(kept, 2 * step + 1, "the autoscaler's stop and the liveness probe's last reading")  # probed
         if watch is not None:
             await within(watch, step, "nats-server's watch")  # the stopping nats-server is never killed by it
         await within(ready_watch, step, "the API's readiness watch")  # a stopping API is never said unready
@@ -177,6 +171,6 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
         if refusal is not None:
             raise refusal
     finally:
-        if nc is not None:
-            await close_for_good(nc, 5)  # its reconnect loop ended too (flakes51B)
+        if link.nc is not None:
+            await close_for_good(link.nc, 5)  # its reconnect loop ended too (flakes51B)
         install_stop_handlers(request_stop)  # in one step: a late signal never meets the default action (leftovers56)

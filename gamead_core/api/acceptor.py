@@ -41,7 +41,7 @@ import uvicorn
 
 from gamead_core import clock, collector
 from gamead_core.api.conn_cap import Holding, make_room, say
-from gamead_core.first_stop import after_the_first, take
+from gamead_core.first_stop import PHASE, after_stop, after_the_first, take
 from gamead_core.stop_bound import API_BOUND, arm
 from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
 
@@ -213,7 +213,8 @@ class AcceptingServer(uvicorn.Server):
         supervisor's SIGTERM, then a closed terminal's SIGHUP, ended the process by the SIGHUP, exit 129, not 143):
         a SIGTERM or SIGHUP takes its default action (the process ends by it), SIGINT its handler before (Python's:
         one ``interrupted`` line, exit 130), whatever handled them before the start (:mod:`gamead_cli.first_signals`).
-        Another one after it, until the process ends, is ignored (:func:`gamead_core.first_stop.after_the_first`,
+        Another one after it, until the process ends, is ignored (:func:`gamead_core.first_stop.after_the_first`;
+        from the first one's raise on by the kernel, :func:`~gamead_core.first_stop.after_stop`,
         the record the CLI's handlers share: before, a SIGTERM while a Ctrl-C's interrupt unwound ended ``gamead
         serve`` by SIGTERM, -15, not 130). In the main thread only (elsewhere nothing is changed)."""
         if threading.current_thread() is not threading.main_thread():
@@ -228,7 +229,11 @@ class AcceptingServer(uvicorn.Server):
             for sig, handler in before.items():
                 signal.signal(sig, handler if sig == signal.SIGINT else after_the_first)
         if self._captured_signals:  # the first cause of the stop; a later one changes nothing
-            signal.raise_signal(self._captured_signals[0])
+            first = acting if (acting := PHASE["acting"]) in before else self._captured_signals[0]  # the record's
+            # every other stop ignored first, by the kernel (first_stop.after_stop): one landing before the raise
+            # below ran its handler and won (fix56c); a Ctrl-C keeps its handler (its interrupt: one line, 130)
+            after_stop(tuple(sig for sig in before if sig != signal.SIGINT or first != signal.SIGINT))
+            signal.raise_signal(first)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """uvicorn's (a first SIGTERM/SIGINT/SIGHUP stops serving, a second SIGINT forces the exit), and the stop's

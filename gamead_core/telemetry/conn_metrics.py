@@ -6,17 +6,19 @@ imports nothing of gamead's, as the protocol that records them is imported by it
 ``metrics.enabled`` (:func:`gamead_core.telemetry.metrics.set_recording` sets :data:`recording`).
 
 A worker's ``/metrics`` listener (:mod:`gamead_core.telemetry.metrics_listener`) keeps a bound of its own and
-counts under the same names, in series of its own (:data:`SCRAPES_REFUSED`, :data:`SCRAPES_CLOSED_FOR_ROOM`,
-registered in :data:`gamead_core.telemetry.metrics.WORKER_REGISTRY`): before, it closed connections for room and
-no series said so.
+counts under the same names, in series of its own (:func:`scrape_counters`, made there with its bound,
+registered in :data:`gamead_core.telemetry.metrics.WORKER_REGISTRY` by :func:`register` as the API's are):
+before, it closed connections for room and no series said so.
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.registry import Collector
 
 #: ``metrics.enabled`` of this process (set with :func:`gamead_core.telemetry.metrics.set_recording`)
 recording = True
@@ -29,12 +31,20 @@ CONNECTIONS_CLOSED_FOR_ROOM: Final = Counter(
     "gamead_connections_closed_for_room", "Connections waiting for a request closed to make room for a new one "
     "(api.max_connections reached, or accept() out of descriptors).", registry=None,
 )
-#: the same two counts, of a worker's ``/metrics`` listener (its fixed bound: 32 connections served, 64 open)
-_SCRAPES = "connections to this worker's /metrics"
-SCRAPES_REFUSED: Final = Counter("gamead_connections_refused", f"New {_SCRAPES} closed at once (64 open, every "
-                                 "other one being answered or holding a request not read yet).", registry=None)
-SCRAPES_CLOSED_FOR_ROOM: Final = Counter("gamead_connections_closed_for_room", f"Waiting {_SCRAPES} closed to make "
-                                         "room for a new one (32 open).", registry=None)
+
+
+def scrape_counters(*, kept: int, open_at_most: int) -> tuple[Counter, Counter]:
+    """The same two counts, of a worker's ``/metrics`` listener, whose bound is its own (past ``kept`` open
+    connections, waiting ones are closed for room; past ``open_at_most``, a newcomer is closed at once:
+    :data:`gamead_core.telemetry.metrics_listener.MAX_CONNECTIONS` and ``HARD_CONNECTIONS``, passed in by that module
+    so the help cannot drift from them): ``(refused, closed for room)``, registered nowhere yet (:func:`register`)."""
+    scrapes = "connections to this worker's /metrics"
+    return (Counter("gamead_connections_refused", f"New {scrapes} closed at once ({open_at_most} open, every other "
+                    "one being answered or holding a request not read yet).", registry=None),
+            Counter("gamead_connections_closed_for_room", f"Waiting {scrapes} closed to make room for a new one "
+                    f"({kept} open).", registry=None))
+
+
 ACCEPT_FAILURES: Final = Counter(
     "gamead_accept_failures", "accept() calls that failed, by reason: the errno's name (EMFILE, ENFILE, ENOBUFS, "
     "ENOMEM, or a network error of the new socket Linux says to retry), else 'other'.",
@@ -93,8 +103,12 @@ def refused_unread(status: int) -> None:
         HTTP_REQUESTS.labels(UNMATCHED, "other", str(status)).inc()
 
 
-def register(registry: CollectorRegistry) -> None:
-    """Register this module's series in ``registry`` (the API's)."""
-    for collector in (CONNECTIONS_REFUSED, CONNECTIONS_CLOSED_FOR_ROOM, ACCEPT_FAILURES, CONNECTIONS_OPEN,
-                      HTTP_REQUESTS):
+#: the API's series of this module
+API_SERIES: Final = (CONNECTIONS_REFUSED, CONNECTIONS_CLOSED_FOR_ROOM, ACCEPT_FAILURES, CONNECTIONS_OPEN, HTTP_REQUESTS)
+
+
+def register(registry: CollectorRegistry, collectors: Iterable[Collector] = API_SERIES) -> None:
+    """Register ``collectors`` in ``registry``: the API's series (:data:`API_SERIES`) in the API's, a worker's
+    listener's (:func:`scrape_counters`) in the worker's."""
+    for collector in collectors:
         registry.register(collector)

@@ -38,7 +38,8 @@ from gamead_core import clock
 from gamead_core.config import GameadSettings
 from gamead_core.telemetry import conn_metrics
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
-from gamead_core.telemetry.metrics_listener import MetricsListener, serve_metrics
+from gamead_core.telemetry.metrics_listener import (SCRAPES_CLOSED_FOR_ROOM, SCRAPES_REFUSED, MetricsListener,
+                                                     serve_metrics)
 from gamead_core.telemetry.tracing import mark_span
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ DIRECT_GET_FALLBACKS = Counter(
 )
 WORKER_REGISTRY.register(DIRECT_GET_FALLBACKS)
 conn_metrics.register(API_REGISTRY)  # the API's connection bound (gamead_connections_*, gamead_accept_failures)
-WORKER_REGISTRY.register(conn_metrics.SCRAPES_REFUSED)  # the /metrics listener's bound, under the same names
-WORKER_REGISTRY.register(conn_metrics.SCRAPES_CLOSED_FOR_ROOM)
+conn_metrics.register(WORKER_REGISTRY, (SCRAPES_REFUSED, SCRAPES_CLOSED_FOR_ROOM))  # its /metrics listener's bound
 
 _LEVELS = tuple(str(level) for level in range(1, 6))
 _recording = True  #: ``metrics.enabled`` of this process (:func:`set_recording`)

@@ -57,11 +57,13 @@ from gamead_core.api.conn_cap import PASSED_OVER_AT_MOST, say, spoke
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
-from gamead_core.telemetry.conn_metrics import SCRAPES_CLOSED_FOR_ROOM, SCRAPES_REFUSED, count
+from gamead_core.telemetry.conn_metrics import count, scrape_counters
 
 MAX_CONNECTIONS = 32  #: connections served at once
 EVICT_MIN_AGE = 1.0  #: seconds a connection is kept at least when newer connections want its place
 HARD_CONNECTIONS = 2 * MAX_CONNECTIONS  #: connections open at most (past it the oldest waiting go, whatever their age)
+#: this listener's ``gamead_connections_refused`` and ``…_closed_for_room`` (its bound in their help)
+SCRAPES_REFUSED, SCRAPES_CLOSED_FOR_ROOM = scrape_counters(kept=MAX_CONNECTIONS, open_at_most=HARD_CONNECTIONS)
 BACKLOG = 64  #: the listen backlog (connections the kernel holds before they are accepted)
 READ_TIMEOUT = 5.0  #: seconds for a whole request; also the idle keep-alive time
 MAX_HEAD_BYTES = 8 * 1024  #: request line + header fields, bytes

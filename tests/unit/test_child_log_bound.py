@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,35 @@ def test_a_log_whose_copy_cannot_be_made_is_emptied_anyway_keeping_the_older_cop
     assert bound_log(log, LIMIT)  # the way is clear: copied again
     assert log.stat().st_size == 0 and rotated(log).read_bytes() == b"y" * (LIMIT + 1)
     assert not tmp.exists()
+
+
+def test_a_copy_ends_at_the_size_measured_however_fast_the_child_writes_on(tmp_path: Path) -> None:
+    """fix56c: the copy ran until the end of the file, in ``gamead up``'s event loop: a child writing faster than
+    it copied kept the loop copying. A writer that never stops, in lockstep with the copy (each chunk copied, read
+    out of a FIFO at ``<name>.1.tmp``, is appended to the log again): the copy ends at the size measured (before:
+    never, the writer gave up), and the log is emptied."""
+    log = tmp_path / "flood.log"
+    size = 8 * LIMIT  # 8 pipe buffers (64 KiB): a write of the copy returns once the writer appended 7 of them
+    log.write_bytes(b"x" * size)
+    fifo = tmp_path / "flood.log.1.tmp"
+    os.mkfifo(fifo)
+    cap = 10 * size  #: the writer gives up only past this (the copy never ended)
+    copied = {"bytes": 0, "capped": False}
+
+    def writer() -> None:
+        with fifo.open("rb") as pipe, log.open("ab") as out:
+            while chunk := pipe.read(4096):
+                copied["bytes"] += len(chunk)
+                out.write(chunk)
+                out.flush()
+                if copied["bytes"] >= cap:
+                    copied["capped"] = True
+                    return  # closes the FIFO: the copy fails (EPIPE), the bound goes on
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    assert bound_log(log, LIMIT)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert (copied["capped"], copied["bytes"]) == (False, size)
+    assert log.stat().st_size <= size  # emptied; what the writer appended since is all it holds

@@ -402,3 +402,17 @@ def test_a_worker_counts_the_newcomers_its_metrics_listener_closes_at_once(monke
             await listener.close()
 
     asyncio.run(run())
+
+
+def test_the_help_of_a_worker_s_connection_counts_says_its_listener_s_own_bound() -> None:
+    """fix56c: the help texts hard-coded "64 open" / "32 open", the listener's ``HARD_CONNECTIONS`` and
+    ``MAX_CONNECTIONS`` of the day: a change of either left them wrong. Now the listener passes its bound in, and
+    the worker's page says it."""
+    from gamead_core.telemetry.conn_metrics import scrape_counters
+    from gamead_core.telemetry.metrics import WORKER_REGISTRY
+
+    refused, for_room = scrape_counters(kept=3, open_at_most=5)
+    assert ("(5 open," in refused._documentation, "(3 open)" in for_room._documentation) == (True, True)
+    page = {m.name: m.documentation for m in WORKER_REGISTRY.collect()}
+    assert f"({metrics_listener.HARD_CONNECTIONS} open," in page["gamead_connections_refused"]
+    assert f"({metrics_listener.MAX_CONNECTIONS} open)" in page["gamead_connections_closed_for_room"]

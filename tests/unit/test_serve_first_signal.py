@@ -55,3 +55,28 @@ def test_a_sigterm_while_serve_s_ctrl_c_unwinds_leaves_its_130() -> None:
     done = subprocess.run([sys.executable, "-c", _LATE_SIGTERM], env=clean_env(), capture_output=True, text=True,
                           timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 130, done.stdout + done.stderr
+
+
+_BETWEEN = """
+import os, signal, sys, uvicorn
+from gamead_core.api.acceptor import AcceptingServer
+raise_signal = signal.raise_signal
+def hooked(signum):  # between the handlers' reset and the first signal's raise: another stop lands
+    os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+    raise_signal(signum)
+signal.raise_signal = hooked
+server = AcceptingServer(uvicorn.Config(app=None))
+with server.capture_signals():
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+print("served on")
+"""
+
+
+@pytest.mark.parametrize(("first", "then"), [("SIGTERM", "SIGINT"), ("SIGHUP", "SIGINT"), ("SIGTERM", "SIGHUP")])
+def test_a_signal_between_serve_s_reset_and_its_first_signal_s_raise_changes_nothing(first: str, then: str) -> None:
+    """fix56c: once served, the handlers were set back and then the first signal raised again; a Ctrl-C between the
+    two ran its handler (Python's here: a KeyboardInterrupt, exit 1 with a traceback) and won over the SIGTERM.
+    Now every other stop is ignored by the kernel before the raise (:func:`gamead_core.first_stop.after_stop`)."""
+    done = subprocess.run([sys.executable, "-c", _BETWEEN, first, then], env=clean_env(), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == -getattr(signal, first), done.stdout + done.stderr
