@@ -18,8 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.forked_popen import GameadPopen
-from gamead_core.embedded import free_port
-from tests.support import clean_env, gamead_argv, wait_for
+from tests.support import PortTaken, clean_env, gamead_argv, on_a_free_port, port_said_lost, wait_for
 
 SITE = """
 import atexit, os, sys, time
@@ -96,9 +95,19 @@ def test_a_sighup_after_a_command_stopped_by_sigterm_has_ended_leaves_its_143(
 
 def test_a_sighup_after_gamead_up_stopped_on_sigterm_leaves_its_exit_0(tmp_path: Path) -> None:
     """Before: -1 (ended by the SIGHUP, after '✓ stopped'), after: 0."""
-    held = HeldTwice(tmp_path, None, "up", "--workers", "0", "--port", str(free_port()),
-                     "--data-dir", str(tmp_path / "stack"))
-    held.wait(lambda: "Press Ctrl-C" in held.out.read_text(), "the stack up")
+    def start(port: int) -> HeldTwice:  # picked again if another process of the machine takes it first
+        where = tmp_path / f"on-{port}"
+        held = HeldTwice(where, None, "up", "--workers", "0", "--port", str(port), "--data-dir", str(where / "stack"))
+        try:
+            held.wait(lambda: "Press Ctrl-C" in held.out.read_text(), "the stack up")
+        except AssertionError:
+            held.end()
+            if port_said_lost(held.out.read_text(), port):
+                raise PortTaken(held.out.read_text()) from None
+            raise
+        return held
+
+    held = on_a_free_port(start)
     os.kill(held.proc.pid, signal.SIGTERM)
     held.wait(held.exit_mark.exists, "the hold at its exit")
     assert held.out.read_text().rstrip().endswith("stopped")
