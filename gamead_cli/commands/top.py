@@ -20,9 +20,9 @@ that one snapshot (a one-frame recording).
 
 Logs: l on a node, :logs local-1 or :logs ad AD_ID follows a worker's log or
 one ad's story (its lines from every log) live. They are read from --logs
-DIR, by default the logs of the local `gamead up` (embedded.data_dir/logs,
-when its gamead-up.json is there); the last 64 KiB of each file, then what
-is appended while the screen is open.
+DIR, by default the logs of the local `gamead up` (embedded.data_dir/logs)
+while it runs and the dashboard watches its API; the last 64 KiB of each
+file, then what is appended while the screen is open.
 
 The audit panel shows the last operator actions: who, what, how it went.
 Small terminals drop whole panels in a fixed order: the metrics below
@@ -115,7 +115,8 @@ def top(
     logs: Annotated[
         Path | None, typer.Option("--logs", help="Directory of the JSON log files for :logs and l "
                                                 "\\[default: the local `gamead up`'s, embedded.data_dir/logs, "
-                                                "if it ran there].", show_default=False)
+                                                "while it runs and this dashboard watches its API].",
+                                  show_default=False)
     ] = None,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

@@ -14,6 +14,7 @@ from gamead_cli.formats import age, ago, byte_size, clip, short_time
 from gamead_cli.tui.view_details import wire_words
 from gamead_cli.tui.view_figures import epoch, num
 from gamead_cli.tui.view_tables import NOTED_STATES, STATE_STYLES
+from gamead_core.scaling.stacks import holder_words
 
 #: a header line narrower than this many cells is compact (:func:`summary_text`: no API address, no NATS server)
 HEADER_COMPACT_BELOW = 100
@@ -192,8 +193,8 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
     if auto.get("stale"):
         text.append("  (stale)", style="yellow")
     leader = auto.get("leader")
-    if isinstance(leader, Mapping) and leader.get("id"):
-        text.append(f"  leader {leader['id']}", style="dim")
+    if isinstance(leader, Mapping) and leader.get("id"):  # whose it is, as `scale status` says (newcomer56b)
+        text.append(f"  leader {holder_words(str(leader['id']), None)}", style="dim")
     return text
 
 

@@ -293,3 +293,13 @@ def test_time_and_sequence_flags_name_what_they_take(path: list[str]) -> None:
         if cells and cells[0] in takes:
             wanted = "CURSOR" if path == ["ads", "list"] and cells[0] == "--cursor" else takes[cells[0]]
             assert cells[1] == wanted, (path, line)
+
+
+def test_top_help_says_its_default_logs_are_a_running_stacks() -> None:
+    """newcomer56b: `gamead top --help` said the default --logs were the local `gamead up`'s "if it ran there",
+    but a stopped stack's logs are never taken (tui.logs.default_log_dir: a running stack whose API is the one
+    watched, as the README says); a reader of the help expected `l` to show the last run's logs."""
+    top = LOADED["top"]
+    logs = next(param for param in top.params if param.name == "logs")
+    assert "while it runs and this dashboard watches its API" in (logs.help or ""), logs.help
+    assert "while it runs and the dashboard watches its API" in " ".join((top.help or "").split())

@@ -393,3 +393,14 @@ def test_scale_status_says_what_a_gamead_up_leader_id_is() -> None:
     said = leader_text(leader).plain
     assert said.endswith("(gamead up pid 10194 on host vm, data dir /srv/a/.gamead: its autoscaler)"), said
     assert "gamead up pid" not in leader_text({"id": "api-vm-7-abc123", "since": None}).plain
+
+
+def test_the_dashboards_autoscaler_line_says_what_a_gamead_up_leader_id_is() -> None:
+    """newcomer56b: `gamead top` (and `top --once`) ended its autoscaler line with `leader up-vm-7509`, the id
+    `gamead scale status` now explains and `gamead workers` never lists; the line says whose lease it is."""
+    from gamead_cli.tui.view_header import autoscaler_text
+
+    shown = autoscaler_text({"autoscaler": {"current": 2, "desired": 2, "leader": {"id": "up-vm-7509"}}}).plain
+    assert shown.endswith("  leader gamead up pid 7509 on host vm"), shown
+    api = autoscaler_text({"autoscaler": {"current": 2, "desired": 2, "leader": {"id": "api-vm-7-abc123"}}}).plain
+    assert api.endswith("  leader gamead serve api-vm-7-abc123"), api

@@ -36,3 +36,19 @@ def test_each_exit_code_is_one_short_line_with_its_details_under_the_table() -> 
     text = README.read_text(encoding="utf-8")
     details = text.split("**What each exit code covers**", 1)[1].split("\n\n", 2)[1]
     assert all(f"- **{code}**" in details for code in (1, 2, 3, 5, 129, 141))
+
+
+def test_the_stopping_signals_read_as_gamead_up_and_timeout_take_them() -> None:
+    """newcomer56b, following the README verbatim: "a second one hurries", but ``kill -HUP`` then ``kill -TERM`` to
+    ``gamead up`` drained the full 25 s (a SIGHUP never hurries nor counts: up_signals.hurries); and ``timeout 5
+    gamead submit …`` exited 124, not the table's 143 (coreutils' own code). Both are said where a reader looks."""
+    import signal
+
+    from gamead_cli.commands.up_signals import hurries
+
+    flat = " ".join(README.read_text(encoding="utf-8").split())
+    stopping = flat.split("**Stopping.**", 1)[1].split("**Files.**", 1)[0]
+    assert hurries(signal.SIGTERM) and hurries(signal.SIGINT) and not hurries(signal.SIGHUP)
+    assert "a second Ctrl-C or SIGTERM hurries" in stopping and "A SIGHUP never does" in stopping, stopping
+    details = flat.split("**What each exit code covers**", 1)[1].split("- **141**", 1)[0]
+    assert "exits 124" in details and "timeout --preserve-status 5 gamead" in details
