@@ -21,7 +21,7 @@ from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import StderrProgress, emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
-from gamead_cli.stops import interrupted_code, stopped_by, write_out
+from gamead_cli.stops import stopped_by, write_out
 from gamead_core.errors import ApiUnreachable, NotFound
 
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
@@ -91,10 +91,10 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, d
     except KeyboardInterrupt:
         if not detach:
             raise
-        note_line(f"interrupted ({stopped_by()}): job {job['id']} continues on the server: "
-                  f"{follow_up('dlq', 'jobs', job['id'], again=client.again)}"
-                  f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}")
-        raise typer.Exit(interrupted_code()) from None
+        raise exitcodes.Interrupted(  # one red error: line, as every interrupted line (words56b F2)
+            f"interrupted ({stopped_by()}): job {job['id']} continues on the server: "
+            f"{follow_up('dlq', 'jobs', job['id'], again=client.again)}"
+            f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}") from None
     return final
 
 
