@@ -39,7 +39,7 @@ from gamead_cli.commands.dlq_filters import (
     selection_body,
     window_of,
 )
-from gamead_cli.commands.dlq_jobs import ACTED, count_ask_run, follow_job, job_progress
+from gamead_cli.commands.dlq_jobs import ACTED, count_ask_run, follow_job, job_progress, piped_progress
 from gamead_cli.commands.dlq_transfer import (
     checked_copy,
     entries_of,
@@ -203,9 +203,10 @@ def jobs(
         if job is not None:
             path = f"/v1/jobs/{quote(checked_job_id(job), safe='')}"
             found = client.request("GET", path)
-            if follow:
-                found = follow_job(client, found)
-            emit(found, output, job_view)
+            each = piped_progress(output) if follow else None
+            followed = follow_job(client, found, each=each) if follow else found
+            if each is None or output != OutputFormat.json or followed is found:  # NDJSON: its last line is the
+                emit(followed, output, job_view)  # final job (found: the API streamed none, said here)
             return
         params: dict[str, Any] = {"limit": limit}
         if kind:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,11 +17,12 @@ from gamead_cli.client import ApiClient
 from gamead_cli.commands.dlq_filters import window_of
 from gamead_cli.commands.dlq_views import job_view, named_ids, none_matched_view, would_view
 from gamead_cli.formats import command_text, count_text, window_text
+from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import StderrProgress, emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
-from gamead_cli.stops import interrupted_code, stopped_by, write_out
+from gamead_cli.stops import stopped_by, write_out
 from gamead_core.errors import ApiUnreachable, NotFound
 
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
@@ -70,10 +71,35 @@ def _phase_text(job: dict[str, Any]) -> str:
             f"· skipped {count_text(c.get('skipped', 0))}")
 
 
-def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True) -> dict[str, Any]:
+def piped_progress(output: OutputFormat) -> Callable[[dict[str, Any]], None] | None:
+    """What ``dlq jobs JOB --follow`` writes to a stdout that is not a terminal (a pipe, a file) for each job
+    document the API streams, flushed as it comes (words56b F1: a pipe got nothing until the job ended): ``-o json``
+    the document as one JSON line (NDJSON); else ``job ID running: replaying · replayed 7 · …`` when that line
+    changed. None to a terminal (the progress bar on stderr says it). README ``dlq jobs``."""
+    if sys.stdout.isatty():
+        return None
+    said = {"line": ""}
+
+    def each(doc: dict[str, Any]) -> None:
+        if output == OutputFormat.json:
+            sys.stdout.write(strict_dumps(doc, default=str) + "\n")
+            sys.stdout.flush()
+            return
+        line = f"job {doc.get('id')} {doc.get('state')}: {_phase_text(doc)}"
+        if line != said["line"]:
+            said["line"] = line
+            emit(doc, output, lambda _: command_text(line, style=""))  # its text shown safe, as every view
+            sys.stdout.flush()
+
+    return each
+
+
+def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True,
+               each: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130; SIGTERM / SIGHUP
     taken as it, 143 / 129: regress40 F5, all were 130), or with ``detach`` False is raised as it is (``dlq import``,
-    one job per batch, says what the rest of its file became)."""
+    one job per batch, says what the rest of its file became). ``each``: called with every job document the API
+    streams (:func:`piped_progress`)."""
     final, waiting = job, None
     try:
         with job_progress() as progress:
@@ -86,15 +112,17 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, d
                 waiting = final.get("waiting")
                 progress.update(task, description=_phase_text(final), total=counts.get("matched"),
                                 completed=counts.get("done", 0))
+                if each is not None:
+                    each(final)
                 if final.get("state") not in ("queued", "running"):
                     break
     except KeyboardInterrupt:
         if not detach:
             raise
-        note_line(f"interrupted ({stopped_by()}): job {job['id']} continues on the server: "
-                  f"{follow_up('dlq', 'jobs', job['id'], again=client.again)}"
-                  f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}")
-        raise typer.Exit(interrupted_code()) from None
+        raise exitcodes.Interrupted(  # one red error: line, as every interrupted line (words56b F2)
+            f"interrupted ({stopped_by()}): job {job['id']} continues on the server: "
+            f"{follow_up('dlq', 'jobs', job['id'], again=client.again)}"
+            f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}") from None
     return final
 
 

@@ -38,6 +38,14 @@ def hurries(signum: int) -> bool:
     return signum != signal.SIGHUP
 
 
+def hurry_words(hurrying: int) -> str:
+    """How the stop's line says to hurry it, from ``hurrying``: the stop signals taken so far that :func:`hurries`
+    (the next one hurries once one did). A stop begun by a Ctrl-C or SIGTERM: ``again to hurry``; begun by a SIGHUP
+    (which never counts as the first: README "Stopping") or a refusal: ``Ctrl-C or SIGTERM twice to hurry``
+    (words56b F3: it said "again to hurry" after a SIGHUP, and one Ctrl-C then did not hurry)."""
+    return "again to hurry" if hurrying else "Ctrl-C or SIGTERM twice to hurry"
+
+
 def hurry_handler(hurry: Callable[[], None]) -> Callable[[int, Any], None]:
     """The handler of :func:`stop_signals` once the stop has begun outside the supervisor's loop (a stop asked
     while the stack started, a refusal): ``hurry`` for a signal that :func:`hurries`, nothing for SIGHUP."""

@@ -14,7 +14,7 @@ from gamead_cli.commands.up_console import OtherLeader, say, show_decision
 from gamead_cli.commands.up_link import UpLink
 from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
-from gamead_cli.commands.up_signals import hurries, install_stop_handlers, request_stop, stop_requested
+from gamead_cli.commands.up_signals import hurries, hurry_words, install_stop_handlers, request_stop, stop_requested
 from gamead_cli.commands.up_stack import UpStack
 from gamead_core.child_exits import ChildExits, next_due, running_pids
 from gamead_core.config import GameadSettings
@@ -160,7 +160,8 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
             stop_requested.set()
             stop.set()
         stack.arm_stop()  # past its bound: every child left SIGKILLed and named, exit 1 (fix35d)
-        say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry; all of it "
+        hurry = hurry_words(seen["signals"])  # a SIGHUP-begun stop: twice (words56b F3)
+        say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; {hurry}; all of it "
             f"within {stack.stop_bound():g}s, SIGKILL past it) …")
         if kept is not None:  # the autoscaler's stop releases the lease (at most 2 s); draining workers are never
             await within(kept, 2 * step + 1, "the autoscaler's stop and the liveness probe's last reading")  # probed

@@ -64,6 +64,8 @@ def test_a_followed_job_stopped_by_a_signal_exits_by_that_signal(tmp_path: Path,
     server = HostileServer("running_job")
     output = signalled_when(tmp_path, server, lambda: server.followed > 0, sig, code, "dlq", "replay", "--all", "--yes")
     assert f"interrupted ({said}): job {JOB} continues on the server: " in output, output
+    # words56b F2: one form for every interrupted line (README's exit codes): the red `error: interrupted (…)`
+    assert f"error: interrupted ({said}): job {JOB} continues on the server: " in output, output
     assert "Traceback" not in output
 
 

@@ -86,7 +86,7 @@ def test_an_interrupted_cli_replay_goes_on_and_a_second_replay_strands_nothing(l
     wait_for(lambda: not first.alive(), timeout=10, what="the CLI to exit")
     assert first.popen is not None and first.popen.returncode == 130
     said = first.output()  # each follow-up a whole command (README: printed commands work verbatim)
-    assert f"interrupted (Ctrl-C): job {job['id']} continues on the server: " in said and f"dlq cancel {job['id']} --api " in said
+    assert f"error: interrupted (Ctrl-C): job {job['id']} continues on the server: " in said and f"dlq cancel {job['id']} --api " in said
     assert "Traceback" not in first.output()
     # the server goes on: the client's Ctrl-C cancelled nothing (on a slow machine the job may be done by now;
     # that it ends "succeeded", every count adding up, is checked below)

@@ -283,6 +283,8 @@ def test_sighup_drains_and_stops_everything_it_started(stack: UpStack) -> None:
     assert stack.popen.wait(60) == 0  # type: ignore[union-attr]
     output = stack.output()
     assert "stopping: workers drain first" in output and output.rstrip().endswith("stopped")
+    # words56b F3: a SIGHUP never counts as the first (README "Stopping"): one Ctrl-C / SIGTERM then does not hurry
+    assert "Ctrl-C or SIGTERM twice to hurry; all of it within" in output and "again to hurry" not in output, output
     assert output.index("stopping") < output.rindex("stopped")
     wait_for(lambda: not stack.ours_alive(), timeout=10, what="every process it started to be gone")
 
