@@ -17,6 +17,12 @@ once. Two places keep it from doing its job, whatever the command:
   ``test_a_lock_taken_for_ever_gets_the_interrupt_anyway`` hung at load 30; 5 of 10 runs with the timer at 10 µs).
   A timer that was running before (pytest-timeout's) is set again then, and its handler still runs when it is
   due; an alarm of ours that comes late (delivered as the timer stopped) finds nothing due and does nothing.
+* **A block's own setting up or putting back of the handlers** (:func:`whole`: the generators of
+  :func:`gamead_cli.stops.signals_interrupt`, ``signals_held``, ``signals_flagged``). An interrupt raised there
+  left some handlers replaced for the rest of the command (a Ctrl-C then only noted, never acted on), and one put off
+  from the lock taken just before the block came out of its start instead of being taken by it (session 56's CI:
+  ``test_an_interrupt_put_off_is_taken_by_a_block_that_must_not_be_cut``, the test runner's worker crashed). It is
+  put off the same way, past the step.
 * **A finalizer.** An interrupt raised while a ``__del__`` or a generator's clean-up runs (the garbage collector
   can run them anywhere) is printed as ``Exception ignored in: …`` and dropped (``sys.unraisablehook``): the
   command reads on as if no signal came. :func:`install` sets a hook that raises it again 1 ms later, the same way.
@@ -30,8 +36,11 @@ import signal
 import sys
 import threading
 import time
-from types import FrameType
-from typing import Any
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: frames in which an interrupt would leave a lock taken (or a context half set up): it is put off past them
 TAKING = frozenset({"__enter__", "__exit__", "acquire", "release"})
@@ -44,17 +53,42 @@ _DUE: dict[str, float | None] = {"since": None}
 #: the ``SIGALRM`` handler before the first interrupt put off (``handler``), and its timer: when it fires
 #: (``at``, monotonic s; None: none runs) and every how many seconds after (``every``, 0: once)
 _THEIRS: dict[str, Any] = {"handler": None, "at": None, "every": 0.0}
+#: the code of the steps an interrupt never cuts (:func:`whole`), whatever they call
+_WHOLE: set[CodeType] = set()
+
+
+def whole(func: _F) -> _F:
+    """``func`` (a function or a context manager's generator function, under ``@contextmanager``) is never cut by
+    an interrupt: one that lands while its own frame or anything it calls runs is put off (module docstring), and
+    raised once it has returned or yielded (a generator's block then takes it). For steps of a few lines that set
+    up or put back handlers; returned as given."""
+    _WHOLE.add(func.__code__)
+    return func
+
+
+def _put_off_in(frame: FrameType) -> bool:
+    """Whether an interrupt landing in ``frame`` is put off: a lock's taking (innermost frame only) or a step
+    :func:`whole` names anywhere below it."""
+    if frame.f_code.co_name in TAKING:
+        return True
+    below: FrameType | None = frame
+    while below is not None:
+        if below.f_code in _WHOLE:
+            return True
+        below = below.f_back
+    return False
 
 
 def raise_interrupt(frame: FrameType | None) -> None:
     """Raise :class:`KeyboardInterrupt`, as a handler of a stop signal does; ``frame``: the frame the handler
-    interrupted (its second argument). In a frame named in :data:`TAKING` (module docstring) it is not raised
+    interrupted (its second argument). In a frame named in :data:`TAKING` or a step :func:`whole` names (module
+    docstring) it is not raised
     there but 1 ms later, by ``SIGALRM`` (the main thread's handler), unless it has been put off for
     :data:`PUT_OFF_AT_MOST` seconds already. Main thread only (where Python runs signal handlers)."""
     while frame is not None and frame.f_globals is globals():  # our own handler, interrupted by our alarm:
         frame = frame.f_back  # the frame it interrupted is where it would land (session 51)
     since = _DUE["since"]
-    if frame is not None and frame.f_code.co_name in TAKING and (
+    if frame is not None and _put_off_in(frame) and (
             since is None or time.monotonic() - since < PUT_OFF_AT_MOST):
         _again_soon()
         return

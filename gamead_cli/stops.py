@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from gamead_cli import exitcodes, first_signals
-from gamead_cli.interrupt_point import raise_interrupt, settled, take_due
+from gamead_cli.interrupt_point import raise_interrupt, settled, take_due, whole
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); the one dict of :mod:`gamead_cli.first_signals`
 STOPPED: dict[str, int | None] = first_signals.STOPPED
@@ -23,6 +23,7 @@ _NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP", int(sign
 
 
 @contextmanager
+@whole  # its setting up and putting back of the handlers: never cut half-way
 def signals_interrupt() -> Iterator[None]:
     """Inside the block SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread, as Ctrl-C does,
     never inside a lock's taking (:func:`gamead_cli.interrupt_point.raise_interrupt`; Ctrl-C too, unless another
@@ -62,6 +63,7 @@ _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
+@whole  # its setting up and putting back of the handlers: never cut half-way
 def signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP held back for the block, then acted on as the handlers before it would have (the
     first one that came): a hand-over of ads to the sender's pool is then whole or not done, never cut half-way by
@@ -71,9 +73,10 @@ def signals_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    due = take_due()  # one put off before the block (its handler took it already): raised after it
-    came: list[int] = [_due()] if due else []
+    came: list[int] = []
     before = {sig: signal.signal(sig, lambda signum, _frame: came.append(signum)) for sig in _HELD}
+    if due := take_due():  # one put off before the block or as it began (its handler took it already): after it
+        came.insert(0, _due())
     try:
         yield
     finally:
@@ -99,6 +102,7 @@ POLL = 0.1
 
 
 @contextmanager
+@whole  # its setting up and putting back of the handlers: never cut half-way
 def signals_flagged() -> Iterator[list[int]]:
     """SIGINT, SIGTERM and SIGHUP noted, never raised, for the block: each appends its number to the list yielded
     (the first remembered for :func:`stopped_by`, as :func:`signals_interrupt` does), and the block looks

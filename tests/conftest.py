@@ -22,7 +22,8 @@ from tests.ports import ReservedPort
 from tests.support import ForkServer, Proc, start_api, start_worker
 
 pytest_plugins = ["tests.prewarm", "tests.redis_fixtures", "tests.cluster", "tests.timeline", "tests.shared_tls",
-                  "tests.session_ends", "tests.tiny_disk", "tests.plain_sigint", "tests.timeout_reports"]
+                  "tests.session_ends", "tests.tiny_disk", "tests.plain_sigint", "tests.timeout_reports",
+                  "tests.escaped_interrupts"]
 
 #: Hypothesis's checks of a test's own speed (a 200 ms deadline per example; "input generation is slow" past 1 s of
 #: draws, 30 s without a deadline) are timings of the machine, not what a test asserts: 24 of the suite's 29 modules

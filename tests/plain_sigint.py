@@ -25,8 +25,13 @@ import threading
 from types import FrameType
 
 
+#: ``ctrl_c``: this handler has raised a KeyboardInterrupt (the runner's Ctrl-C: :mod:`tests.escaped_interrupts`)
+RUNNER = {"ctrl_c": False}
+
+
 def interrupted(signum: int, frame: FrameType | None) -> None:
     """SIGINT: raise ``KeyboardInterrupt``, as ``signal.default_int_handler`` does (and is not it)."""
+    RUNNER["ctrl_c"] = True
     raise KeyboardInterrupt
 
 
