@@ -92,6 +92,22 @@ def signals_held() -> Iterator[None]:
                 os.kill(os.getpid(), came[0])  # its default action, now that it is back
 
 
+@contextmanager
+@whole  # never cut half-way: every handler set, or put back
+def replaced(handlers: dict[int, Any]) -> Iterator[None]:
+    """``handlers`` (signal number → handler) for the block, the ones before put back after it whatever it raised.
+    A stop that lands while they are set or put back is raised after that step (:func:`~gamead_cli.interrupt_point.
+    whole`), never with some set and others not. Main thread only (Python sets handlers there alone)."""
+    before: dict[int, Any] = {}
+    try:
+        for sig, handler in handlers.items():
+            before[sig] = signal.signal(sig, handler)
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def _due() -> int:
     """The signal of an interrupt that was put off: the one remembered (SIGTERM, SIGHUP), else Ctrl-C's."""
     return STOPPED["signal"] or int(signal.SIGINT)
@@ -120,14 +136,10 @@ def signals_flagged() -> Iterator[list[int]]:
         first_signals.take(signum)  # the first stop is the one remembered, here and once the block has ended
         came.append(signum)
 
-    before = {sig: signal.signal(sig, note) for sig in _HELD if callable(signal.getsignal(sig))}
-    if take_due():  # one put off before the block (gamead_cli.interrupt_point): noted, never raised inside
-        came.append(_due())
-    try:
+    with replaced({sig: note for sig in _HELD if callable(signal.getsignal(sig))}):
+        if take_due():  # one put off before the block (gamead_cli.interrupt_point): noted, never raised inside
+            came.append(_due())
         yield came
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 def ended() -> None:

@@ -64,6 +64,7 @@ from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, boun
                                 duration_between)
 from gamead_cli.output import emit
 from gamead_cli.stdout_guard import silence_stdout
+from gamead_cli.stops import replaced
 from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
@@ -215,12 +216,8 @@ def _run(dashboard: DashboardApp) -> None:
     first_signals.STOPPED["signal"] = first_signals.PHASE["acting"] = None
     terminals = [stream for stream in (sys.__stdout__, sys.__stderr__) if stream is not None and stream.isatty()]
     taken = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) != signal.SIG_IGN]
-    previous = {sig: signal.signal(sig, dashboard.take_signal) for sig in (signal.SIGINT, *taken)}
-    try:
+    with replaced(dict.fromkeys((signal.SIGINT, *taken), dashboard.take_signal)):
         dashboard.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     for stream in terminals:  # a terminal gone (hung up): what is said next goes nowhere, not to an EIO
         if not stream.isatty():
             silence_stdout(stream)

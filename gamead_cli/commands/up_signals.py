@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gamead_cli import first_signals
+from gamead_cli.interrupt_point import whole
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: the signals that stop this run: :data:`_STOP_SIGNALS`, less SIGHUP under nohup (:func:`choose_stop_signals`)
@@ -93,6 +94,7 @@ def after_stop() -> None:
         signal.signal(signal.SIGINT, first_signals.ctrl_c)
 
 
+@whole  # never cut half-way: a stop landing here is raised once every handler is set
 def install_stop_handlers(handler: Callable[[int, Any], None]) -> None:
     """``handler`` for each of :func:`stop_signals`: from the first call on, ``gamead up`` has its own (before, the
     start-up's of :mod:`gamead_cli.first_signals`, which it replaces)."""
