@@ -90,7 +90,15 @@ def nats_server_binary() -> str:
 
 
 def _log_tail(log: Path, chars: int = 2000) -> str:
-    tail = log.read_text(errors="replace")[-chars:].strip() if log.exists() else ""
+    """The last ``chars`` characters of a server's ``log``, or its ``[FTL]`` lines among them (its reason); "" when
+    it cannot be read. Only the file's last 4 × ``chars`` bytes are read: a log grown to gigabytes (an earlier
+    run's, on a full disk) was read whole into memory to show 2,000 characters."""
+    try:
+        with log.open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 4 * chars))
+            tail = file.read().decode(errors="replace")[-chars:].strip()
+    except OSError:
+        tail = ""
     return "; ".join(ln.strip() for ln in tail.splitlines() if "[FTL]" in ln) or tail  # its reason (attack41b F1)
 
 
