@@ -40,10 +40,10 @@ import threading
 from types import FrameType
 
 from gamead_cli.interrupt_point import raise_interrupt
-from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, take
+from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, none_yet, take
 
 __all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "after_stop", "command", "ctrl_c", "handed_over",
-           "install", "interrupted_words", "take"]
+           "install", "interrupted_words", "none_yet", "take"]
 
 #: the signals this module handles: SIGTERM and SIGHUP, less one inherited as ignored
 _TAKEN: list[int] = []
@@ -60,8 +60,7 @@ def install(argv: list[str] | None = None) -> None:
     names a command of :data:`NOTHING_YET` (regress39 F6: taken only once the command was parsed, a ``kill -INT``
     during the CLI's imports, 0.5-2 s on a loaded machine, was still dropped). Call it first, in the main thread,
     from the entry point only (never at import: a test runner importing the CLI keeps its own handlers)."""
-    STOPPED["signal"] = None
-    PHASE.update(command=None, starting=True, acting=None)
+    none_yet(command=None, starting=True)
     _TAKEN.clear()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) != signal.SIG_IGN:

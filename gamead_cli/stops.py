@@ -37,8 +37,7 @@ def signals_interrupt() -> Iterator[None]:
     at any moment, the summary always comes; a second Ctrl-C as it was written cut it to ``error: interrupted``,
     1 run in 8 with the two 20 ms apart). Once the command has ended (:func:`ended`) a further one ends the
     process."""
-    STOPPED["signal"] = None
-    first_signals.PHASE["acting"] = None
+    first_signals.none_yet()
     first_signals.handed_over()
 
     def handler(signum: int, frame: FrameType | None) -> None:

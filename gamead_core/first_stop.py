@@ -21,6 +21,14 @@ PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
 ASKED_INSIDE = 0
 
 
+def none_yet(**phase: object) -> None:
+    """No stop yet: a command (or a block that acts on its own first stop) begins. :data:`STOPPED` and
+    :data:`PHASE`'s ``acting`` forgotten; ``phase``: other keys of :data:`PHASE` set at once (``command``,
+    ``starting``). The one place the record is reset (before, four copies of these two lines)."""
+    STOPPED["signal"] = None
+    PHASE.update(phase, acting=None)
+
+
 def take(signum: int, *, signalled: bool = True) -> str:
     """Note stop signal ``signum`` (SIGINT, SIGTERM, SIGHUP) in the one record of the stop being acted on
     (:data:`PHASE`, ``acting``), shared by every handler of the process: ``"first"`` when none was (it is remembered

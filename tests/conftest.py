@@ -59,10 +59,9 @@ def _stop_forgotten() -> None:
     ``PHASE``): a test whose ``signals_interrupt`` block ended by SIGTERM left ``STOPPED`` set, and a later one in the
     same worker that prints a Ctrl-C's line read ``interrupted (SIGTERM)`` (fresh clone at load 30:
     test_submit_summary after test_interrupt_point)."""
-    from gamead_cli.first_signals import PHASE, STOPPED
+    from gamead_cli.first_signals import none_yet
 
-    STOPPED["signal"] = None
-    PHASE.update(command=None, starting=False, acting=None)
+    none_yet(command=None, starting=False)
 
 
 @pytest.fixture

@@ -213,7 +213,7 @@ def _run(dashboard: DashboardApp) -> None:
     take_signal`): raised as a KeyboardInterrupt in the middle of Textual's loop, it left the driver running and its
     non-daemon input thread held the process for ever (regress44 F8). A signal inherited as ignored (``nohup``)
     stays ignored."""
-    first_signals.STOPPED["signal"] = first_signals.PHASE["acting"] = None
+    first_signals.none_yet()
     terminals = [stream for stream in (sys.__stdout__, sys.__stderr__) if stream is not None and stream.isatty()]
     taken = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) != signal.SIG_IGN]
     with replaced(dict.fromkeys((signal.SIGINT, *taken), dashboard.take_signal)):

@@ -264,7 +264,7 @@ def test_a_command_run_off_the_main_thread_with_sigint_ignored_takes_nothing() -
         assert failed == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN, failed
     finally:
         signal.signal(signal.SIGINT, before)
-        first_signals.PHASE.update(command=None, starting=False, acting=None)
+        first_signals.none_yet(command=None, starting=False)
 
 
 def test_a_sigint_inherited_ignored_during_the_imports_ends_serve_too(

@@ -173,8 +173,7 @@ def test_a_signal_after_the_dashboards_loop_is_not_a_new_stop() -> None:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
-        first_signals.STOPPED["signal"] = None
-        first_signals.PHASE.update(command=None, starting=False, acting=None)
+        first_signals.none_yet(command=None, starting=False)
         os.close(slave)
 
 
@@ -195,8 +194,7 @@ def test_a_signal_while_the_dashboard_quits_on_its_own_leaves_its_exit() -> None
         assert app.codes == [exitcodes.OK] and first_signals.STOPPED["signal"] is None
     finally:
         signal.signal(signal.SIGTERM, before)
-        first_signals.STOPPED["signal"] = None
-        first_signals.PHASE.update(acting=None)
+        first_signals.none_yet()
         os.close(master)
         os.close(slave)
 

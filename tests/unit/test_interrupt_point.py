@@ -120,7 +120,7 @@ def test_a_ctrl_c_outside_the_commands_blocks_leaves_no_lock_taken() -> None:
         assert taking.entered and not taking.lock.locked(), "the lock was left taken"
     finally:
         interrupt_point.settled()
-        first_signals.PHASE.update(command=None, starting=False, acting=None)
+        first_signals.none_yet(command=None, starting=False)
         for sig, handler in before.items():
             signal.signal(sig, handler)
 
@@ -313,8 +313,7 @@ def entry_point_handlers() -> Iterator[None]:
         yield
     finally:
         interrupt_point.settled()
-        first_signals.PHASE.update(command=None, starting=False, acting=None)
-        STOPPED["signal"] = None
+        first_signals.none_yet(command=None, starting=False)
         for sig, handler in before.items():
             signal.signal(sig, handler)
 
