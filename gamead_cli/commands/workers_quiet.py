@@ -135,7 +135,9 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
             return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
         parts += [Text(missed_words(wid, verb, follow_up("workers", verb, wid, again=client.again),
-                                    silent=wid in silent), style="yellow") for wid in gone]
+                                    silent=wid in silent) if every or wid in silent else
+                       f"{wid} is not live: no running worker answers for this id (gamead workers lists the live "
+                       "ones)", style="yellow") for wid in gone]  # named, not listed: it may never have been
         undo = undo_words(answers, every)
         if undo is not None:
             back = follow_up("workers", other, *undo[0], again=client.again)
