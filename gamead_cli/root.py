@@ -137,9 +137,10 @@ class _GuardedGroup(TyperGroup):
             reader_gone()
             return exitcodes.READER_GONE
         except error_kinds("UsageError") as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
-                exc.show()  # type: ignore[attr-defined]
-                return exitcodes.USAGE
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help, on stdout
+                if exc.message:  # the help as text; a rich group's was printed as the error was made, its message ""
+                    typer.echo(exc.message)  # newcomer57: show() wrote `gamead`'s to stderr (`gamead | less` was
+                return exitcodes.USAGE  # empty), and a blank line there after a group's (`gamead dlq`)
             return fail_with(argv, usage_line(exc), "bad_usage", exitcodes.USAGE)
         except error_kinds("ClickException") as exc:  # e.g. a FileError of a file parameter
             code = getattr(exc, "exit_code", exitcodes.ERROR) or exitcodes.ERROR

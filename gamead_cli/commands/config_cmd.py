@@ -100,8 +100,9 @@ def stack_settings(data_dir: Path) -> GameadSettings:
     settings no longer load (its copy was edited or removed)."""
     running = running_stack(data_dir)
     if running is None:
-        raise typer.BadParameter(f"no gamead up runs on {data_dir} (--data-dir, else embedded.data_dir: ./.gamead "
-                                 "by default)", param_hint="--stack")
+        raise typer.BadParameter(f"no gamead up runs on {data_dir} (--data-dir DIR names a stack's; else "
+                                 "embedded.data_dir: by default ./.gamead here or in the nearest parent directory "
+                                 "that has one)", param_hint="--stack")
     where = data_dir / STACK_ENV_FILE
     try:
         env = json.loads(where.read_text(encoding="utf-8"))

@@ -20,8 +20,9 @@ from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 
 #: as :data:`gamead_core.worker.quiet.Verb` (not imported: a client command loads no nats-py)
 Verb = Literal["quiet", "resume"]
-IdArg = Annotated[str | None, typer.Argument(metavar="ID", show_default=False,
-                                             help="The worker's id, as `gamead workers` lists it.")]
+IdArg = Annotated[list[str] | None, typer.Argument(
+    metavar="[ID]...", show_default=False,
+    help="The worker's id, as `gamead workers` lists it; several ids: each told in turn, as --all tells each.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every live worker.")]
 
 
@@ -44,21 +45,23 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     return Text(f"{who} {now}: it takes ads ({running} running)", style="bold")
 
 
-def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[str, str] | None:
-    """What undoes the answers' changes: ``("--all", "")`` when each one changed, ``("ID", " (ID: local-2, local-3;
-    not --all: local-1 already was)")`` when some already were (``--all`` would undo an earlier operator's act, e.g.
-    resume the worker quiet for inspection: probe49), None when none changed (nothing to undo; a draining worker
-    changes nothing that lasts: its clean stop keeps no quiet). Pure."""
+def undo_words(answers: list[dict[str, Any]], every: bool) -> tuple[tuple[str, ...], str] | None:
+    """What undoes the answers' changes: the arguments of the command that does it and a note. ``(("--all",), "")``
+    when ``every`` (``--all``) and each one changed; else the ids that changed, ``(("local-2", "local-3"), " (not
+    --all: local-1 already was)")`` (``--all`` would undo an earlier operator's act, e.g. resume the worker quiet
+    for inspection: probe49; newcomer57: this was ``resume ID … (ID: local-2, local-3; …)``, which did not run as
+    printed); None when none changed (nothing to undo; a draining worker changes nothing that lasts: its clean stop
+    keeps no quiet). Pure."""
     changed = [str(a.get("workerId")) for a in answers if a.get("changed", True) and not a.get("draining")]
     if not changed:  # a draining worker keeps nothing: its next start takes ads (attack55: "shown as quiet …")
         return None
-    if not every:
-        return changed[0], ""
-    if len(changed) == len(answers):
-        return "--all", ""
+    if every and len(changed) == len(answers):
+        return ("--all",), ""
     kept = [str(a.get("workerId")) for a in answers if not a.get("changed", True) and not a.get("draining")]
-    were = f"; not --all: {', '.join(kept)} already {'was' if len(kept) == 1 else 'were'}" if kept else ""
-    return "ID", f" (ID: {', '.join(changed)}{were})"
+    if not kept:
+        return tuple(changed), ""
+    return tuple(changed), f" ({'not --all: ' if every else ''}{', '.join(kept)} already " \
+        f"{'was' if len(kept) == 1 else 'were'})"
 
 
 def missed_words(worker_id: str, verb: Verb, again: str, *, silent: bool) -> str:
@@ -84,24 +87,26 @@ def asked_text(verb: Verb, answers: list[dict[str, Any]]) -> str:
     return f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}"
 
 
-def _ids(client: Any, worker_id: str | None, every: bool) -> list[str]:
-    if every == (worker_id is not None):
-        raise typer.BadParameter("name one worker ID or --all, not both" if every else "name one worker ID, or --all",
-                                 param_hint="ID")
-    if worker_id is not None:
+def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
+    if every == bool(worker_ids):
+        raise typer.BadParameter("name worker IDs or --all, not both" if every else "name a worker ID (or several), "
+                                 "or --all", param_hint="ID")
+    for worker_id in worker_ids:
         if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
             raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
-        return [worker_id]
+    if worker_ids:
+        return list(dict.fromkeys(worker_ids))  # each told once
     body = client.request("GET", "/v1/workers", params={"role": "worker"})  # a dict of items (answer_shapes)
     return [n["id"] for n in body.get("items") or [] if n.get("state") != "gone" and isinstance(n.get("id"), str)]
 
 
-def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat, api: str | None,
+def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: OutputFormat, api: str | None,
             config: Any) -> None:
-    """``POST /v1/workers/{id}/{verb}`` for the worker named, or for each live one (``--all``: one that is gone
-    meanwhile is named, not an error)."""
+    """``POST /v1/workers/{id}/{verb}`` for the worker named, or for each of several named or each live one
+    (``--all``: one that is gone meanwhile is named, not an error; several named none of which is live: exit 4)."""
     with api_client(config, api) as client:
-        ids = _ids(client, worker_id, every)
+        ids = _ids(client, worker_ids or [], every)
+        many = every or len(ids) > 1
         answers: list[dict[str, Any]] = []
         gone: list[str] = []
         silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
@@ -111,7 +116,7 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
                 try:
                     body = client.request("POST", f"/v1/workers/{wid}/{verb}")
                 except NotFound as exc:
-                    if not every:
+                    if not many:
                         raise
                     gone.append(wid)
                     silent |= {wid} if isinstance(exc.details, dict) and exc.details.get("answered") is False else set()
@@ -119,18 +124,23 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
             answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
         if answers:
             done_before_output(asked_text(verb, answers))
+        elif not every and not silent:  # several named, none live: as one named (README: exit 4)
+            raise NotFound(f"none of the workers {', '.join(gone)} is live: no running worker answers for these ids "
+                           "(gamead workers lists the live ones)", code="worker_not_live", details={"notLive": gone})
     other = "resume" if verb == "quiet" else "quiet"
-    doc: dict[str, Any] = answers[0] if not every else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
+    doc: dict[str, Any] = answers[0] if not many else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 
     def view(_: dict[str, Any]) -> RenderableType:
         if every and not answers and not gone:
             return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
         parts += [Text(missed_words(wid, verb, follow_up("workers", verb, wid, again=client.again),
-                                    silent=wid in silent), style="yellow") for wid in gone]
+                                    silent=wid in silent) if every or wid in silent else
+                       f"{wid} is not live: no running worker answers for this id (gamead workers lists the live "
+                       "ones)", style="yellow") for wid in gone]  # named, not listed: it may never have been
         undo = undo_words(answers, every)
         if undo is not None:
-            back = follow_up("workers", other, undo[0], again=client.again)
+            back = follow_up("workers", other, *undo[0], again=client.again)
             parts.append(command_text(f"{'shown' if verb == 'quiet' else 'no longer shown'} as quiet in gamead "
                                       f"workers within a heartbeat; undo with: {back}{undo[1]}"))
         return Group(*parts)
@@ -138,7 +148,7 @@ def control(verb: Verb, worker_id: str | None, every: bool, output: OutputFormat
     emit(doc, output, view)
 
 
-def quiet(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
+def quiet(worker_ids: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
           api: ApiOpt = None, config: ConfigOpt = None) -> None:
     """Tell a worker to take no new ad: it hands back what it prefetched, keeps no long poll at NATS, finishes and
     settles what it runs, and stays alive, heartbeating (STATE quiet). The autoscaler counts no capacity for it.
@@ -149,12 +159,13 @@ def quiet(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = Ou
     [bold]Examples[/bold]
 
       gamead workers quiet local-1
+      gamead workers quiet local-2 local-3
       gamead workers quiet --all -o json
     """
-    control("quiet", worker_id, every, output, api, config)
+    control("quiet", worker_ids, every, output, api, config)
 
 
-def resume(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
+def resume(worker_ids: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
            api: ApiOpt = None, config: ConfigOpt = None) -> None:
     """Tell a quiet worker to take ads again: it subscribes its long polls and looks at the queue at once.
 
@@ -163,7 +174,7 @@ def resume(worker_id: IdArg = None, every: AllOpt = False, output: OutputOpt = O
       gamead workers resume local-1
       gamead workers resume --all
     """
-    control("resume", worker_id, every, output, api, config)
+    control("resume", worker_ids, every, output, api, config)
 
 
 __all__ = ["answer_line", "control", "quiet", "resume", "undo_words"]

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from gamead_core.errors import ApiUnreachable
+
 #: Ads per ``POST /ads/batch`` request (the API takes up to ``api.batch_max``, 500 by default).
 BATCH_SIZE = 100
 #: per-ad detail of ``-o json`` (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for
@@ -23,6 +25,15 @@ Item = tuple[int, Any]  #: (index, an ad or the GameadError that stands for an u
 REJECTIONS_LISTED = 20
 #: API answers that refuse a batch for its size alone: nothing of it was queued, so it is split and resent
 SIZE_REFUSALS = frozenset({"batch_too_large", "payload_too_large"})
+#: API answers that refuse the run's token, so every batch of the run alike (newcomer57: a viewer's or a missing
+#: token's `submit --count 50` sent every batch and printed 20 `ad N: forbidden: …` lines, `rejected 50`)
+TOKEN_REFUSALS = frozenset({"unauthenticated", "forbidden"})
+
+
+def stops_the_run(exc: Exception) -> bool:
+    """Whether a batch's error stops the sending when no ad of the run was taken yet: the API unreachable
+    (:class:`~gamead_core.errors.ApiUnreachable`) or the token refused (:data:`TOKEN_REFUSALS`). Pure."""
+    return isinstance(exc, ApiUnreachable) or getattr(exc, "code", None) in TOKEN_REFUSALS
 
 
 def keep_first(kept: dict[int, Any], index: int, value: Any, most: int) -> None:
@@ -119,6 +130,8 @@ def stop_reason(errors: list[Any], outage: bool | str, retry_for: float, keyed: 
     if outage:  # the outage's own words (Outage.reason), or the API unreachable
         return outage if isinstance(outage, str) else "the API was still unreachable after client.retry_for"
     lost = getattr(errors[0], "lost", None) if errors else None
+    if errors and getattr(errors[0], "code", None) in TOKEN_REFUSALS:
+        return f"the API refused the run's token before any ad was accepted ({errors[0].code}): {errors[0]}"
     if errors and lost is None:
         return "a batch could not reach the API before any ad was accepted"
     how = LOST_WORDS.get(lost or "timeout", str(lost))

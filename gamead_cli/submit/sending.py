@@ -26,6 +26,7 @@ from gamead_cli.submit.batches import (  # ITEMS_KEPT, FOLLOWED_MAX: here for th
     counted,
     reused_key_advice,
     stop_reason,
+    stops_the_run,
 )
 from gamead_cli.stops import POLL, signals_flagged, signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
@@ -91,7 +92,7 @@ def send_many(
     tally = Tally(keep_items=keep_items, ids_kept=max(ITEMS_KEPT if keep_items else 0, FOLLOWED_MAX if follow else 0),
                   idempotency_key=idempotency_key)
     counts, rejected, reject = tally.counts, tally.rejected, tally.reject  # read under the lock
-    fatal: list[ApiUnreachable] = []  #: a batch's error that stopped the sending: none was accepted before it
+    fatal: list[ApiClientError] = []  #: a batch's error that stopped the sending: none was accepted before it
     sent = 0  # ads handed to the pool (lowered for those a second Ctrl-C cancelled)
     limit = {"size": max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))}  # ≥ 10 req/s paced
     taken = {"n": 0, "at": time.monotonic()}  #: the run's ads taken (accepted, duplicates), and when that last grew
@@ -134,7 +135,7 @@ def send_many(
                         limit["size"] = min(limit["size"], part)
                         counts["split"] += 1
                     return [r for k in range(0, len(good), part) for r in post(good[k:k + part])]
-                if isinstance(exc, ApiUnreachable):
+                if stops_the_run(exc):  # unreachable, or the token refused (as every batch's would be)
                     with lock:
                         if counts["accepted"] + counts["duplicates"] == 0:
                             fatal.append(exc)  # raised at the end unless an ad may be queued (one NoAnswer)

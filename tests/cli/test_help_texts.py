@@ -303,3 +303,15 @@ def test_top_help_says_its_default_logs_are_a_running_stacks() -> None:
     logs = next(param for param in top.params if param.name == "logs")
     assert "while it runs and this dashboard watches its API" in (logs.help or ""), logs.help
     assert "while it runs and the dashboard watches its API" in " ".join((top.help or "").split())
+
+
+@pytest.mark.parametrize("group", [[], ["dlq"], ["ads"]], ids=["gamead", "dlq", "ads"])
+def test_a_group_run_alone_shows_its_help_on_stdout_once(group: list[str]) -> None:
+    """newcomer57: `gamead` alone wrote its help to stderr (`gamead | less`: nothing, `gamead 2>/dev/null`: nothing)
+    while `gamead dlq` alone wrote it to stdout and a blank line to stderr. Each now writes it once, on stdout, and
+    nothing on stderr; exit 2 (bad usage: no command named)."""
+    shown = subprocess.run(gamead_argv(*group), env=clean_env(COLUMNS="80"), capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+    assert shown.returncode == 2, shown.stderr
+    assert shown.stdout.count("Usage: gamead") == 1 and "Commands" in shown.stdout, shown.stdout
+    assert shown.stderr == ""

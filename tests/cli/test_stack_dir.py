@@ -81,6 +81,7 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
             "http://127.0.0.1:8080"
         nothing = _gamead(elsewhere, "config", "show", "--stack")
         assert nothing.returncode == 2 and "no gamead up runs on .gamead" in nothing.stderr, nothing.stderr
+        assert "here or in the nearest parent directory" in nothing.stderr  # newcomer57: it said ./.gamead only
         assert "Traceback" not in nothing.stderr
         # elsewhere, the stack is named by its data dir, as given to gamead up; its API is the one it serves
         named = _gamead(elsewhere, "config", "show", "--stack", "--data-dir", str(up.data_dir), "-o", "json")

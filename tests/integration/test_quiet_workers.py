@@ -12,6 +12,7 @@ kill -9. An id no worker answers for is 404 ``worker_not_live`` (CLI exit 4), on
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,42 @@ def test_quiet_survives_a_nats_restart_and_unknown_ids_are_refused_and_audited(
         assert everyone.returncode == 0, everyone.stderr
         answers = {(a["workerId"], a["quiet"], a["changed"]) for a in json.loads(everyone.stdout)["items"]}
         assert answers == {("quiet-2", False, True), ("busy-2", False, False)}
+
+
+def test_the_undo_of_quiet_all_runs_as_printed_and_keeps_the_worker_quiet_before(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """newcomer57: w-1 quiet for inspection, then `gamead workers quiet --all` printed `undo with: gamead workers
+    resume ID --api … (ID: w-2, w-3; not --all: w-1 already was)`; pasted as printed it was exit 4 (`worker ID is
+    not live`) and w-2 and w-3 stayed quiet. Now `resume w-2 w-3 --api …` (several ids, each told in turn) runs as
+    printed: w-2 and w-3 take ads again, w-1 stays quiet. Several ids none of which is live: one red line, exit 4."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    for n in (1, 2, 3):
+        procs.append(start_worker(server.url, tmp_path, worker_id=f"w-{n}", concurrency=1, ready=True))
+    env = clean_env(GAMEAD_API_URL=url)
+    names = ("w-1", "w-2", "w-3")
+    with httpx.Client(base_url=url, timeout=20) as http:
+        wait_for(lambda: all(_worker(http, w) for w in names), what="three workers listed")
+        assert run_gamead("workers", "quiet", "w-1", env=env).returncode == 0
+        told = run_gamead("workers", "quiet", "--all", env=env)
+        assert told.returncode == 0, told.stderr
+        hint = [line for line in told.stdout.splitlines() if "undo with: " in line]
+        assert len(hint) == 1 and hint[0].endswith(" (not --all: w-1 already was)"), told.stdout
+        printed = shlex.split(hint[0].split("undo with: ", 1)[1].removesuffix(" (not --all: w-1 already was)"))
+        assert printed[1:4] == ["workers", "resume", "w-2"] and printed[4] == "w-3", printed
+        undone = run_gamead(*printed[1:], env=env)  # [0]: gamead as another terminal finds it
+        assert undone.returncode == 0, (printed, undone.stderr)
+        assert "w-2 resumed" in undone.stdout and "w-3 resumed" in undone.stdout, undone.stdout
+        wait_for(lambda: {w: (_worker(http, w) or {}).get("quiet") for w in names}
+                 == {"w-1": True, "w-2": False, "w-3": False}, timeout=20, what="w-2, w-3 resumed; w-1 quiet")
+    mixed = run_gamead("workers", "quiet", "w-2", "gone-3", env=env)  # one live, one never was: named, not an error
+    assert mixed.returncode == 0 and "w-2 is quiet" in mixed.stdout, mixed.stderr
+    assert "gone-3 is not live: no running worker answers for this id" in mixed.stdout, mixed.stdout
+    nobody = run_gamead("workers", "resume", "gone-1", "gone-2", env=env)
+    assert nobody.returncode == 4 and nobody.stdout == "", nobody.stderr
+    assert nobody.stderr.count("\n") == 1 and "none of the workers gone-1, gone-2 is live" in nobody.stderr
 
 
 def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes(

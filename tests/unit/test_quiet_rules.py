@@ -97,11 +97,16 @@ def test_the_undo_hint_undoes_only_what_changed() -> None:
     `undo with: gamead workers quiet --all` of nothing."""
     from gamead_cli.commands.workers_quiet import undo_words
     one, two = {"workerId": "local-1", "changed": False}, {"workerId": "local-2", "changed": True}
-    assert undo_words([one, two], every=True) == ("ID", " (ID: local-2; not --all: local-1 already was)")
-    assert undo_words([{**one, "changed": True}, two], every=True) == ("--all", "")
+    assert undo_words([one, two], every=True) == (("local-2",), " (not --all: local-1 already was)")
+    assert undo_words([{**one, "changed": True}, two], every=True) == (("--all",), "")
     assert undo_words([one, {**two, "changed": False}], every=True) is None  # nothing changed: nothing to undo
-    assert undo_words([two], every=False) == ("local-2", "")
+    assert undo_words([two], every=False) == (("local-2",), "")
     assert undo_words([one], every=False) is None
+    # newcomer57: several changed are named as arguments, `resume local-2 local-3`, not `resume ID … (ID: …)`
+    three = {"workerId": "local-3", "changed": True}
+    assert undo_words([one, two, three], every=True) == (("local-2", "local-3"), " (not --all: local-1 already was)")
+    assert undo_words([one, two, three], every=False) == (("local-2", "local-3"), " (local-1 already was)")
+    assert undo_words([two, three], every=False) == (("local-2", "local-3"), "")
 
 
 def test_the_workers_asked_are_named_one_way_in_an_interrupt_and_a_lost_output() -> None:
@@ -136,9 +141,9 @@ def test_a_draining_worker_is_offered_no_undo_and_said_to_come_back_taking_ads()
     stopping = {"workerId": "local-1", "changed": True, "draining": True, "inFlight": 0}
     other = {"workerId": "local-2", "changed": True}
     assert undo_words([stopping], every=False) is None
-    assert undo_words([stopping, other], every=True) == ("ID", " (ID: local-2)")
+    assert undo_words([stopping, other], every=True) == (("local-2",), "")
     assert undo_words([stopping, other, {"workerId": "local-3", "changed": False}], every=True) == (
-        "ID", " (ID: local-2; not --all: local-3 already was)")
+        ("local-2",), " (not --all: local-3 already was)")
     said = answer_line(stopping, "quiet").plain
     assert said.startswith("local-1 is stopping (draining): it takes no new ad, resumed or not (0 ads running); ")
     assert said.endswith("one started again under its id (gamead up restarts a stopped worker) takes ads: quiet it "
