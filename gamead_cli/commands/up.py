@@ -5,8 +5,10 @@ Workers scale between --workers and --max-workers with the queue; this process o
 (nats-server and the API included) is restarted with a back-off, on the same port and data dir; one frozen or hung
 for registry.ttl (nats-server: no answer on its /healthz) is named, killed and restarted too. Ctrl-C, SIGTERM or
 SIGHUP (closing the terminal) stop everything cleanly: workers drain first, then the API, then NATS; a second signal
-makes workers hand their ads back at once. Started with SIGHUP ignored (`nohup gamead up &`), it leaves SIGHUP
-ignored: the stack outlives the terminal. If this process is killed, its children stop too. With --die-with-parent
+makes workers hand their ads back at once. Its terminal closing stops it as SIGHUP does even where no SIGHUP reaches
+it (a wrapper ignoring it, a background job): it watches the terminal on its stdin. `nohup gamead up &` (SIGHUP
+ignored, stdin not the terminal), stdin not a terminal or --no-tty-check: the stack outlives the terminal. If this
+process is killed, its children stop too. With --die-with-parent
 (what `make up` passes) it also stops, as on SIGTERM (exit 0), within a second of the process that started it dying,
 even by SIGKILL; without it, a stack whose starter goes away keeps running (`nohup gamead up &` from a shell that
 then exits). One stack per --data-dir: a second one is refused.
@@ -69,6 +71,7 @@ from gamead_cli.commands.up_start import (
     wait_api_ready,
 )
 from gamead_cli.commands.up_supervise import supervise
+from gamead_cli.commands.up_terminal import TerminalWatch, hangup_words
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
@@ -124,6 +127,13 @@ def up(
                           "everything. Off by default: `nohup gamead up &` from a shell that then exits keeps "
                           "running."),
     ] = False,
+    tty_check: Annotated[
+        bool,
+        typer.Option("--tty-check/--no-tty-check",
+                     help="Stop the stack, as on SIGHUP (exit 0), once the terminal on stdin hangs up, even where no "
+                          "SIGHUP reaches it (a wrapper ignoring it, a background job); --no-tty-check, stdin not a "
+                          "terminal (`nohup`, `< /dev/null`): the stack outlives the terminal."),
+    ] = True,
 ) -> None:
     started_by = os.getppid()  # first thing: the parent --die-with-parent watches (gamead_cli.commands.up_parent)
     nofile = raise_nofile()  # the soft open-files limit up to the hard one; every child inherits it
@@ -152,6 +162,7 @@ def up(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}
     )
     parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
+    terminal = TerminalWatch()  # the terminal on stdin: its hangup stops the stack as SIGHUP does (hangup57)
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID; whole or undone (left39b)
     # after the lock, as the parent watch (review28 U2): a refused lock leaves no handler nor thread behind
@@ -173,6 +184,7 @@ def up(
     try:
         if die_with_parent:  # after the lock, inside the try whose finally ends it (review28 U2)
             watch_parent(started_by, _parent_gone, parent_watched)
+        terminal.start(tty_check)  # also when SIGHUP came ignored: a wrapper's, not nohup's (stdin no terminal)
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if not settings.nats.url and (low := low_room_line(data.path)) is not None:  # attack41a F2
             say(f"[yellow]![/] {escape(low)}")
@@ -287,9 +299,8 @@ def up(
         if joining:
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
-        if hangup_ignored:
-            say("[yellow]![/] SIGHUP was ignored when gamead up started (nohup?): closing the terminal leaves the "
-                f"stack running; stop it with Ctrl-C or `kill {os.getpid()}` (SIGTERM)")
+        if hanging := hangup_words(hangup_ignored, terminal.watching, os.getpid()):
+            say(f"[yellow]![/] {escape(hanging)}")
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, program,
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
@@ -305,6 +316,7 @@ def up(
         clean = True
     finally:
         parent_watched.set()  # a parent dying during the stop must not hurry it (a second SIGTERM would)
+        terminal.close()  # nor a terminal closing (a SIGHUP never hurries)
         # a second signal hurries the stop, never aborts it
         install_stop_handlers(hurry_handler(stack.hurry_workers))  # a SIGHUP beside a SIGTERM never hurries
         stopped = False  # every child stopped after a clean run or stop (an error ending up says its own line)

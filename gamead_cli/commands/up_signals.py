@@ -31,6 +31,17 @@ def request_stop(signum: int, frame: object) -> None:
     stop_requested.set()
 
 
+def hang_up() -> None:
+    """Ask the stop a SIGHUP asks, from any thread, whether SIGHUP is taken or came ignored (a wrapper ignoring it:
+    :mod:`.up_terminal`, the terminal gone): noted as the first stop, one no signal asked, said as SIGHUP
+    (:func:`first_signals.take`; a SIGHUP after it is another signal, ignored), then handed to the handler the stop
+    signals have now (SIGTERM's is always one of them) as a SIGHUP: it never hurries a stop."""
+    first_signals.take(signal.SIGHUP, signalled=False)
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler):
+        handler(signal.SIGHUP, None)
+
+
 def hurries(signum: int) -> bool:
     """Whether stop signal ``signum``, coming once ``gamead up``'s stop has begun, hurries it (its workers hand
     their ads back at once; README "Stopping": a second one hurries): SIGINT and SIGTERM do, SIGHUP never (a

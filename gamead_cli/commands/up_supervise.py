@@ -111,8 +111,8 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
         loop.call_soon_threadsafe(on_signal, signum)  # replaces it at once, never through the default action
 
     install_stop_handlers(from_signal)
-    if stop_requested.is_set():  # it came before the handlers above: stop now
-        on_signal(signal.SIGTERM)
+    if stop_requested.is_set():  # it came before the handlers above: stop now, as the signal that asked it (a
+        on_signal(first_signals.STOPPED["signal"] or signal.SIGINT)  # SIGHUP's counted as SIGTERM's: hurried by one)
     link = UpLink(settings, nats_url)
     refusal: ConfigError | None = None
     kept: asyncio.Task[None] | None = None
