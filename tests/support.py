@@ -620,6 +620,25 @@ def all_threads_stopped(pid: int) -> bool:
         return False
 
 
+def thread_waits(pid: int) -> tuple[str, list[str]]:
+    """Where the threads of ``pid`` sleep in the kernel (``/proc/<pid>/task/<tid>/wchan``): ``(its main thread's,
+    [its other threads', in no set order])``, the other threads read first and the main thread last. ``poll…``:
+    waiting on a socket; ``futex…``: on a lock, an event, a semaphore or the GIL; ``0``: running or runnable. A
+    thread that ended meanwhile is left out; ``("", [])`` once ``pid`` is gone. Linux ``/proc``."""
+    def wchan(task: Path) -> str | None:
+        try:
+            return (task / "wchan").read_text()
+        except OSError:
+            return None
+
+    try:
+        tasks = [task for task in Path(f"/proc/{pid}/task").iterdir() if task.name != str(pid)]
+    except OSError:
+        return "", []
+    others = [wait for wait in map(wchan, tasks) if wait is not None]
+    return wchan(Path(f"/proc/{pid}/task/{pid}")) or "", others
+
+
 @contextlib.contextmanager
 def frozen(pid: int, *, timeout: float = 10.0) -> Iterator[None]:
     """A process of the test's own, stopped (SIGSTOP by PID) inside the block and resumed (SIGCONT) on the way out.

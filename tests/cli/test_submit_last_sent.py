@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gamead_core.embedded import EmbeddedNats
 from tests.cli.test_submit_lookup_bound import ctrl_c_until_summary, submit_to_a_frozen_api
-from tests.support import Proc, wait_for
+from tests.support import Proc, thread_waits, wait_for
 
 CONCURRENCY = 2
 
@@ -24,15 +24,18 @@ def _said(path: Path) -> str:
     return " ".join(path.read_text().split())
 
 
-def _waiting(pid: int) -> int:
-    """Threads of ``pid`` waiting on a socket (a request waiting for its answer). Linux ``/proc``."""
-    count = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            count += "poll" in (task / "wchan").read_text()
-        except OSError:
-            continue
-    return count
+def _held_up(pid: int) -> bool:
+    """True once the run of ``gamead submit`` (``pid``) is held up behind its frozen requests: ``CONCURRENCY``
+    requests wait for their answers (every request thread) and then its main thread sleeps in a wait (``futex``:
+    the next batch's turn under ``--rate``, or a free request slot) with the next batch in hand, not in the middle
+    of handing one out. Its requests never end (the API is frozen), so from then on a batch waits behind them
+    whenever the first Ctrl-C comes: the one in hand (sent by the Ctrl-C, queued behind them) or one handed out
+    since. Two requests waiting were not enough (a full run's failure, ``notSentCaught`` 0): the main thread can
+    hand a batch to the second request's thread and have the Ctrl-C land before it takes the next one in hand, no
+    batch then left to wait. The main thread is read last: the request threads wait on sockets, so a ``futex`` then
+    is no wait for the GIL."""
+    main, others = thread_waits(pid)
+    return sum("poll" in wait for wait in others) >= CONCURRENCY and "futex" in main
 
 
 def test_the_red_line_names_the_last_ad_sent_not_one_a_second_ctrl_c_cancelled(
@@ -40,8 +43,8 @@ def test_the_red_line_names_the_last_ad_sent_not_one_a_second_ctrl_c_cancelled(
     with submit_to_a_frozen_api(fresh_nats().url, procs, tmp_path, "--count", "5000", "--rate", "200",
                                 "--batch-size", "10", "--concurrency", str(CONCURRENCY), "--title", "Last sent",
                                 "--genre", "RPG") as (cli, err):
-        wait_for(lambda: _waiting(cli.pid) >= CONCURRENCY, timeout=60,
-                 what="every request slot waiting for the frozen API's answer")
+        wait_for(lambda: _held_up(cli.pid), timeout=60,
+                 what="every request waiting for the frozen API's answer, the next batch in hand")
         ctrl_c_until_summary(cli, err)
         out, _ = cli.communicate(timeout=60)
     said = _said(err)

@@ -35,6 +35,7 @@ from tests.support import (
     killed_if_left,
     sigint_reaches_it,
     start_api,
+    thread_waits,
     wait_for,
 )
 
@@ -82,14 +83,11 @@ def ctrl_c_until_summary(cli: subprocess.Popen[str], err: Path) -> None:
     wait_for(pressed, timeout=60, interval=0.5, what="the summary after Ctrl-C, twice or more")
 
 
-def _reading(pid: int) -> bool:
-    """True if a thread of ``pid`` waits on a socket (its kernel wait channel is ``poll``: a request waiting for
-    its answer), not on a lock or a timer (a retry's back-off). Linux ``/proc``."""
-    waits = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            waits.append((task / "wchan").read_text())
-    return any("poll" in wait for wait in waits)
+def requests_waiting(pid: int) -> int:
+    """How many requests of ``gamead submit`` (``pid``) wait for their answers: its threads other than the main one
+    (which never reads a socket: it paces, hands batches out and waits for them) whose kernel wait channel is
+    ``poll``, not a lock or a timer (a retry's back-off). A request of a frozen API's waits there until it is cut."""
+    return sum("poll" in wait for wait in thread_waits(pid)[1])
 
 
 @contextlib.contextmanager
@@ -160,7 +158,8 @@ def test_a_ctrl_c_during_a_black_holed_lookup_exits_at_once_without_a_traceback(
     without waiting for the GETs in flight (before: up to ``client.timeout``, 60 s here); a second Ctrl-C after
     the summary printed no ``Exception ignored … threading._shutdown`` traceback (before: it did)."""
     with _looking_up(fresh_nats, procs, tmp_path) as (cli, api, err), _gone(api, "black-holed"):
-        wait_for(lambda: _reading(cli.pid), timeout=60, what="a lookup waiting for the black-holed API's answer")
+        wait_for(lambda: requests_waiting(cli.pid), timeout=60,
+                 what="a lookup waiting for the black-holed API's answer")
         cli.send_signal(signal.SIGINT)
         wait_for(lambda: "interrupted (Ctrl-C)" in _said(err) or cli.poll() is not None, timeout=60,
                  what="the interrupted line after the summary")
@@ -212,7 +211,7 @@ def test_ctrl_c_again_while_batches_wait_for_a_black_holed_api_exits_at_once_wit
     summary; a Ctrl-C during that wait printed ``Exception ignored … threading._shutdown``)."""
     with submit_to_a_frozen_api(fresh_nats().url, procs, tmp_path, "--count", "2000", "--rate", "50", "--title",
                                 "Paced black hole", "--genre", "RPG") as (cli, err):
-        wait_for(lambda: _reading(cli.pid), timeout=60, what="a batch waiting for the frozen API's answer")
+        wait_for(lambda: requests_waiting(cli.pid), timeout=60, what="a batch waiting for the frozen API's answer")
         ctrl_c_until_summary(cli, err)
         try:
             cli.wait(timeout=MARGIN)
