@@ -258,13 +258,13 @@ def send_many(
             with lock:  # read ahead of them: named (review30b F1: a paced run's Ctrl-C sent ~1,000 more at once)
                 for i, item in feed.rest() if feed else []:
                     tally.not_sent(i, labelled(i, item)[0], f"not sent: read ahead when {stopped_by()} came")
-            for k in range(0, len(held), limit["size"]):
+            for piece in (held[k:k + limit["size"]] for k in range(0, len(held), limit["size"])):
                 outage.started()
                 with lock:
-                    tally.hand_out([(i, labelled(i, item)[0]) for i, item in held[k:k + limit["size"]]])
-                future = pool.submit(one, held[k:k + limit["size"]], False)
-                futures[future], before[future] = held[k:k + limit["size"]], last
-                sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]
+                    tally.hand_out([(i, labelled(i, item)[0]) for i, item in piece])
+                future = pool.submit(one, piece, False)
+                futures[future], before[future] = piece, last  # the last ad of the piece before (flake57: of all
+                sent, last = sent + len(piece), labelled(*piece[-1])[0]  # held, one a second Ctrl-C may cancel)
         # the requests in flight finish (each bounded by the client timeout), looked at every POLL s for a stop
         while pending := [f for f in futures if not f.done()]:
             if len(came) > acted and not interrupted:  # the first stop after the last send: no resends
