@@ -3,6 +3,9 @@ recovery of dead workers' ads) closed by NATS for good. Before fix56c, ``up`` sa
 queue: NATS is not connected`` for ever once nats-py closed it, even with nats-server whole again. Now it says once
 that NATS closed its connection, connects again with a back-off, says when it is back, and its autoscaler leads again.
 
+Its new connections, refused while the server requires another token, are said with the back-off (before: nats-py
+tried every 0.5 s in silence, and up said nothing more until the token was back).
+
 The close: the embedded nats-server reloaded (SIGHUP) with another token in its ``authorization`` block disconnects
 every client that authenticated with the old one, ``-ERR 'Authorization Violation'`` written before the socket is
 closed (nats-server ``reloadAuthorization`` → ``authViolation``), and nats-py closes a client for good on that error
@@ -29,6 +32,7 @@ FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAM
         "GAMEAD_AUTOSCALER__INTERVAL": "1", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "1",
         "GAMEAD_EMBEDDED__RESTART_BACKOFF_CAP": "2"}  # the API and the worker, refused meanwhile, back soon after
 LOST = "NATS closed the connection: authorization failed of gamead up itself"
+REFUSED = "gamead up cannot connect to NATS again yet (NATS refuses our credentials: Authorization Violation)"
 BACK = "gamead up is connected to NATS again"
 
 
@@ -62,6 +66,7 @@ def test_up_connects_again_when_nats_closes_its_own_connection_for_good(tmp_path
         conf.write_text(whole.replace(json.dumps(token), json.dumps(token + "-rotated")), encoding="utf-8")
         os.kill(up.pid_of("nats-server"), signal.SIGHUP)  # every client of the old token closed, reconnects refused
         wait_for(lambda: LOST in up.output(), timeout=60, what="gamead up to say NATS closed its connection")
+        wait_for(lambda: REFUSED in up.output(), timeout=60, what="gamead up to say its new connection is refused")
         conf.write_text(whole, encoding="utf-8")
         os.kill(up.pid_of("nats-server"), signal.SIGHUP)  # the stack's token accepted again
         wait_for(lambda: BACK in up.output(), timeout=60, what="gamead up to say it is connected to NATS again")
