@@ -22,10 +22,11 @@ from rich.markup import escape
 from gamead_cli.commands.up_console import say
 from gamead_core.config import GameadSettings
 from gamead_core.queue.closed import CLOSED, server_error
+from gamead_core.queue.refusal import REFUSED, CredentialsRefused, is_refusal
 from gamead_core.scaling.policy import retry_delay
 from gamead_core.scaling.retry import wait_any
-from gamead_core.shutdown import closed_by_us
-from gamead_core.stop_bound import within
+from gamead_core.shutdown import close_for_good, closed_by_us
+from gamead_core.stop_bound import given_up, within
 
 #: seconds a connection must have lasted for its close to start the back-off again from 0.5 s
 STEADY = 30.0
@@ -42,16 +43,21 @@ class UpLink:
         self.ready = asyncio.Event()
         self.lost = asyncio.Event()
 
-    def connecting(self) -> Awaitable[Any]:
-        """nats-py's connect to ``url`` (for ever while the server is down), its close for good noticed."""
+    def connecting(self, again: bool = False) -> Awaitable[Any]:
+        """nats-py's connect to ``url`` (for ever while the server is down), its close for good noticed. ``again``
+        (a connect after NATS closed the last one): a refusal of the credentials (``Authorization Violation``, a
+        token rotated by a config reload) ends it at once with :class:`CredentialsRefused` (:data:`REFUSED`), for
+        :meth:`keep` to say and retry with its back-off; else nats-py went on every 0.5 s, refused, in silence."""
         import nats
 
         from gamead_core.queue.connection import connect_options
 
         made: list[Any] = []
+        refused = asyncio.Event()
 
-        async def _quiet(exc: Exception) -> None:  # nats-py reconnects; the autoscaler reports failures
-            pass
+        async def _error(exc: Exception) -> None:  # else nats-py tries again; the autoscaler reports failures
+            if again and not made and is_refusal(exc):
+                refused.set()
 
         async def _closed() -> None:
             if made and made[0] is self.nc and not closed_by_us(made[0]):
@@ -59,10 +65,21 @@ class UpLink:
                 self.lost.set()
 
         async def _connect() -> Any:
-            nc = await nats.connect(**connect_options(self.settings.nats, self.url, name="gamead-up supervisor"),
-                                    error_cb=_quiet, closed_cb=_closed)
-            made.append(nc)
-            return nc
+            task = asyncio.ensure_future(nats.connect(**connect_options(self.settings.nats, self.url,
+                                                                         name="gamead-up supervisor"),
+                                                      error_cb=_error, closed_cb=_closed))
+            refusal, gave_up = asyncio.ensure_future(refused.wait()), False
+            try:
+                await asyncio.wait({task, refusal}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                refusal.cancel()
+                if not task.done():  # refused, or this connect cancelled (a stop): a late client closed, bounded
+                    gave_up = True
+                    await given_up(task, close_for_good, "a refused NATS connect of gamead up")
+            if gave_up:
+                raise CredentialsRefused(REFUSED)
+            made.append(task.result())  # what nats-py raised, raised
+            return made[0]
 
         return _connect()
 
@@ -123,7 +140,7 @@ class UpLink:
                 if stop.is_set():
                     return
                 try:
-                    nc = await connect(self.connecting())
+                    nc = await connect(self.connecting(again=True))
                 except Exception as exc:  # noqa: BLE001 - a refusal or error of the new connect: tried again
                     attempt += 1
                     say(f"[yellow]![/] gamead up cannot connect to NATS again yet ({escape(server_error(exc))}); "
