@@ -37,14 +37,14 @@ OutputOpt = Annotated[
 def api_url_arg(value: str | None) -> str | None:
     """``--api URL``, checked by the rule of ``client.api_url`` (:func:`gamead_core.config.local.api_url_problem`)
     while the flags are read: ``--api notaurl`` or ``ftp://x`` is bad usage (exit 2, the line names ``--api``),
-    never a request."""
+    never a request. Returns it without the spaces around it (a pasted ``' http://…'``)."""
     if value is None:
         return None
     from gamead_core.config.local import api_url_problem
 
     if (problem := api_url_problem(value)) is not None:
         raise typer.BadParameter(problem)
-    return value
+    return value.strip()
 
 
 ApiOpt = Annotated[

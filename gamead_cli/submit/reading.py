@@ -109,9 +109,10 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
     object or array. Raises as :func:`load_ad_file` for anything else."""
     where = input_name(source)
     raw = _read_capped(source)
+    ndjson = ("give --ndjson -" if source == "-" else "name the file *.ndjson or give --ndjson")  # what sends many
     if len(raw) > MAX_AD_FILE_BYTES:
         raise BadInputFile(where, f"larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
-                           "(many ads: an NDJSON file, one a line)")
+                           f"(many ads, one a line: {ndjson})")
     if not raw.removeprefix(codecs.BOM_UTF8).strip():  # empty, or only blanks: no ad, not "not valid JSON"
         raise BadInputFile(where, NO_AD)
     try:
@@ -119,6 +120,8 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
     except BadInputFile as exc:
         if "nested too deeply" in exc.problem:
             raise BadInputFile(where, f"nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from None
+        if "(Extra data" in exc.problem:  # a second JSON value after the first: ads one a line, read as one ad
+            raise BadInputFile(where, f"{exc.problem}: several ads, one a line? {ndjson}", exc.line) from None
         raise
     if not isinstance(data, (dict, list)):
         raise BadInputFile(where, f"must hold one JSON object (the ad) or an array of them, not {json_kind(data)}")

@@ -35,13 +35,15 @@ MAX_CONFIG_NODES = 50_000
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
-    """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if present."""
+    """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if present.
+    Present means any entry of that name, a directory, a FIFO or a dangling symlink too: :func:`check_file` then
+    refuses it (before, such an entry was skipped and every verb ran on the defaults without a word)."""
     if explicit:
         return Path(explicit)
     if env := os.environ.get(CONFIG_ENV):
         return Path(env)
     default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.is_file() else None
+    return default if os.path.lexists(default) else None
 
 
 def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_CONFIG_BYTES) -> None:

@@ -89,10 +89,11 @@ class ClientSettings(Section):
     @field_validator("api_url")
     @classmethod
     def _api_url_is_http(cls, value: str) -> str:
-        """A URL the CLI can send requests to (:func:`api_url_problem`)."""
+        """A URL the CLI can send requests to (:func:`api_url_problem`), without the spaces around it: the check
+        reads it so, and httpx took ``' http://…'`` as a path (every request: exit 1, "missing an 'http://'")."""
         if (problem := api_url_problem(value)) is not None:
             raise ValueError(problem)
-        return value
+        return value.strip()
 
     @field_validator("token")
     @classmethod

@@ -403,3 +403,27 @@ def test_an_idempotency_key_with_a_space_at_an_end_is_refused_before_sending(tmp
                      closed_api_url, cwd=tmp_path)
     assert refused.returncode == exitcodes.USAGE
     one_red_line(refused, "begin or end with a space")
+
+
+@pytest.mark.parametrize("padded", [" {url}", "{url} ", "\u00a0{url}\u00a0"], ids=["leading", "trailing", "nbsp"])
+@pytest.mark.parametrize("given", ["--api", "GAMEAD_API_URL", "GAMEAD_CLIENT__API_URL", "config file"])
+def test_an_api_url_pasted_with_spaces_around_it_reaches_the_api(tmp_path: Path, api_without_nats: str, given: str,
+                                                                 padded: str) -> None:
+    """`--api ' http://…'` (a URL pasted with the space before it) passed the URL's check, which read it stripped,
+    then every request failed: exit 1, `invalid API URL ' http://…': Request URL is missing an 'http://' or 'https://'
+    protocol`, though the same URL with a space after it worked. Every way of giving it now takes the URL without
+    the spaces around it: the command reaches the API (here one without NATS: exit 3 queue_unavailable), as
+    unpadded."""
+    url = padded.format(url=api_without_nats)
+    args: list[str] = ["ads", "list"]
+    env = clean_env(GAMEAD_CLIENT__RETRY_FOR="0")
+    if given == "--api":
+        args += ["--api", url]
+    elif given == "config file":
+        (tmp_path / "config.yaml").write_text(f"client:\n  api_url: {json.dumps(url)}\n", encoding="utf-8")
+    else:
+        env[given] = url
+    proc = run_gamead(*args, env=env, cwd=tmp_path, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == exitcodes.UNREACHABLE, (proc.returncode, proc.stderr)
+    assert len(lines) == 1 and "queue_unavailable" in lines[0], lines

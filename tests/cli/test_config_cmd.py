@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -247,3 +249,35 @@ def test_show_says_what_a_setting_of_0_means(runner: CliRunner) -> None:
     assert "  nats_port: 0  # 0 = free port" in lines and "    rate: 0.0  # 0 = off" in lines
     text = runner.invoke(app, ["config", "show"], env={"GAMEAD_NATS__GIVE_UP_AFTER": "30"}).stdout
     assert "  give_up_after: 30s" in text.splitlines() and yaml.safe_load(text)["nats"]["give_up_after"] == "30s"
+
+
+def _directory(where: Path) -> None:
+    where.mkdir()  # `docker run -v ./missing.yaml:/app/config.yaml` makes a directory there
+
+
+def _dangling(where: Path) -> None:
+    where.symlink_to(where.parent / "removed.yaml")  # a link to a config that was moved away
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [(_directory, "is not a regular file"), (lambda where: os.mkfifo(where), "is not a regular file"),
+     (_dangling, "No such file or directory")],
+    ids=["directory", "fifo", "dangling-symlink"],
+)
+@pytest.mark.parametrize("argv", [["config", "path"], ["config", "show"], ["config", "show", "-o", "json"]])
+def test_a_config_yaml_here_that_is_no_file_is_refused_not_skipped(
+    runner: CliRunner, isolated_env: Path, make: Callable[[Path], None], why: str, argv: list[str]
+) -> None:
+    """A ./config.yaml that is a directory, a FIFO or a dangling symlink was skipped without a word: `config path`
+    said "no config file (defaults, …)", exit 0, and every verb ran on the defaults the operator had meant to change.
+    Refused as `--config` of the same path is: one line naming it and why, exit 5."""
+    make(isolated_env / "config.yaml")
+    result = runner.invoke(app, argv)
+    lines = unstyle(result.stderr).strip().splitlines()
+    assert result.exit_code == exitcodes.CONFIG, (result.exit_code, result.output)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "config.yaml" in lines[0] and why in lines[0], lines
+    if "json" in argv:  # -o json: the error's document on stdout too
+        assert json.loads(result.stdout)["error"]["code"] == "config_error", result.stdout
+    else:
+        assert result.stdout == ""
