@@ -35,9 +35,8 @@ MAX_CONFIG_NODES = 50_000
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
-    """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if present.
-    Present means any entry of that name, a directory, a FIFO or a dangling symlink too: :func:`check_file` then
-    refuses it (before, such an entry was skipped and every verb ran on the defaults without a word)."""
+    """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if any entry has that
+    name (a directory, FIFO or dangling symlink too: :func:`check_file` refuses it; attack57: skipped before)."""
     if explicit:
         return Path(explicit)
     if env := os.environ.get(CONFIG_ENV):
