@@ -41,8 +41,7 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
         return Path(explicit)
     if env := os.environ.get(CONFIG_ENV):
         return Path(env)
-    default = Path(DEFAULT_CONFIG_FILE)
-    return default if os.path.lexists(default) else None
+    return Path(DEFAULT_CONFIG_FILE) if os.path.lexists(DEFAULT_CONFIG_FILE) else None
 
 
 def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_CONFIG_BYTES) -> None:
