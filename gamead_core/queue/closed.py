@@ -40,10 +40,14 @@ class NatsClosed(NatsUnreachable):
 
 def server_error(exc: BaseException | None) -> str:
     """The server's error as nats-py keeps it (``nats: maximum payload violation`` → ``maximum payload
-    violation``); ``no error given`` for None. Pure."""
+    violation``), or any nats-py error's words (``connection closed``); ``no error given`` for None; the error's
+    class when it has no words or its ``__str__`` fails. Pure; never raises."""
     if exc is None:
         return "no error given"
-    text = str(exc).strip() or type(exc).__name__
+    try:
+        text = str(exc).strip() or type(exc).__name__
+    except Exception:  # noqa: BLE001 - a __str__ reading attributes the error lacks
+        text = type(exc).__name__
     return text[len("nats: "):] if text.startswith("nats: ") else text
 
 

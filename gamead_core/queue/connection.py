@@ -21,7 +21,7 @@ from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreacha
 from gamead_core.key_in_process import JS_DUPLICATE_IN_PROCESS, IdempotencyKeyInProcess
 from gamead_core.deferred_imports import load
 from gamead_core.queue.cas_answer import BUSY, LOST, still_busy, verdict
-from gamead_core.queue.closed import note_nats_closed
+from gamead_core.queue.closed import note_nats_closed, server_error
 from gamead_core.queue.flush_all import flush_in_order
 from gamead_core.queue.headers import install as fast_headers
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
@@ -313,9 +313,10 @@ def translate(exc: BaseException) -> Exception:
     if isinstance(exc, OutboundBacklog):  # refused before it was sent (guard_writes)
         return QueueUnavailable(str(exc))
     if isinstance(exc, NOT_SENDING):
-        return QueueUnavailable(f"NATS is unavailable: {type(exc).__name__}")
+        return QueueUnavailable(f"NATS is unavailable: {server_error(exc)}")  # words, not its class (upreconnect57:
+        # "heartbeat failed: NATS is unavailable: ConnectionClosedError")
     if isinstance(exc, nats.errors.Error):
-        return QueueUnavailable(f"NATS error: {type(exc).__name__}")
+        return QueueUnavailable(f"NATS error: {server_error(exc)}")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 

@@ -100,6 +100,19 @@ def test_translate_maps_each_nats_error_to_its_gamead_error(exc: BaseException, 
     assert "nats://" not in got.message and "@" not in got.message
 
 
+@pytest.mark.parametrize(("exc", "words"), [
+    (nats.errors.ConnectionClosedError(), "NATS is unavailable: connection closed"),
+    (nats.errors.StaleConnectionError(), "NATS is unavailable: stale connection"),
+    (nats.errors.NoServersError(), "NATS is unavailable: no servers available for connection"),
+    (nats.errors.AuthorizationError(), "NATS error: authorization failed"),
+    (nats.errors.UnexpectedEOF(), "NATS is unavailable: unexpected EOF"),
+], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else "")
+def test_a_connection_error_is_said_in_words_not_as_a_python_class(exc: BaseException, words: str) -> None:
+    """upreconnect57: a worker whose connection NATS closed said ``its heartbeat failed: NATS is unavailable:
+    ConnectionClosedError`` in gamead up's console (before: the class name in each of these 5)."""
+    assert translate(exc).message == words
+
+
 def test_only_the_limit_texts_of_10077_are_a_full_stream() -> None:
     assert is_stream_limit(api(jse.ServiceUnavailableError, 503, 10077, "maximum bytes exceeded"))
     assert not is_stream_limit(api(jse.ServiceUnavailableError, 503, 10077, "no space left on device"))
