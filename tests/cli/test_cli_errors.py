@@ -171,13 +171,19 @@ def test_a_config_file_that_never_ends_is_a_config_error(tmp_path: Path) -> None
         # attack45 F9: past the top bound, pydantic's "Input should be less than or equal to 10000" before; range46:
         # every number out of range in this one sentence, without click's "Invalid value for 'REPLICAS': "
         (["scale", "set", "1000000"], "REPLICAS (the worker count) must be 0 to 10,000, not 1,000,000"),
-        (["scale", "set", "abc"], "Invalid value for 'REPLICAS': Input should be a valid integer"),  # quoted alike
+        # attack57: pydantic's "Input should be a valid integer, unable to parse string as an integer" before
+        (["scale", "set", "abc"], "REPLICAS must be a whole number, not 'abc'"),
+        (["audit", "--cursor", "abc"], "--cursor must be a whole number, not 'abc'"),
+        (["ads", "list", "--limit", "2.5"], "--limit must be a whole number, 1 to 500, not '2.5'"),
+        (["submit", "-t", "T", "-g", "RPG", "--duration", "1e9"],
+         "--duration must be a whole number, 1 to 600, not '1e9'"),
         (["scale", "set", "--for", "5m", "-2"], "must be 0 to 10,000, not -2"),
         (["scale", "set", "--", "-1"], "must be 0 to 10,000, not -1"),
         (["scale", "set", "3", "--for", "-5"], "cannot read duration '-5'"),  # an option's value stays its own
     ],
     ids=["scale-for-banana", "workers-role", "flags-without-genre", "unknown-command", "out-of-range",
-         "scale-set-negative", "scale-set-past-the-top", "scale-set-not-a-number", "scale-set-negative-after-for",
+         "scale-set-negative", "scale-set-past-the-top", "scale-set-not-a-number", "cursor-not-a-number",
+         "limit-not-whole", "duration-not-whole", "scale-set-negative-after-for",
          "scale-set-negative-after-dashes", "scale-for-negative"],
 )
 def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
