@@ -27,14 +27,18 @@ from typing import Any
 
 import httpx
 import nats
+import nats.errors
+import nats.js.errors
 import pytest
+from nats.js import JetStreamContext
 from ulid import ULID
 
 from gamead_core import names
-from gamead_core.errors import Conflict, NotFound
+from gamead_core.errors import Conflict, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.store.ads import AdStore
 from tests.cluster import NatsCluster, fresh_cluster
+from tests.nats_filter import PublishFilter
 from tests.support import (
     SAMPLE_AD,
     Proc,
@@ -133,8 +137,7 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
                 for _ in range(200):
                     record = AdRecord(id=str(ULID()).lower(), status=AdStatus.QUEUED, priority=3,
                                       submitted_at=utcnow(), ad=submission)
-                    await writer.create(record)
-                    made.append(record.id)
+                    await _create_noted(writer, record, made)
                     counts["reads"] += 1
                     try:
                         await reader.get(record.id)
@@ -158,16 +161,86 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
             # tests; flake43: this test cut by pytest's 120 s timeout on a loaded machine left 1,188 of them, and
             # the next two tests of the module failed on doctor's no_message 1188)
             try:
-                for start in range(0, len(made), 100):
-                    await asyncio.gather(*(jss[0].purge_stream(names.ADS_BUCKET_STREAM,
-                                                               subject=f"$KV.{names.ADS_BUCKET}.{ad_id}")
-                                           for ad_id in made[start:start + 100]))
+                await _purge_records(jss[0], made)
             finally:
                 for nc in ncs:
                     await nc.close()
 
     reads, misses, unseen = asyncio.run(run())
     assert (misses, unseen) == (0, 0), f"{misses} of {reads} reads missed; {unseen} records unseen after a Conflict"
+
+
+async def _create_noted(store: AdStore, record: AdRecord, made: list[str]) -> None:
+    """Create ``record`` through ``store``, its id noted in ``made`` (the ids :func:`_purge_records` takes away)
+    *before* the write: a create whose ack never comes (a timeout at load) or whose task is cancelled with it in
+    flight (a pair failing ends the others) may be stored all the same (orphan57)."""
+    made.append(record.id)
+    await store.create(record)
+
+
+async def _purge_records(js: JetStreamContext, ad_ids: list[str], timeout: float = 30.0) -> None:
+    """Purge the records of ``ad_ids`` from the records' stream until it holds none of them, within ``timeout`` s:
+    a create sent before the purge may land after it (another connection, another route); a purge or a look
+    that fails at load is tried again. Raises AssertionError naming how many are left at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    left = list(ad_ids)
+    while left:
+        for start in range(0, len(left), 100):
+            await asyncio.gather(*(js.purge_stream(names.ADS_BUCKET_STREAM,
+                                                   subject=names.kv_subject(names.ADS_BUCKET, ad_id))
+                                   for ad_id in left[start:start + 100]), return_exceptions=True)
+        try:
+            info = await js.stream_info(names.ADS_BUCKET_STREAM,
+                                        subjects_filter=names.kv_subject(names.ADS_BUCKET, ">"))
+        except (nats.errors.TimeoutError, nats.js.errors.APIError):
+            pass  # not looked at: all of them are purged again
+        else:
+            kept = set(info.state.subjects or {})
+            left = [ad_id for ad_id in left if names.kv_subject(names.ADS_BUCKET, ad_id) in kept]
+        if left and loop.time() > deadline:
+            raise AssertionError(f"{len(left)} records of this test still stored {timeout:g}s after their purge")
+        if left:
+            await asyncio.sleep(0.2)
+
+
+def test_a_record_whose_create_went_unanswered_is_purged_too(r3_stack: dict[str, Any]) -> None:
+    """The clean-up of the replica test above at the fault a loaded run met (fc1, load 35-50): a create whose ack
+    never came raised ``QueueUnavailable`` and was stored all the same. Its id was noted after the write, so it
+    was never purged: a ``queued`` record without a message (not the API's: no ``Gamead-Origin``, nothing settles
+    it), and the module's next two tests failed on doctor's ``no_message`` for it (> 80 s). Here the ack of one
+    create is lost on its way (a proxy); the record must be gone after the clean-up (before: 1 of 1 left)."""
+    node = r3_stack["cluster"].nodes[0]
+    proxy = PublishFilter(("127.0.0.1", node.port)).start()
+    record = AdRecord(id=str(ULID()).lower(), status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
+                      ad=AdSubmission.model_validate(SAMPLE_AD))
+    subject = names.kv_subject(names.ADS_BUCKET, record.id)
+
+    async def run() -> int:
+        nc, plain = await nats.connect(proxy.url), await nats.connect(node.url)
+        js = plain.jetstream(timeout=5)
+        made: list[str] = []
+        try:
+            store = await AdStore.open(nc, nc.jetstream(timeout=5))
+            proxy.lose_deliveries("_INBOX.")  # the create's ack: stored by the stream, never seen by the store
+            with pytest.raises(QueueUnavailable):
+                await _create_noted(store, record, made)
+            await js.get_last_msg(names.ADS_BUCKET_STREAM, subject)  # it was stored (raises if not)
+        finally:
+            await _purge_records(js, made)
+            await nc.close()
+        try:
+            await js.get_last_msg(names.ADS_BUCKET_STREAM, subject)
+        except nats.js.errors.NotFoundError:
+            return 0
+        finally:
+            await plain.close()
+        return 1
+
+    try:
+        assert asyncio.run(run()) == 0, "the record whose create went unanswered is still stored after the clean-up"
+    finally:
+        proxy.stop()
 
 
 def test_no_ad_waits_for_a_replica_that_is_behind(r3_stack: dict[str, Any]) -> None:
