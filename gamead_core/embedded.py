@@ -25,6 +25,7 @@ from pathlib import Path
 from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.listen import bind_once
+from gamead_core.log_bound import file_tail
 from gamead_core.nats_auth import authorization
 from gamead_core.picked_start import PICKED_STARTS as PICKED_STARTS  # noqa: PLC0414 - theirs, re-exported
 from gamead_core.picked_start import start_picked
@@ -93,12 +94,7 @@ def _log_tail(log: Path, chars: int = 2000) -> str:
     """The last ``chars`` characters of a server's ``log``, or its ``[FTL]`` lines among them (its reason); "" when
     it cannot be read. Only the file's last 4 × ``chars`` bytes are read: a log grown to gigabytes (an earlier
     run's, on a full disk) was read whole into memory to show 2,000 characters."""
-    try:
-        with log.open("rb") as file:
-            file.seek(max(0, file.seek(0, os.SEEK_END) - 4 * chars))
-            tail = file.read().decode(errors="replace")[-chars:].strip()
-    except OSError:
-        tail = ""
+    tail = file_tail(log, 4 * chars)[-chars:].strip()
     return "; ".join(ln.strip() for ln in tail.splitlines() if "[FTL]" in ln) or tail  # its reason (attack41b F1)
 
 

@@ -35,6 +35,18 @@ def rotated(path: Path) -> Path:
     return path.with_name(path.name + ".1")
 
 
+def file_tail(path: Path, nbytes: int) -> str:
+    """The text of the last ``nbytes`` bytes of ``path`` (UTF-8, undecodable bytes replaced); "" if it cannot be
+    read. Never more than ``nbytes`` are read, also of a log that grows meanwhile: a log of gigabytes costs no
+    more memory than its end (``gamead up``'s children's logs, an embedded server's that exited at start)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - nbytes))
+            return fh.read(nbytes).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 #: logs whose last copy failed (warned once; cleared by the next copy that succeeds)
 _FAILING: set[Path] = set()
 

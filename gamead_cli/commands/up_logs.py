@@ -3,12 +3,11 @@ ends ``gamead up`` when a child refused its configuration."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from gamead_core.errors import ConfigError
-from gamead_core.log_bound import rotated
+from gamead_core.log_bound import file_tail, rotated
 from gamead_core.supervisor import Child
 
 
@@ -16,20 +15,10 @@ def log_tail(path: Path, nbytes: int) -> list[str]:
     """The lines of the last ``nbytes`` bytes of a child's log; [] if it cannot be read. A log holding no line
     (emptied by its bound just before: :func:`gamead_core.log_bound.bound_log`, copytruncate) gives those of its
     copy ``<name>.1``, where the child's last lines went, then its own."""
-    lines = _file_tail(path, nbytes)
+    lines = file_tail(path, nbytes).splitlines()
     if not any(line.strip() for line in lines):
-        lines = _file_tail(rotated(path), nbytes) + lines
+        lines = file_tail(rotated(path), nbytes).splitlines() + lines
     return lines
-
-
-def _file_tail(path: Path, nbytes: int) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - nbytes))
-            return fh.read(nbytes).decode("utf-8", "replace").splitlines()  # bounded if it grows meanwhile
-    except OSError:
-        return []
 
 
 def last_log_line(path: Path, width: int = 240) -> str:

@@ -37,10 +37,11 @@ class RedisSettings(Section):
     @classmethod
     def _url_redis_py_reads(cls, value: str | None) -> str | None:
         """A URL redis-py can connect with (:func:`~gamead_core.config.addresses.redis_url_problem`): refused here,
-        not at the API's start-up as a traceback (attack28a F3)."""
+        not at the API's start-up as a traceback (attack28a F3); without the spaces around it, as the check reads it
+        (redis-py refused ``' redis://…'``: the API's start-up failed with a traceback)."""
         if value is not None and (problem := redis_url_problem(value)) is not None:
             raise ValueError(problem)
-        return value
+        return value.strip() if value is not None else None
 
 
 class CacheSettings(Section):

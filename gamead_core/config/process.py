@@ -147,10 +147,12 @@ class NatsSettings(Section):
     @field_validator("url")
     @classmethod
     def _servers_nats_py_reads(cls, value: str | None) -> str | None:
-        """A server list nats-py can connect to (:func:`~gamead_core.config.addresses.nats_url_problem`)."""
+        """A server list nats-py can connect to (:func:`~gamead_core.config.addresses.nats_url_problem`), without the
+        spaces around it: spaces alone are unset, as the check reads them (``gamead up`` said ``using NATS at`` and
+        nothing, ``gamead worker`` ``cannot connect to NATS at :``)."""
         if value is not None and (problem := nats_url_problem(value)) is not None:
             raise ValueError(problem)
-        return value
+        return value.strip() if value is not None else None
 
     @field_validator("token", "password")
     @classmethod
