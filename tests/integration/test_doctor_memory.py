@@ -34,7 +34,7 @@ CEILING = 6 * 2**20
 SCAN_TIME = 600
 
 
-def test_a_run_over_thousands_of_large_dead_records_never_holds_their_bodies(
+def test_a_run_over_hundreds_of_large_dead_records_never_holds_their_bodies(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """750 dead records at the field limits, none with its DLQ entry: the doctor finds every one
     (`dead_without_entry`, each read twice: first look and second look) while the most it allocated at once
