@@ -37,6 +37,9 @@ from tests.support import clean_env, gamead_peak_rss, one_error_line, run_gamead
 from tests.tui.conftest import until
 
 JOB = "01kbzzzzzzzzzzzzzzzzzzzzzz"
+#: seconds a bomb's gamead may run before it is killed (a hang's bound, the test's own): each run is ~0.7 CPU-s, 5-15 s
+#: at load ~20, past 60 s at load 35-52 (load57: the follow's line said, its process killed at 60 s, -9)
+GIVE_UP = 100.0
 
 
 @pytest.fixture
@@ -179,7 +182,7 @@ def test_a_gzip_bomb_is_cut_at_the_bound_in_bounded_memory(hostile: Callable[...
     1 MiB): RSS read from /proc while it runs stays under 200 MiB."""
     server = hostile("gzip_bomb", bomb_mib=512)
     peak, result = gamead_peak_rss(tmp_path, "workers", "--api", server.url, limit_kib=200 * 1024,
-                                   GAMEAD_CLIENT__MAX_ANSWER_BYTES=str(1 << 20))
+                                   give_up=GIVE_UP, GAMEAD_CLIENT__MAX_ANSWER_BYTES=str(1 << 20))
     assert peak <= 200 * 1024, f"RSS reached {peak // 1024} MiB decoding a gzip bomb"
     assert result.returncode == 3, result.stdout + result.stderr
     one_error_line(result, "answered GET /v1/workers with more than 1 MiB (client.max_answer_bytes): not read past "
@@ -192,7 +195,8 @@ def test_a_gzip_bomb_on_a_follow_stream_is_read_a_bounded_piece_at_a_time(hostil
     Before: httpx's ``iter_bytes`` decoded the inner layer whole, RSS past 200 MiB. Now it is decoded 1 MiB at a time
     and the line's own bound (1 MiB) ends it: one line, RSS under 200 MiB."""
     server = hostile("job_bomb", bomb_mib=512)
-    peak, result = gamead_peak_rss(tmp_path, "dlq", "jobs", JOB, "--follow", "--api", server.url, limit_kib=200 * 1024)
+    peak, result = gamead_peak_rss(tmp_path, "dlq", "jobs", JOB, "--follow", "--api", server.url, limit_kib=200 * 1024,
+                                   give_up=GIVE_UP)
     assert peak <= 200 * 1024, f"RSS reached {peak // 1024} MiB decoding a gzip bomb"
     assert result.returncode == 1, result.stdout + result.stderr
     one_error_line(result, f"answered GET /v1/jobs/{JOB} with a line longer than 1024 KiB")

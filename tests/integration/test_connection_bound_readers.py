@@ -32,6 +32,12 @@ PIPELINED = 8
 HUGE_PAGE = "/ads?limit=500"
 
 
+#: seconds the held readers' state may take: an answer stalls only once the kernel's send queue is full, after up to
+#: PIPELINED pages were made for each of the 4 held (32 listings of 1.2 MB, CPU-bound), then a sweep (1 s) sees it;
+#: 0.6 s at load ~20, past 15 s at load 35-52 (load57 fc2: /healthz still 503 at 15 s)
+HELD_WAIT = 60
+
+
 def big_ad(i: int) -> dict[str, object]:
     tags = [f"{i:03d}{n:02d}" + "t" * 95 for n in range(50)]
     return ad(f"big {i}", description="d" * 2000, targetAudience=tags, visualElements=tags)
@@ -150,12 +156,12 @@ def test_readers_that_never_read_stay_counted_against_the_bound(
         before = sockets_of(proc.pid)
         for _ in range(10):
             reader(url, held)
-        wait_for(lambda: sockets_of(proc.pid) - before <= 4, timeout=15,
+        wait_for(lambda: sockets_of(proc.pid) - before <= 4, timeout=HELD_WAIT,
                  what="the API holding at most 4 client sockets (api.max_connections)")
         # 503 while the 4 held are still served; 200 once their answers stall: the longest stalled is cut for it
-        wait_for(lambda: healthz(url) == 200, timeout=15, what="/healthz answered past 4 stalled readers")
+        wait_for(lambda: healthz(url) == 200, timeout=HELD_WAIT, what="/healthz answered past 4 stalled readers")
         # the /healthz probes' own connections (one per look above) are closed by the API as it gets to them
-        wait_for(lambda: sockets_of(proc.pid) - before <= 4 + 1, timeout=15,
+        wait_for(lambda: sockets_of(proc.pid) - before <= 4 + 1, timeout=HELD_WAIT,
                  what="the API back to at most 4 client sockets (+ the last /healthz's)")
         proc.stop()
         assert "Traceback" not in proc.output()  # before: one per stalled reader, and the stop waited 10 s

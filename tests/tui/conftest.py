@@ -226,7 +226,16 @@ async def settled(pilot: Pilot[Any], *, timeout: float = DEADLINE) -> None:
     once, 31 of the tests that used it, 3 rounds: 93 of 93 passed with ``pilot.pause()`` and 93 of 93 with this
     wait; the gain is a wait on state rather than on the machine's load, not a failure seen here."""
     await handled(pilot)
-    await until(pilot, lambda: quiet(pilot.app), timeout=timeout, what="the app quiet (nothing queued or pending)")
+    held = [""]
+
+    def probe() -> bool:
+        held[0] = unquiet(pilot.app)
+        return not held[0]
+
+    try:
+        await until(pilot, probe, timeout=timeout, what="the app quiet (nothing queued or pending)")
+    except AssertionError as exc:  # what held it, at the last look (load57: "(last: False)" said nothing)
+        raise AssertionError(f"{exc}; still pending: {held[0]}") from None
 
 
 def quiet(app: Any) -> bool:
@@ -234,19 +243,34 @@ def quiet(app: Any) -> bool:
     no animation (a scroll) is under way or scheduled, nothing is queued at ``app``, its screen or a widget on it
     (:func:`~gamead_cli.tui.typeahead._queued`) and none of them has a refresh of its styles, scroll, paint, layout
     or children pending."""
+    return not unquiet(app)
+
+
+def unquiet(app: Any) -> str:
+    """What keeps ``app`` from being :func:`quiet` (``"worker fetch running"``, ``"queued at DlqTable: Timer"``,
+    ``"DlqTable: _layout_required"``…), the first found; ``""`` when nothing does."""
     from textual.worker import WorkerState
 
     from gamead_cli.tui.typeahead import _queued
 
     screen = app.screen
-    if not all_handled(app) or screen._dirty_widgets or app.animator._animations or app.animator._scheduled:
-        return False
-    if any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers):
-        return False
+    if not all_handled(app):
+        return "a key on its way"
+    if screen._dirty_widgets or app.animator._animations or app.animator._scheduled:
+        return "dirty widgets or an animation"
+    for worker in app.workers:
+        if worker.state in (WorkerState.PENDING, WorkerState.RUNNING):
+            return f"worker {worker.name!r} {worker.state.name.lower()}"
     flags = ("_layout_required", "_repaint_required", "_scroll_required", "_recompose_required",
              "_refresh_styles_required")
-    return not any(_queued(node) or (_shown(node) and any(getattr(node, flag, False) for flag in flags))
-                   for node in (app, *screen.walk_children(with_self=True)))
+    for node in (app, *screen.walk_children(with_self=True)):
+        if _queued(node):
+            waiting = [type(m).__name__ for m in getattr(node._message_queue, "_queue", ())]
+            pending = getattr(node, "_pending_message", None)
+            return f"queued at {type(node).__name__}: {waiting}, pending {type(pending).__name__}"
+        if _shown(node) and (raised := [flag for flag in flags if getattr(node, flag, False)]):
+            return f"{type(node).__name__}: {', '.join(raised)}"
+    return ""
 
 
 def _shown(node: Any) -> bool:
