@@ -21,12 +21,12 @@ PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
 ASKED_INSIDE = 0
 
 
-def none_yet(**phase: object) -> None:
+def none_yet(*, command: object = ..., starting: object = ...) -> None:
     """No stop yet: a command (or a block that acts on its own first stop) begins. :data:`STOPPED` and
-    :data:`PHASE`'s ``acting`` forgotten; ``phase``: other keys of :data:`PHASE` set at once (``command``,
-    ``starting``). The one place the record is reset (before, four copies of these two lines)."""
+    :data:`PHASE`'s ``acting`` forgotten; ``command`` (a name or None) and ``starting`` (bool) set in :data:`PHASE`
+    when given, else kept. The one place the record is reset (before, four copies of these two lines)."""
     STOPPED["signal"] = None
-    PHASE.update(phase, acting=None)
+    PHASE.update({k: v for k, v in (("command", command), ("starting", starting)) if v is not ...}, acting=None)
 
 
 def take(signum: int, *, signalled: bool = True) -> str:

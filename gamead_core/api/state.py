@@ -38,7 +38,7 @@ from gamead_core.api.read_conn import ReadConnection
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import (ConfigError, GameadError, PartitionsChanged, QueueUnavailable, TopologyChanged,
-                                TopologyError, TopologyMissing)
+                                TopologyError, TopologyMissing, error_text)
 from gamead_core.intake import Intake
 from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
@@ -154,7 +154,7 @@ class QueueLink:
                 await asyncio.sleep(1.0)
                 continue
             except Exception as exc:  # noqa: BLE001 - keep trying; say why on /readyz and in the log
-                self.last_error = type(exc).__name__
+                self.last_error = error_text(exc, limit=300)  # what, not only its class (rcA)
                 log.exception("cannot set up the queue link; retrying")
                 await asyncio.sleep(1.0)
                 continue

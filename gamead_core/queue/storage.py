@@ -61,6 +61,7 @@ from nats.js.kv import KeyValue
 
 from gamead_core import names
 from gamead_core.errors import GameadError, QueueUnavailable
+from gamead_core.queue.closed import server_error
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry.nodes import node_key
 from gamead_core.worker.backoff import backoff_ceiling
@@ -251,7 +252,7 @@ class StorageProbe:
             self._set("failing", exc)
             return False
         except nats.errors.Error as exc:  # pragma: no cover - nats_boundary translates these
-            self._set("failing", QueueUnavailable(f"NATS error: {type(exc).__name__}"))
+            self._set("failing", QueueUnavailable(f"NATS error: {server_error(exc)}"))
             return False
         self._set("ok", None)
         return True

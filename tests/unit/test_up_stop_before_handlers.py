@@ -36,7 +36,7 @@ def test_a_stop_asked_before_the_supervisors_handlers_is_the_signals_own(
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     phase, stopped = dict(first_signals.PHASE), dict(first_signals.STOPPED)
     try:
-        first_signals.PHASE["acting"] = None
+        first_signals.none_yet()
         first_signals.take(asked)  # as request_stop notes it, before supervise's handlers are on
         stop_requested.set()
         asyncio.run(asyncio.wait_for(supervise(settings, scaling, "nats://127.0.0.1:1", scaler, stack, False,
