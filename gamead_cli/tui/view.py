@@ -29,6 +29,7 @@ from gamead_cli.tui.view_queue import (
     metrics_title,
     oldest,
     queue_title,
+    trend_reach,
     wait_p95_text,
 )
 from gamead_cli.tui.view_tables import (
@@ -156,13 +157,13 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30, replaying: str 
     parts += [Text(""), queue, Legend(queue, QUEUE_LEGEND)]
 
     rows = metric_rows(stats)
-    trend_label = f"LAST {back}"
+    reach, trend_label = trend_reach(stats)  # the title's window while the history is no longer than it
     metrics = FittedTable(
         ("", "VALUE", " ", trend_label),
         [(m.label, m.text, Text(m.note, style="dim"), "") for m in rows],
         flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
         title=f"{metrics_title(stats)} (ack pending: now)",
-        fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
+        fill=lambda w: [Text(spark(m.history[-reach:] if reach else [], w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 
     nodes = nodes_table(snap.nodes, unread=registry_unread(stats))
