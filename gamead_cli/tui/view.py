@@ -184,8 +184,9 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30, replaying: str 
 def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes", *,
                 unread: str | None = None) -> FittedTable:
     """One row per node; every label and id whole: an empty LAST ERROR goes first, then the last error gives
-    way down to its label, then PROC P95, then UP, then the heartbeat (stuck nodes are told by it). ``unread``: why the
-    API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
+    way down to its label, then the columns of :data:`NODE_DROP` in order, the heartbeat last (stuck nodes are told
+    by it). ``unread``: why the API has not read the registry yet (:func:`registry_unread`), said instead of "no live
+    nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
                        drop=NODE_DROP,
