@@ -48,7 +48,7 @@ from gamead_cli.commands.dlq_transfer import (
     import_entries,
     say_changed,
 )
-from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view
+from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view, skipped_words
 from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.formats import command_text, counted, plain, window_text
 from gamead_cli.inputs import strict_dumps
@@ -338,9 +338,7 @@ def import_(
 
     def view(t: dict[str, Any]) -> Any:
         text = f"imported {t['imported']:,} of {t['lines']:,} lines · skipped {t['skipped']:,}"
-        if t["skippedReasons"]:
-            text += " (" + "; ".join(f"{n:,} {why}" for why, n in t["skippedReasons"].items()) + ")"
-        return plain(text)
+        return plain(text + (f": {skipped_words(t['skippedReasons'])}" if t["skippedReasons"] else ""))
 
     done_before_output(f"the import WAS done: imported {totals['imported']:,} of {totals['lines']:,} lines, skipped "
                        f"{totals['skipped']:,}; do not import again")

@@ -26,6 +26,12 @@ ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dl
 MESSAGE_SHOWN = 240
 
 
+def skipped_words(reasons: dict[str, int]) -> str:
+    """A job's ``skippedReasons`` (reason → entries) in words, each reason then its count: ``the ad was purged here
+    before: a purge is final — 5; …``, never a count glued to a sentence (``5 the ad was purged …``). Pure."""
+    return "; ".join(f"{why} — {count_text(n)}" for why, n in reasons.items())
+
+
 def attempts_cell(entry: dict[str, Any]) -> str:
     """ATT of ``dlq list``: the attempts, and for a repeat death how often it was replayed (``3 ↻1``: 3 attempts
     since its one replay; ``dlq show`` says when). Pure."""
@@ -140,9 +146,8 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
         grid.add_row("stopped because", plain(job["stopReason"]))
     if job.get("waiting"):  # an action that waits, and until when (a repair releasing a stuck lease)
         grid.add_row("waiting", plain(job["waiting"]))
-    reasons = job.get("skippedReasons") or {}
-    if reasons:
-        grid.add_row("skipped", plain("; ".join(f"{count_text(n)} {why}" for why, n in reasons.items())))
+    if reasons := job.get("skippedReasons") or {}:
+        grid.add_row("skipped", plain(skipped_words(reasons)))
     if job.get("rate"):
         grid.add_row("rate", f"{job['rate']:g} ads/s")
     if job.get("startedBy"):

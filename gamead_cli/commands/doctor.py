@@ -25,6 +25,7 @@ from rich.text import Text
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
+from gamead_cli.commands.dlq_views import skipped_words
 from gamead_cli.doctor_verdict import holds
 from gamead_cli.formats import byte_size, command_text, counted, plain, took
 from gamead_cli.options import (
@@ -223,7 +224,7 @@ def doctor(
             if final.get("stopReason"):
                 text += f" — {final['stopReason']}"
             if reasons:
-                text += "\n  skipped: " + "; ".join(f"{n} {why}" for why, n in reasons.items())
+                text += f"\n  skipped: {skipped_words(reasons)}"
             emit(final, output, lambda _j: plain(text))
         after = _check(client, settle, sample)
         if output == OutputFormat.json:

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from gamead_cli.options import config_named
-from gamead_core.config import GameadSettings
+from gamead_core.api.auth import allowed_roles, route_class
+from gamead_core.config import ROLES, GameadSettings
 from gamead_core.count_words import counted
 from gamead_core.scaling.lease_rule import Lease
 from gamead_core.scaling.stacks import follower_line
@@ -91,19 +92,34 @@ def next_commands(api_url: str, program: str = "gamead", *,
     given the export, every line runs verbatim."""
     api = f" --api {api_url}"
     wait = "" if worker else " --wait"
-    note = ("# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> (an operator's runs every line "
-            "below; a submitter's the submits and ads list)")
     header = ' -H "Authorization: Bearer $GAMEAD_TOKEN"' if auth else ""
-    return [
-        *([note] if auth else []),
-        *([worker] if worker else []),
-        f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now'{wait}{api}",
-        f"{program} submit --count 100 --rate 50{api}",
-        f"{program} ads list{api}",
-        f"{program} top{api}",
-        f"{program} scale status{api}",
-        f"curl -s{header} '{api_url}/ads?limit=5'",
+    hints = [  # (line, what the note calls it, the request it needs: who may run it is the grant table's)
+        (f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now'{wait}{api}", "the submits",
+         "POST", "/ads"),
+        (f"{program} submit --count 100 --rate 50{api}", "the submits", "POST", "/ads/batch"),
+        (f"{program} ads list{api}", "ads list", "GET", "/ads"),
+        (f"{program} top{api}", "top", "GET", "/v1/stats"),
+        (f"{program} scale status{api}", "scale status", "GET", "/v1/scale"),
+        (f"curl -s{header} '{api_url}/ads?limit=5'", "curl", "GET", "/ads"),
     ]
+    return [*([_token_note(hints)] if auth else []), *([worker] if worker else []), *(line for line, *_ in hints)]
+
+
+def _token_note(hints: list[tuple[str, str, str, str]]) -> str:
+    """The first line under auth: export a token, and which of ``hints`` each role's token runs (from
+    :func:`~gamead_core.api.auth.allowed_roles`, so it names every role and stays true to the grants)."""
+    said = []
+    for role in sorted(ROLES, key=lambda r: r != "operator"):  # the operator first, then submitter, viewer
+        mine = [label for _, label, method, path in hints if role in allowed_roles(method, route_class(path))]
+        if len(mine) == len(hints):
+            said.append(f"{'an' if role[0] in 'aeiou' else 'a'} {role}'s runs every line below")
+        elif mine:
+            names = list(dict.fromkeys(mine))
+            said.append(f"a {role}'s {', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else
+                        f"a {role}'s {names[0]}")
+        else:
+            said.append(f"a {role}'s none of them")
+    return f"# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> ({'; '.join(said)})"
 
 
 def worker_command(program: str, nats_url: str | None, config: Path | None) -> str:

@@ -19,8 +19,8 @@ from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import interrupted_code, write_out
 from gamead_cli.submit.sending import send_many
 from gamead_cli.submit.settling import LOOKUP_SECONDS, settle
-from gamead_cli.submit.views import (accepted_view, ended_line, interrupted_line, rejections_lines, sent_note,
-                                     summary_view)
+from gamead_cli.submit.views import (accepted_line, accepted_view, ended_line, interrupted_line, rejections_lines,
+                                     sent_note, summary_view)
 from gamead_cli.submit.waiting import FAILED, wait_for_ad, wait_many
 from gamead_core.errors import GameadError, NoAnswer
 
@@ -59,7 +59,7 @@ def submit_one(
             emit(accepted, output, partial(accepted_view, again=client.again))
         return exitcodes.OK
     if output != OutputFormat.json and not quiet:
-        note_line(f"{'duplicate of' if accepted.get('duplicate') else 'accepted'} ad {accepted['id']}")
+        note_line(accepted_line(accepted).plain)
     record = wait_for_ad(client, str(accepted["id"]), timeout)
     if quiet:
         print(accepted["id"], flush=True)

@@ -58,14 +58,20 @@ def progress_info(counts: Mapping[str, int], rejected: Mapping[str, int], outage
 def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
     """The ``202`` answer to one submit, with the next command to run (``again``: the flags that reach the same
     API, :func:`gamead_cli.options.reach_again`)."""
+    hint = command_text(f"follow it with: {follow_up('ads', 'get', str(body.get('id', '')), again=again)}")
+    return Group(accepted_line(body), hint)
+
+
+def accepted_line(body: Mapping[str, Any]) -> Text:
+    """``accepted ad ID  (priority N, queued)`` (``duplicate of ad …`` for a repeat) from a ``202`` answer: the
+    one line plain ``submit`` and ``submit --wait`` both print first (``.plain``: without the colours)."""
     verb = "duplicate of" if body.get("duplicate") else "accepted"
     text = Text(f"{verb} ad ", style="bold")
     text.append(str(body.get("id", "")), style="bold cyan")
     text.append(f"  (priority {body.get('priority', '?')}, ")
     text.append_text(status_text(body.get("status")))
     text.append(")")
-    hint = command_text(f"follow it with: {follow_up('ads', 'get', str(body.get('id', '')), again=again)}")
-    return Group(text, hint)
+    return text
 
 
 def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:

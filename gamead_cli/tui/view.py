@@ -29,6 +29,7 @@ from gamead_cli.tui.view_queue import (
     metrics_title,
     oldest,
     queue_title,
+    trend_reach,
     wait_p95_text,
 )
 from gamead_cli.tui.view_tables import (
@@ -156,13 +157,13 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30, replaying: str 
     parts += [Text(""), queue, Legend(queue, QUEUE_LEGEND)]
 
     rows = metric_rows(stats)
-    trend_label = f"LAST {back}"
+    reach, trend_label = trend_reach(stats)  # the title's window while the history is no longer than it
     metrics = FittedTable(
         ("", "VALUE", " ", trend_label),
         [(m.label, m.text, Text(m.note, style="dim"), "") for m in rows],
         flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
         title=f"{metrics_title(stats)} (ack pending: now)",
-        fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
+        fill=lambda w: [Text(spark(m.history[-reach:] if reach else [], w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 
     nodes = nodes_table(snap.nodes, unread=registry_unread(stats))
@@ -183,8 +184,9 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30, replaying: str 
 def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes", *,
                 unread: str | None = None) -> FittedTable:
     """One row per node; every label and id whole: an empty LAST ERROR goes first, then the last error gives
-    way down to its label, then PROC P95, then UP, then the heartbeat (stuck nodes are told by it). ``unread``: why the
-    API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
+    way down to its label, then the columns of :data:`NODE_DROP` in order, the heartbeat last (stuck nodes are told
+    by it). ``unread``: why the API has not read the registry yet (:func:`registry_unread`), said instead of "no live
+    nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
                        drop=NODE_DROP,

@@ -123,7 +123,8 @@ class _AuditTable(FittedTable):
     stays with it, else the rows without notes (at 80 columns a note would push OUTCOME out)."""
 
     def __init__(self, items: list[Mapping[str, Any]], header: bool) -> None:
-        fit: dict[str, Any] = {"flex": "WHAT", "drop": ("ADS",), "flex_max": 32, "right": ("ADS",),
+        # narrow, WHAT (the detail, cut to a few cells) goes before OUTCOME: whether the action held (words57)
+        fit: dict[str, Any] = {"flex": "WHAT", "drop": ("ADS", "WHAT"), "flex_max": 32, "right": ("ADS",),
                                "show_header": header}
         super().__init__(AUDIT_COLUMNS, [audit_row(r) for r in items], **fit)
         self._bare = FittedTable(AUDIT_COLUMNS, [audit_row(r, repeats=False) for r in items], **fit)

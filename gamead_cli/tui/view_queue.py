@@ -12,7 +12,7 @@ from rich.text import Text
 
 from gamead_cli.formats import age, clip, fit_duration, plain
 from gamead_cli.tui.view_figures import approx_ms, estimate_bucket, num, per_second, series, wait_verdict
-from gamead_core.rate_window import span, window_words
+from gamead_core.rate_window import RATE_WINDOW_SECONDS, span, window_words
 
 LEVELS = (1, 2, 3, 4, 5)
 
@@ -126,6 +126,22 @@ def history_span(stats: Mapping[str, Any] | None) -> int:
     lengths = [len(v) for v in hist.values() if isinstance(v, list)]
     lengths += [len(v) for lv in hist.values() if isinstance(lv, Mapping) for v in lv.values() if isinstance(v, list)]
     return max(lengths, default=0)
+
+
+def trend_reach(stats: Mapping[str, Any] | None) -> tuple[int, str]:
+    """``(points, "LAST 16 s")``: how far back the metrics panel's sparklines reach and its column's label. While
+    the history reaches no further than the rates' window and its ends (a sampler younger than a minute), the
+    sparklines are cut to that window and said as the panel's title says it (``rates.windowSeconds``): it said
+    ``last 36 s`` over ``LAST 38 s``, two figures for the one span since the sampler started (words57). Pure."""
+    points = history_span(stats)
+    window = ((stats or {}).get("rates") or {}).get("windowSeconds")
+    step = ((stats or {}).get("history") or {}).get("intervalSeconds")
+    step = step if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 else 1
+    if isinstance(window, (int, float)) and not isinstance(window, bool) and 0 < window and \
+            points * step <= RATE_WINDOW_SECONDS + 2 * step:
+        said = window_words(window).removeprefix("last ")
+        return min(points, max(1, round(window / step))), f"LAST {'1 min' if said == 'minute' else said}"
+    return points, f"LAST {span(points)}"
 
 
 def depth_words(history_seconds: float) -> str:

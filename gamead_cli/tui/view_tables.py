@@ -60,12 +60,12 @@ def node_details(node: Mapping[str, Any]) -> Any:
 
 
 NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
-#: the nodes' columns a narrow table leaves out first, in order (after an empty one; HEARTBEAT tells stuck nodes)
-NODE_DROP = ("PROC P95", "UP", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE")
-#: the live nodes panel's order: LAST ERROR goes before HEARTBEAT. The panel has 7 cells fewer than ``--once`` at the
-#: same terminal (border, padding, scrollbar, cell padding): at 80 columns the error would show as ``RetryableError:
-#: i…`` in place of the heartbeat (regress40 F4); ``enter`` on a node shows its last error whole.
-NODE_LIVE_DROP = ("PROC P95", "UP", "LAST ERROR", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE")
+#: the nodes' columns a narrow table leaves out first, in order (after an empty one), ``gamead top --once``'s,
+#: ``gamead workers``' and the live nodes panel's alike: liveness outlasts detail. The last error, a detail
+#: (``enter`` on a node shows it whole), goes before the counts, and HEARTBEAT (stuck and late nodes are told by
+#: it) outlasts them all but ID, STATE and IN-FL: at 60 columns ``--once`` kept a cut
+#: ``LAST ERROR`` and dropped HEARTBEAT, its LAST ERROR being the flex column last from the right (words57)
+NODE_DROP = ("PROC P95", "UP", "LAST ERROR", "FAILED", "COMPLETED", "ROLE", "HEARTBEAT")
 
 
 def dlq_id(entry: Mapping[str, Any]) -> str:

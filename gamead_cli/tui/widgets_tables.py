@@ -155,7 +155,7 @@ class NodesTable(FilterTable):
             self.app.open_logs([key])  # type: ignore[attr-defined]
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(view_tables.NODE_COLUMNS, flex="LAST ERROR", drop=view_tables.NODE_LIVE_DROP, **kw)
+        super().__init__(view_tables.NODE_COLUMNS, flex="LAST ERROR", drop=view_tables.NODE_DROP, **kw)
 
 
 class DlqTable(FilterTable):

@@ -107,7 +107,7 @@ class Mark:
         KEPT: "the ad already has a different DLQ entry here, kept (an import never replaces one; replay or "
               "purge it first)",
         EXISTS: "the ad is alive here (queued, processing or completed)",
-        PURGED: "the ad was purged here (failed for good)",
+        PURGED: "the ad was purged here before: a purge is final",
         UNREADABLE: "the entry cannot be read, or is invalid (e.g. no such priority)",
         BUSY: "the ad's record kept changing under this job; run the job again",
         HEALED: "healthy again (or changed by someone else) when the repair came to it",

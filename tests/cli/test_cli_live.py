@@ -108,6 +108,8 @@ def test_submit_from_flags_and_wait_prints_the_analysis(runner: CliRunner, api_u
     assert "completed" in result.stdout
     assert "Effectiveness" in result.stdout
     assert "Sky Saga" in result.stdout
+    # its first line is plain submit's, priority and status too (a newcomer saw 'accepted ad ID' alone)
+    assert re.search(r"^accepted ad \S+ +\(priority 1, queued\)$", unstyle(result.stderr), re.M), result.stderr
 
 
 def test_submit_wait_json_is_the_final_record(runner: CliRunner, api_url: str, ad_file: Path) -> None:

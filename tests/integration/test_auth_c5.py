@@ -86,3 +86,25 @@ def test_up_hints_with_auth_on_say_how_to_pass_the_token_and_run_verbatim(auth_a
     assert "items" in json.loads(subprocess.run(["bash", "-c", curl], capture_output=True, text=True, env=env,
                                                 timeout=30).stdout)
     assert not next_commands(auth_api, "gamead")[-1].count("Authorization")  # auth off: as before
+
+
+def test_up_hints_with_auth_on_name_what_each_role_runs_and_it_does(auth_api: str, tmp_path: Path) -> None:
+    """The note names each role's lines (a viewer's too: it named an operator's and a submitter's alone); with
+    that role's token, the lines it names run and the others are refused."""
+    hints = next_commands(auth_api, "gamead", auth=True)
+    note = hints[0]
+    gamead = shlex.quote(str(Path(__file__).parents[2] / ".venv/bin/gamead"))
+    labels = {"the submits": "gamead submit --count", "ads list": "gamead ads list", "top": "gamead top",
+              "scale status": "gamead scale status", "curl": "curl"}
+    for who, (token, role) in TOKENS.items():
+        said = note.split(f"a{'n' if role == 'operator' else ''} {role}'s ", 1)[1].split(";")[0].rstrip(")")
+        for label, start in labels.items():
+            line = next(h for h in hints if h.startswith(start))
+            named = said.startswith("runs every line") or label in said
+            if line.startswith("gamead top"):
+                line += " --once"  # the TUI, once: its panels' reads are the token's to do
+            command = line.replace("gamead ", f"{gamead} ", 1).replace("--count 100", "--count 2")
+            done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                                  env=clean_env(GAMEAD_TOKEN=token))
+            refused = done.returncode != 0 or '"forbidden"' in done.stdout
+            assert refused != named, (role, said, line, done.returncode, done.stdout[-300:], done.stderr[-300:])

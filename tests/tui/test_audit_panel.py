@@ -139,3 +139,14 @@ def test_an_empty_dlq_shows_no_table_header_and_the_audit_panel_says_its_times_a
             assert not app.query_one(DlqTable).display, "an empty table is not drawn"
 
     asyncio.run(main())
+
+
+def test_a_narrow_audit_table_keeps_how_each_action_went_before_what_it_chose(recorded: dict[str, Any]) -> None:
+    """words57: at 60 columns ``top --once``'s audit table kept WHAT (cut to a few cells) and dropped OUTCOME, so a
+    refused action read like any other; WHAT now goes first (before: 25 of the 81 widths 40-120 failed)."""
+    from gamead_cli.tui.view_audit import audit_table
+
+    table = audit_table(recorded["audit"], None, header=True, limit=5)
+    for width in range(40, 121):
+        shown = table.columns_for(width)
+        assert "WHAT" not in shown or "OUTCOME" in shown, (width, shown)

@@ -5,6 +5,8 @@ columns (its drop order had HEARTBEAT before UP)."""
 
 from __future__ import annotations
 
+import io
+
 from rich.console import Console
 
 from gamead_cli.tui.view import nodes_table
@@ -21,3 +23,32 @@ def test_heartbeat_outlives_up_at_80_columns() -> None:
     console.print(nodes_table(nodes))
     header = next(line for line in console.export_text().splitlines() if "ID" in line and "STATE" in line)
     assert "HEARTBEAT" in header, header
+
+
+#: the node columns that are detail: none is shown while HEARTBEAT (liveness) is not
+DETAIL = ("ROLE", "UP", "COMPLETED", "FAILED", "PROC P95", "LAST ERROR")
+
+
+def _header(renderable: object, width: int) -> str:
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return next(line for line in console.export_text().splitlines() if line.startswith("ID ") and "STATE" in line)
+
+
+def test_liveness_outlasts_detail_at_every_width() -> None:
+    """words57: at 60 columns ``top --once`` kept a cut LAST ERROR and dropped HEARTBEAT (so did ``gamead workers``;
+    the live panel dropped it before COMPLETED and FAILED). Before the fix 35 of the 71 widths 40-110 failed."""
+    from gamead_cli.tui.view import Snapshot, snapshot_view
+
+    nodes = [
+        {"id": "api-vm-5246", "role": "api", "state": "ok", "uptimeSeconds": 18, "heartbeatAgeSeconds": 0.4},
+        {"id": "local-1", "role": "worker", "state": "late", "uptimeSeconds": 125, "inFlight": 2, "concurrency": 4,
+         "processed": 1153, "failed": 258, "processingMs": {"p95": 419.0}, "heartbeatAgeSeconds": 14.2,
+         "lastError": "RetryableError: injected retryable fault (worker.faults) on a long title"},
+    ]
+    bad = []
+    for width in range(40, 111):
+        for header in (_header(nodes_table(nodes), width), _header(snapshot_view(Snapshot(nodes=nodes), "x"), width)):
+            if "HEARTBEAT" not in header and any(c in header for c in DETAIL):
+                bad.append((width, header))
+    assert not bad, bad[:3]
