@@ -112,8 +112,8 @@ class StopsFromOutside:
         the loop's or not (:func:`gamead_cli.first_signals.take`: before, one after the loop's end or before its
         start was raised and said, a SIGHUP after a SIGTERM: 129). Before or after the loop (no driver runs): an
         ordinary interrupt, a :class:`KeyboardInterrupt` (:func:`~gamead_cli.interrupt_point.raise_interrupt`: put off
-        past a step that must not be cut, as the putting back of these handlers). On the loop of a dashboard quitting on its own (``q``),
-        none: its exit stands."""
+        past a step that must not be cut, as the putting back of these handlers). On the loop of a dashboard
+        quitting on its own (``q``), none: its exit stands."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
