@@ -82,9 +82,8 @@ def _put_off_in(frame: FrameType) -> bool:
 def raise_interrupt(frame: FrameType | None) -> None:
     """Raise :class:`KeyboardInterrupt`, as a handler of a stop signal does; ``frame``: the frame the handler
     interrupted (its second argument). In a frame named in :data:`TAKING` or a step :func:`whole` names (module
-    docstring) it is not raised
-    there but 1 ms later, by ``SIGALRM`` (the main thread's handler), unless it has been put off for
-    :data:`PUT_OFF_AT_MOST` seconds already. Main thread only (where Python runs signal handlers)."""
+    docstring) it is not raised there but 1 ms later, by ``SIGALRM`` (the main thread's handler), unless it has been
+    put off for :data:`PUT_OFF_AT_MOST` seconds already. Main thread only (where Python runs signal handlers)."""
     while frame is not None and frame.f_globals is globals():  # our own handler, interrupted by our alarm:
         frame = frame.f_back  # the frame it interrupted is where it would land (session 51)
     since = _DUE["since"]

@@ -60,6 +60,7 @@ from rich.console import Console, RenderableType
 from gamead_cli import exitcodes, first_signals, service_clock
 from gamead_cli.api_errors import say_source
 from gamead_cli.client import ApiClient
+from gamead_cli.interrupt_point import take_due
 from gamead_cli.options import (ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from,
                                 duration_between)
 from gamead_cli.output import emit
@@ -217,11 +218,14 @@ def _run(dashboard: DashboardApp) -> None:
     terminals = [stream for stream in (sys.__stdout__, sys.__stderr__) if stream is not None and stream.isatty()]
     taken = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) != signal.SIG_IGN]
     with replaced(dict.fromkeys((signal.SIGINT, *taken), dashboard.take_signal)):
+        if take_due():  # a stop put off past the setting up (whole): raised here, never inside Textual's loop
+            raise KeyboardInterrupt
         dashboard.run()
     for stream in terminals:  # a terminal gone (hung up): what is said next goes nowhere, not to an EIO
         if not stream.isatty():
             silence_stdout(stream)
     if first_signals.STOPPED["signal"] is not None:  # SIGTERM, SIGHUP, a terminal gone: the boundary's line
+        take_due()  # one put off past the putting back is this one: none left to cut the boundary's unwind
         raise KeyboardInterrupt
     if dashboard.return_code == exitcodes.INTERRUPTED:
         raise typer.Exit(exitcodes.INTERRUPTED)

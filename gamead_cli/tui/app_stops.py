@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from types import FrameType
 from typing import IO, Any
 
 from textual.drivers.linux_driver import LinuxDriver
 
 from gamead_cli import first_signals
+from gamead_cli.interrupt_point import raise_interrupt
 from gamead_cli.stops import interrupted_code
 
 #: seconds between two looks at whether the dashboard's terminal is still there (an ioctl each)
@@ -103,14 +105,15 @@ class StopsFromOutside:
         if isinstance(driver, WatchedDriver) and driver.terminal_gone():
             self.stop_by(signal.SIGHUP, signalled=False)
 
-    def take_signal(self, signum: int, _frame: object) -> None:
+    def take_signal(self, signum: int, _frame: FrameType | None) -> None:
         """The handler of SIGINT, SIGTERM and SIGHUP while ``gamead top`` runs (``signal.signal``): on the
         dashboard's loop, :meth:`stop_by`; the same signal again while it stops takes its default action (the
         process ends by it at once, as :mod:`gamead_cli.first_signals` does), the others are ignored meanwhile,
         the loop's or not (:func:`gamead_cli.first_signals.take`: before, one after the loop's end or before its
         start was raised and said, a SIGHUP after a SIGTERM: 129). Before or after the loop (no driver runs): an
-        ordinary interrupt, a :class:`KeyboardInterrupt`. On the loop of a dashboard quitting on its own (``q``),
-        none: its exit stands."""
+        ordinary interrupt, a :class:`KeyboardInterrupt` (:func:`~gamead_cli.interrupt_point.raise_interrupt`: put off
+        past a step that must not be cut, as the putting back of these handlers). On the loop of a dashboard
+        quitting on its own (``q``), none: its exit stands."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -125,8 +128,9 @@ class StopsFromOutside:
             signal.raise_signal(signum)
         if taken != "first":
             return
-        if not looping:
-            raise KeyboardInterrupt from None
+        if not looping:  # put off past a step that must not be cut (the putting back of these handlers)
+            raise_interrupt(_frame)
+            return
         self.stop_by(signum)
 
     def stop_by(self, signum: int, *, signalled: bool = True) -> None:

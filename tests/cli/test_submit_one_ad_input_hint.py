@@ -51,7 +51,13 @@ def test_several_ads_one_a_line_without_ndjson_are_refused_naming_the_flag(
     why = f"{name}:2: not valid JSON (Extra data" if size == "two-lines" else f"{name}: larger than 1024 KiB"
     assert why in line, line
 
-def test_one_ad_and_an_array_are_still_read_whole(runner: CliRunner, closed_api_url: str) -> None:
-    """The hint changes no input that was read: one ad over several lines (pretty-printed) goes for the API."""
-    result = runner.invoke(app, ["submit", "-", "--api", closed_api_url], input=json.dumps(json.loads(_AD), indent=2))
+
+@pytest.mark.parametrize("shape", ["one-ad", "an-array"])
+def test_one_ad_and_an_array_are_still_read_whole(runner: CliRunner, closed_api_url: str, shape: str) -> None:
+    """The hint changes no input that was read: one ad, or a JSON array of ads, over several lines (pretty-printed)
+    goes for the API (here a closed port: exit 3, the API not reached), never refused as input."""
+    ad = json.loads(_AD)
+    text = json.dumps(ad if shape == "one-ad" else [ad, {**ad, "title": "Sky Saga II"}], indent=2)
+    result = runner.invoke(app, ["submit", "-", "--api", closed_api_url], input=text)
     assert result.exit_code == exitcodes.UNREACHABLE, result.output
+    assert "cannot reach the gamead API" in _ANSI.sub("", result.stderr), result.stderr

@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from gamead_cli import exitcodes, first_signals, interrupt_point
 from gamead_cli.stops import STOPPED, interrupted_code, signals_flagged, signals_held, signals_interrupt
+from gamead_cli.tui.app_stops import StopsFromOutside
 
 
 def _wait_for_the_interrupt() -> None:
@@ -233,6 +234,21 @@ def test_an_interrupt_put_off_is_taken_by_a_block_that_must_not_be_cut(
     assert inside == ["whole"] and not taking.lock.locked()
 
 
+def _signalled_amid(step: str, body: list[str]) -> Callable[[int, object], object]:
+    """``signal.signal`` as it is, but sending this process SIGTERM as the first change of ``step`` returns:
+    ``setting up`` (``body`` still empty) or ``putting back`` (``body`` begun), between that change and the next."""
+    real, changed = signal.signal, []
+
+    def changes(signum: int, handler: object) -> object:
+        out = real(signum, handler)  # type: ignore[arg-type]
+        changed.append(bool(body))
+        if changed.count(step == "putting back") == 1 and changed[-1] == (step == "putting back"):
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs as this call returns: inside the step
+        return out
+
+    return changes
+
+
 _BLOCKS = {"interrupt": signals_interrupt, "held": signals_held, "flagged": signals_flagged}
 _HELD_HERE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -246,17 +262,9 @@ def test_a_stop_between_a_block_s_own_handler_changes_leaves_none_changed(
     replaced for the rest of the command (after ``signals_flagged``'s start: SIGINT only noted, a Ctrl-C never
     acted on): 4 of these 6 cases. Now the step ends whole: the handlers after the block are the ones before it, and
     the stop is acted on as the block acts on one (raised in it or after it; noted by a flagged block)."""
-    real, body, changed = signal.signal, [], []
-
-    def changes(signum: int, handler: object) -> object:
-        out = real(signum, handler)  # type: ignore[arg-type]
-        changed.append(bool(body))
-        if changed.count(step == "putting back") == 1 and changed[-1] == (step == "putting back"):
-            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs as this call returns: inside the step
-        return out
-
+    real, body = signal.signal, []
     before = {sig: signal.getsignal(sig) for sig in _HELD_HERE}
-    monkeypatch.setattr(signal, "signal", changes)
+    monkeypatch.setattr(signal, "signal", _signalled_amid(step, body))
     came: list[object] = []
     try:
         with _BLOCKS[block]() as noted:
@@ -271,6 +279,65 @@ def test_a_stop_between_a_block_s_own_handler_changes_leaves_none_changed(
         monkeypatch.setattr(signal, "signal", real)
     assert {sig: signal.getsignal(sig) for sig in _HELD_HERE} == before, "a handler of the block was left"
     assert body == ["begun"] and came in (["raised"], [signal.SIGTERM]), (body, came)
+
+
+class _Dashboard(StopsFromOutside):
+    """``gamead top``'s dashboard as :func:`~gamead_cli.commands.top._run` sees it: its own signal handler
+    (:meth:`~gamead_cli.tui.app_stops.StopsFromOutside.take_signal`), an exit code, and a loop that here only idles
+    a moment, noting that it ran and whether a KeyboardInterrupt came inside it (Textual's loop, which one must never
+    reach: regress44 F8, its input thread then held the process for ever)."""
+
+    return_code = exitcodes.OK
+
+    def __init__(self, body: list[str]) -> None:
+        self.body = body
+
+    def run(self) -> None:
+        self.body.append("begun")
+        try:
+            for _ in range(20):
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            self.body.append("interrupted in the loop")
+            raise
+
+
+@pytest.mark.parametrize(("command", "step"), [("top", "setting up"), ("top", "putting back"),
+                                               ("up", "setting up")])
+def test_a_stop_amid_top_s_or_up_s_own_handler_changes_leaves_none_half_changed(
+        stop_handlers: None, command: str, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same kind in the commands' own steps: ``gamead top``'s replacement of its SIGINT/SIGTERM/SIGHUP handlers
+    for the dashboard (and their putting back) and ``gamead up``'s install of its stop handlers, a SIGTERM landing
+    between two ``signal.signal`` calls. Before (c27538fb^): its KeyboardInterrupt came out of the step, some
+    handlers changed and others not for the rest of the command (3 of 3). After c27538fb, top's: put off 1 ms past
+    the setting up, it was raised inside the dashboard's loop; cutting the putting back (the dashboard's handler
+    raises its own, not put off), SIGTERM's and SIGHUP's stayed the dashboard's (2 of 2). Now the step ends whole, the
+    stop is raised after it, never in the loop, and the handlers are all the ones before (top) or all the new one
+    (up)."""
+    from gamead_cli.commands import top, up_signals
+
+    body: list[str] = []
+    before = {sig: signal.getsignal(sig) for sig in _HELD_HERE}
+    monkeypatch.setattr(up_signals, "_stop_signals", list(_HELD_HERE))
+    monkeypatch.setattr(signal, "signal", _signalled_amid(step, body))
+    raised = False
+    try:
+        if command == "top":
+            top._run(_Dashboard(body))  # type: ignore[arg-type]
+        else:
+            up_signals.install_stop_handlers(up_signals.request_stop)
+        _wait_for_the_interrupt()  # put off past the step: raised here at the latest
+    except KeyboardInterrupt:
+        raised = True
+    finally:
+        monkeypatch.undo()
+        after = {sig: signal.getsignal(sig) for sig in _HELD_HERE}
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        up_signals.stop_requested.clear()
+    expected = before if command == "top" else dict.fromkeys(_HELD_HERE, up_signals.request_stop)
+    assert after == expected, "a handler was left half changed"
+    assert raised and body == (["begun"] if step == "putting back" else []), body
 
 
 def _unwound_whole(first: int, then: int) -> bool:
