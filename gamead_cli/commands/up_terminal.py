@@ -85,8 +85,9 @@ class TerminalWatch:
         fd = watched(check)
         if fd is None:
             return False
-        self._poll, self._wake = select.epoll(), os.eventfd(0, os.EFD_CLOEXEC)
-        try:
+        try:  # no descriptor left (EMFILE) or a descriptor epoll refuses: not watched, the start goes on (rcB)
+            self._poll = select.epoll()
+            self._wake = os.eventfd(0, os.EFD_CLOEXEC)
             self._poll.register(fd, 0)  # no event asked: EPOLLHUP and EPOLLERR are reported all the same
             self._poll.register(self._wake, select.EPOLLIN)
         except OSError:
@@ -116,6 +117,7 @@ class TerminalWatch:
             self._thread = None
         if self._poll is not None:
             self._poll.close()
+        if self._wake >= 0:
             os.close(self._wake)
-            self._poll, self._wake = None, -1
+        self._poll, self._wake = None, -1
 

@@ -70,3 +70,26 @@ def test_what_it_says_of_an_ignored_sighup() -> None:
     assert hangup_words(True, True, 42) == (
         "SIGHUP was ignored when gamead up started, but its stdin is a terminal: closing that terminal stops the "
         "stack all the same; to keep it running, start it with `nohup`, stdin not a terminal, or --no-tty-check")
+
+
+#: starts a watch with no descriptor left to open (RLIMIT_NOFILE at the highest one open): prints whether watched
+NO_DESCRIPTOR_LEFT = """
+import os, resource
+from gamead_cli.commands.up_terminal import TerminalWatch
+highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print(TerminalWatch(lambda: None).start(True), flush=True)
+"""
+
+
+def test_a_watch_that_cannot_open_its_descriptors_is_not_watched() -> None:
+    """rcB: ``epoll()`` or ``eventfd()`` failing (EMFILE) escaped from ``gamead up``'s start as an ``OSError``
+    (before: exit 1 with a traceback); now the terminal is not watched and the start goes on."""
+    master, slave = pty.openpty()
+    try:
+        got = subprocess.run([sys.executable, "-c", NO_DESCRIPTOR_LEFT], capture_output=True, stdin=slave, text=True,
+                             timeout=60)
+        assert (got.returncode, got.stdout.strip(), got.stderr) == (0, "False", "")
+    finally:
+        os.close(master)
+        os.close(slave)
