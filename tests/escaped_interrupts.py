@@ -7,7 +7,8 @@ keyboard-interrupt`` and the controller ended the run (session 56's CI: 75 % of 
 reported: ``tests/unit/test_interrupt_point.py``). Here it fails the test it escaped from (setup, call or
 teardown); the SIGINT, SIGTERM and SIGHUP handlers are put back as they were before the test, and an interrupt
 still put off by :mod:`gamead_cli.interrupt_point` is no longer due (its timer would interrupt a later test). The
-runner's own Ctrl-C (:mod:`tests.plain_sigint`'s handler raised it) still ends the run.
+runner's own Ctrl-C still ends the run where :mod:`tests.plain_sigint`'s handler raised it; during a test that set
+a SIGINT handler of its own it fails that test only, and a second Ctrl-C ends the run (rcB).
 """
 
 from __future__ import annotations
