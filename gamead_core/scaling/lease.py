@@ -238,8 +238,8 @@ class LeaseKeeper:
             if current is not None and current.holder == self.me:  # my own lease, after a lapse
                 # from when this process stopped counting itself leader (its own deadline), or the lease's end
                 since = (now - (sent - self._held_until) if math.isfinite(self._held_until)
-                         else min(current.expires_at, now))
-                self.lapse = (since, now)
+                         else current.expires_at)
+                self.lapse = (min(since, now), now)  # expired on nats-server's clock while held: never ends first
         self.seen = decision.write
         self._revision = revision
         self._unchanged_for(revision, sent)

@@ -54,7 +54,10 @@ def made_up_entry(title: str, priority: int = 3) -> dict[str, Any]:
 class Lane:
     def __init__(self, nats: EmbeddedNats, url: str, logs: Path, procs: list[Proc]) -> None:
         self.nats, self.url, self.logs, self._procs = nats, url, logs, procs
-        self.http = httpx.Client(base_url=url, timeout=30)
+        # an idle connection is dropped here well before the API's own api.keep_alive_timeout (5 s) closes it: load57,
+        # a POST on a connection idle ~5 s (a worker stopped and another started) crossed the API's close of it
+        # ("Server disconnected without sending a response"), on a machine at load 35-52
+        self.http = httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
         self._n = 0
 
     def worker(self, **env: str) -> Proc:

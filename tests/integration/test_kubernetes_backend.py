@@ -1561,7 +1561,8 @@ def test_the_back_off_goes_on_when_the_leader_takes_its_own_lapsed_lease_again(
             await until(lambda: bool(said("no longer leading")), timeout=20, what="it to step down")
             calls = len(said("could not scale 2→5"))
             server.deny([])
-            await until(lambda: len(said("autoscaler: leading (")) == 2 and len(said("could not scale 2→5")) > calls,
+            # at least once more: a 1.5 s lease also lapses when a loaded machine starves the loop (load57: 6 times)
+            await until(lambda: len(said("autoscaler: leading (")) >= 2 and len(said("could not scale 2→5")) > calls,
                         timeout=20, what="it to lead again and call again")
             stop.set()
             await task
@@ -1572,9 +1573,10 @@ def test_the_back_off_goes_on_when_the_leader_takes_its_own_lapsed_lease_again(
     waits = [float(re.search(r"retrying in ([\d.]+)s\)", m).group(1)) for m in failed]  # type: ignore[union-attr]
     assert attempts == list(range(1, len(failed) + 1)), failed
     assert waits == sorted(waits) and waits[-1] > waits[2], failed
-    first, again = said("autoscaler: leading (")
+    first, *again = said("autoscaler: leading (")
     assert first == "autoscaler: leading (k8s-relapse, backend kubernetes)"
-    assert again.startswith("autoscaler: leading (k8s-relapse, backend kubernetes): leadership lapsed "), again
+    assert again and all(a.startswith("autoscaler: leading (k8s-relapse, backend kubernetes): leadership lapsed ")
+                         for a in again), again
 
 
 # --- drill attack24b F6: `gamead scale set` does not promise what the leader's failing calls contradict ------

@@ -54,3 +54,33 @@ def test_a_lapsed_lease_taken_again_starts_a_new_term(fresh_nats: Callable[[], E
             await nc.close()
 
     asyncio.run(run())
+
+
+def test_a_lease_expired_on_the_servers_clock_while_still_held_here_never_lapses_backwards(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """load57: at load 35-52 the autoscaler said "leadership lapsed 02:23:29 UTC to 02:23:28 UTC (-0 s without
+    renewing the lease…)": its lease had expired on nats-server's clock while its own monotonic deadline had not
+    passed yet (a slow read, a clock sample's error), and the lapse began at that later local deadline. The lapse
+    now never ends before it begins: it is at most the time up to the re-acquisition, never negative."""
+    server = fresh_nats()
+    wall, mono = [1000.0], [50.0]
+
+    async def run() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            kv = await nc.jetstream(timeout=5).create_key_value(bucket="gamead_leases_early", history=1)
+            keeper = LeaseKeeper(kv, "up-1", 15.0, clock=lambda: wall[0], monotonic=lambda: mono[0])
+            await keeper.step()
+            wall[0] += 16.0  # expired at 1015 on the server's clock …
+            mono[0] += 14.0  # … while this process's deadline (64) is still a second away
+            assert keeper.is_leader
+            await keeper.step()
+            assert keeper.term == 2 and keeper.lapse is not None
+            begun, ended = keeper.lapse
+            assert begun <= ended == 1016.0, keeper.lapse
+            _, note = keeper.new_term(1016.0)
+            assert "(0 s without renewing" in note and "-" not in note.split("(")[1], note
+        finally:
+            await nc.close()
+
+    asyncio.run(run())

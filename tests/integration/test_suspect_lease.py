@@ -5,6 +5,7 @@ its dead holder (:func:`gamead_core.worker.reaper.recover`), and a NATS away nev
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -208,11 +209,12 @@ def test_a_holder_missing_from_a_registry_younger_than_its_ttl_keeps_the_lease(
 
 @pytest.mark.timeout(90)
 def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
-    fresh_nats: Callable[[], EmbeddedNats],
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
 ) -> None:
     """attack53: the release failed while nats-server restarted, and every suspect ad of the fleet (its holder's
     own too: "this worker runs ad-1 alone") was handed back for the lease's whole bound (138 s) while its holder
     ran nothing. The release is tried again every second: another worker takes the lease once NATS is back."""
+    caplog.set_level(logging.INFO, logger=suspect_turn.__name__)
     server = fresh_nats()
     settings = GameadSettings.model_validate({"nats": {"request_timeout": 0.5}})
 
@@ -234,9 +236,12 @@ def test_a_release_that_found_nats_away_is_tried_again_once_it_is_back(
                 except Exception:  # noqa: BLE001 - JetStream not ready yet after the restart
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.2)
-            assert await _lease(js) is not None  # w1's, live
+            survived = await _lease(js) is not None  # w1's, live: the restart kept it …
             # well within the lease's bound of 138 s; w1 lives meanwhile: its heartbeat before each try
             assert await _taken_within(w2, "ad-2", before=lambda: registry.put(w1_node))
+            # … or its release tried again (every second) was done before that look (load57: the restart and the
+            # node's beat took longer than a second at load 35-52, 2 of 2 loaded runs)
+            assert survived or "suspect lease released (ad ad-1), late" in caplog.text, caplog.text
         finally:
             await close_for_good(nc)  # its server restarted (a restart that failed: bounded, closes52)
 
