@@ -40,10 +40,10 @@ import threading
 from types import FrameType
 
 from gamead_cli.interrupt_point import raise_interrupt
-from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, none_yet, take
+from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, ended_acts, none_yet, take
 
-__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "after_stop", "command", "ctrl_c", "handed_over",
-           "install", "interrupted_words", "none_yet", "take"]
+__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "after_stop", "command", "ctrl_c", "ended_acts",
+           "handed_over", "install", "interrupted_words", "none_yet", "take"]
 
 #: the signals this module handles: SIGTERM and SIGHUP, less one inherited as ignored
 _TAKEN: list[int] = []
@@ -75,15 +75,19 @@ def install(argv: list[str] | None = None) -> None:
 def ctrl_c(_signum: int, frame: FrameType | None) -> None:
     """SIGINT's handler: Python's (``signal.default_int_handler``: a :class:`KeyboardInterrupt` in the main thread),
     never raised inside a lock's taking (:func:`gamead_cli.interrupt_point.raise_interrupt`; module docstring). While
-    a SIGTERM or SIGHUP is acted on it is ignored (:func:`take`): a Ctrl-C then cut the unwind of the first."""
-    if take(signal.SIGINT) != "other":
+    a SIGTERM or SIGHUP is acted on it is ignored (:func:`take`): a Ctrl-C then cut the unwind of the first. Once the
+    command has ended, as :func:`ended_acts` says."""
+    if not ended_acts(signal.SIGINT) and take(signal.SIGINT) != "other":
         raise_interrupt(frame)
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
     """Raise :class:`KeyboardInterrupt` in the main thread (never inside a lock's taking:
     :func:`gamead_cli.interrupt_point.raise_interrupt`), the signal remembered; a repeat of the one being acted
-    on takes its default action, another one is ignored meanwhile (:func:`take`, module docstring)."""
+    on takes its default action, another one is ignored meanwhile (:func:`take`, module docstring). Once the command
+    has ended, as :func:`ended_acts` says."""
+    if ended_acts(signum):
+        return
     taken = take(signum)
     if taken == "first":
         raise_interrupt(_frame)

@@ -41,6 +41,8 @@ def signals_interrupt() -> Iterator[None]:
     first_signals.handed_over()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if first_signals.ended_acts(signum):  # the command has ended: as the end's handlers will
+            return
         if first_signals.take(signum) == "first":  # another, or the same again, while the first is acted on: no
             raise_interrupt(frame)  # second interrupt in its unwind (its summary, its line)
 
@@ -148,9 +150,12 @@ def ended() -> None:
     the first stop's code stands). The interpreter's exit then joins the threads still running (a request in
     flight); a Ctrl-C during that join printed ``Exception ignored in: <module 'threading'> … KeyboardInterrupt``
     (review30b F11). A signal ignored (``nohup``, a background job) stays ignored. An interrupt put off
-    (:mod:`gamead_cli.interrupt_point`) is no longer due. On the main thread only (elsewhere: nothing)."""
+    (:mod:`gamead_cli.interrupt_point`) is no longer due. On the main thread only (elsewhere: nothing). From its
+    start, a handler of the CLI's that would raise a first stop acts as the end's handlers will
+    (:func:`first_signals.ended_acts`): a SIGTERM between two changes here raised a KeyboardInterrupt (endstop57)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    first_signals.PHASE["ended"] = True
     settled()
     # a stop acted on: only its signal again ends the process, by it; the others ignored, the defaults an event
     # loop's end put back included (a worker's: its handlers are the loop's)

@@ -15,8 +15,9 @@ from types import FrameType
 STOPPED: dict[str, int | None] = {"signal": None}
 #: the command as far as it is known, whether it is still starting (both the CLI's:
 #: :func:`gamead_cli.first_signals.command`, :func:`~gamead_cli.first_signals.handed_over`), and the stop being
-#: acted on (``acting``: a signal's number, :data:`ASKED_INSIDE`, None: none yet)
-PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None}
+#: acted on (``acting``: a signal's number, :data:`ASKED_INSIDE`, None: none yet), and whether the command has
+#: ended (``ended``: :func:`ended_acts`)
+PHASE: dict[str, object] = {"command": None, "starting": False, "acting": None, "ended": False}
 #: ``PHASE["acting"]`` of a stop that no signal asked (:func:`take`)
 ASKED_INSIDE = 0
 
@@ -26,7 +27,8 @@ def none_yet(*, command: object = ..., starting: object = ...) -> None:
     :data:`PHASE`'s ``acting`` forgotten; ``command`` (a name or None) and ``starting`` (bool) set in :data:`PHASE`
     when given, else kept. The one place the record is reset (before, four copies of these two lines)."""
     STOPPED["signal"] = None
-    PHASE.update({k: v for k, v in (("command", command), ("starting", starting)) if v is not ...}, acting=None)
+    PHASE.update({k: v for k, v in (("command", command), ("starting", starting)) if v is not ...}, acting=None,
+                 ended=False)
 
 
 def take(signum: int, *, signalled: bool = True) -> str:
@@ -70,3 +72,18 @@ def after_the_first(signum: int, _frame: FrameType | None) -> None:
     if take(signum) != "other":
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
+
+
+def ended_acts(signum: int) -> bool:
+    """Whether the command has ended (:data:`PHASE` ``ended``, set first thing by :func:`gamead_cli.stops.ended`,
+    reset by :func:`none_yet`); if so, stop signal ``signum``, in a handler that would raise a first stop, has
+    been acted on as :func:`after_stop` and the default actions after it have it: the stop acted on again, or any
+    signal when none was (or one no signal asked), ends the process by its default action (the shell says 143, 129,
+    130); another is ignored. False, doing nothing, before the end. endstop57: a SIGTERM between two of ``ended``'s
+    handler changes after a normal end met the CLI's handler, which raised a KeyboardInterrupt: a traceback."""
+    if not PHASE["ended"]:
+        return False
+    if PHASE["acting"] in (None, ASKED_INSIDE, signum):
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+    return True
