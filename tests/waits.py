@@ -15,6 +15,11 @@ from tests.support import POLL_CEILING
 T = TypeVar("T")
 
 
+def _said(what: str | Callable[[], str]) -> str:
+    """What a wait waited for: ``what``, or what it says when asked (a callable)."""
+    return what() if callable(what) else what
+
+
 async def until(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.01,
                 what: str | Callable[[], str] = "condition") -> T:
     """Poll ``probe`` (a plain or an async callable) on the running loop until it gives something truthy, and return
@@ -27,13 +32,16 @@ async def until(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0,
     ceiling = max(interval, POLL_CEILING)
     while True:
         last = probe()
-        if inspect.isawaitable(last):
-            last = await last
+        if inspect.isawaitable(last):  # a probe that never returns ends the wait too, and says so, within a whole
+            try:  # timeout past the deadline (session 57's fc5: test_reaper_sweep_failing waited 300 s, unnamed)
+                last = await asyncio.wait_for(last, max(deadline - loop.time(), 0.0) + timeout)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"timed out after {timeout}s waiting for {_said(what)}: a probe never "
+                                     "returned") from None
         if last:
             return last  # type: ignore[return-value]
         if loop.time() >= deadline:
-            told = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout}s waiting for {told} (last: {last!r})")
+            raise AssertionError(f"timed out after {timeout}s waiting for {_said(what)} (last: {last!r})")
         await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
         interval = min(ceiling, interval * 1.5)
 

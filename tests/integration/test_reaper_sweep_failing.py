@@ -81,11 +81,11 @@ def test_a_death_is_judged_while_every_sweep_fails(
                 return "dead-4" in {n.id for n in await registry.list()}
 
             await until(listed, timeout=DEADLINE, what="dead-4 listed")
-            await asyncio.to_thread(reaper_rounds, server.url)  # the reaper has read it
+            await asyncio.wait_for(asyncio.to_thread(reaper_rounds, server.url), 2 * DEADLINE)  # the reaper read it
             await until(lambda: any(r.getMessage().startswith("reaper: ") for r in caplog.records),
                         timeout=DEADLINE, what="a failed sweep")
             beating.cancel()  # kill -9: no delete, no note; its entry expires registry.ttl after its last beat
-            await asyncio.gather(beating, return_exceptions=True)
+            await asyncio.wait_for(asyncio.gather(beating, return_exceptions=True), DEADLINE)
 
             async def recovered() -> bool:
                 return (await store.get("ad-of-dead-4")).revision != before  # type: ignore[union-attr]

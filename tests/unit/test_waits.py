@@ -52,3 +52,15 @@ def test_an_async_probe_s_value_is_returned_and_interval_0_looks_at_every_turn_o
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
     assert looks == sorted(set(looks)) and len(looks) <= 6, looks
+
+
+def test_a_probe_that_never_returns_ends_the_wait_and_says_so() -> None:
+    """Session 57's fc5: an async probe that never returned held ``until`` (and test_reaper_sweep_failing) for
+    pytest's whole 300 s, the step unnamed. Now it is cut a whole timeout past the deadline and named; before, this
+    wait never ended (the outer 10 s bound here said so)."""
+    async def never() -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    with pytest.raises(AssertionError, match="waiting for the answer: a probe never returned"):
+        asyncio.run(asyncio.wait_for(until(never, timeout=0.05, what="the answer"), 10))
