@@ -198,6 +198,13 @@ def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes
             one = run_gamead("workers", "quiet", "frozen-1", env=env)
             assert one.returncode == 4 and one.stdout == "", one.stderr
             assert "did not answer within" in one.stderr and "may still go quiet when it wakes" in one.stderr
+            pair = run_gamead("workers", "quiet", "frozen-1", "gone-2", env=env)  # several named, none answered
+            assert pair.returncode == 4 and pair.stdout == "", pair.stderr  # as one (attack57b: exit 0, done none)
+            assert pair.stderr.count("\n") == 1 and "none of the workers gone-2 is live" in pair.stderr, pair.stderr
+            assert "frozen-1 did not answer in time" in pair.stderr and "may still go quiet" in pair.stderr
+            both = run_gamead("workers", "quiet", "frozen-1", "gone-2", "-o", "json", env=env)
+            assert both.returncode == 4 and json.loads(both.stdout)["error"]["details"] == {
+                "notLive": ["frozen-1", "gone-2"], "noAnswer": ["frozen-1"]}, both.stdout
             every = run_gamead("workers", "quiet", "--all", "-o", "json", env=env)
             assert every.returncode == 0, every.stderr
             doc = json.loads(every.stdout)
