@@ -92,7 +92,8 @@ def none_answered(verb: Verb, gone: list[str], silent: set[str]) -> NotFound:
     (``gone`` less ``silent``) and those that gave no answer in time (``silent``: frozen, they may still carry it
     out when they wake), each said; exit 4 (``worker_not_live``) as for one such id. Pure."""
     dead = [wid for wid in gone if wid not in silent]
-    parts = [f"none of the workers {', '.join(dead)} is live: no running worker answers for these ids"] if dead \
+    parts = [f"none of the workers {', '.join(dead)} is live: no running worker answers for these ids"
+             if len(dead) > 1 else f"worker {dead[0]} is not live: no running worker answers for this id"] if dead \
         else []
     if silent:
         late = ", ".join(sorted(silent))
@@ -122,7 +123,7 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
     (``--all``: one that is gone meanwhile is named, not an error; several named none of which is live: exit 4)."""
     with api_client(config, api) as client:
         ids = _ids(client, worker_ids or [], every)
-        many = every or len(ids) > 1
+        many = every or len(worker_ids or []) > 1  # as typed: `quiet w-1 w-1 -o json` has items as several do
         answers: list[dict[str, Any]] = []
         gone: list[str] = []
         silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
