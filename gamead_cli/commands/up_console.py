@@ -18,7 +18,20 @@ from gamead_core.count_words import counted
 from gamead_core.scaling.lease_rule import Lease
 from gamead_core.scaling.stacks import follower_line
 
-console = Console(stderr=True, highlight=False)
+
+
+class _Console(Console):
+    """rich's console, but a reader gone from its pipe (``gamead up 2>&1 | tee up.log``, tee killed with the
+    terminal) is an ``OSError`` :func:`say` drops the console for: rich's own ends the process with
+    ``SystemExit(1)`` (its stdout put on /dev/null), which stopped the stack at its next line, and in the terminal
+    watch's thread ended the thread unseen before it asked the stop (attack57b: the stack ran on)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the console's reader is gone")
+
+
+console = _Console(stderr=True, highlight=False)
 _console_ok = {"ok": True}
 
 

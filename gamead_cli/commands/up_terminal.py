@@ -15,9 +15,11 @@ written)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import sys
+import termios
 import threading
 from collections.abc import Callable
 
@@ -30,13 +32,24 @@ STDIN = 0
 
 def watched(check: bool) -> int | None:
     """The descriptor whose terminal ``gamead up`` watches: stdin's (0) when ``check`` (``--tty-check``, the
-    default) and stdin is a terminal now, else None (no watch)."""
+    default) and stdin is a terminal now or one that hung up already (:func:`hung_up`: its watch reports it at
+    once), else None (no watch)."""
     if not check or sys.stdin is None:
         return None
     try:
-        return STDIN if os.isatty(STDIN) else None
+        return STDIN if os.isatty(STDIN) or hung_up(STDIN) else None
     except OSError:  # pragma: no cover - stdin closed (`<&-`): no terminal
         return None
+
+
+def hung_up(fd: int) -> bool:
+    """Whether ``fd`` is a terminal that hung up already (closed in the second ``gamead up`` took to start): to
+    ``isatty`` it is no terminal, as its attributes are refused with EIO (a file, a pipe or /dev/null: ENOTTY)."""
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as exc:
+        return bool(exc.args) and exc.args[0] == errno.EIO
+    return False
 
 
 def hangup_words(hangup_ignored: bool, watching: bool, pid: int) -> str | None:

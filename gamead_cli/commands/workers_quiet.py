@@ -87,6 +87,23 @@ def asked_text(verb: Verb, answers: list[dict[str, Any]]) -> str:
     return f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}"
 
 
+def none_answered(verb: Verb, gone: list[str], silent: set[str]) -> NotFound:
+    """The error of several ids named, none of which answered ``verb``: those no running worker answers for
+    (``gone`` less ``silent``) and those that gave no answer in time (``silent``: frozen, they may still carry it
+    out when they wake), each said; exit 4 (``worker_not_live``) as for one such id. Pure."""
+    dead = [wid for wid in gone if wid not in silent]
+    parts = [f"none of the workers {', '.join(dead)} is live: no running worker answers for these ids"
+             if len(dead) > 1 else f"worker {dead[0]} is not live: no running worker answers for this id"] if dead \
+        else []
+    if silent:
+        late = ", ".join(sorted(silent))
+        parts.append(f"{late} did not answer in time (frozen, or its NATS link down): not done now, but it may still "
+                     f"{'go quiet' if verb == 'quiet' else verb} when it wakes")
+    then = "gamead workers shows their state" if silent else "gamead workers lists the live ones"
+    return NotFound(f"{'; '.join(parts)} ({then})",
+                    code="worker_not_live", details={"notLive": gone, "noAnswer": sorted(silent)})
+
+
 def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
     if every == bool(worker_ids):
         raise typer.BadParameter("name worker IDs or --all, not both" if every else "name a worker ID (or several), "
@@ -106,7 +123,7 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
     (``--all``: one that is gone meanwhile is named, not an error; several named none of which is live: exit 4)."""
     with api_client(config, api) as client:
         ids = _ids(client, worker_ids or [], every)
-        many = every or len(ids) > 1
+        many = every or len(worker_ids or []) > 1  # as typed: `quiet w-1 w-1 -o json` has items as several do
         answers: list[dict[str, Any]] = []
         gone: list[str] = []
         silent: set[str] = set()  #: no answer in time (frozen): it may still carry the request out when it wakes
@@ -124,9 +141,8 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
             answers.append(body)  # its shape checked (gamead_cli.answer_shapes)
         if answers:
             done_before_output(asked_text(verb, answers))
-        elif not every and not silent:  # several named, none live: as one named (README: exit 4)
-            raise NotFound(f"none of the workers {', '.join(gone)} is live: no running worker answers for these ids "
-                           "(gamead workers lists the live ones)", code="worker_not_live", details={"notLive": gone})
+        elif not every:  # several named, none answered (a frozen one too): as one named (README: exit 4)
+            raise none_answered(verb, gone, silent)
     other = "resume" if verb == "quiet" else "quiet"
     doc: dict[str, Any] = answers[0] if not many else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 

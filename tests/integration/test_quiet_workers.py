@@ -176,6 +176,11 @@ def test_the_undo_of_quiet_all_runs_as_printed_and_keeps_the_worker_quiet_before
     nobody = run_gamead("workers", "resume", "gone-1", "gone-2", env=env)
     assert nobody.returncode == 4 and nobody.stdout == "", nobody.stderr
     assert nobody.stderr.count("\n") == 1 and "none of the workers gone-1, gone-2 is live" in nobody.stderr
+    twice = run_gamead("workers", "resume", "w-2", "w-2", "-o", "json", env=env)  # a list with an id twice: told once,
+    assert twice.returncode == 0, twice.stderr  # the shape of several named (attack57b: one id's bare answer)
+    assert [a["workerId"] for a in json.loads(twice.stdout)["items"]] == ["w-2"], twice.stdout
+    gone = run_gamead("workers", "resume", "gone-1", "gone-1", env=env)
+    assert gone.returncode == 4 and "worker gone-1 is not live: no running worker answers for this id" in gone.stderr
 
 
 def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes(
@@ -198,6 +203,13 @@ def test_a_frozen_worker_is_not_said_stopped_it_may_still_go_quiet_when_it_wakes
             one = run_gamead("workers", "quiet", "frozen-1", env=env)
             assert one.returncode == 4 and one.stdout == "", one.stderr
             assert "did not answer within" in one.stderr and "may still go quiet when it wakes" in one.stderr
+            pair = run_gamead("workers", "quiet", "frozen-1", "gone-2", env=env)  # several named, none answered
+            assert pair.returncode == 4 and pair.stdout == "", pair.stderr  # as one (attack57b: exit 0, done none)
+            assert pair.stderr.count("\n") == 1 and "worker gone-2 is not live" in pair.stderr, pair.stderr
+            assert "frozen-1 did not answer in time" in pair.stderr and "may still go quiet" in pair.stderr
+            both = run_gamead("workers", "quiet", "frozen-1", "gone-2", "-o", "json", env=env)
+            assert both.returncode == 4 and json.loads(both.stdout)["error"]["details"] == {
+                "notLive": ["frozen-1", "gone-2"], "noAnswer": ["frozen-1"]}, both.stdout
             every = run_gamead("workers", "quiet", "--all", "-o", "json", env=env)
             assert every.returncode == 0, every.stderr
             doc = json.loads(every.stdout)

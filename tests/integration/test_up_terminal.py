@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from gamead_core.embedded import free_port
 from tests.forked_popen import takes_the_terminal
 from tests.integration.test_up_parent import ROOT, VENV, Started, _env
 from tests.support import gamead_argv, on_a_free_port, wait_for
@@ -136,3 +137,63 @@ def test_a_closed_terminal_stops_gamead_up_and_everything_it_started(
         stack.kill_everything()
         term.close()
 
+
+
+def test_a_terminal_gone_before_up_watches_it_stops_gamead_up_all_the_same(tmp_path: Path) -> None:
+    """The terminal hung up before ``gamead up`` looked at its stdin (a tmux pane killed, an SSH session dropped
+    within the second up takes to start): a hung-up terminal is no terminal to ``isatty`` (EIO), so before, up
+    watched nothing and started the whole stack on, under a wrapper ignoring SIGHUP, with no terminal ever to stop
+    it. It is a terminal gone: up stops as on SIGHUP, exit 0, nothing left running."""
+    data_dir, out = tmp_path / "data", tmp_path / "up.out"
+    master, slave = pty.openpty()
+    os.close(master)  # hung up before up even runs: the same as in the second it takes to reach its watch
+    argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=free_port()) for word in _up(data_dir)]]
+    try:
+        with open(out, "ab") as sink:
+            popen = subprocess.Popen(argv, env=_env(), stdin=slave, stdout=slave, stderr=sink, cwd=tmp_path,
+                                     start_new_session=True)
+    finally:
+        os.close(slave)
+    stack = Started(popen, data_dir, out)
+    try:
+        wait_for(lambda: (stack.up_pid(), popen.poll())[1] is not None, timeout=DEADLINE, interval=0.1,
+                 what="gamead up, its terminal gone, to end")
+        said = stack.output()
+        assert popen.returncode == 0, said[-2000:]
+        assert "! the terminal on gamead up's stdin hung up (closed): stopping the stack as on SIGHUP" in said, said
+        assert not stack.alive() and "Traceback" not in said, said[-2000:]
+    finally:
+        stack.kill_everything()
+
+
+def test_a_closed_terminal_stops_gamead_up_whose_console_pipe_lost_its_reader(tmp_path: Path) -> None:
+    """``gamead up 2>&1 | tee up.log`` under a wrapper ignoring SIGHUP, tee gone with the terminal (killed first
+    here): up's line saying the terminal hung up met the broken pipe, rich's console raised ``SystemExit(1)`` in
+    the watch's thread, which ended unseen before it asked the stop (attack57b: 1 of 1 still running 60 s on). Now
+    the line is dropped and the stack stops as on SIGHUP: exit 0, nothing left."""
+    data_dir, out = tmp_path / "data", tmp_path / "up.out"
+    master, slave = pty.openpty()
+    with open(out, "ab") as sink:
+        tee = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=sink, start_new_session=True)
+    argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=free_port()) for word in _up(data_dir)]]
+    try:
+        popen = subprocess.Popen(argv, env=_env(), stdin=slave, stdout=tee.stdin, stderr=subprocess.STDOUT,
+                                 cwd=tmp_path, start_new_session=True)
+    finally:
+        os.close(slave)
+        tee.stdin.close()  # type: ignore[union-attr]
+    stack = Started(popen, data_dir, out)
+    try:
+        stack.wait_ready()
+        tee.kill()
+        tee.wait(timeout=10)
+        os.close(master)
+        master = -1
+        wait_for(lambda: not stack.alive(), timeout=DEADLINE, what="gamead up and every process it started to be gone")
+        assert popen.wait(timeout=DEADLINE) == 0
+    finally:
+        stack.kill_everything()
+        if master != -1:
+            os.close(master)
+        tee.kill()
+        tee.wait(timeout=10)
