@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import free_port
 from tests.forked_popen import takes_the_terminal
 from tests.integration.test_up_parent import ROOT, VENV, Started, _env
 from tests.support import gamead_argv, on_a_free_port, wait_for
@@ -112,6 +111,7 @@ def _make_up(data_dir: Path) -> list[str]:
     (WRAPPED, _make_up, True, False),  # `make up` (make keeps SIGHUP ignored, up its child: --die-with-parent idle)
     (None, _up, True, True),  # no wrapper: the kernel's SIGHUP taken as well, beside the watch; one stop
 ], ids=["no signal", "the kernel's SIGHUP ignored", "below its session's leader", "make up", "the kernel's SIGHUP"])
+@pytest.mark.timeout(360)  # a stack's start (up to 240 s at load: tests/unit/test_up_start_budgets.py), then its stop
 def test_a_closed_terminal_stops_gamead_up_and_everything_it_started(
         tmp_path: Path, wrapper: str | None, command: object, controlling: bool, stderr_to_file: bool) -> None:
     if command is _make_up and shutil.which("make") is None:
@@ -145,46 +145,63 @@ def test_a_terminal_gone_before_up_watches_it_stops_gamead_up_all_the_same(tmp_p
     watched nothing and started the whole stack on, under a wrapper ignoring SIGHUP, with no terminal ever to stop
     it. It is a terminal gone: up stops as on SIGHUP, exit 0, nothing left running."""
     data_dir, out = tmp_path / "data", tmp_path / "up.out"
-    master, slave = pty.openpty()
-    os.close(master)  # hung up before up even runs: the same as in the second it takes to reach its watch
-    argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=free_port()) for word in _up(data_dir)]]
-    try:
-        with open(out, "ab") as sink:
-            popen = subprocess.Popen(argv, env=_env(), stdin=slave, stdout=slave, stderr=sink, cwd=tmp_path,
-                                     start_new_session=True)
-    finally:
-        os.close(slave)
-    stack = Started(popen, data_dir, out)
-    try:
-        wait_for(lambda: (stack.up_pid(), popen.poll())[1] is not None, timeout=DEADLINE, interval=0.1,
-                 what="gamead up, its terminal gone, to end")
-        said = stack.output()
-        assert popen.returncode == 0, said[-2000:]
-        assert "! the terminal on gamead up's stdin hung up (closed): stopping the stack as on SIGHUP" in said, said
-        assert not stack.alive() and "Traceback" not in said, said[-2000:]
-    finally:
-        stack.kill_everything()
+
+    def start(port: int) -> None:  # the port only names the stack: up stops before it would bind it
+        master, slave = pty.openpty()
+        os.close(master)  # hung up before up even runs: the same as in the second it takes to reach its watch
+        argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=port) for word in _up(data_dir)]]
+        try:
+            with open(out, "ab") as sink:
+                popen = subprocess.Popen(argv, env=_env(), stdin=slave, stdout=slave, stderr=sink, cwd=tmp_path,
+                                         start_new_session=True)
+        finally:
+            os.close(slave)
+        stack = Started(popen, data_dir, out)
+        try:
+            wait_for(lambda: (stack.up_pid(), popen.poll())[1] is not None, timeout=DEADLINE, interval=0.1,
+                     what="gamead up, its terminal gone, to end")
+            said = stack.output()
+            assert popen.returncode == 0, said[-2000:]
+            assert "! the terminal on gamead up's stdin hung up (closed): stopping the stack as on SIGHUP" in said, said
+            assert not stack.alive() and "Traceback" not in said, said[-2000:]
+        finally:
+            stack.kill_everything()
+
+    on_a_free_port(start)
 
 
+@pytest.mark.timeout(360)  # a stack's start (up to 240 s at load: tests/unit/test_up_start_budgets.py), then its stop
 def test_a_closed_terminal_stops_gamead_up_whose_console_pipe_lost_its_reader(tmp_path: Path) -> None:
     """``gamead up 2>&1 | tee up.log`` under a wrapper ignoring SIGHUP, tee gone with the terminal (killed first
     here): up's line saying the terminal hung up met the broken pipe, rich's console raised ``SystemExit(1)`` in
     the watch's thread, which ended unseen before it asked the stop (attack57b: 1 of 1 still running 60 s on). Now
     the line is dropped and the stack stops as on SIGHUP: exit 0, nothing left."""
     data_dir, out = tmp_path / "data", tmp_path / "up.out"
-    master, slave = pty.openpty()
-    with open(out, "ab") as sink:
-        tee = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=sink, start_new_session=True)
-    argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=free_port()) for word in _up(data_dir)]]
+
+    def start(port: int) -> tuple[int, subprocess.Popen[bytes], subprocess.Popen[bytes], Started]:
+        master, slave = pty.openpty()
+        with open(out, "ab") as sink:
+            tee = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=sink, start_new_session=True)
+        argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=port) for word in _up(data_dir)]]
+        try:
+            popen = subprocess.Popen(argv, env=_env(), stdin=slave, stdout=tee.stdin, stderr=subprocess.STDOUT,
+                                     cwd=tmp_path, start_new_session=True)
+        finally:
+            os.close(slave)
+            tee.stdin.close()  # type: ignore[union-attr]
+        stack = Started(popen, data_dir, out)
+        try:
+            stack.wait_ready()
+        except BaseException:  # PortTaken included: on_a_free_port picks another port
+            stack.kill_everything()
+            os.close(master)
+            tee.kill()
+            tee.wait(timeout=10)
+            raise
+        return master, tee, popen, stack
+
+    master, tee, popen, stack = on_a_free_port(start)
     try:
-        popen = subprocess.Popen(argv, env=_env(), stdin=slave, stdout=tee.stdin, stderr=subprocess.STDOUT,
-                                 cwd=tmp_path, start_new_session=True)
-    finally:
-        os.close(slave)
-        tee.stdin.close()  # type: ignore[union-attr]
-    stack = Started(popen, data_dir, out)
-    try:
-        stack.wait_ready()
         tee.kill()
         tee.wait(timeout=10)
         os.close(master)
