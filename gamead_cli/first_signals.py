@@ -40,9 +40,9 @@ import threading
 from types import FrameType
 
 from gamead_cli.interrupt_point import raise_interrupt
-from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, ended_acts, none_yet, take
+from gamead_core.first_stop import ASKED_INSIDE, PHASE, STOPPED, after_stop, end_by, ended_acts, none_yet, take
 
-__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "after_stop", "command", "ctrl_c", "ended_acts",
+__all__ = ["ASKED_INSIDE", "NOTHING_YET", "PHASE", "STOPPED", "after_stop", "command", "ctrl_c", "end_by", "ended_acts",
            "handed_over", "install", "interrupted_words", "none_yet", "take"]
 
 #: the signals this module handles: SIGTERM and SIGHUP, less one inherited as ignored
@@ -92,8 +92,7 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     if taken == "first":
         raise_interrupt(_frame)
     if taken == "again":
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
+        end_by(signum)
 
 
 def command(name: str | None) -> None:

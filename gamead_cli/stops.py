@@ -46,18 +46,10 @@ def signals_interrupt() -> Iterator[None]:
         if first_signals.take(signum) == "first":  # another, or the same again, while the first is acted on: no
             raise_interrupt(frame)  # second interrupt in its unwind (its summary, its line)
 
-    before: dict[int, Any] = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            if sig != signal.SIGINT or signal.getsignal(sig) in (signal.default_int_handler, first_signals.ctrl_c):
-                before[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread
-        pass
-    try:
+    main = threading.current_thread() is threading.main_thread()  # elsewhere Python sets no handler
+    with replaced({sig: handler for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT) if main and (
+            sig != signal.SIGINT or signal.getsignal(sig) in (signal.default_int_handler, first_signals.ctrl_c))}):
         yield
-    finally:
-        for sig, old in before.items():
-            signal.signal(sig, old)
 
 
 _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -75,14 +67,13 @@ def signals_held() -> Iterator[None]:
         yield
         return
     came: list[int] = []
-    before = {sig: signal.signal(sig, lambda signum, _frame: came.append(signum)) for sig in _HELD}
-    if due := take_due():  # one put off before the block or as it began (its handler took it already): after it
-        came.insert(0, _due())
+    before, due = {sig: signal.getsignal(sig) for sig in _HELD}, False
     try:
-        yield
+        with replaced(dict.fromkeys(_HELD, lambda signum, _frame: came.append(signum))):
+            if due := take_due():  # one put off before the block or as it began (its handler took it): after it
+                came.insert(0, _due())
+            yield
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
         if came:
             handler = before[came[0]]
             if due:

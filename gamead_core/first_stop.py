@@ -70,8 +70,7 @@ def after_the_first(signum: int, _frame: FrameType | None) -> None:
     action (the process ends by it); another one is ignored (:func:`take`), e.g. a SIGTERM while a Ctrl-C's
     interrupt unwinds (before: the process ended by the SIGTERM, not with the Ctrl-C's 130)."""
     if take(signum) != "other":
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
+        end_by(signum)
 
 
 def ended_acts(signum: int) -> bool:
@@ -84,6 +83,12 @@ def ended_acts(signum: int) -> bool:
     if not PHASE["ended"]:
         return False
     if PHASE["acting"] in (None, ASKED_INSIDE, signum):
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
+        end_by(signum)
     return True
+
+
+def end_by(signum: int) -> None:
+    """End the process by ``signum``'s default action (the shell says 128 + its number), from its handler: the
+    default set again, then the signal raised. The one place the stop rules above (and the CLI's handlers) do it."""
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)

@@ -124,8 +124,7 @@ class StopsFromOutside:
                 return
         taken = first_signals.take(signum)
         if taken == "again":
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
+            first_signals.end_by(signum)
         if taken != "first":
             return
         if not looping:  # put off past a step that must not be cut (the putting back of these handlers)
