@@ -15,10 +15,11 @@ on each alike:
 * ``worker`` forked: from the fork to its ``worker started`` log line (its topology set up; it pulls next);
 * with ``--fresh``, each also as a fresh interpreter (``python -m gamead_cli …``: its imports included).
 
-The CPU is the child's own (``/proc/PID/stat`` utime + stime, read once it is ready; 10 ms ticks), the wall time
-from the request to the fork server (or ``Popen``) to ready. Each child is then stopped (SIGTERM, by PID; SIGKILL
-after 20 s) before the next starts, and the CPU-s of its stop (its whole CPU, reaped, less that to ready) said
-too. Printed: the median, min and max over ``--rounds`` per role, mode and tree.
+The CPU is the child's own: it is SIGKILLed (by PID) once ready and its rusage read as it is reaped (µs, its
+threads' too); with ``--stop`` it is stopped by SIGTERM instead (SIGKILL after 20 s), its CPU to ready read from
+``/proc/PID/stat`` once ready (10 ms ticks) and its stop's CPU (the rest of its rusage) said too. The wall time is
+from the request to the fork server (or ``Popen``) to ready. One child at a time. Printed: the median, min and max
+over ``--rounds`` per role, mode and tree.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _stop(pid: int, forker: Forker | None) -> float:
-    """SIGTERM ``pid`` (SIGKILL after 20 s); the CPU-s it used in all."""
-    os.kill(pid, signal.SIGTERM)
+def _stop(pid: int, forker: Forker | None, sig: int = signal.SIGTERM) -> float:
+    """``sig`` to ``pid`` (SIGKILL after 20 s); the CPU-s it used in all (its rusage, reaped: µs, threads too)."""
+    os.kill(pid, sig)
     deadline = time.monotonic() + 20
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -125,11 +126,14 @@ def _ready(role: str, port: int, log: Path) -> bool:
         return False
 
 
-def one_start(role: str, tree: Path, forker: Forker | None, logdir: Path, k: int) -> tuple[float, float, float]:
-    """Start ``role`` once (forked by ``forker``, else a fresh interpreter), stop it once ready: (CPU-s to ready,
-    wall s to ready, CPU-s of its stop)."""
+def one_start(role: str, tree: Path, forker: Forker | None, logdir: Path, k: int,
+              stop: bool) -> tuple[float, float, float]:
+    """Start ``role`` once (forked by ``forker``, else a fresh interpreter), end it once ready: (CPU-s to ready,
+    wall s to ready, CPU-s of its stop). With ``stop`` it is stopped (SIGTERM), its CPU to ready read from /proc
+    (10 ms ticks) and its stop's the rest; else SIGKILLed at once, its CPU to ready its whole rusage (µs), stop 0."""
     port = free_port()
-    args = ["serve", "--port", str(port)] if role == "serve" else ["worker", "--id", f"bench-{k}"]
+    # a worker id of its own each start: a killed worker's registry claim lapses only seconds later
+    args = ["serve", "--port", str(port)] if role == "serve" else ["worker", "--id", f"bench-{port}"]
     log = logdir / f"{role}-{port}.log"
     began = time.monotonic()
     if forker is not None:
@@ -148,11 +152,11 @@ def one_start(role: str, tree: Path, forker: Forker | None, logdir: Path, k: int
                 raise RuntimeError(f"{role} of {tree} did not start:\n{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.01)
         wall = time.monotonic() - began
-        cpu = proc_cpu_seconds(pid)
+        cpu = proc_cpu_seconds(pid) if stop else 0.0
     finally:
-        total = _stop(pid, forker)
+        total = _stop(pid, forker, signal.SIGTERM if stop else signal.SIGKILL)
     assert cpu is not None
-    return cpu, wall, total - cpu
+    return (cpu, wall, total - cpu) if stop else (total, wall, 0.0)
 
 
 NATS_URL = ""
@@ -179,7 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for role in args.roles:
                 for mode in modes:
                     for tree, forker in zip(trees, forkers, strict=True):
-                        figure = one_start(role, tree, forker if mode == "forked" else None, tmp, k)
+                        figure = one_start(role, tree, forker if mode == "forked" else None, tmp, k, args.stop)
                         if k:
                             results.setdefault(f"{role} {mode} {tree}", []).append(figure)
     finally:
@@ -198,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--code", action="append", default=[], metavar="DIR", help="another source tree beside this one")
     p.add_argument("--roles", nargs="+", default=["serve", "worker"], choices=["serve", "worker"])
     p.add_argument("--fresh", action="store_true", help="also start each as a fresh interpreter")
+    p.add_argument("--stop", action="store_true",
+                   help="stop each (SIGTERM) and measure its stop too; CPU to ready then in 10 ms ticks")
     p.add_argument("--output", choices=["table", "json"], default="table")
     args = p.parse_args(argv)
     result = run(args)
