@@ -77,10 +77,20 @@ def _reflow_tree(command: Any) -> None:
         _reflow_tree(sub)
 
 
+#: name → its click command, built once per process (a fork server's children inherit those it built: start58)
+_LOADED: dict[str, Any] = {}
+
+
 def load_command(name: str) -> Any:
-    """Import the module of command ``name`` and build its click command (a group for a sub-app). Shell
-    completion (``--install-completion``/``--show-completion``) is an option of the root ``gamead`` alone, not
-    repeated in every verb's ``--help``."""
+    """Import the module of command ``name`` and build its click command (a group for a sub-app), once per process
+    (1-3 ms of a start). Shell completion (``--install-completion``/``--show-completion``) is an option of the root
+    ``gamead`` alone, not repeated in every verb's ``--help``."""
+    if (built := _LOADED.get(name)) is None:
+        built = _LOADED[name] = _build(name)
+    return built
+
+
+def _build(name: str) -> Any:
     module_name, attr, _ = COMMANDS[name]
     module = importlib.import_module(module_name)
     target = getattr(module, attr)

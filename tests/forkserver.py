@@ -66,6 +66,29 @@ PRELOAD = (
 )
 
 
+#: the commands the server builds into click commands before it forks (``gamead_cli.command_table.load_command``
+#: keeps each, as ``gamead_cli.root.app`` its root group, once per process), each option's value check (a pydantic
+#: TypeAdapter Typer makes on first use and keeps) made too: ~10 ms of CPU of each child's start before
+WARM = ("serve", "worker", "dlq", "ads", "submit", "scale", "workers")
+
+
+def _warm() -> None:
+    """Build the root group and the :data:`WARM` commands (what failed to build is built by the child itself)."""
+    try:
+        from gamead_cli.command_table import load_command
+        from gamead_cli.root import app
+
+        commands = [app.click_group(), *(load_command(name) for name in WARM)]
+        while commands:
+            command = commands.pop()
+            commands.extend((getattr(command, "commands", None) or {}).values())
+            for param in command.params:
+                if hasattr(param, "get_runtime_param"):
+                    param.get_runtime_param()
+    except Exception:  # noqa: BLE001, S110 - as PRELOAD's imports: the child does it then
+        pass
+
+
 def _write(message: dict[str, Any]) -> None:
     os.write(1, json.dumps(message).encode() + b"\n")
 
@@ -189,6 +212,7 @@ def main() -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - a module we cannot preload is imported by the child itself
             continue
+    _warm()
     if threading.active_count() != 1:  # a fork would copy a thread's locks, not the thread
         _write({"error": f"importing started threads: {threading.enumerate()}"})
         sys.exit(3)

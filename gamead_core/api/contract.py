@@ -43,6 +43,7 @@ from starlette.types import Receive, Scope, Send
 
 from gamead_core.api.auth import SAFE_METHODS, auth_required, route_class
 from gamead_core.api.errors import error_response
+from gamead_core.api.route_table import route_rows
 from gamead_core.config import GameadSettings
 from gamead_core.safe_text import shown_cut
 
@@ -263,13 +264,7 @@ def install(app: FastAPI, settings: GameadSettings) -> None:
 def shadowed_paths(app: Any) -> dict[str, frozenset[str]]:
     """Fixed paths (no path parameter) of ``app``'s routes that a route with a parameter also matches, each with
     the methods its own routes serve. ``{"/ads/batch": {"POST"}, "/v1/dlq/replay": {"POST"}, …}``."""
-    from fastapi import routing
-
-    flatten = getattr(routing, "iter_route_contexts", None)
-    routes = flatten(app.routes) if flatten is not None else app.routes
-    rows = [(str(getattr(r, "path_format", "")), getattr(r, "path_regex", None), getattr(r, "methods", None))
-            for r in routes]
-    rows = [(path, regex, methods) for path, regex, methods in rows if regex is not None and methods]
+    rows = [(path, regex, methods) for path, regex, methods, _ in route_rows(app.routes)]
     fixed: dict[str, set[str]] = {}
     for path, _, methods in rows:
         if "{" not in path:
@@ -300,17 +295,8 @@ class WrongMethod(BaseRoute):
 
 def route_table(app: Any) -> list[tuple[Any, frozenset[str], int]]:
     """``(path regex, methods, path parameters)`` of every route of ``app``, routes of included routers too
-    (FastAPI ≥ 0.16x keeps them inside the router that included them: ``iter_route_contexts`` flattens)."""
-    from fastapi import routing
-
-    flatten = getattr(routing, "iter_route_contexts", None)
-    routes = flatten(app.routes) if flatten is not None else app.routes
-    table = []
-    for route in routes:
-        regex, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and methods:
-            table.append((regex, frozenset(methods), str(getattr(route, "path_format", "")).count("{")))
-    return table
+    (:func:`~gamead_core.api.route_table.route_rows`)."""
+    return [(regex, methods, path.count("{")) for path, regex, methods, _ in route_rows(app.routes)]
 
 
 def allowed_methods(app: Any, path: str) -> list[str]:

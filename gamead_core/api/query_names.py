@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from gamead_core.api.errors import ApiError, DuplicateQueryParameter, UnknownQueryParameter
+from gamead_core.api.route_table import route_rows
 from gamead_core.safe_text import shown_cut
 
 __all__ = ["PROBES", "declared_names", "query_refusal", "parameter_names", "repeated_parameter"]
@@ -64,16 +65,8 @@ def declared_names(dependant: Any) -> frozenset[str]:
 
 
 def _table(app: Any) -> Table:
-    from fastapi import routing
-
-    flatten = getattr(routing, "iter_route_contexts", None)
-    table: Table = []
-    for route in flatten(app.routes) if flatten is not None else app.routes:
-        regex, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and methods:
-            dependant = getattr(route, "dependant", None)
-            table.append((regex, frozenset(methods), None if dependant is None else declared_names(dependant)))
-    return table
+    return [(regex, methods, None if dependant is None else declared_names(dependant))
+            for _, regex, methods, dependant in route_rows(app.routes)]
 
 
 def known_names(app: Any, method: str, path: str) -> frozenset[str] | None:
