@@ -110,7 +110,7 @@ def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
                                  "or --all", param_hint="ID")
     for worker_id in worker_ids:
         if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
-            raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
+            raise typer.BadParameter(f"{worker_id[:40]!r} is not a worker id ({WORKER_ID_RULE})", param_hint="ID")
     if worker_ids:
         return list(dict.fromkeys(worker_ids))  # each told once
     body = client.request("GET", "/v1/workers", params={"role": "worker"})  # a dict of items (answer_shapes)
