@@ -33,7 +33,7 @@ TABLE: tuple[tuple[int, str], ...] = (
     (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
                   "request got no answer, or NATS closed a node's connection for good"),
     (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or the worker of "
-                "`workers quiet ID` / `resume ID` is not live"),
+                "`workers quiet ID` / `resume ID` is not live (one of several named: the others done)"),
     (CONFIG, "the configuration is invalid or cannot work: config file, `GAMEAD_*` variable or flag, a port or "
              "data dir it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
