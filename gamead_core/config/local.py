@@ -27,6 +27,9 @@ class EmbeddedSettings(Section):
         0, ge=0, le=65535, description="Loopback port of the embedded nats-server's HTTP monitoring (`/healthz`, "
         "which `gamead up` watches; 0 = a free port, reserved like the others). At most 65535.")
     sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
+    tty_check: bool = Field(
+        True, description="`gamead up` stops the stack, as on SIGHUP, once the terminal on its stdin hangs up (flag "
+        "--tty-check/--no-tty-check); false: the stack outlives the terminal, as with stdin not a terminal.")
     gomaxprocs: int = Field(
         0, ge=0, le=1024,
         description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
