@@ -33,9 +33,9 @@ TABLE: tuple[tuple[int, str], ...] = (
     (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
                   "request got no answer, or NATS closed a node's connection for good"),
     (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or the worker of "
-                "`workers quiet ID` / `resume ID` is not live (one of several named: the others done)"),
+                "`workers quiet ID` / `resume ID` is not live"),
     (CONFIG, "the configuration is invalid or cannot work: config file or `GAMEAD_*` variable, a port or data dir "
-             "it cannot use (a flag's too), NATS credentials refused, a worker id held"),
+             "it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
