@@ -123,7 +123,7 @@ URLS = {"GAMEAD_API_URL": "http://127.0.0.1:8080", "GAMEAD_REDIS__URL": "redis:/
 
 def test_every_url_setting_has_one_rule_spaces_around_dropped_a_control_character_refused(tmp_path: Path) -> None:
     """attack57b: ``GAMEAD_API_URL=$'http://…\\r'`` (a CRLF env file's line end) was refused, exit 5, while the same
-    ``\\r`` ended ``redis.url`` and ``nats.url`` unseen, and a tab inside a Redis URL was dropped by urllib (``:63\\t79``
+    ``\\r`` ended ``redis.url`` and ``nats.url`` unseen, and a tab inside a Redis URL was dropped by urllib (``63\\t79``
     connected to 6379). Before: 4 of the 6 control-character cases below exit 0; now each is one red line naming
     the variable and the character, exit 5, and spaces around every one of them are dropped, as the README says."""
     for variable, url in URLS.items():

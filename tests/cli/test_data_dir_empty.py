@@ -1,7 +1,8 @@
 """attack46 F9: `gamead up --data-dir "$DIR"` with DIR unset (an empty value) ran the stack in the working
 directory: its JetStream store, logs, nats.conf and config-in-force.yaml (holding the stack's NATS token) among the
-operator's files; `GAMEAD_EMBEDDED__DATA_DIR=` the same. An empty data dir is refused now, one red line
-naming the flag (exit 2) or the setting and where it was written (exit 5), before anything starts or is written; `.` still says it on purpose."""
+operator's files; `GAMEAD_EMBEDDED__DATA_DIR=` the same. An empty data dir is refused now, one red line naming the
+flag (exit 2) or the setting and where it was written (exit 5), before anything starts or is written; `.` still
+says it on purpose."""
 
 from __future__ import annotations
 
