@@ -34,8 +34,8 @@ TABLE: tuple[tuple[int, str], ...] = (
                   "request got no answer, or NATS closed a node's connection for good"),
     (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or the worker of "
                 "`workers quiet ID` / `resume ID` is not live"),
-    (CONFIG, "the configuration is invalid or cannot work: config file, `GAMEAD_*` variable or flag, a port or "
-             "data dir it cannot use, NATS credentials refused, a worker id held"),
+    (CONFIG, "the configuration is invalid or cannot work: config file or `GAMEAD_*` variable, a port or data dir "
+             "it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),

@@ -50,13 +50,18 @@ _VALIDATOR_PREFIX = re.compile(r"(^|: )Value error, ")
 def usage_line(exc: Any) -> str:
     """The one line of a usage error (exit 2): Click's message without pydantic's ``Value error, `` and a pointer
     to the verb's ``--help``; a number past its range in the one sentence of :func:`gamead_cli.bounds.bound_line`
-    (``--limit must be 1 to 500, not 0``), whoever checked it."""
-    from gamead_cli.bounds import bound_line
+    (``--limit must be 1 to 500, not 0``), whoever checked it; any other refused value after the parameter's name
+    alone (``--status: 'foo' is not one of …``, ``ID: 'a b' is not a worker id …``), never Click's ``Invalid value
+    for '--status' / '-s':``."""
+    from gamead_cli.bounds import bound_line, param_name
 
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "gamead"
-    bare = getattr(exc, "param", None) is None and getattr(exc, "param_hint", None) is None
-    message = bound_line(exc) or str(exc.message if bare and hasattr(exc, "message") else exc.format_message())
+    param, hint = getattr(exc, "param", None), getattr(exc, "param_hint", None)
+    named = isinstance(exc, error_kinds("BadParameter")) and not isinstance(exc, error_kinds("MissingParameter"))
+    message = bound_line(exc) or (  # Click's "Invalid value for 'ID': " said plainly, as a bound is (attack57b)
+        f"{param_name(param, hint)}: {exc.message}" if named and (param or hint) else
+        str(exc.message if param is None and hint is None and hasattr(exc, "message") else exc.format_message()))
     message = _VALIDATOR_PREFIX.sub(r"\1", message, count=1)
     return f"{message.rstrip('.')} (see `{path} --help`)"
 

@@ -247,7 +247,7 @@ def strict_dumps(value: Any, **kw: Any) -> str:
 class BadInputFile(typer.BadParameter):
     """An operator's input file that cannot be used as given: missing, unreadable, not UTF-8, not strict JSON /
     JSON Lines, or not the shape its command reads. Bad input, so bad usage: exit 2 (README "Exit codes"), one red
-    line ``Invalid value for FILE: ads.ndjson:2: not valid JSON (…)``. ``where``: the file (``stdin`` for ``-``);
+    line ``FILE: ads.ndjson:2: not valid JSON (…)``. ``where``: the file (``stdin`` for ``-``);
     ``line``: the 1-based line of the fault, None when it is the whole file's."""
 
     def __init__(self, where: str, problem: str, line: int | None = None, hint: str = "FILE") -> None:

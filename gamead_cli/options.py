@@ -104,10 +104,13 @@ def confirm(question: str, yes: bool, *, api: str) -> None:
 def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
     """Load settings for a command: its flags (``overrides``, nested dicts) win over everything else.
 
-    Raises :class:`~gamead_core.errors.ConfigError` (exit 5) for a bad file or ``GAMEAD_*`` value.
+    Raises :class:`~gamead_core.errors.ConfigError` (exit 5) for a bad file or ``GAMEAD_*`` value; a usage error
+    (exit 2) naming the flag for a flag's value its setting refuses (:func:`gamead_cli.flag_settings.check_flags`).
     """
+    from gamead_cli.flag_settings import check_flags
     from gamead_core.config import load_settings
 
+    check_flags(overrides)
     return load_settings(config, **overrides)
 
 

@@ -128,12 +128,13 @@ def up(
                           "running."),
     ] = False,
     tty_check: Annotated[
-        bool,
-        typer.Option("--tty-check/--no-tty-check",
+        bool | None,
+        typer.Option("--tty-check/--no-tty-check", show_default=False,
                      help="Stop the stack, as on SIGHUP (exit 0), once the terminal on stdin hangs up, even where no "
                           "SIGHUP reaches it (a wrapper ignoring it, a background job); --no-tty-check, stdin not a "
-                          "terminal (`nohup`, `< /dev/null`): the stack outlives the terminal."),
-    ] = True,
+                          "terminal (`nohup`, `< /dev/null`): the stack outlives the terminal \\[embedded.tty_check, "
+                          "default: on]."),
+    ] = None,
 ) -> None:
     started_by = os.getppid()  # first thing: the parent --die-with-parent watches (gamead_cli.commands.up_parent)
     nofile = raise_nofile()  # the soft open-files limit up to the hard one; every child inherits it
@@ -143,9 +144,8 @@ def up(
     from gamead_core.scaling.local_ids import stack_tag
     from gamead_core.telemetry.tracing import check_tracing_env, tracing_line
 
-    settings = settings_from(
-        config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
-    )
+    settings = settings_from(config, api={"port": port}, embedded={"data_dir": data_dir, "tty_check": tty_check},
+                             worker={"concurrency": concurrency})
     in_force = config_path(config)
     check_tracing_env()  # its children's OTEL_* (they inherit them): refused before anything starts (exit 5)
     shared = bool(settings.nats.url)  # a NATS other stacks may use: its workers' ids carry its tag (.local_ids)
@@ -184,7 +184,7 @@ def up(
     try:
         if die_with_parent:  # after the lock, inside the try whose finally ends it (review28 U2)
             watch_parent(started_by, _parent_gone, parent_watched)
-        terminal.start(tty_check)  # also when SIGHUP came ignored: a wrapper's, not nohup's (stdin no terminal)
+        terminal.start(settings.embedded.tty_check)  # also when SIGHUP came ignored: a wrapper's, not nohup's
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if not settings.nats.url and (low := low_room_line(data.path)) is not None:  # attack41a F2
             say(f"[yellow]![/] {escape(low)}")

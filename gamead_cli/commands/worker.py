@@ -48,7 +48,7 @@ def worker(
 ) -> None:
     nofile = raise_nofile()  # first: the soft open-files limit up to the hard one (Go's runtime and nginx do it too)
     if worker_id is not None and not is_worker_id(worker_id):  # it is written into DLQ entries an export carries
-        raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="--id")
+        raise typer.BadParameter(f"{worker_id[:40]!r} is not a worker id ({WORKER_ID_RULE})", param_hint="--id")
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
                              nats={"url": nats_url, "give_up_after": give_up_after})
     url = require_nats_url(settings)

@@ -3,6 +3,7 @@ no new ad while it finishes what it runs and stays alive (Sidekiq's quiet), or t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import typer
@@ -87,10 +88,11 @@ def asked_text(verb: Verb, answers: list[dict[str, Any]]) -> str:
     return f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}"
 
 
-def none_answered(verb: Verb, gone: list[str], silent: set[str]) -> NotFound:
-    """The error of several ids named, none of which answered ``verb``: those no running worker answers for
+def not_done(verb: Verb, gone: list[str], silent: set[str], done: Sequence[str] = ()) -> NotFound:
+    """The error of several ids named of which some did not answer ``verb``: those no running worker answers for
     (``gone`` less ``silent``) and those that gave no answer in time (``silent``: frozen, they may still carry it
-    out when they wake), each said; exit 4 (``worker_not_live``) as for one such id. Pure."""
+    out when they wake), each said, after those it was ``done`` for (``quiet done for w-2, not for gone-3: …``:
+    attack57b, a partial success exited 0 as a whole one); exit 4 (``worker_not_live``) as for one such id. Pure."""
     dead = [wid for wid in gone if wid not in silent]
     parts = [f"none of the workers {', '.join(dead)} is live: no running worker answers for these ids"
              if len(dead) > 1 else f"worker {dead[0]} is not live: no running worker answers for this id"] if dead \
@@ -100,8 +102,9 @@ def none_answered(verb: Verb, gone: list[str], silent: set[str]) -> NotFound:
         parts.append(f"{late} did not answer in time (frozen, or its NATS link down): not done now, but it may still "
                      f"{'go quiet' if verb == 'quiet' else verb} when it wakes")
     then = "gamead workers shows their state" if silent else "gamead workers lists the live ones"
-    return NotFound(f"{'; '.join(parts)} ({then})",
-                    code="worker_not_live", details={"notLive": gone, "noAnswer": sorted(silent)})
+    said = f"{verb} done for {', '.join(done)}, not for {', '.join(gone)}: " if done else ""
+    return NotFound(f"{said}{'; '.join(parts)} ({then})", code="worker_not_live",
+                    details={"notLive": gone, "noAnswer": sorted(silent), **({"done": list(done)} if done else {})})
 
 
 def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
@@ -110,7 +113,7 @@ def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
                                  "or --all", param_hint="ID")
     for worker_id in worker_ids:
         if not is_worker_id(worker_id):  # never sent: the API refuses it too (404 not_found)
-            raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="ID")
+            raise typer.BadParameter(f"{worker_id[:40]!r} is not a worker id ({WORKER_ID_RULE})", param_hint="ID")
     if worker_ids:
         return list(dict.fromkeys(worker_ids))  # each told once
     body = client.request("GET", "/v1/workers", params={"role": "worker"})  # a dict of items (answer_shapes)
@@ -120,7 +123,8 @@ def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
 def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: OutputFormat, api: str | None,
             config: Any) -> None:
     """``POST /v1/workers/{id}/{verb}`` for the worker named, or for each of several named or each live one
-    (``--all``: one that is gone meanwhile is named, not an error; several named none of which is live: exit 4)."""
+    (``--all``: one that is gone meanwhile is named, not an error; several named of which one is not done: the
+    answers, then exit 4 naming the ids not done)."""
     with api_client(config, api) as client:
         ids = _ids(client, worker_ids or [], every)
         many = every or len(worker_ids or []) > 1  # as typed: `quiet w-1 w-1 -o json` has items as several do
@@ -142,7 +146,7 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
         if answers:
             done_before_output(asked_text(verb, answers))
         elif not every:  # several named, none answered (a frozen one too): as one named (README: exit 4)
-            raise none_answered(verb, gone, silent)
+            raise not_done(verb, gone, silent)
     other = "resume" if verb == "quiet" else "quiet"
     doc: dict[str, Any] = answers[0] if not many else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 
@@ -151,9 +155,7 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
             return empty_text("no live workers", None, "none sent a heartbeat within registry.ttl")
         parts: list[RenderableType] = [answer_line(a, verb) for a in answers]
         parts += [Text(missed_words(wid, verb, follow_up("workers", verb, wid, again=client.again),
-                                    silent=wid in silent) if every or wid in silent else
-                       f"{wid} is not live: no running worker answers for this id (gamead workers lists the live "
-                       "ones)", style="yellow") for wid in gone]  # named, not listed: it may never have been
+                                    silent=wid in silent), style="yellow") for wid in gone if every]  # named: below
         undo = undo_words(answers, every)
         if undo is not None:
             back = follow_up("workers", other, *undo[0], again=client.again)
@@ -162,6 +164,8 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
         return Group(*parts)
 
     emit(doc, output, view)
+    if gone and not every:  # named, some not done: the done ones said above, exit 4 naming the others (attack57b)
+        raise not_done(verb, gone, silent, [str(a.get("workerId")) for a in answers])
 
 
 def quiet(worker_ids: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,

@@ -78,7 +78,9 @@ NODES_LEGEND: dict[str, str] = {
     "UP": "time since the process started (a restarted node keeps its id: its counts start again)",
     "IN-FL": "slots busy / slots", "COMPLETED": "ads completed since the process started",
     "FAILED": "failed analysis attempts (retried or dead-lettered) since the process started", "PROC P95": "analysis time, last minute",
-    "HEARTBEAT": "age of its last heartbeat", "LAST ERROR": "the latest error an analysis raised there"}
+    "HEARTBEAT": "age of its last heartbeat",
+    "LAST ERROR": "the latest error there: an analysis's (counted in FAILED) or the worker's own, named by its kind "
+                  "(storage: a store it could not write, dlq_full: …), which FAILED does not count"}
 
 
 #: what the cryptic columns of the DLQ table are (``gamead top --once``; newcomer56: ``P`` and ``ATT`` were unsaid)

@@ -32,6 +32,18 @@ _HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-
                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 
 
+def control_problem(url: str) -> str | None:
+    """Where ``url`` holds a control character (C0 with tab, CR and LF, DEL, C1), or None: the one rule of every URL
+    gamead takes (the API's, ``redis.url``, ``nats.url``, an HTTP endpoint): spaces around it are dropped, a control
+    character anywhere is refused, named as an escape. ``redis.url`` and ``nats.url`` dropped one at an end
+    (``$'redis://h:6379/0\\r'``, a CRLF env file) and urllib dropped a tab inside unseen, while ``GAMEAD_API_URL``
+    refused it (attack57b). Pure."""
+    bad = next((c for c in url if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
+    if bad is None:
+        return None
+    return f"it holds the control character {bad!r} at position {url.index(bad)} (a URL has none)"
+
+
 def _port_problem(parts: SplitResult) -> str | None:
     """What is wrong with the port of ``parts``, or None (no port, or one from 1 to 65535)."""
     try:
@@ -70,6 +82,8 @@ def redis_url_problem(url: str) -> str | None:
     other path and used database 0); a ``unix`` URL names the socket's path; each query parameter is one redis-py
     knows, with a value it can read (an unknown one failed every connection with a TypeError), and none sets
     what a ``redis.*`` setting sets (the URL's would win without a word). Pure but for importing redis-py."""
+    if (problem := control_problem(url)) is not None:
+        return problem
     text = url.strip()
     try:
         parts = urlsplit(text)
@@ -125,6 +139,8 @@ def nats_url_problem(url: str) -> str | None:
     ``wss://`` (nats-py prefixes ``nats://`` to a server without one, so ``http://h:4222`` became a host named
     ``http``), a host, a port (if any) from 1 to 65535; websocket and plain servers are not mixed (nats-py refuses
     it). An empty string is "unset" and no concern of this check. Pure."""
+    if (problem := control_problem(url)) is not None:
+        return problem
     servers = [s.strip() for s in url.split(",")]
     named = [s for s in servers if s]
     if not named:
@@ -206,6 +222,8 @@ def http_url_problem(url: str, example: str) -> str | None:
     and a port (if any) from 1 to 65535 (``example`` is shown as a good one). The OTLP endpoint's rule, and that of
     the Kubernetes API server a kubeconfig or the pod's ``KUBERNETES_SERVICE_HOST``/``_PORT`` name (the client took
     ``https://h:notaport`` and then said the server "answered … but the answer was not a Scale object"). Pure."""
+    if (problem := control_problem(url)) is not None:
+        return problem
     text = url.strip()
     try:
         parts = urlsplit(text)

@@ -237,7 +237,7 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
     problems, placed, errors = [], False, exc.errors()
     for err in errors[:_SHOWN_PROBLEMS]:
         loc = tuple(err["loc"])
-        named, head, msg = _named_in(loc, err["msg"]), ".".join(str(p) for p in loc), err["msg"]
+        named, head, msg = _named_in(loc, err["msg"]), ".".join(map(str, loc)), err["msg"].removeprefix("Value error, ")
         if named:  # a rule across settings: where each one it names was set, after the rule
             found = "; ".join(f"{'.'.join(key)} from {w}" for key in named if (w := where(key)))
             text = (f"{head}: {msg}" if head else msg) + (f" ({found})" if found else "")

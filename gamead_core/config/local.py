@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from gamead_core.config.addresses import unresolvable
+from gamead_core.config.addresses import control_problem, unresolvable
 from gamead_core.config.placeholders import refuse_placeholder
 from gamead_core.config.section import HOUR, MINUTES_10, PositiveSeconds, Seconds, Section
 
@@ -27,6 +27,9 @@ class EmbeddedSettings(Section):
         0, ge=0, le=65535, description="Loopback port of the embedded nats-server's HTTP monitoring (`/healthz`, "
         "which `gamead up` watches; 0 = a free port, reserved like the others). At most 65535.")
     sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
+    tty_check: bool = Field(
+        True, description="`gamead up` stops the stack, as on SIGHUP, once the terminal on its stdin hangs up (flag "
+        "--tty-check/--no-tty-check); false: the stack outlives the terminal, as with stdin not a terminal.")
     gomaxprocs: int = Field(
         0, ge=0, le=1024,
         description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
@@ -115,9 +118,8 @@ def api_url_problem(url: str) -> str | None:
     ``gamead-up.json``. A control character anywhere (C0, DEL, C1: a URL cut from a TSV file keeps its tab) or a host
     the HTTP client cannot read (IDNA) is refused here too, named as an escape, not by the first request (attack32a
     F3: it was exit 1 ``api_error``). Pure."""
-    if (bad := next((c for c in url if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)) is not None:
-        return (f"{url[:80]!r} holds the control character {bad!r} at position {url.index(bad)} (a URL has none; "
-                "e.g. http://127.0.0.1:8080)")
+    if (problem := control_problem(url)) is not None:
+        return f"{url[:80]!r}: {problem}"
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535

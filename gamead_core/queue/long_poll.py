@@ -1,38 +1,37 @@
 """The puller's inboxes and its idle long polls (:class:`LongPolls`), one of each per (level, partition), for the
 :class:`~gamead_core.queue.pull.AgingPuller` (issue 14.1: idle workers cost nothing).
 
-Each (level, partition) has two reply subjects: the **inbox** of its ``no_wait`` pulls and the **bell** of its
-long poll (a JetStream pull request, ADR-13, with ``batch: 1`` and ``expires: queue.idle_wait``, waiting at the
-server until an ad arrives; each its own reply subject under the bell: an answer ends only its own, :mod:`.polls_out`).
-An ad a long poll is answered with goes into the level's inbox, for the next pull, and wakes the worker.
+Each (level, partition) has two reply subjects: the **inbox** of its ``no_wait`` pulls and the **bell** of its long poll
+(a JetStream pull request, ADR-13, with ``batch: 1`` and ``expires: queue.idle_wait``, waiting at the server until an ad
+arrives; each its own reply subject under the bell: an answer ends only its own, :mod:`.polls_out`). An ad a long poll
+is answered with goes into the level's inbox, for the next pull, and wakes the worker.
 
-**Quiet**: after a fresh look found nothing waiting, every level is long-polled, so nothing can wait unseen:
-the puller returns nothing without reading anything until ``queue.idle_wait`` has passed (:attr:`quiet_until`).
+**Quiet**: after a fresh look found nothing waiting, every level is long-polled, so nothing can wait unseen: the puller
+returns nothing without reading anything until ``queue.idle_wait`` has passed (:attr:`quiet_until`).
 
-**Backlog hints** (issue 14, steady state): an ad a long poll brings says how many more wait behind it in its
-level (``num_pending`` of its delivery). Such levels are noted in :attr:`backlog` and the puller pulls them
-directly, most urgent first (``no_wait``, for the free slots), after putting back the long polls of every other
-level (:meth:`place`): those levels are watched, so they hold nothing an ordered look would find, and an ad
-waiting there is sent to the long poll at once, ahead of the pull's answer on the same connection. No queue
-head is read; level order is the aging order there (:meth:`LongPolls.level_ordered` says when). A level whose
-long poll brought an ad with nothing behind it is unwatched until its long poll is put back: no noted level less
-urgent than it is pulled that step (the ordered look decides if nothing more urgent was noted). Before, any
-such ad ended the quiet spell and the next pull read every level's head (5 ``consumer_info`` requests and a
-direct get), twice when it came back empty: at a steady 500 ads/s per worker 0.36 ``consumer_info`` requests
-per ad, ~10 % of the worker's Python CPU.
+**Backlog hints** (issue 14, steady state): an ad a long poll brings says how many more wait behind it in its level
+(``num_pending`` of its delivery). Such levels are noted in :attr:`backlog` and the puller pulls them directly, most
+urgent first (``no_wait``, for the free slots), after putting back the long polls of every other level (:meth:`place`):
+those levels are watched, so they hold nothing an ordered look would find, and an ad waiting there is sent to the long
+poll at once, ahead of the pull's answer on the same connection. No queue head is read; level order is the aging order
+there (:meth:`LongPolls.level_ordered` says when). A level whose long poll brought an ad with nothing behind it is
+unwatched until its long poll is put back: no noted level less urgent than it is pulled that step (the ordered look
+decides if nothing more urgent was noted). Before, any such ad ended the quiet spell and the next pull read every
+level's head (5 ``consumer_info`` requests and a direct get), twice when it came back empty: at a steady 500 ads/s per
+worker 0.36 ``consumer_info`` requests per ad, ~10 % of the worker's Python CPU.
 
-**No room** (attack31c F2, attack32b F1): a worker that hands ads back for want of room (slots busy, its buffer
-at its bound; :mod:`gamead_core.worker.handback`) puts no long poll back on their (level, partition) (:attr:`full`)
-until it has room again (for one ad of each long poll, or every slot free at a :meth:`wait`; a wait with slots busy
-ends the quiet spell instead, so the next pull reads those levels for its free slots only): else the ``nak``'ed ad
-came straight back to it, or to another busy worker's long poll, and was handed back at every step. Such
-an ad goes to an idle worker's long poll, or waits in the queue, where this worker's view counts it due from its
-first publish (:mod:`gamead_core.queue.due`) and pulls it in aging order.
+**No room** (attack31c F2, attack32b F1): a worker that hands ads back for want of room (slots busy, its buffer at its
+bound; :mod:`gamead_core.worker.handback`) puts no long poll back on their (level, partition) (:attr:`full`) until it
+has room again (for one ad of each long poll, or every slot free at a :meth:`wait`; a wait with slots busy ends the
+quiet spell instead, so the next pull reads those levels for its free slots only): else the ``nak``'ed ad came straight
+back to it, or to another busy worker's long poll, and was handed back at every step. Such an ad goes to an idle
+worker's long poll, or waits in the queue, where this worker's view counts it due from its first publish
+(:mod:`gamead_core.queue.due`) and pulls it in aging order.
 
 **The look when the view runs dry**: a busy worker pulls in the order of its view of the heads (re-read every
-``queue.head_cache_ms``). When that view has nothing, the long polls are placed (:meth:`quiet`, :meth:`place`):
-that *is* the fresh look, and a cheaper one than reading every level again (5 pull requests without an answer
-where nothing waits, instead of 5 ``consumer_info`` requests and their ~1 kB answers).
+``queue.head_cache_ms``). When that view has nothing, the long polls are placed (:meth:`quiet`, :meth:`place`): that
+*is* the fresh look, and a cheaper one than reading every level again (5 pull requests without an answer where nothing
+waits, instead of 5 ``consumer_info`` requests and their ~1 kB answers).
 """
 
 from __future__ import annotations
@@ -169,8 +168,8 @@ class LongPolls:
         ``UNSUB`` taken between the two lost the ad at the server, which counted it delivered: it waited the consumer's
         ``ack_wait`` (30 s), 4 ads in 24 drains of busy workers. The worker's drain of its running analyses runs
         meanwhile (:mod:`gamead_core.worker.runtime`)."""
-        loop = asyncio.get_running_loop()
-        self._ending = True
+        loop, self._ending = asyncio.get_running_loop(), True
+        self._out.say_wait(time.monotonic(), until, POLL_MARGIN, connected=self._nc.is_connected)  # says why
         while True:
             await self._nak_inboxes()
             now, end = time.monotonic(), min(self._out.latest() + POLL_MARGIN, until)

@@ -32,7 +32,7 @@ def test_the_flag_and_the_variable_say_it_in_one_line(tmp_path: Path, host: str)
     url = f"http://{host}:8080"
     flag = run_gamead("workers", "--api", url, env=clean_env(), cwd=tmp_path, timeout=60)
     assert flag.returncode == exitcodes.USAGE, flag.stderr  # was 1: unexpected UnicodeError
-    assert "unexpected" not in one_error_line(flag, "'--api'", "can never resolve"), flag.stderr
+    assert "unexpected" not in one_error_line(flag, "error: --api: ", "can never resolve"), flag.stderr
     env = run_gamead("workers", env=clean_env(GAMEAD_API_URL=url), cwd=tmp_path, timeout=60)
     assert env.returncode == exitcodes.CONFIG, env.stderr
     assert "unexpected" not in one_error_line(env, "GAMEAD_API_URL", "can never resolve"), env.stderr

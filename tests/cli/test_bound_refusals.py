@@ -122,11 +122,20 @@ def test_under_json_the_document_says_the_same_sentence() -> None:
 
 
 @pytest.mark.parametrize("verb", ["up", "serve"])
-def test_a_port_flag_past_its_bound_is_an_invalid_configuration_in_the_same_sentence(verb: str,
-                                                                                      tmp_path: Path) -> None:
-    """``--port`` feeds ``api.port``: the settings' own bound (pydantic ``le=65535``), exit 5 as every flag the
-    configuration refuses (README), said in the one sentence (was "Input should be less than or equal to 65535")."""
+def test_a_port_flag_past_its_bound_is_bad_usage_as_every_flag_and_its_variable_a_configuration_error(
+        verb: str, tmp_path: Path) -> None:
+    """``--port`` feeds ``api.port``, whose bound (pydantic ``le=65535``) refuses it: bad usage, exit 2, naming the
+    flag, as ``--metrics-port 99999`` (attack57b: ``up --port 99999`` was exit 5 ``invalid configuration: api.port (a
+    command-line option) …``, ``--metrics-port 99999`` exit 2: 2 of 2 verbs exit 5 before, 0 now). The same value
+    from ``GAMEAD_API__PORT`` is the configuration's, exit 5, naming the variable."""
     done = run_gamead(verb, "--port", "70000", env=clean_env(), cwd=tmp_path, timeout=60)
-    assert done.returncode == exitcodes.CONFIG, done.stderr
-    assert done.stderr.strip() == ("error: invalid configuration: api.port (a command-line option) must be 0 to "
-                                   "65,535, not 70,000")
+    assert done.returncode == exitcodes.USAGE, done.stderr
+    assert done.stderr.strip() == f"error: --port must be 0 to 65,535, not 70,000 (see `gamead {verb} --help`)"
+    if verb == "up":  # up's own flag, no setting: the same exit and sentence
+        metrics = run_gamead(verb, "--metrics-port", "70000", env=clean_env(), cwd=tmp_path, timeout=60)
+        assert (metrics.returncode, metrics.stderr.strip()) == (exitcodes.USAGE, "error: --metrics-port must be 1 to "
+                                                                "65,535, not 70,000 (see `gamead up --help`)")
+    by_env = run_gamead(verb, env=clean_env(GAMEAD_API__PORT="70000"), cwd=tmp_path, timeout=60)
+    assert by_env.returncode == exitcodes.CONFIG, by_env.stderr
+    assert by_env.stderr.strip() == ("error: invalid configuration: api.port (GAMEAD_API__PORT=70000) must be 0 to "
+                                     "65,535, not 70,000")

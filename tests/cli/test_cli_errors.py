@@ -433,3 +433,27 @@ def test_an_api_url_pasted_with_spaces_around_it_reaches_the_api(tmp_path: Path,
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == exitcodes.UNREACHABLE, (proc.returncode, proc.stderr)
     assert len(lines) == 1 and "queue_unavailable" in lines[0], lines
+
+
+# leftout58 (attack57b): a refused value said Click's "Invalid value for 'ID': …" / "Invalid value for '--status' /
+# '-s': …" where a number past its bound says "--limit must be 1 to 500, not 0": each now names its parameter alone
+PLAIN = [
+    (["workers", "quiet", "bad id!"], "error: ID: 'bad id!' is not a worker id (a worker id is 1-128"),
+    (["workers", "resume", "w-1", "--all"], "error: ID: name worker IDs or --all, not both"),
+    (["worker", "--id", "a b"], "error: --id: 'a b' is not a worker id"),
+    (["ads", "get", "x y"], "error: ID: 'x y' is not an ad id"),
+    (["ads", "list", "--status", "foo"], "error: --status: 'foo' is not one of 'queued'"),
+    (["ads", "list", "-o", "yaml"], "error: --output: 'yaml' is not one of 'table', 'json'"),
+    (["submit", "--count", "3", "-q"], "error: --quiet: prints the id of one ad"),
+]
+
+
+@pytest.mark.parametrize(("args", "start"), PLAIN, ids=[" ".join(a) for a, _ in PLAIN])
+def test_a_refused_value_names_its_parameter_without_click_s_invalid_value_for(
+        tmp_path: Path, closed_api_url: str, args: list[str], start: str) -> None:
+    """3 of 3 ids (``quiet``/``resume`` ID, ``worker --id``) and every other refused value began with Click's
+    ``Invalid value for`` before; now 0."""
+    result = gamead(*args, *(("--api", closed_api_url) if args[0] != "worker" else ()), cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, result.stderr
+    line = one_red_line(result)
+    assert line.startswith(start) and "Invalid value" not in line, line

@@ -50,7 +50,7 @@ def test_an_api_url_with_a_control_character_is_refused_before_any_request_from_
         url = f"{closed_api_url}/{control}"
         flag = gamead("ads", "list", "--api", url, "-o", "json", cwd=tmp_path)
         assert flag.returncode == exitcodes.USAGE, (control, flag.stderr)  # was 1, api_error
-        assert "'--api'" in red_line(flag) and "control character" in red_line(flag), flag.stderr
+        assert red_line(flag).startswith("error: --api: ") and "control character" in red_line(flag), flag.stderr
         assert json.loads(flag.stdout)["error"]["code"] == "bad_usage", flag.stdout
         env = gamead("workers", cwd=tmp_path, GAMEAD_API_URL=url)
         assert env.returncode == exitcodes.CONFIG, (control, env.stderr)  # was 1, as the flag
@@ -115,3 +115,25 @@ def test_the_audit_next_page_is_the_whole_command_and_runs_as_printed(lone_api: 
     assert second.returncode == 0, second.stderr
     assert "1 record(s) (after the cursor), newest first" in second.stdout and second.stdout != first.stdout, \
         second.stdout  # figures43: a page after a cursor says so
+
+
+URLS = {"GAMEAD_API_URL": "http://127.0.0.1:8080", "GAMEAD_REDIS__URL": "redis://127.0.0.1:6379/0",
+        "GAMEAD_NATS__URL": "nats://127.0.0.1:4222"}
+
+
+def test_every_url_setting_has_one_rule_spaces_around_dropped_a_control_character_refused(tmp_path: Path) -> None:
+    """attack57b: ``GAMEAD_API_URL=$'http://…\\r'`` (a CRLF env file's line end) was refused, exit 5, while the same
+    ``\\r`` ended ``redis.url`` and ``nats.url`` unseen, and a tab inside a Redis URL was dropped by urllib (``63\\t79``
+    connected to 6379). Before: 4 of the 6 control-character cases below exit 0; now each is one red line naming
+    the variable and the character, exit 5, and spaces around every one of them are dropped, as the README says."""
+    for variable, url in URLS.items():
+        for bad in (f"{url}\r", f"{url[:-2]}\t{url[-2:]}"):
+            refused = gamead("config", "show", cwd=tmp_path, **{variable: bad})
+            assert refused.returncode == exitcodes.CONFIG, (variable, bad, refused.stdout)
+            line = red_line(refused)
+            assert variable in line and "holds the control character" in line, line
+        spaced = gamead("config", "show", "-o", "json", cwd=tmp_path, **{variable: f"  {url} "})
+        assert spaced.returncode == 0, spaced.stderr
+        shown = json.loads(spaced.stdout)
+        section = "client" if variable == "GAMEAD_API_URL" else variable.split("_")[1].lower()
+        assert shown[section]["api_url" if section == "client" else "url"] == url, (variable, shown[section])

@@ -170,9 +170,16 @@ def test_the_undo_of_quiet_all_runs_as_printed_and_keeps_the_worker_quiet_before
         assert "w-2 resumed" in undone.stdout and "w-3 resumed" in undone.stdout, undone.stdout
         wait_for(lambda: {w: (_worker(http, w) or {}).get("quiet") for w in names}
                  == {"w-1": True, "w-2": False, "w-3": False}, timeout=20, what="w-2, w-3 resumed; w-1 quiet")
-    mixed = run_gamead("workers", "quiet", "w-2", "gone-3", env=env)  # one live, one never was: named, not an error
-    assert mixed.returncode == 0 and "w-2 is quiet" in mixed.stdout, mixed.stderr
-    assert "gone-3 is not live: no running worker answers for this id" in mixed.stdout, mixed.stdout
+    # one live, one never was: w-2 told and said so, then exit 4 naming gone-3 (leftout58: exit 0, as if both were)
+    mixed = run_gamead("workers", "quiet", "w-2", "gone-3", env=env)
+    assert mixed.returncode == 4 and "w-2 is quiet" in mixed.stdout and "gone-3" not in mixed.stdout, mixed.stdout
+    assert mixed.stderr.count("\n") == 1 and "quiet done for w-2, not for gone-3: worker gone-3 is not live: no " \
+        "running worker answers for this id" in mixed.stderr, mixed.stderr
+    as_json = run_gamead("workers", "resume", "w-2", "gone-3", "-o", "json", env=env)
+    assert as_json.returncode == 4 and as_json.stderr.count("\n") == 1, as_json.stderr
+    doc = json.loads(as_json.stdout)  # one document: the answers, the ids not done (no second, error document)
+    assert [a["workerId"] for a in doc["items"]] == ["w-2"] and doc["notLive"] == ["gone-3"], as_json.stdout
+    assert doc["items"][0]["quiet"] is False and doc["items"][0]["changed"] is True  # done: w-2 resumed
     nobody = run_gamead("workers", "resume", "gone-1", "gone-2", env=env)
     assert nobody.returncode == 4 and nobody.stdout == "", nobody.stderr
     assert nobody.stderr.count("\n") == 1 and "none of the workers gone-1, gone-2 is live" in nobody.stderr

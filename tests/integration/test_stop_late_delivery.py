@@ -12,16 +12,20 @@ after ``ack_wait`` (120 s here). Real nats-server, API and worker processes.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import nats
+import pytest
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.long_poll import STOP_WAIT
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from tests.nats_filter import PublishFilter
@@ -50,10 +54,12 @@ def test_an_ad_the_server_routes_as_its_worker_unsubscribes_goes_to_the_next_wor
 
 
 def test_a_stopping_worker_waits_for_its_long_polls_no_longer_than_its_drain_allows(
-    fresh_nats: Callable[[], EmbeddedNats]
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
 ) -> None:
     """``queue.idle_wait`` may be up to 300 s, but ``gamead up`` SIGKILLs a stopping worker ``worker.drain_timeout``
-    + 5 s into its stop: the wait for its live long polls ends ``drain_timeout`` + 2 s in (the drain's bound)."""
+    + 5 s into its stop: the wait for its live long polls ends ``drain_timeout`` + 2 s in (the drain's bound). It
+    says so first, with that bound (attack57b: an idle worker took up to ``queue.idle_wait`` to stop, no word why)."""
+    caplog.set_level(logging.INFO, logger="gamead_core.queue.long_poll")
     server = fresh_nats()
 
     async def go() -> None:
@@ -73,6 +79,11 @@ def test_a_stopping_worker_waits_for_its_long_polls_no_longer_than_its_drain_all
             await nc.close()
 
     asyncio.run(go())
+    said = [re.match(r"stopping: waiting up to (\d+\.\d)s for (\d+) long polls? at NATS to end \(queue.idle_wait\): "
+                     "NATS cannot cancel one, and an ad one brings meanwhile is handed back at once", r.getMessage())
+            for r in caplog.records]
+    waits = [(float(m[1]), int(m[2])) for m in said if m]
+    assert len(waits) == 1 and 0 < waits[0][0] <= 1.0 + STOP_WAIT and waits[0][1] >= 1, caplog.text  # none before
 
 
 def _stop_with_a_delivery_on_its_way(fresh_nats: Callable[[], EmbeddedNats], links: list[PublishFilter],
@@ -97,6 +108,7 @@ def _stop_with_a_delivery_on_its_way(fresh_nats: Callable[[], EmbeddedNats], lin
         leaving.signal(signal.SIGTERM)
         wait_for(lambda: not leaving.alive(), timeout=30, what="the leaving worker to exit")
         assert leaving.popen is not None and leaving.popen.returncode == 0, leaving.output()[-2000:]
+        assert "stopping: waiting up to" in leaving.output(), leaving.output()[-2000:]  # why its stop takes seconds
         taker = start_worker(server.url, tmp_path, worker_id="taker", ready=True, **env)
         procs.append(taker)
         record = wait_terminal(client, ad_id, timeout=30)

@@ -214,3 +214,39 @@ def test_a_closed_terminal_stops_gamead_up_whose_console_pipe_lost_its_reader(tm
             os.close(master)
         tee.kill()
         tee.wait(timeout=10)
+
+
+@pytest.mark.timeout(360)  # a stack's start (up to 240 s at load: tests/unit/test_up_start_budgets.py), then its stop
+def test_the_tty_check_is_a_setting_too_a_stack_told_so_outlives_its_terminal(tmp_path: Path) -> None:
+    """attack57b: ``--no-tty-check`` had no ``GAMEAD_*`` / config.yaml spelling (house rule 7), so a service file or
+    a ``.env`` could not say it. ``GAMEAD_EMBEDDED__TTY_CHECK=false`` (``embedded.tty_check: false``) now keeps the
+    stack running with its terminal gone before up looked at it (before: the variable changed nothing and up
+    stopped at once, 1 of 1). Stopped here by SIGTERM, exit 0."""
+    data_dir, out = tmp_path / "data", tmp_path / "up.out"
+
+    def start(port: int) -> Started:
+        master, slave = pty.openpty()
+        os.close(master)  # the terminal gone: with the check on, up stops at once (the test above)
+        argv = ["sh", "-c", WRAPPED, "sh", *[word.format(port=port) for word in _up(data_dir)]]
+        try:
+            with open(out, "ab") as sink:
+                popen = subprocess.Popen(argv, env=_env(GAMEAD_EMBEDDED__TTY_CHECK="false"), stdin=slave,
+                                         stdout=slave, stderr=sink, cwd=tmp_path, start_new_session=True)
+        finally:
+            os.close(slave)
+        stack = Started(popen, data_dir, out)
+        try:
+            stack.wait_ready()
+        except BaseException:  # PortTaken included: on_a_free_port picks another port
+            stack.kill_everything()
+            raise
+        return stack
+
+    stack = on_a_free_port(start)
+    try:
+        assert "hung up" not in stack.output() and len(stack.alive()) == 4, stack.output()[-2000:]
+        stack.parent.terminate()
+        assert stack.parent.wait(timeout=DEADLINE) == 0, stack.output()[-2000:]
+        wait_for(lambda: not stack.alive(), timeout=DEADLINE, what="gamead up and every process it started to be gone")
+    finally:
+        stack.kill_everything()

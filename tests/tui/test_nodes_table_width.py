@@ -52,3 +52,18 @@ def test_liveness_outlasts_detail_at_every_width() -> None:
             if "HEARTBEAT" not in header and any(c in header for c in DETAIL):
                 bad.append((width, header))
     assert not bad, bad[:3]
+
+
+def test_the_legend_says_last_error_may_be_the_worker_s_own_which_failed_does_not_count() -> None:
+    """attack57: ``gamead workers`` showed ``storage: …`` as LAST ERROR on a worker with FAILED 0 while its legend
+    said "the latest error an analysis raised there": the figures read as contradicting. The legend now says which
+    errors FAILED counts (an analysis's) and which it does not (the worker's own, named by its kind)."""
+    from gamead_cli.tui.view import NODES_LEGEND, Legend
+
+    nodes = [{"id": "local-1", "role": "worker", "state": "ok", "uptimeSeconds": 60, "inFlight": 0, "concurrency": 4,
+              "processed": 12, "failed": 0, "heartbeatAgeSeconds": 0.4,
+              "lastError": "storage: the ads bucket refused a write (disk full)"}]
+    table = nodes_table(nodes)
+    legend = " ".join(Legend(table, NODES_LEGEND).text(200).plain.split())
+    assert "LAST ERROR: the latest error there: an analysis's (counted in FAILED) or the worker's own, named by its " \
+           "kind (storage: a store it could not write, dlq_full: …), which FAILED does not count" in legend, legend
