@@ -30,6 +30,9 @@ BOUND_ERRORS = frozenset({"greater_than_equal", "greater_than", "less_than_equal
 TOO_LONG = "int_parsing_size"
 #: characters of a refused text shown at most
 SHOWN = 40
+#: pydantic's error types of a text that is no number of the setting's or parameter's kind, and what that kind is
+#: called in a refusal (``must be a whole number, not 'abc'``: the CLI's arguments and the settings alike)
+NOT_NUMBERS = {"int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number"}
 
 
 def number_text(value: float) -> str:
@@ -145,5 +148,5 @@ def is_bound_error(error: dict[str, Any], span: Range | None = None) -> bool:
     return error.get("type") in BOUND_ERRORS
 
 
-__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text",
+__all__ = ["BOUND_ERRORS", "NOT_NUMBERS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text",
            "past_int_digits", "seconds_text", "too_long"]
