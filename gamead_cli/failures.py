@@ -50,13 +50,16 @@ _VALIDATOR_PREFIX = re.compile(r"(^|: )Value error, ")
 def usage_line(exc: Any) -> str:
     """The one line of a usage error (exit 2): Click's message without pydantic's ``Value error, `` and a pointer
     to the verb's ``--help``; a number past its range in the one sentence of :func:`gamead_cli.bounds.bound_line`
-    (``--limit must be 1 to 500, not 0``), whoever checked it."""
+    (``--limit must be 1 to 500, not 0``), a value none of its choices in that of
+    :func:`gamead_cli.choices.choice_line`, whoever checked it."""
     from gamead_cli.bounds import bound_line
+    from gamead_cli.choices import choice_line
 
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "gamead"
     bare = getattr(exc, "param", None) is None and getattr(exc, "param_hint", None) is None
-    message = bound_line(exc) or str(exc.message if bare and hasattr(exc, "message") else exc.format_message())
+    message = bound_line(exc) or choice_line(exc) or str(exc.message if bare and hasattr(exc, "message")
+                                                         else exc.format_message())
     message = _VALIDATOR_PREFIX.sub(r"\1", message, count=1)
     return f"{message.rstrip('.')} (see `{path} --help`)"
 

@@ -7,13 +7,14 @@ value as read."""
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from gamead_core.bound_text import NOT_NUMBERS, given_text
+from gamead_core.bound_text import NOT_NUMBERS, given_text, not_one_of
 from gamead_core.config.fields import field_at
 
 #: pydantic's error types of a section given something other than a mapping of its settings
@@ -33,7 +34,8 @@ def _keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
 def refusal_words(error: dict[str, Any], model: type[BaseModel]) -> str:
     """What a pydantic ``error`` (one of ``ValidationError.errors()``) of a setting of ``model`` says: ``no such
     setting in section worker (did you mean 'concurrency'?)``, ``must be a whole number, not 'abc'``, ``must be true
-    or false, not 'perhaps'``, ``must be one of 'retryable', 'permanent', 'crash' or 'hang', not 'boom'``, ``must be
+    or false, not 'perhaps'``, ``must be one of retryable, permanent, crash or hang, not 'boom'`` (as the CLI's
+    choices, :func:`gamead_core.bound_text.not_one_of`), ``must be
     a section of settings (key: value), not one value``; any other message as pydantic wrote it, without its
     ``Value error, `` prefix. A value is shown clipped to 40 characters, never a section's (it may be a secret
     written in the wrong place). Pure."""
@@ -48,8 +50,8 @@ def refusal_words(error: dict[str, Any], model: type[BaseModel]) -> str:
         return f"must be {NOT_NUMBERS[kind]}, not {shown}"
     if kind == "bool_parsing":
         return f"must be true or false, not {shown}"
-    if kind == "literal_error":
-        return f"must be one of {(error.get('ctx') or {}).get('expected', '')}, not {shown}"
+    if kind == "literal_error":  # pydantic's expected: "'retryable', 'permanent', 'crash' or 'hang'"
+        return not_one_of("", re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", ""))), given)
     if kind in _NOT_SECTIONS:
         return "must be a section of settings (key: value), not one value"
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")

@@ -168,8 +168,8 @@ def test_a_bad_value_names_the_variable_or_the_file_line_it_came_from(runner: Cl
          "worker.concurency ({at}, line 2): no such setting in section worker (did you mean 'concurrency'?)"),
         ("worker:\n  faults:\n    rat: 0.5\n",
          "worker.faults.rat ({at}, line 3): no such setting in section worker.faults (did you mean 'rate'?)"),
-        ("worker:\n  faults:\n    mode: boom\n", "worker.faults.mode ({at}, line 3): must be one of 'retryable', "
-         "'permanent', 'crash' or 'hang', not 'boom'"),
+        ("worker:\n  faults:\n    mode: boom\n",
+         "worker.faults.mode ({at}, line 3): must be one of retryable, permanent, crash or hang, not 'boom'"),
         ("queue:\n  repartition: perhaps\n",
          "queue.repartition ({at}, line 2): must be true or false, not 'perhaps'"),
         ("worker: 5\n", "worker ({at}, line 1): must be a section of settings (key: value), not one value"),
