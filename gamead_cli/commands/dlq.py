@@ -339,7 +339,7 @@ def import_(
 
     def view(t: dict[str, Any]) -> Any:
         text = f"imported {t['imported']:,} of {t['lines']:,} lines · skipped {t['skipped']:,}"
-        return plain(text + (f": {skipped_words(t['skippedReasons'])}" if t["skippedReasons"] else ""))
+        return plain(text + (f": {skipped_words(t['skippedReasons'], t['skipped'])}" if t["skippedReasons"] else ""))
 
     done_before_output(f"the import WAS done: imported {totals['imported']:,} of {totals['lines']:,} lines, skipped "
                        f"{totals['skipped']:,}; do not import again")
