@@ -37,7 +37,10 @@ def choice_line(exc: BaseException) -> str | None:
     ``exc`` is no such refusal: a :class:`NotOneOf`, or Typer's ``BadParameter`` of a choice it checked. Pure."""
     if isinstance(exc, NotOneOf):
         return exc.format_message()
-    param, found = getattr(exc, "param", None), _TYPER_CHOICE.match(str(getattr(exc, "message", "")))
+    from gamead_cli.failures import error_kinds
+
+    said = exc.message if isinstance(exc, error_kinds("UsageError")) else ""  # type: ignore[attr-defined]
+    param, found = getattr(exc, "param", None), _TYPER_CHOICE.match(str(said))
     if param is None or found is None:
         return None
     return not_one_of(param_name(param), re.findall(r"'([^']*)'", found["choices"]), found["given"])
