@@ -14,11 +14,9 @@ from typing import Any, TypeVar
 
 import typer
 
-from gamead_core.bound_text import TOO_LONG, Range, is_bound_error, too_long
+from gamead_core.bound_text import NOT_NUMBERS, TOO_LONG, Range, is_bound_error, too_long
 
 N = TypeVar("N", int, float)
-#: pydantic's error types of a text that is no number of the parameter's kind, and what that kind is called
-_NOT_NUMBERS = {"int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number"}
 
 
 def param_name(param: Any, hint: Any = None) -> str:
@@ -61,9 +59,9 @@ def bound_line(exc: BaseException) -> str | None:
     bound = is_bound_error(first, span)
     if first.get("type") == TOO_LONG and not bound:  # 5,000 digits, past no bound it has
         return too_long(param_name(param), first.get("input"))
-    if first.get("type") in _NOT_NUMBERS:  # "abc", "1e9" (attack57: pydantic's "Input should be a valid integer…")
+    if first.get("type") in NOT_NUMBERS:  # "abc", "1e9" (attack57: pydantic's "Input should be a valid integer…")
         within = f", {span.span()}" if span.low is not None and span.high is not None else ""
-        return f"{param_name(param)} must be {_NOT_NUMBERS[first['type']]}{within}, not {str(first.get('input'))!r}"
+        return f"{param_name(param)} must be {NOT_NUMBERS[first['type']]}{within}, not {str(first.get('input'))!r}"
     if not bound or (span.low is None and span.high is None):
         return None
     return span.refusal(param_name(param), first.get("input"))

@@ -50,16 +50,17 @@ _VALIDATOR_PREFIX = re.compile(r"(^|: )Value error, ")
 def usage_line(exc: Any) -> str:
     """The one line of a usage error (exit 2): Click's message without pydantic's ``Value error, `` and a pointer
     to the verb's ``--help``; a number past its range in the one sentence of :func:`gamead_cli.bounds.bound_line`
-    (``--limit must be 1 to 500, not 0``), whoever checked it; any other refused value after the parameter's name
-    alone (``--status: 'foo' is not one of …``, ``ID: 'a b' is not a worker id …``), never Click's ``Invalid value
-    for '--status' / '-s':``."""
+    (``--limit must be 1 to 500, not 0``), a value none of its choices in that of
+    :func:`gamead_cli.choices.choice_line`, whoever checked it; any other refused value after the parameter's name
+    alone (``ID: 'a b' is not a worker id …``), never Click's ``Invalid value for 'ID':``."""
     from gamead_cli.bounds import bound_line, param_name
+    from gamead_cli.choices import choice_line
 
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "gamead"
     param, hint = getattr(exc, "param", None), getattr(exc, "param_hint", None)
     named = isinstance(exc, error_kinds("BadParameter")) and not isinstance(exc, error_kinds("MissingParameter"))
-    message = bound_line(exc) or (  # Click's "Invalid value for 'ID': " said plainly, as a bound is (attack57b)
+    message = bound_line(exc) or choice_line(exc) or (  # Click's "Invalid value for 'ID': " said plainly (attack57b)
         f"{param_name(param, hint)}: {exc.message}" if named and (param or hint) else
         str(exc.message if param is None and hint is None and hasattr(exc, "message") else exc.format_message()))
     message = _VALIDATOR_PREFIX.sub(r"\1", message, count=1)

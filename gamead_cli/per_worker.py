@@ -76,12 +76,13 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None, window: An
     ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
     ``13,118.2 ads/s (mean of 2 workers' own rates: 1.5 ads/s (latency-bound: …) and 26,235 ads/s (latency-bound: …))``,
     ``60.0 ads/s (measured: 120.0 ads/s completed (last minute: ``window``, the rates' seconds) by 2 busy
-    worker(s); mean 1.18 ms CPU per ad)``; ``unknown`` without a rate. The CPU per ad is shown whenever a worker
-    measured it, whichever bound gave the rate. A rate the autoscaler used though none was measured now says so:
+    worker(s); mean 1.18 ms CPU per ad)``; without a rate, ``unknown`` and why (newcomer58: a bare ``unknown``
+    under an idle stack's override, which uses no kept rate, read as a fault). The CPU per ad is shown whenever a
+    worker measured it, whichever bound gave the rate. A rate the autoscaler used though none was measured now says so:
     ``(last measured 42s ago; CPU-bound: …)`` or ``(initial_per_worker_rate: none measured yet)``, as its reason
     line (attack32a F1)."""
     if rate is None:
-        return "unknown"
+        return "unknown: no worker measured it over the last minute (too few ads analysed)"
     b = basis or {}
     if b.get("bound") == "initial":
         return f"{rate_figure(rate)} ads/s (initial_per_worker_rate: none measured yet)"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ BOUND_ERRORS = frozenset({"greater_than_equal", "greater_than", "less_than_equal
 TOO_LONG = "int_parsing_size"
 #: characters of a refused text shown at most
 SHOWN = 40
+#: pydantic's error types of a text that is no number of the setting's or parameter's kind, and what that kind is
+#: called in a refusal (``must be a whole number, not 'abc'``: the CLI's arguments and the settings alike)
+NOT_NUMBERS = {"int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number"}
 
 
 def number_text(value: float) -> str:
@@ -123,6 +127,22 @@ class Range:
         return f"{what} must be {self.span()}, not {given_text(given, seconds=self.seconds)}"
 
 
+def one_of(choices: Sequence[str]) -> str:
+    """``one of queued, processing or dead``, ``table or json``: the choices a refusal lists, in their order. Pure."""
+    listed = [str(c) for c in choices]
+    if len(listed) < 3:
+        return " or ".join(listed)
+    return "one of " + ", ".join(listed[:-1]) + f" or {listed[-1]}"
+
+
+def not_one_of(what: str, choices: Sequence[str], given: Any) -> str:
+    """``--status must be one of queued, processing or dead, not 'bogus'`` (``--output must be table or json, not
+    'yaml'``): a value that is none of a parameter's or setting's ``choices`` (``what``: its name; ``""``: the
+    sentence from ``must``), shown as typed (at most :data:`SHOWN` characters). Pure."""
+    shown = given_text(given) if isinstance(given, str) else number_text(given)
+    return f"{what} must be {one_of(choices)}, not {shown!r}".lstrip()
+
+
 def past_int_digits(digits: int) -> bool:
     """Whether a base-10 int of ``digits`` digits has more than Python converts (``sys.get_int_max_str_digits()``,
     4,300 by default; 0: no limit). Pure."""
@@ -145,5 +165,5 @@ def is_bound_error(error: dict[str, Any], span: Range | None = None) -> bool:
     return error.get("type") in BOUND_ERRORS
 
 
-__all__ = ["BOUND_ERRORS", "TOO_LONG", "Range", "given_text", "is_bound_error", "number_text",
-           "past_int_digits", "seconds_text", "too_long"]
+__all__ = ["BOUND_ERRORS", "NOT_NUMBERS", "TOO_LONG", "Range", "given_text", "is_bound_error", "not_one_of",
+           "number_text", "one_of", "past_int_digits", "seconds_text", "too_long"]

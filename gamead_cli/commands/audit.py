@@ -24,6 +24,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.choices import NotOneOf
 from gamead_cli.commands.dlq_filters import on_service_clock, window_of, window_options
 from gamead_cli.formats import count_text, empty_text, plain, time_column, window_text
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, sequence_between
@@ -88,9 +89,9 @@ def _checked(actor: str | None, action: str | None, outcome: str | None, job: st
                                  "_ . @ -: at most 64 characters)", param_hint="--actor")
     actions = [a.value for a in AuditAction]
     if action is not None and action not in actions:
-        raise typer.BadParameter(f"{action!r} is not one of {', '.join(actions)}", param_hint="--action")
+        raise NotOneOf(action, actions, param_hint="--action")
     if outcome is not None and outcome not in OUTCOMES:
-        raise typer.BadParameter(f"{outcome!r} is not one of {', '.join(OUTCOMES)}", param_hint="--outcome")
+        raise NotOneOf(outcome, OUTCOMES, param_hint="--outcome")
     if job is not None and not is_job_id(job):
         raise typer.BadParameter(f"{job[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint="--job")
 

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import typer
 
 from gamead_cli.atomic import PendingFile
+from gamead_cli.choices import NotOneOf
 from gamead_cli.commands.dlq_filters import (
     AllOpt,
     DetachOpt,
@@ -196,9 +197,9 @@ def jobs(
       gamead dlq jobs 01jb2x4k7m9p3q5r8s0t2v4w6y --follow
     """
     if kind is not None and kind not in ACTED:
-        raise typer.BadParameter(f"{kind!r}: use replay, purge, import or repair", param_hint="--kind")
+        raise NotOneOf(kind, ACTED, param_hint="--kind")
     if state is not None and state not in JOB_STATES:
-        raise typer.BadParameter(f"{state!r}: use one of {', '.join(JOB_STATES)}", param_hint="--state")
+        raise NotOneOf(state, JOB_STATES, param_hint="--state")
     with api_client(config, api) as client:
         if job is not None:
             path = f"/v1/jobs/{quote(checked_job_id(job), safe='')}"
@@ -338,7 +339,7 @@ def import_(
 
     def view(t: dict[str, Any]) -> Any:
         text = f"imported {t['imported']:,} of {t['lines']:,} lines · skipped {t['skipped']:,}"
-        return plain(text + (f": {skipped_words(t['skippedReasons'])}" if t["skippedReasons"] else ""))
+        return plain(text + (f": {skipped_words(t['skippedReasons'], t['skipped'])}" if t["skippedReasons"] else ""))
 
     done_before_output(f"the import WAS done: imported {totals['imported']:,} of {totals['lines']:,} lines, skipped "
                        f"{totals['skipped']:,}; do not import again")

@@ -26,9 +26,13 @@ ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dl
 MESSAGE_SHOWN = 240
 
 
-def skipped_words(reasons: dict[str, int]) -> str:
+def skipped_words(reasons: dict[str, int], of: int | None = None) -> str:
     """A job's ``skippedReasons`` (reason → entries) in words, each reason then its count: ``the ad was purged here
-    before: a purge is final — 5; …``, never a count glued to a sentence (``5 the ad was purged …``). Pure."""
+    before: a purge is final — 5; …``, never a count glued to a sentence (``5 the ad was purged …``). One reason
+    for all the ``of`` skipped the line has counted already: the reason alone (newcomer58: ``skipped 5: already in
+    the DLQ, identical — 5``). Pure."""
+    if of is not None and len(reasons) == 1 and list(reasons.values()) == [of]:
+        return next(iter(reasons))
     return "; ".join(f"{why} — {count_text(n)}" for why, n in reasons.items())
 
 

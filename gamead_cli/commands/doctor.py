@@ -65,6 +65,14 @@ def _items(items: list[str], count: int, more: Any = None) -> str:
     return ", ".join(items) + (f" … and {more:,} more" if more > 0 else "")
 
 
+def _again(read: dict[str, Any]) -> str:
+    """``; 4 read again at the second look`` when the report's second look read records again (``recordRereads``),
+    else "": counted with the first look's, 4 dead ads without an entry said ``8 of them read whole`` (newcomer58),
+    and 1 record ``2 of them``."""
+    again = int(read.get("recordRereads") or 0)
+    return f"; {again:,} read again at the second look" if again else ""
+
+
 def _streams(listed: Any) -> str:
     """The work streams a report read, named: ``work stream GAMEAD_ADS``, ``3 work streams (GAMEAD_ADS,
     GAMEAD_ADS_1, GAMEAD_ADS_2)`` (one per partition, ``queue.partitions``); ``no work stream`` when none
@@ -120,7 +128,7 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
     parts.append(Text(
         # newcomer49: "16 whole records" said neither what they were nor of what: they are of the records listed
         f"read: {counted(read.get('records', 0), 'record')} (keys only; {read.get('recordReads', 0):,} of them "
-        f"read whole: waiting, dead and suspect ads) · "
+        f"read whole: waiting, dead and suspect ads{_again(read)}) · "
         f"{counted(read.get('workMessages', 0), 'message')} in {_streams(read.get('workStreams'))} · "
         f"{counted(read.get('dlqEntries', 0), 'DLQ entry', 'DLQ entries')} · {counted(read.get('jobs', 0), 'job')} · "
         f"{counted(read.get('apiCalls', 0), 'JetStream API call')} · "

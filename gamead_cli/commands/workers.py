@@ -27,6 +27,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from gamead_cli.choices import NotOneOf
 from gamead_cli.client import ApiClient
 from gamead_cli.commands.workers_quiet import quiet, resume
 from gamead_cli.formats import empty_text
@@ -105,7 +106,7 @@ def workers(
     if ctx.invoked_subcommand is not None:  # quiet / resume: their own options
         return
     if role not in (None, "api", "worker"):
-        raise typer.BadParameter("must be api or worker", param_hint="--role")
+        raise NotOneOf(role, ("api", "worker"), param_hint="--role")
     settings = client_settings_from(config, api)
     with ApiClient.from_settings(settings.client) as client:
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)

@@ -20,6 +20,7 @@ from gamead_core.bound_text import is_bound_error
 from gamead_core.config.env_names import refuse_repeated_keys, refuse_unknown_variables
 from gamead_core.config.fields import setting_range
 from gamead_core.config.origin import file_lines, origin, written
+from gamead_core.config.refusal_words import refusal_words
 from gamead_core.config.yaml_nodes import Part, compose, count_nodes, key_part, misread_number, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
@@ -150,8 +151,7 @@ def _yaml_source(path: Path) -> YamlConfigSettingsSource:
         more = f" and {len(unknown) - _SHOWN_KEYS} more" if len(unknown) > _SHOWN_KEYS else ""
         raise ConfigError(
             f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}{more}; "
-            f"known sections: {', '.join(GameadSettings.model_fields)}"
-        )
+            f"known sections: {', '.join(GameadSettings.model_fields)}")
     return source
 
 
@@ -237,7 +237,7 @@ def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
     problems, placed, errors = [], False, exc.errors()
     for err in errors[:_SHOWN_PROBLEMS]:
         loc = tuple(err["loc"])
-        named, head, msg = _named_in(loc, err["msg"]), ".".join(map(str, loc)), err["msg"].removeprefix("Value error, ")
+        named, head, msg = _named_in(loc, err["msg"]), ".".join(str(p) for p in loc), refusal_words(err, GameadSettings)
         if named:  # a rule across settings: where each one it names was set, after the rule
             found = "; ".join(f"{'.'.join(key)} from {w}" for key in named if (w := where(key)))
             text = (f"{head}: {msg}" if head else msg) + (f" ({found})" if found else "")

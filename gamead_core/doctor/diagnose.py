@@ -298,7 +298,7 @@ class Doctor:
             msgs.sort(key=lambda m: m.seq)
         # records from the stream leader, and each ad's DLQ entries
         await read_facts(self.store, suspects, concurrency=self.settings.doctor.concurrency, stats=stats,
-                         on_facts=again.records.__setitem__, budget=budget, consistent=True)
+                         on_facts=again.records.__setitem__, budget=budget, consistent=True, again=True)
         for ad_id in suspects:
             stats.api_calls += 1
             current = await self.dlq.current(ad_id)

@@ -48,11 +48,11 @@ async def _facts(store: AdStore, ad_id: str, consistent: bool) -> Facts | None:
 
 
 async def read_facts(store: AdStore, ids: Iterable[str], *, concurrency: int, stats: ReadStats, on_facts: OnFacts,
-                     budget: ReadBudget | None = None, consistent: bool = False) -> list[str]:
+                     budget: ReadBudget | None = None, consistent: bool = False, again: bool = False) -> list[str]:
     """Read the record of each of ``ids`` (``concurrency`` direct gets in flight; ``consistent``: ask the stream
     leader, see ``AdStore.get``) and call ``on_facts(id, facts)`` as each answers, keeping nothing of it. Returns
     the ids whose record could not be decoded. Stops at the budget's deadline (``budget.partial`` says so); NATS
-    errors leave as gamead errors."""
+    errors leave as gamead errors. ``again``: the second look's reads, counted in ``stats.record_rereads``."""
     pending = iter(ids)
     unreadable: list[str] = []
     state = {"read": 0, "stopped": False}
@@ -64,7 +64,10 @@ async def read_facts(store: AdStore, ids: Iterable[str], *, concurrency: int, st
                     state["stopped"] = True
                     budget.stop(f"records: read {state['read']} of them, then stopped at doctor.scan_time")
                 return
-            stats.record_reads += 1
+            if again:  # the second look's: counted apart (ReadStats.record_rereads)
+                stats.record_rereads += 1
+            else:
+                stats.record_reads += 1
             try:
                 facts = await _facts(store, ad_id, consistent)
             except (ValidationError, UnreadableRecord):  # a record that is no ad record (attack31a F8)

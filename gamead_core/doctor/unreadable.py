@@ -50,7 +50,7 @@ class UnreadableRecords:
         """Read each suspect record again from the stream leader; still unreadable: added to ``finding`` with its
         fix. Never raises for one record (a record rebuilt, deleted, or unreachable now is not reported)."""
         for ad_id, waiting in sorted(self._waiting.items()):
-            stats.record_reads += 1
+            stats.record_rereads += 1
             try:
                 await self._store.get(ad_id, consistent=True)
             except UnreadableRecord as bad:

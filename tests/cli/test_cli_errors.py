@@ -442,8 +442,8 @@ PLAIN = [
     (["workers", "resume", "w-1", "--all"], "error: ID: name worker IDs or --all, not both"),
     (["worker", "--id", "a b"], "error: --id: 'a b' is not a worker id"),
     (["ads", "get", "x y"], "error: ID: 'x y' is not an ad id"),
-    (["ads", "list", "--status", "foo"], "error: --status: 'foo' is not one of 'queued'"),
-    (["ads", "list", "-o", "yaml"], "error: --output: 'yaml' is not one of 'table', 'json'"),
+    (["ads", "list", "--status", "foo"], "error: --status must be one of queued, processing"),  # newcomer58's words
+    (["ads", "list", "-o", "yaml"], "error: --output must be table or json, not 'yaml'"),
     (["submit", "--count", "3", "-q"], "error: --quiet: prints the id of one ad"),
 ]
 

@@ -143,13 +143,13 @@ def test_a_bad_value_names_the_variable_or_the_file_line_it_came_from(runner: Cl
     file and line; a secret's variable is named, never its value."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text("# gamead\nqueue:\n  partitions: abc\n", encoding="utf-8")
-    integer = "Input should be a valid integer, unable to parse string as an integer"
+    integer = "must be a whole number, not"  # newcomer58: pydantic's "Input should be a valid integer, …" before
     line = _one_red_line(runner, [*command, "--config", str(cfg)])
-    assert line == f"error: invalid configuration: queue.partitions (config file {cfg}, line 3): {integer}"
+    assert line == f"error: invalid configuration: queue.partitions (config file {cfg}, line 3): {integer} 'abc'"
     line = _one_red_line(runner, [*command, "--config", str(cfg)], env={"GAMEAD_QUEUE__PARTITIONS": "xyz"})
-    assert line == f"error: invalid configuration: queue.partitions (GAMEAD_QUEUE__PARTITIONS=xyz): {integer}"
+    assert line == f"error: invalid configuration: queue.partitions (GAMEAD_QUEUE__PARTITIONS=xyz): {integer} 'xyz'"
     line = _one_red_line(runner, command, env={"GAMEAD_QUEUE__PARTITIONS": "abc"})  # no file at all
-    assert line == f"error: invalid configuration: queue.partitions (GAMEAD_QUEUE__PARTITIONS=abc): {integer}"
+    assert line == f"error: invalid configuration: queue.partitions (GAMEAD_QUEUE__PARTITIONS=abc): {integer} 'abc'"
 
     secret = '[{"name": "ci", "token": "s3cr3t,x", "role": "operator"}]'
     line = _one_red_line(runner, command, env={"GAMEAD_AUTH__TOKENS": secret})
@@ -159,6 +159,39 @@ def test_a_bad_value_names_the_variable_or_the_file_line_it_came_from(runner: Cl
     line = _one_red_line(runner, [*command, "--config", str(cfg)], env={"GAMEAD_AUTOSCALER__MIN_REPLICAS": "5"})
     assert line.endswith("min_replicas (5) must not exceed max_replicas (2) (autoscaler.min_replicas from "
                          f"GAMEAD_AUTOSCALER__MIN_REPLICAS=5; autoscaler.max_replicas from config file {cfg}, line 2)")
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("worker:\n  concurency: 4\n",
+         "worker.concurency ({at}, line 2): no such setting in section worker (did you mean 'concurrency'?)"),
+        ("worker:\n  faults:\n    rat: 0.5\n",
+         "worker.faults.rat ({at}, line 3): no such setting in section worker.faults (did you mean 'rate'?)"),
+        ("worker:\n  faults:\n    mode: boom\n",
+         "worker.faults.mode ({at}, line 3): must be one of retryable, permanent, crash or hang, not 'boom'"),
+        ("queue:\n  repartition: perhaps\n",
+         "queue.repartition ({at}, line 2): must be true or false, not 'perhaps'"),
+        ("worker: 5\n", "worker ({at}, line 1): must be a section of settings (key: value), not one value"),
+        ("queue:\n  ack_wait: 2h30\n", "queue.ack_wait ({at}, line 2): cannot read duration '2h30'"),
+    ],
+    ids=["unknown-key", "unknown-nested-key", "not-one-of", "not-a-boolean", "not-a-section", "duration"],
+)
+def test_a_bad_setting_is_refused_in_gamead_words_not_pydantic_s(runner: CliRunner, tmp_path: Path, text: str,
+                                                                said: str) -> None:
+    """newcomer58: a mistyped key of a section was ``worker.concurency (…): Extra inputs are not permitted`` (the
+    top level's said ``unknown top-level key … (did you mean …)``), a section given a number ``Input should be a
+    valid dictionary or instance of WorkerSettings``, a choice ``Input should be 'retryable', …`` without the value,
+    a duration ``Value error, cannot read …``: 6 of 6 spoke pydantic; now each in the README's words (an unknown
+    key, a bad value), with the key meant or the value read, from the file and a variable alike."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    line = _one_red_line(runner, ["config", "show", "--config", str(cfg)])
+    assert line.startswith("error: invalid configuration: " + said.format(at=f"config file {cfg}")), line
+    assert "Input should" not in line and "not permitted" not in line and "Value error" not in line
+    line = _one_red_line(runner, ["config", "show"], env={"GAMEAD_WORKER__FAULTS__RAT": "0.5"})
+    assert line.endswith("worker.faults.rat (GAMEAD_WORKER__FAULTS__RAT): no such setting in section worker.faults "
+                         "(did you mean 'rate'?)"), line
 
 
 def test_path_none_then_default_then_explicit(runner: CliRunner, isolated_env: Path, tmp_path: Path) -> None:

@@ -48,8 +48,8 @@ CASES = [
     (["dlq", "purge", "01m87v538ce744cfgethvyb39n", "a" * 4000, "--yes"], "is not an ad id"),
     (["dlq", "cancel", "../x"], "is not a job id"),
     (["dlq", "jobs", "x y"], "is not a job id"),
-    (["dlq", "jobs", "--kind", "resurrect"], "use replay, purge, import or repair"),
-    (["dlq", "jobs", "--state", "zombie"], "use one of queued, running"),
+    (["dlq", "jobs", "--kind", "resurrect"], "--kind must be one of replay, purge, import or repair, not 'resurrect'"),
+    (["dlq", "jobs", "--state", "zombie"], "--state must be one of queued, running"),
 ]
 
 

@@ -34,3 +34,15 @@ def test_many_in_the_plural_with_separators() -> None:
     assert line.startswith("read: 15,638 records (keys only; 603 of them read whole: waiting, dead and suspect ads) · "
                            "0 messages in work stream GAMEAD_ADS · 600 DLQ entries · 25 jobs · "
                            "47 JetStream API calls · "), line
+
+
+def test_the_second_look_s_reads_are_said_apart_from_the_records_read() -> None:
+    """newcomer58: 4 dead ads without their DLQ entry, each read again at the second look, said ``140 records (keys
+    only; 8 of them read whole …)``, and 1 such record ``1 record (keys only; 2 of them …)``: reads said as records."""
+    line = read_line({"records": 140, "workMessages": 0, "dlqEntries": 0, "recordReads": 4, "recordRereads": 4,
+                      "jobs": 5, "apiCalls": 47, "payloadBytes": 10})
+    assert line.startswith("read: 140 records (keys only; 4 of them read whole: waiting, dead and suspect ads; "
+                           "4 read again at the second look) · "), line
+    line = read_line({"records": 1, "workMessages": 0, "dlqEntries": 0, "recordReads": 1, "recordRereads": 0,
+                      "jobs": 0, "apiCalls": 1, "payloadBytes": 10})
+    assert "read again" not in line

@@ -60,3 +60,14 @@ def test_an_import_cut_short_separates_thousands() -> None:
     text = _cut_short(totals, 2263, batch, None, SimpleNamespace(again={}))
     assert text.startswith("; imported 1,000 of 5,579 lines (skipped 4,263) by 4 jobs (a … d)"), text
     assert "the 3,316 lines from line 2264 on were not sent" in text, text
+
+
+def test_one_reason_for_every_skipped_entry_is_said_without_its_count_again() -> None:
+    """newcomer58: ``gamead dlq import dead.jsonl`` run twice said ``imported 0 of 5 lines · skipped 5: already in the
+    DLQ, identical — 5``; the count stays where reasons share the skipped (``… — 1,821`` above)."""
+    from gamead_cli.commands.dlq_views import skipped_words
+
+    assert skipped_words({"already in the DLQ, identical": 5}, 5) == "already in the DLQ, identical"
+    assert skipped_words({"already in the DLQ, identical": 5}) == "already in the DLQ, identical — 5"
+    assert skipped_words({"a": 3, "b": 2}, 5) == "a — 3; b — 2"
+    assert skipped_words({"a": 1821}, 2160) == "a — 1,821"

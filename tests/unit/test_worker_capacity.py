@@ -215,7 +215,8 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
                                    saturated=True, since=1.0)
     assert measured is not None and per_worker_text(measured.rate, measured.wire()) == (
         "750.0 ads/s (measured: 1,500.0 ads/s completed (last minute) by 2 busy worker(s); mean 1.18 ms CPU per ad)")
-    assert per_worker_text(None, None) == "unknown"
+    # newcomer58: a bare "unknown" (an idle stack under an override) said neither why nor what would measure it
+    assert per_worker_text(None, None) == "unknown: no worker measured it over the last minute (too few ads analysed)"
     assert per_worker_text(80.0, None) == "80.0 ads/s"  # an older leader without the basis
     # attack31c F5: a slow worker's rate keeps 2 significant digits (it was "0.0 ads/s", beside "needs 3")
     assert per_worker_text(0.022, {"bound": "measured", "completedPerSec": 0.044, "workers": 2}) == (
