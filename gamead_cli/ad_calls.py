@@ -43,6 +43,13 @@ class AdCalls:
                         f"{len(body['results'])} results for {len(ads)} ads", reads=False)
         return body
 
+    def answer_lost(self) -> str:
+        """How the answer of a try sent whole of this thread's last request was lost before the answer or error it
+        got (``reset``, ``closed``, ``timeout``; ``""``: none was): that try may have been carried out, so a keyed
+        batch's duplicates may be its own, and a refusal after it no proof that nothing was queued
+        (:mod:`gamead_cli.submit.tally`)."""
+        return str(getattr(getattr(self, "_tries", None), "lost", ""))
+
     def get_ad(self, ad_id: str, until: float | None = None) -> dict[str, Any]:
         """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`; the lookups' ``client.lookup_for``).
         Raises :class:`NotFound` for an unknown id."""

@@ -67,6 +67,7 @@ class ApiClient(AdCalls, StreamCalls):
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
         self._connected = False  #: has a TCP connection to it been made (something listens at api_url)?
+        self._tries = threading.local()  #: this thread's last request: ``lost``, how a try's answer was lost
         self._own = transport is not None  #: a caller's transport (tests): no socket of ours is opened beside it
         self._through = 0.0  #: monotonic time of the last answer but a 429 (a request the rate limiter let through)
         self._limited_said = False  #: the rate-limit line said (once a command: :meth:`_say_limited`)
@@ -134,6 +135,7 @@ class ApiClient(AdCalls, StreamCalls):
         begun = time.monotonic()
         deadline = pacing.retries_end(0, begun, 0.0, self.retry_for, until)  # a lost connection's (an answer's: below)
         headers, attempt, earlier = kw.get("headers"), 0, None  # earlier: the last connection error seen
+        self._tries.lost = ""
         while True:
             attempt += 1
             if until is not None:
@@ -175,6 +177,7 @@ class ApiClient(AdCalls, StreamCalls):
                 lost = self._reached or lost_kind(exc) is not None
                 if self._wait_to_retry(attempt, deadline, lost and retry.may_retry(
                         method, headers, keyed=keyed, sent=not unsent.failed)):
+                    self._tries.lost = self._tries.lost or ("" if unsent.failed else lost_kind(exc) or "timeout")
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
                     raise unreachable(self.api_url, exc, took, cut=cut) from exc

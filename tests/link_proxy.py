@@ -5,7 +5,8 @@ F2) without touching either end.
 soon as the server's answer to them begins to come back — the request reached the server whole and was acted on,
 the client gets a reset instead of the answer, as when a proxy or a load balancer between restarts — and with
 ``delay`` every byte of an answer (of a connection not reset) is held that many seconds before it goes on (a long
-link; with ``reset_first``, the resets come first). Threads only;
+link; with ``reset_first``, the resets come first); with ``down_after``, once its resets are done, a connect is
+refused (an API SIGKILLed with its answer). Threads only;
 stopped by :meth:`LinkProxy.stop`.
 """
 
@@ -23,9 +24,11 @@ from tests.blackhole import Relay
 class LinkProxy(Relay):
     """A proxy on ``127.0.0.1:<port>`` (:attr:`url`) to ``target`` (``host``, ``port``)."""
 
-    def __init__(self, target: tuple[str, int], *, reset_first: int = 0, delay: float = 0.0) -> None:
+    def __init__(self, target: tuple[str, int], *, reset_first: int = 0, delay: float = 0.0,
+                 down_after: bool = False) -> None:
         super().__init__(target)
         self.reset_first, self.delay = reset_first, delay
+        self.down_after = down_after  #: once its resets are done, its listener closes: each later connect is refused
         self.url = f"http://127.0.0.1:{self.port}"
         self.accepted = 0  #: connections that carried a request so far (a connection opened and left silent, as
         # the CLI's look at what speaks first at an address that never answered, is not one: attack47 F3)
@@ -64,6 +67,9 @@ class LinkProxy(Relay):
             if answer and cut.is_set():
                 with self._lock:
                     self.resets += 1
+                    down = self.down_after and self.resets >= self.reset_first
+                if down:  # the API gone with its answer (SIGKILLed mid-batch): refused from now on
+                    self._listener.close()
                 dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 dst.close()  # RST: the client gets "connection reset by peer", not this answer
                 src.close()

@@ -7,12 +7,27 @@ stopped before it was sent (read ahead of a stream, its batch cancelled by a sec
 resending as ``rejected`` with their last code, as if refused for good — 489 ``storage_failing`` of 5,000 at 500/s,
 NATS frozen 9 s): its connection never made (``api_unreachable``), or its last answer NATS's certain refusal
 (:func:`gamead_cli.retry.resendable`) with its next try cut by the stop. Each is named (``notSentWhere``, ranges of
-the first :data:`~gamead_cli.submit.settling.MAYBE_KEPT`)."""
+the first :data:`~gamead_cli.submit.settling.MAYBE_KEPT`).
+
+A keyed run's ad answered ``duplicate`` after a try of its request whose answer was lost (the API SIGKILLed
+mid-batch, a link reset), whose record was submitted after this run handed it to a request (its ``submittedAt``,
+on the service's clock, at most :data:`OWN_MARGIN` s before that), was queued by this run's lost try. It counts as
+accepted, in ``acceptedIds``. Before (attack58), a keyed ``submit --count 3000`` whose API was SIGKILLed mid-batch
+said 322 ``duplicate`` (not newly queued, not in ``acceptedIds``), each submitted during that very run: a script
+following the run's ``acceptedIds`` never followed them. A rerun's duplicates (queued by an earlier run, before
+this one sent them) stay duplicates. By the same lost try, a request then refused its connection until the run
+stopped (the API down past ``client.retry_for``) is no proof that nothing was queued: its ads "may be queued"
+(before: "not sent", never queued; 75 of 900 were queued, duplicates to a rerun with the key)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from gamead_cli import service_clock
 
 from gamead_cli.submit.batches import (
     ITEMS_KEPT,
@@ -25,14 +40,21 @@ from gamead_cli.submit.batches import (
 from gamead_cli.submit.settling import MAYBE_KEPT, where_ranges
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
 
+#: seconds before an ad was handed to a request (on the service's clock, known within ~1.5 s:
+#: :mod:`gamead_cli.service_clock`) from which a keyed duplicate's ``submittedAt`` is this run's own
+OWN_MARGIN: Final[float] = 1.5
+
 
 class Tally:
     """The counts of one run. ``keep_items``: each ad's outcome kept (``-o json`` ``items``, the first
     :data:`ITEMS_KEPT`); ``ids_kept``: the newly accepted ads whose ids are kept (input index below it);
-    ``idempotency_key``: the run's key (each ad's is ``KEY-<index>``)."""
+    ``idempotency_key``: the run's key (each ad's is ``KEY-<index>``); ``lost``: whether the answer being counted
+    came after a try of its request whose answer was lost (:meth:`gamead_cli.ad_calls.AdCalls.answer_lost`)."""
 
-    def __init__(self, *, keep_items: bool, ids_kept: int, idempotency_key: str | None) -> None:
+    def __init__(self, *, keep_items: bool, ids_kept: int, idempotency_key: str | None,
+                 lost: Callable[[], str] = lambda: "") -> None:
         self.keep_items, self.ids_kept, self.key = keep_items, ids_kept, idempotency_key
+        self.lost_first = lost  #: how a try's answer was lost before the answer being counted ("": none was)
         self.rejected: Counter[str] = Counter()
         self.listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED
         self.unsure: dict[int, tuple[str, str, bool]] = {}  #: index (< MAYBE_KEPT) → (where, adId, keyed)
@@ -45,10 +67,13 @@ class Tally:
         self.order: dict[int, str] = {}  #: input index → id of a newly accepted ad
         self.out: dict[int, str] = {}  #: index → where of an ad handed to a request and not counted yet
         self.closed = False  #: counted for good (:meth:`abandon`): what a request still out says is not counted
+        self.handed: dict[int, float] = {}  #: index → when it went to its first request (monotonic), until counted
 
     def hand_out(self, pairs: list[tuple[int, str]]) -> None:
         """The ads ``(index, where)`` go to a request now: each is counted by an outcome, or by :meth:`abandon`."""
         self.out.update(pairs)
+        now = time.monotonic()
+        self.handed.update((index, now) for index, _ in pairs if index not in self.handed)
 
     def abandon(self) -> None:
         """The run ends without waiting for its requests still out (a second Ctrl-C): their ads went out and may
@@ -68,6 +93,7 @@ class Tally:
         if self.closed:
             return
         self.out.pop(index, None)
+        self.handed.pop(index, None)
         self.rejected[code] += 1
         keep_first(self.listed, index, {"where": where, "code": code, "message": message}, REJECTIONS_LISTED)
         if self.keep_items and index < ITEMS_KEPT:
@@ -76,6 +102,7 @@ class Tally:
     def done(self, index: int, where: str, outcome: str, ad_id: str | None) -> None:
         """The ad at ``index``: ``outcome`` (``accepted``, ``duplicate``, ``maybeQueued``), its id if known."""
         self.out.pop(index, None)
+        self.handed.pop(index, None)
         if self.keep_items and index < ITEMS_KEPT:
             self.items[index] = {"where": where, "outcome": outcome, "id": ad_id}
             if ad_id is None and self.key:
@@ -86,6 +113,7 @@ class Tally:
         if self.closed:
             return
         self.out.pop(index, None)
+        self.handed.pop(index, None)
         self.counts["unsent"] += 1
         if index < MAYBE_KEPT:
             self.unsent[index] = where
@@ -101,9 +129,10 @@ class Tally:
         # an answer of the API: any per-ad result, or the whole request refused (not a local bad line)
         self.counts["answered"] += isinstance(body, dict) or (isinstance(body, ApiClientError)
                                                               and not isinstance(body, ApiUnreachable))
-        if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
+        first = self.lost_first() if isinstance(body, ApiUnreachable) else ""  # refused after a try that went out
+        if isinstance(body, NoAnswer) or first:  # sent, never answered: it may be queued (not rejected)
             self.counts["unknown"] += 1
-            self.lost[getattr(body, "lost", "timeout")] += 1
+            self.lost[first or getattr(body, "lost", "timeout")] += 1
             if index < MAYBE_KEPT:
                 self.unknown[index] = where
             self.done(index, where, "maybeQueued", None)
@@ -123,7 +152,7 @@ class Tally:
             self.reject(index, where, str(error.get("code") or "error"), text)
         elif not isinstance(body, dict) or "id" not in body:
             self.reject(index, where, "bad_answer", "the API's answer has no ad id")
-        elif body.get("duplicate"):
+        elif body.get("duplicate") and not self.own(index, body.get("submittedAt")):
             self.counts["duplicates"] += 1
             self.done(index, where, "duplicate", str(body["id"]))
         else:
@@ -131,6 +160,18 @@ class Tally:
             if index < self.ids_kept:
                 self.order[index] = str(body["id"])
             self.done(index, where, "accepted", str(body["id"]))
+
+    def own(self, index: int, submitted_at: Any) -> bool:
+        """Whether the keyed duplicate at ``index``, submitted at ``submitted_at`` (ISO, the service's clock), was
+        queued by this run (module doc); False without a key, a hand-out, or a time that reads."""
+        handed = self.handed.get(index)
+        try:
+            submitted = datetime.fromisoformat(str(submitted_at).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return False
+        if self.key is None or handed is None or not self.lost_first():
+            return False
+        return submitted >= service_clock.now() - (time.monotonic() - handed) - OWN_MARGIN
 
     def not_sent_figures(self, never: int) -> dict[str, Any]:
         """``notSent`` (``never``: the ads never handed out, plus those :meth:`not_sent` counted),

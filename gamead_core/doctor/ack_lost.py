@@ -24,6 +24,17 @@ Past that, nothing redelivered it: the finding (``completed_with_message``, ``de
 was due when. ``--repair`` removes the message by its sequence in both cases (if the record is still ``completed``, or
 ``dead``; the DLQ entry stays): nats-server terminates a deleted message's pending delivery, so nothing is redelivered
 and a late ``+ACK`` is ignored.
+
+A dead-lettering cut short is the same kind of wait (attack58). A worker dead-letters by copying the ad into the DLQ
+first, then recording it ``dead``, then acknowledging (:func:`gamead_core.worker.deadletter.dead_letter`); killed
+between the copy and the record, it leaves a ``queued`` or ``processing`` record beside a DLQ entry, and the next
+delivery repeats the dead-lettering. The doctor said ``✗ entry_of_live_ad · invariant 3`` (exit 1, nothing for
+``--repair`` to do) for the seconds that redelivery took: 3 ads of 1 doctor run right after a worker's SIGKILL at
+100 ads/s, 30 % of them failing for good. So an ``entry_of_live_ad`` is the note ``dead_letter_unfinished`` while
+:func:`unfinished_by` says its redelivery may still come: the ad has one message, the one its entry was dead-lettered
+from (the entry's ``sourceSeq``), still ack-pending at its consumer, and the entry's ``deadAt`` + ``ack_wait`` +
+:data:`MARGIN` is ahead. A replay half-way (its entry names the replayed message, acknowledged and gone) or an
+imported entry never is; past the bound it is the finding, as it was.
 """
 
 from __future__ import annotations
@@ -52,8 +63,11 @@ log = logging.getLogger(__name__)
 
 #: What a record may say of an ad whose ack was lost: both end the delivery, and a redelivery is acknowledged unrun
 ENDED = (AdStatus.COMPLETED, AdStatus.DEAD)
-#: The finding of each (what the note stands in for while the redelivery may come)
-FINDINGS = ("completed_with_message", "dead_with_message")
+#: The finding of each (what the note stands in for while the redelivery may come), and a dead-lettering cut short's
+FINDINGS = ("completed_with_message", "dead_with_message", "entry_of_live_ad")
+#: The note each finding is while its redelivery may come
+NOTE_OF = {"completed_with_message": "ack_lost", "dead_with_message": "ack_lost",
+           "entry_of_live_ad": "dead_letter_unfinished"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +96,38 @@ def redelivered_by(facts: Facts | None, messages: Sequence[WorkMsg], floor: Floo
     return facts.completed_at.timestamp() + floor.ack_wait
 
 
+def unfinished_by(facts: Facts | None, messages: Sequence[WorkMsg], floor: Floor | None,
+                  entry: tuple[int | None, float] | None) -> float | None:
+    """When JetStream redelivers the message of a live ad (queued, processing) whose DLQ entry (``entry``: its
+    ``sourceSeq`` and ``deadAt``, epoch s) was dead-lettered from that very message by a worker that died before
+    recording it ``dead`` (``deadAt`` + the consumer's ``ack_wait``), or None when the ad is not one. Pure."""
+    if facts is None or facts.status.terminal or entry is None or floor is None or len(messages) != 1:
+        return None
+    if entry[0] != messages[0].seq or not floor.pending(messages[0].seq):
+        return None
+    return entry[1] + floor.ack_wait
+
+
 def young(by: float, now: float) -> bool:
     """Whether a redelivery due at ``by`` may still be on its way at ``now`` (:data:`MARGIN`). Pure."""
     return now <= by + MARGIN
 
 
-def note_text(by: float, now: float) -> str:
-    """The note's detail for one ad. Pure."""
+def note_text(by: float, now: float, code: str = "completed_with_message") -> str:
+    """The note's detail for one ad with finding ``code``. Pure."""
+    if code == "entry_of_live_ad":
+        return (f"its worker died between its DLQ entry and its record: JetStream redelivers it by "
+                f"{clock_utc(by, now)} and a worker ends it (dead again, or completed)")
     return (f"ack lost: JetStream redelivers it by {clock_utc(by, now)} and a worker acknowledges it unanalysed "
             f"(--repair removes it now)")
 
 
-def late_text(by: float, ack_wait: float, now: float) -> str:
-    """The finding's detail for one ad whose redelivery is overdue. Pure."""
+def late_text(by: float, ack_wait: float, now: float, code: str = "completed_with_message") -> str:
+    """The finding's detail for one ad with finding ``code`` whose redelivery is overdue. Pure."""
+    if code == "entry_of_live_ad":
+        return (f"its dead-lettering was cut short and nothing redelivered it: due by {clock_utc(by, now)} (its "
+                f"entry's deadAt + its consumer's ack_wait, {ack_wait:g} s), {now - by:.0f} s ago; is a worker "
+                f"pulling its level?")
     return (f"its acknowledgement was lost and nothing redelivered it: due by {clock_utc(by, now)} (completedAt + "
             f"its consumer's ack_wait, {ack_wait:g} s), {now - by:.0f} s ago; is a worker pulling its level?")
 
@@ -129,28 +162,32 @@ class AckLost:
                 self._floors[key] = None
         return self._floors[key]
 
-    async def due(self, facts: Facts | None, messages: Sequence[WorkMsg], partition: int,
-                  stats: ReadStats) -> tuple[float, float] | None:
-        """``(redelivery due, ack_wait)`` of an ended ad whose ack was lost (:func:`redelivered_by`); None when
-        it is not one. One message's consumer is read; :func:`redelivered_by` checks the rest."""
+    async def due(self, facts: Facts | None, messages: Sequence[WorkMsg], partition: int, stats: ReadStats,
+                  entry: tuple[int | None, float] | None = None) -> tuple[float, float] | None:
+        """``(redelivery due, ack_wait)`` of an ended ad whose ack was lost (:func:`redelivered_by`), or with
+        ``entry`` (its DLQ entry's ``sourceSeq`` and ``deadAt``) of a live ad whose dead-lettering was cut short
+        (:func:`unfinished_by`); None when it is not one. One message's consumer is read; those check the rest."""
         if facts is None or len(messages) != 1:
             return None
         if (floor := await self.floor(messages[0].level, partition, stats)) is None:
             return None
-        by = redelivered_by(facts, messages, floor)
+        by = unfinished_by(facts, messages, floor, entry) if entry else redelivered_by(facts, messages, floor)
         return None if by is None else (by, floor.ack_wait)
 
-    async def judge(self, ad_id: str, look: Look, stats: ReadStats, finding: Finding, note: Note) -> None:
-        """A confirmed ``completed_with_message`` or ``dead_with_message`` of ``ad_id`` (the second ``look``) goes
-        into ``note`` while its lost ack's redelivery may still come (:func:`young`), else into ``finding`` (with
-        when it was due, if it was a lost ack)."""
-        messages = look.work.get(ad_id, [])
-        lost = await self.due(look.records.get(ad_id), messages, partition_of(ad_id, self._parts), stats)
+    async def judge(self, ad_id: str, look: Look, stats: ReadStats, finding: Finding, notes: Mapping[str, Note]
+                    ) -> None:
+        """A confirmed finding of :data:`FINDINGS` of ``ad_id`` (the second ``look``) goes into its note of
+        ``notes`` (:data:`NOTE_OF`) while its redelivery may still come (:func:`young`), else into ``finding``
+        (with when it was due, if it was one)."""
+        code, messages = finding.kind.code, look.work.get(ad_id, [])
+        entry = look.entry_from.get(ad_id, (None, 0.0)) if code == "entry_of_live_ad" else None
+        lost = await self.due(look.records.get(ad_id), messages, partition_of(ad_id, self._parts), stats, entry)
         now = clock.now()
         if lost is not None and young(lost[0], now):
-            add(note, ad_id, note_text(lost[0], now))
+            add(notes[NOTE_OF[code]], ad_id, note_text(lost[0], now, code))
         else:
-            add(finding, ad_id, None if lost is None else late_text(lost[0], lost[1], now))
+            add(finding, ad_id, None if lost is None else late_text(lost[0], lost[1], now, code))
 
 
-__all__ = ["ENDED", "FINDINGS", "MARGIN", "AckLost", "Floor", "late_text", "note_text", "redelivered_by", "young"]
+__all__ = ["ENDED", "FINDINGS", "MARGIN", "NOTE_OF", "AckLost", "Floor", "late_text", "note_text", "redelivered_by",
+           "unfinished_by", "young"]

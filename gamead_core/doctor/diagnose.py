@@ -307,6 +307,8 @@ class Doctor:
                 again.entry_seq[ad_id] = current.seq
                 if current.entry is None:  # not an entry: no record can be made from it (attack31b F3)
                     again.unreadable_entries.add(ad_id)
+                else:  # a dead-lettering its worker's death cut short: a note until ack_wait (attack58)
+                    again.entry_from[ad_id] = (current.entry.source_seq, current.entry.dead_at.timestamp())
                 if first.entries.get(ad_id, 0) > 1:
                     again.entries[ad_id] = sum((await self._dlq_counts(names.dlq_subject(ad_id), stats)).values())
         if (why := unsettled(suspects, again, work_whole=self._work_whole)) is not None:
@@ -321,8 +323,8 @@ class Doctor:
                     await note_unrecorded(self.js, names.work_stream(partition_of(ad_id, len(self._parts))),
                                           again.work.get(ad_id, []), ad_id, stats, notes)
                     continue
-                if code in ACK_LOST_FINDINGS:  # a completed or dead ad's lost ack: a note until ack_wait
-                    await acks.judge(ad_id, again, stats, found[code], notes["ack_lost"])
+                if code in ACK_LOST_FINDINGS:  # a lost ack, a dead-lettering cut short: a note until ack_wait
+                    await acks.judge(ad_id, again, stats, found[code], notes)
                 else:
                     add(found[code], ad_id, detail_for(code, ad_id, again))
                 actions.extend(actions_for(code, ad_id, again))

@@ -188,6 +188,10 @@ NOTES: Final[dict[str, str]] = {
                 "fail-over); JetStream delivers it again and a worker acknowledges it unanalysed. Past ack_wait "
                 f"(+{ACK_LOST_MARGIN:g} s) it is the error completed_with_message or dead_with_message (--repair "
                 "removes the message either way; a dead ad's DLQ entry stays)",
+    "dead_letter_unfinished": "queued or processing ad with a DLQ entry made from its one message, still "
+                              "ack-pending, younger than its consumer's ack_wait: its worker died between the DLQ "
+                              "entry and the record (a SIGKILL, a crash); JetStream delivers it again and a worker "
+                              f"ends it. Past ack_wait (+{ACK_LOST_MARGIN:g} s) it is the error entry_of_live_ad",
 }
 
 

@@ -38,6 +38,8 @@ class Look:
     entries: dict[str, int] = field(default_factory=dict)
     entry_seq: dict[str, int] = field(default_factory=dict)
     unreadable_entries: set[str] = field(default_factory=set)
+    #: ad id → its current DLQ entry's ``sourceSeq`` and ``deadAt`` (epoch s), read by the second look
+    entry_from: dict[str, tuple[int | None, float]] = field(default_factory=dict)
     #: ad id → the API that withdrew it (its key's delete marker's ``Gamead-Withdrawn``), from the key listing
     withdrawn: dict[str, str] = field(default_factory=dict)
 

@@ -40,7 +40,9 @@ def test_a_keyed_run_whose_connections_are_reset_mid_batch_sends_every_ad_exactl
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
     """The first two connections are reset as their batch's answer comes back (the API queued those ads): the
     keyed batches are sent again, answered duplicate, and every one of the 400 ads is queued once — before: the run
-    stopped after the first batch, 380 ads not sent, exit 1."""
+    stopped after the first batch, 380 ads not sent, exit 1. Those duplicates were queued by this very run (their
+    ``submittedAt`` after it sent them), so they count as accepted, in ``acceptedIds`` — before (attack58): said
+    ``duplicates`` (not newly queued), missing from ``acceptedIds``."""
     api, url = start_api(fresh_nats().url, tmp_path, GAMEAD_RATELIMIT__ENABLED="false")
     procs.append(api)
     proxy = LinkProxy(("127.0.0.1", int(url.rsplit(":", 1)[1])), reset_first=2).start()
@@ -51,7 +53,9 @@ def test_a_keyed_run_whose_connections_are_reset_mid_batch_sends_every_ad_exactl
     assert proxy.resets == 2, (proxy.resets, run.stderr)
     assert run.returncode == 0, (run.returncode, run.stderr, run.stdout[-2000:])
     summary = json.loads(run.stdout)
-    assert summary["sent"] == COUNT and summary["accepted"] + summary["duplicates"] == COUNT, summary
+    assert summary["sent"] == COUNT and summary["accepted"] == COUNT and summary["duplicates"] == 0, {
+        k: summary[k] for k in ("sent", "accepted", "duplicates")}
+    assert len(set(summary["acceptedIds"])) == COUNT, len(summary["acceptedIds"])
     assert summary["maybeQueued"] == 0 and summary["rejectedByCode"] == {} and summary["notSent"] == 0, summary
     assert summary["retried"] >= 2 and "stoppedBecause" not in summary, summary
     assert _records(url) == COUNT  # each ad queued once: the resent batches were answered duplicate
@@ -110,3 +114,25 @@ def test_a_reset_batch_after_which_every_ad_was_sent_is_said_as_no_stop(
     assert summary["sent"] == 40 and summary["notSent"] == 0, summary
     assert summary["accepted"] == 20 and summary["maybeQueuedUnknown"] == 20, summary
     assert "stoppedBecause" not in summary, summary
+
+
+def test_a_keyed_batch_refused_after_its_answer_was_lost_may_be_queued_not_never_sent(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """attack58: a keyed batch whose answer was lost (the API SIGKILLed as it answered: the ads were queued), then
+    every connection refused until the run's stop. Before: its ads were "not sent" (never queued, safe to resend) by
+    the last try's refusal; a drill's 900 "not sent" of 3,000 held 75 queued ads (a rerun with the key answered them
+    duplicate). Now the lost try counts: they "may be queued", their keys listed to settle them."""
+    api, url = start_api(fresh_nats().url, tmp_path, GAMEAD_RATELIMIT__ENABLED="false")
+    procs.append(api)
+    proxy = LinkProxy(("127.0.0.1", int(url.rsplit(":", 1)[1])), reset_first=1, down_after=True).start()
+    try:
+        run = run_gamead("submit", "--count", "20", "--title", "Cut", "--genre", "RPG", "--api", proxy.url,
+                         "--concurrency", "1", "--batch-size", "20", "--idempotency-key", "cut-K2", "-o", "json",
+                         env=clean_env(COLUMNS="400", GAMEAD_CLIENT__RETRY_FOR="3"), timeout=120)
+    finally:
+        proxy.stop()
+    assert proxy.resets == 1 and _records(url) == 20, (proxy.resets, run.stderr)  # the API queued all 20
+    summary = json.loads(run.stdout)
+    assert summary["notSent"] == 0 and summary["maybeQueued"] == 20, {
+        k: summary.get(k) for k in ("notSent", "maybeQueued", "maybeQueuedLost", "stoppedBecause", "error")}
+    assert len(summary["maybeQueuedKeys"]) == 20, summary

@@ -28,7 +28,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import diagnose
 from gamead_core.doctor.model import ACK_LOST_MARGIN, Report
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
+from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.analyzer import analyze
@@ -42,9 +42,10 @@ YOUNG_LEVEL = 4  #: the young ad's: a pull of LEVEL past ack_wait gets an old on
 
 
 def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int = LEVEL, *,
-                          dead: bool = False) -> list[str]:
+                          dead: bool = False, cut_short: bool = False) -> list[str]:
     """Submit one ad per title, pull each delivery, record it `completed` under it (``dead``: run under it, then
-    dead-lettered as a worker does: its DLQ entry, then its record `dead`); acknowledge none."""
+    dead-lettered as a worker does: its DLQ entry, then its record `dead`; ``cut_short`` too: its DLQ entry only,
+    the worker dying before the record); acknowledge none."""
 
     async def run() -> list[str]:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
@@ -63,7 +64,7 @@ def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int
                     current = await store.get(ad_id)
                     record, now = current.record, utcnow()
                     if dead:
-                        await _dead_letter(store, js, record, current.revision, msg)
+                        await _dead_letter(store, js, record, current.revision, msg, cut_short=cut_short)
                         done.append(ad_id)
                         continue
                     await store.update(record.model_copy(update={
@@ -78,15 +79,25 @@ def _complete_without_ack(url: str, nats_url: str, titles: list[str], level: int
     return asyncio.run(run())
 
 
-async def _dead_letter(store: AdStore, js: JetStreamContext, record: AdRecord, revision: int, msg: Msg) -> None:
+async def _dead_letter(store: AdStore, js: JetStreamContext, record: AdRecord, revision: int, msg: Msg, *,
+                       cut_short: bool = False) -> None:
     """What a worker does with an ad that fails for good under delivery ``msg``: its record `processing` under
-    it, then the DLQ entry and the record `dead` (:func:`dead_letter`); the ack that would follow is lost."""
+    it, then the DLQ entry and the record `dead` (:func:`dead_letter`); the ack that would follow is lost.
+    ``cut_short``: the worker dies after the DLQ entry (the copy :func:`dead_letter` makes first), before the
+    record."""
     seq = msg.metadata.sequence.stream
     running = record.model_copy(update={"status": AdStatus.PROCESSING, "attempts": 1, "worker_id": "local-9",
                                         "started_at": utcnow(),
                                         "delivery": delivery_id(seq, msg.metadata.num_delivered)})
     await store.update(running, revision)
     error = AdError(error_class="Permanent", message="refused for good", retryable=False, at=utcnow())
+    if cut_short:
+        now = utcnow()
+        await DeadLetters(js).add(DlqEntry(
+            ad_id=record.id, title=record.ad.title, priority=record.priority, attempts=1, error_class="Permanent",
+            error_message="refused for good", retryable=False, first_failure_at=now, last_failure_at=now,
+            dead_at=now, worker_id="local-9", submitted_at=record.submitted_at, ad=record.ad, source_seq=seq))
+        return
     assert await dead_letter(store, DeadLetters(js), running, error, 1, source_seq=seq, worker_id="local-9")
 
 
@@ -94,6 +105,33 @@ def _doctor(url: str, *args: str) -> tuple[int, dict[str, Any]]:
     run = run_gamead("doctor", "--api", url, "--settle", "0.5", "-o", "json", *args, env=clean_env(), timeout=120)
     assert run.stdout.strip(), run.stderr
     return run.returncode, json.loads(run.stdout)
+
+
+def _dead_lettered_note(server: EmbeddedNats, procs: list[Proc], tmp_path: Path, title: str, status: str, kind: str,
+                        *, cut_short: bool = False) -> tuple[str, str, dict[str, Any]]:
+    """An API on ``server`` and one ad dead-lettered under its delivery, unacknowledged (``cut_short``: its record
+    not written `dead`), its record ``status`` and its DLQ entry checked; the API's url, the ad's id and the note of
+    ``kind`` of a doctor run, which exits 0 with no finding."""
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__ACK_WAIT=str(ACK_WAIT))
+    procs.append(api)
+    [ad_id] = _complete_without_ack(url, server.url, [title], dead=True, cut_short=cut_short)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get(f"/ads/{ad_id}").json()["status"] == status
+        assert [e["adId"] for e in http.get("/v1/dlq").json()["items"]] == [ad_id]
+    code, report = _doctor(url)
+    assert code == 0 and report["findings"] == [], report
+    [note] = [n for n in report["notes"] if n["kind"] == kind]
+    return url, ad_id, note
+
+
+def _doctor_exit_1(url: str) -> dict[str, Any]:
+    """The report of the first doctor run that exits 1 (past ack_wait, nothing redelivered), within ack_wait + 60 s."""
+
+    def overdue() -> dict[str, Any] | None:
+        code, report = _doctor(url)
+        return report if code == 1 else None
+
+    return wait_for(overdue, timeout=ACK_WAIT + 60, interval=1, what="doctor exit 1 past ack_wait")
 
 
 def _ack_pending(nats_url: str) -> tuple[int, int]:
@@ -132,11 +170,7 @@ def test_a_lost_ack_is_a_note_until_ack_wait_then_an_error_and_repair_removes_bo
     assert "ack_pending_unheld" not in {n["kind"] for n in report["notes"]}, report  # the same deliveries, named
 
     # past ack_wait (+ the margin) with nothing redelivered: the invariant's error, exit 1
-    def overdue() -> dict[str, Any] | None:
-        code, report = _doctor(url)
-        return report if code == 1 else None
-
-    report = wait_for(overdue, timeout=ACK_WAIT + 60, interval=1, what="doctor exit 1 past ack_wait")
+    report = _doctor_exit_1(url)
     [finding] = report["findings"]
     assert finding["kind"] == "completed_with_message" and sorted(finding["sample"]) == sorted(old), report
     assert "nothing redelivered it" in finding["details"][old[0]], finding
@@ -200,24 +234,11 @@ def test_a_dead_ads_lost_ack_is_the_same_note_until_ack_wait_then_dead_with_mess
     terminal), so the doctor notes ``ack_lost`` (exit 0) until its end (``completedAt``, when it became dead) +
     ack_wait + the margin, then fails ``dead_with_message``. Before: ``✗ dead_with_message``, exit 1, at once."""
     server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__ACK_WAIT=str(ACK_WAIT))
-    procs.append(api)
-    [dead] = _complete_without_ack(url, server.url, ["Dead Ack Lost"], dead=True)
-    with httpx.Client(base_url=url, timeout=10) as http:
-        assert http.get(f"/ads/{dead}").json()["status"] == "dead"
-        assert [e["adId"] for e in http.get("/v1/dlq").json()["items"]] == [dead]
-
-    code, report = _doctor(url)
-    assert code == 0 and report["findings"] == [], report  # before: dead_with_message, exit 1
-    [note] = [n for n in report["notes"] if n["kind"] == "ack_lost"]
+    url, dead, note = _dead_lettered_note(server, procs, tmp_path, "Dead Ack Lost", "dead", "ack_lost")
     assert note["sample"] == [dead] and note["details"][dead].startswith("ack lost: JetStream redelivers it by "), note
     assert "completed or dead ad" in note["what"] and f"(+{ACK_LOST_MARGIN:g} s)" in note["what"], note
 
-    def overdue() -> dict[str, Any] | None:
-        code, report = _doctor(url)
-        return report if code == 1 else None
-
-    report = wait_for(overdue, timeout=ACK_WAIT + 60, interval=1, what="doctor exit 1 past ack_wait")
+    report = _doctor_exit_1(url)
     [finding] = report["findings"]
     assert finding["kind"] == "dead_with_message" and finding["sample"] == [dead], report
     assert "nothing redelivered it" in finding["details"][dead], finding
@@ -226,3 +247,25 @@ def test_a_dead_ads_lost_ack_is_the_same_note_until_ack_wait_then_dead_with_mess
     assert _ack_pending(server.url) == (0, 0)
     with httpx.Client(base_url=url, timeout=10) as http:  # the DLQ entry stays: replay it to run the ad again
         assert [e["adId"] for e in http.get("/v1/dlq").json()["items"]] == [dead]
+
+
+def test_a_dead_lettering_cut_short_is_a_note_until_ack_wait_then_entry_of_live_ad(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """attack58: a worker SIGKILLed between an ad's DLQ entry and its record `dead` (dead_letter copies first) leaves
+    a `processing` record beside the entry, and the redelivery repeats the dead-lettering. A drill (100 ads/s, 30 %
+    failing for good, a worker SIGKILLed) had `gamead doctor` right after say `✗ entry_of_live_ad · 3 ads ·
+    invariant 3`, exit 1, with nothing for --repair to do; 5 s later every one was dead and doctor clean. Now a note
+    (exit 0) while the redelivery may come (the entry made from the ad's one message, still ack-pending, deadAt +
+    ack_wait + the margin ahead), the finding past it, when no worker redelivered it."""
+    url, cut, note = _dead_lettered_note(fresh_nats(), procs, tmp_path, "Dead Letter Cut Short", "processing",
+                                         "dead_letter_unfinished", cut_short=True)  # before: entry_of_live_ad, exit 1
+    assert note["sample"] == [cut], note
+    assert note["details"][cut].startswith("its worker died between its DLQ entry and its record: JetStream "
+                                           "redelivers it by "), note
+
+    report = _doctor_exit_1(url)
+    [finding] = report["findings"]
+    assert finding["kind"] == "entry_of_live_ad" and finding["sample"] == [cut], report
+    assert "its dead-lettering was cut short and nothing redelivered it" in finding["details"][cut], finding
+    assert "dead_letter_unfinished" not in {n["kind"] for n in report["notes"]}, report
