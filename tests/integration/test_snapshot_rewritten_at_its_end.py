@@ -11,10 +11,10 @@ the stream after each read of the keys finds it.
 With the keys capped (ci53), without that look: 14-20 of 400 reads missed a key, most of them once the writer only
 rewrote keys already there (11-17 of 14-21 in the harness); none with it.
 load57: 200 reads of at most 500 keys (88 s → 17 s beside 4 burners, load 20): without the look 5 of 200 missed a key.
-load58: still past 120 s at load 40 (a NATS request unanswered for its 5 s, then ``nc.close()`` waited for ever): 60 keys
-at first, at most 100; a JetStream request may take 30 s; the connection closed within a bound. Beside 4 burners and other
-runs (load ~20): 100 and 107 s → 40 and 56 s, 4.9-5.3 → 3.2-3.6 CPU-s in the test's process; without the look 8 and
-18 of 200 reads missed a key (15 at 500 keys).
+load58: still past 120 s at load 40 (a NATS request unanswered for its 5 s, then ``nc.close()`` waited for ever):
+60 keys at first, at most 100; a JetStream request may take 30 s; the connection closed within a bound. Beside 4
+burners and other runs (load ~20): 100 and 107 s → 34-56 s, 4.9-5.3 → 3.2-3.6 CPU-s in the test's process; without
+the look 8 and 18 of 200 reads missed a key (15 at 500 keys).
 """
 
 from __future__ import annotations
