@@ -45,6 +45,9 @@ LANE_ENV = {
     "GAMEAD_WORKER__MAX_ATTEMPTS": str(MAX_ATTEMPTS),
     "GAMEAD_DOCTOR__OVERDUE_AFTER": "0",
     "GAMEAD_DOCTOR__SETTLE": "0.3",
+    # the ads wait with no worker for the whole test: a priority 3 one past its promised wait (2 x aging_step, 20 s
+    # by default) is the doctor's unpulled_ads, which a loaded machine reached (load58: 'the oldest 22 s'); 30 min
+    "GAMEAD_QUEUE__AGING_STEP": "900",
 }
 
 
@@ -214,7 +217,8 @@ def test_every_broken_invariant_is_found_with_its_id_and_repaired(lane: dict[str
     assert "obsolete_object" not in {n["kind"] for n in result["after"]["notes"]}
     # and the ads that are queued again complete once a worker runs (gamead's consumer config restored)
     lane["procs"].append(start_worker(lane["nats"].url, lane["logs"], worker_id="after", concurrency=2,
-                                      GAMEAD_QUEUE__ACK_WAIT="5"))
+                                      GAMEAD_QUEUE__ACK_WAIT="5",
+                                      GAMEAD_QUEUE__AGING_STEP=LANE_ENV["GAMEAD_QUEUE__AGING_STEP"]))
     for kind in ("no_message", "stranded", "entry_of_live_ad"):
         assert wait_terminal(http, ids[kind], timeout=30)["status"] == "completed"
     assert_doctor_clean(url, token=OPERATOR)
