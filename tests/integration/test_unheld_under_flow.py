@@ -123,7 +123,7 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
     sequence, pending in both readings and announced by nobody meanwhile: the dead one only."""
     settings = GameadSettings.model_validate({"queue": {"ack_wait": 120.0}})
 
-    async def scenario(server: EmbeddedNats) -> tuple[Note, int, float]:
+    async def scenario(server: EmbeddedNats) -> tuple[Note, int, float, set[int]]:
         """The note, the dead delivery's ack floor, and the live worker's latest announcement during the check: the
         most seconds from a message's store (its metadata's timestamp, before its delivery) to the end of the first
         announcement of it. The check counts a delivery unannounced for ``GRACE`` s unheld, by its design: past
@@ -137,6 +137,7 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
         late = [0.0]  #: the live worker's latest announcement of a delivery since the check began (s)
         told: set[int] = set()  #: the stream seqs announced once
         checking = asyncio.Event()
+        received: set[int] = set()  #: the stream seqs the live worker's fetches returned
         try:
             await ensure_topology(js, settings)
             sub = await js.pull_subscribe_bind(names.level_consumer(LEVEL), names.ADS_STREAM)
@@ -166,6 +167,7 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
                     except nats.errors.TimeoutError:
                         continue
                     for msg in msgs:
+                        received.add(msg.metadata.sequence.stream)
                         task = asyncio.create_task(run(msg))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
@@ -202,12 +204,17 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
                 stop.set()
                 await asyncio.gather(*flow, return_exceptions=True)
                 await asyncio.gather(*tasks, return_exceptions=True)
-            return note, acked, late[0]
+            # delivered by JetStream up to the check's second infos, never returned by a fetch of the live worker:
+            # lost by it (a fetch's 50 ms ended as they came: nats-py/asyncio at load), so as unheld as the dead one
+            last = int(unheld.again[(LEVEL, 0)].delivered.stream_seq or 0) if (LEVEL, 0) in unheld.again else 0
+            return note, acked, late[0], set(range(2, last + 1)) - received
         finally:
             await doc.close()
             await nc.close()
 
-    note, acked, late = asyncio.run(scenario(fresh_nats()))
-    seen = f"the live worker announced each delivery up to {late:.2f}s after its store; the check's bound: {GRACE:g}s"
+    note, acked, late, lost = asyncio.run(scenario(fresh_nats()))
+    seen = (f"the live worker lost deliveries {sorted(lost)} and announced each other one up to {late:.2f}s after "
+            f"its store; the check's bound: {GRACE:g}s")
     assert acked == 0, "the dead worker's delivery was acknowledged: it did not stay unheld"
-    assert note.count == 1, f"{note.count} unheld noted ({note.items}): only the dead one is ({seen})"
+    # load58A, 3 of 18 runs at load ~22: 2 noted, the other one a delivery the live worker never got (seq 9, 10, 13)
+    assert note.count == 1 + len(lost), f"{note.count} unheld noted ({note.items}): only the dead one is ({seen})"
