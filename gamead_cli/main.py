@@ -11,8 +11,8 @@ import sys
 def main() -> None:
     """Console-script entry point. Once the command has ended, a signal ends the process at once
     (:func:`gamead_cli.stops.ended`): a Ctrl-C while the exit waits for a thread prints no traceback. A
-    SIGTERM, SIGHUP or Ctrl-C that comes before the error boundary exists (while its modules are imported) ends
-    the command as the boundary would have: one red line, exit 143 / 129 / 130."""
+    SIGTERM, SIGHUP or Ctrl-C that comes before the error boundary exists (while its modules are imported, or Typer
+    builds the command tree) ends the command as the boundary would have: one red line, exit 143 / 129 / 130."""
     from gamead_cli import first_signals, interrupt_point
 
     first_signals.install()
@@ -20,9 +20,10 @@ def main() -> None:
     try:
         try:
             from gamead_cli.root import app
+
+            app()  # Typer builds the command tree first: a signal then is still before the boundary (load58A)
         except KeyboardInterrupt:
             sys.exit(_interrupted_while_importing())
-        app()
     finally:
         from gamead_cli.stops import ended
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from gamead_core import collector
 from gamead_core.embedded import EmbeddedNats
 from tests import dies_with_pytest  # noqa: F401 - on import: every child of pytest dies with it (rule 4)
+from tests import forked_shell
 from tests.nats_filter import PublishFilter
 from tests.ports import ReservedPort
 from tests.support import ForkServer, Proc, start_api, start_worker
@@ -37,8 +38,9 @@ settings.load_profile("gamead")
 @pytest.fixture(scope="session", autouse=True)
 def _fork_server() -> Iterator[None]:
     """The fork server of ``tests.support.Proc`` (started on first use) is stopped and reaped after
-    everything else of the session."""
+    everything else of the session; the forking ``gamead`` of shell scripts (``tests.forked_shell``) removed."""
     yield
+    forked_shell.remove()
     ForkServer.shutdown()
 
 

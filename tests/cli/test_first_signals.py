@@ -51,7 +51,17 @@ def _hold_at_event(event, args):
         _hold()
 
 
-if _AT:
+if _AT == "typer.main.get_command":  # where Typer builds the command tree, after gamead_cli.root's import
+    import typer.main
+
+    _built = typer.main.get_command
+
+    def _held_get_command(app):
+        _hold()
+        return _built(app)
+
+    typer.main.get_command = _held_get_command
+elif _AT:
     sys.meta_path.insert(0, _HoldAtImport())
     sys.addaudithook(_hold_at_event)
 """
@@ -115,12 +125,16 @@ def _one_red_line(err: str) -> str:
      "interrupted (SIGTERM) while gamead serve was starting: nothing was started"),
     ("gamead_cli.commands.submit", ("submit", "--count", "3", "--api", "http://127.0.0.1:{port}"), signal.SIGHUP,
      129, "interrupted (SIGHUP) while gamead submit was starting: nothing was sent"),
+    # imported, while Typer builds the command tree (load58A: a traceback of KeyboardInterrupt, exit -2)
+    ("typer.main.get_command", ("submit", "--count", "3", "--api", "http://127.0.0.1:{port}"), signal.SIGTERM,
+     143, "interrupted (SIGTERM) while gamead submit was starting: nothing was sent"),
 ])
 def test_a_signal_while_a_command_imports_is_one_line_and_its_exit_code(
         tmp_path: Path, at: str, args: tuple[str, ...], sig: int, code: int, line: str,
         closed_port: Callable[[], int]) -> None:
     """Figures: held at ``import gamead_cli.commands.worker`` (or ``typer``, ``gamead_cli.commands.submit``), the
-    signal gave exit -15 / -1 and empty stderr before."""
+    signal gave exit -15 / -1 and empty stderr before; held in ``typer.main.get_command``, a KeyboardInterrupt
+    traceback and exit -2."""
     port = str(closed_port())
     held = Held(tmp_path, at, *(a.format(port=port) for a in args))
     held.signal(sig)

@@ -16,7 +16,14 @@ import pytest
 from gamead_cli.commands.up_console import next_commands
 from gamead_core.api.auth import may_use_path, route_class
 from gamead_core.embedded import EmbeddedNats
+from tests import forked_shell
 from tests.support import Proc, clean_env, start_api
+
+def gamead() -> str:
+    """The venv's ``gamead`` as the lines run it, each run forked by the fork server (``tests/forked_shell.py``): 12
+    runs of ~0.5 CPU-s of interpreter start and imports each took the last test here past 120 s at load 35-45."""
+    return shlex.quote(str(forked_shell.shell_bin() / "gamead"))
+
 
 TOKENS = {"op": ("c5-operator-token", "operator"), "wall": ("c5-viewer-token", "viewer"),
           "ci": ("c5-submitter-token", "submitter")}
@@ -77,8 +84,7 @@ def test_up_hints_with_auth_on_say_how_to_pass_the_token_and_run_verbatim(auth_a
     assert curl.startswith('curl -s -H "Authorization: Bearer $GAMEAD_TOKEN" ')
     env = clean_env(GAMEAD_TOKEN=TOKENS["op"][0])
     for line in (hints[0], curl, next(h for h in hints if h.startswith("gamead ads list"))):
-        command = line.replace("gamead ", f"{shlex.quote(str(Path(__file__).parents[2] / '.venv/bin/gamead'))} ", 1) \
-            if line.startswith("gamead ") else line
+        command = line.replace("gamead ", f"{gamead()} ", 1) if line.startswith("gamead ") else line
         done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60,
                               cwd=tmp_path)
         assert done.returncode == 0, (line, done.stderr)
@@ -93,7 +99,6 @@ def test_up_hints_with_auth_on_name_what_each_role_runs_and_it_does(auth_api: st
     that role's token, the lines it names run and the others are refused."""
     hints = next_commands(auth_api, "gamead", auth=True)
     note = hints[0]
-    gamead = shlex.quote(str(Path(__file__).parents[2] / ".venv/bin/gamead"))
     labels = {"the submits": "gamead submit --count", "ads list": "gamead ads list", "top": "gamead top",
               "scale status": "gamead scale status", "curl": "curl"}
     for who, (token, role) in TOKENS.items():
@@ -103,7 +108,7 @@ def test_up_hints_with_auth_on_name_what_each_role_runs_and_it_does(auth_api: st
             named = said.startswith("runs every line") or label in said
             if line.startswith("gamead top"):
                 line += " --once"  # the TUI, once: its panels' reads are the token's to do
-            command = line.replace("gamead ", f"{gamead} ", 1).replace("--count 100", "--count 2")
+            command = line.replace("gamead ", f"{gamead()} ", 1).replace("--count 100", "--count 2")
             done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=tmp_path,
                                   env=clean_env(GAMEAD_TOKEN=token))
             refused = done.returncode != 0 or '"forbidden"' in done.stdout

@@ -28,6 +28,14 @@ R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_NATS__REQUEST_TIMEOUT": "2"}
 ROUNDS, AT_ONCE = 30, 10
 
 
+def _limits(connections: int) -> httpx.Limits:
+    """Idle connections dropped after 2 s, before the API's own ``api.keep_alive_timeout`` (5 s) closes them. httpx's
+    default is 5 s too: a round sent after a resend's ~5 s of 1 s waits (Retry-After) went out on connections the API
+    was closing for idle time (load58A: ``httpx.ReadError`` at load 35-45), as dlq_lane's client's POST did (load57).
+    A client that keeps them longer must resend such a request (RFC 9112 §9.3.1), as ``gamead submit`` does."""
+    return httpx.Limits(max_connections=connections, keepalive_expiry=2.0)
+
+
 async def _round(http: httpx.AsyncClient, urls: list[str], key: str) -> list[tuple[int, Any, str | None]]:
     """``AT_ONCE`` concurrent ``POST /ads`` of one ad with ``key``, alternating over ``urls``: (status, body,
     Retry-After) each."""
@@ -58,7 +66,7 @@ def test_concurrent_repeats_of_one_key_get_the_ad_or_409_in_process_never_503(tw
         seen: Counter[str] = Counter()
         in_process: list[Any] = []
         wrong: list[Any] = []
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=4 * AT_ONCE)) as http:
+        async with httpx.AsyncClient(timeout=30, limits=_limits(4 * AT_ONCE)) as http:
             for _ in range(ROUNDS):
                 key = f"same-{uuid.uuid4().hex}"
                 answers = await _round(http, urls, key)
@@ -104,7 +112,7 @@ def test_concurrent_keyed_batches_answer_each_ad_never_queue_unavailable(two_nod
     async def play() -> tuple[Counter[str], list[Any]]:
         seen: Counter[str] = Counter()
         wrong: list[Any] = []
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=24)) as http:
+        async with httpx.AsyncClient(timeout=30, limits=_limits(24)) as http:
             for _ in range(15):
                 key = f"batch-{uuid.uuid4().hex}"
                 replies = await asyncio.gather(*(http.post(f"{two_nodes[i % 2]}/ads/batch", json=body,

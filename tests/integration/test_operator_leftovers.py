@@ -15,6 +15,7 @@ import nats.js.errors
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
+from tests import forked_shell
 from tests.support import Proc, ad, start_api, up_stack, wait_for
 
 # --- C3.2: a single-valued header folded into one line ("k1, k2", RFC 9110 §5.3) is two headers -------------
@@ -79,8 +80,8 @@ def test_up_with_no_worker_prints_a_worker_command_first_and_every_hint_works_ve
                 code, screen = run_in_terminal(command, shell_env(up), tmp_path, ready="quit", keys=b"q")
                 assert code == 0, _ANSI.sub("", screen)[-2000:]
                 continue
-            result = subprocess.run(["bash", "-c", command], env=shell_env(up), cwd=tmp_path, capture_output=True,
-                                    text=True, timeout=120)
+            result = subprocess.run(["bash", "-c", command], env=forked_shell.on_path(shell_env(up)), cwd=tmp_path,
+                                    capture_output=True, text=True, timeout=120)
             assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
         with httpx.Client(base_url=up.url, timeout=10) as client:  # the hint's worker drains what was queued
             def completed() -> bool:

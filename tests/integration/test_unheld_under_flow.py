@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Note, ReadStats
-from gamead_core.doctor.unheld import Unheld
+from gamead_core.doctor.unheld import GRACE, Unheld
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import utcnow
 from gamead_core.queue.topology import ensure_topology
@@ -111,6 +111,7 @@ def test_a_worker_finishing_its_deliveries_during_the_check_is_no_unheld_note(
 RATE = 40  #: ads a second published during the flow
 LAG = 0.15  #: seconds between a delivery and the live worker's announcement of it (a loaded machine's event loop)
 SETTLE = 0.3  #: seconds the live worker holds an announced delivery before acknowledging it
+EVERY = 0.02  #: seconds between two of the live worker's announcements
 
 
 def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_deliveries(
@@ -120,16 +121,23 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
     check counted by number, at two instants, so the live worker's fresh deliveries were unheld in both readings:
     figure before 7 (the dead one and ~6 live ones, said to be a dead worker's last deliveries); now by stream
     sequence, pending in both readings and announced by nobody meanwhile: the dead one only."""
-    server = fresh_nats()
     settings = GameadSettings.model_validate({"queue": {"ack_wait": 120.0}})
 
-    async def scenario() -> tuple[Note, int]:
+    async def scenario(server: EmbeddedNats) -> tuple[Note, int, float, set[int]]:
+        """The note, the dead delivery's ack floor, and the live worker's latest announcement during the check: the
+        most seconds from a message's store (its metadata's timestamp, before its delivery) to the end of the first
+        announcement of it. The check counts a delivery unannounced for ``GRACE`` s unheld, by its design: past
+        it, the live worker was as late as a dead one (said in the failure, with the count)."""
         nc = await nats.connect(server.url)
         doc = await nats.connect(server.url)
         js = nc.jetstream()
         stop = asyncio.Event()
         announced: dict[int, Msg] = {}  #: stream seq → the delivery the live worker announces
         tasks: set[asyncio.Task[None]] = set()
+        late = [0.0]  #: the live worker's latest announcement of a delivery since the check began (s)
+        told: set[int] = set()  #: the stream seqs announced once
+        checking = asyncio.Event()
+        received: set[int] = set()  #: the stream seqs the live worker's fetches returned
         try:
             await ensure_topology(js, settings)
             sub = await js.pull_subscribe_bind(names.level_consumer(LEVEL), names.ADS_STREAM)
@@ -159,18 +167,24 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
                     except nats.errors.TimeoutError:
                         continue
                     for msg in msgs:
+                        received.add(msg.metadata.sequence.stream)
                         task = asyncio.create_task(run(msg))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
 
             async def announce() -> None:  # what the live worker holds, said every 20 ms
                 while not stop.is_set():
+                    held = list(announced.items())
                     await registry.put(NodeInfo(
                         id="worker-1", role="worker", host="h", pid=4702, version="t", started_at=started,
                         heartbeat_at=utcnow(), ack_wait=settings.queue.ack_wait, fence=CREATE_FENCE,
                         holding=[HeldAd(ad_id=m.headers[names.HDR_AD_ID], delivery=delivery_id(seq, 1),
-                                        ack_subject=m.reply) for seq, m in list(announced.items())]))
-                    await asyncio.sleep(0.02)
+                                        ack_subject=m.reply) for seq, m in held]))
+                    for seq, m in held:
+                        if seq not in told and checking.is_set():
+                            late[0] = max(late[0], time.time() - m.metadata.timestamp.timestamp())
+                        told.add(seq)
+                    await asyncio.sleep(EVERY)
 
             flow = [asyncio.create_task(f()) for f in (publish, pull, announce)]
             try:
@@ -182,6 +196,7 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
                          for lvl in names.LEVELS}
                 unheld = Unheld(doc, doc.jetstream(), settings)
                 stats, note = ReadStats(), Note("ack_pending_unheld")
+                checking.set()
                 await unheld.first(infos, [], stats)
                 await unheld.confirm(stats, note)
                 acked = (await js.consumer_info(names.ADS_STREAM, names.level_consumer(LEVEL))).ack_floor.stream_seq
@@ -189,11 +204,17 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
                 stop.set()
                 await asyncio.gather(*flow, return_exceptions=True)
                 await asyncio.gather(*tasks, return_exceptions=True)
-            return note, acked
+            # delivered by JetStream up to the check's second infos, never returned by a fetch of the live worker:
+            # lost by it (a fetch's 50 ms ended as they came: nats-py/asyncio at load), so as unheld as the dead one
+            last = int(unheld.again[(LEVEL, 0)].delivered.stream_seq or 0) if (LEVEL, 0) in unheld.again else 0
+            return note, acked, late[0], set(range(2, last + 1)) - received
         finally:
             await doc.close()
             await nc.close()
 
-    note, acked = asyncio.run(scenario())
+    note, acked, late, lost = asyncio.run(scenario(fresh_nats()))
+    seen = (f"the live worker lost deliveries {sorted(lost)} and announced each other one up to {late:.2f}s after "
+            f"its store; the check's bound: {GRACE:g}s")
     assert acked == 0, "the dead worker's delivery was acknowledged: it did not stay unheld"
-    assert note.count == 1, f"{note.count} unheld noted ({note.items}): only the dead worker's one delivery is"
+    # load58A, 3 of 18 runs at load ~22: 2 noted, the other one a delivery the live worker never got (seq 9, 10, 13)
+    assert note.count == 1 + len(lost), f"{note.count} unheld noted ({note.items}): only the dead one is ({seen})"

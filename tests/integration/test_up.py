@@ -33,6 +33,7 @@ import yaml
 
 from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import port_owned_by, start_time
+from tests import forked_shell
 from tests.stale_node import unlisted
 from tests.support import (
     SAMPLE_AD,
@@ -169,8 +170,8 @@ def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, t
             code, screen = run_in_terminal(command, shell_env(stack), tmp_path, ready="quit", keys=b"q")
             assert code == 0, _ANSI.sub("", screen)[-2000:]
             continue
-        result = subprocess.run(["bash", "-c", command], env=shell_env(stack), cwd=tmp_path, capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run(["bash", "-c", command], env=forked_shell.on_path(shell_env(stack)), cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, (f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
                                         f"\n--- the stack's API log\n{api_log_tail(stack)}")
         assert "Traceback" not in result.stderr
@@ -225,6 +226,7 @@ def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> 
     shutil.copytree(README.parent / "manifests", tmp_path / "manifests", ignore=shutil.ignore_patterns("secret.env"))
     # and its data dir stands for ./.gamead: the README's second terminal is in the directory `make up` runs in
     env = {**shell_env(stack), "GAMEAD_API_URL": stack.url, "GAMEAD_EMBEDDED__DATA_DIR": str(stack.data_dir)}
+    env = forked_shell.on_path(env)  # each `gamead` a fork of the fork server's (tests/forked_shell.py), as written
     ran = 0
     for block in readme_bash_blocks():
         script = runnable(block).replace("localhost:8080", f"127.0.0.1:{stack.port}")

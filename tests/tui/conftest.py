@@ -265,7 +265,7 @@ def unquiet(app: Any) -> str:
              "_refresh_styles_required")
     for node in (app, *screen.walk_children(with_self=True)):
         if _queued(node):
-            waiting = [type(m).__name__ for m in getattr(node._message_queue, "_queue", ())]
+            waiting = [type(m).__name__ for m in node._message_queue.values]  # textual._queue.Queue's deque
             pending = getattr(node, "_pending_message", None)
             return f"queued at {type(node).__name__}: {waiting}, pending {type(pending).__name__}"
         if _shown(node) and (raised := [flag for flag in flags if getattr(node, flag, False)]):
