@@ -53,6 +53,12 @@ def streak_after_exit(failures: int, ran: float, code: int) -> tuple[int, int]:
     return streak + 1, streak + 1
 
 
+def restart_words(delay: float, verb: str = "restarting") -> str:
+    """The console's words for a restart ``delay`` s away: ``restarting at once`` (a first death in a row, or a
+    restart already due), else ``restarting in 1.0s``; ``verb`` instead of ``restarting`` (``retrying``). Pure."""
+    return f"{verb} at once" if delay < 0.05 else f"{verb} in {delay:.1f}s"
+
+
 def forgiven_words(completed: int) -> str:
     """Why a death did not lengthen the back-off (:func:`streak_after_recovery`): ``it completed 12 ads`` (progress
     since its start), else the lone-run charge. Pure."""
@@ -96,4 +102,4 @@ def restart_said(refusals: int) -> bool:
 
 
 __all__ = ["HEALTHY_AFTER", "REFUSALS_SAID_EVERY", "STOP_SIGNALS", "exit_words", "forgiven_words", "refusal_said",
-           "restart_said", "stopped_from_outside", "streak_after_exit", "streak_after_recovery"]
+           "restart_said", "restart_words", "stopped_from_outside", "streak_after_exit", "streak_after_recovery"]

@@ -51,15 +51,15 @@ from pathlib import Path
 from gamead_core.log_bound import CHECK_EVERY, LOG_LIMIT, bound_log
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
 from gamead_core.restart_streak import (REFUSALS_SAID_EVERY, exit_words, forgiven_words, refusal_said, restart_said,
-                                       stopped_from_outside, streak_after_exit, streak_after_recovery)
+                                       restart_words, stopped_from_outside, streak_after_exit, streak_after_recovery)
 from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
 
 
 def restart_delay(recent_failures: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Seconds before restarting a child dead ``recent_failures`` times in a row: ``min(cap, base·2^(n−1))``, or 0."""
-    return backoff_ceiling(recent_failures, base=base, cap=cap)
+    """Seconds before a restart after ``recent_failures`` deaths in a row: 0 for one, then min(cap, base·2^(n−2))."""
+    return backoff_ceiling(recent_failures - 1, base=base, cap=cap)
 
 
 @dataclass
@@ -212,8 +212,8 @@ class Supervisor:
         try:
             self._spawn(child)
         except OSError as exc:
-            child.failures += 1
-            delay = restart_delay(child.failures, *self.restart_backoff)
+            child.failures += 1  # at least the base back-off (0.5 s): a fork failing at once is not retried in a spin
+            delay = restart_delay(max(2, child.failures), *self.restart_backoff)
             child.restart_at = now + delay
             self._say(child, f"{child.name} could not be restarted ({type(exc).__name__}: {exc}); "
                              f"retrying in {delay:.1f}s")
@@ -255,11 +255,11 @@ class Supervisor:
         if (streak := streak_after_recovery(before, completed, lone_charged)) is None:
             return
         child.failures, child.death = streak, None
-        base = restart_delay(1, *self.restart_backoff)
-        if child.restart_at is not None and child.restart_at > died + base:
-            child.restart_at = died + base
-            self._say(child, f"{child.name} (pid {pid}) restarts at the base delay instead ({forgiven_words(completed)}"
-                             f": no crash loop); restarting in {max(0.0, child.restart_at - time.monotonic()):.1f}s")
+        at = died + restart_delay(1, *self.restart_backoff)  # at once: as after a first death in a row
+        if child.restart_at is not None and child.restart_at > at:
+            child.restart_at, words = at, forgiven_words(completed)
+            self._say(child, f"{child.name} (pid {pid}) restarts as after a first death instead ({words}: no crash "
+                             f"loop); {restart_words(child.restart_at - time.monotonic())}")
 
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
@@ -294,11 +294,11 @@ class Supervisor:
                              f"{REFUSALS_SAID_EVERY} tries)" if child.refusals > 1 else "")
                     if refusal_said(child.refusals):
                         self.on_event(f"{child.name} (pid {child.proc.pid}) {what}{again}{f': {why}' if why else ''}; "
-                                      f"the rest keeps running; retrying in {delay:.1f}s")
+                                      f"the rest keeps running; {restart_words(delay, 'retrying')}")
                     self._hook(self.on_refused, child, why)
                 else:
                     how = exit_words(code, self.exit_meanings)
-                    self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
+                    self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; {restart_words(delay)}")
                 self._ended(child)
                 self._hook(self.on_exit, child, code)
             elif now >= child.restart_at:

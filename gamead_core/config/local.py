@@ -38,8 +38,8 @@ class EmbeddedSettings(Section):
     restart_backoff_cap: Seconds = Field(
         30.0, ge=0.5, le=HOUR,
         description="Most seconds `gamead up` waits before restarting a child (nats-server, the API, a worker) "
-                    "that died or was refused again: 0.5 s after a first death in a row, doubled at each one up "
-                    "to this; at least 0.5 s (the first back-off). At most 1 hour (3600 s).")
+                    "that died or was refused again: at once after a first death in a row, 0.5 s after a second, "
+                    "doubled at each one up to this; at least 0.5 s (the first back-off). At most 1 hour (3600 s).")
 
     @field_validator("data_dir", mode="before")
     @classmethod

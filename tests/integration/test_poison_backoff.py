@@ -21,23 +21,24 @@ from tests.support import Proc, ad, clean_env, gamead_argv, start_api
 
 FAST_REGISTRY = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3"}
 LONG_ACK_WAIT = {"GAMEAD_QUEUE__ACK_WAIT": "300"}  # far above the deadline: every ad ends by a hand-back
-DEATH = re.compile(r"^(worker-\d+) \(pid (\d+)\) died with exit code 70(?: \(.*\))?; restarting in ([\d.]+)s$")
-SOONER = re.compile(r"^(worker-\d+) \(pid (\d+)\) restarts at the base delay instead")
+DEATH = re.compile(r"^(worker-\d+) \(pid (\d+)\) died with exit code 70(?: \(.*\))?; "
+                   r"restarting (?:in ([\d.]+)s|at once)$")
+SOONER = re.compile(r"^(worker-\d+) \(pid (\d+)\) restarts as after a first death instead")
 
 
 def restart_delays(lines: list[str]) -> list[float]:
     """The delay each crash of the console ``lines`` was restarted after (pure): its death line's, or the base
     0.5 s where a line says its recovery brought it there."""
     sooner = {m.group(2) for line in lines if (m := SOONER.match(line))}
-    return [0.5 if m.group(2) in sooner else float(m.group(3)) for line in lines if (m := DEATH.match(line))]
+    return [0.0 if m.group(2) in sooner else float(m.group(3) or 0) for line in lines if (m := DEATH.match(line))]
 
 
 def test_restart_delays_reads_the_console() -> None:
-    lines = ["worker-1 (pid 7) died with exit code 70 (the injected crash fault); restarting in 0.5s",
+    lines = ["worker-1 (pid 7) died with exit code 70 (the injected crash fault); restarting at once",
              "worker-2 (pid 8) died with exit code 70 (the injected crash fault); restarting in 4.0s",
-             "worker-2 (pid 8) restarts at the base delay instead (its crash was …); restarting in 0.3s",
+             "worker-2 (pid 8) restarts as after a first death instead (its crash was …); restarting at once",
              "worker-1 (pid 9) died with exit code 70; restarting in 2.0s"]
-    assert restart_delays(lines) == [0.5, 0.5, 2.0]
+    assert restart_delays(lines) == [0.0, 0.0, 2.0]
 
 
 @pytest.mark.timeout(300)  # the deadline below (180 s) and the API's start, on a loaded machine

@@ -64,11 +64,11 @@ def test_no_import_guard_around_the_projects_own_modules() -> None:
 
 @given(n=st.integers(-3, 200), base=st.floats(0.01, 10), cap=st.floats(0.01, 600))
 def test_the_supervisor_backs_off_by_the_one_formula(n: int, base: float, cap: float) -> None:
-    assert restart_delay(n, base=base, cap=cap) == backoff_ceiling(n, base=base, cap=cap)
+    assert restart_delay(n, base=base, cap=cap) == backoff_ceiling(n - 1, base=base, cap=cap)
 
 
 def test_the_issue_figures_of_the_backoff() -> None:
-    assert [restart_delay(n) for n in range(0, 9)] == [0, 0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert [restart_delay(n) for n in range(0, 10)] == [0, 0, 0.5, 1, 2, 4, 8, 16, 30, 30]  # a first death: at once
 
 
 def test_error_text_says_something_for_every_exception() -> None:

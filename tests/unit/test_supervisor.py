@@ -20,7 +20,7 @@ STOP_WAIT = 60.0
 def test_restart_delay_grows_and_is_capped() -> None:
     delays = [restart_delay(n) for n in range(0, 10)]
     assert delays[0] == 0
-    assert delays[1:4] == [0.5, 1.0, 2.0]
+    assert delays[1:5] == [0, 0.5, 1.0, 2.0]  # restart58: a first death in a row comes back at once
     assert all(a <= b for a, b in zip(delays, delays[1:]))
     assert max(delays) == 30.0
 
@@ -32,15 +32,15 @@ def test_a_worker_stopped_by_sigterm_again_and_again_comes_back_at_the_base_dela
     for _ in range(8):  # each run lived 4 s, then exited 0
         streak, reckoned = streak_after_exit(streak, 4.0, 0)
         delays.append(restart_delay(reckoned))
-    assert delays == [0.5] * 8 and streak == 0
+    assert delays == [0] * 8 and streak == 0  # at once (restart58; 0.5 s before)
     # crashes still grow it; a clean exit between them neither grows nor forgets it
     streak, _ = streak_after_exit(streak, 1.0, -9)
     streak, reckoned = streak_after_exit(streak, 1.0, 3)
-    assert (streak, restart_delay(reckoned)) == (2, 1.0)
-    streak, reckoned = streak_after_exit(streak, 1.0, 0)
     assert (streak, restart_delay(reckoned)) == (2, 0.5)
+    streak, reckoned = streak_after_exit(streak, 1.0, 0)
+    assert (streak, restart_delay(reckoned)) == (2, 0)
     streak, reckoned = streak_after_exit(streak, 1.0, -9)
-    assert (streak, restart_delay(reckoned)) == (3, 2.0)
+    assert (streak, restart_delay(reckoned)) == (3, 1.0)
     # a long life forgets the streak, as before
     assert streak_after_exit(streak, HEALTHY_AFTER, -9) == (1, 1)
 
@@ -62,15 +62,15 @@ def test_a_poison_ads_crashes_do_not_lengthen_the_back_off_but_a_crash_loop_stil
         kept = streak_after_recovery(before, 0, lone)
         streak, reckoned = (streak, reckoned) if kept is None else (kept, 1)
         delays.append(restart_delay(reckoned))
-    assert delays == [0.5] * 6, delays  # before: 0.5, 1, 2, 4, 8, 16
+    assert delays == [0] * 6, delays  # before chaos48: 0.5, 1, 2, 4, 8, 16; before restart58 0.5 each
     # a worker that crashes before completing anything, while not alone, keeps doubling
     streak, delays = 0, []
-    for _ in range(8):
+    for _ in range(9):
         before = streak
         streak, reckoned = streak_after_exit(streak, 2.0, 70)
         assert streak_after_recovery(before, 0, False) is None
         delays.append(restart_delay(reckoned))
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert delays == [0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
 
 
 def _next_death(sup: Supervisor, child: Child) -> int:
@@ -86,16 +86,17 @@ def _next_death(sup: Supervisor, child: Child) -> int:
 
 
 def test_a_death_read_as_no_crash_loop_restarts_at_the_base_delay_and_leaves_the_streak(tmp_path: Path) -> None:
-    """Supervisor.death_read: the recovery comes after the death's line set the delay (4 s at a 4th death in a row):
-    a lone charge brings the restart to 0.5 s after the death and the streak back to 3, said on the console; a
-    recovery of a death that is a crash loop, or of another process, changes nothing; ads completed reset it."""
+    """Supervisor.death_read: the recovery comes after the death's line set the delay (2 s at a 4th death in a row):
+    a lone charge brings the restart to the death itself (at once, as a first death) and the streak back to 3,
+    said on the console; a recovery of a death that is a crash loop, or of another process, changes nothing; ads
+    completed reset it."""
     events: list[str] = []
     sup = Supervisor(on_event=events.append)
     child = sup.start("w", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), tmp_path / "w.log")
     try:
         for _ in range(4):
             pid = _next_death(sup, child)
-        assert child.failures == 4 and "restarting in 4.0s" in events[-1]
+        assert child.failures == 4 and "restarting in 2.0s" in events[-1]
         said, lines = child.restart_at, len(events)
         assert said is not None
         sup.death_read("w", pid, 0, False)  # no progress, no lone charge: a crash loop, it keeps its back-off
@@ -103,18 +104,18 @@ def test_a_death_read_as_no_crash_loop_restarts_at_the_base_delay_and_leaves_the
         assert (child.failures, child.restart_at, len(events)) == (4, said, lines)
         sup.death_read("w", pid, 0, True)
         assert child.failures == 3 and child.restart_at is not None
-        assert said - child.restart_at == pytest.approx(3.5, abs=0.01)
-        assert "restarts at the base delay instead (its crash was the one ad it ran, charged" in events[-1]
+        assert said - child.restart_at == pytest.approx(2.0, abs=0.01)
+        assert "restarts as after a first death instead (its crash was the one ad it ran, charged" in events[-1]
         sup.death_read("w", pid, 0, True)  # read once: a second recovery of the same death changes nothing
         assert child.failures == 3
         pid = _next_death(sup, child)
-        assert child.failures == 4 and "restarting in 4.0s" in events[-1]
+        assert child.failures == 4 and "restarting in 2.0s" in events[-1]
         sup.death_read("w", pid, 12, False)
         assert child.failures == 0 and "(it completed 12 ads: no crash loop)" in events[-1]
         pid = _next_death(sup, child)
-        assert "restarting in 0.5s" in events[-1]
-        sup.death_read("w", pid, 0, True)  # its restart is at the base delay already: nothing said
-        assert child.failures == 0 and "restarting in 0.5s" in events[-1]
+        assert "restarting at once" in events[-1]
+        sup.death_read("w", pid, 0, True)  # its restart is at once already: nothing said
+        assert child.failures == 0 and "restarting at once" in events[-1]
     finally:
         sup.stop_all(timeout=5)
 
@@ -302,7 +303,7 @@ def test_a_child_of_the_first_start_refused_once_seen_up_is_retried_not_the_end_
         line = next(e for e in events if e.startswith(f"worker-1 (pid {first})"))
         assert line.startswith(f"worker-1 (pid {first}) stopped with exit code 5 after running "), line
         assert ("s (its configuration is refused now): the queue has 3 partitions, this node is configured for 1; "
-                "the rest keeps running; retrying in 0.5s") in line, line
+                "the rest keeps running; retrying at once") in line, line
         assert any(e.startswith("worker-2 (pid ") and e.endswith("refused to start (exit code 5); not restarted")
                    for e in events), events
     finally:
@@ -440,7 +441,7 @@ def test_a_restart_that_cannot_start_its_process_is_retried_not_fatal(tmp_path: 
 
         wait_for(said_it, timeout=10, what="the failed restart to be said")
         line = next(e for e in events if "could not be restarted" in e)
-        assert line.startswith("api could not be restarted (FileExistsError") and "retrying in 1.0s" in line, line
+        assert line.startswith("api could not be restarted (FileExistsError") and "retrying in 0.5s" in line, line
         logs.unlink()  # the cause goes away: the next try starts it
         wait_for(lambda: (sup.poll(), child.alive and child.pid != first)[1], timeout=10, what="the restart")
         assert any(e == f"api restarted (pid {child.pid})" for e in events), events
@@ -569,7 +570,7 @@ def test_a_child_that_exits_with_the_injected_crash_faults_code_is_said_to_be_th
     sup.start("worker-2", [sys.executable, "-c", "import os; os._exit(70)"], dict(os.environ), tmp_path / "w.log")
     try:
         wait_for(lambda: (sup.poll(), any("died with" in e for e in events))[1], timeout=30, what="the death said")
-        assert any("died with exit code 70 (the injected crash fault); restarting in" in e for e in events), events
+        assert any("died with exit code 70 (the injected crash fault); restarting " in e for e in events), events
     finally:
         sup.stop_all(timeout=5)
 
