@@ -61,6 +61,7 @@ PRELOAD = (
     "typer._adapters",
     "typer._click.decorators",
     "fastapi.telemetry._runtime",
+    "gamead_cli.flag_settings",  # options.py's check of a flag's value against its setting (leftout58), lazy there
     "up_zygote",  # this directory's (the script's): a test's `gamead up` forks its children with it
     "child_exit",  # this directory's too: how a child ends
 )
