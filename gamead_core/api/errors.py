@@ -235,6 +235,13 @@ class JobFinished(ApiError):
     status, code = 409, "job_finished"
 
 
+class RepairRunning(ApiError):
+    """A doctor repair while another repair job is queued or running (409; one at a time, words58: each of two
+    concurrent ``doctor --repair`` ran its own). ``details``: ``jobId``, ``startedBy``, ``createdAt``."""
+
+    status, code = 409, "repair_running"
+
+
 class JobsNotRunning(ApiError):
     """This API node runs no operator jobs (yet): 503 with the queue's code, as a client retries it alike."""
 
