@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from gamead_core.api.detail_words import detail_words
+from gamead_core.detail_words import detail_words
 from gamead_core.api.responses import json_response
 from gamead_core.errors import (
     Conflict,

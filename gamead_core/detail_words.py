@@ -1,5 +1,6 @@
-"""What a 422 ``validation_failed`` detail says, in gamead's words rather than pydantic's (words58: an ad file with
-only a title and genre was refused ``description: Field required; callToAction: Field required; duration: Field
+"""What a pydantic validation error says, in gamead's words rather than pydantic's: a 422 ``validation_failed``
+detail, a stored record or work message that cannot be read, a flag's refused value (words58: an ad file with only
+a title and genre was refused ``description: Field required; callToAction: Field required; duration: Field
 required``; ``Input should be …``, ``String should have …`` and ``Extra inputs are not permitted`` reached API
 messages the same way)."""
 
