@@ -35,6 +35,7 @@ def check_flags(overrides: Mapping[str, Mapping[str, Any] | None]) -> None:
     from gamead_core.bound_text import is_bound_error
     from gamead_core.config import GameadSettings
     from gamead_core.config.fields import setting_range
+    from gamead_core.config.refusal_words import refusal_words
 
     for section, values in overrides.items():
         model = GameadSettings.model_fields[section].annotation if section in GameadSettings.model_fields else None
@@ -52,7 +53,7 @@ def check_flags(overrides: Mapping[str, Mapping[str, Any] | None]) -> None:
                 flag, span = flag_name(section, key), setting_range(GameadSettings, (section, key))
                 if span is not None and is_bound_error(dict(error), span):
                     raise OutOfRange(span, value, param_hint=flag) from None
-                raise typer.BadParameter(str(error["msg"]).removeprefix("Value error, "), param_hint=flag) from None
+                raise typer.BadParameter(refusal_words(dict(error), GameadSettings), param_hint=flag) from None
 
 
 __all__ = ["FLAGS", "check_flags", "flag_name"]

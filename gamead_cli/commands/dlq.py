@@ -299,10 +299,10 @@ def export(
     if once.changed:
         say_changed(once)
     window = window_text(flt)  # the absolute window an age stood for (attack33a F10)
-    if file != "-" or (window and kept):
+    if file != "-" or kept:  # words58: `export -` said nothing where `export FILE` said this line
         note_line(f"exported {counted(kept, 'entry', 'entries')}{' ' + window if window else ''}"
-                  + (f" to {file}" if file != "-" else ""))
-    elif kept == 0:  # stdout holds nothing: say why on stderr
+                  + f" to {file if file != '-' else 'stdout'}")
+    else:  # stdout holds nothing: say why on stderr
         note_line(f"no DLQ entries{' ' + window if window else ''} match: nothing exported")
 
 

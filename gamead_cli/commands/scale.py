@@ -22,6 +22,7 @@ from typer.core import TyperCommand
 
 from gamead_cli.bounds import OutOfRange, checked
 from gamead_cli.commands.scale_refusals import too_short
+from gamead_cli.commands.scale_undo import undo_text
 from gamead_cli.formats import (age as age_text, command_text, counted, empty_text, page_now, plain, short_time,
                                 short_window, time_column)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
@@ -316,8 +317,7 @@ def set_override(
         line.append(replaced_text(b))
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
-        undo = command_text(f"{who_applies(b, client.again)}; undo with: "
-                            f"{follow_up('scale', 'clear', again=client.again)}")
+        undo = command_text(f"{who_applies(b, client.again)}; {undo_text(b, client.again)}")
         return Group(line, undo)
 
     emit(body, output, view)

@@ -29,9 +29,10 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Every live worker.")]
 
 def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     """One worker's answer for people: ``w1 is quiet: it takes no new ad (the 2 ads it runs finish first)`` (``was
-    already quiet`` when asked twice; ``none running`` when it runs none). Pure."""
+    already quiet`` when asked twice; ``no ad running`` when it runs none, as ``resume``'s ``(no ad running)``: words58,
+    quiet said ``none running`` where resume said ``0 ads running``). Pure."""
     who, n = doc.get("workerId"), doc.get("inFlight") or 0
-    running = counted(n, "ad")
+    running = counted(n, "ad") if n else "no ad"
     if doc.get("draining"):  # stopping: quiet or resumed, it takes no ad (probe49 F7: "resumed: it takes ads")
         then = ": quiet it once gamead workers lists it" if verb == "quiet" else ""  # a clean stop keeps no quiet
         return Text(f"{who} is stopping (draining): it takes no new ad, resumed or not ({running} running); one "
@@ -40,7 +41,7 @@ def answer_line(doc: dict[str, Any], verb: Verb) -> Text:
     if verb == "quiet":
         now = "is quiet" if doc.get("changed", True) else "was already quiet"
         rest = f"the {running} it runs finish first" if n > 1 else "the ad it runs finishes first" if n else \
-            "none running"
+            "no ad running"
         return Text(f"{who} {now}: it takes no new ad ({rest})", style="bold")
     now = "resumed" if doc.get("changed", True) else "was not quiet"
     return Text(f"{who} {now}: it takes ads ({running} running)", style="bold")

@@ -85,6 +85,7 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
          "the first ad of this key is no longer kept (send it with a new key to analyse it again); "
          "`idempotency_key_in_process`: a request with this key is still being stored (send it again after "
          "`Retry-After` seconds: it then gets that request's answer); "
+         "`repair_running`: another repair job is queued or running (`details.jobId`); "
          "`record_unreadable`: the ad's stored record cannot be read by this gamead (a worker rebuilds it from the "
          "ad's waiting message; `gamead doctor` names it)",
     413: "`payload_too_large`: the body is over `api.max_body_bytes`",

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from gamead_core.detail_words import detail_words
 from gamead_core.api.responses import json_response
 from gamead_core.errors import (
     Conflict,
@@ -234,6 +235,13 @@ class JobFinished(ApiError):
     status, code = 409, "job_finished"
 
 
+class RepairRunning(ApiError):
+    """A doctor repair while another repair job is queued or running (409; one at a time, words58: each of two
+    concurrent ``doctor --repair`` ran its own). ``details``: ``jobId``, ``startedBy``, ``createdAt``."""
+
+    status, code = 409, "repair_running"
+
+
 class JobsNotRunning(ApiError):
     """This API node runs no operator jobs (yet): 503 with the queue's code, as a client retries it alike."""
 
@@ -264,18 +272,10 @@ MAX_DETAILS = 20
 
 def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """pydantic's errors (``ValidationError.errors()``) → ``details`` items ``{"loc": "targetAudience.0", "msg":
-    …, "type": pydantic's error type}``, one per error, in order, with gamead's wording of a few messages."""
-    out = []
-    for err in errors:
-        item = {"loc": field_path(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type")}
-        if err.get("type") == "extra_forbidden":
-            item["msg"] = f"unknown field {field_path(err.get('loc', ()))!r}"
-        elif err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == r"\S":
-            item["msg"] = "must have a character that is not whitespace"  # the ad texts' rule (models.Text200…)
-        elif err.get("type") == "value_error":
-            item["msg"] = str(item["msg"]).removeprefix("Value error, ")
-        out.append(item)
-    return out
+    …, "type": pydantic's error type}``, one per error, in order, in gamead's words (:func:`detail_words`)."""
+    paths = [field_path(err.get("loc", ())) for err in errors]
+    return [{"loc": where, "msg": detail_words(err, where), "type": err.get("type")}
+            for err, where in zip(errors, paths)]
 
 
 def validation_message(details: list[dict[str, Any]], more: int = 0) -> str:

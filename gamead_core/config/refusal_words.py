@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from gamead_core.bound_text import NOT_NUMBERS, given_text, not_one_of
 from gamead_core.config.fields import field_at
+from gamead_core.detail_words import detail_words
 
 #: pydantic's error types of a section given something other than a mapping of its settings
 _NOT_SECTIONS = frozenset({"model_type", "model_attributes_type", "dict_type"})
@@ -35,10 +36,9 @@ def refusal_words(error: dict[str, Any], model: type[BaseModel]) -> str:
     """What a pydantic ``error`` (one of ``ValidationError.errors()``) of a setting of ``model`` says: ``no such
     setting in section worker (did you mean 'concurrency'?)``, ``must be a whole number, not 'abc'``, ``must be true
     or false, not 'perhaps'``, ``must be one of retryable, permanent, crash or hang, not 'boom'`` (as the CLI's
-    choices, :func:`gamead_core.bound_text.not_one_of`), ``must be
-    a section of settings (key: value), not one value``; any other message as pydantic wrote it, without its
-    ``Value error, `` prefix. A value is shown clipped to 40 characters, never a section's (it may be a secret
-    written in the wrong place). Pure."""
+    choices, :func:`gamead_core.bound_text.not_one_of`), ``must be a section of settings (key: value), not one
+    value``; any other as :func:`gamead_core.detail_words.detail_words` says it. A value is shown clipped to 40
+    characters, never a section's (it may be a secret written in the wrong place). Pure."""
     kind, loc, given = error.get("type"), tuple(error.get("loc", ())), error.get("input")
     if kind == "extra_forbidden" and loc:
         where = ".".join(str(p) for p in loc[:-1] if not isinstance(p, int))
@@ -54,7 +54,7 @@ def refusal_words(error: dict[str, Any], model: type[BaseModel]) -> str:
         return not_one_of("", re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", ""))), given)
     if kind in _NOT_SECTIONS:
         return "must be a section of settings (key: value), not one value"
-    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return detail_words(error, ".".join(str(p) for p in loc))  # words58: "Input should be …" reached this
 
 
 __all__ = ["refusal_words"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import orjson
 from pydantic import ValidationError
 
+from gamead_core.detail_words import detail_words
 from gamead_core.errors import GameadError
 from gamead_core.models import STORED, AdRecord
 
@@ -48,7 +49,7 @@ def why_unreadable(exc: ValueError) -> str:
     if isinstance(exc, ValidationError) and exc.errors():
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return f"{where}: {first['msg']}"[:_SHOWN]
+        return f"{where}: {detail_words(dict(first), where)}"[:_SHOWN]
     return str(exc)[:_SHOWN] or type(exc).__name__
 
 

@@ -17,6 +17,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
+from gamead_core.detail_words import detail_words
 from gamead_core.ids import is_ad_id
 from gamead_core.models import AdRecord
 from gamead_core.store.ads import decode
@@ -78,7 +79,7 @@ def message_record(data: bytes, ad_id: str) -> AdRecord:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise NotAnAd("not_a_record", f"its body is not an ad record ({quoted(where)[1:-1]}: "
-                      f"{first['msg'][:120]})") from None
+                      f"{detail_words(dict(first), where)[:120]})") from None
     except ValueError:
         raise NotAnAd("not_a_record", "its body is not an ad record") from None
     if record.id != ad_id:

@@ -6,6 +6,7 @@ at 80 columns with a real newline, so the first line pasted ran another command)
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from gamead_cli.main import app
 from gamead_cli.program import gamead_program
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.ad_ids import new_ad_id
+from gamead_core.durations import parse_duration
 from gamead_core.models import DlqEntry
 from tests.support import Proc, drop_gamead_env, start_api, submission
 
@@ -71,6 +73,7 @@ def test_every_printed_next_command_reaches_the_same_api_on_one_line(
     undo = printed(scaled.stdout, "undo with: ")
     assert undo == [program, "scale", "clear", "--api", url]
     assert invoke(*undo[1:]).exit_code == 0
+    _undo_restores_the_override_replaced(program, url)
 
     dead = tmp_path / "dead.jsonl"  # one dead-lettered ad, so that a replay job starts
     entry = DlqEntry.model_validate(dict(
@@ -91,3 +94,19 @@ def test_every_printed_next_command_reaches_the_same_api_on_one_line(
     assert found.exit_code == 0, found.output
     follow = printed(found.stdout, "follow it with: ")
     assert follow[4:] == ["--api", url, "--config", str(tmp_path / "c.yaml")]
+
+
+def _undo_restores_the_override_replaced(program: str, url: str) -> None:
+    """words58: ``scale set 3`` over ``scale set 2 --for 1h`` said ``undo with: gamead scale clear``, which ends
+    every override: it names the command that sets the 2 again for what was left of it, then ``scale clear``."""
+    assert invoke("scale", "set", "2", "--for", "1h", "--api", url).exit_code == 0
+    scaled = invoke("scale", "set", "3", "--for", "1m", "--api", url)
+    assert scaled.exit_code == 0, scaled.output
+    undo = printed(scaled.stdout, "undo with: ")
+    assert undo[:5] == [program, "scale", "set", "2", "--for"] and undo[6:] == ["--api", url], undo
+    assert 3000 < parse_duration(undo[5]) <= 3600, undo
+    assert "the policy alone: " in scaled.stdout, scaled.stdout
+    restored = invoke(*undo[1:], "-o", "json")
+    assert restored.exit_code == 0, restored.output
+    assert json.loads(restored.stdout)["override"]["replicas"] == 2, restored.stdout
+    assert invoke("scale", "clear", "--api", url).exit_code == 0

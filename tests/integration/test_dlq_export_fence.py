@@ -88,6 +88,7 @@ def test_an_export_to_stdout_writes_such_an_ad_once_and_says_it_is_not_a_snapsho
     assert sorted(e["adId"] for e in lines) == sorted(ids), lines  # a line on stdout cannot be taken back: the first
     said = " ".join(done.stderr.split())
     assert "1 ad changed during the export" in said and "not a consistent snapshot" in said, said
+    assert f"exported {len(lines)} entries to stdout" in said, said  # words58: `export FILE`'s line, none before
 
 
 def test_dlq_list_pages_show_an_ad_dead_again_meanwhile_once(lane: Lane) -> None:  # noqa: F811 - the fixture

@@ -82,13 +82,22 @@ def test_the_audit_action_and_the_counts_name_quiet() -> None:
     assert counts["workers"] == 2 and counts["quiet"] == 1  # a quiet worker is live, and counted apart
 
 
-@pytest.mark.parametrize(("running", "said"), [(0, "(none running)"), (1, "(the ad it runs finishes first)"),
+@pytest.mark.parametrize(("running", "said"), [(0, "(no ad running)"), (1, "(the ad it runs finishes first)"),
                                                (2, "(the 2 ads it runs finish first)")])
 def test_the_quiet_answer_says_what_it_still_runs_in_words(running: int, said: str) -> None:
     """The lead's drill: ``local-2 is quiet: it takes no new ad (0 ads running finish)``."""
     from gamead_cli.commands.workers_quiet import answer_line
     line = answer_line({"workerId": "local-2", "inFlight": running, "changed": True}, "quiet").plain
     assert line == f"local-2 is quiet: it takes no new ad {said}"
+
+
+def test_quiet_and_resume_say_an_idle_worker_the_same_way() -> None:
+    """words58: ``quiet`` said ``(none running)`` where ``resume`` said ``(0 ads running)`` of the same idle
+    worker: both say ``(no ad running)``."""
+    from gamead_cli.commands.workers_quiet import answer_line
+    idle = {"workerId": "local-2", "inFlight": 0, "changed": True}
+    said = [answer_line(idle, verb).plain for verb in ("quiet", "resume")]
+    assert all(line.endswith("(no ad running)") for line in said), said
 
 
 def test_the_undo_hint_undoes_only_what_changed() -> None:
@@ -145,7 +154,7 @@ def test_a_draining_worker_is_offered_no_undo_and_said_to_come_back_taking_ads()
     assert undo_words([stopping, other, {"workerId": "local-3", "changed": False}], every=True) == (
         ("local-2",), " (not --all: local-3 already was)")
     said = answer_line(stopping, "quiet").plain
-    assert said.startswith("local-1 is stopping (draining): it takes no new ad, resumed or not (0 ads running); ")
+    assert said.startswith("local-1 is stopping (draining): it takes no new ad, resumed or not (no ad running); ")
     assert said.endswith("one started again under its id (gamead up restarts a stopped worker) takes ads: quiet it "
                          "once gamead workers lists it")
     assert answer_line(stopping, "resume").plain.endswith("takes ads")

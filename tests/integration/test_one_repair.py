@@ -1,0 +1,81 @@
+"""One doctor repair at a time (words58: each of two concurrent ``gamead doctor --repair`` started its own repair job,
+both acting on the same findings): a repair asked for while another is queued or running is refused, 409
+``repair_running`` naming it, and nothing is started; the CLI says so in one red line."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import nats
+from typer.testing import CliRunner
+
+from gamead_cli.main import app
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.ids import new_job_id
+from gamead_core.jobs.model import Job, JobKind, JobState, Selection
+from gamead_core.jobs.store import JobStore
+from gamead_core.models import utcnow
+from tests.support import Proc, start_api
+
+ASKS = 5
+
+
+def _ended_before(a: dict[str, object], b: dict[str, object]) -> bool:
+    return a.get("finishedAt") is not None and str(a["finishedAt"]) <= str(b["createdAt"])
+
+
+def test_concurrent_repairs_start_one_job_and_refuse_the_others_naming_it(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    api, url = start_api(fresh_nats().url, tmp_path)
+    procs.append(api)
+    with concurrent.futures.ThreadPoolExecutor(ASKS) as pool:
+        answers = list(pool.map(lambda _: httpx.post(f"{url}/v1/doctor/repair", timeout=30), range(ASKS)))
+    started = [a.json() for a in answers if a.status_code == 202]
+    refused = [a.json()["error"] for a in answers if a.status_code != 202]
+    assert started and all(a.status_code in (202, 409) for a in answers), [a.text for a in answers]
+    for error in refused:  # each names a repair job that was asked for here
+        assert error["code"] == "repair_running" and error["details"]["jobId"] in {j["id"] for j in started}, error
+    jobs = httpx.get(f"{url}/v1/jobs", params={"kind": "repair"}, timeout=30).json()
+    listed = jobs["items"] if isinstance(jobs, dict) else jobs
+    assert len(listed) == len(started), listed
+    for i, a in enumerate(listed):  # no two repair jobs ran at once
+        for b in listed[i + 1:]:
+            assert _ended_before(a, b) or _ended_before(b, a), (a, b)
+
+
+def test_doctor_repair_while_a_repair_runs_says_so_in_one_red_line(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """``gamead doctor --repair`` (it repairs only what its check found: an obsolete stream here) while another
+    node's repair job runs (its document as that node wrote it, its lease a minute ahead): one red line naming that
+    job, nothing started."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    other = asyncio.run(_elsewhere(server.url))
+    done = CliRunner().invoke(app, ["doctor", "--repair", "--yes", "--detach", "--api", url])
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), done.output
+    assert f"repair job {other} is already running" in lines[0] and "repair_running" in lines[0], lines
+    jobs = httpx.get(f"{url}/v1/jobs", params={"kind": "repair"}, timeout=30).json()
+    assert [j["id"] for j in (jobs["items"] if isinstance(jobs, dict) else jobs)] == [other], jobs
+
+
+async def _elsewhere(url: str) -> str:
+    """A stream an earlier gamead made (what ``--repair`` deletes) and a repair job another API node runs: its id."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=names.OBSOLETE_STREAMS[0], subjects=["gamead.old.advisories"])
+        job = Job(id=new_job_id(), kind=JobKind.REPAIR, state=JobState.RUNNING, selection=Selection(mode="doctor"),
+                  started_by="alice", created_at=utcnow(), started_at=utcnow(), runner="api-elsewhere",
+                  lease_until=time.time() + 60, lease_ttl=60)
+        await (await JobStore.open(js)).create(job)
+        return job.id
+    finally:
+        await nc.close()
