@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.body import no_body
+from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import JobsNotRunning, RepairRunning
 from gamead_core.api.responses import json_response
 from gamead_core.api.job_answers import job_response
@@ -119,7 +120,8 @@ async def get_doctor(
     return json_response(body, no_store=True)
 
 
-@router.post("/repair", status_code=202, summary="Repair what can be repaired safely: starts a job (operator)")
+@router.post("/repair", status_code=202, summary="Repair what can be repaired safely: starts a job (operator)",
+             responses=error_responses(409))
 async def repair(request: Request) -> Response:
     """Starts a `repair` job (`202` with its document, `Location: /v1/jobs/{id}`; with `Accept:
     application/x-ndjson`, its progress stream). The job runs a fresh check, then one fenced action per
