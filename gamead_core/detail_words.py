@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gamead_core.bound_text import not_one_of, number_text
+from gamead_core.bound_text import NOT_NUMBERS, not_one_of, number_text
 
 #: pydantic's error types of a value of the wrong JSON kind, and the kind wanted (strict mode: no conversions)
 _KINDS = {
-    "string_type": "a string", "int_type": "a whole number", "int_parsing": "a whole number",
-    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    **NOT_NUMBERS, "string_type": "a string", "int_type": "a whole number", "float_type": "a number",
     "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list (a JSON array)",
     "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
     "datetime_type": "an ISO-8601 time", "datetime_parsing": "an ISO-8601 time",

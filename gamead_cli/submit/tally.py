@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Final
 
 from gamead_cli import service_clock
@@ -39,6 +38,7 @@ from gamead_cli.submit.batches import (
 )
 from gamead_cli.submit.settling import MAYBE_KEPT, where_ranges
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
+from gamead_core.times import read_utc
 
 #: seconds before an ad was handed to a request (on the service's clock, known within ~1.5 s:
 #: :mod:`gamead_cli.service_clock`) from which a keyed duplicate's ``submittedAt`` is this run's own
@@ -72,8 +72,9 @@ class Tally:
     def hand_out(self, pairs: list[tuple[int, str]]) -> None:
         """The ads ``(index, where)`` go to a request now: each is counted by an outcome, or by :meth:`abandon`."""
         self.out.update(pairs)
-        now = time.monotonic()
-        self.handed.update((index, now) for index, _ in pairs if index not in self.handed)
+        if self.key is not None:  # read only by :meth:`own`, for a keyed run's duplicates
+            now = time.monotonic()
+            self.handed.update((index, now) for index, _ in pairs if index not in self.handed)
 
     def abandon(self) -> None:
         """The run ends without waiting for its requests still out (a second Ctrl-C): their ads went out and may
@@ -165,11 +166,11 @@ class Tally:
         """Whether the keyed duplicate at ``index``, submitted at ``submitted_at`` (ISO, the service's clock), was
         queued by this run (module doc); False without a key, a hand-out, or a time that reads."""
         handed = self.handed.get(index)
-        try:
-            submitted = datetime.fromisoformat(str(submitted_at).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return False
         if self.key is None or handed is None or not self.lost_first():
+            return False
+        try:
+            submitted = read_utc(str(submitted_at)).timestamp()
+        except ValueError:
             return False
         return submitted >= service_clock.now() - (time.monotonic() - handed) - OWN_MARGIN
 

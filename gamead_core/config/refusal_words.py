@@ -7,14 +7,13 @@ value as read."""
 from __future__ import annotations
 
 import difflib
-import re
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from gamead_core.bound_text import NOT_NUMBERS, given_text, not_one_of
+from gamead_core.bound_text import NOT_NUMBERS, given_text
 from gamead_core.config.fields import field_at
 from gamead_core.detail_words import detail_words
 
@@ -35,10 +34,10 @@ def _keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
 def refusal_words(error: dict[str, Any], model: type[BaseModel]) -> str:
     """What a pydantic ``error`` (one of ``ValidationError.errors()``) of a setting of ``model`` says: ``no such
     setting in section worker (did you mean 'concurrency'?)``, ``must be a whole number, not 'abc'``, ``must be true
-    or false, not 'perhaps'``, ``must be one of retryable, permanent, crash or hang, not 'boom'`` (as the CLI's
-    choices, :func:`gamead_core.bound_text.not_one_of`), ``must be a section of settings (key: value), not one
-    value``; any other as :func:`gamead_core.detail_words.detail_words` says it. A value is shown clipped to 40
-    characters, never a section's (it may be a secret written in the wrong place). Pure."""
+    or false, not 'perhaps'``, ``must be a section of settings (key: value), not one value``; any other as
+    :func:`gamead_core.detail_words.detail_words` says it (a choice: ``must be one of retryable, permanent, crash or
+    hang, not 'boom'``). A value is shown clipped to 40 characters, never a section's (it may be a secret written in
+    the wrong place). Pure."""
     kind, loc, given = error.get("type"), tuple(error.get("loc", ())), error.get("input")
     if kind == "extra_forbidden" and loc:
         where = ".".join(str(p) for p in loc[:-1] if not isinstance(p, int))
@@ -50,8 +49,6 @@ def refusal_words(error: dict[str, Any], model: type[BaseModel]) -> str:
         return f"must be {NOT_NUMBERS[kind]}, not {shown}"
     if kind == "bool_parsing":
         return f"must be true or false, not {shown}"
-    if kind == "literal_error":  # pydantic's expected: "'retryable', 'permanent', 'crash' or 'hang'"
-        return not_one_of("", re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", ""))), given)
     if kind in _NOT_SECTIONS:
         return "must be a section of settings (key: value), not one value"
     return detail_words(error, ".".join(str(p) for p in loc))  # words58: "Input should be …" reached this
