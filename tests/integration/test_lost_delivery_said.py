@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import nats.errors
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
@@ -23,7 +24,8 @@ from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_term
 ACK_WAIT = 5.0
 ENV = {"GAMEAD_QUEUE__ACK_WAIT": f"{ACK_WAIT:g}", "GAMEAD_QUEUE__IDLE_WAIT": "0.5"}
 WORKER_ENV = {**ENV, "GAMEAD_LOG__LEVEL": "DEBUG"}  #: a hand-back's line is DEBUG
-PULLS = "$JS.API.CONSUMER.MSG.NEXT."  #: the subjects of a worker's pull requests (JetStream ADR-13)
+#: the subject of a worker's pull requests of level 3 (JetStream ADR-13)
+LEVEL_3_PULLS = f"$JS.API.CONSUMER.MSG.NEXT.{names.work_stream()}.{names.level_consumer(3)}"
 
 
 def _redelivery_lines(worker: Proc, ad_id: str) -> list[dict[str, object]]:
@@ -50,7 +52,10 @@ async def _nak_one(url: str, held_past: float = 0.0) -> int:
     nc = await nats.connect(url)
     try:
         sub = await nc.jetstream().pull_subscribe_bind(names.level_consumer(3), stream=names.work_stream())
-        msg = (await sub.fetch(1, timeout=10))[0]
+        try:
+            msg = (await sub.fetch(1, timeout=10))[0]
+        except nats.errors.TimeoutError:
+            raise AssertionError("level 3 delivered nothing to the other client in 10 s: did the worker take it?")
         stored = msg.metadata.timestamp.timestamp()
         while time.time() - stored < held_past:  # its age (this machine's clock is nats-server's)
             await msg.in_progress()
@@ -65,7 +70,12 @@ def _handed_back_by_another(http: httpx.Client, proxy: PublishFilter, server: Em
                             title: str, held_past: float = 0.0) -> tuple[dict[str, object], dict[str, object]]:
     """Submit an ad that another client takes (the worker's pulls lost meanwhile) and hands back (``_nak_one``);
     its final record once the worker ran it, and the worker's line of its redelivery (DEBUG ones included)."""
-    proxy.drop(PULLS)  # the worker's pulls go nowhere while the other client takes it
+    proxy.drop(LEVEL_3_PULLS)  # the worker's pulls of level 3 go nowhere while the other client takes it
+    dropped = proxy.dropped
+    # A pull let through just before the drop may reach nats-server after a look that found none waiting, and take
+    # the ad (CI, d34252d6: the other client's fetch got nothing in 10 s). The worker's pulls of level 3 go out in
+    # order on its one connection, so once one was swallowed, every earlier one has reached the server.
+    wait_for(lambda: proxy.dropped > dropped, timeout=30, what="a pull of level 3 by the worker swallowed")
     asyncio.run(_no_pull_waiting(server.url))
     ad_id = http.post("/ads", json=ad(title, 3)).json()["id"]
     asyncio.run(_nak_one(server.url, held_past))
