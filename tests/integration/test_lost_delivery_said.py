@@ -24,8 +24,7 @@ from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_term
 ACK_WAIT = 5.0
 ENV = {"GAMEAD_QUEUE__ACK_WAIT": f"{ACK_WAIT:g}", "GAMEAD_QUEUE__IDLE_WAIT": "0.5"}
 WORKER_ENV = {**ENV, "GAMEAD_LOG__LEVEL": "DEBUG"}  #: a hand-back's line is DEBUG
-#: the subject of a worker's pull requests of level 3 (JetStream ADR-13)
-LEVEL_3_PULLS = f"$JS.API.CONSUMER.MSG.NEXT.{names.work_stream()}.{names.level_consumer(3)}"
+LEVEL_3_PULLS = names.pull_next_subject(names.work_stream(), names.level_consumer(3))  #: a worker's pulls of level 3
 
 
 def _redelivery_lines(worker: Proc, ad_id: str) -> list[dict[str, object]]:
