@@ -36,3 +36,16 @@ def test_a_path_to_look_at_is_named_as_the_command(status: int, error: GameadErr
 def test_a_path_with_no_command_and_a_url_stay_as_they_are() -> None:
     error = GameadError("POST /ads/batch holds at most 500 ads; see http://h:1/ads/x")
     assert _red_line(422, error).startswith("POST /ads/batch holds at most 500 ads; see http://h:1/ads/x")
+
+
+def test_a_bulk_submit_s_rejection_names_the_command_too() -> None:
+    """A keyed ad of a batch the server failed on (``internal_error``, per ad) said ``GET /ads/ID tells`` in the
+    run's ``FILE:LINE: code: message`` list and ``-o json`` items."""
+    from gamead_cli.submit.tally import Tally
+
+    tally = Tally(keep_items=True, ids_kept=10, idempotency_key="run-1", again=AGAIN)
+    error = unexpected(0, "01m9zzzzzzzzzzzzzzzzzzzzzz")
+    tally.settle(0, "ads.ndjson:1", {"error": {"code": error.code, "message": error.message,
+                                              "details": error.details}})
+    said = tally.listed[0]["message"]
+    assert "ads get 01m9zzzzzzzzzzzzzzzzzzzzzz" + AGAIN in said and "GET /ads/" not in said, said
