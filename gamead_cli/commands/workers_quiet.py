@@ -130,8 +130,8 @@ def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
 def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: OutputFormat, api: str | None,
             config: Any) -> None:
     """``POST /v1/workers/{id}/{verb}`` for the worker named, or for each of several named or each live one
-    (``--all``: one that is gone meanwhile is named, not an error; several named of which one is not done: the
-    answers, then exit 4 naming the ids not done)."""
+    (``--all``: one that is gone meanwhile is named in a line of its own; any not done, named or listed: the
+    answers, then exit 4 naming the ids not done; leftout59: ``--all`` exited 0 with one frozen)."""
     with api_client(config, api) as client:
         ids = _ids(client, worker_ids or [], every)
         many = every or len(worker_ids or []) > 1  # as typed: `quiet w-1 w-1 -o json` has items as several do
@@ -182,7 +182,8 @@ def quiet(worker_ids: IdArg = None, every: AllOpt = False, output: OutputOpt = O
     """Tell a worker to take no new ad: it hands back what it prefetched, keeps no long poll at NATS, finishes and
     settles what it runs, and stays alive, heartbeating (STATE quiet). The autoscaler counts no capacity for it.
 
-    A worker that is not live: exit 4 (worker_not_live). It stays quiet across NATS and API restarts; a worker
+    A worker that is not live or gives no answer in time (frozen), named or listed for --all: exit 4
+    (worker_not_live), after the others' answers. It stays quiet across NATS and API restarts; a worker
     restarted under its id after a crash stays quiet too, one that stopped cleanly starts taking ads.
 
     [bold]Examples[/bold]
