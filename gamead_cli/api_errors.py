@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from gamead_cli import retry, service_clock
+from gamead_cli.api_words import cli_words
 from gamead_cli.deadline_http import proxy_for
 from gamead_cli.formats import took
 from gamead_core.errors import (
@@ -278,8 +279,9 @@ def _error_body(response: httpx.Response) -> dict[str, Any] | None:
     return err if isinstance(err, dict) else None
 
 
-def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
-    """Turn an HTTP error answer into the matching gamead error (not raised)."""
+def error_from_response(response: httpx.Response, again: str = "") -> ApiClientError | NotFound:
+    """Turn an HTTP error answer into the matching gamead error (not raised); an API path its message names to look
+    at named as the gamead command (:func:`gamead_cli.api_words.cli_words`, ``again``: the flags that reach the API)."""
     status = response.status_code
     err = _error_body(response)
     if err is None:
@@ -291,7 +293,7 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
         return ApiClientError(message, status=status, api_code=f"http_{status}")
 
     code = str(err.get("code") or f"http_{status}")
-    message = str(err.get("message") or response.reason_phrase or "error")
+    message = cli_words(str(err.get("message") or response.reason_phrase or "error"), again)
     details = err.get("details")
     if status == 404:  # the API's own code kept (worker_not_live): -o json's error.code said not_found (probe49)
         return NotFound(message, details=details, code=code)

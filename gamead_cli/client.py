@@ -212,7 +212,8 @@ class ApiClient(AdCalls, StreamCalls):
         if response.is_redirect or 300 <= response.status_code < 400:  # never followed: the token would go too
             raise redirected(response, self.api_url, f"{method} {path}", reads)
         if response.is_error:
-            error = error_from_response(response) if not proxy else by_proxy(self.api_url, response, reads=reads)
+            error = error_from_response(response, self.again) if not proxy else \
+                by_proxy(self.api_url, response, reads=reads)
             if response.status_code in (404, 405) and not self._is_gamead_api():
                 raise self._no_api_here(
                     f"{method} {response.request.url.path} answered HTTP {response.status_code}") from error

@@ -13,7 +13,7 @@ OK = 0
 ERROR = 1  #: the request failed, or any unexpected error (the message says why)
 USAGE = 2  #: bad usage: flags, arguments, an input file missing or not JSON (Click's own code; not --config's: 5)
 UNREACHABLE = 3  #: the API (or NATS) could not be reached, or the URL is not a gamead API
-NOT_FOUND = 4  #: the named ad / entry / job does not exist, or the worker named is not live
+NOT_FOUND = 4  #: the named ad / entry / job does not exist, or a worker quiet / resume was for was not done
 CONFIG = 5  #: the configuration is invalid (config file, missing too, or GAMEAD_* variable)
 AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
 INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
@@ -32,8 +32,9 @@ TABLE: tuple[tuple[int, str], ...] = (
             "unreadable, not a regular file or not valid JSON/NDJSON"),
     (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
                   "request got no answer, or NATS closed a node's connection for good"),
-    (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or the worker of "
-                "`workers quiet ID` / `resume ID` is not live"),
+    (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or a worker "
+                "`workers quiet` / `resume` was for (named, or listed live for `--all`) was not done: not live, or no "
+                "answer in time (the others' answers shown first: a partial success)"),
     (CONFIG, "the configuration is invalid or cannot work: config file or `GAMEAD_*` variable, a port or data dir "
              "it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),

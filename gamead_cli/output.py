@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from rich.progress import Progress
 from rich.text import Text
 
 from gamead_cli.cell_text import folded_tree
-from gamead_cli.formats import command_text
+from gamead_cli.formats import command_text, took
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
 from gamead_core.safe_text import byte_escapes, shown, shown_tree
@@ -46,13 +47,38 @@ def stderr_console() -> Console:
 _LIVE: list[Console] = []
 
 
+#: seconds between the plain lines of a progress bar not shown (stderr no terminal: CI logs, a pipe); the first comes
+#: once its work has gone on that long (short work says no more than before), as Terraform's "Still creating…"
+PLAIN_EVERY = 10.0
+
+
 class StderrProgress(Progress):
     """A progress bar on stderr whose console :func:`stderr_console` gives while it runs: every stderr line of the
-    process (an error, a note, the API client's rate-limit line from a sender thread) is printed above it."""
+    process (an error, a note, the API client's rate-limit line from a sender thread) is printed above it.
+
+    Disabled (stderr no terminal), it says where its work stands in plain lines instead, one every
+    :data:`PLAIN_EVERY` s at most, the first once the work has gone on that long, and the last at its end if it said
+    one: ``submitting · 1,200/5,000 · 1198 ok, 2 rejected · 30s`` (leftout59: ``dlq replay`` / ``purge`` /
+    ``import`` / ``export``, ``doctor --repair`` and ``submit`` said nothing in a CI log until they ended, however
+    long). Only when a task changes (:meth:`update`, :meth:`advance`); a line stderr cannot take is left out."""
+
+    def __init__(self, *columns: Any, **kw: Any) -> None:
+        super().__init__(*columns, **kw)
+        self._plain_at = time.monotonic()  #: when the last plain line was said (or the bar made)
+        self._plain_said: dict[Any, str] = {}  #: task → its last plain line
 
     def start(self) -> None:
         _LIVE.append(self.console)
+        self._plain_at = time.monotonic()
         super().start()
+
+    def update(self, task_id: Any, **kw: Any) -> None:  # type: ignore[override]  # rich's keywords, passed on
+        super().update(task_id, **kw)
+        self._plain(task_id)
+
+    def advance(self, task_id: Any, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._plain(task_id)
 
     def stop(self) -> None:
         try:
@@ -60,6 +86,32 @@ class StderrProgress(Progress):
         finally:
             if self.console in _LIVE:
                 _LIVE.remove(self.console)
+            for task_id in list(self._plain_said):  # its end, if it said where it stood before
+                self._plain(task_id, end=True)
+
+    def _plain(self, task_id: Any, *, end: bool = False) -> None:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            now = time.monotonic()
+            if not self.disable or task is None or not task.visible or (
+                    now - self._plain_at < PLAIN_EVERY if not end else task_id not in self._plain_said):
+                return
+            line = plain_progress(task.description, task.completed, task.total, task.fields.get("info"),
+                                  task.elapsed)
+            if end and self._plain_said.get(task_id, "").rsplit(" · ", 1)[0] == line.rsplit(" · ", 1)[0]:
+                return  # said as it ended
+            self._plain_at, self._plain_said[task_id] = now, line
+        try:
+            self.console.print(Text(_one_line(line), style="dim"), soft_wrap=True)
+        except (OSError, ValueError):  # stderr gone or full (ValueError: closed): the work goes on regardless
+            pass
+
+
+def plain_progress(what: str, done: float, total: float | None, info: Any, elapsed: float | None) -> str:
+    """A progress bar's plain line (:class:`StderrProgress`): ``replaying · replayed 7 · skipped 0 · 7/28 · 12s``
+    (``info``: the bar's words after its count, if any; ``elapsed``: seconds). Pure."""
+    count = f"{int(done):,}/{int(total):,}" if total is not None else (f"{int(done):,}" if done else "")
+    return " · ".join(str(part) for part in (what, count, info, took(elapsed or 0.0)) if part)
 
 
 def _null() -> Any:

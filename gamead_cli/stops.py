@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from types import FrameType
 from typing import Any
 
 from gamead_cli import exitcodes, first_signals
-from gamead_cli.interrupt_point import raise_interrupt, settled, take_due, whole
+from gamead_cli.interrupt_point import raise_interrupt, take_due, whole
 
 #: the signal that stopped the command (None: Ctrl-C, or not stopped); the one dict of :mod:`gamead_cli.first_signals`
 STOPPED: dict[str, int | None] = first_signals.STOPPED
@@ -141,19 +142,30 @@ def ended() -> None:
     the first stop's code stands). The interpreter's exit then joins the threads still running (a request in
     flight); a Ctrl-C during that join printed ``Exception ignored in: <module 'threading'> … KeyboardInterrupt``
     (review30b F11). A signal ignored (``nohup``, a background job) stays ignored. An interrupt put off
-    (:mod:`gamead_cli.interrupt_point`) is no longer due. On the main thread only (elsewhere: nothing). From its
-    start, a handler of the CLI's that would raise a first stop acts as the end's handlers will
-    (:func:`first_signals.ended_acts`): a SIGTERM between two changes here raised a KeyboardInterrupt (endstop57)."""
+    (:mod:`gamead_cli.interrupt_point`: its signal came as a lock was taken in the command's last step, and the
+    command ended within the millisecond before it landed) ends the process by its signal once the output is
+    flushed, as that signal would a moment later (leftout59: it was dropped, exit 0 as if no stop came). On the
+    main thread only (elsewhere: nothing). From its start, a handler of the CLI's that would raise a first stop acts
+    as the end's handlers will (:func:`first_signals.ended_acts`): a SIGTERM between two changes here raised a
+    KeyboardInterrupt (endstop57)."""
     if threading.current_thread() is not threading.main_thread():
         return
     first_signals.PHASE["ended"] = True
-    settled()
+    due = take_due()  # as settled(): no alarm of ours left to fire
     # a stop acted on: only its signal again ends the process, by it; the others ignored, the defaults an event
     # loop's end put back included (a worker's: its handlers are the loop's)
     if not first_signals.after_stop(_HELD):
         for sig in _HELD:
             if callable(signal.getsignal(sig)):
                 signal.signal(sig, signal.SIG_DFL)
+    if due:  # never landed: the command's output is whole; the shell says 130 / 143 / 129 (first_stop.end_by)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):  # a closed or full stream: its line said (or not) already
+                pass
+        first_signals.end_by(_due())
 
 
 def stopped_by() -> str:

@@ -39,6 +39,7 @@ class StreamCalls:
     timeout: float
     retry_for: float
     max_answer_bytes: int
+    again: str  #: the flags that reach the same API, for a command an error names
     _http: httpx.Client
     _reached: bool
     _connected: bool
@@ -89,7 +90,7 @@ class StreamCalls:
                                                                                   gateway=proxy)):  # before any line
                             begun = False
                             continue
-                        error = error_from_response(response)
+                        error = error_from_response(response, self.again)
                         if response.status_code in (404, 405) and not self._is_gamead_api():
                             raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
                                                  f"{response.status_code}) — check --api / GAMEAD_API_URL") from error

@@ -10,6 +10,7 @@ A port that is taken is refused before the start, and readiness is confirmed on 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -199,13 +200,15 @@ class EmbeddedNats:
 
     def _write_config(self) -> Path:
         store = (self.data_dir / "jetstream").resolve()
+        # quoted as JSON, as nats-server reads it (leftout59: a data dir `a\\nb` had its store in `a⏎b`, `a"b` none)
+        quoted = json.dumps(str(store), ensure_ascii=False)
         sync = "\n  sync_interval: always" if self.sync_always else ""
         conf = self.data_dir / "nats.conf"
         text = (
             f'listen: "{self.host}:{self.port}"\n'
             + (f'http: "127.0.0.1:{self.monitor_port}"\n' if self.monitor_port else "")
             + "server_name: gamead_embedded\n"
-            f"jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: {self.max_memory}\n"
+            f"jetstream {{\n  store_dir: {quoted}\n  max_memory_store: {self.max_memory}\n"
             f"  max_file_store: {self.max_file}{sync}\n}}\n"
         ) + authorization(self.token, self.user, self.password)
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only: it holds the credentials

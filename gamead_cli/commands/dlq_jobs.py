@@ -103,7 +103,9 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, d
     final, waiting = job, None
     try:
         with job_progress() as progress:
-            task = progress.add_task(_phase_text(job), total=None, visible=not quiet)
+            # its plain lines on a stderr no terminal (StderrProgress) unless stdout says each change (``each``)
+            shown = not quiet and not (each and progress.disable)
+            task = progress.add_task(_phase_text(job), total=None, visible=shown)
             for final in _follow_lines(client, job["id"]):
                 counts = final.get("counts") or {}
                 if final.get("waiting") and final["waiting"] != waiting and not quiet:  # said once, bar or none

@@ -89,11 +89,18 @@ def asked_text(verb: Verb, answers: list[dict[str, Any]]) -> str:
     return f"{verb} WAS asked of {', '.join(str(a.get('workerId')) for a in answers)}"
 
 
-def not_done(verb: Verb, gone: list[str], silent: set[str], done: Sequence[str] = ()) -> NotFound:
-    """The error of several ids named of which some did not answer ``verb``: those no running worker answers for
-    (``gone`` less ``silent``) and those that gave no answer in time (``silent``: frozen, they may still carry it
-    out when they wake), each said, after those it was ``done`` for (``quiet done for w-2, not for gone-3: …``:
-    attack57b, a partial success exited 0 as a whole one); exit 4 (``worker_not_live``) as for one such id. Pure."""
+def not_done(verb: Verb, gone: list[str], silent: set[str], done: Sequence[str] = (), *,
+             said: bool = False) -> NotFound:
+    """The error of a ``verb`` not done for some of the workers it was for (named, or listed live for ``--all``):
+    those no running worker answers for (``gone`` less ``silent``) and those that gave no answer in time
+    (``silent``: frozen, they may still carry it out when they wake), each said, after those it was ``done`` for
+    (``quiet done for w-2, not for gone-3: …``: attack57b, a partial success exited 0 as a whole one; leftout59:
+    ``--all`` with a frozen worker too); ``said``: each was said above (``--all``'s lines), so named only. Exit 4
+    (``worker_not_live``) as for one such id. Pure."""
+    details = {"notLive": gone, "noAnswer": sorted(silent), **({"done": list(done)} if done else {})}
+    if said:
+        head = f"{verb} done for {', '.join(done)}, not for" if done else f"{verb} not done for"
+        return NotFound(f"{head} {', '.join(gone)} (each said above)", code="worker_not_live", details=details)
     dead = [wid for wid in gone if wid not in silent]
     parts = [f"none of the workers {', '.join(dead)} is live: no running worker answers for these ids"
              if len(dead) > 1 else f"worker {dead[0]} is not live: no running worker answers for this id"] if dead \
@@ -103,9 +110,8 @@ def not_done(verb: Verb, gone: list[str], silent: set[str], done: Sequence[str] 
         parts.append(f"{late} did not answer in time (frozen, or its NATS link down): not done now, but it may still "
                      f"{'go quiet' if verb == 'quiet' else verb} when it wakes")
     then = "gamead workers shows their state" if silent else "gamead workers lists the live ones"
-    said = f"{verb} done for {', '.join(done)}, not for {', '.join(gone)}: " if done else ""
-    return NotFound(f"{said}{'; '.join(parts)} ({then})", code="worker_not_live",
-                    details={"notLive": gone, "noAnswer": sorted(silent), **({"done": list(done)} if done else {})})
+    said_done = f"{verb} done for {', '.join(done)}, not for {', '.join(gone)}: " if done else ""
+    return NotFound(f"{said_done}{'; '.join(parts)} ({then})", code="worker_not_live", details=details)
 
 
 def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
@@ -124,8 +130,8 @@ def _ids(client: Any, worker_ids: list[str], every: bool) -> list[str]:
 def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: OutputFormat, api: str | None,
             config: Any) -> None:
     """``POST /v1/workers/{id}/{verb}`` for the worker named, or for each of several named or each live one
-    (``--all``: one that is gone meanwhile is named, not an error; several named of which one is not done: the
-    answers, then exit 4 naming the ids not done)."""
+    (``--all``: one that is gone meanwhile is named in a line of its own; any not done, named or listed: the
+    answers, then exit 4 naming the ids not done; leftout59: ``--all`` exited 0 with one frozen)."""
     with api_client(config, api) as client:
         ids = _ids(client, worker_ids or [], every)
         many = every or len(worker_ids or []) > 1  # as typed: `quiet w-1 w-1 -o json` has items as several do
@@ -149,7 +155,8 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
         elif not every:  # several named, none answered (a frozen one too): as one named (README: exit 4)
             raise not_done(verb, gone, silent)
     other = "resume" if verb == "quiet" else "quiet"
-    doc: dict[str, Any] = answers[0] if not many else {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
+    #: one shape however many ids (leftout59: one id's bare answer, several ids' document: `quiet $IDS` varied)
+    doc: dict[str, Any] = {"items": answers, "notLive": gone, "noAnswer": sorted(silent)}
 
     def view(_: dict[str, Any]) -> RenderableType:
         if every and not answers and not gone:
@@ -165,8 +172,9 @@ def control(verb: Verb, worker_ids: list[str] | None, every: bool, output: Outpu
         return Group(*parts)
 
     emit(doc, output, view)
-    if gone and not every:  # named, some not done: the done ones said above, exit 4 naming the others (attack57b)
-        raise not_done(verb, gone, silent, [str(a.get("workerId")) for a in answers])
+    if gone:  # some not done, named or listed (--all): the done ones said above, exit 4 naming the others
+        raise not_done(verb, gone, silent, [str(a.get("workerId")) for a in answers],
+                       said=every and output != OutputFormat.json)  # --all's lines said each (attack57b, leftout59)
 
 
 def quiet(worker_ids: IdArg = None, every: AllOpt = False, output: OutputOpt = OutputFormat.table,
@@ -174,7 +182,8 @@ def quiet(worker_ids: IdArg = None, every: AllOpt = False, output: OutputOpt = O
     """Tell a worker to take no new ad: it hands back what it prefetched, keeps no long poll at NATS, finishes and
     settles what it runs, and stays alive, heartbeating (STATE quiet). The autoscaler counts no capacity for it.
 
-    A worker that is not live: exit 4 (worker_not_live). It stays quiet across NATS and API restarts; a worker
+    A worker that is not live or gives no answer in time (frozen), named or listed for --all: exit 4
+    (worker_not_live), after the others' answers. It stays quiet across NATS and API restarts; a worker
     restarted under its id after a crash stays quiet too, one that stopped cleanly starts taking ads.
 
     [bold]Examples[/bold]

@@ -90,7 +90,7 @@ def send_many(
     lock, stop, slots = threading.Lock(), threading.Event(), threading.BoundedSemaphore(concurrency * 2)
     #: the ads whose id is kept (tally.order): those listed in acceptedIds (-o json), those --wait follows
     tally = Tally(keep_items=keep_items, ids_kept=max(ITEMS_KEPT if keep_items else 0, FOLLOWED_MAX if follow else 0),
-                  idempotency_key=idempotency_key, lost=client.answer_lost)
+                  idempotency_key=idempotency_key, lost=client.answer_lost, again=client.again)
     counts, rejected, reject = tally.counts, tally.rejected, tally.reject  # read under the lock
     fatal: list[ApiClientError] = []  #: a batch's error that stopped the sending: none was accepted before it
     sent = 0  # ads handed to the pool (lowered for those a second Ctrl-C cancelled)

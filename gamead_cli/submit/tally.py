@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from gamead_cli import service_clock
-
+from gamead_cli.api_words import cli_words
 from gamead_cli.submit.batches import (
     ITEMS_KEPT,
     REJECTIONS_LISTED,
@@ -52,8 +52,9 @@ class Tally:
     came after a try of its request whose answer was lost (:meth:`gamead_cli.ad_calls.AdCalls.answer_lost`)."""
 
     def __init__(self, *, keep_items: bool, ids_kept: int, idempotency_key: str | None,
-                 lost: Callable[[], str] = lambda: "") -> None:
+                 lost: Callable[[], str] = lambda: "", again: str = "") -> None:
         self.keep_items, self.ids_kept, self.key = keep_items, ids_kept, idempotency_key
+        self.again = again  #: the flags that reach the same API: a command a rejection names (api_words)
         self.lost_first = lost  #: how a try's answer was lost before the answer being counted ("": none was)
         self.rejected: Counter[str] = Counter()
         self.listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED
@@ -147,7 +148,7 @@ class Tally:
                 self.unsure[index] = (where, maybe, bool((error.get("details") or {}).get("keyed")))
             self.done(index, where, "maybeQueued", maybe)
         elif isinstance(error, dict):
-            text = rejection_text(error)
+            text = cli_words(rejection_text(error), self.again)  # an API path to look at: the command
             if self.key and error.get("code") == "idempotency_key_reused":  # keys go by position
                 text = reused_key_text(text, self.key, index)
             self.reject(index, where, str(error.get("code") or "error"), text)

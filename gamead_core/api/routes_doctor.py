@@ -153,6 +153,6 @@ async def _refuse_while_repairing(jobs: JobService) -> None:
             if jobs.runner_silent(job):
                 continue
             raise RepairRunning(f"repair job {job.id} is already {state.value} (started by {job.started_by} at "
-                                f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC): one repair at a time; follow it at "
-                                f"/v1/jobs/{job.id}", details={"jobId": job.id, "startedBy": job.started_by,
+                                f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC): one repair at a time; follow it: "
+                                f"GET /v1/jobs/{job.id}", details={"jobId": job.id, "startedBy": job.started_by,
                                                               "createdAt": job.created_at.isoformat()})

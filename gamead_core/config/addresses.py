@@ -32,16 +32,17 @@ _HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-
                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 
 
-def control_problem(url: str) -> str | None:
+def control_problem(url: str, kind: str = "a URL") -> str | None:
     """Where ``url`` holds a control character (C0 with tab, CR and LF, DEL, C1), or None: the one rule of every URL
     gamead takes (the API's, ``redis.url``, ``nats.url``, an HTTP endpoint): spaces around it are dropped, a control
     character anywhere is refused, named as an escape. ``redis.url`` and ``nats.url`` dropped one at an end
     (``$'redis://h:6379/0\\r'``, a CRLF env file) and urllib dropped a tab inside unseen, while ``GAMEAD_API_URL``
-    refused it (attack57b). Pure."""
+    refused it (attack57b). The rule of the paths gamead keeps (``embedded.data_dir``: leftout59) too, ``kind``
+    naming what has none. Pure."""
     bad = next((c for c in url if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
     if bad is None:
         return None
-    return f"it holds the control character {bad!r} at position {url.index(bad)} (a URL has none)"
+    return f"it holds the control character {bad!r} at position {url.index(bad)} ({kind} has none)"
 
 
 def _port_problem(parts: SplitResult) -> str | None:

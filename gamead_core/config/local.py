@@ -49,6 +49,10 @@ class EmbeddedSettings(Section):
         operator's files (attack46 F9). ``.`` says so on purpose and stays allowed."""
         if isinstance(value, str) and not value.strip():
             raise ValueError("is empty: name a directory (default ./.gamead), or . for the working directory")
+        # leftout59: a line break in it split each line gamead up printed of it (a path, not pasteable) and its
+        # nats.conf line: refused as a URL's is, named
+        if isinstance(value, (str, Path)) and (problem := control_problem(str(value), "a data directory")):
+            raise ValueError(problem)
         return value
 
 

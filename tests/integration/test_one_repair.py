@@ -15,6 +15,7 @@ import nats
 from typer.testing import CliRunner
 
 from gamead_cli.main import app
+from gamead_cli.program import follow_up
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.ids import new_job_id
@@ -62,6 +63,8 @@ def test_doctor_repair_while_a_repair_runs_says_so_in_one_red_line(
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), done.output
     assert f"repair job {other} is already running" in lines[0] and "repair_running" in lines[0], lines
+    assert f"follow it: {follow_up('dlq', 'jobs', other, '--follow')} --api {url}" in lines[0], lines  # leftout59
+    assert "/v1/" not in lines[0], lines  # the API's path: a CLI user runs a command
     jobs = httpx.get(f"{url}/v1/jobs", params={"kind": "repair"}, timeout=30).json()
     assert [j["id"] for j in (jobs["items"] if isinstance(jobs, dict) else jobs)] == [other], jobs
 

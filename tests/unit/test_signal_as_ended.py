@@ -65,3 +65,36 @@ def test_a_signal_amid_the_ends_handler_changes_ends_the_process_by_it(
     assert out.stdout.split() == ["sent"], (out.stdout, out.stderr[-2000:])
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.returncode == returncode, (out.returncode, out.stderr[-2000:])
+
+
+_DUE_AT_END = """
+import signal, sys, types
+from gamead_cli import exitcodes, first_signals, interrupt_point, main as entry
+
+SENT = int(sys.argv[1])
+
+
+def app():
+    print("the whole report", flush=False)  # block-buffered to a pipe: flushed before the process ends
+    first_signals.take(SENT)  # the command's handler took the stop as its last step took a lock: put off
+    interrupt_point._again_soon()
+    signal.setitimer(signal.ITIMER_REAL, 0)  # the command ends within the millisecond before it would land
+    sys.exit(exitcodes.OK)
+
+
+sys.modules["gamead_cli.root"] = types.SimpleNamespace(app=app)
+entry.main()
+"""
+
+
+@pytest.mark.parametrize("sent", [_INT, _TERM, _HUP])
+def test_a_stop_put_off_past_the_last_step_ends_the_process_by_it(sent: int) -> None:
+    """leftout59: an interrupt put off (its signal came as the command's last step took a lock) and still due when
+    the command ended was dropped: exit 0, as if no Ctrl-C, SIGTERM or SIGHUP came, where the same signal a moment
+    later ends the process by it. Now it does, the output written whole first. Before: 0 of 3; after: 3 of 3."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", _DUE_AT_END, str(sent)], capture_output=True, text=True, timeout=60,
+                         env=env)
+    assert out.stdout == "the whole report\n", (out.stdout, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr and out.stderr == "", out.stderr[-2000:]
+    assert out.returncode == -sent, (out.returncode, out.stderr[-2000:])
