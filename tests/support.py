@@ -115,18 +115,19 @@ class ForkedChild:
     :class:`subprocess.Popen`'s interface the tests use: ``pid``, ``returncode``, ``poll()``, ``wait()``,
     ``send_signal()``, ``terminate()``, ``kill()``. Its exit status comes from the server, which reaps it."""
 
-    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
+    def __init__(self, server: ForkServer, pid: int, args: list[str], child: int) -> None:
         self._server, self.pid, self.args = server, pid, args
+        self.child = child  #: the server's number for it (its pid may be another child's once it ended)
 
     @property
     def returncode(self) -> int | None:
-        return self._server.exit_code(self.pid)
+        return self._server.exit_code(self.child)
 
     def poll(self) -> int | None:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._server.wait_exit(self.pid, timeout)
+        code = self._server.wait_exit(self.child, timeout)
         if code is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return code
@@ -177,10 +178,14 @@ class ForkServer:
 
         self._lock = threading.Lock()
         self._changed = threading.Condition()
+        # Children are known by their request's number, not their pid: once a child ended, the kernel gives its
+        # pid to a later process, another child of ours too (pid_max 32768 wraps in minutes on a busy machine; a
+        # child's exit read by pid was then an earlier child's: exit 0 or 1 with no output, load hunt 59)
         self._pids: dict[int, int] = {}  # request id → pid
-        self._codes: dict[int, int] = {}  # pid → exit code
-        self.cpu: dict[int, float] = {}  # pid → CPU seconds it used, once it ended
-        self.started: dict[int, list[str]] = {}  # pid → its gamead arguments
+        self._running: dict[int, int] = {}  # pid → request id, while that child runs
+        self._codes: dict[int, int] = {}  # request id → exit code
+        self.cpu: dict[int, float] = {}  # request id → CPU seconds it used, once it ended
+        self.started: dict[int, list[str]] = {}  # request id → its gamead arguments
         self._next = 0
         script = Path(__file__).with_name("forkserver.py")
         import socket
@@ -208,15 +213,17 @@ class ForkServer:
         for line in self.popen.stdout:
             message = json.loads(line)
             with self._changed:
-                if "exit" in message:
-                    self._codes[int(message["exit"])] = int(message["code"])
-                    self.cpu[int(message["exit"])] = float(message.get("cpu", 0.0))
+                if "exit" in message:  # (the server reaps a child before its pid can be another's: in order)
+                    if (child := self._running.pop(int(message["exit"]), None)) is not None:
+                        self._codes[child] = int(message["code"])
+                        self.cpu[child] = float(message.get("cpu", 0.0))
                 else:
                     self._pids[int(message["id"])] = int(message["pid"])
+                    self._running[int(message["pid"])] = int(message["id"])
                 self._changed.notify_all()
         with self._changed:  # the server is gone, and its children with it (PR_SET_PDEATHSIG)
-            for pid in self._pids.values():
-                self._codes.setdefault(pid, -signal.SIGTERM)
+            for child in self._pids:
+                self._codes.setdefault(child, -signal.SIGTERM)
             self._changed.notify_all()
 
     def start(self, args: list[str], env: dict[str, str], log: Path | None, *, cwd: Path | str | None = None,
@@ -253,8 +260,8 @@ class ForkServer:
                 raise RuntimeError("the fork server did not answer")
             if request not in self._pids:
                 raise RuntimeError("the fork server died")
-            self.started[self._pids[request]] = args
-            return ForkedChild(self, self._pids[request], args)
+            self.started[request] = args
+            return ForkedChild(self, self._pids[request], args, request)
 
     @classmethod
     def shutdown(cls) -> None:
@@ -272,17 +279,20 @@ class ForkServer:
             server.popen.wait()
         if report := os.environ.get("GAMEAD_TEST_FORKSERVER_REPORT"):  # CPU per process, for whoever tunes
             with open(f"{report}.{os.getpid()}", "w") as out:
-                for pid, args in server.started.items():
-                    out.write(json.dumps({"pid": pid, "args": args, "cpu": server.cpu.get(pid)}) + "\n")
+                for child, args in server.started.items():
+                    out.write(json.dumps({"pid": server._pids[child], "args": args, "cpu": server.cpu.get(child)})
+                              + "\n")
 
-    def exit_code(self, pid: int) -> int | None:
+    def exit_code(self, child: int) -> int | None:
+        """The exit code of the child numbered ``child`` (:attr:`ForkedChild.child`), None while it runs."""
         with self._changed:
-            return self._codes.get(pid)
+            return self._codes.get(child)
 
-    def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+    def wait_exit(self, child: int, timeout: float | None) -> int | None:
+        """:meth:`exit_code` once the child ended, or None after ``timeout`` seconds."""
         with self._changed:
-            self._changed.wait_for(lambda: pid in self._codes, timeout)
-            return self._codes.get(pid)
+            self._changed.wait_for(lambda: child in self._codes, timeout)
+            return self._codes.get(child)
 
 
 #: environment variables read when an interpreter starts: a process that sets one differently from pytest

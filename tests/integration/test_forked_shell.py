@@ -35,7 +35,7 @@ def test_a_scripts_gamead_lines_are_forked_and_answer_as_the_venvs(tmp_path: Pat
     forked = _run(forked_shell.on_path(env), tmp_path)
     assert (forked.returncode, forked.stdout, forked.stderr) == (plain.returncode, plain.stdout, plain.stderr)
     assert forked.stdout.startswith("[gamead ") and "exit 2" in forked.stdout and "submit " in forked.stdout
-    runs = [args for pid, args in server.started.items() if pid not in before]
+    runs = [args for child, args in server.started.items() if child not in before]
     assert [args[:1] for args in runs] == [["--version"], ["nosuch"], ["submit"]], runs
 
 
