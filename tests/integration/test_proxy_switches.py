@@ -1,0 +1,193 @@
+"""A proxy's fault switched on while bytes are already past it (race59): what a test may conclude once the switch
+returned. :class:`~tests.nats_filter.PublishFilter` decided on a whole read of the client's bytes, then sent them
+frame by frame, so ``drop`` returned while publishes it had let through were still on their way, and nats-server
+read them after a look through another connection (CI, d34252d6: ``test_lost_delivery_said``); and it counted the
+deliveries ``stall_deliveries`` waits for in each read of the server's bytes, so a frame split between two reads
+was not counted and the stall came one delivery late. Now a switch returns once nothing the old rule let through is
+still in the proxy, :meth:`~tests.nats_filter.PublishFilter.fence` returns once nats-server has read it, and the
+server's frames are counted whole."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+
+import nats
+from nats.aio.msg import Msg
+
+from gamead_core.embedded import EmbeddedNats
+from tests.blackhole import BlackHole
+from tests.nats_filter import PublishFilter
+from tests.support import wait_for
+from tests.waits import until
+
+ROUNDS = 5
+
+
+async def _landed_after_the_look(server: EmbeddedNats, k: int) -> int:
+    """Publishes to ``flow{k}.a`` stream through a proxy; once 100 were seen by a subscriber on another connection,
+    the proxy drops them and fences; the subscriber's count then (after a round trip of its own) against its count
+    once a marker the client sent after them came: how many landed after the look."""
+    proxy = PublishFilter(("127.0.0.1", server.port)).start()
+    watch, nc = await nats.connect(server.url), await nats.connect(proxy.url)
+    seen = {"a": 0, "b": 0}
+
+    async def count(msg: Msg) -> None:
+        seen[msg.subject.rsplit(".", 1)[1]] += 1
+
+    stop = asyncio.Event()
+
+    async def flow() -> None:
+        while not stop.is_set():
+            for _ in range(200):
+                await nc.publish(f"flow{k}.a", b"x" * 50)
+            await asyncio.sleep(0)
+
+    try:
+        await watch.subscribe(f"flow{k}.*", cb=count)
+        await watch.flush()
+        task = asyncio.create_task(flow())
+        await until(lambda: seen["a"] >= 100, timeout=20, what="the flow seen by the other connection")
+        proxy.drop(f"flow{k}.a")
+        proxy.fence()
+        await watch.flush()  # what the server routed to the watcher before its PONG came first
+        looked = seen["a"]
+        stop.set()
+        await task
+        await nc.publish(f"flow{k}.b", b"marker")  # after every publish of the flow, on the same connection
+        await nc.flush()
+        await until(lambda: seen["b"], timeout=20, what="the marker")
+        return seen["a"] - looked
+    finally:
+        await nc.close()
+        await watch.close()
+        proxy.stop()
+
+
+def test_nothing_a_fenced_drop_let_through_lands_after_a_look_through_another_connection(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """Figure before (``drop`` alone, then a look): in 3 of 20 rounds 64-747 publishes landed after the look (14 of
+    20, up to 1,399, when the look was the stream's count); now 0 in every round."""
+    server = fresh_nats()
+
+    async def rounds() -> list[int]:
+        return [await _landed_after_the_look(server, k) for k in range(ROUNDS)]
+
+    late = asyncio.run(rounds())
+    assert late == [0] * ROUNDS, f"publishes that landed after the look, by round: {late}"
+
+
+def _frame(subject: str, i: int) -> bytes:
+    payload = f"payload {i}".encode()
+    return b"MSG %s 1 %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+
+
+def _unread(sock: socket.socket) -> bytes:
+    """What ``sock`` (non-blocking) holds unread now."""
+    got = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            return got
+        if not chunk:
+            return got
+        got += chunk
+
+
+def test_a_stall_stops_at_the_delivery_asked_for_when_its_frame_came_split_between_reads() -> None:
+    """The server's bytes (a plain listener here, to split them where the test says) bring delivery 1 whole with the
+    first two bytes of delivery 2's line, then the rest of it and delivery 3: a stall after 1 delivery holds
+    delivery 2, the client has delivery 1 alone. Before: the split line was not counted and delivery 2 went on
+    (the stall came at delivery 3)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy = PublishFilter(listener.getsockname()).start()
+    client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    client.setblocking(False)
+    upstream, _ = listener.accept()
+    try:
+        frames = [_frame("work.a", i) for i in (1, 2, 3)]
+        proxy.stall_deliveries(after=1, seconds=None, subject="work.")
+        upstream.sendall(frames[0] + frames[1][:2])
+        got = b""
+
+        def delivered(want: bytes) -> bool:
+            nonlocal got
+            got += _unread(client)
+            return got.startswith(want)
+
+        wait_for(lambda: delivered(frames[0]), timeout=10, what="delivery 1 at the client")
+        upstream.sendall(frames[1][2:] + frames[2])
+        wait_for(lambda: proxy.holds == 1, timeout=10, what="a stall")
+        got += _unread(client)  # what went before the stall was sent before it began
+        assert got == frames[0], got
+        proxy.release()
+        wait_for(lambda: delivered(b"".join(frames)), timeout=10, what="deliveries 2 and 3 after the release")
+        assert got == b"".join(frames), got
+    finally:
+        client.close()
+        upstream.close()
+        listener.close()
+        proxy.stop()
+
+
+class _GatedHole(BlackHole):
+    """:class:`BlackHole` whose sends to the server are noted (:attr:`sends`: whether :meth:`close_in` had returned
+    by then), the first one after :attr:`armed` waiting for :attr:`go` (:attr:`entered` set meanwhile)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.armed, self.entered, self.go, self.switched = (threading.Event() for _ in range(4))
+        self.sends: list[bool] = []
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        hole = self
+
+        class Gated:
+            def sendall(self, data: bytes) -> None:
+                if hole.armed.is_set() and not hole.entered.is_set():
+                    hole.entered.set()
+                    hole.go.wait(30)
+                hole.sends.append(hole.switched.is_set())
+                upstream.sendall(data)
+
+            def shutdown(self, how: int) -> None:
+                upstream.shutdown(how)
+
+        threading.Thread(target=self._pump, args=(client, Gated(), False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+
+def test_a_black_hole_returns_from_close_in_only_once_what_it_read_before_was_sent() -> None:
+    """A client's bytes read by the hole and being sent when ``close_in`` is called: ``close_in`` returns after that
+    send, so a test that looks at the server then sees everything that got through. Before: it returned at once and
+    the bytes went on after (the sends, by whether close_in had returned: [False, True]; now [False, False])."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    hole = _GatedHole(listener.getsockname()).start()
+    client = socket.create_connection(("127.0.0.1", hole.port), timeout=10)
+    upstream, _ = listener.accept()
+    upstream.settimeout(10)
+    try:
+        client.sendall(b"a")
+        assert upstream.recv(1) == b"a"
+        hole.armed.set()
+        client.sendall(b"b")
+        wait_for(hole.entered.is_set, timeout=10, what="the hole sending b")
+        switch = threading.Thread(target=lambda: (hole.close_in(), hole.switched.set()), daemon=True)
+        switch.start()
+        wait_for(lambda: hole.black, timeout=10, what="close_in called")
+        switch.join(1.0)  # the old close_in returned meanwhile; this one waits for the send under way, whatever
+        hole.go.set()
+        switch.join(30)
+        assert hole.switched.is_set(), "close_in never returned"
+        wait_for(lambda: len(hole.sends) == 2, timeout=10, what="the send of b")
+        assert hole.sends == [False, False], hole.sends
+        assert upstream.recv(1) == b"b"
+    finally:
+        client.close()
+        upstream.close()
+        listener.close()
+        hole.stop()
+
