@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 
+import httpx
 import nats
 from nats.aio.msg import Msg
 
 from gamead_core.embedded import EmbeddedNats
 from tests.blackhole import BlackHole
+from tests.front_door import FrontDoor
 from tests.nats_filter import PublishFilter
 from tests.support import wait_for
 from tests.waits import until
@@ -191,3 +194,20 @@ def test_a_black_hole_returns_from_close_in_only_once_what_it_read_before_was_se
         listener.close()
         hole.stop()
 
+
+def test_a_front_door_cut_is_met_whole_by_a_client_that_comes_after_its_length() -> None:
+    """A cut of 0.3 s and a client whose first request comes later (a command forked at load, not yet started): the
+    request is answered by the door (503) and the requests after it pass once the cut has lasted 0.3 s from it.
+    Before (timed from the call): the request passed to the upstream, the cut met by nothing (``answered`` 0)."""
+    upstream = FrontDoor(None, status=418).start()  # answers every request itself: what passed on says 418
+    door = FrontDoor(int(upstream.url.rsplit(":", 1)[1]), status=503).start()
+    try:
+        called = time.monotonic()
+        door.cut(0.3)
+        wait_for(lambda: time.monotonic() > called + 0.6, timeout=10, what="the client's late start (the premise)")
+        assert httpx.get(door.url, timeout=10).status_code == 503, "the cut met by nothing"
+        wait_for(lambda: httpx.get(door.url, timeout=10).status_code == 418, timeout=10, what="the cut's end")
+        assert door.answered >= 1 and upstream.answered == 1, (door.answered, upstream.answered)
+    finally:
+        door.stop()
+        upstream.stop()
