@@ -206,7 +206,8 @@ class PublishFilter(Relay):
                     time.sleep(held[0])
                 finally:
                     link.up.acquire()
-                dst.sendall(held[1])
+                if held[1]:
+                    dst.sendall(held[1])
 
         try:
             self._forward(src, each, link.up if up else link.down)
@@ -283,7 +284,9 @@ class PublishFilter(Relay):
 
     def _kept(self, buf: bytes, link: _Link) -> tuple[bytes, tuple[float, bytes] | None, bytes]:
         """The client's whole frames at the head of ``buf`` that go on now, the first one :meth:`hold` holds (its
-        pause, its bytes) or None, and the rest (what comes after the held one, and an incomplete frame)."""
+        pause, its bytes; ``(0.0, b"")`` before a dropped one, which is counted in :attr:`dropped` only once the
+        frames before it were sent) or None, and the rest (what comes after the held one, and an incomplete
+        frame)."""
         out = bytearray()
         frames, rest = whole_frames(buf, (b"PUB", b"HPUB"))
         for i, (op, words, frame) in enumerate(frames):
@@ -302,6 +305,8 @@ class PublishFilter(Relay):
                 prefix, held, release_on = self._prefix, self._held, self._release_on
                 refusing = self._refusing
                 dropped = prefix is not None and words[1].startswith(prefix)
+                if dropped and out:  # counted once what came before it was sent: `dropped` growing says that
+                    return bytes(out), (0.0, b""), b"".join(f for _, _, f in frames[i:]) + rest
                 if dropped:
                     self.dropped += 1
                     if self._drops_left is not None:

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from gamead_core.embedded import EmbeddedNats
 from tests.blackhole import BlackHole
 from tests.front_door import FrontDoor
-from tests.nats_filter import PublishFilter
+from tests.nats_filter import PublishFilter, _Link
 from tests.support import wait_for
 from tests.waits import until
 
@@ -129,6 +129,55 @@ def test_a_stall_stops_at_the_delivery_asked_for_when_its_frame_came_split_betwe
         proxy.release()
         wait_for(lambda: delivered(b"".join(frames)), timeout=10, what="deliveries 2 and 3 after the release")
         assert got == b"".join(frames), got
+    finally:
+        client.close()
+        upstream.close()
+        listener.close()
+        proxy.stop()
+
+
+class _GatedFilter(PublishFilter):
+    """:class:`PublishFilter` whose first send to the server waits for :attr:`go` (:attr:`entered` set meanwhile)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        gate = self
+
+        class Gated:
+            def sendall(self, data: bytes) -> None:
+                if not gate.entered.is_set():
+                    gate.entered.set()
+                    gate.go.wait(30)
+                upstream.sendall(data)
+
+            def shutdown(self, how: int) -> None:
+                upstream.shutdown(how)
+
+        link = _Link(upstream, self._pump_lock(), self._pump_lock())
+        threading.Thread(target=self._pump, args=(client, Gated(), link, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, link, False), daemon=True).start()
+
+
+def test_a_drop_is_counted_only_once_what_the_client_sent_before_it_has_left_the_proxy() -> None:
+    """A publish let through and a dropped one in one read of the client's bytes: ``dropped`` grows only once the
+    first was sent, so a test that waits for it (test_lost_delivery_said) knows every earlier frame of that
+    connection left the proxy. Before: counted while the publish before it was still to be sent (1 of 1)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy = _GatedFilter(listener.getsockname()).start()
+    client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    upstream, _ = listener.accept()
+    upstream.settimeout(10)
+    try:
+        proxy.drop("gone.")
+        client.sendall(b"PUB kept 1\r\na\r\nPUB gone.x 1\r\nb\r\n")
+        wait_for(proxy.entered.is_set, timeout=10, what="the proxy sending the kept publish")
+        assert proxy.dropped == 0, "the drop counted before the publish ahead of it was sent"
+        proxy.go.set()
+        wait_for(lambda: proxy.dropped == 1, timeout=10, what="the drop counted")
+        assert upstream.recv(100) == b"PUB kept 1\r\na\r\n"
     finally:
         client.close()
         upstream.close()
