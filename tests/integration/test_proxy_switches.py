@@ -10,10 +10,12 @@ server's frames are counted whole."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import httpx
 import nats
@@ -27,6 +29,7 @@ from tests.support import wait_for
 from tests.waits import until
 
 ROUNDS = 5
+R = TypeVar("R", PublishFilter, BlackHole)
 
 
 async def _landed_after_the_look(server: EmbeddedNats, k: int) -> int:
@@ -100,17 +103,82 @@ def _unread(sock: socket.socket) -> bytes:
         got += chunk
 
 
+class _Gate:
+    """A socket's stand-in for a proxy's sends to the server (:attr:`upstream`): once :attr:`armed`, the first send
+    waits for :attr:`go` (:attr:`entered` set meanwhile); each send noted in :attr:`sends` (whether :attr:`switched`
+    was set by then)."""
+
+    def __init__(self) -> None:
+        self.armed, self.entered, self.go, self.switched = (threading.Event() for _ in range(4))
+        self.sends: list[bool] = []
+        self.upstream: socket.socket | None = None
+
+    def sendall(self, data: bytes) -> None:
+        assert self.upstream is not None
+        if self.armed.is_set() and not self.entered.is_set():
+            self.entered.set()
+            self.go.wait(30)
+        self.sends.append(self.switched.is_set())
+        self.upstream.sendall(data)
+
+    def shutdown(self, how: int) -> None:
+        assert self.upstream is not None
+        self.upstream.shutdown(how)
+
+
+class _GatedFilter(PublishFilter):
+    """:class:`PublishFilter` whose sends to the server go through :attr:`gate`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.gate = _Gate()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.gate.upstream = upstream
+        link = _Link(upstream, self._pump_lock(), self._pump_lock())
+        threading.Thread(target=self._pump, args=(client, self.gate, link, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, link, False), daemon=True).start()
+
+
+class _GatedHole(BlackHole):
+    """:class:`BlackHole` whose sends to the server go through :attr:`gate`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.gate = _Gate()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.gate.upstream = upstream
+        threading.Thread(target=self._pump, args=(client, self.gate, False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+
+@contextlib.contextmanager
+def _between(make: Callable[[tuple[str, int]], R]) -> Iterator[tuple[R, socket.socket, socket.socket]]:
+    """A proxy ``make`` gives (started) between a client socket and a plain listener standing for the server (to
+    split its bytes where a test says): the proxy, the client's socket, the server's end of the connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy = make(listener.getsockname())
+    proxy.start()
+    client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    upstream, _ = listener.accept()
+    upstream.settimeout(10)
+    try:
+        yield proxy, client, upstream
+    finally:
+        client.close()
+        upstream.close()
+        listener.close()
+        proxy.stop()
+
+
 def test_a_stall_stops_at_the_delivery_asked_for_when_its_frame_came_split_between_reads() -> None:
     """The server's bytes (a plain listener here, to split them where the test says) bring delivery 1 whole with the
     first two bytes of delivery 2's line, then the rest of it and delivery 3: a stall after 1 delivery holds
     delivery 2, the client has delivery 1 alone. Before: the split line was not counted and delivery 2 went on
     (the stall came at delivery 3)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    proxy = PublishFilter(listener.getsockname()).start()
-    client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    client.setblocking(False)
-    upstream, _ = listener.accept()
-    try:
+    with _between(PublishFilter) as (proxy, client, upstream):
+        client.setblocking(False)
         frames = [_frame("work.a", i) for i in (1, 2, 3)]
         proxy.stall_deliveries(after=1, seconds=None, subject="work.")
         upstream.sendall(frames[0] + frames[1][:2])
@@ -129,119 +197,44 @@ def test_a_stall_stops_at_the_delivery_asked_for_when_its_frame_came_split_betwe
         proxy.release()
         wait_for(lambda: delivered(b"".join(frames)), timeout=10, what="deliveries 2 and 3 after the release")
         assert got == b"".join(frames), got
-    finally:
-        client.close()
-        upstream.close()
-        listener.close()
-        proxy.stop()
-
-
-class _GatedFilter(PublishFilter):
-    """:class:`PublishFilter` whose first send to the server waits for :attr:`go` (:attr:`entered` set meanwhile)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        super().__init__(target)
-        self.entered, self.go = threading.Event(), threading.Event()
-
-    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        gate = self
-
-        class Gated:
-            def sendall(self, data: bytes) -> None:
-                if not gate.entered.is_set():
-                    gate.entered.set()
-                    gate.go.wait(30)
-                upstream.sendall(data)
-
-            def shutdown(self, how: int) -> None:
-                upstream.shutdown(how)
-
-        link = _Link(upstream, self._pump_lock(), self._pump_lock())
-        threading.Thread(target=self._pump, args=(client, Gated(), link, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(upstream, client, link, False), daemon=True).start()
 
 
 def test_a_drop_is_counted_only_once_what_the_client_sent_before_it_has_left_the_proxy() -> None:
     """A publish let through and a dropped one in one read of the client's bytes: ``dropped`` grows only once the
     first was sent, so a test that waits for it (test_lost_delivery_said) knows every earlier frame of that
     connection left the proxy. Before: counted while the publish before it was still to be sent (1 of 1)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    proxy = _GatedFilter(listener.getsockname()).start()
-    client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    upstream, _ = listener.accept()
-    upstream.settimeout(10)
-    try:
+    with _between(_GatedFilter) as (proxy, client, upstream):
+        proxy.gate.armed.set()
         proxy.drop("gone.")
         client.sendall(b"PUB kept 1\r\na\r\nPUB gone.x 1\r\nb\r\n")
-        wait_for(proxy.entered.is_set, timeout=10, what="the proxy sending the kept publish")
+        wait_for(proxy.gate.entered.is_set, timeout=10, what="the proxy sending the kept publish")
         assert proxy.dropped == 0, "the drop counted before the publish ahead of it was sent"
-        proxy.go.set()
+        proxy.gate.go.set()
         wait_for(lambda: proxy.dropped == 1, timeout=10, what="the drop counted")
         assert upstream.recv(100) == b"PUB kept 1\r\na\r\n"
-    finally:
-        client.close()
-        upstream.close()
-        listener.close()
-        proxy.stop()
-
-
-class _GatedHole(BlackHole):
-    """:class:`BlackHole` whose sends to the server are noted (:attr:`sends`: whether :meth:`close_in` had returned
-    by then), the first one after :attr:`armed` waiting for :attr:`go` (:attr:`entered` set meanwhile)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        super().__init__(target)
-        self.armed, self.entered, self.go, self.switched = (threading.Event() for _ in range(4))
-        self.sends: list[bool] = []
-
-    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        hole = self
-
-        class Gated:
-            def sendall(self, data: bytes) -> None:
-                if hole.armed.is_set() and not hole.entered.is_set():
-                    hole.entered.set()
-                    hole.go.wait(30)
-                hole.sends.append(hole.switched.is_set())
-                upstream.sendall(data)
-
-            def shutdown(self, how: int) -> None:
-                upstream.shutdown(how)
-
-        threading.Thread(target=self._pump, args=(client, Gated(), False), daemon=True).start()
-        threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
 
 def test_a_black_hole_returns_from_close_in_only_once_what_it_read_before_was_sent() -> None:
     """A client's bytes read by the hole and being sent when ``close_in`` is called: ``close_in`` returns after that
     send, so a test that looks at the server then sees everything that got through. Before: it returned at once and
     the bytes went on after (the sends, by whether close_in had returned: [False, True]; now [False, False])."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    hole = _GatedHole(listener.getsockname()).start()
-    client = socket.create_connection(("127.0.0.1", hole.port), timeout=10)
-    upstream, _ = listener.accept()
-    upstream.settimeout(10)
-    try:
+    with _between(_GatedHole) as (hole, client, upstream):
+        gate = hole.gate
         client.sendall(b"a")
         assert upstream.recv(1) == b"a"
-        hole.armed.set()
+        gate.armed.set()
         client.sendall(b"b")
-        wait_for(hole.entered.is_set, timeout=10, what="the hole sending b")
-        switch = threading.Thread(target=lambda: (hole.close_in(), hole.switched.set()), daemon=True)
+        wait_for(gate.entered.is_set, timeout=10, what="the hole sending b")
+        switch = threading.Thread(target=lambda: (hole.close_in(), gate.switched.set()), daemon=True)
         switch.start()
         wait_for(lambda: hole.black, timeout=10, what="close_in called")
         switch.join(1.0)  # the old close_in returned meanwhile; this one waits for the send under way, whatever
-        hole.go.set()
+        gate.go.set()
         switch.join(30)
-        assert hole.switched.is_set(), "close_in never returned"
-        wait_for(lambda: len(hole.sends) == 2, timeout=10, what="the send of b")
-        assert hole.sends == [False, False], hole.sends
+        assert gate.switched.is_set(), "close_in never returned"
+        wait_for(lambda: len(gate.sends) == 2, timeout=10, what="the send of b")
+        assert gate.sends == [False, False], gate.sends
         assert upstream.recv(1) == b"b"
-    finally:
-        client.close()
-        upstream.close()
-        listener.close()
-        hole.stop()
 
 
 def test_a_front_door_cut_is_met_whole_by_a_client_that_comes_after_its_length() -> None:
