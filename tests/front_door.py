@@ -8,6 +8,7 @@ back. Its own thread and event loop; :meth:`FrontDoor.stop` ends them."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -25,7 +26,8 @@ class FrontDoor:
         self.answered = self.passed = 0
         self.holding = 0  #: answers of the upstream held back now (:meth:`hold_next`)
         self._hold, self._released = False, asyncio.Event()
-        self._until = 0.0  #: monotonic time until which it has no upstream
+        self._until = 0.0  #: monotonic time until which it has no upstream (inf: a cut no request met yet)
+        self._cut_for = 0.0  #: seconds of the cut under way, from the first request that met it
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="front-door", daemon=True)
@@ -38,8 +40,10 @@ class FrontDoor:
         return self
 
     def cut(self, seconds: float) -> None:
-        """No upstream for ``seconds`` from now: every request answered ``status`` meanwhile."""
-        self._until = time.monotonic() + seconds
+        """No upstream from now until ``seconds`` after the first request that met it: every request answered
+        ``status`` meanwhile. Timed from that request, not from the call, so a client slow to start (a command
+        forked at load) or not scheduled meanwhile meets the whole cut, never none of it (race59)."""
+        self._cut_for, self._until = seconds, math.inf
 
     def hold_next(self) -> None:
         """The next request passed on keeps its upstream's answer (``holding``) until :meth:`release`: an upstream
@@ -77,6 +81,8 @@ class FrontDoor:
                            if k.strip().lower() == "content-length"), 0)
             body = await reader.readexactly(length)
             if self.cutting:
+                if self._until == math.inf:
+                    self._until = time.monotonic() + self._cut_for
                 self.answered += 1
                 title = f"{self.status} {REASONS.get(self.status, 'Error')}"
                 why = "no healthy upstream" if self.status != 429 else "slow down"

@@ -21,19 +21,45 @@ swallowed whole (:attr:`PublishFilter.lost`): deliveries nats-server made that n
 link that broke under them (attack40b F4); after :meth:`PublishFilter.lose_unsubscribed`, a stalled delivery whose
 subscription the client unsubscribed (``UNSUB``) while it was held is swallowed as it would go on (counted in
 :attr:`PublishFilter.lost`), as nats-server loses a delivery it routes after it took the ``UNSUB`` though it picked
-the pull request before (chaos47 F2). Threads only; stopped by :meth:`PublishFilter.stop`.
+the pull request before (chaos47 F2). Both directions are read frame by frame, whole frames only (a frame split
+between two reads is counted once it is whole).
+
+A switch (``drop``, ``refuse``, ``hold``, ``pass_all``, ``stall_deliveries``, ``lose_deliveries``) returns once
+nothing the old rule let through is still in the proxy: each frame's decision and its send happen under one lock
+per direction, which a switch takes after setting its rule (race59: ``drop`` had returned while publishes it let
+through were still being sent, and nats-server read them after a look through another connection). Leaving the
+proxy is not reaching the server: after a switch, a test that judges nats-server's state through another connection
+first calls :meth:`PublishFilter.fence` (a ``PING`` after those frames on each connection, its ``PONG`` back), or
+waits for a later frame of the same connection that the new rule caught (:attr:`PublishFilter.dropped` growing).
+Threads only; stopped by :meth:`PublishFilter.stop`.
 """
 
 from __future__ import annotations
 
+import collections
 import socket
 import threading
 import time
 from collections.abc import Callable
 
-from tests.blackhole import Relay
+from tests.blackhole import Relay, whole_frames
 
 NOBODY = b"gamead.test.nobody"  #: the subject :meth:`PublishFilter.refuse` sends publishes on to
+
+
+_DELIVERIES = (b"MSG", b"HMSG")
+
+
+class _Link:
+    """One client connection through the proxy: the locks its two pumps hold from a decision on bytes to their send
+    (:meth:`Relay._pump_lock`), and the PINGs sent to the server on it, in order (None: the client's own; an event:
+    one of :meth:`PublishFilter.fence`, set when its PONG comes back)."""
+
+    def __init__(self, upstream: socket.socket, up: threading.Lock, down: threading.Lock) -> None:
+        self.upstream, self.up, self.down = upstream, up, down
+        self.pings: collections.deque[threading.Event | None] = collections.deque()
+        self.connected = False  #: its CONNECT went on (nats-server answers a PING only after it)
+        self.ended = False
 
 
 class PublishFilter(Relay):
@@ -56,6 +82,7 @@ class PublishFilter(Relay):
         self._losing: tuple[bytes, int] | None = None  #: (subject prefix, frames left) of :meth:`lose_deliveries`
         self.lost = 0  #: deliveries swallowed so far
         self._unsubscribed: set[bytes] | None = None  #: sids the client unsubscribed, once lose_unsubscribed() is on
+        self._links: list[_Link] = []
 
     def start(self) -> PublishFilter:
         threading.Thread(target=self._accept, daemon=True, name="publish-filter-accept").start()
@@ -63,27 +90,32 @@ class PublishFilter(Relay):
 
     def drop(self, prefix: str, count: int | None = None) -> None:
         """From now on, swallow every publish to a subject starting with ``prefix`` (``count``: only the next that
-        many, then forward them again: a request lost in flight)."""
+        many, then forward them again: a request lost in flight). Like every switch here it returns once nothing
+        the old rule let through is still in the proxy; :meth:`fence` says when nats-server has read it."""
         with self._lock:
             self._prefix, self._drops_left = prefix.encode(), count
+        self._settle()
 
     def refuse(self, prefix: str) -> None:
         """From now on, send every publish to a subject starting with ``prefix`` on to :data:`NOBODY` instead."""
         with self._lock:
             self._refusing = prefix.encode()
+        self._settle()
 
     def hold(self, prefix: str, seconds: float) -> None:
         """From now on, hold every publish to a subject starting with ``prefix`` ``seconds`` before it goes on."""
         with self._lock:
             self._held = (prefix.encode(), seconds)
+        self._settle()
 
     def stall_deliveries(self, after: int, seconds: float | None, subject: str) -> None:
         """Once ``after`` more ``MSG``/``HMSG`` frames on a subject starting with ``subject`` (deliveries) went to
         the client, forward nothing from the server for ``seconds`` (None: until :meth:`release`; the client's bytes
         still go on), then everything as before; once (call it again, then :meth:`release`, to hold a later
-        delivery too)."""
+        delivery too). Frames are counted whole, however the server's bytes were split between reads."""
         with self._lock:
             self._stall = (after + 1, seconds, subject.encode())  # the frame that brings it to 0 is the first held
+        self._settle()
 
     def lose_deliveries(self, subject: str, count: int = 1) -> None:
         """Swallow the next ``count`` ``MSG``/``HMSG`` frames from the server on a subject starting with ``subject``
@@ -91,6 +123,7 @@ class PublishFilter(Relay):
         sees them."""
         with self._lock:
             self._losing = (subject.encode(), count)
+        self._settle()
 
     def lose_unsubscribed(self) -> None:
         """From now on, a delivery :meth:`stall_deliveries` held is swallowed when it goes on if the client sent an
@@ -113,156 +146,186 @@ class PublishFilter(Relay):
         super().stop()
 
     def pass_all(self) -> None:
-        """Forward every publish again, at once."""
+        """Forward every publish again, at once (a publish already held goes on when its hold ends)."""
         with self._lock:
             self._prefix = self._held = self._refusing = None
+        self._settle()
+
+    def fence(self, timeout: float = 30.0) -> None:
+        """Return once nats-server has read every frame the proxy forwarded before this call, on every client
+        connection: a ``PING`` sent after them on each (after its ``CONNECT``) and its ``PONG`` come back
+        (swallowed: the client never sees it). The ordering point after a switch for a test that then judges the
+        server's state through another connection: what the old rule let through was read before that look. (A
+        JetStream request the server read may still wait in its queues a moment.) Not while
+        :meth:`stall_deliveries` holds a connection's answers; AssertionError after ``timeout`` s without a PONG."""
+        with self._lock:
+            links = [link for link in self._links if link.connected and not link.ended]
+        waits = []
+        for link in links:
+            pong = threading.Event()
+            with link.up:
+                link.pings.append(pong)
+                try:
+                    link.upstream.sendall(b"PING\r\n")
+                except OSError:
+                    continue  # the connection ended: nothing more reaches the server on it
+            waits.append((link, pong))
+        deadline = time.monotonic() + timeout
+        for link, pong in waits:
+            while not pong.wait(0.05) and not link.ended:
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"nats-server answered no PING of the proxy's fence within {timeout:g} s")
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+        link = _Link(upstream, self._pump_lock(), self._pump_lock())
+        with self._lock:
+            self._links.append(link)
+        threading.Thread(target=self._pump, args=(client, upstream, link, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, link, False), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, frames: bool) -> None:
-        """Forward ``src`` → ``dst``; with ``frames`` (the client's side) frame by frame, through :meth:`_kept`."""
+    def _pump(self, src: socket.socket, dst: socket.socket, link: _Link, up: bool) -> None:
+        """Forward ``src`` → ``dst`` whole frame by whole frame: the client's (``up``) through :meth:`_kept`, the
+        server's through :meth:`_frames` and :meth:`_deliver`; each decision and its send under the pump's lock."""
         buf = b""
 
         def each(data: bytes) -> bool:
             nonlocal buf
-            if not frames:
-                data, buf = self._unlost(buf + data)
-                if data:
-                    self._deliver(data, dst)
+            buf += data
+            if not up:
+                frames, buf = self._frames(buf, link)
+                self._deliver(frames, dst, link.down)
                 return True
-            out, buf = self._kept(buf + data)
-            for pause, kept in out:
-                if pause:
-                    time.sleep(pause)
-                dst.sendall(kept)
-            return True
+            while True:
+                kept, held, buf = self._kept(buf, link)
+                if kept:
+                    dst.sendall(kept)
+                if held is None:
+                    return True
+                link.up.release()  # the pause: a switch or a fence meanwhile need not wait for it
+                try:
+                    time.sleep(held[0])
+                finally:
+                    link.up.acquire()
+                if held[1]:
+                    dst.sendall(held[1])
 
-        self._forward(src, each)
-        self._shut(src, dst)
+        try:
+            self._forward(src, each, link.up if up else link.down)
+        finally:
+            link.ended = True
+            for pong in list(link.pings):
+                if pong is not None:
+                    pong.set()  # nothing more reaches the server on this connection
+            self._shut(src, dst)
 
-    def _deliver(self, data: bytes, dst: socket.socket) -> None:
-        """Send the server's ``data`` to the client, pausing where :meth:`stall_deliveries` asked. A frame split
-        between two reads is missed (one frame later at most)."""
-        while data:
-            with self._lock:
-                stall = self._stall
-            if stall is None:
-                dst.sendall(data)
-                return
-            left, seconds, subject = stall
-            cut = -1
-            while left > 0 and (cut := _next_delivery(data, cut + 1, subject)) >= 0:
-                left -= 1
-            if left > 0 or cut < 0:
+    def _frames(self, buf: bytes, link: _Link) -> tuple[list[tuple[bytes | None, bytes | None, bytes]], bytes]:
+        """The server's whole frames at the head of ``buf`` that go on, each with its subject and subscription id
+        (deliveries only), and the rest (an incomplete frame); the PONGs of :meth:`fence` and the deliveries
+        :meth:`lose_deliveries` swallows left out."""
+        frames: list[tuple[bytes | None, bytes | None, bytes]] = []
+        whole, rest = whole_frames(buf, _DELIVERIES)
+        for op, words, frame in whole:
+            if op == b"PONG" and link.pings:
+                pong = link.pings.popleft()  # PONGs come in the order of the PINGs that reached the server
+                if pong is not None:
+                    pong.set()
+                    continue
+            if op in _DELIVERIES:
                 with self._lock:
-                    self._stall = (left, seconds, subject)
-                dst.sendall(data)
-                return
+                    losing = self._losing
+                    if losing is not None and words[1].startswith(losing[0]):
+                        self.lost += 1
+                        self._losing = (losing[0], losing[1] - 1) if losing[1] > 1 else None
+                        continue
+                frames.append((words[1], words[2], frame))
+            else:
+                frames.append((None, None, frame))
+        return frames, rest
+
+    def _deliver(self, frames: list[tuple[bytes | None, bytes | None, bytes]], dst: socket.socket,
+                 sending: threading.Lock) -> None:
+        """Send the server's ``frames`` to the client (``sending`` held, let go while a stall waits), stopping at
+        the delivery :meth:`stall_deliveries` asked for."""
+        while frames:
+            at = len(frames)
             with self._lock:
-                self._stall = None
-            dst.sendall(data[:cut])
+                if self._stall is not None:
+                    left, seconds, subject = self._stall
+                    for i, (on, _, _) in enumerate(frames):
+                        if on is not None and on.startswith(subject):
+                            left -= 1
+                            if left == 0:
+                                at = i
+                                break
+                    self._stall = None if at < len(frames) else (left, seconds, subject)
+            dst.sendall(b"".join(frame for _, _, frame in frames[:at]))
+            if at == len(frames):
+                return
             self._released.clear()
             with self._lock:
                 self.holds += 1
             end = None if seconds is None else time.monotonic() + seconds
-            while not self._stop.is_set() and not self._released.wait(0.05):
-                if end is not None and time.monotonic() >= end:
-                    break
-            data = self._unless_unsubscribed(data[cut:])  # a stall armed again meanwhile counts from the held frame on
+            sending.release()
+            try:
+                while not self._stop.is_set() and not self._released.wait(0.05):
+                    if end is not None and time.monotonic() >= end:
+                        break
+            finally:
+                sending.acquire()
+            frames = frames[at:] if not self._unsubscribed_meanwhile(frames[at][1]) else frames[at + 1:]
+            # a stall armed again meanwhile counts from the held frame on
 
-    def _unless_unsubscribed(self, data: bytes) -> bytes:
-        """``data`` (the server's bytes from a held delivery on), its first frame swallowed when
-        :meth:`lose_unsubscribed` is on and the client unsubscribed that frame's subscription while it was held."""
-        end = data.find(b"\r\n")
-        words = data[:end].split() if end >= 0 else []
+    def _unsubscribed_meanwhile(self, sid: bytes | None) -> bool:
+        """Whether a held delivery on subscription ``sid`` is swallowed as it goes on (:meth:`lose_unsubscribed`)."""
         with self._lock:
-            gone = self._unsubscribed is not None and len(words) > 2 and words[2] in self._unsubscribed
-        if not gone:
-            return data
-        with self._lock:
-            self.lost += 1
-        return data[end + 2 + int(words[-1]) + 2:]
+            gone = self._unsubscribed is not None and sid in self._unsubscribed
+            self.lost += gone
+        return gone
 
-    def _unlost(self, buf: bytes) -> tuple[bytes, bytes]:
-        """The server's bytes in ``buf`` that go on while :meth:`lose_deliveries` is in force (whole frames, the
-        deliveries it swallows left out), and the rest (an incomplete frame); all of ``buf`` otherwise."""
+    def _kept(self, buf: bytes, link: _Link) -> tuple[bytes, tuple[float, bytes] | None, bytes]:
+        """The client's whole frames at the head of ``buf`` that go on now, the first one :meth:`hold` holds (its
+        pause, its bytes; ``(0.0, b"")`` before a dropped one, which is counted in :attr:`dropped` only once the
+        frames before it were sent) or None, and the rest (what comes after the held one, and an incomplete
+        frame)."""
         out = bytearray()
-        while (losing := self._losing) is not None and (end := buf.find(b"\r\n")) >= 0:
-            words = buf[:end].split()
-            size = end + 2
-            if words and words[0].upper() in (b"MSG", b"HMSG"):
-                size += int(words[-1]) + 2  # the payload (headers included) and its CRLF
-                if len(buf) < size:
-                    return bytes(out), buf
-                if words[1].startswith(losing[0]):
-                    with self._lock:
-                        self.lost += 1
-                        self._losing = (losing[0], losing[1] - 1) if losing[1] > 1 else None
-                    buf = buf[size:]
-                    continue
-            out += buf[:size]
-            buf = buf[size:]
-        if self._losing is None:
-            return bytes(out) + buf, b""
-        return bytes(out), buf
-
-    def _kept(self, buf: bytes) -> tuple[list[tuple[float, bytes]], bytes]:
-        """The whole frames at the head of ``buf`` that go on, each with the pause before it, and the rest (an
-        incomplete frame)."""
-        out: list[tuple[float, bytes]] = []
-        while (end := buf.find(b"\r\n")) >= 0:
-            line = buf[:end]
-            words = line.split()
-            op = words[0].upper() if words else b""
-            size = end + 2
+        frames, rest = whole_frames(buf, (b"PUB", b"HPUB"))
+        for i, (op, words, frame) in enumerate(frames):
             if op == b"UNSUB" and len(words) > 1:
                 with self._lock:
                     if self._unsubscribed is not None:
                         self._unsubscribed.add(words[1])
-            if op in (b"PUB", b"HPUB"):
-                size += int(words[-1]) + 2  # the payload (headers included) and its CRLF
-                if len(buf) < size:
-                    break
-                with self._lock:
-                    prefix, held, release_on = self._prefix, self._held, self._release_on
-                    refusing = self._refusing
-                if release_on is not None and words[1].startswith(release_on):
-                    self._released.set()
-                if prefix is not None and words[1].startswith(prefix):
-                    with self._lock:
-                        self.dropped += 1
-                        if self._drops_left is not None:
-                            self._drops_left -= 1
-                            if self._drops_left <= 0:
-                                self._prefix = None
-                    buf = buf[size:]
-                    continue
-                if refusing is not None and words[1].startswith(refusing):
-                    with self._lock:
-                        self.refused += 1
-                    out.append((0.0, b" ".join([words[0], NOBODY, *words[2:]]) + buf[end:size]))
-                    buf = buf[size:]
-                    continue
-                if held is not None and words[1].startswith(held[0]):
-                    out.append((held[1], buf[:size]))
-                    buf = buf[size:]
-                    continue
-            out.append((0.0, buf[:size]))
-            buf = buf[size:]
-        return out, buf
-
-
-def _next_delivery(data: bytes, start: int, subject: bytes) -> int:
-    """Where the first ``MSG``/``HMSG`` frame at or after ``start`` in ``data`` (the server's bytes) on a subject
-    starting with ``subject`` begins, or -1."""
-    at = start - 1
-    while (at := data.find(b"MSG ", at + 1)) >= 0:
-        begin = at - 1 if at and data[at - 1:at] == b"H" else at
-        if (begin == 0 or data[begin - 1:begin] == b"\n") and data.startswith(subject, at + 4) and begin >= start:
-            return begin
-    return -1
+            elif op == b"CONNECT":
+                link.connected = True
+            elif op == b"PING":
+                link.pings.append(None)  # its PONG is the client's
+            if op not in (b"PUB", b"HPUB"):
+                out += frame
+                continue
+            with self._lock:
+                prefix, held, release_on = self._prefix, self._held, self._release_on
+                refusing = self._refusing
+                dropped = prefix is not None and words[1].startswith(prefix)
+                if dropped and out:  # counted once what came before it was sent: `dropped` growing says that
+                    return bytes(out), (0.0, b""), b"".join(f for _, _, f in frames[i:]) + rest
+                if dropped:
+                    self.dropped += 1
+                    if self._drops_left is not None:
+                        self._drops_left -= 1
+                        if self._drops_left <= 0:
+                            self._prefix = None
+                elif refusing is not None and words[1].startswith(refusing):
+                    self.refused += 1
+            if release_on is not None and words[1].startswith(release_on):
+                self._released.set()
+            if dropped:
+                continue
+            if refusing is not None and words[1].startswith(refusing):
+                out += b" ".join([words[0], NOBODY, *words[2:]]) + frame[frame.find(b"\r\n"):]
+            elif held is not None and words[1].startswith(held[0]):
+                return bytes(out), (held[1], frame), b"".join(f for _, _, f in frames[i + 1:]) + rest
+            else:
+                out += frame
+        return bytes(out), None, rest
 
 
 def stalled_read_error(run: Callable[[], int], proxy: PublishFilter, total: int, what: str) -> Exception:

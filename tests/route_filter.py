@@ -21,7 +21,7 @@ import json
 import socket
 import threading
 
-from tests.blackhole import Relay
+from tests.blackhole import Relay, whole_frames
 
 _PAYLOAD_OPS = (b"RMSG", b"HMSG", b"LMSG")
 #: the subjects of the direct gets a stream's replicas answer (their queue group, nats-server's ``_sys_``)
@@ -48,11 +48,13 @@ class RouteFilter(Relay):
         """From now on swallow every message frame naming Raft group ``group`` on a route with ``server`` at one end."""
         with self._lock:
             self._cut = (server, group.encode())
+        self._settle()  # a frame let through before is not still on its way out of the filter
 
     def heal(self) -> None:
         """Forward everything again, at once."""
         with self._lock:
             self._cut = None
+        self._settle()
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         #: the server names of this connection's two ends (the dialler's, the target's), as their first INFOs say (a
@@ -71,35 +73,27 @@ class RouteFilter(Relay):
                 dst.sendall(kept)
             return True
 
-        self._forward(src, each)
+        self._forward(src, each, self._pump_lock())  # a frame's decision and its send under one lock: _settle
         self._shut(src, dst)
 
     def _kept(self, buf: bytes, ends: list[str], side: int) -> tuple[bytes, bytes]:
         """The bytes of the whole frames at the head of ``buf`` (from end ``side`` of a connection whose ends are
         ``ends``) that go on, and the rest (an incomplete frame)."""
         out = bytearray()
-        while (end := buf.find(b"\r\n")) >= 0:
-            line = buf[:end]
-            words = line.split()
-            op = words[0].upper() if words else b""
-            size = end + 2
-            if op in _PAYLOAD_OPS:
-                size += int(words[-1]) + 2  # the payload (headers included) and its CRLF
-                if len(buf) < size:
-                    break
-            elif op == b"INFO" and not ends[side]:
-                name = str(json.loads(line[5:]).get("server_name") or "")
+        frames, rest = whole_frames(buf, _PAYLOAD_OPS)
+        for op, words, frame in frames:
+            if op == b"INFO" and not ends[side]:
+                name = str(json.loads(frame[5:]).get("server_name") or "")
                 with self._lock:
                     ends[side] = name
                     self.names.add(name)
             with self._lock:
                 cut = self._cut
-            if self.local_reads and op == b"RS+" and DIRECT_GETS in line:
+            if self.local_reads and op == b"RS+" and DIRECT_GETS in frame:
                 pass  # the other end never learns this end answers direct gets
-            elif cut is not None and op in _PAYLOAD_OPS and cut[0] in ends and cut[1] in line:
+            elif cut is not None and op in _PAYLOAD_OPS and cut[0] in ends and cut[1] in frame[:frame.find(b"\r\n")]:
                 with self._lock:
                     self.dropped += 1
             else:
-                out += buf[:size]
-            buf = buf[size:]
-        return bytes(out), buf
+                out += frame
+        return bytes(out), rest

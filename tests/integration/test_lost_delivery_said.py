@@ -73,8 +73,10 @@ def _handed_back_by_another(http: httpx.Client, proxy: PublishFilter, server: Em
     dropped = proxy.dropped
     # A pull let through just before the drop may reach nats-server after a look that found none waiting, and take
     # the ad (CI, d34252d6: the other client's fetch got nothing in 10 s). The worker's pulls of level 3 go out in
-    # order on its one connection, so once one was swallowed, every earlier one has reached the server.
+    # order on its one connection, so once one was swallowed, every earlier one has left the proxy; the fence (a
+    # PING after them on that connection, its PONG back) says nats-server has read them.
     wait_for(lambda: proxy.dropped > dropped, timeout=30, what="a pull of level 3 by the worker swallowed")
+    proxy.fence()
     asyncio.run(_no_pull_waiting(server.url))
     ad_id = http.post("/ads", json=ad(title, 3)).json()["id"]
     asyncio.run(_nak_one(server.url, held_past))
