@@ -32,23 +32,29 @@ def _ended_before(a: dict[str, object], b: dict[str, object]) -> bool:
     return a.get("finishedAt") is not None and str(a["finishedAt"]) <= str(b["createdAt"])
 
 
-def test_concurrent_repairs_start_one_job_and_refuse_the_others_naming_it(
-        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
-    api, url = start_api(fresh_nats().url, tmp_path)
-    procs.append(api)
-    with concurrent.futures.ThreadPoolExecutor(ASKS) as pool:
-        answers = list(pool.map(lambda _: httpx.post(f"{url}/v1/doctor/repair", timeout=30), range(ASKS)))
+def _asked_at_once_one_at_a_time(urls: list[str]) -> None:
+    """A repair asked for at once through each of ``urls`` (API nodes, one ask each): every answer a started job or
+    a refusal naming one of them, and no two repair jobs ran at once."""
+    with concurrent.futures.ThreadPoolExecutor(len(urls)) as pool:
+        answers = list(pool.map(lambda u: httpx.post(f"{u}/v1/doctor/repair", timeout=30), urls))
     started = [a.json() for a in answers if a.status_code == 202]
     refused = [a.json()["error"] for a in answers if a.status_code != 202]
     assert started and all(a.status_code in (202, 409) for a in answers), [a.text for a in answers]
     for error in refused:  # each names a repair job that was asked for here
         assert error["code"] == "repair_running" and error["details"]["jobId"] in {j["id"] for j in started}, error
-    jobs = httpx.get(f"{url}/v1/jobs", params={"kind": "repair"}, timeout=30).json()
+    jobs = httpx.get(f"{urls[0]}/v1/jobs", params={"kind": "repair"}, timeout=30).json()
     listed = jobs["items"] if isinstance(jobs, dict) else jobs
     assert len(listed) == len(started), listed
     for i, a in enumerate(listed):  # no two repair jobs ran at once
         for b in listed[i + 1:]:
             assert _ended_before(a, b) or _ended_before(b, a), (a, b)
+
+
+def test_concurrent_repairs_start_one_job_and_refuse_the_others_naming_it(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    api, url = start_api(fresh_nats().url, tmp_path)
+    procs.append(api)
+    _asked_at_once_one_at_a_time([url] * ASKS)
 
 
 def test_doctor_repair_while_a_repair_runs_says_so_in_one_red_line(
@@ -93,20 +99,7 @@ def test_concurrent_repairs_through_two_api_nodes_start_one_job_at_a_time(
     server = fresh_nats()
     nodes = [start_api(server.url, tmp_path) for _ in range(2)]
     procs.extend(api for api, _ in nodes)
-    urls = [url for _, url in nodes] * ASKS
-    with concurrent.futures.ThreadPoolExecutor(len(urls)) as pool:
-        answers = list(pool.map(lambda u: httpx.post(f"{u}/v1/doctor/repair", timeout=30), urls))
-    started = [a.json() for a in answers if a.status_code == 202]
-    refused = [a.json()["error"] for a in answers if a.status_code != 202]
-    assert started and all(a.status_code in (202, 409) for a in answers), [a.text for a in answers]
-    for error in refused:
-        assert error["code"] == "repair_running" and error["details"]["jobId"] in {j["id"] for j in started}, error
-    jobs = httpx.get(f"{urls[0]}/v1/jobs", params={"kind": "repair"}, timeout=30).json()
-    listed = jobs["items"] if isinstance(jobs, dict) else jobs
-    assert len(listed) == len(started), listed
-    for i, a in enumerate(listed):  # no two repair jobs ran at once
-        for b in listed[i + 1:]:
-            assert _ended_before(a, b) or _ended_before(b, a), (a, b)
+    _asked_at_once_one_at_a_time([url for _, url in nodes] * ASKS)
 
 
 def test_a_claim_whose_job_was_never_stored_holds_a_while_then_lapses(
