@@ -157,6 +157,10 @@ def job_input_key(job_id: str) -> str:
     return f"job.{job_id}.input"
 
 
+#: Key in :data:`JOBS_BUCKET` naming the doctor repair job that holds the one repair at a time (compare-and-set:
+#: ``gamead_core.api.repair_claim``).
+REPAIR_CLAIM_KEY: Final[str] = "claim.repair"
+
 #: Subject filter that matches job documents only (not their work lists or inputs).
 JOBS_DOC_SUBJECTS: Final[str] = f"$KV.{JOBS_BUCKET}.job.*"
 

@@ -7,8 +7,12 @@ of the old ``dead`` record can re-fill the cache just after the replay deleted i
 always read from the store. Nothing is ever invalidated: no record leaves ``completed``/``failed`` (should
 one ever, add the invalidation with it); the TTL (``cache.ttl``) bounds the age of any entry.
 
-With ``redis.url`` set the cache is shared by every API node (key ``gamead:ad:{id}``); while the Redis
-breaker is open it is bypassed. Unset, a bounded in-process ``cachetools.TTLCache`` takes its place (one
+With ``redis.url`` set the cache is shared by every API node of the deployment (key ``gamead:ad:{scope}:{id}``,
+``scope`` the record bucket's creation time, :attr:`~gamead_core.store.ads.AdStore.scope`): another deployment
+using the same Redis (a second ``gamead up`` on its own NATS) has its own keys. Before (attack59) the key was
+``gamead:ad:{id}``, and a stack answered ``GET /ads/{id}`` 200 with another stack's completed ad that its own
+``GET /ads`` did not list. Until the scope is known (no record read through this node yet) and while the Redis
+breaker is open the cache is bypassed. Unset, a bounded in-process ``cachetools.TTLCache`` takes its place (one
 node; least recently used entries go first when it is full).
 """
 
@@ -25,12 +29,13 @@ from gamead_core.redis_calls import CACHE_PREFIX
 from gamead_core.redis_link import RedisLink
 from gamead_core.store.ads import FINAL_STATUSES  # statuses no record ever leaves (not dead: replay leaves it)
 
-#: Redis key of a cached terminal record: ``gamead:ad:{id}``.
+#: Redis key of a cached terminal record: ``gamead:ad:{scope}:{id}``.
 KEY_PREFIX = CACHE_PREFIX
 
 
-def cache_key(ad_id: str) -> str:
-    return f"{KEY_PREFIX}{ad_id}"
+def cache_key(ad_id: str, scope: str | None = None) -> str:
+    """The key of ``ad_id``'s entry in the deployment ``scope`` (None: this process's own cache)."""
+    return f"{KEY_PREFIX}{ad_id}" if scope is None else f"{KEY_PREFIX}{scope}:{ad_id}"
 
 
 class AdCache:
@@ -49,6 +54,7 @@ class AdCache:
         self.misses = 0
         self.stores = 0
         self.bypassed = 0  #: reads while Redis was unavailable (served from the store, not counted as misses)
+        self.scope: str | None = None  #: the deployment's record bucket (the module doc); set by the reads
 
     @property
     def backend(self) -> str:
@@ -56,12 +62,12 @@ class AdCache:
 
     async def get(self, ad_id: str) -> bytes | None:
         """The cached JSON of ``ad_id`` (always a completed or failed record), or None."""
-        key = cache_key(ad_id)
+        key = cache_key(ad_id, self.scope if self.link is not None else None)
         if self._local is not None:
             body = self._local.get(key)
         else:
             assert self.link is not None
-            if not self.link.usable:
+            if not self.link.usable or self.scope is None:
                 self.bypassed += 1
                 return None
             missing = object()
@@ -80,13 +86,13 @@ class AdCache:
         """Store ``body`` (the JSON of ``record``) if, and only if, its status is final."""
         if record.status not in FINAL_STATUSES:
             return
-        key = cache_key(record.id)
+        key = cache_key(record.id, self.scope if self.link is not None else None)
         if self._local is not None:
             self._local[key] = body
             self.stores += 1
             return
         assert self.link is not None
-        if not self.link.usable:
+        if not self.link.usable or self.scope is None:
             return
         if await self.link.guarded(lambda r: r.set(key, body, px=self._ttl_ms), False):
             self.stores += 1

@@ -106,7 +106,9 @@ async def get_ad(ad_id: str, request: Request) -> Response:
         return Response(cached, media_type="application/json", headers={"X-Cache": "hit"})
     # no wait for a fresh ad: every 202 follows its record's acknowledged write (gamead_core.intake), and a
     # record that exists is never reported missing (AdStore.get asks the stream leader before NotFound)
-    record = (await _link(request).store.get(ad_id)).record
+    store = _link(request).store
+    cache.scope = store.scope  # the deployment's keys in a shared Redis (gamead_core.api.cache)
+    record = (await store.get(ad_id)).record
     body = record.model_dump_json(exclude_none=True).encode()
     await cache.put(record, body)  # only completed/failed records are stored
     return Response(body, media_type="application/json", headers={"X-Cache": "miss"})

@@ -19,7 +19,8 @@ from starlette.responses import Response
 
 from gamead_core.api.body import no_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import JobsNotRunning, RepairRunning
+from gamead_core.api.errors import JobsNotRunning
+from gamead_core.api.repair_claim import claim, refuse_while_repairing, release
 from gamead_core.api.responses import json_response
 from gamead_core.api.job_answers import job_response
 from gamead_core.api.state import QueueLink
@@ -29,7 +30,8 @@ from gamead_core.doctor.diagnose import Doctor
 from gamead_core.doctor.model import Report
 from gamead_core.doctor.repair import RepairOps
 from gamead_core.doctor.verdict import add
-from gamead_core.jobs.model import JobKind, JobState, Selection
+from gamead_core.ids import new_job_id
+from gamead_core.jobs.model import JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.redis_link import RedisLink
 from gamead_core.stop_bound import ended
@@ -128,31 +130,21 @@ async def repair(request: Request) -> Response:
     problem it can repair; its `counts` say what it did (`republished`, `deadLettered`, `entriesWritten`,
     `messagesRemoved`, `entriesRemoved`, `recordsCreated`, `objectsCreated`, `objectsDeleted`,
     `jobsTakenOver`) and `skippedReasons` what it left and why; `findings` what the check found. While another
-    repair job is queued or running: 409 `repair_running` naming it (`details.jobId`), nothing started."""
+    repair job is queued or running, asked through any API node: 409 `repair_running` naming it (`details.jobId`),
+    nothing started."""
     await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     request.app.state.link.check_partitions()  # 503 topology_changed: this node's partition map is not the queue's
     jobs: JobService | None = getattr(request.app.state, "jobs", None)
     if jobs is None:
         raise JobsNotRunning("operator jobs are not running on this API node")
-    principal = getattr(request.state, "principal", None)
+    started_by = str(getattr(getattr(request.state, "principal", None), "name", None) or "anonymous")
     async with request.app.state.doctor.repairs:  # this node's concurrent requests: one looks and creates at a time
-        await _refuse_while_repairing(jobs)
-        job = await jobs.create(JobKind.REPAIR, Selection(mode="doctor"),
-                                started_by=str(getattr(principal, "name", None) or "anonymous"))
+        await refuse_while_repairing(jobs)
+        job_id = new_job_id()
+        claimed = await claim(jobs, job_id, started_by)  # every node's: compare-and-set in the jobs bucket
+        try:
+            job = await jobs.create(JobKind.REPAIR, Selection(mode="doctor"), started_by=started_by, job_id=job_id)
+        except BaseException:
+            await release(jobs, claimed)
+            raise
     return job_response(request, job)
-
-
-async def _refuse_while_repairing(jobs: JobService) -> None:
-    """Raise :class:`RepairRunning` (409 ``repair_running``, naming it) while a repair job is queued or running on
-    any node (words58: each of two concurrent ``gamead doctor --repair`` started its own job, both acting on the
-    same findings): one repair at a time, as ``jobs.max_running`` bounds the others. One whose runner is silent
-    (:meth:`JobService.runner_silent`: dead, its job resumed by a node's sweep) does not count. Reads the jobs
-    bucket."""
-    for state in (JobState.RUNNING, JobState.QUEUED):
-        for job in await jobs.list(kind=JobKind.REPAIR, state=state, limit=100):
-            if jobs.runner_silent(job):
-                continue
-            raise RepairRunning(f"repair job {job.id} is already {state.value} (started by {job.started_by} at "
-                                f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC): one repair at a time; follow it: "
-                                f"GET /v1/jobs/{job.id}", details={"jobId": job.id, "startedBy": job.started_by,
-                                                              "createdAt": job.created_at.isoformat()})

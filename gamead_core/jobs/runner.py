@@ -131,23 +131,25 @@ class JobService:
     # --- what the routes call ------------------------------------------------------------------------
 
     async def create(self, kind: JobKind, selection: Selection, *, started_by: str, rate: float | None = None,
-                     stop_on_failure_rate: float | None = None, items: list[Any] | None = None) -> Job:
-        """Store a new job (its work list first, if given) and start it here. Returns its document. Raises
-        :class:`JobsBusy` before anything is stored when this node runs ``jobs.max_running`` jobs already (every
-        kind: replay, purge, import, repair; attack34a F2)."""
+                     stop_on_failure_rate: float | None = None, items: list[Any] | None = None,
+                     job_id: str | None = None) -> Job:
+        """Store a new job (id ``job_id``, a new one by default; its work list first, if given) and start it
+        here. Returns its document. Raises :class:`JobsBusy` before anything is stored when this node runs
+        ``jobs.max_running`` jobs already (every kind: replay, purge, import, repair; attack34a F2)."""
         store = self.store
         self.room()
         self._starting += 1  # held from here, before the first await: N concurrent creates never pass the bound
         try:
             return await self._create(store, kind, selection, started_by=started_by, rate=rate,
-                                      stop_on_failure_rate=stop_on_failure_rate, items=items)
+                                      stop_on_failure_rate=stop_on_failure_rate, items=items, job_id=job_id)
         finally:
             self._starting -= 1
 
     async def _create(self, store: JobStore, kind: JobKind, selection: Selection, *, started_by: str,
-                      rate: float | None, stop_on_failure_rate: float | None, items: list[Any] | None) -> Job:
+                      rate: float | None, stop_on_failure_rate: float | None, items: list[Any] | None,
+                      job_id: str | None) -> Job:
         job = Job(
-            id=new_job_id(), kind=kind, selection=selection, started_by=started_by, created_at=utcnow(),
+            id=job_id or new_job_id(), kind=kind, selection=selection, started_by=started_by, created_at=utcnow(),
             rate=rate, stop_on_failure_rate=stop_on_failure_rate, runner=self.node_id,
             lease_until=clock.now() + self.lease, lease_ttl=self.lease,
             phase=JobPhase.ACTING if selection.mode == "entries" else JobPhase.SELECTING,

@@ -163,6 +163,36 @@ class JobStore:
             except (nats.js.errors.KeyWrongLastSequenceError, StillBusy) as exc:
                 raise Conflict(f"job {job.id} changed since revision {revision}") from exc
 
+    async def read_key(self, key: str) -> tuple[bytes, int] | None:
+        """The value and revision of ``key``, a key of the bucket other than a job's (a claim); None when it has
+        no live value. Raises QueueUnavailable if NATS does not answer."""
+        with nats_boundary():
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:  # deleted or purged too
+                return None
+        return entry.value or b"", entry.revision or 0
+
+    async def swap_key(self, key: str, value: bytes, revision: int | None) -> int | None:
+        """Compare-and-set ``key`` (as :meth:`read_key`'s): create it (``revision`` None: it had no live value) or
+        replace its revision ``revision``. The new revision; None when another write came first (or is still in
+        flight: read again). Raises JobsFull, QueueUnavailable."""
+        with jobs_boundary():
+            try:
+                if revision is None:
+                    return await create_key(self._kv, key, value)
+                return await retry_busy(lambda: self._kv.update(key, value, last=revision))
+            except (nats.js.errors.KeyWrongLastSequenceError, StillBusy):
+                return None
+
+    async def drop_key(self, key: str, revision: int) -> None:
+        """Delete ``key`` if it is still at ``revision`` (compare-and-set; a newer write is left as it is)."""
+        with jobs_boundary():
+            try:
+                await retry_busy(lambda: self._kv.delete(key, last=revision))
+            except (nats.js.errors.KeyWrongLastSequenceError, StillBusy):
+                pass
+
     async def save_work(self, job_id: str, work: WorkList) -> None:
         """Write the dirty chunks of ``work`` (then they are clean)."""
         for n in sorted(work.dirty):

@@ -25,7 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import pull_feed
 from gamead_core.queue.read_end import opened, unsubscribe_quietly
-from gamead_core.queue.scan import ScanIncomplete, position, still_unread
+from gamead_core.queue.scan import ScanIncomplete, none_to_read, position, still_unread
 
 YIELD_EVERY = 64  #: messages read between two turns given to the event loop's other tasks
 
@@ -40,7 +40,7 @@ async def read_in_order(js: JetStreamContext, stream: str, subject: str, info: S
     NATS still holds one before that end, and the gamead error of a failed NATS request."""
     state = info.state
     last, start = state.last_seq, max(state.first_seq, start_seq or 1)
-    if state.messages == 0 or start > last:
+    if state.messages == 0 or start > last or await none_to_read(js, stream, subject, start, last):
         return
     with nats_boundary():  # bounded bytes in flight, however slow the reader (pull_feed, left39a)
         sub = await opened(pull_feed(js, subject, stream=stream,

@@ -89,6 +89,8 @@ async def read_stream(
         start = max(start, last - tail + 1)
     if start > last:
         return
+    if start_time is None and await none_to_read(js, stream, subject, start, None if follow else last):
+        return
     extra = follow_bound(last - start + 1) if follow else 0
     with nats_boundary():  # its consumer's creation timing out is QueueUnavailable too, not nats-py's own error
         sub = await opened(pull_feed(  # (attack34a F2: a job failed "TimeoutError: nats: timeout")
@@ -123,6 +125,19 @@ async def read_stream(
                     f"{pending} still pending; retry", details={"stream": stream, "read": read})
     finally:
         await unsubscribe_quietly(sub)
+
+
+async def none_to_read(js: JetStreamContext, stream: str, subject: str, start: int, end: int | None) -> bool:
+    """True if ``stream`` holds no message on ``subject`` from sequence ``start`` to ``end`` (None: its end): a
+    consumer's read of them would wait its whole timeout for the first (attack59: the jobs bucket holding no job
+    document, only a claim or a work list, made every ``GET /v1/jobs`` take 10 s). One ``STREAM.MSG.GET``; raises
+    the gamead error of a NATS that does not answer."""
+    with nats_boundary():
+        try:
+            nxt = await js.get_msg(stream, seq=start, subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            return True
+    return end is not None and (nxt.seq or 0) > end
 
 
 async def still_unread(js: JetStreamContext, sub: PullFeed, stream: str, subject: str, at: int | None,

@@ -67,6 +67,7 @@ from gamead_core.queue.read_end import opened, unsubscribe_quietly
 from gamead_core.queue.scan import (
     ScanIncomplete,
     follow_bound,
+    none_to_read,
     position,
     read_stream,
     still_unread,
@@ -92,7 +93,7 @@ async def read_keys(js: JetStreamContext, stream: str, subject: str, *, start_se
     state = info.state
     last, start = state.last_seq, max(state.first_seq, start_seq or 1)
     keys: dict[str, int] = {}
-    if state.messages == 0 or start > last:
+    if state.messages == 0 or start > last or await none_to_read(js, stream, subject, start, None):
         return keys
     extra = follow_bound(last - start + 1)
     at, read, past = start - 1, 0, 0  # the last sequence read; messages read; of them, past ``last``

@@ -127,6 +127,9 @@ class AdStore:
         self.origin: str | None = None  #: an API's incarnation: its creates' Gamead-Origin (worker.orphans)
         #: what :meth:`page` reads the bucket through: the API's reads connection (gamead_core.api.read_conn), else js
         self.reads: JetStreamContext | None = None
+        #: which bucket this is, among every NATS's: its creation time (None: not read). What a cache shared by
+        #: several deployments (one Redis) keys its entries by, so no deployment answers another's (attack59)
+        self.scope: str | None = None
 
     @classmethod
     async def open(cls, nc: NATS, js: JetStreamContext) -> AdStore:
@@ -137,7 +140,9 @@ class AdStore:
                 info = await js.stream_info(names.ADS_BUCKET_STREAM)
         except GameadError:
             return cls(nc, js)
-        return cls(nc, js, final_ttl=final_record_ttl(info))
+        store = cls(nc, js, final_ttl=final_record_ttl(info))
+        store.scope = str(info.created) if info.created else None
+        return store
 
     @property
     def timeout(self) -> float:

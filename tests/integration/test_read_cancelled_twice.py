@@ -4,8 +4,8 @@
 A read's consumer is made by a JetStream request; a reader cancelled while that request awaits its answer (a client
 gone, a timeout, a shutdown) never learnt the consumer's name, and nats-server kept it until its
 ``inactive_threshold`` (120 s). The test holds the creation's answer at a proxy (:class:`tests.nats_filter.
-PublishFilter`, the delivery after the read's ``stream_info`` answer) until nats-server has made the consumer, so
-the cancel lands there on every run; then it cancels the reader a second time one loop turn later, as a shutdown
+PublishFilter`, the delivery after the answers of the read's ``stream_info`` and of its look for a first message)
+until nats-server has made the consumer, so the cancel lands there on every run; then it cancels the reader a second time one loop turn later, as a shutdown
 over a client disconnect's cancel does, and lets the answer go.
 
 Figure without the fix (``pull_feed`` awaited unshielded, as before): ``consumer_count`` 1 for the whole 10 s wait,
@@ -52,7 +52,8 @@ async def _consumers_left(server: EmbeddedNats, proxy: PublishFilter, reader: st
         djs = direct.jetstream(timeout=10)
         await filled_stream(djs, "TWICE", [100] * 20)
         js = nc.jetstream(timeout=10)
-        proxy.stall_deliveries(1, None, "_INBOX.")  # the stream_info answer goes, the creation's is held
+        # the answers of stream_info and of the look for a first message (scan.none_to_read) go, the creation's is held
+        proxy.stall_deliveries(2, None, "_INBOX.")
 
         async def read() -> None:
             async with aclosing(READERS[reader](js)) as msgs:

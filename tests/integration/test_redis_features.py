@@ -384,6 +384,11 @@ def test_a_100_kib_body_is_refused_on_every_route(nodes: list[str]) -> None:
 # --- cache -------------------------------------------------------------------------------------------------
 
 
+def _cache_keys(valkey: redis.Redis, ad_id: str) -> list[bytes]:
+    """The keys of ``ad_id``'s cache entries (``gamead:ad:{scope}:{id}``: gamead_core.api.cache)."""
+    return list(valkey.scan_iter(f"gamead:ad:*:{ad_id}"))
+
+
 def test_cache_serves_terminal_records_and_never_a_stale_status(
     nodes: list[str], nats: EmbeddedNats, valkey: redis.Redis, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -393,7 +398,7 @@ def test_cache_serves_terminal_records_and_never_a_stale_status(
         for client in (a, b, a, b):  # no worker yet: queued, read from the store every time, never cached
             resp = client.get(f"/ads/{ad_id}")
             assert resp.json()["status"] == "queued" and resp.headers["x-cache"] == "miss"
-        assert valkey.exists(f"gamead:ad:{ad_id}") == 0
+        assert not _cache_keys(valkey, ad_id)
 
         # ads titled "Doomed…" fail permanently: dead, which a DLQ replay can turn back into queued
         procs.append(start_worker(nats.url, tmp_path, worker_id="cache-worker", concurrency=2,
@@ -407,9 +412,10 @@ def test_cache_serves_terminal_records_and_never_a_stale_status(
 
         first = wait_for(completed, timeout=20, what="the ad to complete")
         assert first.headers["x-cache"] == "miss"  # read from the store, then cached
-        cached = json.loads(valkey.get(f"gamead:ad:{ad_id}"))
+        [key] = _cache_keys(valkey, ad_id)  # one deployment: one scope
+        cached = json.loads(valkey.get(key))
         assert cached == first.json() and cached["status"] == "completed"
-        assert 0 < valkey.ttl(f"gamead:ad:{ad_id}") <= 300
+        assert 0 < valkey.ttl(key) <= 300
         for client in (b, a, b):  # every node now answers from the shared cache, with the final status
             hit = client.get(f"/ads/{ad_id}")
             assert hit.headers["x-cache"] == "hit"
@@ -418,7 +424,7 @@ def test_cache_serves_terminal_records_and_never_a_stale_status(
         wait_for(lambda: a.get(f"/ads/{doomed}").json()["status"] == "dead", timeout=20, what="the ad to die")
         for client in (a, b):
             assert client.get(f"/ads/{doomed}").headers["x-cache"] == "miss"
-        assert valkey.exists(f"gamead:ad:{doomed}") == 0
+        assert not _cache_keys(valkey, doomed)
         seen: dict[str, dict] = {}
 
         def counted() -> bool:  # each node counts its own; /v1/stats is sampled once a second (small bucket)
