@@ -32,9 +32,8 @@ TABLE: tuple[tuple[int, str], ...] = (
             "unreadable, not a regular file or not valid JSON/NDJSON"),
     (UNREACHABLE, "the API (or NATS) could not be reached, `--api` is not a gamead API (or its answer is not one), a "
                   "request got no answer, or NATS closed a node's connection for good"),
-    (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or a worker "
-                "`workers quiet` / `resume` was for (named, or listed live for `--all`) was not done: not live, or no "
-                "answer in time (the others' answers shown first: a partial success)"),
+    (NOT_FOUND, "the ad (or DLQ entry, or job: `dlq jobs JOB`, `dlq cancel JOB`) does not exist, or `workers "
+                "quiet` / `resume` was not done for a worker it was for (a partial success)"),
     (CONFIG, "the configuration is invalid or cannot work: config file or `GAMEAD_*` variable, a port or data dir "
              "it cannot use, NATS credentials refused, a worker id held"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
