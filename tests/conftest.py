@@ -212,6 +212,9 @@ _FIRST_OF_THEIR_DIRECTORY = ("tests/unit/test_analyzer_equivalence.py", "tests/u
 #: started at 557 s. test_up split in 2 (+ its ``stack`` tests) ran three ``gamead up`` stacks at once and its
 #: busy-worker test, timed against ``registry.ttl`` 4 s, failed: modules of such tests are not split
 _SPLIT = {"tests/cli/test_submit_lookup_bound.py": 2}
+# A module whose tests share module-scoped servers but no state through them may deal its tests over units of its
+# own (``xdist_group`` marks ``<path>#<k>``), each unit starting the servers once on its worker: test_schemathesis
+# (one test per API operation, dealt by weight over UNITS = 2; all on one worker took 527 s at load ~35)
 
 
 def _shares_a_fixture(item: pytest.Item) -> bool:
@@ -264,7 +267,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Make each test module one unit of work for pytest-xdist's ``loadgroup``: its module-scoped servers start
     once, on one worker, and its tests run in their written order. A module that shares a package-scoped
     fixture with others says so with ``pytestmark = pytest.mark.xdist_group("<name>")`` (all of them run on one
-    worker). The long modules of ``_SPLIT`` are a few units each (:func:`_groups`). Then order the modules
+    worker); one whose tests share only servers may deal them over units of its own the same way. The long
+    modules of ``_SPLIT`` are a few units each (:func:`_groups`). Then order the modules
     (:func:`rank`): ``_LONGEST``, the session servers' users, the rest (stable: the tests of a module stay
     together, in order)."""
     groups = _groups(items)
