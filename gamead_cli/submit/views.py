@@ -290,3 +290,29 @@ def ended_line(record: Mapping[str, Any], again: str = "") -> str:
     verb = ("dlq", "show") if status == "dead" else ("ads", "get")
     show = follow_up(*verb, ad_id, again=again)
     return f"ad {ad_id} ended {status}{after}{why}; see it with: {show}"
+
+
+#: how many ids :func:`ended_many_line` names before ``… and N more``
+ENDED_NAMED = 3
+
+
+def ended_many_line(summary: Mapping[str, Any], again: str = "") -> str:
+    """The one line a many-ad ``submit --wait`` adds on stderr when ads ended ``dead`` or ``failed`` (exit 6): how
+    many, the first :data:`ENDED_NAMED` ids and the command that shows them (one ad: its own, as
+    :func:`ended_line`; else ``dlq list``, where the dead are, and ``-o json``'s ``failedIds``). Before, the summary
+    said ``failed/dead 6 ads`` and named none of them (newcomer59). Pure but for the ``PATH`` lookup."""
+    ids = [str(i) for i in summary.get("failedIds") or []]
+    dead, failed = summary.get("dead", 0), summary.get("failed", 0)
+    how = " or ".join(word for word, n in (("dead", dead), ("failed", failed)) if n)
+    named = ", ".join(ids[:ENDED_NAMED]) + (f" and {count_text(len(ids) - ENDED_NAMED)} more" if len(ids) > ENDED_NAMED
+                                            else "")
+    if len(ids) == 1:
+        verb = ("dlq", "show") if dead else ("ads", "get")
+        show = f"see it with: {follow_up(*verb, ids[0], again=again)}"
+    else:
+        where = {"dead": follow_up("dlq", "list", again=again),
+                 "failed": follow_up("ads", "list", "--status", "failed", again=again)}
+        show = ("see them with: " + where["dead" if dead else "failed"] if not (dead and failed) else
+                f"see the dead with: {where['dead']}; the failed with: {where['failed']}")
+        show += " (every id: -o json, failedIds)" if len(ids) > ENDED_NAMED else ""
+    return f"{counted(dead + failed)} of this run ended {how}: {named}; {show}"

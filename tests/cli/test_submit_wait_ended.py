@@ -55,3 +55,29 @@ def test_table_and_json_wait_on_a_dead_ad(url: str) -> None:
     assert as_json.exit_code == exitcodes.AD_FAILED, as_json.output
     assert json.loads(as_json.stdout)["status"] == "dead"
     assert as_json.stderr == ""
+
+
+def test_a_file_waited_on_names_the_ads_that_ended_dead(url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """newcomer59: ``submit ads.ndjson --wait`` of 5 ads, 4 of which die, said ``failed/dead 4 ads`` and exit 6,
+    naming none of them (stderr empty; ``-o json`` had no ids either): an operator could not tell which to look at.
+    Now one red line names how many, the first 3 ids and the command that lists them, and ``-o json``'s
+    ``failedIds`` every one, in input order. Without the fix: 1 failed (no failedIds); with it: 1 passed."""
+    path = tmp_path / "ads.ndjson"
+    titles = ["Doomed one", "Fine one", "Doomed two", "Doomed three", "Doomed four"]
+    path.write_text("".join(json.dumps({"title": t, "description": "Build your kingdom now", "genre": "RPG",
+                                        "callToAction": "Play now", "duration": 30}) + "\n" for t in titles))
+    args = ["submit", str(path), "--wait", "--timeout", "60", "--api", url]
+    as_json = CliRunner().invoke(app, [*args, "-o", "json"], env={"COLUMNS": "100"})
+    assert as_json.exit_code == exitcodes.AD_FAILED, as_json.output
+    summary = json.loads(as_json.stdout)
+    doomed = [item["id"] for item, title in zip(summary["items"], titles, strict=True) if title.startswith("Doomed")]
+    assert summary["failedIds"] == doomed, summary
+    assert as_json.stderr == ""  # -o json: its failedIds say which
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "100"})
+    assert table.exit_code == exitcodes.AD_FAILED, table.output
+    lines = table.stderr.strip().splitlines()
+    assert len(lines) == 1, table.stderr
+    said = one_line(table.stderr)
+    assert said.startswith("error: 4 ads of this run ended dead: "), said
+    assert " and 1 more; see them with: " in said, said
+    assert f"{gamead_program()} dlq list --api {url} (every id: -o json, failedIds)" in said, said
