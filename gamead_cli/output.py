@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
-from rich.progress import Progress
+from rich.progress import MofNCompleteColumn, Progress, Task
 from rich.text import Text
 
 from gamead_cli.cell_text import folded_tree
-from gamead_cli.formats import command_text
+from gamead_cli.formats import command_text, count_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
 from gamead_core.safe_text import byte_escapes, shown, shown_tree
@@ -60,6 +60,17 @@ class StderrProgress(Progress):
         finally:
             if self.console in _LIVE:
                 _LIVE.remove(self.console)
+
+
+class CountsColumn(MofNCompleteColumn):
+    """A progress bar's ``done/total`` as every count the CLI prints, with thousands separators: ``9,700/10,000``
+    (rich's own column wrote ``9700/10000`` beside a summary's ``10,000 ads``: newcomer59), ``?`` for an unknown
+    total, the done figure padded to the total's width so the bar does not move."""
+
+    def render(self, task: Task) -> Text:
+        total = count_text(int(task.total)) if task.total is not None else "?"
+        done = count_text(int(task.completed))
+        return Text(f"{done:>{len(total)}}{self.separator}{total}", style="progress.download")
 
 
 def _null() -> Any:

@@ -13,7 +13,6 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
@@ -23,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.formats import counted, command_text, count_text, short_time, took
-from gamead_cli.output import StderrProgress, stderr_console
+from gamead_cli.output import CountsColumn, StderrProgress, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
 from gamead_cli.stops import stopped_by
@@ -39,7 +38,7 @@ def progress_bar() -> Progress:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        CountsColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=console,
@@ -48,11 +47,13 @@ def progress_bar() -> Progress:
 
 
 def progress_info(counts: Mapping[str, int], rejected: Mapping[str, int], outage: str = "") -> str:
-    """The progress bar's words: ``812 ok, 48 rejected, 3 may still be queued`` and ``outage``, what
+    """The progress bar's words: ``1,812 ok, 48 rejected, 3 may still be queued`` and ``outage``, what
     :meth:`gamead_cli.submit.outage.Outage.status` says while the API is unreachable. Pure."""
     maybe = counts["unsure"] + counts["unknown"]
-    return (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
-            + (f", {maybe} may still be queued" if maybe else "") + outage)
+    said = [f"{count_text(counts['accepted'])} ok"]
+    said += [f"{count_text(sum(rejected.values()))} rejected"] if rejected else []
+    said += [f"{count_text(maybe)} may still be queued"] if maybe else []
+    return ", ".join(said) + outage
 
 
 def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
