@@ -81,3 +81,26 @@ def test_a_file_waited_on_names_the_ads_that_ended_dead(url: str, tmp_path) -> N
     assert said.startswith("error: 4 ads of this run ended dead: "), said
     assert " and 1 more; see them with: " in said, said
     assert f"{gamead_program()} dlq list --api {url} (every id: -o json, failedIds)" in said, said
+
+
+def test_ads_get_wait_follows_an_ad_sent_over_http(url: str) -> None:
+    """newcomer59: an ad sent with curl (the README's quick start) could only be polled by hand: ``gamead ads get ID
+    --follow``/``--wait`` was "No such option" (exit 2). Now ``ads get ID --wait`` waits for its end as ``submit
+    --wait`` does: the record, exit 0; a dead one's one red line and exit 6. Without the fix: 1 failed; with it: 1
+    passed."""
+    import httpx
+
+    body = {"title": "Fine http", "description": "Build your kingdom now", "genre": "RPG",
+            "callToAction": "Play now", "duration": 30}
+    fine = httpx.post(f"{url}/ads", json=body).json()["id"]
+    doomed = httpx.post(f"{url}/ads", json={**body, "title": "Doomed http"}).json()["id"]
+    done = CliRunner().invoke(app, ["ads", "get", fine, "--wait", "--timeout", "60", "-o", "json", "--api", url])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["status"] == "completed"
+    dead = CliRunner().invoke(app, ["ads", "get", doomed, "--wait", "--timeout", "60", "--api", url],
+                              env={"COLUMNS": "100"})
+    assert dead.exit_code == exitcodes.AD_FAILED, dead.output
+    assert "dead" in dead.stdout  # the record
+    said = one_line(dead.stderr)
+    assert said.startswith(f"error: ad {doomed} ended dead after 1 analysis attempt: PermanentError: "), said
+    assert f"see it with: {gamead_program()} dlq show {doomed} --api {url}" in said, said
