@@ -104,3 +104,16 @@ def test_ads_get_wait_follows_an_ad_sent_over_http(url: str) -> None:
     said = one_line(dead.stderr)
     assert said.startswith(f"error: ad {doomed} ended dead after 1 analysis attempt: PermanentError: "), said
     assert f"see it with: {gamead_program()} dlq show {doomed} --api {url}" in said, said
+
+
+def test_dlq_show_of_an_ad_not_in_the_dlq_says_where_it_is(url: str) -> None:
+    """newcomer59: the hint ``its DLQ entry: gamead dlq show ID`` run once the ad had been replayed (or of an ad
+    never dead) said only ``no dead-lettered ad with id …``, exit 4: nothing of where the ad is. Now the same one red
+    line and exit 4 add the command that shows the ad. Without the fix: 1 failed; with it: 1 passed."""
+    ad_id = json.loads(submit(url, "Fine shown", "-o", "json").stdout)["id"]
+    shown = CliRunner().invoke(app, ["dlq", "show", ad_id, "--api", url], env={"COLUMNS": "100"})
+    assert shown.exit_code == exitcodes.NOT_FOUND, shown.output
+    assert len(shown.stderr.strip().splitlines()) == 1, shown.stderr
+    said = one_line(shown.stderr)
+    assert said.startswith(f"error: no dead-lettered ad with id '{ad_id}': not in the DLQ now"), said
+    assert said.endswith(f"the ad itself: {gamead_program()} ads get {ad_id} --api {url}"), said
