@@ -305,8 +305,8 @@ def ended_many_line(summary: Mapping[str, Any], again: str = "") -> str:
     ids = [str(i) for i in summary.get("failedIds") or []]
     dead, failed = summary.get("dead", 0), summary.get("failed", 0)
     how = " or ".join(word for word, n in (("dead", dead), ("failed", failed)) if n)
-    named = ", ".join(ids[:ENDED_NAMED]) + (f" and {count_text(len(ids) - ENDED_NAMED)} more" if len(ids) > ENDED_NAMED
-                                            else "")
+    more = len(ids) - ENDED_NAMED
+    named = ", ".join(ids[:ENDED_NAMED]) + (f" and {count_text(more)} more" if more > 0 else "")
     if len(ids) == 1:
         verb = ("dlq", "show") if dead else ("ads", "get")
         show = f"see it with: {follow_up(*verb, ids[0], again=again)}"
@@ -315,5 +315,5 @@ def ended_many_line(summary: Mapping[str, Any], again: str = "") -> str:
                  "failed": follow_up("ads", "list", "--status", "failed", again=again)}
         show = ("see them with: " + where["dead" if dead else "failed"] if not (dead and failed) else
                 f"see the dead with: {where['dead']}; the failed with: {where['failed']}")
-        show += " (every id: -o json, failedIds)" if len(ids) > ENDED_NAMED else ""
+        show += " (every id: -o json, failedIds)" if more > 0 else ""
     return f"{counted(dead + failed)} of this run ended {how}: {named}; {show}"
