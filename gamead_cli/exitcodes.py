@@ -15,7 +15,7 @@ USAGE = 2  #: bad usage: flags, arguments, an input file missing or not JSON (Cl
 UNREACHABLE = 3  #: the API (or NATS) could not be reached, or the URL is not a gamead API
 NOT_FOUND = 4  #: the named ad / entry / job does not exist, or a worker quiet / resume was for was not done
 CONFIG = 5  #: the configuration is invalid (config file, missing too, or GAMEAD_* variable)
-AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
+AD_FAILED = 6  #: ``submit --wait`` (or ``ads get --wait``) ended with the ad failed or dead
 INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
 HUNG_UP = 129  #: SIGHUP (128 + 1), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
 TERMINATED = 143  #: SIGTERM (128 + 15), handled as Ctrl-C (:mod:`gamead_cli.stops`, :mod:`gamead_cli.first_signals`)
@@ -36,7 +36,7 @@ TABLE: tuple[tuple[int, str], ...] = (
                 "quiet` / `resume` was not done for a worker it was for (a partial success)"),
     (CONFIG, "the configuration is invalid or cannot work: config file or `GAMEAD_*` variable, a port or data dir "
              "it cannot use, NATS credentials refused, a worker id held"),
-    (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
+    (AD_FAILED, "`submit --wait` (or `ads get --wait`) finished with the ad failed or dead"),
     (HUNG_UP, "hung up (SIGHUP: a terminal or SSH session closed), handled as Ctrl-C"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
     (TERMINATED, "terminated (SIGTERM: `timeout`, a CI job cancelled, systemd), handled as Ctrl-C"),

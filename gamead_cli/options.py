@@ -278,6 +278,16 @@ GiveUpAfterOpt = Annotated[
 ]
 
 
+#: longest ``--timeout`` of ``--wait`` (seconds)
+MAX_WAIT_SECONDS = 7 * 86400
+
+#: ``submit --wait`` and ``ads get --wait``: how long to wait for the analysis
+WaitTimeoutOpt = Annotated[
+    str, typer.Option("--timeout", callback=duration_between(0, MAX_WAIT_SECONDS), metavar="DURATION",
+                      help="How long --wait waits before giving up: seconds, or 90s, 10m, 1h30m (at most 7d).")
+]
+
+
 def ad_id_arg(value: str | None, hint: str = "ID") -> str | None:
     """An ad id given on the command line, checked here as the API checks it (:mod:`gamead_core.ids`): a
     malformed one (``a.b``, ``""``, 10 KB) is bad usage, exit 2, ``'a.b' is not an ad id (…)``, never a request.

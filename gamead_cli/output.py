@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
-from rich.progress import Progress
+from rich.progress import MofNCompleteColumn, Progress, Task
 from rich.text import Text
 
 from gamead_cli.cell_text import folded_tree
-from gamead_cli.formats import command_text, took
+from gamead_cli.formats import command_text, count_text, took
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
 from gamead_core.safe_text import byte_escapes, shown, shown_tree
@@ -110,8 +110,20 @@ class StderrProgress(Progress):
 def plain_progress(what: str, done: float, total: float | None, info: Any, elapsed: float | None) -> str:
     """A progress bar's plain line (:class:`StderrProgress`): ``replaying · replayed 7 · skipped 0 · 7/28 · 12s``
     (``info``: the bar's words after its count, if any; ``elapsed``: seconds). Pure."""
-    count = f"{int(done):,}/{int(total):,}" if total is not None else (f"{int(done):,}" if done else "")
+    count = f"{count_text(int(done))}/{count_text(int(total))}" if total is not None else \
+        (count_text(int(done)) if done else "")
     return " · ".join(str(part) for part in (what, count, info, took(elapsed or 0.0)) if part)
+
+
+class CountsColumn(MofNCompleteColumn):
+    """A progress bar's ``done/total`` as every count the CLI prints, with thousands separators: ``9,700/10,000``
+    (rich's own column wrote ``9700/10000`` beside a summary's ``10,000 ads``: newcomer59), ``?`` for an unknown
+    total, the done figure padded to the total's width so the bar does not move."""
+
+    def render(self, task: Task) -> Text:
+        total = count_text(int(task.total)) if task.total is not None else "?"
+        done = count_text(int(task.completed))
+        return Text(f"{done:>{len(total)}}{self.separator}{total}", style="progress.download")
 
 
 def _null() -> Any:

@@ -61,6 +61,19 @@ def pop_ad_fields(token: contextvars.Token[dict[str, Any] | None]) -> None:
     _AD_FIELDS.reset(token)
 
 
+#: this process's own fields (:func:`node_fields`), on every line that does not set them itself
+_NODE_FIELDS: dict[str, Any] = {}
+
+
+def node_fields(**fields: Any) -> None:
+    """Fields of the whole process (``worker_id=`` once a worker knows its id): every later log line carries them,
+    but for one whose task or ``extra=`` sets the field itself (the reaper's line names the dead worker's). Before,
+    only the lines of an ad's task or an ``extra=`` had ``worker_id``: the reaper lease, long polls, fault
+    injection and shutdown lines of ``local-2`` said its id in words or not at all, and ``jq 'select(.worker_id ==
+    "local-2")'`` missed them (newcomer59)."""
+    _NODE_FIELDS.update(fields)
+
+
 def current_ad_id() -> str | None:
     """The ``ad_id`` of the current task's ad fields (:func:`ad_fields`), or None (e.g. what a shielded write is for:
     :class:`gamead_core.worker.shield.Shield`)."""
@@ -69,8 +82,8 @@ def current_ad_id() -> str | None:
 
 
 class ContextFields(logging.Filter):
-    """Adds the task's ad fields and the current span's ``trace_id``/``span_id`` to every record (an
-    ``extra=`` given at the call wins)."""
+    """Adds the task's ad fields, the process's own (:func:`node_fields`) and the current span's
+    ``trace_id``/``span_id`` to every record (an ``extra=`` given at the call wins, then the task's)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         fields = _AD_FIELDS.get()
@@ -78,6 +91,9 @@ class ContextFields(logging.Filter):
             for key, value in fields.items():
                 if value is not None and not hasattr(record, key):
                     setattr(record, key, value)
+        for key, value in _NODE_FIELDS.items():
+            if value is not None and not hasattr(record, key):
+                setattr(record, key, value)
         ids = current_ids()  # None at once when tracing is off
         if ids is not None and not hasattr(record, "trace_id"):
             record.trace_id, record.span_id = ids

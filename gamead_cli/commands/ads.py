@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gamead_cli import exitcodes
 from gamead_cli.options import (
     ApiOpt,
     ConfigOpt,
@@ -16,8 +17,9 @@ from gamead_cli.options import (
     ad_id_arg,
     api_client,
     cursor_arg,
+    WaitTimeoutOpt,
 )
-from gamead_cli.output import emit, print_command
+from gamead_cli.output import emit, error_line, print_command
 from gamead_cli.record_views import ad_list_view, ad_view, next_page_command
 
 app = typer.Typer(
@@ -25,7 +27,8 @@ app = typer.Typer(
     "[bold]Examples[/bold]\n\n"
     "  gamead ads list --status failed\n"
     "  gamead ads list --cursor 1764584102123456-01m87v538ce744cfgethvyb39n   (the next page, as printed)\n"
-    "  gamead ads get 01m87v538ce744cfgethvyb39n -o json | jq .analysis.effectivenessScore",
+    "  gamead ads get 01m87v538ce744cfgethvyb39n -o json | jq .analysis.effectivenessScore\n"
+    "  gamead ads get 01m87v538ce744cfgethvyb39n --wait   (follow a queued ad until it is analysed)",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -41,19 +44,32 @@ class StatusFilter(str, Enum):
 
 @app.command("get")
 def get(
-    ad_id: Annotated[str, typer.Argument(metavar="ID", help="Id returned by `gamead submit`.")],
+    ad_id: Annotated[str, typer.Argument(metavar="ID", help="Id returned by `gamead submit` or `POST /ads`.")],
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait until it is analysed (or dead), then show it "
+                                                            "(exit 6 if it failed or is dead).")] = False,
+    timeout: WaitTimeoutOpt = "60s",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Show one ad: its status, timings and analysis (or error).
+    """Show one ad: its status, timings and analysis (or error); --wait follows a queued one to its end.
 
-    Example: gamead ads get 01m87v538ce744cfgethvyb39n
+    Example: gamead ads get 01m87v538ce744cfgethvyb39n --wait --timeout 5m
     """
     ad_id = ad_id_arg(ad_id) or ad_id  # lowercase: a ULID in capitals is the same id
     with api_client(config, api) as client:
-        record = client.get_ad(ad_id)
+        if not wait:
+            record = client.get_ad(ad_id)
+        else:  # an ad sent with curl (the README's quick start) had no way to be followed (newcomer59)
+            from gamead_cli.submit.views import ended_line
+            from gamead_cli.submit.waiting import FAILED, wait_for_ad
+
+            record = wait_for_ad(client, ad_id, float(timeout))
     emit(record, output, partial(ad_view, again=client.again))
+    if wait and record.get("status") in FAILED:
+        if output != OutputFormat.json:  # -o json: the record on stdout says it, as submit --wait's
+            error_line(ended_line(record, again=client.again))
+        raise typer.Exit(exitcodes.AD_FAILED)
 
 
 @app.command("list")

@@ -49,7 +49,7 @@ from gamead_cli.commands.dlq_transfer import (
     import_entries,
     say_changed,
 )
-from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view, skipped_words
+from gamead_cli.commands.dlq_views import dlq_entry, job_view, jobs_table, list_view, skipped_words
 from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.formats import command_text, counted, plain, window_text
 from gamead_cli.inputs import strict_dumps
@@ -117,9 +117,9 @@ def show(
 
     Example: gamead dlq show 01m87v538ce744cfgethvyb39n -o json
     """
-    path = f"/v1/dlq/{quote(checked_ad_id(ad_id), safe='')}"
     with api_client(config, api) as client:
-        emit(client.request("GET", path), output, partial(dlq_entry_view, again=client.again))
+        entry = dlq_entry(client, checked_ad_id(ad_id))
+    emit(entry, output, partial(dlq_entry_view, again=client.again))
 
 
 # --- jobs ------------------------------------------------------------------------------------------

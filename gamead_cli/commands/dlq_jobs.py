@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
@@ -19,7 +19,7 @@ from gamead_cli.commands.dlq_views import job_view, named_ids, none_matched_view
 from gamead_cli.formats import command_text, count_text, window_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat, confirm
-from gamead_cli.output import StderrProgress, emit, note_line, stderr_console
+from gamead_cli.output import CountsColumn, StderrProgress, emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import stopped_by, write_out
@@ -31,7 +31,7 @@ ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "rep
 
 
 def job_progress() -> Progress:
-    return StderrProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    return StderrProgress(TextColumn("{task.description}"), BarColumn(), CountsColumn(), TimeElapsedColumn(),
                           console=stderr_console(), transient=False, disable=not sys.stderr.isatty())
 
 

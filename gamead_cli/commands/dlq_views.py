@@ -4,7 +4,8 @@ and what a dry run or an empty count says (``-o json`` keeps the wire documents)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from rich.console import RenderableType
 from rich.table import Table
@@ -13,7 +14,12 @@ from rich.text import Text
 from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import (clip, count_text, counted, empty_text, flags_given, month_time, page_now, plain,
                                 replay_count, rows_shown, time_column, utc_when, window_text)
+from gamead_cli.program import follow_up
 from gamead_cli.tui.view import DLQ_LEGEND, Legend
+from gamead_core.errors import NotFound
+
+if TYPE_CHECKING:
+    from gamead_cli.client import ApiClient
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -230,3 +236,14 @@ def jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
                      plain(month_time(j.get("createdAt")))))
     return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,
                        right=("DONE/MATCHED",))
+
+
+def dlq_entry(client: ApiClient, ad_id: str) -> dict[str, Any]:
+    """``GET /v1/dlq/ID``: ``dlq show ID``'s entry. Raises :class:`NotFound` saying where to look: the hint ``its DLQ
+    entry: gamead dlq show ID`` run once the ad was replayed (or purged) said only ``no dead-lettered ad with id …``,
+    exit 4, and nothing of the ad (newcomer59)."""
+    try:
+        return client.request("GET", f"/v1/dlq/{quote(ad_id, safe='')}")
+    except NotFound as exc:
+        raise NotFound(f"{exc.message}: not in the DLQ now (replayed, purged or never dead); the ad itself: "
+                       f"{follow_up('ads', 'get', ad_id, again=client.again)}", details=exc.details) from None

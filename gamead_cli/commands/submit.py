@@ -50,7 +50,7 @@ from gamead_cli.ad_fields import with_overrides
 from gamead_cli.client import ApiClient
 from gamead_cli.inputs import input_name
 from gamead_cli.options import (
-    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, duration_between, reach_again,
+    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, WaitTimeoutOpt, bounded_float, client_settings_from, reach_again,
 )
 from gamead_cli.stops import signals_interrupt, stopped_by
 from gamead_cli.submit.batches import BATCH_SIZE
@@ -83,8 +83,6 @@ def idempotency_key_arg(value: str | None) -> str | None:
 #: bounds of ``--rate`` (ads per second; 0 = as fast as possible): slower than one ad in 1000 s is no rate
 MIN_RATE = 0.001
 MAX_RATE = 1_000_000.0
-#: longest ``--timeout`` of ``--wait`` (seconds)
-MAX_WAIT_SECONDS = 7 * 86400
 
 
 def submit(
@@ -129,10 +127,7 @@ def submit(
         bool,
         typer.Option("--wait", "-w", help="Wait until analysed, then show the analysis (exit 6 if failed)."),
     ] = False,
-    timeout: Annotated[
-        str, typer.Option("--timeout", callback=duration_between(0, MAX_WAIT_SECONDS), metavar="DURATION",
-                          help="How long --wait waits before giving up: seconds, or 90s, 10m, 1h30m (at most 7d).")
-    ] = "60s",
+    timeout: WaitTimeoutOpt = "60s",
     count: Annotated[
         int | None,
         typer.Option(

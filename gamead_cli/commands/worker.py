@@ -24,7 +24,7 @@ from gamead_core import collector
 from gamead_core.fd_limit import low_nofile_words, raise_nofile
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.listen import bind_listener
-from gamead_core.logs import setup_logging
+from gamead_core.logs import node_fields, setup_logging
 from gamead_core.stop_bound import worker_bound
 from gamead_core.telemetry.tracing import check_tracing_env, setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
@@ -60,6 +60,7 @@ def worker(
         logging.getLogger("gamead_core.worker").warning("worker: %s", low, extra={"nofile": nofile})
     setup_tracing("worker")  # only when OTEL_* variables ask for traces
     runtime = Worker(settings, url, worker_id=worker_id, dead_pid=dead_pid)
+    node_fields(worker_id=runtime.id)  # every line of this worker names it (a task's or an extra's own id wins)
     collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
 
     async def main() -> None:

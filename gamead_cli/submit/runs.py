@@ -19,8 +19,8 @@ from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import interrupted_code, write_out
 from gamead_cli.submit.sending import send_many
 from gamead_cli.submit.settling import LOOKUP_SECONDS, settle
-from gamead_cli.submit.views import (accepted_line, accepted_view, ended_line, interrupted_line, rejections_lines,
-                                     sent_note, summary_view)
+from gamead_cli.submit.views import (accepted_line, accepted_view, ended_line, ended_many_line, interrupted_line,
+                                     rejections_lines, sent_note, summary_view)
 from gamead_cli.submit.waiting import FAILED, wait_for_ad, wait_many
 from gamead_core.errors import GameadError, NoAnswer
 
@@ -110,7 +110,8 @@ def submit_bulk(
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
     elif wait:
         summary.update(
-            completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None
+            completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None,
+            failedIds=[],
         )
     done_before_output(sent_note(summary))
     emit(summary, output, partial(summary_view, again=client.again))
@@ -125,6 +126,8 @@ def submit_bulk(
                    f"({summary['inputError']}): the ads after it were not read")
         return exitcodes.ERROR
     if wait and summary["failed"] + summary["dead"]:
+        if output != OutputFormat.json:  # -o json: its failedIds say which
+            error_line(ended_many_line(summary, again=client.again))
         return exitcodes.AD_FAILED
     if (summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent")
             or summary.get("notFollowed") or summary.get("notQueued")):  # not all queued, or not known to be analysed

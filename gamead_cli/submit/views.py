@@ -13,7 +13,6 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
@@ -23,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.formats import counted, command_text, count_text, short_time, took
-from gamead_cli.output import StderrProgress, stderr_console
+from gamead_cli.output import CountsColumn, StderrProgress, stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
 from gamead_cli.stops import stopped_by
@@ -39,7 +38,7 @@ def progress_bar() -> Progress:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        CountsColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=console,
@@ -48,11 +47,13 @@ def progress_bar() -> Progress:
 
 
 def progress_info(counts: Mapping[str, int], rejected: Mapping[str, int], outage: str = "") -> str:
-    """The progress bar's words: ``812 ok, 48 rejected, 3 may still be queued`` and ``outage``, what
+    """The progress bar's words: ``1,812 ok, 48 rejected, 3 may still be queued`` and ``outage``, what
     :meth:`gamead_cli.submit.outage.Outage.status` says while the API is unreachable. Pure."""
     maybe = counts["unsure"] + counts["unknown"]
-    return (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
-            + (f", {maybe} may still be queued" if maybe else "") + outage)
+    said = [f"{count_text(counts['accepted'])} ok"]
+    said += [f"{count_text(sum(rejected.values()))} rejected"] if rejected else []
+    said += [f"{count_text(maybe)} may still be queued"] if maybe else []
+    return ", ".join(said) + outage
 
 
 def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
@@ -290,3 +291,29 @@ def ended_line(record: Mapping[str, Any], again: str = "") -> str:
     verb = ("dlq", "show") if status == "dead" else ("ads", "get")
     show = follow_up(*verb, ad_id, again=again)
     return f"ad {ad_id} ended {status}{after}{why}; see it with: {show}"
+
+
+#: how many ids :func:`ended_many_line` names before ``… and N more``
+ENDED_NAMED = 3
+
+
+def ended_many_line(summary: Mapping[str, Any], again: str = "") -> str:
+    """The one line a many-ad ``submit --wait`` adds on stderr when ads ended ``dead`` or ``failed`` (exit 6): how
+    many, the first :data:`ENDED_NAMED` ids and the command that shows them (one ad: its own, as
+    :func:`ended_line`; else ``dlq list``, where the dead are, and ``-o json``'s ``failedIds``). Before, the summary
+    said ``failed/dead 6 ads`` and named none of them (newcomer59). Pure but for the ``PATH`` lookup."""
+    ids = [str(i) for i in summary.get("failedIds") or []]
+    dead, failed = summary.get("dead", 0), summary.get("failed", 0)
+    how = " or ".join(word for word, n in (("dead", dead), ("failed", failed)) if n)
+    more = len(ids) - ENDED_NAMED
+    named = ", ".join(ids[:ENDED_NAMED]) + (f" and {count_text(more)} more" if more > 0 else "")
+    if len(ids) == 1:
+        verb = ("dlq", "show") if dead else ("ads", "get")
+        show = f"see it with: {follow_up(*verb, ids[0], again=again)}"
+    else:
+        where = {"dead": follow_up("dlq", "list", again=again),
+                 "failed": follow_up("ads", "list", "--status", "failed", again=again)}
+        show = ("see them with: " + where["dead" if dead else "failed"] if not (dead and failed) else
+                f"see the dead with: {where['dead']}; the failed with: {where['failed']}")
+        show += " (every id: -o json, failedIds)" if more > 0 else ""
+    return f"{counted(dead + failed)} of this run ended {how}: {named}; {show}"

@@ -59,7 +59,8 @@ def completion_latency(record: Mapping[str, Any]) -> float | None:
 
 
 def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency: int) -> dict[str, Any]:
-    """Poll the accepted ads until all are terminal or ``timeout`` passes; return the wait summary."""
+    """Poll the accepted ads until all are terminal or ``timeout`` passes; return the wait summary: counts by
+    status, latencies (seconds) and ``failedIds``, the ads of ``ids`` that ended failed or dead, in their order."""
     pending = list(ids)
     final: dict[str, tuple[str, float | None]] = {}  #: id → (status, latency): not the whole record (~2 KB)
     window = max(64, concurrency * 8)
@@ -95,6 +96,7 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
     from gamead_core.registry import percentiles
 
     statuses = Counter(status for status, _ in final.values())
+    ended = [ad_id for ad_id in ids if ad_id in final and final[ad_id][0] in FAILED]  # input order
     latencies = [lat for _, lat in final.values() if lat is not None]
     spread = percentiles(latencies)
     p50, p95 = (spread.p50, spread.p95) if latencies else (None, None)
@@ -103,6 +105,7 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
         "failed": statuses["failed"],
         "dead": statuses["dead"],
         "pending": len(pending),
+        "failedIds": ended,  # which ended failed or dead (newcomer59: the count alone named none of them)
         "latencyP50Seconds": round(p50, 3) if p50 is not None else None,
         "latencyP95Seconds": round(p95, 3) if p95 is not None else None,
     }
