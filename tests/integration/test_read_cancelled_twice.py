@@ -5,8 +5,8 @@ A read's consumer is made by a JetStream request; a reader cancelled while that 
 gone, a timeout, a shutdown) never learnt the consumer's name, and nats-server kept it until its
 ``inactive_threshold`` (120 s). The test holds the creation's answer at a proxy (:class:`tests.nats_filter.
 PublishFilter`, the delivery after the answers of the read's ``stream_info`` and of its look for a first message)
-until nats-server has made the consumer, so the cancel lands there on every run; then it cancels the reader a second time one loop turn later, as a shutdown
-over a client disconnect's cancel does, and lets the answer go.
+until nats-server has made the consumer, so the cancel lands there on every run; then it cancels the reader a second
+time one loop turn later, as a shutdown over a client disconnect's cancel does, and lets the answer go.
 
 Figure without the fix (``pull_feed`` awaited unshielded, as before): ``consumer_count`` 1 for the whole 10 s wait,
 for both readers here (read_stream, read_in_order; the snapshot, doctor and audit reads start through the same
