@@ -60,6 +60,7 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
     before it runs the command (its ``stdin``/``stdout``/``stderr`` argument then only a placeholder)."""
 
     _server: ForkServer | None = None
+    _request = 0  #: the fork server's number for this start (its exit is known by it)
     _signature = inspect.signature(subprocess.Popen._execute_child)
 
     def __init__(self, *args: Any, closed: tuple[int, ...] = (), **kwargs: Any) -> None:
@@ -90,7 +91,7 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
         finally:
             self._close_pipe_fds(a["p2cread"], a["p2cwrite"], a["c2pread"], a["c2pwrite"], a["errread"],
                                  a["errwrite"])
-        self.pid, self._child_created, self._server = child.pid, True, server
+        self.pid, self._child_created, self._server, self._request = child.pid, True, server, child.request
 
     def _forker(self, a: dict[str, Any]) -> ForkServer | None:
         """The fork server if this start can be forked exactly, else None."""
@@ -111,14 +112,14 @@ class GameadPopen(subprocess.Popen):  # type: ignore[type-arg]
         if self._server is None:
             return super()._internal_poll(*args, **kwargs)
         if self.returncode is None:
-            self.returncode = self._server.exit_code(self.pid)
+            self.returncode = self._server.exit_code(self._request)
         return self.returncode
 
     def _wait(self, timeout: float | None) -> int:
         if self._server is None:
             return super()._wait(timeout)
         if self.returncode is None:
-            code = self._server.wait_exit(self.pid, timeout)
+            code = self._server.wait_exit(self._request, timeout)
             if code is None:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
             self.returncode = code

@@ -113,20 +113,22 @@ def clean_env(**extra: str) -> dict[str, str]:
 class ForkedChild:
     """A process started by the fork server (``tests/forkserver.py``), with the part of
     :class:`subprocess.Popen`'s interface the tests use: ``pid``, ``returncode``, ``poll()``, ``wait()``,
-    ``send_signal()``, ``terminate()``, ``kill()``. Its exit status comes from the server, which reaps it."""
+    ``send_signal()``, ``terminate()``, ``kill()``. Its exit status comes from the server, which reaps it, and is
+    known by ``request`` (the server's number for this start), not by PID: once reaped, its PID may be another
+    child's (see :class:`ForkServer`)."""
 
-    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
-        self._server, self.pid, self.args = server, pid, args
+    def __init__(self, server: ForkServer, request: int, pid: int, args: list[str]) -> None:
+        self._server, self.request, self.pid, self.args = server, request, pid, args
 
     @property
     def returncode(self) -> int | None:
-        return self._server.exit_code(self.pid)
+        return self._server.exit_code(self.request)
 
     def poll(self) -> int | None:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._server.wait_exit(self.pid, timeout)
+        code = self._server.wait_exit(self.request, timeout)
         if code is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return code
@@ -177,10 +179,14 @@ class ForkServer:
 
         self._lock = threading.Lock()
         self._changed = threading.Condition()
+        # Every exit is kept by request id, never by PID: the kernel gives a reaped child's PID to a later
+        # process (pid_max 32768 wraps within one loaded `make test`), and a later child of this server that got
+        # it read the earlier one's exit code at once, before it had written a byte ("exited 0, no output").
         self._pids: dict[int, int] = {}  # request id → pid
-        self._codes: dict[int, int] = {}  # pid → exit code
-        self.cpu: dict[int, float] = {}  # pid → CPU seconds it used, once it ended
-        self.started: dict[int, list[str]] = {}  # pid → its gamead arguments
+        self._running: dict[int, int] = {}  # pid → request id of the child that has that PID now
+        self._codes: dict[int, int] = {}  # request id → exit code
+        self.cpu: dict[int, float] = {}  # request id → CPU seconds it used, once it ended
+        self.started: dict[int, list[str]] = {}  # request id → its gamead arguments
         self._next = 0
         script = Path(__file__).with_name("forkserver.py")
         import socket
@@ -207,16 +213,18 @@ class ForkServer:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
             message = json.loads(line)
-            with self._changed:
+            with self._changed:  # in the server's order: a PID's exit comes before its next fork
                 if "exit" in message:
-                    self._codes[int(message["exit"])] = int(message["code"])
-                    self.cpu[int(message["exit"])] = float(message.get("cpu", 0.0))
+                    if (request := self._running.pop(int(message["exit"]), None)) is not None:
+                        self._codes[request] = int(message["code"])
+                        self.cpu[request] = float(message.get("cpu", 0.0))
                 else:
                     self._pids[int(message["id"])] = int(message["pid"])
+                    self._running[int(message["pid"])] = int(message["id"])
                 self._changed.notify_all()
         with self._changed:  # the server is gone, and its children with it (PR_SET_PDEATHSIG)
-            for pid in self._pids.values():
-                self._codes.setdefault(pid, -signal.SIGTERM)
+            for request in self._pids:
+                self._codes.setdefault(request, -signal.SIGTERM)
             self._changed.notify_all()
 
     def start(self, args: list[str], env: dict[str, str], log: Path | None, *, cwd: Path | str | None = None,
@@ -253,8 +261,8 @@ class ForkServer:
                 raise RuntimeError("the fork server did not answer")
             if request not in self._pids:
                 raise RuntimeError("the fork server died")
-            self.started[self._pids[request]] = args
-            return ForkedChild(self, self._pids[request], args)
+            self.started[request] = args
+            return ForkedChild(self, request, self._pids[request], args)
 
     @classmethod
     def shutdown(cls) -> None:
@@ -272,17 +280,20 @@ class ForkServer:
             server.popen.wait()
         if report := os.environ.get("GAMEAD_TEST_FORKSERVER_REPORT"):  # CPU per process, for whoever tunes
             with open(f"{report}.{os.getpid()}", "w") as out:
-                for pid, args in server.started.items():
-                    out.write(json.dumps({"pid": pid, "args": args, "cpu": server.cpu.get(pid)}) + "\n")
+                for request, args in server.started.items():
+                    out.write(json.dumps({"pid": server._pids[request], "args": args,
+                                          "cpu": server.cpu.get(request)}) + "\n")
 
-    def exit_code(self, pid: int) -> int | None:
+    def exit_code(self, request: int) -> int | None:
+        """The exit code of start ``request`` (:attr:`ForkedChild.request`); None while it runs."""
         with self._changed:
-            return self._codes.get(pid)
+            return self._codes.get(request)
 
-    def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+    def wait_exit(self, request: int, timeout: float | None) -> int | None:
+        """Wait up to ``timeout`` seconds (None: for ever) for start ``request`` to end: its exit code, or None."""
         with self._changed:
-            self._changed.wait_for(lambda: pid in self._codes, timeout)
-            return self._codes.get(pid)
+            self._changed.wait_for(lambda: request in self._codes, timeout)
+            return self._codes.get(request)
 
 
 #: environment variables read when an interpreter starts: a process that sets one differently from pytest

@@ -35,7 +35,7 @@ def test_a_scripts_gamead_lines_are_forked_and_answer_as_the_venvs(tmp_path: Pat
     forked = _run(forked_shell.on_path(env), tmp_path)
     assert (forked.returncode, forked.stdout, forked.stderr) == (plain.returncode, plain.stdout, plain.stderr)
     assert forked.stdout.startswith("[gamead ") and "exit 2" in forked.stdout and "submit " in forked.stdout
-    runs = [args for pid, args in server.started.items() if pid not in before]
+    runs = [args for request, args in server.started.items() if request not in before]
     assert [args[:1] for args in runs] == [["--version"], ["nosuch"], ["submit"]], runs
 
 
@@ -48,7 +48,7 @@ def test_a_signal_to_the_script_reaches_the_forked_gamead(tmp_path: Path) -> Non
     with subprocess.Popen(["bash", "-c", "exec gamead submit - --api http://127.0.0.1:9"], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=forked_shell.on_path(clean_env()),
                           cwd=tmp_path, text=True) as script:
-        child = wait_for(lambda: next((pid for pid in server.started if pid not in before), None), timeout=60,
+        child = wait_for(lambda: next((n for n in server.started if n not in before), None), timeout=60,
                          what="the forked gamead")
         script.send_signal(signal.SIGTERM)
         _, err = script.communicate(timeout=60)
