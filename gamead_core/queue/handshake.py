@@ -17,13 +17,17 @@ from nats.aio.client import Client as NATS
 
 
 def pong_required(nc: NATS) -> None:
-    """From now on a handshake of ``nc`` (each reconnect's) that read no PONG raises ``nats.errors.UnexpectedEOF``
-    (the read loop and PING task it started cancelled), which nats-py's reconnect loop takes as a failed attempt."""
+    """From now on a handshake of ``nc`` (each reconnect's) that read the connection's end where the PONG should be
+    raises ``nats.errors.UnexpectedEOF`` (the read loop and PING task it started cancelled), which nats-py's
+    reconnect loop takes as a failed attempt."""
     handshake = nc._process_connect_init  # noqa: SLF001 - nats-py has no hook between the PONG and "connected"
 
     async def answered() -> None:
         await handshake()
-        if nc._status != NATS.CONNECTED:  # noqa: SLF001 - set only by the PONG
+        transport = nc._transport  # noqa: SLF001
+        # no PONG (it alone sets CONNECTED), and the socket at its end: what was read was the EOF (another line, an
+        # INFO a cluster sends as it changes, is followed by the PONG, which the read loop takes: as nats-py does)
+        if nc._status != NATS.CONNECTED and (transport is None or transport.at_eof()):  # noqa: SLF001
             for task in (nc._reading_task, nc._ping_interval_task):  # noqa: SLF001 - started for a dead socket
                 if task is not None:
                     task.cancel()
