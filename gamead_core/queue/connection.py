@@ -23,6 +23,7 @@ from gamead_core.deferred_imports import load
 from gamead_core.queue.cas_answer import BUSY, LOST, still_busy, verdict
 from gamead_core.queue.closed import note_nats_closed, server_error
 from gamead_core.queue.flush_all import flush_in_order
+from gamead_core.queue.handshake import pong_required
 from gamead_core.queue.headers import install as fast_headers
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
 from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, note_closed, note_error
@@ -197,6 +198,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             guard_reader(nc, settings.stale_after)
             guard_writes(nc, settings.max_pending_bytes)
             fast_headers(nc)  # nats-py's parse of received headers, cheaper (same result)
+            pong_required(nc)  # a reconnect closed before its PONG is no reconnect (load59B)
             flush_in_order(nc)  # its flush's PING after what was written before it (flakes51B)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:

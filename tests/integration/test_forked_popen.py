@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.forked_popen import GameadPopen, gamead_run
-from tests.support import ForkServer, Proc, clean_env, gamead_argv, sigint_reaches_it, wait_for
+from tests.support import Proc, clean_env, gamead_argv, sigint_reaches_it, wait_for
 
 
 def _forked(pid: int) -> bool:
@@ -85,28 +85,3 @@ def test_a_prlimit_nofile_start_is_forked_with_its_limits(tmp_path: Path, closed
     finally:
         api.stop(timeout=10)
 
-
-def test_a_childs_pid_given_again_to_a_later_child_is_not_read_as_its_end(tmp_path: Path) -> None:
-    """Load hunt 59: once pids wrapped (pid_max 32768, a busy machine wraps it in minutes), a forked command whose
-    pid an earlier child of the same fork server had used was read as ended at once, with that child's exit code
-    and no output (33 tests failed in one run: exit 0 or 1, stdout and stderr empty). The kernel is asked to give
-    the second child the first one's pid (``ns_last_pid``, root only); before: its wait said 2, the first's code."""
-    server = ForkServer.get()
-    if server is None:
-        pytest.skip("the fork server is off")
-    env = clean_env()
-    first = server.start(["nosuch"], env, tmp_path / "first.log")
-    assert first.wait(60) == 2
-    for attempt in range(20):  # another process of this machine may take the pid first
-        try:
-            Path("/proc/sys/kernel/ns_last_pid").write_text(str(first.pid - 1))
-        except OSError as exc:
-            pytest.skip(f"cannot choose a pid here: {exc}")
-        second = server.start(["--version"], env, log := tmp_path / f"second-{attempt}.log")
-        if second.pid == first.pid:
-            break
-        second.wait(60)
-    else:
-        pytest.skip("the kernel never gave the first child's pid again in 20 tries")
-    assert second.wait(60) == 0, log.read_text()
-    assert log.read_text().startswith("gamead "), log.read_text()

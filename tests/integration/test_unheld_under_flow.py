@@ -16,8 +16,10 @@ machine) were unheld at both instants the counts were compared. Now the second r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import nats
 import nats.errors
@@ -28,6 +30,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Note, ReadStats
 from gamead_core.doctor.unheld import GRACE, Unheld
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import QueueUnavailable
 from gamead_core.models import utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry
@@ -114,6 +117,12 @@ SETTLE = 0.3  #: seconds the live worker holds an announced delivery before ackn
 EVERY = 0.02  #: seconds between two of the live worker's announcements
 
 
+async def _unstalled(write: Coroutine[Any, Any, None]) -> None:
+    """``write``; one that a stall of a loaded machine timed out is skipped (the next one says the same, and more)."""
+    with contextlib.suppress(nats.errors.TimeoutError, QueueUnavailable):
+        await write
+
+
 def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_deliveries(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """probe49 F3: during a steady flow (40 ads/s) a live worker announcing each delivery 0.15 s after it came (as a
@@ -149,7 +158,10 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
             async def publish() -> None:
                 i = 0
                 while not stop.is_set():
-                    await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"ad-{i}"})
+                    try:
+                        await js.publish(names.level_subject(LEVEL), b"{}", headers={names.HDR_AD_ID: f"ad-{i}"})
+                    except nats.errors.TimeoutError:  # load59B: a stall past the ack's 5 s ended the whole flow
+                        continue
                     i += 1
                     await asyncio.sleep(1 / RATE)
 
@@ -175,11 +187,11 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
             async def announce() -> None:  # what the live worker holds, said every 20 ms
                 while not stop.is_set():
                     held = list(announced.items())
-                    await registry.put(NodeInfo(
+                    await _unstalled(registry.put(NodeInfo(
                         id="worker-1", role="worker", host="h", pid=4702, version="t", started_at=started,
                         heartbeat_at=utcnow(), ack_wait=settings.queue.ack_wait, fence=CREATE_FENCE,
                         holding=[HeldAd(ad_id=m.headers[names.HDR_AD_ID], delivery=delivery_id(seq, 1),
-                                        ack_subject=m.reply) for seq, m in held]))
+                                        ack_subject=m.reply) for seq, m in held])))
                     for seq, m in held:
                         if seq not in told and checking.is_set():
                             late[0] = max(late[0], time.time() - m.metadata.timestamp.timestamp())
@@ -191,7 +203,9 @@ def test_a_live_workers_late_announcements_under_flow_are_not_a_dead_workers_del
                 deadline = time.monotonic() + 10
                 while len(announced) < RATE * SETTLE / 2 and time.monotonic() < deadline:  # steady: a flow held
                     await asyncio.sleep(0.05)
-                assert len(announced) >= RATE * SETTLE / 2, f"the flow never settled: {len(announced)} announced"
+                ended = [f"{task.get_coro().__name__}: {task.exception()!r}" for task in flow if task.done()]
+                assert len(announced) >= RATE * SETTLE / 2, \
+                    f"the flow never settled: {len(announced)} announced, {len(received)} fetched, ended: {ended}"
                 infos = {(lvl, 0): await js.consumer_info(names.ADS_STREAM, names.level_consumer(lvl))
                          for lvl in names.LEVELS}
                 unheld = Unheld(doc, doc.jetstream(), settings)
