@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -562,11 +563,21 @@ def ad(title: str, priority: int = 3, **fields: object) -> dict[str, object]:
     return {**SAMPLE_AD, "title": title, "priority": priority, **fields}
 
 
+#: times an ad whose request got no answer (its connection dropped) is sent again, with its key (submit_concurrently)
+RESENDS = 3
+
+
 def submit_concurrently(url: str, bodies: list[dict[str, Any]], *, threads: int = 8,
                         timeout: float = 10.0) -> list[str]:
     """``POST /ads`` each of ``bodies`` from ``threads`` threads, each with an ``httpx.Client`` of its own (one
     client shared by threads once failed a cluster test with ``ReadError: [Errno 9] Bad file descriptor`` on a
-    loaded CI); every answer must be 202. The ids, in the order of ``bodies``."""
+    loaded CI); every answer must be 202. The ids, in the order of ``bodies``.
+
+    Each ad goes with an ``Idempotency-Key`` of its own and is sent again when its request got no answer (a
+    connection dropped, :data:`RESENDS` times at most), as ``gamead submit`` does: a kept-alive connection the API
+    closes for idle time as a request goes out on it is a race HTTP leaves to the client (RFC 9112 §9.3.1), which a
+    client stalled for seconds at load meets (load59A: ``RemoteProtocolError: Server disconnected without sending a
+    response`` on a connection's 11th request, test_cluster_partitions at load ~35); the key makes the resend safe."""
     local = threading.local()
     clients: list[httpx.Client] = []
     lock = threading.Lock()
@@ -576,7 +587,14 @@ def submit_concurrently(url: str, bodies: list[dict[str, Any]], *, threads: int 
             local.client = httpx.Client(base_url=url, timeout=timeout)
             with lock:
                 clients.append(local.client)
-        resp = local.client.post("/ads", json=body)
+        key = f"submit-{uuid.uuid4().hex}"
+        for sent in range(RESENDS + 1):
+            try:
+                resp = local.client.post("/ads", json=body, headers={"Idempotency-Key": key})
+                break
+            except (httpx.ReadError, httpx.RemoteProtocolError):  # no answer: the same keyed ad sent again
+                if sent == RESENDS:
+                    raise
         assert resp.status_code == 202, resp.text
         return str(resp.json()["id"])
 

@@ -187,7 +187,21 @@ async def press(pilot: Pilot[Any], *keys: Any) -> None:
     test_dashboard_offline). The keys go in one burst: the app hands each on once the one before has been handled
     (``app.typeahead``, tests/tui/test_typeahead.py)."""
     await burst(pilot, *keys)
-    await until(pilot, lambda: all_handled(pilot.app), what=f"the keys {keys!r} handled")
+    try:
+        await until(pilot, lambda: all_handled(pilot.app), what=f"the keys {keys!r} handled")
+    except AssertionError as exc:  # load59A: "(last: False)" said nothing of where the keys were held
+        raise AssertionError(f"{exc}; {typeahead_state(pilot.app)}") from None
+
+
+def typeahead_state(app: Any) -> str:
+    """Where ``app.typeahead``'s keys are: how many wait, and where the turn under way waits and since when."""
+    typeahead = app.typeahead
+    at = typeahead._at() if typeahead._at is not None else None
+    since = typeahead._since
+    turn = "no turn under way" if since is None else (
+        f"turn {typeahead._turn} waiting at {at!r} for {time.monotonic() - since:.1f}s"
+        f" ({getattr(at, 'message_queue_size', '?')} messages queued there)")
+    return f"typeahead: {len(typeahead.held)} key(s) held, {turn}"
 
 
 async def keys_read(pilot: Pilot[Any]) -> None:

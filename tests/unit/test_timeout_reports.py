@@ -32,6 +32,30 @@ def pytest_runtest_makereport(item, call):
         time.sleep(1)  # the failure's report is slow to write
 """
 
+#: the premise's test: the alarm, 50 ms left, cannot go off before the report (SIGALRM blocked until it begins).
+#: Left to the clock, at load 35 the 50 ms ran out in the call itself (load59A: "Failed: Timeout" raised while the
+#: test's own failure was handled, exit 1), and pytest-timeout alone looked harmless
+HELD_TILL_THE_REPORT = """
+import signal
+
+
+def test_fails_with_the_alarm_nearly_due():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    signal.setitimer(signal.ITIMER_REAL, 0.05)  # pytest-timeout's own alarm (its handler), 50 ms left
+    assert False, "the test's own failure"
+"""
+
+RELEASED_IN_THE_REPORT = """
+import signal
+import time
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when == "call":
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})  # due now or within the slow report below
+        time.sleep(1)  # the failure's report is slow to write
+"""
+
 #: a report written inside the call (as schemathesis' subtests do, one per API operation) leaves the alarm running
 SUBTEST_THEN_HANG = """
 import signal
@@ -61,8 +85,8 @@ def _pytest_on(folder: Path, guarded: bool) -> tuple[subprocess.CompletedProcess
 
 @pytest.mark.parametrize("guarded", [False, True], ids=["pytest-timeout alone", "with tests.timeout_reports"])
 def test_a_slow_report_is_not_cut_by_the_timeout(tmp_path: Path, guarded: bool, request: pytest.FixtureRequest) -> None:
-    (tmp_path / "test_late.py").write_text(LATE_FAILURE)
-    (tmp_path / "conftest.py").write_text(SLOW_REPORT)
+    (tmp_path / "test_late.py").write_text(LATE_FAILURE if guarded else HELD_TILL_THE_REPORT)
+    (tmp_path / "conftest.py").write_text(SLOW_REPORT if guarded else RELEASED_IN_THE_REPORT)
     run, said = _pytest_on(tmp_path, guarded)
     if not guarded:  # the premise: pytest-timeout alone ends the session on an internal error
         assert run.returncode == pytest.ExitCode.INTERNAL_ERROR and "INTERNALERROR" in said, said[-2000:]
