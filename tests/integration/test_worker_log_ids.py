@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,10 @@ def test_the_process_id_is_on_every_line_but_one_naming_another(lines: io.String
     assert said == ["local-2", "local-7", "local-3"]
 
 
-def test_every_line_of_a_running_worker_names_it(nats_server: EmbeddedNats, tmp_path: Path) -> None:
-    proc = start_worker(nats_server.url, tmp_path, worker_id="wlog", ready=True, GAMEAD_LOG__FORMAT="json",
+def test_every_line_of_a_running_worker_names_it(fresh_nats: Callable[[], EmbeddedNats], tmp_path: Path) -> None:
+    """A nats-server of its own: on the session's, another module's worker may hold the reaper lease, and this one
+    never logs taking it (mid59: no lease line in 30 s)."""
+    proc = start_worker(fresh_nats().url, tmp_path, worker_id="wlog", ready=True, GAMEAD_LOG__FORMAT="json",
                         GAMEAD_WORKER__FAULTS__RATE="0.5", GAMEAD_WORKER__FAULTS__MATCH="never-matches")
     try:
         wait_for(lambda: "lease" in proc.output(), timeout=30, what="the worker's reaper lease line")
