@@ -233,6 +233,8 @@ class AcceptingServer(uvicorn.Server):
             # every other stop ignored first, by the kernel (first_stop.after_stop): one landing before the raise
             # below ran its handler and won (fix56c); a Ctrl-C keeps its handler (its interrupt: one line, 130)
             after_stop(tuple(sig for sig in before if sig != signal.SIGINT or first != signal.SIGINT))
+            if first == signal.SIGINT and not callable(before[signal.SIGINT]):  # inherited ignored (a background
+                raise KeyboardInterrupt  # job's): raised again it would be ignored, and serve would end 0, unstopped
             signal.raise_signal(first)
 
     def handle_exit(self, sig: int, frame: Any) -> None:

@@ -38,6 +38,7 @@ _LATE_SIGTERM = """
 import os, signal, sys, uvicorn
 from gamead_core.api.acceptor import AcceptingServer
 server = AcceptingServer(uvicorn.Config(app=None))
+signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]))  # as the process started: a terminal's, a background job's
 try:
     with server.capture_signals():
         os.kill(os.getpid(), signal.SIGINT)
@@ -48,12 +49,15 @@ print("served on")
 """
 
 
-def test_a_sigterm_while_serve_s_ctrl_c_unwinds_leaves_its_130() -> None:
+@pytest.mark.parametrize("sigint", ["default_int_handler", "SIG_IGN"])
+def test_a_sigterm_while_serve_s_ctrl_c_unwinds_leaves_its_130(sigint: str) -> None:
     """leftovers56: once served, SIGTERM and SIGHUP were set back to their default action while the Ctrl-C's
     KeyboardInterrupt unwound: a SIGTERM then ended ``gamead serve`` by SIGTERM (-15), not 130. Now the stop being
-    acted on is the one in the process's record (:mod:`gamead_core.first_stop`), and the SIGTERM is ignored."""
-    done = subprocess.run([sys.executable, "-c", _LATE_SIGTERM], env=clean_env(), capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    acted on is the one in the process's record (:mod:`gamead_core.first_stop`), and the SIGTERM is ignored.
+    SIG_IGN (final fresh clone of fd3ee6b5, run as a background job, which starts with SIGINT ignored): serve,
+    stopped by a SIGINT, raised it again into the inherited SIG_IGN and went on, ``served on``, exit 0 (1 of 1)."""
+    done = subprocess.run([sys.executable, "-c", _LATE_SIGTERM, sigint], env=clean_env(), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 130, done.stdout + done.stderr
 
 
