@@ -86,14 +86,10 @@ class ContextFields(logging.Filter):
     ``trace_id``/``span_id`` to every record (an ``extra=`` given at the call wins, then the task's)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _AD_FIELDS.get()
-        if fields:
+        for fields in (_AD_FIELDS.get() or {}, _NODE_FIELDS):  # the task's first: its worker_id wins
             for key, value in fields.items():
                 if value is not None and not hasattr(record, key):
                     setattr(record, key, value)
-        for key, value in _NODE_FIELDS.items():
-            if value is not None and not hasattr(record, key):
-                setattr(record, key, value)
         ids = current_ids()  # None at once when tracing is off
         if ids is not None and not hasattr(record, "trace_id"):
             record.trace_id, record.span_id = ids

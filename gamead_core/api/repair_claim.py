@@ -32,10 +32,15 @@ TRIES = 5  #: claims lost in a row before the ask is refused 409 ``conflict`` (e
 
 def running(job: Job) -> RepairRunning:
     """The 409 ``repair_running`` naming ``job``, the repair job that is queued or running."""
-    return RepairRunning(f"repair job {job.id} is already {job.state.value} (started by {job.started_by} at "
-                         f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC): one repair at a time; follow it: "
-                         f"GET /v1/jobs/{job.id}", details={"jobId": job.id, "startedBy": job.started_by,
-                                                       "createdAt": job.created_at.isoformat()})
+    return _refusal(job.id, job.state.value, job.started_by, job.created_at)
+
+
+def _refusal(job_id: str, state: str, started_by: Any, when: datetime) -> RepairRunning:
+    """The 409 ``repair_running`` naming the repair job ``job_id``, ``state`` (queued, running, or starting: claimed,
+    not stored yet), who started it and when."""
+    return RepairRunning(f"repair job {job_id} is already {state} (started by {started_by} at "
+                         f"{when:%Y-%m-%d %H:%M:%S} UTC): one repair at a time; follow it: GET /v1/jobs/{job_id}",
+                         details={"jobId": job_id, "startedBy": started_by, "createdAt": when.isoformat()})
 
 
 async def refuse_while_repairing(jobs: JobService) -> None:
@@ -92,11 +97,8 @@ async def _refuse_if_held(store: JobStore, held: dict[str, Any], live: Callable[
         job, _revision = await store.get(job_id)
     except NotFound:
         if isinstance(at, (int, float)) and clock.now() - at < UNBORN:
-            when = datetime.fromtimestamp(at, timezone.utc)
-            raise RepairRunning(f"repair job {job_id} is already starting (started by {held.get('startedBy')} at "
-                                f"{when:%Y-%m-%d %H:%M:%S} UTC): one repair at a time; follow it: "
-                                f"GET /v1/jobs/{job_id}", details={"jobId": job_id, "startedBy": held.get("startedBy"),
-                                                              "createdAt": when.isoformat()}) from None
+            raise _refusal(job_id, "starting", held.get("startedBy"),
+                           datetime.fromtimestamp(at, timezone.utc)) from None
         return
     if not job.state.terminal and live(job):
         raise running(job)
