@@ -114,12 +114,15 @@ class PullFeed:
             self._ready.append(msg)
             self._held += size(msg)
             self._delivered += 1
-            for reply, request in list(self._out.items()):
-                if self._delivered - request.since >= SERVED_WITHIN:  # answered whole, without a word
-                    del self._out[reply]
-                    give_back(self._nc, request.held)
-                elif not request.refused:
+            for request in self._out.values():
+                if not request.refused:
                     request.heard = now
+            while self._out:  # the oldest first: answered whole without a word, if SERVED_WITHIN passed since it
+                reply, oldest = next(iter(self._out.items()))
+                if self._delivered - oldest.since < SERVED_WITHIN:
+                    break
+                del self._out[reply]
+                give_back(self._nc, oldest.held)
             self._arrived.set()
             return
         description = headers.get("Description", "")
