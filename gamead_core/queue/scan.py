@@ -39,8 +39,9 @@ FOLLOW_MIN = 1_000
 
 class ScanIncomplete(QueueUnavailable):
     """A read of a whole stream stopped before the stream's end (:func:`read_stream`): no message came for its
-    timeout while NATS still held some it had not delivered (a stalled or overloaded server), or a KV bucket kept
-    changing faster than it was read. Nothing read is to be used as the whole: retry. 503 ``scan_incomplete``
+    timeout while NATS still held some it had not delivered (a stalled or overloaded server), its pull requests got a
+    status it cannot go on after (its consumer deleted: :func:`stalled` names it), or a KV bucket kept changing
+    faster than it was read. Nothing read is to be used as the whole: retry. 503 ``scan_incomplete``
     with ``Retry-After``; ``details`` ``{"stream", "read"}``; the message names no server."""
 
     code = "scan_incomplete"
