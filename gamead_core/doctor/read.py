@@ -165,8 +165,11 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
             try:
                 msg = await sub.next_msg(wait)
             except nats.errors.TimeoutError:
-                if sub.ended or time.monotonic() - idle_since > IDLE:
-                    budget.stop(f"{what}: no message for {IDLE:g} s after {state['read']} (server stalled?)")
+                if sub.ended:  # (pullfeed60: it said "no message for 10 s" of a read that had ended at once)
+                    budget.stop(f"{what}: its read ended after {state['read']} ({sub.why()})")
+                    break
+                if time.monotonic() - idle_since > IDLE:
+                    budget.stop(f"{what}: no message for {IDLE:g} s after {state['read']} ({sub.why()})")
                     break
                 continue
             idle_since = time.monotonic()

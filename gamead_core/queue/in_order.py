@@ -25,7 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.pull_feed import pull_feed
 from gamead_core.queue.read_end import opened, unsubscribe_quietly
-from gamead_core.queue.scan import ScanIncomplete, none_to_read, position, still_unread
+from gamead_core.queue.scan import none_to_read, position, stalled, still_unread
 
 YIELD_EVERY = 64  #: messages read between two turns given to the event loop's other tasks
 
@@ -53,10 +53,7 @@ async def read_in_order(js: JetStreamContext, stream: str, subject: str, info: S
                 msg = await sub.next_msg(timeout)
             except nats.errors.TimeoutError:
                 if await still_unread(js, sub, stream, subject, at, last, read):
-                    raise ScanIncomplete(
-                        f"the read of stream {stream} stopped before its end: {read} messages read, then "
-                        f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",
-                        details={"stream": stream, "read": read}) from None
+                    raise stalled(sub, stream, read, timeout) from None
                 return
             at, pending = position(msg)
             read += 1

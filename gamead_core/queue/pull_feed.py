@@ -22,30 +22,8 @@ TimeoutError`` when nothing came in time: the reader's stall check decides), :me
 message is the server's delivery with its ``$JS.ACK`` reply (stream sequence, pending: ``scan.position``); no ack
 is sent (``AckPolicy.NONE``). A consumer gone (``409``) ends the feed: ``next_msg`` times out at once.
 
-A request can be lost on its way: in a cluster the client's server forwards a publish only to servers whose interest
-it already knows, and a fresh consumer's leader (another server) subscribes its request subject just before the
-create's answer comes back by another route; a request whose reply inbox the leader does not know yet is dropped too
-(nats-server ``processWaiting``: "No more interest here"). Nothing tells the client, or the client's server answers
-``503`` (no responders) at once; that need not be the consumer's end: the request is asked again after
-:data:`REFUSED_PAUSE` (flake42: taken for the end, it ended 4 of 25 R3 window reads of a loaded run at once with
-ScanIncomplete after 0 messages, both first requests answered ``503``; test_list_window's CI failure). But a
-consumer deleted between requests has no responder either: refusals for the feed's bound (below) with nothing
-heard from the consumer are checked once with its info: not found, the feed has ended; found (or no answer), it
-keeps asking, checked again after another bound (pullfeed43: a read whose consumer was deleted re-asked 20 times a
-second until its reader's 5 s timeout, 100 requests, and did not end). A refused request is not a lost one: it does
-not count for the slow link below. So each
-request has its own reply subject and asks for an idle heartbeat (ADR-37's pull requests: status ``100`` every
-:data:`HEARTBEAT` seconds while it waits without messages), and a request heard nothing from (no message, no status)
-for the feed's bound (below; at first :data:`LOST_AFTER` seconds) is forgotten and asked again
-(:meth:`PullFeed.next_msg`). Without that a read of an R3 bucket on a 3-node cluster got nothing and ended
-ScanIncomplete ("0 messages read, then 2 s without one", CI of 61d0bab). A request forgotten that was only slow
-still delivers the consumer's next messages, in order, to the feed: they are taken as any other (its room was given
-back, so the bytes asked for may pass the bound by that request's for a while). A slow link is not a lost request:
-the bound starts at twice the consumer create's round trip plus a heartbeat when that is longer, and doubles (up to
-``EXPIRES / 2``) each time a forgotten request is heard from after all (a test's proxy holding every JetStream
-request 1 s made three reads re-ask every 1.5 s, each re-ask delaying the rest, until one timed out); never more
-than half the reader's timeout (never below two heartbeats), so a lost request is still asked again while the reader
-waits (review41 F4).
+A request lost on its way is asked again (:mod:`gamead_core.queue.pull_lost`); what each status on a request
+says: :mod:`gamead_core.queue.pull_status`.
 """
 
 from __future__ import annotations
@@ -55,7 +33,6 @@ import contextlib
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import nats.errors
 import nats.js.errors
@@ -66,8 +43,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
 
 from gamead_core import names
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.feed_room import REQUEST_BYTES, give_back, room_of, size, units
+from gamead_core.queue.feed_room import CONNECTION_BYTES, REQUEST_BYTES, give_back, room_of, size, units
 from gamead_core.queue.inline_sub import subscribe_inline
+from gamead_core.queue.pull_lost import HEARTBEAT, LOST_AFTER, Request, bound, forget_lost
+from gamead_core.queue.pull_status import BIG, FAILED, GONE, OVER, PENDING_MSGS, REFUSED, said, verdict
 
 #: ``batch`` of one pull request: most messages it asks for. A message held costs Python ~0.6 KB more than its wire
 #: bytes (nats-py's ``Msg``, its headers dict, subject and reply strings), so a read of small messages (a headers-only
@@ -79,20 +58,11 @@ EXPIRES = 30.0  #: seconds a pull request waits on the server for messages (the 
 INACTIVE = 120.0  #: seconds without a request after which nats-server removes a consumer left behind
 DELETE_WAIT = 1.0  #: most seconds a read's end waits for its consumer's deletion
 OVERHEAD = 64 * 1024  #: bytes over ``max_payload`` asked for a message too big for :data:`REQUEST_BYTES`
-SIZE_EXCEEDED = "Message Size Exceeds MaxBytes"
-HEARTBEAT = 0.5  #: seconds between a waiting request's idle heartbeats (``idle_heartbeat``; at most EXPIRES / 2)
-LOST_AFTER = 3 * HEARTBEAT  #: seconds a request out may go unheard from before it is taken as lost and asked again
-REFUSED_PAUSE = HEARTBEAT / 5  #: seconds before a request answered ``503`` (no responders) is asked again
-
-@dataclass(slots=True)
-class _Request:
-    """A pull request out: the units of room it holds, the messages delivered to it, when it was last heard from
-    (monotonic seconds: sent, a delivery, a heartbeat)."""
-
-    held: int
-    delivered: int = 0
-    heard: float = field(default_factory=time.monotonic)
-    refused: bool = False  #: answered ``503`` (no responders): asked again after :data:`REFUSED_PAUSE`
+MAX_WAITING = REQUESTS_OUT * 2  #: the consumer's ``max_waiting``: requests nats-server holds for it at once
+#: deliveries after which a request sent before them, never heard to end, has: nats-server serves the requests it
+#: holds in turn (``waitQueue.pop``), at most MAX_WAITING, so this many answer each whole, the ones before it too;
+#: a request whose ``max_bytes`` is filled exactly ends without a word (pullfeed60)
+SERVED_WITHIN = 2 * MAX_WAITING * REQUEST_MSGS
 
 
 class PullFeed:
@@ -106,8 +76,11 @@ class PullFeed:
         self._inbox = self._nc.new_inbox()
         self._sub: Subscription | None = None
         self._ready: deque[Msg] = deque()
-        self._out: dict[str, _Request] = {}  #: requests out by reply subject, oldest first
+        self._out: dict[str, Request] = {}  #: requests out by reply subject, oldest first
         self._asked = 0  #: requests sent (each one's reply subject ``<inbox>.<n>``)
+        self._delivered = 0  #: messages delivered to the feed
+        self._why: str | None = None  #: why the feed ended (a status, its consumer not found), None: it has not
+        self._last: tuple[str, float] | None = None  #: the last status but a heartbeat, when (monotonic seconds)
         #: seconds a request out may go unheard from (:data:`LOST_AFTER`, or more on a slow link: module doc)
         self._lost_after = max(LOST_AFTER, 2 * round_trip + HEARTBEAT)
         self._forgotten: set[str] = set()  #: reply subjects of requests taken as lost, not heard from since
@@ -120,53 +93,77 @@ class PullFeed:
 
     @property
     def ended(self) -> bool:
-        """True once the consumer is gone (a ``409`` other than a request's size, or refusals for the feed's bound
-        and the consumer not found: module doc) or the feed unsubscribed."""
+        """True once the read cannot go on (its consumer deleted or not found after refusals for the feed's bound, a
+        request nats-server will never serve: :meth:`why` says which) or the feed unsubscribed."""
         return self._ended
 
     async def start(self) -> None:
         self._sub = await subscribe_inline(self._nc, f"{self._inbox}.*", self._on_msg)
 
     def _on_msg(self, msg: Msg) -> None:
-        """In nats-py's read loop: a delivery goes to the reader (whichever request it answers: a forgotten one's
-        too) and counts for the oldest request out (nats-server serves a consumer's requests in order; a delivery
-        carries its message's own subject, not the request's); a status (sent to its request's reply subject)
-        says that request is alive (``100``, a heartbeat) or ends it."""
-        headers = msg.headers or {}
+        """In nats-py's read loop: a delivery goes to the reader and says the requests out are alive (it carries its
+        message's own subject, not its request's: nats-server serves the requests it holds in turn, so whose it is
+        is not known; pullfeed60: counted as the oldest's, a request lost beside one answered took that one's 256,
+        and its ``409 Batch Completed`` ended the read); a status (sent to its request's reply subject) says that
+        request is alive (``100``), refused, over, or the read's end (:func:`.pull_status.verdict`)."""
+        headers, now = msg.headers or {}, time.monotonic()
         status = headers.get(names.HDR_STATUS)
         if status != "503":  # the consumer was heard from (a delivery, a heartbeat, an end of a request)
             self._refused_since = None
         if status is None:
             self._ready.append(msg)
             self._held += size(msg)
-            if self._out:
+            self._delivered += 1
+            for request in self._out.values():
+                if not request.refused:
+                    request.heard = now
+            while self._out:  # the oldest first: answered whole without a word, if SERVED_WITHIN passed since it
                 reply, oldest = next(iter(self._out.items()))
-                oldest.delivered += 1
-                oldest.heard = time.monotonic()
-                if oldest.delivered >= REQUEST_MSGS:  # answered whole (nats-server says nothing more for it)
-                    del self._out[reply]
-                    give_back(self._nc, oldest.held)
+                if self._delivered - oldest.since < SERVED_WITHIN:
+                    break
+                del self._out[reply]
+                give_back(self._nc, oldest.held)
             self._arrived.set()
             return
+        description = headers.get("Description", "")
+        kind = verdict(status, description, headers.get(PENDING_MSGS), REQUEST_MSGS)
+        if status != "100":
+            self._last = (said(status, description), now)
         request = self._out.get(msg.subject)
         if request is not None:
-            request.heard = time.monotonic()
+            request.heard = now
         elif msg.subject in self._forgotten and status != "503":  # taken as lost, yet alive: a slow link
             self._forgotten.discard(msg.subject)
             self._lost_after = min(2 * self._lost_after, EXPIRES / 2)
-        if request is not None and status == "503":  # no responders: the consumer's leader not known here yet
-            request.refused = True  # (flake42: the read ended at once, ScanIncomplete); asked again shortly
-            if self._refused_since is None:
-                self._refused_since = time.monotonic()
-        elif request is not None and status != "100":
+        if kind in (GONE, FAILED):  # whichever request it answers: the read cannot go on
+            self._end(f"nats-server answered its pull request {said(status, description)}")
+        elif request is not None and kind == REFUSED:  # 503: the consumer's leader not known here yet (flake42:
+            request.refused = True  # the read ended at once, ScanIncomplete); asked again shortly
+            if status == "503" and self._refused_since is None:
+                self._refused_since = now
+        elif request is not None and kind in (OVER, BIG):
             del self._out[msg.subject]
             give_back(self._nc, request.held)
-            if status == "409" and headers.get("Description", "") == SIZE_EXCEEDED:
-                if request.delivered == 0:  # the next message alone is bigger than a request: ask for it alone
-                    self._next_bytes = max(REQUEST_BYTES, (self._nc.max_payload or 0) + OVERHEAD)
-            elif status not in ("404", "408"):  # not "no messages" or "expired": a consumer deleted, a leader gone
-                self._ended = True
+            if kind == BIG:  # the next message alone is bigger than a request: ask for it alone
+                self._next_bytes = max(REQUEST_BYTES, (self._nc.max_payload or 0) + OVERHEAD)
         self._arrived.set()
+
+    def _end(self, why: str) -> None:
+        """The feed has ended: :meth:`next_msg` times out at once, :meth:`why` says ``why``."""
+        if not self._ended:
+            self._ended, self._why = True, why
+
+    def why(self) -> str:
+        """Why the last wait of :meth:`next_msg` got nothing, for an error message: the feed's end, or its state
+        (the requests out and when last heard from, the last status, the connection's room)."""
+        if self._why is not None:
+            return self._why
+        now, free = time.monotonic(), room_of(self._nc)[0]._value  # noqa: SLF001 - a diagnostic, read only
+        out = f"{len(self._out)} pull request(s) out" + (
+            f", heard from {now - max(r.heard for r in self._out.values()):.1f} s ago" if self._out else "")
+        last = f"{self._last[0]}, {now - self._last[1]:.1f} s ago" if self._last else "none"
+        return (f"{out}; {self._delivered} messages delivered; last status: {last}; "
+                f"room free on the connection: {free} of {units(CONNECTION_BYTES)} requests")
 
     async def _ask(self) -> None:
         """Send pull requests while this read has fewer than :data:`REQUESTS_OUT` out and little unread (less than a
@@ -192,39 +189,12 @@ class PullFeed:
                 return
             self._asked += 1
             reply = f"{self._inbox}.{self._asked}"
-            self._out[reply] = _Request(held)
+            self._out[reply] = Request(held, self._delivered)
             request = {"batch": REQUEST_MSGS, "max_bytes": max_bytes, "expires": int(EXPIRES * 1e9),
                        "idle_heartbeat": int(HEARTBEAT * 1e9)}
             with nats_boundary():
                 await self._nc.publish(names.pull_next_subject(self._stream, self._consumer),
                                        json.dumps(request).encode(), reply=reply)
-
-    def _forget_lost(self, bound: float) -> float:
-        """Forget the requests out heard nothing from for ``bound`` seconds (:meth:`_bound`; their room given back,
-        so :meth:`_ask` asks again); the seconds until the next one left would be."""
-        now, soonest = time.monotonic(), bound
-        for reply, request in list(self._out.items()):
-            silent, limit = now - request.heard, REFUSED_PAUSE if request.refused else bound
-            if silent >= limit:
-                del self._out[reply]
-                give_back(self._nc, request.held)
-                # bounded: a feed whose requests all vanish does not grow the set; a refused one was answered, not
-                # lost (pullfeed43: 64 refused replies filled it and a slow link was no longer learnt)
-                if not request.refused and len(self._forgotten) < 64:
-                    self._forgotten.add(reply)
-            else:
-                soonest = min(soonest, limit - silent)
-        return soonest
-
-    def _bound(self, timeout: float) -> float:
-        """Seconds a request out may go unheard from while a reader waits ``timeout`` seconds: the feed's bound
-        (module doc), at most half that timeout (never below two heartbeats), so a lost request is asked again
-        while the reader still waits. Before (review41 F4), a create's 1 s round trip made it 2.5 s and a 2 s
-        listing whose first requests were lost ended ScanIncomplete after 0 messages; with a floor of
-        :data:`LOST_AFTER` (1.5 s) a 2 s read's one re-ask had 0.5 s left for its answer: 1 s now. (The R3 window
-        read that ended ScanIncomplete after 0 messages in a fresh clone's run, test_list_window, was not this but
-        a ``503``: :data:`REFUSED_PAUSE`.)"""
-        return min(self._lost_after, max(2 * HEARTBEAT, timeout / 2))
 
     async def _room_unless_ready(self, room: asyncio.Semaphore) -> bool:
         """One unit of ``room`` (True), or False as soon as this read has a message to hand out (or has ended): a read
@@ -266,7 +236,7 @@ class PullFeed:
         gamead error of a NATS that refuses the request."""
         if not self._ready:
             await self._ask()
-            deadline, bound = time.monotonic() + timeout, self._bound(timeout)
+            deadline, limit = time.monotonic() + timeout, bound(self._lost_after, timeout)
             while not self._ready:
                 if self._ended or not self._out:
                     raise nats.errors.TimeoutError
@@ -274,12 +244,13 @@ class PullFeed:
                 if left <= 0:
                     raise nats.errors.TimeoutError
                 self._arrived.clear()
+                soonest = forget_lost(self._nc, self._out, self._forgotten, limit)
                 with contextlib.suppress(asyncio.TimeoutError):  # a wait cut short to look for lost requests
-                    await asyncio.wait_for(self._arrived.wait(), min(left, self._forget_lost(bound)))
-                self._forget_lost(bound)
-                if self._refused_since is not None and time.monotonic() - self._refused_since >= bound:
+                    await asyncio.wait_for(self._arrived.wait(), min(left, soonest))
+                forget_lost(self._nc, self._out, self._forgotten, limit)
+                if self._refused_since is not None and time.monotonic() - self._refused_since >= limit:
                     if await self._gone(deadline - time.monotonic()):
-                        self._ended = True
+                        self._end("its consumer is gone (pull requests refused, consumer not found)")
                         raise nats.errors.TimeoutError
                     self._refused_since = time.monotonic()  # there, or no answer: checked again after a bound
                 asked = time.monotonic()
@@ -332,7 +303,7 @@ async def pull_feed(js: JetStreamContext, subject: str, *, stream: str, config: 
     own = ConsumerConfig(deliver_policy=config.deliver_policy, opt_start_seq=config.opt_start_seq,
                          opt_start_time=config.opt_start_time, headers_only=config.headers_only,
                          filter_subject=subject, ack_policy=AckPolicy.NONE, mem_storage=True, num_replicas=1,
-                         inactive_threshold=INACTIVE, max_waiting=REQUESTS_OUT * 2)
+                         inactive_threshold=INACTIVE, max_waiting=MAX_WAITING)
     sent = time.monotonic()
     with nats_boundary():
         info = await js.add_consumer(stream, own)

@@ -39,8 +39,9 @@ FOLLOW_MIN = 1_000
 
 class ScanIncomplete(QueueUnavailable):
     """A read of a whole stream stopped before the stream's end (:func:`read_stream`): no message came for its
-    timeout while NATS still held some it had not delivered (a stalled or overloaded server), or a KV bucket kept
-    changing faster than it was read. Nothing read is to be used as the whole: retry. 503 ``scan_incomplete``
+    timeout while NATS still held some it had not delivered (a stalled or overloaded server), its pull requests got a
+    status it cannot go on after (its consumer deleted: :func:`stalled` names it), or a KV bucket kept changing
+    faster than it was read. Nothing read is to be used as the whole: retry. 503 ``scan_incomplete``
     with ``Retry-After``; ``details`` ``{"stream", "read"}``; the message names no server."""
 
     code = "scan_incomplete"
@@ -108,10 +109,7 @@ async def read_stream(
                 msg = await sub.next_msg(timeout=timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 if await still_unread(js, sub, stream, subject, at, None if follow else last, read):
-                    raise ScanIncomplete(
-                        f"the read of stream {stream} stopped before its end: {read} messages read, then "
-                        f"{timeout:g} s without one while NATS still held more; nothing partial was used, retry",
-                        details={"stream": stream, "read": read}) from None
+                    raise stalled(sub, stream, read, timeout) from None
                 return
             yield msg
             read += 1
@@ -125,6 +123,16 @@ async def read_stream(
                     f"{pending} still pending; retry", details={"stream": stream, "read": read})
     finally:
         await unsubscribe_quietly(sub)
+
+
+def stalled(sub: PullFeed, stream: str, read: int, timeout: float) -> ScanIncomplete:
+    """The error of a read of ``stream`` that stopped before its end after ``read`` messages, its feed ``sub`` having
+    ended or given nothing for ``timeout`` seconds: it says which, and the feed's state then (pullfeed60: a read
+    that had ended at once said "30 s without one", and nothing of why)."""
+    then = f"its feed ended ({sub.why()})" if sub.ended else f"{timeout:g} s without one ({sub.why()})"
+    return ScanIncomplete(f"the read of stream {stream} stopped before its end: {read} messages read, then {then} "
+                          "while NATS still held more; nothing partial was used, retry",
+                          details={"stream": stream, "read": read})
 
 
 async def none_to_read(js: JetStreamContext, stream: str, subject: str, start: int, end: int | None) -> bool:

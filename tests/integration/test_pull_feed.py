@@ -9,6 +9,7 @@ Figure without the oversize rule (checked by disabling it: every request of 512 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from contextlib import aclosing
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.queue import feed_room, pull_feed
+from gamead_core.queue import feed_room, pull_feed, scan
 from gamead_core.queue.scan import read_stream
 from tests.nats_filter import PublishFilter
 from tests.streams import filled_stream, read_counts
@@ -60,7 +61,8 @@ async def _read_all(url: str) -> tuple[list[int], int]:
 def test_reads_get_every_message_in_order_big_ones_too_within_the_connections_room(
         nats_server: EmbeddedNats) -> None:
     """24 reads at once of 507 messages (three of 700 KB): each gets all of them, in order; the units of room
-    held at once never pass the connection's 32 (16 MiB)."""
+    held at once never pass the connection's 32 (16 MiB). (pullfeed60: one of 24 ended after 363, at load: its
+    requests taken for lost, a ``409 Batch Completed`` taken for the consumer's end; see the test below.)"""
     sizes, most = asyncio.run(_read_all(nats_server.url))
     assert len(sizes) == 507
     assert 0 < most <= feed_room.CONNECTION_BYTES // feed_room.REQUEST_BYTES
@@ -91,21 +93,28 @@ def test_a_lost_pull_request_is_asked_again(nats_server: EmbeddedNats) -> None:
     read, then 2 s without one while NATS still held more". Here a proxy loses a read's first two pull requests:
     each request asks for idle heartbeats, and one heard nothing from for ``LOST_AFTER`` is asked again, so the read
     gets all 500 messages (without the rule: ScanIncomplete after 0)."""
+    assert _read_losing(nats_server, "LOST", 500, lost=2) == 500
+
+
+def _read_losing(nats_server: EmbeddedNats, stream: str, n: int, *, lost: int) -> int:
+    """How many messages a read (5 s timeout) of a stream of ``n`` messages of 100 B gets through a proxy that loses
+    its first ``lost`` pull requests (asserted lost)."""
     proxy = PublishFilter(("127.0.0.1", nats_server.port)).start()
 
     async def run() -> int:
         nc = await nats.connect(proxy.url)
         try:
             js = nc.jetstream(timeout=10)
-            await filled_stream(js, "LOST", [100] * 500)
-            proxy.drop("$JS.API.CONSUMER.MSG.NEXT.LOST.", count=2)
-            return (await read_counts(js, "LOST", 1, timeout=5))[0]
+            await filled_stream(js, stream, [100] * n)
+            proxy.drop(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.", count=lost)
+            return (await read_counts(js, stream, 1, timeout=5))[0]
         finally:
             await nc.close()
 
     try:
-        assert asyncio.run(run()) == 500
-        assert proxy.dropped == 2
+        read = asyncio.run(run())
+        assert proxy.dropped == lost
+        return read
     finally:
         proxy.stop()
 
@@ -294,3 +303,46 @@ def test_a_read_waiting_for_its_connections_room_is_not_taken_for_a_silent_serve
             await nc.close()
 
     assert asyncio.run(run()) == [BIG, 10]
+
+
+def test_a_lost_pull_request_beside_one_answered_does_not_end_the_read(nats_server: EmbeddedNats) -> None:
+    """pullfeed60: nats-server serves the pull requests it holds in turn (``waitQueue.pop``), and a delivery does not
+    say whose it is; the feed counted each as its oldest request's. With the first of a read's two requests lost
+    (as in a cluster, f486febc's case), the second's 256 messages were counted as the lost one's, and the second's
+    end, ``409 Batch Completed`` (its batch delivered, bytes to spare), was taken for the consumer's: the read of 600
+    ended ScanIncomplete after 256, 0.1 s in, "then 5 s without one". Now it reads all 600."""
+    assert _read_losing(nats_server, "BESIDE", 600, lost=1) == 600
+
+
+def test_a_request_nats_server_will_never_serve_ends_the_read_at_once_naming_why(
+        nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pullfeed60: a read that ends on a status (here its consumer now takes at most 10 messages a request: ``409
+    Exceeded MaxRequestBatch of 10``) said "then 5 s without one" and nothing of why. Now its ScanIncomplete names
+    the status nats-server gave, and claims no wait it did not make."""
+    made = scan.pull_feed
+
+    async def narrowed(js: Any, subject: str, **kwargs: Any) -> pull_feed.PullFeed:
+        feed = await made(js, subject, **kwargs)
+        info = await feed.consumer_info()  # the consumer changed under the read, before its first request
+        config = {**info.config.as_dict(), "max_batch": 10}  # MaxRequestBatch (not in nats-py's ConsumerConfig)
+        answer = await js._nc.request(f"$JS.API.CONSUMER.CREATE.NARROW.{info.name}",
+                                      json.dumps({"stream_name": "NARROW", "config": config}).encode(), timeout=10)
+        assert json.loads(answer.data)["config"]["max_batch"] == 10, answer.data
+        return feed
+
+    monkeypatch.setattr(scan, "pull_feed", narrowed)
+
+    async def run() -> str:
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream(timeout=10)
+            await filled_stream(js, "NARROW", [100] * 50)
+            with pytest.raises(scan.ScanIncomplete) as raised:
+                await read_counts(js, "NARROW", 1, timeout=5)
+            return str(raised.value)
+        finally:
+            await nc.close()
+
+    message = asyncio.run(run())
+    assert "0 messages read" in message and "409 Exceeded MaxRequestBatch of 10" in message, message
+    assert "s without one" not in message, message

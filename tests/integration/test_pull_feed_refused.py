@@ -12,7 +12,7 @@ import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.queue import pull_feed
+from gamead_core.queue import pull_feed, pull_lost
 from tests.nats_filter import PublishFilter
 from tests.streams import filled_stream
 
@@ -51,7 +51,7 @@ def test_a_read_whose_consumer_is_deleted_between_requests_ends_not_after_its_ti
                 except nats.errors.TimeoutError:
                     pass
                 assert len(read) == held, (len(read), held)
-                return len(read), feed._asked - asked, feed.ended, feed._bound(TIMEOUT)
+                return len(read), feed._asked - asked, feed.ended, pull_lost.bound(feed._lost_after, TIMEOUT)
             finally:
                 await feed.unsubscribe()
         finally:
@@ -61,7 +61,7 @@ def test_a_read_whose_consumer_is_deleted_between_requests_ends_not_after_its_ti
     assert 0 < read < 2_000
     assert ended
     # at most every request out asked again each REFUSED_PAUSE for the bound, twice over (a whole timeout: ~400)
-    assert asked <= 2 * pull_feed.REQUESTS_OUT * bound / pull_feed.REFUSED_PAUSE, asked
+    assert asked <= 2 * pull_feed.REQUESTS_OUT * bound / pull_lost.REFUSED_PAUSE, asked
 
 
 def test_a_consumer_refused_longer_than_the_bound_that_is_there_is_asked_again_until_it_answers(
