@@ -56,9 +56,9 @@ class InfoForPong(Relay):
                 if not (chunk := client.recv(4096)):
                     return
                 said += chunk
-            client.sendall(info)  # where the PONG should be
-            with self._lock:
+            with self._lock:  # before the answer: the client may act on it before this thread runs again
                 self._clients.append(client)
             self.answered.set()
+            client.sendall(info)  # where the PONG should be
         except OSError:
             pass
