@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from rich.markup import escape
@@ -60,9 +61,7 @@ class UpLink:
                 refused.set()
 
         async def _closed() -> None:
-            if made and made[0] is self.nc and not closed_by_us(made[0]):
-                self.ready.clear()
-                self.lost.set()
+            await self._gone(made[0] if made else None)
 
         async def _connect() -> Any:
             task = asyncio.ensure_future(nats.connect(**connect_options(self.settings.nats, self.url,
@@ -83,11 +82,20 @@ class UpLink:
 
         return _connect()
 
+    async def _gone(self, nc: Any) -> None:
+        """``nc`` was closed (its ``closed_cb``, or the guard that saw it closed): lost if it is the current
+        connection and gamead did not close it. Takes a second call."""
+        if nc is not None and nc is self.nc and not closed_by_us(nc):
+            self.ready.clear()
+            self.lost.set()
+
     def use(self, nc: Any) -> None:
         """Make ``nc`` (connected) the current connection, guarded as every role's is."""
-        from gamead_core.queue.liveness import guard_reader, guard_writes
+        from gamead_core.queue.liveness import guard_writes
+        from gamead_core.queue.reader_guard import guard_reader
 
-        guard_reader(nc, self.settings.nats.stale_after)  # a dead read loop reconnected, a stopped server left
+        # a dead read loop reconnected, a stopped server left, a close nats-py did not call closed_cb for taken
+        guard_reader(nc, self.settings.nats.stale_after, partial(self._gone, nc))
         guard_writes(nc, self.settings.nats.max_pending_bytes)  # its own writes too (leases, recoveries, probe)
         self.nc, self.js = nc, nc.jetstream(timeout=self.settings.nats.request_timeout)
         self.lost.clear()

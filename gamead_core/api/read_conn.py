@@ -36,7 +36,7 @@ from nats.js import JetStreamContext
 from gamead_core.config import NatsSettings
 from gamead_core.queue.closed import closed_text
 from gamead_core.queue.connection import connect
-from gamead_core.queue.liveness import reader_alive, unanswered_for
+from gamead_core.queue.reader_guard import reader_alive, unanswered_for
 from gamead_core.shutdown import close_connection
 
 NAME = "gamead-api-reads"  #: the connection's name, as nats-server's /connz shows it

@@ -7,7 +7,7 @@ Once connected, the probes read from memory what these find:
 
 * the topology watch (:mod:`gamead_core.queue.watch`): recreates a missing stream, consumer or bucket;
 * the storage probe (:mod:`gamead_core.queue.storage`): does JetStream still store writes? (``/readyz``);
-* the server's answers: the guard of every connection (:func:`gamead_core.queue.liveness.check_answers`) PINGs
+* the server's answers: the guard of every connection (:func:`gamead_core.queue.reader_guard.check_answers`) PINGs
   the server it is on every second; ``/readyz``'s nats check fails while a PING waits longer than half of
   ``nats.stale_after``, and the connection is left for another server past it;
 * the contact check: a JetStream API round trip (:func:`gamead_core.queue.liveness.round_trip`; never
@@ -42,8 +42,8 @@ from gamead_core.errors import (ConfigError, GameadError, PartitionsChanged, Que
 from gamead_core.intake import Intake
 from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
-from gamead_core.queue.liveness import (check_outbound, outbound_excess, reader_alive, round_trip, unanswered_for,
-                                        unsent_bytes)
+from gamead_core.queue.liveness import check_outbound, outbound_excess, round_trip, unsent_bytes
+from gamead_core.queue.reader_guard import reader_alive, unanswered_for
 from gamead_core.queue.closed import closed_text
 from gamead_core.queue.refusal import RefusedNow, refusal_text
 from gamead_core.queue.dlq import DeadLetters
@@ -202,7 +202,7 @@ class QueueLink:
         """Record every answered round trip (:func:`~gamead_core.queue.liveness.round_trip`, a JetStream API
         request: never ``flush(timeout)``, which can kill nats-py's read loop) in :attr:`last_contact`. A
         connection whose read loop died is reconnected by the guard :func:`connect` put on it
-        (:func:`~gamead_core.queue.liveness.guard_reader`); meanwhile its round trips go unanswered."""
+        (:func:`~gamead_core.queue.reader_guard.guard_reader`); meanwhile its round trips go unanswered."""
         every = max(0.5, min(5.0, self.settings.api.nats_unhealthy_after / 4))
         probe = nc.jetstream(timeout=self.settings.nats.request_timeout)
         while not self._stop.is_set():

@@ -1,7 +1,8 @@
 """News of a NATS client that can end the process: a refusal of its credentials, a reconnect, a close (idle56).
 
 The callbacks nats-py calls (``error_cb``, ``reconnected_cb``, ``closed_cb``: :func:`gamead_core.queue.connection.
-connect`) record that news (:mod:`gamead_core.queue.refusal`, :mod:`gamead_core.queue.closed`) and :func:`tell` it;
+connect`; a close nats-py did not call ``closed_cb`` for: the connection's guard, :mod:`gamead_core.queue.reader_guard`)
+record that news (:mod:`gamead_core.queue.refusal`, :mod:`gamead_core.queue.closed`) and :func:`tell` it;
 :func:`~gamead_core.queue.refusal.stop_when_refused` waits for it in :func:`news_or` instead of looking every 0.5 s,
 so an idle API or worker is not woken by this watch at all (issue 14 item 1).
 """

@@ -5,8 +5,9 @@ and ``Permissions Violation`` (``Client._process_err``): ``User Authentication E
 Exceeded``, ``Maximum Payload Violation`` (a server reloaded with a smaller ``max_payload``), … A process left
 with such a client can do nothing more, so:
 
-* :func:`note_nats_closed` (the ``closed_cb`` of :func:`gamead_core.queue.connection.connect`) records the close
-  with the server's error (``nc.last_error``), unless gamead closed the client itself
+* :func:`note_nats_closed` (the ``closed_cb`` of :func:`gamead_core.queue.connection.connect`, and its guard's once it
+  sees the client closed: nats-py closes some without the callback, :mod:`gamead_core.queue.reader_guard`) records
+  the close with the server's error (``nc.last_error``), unless gamead closed the client itself
   (:func:`gamead_core.shutdown.closed_by_us`) or it is a refusal (``Authorization Violation``: exit 5, see
   :mod:`gamead_core.queue.refusal`);
 * :func:`closed_text` is what ``/readyz``, ``/healthz`` (503 at once) and the log say:

@@ -25,7 +25,8 @@ from gamead_core.queue.closed import note_nats_closed, server_error
 from gamead_core.queue.flush_all import flush_in_order
 from gamead_core.queue.handshake import pong_required
 from gamead_core.queue.headers import install as fast_headers
-from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
+from gamead_core.queue.liveness import OutboundBacklog, guard_writes
+from gamead_core.queue.reader_guard import guard_reader
 from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, note_closed, note_error
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
@@ -195,7 +196,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             ), max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0, "a NATS connect",
                 unused=close_for_good)  # one that connects after it was given up is closed, not left reconnecting
             made.append(nc)
-            guard_reader(nc, settings.stale_after)
+            guard_reader(nc, settings.stale_after, _closed)  # a close nats-py did not call _closed for, too
             guard_writes(nc, settings.max_pending_bytes)
             fast_headers(nc)  # nats-py's parse of received headers, cheaper (same result)
             pong_required(nc)  # a reconnect closed before its PONG is no reconnect (load59B)

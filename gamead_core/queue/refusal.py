@@ -11,7 +11,8 @@ no reconnect (review26 F1). Retrying the same credentials cannot help, so:
   refusals began; a successful reconnect clears it, and so do attempts that met only something else (the server
   away) for :data:`REFUSAL_GAP` s: one timeout between two refusals (a loaded machine) does not start a new run
   (which said the refusal again and put the exit off);
-  :func:`note_closed` (its ``closed_cb``) records the refusal that closed the client;
+  :func:`note_closed` (its ``closed_cb``, or its guard's for a close nats-py said nothing of:
+  :mod:`gamead_core.queue.reader_guard`) records the refusal that closed the client;
 * :func:`refusal_text` is what ``/readyz``, ``/healthz``, the 503's message and the log say meanwhile:
   ``NATS refuses our credentials: Authorization Violation`` (never "no answer");
 * :func:`stop_when_refused` ends the process's run once refusals went on for ``nats.refused_exit_after``

@@ -26,7 +26,8 @@ import pytest
 from gamead_core.config import NatsSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.connection import connect
-from gamead_core.queue.liveness import reader_alive, round_trip
+from gamead_core.queue.liveness import round_trip
+from gamead_core.queue.reader_guard import reader_alive
 from tests.support import Proc, ad, frozen, start_api, wait_for
 from tests.waits import until
 
@@ -183,7 +184,7 @@ def test_a_reconnect_with_a_ping_of_the_guard_out_does_not_count_it_against_the_
     guard PING out when a reconnect happened was never answered and, counted against the new socket, made the
     guard drop a healthy connection 3 s later ("has not answered a PING for 2 s") and /readyz fail from 1.5 s.
     Here: a PING out, a reconnect, then four guard rounds on the healthy server: nothing unanswered, no drop."""
-    from gamead_core.queue.liveness import check_answers, unanswered_for
+    from gamead_core.queue.reader_guard import check_answers, unanswered_for
 
     server = fresh_nats()
 

@@ -18,7 +18,8 @@ from gamead_core.config import NatsSettings
 from gamead_core.embedded import EmbeddedNats, nats_server_binary
 from gamead_core.proc import port_owned_by
 from gamead_core.queue.connection import connect
-from gamead_core.queue.liveness import guard_writes, reader_alive
+from gamead_core.queue.liveness import guard_writes
+from gamead_core.queue.reader_guard import reader_alive
 from tests.support import PortTaken, frozen, on_a_free_port, wait_for
 
 

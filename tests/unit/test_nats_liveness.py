@@ -36,7 +36,7 @@ def test_no_client_has_nothing_unsent_and_passes_the_check() -> None:
 
 
 def test_a_server_that_stops_answering_is_left_within_seconds() -> None:
-    """The guard's PINGs (gamead_core.queue.liveness.check_answers) leave a silent server after nats.stale_after:
+    """The guard's PINGs (gamead_core.queue.reader_guard.check_answers) leave a silent server after nats.stale_after:
     3 s by default, far under nats-py's own 10 s x 3 (tested on a cluster in test_cluster_frozen.py)."""
     assert NatsSettings().stale_after == 3.0
     with pytest.raises(ValueError):
