@@ -107,6 +107,9 @@ def main() -> None:
         print(asyncio.run(_child(args.child, args.reads, args.publish)))
         return
     sys.path.insert(0, str(ROOT))
+    from benchmarks.needs_test_install import require
+
+    require(__file__)  # the children read the README's sample ad from tests/ (tests.support needs pytest)
     from gamead_core.embedded import EmbeddedNats
 
     trees = [str(ROOT)] + args.code
