@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 
 from gamead_core import names
+from gamead_core.queue.consumer_counts import consumer_counts
 from gamead_core.queue.direct_read import clustered_of, fell_back, hedged
 
 log = logging.getLogger(__name__)
@@ -126,14 +127,13 @@ async def level_depth(js: JetStreamContext, level: int, now: float, partition: i
     ``now`` is epoch seconds. Raises nats-py's errors untranslated (``NotFoundError`` when the level's
     consumer is missing): each caller decides what an unreadable level means to it.
     """
-    info = await js.consumer_info(names.work_stream(partition), names.level_consumer(level, partition))
-    pending = int(info.num_pending or 0)
-    delivered_seq = int(info.delivered.stream_seq or 0) if info.delivered else 0
-    ack_floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+    # its five numbers, not nats-py's ConsumerInfo (15 µs of dataclasses less a read: .consumer_counts)
+    info = await consumer_counts(js, names.work_stream(partition), names.level_consumer(level, partition))
+    pending, delivered_seq = int(info.num_pending), int(info.delivered_seq)
     age: float | None = None
     if pending:
         head = await peek_next(js, names.work_stream(partition), names.level_subject(level, partition), delivered_seq)
         if head is not None and head.time is not None:
             age = max(0.0, now - head.time.timestamp())
-    return LevelDepth(level, pending, int(info.num_ack_pending or 0), int(info.num_redelivered or 0), age,
-                      ack_floor, delivered_seq)
+    return LevelDepth(level, pending, int(info.num_ack_pending), int(info.num_redelivered), age,
+                      int(info.ack_floor_seq), delivered_seq)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -59,31 +58,35 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
     consumer, asked = names.level_consumer(level, partition), f"{reply}.{next(_ASKED)}"
     await nc.publish(names.pull_next_subject(names.work_stream(partition), consumer),
                      orjson.dumps({"batch": want - len(got), "no_wait": True}), reply=asked)
-    deadline = time.monotonic() + PULL_TIMEOUT
-    while len(got) < want:
-        try:  # the answer's messages arrive together: a timer only to wait for the next, not per message
-            msg = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(
-                queue.get(), timeout=max(0.0, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            if not got:
-                health.failed(level, "its pull request was not answered", in_pull=True)
-            break
-        status = msg.headers.get(_STATUS) if msg.headers else None
-        if status and msg.subject != asked:  # the late end of an earlier request: not this one's
-            continue
-        if status:
-            if status in ("404", "408"):  # no (more) messages: a normal answer
-                health.ok(level, by_pull=True)
-            else:
-                description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
-                if status == "503":
-                    description = f"consumer {consumer} does not answer (missing?)"
-                health.failed(level, f"pull answered {status} {description}", in_pull=True)
-            break
-        got.append(msg)
+    try:  # one timer for the whole answer (cpu60: not wait_for's task, waiter and timer per message waited for)
+        async with asyncio.timeout(PULL_TIMEOUT):
+            while len(got) < want:
+                msg = queue.get_nowait() if not queue.empty() else await queue.get()  # a cancel leaves it queued
+                status = msg.headers.get(_STATUS) if msg.headers else None
+                if status and msg.subject != asked:  # the late end of an earlier request: not this one's
+                    continue
+                if status:
+                    _ended(health, level, consumer, status, msg)
+                    break
+                got.append(msg)
+    except TimeoutError:
+        if not got:
+            health.failed(level, "its pull request was not answered", in_pull=True)
     if got:
         health.ok(level, by_pull=True)
     return got
+
+
+def _ended(health: LevelHealth, level: int, consumer: str, status: str, msg: Msg) -> None:
+    """A pull request's end, status ``status`` (``msg``): 404 and 408 (no more messages) are normal answers, the
+    rest the level's failure."""
+    if status in ("404", "408"):
+        health.ok(level, by_pull=True)
+        return
+    description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
+    if status == "503":
+        description = f"consumer {consumer} does not answer (missing?)"
+    health.failed(level, f"pull answered {status} {description}", in_pull=True)
 
 
 def pending_behind(msgs: list[Msg]) -> int:

@@ -31,7 +31,8 @@ _WITHOUT_PYTEST = ("import runpy, sys; sys.modules['pytest'] = None; script = sy
 
 @pytest.mark.parametrize(("name", "args"), [("bench_aging.py", ["--help"]), ("bench_analyzer.py", ["--help"]),
                                             ("bench_dlq_jobs.py", ["--help"]), ("bench_head_read.py", ["--help"]),
-                                            ("bench_peers.py", ["--help"]), ("bench_atomic.py", ["--cluster"])])
+                                            ("bench_peers.py", ["--help"]), ("bench_atomic.py", ["--cluster"]),
+                                            ("bench_level_depth.py", ["--rounds", "1"])])
 def test_a_benchmark_needing_the_test_install_says_so_in_one_line(name: str, args: list[str]) -> None:
     """newcomer56: from `make up`'s venv, `python benchmarks/bench_aging.py --help` (and four others, and
     `bench_atomic.py --cluster`) ended in a traceback, `ModuleNotFoundError: No module named 'pytest'`, exit 1."""
