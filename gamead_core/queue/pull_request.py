@@ -2,8 +2,10 @@
 :class:`~gamead_core.queue.pull.AgingPuller`.
 
 A ``no_wait`` request is answered at once: the messages there are (up to ``batch``), then a status message
-ends it — 404 (no messages) and 408 (expired) are normal answers, anything else (409 consumer deleted, 503 no
-responders…) is the level's failure, reported to its :class:`~gamead_core.queue.level_health.LevelHealth`.
+ends it. A status is judged by the one rule every pull uses (:func:`gamead_core.queue.pull_status.verdict`): a
+request's normal end (404 no messages, 408 expired, 409 Leadership Change / Server Shutdown / Batch Completed) is
+an answer; anything else (409 Consumer Deleted, 503 no responders…) is the level's failure, reported to its
+:class:`~gamead_core.queue.level_health.LevelHealth`.
 Answers land in the consumer's inbox queue, which may also hold late answers of an earlier request: each request
 has its own reply subject under the inbox (``<inbox>.<n>``, the inbox subscribed as ``<inbox>.*``), so a late
 status of an earlier one (unanswered past :data:`PULL_TIMEOUT`) does not end the next one (poll54; a delivery, which
@@ -23,6 +25,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from gamead_core import names
+from gamead_core.queue import pull_status
 from gamead_core.queue.level_health import LevelHealth
 
 log = logging.getLogger(__name__)
@@ -78,15 +81,16 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
 
 
 def _ended(health: LevelHealth, level: int, consumer: str, status: str, msg: Msg) -> None:
-    """A pull request's end, status ``status`` (``msg``): 404 and 408 (no more messages) are normal answers, the
-    rest the level's failure."""
-    if status in ("404", "408"):
+    """A pull request's end, status ``status`` (``msg``), judged by :func:`pull_status.verdict`: a request's
+    normal end (:data:`pull_status.OVER`) is an answer, the rest the level's failure. Before (session 60) every
+    ``409`` was a failure: a ``409 Leadership Change`` in a cluster set the level aside with back-off."""
+    description = (msg.headers.get("Description", "") if msg.headers else "") or ""
+    if pull_status.verdict(status, description, None, 1) == pull_status.OVER:
         health.ok(level, by_pull=True)
         return
-    description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
     if status == "503":
         description = f"consumer {consumer} does not answer (missing?)"
-    health.failed(level, f"pull answered {status} {description}", in_pull=True)
+    health.failed(level, f"pull answered {status} {description or 'refused'}", in_pull=True)
 
 
 def pending_behind(msgs: list[Msg]) -> int:

@@ -29,3 +29,22 @@ def test_a_failed_pull_is_cleared_only_by_a_pull() -> None:
     health.ok(4, by_pull=True)
     assert health.failing_levels() == []
     assert level_health.log.name == "gamead_core.queue.pull"  # the puller's log lines keep their logger
+
+
+def test_a_pull_ended_by_a_leader_change_is_an_answer_and_a_deleted_consumer_a_failure() -> None:
+    """A worker's no_wait pull judges its end by the one rule every pull uses (pull_status.verdict): before, every
+    409 set the level aside with back-off, a ``409 Leadership Change`` in a cluster too (1 of 3 ends → 0)."""
+    from nats.aio.msg import Msg
+
+    from gamead_core.queue.pull_request import _ended
+
+    def end(status: str, description: str) -> Msg:
+        headers = {"Status": status, "Description": description}
+        return Msg(_client=None, subject="_INBOX.x.1", headers=headers)  # type: ignore[arg-type]
+
+    health = LevelHealth()
+    for status, description in (("404", "No Messages"), ("409", "Leadership Change"), ("409", "Server Shutdown")):
+        _ended(health, 3, "gamead_p3", status, end(status, description))
+        assert health.failing_levels() == [], (status, description)
+    _ended(health, 3, "gamead_p3", "409", end("409", "Consumer Deleted"))
+    assert health.failing_levels() == [3] and health._health[3].reason == "pull answered 409 Consumer Deleted"
