@@ -15,7 +15,6 @@ interrupted), after asking (or --yes), then checks again. Needs an operator toke
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import Annotated, Any
 
@@ -39,8 +38,9 @@ from gamead_cli.options import (
     confirm,
     duration_between,
 )
-from gamead_cli.output import emit, note_line, stderr_console
+from gamead_cli.output import emit, note_line
 from gamead_cli.program import follow_up
+from gamead_cli.stderr_wait import StderrWait
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
 from gamead_core.errors import ConfigError, GameadError
@@ -159,20 +159,12 @@ def _check(client: ApiClient, settle: float | None, sample: int | None) -> dict[
         params["settle"] = settle
     if sample is not None:
         params["sample"] = sample
-    with stderr_console().status("checking every invariant…", spinner="dots") if sys.stderr.isatty() else _Null():
+    with StderrWait("checking every invariant", done="checked every invariant"):  # a CI log too (leftout60)
         body = client.request("GET", "/v1/doctor", params=params, timeout=max(client.timeout, CHECK_TIMEOUT),
                               own="gamead doctor's wait")  # its answer whole within that + client.timeout
     if not isinstance(body, dict) or "findings" not in body:
         raise GameadError("the API answered GET /v1/doctor with something that is not a doctor's report")
     return body
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _repairable(report: dict[str, Any]) -> int:
