@@ -142,8 +142,8 @@ class QueueLink:
                     watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
                 await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
                 store = await AdStore.open(nc, js)
-                store.origin = api_incarnation(self.node_id, self.started)  # its creates' Gamead-Origin
-                store.reads = self.reads.js
+                store.origin, store.reads = api_incarnation(self.node_id, self.started), self.reads.js  # Gamead-Origin
+                watch.on_report = lambda report, s=store: s.follow(report.made_at)  # its scope follows the bucket
             except GameadError as exc:
                 if isinstance(exc, ConfigError):  # credentials NATS refuses (connect), queue.partitions (the check)…
                     self._setting_up = None

@@ -28,6 +28,7 @@ updating a live bucket in place like the streams.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 
@@ -78,3 +79,12 @@ def final_record_ttl(info: StreamInfo) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+def bucket_scope(created: datetime | None) -> str | None:
+    """Which records bucket one made at ``created`` (its stream's ``StreamInfo.created``) is, among every NATS's and
+    every one made again under the same name: that time as text (None when the server does not say). The scope of
+    the record cache (:mod:`gamead_core.api.cache`), shared by the deployments of one Redis; it changes when the
+    bucket is deleted and made again (leftout60). Pure."""
+    return str(created) if created else None
+
