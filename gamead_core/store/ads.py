@@ -35,7 +35,7 @@ from gamead_core.queue.connection import nats_boundary, translate
 from gamead_core.queue.direct_read import clustered_of, fell_back, hedged
 from gamead_core.store import cas
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
-from gamead_core.store.retention import bucket_scope, final_record_ttl
+from gamead_core.store.retention import bucket_scope, final_record_ttl, records_scope
 from gamead_core.store.unreadable import decode_stored
 from gamead_core.store.write_heads import create_heads, write_headers
 
@@ -150,7 +150,7 @@ class AdStore:
         """:attr:`scope` from a listing of the streams (stream → when it was made: the API's topology watch, each
         check): the bucket made again under a running node (deleted by hand, a wipe) is a new scope at once, so its
         cache never answers the old bucket's ads (leftout60: for ``cache.ttl``, 300 s); None while it is missing."""
-        self.scope = bucket_scope(created.get(names.ADS_BUCKET_STREAM))
+        self.scope = records_scope(created)
 
     @property
     def timeout(self) -> float:
