@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import typer
 
+from gamead_cli.api_words import cli_words
 from gamead_cli.atomic import PendingFile
 from gamead_cli.choices import NotOneOf
 from gamead_cli.commands.dlq_filters import (
@@ -206,8 +207,9 @@ def jobs(
             found = client.request("GET", path)
             each = piped_progress(output) if follow else None
             followed = follow_job(client, found, each=each) if follow else found
-            if each is None or output != OutputFormat.json or followed is found:  # NDJSON: its last line is the
-                emit(followed, output, job_view)  # final job (found: the API streamed none, said here)
+            # NDJSON: its last line is the final job (found: the API streamed none, said here)
+            if each is None or output != OutputFormat.json or followed is found:
+                emit(followed, output, partial(job_view, again=client.again))
             return
         params: dict[str, Any] = {"limit": limit}
         if kind:
@@ -233,7 +235,8 @@ def cancel(
         found = client.request("POST", path)
         done_before_output(f"the cancel of job {job} WAS asked (it stops within a second); do not ask again")
     emit(found, output, lambda j: command_text((  # ended by the API, its runner gone (a31b F2b; done: succeeded)
-        f"job {j['id']} {j['state']}: {j.get('stopReason')}" if j.get("state") not in ("queued", "running") else
+        f"job {j['id']} {j['state']}: {cli_words(str(j.get('stopReason')), client.again)}"
+        if j.get("state") not in ("queued", "running") else
         f"cancel asked for job {j['id']}: it stops within a second")
         + f" ({follow_up('dlq', 'jobs', j['id'], again=client.again)})", style=""))
 

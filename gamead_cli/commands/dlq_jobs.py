@@ -6,12 +6,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gamead_cli.api_words import cli_words
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.commands.dlq_filters import window_of
@@ -148,7 +150,7 @@ def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputF
     counts = final.get("counts") or {}
     done_before_output(f"job {final.get('id')} ({final.get('kind')}) ended {final.get('state')}: "
                        f"{counts.get('done', 0)} of {counts.get('matched', '?')} done; do not start it again")
-    emit({**final, **extra}, output, job_view)
+    emit({**final, **extra}, output, partial(job_view, again=client.again))
     if final.get("state") != "succeeded":
         raise typer.Exit(exitcodes.ERROR)
     selection = final.get("selection") or {}

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 import typer
 from rich.text import Text
 
+from gamead_cli.api_words import cli_words
 from gamead_cli.commands.dlq_jobs import follow_job, job_progress
 from gamead_cli.exitcodes import Interrupted, OutputFailed
 from gamead_cli.formats import counted
@@ -263,7 +264,8 @@ def import_entries(file: str, batches: Callable[[], Iterator[list[tuple[int, dic
                 said = exc.message
                 exc.message = f"{said.rstrip('.')}{_cut_short(totals, done, batch, job, client, said=said)}"
                 raise
-    raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}"
+    said = cli_words(str(final.get("stopReason")), client.again)
+    raise GameadError(f"import job {final['id']} {final.get('state')}: {said}"
                       f"{_cut_short(totals, done, batch, None, client, ended=True)}", details=totals)
 
 

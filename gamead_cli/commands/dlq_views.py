@@ -11,6 +11,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.api_words import cli_words
 from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import (clip, count_text, counted, empty_text, flags_given, month_time, page_now, plain,
                                 replay_count, rows_shown, time_column, utc_when, window_text)
@@ -135,9 +136,10 @@ def job_summary(job: dict[str, Any]) -> str:
     return summary(Job.model_validate(job))
 
 
-def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
+def job_view(job: dict[str, Any], now: datetime | None = None, again: str = "") -> Any:
     """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
-    what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
+    what it is), times in UTC with their age; ``-o json`` keeps the wire names. An API path the job's texts name
+    is said as the gamead command, with ``again`` (:func:`gamead_cli.api_words.cli_words`)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -153,9 +155,9 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> Any:
     if said := window_text((job.get("selection") or {}).get("filter") or {}):  # what --since 1h stood for (newcomer33 F3)
         grid.add_row("window", plain(said))
     if job.get("stopReason"):
-        grid.add_row("stopped because", plain(job["stopReason"]))
+        grid.add_row("stopped because", plain(cli_words(job["stopReason"], again)))
     if job.get("waiting"):  # an action that waits, and until when (a repair releasing a stuck lease)
-        grid.add_row("waiting", plain(job["waiting"]))
+        grid.add_row("waiting", plain(cli_words(job["waiting"], again)))
     if reasons := job.get("skippedReasons") or {}:
         grid.add_row("skipped", plain(skipped_words(reasons)))
     if job.get("rate"):

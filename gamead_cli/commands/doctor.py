@@ -15,7 +15,6 @@ interrupted), after asking (or --yes), then checks again. Needs an operator toke
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli import exitcodes
+from gamead_cli.api_words import cli_words
 from gamead_cli.client import ApiClient
 from gamead_cli.commands.dlq_views import skipped_words
 from gamead_cli.doctor_verdict import holds
@@ -39,8 +39,9 @@ from gamead_cli.options import (
     confirm,
     duration_between,
 )
-from gamead_cli.output import emit, note_line, stderr_console
+from gamead_cli.output import emit, note_line
 from gamead_cli.program import follow_up
+from gamead_cli.stderr_wait import StderrWait
 from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.stops import write_out
 from gamead_core.errors import ConfigError, GameadError
@@ -86,10 +87,14 @@ def _streams(listed: Any) -> str:
     return f"{len(listed)} work streams ({', '.join(str(n) for n in listed)})"
 
 
-def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: str | None = None) -> RenderableType:
+def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: str | None = None,
+                again: str = "") -> RenderableType:
     """The report for people: a header naming the API it came from (``api``: its URL, :func:`api_named`), a
     block per kind of problem (what, how many, which, what --repair does), the notes, what was read, and the
-    verdict. Ids wrap, never truncate."""
+    verdict. Ids wrap, never truncate. Each API path the server's texts name to look at (``GET /ads/{id}``) is
+    said as the gamead command that shows it, with ``again`` (the flags that reach the same API): the API's
+    client reads its own words (leftout60)."""
+    words = partial(cli_words, again=again)
     findings = report.get("findings") or []
     elapsed = float(report.get("elapsedSeconds") or 0)
     twice = f" (each finding seen twice, {report.get('settleSeconds', 0):g} s apart)" if findings else ""
@@ -103,26 +108,26 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         block.append(f["kind"], style=tone)
         block.append(f" · {_how_many(f['count'], f.get('itemKind', 'ad'), bool(f.get('countIsLowerBound')))}"
                      f" · invariant {f['invariant']}\n")
-        block.append(f"  {f['what']}\n")
+        block.append(f"  {words(f['what'])}\n")
         block.append(f"  {f.get('itemKind', 'ad')}s: " if f.get("itemKind") != "ad" else "  ids: ", style="dim")
         block.append(_items(f.get("sample") or [], f["count"]) + "\n")
         details = f.get("details") or {}
         for item, why in details.items():
-            block.append(f"    {item}: {why}\n", style="dim")
+            block.append(f"    {item}: {words(str(why))}\n", style="dim")
         if f.get("repair"):
             block.append("  --repair: ", style="dim")
-            block.append(f["repair"])
+            block.append(words(f["repair"]))
         else:
-            block.append(f"  not repaired: {f.get('notRepairedBecause')}", style="yellow")
+            block.append(f"  not repaired: {words(str(f.get('notRepairedBecause')))}", style="yellow")
         parts.append(block)
     for n in report.get("notes") or []:
         block = Text()
         block.append("• ", style="dim")
         block.append(n["kind"], style="bold")
-        block.append(f" · {n['count']:,} · {n['what']}\n  ", style="dim")
+        block.append(f" · {n['count']:,} · {words(n['what'])}\n  ", style="dim")
         block.append(_items(n.get("sample") or [], n["count"], n.get("more")), style="dim")
         for item, why in (n.get("details") or {}).items():
-            block.append(f"\n    {item}: {why}", style="dim")
+            block.append(f"\n    {item}: {words(str(why))}", style="dim")
         parts.append(block)
     read = report.get("read") or {}
     parts.append(Text(
@@ -135,9 +140,10 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         f"{byte_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     if report.get("topologyChanged"):
         parts.append(Text(f"per-ad checks not run (they would look for each ad in the wrong partition): "
-                          f"{report['topologyChanged']}", style="yellow"))
+                          f"{words(str(report['topologyChanged']))}", style="yellow"))
     for why in report.get("partial") or []:
-        parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",
+        parts.append(Text(f"partial: {words(str(why))} (counts are lower bounds; raise doctor.scan_time / "
+                          "doctor.scan_limit)",
                           style="yellow"))
     problems = int(report.get("problems") or 0)
     if report.get("ok"):
@@ -159,20 +165,12 @@ def _check(client: ApiClient, settle: float | None, sample: int | None) -> dict[
         params["settle"] = settle
     if sample is not None:
         params["sample"] = sample
-    with stderr_console().status("checking every invariant…", spinner="dots") if sys.stderr.isatty() else _Null():
+    with StderrWait("checking every invariant", done="checked every invariant"):  # a CI log too (leftout60)
         body = client.request("GET", "/v1/doctor", params=params, timeout=max(client.timeout, CHECK_TIMEOUT),
                               own="gamead doctor's wait")  # its answer whole within that + client.timeout
     if not isinstance(body, dict) or "findings" not in body:
         raise GameadError("the API answered GET /v1/doctor with something that is not a doctor's report")
     return body
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _repairable(report: dict[str, Any]) -> int:
@@ -202,10 +200,10 @@ def doctor(
     with api_client(config, api) as client:
         before = _check(client, settle, sample)
         if not repair:
-            emit(before, output, partial(report_view, api=client.api_url))
+            emit(before, output, partial(report_view, api=client.api_url, again=client.again))
             raise typer.Exit(exitcodes.OK if holds(before) else exitcodes.ERROR)
         if output != OutputFormat.json:
-            emit(before, output, partial(report_view, api=client.api_url))
+            emit(before, output, partial(report_view, api=client.api_url, again=client.again))
         if before.get("topologyChanged"):  # its findings were read with the wrong partition map: never act on them
             raise ConfigError(f"--repair refused, nothing changed: {before['topologyChanged']}")
         fixable = _repairable(before)
@@ -230,7 +228,7 @@ def doctor(
             reasons = final.get("skippedReasons") or {}
             text = f"repair job {final['id']} {final['state']}: {job_summary(final)}"
             if final.get("stopReason"):
-                text += f" — {final['stopReason']}"
+                text += f" — {cli_words(final['stopReason'], client.again)}"
             if reasons:
                 text += f"\n  skipped: {skipped_words(reasons)}"
             emit(final, output, lambda _j: plain(text))
@@ -238,5 +236,6 @@ def doctor(
         if output == OutputFormat.json:
             emit({"before": before, "job": final, "after": after}, output)
         else:
-            emit(after, output, lambda r: report_view(r, title="after the repair", api=client.api_url))
+            emit(after, output, lambda r: report_view(r, title="after the repair", api=client.api_url,
+                                                        again=client.again))
     raise typer.Exit(exitcodes.OK if holds(after) and final.get("state") == "succeeded" else exitcodes.ERROR)

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from gamead_cli.client import ApiClient
-from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
+from gamead_cli.stderr_wait import StderrWait
 from gamead_cli.submit.views import progress_bar
 from gamead_core.errors import GameadError
 
@@ -27,13 +27,14 @@ def wait_for_ad(client: ApiClient, ad_id: str, timeout: float) -> dict[str, Any]
     deadline = time.monotonic() + timeout
     interval = 0.1
     status = "queued"
-    with stderr_console().status(f"waiting for ad {ad_id} ({status})…") as spinner:
+    with StderrWait(f"waiting for ad {ad_id} ({status})") as spinner:  # a CI log too (leftout60)
         while True:
             record = client.get_ad(ad_id)
             status = str(record.get("status"))
             if status in TERMINAL:
+                spinner.finish(f"ad {ad_id} {status}")
                 return record
-            spinner.update(f"waiting for ad {ad_id} ({status})…")
+            spinner.update(f"waiting for ad {ad_id} ({status})")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise GameadError(

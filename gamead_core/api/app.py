@@ -35,7 +35,7 @@ from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.fastlane import FastLane
 from gamead_core.api.middleware import GateMiddleware
-from gamead_core.api.ratelimit import RateLimiter
+from gamead_core.api.ratelimit import RateLimiter, deployment_scope
 from gamead_core.api.scan_gate import ScanGate
 from gamead_core.api.shared_reads import SharedReads
 from gamead_core.api.state import QueueLink
@@ -98,7 +98,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         app.state.redis = redis
         # a cached record never outlives the stored one (completed records expire: records.completed_max_age)
         app.state.cache = AdCache(redis, min(settings.cache.ttl, settings.records.completed_max_age))
-        app.state.limiter = RateLimiter(redis)
+        app.state.limiter = RateLimiter(redis, scope=lambda: deployment_scope(link))  # per deployment (leftout60)
         if redis is not None:
             await redis.start()
         await link.start()

@@ -11,9 +11,13 @@ With ``redis.url`` set the cache is shared by every API node of the deployment (
 ``scope`` the record bucket's creation time, :attr:`~gamead_core.store.ads.AdStore.scope`): another deployment
 using the same Redis (a second ``gamead up`` on its own NATS) has its own keys. Before (attack59) the key was
 ``gamead:ad:{id}``, and a stack answered ``GET /ads/{id}`` 200 with another stack's completed ad that its own
-``GET /ads`` did not list. Until the scope is known (no record read through this node yet) and while the Redis
-breaker is open the cache is bypassed. Unset, a bounded in-process ``cachetools.TTLCache`` takes its place (one
-node; least recently used entries go first when it is full).
+``GET /ads`` did not list. Until the scope is known (no record read through this node yet, or the bucket missing)
+and while the Redis breaker is open the cache is bypassed. Unset, a bounded in-process ``cachetools.TTLCache`` takes
+its place (one node; least recently used entries go first when it is full), its keys scoped alike. The scope follows
+the bucket (:meth:`~gamead_core.store.ads.AdStore.follow`, each topology check): made again under a running node
+(deleted by hand, a wipe), its ads are never answered from the old bucket's entries (leftout60: 200 ``X-Cache: hit``
+with a completed ad the store no longer held, for ``cache.ttl``; a resent ``Idempotency-Key``'s new ad, same id,
+read as the old one's completed record).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ KEY_PREFIX = CACHE_PREFIX
 
 
 def cache_key(ad_id: str, scope: str | None = None) -> str:
-    """The key of ``ad_id``'s entry in the deployment ``scope`` (None: this process's own cache)."""
+    """The key of ``ad_id``'s entry in the records bucket ``scope`` (None: unknown, in this process's own cache)."""
     return f"{KEY_PREFIX}{ad_id}" if scope is None else f"{KEY_PREFIX}{scope}:{ad_id}"
 
 
@@ -54,7 +58,21 @@ class AdCache:
         self.misses = 0
         self.stores = 0
         self.bypassed = 0  #: reads while Redis was unavailable (served from the store, not counted as misses)
-        self.scope: str | None = None  #: the deployment's record bucket (the module doc); set by the reads
+        self._scope: Callable[[], str | None] = lambda: None  #: the record bucket's (the module doc): :meth:`follow`
+
+    @property
+    def scope(self) -> str | None:
+        """The records bucket's scope the keys are in now (None: unknown; the Redis cache is then bypassed)."""
+        return self._scope()
+
+    @scope.setter
+    def scope(self, value: str | None) -> None:
+        self._scope = lambda: value
+
+    def follow(self, store: Any) -> None:
+        """Key the entries by ``store``'s scope (:attr:`~gamead_core.store.ads.AdStore.scope`) as it is at each
+        call from now on, hits included: it changes when the bucket is made again (the module doc)."""
+        self._scope = lambda: store.scope
 
     @property
     def backend(self) -> str:
@@ -62,7 +80,7 @@ class AdCache:
 
     async def get(self, ad_id: str) -> bytes | None:
         """The cached JSON of ``ad_id`` (always a completed or failed record), or None."""
-        key = cache_key(ad_id, self.scope if self.link is not None else None)
+        key = cache_key(ad_id, self.scope)  # in process too: a bucket made again is another scope
         if self._local is not None:
             body = self._local.get(key)
         else:
@@ -86,7 +104,7 @@ class AdCache:
         """Store ``body`` (the JSON of ``record``) if, and only if, its status is final."""
         if record.status not in FINAL_STATUSES:
             return
-        key = cache_key(record.id, self.scope if self.link is not None else None)
+        key = cache_key(record.id, self.scope)
         if self._local is not None:
             self._local[key] = body
             self.stores += 1

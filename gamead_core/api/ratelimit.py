@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -20,12 +20,23 @@ from redis.commands.core import AsyncScript
 from gamead_core.redis_calls import RATE_LIMIT_PREFIX, TOKEN_BUCKET_LUA
 from gamead_core.redis_link import RedisLink
 
-#: Redis key of one bucket: ``gamead:rl:{bucket}:{key}`` (bucket = route class, key = principal or IP).
+#: Redis key of one bucket: ``gamead:rl:{scope}:{bucket}:{key}`` (scope = the deployment's records bucket, bucket =
+#: route class, key = principal or IP).
 KEY_PREFIX = RATE_LIMIT_PREFIX
 
 
-def bucket_key(bucket: str, key: str) -> str:
-    return f"{KEY_PREFIX}{bucket}:{key}"
+def bucket_key(bucket: str, key: str, scope: str | None = None) -> str:
+    """The Redis key of ``key``'s bucket of route class ``bucket`` in the deployment ``scope`` (its records bucket's
+    creation, :func:`gamead_core.store.retention.bucket_scope`: two deployments given one Redis share no bucket,
+    leftout60); without one, ``gamead:rl:{bucket}:{key}`` (a limiter made with no deployment: tests, tools). Pure."""
+    return f"{KEY_PREFIX}{bucket}:{key}" if scope is None else f"{KEY_PREFIX}{scope}:{bucket}:{key}"
+
+
+def deployment_scope(link: Any) -> str | None:
+    """The deployment's scope: its records bucket's (:attr:`gamead_core.store.ads.AdStore.scope`, which follows
+    the bucket) as the API's :class:`~gamead_core.api.state.QueueLink` ``link`` holds it, read from memory; None
+    before the link is set up or while the bucket is missing."""
+    return getattr(getattr(link, "ad_store", None), "scope", None)
 
 
 class Decision(NamedTuple):
@@ -112,8 +123,12 @@ class MemoryBuckets:
 class RateLimiter:
     """Takes a token for a request: in Redis when the link is up, else from this node's own buckets."""
 
-    def __init__(self, link: RedisLink | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, link: RedisLink | None, *, clock: Callable[[], float] = time.monotonic,
+                 scope: Callable[[], str | None] | None = None) -> None:
+        """``scope``: the deployment's (:func:`deployment_scope`), read at each request; while it says None (the
+        records bucket not listed yet) requests count on this node's own buckets. Without it, unscoped keys."""
         self.link = link
+        self._scope = scope
         self.memory = MemoryBuckets(clock=clock)
         self._script: AsyncScript | None = link.client.register_script(TOKEN_BUCKET_LUA) if link else None
         self.redis_decisions = 0
@@ -124,7 +139,10 @@ class RateLimiter:
         """Take from the shared bucket in Redis; from this node's bucket if there is no link or it is down."""
         if self.link is None or self._script is None:
             return self.hit_local(bucket, key, rate=rate, burst=burst, cost=cost)
-        decision = await self._redis_take(bucket_key(bucket, key), rate, burst, cost)
+        scope = self._scope() if self._scope is not None else None
+        if self._scope is not None and scope is None:  # which deployment is not known yet: no shared bucket
+            return self.hit_local(bucket, key, rate=rate, burst=burst, cost=cost)
+        decision = await self._redis_take(bucket_key(bucket, key, scope), rate, burst, cost)
         if decision is None:
             return self.hit_local(bucket, key, rate=rate, burst=burst, cost=cost)
         self.redis_decisions += 1

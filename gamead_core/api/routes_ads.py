@@ -107,7 +107,7 @@ async def get_ad(ad_id: str, request: Request) -> Response:
     # no wait for a fresh ad: every 202 follows its record's acknowledged write (gamead_core.intake), and a
     # record that exists is never reported missing (AdStore.get asks the stream leader before NotFound)
     store = _link(request).store
-    cache.scope = store.scope  # the deployment's keys in a shared Redis (gamead_core.api.cache)
+    cache.follow(store)  # the deployment's keys in a shared Redis, its bucket's as it is (gamead_core.api.cache)
     record = (await store.get(ad_id)).record
     body = record.model_dump_json(exclude_none=True).encode()
     await cache.put(record, body)  # only completed/failed records are stored

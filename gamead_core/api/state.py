@@ -74,7 +74,7 @@ class QueueLink:
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self.reads = ReadConnection(settings.nats, nats_url)  #: the operator reads' own connection (api.read_conn)
-        self._store: AdStore | None = None
+        self.ad_store: AdStore | None = None  #: as set up, unchecked (the cache's scope); serve through store
         self._intake: Intake | None = None
         self._observed: ObservedIntake | None = None
         #: the last topology report looked at, and its first essential incompatibility (None: none): a report
@@ -142,8 +142,8 @@ class QueueLink:
                     watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
                 await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
                 store = await AdStore.open(nc, js)
-                store.origin = api_incarnation(self.node_id, self.started)  # its creates' Gamead-Origin
-                store.reads = self.reads.js
+                store.origin, store.reads = api_incarnation(self.node_id, self.started), self.reads.js  # Gamead-Origin
+                watch.on_report = lambda report, s=store: s.follow(report.made_at)  # its scope follows the bucket
             except GameadError as exc:
                 if isinstance(exc, ConfigError):  # credentials NATS refuses (connect), queue.partitions (the check)…
                     self._setting_up = None
@@ -158,7 +158,7 @@ class QueueLink:
                 log.exception("cannot set up the queue link; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            self.nc, self.js, self._store, self.watch = nc, js, store, watch
+            self.nc, self.js, self.ad_store, self.watch = nc, js, store, watch
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout,
                                   partitions=self.settings.queue.partitions,
                                   atomic_batches=atomic_wanted(self.settings.api.batch_atomic,
@@ -272,8 +272,8 @@ class QueueLink:
     @property
     def store(self) -> AdStore:
         self._check()
-        assert self._store is not None
-        return self._store
+        assert self.ad_store is not None
+        return self.ad_store
 
     @property
     def dlq(self) -> DeadLetters:

@@ -104,12 +104,12 @@ KINDS: Final[tuple[Kind, ...]] = (
     _k("entry_without_record", 3, "DLQ entry of an ad that has no record",
        "the `dead` record is created from the entry (GET /ads/{id} then answers it)"),
     _k("analysed_without_record", 1, "ad its API withdrew (its client was told 'not queued: safe to resend', GET "
-       "/ads/{id} 404) whose message waits in a work stream (a queuing that missed the create fence: a reaper of a "
-       "gamead before it, a hand-made publish): a worker of a gamead before this one analyses it all the same, its "
-       "record made again from the message", None, "a worker of this gamead acknowledges it at its delivery without "
-       "analysing it or making its record (GET stays 404, as its client was told); while workers of an older "
-       "gamead run, remove the message (nats stream rmm STREAM SEQ, the detail names the sequence) or the ad may "
-       "run behind its client's back, twice if it resent it"),
+       "/ads/{id} answers 404) whose message waits in a work stream (a queuing that missed the create fence: a "
+       "reaper of a gamead before it, a hand-made publish): a worker of a gamead before this one analyses it all the "
+       "same, its record made again from the message", None, "a worker of this gamead acknowledges it at its "
+       "delivery without analysing it or making its record (GET /ads/{id} stays 404, as its client was told); while "
+       "workers of an older gamead run, remove the message (nats stream rmm STREAM SEQ, the detail names the "
+       "sequence) or the ad may run behind its client's back, twice if it resent it"),
     _k("unreadable_dlq_entry", 3, "DLQ message that cannot be read as an entry (written by something other than "
        "gamead?), of an ad with no record: counted in the DLQ's size, shown by no listing", None,
        "there is nothing to make a record from: remove it with `gamead dlq purge ID --yes` (the detail names it)"),

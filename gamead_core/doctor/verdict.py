@@ -130,8 +130,8 @@ def detail_for(code: str, ad_id: str, look: Look) -> str | None:
                 f"gamead dlq purge {ad_id} --yes")
     if code == "analysed_without_record":
         seqs = ", ".join(str(m.seq) for m in look.work.get(ad_id, [])[:5])
-        return (f"withdrawn by API {look.withdrawn.get(ad_id, '?')[:120]} (GET /ads/{ad_id} 404, its client told "
-                f"'not queued: safe to resend'), yet its message waits in its work stream (seq {seqs})")
+        return (f"withdrawn by API {look.withdrawn.get(ad_id, '?')[:120]} (GET /ads/{ad_id} answers 404, its client "
+                f"told 'not queued: safe to resend'), yet its message waits in its work stream (seq {seqs})")
     facts = look.records.get(ad_id)
     if code == "record_key_mismatch" and facts is not None:
         return (f"its record names ad {facts.id[:40]}: GET /ads/{ad_id} answers that ad; delete the key "

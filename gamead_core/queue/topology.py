@@ -41,18 +41,17 @@ keeps the live value and says so in one WARNING (:data:`DRIFT_WARNING`), and eve
 A start whose ``queue.partitions`` differs from the work streams is refused and touches nothing; the change is
 made only by an explicit ``queue.repartition: true`` on a drained queue (:mod:`gamead_core.queue.repartition`).
 
-Reading what exists costs two JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config of
-every stream, 256 a page) and ``CONSUMER.LIST`` of each work stream (one per partition). An object absent from a
-listing is confirmed with one ``STREAM.INFO``/``CONSUMER.INFO`` before it is created (a cluster may answer a
-listing incompletely). The comparisons (:func:`compare_stream`, :func:`compare_consumer`, :func:`plan`) are
-pure functions, in :mod:`gamead_core.queue.topology_plan`.
-"""
+Reading what exists costs two JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config and creation
+of every stream, 256 a page) and ``CONSUMER.LIST`` of each work stream (one per partition). An object absent from a
+listing is confirmed with one ``STREAM.INFO``/``CONSUMER.INFO`` before it is created (a cluster may answer a listing
+incompletely). The comparisons (:func:`compare_stream`, :func:`plan`…) are pure: :mod:`.topology_plan`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -137,6 +136,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
     streams: dict[str, StreamConfig] = {}
     held: dict[str, int] = {}
     held_bytes: dict[str, int] = {}
+    created: dict[str, datetime | None] = {}
     consumers: dict[tuple[str, str], ConsumerConfig] = {}
     calls = 0
     with nats_boundary():
@@ -150,6 +150,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                     streams[info.config.name] = info.config
                     held[info.config.name] = int(info.state.messages or 0) if info.state else 0
                     held_bytes[info.config.name] = int(info.state.bytes or 0) if info.state else 0
+                    created[info.config.name] = info.created
             offset += len(infos)
             if not infos or offset >= (page.total or 0):
                 break
@@ -165,7 +166,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                 offset += len(page_c)
                 if len(page_c) < 256:
                     break
-    return Snapshot(streams, consumers, calls, held, held_bytes)
+    return Snapshot(streams, consumers, calls, held, held_bytes, created)
 
 
 async def _exists(js: JetStreamContext, w: Wanted) -> StreamConfig | ConsumerConfig | None:
@@ -273,7 +274,7 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
                 err = StorageFailed(f"{err.message}; {room_asked(w, wanted)}")
             states.append(ObjectState(w, "failed", err.message, err))
         calls += 2 if verdict.state == "missing" else 1
-    return TopologyReport(tuple(states), calls)
+    return TopologyReport(tuple(states), calls, snap.made_at)
 
 
 def _guard(verdict: Verdict, have: StreamConfig | ConsumerConfig | None, settings: GameadSettings, snap: Snapshot,

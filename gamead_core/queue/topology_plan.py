@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Literal
 
 from nats.js.api import (
@@ -288,6 +289,7 @@ class Snapshot:
     calls: int = 0
     held: Mapping[str, int] = field(default_factory=dict)
     held_bytes: Mapping[str, int] = field(default_factory=dict)  #: bytes each stream stores (a lowering's floor)
+    made_at: Mapping[str, datetime | None] = field(default_factory=dict)  #: when each stream was made
 
     def work_streams(self) -> dict[int, tuple[int | None, int]]:
         """Partition → (the ``queue.partitions`` its stream was made with, messages it holds), for every work

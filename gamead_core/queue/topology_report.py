@@ -4,7 +4,9 @@ created, updated, unusable, and the guarded limits whose live value differs from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from gamead_core.errors import GameadError
@@ -40,6 +42,8 @@ class TopologyReport:
 
     objects: tuple[ObjectState, ...]
     calls: int = 0
+    #: each stream the check's listing showed → when it was made (:func:`gamead_core.store.retention.bucket_scope`)
+    made_at: Mapping[str, datetime | None] = field(default_factory=dict)
 
     @property
     def created(self) -> tuple[str, ...]:

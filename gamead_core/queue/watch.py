@@ -79,6 +79,8 @@ class TopologyWatch:
         self.mismatch: PartitionChange | None = None
         self._wake = asyncio.Event()
         self.checks = 0
+        #: told each check's report (the API: its store's scope follows the records bucket, AdStore.follow)
+        self.on_report: Callable[[TopologyReport], None] | None = None
 
     def mismatch_now(self) -> PartitionChange | None:
         """:attr:`mismatch` as the last check found it (a callable for those who read it later)."""
@@ -107,6 +109,8 @@ class TopologyWatch:
         self.error = None
         self.report, self.checked_at = report, self._clock()
         self._record(report, startup=startup)
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     def _mismatched(self, change: PartitionChange | None, *, say: bool = True) -> None:

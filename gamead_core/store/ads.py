@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import nats.errors
 import nats.js.errors
@@ -34,7 +35,7 @@ from gamead_core.queue.connection import nats_boundary, translate
 from gamead_core.queue.direct_read import clustered_of, fell_back, hedged
 from gamead_core.store import cas
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
-from gamead_core.store.retention import final_record_ttl
+from gamead_core.store.retention import bucket_scope, final_record_ttl, records_scope
 from gamead_core.store.unreadable import decode_stored
 from gamead_core.store.write_heads import create_heads, write_headers
 
@@ -127,8 +128,9 @@ class AdStore:
         self.origin: str | None = None  #: an API's incarnation: its creates' Gamead-Origin (worker.orphans)
         #: what :meth:`page` reads the bucket through: the API's reads connection (gamead_core.api.read_conn), else js
         self.reads: JetStreamContext | None = None
-        #: which bucket this is, among every NATS's: its creation time (None: not read). What a cache shared by
-        #: several deployments (one Redis) keys its entries by, so no deployment answers another's (attack59)
+        #: which bucket this is, among every NATS's: its creation time (None: not read, or gone). What a cache shared
+        #: by several deployments (one Redis) keys its entries by, so no deployment answers another's (attack59);
+        #: kept up with the bucket by :meth:`follow`
         self.scope: str | None = None
 
     @classmethod
@@ -141,8 +143,14 @@ class AdStore:
         except GameadError:
             return cls(nc, js)
         store = cls(nc, js, final_ttl=final_record_ttl(info))
-        store.scope = str(info.created) if info.created else None
+        store.scope = bucket_scope(info.created)
         return store
+
+    def follow(self, created: Mapping[str, datetime | None]) -> None:
+        """:attr:`scope` from a listing of the streams (stream → when it was made: the API's topology watch, each
+        check): the bucket made again under a running node (deleted by hand, a wipe) is a new scope at once, so its
+        cache never answers the old bucket's ads (leftout60: for ``cache.ttl``, 300 s); None while it is missing."""
+        self.scope = records_scope(created)
 
     @property
     def timeout(self) -> float:

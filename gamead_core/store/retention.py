@@ -28,6 +28,8 @@ updating a live bucket in place like the streams.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import datetime
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 
@@ -78,3 +80,18 @@ def final_record_ttl(info: StreamInfo) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+def bucket_scope(created: datetime | None) -> str | None:
+    """Which records bucket one made at ``created`` (its stream's ``StreamInfo.created``) is, among every NATS's and
+    every one made again under the same name: that time as text (None when the server does not say). The scope of
+    the record cache (:mod:`gamead_core.api.cache`), shared by the deployments of one Redis; it changes when the
+    bucket is deleted and made again (leftout60). Pure."""
+    return str(created) if created else None
+
+
+def records_scope(made_at: Mapping[str, datetime | None]) -> str | None:
+    """The records bucket's scope (:func:`bucket_scope`) in a listing of the streams (stream → when it was made: a
+    topology check's, :attr:`gamead_core.queue.topology_report.TopologyReport.made_at`); None when it is not in it."""
+    return bucket_scope(made_at.get(names.ADS_BUCKET_STREAM))
+

@@ -113,6 +113,12 @@ def valkey(valkey_server: ValkeyProc) -> Iterator[redis.Redis]:
 # --- rate limits -------------------------------------------------------------------------------------------
 
 
+def _bucket_keys(valkey: redis.Redis, bucket: str) -> list[bytes]:
+    """The keys of ``bucket``'s (``route class:principal``) in Redis: ``gamead:rl:{scope}:{bucket}``, the scope the
+    deployment's records bucket (gamead_core.api.ratelimit.bucket_key)."""
+    return list(valkey.scan_iter(f"gamead:rl:*:{bucket}"))
+
+
 def test_two_api_nodes_share_one_bucket(nodes: list[str], valkey: redis.Redis) -> None:
     a, b = (httpx.Client(base_url=u, headers=bearer(RATE), timeout=5) for u in nodes)
     answers: list[tuple[int, httpx.Response, float]] = []  # (node, answer, seconds since the first request)
@@ -148,7 +154,7 @@ def test_two_api_nodes_share_one_bucket(nodes: list[str], valkey: redis.Redis) -
     assert refused.headers["x-ratelimit-limit"] == str(SUBMITTER_BURST)
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert int(refused.headers["x-ratelimit-reset"]) >= 1
-    assert valkey.exists("gamead:rl:api:tok:rl") == 1
+    assert len(_bucket_keys(valkey, "api:tok:rl")) == 1  # one deployment: one scope
 
 
 def test_a_request_counted_on_the_nodes_own_bucket_says_so(
@@ -492,7 +498,7 @@ def test_redis_outage_under_load_degrades_without_5xx_and_recovers(
     load.start()
     try:
         assert readyz()["checks"]["redis"] == "ok"  # type: ignore[index]
-        wait_for(lambda: valkey.exists("gamead:rl:api:ip:127.0.0.1"), what="limits kept in Redis")
+        wait_for(lambda: _bucket_keys(valkey, "api:ip:127.0.0.1"), what="limits kept in Redis")
 
         server.kill()
         degraded = wait_for(lambda: (r := readyz())["status"] == "degraded" and r, timeout=10, what="degraded")
@@ -506,7 +512,7 @@ def test_redis_outage_under_load_degrades_without_5xx_and_recovers(
         recovered = wait_for(lambda: (r := readyz())["status"] == "ready" and r, timeout=10, what="recovery")
         assert recovered["checks"]["redis"] == "ok"  # type: ignore[index]
         valkey = redis.Redis.from_url(server.url)
-        wait_for(lambda: valkey.exists("gamead:rl:api:ip:127.0.0.1"), what="limits back in Redis")
+        wait_for(lambda: _bucket_keys(valkey, "api:ip:127.0.0.1"), what="limits back in Redis")
         wait_for(lambda: load.ok("after") >= 10, timeout=10, what="requests after recovery")
     finally:
         load.stop.set()
