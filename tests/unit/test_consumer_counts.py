@@ -4,7 +4,6 @@ says, on a real nats-server, and fail as it fails: a missing consumer or stream 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Callable
 
 import pytest
@@ -39,7 +38,7 @@ def test_counts_are_consumer_info_s_numbers_and_its_errors(fresh_nats: Callable[
         got = await sub.fetch(3, timeout=2)
         await got[0].ack_sync()
         await got[1].nak()
-        await asyncio.sleep(0)
+        await js._nc.flush()  # the nak is a publish: its PONG says the server read it before the next pull
         again = await sub.fetch(1, timeout=2)  # the nak'ed one, delivered twice
         assert again[0].metadata.num_delivered == 2
         counts, info = await consumer_counts(js, "S", "c"), await js.consumer_info("S", "c")
