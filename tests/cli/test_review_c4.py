@@ -155,7 +155,31 @@ def test_submit_splits_a_batch_the_api_refuses_for_size(small_batch_api: str) ->
     assert code == 0, err  # was: every ad rejected batch_too_large, exit 1
     summary = json.loads(out)
     assert (summary["sent"], summary["accepted"], summary["duplicates"], summary["rejectedByCode"]) == (30, 30, 0, {})
-    assert summary["batchSize"] == 7
+    assert summary["batchSize"] == 7 and summary["batchSizeBy"] == ["api.batch_max"], summary
+
+
+@pytest.fixture(scope="module")
+def small_body_api(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc: Proc
+    proc, url = start_api(nats_server.url, tmp_path_factory.mktemp("a60-api"), GAMEAD_API__BATCH_MAX_BODY_BYTES="4096")
+    yield url
+    proc.stop()
+
+
+def test_a_batch_split_for_its_bytes_names_the_setting_that_refused_it(small_body_api: str) -> None:
+    """attack60: 1,000 ads of 13 KB each, `--batch-size 500`, went in batches of 91, and the summary said `(the API
+    refused bigger: api.batch_max)`: the 413 of `api.batch_max_body_bytes` (2 MiB), not the 500 ads of
+    `api.batch_max`, had refused them, so an operator raising api.batch_max changed nothing."""
+    key = f"a60-split-{time.time_ns()}"
+    code, out, err = invoke("submit", "--count", "30", "--batch-size", "20", "--idempotency-key", key,
+                            "--api", small_body_api, "-o", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["sent"], summary["accepted"], summary["duplicates"], summary["rejectedByCode"]) == (30, 30, 0, {})
+    assert summary["batchSize"] < 20 and summary["batchSizeBy"] == ["api.batch_max_body_bytes"], summary
+    code, out, err = invoke("submit", "--count", "30", "--batch-size", "20", "--api", small_body_api)
+    text = " ".join(out.replace("│", " ").split())  # however the panel wrapped it
+    assert code == 0 and "(the API refused bigger: api.batch_max_body_bytes)" in text, text
 
 
 def test_submit_help_says_a_batch_is_split() -> None:
