@@ -133,7 +133,7 @@ def send_many(
                     part = most if isinstance(most, int) and 0 < most < len(good) else (len(good) + 1) // 2
                     with lock:
                         limit["size"] = min(limit["size"], part)
-                        counts["split" if exc.code == "batch_too_large" else "split_bytes"] += 1
+                        counts["split_bytes" if exc.code != "batch_too_large" else "split"] += 1  # 413: its bytes
                     return [r for k in range(0, len(good), part) for r in post(good[k:k + part])]
                 if stops_the_run(exc):  # unreachable, or the token refused (as every batch's would be)
                     with lock:
