@@ -301,8 +301,8 @@ def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
             f"the title {fields['title']!r} has no letters and no --description was given: the analyser would have "
             "no words of yours to analyse", param_hint="--title / --description")
     ad = {**FLAG_DEFAULTS, **fields}
-    # the API refuses a control character of the title or genre there: not in the description made from them too
-    title, genre = (REFUSED.sub("", str(fields[key])) for key in ("title", "genre"))  # (attack47 F8)
+    # what the API refuses of the title and genre, not in the description made up: controls (attack47 F8), length
+    title, genre = (REFUSED.sub("", str(fields[key]))[:cut] for key, cut in (("title", 200), ("genre", 50)))
     ad.setdefault("description", f"{title}: {_a(genre)} game.")
     return ad
 
