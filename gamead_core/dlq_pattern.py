@@ -67,10 +67,16 @@ def compile_pattern(pattern: str) -> Any:
 def filter_refusal(field: str, text: str | None) -> str | None:
     """Why the API refuses ``text`` as the DLQ filter ``field`` (``"errorClass"`` or ``"message"``), or None: an
     error class longer than :data:`MAX_ERROR_CLASS`, or a control character in either (they are kept in a job and
-    shown back to operators: :func:`gamead_core.safe_text.refused_char`). One rule for the API (422) and the CLI
-    (exit 2 before any request); a ``message`` is also compiled by :func:`compile_pattern`. Pure."""
+    shown back to operators: :func:`gamead_core.safe_text.refused_char`), or an empty one: a script's unset
+    variable, whose empty pattern matched every entry (a purge of them all without ``all``) and empty class none
+    (attack60). One rule for the API (422) and the CLI (exit 2 before any request); a ``message`` is also compiled
+    by :func:`compile_pattern`. Pure."""
     if text is None:
         return None
+    if not text:
+        matches = "it would match every entry" if field == "message" else "no entry's error class is empty"
+        return f"is empty (an unset variable?): {matches}; for every entry give no filter, or all (--all) to act on " \
+               "them"
     if field == "errorClass" and len(text) > MAX_ERROR_CLASS:
         return f"at most {MAX_ERROR_CLASS} characters (this one has {len(text):,})"
     if (bad := refused_char(text)) is not None:

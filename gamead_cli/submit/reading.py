@@ -110,9 +110,12 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
     where = input_name(source)
     raw = _read_capped(source)
     ndjson = ("give --ndjson -" if source == "-" else "name the file *.ndjson or give --ndjson")  # what sends many
-    if len(raw) > MAX_AD_FILE_BYTES:
-        raise BadInputFile(where, f"larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
-                           f"(many ads, one a line: {ndjson})")
+    if len(raw) > MAX_AD_FILE_BYTES:  # an array is read whole too: its bound said, and how to send it (attack60)
+        kib = MAX_AD_FILE_BYTES // 1024
+        array = raw.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"["
+        raise BadInputFile(where, f"larger than {kib} KiB: " + (
+            f"a JSON array of ads is read whole, at most {kib} KiB; for more ads, one a line (jq -c '.[]' writes "
+            f"them so): {ndjson}" if array else f"an ad is a small JSON object (many ads, one a line: {ndjson})"))
     if not raw.removeprefix(codecs.BOM_UTF8).strip():  # empty, or only blanks: no ad, not "not valid JSON"
         raise BadInputFile(where, NO_AD)
     try:
@@ -298,8 +301,8 @@ def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
             f"the title {fields['title']!r} has no letters and no --description was given: the analyser would have "
             "no words of yours to analyse", param_hint="--title / --description")
     ad = {**FLAG_DEFAULTS, **fields}
-    # the API refuses a control character of the title or genre there: not in the description made from them too
-    title, genre = (REFUSED.sub("", str(fields[key])) for key in ("title", "genre"))  # (attack47 F8)
+    # what the API refuses of the title and genre, not in the description made up: controls (attack47 F8), length
+    title, genre = (REFUSED.sub("", str(fields[key]))[:cut] for key, cut in (("title", 200), ("genre", 50)))
     ad.setdefault("description", f"{title}: {_a(genre)} game.")
     return ad
 

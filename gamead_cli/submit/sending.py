@@ -133,7 +133,7 @@ def send_many(
                     part = most if isinstance(most, int) and 0 < most < len(good) else (len(good) + 1) // 2
                     with lock:
                         limit["size"] = min(limit["size"], part)
-                        counts["split"] += 1
+                        counts["split_bytes" if exc.code != "batch_too_large" else "split"] += 1  # 413: its bytes
                     return [r for k in range(0, len(good), part) for r in post(good[k:k + part])]
                 if stops_the_run(exc):  # unreachable, or the token refused (as every batch's would be)
                     with lock:
@@ -331,8 +331,8 @@ def send_many(
         summary["notFollowed"] = counts["accepted"] - len(ids)  # accepted past the first FOLLOWED_MAX ads
     if idempotency_key and rejected.get("idempotency_key_reused"):
         summary["keyAdvice"] = reused_key_advice(idempotency_key)  # said once: how to settle without doubling
-    if counts["split"]:
-        summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
+    if counts["split"] or counts["split_bytes"]:  # the API refused bigger batches: which setting (attack60)
+        summary.update(batchSize=limit["size"], batchSizeBy=tally.split_settings())
     if interrupted or unread:
         summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
     never = 0  # ads never handed out

@@ -62,13 +62,19 @@ class Tally:
         self.unknown: dict[int, str] = {}  #: index (< MAYBE_KEPT) → where of an ad whose batch got no answer
         self.unsent: dict[int, str] = {}  #: index (< MAYBE_KEPT) → where of an ad not sent (module doc)
         self.counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0,
-                       "unsent": 0}
+                       "unsent": 0, "split_bytes": 0}  #: split: batches refused for their ads (422), _bytes (413)
         self.lost: Counter[str] = Counter()  #: how the answers of batches that got none were lost → ads
         self.items: dict[int, dict[str, Any]] = {}  #: input index (< ITEMS_KEPT) → what became of that ad
         self.order: dict[int, str] = {}  #: input index → id of a newly accepted ad
         self.out: dict[int, str] = {}  #: index → where of an ad handed to a request and not counted yet
         self.closed = False  #: counted for good (:meth:`abandon`): what a request still out says is not counted
         self.handed: dict[int, float] = {}  #: index → when it went to its first request (monotonic), until counted
+
+    def split_settings(self) -> list[str]:
+        """The API settings that refused the run's bigger batches, as ``-o json`` ``batchSizeBy`` names them: its ads
+        (422 ``batch_too_large``: ``api.batch_max``), its body's bytes (413: ``api.batch_max_body_bytes``)."""
+        return [name for key, name in (("split", "api.batch_max"), ("split_bytes", "api.batch_max_body_bytes"))
+                if self.counts[key]]
 
     def hand_out(self, pairs: list[tuple[int, str]]) -> None:
         """The ads ``(index, where)`` go to a request now: each is counted by an outcome, or by :meth:`abandon`."""

@@ -120,7 +120,8 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("not sent", Text(not_sent_text(summary), style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size",
-                     f"{count_text(summary['batchSize'])} ads a request (the API refused bigger: api.batch_max)")
+                     f"{count_text(summary['batchSize'])} ads a request (the API refused bigger: "
+                     f"{' and '.join(summary.get('batchSizeBy') or ['api.batch_max'])})")
     grid.add_row("elapsed", took(summary.get("elapsedSeconds", 0.0)))  # 50ms, 2.0s, 2m05s: every duration printed
     rate = f"{rate_figure(summary.get('ratePerSecond', 0.0))} ads/s sent"  # 7,449.4 (regress45: 7449.4), 0.50
     if summary.get("targetRate"):

@@ -132,9 +132,15 @@ def make_filter(*, error_class: str | None = None, message: str | None = None, p
 
 
 def _selection_filter(body: SelectionBody) -> DlqFilter:
-    if body.filter is not None:
-        return make_filter(**body.filter.model_dump())
-    return DlqFilter()
+    """The filter of a job's selection (``DlqFilter()`` for ids or all); 422 as :func:`make_filter`, and for a
+    ``filter`` that narrows nothing (``{}``): it acted on every entry without ``all`` (attack60)."""
+    if body.filter is None:
+        return DlqFilter()
+    flt = make_filter(**body.filter.model_dump())
+    if not flt.active:
+        msg = "narrows nothing: give at least one of its fields, or all: true to act on every entry"
+        raise ValidationFailed(f"filter: {msg}", details=[{"loc": "filter", "msg": msg, "type": "value_error"}])
+    return flt
 
 
 async def _selection(request: Request, body: SelectionBody) -> Selection:
@@ -217,8 +223,8 @@ async def list_dlq(
     there. `untilSeq`: the page's fence (the query's, else the DLQ's last sequence when the read began): pages asked
     with the first page's `untilSeq` never show an ad twice, even while a replay re-dead-letters ads (attack27 F5)."""
     DuplicateQueryParameter.unless_one_of(errorClass=error_class, error_class=error_class_snake)  # attack42a F2
-    flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
-                      since=since, until=until)
+    flt = make_filter(error_class=error_class_snake if error_class is None else error_class, message=message,
+                      priority=priority, since=since, until=until)
     watcher = watching(request)  # a dashboard's read: capacity of its own (attack37 F1), never an operator's
     gate = request.app.state.dlq_watch_scans if watcher else request.app.state.dlq_scans
 

@@ -50,6 +50,14 @@ CASES = [
     (["dlq", "jobs", "x y"], "is not a job id"),
     (["dlq", "jobs", "--kind", "resurrect"], "--kind must be one of replay, purge, import or repair, not 'resurrect'"),
     (["dlq", "jobs", "--state", "zombie"], "--state must be one of queued, running"),
+    # attack60: an empty filter (`--message "$UNSET"`) was sent: `purge --message '' --yes` purged every entry
+    # (1,331 of 1,331) without --all, and `list --error-class ''` listed all while `purge --error-class ''` matched 0
+    (["dlq", "purge", "--message", "", "--yes"], "--message: is empty"),
+    (["dlq", "replay", "--message", "", "--yes"], "--message: is empty"),
+    (["dlq", "purge", "--error-class", "", "--yes"], "--error-class: is empty"),
+    (["dlq", "list", "--error-class", ""], "--error-class: is empty"),
+    (["dlq", "list", "--message", ""], "--message: is empty"),
+    (["dlq", "export", "-", "--message", ""], "--message: is empty"),
 ]
 
 

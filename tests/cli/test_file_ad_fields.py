@@ -26,3 +26,15 @@ def test_a_file_ad_of_a_title_and_a_genre_is_refused_naming_what_it_lacks(tmp_pa
         assert "Field required" not in said and "Traceback" not in said, said
     flags = CliRunner().invoke(app, ["submit", "--title", "Sky Saga", "--genre", "RPG", "-q", "--api", api_url])
     assert flags.exit_code == 0, flags.output  # the README's "--title and --genre suffice": for flags
+
+
+def test_a_flag_ad_over_its_bounds_is_refused_for_what_was_typed_only(api_url: str) -> None:
+    """attack60: `submit --title <10,000 characters> --genre Strategy` was refused `title: must have at most 200
+    characters; description: must have at most 2,000 characters`: the description was the one flags make up from
+    the title, never typed. Made from the title and genre cut to their bounds, it is never what is refused."""
+    for title, genre, refused in (("A" * 10_000, "Strategy", "title"), ("Sky Saga", "G" * 5_000, "genre"),
+                                  ("B" * 3_000, "H" * 3_000, "title")):
+        done = CliRunner().invoke(app, ["submit", "--title", title, "--genre", genre, "--api", api_url])
+        said = " ".join(done.stderr.split())
+        assert done.exit_code == 1 and f"{refused}: must have at most" in said, said
+        assert "description" not in said, said

@@ -61,3 +61,20 @@ def test_one_ad_and_an_array_are_still_read_whole(runner: CliRunner, closed_api_
     result = runner.invoke(app, ["submit", "-", "--api", closed_api_url], input=text)
     assert result.exit_code == exitcodes.UNREACHABLE, result.output
     assert "cannot reach the gamead API" in _ANSI.sub("", result.stderr), result.stderr
+
+
+@pytest.mark.parametrize("where", ["stdin", "file"])
+def test_an_array_over_the_bound_is_refused_as_an_array_with_how_to_send_it(
+        runner: CliRunner, tmp_path: Path, closed_api_url: str, where: str) -> None:
+    """attack60: a JSON array of 20,000 ads (2.2 MB) was refused ``larger than 1024 KiB: an ad is a small JSON
+    object``: a file of many ads told that an ad is small, not that an array is read whole (so bounded) nor how to
+    send it. It names the array, its bound, and what turns it into NDJSON (``jq -c '.[]'``)."""
+    text = "[" + ",".join([_AD] * (MAX_AD_FILE_BYTES // len(_AD) + 10)) + "]"
+    if where == "stdin":
+        line = _refused(runner, ["-", "--api", closed_api_url], "\ufeff \n" + text)
+    else:
+        ads = tmp_path / "ads.json"
+        ads.write_text(text, encoding="utf-8")
+        line = _refused(runner, [str(ads), "--api", closed_api_url], text="")
+    assert "larger than 1024 KiB: a JSON array of ads is read whole, at most 1024 KiB" in line, line
+    assert "an ad is a small JSON object" not in line and "jq -c '.[]'" in line, line

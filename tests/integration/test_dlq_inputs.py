@@ -239,6 +239,29 @@ def test_a_reversed_time_window_is_refused_on_every_route_that_takes_one(lane: L
     _healthy(lane, ad_id)
 
 
+def test_a_filter_that_narrows_nothing_is_refused_on_every_route_that_takes_one(lane: Lane) -> None:
+    """attack60: a filter of an empty value (a script's `"message": "$UNSET"`) acted on every entry or on none: a
+    purge of `{"filter": {"message": ""}}` (or `{"filter": {}}`) matched the whole DLQ (1,331 of 1,331) without
+    `all`, and one of `{"errorClass": ""}` matched 0 while `GET /v1/dlq?errorClass=` listed them all. Each is 422
+    `validation_failed` naming the field (`filter` when it names none), and starts no job."""
+    ad_id, _ = _dead_entry(lane)
+    replays, purges = _jobs(lane, "replay"), _jobs(lane, "purge")
+    answers = [(lane.http.get("/v1/dlq", params={"errorClass": ""}), "errorClass"),
+               (lane.http.get("/v1/dlq", params={"message": ""}), "message")]
+    for path in ("/v1/dlq/replay", "/v1/dlq/purge"):
+        for flt, loc in (({"message": ""}, "message"), ({"errorClass": ""}, "errorClass"), ({}, "filter"),
+                         ({"message": None, "priority": None}, "filter")):
+            for extra in ({"dryRun": True}, {"confirm": True} if path.endswith("purge") else {}):
+                answers.append((lane.http.post(path, json={"filter": flt, **extra}), loc))
+    for resp, loc in answers:
+        assert resp.status_code == 422, (resp.request.url, resp.request.content, resp.text[:300])
+        error = resp.json()["error"]
+        assert error["code"] == "validation_failed" and error["details"][0]["loc"] == loc, error
+    assert (_jobs(lane, "replay"), _jobs(lane, "purge")) == (replays, purges)  # no job was started
+    assert lane.http.get(f"/v1/dlq/{ad_id}").status_code == 200  # the entry is still there
+    _healthy(lane, ad_id)
+
+
 def test_a_list_bounded_by_its_scan_budget_says_so_and_pages_on(lane: Lane) -> None:
     """Item 8, second half: a filter scan reads at most `dlq.scan_limit` entries per request (10 here), and
     says where it stopped, so a huge DLQ cannot stall the API either."""
