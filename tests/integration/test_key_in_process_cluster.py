@@ -36,19 +36,31 @@ def _limits(connections: int) -> httpx.Limits:
     return httpx.Limits(max_connections=connections, keepalive_expiry=2.0)
 
 
-async def _keyed_post(http: httpx.AsyncClient, url: str, key: str) -> httpx.Response:
-    """``POST /ads`` of one ad with ``key`` to the node at ``url``, sent again with it when the request got no answer
-    (its connection dropped, ``RESENDS`` times at most), as ``gamead submit`` resends a keyed ad. The client's 2 s
-    expiry (:func:`_limits`) narrows the race with the API's keep-alive close, but a client stalled 3 s or more
-    between the API's answer and its next request on that connection still meets it (load59A: ``httpx.ReadError``
-    in both fresh clones at load ~35, again after load58A's 2 s; 1 of 12 runs beside 4 busy loops here)."""
+async def _resent(http: httpx.AsyncClient, url: str, body: Any, key: str) -> httpx.Response:
+    """``POST`` of ``body`` to ``url`` with ``Idempotency-Key: key``, sent again with it when the request got no
+    answer (its connection dropped, ``RESENDS`` times at most), as ``gamead submit`` resends a keyed request.
+
+    Why a loaded client meets the API's keep-alive close however short its own expiry (load58A-load60A:
+    ``httpx.ReadError`` at load 35-86): uvicorn starts the connection's idle timer (``api.keep_alive_timeout``,
+    5 s) when it has written the answer; httpcore starts the client's expiry (2 s, :func:`_limits`) when the client
+    has read it (``http11.py``: ``_expire_at`` set in ``_response_closed``) and checks it, and whether the server's
+    close already came (``is_readable``), only as it picks the connection for the next request. A client that reads
+    the answer ``d`` s late and writes its next request ``w`` s after picking the connection sends into the
+    server's close once ``d + w`` ≥ 3 s: seconds a process starved of CPU at load 35+ spends, not one at load 5
+    (the API's own stalls are read first: :mod:`gamead_core.api.read_first`). HTTP leaves the race to the client
+    (RFC 9112 §9.3.1); the key makes the resend safe (a resend is never a second ad, so wrong counts still show)."""
     for sent in range(RESENDS + 1):
         try:
-            return await http.post(f"{url}/ads", json=ad("Same key"), headers={"Idempotency-Key": key})
+            return await http.post(url, json=body, headers={"Idempotency-Key": key})
         except (httpx.ReadError, httpx.RemoteProtocolError):
             if sent == RESENDS:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _keyed_post(http: httpx.AsyncClient, url: str, key: str) -> httpx.Response:
+    """``POST /ads`` of one ad with ``key`` to the node at ``url`` (:func:`_resent`)."""
+    return await _resent(http, f"{url}/ads", ad("Same key"), key)
 
 
 async def _round(http: httpx.AsyncClient, urls: list[str], key: str) -> list[tuple[int, Any, str | None]]:
@@ -130,8 +142,8 @@ def test_concurrent_keyed_batches_answer_each_ad_never_queue_unavailable(two_nod
         async with httpx.AsyncClient(timeout=30, limits=_limits(24)) as http:
             for _ in range(15):
                 key = f"batch-{uuid.uuid4().hex}"
-                replies = await asyncio.gather(*(http.post(f"{two_nodes[i % 2]}/ads/batch", json=body,
-                                                           headers={"Idempotency-Key": key}) for i in range(6)))
+                replies = await asyncio.gather(*(_resent(http, f"{two_nodes[i % 2]}/ads/batch", body, key)
+                                                 for i in range(6)))
                 ids: list[set[str]] = [set() for _ in range(5)]
                 for reply in replies:
                     if reply.status_code != 200:

@@ -16,6 +16,7 @@ import nats
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.scaling.lease import Lease
 from tests.support import Proc, doctor_report, start_api, wait_for
 
 BAD = {
@@ -37,6 +38,18 @@ def _put(url: str, values: dict[tuple[str, str], bytes]) -> None:
             await nc.close()
 
     asyncio.run(main())
+
+
+def _get(url: str, bucket: str, key: str) -> bytes:
+    """The value of ``key`` in KV ``bucket`` now."""
+    async def main() -> bytes:
+        nc = await nats.connect(url)
+        try:
+            return (await (await nc.jetstream().key_value(bucket)).get(key)).value or b""
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
 
 
 def _bad_heartbeat(url: str) -> None:
@@ -90,8 +103,13 @@ def test_unusable_shared_values_are_read_as_none_said_once_and_named_by_the_doct
 
         report = doctor_report(url)
         [note] = [n for n in report["notes"] if n["kind"] == "unusable_shared_value"]  # type: ignore[union-attr]
-        assert sorted(note["sample"]) == ["gamead_leases autoscaler", "gamead_scaling attempts.lost",
-                                          "gamead_scaling override"]
+        named = set(note["sample"])
+        # the API's lease contender takes a lease it reads as none, which replaces the unusable one ("the next
+        # write replaces it"); on a loaded machine that came before the doctor's read (load60A): then it is unnamed
+        # because it is usable again, never because the doctor missed it
+        if "gamead_leases autoscaler" not in named:
+            assert Lease.from_json(_get(server.url, names.LEASES_BUCKET, "autoscaler")) is not None, note
+        assert named - {"gamead_leases autoscaler"} == {"gamead_scaling attempts.lost", "gamead_scaling override"}
         assert "outside 0 … 2**53" in note["details"]["gamead_scaling attempts.lost"]
         assert report["ok"] is True, "a note, not a broken invariant"
 
