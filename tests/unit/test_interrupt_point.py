@@ -271,10 +271,13 @@ def test_a_stop_between_a_block_s_own_handler_changes_leaves_none_changed(
             body.append("begun")
             time.sleep(0.05)
         came = list(noted or [])
-        if block == "interrupt":
-            _wait_for_the_interrupt()  # put off past the step: raised in the block or just after it
+        if block == "interrupt" or interrupt_point._DUE["since"] is not None:
+            # put off past the step: raised in the block or just after it. A flagged block's SIGTERM that met the
+            # handler put back before it is put off too: its next try (1 ms) came, at load ~20, after this try had
+            # ended (fc60C: out of the assertion below): it is waited for here, whatever the block
+            _wait_for_the_interrupt()
     except KeyboardInterrupt:
-        came = ["raised"]
+        came = [*came, "raised"]  # noted and raised both: one stop acted on twice, a failure
     finally:
         monkeypatch.setattr(signal, "signal", real)
     assert {sig: signal.getsignal(sig) for sig in _HELD_HERE} == before, "a handler of the block was left"

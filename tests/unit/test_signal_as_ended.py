@@ -22,6 +22,7 @@ import os, signal, sys, types
 from gamead_cli import exitcodes, first_signals, main as entry, stops
 
 FIRST, SENT, AT = (int(a) for a in sys.argv[1:])
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a command started in a terminal's foreground
 real, changes = signal.signal, []
 
 
