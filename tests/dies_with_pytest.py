@@ -18,22 +18,11 @@ A parent-death SIGTERM is not enough on its own: one pending on a process a test
 never acted on, and one whose stop hangs ignores it. So every child (``Popen`` from any thread, and the fork
 server's, :func:`record`) is also written to this pytest's undertaker (``tests/undertaker.py``), which, once pytest
 is gone however, sends each still alive SIGCONT and SIGTERM, then SIGKILL 45 s later.
-
-A ``preexec_fn`` makes ``Popen`` fork pytest (~300 MiB) instead of ``vfork`` it: ~24 ms of CPU a start (the page
-tables copied, then the child's and pytest's copy-on-write faults) against ~3 ms (testcpu60; ~900 starts a run,
-nearly all nats-servers). So a start that asks nothing else of its child than this parent-death SIGTERM (no
-``preexec_fn``, or :func:`die_with_parent`'s made here, as ``EmbeddedNats`` and the Valkey and cluster fixtures
-pass) runs its program through ``setpriv --pdeathsig TERM``, which asks the kernel for the same signal and
-execs it: the same PID, parent, arguments (``Popen.args`` too), environment and descriptors, no
-``preexec_fn``. A program that would not start (not found, not executable) keeps the ``preexec_fn`` way, so its
-error is ``Popen``'s own.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -89,52 +78,12 @@ def record(pid: int) -> None:
                 pass
 
 
-_SETPRIV = shutil.which("setpriv")
-_DEATH = die_with_parent()
-
-
-def _death_only(fn: Callable[[], None] | None) -> bool:
-    """True when ``fn`` (a ``preexec_fn``) asks no more of a child than SIGTERM when this process dies: None, or
-    one made by :func:`die_with_parent` in this process for SIGTERM."""
-    if fn is None:
-        return True
-    if _DEATH is None or getattr(fn, "__code__", None) is not _DEATH.__code__:
-        return False
-    cells = dict(zip(fn.__code__.co_freevars, (cell.cell_contents for cell in fn.__closure__ or ())))
-    return cells.get("parent") == _PYTEST and getattr(cells.get("signum"), "value", None) == signal.SIGTERM
-
-
-def _through_setpriv(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any] | None:
-    """The argv that starts ``args[0]`` through ``setpriv --pdeathsig TERM`` (see the module docstring), or None
-    where that could differ from ``Popen``'s own start: a shell, another ``executable``, other arguments, a program
-    not found or not executable where ``Popen`` would look for it (its error is then ``Popen``'s)."""
-    if _SETPRIV is None or len(args) != 1 or not isinstance(args[0], (list, tuple)) or not args[0] \
-            or kwargs.get("shell") or kwargs.get("executable") is not None:
-        return None
-    try:
-        program, cwd = os.fsdecode(args[0][0]), os.fsdecode(kwargs.get("cwd") or ".")
-        where = [os.path.join(cwd, program)] if os.path.dirname(program) else \
-            [os.path.join(folder, program) for folder in os.get_exec_path(kwargs.get("env"))]
-    except (TypeError, ValueError):
-        return None
-    if not any(os.path.isfile(path) and os.access(path, os.X_OK) for path in where):
-        return None
-    return [_SETPRIV, "--pdeathsig", "TERM", "--", *args[0]]
-
-
 def _popen_init(self: subprocess.Popen[Any], *args: Any, preexec_fn: Callable[[], None] | None = None,
                 _undertaker: bool = False, **kwargs: Any) -> None:
     if _undertaker or os.getpid() != _PYTEST:
         _INIT(self, *args, preexec_fn=preexec_fn, **kwargs)
         return
     if threading.current_thread() is threading.main_thread():
-        argv = _through_setpriv(args, kwargs) if type(self) is subprocess.Popen and _death_only(preexec_fn) \
-            else None
-        if argv is not None:
-            _INIT(self, argv, **kwargs)
-            self.args = args[0]
-            record(self.pid)
-            return
         preexec_fn = chained(die_with_parent(), preexec_fn)
     _INIT(self, *args, preexec_fn=preexec_fn, **kwargs)
     record(self.pid)

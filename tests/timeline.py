@@ -68,8 +68,6 @@ def _kind(argv: Any) -> str:
     """What a started process is, for the counts: the program's base name (``nats-server``, ``valkey-server``,
     ``python3 -m gamead_cli up`` as ``python:up``). Pure."""
     args = [str(a) for a in ([argv] if isinstance(argv, (str, bytes, os.PathLike)) else list(argv))]
-    if args and os.path.basename(args[0]) == "setpriv" and "--" in args:  # tests/dies_with_pytest.py's start
-        args = args[args.index("--") + 1:]
     name = os.path.basename(args[0]) if args else "?"
     if name.startswith("python") and "gamead_cli" in args:
         rest = args[args.index("gamead_cli") + 1:]
