@@ -90,10 +90,12 @@ class StderrProgress(Progress):
                 self._plain(task_id, end=True)
 
     def _plain(self, task_id: Any, *, end: bool = False) -> None:
+        if not self.disable:  # a terminal: the bar shows it (no lock taken per update of a submit's batches)
+            return
         with self._lock:
             task = self._tasks.get(task_id)
             now = time.monotonic()
-            if not self.disable or task is None or not task.visible or (
+            if task is None or not task.visible or (
                     now - self._plain_at < PLAIN_EVERY if not end else task_id not in self._plain_said):
                 return
             line = plain_progress(task.description, task.completed, task.total, task.fields.get("info"),

@@ -19,7 +19,7 @@ from gamead_cli.options import (
     cursor_arg,
     WaitTimeoutOpt,
 )
-from gamead_cli.output import emit, error_line, print_command
+from gamead_cli.output import emit, print_command
 from gamead_cli.record_views import ad_list_view, ad_view, next_page_command
 
 app = typer.Typer(
@@ -61,15 +61,13 @@ def get(
         if not wait:
             record = client.get_ad(ad_id)
         else:  # an ad sent with curl (the README's quick start) had no way to be followed (newcomer59)
-            from gamead_cli.submit.views import ended_line
-            from gamead_cli.submit.waiting import FAILED, wait_for_ad
+            from gamead_cli.submit.runs import waited_code
+            from gamead_cli.submit.waiting import wait_for_ad
 
             record = wait_for_ad(client, ad_id, float(timeout))
     emit(record, output, partial(ad_view, again=client.again))
-    if wait and record.get("status") in FAILED:
-        if output != OutputFormat.json:  # -o json: the record on stdout says it, as submit --wait's
-            error_line(ended_line(record, again=client.again))
-        raise typer.Exit(exitcodes.AD_FAILED)
+    if wait and (code := waited_code(record, said=output != OutputFormat.json, again=client.again)):
+        raise typer.Exit(code)
 
 
 @app.command("list")

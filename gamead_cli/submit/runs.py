@@ -65,10 +65,17 @@ def submit_one(
         print(accepted["id"], flush=True)
     else:
         emit(record, output, partial(ad_view, again=client.again))
+    return waited_code(record, said=output != OutputFormat.json or quiet, again=client.again)
+
+
+def waited_code(record: Mapping[str, Any], *, said: bool, again: str) -> int:
+    """The exit code of a wait for one ad that ended as ``record`` (``submit --wait``, ``ads get --wait``): OK, or
+    :data:`~gamead_cli.exitcodes.AD_FAILED` for a failed or dead ad, whose red line (``ended_line``, naming the
+    command that shows why) goes to stderr when ``said`` (not when ``-o json``'s record on stdout says it)."""
     if record.get("status") not in FAILED:
         return exitcodes.OK
-    if output != OutputFormat.json or quiet:  # -o json: the record on stdout says it, as a bulk run's summary does
-        error_line(ended_line(record, again=client.again))
+    if said:
+        error_line(ended_line(record, again=again))
     return exitcodes.AD_FAILED
 
 

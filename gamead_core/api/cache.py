@@ -65,10 +65,6 @@ class AdCache:
         """The records bucket's scope the keys are in now (None: unknown; the Redis cache is then bypassed)."""
         return self._scope()
 
-    @scope.setter
-    def scope(self, value: str | None) -> None:
-        self._scope = lambda: value
-
     def follow(self, store: Any) -> None:
         """Key the entries by ``store``'s scope (:attr:`~gamead_core.store.ads.AdStore.scope`) as it is at each
         call from now on, hits included: it changes when the bucket is made again (the module doc)."""

@@ -156,12 +156,10 @@ class JobStore:
         it lost. A busy answer (another write of the job in flight on a replicated bucket) is tried again first
         (:func:`gamead_core.store.cas.retry_busy`; before fix34b it was a Conflict at once, and the runner's ten
         quick re-reads could all meet it); one still busy after those tries is a Conflict, read again by callers."""
-        key, value = names.job_key(job.id), self._encode(job)
-        with jobs_boundary():
-            try:
-                return await retry_busy(lambda: self._kv.update(key, value, last=revision))
-            except (nats.js.errors.KeyWrongLastSequenceError, StillBusy) as exc:
-                raise Conflict(f"job {job.id} changed since revision {revision}") from exc
+        written = await self.swap_key(names.job_key(job.id), self._encode(job), revision)
+        if written is None:
+            raise Conflict(f"job {job.id} changed since revision {revision}")
+        return written
 
     async def read_key(self, key: str) -> tuple[bytes, int] | None:
         """The value and revision of ``key``, a key of the bucket other than a job's (a claim); None when it has

@@ -2,7 +2,7 @@
 :class:`~gamead_core.queue.pull.AgingPuller`.
 
 A ``no_wait`` request is answered at once: the messages there are (up to ``batch``), then a status message
-ends it. A status is judged by the one rule every pull uses (:func:`gamead_core.queue.pull_status.verdict`): a
+ends it. A status is judged by the rule whole-stream reads use (:func:`gamead_core.queue.pull_status.verdict`): a
 request's normal end (404 no messages, 408 expired, 409 Leadership Change / Server Shutdown / Batch Completed) is
 an answer; anything else (409 Consumer Deleted, 503 no responders…) is the level's failure, reported to its
 :class:`~gamead_core.queue.level_health.LevelHealth`.

@@ -32,7 +32,7 @@ def test_a_failed_pull_is_cleared_only_by_a_pull() -> None:
 
 
 def test_a_pull_ended_by_a_leader_change_is_an_answer_and_a_deleted_consumer_a_failure() -> None:
-    """A worker's no_wait pull judges its end by the one rule every pull uses (pull_status.verdict): before, every
+    """A worker's no_wait pull judges its end by the rule whole-stream reads use (pull_status.verdict): before, every
     409 set the level aside with back-off, a ``409 Leadership Change`` in a cluster too (1 of 3 ends → 0)."""
     from nats.aio.msg import Msg
 
